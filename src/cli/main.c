@@ -1,0 +1,69 @@
+/* main.c - the memgrp command: subcommand dispatch, --help, --version. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "memgrp.h" /* MG_VERSION */
+
+/* Commands of the design that later work will bring; named so that a user
+ * gets "not implemented yet" rather than "unknown command". */
+static const char *const planned[] = {
+	"run", "create", "set", "rm", "ls", "stat", "attach", "events", "top",
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: memgrp COMMAND [OPTIONS]\n"
+		"\n"
+		"memgrp manages the memory of groups of processes from user space.\n"
+		"\n"
+		"Commands:\n"
+		"  demo       drive the accounting core through a scripted scenario:\n"
+		"             hierarchical limits, threshold crossings, the estimate model\n"
+		"\n"
+		"Not implemented yet (rejected with exit code 3):\n"
+		"  run, create, set, rm, ls, stat, attach, events, top\n"
+		"\n"
+		"Options:\n"
+		"  -h, --help     show this help (also: memgrp COMMAND --help)\n"
+		"  -V, --version  show the version\n"
+		"\n"
+		"Sizes accept a number of bytes with an optional K, M, G, T, P or E\n"
+		"suffix (powers of 1024; '1.5G' allowed) or 'max'.\n"
+		"\n"
+		"Exit codes:\n"
+		"  0  success\n"
+		"  1  the operation failed\n"
+		"  2  bad command line (unknown command or option, bad value)\n"
+		"  3  command or option not implemented yet\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd) {
+		usage(stderr);
+		return MGI_EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return MGI_EXIT_OK;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		unsigned v = MG_VERSION;
+		printf("memgrp %u.%u.%u\n", v >> 16, (v >> 8) & 0xff, v & 0xff);
+		return MGI_EXIT_OK;
+	}
+	if (!strcmp(cmd, "demo"))
+		return mgi_cmd_demo(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++) {
+		if (!strcmp(cmd, planned[i])) {
+			fprintf(stderr, "memgrp: '%s' is not implemented yet\n", cmd);
+			return MGI_EXIT_UNSUPPORTED;
+		}
+	}
+	fprintf(stderr, "memgrp: unknown command '%s' (see memgrp --help)\n", cmd);
+	return MGI_EXIT_USAGE;
+}

@@ -1,0 +1,127 @@
+/* counter.h - hierarchical page counters (usage, watermark, failcnt, limits). */
+#ifndef MGI_CORE_COUNTER_H
+#define MGI_CORE_COUNTER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * A counter counts pages. It holds no pointer, so it can live in a shared
+ * memory segment mapped at different addresses by different processes.
+ *
+ * The hierarchy is not stored in the counter: a charge walks a *path*, the
+ * list of counters from the charged group up to the topmost limited
+ * ancestor, which the caller builds from wherever it mapped them. The root
+ * group is unlimited and is not part of any path (charging it would only
+ * add a contended cache line to every fault).
+ *
+ * Limits:
+ *  - max:  hard limit; try_charge refuses to pass it.
+ *  - high: throttle/background-reclaim point; stored here, acted on by reclaim.
+ *  - low:  protection; a group under it is reclaimed last.
+ *  - soft: reclaimed towards when the host runs short.
+ * All four are read and written with relaxed atomics: a limit change races
+ * with charges in flight, like the kernel's, and set_max handles the one
+ * race that matters (a charge slipping in while the limit is lowered).
+ */
+
+/* "No limit" in pages: large enough never to be reached, small enough that
+ * usage + a charge cannot overflow. */
+#define MGI_PAGES_UNLIMITED ((uint64_t)INT64_MAX / 4096)
+
+/* Deepest group path; "a/b/c/d/e/f/g/h" and no deeper. */
+#define MGI_DEPTH_MAX 8
+
+typedef struct mgi_counter {
+	_Atomic uint64_t usage;     /* pages charged now */
+	_Atomic uint64_t watermark; /* highest usage seen since reset */
+	_Atomic uint64_t failcnt;   /* charges refused by this counter's max */
+	_Atomic uint64_t max;       /* hard limit */
+	_Atomic uint64_t high;
+	_Atomic uint64_t low;
+	_Atomic uint64_t soft;
+} mgi_counter_t;
+
+/* Counters from the charged group (level[0]) up towards the root. */
+typedef struct mgi_counter_path {
+	mgi_counter_t *level[MGI_DEPTH_MAX];
+	unsigned depth;
+} mgi_counter_path_t;
+
+/* Sets every field to zero usage and unlimited limits. Not atomic with
+ * respect to concurrent users: call before the counter is shared. */
+void mgi_counter_init(mgi_counter_t *c);
+
+/*
+ * Charges nr_pages to every counter on the path, or to none.
+ * Returns true on success. On failure returns false, leaves every usage as
+ * it was, increments failcnt of the counter that refused and, if failed_level
+ * is not NULL, stores its index in the path there.
+ * Tolerated race: two charges that both fit alone but not together may both
+ * be refused (each sees the other's tentative add); a refused charge never
+ * leaves usage above max.
+ */
+bool mgi_counter_try_charge(const mgi_counter_path_t *path, uint64_t nr_pages,
+			    unsigned *failed_level);
+
+/* Charges without checking limits (for pages that must be accounted even
+ * though they cannot be refused, e.g. a reserve). Cannot fail. */
+void mgi_counter_charge(const mgi_counter_path_t *path, uint64_t nr_pages);
+
+/* Removes nr_pages from every counter on the path. Uncharging more than was
+ * charged is a caller bug: the usage is clamped at zero rather than wrapped,
+ * and the function returns false so that tests and ALWAYS() checks see it. */
+bool mgi_counter_uncharge(const mgi_counter_path_t *path, uint64_t nr_pages);
+
+/*
+ * Sets the hard limit. Returns 0, or -EBUSY if usage is above nr_pages (the
+ * caller reclaims and tries again), as the kernel's page_counter does. The
+ * limit is never left below a usage that a concurrent charge reached.
+ */
+int mgi_counter_set_max(mgi_counter_t *c, uint64_t nr_pages);
+
+/* The soft limits cannot fail: they are targets, not walls. */
+void mgi_counter_set_high(mgi_counter_t *c, uint64_t nr_pages);
+void mgi_counter_set_low(mgi_counter_t *c, uint64_t nr_pages);
+void mgi_counter_set_soft(mgi_counter_t *c, uint64_t nr_pages);
+
+/* Resets the watermark to the current usage (memcg's max_usage reset). */
+void mgi_counter_reset_watermark(mgi_counter_t *c);
+
+static inline uint64_t mgi_counter_read(const mgi_counter_t *c)
+{
+	return atomic_load_explicit(&c->usage, memory_order_relaxed);
+}
+
+static inline uint64_t mgi_counter_read_max(const mgi_counter_t *c)
+{
+	return atomic_load_explicit(&c->max, memory_order_relaxed);
+}
+
+/* Pages that can still be charged before max is reached (0 if at or over). */
+static inline uint64_t mgi_counter_margin(const mgi_counter_t *c)
+{
+	uint64_t usage = mgi_counter_read(c), max = mgi_counter_read_max(c);
+	return usage < max ? max - usage : 0;
+}
+
+static inline bool mgi_counter_above_high(const mgi_counter_t *c)
+{
+	return mgi_counter_read(c) >
+	       atomic_load_explicit(&c->high, memory_order_relaxed);
+}
+
+static inline bool mgi_counter_below_low(const mgi_counter_t *c)
+{
+	return mgi_counter_read(c) <=
+	       atomic_load_explicit(&c->low, memory_order_relaxed);
+}
+
+static inline bool mgi_counter_above_soft(const mgi_counter_t *c)
+{
+	return mgi_counter_read(c) >
+	       atomic_load_explicit(&c->soft, memory_order_relaxed);
+}
+
+#endif

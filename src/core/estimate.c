@@ -1,0 +1,274 @@
+/* estimate.c - Algorithms 2 and 3 of seed 001, and turning regions fast again. */
+#include "estimate.h"
+
+#include <errno.h>
+#include <string.h>
+
+size_t mgi_estimate_bytes(uint32_t capacity)
+{
+	return sizeof(mgi_estimate_t) + (size_t)capacity * sizeof(mgi_region_t);
+}
+
+void mgi_estimate_init(mgi_estimate_t *est, uint32_t capacity)
+{
+	memset(est, 0, mgi_estimate_bytes(capacity));
+	est->policy = MGI_VICTIM_LARGEST;
+	est->fast_below_pct = 50;
+	est->fast_target_pct = 75;
+	est->capacity = capacity;
+}
+
+static inline uint64_t region_estimate(const mgi_region_t *r)
+{
+	return r->slow ? r->resident : r->pages;
+}
+
+static int pick_largest(const mgi_estimate_t *est)
+{
+	int best = -1;
+
+	for (uint32_t i = 0; i < est->used_slots; i++) {
+		const mgi_region_t *r = &est->regions[i];
+		if (r->used && !r->slow &&
+		    (best < 0 || r->pages > est->regions[best].pages))
+			best = (int)i;
+	}
+	return best;
+}
+
+static int pick_least_recent(const mgi_estimate_t *est)
+{
+	int best = -1;
+
+	for (uint32_t i = 0; i < est->used_slots; i++) {
+		const mgi_region_t *r = &est->regions[i];
+		if (r->used && !r->slow &&
+		    (best < 0 || r->last_fault < est->regions[best].last_fault))
+			best = (int)i;
+	}
+	return best;
+}
+
+static int pick_victim(const mgi_estimate_t *est, const mgi_estimate_ops_t *ops,
+		       void *ctx)
+{
+	int idx = -1;
+
+	if (est->nr_fast == 0)
+		return -1;
+	switch (est->policy) {
+	case MGI_VICTIM_LEAST_RECENT:
+		return pick_least_recent(est);
+	case MGI_VICTIM_CALLBACK:
+		if (ops && ops->choose_victim)
+			idx = ops->choose_victim(ctx, est);
+		/* Distrust the callback: only an existing fast region will do. */
+		if (idx >= 0 && (uint32_t)idx < est->used_slots &&
+		    est->regions[idx].used && !est->regions[idx].slow)
+			return idx;
+		return pick_largest(est);
+	case MGI_VICTIM_LARGEST:
+	default:
+		return pick_largest(est);
+	}
+}
+
+/* Fast -> slow: measure R_i and give back the difference M_i - R_i. */
+static void make_slow(mgi_estimate_t *est, const mgi_counter_path_t *path,
+		      uint32_t idx, const mgi_estimate_ops_t *ops, void *ctx)
+{
+	mgi_region_t *r = &est->regions[idx];
+	/* Without a way to measure, assume the worst (all resident): the
+	 * switch then frees nothing but stays safe. */
+	uint64_t resident = ops && ops->count_resident
+				    ? ops->count_resident(ctx, r)
+				    : r->pages;
+
+	if (resident > r->pages) /* a broken counter must not create charge */
+		resident = r->pages;
+	mgi_counter_uncharge(path, r->pages - resident);
+	est->estimate -= r->pages - resident;
+	r->resident = resident;
+	r->slow = true;
+	r->faults = 0;
+	est->nr_fast--;
+	est->nr_slow++;
+	est->mode_switches++;
+	if (ops && ops->mode_changed)
+		ops->mode_changed(ctx, r);
+}
+
+/* Turns one fast region slow; false if there was none. */
+static bool demote_one(mgi_estimate_t *est, const mgi_counter_path_t *path,
+		       const mgi_estimate_ops_t *ops, void *ctx)
+{
+	int victim = pick_victim(est, ops, ctx);
+
+	if (victim < 0)
+		return false;
+	make_slow(est, path, (uint32_t)victim, ops, ctx);
+	return true;
+}
+
+static int alloc_slot(mgi_estimate_t *est)
+{
+	for (uint32_t i = 0; i < est->used_slots; i++)
+		if (!est->regions[i].used)
+			return (int)i;
+	if (est->used_slots < est->capacity)
+		return (int)est->used_slots++;
+	return -1;
+}
+
+int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
+		     uint64_t pages, uint64_t key, bool force_slow,
+		     const mgi_estimate_ops_t *ops, void *ctx, uint32_t *idx)
+{
+	bool slow = force_slow;
+	mgi_region_t *r;
+	int slot;
+
+	if (pages == 0 || pages > MGI_PAGES_UNLIMITED)
+		return -EINVAL;
+	slot = alloc_slot(est);
+	if (slot < 0)
+		return -ENOSPC;
+
+	if (!slow) {
+		/* Algorithm 2: while E + size > L, turn a fast region slow. */
+		while (!mgi_counter_try_charge(path, pages, NULL)) {
+			if (!demote_one(est, path, ops, ctx)) {
+				slow = true; /* none left: created slow */
+				break;
+			}
+		}
+	}
+
+	r = &est->regions[slot];
+	*r = (mgi_region_t){.key = key, .pages = pages, .slow = slow, .used = true};
+	if (slow) {
+		est->nr_slow++;
+	} else {
+		est->nr_fast++;
+		est->estimate += pages;
+	}
+	est->mapped += pages;
+	*idx = (uint32_t)slot;
+	return 0;
+}
+
+int mgi_estimate_fault(mgi_estimate_t *est, const mgi_counter_path_t *path,
+		       uint32_t idx, uint64_t now,
+		       const mgi_estimate_ops_t *ops, void *ctx)
+{
+	mgi_region_t *r = &est->regions[idx];
+
+	if (!r->slow)
+		return 0; /* fast: no accounting at all */
+	while (!mgi_counter_try_charge(path, 1, NULL)) {
+		/* The amendment: a fast region still holds estimate that is
+		 * not real memory; take it back before denying. */
+		if (!demote_one(est, path, ops, ctx))
+			return -ENOMEM;
+	}
+	r->resident++;
+	r->faults++;
+	r->last_fault = now;
+	est->estimate++;
+	return 0;
+}
+
+void mgi_estimate_unfault(mgi_estimate_t *est, const mgi_counter_path_t *path,
+			  uint32_t idx, uint64_t nr)
+{
+	mgi_region_t *r = &est->regions[idx];
+
+	if (!r->slow)
+		return;
+	if (nr > r->resident)
+		nr = r->resident;
+	r->resident -= nr;
+	est->estimate -= nr;
+	mgi_counter_uncharge(path, nr);
+}
+
+void mgi_estimate_unmap(mgi_estimate_t *est, const mgi_counter_path_t *path,
+			uint32_t idx)
+{
+	mgi_region_t *r = &est->regions[idx];
+	uint64_t e = region_estimate(r);
+
+	mgi_counter_uncharge(path, e);
+	est->estimate -= e;
+	est->mapped -= r->pages;
+	if (r->slow)
+		est->nr_slow--;
+	else
+		est->nr_fast--;
+	r->used = false;
+	while (est->used_slots > 0 && !est->regions[est->used_slots - 1].used)
+		est->used_slots--;
+}
+
+static uint64_t pct_of(uint64_t value, unsigned pct)
+{
+	/* value is at most MGI_PAGES_UNLIMITED (2^51), so this cannot overflow. */
+	return value / 100 * pct + value % 100 * pct / 100;
+}
+
+unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
+				const mgi_counter_path_t *path,
+				const mgi_estimate_ops_t *ops, void *ctx)
+{
+	const mgi_counter_t *group;
+	uint64_t max, below, target;
+	unsigned switched = 0;
+
+	if (path->depth == 0 || est->nr_slow == 0)
+		return 0;
+	group = path->level[0];
+	max = mgi_counter_read_max(group);
+	below = pct_of(max, est->fast_below_pct);
+	target = pct_of(max, est->fast_target_pct);
+
+	while (est->nr_slow > 0 && mgi_counter_read(group) <= below) {
+		int best = -1;
+		mgi_region_t *r;
+		uint64_t extra;
+
+		/* Most recently faulting slow region whose switch fits. */
+		for (uint32_t i = 0; i < est->used_slots; i++) {
+			const mgi_region_t *c = &est->regions[i];
+			if (!c->used || !c->slow ||
+			    mgi_counter_read(group) + (c->pages - c->resident) >
+				    target)
+				continue;
+			if (best < 0 ||
+			    c->last_fault > est->regions[best].last_fault)
+				best = (int)i;
+		}
+		if (best < 0)
+			break;
+		r = &est->regions[best];
+		extra = r->pages - r->resident;
+		if (!mgi_counter_try_charge(path, extra, NULL))
+			break; /* an ancestor is short: stay slow */
+		est->estimate += extra;
+		r->slow = false;
+		est->nr_slow--;
+		est->nr_fast++;
+		est->mode_switches++;
+		switched++;
+		if (ops && ops->mode_changed)
+			ops->mode_changed(ctx, r);
+	}
+	return switched;
+}
+
+int mgi_estimate_find(const mgi_estimate_t *est, uint64_t key)
+{
+	for (uint32_t i = 0; i < est->used_slots; i++)
+		if (est->regions[i].used && est->regions[i].key == key)
+			return (int)i;
+	return -1;
+}

@@ -1,0 +1,152 @@
+/* estimate.h - the estimate accounting model of seed 001 (fast and slow regions). */
+#ifndef MGI_CORE_ESTIMATE_H
+#define MGI_CORE_ESTIMATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "counter.h"
+
+/*
+ * Seed 001 (Emelyanov): instead of accounting every page fault, a region i of
+ * M_i pages is charged by an estimate E_i: its size M_i while it is "fast"
+ * (faults not seen at all), its exact resident count R_i while it is "slow"
+ * (every fault counted). Because R_i <= M_i, keeping E = sum E_i under the
+ * limit keeps real usage under it too.
+ *
+ * Here E is not a private number: it is what the estimate charges to the
+ * group's counter path, so the model composes with hierarchical limits and
+ * with other processes charging the same group. "E + size > L" is therefore
+ * "try_charge(size) fails", at whichever level of the hierarchy.
+ *
+ *  Algorithm 2 (map):  try to charge M; while that fails and a fast region
+ *                      exists, turn one slow (measure R_i, uncharge M_i - R_i)
+ *                      and try again; when none is left, the new region is
+ *                      created slow with nothing charged.
+ *  Algorithm 3 (fault): fast region: nothing. Slow region: charge one page;
+ *                      if that fails, *first turn fast regions slow as in
+ *                      Algorithm 2*, and deny only when none is left.
+ *
+ * The amendment in Algorithm 3 is ours. The seed's Algorithm 3 denies as
+ * soon as E = L, and then its claim "memory is never denied while a region
+ * is fast" does not hold: map A (10 pages) with L = 10, then B (5 pages),
+ * which turns A slow with R_A = 0; then C (8 pages), which turns B slow;
+ * now E = 8 with C fast, and the third fault in A finds E = L and is denied
+ * while C is fast (test_estimate.c reproduces this). With the amendment a
+ * denial means every region is slow, so E is the exact resident count and
+ * the group really is at its limit.
+ *
+ * Turning regions fast again (the seed's open question): when the group's
+ * usage falls to fast_below_pct of its max, the slow region that faulted
+ * most recently is turned fast if that leaves usage at or under
+ * fast_target_pct of max. The gap between the two marks is the hysteresis
+ * that stops a region from flapping.
+ *
+ * The region table is per process (regions belong to one address space) and
+ * single-threaded: the agent serializes calls on one estimate.
+ */
+
+typedef struct mgi_region {
+	uint64_t key;        /* the caller's name for it (its start address) */
+	uint64_t pages;      /* M_i */
+	uint64_t resident;   /* R_i: exact while slow; as last measured when fast */
+	uint64_t faults;     /* faults counted while slow */
+	uint64_t last_fault; /* caller's clock at the last counted fault */
+	bool slow;
+	bool used;           /* slot holds a region */
+} mgi_region_t;
+
+typedef enum mgi_victim_policy {
+	MGI_VICTIM_LARGEST,      /* largest M_i first: frees the most estimate */
+	MGI_VICTIM_LEAST_RECENT, /* smallest last_fault first (rarely faulting) */
+	MGI_VICTIM_CALLBACK,     /* ops->choose_victim decides */
+} mgi_victim_policy_t;
+
+typedef struct mgi_estimate mgi_estimate_t;
+
+typedef struct mgi_estimate_ops {
+	/* The exact number of resident pages of a fast region (mincore or
+	 * pagemap in the agent). Must return at most r->pages. */
+	uint64_t (*count_resident)(void *ctx, const mgi_region_t *r);
+	/* For MGI_VICTIM_CALLBACK: the index of a fast region to turn slow,
+	 * or -1 to fall back to MGI_VICTIM_LARGEST. */
+	int (*choose_victim)(void *ctx, const mgi_estimate_t *est);
+	/* Called after a region changed mode, for registration with (or
+	 * unregistration from) userfaultfd. May be NULL. */
+	void (*mode_changed)(void *ctx, const mgi_region_t *r);
+} mgi_estimate_ops_t;
+
+struct mgi_estimate {
+	uint64_t estimate;     /* E of this table's regions, in pages */
+	uint64_t mapped;       /* M = sum M_i */
+	uint32_t nr_fast, nr_slow;
+	uint64_t mode_switches;
+	mgi_victim_policy_t policy;
+	unsigned fast_below_pct;  /* turn regions fast at or under this % of max */
+	unsigned fast_target_pct; /* ... as long as usage stays at or under this */
+	uint32_t capacity;
+	uint32_t used_slots;   /* slots [0, used_slots) have been handed out */
+	mgi_region_t regions[];
+};
+
+/* Bytes needed for a table of capacity regions. */
+size_t mgi_estimate_bytes(uint32_t capacity);
+
+/* An empty table; policy LARGEST, fast again at 50 % up to 75 %. */
+void mgi_estimate_init(mgi_estimate_t *est, uint32_t capacity);
+
+/*
+ * Algorithm 2. Admits a region of `pages` pages named `key`, charging the
+ * path. Stores the region's index (stable until unmap) in *idx.
+ * Returns 0, -ENOSPC if the table is full, -EINVAL if pages is 0 or larger
+ * than MGI_PAGES_UNLIMITED. On error nothing is charged or changed.
+ * An exact-mode caller (every region slow) passes force_slow.
+ */
+int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
+		     uint64_t pages, uint64_t key, bool force_slow,
+		     const mgi_estimate_ops_t *ops, void *ctx, uint32_t *idx);
+
+/*
+ * Algorithm 3, amended. A first-touch fault on a page of region idx at time
+ * `now` (any clock). Returns 0 if the page may be allocated (charged if the
+ * region is slow), -ENOMEM if it must be denied: then every region of the
+ * table is slow and the path is at its limit.
+ */
+int mgi_estimate_fault(mgi_estimate_t *est, const mgi_counter_path_t *path,
+		       uint32_t idx, uint64_t now,
+		       const mgi_estimate_ops_t *ops, void *ctx);
+
+/* nr pages of slow region idx were freed (MADV_DONTNEED, partial unmap):
+ * R_i and the charge drop. A no-op for a fast region, whose charge is M_i
+ * whatever it holds. nr is clamped to R_i. */
+void mgi_estimate_unfault(mgi_estimate_t *est, const mgi_counter_path_t *path,
+			  uint32_t idx, uint64_t nr);
+
+/* The region is gone: its E_i is uncharged and its slot freed. */
+void mgi_estimate_unmap(mgi_estimate_t *est, const mgi_counter_path_t *path,
+			uint32_t idx);
+
+/*
+ * Turns slow regions fast again while the path's own group (level 0) is at
+ * or under fast_below_pct of its max, most recently faulting first, each only
+ * if usage stays at or under fast_target_pct afterwards. Returns how many
+ * regions were switched. Call it when usage has dropped (unmap, reclaim).
+ */
+unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
+				const mgi_counter_path_t *path,
+				const mgi_estimate_ops_t *ops, void *ctx);
+
+/* Looks a region up by key; -1 if absent. Linear: the agent keeps its own
+ * address-ordered index and uses this only in tests and slow paths. */
+int mgi_estimate_find(const mgi_estimate_t *est, uint64_t key);
+
+static inline const mgi_region_t *mgi_estimate_region(const mgi_estimate_t *est,
+							uint32_t idx)
+{
+	return idx < est->used_slots && est->regions[idx].used
+		       ? &est->regions[idx]
+		       : NULL;
+}
+
+#endif
