@@ -156,12 +156,17 @@ static inline unsigned mgi_threshold_check_live(mgi_threshold_set_t *set,
 						mgi_threshold_fn fn, void *arg)
 {
 	unsigned n = mgi_threshold_check(set, own_usage, fn, arg);
+	uint64_t now = atomic_load_explicit(live, memory_order_relaxed);
 
+	/* The common case (no concurrent charger, nothing crossed): the
+	 * in-band verdict on our own usage holds for the live one. */
+	if (n == 0 && now == own_usage)
+		return 0;
 	for (int round = 0; round < 8; round++) {
-		uint64_t now = atomic_load_explicit(live, memory_order_relaxed);
 		if (mgi_threshold_in_band(set, now))
 			break;
 		n += mgi_threshold_walk(set, now, fn, arg);
+		now = atomic_load_explicit(live, memory_order_relaxed);
 	}
 	return n;
 }
