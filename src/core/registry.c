@@ -1,0 +1,334 @@
+/* registry.c - sorted, non-overlapping managed regions with present-page bitmaps. */
+#include "registry.h"
+
+#include <errno.h>
+#include <string.h>
+
+static inline size_t pages_of(uintptr_t start, uintptr_t end)
+{
+	return (end - start) >> MGI_PAGE_SHIFT;
+}
+
+static inline size_t words_for(size_t pages)
+{
+	return (pages + 63) / 64;
+}
+
+static inline bool bit_get(const uint64_t *bits, size_t i)
+{
+	return bits[i / 64] >> (i % 64) & 1;
+}
+
+static inline void bit_set(uint64_t *bits, size_t i)
+{
+	bits[i / 64] |= 1ULL << (i % 64);
+}
+
+/* Bits set in [off, off + n). Word at a time where aligned. */
+static uint64_t count_bits(const uint64_t *bits, size_t off, size_t n)
+{
+	uint64_t c = 0;
+	size_t i = off, end = off + n;
+
+	for (; i < end && i % 64; i++)
+		c += bit_get(bits, i);
+	for (; i + 64 <= end; i += 64)
+		c += (uint64_t)__builtin_popcountll(bits[i / 64]);
+	for (; i < end; i++)
+		c += bit_get(bits, i);
+	return c;
+}
+
+static void copy_bits(uint64_t *dst, size_t doff, const uint64_t *src, size_t soff, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (bit_get(src, soff + i))
+			bit_set(dst, doff + i);
+}
+
+void mgi_registry_init(mgi_registry_t *reg, mgi_allocator_t a)
+{
+	memset(reg, 0, sizeof(*reg));
+	reg->a = a;
+}
+
+static void free_region(mgi_registry_t *reg, mgi_vregion_t *r)
+{
+	reg->a.free(reg->a.ctx, r->bits, words_for(pages_of(r->start, r->end)) * 8);
+	r->bits = NULL;
+}
+
+void mgi_registry_destroy(mgi_registry_t *reg)
+{
+	for (uint32_t i = 0; i < reg->n; i++)
+		free_region(reg, &reg->v[i]);
+	if (reg->v)
+		reg->a.free(reg->a.ctx, reg->v, reg->cap * sizeof(mgi_vregion_t));
+	reg->v = NULL;
+	reg->n = reg->cap = 0;
+	reg->bytes = reg->present = 0;
+}
+
+/* Room for `more` regions; false on allocation failure (nothing changed). */
+static bool reserve(mgi_registry_t *reg, uint32_t more)
+{
+	uint32_t cap = reg->cap ? reg->cap : 16;
+	mgi_vregion_t *v;
+
+	if (reg->n + more <= reg->cap)
+		return true;
+	while (cap < reg->n + more)
+		cap *= 2;
+	v = reg->a.alloc(reg->a.ctx, cap * sizeof(*v));
+	if (!v)
+		return false;
+	if (reg->v) {
+		memcpy(v, reg->v, reg->n * sizeof(*v));
+		reg->a.free(reg->a.ctx, reg->v, reg->cap * sizeof(*v));
+	}
+	reg->v = v;
+	reg->cap = cap;
+	return true;
+}
+
+/* A new region [start, end) with bits copied from src (at src_off) if src. */
+static bool make_piece(mgi_registry_t *reg, mgi_vregion_t *out, uintptr_t start, uintptr_t end,
+		       const uint64_t *src, size_t src_off)
+{
+	size_t pages = pages_of(start, end);
+
+	out->start = start;
+	out->end = end;
+	out->bits = reg->a.alloc(reg->a.ctx, words_for(pages) * 8);
+	if (!out->bits)
+		return false;
+	out->present = 0;
+	if (src) {
+		copy_bits(out->bits, 0, src, src_off, pages);
+		out->present = count_bits(out->bits, 0, pages);
+	}
+	return true;
+}
+
+/* Index of the first region whose end is above addr (n if none). */
+static uint32_t lower_bound(const mgi_registry_t *reg, uintptr_t addr)
+{
+	uint32_t lo = 0, hi = reg->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (reg->v[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Replaces v[i0, i1) with the k regions in pieces. Capacity must suffice. */
+static void splice(mgi_registry_t *reg, uint32_t i0, uint32_t i1, const mgi_vregion_t *pieces,
+		   uint32_t k)
+{
+	uint32_t tail = reg->n - i1;
+
+	memmove(&reg->v[i0 + k], &reg->v[i1], tail * sizeof(mgi_vregion_t));
+	memcpy(&reg->v[i0], pieces, k * sizeof(mgi_vregion_t));
+	reg->n = i0 + k + tail;
+	reg->last = 0;
+}
+
+#define MAX_GAPS 64 /* per call; adding a range over more holes repeats */
+
+long mgi_registry_add(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
+{
+	long added = 0;
+
+	if (start >= end || (start | end) & (MGI_PAGE_SIZE - 1))
+		return -EINVAL;
+	while (start < end) {
+		mgi_vregion_t gaps[MAX_GAPS];
+		uint32_t ng = 0, i = lower_bound(reg, start);
+		uintptr_t cur = start;
+
+		/* The uncovered parts of [start, end), up to MAX_GAPS. */
+		for (; i < reg->n && reg->v[i].start < end && ng < MAX_GAPS; i++) {
+			if (cur < reg->v[i].start) {
+				gaps[ng].start = cur;
+				gaps[ng++].end = reg->v[i].start;
+			}
+			cur = reg->v[i].end;
+		}
+		if (ng < MAX_GAPS && cur < end) {
+			gaps[ng].start = cur;
+			gaps[ng++].end = end;
+			cur = end;
+		}
+		if (!reserve(reg, ng))
+			return added ? added : -ENOMEM;
+		for (uint32_t g = 0; g < ng; g++) {
+			mgi_vregion_t piece;
+			if (!make_piece(reg, &piece, gaps[g].start, gaps[g].end, NULL, 0))
+				return added ? added : -ENOMEM;
+			splice(reg, lower_bound(reg, piece.start), lower_bound(reg, piece.start),
+			       &piece, 1);
+			reg->bytes += piece.end - piece.start;
+			added += (long)pages_of(piece.start, piece.end);
+		}
+		start = cur > start ? cur : end;
+	}
+	return added;
+}
+
+mgi_vregion_t *mgi_registry_find(mgi_registry_t *reg, uintptr_t addr)
+{
+	uint32_t i;
+
+	if (reg->last < reg->n && reg->v[reg->last].start <= addr && addr < reg->v[reg->last].end)
+		return &reg->v[reg->last];
+	i = lower_bound(reg, addr);
+	if (i < reg->n && reg->v[i].start <= addr) {
+		reg->last = i;
+		return &reg->v[i];
+	}
+	return NULL;
+}
+
+bool mgi_registry_test(const mgi_vregion_t *r, uintptr_t addr)
+{
+	return bit_get(r->bits, (addr - r->start) >> MGI_PAGE_SHIFT);
+}
+
+size_t mgi_registry_absent_run(const mgi_vregion_t *r, uintptr_t addr, size_t max)
+{
+	size_t i = (addr - r->start) >> MGI_PAGE_SHIFT, n = 0;
+	size_t limit = pages_of(r->start, r->end);
+
+	while (n < max && i + n < limit && !bit_get(r->bits, i + n))
+		n++;
+	return n;
+}
+
+size_t mgi_registry_mark(mgi_registry_t *reg, mgi_vregion_t *r, uintptr_t addr, size_t n)
+{
+	size_t i = (addr - r->start) >> MGI_PAGE_SHIFT, newly = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		if (!bit_get(r->bits, i + k)) {
+			bit_set(r->bits, i + k);
+			newly++;
+		}
+	}
+	r->present += newly;
+	reg->present += newly;
+	return newly;
+}
+
+uint64_t mgi_registry_clear(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
+{
+	uint64_t cleared = 0;
+
+	for (uint32_t i = lower_bound(reg, start); i < reg->n && reg->v[i].start < end; i++) {
+		mgi_vregion_t *r = &reg->v[i];
+		uintptr_t s = start > r->start ? start : r->start;
+		uintptr_t e = end < r->end ? end : r->end;
+		size_t off = (s - r->start) >> MGI_PAGE_SHIFT;
+		uint64_t c = 0;
+
+		for (size_t k = 0; k < pages_of(s, e); k++) {
+			size_t b = off + k;
+			if (bit_get(r->bits, b)) {
+				r->bits[b / 64] &= ~(1ULL << (b % 64));
+				c++;
+			}
+		}
+		r->present -= c;
+		cleared += c;
+	}
+	reg->present -= cleared;
+	return cleared;
+}
+
+long mgi_registry_remove(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
+{
+	uint32_t i0 = lower_bound(reg, start), i1 = i0;
+	mgi_vregion_t pieces[2] = {{0}, {0}};
+	uint32_t k = 0;
+	uint64_t dropped = 0, kept = 0, bytes = 0;
+
+	if (start >= end)
+		return 0;
+	while (i1 < reg->n && reg->v[i1].start < end)
+		i1++;
+	if (i0 == i1)
+		return 0;
+	/* The parts of the first and last regions outside [start, end). */
+	if (reg->v[i0].start < start) {
+		mgi_vregion_t *r = &reg->v[i0];
+		if (!make_piece(reg, &pieces[k], r->start, start, r->bits, 0))
+			return -ENOMEM;
+		kept += pieces[k++].present;
+	}
+	if (reg->v[i1 - 1].end > end) {
+		mgi_vregion_t *r = &reg->v[i1 - 1];
+		if (!make_piece(reg, &pieces[k], end, r->end, r->bits,
+				(end - r->start) >> MGI_PAGE_SHIFT) ||
+		    !reserve(reg, 1)) {
+			if (pieces[k].bits)
+				free_region(reg, &pieces[k]);
+			if (k)
+				free_region(reg, &pieces[0]);
+			return -ENOMEM;
+		}
+		kept += pieces[k++].present;
+	}
+	for (uint32_t i = i0; i < i1; i++) {
+		dropped += reg->v[i].present;
+		bytes += reg->v[i].end - reg->v[i].start;
+		free_region(reg, &reg->v[i]);
+	}
+	for (uint32_t j = 0; j < k; j++)
+		bytes -= pieces[j].end - pieces[j].start;
+	splice(reg, i0, i1, pieces, k);
+	reg->bytes -= bytes;
+	reg->present -= dropped - kept;
+	return (long)(dropped - kept);
+}
+
+int mgi_registry_move(mgi_registry_t *reg, uintptr_t from, uintptr_t to, size_t len)
+{
+	mgi_vregion_t moved[MAX_GAPS];
+	uint32_t nm = 0;
+	long rc;
+
+	/* Copies of the covered parts of the source, placed at the destination. */
+	for (uint32_t i = lower_bound(reg, from); i < reg->n && reg->v[i].start < from + len; i++) {
+		mgi_vregion_t *r = &reg->v[i];
+		uintptr_t s = from > r->start ? from : r->start;
+		uintptr_t e = from + len < r->end ? from + len : r->end;
+		if (nm == MAX_GAPS ||
+		    !make_piece(reg, &moved[nm], s - from + to, e - from + to, r->bits,
+				(s - r->start) >> MGI_PAGE_SHIFT))
+			goto nomem;
+		nm++;
+	}
+	if (!reserve(reg, nm + 2))
+		goto nomem;
+	rc = mgi_registry_remove(reg, from, from + len);
+	if (rc < 0)
+		goto nomem;
+	/* Whatever the destination held was unmapped by the kernel first and
+	 * reported as such; drop any coverage left there so pieces fit. */
+	if (mgi_registry_remove(reg, to, to + len) < 0)
+		goto nomem;
+	for (uint32_t j = 0; j < nm; j++) {
+		uint32_t at = lower_bound(reg, moved[j].start);
+		splice(reg, at, at, &moved[j], 1);
+		reg->bytes += moved[j].end - moved[j].start;
+		reg->present += moved[j].present;
+	}
+	return 0;
+nomem:
+	while (nm > 0)
+		free_region(reg, &moved[--nm]);
+	return -ENOMEM;
+}
