@@ -11,5 +11,6 @@ enum {
 };
 
 int mgi_cmd_demo(int argc, char **argv);
+int mgi_cmd_run(int argc, char **argv);
 
 #endif

@@ -193,6 +193,12 @@ mgi_vregion_t *mgi_registry_find(mgi_registry_t *reg, uintptr_t addr)
 	return NULL;
 }
 
+mgi_vregion_t *mgi_registry_next(mgi_registry_t *reg, uintptr_t addr)
+{
+	uint32_t i = lower_bound(reg, addr);
+	return i < reg->n ? &reg->v[i] : NULL;
+}
+
 bool mgi_registry_test(const mgi_vregion_t *r, uintptr_t addr)
 {
 	return bit_get(r->bits, (addr - r->start) >> MGI_PAGE_SHIFT);

@@ -64,6 +64,9 @@ long mgi_registry_add(mgi_registry_t *reg, uintptr_t start, uintptr_t end);
 /* The region containing addr, or NULL. */
 mgi_vregion_t *mgi_registry_find(mgi_registry_t *reg, uintptr_t addr);
 
+/* The first region ending above addr (containing it or after it), or NULL. */
+mgi_vregion_t *mgi_registry_next(mgi_registry_t *reg, uintptr_t addr);
+
 /* Whether the page at addr is marked present. */
 bool mgi_registry_test(const mgi_vregion_t *r, uintptr_t addr);
 

@@ -1,0 +1,296 @@
+/* agent.c - the agent's start-up: manager connection, userfaultfd, handler thread, fork. */
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "os.h"
+#include "proto.h"
+
+/*
+ * Loaded with LD_PRELOAD by `memgrp run` (and inherited by children through
+ * the environment). Start-up, in the constructor, before main():
+ *   1. connect to the manager (MEMGRP_SOCKET), say HELLO, receive a slot
+ *      and the group's segment (a memfd) and map it;
+ *   2. open a userfaultfd, reserve the arena, start the handler thread on
+ *      a stack of its own; the handler registers the address space's
+ *      anonymous regions and charges the pages already present;
+ *   3. from then on faults are charged and resolved by the handler, and
+ *      new memory is caught by interpose.c.
+ * fork: the child's copy of the registration is dropped by the kernel
+ * (memgrp does not ask for UFFD_EVENT_FORK), so the child starts over with
+ * steps 1-2 in an atfork handler: new slot, new userfaultfd, new handler,
+ * a fresh scan that charges what the child has. Nothing is lost: no page
+ * lives anywhere but in the address space yet (eviction is future work;
+ * it will restore before fork or share the store, see docs/design.md).
+ */
+
+struct mgi_agent mgi_agent = {.uffd = -1, .conn = -1, .mapsfd = -1, .learn_rd = -1,
+			      .learn_wr = -1, .slot = -1};
+
+void mgi_agent_log(const char *fmt, ...)
+{
+	char line[512];
+	int n = snprintf(line, sizeof(line), "memgrp[%d]: ", (int)getpid());
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	strcat(line, "\n");
+	mgi_write_str(STDERR_FILENO, line);
+}
+
+bool mgi_agent_excluded(uintptr_t start, uintptr_t end)
+{
+	if (start < mgi_agent.arena.end && end > mgi_agent.arena.base)
+		return true;
+	for (unsigned i = 0; i < mgi_agent.nelf; i++)
+		if (start < mgi_agent.elf[i].end && end > mgi_agent.elf[i].start)
+			return true;
+	return false;
+}
+
+/* Extents of the loaded ELF objects (from their PT_LOAD segments): the
+ * anonymous pages right after an object's data are its bss, used by that
+ * object's code, the handler's libc among them. */
+static int collect_elf(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+
+	(void)size;
+	(void)arg;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+		if (s < lo)
+			lo = s;
+		if (e > hi)
+			hi = e;
+	}
+	if (hi > lo && mgi_agent.nelf < MGI_ELF_RANGES_MAX) {
+		mgi_agent.elf[mgi_agent.nelf].start = lo & ~(MGI_PAGE_SIZE - 1);
+		mgi_agent.elf[mgi_agent.nelf].end = (hi + MGI_PAGE_SIZE - 1) & ~(MGI_PAGE_SIZE - 1);
+		mgi_agent.nelf++;
+	}
+	return 0;
+}
+
+/* Connects, says HELLO, receives WELCOME with the segment's fd and maps it
+ * (unless already mapped, as in a forked child). Returns 0 or -errno. */
+static int join_group(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char cbuf[CMSG_SPACE(sizeof(int))], err[96];
+	mgi_msg_t hello, reply;
+	char buf[sizeof(mgi_msg_t)];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *c;
+	int fd = -1, segfd = -1;
+	ssize_t n;
+	struct stat st;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto fail;
+	mgi_msg_init(&hello, MGI_MSG_HELLO);
+	hello.hello.pid = mgi_agent.pid;
+	hello.hello.slot = -1;
+	if (send(fd, &hello, hello.hdr.len, MSG_NOSIGNAL) != (ssize_t)hello.hdr.len)
+		goto fail;
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		goto fail;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&segfd, CMSG_DATA(c), sizeof(int));
+	if (mgi_msg_parse(buf, (size_t)n, &reply, err, sizeof(err)) != MGI_MSG_WELCOME ||
+	    segfd < 0) {
+		mgi_agent_log("the manager sent a bad welcome: %s", segfd < 0 ? "no segment" : err);
+		errno = EPROTO;
+		goto fail;
+	}
+	if (!mgi_agent.seg) {
+		void *m;
+		if (fstat(segfd, &st) != 0 || (size_t)st.st_size < sizeof(mgi_segment_t))
+			goto fail;
+		m = mgi_raw_mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+				 segfd, 0);
+		if (m == MAP_FAILED)
+			goto fail;
+		if (!mgi_segment_valid(m, (size_t)st.st_size)) {
+			mgi_raw_munmap(m, (size_t)st.st_size);
+			errno = EPROTO;
+			goto fail;
+		}
+		mgi_agent.seg = m;
+		mgi_agent.seg_bytes = (size_t)st.st_size;
+	}
+	close(segfd);
+	mgi_agent.conn = fd;
+	mgi_agent.slot = reply.welcome.slot;
+	mgi_agent.me = &mgi_agent.seg->procs[mgi_agent.slot];
+	mgi_agent.path = mgi_segment_path(mgi_agent.seg);
+	return 0;
+fail:
+	n = -errno;
+	if (segfd >= 0)
+		close(segfd);
+	close(fd);
+	return (int)(n ? n : -EPROTO);
+}
+
+static void read_comm(void)
+{
+	int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+	char comm[MGI_COMM_MAX] = "";
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n > 0 && comm[n - 1] == '\n')
+		n--;
+	comm[n > 0 ? n : 0] = '\0';
+	memcpy(mgi_agent.me->comm, comm, sizeof(comm));
+}
+
+static int start_handler(void)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int rc;
+
+	if (sem_init(&mgi_agent.ready, 0, 0) != 0)
+		return -errno;
+	pthread_attr_init(&attr);
+	pthread_attr_setstack(&attr, mgi_agent.stack, MGI_HANDLER_STACK);
+	/* Signals are for the application's threads, never the handler's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&mgi_agent.handler, &attr, mgi_handler_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0)
+		return -rc;
+	while (sem_wait(&mgi_agent.ready) != 0 && errno == EINTR)
+		;
+	return mgi_agent.init_error;
+}
+
+static void agent_start(void)
+{
+	const char *sock = getenv("MEMGRP_SOCKET");
+	char why[256];
+	int pipefd[2], rc;
+
+	mgi_agent.pid = getpid();
+	if (!sock || !*sock) {
+		mgi_agent_log("MEMGRP_SOCKET is not set: this process is not managed "
+			      "(start it with `memgrp run`)");
+		return;
+	}
+	rc = join_group(sock);
+	if (rc != 0) {
+		mgi_agent_log("cannot join the group's manager at %s (%s): this process is "
+			      "not managed", sock, strerror(-rc));
+		return;
+	}
+	read_comm();
+	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	mgi_agent.uffd = mgi_uffd_open(why, sizeof(why));
+	if (mgi_agent.mapsfd < 0 || mgi_agent.uffd < 0) {
+		mgi_agent_log("%s: this process is not managed",
+			      mgi_agent.uffd < 0 ? why : "cannot open /proc/self/maps");
+		goto fail;
+	}
+	if (mgi_arena_init(&mgi_agent.arena, MGI_ARENA_BYTES) != 0)
+		goto nomem;
+	mgi_registry_init(&mgi_agent.reg,
+			  (mgi_allocator_t){(void *(*)(void *, size_t))mgi_arena_alloc,
+					    (void (*)(void *, void *, size_t))mgi_arena_free,
+					    &mgi_agent.arena});
+	mgi_agent.zeros = mgi_arena_alloc(&mgi_agent.arena, MGI_FAULT_AROUND_MAX * MGI_PAGE_SIZE);
+	mgi_agent.stack = mgi_arena_alloc(&mgi_agent.arena, MGI_HANDLER_STACK);
+	if (!mgi_agent.zeros || !mgi_agent.stack)
+		goto nomem;
+	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
+		goto nomem;
+	mgi_agent.learn_rd = pipefd[0];
+	mgi_agent.learn_wr = pipefd[1];
+	mgi_agent.nelf = 0;
+	dl_iterate_phdr(collect_elf, NULL);
+	rc = start_handler();
+	if (rc != 0) {
+		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
+		goto fail;
+	}
+	atomic_store_explicit(&mgi_agent.active, true, memory_order_release);
+	return;
+nomem:
+	mgi_agent_log("out of memory while starting: this process is not managed");
+fail:
+	/* Closing the connection tells the manager to release our slot. */
+	if (mgi_agent.conn >= 0)
+		close(mgi_agent.conn);
+	mgi_agent.conn = -1;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* In the child of a fork: everything the parent's handler owned is a stale
+ * copy (and may have been mid-update), so start over from scratch. */
+static void child_after_fork(void)
+{
+	if (!atomic_load(&mgi_agent.active))
+		return;
+	atomic_store(&mgi_agent.active, false);
+	close_fd(&mgi_agent.uffd);
+	close_fd(&mgi_agent.conn);
+	close_fd(&mgi_agent.learn_rd);
+	close_fd(&mgi_agent.learn_wr);
+	close_fd(&mgi_agent.mapsfd);
+	/* The parent's arena (registry, handler stack) is of no use here;
+	 * nothing in it is registered in the child. */
+	mgi_arena_destroy(&mgi_agent.arena);
+	memset(&mgi_agent.reg, 0, sizeof(mgi_agent.reg));
+	mgi_agent.untracked_bytes = 0;
+	mgi_agent.init_error = 0;
+	agent_start();
+}
+
+__attribute__((constructor)) static void mgi_agent_init(void)
+{
+	/* Resolve the allocator's next definitions before any thread exists. */
+	free(malloc(1));
+	agent_start();
+	pthread_atfork(NULL, NULL, child_after_fork);
+}

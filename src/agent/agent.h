@@ -1,0 +1,76 @@
+/* agent.h - the in-process agent's state, shared by its files. */
+#ifndef MGI_AGENT_H
+#define MGI_AGENT_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "arena.h"
+#include "counter.h"
+#include "registry.h"
+#include "segment.h"
+
+#define MGI_ARENA_BYTES (1UL << 32)      /* address space only: NORESERVE */
+#define MGI_HANDLER_STACK (512UL << 10)
+#define MGI_ELF_RANGES_MAX 512
+
+typedef struct mgi_range {
+	uintptr_t start, end;
+} mgi_range_t;
+
+/* A learn request: a range registered by an application thread that the
+ * handler must add to the registry (and charge for any pages already
+ * present). Written to a pipe: 16 bytes, so writes are atomic. */
+typedef mgi_range_t mgi_learn_req_t;
+
+struct mgi_agent {
+	_Atomic bool active;     /* faults are being handled */
+	pid_t pid;
+	int uffd;
+	int conn;                /* to the manager; its closing tells our end */
+	int mapsfd;              /* /proc/self/maps, for PROCMAP_QUERY */
+	int learn_rd, learn_wr;  /* pipe of mgi_learn_req_t */
+	mgi_segment_t *seg;
+	size_t seg_bytes;
+	int slot;
+	mgi_proc_slot_t *me;
+	mgi_counter_path_t path;
+
+	mgi_arena_t arena;
+	mgi_registry_t reg;
+	void *zeros;             /* MGI_FAULT_AROUND_MAX pages of zeros */
+	void *stack;
+	pthread_t handler;
+	sem_t ready;
+	int init_error;          /* set by the handler's start-up scan */
+
+	/* Loaded ELF objects' extents: the anonymous bss after their data
+	 * must not be registered (the handler itself uses libc's). */
+	mgi_range_t elf[MGI_ELF_RANGES_MAX];
+	unsigned nelf;
+	uint64_t untracked_bytes;
+};
+
+extern struct mgi_agent mgi_agent;
+
+/* handler.c */
+void *mgi_handler_main(void *arg);
+/* Registers the eligible anonymous regions of the address space and learns
+ * them. Called by the handler at start-up. */
+void mgi_scan_and_register(void);
+
+/* interpose.c: registers [start, end) for the application (page aligned)
+ * and asks the handler to learn it. Safe from any application thread. */
+void mgi_register_for_app(uintptr_t start, uintptr_t end);
+/* The VMA around addr, registered if it is eligible and not yet. */
+void mgi_register_vma_at(uintptr_t addr);
+
+/* agent.c */
+void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+bool mgi_agent_excluded(uintptr_t start, uintptr_t end);
+
+#endif

@@ -1,0 +1,284 @@
+/* interpose.c - catching new anonymous memory: mmap, brk/sbrk, and the malloc family. */
+/* Both mmap and mmap64 are defined below; with _FILE_OFFSET_BITS=64 the
+ * headers would rename one into the other (off_t is 64-bit here anyway). */
+#undef _FILE_OFFSET_BITS
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <malloc.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "os.h"
+
+/*
+ * Three ways new anonymous memory appears, each caught here:
+ *  - mmap through the PLT (applications, CPython's arenas, jemalloc):
+ *    the new range is registered exactly;
+ *  - brk/sbrk through the PLT: the heap's new part is registered;
+ *  - glibc's malloc, which calls mmap and brk internally, where no
+ *    interposition reaches (pitfall 5): every pointer the malloc family
+ *    returns is checked against the calling thread's last known managed
+ *    range, and only a pointer outside it costs a VMA query (and, for new
+ *    memory, a registration). The check is two compares in the common case.
+ * The malloc family forwards to the next definition (RTLD_NEXT), so a
+ * program's own allocator (jemalloc, tcmalloc) stays the one that runs.
+ *
+ * Registration happens in the calling thread (an ioctl, it never waits for
+ * the handler); the handler is then asked, through a pipe, to learn the
+ * range, i.e. to add it to its registry and charge pages already present.
+ */
+
+#define PAGE 4096UL
+
+static inline uintptr_t page_down(uintptr_t a)
+{
+	return a & ~(PAGE - 1);
+}
+
+static inline uintptr_t page_up(uintptr_t a)
+{
+	return (a + PAGE - 1) & ~(PAGE - 1);
+}
+
+static inline bool active(void)
+{
+	return atomic_load_explicit(&mgi_agent.active, memory_order_acquire);
+}
+
+void mgi_register_for_app(uintptr_t start, uintptr_t end)
+{
+	mgi_learn_req_t req = {start, end};
+
+	if (start >= end || !active())
+		return;
+	if (mgi_agent_excluded(start, end))
+		return;
+	mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
+	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
+		return;
+	/* Non-blocking: if the pipe is full the handler learns the range on
+	 * its first fault instead (pages present before that are found by
+	 * mincore then). */
+	if (write(mgi_agent.learn_wr, &req, sizeof(req)) < 0) {
+		/* nothing more to do */
+	}
+}
+
+/* The thread's last known managed range: malloc results inside it need
+ * no work. Initial-exec TLS: no allocation, no lock on access. */
+static __thread uintptr_t tl_lo __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t tl_hi __attribute__((tls_model("initial-exec")));
+
+void mgi_register_vma_at(uintptr_t addr)
+{
+	mgi_vma_t v;
+
+	if (!active() || mgi_vma_query(mgi_agent.mapsfd, addr, &v) != 0 || v.start > addr)
+		return;
+	if (!mgi_vma_is_anon_private(&v) || !(v.flags & MGI_VMA_WRITE) ||
+	    mgi_agent_excluded(v.start, v.end))
+		return;
+	mgi_register_for_app(v.start, v.end);
+	tl_lo = v.start;
+	tl_hi = v.end;
+}
+
+static inline void check_block(void *p, size_t size)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	if (!p || (a >= tl_lo && a + size <= tl_hi) || !active())
+		return;
+	mgi_register_vma_at(a);
+	if (size > 0 && !(a + size <= tl_hi && a >= tl_lo))
+		mgi_register_vma_at(a + size - 1); /* a block over two VMAs */
+}
+
+/* ---- mmap, brk, sbrk ---- */
+
+static bool eligible(int prot, int flags)
+{
+	return (flags & MAP_ANONYMOUS) && (flags & MAP_TYPE) == MAP_PRIVATE &&
+	       !(flags & MAP_HUGETLB) && (prot & PROT_WRITE);
+}
+
+__attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int prot, int flags,
+						   int fd, off_t off)
+{
+	void *p = mgi_raw_mmap(addr, len, prot, flags, fd, off);
+
+	if (p != MAP_FAILED && eligible(prot, flags))
+		mgi_register_for_app((uintptr_t)p, page_up((uintptr_t)p + len));
+	return p;
+}
+
+__attribute__((visibility("default"))) void *mmap64(void *addr, size_t len, int prot, int flags,
+						     int fd, off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
+}
+
+static void *(*next_sbrk)(intptr_t);
+static int (*next_brk)(void *);
+
+__attribute__((visibility("default"))) void *sbrk(intptr_t inc)
+{
+	void *old;
+
+	if (!next_sbrk)
+		next_sbrk = (void *(*)(intptr_t))dlsym(RTLD_NEXT, "sbrk");
+	old = next_sbrk(inc);
+	if (old != (void *)-1 && inc > 0)
+		mgi_register_for_app(page_up((uintptr_t)old), page_up((uintptr_t)old + (uintptr_t)inc));
+	return old;
+}
+
+__attribute__((visibility("default"))) int brk(void *addr)
+{
+	uintptr_t before;
+	int rc;
+
+	if (!next_sbrk)
+		next_sbrk = (void *(*)(intptr_t))dlsym(RTLD_NEXT, "sbrk");
+	if (!next_brk)
+		next_brk = (int (*)(void *))dlsym(RTLD_NEXT, "brk");
+	before = (uintptr_t)next_sbrk(0);
+	rc = next_brk(addr);
+	if (rc == 0 && (uintptr_t)addr > before)
+		mgi_register_for_app(page_up(before), page_up((uintptr_t)addr));
+	return rc;
+}
+
+/* ---- the malloc family ---- */
+
+static void *(*next_malloc)(size_t);
+static void *(*next_calloc)(size_t, size_t);
+static void *(*next_realloc)(void *, size_t);
+static void (*next_free)(void *);
+static int (*next_posix_memalign)(void **, size_t, size_t);
+static void *(*next_aligned_alloc)(size_t, size_t);
+static void *(*next_memalign)(size_t, size_t);
+
+/* dlsym itself may call calloc before we know the next calloc: serve it
+ * from a small static buffer, which free() then recognizes and ignores. */
+static char bootstrap[4096] __attribute__((aligned(16)));
+static size_t bootstrap_used;
+static _Atomic int resolving;
+
+static bool from_bootstrap(const void *p)
+{
+	return (const char *)p >= bootstrap && (const char *)p < bootstrap + sizeof(bootstrap);
+}
+
+static void *bootstrap_alloc(size_t size)
+{
+	size_t at = (bootstrap_used + 15) & ~(size_t)15;
+
+	if (at + size > sizeof(bootstrap))
+		return NULL;
+	bootstrap_used = at + size;
+	return bootstrap + at;
+}
+
+static void resolve_next(void)
+{
+	if (next_malloc || atomic_exchange(&resolving, 1))
+		return;
+	next_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
+	next_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+	next_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+	next_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
+	next_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
+	next_memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
+	next_malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
+}
+
+__attribute__((visibility("default"))) void *malloc(size_t size)
+{
+	void *p;
+
+	resolve_next();
+	if (!next_malloc)
+		return bootstrap_alloc(size);
+	p = next_malloc(size);
+	check_block(p, size);
+	return p;
+}
+
+__attribute__((visibility("default"))) void *calloc(size_t n, size_t size)
+{
+	void *p;
+
+	if (!next_calloc) {
+		resolve_next();
+		if (!next_calloc) { /* dlsym's own call, during resolve_next */
+			if (size && n > SIZE_MAX / size)
+				return NULL;
+			return bootstrap_alloc(n * size);
+		}
+	}
+	p = next_calloc(n, size);
+	check_block(p, n * size);
+	return p;
+}
+
+__attribute__((visibility("default"))) void *realloc(void *old, size_t size)
+{
+	void *p;
+
+	resolve_next();
+	if (from_bootstrap(old)) {
+		p = malloc(size);
+		if (p && old)
+			memcpy(p, old, size < sizeof(bootstrap) ? size : sizeof(bootstrap));
+		return p;
+	}
+	p = next_realloc(old, size);
+	check_block(p, size);
+	return p;
+}
+
+__attribute__((visibility("default"))) void free(void *p)
+{
+	if (!p || from_bootstrap(p))
+		return;
+	resolve_next();
+	next_free(p);
+}
+
+__attribute__((visibility("default"))) int posix_memalign(void **out, size_t align, size_t size)
+{
+	int rc;
+
+	resolve_next();
+	rc = next_posix_memalign(out, align, size);
+	if (rc == 0)
+		check_block(*out, size);
+	return rc;
+}
+
+__attribute__((visibility("default"))) void *aligned_alloc(size_t align, size_t size)
+{
+	void *p;
+
+	resolve_next();
+	p = next_aligned_alloc(align, size);
+	check_block(p, size);
+	return p;
+}
+
+__attribute__((visibility("default"))) void *memalign(size_t align, size_t size)
+{
+	void *p;
+
+	resolve_next();
+	p = next_memalign(align, size);
+	check_block(p, size);
+	return p;
+}

@@ -1,0 +1,176 @@
+/* os.c - the agent's OS layer: userfaultfd, PROCMAP_QUERY, raw memory syscalls. */
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Debian 12's uapi headers predate these (pitfall 6 of the design). */
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+#ifndef PROCMAP_QUERY
+struct procmap_query {
+	uint64_t size;
+	uint64_t query_flags;
+	uint64_t query_addr;
+	uint64_t vma_start;
+	uint64_t vma_end;
+	uint64_t vma_flags;
+	uint64_t vma_page_size;
+	uint64_t vma_offset;
+	uint64_t inode;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint32_t vma_name_size;
+	uint32_t build_id_size;
+	uint64_t vma_name_addr;
+	uint64_t build_id_addr;
+};
+#define PROCMAP_QUERY _IOWR('f', 17, struct procmap_query)
+#define PROCMAP_QUERY_COVERING_OR_NEXT_VMA 0x10
+#endif
+
+#define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP)
+
+static int open_uffd_fd(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int dev;
+
+	if (fd >= 0)
+		return fd;
+	/* Without the sysctl or CAP_SYS_PTRACE, /dev/userfaultfd may still
+	 * give a full (kernel-fault capable) descriptor to its group. */
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -EPERM;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	close(dev);
+	return fd >= 0 ? fd : -errno;
+}
+
+int mgi_uffd_open(char *why, size_t whylen)
+{
+	struct uffdio_api api = {.api = UFFD_API, .features = FEATURES};
+	int fd = open_uffd_fd();
+
+	if (fd < 0) {
+		snprintf(why, whylen,
+			 "userfaultfd is not permitted for this process (%s): run as root, "
+			 "grant CAP_SYS_PTRACE, give access to /dev/userfaultfd, or set "
+			 "vm.unprivileged_userfaultfd=1",
+			 strerror(-fd));
+		return fd;
+	}
+	if (ioctl(fd, UFFDIO_API, &api) != 0) {
+		int err = errno;
+		snprintf(why, whylen,
+			 "this kernel's userfaultfd lacks the events memgrp needs "
+			 "(remove, unmap, remap): %s; Linux 6.8 or later is required",
+			 strerror(err));
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+int mgi_uffd_register(int uffd, uintptr_t start, size_t len)
+{
+	struct uffdio_register r = {
+		.range = {.start = start, .len = len},
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	return ioctl(uffd, UFFDIO_REGISTER, &r) == 0 ? 0 : -errno;
+}
+
+int mgi_uffd_copy(int uffd, uintptr_t dst, const void *src, size_t len, size_t *copied)
+{
+	struct uffdio_copy c = {
+		.dst = dst, .src = (uintptr_t)src, .len = len, .mode = 0, .copy = 0,
+	};
+	int rc = ioctl(uffd, UFFDIO_COPY, &c) == 0 ? 0 : -errno;
+
+	*copied = c.copy > 0 ? (size_t)c.copy : 0;
+	return rc;
+}
+
+int mgi_uffd_wake(int uffd, uintptr_t start, size_t len)
+{
+	struct uffdio_range r = {.start = start, .len = len};
+	return ioctl(uffd, UFFDIO_WAKE, &r) == 0 ? 0 : -errno;
+}
+
+int mgi_vma_query(int mapsfd, uintptr_t addr, mgi_vma_t *out)
+{
+	struct procmap_query q;
+
+	memset(&q, 0, sizeof(q));
+	memset(out, 0, sizeof(*out));
+	q.size = sizeof(q);
+	q.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
+	q.query_addr = addr;
+	q.vma_name_addr = (uintptr_t)out->name;
+	q.vma_name_size = sizeof(out->name);
+	if (ioctl(mapsfd, PROCMAP_QUERY, &q) != 0) {
+		int err = errno;
+		if (err == ENAMETOOLONG) { /* a long path: we only need "not anon" */
+			q.vma_name_size = 0;
+			q.vma_name_addr = 0;
+			if (ioctl(mapsfd, PROCMAP_QUERY, &q) != 0)
+				return -errno;
+		} else {
+			return -err;
+		}
+	}
+	out->start = q.vma_start;
+	out->end = q.vma_end;
+	out->flags = q.vma_flags;
+	out->inode = q.inode;
+	out->dev_major = q.dev_major;
+	out->dev_minor = q.dev_minor;
+	return 0;
+}
+
+void *mgi_raw_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
+{
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+int mgi_raw_munmap(void *addr, size_t len)
+{
+	return syscall(SYS_munmap, addr, len) == 0 ? 0 : -errno;
+}
+
+int mgi_raw_mprotect(void *addr, size_t len, int prot)
+{
+	return syscall(SYS_mprotect, addr, len, prot) == 0 ? 0 : -errno;
+}
+
+int mgi_raw_madvise(void *addr, size_t len, int advice)
+{
+	return syscall(SYS_madvise, addr, len, advice) == 0 ? 0 : -errno;
+}
+
+void mgi_write_str(int fd, const char *s)
+{
+	size_t len = strlen(s);
+
+	while (len > 0) {
+		ssize_t n = write(fd, s, len);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			return;
+		}
+		s += n;
+		len -= (size_t)n;
+	}
+}

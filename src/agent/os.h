@@ -1,0 +1,74 @@
+/* os.h - the agent's OS layer: userfaultfd, VMA queries, raw memory calls. */
+#ifndef MGI_AGENT_OS_H
+#define MGI_AGENT_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Contract: every function returns 0 (or a count) on success and a negative
+ * errno on failure; none allocates from the C heap (the fault handler calls
+ * them and must never touch managed memory); none retries on its own unless
+ * it says so.
+ */
+
+
+/*
+ * Opens a non-blocking, close-on-exec userfaultfd able to see kernel-mode
+ * faults, and negotiates EVENT_REMOVE, EVENT_UNMAP and EVENT_REMAP. On failure
+ * writes one line naming the cause and the remedy into why.
+ */
+int mgi_uffd_open(char *why, size_t whylen);
+
+/* Registers [start, start + len) for missing-page faults. */
+int mgi_uffd_register(int uffd, uintptr_t start, size_t len);
+
+/*
+ * Resolves by copying len bytes of src to dst (page aligned) and waking the
+ * faulting threads. Returns 0 when all was copied; otherwise the negative
+ * errno, with *copied the bytes copied before it stopped (a partial copy
+ * reports -EAGAIN with *copied > 0; -EAGAIN with *copied == 0 means the
+ * address space is changing and the caller must read events and retry).
+ */
+int mgi_uffd_copy(int uffd, uintptr_t dst, const void *src, size_t len, size_t *copied);
+
+/* Wakes threads waiting on faults in [start, start + len). */
+int mgi_uffd_wake(int uffd, uintptr_t start, size_t len);
+
+typedef struct mgi_vma {
+	uintptr_t start, end;
+	uint64_t flags;   /* MGI_VMA_* */
+	uint64_t inode;
+	uint32_t dev_major, dev_minor;
+	char name[64];    /* "[heap]", "[stack]", a path, or "" */
+} mgi_vma_t;
+
+#define MGI_VMA_READ 0x1
+#define MGI_VMA_WRITE 0x2
+#define MGI_VMA_EXEC 0x4
+#define MGI_VMA_SHARED 0x8
+
+/*
+ * The VMA covering addr, or if none the next one above it (PROCMAP_QUERY,
+ * Linux 6.11+). mapsfd is an open /proc/self/maps. -ENOENT past the last.
+ */
+int mgi_vma_query(int mapsfd, uintptr_t addr, mgi_vma_t *out);
+
+/* Anonymous private and not backed by a file or device. */
+static inline int mgi_vma_is_anon_private(const mgi_vma_t *v)
+{
+	return !(v->flags & MGI_VMA_SHARED) && v->inode == 0 && v->dev_major == 0 &&
+	       v->dev_minor == 0;
+}
+
+/* mmap/munmap/mprotect/madvise by raw syscall, bypassing memgrp's own
+ * interposition (agent memory must never be registered). */
+void *mgi_raw_mmap(void *addr, size_t len, int prot, int flags, int fd, long off);
+int mgi_raw_munmap(void *addr, size_t len);
+int mgi_raw_mprotect(void *addr, size_t len, int prot);
+int mgi_raw_madvise(void *addr, size_t len, int advice);
+
+/* Writes a whole string to fd, ignoring errors (logging from any thread). */
+void mgi_write_str(int fd, const char *s);
+
+#endif

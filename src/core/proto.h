@@ -1,0 +1,81 @@
+/* proto.h - messages between agents, the manager and clients on the control socket. */
+#ifndef MGI_CORE_PROTO_H
+#define MGI_CORE_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "segment.h"
+
+/*
+ * The control socket is SOCK_SEQPACKET: one message per packet, fixed-size
+ * little structs, host byte order (both ends are on this machine). Every
+ * received packet goes through mgi_msg_parse, which checks magic, version,
+ * type, exact length and field ranges before anything reads a field.
+ *
+ *  agent -> manager   HELLO      I am pid P in slot S (S = -1: give me the
+ *                                segment and a slot); the manager checks P
+ *                                against the peer's credentials.
+ *  manager -> agent   WELCOME    your slot, with the segment's memfd as
+ *                                SCM_RIGHTS ancillary data.
+ *  agent -> manager   OOM_KILL   I killed pid V for the group (for the log).
+ *
+ * The connection of an agent stays open for the life of its process image:
+ * its closing is how the manager learns the process has gone (or exec'd).
+ */
+
+#define MGI_MSG_MAGIC 0x4d475250u /* "MGRP" */
+#define MGI_PROTO_VERSION 1
+
+enum mgi_msg_type {
+	MGI_MSG_HELLO = 1,
+	MGI_MSG_WELCOME = 2,
+	MGI_MSG_OOM_KILL = 3,
+};
+
+typedef struct mgi_msg_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint32_t len; /* of the whole message */
+	uint32_t reserved;
+} mgi_msg_hdr_t;
+
+typedef struct mgi_msg_hello {
+	mgi_msg_hdr_t hdr;
+	int32_t pid;
+	int32_t slot; /* -1: none yet */
+} mgi_msg_hello_t;
+
+typedef struct mgi_msg_welcome {
+	mgi_msg_hdr_t hdr;
+	int32_t slot;
+	uint32_t segment_bytes;
+} mgi_msg_welcome_t;
+
+typedef struct mgi_msg_oom {
+	mgi_msg_hdr_t hdr;
+	int32_t killer;
+	int32_t victim;
+	uint64_t usage_pages, max_pages, victim_pages;
+	char victim_comm[MGI_COMM_MAX];
+} mgi_msg_oom_t;
+
+typedef union mgi_msg {
+	mgi_msg_hdr_t hdr;
+	mgi_msg_hello_t hello;
+	mgi_msg_welcome_t welcome;
+	mgi_msg_oom_t oom;
+} mgi_msg_t;
+
+/* Fills in the header of a message of the given type (len from the type). */
+void mgi_msg_init(mgi_msg_t *m, enum mgi_msg_type type);
+
+/*
+ * Validates len bytes at buf as one message and copies it to *out.
+ * Returns its type, or -EPROTO (bad magic, version, type or length) or
+ * -EINVAL (a field out of range), with a one-line reason in err.
+ */
+int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,96 @@
+/* segment.c - the shared accounting segment: init, validation, process slots. */
+#include "segment.h"
+
+#include <errno.h>
+#include <string.h>
+
+void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_around)
+{
+	memset(seg, 0, sizeof(*seg));
+	seg->magic = MGI_SEGMENT_MAGIC;
+	seg->version = MGI_SEGMENT_VERSION;
+	seg->bytes = sizeof(*seg);
+	strncpy(seg->group, group, sizeof(seg->group) - 1);
+	mgi_counter_init(&seg->memory);
+	mgi_counter_init(&seg->memsw);
+	if (fault_around < 1)
+		fault_around = 1;
+	if (fault_around > MGI_FAULT_AROUND_MAX)
+		fault_around = MGI_FAULT_AROUND_MAX;
+	atomic_init(&seg->fault_around, fault_around);
+}
+
+bool mgi_segment_valid(const void *mem, size_t bytes)
+{
+	const mgi_segment_t *seg = mem;
+
+	return mem && bytes >= sizeof(*seg) && seg->magic == MGI_SEGMENT_MAGIC &&
+	       seg->version == MGI_SEGMENT_VERSION && seg->bytes == sizeof(*seg);
+}
+
+int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
+{
+	for (int i = 0; i < MGI_PROCS_MAX; i++) {
+		int32_t free_pid = 0;
+		mgi_proc_slot_t *s = &seg->procs[i];
+		if (atomic_load_explicit(&s->pid, memory_order_relaxed) != 0)
+			continue;
+		if (atomic_compare_exchange_strong(&s->pid, &free_pid, pid)) {
+			atomic_store(&s->charged, 0);
+			atomic_store(&s->pgfault, 0);
+			atomic_store(&s->tracked_bytes, 0);
+			atomic_store(&s->untracked_bytes, 0);
+			memset(s->comm, 0, sizeof(s->comm));
+			return i;
+		}
+	}
+	return -ENOSPC;
+}
+
+long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid)
+{
+	mgi_proc_slot_t *s;
+	mgi_counter_path_t path = mgi_segment_path(seg);
+	int32_t expected = pid;
+	uint64_t pages;
+
+	if (idx < 0 || idx >= MGI_PROCS_MAX || pid <= 0)
+		return -ESRCH;
+	s = &seg->procs[idx];
+	/* Claim the release first (pid -> RELEASING): of two releasers only
+	 * one gets past here, and a releasing slot cannot be claimed anew, so
+	 * what it held is uncharged exactly once. The owner is dead (that is
+	 * why we release), so nobody adds to `charged` meanwhile. */
+	if (!atomic_compare_exchange_strong(&s->pid, &expected, MGI_SLOT_RELEASING))
+		return -ESRCH;
+	pages = atomic_exchange(&s->charged, 0);
+	mgi_counter_uncharge(&path, pages);
+	atomic_store(&s->pid, 0);
+	expected = pid;
+	atomic_compare_exchange_strong(&seg->oom_victim, &expected, 0);
+	return (long)pages;
+}
+
+int mgi_segment_largest(const mgi_segment_t *seg)
+{
+	int best = -1;
+	uint64_t most = 0;
+
+	for (int i = 0; i < MGI_PROCS_MAX; i++) {
+		const mgi_proc_slot_t *s = &seg->procs[i];
+		uint64_t c = atomic_load_explicit(&s->charged, memory_order_relaxed);
+		if (atomic_load_explicit(&s->pid, memory_order_relaxed) > 0 && c > most) {
+			most = c;
+			best = i;
+		}
+	}
+	return best;
+}
+
+unsigned mgi_segment_nr_procs(const mgi_segment_t *seg)
+{
+	unsigned n = 0;
+	for (int i = 0; i < MGI_PROCS_MAX; i++)
+		n += atomic_load_explicit(&seg->procs[i].pid, memory_order_relaxed) > 0;
+	return n;
+}

@@ -1,0 +1,84 @@
+/* segment.h - the shared accounting segment of one group (a memfd, no pointers). */
+#ifndef MGI_CORE_SEGMENT_H
+#define MGI_CORE_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "counter.h"
+
+/*
+ * One per group, mapped shared by the manager and by that group's agents
+ * only. Everything in it is atomics and plain numbers, so each process may
+ * map it anywhere. Per-process figures live in slots: an agent takes a slot
+ * when it starts, and the slot is released exactly once, by whoever first
+ * swaps its pid to 0 (the manager when the process's connection closes, or
+ * an agent that finds an OOM victim gone). Releasing a slot uncharges what
+ * it held, which is how a killed process's pages leave the group.
+ */
+
+#define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
+#define MGI_SEGMENT_VERSION 1
+#define MGI_PROCS_MAX 512
+#define MGI_GROUP_NAME_MAX 128
+#define MGI_FAULT_AROUND_MAX 64
+#define MGI_COMM_MAX 16
+#define MGI_SLOT_RELEASING (-1) /* pid value while a slot is being released */
+
+typedef struct mgi_proc_slot {
+	_Atomic int32_t pid;       /* 0: free; MGI_SLOT_RELEASING; else owner */
+	uint32_t reserved;
+	_Atomic uint64_t charged;  /* pages charged by this process now */
+	_Atomic uint64_t pgfault;  /* missing-page faults it resolved */
+	_Atomic uint64_t tracked_bytes;   /* registered with userfaultfd */
+	_Atomic uint64_t untracked_bytes; /* anonymous, known, not registered */
+	char comm[MGI_COMM_MAX];
+} mgi_proc_slot_t;
+
+typedef struct mgi_segment {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t bytes;
+	char group[MGI_GROUP_NAME_MAX];
+	mgi_counter_t memory;
+	mgi_counter_t memsw;
+	_Atomic uint64_t pgfault;
+	_Atomic uint64_t oom_kill;
+	_Atomic uint32_t fault_around; /* pages per resolved fault, 1..MAX */
+	_Atomic int32_t oom_victim;    /* pid being killed, 0 if none */
+	mgi_proc_slot_t procs[MGI_PROCS_MAX];
+} mgi_segment_t;
+
+/* Initializes a segment for group (truncated to fit), unlimited. */
+void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_around);
+
+/* Whether mem (of `bytes`) holds a segment of this version. */
+bool mgi_segment_valid(const void *mem, size_t bytes);
+
+/* Takes a free slot for pid; returns its index or -ENOSPC. */
+int mgi_segment_claim(mgi_segment_t *seg, int32_t pid);
+
+/*
+ * Releases slot idx if it still belongs to pid: frees it and uncharges what
+ * it held from the group. Returns the pages released, or -ESRCH if the slot
+ * was not pid's (already released by someone else).
+ */
+long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid);
+
+/* The slot holding the most charged pages, or -1 if none holds any. */
+int mgi_segment_largest(const mgi_segment_t *seg);
+
+/* Number of slots in use. */
+unsigned mgi_segment_nr_procs(const mgi_segment_t *seg);
+
+/* The charge path of the group's memory counter (one level for now: the
+ * hierarchy of groups arrives with memgrpd). */
+static inline mgi_counter_path_t mgi_segment_path(mgi_segment_t *seg)
+{
+	mgi_counter_path_t p = {.level = {&seg->memory}, .depth = 1};
+	return p;
+}
+
+#endif
