@@ -12,5 +12,11 @@ enum {
 
 int mgi_cmd_demo(int argc, char **argv);
 int mgi_cmd_run(int argc, char **argv);
+int mgi_cmd_stat(int argc, char **argv);
+
+#include <stddef.h>
+/* The embedded manager's socket for a group: /run/memgrp/GROUP.sock.
+ * Returns 0, or -1 for a name that cannot be a file name. */
+int mgi_socket_for_group(const char *group, char *out, size_t len);
 
 #endif

@@ -35,7 +35,8 @@ static void run_usage(FILE *out)
 		"      --fault-around N     pages resolved per fault, 1..64 (default 16)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
 		"      --socket PATH        control socket (default: $MEMGRP_SOCKET, else\n"
-		"                           /run/memgrp/run-PID.sock)\n"
+		"                           /run/memgrp/GROUP.sock, where `memgrp stat GROUP`\n"
+		"                           finds it)\n"
 		"  -h, --help               show this help\n"
 		"\n"
 		"Not implemented yet (exit code 3): --memory-high, --memory-low,\n"
@@ -124,9 +125,14 @@ int mgi_cmd_run(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+g:m:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'g':
-			if (!*optarg || strlen(optarg) >= sizeof(group)) {
-				fprintf(stderr, "memgrp run: --group: a name of 1 to %zu characters\n",
-					sizeof(group) - 1);
+			if (strchr(optarg, '/')) {
+				fprintf(stderr, "memgrp run: --group: nested groups (a/b) need memgrpd, "
+						"which is not implemented yet\n");
+				return MGI_EXIT_UNSUPPORTED;
+			}
+			if (!*optarg || strlen(optarg) >= 64 || optarg[0] == '.') {
+				fprintf(stderr, "memgrp run: --group: a name of 1 to 63 characters, "
+						"not starting with '.'\n");
 				return MGI_EXIT_USAGE;
 			}
 			snprintf(group, sizeof(group), "%s", optarg);
@@ -176,7 +182,7 @@ int mgi_cmd_run(int argc, char **argv)
 	if (sock_opt && *sock_opt)
 		snprintf(sock, sizeof(sock), "%s", sock_opt);
 	else
-		snprintf(sock, sizeof(sock), "/run/memgrp/run-%d.sock", (int)getpid());
+		mgi_socket_for_group(group, sock, sizeof(sock));
 	if (find_agent(agent, sizeof(agent)) != 0) {
 		fprintf(stderr, "memgrp run: cannot find libmemgrp-agent.so next to this program; "
 				"set MEMGRP_AGENT to its path\n");

@@ -11,6 +11,8 @@ static size_t size_of_type(int type)
 	case MGI_MSG_HELLO: return sizeof(mgi_msg_hello_t);
 	case MGI_MSG_WELCOME: return sizeof(mgi_msg_welcome_t);
 	case MGI_MSG_OOM_KILL: return sizeof(mgi_msg_oom_t);
+	case MGI_MSG_STAT_REQ: return sizeof(mgi_msg_stat_req_t);
+	case MGI_MSG_STAT: return sizeof(mgi_msg_stat_t);
 	default: return 0;
 	}
 }
@@ -65,6 +67,13 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		if (out->oom.killer <= 0 || out->oom.victim <= 0)
 			return bad(-EINVAL, err, errlen, "oom: pids must be positive");
 		out->oom.victim_comm[MGI_COMM_MAX - 1] = '\0';
+		break;
+	case MGI_MSG_STAT:
+		if (out->stat.nprocs > MGI_STAT_PROCS_MAX)
+			return bad(-EINVAL, err, errlen, "stat: too many processes");
+		out->stat.group[MGI_GROUP_NAME_MAX - 1] = '\0';
+		for (uint32_t i = 0; i < out->stat.nprocs; i++)
+			out->stat.procs[i].comm[MGI_COMM_MAX - 1] = '\0';
 		break;
 	}
 	return h.type;

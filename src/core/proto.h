@@ -19,6 +19,8 @@
  *  manager -> agent   WELCOME    your slot, with the segment's memfd as
  *                                SCM_RIGHTS ancillary data.
  *  agent -> manager   OOM_KILL   I killed pid V for the group (for the log).
+ *  client -> manager  STAT_REQ   the group's figures, please.
+ *  manager -> client  STAT       the group's figures and its processes.
  *
  * The connection of an agent stays open for the life of its process image:
  * its closing is how the manager learns the process has gone (or exec'd).
@@ -31,6 +33,8 @@ enum mgi_msg_type {
 	MGI_MSG_HELLO = 1,
 	MGI_MSG_WELCOME = 2,
 	MGI_MSG_OOM_KILL = 3,
+	MGI_MSG_STAT_REQ = 4,
+	MGI_MSG_STAT = 5,
 };
 
 typedef struct mgi_msg_hdr {
@@ -61,11 +65,38 @@ typedef struct mgi_msg_oom {
 	char victim_comm[MGI_COMM_MAX];
 } mgi_msg_oom_t;
 
+typedef struct mgi_msg_stat_req {
+	mgi_msg_hdr_t hdr;
+} mgi_msg_stat_req_t;
+
+/* Sizes in bytes. A process appears as pid, comm and its charged bytes. */
+typedef struct mgi_proc_stat {
+	int32_t pid;
+	uint32_t reserved;
+	uint64_t charged;
+	uint64_t pgfault;
+	char comm[MGI_COMM_MAX];
+} mgi_proc_stat_t;
+
+#define MGI_STAT_PROCS_MAX 256
+
+typedef struct mgi_msg_stat {
+	mgi_msg_hdr_t hdr;
+	char group[MGI_GROUP_NAME_MAX];
+	uint64_t usage, max_usage, limit, failcnt, pgfault, nr_processes;
+	uint64_t tracked_bytes, untracked_bytes, oom_kill;
+	uint32_t nprocs; /* entries used in procs (at most MGI_STAT_PROCS_MAX) */
+	uint32_t reserved;
+	mgi_proc_stat_t procs[MGI_STAT_PROCS_MAX];
+} mgi_msg_stat_t;
+
 typedef union mgi_msg {
 	mgi_msg_hdr_t hdr;
 	mgi_msg_hello_t hello;
 	mgi_msg_welcome_t welcome;
 	mgi_msg_oom_t oom;
+	mgi_msg_stat_req_t stat_req;
+	mgi_msg_stat_t stat;
 } mgi_msg_t;
 
 /* Fills in the header of a message of the given type (len from the type). */

@@ -204,6 +204,12 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	}
 	case MGI_MSG_OOM_KILL:
 		break; /* the agent logged it and counted it in the segment */
+	case MGI_MSG_STAT_REQ: {
+		static mgi_msg_t reply; /* large: not on the stack */
+		mgi_manager_stat_msg(m->seg, &reply);
+		send(c->fd, &reply, reply.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		break;
+	}
 	default:
 		m->bad_messages++;
 		drop_conn(m, i);
@@ -266,6 +272,37 @@ void mgi_manager_stats(const mgi_segment_t *seg, mgi_stats_t *out)
 		out->nr_processes++;
 		out->tracked_bytes += atomic_load(&s->tracked_bytes);
 		out->untracked_bytes += atomic_load(&s->untracked_bytes);
+	}
+}
+
+void mgi_manager_stat_msg(const mgi_segment_t *seg, mgi_msg_t *out)
+{
+	mgi_stats_t st;
+	mgi_msg_stat_t *r = &out->stat;
+
+	mgi_msg_init(out, MGI_MSG_STAT);
+	mgi_manager_stats(seg, &st);
+	snprintf(r->group, sizeof(r->group), "%s", seg->group);
+	r->usage = st.usage;
+	r->max_usage = st.max_usage;
+	r->limit = st.limit;
+	r->failcnt = st.failcnt;
+	r->pgfault = st.pgfault;
+	r->nr_processes = st.nr_processes;
+	r->tracked_bytes = st.tracked_bytes;
+	r->untracked_bytes = st.untracked_bytes;
+	r->oom_kill = st.oom_kill;
+	for (int i = 0; i < MGI_PROCS_MAX && r->nprocs < MGI_STAT_PROCS_MAX; i++) {
+		const mgi_proc_slot_t *sl = &seg->procs[i];
+		int32_t pid = atomic_load(&sl->pid);
+		if (pid <= 0)
+			continue;
+		mgi_proc_stat_t *p = &r->procs[r->nprocs++];
+		p->pid = pid;
+		p->charged = atomic_load(&sl->charged) * 4096;
+		p->pgfault = atomic_load(&sl->pgfault);
+		memcpy(p->comm, sl->comm, sizeof(p->comm));
+		p->comm[sizeof(p->comm) - 1] = '\0';
 	}
 }
 

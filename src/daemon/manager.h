@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proto.h"
 #include "segment.h"
 
 /*
@@ -68,6 +69,9 @@ typedef struct mgi_stats {
 } mgi_stats_t;
 
 void mgi_manager_stats(const mgi_segment_t *seg, mgi_stats_t *out);
+
+/* The STAT message for the group's current figures and processes. */
+void mgi_manager_stat_msg(const mgi_segment_t *seg, mgi_msg_t *out);
 
 /* Writes stats as one JSON object (keys as in mgi_stats_t) to path. */
 int mgi_stats_write_json(const mgi_stats_t *s, const char *path);

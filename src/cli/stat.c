@@ -1,0 +1,160 @@
+/* stat.c - `memgrp stat`: a group's figures from its manager, as text or JSON. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "proto.h"
+#include "size.h"
+
+int mgi_socket_for_group(const char *group, char *out, size_t len)
+{
+	if (!*group || strchr(group, '/') || group[0] == '.') {
+		errno = EINVAL;
+		return -1;
+	}
+	return snprintf(out, len, "/run/memgrp/%s.sock", group) < (int)len ? 0 : -1;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void print_json(const mgi_msg_stat_t *s)
+{
+	printf("{\"group\": ");
+	json_str(stdout, s->group);
+	printf(", \"usage\": %llu, \"max_usage\": %llu, \"limit\": %llu, \"failcnt\": %llu, "
+	       "\"pgfault\": %llu, \"nr_processes\": %llu, \"tracked_bytes\": %llu, "
+	       "\"untracked_bytes\": %llu, \"oom_kill\": %llu, \"processes\": [",
+	       (unsigned long long)s->usage, (unsigned long long)s->max_usage,
+	       (unsigned long long)s->limit, (unsigned long long)s->failcnt,
+	       (unsigned long long)s->pgfault, (unsigned long long)s->nr_processes,
+	       (unsigned long long)s->tracked_bytes, (unsigned long long)s->untracked_bytes,
+	       (unsigned long long)s->oom_kill);
+	for (uint32_t i = 0; i < s->nprocs; i++) {
+		printf("%s{\"pid\": %d, \"comm\": ", i ? ", " : "", s->procs[i].pid);
+		json_str(stdout, s->procs[i].comm);
+		printf(", \"charged\": %llu, \"pgfault\": %llu}",
+		       (unsigned long long)s->procs[i].charged,
+		       (unsigned long long)s->procs[i].pgfault);
+	}
+	printf("]}\n");
+}
+
+static void print_text(const mgi_msg_stat_t *s)
+{
+	char a[16];
+	const uint64_t unlimited = 9223372036854771712ULL;
+
+	printf("group            %s\n", s->group);
+	printf("usage            %s\n", mgi_size_format(s->usage, a, sizeof(a)));
+	printf("max_usage        %s\n", mgi_size_format(s->max_usage, a, sizeof(a)));
+	printf("limit            %s\n",
+	       s->limit >= unlimited ? "max" : mgi_size_format(s->limit, a, sizeof(a)));
+	printf("failcnt          %llu\n", (unsigned long long)s->failcnt);
+	printf("pgfault          %llu\n", (unsigned long long)s->pgfault);
+	printf("nr_processes     %llu\n", (unsigned long long)s->nr_processes);
+	printf("tracked_bytes    %s\n", mgi_size_format(s->tracked_bytes, a, sizeof(a)));
+	printf("untracked_bytes  %s\n", mgi_size_format(s->untracked_bytes, a, sizeof(a)));
+	printf("oom_kill         %llu\n", (unsigned long long)s->oom_kill);
+	if (s->nprocs)
+		printf("%8s  %-16s %10s %10s\n", "PID", "COMM", "CHARGED", "PGFAULT");
+	for (uint32_t i = 0; i < s->nprocs; i++)
+		printf("%8d  %-16s %10s %10llu\n", s->procs[i].pid, s->procs[i].comm,
+		       mgi_size_format(s->procs[i].charged, a, sizeof(a)),
+		       (unsigned long long)s->procs[i].pgfault);
+}
+
+int mgi_cmd_stat(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"socket", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *sock = getenv("MEMGRP_SOCKET");
+	char path[108], buf[sizeof(mgi_msg_t) + 1], err[96];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	static mgi_msg_t reply;
+	mgi_msg_t req;
+	bool json = false;
+	int opt, fd;
+	ssize_t n;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "js:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		case 's': sock = optarg; break;
+		case 'h':
+			printf("Usage: memgrp stat [--json] [--socket PATH] [GROUP]\n"
+			       "Prints a group's figures (sizes in bytes in JSON). The manager is\n"
+			       "found at --socket, else at /run/memgrp/GROUP.sock, else at\n"
+			       "$MEMGRP_SOCKET.\n");
+			return MGI_EXIT_OK;
+		default: return MGI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		if (optind + 1 < argc) {
+			fprintf(stderr, "memgrp stat: one group at a time\n");
+			return MGI_EXIT_USAGE;
+		}
+		if (!sock || sock == getenv("MEMGRP_SOCKET")) {
+			if (mgi_socket_for_group(argv[optind], path, sizeof(path)) != 0) {
+				fprintf(stderr, "memgrp stat: '%s' is not a group name\n", argv[optind]);
+				return MGI_EXIT_USAGE;
+			}
+			sock = path;
+		}
+	}
+	if (!sock || !*sock) {
+		fprintf(stderr, "memgrp stat: which group? (memgrp stat GROUP, or --socket PATH)\n");
+		return MGI_EXIT_USAGE;
+	}
+	if (strlen(sock) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "memgrp stat: socket path too long\n");
+		return MGI_EXIT_USAGE;
+	}
+	strcpy(sa.sun_path, sock);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		fprintf(stderr, "memgrp stat: no manager answers at %s: %s\n", sock, strerror(errno));
+		return MGI_EXIT_FAILURE;
+	}
+	mgi_msg_init(&req, MGI_MSG_STAT_REQ);
+	if (send(fd, &req, req.hdr.len, MSG_NOSIGNAL) < 0 || (n = recv(fd, buf, sizeof(buf), 0)) <= 0) {
+		fprintf(stderr, "memgrp stat: the manager did not answer: %s\n",
+			errno ? strerror(errno) : "connection closed");
+		close(fd);
+		return MGI_EXIT_FAILURE;
+	}
+	close(fd);
+	if (mgi_msg_parse(buf, (size_t)n, &reply, err, sizeof(err)) != MGI_MSG_STAT) {
+		fprintf(stderr, "memgrp stat: bad answer from the manager: %s\n", err);
+		return MGI_EXIT_FAILURE;
+	}
+	if (json)
+		print_json(&reply.stat);
+	else
+		print_text(&reply.stat);
+	return MGI_EXIT_OK;
+}
