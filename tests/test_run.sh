@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# test_run.sh - real programs under `memgrp run`: correctness, accounting, limits, failures.
+# Usage: test_run.sh MEMGRP PROGS_DIR
+set -u
+memgrp=$(realpath "$1")
+progs=$(realpath "$2")
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'pkill -f "memgrp-test-" 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0 failed=0 skipped=0
+
+ok()   { echo "ok   $1"; passed=$((passed + 1)); }
+bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
+
+if [ ! -e /dev/userfaultfd ] && [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" != 1 ] &&
+   [ "$(id -u)" != 0 ]; then
+	echo "SKIP all: userfaultfd is not available to this user"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 77
+fi
+
+# run NAME TIMEOUT EXPECTED_RC -- memgrp-run-args...   (output in $tmp/NAME.out)
+run() {
+	local name=$1 secs=$2 want=$3; shift 4
+	timeout -k 5 "$secs" "$memgrp" run --stats-json "$tmp/$name.json" "$@" >"$tmp/$name.out" 2>&1
+	local rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		bad "$name" "exit $rc, want $want"; sed 's/^/    /' "$tmp/$name.out" | tail -15
+		return 1
+	fi
+	return 0
+}
+
+json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
+
+# rss_during NAME GROUP DELAY -- memgrp-run-args...: starts the group, checks
+# usage against anonymous RSS after DELAY seconds, then waits for it.
+rss_during() {
+	local name=$1 group=$2 delay=$3; shift 4
+	timeout -k 5 120 "$memgrp" run -g "$group" --stats-json "$tmp/$name.json" "$@" >"$tmp/$name.out" 2>&1 &
+	local pid=$!
+	sleep "$delay"
+	if python3 "$here/rss_check.py" "$memgrp" "$group" >"$tmp/$name.rss"; then
+		cat "$tmp/$name.rss"
+		wait $pid; local rc=$?
+		[ $rc -eq 0 ] && ok "$name" || { bad "$name" "exit $rc"; tail -5 "$tmp/$name.out"; }
+	else
+		cat "$tmp/$name.rss"
+		wait $pid
+		bad "$name" "usage and anonymous RSS differ by more than 5%"
+	fi
+}
+
+echo "--- correctness with real programs"
+run true 20 0 -- true && ok "true exits 0"
+run false 20 1 -- false && ok "false exits 1 (the command's status)"
+run missing 20 127 -- /nonexistent/program && grep -q "cannot run" "$tmp/missing.out" && ok "missing command exits 127 with a message"
+
+run python_loops 60 0 -- python3 -c '
+import gc
+for i in range(30):
+    blocks = [bytearray(1 << 20) for _ in range(16)]
+    for b in blocks: b[::4096] = b"x" * len(b[::4096])
+    del blocks; gc.collect()
+print("python ok")' && grep -q "python ok" "$tmp/python_loops.out" && ok "python3 allocating and freeing in loops"
+
+run threads 60 0 -- "$progs/prog_threads" 4 32 && grep -q "threads ok" "$tmp/threads.out" && ok "4 threads faulting concurrently, data verified"
+run fork 60 0 -- "$progs/prog_forkcheck" 64 && grep -q "fork ok" "$tmp/fork.out" && ok "fork without exec: parent and child verify every byte"
+run mremap 60 0 -- "$progs/prog_mremap" 256 && grep -q "mremap ok" "$tmp/mremap.out" && ok "mremap growth to 256 MB keeps contents"
+run spawn 60 0 -- "$progs/prog_spawn" "$progs/prog_hold" && ok "posix_spawn and fork+exec children run managed"
+if [ "$(json "$tmp/spawn.json" max_usage)" -ge $((48 << 20)) ]; then
+	ok "the spawned children's memory was charged to the group (max_usage $(json "$tmp/spawn.json" max_usage))"
+else
+	bad "spawn_charged" "max_usage $(json "$tmp/spawn.json" max_usage) < 48 MiB: children not charged"
+fi
+cat > "$tmp/hello.c" <<'C'
+#include <stdio.h>
+int main(void) { puts("compiled under memgrp"); return 0; }
+C
+run gcc 120 0 -- gcc -O2 -o "$tmp/hello" "$tmp/hello.c" && "$tmp/hello" | grep -q "compiled under memgrp" && ok "gcc compiles a C file"
+
+if command -v stress-ng >/dev/null; then
+	run stress 120 0 -- stress-ng --vm 2 --vm-bytes 128M --verify --timeout 8s &&
+		! grep -qiE "fail|verif.*error" "$tmp/stress.out" && ok "stress-ng --vm 2 --vm-bytes 128M --verify: no verify failure"
+else
+	skip stress "stress-ng not installed"
+fi
+
+echo "--- usage agrees with anonymous RSS (within 5%)"
+rss_during rss_hold memgrp-test-hold 1.5 -- "$progs/prog_hold" 64 3
+rss_during rss_python memgrp-test-py 2 -- python3 -c '
+import time
+blocks = [bytearray(1 << 20) for _ in range(64)]
+for b in blocks: b[::4096] = b"y" * len(b[::4096])
+time.sleep(3)'
+rss_during rss_spawn memgrp-test-spawn 0.6 -- "$progs/prog_spawn" "$progs/prog_hold"
+if command -v stress-ng >/dev/null; then
+	rss_during rss_stress memgrp-test-stress 3 -- stress-ng --vm 2 --vm-bytes 128M --vm-keep --timeout 6s
+fi
+if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+	sock=$tmp/redis.sock
+	timeout -k 5 120 "$memgrp" run -g memgrp-test-redis --stats-json "$tmp/redis.json" -- \
+		redis-server --port 0 --unixsocket "$sock" --save '' --appendonly no >"$tmp/redis.out" 2>&1 &
+	rpid=$!
+	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	if redis-benchmark -s "$sock" -q -n 100000 -r 100000 -t set,get -d 512 >"$tmp/bench.out" 2>&1 &&
+	   redis-cli -s "$sock" dbsize | grep -qE '^[0-9]{4,}$'; then
+		ok "redis-server under redis-benchmark ($(grep -o 'SET: [0-9.]* requests per second' "$tmp/bench.out" | tr -d '\r' | tail -1))"
+	else
+		bad redis "redis-benchmark failed"; tail -5 "$tmp/bench.out"
+	fi
+	python3 "$here/rss_check.py" "$memgrp" memgrp-test-redis >"$tmp/redis.rss"; rc=$?
+	cat "$tmp/redis.rss"
+	[ $rc -eq 0 ] && ok "redis: usage agrees with anonymous RSS" || bad redis_rss "differ by more than 5%"
+	redis-cli -s "$sock" shutdown nosave >/dev/null 2>&1
+	wait $rpid
+else
+	skip redis "redis-server not installed"
+fi
+
+echo "--- limits hold"
+run limit 60 137 -- -m 64M -- "$progs/prog_hold" 200 1
+max=$(json "$tmp/limit.json" max_usage)
+slack=$((64 * 4096)) # one fault-around batch at the largest setting
+if [ "$max" -le $((64 * 1024 * 1024 + slack)) ]; then ok "64M limit: max_usage $max never passed it"; else bad limit "max_usage $max > 64M + $slack"; fi
+grep -q "out of memory (usage 64M, max 64M).*killing pid [0-9]* (prog_hold)" "$tmp/limit.out" &&
+	[ "$(json "$tmp/limit.json" oom_kill)" = 1 ] && ok "OOM path: the victim is named with the group's figures" ||
+	{ bad oom_message "no clear OOM message"; cat "$tmp/limit.out"; }
+# The largest process is the victim, not the one that faulted.
+run victim 60 0 -- -m 96M -- sh -c "$progs/prog_hold 80 5 & sleep 0.5; $progs/prog_hold 30 1; wait \$!; echo big=\$?" 
+grep -q "big=137" "$tmp/victim.out" && grep -q "killing pid [0-9]* (prog_hold), which holds 8" "$tmp/victim.out" &&
+	ok "the group's largest process is the OOM victim, the small one survives" ||
+	{ bad victim "wrong victim"; cat "$tmp/victim.out"; }
+
+echo "--- failures"
+# The manager dies: the managed processes go on with their limits and data.
+timeout -k 5 60 "$memgrp" run -g memgrp-test-orphan -m 256M -- sh -c "$progs/prog_hold 48 3; echo \$? > $tmp/orphan.status" >/dev/null 2>&1 &
+mpid=$!
+sleep 1
+kill -9 $mpid 2>/dev/null
+for _ in $(seq 80); do [ -s "$tmp/orphan.status" ] && break; sleep 0.1; done
+[ "$(cat "$tmp/orphan.status" 2>/dev/null)" = 0 ] && ok "memgrp run killed: the group's processes finish with their data intact" ||
+	bad orphan "the process did not finish cleanly after its manager died"
+rm -f /run/memgrp/memgrp-test-orphan.sock
+# A process that crashes disturbs no other, and its pages leave the group.
+run crash 60 0 -- sh -c "$progs/prog_hold 32 2 & python3 -c 'import os,signal; b=bytearray(40<<20); os.kill(os.getpid(), signal.SIGSEGV)'; wait \$!; echo survivor=\$?"
+grep -q "survivor=0" "$tmp/crash.out" && [ "$(json "$tmp/crash.json" usage)" -lt $((1 << 20)) ] &&
+	ok "a crashing process disturbs no other; its pages are uncharged" || { bad crash "survivor or uncharge"; cat "$tmp/crash.out"; }
+# No userfaultfd for this user: a clear message naming the cause.
+if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null && [ "$(id -u)" = 0 ] &&
+   [ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 0 ]; then
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$memgrp" run -- true 2>&1); rc=$?
+	[ $rc -eq 1 ] && grep -q "userfaultfd is not permitted" <<<"$out" && ok "without userfaultfd permission: '$out'" ||
+		bad no_uffd "exit $rc: $out"
+else
+	skip no_uffd "needs root, nobody, setpriv and vm.unprivileged_userfaultfd=0"
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
