@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -291,6 +292,10 @@ __attribute__((constructor)) static void mgi_agent_init(void)
 {
 	/* Resolve the allocator's next definitions before any thread exists. */
 	free(malloc(1));
+	/* glibc's MALLOC_PERTURB_ makes malloc write whole blocks before they
+	 * reach us, i.e. before the mapping under them is registered: memory
+	 * the limit could not stop. Accounting beats that debugging aid. */
+	mallopt(M_PERTURB, 0);
 	agent_start();
 	pthread_atfork(NULL, NULL, child_after_fork);
 }

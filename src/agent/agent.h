@@ -17,6 +17,11 @@
 #define MGI_ARENA_BYTES (1UL << 32)      /* address space only: NORESERVE */
 #define MGI_HANDLER_STACK (512UL << 10)
 #define MGI_ELF_RANGES_MAX 512
+/* Larger anonymous regions are address-space reservations (sanitizer
+ * shadow, language runtimes' heaps reserved up front), not memory in use:
+ * they are neither registered (a bitmap and mincore over terabytes) nor
+ * counted. */
+#define MGI_REGION_MAX_BYTES (64UL << 30)
 
 typedef struct mgi_range {
 	uintptr_t start, end;

@@ -52,6 +52,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+static void out_of_memory(void);
+
 static void charged(uint64_t n)
 {
 	atomic_fetch_add_explicit(&mgi_agent.me->charged, n, memory_order_relaxed);
@@ -104,6 +106,11 @@ static void learn_gap(uintptr_t start, uintptr_t end)
 	if (found) {
 		mgi_counter_charge(&mgi_agent.path, found);
 		charged(found);
+		/* Pages that were there before we could see them may have put
+		 * the group over its limit: act now, not at the next fault. */
+		if (mgi_counter_margin(&mgi_agent.seg->memory) == 0 &&
+		    mgi_counter_read(&mgi_agent.seg->memory) > mgi_counter_read_max(&mgi_agent.seg->memory))
+			out_of_memory();
 	}
 }
 
@@ -132,7 +139,7 @@ static void learn_vma(uintptr_t addr)
 	mgi_vma_t v;
 
 	if (mgi_vma_query(mgi_agent.mapsfd, addr, &v) != 0 || v.start > addr ||
-	    !mgi_vma_is_anon_private(&v))
+	    !mgi_vma_is_anon_private(&v) || v.end - v.start > MGI_REGION_MAX_BYTES)
 		return;
 	if (mgi_arena_contains(&mgi_agent.arena, v.start) ||
 	    mgi_arena_contains(&mgi_agent.arena, v.end - 1))
@@ -216,6 +223,32 @@ static void park(uintptr_t addr)
 	 * for good because a later fault or retry on the same page wakes it. */
 }
 
+/* Whether page is right after (or, for stacks, right before) one of the
+ * region's recent runs: what a sequential scan faults on next. */
+static bool continues_a_stream(const mgi_vregion_t *r, uintptr_t page)
+{
+	for (unsigned i = 0; i < MGI_STREAMS; i++)
+		if (r->run_end[i] && (page == r->run_end[i] || page + PAGE == r->run_start[i]))
+			return true;
+	return false;
+}
+
+/* Records a resolved run: it extends the stream it continues, or replaces
+ * the oldest. */
+static void remember_run(mgi_vregion_t *r, uintptr_t start, uintptr_t end)
+{
+	for (unsigned i = 0; i < MGI_STREAMS; i++) {
+		if (r->run_end[i] && (start == r->run_end[i] || end == r->run_start[i])) {
+			r->run_start[i] = start;
+			r->run_end[i] = end;
+			return;
+		}
+	}
+	r->run_start[r->next_stream] = start;
+	r->run_end[r->next_stream] = end;
+	r->next_stream = (r->next_stream + 1) % MGI_STREAMS;
+}
+
 static enum resolved resolve(uintptr_t addr)
 {
 	mgi_registry_t *reg = &mgi_agent.reg;
@@ -242,6 +275,13 @@ static enum resolved resolve(uintptr_t addr)
 		window = 1;
 	if (window > MGI_FAULT_AROUND_MAX)
 		window = MGI_FAULT_AROUND_MAX;
+	/* Fault-around only for access that looks sequential (this fault is
+	 * next to the last run resolved in the region, either side): a sparse
+	 * pattern would otherwise get up to `window` times the memory the
+	 * kernel would give it. Like readahead, the first fault of a run is
+	 * served alone. */
+	if (!continues_a_stream(r, page))
+		window = 1;
 
 	for (int attempt = 0; attempt < 4; attempt++) {
 		/* The aligned window around the fault, clipped to the region,
@@ -264,8 +304,10 @@ static enum resolved resolve(uintptr_t addr)
 
 		rc = mgi_uffd_copy(mgi_agent.uffd, s, mgi_agent.zeros, n * PAGE, &copied);
 		k = copied / PAGE;
-		if (k)
+		if (k) {
 			mgi_registry_mark(reg, r, s, k);
+			remember_run(r, s, s + k * PAGE);
+		}
 		uncharge(n - k);
 		if (rc == 0 || page < s + copied)
 			goto done;
@@ -457,6 +499,8 @@ void mgi_scan_and_register(void)
 		 * the application's; [heap] and [stack] are. */
 		if (v.name[0] == '[' && strcmp(v.name, "[heap]") != 0 &&
 		    strcmp(v.name, "[stack]") != 0)
+			continue;
+		if (v.end - v.start > MGI_REGION_MAX_BYTES)
 			continue;
 		register_pieces(v.start, v.end);
 	}

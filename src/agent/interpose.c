@@ -55,7 +55,7 @@ void mgi_register_for_app(uintptr_t start, uintptr_t end)
 {
 	mgi_learn_req_t req = {start, end};
 
-	if (start >= end || !active())
+	if (start >= end || end - start > MGI_REGION_MAX_BYTES || !active())
 		return;
 	if (mgi_agent_excluded(start, end))
 		return;

@@ -32,7 +32,8 @@ static void run_usage(FILE *out)
 		"  -g, --group NAME         group name (default: run-PID)\n"
 		"  -m, --memory-max SIZE    hard limit (default: max); when the group\n"
 		"                           cannot get a page, its largest process is killed\n"
-		"      --fault-around N     pages resolved per fault, 1..64 (default 16)\n"
+		"      --fault-around N     pages resolved per sequential fault, 1..64\n"
+		"                           (default 64; an isolated fault gets one page)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
 		"      --socket PATH        control socket (default: $MEMGRP_SOCKET, else\n"
 		"                           /run/memgrp/GROUP.sock, where `memgrp stat GROUP`\n"
@@ -82,8 +83,11 @@ static pid_t spawn(char **argv, const char *agent, const char *sock, const sigse
 		return pid;
 	const char *prev = getenv("LD_PRELOAD");
 	char preload[PATH_MAX * 2];
-	snprintf(preload, sizeof(preload), "%s%s%s", agent, prev && *prev ? " " : "",
-		 prev ? prev : "");
+	/* After what is already preloaded: the user's own preloads (an
+	 * allocator, a sanitizer runtime, which must come first) keep
+	 * precedence; the agent still comes before libc. */
+	snprintf(preload, sizeof(preload), "%s%s%s", prev ? prev : "", prev && *prev ? " " : "",
+		 agent);
 	setenv("LD_PRELOAD", preload, 1);
 	setenv("MEMGRP_SOCKET", sock, 1);
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
@@ -112,7 +116,7 @@ int mgi_cmd_run(int argc, char **argv)
 	mgi_limits_t lim = {.memory_max = UINT64_MAX};
 	char group[MGI_GROUP_NAME_MAX], sock[108], agent[PATH_MAX], err[256];
 	const char *stats_json = NULL, *sock_opt = getenv("MEMGRP_SOCKET");
-	unsigned long fault_around = 16;
+	unsigned long fault_around = 64;
 	int opt, status = 0, code;
 	mgi_manager_t m;
 	sigset_t mask, oldmask;

@@ -99,6 +99,9 @@ static bool make_piece(mgi_registry_t *reg, mgi_vregion_t *out, uintptr_t start,
 
 	out->start = start;
 	out->end = end;
+	memset(out->run_start, 0, sizeof(out->run_start));
+	memset(out->run_end, 0, sizeof(out->run_end));
+	out->next_stream = 0;
 	out->bits = reg->a.alloc(reg->a.ctx, words_for(pages) * 8);
 	if (!out->bits)
 		return false;

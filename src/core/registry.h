@@ -25,6 +25,7 @@
 
 #define MGI_PAGE_SIZE 4096UL
 #define MGI_PAGE_SHIFT 12
+#define MGI_STREAMS 4
 
 typedef struct mgi_allocator {
 	/* Zeroed memory of `bytes`, or NULL. */
@@ -37,6 +38,10 @@ typedef struct mgi_vregion {
 	uintptr_t start, end;
 	uint64_t *bits;   /* one bit per page: present and charged */
 	uint64_t present; /* number of bits set */
+	/* The last runs resolved by faults here, one per access stream (as
+	 * readahead keeps several), for sequential-access detection. */
+	uintptr_t run_start[MGI_STREAMS], run_end[MGI_STREAMS];
+	unsigned next_stream;
 } mgi_vregion_t;
 
 typedef struct mgi_registry {

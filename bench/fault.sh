@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bench/fault.sh - first-touch cost under memgrp beside the native path and the
+# kernel's memcg, and the manager's idle cost.
+# Usage: bench/fault.sh [BUILD_DIR]   (as root, for memgrp and the memcg column)
+set -euo pipefail
+build=$(realpath "${1:-build}")
+memgrp=$build/src/cli/memgrp
+touch=$build/bench/bench_firsttouch
+pages=262144          # 1 GiB
+runs=${RUNS:-5}
+
+# best CMD...: the best (lowest) total ms of $runs runs; prints "ms ns/page rss_kib".
+best() {
+	for _ in $(seq "$runs"); do "$@"; done | sort -n | head -1
+}
+
+memcg_run() { # memcg_run ARGS...: in a fresh kernel memcg v1 group, 2G limit
+	local cg=/sys/fs/cgroup/memory/memgrp-bench-$$
+	mkdir -p "$cg"
+	echo 2G > "$cg/memory.limit_in_bytes"
+	sh -c "echo \$\$ > $cg/tasks && exec $*"
+	rmdir "$cg" 2>/dev/null || true
+}
+
+printf 'first touch of %d pages (1 GiB), best of %d runs\n' "$pages" "$runs"
+printf '%-40s %12s %12s %10s\n' "" "total ms" "ns/page" "vs native"
+for threads in 1 2; do
+	native=$(best "$touch" $pages $threads)
+	nat_ms=${native%% *}
+	row() {
+		local ms ns rss
+		read -r ms ns rss <<<"$2"
+		printf '%-40s %12s %12s %9.2fx\n' "$1" "$ms" "$ns" "$(echo "$ms / $nat_ms" | bc -l)"
+	}
+	row "native, $threads thread(s)" "$native"
+	if [ -w /sys/fs/cgroup/memory ]; then
+		row "kernel memcg v1, $threads thread(s)" "$(best memcg_run "$touch" $pages $threads)"
+	fi
+	for fa in 1 16 64; do
+		label="memgrp, fault-around $fa, $threads thread(s)"
+		[ "$fa" = 64 ] && label="memgrp, fault-around 64 (default), $threads thr"
+		row "$label" "$(best "$memgrp" run --fault-around $fa -- "$touch" $pages $threads)"
+	done
+done
+
+echo
+echo "sparse access: one byte in every 16th page of 1 GiB (16384 pages touched)"
+read -r ms ns rss < <("$touch" $pages 1 16)
+printf '  %-38s %8s ms  peak RSS %7d KiB\n' "native" "$ms" "$rss"
+for fa in 16 64; do
+	"$memgrp" run --fault-around $fa --stats-json /tmp/memgrp-bench-$$.json -- "$touch" $pages 1 16 >/tmp/memgrp-bench-$$.out
+	read -r ms ns rss </tmp/memgrp-bench-$$.out
+	charged=$(python3 -c "import json; print(json.load(open('/tmp/memgrp-bench-$$.json'))['max_usage'] // 1024)")
+	printf '  %-38s %8s ms  peak RSS %7d KiB, max_usage %7d KiB\n' "memgrp, fault-around $fa" "$ms" "$rss" "$charged"
+done
+rm -f /tmp/memgrp-bench-$$.json /tmp/memgrp-bench-$$.out
+
+echo
+echo "manager (memgrp run's embedded memgrpd) while its group sleeps 10 s"
+"$memgrp" run -g memgrp-idle-bench -- sleep 11 &
+mpid=$!
+sleep 0.5
+read -r u0 s0 < <(awk '{print $14, $15}' /proc/$mpid/stat)
+sleep 10
+read -r u1 s1 < <(awk '{print $14, $15}' /proc/$mpid/stat)
+rss=$(awk '/VmRSS/ {print $2, $3}' /proc/$mpid/status)
+wait $mpid
+printf '  CPU over 10 s idle: %d ticks (user+system, %s ticks/s)   RSS: %s\n' \
+	$(( (u1 - u0) + (s1 - s0) )) "$(getconf CLK_TCK)" "$rss"
