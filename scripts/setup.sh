@@ -7,6 +7,8 @@ packages=(
   meson ninja-build pkg-config   # the build
   liblz4-dev libzstd-dev         # compressed store (reclaim)
   python3                        # test drivers and examples
+  redis-server redis-tools       # integration tests: real programs under memgrp
+  stress-ng util-linux
 )
 
 missing=()

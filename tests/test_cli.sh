@@ -39,5 +39,22 @@ expect slow_region   0 "map 48M +-> slow"                    -- demo
 expect denial        0 "denied \(Cannot allocate memory\)"   -- demo
 expect custom        0 "REFUSED by web/api \(usage 96M, max 96M" -- demo --limit 128M --child-limit 96M --step 8M
 
+# memgrp run and stat: bad input is refused before anything starts.
+expect run_help      0 "Usage: memgrp run"                   -- run --help
+expect run_nocmd     2 "no command given"                    -- run
+expect run_badsize   2 "--memory-max: 'sixty': a size"       -- run -m sixty -- true
+expect run_tiny      2 "at least one page"                   -- run -m 100 -- true
+expect run_fa        2 "--fault-around: a number of pages"   -- run --fault-around 0 -- true
+expect run_fa_big    2 "--fault-around: a number of pages"   -- run --fault-around 65 -- true
+expect run_high      3 "--memory-high is not implemented"    -- run --memory-high 1G -- true
+expect run_swap      3 "--swap-max is not implemented"       -- run --swap-max 1G -- true
+expect run_estimate  3 "--mode is not implemented"           -- run --mode estimate -- true
+expect run_nested    3 "nested groups"                       -- run -g web/api -- true
+expect run_badgroup  2 "--group: a name"                     -- run -g .hidden -- true
+expect stat_help     0 "Usage: memgrp stat"                  -- stat --help
+expect stat_nogroup  2 "which group"                         -- stat
+expect stat_absent   1 "no manager answers"                  -- stat memgrp-no-such-group
+expect stat_badname  2 "is not a group name"                 -- stat a/b
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

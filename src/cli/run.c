@@ -126,7 +126,8 @@ int mgi_cmd_run(int argc, char **argv)
 	snprintf(group, sizeof(group), "run-%d", (int)getpid());
 	optind = 1;
 	/* "+": stop at the first non-option, so COMMAND's own options pass. */
-	while ((opt = getopt_long(argc, argv, "+g:m:h", longopts, NULL)) != -1) {
+	int longindex = 0;
+	while ((opt = getopt_long(argc, argv, "+g:m:h", longopts, &longindex)) != -1) {
 		switch (opt) {
 		case 'g':
 			if (strchr(optarg, '/')) {
@@ -170,7 +171,7 @@ int mgi_cmd_run(int argc, char **argv)
 			sock_opt = optarg;
 			break;
 		case OPT_UNSUPPORTED:
-			fprintf(stderr, "memgrp run: %s is not implemented yet\n", argv[optind - 1]);
+			fprintf(stderr, "memgrp run: --%s is not implemented yet\n", longopts[longindex].name);
 			return MGI_EXIT_UNSUPPORTED;
 		case 'h':
 			run_usage(stdout);

@@ -1,0 +1,103 @@
+/* test_segment.c - the shared segment's process slots: claim, release once, victim. */
+#include <errno.h>
+#include <pthread.h>
+
+#include "harness.h"
+#include "segment.h"
+
+static mgi_segment_t seg;
+
+static void claim_release_uncharges(void)
+{
+	mgi_segment_init(&seg, "g", 16);
+	mgi_counter_path_t p = mgi_segment_path(&seg);
+	int a = mgi_segment_claim(&seg, 100), b = mgi_segment_claim(&seg, 200);
+	CHECK(a >= 0 && b >= 0 && a != b);
+	CHECK(mgi_counter_try_charge(&p, 30, NULL));
+	atomic_store(&seg.procs[a].charged, 30);
+	CHECK(mgi_counter_try_charge(&p, 50, NULL));
+	atomic_store(&seg.procs[b].charged, 50);
+	CHECK_EQ(mgi_segment_nr_procs(&seg), 2);
+	CHECK_INT_EQ(mgi_segment_largest(&seg), b);
+	CHECK_INT_EQ(mgi_segment_release(&seg, b, 999), -ESRCH); /* not its pid */
+	CHECK_INT_EQ(mgi_segment_release(&seg, b, 200), 50);
+	CHECK_INT_EQ(mgi_segment_release(&seg, b, 200), -ESRCH); /* only once */
+	CHECK_EQ(mgi_counter_read(&seg.memory), 30);
+	CHECK_INT_EQ(mgi_segment_largest(&seg), a);
+	CHECK_EQ(mgi_segment_nr_procs(&seg), 1);
+	/* The freed slot starts from zero for its next owner. */
+	int c = mgi_segment_claim(&seg, 300);
+	CHECK_EQ(atomic_load(&seg.procs[c].charged), 0);
+}
+
+static void releasing_clears_the_oom_victim(void)
+{
+	mgi_segment_init(&seg, "g", 16);
+	int a = mgi_segment_claim(&seg, 100);
+	atomic_store(&seg.oom_victim, 100);
+	CHECK_INT_EQ(mgi_segment_release(&seg, a, 100), 0);
+	CHECK_EQ(atomic_load(&seg.oom_victim), 0);
+}
+
+static void full_and_invalid(void)
+{
+	mgi_segment_init(&seg, "a-very-long-group-name", 1000);
+	CHECK_EQ(atomic_load(&seg.fault_around), MGI_FAULT_AROUND_MAX);
+	CHECK(mgi_segment_valid(&seg, sizeof(seg)));
+	CHECK(!mgi_segment_valid(&seg, sizeof(seg) - 1));
+	for (int i = 0; i < MGI_PROCS_MAX; i++)
+		CHECK(mgi_segment_claim(&seg, i + 1) >= 0);
+	CHECK_INT_EQ(mgi_segment_claim(&seg, 5000), -ENOSPC);
+	CHECK_INT_EQ(mgi_segment_release(&seg, -1, 1), -ESRCH);
+	CHECK_INT_EQ(mgi_segment_release(&seg, MGI_PROCS_MAX, 1), -ESRCH);
+	seg.magic ^= 1;
+	CHECK(!mgi_segment_valid(&seg, sizeof(seg)));
+}
+
+/* The manager and an agent may both try to release a dead process's slot:
+ * exactly one succeeds, and what it held is uncharged exactly once. */
+static _Atomic long released_total;
+static _Atomic int start_flag;
+
+static void *releaser(void *arg)
+{
+	int slot = (int)(intptr_t)arg;
+	while (!atomic_load(&start_flag))
+		;
+	long r = mgi_segment_release(&seg, slot, 4242);
+	if (r > 0)
+		atomic_fetch_add(&released_total, r);
+	return NULL;
+}
+
+static void concurrent_release_happens_once(void)
+{
+	for (int round = 0; round < 2000; round++) {
+		mgi_segment_init(&seg, "g", 16);
+		mgi_counter_path_t p = mgi_segment_path(&seg);
+		int s = mgi_segment_claim(&seg, 4242);
+		mgi_counter_charge(&p, 77);
+		atomic_store(&seg.procs[s].charged, 77);
+		atomic_store(&released_total, 0);
+		atomic_store(&start_flag, 0);
+		pthread_t t[2];
+		for (int i = 0; i < 2; i++)
+			pthread_create(&t[i], NULL, releaser, (void *)(intptr_t)s);
+		atomic_store(&start_flag, 1);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		CHECK_EQ(atomic_load(&released_total), 77);
+		CHECK_EQ(mgi_counter_read(&seg.memory), 0);
+		CHECK_EQ(atomic_load(&seg.procs[s].pid), 0);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	MGT_INIT(argc, argv);
+	MGT_RUN(claim_release_uncharges);
+	MGT_RUN(releasing_clears_the_oom_victim);
+	MGT_RUN(full_and_invalid);
+	MGT_RUN(concurrent_release_happens_once);
+	MGT_DONE();
+}
