@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../daemon/manager.h"
 #include "cli.h"
 #include "proto.h"
 #include "size.h"
@@ -40,14 +41,9 @@ static void print_json(const mgi_msg_stat_t *s)
 {
 	printf("{\"group\": ");
 	json_str(stdout, s->group);
-	printf(", \"usage\": %llu, \"max_usage\": %llu, \"limit\": %llu, \"failcnt\": %llu, "
-	       "\"pgfault\": %llu, \"nr_processes\": %llu, \"tracked_bytes\": %llu, "
-	       "\"untracked_bytes\": %llu, \"oom_kill\": %llu, \"processes\": [",
-	       (unsigned long long)s->usage, (unsigned long long)s->max_usage,
-	       (unsigned long long)s->limit, (unsigned long long)s->failcnt,
-	       (unsigned long long)s->pgfault, (unsigned long long)s->nr_processes,
-	       (unsigned long long)s->tracked_bytes, (unsigned long long)s->untracked_bytes,
-	       (unsigned long long)s->oom_kill);
+	printf(", ");
+	mgi_stats_print_json_fields(stdout, &s->figures);
+	printf(", \"processes\": [");
 	for (uint32_t i = 0; i < s->nprocs; i++) {
 		printf("%s{\"pid\": %d, \"comm\": ", i ? ", " : "", s->procs[i].pid);
 		json_str(stdout, s->procs[i].comm);
@@ -61,19 +57,18 @@ static void print_json(const mgi_msg_stat_t *s)
 static void print_text(const mgi_msg_stat_t *s)
 {
 	char a[16];
-	const uint64_t unlimited = 9223372036854771712ULL;
+	const uint64_t unlimited = (uint64_t)MGI_PAGES_UNLIMITED * 4096;
 
-	printf("group            %s\n", s->group);
-	printf("usage            %s\n", mgi_size_format(s->usage, a, sizeof(a)));
-	printf("max_usage        %s\n", mgi_size_format(s->max_usage, a, sizeof(a)));
-	printf("limit            %s\n",
-	       s->limit >= unlimited ? "max" : mgi_size_format(s->limit, a, sizeof(a)));
-	printf("failcnt          %llu\n", (unsigned long long)s->failcnt);
-	printf("pgfault          %llu\n", (unsigned long long)s->pgfault);
-	printf("nr_processes     %llu\n", (unsigned long long)s->nr_processes);
-	printf("tracked_bytes    %s\n", mgi_size_format(s->tracked_bytes, a, sizeof(a)));
-	printf("untracked_bytes  %s\n", mgi_size_format(s->untracked_bytes, a, sizeof(a)));
-	printf("oom_kill         %llu\n", (unsigned long long)s->oom_kill);
+	printf("%-16s %s\n", "group", s->group);
+	for (const mgi_stats_field_t *f = mgi_stats_fields; f->name; f++) {
+		uint64_t v = mgi_stats_get(&s->figures, f);
+		if (!f->is_size)
+			printf("%-16s %llu\n", f->name, (unsigned long long)v);
+		else if (v >= unlimited)
+			printf("%-16s max\n", f->name);
+		else
+			printf("%-16s %s\n", f->name, mgi_size_format(v, a, sizeof(a)));
+	}
 	if (s->nprocs)
 		printf("%8s  %-16s %10s %10s\n", "PID", "COMM", "CHARGED", "PGFAULT");
 	for (uint32_t i = 0; i < s->nprocs; i++)

@@ -2,8 +2,24 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+
+#define FIELD(name, is_size) {#name, offsetof(mgi_stats_t, name), is_size}
+const mgi_stats_field_t mgi_stats_fields[] = {
+	FIELD(usage, 1),
+	FIELD(max_usage, 1),
+	FIELD(limit, 1),
+	FIELD(failcnt, 0),
+	FIELD(pgfault, 0),
+	FIELD(nr_processes, 0),
+	FIELD(tracked_bytes, 1),
+	FIELD(untracked_bytes, 1),
+	FIELD(oom_kill, 0),
+	{NULL, 0, 0},
+};
+#undef FIELD
 
 static size_t size_of_type(int type)
 {

@@ -80,11 +80,31 @@ typedef struct mgi_proc_stat {
 
 #define MGI_STAT_PROCS_MAX 256
 
+/* A group's figures; sizes in bytes. The names are the stats' names
+ * (memcg's where the meaning matches); mgi_stats_fields lists them. */
+typedef struct mgi_stats {
+	uint64_t usage, max_usage, limit, failcnt, pgfault, nr_processes;
+	uint64_t tracked_bytes, untracked_bytes, oom_kill;
+} mgi_stats_t;
+
+typedef struct mgi_stats_field {
+	const char *name;
+	size_t offset;  /* in mgi_stats_t */
+	int is_size;    /* bytes (printed with a unit as text) or a count */
+} mgi_stats_field_t;
+
+/* The one table of the stats: name, where, and kind; NULL-terminated. */
+extern const mgi_stats_field_t mgi_stats_fields[];
+
+static inline uint64_t mgi_stats_get(const mgi_stats_t *s, const mgi_stats_field_t *f)
+{
+	return *(const uint64_t *)((const char *)s + f->offset);
+}
+
 typedef struct mgi_msg_stat {
 	mgi_msg_hdr_t hdr;
 	char group[MGI_GROUP_NAME_MAX];
-	uint64_t usage, max_usage, limit, failcnt, pgfault, nr_processes;
-	uint64_t tracked_bytes, untracked_bytes, oom_kill;
+	mgi_stats_t figures;
 	uint32_t nprocs; /* entries used in procs (at most MGI_STAT_PROCS_MAX) */
 	uint32_t reserved;
 	mgi_proc_stat_t procs[MGI_STAT_PROCS_MAX];

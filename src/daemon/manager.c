@@ -283,15 +283,7 @@ void mgi_manager_stat_msg(const mgi_segment_t *seg, mgi_msg_t *out)
 	mgi_msg_init(out, MGI_MSG_STAT);
 	mgi_manager_stats(seg, &st);
 	snprintf(r->group, sizeof(r->group), "%s", seg->group);
-	r->usage = st.usage;
-	r->max_usage = st.max_usage;
-	r->limit = st.limit;
-	r->failcnt = st.failcnt;
-	r->pgfault = st.pgfault;
-	r->nr_processes = st.nr_processes;
-	r->tracked_bytes = st.tracked_bytes;
-	r->untracked_bytes = st.untracked_bytes;
-	r->oom_kill = st.oom_kill;
+	r->figures = st;
 	for (int i = 0; i < MGI_PROCS_MAX && r->nprocs < MGI_STAT_PROCS_MAX; i++) {
 		const mgi_proc_slot_t *sl = &seg->procs[i];
 		int32_t pid = atomic_load(&sl->pid);
@@ -306,20 +298,21 @@ void mgi_manager_stat_msg(const mgi_segment_t *seg, mgi_msg_t *out)
 	}
 }
 
+void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s)
+{
+	for (const mgi_stats_field_t *fl = mgi_stats_fields; fl->name; fl++)
+		fprintf(f, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
+			(unsigned long long)mgi_stats_get(s, fl));
+}
+
 int mgi_stats_write_json(const mgi_stats_t *s, const char *path)
 {
 	FILE *f = fopen(path, "w");
 
 	if (!f)
 		return -errno;
-	fprintf(f,
-		"{\"usage\": %llu, \"max_usage\": %llu, \"limit\": %llu, \"failcnt\": %llu, "
-		"\"pgfault\": %llu, \"nr_processes\": %llu, \"tracked_bytes\": %llu, "
-		"\"untracked_bytes\": %llu, \"oom_kill\": %llu}\n",
-		(unsigned long long)s->usage, (unsigned long long)s->max_usage,
-		(unsigned long long)s->limit, (unsigned long long)s->failcnt,
-		(unsigned long long)s->pgfault, (unsigned long long)s->nr_processes,
-		(unsigned long long)s->tracked_bytes, (unsigned long long)s->untracked_bytes,
-		(unsigned long long)s->oom_kill);
+	fputc('{', f);
+	mgi_stats_print_json_fields(f, s);
+	fputs("}\n", f);
 	return fclose(f) == 0 ? 0 : -errno;
 }

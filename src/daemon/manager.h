@@ -62,18 +62,17 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms);
 /* Stops listening, closes everything, unlinks the socket. */
 void mgi_manager_destroy(mgi_manager_t *m);
 
-/* Group figures, in bytes, as `memgrp stat` and --stats-json print them. */
-typedef struct mgi_stats {
-	uint64_t usage, max_usage, limit, failcnt, pgfault, nr_processes;
-	uint64_t tracked_bytes, untracked_bytes, oom_kill;
-} mgi_stats_t;
-
+/* The group's figures now (mgi_stats_t is in proto.h). */
 void mgi_manager_stats(const mgi_segment_t *seg, mgi_stats_t *out);
 
 /* The STAT message for the group's current figures and processes. */
 void mgi_manager_stat_msg(const mgi_segment_t *seg, mgi_msg_t *out);
 
-/* Writes stats as one JSON object (keys as in mgi_stats_t) to path. */
+/* Prints the stats' "key": value pairs, comma-separated, no braces. */
+#include <stdio.h>
+void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s);
+
+/* Writes stats as one JSON object to path. Returns 0 or -errno. */
 int mgi_stats_write_json(const mgi_stats_t *s, const char *path);
 
 #endif
