@@ -64,7 +64,10 @@ if [ $quick -eq 0 ]; then
 			-Db_lundef=false >/dev/null 2>&1 ||
 	   CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined \
 			-Db_lundef=false >/dev/null; then
-		meson compile -C build-fuzz >/dev/null || failed=$((failed + 1))
+		if ! meson compile -C build-fuzz >build-fuzz.buildlog 2>&1; then
+			echo "fuzz build failed:"; grep -E "error" build-fuzz.buildlog | head -20
+			failed=$((failed + 1))
+		fi
 		for target in $(find build-fuzz/fuzz -maxdepth 1 -type f -executable -name 'fuzz_*' | sort); do
 			name=$(basename "$target")
 			corpus=fuzz/corpus/${name#fuzz_}

@@ -6,7 +6,9 @@ memgrp=$(realpath "$1")
 progs=$(realpath "$2")
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
-trap 'env -u LD_PRELOAD pkill -f "memgrp-test-" 2>/dev/null; rm -rf "$tmp"' EXIT
+# Group names carry this run's pid: concurrent runs never share a socket.
+sfx=$$
+trap 'env -u LD_PRELOAD pkill -f "memgrp-test-[a-z]*-$sfx" 2>/dev/null; rm -rf "$tmp"' EXIT
 passed=0 failed=0 skipped=0
 
 if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
@@ -107,19 +109,19 @@ fi
 
 echo "--- usage agrees with anonymous RSS (within 5%)"
 if [ $accounting = 1 ]; then
-rss_during rss_hold memgrp-test-hold 1.5 -- "$progs/prog_hold" 64 3
-rss_during rss_python memgrp-test-py 2 -- python3 -c '
+rss_during rss_hold memgrp-test-hold-$sfx 1.5 -- "$progs/prog_hold" 64 3
+rss_during rss_python memgrp-test-py-$sfx 2 -- python3 -c '
 import time
 blocks = [bytearray(1 << 20) for _ in range(64)]
 for b in blocks: b[::4096] = b"y" * len(b[::4096])
 time.sleep(3)'
-rss_during rss_spawn memgrp-test-spawn 0.6 -- "$progs/prog_spawn" "$progs/prog_hold"
+rss_during rss_spawn memgrp-test-spawn-$sfx 0.6 -- "$progs/prog_spawn" "$progs/prog_hold"
 if command -v stress-ng >/dev/null; then
-	rss_during rss_stress memgrp-test-stress 3 -- stress-ng --vm 2 --vm-bytes 128M --vm-keep --timeout 6s
+	rss_during rss_stress memgrp-test-stress-$sfx 3 -- stress-ng --vm 2 --vm-bytes 128M --vm-keep --timeout 6s
 fi
 if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
 	sock=$tmp/redis.sock
-	timeout -k 5 120 "$memgrp" run -g memgrp-test-redis --stats-json "$tmp/redis.json" -- \
+	timeout -k 5 120 "$memgrp" run -g memgrp-test-redis-$sfx --stats-json "$tmp/redis.json" -- \
 		redis-server --port 0 --unixsocket "$sock" --save '' --appendonly no >"$tmp/redis.out" 2>&1 &
 	rpid=$!
 	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
@@ -129,7 +131,7 @@ if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; 
 	else
 		bad redis "redis-benchmark failed"; tail -5 "$tmp/bench.out"
 	fi
-	python3 "$here/rss_check.py" "$memgrp" memgrp-test-redis >"$tmp/redis.rss"; rc=$?
+	python3 "$here/rss_check.py" "$memgrp" memgrp-test-redis-$sfx >"$tmp/redis.rss"; rc=$?
 	cat "$tmp/redis.rss"
 	[ $rc -eq 0 ] && ok "redis: usage agrees with anonymous RSS" || bad redis_rss "differ by more than 5%"
 	redis-cli -s "$sock" shutdown nosave >/dev/null 2>&1
@@ -163,14 +165,14 @@ fi
 
 echo "--- failures"
 # The manager dies: the managed processes go on with their limits and data.
-timeout -k 5 60 "$memgrp" run -g memgrp-test-orphan -m 256M -- sh -c "$progs/prog_hold 48 3; echo \$? > $tmp/orphan.status" >/dev/null 2>&1 &
+timeout -k 5 60 "$memgrp" run -g memgrp-test-orphan-$sfx -m 256M -- sh -c "$progs/prog_hold 48 3; echo \$? > $tmp/orphan.status" >/dev/null 2>&1 &
 mpid=$!
 sleep 1
 kill -9 $mpid 2>/dev/null
 for _ in $(seq 80); do [ -s "$tmp/orphan.status" ] && break; sleep 0.1; done
 [ "$(cat "$tmp/orphan.status" 2>/dev/null)" = 0 ] && ok "memgrp run killed: the group's processes finish with their data intact" ||
 	bad orphan "the process did not finish cleanly after its manager died"
-rm -f /run/memgrp/memgrp-test-orphan.sock
+rm -f /run/memgrp/memgrp-test-orphan-$sfx.sock
 # A process that crashes disturbs no other, and its pages leave the group.
 run crash 60 0 -- sh -c "$progs/prog_hold 32 2 & python3 -c 'import os,signal; b=bytearray(40<<20); os.kill(os.getpid(), signal.SIGSEGV)'; wait \$!; echo survivor=\$?"
 grep -q "survivor=0" "$tmp/crash.out" && { [ $accounting = 0 ] || [ "$(json "$tmp/crash.json" usage)" -lt $((1 << 20)) ]; } &&

@@ -36,11 +36,6 @@
 
 #define PAGE 4096UL
 
-static inline uintptr_t page_down(uintptr_t a)
-{
-	return a & ~(PAGE - 1);
-}
-
 static inline uintptr_t page_up(uintptr_t a)
 {
 	return (a + PAGE - 1) & ~(PAGE - 1);
