@@ -87,6 +87,8 @@ run threads 60 0 -- "$progs/prog_threads" 4 32 && grep -q "threads ok" "$tmp/thr
 run fork 60 0 -- "$progs/prog_forkcheck" 64 && grep -q "fork ok" "$tmp/fork.out" && ok "fork without exec: parent and child verify every byte"
 run mremap 60 0 -- "$progs/prog_mremap" 256 && grep -q "mremap ok" "$tmp/mremap.out" && ok "mremap growth to 256 MB keeps contents"
 run spawn 60 0 -- "$progs/prog_spawn" "$progs/prog_hold" && ok "posix_spawn and fork+exec children run managed"
+run stress 120 0 -- "$progs/prog_stress" 4 5 && grep -q "stress ok" "$tmp/stress.out" &&
+	ok "4 threads race faults with madvise, mremap, munmap and fork: checksums hold ($(grep -o '[0-9]* rounds, [0-9]* forks' "$tmp/stress.out"))"
 if [ $accounting = 0 ]; then
 	acct_skip spawn_charged
 elif [ "$(json "$tmp/spawn.json" max_usage)" -ge $((48 << 20)) ]; then
@@ -101,8 +103,8 @@ C
 run gcc 120 0 -- gcc -O2 -o "$tmp/hello" "$tmp/hello.c" && "$tmp/hello" | grep -q "compiled under memgrp" && ok "gcc compiles a C file"
 
 if command -v stress-ng >/dev/null; then
-	run stress 120 0 -- stress-ng --vm 2 --vm-bytes 128M --verify --timeout 8s &&
-		! grep -qiE "fail|verif.*error" "$tmp/stress.out" && ok "stress-ng --vm 2 --vm-bytes 128M --verify: no verify failure"
+	run stressng 120 0 -- stress-ng --vm 2 --vm-bytes 128M --verify --timeout 8s &&
+		! grep -qiE "fail|verif.*error" "$tmp/stressng.out" && ok "stress-ng --vm 2 --vm-bytes 128M --verify: no verify failure"
 else
 	skip stress "stress-ng not installed"
 fi
@@ -116,6 +118,8 @@ blocks = [bytearray(1 << 20) for _ in range(64)]
 for b in blocks: b[::4096] = b"y" * len(b[::4096])
 time.sleep(3)'
 rss_during rss_spawn memgrp-test-spawn-$sfx 0.6 -- "$progs/prog_spawn" "$progs/prog_hold"
+# After heavy churn (unmap, madvise, mremap, fork), no charge is left behind.
+rss_during rss_churn memgrp-test-churn-$sfx 4.5 -- "$progs/prog_stress" 4 3 3
 if command -v stress-ng >/dev/null; then
 	rss_during rss_stress memgrp-test-stress-$sfx 3 -- stress-ng --vm 2 --vm-bytes 128M --vm-keep --timeout 6s
 fi

@@ -219,8 +219,8 @@ static void park(uintptr_t addr)
 		pending[npending].since_ns = now_ns();
 		npending++;
 	}
-	/* Full: the thread stays blocked in the kernel; the fault is not lost
-	 * for good because a later fault or retry on the same page wakes it. */
+	/* Full cannot happen in practice: each thread has at most one fault
+	 * outstanding, so this holds every fault of PENDING_MAX threads. */
 }
 
 /* Whether page is right after (or, for stacks, right before) one of the
@@ -401,19 +401,22 @@ static void drain_uffd(void)
 
 static void retry_pending(void)
 {
-	unsigned kept = 0, count = npending;
+	static struct pending retrying[PENDING_MAX];
+	unsigned count = npending;
 
+	/* Work from a copy: faults parked while we retry (by drain_uffd's
+	 * new events, or by a retry that fails again) go into the emptied
+	 * list and must not overwrite entries not yet retried. An earlier
+	 * version reset the list in place and lost faults that way: their
+	 * threads stayed blocked for ever (caught by tests/progs/stress.c). */
+	memcpy(retrying, pending, count * sizeof(pending[0]));
 	npending = 0;
 	for (unsigned i = 0; i < count; i++) {
 		/* Events first: a parked fault may be waiting on one. */
 		drain_uffd();
-		if (resolve(pending[i].addr) == RETRY)
-			pending[kept++] = pending[i];
+		if (resolve(retrying[i].addr) == RETRY)
+			park(retrying[i].addr);
 	}
-	/* Faults parked while retrying were appended after `count`. */
-	for (unsigned i = count; i < npending; i++)
-		pending[kept++] = pending[i];
-	npending = kept;
 }
 
 void *mgi_handler_main(void *arg)
