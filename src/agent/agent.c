@@ -63,15 +63,34 @@ bool mgi_agent_excluded(uintptr_t start, uintptr_t end)
 	return false;
 }
 
-/* Extents of the loaded ELF objects (from their PT_LOAD segments): the
- * anonymous pages right after an object's data are its bss, used by that
- * object's code, the handler's libc among them. */
+/* Objects whose code the fault handler runs: their bss (anonymous pages
+ * right after their data) must never be registered, or the handler could
+ * fault on memory only it can resolve. Every other object's bss (a
+ * program's static arrays) is application memory and is managed. */
+static bool handler_uses(const char *path)
+{
+	static const char *const names[] = {
+		"libc.so", "ld-linux", "libmemgrp-agent", /* the handler's own code */
+		"libasan", "libubsan", "libtsan", "libclang_rt", /* sanitizer builds */
+	};
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strstr(base, names[i]))
+			return true;
+	return false;
+}
+
+/* Extents of the objects the handler uses, from their PT_LOAD segments. */
 static int collect_elf(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	uintptr_t lo = UINTPTR_MAX, hi = 0;
 
 	(void)size;
 	(void)arg;
+	if (!info->dlpi_name || !handler_uses(info->dlpi_name))
+		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type != PT_LOAD)

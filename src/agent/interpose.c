@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -147,6 +148,33 @@ __attribute__((visibility("default"))) int brk(void *addr)
 	rc = next_brk(addr);
 	if (rc == 0 && (uintptr_t)addr > before)
 		mgi_register_for_app(page_up(before), page_up((uintptr_t)addr));
+	return rc;
+}
+
+/* ---- thread stacks ---- */
+
+/* glibc maps a new thread's stack with its internal mmap: register it once
+ * the thread exists (pages it touched first are charged when learned). The
+ * agent's own handler stack lies in the arena and is refused there. */
+static int (*next_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+__attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pthread_attr_t *attr,
+							   void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t a;
+	void *stack;
+	size_t size;
+	int rc;
+
+	if (!next_pthread_create)
+		next_pthread_create = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
+					       void *))dlsym(RTLD_NEXT, "pthread_create");
+	rc = next_pthread_create(t, attr, fn, arg);
+	if (rc == 0 && active() && pthread_getattr_np(*t, &a) == 0) {
+		if (pthread_attr_getstack(&a, &stack, &size) == 0)
+			mgi_register_vma_at((uintptr_t)stack + size - 1);
+		pthread_attr_destroy(&a);
+	}
 	return rc;
 }
 

@@ -38,7 +38,14 @@ struct procmap_query {
 #define PROCMAP_QUERY_COVERING_OR_NEXT_VMA 0x10
 #endif
 
-#define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP)
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1ULL << 16)
+#endif
+
+/* MOVE is not used yet; reclaim will evict with it, so a kernel without it
+ * (before 6.8) is refused now rather than half-working. */
+#define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
+		  UFFD_FEATURE_MOVE)
 
 static int open_uffd_fd(void)
 {
@@ -73,8 +80,9 @@ int mgi_uffd_open(char *why, size_t whylen)
 	if (ioctl(fd, UFFDIO_API, &api) != 0) {
 		int err = errno;
 		snprintf(why, whylen,
-			 "this kernel's userfaultfd lacks the events memgrp needs "
-			 "(remove, unmap, remap): %s; Linux 6.8 or later is required",
+			 "this kernel's userfaultfd lacks what memgrp needs (the remove, "
+			 "unmap and remap events and UFFDIO_MOVE): %s; Linux 6.8 or later "
+			 "is required",
 			 strerror(err));
 		close(fd);
 		return -err;
