@@ -181,6 +181,12 @@ rm -f /run/memgrp/memgrp-test-orphan-$sfx.sock
 run crash 60 0 -- sh -c "$progs/prog_hold 32 2 & python3 -c 'import os,signal; b=bytearray(40<<20); os.kill(os.getpid(), signal.SIGSEGV)'; wait \$!; echo survivor=\$?"
 grep -q "survivor=0" "$tmp/crash.out" && { [ $accounting = 0 ] || [ "$(json "$tmp/crash.json" usage)" -lt $((1 << 20)) ]; } &&
 	ok "a crashing process disturbs no other; its pages are uncharged" || { bad crash "survivor or uncharge"; cat "$tmp/crash.out"; }
+# A fault the handler loses (injected) is noticed by the watchdog and its
+# thread woken, with a message; without the watchdog the run would hang.
+MEMGRP_INJECT=drop-fault run lost_fault 30 0 -- "$progs/prog_hold" 8 0.1 &&
+	grep -q "watchdog: 1 thread(s) waited over 2 s" "$tmp/lost_fault.out" &&
+	ok "watchdog: an injected lost fault is reported and its thread woken" ||
+	{ bad lost_fault "not recovered"; cat "$tmp/lost_fault.out"; }
 # No userfaultfd for this user: a clear message naming the cause.
 if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null && [ "$(id -u)" = 0 ] &&
    [ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 0 ]; then

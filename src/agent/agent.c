@@ -198,24 +198,34 @@ static void read_comm(void)
 	memcpy(mgi_agent.me->comm, comm, sizeof(comm));
 }
 
-static int start_handler(void)
+/* Starts an agent thread on a stack from the arena, with every signal
+ * blocked: signals are for the application's threads. */
+static int start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t attr;
 	sigset_t all, old;
 	int rc;
 
-	if (sem_init(&mgi_agent.ready, 0, 0) != 0)
-		return -errno;
 	pthread_attr_init(&attr);
-	pthread_attr_setstack(&attr, mgi_agent.stack, MGI_HANDLER_STACK);
-	/* Signals are for the application's threads, never the handler's. */
+	pthread_attr_setstack(&attr, stack, size);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&mgi_agent.handler, &attr, mgi_handler_main, NULL);
+	rc = pthread_create(t, &attr, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	return -rc;
+}
+
+static int start_handler(void)
+{
+	int rc;
+
+	if (sem_init(&mgi_agent.ready, 0, 0) != 0)
+		return -errno;
+	rc = start_thread(&mgi_agent.handler, mgi_agent.stack, MGI_HANDLER_STACK,
+			  mgi_handler_main, NULL);
 	if (rc != 0)
-		return -rc;
+		return rc;
 	while (sem_wait(&mgi_agent.ready) != 0 && errno == EINTR)
 		;
 	return mgi_agent.init_error;
@@ -255,8 +265,12 @@ static void agent_start(void)
 					    &mgi_agent.arena});
 	mgi_agent.zeros = mgi_arena_alloc(&mgi_agent.arena, MGI_FAULT_AROUND_MAX * MGI_PAGE_SIZE);
 	mgi_agent.stack = mgi_arena_alloc(&mgi_agent.arena, MGI_HANDLER_STACK);
-	if (!mgi_agent.zeros || !mgi_agent.stack)
+	mgi_agent.watch_stack = mgi_arena_alloc(&mgi_agent.arena, MGI_WATCHDOG_STACK);
+	void *watch_buf = mgi_arena_alloc(&mgi_agent.arena, 4096);
+	if (!mgi_agent.zeros || !mgi_agent.stack || !mgi_agent.watch_stack || !watch_buf)
 		goto nomem;
+	const char *inject = getenv("MEMGRP_INJECT");
+	mgi_agent.drop_one_fault = inject && !strcmp(inject, "drop-fault");
 	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
 		goto nomem;
 	mgi_agent.learn_rd = pipefd[0];
@@ -268,6 +282,9 @@ static void agent_start(void)
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
 		goto fail;
 	}
+	if (start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
+			 mgi_watchdog_main, watch_buf) != 0)
+		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
 	atomic_store_explicit(&mgi_agent.active, true, memory_order_release);
 	return;
 nomem:
@@ -304,6 +321,7 @@ static void child_after_fork(void)
 	memset(&mgi_agent.reg, 0, sizeof(mgi_agent.reg));
 	mgi_agent.untracked_bytes = 0;
 	mgi_agent.init_error = 0;
+	mgi_agent.parked = 0;
 	agent_start();
 }
 

@@ -16,6 +16,7 @@
 
 #define MGI_ARENA_BYTES (1UL << 32)      /* address space only: NORESERVE */
 #define MGI_HANDLER_STACK (512UL << 10)
+#define MGI_WATCHDOG_STACK (64UL << 10)
 #define MGI_ELF_RANGES_MAX 512
 /* Larger anonymous regions are address-space reservations (sanitizer
  * shadow, language runtimes' heaps reserved up front), not memory in use:
@@ -52,6 +53,11 @@ struct mgi_agent {
 	pthread_t handler;
 	sem_t ready;
 	int init_error;          /* set by the handler's start-up scan */
+	_Atomic unsigned parked; /* faults the handler holds for a retry */
+	_Atomic uint64_t lost_faults; /* woken by the watchdog */
+	bool drop_one_fault;     /* fault injection: MEMGRP_INJECT=drop-fault */
+	void *watch_stack;
+	pthread_t watchdog;
 
 	/* Loaded ELF objects' extents: the anonymous bss after their data
 	 * must not be registered (the handler itself uses libc's). */
@@ -64,6 +70,8 @@ extern struct mgi_agent mgi_agent;
 
 /* handler.c */
 void *mgi_handler_main(void *arg);
+/* watchdog.c: arg is a 4 KiB scratch buffer in the arena */
+void *mgi_watchdog_main(void *arg);
 /* Registers the eligible anonymous regions of the address space and learns
  * them. Called by the handler at start-up. */
 void mgi_scan_and_register(void);

@@ -218,6 +218,7 @@ static void park(uintptr_t addr)
 		pending[npending].addr = addr;
 		pending[npending].since_ns = now_ns();
 		npending++;
+		atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
 	}
 	/* Full cannot happen in practice: each thread has at most one fault
 	 * outstanding, so this holds every fault of PENDING_MAX threads. */
@@ -347,6 +348,12 @@ static void on_event(const struct uffd_msg *m)
 
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
+		if (mgi_agent.drop_one_fault) {
+			/* Fault injection: lose this fault, as a handler bug
+			 * would, for the watchdog to find. */
+			mgi_agent.drop_one_fault = false;
+			break;
+		}
 		if (resolve(m->arg.pagefault.address) == RETRY)
 			park(m->arg.pagefault.address);
 		break;
@@ -411,12 +418,15 @@ static void retry_pending(void)
 	 * threads stayed blocked for ever (caught by tests/progs/stress.c). */
 	memcpy(retrying, pending, count * sizeof(pending[0]));
 	npending = 0;
+	/* (the watchdog reads `parked` only to tell lost faults from waiting
+	 * ones; it stays at count until the retries below settle) */
 	for (unsigned i = 0; i < count; i++) {
 		/* Events first: a parked fault may be waiting on one. */
 		drain_uffd();
 		if (resolve(retrying[i].addr) == RETRY)
 			park(retrying[i].addr);
 	}
+	atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
 }
 
 void *mgi_handler_main(void *arg)

@@ -101,7 +101,7 @@ static void *forker(void *arg)
 			_exit(verify(shared, shared_len, seed) >= 0 ? 3 : 0);
 		}
 		pthread_mutex_unlock(&shared_lock);
-		int st;
+		int st = 0;
 		if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 			DIE("fork child found the shared buffer changed (status %d)", st);
 		atomic_fetch_add(&forks, 1);

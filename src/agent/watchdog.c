@@ -1,0 +1,119 @@
+/* watchdog.c - notices threads left waiting for a page and wakes them. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "os.h"
+
+/*
+ * Pitfall 4 of the design: if a fault is never answered, its thread hangs
+ * silently. Every WATCH_PERIOD seconds this thread lists the process's
+ * threads and reads their wchan; one found in handle_userfault on two scans
+ * in a row while the handler has nothing parked (so nothing legitimately
+ * waits: no OOM wait, no EAGAIN retry) was lost. The watchdog says so on
+ * stderr, counts it, and wakes every waiter (UFFDIO_WAKE over the whole
+ * address space): a woken thread faults again, and the handler sees the
+ * fault afresh. A spurious wake costs one extra fault, nothing more.
+ *
+ * Like the handler, it runs on a stack in the arena and never calls malloc.
+ */
+
+#define WATCH_PERIOD 2
+#define TIDS_MAX 1024
+
+static int tids_seen[TIDS_MAX];
+static unsigned nseen;
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+static bool waits_for_page(int taskfd, const char *tid)
+{
+	char path[64], wchan[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/wchan", tid);
+	fd = openat(taskfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, wchan, sizeof(wchan) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	wchan[n] = '\0';
+	return strcmp(wchan, "handle_userfault") == 0;
+}
+
+static bool was_seen(int tid)
+{
+	for (unsigned i = 0; i < nseen; i++)
+		if (tids_seen[i] == tid)
+			return true;
+	return false;
+}
+
+/* One scan: returns how many threads have waited since the last scan. */
+static unsigned scan(int taskfd, char *buf, size_t len)
+{
+	int now[TIDS_MAX];
+	unsigned nnow = 0, stuck = 0;
+	long n;
+
+	lseek(taskfd, 0, SEEK_SET);
+	while ((n = syscall(SYS_getdents64, taskfd, buf, len)) > 0) {
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+			off += d->d_reclen;
+			if (d->d_name[0] < '0' || d->d_name[0] > '9' || !waits_for_page(taskfd, d->d_name))
+				continue;
+			int tid = atoi(d->d_name);
+			if (nnow < TIDS_MAX)
+				now[nnow++] = tid;
+			if (was_seen(tid))
+				stuck++;
+		}
+	}
+	memcpy(tids_seen, now, nnow * sizeof(int));
+	nseen = nnow;
+	return stuck;
+}
+
+void *mgi_watchdog_main(void *arg)
+{
+	char *buf = arg; /* 4 KiB from the arena */
+	int taskfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (taskfd < 0)
+		return NULL;
+	for (;;) {
+		struct timespec ts = {WATCH_PERIOD, 0};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		if (!atomic_load(&mgi_agent.active))
+			continue;
+		unsigned stuck = scan(taskfd, buf, 4096);
+		if (!stuck || atomic_load(&mgi_agent.parked) != 0)
+			continue;
+		atomic_fetch_add(&mgi_agent.lost_faults, stuck);
+		mgi_agent_log("watchdog: %u thread(s) waited over %d s for a page that the fault "
+			      "handler is not working on (a lost fault: please report it); waking them",
+			      stuck, WATCH_PERIOD);
+		/* All of user space: UFFDIO_WAKE needs no VMA, only waiters. */
+		mgi_uffd_wake(mgi_agent.uffd, MGI_PAGE_SIZE, 0x7ffffffff000UL - MGI_PAGE_SIZE);
+		nseen = 0;
+	}
+	return NULL;
+}
