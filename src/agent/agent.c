@@ -166,7 +166,6 @@ static int join_group(const char *path)
 			goto fail;
 		}
 		mgi_agent.seg = m;
-		mgi_agent.seg_bytes = (size_t)st.st_size;
 	}
 	close(segfd);
 	mgi_agent.conn = fd;

@@ -41,7 +41,6 @@ struct mgi_agent {
 	int mapsfd;              /* /proc/self/maps, for PROCMAP_QUERY */
 	int learn_rd, learn_wr;  /* pipe of mgi_learn_req_t */
 	mgi_segment_t *seg;
-	size_t seg_bytes;
 	int slot;
 	mgi_proc_slot_t *me;
 	mgi_counter_path_t path;

@@ -33,12 +33,8 @@
 #define OOM_STALE_NS (5ULL * 1000 * 1000 * 1000) /* re-choose a victim after */
 #define MINCORE_CHUNK 16384                         /* pages per mincore call */
 
-struct pending {
-	uintptr_t addr;
-	uint64_t since_ns;
-};
-
-static struct pending pending[PENDING_MAX];
+/* Faults waiting for a retry (memory for an OOM wait, or events first). */
+static uintptr_t pending[PENDING_MAX];
 static unsigned npending;
 static unsigned char *mincore_vec;
 static uint64_t oom_chosen_ns;
@@ -215,9 +211,7 @@ static void out_of_memory(void)
 static void park(uintptr_t addr)
 {
 	if (npending < PENDING_MAX) {
-		pending[npending].addr = addr;
-		pending[npending].since_ns = now_ns();
-		npending++;
+		pending[npending++] = addr;
 		atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
 	}
 	/* Full cannot happen in practice: each thread has at most one fault
@@ -408,7 +402,7 @@ static void drain_uffd(void)
 
 static void retry_pending(void)
 {
-	static struct pending retrying[PENDING_MAX];
+	static uintptr_t retrying[PENDING_MAX];
 	unsigned count = npending;
 
 	/* Work from a copy: faults parked while we retry (by drain_uffd's
@@ -423,8 +417,8 @@ static void retry_pending(void)
 	for (unsigned i = 0; i < count; i++) {
 		/* Events first: a parked fault may be waiting on one. */
 		drain_uffd();
-		if (resolve(retrying[i].addr) == RETRY)
-			park(retrying[i].addr);
+		if (resolve(retrying[i]) == RETRY)
+			park(retrying[i]);
 	}
 	atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
 }

@@ -189,8 +189,7 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 		/* The kernel's word on who is calling, not the message's. */
 		if (c->slot >= 0 || getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
 		    cred.pid != msg.hello.pid) {
-			m->bad_messages++;
-			drop_conn(m, i);
+			drop_conn(m, i); /* a second HELLO, or a pid that is not the peer's */
 			return;
 		}
 		c->pid = cred.pid;
@@ -210,8 +209,7 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 		send(c->fd, &reply, reply.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		break;
 	}
-	default:
-		m->bad_messages++;
+	default: /* unparsable or unexpected: that client is done */
 		drop_conn(m, i);
 		break;
 	}

@@ -34,7 +34,6 @@ typedef struct mgi_manager {
 	char sock_path[108];
 	struct mgi_conn conns[MGI_MANAGER_CONNS_MAX];
 	unsigned nconns;
-	uint64_t bad_messages;
 } mgi_manager_t;
 
 typedef struct mgi_limits {
