@@ -189,6 +189,21 @@ run crash 60 0 -- sh -c "$progs/prog_hold 32 2 & python3 -c 'import os,signal; b
 grep -q "survivor=0" "$tmp/crash.out" && { [ $accounting = 0 ] || [ "$(json "$tmp/crash.json" usage)" -lt $((1 << 20)) ]; } &&
 	ok "a crashing process disturbs no other; its pages are uncharged" || { bad crash "survivor or uncharge"; cat "$tmp/crash.out"; }
 fi
+# Signals to memgrp run reach the command; its status is passed back.
+"$memgrp" run -- sleep 30 >/dev/null 2>&1 &
+rpid=$!
+sleep 0.5
+kill -TERM $rpid
+wait $rpid; rc=$?
+[ $rc -eq 143 ] && ok "SIGTERM to memgrp run reaches the command (exit 143)" || bad sigterm "exit $rc, want 143"
+# A group name already served is refused, naming the socket.
+"$memgrp" run -g memgrp-test-busy-$sfx -- sleep 3 >/dev/null 2>&1 &
+bpid=$!
+sleep 0.5
+out=$("$memgrp" run -g memgrp-test-busy-$sfx -- true 2>&1); rc=$?
+wait $bpid
+[ $rc -eq 1 ] && grep -q "memgrp-test-busy-$sfx.sock: Address already in use" <<<"$out" &&
+	ok "a group name in use is refused: '$out'" || bad busy "exit $rc: $out"
 # A fault the handler loses (injected) is noticed by the watchdog and its
 # thread woken, with a message; without the watchdog the run would hang.
 if [ $accounting = 0 ]; then
