@@ -56,5 +56,14 @@ expect stat_nogroup  2 "which group"                         -- stat
 expect stat_absent   1 "no manager answers"                  -- stat memgrp-no-such-group
 expect stat_badname  2 "is not a group name"                 -- stat a/b
 
+expect set_help      0 "Usage: memgrp set"                   -- set --help
+expect set_nogroup   2 "name one group"                      -- set -m 1G
+expect set_nothing   2 "nothing to set"                      -- set g
+expect set_badsize   2 "--memory-max: 'lots'"                -- set g -m lots
+expect set_high      3 "--memory-high is not implemented"    -- set g --memory-high 1G
+expect set_absent    1 "no manager answers"                  -- set memgrp-no-such-group -m 1G
+expect ls_help       0 "Usage: memgrp ls"                    -- ls --help
+expect ls_bad        2 "unexpected argument"                 -- ls extra
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

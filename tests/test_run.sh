@@ -204,6 +204,19 @@ out=$("$memgrp" run -g memgrp-test-busy-$sfx -- true 2>&1); rc=$?
 wait $bpid
 [ $rc -eq 1 ] && grep -q "memgrp-test-busy-$sfx.sock: Address already in use" <<<"$out" &&
 	ok "a group name in use is refused: '$out'" || bad busy "exit $rc: $out"
+# A running group's limit can be read, raised and lowered (not below usage).
+"$memgrp" run -g memgrp-test-set-$sfx -m 512M -- "$progs/prog_hold" 64 4 >/dev/null 2>&1 &
+spid=$!
+sleep 1
+low=$("$memgrp" set memgrp-test-set-$sfx -m 32M 2>&1); lrc=$?
+"$memgrp" set memgrp-test-set-$sfx -m 96M; src=$?
+lim=$("$memgrp" stat --json memgrp-test-set-$sfx | python3 -c "import json,sys; print(json.load(sys.stdin)['limit'])")
+listed=$("$memgrp" ls | grep -c "^memgrp-test-set-$sfx ")
+wait $spid; hrc=$?
+[ $lrc -eq 1 ] && grep -q "more than the new limit" <<<"$low" && [ $src -eq 0 ] && [ "$lim" = $((96 << 20)) ] &&
+	[ "$listed" = 1 ] && [ $hrc -eq 0 ] &&
+	ok "memgrp set changes a running group's limit, refuses one below usage; memgrp ls lists it" ||
+	bad set "lower rc $lrc ($low), raise rc $src, limit $lim, listed $listed, holder rc $hrc"
 # A fault the handler loses (injected) is noticed by the watchdog and its
 # thread woken, with a message; without the watchdog the run would hang.
 if [ $accounting = 0 ]; then

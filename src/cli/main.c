@@ -8,7 +8,7 @@
 /* Commands of the design that later work will bring; named so that a user
  * gets "not implemented yet" rather than "unknown command". */
 static const char *const planned[] = {
-	"create", "set", "rm", "ls", "attach", "events", "top",
+	"create", "rm", "attach", "events", "top",
 };
 
 static void usage(FILE *out)
@@ -22,11 +22,13 @@ static void usage(FILE *out)
 		"  run        run a command in a group whose memory is accounted and limited\n"
 		"             (memgrp run --help)\n"
 		"  stat       print a running group's figures (memgrp stat --help)\n"
+		"  set        change a running group's limit (memgrp set --help)\n"
+		"  ls         list the running groups\n"
 		"  demo       drive the accounting core through a scripted scenario:\n"
 		"             hierarchical limits, threshold crossings, the estimate model\n"
 		"\n"
 		"Not implemented yet (rejected with exit code 3):\n"
-		"  create, set, rm, ls, attach, events, top\n"
+		"  create, rm, attach, events, top (they need memgrpd)\n"
 		"\n"
 		"Options:\n"
 		"  -h, --help     show this help (also: memgrp COMMAND --help)\n"
@@ -65,6 +67,10 @@ int main(int argc, char **argv)
 		return mgi_cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stat"))
 		return mgi_cmd_stat(argc - 1, argv + 1);
+	if (!strcmp(cmd, "set"))
+		return mgi_cmd_set(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ls"))
+		return mgi_cmd_ls(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++) {
 		if (!strcmp(cmd, planned[i])) {
 			fprintf(stderr, "memgrp: '%s' is not implemented yet\n", cmd);

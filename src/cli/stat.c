@@ -22,31 +22,16 @@ int mgi_socket_for_group(const char *group, char *out, size_t len)
 	return snprintf(out, len, "/run/memgrp/%s.sock", group) < (int)len ? 0 : -1;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static void print_json(const mgi_msg_stat_t *s)
 {
 	printf("{\"group\": ");
-	json_str(stdout, s->group);
+	mgi_json_str(stdout, s->group);
 	printf(", ");
 	mgi_stats_print_json_fields(stdout, &s->figures);
 	printf(", \"processes\": [");
 	for (uint32_t i = 0; i < s->nprocs; i++) {
 		printf("%s{\"pid\": %d, \"comm\": ", i ? ", " : "", s->procs[i].pid);
-		json_str(stdout, s->procs[i].comm);
+		mgi_json_str(stdout, s->procs[i].comm);
 		printf(", \"charged\": %llu, \"pgfault\": %llu}",
 		       (unsigned long long)s->procs[i].charged,
 		       (unsigned long long)s->procs[i].pgfault);
@@ -86,13 +71,10 @@ int mgi_cmd_stat(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *sock = getenv("MEMGRP_SOCKET");
-	char path[108], buf[sizeof(mgi_msg_t) + 1], err[96];
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	static mgi_msg_t reply;
-	mgi_msg_t req;
+	char path[108], err[256];
+	static mgi_msg_t reply, req;
 	bool json = false;
-	int opt, fd;
-	ssize_t n;
+	int opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "js:h", longopts, NULL)) != -1) {
@@ -125,26 +107,9 @@ int mgi_cmd_stat(int argc, char **argv)
 		fprintf(stderr, "memgrp stat: which group? (memgrp stat GROUP, or --socket PATH)\n");
 		return MGI_EXIT_USAGE;
 	}
-	if (strlen(sock) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "memgrp stat: socket path too long\n");
-		return MGI_EXIT_USAGE;
-	}
-	strcpy(sa.sun_path, sock);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		fprintf(stderr, "memgrp stat: no manager answers at %s: %s\n", sock, strerror(errno));
-		return MGI_EXIT_FAILURE;
-	}
 	mgi_msg_init(&req, MGI_MSG_STAT_REQ);
-	if (send(fd, &req, req.hdr.len, MSG_NOSIGNAL) < 0 || (n = recv(fd, buf, sizeof(buf), 0)) <= 0) {
-		fprintf(stderr, "memgrp stat: the manager did not answer: %s\n",
-			errno ? strerror(errno) : "connection closed");
-		close(fd);
-		return MGI_EXIT_FAILURE;
-	}
-	close(fd);
-	if (mgi_msg_parse(buf, (size_t)n, &reply, err, sizeof(err)) != MGI_MSG_STAT) {
-		fprintf(stderr, "memgrp stat: bad answer from the manager: %s\n", err);
+	if (mgi_request(sock, &req, MGI_MSG_STAT, &reply, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp stat: %s\n", err);
 		return MGI_EXIT_FAILURE;
 	}
 	if (json)

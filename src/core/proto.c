@@ -29,6 +29,8 @@ static size_t size_of_type(int type)
 	case MGI_MSG_OOM_KILL: return sizeof(mgi_msg_oom_t);
 	case MGI_MSG_STAT_REQ: return sizeof(mgi_msg_stat_req_t);
 	case MGI_MSG_STAT: return sizeof(mgi_msg_stat_t);
+	case MGI_MSG_SET: return sizeof(mgi_msg_set_t);
+	case MGI_MSG_REPLY: return sizeof(mgi_msg_reply_t);
 	default: return 0;
 	}
 }
@@ -83,6 +85,16 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		if (out->oom.killer <= 0 || out->oom.victim <= 0)
 			return bad(-EINVAL, err, errlen, "oom: pids must be positive");
 		out->oom.victim_comm[MGI_COMM_MAX - 1] = '\0';
+		break;
+	case MGI_MSG_SET:
+		if (out->set.memory_max != MGI_SET_KEEP && out->set.memory_max != MGI_SET_UNLIMITED &&
+		    out->set.memory_max < 4096)
+			return bad(-EINVAL, err, errlen, "set: memory_max below one page");
+		break;
+	case MGI_MSG_REPLY:
+		if (out->reply.status > 0)
+			return bad(-EINVAL, err, errlen, "reply: status must be 0 or negative");
+		out->reply.message[sizeof(out->reply.message) - 1] = '\0';
 		break;
 	case MGI_MSG_STAT:
 		if (out->stat.nprocs > MGI_STAT_PROCS_MAX)

@@ -21,6 +21,8 @@
  *  agent -> manager   OOM_KILL   I killed pid V for the group (for the log).
  *  client -> manager  STAT_REQ   the group's figures, please.
  *  manager -> client  STAT       the group's figures and its processes.
+ *  client -> manager  SET        new limits for the group.
+ *  manager -> client  REPLY      0 or a negative errno, and why.
  *
  * The connection of an agent stays open for the life of its process image:
  * its closing is how the manager learns the process has gone (or exec'd).
@@ -35,6 +37,8 @@ enum mgi_msg_type {
 	MGI_MSG_OOM_KILL = 3,
 	MGI_MSG_STAT_REQ = 4,
 	MGI_MSG_STAT = 5,
+	MGI_MSG_SET = 6,
+	MGI_MSG_REPLY = 7,
 };
 
 typedef struct mgi_msg_hdr {
@@ -110,6 +114,21 @@ typedef struct mgi_msg_stat {
 	mgi_proc_stat_t procs[MGI_STAT_PROCS_MAX];
 } mgi_msg_stat_t;
 
+/* Limits to change; a field left at MGI_SET_KEEP is not changed. */
+#define MGI_SET_KEEP UINT64_MAX
+typedef struct mgi_msg_set {
+	mgi_msg_hdr_t hdr;
+	uint64_t memory_max; /* bytes; MGI_SET_UNLIMITED for none */
+} mgi_msg_set_t;
+#define MGI_SET_UNLIMITED (UINT64_MAX - 1)
+
+typedef struct mgi_msg_reply {
+	mgi_msg_hdr_t hdr;
+	int32_t status; /* 0 or a negative errno */
+	uint32_t reserved;
+	char message[160];
+} mgi_msg_reply_t;
+
 typedef union mgi_msg {
 	mgi_msg_hdr_t hdr;
 	mgi_msg_hello_t hello;
@@ -117,6 +136,8 @@ typedef union mgi_msg {
 	mgi_msg_oom_t oom;
 	mgi_msg_stat_req_t stat_req;
 	mgi_msg_stat_t stat;
+	mgi_msg_set_t set;
+	mgi_msg_reply_t reply;
 } mgi_msg_t;
 
 /* Fills in the header of a message of the given type (len from the type). */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "size.h"
 
 #define TAG_LISTEN 1
 #define TAG_CONN_BASE 0x100000000ULL /* conn index + base; callers use < this */
@@ -169,6 +170,28 @@ static void send_welcome(mgi_manager_t *m, struct mgi_conn *c)
 	sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+int mgi_manager_set(mgi_manager_t *m, const mgi_msg_set_t *set, char *why, size_t whylen)
+{
+	uint64_t pages;
+	char usage[16];
+
+	if (set->memory_max == MGI_SET_KEEP)
+		return 0;
+	pages = set->memory_max == MGI_SET_UNLIMITED ? MGI_PAGES_UNLIMITED : set->memory_max / 4096;
+	if (pages > MGI_PAGES_UNLIMITED)
+		pages = MGI_PAGES_UNLIMITED;
+	if (mgi_counter_set_max(&m->seg->memory, pages) != 0) {
+		/* Lowering below usage needs reclaim, which memgrp lacks yet:
+		 * refuse rather than kill to get there. */
+		mgi_size_format(mgi_counter_read(&m->seg->memory) * 4096, usage, sizeof(usage));
+		snprintf(why, whylen,
+			 "the group uses %s, more than the new limit, and memgrp cannot "
+			 "reclaim yet: free memory in the group first", usage);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 static void handle_conn(mgi_manager_t *m, unsigned i)
 {
 	struct mgi_conn *c = &m->conns[i];
@@ -206,6 +229,14 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	case MGI_MSG_STAT_REQ: {
 		static mgi_msg_t reply; /* large: not on the stack */
 		mgi_manager_stat_msg(m->seg, &reply);
+		send(c->fd, &reply, reply.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		break;
+	}
+	case MGI_MSG_SET: {
+		mgi_msg_t reply;
+		mgi_msg_init(&reply, MGI_MSG_REPLY);
+		reply.reply.status = mgi_manager_set(m, &msg.set, reply.reply.message,
+						     sizeof(reply.reply.message));
 		send(c->fd, &reply, reply.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		break;
 	}

@@ -61,6 +61,10 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms);
 /* Stops listening, closes everything, unlinks the socket. */
 void mgi_manager_destroy(mgi_manager_t *m);
 
+/* Applies a SET request. Returns 0, or -EBUSY (usage above the new limit)
+ * with the reason in why. */
+int mgi_manager_set(mgi_manager_t *m, const mgi_msg_set_t *set, char *why, size_t whylen);
+
 /* The group's figures now (mgi_stats_t is in proto.h). */
 void mgi_manager_stats(const mgi_segment_t *seg, mgi_stats_t *out);
 
