@@ -49,12 +49,14 @@ expect run_fa_big    2 "--fault-around: a number of pages"   -- run --fault-arou
 expect run_high      3 "--memory-high is not implemented"    -- run --memory-high 1G -- true
 expect run_swap      3 "--swap-max is not implemented"       -- run --swap-max 1G -- true
 expect run_estimate  3 "--mode is not implemented"           -- run --mode estimate -- true
-expect run_nested    3 "nested groups"                       -- run -g web/api -- true
-expect run_badgroup  2 "--group: a name"                     -- run -g .hidden -- true
+expect run_nested    1 "no manager serves 'memgrp-none-[0-9]+/api'" -- run -g "memgrp-none-$$/api" -- true
+expect run_badgroup  2 "may not start with '.'"              -- run -g .hidden -- true
+expect run_badgroup2 2 "empty component"                     -- run -g web//api -- true
 expect stat_help     0 "Usage: memgrp stat"                  -- stat --help
 expect stat_nogroup  2 "which group"                         -- stat
 expect stat_absent   1 "no manager answers"                  -- stat memgrp-no-such-group
-expect stat_badname  2 "is not a group name"                 -- stat a/b
+expect stat_badname  2 "is not a group name"                 -- stat a//b
+expect stat_deep     2 "at most 8 deep"                      -- stat a/b/c/d/e/f/g/h/i
 
 expect set_help      0 "Usage: memgrp set"                   -- set --help
 expect set_nogroup   2 "name one group"                      -- set -m 1G
@@ -62,6 +64,15 @@ expect set_nothing   2 "nothing to set"                      -- set g
 expect set_badsize   2 "--memory-max: 'lots'"                -- set g -m lots
 expect set_high      3 "--memory-high is not implemented"    -- set g --memory-high 1G
 expect set_absent    1 "no manager answers"                  -- set memgrp-no-such-group -m 1G
+expect create_help   0 "Usage: memgrp create"                -- create --help
+expect create_none   2 "name one group"                      -- create
+expect create_bad    2 "group names use letters"             -- create 'a b'
+expect create_absent 1 "no manager answers"                  -- create memgrp-no-such-group/x
+expect rm_help       0 "Usage: memgrp rm"                    -- rm --help
+expect rm_none       2 "name one group"                      -- rm
+expect rm_absent     1 "no manager answers"                  -- rm memgrp-no-such-group
+expect socket_noarg  2 "--socket needs a path"               -- --socket
+expect socket_global 1 "no manager answers at /nonexistent.sock" -- --socket /nonexistent.sock stat g
 expect ls_help       0 "Usage: memgrp ls"                    -- ls --help
 expect ls_bad        2 "unexpected argument"                 -- ls extra
 

@@ -201,14 +201,18 @@ sleep 0.5
 kill -TERM $rpid
 wait $rpid; rc=$?
 [ $rc -eq 143 ] && ok "SIGTERM to memgrp run reaches the command (exit 143)" || bad sigterm "exit $rc, want 143"
-# A group name already served is refused, naming the socket.
-"$memgrp" run -g memgrp-test-busy-$sfx -- sleep 3 >/dev/null 2>&1 &
+# A group already served is joined by a second memgrp run (its processes
+# count together); asking for limits on it is refused, naming memgrp set.
+"$memgrp" run -g memgrp-test-busy-$sfx -m 256M -- "$progs/prog_hold" 40 4 >/dev/null 2>&1 &
 bpid=$!
 wait_group memgrp-test-busy-$sfx
-out=$("$memgrp" run -g memgrp-test-busy-$sfx -- true 2>&1); rc=$?
+out=$("$memgrp" run -g memgrp-test-busy-$sfx -m 1G -- true 2>&1); rc=$?
+"$memgrp" run -g memgrp-test-busy-$sfx -- sh -c "$progs/prog_hold 30 2 & sleep 1; memgrp_u=\$(\"$memgrp\" stat --json memgrp-test-busy-$sfx); echo \"\$memgrp_u\" > $tmp/busy.json; wait" >/dev/null 2>&1; jrc=$?
 wait $bpid
-[ $rc -eq 1 ] && grep -q "memgrp-test-busy-$sfx.sock: Address already in use" <<<"$out" &&
-	ok "a group name in use is refused: '$out'" || bad busy "exit $rc: $out"
+both=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['nr_processes'] >= 3 and d['usage'] >= 70 << 20)" "$tmp/busy.json" 2>/dev/null)
+[ $rc -eq 1 ] && grep -q "group 'memgrp-test-busy-$sfx' exists.*memgrp set" <<<"$out" && [ $jrc -eq 0 ] && [ "$both" = True ] &&
+	ok "a second memgrp run joins a running group (usage counts both); limits for it are refused: '$out'" ||
+	bad busy "limits rc $rc ($out), join rc $jrc, both counted: $both ($(cat "$tmp/busy.json" 2>/dev/null | head -c 300))"
 # A running group's limit can be read, raised and lowered (not below usage).
 "$memgrp" run -g memgrp-test-set-$sfx -m 512M -- "$progs/prog_hold" 64 6 >/dev/null 2>&1 &
 spid=$!

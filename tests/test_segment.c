@@ -19,9 +19,9 @@ static void claim_release_uncharges(void)
 	atomic_store(&seg.procs[b].charged, 50);
 	CHECK_EQ(mgi_segment_nr_procs(&seg), 2);
 	CHECK_INT_EQ(mgi_segment_largest(&seg), b);
-	CHECK_INT_EQ(mgi_segment_release(&seg, b, 999), -ESRCH); /* not its pid */
-	CHECK_INT_EQ(mgi_segment_release(&seg, b, 200), 50);
-	CHECK_INT_EQ(mgi_segment_release(&seg, b, 200), -ESRCH); /* only once */
+	CHECK_INT_EQ(mgi_segment_release(&seg, b, 999, &p), -ESRCH); /* not its pid */
+	CHECK_INT_EQ(mgi_segment_release(&seg, b, 200, &p), 50);
+	CHECK_INT_EQ(mgi_segment_release(&seg, b, 200, &p), -ESRCH); /* only once */
 	CHECK_EQ(mgi_counter_read(&seg.memory), 30);
 	CHECK_INT_EQ(mgi_segment_largest(&seg), a);
 	CHECK_EQ(mgi_segment_nr_procs(&seg), 1);
@@ -33,29 +33,50 @@ static void claim_release_uncharges(void)
 static void releasing_clears_the_oom_victim(void)
 {
 	mgi_segment_init(&seg, "g", 16);
+	mgi_counter_path_t p = mgi_segment_path(&seg);
 	int a = mgi_segment_claim(&seg, 100);
 	atomic_store(&seg.oom_victim, 100);
-	CHECK_INT_EQ(mgi_segment_release(&seg, a, 100), 0);
+	CHECK_INT_EQ(mgi_segment_release(&seg, a, 100, &p), 0);
 	CHECK_EQ(atomic_load(&seg.oom_victim), 0);
 }
 
 static void full_and_invalid(void)
 {
 	mgi_segment_init(&seg, "a-very-long-group-name", 1000);
+	mgi_counter_path_t p = mgi_segment_path(&seg);
 	CHECK_EQ(atomic_load(&seg.fault_around), MGI_FAULT_AROUND_MAX);
 	CHECK(mgi_segment_valid(&seg, sizeof(seg)));
 	CHECK(!mgi_segment_valid(&seg, sizeof(seg) - 1));
 	for (int i = 0; i < MGI_PROCS_MAX; i++)
 		CHECK(mgi_segment_claim(&seg, i + 1) >= 0);
 	CHECK_INT_EQ(mgi_segment_claim(&seg, 5000), -ENOSPC);
-	CHECK_INT_EQ(mgi_segment_release(&seg, -1, 1), -ESRCH);
-	CHECK_INT_EQ(mgi_segment_release(&seg, MGI_PROCS_MAX, 1), -ESRCH);
+	CHECK_INT_EQ(mgi_segment_release(&seg, -1, 1, &p), -ESRCH);
+	CHECK_INT_EQ(mgi_segment_release(&seg, MGI_PROCS_MAX, 1, &p), -ESRCH);
 	seg.magic ^= 1;
 	CHECK(!mgi_segment_valid(&seg, sizeof(seg)));
 }
 
 /* The manager and an agent may both try to release a dead process's slot:
  * exactly one succeeds, and what it held is uncharged exactly once. */
+/* A nested group's slot gives its pages back to every ancestor on the path. */
+static mgi_segment_t parent_seg;
+
+static void release_uncharges_the_whole_path(void)
+{
+	mgi_segment_init(&parent_seg, "web", 16);
+	mgi_segment_init(&seg, "web/api", 16);
+	mgi_counter_path_t p = {.level = {&seg.memory, &parent_seg.memory}, .depth = 2};
+	int a = mgi_segment_claim(&seg, 100);
+	CHECK(mgi_counter_try_charge(&p, 40, NULL));
+	atomic_store(&seg.procs[a].charged, 40);
+	mgi_counter_path_t pp = mgi_segment_path(&parent_seg);
+	mgi_counter_charge(&pp, 5); /* the parent's own processes */
+	CHECK_EQ(mgi_counter_read(&parent_seg.memory), 45);
+	CHECK_INT_EQ(mgi_segment_release(&seg, a, 100, &p), 40);
+	CHECK_EQ(mgi_counter_read(&seg.memory), 0);
+	CHECK_EQ(mgi_counter_read(&parent_seg.memory), 5);
+}
+
 static _Atomic long released_total;
 static _Atomic int start_flag;
 
@@ -64,7 +85,8 @@ static void *releaser(void *arg)
 	int slot = (int)(intptr_t)arg;
 	while (!atomic_load(&start_flag))
 		;
-	long r = mgi_segment_release(&seg, slot, 4242);
+	mgi_counter_path_t p = mgi_segment_path(&seg);
+	long r = mgi_segment_release(&seg, slot, 4242, &p);
 	if (r > 0)
 		atomic_fetch_add(&released_total, r);
 	return NULL;
@@ -98,6 +120,7 @@ int main(int argc, char **argv)
 	MGT_RUN(claim_release_uncharges);
 	MGT_RUN(releasing_clears_the_oom_victim);
 	MGT_RUN(full_and_invalid);
+	MGT_RUN(release_uncharges_the_whole_path);
 	MGT_RUN(concurrent_release_happens_once);
 	MGT_DONE();
 }

@@ -109,21 +109,43 @@ static int collect_elf(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
-/* Connects, says HELLO, receives WELCOME with the segment's fd and maps it
- * (unless already mapped, as in a forked child). Returns 0 or -errno. */
+/* Maps one segment memfd and checks it. Returns it or NULL. */
+static mgi_segment_t *map_segment(int fd)
+{
+	struct stat st;
+	void *m;
+
+	if (fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(mgi_segment_t))
+		return NULL;
+	m = mgi_raw_mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	if (!mgi_segment_valid(m, (size_t)st.st_size)) {
+		mgi_raw_munmap(m, (size_t)st.st_size);
+		return NULL;
+	}
+	return m;
+}
+
+/* Connects, says HELLO naming the group ($MEMGRP_GROUP, else the manager's
+ * default), receives WELCOME with the segments of the group and of its
+ * ancestors and maps them (unless already mapped, as in a forked child,
+ * which stays in its parent's group). Returns 0 or -errno. */
 static int join_group(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char cbuf[CMSG_SPACE(sizeof(int))], err[96];
+	char cbuf[CMSG_SPACE(sizeof(int) * MGI_DEPTH_MAX)], err[96];
+	const char *group = getenv("MEMGRP_GROUP");
 	mgi_msg_t hello, reply;
 	char buf[sizeof(mgi_msg_t)];
 	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *c;
-	int fd = -1, segfd = -1;
+	int fd = -1, fds[MGI_DEPTH_MAX];
+	unsigned nfds = 0;
 	ssize_t n;
-	struct stat st;
+	int type;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -136,6 +158,10 @@ static int join_group(const char *path)
 	mgi_msg_init(&hello, MGI_MSG_HELLO);
 	hello.hello.pid = mgi_agent.pid;
 	hello.hello.slot = -1;
+	if (mgi_agent.seg) /* a forked child: its parent's group, whatever the env says */
+		group = mgi_agent.group;
+	if (group && strlen(group) < sizeof(hello.hello.group))
+		strcpy(hello.hello.group, group);
 	if (send(fd, &hello, hello.hdr.len, MSG_NOSIGNAL) != (ssize_t)hello.hdr.len)
 		goto fail;
 	do
@@ -143,40 +169,50 @@ static int join_group(const char *path)
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		goto fail;
-	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-			memcpy(&segfd, CMSG_DATA(c), sizeof(int));
-	if (mgi_msg_parse(buf, (size_t)n, &reply, err, sizeof(err)) != MGI_MSG_WELCOME ||
-	    segfd < 0) {
-		mgi_agent_log("the manager sent a bad welcome: %s", segfd < 0 ? "no segment" : err);
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t j = 0; j < k && nfds < MGI_DEPTH_MAX; j++)
+			memcpy(&fds[nfds++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+	}
+	type = mgi_msg_parse(buf, (size_t)n, &reply, err, sizeof(err));
+	if (type == MGI_MSG_REPLY) {
+		mgi_agent_log("the manager refused: %s", reply.reply.message);
+		errno = -reply.reply.status > 0 ? -reply.reply.status : EPROTO;
+		goto fail;
+	}
+	if (type != MGI_MSG_WELCOME || nfds != reply.welcome.nsegments) {
+		mgi_agent_log("the manager sent a bad welcome: %s",
+			      type != MGI_MSG_WELCOME ? err : "wrong number of segments");
 		errno = EPROTO;
 		goto fail;
 	}
 	if (!mgi_agent.seg) {
-		void *m;
-		if (fstat(segfd, &st) != 0 || (size_t)st.st_size < sizeof(mgi_segment_t))
-			goto fail;
-		m = mgi_raw_mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-				 segfd, 0);
-		if (m == MAP_FAILED)
-			goto fail;
-		if (!mgi_segment_valid(m, (size_t)st.st_size)) {
-			mgi_raw_munmap(m, (size_t)st.st_size);
-			errno = EPROTO;
-			goto fail;
+		for (unsigned i = 0; i < nfds; i++) {
+			mgi_agent.anc[i] = map_segment(fds[i]);
+			if (!mgi_agent.anc[i]) {
+				errno = EPROTO;
+				goto fail;
+			}
 		}
-		mgi_agent.seg = m;
+		mgi_agent.nsegs = nfds;
+		mgi_agent.seg = mgi_agent.anc[0];
+		memcpy(mgi_agent.group, reply.welcome.group, sizeof(mgi_agent.group));
 	}
-	close(segfd);
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
 	mgi_agent.conn = fd;
 	mgi_agent.slot = reply.welcome.slot;
 	mgi_agent.me = &mgi_agent.seg->procs[mgi_agent.slot];
-	mgi_agent.path = mgi_segment_path(mgi_agent.seg);
+	mgi_agent.path.depth = mgi_agent.nsegs;
+	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
+		mgi_agent.path.level[i] = &mgi_agent.anc[i]->memory;
 	return 0;
 fail:
 	n = -errno;
-	if (segfd >= 0)
-		close(segfd);
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
 	close(fd);
 	return (int)(n ? n : -EPROTO);
 }

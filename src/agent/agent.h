@@ -40,7 +40,10 @@ struct mgi_agent {
 	int conn;                /* to the manager; its closing tells our end */
 	int mapsfd;              /* /proc/self/maps, for PROCMAP_QUERY */
 	int learn_rd, learn_wr;  /* pipe of mgi_learn_req_t */
-	mgi_segment_t *seg;
+	mgi_segment_t *seg;      /* the group's segment: slots, figures */
+	mgi_segment_t *anc[MGI_DEPTH_MAX]; /* seg, then its ancestors' */
+	unsigned nsegs;
+	char group[MGI_GROUP_NAME_MAX]; /* as the manager named it in WELCOME */
 	int slot;
 	mgi_proc_slot_t *me;
 	mgi_counter_path_t path;

@@ -31,6 +31,7 @@
 #define MSGS_PER_READ 64
 #define OOM_RETRY_MS 2
 #define OOM_STALE_NS (5ULL * 1000 * 1000 * 1000) /* re-choose a victim after */
+#define OOM_ASK_NS (100ULL * 1000 * 1000) /* between requests to the manager */
 #define MINCORE_CHUNK 16384                         /* pages per mincore call */
 
 /* Faults waiting for a retry (memory for an OOM wait, or events first). */
@@ -48,7 +49,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void out_of_memory(void);
+static void out_of_memory(unsigned level);
 
 static void charged(uint64_t n)
 {
@@ -104,9 +105,13 @@ static void learn_gap(uintptr_t start, uintptr_t end)
 		charged(found);
 		/* Pages that were there before we could see them may have put
 		 * the group over its limit: act now, not at the next fault. */
-		if (mgi_counter_margin(&mgi_agent.seg->memory) == 0 &&
-		    mgi_counter_read(&mgi_agent.seg->memory) > mgi_counter_read_max(&mgi_agent.seg->memory))
-			out_of_memory();
+		for (unsigned l = 0; l < mgi_agent.path.depth; l++) {
+			const mgi_counter_t *c = mgi_agent.path.level[l];
+			if (mgi_counter_read(c) > mgi_counter_read_max(c)) {
+				out_of_memory(l);
+				break;
+			}
+		}
 	}
 }
 
@@ -149,13 +154,50 @@ static void format_pages(uint64_t pages, char *buf)
 }
 
 /*
- * The group cannot take another page and nothing can be reclaimed yet:
- * kill the process holding the most (the group's OOM victim), once per
- * episode, and let the faulting thread wait until its pages are released.
+ * An ancestor's limit refused the charge. Its victim may be in any group
+ * under it, which only the manager sees: ask it, at most every
+ * OOM_ASK_NS while the episode lasts. Returns false if the manager cannot
+ * be asked (it is gone), so the caller chooses in its own group instead.
  */
-static void out_of_memory(void)
+static bool ask_manager_for_victim(unsigned level)
+{
+	static uint64_t asked_ns;
+	mgi_segment_t *anc = mgi_agent.anc[level];
+	int32_t victim = atomic_load(&anc->oom_victim);
+	uint64_t now = now_ns();
+	mgi_msg_t m;
+
+	if (victim > 0 && kill(victim, 0) == 0 && now - asked_ns < OOM_STALE_NS)
+		return true; /* a kill is under way */
+	if (asked_ns && now - asked_ns < OOM_ASK_NS)
+		return true;
+	if (!asked_ns || now - asked_ns > OOM_STALE_NS) {
+		char usage[16], max[16];
+		format_pages(mgi_counter_read(&anc->memory), usage);
+		format_pages(mgi_counter_read_max(&anc->memory), max);
+		mgi_agent_log("group '%s' is out of memory (usage %s, max %s): the manager "
+			      "chooses a victim among its processes", anc->group, usage, max);
+	}
+	asked_ns = now;
+	mgi_msg_init(&m, MGI_MSG_OOM_REQ);
+	m.oom_req.pid = mgi_agent.pid;
+	m.oom_req.level = level;
+	return send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len;
+}
+
+/*
+ * The group (level 0) or an ancestor (level > 0) cannot take another page
+ * and nothing can be reclaimed yet: kill the process holding the most (the
+ * OOM victim), once per episode, and let the faulting thread wait until
+ * its pages are released. The group's own victim is chosen here, from the
+ * segment, with no round trip; an ancestor's by the manager.
+ */
+static void out_of_memory(unsigned level)
 {
 	mgi_segment_t *seg = mgi_agent.seg;
+
+	if (level > 0 && level < mgi_agent.nsegs && ask_manager_for_victim(level))
+		return;
 	int32_t victim = atomic_load(&seg->oom_victim);
 	int32_t none = 0;
 	int idx;
@@ -166,7 +208,7 @@ static void out_of_memory(void)
 		if (kill(victim, 0) != 0 && errno == ESRCH) {
 			for (int i = 0; i < MGI_PROCS_MAX; i++)
 				if (atomic_load(&seg->procs[i].pid) == victim)
-					mgi_segment_release(seg, i, victim);
+					mgi_segment_release(seg, i, victim, &mgi_agent.path);
 			int32_t v = victim;
 			atomic_compare_exchange_strong(&seg->oom_victim, &v, 0);
 		} else if (now_ns() - oom_chosen_ns > OOM_STALE_NS && oom_chosen_ns) {
@@ -288,10 +330,11 @@ static enum resolved resolve(uintptr_t addr)
 		n = mgi_registry_absent_run(r, s, window - (s - ws) / PAGE);
 
 		if (!mgi_counter_try_charge(&mgi_agent.path, n, NULL)) {
+			unsigned level = 0;
 			s = page;
 			n = 1;
-			if (!mgi_counter_try_charge(&mgi_agent.path, 1, NULL)) {
-				out_of_memory();
+			if (!mgi_counter_try_charge(&mgi_agent.path, 1, &level)) {
+				out_of_memory(level);
 				return RETRY;
 			}
 		}

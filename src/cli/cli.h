@@ -15,13 +15,15 @@ int mgi_cmd_run(int argc, char **argv);
 int mgi_cmd_stat(int argc, char **argv);
 int mgi_cmd_set(int argc, char **argv);
 int mgi_cmd_ls(int argc, char **argv);
+int mgi_cmd_create(int argc, char **argv);
+int mgi_cmd_rm(int argc, char **argv);
 
 #include <stddef.h>
 /* The embedded manager's socket for a group: /run/memgrp/GROUP.sock.
  * Returns 0, or -1 for a name that cannot be a file name. */
 int mgi_socket_for_group(const char *group, char *out, size_t len);
 
-#include "../daemon/manager.h"
+#include "../daemon/tree.h"
 #include "proto.h"
 
 /* Sends req to the manager at sock and parses its answer, which must be of
@@ -33,7 +35,31 @@ int mgi_request(const char *sock, const mgi_msg_t *req, int want, mgi_msg_t *rep
 #include <stdio.h>
 void mgi_json_str(FILE *f, const char *s);
 
-/* The socket to use: sock_opt if given, else the group's. 0 or -1. */
-int mgi_group_socket(const char *sock_opt, const char *group, char *out, size_t len);
+/* memgrpd's socket when nothing else is said. */
+#define MGI_MEMGRPD_SOCKET "/run/memgrp/memgrpd.sock"
+
+/* The global --socket (memgrp --socket PATH COMMAND ...), or NULL. */
+extern const char *mgi_cli_socket;
+
+#include <stdbool.h>
+/* Whether a manager accepts connections at sock. */
+bool mgi_manager_answers(const char *sock);
+
+/*
+ * The socket of the manager to ask about `group` (NULL or "": none named):
+ *  1. sock_opt (a command's --socket), else the global --socket, else
+ *     $MEMGRP_SOCKET;
+ *  2. memgrpd at MGI_MEMGRPD_SOCKET, if it answers;
+ *  3. the embedded manager of the group's top-level name, /run/memgrp/TOP.sock
+ *     (memgrp run -g TOP serves TOP and the groups created under it).
+ * Returns 0, or -1 with err set (a bad name, or nothing to ask).
+ */
+int mgi_find_manager(const char *sock_opt, const char *group, char *out, size_t len, char *err,
+		     size_t errlen);
+
+/* Asks the manager at sock for one request that is answered by REPLY.
+ * Returns the reply's status (0 or -errno), with its message or the
+ * transport error in err. */
+int mgi_request_reply(const char *sock, const mgi_msg_t *req, char *err, size_t errlen);
 
 #endif

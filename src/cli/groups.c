@@ -1,4 +1,4 @@
-/* groups.c - `memgrp set` and `memgrp ls`: change and list running groups. */
+/* groups.c - `memgrp create`, `set`, `rm` and `ls`: the group tree from the command line. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -9,7 +9,11 @@
 #include "cli.h"
 #include "size.h"
 
-int mgi_cmd_set(int argc, char **argv)
+/* Options shared by create and set: limits, --socket, --help. Limits not
+ * implemented yet are refused (exit 3), never ignored. Returns -1 to go on,
+ * or the exit code. */
+static int parse_limits(const char *cmd, int argc, char **argv, mgi_msg_set_t *set,
+			const char **sock, const char *help)
 {
 	static const struct option longopts[] = {
 		{"memory-max", required_argument, NULL, 'm'},
@@ -21,115 +25,215 @@ int mgi_cmd_set(int argc, char **argv)
 		{"swap-max", required_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *sock_opt = NULL;
-	char path[108], err[256];
-	static mgi_msg_t req, reply;
+	char err[160];
 	uint64_t bytes;
 	int opt, li = 0;
 
-	mgi_msg_init(&req, MGI_MSG_SET);
-	req.set.memory_max = MGI_SET_KEEP;
+	set->memory_max = MGI_SET_KEEP;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "m:s:h", longopts, &li)) != -1) {
 		switch (opt) {
 		case 'm':
 			if (mgi_size_parse(optarg, &bytes, err, sizeof(err)) != 0) {
-				fprintf(stderr, "memgrp set: --memory-max: %s\n", err);
+				fprintf(stderr, "memgrp %s: --memory-max: %s\n", cmd, err);
 				return MGI_EXIT_USAGE;
 			}
 			if (bytes < 4096) {
-				fprintf(stderr, "memgrp set: --memory-max: at least one page (4K)\n");
+				fprintf(stderr, "memgrp %s: --memory-max: at least one page (4K)\n", cmd);
 				return MGI_EXIT_USAGE;
 			}
-			req.set.memory_max = bytes == MGI_SIZE_MAX ? MGI_SET_UNLIMITED : bytes;
+			set->memory_max = bytes == MGI_SIZE_MAX ? MGI_SET_UNLIMITED : bytes;
 			break;
-		case 's': sock_opt = optarg; break;
+		case 's': *sock = optarg; break;
 		case 'U':
-			fprintf(stderr, "memgrp set: --%s is not implemented yet\n", longopts[li].name);
+			fprintf(stderr, "memgrp %s: --%s is not implemented yet\n", cmd, longopts[li].name);
 			return MGI_EXIT_UNSUPPORTED;
-		case 'h':
-			printf("Usage: memgrp set [--socket PATH] GROUP --memory-max SIZE\n"
-			       "Changes a running group's hard limit. Lowering it below the group's\n"
-			       "usage is refused (memgrp cannot reclaim yet).\n");
-			return MGI_EXIT_OK;
+		case 'h': fputs(help, stdout); return MGI_EXIT_OK;
 		default: return MGI_EXIT_USAGE;
 		}
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "memgrp set: name one group (memgrp set GROUP --memory-max SIZE)\n");
+		fprintf(stderr, "memgrp %s: name one group (memgrp %s GROUP [--memory-max SIZE])\n", cmd,
+			cmd);
 		return MGI_EXIT_USAGE;
 	}
-	if (req.set.memory_max == MGI_SET_KEEP) {
-		fprintf(stderr, "memgrp set: nothing to set (--memory-max SIZE)\n");
+	if (mgi_group_name_check(argv[optind], err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp %s: '%s': %s\n", cmd, argv[optind], err);
 		return MGI_EXIT_USAGE;
 	}
-	if (mgi_group_socket(sock_opt, argv[optind], path, sizeof(path)) != 0) {
-		fprintf(stderr, "memgrp set: '%s' is not a group name\n", argv[optind]);
+	snprintf(set->group, sizeof(set->group), "%s", argv[optind]);
+	return -1;
+}
+
+/* Sends a request answered by REPLY to the group's manager; the exit code. */
+static int ask(const char *cmd, const char *sock_opt, const mgi_msg_t *req, const char *group)
+{
+	char path[108], err[256];
+	int rc;
+
+	if (mgi_find_manager(sock_opt, group, path, sizeof(path), err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp %s: %s\n", cmd, err);
 		return MGI_EXIT_USAGE;
 	}
-	if (mgi_request(path, &req, MGI_MSG_REPLY, &reply, err, sizeof(err)) != 0) {
-		fprintf(stderr, "memgrp set: %s\n", err);
-		return MGI_EXIT_FAILURE;
-	}
-	if (reply.reply.status != 0) {
-		fprintf(stderr, "memgrp set: %s: %s\n", argv[optind], reply.reply.message);
+	rc = mgi_request_reply(path, req, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "memgrp %s: %s\n", cmd, err);
 		return MGI_EXIT_FAILURE;
 	}
 	return MGI_EXIT_OK;
 }
 
-/* Every /run/memgrp/NAME.sock with a manager behind it is a group. */
-int mgi_cmd_ls(int argc, char **argv)
+int mgi_cmd_set(int argc, char **argv)
 {
-	static mgi_msg_t req, reply;
-	bool json = argc > 1 && !strcmp(argv[1], "--json");
-	char path[300], err[256], a[16], b[16];
-	struct dirent *d;
-	DIR *dir;
-	int n = 0;
+	static mgi_msg_t req;
+	const char *sock = NULL;
+	int rc;
 
-	if (argc > 1 && !json) {
-		if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-			printf("Usage: memgrp ls [--json]\nLists the running groups "
-			       "(those whose manager answers in /run/memgrp).\n");
-			return MGI_EXIT_OK;
-		}
-		fprintf(stderr, "memgrp ls: unexpected argument '%s'\n", argv[1]);
+	mgi_msg_init(&req, MGI_MSG_SET);
+	rc = parse_limits("set", argc, argv, &req.set, &sock,
+			  "Usage: memgrp set [--socket PATH] GROUP --memory-max SIZE\n"
+			  "Changes a group's hard limit. Lowering it below the group's usage is\n"
+			  "refused (memgrp cannot reclaim yet).\n");
+	if (rc >= 0)
+		return rc;
+	if (req.set.memory_max == MGI_SET_KEEP) {
+		fprintf(stderr, "memgrp set: nothing to set (--memory-max SIZE)\n");
 		return MGI_EXIT_USAGE;
 	}
-	mgi_msg_init(&req, MGI_MSG_STAT_REQ);
-	dir = opendir("/run/memgrp");
-	if (json)
-		printf("[");
-	else
-		printf("%-24s %10s %10s %10s %6s\n", "GROUP", "USAGE", "MAX_USAGE", "LIMIT", "PROCS");
-	while (dir && (d = readdir(dir))) {
-		size_t len = strlen(d->d_name);
-		if (len < 6 || strcmp(d->d_name + len - 5, ".sock") != 0)
-			continue;
-		snprintf(path, sizeof(path), "/run/memgrp/%s", d->d_name);
-		if (mgi_request(path, &req, MGI_MSG_STAT, &reply, err, sizeof(err)) != 0)
-			continue; /* a stale socket: nobody serves that group */
-		const mgi_stats_t *f = &reply.stat.figures;
+	return ask("set", sock, &req, req.set.group);
+}
+
+int mgi_cmd_create(int argc, char **argv)
+{
+	static mgi_msg_t req;
+	const char *sock = NULL;
+	int rc;
+
+	mgi_msg_init(&req, MGI_MSG_CREATE);
+	rc = parse_limits("create", argc, argv, &req.set, &sock,
+			  "Usage: memgrp create [--socket PATH] GROUP [--memory-max SIZE]\n"
+			  "Creates a group in memgrpd (or under the group of a running\n"
+			  "`memgrp run -g TOP`, for TOP/...). Its parent must exist. A group's\n"
+			  "limit holds for its whole subtree: a charge counts in every ancestor.\n"
+			  "Run commands in it with `memgrp run -g GROUP -- CMD`.\n");
+	if (rc >= 0)
+		return rc;
+	return ask("create", sock, &req, req.set.group);
+}
+
+int mgi_cmd_rm(int argc, char **argv)
+{
+	static mgi_msg_t req;
+	const char *sock = NULL;
+	char err[160];
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("Usage: memgrp rm [--socket PATH] GROUP\n"
+		       "Removes a group that has no processes and no child groups.\n");
+		return MGI_EXIT_OK;
+	}
+	if (argc == 4 && !strcmp(argv[1], "--socket")) {
+		sock = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc != 2) {
+		fprintf(stderr, "memgrp rm: name one group (memgrp rm GROUP)\n");
+		return MGI_EXIT_USAGE;
+	}
+	if (mgi_group_name_check(argv[1], err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp rm: '%s': %s\n", argv[1], err);
+		return MGI_EXIT_USAGE;
+	}
+	mgi_msg_init(&req, MGI_MSG_RM);
+	snprintf(req.group.group, sizeof(req.group.group), "%s", argv[1]);
+	return ask("rm", sock, &req, argv[1]);
+}
+
+/* Lists the groups of the manager at sock; returns how many it printed. */
+static int list_manager(const char *sock, bool json, int n)
+{
+	static mgi_msg_t req, list, st;
+	char err[256], a[16], b[16], c[16];
+
+	mgi_msg_init(&req, MGI_MSG_LIST_REQ);
+	if (mgi_request(sock, &req, MGI_MSG_LIST, &list, err, sizeof(err)) != 0)
+		return n; /* a stale socket: nobody serves it */
+	for (uint32_t i = 0; i < list.list.count; i++) {
+		mgi_msg_init(&req, MGI_MSG_STAT_REQ);
+		memcpy(req.group.group, list.list.names[i], MGI_GROUP_NAME_MAX);
+		if (mgi_request(sock, &req, MGI_MSG_STAT, &st, err, sizeof(err)) != 0)
+			continue; /* removed meanwhile */
+		const mgi_stats_t *f = &st.stat.figures;
 		if (json) {
 			printf("%s{\"group\": ", n ? ", " : "");
-			mgi_json_str(stdout, reply.stat.group);
+			mgi_json_str(stdout, st.stat.group);
 			printf(", ");
 			mgi_stats_print_json_fields(stdout, f);
 			printf("}");
 		} else {
-			printf("%-24s %10s %10s %10s %6llu\n", reply.stat.group,
+			printf("%-24s %10s %10s %10s %6llu\n", st.stat.group,
 			       mgi_size_format(f->usage, a, sizeof(a)),
 			       mgi_size_format(f->max_usage, b, sizeof(b)),
 			       f->limit >= (uint64_t)MGI_PAGES_UNLIMITED * 4096
 				       ? "max"
-				       : mgi_size_format(f->limit, err, 16),
+				       : mgi_size_format(f->limit, c, sizeof(c)),
 			       (unsigned long long)f->nr_processes);
 		}
 		n++;
 	}
-	if (dir)
-		closedir(dir);
+	if (list.list.truncated)
+		fprintf(stderr, "memgrp ls: %s lists only its first %d groups\n", sock, MGI_LIST_MAX);
+	return n;
+}
+
+/* memgrpd's groups (or those of the manager at --socket), then every
+ * /run/memgrp/NAME.sock with an embedded manager behind it. */
+int mgi_cmd_ls(int argc, char **argv)
+{
+	const char *sock = mgi_cli_socket;
+	bool json = false;
+	char path[300];
+	struct dirent *d;
+	DIR *dir;
+	int n = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
+			sock = argv[++i];
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("Usage: memgrp ls [--json] [--socket PATH]\n"
+			       "Lists the groups: memgrpd's and those of running `memgrp run`s\n"
+			       "(in /run/memgrp), or only those of the manager at --socket.\n"
+			       "Usage counts the whole subtree, like memcg's.\n");
+			return MGI_EXIT_OK;
+		} else {
+			fprintf(stderr, "memgrp ls: unexpected argument '%s'\n", argv[i]);
+			return MGI_EXIT_USAGE;
+		}
+	}
+	if (json)
+		printf("[");
+	else
+		printf("%-24s %10s %10s %10s %6s\n", "GROUP", "USAGE", "MAX_USAGE", "LIMIT", "PROCS");
+	if (sock) {
+		n = list_manager(sock, json, n);
+	} else {
+		n = list_manager(MGI_MEMGRPD_SOCKET, json, n);
+		dir = opendir("/run/memgrp");
+		while (dir && (d = readdir(dir))) {
+			size_t len = strlen(d->d_name);
+			if (len < 6 || strcmp(d->d_name + len - 5, ".sock") != 0 ||
+			    !strcmp(d->d_name, "memgrpd.sock"))
+				continue;
+			snprintf(path, sizeof(path), "/run/memgrp/%s", d->d_name);
+			n = list_manager(path, json, n);
+		}
+		if (dir)
+			closedir(dir);
+	}
 	if (json)
 		printf("]\n");
 	return MGI_EXIT_OK;

@@ -8,13 +8,13 @@
 /* Commands of the design that later work will bring; named so that a user
  * gets "not implemented yet" rather than "unknown command". */
 static const char *const planned[] = {
-	"create", "rm", "attach", "events", "top",
+	"attach", "events", "top",
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: memgrp COMMAND [OPTIONS]\n"
+		"Usage: memgrp [--socket PATH] COMMAND [OPTIONS]\n"
 		"\n"
 		"memgrp manages the memory of groups of processes from user space.\n"
 		"\n"
@@ -22,15 +22,21 @@ static void usage(FILE *out)
 		"  run        run a command in a group whose memory is accounted and limited\n"
 		"             (memgrp run --help)\n"
 		"  stat       print a running group's figures (memgrp stat --help)\n"
-		"  set        change a running group's limit (memgrp set --help)\n"
-		"  ls         list the running groups\n"
+		"  set        change a group's limit (memgrp set --help)\n"
+		"  create     create a group (in memgrpd, or under a running group)\n"
+		"  rm         remove a group with no processes and no children\n"
+		"  ls         list the groups\n"
 		"  demo       drive the accounting core through a scripted scenario:\n"
 		"             hierarchical limits, threshold crossings, the estimate model\n"
 		"\n"
 		"Not implemented yet (rejected with exit code 3):\n"
-		"  create, rm, attach, events, top (they need memgrpd)\n"
+		"  attach, events, top\n"
 		"\n"
 		"Options:\n"
+		"  --socket PATH  the manager to talk to (default: $MEMGRP_SOCKET, else\n"
+		"                 memgrpd at " MGI_MEMGRPD_SOCKET " if it runs, else\n"
+		"                 the embedded manager of `memgrp run -g GROUP`,\n"
+		"                 /run/memgrp/GROUP.sock)\n"
 		"  -h, --help     show this help (also: memgrp COMMAND --help)\n"
 		"  -V, --version  show the version\n"
 		"\n"
@@ -46,6 +52,21 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	/* The global option comes before the command. */
+	while (argc > 1 && !strncmp(argv[1], "--socket", 8)) {
+		if (argv[1][8] == '=') {
+			mgi_cli_socket = argv[1] + 9;
+		} else if (argv[1][8] == '\0' && argc > 2) {
+			mgi_cli_socket = argv[2];
+			argv++;
+			argc--;
+		} else {
+			fprintf(stderr, "memgrp: --socket needs a path\n");
+			return MGI_EXIT_USAGE;
+		}
+		argv++;
+		argc--;
+	}
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
 	if (!cmd) {
@@ -69,6 +90,10 @@ int main(int argc, char **argv)
 		return mgi_cmd_stat(argc - 1, argv + 1);
 	if (!strcmp(cmd, "set"))
 		return mgi_cmd_set(argc - 1, argv + 1);
+	if (!strcmp(cmd, "create"))
+		return mgi_cmd_create(argc - 1, argv + 1);
+	if (!strcmp(cmd, "rm"))
+		return mgi_cmd_rm(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))
 		return mgi_cmd_ls(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -16,28 +17,32 @@
 #include "cli.h"
 #include "size.h"
 
-#define TAG_SIGNALS 7
-
 static void run_usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: memgrp run [OPTIONS] -- COMMAND [ARGS...]\n"
 		"\n"
 		"Runs COMMAND (and every process it starts) in a group whose anonymous\n"
-		"memory memgrp accounts page by page and limits. An embedded manager\n"
-		"serves the group for as long as COMMAND runs; memgrp run exits with\n"
+		"memory memgrp accounts page by page and limits; memgrp run exits with\n"
 		"COMMAND's status (128+N if it died of signal N).\n"
 		"\n"
+		"The group's manager is memgrpd if one answers (or the manager at\n"
+		"--socket / $MEMGRP_SOCKET); for GROUP under a running `memgrp run -g TOP`,\n"
+		"that run's manager. A group that does not exist is created there with\n"
+		"the limits given and removed when COMMAND and its processes are gone;\n"
+		"an existing group is joined (its limits are changed with memgrp set).\n"
+		"When no manager answers, memgrp run serves a top-level GROUP itself, at\n"
+		"/run/memgrp/GROUP.sock, for as long as COMMAND runs.\n"
+		"\n"
 		"Options:\n"
-		"  -g, --group NAME         group name (default: run-PID)\n"
+		"  -g, --group NAME         group name, a path such as web/api\n"
+		"                           (default: run-PID)\n"
 		"  -m, --memory-max SIZE    hard limit (default: max); when the group\n"
 		"                           cannot get a page, its largest process is killed\n"
 		"      --fault-around N     pages resolved per sequential fault, 1..64\n"
 		"                           (default 64; an isolated fault gets one page)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
-		"      --socket PATH        control socket (default: $MEMGRP_SOCKET, else\n"
-		"                           /run/memgrp/GROUP.sock, where `memgrp stat GROUP`\n"
-		"                           finds it)\n"
+		"      --socket PATH        the manager's control socket (see above)\n"
 		"  -h, --help               show this help\n"
 		"\n"
 		"Not implemented yet (exit code 3): --memory-high, --memory-low,\n"
@@ -75,7 +80,8 @@ static int find_agent(char *out, size_t len)
 	return -ENOENT;
 }
 
-static pid_t spawn(char **argv, const char *agent, const char *sock, const sigset_t *oldmask)
+static pid_t spawn(char **argv, const char *agent, const char *sock, const char *group,
+		   const sigset_t *oldmask)
 {
 	pid_t pid = fork();
 
@@ -90,10 +96,138 @@ static pid_t spawn(char **argv, const char *agent, const char *sock, const sigse
 		 agent);
 	setenv("LD_PRELOAD", preload, 1);
 	setenv("MEMGRP_SOCKET", sock, 1);
+	setenv("MEMGRP_GROUP", group, 1);
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	execvp(argv[0], argv);
 	fprintf(stderr, "memgrp run: cannot run '%s': %s\n", argv[0], strerror(errno));
 	_exit(errno == ENOENT ? 127 : 126);
+}
+
+/* How the group is served: by this process (embedded), or by a manager
+ * that already runs (memgrpd, or another run's), as its client. */
+struct run_ctx {
+	char group[MGI_GROUP_NAME_MAX];
+	char sock[108];
+	uint64_t memory_max;
+	bool limits_given;
+	bool embedded;
+	bool transient; /* created here: removed at the end */
+	mgi_manager_t *m;
+	int sfd;
+};
+
+#define TAG_SIGNALS 7
+
+/* Waits for the child, passing signals on and reaping orphans (we are their
+ * subreaper). The embedded manager serves its socket meanwhile. */
+static int wait_child(struct run_ctx *r, pid_t child)
+{
+	int status = 0;
+
+	for (;;) {
+		if (r->m) {
+			if (mgi_manager_poll(r->m, -1) != TAG_SIGNALS)
+				continue;
+		} else {
+			struct pollfd p = {.fd = r->sfd, .events = POLLIN};
+			if (poll(&p, 1, -1) < 0)
+				continue;
+		}
+		struct signalfd_siginfo si;
+		while (read(r->sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo != SIGCHLD) {
+				kill(child, (int)si.ssi_signo); /* pass it on */
+				continue;
+			}
+			int st;
+			pid_t p;
+			while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+				if (p == child)
+					return st;
+		}
+	}
+	return status;
+}
+
+/* The group's figures from its manager once the processes that just ended
+ * have left it (their exits are seen through connections and pidfds). */
+static int final_stats(struct run_ctx *r, mgi_stats_t *st)
+{
+	static mgi_msg_t req, reply;
+	char err[256];
+
+	if (r->m) {
+		for (int i = 0; i < 20 && mgi_manager_poll(r->m, 10) >= 0; i++)
+			;
+		mgi_manager_stats(r->m, st);
+		return 0;
+	}
+	mgi_msg_init(&req, MGI_MSG_STAT_REQ);
+	snprintf(req.group.group, sizeof(req.group.group), "%s", r->group);
+	for (int i = 0; i < 50; i++) {
+		if (mgi_request(r->sock, &req, MGI_MSG_STAT, &reply, err, sizeof(err)) != 0) {
+			fprintf(stderr, "memgrp run: %s\n", err);
+			return -1;
+		}
+		if (reply.stat.figures.nr_processes == 0)
+			break;
+		usleep(20000);
+	}
+	*st = reply.stat.figures;
+	return 0;
+}
+
+/* Joins or creates the group at a manager that answers. Returns 0 or an
+ * exit code. */
+static int use_manager(struct run_ctx *r)
+{
+	static mgi_msg_t req, reply;
+	char err[256];
+	int rc;
+
+	mgi_msg_init(&req, MGI_MSG_STAT_REQ);
+	snprintf(req.group.group, sizeof(req.group.group), "%s", r->group);
+	rc = mgi_request(r->sock, &req, MGI_MSG_STAT, &reply, err, sizeof(err));
+	if (rc == 0) {
+		if (r->limits_given) {
+			fprintf(stderr, "memgrp run: group '%s' exists (served at %s); change its "
+					"limits with memgrp set, or run without limits to join it\n",
+				r->group, r->sock);
+			return MGI_EXIT_FAILURE;
+		}
+		return 0;
+	}
+	if (rc != -ENOENT) {
+		fprintf(stderr, "memgrp run: %s\n", err);
+		return MGI_EXIT_FAILURE;
+	}
+	mgi_msg_init(&req, MGI_MSG_CREATE);
+	snprintf(req.set.group, sizeof(req.set.group), "%s", r->group);
+	req.set.memory_max = r->memory_max == UINT64_MAX ? MGI_SET_KEEP : r->memory_max;
+	if (mgi_request_reply(r->sock, &req, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp run: cannot create group '%s': %s\n", r->group, err);
+		return MGI_EXIT_FAILURE;
+	}
+	r->transient = true;
+	return 0;
+}
+
+static void remove_transient(struct run_ctx *r, const mgi_stats_t *st)
+{
+	static mgi_msg_t req;
+	char err[256];
+
+	if (!r->transient)
+		return;
+	if (st->nr_processes) {
+		fprintf(stderr, "memgrp run: group '%s' still has %llu process(es): left in place\n",
+			r->group, (unsigned long long)st->nr_processes);
+		return;
+	}
+	mgi_msg_init(&req, MGI_MSG_RM);
+	snprintf(req.group.group, sizeof(req.group.group), "%s", r->group);
+	if (mgi_request_reply(r->sock, &req, err, sizeof(err)) != 0)
+		fprintf(stderr, "memgrp run: cannot remove group '%s': %s\n", r->group, err);
 }
 
 int mgi_cmd_run(int argc, char **argv)
@@ -113,44 +247,42 @@ int mgi_cmd_run(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	mgi_limits_t lim = {.memory_max = UINT64_MAX};
-	char group[MGI_GROUP_NAME_MAX], sock[108], agent[PATH_MAX], err[256];
-	const char *stats_json = NULL, *sock_opt = getenv("MEMGRP_SOCKET");
+	static struct run_ctx r;
+	static mgi_manager_t m;
+	char agent[PATH_MAX], err[256];
+	const char *stats_json = NULL, *sock_opt = NULL;
 	unsigned long fault_around = 64;
-	int opt, status = 0, code;
-	mgi_manager_t m;
+	bool fault_around_given = false;
+	int opt, status, rc;
 	sigset_t mask, oldmask;
 	pid_t child;
-	bool child_done = false;
 
-	snprintf(group, sizeof(group), "run-%d", (int)getpid());
+	memset(&r, 0, sizeof(r));
+	r.memory_max = UINT64_MAX;
+	r.sfd = -1;
+	snprintf(r.group, sizeof(r.group), "run-%d", (int)getpid());
 	optind = 1;
 	/* "+": stop at the first non-option, so COMMAND's own options pass. */
 	int longindex = 0;
 	while ((opt = getopt_long(argc, argv, "+g:m:h", longopts, &longindex)) != -1) {
 		switch (opt) {
 		case 'g':
-			if (strchr(optarg, '/')) {
-				fprintf(stderr, "memgrp run: --group: nested groups (a/b) need memgrpd, "
-						"which is not implemented yet\n");
-				return MGI_EXIT_UNSUPPORTED;
-			}
-			if (!*optarg || strlen(optarg) >= 64 || optarg[0] == '.') {
-				fprintf(stderr, "memgrp run: --group: a name of 1 to 63 characters, "
-						"not starting with '.'\n");
+			if (mgi_group_name_check(optarg, err, sizeof(err)) != 0) {
+				fprintf(stderr, "memgrp run: --group '%s': %s\n", optarg, err);
 				return MGI_EXIT_USAGE;
 			}
-			snprintf(group, sizeof(group), "%s", optarg);
+			snprintf(r.group, sizeof(r.group), "%s", optarg);
 			break;
 		case 'm':
-			if (mgi_size_parse(optarg, &lim.memory_max, err, sizeof(err)) != 0) {
+			if (mgi_size_parse(optarg, &r.memory_max, err, sizeof(err)) != 0) {
 				fprintf(stderr, "memgrp run: --memory-max: %s\n", err);
 				return MGI_EXIT_USAGE;
 			}
-			if (lim.memory_max < 4096) {
+			if (r.memory_max < 4096) {
 				fprintf(stderr, "memgrp run: --memory-max: at least one page (4K)\n");
 				return MGI_EXIT_USAGE;
 			}
+			r.limits_given = true;
 			break;
 		case OPT_FAULT_AROUND: {
 			char *end;
@@ -162,6 +294,7 @@ int mgi_cmd_run(int argc, char **argv)
 					MGI_FAULT_AROUND_MAX);
 				return MGI_EXIT_USAGE;
 			}
+			fault_around_given = true;
 			break;
 		}
 		case OPT_STATS_JSON:
@@ -184,10 +317,6 @@ int mgi_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memgrp run: no command given (memgrp run [OPTIONS] -- COMMAND)\n");
 		return MGI_EXIT_USAGE;
 	}
-	if (sock_opt && *sock_opt)
-		snprintf(sock, sizeof(sock), "%s", sock_opt);
-	else
-		mgi_socket_for_group(group, sock, sizeof(sock));
 	if (find_agent(agent, sizeof(agent)) != 0) {
 		fprintf(stderr, "memgrp run: cannot find libmemgrp-agent.so next to this program; "
 				"set MEMGRP_AGENT to its path\n");
@@ -201,10 +330,29 @@ int mgi_cmd_run(int argc, char **argv)
 	}
 	close(probe);
 
-	if (mgi_manager_create(&m, group, &lim, (uint32_t)fault_around, sock, err, sizeof(err)) != 0) {
+	if (mgi_find_manager(sock_opt, r.group, r.sock, sizeof(r.sock), err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrp run: %s\n", err);
-		mgi_manager_destroy(&m);
+		return MGI_EXIT_USAGE;
+	}
+	if (mgi_manager_answers(r.sock)) {
+		if (fault_around_given)
+			fprintf(stderr, "memgrp run: --fault-around is set by the manager at %s; "
+					"ignored\n", r.sock);
+		if ((rc = use_manager(&r)) != 0)
+			return rc;
+	} else if (strchr(r.group, '/')) {
+		fprintf(stderr, "memgrp run: no manager serves '%s' (at %s): start memgrpd, or "
+				"run the top-level group with memgrp run -g first\n", r.group, r.sock);
 		return MGI_EXIT_FAILURE;
+	} else {
+		if (mgi_manager_create(&m, "memgrp run", r.group, r.memory_max,
+				       (uint32_t)fault_around, r.sock, err, sizeof(err)) != 0) {
+			fprintf(stderr, "memgrp run: %s\n", err);
+			mgi_manager_destroy(&m);
+			return MGI_EXIT_FAILURE;
+		}
+		r.embedded = true;
+		r.m = &m;
 	}
 	/* Orphans of the group are reparented to us, so their exits are seen. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -214,49 +362,34 @@ int mgi_cmd_run(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, &oldmask);
-	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0 || mgi_manager_watch(&m, sfd, TAG_SIGNALS) != 0) {
+	r.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (r.sfd < 0 || (r.m && mgi_manager_watch(r.m, r.sfd, TAG_SIGNALS) != 0)) {
 		fprintf(stderr, "memgrp run: signalfd: %s\n", strerror(errno));
-		mgi_manager_destroy(&m);
-		return MGI_EXIT_FAILURE;
+		goto fail;
 	}
-	child = spawn(argv + optind, agent, sock, &oldmask);
+	child = spawn(argv + optind, agent, r.sock, r.group, &oldmask);
 	if (child < 0) {
 		fprintf(stderr, "memgrp run: fork: %s\n", strerror(errno));
-		mgi_manager_destroy(&m);
-		return MGI_EXIT_FAILURE;
+		goto fail;
 	}
+	status = wait_child(&r, child);
 
-	while (!child_done) {
-		if (mgi_manager_poll(&m, -1) != TAG_SIGNALS)
-			continue;
-		struct signalfd_siginfo si;
-		while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			if (si.ssi_signo != SIGCHLD) {
-				kill(child, (int)si.ssi_signo); /* pass it on */
-				continue;
-			}
-			int st;
-			pid_t p;
-			while ((p = waitpid(-1, &st, WNOHANG)) > 0)
-				if (p == child) {
-					status = st;
-					child_done = true;
-				}
-		}
-	}
-	/* Let the closing connections of the processes that just ended be
-	 * seen, so that their pages leave the group before the stats. */
-	for (int i = 0; i < 20 && mgi_manager_poll(&m, 10) >= 0; i++)
-		;
-	if (stats_json) {
-		mgi_stats_t st;
-		mgi_manager_stats(m.seg, &st);
-		if (mgi_stats_write_json(&st, stats_json) != 0)
+	mgi_stats_t st;
+	if (final_stats(&r, &st) == 0) {
+		if (stats_json && mgi_stats_write_json(&st, stats_json) != 0)
 			fprintf(stderr, "memgrp run: cannot write %s: %s\n", stats_json,
 				strerror(errno));
+		remove_transient(&r, &st);
 	}
-	mgi_manager_destroy(&m);
-	code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	return code;
+	if (r.m)
+		mgi_manager_destroy(r.m);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+fail:
+	if (r.m)
+		mgi_manager_destroy(r.m);
+	else if (r.transient) {
+		mgi_stats_t none = {0};
+		remove_transient(&r, &none);
+	}
+	return MGI_EXIT_FAILURE;
 }

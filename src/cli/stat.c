@@ -8,7 +8,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../daemon/manager.h"
 #include "cli.h"
 #include "proto.h"
 #include "size.h"
@@ -70,7 +69,7 @@ int mgi_cmd_stat(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *sock = getenv("MEMGRP_SOCKET");
+	const char *sock = NULL, *group = "";
 	char path[108], err[256];
 	static mgi_msg_t reply, req;
 	bool json = false;
@@ -83,9 +82,14 @@ int mgi_cmd_stat(int argc, char **argv)
 		case 's': sock = optarg; break;
 		case 'h':
 			printf("Usage: memgrp stat [--json] [--socket PATH] [GROUP]\n"
-			       "Prints a group's figures (sizes in bytes in JSON). The manager is\n"
-			       "found at --socket, else at /run/memgrp/GROUP.sock, else at\n"
-			       "$MEMGRP_SOCKET.\n");
+			       "Prints a group's figures (sizes in bytes in JSON). Usage, max_usage and\n"
+			       "failcnt are the group's counter's, which counts its whole subtree;\n"
+			       "processes, faults and tracked sizes are summed over the subtree.\n"
+			       "The manager is found at --socket, else $MEMGRP_SOCKET, else memgrpd\n"
+			       "(%s), else /run/memgrp/TOP.sock for a group TOP/...\n"
+			       "Without GROUP: the default group of the manager at --socket or\n"
+			       "$MEMGRP_SOCKET (inside `memgrp run`, the group it runs in).\n",
+			       MGI_MEMGRPD_SOCKET);
 			return MGI_EXIT_OK;
 		default: return MGI_EXIT_USAGE;
 		}
@@ -95,20 +99,19 @@ int mgi_cmd_stat(int argc, char **argv)
 			fprintf(stderr, "memgrp stat: one group at a time\n");
 			return MGI_EXIT_USAGE;
 		}
-		if (!sock || sock == getenv("MEMGRP_SOCKET")) {
-			if (mgi_socket_for_group(argv[optind], path, sizeof(path)) != 0) {
-				fprintf(stderr, "memgrp stat: '%s' is not a group name\n", argv[optind]);
-				return MGI_EXIT_USAGE;
-			}
-			sock = path;
+		group = argv[optind];
+		if (mgi_group_name_check(group, err, sizeof(err)) != 0) {
+			fprintf(stderr, "memgrp stat: '%s' is not a group name: %s\n", group, err);
+			return MGI_EXIT_USAGE;
 		}
 	}
-	if (!sock || !*sock) {
-		fprintf(stderr, "memgrp stat: which group? (memgrp stat GROUP, or --socket PATH)\n");
+	if (mgi_find_manager(sock, group, path, sizeof(path), err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp stat: %s\n", err);
 		return MGI_EXIT_USAGE;
 	}
 	mgi_msg_init(&req, MGI_MSG_STAT_REQ);
-	if (mgi_request(sock, &req, MGI_MSG_STAT, &reply, err, sizeof(err)) != 0) {
+	snprintf(req.group.group, sizeof(req.group.group), "%s", group);
+	if (mgi_request(path, &req, MGI_MSG_STAT, &reply, err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrp stat: %s\n", err);
 		return MGI_EXIT_FAILURE;
 	}

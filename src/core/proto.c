@@ -27,7 +27,12 @@ static size_t size_of_type(int type)
 	case MGI_MSG_HELLO: return sizeof(mgi_msg_hello_t);
 	case MGI_MSG_WELCOME: return sizeof(mgi_msg_welcome_t);
 	case MGI_MSG_OOM_KILL: return sizeof(mgi_msg_oom_t);
-	case MGI_MSG_STAT_REQ: return sizeof(mgi_msg_stat_req_t);
+	case MGI_MSG_STAT_REQ: return sizeof(mgi_msg_group_t);
+	case MGI_MSG_RM: return sizeof(mgi_msg_group_t);
+	case MGI_MSG_LIST_REQ: return sizeof(mgi_msg_group_t);
+	case MGI_MSG_LIST: return sizeof(mgi_msg_list_t);
+	case MGI_MSG_CREATE: return sizeof(mgi_msg_set_t);
+	case MGI_MSG_OOM_REQ: return sizeof(mgi_msg_oom_req_t);
 	case MGI_MSG_STAT: return sizeof(mgi_msg_stat_t);
 	case MGI_MSG_SET: return sizeof(mgi_msg_set_t);
 	case MGI_MSG_REPLY: return sizeof(mgi_msg_reply_t);
@@ -49,6 +54,28 @@ static int bad(int code, char *err, size_t errlen, const char *why)
 	if (err && errlen)
 		snprintf(err, errlen, "%s", why);
 	return code;
+}
+
+/* A group field: NUL-terminated in its array, and "" (the default group)
+ * or a valid name. */
+static int check_group(char *g, int may_be_default, char *err, size_t errlen)
+{
+	char why[96];
+
+	if (memchr(g, '\0', MGI_GROUP_NAME_MAX) == NULL)
+		return bad(-EINVAL, err, errlen, "group name not terminated");
+	if (!*g)
+		return may_be_default ? 0 : bad(-EINVAL, err, errlen, "no group named");
+	if (mgi_group_name_check(g, why, sizeof(why)) != 0)
+		return bad(-EINVAL, err, errlen, why);
+	return 0;
+}
+
+static int check_limit(uint64_t v, char *err, size_t errlen)
+{
+	if (v != MGI_SET_KEEP && v != MGI_SET_UNLIMITED && v < 4096)
+		return bad(-EINVAL, err, errlen, "memory_max below one page");
+	return 0;
 }
 
 int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t errlen)
@@ -76,21 +103,42 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 			return bad(-EINVAL, err, errlen, "hello: pid must be positive");
 		if (out->hello.slot < -1 || out->hello.slot >= MGI_PROCS_MAX)
 			return bad(-EINVAL, err, errlen, "hello: slot out of range");
-		break;
+		return check_group(out->hello.group, 1, err, errlen) ?: h.type;
 	case MGI_MSG_WELCOME:
 		if (out->welcome.slot < 0 || out->welcome.slot >= MGI_PROCS_MAX)
 			return bad(-EINVAL, err, errlen, "welcome: slot out of range");
+		if (out->welcome.nsegments < 1 || out->welcome.nsegments > MGI_DEPTH_MAX)
+			return bad(-EINVAL, err, errlen, "welcome: segment count out of range");
+		return check_group(out->welcome.group, 1, err, errlen) ?: h.type;
+	case MGI_MSG_OOM_REQ:
+		if (out->oom_req.pid <= 0)
+			return bad(-EINVAL, err, errlen, "oom request: pid must be positive");
+		if (out->oom_req.level < 1 || out->oom_req.level >= MGI_DEPTH_MAX)
+			return bad(-EINVAL, err, errlen, "oom request: level out of range");
 		break;
+	case MGI_MSG_STAT_REQ:
+	case MGI_MSG_RM:
+		return check_group(out->group.group, h.type == MGI_MSG_STAT_REQ, err, errlen) ?: h.type;
+	case MGI_MSG_LIST_REQ:
+		break;
+	case MGI_MSG_LIST:
+		if (out->list.count > MGI_LIST_MAX)
+			return bad(-EINVAL, err, errlen, "list: too many names");
+		for (uint32_t i = 0; i < out->list.count; i++)
+			if (check_group(out->list.names[i], 1, err, errlen) != 0)
+				return -EINVAL;
+		break;
+	case MGI_MSG_CREATE:
+		return check_limit(out->set.memory_max, err, errlen) ?:
+		       check_group(out->set.group, 0, err, errlen) ?: h.type;
 	case MGI_MSG_OOM_KILL:
 		if (out->oom.killer <= 0 || out->oom.victim <= 0)
 			return bad(-EINVAL, err, errlen, "oom: pids must be positive");
 		out->oom.victim_comm[MGI_COMM_MAX - 1] = '\0';
 		break;
 	case MGI_MSG_SET:
-		if (out->set.memory_max != MGI_SET_KEEP && out->set.memory_max != MGI_SET_UNLIMITED &&
-		    out->set.memory_max < 4096)
-			return bad(-EINVAL, err, errlen, "set: memory_max below one page");
-		break;
+		return check_limit(out->set.memory_max, err, errlen) ?:
+		       check_group(out->set.group, 1, err, errlen) ?: h.type;
 	case MGI_MSG_REPLY:
 		if (out->reply.status > 0)
 			return bad(-EINVAL, err, errlen, "reply: status must be 0 or negative");
@@ -99,7 +147,8 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 	case MGI_MSG_STAT:
 		if (out->stat.nprocs > MGI_STAT_PROCS_MAX)
 			return bad(-EINVAL, err, errlen, "stat: too many processes");
-		out->stat.group[MGI_GROUP_NAME_MAX - 1] = '\0';
+		if (check_group(out->stat.group, 1, err, errlen) != 0)
+			return -EINVAL;
 		for (uint32_t i = 0; i < out->stat.nprocs; i++)
 			out->stat.procs[i].comm[MGI_COMM_MAX - 1] = '\0';
 		break;

@@ -11,25 +11,40 @@
  * The control socket is SOCK_SEQPACKET: one message per packet, fixed-size
  * little structs, host byte order (both ends are on this machine). Every
  * received packet goes through mgi_msg_parse, which checks magic, version,
- * type, exact length and field ranges before anything reads a field.
+ * type, exact length and field ranges (group names included) before
+ * anything reads a field.
  *
- *  agent -> manager   HELLO      I am pid P in slot S (S = -1: give me the
- *                                segment and a slot); the manager checks P
- *                                against the peer's credentials.
- *  manager -> agent   WELCOME    your slot, with the segment's memfd as
- *                                SCM_RIGHTS ancillary data.
+ * A manager serves a tree of groups: memgrpd at /run/memgrp/memgrpd.sock,
+ * or the embedded manager of `memgrp run`, which serves its own group (and
+ * any groups created under it) at /run/memgrp/GROUP.sock. A message that
+ * names no group ("") means the manager's default group: the embedded
+ * manager's own group, memgrpd's root.
+ *
+ *  agent -> manager   HELLO      I am pid P and belong to group G; the
+ *                                manager checks P against the peer's
+ *                                credentials.
+ *  manager -> agent   WELCOME    your slot, with the segments of the group and
+ *                                of its ancestors (nsegments memfds, own
+ *                                group first) as SCM_RIGHTS ancillary data.
  *  agent -> manager   OOM_KILL   I killed pid V for the group (for the log).
- *  client -> manager  STAT_REQ   the group's figures, please.
+ *  agent -> manager   OOM_REQ    a charge was refused by the ancestor `level`
+ *                                steps up: choose a victim in its subtree.
+ *  client -> manager  STAT_REQ   group G's figures, please.
  *  manager -> client  STAT       the group's figures and its processes.
- *  client -> manager  SET        new limits for the group.
+ *  client -> manager  SET        new limits for group G.
+ *  client -> manager  CREATE     create group G (its parent must exist).
+ *  client -> manager  RM         remove group G (no processes, no children).
+ *  client -> manager  LIST_REQ   the names of the groups, please.
+ *  manager -> client  LIST       the names.
  *  manager -> client  REPLY      0 or a negative errno, and why.
  *
  * The connection of an agent stays open for the life of its process image:
- * its closing is how the manager learns the process has gone (or exec'd).
+ * its closing, or the process's pidfd, is how the manager learns the
+ * process has gone (or exec'd).
  */
 
 #define MGI_MSG_MAGIC 0x4d475250u /* "MGRP" */
-#define MGI_PROTO_VERSION 1
+#define MGI_PROTO_VERSION 2
 
 enum mgi_msg_type {
 	MGI_MSG_HELLO = 1,
@@ -39,6 +54,11 @@ enum mgi_msg_type {
 	MGI_MSG_STAT = 5,
 	MGI_MSG_SET = 6,
 	MGI_MSG_REPLY = 7,
+	MGI_MSG_CREATE = 8,
+	MGI_MSG_RM = 9,
+	MGI_MSG_LIST_REQ = 10,
+	MGI_MSG_LIST = 11,
+	MGI_MSG_OOM_REQ = 12,
 };
 
 typedef struct mgi_msg_hdr {
@@ -53,12 +73,16 @@ typedef struct mgi_msg_hello {
 	mgi_msg_hdr_t hdr;
 	int32_t pid;
 	int32_t slot; /* -1: none yet */
+	char group[MGI_GROUP_NAME_MAX]; /* "": the manager's default group */
 } mgi_msg_hello_t;
 
 typedef struct mgi_msg_welcome {
 	mgi_msg_hdr_t hdr;
 	int32_t slot;
 	uint32_t segment_bytes;
+	uint32_t nsegments; /* fds sent: the group's, then each ancestor's */
+	uint32_t reserved;
+	char group[MGI_GROUP_NAME_MAX]; /* the group joined, in full */
 } mgi_msg_welcome_t;
 
 typedef struct mgi_msg_oom {
@@ -69,9 +93,18 @@ typedef struct mgi_msg_oom {
 	char victim_comm[MGI_COMM_MAX];
 } mgi_msg_oom_t;
 
-typedef struct mgi_msg_stat_req {
+/* An agent's charge was refused by an ancestor's limit. */
+typedef struct mgi_msg_oom_req {
 	mgi_msg_hdr_t hdr;
-} mgi_msg_stat_req_t;
+	int32_t pid;
+	uint32_t level; /* 1: the parent of the agent's group, 2: its parent... */
+} mgi_msg_oom_req_t;
+
+/* A request naming one group: STAT_REQ, RM, LIST_REQ (group unused). */
+typedef struct mgi_msg_group {
+	mgi_msg_hdr_t hdr;
+	char group[MGI_GROUP_NAME_MAX];
+} mgi_msg_group_t;
 
 /* Sizes in bytes. A process appears as pid, comm and its charged bytes. */
 typedef struct mgi_proc_stat {
@@ -114,10 +147,12 @@ typedef struct mgi_msg_stat {
 	mgi_proc_stat_t procs[MGI_STAT_PROCS_MAX];
 } mgi_msg_stat_t;
 
-/* Limits to change; a field left at MGI_SET_KEEP is not changed. */
+/* SET and CREATE: limits; a field left at MGI_SET_KEEP is not changed (or,
+ * for CREATE, left unlimited). */
 #define MGI_SET_KEEP UINT64_MAX
 typedef struct mgi_msg_set {
 	mgi_msg_hdr_t hdr;
+	char group[MGI_GROUP_NAME_MAX];
 	uint64_t memory_max; /* bytes; MGI_SET_UNLIMITED for none */
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
@@ -129,12 +164,22 @@ typedef struct mgi_msg_reply {
 	char message[160];
 } mgi_msg_reply_t;
 
+#define MGI_LIST_MAX 256
+typedef struct mgi_msg_list {
+	mgi_msg_hdr_t hdr;
+	uint32_t count;
+	uint32_t truncated; /* 1 if the manager has more groups than fit */
+	char names[MGI_LIST_MAX][MGI_GROUP_NAME_MAX];
+} mgi_msg_list_t;
+
 typedef union mgi_msg {
 	mgi_msg_hdr_t hdr;
 	mgi_msg_hello_t hello;
 	mgi_msg_welcome_t welcome;
 	mgi_msg_oom_t oom;
-	mgi_msg_stat_req_t stat_req;
+	mgi_msg_oom_req_t oom_req;
+	mgi_msg_group_t group;
+	mgi_msg_list_t list;
 	mgi_msg_stat_t stat;
 	mgi_msg_set_t set;
 	mgi_msg_reply_t reply;

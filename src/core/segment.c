@@ -47,10 +47,9 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 	return -ENOSPC;
 }
 
-long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid)
+long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_counter_path_t *path)
 {
 	mgi_proc_slot_t *s;
-	mgi_counter_path_t path = mgi_segment_path(seg);
 	int32_t expected = pid;
 	uint64_t pages;
 
@@ -64,7 +63,7 @@ long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid)
 	if (!atomic_compare_exchange_strong(&s->pid, &expected, MGI_SLOT_RELEASING))
 		return -ESRCH;
 	pages = atomic_exchange(&s->charged, 0);
-	mgi_counter_uncharge(&path, pages);
+	mgi_counter_uncharge(path, pages);
 	atomic_store(&s->pid, 0);
 	expected = pid;
 	atomic_compare_exchange_strong(&seg->oom_victim, &expected, 0);

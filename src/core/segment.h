@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "counter.h"
+#include "group.h"
 
 /*
  * One per group, mapped shared by the manager and by that group's agents
@@ -22,7 +23,6 @@
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
 #define MGI_SEGMENT_VERSION 1
 #define MGI_PROCS_MAX 512
-#define MGI_GROUP_NAME_MAX 128
 #define MGI_FAULT_AROUND_MAX 64
 #define MGI_COMM_MAX 16
 #define MGI_SLOT_RELEASING (-1) /* pid value while a slot is being released */
@@ -62,10 +62,11 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid);
 
 /*
  * Releases slot idx if it still belongs to pid: frees it and uncharges what
- * it held from the group. Returns the pages released, or -ESRCH if the slot
- * was not pid's (already released by someone else).
+ * it held along path (the group's counter path: its own counter and its
+ * ancestors'). Returns the pages released, or -ESRCH if the slot was not
+ * pid's (already released by someone else).
  */
-long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid);
+long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_counter_path_t *path);
 
 /* The slot holding the most charged pages, or -1 if none holds any. */
 int mgi_segment_largest(const mgi_segment_t *seg);
@@ -73,8 +74,9 @@ int mgi_segment_largest(const mgi_segment_t *seg);
 /* Number of slots in use. */
 unsigned mgi_segment_nr_procs(const mgi_segment_t *seg);
 
-/* The charge path of the group's memory counter (one level for now: the
- * hierarchy of groups arrives with memgrpd). */
+/* The charge path of a group whose segment has no ancestors to charge (a
+ * top-level group, or the root): its own counter alone. Nested groups build
+ * their path from their ancestors' segments too (the agent, memgrpd). */
 static inline mgi_counter_path_t mgi_segment_path(mgi_segment_t *seg)
 {
 	mgi_counter_path_t p = {.level = {&seg->memory}, .depth = 1};

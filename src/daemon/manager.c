@@ -1,23 +1,53 @@
-/* manager.c - serves one group: HELLO/WELCOME, slot release on disconnect, stats. */
+/* manager.c - the control socket: agents' HELLO and exit, requests, OOM victims. */
 #include "manager.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "proto.h"
+#include "group.h"
 #include "size.h"
 
+/* epoll tags: the listening socket, the caller's fds (below 2^32), and for
+ * connection i its socket (CONN + i) and its process's pidfd (PIDFD + i). */
 #define TAG_LISTEN 1
-#define TAG_CONN_BASE 0x100000000ULL /* conn index + base; callers use < this */
+#define TAG_CONN_BASE (1ULL << 32)
+#define TAG_PIDFD_BASE (2ULL << 32)
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+static void mlog(const mgi_manager_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mlog(const mgi_manager_t *m, const char *fmt, ...)
+{
+	char line[512];
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+	int n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	n = snprintf(line, sizeof(line), "%s: %02d:%02d:%02d ", m->who, tm.tm_hour, tm.tm_min,
+		     tm.tm_sec);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	strcat(line, "\n");
+	fputs(line, stderr);
+}
 
 static int fail(char *err, size_t errlen, int code, const char *what)
 {
@@ -60,34 +90,34 @@ static bool socket_is_live(const struct sockaddr_un *sa)
 	return live;
 }
 
-int mgi_manager_create(mgi_manager_t *m, const char *group, const mgi_limits_t *lim,
-		       uint32_t fault_around, const char *sock_path, char *err, size_t errlen)
+int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
+		       uint64_t memory_max, uint32_t fault_around, const char *sock_path,
+		       char *err, size_t errlen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct epoll_event ev = {.events = EPOLLIN};
-	uint64_t pages;
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	m->segfd = m->listen_fd = m->epfd = -1;
+	m->listen_fd = m->epfd = -1;
+	m->who = who;
+	/* First, so that mgi_manager_destroy may follow any failure below. */
+	if ((rc = mgi_tree_init(&m->tree, fault_around)) != 0)
+		return fail(err, errlen, rc, "cannot make the root group's segment");
 	if (strlen(sock_path) >= sizeof(sa.sun_path))
 		return fail(err, errlen, -ENAMETOOLONG, sock_path);
 	strcpy(sa.sun_path, sock_path);
 	snprintf(m->sock_path, sizeof(m->sock_path), "%s", sock_path);
-
-	m->segfd = memfd_create("memgrp-segment", MFD_CLOEXEC);
-	if (m->segfd < 0 || ftruncate(m->segfd, sizeof(mgi_segment_t)) != 0)
-		return fail(err, errlen, -errno, "memfd_create");
-	m->seg = mmap(NULL, sizeof(mgi_segment_t), PROT_READ | PROT_WRITE, MAP_SHARED, m->segfd, 0);
-	if (m->seg == MAP_FAILED) {
-		m->seg = NULL;
-		return fail(err, errlen, -errno, "mmap segment");
+	if (*scope) {
+		/* The embedded manager's group: top-level in its own tree. */
+		char why[160];
+		rc = mgi_tree_create(&m->tree, scope, memory_max, why, sizeof(why));
+		if (rc < 0) {
+			snprintf(err, errlen, "%s", why);
+			return rc;
+		}
+		m->scope = rc;
 	}
-	mgi_segment_init(m->seg, group, fault_around);
-	pages = lim->memory_max == UINT64_MAX ? MGI_PAGES_UNLIMITED : lim->memory_max / 4096;
-	if (pages > MGI_PAGES_UNLIMITED)
-		pages = MGI_PAGES_UNLIMITED;
-	mgi_counter_set_max(&m->seg->memory, pages);
 
 	if ((rc = make_dirs(sock_path)) != 0)
 		return fail(err, errlen, rc, "cannot create the socket's directory");
@@ -113,17 +143,31 @@ int mgi_manager_watch(mgi_manager_t *m, int fd, uint64_t tag)
 	return epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
+/* A released victim is no longer the victim of any ancestor's OOM either. */
+static void clear_victim(mgi_manager_t *m, int group, pid_t pid)
+{
+	for (int g = group; g >= 0; g = m->tree.node[g].parent) {
+		int32_t v = pid;
+		atomic_compare_exchange_strong(&m->tree.node[g].seg->oom_victim, &v, 0);
+	}
+}
+
 static void drop_conn(mgi_manager_t *m, unsigned i)
 {
 	struct mgi_conn *c = &m->conns[i];
 
-	if (c->slot >= 0)
-		mgi_segment_release(m->seg, c->slot, c->pid);
+	if (c->slot >= 0) {
+		mgi_counter_path_t path = mgi_tree_path(&m->tree, c->group);
+		mgi_segment_release(m->tree.node[c->group].seg, c->slot, c->pid, &path);
+		clear_victim(m, c->group, c->pid);
+	}
+	if (c->pidfd >= 0) {
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
+		close(c->pidfd);
+	}
 	epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
-	c->fd = -1;
-	c->slot = -1;
-	c->pid = 0;
+	*c = (struct mgi_conn){.fd = -1, .pidfd = -1, .group = -1, .slot = -1};
 }
 
 static void accept_conns(mgi_manager_t *m)
@@ -134,7 +178,7 @@ static void accept_conns(mgi_manager_t *m)
 
 		if (fd < 0)
 			return;
-		for (i = 0; i < MGI_MANAGER_CONNS_MAX && m->conns[i].fd > 0; i++)
+		for (i = 0; i < MGI_MANAGER_CONNS_MAX && i < m->nconns && m->conns[i].fd >= 0; i++)
 			;
 		if (i == MGI_MANAGER_CONNS_MAX) {
 			close(fd); /* full: the agent reports it cannot join */
@@ -145,59 +189,226 @@ static void accept_conns(mgi_manager_t *m)
 			close(fd);
 			continue;
 		}
-		m->conns[i] = (struct mgi_conn){.fd = fd, .slot = -1, .pid = 0};
+		m->conns[i] = (struct mgi_conn){.fd = fd, .pidfd = -1, .group = -1, .slot = -1};
 		if (i >= m->nconns)
 			m->nconns = i + 1;
 	}
 }
 
+static void reply(struct mgi_conn *c, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void reply(struct mgi_conn *c, int status, const char *fmt, ...)
+{
+	mgi_msg_t r;
+	va_list ap;
+
+	mgi_msg_init(&r, MGI_MSG_REPLY);
+	r.reply.status = status;
+	va_start(ap, fmt);
+	vsnprintf(r.reply.message, sizeof(r.reply.message), fmt, ap);
+	va_end(ap);
+	send(c->fd, &r, r.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* The group a request names: "" is the default; others must be within the
+ * scope and exist. Returns its index, or -1 after replying why not. */
+static int lookup(mgi_manager_t *m, struct mgi_conn *c, const char *name)
+{
+	const char *scope = m->tree.node[m->scope].name;
+	int g;
+
+	if (!*name)
+		return m->scope;
+	if (!mgi_group_is_under(name, scope)) {
+		reply(c, -ENOENT, "this manager serves '%s' and the groups under it, not '%s'",
+		      scope, name);
+		return -1;
+	}
+	g = mgi_tree_find(&m->tree, name);
+	if (g < 0)
+		reply(c, -ENOENT, "no group '%s'", name);
+	return g;
+}
+
 static void send_welcome(mgi_manager_t *m, struct mgi_conn *c)
 {
 	mgi_msg_t w;
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	int fds[MGI_DEPTH_MAX];
+	unsigned n = mgi_tree_segment_fds(&m->tree, c->group, fds);
+	char cbuf[CMSG_SPACE(sizeof(fds))];
 	struct iovec iov = {.iov_base = &w, .iov_len = sizeof(mgi_msg_welcome_t)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf)};
+			    .msg_controllen = CMSG_SPACE(n * sizeof(int))};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 
+	memset(cbuf, 0, sizeof(cbuf));
 	mgi_msg_init(&w, MGI_MSG_WELCOME);
 	w.welcome.slot = c->slot;
 	w.welcome.segment_bytes = sizeof(mgi_segment_t);
+	w.welcome.nsegments = n;
+	snprintf(w.welcome.group, sizeof(w.welcome.group), "%s", m->tree.node[c->group].name);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &m->segfd, sizeof(int));
+	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
 	sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-int mgi_manager_set(mgi_manager_t *m, const mgi_msg_set_t *set, char *why, size_t whylen)
+static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 {
-	uint64_t pages;
-	char usage[16];
+	struct mgi_conn *c = &m->conns[i];
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int g;
 
-	if (set->memory_max == MGI_SET_KEEP)
-		return 0;
-	pages = set->memory_max == MGI_SET_UNLIMITED ? MGI_PAGES_UNLIMITED : set->memory_max / 4096;
-	if (pages > MGI_PAGES_UNLIMITED)
-		pages = MGI_PAGES_UNLIMITED;
-	if (mgi_counter_set_max(&m->seg->memory, pages) != 0) {
-		/* Lowering below usage needs reclaim, which memgrp lacks yet:
-		 * refuse rather than kill to get there. */
-		mgi_size_format(mgi_counter_read(&m->seg->memory) * 4096, usage, sizeof(usage));
-		snprintf(why, whylen,
-			 "the group uses %s, more than the new limit, and memgrp cannot "
-			 "reclaim yet: free memory in the group first", usage);
-		return -EBUSY;
+	/* The kernel's word on who is calling, not the message's. */
+	if (c->slot >= 0 || getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+	    cred.pid != h->pid) {
+		drop_conn(m, i); /* a second HELLO, or a pid that is not the peer's */
+		return;
 	}
-	return 0;
+	g = lookup(m, c, h->group);
+	if (g < 0) {
+		drop_conn(m, i); /* the agent prints the reply and runs unmanaged */
+		return;
+	}
+	c->pid = cred.pid;
+	c->group = g;
+	c->slot = mgi_segment_claim(m->tree.node[g].seg, cred.pid);
+	if (c->slot < 0) {
+		reply(c, -ENOSPC, "group '%s' has %d processes, its most", m->tree.node[g].name,
+		      MGI_PROCS_MAX);
+		drop_conn(m, i);
+		return;
+	}
+	/* The pidfd tells of the exit even if a child inherited the
+	 * connection. Without pidfds (old kernels) the connection does. */
+	c->pidfd = (int)syscall(SYS_pidfd_open, cred.pid, 0);
+	if (c->pidfd >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_PIDFD_BASE + i};
+		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->pidfd, &ev) != 0) {
+			close(c->pidfd);
+			c->pidfd = -1;
+		}
+	}
+	send_welcome(m, c);
+}
+
+/* A charge of a process in `c->group` was refused by the ancestor `level`
+ * steps up: kill the process holding the most in that ancestor's subtree,
+ * once per episode. */
+static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_oom_req_t *r)
+{
+	int target = c->group, vg, vs;
+	char usage[16], max[16], holds[16], comm[MGI_COMM_MAX];
+
+	if (target < 0)
+		return;
+	for (uint32_t l = 0; l < r->level && target > 0; l++)
+		target = m->tree.node[target].parent;
+	if (target <= 0)
+		return; /* the root has no limit: nothing to do */
+	mgi_segment_t *seg = m->tree.node[target].seg;
+	int32_t victim = atomic_load(&seg->oom_victim), none = 0;
+	if (victim > 0 && kill(victim, 0) == 0)
+		return; /* a kill is under way */
+	if (victim > 0)
+		atomic_compare_exchange_strong(&seg->oom_victim, &victim, 0);
+	if (mgi_counter_margin(&seg->memory) > 0)
+		return; /* freed meanwhile: the agent's retry will succeed */
+	if (!mgi_tree_largest(&m->tree, target, &vg, &vs)) {
+		/* Nobody holds pages (the charges are in flight): the
+		 * requester is the one that cannot go on. */
+		vg = c->group;
+		vs = c->slot;
+	}
+	mgi_proc_slot_t *sl = &m->tree.node[vg].seg->procs[vs];
+	victim = atomic_load(&sl->pid);
+	if (victim <= 0 || !atomic_compare_exchange_strong(&seg->oom_victim, &none, victim))
+		return;
+	mgi_size_format(mgi_counter_read(&seg->memory) * 4096, usage, sizeof(usage));
+	mgi_size_format(mgi_counter_read_max(&seg->memory) * 4096, max, sizeof(max));
+	mgi_size_format(atomic_load(&sl->charged) * 4096, holds, sizeof(holds));
+	memcpy(comm, sl->comm, sizeof(comm));
+	comm[sizeof(comm) - 1] = '\0';
+	mlog(m, "group '%s' is out of memory (usage %s, max %s) and nothing can be reclaimed: "
+		"killing pid %d (%s) of group '%s', which holds %s",
+	     m->tree.node[target].name, usage, max, victim, comm, m->tree.node[vg].name, holds);
+	atomic_fetch_add(&seg->oom_kill, 1);
+	kill(victim, SIGKILL);
+}
+
+static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int type)
+{
+	static mgi_msg_t out; /* large: not on the stack */
+	struct mgi_conn *c = &m->conns[i];
+	char why[160] = "";
+	int g, rc;
+
+	switch (type) {
+	case MGI_MSG_STAT_REQ:
+		if ((g = lookup(m, c, msg->group.group)) < 0)
+			return;
+		mgi_tree_stat_msg(&m->tree, g, &out);
+		send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		return;
+	case MGI_MSG_SET:
+		if ((g = lookup(m, c, msg->set.group)) < 0)
+			return;
+		rc = mgi_tree_set_max(&m->tree, g, msg->set.memory_max, why, sizeof(why));
+		if (rc == 0)
+			mlog(m, "group '%s': limit set", m->tree.node[g].name);
+		reply(c, rc, "%s", why);
+		return;
+	case MGI_MSG_CREATE:
+		if (!mgi_group_is_under(msg->set.group, m->tree.node[m->scope].name)) {
+			reply(c, -EPERM, "this manager serves '%s' and the groups under it, not '%s'",
+			      m->tree.node[m->scope].name, msg->set.group);
+			return;
+		}
+		rc = mgi_tree_create(&m->tree, msg->set.group, msg->set.memory_max, why, sizeof(why));
+		if (rc >= 0)
+			mlog(m, "group '%s' created", msg->set.group);
+		reply(c, rc < 0 ? rc : 0, "%s", why);
+		return;
+	case MGI_MSG_RM:
+		if ((g = lookup(m, c, msg->group.group)) < 0)
+			return;
+		if (g == m->scope) {
+			reply(c, -EPERM, "'%s' is this manager's own group: it ends with its manager",
+			      m->tree.node[g].name);
+			return;
+		}
+		rc = mgi_tree_remove(&m->tree, g, why, sizeof(why));
+		if (rc == 0)
+			mlog(m, "group '%s' removed", msg->group.group);
+		reply(c, rc, "%s", why);
+		return;
+	case MGI_MSG_LIST_REQ:
+		mgi_msg_init(&out, MGI_MSG_LIST);
+		for (g = 1; g < MGI_GROUPS_MAX; g++) {
+			if (!m->tree.node[g].used || !mgi_tree_is_under(&m->tree, g, m->scope))
+				continue;
+			if (out.list.count == MGI_LIST_MAX) {
+				out.list.truncated = 1;
+				break;
+			}
+			memcpy(out.list.names[out.list.count++], m->tree.node[g].name,
+			       MGI_GROUP_NAME_MAX);
+		}
+		send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		return;
+	}
 }
 
 static void handle_conn(mgi_manager_t *m, unsigned i)
 {
 	struct mgi_conn *c = &m->conns[i];
-	char buf[sizeof(mgi_msg_t) + 1], err[96];
-	mgi_msg_t msg;
+	static char buf[sizeof(mgi_msg_t) + 1];
+	static mgi_msg_t msg;
+	char err[96];
 	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	int type;
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		drop_conn(m, i);
@@ -205,42 +416,34 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	}
 	if (n < 0)
 		return;
-	switch (mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err))) {
-	case MGI_MSG_HELLO: {
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
-		/* The kernel's word on who is calling, not the message's. */
-		if (c->slot >= 0 || getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-		    cred.pid != msg.hello.pid) {
-			drop_conn(m, i); /* a second HELLO, or a pid that is not the peer's */
-			return;
-		}
-		c->pid = cred.pid;
-		c->slot = mgi_segment_claim(m->seg, cred.pid);
-		if (c->slot < 0) {
-			drop_conn(m, i); /* no slot: the agent says so and runs unmanaged */
-			return;
-		}
-		send_welcome(m, c);
+	type = mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err));
+	switch (type) {
+	case MGI_MSG_HELLO:
+		on_hello(m, i, &msg.hello);
 		break;
-	}
 	case MGI_MSG_OOM_KILL:
-		break; /* the agent logged it and counted it in the segment */
-	case MGI_MSG_STAT_REQ: {
-		static mgi_msg_t reply; /* large: not on the stack */
-		mgi_manager_stat_msg(m->seg, &reply);
-		send(c->fd, &reply, reply.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* The agent killed within its own group and said so on its
+		 * stderr; the manager's log has it too. */
+		if (c->group >= 0)
+			mlog(m, "group '%s' is out of memory: pid %d killed pid %d (%s)",
+			     m->tree.node[c->group].name, msg.oom.killer, msg.oom.victim,
+			     msg.oom.victim_comm);
 		break;
-	}
-	case MGI_MSG_SET: {
-		mgi_msg_t reply;
-		mgi_msg_init(&reply, MGI_MSG_REPLY);
-		reply.reply.status = mgi_manager_set(m, &msg.set, reply.reply.message,
-						     sizeof(reply.reply.message));
-		send(c->fd, &reply, reply.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	case MGI_MSG_OOM_REQ:
+		if (c->slot >= 0)
+			on_oom_request(m, c, &msg.oom_req);
 		break;
-	}
-	default: /* unparsable or unexpected: that client is done */
+	case MGI_MSG_STAT_REQ:
+	case MGI_MSG_SET:
+	case MGI_MSG_CREATE:
+	case MGI_MSG_RM:
+	case MGI_MSG_LIST_REQ:
+		on_request(m, i, &msg, type);
+		break;
+	default:
+		/* Unparsable or unexpected: say why, and that client is done. */
+		reply(c, type < 0 ? type : -EPROTO, "bad request: %s",
+		      type < 0 ? err : "unexpected message type");
 		drop_conn(m, i);
 		break;
 	}
@@ -258,9 +461,15 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 		uint64_t tag = evs[k].data.u64;
 		if (tag == TAG_LISTEN)
 			accept_conns(m);
-		else if (tag >= TAG_CONN_BASE)
-			handle_conn(m, (unsigned)(tag - TAG_CONN_BASE));
-		else
+		else if (tag >= TAG_PIDFD_BASE) {
+			unsigned i = (unsigned)(tag - TAG_PIDFD_BASE);
+			if (i < m->nconns && m->conns[i].pidfd >= 0)
+				drop_conn(m, i); /* the process exited */
+		} else if (tag >= TAG_CONN_BASE) {
+			unsigned i = (unsigned)(tag - TAG_CONN_BASE);
+			if (i < m->nconns && m->conns[i].fd >= 0)
+				handle_conn(m, i);
+		} else
 			caller_tag = (int64_t)tag;
 	}
 	return caller_tag;
@@ -268,80 +477,26 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 
 void mgi_manager_destroy(mgi_manager_t *m)
 {
-	for (unsigned i = 0; i < m->nconns; i++)
-		if (m->conns[i].fd > 0)
-			drop_conn(m, i);
+	/* Close, do not release: a process still running keeps its slot and
+	 * its charges in the segment it maps, and goes on under its limits. */
+	for (unsigned i = 0; i < m->nconns; i++) {
+		if (m->conns[i].fd >= 0)
+			close(m->conns[i].fd);
+		if (m->conns[i].pidfd >= 0)
+			close(m->conns[i].pidfd);
+	}
 	if (m->listen_fd >= 0) {
 		close(m->listen_fd);
 		unlink(m->sock_path);
 	}
 	if (m->epfd >= 0)
 		close(m->epfd);
-	if (m->seg)
-		munmap(m->seg, sizeof(mgi_segment_t));
-	if (m->segfd >= 0)
-		close(m->segfd);
-	memset(m, 0, sizeof(*m));
-	m->segfd = m->listen_fd = m->epfd = -1;
+	mgi_tree_destroy(&m->tree);
+	m->listen_fd = m->epfd = -1;
+	m->nconns = 0;
 }
 
-void mgi_manager_stats(const mgi_segment_t *seg, mgi_stats_t *out)
+void mgi_manager_stats(const mgi_manager_t *m, mgi_stats_t *out)
 {
-	memset(out, 0, sizeof(*out));
-	out->usage = mgi_counter_read(&seg->memory) * 4096;
-	out->max_usage = atomic_load(&seg->memory.watermark) * 4096;
-	out->limit = mgi_counter_read_max(&seg->memory) * 4096;
-	out->failcnt = atomic_load(&seg->memory.failcnt);
-	out->pgfault = atomic_load(&seg->pgfault);
-	out->oom_kill = atomic_load(&seg->oom_kill);
-	for (int i = 0; i < MGI_PROCS_MAX; i++) {
-		const mgi_proc_slot_t *s = &seg->procs[i];
-		if (atomic_load(&s->pid) <= 0)
-			continue;
-		out->nr_processes++;
-		out->tracked_bytes += atomic_load(&s->tracked_bytes);
-		out->untracked_bytes += atomic_load(&s->untracked_bytes);
-	}
-}
-
-void mgi_manager_stat_msg(const mgi_segment_t *seg, mgi_msg_t *out)
-{
-	mgi_stats_t st;
-	mgi_msg_stat_t *r = &out->stat;
-
-	mgi_msg_init(out, MGI_MSG_STAT);
-	mgi_manager_stats(seg, &st);
-	snprintf(r->group, sizeof(r->group), "%s", seg->group);
-	r->figures = st;
-	for (int i = 0; i < MGI_PROCS_MAX && r->nprocs < MGI_STAT_PROCS_MAX; i++) {
-		const mgi_proc_slot_t *sl = &seg->procs[i];
-		int32_t pid = atomic_load(&sl->pid);
-		if (pid <= 0)
-			continue;
-		mgi_proc_stat_t *p = &r->procs[r->nprocs++];
-		p->pid = pid;
-		p->charged = atomic_load(&sl->charged) * 4096;
-		p->pgfault = atomic_load(&sl->pgfault);
-		memcpy(p->comm, sl->comm, sizeof(p->comm));
-		p->comm[sizeof(p->comm) - 1] = '\0';
-	}
-}
-
-void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s)
-{
-	for (const mgi_stats_field_t *fl = mgi_stats_fields; fl->name; fl++)
-		fprintf(f, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
-			(unsigned long long)mgi_stats_get(s, fl));
-}
-
-int mgi_stats_write_json(const mgi_stats_t *s, const char *path)
-{
-	FILE *f = fopen(path, "w");
-
-	if (!f)
-		return -errno;
-	fputc('{', f);
-	mgi_stats_print_json_fields(f, s);
-	fputs("}\n", f);
-	return fclose(f) == 0 ? 0 : -errno;
+	mgi_tree_stats(&m->tree, m->scope, out);
 }

@@ -1,4 +1,4 @@
-/* manager.h - the group manager: segment, control socket, process bookkeeping. */
+/* manager.h - a manager: the control socket, agents' connections, requests, OOM. */
 #ifndef MGI_MANAGER_H
 #define MGI_MANAGER_H
 
@@ -7,49 +7,57 @@
 #include <sys/types.h>
 
 #include "proto.h"
-#include "segment.h"
+#include "tree.h"
 
 /*
- * One manager serves one group for now (memgrpd with a tree of groups is
- * future work). It owns the group's segment (a memfd), listens on the
- * control socket, gives each agent that says HELLO a slot and the segment,
- * and releases a process's slot, uncharging its pages, when the process's
- * connection closes (exit, exec, kill). It is event-driven: idle means
- * blocked in epoll_wait, zero CPU.
+ * A manager serves a tree of groups on one control socket. memgrpd is a
+ * manager whose scope is the whole tree (its default group is the root);
+ * the embedded manager of `memgrp run -g G` is one whose scope is G: it
+ * creates G, serves requests for G and groups under G, and is G's default.
+ *
+ * It gives each agent that says HELLO a slot in its group's segment and
+ * the segments of the group and its ancestors, and releases the slot,
+ * uncharging its pages along the path, when the process goes: its
+ * connection closes (exit, exec, kill) or its pidfd says it exited (which
+ * also catches a process whose connection a child still holds). It answers
+ * STAT, SET, CREATE, RM and LIST requests, and chooses the victim when an
+ * ancestor's limit refuses a charge (an agent sees only its own group's
+ * processes). It is event-driven: idle means blocked in epoll_wait, zero CPU.
  */
 
 #define MGI_MANAGER_CONNS_MAX 1024
 
 struct mgi_conn {
 	int fd;
-	int slot;  /* -1 until HELLO */
+	int pidfd;  /* -1 until HELLO */
+	int group;  /* tree index; -1 until HELLO */
+	int slot;   /* -1 until HELLO */
 	pid_t pid;
 };
 
 typedef struct mgi_manager {
-	mgi_segment_t *seg;
-	int segfd;
+	mgi_tree_t tree;
+	int scope;         /* the default group; requests must name it or below */
 	int listen_fd;
 	int epfd;
+	const char *who;   /* prefix of log lines: "memgrpd", "memgrp run" */
 	char sock_path[108];
 	struct mgi_conn conns[MGI_MANAGER_CONNS_MAX];
 	unsigned nconns;
 } mgi_manager_t;
 
-typedef struct mgi_limits {
-	uint64_t memory_max; /* bytes; UINT64_MAX: none */
-} mgi_limits_t;
-
 /*
- * Creates the segment for `group` with the limits and listens at sock_path
- * (its directory is created; a stale socket file is replaced, a live one is
+ * Makes the tree, creates `scope` in it (unless it is "", memgrpd's root)
+ * with memory_max bytes (UINT64_MAX: none) and listens at sock_path (its
+ * directory is created; a stale socket file is replaced, a live one is
  * refused with -EADDRINUSE). Returns 0 or -errno with a reason in err.
  */
-int mgi_manager_create(mgi_manager_t *m, const char *group, const mgi_limits_t *lim,
-		       uint32_t fault_around, const char *sock_path, char *err, size_t errlen);
+int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
+		       uint64_t memory_max, uint32_t fault_around, const char *sock_path,
+		       char *err, size_t errlen);
 
 /* Adds an fd (e.g. a signalfd) for the caller to the manager's epoll set,
- * with `tag` returned by mgi_manager_poll when it is readable. */
+ * with `tag` (1 < tag < 2^32) returned by mgi_manager_poll when readable. */
 int mgi_manager_watch(mgi_manager_t *m, int fd, uint64_t tag);
 
 /*
@@ -58,24 +66,11 @@ int mgi_manager_watch(mgi_manager_t *m, int fd, uint64_t tag);
  */
 int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms);
 
-/* Stops listening, closes everything, unlinks the socket. */
+/* Stops listening, closes everything, unlinks the socket. The groups'
+ * processes go on with the limits they have. */
 void mgi_manager_destroy(mgi_manager_t *m);
 
-/* Applies a SET request. Returns 0, or -EBUSY (usage above the new limit)
- * with the reason in why. */
-int mgi_manager_set(mgi_manager_t *m, const mgi_msg_set_t *set, char *why, size_t whylen);
-
-/* The group's figures now (mgi_stats_t is in proto.h). */
-void mgi_manager_stats(const mgi_segment_t *seg, mgi_stats_t *out);
-
-/* The STAT message for the group's current figures and processes. */
-void mgi_manager_stat_msg(const mgi_segment_t *seg, mgi_msg_t *out);
-
-/* Prints the stats' "key": value pairs, comma-separated, no braces. */
-#include <stdio.h>
-void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s);
-
-/* Writes stats as one JSON object to path. Returns 0 or -errno. */
-int mgi_stats_write_json(const mgi_stats_t *s, const char *path);
+/* The default group's figures now. */
+void mgi_manager_stats(const mgi_manager_t *m, mgi_stats_t *out);
 
 #endif

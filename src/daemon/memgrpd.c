@@ -1,0 +1,115 @@
+/* memgrpd.c - the daemon: serves the whole group tree on one control socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "manager.h"
+
+#define TAG_SIGNALS 7
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: memgrpd [--socket PATH] [--fault-around N]\n"
+		"\n"
+		"Serves memgrp's group tree: groups are created, changed and removed with\n"
+		"`memgrp create|set|rm`, and `memgrp run -g GROUP -- CMD` runs commands in\n"
+		"them. Runs in the foreground and logs to stderr (group changes and OOM\n"
+		"kills). On SIGTERM or SIGINT it stops; the groups' processes go on with\n"
+		"the limits they have.\n"
+		"\n"
+		"Options:\n"
+		"  --socket PATH     control socket (default: $MEMGRP_SOCKET, else\n"
+		"                    /run/memgrp/memgrpd.sock)\n"
+		"  --fault-around N  pages resolved per sequential fault in new groups,\n"
+		"                    1..64 (default 64)\n"
+		"  -h, --help        show this help\n"
+		"\n"
+		"Exit codes: 0 stopped by a signal, 1 could not start, 2 bad command line.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"fault-around", required_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static mgi_manager_t m;
+	const char *sock = getenv("MEMGRP_SOCKET");
+	unsigned long fault_around = 64;
+	char err[256], *end;
+	sigset_t mask;
+	int opt, sfd;
+
+	if (!sock || !*sock)
+		sock = "/run/memgrp/memgrpd.sock";
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'f':
+			errno = 0;
+			fault_around = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || fault_around < 1 ||
+			    fault_around > MGI_FAULT_AROUND_MAX) {
+				fprintf(stderr, "memgrpd: --fault-around: a number of pages from 1 to %d\n",
+					MGI_FAULT_AROUND_MAX);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "memgrpd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (mgi_manager_create(&m, "memgrpd", "", UINT64_MAX, (uint32_t)fault_around, sock, err,
+			       sizeof(err)) != 0) {
+		fprintf(stderr, "memgrpd: %s\n", err);
+		mgi_manager_destroy(&m);
+		return 1;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0 || mgi_manager_watch(&m, sfd, TAG_SIGNALS) != 0) {
+		fprintf(stderr, "memgrpd: signalfd: %s\n", strerror(errno));
+		mgi_manager_destroy(&m);
+		return 1;
+	}
+	fprintf(stderr, "memgrpd: serving at %s\n", sock);
+	for (;;) {
+		int64_t tag = mgi_manager_poll(&m, -1);
+		if (tag < 0) {
+			fprintf(stderr, "memgrpd: epoll: %s\n", strerror((int)-tag));
+			break;
+		}
+		if (tag != TAG_SIGNALS)
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
+			fprintf(stderr, "memgrpd: stopping on signal %u\n", si.ssi_signo);
+			break;
+		}
+	}
+	mgi_manager_destroy(&m);
+	return 0;
+}

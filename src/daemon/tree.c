@@ -1,0 +1,277 @@
+/* tree.c - the group tree: segments, creation and removal, paths, subtree figures. */
+#include "tree.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "group.h"
+#include "size.h"
+
+static int new_segment(mgi_group_node_t *n, const char *name, uint32_t fault_around)
+{
+	n->segfd = memfd_create("memgrp-segment", MFD_CLOEXEC);
+	if (n->segfd < 0)
+		return -errno;
+	if (ftruncate(n->segfd, sizeof(mgi_segment_t)) != 0)
+		goto fail;
+	n->seg = mmap(NULL, sizeof(mgi_segment_t), PROT_READ | PROT_WRITE, MAP_SHARED, n->segfd, 0);
+	if (n->seg == MAP_FAILED)
+		goto fail;
+	mgi_segment_init(n->seg, name, fault_around);
+	return 0;
+fail:;
+	int e = -errno;
+	close(n->segfd);
+	n->segfd = -1;
+	n->seg = NULL;
+	return e;
+}
+
+static void free_node(mgi_group_node_t *n)
+{
+	if (n->seg)
+		munmap(n->seg, sizeof(mgi_segment_t));
+	if (n->segfd >= 0)
+		close(n->segfd);
+	memset(n, 0, sizeof(*n));
+	n->segfd = -1;
+	n->parent = -1;
+}
+
+int mgi_tree_init(mgi_tree_t *t, uint32_t fault_around)
+{
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < MGI_GROUPS_MAX; i++)
+		free_node(&t->node[i]);
+	t->fault_around = fault_around;
+	int rc = new_segment(&t->node[0], "", fault_around);
+	if (rc == 0)
+		t->node[0].used = true;
+	return rc;
+}
+
+void mgi_tree_destroy(mgi_tree_t *t)
+{
+	for (int i = 0; i < MGI_GROUPS_MAX; i++)
+		free_node(&t->node[i]);
+}
+
+int mgi_tree_find(const mgi_tree_t *t, const char *name)
+{
+	for (int i = 0; i < MGI_GROUPS_MAX; i++)
+		if (t->node[i].used && strcmp(t->node[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static uint64_t bytes_to_pages(uint64_t bytes)
+{
+	if (bytes == UINT64_MAX || bytes == MGI_SET_UNLIMITED)
+		return MGI_PAGES_UNLIMITED;
+	return bytes / 4096 > MGI_PAGES_UNLIMITED ? MGI_PAGES_UNLIMITED : bytes / 4096;
+}
+
+int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *why,
+		    size_t whylen)
+{
+	char parent[MGI_GROUP_NAME_MAX];
+	int p, i, rc;
+
+	if (mgi_group_name_check(name, why, whylen) != 0)
+		return -EINVAL;
+	if (mgi_tree_find(t, name) >= 0) {
+		snprintf(why, whylen, "group '%s' exists", name);
+		return -EEXIST;
+	}
+	mgi_group_parent(name, parent);
+	p = mgi_tree_find(t, parent);
+	if (p < 0) {
+		snprintf(why, whylen, "no group '%s' to create '%s' in (create the parent first)",
+			 parent, name);
+		return -ENOENT;
+	}
+	for (i = 1; i < MGI_GROUPS_MAX && t->node[i].used; i++)
+		;
+	if (i == MGI_GROUPS_MAX) {
+		snprintf(why, whylen, "this manager already serves %d groups, its most",
+			 MGI_GROUPS_MAX - 1);
+		return -ENOSPC;
+	}
+	rc = new_segment(&t->node[i], name, t->fault_around);
+	if (rc != 0) {
+		snprintf(why, whylen, "cannot make the group's segment: %s", strerror(-rc));
+		return rc;
+	}
+	mgi_counter_set_max(&t->node[i].seg->memory, bytes_to_pages(memory_max));
+	snprintf(t->node[i].name, sizeof(t->node[i].name), "%s", name);
+	t->node[i].parent = p;
+	t->node[i].used = true;
+	t->node[p].children++;
+	return i;
+}
+
+int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen)
+{
+	mgi_group_node_t *n = &t->node[idx];
+
+	if (idx == 0) {
+		snprintf(why, whylen, "the root group cannot be removed");
+		return -EPERM;
+	}
+	if (n->children) {
+		snprintf(why, whylen, "group '%s' has %u child group(s): remove them first", n->name,
+			 n->children);
+		return -EBUSY;
+	}
+	unsigned procs = mgi_segment_nr_procs(n->seg);
+	if (procs) {
+		snprintf(why, whylen, "group '%s' still has %u process(es)", n->name, procs);
+		return -EBUSY;
+	}
+	t->node[n->parent].children--;
+	free_node(n);
+	return 0;
+}
+
+mgi_counter_path_t mgi_tree_path(const mgi_tree_t *t, int idx)
+{
+	mgi_counter_path_t p = {.depth = 0};
+
+	if (idx == 0)
+		return mgi_segment_path(t->node[0].seg);
+	for (int i = idx; i > 0 && p.depth < MGI_DEPTH_MAX; i = t->node[i].parent)
+		p.level[p.depth++] = &t->node[i].seg->memory;
+	return p;
+}
+
+unsigned mgi_tree_segment_fds(const mgi_tree_t *t, int idx, int *fds)
+{
+	unsigned n = 0;
+
+	if (idx == 0) {
+		fds[0] = t->node[0].segfd;
+		return 1;
+	}
+	for (int i = idx; i > 0 && n < MGI_DEPTH_MAX; i = t->node[i].parent)
+		fds[n++] = t->node[i].segfd;
+	return n;
+}
+
+bool mgi_tree_is_under(const mgi_tree_t *t, int idx, int anc)
+{
+	for (int i = idx; i >= 0; i = t->node[i].parent)
+		if (i == anc)
+			return true;
+	return false;
+}
+
+void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
+{
+	const mgi_segment_t *seg = t->node[idx].seg;
+
+	memset(out, 0, sizeof(*out));
+	out->usage = mgi_counter_read(&seg->memory) * 4096;
+	out->max_usage = atomic_load(&seg->memory.watermark) * 4096;
+	out->limit = mgi_counter_read_max(&seg->memory) * 4096;
+	out->failcnt = atomic_load(&seg->memory.failcnt);
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!t->node[g].used || !mgi_tree_is_under(t, g, idx))
+			continue;
+		const mgi_segment_t *s = t->node[g].seg;
+		out->pgfault += atomic_load(&s->pgfault);
+		out->oom_kill += atomic_load(&s->oom_kill);
+		for (int i = 0; i < MGI_PROCS_MAX; i++) {
+			const mgi_proc_slot_t *sl = &s->procs[i];
+			if (atomic_load(&sl->pid) <= 0)
+				continue;
+			out->nr_processes++;
+			out->tracked_bytes += atomic_load(&sl->tracked_bytes);
+			out->untracked_bytes += atomic_load(&sl->untracked_bytes);
+		}
+	}
+}
+
+void mgi_tree_stat_msg(const mgi_tree_t *t, int idx, mgi_msg_t *out)
+{
+	mgi_msg_stat_t *r = &out->stat;
+
+	mgi_msg_init(out, MGI_MSG_STAT);
+	mgi_tree_stats(t, idx, &r->figures);
+	snprintf(r->group, sizeof(r->group), "%s", t->node[idx].name);
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!t->node[g].used || !mgi_tree_is_under(t, g, idx))
+			continue;
+		const mgi_segment_t *seg = t->node[g].seg;
+		for (int i = 0; i < MGI_PROCS_MAX && r->nprocs < MGI_STAT_PROCS_MAX; i++) {
+			const mgi_proc_slot_t *sl = &seg->procs[i];
+			int32_t pid = atomic_load(&sl->pid);
+			if (pid <= 0)
+				continue;
+			mgi_proc_stat_t *p = &r->procs[r->nprocs++];
+			p->pid = pid;
+			p->charged = atomic_load(&sl->charged) * 4096;
+			p->pgfault = atomic_load(&sl->pgfault);
+			memcpy(p->comm, sl->comm, sizeof(p->comm));
+			p->comm[sizeof(p->comm) - 1] = '\0';
+		}
+	}
+}
+
+bool mgi_tree_largest(const mgi_tree_t *t, int idx, int *group, int *slot)
+{
+	uint64_t most = 0;
+
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!t->node[g].used || !mgi_tree_is_under(t, g, idx))
+			continue;
+		int s = mgi_segment_largest(t->node[g].seg);
+		uint64_t c = s >= 0 ? atomic_load(&t->node[g].seg->procs[s].charged) : 0;
+		if (c > most) {
+			most = c;
+			*group = g;
+			*slot = s;
+		}
+	}
+	return most > 0;
+}
+
+int mgi_tree_set_max(mgi_tree_t *t, int idx, uint64_t memory_max, char *why, size_t whylen)
+{
+	mgi_counter_t *c = &t->node[idx].seg->memory;
+	char usage[16];
+
+	if (memory_max == MGI_SET_KEEP)
+		return 0;
+	if (mgi_counter_set_max(c, bytes_to_pages(memory_max)) != 0) {
+		/* Lowering below usage needs reclaim, which memgrp lacks yet:
+		 * refuse rather than kill to get there. */
+		mgi_size_format(mgi_counter_read(c) * 4096, usage, sizeof(usage));
+		snprintf(why, whylen,
+			 "the group uses %s, more than the new limit, and memgrp cannot "
+			 "reclaim yet: free memory in the group first", usage);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s)
+{
+	for (const mgi_stats_field_t *fl = mgi_stats_fields; fl->name; fl++)
+		fprintf(f, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
+			(unsigned long long)mgi_stats_get(s, fl));
+}
+
+int mgi_stats_write_json(const mgi_stats_t *s, const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fputc('{', f);
+	mgi_stats_print_json_fields(f, s);
+	fputs("}\n", f);
+	return fclose(f) == 0 ? 0 : -errno;
+}

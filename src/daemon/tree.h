@@ -1,0 +1,90 @@
+/* tree.h - a manager's group tree: one shared segment per group, paths, subtree figures. */
+#ifndef MGI_TREE_H
+#define MGI_TREE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "segment.h"
+
+/*
+ * The groups a manager serves. Node 0 is the root (name ""): unlimited,
+ * with a segment of its own for processes that joined no group. Every
+ * other node has a parent that exists for as long as it does (a group with
+ * children cannot be removed), so a node's ancestors are found by following
+ * parent indexes. Each node owns its group's segment: a memfd, mapped here
+ * and by the group's agents, who also map the segments of its ancestors to
+ * charge them (a process of web/api is a process of web).
+ */
+
+#define MGI_GROUPS_MAX 256
+
+typedef struct mgi_group_node {
+	bool used;
+	int parent; /* index; -1 for the root */
+	unsigned children;
+	char name[MGI_GROUP_NAME_MAX];
+	int segfd;
+	mgi_segment_t *seg;
+} mgi_group_node_t;
+
+typedef struct mgi_tree {
+	mgi_group_node_t node[MGI_GROUPS_MAX];
+	uint32_t fault_around; /* for new groups' segments */
+} mgi_tree_t;
+
+/* Makes a tree holding the root. Returns 0 or -errno. */
+int mgi_tree_init(mgi_tree_t *t, uint32_t fault_around);
+
+/* Unmaps and closes every segment. */
+void mgi_tree_destroy(mgi_tree_t *t);
+
+/* The node of a group by full name ("" is the root), or -1. */
+int mgi_tree_find(const mgi_tree_t *t, const char *name);
+
+/*
+ * Creates a group whose parent exists, with memory_max in bytes (UINT64_MAX:
+ * none). Returns its index, or -EEXIST, -ENOENT (no parent), -ENOSPC (too
+ * many groups), -EINVAL (bad name) or another -errno, with why.
+ */
+int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *why,
+		    size_t whylen);
+
+/* Removes a group with no children and no processes. Returns 0, or -EBUSY
+ * or -EPERM (the root) with why. */
+int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen);
+
+/* The counter path of a group: its counter, then each ancestor's up to (not
+ * including) the root; the root's own path is its counter alone. */
+mgi_counter_path_t mgi_tree_path(const mgi_tree_t *t, int idx);
+
+/* The segments' fds in path order; returns how many (the path's depth). */
+unsigned mgi_tree_segment_fds(const mgi_tree_t *t, int idx, int *fds);
+
+/* Whether node `idx` is node `anc` or below it. */
+bool mgi_tree_is_under(const mgi_tree_t *t, int idx, int anc);
+
+/* The group's figures: counter figures from its own (hierarchical) counter;
+ * processes, faults, tracked sizes and OOM kills summed over its subtree. */
+void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out);
+
+/* The STAT message for a group: figures and the processes of its subtree. */
+void mgi_tree_stat_msg(const mgi_tree_t *t, int idx, mgi_msg_t *out);
+
+/* The process holding the most pages in the subtree of idx: its group and
+ * slot. Returns false if no process holds any. */
+bool mgi_tree_largest(const mgi_tree_t *t, int idx, int *group, int *slot);
+
+/* Applies a limit in bytes (MGI_SET_UNLIMITED: none; MGI_SET_KEEP: no
+ * change). Returns 0 or -EBUSY (usage above it) with why. */
+int mgi_tree_set_max(mgi_tree_t *t, int idx, uint64_t memory_max, char *why, size_t whylen);
+
+/* Prints the stats' "key": value pairs, comma-separated, no braces. */
+#include <stdio.h>
+void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s);
+
+/* Writes stats as one JSON object to path. Returns 0 or -errno. */
+int mgi_stats_write_json(const mgi_stats_t *s, const char *path);
+
+#endif

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# test_memgrpd.sh - memgrpd and nested groups: the tree, hierarchical limits
+# and OOM, exits seen through pidfds, bad requests, the daemon stopping.
+# Usage: test_memgrpd.sh MEMGRP MEMGRPD PROGS_DIR
+set -u
+memgrp=$(realpath "$1")
+memgrpd=$(realpath "$2")
+progs=$(realpath "$3")
+tmp=$(mktemp -d)
+sock=$tmp/memgrpd.sock
+sfx=$$
+dpid=
+cleanup() {
+	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
+	env -u LD_PRELOAD pkill -f "memgrp-td-[a-z]*-$sfx" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+passed=0 failed=0 skipped=0
+ok()   { echo "ok   $1"; passed=$((passed + 1)); }
+bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+
+if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
+	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
+	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+fi
+if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
+	echo "SKIP all: userfaultfd is not available to this user"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 77
+fi
+
+mg() { "$memgrp" --socket "$sock" "$@"; }
+jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
+stat_field() { mg stat --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
+
+"$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
+dpid=$!
+for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+[ -S "$sock" ] && ok "memgrpd listens at --socket" || { bad start "no socket"; cat "$tmp/memgrpd.log"; exit 1; }
+
+echo "--- the group tree"
+mg create web -m 96M && mg create web/api && mg create web/db -m 1G; rc=$?
+out=$(mg create nope/x 2>&1); rc2=$?
+dup=$(mg create web 2>&1); rc3=$?
+ls=$(mg ls)
+[ $rc -eq 0 ] && [ $rc2 -eq 1 ] && grep -q "create the parent first" <<<"$out" && [ $rc3 -eq 1 ] &&
+	grep -q "group 'web' exists" <<<"$dup" && grep -qE "^web/api +0 +0 +max" <<<"$ls" && grep -qE "^web +.* 96M +0$" <<<"$ls" &&
+	ok "create nests groups, needs the parent, refuses duplicates; ls lists them" ||
+	bad tree "rc $rc/$rc2/$rc3: $out / $dup / $ls"
+
+echo "--- hierarchical limits"
+# web/api and web/db have no tight limit of their own; web's 96M holds
+# both: when db's charge passes it, the largest process under web (api's)
+# is the victim, named in the daemon's log with both groups.
+mg run -g web/api --stats-json "$tmp/api.json" -- "$progs/prog_hold" 60 6 >"$tmp/api.out" 2>&1 &
+apid=$!
+for _ in $(seq 100); do
+	[ "$(stat_field web/api usage 2>/dev/null || echo 0)" -ge $((59 << 20)) ] && break
+	sleep 0.1
+done
+mg run -g web/db --stats-json "$tmp/db.json" -- "$progs/prog_hold" 50 1 >"$tmp/db.out" 2>&1; drc=$?
+wait $apid; arc=$?
+wmax=$(stat_field web max_usage)
+[ $arc -eq 137 ] && [ $drc -eq 0 ] &&
+	grep -q "group 'web' is out of memory (usage 96M, max 96M).*killing pid [0-9]* (prog_hold) of group 'web/api', which holds 60" "$tmp/memgrpd.log" &&
+	grep -q "group 'web' is out of memory" "$tmp/db.out" &&
+	[ "$wmax" -le $((96 << 20)) ] && [ "$(stat_field web oom_kill)" = 1 ] &&
+	ok "a parent's limit holds its children together: web max_usage $wmax, api's process killed, db's finished" ||
+	{ bad hierarchy "api rc $arc, db rc $drc, web max_usage $wmax"; cat "$tmp/memgrpd.log" "$tmp/db.out"; }
+# A child's own limit binds below its parent's.
+mg set web/db -m 32M
+mg run -g web/db -- "$progs/prog_hold" 48 1 >"$tmp/db2.out" 2>&1; rc=$?
+[ $rc -eq 137 ] && grep -q "group 'web/db' is out of memory (usage 32M, max 32M)" "$tmp/db2.out" &&
+	ok "a child's own limit binds first (web/db at 32M)" || { bad child_limit "rc $rc"; cat "$tmp/db2.out"; }
+
+echo "--- bookkeeping"
+# The parent exits while a raw-forked child (no atfork: it keeps the
+# agent's connection open) lives on: only the pidfd tells of the exit.
+mg run -g web/raw-$sfx --stats-json "$tmp/raw.json" -- "$progs/prog_rawfork" 32 4 >"$tmp/raw.out" 2>&1; rc=$?
+[ $rc -eq 0 ] && [ "$(jget "$tmp/raw.json" usage)" = 0 ] && [ "$(jget "$tmp/raw.json" nr_processes)" = 0 ] &&
+	[ "$(jget "$tmp/raw.json" max_usage)" -ge $((32 << 20)) ] &&
+	ok "an exit is seen through the pidfd while a child holds the connection: usage back to 0" ||
+	bad pidfd "rc $rc, $(cat "$tmp/raw.json" 2>/dev/null)"
+# memgrp run removes the group it created once its processes are gone.
+mg ls | grep -q "^web/raw-$sfx " && bad transient "web/raw-$sfx still listed" ||
+	ok "memgrp run removes the group it created"
+# rm: not with children, not with processes.
+mg run -g web/api -- sleep 3 >/dev/null 2>&1 &
+spid=$!
+for _ in $(seq 50); do [ "$(stat_field web/api nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+o1=$(mg rm web 2>&1); r1=$?
+o2=$(mg rm web/api 2>&1); r2=$?
+wait $spid
+for _ in $(seq 50); do [ "$(stat_field web/api nr_processes)" = 0 ] && break; sleep 0.1; done
+mg rm web/api; r3=$?
+o4=$(mg stat web/api 2>&1); r4=$?
+[ $r1 -eq 1 ] && grep -q "has 2 child group(s)" <<<"$o1" && [ $r2 -eq 1 ] && grep -q "still has 1 process" <<<"$o2" &&
+	[ $r3 -eq 0 ] && [ $r4 -eq 1 ] && grep -q "no group 'web/api'" <<<"$o4" &&
+	ok "rm refuses a group with children or processes, then removes it" ||
+	bad rm "$r1 ($o1) $r2 ($o2) $r3 $r4 ($o4)"
+
+echo "--- bad input"
+# Garbage on the control socket gets a clear refusal; memgrpd goes on.
+reply=$(python3 - "$sock" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+s.send(b"definitely not a memgrp message")
+data = s.recv(4096)
+# REPLY: header (magic, version, type, len, reserved), status, reserved, message
+status = struct.unpack_from("<i", data, 16)[0]
+print(status, data[24:].split(b"\0")[0].decode())
+PY
+)
+[ "$(stat_field web limit)" = $((96 << 20)) ] && grep -q "^-71 bad request: bad magic" <<<"$reply" &&
+	ok "a bad request is refused with a reason ('$reply'); memgrpd goes on" || bad garbage "reply '$reply'"
+out=$(mg run -g 'web/../x' -- true 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "may not start with '.'" <<<"$out" && ok "a bad group name is refused: '$out'" || bad badname "rc $rc: $out"
+
+echo "--- embedded manager with a group under it"
+"$memgrp" run -g memgrp-td-top-$sfx -m 256M -- sleep 6 >/dev/null 2>&1 &
+tpid=$!
+for _ in $(seq 50); do "$memgrp" stat memgrp-td-top-$sfx >/dev/null 2>&1 && break; sleep 0.1; done
+"$memgrp" create memgrp-td-top-$sfx/sub -m 32M; crc=$?
+"$memgrp" run -g memgrp-td-top-$sfx/sub -- "$progs/prog_hold" 48 1 >"$tmp/sub.out" 2>&1; rc=$?
+listed=$("$memgrp" ls | grep -c "^memgrp-td-top-$sfx/sub ")
+kill $tpid; wait $tpid
+[ $crc -eq 0 ] && [ $rc -eq 137 ] && [ "$listed" = 1 ] &&
+	ok "memgrp run -g TOP serves groups created under it (TOP/sub's 32M held)" ||
+	{ bad embedded_nested "create $crc, run $rc, listed $listed"; cat "$tmp/sub.out"; }
+
+echo "--- memgrpd stops"
+mg run -g web/db -- "$progs/prog_hold" 24 3 >"$tmp/orphan.out" 2>&1 &
+opid=$!
+for _ in $(seq 50); do [ "$(stat_field web/db nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+kill -TERM $dpid; wait $dpid; drc=$?; dpid=
+wait $opid; orc=$?
+[ $drc -eq 0 ] && [ ! -e "$sock" ] && [ $orc -eq 0 ] && grep -q "holding 24 MB" "$tmp/orphan.out" &&
+	ok "memgrpd stops on SIGTERM, removes its socket; a running process finishes with its data intact" ||
+	bad stop "memgrpd rc $drc, process rc $orc"
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
