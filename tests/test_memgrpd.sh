@@ -100,6 +100,42 @@ o4=$(mg stat web/api 2>&1); r4=$?
 	ok "rm refuses a group with children or processes, then removes it" ||
 	bad rm "$r1 ($o1) $r2 ($o2) $r3 $r4 ($o4)"
 
+echo "--- attach"
+# A process started with the agent but no group joins memgrpd's root group;
+# attach moves it, with its pages, into a group that can take them.
+agent=$(dirname "$memgrp")/../agent/libmemgrp-agent.so
+mg create memgrp-td-small-$sfx -m 16M && mg create memgrp-td-app-$sfx -m 64M
+LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD }$agent" MEMGRP_SOCKET=$sock "$progs/prog_hold" 40 5 >"$tmp/attach.out" 2>&1 &
+hpid=$!
+for _ in $(seq 100); do
+	[ "$(mg stat --json | python3 -c "import json,sys; print(json.load(sys.stdin)['usage'])")" -ge $((40 << 20)) ] && break
+	sleep 0.1
+done
+o1=$(mg attach memgrp-td-small-$sfx $hpid 2>&1); r1=$?
+o2=$(mg attach memgrp-td-app-$sfx $hpid 2>&1); r2=$?
+au=$(stat_field memgrp-td-app-$sfx usage); ap=$(stat_field memgrp-td-app-$sfx nr_processes)
+ru=$(mg stat --json | python3 -c "import json,sys; print(json.load(sys.stdin)['usage'])")
+o3=$(mg attach memgrp-td-app-$sfx 999999 2>&1); r3=$?
+wait $hpid; hrc=$?
+[ $r1 -eq 1 ] && grep -q "holds 40.*more than group 'memgrp-td-small-$sfx' can take (usage 0, max 16M)" <<<"$o1" &&
+	[ $r2 -eq 0 ] && [ "$au" -ge $((40 << 20)) ] && [ "$ap" = 1 ] && [ "$ru" -lt $((1 << 20)) ] &&
+	[ $r3 -eq 1 ] && grep -q "pid 999999 is not a process this manager serves" <<<"$o3" && [ $hrc -eq 0 ] &&
+	ok "attach moves a process and its $((au >> 20)) MiB into a group; refused where it does not fit ('$o1')" ||
+	{ bad attach "small $r1 ($o1), app $r2 ($o2) usage $au procs $ap, root usage $ru, bad pid $r3 ($o3), holder $hrc"; cat "$tmp/attach.out"; }
+# Moving between siblings keeps the pages in the shared parent all along.
+mg create web/a && mg create web/b
+mg run -g web/a -- "$progs/prog_hold" 30 4 >/dev/null 2>&1 &
+wpid=$!
+for _ in $(seq 100); do [ "$(stat_field web/a usage 2>/dev/null || echo 0)" -ge $((30 << 20)) ] && break; sleep 0.1; done
+hold=$(mg stat --json web/a | python3 -c "import json,sys; print(json.load(sys.stdin)['processes'][0]['pid'])")
+before=$(stat_field web usage)
+mg attach web/b "$hold"; r=$?
+after=$(stat_field web usage); bu=$(stat_field web/b usage); au=$(stat_field web/a usage)
+wait $wpid
+[ $r -eq 0 ] && [ "$before" = "$after" ] && [ "$bu" -ge $((30 << 20)) ] && [ "$au" -lt $((1 << 20)) ] &&
+	ok "attach between siblings: web/b has the pages, web's usage unchanged ($((after >> 20)) MiB)" ||
+	bad attach_siblings "rc $r, web $before -> $after, web/a $au, web/b $bu"
+
 echo "--- bad input"
 # Garbage on the control socket gets a clear refusal; memgrpd goes on.
 reply=$(python3 - "$sock" <<'PY'

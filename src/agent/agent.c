@@ -109,8 +109,7 @@ static int collect_elf(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
-/* Maps one segment memfd and checks it. Returns it or NULL. */
-static mgi_segment_t *map_segment(int fd)
+mgi_segment_t *mgi_agent_map_segment(int fd)
 {
 	struct stat st;
 	void *m;
@@ -190,7 +189,7 @@ static int join_group(const char *path)
 	}
 	if (!mgi_agent.seg) {
 		for (unsigned i = 0; i < nfds; i++) {
-			mgi_agent.anc[i] = map_segment(fds[i]);
+			mgi_agent.anc[i] = mgi_agent_map_segment(fds[i]);
 			if (!mgi_agent.anc[i]) {
 				errno = EPROTO;
 				goto fail;

@@ -84,7 +84,14 @@ void mgi_register_for_app(uintptr_t start, uintptr_t end);
 /* The VMA around addr, registered if it is eligible and not yet. */
 void mgi_register_vma_at(uintptr_t addr);
 
+/* move.c: reads what the manager sends on the connection (MOVE) and
+ * answers. Called by the handler thread when the connection is readable;
+ * returns false once the manager has gone (stop polling it). */
+bool mgi_agent_on_manager_message(void);
+
 /* agent.c */
+/* Maps one segment memfd and checks it. Returns it or NULL. */
+mgi_segment_t *mgi_agent_map_segment(int fd);
 void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool mgi_agent_excluded(uintptr_t start, uintptr_t end);
 

@@ -478,15 +478,21 @@ void *mgi_handler_main(void *arg)
 	mgi_scan_and_register();
 	sem_post(&mgi_agent.ready);
 
+	bool manager_there = true;
 	for (;;) {
-		struct pollfd p[2] = {
+		struct pollfd p[3] = {
 			{.fd = mgi_agent.uffd, .events = POLLIN},
 			{.fd = mgi_agent.learn_rd, .events = POLLIN},
+			/* a closed connection polls readable for ever: once
+			 * the manager has gone, stop asking (fd -1 is skipped) */
+			{.fd = manager_there ? mgi_agent.conn : -1, .events = POLLIN},
 		};
-		int rc = poll(p, 2, npending ? OOM_RETRY_MS : -1);
+		int rc = poll(p, 3, npending ? OOM_RETRY_MS : -1);
 
 		if (rc < 0 && errno != EINTR)
 			break;
+		if (p[2].revents)
+			manager_there = mgi_agent_on_manager_message();
 		drain_learn_requests();
 		drain_uffd();
 		if (npending)

@@ -238,3 +238,46 @@ int mgi_cmd_ls(int argc, char **argv)
 		printf("]\n");
 	return MGI_EXIT_OK;
 }
+
+int mgi_cmd_attach(int argc, char **argv)
+{
+	static mgi_msg_t req;
+	const char *sock = NULL;
+	char err[160], *end;
+	long pid;
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("Usage: memgrp attach [--socket PATH] GROUP PID\n"
+		       "Moves process PID, with the pages charged to it, into GROUP. PID must\n"
+		       "run with the agent and be served by the same manager, e.g. started\n"
+		       "with `memgrp run`, or with LD_PRELOAD=libmemgrp-agent.so and\n"
+		       "MEMGRP_SOCKET set to memgrpd's socket (it then starts in the root\n"
+		       "group). Refused if GROUP (or an ancestor it does not share) cannot\n"
+		       "take the pages. Its children started later follow it; those already\n"
+		       "running stay where they are.\n");
+		return MGI_EXIT_OK;
+	}
+	if (argc == 5 && !strcmp(argv[1], "--socket")) {
+		sock = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc != 3) {
+		fprintf(stderr, "memgrp attach: name a group and a pid (memgrp attach GROUP PID)\n");
+		return MGI_EXIT_USAGE;
+	}
+	if (mgi_group_name_check(argv[1], err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp attach: '%s': %s\n", argv[1], err);
+		return MGI_EXIT_USAGE;
+	}
+	errno = 0;
+	pid = strtol(argv[2], &end, 10);
+	if (errno || *end || !*argv[2] || pid <= 0 || pid > INT32_MAX) {
+		fprintf(stderr, "memgrp attach: '%s' is not a pid\n", argv[2]);
+		return MGI_EXIT_USAGE;
+	}
+	mgi_msg_init(&req, MGI_MSG_ATTACH);
+	snprintf(req.attach.group, sizeof(req.attach.group), "%s", argv[1]);
+	req.attach.pid = (int32_t)pid;
+	return ask("attach", sock, &req, argv[1]);
+}

@@ -26,6 +26,8 @@ static size_t size_of_type(int type)
 	switch (type) {
 	case MGI_MSG_HELLO: return sizeof(mgi_msg_hello_t);
 	case MGI_MSG_WELCOME: return sizeof(mgi_msg_welcome_t);
+	case MGI_MSG_MOVE: return sizeof(mgi_msg_welcome_t);
+	case MGI_MSG_ATTACH: return sizeof(mgi_msg_attach_t);
 	case MGI_MSG_OOM_KILL: return sizeof(mgi_msg_oom_t);
 	case MGI_MSG_STAT_REQ: return sizeof(mgi_msg_group_t);
 	case MGI_MSG_RM: return sizeof(mgi_msg_group_t);
@@ -104,7 +106,12 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		if (out->hello.slot < -1 || out->hello.slot >= MGI_PROCS_MAX)
 			return bad(-EINVAL, err, errlen, "hello: slot out of range");
 		return check_group(out->hello.group, 1, err, errlen) ?: h.type;
+	case MGI_MSG_ATTACH:
+		if (out->attach.pid <= 0)
+			return bad(-EINVAL, err, errlen, "attach: pid must be positive");
+		return check_group(out->attach.group, 1, err, errlen) ?: h.type;
 	case MGI_MSG_WELCOME:
+	case MGI_MSG_MOVE:
 		if (out->welcome.slot < 0 || out->welcome.slot >= MGI_PROCS_MAX)
 			return bad(-EINVAL, err, errlen, "welcome: slot out of range");
 		if (out->welcome.nsegments < 1 || out->welcome.nsegments > MGI_DEPTH_MAX)

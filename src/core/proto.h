@@ -36,6 +36,11 @@
  *  client -> manager  RM         remove group G (no processes, no children).
  *  client -> manager  LIST_REQ   the names of the groups, please.
  *  manager -> client  LIST       the names.
+ *  client -> manager  ATTACH     move process P (which runs the agent and is
+ *                                connected here) into group G.
+ *  manager -> agent   MOVE       join group G in slot S: its segments come as
+ *                                with WELCOME; the agent moves its charge and
+ *                                answers with a REPLY.
  *  manager -> client  REPLY      0 or a negative errno, and why.
  *
  * The connection of an agent stays open for the life of its process image:
@@ -59,6 +64,8 @@ enum mgi_msg_type {
 	MGI_MSG_LIST_REQ = 10,
 	MGI_MSG_LIST = 11,
 	MGI_MSG_OOM_REQ = 12,
+	MGI_MSG_ATTACH = 13,
+	MGI_MSG_MOVE = 14, /* laid out as WELCOME */
 };
 
 typedef struct mgi_msg_hdr {
@@ -99,6 +106,13 @@ typedef struct mgi_msg_oom_req {
 	int32_t pid;
 	uint32_t level; /* 1: the parent of the agent's group, 2: its parent... */
 } mgi_msg_oom_req_t;
+
+typedef struct mgi_msg_attach {
+	mgi_msg_hdr_t hdr;
+	char group[MGI_GROUP_NAME_MAX];
+	int32_t pid;
+	uint32_t reserved;
+} mgi_msg_attach_t;
 
 /* A request naming one group: STAT_REQ, RM, LIST_REQ (group unused). */
 typedef struct mgi_msg_group {
@@ -180,6 +194,7 @@ typedef union mgi_msg {
 	mgi_msg_oom_req_t oom_req;
 	mgi_msg_group_t group;
 	mgi_msg_list_t list;
+	mgi_msg_attach_t attach;
 	mgi_msg_stat_t stat;
 	mgi_msg_set_t set;
 	mgi_msg_reply_t reply;

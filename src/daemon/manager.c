@@ -167,7 +167,12 @@ static void drop_conn(mgi_manager_t *m, unsigned i)
 	}
 	epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
-	*c = (struct mgi_conn){.fd = -1, .pidfd = -1, .group = -1, .slot = -1};
+	if (c->move_group >= 0) {
+		/* Died during a move: the new slot may hold the charge already. */
+		mgi_counter_path_t path = mgi_tree_path(&m->tree, c->move_group);
+		mgi_segment_release(m->tree.node[c->move_group].seg, c->move_slot, c->pid, &path);
+	}
+	*c = (struct mgi_conn){.fd = -1, .pidfd = -1, .group = -1, .slot = -1, .move_group = -1};
 }
 
 static void accept_conns(mgi_manager_t *m)
@@ -189,7 +194,8 @@ static void accept_conns(mgi_manager_t *m)
 			close(fd);
 			continue;
 		}
-		m->conns[i] = (struct mgi_conn){.fd = fd, .pidfd = -1, .group = -1, .slot = -1};
+		m->conns[i] = (struct mgi_conn){.fd = fd, .pidfd = -1, .group = -1, .slot = -1,
+						.move_group = -1};
 		if (i >= m->nconns)
 			m->nconns = i + 1;
 	}
@@ -210,6 +216,32 @@ static void reply(struct mgi_conn *c, int status, const char *fmt, ...)
 	send(c->fd, &r, r.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* Sends the group's segments (its own, then its ancestors') with a WELCOME
+ * or MOVE message telling the slot. */
+static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slot)
+{
+	mgi_msg_t w;
+	int fds[MGI_DEPTH_MAX];
+	unsigned n = mgi_tree_segment_fds(&m->tree, group, fds);
+	char cbuf[CMSG_SPACE(sizeof(fds))];
+	struct iovec iov = {.iov_base = &w, .iov_len = sizeof(mgi_msg_welcome_t)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = CMSG_SPACE(n * sizeof(int))};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	memset(cbuf, 0, sizeof(cbuf));
+	mgi_msg_init(&w, (enum mgi_msg_type)type);
+	w.welcome.slot = slot;
+	w.welcome.segment_bytes = sizeof(mgi_segment_t);
+	w.welcome.nsegments = n;
+	snprintf(w.welcome.group, sizeof(w.welcome.group), "%s", m->tree.node[group].name);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+	sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* The group a request names: "" is the default; others must be within the
  * scope and exist. Returns its index, or -1 after replying why not. */
 static int lookup(mgi_manager_t *m, struct mgi_conn *c, const char *name)
@@ -228,30 +260,6 @@ static int lookup(mgi_manager_t *m, struct mgi_conn *c, const char *name)
 	if (g < 0)
 		reply(c, -ENOENT, "no group '%s'", name);
 	return g;
-}
-
-static void send_welcome(mgi_manager_t *m, struct mgi_conn *c)
-{
-	mgi_msg_t w;
-	int fds[MGI_DEPTH_MAX];
-	unsigned n = mgi_tree_segment_fds(&m->tree, c->group, fds);
-	char cbuf[CMSG_SPACE(sizeof(fds))];
-	struct iovec iov = {.iov_base = &w, .iov_len = sizeof(mgi_msg_welcome_t)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = CMSG_SPACE(n * sizeof(int))};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-	memset(cbuf, 0, sizeof(cbuf));
-	mgi_msg_init(&w, MGI_MSG_WELCOME);
-	w.welcome.slot = c->slot;
-	w.welcome.segment_bytes = sizeof(mgi_segment_t);
-	w.welcome.nsegments = n;
-	snprintf(w.welcome.group, sizeof(w.welcome.group), "%s", m->tree.node[c->group].name);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
-	sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
@@ -291,7 +299,69 @@ static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 			c->pidfd = -1;
 		}
 	}
-	send_welcome(m, c);
+	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot);
+}
+
+/* ATTACH: asks the process's agent to move into the group; the agent's
+ * REPLY (on_move_reply) completes it and answers the requester. */
+static void on_attach(mgi_manager_t *m, unsigned i, const mgi_msg_attach_t *a)
+{
+	struct mgi_conn *c = &m->conns[i], *p = NULL;
+	int g = lookup(m, c, a->group), slot;
+
+	if (g < 0)
+		return;
+	for (unsigned k = 0; k < m->nconns && !p; k++)
+		if (m->conns[k].fd >= 0 && m->conns[k].slot >= 0 && m->conns[k].pid == a->pid)
+			p = &m->conns[k];
+	if (!p) {
+		reply(c, -ESRCH, "pid %d is not a process this manager serves (it must run "
+				 "with the agent, connected to this manager's socket)", a->pid);
+		return;
+	}
+	if (p->group == g) {
+		reply(c, 0, "pid %d is in group '%s' already", a->pid, m->tree.node[g].name);
+		return;
+	}
+	if (p->move_group >= 0) {
+		reply(c, -EBUSY, "pid %d is being moved already", a->pid);
+		return;
+	}
+	slot = mgi_segment_claim(m->tree.node[g].seg, a->pid);
+	if (slot < 0) {
+		reply(c, -ENOSPC, "group '%s' has %d processes, its most", m->tree.node[g].name,
+		      MGI_PROCS_MAX);
+		return;
+	}
+	p->move_group = g;
+	p->move_slot = slot;
+	p->requester = (int)i;
+	p->requester_fd = c->fd;
+	send_segments(m, p->fd, MGI_MSG_MOVE, g, slot);
+}
+
+/* The agent's answer to MOVE: on success it has moved its charge into the
+ * new slot and released the old one itself. */
+static void on_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_reply_t *r)
+{
+	int g = c->move_group, from = c->group;
+
+	if (g < 0)
+		return; /* nothing asked: ignore */
+	if (r->status == 0) {
+		clear_victim(m, from, c->pid);
+		c->group = g;
+		c->slot = c->move_slot;
+		mlog(m, "pid %d moved from group '%s' to '%s'", c->pid, m->tree.node[from].name,
+		     m->tree.node[g].name);
+	} else {
+		mgi_counter_path_t path = mgi_tree_path(&m->tree, g);
+		mgi_segment_release(m->tree.node[g].seg, c->move_slot, c->pid, &path);
+	}
+	c->move_group = -1;
+	if (c->requester >= 0 && (unsigned)c->requester < m->nconns &&
+	    m->conns[c->requester].fd == c->requester_fd)
+		reply(&m->conns[c->requester], r->status, "%s", r->message);
 }
 
 /* A charge of a process in `c->group` was refused by the ancestor `level`
@@ -432,6 +502,13 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	case MGI_MSG_OOM_REQ:
 		if (c->slot >= 0)
 			on_oom_request(m, c, &msg.oom_req);
+		break;
+	case MGI_MSG_ATTACH:
+		on_attach(m, i, &msg.attach);
+		break;
+	case MGI_MSG_REPLY:
+		if (c->slot >= 0)
+			on_move_reply(m, c, &msg.reply);
 		break;
 	case MGI_MSG_STAT_REQ:
 	case MGI_MSG_SET:

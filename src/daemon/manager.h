@@ -20,7 +20,7 @@
  * uncharging its pages along the path, when the process goes: its
  * connection closes (exit, exec, kill) or its pidfd says it exited (which
  * also catches a process whose connection a child still holds). It answers
- * STAT, SET, CREATE, RM and LIST requests, and chooses the victim when an
+ * STAT, SET, CREATE, RM, LIST and ATTACH requests, and chooses the victim when an
  * ancestor's limit refuses a charge (an agent sees only its own group's
  * processes). It is event-driven: idle means blocked in epoll_wait, zero CPU.
  */
@@ -33,6 +33,11 @@ struct mgi_conn {
 	int group;  /* tree index; -1 until HELLO */
 	int slot;   /* -1 until HELLO */
 	pid_t pid;
+	/* An ATTACH in progress: the agent was sent MOVE into move_group,
+	 * where move_slot is claimed for it; the requester (a client's
+	 * connection, index and fd) gets the agent's answer. */
+	int move_group, move_slot;
+	int requester, requester_fd;
 };
 
 typedef struct mgi_manager {

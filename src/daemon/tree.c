@@ -160,6 +160,14 @@ unsigned mgi_tree_segment_fds(const mgi_tree_t *t, int idx, int *fds)
 	return n;
 }
 
+/* The groups whose figures add up in anc's: its subtree, except for the
+ * root, whose counter is charged by its own processes only (no path
+ * includes it, to keep a shared cache line out of every fault). */
+static bool counted_in(const mgi_tree_t *t, int idx, int anc)
+{
+	return anc == 0 ? idx == 0 : mgi_tree_is_under(t, idx, anc);
+}
+
 bool mgi_tree_is_under(const mgi_tree_t *t, int idx, int anc)
 {
 	for (int i = idx; i >= 0; i = t->node[i].parent)
@@ -178,7 +186,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 	out->limit = mgi_counter_read_max(&seg->memory) * 4096;
 	out->failcnt = atomic_load(&seg->memory.failcnt);
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
-		if (!t->node[g].used || !mgi_tree_is_under(t, g, idx))
+		if (!t->node[g].used || !counted_in(t, g, idx))
 			continue;
 		const mgi_segment_t *s = t->node[g].seg;
 		out->pgfault += atomic_load(&s->pgfault);
@@ -202,7 +210,7 @@ void mgi_tree_stat_msg(const mgi_tree_t *t, int idx, mgi_msg_t *out)
 	mgi_tree_stats(t, idx, &r->figures);
 	snprintf(r->group, sizeof(r->group), "%s", t->node[idx].name);
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
-		if (!t->node[g].used || !mgi_tree_is_under(t, g, idx))
+		if (!t->node[g].used || !counted_in(t, g, idx))
 			continue;
 		const mgi_segment_t *seg = t->node[g].seg;
 		for (int i = 0; i < MGI_PROCS_MAX && r->nprocs < MGI_STAT_PROCS_MAX; i++) {

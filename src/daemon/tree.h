@@ -66,7 +66,9 @@ unsigned mgi_tree_segment_fds(const mgi_tree_t *t, int idx, int *fds);
 bool mgi_tree_is_under(const mgi_tree_t *t, int idx, int anc);
 
 /* The group's figures: counter figures from its own (hierarchical) counter;
- * processes, faults, tracked sizes and OOM kills summed over its subtree. */
+ * processes, faults, tracked sizes and OOM kills summed over its subtree.
+ * The root's are those of its own processes only: no charge path includes
+ * the root's counter, so its usage counts nothing else. */
 void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out);
 
 /* The STAT message for a group: figures and the processes of its subtree. */

@@ -1,0 +1,142 @@
+/* move.c - `memgrp attach`: the agent moves its process's charge into another group. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "os.h"
+#include "proto.h"
+#include "size.h"
+
+/*
+ * The manager sends MOVE with the new group's segments (its own, then its
+ * ancestors') and a slot it claimed there. The handler thread does the move,
+ * so no fault is charged half-way: it is the only thread that charges.
+ *
+ * The pages stay charged in the ancestors the two groups share; below them
+ * the charge is taken on the new side first (refused if it does not fit:
+ * the process stays where it was) and only then dropped on the old side, by
+ * releasing the old slot. A reader may see the pages on both sides for that
+ * moment, never on neither. The old segments stay mapped: they are small,
+ * and nothing is left that could fault on them.
+ */
+
+static void answer(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void answer(int status, const char *fmt, ...)
+{
+	mgi_msg_t r;
+	va_list ap;
+
+	mgi_msg_init(&r, MGI_MSG_REPLY);
+	r.reply.status = status;
+	va_start(ap, fmt);
+	vsnprintf(r.reply.message, sizeof(r.reply.message), fmt, ap);
+	va_end(ap);
+	send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* How many levels, counted from the root end, the two paths share. */
+static unsigned shared_levels(mgi_segment_t *const *a, unsigned na, mgi_segment_t *const *b,
+			      unsigned nb)
+{
+	unsigned k = 0;
+
+	while (k < na && k < nb && strcmp(a[na - 1 - k]->group, b[nb - 1 - k]->group) == 0)
+		k++;
+	return k;
+}
+
+static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
+{
+	mgi_segment_t *segs[MGI_DEPTH_MAX];
+	mgi_counter_path_t to = {.depth = 0}, from = {.depth = 0};
+	unsigned mapped = 0, shared;
+	uint64_t pages = atomic_load(&mgi_agent.me->charged);
+	char held[16], usage[16], max[16];
+
+	for (; mapped < nfds; mapped++) {
+		segs[mapped] = mgi_agent_map_segment(fds[mapped]);
+		if (!segs[mapped]) {
+			answer(-EPROTO, "pid %d could not map the segments of group '%s'",
+			       (int)mgi_agent.pid, w->group);
+			goto unmap;
+		}
+	}
+	shared = shared_levels(mgi_agent.anc, mgi_agent.nsegs, segs, nfds);
+	for (unsigned i = 0; i + shared < nfds; i++)
+		to.level[to.depth++] = &segs[i]->memory;
+	for (unsigned i = 0; i + shared < mgi_agent.nsegs; i++)
+		from.level[from.depth++] = &mgi_agent.anc[i]->memory;
+
+	unsigned refused = 0;
+	if (to.depth && !mgi_counter_try_charge(&to, pages, &refused)) {
+		const mgi_counter_t *c = to.level[refused];
+		mgi_size_format(pages * 4096, held, sizeof(held));
+		mgi_size_format(mgi_counter_read(c) * 4096, usage, sizeof(usage));
+		mgi_size_format(mgi_counter_read_max(c) * 4096, max, sizeof(max));
+		answer(-ENOMEM, "pid %d holds %s, more than group '%s' can take (usage %s, max %s)",
+		       (int)mgi_agent.pid, held, segs[refused]->group, usage, max);
+		goto unmap;
+	}
+	mgi_proc_slot_t *me = &segs[0]->procs[w->slot];
+	atomic_store(&me->charged, pages);
+	atomic_store(&me->pgfault, atomic_load(&mgi_agent.me->pgfault));
+	atomic_store(&me->tracked_bytes, atomic_load(&mgi_agent.me->tracked_bytes));
+	atomic_store(&me->untracked_bytes, atomic_load(&mgi_agent.me->untracked_bytes));
+	memcpy(me->comm, mgi_agent.me->comm, sizeof(me->comm));
+	/* Gives the old slot back, uncharging below the shared levels. */
+	mgi_segment_release(mgi_agent.seg, mgi_agent.slot, mgi_agent.pid, &from);
+
+	memcpy(mgi_agent.anc, segs, nfds * sizeof(segs[0]));
+	mgi_agent.nsegs = nfds;
+	mgi_agent.seg = segs[0];
+	mgi_agent.slot = w->slot;
+	mgi_agent.me = me;
+	mgi_agent.path.depth = nfds;
+	for (unsigned i = 0; i < nfds; i++)
+		mgi_agent.path.level[i] = &segs[i]->memory;
+	memcpy(mgi_agent.group, w->group, sizeof(mgi_agent.group));
+	mgi_size_format(pages * 4096, held, sizeof(held));
+	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_agent.pid, w->group, held);
+	return;
+unmap:
+	for (unsigned i = 0; i < mapped; i++)
+		mgi_raw_munmap(segs[i], sizeof(mgi_segment_t));
+}
+
+bool mgi_agent_on_manager_message(void)
+{
+	char buf[sizeof(mgi_msg_t)], cbuf[CMSG_SPACE(sizeof(int) * MGI_DEPTH_MAX)], err[96];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	int fds[MGI_DEPTH_MAX];
+	unsigned nfds = 0;
+	mgi_msg_t msg;
+	ssize_t n = recvmsg(mgi_agent.conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		return false; /* the manager is gone; the process goes on as it is */
+	if (n < 0)
+		return true;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t j = 0; j < k && nfds < MGI_DEPTH_MAX; j++)
+			memcpy(&fds[nfds++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+	}
+	if (mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err)) == MGI_MSG_MOVE) {
+		if (nfds == msg.welcome.nsegments)
+			move_to(&msg.welcome, fds, nfds);
+		else
+			answer(-EPROTO, "MOVE came with %u segments, not %u", nfds,
+			       msg.welcome.nsegments);
+	}
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
+	return true;
+}
