@@ -37,7 +37,7 @@
  * it will restore before fork or share the store, see docs/design.md).
  */
 
-struct mgi_agent mgi_agent = {.uffd = -1, .conn = -1, .mapsfd = -1, .learn_rd = -1,
+struct mgi_agent mgi_agent = {.uffd = -1, .conn = -1, .wakefd = -1, .mapsfd = -1, .learn_rd = -1,
 			      .learn_wr = -1, .slot = -1};
 
 void mgi_agent_log(const char *fmt, ...)
@@ -133,7 +133,7 @@ mgi_segment_t *mgi_agent_map_segment(int fd)
 static int join_group(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char cbuf[CMSG_SPACE(sizeof(int) * MGI_DEPTH_MAX)], err[96];
+	char cbuf[CMSG_SPACE(sizeof(int) * (MGI_DEPTH_MAX + 1))], err[96];
 	const char *group = getenv("MEMGRP_GROUP");
 	mgi_msg_t hello, reply;
 	char buf[sizeof(mgi_msg_t)];
@@ -141,7 +141,7 @@ static int join_group(const char *path)
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *c;
-	int fd = -1, fds[MGI_DEPTH_MAX];
+	int fd = -1, fds[MGI_DEPTH_MAX + 1];
 	unsigned nfds = 0;
 	ssize_t n;
 	int type;
@@ -172,7 +172,7 @@ static int join_group(const char *path)
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t j = 0; j < k && nfds < MGI_DEPTH_MAX; j++)
+		for (size_t j = 0; j < k && nfds < MGI_DEPTH_MAX + 1; j++)
 			memcpy(&fds[nfds++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
 	}
 	type = mgi_msg_parse(buf, (size_t)n, &reply, err, sizeof(err));
@@ -181,26 +181,29 @@ static int join_group(const char *path)
 		errno = -reply.reply.status > 0 ? -reply.reply.status : EPROTO;
 		goto fail;
 	}
-	if (type != MGI_MSG_WELCOME || nfds != reply.welcome.nsegments) {
+	if (type != MGI_MSG_WELCOME || nfds != reply.welcome.nsegments + 1) {
 		mgi_agent_log("the manager sent a bad welcome: %s",
 			      type != MGI_MSG_WELCOME ? err : "wrong number of segments");
 		errno = EPROTO;
 		goto fail;
 	}
 	if (!mgi_agent.seg) {
-		for (unsigned i = 0; i < nfds; i++) {
+		for (unsigned i = 0; i + 1 < nfds; i++) {
 			mgi_agent.anc[i] = mgi_agent_map_segment(fds[i]);
 			if (!mgi_agent.anc[i]) {
 				errno = EPROTO;
 				goto fail;
 			}
 		}
-		mgi_agent.nsegs = nfds;
+		mgi_agent.nsegs = nfds - 1;
 		mgi_agent.seg = mgi_agent.anc[0];
 		memcpy(mgi_agent.group, reply.welcome.group, sizeof(mgi_agent.group));
 	}
-	for (unsigned i = 0; i < nfds; i++)
+	for (unsigned i = 0; i + 1 < nfds; i++)
 		close(fds[i]);
+	if (mgi_agent.wakefd >= 0)
+		close(mgi_agent.wakefd); /* a forked child's copy of its parent's */
+	mgi_agent.wakefd = fds[nfds - 1];
 	mgi_agent.conn = fd;
 	mgi_agent.slot = reply.welcome.slot;
 	mgi_agent.me = &mgi_agent.seg->procs[mgi_agent.slot];

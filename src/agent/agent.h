@@ -38,6 +38,7 @@ struct mgi_agent {
 	pid_t pid;
 	int uffd;
 	int conn;                /* to the manager; its closing tells our end */
+	int wakefd;              /* the manager's eventfd: thresholds crossed */
 	int mapsfd;              /* /proc/self/maps, for PROCMAP_QUERY */
 	int learn_rd, learn_wr;  /* pipe of mgi_learn_req_t */
 	mgi_segment_t *seg;      /* the group's segment: slots, figures */

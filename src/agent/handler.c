@@ -51,9 +51,28 @@ static uint64_t now_ns(void)
 
 static void out_of_memory(unsigned level);
 
+/* After every change of usage: the thresholds of the group and of each
+ * ancestor (a charge here is a charge there too). A crossing is counted in
+ * the segment; the manager, woken through its eventfd, signals the
+ * listeners. One load per level when no thresholds are registered. */
+static void check_thresholds(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
+		n += mgi_segment_check_thresholds(mgi_agent.anc[i]);
+	if (n && mgi_agent.wakefd >= 0) {
+		uint64_t one = 1;
+		if (write(mgi_agent.wakefd, &one, sizeof(one)) < 0) {
+			/* the manager is gone: nobody to tell */
+		}
+	}
+}
+
 static void charged(uint64_t n)
 {
 	atomic_fetch_add_explicit(&mgi_agent.me->charged, n, memory_order_relaxed);
+	check_thresholds();
 }
 
 static void uncharge(uint64_t n)
@@ -62,6 +81,7 @@ static void uncharge(uint64_t n)
 		return;
 	mgi_counter_uncharge(&mgi_agent.path, n);
 	atomic_fetch_sub_explicit(&mgi_agent.me->charged, n, memory_order_relaxed);
+	check_thresholds();
 }
 
 static void publish_sizes(void)

@@ -89,6 +89,10 @@ static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
 	memcpy(me->comm, mgi_agent.me->comm, sizeof(me->comm));
 	/* Gives the old slot back, uncharging below the shared levels. */
 	mgi_segment_release(mgi_agent.seg, mgi_agent.slot, mgi_agent.pid, &from);
+	/* The move is a change of usage on both sides (memcg's task move). */
+	unsigned crossed = 0;
+	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
+		crossed += mgi_segment_check_thresholds(mgi_agent.anc[i]);
 
 	memcpy(mgi_agent.anc, segs, nfds * sizeof(segs[0]));
 	mgi_agent.nsegs = nfds;
@@ -99,6 +103,14 @@ static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
 	for (unsigned i = 0; i < nfds; i++)
 		mgi_agent.path.level[i] = &segs[i]->memory;
 	memcpy(mgi_agent.group, w->group, sizeof(mgi_agent.group));
+	for (unsigned i = 0; i < nfds; i++)
+		crossed += mgi_segment_check_thresholds(segs[i]);
+	if (crossed && mgi_agent.wakefd >= 0) {
+		uint64_t one = 1;
+		if (write(mgi_agent.wakefd, &one, sizeof(one)) < 0) {
+			/* the manager is gone */
+		}
+	}
 	mgi_size_format(pages * 4096, held, sizeof(held));
 	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_agent.pid, w->group, held);
 	return;
@@ -109,11 +121,11 @@ unmap:
 
 bool mgi_agent_on_manager_message(void)
 {
-	char buf[sizeof(mgi_msg_t)], cbuf[CMSG_SPACE(sizeof(int) * MGI_DEPTH_MAX)], err[96];
+	char buf[sizeof(mgi_msg_t)], cbuf[CMSG_SPACE(sizeof(int) * (MGI_DEPTH_MAX + 1))], err[96];
 	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
-	int fds[MGI_DEPTH_MAX];
+	int fds[MGI_DEPTH_MAX + 1];
 	unsigned nfds = 0;
 	mgi_msg_t msg;
 	ssize_t n = recvmsg(mgi_agent.conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -126,15 +138,16 @@ bool mgi_agent_on_manager_message(void)
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t j = 0; j < k && nfds < MGI_DEPTH_MAX; j++)
+		for (size_t j = 0; j < k && nfds < MGI_DEPTH_MAX + 1; j++)
 			memcpy(&fds[nfds++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
 	}
 	if (mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err)) == MGI_MSG_MOVE) {
-		if (nfds == msg.welcome.nsegments)
-			move_to(&msg.welcome, fds, nfds);
+		/* The segments, then the manager's eventfd, which we have. */
+		if (nfds == msg.welcome.nsegments + 1)
+			move_to(&msg.welcome, fds, nfds - 1);
 		else
-			answer(-EPROTO, "MOVE came with %u segments, not %u", nfds,
-			       msg.welcome.nsegments);
+			answer(-EPROTO, "MOVE came with %u fds, not %u", nfds,
+			       msg.welcome.nsegments + 1);
 	}
 	for (unsigned i = 0; i < nfds; i++)
 		close(fds[i]);

@@ -28,6 +28,8 @@ static size_t size_of_type(int type)
 	case MGI_MSG_WELCOME: return sizeof(mgi_msg_welcome_t);
 	case MGI_MSG_MOVE: return sizeof(mgi_msg_welcome_t);
 	case MGI_MSG_ATTACH: return sizeof(mgi_msg_attach_t);
+	case MGI_MSG_REGISTER: return sizeof(mgi_msg_register_t);
+	case MGI_MSG_UNREGISTER: return sizeof(mgi_msg_unregister_t);
 	case MGI_MSG_OOM_KILL: return sizeof(mgi_msg_oom_t);
 	case MGI_MSG_STAT_REQ: return sizeof(mgi_msg_group_t);
 	case MGI_MSG_RM: return sizeof(mgi_msg_group_t);
@@ -106,6 +108,23 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		if (out->hello.slot < -1 || out->hello.slot >= MGI_PROCS_MAX)
 			return bad(-EINVAL, err, errlen, "hello: slot out of range");
 		return check_group(out->hello.group, 1, err, errlen) ?: h.type;
+	case MGI_MSG_REGISTER:
+		if (out->reg.kind < MGI_REG_THRESHOLD || out->reg.kind > MGI_REG_OOM)
+			return bad(-EINVAL, err, errlen, "register: unknown kind");
+		if (out->reg.counter > MGI_WATCH_MEMSW)
+			return bad(-EINVAL, err, errlen, "register: counter is memory or memsw");
+		if (out->reg.kind == MGI_REG_THRESHOLD &&
+		    (out->reg.threshold == 0 || out->reg.threshold >= (uint64_t)MGI_PAGES_UNLIMITED * 4096))
+			return bad(-EINVAL, err, errlen, "register: threshold must be above 0 and finite");
+		if (out->reg.level > MGI_PRESSURE_CRITICAL)
+			return bad(-EINVAL, err, errlen, "register: pressure level is low, medium or critical");
+		if (out->reg.mode > MGI_PRESSURE_HIERARCHY)
+			return bad(-EINVAL, err, errlen, "register: pressure mode is local or hierarchy");
+		return check_group(out->reg.group, 1, err, errlen) ?: h.type;
+	case MGI_MSG_UNREGISTER:
+		if (out->unreg.id == 0)
+			return bad(-EINVAL, err, errlen, "unregister: id 0 is never given");
+		break;
 	case MGI_MSG_ATTACH:
 		if (out->attach.pid <= 0)
 			return bad(-EINVAL, err, errlen, "attach: pid must be positive");

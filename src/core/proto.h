@@ -25,7 +25,9 @@
  *                                credentials.
  *  manager -> agent   WELCOME    your slot, with the segments of the group and
  *                                of its ancestors (nsegments memfds, own
- *                                group first) as SCM_RIGHTS ancillary data.
+ *                                group first) and then the manager's wake
+ *                                eventfd (written when a threshold is
+ *                                crossed) as SCM_RIGHTS ancillary data.
  *  agent -> manager   OOM_KILL   I killed pid V for the group (for the log).
  *  agent -> manager   OOM_REQ    a charge was refused by the ancestor `level`
  *                                steps up: choose a victim in its subtree.
@@ -41,6 +43,12 @@
  *  manager -> agent   MOVE       join group G in slot S: its segments come as
  *                                with WELCOME; the agent moves its charge and
  *                                answers with a REPLY.
+ *  client -> manager  REGISTER   tell me, through the eventfd sent along
+ *                                (SCM_RIGHTS), of a threshold crossing, a
+ *                                pressure level or an OOM kill in group G;
+ *                                REPLY's value is the registration's id.
+ *  client -> manager  UNREGISTER  stop registration `id` (it also ends when
+ *                                the client's connection closes).
  *  manager -> client  REPLY      0 or a negative errno, and why.
  *
  * The connection of an agent stays open for the life of its process image:
@@ -66,7 +74,14 @@ enum mgi_msg_type {
 	MGI_MSG_OOM_REQ = 12,
 	MGI_MSG_ATTACH = 13,
 	MGI_MSG_MOVE = 14, /* laid out as WELCOME */
+	MGI_MSG_REGISTER = 15,
+	MGI_MSG_UNREGISTER = 16,
 };
+
+/* What a REGISTER asks to hear about. */
+enum mgi_reg_kind { MGI_REG_THRESHOLD = 1, MGI_REG_PRESSURE = 2, MGI_REG_OOM = 3 };
+enum mgi_pressure_level { MGI_PRESSURE_LOW = 0, MGI_PRESSURE_MEDIUM = 1, MGI_PRESSURE_CRITICAL = 2 };
+enum mgi_pressure_mode { MGI_PRESSURE_LOCAL = 0, MGI_PRESSURE_HIERARCHY = 1 };
 
 typedef struct mgi_msg_hdr {
 	uint32_t magic;
@@ -171,10 +186,26 @@ typedef struct mgi_msg_set {
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 
+typedef struct mgi_msg_register {
+	mgi_msg_hdr_t hdr;
+	char group[MGI_GROUP_NAME_MAX]; /* "": the client's own group */
+	uint32_t kind;    /* enum mgi_reg_kind */
+	uint32_t counter; /* enum mgi_watch: MEMORY or MEMSW (thresholds) */
+	uint64_t threshold; /* bytes (thresholds) */
+	uint32_t level;   /* enum mgi_pressure_level (pressure) */
+	uint32_t mode;    /* enum mgi_pressure_mode (pressure) */
+} mgi_msg_register_t;
+
+typedef struct mgi_msg_unregister {
+	mgi_msg_hdr_t hdr;
+	uint32_t id;
+	uint32_t reserved;
+} mgi_msg_unregister_t;
+
 typedef struct mgi_msg_reply {
 	mgi_msg_hdr_t hdr;
 	int32_t status; /* 0 or a negative errno */
-	uint32_t reserved;
+	uint32_t value;  /* REGISTER: the registration's id */
 	char message[160];
 } mgi_msg_reply_t;
 
@@ -195,6 +226,8 @@ typedef union mgi_msg {
 	mgi_msg_group_t group;
 	mgi_msg_list_t list;
 	mgi_msg_attach_t attach;
+	mgi_msg_register_t reg;
+	mgi_msg_unregister_t unreg;
 	mgi_msg_stat_t stat;
 	mgi_msg_set_t set;
 	mgi_msg_reply_t reply;

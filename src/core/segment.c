@@ -18,6 +18,34 @@ void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_arou
 	if (fault_around > MGI_FAULT_AROUND_MAX)
 		fault_around = MGI_FAULT_AROUND_MAX;
 	atomic_init(&seg->fault_around, fault_around);
+	for (int i = 0; i < 2; i++)
+		mgi_threshold_set_init(&seg->thresholds[i].set, MGI_THRESHOLDS_MAX);
+}
+
+static void count_crossing(void *arg, const mgi_threshold_event_t *ev)
+{
+	mgi_segment_t *seg = arg;
+
+	if (ev->listener >= MGI_LISTENERS_MAX)
+		return;
+	mgi_listener_t *l = &seg->listeners[ev->listener];
+	if (!ev->up && atomic_load_explicit(&l->up_only, memory_order_relaxed))
+		return;
+	atomic_fetch_add(&l->pending, 1);
+}
+
+unsigned mgi_segment_check_thresholds(mgi_segment_t *seg)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < 2; i++) {
+		mgi_threshold_set_t *set = &seg->thresholds[i].set;
+		if (mgi_threshold_count(set) == 0)
+			continue; /* the common case: one load */
+		n += mgi_threshold_check_live(set, mgi_counter_read(&seg->memory), &seg->memory.usage,
+					      count_crossing, seg);
+	}
+	return n;
 }
 
 bool mgi_segment_valid(const void *mem, size_t bytes)

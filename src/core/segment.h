@@ -9,6 +9,7 @@
 
 #include "counter.h"
 #include "group.h"
+#include "threshold.h"
 
 /*
  * One per group, mapped shared by the manager and by that group's agents
@@ -21,11 +22,37 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 1
+#define MGI_SEGMENT_VERSION 2
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
 #define MGI_COMM_MAX 16
 #define MGI_SLOT_RELEASING (-1) /* pid value while a slot is being released */
+#define MGI_THRESHOLDS_MAX 128  /* per group and counter */
+#define MGI_LISTENERS_MAX 256   /* per group */
+
+/* Storage for a threshold set of MGI_THRESHOLDS_MAX entries, in place. */
+typedef union mgi_threshold_storage {
+	mgi_threshold_set_t set;
+	unsigned char bytes[sizeof(mgi_threshold_set_t) +
+			    MGI_THRESHOLDS_MAX * sizeof(mgi_threshold_entry_t)];
+} mgi_threshold_storage_t;
+
+/*
+ * Someone to tell about crossings: the manager owns the table (it hands out
+ * listener slots and maps them to eventfds); a checker that reports a
+ * crossing for listener L adds 1 to listeners[L].pending and wakes the
+ * manager, which moves the count to L's eventfd. A count cannot overflow or
+ * be lost, so every crossing is delivered; `up_only` listeners (pressure
+ * levels) are told only of upward crossings.
+ */
+typedef struct mgi_listener {
+	_Atomic uint64_t pending;
+	_Atomic uint32_t up_only;
+	uint32_t reserved;
+} mgi_listener_t;
+
+/* Which counter a threshold watches. */
+enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
 
 typedef struct mgi_proc_slot {
 	_Atomic int32_t pid;       /* 0: free; MGI_SLOT_RELEASING; else owner */
@@ -48,6 +75,9 @@ typedef struct mgi_segment {
 	_Atomic uint64_t oom_kill;
 	_Atomic uint32_t fault_around; /* pages per resolved fault, 1..MAX */
 	_Atomic int32_t oom_victim;    /* pid being killed, 0 if none */
+	/* Usage thresholds on memory and memsw (seed 000 section 4.2). */
+	mgi_threshold_storage_t thresholds[2];
+	mgi_listener_t listeners[MGI_LISTENERS_MAX];
 	mgi_proc_slot_t procs[MGI_PROCS_MAX];
 } mgi_segment_t;
 
@@ -70,6 +100,15 @@ long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_cou
 
 /* The slot holding the most charged pages, or -1 if none holds any. */
 int mgi_segment_largest(const mgi_segment_t *seg);
+
+/*
+ * Checks the group's thresholds after its usage changed (a charge, an
+ * uncharge, a move): counts each crossing in its listener's `pending`.
+ * memsw thresholds watch memory plus swap; with no swap yet (no reclaim),
+ * that is the memory usage. Returns the number of crossings counted: if
+ * not zero, the caller wakes the manager.
+ */
+unsigned mgi_segment_check_thresholds(mgi_segment_t *seg);
 
 /* Number of slots in use. */
 unsigned mgi_segment_nr_procs(const mgi_segment_t *seg);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,6 +23,7 @@
 /* epoll tags: the listening socket, the caller's fds (below 2^32), and for
  * connection i its socket (CONN + i) and its process's pidfd (PIDFD + i). */
 #define TAG_LISTEN 1
+#define TAG_WAKE 2
 #define TAG_CONN_BASE (1ULL << 32)
 #define TAG_PIDFD_BASE (2ULL << 32)
 
@@ -99,8 +101,10 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	m->listen_fd = m->epfd = -1;
+	m->listen_fd = m->epfd = m->wakefd = -1;
 	m->who = who;
+	m->uid = geteuid();
+	memset(m->listener_reg, 0xff, sizeof(m->listener_reg)); /* all -1: free */
 	/* First, so that mgi_manager_destroy may follow any failure below. */
 	if ((rc = mgi_tree_init(&m->tree, fault_around)) != 0)
 		return fail(err, errlen, rc, "cannot make the root group's segment");
@@ -130,10 +134,16 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 	if (m->listen_fd < 0 || bind(m->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
 	    listen(m->listen_fd, 128) != 0)
 		return fail(err, errlen, -errno, sock_path);
+	/* Anyone may connect; what a peer may do is decided by its
+	 * credentials (see allowed()). */
+	chmod(sock_path, 0666);
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	ev.data.u64 = TAG_LISTEN;
 	if (m->epfd < 0 || epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->listen_fd, &ev) != 0)
 		return fail(err, errlen, -errno, "epoll");
+	m->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->wakefd < 0 || mgi_manager_watch(m, m->wakefd, TAG_WAKE) != 0)
+		return fail(err, errlen, -errno, "eventfd");
 	return 0;
 }
 
@@ -156,10 +166,12 @@ static void drop_conn(mgi_manager_t *m, unsigned i)
 {
 	struct mgi_conn *c = &m->conns[i];
 
+	mgi_notify_drop_conn(m, i);
 	if (c->slot >= 0) {
 		mgi_counter_path_t path = mgi_tree_path(&m->tree, c->group);
 		mgi_segment_release(m->tree.node[c->group].seg, c->slot, c->pid, &path);
 		clear_victim(m, c->group, c->pid);
+		mgi_notify_after_uncharge(m, c->group);
 	}
 	if (c->pidfd >= 0) {
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
@@ -194,8 +206,12 @@ static void accept_conns(mgi_manager_t *m)
 			close(fd);
 			continue;
 		}
+		struct ucred cred = {.pid = 0, .uid = (uid_t)-1};
+		socklen_t clen = sizeof(cred);
+		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
 		m->conns[i] = (struct mgi_conn){.fd = fd, .pidfd = -1, .group = -1, .slot = -1,
-						.move_group = -1};
+						.move_group = -1, .peer_pid = cred.pid,
+						.peer_uid = cred.uid};
 		if (i >= m->nconns)
 			m->nconns = i + 1;
 	}
@@ -221,7 +237,7 @@ static void reply(struct mgi_conn *c, int status, const char *fmt, ...)
 static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slot)
 {
 	mgi_msg_t w;
-	int fds[MGI_DEPTH_MAX];
+	int fds[MGI_DEPTH_MAX + 1];
 	unsigned n = mgi_tree_segment_fds(&m->tree, group, fds);
 	char cbuf[CMSG_SPACE(sizeof(fds))];
 	struct iovec iov = {.iov_base = &w, .iov_len = sizeof(mgi_msg_welcome_t)};
@@ -235,6 +251,8 @@ static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slo
 	w.welcome.segment_bytes = sizeof(mgi_segment_t);
 	w.welcome.nsegments = n;
 	snprintf(w.welcome.group, sizeof(w.welcome.group), "%s", m->tree.node[group].name);
+	fds[n++] = m->wakefd;
+	mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
@@ -242,15 +260,67 @@ static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slo
 	sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-/* The group a request names: "" is the default; others must be within the
- * scope and exist. Returns its index, or -1 after replying why not. */
+/* The group of the agent in the peer's process, or -1 if it has none. */
+static int own_group(const mgi_manager_t *m, const struct mgi_conn *c)
+{
+	for (unsigned k = 0; k < m->nconns; k++)
+		if (m->conns[k].fd >= 0 && m->conns[k].slot >= 0 && m->conns[k].pid == c->peer_pid)
+			return m->conns[k].group;
+	return -1;
+}
+
+/* Root and the manager's own user may do anything. */
+static bool privileged(const mgi_manager_t *m, const struct mgi_conn *c)
+{
+	return c->peer_uid == 0 || c->peer_uid == m->uid;
+}
+
+/* Others may read and watch their own group and the groups below it. */
+static bool may_watch(const mgi_manager_t *m, const struct mgi_conn *c, int g)
+{
+	int own;
+
+	if (privileged(m, c))
+		return true;
+	own = own_group(m, c);
+	return own >= 0 && mgi_tree_is_under(&m->tree, g, own);
+}
+
+/* An unprivileged process may join a group its parent is in: a command
+ * that drops privileges (su, setpriv) stays managed; a stranger may not
+ * charge its memory to someone else's group. */
+static bool parent_in_group(const mgi_manager_t *m, pid_t pid, int g)
+{
+	char path[64], line[128];
+	pid_t ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "PPid: %d", &ppid) == 1)
+			break;
+	fclose(f);
+	for (unsigned k = 0; k < m->nconns && ppid > 0; k++)
+		if (m->conns[k].fd >= 0 && m->conns[k].slot >= 0 && m->conns[k].pid == ppid &&
+		    m->conns[k].group == g)
+			return true;
+	return false;
+}
+
+/* The group a request names: "" is the peer's own group if it is a managed
+ * process, else the default; others must be within the scope and exist.
+ * Returns its index, or -1 after replying why not. */
 static int lookup(mgi_manager_t *m, struct mgi_conn *c, const char *name)
 {
 	const char *scope = m->tree.node[m->scope].name;
 	int g;
 
-	if (!*name)
-		return m->scope;
+	if (!*name) {
+		g = own_group(m, c);
+		return g >= 0 ? g : m->scope;
+	}
 	if (!mgi_group_is_under(name, scope)) {
 		reply(c, -ENOENT, "this manager serves '%s' and the groups under it, not '%s'",
 		      scope, name);
@@ -260,6 +330,16 @@ static int lookup(mgi_manager_t *m, struct mgi_conn *c, const char *name)
 	if (g < 0)
 		reply(c, -ENOENT, "no group '%s'", name);
 	return g;
+}
+
+/* Refuses (with a reply) what only a privileged peer may do. */
+static bool refuse_unprivileged(mgi_manager_t *m, struct mgi_conn *c, const char *what)
+{
+	if (privileged(m, c))
+		return false;
+	reply(c, -EPERM, "only root or uid %u (who runs this manager) may %s", (unsigned)m->uid,
+	      what);
+	return true;
 }
 
 static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
@@ -278,6 +358,13 @@ static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 	g = lookup(m, c, h->group);
 	if (g < 0) {
 		drop_conn(m, i); /* the agent prints the reply and runs unmanaged */
+		return;
+	}
+	if (!privileged(m, c) && !parent_in_group(m, cred.pid, g)) {
+		reply(c, -EPERM, "uid %u may not join group '%s' (only root, uid %u, or a child "
+				 "of one of the group's processes)", (unsigned)cred.uid,
+		      m->tree.node[g].name, (unsigned)m->uid);
+		drop_conn(m, i);
 		return;
 	}
 	c->pid = cred.pid;
@@ -307,9 +394,11 @@ static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 static void on_attach(mgi_manager_t *m, unsigned i, const mgi_msg_attach_t *a)
 {
 	struct mgi_conn *c = &m->conns[i], *p = NULL;
-	int g = lookup(m, c, a->group), slot;
+	int g, slot;
 
-	if (g < 0)
+	if (refuse_unprivileged(m, c, "move processes"))
+		return;
+	if ((g = lookup(m, c, a->group)) < 0)
 		return;
 	for (unsigned k = 0; k < m->nconns && !p; k++)
 		if (m->conns[k].fd >= 0 && m->conns[k].slot >= 0 && m->conns[k].pid == a->pid)
@@ -406,6 +495,7 @@ static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_o
 	     m->tree.node[target].name, usage, max, victim, comm, m->tree.node[vg].name, holds);
 	atomic_fetch_add(&seg->oom_kill, 1);
 	kill(victim, SIGKILL);
+	mgi_notify_oom(m, target);
 }
 
 static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int type)
@@ -419,30 +509,41 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 	case MGI_MSG_STAT_REQ:
 		if ((g = lookup(m, c, msg->group.group)) < 0)
 			return;
+		if (!may_watch(m, c, g)) {
+			reply(c, -EPERM, "uid %u may read only its own group and those below it",
+			      (unsigned)c->peer_uid);
+			return;
+		}
 		mgi_tree_stat_msg(&m->tree, g, &out);
 		send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		return;
 	case MGI_MSG_SET:
-		if ((g = lookup(m, c, msg->set.group)) < 0)
+		if (refuse_unprivileged(m, c, "change limits") || (g = lookup(m, c, msg->set.group)) < 0)
 			return;
 		rc = mgi_tree_set_max(&m->tree, g, msg->set.memory_max, why, sizeof(why));
-		if (rc == 0)
+		if (rc == 0) {
 			mlog(m, "group '%s': limit set", m->tree.node[g].name);
+			mgi_notify_resync(m);
+		}
 		reply(c, rc, "%s", why);
 		return;
 	case MGI_MSG_CREATE:
+		if (refuse_unprivileged(m, c, "create groups"))
+			return;
 		if (!mgi_group_is_under(msg->set.group, m->tree.node[m->scope].name)) {
 			reply(c, -EPERM, "this manager serves '%s' and the groups under it, not '%s'",
 			      m->tree.node[m->scope].name, msg->set.group);
 			return;
 		}
 		rc = mgi_tree_create(&m->tree, msg->set.group, msg->set.memory_max, why, sizeof(why));
-		if (rc >= 0)
+		if (rc >= 0) {
 			mlog(m, "group '%s' created", msg->set.group);
+			mgi_notify_resync(m);
+		}
 		reply(c, rc < 0 ? rc : 0, "%s", why);
 		return;
 	case MGI_MSG_RM:
-		if ((g = lookup(m, c, msg->group.group)) < 0)
+		if (refuse_unprivileged(m, c, "remove groups") || (g = lookup(m, c, msg->group.group)) < 0)
 			return;
 		if (g == m->scope) {
 			reply(c, -EPERM, "'%s' is this manager's own group: it ends with its manager",
@@ -450,8 +551,12 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 			return;
 		}
 		rc = mgi_tree_remove(&m->tree, g, why, sizeof(why));
-		if (rc == 0)
+		if (rc == 0) {
+			/* (the group's segment is gone: its registrations are
+			 * signalled once and dropped) */
+			mgi_notify_drop_group(m, g);
 			mlog(m, "group '%s' removed", msg->group.group);
+		}
 		reply(c, rc, "%s", why);
 		return;
 	case MGI_MSG_LIST_REQ:
@@ -471,14 +576,52 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 	}
 }
 
+/* REGISTER: check the group and the peer's right to watch it, then hand
+ * the eventfd to notify.c. */
+static void on_register(mgi_manager_t *m, unsigned i, const mgi_msg_register_t *r, int efd)
+{
+	struct mgi_conn *c = &m->conns[i];
+	char why[160] = "";
+	int g, id;
+
+	if (efd < 0) {
+		reply(c, -EINVAL, "register: no eventfd came with the request");
+		return;
+	}
+	if ((g = lookup(m, c, r->group)) < 0) {
+		close(efd);
+		return;
+	}
+	if (!may_watch(m, c, g)) {
+		close(efd);
+		reply(c, -EPERM, "uid %u may watch only its own group and those below it",
+		      (unsigned)c->peer_uid);
+		return;
+	}
+	id = mgi_notify_register(m, i, g, r, efd, why, sizeof(why));
+	if (id < 0) {
+		close(efd);
+		reply(c, id, "%s", why);
+		return;
+	}
+	mgi_msg_t out;
+	mgi_msg_init(&out, MGI_MSG_REPLY);
+	out.reply.value = (uint32_t)id;
+	snprintf(out.reply.message, sizeof(out.reply.message), "%s", m->tree.node[g].name);
+	send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static void handle_conn(mgi_manager_t *m, unsigned i)
 {
 	struct mgi_conn *c = &m->conns[i];
 	static char buf[sizeof(mgi_msg_t) + 1];
 	static mgi_msg_t msg;
-	char err[96];
-	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-	int type;
+	char err[96], cbuf[CMSG_SPACE(4 * sizeof(int))];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	int type, passed = -1;
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		drop_conn(m, i);
@@ -486,7 +629,26 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	}
 	if (n < 0)
 		return;
+	/* Only REGISTER carries an fd (its eventfd); any other is closed. */
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t k = 0; k < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
+			if (passed < 0)
+				passed = fd;
+			else
+				close(fd);
+		}
+	}
 	type = mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err));
+	if (type == MGI_MSG_REGISTER) {
+		on_register(m, i, &msg.reg, passed);
+		return;
+	}
+	if (passed >= 0)
+		close(passed);
 	switch (type) {
 	case MGI_MSG_HELLO:
 		on_hello(m, i, &msg.hello);
@@ -494,10 +656,12 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	case MGI_MSG_OOM_KILL:
 		/* The agent killed within its own group and said so on its
 		 * stderr; the manager's log has it too. */
-		if (c->group >= 0)
+		if (c->group >= 0) {
 			mlog(m, "group '%s' is out of memory: pid %d killed pid %d (%s)",
 			     m->tree.node[c->group].name, msg.oom.killer, msg.oom.victim,
 			     msg.oom.victim_comm);
+			mgi_notify_oom(m, c->group);
+		}
 		break;
 	case MGI_MSG_OOM_REQ:
 		if (c->slot >= 0)
@@ -505,6 +669,12 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 		break;
 	case MGI_MSG_ATTACH:
 		on_attach(m, i, &msg.attach);
+		break;
+	case MGI_MSG_UNREGISTER:
+		if (mgi_notify_unregister(m, i, msg.unreg.id) == 0)
+			reply(c, 0, "%s", "");
+		else
+			reply(c, -ENOENT, "no registration %u of this connection", msg.unreg.id);
 		break;
 	case MGI_MSG_REPLY:
 		if (c->slot >= 0)
@@ -536,8 +706,15 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 		return errno == EINTR ? 0 : -errno;
 	for (int k = 0; k < n; k++) {
 		uint64_t tag = evs[k].data.u64;
-		if (tag == TAG_LISTEN)
+		if (tag == TAG_LISTEN) {
 			accept_conns(m);
+		} else if (tag == TAG_WAKE) {
+			uint64_t v;
+			if (read(m->wakefd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: drained by an earlier event */
+			}
+			mgi_notify_deliver(m);
+		}
 		else if (tag >= TAG_PIDFD_BASE) {
 			unsigned i = (unsigned)(tag - TAG_PIDFD_BASE);
 			if (i < m->nconns && m->conns[i].pidfd >= 0)
@@ -566,6 +743,11 @@ void mgi_manager_destroy(mgi_manager_t *m)
 		close(m->listen_fd);
 		unlink(m->sock_path);
 	}
+	for (int r = 0; r < MGI_REGS_MAX; r++)
+		if (m->regs[r].id)
+			close(m->regs[r].efd);
+	if (m->wakefd >= 0)
+		close(m->wakefd);
 	if (m->epfd >= 0)
 		close(m->epfd);
 	mgi_tree_destroy(&m->tree);

@@ -29,6 +29,8 @@
 
 struct mgi_conn {
 	int fd;
+	pid_t peer_pid;  /* SO_PEERCRED at accept */
+	uid_t peer_uid;
 	int pidfd;  /* -1 until HELLO */
 	int group;  /* tree index; -1 until HELLO */
 	int slot;   /* -1 until HELLO */
@@ -40,8 +42,28 @@ struct mgi_conn {
 	int requester, requester_fd;
 };
 
+/* A client's registration (notify.c): an eventfd to signal, and what for.
+ * A threshold uses one listener slot in its group's segment; a pressure
+ * level one in its group and, in hierarchy mode, one in each descendant;
+ * an OOM registration none (the manager signals it itself). */
+#define MGI_REGS_MAX 1024
+struct mgi_reg {
+	uint32_t id;    /* 0: free */
+	int conn;       /* the client's connection (index) */
+	int efd;
+	int group;
+	uint32_t kind, counter, level, mode;
+	uint64_t threshold; /* bytes */
+};
+
 typedef struct mgi_manager {
 	mgi_tree_t tree;
+	int wakefd;        /* agents write it when they count a crossing */
+	uid_t uid;         /* the manager's own user: privileged like root */
+	struct mgi_reg regs[MGI_REGS_MAX];
+	uint32_t next_id;
+	/* which registration each listener slot of each group belongs to */
+	int16_t listener_reg[MGI_GROUPS_MAX][MGI_LISTENERS_MAX];
 	int scope;         /* the default group; requests must name it or below */
 	int listen_fd;
 	int epfd;
@@ -74,6 +96,28 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms);
 /* Stops listening, closes everything, unlinks the socket. The groups'
  * processes go on with the limits they have. */
 void mgi_manager_destroy(mgi_manager_t *m);
+
+/* notify.c: registrations and the delivery of events to their eventfds. */
+struct mgi_msg_register;
+/* Registers for connection ci, taking ownership of efd. Returns the id (> 0)
+ * or -errno with why. */
+int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
+			const mgi_msg_register_t *r, int efd, char *why, size_t whylen);
+int mgi_notify_unregister(mgi_manager_t *m, unsigned ci, uint32_t id);
+/* Drops every registration of connection ci (it closed). */
+void mgi_notify_drop_conn(mgi_manager_t *m, unsigned ci);
+/* Drops the registrations on a group being removed, signalling them once. */
+void mgi_notify_drop_group(mgi_manager_t *m, int group);
+/* Moves counted crossings from the segments to the eventfds. */
+void mgi_notify_deliver(mgi_manager_t *m);
+/* Checks the thresholds along a group's path after the manager changed its
+ * usage (a released slot), then delivers. */
+void mgi_notify_after_uncharge(mgi_manager_t *m, int group);
+/* An OOM kill in group (its limit was hit): signals the OOM registrations
+ * on it, its descendants and its ancestors. */
+void mgi_notify_oom(mgi_manager_t *m, int group);
+/* Limits or the tree changed: re-places the pressure thresholds. */
+void mgi_notify_resync(mgi_manager_t *m);
 
 /* The default group's figures now. */
 void mgi_manager_stats(const mgi_manager_t *m, mgi_stats_t *out);

@@ -1,0 +1,240 @@
+/* notify.c - registrations (thresholds, pressure levels, OOM) and their eventfds. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "manager.h"
+
+/*
+ * Crossings are counted where they happen: an agent (or the manager, when
+ * it uncharges a process that exited) runs the group's threshold check and
+ * adds one to the listener's `pending` in the segment. Delivery moves those
+ * counts to the eventfds: a count never overflows and nothing is dropped,
+ * so the eventfd's value is the number of crossings since the client last
+ * read it (no rate limiting).
+ *
+ * Pressure levels: with no reclaim yet, a group's pressure is how close its
+ * usage is to its own hard limit: low from 75 %, medium from 90 %,
+ * critical from 98 % (a charge refused by the limit always passes that).
+ * Each is an upward-only threshold placed at that fraction of the limit;
+ * in hierarchy mode one is placed in the group and in each of its
+ * descendants (against their own limits), in local mode in the group only.
+ * A group without a limit has no pressure. When reclaim arrives, the levels
+ * will follow its scan/reclaim ratio, as memcg's do.
+ */
+
+static const unsigned pressure_pct[] = {75, 90, 98};
+
+static struct mgi_reg *find_reg(mgi_manager_t *m, uint32_t id)
+{
+	for (int i = 0; i < MGI_REGS_MAX; i++)
+		if (m->regs[i].id == id)
+			return &m->regs[i];
+	return NULL;
+}
+
+static int reg_index(const mgi_manager_t *m, const struct mgi_reg *r)
+{
+	return (int)(r - m->regs);
+}
+
+/* A free listener slot of group g for registration ri, or -1. */
+static int take_listener(mgi_manager_t *m, int g, int ri, bool up_only)
+{
+	for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
+		if (m->listener_reg[g][l] >= 0)
+			continue;
+		m->listener_reg[g][l] = (int16_t)ri;
+		mgi_listener_t *li = &m->tree.node[g].seg->listeners[l];
+		atomic_store(&li->pending, 0);
+		atomic_store(&li->up_only, up_only);
+		return l;
+	}
+	return -1;
+}
+
+/* Removes registration ri's thresholds and listener slots everywhere. */
+static void release_listeners(mgi_manager_t *m, int ri)
+{
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used)
+			continue;
+		mgi_segment_t *seg = m->tree.node[g].seg;
+		for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
+			if (m->listener_reg[g][l] != ri)
+				continue;
+			uint64_t usage = mgi_counter_read(&seg->memory);
+			for (int c = 0; c < 2; c++)
+				mgi_threshold_unregister(&seg->thresholds[c].set, (uint64_t)l, usage);
+			m->listener_reg[g][l] = -1;
+		}
+	}
+}
+
+/* Places a pressure registration's thresholds in its group (and, in
+ * hierarchy mode, its descendants). Groups without a limit get none. */
+static int place_pressure(mgi_manager_t *m, int ri)
+{
+	struct mgi_reg *r = &m->regs[ri];
+
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used)
+			continue;
+		if (g != r->group && !(r->mode == MGI_PRESSURE_HIERARCHY &&
+				       mgi_tree_is_under(&m->tree, g, r->group)))
+			continue;
+		mgi_segment_t *seg = m->tree.node[g].seg;
+		uint64_t max = mgi_counter_read_max(&seg->memory);
+		if (max >= MGI_PAGES_UNLIMITED)
+			continue;
+		uint64_t at = max * pressure_pct[r->level] / 100;
+		int l = take_listener(m, g, ri, true);
+		if (l < 0)
+			return -ENOSPC;
+		if (mgi_threshold_register(&seg->thresholds[MGI_WATCH_MEMORY].set, at ? at : 1,
+					   (uint64_t)l, mgi_counter_read(&seg->memory)) != 0)
+			return -ENOSPC;
+	}
+	return 0;
+}
+
+int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
+			const mgi_msg_register_t *rq, int efd, char *why, size_t whylen)
+{
+	int ri, rc = 0;
+
+	for (ri = 0; ri < MGI_REGS_MAX && m->regs[ri].id; ri++)
+		;
+	if (ri == MGI_REGS_MAX) {
+		snprintf(why, whylen, "this manager holds %d registrations, its most", MGI_REGS_MAX);
+		return -ENOSPC;
+	}
+	struct mgi_reg *r = &m->regs[ri];
+	*r = (struct mgi_reg){.conn = (int)ci, .efd = efd, .group = group, .kind = rq->kind,
+			      .counter = rq->counter, .level = rq->level, .mode = rq->mode,
+			      .threshold = rq->threshold};
+	if (++m->next_id == 0)
+		m->next_id = 1;
+	r->id = m->next_id;
+	if (r->kind == MGI_REG_THRESHOLD) {
+		mgi_segment_t *seg = m->tree.node[group].seg;
+		uint64_t pages = (r->threshold + 4095) / 4096;
+		int l = take_listener(m, group, ri, false);
+		if (l < 0 || mgi_threshold_register(&seg->thresholds[r->counter].set, pages,
+						    (uint64_t)l, mgi_counter_read(&seg->memory)) != 0)
+			rc = -ENOSPC;
+	} else if (r->kind == MGI_REG_PRESSURE) {
+		rc = place_pressure(m, ri);
+	}
+	if (rc != 0) {
+		snprintf(why, whylen, "group '%s' has no room for more thresholds (%d per counter, "
+				      "%d listeners)", m->tree.node[group].name, MGI_THRESHOLDS_MAX,
+			 MGI_LISTENERS_MAX);
+		release_listeners(m, ri);
+		r->id = 0;
+		r->efd = -1;
+		return rc; /* the caller still owns efd */
+	}
+	return (int)r->id;
+}
+
+static void free_reg(mgi_manager_t *m, struct mgi_reg *r)
+{
+	release_listeners(m, reg_index(m, r));
+	close(r->efd);
+	r->id = 0;
+	r->efd = -1;
+}
+
+int mgi_notify_unregister(mgi_manager_t *m, unsigned ci, uint32_t id)
+{
+	struct mgi_reg *r = find_reg(m, id);
+
+	if (!r || r->conn != (int)ci)
+		return -ENOENT; /* only its own client may end a registration */
+	free_reg(m, r);
+	return 0;
+}
+
+void mgi_notify_drop_conn(mgi_manager_t *m, unsigned ci)
+{
+	for (int i = 0; i < MGI_REGS_MAX; i++)
+		if (m->regs[i].id && m->regs[i].conn == (int)ci)
+			free_reg(m, &m->regs[i]);
+}
+
+static void signal_efd(int efd, uint64_t n)
+{
+	/* An eventfd's counter only blocks a writer near 2^64; a client that
+	 * never reads cannot stall the manager. */
+	if (write(efd, &n, sizeof(n)) < 0) {
+		/* a bad fd: the client's problem */
+	}
+}
+
+void mgi_notify_drop_group(mgi_manager_t *m, int group)
+{
+	for (int i = 0; i < MGI_REGS_MAX; i++) {
+		if (!m->regs[i].id)
+			continue;
+		if (m->regs[i].group == group) {
+			signal_efd(m->regs[i].efd, 1); /* as memcg does on rmdir */
+			free_reg(m, &m->regs[i]);
+		}
+	}
+	for (int l = 0; l < MGI_LISTENERS_MAX; l++)
+		m->listener_reg[group][l] = -1; /* hierarchy pressure slots there */
+}
+
+void mgi_notify_deliver(mgi_manager_t *m)
+{
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used)
+			continue;
+		mgi_segment_t *seg = m->tree.node[g].seg;
+		for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
+			int ri = m->listener_reg[g][l];
+			if (ri < 0 || atomic_load_explicit(&seg->listeners[l].pending,
+							   memory_order_relaxed) == 0)
+				continue;
+			uint64_t n = atomic_exchange(&seg->listeners[l].pending, 0);
+			if (n && m->regs[ri].id)
+				signal_efd(m->regs[ri].efd, n);
+		}
+	}
+}
+
+void mgi_notify_after_uncharge(mgi_manager_t *m, int group)
+{
+	unsigned n = 0;
+
+	for (int g = group; g >= 0; g = m->tree.node[g].parent)
+		n += mgi_segment_check_thresholds(m->tree.node[g].seg);
+	if (n)
+		mgi_notify_deliver(m);
+}
+
+/* A registration on group R hears of an OOM kill in group G (G's limit was
+ * hit) when R is G or under it (memcg v1's rule: those are the processes
+ * the kill is for) and also when G is under R (a kill within R's subtree). */
+void mgi_notify_oom(mgi_manager_t *m, int group)
+{
+	for (int i = 0; i < MGI_REGS_MAX; i++) {
+		const struct mgi_reg *r = &m->regs[i];
+		if (r->id && r->kind == MGI_REG_OOM &&
+		    (mgi_tree_is_under(&m->tree, r->group, group) ||
+		     mgi_tree_is_under(&m->tree, group, r->group)))
+			signal_efd(r->efd, 1);
+	}
+}
+
+void mgi_notify_resync(mgi_manager_t *m)
+{
+	for (int i = 0; i < MGI_REGS_MAX; i++) {
+		if (!m->regs[i].id || m->regs[i].kind != MGI_REG_PRESSURE)
+			continue;
+		release_listeners(m, i);
+		place_pressure(m, i); /* full: fewer places, said at registration */
+	}
+}
