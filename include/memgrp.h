@@ -16,7 +16,7 @@ extern "C" {
  * was built with.
  */
 #define MG_VERSION_MAJOR 0
-#define MG_VERSION_MINOR 1
+#define MG_VERSION_MINOR 2
 #define MG_VERSION_PATCH 0
 #define MG_VERSION ((MG_VERSION_MAJOR << 16) | (MG_VERSION_MINOR << 8) | MG_VERSION_PATCH)
 
@@ -47,6 +47,111 @@ MG_API int mg_parse_size(const char *text, uint64_t *bytes, char *err, size_t er
  * Writes at most len bytes, always NUL-terminated; returns buf.
  */
 MG_API char *mg_format_size(uint64_t bytes, char *buf, size_t len);
+
+/*
+ * Talking to a manager: memgrpd, or the manager of a `memgrp run` group.
+ *
+ * A client is one connection, used by one thread at a time (calls on one
+ * client are not thread-safe; use one client per thread, or a lock).
+ * Functions that can fail return a negative errno: -ENOENT (no such group),
+ * -EPERM (not allowed), -EINVAL (bad argument), -ENOSPC (the manager's or
+ * the group's tables are full), -ECONNREFUSED/-ENOENT at connect (no
+ * manager), -EPIPE (the manager went away). mg_last_error() then has the
+ * manager's own words.
+ *
+ * Who may do what: root and the user the manager runs as, anything; any
+ * other process, only read and watch its own group (the group its process
+ * runs in) and the groups below it.
+ */
+typedef struct mg_client mg_client_t;
+
+/*
+ * Connects to the manager at socket_path; NULL means $MEMGRP_SOCKET (set in
+ * every process `memgrp run` starts, so a managed program finds its own
+ * manager), else memgrpd's /run/memgrp/memgrpd.sock. Returns the client, or
+ * NULL with a negative errno in *error (if error is not NULL).
+ */
+MG_API mg_client_t *mg_connect(const char *socket_path, int *error);
+
+/* Closes the connection. Every registration made through it ends, and the
+ * eventfds it returned are closed. NULL is allowed. */
+MG_API void mg_close(mg_client_t *c);
+
+/* The connection's fd, to poll beside the eventfds: it reports POLLHUP when
+ * the manager goes away (the registrations then end, and their eventfds
+ * stay silent). Do not read or close it. */
+MG_API int mg_fd(const mg_client_t *c);
+
+/* The manager's message for the last failed call on c ("" if none). */
+MG_API const char *mg_last_error(const mg_client_t *c);
+
+/* Groups: a path such as "web/api"; NULL or "" means the caller's own
+ * group (that of the calling process), else the manager's default group. */
+
+enum mg_counter {
+	MG_COUNTER_MEMORY = 0, /* the group's memory usage */
+	MG_COUNTER_MEMSW = 1,  /* memory plus swap (equal to memory until
+				* memgrp reclaims into a swap store) */
+};
+
+/*
+ * Registers a usage threshold of `bytes` on a group's counter. Returns an
+ * eventfd (close-on-exec, blocking) that becomes readable on every crossing
+ * of the threshold, up (usage reaches it) or down (usage falls below it);
+ * reading it (8 bytes, or mg_event_read) returns the number of crossings
+ * since the last read. Every crossing is counted: there is no rate limit.
+ * Which way the last one went: compare mg_stats()'s usage with `bytes`.
+ * Returns the eventfd, or a negative errno.
+ */
+MG_API int mg_threshold_add(mg_client_t *c, const char *group, enum mg_counter counter,
+			    uint64_t bytes);
+
+enum mg_pressure_level {
+	MG_PRESSURE_LOW = 0,      /* usage reached 75 % of the group's limit */
+	MG_PRESSURE_MEDIUM = 1,   /* 90 % */
+	MG_PRESSURE_CRITICAL = 2, /* 98 %: the next charges may be refused */
+};
+enum mg_pressure_mode {
+	MG_PRESSURE_LOCAL = 0,     /* the group's own limit only */
+	MG_PRESSURE_HIERARCHY = 1, /* also each descendant's, against its limit */
+};
+
+/*
+ * Subscribes to a pressure level (see docs/design.md: until memgrp
+ * reclaims, pressure is usage against the hard limit; a group without a
+ * limit has none). The eventfd counts each time usage rises into the
+ * level. Returns the eventfd or a negative errno.
+ */
+MG_API int mg_pressure_add(mg_client_t *c, const char *group, enum mg_pressure_level level,
+			   enum mg_pressure_mode mode);
+
+/*
+ * Subscribes to OOM kills that concern the group: a kill because its limit
+ * or an ancestor's was hit, or one within its subtree. The eventfd counts
+ * kills. Returns the eventfd or a negative errno.
+ */
+MG_API int mg_oom_add(mg_client_t *c, const char *group);
+
+/* Ends the registration of an eventfd returned above and closes it.
+ * Returns 0 or a negative errno (-ENOENT: not one of c's). */
+MG_API int mg_remove(mg_client_t *c, int efd);
+
+/* Reads an eventfd returned above: the number of events since the last
+ * read, which resets it. Blocks until there is one (the fds are blocking;
+ * poll them to wait for several); returns 0 on a non-blocking fd with none,
+ * or a negative errno. */
+MG_API int64_t mg_event_read(int efd);
+
+/* A group's figures; sizes in bytes. usage, max_usage, limit and failcnt
+ * are its counter's (usage counts its subtree, as memcg's); the others
+ * are summed over its subtree. */
+typedef struct mg_stats {
+	uint64_t usage, max_usage, limit, failcnt, pgfault, nr_processes;
+	uint64_t tracked_bytes, untracked_bytes, oom_kill;
+} mg_stats_t;
+
+/* Reads a group's figures into *out. Returns 0 or a negative errno. */
+MG_API int mg_stats(mg_client_t *c, const char *group, mg_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,7 @@ expect help          0 "Exit codes:"                         -- --help
 expect version       0 "^memgrp [0-9]+\.[0-9]+\.[0-9]+$"     -- --version
 expect no_command    2 "Usage: memgrp"                       --
 expect unknown       2 "unknown command 'frobnicate'"        -- frobnicate
-expect planned       3 "'events' is not implemented yet"     -- events g
+expect planned       3 "'top' is not implemented yet"        -- top
 expect demo_help     0 "Usage: memgrp demo"                  -- demo --help
 expect bad_size      2 "--limit: 'lots': a size starts"      -- demo --limit lots
 expect bad_suffix    2 "unknown suffix 'X'"                  -- demo --step 4X

@@ -8,7 +8,7 @@
 /* Commands of the design that later work will bring; named so that a user
  * gets "not implemented yet" rather than "unknown command". */
 static const char *const planned[] = {
-	"events", "top",
+	"top",
 };
 
 static void usage(FILE *out)
@@ -26,12 +26,13 @@ static void usage(FILE *out)
 		"  create     create a group (in memgrpd, or under a running group)\n"
 		"  rm         remove a group with no processes and no children\n"
 		"  attach     move a process running with the agent into a group\n"
+		"  events     print a group's threshold, pressure and OOM events\n"
 		"  ls         list the groups\n"
 		"  demo       drive the accounting core through a scripted scenario:\n"
 		"             hierarchical limits, threshold crossings, the estimate model\n"
 		"\n"
 		"Not implemented yet (rejected with exit code 3):\n"
-		"  events, top\n"
+		"  top\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH  the manager to talk to (default: $MEMGRP_SOCKET, else\n"
@@ -93,6 +94,8 @@ int main(int argc, char **argv)
 		return mgi_cmd_set(argc - 1, argv + 1);
 	if (!strcmp(cmd, "create"))
 		return mgi_cmd_create(argc - 1, argv + 1);
+	if (!strcmp(cmd, "events"))
+		return mgi_cmd_events(argc - 1, argv + 1);
 	if (!strcmp(cmd, "attach"))
 		return mgi_cmd_attach(argc - 1, argv + 1);
 	if (!strcmp(cmd, "rm"))

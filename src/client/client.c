@@ -1,7 +1,34 @@
-/* client.c - libmemgrp entry points; thin wrappers over src/core for now. */
+/* client.c - libmemgrp: sizes, and a client of a manager's control socket. */
 #include "memgrp.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../core/proto.h"
 #include "../core/size.h"
+
+#define DEFAULT_SOCKET "/run/memgrp/memgrpd.sock"
+#define REGS_MAX 256
+
+struct mg_client {
+	int fd;
+	char error[160];
+	/* message buffers (large: not on the stack; one call at a time) */
+	mgi_msg_t req, ans;
+	char buf[sizeof(mgi_msg_t) + 1];
+	/* eventfd -> registration id, to end it by its fd */
+	struct {
+		int efd;
+		uint32_t id;
+	} regs[REGS_MAX];
+};
 
 unsigned mg_version(void)
 {
@@ -16,4 +43,223 @@ int mg_parse_size(const char *text, uint64_t *bytes, char *err, size_t errlen)
 char *mg_format_size(uint64_t bytes, char *buf, size_t len)
 {
 	return mgi_size_format(bytes, buf, len);
+}
+
+mg_client_t *mg_connect(const char *socket_path, int *error)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = 5};
+	mg_client_t *c;
+	int e;
+
+	if (!socket_path || !*socket_path)
+		socket_path = getenv("MEMGRP_SOCKET");
+	if (!socket_path || !*socket_path)
+		socket_path = DEFAULT_SOCKET;
+	if (strlen(socket_path) >= sizeof(sa.sun_path)) {
+		e = -ENAMETOOLONG;
+		goto fail;
+	}
+	strcpy(sa.sun_path, socket_path);
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		e = -ENOMEM;
+		goto fail;
+	}
+	for (int i = 0; i < REGS_MAX; i++)
+		c->regs[i].efd = -1;
+	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		e = -errno;
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c);
+		goto fail;
+	}
+	/* A manager that hangs must not hang the application. */
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return c;
+fail:
+	if (error)
+		*error = e;
+	return NULL;
+}
+
+void mg_close(mg_client_t *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < REGS_MAX; i++)
+		if (c->regs[i].efd >= 0)
+			close(c->regs[i].efd);
+	close(c->fd);
+	free(c);
+}
+
+int mg_fd(const mg_client_t *c)
+{
+	return c ? c->fd : -EINVAL;
+}
+
+const char *mg_last_error(const mg_client_t *c)
+{
+	return c ? c->error : "no client";
+}
+
+static int set_error(mg_client_t *c, int rc, const char *msg)
+{
+	snprintf(c->error, sizeof(c->error), "%s", msg);
+	return rc;
+}
+
+/* Sends req (with fd, if >= 0) and receives the answer into *ans. */
+static int request(mg_client_t *c, const mgi_msg_t *req, int fd, mgi_msg_t *ans)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], why[96];
+	struct iovec iov = {.iov_base = (void *)req, .iov_len = req->hdr.len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
+	int type;
+
+	c->error[0] = '\0';
+	if (fd >= 0) {
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	if (sendmsg(c->fd, &mh, MSG_NOSIGNAL) < 0)
+		return set_error(c, -errno, "the manager is gone");
+	do
+		n = recv(c->fd, c->buf, sizeof(c->buf), 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return set_error(c, n == 0 ? -EPIPE : -errno, "the manager did not answer");
+	type = mgi_msg_parse(c->buf, (size_t)n, ans, why, sizeof(why));
+	if (type < 0)
+		return set_error(c, -EPROTO, why);
+	if (type == MGI_MSG_REPLY && ans->reply.status < 0)
+		return set_error(c, ans->reply.status, ans->reply.message);
+	return type;
+}
+
+static int put_group(mg_client_t *c, char *dst, const char *group)
+{
+	if (!group)
+		group = "";
+	if (strlen(group) >= MGI_GROUP_NAME_MAX)
+		return set_error(c, -EINVAL, "group name too long");
+	strcpy(dst, group);
+	return 0;
+}
+
+static int add(mg_client_t *c, const char *group, uint32_t kind, uint32_t counter,
+	       uint64_t bytes, uint32_t level, uint32_t mode)
+{
+	mgi_msg_t *req = &c->req, *ans = &c->ans;
+	int slot, efd, rc;
+
+	if (!c)
+		return -EINVAL;
+	for (slot = 0; slot < REGS_MAX && c->regs[slot].efd >= 0; slot++)
+		;
+	if (slot == REGS_MAX)
+		return set_error(c, -ENOSPC, "this client holds 256 registrations, its most");
+	mgi_msg_init(req, MGI_MSG_REGISTER);
+	if ((rc = put_group(c, req->reg.group, group)) != 0)
+		return rc;
+	req->reg.kind = kind;
+	req->reg.counter = counter;
+	req->reg.threshold = bytes;
+	req->reg.level = level;
+	req->reg.mode = mode;
+	efd = eventfd(0, EFD_CLOEXEC);
+	if (efd < 0)
+		return set_error(c, -errno, "eventfd failed");
+	rc = request(c, req, efd, ans);
+	if (rc < 0) {
+		close(efd);
+		return rc;
+	}
+	if (rc != MGI_MSG_REPLY || ans->reply.value == 0) {
+		close(efd);
+		return set_error(c, -EPROTO, "unexpected answer from the manager");
+	}
+	c->regs[slot].efd = efd;
+	c->regs[slot].id = ans->reply.value;
+	return efd;
+}
+
+int mg_threshold_add(mg_client_t *c, const char *group, enum mg_counter counter, uint64_t bytes)
+{
+	if (c && (bytes == 0 || (counter != MG_COUNTER_MEMORY && counter != MG_COUNTER_MEMSW)))
+		return set_error(c, -EINVAL, "a threshold is above 0 bytes, on memory or memsw");
+	return add(c, group, MGI_REG_THRESHOLD, (uint32_t)counter, bytes, 0, 0);
+}
+
+int mg_pressure_add(mg_client_t *c, const char *group, enum mg_pressure_level level,
+		    enum mg_pressure_mode mode)
+{
+	return add(c, group, MGI_REG_PRESSURE, 0, 0, (uint32_t)level, (uint32_t)mode);
+}
+
+int mg_oom_add(mg_client_t *c, const char *group)
+{
+	return add(c, group, MGI_REG_OOM, 0, 0, 0, 0);
+}
+
+int mg_remove(mg_client_t *c, int efd)
+{
+	int rc;
+
+	if (!c)
+		return -EINVAL;
+	for (int i = 0; i < REGS_MAX; i++) {
+		if (c->regs[i].efd != efd || efd < 0)
+			continue;
+		mgi_msg_init(&c->req, MGI_MSG_UNREGISTER);
+		c->req.unreg.id = c->regs[i].id;
+		rc = request(c, &c->req, -1, &c->ans);
+		close(efd);
+		c->regs[i].efd = -1;
+		return rc < 0 ? rc : 0;
+	}
+	return set_error(c, -ENOENT, "not an eventfd of this client");
+}
+
+int64_t mg_event_read(int efd)
+{
+	uint64_t n;
+	ssize_t r;
+
+	do
+		r = read(efd, &n, sizeof(n));
+	while (r < 0 && errno == EINTR);
+	if (r == sizeof(n))
+		return (int64_t)n;
+	return r < 0 && errno == EAGAIN ? 0 : -(errno ? errno : EIO);
+}
+
+int mg_stats(mg_client_t *c, const char *group, mg_stats_t *out)
+{
+	int rc;
+
+	if (!c || !out)
+		return -EINVAL;
+	mgi_msg_init(&c->req, MGI_MSG_STAT_REQ);
+	if ((rc = put_group(c, c->req.group.group, group)) != 0)
+		return rc;
+	rc = request(c, &c->req, -1, &c->ans);
+	if (rc < 0)
+		return rc;
+	if (rc != MGI_MSG_STAT)
+		return set_error(c, -EPROTO, "unexpected answer from the manager");
+	const mgi_stats_t *f = &c->ans.stat.figures;
+	*out = (mg_stats_t){f->usage, f->max_usage, f->limit, f->failcnt, f->pgfault,
+			    f->nr_processes, f->tracked_bytes, f->untracked_bytes, f->oom_kill};
+	return 0;
 }

@@ -1,0 +1,224 @@
+/* events.c - `memgrp events`: a group's threshold, pressure and OOM events, one line each. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "memgrp.h"
+#include "size.h"
+
+#define WATCH_MAX 32
+
+struct watch {
+	int efd;
+	const char *kind; /* "threshold", "pressure", "oom" */
+	uint64_t bytes;   /* thresholds */
+	bool memsw;
+	const char *level;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: memgrp events [--socket PATH] [--threshold SIZE]... [--memsw]\n"
+		"                     [--pressure LEVEL[,hierarchy]] [--oom] [--count N] GROUP\n"
+		"\n"
+		"Prints one line per event of GROUP until interrupted (or N events):\n"
+		"  TIME GROUP threshold SIZE up|down usage USAGE\n"
+		"  TIME GROUP pressure LEVEL usage USAGE\n"
+		"  TIME GROUP oom usage USAGE\n"
+		"Thresholds watch the memory counter, or memory+swap with --memsw.\n"
+		"Pressure levels: low (75%% of the limit), medium (90%%), critical (98%%);\n"
+		"',hierarchy' also hears the groups below GROUP. Every crossing is\n"
+		"printed: a line that stands for several (the manager counts them) says\n"
+		"'xN'.\n");
+}
+
+static void print_event(const char *group, const struct watch *w, int64_t n, const mg_stats_t *st)
+{
+	struct timespec ts;
+	struct tm tm;
+	char when[32], a[16], b[16], times[24] = "";
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (n > 1)
+		snprintf(times, sizeof(times), " x%lld", (long long)n);
+	mgi_size_format(st->usage, a, sizeof(a));
+	if (!strcmp(w->kind, "threshold"))
+		printf("%s.%03ld %s threshold%s %s %s%s usage %s\n", when, ts.tv_nsec / 1000000, group,
+		       w->memsw ? " memsw" : "", mgi_size_format(w->bytes, b, sizeof(b)),
+		       st->usage >= w->bytes ? "up" : "down", times, a);
+	else if (!strcmp(w->kind, "pressure"))
+		printf("%s.%03ld %s pressure %s%s usage %s\n", when, ts.tv_nsec / 1000000, group, w->level,
+		       times, a);
+	else
+		printf("%s.%03ld %s oom%s usage %s\n", when, ts.tv_nsec / 1000000, group, times, a);
+	fflush(stdout);
+}
+
+int mgi_cmd_events(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"threshold", required_argument, NULL, 't'},
+		{"memsw", no_argument, NULL, 'w'},
+		{"pressure", required_argument, NULL, 'p'},
+		{"oom", no_argument, NULL, 'o'},
+		{"count", required_argument, NULL, 'n'},
+		{"socket", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct watch w[WATCH_MAX];
+	uint64_t thresholds[WATCH_MAX];
+	const char *pressure = NULL, *sock = NULL;
+	unsigned nthr = 0, nw = 0;
+	bool memsw = false, oom = false;
+	long count = -1;
+	char err[160], path[108], *end;
+	int opt, rc;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			if (nthr == WATCH_MAX - 2) {
+				fprintf(stderr, "memgrp events: at most %d thresholds\n", WATCH_MAX - 2);
+				return MGI_EXIT_USAGE;
+			}
+			if (mgi_size_parse(optarg, &thresholds[nthr], err, sizeof(err)) != 0 ||
+			    thresholds[nthr] == 0 || thresholds[nthr] == MGI_SIZE_MAX) {
+				fprintf(stderr, "memgrp events: --threshold: %s\n",
+					thresholds[nthr] ? err : "a size above 0");
+				return MGI_EXIT_USAGE;
+			}
+			nthr++;
+			break;
+		case 'w': memsw = true; break;
+		case 'p': pressure = optarg; break;
+		case 'o': oom = true; break;
+		case 'n':
+			errno = 0;
+			count = strtol(optarg, &end, 10);
+			if (errno || *end || count < 1) {
+				fprintf(stderr, "memgrp events: --count: a number of events, 1 or more\n");
+				return MGI_EXIT_USAGE;
+			}
+			break;
+		case 's': sock = optarg; break;
+		case 'h': usage(stdout); return MGI_EXIT_OK;
+		default: return MGI_EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		fprintf(stderr, "memgrp events: name one group (memgrp events [OPTIONS] GROUP)\n");
+		return MGI_EXIT_USAGE;
+	}
+	const char *group = argv[optind];
+	if (mgi_group_name_check(group, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp events: '%s': %s\n", group, err);
+		return MGI_EXIT_USAGE;
+	}
+	enum mg_pressure_level level = MG_PRESSURE_LOW;
+	enum mg_pressure_mode mode = MG_PRESSURE_LOCAL;
+	char level_name[16] = "";
+	if (pressure) {
+		const char *comma = strchr(pressure, ',');
+		size_t len = comma ? (size_t)(comma - pressure) : strlen(pressure);
+		snprintf(level_name, sizeof(level_name), "%.*s", (int)(len < 15 ? len : 15), pressure);
+		if (!strcmp(level_name, "low"))
+			level = MG_PRESSURE_LOW;
+		else if (!strcmp(level_name, "medium"))
+			level = MG_PRESSURE_MEDIUM;
+		else if (!strcmp(level_name, "critical"))
+			level = MG_PRESSURE_CRITICAL;
+		else {
+			fprintf(stderr, "memgrp events: --pressure: low, medium or critical, "
+					"optionally ',hierarchy' or ',local'\n");
+			return MGI_EXIT_USAGE;
+		}
+		if (comma && !strcmp(comma + 1, "hierarchy"))
+			mode = MG_PRESSURE_HIERARCHY;
+		else if (comma && strcmp(comma + 1, "local") != 0) {
+			fprintf(stderr, "memgrp events: --pressure: the mode is hierarchy or local\n");
+			return MGI_EXIT_USAGE;
+		}
+	}
+	if (!nthr && !pressure && !oom) {
+		fprintf(stderr, "memgrp events: nothing to watch (--threshold, --pressure or --oom)\n");
+		return MGI_EXIT_USAGE;
+	}
+	if (mgi_find_manager(sock, group, path, sizeof(path), err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp events: %s\n", err);
+		return MGI_EXIT_USAGE;
+	}
+	mg_client_t *c = mg_connect(path, &rc);
+	if (!c) {
+		fprintf(stderr, "memgrp events: no manager answers at %s: %s\n", path, strerror(-rc));
+		return MGI_EXIT_FAILURE;
+	}
+	for (unsigned i = 0; i < nthr; i++) {
+		rc = mg_threshold_add(c, group, memsw ? MG_COUNTER_MEMSW : MG_COUNTER_MEMORY,
+				      thresholds[i]);
+		w[nw++] = (struct watch){.efd = rc, .kind = "threshold", .bytes = thresholds[i],
+					 .memsw = memsw};
+		if (rc < 0)
+			goto refused;
+	}
+	if (pressure) {
+		rc = mg_pressure_add(c, group, level, mode);
+		w[nw++] = (struct watch){.efd = rc, .kind = "pressure", .level = level_name};
+		if (rc < 0)
+			goto refused;
+	}
+	if (oom) {
+		rc = mg_oom_add(c, group);
+		w[nw++] = (struct watch){.efd = rc, .kind = "oom"};
+		if (rc < 0)
+			goto refused;
+	}
+	fprintf(stderr, "memgrp events: watching %s (%u registrations); interrupt to stop\n", group,
+		nw);
+	for (long seen = 0; count < 0 || seen < count;) {
+		struct pollfd p[WATCH_MAX + 1];
+		for (unsigned i = 0; i < nw; i++)
+			p[i] = (struct pollfd){.fd = w[i].efd, .events = POLLIN};
+		p[nw] = (struct pollfd){.fd = mg_fd(c), .events = 0}; /* POLLHUP */
+		if (poll(p, nw + 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[nw].revents) {
+			fprintf(stderr, "memgrp events: the manager of %s has gone\n", group);
+			mg_close(c);
+			return MGI_EXIT_OK;
+		}
+		mg_stats_t st = {0};
+		if (mg_stats(c, group, &st) != 0) {
+			fprintf(stderr, "memgrp events: %s\n", mg_last_error(c));
+			mg_close(c);
+			return MGI_EXIT_FAILURE;
+		}
+		for (unsigned i = 0; i < nw; i++) {
+			if (!(p[i].revents & POLLIN))
+				continue;
+			int64_t n = mg_event_read(w[i].efd);
+			if (n > 0) {
+				print_event(group, &w[i], n, &st);
+				seen += n;
+			}
+		}
+	}
+	mg_close(c);
+	return MGI_EXIT_OK;
+refused:
+	fprintf(stderr, "memgrp events: %s\n", mg_last_error(c));
+	mg_close(c);
+	return MGI_EXIT_FAILURE;
+}
