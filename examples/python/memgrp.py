@@ -1,0 +1,174 @@
+"""memgrp.py - cooperate with memgrp from Python, through libmemgrp (ctypes).
+
+No compiled extension: the module loads libmemgrp.so ($MEMGRP_LIB, else
+the system's) and wraps its C API (include/memgrp.h, man memgrp(3)).
+
+    import memgrp
+    coop = memgrp.Cooperator(fraction=0.7)   # own group, $MEMGRP_SOCKET
+    coop.add_cache(my_cache.clear)           # anything that frees memory
+    coop.start()                             # a daemon thread waits for events
+
+When the group's usage crosses `fraction` of its limit, or its pressure
+reaches the level asked for, the cooperator runs gc.collect(), calls every
+registered cache-dropping callable, hands freed heap back to the system
+(malloc_trim) and records what was really freed (usage before and after,
+from the manager, not what the callbacks claim).
+"""
+import ctypes
+import ctypes.util
+import errno
+import gc
+import os
+import select
+import threading
+
+_lib = None
+
+
+def _load():
+    global _lib
+    if _lib is None:
+        path = os.environ.get("MEMGRP_LIB") or ctypes.util.find_library("memgrp") or "libmemgrp.so"
+        lib = ctypes.CDLL(path, use_errno=True)
+        lib.mg_connect.restype = ctypes.c_void_p
+        lib.mg_connect.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
+        lib.mg_close.argtypes = [ctypes.c_void_p]
+        lib.mg_last_error.restype = ctypes.c_char_p
+        lib.mg_last_error.argtypes = [ctypes.c_void_p]
+        lib.mg_threshold_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint64]
+        lib.mg_pressure_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+        lib.mg_oom_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.mg_remove.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.mg_stats.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Stats)]
+        lib.mg_event_read.restype = ctypes.c_int64
+        lib.mg_event_read.argtypes = [ctypes.c_int]
+        _lib = lib
+    return _lib
+
+
+class Stats(ctypes.Structure):
+    """A group's figures (mg_stats_t); sizes in bytes."""
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "usage", "max_usage", "limit", "failcnt", "pgfault", "nr_processes",
+        "tracked_bytes", "untracked_bytes", "oom_kill")]
+
+
+class Error(OSError):
+    pass
+
+
+MEMORY, MEMSW = 0, 1
+PRESSURE = {"low": 0, "medium": 1, "critical": 2}
+
+
+class Client:
+    """One connection to a manager (memgrpd, or `memgrp run`'s)."""
+
+    def __init__(self, socket_path=None):
+        lib = _load()
+        err = ctypes.c_int(0)
+        self._c = lib.mg_connect(socket_path.encode() if socket_path else None, ctypes.byref(err))
+        if not self._c:
+            raise Error(-err.value, "no memgrp manager: " + os.strerror(-err.value))
+
+    def _check(self, rc):
+        if rc < 0:
+            raise Error(-rc, _load().mg_last_error(self._c).decode())
+        return rc
+
+    @staticmethod
+    def _group(group):
+        return group.encode() if group else None
+
+    def threshold(self, nbytes, group=None, counter=MEMORY):
+        """An eventfd readable on every crossing of nbytes, up or down."""
+        return self._check(_load().mg_threshold_add(self._c, self._group(group), counter, nbytes))
+
+    def pressure(self, level="low", group=None, hierarchy=False):
+        """An eventfd readable each time the group's pressure enters level."""
+        return self._check(_load().mg_pressure_add(self._c, self._group(group), PRESSURE[level],
+                                                   1 if hierarchy else 0))
+
+    def oom(self, group=None):
+        """An eventfd readable on each OOM kill that concerns the group."""
+        return self._check(_load().mg_oom_add(self._c, self._group(group)))
+
+    def remove(self, efd):
+        self._check(_load().mg_remove(self._c, efd))
+
+    def stats(self, group=None):
+        st = Stats()
+        self._check(_load().mg_stats(self._c, self._group(group), ctypes.byref(st)))
+        return st
+
+    @staticmethod
+    def read_event(efd):
+        """Events counted on efd since the last read (blocks until one)."""
+        n = _load().mg_event_read(efd)
+        if n < 0:
+            raise Error(-n, os.strerror(-n))
+        return n
+
+    def close(self):
+        if self._c:
+            _load().mg_close(self._c)
+            self._c = None
+
+
+class Cooperator:
+    """Frees memory when the group asks for it, from a daemon thread."""
+
+    def __init__(self, fraction=0.7, pressure=None, socket_path=None, log=print):
+        self.client = Client(socket_path)
+        self.log = log
+        self.caches = []
+        self.freed = 0          # bytes really freed, summed
+        self.events = 0
+        self.lock = threading.Lock()  # one client call at a time
+        st = self.client.stats()
+        self.limit = st.limit
+        self.at = int(st.limit * fraction)
+        self.fds = [self.client.threshold(self.at)]
+        if pressure:
+            self.fds.append(self.client.pressure(pressure))
+
+    def add_cache(self, drop):
+        """drop(): frees what it can (e.g. a dict's clear)."""
+        self.caches.append(drop)
+
+    def start(self):
+        threading.Thread(target=self._run, name="memgrp-cooperator", daemon=True).start()
+        return self
+
+    def free_now(self):
+        """Runs the collector and every cache dropper; returns bytes freed."""
+        with self.lock:
+            before = self.client.stats().usage
+        for drop in self.caches:
+            drop()
+        gc.collect()
+        try:  # give freed heap back to the system, or usage would not fall
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        with self.lock:
+            after = self.client.stats().usage
+        freed = max(0, before - after)
+        self.freed += freed
+        return before, after, freed
+
+    def _run(self):
+        poller = select.poll()
+        for fd in self.fds:
+            poller.register(fd, select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                Client.read_event(fd)
+                with self.lock:
+                    usage = self.client.stats().usage
+                if fd == self.fds[0] and usage < self.at:
+                    continue  # a downward crossing
+                self.events += 1
+                before, after, freed = self.free_now()
+                self.log(f"memgrp: usage {before >> 20} MiB reached {self.at >> 20} MiB of "
+                         f"{self.limit >> 20} MiB: freed {freed >> 20} MiB (usage now {after >> 20} MiB)")
