@@ -132,6 +132,25 @@ MG_API int mg_pressure_add(mg_client_t *c, const char *group, enum mg_pressure_l
  */
 MG_API int mg_oom_add(mg_client_t *c, const char *group);
 
+/*
+ * Cooperative reclaim: declares that the caller can free memory for the
+ * group (its own group and those below it) when asked. When a charge in
+ * the group would fail, the manager asks its cooperating clients first,
+ * highest priority (0..1000) first, before it reclaims by force (today: the
+ * OOM kill). A request arrives on the returned eventfd: the value read
+ * (mg_event_read) is the number of 4 KiB pages asked for. Free what you
+ * can, then call mg_cooperate_done(): the manager measures what the group's
+ * usage really fell by, and asks the next client, or kills, for the rest.
+ * A client that does not answer within the manager's wait (200 ms by
+ * default, `--coop-wait`) is passed over for that episode.
+ * Returns the eventfd or a negative errno.
+ */
+MG_API int mg_cooperate_add(mg_client_t *c, const char *group, unsigned priority);
+
+/* Says the request read from a cooperation eventfd has been handled.
+ * Returns 0 or a negative errno. Does not wait for the manager. */
+MG_API int mg_cooperate_done(mg_client_t *c, int efd);
+
 /* Ends the registration of an eventfd returned above and closes it.
  * Returns 0 or a negative errno (-ENOENT: not one of c's). */
 MG_API int mg_remove(mg_client_t *c, int efd);

@@ -82,6 +82,8 @@ rss_during() {
 echo "--- correctness with real programs"
 run true 20 0 -- true && ok "true exits 0"
 run false 20 1 -- false && ok "false exits 1 (the command's status)"
+out=$(echo "stdin reaches the command" | timeout 20 "$memgrp" run -- cat 2>&1)
+[ "$out" = "stdin reaches the command" ] && ok "the command reads memgrp run's stdin" || bad stdin "got '$out'"
 run missing 20 127 -- /nonexistent/program && grep -q "cannot run" "$tmp/missing.out" && ok "missing command exits 127 with a message"
 
 run python_loops 60 0 -- python3 -c '

@@ -33,7 +33,8 @@ for r in range(requests):
 # what is still cached is intact
 assert all(v[0] == (k & 0xff) for k, v in cache.items())
 if coop:
-    print(f"cache_app: served {requests} requests; the cache was dropped {coop.events} times, "
-          f"{coop.freed >> 20} MiB freed in all; {len(cache)} entries left, verified", flush=True)
+    print(f"cache_app: served {requests} requests; the cache was dropped {coop.events + coop.asked} "
+          f"times ({coop.asked} when asked at the limit), {coop.freed >> 20} MiB freed in all; "
+          f"{len(cache)} entries left, verified", flush=True)
 else:
     print(f"cache_app: served {requests} requests, {len(cache)} entries cached", flush=True)

@@ -8,11 +8,20 @@ the system's) and wraps its C API (include/memgrp.h, man memgrp(3)).
     coop.add_cache(my_cache.clear)           # anything that frees memory
     coop.start()                             # a daemon thread waits for events
 
-When the group's usage crosses `fraction` of its limit, or its pressure
-reaches the level asked for, the cooperator runs gc.collect(), calls every
-registered cache-dropping callable, hands freed heap back to the system
-(malloc_trim) and records what was really freed (usage before and after,
-from the manager, not what the callbacks claim).
+When the group's usage crosses `fraction` of its limit, when its pressure
+reaches the level asked for, or when the manager asks (the group is at its
+limit and this process cooperates: it is asked before anything is killed),
+the cooperator runs gc.collect(), calls every registered cache-dropping
+callable, hands freed heap back to the system (malloc_trim) and records
+what was really freed (usage before and after, from the manager, not what
+the callbacks claim).
+
+CPython caveat, measured: a thread that faults at the limit holds the GIL
+while it waits, so this process's own cooperator thread cannot run until
+the manager gives up on it (its wait, 200 ms by default) and kills. Asked
+at the limit, a Python process helps when another process of the group is
+the one waiting; for its own allocations, free on a threshold below the
+limit (the default here, at 70 %).
 """
 import ctypes
 import ctypes.util
@@ -38,6 +47,8 @@ def _load():
         lib.mg_threshold_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint64]
         lib.mg_pressure_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
         lib.mg_oom_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.mg_cooperate_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint]
+        lib.mg_cooperate_done.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.mg_remove.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.mg_stats.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Stats)]
         lib.mg_event_read.restype = ctypes.c_int64
@@ -93,6 +104,14 @@ class Client:
         """An eventfd readable on each OOM kill that concerns the group."""
         return self._check(_load().mg_oom_add(self._c, self._group(group)))
 
+    def cooperate(self, priority=100, group=None):
+        """An eventfd on which the manager asks for memory: read_event()
+        gives the pages asked for; call done(efd) once they are freed."""
+        return self._check(_load().mg_cooperate_add(self._c, self._group(group), priority))
+
+    def done(self, efd):
+        self._check(_load().mg_cooperate_done(self._c, efd))
+
     def remove(self, efd):
         self._check(_load().mg_remove(self._c, efd))
 
@@ -118,7 +137,7 @@ class Client:
 class Cooperator:
     """Frees memory when the group asks for it, from a daemon thread."""
 
-    def __init__(self, fraction=0.7, pressure=None, socket_path=None, log=print):
+    def __init__(self, fraction=0.7, pressure=None, priority=100, socket_path=None, log=print):
         self.client = Client(socket_path)
         self.log = log
         self.caches = []
@@ -127,10 +146,14 @@ class Cooperator:
         self.lock = threading.Lock()  # one client call at a time
         st = self.client.stats()
         self.limit = st.limit
-        self.at = int(st.limit * fraction)
-        self.fds = [self.client.threshold(self.at)]
+        self.at = int(st.limit * fraction) if fraction else None
+        self.fds = [self.client.threshold(self.at)] if fraction else []
+        self.coop_fd = self.client.cooperate(priority) if priority is not None else None
+        if self.coop_fd is not None:
+            self.fds.append(self.coop_fd)
         if pressure:
             self.fds.append(self.client.pressure(pressure))
+        self.asked = 0          # requests from the manager, answered
 
     def add_cache(self, drop):
         """drop(): frees what it can (e.g. a dict's clear)."""
@@ -163,12 +186,21 @@ class Cooperator:
             poller.register(fd, select.POLLIN)
         while True:
             for fd, _ in poller.poll():
-                Client.read_event(fd)
+                n = Client.read_event(fd)
+                if fd == self.coop_fd:
+                    # The group is at its limit: free first, talk after.
+                    before, after, freed = self.free_now()
+                    with self.lock:
+                        self.client.done(fd)
+                    self.asked += 1
+                    self.log(f"memgrp: asked for {n * 4096 >> 20} MiB at the limit: freed "
+                             f"{freed >> 20} MiB (usage now {after >> 20} MiB)")
+                    continue
                 with self.lock:
                     usage = self.client.stats().usage
-                if fd == self.fds[0] and usage < self.at:
+                if self.at is not None and fd == self.fds[0] and usage < self.at:
                     continue  # a downward crossing
                 self.events += 1
                 before, after, freed = self.free_now()
-                self.log(f"memgrp: usage {before >> 20} MiB reached {self.at >> 20} MiB of "
-                         f"{self.limit >> 20} MiB: freed {freed >> 20} MiB (usage now {after >> 20} MiB)")
+                self.log(f"memgrp: usage {before >> 20} MiB of {self.limit >> 20} MiB reached a "
+                         f"threshold or level: freed {freed >> 20} MiB (usage now {after >> 20} MiB)")

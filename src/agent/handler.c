@@ -32,6 +32,8 @@
 #define OOM_RETRY_MS 2
 #define OOM_STALE_NS (5ULL * 1000 * 1000 * 1000) /* re-choose a victim after */
 #define OOM_ASK_NS (100ULL * 1000 * 1000) /* between requests to the manager */
+#define OOM_EPISODE_GAP_NS (1000ULL * 1000 * 1000) /* quiet this long: a new episode */
+#define OOM_GIVEUP_NS (10ULL * 1000 * 1000 * 1000) /* the manager did not resolve it */
 #define MINCORE_CHUNK 16384                         /* pages per mincore call */
 
 /* Faults waiting for a retry (memory for an OOM wait, or events first). */
@@ -174,29 +176,37 @@ static void format_pages(uint64_t pages, char *buf)
 }
 
 /*
- * An ancestor's limit refused the charge. Its victim may be in any group
- * under it, which only the manager sees: ask it, at most every
- * OOM_ASK_NS while the episode lasts. Returns false if the manager cannot
- * be asked (it is gone), so the caller chooses in its own group instead.
+ * Leaves an OOM decision to the manager: an ancestor's limit refused the
+ * charge (its victim may be in any group under it, which only the manager
+ * sees), or the group has cooperating applications to ask first. Asks at
+ * most every OOM_ASK_NS while the episode lasts. Returns false if the
+ * manager cannot be asked (it is gone) or has not resolved the episode in
+ * OOM_GIVEUP_NS: the caller then chooses a victim in its own group.
  */
-static bool ask_manager_for_victim(unsigned level)
+static bool ask_manager(unsigned level)
 {
-	static uint64_t asked_ns;
+	static uint64_t asked_ns, episode_ns;
 	mgi_segment_t *anc = mgi_agent.anc[level];
 	int32_t victim = atomic_load(&anc->oom_victim);
 	uint64_t now = now_ns();
 	mgi_msg_t m;
 
-	if (victim > 0 && kill(victim, 0) == 0 && now - asked_ns < OOM_STALE_NS)
+	if (!asked_ns || now - asked_ns > OOM_EPISODE_GAP_NS)
+		episode_ns = now; /* not asked lately: a new episode */
+	if (now - episode_ns > OOM_GIVEUP_NS)
+		return false;
+	if (victim > 0 && kill(victim, 0) == 0)
 		return true; /* a kill is under way */
 	if (asked_ns && now - asked_ns < OOM_ASK_NS)
 		return true;
-	if (!asked_ns || now - asked_ns > OOM_STALE_NS) {
+	if (episode_ns == now) {
 		char usage[16], max[16];
 		format_pages(mgi_counter_read(&anc->memory), usage);
 		format_pages(mgi_counter_read_max(&anc->memory), max);
-		mgi_agent_log("group '%s' is out of memory (usage %s, max %s): the manager "
-			      "chooses a victim among its processes", anc->group, usage, max);
+		mgi_agent_log("group '%s' is out of memory (usage %s, max %s): %s", anc->group, usage,
+			      max, atomic_load(&anc->cooperators)
+				      ? "its cooperating applications are asked to free memory first"
+				      : "the manager chooses a victim among its processes");
 	}
 	asked_ns = now;
 	mgi_msg_init(&m, MGI_MSG_OOM_REQ);
@@ -210,13 +220,15 @@ static bool ask_manager_for_victim(unsigned level)
  * and nothing can be reclaimed yet: kill the process holding the most (the
  * OOM victim), once per episode, and let the faulting thread wait until
  * its pages are released. The group's own victim is chosen here, from the
- * segment, with no round trip; an ancestor's by the manager.
+ * segment, with no round trip, unless applications cooperate; an
+ * ancestor's by the manager.
  */
 static void out_of_memory(unsigned level)
 {
 	mgi_segment_t *seg = mgi_agent.seg;
 
-	if (level > 0 && level < mgi_agent.nsegs && ask_manager_for_victim(level))
+	if (level < mgi_agent.nsegs &&
+	    (level > 0 || atomic_load(&mgi_agent.anc[level]->cooperators) > 0) && ask_manager(level))
 		return;
 	int32_t victim = atomic_load(&seg->oom_victim);
 	int32_t none = 0;

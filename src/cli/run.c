@@ -41,6 +41,8 @@ static void run_usage(FILE *out)
 		"                           cannot get a page, its largest process is killed\n"
 		"      --fault-around N     pages resolved per sequential fault, 1..64\n"
 		"                           (default 64; an isolated fault gets one page)\n"
+		"      --coop-wait MS       how long a cooperating application may take to\n"
+		"                           free memory when asked at the limit (default 200)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
 		"      --socket PATH        the manager's control socket (see above)\n"
 		"  -h, --help               show this help\n"
@@ -232,13 +234,14 @@ static void remove_transient(struct run_ctx *r, const mgi_stats_t *st)
 
 int mgi_cmd_run(int argc, char **argv)
 {
-	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_UNSUPPORTED };
+	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_UNSUPPORTED };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
 		{"memory-max", required_argument, NULL, 'm'},
 		{"fault-around", required_argument, NULL, OPT_FAULT_AROUND},
 		{"stats-json", required_argument, NULL, OPT_STATS_JSON},
 		{"socket", required_argument, NULL, OPT_SOCKET},
+		{"coop-wait", required_argument, NULL, OPT_COOP_WAIT},
 		{"memory-high", required_argument, NULL, OPT_UNSUPPORTED},
 		{"memory-low", required_argument, NULL, OPT_UNSUPPORTED},
 		{"memory-soft", required_argument, NULL, OPT_UNSUPPORTED},
@@ -251,8 +254,8 @@ int mgi_cmd_run(int argc, char **argv)
 	static mgi_manager_t m;
 	char agent[PATH_MAX], err[256];
 	const char *stats_json = NULL, *sock_opt = NULL;
-	unsigned long fault_around = 64;
-	bool fault_around_given = false;
+	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
+	bool fault_around_given = false, coop_wait_given = false;
 	int opt, status, rc;
 	sigset_t mask, oldmask;
 	pid_t child;
@@ -297,6 +300,17 @@ int mgi_cmd_run(int argc, char **argv)
 			fault_around_given = true;
 			break;
 		}
+		case OPT_COOP_WAIT: {
+			char *end;
+			errno = 0;
+			coop_wait = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || coop_wait > 60000) {
+				fprintf(stderr, "memgrp run: --coop-wait: milliseconds, 0 to 60000\n");
+				return MGI_EXIT_USAGE;
+			}
+			coop_wait_given = true;
+			break;
+		}
 		case OPT_STATS_JSON:
 			stats_json = optarg;
 			break;
@@ -335,9 +349,9 @@ int mgi_cmd_run(int argc, char **argv)
 		return MGI_EXIT_USAGE;
 	}
 	if (mgi_manager_answers(r.sock)) {
-		if (fault_around_given)
-			fprintf(stderr, "memgrp run: --fault-around is set by the manager at %s; "
-					"ignored\n", r.sock);
+		if (fault_around_given || coop_wait_given)
+			fprintf(stderr, "memgrp run: --fault-around and --coop-wait are the manager's "
+					"(at %s): ignored\n", r.sock);
 		if ((rc = use_manager(&r)) != 0)
 			return rc;
 	} else if (strchr(r.group, '/')) {
@@ -353,6 +367,7 @@ int mgi_cmd_run(int argc, char **argv)
 		}
 		r.embedded = true;
 		r.m = &m;
+		m.coop_wait_ms = (unsigned)coop_wait;
 	}
 	/* Orphans of the group are reparented to us, so their exits are seen. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);

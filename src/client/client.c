@@ -212,6 +212,29 @@ int mg_oom_add(mg_client_t *c, const char *group)
 	return add(c, group, MGI_REG_OOM, 0, 0, 0, 0);
 }
 
+int mg_cooperate_add(mg_client_t *c, const char *group, unsigned priority)
+{
+	if (c && priority > MGI_COOP_PRIORITY_MAX)
+		return set_error(c, -EINVAL, "priority is 0 to 1000");
+	return add(c, group, MGI_REG_COOPERATE, 0, 0, priority, 0);
+}
+
+int mg_cooperate_done(mg_client_t *c, int efd)
+{
+	if (!c)
+		return -EINVAL;
+	for (int i = 0; i < REGS_MAX; i++) {
+		if (c->regs[i].efd != efd || efd < 0)
+			continue;
+		mgi_msg_init(&c->req, MGI_MSG_COOP_DONE);
+		c->req.unreg.id = c->regs[i].id;
+		if (send(c->fd, &c->req, c->req.hdr.len, MSG_NOSIGNAL) < 0)
+			return set_error(c, -errno, "the manager is gone");
+		return 0;
+	}
+	return set_error(c, -ENOENT, "not an eventfd of this client");
+}
+
 int mg_remove(mg_client_t *c, int efd)
 {
 	int rc;

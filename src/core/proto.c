@@ -17,6 +17,8 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(tracked_bytes, 1),
 	FIELD(untracked_bytes, 1),
 	FIELD(oom_kill, 0),
+	FIELD(coop_requests, 0),
+	FIELD(coop_freed, 1),
 	{NULL, 0, 0},
 };
 #undef FIELD
@@ -30,6 +32,7 @@ static size_t size_of_type(int type)
 	case MGI_MSG_ATTACH: return sizeof(mgi_msg_attach_t);
 	case MGI_MSG_REGISTER: return sizeof(mgi_msg_register_t);
 	case MGI_MSG_UNREGISTER: return sizeof(mgi_msg_unregister_t);
+	case MGI_MSG_COOP_DONE: return sizeof(mgi_msg_unregister_t);
 	case MGI_MSG_OOM_KILL: return sizeof(mgi_msg_oom_t);
 	case MGI_MSG_STAT_REQ: return sizeof(mgi_msg_group_t);
 	case MGI_MSG_RM: return sizeof(mgi_msg_group_t);
@@ -109,19 +112,22 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 			return bad(-EINVAL, err, errlen, "hello: slot out of range");
 		return check_group(out->hello.group, 1, err, errlen) ?: h.type;
 	case MGI_MSG_REGISTER:
-		if (out->reg.kind < MGI_REG_THRESHOLD || out->reg.kind > MGI_REG_OOM)
+		if (out->reg.kind < MGI_REG_THRESHOLD || out->reg.kind > MGI_REG_COOPERATE)
 			return bad(-EINVAL, err, errlen, "register: unknown kind");
 		if (out->reg.counter > MGI_WATCH_MEMSW)
 			return bad(-EINVAL, err, errlen, "register: counter is memory or memsw");
 		if (out->reg.kind == MGI_REG_THRESHOLD &&
 		    (out->reg.threshold == 0 || out->reg.threshold >= (uint64_t)MGI_PAGES_UNLIMITED * 4096))
 			return bad(-EINVAL, err, errlen, "register: threshold must be above 0 and finite");
-		if (out->reg.level > MGI_PRESSURE_CRITICAL)
+		if (out->reg.kind == MGI_REG_COOPERATE && out->reg.level > MGI_COOP_PRIORITY_MAX)
+			return bad(-EINVAL, err, errlen, "register: priority is 0 to 1000");
+		if (out->reg.kind != MGI_REG_COOPERATE && out->reg.level > MGI_PRESSURE_CRITICAL)
 			return bad(-EINVAL, err, errlen, "register: pressure level is low, medium or critical");
 		if (out->reg.mode > MGI_PRESSURE_HIERARCHY)
 			return bad(-EINVAL, err, errlen, "register: pressure mode is local or hierarchy");
 		return check_group(out->reg.group, 1, err, errlen) ?: h.type;
 	case MGI_MSG_UNREGISTER:
+	case MGI_MSG_COOP_DONE:
 		if (out->unreg.id == 0)
 			return bad(-EINVAL, err, errlen, "unregister: id 0 is never given");
 		break;
@@ -139,7 +145,7 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 	case MGI_MSG_OOM_REQ:
 		if (out->oom_req.pid <= 0)
 			return bad(-EINVAL, err, errlen, "oom request: pid must be positive");
-		if (out->oom_req.level < 1 || out->oom_req.level >= MGI_DEPTH_MAX)
+		if (out->oom_req.level >= MGI_DEPTH_MAX)
 			return bad(-EINVAL, err, errlen, "oom request: level out of range");
 		break;
 	case MGI_MSG_STAT_REQ:

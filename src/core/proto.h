@@ -29,8 +29,10 @@
  *                                eventfd (written when a threshold is
  *                                crossed) as SCM_RIGHTS ancillary data.
  *  agent -> manager   OOM_KILL   I killed pid V for the group (for the log).
- *  agent -> manager   OOM_REQ    a charge was refused by the ancestor `level`
- *                                steps up: choose a victim in its subtree.
+ *  agent -> manager   OOM_REQ    a charge was refused by the group `level`
+ *                                steps up (0: the agent's own): ask its
+ *                                cooperating clients, or choose a victim in
+ *                                its subtree.
  *  client -> manager  STAT_REQ   group G's figures, please.
  *  manager -> client  STAT       the group's figures and its processes.
  *  client -> manager  SET        new limits for group G.
@@ -49,6 +51,9 @@
  *                                REPLY's value is the registration's id.
  *  client -> manager  UNREGISTER  stop registration `id` (it also ends when
  *                                the client's connection closes).
+ *  client -> manager  COOP_DONE  the request to free memory that came on
+ *                                cooperation `id`'s eventfd is handled (the
+ *                                manager measures what was freed). No reply.
  *  manager -> client  REPLY      0 or a negative errno, and why.
  *
  * The connection of an agent stays open for the life of its process image:
@@ -76,10 +81,17 @@ enum mgi_msg_type {
 	MGI_MSG_MOVE = 14, /* laid out as WELCOME */
 	MGI_MSG_REGISTER = 15,
 	MGI_MSG_UNREGISTER = 16,
+	MGI_MSG_COOP_DONE = 17, /* laid out as UNREGISTER: request `id` handled */
 };
 
 /* What a REGISTER asks to hear about. */
-enum mgi_reg_kind { MGI_REG_THRESHOLD = 1, MGI_REG_PRESSURE = 2, MGI_REG_OOM = 3 };
+enum mgi_reg_kind {
+	MGI_REG_THRESHOLD = 1,
+	MGI_REG_PRESSURE = 2,
+	MGI_REG_OOM = 3,
+	MGI_REG_COOPERATE = 4, /* "ask me to free memory first"; level: priority */
+};
+#define MGI_COOP_PRIORITY_MAX 1000
 enum mgi_pressure_level { MGI_PRESSURE_LOW = 0, MGI_PRESSURE_MEDIUM = 1, MGI_PRESSURE_CRITICAL = 2 };
 enum mgi_pressure_mode { MGI_PRESSURE_LOCAL = 0, MGI_PRESSURE_HIERARCHY = 1 };
 
@@ -119,7 +131,7 @@ typedef struct mgi_msg_oom {
 typedef struct mgi_msg_oom_req {
 	mgi_msg_hdr_t hdr;
 	int32_t pid;
-	uint32_t level; /* 1: the parent of the agent's group, 2: its parent... */
+	uint32_t level; /* 0: the agent's group, 1: its parent, 2: ... */
 } mgi_msg_oom_req_t;
 
 typedef struct mgi_msg_attach {
@@ -151,6 +163,7 @@ typedef struct mgi_proc_stat {
 typedef struct mgi_stats {
 	uint64_t usage, max_usage, limit, failcnt, pgfault, nr_processes;
 	uint64_t tracked_bytes, untracked_bytes, oom_kill;
+	uint64_t coop_requests, coop_freed; /* asks to cooperating clients; bytes they freed */
 } mgi_stats_t;
 
 typedef struct mgi_stats_field {
@@ -192,7 +205,7 @@ typedef struct mgi_msg_register {
 	uint32_t kind;    /* enum mgi_reg_kind */
 	uint32_t counter; /* enum mgi_watch: MEMORY or MEMSW (thresholds) */
 	uint64_t threshold; /* bytes (thresholds) */
-	uint32_t level;   /* enum mgi_pressure_level (pressure) */
+	uint32_t level;   /* enum mgi_pressure_level (pressure); priority (cooperate) */
 	uint32_t mode;    /* enum mgi_pressure_mode (pressure) */
 } mgi_msg_register_t;
 

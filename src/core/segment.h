@@ -73,6 +73,13 @@ typedef struct mgi_segment {
 	mgi_counter_t memsw;
 	_Atomic uint64_t pgfault;
 	_Atomic uint64_t oom_kill;
+	_Atomic uint64_t coop_requests; /* requests sent to cooperating clients */
+	_Atomic uint64_t coop_freed;    /* pages they freed, as measured */
+	/* Cooperating clients registered in this group or below: when not 0,
+	 * an agent whose charge this group refuses leaves the OOM decision to
+	 * the manager, which asks them to free memory before it kills. */
+	_Atomic uint32_t cooperators;
+	uint32_t reserved2;
 	_Atomic uint32_t fault_around; /* pages per resolved fault, 1..MAX */
 	_Atomic int32_t oom_victim;    /* pid being killed, 0 if none */
 	/* Usage thresholds on memory and memsw (seed 000 section 4.2). */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -24,6 +25,7 @@
  * connection i its socket (CONN + i) and its process's pidfd (PIDFD + i). */
 #define TAG_LISTEN 1
 #define TAG_WAKE 2
+#define TAG_TIMER 3
 #define TAG_CONN_BASE (1ULL << 32)
 #define TAG_PIDFD_BASE (2ULL << 32)
 
@@ -31,8 +33,7 @@
 #define SYS_pidfd_open 434
 #endif
 
-static void mlog(const mgi_manager_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mlog(const mgi_manager_t *m, const char *fmt, ...)
+void mgi_manager_log(const mgi_manager_t *m, const char *fmt, ...)
 {
 	char line[512];
 	struct timespec ts;
@@ -101,7 +102,8 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	m->listen_fd = m->epfd = m->wakefd = -1;
+	m->listen_fd = m->epfd = m->wakefd = m->timerfd = -1;
+	m->coop_wait_ms = MGI_COOP_WAIT_DEFAULT_MS;
 	m->who = who;
 	m->uid = geteuid();
 	memset(m->listener_reg, 0xff, sizeof(m->listener_reg)); /* all -1: free */
@@ -144,6 +146,9 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 	m->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (m->wakefd < 0 || mgi_manager_watch(m, m->wakefd, TAG_WAKE) != 0)
 		return fail(err, errlen, -errno, "eventfd");
+	m->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->timerfd < 0 || mgi_manager_watch(m, m->timerfd, TAG_TIMER) != 0)
+		return fail(err, errlen, -errno, "timerfd");
 	return 0;
 }
 
@@ -441,7 +446,7 @@ static void on_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_re
 		clear_victim(m, from, c->pid);
 		c->group = g;
 		c->slot = c->move_slot;
-		mlog(m, "pid %d moved from group '%s' to '%s'", c->pid, m->tree.node[from].name,
+		mgi_manager_log(m, "pid %d moved from group '%s' to '%s'", c->pid, m->tree.node[from].name,
 		     m->tree.node[g].name);
 	} else {
 		mgi_counter_path_t path = mgi_tree_path(&m->tree, g);
@@ -458,8 +463,7 @@ static void on_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_re
  * once per episode. */
 static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_oom_req_t *r)
 {
-	int target = c->group, vg, vs;
-	char usage[16], max[16], holds[16], comm[MGI_COMM_MAX];
+	int target = c->group;
 
 	if (target < 0)
 		return;
@@ -468,19 +472,33 @@ static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_o
 	if (target <= 0)
 		return; /* the root has no limit: nothing to do */
 	mgi_segment_t *seg = m->tree.node[target].seg;
-	int32_t victim = atomic_load(&seg->oom_victim), none = 0;
+	int32_t victim = atomic_load(&seg->oom_victim);
 	if (victim > 0 && kill(victim, 0) == 0)
 		return; /* a kill is under way */
 	if (victim > 0)
 		atomic_compare_exchange_strong(&seg->oom_victim, &victim, 0);
 	if (mgi_counter_margin(&seg->memory) > 0)
 		return; /* freed meanwhile: the agent's retry will succeed */
+	if (mgi_coop_start(m, target, c->group, c->slot))
+		return; /* cooperating clients are asked first */
+	mgi_manager_oom_kill(m, target, c->group, c->slot);
+}
+
+void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_slot)
+{
+	mgi_segment_t *seg = m->tree.node[target].seg;
+	char usage[16], max[16], holds[16], comm[MGI_COMM_MAX];
+	int32_t victim, none = 0;
+	int vg, vs;
+
 	if (!mgi_tree_largest(&m->tree, target, &vg, &vs)) {
 		/* Nobody holds pages (the charges are in flight): the
 		 * requester is the one that cannot go on. */
-		vg = c->group;
-		vs = c->slot;
+		vg = req_group;
+		vs = req_slot;
 	}
+	if (vg < 0 || vs < 0 || !m->tree.node[vg].used)
+		return;
 	mgi_proc_slot_t *sl = &m->tree.node[vg].seg->procs[vs];
 	victim = atomic_load(&sl->pid);
 	if (victim <= 0 || !atomic_compare_exchange_strong(&seg->oom_victim, &none, victim))
@@ -490,7 +508,7 @@ static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_o
 	mgi_size_format(atomic_load(&sl->charged) * 4096, holds, sizeof(holds));
 	memcpy(comm, sl->comm, sizeof(comm));
 	comm[sizeof(comm) - 1] = '\0';
-	mlog(m, "group '%s' is out of memory (usage %s, max %s) and nothing can be reclaimed: "
+	mgi_manager_log(m, "group '%s' is out of memory (usage %s, max %s) and nothing can be reclaimed: "
 		"killing pid %d (%s) of group '%s', which holds %s",
 	     m->tree.node[target].name, usage, max, victim, comm, m->tree.node[vg].name, holds);
 	atomic_fetch_add(&seg->oom_kill, 1);
@@ -522,7 +540,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 			return;
 		rc = mgi_tree_set_max(&m->tree, g, msg->set.memory_max, why, sizeof(why));
 		if (rc == 0) {
-			mlog(m, "group '%s': limit set", m->tree.node[g].name);
+			mgi_manager_log(m, "group '%s': limit set", m->tree.node[g].name);
 			mgi_notify_resync(m);
 		}
 		reply(c, rc, "%s", why);
@@ -537,7 +555,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		}
 		rc = mgi_tree_create(&m->tree, msg->set.group, msg->set.memory_max, why, sizeof(why));
 		if (rc >= 0) {
-			mlog(m, "group '%s' created", msg->set.group);
+			mgi_manager_log(m, "group '%s' created", msg->set.group);
 			mgi_notify_resync(m);
 		}
 		reply(c, rc < 0 ? rc : 0, "%s", why);
@@ -550,12 +568,13 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 			      m->tree.node[g].name);
 			return;
 		}
+		int parent = m->tree.node[g].parent;
 		rc = mgi_tree_remove(&m->tree, g, why, sizeof(why));
 		if (rc == 0) {
 			/* (the group's segment is gone: its registrations are
 			 * signalled once and dropped) */
-			mgi_notify_drop_group(m, g);
-			mlog(m, "group '%s' removed", msg->group.group);
+			mgi_notify_drop_group(m, g, parent);
+			mgi_manager_log(m, "group '%s' removed", msg->group.group);
 		}
 		reply(c, rc, "%s", why);
 		return;
@@ -657,7 +676,7 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 		/* The agent killed within its own group and said so on its
 		 * stderr; the manager's log has it too. */
 		if (c->group >= 0) {
-			mlog(m, "group '%s' is out of memory: pid %d killed pid %d (%s)",
+			mgi_manager_log(m, "group '%s' is out of memory: pid %d killed pid %d (%s)",
 			     m->tree.node[c->group].name, msg.oom.killer, msg.oom.victim,
 			     msg.oom.victim_comm);
 			mgi_notify_oom(m, c->group);
@@ -670,6 +689,11 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	case MGI_MSG_ATTACH:
 		on_attach(m, i, &msg.attach);
 		break;
+	case MGI_MSG_COOP_DONE:
+		for (int r = 0; r < MGI_REGS_MAX; r++)
+			if (m->regs[r].id == msg.unreg.id && m->regs[r].conn == (int)i)
+				mgi_coop_answered(m, r);
+		break; /* no reply: the client does not wait */
 	case MGI_MSG_UNREGISTER:
 		if (mgi_notify_unregister(m, i, msg.unreg.id) == 0)
 			reply(c, 0, "%s", "");
@@ -714,6 +738,8 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 				/* EAGAIN: drained by an earlier event */
 			}
 			mgi_notify_deliver(m);
+		} else if (tag == TAG_TIMER) {
+			mgi_coop_timeout(m);
 		}
 		else if (tag >= TAG_PIDFD_BASE) {
 			unsigned i = (unsigned)(tag - TAG_PIDFD_BASE);
@@ -748,6 +774,8 @@ void mgi_manager_destroy(mgi_manager_t *m)
 			close(m->regs[r].efd);
 	if (m->wakefd >= 0)
 		close(m->wakefd);
+	if (m->timerfd >= 0)
+		close(m->timerfd);
 	if (m->epfd >= 0)
 		close(m->epfd);
 	mgi_tree_destroy(&m->tree);

@@ -26,6 +26,9 @@
  */
 
 #define MGI_MANAGER_CONNS_MAX 1024
+/* How long a cooperating client may take to free memory when asked (see
+ * docs/benchmarks.md for the measurement behind the default). */
+#define MGI_COOP_WAIT_DEFAULT_MS 200
 
 struct mgi_conn {
 	int fd;
@@ -56,8 +59,24 @@ struct mgi_reg {
 	uint64_t threshold; /* bytes */
 };
 
+/* A cooperative reclaim in progress (coop.c): one at a time per manager. */
+struct mgi_coop_episode {
+	bool active;
+	int group;            /* whose limit refused a charge */
+	int req_group, req_slot; /* the requester, victim of last resort */
+	uint64_t need;        /* pages wanted back in all */
+	uint64_t freed;       /* pages freed so far, as measured */
+	int reg;              /* registration being waited on, -1 if none */
+	uint64_t usage_before;/* the group's usage when it was asked */
+	uint64_t asked_ns;    /* when it was asked (CLOCK_MONOTONIC) */
+	uint8_t asked[MGI_REGS_MAX]; /* who was asked in this episode */
+};
+
 typedef struct mgi_manager {
 	mgi_tree_t tree;
+	struct mgi_coop_episode coop;
+	int timerfd;       /* the cooperative wait's deadline */
+	unsigned coop_wait_ms;
 	int wakefd;        /* agents write it when they count a crossing */
 	uid_t uid;         /* the manager's own user: privileged like root */
 	struct mgi_reg regs[MGI_REGS_MAX];
@@ -106,8 +125,9 @@ int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
 int mgi_notify_unregister(mgi_manager_t *m, unsigned ci, uint32_t id);
 /* Drops every registration of connection ci (it closed). */
 void mgi_notify_drop_conn(mgi_manager_t *m, unsigned ci);
-/* Drops the registrations on a group being removed, signalling them once. */
-void mgi_notify_drop_group(mgi_manager_t *m, int group);
+/* Drops the registrations on a group just removed (its parent given, as
+ * the tree no longer knows it), signalling them once. */
+void mgi_notify_drop_group(mgi_manager_t *m, int group, int parent);
 /* Moves counted crossings from the segments to the eventfds. */
 void mgi_notify_deliver(mgi_manager_t *m);
 /* Checks the thresholds along a group's path after the manager changed its
@@ -118,6 +138,22 @@ void mgi_notify_after_uncharge(mgi_manager_t *m, int group);
 void mgi_notify_oom(mgi_manager_t *m, int group);
 /* Limits or the tree changed: re-places the pressure thresholds. */
 void mgi_notify_resync(mgi_manager_t *m);
+
+/* coop.c: cooperative reclaim before an OOM kill. Starts an episode for
+ * group (its limit refused a charge) if cooperating clients can be asked;
+ * returns false if none can (the caller kills). */
+bool mgi_coop_start(mgi_manager_t *m, int group, int req_group, int req_slot);
+/* The client of registration index ri said it is done, or went away. */
+void mgi_coop_answered(mgi_manager_t *m, int ri);
+/* The wait's timer fired. */
+void mgi_coop_timeout(mgi_manager_t *m);
+
+/* Kills the largest process under group `target` (the requester if none
+ * holds pages), logs it and notifies, once per episode. */
+void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_slot);
+
+/* A line in the manager's log (stderr): "WHO: HH:MM:SS message". */
+void mgi_manager_log(const mgi_manager_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The default group's figures now. */
 void mgi_manager_stats(const mgi_manager_t *m, mgi_stats_t *out);

@@ -15,7 +15,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: memgrpd [--socket PATH] [--fault-around N]\n"
+		"Usage: memgrpd [--socket PATH] [--fault-around N] [--coop-wait MS]\n"
 		"\n"
 		"Serves memgrp's group tree: groups are created, changed and removed with\n"
 		"`memgrp create|set|rm`, and `memgrp run -g GROUP -- CMD` runs commands in\n"
@@ -28,6 +28,8 @@ static void usage(FILE *out)
 		"                    /run/memgrp/memgrpd.sock)\n"
 		"  --fault-around N  pages resolved per sequential fault in new groups,\n"
 		"                    1..64 (default 64)\n"
+		"  --coop-wait MS    how long a cooperating client may take to free memory\n"
+		"                    when its group is at its limit (default 200)\n"
 		"  -h, --help        show this help\n"
 		"\n"
 		"Exit codes: 0 stopped by a signal, 1 could not start, 2 bad command line.\n");
@@ -38,12 +40,13 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"fault-around", required_argument, NULL, 'f'},
+		{"coop-wait", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	static mgi_manager_t m;
 	const char *sock = getenv("MEMGRP_SOCKET");
-	unsigned long fault_around = 64;
+	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
 	char err[256], *end;
 	sigset_t mask;
 	int opt, sfd;
@@ -65,6 +68,14 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'w':
+			errno = 0;
+			coop_wait = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || coop_wait > 60000) {
+				fprintf(stderr, "memgrpd: --coop-wait: milliseconds, 0 to 60000\n");
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -83,6 +94,7 @@ int main(int argc, char **argv)
 		mgi_manager_destroy(&m);
 		return 1;
 	}
+	m.coop_wait_ms = (unsigned)coop_wait;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);

@@ -99,6 +99,14 @@ static int place_pressure(mgi_manager_t *m, int ri)
 	return 0;
 }
 
+/* Cooperators are counted in their group and each ancestor's segment. */
+static void count_cooperator(mgi_manager_t *m, int group, int delta)
+{
+	for (int g = group; g >= 0; g = m->tree.node[g].parent)
+		if (m->tree.node[g].used)
+			atomic_fetch_add(&m->tree.node[g].seg->cooperators, (uint32_t)delta);
+}
+
 int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
 			const mgi_msg_register_t *rq, int efd, char *why, size_t whylen)
 {
@@ -126,6 +134,8 @@ int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
 			rc = -ENOSPC;
 	} else if (r->kind == MGI_REG_PRESSURE) {
 		rc = place_pressure(m, ri);
+	} else if (r->kind == MGI_REG_COOPERATE) {
+		count_cooperator(m, group, +1);
 	}
 	if (rc != 0) {
 		snprintf(why, whylen, "group '%s' has no room for more thresholds (%d per counter, "
@@ -141,7 +151,13 @@ int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
 
 static void free_reg(mgi_manager_t *m, struct mgi_reg *r)
 {
-	release_listeners(m, reg_index(m, r));
+	int ri = reg_index(m, r);
+
+	if (r->kind == MGI_REG_COOPERATE) {
+		mgi_coop_answered(m, ri); /* if it was being waited on */
+		count_cooperator(m, r->group, -1);
+	}
+	release_listeners(m, ri);
 	close(r->efd);
 	r->id = 0;
 	r->efd = -1;
@@ -173,15 +189,20 @@ static void signal_efd(int efd, uint64_t n)
 	}
 }
 
-void mgi_notify_drop_group(mgi_manager_t *m, int group)
+void mgi_notify_drop_group(mgi_manager_t *m, int group, int parent)
 {
 	for (int i = 0; i < MGI_REGS_MAX; i++) {
-		if (!m->regs[i].id)
+		struct mgi_reg *r = &m->regs[i];
+		if (!r->id || r->group != group)
 			continue;
-		if (m->regs[i].group == group) {
-			signal_efd(m->regs[i].efd, 1); /* as memcg does on rmdir */
-			free_reg(m, &m->regs[i]);
+		signal_efd(r->efd, 1); /* as memcg does on rmdir */
+		if (r->kind == MGI_REG_COOPERATE) {
+			/* the group is gone: its ancestors lose the count */
+			mgi_coop_answered(m, i);
+			count_cooperator(m, parent, -1);
+			r->kind = MGI_REG_OOM; /* counted out already */
 		}
+		free_reg(m, r);
 	}
 	for (int l = 0; l < MGI_LISTENERS_MAX; l++)
 		m->listener_reg[group][l] = -1; /* hierarchy pressure slots there */

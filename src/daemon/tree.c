@@ -44,8 +44,12 @@ static void free_node(mgi_group_node_t *n)
 int mgi_tree_init(mgi_tree_t *t, uint32_t fault_around)
 {
 	memset(t, 0, sizeof(*t));
-	for (int i = 0; i < MGI_GROUPS_MAX; i++)
-		free_node(&t->node[i]);
+	/* Not free_node(): a zeroed node's segfd is 0, and closing it took
+	 * the manager's stdin (and, through fd reuse, its child's). */
+	for (int i = 0; i < MGI_GROUPS_MAX; i++) {
+		t->node[i].segfd = -1;
+		t->node[i].parent = -1;
+	}
 	t->fault_around = fault_around;
 	int rc = new_segment(&t->node[0], "", fault_around);
 	if (rc == 0)
@@ -115,6 +119,10 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
 
 int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen)
 {
+	if (idx < 0 || idx >= MGI_GROUPS_MAX || !t->node[idx].used) {
+		snprintf(why, whylen, "no such group");
+		return -ENOENT;
+	}
 	mgi_group_node_t *n = &t->node[idx];
 
 	if (idx == 0) {
@@ -191,6 +199,8 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		const mgi_segment_t *s = t->node[g].seg;
 		out->pgfault += atomic_load(&s->pgfault);
 		out->oom_kill += atomic_load(&s->oom_kill);
+		out->coop_requests += atomic_load(&s->coop_requests);
+		out->coop_freed += atomic_load(&s->coop_freed) * 4096;
 		for (int i = 0; i < MGI_PROCS_MAX; i++) {
 			const mgi_proc_slot_t *sl = &s->procs[i];
 			if (atomic_load(&sl->pid) <= 0)

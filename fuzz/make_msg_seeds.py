@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""make_msg_seeds.py - writes protocol-v2 seed messages for fuzz/fuzz_msg.c.
+
+One valid message per type (v2-hello, v2-create, ...) and a few invalid ones
+(v2-invalid-...) into fuzz/corpus/msg/, next to the older seeds, which stay.
+The layouts follow src/core/proto.h (with segment.h, group.h and counter.h
+for the sizes) on x86-64: host byte order (little-endian), natural
+alignment. Every struct is written with '<' and explicit padding ('x'), and
+its size is asserted against what the compiler gives, so that a change in
+proto.h shows up here as a failed assertion rather than as seeds that
+silently stop parsing.
+
+Usage: fuzz/make_msg_seeds.py [OUTPUT_DIR]   (default: fuzz/corpus/msg)
+"""
+
+import errno
+import os
+import struct
+import sys
+
+# proto.h / group.h / segment.h / counter.h
+MGI_MSG_MAGIC = 0x4D475250  # "MGRP"
+MGI_PROTO_VERSION = 2
+MGI_GROUP_NAME_MAX = 128
+MGI_COMM_MAX = 16
+MGI_STAT_PROCS_MAX = 256
+MGI_LIST_MAX = 256
+MGI_DEPTH_MAX = 8
+MGI_PAGES_UNLIMITED = (2**63 - 1) // 4096
+MGI_SET_KEEP = 2**64 - 1
+MGI_SET_UNLIMITED = 2**64 - 2
+SEGMENT_BYTES = 37200  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
+
+HELLO, WELCOME, OOM_KILL, STAT_REQ, STAT, SET, REPLY, CREATE = 1, 2, 3, 4, 5, 6, 7, 8
+RM, LIST_REQ, LIST, OOM_REQ, ATTACH, MOVE, REGISTER, UNREGISTER = 9, 10, 11, 12, 13, 14, 15, 16
+COOP_DONE = 17
+
+REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE = 1, 2, 3, 4
+MGI_COOP_PRIORITY_MAX = 1000
+WATCH_MEMORY, WATCH_MEMSW = 0, 1
+
+# sizeof each message struct (checked with offsetof/sizeof on gcc x86-64).
+SIZES = {
+    HELLO: 152,      # hdr 16, pid, slot, group[128]
+    WELCOME: 160,    # hdr, slot, segment_bytes, nsegments, reserved, group[128]
+    MOVE: 160,       # laid out as WELCOME
+    OOM_KILL: 64,    # hdr, killer, victim, 3 x u64, victim_comm[16]
+    OOM_REQ: 24,     # hdr, pid, level
+    ATTACH: 152,     # hdr, group[128], pid, reserved
+    STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
+    RM: 144,
+    LIST_REQ: 144,
+    STAT: 10480,     # hdr, group, stats (11 x u64), nprocs, reserved, procs[256] x 40
+    SET: 152,        # hdr, group[128], memory_max
+    CREATE: 152,
+    REGISTER: 168,   # hdr, group, kind, counter, threshold u64, level, mode
+    UNREGISTER: 24,  # hdr, id, reserved
+    COOP_DONE: 24,   # laid out as UNREGISTER
+    REPLY: 184,      # hdr, status, value, message[160]
+    LIST: 32792,     # hdr, count, truncated, names[256][128]
+}
+
+HDR = struct.Struct("<IHHII")  # magic, version, type, len, reserved
+assert HDR.size == 16
+
+
+def name(s, size=MGI_GROUP_NAME_MAX):
+    """A NUL-padded char array (struct's 's' pads with NULs)."""
+    b = s.encode() if isinstance(s, str) else s
+    assert len(b) <= size
+    return b
+
+
+def msg(mtype, body_fmt, *fields, length=None, version=MGI_PROTO_VERSION, hdr_len=None):
+    """Header + body; the body format follows the header (offset 16)."""
+    body = struct.pack("<" + body_fmt, *fields)
+    total = HDR.size + len(body)
+    if length is None:
+        assert total == SIZES[mtype], (mtype, total, SIZES[mtype])
+    hdr = HDR.pack(MGI_MSG_MAGIC, version, mtype, total if hdr_len is None else hdr_len, 0)
+    return hdr + body
+
+
+G = f"{MGI_GROUP_NAME_MAX}s"
+
+
+def hello(pid, slot, group, **kw):
+    return msg(HELLO, "ii" + G, pid, slot, name(group), **kw)
+
+
+def welcome(mtype, slot, nsegments, group):
+    return msg(mtype, "iII4x" + G, slot, SEGMENT_BYTES, nsegments, name(group))
+
+
+def oom_kill(killer, victim, usage, maxp, victim_pages, comm):
+    return msg(OOM_KILL, "iiQQQ16s", killer, victim, usage, maxp, victim_pages,
+               name(comm, MGI_COMM_MAX))
+
+
+def oom_req(pid, level):
+    return msg(OOM_REQ, "iI", pid, level)
+
+
+def group_msg(mtype, group):
+    return msg(mtype, G, name(group))
+
+
+def set_msg(mtype, group, memory_max):
+    return msg(mtype, G + "Q", name(group), memory_max)
+
+
+def attach(group, pid):
+    return msg(ATTACH, G + "i4x", name(group), pid)
+
+
+def register(group, kind, counter, threshold, level, mode):
+    return msg(REGISTER, G + "IIQII", name(group), kind, counter, threshold, level, mode)
+
+
+def unregister(reg_id, mtype=UNREGISTER):
+    return msg(mtype, "I4x", reg_id)
+
+
+def reply(status, value, message):
+    return msg(REPLY, "iI160s", status, value, name(message, 160))
+
+
+# mgi_stats_t, in order (all uint64_t).
+STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_processes",
+                "tracked_bytes", "untracked_bytes", "oom_kill", "coop_requests", "coop_freed")
+
+
+def stat(group, figures, procs):
+    assert len(figures) == len(STATS_FIELDS) and len(procs) <= MGI_STAT_PROCS_MAX
+    body = struct.pack(f"<{G}{len(figures)}QI4x", name(group), *figures, len(procs))
+    for pid, charged, pgfault, comm in procs:  # mgi_proc_stat_t, 40 bytes
+        body += struct.pack("<i4xQQ16s", pid, charged, pgfault, name(comm, MGI_COMM_MAX))
+    body += bytes(40 * (MGI_STAT_PROCS_MAX - len(procs)))
+    return msg(STAT, f"{len(body)}s", body)
+
+
+def list_msg(names, truncated=0):
+    assert len(names) <= MGI_LIST_MAX
+    arr = b"".join(struct.pack(G, name(n)) for n in names)
+    arr += bytes(MGI_GROUP_NAME_MAX * (MGI_LIST_MAX - len(names)))
+    return msg(LIST, f"II{len(arr)}s", len(names), truncated, arr)
+
+
+MiB = 1 << 20
+
+VALID = {
+    "v2-hello": hello(1234, -1, "web/api"),
+    "v2-hello-default-group": hello(1234, 7, ""),
+    "v2-welcome": welcome(WELCOME, 3, 2, "web/api"),
+    "v2-move": welcome(MOVE, 5, 1, "batch"),
+    "v2-oom-kill": oom_kill(10, 11, 100, 64, 80, "hog"),
+    "v2-oom-req": oom_req(1234, 1),
+    "v2-stat-req": group_msg(STAT_REQ, "web"),
+    "v2-stat-req-default-group": group_msg(STAT_REQ, ""),
+    "v2-stat": stat("web",
+                    [48 * MiB, 60 * MiB, 64 * MiB, 2, 12288, 2, 40 * MiB, 8 * MiB, 1, 3, 4 * MiB],
+                    [(100, 32 * MiB, 8192, "api-server"), (101, 16 * MiB, 4096, "db")]),
+    "v2-set": set_msg(SET, "web", 64 * MiB),
+    "v2-set-unlimited": set_msg(SET, "web/api", MGI_SET_UNLIMITED),
+    "v2-reply": reply(-errno.EBUSY, 0, "group 'web' has 1 child group(s): remove them first"),
+    "v2-create": set_msg(CREATE, "web/api", 32 * MiB),
+    "v2-create-unlimited": set_msg(CREATE, "web", MGI_SET_KEEP),
+    "v2-rm": group_msg(RM, "web/api"),
+    "v2-list-req": group_msg(LIST_REQ, ""),
+    "v2-list": list_msg(["", "web", "web/api", "web/db"]),
+    "v2-attach": attach("web/db", 4321),
+    "v2-register-threshold": register("web", REG_THRESHOLD, WATCH_MEMORY, 48 * MiB, 0, 0),
+    "v2-register-pressure": register("", REG_PRESSURE, WATCH_MEMORY, 0, 2, 1),
+    "v2-register-oom": register("web", REG_OOM, WATCH_MEMORY, 0, 0, 0),
+    "v2-register-cooperate": register("web/api", REG_COOPERATE, WATCH_MEMORY, 0, 500, 0),
+    "v2-unregister": unregister(1),
+    "v2-coop-done": unregister(7, COOP_DONE),
+}
+
+# Each fails a different check of mgi_msg_parse.
+unterminated = b"a" * MGI_GROUP_NAME_MAX
+INVALID = {
+    "v2-invalid-create-bad-group-name": set_msg(CREATE, "web//api", 32 * MiB),
+    "v2-invalid-create-dot-component": set_msg(CREATE, "web/.api", 32 * MiB),
+    "v2-invalid-create-below-one-page": set_msg(CREATE, "web", 4095),
+    "v2-invalid-hello-unterminated-group": hello(1234, -1, unterminated),
+    "v2-invalid-stat-req-unterminated-group": group_msg(STAT_REQ, unterminated),
+    "v2-invalid-oom-req-level-out-of-range": oom_req(1234, MGI_DEPTH_MAX),
+    "v2-invalid-oom-req-level-zero": oom_req(1234, 0),
+    "v2-invalid-welcome-nsegments-out-of-range": welcome(WELCOME, 3, MGI_DEPTH_MAX + 1, "web"),
+    "v2-invalid-rm-root": group_msg(RM, ""),
+    "v2-invalid-list-bad-name": list_msg(["web", "web/"]),
+    "v2-invalid-hello-len-mismatch": hello(1234, -1, "web", hdr_len=24),
+    "v2-invalid-hello-version-1": hello(1234, -1, "web", version=1),
+    "v2-invalid-register-cooperate-priority": register("web", REG_COOPERATE, WATCH_MEMORY, 0,
+                                                       MGI_COOP_PRIORITY_MAX + 1, 0),
+    "v2-invalid-coop-done-id-zero": unregister(0, COOP_DONE),
+}
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus", "msg")
+    os.makedirs(out, exist_ok=True)
+    for fname, data in {**VALID, **INVALID}.items():
+        with open(os.path.join(out, fname), "wb") as f:
+            f.write(data)
+    print(f"wrote {len(VALID)} valid and {len(INVALID)} invalid seeds to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+/* coop.c - cooperative reclaim: ask the applications to free memory before killing. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "manager.h"
+#include "size.h"
+
+/*
+ * Seed 000 section 5, memgrp's step: applications that register as
+ * cooperating (mg_cooperate_add) are asked to free memory before the group
+ * is reclaimed by force. Until memgrp can evict pages, the force is the OOM
+ * kill, so the episode runs between "a charge was refused" and "kill":
+ *
+ *  1. A charge is refused by group G's limit and G's segment counts
+ *     cooperators (registered on G or below): the agent leaves the decision
+ *     to the manager (OOM_REQ) and its faulting thread waits.
+ *  2. The manager asks the cooperators under G one at a time, highest
+ *     priority first, for what is still needed: it writes the number of
+ *     pages to the client's eventfd and waits for its COOP_DONE, at most
+ *     coop_wait_ms. A client that never answers costs that wait once per
+ *     episode; garbage closes its connection; a disconnect ends its wait.
+ *  3. What the client freed is measured (G's usage before and after), not
+ *     taken from the client, and counted in coop_freed.
+ *  4. When the measured total reaches the need, the episode ends with no
+ *     kill; when every cooperator has been asked and G is still at its
+ *     limit, the largest process is killed as before.
+ * The need is a tenth of G's limit (at least 1 MiB): enough that the group
+ * does not come straight back; less would mean an episode per fault.
+ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void arm(mgi_manager_t *m, unsigned ms)
+{
+	struct itimerspec its = {.it_value = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L}};
+
+	if (ms == 0)
+		its.it_value.tv_nsec = 1; /* 0 would disarm */
+	timerfd_settime(m->timerfd, 0, &its, NULL);
+}
+
+static void disarm(mgi_manager_t *m)
+{
+	struct itimerspec its = {{0, 0}, {0, 0}};
+	timerfd_settime(m->timerfd, 0, &its, NULL);
+}
+
+/* Asks the next cooperator; ends the episode when none is left. */
+static void ask_next(mgi_manager_t *m)
+{
+	struct mgi_coop_episode *e = &m->coop;
+	mgi_segment_t *seg = m->tree.node[e->group].seg;
+	int best = -1;
+
+	for (int i = 0; i < MGI_REGS_MAX; i++) {
+		const struct mgi_reg *r = &m->regs[i];
+		if (!r->id || r->kind != MGI_REG_COOPERATE || e->asked[i] ||
+		    !mgi_tree_is_under(&m->tree, r->group, e->group))
+			continue;
+		if (best < 0 || r->level > m->regs[best].level)
+			best = i;
+	}
+	if (best < 0) {
+		e->active = false;
+		disarm(m);
+		if (mgi_counter_margin(&seg->memory) == 0)
+			mgi_manager_oom_kill(m, e->group, e->req_group, e->req_slot);
+		return;
+	}
+	uint64_t pages = e->need - e->freed;
+	char amount[16];
+	e->asked[best] = 1;
+	e->reg = best;
+	e->usage_before = mgi_counter_read(&seg->memory);
+	e->asked_ns = now_ns();
+	atomic_fetch_add(&seg->coop_requests, 1);
+	mgi_size_format(pages * 4096, amount, sizeof(amount));
+	mgi_manager_log(m, "group '%s' is at its limit: asking a cooperating client (pid %d, "
+			   "priority %u) to free %s", m->tree.node[e->group].name,
+			(int)m->conns[m->regs[best].conn].peer_pid, m->regs[best].level, amount);
+	if (write(m->regs[best].efd, &pages, sizeof(pages)) < 0) {
+		mgi_coop_answered(m, best); /* cannot be told: next one */
+		return;
+	}
+	arm(m, m->coop_wait_ms);
+}
+
+bool mgi_coop_start(mgi_manager_t *m, int group, int req_group, int req_slot)
+{
+	struct mgi_coop_episode *e = &m->coop;
+	mgi_segment_t *seg = m->tree.node[group].seg;
+
+	if (e->active)
+		return true; /* one at a time: this one is retried by its agent */
+	if (atomic_load(&seg->cooperators) == 0)
+		return false;
+	memset(e, 0, sizeof(*e));
+	e->active = true;
+	e->group = group;
+	e->req_group = req_group;
+	e->req_slot = req_slot;
+	e->reg = -1;
+	e->need = mgi_counter_read_max(&seg->memory) / 10;
+	if (e->need < 256)
+		e->need = 256;
+	ask_next(m);
+	return true;
+}
+
+void mgi_coop_answered(mgi_manager_t *m, int ri)
+{
+	struct mgi_coop_episode *e = &m->coop;
+
+	if (!e->active || e->reg != ri)
+		return;
+	if (!m->tree.node[e->group].used) { /* removed meanwhile */
+		e->active = false;
+		disarm(m);
+		return;
+	}
+	mgi_segment_t *seg = m->tree.node[e->group].seg;
+	uint64_t after = mgi_counter_read(&seg->memory);
+	uint64_t freed = e->usage_before > after ? e->usage_before - after : 0;
+	char amount[16];
+
+	e->freed += freed;
+	e->reg = -1;
+	atomic_fetch_add(&seg->coop_freed, freed);
+	mgi_size_format(freed * 4096, amount, sizeof(amount));
+	mgi_manager_log(m, "group '%s': the cooperating client freed %s in %llu ms",
+			m->tree.node[e->group].name, amount,
+			(unsigned long long)((now_ns() - e->asked_ns) / 1000000));
+	if (e->freed >= e->need) {
+		e->active = false; /* enough: nobody is killed */
+		disarm(m);
+		return;
+	}
+	ask_next(m);
+}
+
+void mgi_coop_timeout(mgi_manager_t *m)
+{
+	uint64_t expirations;
+
+	if (read(m->timerfd, &expirations, sizeof(expirations)) < 0) {
+		/* EAGAIN: disarmed or re-armed meanwhile */
+	}
+	if (m->coop.active && m->coop.reg >= 0 &&
+	    now_ns() - m->coop.asked_ns >= (uint64_t)m->coop_wait_ms * 1000000ULL)
+		mgi_coop_answered(m, m->coop.reg);
+}

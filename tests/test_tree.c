@@ -1,0 +1,580 @@
+/* test_tree.c - the manager's group tree: creation, removal, paths, subtree figures. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tree.h"
+
+#define PAGE 4096ULL
+#define UNLIMITED MGI_SET_UNLIMITED
+
+static mgi_tree_t t;
+static bool t_live;
+static char why[256];
+
+/* A fresh tree for each case (the previous case's is destroyed even if it
+ * failed half-way). */
+static int fresh(void)
+{
+	if (t_live)
+		mgi_tree_destroy(&t);
+	t_live = false;
+	int rc = mgi_tree_init(&t, 16);
+	t_live = rc == 0;
+	return rc;
+}
+
+/* Creates a group that must be creatable; returns its index or -1. */
+static int make(const char *name, uint64_t memory_max)
+{
+	why[0] = '\0';
+	int rc = mgi_tree_create(&t, name, memory_max, why, sizeof(why));
+	if (rc <= 0) {
+		fprintf(stderr, "  create '%s': %d %s\n", name, rc, why);
+		return -1;
+	}
+	return rc;
+}
+
+static mgi_segment_t *seg_of(int idx)
+{
+	return t.node[idx].seg;
+}
+
+/* Claims a slot for pid in a group's segment and sets what it holds. */
+static int proc_in(int idx, int32_t pid, uint64_t charged_pages)
+{
+	int s = mgi_segment_claim(seg_of(idx), pid);
+	if (s >= 0)
+		atomic_store(&seg_of(idx)->procs[s].charged, charged_pages);
+	return s;
+}
+
+static void init_makes_the_root(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	CHECK_INT_EQ(mgi_tree_find(&t, ""), 0);
+	CHECK(t.node[0].used);
+	CHECK_STR_EQ(t.node[0].name, "");
+	CHECK_INT_EQ(t.node[0].parent, -1);
+	CHECK_EQ(t.node[0].children, 0);
+	CHECK(t.node[0].segfd >= 0);
+	CHECK(t.node[0].seg != NULL);
+	CHECK(mgi_segment_valid(t.node[0].seg, sizeof(mgi_segment_t)));
+	CHECK_STR_EQ(t.node[0].seg->group, "");
+	CHECK_EQ(atomic_load(&t.node[0].seg->fault_around), 16);
+	CHECK_EQ(t.fault_around, 16);
+	/* Only the root. */
+	for (int i = 1; i < MGI_GROUPS_MAX; i++)
+		CHECK(!t.node[i].used);
+	CHECK_INT_EQ(mgi_tree_find(&t, "web"), -1);
+	mgi_stats_t st;
+	mgi_tree_stats(&t, 0, &st);
+	CHECK_EQ(st.usage, 0);
+	CHECK_EQ(st.nr_processes, 0);
+	CHECK_EQ(st.limit, MGI_PAGES_UNLIMITED * PAGE);
+}
+
+static void create_needs_the_parent(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	CHECK_INT_EQ(mgi_tree_create(&t, "web/api", UNLIMITED, why, sizeof(why)), -ENOENT);
+	CHECK_MSG(strstr(why, "create the parent first") != NULL, "why: %s", why);
+	CHECK_MSG(strstr(why, "'web'") != NULL, "why: %s", why);
+	CHECK_INT_EQ(mgi_tree_find(&t, "web/api"), -1);
+
+	int web = make("web", UNLIMITED);
+	CHECK(web > 0);
+	CHECK_INT_EQ(mgi_tree_find(&t, "web"), web);
+	int api = make("web/api", UNLIMITED);
+	CHECK(api > 0 && api != web);
+	CHECK_INT_EQ(mgi_tree_find(&t, "web/api"), api);
+	CHECK_INT_EQ(t.node[api].parent, web);
+	CHECK_INT_EQ(t.node[web].parent, 0);
+	CHECK_EQ(t.node[0].children, 1);
+	CHECK_EQ(t.node[web].children, 1);
+	CHECK_EQ(t.node[api].children, 0);
+	CHECK_STR_EQ(t.node[api].name, "web/api");
+	CHECK_STR_EQ(seg_of(api)->group, "web/api");
+	CHECK(mgi_segment_valid(seg_of(api), sizeof(mgi_segment_t)));
+	CHECK(t.node[api].segfd >= 0 && t.node[api].segfd != t.node[web].segfd);
+	/* Deeper than the parent that exists: still refused. */
+	CHECK_INT_EQ(mgi_tree_create(&t, "web/db/x", UNLIMITED, why, sizeof(why)), -ENOENT);
+	CHECK_MSG(strstr(why, "create the parent first") != NULL, "why: %s", why);
+}
+
+static void create_refuses_duplicates_and_bad_names(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	CHECK(web > 0);
+	CHECK_INT_EQ(mgi_tree_create(&t, "web", UNLIMITED, why, sizeof(why)), -EEXIST);
+	CHECK_MSG(strstr(why, "exists") != NULL, "why: %s", why);
+	CHECK_EQ(t.node[0].children, 1); /* nothing half-made */
+
+	static const char *const bad[] = {"", "/web", "web/", "web//api", ".web", "web api",
+					  "web/*", "a/b/c/d/e/f/g/h/i"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		CHECK_MSG(mgi_tree_create(&t, bad[i], UNLIMITED, why, sizeof(why)) == -EINVAL,
+			  "'%s' not refused as invalid", bad[i]);
+		CHECK_MSG(why[0] != '\0', "'%s': no reason given", bad[i]);
+	}
+	CHECK_INT_EQ(mgi_tree_create(&t, "", UNLIMITED, why, sizeof(why)), -EINVAL);
+	CHECK_STR_EQ(why, "empty group name");
+	int used = 0;
+	for (int i = 0; i < MGI_GROUPS_MAX; i++)
+		used += t.node[i].used;
+	CHECK_INT_EQ(used, 2);
+}
+
+static void create_applies_the_limit(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int a = make("limited", 64 * PAGE);
+	int b = make("unlimited", UNLIMITED);
+	int c = make("keep", MGI_SET_KEEP); /* CREATE's "left unlimited" */
+	int d = make("odd", 10 * PAGE + 100); /* rounded down to whole pages */
+	CHECK(a > 0 && b > 0 && c > 0 && d > 0);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(a)->memory), 64);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(b)->memory), MGI_PAGES_UNLIMITED);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(c)->memory), MGI_PAGES_UNLIMITED);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(d)->memory), 10);
+	mgi_stats_t st;
+	mgi_tree_stats(&t, a, &st);
+	CHECK_EQ(st.limit, 64 * PAGE);
+}
+
+static void paths(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	CHECK(web > 0 && api > 0);
+
+	mgi_counter_path_t p = mgi_tree_path(&t, api);
+	CHECK_EQ(p.depth, 2);
+	CHECK(p.level[0] == &seg_of(api)->memory);
+	CHECK(p.level[1] == &seg_of(web)->memory);
+
+	p = mgi_tree_path(&t, web);
+	CHECK_EQ(p.depth, 1);
+	CHECK(p.level[0] == &seg_of(web)->memory);
+
+	/* The root's path is its own counter; no other path includes it. */
+	p = mgi_tree_path(&t, 0);
+	CHECK_EQ(p.depth, 1);
+	CHECK(p.level[0] == &seg_of(0)->memory);
+}
+
+static void deepest_path(void)
+{
+	static const char *const chain[] = {"a", "a/b", "a/b/c", "a/b/c/d", "a/b/c/d/e",
+					    "a/b/c/d/e/f", "a/b/c/d/e/f/g", "a/b/c/d/e/f/g/h"};
+	int idx[MGI_DEPTH_MAX];
+
+	CHECK_INT_EQ(fresh(), 0);
+	for (int i = 0; i < MGI_DEPTH_MAX; i++)
+		CHECK((idx[i] = make(chain[i], UNLIMITED)) > 0);
+	CHECK_INT_EQ(mgi_tree_create(&t, "a/b/c/d/e/f/g/h/i", UNLIMITED, why, sizeof(why)),
+		     -EINVAL);
+	mgi_counter_path_t p = mgi_tree_path(&t, idx[MGI_DEPTH_MAX - 1]);
+	CHECK_EQ(p.depth, MGI_DEPTH_MAX);
+	for (int l = 0; l < MGI_DEPTH_MAX; l++)
+		CHECK(p.level[l] == &seg_of(idx[MGI_DEPTH_MAX - 1 - l])->memory);
+	int fds[MGI_DEPTH_MAX];
+	CHECK_EQ(mgi_tree_segment_fds(&t, idx[MGI_DEPTH_MAX - 1], fds), MGI_DEPTH_MAX);
+	for (int l = 0; l < MGI_DEPTH_MAX; l++)
+		CHECK_INT_EQ(fds[l], t.node[idx[MGI_DEPTH_MAX - 1 - l]].segfd);
+}
+
+/* A charge along web/api's path shows in web's usage, not in web/db's nor
+ * the root's. */
+static void charges_are_hierarchical(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	int db = make("web/db", UNLIMITED);
+	CHECK(web > 0 && api > 0 && db > 0);
+
+	mgi_counter_path_t p = mgi_tree_path(&t, api);
+	CHECK(mgi_counter_try_charge(&p, 10, NULL));
+	mgi_stats_t st;
+	mgi_tree_stats(&t, web, &st);
+	CHECK_EQ(st.usage, 10 * PAGE);
+	CHECK_EQ(st.max_usage, 10 * PAGE);
+	mgi_tree_stats(&t, api, &st);
+	CHECK_EQ(st.usage, 10 * PAGE);
+	mgi_tree_stats(&t, db, &st);
+	CHECK_EQ(st.usage, 0);
+	mgi_tree_stats(&t, 0, &st);
+	CHECK_EQ(st.usage, 0);
+
+	/* web's own processes add to web only. */
+	mgi_counter_path_t pw = mgi_tree_path(&t, web);
+	CHECK(mgi_counter_try_charge(&pw, 5, NULL));
+	mgi_tree_stats(&t, web, &st);
+	CHECK_EQ(st.usage, 15 * PAGE);
+	mgi_tree_stats(&t, api, &st);
+	CHECK_EQ(st.usage, 10 * PAGE);
+
+	/* web's limit refuses a charge of web/db at level 1. */
+	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 20 * PAGE, why, sizeof(why)), 0);
+	mgi_counter_path_t pd = mgi_tree_path(&t, db);
+	unsigned failed = 99;
+	CHECK(!mgi_counter_try_charge(&pd, 6, &failed));
+	CHECK_EQ(failed, 1);
+	CHECK(mgi_counter_try_charge(&pd, 5, NULL));
+	mgi_tree_stats(&t, web, &st);
+	CHECK_EQ(st.usage, 20 * PAGE);
+	CHECK_EQ(st.failcnt, 1);
+	CHECK_EQ(st.limit, 20 * PAGE);
+	mgi_tree_stats(&t, db, &st);
+	CHECK_EQ(st.usage, 5 * PAGE);
+	CHECK_EQ(st.failcnt, 0);
+}
+
+static void set_max_refuses_below_usage(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	CHECK(web > 0 && api > 0);
+	mgi_counter_path_t p = mgi_tree_path(&t, api);
+	CHECK(mgi_counter_try_charge(&p, 10, NULL));
+
+	why[0] = '\0';
+	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 9 * PAGE, why, sizeof(why)), -EBUSY);
+	CHECK_MSG(strstr(why, "more than the new limit") != NULL, "why: %s", why);
+	CHECK_MSG(strstr(why, "uses 40K,") != NULL, "why: %s", why);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), MGI_PAGES_UNLIMITED);
+	/* The child's own counter holds the same usage. */
+	CHECK_INT_EQ(mgi_tree_set_max(&t, api, 1 * PAGE, why, sizeof(why)), -EBUSY);
+
+	/* Down to the usage exactly, up again, unchanged, then unlimited. */
+	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 10 * PAGE, why, sizeof(why)), 0);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), 10);
+	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 1 << 20, why, sizeof(why)), 0);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), 256);
+	CHECK_INT_EQ(mgi_tree_set_max(&t, web, MGI_SET_KEEP, why, sizeof(why)), 0);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), 256);
+	CHECK_INT_EQ(mgi_tree_set_max(&t, web, MGI_SET_UNLIMITED, why, sizeof(why)), 0);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), MGI_PAGES_UNLIMITED);
+	/* Once the usage is gone, a low limit is fine. */
+	CHECK(mgi_counter_uncharge(&p, 10));
+	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 1 * PAGE, why, sizeof(why)), 0);
+}
+
+static void remove_refuses_root_parents_and_busy_groups(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	CHECK(web > 0 && api > 0);
+
+	CHECK_INT_EQ(mgi_tree_remove(&t, 0, why, sizeof(why)), -EPERM);
+	CHECK_MSG(strstr(why, "root") != NULL, "why: %s", why);
+	CHECK(t.node[0].used);
+
+	CHECK_INT_EQ(mgi_tree_remove(&t, web, why, sizeof(why)), -EBUSY);
+	CHECK_MSG(strstr(why, "child group") != NULL, "why: %s", why);
+	CHECK_INT_EQ(mgi_tree_find(&t, "web"), web);
+
+	int32_t pid = (int32_t)getpid();
+	int slot = mgi_segment_claim(seg_of(api), pid);
+	CHECK(slot >= 0);
+	CHECK_INT_EQ(mgi_tree_remove(&t, api, why, sizeof(why)), -EBUSY);
+	CHECK_MSG(strstr(why, "process") != NULL, "why: %s", why);
+	CHECK_INT_EQ(mgi_tree_find(&t, "web/api"), api);
+
+	mgi_counter_path_t p = mgi_tree_path(&t, api);
+	CHECK_INT_EQ(mgi_segment_release(seg_of(api), slot, pid, &p), 0);
+	CHECK_INT_EQ(mgi_tree_remove(&t, api, why, sizeof(why)), 0);
+	CHECK_INT_EQ(mgi_tree_find(&t, "web/api"), -1);
+	CHECK(!t.node[api].used);
+	CHECK(t.node[api].seg == NULL);
+	CHECK_INT_EQ(t.node[api].segfd, -1);
+	CHECK_EQ(t.node[web].children, 0);
+
+	/* Now web goes too, and the root keeps no children. */
+	CHECK_INT_EQ(mgi_tree_remove(&t, web, why, sizeof(why)), 0);
+	CHECK_INT_EQ(mgi_tree_find(&t, "web"), -1);
+	CHECK_EQ(t.node[0].children, 0);
+	/* Removed for good: its children need it again. */
+	CHECK_INT_EQ(mgi_tree_create(&t, "web/api", UNLIMITED, why, sizeof(why)), -ENOENT);
+	/* A name can be used again, and the freed node with it. */
+	CHECK((web = make("web", UNLIMITED)) > 0);
+	CHECK(mgi_segment_valid(seg_of(web), sizeof(mgi_segment_t)));
+	CHECK_EQ(mgi_segment_nr_procs(seg_of(web)), 0);
+}
+
+static void largest_searches_the_subtree(void)
+{
+	int g = -7, s = -7;
+
+	CHECK_INT_EQ(fresh(), 0);
+	CHECK(!mgi_tree_largest(&t, 0, &g, &s)); /* nothing at all */
+	CHECK_INT_EQ(g, -7);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	int db = make("web/db", UNLIMITED);
+	int batch = make("batch", UNLIMITED);
+	CHECK(web > 0 && api > 0 && db > 0 && batch > 0);
+
+	/* Processes, but none holds a page yet. */
+	CHECK(proc_in(api, 100, 0) >= 0);
+	CHECK(!mgi_tree_largest(&t, web, &g, &s));
+	CHECK(!mgi_tree_largest(&t, 0, &g, &s));
+
+	int a2 = proc_in(api, 101, 30);
+	int d1 = proc_in(db, 200, 10);
+	int d2 = proc_in(db, 201, 50);
+	int b1 = proc_in(batch, 300, 80);
+	CHECK(a2 >= 0 && d1 >= 0 && d2 >= 0 && b1 >= 0);
+
+	CHECK(mgi_tree_largest(&t, web, &g, &s));
+	CHECK_INT_EQ(g, db);
+	CHECK_INT_EQ(s, d2);
+	CHECK(mgi_tree_largest(&t, api, &g, &s));
+	CHECK_INT_EQ(g, api);
+	CHECK_INT_EQ(s, a2);
+	CHECK(mgi_tree_largest(&t, 0, &g, &s)); /* the whole tree */
+	CHECK_INT_EQ(g, batch);
+	CHECK_INT_EQ(s, b1);
+
+	/* web's own processes are candidates too. */
+	int w1 = proc_in(web, 400, 51);
+	CHECK(w1 >= 0);
+	CHECK(mgi_tree_largest(&t, web, &g, &s));
+	CHECK_INT_EQ(g, web);
+	CHECK_INT_EQ(s, w1);
+
+	/* A released slot no longer counts. */
+	mgi_counter_path_t p = mgi_tree_path(&t, web);
+	mgi_counter_charge(&p, 51); /* what the slot holds, so release balances */
+	CHECK_INT_EQ(mgi_segment_release(seg_of(web), w1, 400, &p), 51);
+	CHECK(mgi_tree_largest(&t, web, &g, &s));
+	CHECK_INT_EQ(g, db);
+	CHECK_INT_EQ(s, d2);
+
+	/* A group with no charged process under it. */
+	int empty = make("web/empty", UNLIMITED);
+	CHECK(empty > 0);
+	g = s = -7;
+	CHECK(!mgi_tree_largest(&t, empty, &g, &s));
+	CHECK_INT_EQ(g, -7);
+	CHECK_INT_EQ(s, -7);
+}
+
+static void stats_sum_the_subtree(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	int db = make("web/db", UNLIMITED);
+	int batch = make("batch", UNLIMITED);
+	CHECK(web > 0 && api > 0 && db > 0 && batch > 0);
+
+	CHECK(proc_in(0, 10, 0) >= 0);   /* the root's own */
+	CHECK(proc_in(web, 20, 0) >= 0); /* web's own */
+	CHECK(proc_in(api, 30, 0) >= 0);
+	int a = proc_in(api, 31, 0);
+	CHECK(a >= 0);
+	CHECK(proc_in(db, 40, 0) >= 0);
+	CHECK(proc_in(batch, 50, 0) >= 0);
+	atomic_store(&seg_of(api)->procs[a].tracked_bytes, 1000);
+	atomic_store(&seg_of(api)->procs[a].untracked_bytes, 7);
+	atomic_store(&seg_of(api)->pgfault, 5);
+	atomic_store(&seg_of(db)->pgfault, 6);
+	atomic_store(&seg_of(batch)->pgfault, 100);
+	atomic_store(&seg_of(db)->oom_kill, 2);
+
+	mgi_stats_t st;
+	mgi_tree_stats(&t, web, &st);
+	CHECK_EQ(st.nr_processes, 4);
+	CHECK_EQ(st.pgfault, 11);
+	CHECK_EQ(st.oom_kill, 2);
+	CHECK_EQ(st.tracked_bytes, 1000);
+	CHECK_EQ(st.untracked_bytes, 7);
+	mgi_tree_stats(&t, api, &st);
+	CHECK_EQ(st.nr_processes, 2);
+	CHECK_EQ(st.pgfault, 5);
+	CHECK_EQ(st.oom_kill, 0);
+	mgi_tree_stats(&t, db, &st);
+	CHECK_EQ(st.nr_processes, 1);
+	mgi_tree_stats(&t, batch, &st);
+	CHECK_EQ(st.nr_processes, 1);
+	CHECK_EQ(st.pgfault, 100);
+	/* The root's figures are its own processes' only. */
+	mgi_tree_stats(&t, 0, &st);
+	CHECK_EQ(st.nr_processes, 1);
+	CHECK_EQ(st.pgfault, 0);
+}
+
+static void stat_msg_lists_the_subtree(void)
+{
+	static mgi_msg_t m;
+
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	int batch = make("batch", UNLIMITED);
+	CHECK(web > 0 && api > 0 && batch > 0);
+	int a = proc_in(api, 30, 3);
+	CHECK(a >= 0);
+	memcpy(seg_of(api)->procs[a].comm, "api-server", 11);
+	CHECK(proc_in(web, 20, 2) >= 0);
+	CHECK(proc_in(batch, 50, 9) >= 0);
+
+	mgi_tree_stat_msg(&t, web, &m);
+	CHECK_EQ(m.hdr.type, MGI_MSG_STAT);
+	CHECK_EQ(m.hdr.len, sizeof(mgi_msg_stat_t));
+	CHECK_STR_EQ(m.stat.group, "web");
+	CHECK_EQ(m.stat.nprocs, 2);
+	CHECK_EQ(m.stat.figures.nr_processes, 2);
+	bool seen_api = false;
+	for (uint32_t i = 0; i < m.stat.nprocs; i++) {
+		CHECK(m.stat.procs[i].pid == 20 || m.stat.procs[i].pid == 30);
+		if (m.stat.procs[i].pid == 30) {
+			seen_api = true;
+			CHECK_EQ(m.stat.procs[i].charged, 3 * PAGE);
+			CHECK_STR_EQ(m.stat.procs[i].comm, "api-server");
+		}
+	}
+	CHECK(seen_api);
+	/* What the manager sends parses on the other side. */
+	static mgi_msg_t back;
+	char err[96];
+	CHECK_INT_EQ(mgi_msg_parse(&m, m.hdr.len, &back, err, sizeof(err)), MGI_MSG_STAT);
+}
+
+/* The segments' fds come in path order: own group first, then each
+ * ancestor's; each maps the segment of that group. */
+static void segment_fds_in_path_order(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	int v1 = make("web/api/v1", UNLIMITED);
+	CHECK(web > 0 && api > 0 && v1 > 0);
+
+	int fds[MGI_DEPTH_MAX];
+	memset(fds, 0xff, sizeof(fds));
+	CHECK_EQ(mgi_tree_segment_fds(&t, v1, fds), 3);
+	CHECK_INT_EQ(fds[0], t.node[v1].segfd);
+	CHECK_INT_EQ(fds[1], t.node[api].segfd);
+	CHECK_INT_EQ(fds[2], t.node[web].segfd);
+	CHECK_INT_EQ(fds[3], -1); /* nothing written past the depth */
+	CHECK_EQ(mgi_tree_segment_fds(&t, v1, fds), mgi_tree_path(&t, v1).depth);
+
+	static const char *const want[] = {"web/api/v1", "web/api", "web"};
+	for (int l = 0; l < 3; l++) {
+		mgi_segment_t *s = mmap(NULL, sizeof(*s), PROT_READ, MAP_SHARED, fds[l], 0);
+		CHECK(s != MAP_FAILED);
+		bool ok = mgi_segment_valid(s, sizeof(*s)) && strcmp(s->group, want[l]) == 0;
+		munmap(s, sizeof(*s));
+		CHECK_MSG(ok, "fd %d (level %d) does not map %s", fds[l], l, want[l]);
+	}
+
+	CHECK_EQ(mgi_tree_segment_fds(&t, web, fds), 1);
+	CHECK_INT_EQ(fds[0], t.node[web].segfd);
+	CHECK_EQ(mgi_tree_segment_fds(&t, 0, fds), 1);
+	CHECK_INT_EQ(fds[0], t.node[0].segfd);
+}
+
+static void is_under(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	int we = make("we", UNLIMITED);
+	CHECK(web > 0 && api > 0 && we > 0);
+	CHECK(mgi_tree_is_under(&t, api, web));
+	CHECK(mgi_tree_is_under(&t, api, 0));
+	CHECK(mgi_tree_is_under(&t, web, web));
+	CHECK(mgi_tree_is_under(&t, 0, 0));
+	CHECK(!mgi_tree_is_under(&t, api, we));
+	CHECK(!mgi_tree_is_under(&t, web, api));
+	CHECK(!mgi_tree_is_under(&t, 0, web));
+}
+
+static void full_tree(void)
+{
+	struct rlimit rl;
+	char name[32];
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < MGI_GROUPS_MAX + 32)
+		SKIP("needs %d open files, the limit is %llu", MGI_GROUPS_MAX + 32,
+		     (unsigned long long)rl.rlim_cur);
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	CHECK(web > 0);
+	for (int i = 1; i < MGI_GROUPS_MAX - 1; i++) {
+		snprintf(name, sizeof(name), "web/g%d", i);
+		CHECK(make(name, UNLIMITED) > 0);
+	}
+	for (int i = 0; i < MGI_GROUPS_MAX; i++)
+		CHECK(t.node[i].used);
+	CHECK_EQ(t.node[web].children, MGI_GROUPS_MAX - 2);
+	CHECK_INT_EQ(mgi_tree_create(&t, "more", UNLIMITED, why, sizeof(why)), -ENOSPC);
+	CHECK_MSG(strstr(why, "255") != NULL, "why: %s", why);
+	CHECK_INT_EQ(mgi_tree_find(&t, "more"), -1);
+	CHECK_EQ(t.node[0].children, 1);
+	/* The checks before the count still come first. */
+	CHECK_INT_EQ(mgi_tree_create(&t, "web", UNLIMITED, why, sizeof(why)), -EEXIST);
+	CHECK_INT_EQ(mgi_tree_create(&t, "x/y", UNLIMITED, why, sizeof(why)), -ENOENT);
+
+	/* One removed makes room for one. */
+	int g7 = mgi_tree_find(&t, "web/g7");
+	CHECK(g7 > 0);
+	CHECK_INT_EQ(mgi_tree_remove(&t, g7, why, sizeof(why)), 0);
+	CHECK_INT_EQ(mgi_tree_create(&t, "more", UNLIMITED, why, sizeof(why)), g7);
+	CHECK_INT_EQ(mgi_tree_create(&t, "more2", UNLIMITED, why, sizeof(why)), -ENOSPC);
+}
+
+static bool fcntl_closed(int fd)
+{
+	return fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+}
+
+static void destroy_closes_everything(void)
+{
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	CHECK(web > 0);
+	int fd0 = t.node[0].segfd, fdw = t.node[web].segfd;
+	mgi_tree_destroy(&t);
+	t_live = false;
+	CHECK(fcntl_closed(fd0));
+	CHECK(fcntl_closed(fdw));
+	for (int i = 0; i < MGI_GROUPS_MAX; i++)
+		CHECK(!t.node[i].used && t.node[i].seg == NULL && t.node[i].segfd == -1);
+}
+
+int main(int argc, char **argv)
+{
+	MGT_INIT(argc, argv);
+	MGT_RUN(init_makes_the_root);
+	MGT_RUN(create_needs_the_parent);
+	MGT_RUN(create_refuses_duplicates_and_bad_names);
+	MGT_RUN(create_applies_the_limit);
+	MGT_RUN(paths);
+	MGT_RUN(deepest_path);
+	MGT_RUN(charges_are_hierarchical);
+	MGT_RUN(set_max_refuses_below_usage);
+	MGT_RUN(remove_refuses_root_parents_and_busy_groups);
+	MGT_RUN(largest_searches_the_subtree);
+	MGT_RUN(stats_sum_the_subtree);
+	MGT_RUN(stat_msg_lists_the_subtree);
+	MGT_RUN(segment_fds_in_path_order);
+	MGT_RUN(is_under);
+	MGT_RUN(full_tree);
+	MGT_RUN(destroy_closes_everything);
+	if (t_live)
+		mgi_tree_destroy(&t);
+	MGT_DONE();
+}
