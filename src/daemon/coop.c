@@ -15,9 +15,10 @@
  * is reclaimed by force. Until memgrp can evict pages, the force is the OOM
  * kill, so the episode runs between "a charge was refused" and "kill":
  *
- *  1. A charge is refused by group G's limit and G's segment counts
- *     cooperators (registered on G or below): the agent leaves the decision
- *     to the manager (OOM_REQ) and its faulting thread waits.
+ *  1. G's usage rises past its ask watermark (90 % of its limit: notify.c)
+ *     and G's segment counts cooperators (registered on G or below); or a
+ *     charge is refused by G's limit with cooperators there: the agent
+ *     leaves the decision to the manager (OOM_REQ) and its thread waits.
  *  2. The manager asks the cooperators under G one at a time, highest
  *     priority first, for what is still needed: it writes the number of
  *     pages to the client's eventfd and waits for its COOP_DONE, at most
@@ -27,7 +28,8 @@
  *     taken from the client, and counted in coop_freed.
  *  4. When the measured total reaches the need, the episode ends with no
  *     kill; when every cooperator has been asked and G is still at its
- *     limit, the largest process is killed as before.
+ *     limit, the largest process is killed as before (an episode started at
+ *     the watermark kills only if G reached its limit meanwhile).
  * The need is a tenth of G's limit (at least 1 MiB): enough that the group
  * does not come straight back; less would mean an episode per fault.
  */
@@ -83,10 +85,14 @@ static void ask_next(mgi_manager_t *m)
 	e->usage_before = mgi_counter_read(&seg->memory);
 	e->asked_ns = now_ns();
 	atomic_fetch_add(&seg->coop_requests, 1);
+	char usage[16], max[16];
 	mgi_size_format(pages * 4096, amount, sizeof(amount));
-	mgi_manager_log(m, "group '%s' is at its limit: asking a cooperating client (pid %d, "
-			   "priority %u) to free %s", m->tree.node[e->group].name,
-			(int)m->conns[m->regs[best].conn].peer_pid, m->regs[best].level, amount);
+	mgi_size_format(e->usage_before * 4096, usage, sizeof(usage));
+	mgi_size_format(mgi_counter_read_max(&seg->memory) * 4096, max, sizeof(max));
+	mgi_manager_log(m, "group '%s' is %s (usage %s, max %s): asking a cooperating client "
+			   "(pid %d, priority %u) to free %s", m->tree.node[e->group].name,
+			mgi_counter_margin(&seg->memory) ? "near its limit" : "at its limit", usage,
+			max, (int)m->conns[m->regs[best].conn].peer_pid, m->regs[best].level, amount);
 	if (write(m->regs[best].efd, &pages, sizeof(pages)) < 0) {
 		mgi_coop_answered(m, best); /* cannot be told: next one */
 		return;

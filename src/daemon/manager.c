@@ -124,6 +124,7 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 		}
 		m->scope = rc;
 	}
+	mgi_notify_init(m);
 
 	if ((rc = make_dirs(sock_path)) != 0)
 		return fail(err, errlen, rc, "cannot create the socket's directory");

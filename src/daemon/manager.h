@@ -136,6 +136,8 @@ void mgi_notify_after_uncharge(mgi_manager_t *m, int group);
 /* An OOM kill in group (its limit was hit): signals the OOM registrations
  * on it, its descendants and its ancestors. */
 void mgi_notify_oom(mgi_manager_t *m, int group);
+/* Sets up the manager's own ask watermark (call once the tree exists). */
+void mgi_notify_init(mgi_manager_t *m);
 /* Limits or the tree changed: re-places the pressure thresholds. */
 void mgi_notify_resync(mgi_manager_t *m);
 

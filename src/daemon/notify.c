@@ -26,6 +26,16 @@
 
 static const unsigned pressure_pct[] = {75, 90, 98};
 
+/* The manager's own registration: an upward threshold at the "ask
+ * watermark" (90 % of each limited group's limit, placed like a pressure
+ * level in hierarchy mode from the root) that starts a cooperative episode
+ * while the group still has room, so that cooperating applications are
+ * asked while none of their threads is blocked at the limit. Measured
+ * reason: a CPython thread that faults at the limit holds the GIL, and the
+ * process's cooperator thread could not answer within 1 s. */
+#define REG_ASK_ID UINT32_MAX
+#define REG_KIND_ASK 100
+
 static struct mgi_reg *find_reg(mgi_manager_t *m, uint32_t id)
 {
 	for (int i = 0; i < MGI_REGS_MAX; i++)
@@ -220,7 +230,9 @@ void mgi_notify_deliver(mgi_manager_t *m)
 							   memory_order_relaxed) == 0)
 				continue;
 			uint64_t n = atomic_exchange(&seg->listeners[l].pending, 0);
-			if (n && m->regs[ri].id)
+			if (n && m->regs[ri].kind == REG_KIND_ASK)
+				mgi_coop_start(m, g, -1, -1); /* if it has cooperators */
+			else if (n && m->regs[ri].id)
 				signal_efd(m->regs[ri].efd, n);
 		}
 	}
@@ -253,9 +265,20 @@ void mgi_notify_oom(mgi_manager_t *m, int group)
 void mgi_notify_resync(mgi_manager_t *m)
 {
 	for (int i = 0; i < MGI_REGS_MAX; i++) {
-		if (!m->regs[i].id || m->regs[i].kind != MGI_REG_PRESSURE)
+		if (!m->regs[i].id ||
+		    (m->regs[i].kind != MGI_REG_PRESSURE && m->regs[i].kind != REG_KIND_ASK))
 			continue;
 		release_listeners(m, i);
 		place_pressure(m, i); /* full: fewer places, said at registration */
 	}
+}
+
+void mgi_notify_init(mgi_manager_t *m)
+{
+	struct mgi_reg *r = &m->regs[MGI_REGS_MAX - 1];
+
+	*r = (struct mgi_reg){.id = REG_ASK_ID, .conn = -1, .efd = -1, .group = 0,
+			      .kind = REG_KIND_ASK, .level = MGI_PRESSURE_MEDIUM,
+			      .mode = MGI_PRESSURE_HIERARCHY};
+	place_pressure(m, MGI_REGS_MAX - 1);
 }
