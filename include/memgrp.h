@@ -134,10 +134,11 @@ MG_API int mg_oom_add(mg_client_t *c, const char *group);
 
 /*
  * Cooperative reclaim: declares that the caller can free memory for the
- * group (its own group and those below it) when asked. When a charge in
- * the group would fail, the manager asks its cooperating clients first,
- * highest priority (0..1000) first, before it reclaims by force (today: the
- * OOM kill). A request arrives on the returned eventfd: the value read
+ * group (its own group and those below it) when asked. When the group's
+ * usage passes 90 % of its limit, and when a charge would fail, the manager
+ * asks its cooperating clients, highest priority (0..1000) first, before it
+ * reclaims by force (today: the OOM kill). Answer from a thread that does
+ * not allocate: a thread blocked at the limit cannot answer. A request arrives on the returned eventfd: the value read
  * (mg_event_read) is the number of 4 KiB pages asked for. Free what you
  * can, then call mg_cooperate_done(): the manager measures what the group's
  * usage really fell by, and asks the next client, or kills, for the rest.
