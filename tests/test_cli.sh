@@ -69,7 +69,9 @@ expect create_none   2 "name one group"                      -- create
 expect create_bad    2 "group names use letters"             -- create 'a b'
 expect create_absent 1 "no manager answers"                  -- create memgrp-no-such-group/x
 expect rm_help       0 "Usage: memgrp rm"                    -- rm --help
-expect rm_none       2 "name one group"                      -- rm
+expect rm_none       2 "wrong arguments \(memgrp rm \[--socket PATH\] GROUP\)" -- rm
+expect attach_none   2 "wrong arguments \(memgrp attach"       -- attach web
+expect attach_badpid 2 "'x1' is not a pid"                   -- attach web x1
 expect rm_absent     1 "no manager answers"                  -- rm memgrp-no-such-group
 expect socket_noarg  2 "--socket needs a path"               -- --socket
 expect socket_global 1 "no manager answers at /nonexistent.sock" -- --socket /nonexistent.sock stat g

@@ -30,10 +30,8 @@ static void answer(int status, const char *fmt, ...)
 	mgi_msg_t r;
 	va_list ap;
 
-	mgi_msg_init(&r, MGI_MSG_REPLY);
-	r.reply.status = status;
 	va_start(ap, fmt);
-	vsnprintf(r.reply.message, sizeof(r.reply.message), fmt, ap);
+	mgi_msg_reply_vfmt(&r, status, fmt, ap);
 	va_end(ap);
 	send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }

@@ -65,6 +65,31 @@ static int parse_limits(const char *cmd, int argc, char **argv, mgi_msg_set_t *s
 	return -1;
 }
 
+/* For commands taking positional arguments only: an optional leading
+ * "--socket PATH" (into *sock), then exactly `want` arguments, the first a
+ * group name. Returns -1 to go on (argv/argc past the socket option), or
+ * the exit code after saying what is wrong. */
+static int positional(const char *cmd, const char *usage_args, int *argc, char ***argv,
+		      int want, const char **sock)
+{
+	char err[160];
+
+	if (*argc > 2 && !strcmp((*argv)[1], "--socket")) {
+		*sock = (*argv)[2];
+		*argv += 2;
+		*argc -= 2;
+	}
+	if (*argc != want + 1) {
+		fprintf(stderr, "memgrp %s: wrong arguments (memgrp %s %s)\n", cmd, cmd, usage_args);
+		return MGI_EXIT_USAGE;
+	}
+	if (mgi_group_name_check((*argv)[1], err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp %s: '%s': %s\n", cmd, (*argv)[1], err);
+		return MGI_EXIT_USAGE;
+	}
+	return -1;
+}
+
 /* Sends a request answered by REPLY to the group's manager; the exit code. */
 static int ask(const char *cmd, const char *sock_opt, const mgi_msg_t *req, const char *group)
 {
@@ -125,26 +150,15 @@ int mgi_cmd_rm(int argc, char **argv)
 {
 	static mgi_msg_t req;
 	const char *sock = NULL;
-	char err[160];
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		printf("Usage: memgrp rm [--socket PATH] GROUP\n"
 		       "Removes a group that has no processes and no child groups.\n");
 		return MGI_EXIT_OK;
 	}
-	if (argc == 4 && !strcmp(argv[1], "--socket")) {
-		sock = argv[2];
-		argv += 2;
-		argc -= 2;
-	}
-	if (argc != 2) {
-		fprintf(stderr, "memgrp rm: name one group (memgrp rm GROUP)\n");
-		return MGI_EXIT_USAGE;
-	}
-	if (mgi_group_name_check(argv[1], err, sizeof(err)) != 0) {
-		fprintf(stderr, "memgrp rm: '%s': %s\n", argv[1], err);
-		return MGI_EXIT_USAGE;
-	}
+	int rc = positional("rm", "[--socket PATH] GROUP", &argc, &argv, 1, &sock);
+	if (rc >= 0)
+		return rc;
 	mgi_msg_init(&req, MGI_MSG_RM);
 	snprintf(req.group.group, sizeof(req.group.group), "%s", argv[1]);
 	return ask("rm", sock, &req, argv[1]);
@@ -243,7 +257,7 @@ int mgi_cmd_attach(int argc, char **argv)
 {
 	static mgi_msg_t req;
 	const char *sock = NULL;
-	char err[160], *end;
+	char *end;
 	long pid;
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -257,19 +271,9 @@ int mgi_cmd_attach(int argc, char **argv)
 		       "running stay where they are.\n");
 		return MGI_EXIT_OK;
 	}
-	if (argc == 5 && !strcmp(argv[1], "--socket")) {
-		sock = argv[2];
-		argv += 2;
-		argc -= 2;
-	}
-	if (argc != 3) {
-		fprintf(stderr, "memgrp attach: name a group and a pid (memgrp attach GROUP PID)\n");
-		return MGI_EXIT_USAGE;
-	}
-	if (mgi_group_name_check(argv[1], err, sizeof(err)) != 0) {
-		fprintf(stderr, "memgrp attach: '%s': %s\n", argv[1], err);
-		return MGI_EXIT_USAGE;
-	}
+	int rc = positional("attach", "[--socket PATH] GROUP PID", &argc, &argv, 2, &sock);
+	if (rc >= 0)
+		return rc;
 	errno = 0;
 	pid = strtol(argv[2], &end, 10);
 	if (errno || *end || !*argv[2] || pid <= 0 || pid > INT32_MAX) {

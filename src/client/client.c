@@ -219,39 +219,44 @@ int mg_cooperate_add(mg_client_t *c, const char *group, unsigned priority)
 	return add(c, group, MGI_REG_COOPERATE, 0, 0, priority, 0);
 }
 
+/* The client's registration slot of an eventfd, or -1 (with the error set). */
+static int slot_of(mg_client_t *c, int efd)
+{
+	for (int i = 0; i < REGS_MAX && efd >= 0; i++)
+		if (c->regs[i].efd == efd)
+			return i;
+	return set_error(c, -1, "not an eventfd of this client");
+}
+
 int mg_cooperate_done(mg_client_t *c, int efd)
 {
+	int i;
+
 	if (!c)
 		return -EINVAL;
-	for (int i = 0; i < REGS_MAX; i++) {
-		if (c->regs[i].efd != efd || efd < 0)
-			continue;
-		mgi_msg_init(&c->req, MGI_MSG_COOP_DONE);
-		c->req.unreg.id = c->regs[i].id;
-		if (send(c->fd, &c->req, c->req.hdr.len, MSG_NOSIGNAL) < 0)
-			return set_error(c, -errno, "the manager is gone");
-		return 0;
-	}
-	return set_error(c, -ENOENT, "not an eventfd of this client");
+	if ((i = slot_of(c, efd)) < 0)
+		return -ENOENT;
+	mgi_msg_init(&c->req, MGI_MSG_COOP_DONE);
+	c->req.unreg.id = c->regs[i].id;
+	if (send(c->fd, &c->req, c->req.hdr.len, MSG_NOSIGNAL) < 0)
+		return set_error(c, -errno, "the manager is gone");
+	return 0;
 }
 
 int mg_remove(mg_client_t *c, int efd)
 {
-	int rc;
+	int i, rc;
 
 	if (!c)
 		return -EINVAL;
-	for (int i = 0; i < REGS_MAX; i++) {
-		if (c->regs[i].efd != efd || efd < 0)
-			continue;
-		mgi_msg_init(&c->req, MGI_MSG_UNREGISTER);
-		c->req.unreg.id = c->regs[i].id;
-		rc = request(c, &c->req, -1, &c->ans);
-		close(efd);
-		c->regs[i].efd = -1;
-		return rc < 0 ? rc : 0;
-	}
-	return set_error(c, -ENOENT, "not an eventfd of this client");
+	if ((i = slot_of(c, efd)) < 0)
+		return -ENOENT;
+	mgi_msg_init(&c->req, MGI_MSG_UNREGISTER);
+	c->req.unreg.id = c->regs[i].id;
+	rc = request(c, &c->req, -1, &c->ans);
+	close(efd);
+	c->regs[i].efd = -1;
+	return rc < 0 ? rc : 0;
 }
 
 int64_t mg_event_read(int efd)

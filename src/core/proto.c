@@ -56,6 +56,13 @@ void mgi_msg_init(mgi_msg_t *m, enum mgi_msg_type type)
 	m->hdr.len = (uint32_t)size_of_type(type);
 }
 
+void mgi_msg_reply_vfmt(mgi_msg_t *m, int status, const char *fmt, va_list ap)
+{
+	mgi_msg_init(m, MGI_MSG_REPLY);
+	m->reply.status = status;
+	vsnprintf(m->reply.message, sizeof(m->reply.message), fmt, ap);
+}
+
 static int bad(int code, char *err, size_t errlen, const char *why)
 {
 	if (err && errlen)

@@ -246,6 +246,10 @@ typedef union mgi_msg {
 	mgi_msg_reply_t reply;
 } mgi_msg_t;
 
+#include <stdarg.h>
+/* Makes m a REPLY with status and a formatted message (truncated to fit). */
+void mgi_msg_reply_vfmt(mgi_msg_t *m, int status, const char *fmt, va_list ap);
+
 /* Fills in the header of a message of the given type (len from the type). */
 void mgi_msg_init(mgi_msg_t *m, enum mgi_msg_type type);
 

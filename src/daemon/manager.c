@@ -230,10 +230,8 @@ static void reply(struct mgi_conn *c, int status, const char *fmt, ...)
 	mgi_msg_t r;
 	va_list ap;
 
-	mgi_msg_init(&r, MGI_MSG_REPLY);
-	r.reply.status = status;
 	va_start(ap, fmt);
-	vsnprintf(r.reply.message, sizeof(r.reply.message), fmt, ap);
+	mgi_msg_reply_vfmt(&r, status, fmt, ap);
 	va_end(ap);
 	send(c->fd, &r, r.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
