@@ -1,0 +1,399 @@
+/* store.c - the compressed page store: hash table, 64-byte-unit allocator, codecs. */
+#include "store.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <lz4.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_initStaticCCtx: no malloc */
+#include <zstd.h>
+
+#define UNIT 64
+#define CLASSES (MGI_STORE_PAGE / UNIT) /* a block is 1..64 units */
+#define STORE_MAGIC 0x65726f7473676d6dULL /* "mmgstore" */
+#define ZSTD_LEVEL 1
+
+enum kind { EMPTY = 0, PACKED = 1, RAW = 2, FILLED = 3 };
+
+typedef struct entry {
+	uint64_t key;
+	uint64_t fill;  /* FILLED: the repeated word */
+	uint32_t unit;  /* PACKED, RAW: first unit of the block in the data area */
+	uint16_t len;   /* bytes of data */
+	uint8_t kind;
+	uint8_t units;  /* block size in units */
+} entry_t;
+
+/*
+ * The data area is made of pages, each holding blocks of one size only (a
+ * slab per size, as zsmalloc does): 64 one-unit blocks, 32 two-unit ones,
+ * ... one 64-unit block (a raw page). A page whose blocks are all free goes
+ * back to a stack any size can take, so space freed by one size serves
+ * another: the waste is bounded by one partly used page per size.
+ */
+typedef struct page_meta {
+	uint8_t units;     /* block size of this page; 0: free */
+	uint8_t used;      /* blocks handed out */
+	uint8_t carved;    /* blocks ever handed out (the rest never touched) */
+	uint8_t free_slot; /* first freed block + 1, 0: none; freed blocks chain */
+	uint32_t prev, next; /* the partial list of its size (page + 1, 0: end) */
+} page_meta_t;
+
+struct mgi_store {
+	uint64_t magic;
+	uint32_t codec;
+	uint32_t shift;        /* 64 - log2(capacity) */
+	uint64_t capacity;     /* table slots, a power of two */
+	size_t table_off, scratch_off, meta_off, data_off;
+	uint32_t data_pages, fresh; /* pages in the data area; pages never used yet */
+	uint32_t free_pages;        /* stack of emptied pages: page + 1, 0: none */
+	uint32_t partial[CLASSES + 1]; /* per block size: a page with room, + 1 */
+	ZSTD_CCtx *cctx;       /* in the region (fork-safe: same address in a child) */
+	ZSTD_DCtx *dctx;
+	mgi_store_stats_t st;
+};
+
+static size_t align64(size_t n)
+{
+	return (n + 63) & ~(size_t)63;
+}
+
+static uint64_t table_capacity(uint64_t max_pages)
+{
+	uint64_t cap = 16;
+	while (cap < max_pages * 2) /* load factor at most 1/2 */
+		cap <<= 1;
+	return cap;
+}
+
+static size_t work_bytes(mgi_codec_t codec)
+{
+	if (codec != MGI_CODEC_ZSTD)
+		return 0;
+	return align64(ZSTD_estimateCCtxSize(ZSTD_LEVEL)) + align64(ZSTD_estimateDCtxSize());
+}
+
+size_t mgi_store_region_bytes(uint64_t max_pages, mgi_codec_t codec)
+{
+	/* every page raw, plus one partly used page per block size */
+	uint64_t data_pages = max_pages + CLASSES;
+	return align64(sizeof(mgi_store_t)) + align64(table_capacity(max_pages) * sizeof(entry_t)) +
+	       MGI_STORE_PAGE + work_bytes(codec) + align64(data_pages * sizeof(page_meta_t)) +
+	       data_pages * MGI_STORE_PAGE;
+}
+
+mgi_store_t *mgi_store_init(void *region, size_t region_bytes, uint64_t max_pages,
+			    mgi_codec_t codec)
+{
+	mgi_store_t *s = region;
+	uint64_t cap = table_capacity(max_pages);
+	size_t off = align64(sizeof(*s));
+
+	if (!region || ((uintptr_t)region & 63) || max_pages == 0 ||
+	    (codec != MGI_CODEC_LZ4 && codec != MGI_CODEC_ZSTD))
+		return NULL;
+	size_t fixed = off + align64(cap * sizeof(entry_t)) + MGI_STORE_PAGE + work_bytes(codec);
+	if (region_bytes < fixed + sizeof(page_meta_t) + MGI_STORE_PAGE + 64)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	s->magic = STORE_MAGIC;
+	s->codec = codec;
+	s->capacity = cap;
+	s->shift = 64;
+	for (uint64_t c = cap; c > 1; c >>= 1)
+		s->shift--;
+	s->table_off = off;
+	memset((char *)region + off, 0, cap * sizeof(entry_t));
+	off += align64(cap * sizeof(entry_t));
+	s->scratch_off = off;
+	off += MGI_STORE_PAGE;
+	if (codec == MGI_CODEC_ZSTD) {
+		size_t cb = align64(ZSTD_estimateCCtxSize(ZSTD_LEVEL));
+		size_t db = align64(ZSTD_estimateDCtxSize());
+		s->cctx = ZSTD_initStaticCCtx((char *)region + off, cb);
+		s->dctx = ZSTD_initStaticDCtx((char *)region + off + cb, db);
+		if (!s->cctx || !s->dctx)
+			return NULL;
+		off += cb + db;
+	}
+	/* what is left: n pages of data and n page_meta (rounded) */
+	uint64_t n = (region_bytes - off - 64) / (MGI_STORE_PAGE + sizeof(page_meta_t));
+	if (n > UINT32_MAX / CLASSES - 1)
+		n = UINT32_MAX / CLASSES - 1;
+	s->meta_off = off;
+	s->data_off = off + align64(n * sizeof(page_meta_t));
+	s->data_pages = (uint32_t)n;
+	return s;
+}
+
+static entry_t *table(const mgi_store_t *s)
+{
+	return (entry_t *)((char *)s + s->table_off);
+}
+
+static char *unit_ptr(mgi_store_t *s, uint32_t unit)
+{
+	return (char *)s + s->data_off + (size_t)unit * UNIT;
+}
+
+static uint64_t slot_of(const mgi_store_t *s, uint64_t key)
+{
+	return (key * 0x9E3779B97F4A7C15ULL) >> s->shift;
+}
+
+/* The slot holding key, or the empty slot where it would go. */
+static entry_t *find(const mgi_store_t *s, uint64_t key)
+{
+	entry_t *t = table(s);
+	uint64_t mask = s->capacity - 1, i = slot_of(s, key);
+
+	while (t[i].kind != EMPTY && t[i].key != key)
+		i = (i + 1) & mask;
+	return &t[i];
+}
+
+static page_meta_t *meta(mgi_store_t *s, uint32_t page)
+{
+	return (page_meta_t *)((char *)s + s->meta_off) + page;
+}
+
+static void partial_push(mgi_store_t *s, uint32_t page)
+{
+	page_meta_t *m = meta(s, page);
+	uint32_t head = s->partial[m->units];
+
+	m->prev = 0;
+	m->next = head;
+	if (head)
+		meta(s, head - 1)->prev = page + 1;
+	s->partial[m->units] = page + 1;
+}
+
+static void partial_remove(mgi_store_t *s, uint32_t page)
+{
+	page_meta_t *m = meta(s, page);
+
+	if (m->prev)
+		meta(s, m->prev - 1)->next = m->next;
+	else
+		s->partial[m->units] = m->next;
+	if (m->next)
+		meta(s, m->next - 1)->prev = m->prev;
+	m->prev = m->next = 0;
+}
+
+/* A block of `units` (1..CLASSES): from a page of that size with room, else
+ * from an empty page. Returns its first unit in the data area, or
+ * UINT32_MAX if no page is left. */
+static uint32_t alloc_units(mgi_store_t *s, unsigned units)
+{
+	unsigned per_page = CLASSES / units;
+	uint32_t page, slot;
+	page_meta_t *m;
+
+	if (s->partial[units]) {
+		page = s->partial[units] - 1;
+	} else if (s->free_pages) {
+		page = s->free_pages - 1;
+		s->free_pages = meta(s, page)->next;
+		*meta(s, page) = (page_meta_t){.units = (uint8_t)units};
+		partial_push(s, page);
+	} else if (s->fresh < s->data_pages) {
+		page = s->fresh++;
+		*meta(s, page) = (page_meta_t){.units = (uint8_t)units};
+		partial_push(s, page);
+	} else {
+		return UINT32_MAX;
+	}
+	m = meta(s, page);
+	if (m->free_slot) {
+		slot = m->free_slot - 1u;
+		uint8_t next;
+		memcpy(&next, unit_ptr(s, page * CLASSES + slot * units), 1);
+		m->free_slot = next;
+	} else {
+		slot = m->carved++;
+	}
+	if (++m->used == per_page)
+		partial_remove(s, page);
+	return page * CLASSES + slot * units;
+}
+
+static void free_units(mgi_store_t *s, uint32_t unit, unsigned units)
+{
+	uint32_t page = unit / CLASSES, slot = (unit % CLASSES) / units;
+	page_meta_t *m = meta(s, page);
+	bool was_full = m->used == CLASSES / units;
+
+	/* the freed block's first byte chains it to the page's free blocks */
+	memcpy(unit_ptr(s, unit), &m->free_slot, 1);
+	m->free_slot = (uint8_t)(slot + 1);
+	m->used--;
+	if (was_full)
+		partial_push(s, page);
+	if (m->used == 0) { /* empty: any size may have it */
+		partial_remove(s, page);
+		*m = (page_meta_t){.next = s->free_pages};
+		s->free_pages = page + 1;
+	}
+}
+
+/* The repeated word if all 512 words of the page are equal. */
+static bool same_filled(const void *page, uint64_t *word)
+{
+	const unsigned char *p = page;
+	uint64_t first, w;
+
+	memcpy(&first, p, 8);
+	for (size_t i = 8; i < MGI_STORE_PAGE; i += 8) {
+		memcpy(&w, p + i, 8);
+		if (w != first)
+			return false;
+	}
+	*word = first;
+	return true;
+}
+
+/* Compresses page into the scratch page; returns the length, or 0 if the
+ * result would not save a unit. */
+static size_t compress(mgi_store_t *s, const void *page)
+{
+	char *out = (char *)s + s->scratch_off;
+	size_t cap = MGI_STORE_PAGE - UNIT;
+
+	if (s->codec == MGI_CODEC_ZSTD) {
+		size_t n = ZSTD_compressCCtx(s->cctx, out, cap, page, MGI_STORE_PAGE, ZSTD_LEVEL);
+		return ZSTD_isError(n) ? 0 : n;
+	}
+	int n = LZ4_compress_default(page, out, MGI_STORE_PAGE, (int)cap);
+	return n > 0 ? (size_t)n : 0;
+}
+
+int mgi_store_put(mgi_store_t *s, uint64_t key, const void *page)
+{
+	entry_t *e;
+	uint64_t word;
+	size_t len;
+
+	if (key == 0)
+		return -EINVAL;
+	e = find(s, key);
+	if (e->kind != EMPTY)
+		return -EEXIST;
+	if (s->st.pages * 2 >= s->capacity)
+		return -ENOSPC;
+	if (same_filled(page, &word)) {
+		*e = (entry_t){.key = key, .fill = word, .kind = FILLED};
+		s->st.pages++;
+		s->st.same_filled++;
+		return 0;
+	}
+	len = compress(s, page);
+	const void *src = len ? (const void *)((char *)s + s->scratch_off) : page;
+	uint8_t kind = len ? PACKED : RAW;
+	if (!len)
+		len = MGI_STORE_PAGE;
+	unsigned units = (unsigned)((len + UNIT - 1) / UNIT);
+	uint32_t u = alloc_units(s, units);
+	if (u == UINT32_MAX)
+		return -ENOSPC;
+	memcpy(unit_ptr(s, u), src, len);
+	*e = (entry_t){.key = key, .unit = u, .len = (uint16_t)len, .kind = kind,
+		       .units = (uint8_t)units};
+	s->st.pages++;
+	s->st.compressed_bytes += len;
+	s->st.data_bytes += (uint64_t)units * UNIT;
+	return 0;
+}
+
+int mgi_store_get(mgi_store_t *s, uint64_t key, void *page)
+{
+	entry_t *e = find(s, key);
+
+	switch (e->kind) {
+	case FILLED:
+		for (size_t i = 0; i < MGI_STORE_PAGE; i += 8)
+			memcpy((char *)page + i, &e->fill, 8);
+		return 0;
+	case RAW:
+		memcpy(page, unit_ptr(s, e->unit), MGI_STORE_PAGE);
+		return 0;
+	case PACKED:
+		if (s->codec == MGI_CODEC_ZSTD) {
+			size_t n = ZSTD_decompressDCtx(s->dctx, page, MGI_STORE_PAGE, unit_ptr(s, e->unit),
+						       e->len);
+			return !ZSTD_isError(n) && n == MGI_STORE_PAGE ? 0 : -EIO;
+		}
+		return LZ4_decompress_safe(unit_ptr(s, e->unit), page, e->len, MGI_STORE_PAGE) ==
+				       MGI_STORE_PAGE
+			       ? 0
+			       : -EIO;
+	default:
+		return -ENOENT;
+	}
+}
+
+/* Empties slot e and shifts back the entries after it that probed past it,
+ * so that lookups never need tombstones. */
+static void remove_slot(mgi_store_t *s, entry_t *e)
+{
+	entry_t *t = table(s);
+	uint64_t mask = s->capacity - 1, hole = (uint64_t)(e - t), i = hole;
+
+	for (;;) {
+		i = (i + 1) & mask;
+		if (t[i].kind == EMPTY)
+			break;
+		uint64_t home = slot_of(s, t[i].key);
+		/* t[i] may move to the hole if its home is not in (hole, i] */
+		bool stays = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+		if (!stays) {
+			t[hole] = t[i];
+			hole = i;
+		}
+	}
+	t[hole] = (entry_t){.kind = EMPTY};
+}
+
+bool mgi_store_drop(mgi_store_t *s, uint64_t key)
+{
+	entry_t *e = find(s, key);
+
+	if (e->kind == EMPTY)
+		return false;
+	if (e->kind == FILLED) {
+		s->st.same_filled--;
+	} else {
+		free_units(s, e->unit, e->units);
+		s->st.compressed_bytes -= e->len;
+		s->st.data_bytes -= (uint64_t)e->units * UNIT;
+	}
+	s->st.pages--;
+	remove_slot(s, e);
+	return true;
+}
+
+int mgi_store_rekey(mgi_store_t *s, uint64_t from, uint64_t to)
+{
+	entry_t *e = find(s, from), moved;
+
+	if (e->kind == EMPTY)
+		return -ENOENT;
+	if (to == 0 || find(s, to)->kind != EMPTY)
+		return -EEXIST;
+	moved = *e;
+	remove_slot(s, e);
+	moved.key = to;
+	*find(s, to) = moved;
+	return 0;
+}
+
+bool mgi_store_contains(const mgi_store_t *s, uint64_t key)
+{
+	return find(s, key)->kind != EMPTY;
+}
+
+void mgi_store_stats(const mgi_store_t *s, mgi_store_stats_t *out)
+{
+	*out = s->st;
+}

@@ -1,0 +1,73 @@
+/* store.h - the compressed page store: where evicted pages wait, byte-identical. */
+#ifndef MGI_CORE_STORE_H
+#define MGI_CORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A process's evicted pages (issue: reclaim), as zswap keeps them: each
+ * page compressed (lz4 by default, zstd selectable), stored raw when it does
+ * not compress, or, when every 8-byte word of it is the same (all zeros, a
+ * repeated byte), as that word alone with no data. Pages are found by a key
+ * (the page's address >> 12, never 0).
+ *
+ * Everything lives in one region the caller gives (an address-space
+ * reservation whose pages are committed as they are first written): a
+ * header, an open-addressing hash table sized at init for max_pages, the
+ * codec's working memory (so nothing here calls malloc: the fault handler
+ * uses the store), and the data area, carved in 64-byte units with a free
+ * list per size. Offsets only, no pointers: a forked child's copy of the
+ * region is a valid store of its own.
+ *
+ * Not thread-safe: one thread (the handler) uses a store.
+ */
+
+#define MGI_STORE_PAGE 4096
+
+typedef enum mgi_codec { MGI_CODEC_LZ4 = 0, MGI_CODEC_ZSTD = 1 } mgi_codec_t;
+
+typedef struct mgi_store_stats {
+	uint64_t pages;            /* stored, of every kind */
+	uint64_t same_filled;      /* of which markers with no data */
+	uint64_t compressed_bytes; /* data held for the others (before rounding) */
+	uint64_t data_bytes;       /* data area in use, with rounding */
+} mgi_store_stats_t;
+
+typedef struct mgi_store mgi_store_t; /* at the start of the caller's region */
+
+/* Bytes of region a store for max_pages needs at most (every page stored
+ * raw), with the codec's working memory. */
+size_t mgi_store_region_bytes(uint64_t max_pages, mgi_codec_t codec);
+
+/*
+ * Makes a store at region (region_bytes long, 64-byte aligned). Returns
+ * the store, or NULL if the region is too small for max_pages' table and
+ * the codec's working memory, or the codec cannot be set up.
+ */
+mgi_store_t *mgi_store_init(void *region, size_t region_bytes, uint64_t max_pages,
+			    mgi_codec_t codec);
+
+/*
+ * Stores a page under key. Returns 0, -EEXIST (key present: the store is
+ * unaltered), -ENOSPC (table or data area full) or -EINVAL (key 0).
+ */
+int mgi_store_put(mgi_store_t *s, uint64_t key, const void *page);
+
+/* Copies the page stored under key to page (4096 bytes). Returns 0,
+ * -ENOENT, or -EIO if its data does not decompress to a whole page. */
+int mgi_store_get(mgi_store_t *s, uint64_t key, void *page);
+
+/* Forgets key (its data is freed). Returns whether it was there. */
+bool mgi_store_drop(mgi_store_t *s, uint64_t key);
+
+/* Moves the entry of `from` to `to` (mremap). Returns 0, -ENOENT (no
+ * from) or -EEXIST (to is taken). */
+int mgi_store_rekey(mgi_store_t *s, uint64_t from, uint64_t to);
+
+bool mgi_store_contains(const mgi_store_t *s, uint64_t key);
+
+void mgi_store_stats(const mgi_store_t *s, mgi_store_stats_t *out);
+
+#endif

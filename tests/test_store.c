@@ -1,0 +1,225 @@
+/* test_store.c - the compressed page store: every page back byte-identical. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "store.h"
+
+#define PAGE MGI_STORE_PAGE
+
+/* Pages of every kind the store treats differently. */
+static void make_page(unsigned char *p, unsigned kind, uint64_t *rng)
+{
+	switch (kind % 6) {
+	case 0: /* zeros: same-filled */
+		memset(p, 0, PAGE);
+		break;
+	case 1: /* one byte repeated: same-filled */
+		memset(p, (int)mgt_below(rng, 256), PAGE);
+		break;
+	case 2: { /* a repeated 8-byte word: same-filled */
+		uint64_t w = mgt_rand(rng);
+		for (size_t i = 0; i < PAGE; i += 8)
+			memcpy(p + i, &w, 8);
+		break;
+	}
+	case 3: /* random: does not compress, stored raw */
+		for (size_t i = 0; i < PAGE; i += 8) {
+			uint64_t w = mgt_rand(rng);
+			memcpy(p + i, &w, 8);
+		}
+		break;
+	case 4: { /* text-like: compresses well */
+		size_t shift = mgt_below(rng, 20);
+		for (size_t i = 0; i < PAGE; i++)
+			p[i] = (unsigned char)("the quick brown fox "[(i + shift) % 20]);
+		break;
+	}
+	default: /* mostly zeros with a few words: compresses, not same-filled */
+		memset(p, 0, PAGE);
+		for (int k = 0; k < 8; k++) {
+			uint64_t w = mgt_rand(rng);
+			memcpy(p + mgt_below(rng, PAGE / 8) * 8, &w, 8);
+		}
+		break;
+	}
+}
+
+static void *region(size_t bytes)
+{
+	void *r = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+	if (r)
+		memset(r, 0xa5, bytes); /* no help from zeroed memory */
+	return r;
+}
+
+static void kinds_round_trip(mgi_codec_t codec)
+{
+	size_t bytes = mgi_store_region_bytes(64, codec);
+	void *mem = region(bytes);
+	mgi_store_t *s = mgi_store_init(mem, bytes, 64, codec);
+	unsigned char in[PAGE], out[PAGE];
+	uint64_t rng = 42;
+	mgi_store_stats_t st;
+
+	CHECK(s != NULL);
+	for (unsigned k = 0; k < 6; k++) {
+		make_page(in, k, &rng);
+		CHECK_INT_EQ(mgi_store_put(s, 100 + k, in), 0);
+		memset(out, 0x5a, PAGE);
+		CHECK_INT_EQ(mgi_store_get(s, 100 + k, out), 0);
+		CHECK(memcmp(in, out, PAGE) == 0);
+	}
+	mgi_store_stats(s, &st);
+	CHECK_EQ(st.pages, 6);
+	CHECK_EQ(st.same_filled, 3);
+	/* random page raw (4096) + two that compress to far less */
+	CHECK_GE(st.compressed_bytes, PAGE);
+	CHECK_LT(st.compressed_bytes, PAGE + PAGE / 2);
+	CHECK_INT_EQ(mgi_store_put(s, 100, in), -EEXIST);
+	CHECK_INT_EQ(mgi_store_put(s, 0, in), -EINVAL);
+	CHECK_INT_EQ(mgi_store_get(s, 99, out), -ENOENT);
+	CHECK_INT_EQ(mgi_store_rekey(s, 104, 200), 0);
+	CHECK(!mgi_store_contains(s, 104));
+	CHECK_INT_EQ(mgi_store_get(s, 200, out), 0);
+	CHECK_INT_EQ(mgi_store_rekey(s, 200, 101), -EEXIST);
+	CHECK_INT_EQ(mgi_store_rekey(s, 999, 1000), -ENOENT);
+	for (unsigned k = 0; k < 6; k++)
+		mgi_store_drop(s, 100 + k);
+	CHECK(mgi_store_drop(s, 200));
+	CHECK(!mgi_store_drop(s, 200));
+	mgi_store_stats(s, &st);
+	CHECK_EQ(st.pages, 0);
+	CHECK_EQ(st.compressed_bytes, 0);
+	CHECK_EQ(st.data_bytes, 0);
+	free(mem);
+}
+
+static void lz4_kinds_round_trip(void)
+{
+	kinds_round_trip(MGI_CODEC_LZ4);
+}
+
+static void zstd_kinds_round_trip(void)
+{
+	kinds_round_trip(MGI_CODEC_ZSTD);
+}
+
+static void full_and_freed(void)
+{
+	/* Room in the table for 32 pages, but data for only a few raw ones
+	 * (the full size has 32 + 64 data pages). */
+	size_t bytes = mgi_store_region_bytes(32, MGI_CODEC_LZ4) - 90 * PAGE;
+	void *mem = region(bytes);
+	mgi_store_t *s = mgi_store_init(mem, bytes, 32, MGI_CODEC_LZ4);
+	unsigned char in[PAGE], out[PAGE];
+	uint64_t rng = 7, key = 1;
+	int rc;
+
+	CHECK(s != NULL);
+	make_page(in, 3, &rng);
+	while ((rc = mgi_store_put(s, key, in)) == 0)
+		key++;
+	CHECK_INT_EQ(rc, -ENOSPC);
+	CHECK_GE(key - 1, 3);
+	/* Same-filled pages need no data: still room in the table. */
+	memset(in, 0, PAGE);
+	CHECK_INT_EQ(mgi_store_put(s, 1000, in), 0);
+	/* Dropping one raw page makes room for another. */
+	make_page(in, 3, &rng);
+	CHECK(mgi_store_drop(s, 1));
+	CHECK_INT_EQ(mgi_store_put(s, 2000, in), 0);
+	CHECK_INT_EQ(mgi_store_get(s, 2000, out), 0);
+	CHECK(memcmp(in, out, PAGE) == 0);
+	/* The table refuses beyond max_pages, whatever the data. */
+	memset(in, 0, PAGE);
+	for (uint64_t k = 3000; k < 3100; k++)
+		if (mgi_store_put(s, k, in) != 0)
+			break;
+	mgi_store_stats_t st;
+	mgi_store_stats(s, &st);
+	CHECK_LE(st.pages, 32);
+	CHECK(mgi_store_init(mem, 1024, 32, MGI_CODEC_LZ4) == NULL); /* too small */
+	free(mem);
+}
+
+/* 120 000 random puts, gets, drops and rekeys over 3 000 keys (collisions
+ * and backward shifts galore) against a plain array of copies, checked
+ * after every step; then every page is read back. */
+static void randomized_against_reference(void)
+{
+	enum { KEYS = 3000, MAXP = 1500 };
+	for (int codec = 0; codec < 2; codec++) {
+		size_t bytes = mgi_store_region_bytes(MAXP, (mgi_codec_t)codec);
+		void *mem = region(bytes);
+		mgi_store_t *s = mgi_store_init(mem, bytes, MAXP, (mgi_codec_t)codec);
+		unsigned char (*ref)[PAGE] = calloc(KEYS + 1, PAGE);
+		bool *has = calloc(KEYS + 1, sizeof(bool));
+		uint64_t rng = mgt_seed() + (uint64_t)codec, count = 0;
+		unsigned char in[PAGE], out[PAGE];
+		bool ok = s && ref && has;
+
+		CHECK(ok);
+		for (int step = 0; ok && step < 60000; step++) {
+			uint64_t key = 1 + mgt_below(&rng, KEYS), op = mgt_below(&rng, 10);
+			if (op < 4) {
+				make_page(in, (unsigned)mgt_below(&rng, 6), &rng);
+				int rc = mgi_store_put(s, key, in);
+				/* sized for MAXP: full only past that */
+				if (has[key])
+					ok = rc == -EEXIST;
+				else if (rc == -ENOSPC)
+					ok = count >= MAXP;
+				else if ((ok = rc == 0)) {
+					memcpy(ref[key], in, PAGE);
+					has[key] = true;
+					count++;
+				}
+			} else if (op < 7) {
+				int rc = mgi_store_get(s, key, out);
+				ok = has[key] ? rc == 0 && memcmp(out, ref[key], PAGE) == 0 : rc == -ENOENT;
+			} else if (op < 9) {
+				ok = mgi_store_drop(s, key) == has[key];
+				count -= has[key];
+				has[key] = false;
+			} else {
+				uint64_t to = 1 + mgt_below(&rng, KEYS);
+				int rc = mgi_store_rekey(s, key, to);
+				if (!has[key])
+					ok = rc == -ENOENT;
+				else if (has[to])
+					ok = rc == -EEXIST;
+				else if ((ok = rc == 0)) {
+					memcpy(ref[to], ref[key], PAGE);
+					has[to] = true;
+					has[key] = false;
+				}
+			}
+			mgi_store_stats_t st;
+			mgi_store_stats(s, &st);
+			ok = ok && st.pages == count;
+			CHECK_MSG(ok, "codec %d step %d key %llu op %llu", codec, step,
+				  (unsigned long long)key, (unsigned long long)op);
+		}
+		for (uint64_t k = 1; ok && k <= KEYS; k++) {
+			if (!has[k])
+				continue;
+			ok = mgi_store_get(s, k, out) == 0 && memcmp(out, ref[k], PAGE) == 0;
+			CHECK_MSG(ok, "codec %d: key %llu not read back", codec, (unsigned long long)k);
+		}
+		free(has);
+		free(ref);
+		free(mem);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	MGT_INIT(argc, argv);
+	MGT_RUN(lz4_kinds_round_trip);
+	MGT_RUN(zstd_kinds_round_trip);
+	MGT_RUN(full_and_freed);
+	MGT_RUN(randomized_against_reference);
+	MGT_DONE();
+}
