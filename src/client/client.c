@@ -160,11 +160,13 @@ static int put_group(mg_client_t *c, char *dst, const char *group)
 static int add(mg_client_t *c, const char *group, uint32_t kind, uint32_t counter,
 	       uint64_t bytes, uint32_t level, uint32_t mode)
 {
-	mgi_msg_t *req = &c->req, *ans = &c->ans;
+	mgi_msg_t *req, *ans;
 	int slot, efd, rc;
 
 	if (!c)
 		return -EINVAL;
+	req = &c->req;
+	ans = &c->ans;
 	for (slot = 0; slot < REGS_MAX && c->regs[slot].efd >= 0; slot++)
 		;
 	if (slot == REGS_MAX)

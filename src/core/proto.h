@@ -248,7 +248,8 @@ typedef union mgi_msg {
 
 #include <stdarg.h>
 /* Makes m a REPLY with status and a formatted message (truncated to fit). */
-void mgi_msg_reply_vfmt(mgi_msg_t *m, int status, const char *fmt, va_list ap);
+void mgi_msg_reply_vfmt(mgi_msg_t *m, int status, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 /* Fills in the header of a message of the given type (len from the type). */
 void mgi_msg_init(mgi_msg_t *m, enum mgi_msg_type type);
