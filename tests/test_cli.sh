@@ -46,8 +46,10 @@ expect run_badsize   2 "--memory-max: 'sixty': a size"       -- run -m sixty -- 
 expect run_tiny      2 "at least one page"                   -- run -m 100 -- true
 expect run_fa        2 "--fault-around: a number of pages"   -- run --fault-around 0 -- true
 expect run_fa_big    2 "--fault-around: a number of pages"   -- run --fault-around 65 -- true
-expect run_high      3 "--memory-high is not implemented"    -- run --memory-high 1G -- true
-expect run_swap      3 "--swap-max is not implemented"       -- run --swap-max 1G -- true
+expect run_high      2 "--memory-high: 'lots'"               -- run --memory-high lots -- true
+expect run_swappiness 2 "--swappiness: a number from 0 to 100" -- run --swappiness 101 -- true
+expect run_codec     2 "--codec: lz4 or zstd, not 'gzip'"    -- run --codec gzip -- true
+expect run_swap      2 "--swap-max: 'lots'"                  -- run --swap-max lots -- true
 expect run_estimate  3 "--mode is not implemented"           -- run --mode estimate -- true
 expect run_nested    1 "no manager serves 'memgrp-none-[0-9]+/api'" -- run -g "memgrp-none-$$/api" -- true
 expect run_badgroup  2 "may not start with '.'"              -- run -g .hidden -- true
@@ -62,7 +64,7 @@ expect set_help      0 "Usage: memgrp set"                   -- set --help
 expect set_nogroup   2 "name one group"                      -- set -m 1G
 expect set_nothing   2 "nothing to set"                      -- set g
 expect set_badsize   2 "--memory-max: 'lots'"                -- set g -m lots
-expect set_high      3 "--memory-high is not implemented"    -- set g --memory-high 1G
+expect set_low       2 "--memory-low: 'x'"                   -- set g --memory-low x
 expect set_absent    1 "no manager answers"                  -- set memgrp-no-such-group -m 1G
 expect create_help   0 "Usage: memgrp create"                -- create --help
 expect create_none   2 "name one group"                      -- create

@@ -152,7 +152,7 @@ import socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect(sys.argv[1])
 # REGISTER (type 15) for a threshold on "web", but no eventfd attached
-msg = struct.pack("<IHHII", 0x4d475250, 2, 15, 168, 0) + b"web".ljust(128, b"\0") + \
+msg = struct.pack("<IHHII", 0x4d475250, 3, 15, 168, 0) + b"web".ljust(128, b"\0") + \
       struct.pack("<IIQII", 1, 0, 1 << 20, 0, 0)
 s.send(msg)
 data = s.recv(4096)

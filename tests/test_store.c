@@ -48,17 +48,31 @@ static void make_page(unsigned char *p, unsigned kind, uint64_t *rng)
 
 static void *region(size_t bytes)
 {
-	void *r = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+	void *r = aligned_alloc(PAGE, (bytes + PAGE - 1) & ~(size_t)(PAGE - 1));
 	if (r)
 		memset(r, 0xa5, bytes); /* no help from zeroed memory */
 	return r;
 }
 
+/* What the agent's discard does (MADV_DONTNEED): the pages read as zeros.
+ * Filled with a pattern instead, so that a store still using a discarded
+ * page would read garbage and fail the comparisons. */
+static uint64_t discarded_bytes;
+static void discard_pattern(void *ctx, void *addr, size_t len)
+{
+	(void)ctx;
+	CHECK(((uintptr_t)addr & (PAGE - 1)) == 0 && len % PAGE == 0);
+	memset(addr, 0x3c, len);
+	discarded_bytes += len;
+}
+
+static const mgi_store_ops_t ops = {discard_pattern, NULL};
+
 static void kinds_round_trip(mgi_codec_t codec)
 {
 	size_t bytes = mgi_store_region_bytes(64, codec);
 	void *mem = region(bytes);
-	mgi_store_t *s = mgi_store_init(mem, bytes, 64, codec);
+	mgi_store_t *s = mgi_store_init(mem, bytes, 64, codec, ops);
 	unsigned char in[PAGE], out[PAGE];
 	uint64_t rng = 42;
 	mgi_store_stats_t st;
@@ -66,10 +80,12 @@ static void kinds_round_trip(mgi_codec_t codec)
 	CHECK(s != NULL);
 	for (unsigned k = 0; k < 6; k++) {
 		make_page(in, k, &rng);
-		CHECK_INT_EQ(mgi_store_put(s, 100 + k, in), 0);
+		CHECK_INT_EQ(mgi_store_put(s, 100 + k, in, 7000 + k), 0);
 		memset(out, 0x5a, PAGE);
-		CHECK_INT_EQ(mgi_store_get(s, 100 + k, out), 0);
+		uint32_t stamp = 0;
+		CHECK_INT_EQ(mgi_store_get(s, 100 + k, out, &stamp), 0);
 		CHECK(memcmp(in, out, PAGE) == 0);
+		CHECK_EQ(stamp, 7000 + k);
 	}
 	mgi_store_stats(s, &st);
 	CHECK_EQ(st.pages, 6);
@@ -77,12 +93,14 @@ static void kinds_round_trip(mgi_codec_t codec)
 	/* random page raw (4096) + two that compress to far less */
 	CHECK_GE(st.compressed_bytes, PAGE);
 	CHECK_LT(st.compressed_bytes, PAGE + PAGE / 2);
-	CHECK_INT_EQ(mgi_store_put(s, 100, in), -EEXIST);
-	CHECK_INT_EQ(mgi_store_put(s, 0, in), -EINVAL);
-	CHECK_INT_EQ(mgi_store_get(s, 99, out), -ENOENT);
+	CHECK_INT_EQ(mgi_store_put(s, 100, in, 0), -EEXIST);
+	CHECK_INT_EQ(mgi_store_put(s, 0, in, 0), -EINVAL);
+	CHECK_INT_EQ(mgi_store_get(s, 99, out, NULL), -ENOENT);
 	CHECK_INT_EQ(mgi_store_rekey(s, 104, 200), 0);
 	CHECK(!mgi_store_contains(s, 104));
-	CHECK_INT_EQ(mgi_store_get(s, 200, out), 0);
+	uint32_t stamp = 0;
+	CHECK_INT_EQ(mgi_store_get(s, 200, out, &stamp), 0);
+	CHECK_EQ(stamp, 7004); /* the stamp moves with the entry */
 	CHECK_INT_EQ(mgi_store_rekey(s, 200, 101), -EEXIST);
 	CHECK_INT_EQ(mgi_store_rekey(s, 999, 1000), -ENOENT);
 	for (unsigned k = 0; k < 6; k++)
@@ -112,35 +130,35 @@ static void full_and_freed(void)
 	 * (the full size has 32 + 64 data pages). */
 	size_t bytes = mgi_store_region_bytes(32, MGI_CODEC_LZ4) - 90 * PAGE;
 	void *mem = region(bytes);
-	mgi_store_t *s = mgi_store_init(mem, bytes, 32, MGI_CODEC_LZ4);
+	mgi_store_t *s = mgi_store_init(mem, bytes, 32, MGI_CODEC_LZ4, ops);
 	unsigned char in[PAGE], out[PAGE];
 	uint64_t rng = 7, key = 1;
 	int rc;
 
 	CHECK(s != NULL);
 	make_page(in, 3, &rng);
-	while ((rc = mgi_store_put(s, key, in)) == 0)
+	while ((rc = mgi_store_put(s, key, in, 0)) == 0)
 		key++;
 	CHECK_INT_EQ(rc, -ENOSPC);
 	CHECK_GE(key - 1, 3);
 	/* Same-filled pages need no data: still room in the table. */
 	memset(in, 0, PAGE);
-	CHECK_INT_EQ(mgi_store_put(s, 1000, in), 0);
+	CHECK_INT_EQ(mgi_store_put(s, 1000, in, 0), 0);
 	/* Dropping one raw page makes room for another. */
 	make_page(in, 3, &rng);
 	CHECK(mgi_store_drop(s, 1));
-	CHECK_INT_EQ(mgi_store_put(s, 2000, in), 0);
-	CHECK_INT_EQ(mgi_store_get(s, 2000, out), 0);
+	CHECK_INT_EQ(mgi_store_put(s, 2000, in, 0), 0);
+	CHECK_INT_EQ(mgi_store_get(s, 2000, out, NULL), 0);
 	CHECK(memcmp(in, out, PAGE) == 0);
 	/* The table refuses beyond max_pages, whatever the data. */
 	memset(in, 0, PAGE);
 	for (uint64_t k = 3000; k < 3100; k++)
-		if (mgi_store_put(s, k, in) != 0)
+		if (mgi_store_put(s, k, in, 0) != 0)
 			break;
 	mgi_store_stats_t st;
 	mgi_store_stats(s, &st);
-	CHECK_LE(st.pages, 32);
-	CHECK(mgi_store_init(mem, 1024, 32, MGI_CODEC_LZ4) == NULL); /* too small */
+	CHECK_EQ(st.pages, 32); /* exactly max_pages */
+	CHECK(mgi_store_init(mem, 1024, 32, MGI_CODEC_LZ4, ops) == NULL); /* too small */
 	free(mem);
 }
 
@@ -153,19 +171,22 @@ static void randomized_against_reference(void)
 	for (int codec = 0; codec < 2; codec++) {
 		size_t bytes = mgi_store_region_bytes(MAXP, (mgi_codec_t)codec);
 		void *mem = region(bytes);
-		mgi_store_t *s = mgi_store_init(mem, bytes, MAXP, (mgi_codec_t)codec);
+		mgi_store_t *s = mgi_store_init(mem, bytes, MAXP, (mgi_codec_t)codec, ops);
 		unsigned char (*ref)[PAGE] = calloc(KEYS + 1, PAGE);
+		uint32_t *stamps = calloc(KEYS + 1, sizeof(uint32_t));
 		bool *has = calloc(KEYS + 1, sizeof(bool));
 		uint64_t rng = mgt_seed() + (uint64_t)codec, count = 0;
 		unsigned char in[PAGE], out[PAGE];
-		bool ok = s && ref && has;
+		bool ok = s && ref && has && stamps;
+		uint64_t grown = 0;
 
 		CHECK(ok);
 		for (int step = 0; ok && step < 60000; step++) {
 			uint64_t key = 1 + mgt_below(&rng, KEYS), op = mgt_below(&rng, 10);
 			if (op < 4) {
 				make_page(in, (unsigned)mgt_below(&rng, 6), &rng);
-				int rc = mgi_store_put(s, key, in);
+				uint32_t stamp = (uint32_t)mgt_rand(&rng);
+				int rc = mgi_store_put(s, key, in, stamp);
 				/* sized for MAXP: full only past that */
 				if (has[key])
 					ok = rc == -EEXIST;
@@ -173,12 +194,16 @@ static void randomized_against_reference(void)
 					ok = count >= MAXP;
 				else if ((ok = rc == 0)) {
 					memcpy(ref[key], in, PAGE);
+					stamps[key] = stamp;
 					has[key] = true;
 					count++;
 				}
 			} else if (op < 7) {
-				int rc = mgi_store_get(s, key, out);
-				ok = has[key] ? rc == 0 && memcmp(out, ref[key], PAGE) == 0 : rc == -ENOENT;
+				uint32_t stamp = 0;
+				int rc = mgi_store_get(s, key, out, &stamp);
+				ok = has[key] ? rc == 0 && memcmp(out, ref[key], PAGE) == 0 &&
+							stamp == stamps[key]
+					      : rc == -ENOENT;
 			} else if (op < 9) {
 				ok = mgi_store_drop(s, key) == has[key];
 				count -= has[key];
@@ -192,6 +217,7 @@ static void randomized_against_reference(void)
 					ok = rc == -EEXIST;
 				else if ((ok = rc == 0)) {
 					memcpy(ref[to], ref[key], PAGE);
+					stamps[to] = stamps[key];
 					has[to] = true;
 					has[key] = false;
 				}
@@ -199,19 +225,71 @@ static void randomized_against_reference(void)
 			mgi_store_stats_t st;
 			mgi_store_stats(s, &st);
 			ok = ok && st.pages == count;
+			if (st.table_bytes > grown)
+				grown = st.table_bytes;
 			CHECK_MSG(ok, "codec %d step %d key %llu op %llu", codec, step,
 				  (unsigned long long)key, (unsigned long long)op);
 		}
 		for (uint64_t k = 1; ok && k <= KEYS; k++) {
 			if (!has[k])
 				continue;
-			ok = mgi_store_get(s, k, out) == 0 && memcmp(out, ref[k], PAGE) == 0;
+			ok = mgi_store_get(s, k, out, NULL) == 0 && memcmp(out, ref[k], PAGE) == 0;
 			CHECK_MSG(ok, "codec %d: key %llu not read back", codec, (unsigned long long)k);
 		}
+		/* The table grew past its first size (1024 slots) on the way. */
+		CHECK_GE(grown, 2048 * 24);
+		/* Iteration sees every key once. */
+		uint64_t cursor = 0, k, seen = 0;
+		while (mgi_store_next(s, &cursor, &k)) {
+			CHECK(k >= 1 && k <= KEYS && has[k]);
+			has[k] = false;
+			seen++;
+		}
+		CHECK_EQ(seen, count);
+		free(stamps);
 		free(has);
 		free(ref);
 		free(mem);
 	}
+}
+
+/* Filling then emptying gives memory back: the data pages and the grown
+ * table areas are discarded, and a refilled store still reads right. */
+static void memory_comes_back(void)
+{
+	enum { N = 20000 };
+	size_t bytes = mgi_store_region_bytes(N, MGI_CODEC_LZ4);
+	void *mem = region(bytes);
+	mgi_store_t *s = mgi_store_init(mem, bytes, N, MGI_CODEC_LZ4, ops);
+	unsigned char in[PAGE], out[PAGE];
+	uint64_t rng = 11;
+	mgi_store_stats_t st;
+
+	CHECK(s != NULL);
+	for (int round = 0; round < 2; round++) {
+		discarded_bytes = 0;
+		for (uint64_t k = 1; k <= N; k++) {
+			make_page(in, 3 + (unsigned)(k % 3), &rng); /* raw, text, sparse */
+			CHECK_INT_EQ(mgi_store_put(s, k * 3, in, (uint32_t)k), 0);
+		}
+		mgi_store_stats(s, &st);
+		CHECK_EQ(st.pages, N);
+		CHECK_GE(st.table_bytes, 2 * N * 24);
+		uint64_t data = st.data_bytes;
+		for (uint64_t k = 1; k <= N; k++) {
+			uint32_t stamp;
+			CHECK_INT_EQ(mgi_store_get(s, k * 3, out, &stamp), 0);
+			CHECK_EQ(stamp, k);
+			CHECK(mgi_store_drop(s, k * 3));
+		}
+		mgi_store_stats(s, &st);
+		CHECK_EQ(st.pages, 0);
+		CHECK_EQ(st.data_bytes, 0);
+		CHECK_EQ(st.table_bytes, 1024 * 24); /* shrunk back */
+		/* every data page came back, and the old table areas */
+		CHECK_GE(discarded_bytes, data);
+	}
+	free(mem);
 }
 
 int main(int argc, char **argv)
@@ -221,5 +299,6 @@ int main(int argc, char **argv)
 	MGT_RUN(zstd_kinds_round_trip);
 	MGT_RUN(full_and_freed);
 	MGT_RUN(randomized_against_reference);
+	MGT_RUN(memory_comes_back);
 	MGT_DONE();
 }

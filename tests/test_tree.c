@@ -53,6 +53,17 @@ static int proc_in(int idx, int32_t pid, uint64_t charged_pages)
 	return s;
 }
 
+/* SET with only a hard limit, as `memgrp set GROUP -m SIZE` sends. */
+static int set_max(int g, uint64_t bytes)
+{
+	mgi_msg_set_t set;
+	memset(&set, 0, sizeof(set));
+	set.memory_max = bytes;
+	set.memory_high = set.memory_low = set.memory_soft = MGI_SET_KEEP;
+	set.swap_max = set.swappiness = MGI_SET_KEEP;
+	return mgi_tree_set_limits(&t, g, &set, why, sizeof(why));
+}
+
 static void init_makes_the_root(void)
 {
 	CHECK_INT_EQ(fresh(), 0);
@@ -223,7 +234,7 @@ static void charges_are_hierarchical(void)
 	CHECK_EQ(st.usage, 10 * PAGE);
 
 	/* web's limit refuses a charge of web/db at level 1. */
-	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 20 * PAGE, why, sizeof(why)), 0);
+	CHECK_INT_EQ(set_max(web, 20 * PAGE), 0);
 	mgi_counter_path_t pd = mgi_tree_path(&t, db);
 	unsigned failed = 99;
 	CHECK(!mgi_counter_try_charge(&pd, 6, &failed));
@@ -238,6 +249,74 @@ static void charges_are_hierarchical(void)
 	CHECK_EQ(st.failcnt, 0);
 }
 
+/* The other limits: stored where reclaim reads them, shown in the stats;
+ * swap is off for a top-level group until asked, bounded by the ancestors'
+ * for a nested one; released processes take their swap with them. */
+static void limits_swap_and_stats(void)
+{
+	mgi_msg_set_t set;
+	mgi_stats_t st;
+
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", UNLIMITED);
+	int api = make("web/api", UNLIMITED);
+	CHECK(web > 0 && api > 0);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->swap), 0);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(api)->swap), MGI_PAGES_UNLIMITED);
+	CHECK_EQ(atomic_load(&seg_of(api)->swappiness), MGI_SWAPPINESS_DEFAULT);
+
+	memset(&set, 0xff, sizeof(set)); /* all MGI_SET_KEEP */
+	set.memory_high = 64 * PAGE;
+	set.memory_low = 16 * PAGE;
+	set.memory_soft = 32 * PAGE;
+	set.swap_max = 128 * PAGE;
+	set.swappiness = 0;
+	CHECK_INT_EQ(mgi_tree_set_limits(&t, web, &set, why, sizeof(why)), 0);
+	mgi_tree_stats(&t, web, &st);
+	CHECK_EQ(st.high, 64 * PAGE);
+	CHECK_EQ(st.low, 16 * PAGE);
+	CHECK_EQ(st.soft, 32 * PAGE);
+	CHECK_EQ(st.swap_limit, 128 * PAGE);
+	CHECK_EQ(st.swappiness, 0);
+	CHECK_EQ(st.limit, (uint64_t)MGI_PAGES_UNLIMITED * PAGE); /* kept */
+
+	/* A process of web/api with 10 pages in memory and 6 in its store. */
+	mgi_segment_t *seg = seg_of(api);
+	int slot = mgi_segment_claim(seg, 4242);
+	CHECK(slot >= 0);
+	mgi_counter_path_t p = mgi_tree_path(&t, api), sp = mgi_segment_swap_path(&p);
+	CHECK(mgi_counter_try_charge(&p, 10, NULL));
+	CHECK(mgi_counter_try_charge(&sp, 6, NULL));
+	atomic_store(&seg->procs[slot].charged, 10);
+	atomic_store(&seg->procs[slot].swapped, 6);
+	atomic_store(&seg->procs[slot].staged, 2);
+	atomic_store(&seg->pswpout, 9);
+	atomic_store(&seg->pswpin, 3);
+	mgi_segment_count_stall(seg, 700);   /* < 1 us */
+	mgi_segment_count_stall(seg, 1500000); /* 1.5 ms: < 2048 us */
+	mgi_tree_stats(&t, web, &st);
+	CHECK_EQ(st.usage, 10 * PAGE);
+	CHECK_EQ(st.swap_usage, 6 * PAGE);
+	CHECK_EQ(st.memsw_usage, 16 * PAGE);
+	CHECK_EQ(st.stored_pages, 6);
+	CHECK_EQ(st.staged_bytes, 2 * PAGE);
+	CHECK_EQ(st.pswpout, 9);
+	CHECK_EQ(st.pswpin, 3);
+	CHECK_EQ(st.reclaim_stalls, 2);
+	CHECK_EQ(st.reclaim_stall_p50_us, 1);
+	CHECK_EQ(st.reclaim_stall_p99_us, 2048);
+	/* web's swap limit refuses what passes it (the agent then cannot
+	 * evict: it is full). */
+	CHECK(!mgi_counter_try_charge(&sp, 123, NULL));
+	/* The process exits: memory and swap go with it, up the path. */
+	CHECK_INT_EQ(mgi_segment_release(seg, slot, 4242, &p), 10);
+	mgi_tree_stats(&t, web, &st);
+	CHECK_EQ(st.usage, 0);
+	CHECK_EQ(st.swap_usage, 0);
+	CHECK_EQ(st.staged_bytes, 0);
+	CHECK_EQ(st.pswpout, 9); /* counts stay */
+}
+
 static void set_max_refuses_below_usage(void)
 {
 	CHECK_INT_EQ(fresh(), 0);
@@ -248,25 +327,25 @@ static void set_max_refuses_below_usage(void)
 	CHECK(mgi_counter_try_charge(&p, 10, NULL));
 
 	why[0] = '\0';
-	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 9 * PAGE, why, sizeof(why)), -EBUSY);
+	CHECK_INT_EQ(set_max(web, 9 * PAGE), -EBUSY);
 	CHECK_MSG(strstr(why, "more than the new limit") != NULL, "why: %s", why);
 	CHECK_MSG(strstr(why, "uses 40K,") != NULL, "why: %s", why);
 	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), MGI_PAGES_UNLIMITED);
 	/* The child's own counter holds the same usage. */
-	CHECK_INT_EQ(mgi_tree_set_max(&t, api, 1 * PAGE, why, sizeof(why)), -EBUSY);
+	CHECK_INT_EQ(set_max(api, 1 * PAGE), -EBUSY);
 
 	/* Down to the usage exactly, up again, unchanged, then unlimited. */
-	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 10 * PAGE, why, sizeof(why)), 0);
+	CHECK_INT_EQ(set_max(web, 10 * PAGE), 0);
 	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), 10);
-	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 1 << 20, why, sizeof(why)), 0);
+	CHECK_INT_EQ(set_max(web, 1 << 20), 0);
 	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), 256);
-	CHECK_INT_EQ(mgi_tree_set_max(&t, web, MGI_SET_KEEP, why, sizeof(why)), 0);
+	CHECK_INT_EQ(set_max(web, MGI_SET_KEEP), 0);
 	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), 256);
-	CHECK_INT_EQ(mgi_tree_set_max(&t, web, MGI_SET_UNLIMITED, why, sizeof(why)), 0);
+	CHECK_INT_EQ(set_max(web, MGI_SET_UNLIMITED), 0);
 	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), MGI_PAGES_UNLIMITED);
 	/* Once the usage is gone, a low limit is fine. */
 	CHECK(mgi_counter_uncharge(&p, 10));
-	CHECK_INT_EQ(mgi_tree_set_max(&t, web, 1 * PAGE, why, sizeof(why)), 0);
+	CHECK_INT_EQ(set_max(web, 1 * PAGE), 0);
 }
 
 static void remove_refuses_root_parents_and_busy_groups(void)
@@ -566,6 +645,7 @@ int main(int argc, char **argv)
 	MGT_RUN(deepest_path);
 	MGT_RUN(charges_are_hierarchical);
 	MGT_RUN(set_max_refuses_below_usage);
+	MGT_RUN(limits_swap_and_stats);
 	MGT_RUN(remove_refuses_root_parents_and_busy_groups);
 	MGT_RUN(largest_searches_the_subtree);
 	MGT_RUN(stats_sum_the_subtree);

@@ -29,16 +29,16 @@
  *      anonymous regions and charges the pages already present;
  *   3. from then on faults are charged and resolved by the handler, and
  *      new memory is caught by interpose.c.
- * fork: the child's copy of the registration is dropped by the kernel
- * (memgrp does not ask for UFFD_EVENT_FORK), so the child starts over with
- * steps 1-2 in an atfork handler: new slot, new userfaultfd, new handler,
- * a fresh scan that charges what the child has. Nothing is lost: no page
- * lives anywhere but in the address space yet (eviction is future work;
- * it will restore before fork or share the store, see docs/design.md).
+ * fork: with UFFD_EVENT_FORK the child keeps our registration on a uffd the
+ * kernel hands to our handler, which copies into the child every page it
+ * holds evicted and then lets go (reclaim.c). The child, in an atfork
+ * handler, waits for that and starts over with steps 1-2: new slot, new
+ * userfaultfd, new handler, a fresh scan that charges what the child has.
  */
 
 struct mgi_agent mgi_agent = {.uffd = -1, .conn = -1, .wakefd = -1, .mapsfd = -1, .learn_rd = -1,
-			      .learn_wr = -1, .slot = -1};
+			      .learn_wr = -1, .slot = -1, .release_rd = -1, .release_wr = -1,
+			      .done_rd = -1, .done_wr = -1};
 
 void mgi_agent_log(const char *fmt, ...)
 {
@@ -57,6 +57,9 @@ bool mgi_agent_excluded(uintptr_t start, uintptr_t end)
 {
 	if (start < mgi_agent.arena.end && end > mgi_agent.arena.base)
 		return true;
+	for (unsigned i = 0; i < mgi_agent.nown; i++)
+		if (start < mgi_agent.own[i].end && end > mgi_agent.own[i].start)
+			return true;
 	for (unsigned i = 0; i < mgi_agent.nelf; i++)
 		if (start < mgi_agent.elf[i].end && end > mgi_agent.elf[i].start)
 			return true;
@@ -288,7 +291,7 @@ static void agent_start(void)
 	}
 	read_comm();
 	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	mgi_agent.uffd = mgi_uffd_open(why, sizeof(why));
+	mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, why, sizeof(why));
 	if (mgi_agent.mapsfd < 0 || mgi_agent.uffd < 0) {
 		mgi_agent_log("%s: this process is not managed",
 			      mgi_agent.uffd < 0 ? why : "cannot open /proc/self/maps");
@@ -314,6 +317,7 @@ static void agent_start(void)
 	mgi_agent.learn_wr = pipefd[1];
 	mgi_agent.nelf = 0;
 	dl_iterate_phdr(collect_elf, NULL);
+	mgi_reclaim_init(); /* before the scan: its ranges are the agent's own */
 	rc = start_handler();
 	if (rc != 0) {
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
@@ -347,6 +351,9 @@ static void child_after_fork(void)
 	if (!atomic_load(&mgi_agent.active))
 		return;
 	atomic_store(&mgi_agent.active, false);
+	/* First: wait until our parent's agent has copied in what it held
+	 * for us, and drop the parent's reclaim ranges. */
+	mgi_reclaim_child_start();
 	close_fd(&mgi_agent.uffd);
 	close_fd(&mgi_agent.conn);
 	close_fd(&mgi_agent.learn_rd);
@@ -359,6 +366,9 @@ static void child_after_fork(void)
 	mgi_agent.untracked_bytes = 0;
 	mgi_agent.init_error = 0;
 	mgi_agent.parked = 0;
+	mgi_agent.manager_gone = false;
+	mgi_agent.evict_clock = 0;
+	mgi_agent.reclaim_asked_ns = mgi_agent.reclaim_episode_ns = 0;
 	agent_start();
 }
 

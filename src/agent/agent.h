@@ -13,6 +13,8 @@
 #include "counter.h"
 #include "registry.h"
 #include "segment.h"
+#include "staging.h"
+#include "store.h"
 
 #define MGI_ARENA_BYTES (1UL << 32)      /* address space only: NORESERVE */
 #define MGI_HANDLER_STACK (512UL << 10)
@@ -23,6 +25,19 @@
  * they are neither registered (a bitmap and mincore over terabytes) nor
  * counted. */
 #define MGI_REGION_MAX_BYTES (64UL << 30)
+#define MGI_RELEASER_STACK (64UL << 10)
+#define MGI_STAGE_SLOTS 4096             /* the staging area: 16 MiB of address space */
+#define MGI_STORE_MAX_PAGES (1UL << 22)  /* what one process may keep in its store: 16 GiB */
+#define MGI_RESTORE_MAX 16               /* pages restored by one fault (swap readahead) */
+#define MGI_OWN_RANGES_MAX 4
+
+/* What resolving a fault came to. */
+enum mgi_resolved {
+	MGI_DONE,      /* resolved (or nothing to do): the thread runs on */
+	MGI_RETRY,     /* park it and retry: events first, or memory to wait for */
+	MGI_NEED_ROOM, /* the charge was refused: make room, then retry */
+	MGI_ABSENT,    /* (restore) no data held after all: fill it as new */
+};
 
 typedef struct mgi_range {
 	uintptr_t start, end;
@@ -66,13 +81,85 @@ struct mgi_agent {
 	 * must not be registered (the handler itself uses libc's). */
 	mgi_range_t elf[MGI_ELF_RANGES_MAX];
 	unsigned nelf;
+	/* The agent's own ranges outside the arena (staging area, store,
+	 * beacon): never registered for the application. */
+	mgi_range_t own[MGI_OWN_RANGES_MAX];
+	unsigned nown;
 	uint64_t untracked_bytes;
+	bool manager_gone;       /* its connection closed: no one to ask */
+	bool evicting;           /* inside mgi_evict: faults do not reclaim */
+	_Atomic bool idle;       /* the handler waits in poll with nothing to do */
+
+	/* Reclaim (reclaim.c). */
+	bool fork_events;        /* UFFD_EVENT_FORK negotiated (see reclaim.c) */
+	bool can_evict;          /* set up, and fork-safe */
+	const char *no_evict_why;
+	uintptr_t stage_base;    /* MGI_STAGE_SLOTS pages, registered (WP) on uffd */
+	uintptr_t beacon;        /* one page registered on uffd (a child's signal) */
+	void *store_mem;
+	size_t store_bytes;
+	mgi_store_t *store;
+	mgi_staging_t staging;
+	uint32_t evict_clock;    /* pages compressed so far: refault distances */
+	void *restore_buf;       /* MGI_RESTORE_MAX pages */
+	int release_wr, done_rd; /* requests to the releaser, its answers */
+	int release_rd, done_wr; /* its ends */
+	void *release_stack;
+	pthread_t releaser;
+	uint64_t reclaim_asked_ns;   /* last RECLAIM_REQ */
+	uint64_t reclaim_episode_ns; /* when the current wait for it began */
 };
 
 extern struct mgi_agent mgi_agent;
 
 /* handler.c */
 void *mgi_handler_main(void *arg);
+/* Accounting after the handler changed this process's memory usage: n
+ * pages charged (already added to the path) or to uncharge from it. Both
+ * check the thresholds of the group and its ancestors. */
+void mgi_charged(uint64_t n);
+void mgi_uncharge(uint64_t n);
+void mgi_check_thresholds(void);
+uint64_t mgi_now_ns(void);
+/* For long work inside the handler (eviction): reads what the uffd has and
+ * follows it at once, so that no change of the address space (nor the
+ * helper's madvise) waits on us. Faults are resolved, except those that
+ * need room: parked (no reclaim from inside reclaim). */
+void mgi_handler_follow_events(void);
+
+/* reclaim.c (run by the handler thread, except where said) */
+/* Sets up the staging area, beacon, store and releaser; called at start-up
+ * before the handler. Failing leaves the process unable to evict (said in
+ * no_evict_why) but managed. */
+void mgi_reclaim_init(void);
+/* In a forked child, before anything else: waits until the parent's
+ * handler has copied in the pages it held for us and let go of our
+ * address space, then unmaps the parent's reclaim ranges. */
+void mgi_reclaim_child_start(void);
+/* Whether this process may evict for a charge refused `level` steps up:
+ * set up, swappiness above 0, and room in the swap counters. */
+bool mgi_reclaim_allowed(unsigned level);
+/* Evicts (compresses) up to `pages` pages of this process, oldest staged
+ * first, and tops the staging area up. Returns the memory pages freed. */
+uint64_t mgi_evict(uint64_t pages);
+/* Restores the out page at `page` of region r (and, if sequential, its
+ * stored neighbours): MGI_DONE with *restored pages, MGI_RETRY, MGI_ABSENT,
+ * or MGI_NEED_ROOM with the refusing level in *level. */
+enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
+			      size_t *restored, unsigned *level);
+/* The process discarded or unmapped [start, end): drops what the agent held
+ * for its out pages and uncharges it. */
+void mgi_reclaim_drop(uintptr_t start, uintptr_t end);
+/* mremap moved [from, from + len) to `to`, and the registry followed:
+ * rekeys what the agent holds for the out pages now at the destination. */
+void mgi_reclaim_moved(uintptr_t from, uintptr_t to, size_t len);
+/* UFFD_EVENT_FORK: copies into the child (through cfd) every page the
+ * agent holds out of the address space, then closes cfd. */
+void mgi_reclaim_fork(int cfd);
+/* The releaser dropped frames: reads its answers (done_rd readable). */
+void mgi_reclaim_released(void);
+/* Publishes the reclaim figures in the process's slot. */
+void mgi_reclaim_publish(void);
 /* watchdog.c: arg is a 4 KiB scratch buffer in the arena */
 void *mgi_watchdog_main(void *arg);
 /* Registers the eligible anonymous regions of the address space and learns
@@ -85,7 +172,7 @@ void mgi_register_for_app(uintptr_t start, uintptr_t end);
 /* The VMA around addr, registered if it is eligible and not yet. */
 void mgi_register_vma_at(uintptr_t addr);
 
-/* move.c: reads what the manager sends on the connection (MOVE) and
+/* move.c: reads what the manager sends on the connection (MOVE, EVICT) and
  * answers. Called by the handler thread when the connection is readable;
  * returns false once the manager has gone (stop polling it). */
 bool mgi_agent_on_manager_message(void);

@@ -36,20 +36,29 @@
 #define OOM_GIVEUP_NS (10ULL * 1000 * 1000 * 1000) /* the manager did not resolve it */
 #define MINCORE_CHUNK 16384                         /* pages per mincore call */
 
-/* Faults waiting for a retry (memory for an OOM wait, or events first). */
-static uintptr_t pending[PENDING_MAX];
+#define RECLAIM_BATCH 128 /* pages evicted for a refused charge (512 KiB) */
+#define RECLAIM_ASK_NS (20ULL * 1000 * 1000) /* between RECLAIM_REQs */
+#define RECLAIM_GIVEUP_NS (3ULL * 1000 * 1000 * 1000) /* the manager made no room */
+#define LOCAL_AFTER_NS (10ULL * 1000 * 1000) /* waited this long: evict our own */
+
+/* A fault waiting for a retry (memory, or events first), and since when
+ * its charge has been refused (0: it has not): the reclaim stall. */
+struct parked {
+	uintptr_t addr;
+	uint64_t since;
+};
+static struct parked pending[PENDING_MAX];
 static unsigned npending;
 static unsigned char *mincore_vec;
 static uint64_t oom_chosen_ns;
 
-enum resolved { DONE, RETRY };
-
-static uint64_t now_ns(void)
+uint64_t mgi_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
+#define now_ns mgi_now_ns
 
 static void out_of_memory(unsigned level);
 
@@ -57,7 +66,7 @@ static void out_of_memory(unsigned level);
  * ancestor (a charge here is a charge there too). A crossing is counted in
  * the segment; the manager, woken through its eventfd, signals the
  * listeners. One load per level when no thresholds are registered. */
-static void check_thresholds(void)
+void mgi_check_thresholds(void)
 {
 	unsigned n = 0;
 
@@ -71,20 +80,21 @@ static void check_thresholds(void)
 	}
 }
 
-static void charged(uint64_t n)
+void mgi_charged(uint64_t n)
 {
 	atomic_fetch_add_explicit(&mgi_agent.me->charged, n, memory_order_relaxed);
-	check_thresholds();
+	mgi_check_thresholds();
 }
 
-static void uncharge(uint64_t n)
+void mgi_uncharge(uint64_t n)
 {
 	if (!n)
 		return;
 	mgi_counter_uncharge(&mgi_agent.path, n);
 	atomic_fetch_sub_explicit(&mgi_agent.me->charged, n, memory_order_relaxed);
-	check_thresholds();
+	mgi_check_thresholds();
 }
+
 
 static void publish_sizes(void)
 {
@@ -124,15 +134,25 @@ static void learn_gap(uintptr_t start, uintptr_t end)
 	}
 	if (found) {
 		mgi_counter_charge(&mgi_agent.path, found);
-		charged(found);
-		/* Pages that were there before we could see them may have put
-		 * the group over its limit: act now, not at the next fault. */
+		mgi_charged(found);
+		/* Pages that were there before we could see them (a forked
+		 * child's, a thread's first touches) may have put the group over
+		 * its limit: this process brought them, so it evicts the excess
+		 * now if it may; else the OOM path, now, not at the next fault. */
 		for (unsigned l = 0; l < mgi_agent.path.depth; l++) {
 			const mgi_counter_t *c = mgi_agent.path.level[l];
-			if (mgi_counter_read(c) > mgi_counter_read_max(c)) {
-				out_of_memory(l);
-				break;
+			uint64_t usage = mgi_counter_read(c), max = mgi_counter_read_max(c);
+			if (usage <= max)
+				continue;
+			if (mgi_reclaim_allowed(l)) {
+				/* what this process cannot evict now (another
+				 * holds the rest) waits for the next faults,
+				 * which make room the usual way */
+				mgi_evict(usage - max + RECLAIM_BATCH);
+				continue;
 			}
+			out_of_memory(l);
+			break;
 		}
 	}
 }
@@ -282,10 +302,10 @@ static void out_of_memory(unsigned level)
 	kill(victim, SIGKILL); /* may be ourselves */
 }
 
-static void park(uintptr_t addr)
+static void park(uintptr_t addr, uint64_t since)
 {
 	if (npending < PENDING_MAX) {
-		pending[npending++] = addr;
+		pending[npending++] = (struct parked){addr, since};
 		atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
 	}
 	/* Full cannot happen in practice: each thread has at most one fault
@@ -318,13 +338,115 @@ static void remember_run(mgi_vregion_t *r, uintptr_t start, uintptr_t end)
 	r->next_stream = (r->next_stream + 1) % MGI_STREAMS;
 }
 
-static enum resolved resolve(uintptr_t addr)
+/* Whether this process should make the room itself: the refusing group is
+ * its own, no cooperating application is to be asked first, no process of
+ * the group is colder, and no group below holds memory (only the manager
+ * sees those). When the manager is gone, always. */
+static bool reclaim_here(unsigned level)
+{
+	mgi_segment_t *seg = mgi_agent.anc[level];
+	uint64_t held = 0;
+
+	if (mgi_agent.manager_gone)
+		return true;
+	if (level != 0 || atomic_load_explicit(&seg->cooperators, memory_order_relaxed))
+		return false;
+	if (mgi_segment_coldest(seg) != mgi_agent.slot)
+		return false;
+	for (int i = 0; i < MGI_PROCS_MAX; i++)
+		if (atomic_load_explicit(&seg->procs[i].pid, memory_order_relaxed) > 0)
+			held += atomic_load_explicit(&seg->procs[i].charged, memory_order_relaxed);
+	return mgi_counter_read(&seg->memory) <= held + RECLAIM_BATCH;
+}
+
+/* Asks the manager to have the group's coldest processes evict (cooperating
+ * applications first), at most every RECLAIM_ASK_NS while the wait lasts.
+ * Returns false if it cannot be asked or has not made room in
+ * RECLAIM_GIVEUP_NS: the caller then does what it can alone. */
+static bool ask_manager_reclaim(unsigned level)
+{
+	uint64_t now = now_ns();
+	mgi_msg_t m;
+
+	if (mgi_agent.manager_gone)
+		return false;
+	if (!mgi_agent.reclaim_asked_ns || now - mgi_agent.reclaim_asked_ns > 2 * RECLAIM_ASK_NS +
+						   OOM_EPISODE_GAP_NS)
+		mgi_agent.reclaim_episode_ns = now; /* not asked lately: a new wait */
+	if (now - mgi_agent.reclaim_episode_ns > RECLAIM_GIVEUP_NS)
+		return false;
+	if (mgi_agent.reclaim_asked_ns && now - mgi_agent.reclaim_asked_ns < RECLAIM_ASK_NS)
+		return true;
+	mgi_agent.reclaim_asked_ns = now;
+	mgi_msg_init(&m, MGI_MSG_RECLAIM_REQ);
+	m.reclaim_req.pid = mgi_agent.pid;
+	m.reclaim_req.level = level;
+	m.reclaim_req.pages = RECLAIM_BATCH;
+	return send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len;
+}
+
+/* Whether the group `level` steps up and its ancestors have swap room: a
+ * process below it could evict (which one, only the manager sees). */
+static bool swap_room_above(unsigned level)
+{
+	if (mgi_agent.manager_gone)
+		return false;
+	for (unsigned l = level; l < mgi_agent.nsegs; l++)
+		if (mgi_counter_margin(&mgi_agent.anc[l]->swap) == 0)
+			return false;
+	return true;
+}
+
+/*
+ * A charge was refused by the group `level` steps up (seed 002 section 2.1:
+ * over the limit, reclaim; still over, OOM). When this process is the one
+ * to evict from, it evicts now. Otherwise the manager is asked to have the
+ * group's coldest processes evict, and the fault waits for that room, but
+ * at most LOCAL_AFTER_NS: then this process evicts from its own pages, as
+ * a task in the kernel reclaims for itself (room made elsewhere can be
+ * taken by another's fault first; a process must not starve on it). When
+ * nothing can be evicted, the OOM path. Returns true if room was made now
+ * (retry at once), false if the fault must wait (parked).
+ */
+static bool make_room(unsigned level, uint64_t *since)
+{
+	uint64_t now = now_ns();
+	bool local = mgi_reclaim_allowed(level);
+
+	if (!*since)
+		*since = now;
+	if (mgi_agent.evicting)
+		return false; /* a fault followed from inside eviction: wait for it */
+	if (local && reclaim_here(level)) {
+		if (mgi_evict(RECLAIM_BATCH) > 0)
+			return true;
+		local = false; /* nothing of ours to evict */
+	}
+	bool asked = (local || swap_room_above(level)) && ask_manager_reclaim(level);
+	if (asked && now - *since < LOCAL_AFTER_NS)
+		return false;
+	if (local && mgi_evict(RECLAIM_BATCH) > 0)
+		return true;
+	if (asked)
+		return false; /* the manager decides: eviction elsewhere, or the OOM kill */
+	out_of_memory(level);
+	return false;
+}
+
+static void count_stall(uint64_t since)
+{
+	if (since)
+		mgi_segment_count_stall(mgi_agent.seg, now_ns() - since);
+}
+
+static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 {
 	mgi_registry_t *reg = &mgi_agent.reg;
 	uintptr_t page = addr & ~(PAGE - 1), s, ws;
 	size_t window = atomic_load_explicit(&mgi_agent.seg->fault_around, memory_order_relaxed);
 	size_t n, copied, k;
 	mgi_vregion_t *r = mgi_registry_find(reg, page);
+	unsigned level = 0;
 	int rc;
 
 	if (!r) {
@@ -332,13 +454,13 @@ static enum resolved resolve(uintptr_t addr)
 		r = mgi_registry_find(reg, page);
 		if (!r) {
 			mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
-			return DONE;
+			return MGI_DONE;
 		}
 	}
 	if (mgi_registry_test(r, page)) {
 		/* We thought it present; the kernel found it missing (an
 		 * MADV_FREE page the kernel reclaimed sends no event). */
-		uncharge(mgi_registry_clear(reg, page, page + PAGE));
+		mgi_uncharge(mgi_registry_clear(reg, page, page + PAGE));
 	}
 	if (window < 1)
 		window = 1;
@@ -349,28 +471,47 @@ static enum resolved resolve(uintptr_t addr)
 	 * pattern would otherwise get up to `window` times the memory the
 	 * kernel would give it. Like readahead, the first fault of a run is
 	 * served alone. */
-	if (!continues_a_stream(r, page))
+	bool sequential = continues_a_stream(r, page);
+	if (!sequential)
 		window = 1;
 
-	for (int attempt = 0; attempt < 4; attempt++) {
+	for (int attempt = 0; attempt < 8; attempt++) {
+		if (mgi_registry_is_out(r, page)) {
+			/* Evicted: its data comes back from the staging area or
+			 * the store. */
+			enum mgi_resolved res = mgi_restore(r, page, sequential, &k, &level);
+			if (res == MGI_NEED_ROOM) {
+				if (make_room(level, since))
+					continue;
+				return MGI_RETRY;
+			}
+			if (res == MGI_RETRY)
+				return MGI_RETRY;
+			if (res == MGI_DONE) {
+				if (k)
+					remember_run(r, page, page + k * PAGE);
+				goto done;
+			}
+			/* MGI_ABSENT: held nowhere, a new page after all */
+		}
 		/* The aligned window around the fault, clipped to the region,
 		 * and in it the run of absent pages containing the fault. */
 		ws = r->start + ((page - r->start) / PAGE / window) * window * PAGE;
 		s = page;
-		while (s > ws && !mgi_registry_test(r, s - PAGE))
+		while (s > ws && !mgi_registry_test(r, s - PAGE) && !mgi_registry_is_out(r, s - PAGE))
 			s -= PAGE;
 		n = mgi_registry_absent_run(r, s, window - (s - ws) / PAGE);
 
 		if (!mgi_counter_try_charge(&mgi_agent.path, n, NULL)) {
-			unsigned level = 0;
 			s = page;
 			n = 1;
 			if (!mgi_counter_try_charge(&mgi_agent.path, 1, &level)) {
-				out_of_memory(level);
-				return RETRY;
+				if (make_room(level, since))
+					continue;
+				return MGI_RETRY;
 			}
 		}
-		charged(n);
+		mgi_charged(n);
 
 		rc = mgi_uffd_copy(mgi_agent.uffd, s, mgi_agent.zeros, n * PAGE, &copied);
 		k = copied / PAGE;
@@ -378,7 +519,7 @@ static enum resolved resolve(uintptr_t addr)
 			mgi_registry_mark(reg, r, s, k);
 			remember_run(r, s, s + k * PAGE);
 		}
-		uncharge(n - k);
+		mgi_uncharge(n - k);
 		if (rc == 0 || page < s + copied)
 			goto done;
 		if (rc == -EEXIST) {
@@ -387,7 +528,7 @@ static enum resolved resolve(uintptr_t addr)
 			 * it, and go round again without it. */
 			uintptr_t there = s + copied;
 			mgi_counter_charge(&mgi_agent.path, 1);
-			charged(1);
+			mgi_charged(1);
 			mgi_registry_mark(reg, r, there, 1);
 			if (there == page) {
 				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
@@ -398,21 +539,23 @@ static enum resolved resolve(uintptr_t addr)
 		if (rc == -EAGAIN && k)
 			continue; /* a partial copy stopped short of the fault */
 		if (rc == -EAGAIN)
-			return RETRY; /* the address space is changing: events first */
+			return MGI_RETRY; /* the address space is changing: events first */
 		/* The range went away (ENOENT, EFAULT): let the thread fault
 		 * again and meet whatever is there now. */
 		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
 		goto done;
 	}
-	return RETRY;
+	return MGI_RETRY;
 done:
+	count_stall(*since);
 	atomic_fetch_add_explicit(&mgi_agent.me->pgfault, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mgi_agent.seg->pgfault, 1, memory_order_relaxed);
-	return DONE;
+	return MGI_DONE;
 }
 
 static void on_event(const struct uffd_msg *m)
 {
+	uint64_t dropped, since = 0;
 	long n;
 
 	switch (m->event) {
@@ -423,32 +566,50 @@ static void on_event(const struct uffd_msg *m)
 			mgi_agent.drop_one_fault = false;
 			break;
 		}
-		if (resolve(m->arg.pagefault.address) == RETRY)
-			park(m->arg.pagefault.address);
+		if (resolve(m->arg.pagefault.address, &since) == MGI_RETRY)
+			park(m->arg.pagefault.address, since);
 		break;
 	case UFFD_EVENT_REMOVE:
-		uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
+		/* (the releaser's own madvise of staging slots lands here too:
+		 * the registry does not cover them, so nothing happens) */
+		mgi_reclaim_drop(m->arg.remove.start, m->arg.remove.end);
+		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
 		break;
 	case UFFD_EVENT_UNMAP:
+		mgi_reclaim_drop(m->arg.remove.start, m->arg.remove.end);
 		n = mgi_registry_remove(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end);
 		if (n < 0) /* no memory to split: at least drop the charges */
 			n = (long)mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start,
 						     m->arg.remove.end);
-		uncharge((uint64_t)n);
+		mgi_uncharge((uint64_t)n);
 		publish_sizes();
 		break;
-	case UFFD_EVENT_REMAP:
-		if (mgi_registry_move(&mgi_agent.reg, m->arg.remap.from, m->arg.remap.to,
-				      m->arg.remap.len) != 0) {
-			/* Could not follow: drop the source's charges; the
-			 * destination is learned again (with mincore) on its
-			 * first fault, so nothing is lost or double counted. */
-			uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remap.from,
-						    m->arg.remap.from + m->arg.remap.len));
-			mgi_registry_remove(&mgi_agent.reg, m->arg.remap.from,
-					    m->arg.remap.from + m->arg.remap.len);
+	case UFFD_EVENT_REMAP: {
+		uintptr_t from = m->arg.remap.from, to = m->arg.remap.to;
+		size_t len = m->arg.remap.len;
+		/* What we held for the destination is stale: it was unmapped. */
+		mgi_reclaim_drop(to, to + len);
+		int rc = mgi_registry_move(&mgi_agent.reg, from, to, len, &dropped);
+		mgi_uncharge(dropped);
+		if (rc == 0) {
+			mgi_reclaim_moved(from, to, len);
+		} else {
+			/* Could not follow (the arena is exhausted): drop the
+			 * source's charges; the destination is learned again
+			 * (with mincore) on its first fault. Evicted pages of
+			 * the range cannot be found there any more: say so. */
+			if (mgi_agent.reg.nout)
+				mgi_agent_log("mremap of %#lx could not be followed (out of agent "
+					      "memory): its evicted pages are lost", (unsigned long)from);
+			mgi_reclaim_drop(from, from + len);
+			mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, from, from + len));
+			mgi_registry_remove(&mgi_agent.reg, from, from + len);
 		}
 		publish_sizes();
+		break;
+	}
+	case UFFD_EVENT_FORK:
+		mgi_reclaim_fork((int)m->arg.fork.ufd);
 		break;
 	default:
 		break;
@@ -475,9 +636,14 @@ static void drain_uffd(void)
 			on_event(&msgs[i]);
 }
 
+void mgi_handler_follow_events(void)
+{
+	drain_uffd(); /* faults that need room are parked (make_room) */
+}
+
 static void retry_pending(void)
 {
-	static uintptr_t retrying[PENDING_MAX];
+	static struct parked retrying[PENDING_MAX];
 	unsigned count = npending;
 
 	/* Work from a copy: faults parked while we retry (by drain_uffd's
@@ -492,8 +658,8 @@ static void retry_pending(void)
 	for (unsigned i = 0; i < count; i++) {
 		/* Events first: a parked fault may be waiting on one. */
 		drain_uffd();
-		if (resolve(retrying[i]) == RETRY)
-			park(retrying[i]);
+		if (resolve(retrying[i].addr, &retrying[i].since) == MGI_RETRY)
+			park(retrying[i].addr, retrying[i].since);
 	}
 	atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
 }
@@ -510,21 +676,27 @@ void *mgi_handler_main(void *arg)
 	mgi_scan_and_register();
 	sem_post(&mgi_agent.ready);
 
-	bool manager_there = true;
 	for (;;) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{.fd = mgi_agent.uffd, .events = POLLIN},
 			{.fd = mgi_agent.learn_rd, .events = POLLIN},
 			/* a closed connection polls readable for ever: once
 			 * the manager has gone, stop asking (fd -1 is skipped) */
-			{.fd = manager_there ? mgi_agent.conn : -1, .events = POLLIN},
+			{.fd = mgi_agent.manager_gone ? -1 : mgi_agent.conn, .events = POLLIN},
+			{.fd = mgi_agent.done_rd, .events = POLLIN},
 		};
-		int rc = poll(p, 3, npending ? OOM_RETRY_MS : -1);
+		/* Idle: nothing parked, nothing to do until a descriptor
+		 * speaks; the watchdog trusts only this state. */
+		atomic_store_explicit(&mgi_agent.idle, npending == 0, memory_order_relaxed);
+		int rc = poll(p, 4, npending ? OOM_RETRY_MS : -1);
+		atomic_store_explicit(&mgi_agent.idle, false, memory_order_relaxed);
 
 		if (rc < 0 && errno != EINTR)
 			break;
-		if (p[2].revents)
-			manager_there = mgi_agent_on_manager_message();
+		if (p[2].revents && !mgi_agent_on_manager_message())
+			mgi_agent.manager_gone = true;
+		if (p[3].revents)
+			mgi_reclaim_released();
 		drain_learn_requests();
 		drain_uffd();
 		if (npending)
@@ -543,12 +715,14 @@ static void register_pieces(uintptr_t start, uintptr_t end)
 
 	while (cur < end) {
 		uintptr_t stop = end, skip_to = 0;
-		mgi_range_t ex[MGI_ELF_RANGES_MAX + 1];
+		mgi_range_t ex[MGI_ELF_RANGES_MAX + 1 + MGI_OWN_RANGES_MAX];
 		unsigned nex = mgi_agent.nelf;
 
 		memcpy(ex, mgi_agent.elf, nex * sizeof(ex[0]));
 		ex[nex].start = mgi_agent.arena.base;
 		ex[nex++].end = mgi_agent.arena.end;
+		for (unsigned i = 0; i < mgi_agent.nown; i++)
+			ex[nex++] = mgi_agent.own[i];
 		for (unsigned i = 0; i < nex; i++) {
 			if (ex[i].end <= cur || ex[i].start >= stop)
 				continue;

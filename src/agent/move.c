@@ -1,4 +1,4 @@
-/* move.c - `memgrp attach`: the agent moves its process's charge into another group. */
+/* move.c - the manager's requests to an agent: MOVE (`memgrp attach`) and EVICT. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,6 +53,7 @@ static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
 	mgi_counter_path_t to = {.depth = 0}, from = {.depth = 0};
 	unsigned mapped = 0, shared;
 	uint64_t pages = atomic_load(&mgi_agent.me->charged);
+	uint64_t swapped = atomic_load(&mgi_agent.me->swapped);
 	char held[16], usage[16], max[16];
 
 	for (; mapped < nfds; mapped++) {
@@ -79,13 +80,28 @@ static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
 		       (int)mgi_agent.pid, held, segs[refused]->group, usage, max);
 		goto unmap;
 	}
+	/* Its evicted pages move with it too: the new side's swap. */
+	mgi_counter_path_t to_swap = mgi_segment_swap_path(&to);
+	if (to.depth && swapped && !mgi_counter_try_charge(&to_swap, swapped, &refused)) {
+		const mgi_counter_t *c = to_swap.level[refused];
+		mgi_counter_uncharge(&to, pages);
+		mgi_size_format(swapped * 4096, held, sizeof(held));
+		mgi_size_format(mgi_counter_read(c) * 4096, usage, sizeof(usage));
+		mgi_size_format(mgi_counter_read_max(c) * 4096, max, sizeof(max));
+		answer(-ENOMEM, "pid %d has %s evicted, more swap than group '%s' can take "
+				"(swap %s, max %s)",
+		       (int)mgi_agent.pid, held, segs[refused]->group, usage, max);
+		goto unmap;
+	}
 	mgi_proc_slot_t *me = &segs[0]->procs[w->slot];
 	atomic_store(&me->charged, pages);
+	atomic_store(&me->swapped, swapped);
 	atomic_store(&me->pgfault, atomic_load(&mgi_agent.me->pgfault));
 	atomic_store(&me->tracked_bytes, atomic_load(&mgi_agent.me->tracked_bytes));
 	atomic_store(&me->untracked_bytes, atomic_load(&mgi_agent.me->untracked_bytes));
 	memcpy(me->comm, mgi_agent.me->comm, sizeof(me->comm));
-	/* Gives the old slot back, uncharging below the shared levels. */
+	/* Gives the old slot back, uncharging (memory and swap) below the
+	 * shared levels. */
 	mgi_segment_release(mgi_agent.seg, mgi_agent.slot, mgi_agent.pid, &from);
 	/* The move is a change of usage on both sides (memcg's task move). */
 	unsigned crossed = 0;
@@ -101,6 +117,7 @@ static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
 	for (unsigned i = 0; i < nfds; i++)
 		mgi_agent.path.level[i] = &segs[i]->memory;
 	memcpy(mgi_agent.group, w->group, sizeof(mgi_agent.group));
+	mgi_reclaim_publish();
 	for (unsigned i = 0; i < nfds; i++)
 		crossed += mgi_segment_check_thresholds(segs[i]);
 	if (crossed && mgi_agent.wakefd >= 0) {
@@ -139,13 +156,28 @@ bool mgi_agent_on_manager_message(void)
 		for (size_t j = 0; j < k && nfds < MGI_DEPTH_MAX + 1; j++)
 			memcpy(&fds[nfds++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
 	}
-	if (mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err)) == MGI_MSG_MOVE) {
+	switch (mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err))) {
+	case MGI_MSG_MOVE:
 		/* The segments, then the manager's eventfd, which we have. */
 		if (nfds == msg.welcome.nsegments + 1)
 			move_to(&msg.welcome, fds, nfds - 1);
 		else
 			answer(-EPROTO, "MOVE came with %u fds, not %u", nfds,
 			       msg.welcome.nsegments + 1);
+		break;
+	case MGI_MSG_EVICT: {
+		/* The manager found this process the coldest of a group that
+		 * needs room (or above its high limit). */
+		mgi_msg_t r;
+		uint64_t asked = msg.evict.pages;
+		mgi_msg_init(&r, MGI_MSG_EVICTED);
+		r.evict.pages = asked;
+		r.evict.freed = mgi_reclaim_allowed(0) ? mgi_evict(asked) : 0;
+		send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		break;
+	}
+	default:
+		break;
 	}
 	for (unsigned i = 0; i < nfds; i++)
 		close(fds[i]);

@@ -40,12 +40,26 @@ struct procmap_query {
 
 #ifndef UFFD_FEATURE_MOVE
 #define UFFD_FEATURE_MOVE (1ULL << 16)
+struct uffdio_move {
+	uint64_t dst;
+	uint64_t src;
+	uint64_t len;
+	uint64_t mode;
+	int64_t move;
+};
+#define _UFFDIO_MOVE (0x05)
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+#ifndef UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((uint64_t)1 << 1)
 #endif
 
-/* MOVE is not used yet; reclaim will evict with it, so a kernel without it
- * (before 6.8) is refused now rather than half-working. */
+/* Reclaim evicts with MOVE, so a kernel without it (before 6.8) is refused
+ * rather than half-working. FORK keeps a forked child's registration, so
+ * that its pages still held by the agent are copied in before anything
+ * reads them (see reclaim.c). */
 #define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
-		  UFFD_FEATURE_MOVE)
+		  UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_MOVE)
 
 static int open_uffd_fd(void)
 {
@@ -64,11 +78,19 @@ static int open_uffd_fd(void)
 	return fd >= 0 ? fd : -errno;
 }
 
-int mgi_uffd_open(char *why, size_t whylen)
+static int negotiate(int fd, uint64_t features)
 {
-	struct uffdio_api api = {.api = UFFD_API, .features = FEATURES};
-	int fd = open_uffd_fd();
+	struct uffdio_api api = {.api = UFFD_API, .features = features};
+	return ioctl(fd, UFFDIO_API, &api) == 0 ? 0 : -errno;
+}
 
+int mgi_uffd_open(bool *fork_events, char *why, size_t whylen)
+{
+	uint64_t features = FEATURES;
+	int fd = open_uffd_fd(), rc;
+
+	if (fork_events)
+		*fork_events = false;
 	if (fd < 0) {
 		snprintf(why, whylen,
 			 "userfaultfd is not permitted for this process (%s): run as root, "
@@ -77,16 +99,29 @@ int mgi_uffd_open(char *why, size_t whylen)
 			 strerror(-fd));
 		return fd;
 	}
-	if (ioctl(fd, UFFDIO_API, &api) != 0) {
-		int err = errno;
+	rc = negotiate(fd, features);
+	if (rc == -EPERM && (features & UFFD_FEATURE_EVENT_FORK)) {
+		/* EVENT_FORK needs CAP_SYS_PTRACE: go on without it (the
+		 * caller then keeps no page out of the process, see reclaim.c).
+		 * A failed UFFDIO_API may leave the fd unusable: a new one. */
+		close(fd);
+		fd = open_uffd_fd();
+		if (fd < 0)
+			return fd;
+		features &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
+		rc = negotiate(fd, features);
+	}
+	if (rc != 0) {
 		snprintf(why, whylen,
 			 "this kernel's userfaultfd lacks what memgrp needs (the remove, "
 			 "unmap and remap events and UFFDIO_MOVE): %s; Linux 6.8 or later "
 			 "is required",
-			 strerror(err));
+			 strerror(-rc));
 		close(fd);
-		return -err;
+		return rc;
 	}
+	if (fork_events)
+		*fork_events = (features & UFFD_FEATURE_EVENT_FORK) != 0;
 	return fd;
 }
 
@@ -97,6 +132,30 @@ int mgi_uffd_register(int uffd, uintptr_t start, size_t len)
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 	return ioctl(uffd, UFFDIO_REGISTER, &r) == 0 ? 0 : -errno;
+}
+
+int mgi_uffd_register_wp(int uffd, uintptr_t start, size_t len)
+{
+	struct uffdio_register r = {
+		.range = {.start = start, .len = len},
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	return ioctl(uffd, UFFDIO_REGISTER, &r) == 0 ? 0 : -errno;
+}
+
+int mgi_uffd_move(int uffd, uintptr_t dst, uintptr_t src, size_t len, bool allow_holes,
+		  size_t *moved)
+{
+	struct uffdio_move m = {
+		.dst = dst, .src = src, .len = len,
+		.mode = allow_holes ? UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES : 0,
+	};
+	int rc = ioctl(uffd, UFFDIO_MOVE, &m) == 0 ? 0 : -errno;
+
+	*moved = m.move > 0 ? (size_t)m.move : 0;
+	if (rc == 0)
+		*moved = len;
+	return rc;
 }
 
 int mgi_uffd_copy(int uffd, uintptr_t dst, const void *src, size_t len, size_t *copied)

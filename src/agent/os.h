@@ -2,6 +2,7 @@
 #ifndef MGI_AGENT_OS_H
 #define MGI_AGENT_OS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,13 +16,33 @@
 
 /*
  * Opens a non-blocking, close-on-exec userfaultfd able to see kernel-mode
- * faults, and negotiates EVENT_REMOVE, EVENT_UNMAP and EVENT_REMAP. On failure
- * writes one line naming the cause and the remedy into why.
+ * faults, and negotiates EVENT_REMOVE, EVENT_UNMAP, EVENT_REMAP, MOVE and,
+ * if the process may (CAP_SYS_PTRACE), EVENT_FORK: *fork_events (if not
+ * NULL) says whether it got it. On failure writes one line naming the
+ * cause and the remedy into why.
  */
-int mgi_uffd_open(char *why, size_t whylen);
+int mgi_uffd_open(bool *fork_events, char *why, size_t whylen);
 
 /* Registers [start, start + len) for missing-page faults. */
 int mgi_uffd_register(int uffd, uintptr_t start, size_t len);
+
+/* Registers [start, start + len) in write-protect mode only: a missing page
+ * there is filled by the kernel as usual (never a fault to read), and the
+ * range can be the destination of UFFDIO_MOVE through this uffd. */
+int mgi_uffd_register_wp(int uffd, uintptr_t start, size_t len);
+
+/*
+ * Moves len bytes of pages from src to dst (UFFDIO_MOVE; dst registered on
+ * this uffd and empty; src anywhere, but a page shared with another process
+ * or pinned cannot move). With allow_holes, holes in src are skipped (dst
+ * stays a hole there); without, a hole stops the move with -ENOENT. Returns
+ * 0 when all moved; otherwise the negative errno (-EAGAIN: the address
+ * space is changing, read the events first; -EBUSY: a shared or pinned
+ * page; -EEXIST: dst populated), with *moved the bytes moved before it
+ * stopped.
+ */
+int mgi_uffd_move(int uffd, uintptr_t dst, uintptr_t src, size_t len, bool allow_holes,
+		  size_t *moved);
 
 /*
  * Resolves by copying len bytes of src to dst (page aligned) and waking the

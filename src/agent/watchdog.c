@@ -16,8 +16,9 @@
  * Pitfall 4 of the design: if a fault is never answered, its thread hangs
  * silently. Every WATCH_PERIOD seconds this thread lists the process's
  * threads and reads their wchan; one found in handle_userfault on two scans
- * in a row while the handler has nothing parked (so nothing legitimately
- * waits: no OOM wait, no EAGAIN retry) was lost. The watchdog says so on
+ * in a row while the handler waits idle in poll with nothing parked (so
+ * nothing legitimately waits: no OOM wait, no EAGAIN retry, no eviction
+ * under way) was lost. The watchdog says so on
  * stderr, counts it, and wakes every waiter (UFFDIO_WAKE over the whole
  * address space): a woken thread faults again, and the handler sees the
  * fault afresh. A spurious wake costs one extra fault, nothing more.
@@ -104,8 +105,15 @@ void *mgi_watchdog_main(void *arg)
 			;
 		if (!atomic_load(&mgi_agent.active))
 			continue;
+		/* Only while the handler waits in poll with nothing parked can
+		 * a waiting thread have been forgotten: a busy handler (a long
+		 * eviction) reads its queue when done. */
+		if (!atomic_load(&mgi_agent.idle) || atomic_load(&mgi_agent.parked) != 0) {
+			nseen = 0;
+			continue;
+		}
 		unsigned stuck = scan(taskfd, buf, 4096);
-		if (!stuck || atomic_load(&mgi_agent.parked) != 0)
+		if (!stuck || !atomic_load(&mgi_agent.idle) || atomic_load(&mgi_agent.parked) != 0)
 			continue;
 		atomic_fetch_add(&mgi_agent.lost_faults, stuck);
 		mgi_agent_log("watchdog: %u thread(s) waited over %d s for a page that the fault "

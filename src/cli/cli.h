@@ -64,4 +64,23 @@ int mgi_find_manager(const char *sock_opt, const char *group, char *out, size_t 
  * transport error in err. */
 int mgi_request_reply(const char *sock, const mgi_msg_t *req, char *err, size_t errlen);
 
+/* limits.c: --memory-max/high/low/soft, --swap-max and --swappiness, for
+ * run, create and set (getopt values: 'm' and these). */
+enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_SWAPPINESS };
+#define MGI_LIMIT_LONGOPTS                                                      \
+	{"memory-max", required_argument, NULL, 'm'},                           \
+	{"memory-high", required_argument, NULL, MGI_OPT_HIGH},                 \
+	{"memory-low", required_argument, NULL, MGI_OPT_LOW},                   \
+	{"memory-soft", required_argument, NULL, MGI_OPT_SOFT},                 \
+	{"swap-max", required_argument, NULL, MGI_OPT_SWAP_MAX},                \
+	{"swappiness", required_argument, NULL, MGI_OPT_SWAPPINESS}
+extern const char mgi_limits_help[];
+/* Every limit left at MGI_SET_KEEP. */
+void mgi_limits_init(mgi_msg_set_t *set);
+/* Whether any limit was given. */
+bool mgi_limits_given(const mgi_msg_set_t *set);
+/* Parses option opt's argument into set: returns 1 if it was a limit
+ * option, 0 if not, -1 after printing why the value is bad. */
+int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *set);
+
 #endif

@@ -9,52 +9,39 @@
 #include "cli.h"
 #include "size.h"
 
-/* Options shared by create and set: limits, --socket, --help. Limits not
- * implemented yet are refused (exit 3), never ignored. Returns -1 to go on,
- * or the exit code. */
+/* Options shared by create and set: limits (limits.c), --socket, --help.
+ * Returns -1 to go on, or the exit code. */
 static int parse_limits(const char *cmd, int argc, char **argv, mgi_msg_set_t *set,
 			const char **sock, const char *help)
 {
 	static const struct option longopts[] = {
-		{"memory-max", required_argument, NULL, 'm'},
+		MGI_LIMIT_LONGOPTS,
 		{"socket", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
-		{"memory-high", required_argument, NULL, 'U'},
-		{"memory-low", required_argument, NULL, 'U'},
-		{"memory-soft", required_argument, NULL, 'U'},
-		{"swap-max", required_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
 	char err[160];
-	uint64_t bytes;
-	int opt, li = 0;
+	int opt, rc;
 
-	set->memory_max = MGI_SET_KEEP;
+	mgi_limits_init(set);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "m:s:h", longopts, &li)) != -1) {
+	while ((opt = getopt_long(argc, argv, "m:s:h", longopts, NULL)) != -1) {
+		if ((rc = mgi_limits_option(cmd, opt, optarg, set)) != 0) {
+			if (rc < 0)
+				return MGI_EXIT_USAGE;
+			continue;
+		}
 		switch (opt) {
-		case 'm':
-			if (mgi_size_parse(optarg, &bytes, err, sizeof(err)) != 0) {
-				fprintf(stderr, "memgrp %s: --memory-max: %s\n", cmd, err);
-				return MGI_EXIT_USAGE;
-			}
-			if (bytes < 4096) {
-				fprintf(stderr, "memgrp %s: --memory-max: at least one page (4K)\n", cmd);
-				return MGI_EXIT_USAGE;
-			}
-			set->memory_max = bytes == MGI_SIZE_MAX ? MGI_SET_UNLIMITED : bytes;
-			break;
 		case 's': *sock = optarg; break;
-		case 'U':
-			fprintf(stderr, "memgrp %s: --%s is not implemented yet\n", cmd, longopts[li].name);
-			return MGI_EXIT_UNSUPPORTED;
-		case 'h': fputs(help, stdout); return MGI_EXIT_OK;
+		case 'h':
+			fputs(help, stdout);
+			fputs(mgi_limits_help, stdout);
+			return MGI_EXIT_OK;
 		default: return MGI_EXIT_USAGE;
 		}
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "memgrp %s: name one group (memgrp %s GROUP [--memory-max SIZE])\n", cmd,
-			cmd);
+		fprintf(stderr, "memgrp %s: name one group (memgrp %s GROUP [LIMITS])\n", cmd, cmd);
 		return MGI_EXIT_USAGE;
 	}
 	if (mgi_group_name_check(argv[optind], err, sizeof(err)) != 0) {
@@ -116,13 +103,15 @@ int mgi_cmd_set(int argc, char **argv)
 
 	mgi_msg_init(&req, MGI_MSG_SET);
 	rc = parse_limits("set", argc, argv, &req.set, &sock,
-			  "Usage: memgrp set [--socket PATH] GROUP --memory-max SIZE\n"
-			  "Changes a group's hard limit. Lowering it below the group's usage is\n"
-			  "refused (memgrp cannot reclaim yet).\n");
+			  "Usage: memgrp set [--socket PATH] GROUP LIMITS...\n"
+			  "Changes a running group's limits. A hard limit below the group's usage\n"
+			  "is refused (set --memory-high to it first to have the group evicted\n"
+			  "down to there); a swap limit below the swap usage stops new evictions.\n"
+			  "\nLimits:\n");
 	if (rc >= 0)
 		return rc;
-	if (req.set.memory_max == MGI_SET_KEEP) {
-		fprintf(stderr, "memgrp set: nothing to set (--memory-max SIZE)\n");
+	if (!mgi_limits_given(&req.set)) {
+		fprintf(stderr, "memgrp set: nothing to set (see memgrp set --help)\n");
 		return MGI_EXIT_USAGE;
 	}
 	return ask("set", sock, &req, req.set.group);
@@ -136,11 +125,12 @@ int mgi_cmd_create(int argc, char **argv)
 
 	mgi_msg_init(&req, MGI_MSG_CREATE);
 	rc = parse_limits("create", argc, argv, &req.set, &sock,
-			  "Usage: memgrp create [--socket PATH] GROUP [--memory-max SIZE]\n"
+			  "Usage: memgrp create [--socket PATH] GROUP [LIMITS...]\n"
 			  "Creates a group in memgrpd (or under the group of a running\n"
 			  "`memgrp run -g TOP`, for TOP/...). Its parent must exist. A group's\n"
-			  "limit holds for its whole subtree: a charge counts in every ancestor.\n"
-			  "Run commands in it with `memgrp run -g GROUP -- CMD`.\n");
+			  "limits hold for its whole subtree: a charge counts in every ancestor.\n"
+			  "Run commands in it with `memgrp run -g GROUP -- CMD`.\n"
+			  "\nLimits:\n");
 	if (rc >= 0)
 		return rc;
 	return ask("create", sock, &req, req.set.group);

@@ -37,20 +37,23 @@ static void run_usage(FILE *out)
 		"Options:\n"
 		"  -g, --group NAME         group name, a path such as web/api\n"
 		"                           (default: run-PID)\n"
-		"  -m, --memory-max SIZE    hard limit (default: max); when the group\n"
-		"                           cannot get a page, its largest process is killed\n"
+		"%s"
+		"      --codec lz4|zstd     how the group's processes compress evicted\n"
+		"                           pages (default lz4)\n"
 		"      --fault-around N     pages resolved per sequential fault, 1..64\n"
 		"                           (default 64; an isolated fault gets one page)\n"
 		"      --coop-wait MS       how long a cooperating application may take to\n"
 		"                           free memory when asked at the limit (default 200)\n"
+		"      --min-available SIZE the host floor for soft limits (default: 5%% of\n"
+		"                           the host's memory)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
 		"      --socket PATH        the manager's control socket (see above)\n"
 		"  -h, --help               show this help\n"
 		"\n"
-		"Not implemented yet (exit code 3): --memory-high, --memory-low,\n"
-		"--memory-soft, --swap-max, --mode (estimate accounting).\n"
+		"Not implemented yet (exit code 3): --mode (estimate accounting).\n"
 		"\n"
-		"Environment: MEMGRP_AGENT overrides the path of libmemgrp-agent.so.\n");
+		"Environment: MEMGRP_AGENT overrides the path of libmemgrp-agent.so.\n",
+		mgi_limits_help);
 }
 
 /* libmemgrp-agent.so next to this binary: in the build tree
@@ -83,7 +86,7 @@ static int find_agent(char *out, size_t len)
 }
 
 static pid_t spawn(char **argv, const char *agent, const char *sock, const char *group,
-		   const sigset_t *oldmask)
+		   const char *codec, const sigset_t *oldmask)
 {
 	pid_t pid = fork();
 
@@ -99,6 +102,8 @@ static pid_t spawn(char **argv, const char *agent, const char *sock, const char 
 	setenv("LD_PRELOAD", preload, 1);
 	setenv("MEMGRP_SOCKET", sock, 1);
 	setenv("MEMGRP_GROUP", group, 1);
+	if (codec)
+		setenv("MEMGRP_CODEC", codec, 1);
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	execvp(argv[0], argv);
 	fprintf(stderr, "memgrp run: cannot run '%s': %s\n", argv[0], strerror(errno));
@@ -110,8 +115,7 @@ static pid_t spawn(char **argv, const char *agent, const char *sock, const char 
 struct run_ctx {
 	char group[MGI_GROUP_NAME_MAX];
 	char sock[108];
-	uint64_t memory_max;
-	bool limits_given;
+	mgi_msg_set_t limits; /* as given: MGI_SET_KEEP where not */
 	bool embedded;
 	bool transient; /* created here: removed at the end */
 	mgi_manager_t *m;
@@ -191,7 +195,7 @@ static int use_manager(struct run_ctx *r)
 	snprintf(req.group.group, sizeof(req.group.group), "%s", r->group);
 	rc = mgi_request(r->sock, &req, MGI_MSG_STAT, &reply, err, sizeof(err));
 	if (rc == 0) {
-		if (r->limits_given) {
+		if (mgi_limits_given(&r->limits)) {
 			fprintf(stderr, "memgrp run: group '%s' exists (served at %s); change its "
 					"limits with memgrp set, or run without limits to join it\n",
 				r->group, r->sock);
@@ -204,8 +208,10 @@ static int use_manager(struct run_ctx *r)
 		return MGI_EXIT_FAILURE;
 	}
 	mgi_msg_init(&req, MGI_MSG_CREATE);
+	mgi_msg_hdr_t hdr = req.hdr; /* (req.hdr is req.set.hdr: keep it) */
+	req.set = r->limits;
+	req.set.hdr = hdr;
 	snprintf(req.set.group, sizeof(req.set.group), "%s", r->group);
-	req.set.memory_max = r->memory_max == UINT64_MAX ? MGI_SET_KEEP : r->memory_max;
 	if (mgi_request_reply(r->sock, &req, err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrp run: cannot create group '%s': %s\n", r->group, err);
 		return MGI_EXIT_FAILURE;
@@ -234,18 +240,17 @@ static void remove_transient(struct run_ctx *r, const mgi_stats_t *st)
 
 int mgi_cmd_run(int argc, char **argv)
 {
-	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_UNSUPPORTED };
+	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_CODEC,
+	       OPT_MIN_AVAILABLE, OPT_UNSUPPORTED };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
-		{"memory-max", required_argument, NULL, 'm'},
+		MGI_LIMIT_LONGOPTS,
 		{"fault-around", required_argument, NULL, OPT_FAULT_AROUND},
 		{"stats-json", required_argument, NULL, OPT_STATS_JSON},
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"coop-wait", required_argument, NULL, OPT_COOP_WAIT},
-		{"memory-high", required_argument, NULL, OPT_UNSUPPORTED},
-		{"memory-low", required_argument, NULL, OPT_UNSUPPORTED},
-		{"memory-soft", required_argument, NULL, OPT_UNSUPPORTED},
-		{"swap-max", required_argument, NULL, OPT_UNSUPPORTED},
+		{"codec", required_argument, NULL, OPT_CODEC},
+		{"min-available", required_argument, NULL, OPT_MIN_AVAILABLE},
 		{"mode", required_argument, NULL, OPT_UNSUPPORTED},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -253,7 +258,8 @@ int mgi_cmd_run(int argc, char **argv)
 	static struct run_ctx r;
 	static mgi_manager_t m;
 	char agent[PATH_MAX], err[256];
-	const char *stats_json = NULL, *sock_opt = NULL;
+	const char *stats_json = NULL, *sock_opt = NULL, *codec = NULL;
+	uint64_t min_available = UINT64_MAX;
 	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
 	bool fault_around_given = false, coop_wait_given = false;
 	int opt, status, rc;
@@ -261,13 +267,18 @@ int mgi_cmd_run(int argc, char **argv)
 	pid_t child;
 
 	memset(&r, 0, sizeof(r));
-	r.memory_max = UINT64_MAX;
+	mgi_limits_init(&r.limits);
 	r.sfd = -1;
 	snprintf(r.group, sizeof(r.group), "run-%d", (int)getpid());
 	optind = 1;
 	/* "+": stop at the first non-option, so COMMAND's own options pass. */
 	int longindex = 0;
 	while ((opt = getopt_long(argc, argv, "+g:m:h", longopts, &longindex)) != -1) {
+		if ((rc = mgi_limits_option("run", opt, optarg, &r.limits)) != 0) {
+			if (rc < 0)
+				return MGI_EXIT_USAGE;
+			continue;
+		}
 		switch (opt) {
 		case 'g':
 			if (mgi_group_name_check(optarg, err, sizeof(err)) != 0) {
@@ -276,16 +287,18 @@ int mgi_cmd_run(int argc, char **argv)
 			}
 			snprintf(r.group, sizeof(r.group), "%s", optarg);
 			break;
-		case 'm':
-			if (mgi_size_parse(optarg, &r.memory_max, err, sizeof(err)) != 0) {
-				fprintf(stderr, "memgrp run: --memory-max: %s\n", err);
+		case OPT_CODEC:
+			if (strcmp(optarg, "lz4") != 0 && strcmp(optarg, "zstd") != 0) {
+				fprintf(stderr, "memgrp run: --codec: lz4 or zstd, not '%s'\n", optarg);
 				return MGI_EXIT_USAGE;
 			}
-			if (r.memory_max < 4096) {
-				fprintf(stderr, "memgrp run: --memory-max: at least one page (4K)\n");
+			codec = optarg;
+			break;
+		case OPT_MIN_AVAILABLE:
+			if (mgi_size_parse(optarg, &min_available, err, sizeof(err)) != 0) {
+				fprintf(stderr, "memgrp run: --min-available: %s\n", err);
 				return MGI_EXIT_USAGE;
 			}
-			r.limits_given = true;
 			break;
 		case OPT_FAULT_AROUND: {
 			char *end;
@@ -337,7 +350,7 @@ int mgi_cmd_run(int argc, char **argv)
 		return MGI_EXIT_FAILURE;
 	}
 	/* Fail here, with the reason, rather than in every child. */
-	int probe = mgi_uffd_open(err, sizeof(err));
+	int probe = mgi_uffd_open(NULL, err, sizeof(err));
 	if (probe < 0) {
 		fprintf(stderr, "memgrp run: %s\n", err);
 		return MGI_EXIT_FAILURE;
@@ -349,9 +362,9 @@ int mgi_cmd_run(int argc, char **argv)
 		return MGI_EXIT_USAGE;
 	}
 	if (mgi_manager_answers(r.sock)) {
-		if (fault_around_given || coop_wait_given)
-			fprintf(stderr, "memgrp run: --fault-around and --coop-wait are the manager's "
-					"(at %s): ignored\n", r.sock);
+		if (fault_around_given || coop_wait_given || min_available != UINT64_MAX)
+			fprintf(stderr, "memgrp run: --fault-around, --coop-wait and --min-available "
+					"are the manager's (at %s): ignored\n", r.sock);
 		if ((rc = use_manager(&r)) != 0)
 			return rc;
 	} else if (strchr(r.group, '/')) {
@@ -359,7 +372,9 @@ int mgi_cmd_run(int argc, char **argv)
 				"run the top-level group with memgrp run -g first\n", r.group, r.sock);
 		return MGI_EXIT_FAILURE;
 	} else {
-		if (mgi_manager_create(&m, "memgrp run", r.group, r.memory_max,
+		uint64_t max = r.limits.memory_max;
+		if (mgi_manager_create(&m, "memgrp run", r.group,
+				       max == MGI_SET_KEEP || max == MGI_SET_UNLIMITED ? UINT64_MAX : max,
 				       (uint32_t)fault_around, r.sock, err, sizeof(err)) != 0) {
 			fprintf(stderr, "memgrp run: %s\n", err);
 			mgi_manager_destroy(&m);
@@ -368,6 +383,9 @@ int mgi_cmd_run(int argc, char **argv)
 		r.embedded = true;
 		r.m = &m;
 		m.coop_wait_ms = (unsigned)coop_wait;
+		m.min_available = min_available != UINT64_MAX ? min_available
+							       : mgi_default_min_available();
+		mgi_manager_set_limits(&m, &r.limits, err, sizeof(err));
 	}
 	/* Orphans of the group are reparented to us, so their exits are seen. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -382,7 +400,7 @@ int mgi_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memgrp run: signalfd: %s\n", strerror(errno));
 		goto fail;
 	}
-	child = spawn(argv + optind, agent, r.sock, r.group, &oldmask);
+	child = spawn(argv + optind, agent, r.sock, r.group, codec, &oldmask);
 	if (child < 0) {
 		fprintf(stderr, "memgrp run: fork: %s\n", strerror(errno));
 		goto fail;

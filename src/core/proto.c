@@ -19,9 +19,50 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(oom_kill, 0),
 	FIELD(coop_requests, 0),
 	FIELD(coop_freed, 1),
+	FIELD(high, 1),
+	FIELD(low, 1),
+	FIELD(soft, 1),
+	FIELD(swappiness, 0),
+	FIELD(swap_usage, 1),
+	FIELD(swap_max_usage, 1),
+	FIELD(swap_limit, 1),
+	FIELD(memsw_usage, 1),
+	FIELD(staged_bytes, 1),
+	FIELD(stored_pages, 0),
+	FIELD(same_filled_pages, 0),
+	FIELD(compressed_bytes, 1),
+	FIELD(pswpout, 0),
+	FIELD(pswpin, 0),
+	FIELD(pgmajfault, 0),
+	FIELD(pgdeactivate, 0),
+	FIELD(pgactivate, 0),
+	FIELD(refault, 0),
+	FIELD(workingset_activate, 0),
+	FIELD(reclaim_stalls, 0),
+	FIELD(reclaim_stall_p50_us, 0),
+	FIELD(reclaim_stall_p99_us, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD
+
+void mgi_stats_stall_quantiles(mgi_stats_t *s)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
+		total += s->reclaim_hist[b];
+	s->reclaim_stalls = total;
+	s->reclaim_stall_p50_us = s->reclaim_stall_p99_us = 0;
+	for (int b = 0; b < MGI_RECLAIM_BUCKETS && total; b++) {
+		seen += s->reclaim_hist[b];
+		if (!s->reclaim_stall_p50_us && seen * 2 >= total)
+			s->reclaim_stall_p50_us = 1ULL << b;
+		if (seen * 100 >= total * 99) {
+			s->reclaim_stall_p99_us = 1ULL << b;
+			break;
+		}
+	}
+}
 
 static size_t size_of_type(int type)
 {
@@ -40,6 +81,9 @@ static size_t size_of_type(int type)
 	case MGI_MSG_LIST: return sizeof(mgi_msg_list_t);
 	case MGI_MSG_CREATE: return sizeof(mgi_msg_set_t);
 	case MGI_MSG_OOM_REQ: return sizeof(mgi_msg_oom_req_t);
+	case MGI_MSG_RECLAIM_REQ: return sizeof(mgi_msg_reclaim_req_t);
+	case MGI_MSG_EVICT: return sizeof(mgi_msg_evict_t);
+	case MGI_MSG_EVICTED: return sizeof(mgi_msg_evict_t);
 	case MGI_MSG_STAT: return sizeof(mgi_msg_stat_t);
 	case MGI_MSG_SET: return sizeof(mgi_msg_set_t);
 	case MGI_MSG_REPLY: return sizeof(mgi_msg_reply_t);
@@ -85,10 +129,14 @@ static int check_group(char *g, int may_be_default, char *err, size_t errlen)
 	return 0;
 }
 
-static int check_limit(uint64_t v, char *err, size_t errlen)
+static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 {
-	if (v != MGI_SET_KEEP && v != MGI_SET_UNLIMITED && v < 4096)
+	if (s->memory_max != MGI_SET_KEEP && s->memory_max != MGI_SET_UNLIMITED &&
+	    s->memory_max < 4096)
 		return bad(-EINVAL, err, errlen, "memory_max below one page");
+	if (s->swappiness != MGI_SET_KEEP && s->swappiness > 100)
+		return bad(-EINVAL, err, errlen, "swappiness is 0 to 100");
+	/* high, low, soft and swap_max: any byte count (0 is meaningful) */
 	return 0;
 }
 
@@ -168,15 +216,28 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 				return -EINVAL;
 		break;
 	case MGI_MSG_CREATE:
-		return check_limit(out->set.memory_max, err, errlen) ?:
+		return check_limits(&out->set, err, errlen) ?:
 		       check_group(out->set.group, 0, err, errlen) ?: h.type;
+	case MGI_MSG_RECLAIM_REQ:
+		if (out->reclaim_req.pid <= 0)
+			return bad(-EINVAL, err, errlen, "reclaim request: pid must be positive");
+		if (out->reclaim_req.level >= MGI_DEPTH_MAX)
+			return bad(-EINVAL, err, errlen, "reclaim request: level out of range");
+		if (out->reclaim_req.pages == 0 || out->reclaim_req.pages > MGI_PAGES_UNLIMITED)
+			return bad(-EINVAL, err, errlen, "reclaim request: pages out of range");
+		break;
+	case MGI_MSG_EVICT:
+	case MGI_MSG_EVICTED:
+		if (out->evict.pages > MGI_PAGES_UNLIMITED || out->evict.freed > MGI_PAGES_UNLIMITED)
+			return bad(-EINVAL, err, errlen, "evict: pages out of range");
+		break;
 	case MGI_MSG_OOM_KILL:
 		if (out->oom.killer <= 0 || out->oom.victim <= 0)
 			return bad(-EINVAL, err, errlen, "oom: pids must be positive");
 		out->oom.victim_comm[MGI_COMM_MAX - 1] = '\0';
 		break;
 	case MGI_MSG_SET:
-		return check_limit(out->set.memory_max, err, errlen) ?:
+		return check_limits(&out->set, err, errlen) ?:
 		       check_group(out->set.group, 1, err, errlen) ?: h.type;
 	case MGI_MSG_REPLY:
 		if (out->reply.status > 0)

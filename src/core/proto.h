@@ -54,6 +54,13 @@
  *  client -> manager  COOP_DONE  the request to free memory that came on
  *                                cooperation `id`'s eventfd is handled (the
  *                                manager measures what was freed). No reply.
+ *  agent -> manager   RECLAIM_REQ  a charge was refused by the group `level`
+ *                                steps up and this agent cannot (or should
+ *                                not) make the room alone: have the group's
+ *                                coldest processes evict `pages`.
+ *  manager -> agent   EVICT      evict `pages` of yours (compress them into
+ *                                your store) now.
+ *  agent -> manager   EVICTED    done: `freed` of the `pages` asked.
  *  manager -> client  REPLY      0 or a negative errno, and why.
  *
  * The connection of an agent stays open for the life of its process image:
@@ -62,7 +69,7 @@
  */
 
 #define MGI_MSG_MAGIC 0x4d475250u /* "MGRP" */
-#define MGI_PROTO_VERSION 2
+#define MGI_PROTO_VERSION 3
 
 enum mgi_msg_type {
 	MGI_MSG_HELLO = 1,
@@ -82,6 +89,9 @@ enum mgi_msg_type {
 	MGI_MSG_REGISTER = 15,
 	MGI_MSG_UNREGISTER = 16,
 	MGI_MSG_COOP_DONE = 17, /* laid out as UNREGISTER: request `id` handled */
+	MGI_MSG_RECLAIM_REQ = 18,
+	MGI_MSG_EVICT = 19,
+	MGI_MSG_EVICTED = 20, /* laid out as EVICT */
 };
 
 /* What a REGISTER asks to hear about. */
@@ -134,6 +144,21 @@ typedef struct mgi_msg_oom_req {
 	uint32_t level; /* 0: the agent's group, 1: its parent, 2: ... */
 } mgi_msg_oom_req_t;
 
+/* An agent needs room in the group `level` steps up from its own. */
+typedef struct mgi_msg_reclaim_req {
+	mgi_msg_hdr_t hdr;
+	int32_t pid;
+	uint32_t level;
+	uint64_t pages;
+} mgi_msg_reclaim_req_t;
+
+/* EVICT (manager to agent) and EVICTED (its answer). */
+typedef struct mgi_msg_evict {
+	mgi_msg_hdr_t hdr;
+	uint64_t pages; /* asked */
+	uint64_t freed; /* EVICTED: memory pages it gave back */
+} mgi_msg_evict_t;
+
 typedef struct mgi_msg_attach {
 	mgi_msg_hdr_t hdr;
 	char group[MGI_GROUP_NAME_MAX];
@@ -164,7 +189,19 @@ typedef struct mgi_stats {
 	uint64_t usage, max_usage, limit, failcnt, pgfault, nr_processes;
 	uint64_t tracked_bytes, untracked_bytes, oom_kill;
 	uint64_t coop_requests, coop_freed; /* asks to cooperating clients; bytes they freed */
+	/* reclaim */
+	uint64_t high, low, soft, swappiness;
+	uint64_t swap_usage, swap_max_usage, swap_limit, memsw_usage;
+	uint64_t staged_bytes, stored_pages, same_filled_pages, compressed_bytes;
+	uint64_t pswpout, pswpin, pgmajfault, pgdeactivate, pgactivate;
+	uint64_t refault, workingset_activate;
+	uint64_t reclaim_stalls, reclaim_stall_p50_us, reclaim_stall_p99_us;
+	uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* bucket i: stalls < 2^i us */
 } mgi_stats_t;
+
+/* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the
+ * quantile falls in) from reclaim_hist. */
+void mgi_stats_stall_quantiles(mgi_stats_t *s);
 
 typedef struct mgi_stats_field {
 	const char *name;
@@ -190,12 +227,18 @@ typedef struct mgi_msg_stat {
 } mgi_msg_stat_t;
 
 /* SET and CREATE: limits; a field left at MGI_SET_KEEP is not changed (or,
- * for CREATE, left unlimited). */
+ * for CREATE, left at its default: no limit; swap off for a top-level
+ * group, unbounded below its ancestors' for a nested one; swappiness 60). */
 #define MGI_SET_KEEP UINT64_MAX
 typedef struct mgi_msg_set {
 	mgi_msg_hdr_t hdr;
 	char group[MGI_GROUP_NAME_MAX];
-	uint64_t memory_max; /* bytes; MGI_SET_UNLIMITED for none */
+	uint64_t memory_max;  /* bytes; MGI_SET_UNLIMITED for none */
+	uint64_t memory_high; /* bytes: background reclaim above it */
+	uint64_t memory_low;  /* bytes: protected from its ancestors' reclaim */
+	uint64_t memory_soft; /* bytes: reclaimed to first when the host is short */
+	uint64_t swap_max;    /* bytes in the compressed stores; 0: no swap */
+	uint64_t swappiness;  /* 0-100; 0: never evict */
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 
@@ -244,6 +287,8 @@ typedef union mgi_msg {
 	mgi_msg_stat_t stat;
 	mgi_msg_set_t set;
 	mgi_msg_reply_t reply;
+	mgi_msg_reclaim_req_t reclaim_req;
+	mgi_msg_evict_t evict;
 } mgi_msg_t;
 
 #include <stdarg.h>

@@ -24,6 +24,16 @@ static inline void bit_set(uint64_t *bits, size_t i)
 	bits[i / 64] |= 1ULL << (i % 64);
 }
 
+static inline void bit_clear(uint64_t *bits, size_t i)
+{
+	bits[i / 64] &= ~(1ULL << (i % 64));
+}
+
+static inline size_t page_index(const mgi_vregion_t *r, uintptr_t addr)
+{
+	return (addr - r->start) >> MGI_PAGE_SHIFT;
+}
+
 /* Bits set in [off, off + n). Word at a time where aligned. */
 static uint64_t count_bits(const uint64_t *bits, size_t off, size_t n)
 {
@@ -52,10 +62,16 @@ void mgi_registry_init(mgi_registry_t *reg, mgi_allocator_t a)
 	reg->a = a;
 }
 
+/* The three bitmaps of a region are one allocation: bits, out, ref. */
+static size_t bitmaps_bytes(size_t pages)
+{
+	return 3 * words_for(pages) * 8;
+}
+
 static void free_region(mgi_registry_t *reg, mgi_vregion_t *r)
 {
-	reg->a.free(reg->a.ctx, r->bits, words_for(pages_of(r->start, r->end)) * 8);
-	r->bits = NULL;
+	reg->a.free(reg->a.ctx, r->bits, bitmaps_bytes(pages_of(r->start, r->end)));
+	r->bits = r->out = r->ref = NULL;
 }
 
 void mgi_registry_destroy(mgi_registry_t *reg)
@@ -66,7 +82,7 @@ void mgi_registry_destroy(mgi_registry_t *reg)
 		reg->a.free(reg->a.ctx, reg->v, reg->cap * sizeof(mgi_vregion_t));
 	reg->v = NULL;
 	reg->n = reg->cap = 0;
-	reg->bytes = reg->present = 0;
+	reg->bytes = reg->present = reg->nout = 0;
 }
 
 /* Room for `more` regions; false on allocation failure (nothing changed). */
@@ -91,24 +107,30 @@ static bool reserve(mgi_registry_t *reg, uint32_t more)
 	return true;
 }
 
-/* A new region [start, end) with bits copied from src (at src_off) if src. */
-static bool make_piece(mgi_registry_t *reg, mgi_vregion_t *out, uintptr_t start, uintptr_t end,
-		       const uint64_t *src, size_t src_off)
+/* A new region [start, end) with its bits copied from src's (at page
+ * src_off) if src. */
+static bool make_piece(mgi_registry_t *reg, mgi_vregion_t *piece, uintptr_t start, uintptr_t end,
+		       const mgi_vregion_t *src, size_t src_off)
 {
-	size_t pages = pages_of(start, end);
+	size_t pages = pages_of(start, end), words = words_for(pages);
 
-	out->start = start;
-	out->end = end;
-	memset(out->run_start, 0, sizeof(out->run_start));
-	memset(out->run_end, 0, sizeof(out->run_end));
-	out->next_stream = 0;
-	out->bits = reg->a.alloc(reg->a.ctx, words_for(pages) * 8);
-	if (!out->bits)
+	piece->start = start;
+	piece->end = end;
+	memset(piece->run_start, 0, sizeof(piece->run_start));
+	memset(piece->run_end, 0, sizeof(piece->run_end));
+	piece->next_stream = 0;
+	piece->bits = reg->a.alloc(reg->a.ctx, bitmaps_bytes(pages));
+	if (!piece->bits)
 		return false;
-	out->present = 0;
+	piece->out = piece->bits + words;
+	piece->ref = piece->out + words;
+	piece->present = piece->nout = 0;
 	if (src) {
-		copy_bits(out->bits, 0, src, src_off, pages);
-		out->present = count_bits(out->bits, 0, pages);
+		copy_bits(piece->bits, 0, src->bits, src_off, pages);
+		copy_bits(piece->out, 0, src->out, src_off, pages);
+		copy_bits(piece->ref, 0, src->ref, src_off, pages);
+		piece->present = count_bits(piece->bits, 0, pages);
+		piece->nout = count_bits(piece->out, 0, pages);
 	}
 	return true;
 }
@@ -204,15 +226,30 @@ mgi_vregion_t *mgi_registry_next(mgi_registry_t *reg, uintptr_t addr)
 
 bool mgi_registry_test(const mgi_vregion_t *r, uintptr_t addr)
 {
-	return bit_get(r->bits, (addr - r->start) >> MGI_PAGE_SHIFT);
+	return bit_get(r->bits, page_index(r, addr));
+}
+
+bool mgi_registry_is_out(const mgi_vregion_t *r, uintptr_t addr)
+{
+	return bit_get(r->out, page_index(r, addr));
 }
 
 size_t mgi_registry_absent_run(const mgi_vregion_t *r, uintptr_t addr, size_t max)
 {
-	size_t i = (addr - r->start) >> MGI_PAGE_SHIFT, n = 0;
+	size_t i = page_index(r, addr), n = 0;
 	size_t limit = pages_of(r->start, r->end);
 
-	while (n < max && i + n < limit && !bit_get(r->bits, i + n))
+	while (n < max && i + n < limit && !bit_get(r->bits, i + n) && !bit_get(r->out, i + n))
+		n++;
+	return n;
+}
+
+size_t mgi_registry_out_run(const mgi_vregion_t *r, uintptr_t addr, size_t max)
+{
+	size_t i = page_index(r, addr), n = 0;
+	size_t limit = pages_of(r->start, r->end);
+
+	while (n < max && i + n < limit && bit_get(r->out, i + n))
 		n++;
 	return n;
 }
@@ -232,6 +269,131 @@ size_t mgi_registry_mark(mgi_registry_t *reg, mgi_vregion_t *r, uintptr_t addr, 
 	return newly;
 }
 
+void mgi_registry_evict(mgi_registry_t *reg, mgi_vregion_t *r, uintptr_t addr, size_t n)
+{
+	size_t i = page_index(r, addr);
+
+	for (size_t k = 0; k < n; k++) {
+		bit_clear(r->bits, i + k);
+		bit_clear(r->ref, i + k);
+		bit_set(r->out, i + k);
+	}
+	r->present -= n;
+	reg->present -= n;
+	r->nout += n;
+	reg->nout += n;
+}
+
+void mgi_registry_restore(mgi_registry_t *reg, mgi_vregion_t *r, uintptr_t addr, size_t n,
+			  bool referenced)
+{
+	size_t i = page_index(r, addr);
+
+	for (size_t k = 0; k < n; k++) {
+		bit_clear(r->out, i + k);
+		bit_set(r->bits, i + k);
+		if (referenced)
+			bit_set(r->ref, i + k);
+	}
+	r->nout -= n;
+	reg->nout -= n;
+	r->present += n;
+	reg->present += n;
+}
+
+void mgi_registry_set_ref(mgi_vregion_t *r, uintptr_t addr)
+{
+	bit_set(r->ref, page_index(r, addr));
+}
+
+uint64_t mgi_registry_each_out(mgi_registry_t *reg, uintptr_t start, uintptr_t end, bool take,
+			       void (*fn)(void *ctx, uintptr_t addr), void *ctx)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = lower_bound(reg, start); i < reg->n && reg->v[i].start < end; i++) {
+		mgi_vregion_t *r = &reg->v[i];
+		uintptr_t s = start > r->start ? start : r->start;
+		uintptr_t e = end < r->end ? end : r->end;
+		uint64_t c = 0;
+
+		if (!r->nout)
+			continue;
+		for (size_t b = page_index(r, s); b < page_index(r, e); b++) {
+			if (!r->out[b / 64]) { /* a word of nothing: skip it */
+				b |= 63;
+				continue;
+			}
+			if (!bit_get(r->out, b))
+				continue;
+			c++;
+			if (take)
+				bit_clear(r->out, b);
+			if (fn)
+				fn(ctx, r->start + (b << MGI_PAGE_SHIFT));
+		}
+		if (take) {
+			r->nout -= c;
+			reg->nout -= c;
+		}
+		n += c;
+	}
+	return n;
+}
+
+size_t mgi_registry_clock(mgi_registry_t *reg, size_t max_scan, size_t max_run, uintptr_t *run)
+{
+	size_t scanned = 0;
+
+	if (!reg->n || !max_run)
+		return 0;
+	while (scanned < max_scan) {
+		uint32_t i = lower_bound(reg, reg->hand);
+		if (i == reg->n) { /* past the last region: wrap */
+			i = 0;
+			reg->hand = reg->v[0].start;
+		}
+		mgi_vregion_t *r = &reg->v[i];
+		size_t b = reg->hand > r->start ? page_index(r, reg->hand) : 0;
+		size_t limit = pages_of(r->start, r->end), n = 0;
+
+		for (; b < limit && scanned < max_scan; b++, scanned++) {
+			if (!r->present) {
+				scanned += limit - b;
+				b = limit;
+				break;
+			}
+			if (!n && b % 64 == 0 && !r->bits[b / 64] && b + 64 <= limit) {
+				/* a word with no present page: 64 at once */
+				b += 63;
+				scanned += 63;
+				continue;
+			}
+			if (!bit_get(r->bits, b)) {
+				if (n)
+					break;
+				continue;
+			}
+			if (bit_get(r->ref, b)) { /* second chance */
+				if (n)
+					break; /* ends the run; looked at again next time */
+				bit_clear(r->ref, b);
+				continue;
+			}
+			if (!n)
+				*run = r->start + (b << MGI_PAGE_SHIFT);
+			if (++n == max_run) {
+				b++;
+				break;
+			}
+		}
+		reg->hand = b < limit ? r->start + (b << MGI_PAGE_SHIFT) : r->end;
+		if (n)
+			return n;
+	}
+	return 0;
+}
+
 uint64_t mgi_registry_clear(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
 {
 	uint64_t cleared = 0;
@@ -245,8 +407,9 @@ uint64_t mgi_registry_clear(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
 
 		for (size_t k = 0; k < pages_of(s, e); k++) {
 			size_t b = off + k;
+			bit_clear(r->ref, b);
 			if (bit_get(r->bits, b)) {
-				r->bits[b / 64] &= ~(1ULL << (b % 64));
+				bit_clear(r->bits, b);
 				c++;
 			}
 		}
@@ -262,7 +425,7 @@ long mgi_registry_remove(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
 	uint32_t i0 = lower_bound(reg, start), i1 = i0;
 	mgi_vregion_t pieces[2] = {{0}, {0}};
 	uint32_t k = 0;
-	uint64_t dropped = 0, kept = 0, bytes = 0;
+	uint64_t dropped = 0, kept = 0, bytes = 0, out_dropped = 0, out_kept = 0;
 
 	if (start >= end)
 		return 0;
@@ -273,14 +436,14 @@ long mgi_registry_remove(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
 	/* The parts of the first and last regions outside [start, end). */
 	if (reg->v[i0].start < start) {
 		mgi_vregion_t *r = &reg->v[i0];
-		if (!make_piece(reg, &pieces[k], r->start, start, r->bits, 0))
+		if (!make_piece(reg, &pieces[k], r->start, start, r, 0))
 			return -ENOMEM;
+		out_kept += pieces[k].nout;
 		kept += pieces[k++].present;
 	}
 	if (reg->v[i1 - 1].end > end) {
 		mgi_vregion_t *r = &reg->v[i1 - 1];
-		if (!make_piece(reg, &pieces[k], end, r->end, r->bits,
-				(end - r->start) >> MGI_PAGE_SHIFT) ||
+		if (!make_piece(reg, &pieces[k], end, r->end, r, page_index(r, end)) ||
 		    !reserve(reg, 1)) {
 			if (pieces[k].bits)
 				free_region(reg, &pieces[k]);
@@ -288,10 +451,12 @@ long mgi_registry_remove(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
 				free_region(reg, &pieces[0]);
 			return -ENOMEM;
 		}
+		out_kept += pieces[k].nout;
 		kept += pieces[k++].present;
 	}
 	for (uint32_t i = i0; i < i1; i++) {
 		dropped += reg->v[i].present;
+		out_dropped += reg->v[i].nout;
 		bytes += reg->v[i].end - reg->v[i].start;
 		free_region(reg, &reg->v[i]);
 	}
@@ -300,44 +465,57 @@ long mgi_registry_remove(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
 	splice(reg, i0, i1, pieces, k);
 	reg->bytes -= bytes;
 	reg->present -= dropped - kept;
+	reg->nout -= out_dropped - out_kept;
 	return (long)(dropped - kept);
 }
 
-int mgi_registry_move(mgi_registry_t *reg, uintptr_t from, uintptr_t to, size_t len)
+int mgi_registry_move(mgi_registry_t *reg, uintptr_t from, uintptr_t to, size_t len,
+		      uint64_t *dropped)
 {
-	mgi_vregion_t moved[MAX_GAPS];
-	uint32_t nm = 0;
+	mgi_vregion_t *moved = NULL;
+	uint32_t nm = 0, want = 0;
 	long rc;
 
+	*dropped = 0;
+	/* Whatever the destination held was unmapped by the kernel first and
+	 * reported as such; drop any coverage left there (learned by a fault
+	 * that came before this event) so the pieces fit. Stale either way,
+	 * so done first and kept even if what follows fails. */
+	rc = mgi_registry_remove(reg, to, to + len);
+	if (rc < 0)
+		return -ENOMEM;
+	*dropped = (uint64_t)rc;
 	/* Copies of the covered parts of the source, placed at the destination. */
+	for (uint32_t i = lower_bound(reg, from); i < reg->n && reg->v[i].start < from + len; i++)
+		want++;
+	if (!want)
+		return 0;
+	moved = reg->a.alloc(reg->a.ctx, want * sizeof(*moved));
+	if (!moved || !reserve(reg, want + 2))
+		goto nomem;
 	for (uint32_t i = lower_bound(reg, from); i < reg->n && reg->v[i].start < from + len; i++) {
 		mgi_vregion_t *r = &reg->v[i];
 		uintptr_t s = from > r->start ? from : r->start;
 		uintptr_t e = from + len < r->end ? from + len : r->end;
-		if (nm == MAX_GAPS ||
-		    !make_piece(reg, &moved[nm], s - from + to, e - from + to, r->bits,
-				(s - r->start) >> MGI_PAGE_SHIFT))
+		if (!make_piece(reg, &moved[nm], s - from + to, e - from + to, r, page_index(r, s)))
 			goto nomem;
 		nm++;
 	}
-	if (!reserve(reg, nm + 2))
-		goto nomem;
-	rc = mgi_registry_remove(reg, from, from + len);
-	if (rc < 0)
-		goto nomem;
-	/* Whatever the destination held was unmapped by the kernel first and
-	 * reported as such; drop any coverage left there so pieces fit. */
-	if (mgi_registry_remove(reg, to, to + len) < 0)
+	if (mgi_registry_remove(reg, from, from + len) < 0)
 		goto nomem;
 	for (uint32_t j = 0; j < nm; j++) {
 		uint32_t at = lower_bound(reg, moved[j].start);
 		splice(reg, at, at, &moved[j], 1);
 		reg->bytes += moved[j].end - moved[j].start;
 		reg->present += moved[j].present;
+		reg->nout += moved[j].nout;
 	}
+	reg->a.free(reg->a.ctx, moved, want * sizeof(*moved));
 	return 0;
 nomem:
 	while (nm > 0)
 		free_region(reg, &moved[--nm]);
+	if (moved)
+		reg->a.free(reg->a.ctx, moved, want * sizeof(*moved));
 	return -ENOMEM;
 }

@@ -12,7 +12,8 @@ void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_arou
 	seg->bytes = sizeof(*seg);
 	strncpy(seg->group, group, sizeof(seg->group) - 1);
 	mgi_counter_init(&seg->memory);
-	mgi_counter_init(&seg->memsw);
+	mgi_counter_init(&seg->swap);
+	atomic_init(&seg->swappiness, MGI_SWAPPINESS_DEFAULT);
 	if (fault_around < 1)
 		fault_around = 1;
 	if (fault_around > MGI_FAULT_AROUND_MAX)
@@ -42,8 +43,15 @@ unsigned mgi_segment_check_thresholds(mgi_segment_t *seg)
 		mgi_threshold_set_t *set = &seg->thresholds[i].set;
 		if (mgi_threshold_count(set) == 0)
 			continue; /* the common case: one load */
-		n += mgi_threshold_check_live(set, mgi_counter_read(&seg->memory), &seg->memory.usage,
-					      count_crossing, seg);
+		if (i == MGI_WATCH_MEMORY)
+			n += mgi_threshold_check_live(set, mgi_counter_read(&seg->memory),
+						      &seg->memory.usage, count_crossing, seg);
+		else /* memory + swap: no single word to re-read; the last checker
+		      * of a change sees the sum it left */
+			n += mgi_threshold_check(set,
+						 mgi_counter_read(&seg->memory) +
+							 mgi_counter_read(&seg->swap),
+						 count_crossing, seg);
 	}
 	return n;
 }
@@ -65,9 +73,14 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 			continue;
 		if (atomic_compare_exchange_strong(&s->pid, &free_pid, pid)) {
 			atomic_store(&s->charged, 0);
+			atomic_store(&s->swapped, 0);
 			atomic_store(&s->pgfault, 0);
 			atomic_store(&s->tracked_bytes, 0);
 			atomic_store(&s->untracked_bytes, 0);
+			atomic_store(&s->staged, 0);
+			atomic_store(&s->staged_since_ns, 0);
+			atomic_store(&s->stored_bytes, 0);
+			atomic_store(&s->same_filled, 0);
 			memset(s->comm, 0, sizeof(s->comm));
 			return i;
 		}
@@ -92,6 +105,12 @@ long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_cou
 		return -ESRCH;
 	pages = atomic_exchange(&s->charged, 0);
 	mgi_counter_uncharge(path, pages);
+	mgi_counter_path_t swap = mgi_segment_swap_path(path);
+	mgi_counter_uncharge(&swap, atomic_exchange(&s->swapped, 0)); /* died with it */
+	atomic_store(&s->staged, 0);
+	atomic_store(&s->staged_since_ns, 0);
+	atomic_store(&s->stored_bytes, 0);
+	atomic_store(&s->same_filled, 0);
 	atomic_store(&s->pid, 0);
 	expected = pid;
 	atomic_compare_exchange_strong(&seg->oom_victim, &expected, 0);
@@ -112,6 +131,54 @@ int mgi_segment_largest(const mgi_segment_t *seg)
 		}
 	}
 	return best;
+}
+
+static bool holds_memory(const mgi_proc_slot_t *s)
+{
+	return atomic_load_explicit(&s->pid, memory_order_relaxed) > 0 &&
+	       atomic_load_explicit(&s->charged, memory_order_relaxed) > 0;
+}
+
+bool mgi_proc_colder(const mgi_proc_slot_t *a, const mgi_proc_slot_t *b)
+{
+	uint64_t ac = atomic_load_explicit(&a->charged, memory_order_relaxed);
+	uint64_t bc = atomic_load_explicit(&b->charged, memory_order_relaxed);
+
+	uint64_t as = atomic_load_explicit(&a->staged_since_ns, memory_order_relaxed);
+	uint64_t bs = atomic_load_explicit(&b->staged_since_ns, memory_order_relaxed);
+
+	if (!holds_memory(a))
+		return false;
+	if (!holds_memory(b))
+		return true;
+	if (as && bs)
+		return as < bs;
+	if (as || bs)
+		return as != 0;
+	return ac > bc;
+}
+
+int mgi_segment_coldest(const mgi_segment_t *seg)
+{
+	int best = -1;
+
+	for (int i = 0; i < MGI_PROCS_MAX; i++) {
+		if (!holds_memory(&seg->procs[i]))
+			continue;
+		if (best < 0 || mgi_proc_colder(&seg->procs[i], &seg->procs[best]))
+			best = i;
+	}
+	return best;
+}
+
+void mgi_segment_count_stall(mgi_segment_t *seg, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned b = 0;
+
+	while (b + 1 < MGI_RECLAIM_BUCKETS && us >= (1ULL << b))
+		b++;
+	atomic_fetch_add_explicit(&seg->reclaim_hist[b], 1, memory_order_relaxed);
 }
 
 unsigned mgi_segment_nr_procs(const mgi_segment_t *seg)

@@ -22,13 +22,15 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 2
+#define MGI_SEGMENT_VERSION 3
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
 #define MGI_COMM_MAX 16
 #define MGI_SLOT_RELEASING (-1) /* pid value while a slot is being released */
 #define MGI_THRESHOLDS_MAX 128  /* per group and counter */
 #define MGI_LISTENERS_MAX 256   /* per group */
+#define MGI_RECLAIM_BUCKETS 24  /* stall histogram: bucket i counts < 2^i us */
+#define MGI_SWAPPINESS_DEFAULT 60
 
 /* Storage for a threshold set of MGI_THRESHOLDS_MAX entries, in place. */
 typedef union mgi_threshold_storage {
@@ -54,13 +56,27 @@ typedef struct mgi_listener {
 /* Which counter a threshold watches. */
 enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
 
+/*
+ * A process's figures. `charged` (memory) counts its pages mapped in the
+ * process and its pages in the staging area (evicted but not yet
+ * compressed: still memory); `swapped` counts its pages in its compressed
+ * store (charged to the swap counter). Releasing the slot uncharges both.
+ * The reclaim fields let anyone who maps the segment rank its processes by
+ * coldness (mgi_proc_colder) without asking them.
+ */
 typedef struct mgi_proc_slot {
 	_Atomic int32_t pid;       /* 0: free; MGI_SLOT_RELEASING; else owner */
 	uint32_t reserved;
-	_Atomic uint64_t charged;  /* pages charged by this process now */
+	_Atomic uint64_t charged;  /* memory pages charged by this process now */
+	_Atomic uint64_t swapped;  /* pages in its store now (swap) */
 	_Atomic uint64_t pgfault;  /* missing-page faults it resolved */
 	_Atomic uint64_t tracked_bytes;   /* registered with userfaultfd */
 	_Atomic uint64_t untracked_bytes; /* anonymous, known, not registered */
+	_Atomic uint64_t staged;          /* of `charged`: in its staging area */
+	_Atomic uint64_t staged_since_ns; /* when its oldest staged page went
+					   * there (CLOCK_MONOTONIC); 0: none */
+	_Atomic uint64_t stored_bytes;    /* compressed data in its store */
+	_Atomic uint64_t same_filled;     /* of `swapped`: same-filled markers */
 	char comm[MGI_COMM_MAX];
 } mgi_proc_slot_t;
 
@@ -70,9 +86,23 @@ typedef struct mgi_segment {
 	uint32_t bytes;
 	char group[MGI_GROUP_NAME_MAX];
 	mgi_counter_t memory;
-	mgi_counter_t memsw;
+	/* Pages of the group's processes in their compressed stores; its max
+	 * is the group's swap limit. memsw (memcg v1's memory + swap) is the
+	 * sum of the two. A group's swap is charged up its path like memory. */
+	mgi_counter_t swap;
 	_Atomic uint64_t pgfault;
 	_Atomic uint64_t oom_kill;
+	/* Reclaim, counted where it happens (kept after processes exit). */
+	_Atomic uint64_t pswpout;     /* pages compressed into a store */
+	_Atomic uint64_t pswpin;      /* pages restored from a store */
+	_Atomic uint64_t pgmajfault;  /* faults that restored from a store */
+	_Atomic uint64_t pgdeactivate;/* pages moved to a staging area */
+	_Atomic uint64_t pgactivate;  /* staged pages touched again, moved back */
+	_Atomic uint64_t refault;     /* = pswpin: evicted pages faulted back */
+	_Atomic uint64_t workingset_activate; /* refaults within the working set */
+	_Atomic uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* direct reclaim stalls */
+	_Atomic uint32_t swappiness;  /* 0: never evict; else a weight (1-100) */
+	uint32_t reserved3;
 	_Atomic uint64_t coop_requests; /* requests sent to cooperating clients */
 	_Atomic uint64_t coop_freed;    /* pages they freed, as measured */
 	/* Cooperating clients registered in this group or below: when not 0,
@@ -100,13 +130,31 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid);
 /*
  * Releases slot idx if it still belongs to pid: frees it and uncharges what
  * it held along path (the group's counter path: its own counter and its
- * ancestors'). Returns the pages released, or -ESRCH if the slot was not
- * pid's (already released by someone else).
+ * ancestors') and its swap along the swap path beside it. Returns the
+ * memory pages released, or -ESRCH if the slot was not pid's (already
+ * released by someone else).
  */
 long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_counter_path_t *path);
 
 /* The slot holding the most charged pages, or -1 if none holds any. */
 int mgi_segment_largest(const mgi_segment_t *seg);
+
+/*
+ * Whether process a is a better victim for reclaim than b, i.e. colder: a
+ * process with staged pages is colder than one without, and the longer its
+ * oldest staged page has gone untouched the colder it is (pages that sat
+ * in the staging area since then were not used); between two without
+ * staged pages, the one holding more memory. A process with nothing to
+ * evict is never colder.
+ */
+bool mgi_proc_colder(const mgi_proc_slot_t *a, const mgi_proc_slot_t *b);
+
+/* The coldest process of the segment (its slot), or -1 if none holds
+ * memory. */
+int mgi_segment_coldest(const mgi_segment_t *seg);
+
+/* Adds one direct-reclaim stall of ns nanoseconds to the histogram. */
+void mgi_segment_count_stall(mgi_segment_t *seg, uint64_t ns);
 
 /*
  * Checks the group's thresholds after its usage changed (a charge, an
@@ -126,6 +174,18 @@ unsigned mgi_segment_nr_procs(const mgi_segment_t *seg);
 static inline mgi_counter_path_t mgi_segment_path(mgi_segment_t *seg)
 {
 	mgi_counter_path_t p = {.level = {&seg->memory}, .depth = 1};
+	return p;
+}
+
+/* The swap counters along a memory counter path (each level is a
+ * segment's memory counter; its swap counter sits beside it). */
+static inline mgi_counter_path_t mgi_segment_swap_path(const mgi_counter_path_t *memory)
+{
+	mgi_counter_path_t p = {.depth = memory->depth};
+	for (unsigned i = 0; i < memory->depth; i++)
+		p.level[i] = (mgi_counter_t *)((char *)memory->level[i] -
+					       offsetof(mgi_segment_t, memory) +
+					       offsetof(mgi_segment_t, swap));
 	return p;
 }
 

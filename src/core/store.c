@@ -1,4 +1,4 @@
-/* store.c - the compressed page store: hash table, 64-byte-unit allocator, codecs. */
+/* store.c - the compressed page store: growable hash table, 64-byte-unit allocator, codecs. */
 #include "store.h"
 
 #include <errno.h>
@@ -12,16 +12,24 @@
 #define CLASSES (MGI_STORE_PAGE / UNIT) /* a block is 1..64 units */
 #define STORE_MAGIC 0x65726f7473676d6dULL /* "mmgstore" */
 #define ZSTD_LEVEL 1
+#define TABLE_MIN 1024 /* slots of a new table (24 KiB) */
 
 enum kind { EMPTY = 0, PACKED = 1, RAW = 2, FILLED = 3 };
 
 typedef struct entry {
 	uint64_t key;
-	uint64_t fill;  /* FILLED: the repeated word */
-	uint32_t unit;  /* PACKED, RAW: first unit of the block in the data area */
-	uint16_t len;   /* bytes of data */
+	union {
+		uint64_t fill; /* FILLED: the repeated word */
+		struct {
+			uint32_t unit;  /* first unit of the block in the data area */
+			uint16_t len;   /* bytes of data */
+			uint8_t units;  /* block size in units */
+			uint8_t reserved;
+		} blk;          /* PACKED, RAW */
+	} u;
+	uint32_t stamp;
 	uint8_t kind;
-	uint8_t units;  /* block size in units */
+	uint8_t reserved[3];
 } entry_t;
 
 /*
@@ -43,8 +51,13 @@ struct mgi_store {
 	uint64_t magic;
 	uint32_t codec;
 	uint32_t shift;        /* 64 - log2(capacity) */
-	uint64_t capacity;     /* table slots, a power of two */
-	size_t table_off, scratch_off, meta_off, data_off;
+	uint64_t capacity;     /* table slots now, a power of two */
+	uint64_t max_capacity; /* of a table area */
+	uint64_t max_pages;
+	size_t table_off;      /* the table in use: one of the two areas */
+	size_t spare_off;      /* the other area, empty */
+	size_t scratch_off, meta_off, data_off;
+	mgi_store_ops_t ops;
 	uint32_t data_pages, fresh; /* pages in the data area; pages never used yet */
 	uint32_t free_pages;        /* stack of emptied pages: page + 1, 0: none */
 	uint32_t partial[CLASSES + 1]; /* per block size: a page with room, + 1 */
@@ -56,6 +69,11 @@ struct mgi_store {
 static size_t align64(size_t n)
 {
 	return (n + 63) & ~(size_t)63;
+}
+
+static size_t align_page(size_t n)
+{
+	return (n + MGI_STORE_PAGE - 1) & ~(size_t)(MGI_STORE_PAGE - 1);
 }
 
 static uint64_t table_capacity(uint64_t max_pages)
@@ -73,55 +91,68 @@ static size_t work_bytes(mgi_codec_t codec)
 	return align64(ZSTD_estimateCCtxSize(ZSTD_LEVEL)) + align64(ZSTD_estimateDCtxSize());
 }
 
+/* Header, scratch page and codec memory: the part before the table areas. */
+static size_t head_bytes(mgi_codec_t codec)
+{
+	return align_page(align64(sizeof(mgi_store_t)) + MGI_STORE_PAGE + work_bytes(codec));
+}
+
 size_t mgi_store_region_bytes(uint64_t max_pages, mgi_codec_t codec)
 {
 	/* every page raw, plus one partly used page per block size */
 	uint64_t data_pages = max_pages + CLASSES;
-	return align64(sizeof(mgi_store_t)) + align64(table_capacity(max_pages) * sizeof(entry_t)) +
-	       MGI_STORE_PAGE + work_bytes(codec) + align64(data_pages * sizeof(page_meta_t)) +
-	       data_pages * MGI_STORE_PAGE;
+	return head_bytes(codec) + 2 * align_page(table_capacity(max_pages) * sizeof(entry_t)) +
+	       align_page(data_pages * sizeof(page_meta_t)) + data_pages * MGI_STORE_PAGE;
 }
 
-mgi_store_t *mgi_store_init(void *region, size_t region_bytes, uint64_t max_pages,
-			    mgi_codec_t codec)
+static void set_capacity(mgi_store_t *s, uint64_t cap)
 {
-	mgi_store_t *s = region;
-	uint64_t cap = table_capacity(max_pages);
-	size_t off = align64(sizeof(*s));
-
-	if (!region || ((uintptr_t)region & 63) || max_pages == 0 ||
-	    (codec != MGI_CODEC_LZ4 && codec != MGI_CODEC_ZSTD))
-		return NULL;
-	size_t fixed = off + align64(cap * sizeof(entry_t)) + MGI_STORE_PAGE + work_bytes(codec);
-	if (region_bytes < fixed + sizeof(page_meta_t) + MGI_STORE_PAGE + 64)
-		return NULL;
-	memset(s, 0, sizeof(*s));
-	s->magic = STORE_MAGIC;
-	s->codec = codec;
 	s->capacity = cap;
 	s->shift = 64;
 	for (uint64_t c = cap; c > 1; c >>= 1)
 		s->shift--;
-	s->table_off = off;
-	memset((char *)region + off, 0, cap * sizeof(entry_t));
-	off += align64(cap * sizeof(entry_t));
-	s->scratch_off = off;
-	off += MGI_STORE_PAGE;
+}
+
+mgi_store_t *mgi_store_init(void *region, size_t region_bytes, uint64_t max_pages,
+			    mgi_codec_t codec, mgi_store_ops_t ops)
+{
+	mgi_store_t *s = region;
+	uint64_t maxcap = table_capacity(max_pages);
+	size_t area = align_page(maxcap * sizeof(entry_t));
+	size_t off = head_bytes(codec);
+
+	if (!region || ((uintptr_t)region & (MGI_STORE_PAGE - 1)) || max_pages == 0 ||
+	    max_pages > UINT32_MAX || (codec != MGI_CODEC_LZ4 && codec != MGI_CODEC_ZSTD))
+		return NULL;
+	if (region_bytes < off + 2 * area + MGI_STORE_PAGE + MGI_STORE_PAGE)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	s->magic = STORE_MAGIC;
+	s->codec = codec;
+	s->ops = ops;
+	s->max_pages = max_pages;
+	s->max_capacity = maxcap;
+	set_capacity(s, maxcap < TABLE_MIN ? maxcap : TABLE_MIN);
+	s->scratch_off = align64(sizeof(*s));
 	if (codec == MGI_CODEC_ZSTD) {
 		size_t cb = align64(ZSTD_estimateCCtxSize(ZSTD_LEVEL));
 		size_t db = align64(ZSTD_estimateDCtxSize());
-		s->cctx = ZSTD_initStaticCCtx((char *)region + off, cb);
-		s->dctx = ZSTD_initStaticDCtx((char *)region + off + cb, db);
+		char *work = (char *)region + s->scratch_off + MGI_STORE_PAGE;
+		s->cctx = ZSTD_initStaticCCtx(work, cb);
+		s->dctx = ZSTD_initStaticDCtx(work + cb, db);
 		if (!s->cctx || !s->dctx)
 			return NULL;
-		off += cb + db;
 	}
-	/* what is left: n pages of data and n page_meta (rounded) */
-	uint64_t n = (region_bytes - off - 64) / (MGI_STORE_PAGE + sizeof(page_meta_t));
+	s->table_off = off;
+	s->spare_off = off + area;
+	memset((char *)region + s->table_off, 0, s->capacity * sizeof(entry_t));
+	off += 2 * area;
+	/* what is left: n pages of data and their n page_meta (page rounded) */
+	uint64_t n = (region_bytes - off - MGI_STORE_PAGE) / (MGI_STORE_PAGE + sizeof(page_meta_t));
 	if (n > UINT32_MAX / CLASSES - 1)
 		n = UINT32_MAX / CLASSES - 1;
 	s->meta_off = off;
-	s->data_off = off + align64(n * sizeof(page_meta_t));
+	s->data_off = off + align_page(n * sizeof(page_meta_t));
 	s->data_pages = (uint32_t)n;
 	return s;
 }
@@ -150,6 +181,30 @@ static entry_t *find(const mgi_store_t *s, uint64_t key)
 	while (t[i].kind != EMPTY && t[i].key != key)
 		i = (i + 1) & mask;
 	return &t[i];
+}
+
+static void discard(mgi_store_t *s, size_t off, size_t len)
+{
+	if (s->ops.discard && len)
+		s->ops.discard(s->ops.ctx, (char *)s + off, len);
+}
+
+/* Moves every entry into the spare area at capacity cap, which becomes the
+ * table; the old area is discarded. */
+static void rehash(mgi_store_t *s, uint64_t cap)
+{
+	entry_t *old = table(s);
+	uint64_t oldcap = s->capacity;
+	size_t old_off = s->table_off;
+
+	memset((char *)s + s->spare_off, 0, cap * sizeof(entry_t));
+	s->table_off = s->spare_off;
+	s->spare_off = old_off;
+	set_capacity(s, cap);
+	for (uint64_t i = 0; i < oldcap; i++)
+		if (old[i].kind != EMPTY)
+			*find(s, old[i].key) = old[i];
+	discard(s, old_off, align_page(oldcap * sizeof(entry_t)));
 }
 
 static page_meta_t *meta(mgi_store_t *s, uint32_t page)
@@ -235,6 +290,8 @@ static void free_units(mgi_store_t *s, uint32_t unit, unsigned units)
 		partial_remove(s, page);
 		*m = (page_meta_t){.next = s->free_pages};
 		s->free_pages = page + 1;
+		/* and its memory goes back until then */
+		discard(s, s->data_off + (size_t)page * MGI_STORE_PAGE, MGI_STORE_PAGE);
 	}
 }
 
@@ -269,7 +326,7 @@ static size_t compress(mgi_store_t *s, const void *page)
 	return n > 0 ? (size_t)n : 0;
 }
 
-int mgi_store_put(mgi_store_t *s, uint64_t key, const void *page)
+int mgi_store_put(mgi_store_t *s, uint64_t key, const void *page, uint32_t stamp)
 {
 	entry_t *e;
 	uint64_t word;
@@ -277,13 +334,16 @@ int mgi_store_put(mgi_store_t *s, uint64_t key, const void *page)
 
 	if (key == 0)
 		return -EINVAL;
-	e = find(s, key);
-	if (e->kind != EMPTY)
+	if (mgi_store_contains(s, key))
 		return -EEXIST;
-	if (s->st.pages * 2 >= s->capacity)
+	if (s->st.pages >= s->max_pages)
 		return -ENOSPC;
+	/* Load factor at most 1/2: grow before the insert that would pass it. */
+	if ((s->st.pages + 1) * 2 > s->capacity)
+		rehash(s, s->capacity * 2);
+	e = find(s, key);
 	if (same_filled(page, &word)) {
-		*e = (entry_t){.key = key, .fill = word, .kind = FILLED};
+		*e = (entry_t){.key = key, .u.fill = word, .stamp = stamp, .kind = FILLED};
 		s->st.pages++;
 		s->st.same_filled++;
 		return 0;
@@ -298,39 +358,47 @@ int mgi_store_put(mgi_store_t *s, uint64_t key, const void *page)
 	if (u == UINT32_MAX)
 		return -ENOSPC;
 	memcpy(unit_ptr(s, u), src, len);
-	*e = (entry_t){.key = key, .unit = u, .len = (uint16_t)len, .kind = kind,
-		       .units = (uint8_t)units};
+	*e = (entry_t){.key = key, .u.blk = {.unit = u, .len = (uint16_t)len, .units = (uint8_t)units},
+		       .stamp = stamp, .kind = kind};
 	s->st.pages++;
 	s->st.compressed_bytes += len;
 	s->st.data_bytes += (uint64_t)units * UNIT;
 	return 0;
 }
 
-int mgi_store_get(mgi_store_t *s, uint64_t key, void *page)
+int mgi_store_get(mgi_store_t *s, uint64_t key, void *page, uint32_t *stamp)
 {
 	entry_t *e = find(s, key);
+	int rc;
 
 	switch (e->kind) {
 	case FILLED:
 		for (size_t i = 0; i < MGI_STORE_PAGE; i += 8)
-			memcpy((char *)page + i, &e->fill, 8);
-		return 0;
+			memcpy((char *)page + i, &e->u.fill, 8);
+		rc = 0;
+		break;
 	case RAW:
-		memcpy(page, unit_ptr(s, e->unit), MGI_STORE_PAGE);
-		return 0;
+		memcpy(page, unit_ptr(s, e->u.blk.unit), MGI_STORE_PAGE);
+		rc = 0;
+		break;
 	case PACKED:
 		if (s->codec == MGI_CODEC_ZSTD) {
-			size_t n = ZSTD_decompressDCtx(s->dctx, page, MGI_STORE_PAGE, unit_ptr(s, e->unit),
-						       e->len);
-			return !ZSTD_isError(n) && n == MGI_STORE_PAGE ? 0 : -EIO;
+			size_t n = ZSTD_decompressDCtx(s->dctx, page, MGI_STORE_PAGE,
+						       unit_ptr(s, e->u.blk.unit), e->u.blk.len);
+			rc = !ZSTD_isError(n) && n == MGI_STORE_PAGE ? 0 : -EIO;
+		} else {
+			rc = LZ4_decompress_safe(unit_ptr(s, e->u.blk.unit), page, e->u.blk.len,
+						 MGI_STORE_PAGE) == MGI_STORE_PAGE
+				     ? 0
+				     : -EIO;
 		}
-		return LZ4_decompress_safe(unit_ptr(s, e->unit), page, e->len, MGI_STORE_PAGE) ==
-				       MGI_STORE_PAGE
-			       ? 0
-			       : -EIO;
+		break;
 	default:
 		return -ENOENT;
 	}
+	if (rc == 0 && stamp)
+		*stamp = e->stamp;
+	return rc;
 }
 
 /* Empties slot e and shifts back the entries after it that probed past it,
@@ -364,12 +432,15 @@ bool mgi_store_drop(mgi_store_t *s, uint64_t key)
 	if (e->kind == FILLED) {
 		s->st.same_filled--;
 	} else {
-		free_units(s, e->unit, e->units);
-		s->st.compressed_bytes -= e->len;
-		s->st.data_bytes -= (uint64_t)e->units * UNIT;
+		free_units(s, e->u.blk.unit, e->u.blk.units);
+		s->st.compressed_bytes -= e->u.blk.len;
+		s->st.data_bytes -= (uint64_t)e->u.blk.units * UNIT;
 	}
 	s->st.pages--;
 	remove_slot(s, e);
+	/* Shrink at 1/8 full (grown at 1/2): no flapping around one size. */
+	if (s->capacity > TABLE_MIN && s->st.pages * 8 < s->capacity)
+		rehash(s, s->capacity / 2);
 	return true;
 }
 
@@ -393,7 +464,23 @@ bool mgi_store_contains(const mgi_store_t *s, uint64_t key)
 	return find(s, key)->kind != EMPTY;
 }
 
+bool mgi_store_next(const mgi_store_t *s, uint64_t *cursor, uint64_t *key)
+{
+	const entry_t *t = table(s);
+
+	for (uint64_t i = *cursor; i < s->capacity; i++) {
+		if (t[i].kind != EMPTY) {
+			*key = t[i].key;
+			*cursor = i + 1;
+			return true;
+		}
+	}
+	*cursor = s->capacity;
+	return false;
+}
+
 void mgi_store_stats(const mgi_store_t *s, mgi_store_stats_t *out)
 {
 	*out = s->st;
+	out->table_bytes = s->capacity * sizeof(entry_t);
 }

@@ -12,8 +12,8 @@
 /*
  * Seed 000 section 5, memgrp's step: applications that register as
  * cooperating (mg_cooperate_add) are asked to free memory before the group
- * is reclaimed by force. Until memgrp can evict pages, the force is the OOM
- * kill, so the episode runs between "a charge was refused" and "kill":
+ * is reclaimed by force: before its pages are evicted (reclaim.c) or, when
+ * the group cannot swap, before the OOM kill:
  *
  *  1. G's usage rises past its ask watermark (90 % of its limit: notify.c)
  *     and G's segment counts cooperators (registered on G or below); or a
@@ -26,10 +26,12 @@
  *     episode; garbage closes its connection; a disconnect ends its wait.
  *  3. What the client freed is measured (G's usage before and after), not
  *     taken from the client, and counted in coop_freed.
- *  4. When the measured total reaches the need, the episode ends with no
- *     kill; when every cooperator has been asked and G is still at its
- *     limit, the largest process is killed as before (an episode started at
- *     the watermark kills only if G reached its limit meanwhile).
+ *  4. When the measured total reaches the need, the episode ends: nothing
+ *     is evicted or killed. When every cooperator has been asked and G is
+ *     still at its limit, the rest is evicted from G's coldest processes,
+ *     or, if G cannot swap, its largest process is killed (an episode
+ *     started at the watermark does either only if G reached its limit
+ *     meanwhile).
  * The need is a tenth of G's limit (at least 1 MiB): enough that the group
  * does not come straight back; less would mean an episode per fault.
  */
@@ -74,7 +76,14 @@ static void ask_next(mgi_manager_t *m)
 	if (best < 0) {
 		e->active = false;
 		disarm(m);
-		if (mgi_counter_margin(&seg->memory) == 0)
+		if (mgi_counter_margin(&seg->memory) > 0)
+			return;
+		/* Still at its limit: what the applications did not free is
+		 * evicted (reclaim.c), or, if nothing can be, the OOM kill. */
+		if (mgi_reclaim_possible(m, e->group))
+			mgi_reclaim_request(m, e->group, e->need > e->freed ? e->need - e->freed : 256,
+					    false, e->req_group, e->req_slot);
+		else
 			mgi_manager_oom_kill(m, e->group, e->req_group, e->req_slot);
 		return;
 	}

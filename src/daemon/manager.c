@@ -26,6 +26,8 @@
 #define TAG_LISTEN 1
 #define TAG_WAKE 2
 #define TAG_TIMER 3
+#define TAG_RECLAIM_TIMER 4
+#define TAG_SOFT_TIMER 5
 #define TAG_CONN_BASE (1ULL << 32)
 #define TAG_PIDFD_BASE (2ULL << 32)
 
@@ -102,7 +104,8 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	m->listen_fd = m->epfd = m->wakefd = m->timerfd = -1;
+	m->listen_fd = m->epfd = m->wakefd = m->timerfd = m->reclaim_timerfd = m->soft_timerfd = -1;
+	m->reclaim.conn = -1;
 	m->coop_wait_ms = MGI_COOP_WAIT_DEFAULT_MS;
 	m->who = who;
 	m->uid = geteuid();
@@ -150,6 +153,12 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 	m->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (m->timerfd < 0 || mgi_manager_watch(m, m->timerfd, TAG_TIMER) != 0)
 		return fail(err, errlen, -errno, "timerfd");
+	m->reclaim_timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->reclaim_timerfd < 0 || mgi_manager_watch(m, m->reclaim_timerfd, TAG_RECLAIM_TIMER) != 0)
+		return fail(err, errlen, -errno, "timerfd");
+	m->soft_timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->soft_timerfd < 0 || mgi_manager_watch(m, m->soft_timerfd, TAG_SOFT_TIMER) != 0)
+		return fail(err, errlen, -errno, "timerfd");
 	return 0;
 }
 
@@ -173,6 +182,7 @@ static void drop_conn(mgi_manager_t *m, unsigned i)
 	struct mgi_conn *c = &m->conns[i];
 
 	mgi_notify_drop_conn(m, i);
+	mgi_reclaim_conn_gone(m, i);
 	if (c->slot >= 0) {
 		mgi_counter_path_t path = mgi_tree_path(&m->tree, c->group);
 		mgi_segment_release(m->tree.node[c->group].seg, c->slot, c->pid, &path);
@@ -515,6 +525,20 @@ void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_s
 	mgi_notify_oom(m, target);
 }
 
+/* After a group's limits changed: pressure and high thresholds are
+ * re-placed, the host watch follows the soft limits, and a group now above
+ * its high limit is reclaimed down to it. */
+static void limits_changed(mgi_manager_t *m, int g)
+{
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	uint64_t usage = mgi_counter_read(&seg->memory), high = atomic_load(&seg->memory.high);
+
+	mgi_notify_resync(m);
+	mgi_reclaim_soft_resync(m);
+	if (usage > high && mgi_reclaim_possible(m, g))
+		mgi_reclaim_request(m, g, usage - high + high / 64, true, -1, -1);
+}
+
 static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int type)
 {
 	static mgi_msg_t out; /* large: not on the stack */
@@ -537,10 +561,10 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 	case MGI_MSG_SET:
 		if (refuse_unprivileged(m, c, "change limits") || (g = lookup(m, c, msg->set.group)) < 0)
 			return;
-		rc = mgi_tree_set_max(&m->tree, g, msg->set.memory_max, why, sizeof(why));
+		rc = mgi_tree_set_limits(&m->tree, g, &msg->set, why, sizeof(why));
 		if (rc == 0) {
-			mgi_manager_log(m, "group '%s': limit set", m->tree.node[g].name);
-			mgi_notify_resync(m);
+			mgi_manager_log(m, "group '%s': limits set", m->tree.node[g].name);
+			limits_changed(m, g);
 		}
 		reply(c, rc, "%s", why);
 		return;
@@ -554,8 +578,9 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		}
 		rc = mgi_tree_create(&m->tree, msg->set.group, msg->set.memory_max, why, sizeof(why));
 		if (rc >= 0) {
+			mgi_tree_set_limits(&m->tree, rc, &msg->set, why, sizeof(why));
 			mgi_manager_log(m, "group '%s' created", msg->set.group);
-			mgi_notify_resync(m);
+			limits_changed(m, rc);
 		}
 		reply(c, rc < 0 ? rc : 0, "%s", why);
 		return;
@@ -685,6 +710,14 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 		if (c->slot >= 0)
 			on_oom_request(m, c, &msg.oom_req);
 		break;
+	case MGI_MSG_RECLAIM_REQ:
+		if (c->slot >= 0 && msg.reclaim_req.pid == c->pid)
+			mgi_reclaim_on_request(m, c, &msg.reclaim_req);
+		break;
+	case MGI_MSG_EVICTED:
+		if (c->slot >= 0)
+			mgi_reclaim_evicted(m, i, &msg.evict);
+		break;
 	case MGI_MSG_ATTACH:
 		on_attach(m, i, &msg.attach);
 		break;
@@ -739,6 +772,10 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 			mgi_notify_deliver(m);
 		} else if (tag == TAG_TIMER) {
 			mgi_coop_timeout(m);
+		} else if (tag == TAG_RECLAIM_TIMER) {
+			mgi_reclaim_timeout(m);
+		} else if (tag == TAG_SOFT_TIMER) {
+			mgi_reclaim_host_check(m);
 		}
 		else if (tag >= TAG_PIDFD_BASE) {
 			unsigned i = (unsigned)(tag - TAG_PIDFD_BASE);
@@ -775,11 +812,23 @@ void mgi_manager_destroy(mgi_manager_t *m)
 		close(m->wakefd);
 	if (m->timerfd >= 0)
 		close(m->timerfd);
+	if (m->reclaim_timerfd >= 0)
+		close(m->reclaim_timerfd);
+	if (m->soft_timerfd >= 0)
+		close(m->soft_timerfd);
 	if (m->epfd >= 0)
 		close(m->epfd);
 	mgi_tree_destroy(&m->tree);
 	m->listen_fd = m->epfd = -1;
 	m->nconns = 0;
+}
+
+int mgi_manager_set_limits(mgi_manager_t *m, const mgi_msg_set_t *set, char *why, size_t whylen)
+{
+	int rc = mgi_tree_set_limits(&m->tree, m->scope, set, why, whylen);
+	if (rc == 0)
+		limits_changed(m, m->scope);
+	return rc;
 }
 
 void mgi_manager_stats(const mgi_manager_t *m, mgi_stats_t *out)

@@ -72,10 +72,27 @@ struct mgi_coop_episode {
 	uint8_t asked[MGI_REGS_MAX]; /* who was asked in this episode */
 };
 
+/* A reclaim in progress (reclaim.c): one at a time per manager. */
+struct mgi_reclaim_episode {
+	bool active;
+	bool background;      /* for a high or soft limit, not a refused charge */
+	int group;            /* whose usage must come down */
+	int req_group, req_slot; /* who asked: victim of last resort */
+	uint64_t need, freed; /* pages */
+	int conn, conn_fd;    /* the agent evicting now (index, fd), -1 if none */
+	uint64_t asked, asked_ns, started_ns; /* of the agent evicting now */
+	uint8_t spent[MGI_MANAGER_CONNS_MAX]; /* gave less than asked: done */
+};
+
 typedef struct mgi_manager {
 	mgi_tree_t tree;
 	struct mgi_coop_episode coop;
+	uint64_t coop_last_ns; /* when a refused charge last started one */
+	struct mgi_reclaim_episode reclaim;
 	int timerfd;       /* the cooperative wait's deadline */
+	int reclaim_timerfd; /* an agent's eviction's deadline */
+	int soft_timerfd;  /* the host check, while soft limits exist */
+	uint64_t min_available; /* bytes: the host floor for soft limits (0: off) */
 	unsigned coop_wait_ms;
 	int wakefd;        /* agents write it when they count a crossing */
 	uid_t uid;         /* the manager's own user: privileged like root */
@@ -101,6 +118,10 @@ typedef struct mgi_manager {
 int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 		       uint64_t memory_max, uint32_t fault_around, const char *sock_path,
 		       char *err, size_t errlen);
+
+/* Applies limits to the manager's own group (the embedded manager's, set
+ * from `memgrp run`'s options). Returns 0 or -EBUSY with why. */
+int mgi_manager_set_limits(mgi_manager_t *m, const mgi_msg_set_t *set, char *why, size_t whylen);
 
 /* Adds an fd (e.g. a signalfd) for the caller to the manager's epoll set,
  * with `tag` (1 < tag < 2^32) returned by mgi_manager_poll when readable. */
@@ -149,6 +170,26 @@ bool mgi_coop_start(mgi_manager_t *m, int group, int req_group, int req_slot);
 void mgi_coop_answered(mgi_manager_t *m, int ri);
 /* The wait's timer fired. */
 void mgi_coop_timeout(mgi_manager_t *m);
+
+/* reclaim.c: choosing whose pages to evict. */
+/* Whether some process under group may evict (swap room, swappiness). */
+bool mgi_reclaim_possible(const mgi_manager_t *m, int group);
+/* Has the coldest processes under group evict `pages` (one episode at a
+ * time; ignored while one runs). background: for a high or soft limit
+ * (no OOM kill if nothing can be evicted). */
+void mgi_reclaim_request(mgi_manager_t *m, int group, uint64_t pages, bool background,
+			 int req_group, int req_slot);
+/* An agent's RECLAIM_REQ. */
+void mgi_reclaim_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_reclaim_req_t *r);
+/* An agent's EVICTED answer; its connection closing; the wait's timer. */
+void mgi_reclaim_evicted(mgi_manager_t *m, unsigned ci, const mgi_msg_evict_t *e);
+void mgi_reclaim_conn_gone(mgi_manager_t *m, unsigned ci);
+void mgi_reclaim_timeout(mgi_manager_t *m);
+/* The default host floor for soft limits: 5 % of MemTotal. */
+uint64_t mgi_default_min_available(void);
+/* Soft limits changed: watch the host (or stop). The host check's timer. */
+void mgi_reclaim_soft_resync(mgi_manager_t *m);
+void mgi_reclaim_host_check(mgi_manager_t *m);
 
 /* Kills the largest process under group `target` (the requester if none
  * holds pages), logs it and notifies, once per episode. */

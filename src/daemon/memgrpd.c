@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "manager.h"
+#include "size.h"
 
 #define TAG_SIGNALS 7
 
@@ -16,6 +17,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: memgrpd [--socket PATH] [--fault-around N] [--coop-wait MS]\n"
+		"               [--min-available SIZE]\n"
 		"\n"
 		"Serves memgrp's group tree: groups are created, changed and removed with\n"
 		"`memgrp create|set|rm`, and `memgrp run -g GROUP -- CMD` runs commands in\n"
@@ -30,6 +32,10 @@ static void usage(FILE *out)
 		"                    1..64 (default 64)\n"
 		"  --coop-wait MS    how long a cooperating client may take to free memory\n"
 		"                    when its group is at its limit (default 200)\n"
+		"  --min-available SIZE\n"
+		"                    the host floor: while MemAvailable is under it, groups\n"
+		"                    above their soft limit are evicted toward it (default\n"
+		"                    5%% of the host's memory; 0: never)\n"
 		"  -h, --help        show this help\n"
 		"\n"
 		"Exit codes: 0 stopped by a signal, 1 could not start, 2 bad command line.\n");
@@ -41,12 +47,14 @@ int main(int argc, char **argv)
 		{"socket", required_argument, NULL, 's'},
 		{"fault-around", required_argument, NULL, 'f'},
 		{"coop-wait", required_argument, NULL, 'w'},
+		{"min-available", required_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	static mgi_manager_t m;
 	const char *sock = getenv("MEMGRP_SOCKET");
 	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
+	uint64_t min_available = mgi_default_min_available();
 	char err[256], *end;
 	sigset_t mask;
 	int opt, sfd;
@@ -76,6 +84,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'a':
+			if (mgi_size_parse(optarg, &min_available, err, sizeof(err)) != 0) {
+				fprintf(stderr, "memgrpd: --min-available: %s\n", err);
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -95,6 +109,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	m.coop_wait_ms = (unsigned)coop_wait;
+	m.min_available = min_available;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);

@@ -35,6 +35,10 @@ static const unsigned pressure_pct[] = {75, 90, 98};
  * process's cooperator thread could not answer within 1 s. */
 #define REG_ASK_ID UINT32_MAX
 #define REG_KIND_ASK 100
+/* And one at each group's high limit (memory.high): crossing it upward
+ * starts background reclaim down to it (reclaim.c). */
+#define REG_HIGH_ID (UINT32_MAX - 1)
+#define REG_KIND_HIGH 101
 
 static struct mgi_reg *find_reg(mgi_manager_t *m, uint32_t id)
 {
@@ -95,10 +99,16 @@ static int place_pressure(mgi_manager_t *m, int ri)
 				       mgi_tree_is_under(&m->tree, g, r->group)))
 			continue;
 		mgi_segment_t *seg = m->tree.node[g].seg;
-		uint64_t max = mgi_counter_read_max(&seg->memory);
-		if (max >= MGI_PAGES_UNLIMITED)
-			continue;
-		uint64_t at = max * pressure_pct[r->level] / 100;
+		uint64_t max = mgi_counter_read_max(&seg->memory), at;
+		if (r->kind == REG_KIND_HIGH) {
+			at = atomic_load(&seg->memory.high);
+			if (at >= MGI_PAGES_UNLIMITED || at >= max)
+				continue;
+		} else {
+			if (max >= MGI_PAGES_UNLIMITED)
+				continue;
+			at = max * pressure_pct[r->level] / 100;
+		}
 		int l = take_listener(m, g, ri, true);
 		if (l < 0)
 			return -ENOSPC;
@@ -230,9 +240,15 @@ void mgi_notify_deliver(mgi_manager_t *m)
 							   memory_order_relaxed) == 0)
 				continue;
 			uint64_t n = atomic_exchange(&seg->listeners[l].pending, 0);
-			if (n && m->regs[ri].kind == REG_KIND_ASK)
+			if (n && m->regs[ri].kind == REG_KIND_ASK) {
 				mgi_coop_start(m, g, -1, -1); /* if it has cooperators */
-			else if (n && m->regs[ri].id)
+			} else if (n && m->regs[ri].kind == REG_KIND_HIGH) {
+				uint64_t usage = mgi_counter_read(&seg->memory);
+				uint64_t high = atomic_load(&seg->memory.high);
+				if (usage > high && mgi_reclaim_possible(m, g))
+					mgi_reclaim_request(m, g, usage - high + high / 64, true, -1,
+							    -1);
+			} else if (n && m->regs[ri].id)
 				signal_efd(m->regs[ri].efd, n);
 		}
 	}
@@ -265,8 +281,8 @@ void mgi_notify_oom(mgi_manager_t *m, int group)
 void mgi_notify_resync(mgi_manager_t *m)
 {
 	for (int i = 0; i < MGI_REGS_MAX; i++) {
-		if (!m->regs[i].id ||
-		    (m->regs[i].kind != MGI_REG_PRESSURE && m->regs[i].kind != REG_KIND_ASK))
+		if (!m->regs[i].id || (m->regs[i].kind != MGI_REG_PRESSURE &&
+					m->regs[i].kind != REG_KIND_ASK && m->regs[i].kind != REG_KIND_HIGH))
 			continue;
 		release_listeners(m, i);
 		place_pressure(m, i); /* full: fewer places, said at registration */
@@ -281,4 +297,8 @@ void mgi_notify_init(mgi_manager_t *m)
 			      .kind = REG_KIND_ASK, .level = MGI_PRESSURE_MEDIUM,
 			      .mode = MGI_PRESSURE_HIERARCHY};
 	place_pressure(m, MGI_REGS_MAX - 1);
+	r = &m->regs[MGI_REGS_MAX - 2];
+	*r = (struct mgi_reg){.id = REG_HIGH_ID, .conn = -1, .efd = -1, .group = 0,
+			      .kind = REG_KIND_HIGH, .mode = MGI_PRESSURE_HIERARCHY};
+	place_pressure(m, MGI_REGS_MAX - 2);
 }

@@ -110,6 +110,10 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
 		return rc;
 	}
 	mgi_counter_set_max(&t->node[i].seg->memory, bytes_to_pages(memory_max));
+	/* Swap is off unless asked for: a top-level group may not evict until
+	 * given a swap limit; a nested one is bounded by its ancestors'. */
+	if (p == 0)
+		atomic_store(&t->node[i].seg->swap.max, 0);
 	snprintf(t->node[i].name, sizeof(t->node[i].name), "%s", name);
 	t->node[i].parent = p;
 	t->node[i].used = true;
@@ -193,6 +197,14 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 	out->max_usage = atomic_load(&seg->memory.watermark) * 4096;
 	out->limit = mgi_counter_read_max(&seg->memory) * 4096;
 	out->failcnt = atomic_load(&seg->memory.failcnt);
+	out->high = atomic_load(&seg->memory.high) * 4096;
+	out->low = atomic_load(&seg->memory.low) * 4096;
+	out->soft = atomic_load(&seg->memory.soft) * 4096;
+	out->swappiness = atomic_load(&seg->swappiness);
+	out->swap_usage = mgi_counter_read(&seg->swap) * 4096;
+	out->swap_max_usage = atomic_load(&seg->swap.watermark) * 4096;
+	out->swap_limit = mgi_counter_read_max(&seg->swap) * 4096;
+	out->memsw_usage = out->usage + out->swap_usage;
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!t->node[g].used || !counted_in(t, g, idx))
 			continue;
@@ -201,6 +213,15 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->oom_kill += atomic_load(&s->oom_kill);
 		out->coop_requests += atomic_load(&s->coop_requests);
 		out->coop_freed += atomic_load(&s->coop_freed) * 4096;
+		out->pswpout += atomic_load(&s->pswpout);
+		out->pswpin += atomic_load(&s->pswpin);
+		out->pgmajfault += atomic_load(&s->pgmajfault);
+		out->pgdeactivate += atomic_load(&s->pgdeactivate);
+		out->pgactivate += atomic_load(&s->pgactivate);
+		out->refault += atomic_load(&s->refault);
+		out->workingset_activate += atomic_load(&s->workingset_activate);
+		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
+			out->reclaim_hist[b] += atomic_load(&s->reclaim_hist[b]);
 		for (int i = 0; i < MGI_PROCS_MAX; i++) {
 			const mgi_proc_slot_t *sl = &s->procs[i];
 			if (atomic_load(&sl->pid) <= 0)
@@ -208,8 +229,15 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 			out->nr_processes++;
 			out->tracked_bytes += atomic_load(&sl->tracked_bytes);
 			out->untracked_bytes += atomic_load(&sl->untracked_bytes);
+			out->staged_bytes += atomic_load(&sl->staged) * 4096;
+			out->stored_pages += atomic_load(&sl->swapped);
+			out->compressed_bytes += atomic_load(&sl->stored_bytes);
+			out->same_filled_pages += atomic_load(&sl->same_filled);
 		}
 	}
+	/* The root's counters are its own processes' only (see counted_in);
+	 * its swap counter likewise. */
+	mgi_stats_stall_quantiles(out);
 }
 
 void mgi_tree_stat_msg(const mgi_tree_t *t, int idx, mgi_msg_t *out)
@@ -256,22 +284,40 @@ bool mgi_tree_largest(const mgi_tree_t *t, int idx, int *group, int *slot)
 	return most > 0;
 }
 
-int mgi_tree_set_max(mgi_tree_t *t, int idx, uint64_t memory_max, char *why, size_t whylen)
+static uint64_t soft_pages(uint64_t bytes)
 {
-	mgi_counter_t *c = &t->node[idx].seg->memory;
+	return bytes == MGI_SET_UNLIMITED || bytes == UINT64_MAX ? MGI_PAGES_UNLIMITED
+								  : bytes_to_pages(bytes);
+}
+
+int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *why,
+			size_t whylen)
+{
+	mgi_segment_t *seg = t->node[idx].seg;
 	char usage[16];
 
-	if (memory_max == MGI_SET_KEEP)
-		return 0;
-	if (mgi_counter_set_max(c, bytes_to_pages(memory_max)) != 0) {
-		/* Lowering below usage needs reclaim, which memgrp lacks yet:
-		 * refuse rather than kill to get there. */
-		mgi_size_format(mgi_counter_read(c) * 4096, usage, sizeof(usage));
+	if (set->memory_max != MGI_SET_KEEP &&
+	    mgi_counter_set_max(&seg->memory, bytes_to_pages(set->memory_max)) != 0) {
+		mgi_size_format(mgi_counter_read(&seg->memory) * 4096, usage, sizeof(usage));
 		snprintf(why, whylen,
-			 "the group uses %s, more than the new limit, and memgrp cannot "
-			 "reclaim yet: free memory in the group first", usage);
+			 "the group uses %s, more than the new limit: lower its usage first "
+			 "(a --memory-high at the new value has it evicted down to there, "
+			 "if it may swap)", usage);
 		return -EBUSY;
 	}
+	if (set->memory_high != MGI_SET_KEEP)
+		mgi_counter_set_high(&seg->memory, soft_pages(set->memory_high));
+	if (set->memory_low != MGI_SET_KEEP)
+		mgi_counter_set_low(&seg->memory, set->memory_low == MGI_SET_UNLIMITED
+							? MGI_PAGES_UNLIMITED
+							: set->memory_low / 4096);
+	if (set->memory_soft != MGI_SET_KEEP)
+		mgi_counter_set_soft(&seg->memory, soft_pages(set->memory_soft));
+	/* Below the swap usage, a new limit only stops new evictions. */
+	if (set->swap_max != MGI_SET_KEEP)
+		atomic_store(&seg->swap.max, soft_pages(set->swap_max));
+	if (set->swappiness != MGI_SET_KEEP)
+		atomic_store(&seg->swappiness, (uint32_t)set->swappiness);
 	return 0;
 }
 
@@ -280,6 +326,11 @@ void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s)
 	for (const mgi_stats_field_t *fl = mgi_stats_fields; fl->name; fl++)
 		fprintf(f, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
 			(unsigned long long)mgi_stats_get(s, fl));
+	/* bucket i counts the direct-reclaim stalls shorter than 2^i us */
+	fputs(", \"reclaim_stall_hist\": [", f);
+	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
+		fprintf(f, "%s%llu", b ? ", " : "", (unsigned long long)s->reclaim_hist[b]);
+	fputc(']', f);
 }
 
 int mgi_stats_write_json(const mgi_stats_t *s, const char *path)

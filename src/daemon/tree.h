@@ -45,8 +45,10 @@ int mgi_tree_find(const mgi_tree_t *t, const char *name);
 
 /*
  * Creates a group whose parent exists, with memory_max in bytes (UINT64_MAX:
- * none). Returns its index, or -EEXIST, -ENOENT (no parent), -ENOSPC (too
- * many groups), -EINVAL (bad name) or another -errno, with why.
+ * none), swap off if it is top-level (else bounded by its ancestors'
+ * alone), swappiness 60. Returns its index, or -EEXIST, -ENOENT (no
+ * parent), -ENOSPC (too many groups), -EINVAL (bad name) or another -errno,
+ * with why.
  */
 int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *why,
 		    size_t whylen);
@@ -78,9 +80,11 @@ void mgi_tree_stat_msg(const mgi_tree_t *t, int idx, mgi_msg_t *out);
  * slot. Returns false if no process holds any. */
 bool mgi_tree_largest(const mgi_tree_t *t, int idx, int *group, int *slot);
 
-/* Applies a limit in bytes (MGI_SET_UNLIMITED: none; MGI_SET_KEEP: no
- * change). Returns 0 or -EBUSY (usage above it) with why. */
-int mgi_tree_set_max(mgi_tree_t *t, int idx, uint64_t memory_max, char *why, size_t whylen);
+/* Applies the limits of a SET or CREATE (bytes; MGI_SET_UNLIMITED: none;
+ * MGI_SET_KEEP: no change). Returns 0, or -EBUSY when memory_max is below
+ * the usage (then nothing changed), with why. */
+int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *why,
+			size_t whylen);
 
 /* Prints the stats' "key": value pairs, comma-separated, no braces. */
 #include <stdio.h>

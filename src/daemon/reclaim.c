@@ -1,0 +1,357 @@
+/* reclaim.c - the manager's part of reclaim: whose pages to evict, and when. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "manager.h"
+#include "size.h"
+
+/*
+ * Evicting a page happens inside its process (the agent's handler moves,
+ * compresses and later restores it); deciding whose pages go is done here,
+ * because only the manager sees every process of a subtree:
+ *
+ *  - direct reclaim: an agent whose charge a group refused, and which is
+ *    not the one to evict from (another process is colder, a group below
+ *    holds memory, cooperating applications are to be asked first), sends
+ *    RECLAIM_REQ. Cooperating clients are asked first (coop.c); then the
+ *    processes of the group's subtree are asked to EVICT, coldest first
+ *    (mgi_proc_colder: the longest-untouched staged page; else the largest),
+ *    one at a time, until the need is met. A group under its low limit is
+ *    passed over while another can give. When no one can evict, the OOM
+ *    path (the largest process is killed).
+ *  - background reclaim: a group whose usage rises past its high limit
+ *    (an upward threshold, notify.c) is brought back under it the same way.
+ *  - soft limits: while the host's MemAvailable is under the floor, the
+ *    group furthest above its soft limit is reclaimed toward it, once a
+ *    second (a timer armed only while some group has a soft limit).
+ *
+ * One episode at a time; an agent whose charge is still refused asks again.
+ */
+
+#define EVICT_WAIT_MS 2000      /* how long an agent may take to evict */
+#define EVICT_MAX_PAGES 8192    /* asked of one agent at a time (32 MiB) */
+#define NEED_MIN_PAGES 512      /* a direct reclaim frees at least 2 MiB */
+#define HOST_CHECK_MS 1000
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void arm(int fd, unsigned ms, bool periodic)
+{
+	struct itimerspec its = {
+		.it_value = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L},
+	};
+	if (periodic)
+		its.it_interval = its.it_value;
+	timerfd_settime(fd, 0, &its, NULL);
+}
+
+static void disarm(int fd)
+{
+	struct itimerspec its = {{0, 0}, {0, 0}};
+	timerfd_settime(fd, 0, &its, NULL);
+}
+
+/* Whether the processes of group g may evict: swappiness above 0, and room
+ * in the swap counters of g and of every ancestor (the root has none). */
+static bool can_swap(const mgi_manager_t *m, int g)
+{
+	if (g <= 0 || !atomic_load(&m->tree.node[g].seg->swappiness))
+		return false;
+	for (int a = g; a > 0; a = m->tree.node[a].parent)
+		if (mgi_counter_margin(&m->tree.node[a].seg->swap) == 0)
+			return false;
+	return true;
+}
+
+bool mgi_reclaim_possible(const mgi_manager_t *m, int group)
+{
+	for (int g = 1; g < MGI_GROUPS_MAX; g++)
+		if (m->tree.node[g].used && mgi_tree_is_under(&m->tree, g, group) && can_swap(m, g))
+			return true;
+	return false;
+}
+
+/* Whether g (or a group between it and the target) is under its low
+ * limit: protected from the target's reclaim (not from its own limit). */
+static bool protected_by_low(const mgi_manager_t *m, int g, int target)
+{
+	for (int a = g; a > 0 && a != target; a = m->tree.node[a].parent)
+		if (mgi_counter_below_low(&m->tree.node[a].seg->memory))
+			return true;
+	return false;
+}
+
+static const mgi_proc_slot_t *slot_of(const mgi_manager_t *m, const struct mgi_conn *c)
+{
+	return &m->tree.node[c->group].seg->procs[c->slot];
+}
+
+/* The coldest process under the target that has not run dry in this
+ * episode (a process that gave what it was asked may be asked again). */
+static int pick(const mgi_manager_t *m, bool honour_low)
+{
+	const struct mgi_reclaim_episode *e = &m->reclaim;
+	int best = -1;
+
+	for (unsigned k = 0; k < m->nconns; k++) {
+		const struct mgi_conn *c = &m->conns[k];
+		if (c->fd < 0 || c->slot < 0 || e->spent[k] || !m->tree.node[c->group].used ||
+		    !mgi_tree_is_under(&m->tree, c->group, e->group) || !can_swap(m, c->group))
+			continue;
+		if (honour_low && protected_by_low(m, c->group, e->group))
+			continue;
+		const mgi_proc_slot_t *s = slot_of(m, c);
+		if (atomic_load(&s->pid) != c->pid || !atomic_load(&s->charged))
+			continue;
+		if (best < 0 || mgi_proc_colder(s, slot_of(m, &m->conns[best])))
+			best = (int)k;
+	}
+	return best;
+}
+
+static void end_episode(mgi_manager_t *m)
+{
+	struct mgi_reclaim_episode *e = &m->reclaim;
+	mgi_segment_t *seg = m->tree.node[e->group].seg;
+	char freed[16];
+
+	e->active = false;
+	disarm(m->reclaim_timerfd);
+	/* Direct reclaim is routine under a limit: logged only when it came
+	 * up empty; background reclaim (high, soft limits) always. */
+	if (e->background || !e->freed) {
+		mgi_size_format(e->freed * 4096, freed, sizeof(freed));
+		mgi_manager_log(m, "group '%s': %s reclaim evicted %s in %llu ms",
+				m->tree.node[e->group].name, e->background ? "background" : "direct",
+				freed, (unsigned long long)((now_ns() - e->started_ns) / 1000000));
+	}
+	/* Still above its high limit after a round that made progress: go on. */
+	uint64_t usage = mgi_counter_read(&seg->memory), high = atomic_load(&seg->memory.high);
+	if (e->freed && usage > high && can_swap(m, e->group))
+		mgi_reclaim_request(m, e->group, usage - high + high / 64, true, -1, -1);
+}
+
+/* Asks the next coldest process; when none is left, ends the episode (and
+ * for a refused charge with no room made, takes the OOM path). */
+static void ask_next(mgi_manager_t *m)
+{
+	struct mgi_reclaim_episode *e = &m->reclaim;
+	mgi_segment_t *seg = m->tree.node[e->group].seg;
+	int k = pick(m, true);
+
+	if (k < 0)
+		k = pick(m, false); /* everything else gave what it could */
+	if (k < 0 || e->freed >= e->need) {
+		/* As memcg does: the OOM path only when reclaim freed nothing
+		 * at all (a little is progress: the waiting faults go on). */
+		bool starved = !e->background && e->freed == 0 &&
+			       mgi_counter_margin(&seg->memory) == 0;
+		int target = e->group, rg = e->req_group, rs = e->req_slot;
+		end_episode(m);
+		if (starved)
+			mgi_manager_oom_kill(m, target, rg, rs);
+		return;
+	}
+	struct mgi_conn *c = &m->conns[k];
+	mgi_msg_t msg;
+	uint64_t pages = e->need - e->freed;
+
+	if (pages > EVICT_MAX_PAGES)
+		pages = EVICT_MAX_PAGES;
+	e->asked = pages;
+	e->conn = k;
+	e->conn_fd = c->fd;
+	e->asked_ns = now_ns();
+	mgi_msg_init(&msg, MGI_MSG_EVICT);
+	msg.evict.pages = pages;
+	if (send(c->fd, &msg, msg.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)msg.hdr.len) {
+		e->spent[k] = 1;
+		e->conn = -1;
+		ask_next(m);
+		return;
+	}
+	arm(m->reclaim_timerfd, EVICT_WAIT_MS, false);
+}
+
+void mgi_reclaim_request(mgi_manager_t *m, int group, uint64_t pages, bool background,
+			 int req_group, int req_slot)
+{
+	struct mgi_reclaim_episode *e = &m->reclaim;
+
+	if (e->active || group <= 0 || !m->tree.node[group].used)
+		return; /* one at a time: the asker asks again */
+	memset(e, 0, sizeof(*e));
+	e->active = true;
+	e->background = background;
+	e->group = group;
+	e->need = pages;
+	e->req_group = req_group;
+	e->req_slot = req_slot;
+	e->conn = -1;
+	e->started_ns = now_ns();
+	ask_next(m);
+}
+
+void mgi_reclaim_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_reclaim_req_t *r)
+{
+	int target = c->group;
+
+	if (target < 0)
+		return;
+	for (uint32_t l = 0; l < r->level && target > 0; l++)
+		target = m->tree.node[target].parent;
+	if (target <= 0)
+		return; /* the root has no limit */
+	mgi_segment_t *seg = m->tree.node[target].seg;
+	if (mgi_counter_margin(&seg->memory) >= r->pages)
+		return; /* room came meanwhile: the agent's retry will succeed */
+	/* Cooperating applications first (seed 000 section 5): they are asked
+	 * at most once a second; what they leave is evicted. */
+	uint64_t now = now_ns();
+	if (atomic_load(&seg->cooperators) && !m->coop.active &&
+	    now - m->coop_last_ns > 1000000000ULL) {
+		m->coop_last_ns = now;
+		if (mgi_coop_start(m, target, c->group, c->slot))
+			return;
+	}
+	if (m->coop.active)
+		return;
+	if (!mgi_reclaim_possible(m, target)) {
+		mgi_manager_oom_kill(m, target, c->group, c->slot);
+		return;
+	}
+	uint64_t need = r->pages > NEED_MIN_PAGES ? r->pages : NEED_MIN_PAGES;
+	mgi_reclaim_request(m, target, need, false, c->group, c->slot);
+}
+
+void mgi_reclaim_evicted(mgi_manager_t *m, unsigned ci, const mgi_msg_evict_t *ev)
+{
+	struct mgi_reclaim_episode *e = &m->reclaim;
+
+	if (!e->active || e->conn != (int)ci || m->conns[ci].fd != e->conn_fd)
+		return; /* late, or not asked: nothing to do */
+	e->freed += ev->freed;
+	if (ev->freed < e->asked)
+		e->spent[ci] = 1; /* it gave all it could */
+	e->conn = -1;
+	ask_next(m);
+}
+
+void mgi_reclaim_conn_gone(mgi_manager_t *m, unsigned ci)
+{
+	struct mgi_reclaim_episode *e = &m->reclaim;
+
+	if (e->active && e->conn == (int)ci) {
+		e->spent[ci] = 1;
+		e->conn = -1;
+		ask_next(m);
+	}
+}
+
+void mgi_reclaim_timeout(mgi_manager_t *m)
+{
+	struct mgi_reclaim_episode *e = &m->reclaim;
+	uint64_t expirations;
+
+	if (read(m->reclaim_timerfd, &expirations, sizeof(expirations)) < 0) {
+		/* EAGAIN: disarmed meanwhile */
+	}
+	if (e->active && e->conn >= 0 &&
+	    now_ns() - e->asked_ns >= (uint64_t)EVICT_WAIT_MS * 1000000ULL) {
+		e->spent[e->conn] = 1;
+		e->conn = -1; /* it may still answer: ignored then */
+		ask_next(m);
+	}
+}
+
+/* ---- soft limits ---- */
+
+/* A /proc/meminfo figure in bytes, or UINT64_MAX if it cannot be read. */
+static uint64_t meminfo(const char *key)
+{
+	char line[128];
+	size_t klen = strlen(key);
+	FILE *f = fopen("/proc/meminfo", "re");
+	uint64_t v = UINT64_MAX;
+
+	if (!f)
+		return v;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			v = strtoull(line + klen + 1, NULL, 10) * 1024;
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+uint64_t mgi_default_min_available(void)
+{
+	uint64_t total = meminfo("MemTotal");
+	return total == UINT64_MAX ? 0 : total / 20;
+}
+
+void mgi_reclaim_soft_resync(mgi_manager_t *m)
+{
+	bool any = false;
+
+	for (int g = 1; g < MGI_GROUPS_MAX && !any; g++)
+		any = m->tree.node[g].used &&
+		      atomic_load(&m->tree.node[g].seg->memory.soft) < MGI_PAGES_UNLIMITED;
+	/* Idle means zero CPU: the host is watched only while it matters. */
+	if (any && m->min_available)
+		arm(m->soft_timerfd, HOST_CHECK_MS, true);
+	else
+		disarm(m->soft_timerfd);
+}
+
+void mgi_reclaim_host_check(mgi_manager_t *m)
+{
+	uint64_t expirations, avail, best_excess = 0;
+	int best = -1;
+
+	if (read(m->soft_timerfd, &expirations, sizeof(expirations)) < 0) {
+		/* EAGAIN */
+	}
+	if (m->reclaim.active || (avail = meminfo("MemAvailable")) >= m->min_available)
+		return;
+	/* The group furthest above its soft limit, weighted by swappiness
+	 * (memcg v1's soft-limit reclaim takes the largest excess first). */
+	for (int g = 1; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used || !can_swap(m, g))
+			continue;
+		const mgi_counter_t *c = &m->tree.node[g].seg->memory;
+		uint64_t usage = mgi_counter_read(c), soft = atomic_load(&c->soft);
+		uint64_t w = atomic_load(&m->tree.node[g].seg->swappiness);
+		if (usage <= soft)
+			continue;
+		uint64_t excess = (usage - soft) * w;
+		if (excess > best_excess) {
+			best_excess = excess;
+			best = g;
+		}
+	}
+	if (best < 0)
+		return;
+	const mgi_counter_t *c = &m->tree.node[best].seg->memory;
+	uint64_t over = mgi_counter_read(c) - atomic_load(&c->soft);
+	uint64_t short_by = (m->min_available - avail) / 4096 + NEED_MIN_PAGES;
+	char a[16], f[16];
+	mgi_size_format(avail, a, sizeof(a));
+	mgi_size_format(m->min_available, f, sizeof(f));
+	mgi_manager_log(m, "the host has %s available, under the floor of %s: reclaiming group "
+			   "'%s' toward its soft limit", a, f, m->tree.node[best].name);
+	mgi_reclaim_request(m, best, over < short_by ? over : short_by, true, -1, -1);
+}
