@@ -74,6 +74,7 @@ static bool handler_uses(const char *path)
 {
 	static const char *const names[] = {
 		"libc.so", "ld-linux", "libmemgrp-agent", /* the handler's own code */
+		"liblz4", "libzstd", /* the store's codecs, run by the handler */
 		"libasan", "libubsan", "libtsan", "libclang_rt", /* sanitizer builds */
 	};
 	const char *base = strrchr(path, '/');
@@ -110,6 +111,31 @@ static int collect_elf(struct dl_phdr_info *info, size_t size, void *arg)
 		mgi_agent.nelf++;
 	}
 	return 0;
+}
+
+/*
+ * The starting thread's control block (struct pthread, with its static TLS
+ * and rseq area) lives in an anonymous mapping of ld.so's, beside the
+ * loaded objects (or, in a forked child, at the top of that thread's
+ * stack). The handler's libc touches it, and so does the kernel on every
+ * return to user space (rseq): were it evicted, the handler would wait on
+ * itself. Excluded like the objects' bss: the VMA holding pthread_self().
+ */
+static void exclude_own_tcb(void)
+{
+	uintptr_t self = (uintptr_t)pthread_self();
+	mgi_vma_t v;
+
+	if (mgi_vma_query(mgi_agent.mapsfd, self, &v) != 0 || v.start > self ||
+	    mgi_agent.nelf >= MGI_ELF_RANGES_MAX)
+		return;
+	/* a thread's stack mapping can be large: keep only its top, where
+	 * the control block and static TLS are */
+	if (v.end - v.start > (256UL << 10) && self - v.start > (128UL << 10))
+		v.start = (self - (128UL << 10)) & ~(MGI_PAGE_SIZE - 1);
+	mgi_agent.elf[mgi_agent.nelf].start = v.start;
+	mgi_agent.elf[mgi_agent.nelf].end = v.end;
+	mgi_agent.nelf++;
 }
 
 mgi_segment_t *mgi_agent_map_segment(int fd)
@@ -317,6 +343,7 @@ static void agent_start(void)
 	mgi_agent.learn_wr = pipefd[1];
 	mgi_agent.nelf = 0;
 	dl_iterate_phdr(collect_elf, NULL);
+	exclude_own_tcb();
 	mgi_reclaim_init(); /* before the scan: its ranges are the agent's own */
 	rc = start_handler();
 	if (rc != 0) {
@@ -368,7 +395,7 @@ static void child_after_fork(void)
 	mgi_agent.parked = 0;
 	mgi_agent.manager_gone = false;
 	mgi_agent.evict_clock = 0;
-	mgi_agent.reclaim_asked_ns = mgi_agent.reclaim_episode_ns = 0;
+	mgi_agent.reclaim_asked_ns = 0;
 	agent_start();
 }
 

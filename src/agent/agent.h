@@ -89,6 +89,7 @@ struct mgi_agent {
 	bool manager_gone;       /* its connection closed: no one to ask */
 	bool evicting;           /* inside mgi_evict: faults do not reclaim */
 	_Atomic bool idle;       /* the handler waits in poll with nothing to do */
+	_Atomic pid_t handler_tid;
 
 	/* Reclaim (reclaim.c). */
 	bool fork_events;        /* UFFD_EVENT_FORK negotiated (see reclaim.c) */
@@ -107,7 +108,6 @@ struct mgi_agent {
 	void *release_stack;
 	pthread_t releaser;
 	uint64_t reclaim_asked_ns;   /* last RECLAIM_REQ */
-	uint64_t reclaim_episode_ns; /* when the current wait for it began */
 };
 
 extern struct mgi_agent mgi_agent;

@@ -360,20 +360,16 @@ static bool reclaim_here(unsigned level)
 }
 
 /* Asks the manager to have the group's coldest processes evict (cooperating
- * applications first), at most every RECLAIM_ASK_NS while the wait lasts.
- * Returns false if it cannot be asked or has not made room in
- * RECLAIM_GIVEUP_NS: the caller then does what it can alone. */
-static bool ask_manager_reclaim(unsigned level)
+ * applications first), at most every RECLAIM_ASK_NS. Returns false if it
+ * cannot be asked, or if this fault has waited RECLAIM_GIVEUP_NS since its
+ * charge was first refused (the manager made no room for it): the caller
+ * then does what it can alone. */
+static bool ask_manager_reclaim(unsigned level, uint64_t since)
 {
 	uint64_t now = now_ns();
 	mgi_msg_t m;
 
-	if (mgi_agent.manager_gone)
-		return false;
-	if (!mgi_agent.reclaim_asked_ns || now - mgi_agent.reclaim_asked_ns > 2 * RECLAIM_ASK_NS +
-						   OOM_EPISODE_GAP_NS)
-		mgi_agent.reclaim_episode_ns = now; /* not asked lately: a new wait */
-	if (now - mgi_agent.reclaim_episode_ns > RECLAIM_GIVEUP_NS)
+	if (mgi_agent.manager_gone || now - since > RECLAIM_GIVEUP_NS)
 		return false;
 	if (mgi_agent.reclaim_asked_ns && now - mgi_agent.reclaim_asked_ns < RECLAIM_ASK_NS)
 		return true;
@@ -422,7 +418,7 @@ static bool make_room(unsigned level, uint64_t *since)
 			return true;
 		local = false; /* nothing of ours to evict */
 	}
-	bool asked = (local || swap_room_above(level)) && ask_manager_reclaim(level);
+	bool asked = (local || swap_room_above(level)) && ask_manager_reclaim(level, *since);
 	if (asked && now - *since < LOCAL_AFTER_NS)
 		return false;
 	if (local && mgi_evict(RECLAIM_BATCH) > 0)
@@ -476,6 +472,15 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		window = 1;
 
 	for (int attempt = 0; attempt < 8; attempt++) {
+		if (attempt) {
+			/* make_room may have followed events (an unmap, an
+			 * mremap elsewhere): the registry may have moved. */
+			r = mgi_registry_find(reg, page);
+			if (!r) {
+				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+				goto done;
+			}
+		}
 		if (mgi_registry_is_out(r, page)) {
 			/* Evicted: its data comes back from the staging area or
 			 * the store. */
@@ -626,14 +631,29 @@ static void drain_learn_requests(void)
 			learn(req[i].start, req[i].end);
 }
 
+/*
+ * Reads what the uffd has, a batch at a time. Within a batch the events
+ * (remove, unmap, remap, fork) are followed before any fault is resolved:
+ * once an event is read the kernel stops refusing UFFDIO_COPY and MOVE for
+ * it (mmap_changing), so resolving a fault (which may evict) ahead of an
+ * unmap read in the same batch would move pages of whatever now lies at
+ * the unmapped addresses as if they were the old range's. Faults may be
+ * resolved in any order; events keep theirs.
+ */
 static void drain_uffd(void)
 {
 	struct uffd_msg msgs[MSGS_PER_READ];
 	ssize_t n;
 
-	while ((n = read(mgi_agent.uffd, msgs, sizeof(msgs))) > 0)
-		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
-			on_event(&msgs[i]);
+	while ((n = read(mgi_agent.uffd, msgs, sizeof(msgs))) > 0) {
+		size_t count = (size_t)n / sizeof(msgs[0]);
+		for (size_t i = 0; i < count; i++)
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				on_event(&msgs[i]);
+		for (size_t i = 0; i < count; i++)
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				on_event(&msgs[i]);
+	}
 }
 
 void mgi_handler_follow_events(void)
@@ -667,6 +687,7 @@ static void retry_pending(void)
 void *mgi_handler_main(void *arg)
 {
 	(void)arg;
+	atomic_store(&mgi_agent.handler_tid, gettid());
 	mincore_vec = mgi_arena_alloc(&mgi_agent.arena, MINCORE_CHUNK);
 	if (!mincore_vec) {
 		mgi_agent.init_error = -ENOMEM;

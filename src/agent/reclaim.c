@@ -673,7 +673,8 @@ static void conflict(uintptr_t page)
 /* A staged page touched again: moved straight back. */
 static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot)
 {
-	size_t moved = 0;
+	size_t moved = 0, copied;
+	bool frame_left = false;
 	int rc = mgi_uffd_move(mgi_agent.uffd, page, (uintptr_t)slot_addr((uint32_t)slot), PAGE,
 			       false, &moved);
 
@@ -683,14 +684,31 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 		/* The staged frame is gone (a page the process had freed with
 		 * MADV_FREE, which the kernel then reclaimed): it reads as zeros,
 		 * as it would have in place. */
-		size_t copied;
 		rc = mgi_uffd_copy(mgi_agent.uffd, page, mgi_agent.zeros, PAGE, &copied);
-		if (rc == -EAGAIN)
-			return MGI_RETRY;
+	} else if (rc != 0 && rc != -EEXIST) {
+		/* EBUSY: the frame is shared with a forked child's copy of the
+		 * staging area (until the child drops it). Copy it in instead;
+		 * the frame stays with the slot, to be dropped. */
+		rc = mgi_uffd_copy(mgi_agent.uffd, page, slot_addr((uint32_t)slot), PAGE, &copied);
+		frame_left = true;
 	}
-	if (rc == -EEXIST)
+	if (rc == -EAGAIN)
+		return MGI_RETRY;
+	if (rc == -EEXIST) {
 		conflict(page);
-	mgi_staging_release(&mgi_agent.staging, (uint32_t)slot);
+		frame_left = true;
+	} else if (rc != 0) {
+		/* the range went away: its event drops the slot */
+		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+		return MGI_DONE;
+	}
+	if (frame_left) {
+		mgi_staging_retire(&mgi_agent.staging, (uint32_t)slot);
+		queue_release((uint32_t)slot);
+		flush_releases();
+	} else {
+		mgi_staging_release(&mgi_agent.staging, (uint32_t)slot);
+	}
 	mgi_registry_restore(&mgi_agent.reg, r, page, 1, true);
 	atomic_fetch_add_explicit(&mgi_agent.seg->pgactivate, 1, memory_order_relaxed);
 	mgi_reclaim_publish();

@@ -92,6 +92,27 @@ static unsigned scan(int taskfd, char *buf, size_t len)
 	return stuck;
 }
 
+/* The handler itself waiting for a page is a memgrp bug (it touched
+ * memory it manages: pitfall 4 turned on itself), and nothing can resolve
+ * it. Said once, plainly, rather than left as a silent hang. */
+static void check_handler(int taskfd)
+{
+	static int scans;
+	static bool said;
+	char tid[16];
+
+	snprintf(tid, sizeof(tid), "%d", (int)atomic_load(&mgi_agent.handler_tid));
+	if (said || tid[0] == '0' || !waits_for_page(taskfd, tid)) {
+		scans = 0;
+		return;
+	}
+	if (++scans < 2)
+		return;
+	said = true;
+	mgi_agent_log("watchdog: the fault handler itself waits for a page of managed memory "
+		      "(a memgrp bug: please report it); this process cannot go on");
+}
+
 void *mgi_watchdog_main(void *arg)
 {
 	char *buf = arg; /* 4 KiB from the arena */
@@ -105,6 +126,7 @@ void *mgi_watchdog_main(void *arg)
 			;
 		if (!atomic_load(&mgi_agent.active))
 			continue;
+		check_handler(taskfd);
 		/* Only while the handler waits in poll with nothing parked can
 		 * a waiting thread have been forgotten: a busy handler (a long
 		 * eviction) reads its queue when done. */

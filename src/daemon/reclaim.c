@@ -39,6 +39,7 @@
 #define EVICT_MAX_PAGES 8192    /* asked of one agent at a time (32 MiB) */
 #define NEED_MIN_PAGES 512      /* a direct reclaim frees at least 2 MiB */
 #define HOST_CHECK_MS 1000
+#define OOM_AFTER_MS 500        /* reclaim freeing nothing this long: OOM */
 
 static uint64_t now_ns(void)
 {
@@ -154,14 +155,25 @@ static void ask_next(mgi_manager_t *m)
 	if (k < 0)
 		k = pick(m, false); /* everything else gave what it could */
 	if (k < 0 || e->freed >= e->need) {
-		/* As memcg does: the OOM path only when reclaim freed nothing
-		 * at all (a little is progress: the waiting faults go on). */
-		bool starved = !e->background && e->freed == 0 &&
-			       mgi_counter_margin(&seg->memory) == 0;
+		/* As memcg does: the OOM path only when reclaim keeps freeing
+		 * nothing at all (memcg retries 16 times; here, for
+		 * OOM_AFTER_MS: pages a fork left shared take a moment to
+		 * become evictable). A little is progress. */
 		int target = e->group, rg = e->req_group, rs = e->req_slot;
+		uint64_t now = now_ns();
+		bool starved = false;
+		if (e->freed || e->background)
+			m->reclaim_empty_ns[target] = 0;
+		else if (!m->reclaim_empty_ns[target])
+			m->reclaim_empty_ns[target] = now;
+		else
+			starved = now - m->reclaim_empty_ns[target] > OOM_AFTER_MS * 1000000ULL &&
+				  mgi_counter_margin(&seg->memory) == 0;
 		end_episode(m);
-		if (starved)
+		if (starved) {
+			m->reclaim_empty_ns[target] = 0;
 			mgi_manager_oom_kill(m, target, rg, rs);
+		}
 		return;
 	}
 	struct mgi_conn *c = &m->conns[k];
