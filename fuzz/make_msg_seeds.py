@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""make_msg_seeds.py - writes protocol-v2 seed messages for fuzz/fuzz_msg.c.
+"""make_msg_seeds.py - writes protocol-v3 seed messages for fuzz/fuzz_msg.c.
 
-One valid message per type (v2-hello, v2-create, ...) and a few invalid ones
-(v2-invalid-...) into fuzz/corpus/msg/, next to the older seeds, which stay.
+One valid message per type (v3-hello, v3-create, ...) and a few invalid ones
+(v3-invalid-...) into fuzz/corpus/msg/, next to the older seeds, which stay
+(they now exercise the version check).
 The layouts follow src/core/proto.h (with segment.h, group.h and counter.h
 for the sizes) on x86-64: host byte order (little-endian), natural
 alignment. Every struct is written with '<' and explicit padding ('x'), and
@@ -20,7 +21,7 @@ import sys
 
 # proto.h / group.h / segment.h / counter.h
 MGI_MSG_MAGIC = 0x4D475250  # "MGRP"
-MGI_PROTO_VERSION = 2
+MGI_PROTO_VERSION = 3
 MGI_GROUP_NAME_MAX = 128
 MGI_COMM_MAX = 16
 MGI_STAT_PROCS_MAX = 256
@@ -29,11 +30,11 @@ MGI_DEPTH_MAX = 8
 MGI_PAGES_UNLIMITED = (2**63 - 1) // 4096
 MGI_SET_KEEP = 2**64 - 1
 MGI_SET_UNLIMITED = 2**64 - 2
-SEGMENT_BYTES = 37200  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
+SEGMENT_BYTES = 57936  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
 
 HELLO, WELCOME, OOM_KILL, STAT_REQ, STAT, SET, REPLY, CREATE = 1, 2, 3, 4, 5, 6, 7, 8
 RM, LIST_REQ, LIST, OOM_REQ, ATTACH, MOVE, REGISTER, UNREGISTER = 9, 10, 11, 12, 13, 14, 15, 16
-COOP_DONE = 17
+COOP_DONE, RECLAIM_REQ, EVICT, EVICTED = 17, 18, 19, 20
 
 REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE = 1, 2, 3, 4
 MGI_COOP_PRIORITY_MAX = 1000
@@ -50,9 +51,12 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 10480,     # hdr, group, stats (11 x u64), nprocs, reserved, procs[256] x 40
-    SET: 152,        # hdr, group[128], memory_max
-    CREATE: 152,
+    STAT: 10848,     # hdr, group, stats (57 x u64), nprocs, reserved, procs[256] x 40
+    SET: 192,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness
+    CREATE: 192,
+    RECLAIM_REQ: 32, # hdr, pid, level, pages
+    EVICT: 32,       # hdr, pages, freed
+    EVICTED: 32,
     REGISTER: 168,   # hdr, group, kind, counter, threshold u64, level, mode
     UNREGISTER: 24,  # hdr, id, reserved
     COOP_DONE: 24,   # laid out as UNREGISTER
@@ -105,8 +109,17 @@ def group_msg(mtype, group):
     return msg(mtype, G, name(group))
 
 
-def set_msg(mtype, group, memory_max):
-    return msg(mtype, G + "Q", name(group), memory_max)
+def set_msg(mtype, group, memory_max, high=MGI_SET_KEEP, low=MGI_SET_KEEP, soft=MGI_SET_KEEP,
+            swap_max=MGI_SET_KEEP, swappiness=MGI_SET_KEEP):
+    return msg(mtype, G + "6Q", name(group), memory_max, high, low, soft, swap_max, swappiness)
+
+
+def reclaim_req(pid, level, pages):
+    return msg(RECLAIM_REQ, "iIQ", pid, level, pages)
+
+
+def evict(mtype, pages, freed=0):
+    return msg(mtype, "QQ", pages, freed)
 
 
 def attach(group, pid):
@@ -125,9 +138,15 @@ def reply(status, value, message):
     return msg(REPLY, "iI160s", status, value, name(message, 160))
 
 
-# mgi_stats_t, in order (all uint64_t).
+# mgi_stats_t, in order (all uint64_t; then the 24 stall-histogram buckets).
 STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_processes",
-                "tracked_bytes", "untracked_bytes", "oom_kill", "coop_requests", "coop_freed")
+                "tracked_bytes", "untracked_bytes", "oom_kill", "coop_requests", "coop_freed",
+                "high", "low", "soft", "swappiness", "swap_usage", "swap_max_usage",
+                "swap_limit", "memsw_usage", "staged_bytes", "stored_pages",
+                "same_filled_pages", "compressed_bytes", "pswpout", "pswpin", "pgmajfault",
+                "pgdeactivate", "pgactivate", "refault", "workingset_activate",
+                "reclaim_stalls", "reclaim_stall_p50_us", "reclaim_stall_p99_us") + \
+    tuple(f"reclaim_hist{i}" for i in range(24))
 
 
 def stat(group, figures, procs):
@@ -148,53 +167,71 @@ def list_msg(names, truncated=0):
 
 MiB = 1 << 20
 
+def figures(**kw):
+    return [kw.get(f, 0) for f in STATS_FIELDS]
+
+
 VALID = {
-    "v2-hello": hello(1234, -1, "web/api"),
-    "v2-hello-default-group": hello(1234, 7, ""),
-    "v2-welcome": welcome(WELCOME, 3, 2, "web/api"),
-    "v2-move": welcome(MOVE, 5, 1, "batch"),
-    "v2-oom-kill": oom_kill(10, 11, 100, 64, 80, "hog"),
-    "v2-oom-req": oom_req(1234, 1),
-    "v2-stat-req": group_msg(STAT_REQ, "web"),
-    "v2-stat-req-default-group": group_msg(STAT_REQ, ""),
-    "v2-stat": stat("web",
-                    [48 * MiB, 60 * MiB, 64 * MiB, 2, 12288, 2, 40 * MiB, 8 * MiB, 1, 3, 4 * MiB],
+    "v3-hello": hello(1234, -1, "web/api"),
+    "v3-hello-default-group": hello(1234, 7, ""),
+    "v3-welcome": welcome(WELCOME, 3, 2, "web/api"),
+    "v3-move": welcome(MOVE, 5, 1, "batch"),
+    "v3-oom-kill": oom_kill(10, 11, 100, 64, 80, "hog"),
+    "v3-oom-req": oom_req(1234, 1),
+    "v3-oom-req-level-zero": oom_req(1234, 0),
+    "v3-stat-req": group_msg(STAT_REQ, "web"),
+    "v3-stat-req-default-group": group_msg(STAT_REQ, ""),
+    "v3-stat": stat("web",
+                    figures(usage=48 * MiB, max_usage=60 * MiB, limit=64 * MiB, failcnt=2,
+                            pgfault=12288, nr_processes=2, tracked_bytes=40 * MiB,
+                            untracked_bytes=8 * MiB, oom_kill=1, coop_requests=3,
+                            coop_freed=4 * MiB, swap_usage=16 * MiB, pswpout=9000,
+                            pswpin=5000, reclaim_hist10=12, reclaim_stalls=12),
                     [(100, 32 * MiB, 8192, "api-server"), (101, 16 * MiB, 4096, "db")]),
-    "v2-set": set_msg(SET, "web", 64 * MiB),
-    "v2-set-unlimited": set_msg(SET, "web/api", MGI_SET_UNLIMITED),
-    "v2-reply": reply(-errno.EBUSY, 0, "group 'web' has 1 child group(s): remove them first"),
-    "v2-create": set_msg(CREATE, "web/api", 32 * MiB),
-    "v2-create-unlimited": set_msg(CREATE, "web", MGI_SET_KEEP),
-    "v2-rm": group_msg(RM, "web/api"),
-    "v2-list-req": group_msg(LIST_REQ, ""),
-    "v2-list": list_msg(["", "web", "web/api", "web/db"]),
-    "v2-attach": attach("web/db", 4321),
-    "v2-register-threshold": register("web", REG_THRESHOLD, WATCH_MEMORY, 48 * MiB, 0, 0),
-    "v2-register-pressure": register("", REG_PRESSURE, WATCH_MEMORY, 0, 2, 1),
-    "v2-register-oom": register("web", REG_OOM, WATCH_MEMORY, 0, 0, 0),
-    "v2-register-cooperate": register("web/api", REG_COOPERATE, WATCH_MEMORY, 0, 500, 0),
-    "v2-unregister": unregister(1),
-    "v2-coop-done": unregister(7, COOP_DONE),
+    "v3-set": set_msg(SET, "web", 64 * MiB),
+    "v3-set-unlimited": set_msg(SET, "web/api", MGI_SET_UNLIMITED),
+    "v3-set-reclaim": set_msg(SET, "web", MGI_SET_KEEP, high=48 * MiB, low=8 * MiB,
+                              soft=32 * MiB, swap_max=1 << 30, swappiness=60),
+    "v3-reclaim-req": reclaim_req(1234, 1, 128),
+    "v3-evict": evict(EVICT, 512),
+    "v3-evict-age": evict(EVICT, 0),
+    "v3-evicted": evict(EVICTED, 512, 300),
+    "v3-reply": reply(-errno.EBUSY, 0, "group 'web' has 1 child group(s): remove them first"),
+    "v3-create": set_msg(CREATE, "web/api", 32 * MiB),
+    "v3-create-unlimited": set_msg(CREATE, "web", MGI_SET_KEEP),
+    "v3-rm": group_msg(RM, "web/api"),
+    "v3-list-req": group_msg(LIST_REQ, ""),
+    "v3-list": list_msg(["", "web", "web/api", "web/db"]),
+    "v3-attach": attach("web/db", 4321),
+    "v3-register-threshold": register("web", REG_THRESHOLD, WATCH_MEMORY, 48 * MiB, 0, 0),
+    "v3-register-pressure": register("", REG_PRESSURE, WATCH_MEMORY, 0, 2, 1),
+    "v3-register-oom": register("web", REG_OOM, WATCH_MEMORY, 0, 0, 0),
+    "v3-register-cooperate": register("web/api", REG_COOPERATE, WATCH_MEMORY, 0, 500, 0),
+    "v3-unregister": unregister(1),
+    "v3-coop-done": unregister(7, COOP_DONE),
 }
 
 # Each fails a different check of mgi_msg_parse.
 unterminated = b"a" * MGI_GROUP_NAME_MAX
 INVALID = {
-    "v2-invalid-create-bad-group-name": set_msg(CREATE, "web//api", 32 * MiB),
-    "v2-invalid-create-dot-component": set_msg(CREATE, "web/.api", 32 * MiB),
-    "v2-invalid-create-below-one-page": set_msg(CREATE, "web", 4095),
-    "v2-invalid-hello-unterminated-group": hello(1234, -1, unterminated),
-    "v2-invalid-stat-req-unterminated-group": group_msg(STAT_REQ, unterminated),
-    "v2-invalid-oom-req-level-out-of-range": oom_req(1234, MGI_DEPTH_MAX),
-    "v2-invalid-oom-req-level-zero": oom_req(1234, 0),
-    "v2-invalid-welcome-nsegments-out-of-range": welcome(WELCOME, 3, MGI_DEPTH_MAX + 1, "web"),
-    "v2-invalid-rm-root": group_msg(RM, ""),
-    "v2-invalid-list-bad-name": list_msg(["web", "web/"]),
-    "v2-invalid-hello-len-mismatch": hello(1234, -1, "web", hdr_len=24),
-    "v2-invalid-hello-version-1": hello(1234, -1, "web", version=1),
-    "v2-invalid-register-cooperate-priority": register("web", REG_COOPERATE, WATCH_MEMORY, 0,
+    "v3-invalid-create-bad-group-name": set_msg(CREATE, "web//api", 32 * MiB),
+    "v3-invalid-create-dot-component": set_msg(CREATE, "web/.api", 32 * MiB),
+    "v3-invalid-create-below-one-page": set_msg(CREATE, "web", 4095),
+    "v3-invalid-hello-unterminated-group": hello(1234, -1, unterminated),
+    "v3-invalid-stat-req-unterminated-group": group_msg(STAT_REQ, unterminated),
+    "v3-invalid-oom-req-level-out-of-range": oom_req(1234, MGI_DEPTH_MAX),
+    "v3-invalid-welcome-nsegments-out-of-range": welcome(WELCOME, 3, MGI_DEPTH_MAX + 1, "web"),
+    "v3-invalid-rm-root": group_msg(RM, ""),
+    "v3-invalid-list-bad-name": list_msg(["web", "web/"]),
+    "v3-invalid-hello-len-mismatch": hello(1234, -1, "web", hdr_len=24),
+    "v3-invalid-hello-version-2": hello(1234, -1, "web", version=2),
+    "v3-invalid-register-cooperate-priority": register("web", REG_COOPERATE, WATCH_MEMORY, 0,
                                                        MGI_COOP_PRIORITY_MAX + 1, 0),
-    "v2-invalid-coop-done-id-zero": unregister(0, COOP_DONE),
+    "v3-invalid-coop-done-id-zero": unregister(0, COOP_DONE),
+    "v3-invalid-set-swappiness": set_msg(SET, "web", MGI_SET_KEEP, swappiness=101),
+    "v3-invalid-reclaim-req-pages-zero": reclaim_req(1234, 0, 0),
+    "v3-invalid-reclaim-req-level": reclaim_req(1234, MGI_DEPTH_MAX, 1),
+    "v3-invalid-evicted-huge": evict(EVICTED, 1, MGI_PAGES_UNLIMITED + 1),
 }
 
 

@@ -30,6 +30,68 @@ static void claim_release_uncharges(void)
 	CHECK_EQ(atomic_load(&seg.procs[c].charged), 0);
 }
 
+/* Coldest first: staged pages untouched longest, else the largest; a slot
+ * holding nothing is never chosen. */
+static void coldest_ranking(void)
+{
+	mgi_segment_init(&seg, "g", 16);
+	CHECK_INT_EQ(mgi_segment_coldest(&seg), -1);
+	int a = mgi_segment_claim(&seg, 100), b = mgi_segment_claim(&seg, 200);
+	int c = mgi_segment_claim(&seg, 300);
+	atomic_store(&seg.procs[a].charged, 10);
+	atomic_store(&seg.procs[b].charged, 50);
+	CHECK_INT_EQ(mgi_segment_coldest(&seg), b); /* nothing staged: the largest */
+	atomic_store(&seg.procs[a].staged, 4);
+	atomic_store(&seg.procs[a].staged_since_ns, 5000);
+	CHECK_INT_EQ(mgi_segment_coldest(&seg), a); /* staged beats unstaged */
+	atomic_store(&seg.procs[c].charged, 5);
+	atomic_store(&seg.procs[c].staged, 1);
+	atomic_store(&seg.procs[c].staged_since_ns, 1000); /* untouched longer */
+	CHECK_INT_EQ(mgi_segment_coldest(&seg), c);
+	CHECK(mgi_proc_colder(&seg.procs[c], &seg.procs[a]));
+	CHECK(!mgi_proc_colder(&seg.procs[a], &seg.procs[c]));
+	atomic_store(&seg.procs[c].charged, 0); /* nothing left to take */
+	CHECK_INT_EQ(mgi_segment_coldest(&seg), a);
+	CHECK(!mgi_proc_colder(&seg.procs[c], &seg.procs[b]));
+}
+
+/* A process's swap goes with it, up the swap path beside the memory one. */
+static void release_uncharges_swap(void)
+{
+	static mgi_segment_t parent;
+	mgi_segment_init(&seg, "g/c", 16);
+	mgi_segment_init(&parent, "g", 16);
+	mgi_counter_path_t p = {.level = {&seg.memory, &parent.memory}, .depth = 2};
+	mgi_counter_path_t sp = mgi_segment_swap_path(&p);
+	CHECK(sp.level[0] == &seg.swap && sp.level[1] == &parent.swap);
+	int a = mgi_segment_claim(&seg, 100);
+	CHECK(mgi_counter_try_charge(&p, 8, NULL));
+	CHECK(mgi_counter_try_charge(&sp, 5, NULL));
+	atomic_store(&seg.procs[a].charged, 8);
+	atomic_store(&seg.procs[a].swapped, 5);
+	atomic_store(&seg.procs[a].staged, 2);
+	CHECK_INT_EQ(mgi_segment_release(&seg, a, 100, &p), 8);
+	CHECK_EQ(mgi_counter_read(&parent.memory), 0);
+	CHECK_EQ(mgi_counter_read(&seg.swap), 0);
+	CHECK_EQ(mgi_counter_read(&parent.swap), 0);
+	CHECK_EQ(atomic_load(&seg.procs[a].staged), 0);
+}
+
+/* Bucket i counts stalls under 2^i us; the last takes the rest. */
+static void stall_histogram(void)
+{
+	mgi_segment_init(&seg, "g", 16);
+	mgi_segment_count_stall(&seg, 0);           /* < 1 us */
+	mgi_segment_count_stall(&seg, 999);         /* < 1 us */
+	mgi_segment_count_stall(&seg, 1000);        /* 1 us: < 2 us */
+	mgi_segment_count_stall(&seg, 3000000);     /* 3 ms: < 4096 us */
+	mgi_segment_count_stall(&seg, 100ULL << 40); /* huge: the last bucket */
+	CHECK_EQ(atomic_load(&seg.reclaim_hist[0]), 2);
+	CHECK_EQ(atomic_load(&seg.reclaim_hist[1]), 1);
+	CHECK_EQ(atomic_load(&seg.reclaim_hist[12]), 1);
+	CHECK_EQ(atomic_load(&seg.reclaim_hist[MGI_RECLAIM_BUCKETS - 1]), 1);
+}
+
 static void releasing_clears_the_oom_victim(void)
 {
 	mgi_segment_init(&seg, "g", 16);
@@ -119,6 +181,9 @@ int main(int argc, char **argv)
 	MGT_INIT(argc, argv);
 	MGT_RUN(claim_release_uncharges);
 	MGT_RUN(releasing_clears_the_oom_victim);
+	MGT_RUN(coldest_ranking);
+	MGT_RUN(release_uncharges_swap);
+	MGT_RUN(stall_histogram);
 	MGT_RUN(full_and_invalid);
 	MGT_RUN(release_uncharges_the_whole_path);
 	MGT_RUN(concurrent_release_happens_once);

@@ -142,6 +142,9 @@ bool mgi_reclaim_allowed(unsigned level);
 /* Evicts (compresses) up to `pages` pages of this process, oldest staged
  * first, and tops the staging area up. Returns the memory pages freed. */
 uint64_t mgi_evict(uint64_t pages);
+/* Tops the staging area up to its target, evicting nothing: the pages
+ * this process does not touch from now on show as cold. */
+void mgi_reclaim_age(void);
 /* Restores the out page at `page` of region r (and, if sequential, its
  * stored neighbours): MGI_DONE with *restored pages, MGI_RETRY, MGI_ABSENT,
  * or MGI_NEED_ROOM with the refusing level in *level. */

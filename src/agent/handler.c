@@ -736,12 +736,14 @@ static void register_pieces(uintptr_t start, uintptr_t end)
 
 	while (cur < end) {
 		uintptr_t stop = end, skip_to = 0;
+		bool own = false;
 		mgi_range_t ex[MGI_ELF_RANGES_MAX + 1 + MGI_OWN_RANGES_MAX];
 		unsigned nex = mgi_agent.nelf;
 
 		memcpy(ex, mgi_agent.elf, nex * sizeof(ex[0]));
 		ex[nex].start = mgi_agent.arena.base;
 		ex[nex++].end = mgi_agent.arena.end;
+		unsigned first_own = nex;
 		for (unsigned i = 0; i < mgi_agent.nown; i++)
 			ex[nex++] = mgi_agent.own[i];
 		for (unsigned i = 0; i < nex; i++) {
@@ -750,13 +752,17 @@ static void register_pieces(uintptr_t start, uintptr_t end)
 			if (ex[i].start <= cur) { /* cur is excluded */
 				if (ex[i].end > skip_to)
 					skip_to = ex[i].end;
+				/* the agent's own reservations are not the
+				 * application's memory: not even untracked */
+				own = i >= first_own;
 			} else {
 				stop = ex[i].start; /* clip before the next exclusion */
 			}
 		}
 		if (skip_to) {
 			uintptr_t e = skip_to < end ? skip_to : end;
-			mgi_agent.untracked_bytes += e - cur;
+			if (!own)
+				mgi_agent.untracked_bytes += e - cur;
 			cur = e;
 			continue;
 		}

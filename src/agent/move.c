@@ -167,9 +167,16 @@ bool mgi_agent_on_manager_message(void)
 		break;
 	case MGI_MSG_EVICT: {
 		/* The manager found this process the coldest of a group that
-		 * needs room (or above its high limit). */
+		 * needs room (or above its high limit); or, with 0 pages, its
+		 * group is under reclaim and it should show which of its pages
+		 * are cold: staged, with no answer. */
 		mgi_msg_t r;
 		uint64_t asked = msg.evict.pages;
+		if (!asked) {
+			if (mgi_reclaim_allowed(0))
+				mgi_reclaim_age();
+			break;
+		}
 		mgi_msg_init(&r, MGI_MSG_EVICTED);
 		r.evict.pages = asked;
 		r.evict.freed = mgi_reclaim_allowed(0) ? mgi_evict(asked) : 0;

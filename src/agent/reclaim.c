@@ -651,6 +651,20 @@ uint64_t mgi_evict(uint64_t pages)
 	return freed;
 }
 
+void mgi_reclaim_age(void)
+{
+	mgi_staging_t *st = &mgi_agent.staging;
+
+	if (!mgi_agent.can_evict || mgi_agent.evicting || st->used >= stage_target())
+		return;
+	mgi_agent.evicting = true;
+	mgi_reclaim_released();
+	deactivate(stage_target() - st->used);
+	flush_releases();
+	mgi_reclaim_publish();
+	mgi_agent.evicting = false;
+}
+
 /* ---- restore ---- */
 
 /* Whether the out page at addr is in the store (not staged). */

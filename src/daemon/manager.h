@@ -90,6 +90,7 @@ typedef struct mgi_manager {
 	uint64_t coop_last_ns; /* when a refused charge last started one */
 	struct mgi_reclaim_episode reclaim;
 	uint64_t reclaim_empty_ns[MGI_GROUPS_MAX]; /* since when reclaim freed nothing */
+	uint64_t reclaim_waiting[MGI_GROUPS_MAX];  /* pages asked during another episode */
 	int timerfd;       /* the cooperative wait's deadline */
 	int reclaim_timerfd; /* an agent's eviction's deadline */
 	int soft_timerfd;  /* the host check, while soft limits exist */

@@ -40,6 +40,7 @@
 #define NEED_MIN_PAGES 512      /* a direct reclaim frees at least 2 MiB */
 #define HOST_CHECK_MS 1000
 #define OOM_AFTER_MS 500        /* reclaim freeing nothing this long: OOM */
+#define AGE_MIN_PAGES 256       /* processes smaller than 1 MiB are not aged */
 
 static uint64_t now_ns(void)
 {
@@ -125,23 +126,34 @@ static int pick(const mgi_manager_t *m, bool honour_low)
 static void end_episode(mgi_manager_t *m)
 {
 	struct mgi_reclaim_episode *e = &m->reclaim;
-	mgi_segment_t *seg = m->tree.node[e->group].seg;
 	char freed[16];
 
 	e->active = false;
 	disarm(m->reclaim_timerfd);
-	/* Direct reclaim is routine under a limit: logged only when it came
-	 * up empty; background reclaim (high, soft limits) always. */
-	if (e->background || !e->freed) {
+	/* Routine under a limit (and the stats count it): logged only when
+	 * a direct reclaim came up empty, the step before the OOM path. */
+	if (!e->background && !e->freed) {
 		mgi_size_format(e->freed * 4096, freed, sizeof(freed));
 		mgi_manager_log(m, "group '%s': %s reclaim evicted %s in %llu ms",
 				m->tree.node[e->group].name, e->background ? "background" : "direct",
 				freed, (unsigned long long)((now_ns() - e->started_ns) / 1000000));
 	}
-	/* Still above its high limit after a round that made progress: go on. */
-	uint64_t usage = mgi_counter_read(&seg->memory), high = atomic_load(&seg->memory.high);
-	if (e->freed && usage > high && can_swap(m, e->group))
-		mgi_reclaim_request(m, e->group, usage - high + high / 64, true, -1, -1);
+	/* What waited its turn, and any group still above its high limit
+	 * (a crossing that came during this episode was noted, not lost). */
+	int from = e->group;
+	bool progress = e->freed > 0;
+	for (int k = 1; k <= MGI_GROUPS_MAX && !e->active; k++) {
+		int g = (from + k) % MGI_GROUPS_MAX;
+		if (!g || !m->tree.node[g].used)
+			continue;
+		mgi_segment_t *gs = m->tree.node[g].seg;
+		uint64_t usage = mgi_counter_read(&gs->memory), high = atomic_load(&gs->memory.high);
+		if (usage > high && can_swap(m, g) && (g != from || progress))
+			mgi_reclaim_request(m, g, usage - high + high / 64, true, -1, -1);
+		else if (m->reclaim_waiting[g] && (g != from || progress))
+			mgi_reclaim_request(m, g, m->reclaim_waiting[g], false, -1, -1);
+		m->reclaim_waiting[g] = 0;
+	}
 }
 
 /* Asks the next coldest process; when none is left, ends the episode (and
@@ -197,13 +209,49 @@ static void ask_next(mgi_manager_t *m)
 	arm(m->reclaim_timerfd, EVICT_WAIT_MS, false);
 }
 
+/*
+ * Coldness shows only for pages that sat untouched in a staging area (there
+ * are no accessed bits to read from user space): a process that was never
+ * asked to stage anything looks no colder than a busy one. So when a
+ * subtree comes under reclaim, each of its processes with nothing staged is
+ * asked to stage its share (EVICT of 0 pages: age, evict nothing; no
+ * answer). An idle process's staged pages then stay untouched and it
+ * ranks coldest from the next episode on.
+ */
+static void age(mgi_manager_t *m, int group)
+{
+	mgi_msg_t msg;
+
+	mgi_msg_init(&msg, MGI_MSG_EVICT);
+	msg.evict.pages = 0;
+	for (unsigned k = 0; k < m->nconns; k++) {
+		const struct mgi_conn *c = &m->conns[k];
+		if (c->fd < 0 || c->slot < 0 || !m->tree.node[c->group].used ||
+		    !mgi_tree_is_under(&m->tree, c->group, group) || !can_swap(m, c->group))
+			continue;
+		const mgi_proc_slot_t *sl = slot_of(m, c);
+		if (atomic_load(&sl->staged) || atomic_load(&sl->charged) < AGE_MIN_PAGES)
+			continue;
+		send(c->fd, &msg, msg.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+}
+
 void mgi_reclaim_request(mgi_manager_t *m, int group, uint64_t pages, bool background,
 			 int req_group, int req_slot)
 {
 	struct mgi_reclaim_episode *e = &m->reclaim;
 
-	if (e->active || group <= 0 || !m->tree.node[group].used)
-		return; /* one at a time: the asker asks again */
+	if (group <= 0 || !m->tree.node[group].used)
+		return;
+	if (e->active) {
+		/* one at a time: a refused charge waits its turn (its agent
+		 * also asks again); a high limit is re-checked at the end */
+		if (!background && group != e->group && m->reclaim_waiting[group] < pages)
+			m->reclaim_waiting[group] = pages;
+		return;
+	}
+	if (pages < NEED_MIN_PAGES)
+		pages = NEED_MIN_PAGES;
 	memset(e, 0, sizeof(*e));
 	e->active = true;
 	e->background = background;
@@ -213,6 +261,7 @@ void mgi_reclaim_request(mgi_manager_t *m, int group, uint64_t pages, bool backg
 	e->req_slot = req_slot;
 	e->conn = -1;
 	e->started_ns = now_ns();
+	age(m, group);
 	ask_next(m);
 }
 
@@ -244,8 +293,7 @@ void mgi_reclaim_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_
 		mgi_manager_oom_kill(m, target, c->group, c->slot);
 		return;
 	}
-	uint64_t need = r->pages > NEED_MIN_PAGES ? r->pages : NEED_MIN_PAGES;
-	mgi_reclaim_request(m, target, need, false, c->group, c->slot);
+	mgi_reclaim_request(m, target, r->pages, false, c->group, c->slot);
 }
 
 void mgi_reclaim_evicted(mgi_manager_t *m, unsigned ci, const mgi_msg_evict_t *ev)
