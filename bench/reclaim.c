@@ -177,8 +177,8 @@ static int lat(long pages, long samples)
 	double sum = 0;
 	for (long i = 0; i < samples; i++)
 		sum += us[i];
-	printf("p50_us=%.2f p99_us=%.2f mean_us=%.2f\n",
-	       us[samples / 2], us[samples * 99 / 100], sum / samples);
+	printf("p50_us=%.2f p99_us=%.2f p999_us=%.2f mean_us=%.2f\n", us[samples / 2],
+	       us[samples * 99 / 100], us[samples * 999 / 1000], sum / samples);
 	return 0;
 }
 

@@ -4,7 +4,7 @@
 # fault on an evicted page, and a Zipf working set of 4x the limit.
 # Usage: bench/reclaim.sh [BUILD_DIR]   (as root; sets up and removes its own
 #        zram swap device and memcg group)
-# Environment: LIMIT (default 64M), RUNS (3, the median is shown),
+# Environment: LIMIT (default 64M), RUNS (3; the median is shown),
 #        SAMPLES (20000 faults), OPS (2000000 Zipf operations),
 #        CODECS (memgrp's columns, default "lz4 zstd").
 set -euo pipefail
@@ -31,16 +31,21 @@ teardown() {
 	fi
 	if [ -n "$zdev" ]; then
 		echo 1 > "/sys/block/$zdev/reset" 2>/dev/null || true
-		[ "$zhot" = 1 ] && echo "${zdev#zram}" > /sys/class/zram-control/hot_remove 2>/dev/null
+		if [ "$zhot" = 1 ]; then
+			echo "${zdev#zram}" > /sys/class/zram-control/hot_remove 2>/dev/null || true
+		fi
 	fi
-	[ -d "$cg" ] && { rmdir "$cg" 2>/dev/null || echo "reclaim.sh: could not remove $cg" >&2; }
+	if [ -d "$cg" ]; then
+		rmdir "$cg" 2>/dev/null || echo "reclaim.sh: could not remove $cg" >&2
+	fi
 	rm -rf "$tmp"
 }
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
 # setup_kernel: a zram swap device (lz4, 4G) and a memcg v1 group with the
-# limit; on failure returns 1 with the reason in $why.
+# limit; on failure returns 1 with the reason in $why (teardown undoes what
+# was done).
 why=
 setup_kernel() {
 	local dev
@@ -57,16 +62,20 @@ setup_kernel() {
 		zhot=1
 	else
 		for dev in /sys/block/zram*; do
-			[ -e "$dev/disksize" ] && [ "$(cat "$dev/disksize")" = 0 ] &&
-				! grep -q "^/dev/${dev##*/} " /proc/swaps && { zdev=${dev##*/}; break; }
+			if [ -e "$dev/disksize" ] && [ "$(cat "$dev/disksize")" = 0 ] &&
+				! grep -q "^/dev/${dev##*/} " /proc/swaps; then
+				zdev=${dev##*/}
+				break
+			fi
 		done
 	fi
 	[ -n "$zdev" ] || { why="no zram device (modprobe zram failed, or all in use)"; return 1; }
 	grep -qw lz4 "/sys/block/$zdev/comp_algorithm" ||
 		{ why="zram has no lz4 ($(cat "/sys/block/$zdev/comp_algorithm"))"; return 1; }
-	echo lz4 > "/sys/block/$zdev/comp_algorithm" &&
-		echo 4G > "/sys/block/$zdev/disksize" ||
-		{ why="could not configure /sys/block/$zdev"; return 1; }
+	if ! { echo lz4 > "/sys/block/$zdev/comp_algorithm" && echo 4G > "/sys/block/$zdev/disksize"; }; then
+		why="could not configure /sys/block/$zdev"
+		return 1
+	fi
 	mkswap "/dev/$zdev" >/dev/null 2>&1 || { why="mkswap /dev/$zdev failed"; return 1; }
 	# The highest priority: the kernel swaps there first, whatever else is on.
 	swapon -p 32767 "/dev/$zdev" || { why="swapon /dev/$zdev failed"; return 1; }
@@ -88,114 +97,96 @@ fi
 for c in $codecs; do cols="$cols memgrp-$c"; done
 
 vmstat() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
-cgstat() { awk -v k="$1" '$1 == k {print $2}' "$cg/memory.stat"; }
+cgstat() { awk -v k="$1" '$1 == k {print $2}' "$cg/$2"; }
 
 # poll CMD...: runs CMD every 0.2 s into $tmp/poll until killed; for the
-# compressed figures, which are back to 0 when the group has exited.
+# compressed sizes, which are back to 0 once the group has exited.
 poll() {
 	while :; do "$@" 2>/dev/null || true; sleep 0.2; done >"$tmp/poll"
 }
 
-# run COL N MODE ARGS...: run N of MODE in column COL; prints the result line.
-# The first run of a column also records what its swap did, for the notes.
+# run COL MODE ARGS...: one run of MODE in column COL; prints its result
+# line. The first run of a column and mode that finishes also records what
+# its swap did, in $tmp/note.COL.MODE.
 run() {
-	local col=$1 n=$2 mode=$3 ppid=
-	shift 3
-	local args=("$prog" "$mode" "$ws_mib" "$@") out
-	local err=$tmp/err
+	local col=$1 mode=$2 ppid='' rc=0 out cmd
+	shift 2
+	local args=("$prog" "$mode" "$ws_mib" "$@")
+	local note=$tmp/note.$col.$mode
 	case $col in
 	native)
-		out=$(timeout -k 5 $secs "${args[@]}" 2>"$err") || { fail "$col" "${args[*]}"; return 1; }
+		cmd=("${args[@]}")
 		;;
 	memcg)
-		local in0 out0 maj0
-		in0=$(vmstat pswpin) out0=$(vmstat pswpout) maj0=$(cgstat total_pgmajfault)
+		local in0 out0 maj0 oom0
+		in0=$(vmstat pswpin) out0=$(vmstat pswpout)
+		maj0=$(cgstat total_pgmajfault memory.stat) oom0=$(cgstat oom_kill memory.oom_control)
 		echo 0 > "$cg/memory.max_usage_in_bytes"
-		[ "$n" = 1 ] && { poll cat "/sys/block/$zdev/mm_stat" & ppid=$!; }
-		out=$(timeout -k 5 $secs sh -c 'echo $$ > "$1/tasks" && shift && exec "$@"' sh "$cg" "${args[@]}" 2>"$err") ||
-			{ [ -n "$ppid" ] && kill "$ppid"; fail "$col" "${args[*]} (in $cg)"; return 1; }
-		if [ -n "$ppid" ]; then
-			kill "$ppid"
-			wait "$ppid" 2>/dev/null || true
-			# mm_stat: orig_data_size compr_data_size mem_used_total ...
-			python3 - "$tmp/poll" "$(($(vmstat pswpout) - out0))" "$(($(vmstat pswpin) - in0))" \
-				"$(($(cgstat total_pgmajfault) - maj0))" "$(cat "$cg/memory.max_usage_in_bytes")" \
-				>"$tmp/note.$col.$mode" <<-'PY'
-			import sys
-			rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
-			out, inn, maj, mx = map(int, sys.argv[2:])
-			peak = max(rows, key=lambda r: r[0]) if rows else [0, 0]
-			ratio = "%.2f:1" % (peak[0] / peak[1]) if peak[1] else "n/a"
-			print("pswpout %d, pswpin %d, pgmajfault %d, max_usage %d MiB; zram at its peak: %d MiB in %d MiB (%s)"
-			      % (out, inn, maj, mx >> 20, peak[0] >> 20, peak[1] >> 20, ratio))
-			PY
-		fi
+		[ -e "$note" ] || { poll cat "/sys/block/$zdev/mm_stat" & ppid=$!; }
+		cmd=(sh -c 'echo $$ > "$1/tasks" && shift && exec "$@"' sh "$cg" "${args[@]}")
 		;;
 	memgrp-*)
-		local grp=memgrp-reclaim-$$-$n json=$tmp/$col.$mode.json
-		[ "$n" = 1 ] && { poll sh -c "'$memgrp' stat --json '$grp' && echo" & ppid=$!; }
-		out=$(timeout -k 5 $secs "$memgrp" run -g "$grp" -m "$limit" --swap-max 4G --codec "${col#memgrp-}" \
-			--stats-json "$json" -- "${args[@]}" 2>"$err") ||
-			{ [ -n "$ppid" ] && kill "$ppid"; fail "$col" "$memgrp run -g $grp -m $limit --swap-max 4G --codec ${col#memgrp-} -- ${args[*]}"; return 1; }
-		if [ -n "$ppid" ]; then
-			kill "$ppid"
-			wait "$ppid" 2>/dev/null || true
-			python3 - "$json" "$tmp/poll" >"$tmp/note.$col.$mode" <<-'PY'
-			import json, sys
-			d = json.load(open(sys.argv[1]))
-			live = []
-			for l in open(sys.argv[2]):
-			    try:
-			        live.append(json.loads(l))
-			    except ValueError:
-			        pass
-			peak = max(live, key=lambda s: s["stored_pages"], default=None)
-			if peak and peak["compressed_bytes"]:
-			    store = "store at its peak: %d pages, %d MiB in %d MiB (%.2f:1)" % (
-			        peak["stored_pages"], peak["stored_pages"] >> 8, peak["compressed_bytes"] >> 20,
-			        peak["stored_pages"] * 4096 / peak["compressed_bytes"])
-			else:
-			    store = "store not sampled while running"
-			print("pswpout %d, pswpin %d, pgmajfault %d, max_usage %d MiB; %s; reclaim stalls %d (p50 %d us, p99 %d us)"
-			      % (d["pswpout"], d["pswpin"], d["pgmajfault"], d["max_usage"] >> 20, store,
-			         d["reclaim_stalls"], d["reclaim_stall_p50_us"], d["reclaim_stall_p99_us"]))
-			PY
-		fi
+		local grp=memgrp-reclaim-$BASHPID json=$tmp/stats.json
+		[ -e "$note" ] || { poll sh -c "'$memgrp' stat --json '$grp' && echo" & ppid=$!; }
+		cmd=("$memgrp" run -g "$grp" -m "$limit" --swap-max 4G --codec "${col#memgrp-}"
+			--stats-json "$json" -- "${args[@]}")
 		;;
 	esac
+	out=$(timeout -k 5 $secs "${cmd[@]}" 2>"$tmp/err") || rc=$?
+	if [ -n "$ppid" ]; then
+		kill "$ppid"
+		wait "$ppid" 2>/dev/null || true
+	fi
+	if [ $rc != 0 ]; then
+		if [ "$col" = memcg ] && [ "$(cgstat oom_kill memory.oom_control)" != "$oom0" ]; then
+			# The kernel's verdict on the workload, not a broken run: counted
+			# and shown under the table.
+			echo "$mode" >>"$tmp/oom"
+		else
+			echo "reclaim.sh: $(label "$col"), $mode: exit status $rc$([ $rc = 124 ] && echo " (timeout ${secs} s)")" >&2
+			echo "    command: ${cmd[*]}" >&2
+			sed 's/^/    /' "$tmp/err" | tail -20 >&2
+			touch "$tmp/failed"  # run is in a subshell: a variable would not get out
+		fi
+		return 1
+	fi
+	if [ -n "$ppid" ] && [ "$col" = memcg ]; then
+		# mm_stat: orig_data_size compr_data_size mem_used_total ...
+		python3 - "$tmp/poll" "$(($(vmstat pswpout) - out0))" "$(($(vmstat pswpin) - in0))" \
+			"$(($(cgstat total_pgmajfault memory.stat) - maj0))" "$(cat "$cg/memory.max_usage_in_bytes")" \
+			>"$note" <<-'PY'
+		import sys
+		rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
+		out, inn, maj, mx = map(int, sys.argv[2:])
+		peak = max(rows, key=lambda r: r[0]) if rows else [0, 0]
+		ratio = "%.2f:1" % (peak[0] / peak[1]) if peak[1] else "n/a"
+		print("pswpout %d, pswpin %d, pgmajfault %d, max_usage %d MiB; zram at its peak: %d MiB in %d MiB (%s)"
+		      % (out, inn, maj, mx >> 20, peak[0] >> 20, peak[1] >> 20, ratio))
+		PY
+	elif [ -n "$ppid" ]; then
+		python3 - "$json" "$tmp/poll" >"$note" <<-'PY'
+		import json, sys
+		d = json.load(open(sys.argv[1]))
+		live = []
+		for l in open(sys.argv[2]):
+		    try:
+		        live.append(json.loads(l))
+		    except ValueError:
+		        pass
+		peak = max(live, key=lambda s: s["stored_pages"], default=None)
+		if peak and peak["compressed_bytes"]:
+		    store = "store at its peak: %d MiB in %d MiB (%.2f:1)" % (
+		        peak["stored_pages"] >> 8, peak["compressed_bytes"] >> 20,
+		        peak["stored_pages"] * 4096 / peak["compressed_bytes"])
+		else:
+		    store = "store not sampled while running"
+		print("pswpout %d, pswpin %d, pgmajfault %d, max_usage %d MiB; %s; reclaim stalls %d (p50 %d us, p99 %d us)"
+		      % (d["pswpout"], d["pswpin"], d["pgmajfault"], d["max_usage"] >> 20, store,
+		         d["reclaim_stalls"], d["reclaim_stall_p50_us"], d["reclaim_stall_p99_us"]))
+		PY
+	fi
 	echo "$out"
 }
-
-fail() { # fail COL COMMAND: report a failed run with its command and output
-	echo "reclaim.sh: $1 failed: $2" >&2
-	sed 's/^/    /' "$tmp/err" | tail -20 >&2
-	touch "$tmp/failed"  # run is in a subshell: a variable would not get out
-}
-
-declare -A vals  # "col key" -> the values of all runs
-measure() { # measure MODE ARGS...: RUNS runs of MODE in every column, interleaved
-	local mode=$1 line kv
-	shift
-	for n in $(seq "$runs"); do
-		for col in $cols; do
-			line=$(run "$col" "$n" "$mode" "$@") || continue
-			for kv in $line; do
-				vals["$col ${kv%%=*}"]+="${kv#*=} "
-			done
-		done
-	done
-}
-
-median() { # median COL KEY: the median of the runs, "fail" if none ran
-	local v=${vals["$1 $2"]:-}
-	[ -n "$v" ] || { echo fail; return; }
-	printf '%s\n' $v | sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.10g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
-}
-
-start=$(date +%s)
-measure seq
-measure lat "$samples"
-measure zipf "$ops"
 
 label() {
 	case $1 in
@@ -204,50 +195,109 @@ label() {
 	memgrp-*) echo "memgrp ${1#memgrp-}" ;;
 	esac
 }
-echo "reclaim: $limit limit, ${ws_mib}M working set (4x), median of $runs runs"
-printf '%-28s' ""
+
+declare -A vals  # "COL KEY" -> the values of the runs that finished
+measure() { # measure MODE ARGS...: RUNS runs of MODE in every column, interleaved
+	local mode=$1 line kv col
+	shift
+	for _ in $(seq "$runs"); do
+		for col in $cols; do
+			line=$(run "$col" "$mode" "$@") || continue
+			for kv in $line; do
+				vals["$col ${kv%%=*}"]+="${kv#*=} "
+			done
+		done
+	done
+}
+
+# cell COL KEY median|spread: the median of the runs that finished ("fail"
+# if none), or their spread, (max - min) / median.
+cell() {
+	local v=${vals["$1 $2"]:-}
+	[ -n "$v" ] || { echo fail; return; }
+	printf '%s\n' $v | sort -g | awk -v what="$3" '{a[NR] = $1} END {
+		m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		if (what == "spread")
+			printf "%d%%\n", m ? 100 * (a[NR] - a[1]) / m : 0
+		else
+			printf "%.10g\n", m
+	}'
+}
+
+start=$(date +%s)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+measure seq
+measure lat "$samples"
+measure zipf "$ops"
+
 # memgrp/memcg (lz4 over the kernel's) follows the memgrp lz4 column.
 ratio=0
 case " $cols " in *" memcg "*"memgrp-lz4 "*) ratio=1 ;; esac
-for col in $cols; do
-	printf ' %12s' "$(label "$col")"
-	[ "$col" = memgrp-lz4 ] && [ $ratio = 1 ] && printf ' %13s' "memgrp/memcg"
-done
-echo
-row() { # row LABEL KEY
+header() {
+	local col
+	printf '%-28s' "$1"
+	for col in $cols; do
+		printf ' %12s' "$(label "$col")"
+		if [ "$col" = memgrp-lz4 ] && [ $ratio = 1 ] && [ -n "$2" ]; then printf ' %13s' "$2"; fi
+	done
+	echo
+}
+row() { # row LABEL KEY median|spread
 	local col m k=
 	printf '%-28s' "$1"
 	for col in $cols; do
-		m=$(median "$col" "$2")
+		m=$(cell "$col" "$2" "$3")
+		# a * marks a median the kernel's OOM kills left short of RUNS runs
+		if [ "$col" = memcg ] && [ "$m" != fail ] && [ "$3" = median ] &&
+			[ "$(printf '%s\n' ${vals["$col $2"]} | wc -l)" -lt "$runs" ]; then
+			m="$m*"
+		fi
 		printf ' %12s' "$m"
-		[ "$col" = memcg ] && k=$m
-		if [ "$col" = memgrp-lz4 ] && [ $ratio = 1 ]; then
+		[ "$col" = memcg ] && k=${m%\*}
+		if [ "$col" = memgrp-lz4 ] && [ $ratio = 1 ] && [ "$3" = median ]; then
 			if [ "$m" != fail ] && [ "$k" != fail ]; then
 				printf ' %13s' "$(awk -v a="$m" -v b="$k" 'BEGIN {printf "%.2fx", a / b}')"
 			else
-				printf ' %13s' -
+				printf ' %13s' ""
 			fi
 		fi
 	done
 	echo
 }
-row "swap-out MB/s" write_mbps
-row "swap-in MB/s" read_mbps
-row "evicted-page fault p50 us" p50_us
-row "evicted-page fault p99 us" p99_us
-row "zipf 4x limit ops/s" ops_per_s
-echo "(MB/s and ops/s: higher is better; us: lower is better)"
+table() { # table median|spread
+	row "swap-out MB/s" write_mbps "$1"
+	row "swap-in MB/s" read_mbps "$1"
+	row "evicted-page fault p50 us" p50_us "$1"
+	row "evicted-page fault p99 us" p99_us "$1"
+	row "evicted-page fault p99.9 us" p999_us "$1"
+	row "zipf 4x limit ops/s" ops_per_s "$1"
+}
 
+echo "reclaim: $limit limit, ${ws_mib}M working set (4x), median of $runs runs"
+header "" memgrp/memcg
+table median
+echo "(MB/s and ops/s: higher is better; us: lower is better)"
+if [ -e "$tmp/oom" ]; then
+	sort "$tmp/oom" | uniq -c | while read -r k mode; do
+		echo "* memcg+zram, $mode: the kernel's memcg OOM killer killed $k of $runs runs; the median is of the rest"
+	done
+fi
 echo
-echo "what the first run of each mode swapped (stores sampled every 0.2 s)"
+echo "spread over the runs, (max - min) / median"
+header "" ""
+table spread
+echo
+echo "what the first finished run of each mode swapped (sizes sampled every 0.2 s)"
 for col in $cols; do
 	[ "$col" = native ] && continue
 	for mode in seq lat zipf; do
-		[ -s "$tmp/note.$col.$mode" ] && printf '  %-11s %-5s %s\n' "$(label "$col")" "$mode" "$(cat "$tmp/note.$col.$mode")"
+		if [ -s "$tmp/note.$col.$mode" ]; then
+			printf '  %-11s %-5s %s\n' "$(label "$col")" "$mode" "$(cat "$tmp/note.$col.$mode")"
+		fi
 	done
 done
-echo "($(( $(date +%s) - start )) s)"
+echo "($(( $(date +%s) - start )) s; load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
 if [ -e "$tmp/failed" ]; then
-	echo "reclaim.sh: some runs failed (above); their cells say fail" >&2
+	echo "reclaim.sh: some runs failed (above); their cells say fail or are medians of fewer runs" >&2
 	exit 1
 fi

@@ -113,6 +113,89 @@ static int collect_elf(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+/* Whether addr lies in one of the exclusions collected so far. */
+static bool in_elf_exclusion(uintptr_t addr)
+{
+	for (unsigned i = 0; i < mgi_agent.nelf; i++)
+		if (addr >= mgi_agent.elf[i].start && addr < mgi_agent.elf[i].end)
+			return true;
+	return false;
+}
+
+#if defined(__x86_64__)
+#define MGI_R_GLOB_DAT R_X86_64_GLOB_DAT
+#elif defined(__aarch64__)
+#define MGI_R_GLOB_DAT R_AARCH64_GLOB_DAT
+#endif
+
+/* A dynamic-section address: glibc rebases some entries in place, others
+ * stay relative to the object's load address. */
+static uintptr_t dyn_addr(const struct dl_phdr_info *info, ElfW(Addr) p)
+{
+	return p < info->dlpi_addr ? info->dlpi_addr + p : p;
+}
+
+/*
+ * Data the handler's objects reach through their GOT may live outside
+ * them: a program linked against a shared runtime gets copy relocations,
+ * so ASan's __asan_option_detect_stack_use_after_return (read in every
+ * instrumented function's prologue) or libc's environ sit in the
+ * executable's bss, which is application memory and gets registered. Were
+ * such a page evicted, the handler would fault on a page only it can
+ * bring back. Every writable GLOB_DAT target of the handler's objects is
+ * excluded, page by page (the symbol's size when the object spans more).
+ */
+static int exclude_got_targets(struct dl_phdr_info *info, size_t size, void *arg)
+{
+#ifdef MGI_R_GLOB_DAT
+	const ElfW(Dyn) *dyn = NULL;
+	const ElfW(Rela) *rela = NULL;
+	const ElfW(Sym) *symtab = NULL;
+	size_t relasz = 0;
+
+	(void)size;
+	(void)arg;
+	if (!info->dlpi_name || !handler_uses(info->dlpi_name))
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+			dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+	for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
+		if (dyn->d_tag == DT_RELA)
+			rela = (const ElfW(Rela) *)dyn_addr(info, dyn->d_un.d_ptr);
+		else if (dyn->d_tag == DT_RELASZ)
+			relasz = dyn->d_un.d_val;
+		else if (dyn->d_tag == DT_SYMTAB)
+			symtab = (const ElfW(Sym) *)dyn_addr(info, dyn->d_un.d_ptr);
+	}
+	if (!rela || !symtab)
+		return 0;
+	for (size_t i = 0; i < relasz / sizeof(*rela); i++) {
+		if (ELF64_R_TYPE(rela[i].r_info) != MGI_R_GLOB_DAT)
+			continue;
+		uintptr_t target = *(const uintptr_t *)(info->dlpi_addr + rela[i].r_offset);
+		size_t len = symtab[ELF64_R_SYM(rela[i].r_info)].st_size;
+		mgi_vma_t v;
+
+		if (!target || in_elf_exclusion(target) ||
+		    mgi_vma_query(mgi_agent.mapsfd, target, &v) != 0 || v.start > target ||
+		    !(v.flags & MGI_VMA_WRITE))
+			continue;
+		if (mgi_agent.nelf >= MGI_ELF_RANGES_MAX)
+			break;
+		mgi_agent.elf[mgi_agent.nelf].start = target & ~(MGI_PAGE_SIZE - 1);
+		mgi_agent.elf[mgi_agent.nelf].end =
+			(target + (len ? len : 1) + MGI_PAGE_SIZE - 1) & ~(MGI_PAGE_SIZE - 1);
+		mgi_agent.nelf++;
+	}
+#else
+	(void)info;
+	(void)size;
+	(void)arg;
+#endif
+	return 0;
+}
+
 /*
  * The starting thread's control block (struct pthread, with its static TLS
  * and rseq area) lives in an anonymous mapping of ld.so's, beside the
@@ -343,6 +426,7 @@ static void agent_start(void)
 	mgi_agent.learn_wr = pipefd[1];
 	mgi_agent.nelf = 0;
 	dl_iterate_phdr(collect_elf, NULL);
+	dl_iterate_phdr(exclude_got_targets, NULL);
 	exclude_own_tcb();
 	mgi_reclaim_init(); /* before the scan: its ranges are the agent's own */
 	rc = start_handler();

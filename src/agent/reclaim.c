@@ -4,6 +4,7 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,12 +119,16 @@ static void *slot_addr(uint32_t slot)
  *    the handler.
  * Blocks only in read, madvise and write; never touches managed memory.
  */
+/* Posted by the helper once it runs its own code: see start_releaser. */
+static sem_t helper_up;
+
 static void *helper_main(void *arg)
 {
 	helper_req_t reqs[64];
 	ssize_t n;
 
 	(void)arg;
+	sem_post(&helper_up);
 	for (;;) {
 		n = read(mgi_agent.release_rd, reqs, sizeof(reqs));
 		if (n < 0 && errno == EINTR)
@@ -305,9 +310,19 @@ static int start_releaser(void)
 	pthread_attr_setstack(&attr, mgi_agent.release_stack, MGI_RELEASER_STACK);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	/* A new thread runs library code before ours (a sanitizer's
+	 * runtime calls calloc there). Had the handler's scan registered the
+	 * heap by then, the helper could fault while the handler, short of
+	 * room, waits on the helper to unshare pages: both would wait. So
+	 * the helper is running its own code before the handler starts. */
+	sem_init(&helper_up, 0, 0);
 	rc = pthread_create(&mgi_agent.releaser, &attr, helper_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	if (rc == 0)
+		while (sem_wait(&helper_up) != 0 && errno == EINTR)
+			;
+	sem_destroy(&helper_up);
 	return -rc;
 }
 

@@ -508,6 +508,11 @@ void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_s
 	}
 	if (vg < 0 || vs < 0 || !m->tree.node[vg].used)
 		return;
+	/* Agents charge and release concurrently: a victim of the agents'
+	 * own OOM path may have gone since the caller looked. A page of room
+	 * is enough for the agent's retry; nobody dies for nothing. */
+	if (mgi_counter_margin(&seg->memory) > 0)
+		return;
 	mgi_proc_slot_t *sl = &m->tree.node[vg].seg->procs[vs];
 	victim = atomic_load(&sl->pid);
 	if (victim <= 0 || !atomic_compare_exchange_strong(&seg->oom_victim, &none, victim))

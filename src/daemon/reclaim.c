@@ -330,6 +330,9 @@ void mgi_reclaim_timeout(mgi_manager_t *m)
 	}
 	if (e->active && e->conn >= 0 &&
 	    now_ns() - e->asked_ns >= (uint64_t)EVICT_WAIT_MS * 1000000ULL) {
+		mgi_manager_log(m, "group '%s': pid %d did not answer a request to evict within %d ms",
+				m->tree.node[m->conns[e->conn].group].name, (int)m->conns[e->conn].pid,
+				EVICT_WAIT_MS);
 		e->spent[e->conn] = 1;
 		e->conn = -1; /* it may still answer: ignored then */
 		ask_next(m);
