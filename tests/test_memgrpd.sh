@@ -124,13 +124,15 @@ wait $hpid; hrc=$?
 	{ bad attach "small $r1 ($o1), app $r2 ($o2) usage $au procs $ap, root usage $ru, bad pid $r3 ($o3), holder $hrc"; cat "$tmp/attach.out"; }
 # Moving between siblings keeps the pages in the shared parent all along.
 mg create web/a && mg create web/b
-mg run -g web/a -- "$progs/prog_hold" 30 4 >/dev/null 2>&1 &
+# (held for 30 s, killed once measured: a sanitizer build is slow to start)
+mg run -g web/a -- "$progs/prog_hold" 30 30 >/dev/null 2>&1 &
 wpid=$!
 for _ in $(seq 100); do [ "$(stat_field web/a usage 2>/dev/null || echo 0)" -ge $((30 << 20)) ] && break; sleep 0.1; done
 hold=$(mg stat --json web/a | python3 -c "import json,sys; print(json.load(sys.stdin)['processes'][0]['pid'])")
 before=$(stat_field web usage)
 mg attach web/b "$hold"; r=$?
 after=$(stat_field web usage); bu=$(stat_field web/b usage); au=$(stat_field web/a usage)
+kill "$hold" 2>/dev/null
 wait $wpid
 [ $r -eq 0 ] && [ "$before" = "$after" ] && [ "$bu" -ge $((30 << 20)) ] && [ "$au" -lt $((1 << 20)) ] &&
 	ok "attach between siblings: web/b has the pages, web's usage unchanged ($((after >> 20)) MiB)" ||

@@ -159,9 +159,8 @@ void mgi_segment_count_stall(mgi_segment_t *seg, uint64_t ns);
 /*
  * Checks the group's thresholds after its usage changed (a charge, an
  * uncharge, a move): counts each crossing in its listener's `pending`.
- * memsw thresholds watch memory plus swap; with no swap yet (no reclaim),
- * that is the memory usage. Returns the number of crossings counted: if
- * not zero, the caller wakes the manager.
+ * memsw thresholds watch memory plus swap. Returns the number of
+ * crossings counted: if not zero, the caller wakes the manager.
  */
 unsigned mgi_segment_check_thresholds(mgi_segment_t *seg);
 
