@@ -49,6 +49,20 @@ static inline uint64_t pattern(long p, long w)
 	return (w & 3) ? (uint64_t)p : mix((uint64_t)p * WORDS + (uint64_t)w);
 }
 
+/* Fills a[0..n) with 0..n-1 in a random order (Fisher-Yates, from rng). */
+static void shuffled(uint32_t *a, long n)
+{
+	for (long i = 0; i < n; i++)
+		a[i] = (uint32_t)i;
+	for (long i = n - 1; i > 0; i--) {
+		long j = (long)(rng() % (uint64_t)(i + 1));
+		uint32_t t = a[i];
+
+		a[i] = a[j];
+		a[j] = t;
+	}
+}
+
 static double now(void)
 {
 	struct timespec t;
@@ -147,15 +161,7 @@ static int lat(long pages, long samples)
 		return 1;
 	}
 	memset(us, 0, samples * sizeof(*us));
-	for (long i = 0; i < cold; i++)
-		idx[i] = i;
-	for (long i = cold - 1; i > 0; i--) {
-		long j = rng() % (i + 1);
-		uint32_t t = idx[i];
-
-		idx[i] = idx[j];
-		idx[j] = t;
-	}
+	shuffled(idx, cold);
 	for (long i = 0; i < samples; i++) {
 		volatile uint64_t *q = base + idx[i] * WORDS;
 		struct timespec a, b;
@@ -229,15 +235,7 @@ static int zipf(long pages, long ops)
 	}
 	/* Ranks to pages at random: hot pages are scattered over the region,
 	 * not one contiguous run that readahead would serve. */
-	for (long i = 0; i < pages; i++)
-		perm[i] = i;
-	for (long i = pages - 1; i > 0; i--) {
-		long j = rng() % (i + 1);
-		uint32_t t = perm[i];
-
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
+	shuffled(perm, pages);
 	t0 = now();
 	for (long i = 0; i < ops; i++) {
 		double u = (rng() >> 11) * 0x1p-53;

@@ -470,15 +470,20 @@ static void on_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_re
 /* A charge of a process in `c->group` was refused by the ancestor `level`
  * steps up: kill the process holding the most in that ancestor's subtree,
  * once per episode. */
+int mgi_manager_limiting_group(const mgi_manager_t *m, const struct mgi_conn *c, uint32_t level)
+{
+	int g = c->group;
+
+	for (uint32_t l = 0; l < level && g > 0; l++)
+		g = m->tree.node[g].parent;
+	return g > 0 ? g : -1;
+}
+
 static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_oom_req_t *r)
 {
-	int target = c->group;
+	int target = mgi_manager_limiting_group(m, c, r->level);
 
 	if (target < 0)
-		return;
-	for (uint32_t l = 0; l < r->level && target > 0; l++)
-		target = m->tree.node[target].parent;
-	if (target <= 0)
 		return; /* the root has no limit: nothing to do */
 	mgi_segment_t *seg = m->tree.node[target].seg;
 	int32_t victim = atomic_load(&seg->oom_victim);

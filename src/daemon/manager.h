@@ -198,6 +198,11 @@ void mgi_reclaim_host_check(mgi_manager_t *m);
 void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_slot);
 
 /* A line in the manager's log (stderr): "WHO: HH:MM:SS message". */
+/* The group `level` steps above c's group (0: its own), as agents name the
+ * counter that refused a charge; -1 for the root, which has no limit, or
+ * when c has no group. */
+int mgi_manager_limiting_group(const mgi_manager_t *m, const struct mgi_conn *c, uint32_t level);
+
 void mgi_manager_log(const mgi_manager_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The default group's figures now. */

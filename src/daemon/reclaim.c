@@ -267,13 +267,9 @@ void mgi_reclaim_request(mgi_manager_t *m, int group, uint64_t pages, bool backg
 
 void mgi_reclaim_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_reclaim_req_t *r)
 {
-	int target = c->group;
+	int target = mgi_manager_limiting_group(m, c, r->level);
 
 	if (target < 0)
-		return;
-	for (uint32_t l = 0; l < r->level && target > 0; l++)
-		target = m->tree.node[target].parent;
-	if (target <= 0)
 		return; /* the root has no limit */
 	mgi_segment_t *seg = m->tree.node[target].seg;
 	if (mgi_counter_margin(&seg->memory) >= r->pages)
