@@ -161,6 +161,9 @@ void mgi_reclaim_moved(uintptr_t from, uintptr_t to, size_t len);
 void mgi_reclaim_fork(int cfd);
 /* The releaser dropped frames: reads its answers (done_rd readable). */
 void mgi_reclaim_released(void);
+/* Whether page lies in a range the helper is unsharing (its
+ * MADV_POPULATE_WRITE faults there when a page went missing meanwhile). */
+bool mgi_reclaim_unsharing(uintptr_t page);
 /* Publishes the reclaim figures in the process's slot. */
 void mgi_reclaim_publish(void);
 /* watchdog.c: arg is a 4 KiB scratch buffer in the arena */

@@ -510,7 +510,13 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		if (!mgi_counter_try_charge(&mgi_agent.path, n, NULL)) {
 			s = page;
 			n = 1;
-			if (!mgi_counter_try_charge(&mgi_agent.path, 1, &level)) {
+			if (mgi_reclaim_unsharing(page)) {
+				/* The helper's MADV_POPULATE_WRITE met a page
+				 * removed since its range was queued. It cannot
+				 * wait for room: the room would come from pages
+				 * it is unsharing. One page over, then evicted. */
+				mgi_counter_charge(&mgi_agent.path, 1);
+			} else if (!mgi_counter_try_charge(&mgi_agent.path, 1, &level)) {
 				if (make_room(level, since))
 					continue;
 				return MGI_RETRY;

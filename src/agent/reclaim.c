@@ -200,6 +200,11 @@ static bool being_unshared(uintptr_t addr, size_t n)
 	return false;
 }
 
+bool mgi_reclaim_unsharing(uintptr_t page)
+{
+	return unshares_pending && being_unshared(page, 1);
+}
+
 /* Pages shared with a child are to be made our own (one request per range:
  * never merged, so that each answer names its range). */
 static void queue_unshare(uintptr_t addr, size_t n)
