@@ -113,15 +113,6 @@ static int collect_elf(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
-/* Whether addr lies in one of the exclusions collected so far. */
-static bool in_elf_exclusion(uintptr_t addr)
-{
-	for (unsigned i = 0; i < mgi_agent.nelf; i++)
-		if (addr >= mgi_agent.elf[i].start && addr < mgi_agent.elf[i].end)
-			return true;
-	return false;
-}
-
 #if defined(__x86_64__)
 #define MGI_R_GLOB_DAT R_X86_64_GLOB_DAT
 #elif defined(__aarch64__)
@@ -177,7 +168,7 @@ static int exclude_got_targets(struct dl_phdr_info *info, size_t size, void *arg
 		size_t len = symtab[ELF64_R_SYM(rela[i].r_info)].st_size;
 		mgi_vma_t v;
 
-		if (!target || in_elf_exclusion(target) ||
+		if (!target || mgi_agent_excluded(target, target + 1) ||
 		    mgi_vma_query(mgi_agent.mapsfd, target, &v) != 0 || v.start > target ||
 		    !(v.flags & MGI_VMA_WRITE))
 			continue;
