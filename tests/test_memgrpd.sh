@@ -168,15 +168,46 @@ kill $tpid; wait $tpid
 	ok "memgrp run -g TOP serves groups created under it (TOP/sub's 32M held)" ||
 	{ bad embedded_nested "create $crc, run $rc, listed $listed"; cat "$tmp/sub.out"; }
 
+echo "--- memgrpd is killed and restarted: it picks its groups up"
+mg create rs -m 64M
+mg run -g rs -- "$progs/prog_hold" 24 8 >"$tmp/rs_a.out" 2>&1 &
+apid=$!
+mg run -g rs -- "$progs/prog_hold" 8 1.5 >"$tmp/rs_b.out" 2>&1 &
+bpid=$!
+for _ in $(seq 100); do [ "$(stat_field rs nr_processes 2>/dev/null)" = 2 ] && break; sleep 0.1; done
+kill -KILL $dpid; wait $dpid 2>/dev/null
+wait $bpid; brc=$?     # exits while no manager runs: its slot is orphaned
+"$memgrpd" --socket "$sock" 2>"$tmp/memgrpd2.log" &
+dpid=$!
+for _ in $(seq 100); do [ "$(stat_field rs nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+rs_limit=$(stat_field rs limit 2>/dev/null) rs_usage=$(stat_field rs usage 2>/dev/null)
+mg run -g rs -- "$progs/prog_hold" 48 0 >"$tmp/rs_c.out" 2>&1; crc=$?
+rs_max=$(stat_field rs max_usage 2>/dev/null)
+wait $apid; arc=$?
+for _ in $(seq 50); do [ "$(stat_field rs usage 2>/dev/null)" = 0 ] && break; sleep 0.1; done
+rs_end=$(stat_field rs usage 2>/dev/null)
+# what the process that exited meanwhile held: 8 MiB and its runtime's
+rs_freed=$(sed -n 's/.*pid [0-9]* exited while no manager ran; released its \([0-9]*\) KiB.*/\1/p' "$tmp/memgrpd2.log")
+if [ "$brc" = 0 ] && [ "$rs_limit" = $((64 << 20)) ] && [ "${rs_usage:-0}" -ge $((24 << 20)) ] &&
+	[ "$rs_usage" -le $((26 << 20)) ] && [ "$crc" = 137 ] && [ "$rs_max" -le $((64 << 20)) ] &&
+	[ "$arc" = 0 ] && grep -q "holding 24 MB" "$tmp/rs_a.out" && [ "$rs_end" = 0 ] &&
+	grep -q "adopted group 'rs'" "$tmp/memgrpd2.log" &&
+	[ "${rs_freed:-0}" -ge 8192 ] && [ "$rs_freed" -le 16384 ]; then
+	ok "restarted memgrpd adopts 'rs' (limit 64M, usage $rs_usage, the process that exited meanwhile released: $rs_freed KiB); its limit holds (a 48 MB newcomer killed, max_usage $rs_max); the survivor's 24 MB verified"
+else
+	bad restart "b rc $brc, limit $rs_limit, usage $rs_usage, newcomer rc $crc, max $rs_max, a rc $arc, end usage $rs_end, released $rs_freed KiB"
+	cat "$tmp/memgrpd2.log" "$tmp/rs_a.out" "$tmp/rs_c.out"
+fi
+
 echo "--- memgrpd stops"
-mg run -g web/db -- "$progs/prog_hold" 24 3 >"$tmp/orphan.out" 2>&1 &
+mg run -g rs -- "$progs/prog_hold" 24 3 >"$tmp/orphan.out" 2>&1 &
 opid=$!
-for _ in $(seq 50); do [ "$(stat_field web/db nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ "$(stat_field rs nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
 kill -TERM $dpid; wait $dpid; drc=$?; dpid=
 wait $opid; orc=$?
 [ $drc -eq 0 ] && [ ! -e "$sock" ] && [ $orc -eq 0 ] && grep -q "holding 24 MB" "$tmp/orphan.out" &&
 	ok "memgrpd stops on SIGTERM, removes its socket; a running process finishes with its data intact" ||
-	bad stop "memgrpd rc $drc, process rc $orc"
+	{ bad stop "memgrpd rc $drc, process rc $orc"; cat "$tmp/orphan.out"; }
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -229,26 +230,29 @@ mgi_segment_t *mgi_agent_map_segment(int fd)
 	return m;
 }
 
-/* Connects, says HELLO naming the group ($MEMGRP_GROUP, else the manager's
- * default), receives WELCOME with the segments of the group and of its
- * ancestors and maps them (unless already mapped, as in a forked child,
- * which stays in its parent's group). Returns 0 or -errno. */
-static int join_group(const char *path)
+/*
+ * Connects to the manager at path, says hello (passing the fds in `pass`,
+ * if any) and receives the answer: a WELCOME with the group's segment fds
+ * and the manager's wake eventfd last, into fds/nfds. Waits at most
+ * timeout_ms for it (-1: as long as it takes). Returns the connection, or
+ * -errno: -EPROTO for a refusal (the manager's words in why) or a garbled
+ * answer.
+ */
+static int say_hello(const char *path, const mgi_msg_t *hello, const int *pass, unsigned npass,
+		     int timeout_ms, mgi_msg_t *reply, int *fds, unsigned *nfds, char *why,
+		     size_t whylen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char cbuf[CMSG_SPACE(sizeof(int) * (MGI_DEPTH_MAX + 1))], err[96];
-	const char *group = getenv("MEMGRP_GROUP");
-	mgi_msg_t hello, reply;
 	char buf[sizeof(mgi_msg_t)];
-	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf)};
+	struct iovec iov = {.iov_base = (void *)hello, .iov_len = hello->hdr.len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	struct cmsghdr *c;
-	int fd = -1, fds[MGI_DEPTH_MAX + 1];
-	unsigned nfds = 0;
 	ssize_t n;
-	int type;
+	int fd, type, e;
 
+	*nfds = 0;
+	why[0] = '\0';
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
@@ -257,6 +261,109 @@ static int join_group(const char *path)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		goto fail;
+	if (npass) {
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(npass * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(npass * sizeof(int));
+		memcpy(CMSG_DATA(c), pass, npass * sizeof(int));
+	}
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)hello->hdr.len)
+		goto fail;
+	if (timeout_ms >= 0) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int rc;
+		do
+			rc = poll(&p, 1, timeout_ms);
+		while (rc < 0 && errno == EINTR);
+		if (rc == 0)
+			errno = ETIMEDOUT;
+		if (rc <= 0)
+			goto fail;
+	}
+	iov = (struct iovec){.iov_base = buf, .iov_len = sizeof(buf)};
+	mh = (struct msghdr){.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf)};
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		goto fail;
+	if (n == 0) {
+		errno = ECONNRESET; /* closed without a word */
+		goto fail;
+	}
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t j = 0; j < k; j++) {
+			int got;
+			memcpy(&got, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+			if (*nfds < MGI_DEPTH_MAX + 1)
+				fds[(*nfds)++] = got;
+			else
+				close(got);
+		}
+	}
+	type = mgi_msg_parse(buf, (size_t)n, reply, err, sizeof(err));
+	if (type == MGI_MSG_REPLY) {
+		snprintf(why, whylen, "the manager refused: %s", reply->reply.message);
+		errno = EPROTO;
+		goto fail;
+	}
+	if (type != MGI_MSG_WELCOME || *nfds != reply->welcome.nsegments + 1 || *nfds < 2) {
+		snprintf(why, whylen, "the manager sent a bad welcome: %s",
+			 type != MGI_MSG_WELCOME ? err : "wrong number of segments");
+		errno = EPROTO;
+		goto fail;
+	}
+	return fd;
+fail:
+	e = errno ? errno : EPROTO;
+	for (unsigned i = 0; i < *nfds; i++)
+		close(fds[i]);
+	*nfds = 0;
+	close(fd);
+	return -e;
+}
+
+/* Takes a WELCOME's connection, slot and wake eventfd (the last of fds;
+ * the segment fds before it are closed: the process has its own). */
+static void take_welcome(int conn, const mgi_msg_t *reply, int *fds, unsigned nfds)
+{
+	for (unsigned i = 0; i + 1 < nfds; i++)
+		if (fds[i] >= 0) /* -1: kept by join_group */
+			close(fds[i]);
+	/* Replaced in place (a forked child's copy of its parent's, or that of
+	 * a manager before a restart): another thread may be writing to it as
+	 * it changes, and must never meet a closed or reused number. */
+	if (mgi_agent.wakefd >= 0 && dup3(fds[nfds - 1], mgi_agent.wakefd, O_CLOEXEC) >= 0)
+		close(fds[nfds - 1]);
+	else
+		mgi_agent.wakefd = fds[nfds - 1];
+	if (mgi_agent.conn >= 0)
+		close(mgi_agent.conn);
+	mgi_agent.conn = conn;
+	mgi_agent.slot = reply->welcome.slot;
+	mgi_agent.me = &mgi_agent.seg->procs[mgi_agent.slot];
+}
+
+/* Connects, says HELLO naming the group ($MEMGRP_GROUP, else the manager's
+ * default), receives WELCOME with the segments of the group and of its
+ * ancestors and maps them (unless already mapped, as in a forked child,
+ * which stays in its parent's group). Returns 0 or -errno. */
+static int join_group(const char *path)
+{
+	const char *group = getenv("MEMGRP_GROUP");
+	mgi_msg_t hello, reply;
+	int fds[MGI_DEPTH_MAX + 1], conn;
+	unsigned nfds;
+	char why[256];
+
 	mgi_msg_init(&hello, MGI_MSG_HELLO);
 	hello.hello.pid = mgi_agent.pid;
 	hello.hello.slot = -1;
@@ -264,62 +371,69 @@ static int join_group(const char *path)
 		group = mgi_agent.group;
 	if (group && strlen(group) < sizeof(hello.hello.group))
 		strcpy(hello.hello.group, group);
-	if (send(fd, &hello, hello.hdr.len, MSG_NOSIGNAL) != (ssize_t)hello.hdr.len)
-		goto fail;
-	do
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		goto fail;
-	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t j = 0; j < k && nfds < MGI_DEPTH_MAX + 1; j++)
-			memcpy(&fds[nfds++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-	}
-	type = mgi_msg_parse(buf, (size_t)n, &reply, err, sizeof(err));
-	if (type == MGI_MSG_REPLY) {
-		mgi_agent_log("the manager refused: %s", reply.reply.message);
-		errno = -reply.reply.status > 0 ? -reply.reply.status : EPROTO;
-		goto fail;
-	}
-	if (type != MGI_MSG_WELCOME || nfds != reply.welcome.nsegments + 1) {
-		mgi_agent_log("the manager sent a bad welcome: %s",
-			      type != MGI_MSG_WELCOME ? err : "wrong number of segments");
-		errno = EPROTO;
-		goto fail;
+	conn = say_hello(path, &hello, NULL, 0, -1, &reply, fds, &nfds, why, sizeof(why));
+	if (conn < 0) {
+		if (why[0])
+			mgi_agent_log("%s", why);
+		return conn;
 	}
 	if (!mgi_agent.seg) {
 		for (unsigned i = 0; i + 1 < nfds; i++) {
 			mgi_agent.anc[i] = mgi_agent_map_segment(fds[i]);
 			if (!mgi_agent.anc[i]) {
-				errno = EPROTO;
-				goto fail;
+				for (unsigned j = 0; j < nfds; j++)
+					close(fds[j]);
+				close(conn);
+				return -EPROTO;
 			}
+		}
+		/* Kept, not closed: handed back if the manager restarts. */
+		for (unsigned i = 0; i + 1 < nfds; i++) {
+			mgi_agent.segfd[i] = fds[i];
+			fds[i] = -1;
 		}
 		mgi_agent.nsegs = nfds - 1;
 		mgi_agent.seg = mgi_agent.anc[0];
 		memcpy(mgi_agent.group, reply.welcome.group, sizeof(mgi_agent.group));
 	}
-	for (unsigned i = 0; i + 1 < nfds; i++)
-		close(fds[i]);
-	if (mgi_agent.wakefd >= 0)
-		close(mgi_agent.wakefd); /* a forked child's copy of its parent's */
-	mgi_agent.wakefd = fds[nfds - 1];
-	mgi_agent.conn = fd;
-	mgi_agent.slot = reply.welcome.slot;
-	mgi_agent.me = &mgi_agent.seg->procs[mgi_agent.slot];
+	take_welcome(conn, &reply, fds, nfds);
 	mgi_agent.path.depth = mgi_agent.nsegs;
 	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
 		mgi_agent.path.level[i] = &mgi_agent.anc[i]->memory;
 	return 0;
-fail:
-	n = -errno;
-	for (unsigned i = 0; i < nfds; i++)
-		close(fds[i]);
-	close(fd);
-	return (int)(n ? n : -EPROTO);
+}
+
+int mgi_agent_rejoin(void)
+{
+	mgi_msg_t hello, reply;
+	int fds[MGI_DEPTH_MAX + 1], conn;
+	unsigned nfds;
+	char why[256];
+
+	if (mgi_agent.rejoin_refused || !mgi_agent.seg || mgi_agent.slot < 0 ||
+	    !mgi_agent.sockpath[0])
+		return -EPERM;
+	mgi_msg_init(&hello, MGI_MSG_HELLO);
+	hello.hello.pid = mgi_agent.pid;
+	hello.hello.slot = mgi_agent.slot;
+	memcpy(hello.hello.group, mgi_agent.group, sizeof(hello.hello.group));
+	conn = say_hello(mgi_agent.sockpath, &hello, mgi_agent.segfd, mgi_agent.nsegs, 500, &reply,
+			 fds, &nfds, why, sizeof(why));
+	if (conn < 0) {
+		if (conn == -EPROTO) {
+			/* A manager answered and said no (or garbled): asking
+			 * again would get the same. */
+			mgi_agent.rejoin_refused = true;
+			mgi_agent_log("cannot rejoin the manager at %s: %s; going on with the "
+				      "last limits", mgi_agent.sockpath, why);
+		}
+		return conn;
+	}
+	take_welcome(conn, &reply, fds, nfds);
+	mgi_agent.manager_gone = false;
+	mgi_agent_log("rejoined the manager at %s (group '%s')", mgi_agent.sockpath,
+		      mgi_agent.group);
+	return 0;
 }
 
 static void read_comm(void)
@@ -383,6 +497,8 @@ static void agent_start(void)
 			      "(start it with `memgrp run`)");
 		return;
 	}
+	if (strlen(sock) < sizeof(mgi_agent.sockpath))
+		strcpy(mgi_agent.sockpath, sock);
 	rc = join_group(sock);
 	if (rc != 0) {
 		mgi_agent_log("cannot join the group's manager at %s (%s): this process is "

@@ -58,7 +58,12 @@ struct mgi_agent {
 	int learn_rd, learn_wr;  /* pipe of mgi_learn_req_t */
 	mgi_segment_t *seg;      /* the group's segment: slots, figures */
 	mgi_segment_t *anc[MGI_DEPTH_MAX]; /* seg, then its ancestors' */
+	int segfd[MGI_DEPTH_MAX];          /* their memfds: handed back to a
+					    * restarted manager (rejoin) */
 	unsigned nsegs;
+	char sockpath[108];      /* the manager's socket, as at start */
+	uint64_t rejoin_ns;      /* last attempt to rejoin (handler thread) */
+	bool rejoin_refused;     /* a manager said no: stop asking */
 	char group[MGI_GROUP_NAME_MAX]; /* as the manager named it in WELCOME */
 	int slot;
 	mgi_proc_slot_t *me;
@@ -184,6 +189,11 @@ void mgi_register_vma_at(uintptr_t addr);
 bool mgi_agent_on_manager_message(void);
 
 /* agent.c */
+/* After the manager went away: hands this process's segments back to a
+ * manager at the same socket (a restarted memgrpd), which adopts the
+ * groups it does not serve yet. Waits at most 500 ms for the answer.
+ * Returns 0 once rejoined; -EPROTO if refused (then never asks again). */
+int mgi_agent_rejoin(void);
 /* Maps one segment memfd and checks it. Returns it or NULL. */
 mgi_segment_t *mgi_agent_map_segment(int fd);
 void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

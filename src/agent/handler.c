@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +31,8 @@
 #define PENDING_MAX 4096
 #define MSGS_PER_READ 64
 #define OOM_RETRY_MS 2
+/* While the manager is gone: how often to look for a restarted one. */
+#define REJOIN_MS 1000
 #define OOM_STALE_NS (5ULL * 1000 * 1000 * 1000) /* re-choose a victim after */
 #define OOM_ASK_NS (100ULL * 1000 * 1000) /* between requests to the manager */
 #define OOM_EPISODE_GAP_NS (1000ULL * 1000 * 1000) /* quiet this long: a new episode */
@@ -77,6 +80,11 @@ void mgi_check_thresholds(void)
 		if (write(mgi_agent.wakefd, &one, sizeof(one)) < 0) {
 			/* the manager is gone: nobody to tell */
 		}
+		/* The manager may have been woken onto this CPU, where it
+		 * would wait behind this thread's next copy (up to a tick:
+		 * measured 1-3 ms tails with fault-around 64). Crossings are
+		 * rare; a yield here is cheap. */
+		sched_yield();
 	}
 }
 
@@ -715,13 +723,20 @@ void *mgi_handler_main(void *arg)
 		/* Idle: nothing parked, nothing to do until a descriptor
 		 * speaks; the watchdog trusts only this state. */
 		atomic_store_explicit(&mgi_agent.idle, npending == 0, memory_order_relaxed);
-		int rc = poll(p, 4, npending ? OOM_RETRY_MS : -1);
+		bool rejoin = mgi_agent.manager_gone && !mgi_agent.rejoin_refused;
+		int rc = poll(p, 4, npending ? OOM_RETRY_MS : rejoin ? REJOIN_MS : -1);
 		atomic_store_explicit(&mgi_agent.idle, false, memory_order_relaxed);
 
 		if (rc < 0 && errno != EINTR)
 			break;
 		if (p[2].revents && !mgi_agent_on_manager_message())
 			mgi_agent.manager_gone = true;
+		if (rejoin && now_ns() - mgi_agent.rejoin_ns >= REJOIN_MS * 1000000ull) {
+			/* A restarted manager takes the group back (its
+			 * socket reappears at the same path). */
+			mgi_agent.rejoin_ns = now_ns();
+			mgi_agent_rejoin();
+		}
 		if (p[3].revents)
 			mgi_reclaim_released();
 		drain_learn_requests();

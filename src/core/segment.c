@@ -56,6 +56,25 @@ unsigned mgi_segment_check_thresholds(mgi_segment_t *seg)
 	return n;
 }
 
+void mgi_segment_forget_manager(mgi_segment_t *seg)
+{
+	uint64_t mem = mgi_counter_read(&seg->memory);
+	uint64_t usage[2] = {mem, mem + mgi_counter_read(&seg->swap)};
+
+	for (int i = 0; i < 2; i++) {
+		mgi_threshold_set_t *set = &seg->thresholds[i].set;
+		mgi_threshold_repair(set, usage[i]);
+		for (uint64_t l = 0; l < MGI_LISTENERS_MAX; l++)
+			mgi_threshold_unregister(set, l, usage[i]);
+	}
+	for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
+		atomic_store(&seg->listeners[l].pending, 0);
+		atomic_store(&seg->listeners[l].up_only, 0);
+	}
+	atomic_store(&seg->cooperators, 0);
+	atomic_store(&seg->oom_victim, 0);
+}
+
 bool mgi_segment_valid(const void *mem, size_t bytes)
 {
 	const mgi_segment_t *seg = mem;

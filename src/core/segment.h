@@ -121,6 +121,16 @@ typedef struct mgi_segment {
 /* Initializes a segment for group (truncated to fit), unlimited. */
 void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_around);
 
+/*
+ * Readies a segment that a manager before this one served (handed back
+ * after a restart) for a new one: repairs threshold sets the old one may
+ * have left mid-edit and forgets its registrations (thresholds, listeners,
+ * pending counts, cooperators, an OOM victim being killed): the clients
+ * and eventfds they were for went with it. Counters, limits, figures and
+ * process slots stay. Writer: serialize (the adopting manager).
+ */
+void mgi_segment_forget_manager(mgi_segment_t *seg);
+
 /* Whether mem (of `bytes`) holds a segment of this version. */
 bool mgi_segment_valid(const void *mem, size_t bytes);
 

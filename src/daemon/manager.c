@@ -356,6 +356,131 @@ static bool refuse_unprivileged(mgi_manager_t *m, struct mgi_conn *c, const char
 	return true;
 }
 
+/* Releases the slots of an adopted group's processes that exited while
+ * no manager watched them (their agents will not come back to say so):
+ * what they held leaves the group's accounts. A slot whose process has
+ * rejoined is watched through its connection instead. */
+static void release_orphans(mgi_manager_t *m, int g)
+{
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	mgi_counter_path_t path = mgi_tree_path(&m->tree, g);
+
+	for (int s = 0; s < MGI_PROCS_MAX; s++) {
+		pid_t pid = atomic_load(&seg->procs[s].pid);
+		bool watched = false;
+		if (pid <= 0 || (kill(pid, 0) == 0 || errno != ESRCH))
+			continue;
+		for (unsigned k = 0; k < m->nconns && !watched; k++)
+			watched = m->conns[k].fd >= 0 && m->conns[k].group == g &&
+				  m->conns[k].slot == s;
+		if (watched)
+			continue;
+		long pages = mgi_segment_release(seg, s, pid, &path);
+		if (pages >= 0) {
+			mgi_manager_log(m, "group '%s': pid %d exited while no manager ran; "
+					   "released its %ld KiB", m->tree.node[g].name, (int)pid,
+					pages * 4);
+			mgi_notify_after_uncharge(m, g);
+		}
+	}
+}
+
+/* Watches the exit of a connection's process through a pidfd (it tells of
+ * the exit even if a child inherited the connection). Without pidfds (old
+ * kernels) the connection closing does. */
+static void watch_exit(mgi_manager_t *m, unsigned i)
+{
+	struct mgi_conn *c = &m->conns[i];
+
+	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	if (c->pidfd >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_PIDFD_BASE + i};
+		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->pidfd, &ev) != 0) {
+			close(c->pidfd);
+			c->pidfd = -1;
+		}
+	}
+}
+
+/*
+ * A HELLO naming a slot: a process whose manager went away (memgrpd was
+ * restarted) hands back its group's segments, its own first, then its
+ * ancestors'. Groups this manager does not serve yet are adopted with all
+ * their segments hold (limits, usage, figures, the other processes'
+ * slots); the old manager's registrations are forgotten (its clients went
+ * with it). Only a privileged peer may bring groups back: a segment is
+ * the peer's word on what a group's limits and charges are.
+ */
+static void on_rejoin(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h, const int *fds,
+		      unsigned nfds)
+{
+	struct mgi_conn *c = &m->conns[i];
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	char why[160];
+	int g = 0, adopted = 0;
+
+	if (c->slot >= 0 || getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+	    cred.pid != h->pid) {
+		drop_conn(m, i);
+		return;
+	}
+	if (!privileged(m, c)) {
+		reply(c, -EPERM, "uid %u may not bring groups back to this manager (only root "
+				 "or uid %u)", (unsigned)cred.uid, (unsigned)m->uid);
+		drop_conn(m, i);
+		return;
+	}
+	if (nfds == 0 || nfds > MGI_DEPTH_MAX) {
+		reply(c, -EINVAL, "a rejoining process passes its group's segments (got %u)", nfds);
+		drop_conn(m, i);
+		return;
+	}
+	/* Outermost first: each group's parent is served by the time it
+	 * comes. */
+	for (int k = (int)nfds - 1; k >= 0; k--) {
+		bool fresh;
+		int idx = mgi_tree_adopt(&m->tree, fds[k], &fresh, why, sizeof(why));
+		if (idx < 0) {
+			reply(c, idx, "cannot take group back: %s", why);
+			drop_conn(m, i);
+			return;
+		}
+		if (k < (int)nfds - 1 && m->tree.node[idx].parent != g) {
+			reply(c, -EINVAL, "segment '%s' is not under '%s'", m->tree.node[idx].name,
+			      m->tree.node[g].name);
+			drop_conn(m, i);
+			return;
+		}
+		if (fresh) {
+			mgi_segment_forget_manager(m->tree.node[idx].seg);
+			mgi_manager_log(m, "adopted group '%s' from the manager before this one "
+					   "(usage %llu KiB, %u processes)",
+					m->tree.node[idx].name,
+					(unsigned long long)mgi_counter_read(&m->tree.node[idx].seg->memory) * 4,
+					mgi_segment_nr_procs(m->tree.node[idx].seg));
+			adopted++;
+		}
+		g = idx;
+	}
+	if (strcmp(m->tree.node[g].name, h->group) != 0 ||
+	    atomic_load(&m->tree.node[g].seg->procs[h->slot].pid) != cred.pid) {
+		reply(c, -ESRCH, "slot %d of group '%s' is not pid %d's", h->slot,
+		      m->tree.node[g].name, (int)cred.pid);
+		drop_conn(m, i);
+		return;
+	}
+	c->pid = cred.pid;
+	c->group = g;
+	c->slot = h->slot;
+	watch_exit(m, i);
+	if (adopted)
+		mgi_notify_resync(m); /* the manager's own thresholds: pressure, high, ask */
+	for (int a = g; a > 0; a = m->tree.node[a].parent)
+		release_orphans(m, a);
+	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot);
+}
+
 static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 {
 	struct mgi_conn *c = &m->conns[i];
@@ -390,16 +515,7 @@ static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 		drop_conn(m, i);
 		return;
 	}
-	/* The pidfd tells of the exit even if a child inherited the
-	 * connection. Without pidfds (old kernels) the connection does. */
-	c->pidfd = (int)syscall(SYS_pidfd_open, cred.pid, 0);
-	if (c->pidfd >= 0) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_PIDFD_BASE + i};
-		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->pidfd, &ev) != 0) {
-			close(c->pidfd);
-			c->pidfd = -1;
-		}
-	}
+	watch_exit(m, i);
 	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot);
 }
 
@@ -669,12 +785,13 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	struct mgi_conn *c = &m->conns[i];
 	static char buf[sizeof(mgi_msg_t) + 1];
 	static mgi_msg_t msg;
-	char err[96], cbuf[CMSG_SPACE(4 * sizeof(int))];
+	char err[96], cbuf[CMSG_SPACE((MGI_DEPTH_MAX + 1) * sizeof(int))];
 	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
 	ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	int type, passed = -1;
+	int type, passed[MGI_DEPTH_MAX + 1];
+	unsigned npassed = 0;
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		drop_conn(m, i);
@@ -682,26 +799,35 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	}
 	if (n < 0)
 		return;
-	/* Only REGISTER carries an fd (its eventfd); any other is closed. */
+	/* REGISTER carries an fd (its eventfd), a rejoining HELLO its
+	 * group's segments; whatever else came is closed. */
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
 		for (size_t k = 0; k < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
-			if (passed < 0)
-				passed = fd;
+			if (npassed < MGI_DEPTH_MAX + 1)
+				passed[npassed++] = fd;
 			else
 				close(fd);
 		}
 	}
 	type = mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err));
 	if (type == MGI_MSG_REGISTER) {
-		on_register(m, i, &msg.reg, passed);
+		for (unsigned k = 1; k < npassed; k++)
+			close(passed[k]);
+		on_register(m, i, &msg.reg, npassed ? passed[0] : -1);
 		return;
 	}
-	if (passed >= 0)
-		close(passed);
+	if (type == MGI_MSG_HELLO && msg.hello.slot >= 0) {
+		on_rejoin(m, i, &msg.hello, passed, npassed);
+		for (unsigned k = 0; k < npassed; k++)
+			close(passed[k]);
+		return;
+	}
+	for (unsigned k = 0; k < npassed; k++)
+		close(passed[k]);
 	switch (type) {
 	case MGI_MSG_HELLO:
 		on_hello(m, i, &msg.hello);

@@ -41,6 +41,7 @@
 #define HOST_CHECK_MS 1000
 #define OOM_AFTER_MS 500        /* reclaim freeing nothing this long: OOM */
 #define AGE_MIN_PAGES 256       /* processes smaller than 1 MiB are not aged */
+#define HIGH_RETRY_MS 500       /* above high after an empty episode: again */
 
 static uint64_t now_ns(void)
 {
@@ -141,7 +142,7 @@ static void end_episode(mgi_manager_t *m)
 	/* What waited its turn, and any group still above its high limit
 	 * (a crossing that came during this episode was noted, not lost). */
 	int from = e->group;
-	bool progress = e->freed > 0;
+	bool progress = e->freed > 0, later = false;
 	for (int k = 1; k <= MGI_GROUPS_MAX && !e->active; k++) {
 		int g = (from + k) % MGI_GROUPS_MAX;
 		if (!g || !m->tree.node[g].used)
@@ -152,8 +153,16 @@ static void end_episode(mgi_manager_t *m)
 			mgi_reclaim_request(m, g, usage - high + high / 64, true, -1, -1);
 		else if (m->reclaim_waiting[g] && (g != from || progress))
 			mgi_reclaim_request(m, g, m->reclaim_waiting[g], false, -1, -1);
+		else if (usage > high && can_swap(m, g))
+			later = true;
 		m->reclaim_waiting[g] = 0;
 	}
+	/* Still above its high limit after an episode that freed nothing
+	 * (its processes had nothing staged yet, or were slow to answer):
+	 * no new crossing will come to say so, so look again shortly.
+	 * Measured: under CPU load a holder stayed at 55 of 32 MiB high. */
+	if (later && !e->active)
+		arm(m->reclaim_timerfd, HIGH_RETRY_MS, false);
 }
 
 /* Asks the next coldest process; when none is left, ends the episode (and
@@ -324,8 +333,20 @@ void mgi_reclaim_timeout(mgi_manager_t *m)
 	if (read(m->reclaim_timerfd, &expirations, sizeof(expirations)) < 0) {
 		/* EAGAIN: disarmed meanwhile */
 	}
-	if (e->active && e->conn >= 0 &&
-	    now_ns() - e->asked_ns >= (uint64_t)EVICT_WAIT_MS * 1000000ULL) {
+	if (!e->active) {
+		/* end_episode's later look at groups above their high limit */
+		for (int g = 1; g < MGI_GROUPS_MAX && !e->active; g++) {
+			if (!m->tree.node[g].used)
+				continue;
+			mgi_segment_t *gs = m->tree.node[g].seg;
+			uint64_t usage = mgi_counter_read(&gs->memory);
+			uint64_t high = atomic_load(&gs->memory.high);
+			if (usage > high && can_swap(m, g))
+				mgi_reclaim_request(m, g, usage - high + high / 64, true, -1, -1);
+		}
+		return;
+	}
+	if (e->conn >= 0 && now_ns() - e->asked_ns >= (uint64_t)EVICT_WAIT_MS * 1000000ULL) {
 		mgi_manager_log(m, "group '%s': pid %d did not answer a request to evict within %d ms",
 				m->tree.node[m->conns[e->conn].group].name, (int)m->conns[e->conn].pid,
 				EVICT_WAIT_MS);

@@ -2,9 +2,11 @@
 #include "tree.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "group.h"
@@ -119,6 +121,84 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
 	t->node[i].used = true;
 	t->node[p].children++;
 	return i;
+}
+
+/* Whether two fds are the same open file (the same segment). */
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+int mgi_tree_adopt(mgi_tree_t *t, int fd, bool *fresh, char *why, size_t whylen)
+{
+	char name[MGI_GROUP_NAME_MAX], parent[MGI_GROUP_NAME_MAX];
+	struct stat st;
+	mgi_segment_t *seg;
+	int p, i, own;
+
+	*fresh = false;
+	if (fstat(fd, &st) != 0 || st.st_size != (off_t)sizeof(mgi_segment_t)) {
+		snprintf(why, whylen, "not a segment of this memgrp (size %lld, expected %zu)",
+			 (long long)st.st_size, sizeof(mgi_segment_t));
+		return -EINVAL;
+	}
+	seg = mmap(NULL, sizeof(mgi_segment_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (seg == MAP_FAILED) {
+		snprintf(why, whylen, "cannot map the segment: %s", strerror(errno));
+		return -errno;
+	}
+	if (!mgi_segment_valid(seg, sizeof(mgi_segment_t))) {
+		snprintf(why, whylen, "not a segment of this memgrp version");
+		goto refuse;
+	}
+	memcpy(name, seg->group, sizeof(name));
+	name[sizeof(name) - 1] = '\0';
+	if ((own = mgi_tree_find(t, name)) >= 0) {
+		if (same_file(fd, t->node[own].segfd)) {
+			munmap(seg, sizeof(mgi_segment_t));
+			return own; /* adopted already, through another process */
+		}
+		snprintf(why, whylen, "group '%s' exists here already with other accounts "
+			 "(created since the restart)", name[0] ? name : "(root)");
+		munmap(seg, sizeof(mgi_segment_t));
+		return -EEXIST;
+	}
+	if (mgi_group_name_check(name, why, whylen) != 0)
+		goto refuse;
+	mgi_group_parent(name, parent);
+	if ((p = mgi_tree_find(t, parent)) < 0) {
+		snprintf(why, whylen, "no group '%s' to adopt '%s' in", parent, name);
+		munmap(seg, sizeof(mgi_segment_t));
+		return -ENOENT;
+	}
+	for (i = 1; i < MGI_GROUPS_MAX && t->node[i].used; i++)
+		;
+	if (i == MGI_GROUPS_MAX) {
+		snprintf(why, whylen, "this manager already serves %d groups, its most",
+			 MGI_GROUPS_MAX - 1);
+		munmap(seg, sizeof(mgi_segment_t));
+		return -ENOSPC;
+	}
+	t->node[i].segfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (t->node[i].segfd < 0) {
+		snprintf(why, whylen, "cannot keep the segment: %s", strerror(errno));
+		munmap(seg, sizeof(mgi_segment_t));
+		t->node[i].segfd = -1;
+		return -EMFILE;
+	}
+	t->node[i].seg = seg;
+	snprintf(t->node[i].name, sizeof(t->node[i].name), "%s", name);
+	t->node[i].parent = p;
+	t->node[i].used = true;
+	t->node[p].children++;
+	*fresh = true;
+	return i;
+refuse:
+	munmap(seg, sizeof(mgi_segment_t));
+	return -EINVAL;
 }
 
 int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen)

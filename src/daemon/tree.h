@@ -53,6 +53,18 @@ int mgi_tree_find(const mgi_tree_t *t, const char *name);
 int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *why,
 		    size_t whylen);
 
+/*
+ * Adopts the segment of a group that a manager before this one served,
+ * handed back by one of its processes after a restart: the group comes
+ * back with everything its segment holds (limits, usage, figures, process
+ * slots). Its parent must be served already. Returns its index (with
+ * *fresh false if it was adopted before, through another process), or
+ * -EEXIST (a different group of that name is served), -ENOENT (no
+ * parent), -ENOSPC, -EINVAL (not a segment of this version), with why.
+ * The tree keeps a duplicate of fd; the caller keeps fd.
+ */
+int mgi_tree_adopt(mgi_tree_t *t, int fd, bool *fresh, char *why, size_t whylen);
+
 /* Removes a group with no children and no processes. Returns 0, or -EBUSY
  * or -EPERM (the root) with why. */
 int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen);
