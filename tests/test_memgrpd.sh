@@ -169,18 +169,24 @@ kill $tpid; wait $tpid
 	{ bad embedded_nested "create $crc, run $rc, listed $listed"; cat "$tmp/sub.out"; }
 
 echo "--- memgrpd is killed and restarted: it picks its groups up"
+# Its state directory (default: the socket's path + .groups) keeps every
+# group's accounts; the processes rejoin the new daemon.
 mg create rs -m 64M
+mg create keep -m 32M      # no processes: only the state directory keeps it
 mg run -g rs -- "$progs/prog_hold" 24 8 >"$tmp/rs_a.out" 2>&1 &
 apid=$!
 mg run -g rs -- "$progs/prog_hold" 8 1.5 >"$tmp/rs_b.out" 2>&1 &
 bpid=$!
 for _ in $(seq 100); do [ "$(stat_field rs nr_processes 2>/dev/null)" = 2 ] && break; sleep 0.1; done
 kill -KILL $dpid; wait $dpid 2>/dev/null
+echo "not a segment" >"$sock.groups/segment-garbage"
 wait $bpid; brc=$?     # exits while no manager runs: its slot is orphaned
 "$memgrpd" --socket "$sock" 2>"$tmp/memgrpd2.log" &
 dpid=$!
 for _ in $(seq 100); do [ "$(stat_field rs nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
 rs_limit=$(stat_field rs limit 2>/dev/null) rs_usage=$(stat_field rs usage 2>/dev/null)
+keep_limit=$(stat_field keep limit 2>/dev/null)
+for _ in $(seq 50); do grep -q "rejoined" "$tmp/rs_a.out" && break; sleep 0.1; done
 mg run -g rs -- "$progs/prog_hold" 48 0 >"$tmp/rs_c.out" 2>&1; crc=$?
 rs_max=$(stat_field rs max_usage 2>/dev/null)
 wait $apid; arc=$?
@@ -189,14 +195,38 @@ rs_end=$(stat_field rs usage 2>/dev/null)
 # what the process that exited meanwhile held: 8 MiB and its runtime's
 rs_freed=$(sed -n 's/.*pid [0-9]* exited while no manager ran; released its \([0-9]*\) KiB.*/\1/p' "$tmp/memgrpd2.log")
 if [ "$brc" = 0 ] && [ "$rs_limit" = $((64 << 20)) ] && [ "${rs_usage:-0}" -ge $((24 << 20)) ] &&
-	[ "$rs_usage" -le $((26 << 20)) ] && [ "$crc" = 137 ] && [ "$rs_max" -le $((64 << 20)) ] &&
-	[ "$arc" = 0 ] && grep -q "holding 24 MB" "$tmp/rs_a.out" && [ "$rs_end" = 0 ] &&
-	grep -q "adopted group 'rs'" "$tmp/memgrpd2.log" &&
+	[ "$rs_usage" -le $((26 << 20)) ] && [ "$keep_limit" = $((32 << 20)) ] && [ "$crc" = 137 ] &&
+	[ "$rs_max" -le $((64 << 20)) ] && [ "$arc" = 0 ] && grep -q "holding 24 MB" "$tmp/rs_a.out" &&
+	grep -q "rejoined the manager" "$tmp/rs_a.out" && [ "$rs_end" = 0 ] &&
+	grep -q "restored group 'rs'" "$tmp/memgrpd2.log" && [ -e "$sock.groups/segment-garbage" ] &&
+	grep -q "segment-garbage: not a segment of this memgrp.*left alone" "$tmp/memgrpd2.log" &&
 	[ "${rs_freed:-0}" -ge 8192 ] && [ "$rs_freed" -le 16384 ]; then
-	ok "restarted memgrpd adopts 'rs' (limit 64M, usage $rs_usage, the process that exited meanwhile released: $rs_freed KiB); its limit holds (a 48 MB newcomer killed, max_usage $rs_max); the survivor's 24 MB verified"
+	ok "restarted memgrpd restores 'rs' (limit 64M, usage $rs_usage; the process that exited meanwhile released: $rs_freed KiB) and the empty 'keep' (32M); the survivor rejoins; the limit holds (a 48 MB newcomer killed, max_usage $rs_max); the survivor's 24 MB verified; a garbage file is reported and left alone"
 else
-	bad restart "b rc $brc, limit $rs_limit, usage $rs_usage, newcomer rc $crc, max $rs_max, a rc $arc, end usage $rs_end, released $rs_freed KiB"
+	bad restart "b rc $brc, limit $rs_limit, usage $rs_usage, keep $keep_limit, newcomer rc $crc, max $rs_max, a rc $arc, end usage $rs_end, released $rs_freed KiB"
 	cat "$tmp/memgrpd2.log" "$tmp/rs_a.out" "$tmp/rs_c.out"
+fi
+rm -f "$sock.groups/segment-garbage"
+
+# Without a state directory, the groups come back with their processes:
+# each hands its group's segments to the new daemon, which adopts them.
+mg run -g rs -- "$progs/prog_hold" 16 6 >"$tmp/rs_d.out" 2>&1 &
+dpid2=$!
+for _ in $(seq 100); do [ "$(stat_field rs nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+kill -KILL $dpid; wait $dpid 2>/dev/null
+"$memgrpd" --socket "$sock" --state-dir none 2>"$tmp/memgrpd3.log" &
+dpid=$!
+for _ in $(seq 100); do [ "$(stat_field rs nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+rs_limit=$(stat_field rs limit 2>/dev/null) rs_usage=$(stat_field rs usage 2>/dev/null)
+keep=$(mg stat keep 2>&1); krc=$?
+wait $dpid2; drc2=$?
+if [ "$rs_limit" = $((64 << 20)) ] && [ "${rs_usage:-0}" -ge $((16 << 20)) ] && [ $krc -ne 0 ] &&
+	[ "$drc2" = 0 ] && grep -q "holding 16 MB" "$tmp/rs_d.out" &&
+	grep -q "adopted group 'rs' from the manager before this one" "$tmp/memgrpd3.log"; then
+	ok "--state-dir none: the rejoining process brings 'rs' back (limit 64M, usage $rs_usage); the empty 'keep' is gone ('$keep')"
+else
+	bad adopt "limit $rs_limit, usage $rs_usage, keep rc $krc, holder rc $drc2"
+	cat "$tmp/memgrpd3.log" "$tmp/rs_d.out"
 fi
 
 echo "--- memgrpd stops"

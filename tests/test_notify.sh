@@ -17,7 +17,7 @@ dpid=
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 	env -u LD_PRELOAD pkill -f "memgrp-tn-[a-z]*-$sfx" 2>/dev/null
-	rm -rf "$tmp" "$sock"
+	rm -rf "$tmp" "$sock" "$sock.groups"
 }
 trap cleanup EXIT
 passed=0 failed=0 skipped=0

@@ -63,6 +63,11 @@ void mgi_segment_forget_manager(mgi_segment_t *seg)
 
 	for (int i = 0; i < 2; i++) {
 		mgi_threshold_set_t *set = &seg->thresholds[i].set;
+		if (set->capacity != MGI_THRESHOLDS_MAX) {
+			/* Never written after init: a damaged segment. */
+			mgi_threshold_set_init(set, MGI_THRESHOLDS_MAX);
+			continue;
+		}
 		mgi_threshold_repair(set, usage[i]);
 		for (uint64_t l = 0; l < MGI_LISTENERS_MAX; l++)
 			mgi_threshold_unregister(set, l, usage[i]);

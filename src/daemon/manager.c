@@ -28,6 +28,7 @@
 #define TAG_TIMER 3
 #define TAG_RECLAIM_TIMER 4
 #define TAG_SOFT_TIMER 5
+#define TAG_ORPHAN_TIMER 6 /* (7: memgrpd's signals) */
 #define TAG_CONN_BASE (1ULL << 32)
 #define TAG_PIDFD_BASE (2ULL << 32)
 
@@ -105,6 +106,7 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 
 	memset(m, 0, sizeof(*m));
 	m->listen_fd = m->epfd = m->wakefd = m->timerfd = m->reclaim_timerfd = m->soft_timerfd = -1;
+	m->orphan_timerfd = -1;
 	m->reclaim.conn = -1;
 	m->coop_wait_ms = MGI_COOP_WAIT_DEFAULT_MS;
 	m->who = who;
@@ -158,6 +160,9 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 		return fail(err, errlen, -errno, "timerfd");
 	m->soft_timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (m->soft_timerfd < 0 || mgi_manager_watch(m, m->soft_timerfd, TAG_SOFT_TIMER) != 0)
+		return fail(err, errlen, -errno, "timerfd");
+	m->orphan_timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->orphan_timerfd < 0 || mgi_manager_watch(m, m->orphan_timerfd, TAG_ORPHAN_TIMER) != 0)
 		return fail(err, errlen, -errno, "timerfd");
 	return 0;
 }
@@ -360,21 +365,26 @@ static bool refuse_unprivileged(mgi_manager_t *m, struct mgi_conn *c, const char
  * no manager watched them (their agents will not come back to say so):
  * what they held leaves the group's accounts. A slot whose process has
  * rejoined is watched through its connection instead. */
-static void release_orphans(mgi_manager_t *m, int g)
+static unsigned release_orphans(mgi_manager_t *m, int g)
 {
 	mgi_segment_t *seg = m->tree.node[g].seg;
 	mgi_counter_path_t path = mgi_tree_path(&m->tree, g);
+	unsigned waiting = 0;
 
 	for (int s = 0; s < MGI_PROCS_MAX; s++) {
 		pid_t pid = atomic_load(&seg->procs[s].pid);
 		bool watched = false;
-		if (pid <= 0 || (kill(pid, 0) == 0 || errno != ESRCH))
+		if (pid <= 0)
 			continue;
 		for (unsigned k = 0; k < m->nconns && !watched; k++)
 			watched = m->conns[k].fd >= 0 && m->conns[k].group == g &&
 				  m->conns[k].slot == s;
 		if (watched)
 			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH) {
+			waiting++; /* alive: its agent will rejoin */
+			continue;
+		}
 		long pages = mgi_segment_release(seg, s, pid, &path);
 		if (pages >= 0) {
 			mgi_manager_log(m, "group '%s': pid %d exited while no manager ran; "
@@ -383,6 +393,41 @@ static void release_orphans(mgi_manager_t *m, int g)
 			mgi_notify_after_uncharge(m, g);
 		}
 	}
+	return waiting;
+}
+
+/* Processes of restored groups that have not rejoined yet are looked at
+ * once a second (no pidfd watches them): those that exit meanwhile are
+ * released. The timer stops when every one has rejoined or gone. A pid
+ * reused by another process in that window keeps its slot until it exits
+ * (documented). */
+static void watch_orphans(mgi_manager_t *m)
+{
+	unsigned waiting = 0;
+	struct itimerspec its = {{0, 0}, {0, 0}};
+
+	for (int g = 0; g < MGI_GROUPS_MAX; g++)
+		if (m->tree.node[g].used)
+			waiting += release_orphans(m, g);
+	if (waiting)
+		its.it_value.tv_sec = its.it_interval.tv_sec = 1;
+	timerfd_settime(m->orphan_timerfd, 0, &its, NULL);
+}
+
+static void say_to_log(void *arg, const char *msg)
+{
+	mgi_manager_log(arg, "%s", msg);
+}
+
+int mgi_manager_use_state_dir(mgi_manager_t *m, const char *dir, char *err, size_t errlen)
+{
+	int rc = mgi_tree_use_dir(&m->tree, dir, say_to_log, m, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	mgi_notify_resync(m); /* the manager's own thresholds in the restored groups */
+	watch_orphans(m);
+	return 0;
 }
 
 /* Watches the exit of a connection's process through a pidfd (it tells of
@@ -912,6 +957,12 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 			mgi_reclaim_timeout(m);
 		} else if (tag == TAG_SOFT_TIMER) {
 			mgi_reclaim_host_check(m);
+		} else if (tag == TAG_ORPHAN_TIMER) {
+			uint64_t v;
+			if (read(m->orphan_timerfd, &v, sizeof(v)) < 0) {
+				/* EAGAIN */
+			}
+			watch_orphans(m);
 		}
 		else if (tag >= TAG_PIDFD_BASE) {
 			unsigned i = (unsigned)(tag - TAG_PIDFD_BASE);
@@ -952,6 +1003,8 @@ void mgi_manager_destroy(mgi_manager_t *m)
 		close(m->reclaim_timerfd);
 	if (m->soft_timerfd >= 0)
 		close(m->soft_timerfd);
+	if (m->orphan_timerfd >= 0)
+		close(m->orphan_timerfd);
 	if (m->epfd >= 0)
 		close(m->epfd);
 	mgi_tree_destroy(&m->tree);

@@ -94,6 +94,7 @@ typedef struct mgi_manager {
 	int timerfd;       /* the cooperative wait's deadline */
 	int reclaim_timerfd; /* an agent's eviction's deadline */
 	int soft_timerfd;  /* the host check, while soft limits exist */
+	int orphan_timerfd; /* while restored processes have not rejoined */
 	uint64_t min_available; /* bytes: the host floor for soft limits (0: off) */
 	unsigned coop_wait_ms;
 	int wakefd;        /* agents write it when they count a crossing */
@@ -120,6 +121,14 @@ typedef struct mgi_manager {
 int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 		       uint64_t memory_max, uint32_t fault_around, const char *sock_path,
 		       char *err, size_t errlen);
+
+/*
+ * memgrpd's state directory: the groups' segments live there as files, so
+ * that a restarted memgrpd takes back every group (those without
+ * processes too) with its limits and accounts. Call right after
+ * mgi_manager_create. Returns 0 or -errno with a reason in err.
+ */
+int mgi_manager_use_state_dir(mgi_manager_t *m, const char *dir, char *err, size_t errlen);
 
 /* Applies limits to the manager's own group (the embedded manager's, set
  * from `memgrp run`'s options). Returns 0 or -EBUSY with why. */

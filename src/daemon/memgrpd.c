@@ -12,22 +12,29 @@
 #include "size.h"
 
 #define TAG_SIGNALS 7
+#define DEFAULT_SOCKET "/run/memgrp/memgrpd.sock"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: memgrpd [--socket PATH] [--fault-around N] [--coop-wait MS]\n"
-		"               [--min-available SIZE]\n"
+		"Usage: memgrpd [--socket PATH] [--state-dir DIR|none] [--fault-around N]\n"
+		"               [--coop-wait MS] [--min-available SIZE]\n"
 		"\n"
 		"Serves memgrp's group tree: groups are created, changed and removed with\n"
 		"`memgrp create|set|rm`, and `memgrp run -g GROUP -- CMD` runs commands in\n"
 		"them. Runs in the foreground and logs to stderr (group changes and OOM\n"
 		"kills). On SIGTERM or SIGINT it stops; the groups' processes go on with\n"
-		"the limits they have.\n"
+		"the limits they have. Started again (or after a crash), it takes the\n"
+		"groups back from its state directory and the processes rejoin it.\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH     control socket (default: $MEMGRP_SOCKET, else\n"
 		"                    /run/memgrp/memgrpd.sock)\n"
+		"  --state-dir DIR   where the groups' accounts are kept as files, so that\n"
+		"                    they outlive the daemon (default: /run/memgrp/groups\n"
+		"                    with the default socket, else the socket's path with\n"
+		"                    \".groups\" added; \"none\": in memory only, and a\n"
+		"                    restart takes back only groups whose processes rejoin)\n"
 		"  --fault-around N  pages resolved per sequential fault in new groups,\n"
 		"                    1..64 (default 64)\n"
 		"  --coop-wait MS    how long a cooperating client may take to free memory\n"
@@ -45,6 +52,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},
+		{"state-dir", required_argument, NULL, 'd'},
 		{"fault-around", required_argument, NULL, 'f'},
 		{"coop-wait", required_argument, NULL, 'w'},
 		{"min-available", required_argument, NULL, 'a'},
@@ -52,7 +60,8 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	static mgi_manager_t m;
-	const char *sock = getenv("MEMGRP_SOCKET");
+	const char *sock = getenv("MEMGRP_SOCKET"), *state_dir = NULL;
+	char dir_buf[160];
 	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
 	uint64_t min_available = mgi_default_min_available();
 	char err[256], *end;
@@ -60,11 +69,14 @@ int main(int argc, char **argv)
 	int opt, sfd;
 
 	if (!sock || !*sock)
-		sock = "/run/memgrp/memgrpd.sock";
+		sock = DEFAULT_SOCKET;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			sock = optarg;
+			break;
+		case 'd':
+			state_dir = optarg;
 			break;
 		case 'f':
 			errno = 0;
@@ -104,6 +116,18 @@ int main(int argc, char **argv)
 	}
 	if (mgi_manager_create(&m, "memgrpd", "", UINT64_MAX, (uint32_t)fault_around, sock, err,
 			       sizeof(err)) != 0) {
+		fprintf(stderr, "memgrpd: %s\n", err);
+		mgi_manager_destroy(&m);
+		return 1;
+	}
+	if (!state_dir) {
+		if (!strcmp(sock, DEFAULT_SOCKET))
+			state_dir = "/run/memgrp/groups";
+		else if ((size_t)snprintf(dir_buf, sizeof(dir_buf), "%s.groups", sock) < sizeof(dir_buf))
+			state_dir = dir_buf;
+	}
+	if (state_dir && strcmp(state_dir, "none") != 0 &&
+	    mgi_manager_use_state_dir(&m, state_dir, err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrpd: %s\n", err);
 		mgi_manager_destroy(&m);
 		return 1;

@@ -2,21 +2,53 @@
 #include "tree.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "group.h"
 #include "size.h"
 
-static int new_segment(mgi_group_node_t *n, const char *name, uint32_t fault_around)
+#define SEGMENT_PREFIX "segment-"
+
+/* A new segment file in the state directory, named in n->file. */
+static int new_segment_file(int dirfd, mgi_group_node_t *n)
 {
-	n->segfd = memfd_create("memgrp-segment", MFD_CLOEXEC);
+	static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
+	for (int attempt = 0; attempt < 100; attempt++) {
+		char *p = n->file + snprintf(n->file, sizeof(n->file), SEGMENT_PREFIX);
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		for (int k = 0; k < 8; k++)
+			*p++ = digits[(x >> (64 - 6 * (k + 1))) % 36];
+		*p = '\0';
+		int fd = openat(dirfd, n->file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+				0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd < 0 ? -errno : fd;
+	}
+	return -EEXIST;
+}
+
+static int new_segment(int dirfd, mgi_group_node_t *n, const char *name, uint32_t fault_around)
+{
+	n->file[0] = '\0';
+	if (dirfd >= 0)
+		n->segfd = new_segment_file(dirfd, n);
+	else
+		n->segfd = memfd_create("memgrp-segment", MFD_CLOEXEC);
 	if (n->segfd < 0)
-		return -errno;
+		return n->segfd == -1 ? -errno : n->segfd;
 	if (ftruncate(n->segfd, sizeof(mgi_segment_t)) != 0)
 		goto fail;
 	n->seg = mmap(NULL, sizeof(mgi_segment_t), PROT_READ | PROT_WRITE, MAP_SHARED, n->segfd, 0);
@@ -27,8 +59,11 @@ static int new_segment(mgi_group_node_t *n, const char *name, uint32_t fault_aro
 fail:;
 	int e = -errno;
 	close(n->segfd);
+	if (n->file[0])
+		unlinkat(dirfd, n->file, 0);
 	n->segfd = -1;
 	n->seg = NULL;
+	n->file[0] = '\0';
 	return e;
 }
 
@@ -53,7 +88,8 @@ int mgi_tree_init(mgi_tree_t *t, uint32_t fault_around)
 		t->node[i].parent = -1;
 	}
 	t->fault_around = fault_around;
-	int rc = new_segment(&t->node[0], "", fault_around);
+	t->dirfd = -1;
+	int rc = new_segment(-1, &t->node[0], "", fault_around);
 	if (rc == 0)
 		t->node[0].used = true;
 	return rc;
@@ -63,6 +99,9 @@ void mgi_tree_destroy(mgi_tree_t *t)
 {
 	for (int i = 0; i < MGI_GROUPS_MAX; i++)
 		free_node(&t->node[i]);
+	if (t->dirfd >= 0)
+		close(t->dirfd);
+	t->dirfd = -1;
 }
 
 int mgi_tree_find(const mgi_tree_t *t, const char *name)
@@ -106,7 +145,7 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
 			 MGI_GROUPS_MAX - 1);
 		return -ENOSPC;
 	}
-	rc = new_segment(&t->node[i], name, t->fault_around);
+	rc = new_segment(t->dirfd, &t->node[i], name, t->fault_around);
 	if (rc != 0) {
 		snprintf(why, whylen, "cannot make the group's segment: %s", strerror(-rc));
 		return rc;
@@ -123,6 +162,186 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
 	return i;
 }
 
+/* Makes a node of a group whose segment exists (mapped, its fd owned from
+ * now on if this succeeds), under parent p. Returns its index or -ENOSPC. */
+static int insert_node(mgi_tree_t *t, const char *name, int p, int fd, mgi_segment_t *seg,
+		       const char *file, char *why, size_t whylen)
+{
+	int i;
+
+	for (i = 1; i < MGI_GROUPS_MAX && t->node[i].used; i++)
+		;
+	if (i == MGI_GROUPS_MAX) {
+		snprintf(why, whylen, "this manager already serves %d groups, its most",
+			 MGI_GROUPS_MAX - 1);
+		return -ENOSPC;
+	}
+	t->node[i].segfd = fd;
+	t->node[i].seg = seg;
+	snprintf(t->node[i].file, sizeof(t->node[i].file), "%s", file);
+	snprintf(t->node[i].name, sizeof(t->node[i].name), "%s", name);
+	t->node[i].parent = p;
+	t->node[i].used = true;
+	t->node[p].children++;
+	return i;
+}
+
+/* Maps an open segment file or memfd and checks it: size, magic, version,
+ * a valid group name (or "" for the root). Returns the mapping or NULL
+ * with why. */
+static mgi_segment_t *map_checked(int fd, char *name, char *why, size_t whylen)
+{
+	struct stat st;
+	mgi_segment_t *seg;
+
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size != (off_t)sizeof(mgi_segment_t)) {
+		snprintf(why, whylen, "not a segment of this memgrp (%lld bytes, expected %zu)",
+			 (long long)st.st_size, sizeof(mgi_segment_t));
+		return NULL;
+	}
+	seg = mmap(NULL, sizeof(mgi_segment_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (seg == MAP_FAILED) {
+		snprintf(why, whylen, "cannot map the segment: %s", strerror(errno));
+		return NULL;
+	}
+	if (!mgi_segment_valid(seg, sizeof(mgi_segment_t))) {
+		snprintf(why, whylen, "not a segment of this memgrp version");
+		goto bad;
+	}
+	memcpy(name, seg->group, MGI_GROUP_NAME_MAX);
+	name[MGI_GROUP_NAME_MAX - 1] = '\0';
+	if (name[0] && mgi_group_name_check(name, why, whylen) != 0)
+		goto bad;
+	return seg;
+bad:
+	munmap(seg, sizeof(mgi_segment_t));
+	return NULL;
+}
+
+/* A segment file found in the state directory at start. */
+struct found {
+	int fd;
+	mgi_segment_t *seg;
+	char name[MGI_GROUP_NAME_MAX];
+	char file[24];
+};
+
+static int by_depth(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+	unsigned dx = x->name[0] ? mgi_group_depth(x->name) : 0;
+	unsigned dy = y->name[0] ? mgi_group_depth(y->name) : 0;
+	return (dx > dy) - (dx < dy);
+}
+
+static void sayf(void (*say)(void *, const char *), void *arg, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void sayf(void (*say)(void *, const char *), void *arg, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	say(arg, msg);
+}
+
+int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
+		     void *arg, char *why, size_t whylen)
+{
+	enum { FOUND_MAX = 2 * MGI_GROUPS_MAX };
+	static struct found f[FOUND_MAX];
+	char msg[160];
+	unsigned n = 0;
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(why, whylen, "cannot create the state directory %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || !(d = fdopendir(dup(dfd)))) {
+		snprintf(why, whylen, "cannot open the state directory %s: %s", dir, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -errno;
+	}
+	while ((de = readdir(d)) && n < FOUND_MAX) {
+		if (strncmp(de->d_name, SEGMENT_PREFIX, strlen(SEGMENT_PREFIX)) != 0 ||
+		    strlen(de->d_name) >= sizeof(f[n].file))
+			continue;
+		f[n].fd = openat(dfd, de->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (f[n].fd < 0) {
+			sayf(say, arg, "%s/%s: %s; left alone", dir, de->d_name, strerror(errno));
+			continue;
+		}
+		f[n].seg = map_checked(f[n].fd, f[n].name, msg, sizeof(msg));
+		if (!f[n].seg) {
+			sayf(say, arg, "%s/%s: %s; left alone", dir, de->d_name, msg);
+			close(f[n].fd);
+			continue;
+		}
+		snprintf(f[n].file, sizeof(f[n].file), "%s", de->d_name);
+		n++;
+	}
+	closedir(d);
+	t->dirfd = dfd;
+	/* Parents before children; the root (depth 0) first. */
+	qsort(f, n, sizeof(f[0]), by_depth);
+	unsigned k = 0;
+	if (n && !f[0].name[0]) {
+		mgi_group_node_t *root = &t->node[0];
+		munmap(root->seg, sizeof(mgi_segment_t)); /* the memfd, unused so far */
+		close(root->segfd);
+		root->seg = f[0].seg;
+		root->segfd = f[0].fd;
+		snprintf(root->file, sizeof(root->file), "%s", f[0].file);
+		mgi_segment_forget_manager(root->seg);
+		k = 1;
+	} else {
+		mgi_group_node_t fresh = {0};
+		int rc = new_segment(dfd, &fresh, "", t->fault_around);
+		if (rc != 0) {
+			snprintf(why, whylen, "cannot make the root group's segment in %s: %s", dir,
+				 strerror(-rc));
+			return rc;
+		}
+		munmap(t->node[0].seg, sizeof(mgi_segment_t));
+		close(t->node[0].segfd);
+		t->node[0].seg = fresh.seg;
+		t->node[0].segfd = fresh.segfd;
+		memcpy(t->node[0].file, fresh.file, sizeof(fresh.file));
+	}
+	for (; k < n; k++) {
+		char parent[MGI_GROUP_NAME_MAX];
+		int p, i = -1;
+		if (!f[k].name[0] || mgi_tree_find(t, f[k].name) >= 0) {
+			sayf(say, arg, "%s/%s: a second segment of group '%s'; left alone", dir,
+			     f[k].file, f[k].name[0] ? f[k].name : "(root)");
+		} else if (mgi_group_parent(f[k].name, parent), (p = mgi_tree_find(t, parent)) < 0) {
+			sayf(say, arg, "%s/%s: group '%s' has no parent '%s' here; left alone", dir,
+			     f[k].file, f[k].name, parent);
+		} else if ((i = insert_node(t, f[k].name, p, f[k].fd, f[k].seg, f[k].file, msg,
+					    sizeof(msg))) < 0) {
+			sayf(say, arg, "%s/%s: %s; left alone", dir, f[k].file, msg);
+		}
+		if (i < 0) {
+			munmap(f[k].seg, sizeof(mgi_segment_t));
+			close(f[k].fd);
+			continue;
+		}
+		mgi_segment_forget_manager(f[k].seg);
+		sayf(say, arg, "restored group '%s' (usage %llu KiB, %u processes)", f[k].name,
+		     (unsigned long long)mgi_counter_read(&f[k].seg->memory) * 4,
+		     mgi_segment_nr_procs(f[k].seg));
+	}
+	return 0;
+}
+
 /* Whether two fds are the same open file (the same segment). */
 static bool same_file(int a, int b)
 {
@@ -135,27 +354,12 @@ static bool same_file(int a, int b)
 int mgi_tree_adopt(mgi_tree_t *t, int fd, bool *fresh, char *why, size_t whylen)
 {
 	char name[MGI_GROUP_NAME_MAX], parent[MGI_GROUP_NAME_MAX];
-	struct stat st;
 	mgi_segment_t *seg;
 	int p, i, own;
 
 	*fresh = false;
-	if (fstat(fd, &st) != 0 || st.st_size != (off_t)sizeof(mgi_segment_t)) {
-		snprintf(why, whylen, "not a segment of this memgrp (size %lld, expected %zu)",
-			 (long long)st.st_size, sizeof(mgi_segment_t));
+	if (!(seg = map_checked(fd, name, why, whylen)))
 		return -EINVAL;
-	}
-	seg = mmap(NULL, sizeof(mgi_segment_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (seg == MAP_FAILED) {
-		snprintf(why, whylen, "cannot map the segment: %s", strerror(errno));
-		return -errno;
-	}
-	if (!mgi_segment_valid(seg, sizeof(mgi_segment_t))) {
-		snprintf(why, whylen, "not a segment of this memgrp version");
-		goto refuse;
-	}
-	memcpy(name, seg->group, sizeof(name));
-	name[sizeof(name) - 1] = '\0';
 	if ((own = mgi_tree_find(t, name)) >= 0) {
 		if (same_file(fd, t->node[own].segfd)) {
 			munmap(seg, sizeof(mgi_segment_t));
@@ -166,39 +370,26 @@ int mgi_tree_adopt(mgi_tree_t *t, int fd, bool *fresh, char *why, size_t whylen)
 		munmap(seg, sizeof(mgi_segment_t));
 		return -EEXIST;
 	}
-	if (mgi_group_name_check(name, why, whylen) != 0)
-		goto refuse;
 	mgi_group_parent(name, parent);
 	if ((p = mgi_tree_find(t, parent)) < 0) {
 		snprintf(why, whylen, "no group '%s' to adopt '%s' in", parent, name);
 		munmap(seg, sizeof(mgi_segment_t));
 		return -ENOENT;
 	}
-	for (i = 1; i < MGI_GROUPS_MAX && t->node[i].used; i++)
-		;
-	if (i == MGI_GROUPS_MAX) {
-		snprintf(why, whylen, "this manager already serves %d groups, its most",
-			 MGI_GROUPS_MAX - 1);
-		munmap(seg, sizeof(mgi_segment_t));
-		return -ENOSPC;
-	}
-	t->node[i].segfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (t->node[i].segfd < 0) {
+	int keep = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (keep < 0) {
 		snprintf(why, whylen, "cannot keep the segment: %s", strerror(errno));
 		munmap(seg, sizeof(mgi_segment_t));
-		t->node[i].segfd = -1;
 		return -EMFILE;
 	}
-	t->node[i].seg = seg;
-	snprintf(t->node[i].name, sizeof(t->node[i].name), "%s", name);
-	t->node[i].parent = p;
-	t->node[i].used = true;
-	t->node[p].children++;
+	i = insert_node(t, name, p, keep, seg, "", why, whylen);
+	if (i < 0) {
+		close(keep);
+		munmap(seg, sizeof(mgi_segment_t));
+		return i;
+	}
 	*fresh = true;
 	return i;
-refuse:
-	munmap(seg, sizeof(mgi_segment_t));
-	return -EINVAL;
 }
 
 int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen)
@@ -224,6 +415,8 @@ int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen)
 		return -EBUSY;
 	}
 	t->node[n->parent].children--;
+	if (n->file[0] && t->dirfd >= 0)
+		unlinkat(t->dirfd, n->file, 0);
 	free_node(n);
 	return 0;
 }

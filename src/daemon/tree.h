@@ -27,17 +27,33 @@ typedef struct mgi_group_node {
 	char name[MGI_GROUP_NAME_MAX];
 	int segfd;
 	mgi_segment_t *seg;
+	char file[24]; /* in the tree's state directory; "" for a memfd */
 } mgi_group_node_t;
 
 typedef struct mgi_tree {
 	mgi_group_node_t node[MGI_GROUPS_MAX];
 	uint32_t fault_around; /* for new groups' segments */
+	int dirfd;             /* the state directory, or -1: memfds */
 } mgi_tree_t;
 
 /* Makes a tree holding the root. Returns 0 or -errno. */
 int mgi_tree_init(mgi_tree_t *t, uint32_t fault_around);
 
-/* Unmaps and closes every segment. */
+/*
+ * Keeps the tree's segments as files in dir (memgrpd's state directory,
+ * created 0700 if missing) rather than memfds, so that its groups outlive
+ * the daemon: a restarted one takes them back from there, each with its
+ * limits, usage, figures and process slots, and its processes rejoin it.
+ * Call once, before anything joins: the groups found in dir are restored
+ * (the previous manager's registrations forgotten), unreadable or
+ * misplaced files are reported through say() and left alone, and every
+ * later group gets a file, removed with the group. Returns 0 or -errno
+ * with why.
+ */
+int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
+		     void *arg, char *why, size_t whylen);
+
+/* Unmaps and closes every segment (their files stay). */
 void mgi_tree_destroy(mgi_tree_t *t);
 
 /* The node of a group by full name ("" is the root), or -1. */
