@@ -1,0 +1,530 @@
+/* coop.c - a cache bigger than its group's limit: the application frees
+ * entries when memgrp asks (coop) versus memgrp evicting its pages (evict). */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "memgrp.h"
+
+/* Usage: bench_coop coop|evict [KEYS] [OPS]
+ *
+ * A look-aside cache of KEYS values of 16 KiB, keys drawn from Zipf(0.99).
+ * A hit reads the whole value and checks it; a miss "fetches it from the
+ * backend": it spins MISS_US microseconds (environment, default 50: the
+ * simulated cost of a database round trip) and writes the value into the
+ * cache. The cache never evicts on its own, so with KEYS * 16 KiB above the
+ * group's limit either
+ *   coop:  the application registers as a cooperating client and a thread
+ *          of its own drops entries (CLOCK, second chance) when the manager
+ *          asks, so the memory stays under the limit and later gets of the
+ *          dropped keys are misses; or
+ *   evict: the application does nothing, and memgrp evicts its pages into
+ *          the compressed store: every value stays a hit, but a hit on an
+ *          evicted value faults and is decompressed.
+ * OPS/4 gets warm the cache up untimed, then OPS gets are timed one by one.
+ * Prints one line of key=value results. A value that reads back wrong is
+ * data loss: reported on stderr, exit status 2. */
+
+#define VALUE_BYTES (16 * 1024L)
+#define PAGE_BYTES 4096L
+#define VALUE_PAGES (VALUE_BYTES / PAGE_BYTES)
+#define VALUE_WORDS (VALUE_BYTES / 8)
+#define PAGE_WORDS (PAGE_BYTES / 8)
+#define ZIPF_S 0.99
+
+/* A slot's state. The worker never holds a lock while it touches the
+ * arena: a fault at the group's limit waits for the manager, which may be
+ * waiting for the cooperator thread, so a mutex shared by the two could
+ * deadlock. Instead whoever works on a slot first moves it to BUSY with a
+ * compare-and-swap, and the other side skips (cooperator) or waits for
+ * (worker) a BUSY slot; the cooperator never waits at all. */
+enum {
+	ABSENT = 0,
+	PRESENT = 1,
+	REFERENCED = 2, /* only with PRESENT: got since the clock hand passed */
+	BUSY = 4,
+};
+
+static long keys;
+static unsigned char *arena;     /* slot of key k at k * VALUE_BYTES */
+static _Atomic unsigned char *state;
+static uint64_t *sums;           /* each key's expected checksum */
+
+/* What the cooperator did; read by the main thread at the end. */
+static atomic_long coop_requests, coop_pages_asked, entries_dropped, coop_max_us;
+
+/* ---- deterministic values ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+	/* a 64-bit finalizer (Stafford's variant 13): every input bit
+	 * reaches every output bit, so neighbouring keys get unrelated
+	 * words */
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Word w of key k's value. In each page the first half is pseudo-random
+ * and the second half a constant, so a value compresses about 2:1, in the
+ * range of real heap data: an all-random value would make eviction look
+ * worse than it is, a constant one would hit the store's same-filled
+ * shortcut. The random half depends on the key, so a value restored to
+ * the wrong slot or the wrong page fails its check. */
+static inline uint64_t value_word(long k, long w)
+{
+	if ((w % PAGE_WORDS) < PAGE_WORDS / 2)
+		return mix64((uint64_t)k * VALUE_WORDS + (uint64_t)w + 1);
+	return 0x2e2e2e2e2e2e2e2eULL;
+}
+
+/* A position-dependent checksum over 16 KiB. Four independent lanes so
+ * that the multiply chain does not dominate a hit. */
+#define SUM_STEP(h, x) ((h) = ((h) ^ (x)) * 0x100000001b3ULL)
+
+static uint64_t sum_fold(const uint64_t h[4])
+{
+	return mix64(h[0] ^ mix64(h[1] ^ mix64(h[2] ^ mix64(h[3]))));
+}
+
+static uint64_t sum_memory(const uint64_t *v)
+{
+	uint64_t h[4] = {1, 2, 3, 4};
+
+	for (long w = 0; w < VALUE_WORDS; w += 4) {
+		SUM_STEP(h[0], v[w]);
+		SUM_STEP(h[1], v[w + 1]);
+		SUM_STEP(h[2], v[w + 2]);
+		SUM_STEP(h[3], v[w + 3]);
+	}
+	return sum_fold(h);
+}
+
+/* The same checksum from the generator, without memory: the table of
+ * expected sums costs 8 bytes a key instead of a second copy of the data. */
+static uint64_t sum_expected(long k)
+{
+	uint64_t h[4] = {1, 2, 3, 4};
+
+	for (long w = 0; w < VALUE_WORDS; w++)
+		SUM_STEP(h[w & 3], value_word(k, w));
+	return sum_fold(h);
+}
+
+static void fill_value(long k)
+{
+	uint64_t *v = (uint64_t *)(arena + k * VALUE_BYTES);
+
+	for (long w = 0; w < VALUE_WORDS; w++)
+		v[w] = value_word(k, w);
+}
+
+static void check_value(long k, const char *when)
+{
+	const uint64_t *v = (const uint64_t *)(arena + k * VALUE_BYTES);
+
+	if (sum_memory(v) == sums[k])
+		return;
+	/* Say what each page holds: the evidence for a bug report. */
+	fprintf(stderr, "bench_coop: DATA LOSS: key %ld (slot at %p) read back wrong, %s:\n", k,
+		(const void *)v, when);
+	for (long p = 0; p < VALUE_PAGES; p++) {
+		const uint64_t *pg = v + p * PAGE_WORDS;
+		long bad = 0, zero = 0, first = -1;
+
+		for (long w = 0; w < PAGE_WORDS; w++) {
+			zero += pg[w] == 0;
+			if (pg[w] != value_word(k, p * PAGE_WORDS + w) && bad++ == 0)
+				first = w;
+		}
+		if (!bad)
+			fprintf(stderr, "    page %ld: right\n", p);
+		else
+			fprintf(stderr, "    page %ld: %ld of %ld words wrong (%ld zero), first word %ld: %#llx, want %#llx\n",
+				p, bad, PAGE_WORDS, zero, first, (unsigned long long)pg[first],
+				(unsigned long long)value_word(k, p * PAGE_WORDS + first));
+	}
+	exit(2);
+}
+
+/* ---- randomness and the Zipf distribution ---- */
+
+/* xorshift64*, fixed seed: both modes see the same key sequence. */
+static uint64_t rng_state = 0x853c49e6748fea9bULL;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+/* ln and exp without libm (the bench links libmemgrp and threads only).
+ * ln: x = m * 2^e with m in [1, 2), ln m = 2 atanh((m - 1) / (m + 1)),
+ * whose series in t <= 1/3 is below 1e-15 after 16 terms. */
+static double ln(double x)
+{
+	int e = 0;
+	double t, t2, term, sum = 0;
+
+	while (x >= 2) {
+		x /= 2;
+		e++;
+	}
+	while (x < 1) {
+		x *= 2;
+		e--;
+	}
+	t = (x - 1) / (x + 1);
+	t2 = t * t;
+	term = t;
+	for (int k = 1; k < 34; k += 2) {
+		sum += term / k;
+		term *= t2;
+	}
+	return e * 0.69314718055994530942 + 2 * sum;
+}
+
+/* exp: halve x until it is small, sum the series, square back. */
+static double expo(double x)
+{
+	int halvings = 0;
+	double sum = 1, term = 1;
+
+	while (x > 0.5 || x < -0.5) {
+		x /= 2;
+		halvings++;
+	}
+	for (int k = 1; k < 20; k++) {
+		term *= x / k;
+		sum += term;
+	}
+	while (halvings--)
+		sum *= sum;
+	return sum;
+}
+
+static double *zipf_cdf(long n)
+{
+	double *cdf = malloc(n * sizeof(*cdf)), total = 0;
+
+	if (!cdf) {
+		perror("malloc");
+		exit(1);
+	}
+	for (long j = 1; j <= n; j++) {
+		total += expo(-ZIPF_S * ln((double)j));
+		cdf[j - 1] = total;
+	}
+	for (long j = 0; j < n; j++)
+		cdf[j] /= total;
+	return cdf;
+}
+
+/* The rank drawn: the first whose CDF exceeds a uniform [0, 1) draw. */
+static long zipf_rank(const double *cdf, long n)
+{
+	double u = (double)(rng() >> 11) * 0x1p-53;
+	long lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		long mid = (lo + hi) / 2;
+
+		if (cdf[mid] > u)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* ---- the cache ---- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static long miss_us = 50;
+
+/* The backend fetch: spinning rather than sleeping, so its cost is exact
+ * (a sleep of 50 us takes 60-100 us) and the same in both modes. */
+static void backend_fetch(void)
+{
+	uint64_t until = now_ns() + (uint64_t)miss_us * 1000;
+
+	while (now_ns() < until)
+		;
+}
+
+/* One get. Returns 1 for a hit, 0 for a miss. */
+static int get(long k)
+{
+	unsigned char s;
+
+	for (;;) {
+		s = atomic_load(&state[k]);
+		if (s == BUSY) {
+			/* the cooperator is dropping it: a few microseconds */
+			sched_yield();
+			continue;
+		}
+		if (atomic_compare_exchange_weak(&state[k], &s, BUSY))
+			break;
+	}
+	if (s & PRESENT) {
+		check_value(k, "on a get");
+		atomic_store(&state[k], PRESENT | REFERENCED);
+		return 1;
+	}
+	backend_fetch();
+	fill_value(k);
+	/* Inserted unreferenced: a value fetched once and never asked for
+	 * again is the first the clock hand drops (the kernel, likewise,
+	 * puts new pages on its inactive list). */
+	atomic_store(&state[k], PRESENT);
+	return 0;
+}
+
+/* ---- the cooperator ---- */
+
+struct coop {
+	mg_client_t *c;
+	int efd;
+};
+
+/* Drops entries until `pages` pages are freed: CLOCK with second chance.
+ * A referenced entry loses its bit and is passed; an unreferenced one is
+ * taken (PRESENT -> BUSY, which fails if the worker got it first), its
+ * frames are given back with MADV_DONTNEED (the agent sees the REMOVE event
+ * and uncharges them), and it is ABSENT. Three turns of the hand at most:
+ * the first may only clear bits, the second finds them clear unless the
+ * worker keeps getting them. Returns the entries dropped. */
+static long scanned_last;
+
+static long clock_drop(uint64_t pages)
+{
+	static long hand;
+	long dropped = 0, scanned;
+	uint64_t freed = 0;
+
+	for (scanned = 0; freed < pages && scanned < 3 * keys; scanned++) {
+		long k = hand;
+		unsigned char s = atomic_load(&state[k]);
+
+		hand = (hand + 1) % keys;
+		if (s == (PRESENT | REFERENCED)) {
+			atomic_compare_exchange_strong(&state[k], &s, PRESENT);
+			continue;
+		}
+		if (s != PRESENT || !atomic_compare_exchange_strong(&state[k], &s, BUSY))
+			continue;
+		if (madvise(arena + k * VALUE_BYTES, VALUE_BYTES, MADV_DONTNEED) != 0) {
+			perror("bench_coop: madvise");
+			exit(1);
+		}
+		atomic_store(&state[k], ABSENT);
+		freed += VALUE_PAGES;
+		dropped++;
+	}
+	scanned_last = scanned;
+	return dropped;
+}
+
+/* Answers the manager's requests. This thread allocates nothing and
+ * touches only the state array (hot) and its own stack, so it can run
+ * while the worker is blocked in a fault at the limit. */
+static int coop_log; /* COOP_LOG=1: a line on stderr per request */
+
+static void *cooperator(void *arg)
+{
+	struct coop *co = arg;
+
+	for (;;) {
+		int64_t pages = mg_event_read(co->efd);
+
+		if (pages <= 0)
+			return NULL; /* the manager went away */
+		uint64_t t0 = now_ns();
+		long dropped = clock_drop((uint64_t)pages);
+		mg_cooperate_done(co->c, co->efd);
+		long us = (long)((now_ns() - t0) / 1000);
+
+		atomic_fetch_add(&coop_requests, 1);
+		atomic_fetch_add(&coop_pages_asked, pages);
+		atomic_fetch_add(&entries_dropped, dropped);
+		if (us > atomic_load(&coop_max_us))
+			atomic_store(&coop_max_us, us);
+		if (coop_log) {
+			struct timespec ts;
+
+			long n[8] = {0};
+			for (long k = 0; k < keys; k++)
+				n[atomic_load(&state[k]) & 7]++;
+			fprintf(stderr, "bench_coop: states: absent %ld present %ld referenced %ld busy %ld\n",
+				n[ABSENT], n[PRESENT], n[PRESENT | REFERENCED], n[BUSY]);
+			clock_gettime(CLOCK_REALTIME, &ts);
+			fprintf(stderr, "bench_coop: %02ld:%02ld.%03ld asked %lld pages: dropped %ld entries "
+				"(%ld scanned) in %ld us\n", (long)(ts.tv_sec / 60 % 60), (long)(ts.tv_sec % 60),
+				ts.tv_nsec / 1000000, (long long)pages, dropped, scanned_last, us);
+		}
+	}
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bench_coop coop|evict [KEYS] [OPS]   (env MISS_US, default 50)\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	long ops = 400000, warm, hits = 0, verified = 0;
+	int cooperate;
+	const char *env = getenv("MISS_US");
+	double *cdf;
+	uint32_t *perm;
+	float *lat;
+	uint64_t t0, t1;
+
+	if (argc < 2 || argc > 4)
+		usage();
+	if (!strcmp(argv[1], "coop"))
+		cooperate = 1;
+	else if (!strcmp(argv[1], "evict"))
+		cooperate = 0;
+	else
+		usage();
+	keys = argc > 2 ? atol(argv[2]) : 16384;
+	ops = argc > 3 ? atol(argv[3]) : ops;
+	if (env)
+		miss_us = atol(env);
+	coop_log = getenv("COOP_LOG") && atoi(getenv("COOP_LOG"));
+	if (keys < 16 || keys > (1L << 24) || ops < 100 || miss_us < 0)
+		usage();
+	warm = ops / 4;
+
+	arena = mmap(NULL, keys * VALUE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		     -1, 0);
+	if (arena == MAP_FAILED) {
+		perror("bench_coop: mmap");
+		return 1;
+	}
+	/* 4 KiB pages: memgrp resolves and evicts 4 KiB pages only, and a
+	 * huge page would make one MADV_DONTNEED of 16 KiB split it. */
+	madvise(arena, keys * VALUE_BYTES, MADV_NOHUGEPAGE);
+	state = calloc(keys, sizeof(*state));
+	sums = malloc(keys * sizeof(*sums));
+	perm = malloc(keys * sizeof(*perm));
+	lat = malloc(ops * sizeof(*lat));
+	if (!state || !sums || !perm || !lat) {
+		perror("bench_coop: malloc");
+		return 1;
+	}
+	/* Written now so that the timed loop does not fault on them. */
+	memset(lat, 0, ops * sizeof(*lat));
+	for (long k = 0; k < keys; k++)
+		sums[k] = sum_expected(k);
+	cdf = zipf_cdf(keys);
+	/* Ranks to keys in a random order (Fisher-Yates): the hot values are
+	 * scattered over the arena, not one run that readahead would serve. */
+	for (long k = 0; k < keys; k++)
+		perm[k] = (uint32_t)k;
+	for (long k = keys - 1; k > 0; k--) {
+		long j = (long)(rng() % (uint64_t)(k + 1));
+		uint32_t t = perm[k];
+
+		perm[k] = perm[j];
+		perm[j] = t;
+	}
+
+	if (cooperate) {
+		static struct coop co;
+		pthread_t th;
+		int err = 0;
+
+		co.c = mg_connect(NULL, &err);
+		if (!co.c) {
+			fprintf(stderr, "bench_coop: coop mode needs a manager (run under memgrp run): %s\n",
+				strerror(-err));
+			return 1;
+		}
+		co.efd = mg_cooperate_add(co.c, NULL, 100);
+		if (co.efd < 0) {
+			fprintf(stderr, "bench_coop: mg_cooperate_add: %s (%s)\n", strerror(-co.efd),
+				mg_last_error(co.c));
+			return 1;
+		}
+		err = pthread_create(&th, NULL, cooperator, &co);
+		if (err) {
+			fprintf(stderr, "bench_coop: pthread_create: %s\n", strerror(err));
+			return 1;
+		}
+		pthread_detach(th);
+	}
+
+	for (long i = 0; i < warm; i++)
+		get(perm[zipf_rank(cdf, keys)]);
+	/* The cooperator's figures count the timed gets only. */
+	long req0 = atomic_load(&coop_requests), asked0 = atomic_load(&coop_pages_asked);
+	long drop0 = atomic_load(&entries_dropped);
+
+	t0 = now_ns();
+	for (long i = 0; i < ops; i++) {
+		long k = perm[zipf_rank(cdf, keys)];
+		uint64_t a = now_ns();
+
+		hits += get(k);
+		lat[i] = (float)((now_ns() - a) / 1e3);
+	}
+	t1 = now_ns();
+	long req = atomic_load(&coop_requests) - req0, asked = atomic_load(&coop_pages_asked) - asked0;
+	long drop = atomic_load(&entries_dropped) - drop0;
+
+	/* Every value still cached must read back right (in evict mode this
+	 * restores everything memgrp holds). Not timed. */
+	for (long k = 0; k < keys; k++) {
+		unsigned char s = atomic_load(&state[k]);
+
+		while (s != ABSENT) {
+			if (s != BUSY && atomic_compare_exchange_weak(&state[k], &s, BUSY)) {
+				check_value(k, "in the final check");
+				atomic_store(&state[k], s);
+				verified++;
+				break;
+			}
+			sched_yield();
+			s = atomic_load(&state[k]);
+		}
+	}
+
+	qsort(lat, ops, sizeof(*lat), cmp_float);
+	double secs = (t1 - t0) / 1e9, sum = 0;
+	for (long i = 0; i < ops; i++)
+		sum += lat[i];
+	printf("ops_per_s=%.0f p50_us=%.2f p99_us=%.2f p999_us=%.2f mean_us=%.2f hit_ratio=%.4f "
+	       "coop_requests=%ld coop_pages_asked=%ld entries_dropped=%ld coop_max_ms=%.1f "
+	       "verified=%ld secs=%.2f\n",
+	       ops / secs, lat[ops / 2], lat[ops * 99 / 100], lat[ops * 999 / 1000], sum / ops,
+	       (double)hits / ops, req, asked, drop, atomic_load(&coop_max_us) / 1e3, verified, secs);
+	fflush(stdout);
+	return 0;
+}

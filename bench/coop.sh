@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# bench/coop.sh - a cache whose data is 4x its group's limit, under memgrp:
+# the application frees entries when memgrp asks (coop: mg_cooperate_add)
+# versus memgrp evicting its pages to the compressed store (evict). Prints
+# the throughput and latency of the gets, what the cooperation did, and what
+# memgrp swapped, for the median run of each mode.
+# Usage: bench/coop.sh [BUILD_DIR]   (as root)
+# Environment: LIMIT (default 64M), RUNS (3; the median run by ops/s is
+#        shown), KEYS (16384 values of 16 KiB: 256 MiB), OPS (400000 timed
+#        gets, after OPS/4 untimed), MISS_US (50: what a miss spins, the
+#        simulated backend fetch), FAULT_AROUND (unset: memgrp's default;
+#        else passed as --fault-around), COOP_LOG=1 (bench_coop logs each
+#        request on stderr; kept in the run's log).
+set -euo pipefail
+build=$(realpath "${1:-build}")
+memgrp=$build/src/cli/memgrp
+prog=$build/bench/bench_coop
+limit=${LIMIT:-64M}
+runs=${RUNS:-3}
+keys=${KEYS:-16384}
+ops=${OPS:-400000}
+miss_us=${MISS_US:-50}
+secs=300  # per run: a hang in memgrp (under development) must not stall the table
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+[ "$(id -u)" = 0 ] || { echo "coop.sh: run as root (memgrp's eviction needs CAP_SYS_PTRACE)" >&2; exit 1; }
+for f in "$memgrp" "$prog"; do
+	[ -x "$f" ] || { echo "coop.sh: $f is missing: meson compile -C ${1:-build}" >&2; exit 1; }
+done
+opts=(-m "$limit" --swap-max 1G)
+if [ -n "${FAULT_AROUND:-}" ]; then
+	opts+=(--fault-around "$FAULT_AROUND")
+fi
+export MISS_US=$miss_us
+
+# run MODE I: one run; writes its bench line plus the figures of memgrp's
+# stats JSON (whole run: warm-up and final check included) to
+# $tmp/MODE.I.line, its stderr to $tmp/MODE.I.err. Returns 1 if it failed.
+run() {
+	local mode=$1 i=$2 rc=0 out
+	local json=$tmp/$mode.$i.json err=$tmp/$mode.$i.err
+	local cmd=("$memgrp" run "${opts[@]}" --stats-json "$json" -- "$prog" "$mode" "$keys" "$ops")
+	out=$(timeout -k 5 $secs "${cmd[@]}" 2>"$err") || rc=$?
+	if [ $rc != 0 ]; then
+		local why="exit status $rc"
+		case $rc in
+		2) grep -q 'DATA LOSS' "$err" && why="$why: a value read back wrong (DATA LOSS)" ;;
+		124|137) why="$why (timeout ${secs} s, or killed)" ;;
+		esac
+		if [ -s "$json" ] && python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["oom_kill"] == 0)' "$json"; then
+			why="$why; memgrp's OOM path killed it"
+		fi
+		echo "coop.sh: $mode, run $i: $why" >&2
+		echo "    command: MISS_US=$miss_us ${cmd[*]}" >&2
+		grep -v '^memgrp run: .*cooperating client\|^bench_coop: [0-9s]' "$err" | tail -20 | sed 's/^/    /' >&2
+		return 1
+	fi
+	python3 - "$json" "$out" >"$tmp/$mode.$i.line" <<-'PY'
+	import json, sys
+	d = json.load(open(sys.argv[1]))
+	print(sys.argv[2].strip(), " ".join("mg_%s=%d" % (k, d[k]) for k in (
+	    "max_usage", "pswpout", "pswpin", "pgmajfault", "oom_kill", "coop_requests",
+	    "coop_freed", "reclaim_stalls")))
+	PY
+}
+
+# val LINE KEY: the value of KEY in a key=value line
+val() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
+
+start=$(date +%s)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+failed=0
+notes=()
+for i in $(seq "$runs"); do
+	for mode in coop evict; do  # interleaved: drift in the host hits both
+		run "$mode" "$i" || failed=1
+	done
+done
+
+echo "coop: a cache of $keys values of 16 KiB ($((keys * 16 / 1024)) MiB) in a group limited to $limit, keys Zipf(s = 0.99);"
+echo "  a get that misses spins MISS_US = $miss_us us (the backend fetch) and writes the value;"
+echo "  coop: the application drops entries (CLOCK) when memgrp asks; evict: it never drops, memgrp evicts"
+echo "  command: MISS_US=$miss_us $memgrp run ${opts[*]} --stats-json FILE -- $prog coop|evict $keys $ops"
+echo "  $ops timed gets after $((ops / 4)) untimed; the median run by ops/s of $runs"
+printf '%-6s %9s %8s %8s %9s %6s %6s %8s %8s %9s %9s %4s\n' mode ops/s p50_us p99_us p99.9_us hit% \
+	coop_rq dropped max_use pswpout pswpin oom
+for mode in coop evict; do
+	lines=$(cat "$tmp/$mode".*.line 2>/dev/null || true)
+	if [ -z "$lines" ]; then
+		printf '%-6s %9s\n' "$mode" "fail"
+		continue
+	fi
+	n=$(wc -l <<<"$lines")
+	# the median run by throughput (the lower middle one for an even count)
+	med=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^ops_per_s=/) print substr($i, 11), $0}' <<<"$lines" |
+		sort -g | sed -n "$(((n + 1) / 2))p" | cut -d' ' -f2-)
+	printf '%-6s %9s %8s %8s %9s %6s %6s %8s %8s %9s %9s %4s\n' "$mode" \
+		"$(val "$med" ops_per_s)" "$(val "$med" p50_us)" "$(val "$med" p99_us)" \
+		"$(val "$med" p999_us)" "$(awk -v h="$(val "$med" hit_ratio)" 'BEGIN {printf "%.1f", 100 * h}')" \
+		"$(val "$med" coop_requests)" "$(val "$med" entries_dropped)" \
+		"$(($(val "$med" mg_max_usage) >> 20))M" "$(val "$med" mg_pswpout)" "$(val "$med" mg_pswpin)" \
+		"$(val "$med" mg_oom_kill)"
+	all=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^ops_per_s=/) printf " %s", substr($i, 11)}' <<<"$lines")
+	notes+=("  $mode: ops/s of the $n runs:$all; the median run: memgrp asked $(val "$med" mg_coop_requests) times in all, measured $(($(val "$med" mg_coop_freed) >> 20)) MiB freed by the application; $(val "$med" mg_pgmajfault) faults decompressed; $(val "$med" mg_reclaim_stalls) faults waited for room")
+done
+echo "(ops/s, hit%: higher is better; latencies per get; coop_rq and dropped: the cooperator's, timed gets"
+echo " only; max_use, pswpout, pswpin (pages), oom: memgrp's stats JSON, whole run)"
+printf '%s\n' "${notes[@]}"
+# What memgrp said beyond its routine cooperation log: warnings, OOM.
+for f in "$tmp"/*.err; do
+	[ -e "$f" ] || continue
+	w=$(grep -v '^memgrp run: .*cooperating client\|^bench_coop: [0-9s]' "$f" || true)
+	if [ -n "$w" ]; then
+		r=${f##*/}
+		echo "  memgrp said, ${r%.err} (mode.run):"
+		head -5 <<<"$w" | sed 's/^/    /'
+	fi
+done
+echo "($(($(date +%s) - start)) s; load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
+if [ $failed = 1 ]; then
+	echo "coop.sh: some runs failed (above); the medians are of the rest" >&2
+	exit 1
+fi
