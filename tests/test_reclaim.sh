@@ -98,6 +98,21 @@ run zstd 240 -- -m 32M --swap-max 1G --codec zstd -- "$progs/prog_evict" 128 thr
 [ "$rc" = 0 ] && grep -q "every page read back right" "$tmp/zstd.out" &&
 	ok "zstd store: 128 MiB under 32M with threads and fork" || { bad zstd "rc $rc"; show zstd; }
 
+# Write-back: past 8M of compressed pages in memory, the coldest go to an
+# unnamed file per process in the directory (gone with the process).
+mkdir -p "$tmp/swap"
+run swapfile 300 -- -m 32M --swap-max 1G --swap-file "$tmp/swap" --swap-file-after 8M -- \
+	"$progs/prog_evict" 160 threads 2 rounds 2 fork
+wb=$(jget "$tmp/swapfile.json" written_back_pages 2>/dev/null || echo 0)
+left=$(find "$tmp/swap" -mindepth 1 | wc -l)
+[ "$rc" = 0 ] && grep -q "every page read back right" "$tmp/swapfile.out" && [ "$wb" -gt 1000 ] &&
+	[ "$left" = 0 ] &&
+	ok "--swap-file: 160 MiB under 32M, threads and fork, $wb pages written back to the file and read back right; nothing left in the directory" ||
+	{ bad swapfile "rc $rc, written back $wb, files left $left"; show swapfile; }
+out=$("$memgrp" run --swap-file "$tmp/no-such-dir" -- true 2>&1); src=$?
+[ "$src" = 2 ] && grep -q "swap-file $tmp/no-such-dir: No such file" <<<"$out" &&
+	ok "--swap-file of a missing directory is refused: '$out'" || bad swapfile_bad "rc $src: $out"
+
 if [ "$accounting" = 1 ]; then
 	cat >"$tmp/big.py" <<'PY'
 a = bytearray(160 << 20)

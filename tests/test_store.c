@@ -1,5 +1,7 @@
 /* test_store.c - the compressed page store: every page back byte-identical. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,7 +68,7 @@ static void discard_pattern(void *ctx, void *addr, size_t len)
 	discarded_bytes += len;
 }
 
-static const mgi_store_ops_t ops = {discard_pattern, NULL};
+static const mgi_store_ops_t ops = {.discard = discard_pattern};
 
 static void kinds_round_trip(mgi_codec_t codec)
 {
@@ -292,6 +294,187 @@ static void memory_comes_back(void)
 	free(mem);
 }
 
+/* ---- write-back: a file made of memory, with faults on demand ---- */
+
+/* For helpers that return a value (CHECK returns from a void test). */
+#define REQUIRE(cond)                                                           \
+	do {                                                                    \
+		if (!(cond)) {                                                  \
+			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                \
+		}                                                               \
+	} while (0)
+
+struct mockfile {
+	unsigned char *data;
+	size_t size;
+	uint64_t writes, reads, discards;
+	long fail_write_after; /* -1: never */
+	bool fail_read;
+};
+
+static int mock_write(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	struct mockfile *f = ctx;
+	REQUIRE(off + len <= f->size);
+	if (f->fail_write_after >= 0 && f->writes >= (uint64_t)f->fail_write_after)
+		return -EIO;
+	memcpy(f->data + off, buf, len);
+	f->writes++;
+	return 0;
+}
+
+static int mock_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	struct mockfile *f = ctx;
+	REQUIRE(off + len <= f->size);
+	if (f->fail_read)
+		return -EIO;
+	memcpy(buf, f->data + off, len);
+	f->reads++;
+	return 0;
+}
+
+/* A punched hole reads as zeros; a pattern here, so that a store still
+ * using punched space would read garbage. */
+static void mock_discard(void *ctx, uint64_t off, size_t len)
+{
+	struct mockfile *f = ctx;
+	REQUIRE(off % PAGE == 0 && len == PAGE && off + len <= f->size);
+	memset(f->data + off, 0x5a, len);
+	f->discards++;
+}
+
+/* A store of n pages of every kind (stamps 1..n) with a file of file_pages
+ * attached. */
+static mgi_store_t *store_with_file(struct mockfile *f, uint64_t file_pages, unsigned n,
+				    void **mem, void **meta, unsigned char *pages)
+{
+	mgi_store_ops_t o = {.discard = discard_pattern, .ctx = f, .file_write = mock_write,
+			     .file_read = mock_read, .file_discard = mock_discard};
+	size_t bytes = mgi_store_region_bytes(n, MGI_CODEC_LZ4);
+	size_t mb = mgi_store_file_meta_bytes(file_pages * PAGE);
+	uint64_t rng = 7;
+
+	f->size = file_pages * PAGE;
+	f->data = malloc(f->size);
+	memset(f->data, 0xee, f->size);
+	*mem = region(bytes);
+	*meta = region(mb);
+	mgi_store_t *s = mgi_store_init(*mem, bytes, n, MGI_CODEC_LZ4, o);
+	REQUIRE(s != NULL);
+	REQUIRE(mgi_store_attach_file(s, *meta, mb) == 0);
+	REQUIRE(mgi_store_attach_file(s, *meta, mb) == -EINVAL); /* one file */
+	for (unsigned k = 1; k <= n; k++) {
+		make_page(pages + (size_t)(k - 1) * PAGE, k, &rng);
+		REQUIRE(mgi_store_put(s, k, pages + (size_t)(k - 1) * PAGE, k) == 0);
+	}
+	return s;
+}
+
+static void check_all(mgi_store_t *s, unsigned n, const unsigned char *pages)
+{
+	unsigned char out[PAGE];
+	for (unsigned k = 1; k <= n; k++) {
+		uint32_t stamp = 0;
+		CHECK_INT_EQ(mgi_store_get(s, k, out, &stamp), 0);
+		CHECK_EQ(stamp, k);
+		CHECK(memcmp(out, pages + (size_t)(k - 1) * PAGE, PAGE) == 0);
+	}
+}
+
+static void writeback_round_trip(void)
+{
+	enum { N = 600 };
+	struct mockfile f = {.fail_write_after = -1};
+	unsigned char *pages = malloc((size_t)N * PAGE);
+	void *mem, *meta;
+	mgi_store_stats_t before, st;
+	mgi_store_t *s = store_with_file(&f, 1024, N, &mem, &meta, pages);
+
+	mgi_store_stats(s, &before);
+	/* the older half: stamps 1..300 */
+	uint64_t freed = mgi_store_writeback(s, UINT64_MAX, 301);
+	mgi_store_stats(s, &st);
+	CHECK_LT(0, freed);
+	CHECK_EQ(st.data_bytes, before.data_bytes - freed);
+	CHECK_EQ(st.pages, N);
+	CHECK_EQ(st.same_filled, before.same_filled); /* markers stay */
+	/* every page of 1..300 that had data went; none of 301..600 */
+	CHECK_EQ(st.file_pages, 300 - 150);           /* kinds 0-2 of 6 are same-filled */
+	CHECK_EQ(st.written_back, st.file_pages);
+	CHECK_EQ(f.writes, st.file_pages);
+	CHECK_EQ(st.file_bytes + st.compressed_bytes, before.compressed_bytes);
+	check_all(s, N, pages);
+	CHECK_GE(f.reads, st.file_pages);
+	/* again, nothing older is left in memory */
+	CHECK_EQ(mgi_store_writeback(s, UINT64_MAX, 301), 0);
+	/* dropped pages give their file space back, to be used again */
+	for (unsigned k = 1; k <= 300; k += 2)
+		CHECK(mgi_store_drop(s, k));
+	mgi_store_stats(s, &st);
+	CHECK_EQ(st.file_pages, 50); /* the even keys of kind 4 (k % 6) */
+	CHECK_LT(0, mgi_store_writeback(s, UINT64_MAX, N + 1));
+	for (unsigned k = 2; k <= 300; k += 2)
+		CHECK(mgi_store_drop(s, k));
+	for (unsigned k = 301; k <= N; k++) {
+		unsigned char out[PAGE];
+		CHECK_INT_EQ(mgi_store_get(s, k, out, NULL), 0);
+		CHECK(memcmp(out, pages + (size_t)(k - 1) * PAGE, PAGE) == 0);
+		CHECK(mgi_store_drop(s, k));
+	}
+	mgi_store_stats(s, &st);
+	CHECK_EQ(st.pages, 0);
+	CHECK_EQ(st.file_pages, 0);
+	CHECK_EQ(st.file_bytes, 0);
+	CHECK_LT(0, f.discards); /* emptied file pages were punched out */
+	free(mem);
+	free(meta);
+	free(f.data);
+	free(pages);
+}
+
+static void writeback_failures_lose_nothing(void)
+{
+	enum { N = 300 };
+	unsigned char *pages = malloc((size_t)N * PAGE);
+	unsigned char out[PAGE];
+	void *mem, *meta;
+	mgi_store_stats_t st;
+
+	/* A write that fails leaves its page in memory. */
+	struct mockfile f = {.fail_write_after = 20};
+	mgi_store_t *s = store_with_file(&f, 1024, N, &mem, &meta, pages);
+	CHECK_LT(0, mgi_store_writeback(s, UINT64_MAX, N + 1));
+	mgi_store_stats(s, &st);
+	CHECK_EQ(st.file_pages, 20);
+	check_all(s, N, pages);
+	free(mem);
+	free(meta);
+	free(f.data);
+
+	/* A file that fills up: the rest stays in memory. */
+	struct mockfile g = {.fail_write_after = -1};
+	s = store_with_file(&g, 3, N, &mem, &meta, pages);
+	mgi_store_writeback(s, UINT64_MAX, N + 1);
+	mgi_store_stats(s, &st);
+	CHECK_LT(0, st.file_pages);
+	CHECK_LT(st.file_pages, N / 2);
+	check_all(s, N, pages);
+	/* A read that fails is an error, not a page of garbage. */
+	g.fail_read = true;
+	int errors = 0;
+	for (unsigned k = 1; k <= N; k++)
+		errors += mgi_store_get(s, k, out, NULL) == -EIO;
+	CHECK_EQ(errors, st.file_pages);
+	g.fail_read = false;
+	check_all(s, N, pages);
+	free(mem);
+	free(meta);
+	free(g.data);
+	free(pages);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -300,5 +483,7 @@ int main(int argc, char **argv)
 	MGT_RUN(full_and_freed);
 	MGT_RUN(randomized_against_reference);
 	MGT_RUN(memory_comes_back);
+	MGT_RUN(writeback_round_trip);
+	MGT_RUN(writeback_failures_lose_nothing);
 	MGT_DONE();
 }

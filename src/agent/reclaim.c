@@ -290,6 +290,115 @@ static void store_discard(void *ctx, void *addr, size_t len)
 	mgi_raw_madvise(addr, len, MADV_DONTNEED);
 }
 
+/* ---- the write-back file (--swap-file) ---- */
+
+#define SWAP_FILE_MAX (64ULL << 30) /* per process: bounds its meta reservation */
+
+static int swap_fd = -1;
+static uint64_t swap_after; /* bytes; 0: from the group's limit */
+
+static int file_write(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	(void)ctx;
+	while (len) {
+		ssize_t n = pwrite(swap_fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf = (const char *)buf + n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int file_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	(void)ctx;
+	while (len) {
+		ssize_t n = pread(swap_fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf = (char *)buf + n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void file_discard(void *ctx, uint64_t off, size_t len)
+{
+	(void)ctx;
+	/* Not supported (some file systems): the space stays allocated and
+	 * is reused by later pages. */
+	(void)fallocate(swap_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+			(off_t)len);
+}
+
+/* With MEMGRP_SWAP_FILE (memgrp run --swap-file DIR): an unnamed file in
+ * DIR, gone with the process, behind the store. */
+static void swap_file_init(void)
+{
+	const char *dir = getenv("MEMGRP_SWAP_FILE"), *after = getenv("MEMGRP_SWAP_FILE_AFTER");
+	size_t meta_bytes = mgi_store_file_meta_bytes(SWAP_FILE_MAX);
+	void *meta;
+
+	if (!dir || !*dir || !mgi_agent.store)
+		return;
+	swap_after = after ? strtoull(after, NULL, 10) : 0;
+	swap_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (swap_fd < 0) {
+		mgi_agent_log("--swap-file %s: %s: compressed pages stay in memory", dir,
+			      strerror(errno));
+		return;
+	}
+	meta = reserve(meta_bytes);
+	if (!meta || own_range((uintptr_t)meta, meta_bytes) != 0 ||
+	    mgi_store_attach_file(mgi_agent.store, meta, meta_bytes) != 0) {
+		mgi_agent_log("--swap-file %s: cannot set up: compressed pages stay in memory", dir);
+		close(swap_fd);
+		swap_fd = -1;
+	}
+}
+
+/* When the group's compressed pages in memory pass the write-back size,
+ * this process (the one evicting: the group's coldest) writes its oldest
+ * back to its file, down to 7/8 of the size. */
+static void write_back_if_over(void)
+{
+	mgi_store_stats_t st;
+	uint64_t total = 0, after = swap_after;
+
+	if (swap_fd < 0)
+		return;
+	if (!after) {
+		uint64_t max = atomic_load(&mgi_agent.seg->memory.max);
+		after = max >= MGI_PAGES_UNLIMITED ? 256ULL << 20 : max * PAGE / 4;
+	}
+	mgi_store_stats(mgi_agent.store, &st);
+	for (int i = 0; i < MGI_PROCS_MAX; i++)
+		if (i != mgi_agent.slot)
+			total += atomic_load_explicit(&mgi_agent.seg->procs[i].stored_bytes,
+						      memory_order_relaxed);
+	total += st.compressed_bytes;
+	if (total <= after)
+		return;
+	uint64_t want = total - after + after / 8, in_memory = st.pages - st.file_pages;
+	/* The older half of what is in memory first (stamps are the eviction
+	 * clock), then anything older than now. */
+	uint64_t freed = mgi_store_writeback(mgi_agent.store, want,
+					     mgi_agent.evict_clock - (uint32_t)(in_memory / 2));
+	if (freed < want)
+		mgi_store_writeback(mgi_agent.store, want - freed, mgi_agent.evict_clock);
+	mgi_store_stats_t now;
+	mgi_store_stats(mgi_agent.store, &now);
+	atomic_fetch_add_explicit(&mgi_agent.seg->written_back, now.written_back - st.written_back,
+				  memory_order_relaxed);
+}
+
 static int start_releaser(void)
 {
 	int req[2], done[2];
@@ -367,9 +476,13 @@ void mgi_reclaim_init(void)
 	own_range((uintptr_t)mgi_agent.store_mem, mgi_agent.store_bytes);
 	mgi_agent.store = mgi_store_init(mgi_agent.store_mem, mgi_agent.store_bytes,
 					 MGI_STORE_MAX_PAGES, codec,
-					 (mgi_store_ops_t){store_discard, NULL});
+					 (mgi_store_ops_t){.discard = store_discard,
+							   .file_write = file_write,
+							   .file_read = file_read,
+							   .file_discard = file_discard});
 	if (!mgi_agent.store)
 		return;
+	swap_file_init();
 	mgi_staging_init(&mgi_agent.staging, staging_mem, MGI_STAGE_SLOTS);
 	*(volatile char *)mgi_agent.beacon = 1; /* present: never a fault of ours */
 	if (mgi_uffd_register_wp(mgi_agent.uffd, mgi_agent.stage_base, stage_len) != 0 ||
@@ -421,6 +534,9 @@ void mgi_reclaim_child_start(void)
 			close(*fds[i]);
 		*fds[i] = -1;
 	}
+	if (swap_fd >= 0)
+		close(swap_fd); /* the parent's file: ours comes with our store */
+	swap_fd = -1;
 	mgi_agent.stage_base = mgi_agent.beacon = 0;
 	mgi_agent.store_mem = NULL;
 	mgi_agent.store = NULL;
@@ -447,6 +563,7 @@ void mgi_reclaim_publish(void)
 			      oldest >= 0 ? mgi_agent.staging.slot[oldest].when : 0,
 			      memory_order_relaxed);
 	atomic_store_explicit(&me->stored_bytes, st.compressed_bytes, memory_order_relaxed);
+	atomic_store_explicit(&me->file_bytes, st.file_bytes, memory_order_relaxed);
 	atomic_store_explicit(&me->same_filled, st.same_filled, memory_order_relaxed);
 }
 
@@ -662,6 +779,7 @@ uint64_t mgi_evict(uint64_t pages)
 		atomic_fetch_add_explicit(&mgi_agent.seg->pswpout, freed, memory_order_relaxed);
 		mgi_uncharge(freed); /* memory: it is in the store now (swap) */
 	}
+	write_back_if_over();
 	flush_releases();
 	/* The next round's second chances. */
 	if (st->used < stage_target())

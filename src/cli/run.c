@@ -1,5 +1,6 @@
 /* run.c - `memgrp run`: a command in a managed group, with an embedded manager. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -40,6 +41,11 @@ static void run_usage(FILE *out)
 		"%s"
 		"      --codec lz4|zstd     how the group's processes compress evicted\n"
 		"                           pages (default lz4)\n"
+		"      --swap-file DIR      write the coldest compressed pages back to files\n"
+		"                           in DIR (one unnamed file per process, gone with\n"
+		"                           it) once the group's in-memory store passes\n"
+		"      --swap-file-after SIZE  this size (default: a quarter of the group's\n"
+		"                           memory limit; 256M without one)\n"
 		"      --fault-around N     pages resolved per sequential fault, 1..64\n"
 		"                           (default 64; an isolated fault gets one page)\n"
 		"      --coop-wait MS       how long a cooperating application may take to\n"
@@ -241,7 +247,7 @@ static void remove_transient(struct run_ctx *r, const mgi_stats_t *st)
 int mgi_cmd_run(int argc, char **argv)
 {
 	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_CODEC,
-	       OPT_MIN_AVAILABLE, OPT_UNSUPPORTED };
+	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_UNSUPPORTED };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
 		MGI_LIMIT_LONGOPTS,
@@ -250,6 +256,8 @@ int mgi_cmd_run(int argc, char **argv)
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"coop-wait", required_argument, NULL, OPT_COOP_WAIT},
 		{"codec", required_argument, NULL, OPT_CODEC},
+		{"swap-file", required_argument, NULL, OPT_SWAP_FILE},
+		{"swap-file-after", required_argument, NULL, OPT_SWAP_FILE_AFTER},
 		{"min-available", required_argument, NULL, OPT_MIN_AVAILABLE},
 		{"mode", required_argument, NULL, OPT_UNSUPPORTED},
 		{"help", no_argument, NULL, 'h'},
@@ -294,6 +302,33 @@ int mgi_cmd_run(int argc, char **argv)
 			}
 			codec = optarg;
 			break;
+		case OPT_SWAP_FILE: {
+			/* Each process makes an unnamed file there (O_TMPFILE):
+			 * nothing to clean up after a crash. Tried now, so that a
+			 * directory that cannot have one is said at once. */
+			int fd = open(optarg, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+			if (fd < 0) {
+				fprintf(stderr, "memgrp run: --swap-file %s: %s\n", optarg,
+					errno == EISDIR || errno == EOPNOTSUPP
+						? "this file system has no unnamed files (O_TMPFILE)"
+						: errno == ENOTDIR ? "not a directory" : strerror(errno));
+				return MGI_EXIT_USAGE;
+			}
+			close(fd);
+			setenv("MEMGRP_SWAP_FILE", optarg, 1);
+			break;
+		}
+		case OPT_SWAP_FILE_AFTER: {
+			uint64_t after;
+			char num[32];
+			if (mgi_size_parse(optarg, &after, err, sizeof(err)) != 0) {
+				fprintf(stderr, "memgrp run: --swap-file-after: %s\n", err);
+				return MGI_EXIT_USAGE;
+			}
+			snprintf(num, sizeof(num), "%llu", (unsigned long long)after);
+			setenv("MEMGRP_SWAP_FILE_AFTER", num, 1);
+			break;
+		}
 		case OPT_MIN_AVAILABLE:
 			if (mgi_size_parse(optarg, &min_available, err, sizeof(err)) != 0) {
 				fprintf(stderr, "memgrp run: --min-available: %s\n", err);

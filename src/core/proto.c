@@ -38,6 +38,8 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(pgactivate, 0),
 	FIELD(refault, 0),
 	FIELD(workingset_activate, 0),
+	FIELD(swap_file_bytes, 1),
+	FIELD(written_back_pages, 0),
 	FIELD(reclaim_stalls, 0),
 	FIELD(reclaim_stall_p50_us, 0),
 	FIELD(reclaim_stall_p99_us, 0),

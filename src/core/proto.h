@@ -195,6 +195,7 @@ typedef struct mgi_stats {
 	uint64_t staged_bytes, stored_pages, same_filled_pages, compressed_bytes;
 	uint64_t pswpout, pswpin, pgmajfault, pgdeactivate, pgactivate;
 	uint64_t refault, workingset_activate;
+	uint64_t swap_file_bytes, written_back_pages; /* --swap-file */
 	uint64_t reclaim_stalls, reclaim_stall_p50_us, reclaim_stall_p99_us;
 	uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* bucket i: stalls < 2^i us */
 } mgi_stats_t;

@@ -104,6 +104,7 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 			atomic_store(&s->staged, 0);
 			atomic_store(&s->staged_since_ns, 0);
 			atomic_store(&s->stored_bytes, 0);
+			atomic_store(&s->file_bytes, 0);
 			atomic_store(&s->same_filled, 0);
 			memset(s->comm, 0, sizeof(s->comm));
 			return i;
@@ -134,6 +135,7 @@ long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_cou
 	atomic_store(&s->staged, 0);
 	atomic_store(&s->staged_since_ns, 0);
 	atomic_store(&s->stored_bytes, 0);
+	atomic_store(&s->file_bytes, 0);
 	atomic_store(&s->same_filled, 0);
 	atomic_store(&s->pid, 0);
 	expected = pid;

@@ -22,7 +22,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 3
+#define MGI_SEGMENT_VERSION 4
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
 #define MGI_COMM_MAX 16
@@ -75,7 +75,8 @@ typedef struct mgi_proc_slot {
 	_Atomic uint64_t staged;          /* of `charged`: in its staging area */
 	_Atomic uint64_t staged_since_ns; /* when its oldest staged page went
 					   * there (CLOCK_MONOTONIC); 0: none */
-	_Atomic uint64_t stored_bytes;    /* compressed data in its store */
+	_Atomic uint64_t stored_bytes;    /* compressed data in its store's memory */
+	_Atomic uint64_t file_bytes;      /* and in its write-back file */
 	_Atomic uint64_t same_filled;     /* of `swapped`: same-filled markers */
 	char comm[MGI_COMM_MAX];
 } mgi_proc_slot_t;
@@ -100,6 +101,7 @@ typedef struct mgi_segment {
 	_Atomic uint64_t pgactivate;  /* staged pages touched again, moved back */
 	_Atomic uint64_t refault;     /* = pswpin: evicted pages faulted back */
 	_Atomic uint64_t workingset_activate; /* refaults within the working set */
+	_Atomic uint64_t written_back; /* pages written from a store to its file */
 	_Atomic uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* direct reclaim stalls */
 	_Atomic uint32_t swappiness;  /* 0: never evict; else a weight (1-100) */
 	uint32_t reserved3;

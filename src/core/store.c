@@ -14,7 +14,13 @@
 #define ZSTD_LEVEL 1
 #define TABLE_MIN 1024 /* slots of a new table (24 KiB) */
 
-enum kind { EMPTY = 0, PACKED = 1, RAW = 2, FILLED = 3 };
+/* FILE_PACKED, FILE_RAW: written back; blk.unit is in the file's units. */
+enum kind { EMPTY = 0, PACKED = 1, RAW = 2, FILLED = 3, FILE_PACKED = 4, FILE_RAW = 5 };
+
+static bool on_file(uint8_t kind)
+{
+	return kind == FILE_PACKED || kind == FILE_RAW;
+}
 
 typedef struct entry {
 	uint64_t key;
@@ -37,15 +43,26 @@ typedef struct entry {
  * slab per size, as zsmalloc does): 64 one-unit blocks, 32 two-unit ones,
  * ... one 64-unit block (a raw page). A page whose blocks are all free goes
  * back to a stack any size can take, so space freed by one size serves
- * another: the waste is bounded by one partly used page per size.
+ * another: the waste is bounded by one partly used page per size. The
+ * write-back file is carved the same way (a slab of its own, whose pages
+ * are 4 KiB stretches of the file); the free blocks of a page are a bitmap
+ * in its meta, so neither needs to touch the data to allocate.
  */
 typedef struct page_meta {
 	uint8_t units;     /* block size of this page; 0: free */
 	uint8_t used;      /* blocks handed out */
 	uint8_t carved;    /* blocks ever handed out (the rest never touched) */
-	uint8_t free_slot; /* first freed block + 1, 0: none; freed blocks chain */
+	uint8_t reserved;
 	uint32_t prev, next; /* the partial list of its size (page + 1, 0: end) */
+	uint64_t freed;    /* bit i: block i was handed out and is free again */
 } page_meta_t;
+
+typedef struct slab {
+	page_meta_t *meta;          /* in the region (memory) or the caller's (file) */
+	uint32_t pages, fresh;      /* pages it has; pages never used yet */
+	uint32_t free_pages;        /* stack of emptied pages: page + 1, 0: none */
+	uint32_t partial[CLASSES + 1]; /* per block size: a page with room, + 1 */
+} slab_t;
 
 struct mgi_store {
 	uint64_t magic;
@@ -56,11 +73,11 @@ struct mgi_store {
 	uint64_t max_pages;
 	size_t table_off;      /* the table in use: one of the two areas */
 	size_t spare_off;      /* the other area, empty */
-	size_t scratch_off, meta_off, data_off;
+	size_t scratch_off, data_off;
 	mgi_store_ops_t ops;
-	uint32_t data_pages, fresh; /* pages in the data area; pages never used yet */
-	uint32_t free_pages;        /* stack of emptied pages: page + 1, 0: none */
-	uint32_t partial[CLASSES + 1]; /* per block size: a page with room, + 1 */
+	slab_t mem;            /* the data area */
+	slab_t file;           /* the write-back file (pages 0: none) */
+	uint64_t wb_cursor;    /* where the write-back scan goes on */
 	ZSTD_CCtx *cctx;       /* in the region (fork-safe: same address in a child) */
 	ZSTD_DCtx *dctx;
 	mgi_store_stats_t st;
@@ -151,10 +168,22 @@ mgi_store_t *mgi_store_init(void *region, size_t region_bytes, uint64_t max_page
 	uint64_t n = (region_bytes - off - MGI_STORE_PAGE) / (MGI_STORE_PAGE + sizeof(page_meta_t));
 	if (n > UINT32_MAX / CLASSES - 1)
 		n = UINT32_MAX / CLASSES - 1;
-	s->meta_off = off;
+	s->mem.meta = (page_meta_t *)((char *)region + off);
 	s->data_off = off + align_page(n * sizeof(page_meta_t));
-	s->data_pages = (uint32_t)n;
+	s->mem.pages = (uint32_t)n;
 	return s;
+}
+
+int mgi_store_attach_file(mgi_store_t *s, void *meta, size_t meta_bytes)
+{
+	uint64_t n = meta_bytes / sizeof(page_meta_t);
+
+	if (!meta || n == 0 || !s->ops.file_write || !s->ops.file_read || s->file.pages)
+		return -EINVAL;
+	if (n > UINT32_MAX / CLASSES - 1)
+		n = UINT32_MAX / CLASSES - 1;
+	s->file = (slab_t){.meta = meta, .pages = (uint32_t)n};
+	return 0;
 }
 
 static entry_t *table(const mgi_store_t *s)
@@ -207,90 +236,98 @@ static void rehash(mgi_store_t *s, uint64_t cap)
 	discard(s, old_off, align_page(oldcap * sizeof(entry_t)));
 }
 
-static page_meta_t *meta(mgi_store_t *s, uint32_t page)
+static void partial_push(slab_t *sl, uint32_t page)
 {
-	return (page_meta_t *)((char *)s + s->meta_off) + page;
-}
-
-static void partial_push(mgi_store_t *s, uint32_t page)
-{
-	page_meta_t *m = meta(s, page);
-	uint32_t head = s->partial[m->units];
+	page_meta_t *m = &sl->meta[page];
+	uint32_t head = sl->partial[m->units];
 
 	m->prev = 0;
 	m->next = head;
 	if (head)
-		meta(s, head - 1)->prev = page + 1;
-	s->partial[m->units] = page + 1;
+		sl->meta[head - 1].prev = page + 1;
+	sl->partial[m->units] = page + 1;
 }
 
-static void partial_remove(mgi_store_t *s, uint32_t page)
+static void partial_remove(slab_t *sl, uint32_t page)
 {
-	page_meta_t *m = meta(s, page);
+	page_meta_t *m = &sl->meta[page];
 
 	if (m->prev)
-		meta(s, m->prev - 1)->next = m->next;
+		sl->meta[m->prev - 1].next = m->next;
 	else
-		s->partial[m->units] = m->next;
+		sl->partial[m->units] = m->next;
 	if (m->next)
-		meta(s, m->next - 1)->prev = m->prev;
+		sl->meta[m->next - 1].prev = m->prev;
 	m->prev = m->next = 0;
 }
 
 /* A block of `units` (1..CLASSES): from a page of that size with room, else
- * from an empty page. Returns its first unit in the data area, or
- * UINT32_MAX if no page is left. */
-static uint32_t alloc_units(mgi_store_t *s, unsigned units)
+ * from an empty page. Returns its first unit in the slab, or UINT32_MAX if
+ * no page is left. */
+static uint32_t alloc_units(slab_t *sl, unsigned units)
 {
 	unsigned per_page = CLASSES / units;
 	uint32_t page, slot;
 	page_meta_t *m;
 
-	if (s->partial[units]) {
-		page = s->partial[units] - 1;
-	} else if (s->free_pages) {
-		page = s->free_pages - 1;
-		s->free_pages = meta(s, page)->next;
-		*meta(s, page) = (page_meta_t){.units = (uint8_t)units};
-		partial_push(s, page);
-	} else if (s->fresh < s->data_pages) {
-		page = s->fresh++;
-		*meta(s, page) = (page_meta_t){.units = (uint8_t)units};
-		partial_push(s, page);
+	if (sl->partial[units]) {
+		page = sl->partial[units] - 1;
+	} else if (sl->free_pages) {
+		page = sl->free_pages - 1;
+		sl->free_pages = sl->meta[page].next;
+		sl->meta[page] = (page_meta_t){.units = (uint8_t)units};
+		partial_push(sl, page);
+	} else if (sl->fresh < sl->pages) {
+		page = sl->fresh++;
+		sl->meta[page] = (page_meta_t){.units = (uint8_t)units};
+		partial_push(sl, page);
 	} else {
 		return UINT32_MAX;
 	}
-	m = meta(s, page);
-	if (m->free_slot) {
-		slot = m->free_slot - 1u;
-		uint8_t next;
-		memcpy(&next, unit_ptr(s, page * CLASSES + slot * units), 1);
-		m->free_slot = next;
+	m = &sl->meta[page];
+	if (m->freed) {
+		slot = (uint32_t)__builtin_ctzll(m->freed);
+		m->freed &= m->freed - 1;
 	} else {
 		slot = m->carved++;
 	}
 	if (++m->used == per_page)
-		partial_remove(s, page);
+		partial_remove(sl, page);
 	return page * CLASSES + slot * units;
 }
 
-static void free_units(mgi_store_t *s, uint32_t unit, unsigned units)
+/* Frees a block; returns true if its page became empty (the caller gives
+ * the page's memory, or file space, back). */
+static bool free_units(slab_t *sl, uint32_t unit, unsigned units)
 {
 	uint32_t page = unit / CLASSES, slot = (unit % CLASSES) / units;
-	page_meta_t *m = meta(s, page);
+	page_meta_t *m = &sl->meta[page];
 	bool was_full = m->used == CLASSES / units;
 
-	/* the freed block's first byte chains it to the page's free blocks */
-	memcpy(unit_ptr(s, unit), &m->free_slot, 1);
-	m->free_slot = (uint8_t)(slot + 1);
+	m->freed |= 1ULL << slot;
 	m->used--;
 	if (was_full)
-		partial_push(s, page);
-	if (m->used == 0) { /* empty: any size may have it */
-		partial_remove(s, page);
-		*m = (page_meta_t){.next = s->free_pages};
-		s->free_pages = page + 1;
-		/* and its memory goes back until then */
+		partial_push(sl, page);
+	if (m->used)
+		return false;
+	/* empty: any size may have it */
+	partial_remove(sl, page);
+	sl->meta[page] = (page_meta_t){.next = sl->free_pages};
+	sl->free_pages = page + 1;
+	return true;
+}
+
+/* Frees an entry's block, in memory or on file, giving back an emptied
+ * page. */
+static void free_block(mgi_store_t *s, const entry_t *e)
+{
+	uint32_t unit = e->u.blk.unit, page = unit / CLASSES;
+
+	if (on_file(e->kind)) {
+		if (free_units(&s->file, unit, e->u.blk.units) && s->ops.file_discard)
+			s->ops.file_discard(s->ops.ctx, (uint64_t)page * MGI_STORE_PAGE,
+					    MGI_STORE_PAGE);
+	} else if (free_units(&s->mem, unit, e->u.blk.units)) {
 		discard(s, s->data_off + (size_t)page * MGI_STORE_PAGE, MGI_STORE_PAGE);
 	}
 }
@@ -354,7 +391,7 @@ int mgi_store_put(mgi_store_t *s, uint64_t key, const void *page, uint32_t stamp
 	if (!len)
 		len = MGI_STORE_PAGE;
 	unsigned units = (unsigned)((len + UNIT - 1) / UNIT);
-	uint32_t u = alloc_units(s, units);
+	uint32_t u = alloc_units(&s->mem, units);
 	if (u == UINT32_MAX)
 		return -ENOSPC;
 	memcpy(unit_ptr(s, u), src, len);
@@ -369,9 +406,25 @@ int mgi_store_put(mgi_store_t *s, uint64_t key, const void *page, uint32_t stamp
 int mgi_store_get(mgi_store_t *s, uint64_t key, void *page, uint32_t *stamp)
 {
 	entry_t *e = find(s, key);
+	const char *data = NULL;
 	int rc;
 
-	switch (e->kind) {
+	if (on_file(e->kind)) {
+		/* Read into the scratch page (a raw page straight to page). */
+		char *buf = e->kind == FILE_RAW ? page : (char *)s + s->scratch_off;
+		rc = s->ops.file_read(s->ops.ctx, (uint64_t)e->u.blk.unit * UNIT, buf, e->u.blk.len);
+		if (rc != 0)
+			return -EIO;
+		if (e->kind == FILE_RAW) {
+			if (stamp)
+				*stamp = e->stamp;
+			return 0;
+		}
+		data = buf;
+	} else if (e->kind == PACKED) {
+		data = unit_ptr(s, e->u.blk.unit);
+	}
+	switch (on_file(e->kind) ? PACKED : e->kind) {
 	case FILLED:
 		for (size_t i = 0; i < MGI_STORE_PAGE; i += 8)
 			memcpy((char *)page + i, &e->u.fill, 8);
@@ -383,11 +436,11 @@ int mgi_store_get(mgi_store_t *s, uint64_t key, void *page, uint32_t *stamp)
 		break;
 	case PACKED:
 		if (s->codec == MGI_CODEC_ZSTD) {
-			size_t n = ZSTD_decompressDCtx(s->dctx, page, MGI_STORE_PAGE,
-						       unit_ptr(s, e->u.blk.unit), e->u.blk.len);
+			size_t n = ZSTD_decompressDCtx(s->dctx, page, MGI_STORE_PAGE, data,
+						       e->u.blk.len);
 			rc = !ZSTD_isError(n) && n == MGI_STORE_PAGE ? 0 : -EIO;
 		} else {
-			rc = LZ4_decompress_safe(unit_ptr(s, e->u.blk.unit), page, e->u.blk.len,
+			rc = LZ4_decompress_safe(data, page, e->u.blk.len,
 						 MGI_STORE_PAGE) == MGI_STORE_PAGE
 				     ? 0
 				     : -EIO;
@@ -431,8 +484,12 @@ bool mgi_store_drop(mgi_store_t *s, uint64_t key)
 		return false;
 	if (e->kind == FILLED) {
 		s->st.same_filled--;
+	} else if (on_file(e->kind)) {
+		free_block(s, e);
+		s->st.file_pages--;
+		s->st.file_bytes -= e->u.blk.len;
 	} else {
-		free_units(s, e->u.blk.unit, e->u.blk.units);
+		free_block(s, e);
 		s->st.compressed_bytes -= e->u.blk.len;
 		s->st.data_bytes -= (uint64_t)e->u.blk.units * UNIT;
 	}
@@ -477,6 +534,48 @@ bool mgi_store_next(const mgi_store_t *s, uint64_t *cursor, uint64_t *key)
 	}
 	*cursor = s->capacity;
 	return false;
+}
+
+/* Whether stamp a is older than b on a 32-bit clock that wraps. */
+static bool older(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+uint64_t mgi_store_writeback(mgi_store_t *s, uint64_t bytes, uint32_t older_than)
+{
+	uint64_t freed = 0, seen = 0;
+	entry_t *t = table(s);
+
+	if (!s->file.pages)
+		return 0;
+	/* One lap at most, from where the last call stopped: the table's
+	 * order is the keys' hash, so a lap meets old pages everywhere. */
+	for (; seen < s->capacity && freed < bytes; seen++, s->wb_cursor++) {
+		entry_t *e = &t[s->wb_cursor & (s->capacity - 1)];
+		if ((e->kind != PACKED && e->kind != RAW) || !older(e->stamp, older_than))
+			continue;
+		uint32_t u = alloc_units(&s->file, e->u.blk.units);
+		if (u == UINT32_MAX)
+			break; /* the file is full */
+		if (s->ops.file_write(s->ops.ctx, (uint64_t)u * UNIT, unit_ptr(s, e->u.blk.unit),
+				      e->u.blk.len) != 0) {
+			/* Nothing changes: the page stays in memory. */
+			entry_t gone = {.kind = FILE_RAW, .u.blk = {.unit = u, .units = e->u.blk.units}};
+			free_block(s, &gone);
+			break;
+		}
+		free_block(s, e);
+		s->st.compressed_bytes -= e->u.blk.len;
+		s->st.data_bytes -= (uint64_t)e->u.blk.units * UNIT;
+		s->st.file_pages++;
+		s->st.file_bytes += e->u.blk.len;
+		s->st.written_back++;
+		freed += (uint64_t)e->u.blk.units * UNIT;
+		e->kind = e->kind == PACKED ? FILE_PACKED : FILE_RAW;
+		e->u.blk.unit = u;
+	}
+	return freed;
 }
 
 void mgi_store_stats(const mgi_store_t *s, mgi_store_stats_t *out)

@@ -39,6 +39,9 @@ typedef struct mgi_store_stats {
 	uint64_t compressed_bytes; /* data held for the others (before rounding) */
 	uint64_t data_bytes;       /* data area in use, with rounding */
 	uint64_t table_bytes;      /* the hash table now */
+	uint64_t file_pages;       /* of `pages`: written back to the file */
+	uint64_t file_bytes;       /* their data there */
+	uint64_t written_back;     /* pages ever written back */
 } mgi_store_stats_t;
 
 /* What the store may ask of its owner. */
@@ -48,6 +51,13 @@ typedef struct mgi_store_ops {
 	 * zeros (MADV_DONTNEED on private anonymous memory). May be NULL. */
 	void (*discard)(void *ctx, void *addr, size_t len);
 	void *ctx;
+	/* The write-back file (mgi_store_attach_file): write or read len bytes
+	 * at off; 0 or a negative errno. A failed write leaves the page in
+	 * memory; a failed read fails mgi_store_get with -EIO. */
+	int (*file_write)(void *ctx, uint64_t off, const void *buf, size_t len);
+	int (*file_read)(void *ctx, uint64_t off, void *buf, size_t len);
+	/* [off, off + 4096) of the file is unused (punch it out). May be NULL. */
+	void (*file_discard)(void *ctx, uint64_t off, size_t len);
 } mgi_store_ops_t;
 
 typedef struct mgi_store mgi_store_t; /* at the start of the caller's region */
@@ -63,6 +73,30 @@ size_t mgi_store_region_bytes(uint64_t max_pages, mgi_codec_t codec);
  */
 mgi_store_t *mgi_store_init(void *region, size_t region_bytes, uint64_t max_pages,
 			    mgi_codec_t codec, mgi_store_ops_t ops);
+
+/*
+ * Gives the store a write-back file (zswap's writeback): meta is the
+ * caller's memory for its bookkeeping, 24 bytes per 4 KiB of file (any
+ * content; committed as used), and its size bounds the file. I/O goes
+ * through ops.file_write/file_read. Returns 0 or -EINVAL (no file ops, no
+ * room, or a file already).
+ */
+int mgi_store_attach_file(mgi_store_t *s, void *meta, size_t meta_bytes);
+
+/* Bytes of file meta for a file of file_bytes. */
+static inline size_t mgi_store_file_meta_bytes(uint64_t file_bytes)
+{
+	return (size_t)(file_bytes / MGI_STORE_PAGE) * 24;
+}
+
+/*
+ * Writes back compressed (or raw) pages whose stamp is older than
+ * older_than (a wrapping 32-bit clock), until `bytes` of the data area are
+ * freed, the file is full, a write fails, or the whole table was looked at
+ * once. Resumes where the last call stopped. Same-filled markers stay.
+ * Returns the bytes of data area freed.
+ */
+uint64_t mgi_store_writeback(mgi_store_t *s, uint64_t bytes, uint32_t older_than);
 
 /*
  * Stores a page under key with stamp. Returns 0, -EEXIST (key present: the

@@ -493,6 +493,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->pgactivate += atomic_load(&s->pgactivate);
 		out->refault += atomic_load(&s->refault);
 		out->workingset_activate += atomic_load(&s->workingset_activate);
+		out->written_back_pages += atomic_load(&s->written_back);
 		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
 			out->reclaim_hist[b] += atomic_load(&s->reclaim_hist[b]);
 		for (int i = 0; i < MGI_PROCS_MAX; i++) {
@@ -505,6 +506,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 			out->staged_bytes += atomic_load(&sl->staged) * 4096;
 			out->stored_pages += atomic_load(&sl->swapped);
 			out->compressed_bytes += atomic_load(&sl->stored_bytes);
+			out->swap_file_bytes += atomic_load(&sl->file_bytes);
 			out->same_filled_pages += atomic_load(&sl->same_filled);
 		}
 	}
