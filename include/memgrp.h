@@ -117,9 +117,9 @@ enum mg_pressure_mode {
 };
 
 /*
- * Subscribes to a pressure level (see docs/design.md: until memgrp
- * reclaims, pressure is usage against the hard limit; a group without a
- * limit has none). The eventfd counts each time usage rises into the
+ * Subscribes to a pressure level (see docs/design.md: pressure is usage
+ * against the hard limit, not memcg's reclaim efficiency; a group without
+ * a limit has none). The eventfd counts each time usage rises into the
  * level. Returns the eventfd or a negative errno.
  */
 MG_API int mg_pressure_add(mg_client_t *c, const char *group, enum mg_pressure_level level,
@@ -137,7 +137,7 @@ MG_API int mg_oom_add(mg_client_t *c, const char *group);
  * group (its own group and those below it) when asked. When the group's
  * usage passes 90 % of its limit, and when a charge would fail, the manager
  * asks its cooperating clients, highest priority (0..1000) first, before it
- * reclaims by force (today: the OOM kill). Answer from a thread that does
+ * reclaims by force (evicts pages, with swap; else the OOM kill). Answer from a thread that does
  * not allocate: a thread blocked at the limit cannot answer. A request arrives on the returned eventfd: the value read
  * (mg_event_read) is the number of 4 KiB pages asked for. Free what you
  * can, then call mg_cooperate_done(): the manager measures what the group's

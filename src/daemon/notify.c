@@ -14,14 +14,14 @@
  * so the eventfd's value is the number of crossings since the client last
  * read it (no rate limiting).
  *
- * Pressure levels: with no reclaim yet, a group's pressure is how close its
- * usage is to its own hard limit: low from 75 %, medium from 90 %,
+ * Pressure levels: a group's pressure is how close its usage is to its own
+ * hard limit: low from 75 %, medium from 90 %,
  * critical from 98 % (a charge refused by the limit always passes that).
  * Each is an upward-only threshold placed at that fraction of the limit;
  * in hierarchy mode one is placed in the group and in each of its
  * descendants (against their own limits), in local mode in the group only.
- * A group without a limit has no pressure. When reclaim arrives, the levels
- * will follow its scan/reclaim ratio, as memcg's do.
+ * A group without a limit has no pressure. (memcg's levels follow its
+ * reclaim's scan/reclaim ratio; these come earlier, before reclaim.)
  */
 
 static const unsigned pressure_pct[] = {75, 90, 98};
