@@ -43,11 +43,12 @@ mg() { # mg FAULT_AROUND ARGS...
 
 echo "crossing -> wake-up latency, $rounds crossings per row (bench_notify latency)"
 echo "  steady: the application goes on allocating until woken; stop: it stops at the crossing and waits 100 ms"
-printf '  %-36s %9s %9s %9s %7s %7s %13s\n' "" "p50 us" "p99 us" "max us" "early" "missed" "pages past"
+printf '  %-40s %7s %9s %9s %9s %7s %7s %11s\n' "" "woken" "p50 us" "p99 us" "max us" "early" "missed" \
+	"pages past"
 lrow() { # lrow LABEL "rounds p50 p99 max min early missed past50 pastmax"
 	local n p50 p99 max min early missed past50 pastmax
 	read -r n p50 p99 max min early missed past50 pastmax <<<"$2"
-	printf '  %-36s %9s %9s %9s %7s %7s %13s\n' "$1" "$p50" "$p99" "$max" \
+	printf '  %-40s %7s %9s %9s %9s %7s %7s %11s\n' "$1" "$n" "$p50" "$p99" "$max" \
 		"$early" "$missed" "$past50/$pastmax"
 }
 for mode in steady stop; do
@@ -60,8 +61,9 @@ for mode in steady stop; do
 	lrow "memgrp, fault-around 1, $mode" "$(mg 1 latency "$rounds" "$mode")"
 	lrow "memgrp, fault-around 64 (default), $mode" "$(mg 64 latency "$rounds" "$mode")"
 done
-echo "  early: woken before the crossing page was written (charged ahead); pages past: p50/max pages"
-echo "  written after the crossing page before the wake-up was seen"
+echo "  woken: rounds with a wake-up (percentiles over those); early: of them, woken before the"
+echo "  crossing page was written (charged ahead); missed: no wake-up within 100 ms; pages past:"
+echo "  p50/max pages written after the crossing page before the wake-up was seen"
 
 # median CMD...: runs CMD $runs times; prints the line with the median
 # first-touch figure (field 2).
