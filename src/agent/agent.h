@@ -188,6 +188,11 @@ void mgi_register_vma_at(uintptr_t addr);
  * returns false once the manager has gone (stop polling it). */
 bool mgi_agent_on_manager_message(void);
 
+/* handler.c: whether [start, end) overlaps a range the application gave
+ * back (MADV_DONTNEED) in the last 50 ms, whose old pages the kernel may
+ * not have zapped yet: not to be evicted from or faulted around into. */
+bool mgi_recently_removed(uintptr_t start, uintptr_t end);
+
 /* agent.c */
 /* After the manager went away: hands this process's segments back to a
  * manager at the same socket (a restarted memgrpd), which adopts the

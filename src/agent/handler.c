@@ -65,6 +65,51 @@ uint64_t mgi_now_ns(void)
 
 static void out_of_memory(unsigned level);
 
+/*
+ * Ranges the application just gave back (MADV_DONTNEED, MADV_REMOVE). The
+ * kernel queues UFFD_EVENT_REMOVE, waits until we have read it, and only
+ * then zaps the range: for a moment after we have followed the event the
+ * old pages may still be there. A move out of the range then would keep
+ * old contents as evicted data (to come back where the application must
+ * read zeros), and a copy into it would meet an old page and count it as
+ * present just before it goes. So for a while the handler leaves such a
+ * range alone: no eviction there, no fault-around into it, and an old page
+ * met there is not counted.
+ */
+#define REMOVED_RECENT 16
+#define REMOVED_QUARANTINE_NS (50ULL * 1000 * 1000)
+
+static struct {
+	uintptr_t start, end;
+	uint64_t at;
+} removed[REMOVED_RECENT];
+static unsigned removed_next;
+static uint64_t removed_last_ns; /* 0: none yet */
+
+static void note_removed(uintptr_t start, uintptr_t end)
+{
+	uint64_t now = now_ns();
+
+	removed[removed_next % REMOVED_RECENT].start = start;
+	removed[removed_next % REMOVED_RECENT].end = end;
+	removed[removed_next % REMOVED_RECENT].at = now;
+	removed_next++;
+	removed_last_ns = now;
+}
+
+bool mgi_recently_removed(uintptr_t start, uintptr_t end)
+{
+	uint64_t now;
+
+	if (!removed_last_ns || (now = now_ns()) - removed_last_ns >= REMOVED_QUARANTINE_NS)
+		return false; /* the common case: nothing given back lately */
+	for (unsigned i = 0; i < REMOVED_RECENT; i++)
+		if (removed[i].at && now - removed[i].at < REMOVED_QUARANTINE_NS &&
+		    start < removed[i].end && end > removed[i].start)
+			return true;
+	return false;
+}
+
 /* After every change of usage: the thresholds of the group and of each
  * ancestor (a charge here is a charge there too). A crossing is counted in
  * the segment; the manager, woken through its eventfd, signals the
@@ -478,6 +523,8 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	bool sequential = continues_a_stream(r, page);
 	if (!sequential)
 		window = 1;
+	if (window > 1 && mgi_recently_removed(page - (window - 1) * PAGE, page + window * PAGE))
+		window = 1; /* not into a range whose old pages may still be there */
 
 	for (int attempt = 0; attempt < 8; attempt++) {
 		if (attempt) {
@@ -541,6 +588,13 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		mgi_uncharge(n - k);
 		if (rc == 0 || page < s + copied)
 			goto done;
+		if (rc == -EEXIST && mgi_recently_removed(s + copied, s + copied + PAGE)) {
+			/* An old page of a range just given back, about to be
+			 * zapped: not counted. The faulting thread goes on
+			 * (racing the madvise, it may see either). */
+			mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+			goto done;
+		}
 		if (rc == -EEXIST) {
 			/* Present though we did not put it there (the kernel
 			 * sent no event for it): it is real memory, so count
@@ -591,6 +645,9 @@ static void on_event(const struct uffd_msg *m)
 	case UFFD_EVENT_REMOVE:
 		/* (the releaser's own madvise of staging slots lands here too:
 		 * the registry does not cover them, so nothing happens) */
+		if (mgi_registry_find(&mgi_agent.reg, m->arg.remove.start) ||
+		    mgi_registry_find(&mgi_agent.reg, m->arg.remove.end - PAGE))
+			note_removed(m->arg.remove.start, m->arg.remove.end);
 		mgi_reclaim_drop(m->arg.remove.start, m->arg.remove.end);
 		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
 		break;

@@ -645,6 +645,10 @@ static uint64_t deactivate(uint64_t want)
 			reg->hand = run + n * PAGE; /* not yet ours alone */
 			continue;
 		}
+		if (mgi_recently_removed(run, run + n * PAGE)) {
+			reg->hand = run + n * PAGE; /* old pages may still be there */
+			continue;
+		}
 		room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
 		if (!room) {
 			reg->hand = run; /* these pages wait for room */

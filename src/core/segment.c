@@ -69,8 +69,14 @@ void mgi_segment_forget_manager(mgi_segment_t *seg)
 			continue;
 		}
 		mgi_threshold_repair(set, usage[i]);
-		for (uint64_t l = 0; l < MGI_LISTENERS_MAX; l++)
-			mgi_threshold_unregister(set, l, usage[i]);
+		/* Every entry goes, whatever listener it names (a damaged
+		 * one may name none of ours): each pass removes at least the
+		 * first entry's listener. */
+		while (mgi_threshold_count(set) > 0) {
+			uint64_t who = atomic_load(&set->entries[0].listener);
+			if (mgi_threshold_unregister(set, who, usage[i]) == 0)
+				break; /* cannot happen after the repair */
+		}
 	}
 	for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
 		atomic_store(&seg->listeners[l].pending, 0);
