@@ -297,36 +297,33 @@ static void store_discard(void *ctx, void *addr, size_t len)
 static int swap_fd = -1;
 static uint64_t swap_after; /* bytes; 0: from the group's limit */
 
-static int file_write(void *ctx, uint64_t off, const void *buf, size_t len)
+/* pwrite or pread of the whole of [buf, buf + len) at off. */
+static int file_io(bool write, uint64_t off, char *buf, size_t len)
 {
-	(void)ctx;
 	while (len) {
-		ssize_t n = pwrite(swap_fd, buf, len, (off_t)off);
+		ssize_t n = write ? pwrite(swap_fd, buf, len, (off_t)off)
+				  : pread(swap_fd, buf, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
-		buf = (const char *)buf + n;
+		buf += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
+static int file_write(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	(void)ctx;
+	return file_io(true, off, (char *)buf, len);
+}
+
 static int file_read(void *ctx, uint64_t off, void *buf, size_t len)
 {
 	(void)ctx;
-	while (len) {
-		ssize_t n = pread(swap_fd, buf, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf = (char *)buf + n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return file_io(false, off, buf, len);
 }
 
 static void file_discard(void *ctx, uint64_t off, size_t len)

@@ -44,22 +44,33 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-static bool waits_for_page(int taskfd, const char *tid)
+/* Reads /proc/self/task/TID/NAME into buf (NUL-terminated); returns the
+ * bytes read, or -1. */
+static ssize_t read_task_file(int taskfd, const char *tid, const char *name, char *buf,
+			      size_t len)
 {
-	char path[64], wchan[64];
+	char path[64];
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/wchan", tid);
+	snprintf(path, sizeof(path), "%s/%s", tid, name);
 	fd = openat(taskfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
-	n = read(fd, wchan, sizeof(wchan) - 1);
+		return -1;
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return false;
-	wchan[n] = '\0';
-	return strcmp(wchan, "handle_userfault") == 0;
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+static bool waits_for_page(int taskfd, const char *tid)
+{
+	char wchan[64];
+
+	return read_task_file(taskfd, tid, "wchan", wchan, sizeof(wchan)) > 0 &&
+	       strcmp(wchan, "handle_userfault") == 0;
 }
 
 /* The thread's completed faults (minflt + majflt of its stat): a fault
@@ -68,20 +79,11 @@ static bool waits_for_page(int taskfd, const char *tid)
  * at each scan, no fault lost) does not. UINT64_MAX if unreadable. */
 static uint64_t fault_count(int taskfd, const char *tid)
 {
-	char path[64], stat[512];
+	char stat[512];
 	unsigned long long minflt, majflt;
-	ssize_t n;
-	int fd;
 
-	snprintf(path, sizeof(path), "%s/stat", tid);
-	fd = openat(taskfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_task_file(taskfd, tid, "stat", stat, sizeof(stat)) <= 0)
 		return UINT64_MAX;
-	n = read(fd, stat, sizeof(stat) - 1);
-	close(fd);
-	if (n <= 0)
-		return UINT64_MAX;
-	stat[n] = '\0';
 	const char *p = strrchr(stat, ')'); /* the name may hold anything */
 	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &minflt, &majflt) != 2)
 		return UINT64_MAX;
