@@ -43,7 +43,8 @@ kill $evpid 2>/dev/null
 wait $evpid 2>/dev/null
 echo "   group: peak usage $(mib "$(field max_usage)") (limit 128 MiB); the cache was asked to free"
 echo "   memory $(field coop_requests) times at the limit and freed $(mib "$(field coop_freed)") as measured;"
-echo "   pages evicted: none (memgrp does not evict pages yet); processes killed: $(field oom_kill)"
+echo "   pages evicted: $(field pswpout) (the group has no swap: --swap-max defaults to 0);"
+echo "   processes killed: $(field oom_kill)"
 echo
 # (pages a process touched before memgrp saw the mapping are charged when
 # found, so the peak may pass the limit by a little: docs/design.md)
