@@ -104,7 +104,7 @@ bool mgi_recently_removed(uintptr_t start, uintptr_t end)
 	if (!removed_last_ns || (now = now_ns()) - removed_last_ns >= REMOVED_QUARANTINE_NS)
 		return false; /* the common case: nothing given back lately */
 	for (unsigned i = 0; i < REMOVED_RECENT; i++)
-		if (removed[i].at && now - removed[i].at < REMOVED_QUARANTINE_NS &&
+		if (now - removed[i].at < REMOVED_QUARANTINE_NS && /* (an unused entry: at 0) */
 		    start < removed[i].end && end > removed[i].start)
 			return true;
 	return false;

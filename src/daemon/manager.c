@@ -361,6 +361,22 @@ static bool refuse_unprivileged(mgi_manager_t *m, struct mgi_conn *c, const char
 	return true;
 }
 
+/* Whether a HELLO comes from the process it names (the kernel's word on
+ * who is calling, not the message's) on a connection that has none yet;
+ * if not, the connection is dropped. */
+static bool hello_from_peer(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h,
+			    struct ucred *cred)
+{
+	struct mgi_conn *c = &m->conns[i];
+	socklen_t len = sizeof(*cred);
+
+	if (c->slot < 0 && getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, cred, &len) == 0 &&
+	    cred->pid == h->pid)
+		return true;
+	drop_conn(m, i); /* a second HELLO, or a pid that is not the peer's */
+	return false;
+}
+
 /* Releases the slots of an adopted group's processes that exited while
  * no manager watched them (their agents will not come back to say so):
  * what they held leaves the group's accounts. A slot whose process has
@@ -461,15 +477,11 @@ static void on_rejoin(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h, co
 {
 	struct mgi_conn *c = &m->conns[i];
 	struct ucred cred;
-	socklen_t len = sizeof(cred);
 	char why[160];
 	int g = 0, adopted = 0;
 
-	if (c->slot >= 0 || getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-	    cred.pid != h->pid) {
-		drop_conn(m, i);
+	if (!hello_from_peer(m, i, h, &cred))
 		return;
-	}
 	if (!privileged(m, c)) {
 		reply(c, -EPERM, "uid %u may not bring groups back to this manager (only root "
 				 "or uid %u)", (unsigned)cred.uid, (unsigned)m->uid);
@@ -530,15 +542,10 @@ static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 {
 	struct mgi_conn *c = &m->conns[i];
 	struct ucred cred;
-	socklen_t len = sizeof(cred);
 	int g;
 
-	/* The kernel's word on who is calling, not the message's. */
-	if (c->slot >= 0 || getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-	    cred.pid != h->pid) {
-		drop_conn(m, i); /* a second HELLO, or a pid that is not the peer's */
+	if (!hello_from_peer(m, i, h, &cred))
 		return;
-	}
 	g = lookup(m, c, h->group);
 	if (g < 0) {
 		drop_conn(m, i); /* the agent prints the reply and runs unmanaged */

@@ -78,6 +78,16 @@ static bool can_swap(const mgi_manager_t *m, int g)
 	return true;
 }
 
+/* Pages to evict to bring group g back under its high limit (with a
+ * margin of 1/64), or 0 if it is not above it or cannot evict. */
+static uint64_t above_high(const mgi_manager_t *m, int g)
+{
+	mgi_segment_t *gs = m->tree.node[g].seg;
+	uint64_t usage = mgi_counter_read(&gs->memory), high = atomic_load(&gs->memory.high);
+
+	return usage > high && can_swap(m, g) ? usage - high + high / 64 : 0;
+}
+
 bool mgi_reclaim_possible(const mgi_manager_t *m, int group)
 {
 	for (int g = 1; g < MGI_GROUPS_MAX; g++)
@@ -147,13 +157,12 @@ static void end_episode(mgi_manager_t *m)
 		int g = (from + k) % MGI_GROUPS_MAX;
 		if (!g || !m->tree.node[g].used)
 			continue;
-		mgi_segment_t *gs = m->tree.node[g].seg;
-		uint64_t usage = mgi_counter_read(&gs->memory), high = atomic_load(&gs->memory.high);
-		if (usage > high && can_swap(m, g) && (g != from || progress))
-			mgi_reclaim_request(m, g, usage - high + high / 64, true, -1, -1);
+		uint64_t excess = above_high(m, g);
+		if (excess && (g != from || progress))
+			mgi_reclaim_request(m, g, excess, true, -1, -1);
 		else if (m->reclaim_waiting[g] && (g != from || progress))
 			mgi_reclaim_request(m, g, m->reclaim_waiting[g], false, -1, -1);
-		else if (usage > high && can_swap(m, g))
+		else if (excess)
 			later = true;
 		m->reclaim_waiting[g] = 0;
 	}
@@ -336,13 +345,9 @@ void mgi_reclaim_timeout(mgi_manager_t *m)
 	if (!e->active) {
 		/* end_episode's later look at groups above their high limit */
 		for (int g = 1; g < MGI_GROUPS_MAX && !e->active; g++) {
-			if (!m->tree.node[g].used)
-				continue;
-			mgi_segment_t *gs = m->tree.node[g].seg;
-			uint64_t usage = mgi_counter_read(&gs->memory);
-			uint64_t high = atomic_load(&gs->memory.high);
-			if (usage > high && can_swap(m, g))
-				mgi_reclaim_request(m, g, usage - high + high / 64, true, -1, -1);
+			uint64_t excess = m->tree.node[g].used ? above_high(m, g) : 0;
+			if (excess)
+				mgi_reclaim_request(m, g, excess, true, -1, -1);
 		}
 		return;
 	}

@@ -1,16 +1,16 @@
 /* tree.c - the group tree: segments, creation and removal, paths, subtree figures. */
 #include "tree.h"
 
+#include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
-#include <stdlib.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include "group.h"
@@ -18,7 +18,8 @@
 
 #define SEGMENT_PREFIX "segment-"
 
-/* A new segment file in the state directory, named in n->file. */
+/* A new segment file in the state directory, named in n->file; its fd, or
+ * -1 with errno (as memfd_create). */
 static int new_segment_file(int dirfd, mgi_group_node_t *n)
 {
 	static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
@@ -35,9 +36,10 @@ static int new_segment_file(int dirfd, mgi_group_node_t *n)
 		int fd = openat(dirfd, n->file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 				0600);
 		if (fd >= 0 || errno != EEXIST)
-			return fd < 0 ? -errno : fd;
+			return fd;
 	}
-	return -EEXIST;
+	errno = EEXIST;
+	return -1;
 }
 
 static int new_segment(int dirfd, mgi_group_node_t *n, const char *name, uint32_t fault_around)
@@ -48,7 +50,7 @@ static int new_segment(int dirfd, mgi_group_node_t *n, const char *name, uint32_
 	else
 		n->segfd = memfd_create("memgrp-segment", MFD_CLOEXEC);
 	if (n->segfd < 0)
-		return n->segfd == -1 ? -errno : n->segfd;
+		return -errno;
 	if (ftruncate(n->segfd, sizeof(mgi_segment_t)) != 0)
 		goto fail;
 	n->seg = mmap(NULL, sizeof(mgi_segment_t), PROT_READ | PROT_WRITE, MAP_SHARED, n->segfd, 0);
@@ -292,30 +294,29 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 	t->dirfd = dfd;
 	/* Parents before children; the root (depth 0) first. */
 	qsort(f, n, sizeof(f[0]), by_depth);
+	/* The root: the one found, else a new one in the directory, in place
+	 * of the memfd made at init (nothing has joined it yet). */
 	unsigned k = 0;
+	mgi_group_node_t root = {0};
 	if (n && !f[0].name[0]) {
-		mgi_group_node_t *root = &t->node[0];
-		munmap(root->seg, sizeof(mgi_segment_t)); /* the memfd, unused so far */
-		close(root->segfd);
-		root->seg = f[0].seg;
-		root->segfd = f[0].fd;
-		snprintf(root->file, sizeof(root->file), "%s", f[0].file);
-		mgi_segment_forget_manager(root->seg);
+		root.seg = f[0].seg;
+		root.segfd = f[0].fd;
+		snprintf(root.file, sizeof(root.file), "%s", f[0].file);
+		mgi_segment_forget_manager(root.seg);
 		k = 1;
 	} else {
-		mgi_group_node_t fresh = {0};
-		int rc = new_segment(dfd, &fresh, "", t->fault_around);
+		int rc = new_segment(dfd, &root, "", t->fault_around);
 		if (rc != 0) {
 			snprintf(why, whylen, "cannot make the root group's segment in %s: %s", dir,
 				 strerror(-rc));
 			return rc;
 		}
-		munmap(t->node[0].seg, sizeof(mgi_segment_t));
-		close(t->node[0].segfd);
-		t->node[0].seg = fresh.seg;
-		t->node[0].segfd = fresh.segfd;
-		memcpy(t->node[0].file, fresh.file, sizeof(fresh.file));
 	}
+	munmap(t->node[0].seg, sizeof(mgi_segment_t));
+	close(t->node[0].segfd);
+	t->node[0].seg = root.seg;
+	t->node[0].segfd = root.segfd;
+	memcpy(t->node[0].file, root.file, sizeof(root.file));
 	for (; k < n; k++) {
 		char parent[MGI_GROUP_NAME_MAX];
 		int p, i = -1;
