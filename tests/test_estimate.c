@@ -391,6 +391,266 @@ static void randomized_against_reference(void)
 	free(est);
 }
 
+/* ---- external slow accounting (the agent's way) ---- */
+
+/* The caller: counts each slow region's resident pages itself and charges
+ * them on its own fault path; `held` is its total charge. `evicted`
+ * marks a region that cannot be made fast. */
+struct caller {
+	uint64_t touched[CAP];
+	bool counted[CAP]; /* the caller counts this region (it is slow) */
+	bool evicted[CAP];
+	uint64_t held;
+};
+
+static uint64_t ext_take_slow(void *ctx, const mgi_region_t *r)
+{
+	struct caller *c = ctx;
+	c->counted[r->key] = true;
+	c->held += c->touched[r->key];
+	return c->touched[r->key];
+}
+
+static uint64_t ext_slow_resident(void *ctx, const mgi_region_t *r)
+{
+	struct caller *c = ctx;
+	return c->evicted[r->key] ? UINT64_MAX : c->touched[r->key];
+}
+
+static void ext_mode_changed(void *ctx, const mgi_region_t *r)
+{
+	struct caller *c = ctx;
+	if (!r->slow && c->counted[r->key]) { /* let go: the table charged M_i */
+		c->counted[r->key] = false;
+		c->held -= c->touched[r->key];
+	}
+}
+
+static const mgi_estimate_ops_t ext_ops = {
+	.take_slow = ext_take_slow,
+	.slow_resident = ext_slow_resident,
+	.mode_changed = ext_mode_changed,
+};
+
+static mgi_estimate_t *new_external(void)
+{
+	mgi_estimate_t *est = new_est();
+	est->external = true;
+	return est;
+}
+
+/* A fault of the caller's in region i: charged by the caller, with the
+ * amendment (demote, retry) when refused. Returns false if denied. */
+static bool ext_fault(mgi_estimate_t *est, mgi_counter_path_t *p, struct caller *c, uint32_t i,
+		      uint64_t now)
+{
+	if (!est->regions[i].slow) {
+		c->touched[i]++;
+		return true;
+	}
+	while (!mgi_counter_try_charge(p, 1, NULL))
+		if (!mgi_estimate_demote(est, p, &ext_ops, c))
+			return false;
+	c->touched[i]++;
+	c->held++;
+	mgi_estimate_fault(est, p, i, now, &ext_ops, c);
+	return true;
+}
+
+static void external_switch_hands_the_charge_over(void)
+{
+	mgi_estimate_t *est = new_external();
+	mgi_counter_t g;
+	mgi_counter_path_t p;
+	struct caller c = {0};
+	uint32_t a, b;
+	one_level(&g, &p, 100);
+
+	CHECK_INT_EQ(mgi_estimate_map(est, &p, 60, 0, false, &ext_ops, &c, &a), 0);
+	CHECK_EQ(mgi_counter_read(&g), 60);
+	c.touched[a] = 10;
+	/* B does not fit beside A: A turns slow, its 10 pages now the caller's. */
+	CHECK_INT_EQ(mgi_estimate_map(est, &p, 60, 1, false, &ext_ops, &c, &b), 0);
+	CHECK(est->regions[a].slow);
+	CHECK(!est->regions[b].slow);
+	CHECK_EQ(c.held, 10);
+	CHECK_EQ(est->estimate, 60); /* the table's part: B's M */
+	CHECK_EQ(mgi_counter_read(&g), 70);
+	/* The caller's faults in A fill the limit, then B turns slow. */
+	for (int i = 0; i < 30; i++)
+		CHECK(ext_fault(est, &p, &c, a, (uint64_t)i));
+	CHECK_EQ(mgi_counter_read(&g), 100);
+	c.touched[b] = 5;
+	CHECK(ext_fault(est, &p, &c, a, 31));
+	CHECK(est->regions[b].slow);
+	CHECK_EQ(est->nr_fast, 0);
+	CHECK_EQ(mgi_counter_read(&g), 41 + 5);
+	CHECK_EQ(c.held, 46);
+	/* Unmapping a slow region uncharges nothing of the table's. */
+	mgi_estimate_unmap(est, &p, b);
+	CHECK_EQ(mgi_counter_read(&g), 46);
+	free(est);
+}
+
+static void external_make_fast_needs_faults_and_no_evicted(void)
+{
+	mgi_estimate_t *est = new_external();
+	mgi_counter_t g;
+	mgi_counter_path_t p;
+	struct caller c = {0};
+	uint32_t a, b;
+	one_level(&g, &p, 100);
+	est->fast_min_faults = 3;
+
+	CHECK_INT_EQ(mgi_estimate_add_charged(est, 20, 0, true, &a), 0);
+	CHECK_INT_EQ(mgi_estimate_add_charged(est, 20, 1, true, &b), 0);
+	c.counted[a] = c.counted[b] = true;
+	for (int i = 0; i < 4; i++) {
+		CHECK(ext_fault(est, &p, &c, a, 10 + (uint64_t)i));
+		CHECK(ext_fault(est, &p, &c, b, 20 + (uint64_t)i));
+	}
+	CHECK_EQ(mgi_counter_read(&g), 8);
+	c.evicted[b] = true; /* B, the more recent, cannot be made fast */
+	CHECK_EQ(mgi_estimate_make_fast(est, &p, &ext_ops, &c), 1);
+	CHECK(!est->regions[a].slow);
+	CHECK(est->regions[b].slow);
+	CHECK_EQ(c.held, 4); /* B's */
+	CHECK_EQ(mgi_counter_read(&g), 20 + 4);
+	CHECK_EQ(est->estimate, 20);
+	c.evicted[b] = false;
+	est->regions[b].faults = 0; /* not faulting now: stays slow */
+	CHECK_EQ(mgi_estimate_make_fast(est, &p, &ext_ops, &c), 0);
+	free(est);
+}
+
+static void trim_gives_back_a_fast_regions_part(void)
+{
+	mgi_estimate_t *est = new_external();
+	mgi_counter_t g;
+	mgi_counter_path_t p;
+	struct caller c = {0};
+	uint32_t a, b;
+	one_level(&g, &p, 100);
+
+	CHECK_INT_EQ(mgi_estimate_map(est, &p, 40, 0x1000, false, &ext_ops, &c, &a), 0);
+	CHECK_INT_EQ(mgi_estimate_trim(est, &p, a, 0x5000, 30), 0);
+	CHECK_EQ(mgi_counter_read(&g), 30);
+	CHECK_EQ(est->mapped, 30);
+	CHECK_EQ(est->regions[a].key, 0x5000);
+	CHECK_INT_EQ(mgi_estimate_trim(est, &p, a, 0x5000, 31), -EINVAL);
+	CHECK_INT_EQ(mgi_estimate_add_charged(est, 10, 0x9000, true, &b), 0);
+	CHECK_INT_EQ(mgi_estimate_trim(est, &p, b, 0x9000, 5), 0); /* the caller's to uncharge */
+	CHECK_EQ(mgi_counter_read(&g), 30);
+	CHECK_INT_EQ(mgi_estimate_trim(est, &p, a, 0x5000, 0), 0);
+	CHECK_EQ(mgi_counter_read(&g), 0);
+	CHECK_EQ(est->nr_fast, 0);
+	CHECK_EQ(est->mapped, 5);
+	free(est);
+}
+
+/* Random maps, faults, discards, trims and unmaps against a model: the
+ * path is charged exactly the fast regions' sizes plus what the caller
+ * counts, real use never passes the limit, and a fault is denied only
+ * when no region is fast. */
+static void external_randomized(void)
+{
+	mgi_estimate_t *est = new_external();
+	mgi_counter_t g;
+	mgi_counter_path_t p;
+	struct caller c = {0};
+	uint64_t s = 0x5eed0001;
+	const uint64_t limit = 300;
+	uint64_t denials = 0;
+	one_level(&g, &p, limit);
+	est->policy = MGI_VICTIM_LEAST_RECENT;
+	est->fast_min_faults = 1;
+
+	for (int step = 0; step < 300000; step++) {
+		unsigned op = (unsigned)mgt_below(&s, 20);
+		uint32_t live[CAP], nlive = 0, idx;
+		for (uint32_t i = 0; i < est->used_slots; i++)
+			if (est->regions[i].used)
+				live[nlive++] = i;
+
+		if (op < 3) {
+			uint64_t pages = 1 + mgt_below(&s, 120);
+			uint32_t key = est->used_slots;
+			for (uint32_t i = 0; i < est->used_slots; i++)
+				if (!est->regions[i].used) {
+					key = i;
+					break;
+				}
+			if (mgi_estimate_map(est, &p, pages, key, false, &ext_ops, &c, &idx) == 0) {
+				CHECK_EQ(idx, key);
+				c.touched[idx] = 0;
+				c.counted[idx] = est->regions[idx].slow;
+				c.evicted[idx] = false;
+			}
+		} else if ((op < 14 || op == 19) && nlive) {
+			uint32_t i = live[mgt_below(&s, nlive)];
+			if (c.touched[i] < est->regions[i].pages && !ext_fault(est, &p, &c, i, (uint64_t)step)) {
+				CHECK_MSG(est->nr_fast == 0, "step %d: denied with %u fast", step, est->nr_fast);
+				CHECK_EQ(mgi_counter_read(&g), limit);
+				denials++;
+			}
+		} else if (op < 15 && nlive) { /* discard some pages */
+			uint32_t i = live[mgt_below(&s, nlive)];
+			uint64_t k = mgt_below(&s, (c.touched[i] < 20 ? c.touched[i] : 20) + 1);
+			c.touched[i] -= k;
+			if (est->regions[i].slow) {
+				mgi_counter_uncharge(&p, k);
+				c.held -= k;
+			}
+		} else if (op < 16 && nlive) { /* unmap the tail half */
+			uint32_t i = live[mgt_below(&s, nlive)];
+			mgi_region_t *r = &est->regions[i];
+			uint64_t keep = r->pages / 2;
+			uint64_t gone = c.touched[i] > keep ? c.touched[i] - keep : 0;
+			bool slow = r->slow;
+			CHECK_INT_EQ(mgi_estimate_trim(est, &p, i, r->key, keep), 0);
+			c.touched[i] -= gone;
+			if (slow) {
+				mgi_counter_uncharge(&p, gone);
+				c.held -= gone;
+			}
+		} else if (op < 17 && nlive) {
+			uint32_t i = live[mgt_below(&s, nlive)];
+			if (est->regions[i].slow) {
+				mgi_counter_uncharge(&p, c.touched[i]);
+				c.held -= c.touched[i];
+			}
+			mgi_estimate_unmap(est, &p, i);
+		} else if (op == 17 && nlive) {
+			c.evicted[live[mgt_below(&s, nlive)]] ^= true;
+		} else if (op == 18) {
+			mgi_estimate_make_fast(est, &p, &ext_ops, &c);
+		}
+
+		uint64_t fast = 0, real = 0, counted = 0;
+		for (uint32_t i = 0; i < est->used_slots; i++) {
+			const mgi_region_t *r = &est->regions[i];
+			if (!r->used)
+				continue;
+			CHECK_MSG(c.counted[i] == r->slow, "step %d: region %u counted %d slow %d", step,
+				  i, c.counted[i], r->slow);
+			if (r->slow)
+				counted += c.touched[i];
+			else
+				fast += r->pages;
+			real += c.touched[i];
+		}
+		CHECK_EQ(counted, c.held);
+		CHECK_EQ(est->estimate, fast);
+		CHECK_EQ(mgi_counter_read(&g), fast + c.held);
+		CHECK_LE(real, limit);
+	}
+	printf("     %llu denials, each with no fast region; %llu switches\n",
+	       (unsigned long long)denials, (unsigned long long)est->mode_switches);
+	CHECK_GE(denials, 100);
+	CHECK_GE(est->mode_switches, 1000);
+	free(est);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -402,5 +662,9 @@ int main(int argc, char **argv)
 	MGT_RUN(regions_turn_fast_again_with_hysteresis);
 	MGT_RUN(table_full_and_bad_sizes);
 	MGT_RUN(randomized_against_reference);
+	MGT_RUN(external_switch_hands_the_charge_over);
+	MGT_RUN(external_make_fast_needs_faults_and_no_evicted);
+	MGT_RUN(trim_gives_back_a_fast_regions_part);
+	MGT_RUN(external_randomized);
 	MGT_DONE();
 }

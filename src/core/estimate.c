@@ -78,16 +78,19 @@ static void make_slow(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		      uint32_t idx, const mgi_estimate_ops_t *ops, void *ctx)
 {
 	mgi_region_t *r = &est->regions[idx];
-	/* Without a way to measure, assume the worst (all resident): the
-	 * switch then frees nothing but stays safe. */
-	uint64_t resident = ops && ops->count_resident
-				    ? ops->count_resident(ctx, r)
-				    : r->pages;
+	uint64_t resident;
 
+	if (est->external)
+		resident = ops->take_slow(ctx, r); /* now the caller's to charge */
+	else
+		/* Without a way to measure, assume the worst (all resident):
+		 * the switch then frees nothing but stays safe. */
+		resident = ops && ops->count_resident ? ops->count_resident(ctx, r) : r->pages;
 	if (resident > r->pages) /* a broken counter must not create charge */
 		resident = r->pages;
 	mgi_counter_uncharge(path, r->pages - resident);
-	est->estimate -= r->pages - resident;
+	/* External: the table held M_i and now holds nothing of it. */
+	est->estimate -= est->external ? r->pages : r->pages - resident;
 	r->resident = resident;
 	r->slow = true;
 	r->faults = 0;
@@ -108,6 +111,12 @@ static bool demote_one(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		return false;
 	make_slow(est, path, (uint32_t)victim, ops, ctx);
 	return true;
+}
+
+bool mgi_estimate_demote(mgi_estimate_t *est, const mgi_counter_path_t *path,
+			 const mgi_estimate_ops_t *ops, void *ctx)
+{
+	return demote_one(est, path, ops, ctx);
 }
 
 static int alloc_slot(mgi_estimate_t *est)
@@ -157,6 +166,58 @@ int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
 	return 0;
 }
 
+int mgi_estimate_add_charged(mgi_estimate_t *est, uint64_t pages, uint64_t key, bool slow,
+			     uint32_t *idx)
+{
+	int slot;
+
+	if (pages == 0 || pages > MGI_PAGES_UNLIMITED)
+		return -EINVAL;
+	slot = alloc_slot(est);
+	if (slot < 0)
+		return -ENOSPC;
+	est->regions[slot] = (mgi_region_t){.key = key, .pages = pages, .slow = slow, .used = true};
+	if (slow) {
+		est->nr_slow++;
+	} else {
+		est->nr_fast++;
+		est->estimate += pages;
+	}
+	est->mapped += pages;
+	*idx = (uint32_t)slot;
+	return 0;
+}
+
+int mgi_estimate_trim(mgi_estimate_t *est, const mgi_counter_path_t *path, uint32_t idx,
+		      uint64_t key, uint64_t pages)
+{
+	mgi_region_t *r = &est->regions[idx];
+	uint64_t give;
+
+	if (pages > r->pages)
+		return -EINVAL;
+	if (pages == 0) {
+		mgi_estimate_unmap(est, path, idx);
+		return 0;
+	}
+	if (!r->slow) {
+		give = r->pages - pages;
+		mgi_counter_uncharge(path, give);
+		est->estimate -= give;
+	} else if (r->resident > pages) {
+		give = r->resident - pages;
+		r->resident = pages;
+		if (!est->external) {
+			mgi_counter_uncharge(path, give);
+			est->estimate -= give;
+		}
+	}
+	est->mapped -= r->pages - pages;
+	r->pages = pages;
+	r->key = key;
+	return 0;
+}
+
 int mgi_estimate_fault(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		       uint32_t idx, uint64_t now,
 		       const mgi_estimate_ops_t *ops, void *ctx)
@@ -165,6 +226,11 @@ int mgi_estimate_fault(mgi_estimate_t *est, const mgi_counter_path_t *path,
 
 	if (!r->slow)
 		return 0; /* fast: no accounting at all */
+	if (est->external) { /* the caller charged it: just note the fault */
+		r->faults++;
+		r->last_fault = now;
+		return 0;
+	}
 	while (!mgi_counter_try_charge(path, 1, NULL)) {
 		/* The amendment: a fast region still holds estimate that is
 		 * not real memory; take it back before denying. */
@@ -183,7 +249,7 @@ void mgi_estimate_unfault(mgi_estimate_t *est, const mgi_counter_path_t *path,
 {
 	mgi_region_t *r = &est->regions[idx];
 
-	if (!r->slow)
+	if (!r->slow || est->external)
 		return;
 	if (nr > r->resident)
 		nr = r->resident;
@@ -196,7 +262,8 @@ void mgi_estimate_unmap(mgi_estimate_t *est, const mgi_counter_path_t *path,
 			uint32_t idx)
 {
 	mgi_region_t *r = &est->regions[idx];
-	uint64_t e = region_estimate(r);
+	/* External: a slow region's pages are the caller's to uncharge. */
+	uint64_t e = est->external && r->slow ? 0 : region_estimate(r);
 
 	mgi_counter_uncharge(path, e);
 	est->estimate -= e;
@@ -233,27 +300,38 @@ unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
 
 	while (est->nr_slow > 0 && mgi_counter_read(group) <= below) {
 		int best = -1;
+		uint64_t best_extra = 0;
 		mgi_region_t *r;
-		uint64_t extra;
 
-		/* Most recently faulting slow region whose switch fits. */
+		/* Most recently faulting slow region, faulting enough, whose
+		 * switch fits. */
 		for (uint32_t i = 0; i < est->used_slots; i++) {
 			const mgi_region_t *c = &est->regions[i];
-			if (!c->used || !c->slow ||
-			    mgi_counter_read(group) + (c->pages - c->resident) >
-				    target)
+			uint64_t resident, extra;
+			if (!c->used || !c->slow || c->faults < est->fast_min_faults)
 				continue;
-			if (best < 0 ||
-			    c->last_fault > est->regions[best].last_fault)
-				best = (int)i;
+			if (best >= 0 && c->last_fault <= est->regions[best].last_fault)
+				continue;
+			resident = est->external ? ops->slow_resident(ctx, c) : c->resident;
+			if (resident > c->pages)
+				continue; /* cannot be made fast (or a broken count) */
+			extra = c->pages - resident;
+			if (mgi_counter_read(group) + extra > target)
+				continue;
+			best = (int)i;
+			best_extra = extra;
 		}
 		if (best < 0)
 			break;
 		r = &est->regions[best];
-		extra = r->pages - r->resident;
-		if (!mgi_counter_try_charge(path, extra, NULL))
+		if (!mgi_counter_try_charge(path, best_extra, NULL))
 			break; /* an ancestor is short: stay slow */
-		est->estimate += extra;
+		if (est->external) {
+			est->estimate += r->pages;
+			r->resident = r->pages - best_extra;
+		} else {
+			est->estimate += best_extra;
+		}
 		r->slow = false;
 		est->nr_slow--;
 		est->nr_fast++;

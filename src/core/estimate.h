@@ -45,6 +45,16 @@
  *
  * The region table is per process (regions belong to one address space) and
  * single-threaded: the agent serializes calls on one estimate.
+ *
+ * External slow accounting (`external`, the agent's way): a slow region's
+ * pages are charged by the caller's own fault path (which already counts
+ * every page of a registered range exactly, with fault-around, eviction and
+ * restore), not by the table. The table then charges only its fast regions'
+ * M_i, and a switch hands the resident pages over: fast -> slow, the caller
+ * takes R_i under exact counting (take_slow) and the table uncharges M_i -
+ * R_i; slow -> fast, the caller says what it counts there (slow_resident),
+ * the table charges M_i - R_i and the caller lets go of R_i (mode_changed).
+ * E is still what the path is charged; `estimate` is the table's part.
  */
 
 typedef struct mgi_region {
@@ -75,6 +85,15 @@ typedef struct mgi_estimate_ops {
 	/* Called after a region changed mode, for registration with (or
 	 * unregistration from) userfaultfd. May be NULL. */
 	void (*mode_changed)(void *ctx, const mgi_region_t *r);
+	/* External tables only (both required there). take_slow puts fast
+	 * region r under the caller's exact counting and returns its resident
+	 * pages (at most r->pages), whose charge the caller now holds: it is
+	 * called before anything is uncharged, so that pages faulted meanwhile
+	 * are the caller's to count. slow_resident returns the pages the caller
+	 * counts in slow region r, or UINT64_MAX if r cannot be made fast (its
+	 * data is partly held elsewhere: evicted). */
+	uint64_t (*take_slow)(void *ctx, const mgi_region_t *r);
+	uint64_t (*slow_resident)(void *ctx, const mgi_region_t *r);
 } mgi_estimate_ops_t;
 
 struct mgi_estimate {
@@ -85,6 +104,8 @@ struct mgi_estimate {
 	mgi_victim_policy_t policy;
 	unsigned fast_below_pct;  /* turn regions fast at or under this % of max */
 	unsigned fast_target_pct; /* ... as long as usage stays at or under this */
+	uint64_t fast_min_faults; /* ... and the region counted this many faults */
+	bool external;         /* slow regions are charged by the caller (above) */
 	uint32_t capacity;
 	uint32_t used_slots;   /* slots [0, used_slots) have been handed out */
 	mgi_region_t regions[];
@@ -136,6 +157,33 @@ void mgi_estimate_unmap(mgi_estimate_t *est, const mgi_counter_path_t *path,
 unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
 				const mgi_counter_path_t *path,
 				const mgi_estimate_ops_t *ops, void *ctx);
+
+/*
+ * Algorithm 3's amendment for external tables, whose caller charges slow
+ * faults itself: its charge was refused, so one fast region is turned slow
+ * (by the victim policy). Returns false if none was left.
+ */
+bool mgi_estimate_demote(mgi_estimate_t *est, const mgi_counter_path_t *path,
+			 const mgi_estimate_ops_t *ops, void *ctx);
+
+/*
+ * Adds a region whose charge is already settled: a fast one whose M_i the
+ * caller charged (it could, without turning anything slow), or a slow one
+ * (external: the caller counts it; else nothing resident yet). Returns 0,
+ * -ENOSPC or -EINVAL as mgi_estimate_map.
+ */
+int mgi_estimate_add_charged(mgi_estimate_t *est, uint64_t pages, uint64_t key, bool slow,
+			     uint32_t *idx);
+
+/*
+ * Region idx now covers only `pages` pages from `key` (part of it was
+ * unmapped; the caller keeps the bookkeeping of which part). A fast
+ * region gives back the difference of its M_i; a slow one clamps R_i
+ * (external: the caller uncharges what it counted). pages 0 unmaps it.
+ * pages larger than before is refused with -EINVAL.
+ */
+int mgi_estimate_trim(mgi_estimate_t *est, const mgi_counter_path_t *path, uint32_t idx,
+		      uint64_t key, uint64_t pages);
 
 /* Looks a region up by key; -1 if absent. Linear: the agent keeps its own
  * address-ordered index and uses this only in tests and slow paths. */
