@@ -50,7 +50,7 @@ expect run_high      2 "--memory-high: 'lots'"               -- run --memory-hig
 expect run_swappiness 2 "--swappiness: a number from 0 to 100" -- run --swappiness 101 -- true
 expect run_codec     2 "--codec: lz4 or zstd, not 'gzip'"    -- run --codec gzip -- true
 expect run_swap      2 "--swap-max: 'lots'"                  -- run --swap-max lots -- true
-expect run_estimate  3 "--mode is not implemented"           -- run --mode estimate -- true
+expect run_mode      2 "--mode: exact or estimate, not .fast."  -- run --mode fast -- true
 expect run_nested    1 "no manager serves 'memgrp-none-[0-9]+/api'" -- run -g "memgrp-none-$$/api" -- true
 expect run_badgroup  2 "may not start with '.'"              -- run -g .hidden -- true
 expect run_badgroup2 2 "empty component"                     -- run -g web//api -- true

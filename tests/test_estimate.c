@@ -541,6 +541,16 @@ static void trim_gives_back_a_fast_regions_part(void)
 	CHECK_INT_EQ(mgi_estimate_add_charged(est, 10, 0x9000, true, &b), 0);
 	CHECK_INT_EQ(mgi_estimate_trim(est, &p, b, 0x9000, 5), 0); /* the caller's to uncharge */
 	CHECK_EQ(mgi_counter_read(&g), 30);
+	uint32_t a2;
+	CHECK_INT_EQ(mgi_estimate_split(est, a, 10, 0xf000, &a2), 0);
+	CHECK_EQ(est->regions[a].pages, 10);
+	CHECK_EQ(est->regions[a2].pages, 20);
+	CHECK_EQ(est->regions[a2].key, 0xf000);
+	CHECK_EQ(est->nr_fast, 2);
+	CHECK_EQ(mgi_counter_read(&g), 30);
+	CHECK_INT_EQ(mgi_estimate_split(est, a, 10, 0, &a2), -EINVAL);
+	mgi_estimate_unmap(est, &p, a2);
+	CHECK_EQ(mgi_counter_read(&g), 10);
 	CHECK_INT_EQ(mgi_estimate_trim(est, &p, a, 0x5000, 0), 0);
 	CHECK_EQ(mgi_counter_read(&g), 0);
 	CHECK_EQ(est->nr_fast, 0);

@@ -535,6 +535,8 @@ static void agent_start(void)
 	dl_iterate_phdr(collect_elf, NULL);
 	dl_iterate_phdr(exclude_got_targets, NULL);
 	exclude_own_tcb();
+	if (mgi_est_init() != 0)
+		goto nomem;
 	mgi_reclaim_init(); /* before the scan: its ranges are the agent's own */
 	rc = start_handler();
 	if (rc != 0) {

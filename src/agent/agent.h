@@ -43,10 +43,19 @@ typedef struct mgi_range {
 	uintptr_t start, end;
 } mgi_range_t;
 
-/* A learn request: a range registered by an application thread that the
- * handler must add to the registry (and charge for any pages already
- * present). Written to a pipe: 16 bytes, so writes are atomic. */
-typedef mgi_range_t mgi_learn_req_t;
+/* What application threads ask of the handler, through a pipe (24 bytes:
+ * writes are atomic). */
+enum mgi_req_kind {
+	MGI_REQ_LEARN, /* registered: add it to the registry, charge what is present */
+	MGI_REQ_FAST,  /* estimate mode: mapped, its size charged, a fast region */
+	MGI_REQ_ADMIT, /* estimate mode: mapped, admit it (Algorithm 2) */
+	MGI_REQ_GONE,  /* estimate mode: about to be unmapped */
+};
+typedef struct mgi_learn_req {
+	uintptr_t start, end;
+	uint32_t kind;  /* enum mgi_req_kind */
+	int32_t waiter; /* MGI_REQ_ADMIT: the waiter to answer, or -1 */
+} mgi_learn_req_t;
 
 struct mgi_agent {
 	_Atomic bool active;     /* faults are being handled */
@@ -192,6 +201,34 @@ bool mgi_agent_on_manager_message(void);
  * back (MADV_DONTNEED) in the last 50 ms, whose old pages the kernel may
  * not have zapped yet: not to be evicted from or faulted around into. */
 bool mgi_recently_removed(uintptr_t start, uintptr_t end);
+
+/* handler.c: adds [start, end) (registered with the uffd) to the registry
+ * and marks the pages already present, charging them if charge (else the
+ * caller holds their charge: a fast region turning slow). Returns them. */
+uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge);
+
+/* estimate.c (seed 001), all but the *_for_app calls from the handler */
+/* Sets estimate mode up if the group is in it (after WELCOME). */
+int mgi_est_init(void);
+bool mgi_est_on(void);
+/* Admits [start, end) (its unknown parts) by Algorithm 2; slow: it
+ * starts slow (the main thread's stack). */
+void mgi_est_admit(uintptr_t start, uintptr_t end, bool slow);
+/* Handles a request of kind FAST, ADMIT or GONE. */
+void mgi_est_request(const mgi_learn_req_t *req);
+/* [start, end) was unmapped: its records go. */
+void mgi_est_forget(uintptr_t start, uintptr_t end);
+/* Whether addr lies in a fast region. */
+bool mgi_est_fast_at(uintptr_t addr);
+/* A charge was refused: turns one fast region slow; false if none. */
+bool mgi_est_demote(void);
+/* Once a second: unmapped fast regions, R and fault rates, fast again. */
+void mgi_est_tick(void);
+void mgi_est_publish(void);
+/* Application threads: new memory [start, end), to charge or admit (wait:
+ * for the answer when it does not fit); memory about to be unmapped. */
+void mgi_est_map_for_app(uintptr_t start, uintptr_t end, bool wait);
+void mgi_est_unmap_for_app(uintptr_t start, uintptr_t end);
 
 /* agent.c */
 /* After the manager went away: hands this process's segments back to a

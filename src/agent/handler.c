@@ -33,6 +33,7 @@
 #define OOM_RETRY_MS 2
 /* While the manager is gone: how often to look for a restarted one. */
 #define REJOIN_MS 1000
+#define EST_TICK_MS 1000 /* estimate mode's look at its fast regions */
 #define OOM_STALE_NS (5ULL * 1000 * 1000 * 1000) /* re-choose a victim after */
 #define OOM_ASK_NS (100ULL * 1000 * 1000) /* between requests to the manager */
 #define OOM_EPISODE_GAP_NS (1000ULL * 1000 * 1000) /* quiet this long: a new episode */
@@ -151,6 +152,7 @@ void mgi_uncharge(uint64_t n)
 
 static void publish_sizes(void)
 {
+	mgi_est_publish();
 	atomic_store_explicit(&mgi_agent.me->tracked_bytes, mgi_agent.reg.bytes,
 			      memory_order_relaxed);
 	atomic_store_explicit(&mgi_agent.me->untracked_bytes,
@@ -162,14 +164,15 @@ static void publish_sizes(void)
 /* Adds an uncovered range to the registry and charges the pages already
  * present in it (memory touched before it was registered is real). The
  * charge cannot be refused: the pages exist; a later fault meets the
- * limit instead. */
-static void learn_gap(uintptr_t start, uintptr_t end)
+ * limit instead. Without charge, the caller holds their charge already
+ * (estimate mode: a fast region turning slow). Returns the pages found. */
+static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 {
 	mgi_vregion_t *r;
 	uint64_t found = 0;
 
 	if (mgi_registry_add(&mgi_agent.reg, start, end) <= 0)
-		return;
+		return 0;
 	for (uintptr_t a = start; a < end;) {
 		size_t pages = (end - a) / PAGE;
 		if (pages > MINCORE_CHUNK)
@@ -185,7 +188,7 @@ static void learn_gap(uintptr_t start, uintptr_t end)
 		}
 		a += pages * PAGE;
 	}
-	if (found) {
+	if (found && charge) {
 		mgi_counter_charge(&mgi_agent.path, found);
 		mgi_charged(found);
 		/* Pages that were there before we could see them (a forked
@@ -195,6 +198,9 @@ static void learn_gap(uintptr_t start, uintptr_t end)
 		for (unsigned l = 0; l < mgi_agent.path.depth; l++) {
 			const mgi_counter_t *c = mgi_agent.path.level[l];
 			uint64_t usage = mgi_counter_read(c), max = mgi_counter_read_max(c);
+			/* estimate mode: fast regions give back first */
+			while (usage > max && mgi_est_demote())
+				usage = mgi_counter_read(c);
 			if (usage <= max)
 				continue;
 			if (mgi_reclaim_allowed(l)) {
@@ -208,12 +214,14 @@ static void learn_gap(uintptr_t start, uintptr_t end)
 			break;
 		}
 	}
+	return found;
 }
 
 /* Learns [start, end): only the parts not yet in the registry. */
-static void learn(uintptr_t start, uintptr_t end)
+uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge)
 {
 	uintptr_t cur = start;
+	uint64_t found = 0;
 
 	while (cur < end) {
 		mgi_vregion_t *r = mgi_registry_next(&mgi_agent.reg, cur);
@@ -222,10 +230,16 @@ static void learn(uintptr_t start, uintptr_t end)
 			continue;
 		}
 		uintptr_t gap_end = r && r->start < end ? r->start : end;
-		learn_gap(cur, gap_end);
+		found += learn_gap(cur, gap_end, charge);
 		cur = gap_end;
 	}
 	publish_sizes();
+	return found;
+}
+
+static void learn(uintptr_t start, uintptr_t end)
+{
+	mgi_learn_range(start, end, true);
 }
 
 /* A fault in a range we have not heard of: the kernel says it is ours
@@ -240,6 +254,8 @@ static void learn_vma(uintptr_t addr)
 	if (mgi_arena_contains(&mgi_agent.arena, v.start) ||
 	    mgi_arena_contains(&mgi_agent.arena, v.end - 1))
 		return; /* never the agent's own memory */
+	if (mgi_est_fast_at(addr))
+		return; /* a fault read before its region was made fast */
 	learn(v.start, v.end);
 }
 
@@ -466,6 +482,10 @@ static bool make_room(unsigned level, uint64_t *since)
 		*since = now;
 	if (mgi_agent.evicting)
 		return false; /* a fault followed from inside eviction: wait for it */
+	/* Estimate mode (seed 001, Algorithm 3 amended): while a region is
+	 * fast, its estimate goes before any page is evicted or anyone killed. */
+	if (mgi_est_demote())
+		return true;
 	if (local && reclaim_here(level)) {
 		if (mgi_evict(RECLAIM_BATCH) > 0)
 			return true;
@@ -620,6 +640,8 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	}
 	return MGI_RETRY;
 done:
+	if ((r = mgi_registry_find(reg, page)) != NULL)
+		r->faults++; /* estimate mode's fault rate of a slow region */
 	count_stall(*since);
 	atomic_fetch_add_explicit(&mgi_agent.me->pgfault, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mgi_agent.seg->pgfault, 1, memory_order_relaxed);
@@ -652,6 +674,7 @@ static void on_event(const struct uffd_msg *m)
 		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
 		break;
 	case UFFD_EVENT_UNMAP:
+		mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
 		mgi_reclaim_drop(m->arg.remove.start, m->arg.remove.end);
 		n = mgi_registry_remove(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end);
 		if (n < 0) /* no memory to split: at least drop the charges */
@@ -698,8 +721,12 @@ static void drain_learn_requests(void)
 	ssize_t n;
 
 	while ((n = read(mgi_agent.learn_rd, req, sizeof(req))) > 0)
-		for (size_t i = 0; i < (size_t)n / sizeof(req[0]); i++)
-			learn(req[i].start, req[i].end);
+		for (size_t i = 0; i < (size_t)n / sizeof(req[0]); i++) {
+			if (req[i].kind == MGI_REQ_LEARN)
+				learn(req[i].start, req[i].end);
+			else
+				mgi_est_request(&req[i]);
+		}
 }
 
 /*
@@ -757,6 +784,8 @@ static void retry_pending(void)
 
 void *mgi_handler_main(void *arg)
 {
+	uint64_t est_tick_ns = 0;
+
 	(void)arg;
 	atomic_store(&mgi_agent.handler_tid, gettid());
 	mincore_vec = mgi_arena_alloc(&mgi_agent.arena, MINCORE_CHUNK);
@@ -781,7 +810,8 @@ void *mgi_handler_main(void *arg)
 		 * speaks; the watchdog trusts only this state. */
 		atomic_store_explicit(&mgi_agent.idle, npending == 0, memory_order_relaxed);
 		bool rejoin = mgi_agent.manager_gone && !mgi_agent.rejoin_refused;
-		int rc = poll(p, 4, npending ? OOM_RETRY_MS : rejoin ? REJOIN_MS : -1);
+		int rc = poll(p, 4, npending ? OOM_RETRY_MS
+					     : rejoin ? REJOIN_MS : mgi_est_on() ? EST_TICK_MS : -1);
 		atomic_store_explicit(&mgi_agent.idle, false, memory_order_relaxed);
 
 		if (rc < 0 && errno != EINTR)
@@ -796,6 +826,10 @@ void *mgi_handler_main(void *arg)
 		}
 		if (p[3].revents)
 			mgi_reclaim_released();
+		if (mgi_est_on() && now_ns() - est_tick_ns >= EST_TICK_MS * 1000000ull) {
+			est_tick_ns = now_ns();
+			mgi_est_tick();
+		}
 		drain_learn_requests();
 		drain_uffd();
 		if (npending)
@@ -808,7 +842,7 @@ void *mgi_handler_main(void *arg)
 /* Subtracts the agent's arena and the loaded objects' extents from
  * [start, end) and registers what is left. [heap] and [stack] are never
  * inside an object's extent, so they pass whole. */
-static void register_pieces(uintptr_t start, uintptr_t end)
+static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 {
 	uintptr_t cur = start;
 
@@ -844,6 +878,13 @@ static void register_pieces(uintptr_t start, uintptr_t end)
 			cur = e;
 			continue;
 		}
+		if (mgi_est_on()) {
+			/* Estimate mode: charged at its size, or slow if need
+			 * be; the main stack grows unseen, so it is slow. */
+			mgi_est_admit(cur, stop, stack);
+			cur = stop;
+			continue;
+		}
 		mgi_raw_madvise((void *)cur, stop - cur, MADV_NOHUGEPAGE);
 		if (mgi_uffd_register(mgi_agent.uffd, cur, stop - cur) == 0)
 			learn(cur, stop);
@@ -869,7 +910,7 @@ void mgi_scan_and_register(void)
 			continue;
 		if (v.end - v.start > MGI_REGION_MAX_BYTES)
 			continue;
-		register_pieces(v.start, v.end);
+		register_pieces(v.start, v.end, strcmp(v.name, "[stack]") == 0);
 	}
 	publish_sizes();
 }

@@ -10,8 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -47,14 +49,22 @@ static inline bool active(void)
 	return atomic_load_explicit(&mgi_agent.active, memory_order_acquire);
 }
 
-void mgi_register_for_app(uintptr_t start, uintptr_t end)
+/* New memory [start, end) for the application: registered (exact mode),
+ * or charged at its size or admitted (estimate mode; wait: for the
+ * handler's answer when it does not fit, which only a call that maps
+ * memory before its caller touches it can use). */
+static void take_range(uintptr_t start, uintptr_t end, bool wait)
 {
-	mgi_learn_req_t req = {start, end};
+	mgi_learn_req_t req = {.start = start, .end = end, .kind = MGI_REQ_LEARN, .waiter = -1};
 
 	if (start >= end || end - start > MGI_REGION_MAX_BYTES || !active())
 		return;
 	if (mgi_agent_excluded(start, end))
 		return;
+	if (mgi_est_on()) {
+		mgi_est_map_for_app(start, end, wait);
+		return;
+	}
 	mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
 	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
 		return;
@@ -64,6 +74,11 @@ void mgi_register_for_app(uintptr_t start, uintptr_t end)
 	if (write(mgi_agent.learn_wr, &req, sizeof(req)) < 0) {
 		/* nothing more to do */
 	}
+}
+
+void mgi_register_for_app(uintptr_t start, uintptr_t end)
+{
+	take_range(start, end, true);
 }
 
 /* The thread's last known managed range: malloc results inside it need
@@ -80,7 +95,9 @@ void mgi_register_vma_at(uintptr_t addr)
 	if (!mgi_vma_is_anon_private(&v) || !(v.flags & MGI_VMA_WRITE) ||
 	    mgi_agent_excluded(v.start, v.end))
 		return;
-	mgi_register_for_app(v.start, v.end);
+	/* Found after the fact (the memory may be in use already): in
+	 * estimate mode, admitted without waiting. */
+	take_range(v.start, v.end, false);
 	tl_lo = v.start;
 	tl_hi = v.end;
 }
@@ -118,6 +135,41 @@ __attribute__((visibility("default"))) void *mmap64(void *addr, size_t len, int 
 						     int fd, off_t off)
 {
 	return mmap(addr, len, prot, flags, fd, off);
+}
+
+/* munmap and mremap: in estimate mode, a fast region's unmapping is
+ * seen only here (or by the handler's once-a-second check). */
+__attribute__((visibility("default"))) int munmap(void *addr, size_t len)
+{
+	bool est = len && active() && mgi_est_on();
+	int rc;
+
+	if (est)
+		mgi_est_unmap_for_app((uintptr_t)addr & ~(PAGE - 1), page_up((uintptr_t)addr + len));
+	rc = (int)syscall(SYS_munmap, addr, len);
+	if (est && rc != 0)
+		mgi_register_vma_at((uintptr_t)addr); /* still there: admitted again */
+	return rc;
+}
+
+__attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, size_t new_len,
+						     int flags, ...)
+{
+	void *new_addr = NULL, *p;
+	va_list ap;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		new_addr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	bool est = old_len && active() && mgi_est_on();
+	if (est) /* told first, as for munmap; the result is admitted anew */
+		mgi_est_unmap_for_app((uintptr_t)old & ~(PAGE - 1), page_up((uintptr_t)old + old_len));
+	p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+	if (est)
+		mgi_register_vma_at((uintptr_t)(p != MAP_FAILED ? p : old));
+	return p;
 }
 
 static void *(*next_sbrk)(intptr_t);

@@ -134,6 +134,12 @@ int mgi_uffd_register(int uffd, uintptr_t start, size_t len)
 	return ioctl(uffd, UFFDIO_REGISTER, &r) == 0 ? 0 : -errno;
 }
 
+int mgi_uffd_unregister(int uffd, uintptr_t start, size_t len)
+{
+	struct uffdio_range r = {.start = start, .len = len};
+	return ioctl(uffd, UFFDIO_UNREGISTER, &r) == 0 ? 0 : -errno;
+}
+
 int mgi_uffd_register_wp(int uffd, uintptr_t start, size_t len)
 {
 	struct uffdio_register r = {

@@ -29,6 +29,9 @@ int mgi_uffd_register(int uffd, uintptr_t start, size_t len);
 /* Registers [start, start + len) in write-protect mode only: a missing page
  * there is filled by the kernel as usual (never a fault to read), and the
  * range can be the destination of UFFDIO_MOVE through this uffd. */
+/* Unregisters [start, start + len): faults there are the kernel's again. */
+int mgi_uffd_unregister(int uffd, uintptr_t start, size_t len);
+
 int mgi_uffd_register_wp(int uffd, uintptr_t start, size_t len);
 
 /*

@@ -66,14 +66,15 @@ int mgi_request_reply(const char *sock, const mgi_msg_t *req, char *err, size_t 
 
 /* limits.c: --memory-max/high/low/soft, --swap-max and --swappiness, for
  * run, create and set (getopt values: 'm' and these). */
-enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_SWAPPINESS };
+enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_SWAPPINESS, MGI_OPT_MODE };
 #define MGI_LIMIT_LONGOPTS                                                      \
 	{"memory-max", required_argument, NULL, 'm'},                           \
 	{"memory-high", required_argument, NULL, MGI_OPT_HIGH},                 \
 	{"memory-low", required_argument, NULL, MGI_OPT_LOW},                   \
 	{"memory-soft", required_argument, NULL, MGI_OPT_SOFT},                 \
 	{"swap-max", required_argument, NULL, MGI_OPT_SWAP_MAX},                \
-	{"swappiness", required_argument, NULL, MGI_OPT_SWAPPINESS}
+	{"swappiness", required_argument, NULL, MGI_OPT_SWAPPINESS},            \
+	{"mode", required_argument, NULL, MGI_OPT_MODE}
 extern const char mgi_limits_help[];
 /* Every limit left at MGI_SET_KEEP. */
 void mgi_limits_init(mgi_msg_set_t *set);

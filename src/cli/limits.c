@@ -22,19 +22,25 @@ const char mgi_limits_help[] =
 	"                           (default for a top-level group: 0, no swap; for a\n"
 	"                           nested one: max, bounded by its ancestors')\n"
 	"      --swappiness N       0 to 100 (default 60): 0 never evicts; otherwise a\n"
-	"                           weight when groups compete for the host's memory\n";
+	"                           weight when groups compete for the host's memory\n"
+	"      --mode exact|estimate  exact (default): every fault is accounted;\n"
+	"                           estimate: regions are charged at their size and\n"
+	"                           their faults not seen, until the limit needs\n"
+	"                           them counted exactly (applies to processes\n"
+	"                           started afterwards)\n";
 
 void mgi_limits_init(mgi_msg_set_t *set)
 {
 	set->memory_max = set->memory_high = set->memory_low = set->memory_soft = MGI_SET_KEEP;
-	set->swap_max = set->swappiness = MGI_SET_KEEP;
+	set->swap_max = set->swappiness = set->mode = MGI_SET_KEEP;
 }
 
 bool mgi_limits_given(const mgi_msg_set_t *set)
 {
 	return set->memory_max != MGI_SET_KEEP || set->memory_high != MGI_SET_KEEP ||
 	       set->memory_low != MGI_SET_KEEP || set->memory_soft != MGI_SET_KEEP ||
-	       set->swap_max != MGI_SET_KEEP || set->swappiness != MGI_SET_KEEP;
+	       set->swap_max != MGI_SET_KEEP || set->swappiness != MGI_SET_KEEP ||
+	       set->mode != MGI_SET_KEEP;
 }
 
 int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *set)
@@ -53,6 +59,17 @@ int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 	char err[160];
 	uint64_t v;
 
+	if (opt == MGI_OPT_MODE) {
+		if (strcmp(arg, "exact") == 0) {
+			set->mode = MGI_MODE_EXACT;
+		} else if (strcmp(arg, "estimate") == 0) {
+			set->mode = MGI_MODE_ESTIMATE;
+		} else {
+			fprintf(stderr, "memgrp %s: --mode: exact or estimate, not '%s'\n", cmd, arg);
+			return -1;
+		}
+		return 1;
+	}
 	if (opt == MGI_OPT_SWAPPINESS) {
 		char *end;
 		unsigned long n;

@@ -247,7 +247,7 @@ static void remove_transient(struct run_ctx *r, const mgi_stats_t *st)
 int mgi_cmd_run(int argc, char **argv)
 {
 	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_CODEC,
-	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_UNSUPPORTED };
+	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
 		MGI_LIMIT_LONGOPTS,
@@ -259,7 +259,6 @@ int mgi_cmd_run(int argc, char **argv)
 		{"swap-file", required_argument, NULL, OPT_SWAP_FILE},
 		{"swap-file-after", required_argument, NULL, OPT_SWAP_FILE_AFTER},
 		{"min-available", required_argument, NULL, OPT_MIN_AVAILABLE},
-		{"mode", required_argument, NULL, OPT_UNSUPPORTED},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -365,9 +364,6 @@ int mgi_cmd_run(int argc, char **argv)
 		case OPT_SOCKET:
 			sock_opt = optarg;
 			break;
-		case OPT_UNSUPPORTED:
-			fprintf(stderr, "memgrp run: --%s is not implemented yet\n", longopts[longindex].name);
-			return MGI_EXIT_UNSUPPORTED;
 		case 'h':
 			run_usage(stdout);
 			return MGI_EXIT_OK;

@@ -218,6 +218,34 @@ int mgi_estimate_trim(mgi_estimate_t *est, const mgi_counter_path_t *path, uint3
 	return 0;
 }
 
+int mgi_estimate_split(mgi_estimate_t *est, uint32_t idx, uint64_t first_pages,
+		       uint64_t second_key, uint32_t *second)
+{
+	mgi_region_t *r = &est->regions[idx], *n;
+	int slot;
+
+	if (first_pages == 0 || first_pages >= r->pages)
+		return -EINVAL;
+	slot = alloc_slot(est);
+	if (slot < 0)
+		return -ENOSPC;
+	r = &est->regions[idx];
+	n = &est->regions[slot];
+	*n = *r;
+	n->key = second_key;
+	n->pages = r->pages - first_pages;
+	r->pages = first_pages;
+	if (r->slow) {
+		n->resident = r->resident > first_pages ? r->resident - first_pages : 0;
+		r->resident -= n->resident;
+		est->nr_slow++;
+	} else {
+		est->nr_fast++;
+	}
+	*second = (uint32_t)slot;
+	return 0;
+}
+
 int mgi_estimate_fault(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		       uint32_t idx, uint64_t now,
 		       const mgi_estimate_ops_t *ops, void *ctx)

@@ -185,6 +185,16 @@ int mgi_estimate_add_charged(mgi_estimate_t *est, uint64_t pages, uint64_t key, 
 int mgi_estimate_trim(mgi_estimate_t *est, const mgi_counter_path_t *path, uint32_t idx,
 		      uint64_t key, uint64_t pages);
 
+/*
+ * Splits region idx: it keeps its first `first_pages` pages and a new
+ * region (same mode, index in *second) takes the rest under second_key.
+ * Nothing is charged or uncharged; a slow region's R_i goes to the first
+ * part up to its size, the rest to the second. Returns 0, -ENOSPC, or
+ * -EINVAL if first_pages does not leave both parts a page.
+ */
+int mgi_estimate_split(mgi_estimate_t *est, uint32_t idx, uint64_t first_pages,
+		       uint64_t second_key, uint32_t *second);
+
 /* Looks a region up by key; -1 if absent. Linear: the agent keeps its own
  * address-ordered index and uses this only in tests and slow paths. */
 int mgi_estimate_find(const mgi_estimate_t *est, uint64_t key);

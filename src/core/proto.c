@@ -23,6 +23,13 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(low, 1),
 	FIELD(soft, 1),
 	FIELD(swappiness, 0),
+	FIELD(mode, 0),
+	FIELD(estimate, 1),
+	FIELD(mapped, 1),
+	FIELD(resident, 1),
+	FIELD(slow_regions, 0),
+	FIELD(fast_regions, 0),
+	FIELD(mode_switches, 0),
 	FIELD(swap_usage, 1),
 	FIELD(swap_max_usage, 1),
 	FIELD(swap_limit, 1),
@@ -138,6 +145,8 @@ static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 		return bad(-EINVAL, err, errlen, "memory_max below one page");
 	if (s->swappiness != MGI_SET_KEEP && s->swappiness > 100)
 		return bad(-EINVAL, err, errlen, "swappiness is 0 to 100");
+	if (s->mode != MGI_SET_KEEP && s->mode > MGI_MODE_ESTIMATE)
+		return bad(-EINVAL, err, errlen, "mode is exact (0) or estimate (1)");
 	/* high, low, soft and swap_max: any byte count (0 is meaningful) */
 	return 0;
 }

@@ -191,6 +191,9 @@ typedef struct mgi_stats {
 	uint64_t coop_requests, coop_freed; /* asks to cooperating clients; bytes they freed */
 	/* reclaim */
 	uint64_t high, low, soft, swappiness;
+	/* estimate accounting (seed 001): mode 0 exact, 1 estimate; estimate
+	 * is E (= usage), mapped M, resident R, in bytes */
+	uint64_t mode, estimate, mapped, resident, slow_regions, fast_regions, mode_switches;
 	uint64_t swap_usage, swap_max_usage, swap_limit, memsw_usage;
 	uint64_t staged_bytes, stored_pages, same_filled_pages, compressed_bytes;
 	uint64_t pswpout, pswpin, pgmajfault, pgdeactivate, pgactivate;
@@ -240,6 +243,7 @@ typedef struct mgi_msg_set {
 	uint64_t memory_soft; /* bytes: reclaimed to first when the host is short */
 	uint64_t swap_max;    /* bytes in the compressed stores; 0: no swap */
 	uint64_t swappiness;  /* 0-100; 0: never evict */
+	uint64_t mode;        /* enum mgi_mode */
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 

@@ -119,6 +119,7 @@ static bool make_piece(mgi_registry_t *reg, mgi_vregion_t *piece, uintptr_t star
 	memset(piece->run_start, 0, sizeof(piece->run_start));
 	memset(piece->run_end, 0, sizeof(piece->run_end));
 	piece->next_stream = 0;
+	piece->faults = src ? src->faults : 0;
 	piece->bits = reg->a.alloc(reg->a.ctx, bitmaps_bytes(pages));
 	if (!piece->bits)
 		return false;
@@ -392,6 +393,32 @@ size_t mgi_registry_clock(mgi_registry_t *reg, size_t max_scan, size_t max_run, 
 			return n;
 	}
 	return 0;
+}
+
+uint64_t mgi_registry_count(mgi_registry_t *reg, uintptr_t start, uintptr_t end, uint64_t *out,
+			    uint64_t *faults, bool reset_faults)
+{
+	uint64_t present = 0, nout = 0, f = 0;
+
+	for (uint32_t i = lower_bound(reg, start); i < reg->n && reg->v[i].start < end; i++) {
+		mgi_vregion_t *r = &reg->v[i];
+		uintptr_t s = start > r->start ? start : r->start;
+		uintptr_t e = end < r->end ? end : r->end;
+		size_t off = (s - r->start) >> MGI_PAGE_SHIFT;
+
+		if (s >= e)
+			continue;
+		present += count_bits(r->bits, off, pages_of(s, e));
+		nout += count_bits(r->out, off, pages_of(s, e));
+		f += r->faults;
+		if (reset_faults)
+			r->faults = 0;
+	}
+	if (out)
+		*out = nout;
+	if (faults)
+		*faults = f;
+	return present;
 }
 
 uint64_t mgi_registry_clear(mgi_registry_t *reg, uintptr_t start, uintptr_t end)

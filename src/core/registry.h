@@ -46,6 +46,8 @@ typedef struct mgi_vregion {
 	uint64_t *ref;    /* referenced since the clock hand passed */
 	uint64_t present; /* number of bits set */
 	uint64_t nout;    /* number of out bits set */
+	uint64_t faults;  /* faults resolved here: the owner reads and resets
+			   * it (estimate mode's fault rate of a slow region) */
 	/* The last runs resolved by faults here, one per access stream (as
 	 * readahead keeps several), for sequential-access detection. */
 	uintptr_t run_start[MGI_STREAMS], run_end[MGI_STREAMS];
@@ -121,6 +123,12 @@ void mgi_registry_set_ref(mgi_vregion_t *r, uintptr_t addr);
 uint64_t mgi_registry_each_out(mgi_registry_t *reg, uintptr_t start, uintptr_t end, bool take,
 			       void (*fn)(void *ctx, uintptr_t addr), void *ctx);
 
+/* Counts the present and the out pages in [start, end), over any number of
+ * regions; *faults (if not NULL) gets the sum of the faults counted by the
+ * regions overlapping it, which are reset to 0 if reset_faults. Returns
+ * the present pages. */
+uint64_t mgi_registry_count(mgi_registry_t *reg, uintptr_t start, uintptr_t end, uint64_t *out,
+			    uint64_t *faults, bool reset_faults);
 /* Clears the present (and ref) bits in [start, end), over any number of
  * regions, and returns how many were set (the pages to uncharge). Out bits
  * and coverage stay. */

@@ -22,7 +22,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 4
+#define MGI_SEGMENT_VERSION 5
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
 #define MGI_COMM_MAX 16
@@ -53,6 +53,13 @@ typedef struct mgi_listener {
 	uint32_t reserved;
 } mgi_listener_t;
 
+/* How a group's processes account for their memory (seed 001). */
+enum mgi_mode {
+	MGI_MODE_EXACT = 0,    /* every region registered, every fault charged */
+	MGI_MODE_ESTIMATE = 1, /* regions fast (charged at their size, faults
+				* unseen) until the limit needs them exact */
+};
+
 /* Which counter a threshold watches. */
 enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
 
@@ -78,6 +85,14 @@ typedef struct mgi_proc_slot {
 	_Atomic uint64_t stored_bytes;    /* compressed data in its store's memory */
 	_Atomic uint64_t file_bytes;      /* and in its write-back file */
 	_Atomic uint64_t same_filled;     /* of `swapped`: same-filled markers */
+	/* Estimate accounting (seed 001), in pages; in exact mode every region
+	 * is slow. mapped = sum M_i; resident = sum R_i (slow regions' exact,
+	 * fast regions' as last measured, about once a second). */
+	_Atomic uint64_t est_mapped;
+	_Atomic uint64_t est_resident;
+	_Atomic uint64_t est_switches;
+	_Atomic uint32_t est_fast;        /* fast regions */
+	_Atomic uint32_t est_slow;        /* slow regions */
 	char comm[MGI_COMM_MAX];
 } mgi_proc_slot_t;
 
@@ -104,7 +119,10 @@ typedef struct mgi_segment {
 	_Atomic uint64_t written_back; /* pages written from a store to its file */
 	_Atomic uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* direct reclaim stalls */
 	_Atomic uint32_t swappiness;  /* 0: never evict; else a weight (1-100) */
-	uint32_t reserved3;
+	/* enum mgi_mode: how the group's processes account (seed 001). Read by
+	 * an agent when it starts: a change applies to processes started
+	 * afterwards. */
+	_Atomic uint32_t mode;
 	_Atomic uint64_t coop_requests; /* requests sent to cooperating clients */
 	_Atomic uint64_t coop_freed;    /* pages they freed, as measured */
 	/* Cooperating clients registered in this group or below: when not 0,

@@ -475,6 +475,8 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 	out->low = atomic_load(&seg->memory.low) * 4096;
 	out->soft = atomic_load(&seg->memory.soft) * 4096;
 	out->swappiness = atomic_load(&seg->swappiness);
+	out->mode = atomic_load(&seg->mode);
+	out->estimate = out->usage;
 	out->swap_usage = mgi_counter_read(&seg->swap) * 4096;
 	out->swap_max_usage = atomic_load(&seg->swap.watermark) * 4096;
 	out->swap_limit = mgi_counter_read_max(&seg->swap) * 4096;
@@ -509,6 +511,11 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 			out->compressed_bytes += atomic_load(&sl->stored_bytes);
 			out->swap_file_bytes += atomic_load(&sl->file_bytes);
 			out->same_filled_pages += atomic_load(&sl->same_filled);
+			out->mapped += atomic_load(&sl->est_mapped) * 4096;
+			out->resident += atomic_load(&sl->est_resident) * 4096;
+			out->mode_switches += atomic_load(&sl->est_switches);
+			out->slow_regions += atomic_load(&sl->est_slow);
+			out->fast_regions += atomic_load(&sl->est_fast);
 		}
 	}
 	/* The root's counters are its own processes' only (see counted_in);
@@ -594,6 +601,8 @@ int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *
 		atomic_store(&seg->swap.max, soft_pages(set->swap_max));
 	if (set->swappiness != MGI_SET_KEEP)
 		atomic_store(&seg->swappiness, (uint32_t)set->swappiness);
+	if (set->mode != MGI_SET_KEEP)
+		atomic_store(&seg->mode, (uint32_t)set->mode);
 	return 0;
 }
 

@@ -1,0 +1,522 @@
+/* estimate.c - seed 001's estimate accounting in the agent: fast regions are not registered. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "estimate.h"
+#include "os.h"
+
+/*
+ * In estimate mode (`--mode estimate`) a region of new anonymous memory is
+ * *fast*: it is not registered with userfaultfd, so its faults never leave
+ * the kernel, and it is charged at its size M_i. When a charge would pass
+ * the limit, fast regions are turned *slow* (Algorithm 2 at map time, the
+ * amended Algorithm 3 at a refused fault): registered, their resident pages
+ * R_i found with mincore and counted exactly from then on by the fault
+ * path, and M_i - R_i given back. The model is src/core/estimate.c with
+ * external slow accounting: a slow region's pages are the registry's, like
+ * any registered range in exact mode (fault-around, eviction, restore).
+ *
+ * Who does what. The table belongs to the handler thread, like the
+ * registry. An application thread that maps memory charges M_i itself
+ * when it fits (one try_charge: no round trip) and tells the handler; when
+ * it does not fit it asks the handler to run Algorithm 2 and waits for the
+ * answer (a futex word in the agent's arena), so that a region that must
+ * start slow is registered before the application touches it. Regions
+ * found after the fact (memory glibc's malloc mapped or grew internally)
+ * are admitted without waiting: the pages touched meanwhile are counted
+ * by mincore if the region turns out slow.
+ *
+ * A fast region's unmapping is seen by the interposed munmap and mremap
+ * (told before the call, so that a range reused by another thread's mmap
+ * is never taken for the old one), and otherwise (glibc's own munmap of a
+ * large block) once a second by checking the fast regions against the
+ * address space. The same tick measures R_i of the fast regions (mincore),
+ * uses its growth as the region's fault rate (faults in a fast region are
+ * not seen), and turns slow regions that fault often fast again when the
+ * group is well under its limit (hysteresis: src/core/estimate.h).
+ *
+ * The main thread's [stack] grows down without any call, so it is always
+ * slow; so is any region the table has no room for.
+ */
+
+#define PAGE 4096UL
+#define EST_CAPACITY 4096
+#define EST_WAITERS 64
+#define EST_WAIT_NS 2000000000ull /* an ADMIT waits at most this for the handler */
+/* Turned fast again only when faulting at least this often (pages a tick). */
+#define EST_FAST_MIN_FAULTS 64
+
+static mgi_estimate_t *est;
+static uint64_t seen; /* est->estimate as me->charged last followed it */
+static _Atomic uint32_t *waiters; /* 0 free, 1 waiting, 2 answered */
+static unsigned char *vec;        /* mincore vector */
+#define VEC_PAGES 16384
+
+bool mgi_est_on(void)
+{
+	return est != NULL;
+}
+
+int mgi_est_init(void)
+{
+	est = NULL;
+	seen = 0;
+	if (atomic_load_explicit(&mgi_agent.seg->mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
+		return 0;
+	mgi_estimate_t *t = mgi_arena_alloc(&mgi_agent.arena, mgi_estimate_bytes(EST_CAPACITY));
+	waiters = mgi_arena_alloc(&mgi_agent.arena, EST_WAITERS * sizeof(*waiters));
+	vec = mgi_arena_alloc(&mgi_agent.arena, VEC_PAGES);
+	if (!t || !waiters || !vec)
+		return -ENOMEM;
+	mgi_estimate_init(t, EST_CAPACITY);
+	t->external = true;
+	t->policy = MGI_VICTIM_LARGEST;
+	t->fast_min_faults = EST_FAST_MIN_FAULTS;
+	est = t;
+	return 0;
+}
+
+static inline uintptr_t rend(const mgi_region_t *r)
+{
+	return (uintptr_t)r->key + r->pages * PAGE;
+}
+
+
+static void settle(void)
+{
+	if (est->estimate >= seen)
+		atomic_fetch_add_explicit(&mgi_agent.me->charged, est->estimate - seen,
+					  memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&mgi_agent.me->charged, seen - est->estimate,
+					  memory_order_relaxed);
+	seen = est->estimate;
+	mgi_check_thresholds();
+}
+
+/* ---- the switches (ops of the model) ---- */
+
+static uint64_t mincore_count(uintptr_t start, uintptr_t end)
+{
+	uint64_t n = 0;
+
+	for (uintptr_t a = start; a < end;) {
+		size_t pages = (end - a) / PAGE;
+		if (pages > VEC_PAGES)
+			pages = VEC_PAGES;
+		if (mincore((void *)a, pages * PAGE, vec) == 0)
+			for (size_t i = 0; i < pages; i++)
+				n += vec[i] & 1;
+		a += pages * PAGE;
+	}
+	return n;
+}
+
+/* Fast -> slow: register first (from then on every new page is a fault we
+ * see), then adopt what is already there: marked present in the registry
+ * and counted as this process's charge, without charging it again (the
+ * table held M_i for it until now). */
+static uint64_t take_slow(void *ctx, const mgi_region_t *r)
+{
+	uintptr_t a = (uintptr_t)r->key, e = rend(r);
+	uint64_t found = 0;
+	mgi_vma_t v;
+
+	(void)ctx;
+	/* VMA by VMA: part of it may have been unmapped unseen (glibc's own
+	 * munmap), and registration refuses a range with a hole. */
+	while (a < e && mgi_vma_query(mgi_agent.mapsfd, a, &v) == 0 && v.start < e) {
+		uintptr_t s = v.start > a ? v.start : a, t = v.end < e ? v.end : e;
+		if (mgi_vma_is_anon_private(&v)) {
+			mgi_raw_madvise((void *)s, t - s, MADV_NOHUGEPAGE);
+			if (mgi_uffd_register(mgi_agent.uffd, s, t - s) == 0)
+				found += mgi_learn_range(s, t, false);
+		}
+		a = v.end;
+	}
+	if (found > r->pages)
+		found = r->pages;
+	atomic_fetch_add_explicit(&mgi_agent.me->charged, found, memory_order_relaxed);
+	return found;
+}
+
+static uint64_t slow_resident(void *ctx, const mgi_region_t *r)
+{
+	uint64_t out;
+	uint64_t present = mgi_registry_count(&mgi_agent.reg, (uintptr_t)r->key, rend(r), &out,
+					      NULL, false);
+	(void)ctx;
+	/* Evicted pages would read as zeros once the region is not ours. */
+	return out ? UINT64_MAX : present;
+}
+
+/* Slow -> fast: the table now charges M_i; the registry lets go of the
+ * range without uncharging, and the kernel stops telling us its faults. */
+static void mode_changed(void *ctx, const mgi_region_t *r)
+{
+	uintptr_t s = (uintptr_t)r->key, e = rend(r);
+	long dropped;
+
+	(void)ctx;
+	if (r->slow)
+		return; /* take_slow did the work */
+	mgi_uffd_unregister(mgi_agent.uffd, s, e - s);
+	dropped = mgi_registry_remove(&mgi_agent.reg, s, e);
+	if (dropped < 0)
+		dropped = (long)mgi_registry_clear(&mgi_agent.reg, s, e);
+	atomic_fetch_sub_explicit(&mgi_agent.me->charged, (uint64_t)dropped, memory_order_relaxed);
+}
+
+static const mgi_estimate_ops_t ops = {
+	.take_slow = take_slow,
+	.slow_resident = slow_resident,
+	.mode_changed = mode_changed,
+};
+
+/* ---- the table by address ---- */
+
+static int find_at(uintptr_t addr)
+{
+	for (uint32_t i = 0; i < est->used_slots; i++) {
+		const mgi_region_t *r = &est->regions[i];
+		if (r->used && (uintptr_t)r->key <= addr && addr < rend(r))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* The lowest record starting in [start, end), or -1. */
+static int first_in(uintptr_t start, uintptr_t end)
+{
+	int best = -1;
+
+	for (uint32_t i = 0; i < est->used_slots; i++) {
+		const mgi_region_t *r = &est->regions[i];
+		if (r->used && (uintptr_t)r->key >= start && (uintptr_t)r->key < end &&
+		    (best < 0 || r->key < est->regions[best].key))
+			best = (int)i;
+	}
+	return best;
+}
+
+bool mgi_est_fast_at(uintptr_t addr)
+{
+	int i;
+
+	if (!est || (i = find_at(addr)) < 0)
+		return false;
+	return !est->regions[i].slow;
+}
+
+/* [start, end) is no longer what the records there describe: drops the
+ * overlapping parts (a fast region's M gives back its share; a slow one's
+ * pages are the registry's, dropped by the unmap event). */
+void mgi_est_forget(uintptr_t start, uintptr_t end)
+{
+	if (!est)
+		return;
+	for (uint32_t i = 0; i < est->used_slots; i++) {
+		mgi_region_t *r = &est->regions[i];
+		uintptr_t s = (uintptr_t)r->key, e;
+		uint32_t right;
+
+		if (!r->used || s >= end || (e = rend(r)) <= start)
+			continue;
+		if (s < start && e > end) { /* a hole in the middle: keep both sides */
+			if (mgi_estimate_split(est, i, (start - s) / PAGE, start, &right) != 0)
+				continue; /* no slot for the right side: keep it all (overcharged) */
+			mgi_estimate_trim(est, &mgi_agent.path, right, end, (e - end) / PAGE);
+			continue;
+		}
+		if (s < start)
+			mgi_estimate_trim(est, &mgi_agent.path, i, s, (start - s) / PAGE);
+		else if (e > end)
+			mgi_estimate_trim(est, &mgi_agent.path, i, end, (e - end) / PAGE);
+		else
+			mgi_estimate_unmap(est, &mgi_agent.path, i);
+	}
+	settle();
+}
+
+/* ---- admission ---- */
+
+/* Registers [start, end) as slow memory outside the table (no room in it). */
+static void admit_untabled(uintptr_t start, uintptr_t end)
+{
+	mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
+	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) == 0)
+		mgi_learn_range(start, end, true);
+	else
+		mgi_agent.untracked_bytes += end - start;
+}
+
+/* One piece no record and no registered range covers. charged: the
+ * application thread already charged its M (it fitted). */
+static void admit_piece(uintptr_t start, uintptr_t end, bool charged, bool slow)
+{
+	uint64_t pages = (end - start) / PAGE;
+	uint32_t idx;
+	int rc;
+
+	if (charged) {
+		rc = mgi_estimate_add_charged(est, pages, start, false, &idx);
+		if (rc == 0) {
+			/* the thread added it to me->charged already */
+			seen += pages;
+			return;
+		}
+		mgi_uncharge(pages);
+		admit_untabled(start, end);
+		return;
+	}
+	rc = mgi_estimate_map(est, &mgi_agent.path, pages, start, slow, &ops, NULL, &idx);
+	if (rc != 0) {
+		admit_untabled(start, end);
+		return;
+	}
+	if (est->regions[idx].slow) {
+		/* Created slow (or forced): count it like exact mode does. */
+		mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
+		if (mgi_uffd_register(mgi_agent.uffd, start, end - start) == 0)
+			mgi_learn_range(start, end, true);
+	}
+}
+
+/* Admits what of [start, end) is not known yet, in pieces. */
+static void admit(uintptr_t start, uintptr_t end, bool charged, bool slow)
+{
+	uintptr_t cur = start;
+
+	if (charged) {
+		/* Anything recorded there is stale: the kernel just gave these
+		 * addresses out afresh (glibc's munmap of them went unseen). */
+		mgi_est_forget(start, end);
+		admit_piece(start, end, true, false);
+		settle();
+		return;
+	}
+	while (cur < end) {
+		int i = find_at(cur);
+		mgi_vregion_t *v;
+		uintptr_t stop = end;
+
+		if (i >= 0) {
+			cur = rend(&est->regions[i]);
+			continue;
+		}
+		v = mgi_registry_next(&mgi_agent.reg, cur);
+		if (v && v->start <= cur) {
+			cur = v->end;
+			continue;
+		}
+		if (v && v->start < stop)
+			stop = v->start;
+		i = first_in(cur, stop);
+		if (i >= 0)
+			stop = (uintptr_t)est->regions[i].key;
+		admit_piece(cur, stop, false, slow);
+		cur = stop;
+	}
+	settle();
+}
+
+void mgi_est_admit(uintptr_t start, uintptr_t end, bool slow)
+{
+	if (est && start < end)
+		admit(start, end, false, slow);
+}
+
+static void answer(int32_t w)
+{
+	if (w < 0 || w >= EST_WAITERS)
+		return;
+	atomic_store_explicit(&waiters[w], 2, memory_order_release);
+	syscall(SYS_futex, &waiters[w], FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void mgi_est_request(const mgi_learn_req_t *req)
+{
+	switch (req->kind) {
+	case MGI_REQ_FAST:
+		admit(req->start, req->end, true, false);
+		break;
+	case MGI_REQ_ADMIT:
+		admit(req->start, req->end, false, false);
+		answer(req->waiter);
+		break;
+	case MGI_REQ_GONE:
+		mgi_est_forget(req->start, req->end);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- application threads ---- */
+
+static bool send_req(uintptr_t start, uintptr_t end, uint32_t kind, int32_t waiter)
+{
+	mgi_learn_req_t req = {.start = start, .end = end, .kind = kind, .waiter = waiter};
+
+	return write(mgi_agent.learn_wr, &req, sizeof(req)) == (ssize_t)sizeof(req);
+}
+
+static void wait_answer(int32_t w)
+{
+	struct timespec t0, t;
+	struct timespec step = {0, 100000000}; /* 100 ms */
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (atomic_load_explicit(&waiters[w], memory_order_acquire) == 1) {
+		syscall(SYS_futex, &waiters[w], FUTEX_WAIT_PRIVATE, 1, &step, NULL, 0);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)t.tv_nsec -
+			    (uint64_t)t0.tv_nsec > EST_WAIT_NS)
+			break; /* the handler is stuck or gone: go on */
+	}
+	atomic_store_explicit(&waiters[w], 0, memory_order_release);
+}
+
+void mgi_est_map_for_app(uintptr_t start, uintptr_t end, bool wait)
+{
+	uint64_t pages = (end - start) / PAGE;
+	int32_t w = -1;
+
+	/* The common case: it fits; charge here, tell the handler. */
+	if (mgi_counter_try_charge(&mgi_agent.path, pages, NULL)) {
+		mgi_charged(pages);
+		if (send_req(start, end, MGI_REQ_FAST, -1))
+			return;
+		mgi_uncharge(pages); /* the handler cannot be told: exact instead */
+		goto exact;
+	}
+	if (!wait || gettid() == atomic_load(&mgi_agent.handler_tid)) {
+		if (send_req(start, end, MGI_REQ_ADMIT, -1))
+			return;
+		goto exact;
+	}
+	for (int i = 0; i < EST_WAITERS && w < 0; i++) {
+		uint32_t zero = 0;
+		if (atomic_compare_exchange_strong(&waiters[i], &zero, 1))
+			w = i;
+	}
+	if (w < 0)
+		goto exact;
+	if (!send_req(start, end, MGI_REQ_ADMIT, w)) {
+		atomic_store(&waiters[w], 0);
+		goto exact;
+	}
+	wait_answer(w);
+	return;
+exact:
+	/* Counted exactly, like exact mode: never unaccounted. */
+	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) == 0)
+		send_req(start, end, MGI_REQ_LEARN, -1);
+}
+
+void mgi_est_unmap_for_app(uintptr_t start, uintptr_t end)
+{
+	/* Before the unmapping: the handler must hear of it ahead of any mmap
+	 * that gets these addresses next. If it cannot be told, the tick's
+	 * check finds it. */
+	send_req(start, end, MGI_REQ_GONE, -1);
+}
+
+/* ---- the tick ---- */
+
+/* Keeps only the parts of fast region i that are still mapped anonymous. */
+static void check_mapped(uint32_t i)
+{
+	mgi_region_t *r = &est->regions[i];
+	uintptr_t s = (uintptr_t)r->key, e = rend(r), a = s;
+	mgi_vma_t v;
+
+	while (a < e) {
+		if (mgi_vma_query(mgi_agent.mapsfd, a, &v) != 0 || v.start >= e) {
+			mgi_est_forget(a, e);
+			return;
+		}
+		if (v.start > a)
+			mgi_est_forget(a, v.start);
+		else if (!mgi_vma_is_anon_private(&v))
+			mgi_est_forget(a, v.end < e ? v.end : e);
+		a = v.end;
+	}
+}
+
+void mgi_est_tick(void)
+{
+	uint64_t now = mgi_now_ns(), resident = 0;
+
+	if (!est)
+		return;
+	for (uint32_t i = 0; i < est->used_slots; i++)
+		if (est->regions[i].used && !est->regions[i].slow)
+			check_mapped(i);
+	for (uint32_t i = 0; i < est->used_slots; i++) {
+		mgi_region_t *r = &est->regions[i];
+		uint64_t rr, faults = 0;
+
+		if (!r->used)
+			continue;
+		if (r->slow) {
+			rr = mgi_registry_count(&mgi_agent.reg, (uintptr_t)r->key, rend(r), NULL,
+						&faults, true);
+			r->faults = faults; /* this tick's */
+		} else {
+			/* Faults in a fast region are not seen: its growth is
+			 * the best sign of them. */
+			rr = mincore_count((uintptr_t)r->key, rend(r));
+			r->faults = rr > r->resident ? rr - r->resident : 0;
+			r->resident = rr;
+		}
+		if (r->faults)
+			r->last_fault = now;
+		resident += rr;
+	}
+	mgi_estimate_make_fast(est, &mgi_agent.path, &ops, NULL);
+	settle();
+	atomic_store_explicit(&mgi_agent.me->est_resident, resident, memory_order_relaxed);
+	mgi_est_publish();
+}
+
+void mgi_est_publish(void)
+{
+	mgi_proc_slot_t *me = mgi_agent.me;
+
+	if (!est) {
+		/* Exact mode: every registered range is a slow region. */
+		atomic_store_explicit(&me->est_mapped, mgi_agent.reg.bytes / PAGE, memory_order_relaxed);
+		atomic_store_explicit(&me->est_resident, mgi_agent.reg.present, memory_order_relaxed);
+		atomic_store_explicit(&me->est_slow, mgi_agent.reg.n, memory_order_relaxed);
+		return;
+	}
+	atomic_store_explicit(&me->est_mapped, est->mapped, memory_order_relaxed);
+	atomic_store_explicit(&me->est_fast, est->nr_fast, memory_order_relaxed);
+	atomic_store_explicit(&me->est_slow, est->nr_slow, memory_order_relaxed);
+	atomic_store_explicit(&me->est_switches, est->mode_switches, memory_order_relaxed);
+}
+
+/* Algorithm 3's amendment: a charge was refused; before any eviction or
+ * kill, a fast region (holding estimate that may not be memory) turns
+ * slow. Returns true if one did. */
+bool mgi_est_demote(void)
+{
+	bool done;
+
+	if (!est)
+		return false;
+	done = mgi_estimate_demote(est, &mgi_agent.path, &ops, NULL);
+	if (done) {
+		settle();
+		mgi_est_publish();
+	}
+	return done;
+}
