@@ -222,12 +222,18 @@ void mgi_est_forget(uintptr_t start, uintptr_t end);
 bool mgi_est_fast_at(uintptr_t addr);
 /* A charge was refused: turns one fast region slow; false if none. */
 bool mgi_est_demote(void);
+/* The manager asks for room: turns fast regions slow until `pages` are
+ * given back or none is left. Returns the pages given back. */
+uint64_t mgi_est_give(uint64_t pages);
+/* Whether another process of the group `level` steps up holds fast
+ * regions (then the manager can make room without a kill). */
+bool mgi_est_fast_elsewhere(unsigned level);
 /* Once a second: unmapped fast regions, R and fault rates, fast again. */
 void mgi_est_tick(void);
 void mgi_est_publish(void);
-/* Application threads: new memory [start, end), to charge or admit (wait:
- * for the answer when it does not fit); memory about to be unmapped. */
-void mgi_est_map_for_app(uintptr_t start, uintptr_t end, bool wait);
+/* Application threads: new memory [start, end), charged here if it fits,
+ * else admitted by the handler (waited for); memory about to be unmapped. */
+void mgi_est_map_for_app(uintptr_t start, uintptr_t end);
 void mgi_est_unmap_for_app(uintptr_t start, uintptr_t end);
 
 /* agent.c */

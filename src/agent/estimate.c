@@ -55,6 +55,7 @@
 
 static mgi_estimate_t *est;
 static uint64_t seen; /* est->estimate as me->charged last followed it */
+static uint64_t switches_told; /* est->mode_switches added to the segment's */
 static _Atomic uint32_t *waiters; /* 0 free, 1 waiting, 2 answered */
 static unsigned char *vec;        /* mincore vector */
 #define VEC_PAGES 16384
@@ -67,7 +68,7 @@ bool mgi_est_on(void)
 int mgi_est_init(void)
 {
 	est = NULL;
-	seen = 0;
+	seen = switches_told = 0;
 	if (atomic_load_explicit(&mgi_agent.seg->mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
 		return 0;
 	mgi_estimate_t *t = mgi_arena_alloc(&mgi_agent.arena, mgi_estimate_bytes(EST_CAPACITY));
@@ -384,7 +385,7 @@ static void wait_answer(int32_t w)
 	atomic_store_explicit(&waiters[w], 0, memory_order_release);
 }
 
-void mgi_est_map_for_app(uintptr_t start, uintptr_t end, bool wait)
+void mgi_est_map_for_app(uintptr_t start, uintptr_t end)
 {
 	uint64_t pages = (end - start) / PAGE;
 	int32_t w = -1;
@@ -397,7 +398,8 @@ void mgi_est_map_for_app(uintptr_t start, uintptr_t end, bool wait)
 		mgi_uncharge(pages); /* the handler cannot be told: exact instead */
 		goto exact;
 	}
-	if (!wait || gettid() == atomic_load(&mgi_agent.handler_tid)) {
+	if (gettid() == atomic_load(&mgi_agent.handler_tid)) {
+		/* (a library the handler calls mapped memory: never wait) */
 		if (send_req(start, end, MGI_REQ_ADMIT, -1))
 			return;
 		goto exact;
@@ -501,7 +503,43 @@ void mgi_est_publish(void)
 	atomic_store_explicit(&me->est_mapped, est->mapped, memory_order_relaxed);
 	atomic_store_explicit(&me->est_fast, est->nr_fast, memory_order_relaxed);
 	atomic_store_explicit(&me->est_slow, est->nr_slow, memory_order_relaxed);
-	atomic_store_explicit(&me->est_switches, est->mode_switches, memory_order_relaxed);
+	if (est->mode_switches != switches_told) {
+		atomic_fetch_add_explicit(&mgi_agent.seg->mode_switches,
+					  est->mode_switches - switches_told, memory_order_relaxed);
+		switches_told = est->mode_switches;
+	}
+}
+
+uint64_t mgi_est_give(uint64_t pages)
+{
+	uint64_t before, now;
+
+	if (!est)
+		return 0;
+	before = atomic_load(&mgi_agent.me->charged);
+	do {
+		if (!mgi_est_demote())
+			break;
+		now = atomic_load(&mgi_agent.me->charged);
+	} while (now + pages > before);
+	now = atomic_load(&mgi_agent.me->charged);
+	return before > now ? before - now : 0;
+}
+
+bool mgi_est_fast_elsewhere(unsigned level)
+{
+	const mgi_segment_t *seg;
+
+	if (level >= mgi_agent.nsegs)
+		return false;
+	seg = mgi_agent.anc[level];
+	for (int i = 0; i < MGI_PROCS_MAX; i++) {
+		int32_t pid = atomic_load_explicit(&seg->procs[i].pid, memory_order_relaxed);
+		if (pid > 0 && pid != mgi_agent.pid &&
+		    atomic_load_explicit(&seg->procs[i].est_fast, memory_order_relaxed) > 0)
+			return true;
+	}
+	return false;
 }
 
 /* Algorithm 3's amendment: a charge was refused; before any eviction or

@@ -65,6 +65,7 @@ uint64_t mgi_now_ns(void)
 #define now_ns mgi_now_ns
 
 static void out_of_memory(unsigned level);
+static bool ask_manager_reclaim(unsigned level, uint64_t since);
 
 /*
  * Ranges the application just gave back (MADV_DONTNEED, MADV_REMOVE). The
@@ -315,6 +316,20 @@ static bool ask_manager(unsigned level)
 static void out_of_memory(unsigned level)
 {
 	mgi_segment_t *seg = mgi_agent.seg;
+
+	/* Estimate mode: another process's fast regions hold estimate that
+	 * may not be memory; the manager has them give it back first (seed
+	 * 001's guarantee across the group). Bounded: after
+	 * RECLAIM_GIVEUP_NS of asking, the kill. */
+	static uint64_t est_since, est_last;
+	if (mgi_est_fast_elsewhere(level)) {
+		uint64_t now = now_ns();
+		if (!est_last || now - est_last > RECLAIM_GIVEUP_NS)
+			est_since = now; /* not asked lately: a new episode */
+		est_last = now;
+		if (ask_manager_reclaim(level, est_since))
+			return;
+	}
 
 	if (level < mgi_agent.nsegs &&
 	    (level > 0 || atomic_load(&mgi_agent.anc[level]->cooperators) > 0) && ask_manager(level))

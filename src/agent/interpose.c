@@ -50,10 +50,10 @@ static inline bool active(void)
 }
 
 /* New memory [start, end) for the application: registered (exact mode),
- * or charged at its size or admitted (estimate mode; wait: for the
- * handler's answer when it does not fit, which only a call that maps
- * memory before its caller touches it can use). */
-static void take_range(uintptr_t start, uintptr_t end, bool wait)
+ * or charged at its size or admitted (estimate mode: when it does not fit,
+ * the handler's answer is awaited, so that a region that must start slow
+ * is registered before the application writes it). */
+void mgi_register_for_app(uintptr_t start, uintptr_t end)
 {
 	mgi_learn_req_t req = {.start = start, .end = end, .kind = MGI_REQ_LEARN, .waiter = -1};
 
@@ -62,7 +62,7 @@ static void take_range(uintptr_t start, uintptr_t end, bool wait)
 	if (mgi_agent_excluded(start, end))
 		return;
 	if (mgi_est_on()) {
-		mgi_est_map_for_app(start, end, wait);
+		mgi_est_map_for_app(start, end);
 		return;
 	}
 	mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
@@ -74,11 +74,6 @@ static void take_range(uintptr_t start, uintptr_t end, bool wait)
 	if (write(mgi_agent.learn_wr, &req, sizeof(req)) < 0) {
 		/* nothing more to do */
 	}
-}
-
-void mgi_register_for_app(uintptr_t start, uintptr_t end)
-{
-	take_range(start, end, true);
 }
 
 /* The thread's last known managed range: malloc results inside it need
@@ -95,9 +90,9 @@ void mgi_register_vma_at(uintptr_t addr)
 	if (!mgi_vma_is_anon_private(&v) || !(v.flags & MGI_VMA_WRITE) ||
 	    mgi_agent_excluded(v.start, v.end))
 		return;
-	/* Found after the fact (the memory may be in use already): in
-	 * estimate mode, admitted without waiting. */
-	take_range(v.start, v.end, false);
+	/* (found after the fact, but before the block it came with reaches
+	 * the application) */
+	mgi_register_for_app(v.start, v.end);
 	tl_lo = v.start;
 	tl_hi = v.end;
 }

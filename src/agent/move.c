@@ -179,7 +179,10 @@ bool mgi_agent_on_manager_message(void)
 		}
 		mgi_msg_init(&r, MGI_MSG_EVICTED);
 		r.evict.pages = asked;
-		r.evict.freed = mgi_reclaim_allowed(0) ? mgi_evict(asked) : 0;
+		/* Estimate mode: fast regions give back their estimate first. */
+		r.evict.freed = mgi_est_give(asked);
+		if (r.evict.freed < asked && mgi_reclaim_allowed(0))
+			r.evict.freed += mgi_evict(asked - r.evict.freed);
 		send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		break;
 	}

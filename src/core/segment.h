@@ -90,7 +90,6 @@ typedef struct mgi_proc_slot {
 	 * fast regions' as last measured, about once a second). */
 	_Atomic uint64_t est_mapped;
 	_Atomic uint64_t est_resident;
-	_Atomic uint64_t est_switches;
 	_Atomic uint32_t est_fast;        /* fast regions */
 	_Atomic uint32_t est_slow;        /* slow regions */
 	char comm[MGI_COMM_MAX];
@@ -117,6 +116,7 @@ typedef struct mgi_segment {
 	_Atomic uint64_t refault;     /* = pswpin: evicted pages faulted back */
 	_Atomic uint64_t workingset_activate; /* refaults within the working set */
 	_Atomic uint64_t written_back; /* pages written from a store to its file */
+	_Atomic uint64_t mode_switches; /* estimate mode: regions turned slow or fast */
 	_Atomic uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* direct reclaim stalls */
 	_Atomic uint32_t swappiness;  /* 0: never evict; else a weight (1-100) */
 	/* enum mgi_mode: how the group's processes account (seed 001). Read by

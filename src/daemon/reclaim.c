@@ -88,11 +88,25 @@ static uint64_t above_high(const mgi_manager_t *m, int g)
 	return usage > high && can_swap(m, g) ? usage - high + high / 64 : 0;
 }
 
+/* Whether process c holds fast regions (estimate mode, seed 001): turning
+ * them slow gives back estimate that may not be memory, before anything
+ * is evicted (and whether or not its group may swap). */
+static bool holds_fast(const mgi_manager_t *m, const struct mgi_conn *c)
+{
+	return atomic_load(&m->tree.node[c->group].seg->procs[c->slot].est_fast) > 0;
+}
+
 bool mgi_reclaim_possible(const mgi_manager_t *m, int group)
 {
 	for (int g = 1; g < MGI_GROUPS_MAX; g++)
 		if (m->tree.node[g].used && mgi_tree_is_under(&m->tree, g, group) && can_swap(m, g))
 			return true;
+	for (unsigned k = 0; k < m->nconns; k++) {
+		const struct mgi_conn *c = &m->conns[k];
+		if (c->fd >= 0 && c->slot >= 0 && m->tree.node[c->group].used &&
+		    mgi_tree_is_under(&m->tree, c->group, group) && holds_fast(m, c))
+			return true;
+	}
 	return false;
 }
 
@@ -112,24 +126,34 @@ static const mgi_proc_slot_t *slot_of(const mgi_manager_t *m, const struct mgi_c
 }
 
 /* The coldest process under the target that has not run dry in this
- * episode (a process that gave what it was asked may be asked again). */
+ * episode (a process that gave what it was asked may be asked again);
+ * one holding fast regions before any other (seed 001: no page is
+ * evicted, nor anyone killed, while estimate can be given back). */
 static int pick(const mgi_manager_t *m, bool honour_low)
 {
 	const struct mgi_reclaim_episode *e = &m->reclaim;
 	int best = -1;
+	bool best_fast = false;
 
 	for (unsigned k = 0; k < m->nconns; k++) {
 		const struct mgi_conn *c = &m->conns[k];
 		if (c->fd < 0 || c->slot < 0 || e->spent[k] || !m->tree.node[c->group].used ||
-		    !mgi_tree_is_under(&m->tree, c->group, e->group) || !can_swap(m, c->group))
+		    !mgi_tree_is_under(&m->tree, c->group, e->group))
+			continue;
+		bool fast = holds_fast(m, c);
+		if (!fast && !can_swap(m, c->group))
+			continue;
+		if (best_fast && !fast)
 			continue;
 		if (honour_low && protected_by_low(m, c->group, e->group))
 			continue;
 		const mgi_proc_slot_t *s = slot_of(m, c);
 		if (atomic_load(&s->pid) != c->pid || !atomic_load(&s->charged))
 			continue;
-		if (best < 0 || mgi_proc_colder(s, slot_of(m, &m->conns[best])))
+		if (best < 0 || (fast && !best_fast) || mgi_proc_colder(s, slot_of(m, &m->conns[best]))) {
 			best = (int)k;
+			best_fast = fast;
+		}
 	}
 	return best;
 }

@@ -497,6 +497,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->refault += atomic_load(&s->refault);
 		out->workingset_activate += atomic_load(&s->workingset_activate);
 		out->written_back_pages += atomic_load(&s->written_back);
+		out->mode_switches += atomic_load(&s->mode_switches);
 		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
 			out->reclaim_hist[b] += atomic_load(&s->reclaim_hist[b]);
 		for (int i = 0; i < MGI_PROCS_MAX; i++) {
@@ -513,7 +514,6 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 			out->same_filled_pages += atomic_load(&sl->same_filled);
 			out->mapped += atomic_load(&sl->est_mapped) * 4096;
 			out->resident += atomic_load(&sl->est_resident) * 4096;
-			out->mode_switches += atomic_load(&sl->est_switches);
 			out->slow_regions += atomic_load(&sl->est_slow);
 			out->fast_regions += atomic_load(&sl->est_fast);
 		}
