@@ -56,6 +56,7 @@
 static mgi_estimate_t *est;
 static uint64_t seen; /* est->estimate as me->charged last followed it */
 static uint64_t switches_told; /* est->mode_switches added to the segment's */
+static uint64_t switch_ns;     /* time spent switching, not yet added there */
 static _Atomic uint32_t *waiters; /* 0 free, 1 waiting, 2 answered */
 static unsigned char *vec;        /* mincore vector */
 #define VEC_PAGES 16384
@@ -68,7 +69,7 @@ bool mgi_est_on(void)
 int mgi_est_init(void)
 {
 	est = NULL;
-	seen = switches_told = 0;
+	seen = switches_told = switch_ns = 0;
 	if (atomic_load_explicit(&mgi_agent.seg->mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
 		return 0;
 	mgi_estimate_t *t = mgi_arena_alloc(&mgi_agent.arena, mgi_estimate_bytes(EST_CAPACITY));
@@ -130,6 +131,8 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 	uint64_t found = 0;
 	mgi_vma_t v;
 
+	uint64_t t0 = mgi_now_ns();
+
 	(void)ctx;
 	/* VMA by VMA: part of it may have been unmapped unseen (glibc's own
 	 * munmap), and registration refuses a range with a hole. */
@@ -145,6 +148,7 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 	if (found > r->pages)
 		found = r->pages;
 	atomic_fetch_add_explicit(&mgi_agent.me->charged, found, memory_order_relaxed);
+	switch_ns += mgi_now_ns() - t0;
 	return found;
 }
 
@@ -168,11 +172,13 @@ static void mode_changed(void *ctx, const mgi_region_t *r)
 	(void)ctx;
 	if (r->slow)
 		return; /* take_slow did the work */
+	uint64_t t0 = mgi_now_ns();
 	mgi_uffd_unregister(mgi_agent.uffd, s, e - s);
 	dropped = mgi_registry_remove(&mgi_agent.reg, s, e);
 	if (dropped < 0)
 		dropped = (long)mgi_registry_clear(&mgi_agent.reg, s, e);
 	atomic_fetch_sub_explicit(&mgi_agent.me->charged, (uint64_t)dropped, memory_order_relaxed);
+	switch_ns += mgi_now_ns() - t0;
 }
 
 static const mgi_estimate_ops_t ops = {
@@ -507,6 +513,11 @@ void mgi_est_publish(void)
 		atomic_fetch_add_explicit(&mgi_agent.seg->mode_switches,
 					  est->mode_switches - switches_told, memory_order_relaxed);
 		switches_told = est->mode_switches;
+	}
+	if (switch_ns) {
+		atomic_fetch_add_explicit(&mgi_agent.seg->mode_switch_ns, switch_ns,
+					  memory_order_relaxed);
+		switch_ns = 0;
 	}
 }
 

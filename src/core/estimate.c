@@ -11,7 +11,10 @@ size_t mgi_estimate_bytes(uint32_t capacity)
 
 void mgi_estimate_init(mgi_estimate_t *est, uint32_t capacity)
 {
-	memset(est, 0, mgi_estimate_bytes(capacity));
+	/* The header only: no slot at or past used_slots is ever read, and a
+	 * slot is written whole when it is handed out (a process's table is
+	 * set up at every start, fork included: measured on its cost). */
+	memset(est, 0, sizeof(*est));
 	est->policy = MGI_VICTIM_LARGEST;
 	est->fast_below_pct = 50;
 	est->fast_target_pct = 75;

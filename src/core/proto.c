@@ -30,6 +30,7 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(slow_regions, 0),
 	FIELD(fast_regions, 0),
 	FIELD(mode_switches, 0),
+	FIELD(mode_switch_avg_us, 0),
 	FIELD(swap_usage, 1),
 	FIELD(swap_max_usage, 1),
 	FIELD(swap_limit, 1),

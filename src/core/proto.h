@@ -194,6 +194,7 @@ typedef struct mgi_stats {
 	/* estimate accounting (seed 001): mode 0 exact, 1 estimate; estimate
 	 * is E (= usage), mapped M, resident R, in bytes */
 	uint64_t mode, estimate, mapped, resident, slow_regions, fast_regions, mode_switches;
+	uint64_t mode_switch_avg_us; /* what one switch took, on average */
 	uint64_t swap_usage, swap_max_usage, swap_limit, memsw_usage;
 	uint64_t staged_bytes, stored_pages, same_filled_pages, compressed_bytes;
 	uint64_t pswpout, pswpin, pgmajfault, pgdeactivate, pgactivate;

@@ -117,6 +117,7 @@ typedef struct mgi_segment {
 	_Atomic uint64_t workingset_activate; /* refaults within the working set */
 	_Atomic uint64_t written_back; /* pages written from a store to its file */
 	_Atomic uint64_t mode_switches; /* estimate mode: regions turned slow or fast */
+	_Atomic uint64_t mode_switch_ns; /* the time they took, in all */
 	_Atomic uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* direct reclaim stalls */
 	_Atomic uint32_t swappiness;  /* 0: never evict; else a weight (1-100) */
 	/* enum mgi_mode: how the group's processes account (seed 001). Read by

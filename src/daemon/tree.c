@@ -498,6 +498,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->workingset_activate += atomic_load(&s->workingset_activate);
 		out->written_back_pages += atomic_load(&s->written_back);
 		out->mode_switches += atomic_load(&s->mode_switches);
+		out->mode_switch_avg_us += atomic_load(&s->mode_switch_ns); /* a sum, until below */
 		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
 			out->reclaim_hist[b] += atomic_load(&s->reclaim_hist[b]);
 		for (int i = 0; i < MGI_PROCS_MAX; i++) {
@@ -518,6 +519,9 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 			out->fast_regions += atomic_load(&sl->est_fast);
 		}
 	}
+	out->mode_switch_avg_us = out->mode_switches
+					  ? out->mode_switch_avg_us / out->mode_switches / 1000
+					  : 0;
 	/* The root's counters are its own processes' only (see counted_in);
 	 * its swap counter likewise. */
 	mgi_stats_stall_quantiles(out);
