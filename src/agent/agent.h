@@ -50,9 +50,13 @@ enum mgi_req_kind {
 	MGI_REQ_FAST,  /* estimate mode: mapped, its size charged, a fast region */
 	MGI_REQ_ADMIT, /* estimate mode: mapped, admit it (Algorithm 2) */
 	MGI_REQ_GONE,  /* estimate mode: about to be unmapped */
+	MGI_REQ_FOUND, /* estimate mode: a malloc block's pages [start, end),
+			* charged, in a VMA [vstart, vend) found around it:
+			* admit what of the VMA is not known yet */
 };
 typedef struct mgi_learn_req {
 	uintptr_t start, end;
+	uintptr_t vstart, vend; /* MGI_REQ_FOUND: the VMA [start, end) lies in */
 	uint32_t kind;  /* enum mgi_req_kind */
 	int32_t waiter; /* MGI_REQ_ADMIT: the waiter to answer, or -1 */
 } mgi_learn_req_t;
@@ -235,6 +239,11 @@ void mgi_est_publish(void);
  * else admitted by the handler (waited for); memory about to be unmapped. */
 void mgi_est_map_for_app(uintptr_t start, uintptr_t end);
 void mgi_est_unmap_for_app(uintptr_t start, uintptr_t end);
+/* A VMA [vs, ve) found around a malloc block whose pages are [bs, be)
+ * (0, 0: none): the block's pages charged here if they fit (the rest of
+ * the VMA admitted by the handler, which gives back what of the block was
+ * known already), else all admitted by the handler (waited for). */
+void mgi_est_found_for_app(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve);
 
 /* agent.c */
 /* After the manager went away: hands this process's segments back to a

@@ -334,6 +334,41 @@ static void admit(uintptr_t start, uintptr_t end, bool charged, bool slow)
 	settle();
 }
 
+/* MGI_REQ_FOUND: the block's pages [bs, be) were charged by the thread
+ * that found them; what of them was known already gives that back. */
+static void admit_found(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve)
+{
+	uint64_t known = 0;
+
+	for (uintptr_t a = bs; a < be;) {
+		int i = find_at(a);
+		mgi_vregion_t *v;
+		if (i >= 0) {
+			uintptr_t e = rend(&est->regions[i]) < be ? rend(&est->regions[i]) : be;
+			known += (e - a) / PAGE;
+			a = e;
+			continue;
+		}
+		v = mgi_registry_next(&mgi_agent.reg, a);
+		if (v && v->start <= a) {
+			uintptr_t e = v->end < be ? v->end : be;
+			known += (e - a) / PAGE;
+			a = e;
+			continue;
+		}
+		uintptr_t stop = be;
+		if (v && v->start < stop)
+			stop = v->start;
+		i = first_in(a, stop);
+		if (i >= 0)
+			stop = (uintptr_t)est->regions[i].key;
+		admit_piece(a, stop, true, false); /* charged by the thread */
+		a = stop;
+	}
+	mgi_uncharge(known);
+	admit(vs, ve, false, false); /* the rest of the VMA, by Algorithm 2 */
+}
+
 void mgi_est_admit(uintptr_t start, uintptr_t end, bool slow)
 {
 	if (est && start < end)
@@ -361,6 +396,9 @@ void mgi_est_request(const mgi_learn_req_t *req)
 	case MGI_REQ_GONE:
 		mgi_est_forget(req->start, req->end);
 		break;
+	case MGI_REQ_FOUND:
+		admit_found(req->start, req->end, req->vstart, req->vend);
+		break;
 	default:
 		break;
 	}
@@ -368,11 +406,18 @@ void mgi_est_request(const mgi_learn_req_t *req)
 
 /* ---- application threads ---- */
 
-static bool send_req(uintptr_t start, uintptr_t end, uint32_t kind, int32_t waiter)
+static bool send_req4(uintptr_t start, uintptr_t end, uintptr_t vs, uintptr_t ve, uint32_t kind,
+		      int32_t waiter)
 {
-	mgi_learn_req_t req = {.start = start, .end = end, .kind = kind, .waiter = waiter};
+	mgi_learn_req_t req = {.start = start, .end = end, .vstart = vs, .vend = ve,
+			       .kind = kind, .waiter = waiter};
 
 	return write(mgi_agent.learn_wr, &req, sizeof(req)) == (ssize_t)sizeof(req);
+}
+
+static bool send_req(uintptr_t start, uintptr_t end, uint32_t kind, int32_t waiter)
+{
+	return send_req4(start, end, 0, 0, kind, waiter);
 }
 
 static void wait_answer(int32_t w)
@@ -391,10 +436,50 @@ static void wait_answer(int32_t w)
 	atomic_store_explicit(&waiters[w], 0, memory_order_release);
 }
 
+/* Asks the handler to admit [start, end) and waits for the answer.
+ * Returns false if it could not be asked. */
+static bool admit_and_wait(uintptr_t start, uintptr_t end)
+{
+	int32_t w = -1;
+
+	if (gettid() == atomic_load(&mgi_agent.handler_tid))
+		/* (a library the handler calls mapped memory: never wait) */
+		return send_req(start, end, MGI_REQ_ADMIT, -1);
+	for (int i = 0; i < EST_WAITERS && w < 0; i++) {
+		uint32_t zero = 0;
+		if (atomic_compare_exchange_strong(&waiters[i], &zero, 1))
+			w = i;
+	}
+	if (w < 0)
+		return false;
+	if (!send_req(start, end, MGI_REQ_ADMIT, w)) {
+		atomic_store(&waiters[w], 0);
+		return false;
+	}
+	wait_answer(w);
+	return true;
+}
+
+void mgi_est_found_for_app(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve)
+{
+	uint64_t pages = (be - bs) / PAGE;
+
+	if (pages && mgi_counter_try_charge(&mgi_agent.path, pages, NULL)) {
+		mgi_charged(pages);
+		if (send_req4(bs, be, vs, ve, MGI_REQ_FOUND, -1))
+			return;
+		mgi_uncharge(pages);
+	}
+	if (admit_and_wait(vs, ve))
+		return;
+	/* Counted exactly, like exact mode: never unaccounted. */
+	if (mgi_uffd_register(mgi_agent.uffd, vs, ve - vs) == 0)
+		send_req(vs, ve, MGI_REQ_LEARN, -1);
+}
+
 void mgi_est_map_for_app(uintptr_t start, uintptr_t end)
 {
 	uint64_t pages = (end - start) / PAGE;
-	int32_t w = -1;
 
 	/* The common case: it fits; charge here, tell the handler. */
 	if (mgi_counter_try_charge(&mgi_agent.path, pages, NULL)) {
@@ -404,25 +489,8 @@ void mgi_est_map_for_app(uintptr_t start, uintptr_t end)
 		mgi_uncharge(pages); /* the handler cannot be told: exact instead */
 		goto exact;
 	}
-	if (gettid() == atomic_load(&mgi_agent.handler_tid)) {
-		/* (a library the handler calls mapped memory: never wait) */
-		if (send_req(start, end, MGI_REQ_ADMIT, -1))
-			return;
-		goto exact;
-	}
-	for (int i = 0; i < EST_WAITERS && w < 0; i++) {
-		uint32_t zero = 0;
-		if (atomic_compare_exchange_strong(&waiters[i], &zero, 1))
-			w = i;
-	}
-	if (w < 0)
-		goto exact;
-	if (!send_req(start, end, MGI_REQ_ADMIT, w)) {
-		atomic_store(&waiters[w], 0);
-		goto exact;
-	}
-	wait_answer(w);
-	return;
+	if (admit_and_wait(start, end))
+		return;
 exact:
 	/* Counted exactly, like exact mode: never unaccounted. */
 	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) == 0)

@@ -81,7 +81,10 @@ void mgi_register_for_app(uintptr_t start, uintptr_t end)
 static __thread uintptr_t tl_lo __attribute__((tls_model("initial-exec")));
 static __thread uintptr_t tl_hi __attribute__((tls_model("initial-exec")));
 
-void mgi_register_vma_at(uintptr_t addr)
+/* The VMA around addr, found with a malloc block [bs, be) in it (page
+ * aligned; empty if none): registered (exact mode) or admitted (estimate
+ * mode: what of it is not known yet). */
+static void register_found(uintptr_t addr, uintptr_t bs, uintptr_t be)
 {
 	mgi_vma_t v;
 
@@ -90,22 +93,33 @@ void mgi_register_vma_at(uintptr_t addr)
 	if (!mgi_vma_is_anon_private(&v) || !(v.flags & MGI_VMA_WRITE) ||
 	    mgi_agent_excluded(v.start, v.end))
 		return;
-	/* (found after the fact, but before the block it came with reaches
-	 * the application) */
-	mgi_register_for_app(v.start, v.end);
 	tl_lo = v.start;
 	tl_hi = v.end;
+	if (mgi_est_on() && v.end - v.start <= MGI_REGION_MAX_BYTES) {
+		/* (found after the fact, but before the block reaches the
+		 * application) */
+		bs = bs > v.start ? bs : v.start;
+		be = be < v.end ? be : v.end;
+		mgi_est_found_for_app(bs < be ? bs : 0, bs < be ? be : 0, v.start, v.end);
+		return;
+	}
+	mgi_register_for_app(v.start, v.end);
+}
+
+void mgi_register_vma_at(uintptr_t addr)
+{
+	register_found(addr, 0, 0);
 }
 
 static inline void check_block(void *p, size_t size)
 {
-	uintptr_t a = (uintptr_t)p;
+	uintptr_t a = (uintptr_t)p, bs = a & ~(PAGE - 1), be = page_up(a + size);
 
 	if (!p || (a >= tl_lo && a + size <= tl_hi) || !active())
 		return;
-	mgi_register_vma_at(a);
+	register_found(a, bs, be);
 	if (size > 0 && !(a + size <= tl_hi && a >= tl_lo))
-		mgi_register_vma_at(a + size - 1); /* a block over two VMAs */
+		register_found(a + size - 1, bs, be); /* a block over two VMAs */
 }
 
 /* ---- mmap, brk, sbrk ---- */
@@ -162,8 +176,10 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, s
 	if (est) /* told first, as for munmap; the result is admitted anew */
 		mgi_est_unmap_for_app((uintptr_t)old & ~(PAGE - 1), page_up((uintptr_t)old + old_len));
 	p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
-	if (est)
-		mgi_register_vma_at((uintptr_t)(p != MAP_FAILED ? p : old));
+	if (est && p != MAP_FAILED)
+		mgi_register_for_app((uintptr_t)p, page_up((uintptr_t)p + new_len));
+	else if (est)
+		mgi_register_vma_at((uintptr_t)old); /* still there: admitted again */
 	return p;
 }
 
