@@ -101,6 +101,7 @@ static void settle(void)
 					  memory_order_relaxed);
 	seen = est->estimate;
 	mgi_check_thresholds();
+	mgi_est_publish(); /* a few stores: the figures stay current */
 }
 
 /* ---- the switches (ops of the model) ---- */

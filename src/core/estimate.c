@@ -132,12 +132,25 @@ static int alloc_slot(mgi_estimate_t *est)
 	return -1;
 }
 
+/* A new region in slot: counted, and a fast one's M_i in the table's
+ * estimate (its charge is the caller's business). */
+static void place(mgi_estimate_t *est, uint32_t slot, uint64_t pages, uint64_t key, bool slow)
+{
+	est->regions[slot] = (mgi_region_t){.key = key, .pages = pages, .slow = slow, .used = true};
+	if (slow) {
+		est->nr_slow++;
+	} else {
+		est->nr_fast++;
+		est->estimate += pages;
+	}
+	est->mapped += pages;
+}
+
 int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		     uint64_t pages, uint64_t key, bool force_slow,
 		     const mgi_estimate_ops_t *ops, void *ctx, uint32_t *idx)
 {
 	bool slow = force_slow;
-	mgi_region_t *r;
 	int slot;
 
 	if (pages == 0 || pages > MGI_PAGES_UNLIMITED)
@@ -156,15 +169,7 @@ int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		}
 	}
 
-	r = &est->regions[slot];
-	*r = (mgi_region_t){.key = key, .pages = pages, .slow = slow, .used = true};
-	if (slow) {
-		est->nr_slow++;
-	} else {
-		est->nr_fast++;
-		est->estimate += pages;
-	}
-	est->mapped += pages;
+	place(est, (uint32_t)slot, pages, key, slow);
 	*idx = (uint32_t)slot;
 	return 0;
 }
@@ -179,14 +184,7 @@ int mgi_estimate_add_charged(mgi_estimate_t *est, uint64_t pages, uint64_t key, 
 	slot = alloc_slot(est);
 	if (slot < 0)
 		return -ENOSPC;
-	est->regions[slot] = (mgi_region_t){.key = key, .pages = pages, .slow = slow, .used = true};
-	if (slow) {
-		est->nr_slow++;
-	} else {
-		est->nr_fast++;
-		est->estimate += pages;
-	}
-	est->mapped += pages;
+	place(est, (uint32_t)slot, pages, key, slow);
 	*idx = (uint32_t)slot;
 	return 0;
 }
