@@ -189,6 +189,8 @@ void *mgi_watchdog_main(void *arg);
 /* Registers the eligible anonymous regions of the address space and learns
  * them. Called by the handler at start-up. */
 void mgi_scan_and_register(void);
+/* The same later on (estimate mode's tick): admits what is not known. */
+void mgi_rescan(void);
 
 /* interpose.c: registers [start, end) for the application (page aligned)
  * and asks the handler to learn it. Safe from any application thread. */

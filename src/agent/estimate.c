@@ -1,5 +1,6 @@
 /* estimate.c - seed 001's estimate accounting in the agent: fast regions are not registered. */
 #include <errno.h>
+#include <stdlib.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -79,7 +80,12 @@ int mgi_est_init(void)
 		return -ENOMEM;
 	mgi_estimate_init(t, EST_CAPACITY);
 	t->external = true;
-	t->policy = MGI_VICTIM_LARGEST;
+	/* Which fast region turns slow first (seed 001's open question):
+	 * the largest (default: gives back the most estimate per switch), or
+	 * the one whose resident set grew least recently (fewest faults). */
+	const char *victim = getenv("MEMGRP_ESTIMATE_VICTIM");
+	t->policy = victim && !strcmp(victim, "least-recent") ? MGI_VICTIM_LEAST_RECENT
+							       : MGI_VICTIM_LARGEST;
 	t->fast_min_faults = EST_FAST_MIN_FAULTS;
 	est = t;
 	return 0;
@@ -537,6 +543,7 @@ void mgi_est_tick(void)
 	for (uint32_t i = 0; i < est->used_slots; i++)
 		if (est->regions[i].used && !est->regions[i].slow)
 			check_mapped(i);
+	mgi_rescan();
 	for (uint32_t i = 0; i < est->used_slots; i++) {
 		mgi_region_t *r = &est->regions[i];
 		uint64_t rr, faults = 0;

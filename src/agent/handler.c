@@ -857,6 +857,8 @@ void *mgi_handler_main(void *arg)
 /* Subtracts the agent's arena and the loaded objects' extents from
  * [start, end) and registers what is left. [heap] and [stack] are never
  * inside an object's extent, so they pass whole. */
+static bool rescanning; /* estimate mode's tick: excluded parts counted already */
+
 static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 {
 	uintptr_t cur = start;
@@ -888,7 +890,7 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 		}
 		if (skip_to) {
 			uintptr_t e = skip_to < end ? skip_to : end;
-			if (!own)
+			if (!own && !rescanning)
 				mgi_agent.untracked_bytes += e - cur;
 			cur = e;
 			continue;
@@ -907,6 +909,17 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 			mgi_agent.untracked_bytes += stop - cur;
 		cur = stop;
 	}
+}
+
+/* Estimate mode, once a second: regions that appeared with no call we
+ * see (a library's own mmap syscall, glibc's internal ones whose blocks
+ * have not reached the malloc wrappers yet) enter like any other: what of
+ * each eligible VMA is not known yet is admitted (Algorithm 2). */
+void mgi_rescan(void)
+{
+	rescanning = true;
+	mgi_scan_and_register();
+	rescanning = false;
 }
 
 void mgi_scan_and_register(void)
