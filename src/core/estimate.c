@@ -158,6 +158,8 @@ int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
 	slot = alloc_slot(est);
 	if (slot < 0)
 		return -ENOSPC;
+	/* Handed out but not placed yet: the victim search below reads it. */
+	est->regions[slot].used = false;
 
 	if (!slow) {
 		/* Algorithm 2: while E + size > L, turn a fast region slow. */
