@@ -132,6 +132,20 @@ static int alloc_slot(mgi_estimate_t *est)
 	return -1;
 }
 
+/* A slot for a new region of `pages` pages, or -EINVAL, -ENOSPC. It is
+ * marked unused until placed: a victim search may run in between. */
+static int take_slot(mgi_estimate_t *est, uint64_t pages)
+{
+	int slot;
+
+	if (pages == 0 || pages > MGI_PAGES_UNLIMITED)
+		return -EINVAL;
+	slot = alloc_slot(est);
+	if (slot >= 0)
+		est->regions[slot].used = false;
+	return slot < 0 ? -ENOSPC : slot;
+}
+
 /* A new region in slot: counted, and a fast one's M_i in the table's
  * estimate (its charge is the caller's business). */
 static void place(mgi_estimate_t *est, uint32_t slot, uint64_t pages, uint64_t key, bool slow)
@@ -151,16 +165,10 @@ int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		     const mgi_estimate_ops_t *ops, void *ctx, uint32_t *idx)
 {
 	bool slow = force_slow;
-	int slot;
+	int slot = take_slot(est, pages);
 
-	if (pages == 0 || pages > MGI_PAGES_UNLIMITED)
-		return -EINVAL;
-	slot = alloc_slot(est);
 	if (slot < 0)
-		return -ENOSPC;
-	/* Handed out but not placed yet: the victim search below reads it. */
-	est->regions[slot].used = false;
-
+		return slot;
 	if (!slow) {
 		/* Algorithm 2: while E + size > L, turn a fast region slow. */
 		while (!mgi_counter_try_charge(path, pages, NULL)) {
@@ -179,13 +187,10 @@ int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
 int mgi_estimate_add_charged(mgi_estimate_t *est, uint64_t pages, uint64_t key, bool slow,
 			     uint32_t *idx)
 {
-	int slot;
+	int slot = take_slot(est, pages);
 
-	if (pages == 0 || pages > MGI_PAGES_UNLIMITED)
-		return -EINVAL;
-	slot = alloc_slot(est);
 	if (slot < 0)
-		return -ENOSPC;
+		return slot;
 	place(est, (uint32_t)slot, pages, key, slow);
 	*idx = (uint32_t)slot;
 	return 0;
