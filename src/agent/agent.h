@@ -195,6 +195,9 @@ void mgi_rescan(void);
 /* interpose.c: registers [start, end) for the application (page aligned)
  * and asks the handler to learn it. Safe from any application thread. */
 void mgi_register_for_app(uintptr_t start, uintptr_t end);
+/* The same, counted exactly whatever the mode (registered, then learned by
+ * the handler); for callers that checked [start, end) already. */
+void mgi_register_exact(uintptr_t start, uintptr_t end);
 /* The VMA around addr, registered if it is eligible and not yet. */
 void mgi_register_vma_at(uintptr_t addr);
 

@@ -128,6 +128,17 @@ static uint64_t mincore_count(uintptr_t start, uintptr_t end)
 	return n;
 }
 
+/* Registers [start, end) with the uffd and learns it: its present pages
+ * counted, and charged if charge (else their charge is already held).
+ * Returns them, or -1 if it could not be registered. */
+static long register_slow(uintptr_t start, uintptr_t end, bool charge)
+{
+	mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
+	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
+		return -1;
+	return (long)mgi_learn_range(start, end, charge);
+}
+
 /* Fast -> slow: register first (from then on every new page is a fault we
  * see), then adopt what is already there: marked present in the registry
  * and counted as this process's charge, without charging it again (the
@@ -146,9 +157,8 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 	while (a < e && mgi_vma_query(mgi_agent.mapsfd, a, &v) == 0 && v.start < e) {
 		uintptr_t s = v.start > a ? v.start : a, t = v.end < e ? v.end : e;
 		if (mgi_vma_is_anon_private(&v)) {
-			mgi_raw_madvise((void *)s, t - s, MADV_NOHUGEPAGE);
-			if (mgi_uffd_register(mgi_agent.uffd, s, t - s) == 0)
-				found += mgi_learn_range(s, t, false);
+			long n = register_slow(s, t, false);
+			found += n > 0 ? (uint64_t)n : 0;
 		}
 		a = v.end;
 	}
@@ -261,13 +271,33 @@ void mgi_est_forget(uintptr_t start, uintptr_t end)
 
 /* ---- admission ---- */
 
+/* Whether the memory at cur is known (a record, or a registered range);
+ * *stop: where that known, or unknown, stretch ends (at most end). */
+static bool known_at(uintptr_t cur, uintptr_t end, uintptr_t *stop)
+{
+	int i = find_at(cur);
+	mgi_vregion_t *v;
+
+	if (i >= 0) {
+		*stop = rend(&est->regions[i]) < end ? rend(&est->regions[i]) : end;
+		return true;
+	}
+	v = mgi_registry_next(&mgi_agent.reg, cur);
+	if (v && v->start <= cur) {
+		*stop = v->end < end ? v->end : end;
+		return true;
+	}
+	*stop = v && v->start < end ? v->start : end;
+	i = first_in(cur, *stop);
+	if (i >= 0)
+		*stop = (uintptr_t)est->regions[i].key;
+	return false;
+}
+
 /* Registers [start, end) as slow memory outside the table (no room in it). */
 static void admit_untabled(uintptr_t start, uintptr_t end)
 {
-	mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
-	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) == 0)
-		mgi_learn_range(start, end, true);
-	else
+	if (register_slow(start, end, true) < 0)
 		mgi_agent.untracked_bytes += end - start;
 }
 
@@ -295,12 +325,8 @@ static void admit_piece(uintptr_t start, uintptr_t end, bool charged, bool slow)
 		admit_untabled(start, end);
 		return;
 	}
-	if (est->regions[idx].slow) {
-		/* Created slow (or forced): count it like exact mode does. */
-		mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
-		if (mgi_uffd_register(mgi_agent.uffd, start, end - start) == 0)
-			mgi_learn_range(start, end, true);
-	}
+	if (est->regions[idx].slow)
+		register_slow(start, end, true); /* created slow (or forced) */
 }
 
 /* Admits what of [start, end) is not known yet, in pieces. */
@@ -317,25 +343,9 @@ static void admit(uintptr_t start, uintptr_t end, bool charged, bool slow)
 		return;
 	}
 	while (cur < end) {
-		int i = find_at(cur);
-		mgi_vregion_t *v;
-		uintptr_t stop = end;
-
-		if (i >= 0) {
-			cur = rend(&est->regions[i]);
-			continue;
-		}
-		v = mgi_registry_next(&mgi_agent.reg, cur);
-		if (v && v->start <= cur) {
-			cur = v->end;
-			continue;
-		}
-		if (v && v->start < stop)
-			stop = v->start;
-		i = first_in(cur, stop);
-		if (i >= 0)
-			stop = (uintptr_t)est->regions[i].key;
-		admit_piece(cur, stop, false, slow);
+		uintptr_t stop;
+		if (!known_at(cur, end, &stop))
+			admit_piece(cur, stop, false, slow);
 		cur = stop;
 	}
 	settle();
@@ -347,30 +357,11 @@ static void admit_found(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve)
 {
 	uint64_t known = 0;
 
-	for (uintptr_t a = bs; a < be;) {
-		int i = find_at(a);
-		mgi_vregion_t *v;
-		if (i >= 0) {
-			uintptr_t e = rend(&est->regions[i]) < be ? rend(&est->regions[i]) : be;
-			known += (e - a) / PAGE;
-			a = e;
-			continue;
-		}
-		v = mgi_registry_next(&mgi_agent.reg, a);
-		if (v && v->start <= a) {
-			uintptr_t e = v->end < be ? v->end : be;
-			known += (e - a) / PAGE;
-			a = e;
-			continue;
-		}
-		uintptr_t stop = be;
-		if (v && v->start < stop)
-			stop = v->start;
-		i = first_in(a, stop);
-		if (i >= 0)
-			stop = (uintptr_t)est->regions[i].key;
-		admit_piece(a, stop, true, false); /* charged by the thread */
-		a = stop;
+	for (uintptr_t a = bs, stop; a < be; a = stop) {
+		if (known_at(a, be, &stop))
+			known += (stop - a) / PAGE;
+		else
+			admit_piece(a, stop, true, false); /* charged by the thread */
 	}
 	mgi_uncharge(known);
 	admit(vs, ve, false, false); /* the rest of the VMA, by Algorithm 2 */
@@ -477,11 +468,8 @@ void mgi_est_found_for_app(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t v
 			return;
 		mgi_uncharge(pages);
 	}
-	if (admit_and_wait(vs, ve))
-		return;
-	/* Counted exactly, like exact mode: never unaccounted. */
-	if (mgi_uffd_register(mgi_agent.uffd, vs, ve - vs) == 0)
-		send_req(vs, ve, MGI_REQ_LEARN, -1);
+	if (!admit_and_wait(vs, ve))
+		mgi_register_exact(vs, ve); /* never unaccounted */
 }
 
 void mgi_est_map_for_app(uintptr_t start, uintptr_t end)
@@ -494,14 +482,10 @@ void mgi_est_map_for_app(uintptr_t start, uintptr_t end)
 		if (send_req(start, end, MGI_REQ_FAST, -1))
 			return;
 		mgi_uncharge(pages); /* the handler cannot be told: exact instead */
-		goto exact;
-	}
-	if (admit_and_wait(start, end))
+	} else if (admit_and_wait(start, end)) {
 		return;
-exact:
-	/* Counted exactly, like exact mode: never unaccounted. */
-	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) == 0)
-		send_req(start, end, MGI_REQ_LEARN, -1);
+	}
+	mgi_register_exact(start, end); /* never unaccounted */
 }
 
 void mgi_est_unmap_for_app(uintptr_t start, uintptr_t end)
@@ -565,10 +549,9 @@ void mgi_est_tick(void)
 			r->last_fault = now;
 		resident += rr;
 	}
-	mgi_estimate_make_fast(est, &mgi_agent.path, &ops, NULL);
-	settle();
 	atomic_store_explicit(&mgi_agent.me->est_resident, resident, memory_order_relaxed);
-	mgi_est_publish();
+	mgi_estimate_make_fast(est, &mgi_agent.path, &ops, NULL);
+	settle(); /* (publishes) */
 }
 
 void mgi_est_publish(void)
@@ -639,9 +622,7 @@ bool mgi_est_demote(void)
 	if (!est)
 		return false;
 	done = mgi_estimate_demote(est, &mgi_agent.path, &ops, NULL);
-	if (done) {
+	if (done)
 		settle();
-		mgi_est_publish();
-	}
 	return done;
 }

@@ -407,9 +407,10 @@ static bool continues_a_stream(const mgi_vregion_t *r, uintptr_t page)
 }
 
 /* Records a resolved run: it extends the stream it continues, or replaces
- * the oldest. */
+ * the oldest. Counts the fault too (a slow region's rate, estimate mode). */
 static void remember_run(mgi_vregion_t *r, uintptr_t start, uintptr_t end)
 {
+	r->faults++;
 	for (unsigned i = 0; i < MGI_STREAMS; i++) {
 		if (r->run_end[i] && (start == r->run_end[i] || end == r->run_start[i])) {
 			r->run_start[i] = start;
@@ -655,8 +656,6 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	}
 	return MGI_RETRY;
 done:
-	if ((r = mgi_registry_find(reg, page)) != NULL)
-		r->faults++; /* estimate mode's fault rate of a slow region */
 	count_stall(*since);
 	atomic_fetch_add_explicit(&mgi_agent.me->pgfault, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mgi_agent.seg->pgfault, 1, memory_order_relaxed);

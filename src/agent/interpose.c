@@ -55,16 +55,20 @@ static inline bool active(void)
  * is registered before the application writes it). */
 void mgi_register_for_app(uintptr_t start, uintptr_t end)
 {
-	mgi_learn_req_t req = {.start = start, .end = end, .kind = MGI_REQ_LEARN, .waiter = -1};
-
 	if (start >= end || end - start > MGI_REGION_MAX_BYTES || !active())
 		return;
 	if (mgi_agent_excluded(start, end))
 		return;
-	if (mgi_est_on()) {
+	if (mgi_est_on())
 		mgi_est_map_for_app(start, end);
-		return;
-	}
+	else
+		mgi_register_exact(start, end);
+}
+
+void mgi_register_exact(uintptr_t start, uintptr_t end)
+{
+	mgi_learn_req_t req = {.start = start, .end = end, .kind = MGI_REQ_LEARN, .waiter = -1};
+
 	mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
 	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
 		return;
