@@ -452,21 +452,51 @@ static void read_comm(void)
 	memcpy(mgi_agent.me->comm, comm, sizeof(comm));
 }
 
-/* Starts an agent thread on a stack from the arena, with every signal
- * blocked: signals are for the application's threads. */
-static int start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg)
+typedef struct {
+	void *(*fn)(void *);
+	void *arg;
+	sem_t up;
+} thread_start_t;
+
+static void *thread_trampoline(void *p)
 {
+	thread_start_t *ts = p;
+	void *(*fn)(void *) = ts->fn;
+	void *arg = ts->arg;
+
+	sem_post(&ts->up); /* ts lives on the creator's stack: not used after this */
+	return fn(arg);
+}
+
+/* Starts an agent thread on a stack from the arena, with every signal
+ * blocked (signals are for the application's threads), and returns only
+ * once it runs our code. A new thread first runs library code, and a
+ * sanitizer's runtime allocates there under its allocator's locks: had
+ * the application forked meanwhile, the child would inherit those locks
+ * held and its own agent threads would wait on them forever (seen under
+ * ASan: `sh -c "prog &"` forks right after start). Waiting also keeps the
+ * handler's scan from registering the heap while another agent thread
+ * may still allocate from it. */
+int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg)
+{
+	thread_start_t ts = {.fn = fn, .arg = arg};
 	pthread_attr_t attr;
 	sigset_t all, old;
 	int rc;
 
+	if (sem_init(&ts.up, 0, 0) != 0)
+		return -errno;
 	pthread_attr_init(&attr);
 	pthread_attr_setstack(&attr, stack, size);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(t, &attr, fn, arg);
+	rc = pthread_create(t, &attr, thread_trampoline, &ts);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	if (rc == 0)
+		while (sem_wait(&ts.up) != 0 && errno == EINTR)
+			;
+	sem_destroy(&ts.up);
 	return -rc;
 }
 
@@ -476,7 +506,7 @@ static int start_handler(void)
 
 	if (sem_init(&mgi_agent.ready, 0, 0) != 0)
 		return -errno;
-	rc = start_thread(&mgi_agent.handler, mgi_agent.stack, MGI_HANDLER_STACK,
+	rc = mgi_start_thread(&mgi_agent.handler, mgi_agent.stack, MGI_HANDLER_STACK,
 			  mgi_handler_main, NULL);
 	if (rc != 0)
 		return rc;
@@ -543,7 +573,7 @@ static void agent_start(void)
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
 		goto fail;
 	}
-	if (start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
+	if (mgi_start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
 			 mgi_watchdog_main, watch_buf) != 0)
 		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
 	atomic_store_explicit(&mgi_agent.active, true, memory_order_release);

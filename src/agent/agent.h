@@ -259,6 +259,9 @@ int mgi_agent_rejoin(void);
 /* Maps one segment memfd and checks it. Returns it or NULL. */
 mgi_segment_t *mgi_agent_map_segment(int fd);
 void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Starts an agent thread on stack, all signals blocked; returns (-errno or
+ * 0) once the thread runs fn, past the libraries' own thread start. */
+int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg);
 bool mgi_agent_excluded(uintptr_t start, uintptr_t end);
 
 #endif

@@ -119,16 +119,12 @@ static void *slot_addr(uint32_t slot)
  *    the handler.
  * Blocks only in read, madvise and write; never touches managed memory.
  */
-/* Posted by the helper once it runs its own code: see start_releaser. */
-static sem_t helper_up;
-
 static void *helper_main(void *arg)
 {
 	helper_req_t reqs[64];
 	ssize_t n;
 
 	(void)arg;
-	sem_post(&helper_up);
 	for (;;) {
 		n = read(mgi_agent.release_rd, reqs, sizeof(reqs));
 		if (n < 0 && errno == EINTR)
@@ -399,10 +395,6 @@ static void write_back_if_over(void)
 static int start_releaser(void)
 {
 	int req[2], done[2];
-	pthread_attr_t attr;
-	sigset_t all, old;
-	int rc;
-
 	if (pipe2(req, O_CLOEXEC) != 0)
 		return -errno;
 	if (pipe2(done, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -417,24 +409,9 @@ static int start_releaser(void)
 	/* The handler's end must not block: a full pipe keeps runs queued. */
 	fcntl(mgi_agent.release_wr, F_SETFL, O_NONBLOCK);
 	fcntl(mgi_agent.done_wr, F_SETFL, 0);
-	pthread_attr_init(&attr);
-	pthread_attr_setstack(&attr, mgi_agent.release_stack, MGI_RELEASER_STACK);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	/* A new thread runs library code before ours (a sanitizer's
-	 * runtime calls calloc there). Had the handler's scan registered the
-	 * heap by then, the helper could fault while the handler, short of
-	 * room, waits on the helper to unshare pages: both would wait. So
-	 * the helper is running its own code before the handler starts. */
-	sem_init(&helper_up, 0, 0);
-	rc = pthread_create(&mgi_agent.releaser, &attr, helper_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	if (rc == 0)
-		while (sem_wait(&helper_up) != 0 && errno == EINTR)
-			;
-	sem_destroy(&helper_up);
-	return -rc;
+	/* Running our code before the handler starts (mgi_start_thread). */
+	return mgi_start_thread(&mgi_agent.releaser, mgi_agent.release_stack, MGI_RELEASER_STACK,
+				helper_main, NULL);
 }
 
 static mgi_codec_t codec_from_env(void)
