@@ -32,7 +32,8 @@
  * Prints one line of key=value results (latencies of the timed gets; the
  * cooperator's figures count those gets only). A value that reads back
  * wrong is data loss: what each of its pages holds goes to stderr, exit
- * status 2. COOP_LOG=1: a line on stderr per request from the manager. */
+ * status 2. COOP_LOG=1: a line on stderr per request from the manager.
+ * COOP_TRACE=1: a data loss also prints the key's last events. */
 
 #define VALUE_BYTES (16 * 1024L)
 #define PAGE_BYTES 4096L
@@ -61,6 +62,46 @@ static uint64_t *sums;           /* each key's expected checksum */
 
 /* What the cooperator did; read by the main thread at the end. */
 static atomic_long coop_requests, coop_pages_asked, entries_dropped, coop_max_us;
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* COOP_TRACE=1: the last events of each key, printed with a data loss (the
+ * times are CLOCK_MONOTONIC, as in the agent's MEMGRP_TRACE records). */
+enum { EV_DROP = 1, EV_DROPPED, EV_FILL, EV_FILLED, EV_HIT };
+#define HIST 8
+struct hist {
+	uint64_t ns[HIST];
+	unsigned char ev[HIST];
+	unsigned next;
+};
+static struct hist *hist;
+
+static void note(long k, int ev)
+{
+	if (!hist)
+		return;
+	struct hist *h = &hist[k];
+	h->ns[h->next % HIST] = now_ns();
+	h->ev[h->next % HIST] = (unsigned char)ev;
+	h->next++;
+}
+
+static void print_history(long k)
+{
+	static const char *names[] = {"", "drop (madvise)", "dropped (madvise returned)", "fill",
+				      "filled", "hit, checked"};
+
+	if (!hist)
+		return;
+	for (unsigned i = hist[k].next > HIST ? hist[k].next - HIST : 0; i < hist[k].next; i++)
+		fprintf(stderr, "    %.6f %s\n", hist[k].ns[i % HIST] / 1e9, names[hist[k].ev[i % HIST]]);
+}
 
 /* ---- deterministic values ---- */
 
@@ -153,6 +194,7 @@ static void check_value(long k, const char *when)
 				p, bad, PAGE_WORDS, zero, first, (unsigned long long)pg[first],
 				(unsigned long long)value_word(k, p * PAGE_WORDS + first));
 	}
+	print_history(k);
 	exit(2);
 }
 
@@ -250,14 +292,6 @@ static long zipf_rank(const double *cdf, long n)
 
 /* ---- the cache ---- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
-
 static long miss_us = 50;
 
 /* The backend fetch: spinning rather than sleeping, so its cost is exact
@@ -288,11 +322,14 @@ static int get(long k)
 	}
 	if (s & PRESENT) {
 		check_value(k, "on a get");
+		note(k, EV_HIT);
 		atomic_store(&state[k], PRESENT | REFERENCED);
 		return 1;
 	}
 	backend_fetch();
+	note(k, EV_FILL);
 	fill_value(k);
+	note(k, EV_FILLED);
 	/* Inserted unreferenced: a value fetched once and never asked for
 	 * again is the first the clock hand drops (the kernel, likewise,
 	 * puts new pages on its inactive list). */
@@ -335,10 +372,12 @@ static long clock_drop(uint64_t pages)
 		}
 		if (s != PRESENT || !atomic_compare_exchange_strong(&state[k], &s, BUSY))
 			continue;
+		note(k, EV_DROP);
 		if (madvise(arena + k * VALUE_BYTES, VALUE_BYTES, MADV_DONTNEED) != 0) {
 			perror("bench_coop: madvise");
 			exit(1);
 		}
+		note(k, EV_DROPPED);
 		atomic_store(&state[k], ABSENT);
 		freed += VALUE_PAGES;
 		dropped++;
@@ -437,6 +476,8 @@ int main(int argc, char **argv)
 	 * huge page would make one MADV_DONTNEED of 16 KiB split it. */
 	madvise(arena, keys * VALUE_BYTES, MADV_NOHUGEPAGE);
 	state = calloc(keys, sizeof(*state));
+	if (getenv("COOP_TRACE") && atoi(getenv("COOP_TRACE")))
+		hist = calloc(keys, sizeof(*hist));
 	sums = malloc(keys * sizeof(*sums));
 	perm = malloc(keys * sizeof(*perm));
 	lat = malloc(ops * sizeof(*lat));

@@ -5,6 +5,7 @@ set -u
 memgrp=$(realpath "$1")
 memgrpd=$(realpath "$2")
 progs=$(realpath "$3")
+here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 sfx=$$
 dpid=
@@ -83,6 +84,21 @@ run threads 240 -- -m 32M --swap-max 1G -- "$progs/prog_evict" 128 threads 4 rou
 [ "$rc" = 0 ] && grep -q "every page read back right" "$tmp/threads.out" &&
 	ok "4 threads, 128 MiB under 32M, 3 rounds in random order: every byte right" ||
 	{ bad threads "rc $rc"; show threads; }
+
+# Linux 6.18 was seen to report a UFFDIO_MOVE of a run as failed (-EEXIST,
+# nothing moved) after moving all of it: taken at its word, the agent lost
+# those pages (docs/design.md, "Known gaps"). It now looks again after a
+# failed move. The injection reports every fourth run moved that way; the
+# handler's trace (MEMGRP_TRACE) shows the re-check finding them.
+mkdir -p "$tmp/trace"
+MEMGRP_TRACE="$tmp/trace" MEMGRP_INJECT=move-misreport run misreport 240 -- -m 32M --swap-max 1G -- \
+	"$progs/prog_evict" 96 threads 2 rounds 2
+found=$(for f in "$tmp"/trace/memgrp-trace.*; do python3 "$here/../scripts/trace.py" "$f"; done |
+	awk '$1 == "UNREPORTED" { n += $2 } END { print n + 0 }')
+rm -rf "$tmp/trace"
+[ "$rc" = 0 ] && grep -q "every page read back right" "$tmp/misreport.out" && [ "$found" -gt 0 ] &&
+	ok "moves reported failed after they moved (injected): 96 MiB under 32M, every byte right; $found runs found moved" ||
+	{ bad misreport "rc $rc, runs found moved: $found"; show misreport; }
 
 # madvise, mremap, munmap and fork racing faults, all while evicting.
 run stress 240 -- -m 24M --swap-max 1G -- "$progs/prog_stress" 4 5

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "trace.h"
 #include "os.h"
 #include "proto.h"
 
@@ -557,6 +558,7 @@ static void agent_start(void)
 		goto nomem;
 	const char *inject = getenv("MEMGRP_INJECT");
 	mgi_agent.drop_one_fault = inject && !strcmp(inject, "drop-fault");
+	mgi_agent.misreport_moves = inject && !strcmp(inject, "move-misreport");
 	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
 		goto nomem;
 	mgi_agent.learn_rd = pipefd[0];
@@ -567,6 +569,7 @@ static void agent_start(void)
 	exclude_own_tcb();
 	if (mgi_est_init() != 0)
 		goto nomem;
+	mgi_trace_init();
 	mgi_reclaim_init(); /* before the scan: its ranges are the agent's own */
 	rc = start_handler();
 	if (rc != 0) {

@@ -92,6 +92,7 @@ struct mgi_agent {
 	_Atomic unsigned parked; /* faults the handler holds for a retry */
 	_Atomic uint64_t lost_faults; /* woken by the watchdog */
 	bool drop_one_fault;     /* fault injection: MEMGRP_INJECT=drop-fault */
+	bool misreport_moves;    /* fault injection: MEMGRP_INJECT=move-misreport */
 	void *watch_stack;
 	pthread_t watchdog;
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "trace.h"
 #include "os.h"
 #include "proto.h"
 #include "size.h"
@@ -545,6 +546,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	if (mgi_registry_test(r, page)) {
 		/* We thought it present; the kernel found it missing (an
 		 * MADV_FREE page the kernel reclaimed sends no event). */
+		mgi_trace(MGI_TR_MISSING, page, 0, 0, 0);
 		mgi_uncharge(mgi_registry_clear(reg, page, page + PAGE));
 	}
 	if (window < 1)
@@ -617,6 +619,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 
 		rc = mgi_uffd_copy(mgi_agent.uffd, s, mgi_agent.zeros, n * PAGE, &copied);
 		k = copied / PAGE;
+		mgi_trace(MGI_TR_ZFILL, s, k, (uint32_t)n, rc);
 		if (k) {
 			mgi_registry_mark(reg, r, s, k);
 			remember_run(r, s, s + k * PAGE);
@@ -628,6 +631,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			/* An old page of a range just given back, about to be
 			 * zapped: not counted. The faulting thread goes on
 			 * (racing the madvise, it may see either). */
+			mgi_trace(MGI_TR_EEXIST, s + copied, 0, 0, 1);
 			mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
 			goto done;
 		}
@@ -636,6 +640,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			 * sent no event for it): it is real memory, so count
 			 * it, and go round again without it. */
 			uintptr_t there = s + copied;
+			mgi_trace(MGI_TR_EEXIST, there, 0, 0, 0);
 			mgi_counter_charge(&mgi_agent.path, 1);
 			mgi_charged(1);
 			mgi_registry_mark(reg, r, there, 1);
@@ -669,6 +674,7 @@ static void on_event(const struct uffd_msg *m)
 
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
+		mgi_trace(MGI_TR_FAULT, m->arg.pagefault.address, 0, 0, 0);
 		if (mgi_agent.drop_one_fault) {
 			/* Fault injection: lose this fault, as a handler bug
 			 * would, for the watchdog to find. */
@@ -681,6 +687,7 @@ static void on_event(const struct uffd_msg *m)
 	case UFFD_EVENT_REMOVE:
 		/* (the releaser's own madvise of staging slots lands here too:
 		 * the registry does not cover them, so nothing happens) */
+		mgi_trace(MGI_TR_REMOVE, m->arg.remove.start, m->arg.remove.end, 0, 0);
 		if (mgi_registry_find(&mgi_agent.reg, m->arg.remove.start) ||
 		    mgi_registry_find(&mgi_agent.reg, m->arg.remove.end - PAGE))
 			note_removed(m->arg.remove.start, m->arg.remove.end);
@@ -688,6 +695,7 @@ static void on_event(const struct uffd_msg *m)
 		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
 		break;
 	case UFFD_EVENT_UNMAP:
+		mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 0, 0);
 		mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
 		mgi_reclaim_drop(m->arg.remove.start, m->arg.remove.end);
 		n = mgi_registry_remove(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end);
@@ -700,6 +708,7 @@ static void on_event(const struct uffd_msg *m)
 	case UFFD_EVENT_REMAP: {
 		uintptr_t from = m->arg.remap.from, to = m->arg.remap.to;
 		size_t len = m->arg.remap.len;
+		mgi_trace(MGI_TR_REMAP, from, to, (uint32_t)(len / PAGE), 0);
 		/* What we held for the destination is stale: it was unmapped. */
 		mgi_reclaim_drop(to, to + len);
 		int rc = mgi_registry_move(&mgi_agent.reg, from, to, len, &dropped);

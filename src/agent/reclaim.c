@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "os.h"
+#include "trace.h"
 
 /*
  * How a page leaves the process and comes back (seed 002 section 2.1, seed
@@ -132,10 +133,12 @@ static void *helper_main(void *arg)
 		if (n <= 0)
 			return NULL;
 		for (size_t i = 0; i < (size_t)n / sizeof(reqs[0]); i++) {
-			if (reqs[i].kind == RELEASE)
-				mgi_raw_madvise(slot_addr((uint32_t)reqs[i].at), (size_t)reqs[i].n * PAGE,
-						MADV_DONTNEED);
-			else
+			if (reqs[i].kind == RELEASE) {
+				int rc = mgi_raw_madvise(slot_addr((uint32_t)reqs[i].at),
+							 (size_t)reqs[i].n * PAGE, MADV_DONTNEED);
+				if (rc != 0)
+					reqs[i].kind |= (uint32_t)(rc < 0 ? -rc : rc) << 8;
+			} else
 				mgi_raw_madvise((void *)(uintptr_t)reqs[i].at, (size_t)reqs[i].n * PAGE,
 						MADV_POPULATE_WRITE);
 			while (write(mgi_agent.done_wr, &reqs[i], sizeof(reqs[i])) < 0 &&
@@ -166,6 +169,8 @@ static bool queue_req(uint32_t kind, uint64_t at, uint32_t n)
 {
 	helper_req_t *last = nqueue ? &queue[nqueue - 1] : NULL;
 
+	if (kind == RELEASE)
+		mgi_trace(MGI_TR_RELEASE_Q, 0, at, n, 0);
 	if (last && kind == RELEASE && last->kind == kind && last->at + last->n == at) {
 		last->n += n;
 		return true;
@@ -229,7 +234,9 @@ void mgi_reclaim_released(void)
 
 	while ((n = read(mgi_agent.done_rd, done, sizeof(done))) > 0)
 		for (size_t i = 0; i < (size_t)n / sizeof(done[0]); i++) {
-			if (done[i].kind == RELEASE) {
+			if ((done[i].kind & 0xff) == RELEASE) {
+				mgi_trace(MGI_TR_RELEASED, 0, done[i].at, done[i].n,
+					  (int32_t)(done[i].kind >> 8));
 				mgi_staging_freed(&mgi_agent.staging, (uint32_t)done[i].at, done[i].n);
 				continue;
 			}
@@ -395,6 +402,7 @@ static void write_back_if_over(void)
 static int start_releaser(void)
 {
 	int req[2], done[2];
+
 	if (pipe2(req, O_CLOEXEC) != 0)
 		return -errno;
 	if (pipe2(done, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -594,6 +602,33 @@ static bool wait_for_room(void)
 	return false;
 }
 
+/*
+ * A UFFDIO_MOVE that fails may have moved pages past the count it reports.
+ * Measured on Linux 6.18 (tracing bench/coop, MEMGRP_TRACE): a run of 8
+ * pages came back -EEXIST with `move` 0 while all 8 had gone into their
+ * slots; taking them for pages left behind, the handler had the slots'
+ * frames dropped and later gave the application zeros. So after a failure
+ * the pages after the reported count are looked at: one whose source is
+ * now empty and whose slot holds a frame has moved. (A source page the
+ * kernel had emptied otherwise, by a discard, is not evicted at all: the
+ * clock leaves recently discarded ranges alone.) Returns how many of the n
+ * pages from src (to slots from slot) moved, counting from the first.
+ */
+static size_t moved_unreported(uintptr_t src, uint32_t slot, size_t n)
+{
+	unsigned char at_src[RUN_MAX], at_dst[RUN_MAX];
+	size_t i;
+
+	if (n > RUN_MAX || mincore((void *)src, n * PAGE, at_src) != 0 ||
+	    mincore(slot_addr(slot), n * PAGE, at_dst) != 0)
+		return 0;
+	for (i = 0; i < n && !(at_src[i] & 1) && (at_dst[i] & 1); i++)
+		;
+	if (i)
+		mgi_trace(MGI_TR_UNREPORTED, src, slot, i, 0);
+	return i;
+}
+
 /* Moves up to `want` pages the clock chooses into the staging area.
  * Returns how many it moved; stops early when the staging area has no
  * room at its head or the address space is changing (events first). */
@@ -603,6 +638,7 @@ static uint64_t deactivate(uint64_t want)
 	uint64_t moved_total = 0, now = mgi_now_ns();
 	unsigned calls = 0, eagain = 0;
 	uint64_t busy = 0;
+	static unsigned misreports;
 
 	while (moved_total < want && calls++ < 4 * (want / RUN_MAX + 4) + 2 * (reg->present / RUN_MAX)) {
 		uintptr_t run;
@@ -632,7 +668,19 @@ static uint64_t deactivate(uint64_t want)
 		}
 		rc = mgi_uffd_move(mgi_agent.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
 				   &moved);
+		if (mgi_agent.misreport_moves && rc == 0 && room > 1 && ++misreports % 4 == 0) {
+			/* Fault injection: report a run that moved as the kernel
+			 * was seen to (moved_unreported). */
+			rc = -EEXIST;
+			moved = 0;
+		}
 		k = moved / PAGE;
+		mgi_trace(MGI_TR_EVICT, run, first, (uint32_t)n, (int32_t)(k << 8) | (-rc & 0xff));
+		if (rc != 0 && k < room) {
+			k += moved_unreported(run + k * PAGE, first + (uint32_t)k, room - k);
+			if (k == room)
+				rc = 0; /* all of it went after all */
+		}
 		mgi_vregion_t *r = mgi_registry_find(reg, run);
 		if (k) {
 			mgi_staging_fill(&mgi_agent.staging, first, (uint32_t)k, key_of(run), now);
@@ -657,6 +705,8 @@ static uint64_t deactivate(uint64_t want)
 		}
 		if (rc == -EEXIST) {
 			/* the slot still holds a frame: have it dropped */
+			mgi_trace(MGI_TR_BLOCK, *(volatile uint64_t *)slot_addr(first + (uint32_t)k),
+				  first + k, 0, 0);
 			mgi_staging_block(&mgi_agent.staging, first + (uint32_t)k);
 			queue_release(first + (uint32_t)k);
 			reg->hand = at;
@@ -712,6 +762,8 @@ static int compress(uint32_t slot)
 		return -ENOSPC;
 	}
 	mgi_agent.evict_clock++;
+	mgi_trace(MGI_TR_COMPRESS, key << MGI_PAGE_SHIFT, slot, 0,
+		  (int32_t)(*(volatile uint64_t *)slot_addr(slot) & 0x7fffffff));
 	mgi_staging_retire(&mgi_agent.staging, slot);
 	queue_release(slot);
 	atomic_fetch_add_explicit(&mgi_agent.me->swapped, 1, memory_order_relaxed);
@@ -792,6 +844,7 @@ static bool stored(uintptr_t addr)
 
 static void conflict(uintptr_t page)
 {
+	mgi_trace(MGI_TR_CONFLICT, page, 0, 0, 0);
 	if (!warned_conflict) {
 		warned_conflict = true;
 		mgi_agent_log("page %#lx was present though its data was held evicted "
@@ -808,6 +861,7 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 	int rc = mgi_uffd_move(mgi_agent.uffd, page, (uintptr_t)slot_addr((uint32_t)slot), PAGE,
 			       false, &moved);
 
+	mgi_trace(MGI_TR_ACTIVATE, page, (uint64_t)slot, 0, rc);
 	if (rc == -EAGAIN)
 		return MGI_RETRY;
 	if (rc == -ENOENT) {
@@ -892,6 +946,7 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 	}
 	rc = mgi_uffd_copy(mgi_agent.uffd, page, buf, n * PAGE, &copied);
 	k = copied / PAGE;
+	mgi_trace(MGI_TR_RESTORE, page, k, (uint32_t)n, rc);
 	if (rc == -EEXIST && k == 0) {
 		/* present though we hold it out: keep the live page */
 		conflict(page);
@@ -950,10 +1005,12 @@ static void drop_one(void *ctx, uintptr_t addr)
 	int32_t slot = mgi_staging_find(&mgi_agent.staging, key_of(addr));
 
 	if (slot >= 0) {
+		mgi_trace(MGI_TR_DROP_STAGED, addr, (uint64_t)slot, 0, 0);
 		mgi_staging_retire(&mgi_agent.staging, (uint32_t)slot);
 		queue_release((uint32_t)slot);
 		d->memory++;
 	} else if (mgi_agent.store && mgi_store_drop(mgi_agent.store, key_of(addr))) {
+		mgi_trace(MGI_TR_DROP_STORED, addr, 0, 0, 0);
 		d->swap++;
 	}
 }
