@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "trace.h"
 #include "os.h"
 #include "proto.h"
+#include "trace.h"
 
 /*
  * Loaded with LD_PRELOAD by `memgrp run` (and inherited by children through
@@ -508,7 +508,7 @@ static int start_handler(void)
 	if (sem_init(&mgi_agent.ready, 0, 0) != 0)
 		return -errno;
 	rc = mgi_start_thread(&mgi_agent.handler, mgi_agent.stack, MGI_HANDLER_STACK,
-			  mgi_handler_main, NULL);
+			      mgi_handler_main, NULL);
 	if (rc != 0)
 		return rc;
 	while (sem_wait(&mgi_agent.ready) != 0 && errno == EINTR)
@@ -577,7 +577,7 @@ static void agent_start(void)
 		goto fail;
 	}
 	if (mgi_start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
-			 mgi_watchdog_main, watch_buf) != 0)
+			     mgi_watchdog_main, watch_buf) != 0)
 		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
 	atomic_store_explicit(&mgi_agent.active, true, memory_order_release);
 	return;

@@ -25,6 +25,8 @@ void mgi_trace_init(void)
 	int fd;
 	void *m;
 
+	if (mgi_trace_ring) /* a forked child: its parent's file is not ours */
+		mgi_raw_munmap(mgi_trace_ring, bytes);
 	mgi_trace_ring = NULL;
 	next = 1;
 	if (!dir || !*dir)
