@@ -571,14 +571,19 @@ static void agent_start(void)
 		goto nomem;
 	mgi_trace_init();
 	mgi_reclaim_init(); /* before the scan: its ranges are the agent's own */
+	/* The watchdog, like the releaser, starts before the handler's scan
+	 * registers anything: its thread start-up (library code) could
+	 * otherwise fault on managed memory at the limit, and in a forked
+	 * child we wait for it (measured under ASan: children stuck there,
+	 * the group killed at its limit). It idles until `active`. */
+	if (mgi_start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
+			     mgi_watchdog_main, watch_buf) != 0)
+		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
 	rc = start_handler();
 	if (rc != 0) {
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
 		goto fail;
 	}
-	if (mgi_start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
-			     mgi_watchdog_main, watch_buf) != 0)
-		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
 	atomic_store_explicit(&mgi_agent.active, true, memory_order_release);
 	return;
 nomem:
