@@ -9,7 +9,8 @@ pages followed through compression and release.
 import struct
 import sys
 
-REC = struct.Struct("<QHHiQQ")
+REC = struct.Struct("<QHHiQQ")  # mgi_trace_rec_t
+# enum mgi_trace_op in src/agent/trace.h, in its order
 OPS = {1: "FAULT", 2: "ZFILL", 3: "EEXIST", 4: "MISSING", 5: "REMOVE", 6: "UNMAP", 7: "REMAP",
        8: "EVICT", 9: "COMPRESS", 10: "ACTIVATE", 11: "RESTORE", 12: "DROP_STAGED",
        13: "DROP_STORED", 14: "RELEASE_Q", 15: "RELEASED", 16: "BLOCK", 17: "CONFLICT", 18: "UNREPORTED"}
@@ -37,11 +38,14 @@ def span(op, n, c, a, b):
         return a, a + max(n, b) * PAGE
     if op in ("REMOVE", "UNMAP"):
         return a, b
-    if op == "REMAP":
-        return a, a + n * PAGE
-    if op in ("EVICT", "RESTORE", "UNREPORTED"):
+    if op in ("REMAP", "EVICT", "RESTORE", "UNREPORTED"):
         return a, a + n * PAGE
     return None
+
+
+def evict_result(c):
+    """An EVICT record's c: (pages moved, rc)."""
+    return c >> 8, -(c & 0xff)
 
 
 def main():
@@ -63,8 +67,7 @@ def main():
         s = span(op, n, c, a, b)
         hit = s and s[0] < hi and s[1] > lo
         if op == "EVICT" and hit:
-            moved = c >> 8
-            for i in range(moved):
+            for i in range(evict_result(c)[0]):
                 if lo <= a + i * PAGE < hi:
                     slots.add(b + i)
         if op in ("RELEASE_Q", "RELEASED", "BLOCK") and any(b <= x < b + max(n, 1) for x in slots):
@@ -75,7 +78,7 @@ def main():
             continue
         extra = ""
         if op == "EVICT":
-            extra = f" moved={c >> 8} rc={-(c & 0xff)}"
+            extra = " moved={} rc={}".format(*evict_result(c))
         elif op in ("ZFILL", "RESTORE", "ACTIVATE"):
             extra = f" rc={c}"
         elif op in ("COMPRESS", "RELEASED"):

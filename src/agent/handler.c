@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "trace.h"
 #include "os.h"
 #include "proto.h"
 #include "size.h"
+#include "trace.h"
 
 /*
  * Rules of this thread (pitfalls 1 and 4 of the design):
