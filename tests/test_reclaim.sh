@@ -182,6 +182,44 @@ wait $hpid; hrc=$?
 	ok "--memory-high 32M: a 64 MiB holder is evicted down to $((usage / 1024)) KiB in the background" ||
 	{ bad high "rc $hrc, usage seen while holding:$seen"; show high; }
 
+# memory.high set to exactly the group's usage: background reclaim must
+# still start when usage then rises past it. (A threshold placed at the
+# high limit itself counted "usage == high" as the crossing, for which
+# there was nothing to evict; the rise after it then crossed nothing, and
+# usage stayed above high for good. Seen as the "high" case above stopping
+# at 45-51 MiB in about 1 run of 6 under CPU load.)
+g=memgrp-tr-highx-$sfx
+"$memgrp" run -g "$g" -m 128M --swap-max 1G -- "$progs/prog_hold" 16 5 24 "$tmp/highx.go" \
+	>"$tmp/highx.out" 2>&1 &
+xpid=$!
+# the group's usage while its process lives (after, usage is 0 anyway)
+guse() { "$memgrp" stat --json "$g" 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['usage'] if d['nr_processes'] else '')" 2>/dev/null; }
+set_at= usage= seen=
+for _ in $(seq 50); do
+	sleep 0.2
+	grep -q holding "$tmp/highx.out" || continue
+	# The holder waits without touching memory: usage stands still. Set
+	# high to it, and make sure it still stood there after the set (else
+	# try again).
+	u1=$(guse)
+	[ -n "$u1" ] && "$memgrp" set "$g" --memory-high "$u1" >/dev/null 2>&1 || continue
+	u2=$(guse)
+	[ "$u1" = "$u2" ] && { set_at=$u1; break; }
+done
+touch "$tmp/highx.go" # (also when the set failed: the holder must end)
+for _ in $(seq 50); do
+	[ -n "$set_at" ] || break
+	sleep 0.2
+	grep -q "MB more" "$tmp/highx.out" || continue
+	usage=$(guse)
+	seen="$seen $usage"
+	[ -n "$usage" ] && [ "$usage" -le "$set_at" ] && break
+done
+wait $xpid; xrc=$?
+[ "$xrc" = 0 ] && [ -n "$set_at" ] && [ -n "$usage" ] && [ "$usage" -le "$set_at" ] &&
+	ok "--memory-high set to the usage ($((set_at / 1024)) KiB): 24 MiB touched after it are evicted down to $((usage / 1024)) KiB" ||
+	{ bad high-exact "rc $xrc, high set at '${set_at}', usage seen after 24 MiB more:$seen"; show highx; }
+
 # Coldest first across processes: an idle 48 MiB holder and a busy process
 # share a 64M group; the busy one's working set (24 MiB) stays, the idle
 # one's pages go.

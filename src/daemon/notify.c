@@ -35,7 +35,7 @@ static const unsigned pressure_pct[] = {75, 90, 98};
  * process's cooperator thread could not answer within 1 s. */
 #define REG_ASK_ID UINT32_MAX
 #define REG_KIND_ASK 100
-/* And one at each group's high limit (memory.high): crossing it upward
+/* And one just above each group's high limit (memory.high): crossing it upward
  * starts background reclaim down to it (reclaim.c). */
 #define REG_HIGH_ID (UINT32_MAX - 1)
 #define REG_KIND_HIGH 101
@@ -101,9 +101,16 @@ static int place_pressure(mgi_manager_t *m, int ri)
 		mgi_segment_t *seg = m->tree.node[g].seg;
 		uint64_t max = mgi_counter_read_max(&seg->memory), at;
 		if (r->kind == REG_KIND_HIGH) {
+			/* One page past the limit: a threshold crossing counts
+			 * usage == threshold as crossed, while reclaim starts
+			 * only above high. At high itself, usage landing on it
+			 * exactly used up the crossing with nothing to evict,
+			 * and the rise after it crossed nothing: measured, a
+			 * holder stayed at 48 MiB above a 32 MiB high. */
 			at = atomic_load(&seg->memory.high);
 			if (at >= MGI_PAGES_UNLIMITED || at >= max)
 				continue;
+			at++;
 		} else {
 			if (max >= MGI_PAGES_UNLIMITED)
 				continue;
