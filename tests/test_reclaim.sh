@@ -38,6 +38,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+# usage_of GROUP: its usage while a process lives in it (after, usage is 0
+# anyway, which would pass any "under the limit" check): empty otherwise
+usage_of() { "$memgrp" stat --json "$1" 2>&1 | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['usage'] if d['nr_processes'] else '')" 2>&1; }
 MB=$((1 << 20))
 
 # run NAME TIMEOUT -- memgrp-run-args...: exit code in $rc, output in $tmp/NAME.out
@@ -171,9 +174,8 @@ hpid=$!
 usage= seen=
 for _ in $(seq 50); do
 	sleep 0.2
-	# read while the holder still holds (after it, usage is 0 anyway)
 	grep -q holding "$tmp/high.out" || continue
-	usage=$("$memgrp" stat --json "$g" 2>&1 | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['usage'] if d['nr_processes'] else '')" 2>&1)
+	usage=$(usage_of "$g")
 	seen="$seen $usage"
 	[ -n "$usage" ] && [ "$usage" -le $((33 * MB)) ] && break
 done
@@ -192,8 +194,6 @@ g=memgrp-tr-highx-$sfx
 "$memgrp" run -g "$g" -m 128M --swap-max 1G -- "$progs/prog_hold" 16 5 24 "$tmp/highx.go" \
 	>"$tmp/highx.out" 2>&1 &
 xpid=$!
-# the group's usage while its process lives (after, usage is 0 anyway)
-guse() { "$memgrp" stat --json "$g" 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['usage'] if d['nr_processes'] else '')" 2>/dev/null; }
 set_at= usage= seen=
 for _ in $(seq 50); do
 	sleep 0.2
@@ -201,9 +201,9 @@ for _ in $(seq 50); do
 	# The holder waits without touching memory: usage stands still. Set
 	# high to it, and make sure it still stood there after the set (else
 	# try again).
-	u1=$(guse)
+	u1=$(usage_of "$g")
 	[ -n "$u1" ] && "$memgrp" set "$g" --memory-high "$u1" >/dev/null 2>&1 || continue
-	u2=$(guse)
+	u2=$(usage_of "$g")
 	[ "$u1" = "$u2" ] && { set_at=$u1; break; }
 done
 touch "$tmp/highx.go" # (also when the set failed: the holder must end)
@@ -211,7 +211,7 @@ for _ in $(seq 50); do
 	[ -n "$set_at" ] || break
 	sleep 0.2
 	grep -q "MB more" "$tmp/highx.out" || continue
-	usage=$(guse)
+	usage=$(usage_of "$g")
 	seen="$seen $usage"
 	[ -n "$usage" ] && [ "$usage" -le "$set_at" ] && break
 done
