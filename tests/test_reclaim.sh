@@ -82,6 +82,21 @@ run fork512 300 -- -m 64M --swap-max 4G -- "$progs/prog_evict" 512 fork
 	ok "512 MiB under 64M, then fork: parent and child read every byte back" && figures fork512 ||
 	{ bad fork512 "rc $rc"; show fork512; }
 
+# A fork that catches the handler inside an eviction: the child's agent
+# must not take the copied "evicting" flag for its own (it never evicted
+# again, and its first charge over the limit ended in the OOM kill). Each
+# child writes 48 MiB in a group already at its 32M limit: only its own
+# evictions make that room. The window is hit about every other run (only
+# a run's first fork was seen to catch it), so five runs.
+fb_fail=0
+for i in 1 2 3 4 5; do
+	run forkbusy 60 -- -m 32M --swap-max 1G -- "$progs/prog_forkbusy" 48 48 4
+	[ "$rc" = 0 ] && grep -q "forkbusy ok" "$tmp/forkbusy.out" || { fb_fail=$i; break; }
+done
+[ "$fb_fail" = 0 ] &&
+	ok "fork while evicting, 5 runs: every child evicted for itself and read its 48 MiB back" ||
+	{ bad forkbusy "run $fb_fail, rc $rc"; show forkbusy; }
+
 # Threads race each other's faults and the evictions, pages in shuffled order.
 run threads 240 -- -m 32M --swap-max 1G -- "$progs/prog_evict" 128 threads 4 rounds 3 random
 [ "$rc" = 0 ] && grep -q "every page read back right" "$tmp/threads.out" &&

@@ -811,6 +811,10 @@ void *mgi_handler_main(void *arg)
 
 	(void)arg;
 	atomic_store(&mgi_agent.handler_tid, gettid());
+	/* In a forked child this thread starts over from a copy of the
+	 * parent's memory: the faults its handler had parked are the parent's
+	 * threads', not ours. */
+	npending = 0;
 	mincore_vec = mgi_arena_alloc(&mgi_agent.arena, MINCORE_CHUNK);
 	if (!mincore_vec) {
 		mgi_agent.init_error = -ENOMEM;

@@ -523,6 +523,9 @@ void mgi_reclaim_child_start(void)
 	mgi_agent.store_mem = NULL;
 	mgi_agent.store = NULL;
 	mgi_agent.can_evict = false;
+	/* The fork may have caught our parent's handler inside an eviction:
+	 * its flag, copied, would keep this process from ever evicting. */
+	mgi_agent.evicting = false;
 	nqueue = 0;
 	unshares_pending = 0;
 	memset(unsharing, 0, sizeof(unsharing));
