@@ -56,6 +56,31 @@ static void charge_walks_to_the_top_and_backs_out(void)
 	CHECK_EQ(atomic_load(&c[0].watermark), 0);
 }
 
+/* The path's margin is its tightest level's, whichever level that is, and
+ * a charge of exactly it is taken. */
+static void path_margin_is_the_tightest_level(void)
+{
+	mgi_counter_t c[NODES];
+	for (int i = 0; i < NODES; i++)
+		mgi_counter_init(&c[i]);
+	mgi_counter_path_t leaf = path_for(c, 5), empty = {.depth = 0};
+
+	CHECK_EQ(mgi_counter_path_margin(&empty), UINT64_MAX);
+	CHECK(mgi_counter_try_charge(&leaf, 10, NULL));
+	CHECK_INT_EQ(mgi_counter_set_max(&c[5], 40), 0);
+	CHECK_INT_EQ(mgi_counter_set_max(&c[2], 25), 0);
+	CHECK_EQ(mgi_counter_path_margin(&leaf), 15); /* the grandparent's */
+	/* memory charged to 2 itself (not through the leaf) narrows it */
+	mgi_counter_path_t mid = path_for(c, 2);
+	CHECK(mgi_counter_try_charge(&mid, 4, NULL));
+	CHECK_EQ(mgi_counter_path_margin(&leaf), 11);
+	CHECK_INT_EQ(mgi_counter_set_max(&c[5], 18), 0);
+	CHECK_EQ(mgi_counter_path_margin(&leaf), 8); /* now the leaf's own */
+	CHECK(!mgi_counter_try_charge(&leaf, 9, NULL));
+	CHECK(mgi_counter_try_charge(&leaf, 8, NULL));
+	CHECK_EQ(mgi_counter_path_margin(&leaf), 0);
+}
+
 static void set_max_refuses_below_usage(void)
 {
 	mgi_counter_t c;
@@ -189,6 +214,7 @@ int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
 	MGT_RUN(charge_walks_to_the_top_and_backs_out);
+	MGT_RUN(path_margin_is_the_tightest_level);
 	MGT_RUN(set_max_refuses_below_usage);
 	MGT_RUN(uncharge_never_wraps);
 	MGT_RUN(soft_limits_are_reported);

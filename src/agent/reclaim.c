@@ -931,6 +931,9 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		while (n < MGI_RESTORE_MAX && page + n * PAGE < r->end &&
 		       mgi_registry_is_out(r, page + n * PAGE) && stored(page + n * PAGE))
 			n++;
+	uint64_t fits = mgi_counter_path_margin(&mgi_agent.path);
+	if (fits < n && fits > 0)
+		n = fits; /* near the limit: the readahead that fits */
 	if (!mgi_counter_try_charge(&mgi_agent.path, n, level)) {
 		n = 1;
 		if (!mgi_counter_try_charge(&mgi_agent.path, 1, level))

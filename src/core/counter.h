@@ -106,6 +106,20 @@ static inline uint64_t mgi_counter_margin(const mgi_counter_t *c)
 	return usage < max ? max - usage : 0;
 }
 
+/* What a charge on the path could take now: the least margin of its levels
+ * (a snapshot: concurrent charges may take it first). */
+static inline uint64_t mgi_counter_path_margin(const mgi_counter_path_t *path)
+{
+	uint64_t m = UINT64_MAX;
+
+	for (unsigned i = 0; i < path->depth; i++) {
+		uint64_t l = mgi_counter_margin(path->level[i]);
+		if (l < m)
+			m = l;
+	}
+	return m;
+}
+
 static inline bool mgi_counter_above_high(const mgi_counter_t *c)
 {
 	return mgi_counter_read(c) >
