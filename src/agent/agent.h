@@ -180,6 +180,9 @@ void mgi_reclaim_moved(uintptr_t from, uintptr_t to, size_t len);
 void mgi_reclaim_fork(int cfd);
 /* The releaser dropped frames: reads its answers (done_rd readable). */
 void mgi_reclaim_released(void);
+/* The handler is about to wait for work: what it kept back to send the
+ * releaser in a batch goes now. */
+void mgi_reclaim_idle(void);
 /* Whether page lies in a range the helper is unsharing (its
  * MADV_POPULATE_WRITE faults there when a page went missing meanwhile). */
 bool mgi_reclaim_unsharing(uintptr_t page);

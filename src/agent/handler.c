@@ -852,6 +852,7 @@ void *mgi_handler_main(void *arg)
 			{.fd = mgi_agent.manager_gone ? -1 : mgi_agent.conn, .events = POLLIN},
 			{.fd = mgi_agent.done_rd, .events = POLLIN},
 		};
+		mgi_reclaim_idle(); /* the frames kept back for a batch go now */
 		/* Idle: nothing parked, nothing to do until a descriptor
 		 * speaks; the watchdog trusts only this state. */
 		atomic_store_explicit(&mgi_agent.idle, npending == 0, memory_order_relaxed);
