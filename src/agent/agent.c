@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -187,6 +188,32 @@ static int exclude_got_targets(struct dl_phdr_info *info, size_t size, void *arg
 	(void)arg;
 #endif
 	return 0;
+}
+
+/* The handler's polling window at most (handler.c, wait_for_work):
+ * MEMGRP_POLL_US, 50 us by default, 0 to never poll. Never on one CPU:
+ * polling there only delays whoever else would run. */
+#define POLL_DEFAULT_US 50
+#define POLL_MAX_US 1000
+
+static uint64_t poll_window_ns(void)
+{
+	const char *e = getenv("MEMGRP_POLL_US");
+	unsigned long us = POLL_DEFAULT_US;
+	cpu_set_t cpus;
+
+	if (e && *e) {
+		char *end;
+		us = strtoul(e, &end, 10);
+		if (*end || us > POLL_MAX_US) {
+			mgi_agent_log("MEMGRP_POLL_US=%s: not a number of microseconds up to %d; "
+				      "using %d", e, POLL_MAX_US, POLL_DEFAULT_US);
+			us = POLL_DEFAULT_US;
+		}
+	}
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) < 2)
+		return 0;
+	return (uint64_t)us * 1000;
 }
 
 /*
@@ -559,6 +586,7 @@ static void agent_start(void)
 	const char *inject = getenv("MEMGRP_INJECT");
 	mgi_agent.drop_one_fault = inject && !strcmp(inject, "drop-fault");
 	mgi_agent.misreport_moves = inject && !strcmp(inject, "move-misreport");
+	mgi_agent.poll_max_ns = poll_window_ns();
 	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
 		goto nomem;
 	mgi_agent.learn_rd = pipefd[0];

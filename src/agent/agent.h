@@ -93,6 +93,7 @@ struct mgi_agent {
 	_Atomic uint64_t lost_faults; /* woken by the watchdog */
 	bool drop_one_fault;     /* fault injection: MEMGRP_INJECT=drop-fault */
 	bool misreport_moves;    /* fault injection: MEMGRP_INJECT=move-misreport */
+	uint64_t poll_max_ns;    /* the handler's polling window at most (0: never) */
 	void *watch_stack;
 	pthread_t watchdog;
 
@@ -161,6 +162,10 @@ bool mgi_reclaim_allowed(unsigned level);
 /* Evicts (compresses) up to `pages` pages of this process, oldest staged
  * first, and tops the staging area up. Returns the memory pages freed. */
 uint64_t mgi_evict(uint64_t pages);
+/* Evicts (compresses) the oldest staged page, if any, ahead of a charge
+ * that will need the room; returns 1 if it did. For the handler's idle
+ * moments near the limit (handler.c, wait_for_work). */
+uint64_t mgi_evict_ahead(void);
 /* Tops the staging area up to its target, evicting nothing: the pages
  * this process does not touch from now on show as cold. */
 void mgi_reclaim_age(void);

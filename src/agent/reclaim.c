@@ -850,6 +850,31 @@ uint64_t mgi_evict(uint64_t pages)
 	return freed;
 }
 
+uint64_t mgi_evict_ahead(void)
+{
+	mgi_staging_t *st = &mgi_agent.staging;
+	int32_t s;
+
+	if (!mgi_agent.can_evict || mgi_agent.evicting || (s = mgi_staging_oldest(st)) < 0)
+		return 0; /* nothing staged: the fault that needs room evicts */
+	mgi_agent.evicting = true;
+	mgi_reclaim_released();
+	bool done = compress((uint32_t)s) == 0;
+	if (done) {
+		atomic_fetch_add_explicit(&mgi_agent.seg->pswpout, 1, memory_order_relaxed);
+		mgi_uncharge(1);
+		write_back_if_over();
+	}
+	flush_releases_lazily();
+	/* topped up a run at a time: one move per page would cost more than
+	 * the compression it precedes */
+	if (st->used + RUN_MAX <= stage_target())
+		deactivate(RUN_MAX);
+	mgi_reclaim_publish();
+	mgi_agent.evicting = false;
+	return done;
+}
+
 void mgi_reclaim_age(void)
 {
 	mgi_staging_t *st = &mgi_agent.staging;
