@@ -70,7 +70,8 @@ static void *worker(void *arg)
 		if (q == MAP_FAILED)
 			DIE("mremap failed");
 		if ((bad = verify(q, len, seed)) >= 0)
-			DIE("worker %llu: after mremap, byte %ld", (unsigned long long)id, bad);
+			DIE("worker %llu: after mremap, byte %ld (at %p, moved from %p)",
+			    (unsigned long long)id, bad, (void *)(q + bad), (void *)(p + bad));
 		for (size_t i = len; i < 2 * len; i += 4096)
 			if (q[i])
 				DIE("worker %llu: grown part not zero", (unsigned long long)id);
