@@ -85,6 +85,8 @@ def main():
             extra = f" c={c:#x}"
         elif op == "EEXIST":
             extra = " (not counted)" if c else " (counted)"
+        elif op == "UNMAP" and n == 1:
+            extra = " (a move's old range: skipped)"
         print(f"{ns / 1e9:.6f} +{(ns - t0) / 1e6:10.3f}ms {op:12} a={a:#x} b={b:#x} n={n}{extra}")
 
 

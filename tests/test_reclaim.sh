@@ -124,6 +124,15 @@ run stress 240 -- -m 24M --swap-max 1G -- "$progs/prog_stress" 4 5
 	ok "threads racing madvise/mremap/munmap/fork under 24M with eviction: $(grep -o '[0-9]* rounds, [0-9]* forks' "$tmp/stress.out")" ||
 	{ bad stress "rc $rc"; show stress; }
 
+# One thread's mremap moves a mapping with evicted pages into the range
+# another's mremap just vacated, whose UNMAP the kernel queues only after
+# that: the late UNMAP must not drop the newcomer's pages (before the fix,
+# 5 of 5 runs read zeros within 4 rounds).
+run remaprace 120 -- -m 16M --swap-max 1G -- "$progs/prog_remaprace" 100 24
+[ "$rc" = 0 ] && grep -q "remaprace ok" "$tmp/remaprace.out" &&
+	ok "mremap into a range another mremap just vacated, evicted pages: 100 rounds, every byte right" ||
+	{ bad remaprace "rc $rc"; show remaprace; }
+
 run mremap 240 -- -m 64M --swap-max 1G -- "$progs/prog_mremap" 256
 [ "$rc" = 0 ] && grep -q "mremap ok" "$tmp/mremap.out" &&
 	ok "mremap growth to 256 MB under 64M keeps the contents" || { bad mremap "rc $rc"; show mremap; }

@@ -124,6 +124,51 @@ bool mgi_recently_removed(uintptr_t start, uintptr_t end)
 	return false;
 }
 
+/*
+ * Ranges an mremap moved a mapping away from, whose UNMAP is still to come.
+ * The kernel unmaps the old range under the mmap lock; then, the lock
+ * dropped, it queues REMAP, waits until we have read it, and only then
+ * queues UNMAP for the old range. Meanwhile another thread's mremap can
+ * move a mapping into the vacated range, and its REMAP comes first. Taken
+ * at its word, the late UNMAP dropped the newcomer's evicted pages, which
+ * the application then read as zeros (tests/progs/stress.c, traced on
+ * 2026-11-24: "after mremap, byte 655360"). The REMAP has already taken
+ * everything held for the old range to its new place, so that UNMAP has
+ * nothing of the old mapping left to drop: it is skipped. An entry not
+ * claimed within VACATED_NS (MREMAP_DONTUNMAP queues no UNMAP) lapses.
+ */
+#define VACATED_RECENT 16
+#define VACATED_NS (1000ULL * 1000 * 1000)
+
+static struct {
+	uintptr_t start, end;
+	uint64_t at; /* 0: claimed, or unused */
+} vacated[VACATED_RECENT];
+static unsigned vacated_next;
+
+static void note_vacated(uintptr_t start, uintptr_t end)
+{
+	vacated[vacated_next % VACATED_RECENT].start = start;
+	vacated[vacated_next % VACATED_RECENT].end = end;
+	vacated[vacated_next % VACATED_RECENT].at = now_ns();
+	vacated_next++;
+}
+
+/* Whether [start, end) is exactly a range a move vacated, not yet claimed
+ * by its UNMAP: claims it. */
+static bool claim_vacated(uintptr_t start, uintptr_t end)
+{
+	uint64_t now = now_ns();
+
+	for (unsigned i = 0; i < VACATED_RECENT; i++)
+		if (vacated[i].at && now - vacated[i].at < VACATED_NS && vacated[i].start == start &&
+		    vacated[i].end == end) {
+			vacated[i].at = 0;
+			return true;
+		}
+	return false;
+}
+
 /* After every change of usage: the thresholds of the group and of each
  * ancestor (a charge here is a charge there too). A crossing is counted in
  * the segment; the manager, woken through its eventfd, signals the
@@ -719,6 +764,13 @@ static void on_event(const struct uffd_msg *m)
 		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
 		break;
 	case UFFD_EVENT_UNMAP:
+		if (claim_vacated(m->arg.remove.start, m->arg.remove.end)) {
+			/* a move's old range: what is held there now is a
+			 * newcomer's (n=1 in the trace) */
+			mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 1, 0);
+			mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
+			break;
+		}
 		mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 0, 0);
 		mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
 		mgi_reclaim_drop(m->arg.remove.start, m->arg.remove.end);
@@ -751,6 +803,7 @@ static void on_event(const struct uffd_msg *m)
 			mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, from, from + len));
 			mgi_registry_remove(&mgi_agent.reg, from, from + len);
 		}
+		note_vacated(from, from + len);
 		publish_sizes();
 		break;
 	}

@@ -18,7 +18,7 @@ enum mgi_trace_op {
 	MGI_TR_EEXIST,     /* a = page present though absent to us (c = 1: not counted) */
 	MGI_TR_MISSING,    /* a = page we thought present that faulted */
 	MGI_TR_REMOVE,     /* a = start, b = end */
-	MGI_TR_UNMAP,      /* a = start, b = end */
+	MGI_TR_UNMAP,      /* a = start, b = end, n = 1: a move's old range, skipped */
 	MGI_TR_REMAP,      /* a = from, b = to, n = pages */
 	MGI_TR_EVICT,      /* a = run, n = pages asked, b = first slot, c = moved << 8 | -rc */
 	MGI_TR_COMPRESS,   /* a = page, b = slot, c = its first word's low 31 bits */
