@@ -136,8 +136,10 @@ bool mgi_recently_removed(uintptr_t start, uintptr_t end)
  * everything held for the old range to its new place, so that UNMAP has
  * nothing of the old mapping left to drop: it is skipped. An entry not
  * claimed within VACATED_NS (MREMAP_DONTUNMAP queues no UNMAP) lapses.
+ * Each moving thread has at most one entry pending (it waits until its
+ * UNMAP is read): this many threads moving at once are covered.
  */
-#define VACATED_RECENT 16
+#define VACATED_RECENT 64
 #define VACATED_NS (1000ULL * 1000 * 1000)
 
 static struct {
