@@ -81,6 +81,28 @@ static void path_margin_is_the_tightest_level(void)
 	CHECK_EQ(mgi_counter_path_margin(&leaf), 0);
 }
 
+static void charge_upto_takes_what_fits(void)
+{
+	mgi_counter_t c[NODES];
+	for (int i = 0; i < NODES; i++)
+		mgi_counter_init(&c[i]);
+	mgi_counter_path_t leaf = path_for(c, 5);
+	unsigned level = 99;
+
+	CHECK_INT_EQ(mgi_counter_set_max(&c[2], 20), 0);
+	CHECK_EQ(mgi_counter_try_charge_upto(&leaf, 16, &level), 16); /* all of it fits */
+	CHECK_EQ(level, 99);
+	CHECK_EQ(mgi_counter_try_charge_upto(&leaf, 16, &level), 4); /* the ancestor's room */
+	CHECK_EQ(mgi_counter_read(&c[5]), 20);
+	CHECK_EQ(mgi_counter_read(&c[2]), 20);
+	/* full: nothing charged, and the refusing level named */
+	CHECK_EQ(mgi_counter_try_charge_upto(&leaf, 16, &level), 0);
+	CHECK(level < leaf.depth && leaf.level[level] == &c[2]);
+	CHECK(atomic_load(&c[2].failcnt) > 0);
+	CHECK_EQ(mgi_counter_read(&c[5]), 20);
+	CHECK_EQ(mgi_counter_try_charge_upto(&leaf, 0, &level), 0);
+}
+
 static void set_max_refuses_below_usage(void)
 {
 	mgi_counter_t c;
@@ -215,6 +237,7 @@ int main(int argc, char **argv)
 	MGT_INIT(argc, argv);
 	MGT_RUN(charge_walks_to_the_top_and_backs_out);
 	MGT_RUN(path_margin_is_the_tightest_level);
+	MGT_RUN(charge_upto_takes_what_fits);
 	MGT_RUN(set_max_refuses_below_usage);
 	MGT_RUN(uncharge_never_wraps);
 	MGT_RUN(soft_limits_are_reported);

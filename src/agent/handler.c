@@ -93,22 +93,27 @@ static bool ask_manager_reclaim(unsigned level, uint64_t since);
 #define REMOVED_RECENT 16
 #define REMOVED_QUARANTINE_NS (50ULL * 1000 * 1000)
 
-static struct {
+/* An address range and when it was noted (0: free); kept in rings. */
+struct recent_range {
 	uintptr_t start, end;
 	uint64_t at;
-} removed[REMOVED_RECENT];
+};
+
+static void note_range(struct recent_range *ring, unsigned size, unsigned *next, uintptr_t start,
+		       uintptr_t end, uint64_t now)
+{
+	ring[*next % size] = (struct recent_range){start, end, now};
+	(*next)++;
+}
+
+static struct recent_range removed[REMOVED_RECENT];
 static unsigned removed_next;
 static uint64_t removed_last_ns; /* 0: none yet */
 
 static void note_removed(uintptr_t start, uintptr_t end)
 {
-	uint64_t now = now_ns();
-
-	removed[removed_next % REMOVED_RECENT].start = start;
-	removed[removed_next % REMOVED_RECENT].end = end;
-	removed[removed_next % REMOVED_RECENT].at = now;
-	removed_next++;
-	removed_last_ns = now;
+	removed_last_ns = now_ns();
+	note_range(removed, REMOVED_RECENT, &removed_next, start, end, removed_last_ns);
 }
 
 bool mgi_recently_removed(uintptr_t start, uintptr_t end)
@@ -142,19 +147,8 @@ bool mgi_recently_removed(uintptr_t start, uintptr_t end)
 #define VACATED_RECENT 64
 #define VACATED_NS (1000ULL * 1000 * 1000)
 
-static struct {
-	uintptr_t start, end;
-	uint64_t at; /* 0: claimed, or unused */
-} vacated[VACATED_RECENT];
+static struct recent_range vacated[VACATED_RECENT]; /* at 0: claimed, or unused */
 static unsigned vacated_next;
-
-static void note_vacated(uintptr_t start, uintptr_t end)
-{
-	vacated[vacated_next % VACATED_RECENT].start = start;
-	vacated[vacated_next % VACATED_RECENT].end = end;
-	vacated[vacated_next % VACATED_RECENT].at = now_ns();
-	vacated_next++;
-}
 
 /* Whether [start, end) is exactly a range a move vacated, not yet claimed
  * by its UNMAP: claims it. */
@@ -658,28 +652,24 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		while (s > ws && !mgi_registry_test(r, s - PAGE) && !mgi_registry_is_out(r, s - PAGE))
 			s -= PAGE;
 		n = mgi_registry_absent_run(r, s, window - (s - ws) / PAGE);
-		/* Near the limit, the part of the run from the fault on that
-		 * fits. Measured: refusing the whole window and falling back to
-		 * one page made most faults of a sequential writer at its limit
-		 * single pages, each a round trip (16 171 of them against 638
-		 * full windows for 256 MiB under 64M). */
-		uint64_t fits = mgi_counter_path_margin(&mgi_agent.path);
-		if (fits < n && fits > 0) {
-			size_t from_fault = n - (page - s) / PAGE;
-			n = fits < from_fault ? fits : from_fault;
-			s = page;
-		}
 
 		if (!mgi_counter_try_charge(&mgi_agent.path, n, NULL)) {
+			/* Near the limit: the part of the run from the fault
+			 * on that fits. Measured: falling back to one page made
+			 * most faults of a sequential writer at its limit single
+			 * pages, each a round trip (16 171 of them against 638
+			 * full windows for 256 MiB under 64M). */
+			size_t from_fault = n - (page - s) / PAGE;
 			s = page;
-			n = 1;
-			if (mgi_reclaim_unsharing(page)) {
+			n = mgi_counter_try_charge_upto(&mgi_agent.path, from_fault, &level);
+			if (n == 0 && mgi_reclaim_unsharing(page)) {
 				/* The helper's MADV_POPULATE_WRITE met a page
 				 * removed since its range was queued. It cannot
 				 * wait for room: the room would come from pages
 				 * it is unsharing. One page over, then evicted. */
+				n = 1;
 				mgi_counter_charge(&mgi_agent.path, 1);
-			} else if (!mgi_counter_try_charge(&mgi_agent.path, 1, &level)) {
+			} else if (n == 0) {
 				if (make_room(level, since))
 					continue;
 				return MGI_RETRY;
@@ -805,7 +795,7 @@ static void on_event(const struct uffd_msg *m)
 			mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, from, from + len));
 			mgi_registry_remove(&mgi_agent.reg, from, from + len);
 		}
-		note_vacated(from, from + len);
+		note_range(vacated, VACATED_RECENT, &vacated_next, from, from + len, now_ns());
 		publish_sizes();
 		break;
 	}
@@ -912,27 +902,34 @@ static void retry_pending(void)
  */
 #define AHEAD_PAGES (2 * RECLAIM_BATCH)
 
-static bool room_short(void)
+/* Whether to evict ahead now. *ours caches, between evictions, whether
+ * this process is the one to evict for its group: two scans of the group's
+ * slots, too many for every turn of the polling loop. */
+static bool room_short(int *ours)
 {
-	return last_fault_pages == 1 && mgi_counter_margin(&mgi_agent.seg->memory) < AHEAD_PAGES &&
-	       mgi_reclaim_allowed(0) && reclaim_here(0);
+	if (last_fault_pages != 1 || mgi_counter_margin(&mgi_agent.seg->memory) >= AHEAD_PAGES)
+		return false;
+	if (*ours < 0)
+		*ours = mgi_reclaim_allowed(0) && reclaim_here(0);
+	return *ours;
 }
 
 static int wait_for_work(struct pollfd p[4], int timeout_ms, bool may_poll)
 {
 	static uint64_t window_ns;
 	uint64_t start = now_ns();
-	int rc;
+	int rc, ours = -1;
 
 	if (window_ns && may_poll) {
 		while ((rc = poll(p, 4, 0)) == 0 && now_ns() - start < window_ns) {
-			if (!room_short() || !mgi_evict_ahead())
+			if (!room_short(&ours) || !mgi_evict_ahead())
 				continue;
 			/* Eviction follows events: a fault read meanwhile
 			 * may be parked, for the caller to retry now. */
 			if (npending)
 				return 0;
 			start = now_ns(); /* (bounded: room_short ends it) */
+			ours = -1;
 		}
 		if (rc != 0)
 			return rc; /* caught: the window stays */

@@ -809,6 +809,18 @@ static uint64_t stage_target(void)
 	return t < STAGE_MIN ? STAGE_MIN : t > STAGE_MAX ? STAGE_MAX : t;
 }
 
+/* After compressing `freed` staged pages: they are swap now, not memory;
+ * the store may have to write back, and the slots' frames go. */
+static void evicted(uint64_t freed)
+{
+	if (freed) {
+		atomic_fetch_add_explicit(&mgi_agent.seg->pswpout, freed, memory_order_relaxed);
+		mgi_uncharge(freed); /* memory: it is in the store now (swap) */
+	}
+	write_back_if_over();
+	flush_releases_lazily();
+}
+
 uint64_t mgi_evict(uint64_t pages)
 {
 	mgi_staging_t *st = &mgi_agent.staging;
@@ -836,12 +848,7 @@ uint64_t mgi_evict(uint64_t pages)
 			break;
 		freed++;
 	}
-	if (freed) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->pswpout, freed, memory_order_relaxed);
-		mgi_uncharge(freed); /* memory: it is in the store now (swap) */
-	}
-	write_back_if_over();
-	flush_releases_lazily();
+	evicted(freed);
 	/* The next round's second chances. */
 	if (st->used < stage_target())
 		deactivate(stage_target() - st->used);
@@ -860,12 +867,7 @@ uint64_t mgi_evict_ahead(void)
 	mgi_agent.evicting = true;
 	mgi_reclaim_released();
 	bool done = compress((uint32_t)s) == 0;
-	if (done) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->pswpout, 1, memory_order_relaxed);
-		mgi_uncharge(1);
-		write_back_if_over();
-	}
-	flush_releases_lazily();
+	evicted(done);
 	/* topped up a run at a time: one move per page would cost more than
 	 * the compression it precedes */
 	if (st->used + RUN_MAX <= stage_target())
@@ -984,14 +986,10 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		while (n < MGI_RESTORE_MAX && page + n * PAGE < r->end &&
 		       mgi_registry_is_out(r, page + n * PAGE) && stored(page + n * PAGE))
 			n++;
-	uint64_t fits = mgi_counter_path_margin(&mgi_agent.path);
-	if (fits < n && fits > 0)
-		n = fits; /* near the limit: the readahead that fits */
-	if (!mgi_counter_try_charge(&mgi_agent.path, n, level)) {
-		n = 1;
-		if (!mgi_counter_try_charge(&mgi_agent.path, 1, level))
-			return MGI_NEED_ROOM;
-	}
+	/* near the limit, the readahead that fits */
+	n = mgi_counter_try_charge_upto(&mgi_agent.path, n, level);
+	if (n == 0)
+		return MGI_NEED_ROOM;
 	for (size_t i = 0; i < n; i++) {
 		rc = mgi_store_get(store, key_of(page + i * PAGE), buf + i * PAGE, &stamps[i]);
 		if (rc != 0) { /* -EIO: never seen; stop before a page we cannot give */

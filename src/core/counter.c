@@ -85,6 +85,21 @@ bool mgi_counter_try_charge(const mgi_counter_path_t *path, uint64_t nr_pages,
 	return true;
 }
 
+uint64_t mgi_counter_try_charge_upto(const mgi_counter_path_t *path, uint64_t want,
+				     unsigned *failed_level)
+{
+	uint64_t fits;
+
+	if (want == 0 || mgi_counter_try_charge(path, want, failed_level))
+		return want;
+	fits = mgi_counter_path_margin(path);
+	if (fits >= want)
+		fits = want - 1; /* raced with another charge: less */
+	if (fits == 0)
+		fits = 1;
+	return mgi_counter_try_charge(path, fits, failed_level) ? fits : 0;
+}
+
 void mgi_counter_charge(const mgi_counter_path_t *path, uint64_t nr_pages)
 {
 	for (unsigned i = 0; i < path->depth; i++) {

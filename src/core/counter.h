@@ -65,6 +65,13 @@ void mgi_counter_init(mgi_counter_t *c);
 bool mgi_counter_try_charge(const mgi_counter_path_t *path, uint64_t nr_pages,
 			    unsigned *failed_level);
 
+/* Charges what fits of want pages: all of them, else as many as the path's
+ * tightest level has room for (at least one is tried, so that a refusal
+ * names its level in failed_level as mgi_counter_try_charge does). Returns
+ * the pages charged, 0 when not even one fits. */
+uint64_t mgi_counter_try_charge_upto(const mgi_counter_path_t *path, uint64_t want,
+				     unsigned *failed_level);
+
 /* Charges without checking limits (for pages that must be accounted even
  * though they cannot be refused, e.g. a reserve). Cannot fail. */
 void mgi_counter_charge(const mgi_counter_path_t *path, uint64_t nr_pages);

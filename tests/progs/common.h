@@ -2,6 +2,7 @@
 #ifndef MGT_PROGS_COMMON_H
 #define MGT_PROGS_COMMON_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,5 +36,21 @@ static inline long verify(const unsigned char *p, size_t len, uint64_t seed)
 		fputc('\n', stderr);                  \
 		exit(1);                              \
 	} while (0)
+
+/* Rewrites [p, p + len) with a new pattern each pass and checks it, until
+ * *stop: a thread that keeps its group at the limit, so that the agent
+ * evicts all the while. Counts the passes in *passes if not NULL. */
+static inline void rewrite_until(unsigned char *p, size_t len, _Atomic bool *stop,
+				 _Atomic unsigned long *passes, const char *what)
+{
+	for (uint64_t seed = 1; !*stop; seed++) {
+		fill(p, len, seed);
+		long bad = verify(p, len, seed);
+		if (bad >= 0)
+			DIE("%s, pass %llu: byte %ld wrong", what, (unsigned long long)seed, bad);
+		if (passes)
+			(*passes)++;
+	}
+}
 
 #endif

@@ -34,13 +34,7 @@ static atomic_ulong passes;
 static void *rewriter(void *arg)
 {
 	(void)arg;
-	for (uint64_t seed = 1; !atomic_load(&stop); seed++) {
-		fill(busy, busy_len, seed);
-		long bad = verify(busy, busy_len, seed);
-		if (bad >= 0)
-			DIE("busy buffer, pass %llu: byte %ld", (unsigned long long)seed, bad);
-		atomic_fetch_add(&passes, 1);
-	}
+	rewrite_until(busy, busy_len, &stop, &passes, "busy buffer");
 	return NULL;
 }
 

@@ -36,11 +36,7 @@ static size_t churn_len;
 static void *churner(void *arg)
 {
 	(void)arg;
-	for (uint64_t seed = 1; !atomic_load(&stop); seed++) {
-		fill(churn, churn_len, seed);
-		if (verify(churn, churn_len, seed) >= 0)
-			DIE("churn buffer came back wrong");
-	}
+	rewrite_until(churn, churn_len, &stop, NULL, "churn buffer");
 	return NULL;
 }
 
