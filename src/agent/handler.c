@@ -291,9 +291,87 @@ uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge)
 	return found;
 }
 
+/*
+ * Learns what of [start, end) the kernel maps now. A learn request comes
+ * through a pipe, apart from the uffd's events: an application thread
+ * registers a range and sends the request, and its malloc may trim the
+ * heap (an UNMAP event) before the handler reads that request. Taken at
+ * its word, the request put pages past the heap's new end in the
+ * registry; a fault-around window that reached them failed with ENOENT,
+ * was woken and faulted again, for ever (the parallel-build livelock:
+ * cc1 at 100 % CPU in _int_malloc, ~250 000 faults a second). What the
+ * kernel maps when the handler looks is right whichever way the race
+ * went: a trim before the look is seen in it, one after comes as an
+ * UNMAP event that the handler reads later.
+ */
 static void learn(uintptr_t start, uintptr_t end)
 {
-	mgi_learn_range(start, end, true);
+	uintptr_t cur = start;
+	mgi_vma_t v;
+
+	while (cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
+		uintptr_t s = v.start > cur ? v.start : cur, e = v.end < end ? v.end : end;
+		if (mgi_vma_is_anon_private(&v))
+			mgi_learn_range(s, e, true);
+		cur = v.end;
+	}
+}
+
+/*
+ * A fill at page failed with ENOENT: the registry holds memory the kernel
+ * does not map there as one registered range (a range learned before the
+ * learn fix above could not be; a region may span two VMAs, which one
+ * ioctl cannot cross). Drops from the region around page the stretches no
+ * mapping covers and sets [*lo, *hi) to the mapping that holds page
+ * within the region (empty if none). Returns false, changing nothing, if
+ * events are waiting: an unmap or a move read after the look would make
+ * it wrong (a moved range's evicted pages must follow its REMAP, not be
+ * dropped), so the caller reads them first.
+ */
+static bool resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
+{
+	mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, page);
+	struct { uintptr_t start, end; } gap[8];
+	unsigned ngap = 0;
+	struct pollfd p = {.fd = mgi_agent.uffd, .events = POLLIN};
+
+	*lo = *hi = 0;
+	if (!r)
+		return true;
+	uintptr_t cur = r->start, end = r->end;
+	while (cur < end && ngap < 8) {
+		mgi_vma_t v;
+		uintptr_t stop = end;
+		if (mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
+			if (v.start <= cur) {
+				if (v.start <= page && page < v.end) {
+					*lo = cur;
+					*hi = v.end < end ? v.end : end;
+				}
+				cur = v.end;
+				continue;
+			}
+			stop = v.start;
+		}
+		gap[ngap].start = cur;
+		gap[ngap++].end = stop;
+		cur = stop;
+	}
+	if (poll(&p, 1, 0) != 0)
+		return false;
+	for (unsigned i = 0; i < ngap; i++) {
+		long n;
+		mgi_trace(MGI_TR_UNMAP, gap[i].start, gap[i].end, 2, 0);
+		mgi_est_forget(gap[i].start, gap[i].end);
+		mgi_reclaim_drop(gap[i].start, gap[i].end);
+		n = mgi_registry_remove(&mgi_agent.reg, gap[i].start, gap[i].end);
+		if (n < 0)
+			n = (long)mgi_registry_clear(&mgi_agent.reg, gap[i].start, gap[i].end);
+		mgi_uncharge((uint64_t)n);
+	}
+	if (ngap)
+		publish_sizes();
+	return true;
 }
 
 /* A fault in a range we have not heard of: the kernel says it is ours
@@ -585,6 +663,8 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	size_t n, copied, k;
 	mgi_vregion_t *r = mgi_registry_find(reg, page);
 	unsigned level = 0;
+	uintptr_t lo = 0, hi = 0; /* after an ENOENT: the mapping holding page */
+	bool resynced = false;
 	int rc;
 
 	if (!r) {
@@ -648,10 +728,14 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		/* The aligned window around the fault, clipped to the region,
 		 * and in it the run of absent pages containing the fault. */
 		ws = r->start + ((page - r->start) / PAGE / window) * window * PAGE;
+		if (hi && ws < lo)
+			ws = lo; /* one ioctl cannot cross a VMA's edge */
 		s = page;
 		while (s > ws && !mgi_registry_test(r, s - PAGE) && !mgi_registry_is_out(r, s - PAGE))
 			s -= PAGE;
 		n = mgi_registry_absent_run(r, s, window - (s - ws) / PAGE);
+		if (hi && s + n * PAGE > hi)
+			n = (hi - s) / PAGE;
 
 		if (!mgi_counter_try_charge(&mgi_agent.path, n, NULL)) {
 			/* Near the limit: the part of the run from the fault
@@ -715,6 +799,21 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			continue; /* a partial copy stopped short of the fault */
 		if (rc == -EAGAIN)
 			return MGI_RETRY; /* the address space is changing: events first */
+		if (rc == -ENOENT && !resynced) {
+			/* No events are waiting (they would give EAGAIN), yet
+			 * the kernel does not map [s, s + n) as one registered
+			 * range: the registry is wrong, or the window crosses
+			 * a VMA's edge. Waking the thread to fault again would
+			 * meet the same window for ever. */
+			resynced = true;
+			if (!resync_at(page, &lo, &hi))
+				return MGI_RETRY;
+			if (!hi) {
+				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+				goto done;
+			}
+			continue;
+		}
 		/* The range went away (ENOENT, EFAULT): let the thread fault
 		 * again and meet whatever is there now. */
 		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);

@@ -1002,6 +1002,14 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		}
 	}
 	rc = mgi_uffd_copy(mgi_agent.uffd, page, buf, n * PAGE, &copied);
+	if (rc == -ENOENT && copied == 0 && n > 1) {
+		/* The readahead crossed a VMA's edge (a region may span two
+		 * VMAs; one ioctl cannot): the page alone. Woken to fault
+		 * again instead, the thread would meet the same window. */
+		mgi_counter_uncharge(&mgi_agent.path, n - 1);
+		n = 1;
+		rc = mgi_uffd_copy(mgi_agent.uffd, page, buf, PAGE, &copied);
+	}
 	k = copied / PAGE;
 	mgi_trace(MGI_TR_RESTORE, page, k, (uint32_t)n, rc);
 	if (rc == -EEXIST && k == 0) {
