@@ -20,10 +20,12 @@
 #include "os.h"
 
 /*
- * Three ways new anonymous memory appears, each caught here:
+ * Four ways new anonymous memory appears, each caught here:
  *  - mmap through the PLT (applications, CPython's arenas, jemalloc):
  *    the new range is registered exactly;
  *  - brk/sbrk through the PLT: the heap's new part is registered;
+ *  - mprotect through the PLT making a reservation writable (V8, the JVM):
+ *    the writable anonymous VMAs in its range are registered;
  *  - glibc's malloc, which calls mmap and brk internally, where no
  *    interposition reaches (pitfall 5): every pointer the malloc family
  *    returns is checked against the calling thread's last known managed
@@ -185,6 +187,31 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, s
 	else if (est)
 		mgi_register_vma_at((uintptr_t)old); /* still there: admitted again */
 	return p;
+}
+
+/*
+ * mprotect: runtimes reserve address space with PROT_NONE and commit it by
+ * making parts writable (V8's heap; the JVM; glibc's per-thread arenas grow
+ * the same way, but internally, where the malloc check finds them). What
+ * becomes writable, anonymous and private is registered or admitted like
+ * new memory, one VMA at a time (a registration cannot cross a file
+ * mapping); memory already known is not counted twice (the learn and the
+ * estimate admission take only what they do not know). Measured before:
+ * node holding 343 MB of RSS was charged 3.9 MB.
+ */
+__attribute__((visibility("default"))) int mprotect(void *addr, size_t len, int prot)
+{
+	int rc = (int)syscall(SYS_mprotect, addr, len, prot);
+	uintptr_t cur = (uintptr_t)addr, end = page_up((uintptr_t)addr + len);
+	mgi_vma_t v;
+
+	if (rc != 0 || !(prot & PROT_WRITE) || !len || !active())
+		return rc;
+	while (cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
+		register_found(v.start > cur ? v.start : cur, 0, 0);
+		cur = v.end;
+	}
+	return rc;
 }
 
 static void *(*next_sbrk)(intptr_t);
