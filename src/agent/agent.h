@@ -238,6 +238,13 @@ void mgi_est_request(const mgi_learn_req_t *req);
 void mgi_est_forget(uintptr_t start, uintptr_t end);
 /* Whether addr lies in a fast region. */
 bool mgi_est_fast_at(uintptr_t addr);
+/* Stops the kernel reporting faults in [start, end) (VMA by VMA). */
+void mgi_est_unregister(uintptr_t start, uintptr_t end);
+/* A fault the kernel reported in a region the table holds fast: read
+ * before the region turned fast, or in a range whose unregistration
+ * failed; either way the fast region's whole range is unregistered (again),
+ * so that the woken thread's next fault stays in the kernel. */
+void mgi_est_fault_on_fast(uintptr_t addr);
 /* A charge was refused: turns one fast region slow; false if none. */
 bool mgi_est_demote(void);
 /* The manager asks for room: turns fast regions slow until `pages` are

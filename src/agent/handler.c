@@ -387,8 +387,35 @@ static void learn_vma(uintptr_t addr)
 	    mgi_arena_contains(&mgi_agent.arena, v.end - 1))
 		return; /* never the agent's own memory */
 	if (mgi_est_fast_at(addr))
-		return; /* a fault read before its region was made fast */
+		return; /* a fast region's: unwatch() below */
 	learn(v.start, v.end);
+}
+
+/*
+ * The kernel reported a fault at page and the handler will not manage it
+ * (a fast region's in estimate mode, memory it may not register, no room
+ * in the registry). Waking the thread alone would bring the same fault
+ * back for ever while the range stays registered (the "lost fault" lines
+ * of redis in estimate mode): the range is unregistered, so the kernel
+ * serves its faults. Estimate mode's fast region already charges its
+ * size; anything else goes unmanaged, said once.
+ */
+static void unwatch(uintptr_t page)
+{
+	static bool said;
+	mgi_vma_t v;
+
+	if (mgi_est_fast_at(page)) {
+		mgi_est_fault_on_fast(page);
+		return;
+	}
+	if (mgi_vma_query(mgi_agent.mapsfd, page, &v) != 0 || v.start > page)
+		return; /* unmapped since: the thread meets whatever is there */
+	if (mgi_uffd_unregister(mgi_agent.uffd, v.start, v.end - v.start) == 0 && !said) {
+		said = true;
+		mgi_agent_log("%#lx-%#lx (%s) cannot be managed: left to the kernel",
+			      (unsigned long)v.start, (unsigned long)v.end, v.name[0] ? v.name : "anonymous");
+	}
 }
 
 static void format_pages(uint64_t pages, char *buf)
@@ -671,6 +698,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		learn_vma(page);
 		r = mgi_registry_find(reg, page);
 		if (!r) {
+			unwatch(page);
 			mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
 			return MGI_DONE;
 		}
