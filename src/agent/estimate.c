@@ -243,20 +243,6 @@ static int find_at(uintptr_t addr)
 	return -1;
 }
 
-/* The lowest record starting in [start, end), or -1. */
-static int first_in(uintptr_t start, uintptr_t end)
-{
-	int best = -1;
-
-	for (uint32_t i = 0; i < est->used_slots; i++) {
-		const mgi_region_t *r = &est->regions[i];
-		if (r->used && (uintptr_t)r->key >= start && (uintptr_t)r->key < end &&
-		    (best < 0 || r->key < est->regions[best].key))
-			best = (int)i;
-	}
-	return best;
-}
-
 bool mgi_est_fast_at(uintptr_t addr)
 {
 	int i;
@@ -307,15 +293,74 @@ void mgi_est_forget(uintptr_t start, uintptr_t end)
 
 /* ---- admission ---- */
 
+/*
+ * The records overlapping an admission's range, by address, found with one
+ * scan of the table for the whole admission. known_at used to scan the
+ * table twice per known or unknown stretch: admitting python3's heap (a
+ * record per brk growth, thousands of them) was quadratic, 84 % of the
+ * process's time in find_at, 25 s for 500 MB against 1.2 s unmanaged.
+ * Records an admission adds lie in the stretches already passed, so the
+ * list stays right while the walk goes on. The handler alone admits.
+ */
+static struct span {
+	uintptr_t start, end;
+} spans[EST_CAPACITY];
+static unsigned nspans, span_next;
+
+static void sift_down(struct span *a, unsigned root, unsigned n)
+{
+	for (unsigned child; (child = 2 * root + 1) < n; root = child) {
+		if (child + 1 < n && a[child + 1].start > a[child].start)
+			child++;
+		if (a[root].start >= a[child].start)
+			return;
+		struct span t = a[root];
+		a[root] = a[child];
+		a[child] = t;
+	}
+}
+
+/* In place, no allocation (the handler never calls malloc). */
+static void sort_spans(struct span *a, unsigned n)
+{
+	unsigned k = 1;
+
+	while (k < n && a[k - 1].start <= a[k].start)
+		k++;
+	if (k >= n)
+		return; /* slots are mostly handed out in address order */
+	for (unsigned i = n / 2; i-- > 0;)
+		sift_down(a, i, n);
+	for (unsigned end = n; end-- > 1;) {
+		struct span t = a[0];
+		a[0] = a[end];
+		a[end] = t;
+		sift_down(a, 0, end);
+	}
+}
+
+static void collect_spans(uintptr_t start, uintptr_t end)
+{
+	nspans = span_next = 0;
+	for (uint32_t i = 0; i < est->used_slots && nspans < EST_CAPACITY; i++) {
+		const mgi_region_t *r = &est->regions[i];
+		if (r->used && (uintptr_t)r->key < end && rend(r) > start)
+			spans[nspans++] = (struct span){(uintptr_t)r->key, rend(r)};
+	}
+	sort_spans(spans, nspans);
+}
+
 /* Whether the memory at cur is known (a record, or a registered range);
- * *stop: where that known, or unknown, stretch ends (at most end). */
+ * *stop: where that known, or unknown, stretch ends (at most end). Asked
+ * with cur rising, after collect_spans over a range holding [cur, end). */
 static bool known_at(uintptr_t cur, uintptr_t end, uintptr_t *stop)
 {
-	int i = find_at(cur);
 	mgi_vregion_t *v;
 
-	if (i >= 0) {
-		*stop = rend(&est->regions[i]) < end ? rend(&est->regions[i]) : end;
+	while (span_next < nspans && spans[span_next].end <= cur)
+		span_next++;
+	if (span_next < nspans && spans[span_next].start <= cur) {
+		*stop = spans[span_next].end < end ? spans[span_next].end : end;
 		return true;
 	}
 	v = mgi_registry_next(&mgi_agent.reg, cur);
@@ -324,9 +369,8 @@ static bool known_at(uintptr_t cur, uintptr_t end, uintptr_t *stop)
 		return true;
 	}
 	*stop = v && v->start < end ? v->start : end;
-	i = first_in(cur, *stop);
-	if (i >= 0)
-		*stop = (uintptr_t)est->regions[i].key;
+	if (span_next < nspans && spans[span_next].start < *stop)
+		*stop = spans[span_next].start;
 	return false;
 }
 
@@ -378,6 +422,7 @@ static void admit(uintptr_t start, uintptr_t end, bool charged, bool slow)
 		settle();
 		return;
 	}
+	collect_spans(start, end);
 	while (cur < end) {
 		uintptr_t stop;
 		if (!known_at(cur, end, &stop))
@@ -393,6 +438,7 @@ static void admit_found(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve)
 {
 	uint64_t known = 0;
 
+	collect_spans(bs, be);
 	for (uintptr_t a = bs, stop; a < be; a = stop) {
 		if (known_at(a, be, &stop))
 			known += (stop - a) / PAGE;
