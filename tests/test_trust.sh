@@ -30,12 +30,19 @@ tmp=$(mktemp -d)
 chmod 755 "$tmp" # the throwaway user reaches the socket
 sock=$tmp/memgrpd.sock
 user=mgtrust$$ grp=mgtrustuffd$$
-dpid= spid= gpid=
+dpid= spid= gpid= hpid=
 uffd_mode=$(stat -c %a /dev/userfaultfd) uffd_group=$(stat -c %g /dev/userfaultfd)
+# Ends a `memgrp run` started here and the command it runs.
+stop() {
+	local p
+	for p in $(pgrep -P "$1" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+	kill -KILL "$1" 2>/dev/null
+}
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 	[ -n "$spid" ] && kill "$spid" 2>/dev/null
-	[ -n "$gpid" ] && kill "$gpid" 2>/dev/null
+	[ -n "$gpid" ] && stop "$gpid"
+	[ -n "$hpid" ] && stop "$hpid"
 	if id "$user" >/dev/null 2>&1; then
 		pkill -KILL -u "$user" 2>/dev/null
 		userdel "$user" 2>/dev/null
@@ -176,8 +183,8 @@ PY
 		cat "$tmp/restart.log"
 	fi
 fi
-kill "$hpid" 2>/dev/null
-wait "$hpid" 2>/dev/null
+stop "$hpid"
+hpid=
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
