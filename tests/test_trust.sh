@@ -35,7 +35,7 @@ uffd_mode=$(stat -c %a /dev/userfaultfd) uffd_group=$(stat -c %g /dev/userfaultf
 # Ends a `memgrp run` started here and the command it runs.
 stop() {
 	local p
-	for p in $(pgrep -P "$1" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+	for p in $(env -u LD_PRELOAD pgrep -P "$1" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
 	kill -KILL "$1" 2>/dev/null
 }
 cleanup() {
@@ -44,7 +44,7 @@ cleanup() {
 	[ -n "$gpid" ] && stop "$gpid"
 	[ -n "$hpid" ] && stop "$hpid"
 	if id "$user" >/dev/null 2>&1; then
-		pkill -KILL -u "$user" 2>/dev/null
+		env -u LD_PRELOAD pkill -KILL -u "$user" 2>/dev/null
 		userdel "$user" 2>/dev/null
 	fi
 	chgrp "$uffd_group" /dev/userfaultfd 2>/dev/null
@@ -53,6 +53,7 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM # the EXIT trap then cleans up
 
 if ! useradd -M -N -r -s /usr/sbin/nologin -d /nonexistent "$user" 2>"$tmp/useradd.err" ||
 	! groupadd -r "$grp" 2>>"$tmp/useradd.err"; then
