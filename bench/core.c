@@ -38,14 +38,18 @@ static void ignore(void *arg, const mgi_threshold_event_t *ev)
 }
 
 static mgi_counter_t counters[4];
+static mgi_limits_t limits[4];
+static mgi_threshold_pos_t pos; /* of the one set measured at a time */
 
 static mgi_counter_path_t make_path(unsigned depth)
 {
 	mgi_counter_path_t p = {.depth = depth};
 	for (unsigned i = 0; i < depth; i++) {
 		mgi_counter_init(&counters[i]);
-		mgi_counter_set_max(&counters[i], 1u << 30);
+		mgi_counter_limits_init(&limits[i]);
+		mgi_counter_set_max(&counters[i], &limits[i], 1u << 30);
 		p.level[i] = &counters[i];
+		p.limit[i] = &limits[i];
 	}
 	/* Start away from zero so thresholds can sit on both sides. */
 	mgi_counter_charge(&p, 1000);
@@ -71,10 +75,10 @@ static struct result run(const mgi_counter_path_t *p, mgi_threshold_set_t *set,
 			if (mode != NO_CHECK) {
 				uint64_t u = mgi_counter_read(p->level[0]);
 				if (mode == CHECK_LIVE)
-					mgi_threshold_check_live(set, u, &p->level[0]->usage,
+					mgi_threshold_check_live(set, &pos, u, &p->level[0]->usage,
 								 ignore, NULL);
 				else
-					mgi_threshold_check(set, u, ignore, NULL);
+					mgi_threshold_check(set, &pos, u, ignore, NULL);
 			}
 		}
 		double t1 = now_ns();
@@ -131,8 +135,9 @@ int main(int argc, char **argv)
 		struct result base = {1e30, 1e30}, own = {1e30, 1e30}, live = {1e30, 1e30};
 
 		mgi_threshold_set_init(set, 64);
+		mgi_threshold_pos_init(&pos);
 		for (unsigned k = 0; k < counts[i]; k++) /* half below 1000, half above */
-			mgi_threshold_register(set, k % 2 ? 2000 + k * 10 : 10 + k * 10, k, 1000);
+			mgi_threshold_register(set, &pos, k % 2 ? 2000 + k * 10 : 10 + k * 10, k, 1000);
 		for (int r = 0; r < REPEATS; r++) {
 			best_of(&base, run(&p, set, NO_CHECK));
 			best_of(&own, run(&p, set, CHECK_OWN));

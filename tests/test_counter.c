@@ -7,20 +7,25 @@
 /* A small tree: 0 and 1 at the top, 2 and 3 under 0, 4 under 2, 5 under 4. */
 #define NODES 6
 static const int parent_of[NODES] = {-1, -1, 0, 0, 2, 4};
+/* The limits of counter i (or of the single counter c) are lim[i]: apart
+ * from the usage, as in a segment's two parts. */
+static mgi_limits_t lim[NODES];
 
 static mgi_counter_path_t path_for(mgi_counter_t *c, int node)
 {
 	mgi_counter_path_t p = {.depth = 0};
 	for (; node >= 0; node = parent_of[node])
-		p.level[p.depth++] = &c[node];
+		p.level[p.depth] = &c[node], p.limit[p.depth++] = &lim[node];
 	return p;
 }
 
 static void charge_walks_to_the_top_and_backs_out(void)
 {
 	mgi_counter_t c[NODES];
-	for (int i = 0; i < NODES; i++)
+	for (int i = 0; i < NODES; i++) {
 		mgi_counter_init(&c[i]);
+		mgi_counter_limits_init(&lim[i]);
+	}
 	mgi_counter_path_t leaf = path_for(c, 5);
 	CHECK_EQ(leaf.depth, 4);
 
@@ -32,7 +37,7 @@ static void charge_walks_to_the_top_and_backs_out(void)
 	CHECK_EQ(mgi_counter_read(&c[1]), 0);
 
 	/* The grandparent refuses: nothing stays charged anywhere. */
-	CHECK_INT_EQ(mgi_counter_set_max(&c[2], 15), 0);
+	CHECK_INT_EQ(mgi_counter_set_max(&c[2], &lim[2], 15), 0);
 	unsigned failed = 99;
 	CHECK(!mgi_counter_try_charge(&leaf, 6, &failed));
 	CHECK_EQ(failed, 2);
@@ -47,7 +52,7 @@ static void charge_walks_to_the_top_and_backs_out(void)
 	CHECK(mgi_counter_try_charge(&leaf, 5, NULL));
 	CHECK_EQ(mgi_counter_read(&c[2]), 15);
 	CHECK_EQ(atomic_load(&c[2].watermark), 15);
-	CHECK_EQ(mgi_counter_margin(&c[2]), 0);
+	CHECK_EQ(mgi_counter_margin(&c[2], &lim[2]), 0);
 
 	CHECK(mgi_counter_uncharge(&leaf, 15));
 	CHECK_EQ(mgi_counter_read(&c[0]), 0);
@@ -61,20 +66,22 @@ static void charge_walks_to_the_top_and_backs_out(void)
 static void path_margin_is_the_tightest_level(void)
 {
 	mgi_counter_t c[NODES];
-	for (int i = 0; i < NODES; i++)
+	for (int i = 0; i < NODES; i++) {
 		mgi_counter_init(&c[i]);
+		mgi_counter_limits_init(&lim[i]);
+	}
 	mgi_counter_path_t leaf = path_for(c, 5), empty = {.depth = 0};
 
 	CHECK_EQ(mgi_counter_path_margin(&empty), UINT64_MAX);
 	CHECK(mgi_counter_try_charge(&leaf, 10, NULL));
-	CHECK_INT_EQ(mgi_counter_set_max(&c[5], 40), 0);
-	CHECK_INT_EQ(mgi_counter_set_max(&c[2], 25), 0);
+	CHECK_INT_EQ(mgi_counter_set_max(&c[5], &lim[5], 40), 0);
+	CHECK_INT_EQ(mgi_counter_set_max(&c[2], &lim[2], 25), 0);
 	CHECK_EQ(mgi_counter_path_margin(&leaf), 15); /* the grandparent's */
 	/* memory charged to 2 itself (not through the leaf) narrows it */
 	mgi_counter_path_t mid = path_for(c, 2);
 	CHECK(mgi_counter_try_charge(&mid, 4, NULL));
 	CHECK_EQ(mgi_counter_path_margin(&leaf), 11);
-	CHECK_INT_EQ(mgi_counter_set_max(&c[5], 18), 0);
+	CHECK_INT_EQ(mgi_counter_set_max(&c[5], &lim[5], 18), 0);
 	CHECK_EQ(mgi_counter_path_margin(&leaf), 8); /* now the leaf's own */
 	CHECK(!mgi_counter_try_charge(&leaf, 9, NULL));
 	CHECK(mgi_counter_try_charge(&leaf, 8, NULL));
@@ -84,12 +91,14 @@ static void path_margin_is_the_tightest_level(void)
 static void charge_upto_takes_what_fits(void)
 {
 	mgi_counter_t c[NODES];
-	for (int i = 0; i < NODES; i++)
+	for (int i = 0; i < NODES; i++) {
 		mgi_counter_init(&c[i]);
+		mgi_counter_limits_init(&lim[i]);
+	}
 	mgi_counter_path_t leaf = path_for(c, 5);
 	unsigned level = 99;
 
-	CHECK_INT_EQ(mgi_counter_set_max(&c[2], 20), 0);
+	CHECK_INT_EQ(mgi_counter_set_max(&c[2], &lim[2], 20), 0);
 	CHECK_EQ(mgi_counter_try_charge_upto(&leaf, 16, &level), 16); /* all of it fits */
 	CHECK_EQ(level, 99);
 	CHECK_EQ(mgi_counter_try_charge_upto(&leaf, 16, &level), 4); /* the ancestor's room */
@@ -107,13 +116,14 @@ static void set_max_refuses_below_usage(void)
 {
 	mgi_counter_t c;
 	mgi_counter_init(&c);
-	mgi_counter_path_t p = {.level = {&c}, .depth = 1};
+	mgi_counter_limits_init(&lim[0]);
+	mgi_counter_path_t p = {.level = {&c}, .limit = {&lim[0]}, .depth = 1};
 	CHECK(mgi_counter_try_charge(&p, 100, NULL));
-	CHECK_INT_EQ(mgi_counter_set_max(&c, 99), -EBUSY);
-	CHECK_EQ(mgi_counter_read_max(&c), MGI_PAGES_UNLIMITED);
-	CHECK_INT_EQ(mgi_counter_set_max(&c, 100), 0);
+	CHECK_INT_EQ(mgi_counter_set_max(&c, &lim[0], 99), -EBUSY);
+	CHECK_EQ(mgi_counter_read_max(&lim[0]), MGI_PAGES_UNLIMITED);
+	CHECK_INT_EQ(mgi_counter_set_max(&c, &lim[0], 100), 0);
 	CHECK(!mgi_counter_try_charge(&p, 1, NULL));
-	CHECK_INT_EQ(mgi_counter_set_max(&c, MGI_PAGES_UNLIMITED), 0);
+	CHECK_INT_EQ(mgi_counter_set_max(&c, &lim[0], MGI_PAGES_UNLIMITED), 0);
 	CHECK(mgi_counter_try_charge(&p, 1, NULL));
 }
 
@@ -121,7 +131,8 @@ static void uncharge_never_wraps(void)
 {
 	mgi_counter_t c;
 	mgi_counter_init(&c);
-	mgi_counter_path_t p = {.level = {&c}, .depth = 1};
+	mgi_counter_limits_init(&lim[0]);
+	mgi_counter_path_t p = {.level = {&c}, .limit = {&lim[0]}, .depth = 1};
 	mgi_counter_charge(&p, 3);
 	CHECK(!mgi_counter_uncharge(&p, 5));
 	CHECK_EQ(mgi_counter_read(&c), 0);
@@ -131,19 +142,20 @@ static void soft_limits_are_reported(void)
 {
 	mgi_counter_t c;
 	mgi_counter_init(&c);
-	mgi_counter_path_t p = {.level = {&c}, .depth = 1};
-	mgi_counter_set_high(&c, 10);
-	mgi_counter_set_low(&c, 4);
-	mgi_counter_set_soft(&c, 6);
+	mgi_counter_limits_init(&lim[0]);
+	mgi_counter_path_t p = {.level = {&c}, .limit = {&lim[0]}, .depth = 1};
+	mgi_counter_set_high(&lim[0], 10);
+	mgi_counter_set_low(&lim[0], 4);
+	mgi_counter_set_soft(&lim[0], 6);
 	mgi_counter_charge(&p, 4);
-	CHECK(mgi_counter_below_low(&c));
-	CHECK(!mgi_counter_above_soft(&c));
+	CHECK(mgi_counter_below_low(&c, &lim[0]));
+	CHECK(!mgi_counter_above_soft(&c, &lim[0]));
 	mgi_counter_charge(&p, 3);
-	CHECK(!mgi_counter_below_low(&c));
-	CHECK(mgi_counter_above_soft(&c));
-	CHECK(!mgi_counter_above_high(&c));
+	CHECK(!mgi_counter_below_low(&c, &lim[0]));
+	CHECK(mgi_counter_above_soft(&c, &lim[0]));
+	CHECK(!mgi_counter_above_high(&c, &lim[0]));
 	mgi_counter_charge(&p, 4);
-	CHECK(mgi_counter_above_high(&c));
+	CHECK(mgi_counter_above_high(&c, &lim[0]));
 }
 
 /* The reference: plain numbers and the obvious rules. */
@@ -161,6 +173,7 @@ static void randomized_against_reference(void)
 
 	for (int i = 0; i < NODES; i++) {
 		mgi_counter_init(&c[i]);
+		mgi_counter_limits_init(&lim[i]);
 		r.max[i] = MGI_PAGES_UNLIMITED;
 	}
 	for (int step = 0; step < 200000; step++) {
@@ -205,7 +218,7 @@ static void randomized_against_reference(void)
 					     : r.usage[node] + mgt_below(&s, 60) - mgt_below(&s, 20);
 			if (m > MGI_PAGES_UNLIMITED) /* wrapped below zero */
 				m = 0;
-			int rc = mgi_counter_set_max(&c[node], m);
+			int rc = mgi_counter_set_max(&c[node], &lim[node], m);
 			if (r.usage[node] > m) {
 				CHECK_INT_EQ(rc, -EBUSY);
 			} else {
@@ -226,7 +239,7 @@ static void randomized_against_reference(void)
 				  (unsigned long long)r.usage[i]);
 			CHECK_EQ(atomic_load(&c[i].watermark), r.watermark[i]);
 			CHECK_EQ(atomic_load(&c[i].failcnt), r.failcnt[i]);
-			CHECK_EQ(mgi_counter_read_max(&c[i]), r.max[i]);
+			CHECK_EQ(mgi_counter_read_max(&lim[i]), r.max[i]);
 			CHECK_LE(r.usage[i], r.max[i]);
 		}
 	}

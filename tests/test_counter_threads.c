@@ -10,11 +10,13 @@
 
 struct shared {
 	mgi_counter_t leaf, mid, top;
+	mgi_limits_t leaf_l, mid_l, top_l; /* apart, as in a segment */
 	mgi_counter_path_t path;
 	/* Pages that successful charges hold right now, as the threads see
 	 * them; never above LIMIT if no charge overshoots. */
 	_Atomic uint64_t held, worst_held, successes;
 	mgi_threshold_set_t *thresholds;
+	mgi_threshold_pos_t pos;
 	_Atomic uint64_t ups, downs;
 };
 
@@ -65,8 +67,12 @@ static void two_threads_hold_the_limit(void)
 	mgi_counter_init(&sh.leaf);
 	mgi_counter_init(&sh.mid);
 	mgi_counter_init(&sh.top);
-	mgi_counter_set_max(&sh.mid, LIMIT);
-	sh.path = (mgi_counter_path_t){.level = {&sh.leaf, &sh.mid, &sh.top}, .depth = 3};
+	mgi_counter_limits_init(&sh.leaf_l);
+	mgi_counter_limits_init(&sh.mid_l);
+	mgi_counter_limits_init(&sh.top_l);
+	mgi_counter_set_max(&sh.mid, &sh.mid_l, LIMIT);
+	sh.path = (mgi_counter_path_t){.level = {&sh.leaf, &sh.mid, &sh.top},
+				       .limit = {&sh.leaf_l, &sh.mid_l, &sh.top_l}, .depth = 3};
 	for (int i = 0; i < 2; i++)
 		CHECK(pthread_create(&t[i], NULL, limited_worker, &sh) == 0);
 	for (int i = 0; i < 2; i++)
@@ -94,7 +100,7 @@ static void *unlimited_worker(void *arg)
 			mgi_counter_uncharge(&sh->path, 1);
 		}
 		uint64_t u = mgi_counter_read(&sh->leaf);
-		mgi_threshold_check_live(sh->thresholds, u, &sh->leaf.usage, on_cross, sh);
+		mgi_threshold_check_live(sh->thresholds, &sh->pos, u, &sh->leaf.usage, on_cross, sh);
 	}
 	return NULL;
 }
@@ -106,11 +112,15 @@ static void two_threads_lose_no_update(void)
 
 	mgi_counter_init(&sh.leaf);
 	mgi_counter_init(&sh.top);
-	sh.path = (mgi_counter_path_t){.level = {&sh.leaf, &sh.top}, .depth = 2};
+	mgi_counter_limits_init(&sh.leaf_l);
+	mgi_counter_limits_init(&sh.top_l);
+	sh.path = (mgi_counter_path_t){.level = {&sh.leaf, &sh.top},
+				       .limit = {&sh.leaf_l, &sh.top_l}, .depth = 2};
 	sh.thresholds = malloc(mgi_threshold_set_bytes(4));
 	mgi_threshold_set_init(sh.thresholds, 4);
-	mgi_threshold_register(sh.thresholds, 1000, 1, 0);
-	mgi_threshold_register(sh.thresholds, 200000, 2, 0);
+	mgi_threshold_pos_init(&sh.pos);
+	mgi_threshold_register(sh.thresholds, &sh.pos, 1000, 1, 0);
+	mgi_threshold_register(sh.thresholds, &sh.pos, 200000, 2, 0);
 	for (int i = 0; i < 2; i++)
 		CHECK(pthread_create(&t[i], NULL, unlimited_worker, &sh) == 0);
 	for (int i = 0; i < 2; i++)
@@ -128,7 +138,7 @@ static void two_threads_lose_no_update(void)
 	CHECK_GE(ups, 2);
 	CHECK_EQ(ups - downs, 2);
 	/* The index ended consistent with the final usage. */
-	CHECK(mgi_threshold_in_band(sh.thresholds, mgi_counter_read(&sh.leaf)));
+	CHECK(mgi_threshold_in_band(sh.thresholds, &sh.pos, mgi_counter_read(&sh.leaf)));
 	free(sh.thresholds);
 }
 

@@ -41,11 +41,15 @@ static mgi_estimate_t *new_est(void)
 	return est;
 }
 
+/* The limits of one_level's counter (one test at a time uses it). */
+static mgi_limits_t one_limits;
+
 static void one_level(mgi_counter_t *c, mgi_counter_path_t *p, uint64_t max)
 {
 	mgi_counter_init(c);
-	mgi_counter_set_max(c, max);
-	*p = (mgi_counter_path_t){.level = {c}, .depth = 1};
+	mgi_counter_limits_init(&one_limits);
+	mgi_counter_set_max(c, &one_limits, max);
+	*p = (mgi_counter_path_t){.level = {c}, .limit = {&one_limits}, .depth = 1};
 }
 
 /* Maps a region whose key is the slot it lands in (asserted). */
@@ -253,17 +257,21 @@ static void randomized_against_reference(void)
 {
 	mgi_estimate_t *est = new_est();
 	mgi_counter_t group, parent;
+	mgi_limits_t group_l, parent_l;
 	struct sim sim = {0};
 	uint64_t s = mgt_seed(), denials = 0, denials_checked = 0;
 	const uint64_t limit = 300;
-	mgi_counter_path_t p = {.level = {&group, &parent}, .depth = 2};
+	mgi_counter_path_t p = {.level = {&group, &parent}, .limit = {&group_l, &parent_l},
+				.depth = 2};
 
 	mgi_counter_init(&group);
 	mgi_counter_init(&parent);
-	mgi_counter_set_max(&group, limit);
-	mgi_counter_set_max(&parent, limit + 50);
+	mgi_counter_limits_init(&group_l);
+	mgi_counter_limits_init(&parent_l);
+	mgi_counter_set_max(&group, &group_l, limit);
+	mgi_counter_set_max(&parent, &parent_l, limit + 50);
 	/* The parent also carries a sibling's varying charge. */
-	mgi_counter_path_t sibling = {.level = {&parent}, .depth = 1};
+	mgi_counter_path_t sibling = {.level = {&parent}, .limit = {&parent_l}, .depth = 1};
 	uint64_t sibling_held = 0;
 
 	for (int step = 0; step < 150000; step++) {

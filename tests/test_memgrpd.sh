@@ -198,15 +198,15 @@ if [ "$brc" = 0 ] && [ "$rs_limit" = $((64 << 20)) ] && [ "${rs_usage:-0}" -ge $
 	[ "$rs_usage" -le $((26 << 20)) ] && [ "$keep_limit" = $((32 << 20)) ] && [ "$crc" = 137 ] &&
 	[ "$rs_max" -le $((64 << 20)) ] && [ "$arc" = 0 ] && grep -q "holding 24 MB" "$tmp/rs_a.out" &&
 	grep -q "rejoined the manager" "$tmp/rs_a.out" && [ "$rs_end" = 0 ] &&
-	grep -q "restored group 'rs'" "$tmp/memgrpd2.log" && [ -e "$sock.groups/segment-garbage" ] &&
-	grep -q "segment-garbage: not a segment of this memgrp.*left alone" "$tmp/memgrpd2.log" &&
+	grep -q "restored group 'rs'" "$tmp/memgrpd2.log" && [ -e "$sock.groups/segment-garbage.rejected" ] &&
+	grep -q "segment-garbage: not a segment of this memgrp.*set aside as segment-garbage.rejected" "$tmp/memgrpd2.log" &&
 	[ "${rs_freed:-0}" -ge 8192 ] && [ "$rs_freed" -le 16384 ]; then
-	ok "restarted memgrpd restores 'rs' (limit 64M, usage $rs_usage; the process that exited meanwhile released: $rs_freed KiB) and the empty 'keep' (32M); the survivor rejoins; the limit holds (a 48 MB newcomer killed, max_usage $rs_max); the survivor's 24 MB verified; a garbage file is reported and left alone"
+	ok "restarted memgrpd restores 'rs' (limit 64M, usage $rs_usage; the process that exited meanwhile released: $rs_freed KiB) and the empty 'keep' (32M); the survivor rejoins; the limit holds (a 48 MB newcomer killed, max_usage $rs_max); the survivor's 24 MB verified; a garbage file is reported and set aside"
 else
 	bad restart "b rc $brc, limit $rs_limit, usage $rs_usage, keep $keep_limit, newcomer rc $crc, max $rs_max, a rc $arc, end usage $rs_end, released $rs_freed KiB"
 	cat "$tmp/memgrpd2.log" "$tmp/rs_a.out" "$tmp/rs_c.out"
 fi
-rm -f "$sock.groups/segment-garbage"
+rm -f "$sock.groups/segment-garbage.rejected"
 
 # Without a state directory, the groups come back with their processes:
 # each hands its group's segments to the new daemon, which adopts them.

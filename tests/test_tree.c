@@ -44,12 +44,17 @@ static mgi_segment_t *seg_of(int idx)
 	return t.node[idx].seg;
 }
 
-/* Claims a slot for pid in a group's segment and sets what it holds. */
+/* Claims a slot for pid in a group's segment and charges what it holds,
+ * as its agent would: the group's path, then the slot (the manager
+ * believes a slot no further than the group's usage). */
 static int proc_in(int idx, int32_t pid, uint64_t charged_pages)
 {
 	int s = mgi_segment_claim(seg_of(idx), pid);
-	if (s >= 0)
-		atomic_store(&seg_of(idx)->procs[s].charged, charged_pages);
+	if (s >= 0) {
+		mgi_counter_path_t p = mgi_tree_path(&t, idx);
+		mgi_counter_charge(&p, charged_pages);
+		atomic_store(&seg_of(idx)->acct.procs[s].charged, charged_pages);
+	}
 	return s;
 }
 
@@ -75,8 +80,8 @@ static void init_makes_the_root(void)
 	CHECK(t.node[0].segfd >= 0);
 	CHECK(t.node[0].seg != NULL);
 	CHECK(mgi_segment_valid(t.node[0].seg, sizeof(mgi_segment_t)));
-	CHECK_STR_EQ(t.node[0].seg->group, "");
-	CHECK_EQ(atomic_load(&t.node[0].seg->fault_around), 16);
+	CHECK_STR_EQ(t.node[0].seg->ctl.group, "");
+	CHECK_EQ(atomic_load(&t.node[0].seg->ctl.fault_around), 16);
 	CHECK_EQ(t.fault_around, 16);
 	/* Only the root. */
 	for (int i = 1; i < MGI_GROUPS_MAX; i++)
@@ -109,7 +114,7 @@ static void create_needs_the_parent(void)
 	CHECK_EQ(t.node[web].children, 1);
 	CHECK_EQ(t.node[api].children, 0);
 	CHECK_STR_EQ(t.node[api].name, "web/api");
-	CHECK_STR_EQ(seg_of(api)->group, "web/api");
+	CHECK_STR_EQ(seg_of(api)->ctl.group, "web/api");
 	CHECK(mgi_segment_valid(seg_of(api), sizeof(mgi_segment_t)));
 	CHECK(t.node[api].segfd >= 0 && t.node[api].segfd != t.node[web].segfd);
 	/* Deeper than the parent that exists: still refused. */
@@ -150,10 +155,10 @@ static void create_applies_the_limit(void)
 	int c = make("keep", MGI_SET_KEEP); /* CREATE's "left unlimited" */
 	int d = make("odd", 10 * PAGE + 100); /* rounded down to whole pages */
 	CHECK(a > 0 && b > 0 && c > 0 && d > 0);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(a)->memory), 64);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(b)->memory), MGI_PAGES_UNLIMITED);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(c)->memory), MGI_PAGES_UNLIMITED);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(d)->memory), 10);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(a)->ctl.memory), 64);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(b)->ctl.memory), MGI_PAGES_UNLIMITED);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(c)->ctl.memory), MGI_PAGES_UNLIMITED);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(d)->ctl.memory), 10);
 	mgi_stats_t st;
 	mgi_tree_stats(&t, a, &st);
 	CHECK_EQ(st.limit, 64 * PAGE);
@@ -168,17 +173,17 @@ static void paths(void)
 
 	mgi_counter_path_t p = mgi_tree_path(&t, api);
 	CHECK_EQ(p.depth, 2);
-	CHECK(p.level[0] == &seg_of(api)->memory);
-	CHECK(p.level[1] == &seg_of(web)->memory);
+	CHECK(p.level[0] == &seg_of(api)->acct.memory);
+	CHECK(p.level[1] == &seg_of(web)->acct.memory);
 
 	p = mgi_tree_path(&t, web);
 	CHECK_EQ(p.depth, 1);
-	CHECK(p.level[0] == &seg_of(web)->memory);
+	CHECK(p.level[0] == &seg_of(web)->acct.memory);
 
 	/* The root's path is its own counter; no other path includes it. */
 	p = mgi_tree_path(&t, 0);
 	CHECK_EQ(p.depth, 1);
-	CHECK(p.level[0] == &seg_of(0)->memory);
+	CHECK(p.level[0] == &seg_of(0)->acct.memory);
 }
 
 static void deepest_path(void)
@@ -195,11 +200,11 @@ static void deepest_path(void)
 	mgi_counter_path_t p = mgi_tree_path(&t, idx[MGI_DEPTH_MAX - 1]);
 	CHECK_EQ(p.depth, MGI_DEPTH_MAX);
 	for (int l = 0; l < MGI_DEPTH_MAX; l++)
-		CHECK(p.level[l] == &seg_of(idx[MGI_DEPTH_MAX - 1 - l])->memory);
-	int fds[MGI_DEPTH_MAX];
+		CHECK(p.level[l] == &seg_of(idx[MGI_DEPTH_MAX - 1 - l])->acct.memory);
+	int fds[2 * MGI_DEPTH_MAX];
 	CHECK_EQ(mgi_tree_segment_fds(&t, idx[MGI_DEPTH_MAX - 1], fds), MGI_DEPTH_MAX);
 	for (int l = 0; l < MGI_DEPTH_MAX; l++)
-		CHECK_INT_EQ(fds[l], t.node[idx[MGI_DEPTH_MAX - 1 - l]].segfd);
+		CHECK_INT_EQ(fds[2 * l], t.node[idx[MGI_DEPTH_MAX - 1 - l]].rofd);
 }
 
 /* A charge along web/api's path shows in web's usage, not in web/db's nor
@@ -261,9 +266,9 @@ static void limits_swap_and_stats(void)
 	int web = make("web", UNLIMITED);
 	int api = make("web/api", UNLIMITED);
 	CHECK(web > 0 && api > 0);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->swap), 0);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(api)->swap), MGI_PAGES_UNLIMITED);
-	CHECK_EQ(atomic_load(&seg_of(api)->swappiness), MGI_SWAPPINESS_DEFAULT);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->ctl.swap), 0);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(api)->ctl.swap), MGI_PAGES_UNLIMITED);
+	CHECK_EQ(atomic_load(&seg_of(api)->ctl.swappiness), MGI_SWAPPINESS_DEFAULT);
 
 	memset(&set, 0xff, sizeof(set)); /* all MGI_SET_KEEP */
 	set.memory_high = 64 * PAGE;
@@ -287,11 +292,11 @@ static void limits_swap_and_stats(void)
 	mgi_counter_path_t p = mgi_tree_path(&t, api), sp = mgi_segment_swap_path(&p);
 	CHECK(mgi_counter_try_charge(&p, 10, NULL));
 	CHECK(mgi_counter_try_charge(&sp, 6, NULL));
-	atomic_store(&seg->procs[slot].charged, 10);
-	atomic_store(&seg->procs[slot].swapped, 6);
-	atomic_store(&seg->procs[slot].staged, 2);
-	atomic_store(&seg->pswpout, 9);
-	atomic_store(&seg->pswpin, 3);
+	atomic_store(&seg->acct.procs[slot].charged, 10);
+	atomic_store(&seg->acct.procs[slot].swapped, 6);
+	atomic_store(&seg->acct.procs[slot].staged, 2);
+	atomic_store(&seg->acct.pswpout, 9);
+	atomic_store(&seg->acct.pswpin, 3);
 	mgi_segment_count_stall(seg, 700);   /* < 1 us */
 	mgi_segment_count_stall(seg, 1500000); /* 1.5 ms: < 2048 us */
 	mgi_tree_stats(&t, web, &st);
@@ -330,19 +335,19 @@ static void set_max_refuses_below_usage(void)
 	CHECK_INT_EQ(set_max(web, 9 * PAGE), -EBUSY);
 	CHECK_MSG(strstr(why, "more than the new limit") != NULL, "why: %s", why);
 	CHECK_MSG(strstr(why, "uses 40K,") != NULL, "why: %s", why);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), MGI_PAGES_UNLIMITED);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->ctl.memory), MGI_PAGES_UNLIMITED);
 	/* The child's own counter holds the same usage. */
 	CHECK_INT_EQ(set_max(api, 1 * PAGE), -EBUSY);
 
 	/* Down to the usage exactly, up again, unchanged, then unlimited. */
 	CHECK_INT_EQ(set_max(web, 10 * PAGE), 0);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), 10);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->ctl.memory), 10);
 	CHECK_INT_EQ(set_max(web, 1 << 20), 0);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), 256);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->ctl.memory), 256);
 	CHECK_INT_EQ(set_max(web, MGI_SET_KEEP), 0);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), 256);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->ctl.memory), 256);
 	CHECK_INT_EQ(set_max(web, MGI_SET_UNLIMITED), 0);
-	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->memory), MGI_PAGES_UNLIMITED);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->ctl.memory), MGI_PAGES_UNLIMITED);
 	/* Once the usage is gone, a low limit is fine. */
 	CHECK(mgi_counter_uncharge(&p, 10));
 	CHECK_INT_EQ(set_max(web, 1 * PAGE), 0);
@@ -465,12 +470,12 @@ static void stats_sum_the_subtree(void)
 	CHECK(a >= 0);
 	CHECK(proc_in(db, 40, 0) >= 0);
 	CHECK(proc_in(batch, 50, 0) >= 0);
-	atomic_store(&seg_of(api)->procs[a].tracked_bytes, 1000);
-	atomic_store(&seg_of(api)->procs[a].untracked_bytes, 7);
-	atomic_store(&seg_of(api)->pgfault, 5);
-	atomic_store(&seg_of(db)->pgfault, 6);
-	atomic_store(&seg_of(batch)->pgfault, 100);
-	atomic_store(&seg_of(db)->oom_kill, 2);
+	atomic_store(&seg_of(api)->acct.procs[a].tracked_bytes, 1000);
+	atomic_store(&seg_of(api)->acct.procs[a].untracked_bytes, 7);
+	atomic_store(&seg_of(api)->acct.pgfault, 5);
+	atomic_store(&seg_of(db)->acct.pgfault, 6);
+	atomic_store(&seg_of(batch)->acct.pgfault, 100);
+	atomic_store(&seg_of(db)->ctl.oom_kill, 2);
 
 	mgi_stats_t st;
 	mgi_tree_stats(&t, web, &st);
@@ -505,7 +510,7 @@ static void stat_msg_lists_the_subtree(void)
 	CHECK(web > 0 && api > 0 && batch > 0);
 	int a = proc_in(api, 30, 3);
 	CHECK(a >= 0);
-	memcpy(seg_of(api)->procs[a].comm, "api-server", 11);
+	memcpy(seg_of(api)->ctl.procs[a].comm, "api-server", 11);
 	CHECK(proc_in(web, 20, 2) >= 0);
 	CHECK(proc_in(batch, 50, 9) >= 0);
 
@@ -541,28 +546,37 @@ static void segment_fds_in_path_order(void)
 	int v1 = make("web/api/v1", UNLIMITED);
 	CHECK(web > 0 && api > 0 && v1 > 0);
 
-	int fds[MGI_DEPTH_MAX];
+	int fds[2 * MGI_DEPTH_MAX];
 	memset(fds, 0xff, sizeof(fds));
 	CHECK_EQ(mgi_tree_segment_fds(&t, v1, fds), 3);
-	CHECK_INT_EQ(fds[0], t.node[v1].segfd);
-	CHECK_INT_EQ(fds[1], t.node[api].segfd);
-	CHECK_INT_EQ(fds[2], t.node[web].segfd);
-	CHECK_INT_EQ(fds[3], -1); /* nothing written past the depth */
+	CHECK_INT_EQ(fds[1], t.node[v1].acctfd);
+	CHECK_INT_EQ(fds[3], t.node[api].acctfd);
+	CHECK_INT_EQ(fds[5], t.node[web].acctfd);
+	CHECK_INT_EQ(fds[6], -1); /* nothing written past the depth */
 	CHECK_EQ(mgi_tree_segment_fds(&t, v1, fds), mgi_tree_path(&t, v1).depth);
 
+	/* Each level: the control part read-only (an agent can map it to read,
+	 * never to write), then the accounting part. */
 	static const char *const want[] = {"web/api/v1", "web/api", "web"};
 	for (int l = 0; l < 3; l++) {
-		mgi_segment_t *s = mmap(NULL, sizeof(*s), PROT_READ, MAP_SHARED, fds[l], 0);
-		CHECK(s != MAP_FAILED);
-		bool ok = mgi_segment_valid(s, sizeof(*s)) && strcmp(s->group, want[l]) == 0;
-		munmap(s, sizeof(*s));
-		CHECK_MSG(ok, "fd %d (level %d) does not map %s", fds[l], l, want[l]);
+		CHECK_INT_EQ(fcntl(fds[2 * l], F_GETFL) & O_ACCMODE, O_RDONLY);
+		CHECK(mmap(NULL, MGI_SEGMENT_CTL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+			   fds[2 * l], 0) == MAP_FAILED);
+		CHECK_INT_EQ(errno, EACCES);
+		mgi_segment_ctl_t *c = mmap(NULL, MGI_SEGMENT_CTL_BYTES, PROT_READ, MAP_SHARED,
+					    fds[2 * l], 0);
+		CHECK(c != MAP_FAILED);
+		CHECK(mprotect(c, MGI_SEGMENT_CTL_BYTES, PROT_READ | PROT_WRITE) != 0);
+		bool ok = c->magic == MGI_SEGMENT_MAGIC && strcmp(c->group, want[l]) == 0;
+		munmap(c, MGI_SEGMENT_CTL_BYTES);
+		CHECK_MSG(ok, "fd %d (level %d) does not map %s", fds[2 * l], l, want[l]);
 	}
 
 	CHECK_EQ(mgi_tree_segment_fds(&t, web, fds), 1);
-	CHECK_INT_EQ(fds[0], t.node[web].segfd);
+	CHECK_INT_EQ(fds[0], t.node[web].rofd);
+	CHECK_INT_EQ(fds[1], t.node[web].acctfd);
 	CHECK_EQ(mgi_tree_segment_fds(&t, 0, fds), 1);
-	CHECK_INT_EQ(fds[0], t.node[0].segfd);
+	CHECK_INT_EQ(fds[0], t.node[0].rofd);
 }
 
 static void is_under(void)

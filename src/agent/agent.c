@@ -241,21 +241,29 @@ static void exclude_own_tcb(void)
 	mgi_agent.nelf++;
 }
 
-mgi_segment_t *mgi_agent_map_segment(int fd)
+mgi_segment_t *mgi_agent_map_segment(int ctlfd, int acctfd)
 {
-	struct stat st;
-	void *m;
+	struct stat sc, sa;
+	char *m;
 
-	if (fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(mgi_segment_t))
+	if (fstat(ctlfd, &sc) != 0 || (size_t)sc.st_size != MGI_SEGMENT_CTL_BYTES ||
+	    fstat(acctfd, &sa) != 0 || (size_t)sa.st_size != MGI_SEGMENT_ACCT_BYTES)
 		return NULL;
-	m = mgi_raw_mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* One reservation, the two parts mapped over it: a single pointer
+	 * reaches both. The control part only readable: the manager's fd is
+	 * read-only, so no mapping of it here could ever be written. */
+	m = mgi_raw_mmap(NULL, sizeof(mgi_segment_t), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
-	if (!mgi_segment_valid(m, (size_t)st.st_size)) {
-		mgi_raw_munmap(m, (size_t)st.st_size);
+	if (mgi_raw_mmap(m, MGI_SEGMENT_CTL_BYTES, PROT_READ, MAP_SHARED | MAP_FIXED, ctlfd, 0) ==
+		    MAP_FAILED ||
+	    mgi_raw_mmap(m + MGI_SEGMENT_CTL_BYTES, MGI_SEGMENT_ACCT_BYTES, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, acctfd, 0) == MAP_FAILED ||
+	    !mgi_segment_valid(m, sizeof(mgi_segment_t))) {
+		mgi_raw_munmap(m, sizeof(mgi_segment_t));
 		return NULL;
 	}
-	return m;
+	return (mgi_segment_t *)m;
 }
 
 /*
@@ -271,7 +279,7 @@ static int say_hello(const char *path, const mgi_msg_t *hello, const int *pass, 
 		     size_t whylen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char cbuf[CMSG_SPACE(sizeof(int) * (MGI_DEPTH_MAX + 1))], err[96];
+	char cbuf[CMSG_SPACE(sizeof(int) * MGI_AGENT_FDS_MAX)], err[96];
 	char buf[sizeof(mgi_msg_t)];
 	struct iovec iov = {.iov_base = (void *)hello, .iov_len = hello->hdr.len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -331,7 +339,7 @@ static int say_hello(const char *path, const mgi_msg_t *hello, const int *pass, 
 		for (size_t j = 0; j < k; j++) {
 			int got;
 			memcpy(&got, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-			if (*nfds < MGI_DEPTH_MAX + 1)
+			if (*nfds < MGI_AGENT_FDS_MAX)
 				fds[(*nfds)++] = got;
 			else
 				close(got);
@@ -343,7 +351,7 @@ static int say_hello(const char *path, const mgi_msg_t *hello, const int *pass, 
 		errno = EPROTO;
 		goto fail;
 	}
-	if (type != MGI_MSG_WELCOME || *nfds != reply->welcome.nsegments + 1 || *nfds < 2) {
+	if (type != MGI_MSG_WELCOME || *nfds != 2 * reply->welcome.nsegments + 1 || *nfds < 3) {
 		snprintf(why, whylen, "the manager sent a bad welcome: %s",
 			 type != MGI_MSG_WELCOME ? err : "wrong number of segments");
 		errno = EPROTO;
@@ -377,7 +385,7 @@ static void take_welcome(int conn, const mgi_msg_t *reply, int *fds, unsigned nf
 		close(mgi_agent.conn);
 	mgi_agent.conn = conn;
 	mgi_agent.slot = reply->welcome.slot;
-	mgi_agent.me = &mgi_agent.seg->procs[mgi_agent.slot];
+	mgi_agent.me = &mgi_agent.seg->acct.procs[mgi_agent.slot];
 }
 
 /* Connects, says HELLO naming the group ($MEMGRP_GROUP, else the manager's
@@ -388,7 +396,7 @@ static int join_group(const char *path)
 {
 	const char *group = getenv("MEMGRP_GROUP");
 	mgi_msg_t hello, reply;
-	int fds[MGI_DEPTH_MAX + 1], conn;
+	int fds[MGI_AGENT_FDS_MAX], conn;
 	unsigned nfds;
 	char why[256];
 
@@ -406,8 +414,8 @@ static int join_group(const char *path)
 		return conn;
 	}
 	if (!mgi_agent.seg) {
-		for (unsigned i = 0; i + 1 < nfds; i++) {
-			mgi_agent.anc[i] = mgi_agent_map_segment(fds[i]);
+		for (unsigned i = 0; 2 * i + 1 < nfds; i++) {
+			mgi_agent.anc[i] = mgi_agent_map_segment(fds[2 * i], fds[2 * i + 1]);
 			if (!mgi_agent.anc[i]) {
 				for (unsigned j = 0; j < nfds; j++)
 					close(fds[j]);
@@ -420,21 +428,21 @@ static int join_group(const char *path)
 			mgi_agent.segfd[i] = fds[i];
 			fds[i] = -1;
 		}
-		mgi_agent.nsegs = nfds - 1;
+		mgi_agent.nsegs = (nfds - 1) / 2;
 		mgi_agent.seg = mgi_agent.anc[0];
 		memcpy(mgi_agent.group, reply.welcome.group, sizeof(mgi_agent.group));
 	}
 	take_welcome(conn, &reply, fds, nfds);
-	mgi_agent.path.depth = mgi_agent.nsegs;
+	mgi_agent.path.depth = 0;
 	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
-		mgi_agent.path.level[i] = &mgi_agent.anc[i]->memory;
+		mgi_segment_path_add(&mgi_agent.path, mgi_agent.anc[i]);
 	return 0;
 }
 
 int mgi_agent_rejoin(void)
 {
 	mgi_msg_t hello, reply;
-	int fds[MGI_DEPTH_MAX + 1], conn;
+	int fds[MGI_AGENT_FDS_MAX], conn;
 	unsigned nfds;
 	char why[256];
 
@@ -445,7 +453,7 @@ int mgi_agent_rejoin(void)
 	hello.hello.pid = mgi_agent.pid;
 	hello.hello.slot = mgi_agent.slot;
 	memcpy(hello.hello.group, mgi_agent.group, sizeof(hello.hello.group));
-	conn = say_hello(mgi_agent.sockpath, &hello, mgi_agent.segfd, mgi_agent.nsegs, 500, &reply,
+	conn = say_hello(mgi_agent.sockpath, &hello, mgi_agent.segfd, 2 * mgi_agent.nsegs, 500, &reply,
 			 fds, &nfds, why, sizeof(why));
 	if (conn < 0) {
 		if (conn == -EPROTO) {
@@ -462,22 +470,6 @@ int mgi_agent_rejoin(void)
 	mgi_agent_log("rejoined the manager at %s (group '%s')", mgi_agent.sockpath,
 		      mgi_agent.group);
 	return 0;
-}
-
-static void read_comm(void)
-{
-	int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-	char comm[MGI_COMM_MAX] = "";
-	ssize_t n;
-
-	if (fd < 0)
-		return;
-	n = read(fd, comm, sizeof(comm) - 1);
-	close(fd);
-	if (n > 0 && comm[n - 1] == '\n')
-		n--;
-	comm[n > 0 ? n : 0] = '\0';
-	memcpy(mgi_agent.me->comm, comm, sizeof(comm));
 }
 
 typedef struct {
@@ -563,7 +555,6 @@ static void agent_start(void)
 			      "not managed", sock, strerror(-rc));
 		return;
 	}
-	read_comm();
 	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, why, sizeof(why));
 	if (mgi_agent.mapsfd < 0 || mgi_agent.uffd < 0) {

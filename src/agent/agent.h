@@ -71,8 +71,10 @@ struct mgi_agent {
 	int learn_rd, learn_wr;  /* pipe of mgi_learn_req_t */
 	mgi_segment_t *seg;      /* the group's segment: slots, figures */
 	mgi_segment_t *anc[MGI_DEPTH_MAX]; /* seg, then its ancestors' */
-	int segfd[MGI_DEPTH_MAX];          /* their memfds: handed back to a
-					    * restarted manager (rejoin) */
+	int segfd[2 * MGI_DEPTH_MAX];      /* their parts' fds, two a level
+					    * (control, read-only; accounting):
+					    * handed back to a restarted manager
+					    * (rejoin) */
 	unsigned nsegs;
 	char sockpath[108];      /* the manager's socket, as at start */
 	uint64_t rejoin_ns;      /* last attempt to rejoin (handler thread) */
@@ -272,8 +274,11 @@ void mgi_est_found_for_app(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t v
  * groups it does not serve yet. Waits at most 500 ms for the answer.
  * Returns 0 once rejoined; -EPROTO if refused (then never asks again). */
 int mgi_agent_rejoin(void);
-/* Maps one segment memfd and checks it. Returns it or NULL. */
-mgi_segment_t *mgi_agent_map_segment(int fd);
+/* The fds a WELCOME or MOVE may carry: two a level, and the wake eventfd. */
+#define MGI_AGENT_FDS_MAX (2 * MGI_DEPTH_MAX + 1)
+/* Maps one segment's two parts back to back, the control part read-only,
+ * and checks its header. Returns it or NULL. */
+mgi_segment_t *mgi_agent_map_segment(int ctlfd, int acctfd);
 void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Starts an agent thread on stack, all signals blocked; returns (-errno or
  * 0) once the thread runs fn, past the libraries' own thread start. */

@@ -71,7 +71,7 @@ int mgi_est_init(void)
 {
 	est = NULL;
 	seen = switches_told = switch_ns = 0;
-	if (atomic_load_explicit(&mgi_agent.seg->mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
+	if (atomic_load_explicit(&mgi_agent.seg->ctl.mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
 		return 0;
 	mgi_estimate_t *t = mgi_arena_alloc(&mgi_agent.arena, mgi_estimate_bytes(EST_CAPACITY));
 	waiters = mgi_arena_alloc(&mgi_agent.arena, EST_WAITERS * sizeof(*waiters));
@@ -651,12 +651,12 @@ void mgi_est_publish(void)
 	atomic_store_explicit(&me->est_fast, est->nr_fast, memory_order_relaxed);
 	atomic_store_explicit(&me->est_slow, est->nr_slow, memory_order_relaxed);
 	if (est->mode_switches != switches_told) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->mode_switches,
+		atomic_fetch_add_explicit(&mgi_agent.seg->acct.mode_switches,
 					  est->mode_switches - switches_told, memory_order_relaxed);
 		switches_told = est->mode_switches;
 	}
 	if (switch_ns) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->mode_switch_ns, switch_ns,
+		atomic_fetch_add_explicit(&mgi_agent.seg->acct.mode_switch_ns, switch_ns,
 					  memory_order_relaxed);
 		switch_ns = 0;
 	}
@@ -686,9 +686,9 @@ bool mgi_est_fast_elsewhere(unsigned level)
 		return false;
 	seg = mgi_agent.anc[level];
 	for (int i = 0; i < MGI_PROCS_MAX; i++) {
-		int32_t pid = atomic_load_explicit(&seg->procs[i].pid, memory_order_relaxed);
+		int32_t pid = atomic_load_explicit(&seg->ctl.procs[i].pid, memory_order_relaxed);
 		if (pid > 0 && pid != mgi_agent.pid &&
-		    atomic_load_explicit(&seg->procs[i].est_fast, memory_order_relaxed) > 0)
+		    atomic_load_explicit(&seg->acct.procs[i].est_fast, memory_order_relaxed) > 0)
 			return true;
 	}
 	return false;

@@ -35,7 +35,6 @@
 /* While the manager is gone: how often to look for a restarted one. */
 #define REJOIN_MS 1000
 #define EST_TICK_MS 1000 /* estimate mode's look at its fast regions */
-#define OOM_STALE_NS (5ULL * 1000 * 1000 * 1000) /* re-choose a victim after */
 #define OOM_ASK_NS (100ULL * 1000 * 1000) /* between requests to the manager */
 #define OOM_EPISODE_GAP_NS (1000ULL * 1000 * 1000) /* quiet this long: a new episode */
 #define OOM_GIVEUP_NS (10ULL * 1000 * 1000 * 1000) /* the manager did not resolve it */
@@ -66,7 +65,6 @@ static unsigned npending;
  * serves single-page faults only). */
 static size_t last_fault_pages;
 static unsigned char *mincore_vec;
-static uint64_t oom_chosen_ns;
 
 uint64_t mgi_now_ns(void)
 {
@@ -251,7 +249,8 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 		 * now if it may; else the OOM path, now, not at the next fault. */
 		for (unsigned l = 0; l < mgi_agent.path.depth; l++) {
 			const mgi_counter_t *c = mgi_agent.path.level[l];
-			uint64_t usage = mgi_counter_read(c), max = mgi_counter_read_max(c);
+			uint64_t usage = mgi_counter_read(c);
+			uint64_t max = mgi_counter_read_max(mgi_agent.path.limit[l]);
 			/* estimate mode: fast regions give back first */
 			while (usage > max && mgi_est_demote())
 				usage = mgi_counter_read(c);
@@ -424,18 +423,16 @@ static void format_pages(uint64_t pages, char *buf)
 }
 
 /*
- * Leaves an OOM decision to the manager: an ancestor's limit refused the
- * charge (its victim may be in any group under it, which only the manager
- * sees), or the group has cooperating applications to ask first. Asks at
- * most every OOM_ASK_NS while the episode lasts. Returns false if the
- * manager cannot be asked (it is gone) or has not resolved the episode in
- * OOM_GIVEUP_NS: the caller then chooses a victim in its own group.
+ * Asks the manager to resolve an OOM episode of the group `level` steps up:
+ * it alone chooses the victim (in any group under that one) and kills it.
+ * Asks at most every OOM_ASK_NS while the episode lasts. Returns false
+ * once the episode has lasted OOM_GIVEUP_NS without being resolved (the
+ * manager is gone, or answered nothing), true while the fault should wait.
  */
 static bool ask_manager(unsigned level)
 {
 	static uint64_t asked_ns, episode_ns;
 	mgi_segment_t *anc = mgi_agent.anc[level];
-	int32_t victim = atomic_load(&anc->oom_victim);
 	uint64_t now = now_ns();
 	mgi_msg_t m;
 
@@ -443,42 +440,44 @@ static bool ask_manager(unsigned level)
 		episode_ns = now; /* not asked lately: a new episode */
 	if (now - episode_ns > OOM_GIVEUP_NS)
 		return false;
-	if (victim > 0 && kill(victim, 0) == 0)
-		return true; /* a kill is under way */
 	if (asked_ns && now - asked_ns < OOM_ASK_NS)
 		return true;
 	if (episode_ns == now) {
 		char usage[16], max[16];
-		format_pages(mgi_counter_read(&anc->memory), usage);
-		format_pages(mgi_counter_read_max(&anc->memory), max);
-		mgi_agent_log("group '%s' is out of memory (usage %s, max %s): %s", anc->group, usage,
-			      max, atomic_load(&anc->cooperators)
+		format_pages(mgi_counter_read(&anc->acct.memory), usage);
+		format_pages(mgi_counter_read_max(&anc->ctl.memory), max);
+		mgi_agent_log("group '%s' is out of memory (usage %s, max %s): %s", anc->ctl.group,
+			      usage, max, atomic_load(&anc->ctl.cooperators)
 				      ? "its cooperating applications are asked to free memory first"
 				      : "the manager chooses a victim among its processes");
 	}
 	asked_ns = now;
+	if (mgi_agent.manager_gone)
+		return true; /* waits for a manager to rejoin, up to OOM_GIVEUP_NS */
 	mgi_msg_init(&m, MGI_MSG_OOM_REQ);
 	m.oom_req.pid = mgi_agent.pid;
 	m.oom_req.level = level;
-	return send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len;
+	send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return true;
 }
 
 /*
  * The group (level 0) or an ancestor (level > 0) cannot take another page
- * and nothing can be reclaimed yet: kill the process holding the most (the
- * OOM victim), once per episode, and let the faulting thread wait until
- * its pages are released. The group's own victim is chosen here, from the
- * segment, with no round trip, unless applications cooperate; an
- * ancestor's by the manager.
+ * and nothing can be reclaimed here. The agent kills nobody: a victim
+ * chosen by an agent would be chosen from figures any process of the group
+ * can write (and an agent could be made to kill any pid it names). The
+ * manager is asked (OOM_REQ) and the faulting thread waits for the room
+ * its kill makes. When no manager resolves the episode within
+ * OOM_GIVEUP_NS (none runs, or it does not answer), this process kills
+ * itself: the charge refused is its own, and its own death is the only one
+ * its agent may decide. A limit is never passed for want of a manager.
  */
 static void out_of_memory(unsigned level)
 {
-	mgi_segment_t *seg = mgi_agent.seg;
-
 	/* Estimate mode: another process's fast regions hold estimate that
 	 * may not be memory; the manager has them give it back first (seed
 	 * 001's guarantee across the group). Bounded: after
-	 * RECLAIM_GIVEUP_NS of asking, the kill. */
+	 * RECLAIM_GIVEUP_NS of asking, the OOM request. */
 	static uint64_t est_since, est_last;
 	if (mgi_est_fast_elsewhere(level)) {
 		uint64_t now = now_ns();
@@ -488,60 +487,17 @@ static void out_of_memory(unsigned level)
 		if (ask_manager_reclaim(level, est_since))
 			return;
 	}
-
-	if (level < mgi_agent.nsegs &&
-	    (level > 0 || atomic_load(&mgi_agent.anc[level]->cooperators) > 0) && ask_manager(level))
+	if (level >= mgi_agent.nsegs || ask_manager(level))
 		return;
-	int32_t victim = atomic_load(&seg->oom_victim);
-	int32_t none = 0;
-	int idx;
-
-	if (victim > 0) {
-		/* A kill is under way. If the victim is gone and nobody (the
-		 * manager) released its slot, do it ourselves. */
-		if (kill(victim, 0) != 0 && errno == ESRCH) {
-			for (int i = 0; i < MGI_PROCS_MAX; i++)
-				if (atomic_load(&seg->procs[i].pid) == victim)
-					mgi_segment_release(seg, i, victim, &mgi_agent.path);
-			int32_t v = victim;
-			atomic_compare_exchange_strong(&seg->oom_victim, &v, 0);
-		} else if (now_ns() - oom_chosen_ns > OOM_STALE_NS && oom_chosen_ns) {
-			int32_t v = victim;
-			atomic_compare_exchange_strong(&seg->oom_victim, &v, 0);
-		}
-		return;
-	}
-	idx = mgi_segment_largest(seg);
-	if (idx < 0)
-		idx = mgi_agent.slot; /* nobody holds pages: the fault is ours */
-	victim = atomic_load(&seg->procs[idx].pid);
-	if (victim <= 0 || !atomic_compare_exchange_strong(&seg->oom_victim, &none, victim))
-		return;
-	oom_chosen_ns = now_ns();
-
-	uint64_t held = atomic_load(&seg->procs[idx].charged);
-	char usage[16], max[16], holds[16], comm[MGI_COMM_MAX];
-	format_pages(mgi_counter_read(&seg->memory), usage);
-	format_pages(mgi_counter_read_max(&seg->memory), max);
-	format_pages(held, holds);
-	memcpy(comm, seg->procs[idx].comm, sizeof(comm));
-	comm[sizeof(comm) - 1] = '\0';
-	mgi_agent_log("group '%s' is out of memory (usage %s, max %s) and nothing can be "
-		      "reclaimed: killing pid %d (%s), which holds %s",
-		      seg->group, usage, max, victim, comm, holds);
-	atomic_fetch_add(&seg->oom_kill, 1);
-
-	mgi_msg_t m;
-	mgi_msg_init(&m, MGI_MSG_OOM_KILL);
-	m.oom.killer = mgi_agent.pid;
-	m.oom.victim = victim;
-	m.oom.usage_pages = mgi_counter_read(&seg->memory);
-	m.oom.max_pages = mgi_counter_read_max(&seg->memory);
-	m.oom.victim_pages = held;
-	memcpy(m.oom.victim_comm, comm, sizeof(comm));
-	send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-	kill(victim, SIGKILL); /* may be ourselves */
+	char usage[16], max[16];
+	mgi_segment_t *anc = mgi_agent.anc[level];
+	format_pages(mgi_counter_read(&anc->acct.memory), usage);
+	format_pages(mgi_counter_read_max(&anc->ctl.memory), max);
+	mgi_agent_log("group '%s' is out of memory (usage %s, max %s) and no manager resolved it "
+		      "in %llu s: pid %d, whose charge it refuses, ends itself",
+		      anc->ctl.group, usage, max, (unsigned long long)(OOM_GIVEUP_NS / 1000000000ULL),
+		      (int)mgi_agent.pid);
+	kill(mgi_agent.pid, SIGKILL);
 }
 
 static void park(uintptr_t addr, uint64_t since)
@@ -592,14 +548,14 @@ static bool reclaim_here(unsigned level)
 
 	if (mgi_agent.manager_gone)
 		return true;
-	if (level != 0 || atomic_load_explicit(&seg->cooperators, memory_order_relaxed))
+	if (level != 0 || atomic_load_explicit(&seg->ctl.cooperators, memory_order_relaxed))
 		return false;
 	if (mgi_segment_coldest(seg) != mgi_agent.slot)
 		return false;
 	for (int i = 0; i < MGI_PROCS_MAX; i++)
-		if (atomic_load_explicit(&seg->procs[i].pid, memory_order_relaxed) > 0)
-			held += atomic_load_explicit(&seg->procs[i].charged, memory_order_relaxed);
-	return mgi_counter_read(&seg->memory) <= held + RECLAIM_SLACK;
+		if (atomic_load_explicit(&seg->ctl.procs[i].pid, memory_order_relaxed) > 0)
+			held += atomic_load_explicit(&seg->acct.procs[i].charged, memory_order_relaxed);
+	return mgi_counter_read(&seg->acct.memory) <= held + RECLAIM_SLACK;
 }
 
 /* Asks the manager to have the group's coldest processes evict (cooperating
@@ -631,7 +587,7 @@ static bool swap_room_above(unsigned level)
 	if (mgi_agent.manager_gone)
 		return false;
 	for (unsigned l = level; l < mgi_agent.nsegs; l++)
-		if (mgi_counter_margin(&mgi_agent.anc[l]->swap) == 0)
+		if (mgi_counter_margin(&mgi_agent.anc[l]->acct.swap, &mgi_agent.anc[l]->ctl.swap) == 0)
 			return false;
 	return true;
 }
@@ -686,7 +642,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 {
 	mgi_registry_t *reg = &mgi_agent.reg;
 	uintptr_t page = addr & ~(PAGE - 1), s, ws;
-	size_t window = atomic_load_explicit(&mgi_agent.seg->fault_around, memory_order_relaxed);
+	size_t window = atomic_load_explicit(&mgi_agent.seg->ctl.fault_around, memory_order_relaxed);
 	size_t n, copied, k;
 	mgi_vregion_t *r = mgi_registry_find(reg, page);
 	unsigned level = 0;
@@ -851,7 +807,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 done:
 	count_stall(*since);
 	atomic_fetch_add_explicit(&mgi_agent.me->pgfault, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mgi_agent.seg->pgfault, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgfault, 1, memory_order_relaxed);
 	return MGI_DONE;
 }
 
@@ -1034,7 +990,7 @@ static void retry_pending(void)
  * slots, too many for every turn of the polling loop. */
 static bool room_short(int *ours)
 {
-	if (last_fault_pages != 1 || mgi_counter_margin(&mgi_agent.seg->memory) >= AHEAD_PAGES)
+	if (last_fault_pages != 1 || mgi_counter_margin(&mgi_agent.seg->acct.memory, &mgi_agent.seg->ctl.memory) >= AHEAD_PAGES)
 		return false;
 	if (*ours < 0)
 		*ours = mgi_reclaim_allowed(0) && reclaim_here(0);

@@ -42,12 +42,15 @@ static unsigned shared_levels(mgi_segment_t *const *a, unsigned na, mgi_segment_
 {
 	unsigned k = 0;
 
-	while (k < na && k < nb && strcmp(a[na - 1 - k]->group, b[nb - 1 - k]->group) == 0)
+	while (k < na && k < nb && strcmp(a[na - 1 - k]->ctl.group, b[nb - 1 - k]->ctl.group) == 0)
 		k++;
 	return k;
 }
 
-static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
+/* fds: two a level (control part, accounting part), nfds levels. On
+ * success they are kept (set to -1 in fds): a restarted manager is handed
+ * them back. */
+static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 {
 	mgi_segment_t *segs[MGI_DEPTH_MAX];
 	mgi_counter_path_t to = {.depth = 0}, from = {.depth = 0};
@@ -57,7 +60,7 @@ static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
 	char held[16], usage[16], max[16];
 
 	for (; mapped < nfds; mapped++) {
-		segs[mapped] = mgi_agent_map_segment(fds[mapped]);
+		segs[mapped] = mgi_agent_map_segment(fds[2 * mapped], fds[2 * mapped + 1]);
 		if (!segs[mapped]) {
 			answer(-EPROTO, "pid %d could not map the segments of group '%s'",
 			       (int)mgi_agent.pid, w->group);
@@ -66,18 +69,18 @@ static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
 	}
 	shared = shared_levels(mgi_agent.anc, mgi_agent.nsegs, segs, nfds);
 	for (unsigned i = 0; i + shared < nfds; i++)
-		to.level[to.depth++] = &segs[i]->memory;
+		mgi_segment_path_add(&to, segs[i]);
 	for (unsigned i = 0; i + shared < mgi_agent.nsegs; i++)
-		from.level[from.depth++] = &mgi_agent.anc[i]->memory;
+		mgi_segment_path_add(&from, mgi_agent.anc[i]);
 
 	unsigned refused = 0;
 	if (to.depth && !mgi_counter_try_charge(&to, pages, &refused)) {
 		const mgi_counter_t *c = to.level[refused];
 		mgi_size_format(pages * 4096, held, sizeof(held));
 		mgi_size_format(mgi_counter_read(c) * 4096, usage, sizeof(usage));
-		mgi_size_format(mgi_counter_read_max(c) * 4096, max, sizeof(max));
+		mgi_size_format(mgi_counter_read_max(to.limit[refused]) * 4096, max, sizeof(max));
 		answer(-ENOMEM, "pid %d holds %s, more than group '%s' can take (usage %s, max %s)",
-		       (int)mgi_agent.pid, held, segs[refused]->group, usage, max);
+		       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
 		goto unmap;
 	}
 	/* Its evicted pages move with it too: the new side's swap. */
@@ -87,35 +90,41 @@ static void move_to(const mgi_msg_welcome_t *w, const int *fds, unsigned nfds)
 		mgi_counter_uncharge(&to, pages);
 		mgi_size_format(swapped * 4096, held, sizeof(held));
 		mgi_size_format(mgi_counter_read(c) * 4096, usage, sizeof(usage));
-		mgi_size_format(mgi_counter_read_max(c) * 4096, max, sizeof(max));
+		mgi_size_format(mgi_counter_read_max(to_swap.limit[refused]) * 4096, max, sizeof(max));
 		answer(-ENOMEM, "pid %d has %s evicted, more swap than group '%s' can take "
 				"(swap %s, max %s)",
-		       (int)mgi_agent.pid, held, segs[refused]->group, usage, max);
+		       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
 		goto unmap;
 	}
-	mgi_proc_slot_t *me = &segs[0]->procs[w->slot];
+	mgi_proc_slot_t *me = &segs[0]->acct.procs[w->slot];
 	atomic_store(&me->charged, pages);
 	atomic_store(&me->swapped, swapped);
 	atomic_store(&me->pgfault, atomic_load(&mgi_agent.me->pgfault));
 	atomic_store(&me->tracked_bytes, atomic_load(&mgi_agent.me->tracked_bytes));
 	atomic_store(&me->untracked_bytes, atomic_load(&mgi_agent.me->untracked_bytes));
-	memcpy(me->comm, mgi_agent.me->comm, sizeof(me->comm));
-	/* Gives the old slot back, uncharging (memory and swap) below the
-	 * shared levels. */
-	mgi_segment_release(mgi_agent.seg, mgi_agent.slot, mgi_agent.pid, &from);
+	/* Empties the old slot, uncharging (memory and swap) below the shared
+	 * levels; the manager frees it once told the move is done. */
+	mgi_segment_uncharge_slot(mgi_agent.seg, mgi_agent.slot, &from);
 	/* The move is a change of usage on both sides (memcg's task move). */
 	unsigned crossed = 0;
 	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
 		crossed += mgi_segment_check_thresholds(mgi_agent.anc[i]);
 
 	memcpy(mgi_agent.anc, segs, nfds * sizeof(segs[0]));
+	for (unsigned i = 0; i < 2 * mgi_agent.nsegs; i++)
+		if (mgi_agent.segfd[i] >= 0)
+			close(mgi_agent.segfd[i]);
+	for (unsigned i = 0; i < 2 * nfds; i++) {
+		mgi_agent.segfd[i] = fds[i];
+		fds[i] = -1;
+	}
 	mgi_agent.nsegs = nfds;
 	mgi_agent.seg = segs[0];
 	mgi_agent.slot = w->slot;
 	mgi_agent.me = me;
-	mgi_agent.path.depth = nfds;
+	mgi_agent.path.depth = 0;
 	for (unsigned i = 0; i < nfds; i++)
-		mgi_agent.path.level[i] = &segs[i]->memory;
+		mgi_segment_path_add(&mgi_agent.path, segs[i]);
 	memcpy(mgi_agent.group, w->group, sizeof(mgi_agent.group));
 	mgi_reclaim_publish();
 	for (unsigned i = 0; i < nfds; i++)
@@ -136,11 +145,11 @@ unmap:
 
 bool mgi_agent_on_manager_message(void)
 {
-	char buf[sizeof(mgi_msg_t)], cbuf[CMSG_SPACE(sizeof(int) * (MGI_DEPTH_MAX + 1))], err[96];
+	char buf[sizeof(mgi_msg_t)], cbuf[CMSG_SPACE(sizeof(int) * MGI_AGENT_FDS_MAX)], err[96];
 	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
-	int fds[MGI_DEPTH_MAX + 1];
+	int fds[MGI_AGENT_FDS_MAX];
 	unsigned nfds = 0;
 	mgi_msg_t msg;
 	ssize_t n = recvmsg(mgi_agent.conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -153,17 +162,18 @@ bool mgi_agent_on_manager_message(void)
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t j = 0; j < k && nfds < MGI_DEPTH_MAX + 1; j++)
+		for (size_t j = 0; j < k && nfds < MGI_AGENT_FDS_MAX; j++)
 			memcpy(&fds[nfds++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
 	}
 	switch (mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err))) {
 	case MGI_MSG_MOVE:
-		/* The segments, then the manager's eventfd, which we have. */
-		if (nfds == msg.welcome.nsegments + 1)
-			move_to(&msg.welcome, fds, nfds - 1);
+		/* The segments (two fds each), then the manager's eventfd,
+		 * which we have. */
+		if (nfds == 2 * msg.welcome.nsegments + 1)
+			move_to(&msg.welcome, fds, msg.welcome.nsegments);
 		else
 			answer(-EPROTO, "MOVE came with %u fds, not %u", nfds,
-			       msg.welcome.nsegments + 1);
+			       2 * msg.welcome.nsegments + 1);
 		break;
 	case MGI_MSG_EVICT: {
 		/* The manager found this process the coldest of a group that
@@ -190,6 +200,7 @@ bool mgi_agent_on_manager_message(void)
 		break;
 	}
 	for (unsigned i = 0; i < nfds; i++)
-		close(fds[i]);
+		if (fds[i] >= 0)
+			close(fds[i]);
 	return true;
 }

@@ -403,13 +403,13 @@ static void write_back_if_over(void)
 	if (swap_fd < 0)
 		return;
 	if (!after) {
-		uint64_t max = atomic_load(&mgi_agent.seg->memory.max);
+		uint64_t max = atomic_load(&mgi_agent.seg->ctl.memory.max);
 		after = max >= MGI_PAGES_UNLIMITED ? 256ULL << 20 : max * PAGE / 4;
 	}
 	mgi_store_stats(mgi_agent.store, &st);
 	for (int i = 0; i < MGI_PROCS_MAX; i++)
 		if (i != mgi_agent.slot)
-			total += atomic_load_explicit(&mgi_agent.seg->procs[i].stored_bytes,
+			total += atomic_load_explicit(&mgi_agent.seg->acct.procs[i].stored_bytes,
 						      memory_order_relaxed);
 	total += st.compressed_bytes;
 	if (total <= after)
@@ -423,7 +423,7 @@ static void write_back_if_over(void)
 		mgi_store_writeback(mgi_agent.store, want - freed, mgi_agent.evict_clock);
 	mgi_store_stats_t now;
 	mgi_store_stats(mgi_agent.store, &now);
-	atomic_fetch_add_explicit(&mgi_agent.seg->written_back, now.written_back - st.written_back,
+	atomic_fetch_add_explicit(&mgi_agent.seg->acct.written_back, now.written_back - st.written_back,
 				  memory_order_relaxed);
 }
 
@@ -596,18 +596,18 @@ bool mgi_reclaim_allowed(unsigned level)
 
 	if (!mgi_agent.can_evict) {
 		if (mgi_agent.no_evict_why && !warned_no_evict &&
-		    atomic_load(&mgi_agent.seg->swap.max) > 0) {
+		    atomic_load(&mgi_agent.seg->ctl.swap.max) > 0) {
 			warned_no_evict = true;
 			mgi_agent_log("this process cannot evict pages: %s", mgi_agent.no_evict_why);
 		}
 		return false;
 	}
 	if (level >= mgi_agent.nsegs ||
-	    atomic_load_explicit(&mgi_agent.seg->swappiness, memory_order_relaxed) == 0)
+	    atomic_load_explicit(&mgi_agent.seg->ctl.swappiness, memory_order_relaxed) == 0)
 		return false;
 	sp = swap_path();
 	for (unsigned l = 0; l < sp.depth; l++)
-		if (mgi_counter_margin(sp.level[l]) == 0)
+		if (mgi_counter_margin(sp.level[l], sp.limit[l]) == 0)
 			return false;
 	return true;
 }
@@ -765,7 +765,7 @@ static uint64_t deactivate(uint64_t want)
 		reg->hand = run + n * PAGE;
 	}
 	if (moved_total)
-		atomic_fetch_add_explicit(&mgi_agent.seg->pgdeactivate, moved_total,
+		atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgdeactivate, moved_total,
 					  memory_order_relaxed);
 	return moved_total;
 }
@@ -814,7 +814,7 @@ static uint64_t stage_target(void)
 static void evicted(uint64_t freed)
 {
 	if (freed) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->pswpout, freed, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mgi_agent.seg->acct.pswpout, freed, memory_order_relaxed);
 		mgi_uncharge(freed); /* memory: it is in the store now (swap) */
 	}
 	write_back_if_over();
@@ -952,7 +952,7 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 		mgi_staging_release(&mgi_agent.staging, (uint32_t)slot);
 	}
 	mgi_registry_restore(&mgi_agent.reg, r, page, 1, true);
-	atomic_fetch_add_explicit(&mgi_agent.seg->pgactivate, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgactivate, 1, memory_order_relaxed);
 	mgi_reclaim_publish();
 	return MGI_DONE;
 }
@@ -1039,10 +1039,10 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		mgi_segment_t *seg = mgi_agent.seg;
 		swap_uncharge(k);
 		mgi_charged(k);
-		atomic_fetch_add_explicit(&seg->pswpin, k, memory_order_relaxed);
-		atomic_fetch_add_explicit(&seg->refault, k, memory_order_relaxed);
-		atomic_fetch_add_explicit(&seg->workingset_activate, ws, memory_order_relaxed);
-		atomic_fetch_add_explicit(&seg->pgmajfault, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&seg->acct.pswpin, k, memory_order_relaxed);
+		atomic_fetch_add_explicit(&seg->acct.refault, k, memory_order_relaxed);
+		atomic_fetch_add_explicit(&seg->acct.workingset_activate, ws, memory_order_relaxed);
+		atomic_fetch_add_explicit(&seg->acct.pgmajfault, 1, memory_order_relaxed);
 		mgi_reclaim_publish();
 	}
 	if (n > k)

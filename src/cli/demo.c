@@ -37,6 +37,9 @@ static char *fmt(uint64_t pages, char *buf)
 			       buf, 16);
 }
 
+/* Where the demo's checkers stand in its one threshold set. */
+static mgi_threshold_pos_t demo_pos;
+
 static void on_cross(void *arg, const mgi_threshold_event_t *ev)
 {
 	char a[16];
@@ -56,13 +59,13 @@ static void charge(const char *who, const mgi_counter_path_t *path,
 		printf("  %-10s +%-5s usage %s\n", who, fmt(pages, a),
 		       fmt(mgi_counter_read(path->level[0]), b));
 		if (set)
-			mgi_threshold_check_live(set, mgi_counter_read(path->level[0]),
+			mgi_threshold_check_live(set, &demo_pos, mgi_counter_read(path->level[0]),
 						 &path->level[0]->usage, on_cross, NULL);
 	} else {
 		char c[16];
 		printf("  %-10s +%-5s REFUSED by %s (usage %s, max %s, failcnt %llu)\n", who,
 		       fmt(pages, a), names[failed], fmt(mgi_counter_read(path->level[failed]), b),
-		       fmt(mgi_counter_read_max(path->level[failed]), c),
+		       fmt(mgi_counter_read_max(path->limit[failed]), c),
 		       (unsigned long long)atomic_load(&path->level[failed]->failcnt));
 	}
 }
@@ -75,13 +78,14 @@ static void uncharge(const char *who, const mgi_counter_path_t *path,
 	printf("  %-10s -%-5s usage %s\n", who, fmt(pages, a),
 	       fmt(mgi_counter_read(path->level[0]), b));
 	if (set)
-		mgi_threshold_check_live(set, mgi_counter_read(path->level[0]),
+		mgi_threshold_check_live(set, &demo_pos, mgi_counter_read(path->level[0]),
 					 &path->level[0]->usage, on_cross, NULL);
 }
 
 static int hierarchy_and_thresholds(const struct demo_opts *o)
 {
 	mgi_counter_t web, api, worker;
+	mgi_limits_t web_l, api_l, worker_l;
 	mgi_threshold_set_t *set = malloc(mgi_threshold_set_bytes(NTHRESH));
 	const char *const api_names[] = {"web/api", "web"};
 	const char *const worker_names[] = {"web/worker", "web"};
@@ -92,14 +96,19 @@ static int hierarchy_and_thresholds(const struct demo_opts *o)
 	mgi_counter_init(&web);
 	mgi_counter_init(&api);
 	mgi_counter_init(&worker);
-	mgi_counter_set_max(&web, o->parent_max);
-	mgi_counter_set_max(&api, o->child_max);
-	mgi_counter_path_t api_path = {.level = {&api, &web}, .depth = 2};
-	mgi_counter_path_t worker_path = {.level = {&worker, &web}, .depth = 2};
+	mgi_counter_limits_init(&web_l);
+	mgi_counter_limits_init(&api_l);
+	mgi_counter_limits_init(&worker_l);
+	mgi_counter_set_max(&web, &web_l, o->parent_max);
+	mgi_counter_set_max(&api, &api_l, o->child_max);
+	mgi_counter_path_t api_path = {.level = {&api, &web}, .limit = {&api_l, &web_l}, .depth = 2};
+	mgi_counter_path_t worker_path = {.level = {&worker, &web}, .limit = {&worker_l, &web_l},
+					  .depth = 2};
 
 	mgi_threshold_set_init(set, NTHRESH);
+	mgi_threshold_pos_init(&demo_pos);
 	for (unsigned i = 0; i < NTHRESH; i++)
-		mgi_threshold_register(set, o->thresholds[i], i + 1, 0);
+		mgi_threshold_register(set, &demo_pos, o->thresholds[i], i + 1, 0);
 
 	printf("1. Hierarchical limits and usage thresholds\n"
 	       "   groups: web (max %s) with children web/api (max %s) and web/worker\n",
@@ -113,7 +122,7 @@ static int hierarchy_and_thresholds(const struct demo_opts *o)
 
 	printf("\n   web/worker grows until the parent's limit refuses:\n");
 	for (uint64_t used = 0; used <= o->parent_max; used += o->step) {
-		if (mgi_counter_margin(&web) < o->step) {
+		if (mgi_counter_margin(&web, &web_l) < o->step) {
 			charge("web/worker", &worker_path, worker_names, NULL, o->step);
 			break;
 		}
@@ -157,6 +166,7 @@ static int estimate_model(const struct demo_opts *o)
 				  o->child_max};
 	mgi_estimate_t *est = malloc(mgi_estimate_bytes(8));
 	mgi_counter_t group;
+	mgi_limits_t group_l;
 	uint64_t faults = 0;
 	uint32_t idx = 0, last = 0;
 	char a[16];
@@ -166,8 +176,9 @@ static int estimate_model(const struct demo_opts *o)
 		return MGI_EXIT_FAILURE;
 	mgi_estimate_init(est, 8);
 	mgi_counter_init(&group);
-	mgi_counter_set_max(&group, o->child_max);
-	mgi_counter_path_t path = {.level = {&group}, .depth = 1};
+	mgi_counter_limits_init(&group_l);
+	mgi_counter_set_max(&group, &group_l, o->child_max);
+	mgi_counter_path_t path = {.level = {&group}, .limit = {&group_l}, .depth = 1};
 
 	printf("2. Estimate accounting (seed 001): group 'batch', max %s;\n"
 	   "   each region really touches a quarter of its pages\n\n",

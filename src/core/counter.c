@@ -10,10 +10,14 @@ void mgi_counter_init(mgi_counter_t *c)
 	atomic_init(&c->usage, 0);
 	atomic_init(&c->watermark, 0);
 	atomic_init(&c->failcnt, 0);
-	atomic_init(&c->max, MGI_PAGES_UNLIMITED);
-	atomic_init(&c->high, MGI_PAGES_UNLIMITED);
-	atomic_init(&c->low, 0);
-	atomic_init(&c->soft, MGI_PAGES_UNLIMITED);
+}
+
+void mgi_counter_limits_init(mgi_limits_t *l)
+{
+	atomic_init(&l->max, MGI_PAGES_UNLIMITED);
+	atomic_init(&l->high, MGI_PAGES_UNLIMITED);
+	atomic_init(&l->low, 0);
+	atomic_init(&l->soft, MGI_PAGES_UNLIMITED);
 }
 
 /* Raises the watermark to new_usage if it is higher. A CAS loop rather than
@@ -67,7 +71,7 @@ bool mgi_counter_try_charge(const mgi_counter_path_t *path, uint64_t nr_pages,
 							 memory_order_seq_cst) +
 			       nr_pages;
 		if (new_usage[i] >
-		    atomic_load_explicit(&c->max, memory_order_seq_cst)) {
+		    atomic_load_explicit(&path->limit[i]->max, memory_order_seq_cst)) {
 			atomic_fetch_sub_explicit(&c->usage, nr_pages, RELAXED);
 			atomic_fetch_add_explicit(&c->failcnt, 1, RELAXED);
 			if (failed_level)
@@ -126,7 +130,7 @@ bool mgi_counter_uncharge(const mgi_counter_path_t *path, uint64_t nr_pages)
  * exchange. If one did (usage grew past the limit we just set), restore the
  * old limit and report the group as busy; the caller reclaims and retries.
  */
-int mgi_counter_set_max(mgi_counter_t *c, uint64_t nr_pages)
+int mgi_counter_set_max(const mgi_counter_t *c, mgi_limits_t *l, uint64_t nr_pages)
 {
 	for (;;) {
 		uint64_t usage = mgi_counter_read(c);
@@ -134,7 +138,7 @@ int mgi_counter_set_max(mgi_counter_t *c, uint64_t nr_pages)
 
 		if (usage > nr_pages)
 			return -EBUSY;
-		old = atomic_exchange_explicit(&c->max, nr_pages,
+		old = atomic_exchange_explicit(&l->max, nr_pages,
 					       memory_order_seq_cst);
 		if (atomic_load_explicit(&c->usage, memory_order_seq_cst) <=
 			    usage ||
@@ -142,23 +146,23 @@ int mgi_counter_set_max(mgi_counter_t *c, uint64_t nr_pages)
 			return 0;
 		/* A charge raced with us; the new usage may be over the new
 		 * limit. Put the old limit back and look again. */
-		atomic_store_explicit(&c->max, old, memory_order_seq_cst);
+		atomic_store_explicit(&l->max, old, memory_order_seq_cst);
 	}
 }
 
-void mgi_counter_set_high(mgi_counter_t *c, uint64_t nr_pages)
+void mgi_counter_set_high(mgi_limits_t *l, uint64_t nr_pages)
 {
-	atomic_store_explicit(&c->high, nr_pages, RELAXED);
+	atomic_store_explicit(&l->high, nr_pages, RELAXED);
 }
 
-void mgi_counter_set_low(mgi_counter_t *c, uint64_t nr_pages)
+void mgi_counter_set_low(mgi_limits_t *l, uint64_t nr_pages)
 {
-	atomic_store_explicit(&c->low, nr_pages, RELAXED);
+	atomic_store_explicit(&l->low, nr_pages, RELAXED);
 }
 
-void mgi_counter_set_soft(mgi_counter_t *c, uint64_t nr_pages)
+void mgi_counter_set_soft(mgi_limits_t *l, uint64_t nr_pages)
 {
-	atomic_store_explicit(&c->soft, nr_pages, RELAXED);
+	atomic_store_explicit(&l->soft, nr_pages, RELAXED);
 }
 
 void mgi_counter_reset_watermark(mgi_counter_t *c)

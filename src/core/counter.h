@@ -1,4 +1,4 @@
-/* counter.h - hierarchical page counters (usage, watermark, failcnt, limits). */
+/* counter.h - hierarchical page counters (usage, watermark, failcnt) and their limits. */
 #ifndef MGI_CORE_COUNTER_H
 #define MGI_CORE_COUNTER_H
 
@@ -24,6 +24,12 @@
  * All four are read and written with relaxed atomics: a limit change races
  * with charges in flight, like the kernel's, and set_max handles the one
  * race that matters (a charge slipping in while the limit is lowered).
+ *
+ * The limits live apart from the usage (mgi_limits_t beside mgi_counter_t):
+ * in a group's segment the usage is in the part its processes write and the
+ * limits in the part only the manager writes, so that a process can change
+ * neither its own group's limits nor its ancestors'. A path names both for
+ * each level.
  */
 
 /* "No limit" in pages: large enough never to be reached, small enough that
@@ -37,21 +43,29 @@ typedef struct mgi_counter {
 	_Atomic uint64_t usage;     /* pages charged now */
 	_Atomic uint64_t watermark; /* highest usage seen since reset */
 	_Atomic uint64_t failcnt;   /* charges refused by this counter's max */
+} mgi_counter_t;
+
+typedef struct mgi_limits {
 	_Atomic uint64_t max;       /* hard limit */
 	_Atomic uint64_t high;
 	_Atomic uint64_t low;
 	_Atomic uint64_t soft;
-} mgi_counter_t;
+} mgi_limits_t;
 
-/* Counters from the charged group (level[0]) up towards the root. */
+/* Counters from the charged group (level[0]) up towards the root, each
+ * with its limits (limit[i] is level[i]'s). */
 typedef struct mgi_counter_path {
 	mgi_counter_t *level[MGI_DEPTH_MAX];
+	const mgi_limits_t *limit[MGI_DEPTH_MAX];
 	unsigned depth;
 } mgi_counter_path_t;
 
-/* Sets every field to zero usage and unlimited limits. Not atomic with
- * respect to concurrent users: call before the counter is shared. */
+/* Sets zero usage, watermark and failcnt. Not atomic with respect to
+ * concurrent users: call before the counter is shared. */
 void mgi_counter_init(mgi_counter_t *c);
+
+/* Sets unlimited limits (no max, high or soft; no low protection). */
+void mgi_counter_limits_init(mgi_limits_t *l);
 
 /*
  * Charges nr_pages to every counter on the path, or to none.
@@ -86,12 +100,12 @@ bool mgi_counter_uncharge(const mgi_counter_path_t *path, uint64_t nr_pages);
  * caller reclaims and tries again), as the kernel's page_counter does. The
  * limit is never left below a usage that a concurrent charge reached.
  */
-int mgi_counter_set_max(mgi_counter_t *c, uint64_t nr_pages);
+int mgi_counter_set_max(const mgi_counter_t *c, mgi_limits_t *l, uint64_t nr_pages);
 
 /* The soft limits cannot fail: they are targets, not walls. */
-void mgi_counter_set_high(mgi_counter_t *c, uint64_t nr_pages);
-void mgi_counter_set_low(mgi_counter_t *c, uint64_t nr_pages);
-void mgi_counter_set_soft(mgi_counter_t *c, uint64_t nr_pages);
+void mgi_counter_set_high(mgi_limits_t *l, uint64_t nr_pages);
+void mgi_counter_set_low(mgi_limits_t *l, uint64_t nr_pages);
+void mgi_counter_set_soft(mgi_limits_t *l, uint64_t nr_pages);
 
 /* Resets the watermark to the current usage (memcg's max_usage reset). */
 void mgi_counter_reset_watermark(mgi_counter_t *c);
@@ -101,15 +115,15 @@ static inline uint64_t mgi_counter_read(const mgi_counter_t *c)
 	return atomic_load_explicit(&c->usage, memory_order_relaxed);
 }
 
-static inline uint64_t mgi_counter_read_max(const mgi_counter_t *c)
+static inline uint64_t mgi_counter_read_max(const mgi_limits_t *l)
 {
-	return atomic_load_explicit(&c->max, memory_order_relaxed);
+	return atomic_load_explicit(&l->max, memory_order_relaxed);
 }
 
 /* Pages that can still be charged before max is reached (0 if at or over). */
-static inline uint64_t mgi_counter_margin(const mgi_counter_t *c)
+static inline uint64_t mgi_counter_margin(const mgi_counter_t *c, const mgi_limits_t *l)
 {
-	uint64_t usage = mgi_counter_read(c), max = mgi_counter_read_max(c);
+	uint64_t usage = mgi_counter_read(c), max = mgi_counter_read_max(l);
 	return usage < max ? max - usage : 0;
 }
 
@@ -120,29 +134,29 @@ static inline uint64_t mgi_counter_path_margin(const mgi_counter_path_t *path)
 	uint64_t m = UINT64_MAX;
 
 	for (unsigned i = 0; i < path->depth; i++) {
-		uint64_t l = mgi_counter_margin(path->level[i]);
+		uint64_t l = mgi_counter_margin(path->level[i], path->limit[i]);
 		if (l < m)
 			m = l;
 	}
 	return m;
 }
 
-static inline bool mgi_counter_above_high(const mgi_counter_t *c)
+static inline bool mgi_counter_above_high(const mgi_counter_t *c, const mgi_limits_t *l)
 {
 	return mgi_counter_read(c) >
-	       atomic_load_explicit(&c->high, memory_order_relaxed);
+	       atomic_load_explicit(&l->high, memory_order_relaxed);
 }
 
-static inline bool mgi_counter_below_low(const mgi_counter_t *c)
+static inline bool mgi_counter_below_low(const mgi_counter_t *c, const mgi_limits_t *l)
 {
 	return mgi_counter_read(c) <=
-	       atomic_load_explicit(&c->low, memory_order_relaxed);
+	       atomic_load_explicit(&l->low, memory_order_relaxed);
 }
 
-static inline bool mgi_counter_above_soft(const mgi_counter_t *c)
+static inline bool mgi_counter_above_soft(const mgi_counter_t *c, const mgi_limits_t *l)
 {
 	return mgi_counter_read(c) >
-	       atomic_load_explicit(&c->soft, memory_order_relaxed);
+	       atomic_load_explicit(&l->soft, memory_order_relaxed);
 }
 
 #endif

@@ -330,7 +330,7 @@ unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
 	if (path->depth == 0 || est->nr_slow == 0)
 		return 0;
 	group = path->level[0];
-	max = mgi_counter_read_max(group);
+	max = mgi_counter_read_max(path->limit[0]);
 	below = pct_of(max, est->fast_below_pct);
 	target = pct_of(max, est->fast_target_pct);
 

@@ -1,26 +1,36 @@
-/* segment.c - the shared accounting segment: init, validation, process slots. */
+/* segment.c - a group's shared segment: init, checks of untrusted parts, process slots. */
 #include "segment.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+_Static_assert(offsetof(mgi_segment_t, acct) % MGI_SEGMENT_ALIGN == 0,
+	       "the accounting part starts on a page of its own");
+_Static_assert(sizeof(mgi_segment_t) % MGI_SEGMENT_ALIGN == 0, "whole pages");
 
 void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_around)
 {
 	memset(seg, 0, sizeof(*seg));
-	seg->magic = MGI_SEGMENT_MAGIC;
-	seg->version = MGI_SEGMENT_VERSION;
-	seg->bytes = sizeof(*seg);
-	strncpy(seg->group, group, sizeof(seg->group) - 1);
-	mgi_counter_init(&seg->memory);
-	mgi_counter_init(&seg->swap);
-	atomic_init(&seg->swappiness, MGI_SWAPPINESS_DEFAULT);
+	seg->ctl.magic = MGI_SEGMENT_MAGIC;
+	seg->ctl.version = MGI_SEGMENT_VERSION;
+	seg->ctl.bytes = sizeof(*seg);
+	strncpy(seg->ctl.group, group, sizeof(seg->ctl.group) - 1);
+	mgi_counter_limits_init(&seg->ctl.memory);
+	mgi_counter_limits_init(&seg->ctl.swap);
+	mgi_counter_init(&seg->acct.memory);
+	mgi_counter_init(&seg->acct.swap);
+	atomic_init(&seg->ctl.swappiness, MGI_SWAPPINESS_DEFAULT);
 	if (fault_around < 1)
 		fault_around = 1;
 	if (fault_around > MGI_FAULT_AROUND_MAX)
 		fault_around = MGI_FAULT_AROUND_MAX;
-	atomic_init(&seg->fault_around, fault_around);
-	for (int i = 0; i < 2; i++)
-		mgi_threshold_set_init(&seg->thresholds[i].set, MGI_THRESHOLDS_MAX);
+	atomic_init(&seg->ctl.fault_around, fault_around);
+	for (int i = 0; i < 2; i++) {
+		mgi_threshold_set_init(&seg->ctl.thresholds[i].set, MGI_THRESHOLDS_MAX);
+		mgi_threshold_pos_init(&seg->acct.thresholds[i]);
+	}
 }
 
 static void count_crossing(void *arg, const mgi_threshold_event_t *ev)
@@ -29,10 +39,9 @@ static void count_crossing(void *arg, const mgi_threshold_event_t *ev)
 
 	if (ev->listener >= MGI_LISTENERS_MAX)
 		return;
-	mgi_listener_t *l = &seg->listeners[ev->listener];
-	if (!ev->up && atomic_load_explicit(&l->up_only, memory_order_relaxed))
+	if (!ev->up && atomic_load_explicit(&seg->ctl.up_only[ev->listener], memory_order_relaxed))
 		return;
-	atomic_fetch_add(&l->pending, 1);
+	atomic_fetch_add(&seg->acct.pending[ev->listener], 1);
 }
 
 unsigned mgi_segment_check_thresholds(mgi_segment_t *seg)
@@ -40,17 +49,18 @@ unsigned mgi_segment_check_thresholds(mgi_segment_t *seg)
 	unsigned n = 0;
 
 	for (int i = 0; i < 2; i++) {
-		mgi_threshold_set_t *set = &seg->thresholds[i].set;
+		const mgi_threshold_set_t *set = &seg->ctl.thresholds[i].set;
+		mgi_threshold_pos_t *pos = &seg->acct.thresholds[i];
 		if (mgi_threshold_count(set) == 0)
 			continue; /* the common case: one load */
 		if (i == MGI_WATCH_MEMORY)
-			n += mgi_threshold_check_live(set, mgi_counter_read(&seg->memory),
-						      &seg->memory.usage, count_crossing, seg);
+			n += mgi_threshold_check_live(set, pos, mgi_counter_read(&seg->acct.memory),
+						      &seg->acct.memory.usage, count_crossing, seg);
 		else /* memory + swap: no single word to re-read; the last checker
 		      * of a change sees the sum it left */
-			n += mgi_threshold_check(set,
-						 mgi_counter_read(&seg->memory) +
-							 mgi_counter_read(&seg->swap),
+			n += mgi_threshold_check(set, pos,
+						 mgi_counter_read(&seg->acct.memory) +
+							 mgi_counter_read(&seg->acct.swap),
 						 count_crossing, seg);
 	}
 	return n;
@@ -58,50 +68,220 @@ unsigned mgi_segment_check_thresholds(mgi_segment_t *seg)
 
 void mgi_segment_forget_manager(mgi_segment_t *seg)
 {
-	uint64_t mem = mgi_counter_read(&seg->memory);
-	uint64_t usage[2] = {mem, mem + mgi_counter_read(&seg->swap)};
+	uint64_t mem = mgi_counter_read(&seg->acct.memory);
+	uint64_t usage[2] = {mem, mem + mgi_counter_read(&seg->acct.swap)};
 
 	for (int i = 0; i < 2; i++) {
-		mgi_threshold_set_t *set = &seg->thresholds[i].set;
+		mgi_threshold_set_t *set = &seg->ctl.thresholds[i].set;
+		mgi_threshold_pos_t *pos = &seg->acct.thresholds[i];
 		if (set->capacity != MGI_THRESHOLDS_MAX) {
 			/* Never written after init: a damaged segment. */
 			mgi_threshold_set_init(set, MGI_THRESHOLDS_MAX);
+			mgi_threshold_pos_init(pos);
 			continue;
 		}
-		mgi_threshold_repair(set, usage[i]);
+		mgi_threshold_repair(set, pos, usage[i]);
 		/* Every entry goes, whatever listener it names (a damaged
 		 * one may name none of ours): each pass removes at least the
 		 * first entry's listener. */
 		while (mgi_threshold_count(set) > 0) {
 			uint64_t who = atomic_load(&set->entries[0].listener);
-			if (mgi_threshold_unregister(set, who, usage[i]) == 0)
+			if (mgi_threshold_unregister(set, pos, who, usage[i]) == 0)
 				break; /* cannot happen after the repair */
 		}
 	}
 	for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
-		atomic_store(&seg->listeners[l].pending, 0);
-		atomic_store(&seg->listeners[l].up_only, 0);
+		atomic_store(&seg->acct.pending[l], 0);
+		atomic_store(&seg->ctl.up_only[l], 0);
 	}
-	atomic_store(&seg->cooperators, 0);
-	atomic_store(&seg->oom_victim, 0);
+	/* A release the old manager did not finish: the slot is free (what
+	 * it held was taken from its figures before the pid was marked). */
+	for (int i = 0; i < MGI_PROCS_MAX; i++)
+		if (atomic_load(&seg->ctl.procs[i].pid) == MGI_SLOT_RELEASING)
+			atomic_store(&seg->ctl.procs[i].pid, 0);
+	atomic_store(&seg->ctl.cooperators, 0);
+	atomic_store(&seg->ctl.oom_victim, 0);
 }
 
 bool mgi_segment_valid(const void *mem, size_t bytes)
 {
 	const mgi_segment_t *seg = mem;
 
-	return mem && bytes >= sizeof(*seg) && seg->magic == MGI_SEGMENT_MAGIC &&
-	       seg->version == MGI_SEGMENT_VERSION && seg->bytes == sizeof(*seg);
+	return mem && bytes >= sizeof(*seg) && seg->ctl.magic == MGI_SEGMENT_MAGIC &&
+	       seg->ctl.version == MGI_SEGMENT_VERSION && seg->ctl.bytes == sizeof(*seg);
+}
+
+static int bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (why && whylen)
+		vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int check_limits(const mgi_limits_t *l, const char *what, char *why, size_t whylen)
+{
+	uint64_t v[4] = {atomic_load(&l->max), atomic_load(&l->high), atomic_load(&l->low),
+			 atomic_load(&l->soft)};
+	static const char *const name[4] = {"max", "high", "low", "soft"};
+
+	for (int i = 0; i < 4; i++)
+		if (v[i] > MGI_PAGES_UNLIMITED)
+			return bad(why, whylen, "%s %s limit %llu pages is beyond any limit", what,
+				   name[i], (unsigned long long)v[i]);
+	return 0;
+}
+
+static int check_counter(const mgi_counter_t *c, const char *what, char *why, size_t whylen)
+{
+	uint64_t usage = atomic_load(&c->usage), wm = atomic_load(&c->watermark);
+
+	if (usage > MGI_PAGES_UNLIMITED)
+		return bad(why, whylen, "%s usage %llu pages is beyond any limit", what,
+			   (unsigned long long)usage);
+	if (wm > MGI_PAGES_UNLIMITED)
+		return bad(why, whylen, "%s watermark %llu pages is beyond any limit", what,
+			   (unsigned long long)wm);
+	return 0;
+}
+
+static int check_thresholds(const mgi_segment_t *seg, int i, char *why, size_t whylen)
+{
+	const mgi_threshold_set_t *set = &seg->ctl.thresholds[i].set;
+	uint32_t size = atomic_load(&set->size);
+	uint64_t state = atomic_load(&seg->acct.thresholds[i].state);
+
+	if (set->capacity != MGI_THRESHOLDS_MAX)
+		return bad(why, whylen, "threshold set %d has capacity %u, not %u", i, set->capacity,
+			   MGI_THRESHOLDS_MAX);
+	if (size > set->capacity)
+		return bad(why, whylen, "threshold set %d holds %u thresholds, more than its %u", i,
+			   size, set->capacity);
+	for (uint32_t k = 0; k < size; k++) {
+		uint64_t th = atomic_load(&set->entries[k].threshold);
+		uint64_t who = atomic_load(&set->entries[k].listener);
+		if (who >= MGI_LISTENERS_MAX)
+			return bad(why, whylen, "threshold %u of set %d names listener %llu (at most %u)",
+				   k, i, (unsigned long long)who, MGI_LISTENERS_MAX - 1);
+		if (k > 0 && atomic_load(&set->entries[k - 1].threshold) > th)
+			return bad(why, whylen, "threshold set %d is not sorted at %u", i, k);
+	}
+	/* An odd generation is a writer that died mid-edit: the repair at
+	 * adoption closes it. The index is the checkers' word. */
+	if ((uint32_t)state > size)
+		return bad(why, whylen, "threshold set %d's position %u is beyond its %u thresholds", i,
+			   (uint32_t)state, size);
+	return 0;
+}
+
+int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
+{
+	const mgi_segment_t *seg = mem;
+	uint64_t charged = 0, swapped = 0;
+	unsigned nprocs = 0;
+	int rc;
+
+	if (!mem || bytes != sizeof(*seg))
+		return bad(why, whylen, "%zu bytes, not the %zu of a segment of this version", bytes,
+			   sizeof(*seg));
+	if (seg->ctl.magic != MGI_SEGMENT_MAGIC)
+		return bad(why, whylen, "not a memgrp segment (magic %#llx)",
+			   (unsigned long long)seg->ctl.magic);
+	if (seg->ctl.version != MGI_SEGMENT_VERSION)
+		return bad(why, whylen, "segment version %u, this memgrp reads %u", seg->ctl.version,
+			   MGI_SEGMENT_VERSION);
+	if (seg->ctl.bytes != sizeof(*seg))
+		return bad(why, whylen, "the header says %u bytes, a segment has %zu", seg->ctl.bytes,
+			   sizeof(*seg));
+	if (memchr(seg->ctl.group, '\0', sizeof(seg->ctl.group)) == NULL)
+		return bad(why, whylen, "the group name is not terminated");
+	if (seg->ctl.group[0]) {
+		char gwhy[128];
+		if (mgi_group_name_check(seg->ctl.group, gwhy, sizeof(gwhy)) != 0)
+			return bad(why, whylen, "bad group name: %s", gwhy);
+	}
+	if ((rc = check_limits(&seg->ctl.memory, "memory", why, whylen)) != 0 ||
+	    (rc = check_limits(&seg->ctl.swap, "swap", why, whylen)) != 0)
+		return rc;
+	if (atomic_load(&seg->ctl.memory.max) == 0)
+		return bad(why, whylen, "memory limit 0 (a group is given at least a page)");
+	if (atomic_load(&seg->ctl.swappiness) > 100)
+		return bad(why, whylen, "swappiness %u (at most 100)", atomic_load(&seg->ctl.swappiness));
+	if (atomic_load(&seg->ctl.mode) > MGI_MODE_ESTIMATE)
+		return bad(why, whylen, "mode %u is no mode", atomic_load(&seg->ctl.mode));
+	uint32_t fa = atomic_load(&seg->ctl.fault_around);
+	if (fa < 1 || fa > MGI_FAULT_AROUND_MAX)
+		return bad(why, whylen, "fault-around %u pages (1 to %u)", fa, MGI_FAULT_AROUND_MAX);
+	for (int i = 0; i < 2; i++)
+		if ((rc = check_thresholds(seg, i, why, whylen)) != 0)
+			return rc;
+	for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
+		if (atomic_load(&seg->ctl.up_only[l]) > 1)
+			return bad(why, whylen, "listener %d's up-only flag is %u", l,
+				   atomic_load(&seg->ctl.up_only[l]));
+		if (atomic_load(&seg->acct.pending[l]) > MGI_PENDING_MAX)
+			return bad(why, whylen, "listener %d has %llu crossings pending", l,
+				   (unsigned long long)atomic_load(&seg->acct.pending[l]));
+	}
+	if ((rc = check_counter(&seg->acct.memory, "memory", why, whylen)) != 0 ||
+	    (rc = check_counter(&seg->acct.swap, "swap", why, whylen)) != 0)
+		return rc;
+	uint64_t usage = atomic_load(&seg->acct.memory.usage);
+	uint64_t swap = atomic_load(&seg->acct.swap.usage);
+	for (int i = 0; i < MGI_PROCS_MAX; i++) {
+		int32_t pid = atomic_load(&seg->ctl.procs[i].pid);
+		const mgi_proc_slot_t *s = &seg->acct.procs[i];
+		uint64_t c = atomic_load(&s->charged), w = atomic_load(&s->swapped);
+		if (pid == 0 || pid == MGI_SLOT_RELEASING) {
+			if (c || w)
+				return bad(why, whylen, "free slot %d holds %llu pages and %llu swapped", i,
+					   (unsigned long long)c, (unsigned long long)w);
+			continue;
+		}
+		if (pid <= 1 || pid >= MGI_PID_MAX)
+			return bad(why, whylen, "slot %d names pid %d, which no managed process has", i,
+				   (int)pid);
+		for (int j = 0; j < i; j++)
+			if (atomic_load(&seg->ctl.procs[j].pid) == pid)
+				return bad(why, whylen, "pid %d holds slots %d and %d", (int)pid, j, i);
+		/* A slot's figure may run ahead of the counter by what its
+		 * process is uncharging as the file is read. */
+		if (c > usage + MGI_FAULT_AROUND_MAX)
+			return bad(why, whylen, "slot %d (pid %d) holds %llu pages, the group uses %llu",
+				   i, (int)pid, (unsigned long long)c, (unsigned long long)usage);
+		if (w > swap + MGI_FAULT_AROUND_MAX)
+			return bad(why, whylen, "slot %d (pid %d) has %llu pages swapped, the group %llu",
+				   i, (int)pid, (unsigned long long)w, (unsigned long long)swap);
+		charged += c;
+		swapped += w;
+		nprocs++;
+	}
+	/* Charges in flight when the file was read: each process holds at
+	 * most a fault-around window between its counter and its slot. */
+	uint64_t slack = (uint64_t)MGI_FAULT_AROUND_MAX * (nprocs + 1);
+	if (charged > usage + slack)
+		return bad(why, whylen, "its %u processes hold %llu pages, the group uses %llu", nprocs,
+			   (unsigned long long)charged, (unsigned long long)usage);
+	if (swapped > swap + slack)
+		return bad(why, whylen, "its %u processes have %llu pages swapped, the group %llu",
+			   nprocs, (unsigned long long)swapped, (unsigned long long)swap);
+	return 0;
 }
 
 int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 {
 	for (int i = 0; i < MGI_PROCS_MAX; i++) {
 		int32_t free_pid = 0;
-		mgi_proc_slot_t *s = &seg->procs[i];
-		if (atomic_load_explicit(&s->pid, memory_order_relaxed) != 0)
+		mgi_proc_id_t *id = &seg->ctl.procs[i];
+		mgi_proc_slot_t *s = &seg->acct.procs[i];
+		if (atomic_load_explicit(&id->pid, memory_order_relaxed) != 0)
 			continue;
-		if (atomic_compare_exchange_strong(&s->pid, &free_pid, pid)) {
+		if (atomic_compare_exchange_strong(&id->pid, &free_pid, pid)) {
+			memset(id->comm, 0, sizeof(id->comm));
 			atomic_store(&s->charged, 0);
 			atomic_store(&s->swapped, 0);
 			atomic_store(&s->pgfault, 0);
@@ -112,41 +292,78 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 			atomic_store(&s->stored_bytes, 0);
 			atomic_store(&s->file_bytes, 0);
 			atomic_store(&s->same_filled, 0);
-			memset(s->comm, 0, sizeof(s->comm));
+			atomic_store(&s->est_mapped, 0);
+			atomic_store(&s->est_resident, 0);
+			atomic_store(&s->est_fast, 0);
+			atomic_store(&s->est_slow, 0);
 			return i;
 		}
 	}
 	return -ENOSPC;
 }
 
-long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_counter_path_t *path)
+static uint64_t clamp(uint64_t v, uint64_t most)
 {
-	mgi_proc_slot_t *s;
-	int32_t expected = pid;
-	uint64_t pages;
+	return v < most ? v : most;
+}
 
-	if (idx < 0 || idx >= MGI_PROCS_MAX || pid <= 0)
-		return -ESRCH;
-	s = &seg->procs[idx];
-	/* Claim the release first (pid -> RELEASING): of two releasers only
-	 * one gets past here, and a releasing slot cannot be claimed anew, so
-	 * what it held is uncharged exactly once. The owner is dead (that is
-	 * why we release), so nobody adds to `charged` meanwhile. */
-	if (!atomic_compare_exchange_strong(&s->pid, &expected, MGI_SLOT_RELEASING))
-		return -ESRCH;
-	pages = atomic_exchange(&s->charged, 0);
+/* Takes a slot's figures (zeroing them) and uncharges them along path,
+ * each clamped to what the group's own counter holds. */
+static uint64_t take_figures(mgi_segment_t *seg, int idx, const mgi_counter_path_t *path)
+{
+	mgi_proc_slot_t *s = &seg->acct.procs[idx];
+	uint64_t pages = clamp(atomic_exchange(&s->charged, 0), mgi_counter_read(&seg->acct.memory));
+	uint64_t swapped = clamp(atomic_exchange(&s->swapped, 0), mgi_counter_read(&seg->acct.swap));
+
 	mgi_counter_uncharge(path, pages);
 	mgi_counter_path_t swap = mgi_segment_swap_path(path);
-	mgi_counter_uncharge(&swap, atomic_exchange(&s->swapped, 0)); /* died with it */
+	mgi_counter_uncharge(&swap, swapped);
 	atomic_store(&s->staged, 0);
 	atomic_store(&s->staged_since_ns, 0);
 	atomic_store(&s->stored_bytes, 0);
 	atomic_store(&s->file_bytes, 0);
 	atomic_store(&s->same_filled, 0);
-	atomic_store(&s->pid, 0);
+	return pages;
+}
+
+long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_counter_path_t *path)
+{
+	int32_t expected = pid;
+	uint64_t pages;
+
+	if (idx < 0 || idx >= MGI_PROCS_MAX || pid <= 0)
+		return -ESRCH;
+	/* Claim the release first (pid -> RELEASING): a releasing slot
+	 * cannot be claimed anew, so what it held is uncharged exactly once.
+	 * The owner is dead (that is why we release); a hostile one's last
+	 * writes are clamped by take_figures. */
+	if (!atomic_compare_exchange_strong(&seg->ctl.procs[idx].pid, &expected, MGI_SLOT_RELEASING))
+		return -ESRCH;
+	pages = take_figures(seg, idx, path);
+	atomic_store(&seg->ctl.procs[idx].pid, 0);
 	expected = pid;
-	atomic_compare_exchange_strong(&seg->oom_victim, &expected, 0);
+	atomic_compare_exchange_strong(&seg->ctl.oom_victim, &expected, 0);
 	return (long)pages;
+}
+
+uint64_t mgi_segment_uncharge_slot(mgi_segment_t *seg, int idx, const mgi_counter_path_t *path)
+{
+	if (idx < 0 || idx >= MGI_PROCS_MAX)
+		return 0;
+	return take_figures(seg, idx, path);
+}
+
+uint64_t mgi_segment_slot_charged(const mgi_segment_t *seg, int idx)
+{
+	if (idx < 0 || idx >= MGI_PROCS_MAX)
+		return 0;
+	return clamp(atomic_load_explicit(&seg->acct.procs[idx].charged, memory_order_relaxed),
+		     mgi_counter_read(&seg->acct.memory));
+}
+
+static bool in_use(const mgi_segment_t *seg, int i)
+{
+	return atomic_load_explicit(&seg->ctl.procs[i].pid, memory_order_relaxed) > 0;
 }
 
 int mgi_segment_largest(const mgi_segment_t *seg)
@@ -155,20 +372,13 @@ int mgi_segment_largest(const mgi_segment_t *seg)
 	uint64_t most = 0;
 
 	for (int i = 0; i < MGI_PROCS_MAX; i++) {
-		const mgi_proc_slot_t *s = &seg->procs[i];
-		uint64_t c = atomic_load_explicit(&s->charged, memory_order_relaxed);
-		if (atomic_load_explicit(&s->pid, memory_order_relaxed) > 0 && c > most) {
+		uint64_t c = mgi_segment_slot_charged(seg, i);
+		if (in_use(seg, i) && c > most) {
 			most = c;
 			best = i;
 		}
 	}
 	return best;
-}
-
-static bool holds_memory(const mgi_proc_slot_t *s)
-{
-	return atomic_load_explicit(&s->pid, memory_order_relaxed) > 0 &&
-	       atomic_load_explicit(&s->charged, memory_order_relaxed) > 0;
 }
 
 bool mgi_proc_colder(const mgi_proc_slot_t *a, const mgi_proc_slot_t *b)
@@ -179,9 +389,9 @@ bool mgi_proc_colder(const mgi_proc_slot_t *a, const mgi_proc_slot_t *b)
 	uint64_t as = atomic_load_explicit(&a->staged_since_ns, memory_order_relaxed);
 	uint64_t bs = atomic_load_explicit(&b->staged_since_ns, memory_order_relaxed);
 
-	if (!holds_memory(a))
+	if (ac == 0)
 		return false;
-	if (!holds_memory(b))
+	if (bc == 0)
 		return true;
 	if (as && bs)
 		return as < bs;
@@ -195,9 +405,10 @@ int mgi_segment_coldest(const mgi_segment_t *seg)
 	int best = -1;
 
 	for (int i = 0; i < MGI_PROCS_MAX; i++) {
-		if (!holds_memory(&seg->procs[i]))
+		if (!in_use(seg, i) ||
+		    atomic_load_explicit(&seg->acct.procs[i].charged, memory_order_relaxed) == 0)
 			continue;
-		if (best < 0 || mgi_proc_colder(&seg->procs[i], &seg->procs[best]))
+		if (best < 0 || mgi_proc_colder(&seg->acct.procs[i], &seg->acct.procs[best]))
 			best = i;
 	}
 	return best;
@@ -210,13 +421,96 @@ void mgi_segment_count_stall(mgi_segment_t *seg, uint64_t ns)
 
 	while (b + 1 < MGI_RECLAIM_BUCKETS && us >= (1ULL << b))
 		b++;
-	atomic_fetch_add_explicit(&seg->reclaim_hist[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&seg->acct.reclaim_hist[b], 1, memory_order_relaxed);
 }
 
 unsigned mgi_segment_nr_procs(const mgi_segment_t *seg)
 {
 	unsigned n = 0;
 	for (int i = 0; i < MGI_PROCS_MAX; i++)
-		n += atomic_load_explicit(&seg->procs[i].pid, memory_order_relaxed) > 0;
+		n += in_use(seg, i);
 	return n;
+}
+
+/* Records the first problem found; later ones only add their bit. */
+static void found(unsigned *bits, unsigned bit, char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void found(unsigned *bits, unsigned bit, char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (*bits == 0 && why && whylen) {
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	*bits |= bit;
+}
+
+unsigned mgi_segment_audit(mgi_segment_t *seg, uint64_t slack, char *why, size_t whylen)
+{
+	unsigned bits = 0;
+	uint64_t charged = 0;
+	mgi_counter_t *counters[2] = {&seg->acct.memory, &seg->acct.swap};
+	static const char *const names[2] = {"memory", "swap"};
+
+	if (why && whylen)
+		why[0] = '\0';
+	for (int i = 0; i < MGI_PROCS_MAX; i++) {
+		mgi_proc_slot_t *s = &seg->acct.procs[i];
+		uint64_t c = atomic_load(&s->charged);
+		if (in_use(seg, i)) {
+			charged += clamp(c, MGI_PAGES_UNLIMITED);
+			continue;
+		}
+		/* Only the manager frees a slot, zeroing its figures first;
+		 * pages written there since were put by a process. */
+		if (atomic_load(&seg->ctl.procs[i].pid) == 0 && (c || atomic_load(&s->swapped))) {
+			found(&bits, MGI_TAMPER_FREE_SLOT, why, whylen,
+			      "free slot %d says it holds %llu pages", i, (unsigned long long)c);
+			atomic_store(&s->charged, 0);
+			atomic_store(&s->swapped, 0);
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		uint64_t u = mgi_counter_read(counters[k]);
+		if (u > MGI_PAGES_UNLIMITED) {
+			uint64_t to = k == 0 ? clamp(charged, MGI_PAGES_UNLIMITED) : 0;
+			found(&bits, MGI_TAMPER_USAGE, why, whylen,
+			      "%s usage %llu pages, beyond any limit (clamped to %llu)", names[k],
+			      (unsigned long long)u, (unsigned long long)to);
+			atomic_store(&counters[k]->usage, to);
+		}
+		if (atomic_load(&counters[k]->watermark) > MGI_PAGES_UNLIMITED)
+			atomic_store(&counters[k]->watermark, mgi_counter_read(counters[k]));
+	}
+	uint64_t usage = mgi_counter_read(&seg->acct.memory);
+	if (charged > usage + slack)
+		found(&bits, MGI_TAMPER_SLOTS, why, whylen,
+		      "its processes say they hold %llu pages, the group uses %llu",
+		      (unsigned long long)charged, (unsigned long long)usage);
+	for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
+		uint64_t p = atomic_load(&seg->acct.pending[l]);
+		if (p > MGI_PENDING_MAX) {
+			found(&bits, MGI_TAMPER_PENDING, why, whylen,
+			      "listener %d has %llu crossings pending (cleared)", l,
+			      (unsigned long long)p);
+			atomic_store(&seg->acct.pending[l], 0);
+		}
+	}
+	uint64_t now[2] = {usage, usage + mgi_counter_read(&seg->acct.swap)};
+	for (int i = 0; i < 2; i++) {
+		mgi_threshold_set_t *set = &seg->ctl.thresholds[i].set;
+		mgi_threshold_pos_t *pos = &seg->acct.thresholds[i];
+		uint64_t state = atomic_load(&pos->state);
+		/* Checkers never leave an odd generation (only the manager
+		 * writes) nor an index past the set. */
+		if ((uint32_t)state > mgi_threshold_count(set) || ((state >> 32) & 1)) {
+			found(&bits, MGI_TAMPER_POSITION, why, whylen,
+			      "threshold position %#llx of set %d is no position (repaired)",
+			      (unsigned long long)state, i);
+			mgi_threshold_repair(set, pos, now[i]);
+		}
+	}
+	return bits;
 }

@@ -12,17 +12,38 @@
 #include "threshold.h"
 
 /*
- * One per group, mapped shared by the manager and by that group's agents
- * only. Everything in it is atomics and plain numbers, so each process may
- * map it anywhere. Per-process figures live in slots: an agent takes a slot
- * when it starts, and the slot is released exactly once, by whoever first
- * swaps its pid to 0 (the manager when the process's connection closes, or
- * an agent that finds an OOM victim gone). Releasing a slot uncharges what
- * it held, which is how a killed process's pages leave the group.
+ * One per group, in two parts of different trust, each its own file (a
+ * memfd, or a file in memgrpd's state directory):
+ *
+ *  - the control part (mgi_segment_ctl_t), written by the manager only:
+ *    name, limits, settings, threshold sets and listeners, the identity of
+ *    each process slot (pid, comm: the manager claims a slot at HELLO), the
+ *    OOM victim, and the counts only the manager makes (OOM kills,
+ *    cooperation). The group's agents map it read-only from a read-only fd
+ *    of a file they may not open for writing (mode 0600, the manager's);
+ *  - the accounting part (mgi_segment_acct_t), written by the group's
+ *    processes (and by those of the groups below it, which charge it as an
+ *    ancestor): usage, watermark and failcnt of its counters, per-process
+ *    figures by slot index, pending crossing counts, where the threshold
+ *    checkers stand, and the group's statistics.
+ *
+ * Everything in the accounting part is hostile to the manager: any byte of
+ * it may have been written by a managed process. The manager range-checks
+ * every index and count it reads there and clamps impossible figures
+ * (mgi_segment_audit). Both parts are atomics and plain numbers, no
+ * pointers, so each process may map them anywhere; every process maps the
+ * two back to back (control first, page-aligned) so that one pointer to an
+ * mgi_segment_t reaches both, as the unit tests' static segments do.
+ *
+ * A slot is claimed and freed by the manager (its pid, in the control
+ * part); what a process held leaves the group's counters when the manager
+ * releases its slot (mgi_segment_release) or when the process itself moves
+ * it elsewhere (mgi_segment_uncharge_slot).
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 5
+#define MGI_SEGMENT_VERSION 6
+#define MGI_SEGMENT_ALIGN 4096  /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
 #define MGI_COMM_MAX 16
@@ -31,6 +52,7 @@
 #define MGI_LISTENERS_MAX 256   /* per group */
 #define MGI_RECLAIM_BUCKETS 24  /* stall histogram: bucket i counts < 2^i us */
 #define MGI_SWAPPINESS_DEFAULT 60
+#define MGI_PID_MAX (1 << 22)   /* the kernel's PID_MAX_LIMIT: no pid is above */
 
 /* Storage for a threshold set of MGI_THRESHOLDS_MAX entries, in place. */
 typedef union mgi_threshold_storage {
@@ -42,16 +64,12 @@ typedef union mgi_threshold_storage {
 /*
  * Someone to tell about crossings: the manager owns the table (it hands out
  * listener slots and maps them to eventfds); a checker that reports a
- * crossing for listener L adds 1 to listeners[L].pending and wakes the
- * manager, which moves the count to L's eventfd. A count cannot overflow or
- * be lost, so every crossing is delivered; `up_only` listeners (pressure
- * levels) are told only of upward crossings.
+ * crossing for listener L adds 1 to the accounting part's pending[L] and
+ * wakes the manager, which moves the count to L's eventfd. A count cannot
+ * overflow or be lost, so every crossing is delivered; `up_only` listeners
+ * (pressure levels, in the control part) are told only of upward
+ * crossings.
  */
-typedef struct mgi_listener {
-	_Atomic uint64_t pending;
-	_Atomic uint32_t up_only;
-	uint32_t reserved;
-} mgi_listener_t;
 
 /* How a group's processes account for their memory (seed 001). */
 enum mgi_mode {
@@ -63,17 +81,24 @@ enum mgi_mode {
 /* Which counter a threshold watches. */
 enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
 
-/*
- * A process's figures. `charged` (memory) counts its pages mapped in the
- * process and its pages in the staging area (evicted but not yet
- * compressed: still memory); `swapped` counts its pages in its compressed
- * store (charged to the swap counter). Releasing the slot uncharges both.
- * The reclaim fields let anyone who maps the segment rank its processes by
- * coldness (mgi_proc_colder) without asking them.
- */
-typedef struct mgi_proc_slot {
+/* A slot's identity, in the control part: the manager's word on which
+ * process holds it. */
+typedef struct mgi_proc_id {
 	_Atomic int32_t pid;       /* 0: free; MGI_SLOT_RELEASING; else owner */
 	uint32_t reserved;
+	char comm[MGI_COMM_MAX];
+} mgi_proc_id_t;
+
+/*
+ * A process's figures, in the accounting part, at its slot's index.
+ * `charged` (memory) counts its pages mapped in the process and its pages
+ * in the staging area (evicted but not yet compressed: still memory);
+ * `swapped` counts its pages in its compressed store (charged to the swap
+ * counter). Releasing the slot uncharges both. The reclaim fields let
+ * anyone who maps the segment rank its processes by coldness
+ * (mgi_proc_colder) without asking them.
+ */
+typedef struct mgi_proc_slot {
 	_Atomic uint64_t charged;  /* memory pages charged by this process now */
 	_Atomic uint64_t swapped;  /* pages in its store now (swap) */
 	_Atomic uint64_t pgfault;  /* missing-page faults it resolved */
@@ -92,21 +117,47 @@ typedef struct mgi_proc_slot {
 	_Atomic uint64_t est_resident;
 	_Atomic uint32_t est_fast;        /* fast regions */
 	_Atomic uint32_t est_slow;        /* slow regions */
-	char comm[MGI_COMM_MAX];
 } mgi_proc_slot_t;
 
-typedef struct mgi_segment {
+/* Written by the manager only; read-only to every agent. */
+typedef struct mgi_segment_ctl {
 	uint64_t magic;
 	uint32_t version;
-	uint32_t bytes;
+	uint32_t bytes; /* of the whole segment (both parts) */
 	char group[MGI_GROUP_NAME_MAX];
+	mgi_limits_t memory;
+	/* The swap counter's limits: its max is the group's swap limit. */
+	mgi_limits_t swap;
+	_Atomic uint32_t swappiness;  /* 0: never evict; else a weight (1-100) */
+	/* enum mgi_mode: how the group's processes account (seed 001). Read by
+	 * an agent when it starts: a change applies to processes started
+	 * afterwards. */
+	_Atomic uint32_t mode;
+	/* Cooperating clients registered in this group or below: when not 0,
+	 * an agent whose charge this group refuses leaves the OOM decision to
+	 * the manager, which asks them to free memory before it kills. */
+	_Atomic uint32_t cooperators;
+	_Atomic uint32_t fault_around; /* pages per resolved fault, 1..MAX */
+	_Atomic int32_t oom_victim;    /* pid being killed, 0 if none */
+	uint32_t reserved;
+	_Atomic uint64_t oom_kill;
+	_Atomic uint64_t coop_requests; /* requests sent to cooperating clients */
+	_Atomic uint64_t coop_freed;    /* pages they freed, as measured */
+	/* Usage thresholds on memory and memsw (seed 000 section 4.2); where
+	 * the checkers stand is in the accounting part. */
+	mgi_threshold_storage_t thresholds[2];
+	_Atomic uint32_t up_only[MGI_LISTENERS_MAX];
+	mgi_proc_id_t procs[MGI_PROCS_MAX];
+} mgi_segment_ctl_t;
+
+/* Written by the group's processes (and its descendants'): hostile. */
+typedef struct mgi_segment_acct {
 	mgi_counter_t memory;
-	/* Pages of the group's processes in their compressed stores; its max
-	 * is the group's swap limit. memsw (memcg v1's memory + swap) is the
-	 * sum of the two. A group's swap is charged up its path like memory. */
+	/* Pages of the group's processes in their compressed stores. memsw
+	 * (memcg v1's memory + swap) is the sum of the two. A group's swap is
+	 * charged up its path like memory. */
 	mgi_counter_t swap;
 	_Atomic uint64_t pgfault;
-	_Atomic uint64_t oom_kill;
 	/* Reclaim, counted where it happens (kept after processes exit). */
 	_Atomic uint64_t pswpout;     /* pages compressed into a store */
 	_Atomic uint64_t pswpin;      /* pages restored from a store */
@@ -119,25 +170,19 @@ typedef struct mgi_segment {
 	_Atomic uint64_t mode_switches; /* estimate mode: regions turned slow or fast */
 	_Atomic uint64_t mode_switch_ns; /* the time they took, in all */
 	_Atomic uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* direct reclaim stalls */
-	_Atomic uint32_t swappiness;  /* 0: never evict; else a weight (1-100) */
-	/* enum mgi_mode: how the group's processes account (seed 001). Read by
-	 * an agent when it starts: a change applies to processes started
-	 * afterwards. */
-	_Atomic uint32_t mode;
-	_Atomic uint64_t coop_requests; /* requests sent to cooperating clients */
-	_Atomic uint64_t coop_freed;    /* pages they freed, as measured */
-	/* Cooperating clients registered in this group or below: when not 0,
-	 * an agent whose charge this group refuses leaves the OOM decision to
-	 * the manager, which asks them to free memory before it kills. */
-	_Atomic uint32_t cooperators;
-	uint32_t reserved2;
-	_Atomic uint32_t fault_around; /* pages per resolved fault, 1..MAX */
-	_Atomic int32_t oom_victim;    /* pid being killed, 0 if none */
-	/* Usage thresholds on memory and memsw (seed 000 section 4.2). */
-	mgi_threshold_storage_t thresholds[2];
-	mgi_listener_t listeners[MGI_LISTENERS_MAX];
+	mgi_threshold_pos_t thresholds[2];
+	_Atomic uint64_t pending[MGI_LISTENERS_MAX]; /* crossings not yet told */
 	mgi_proc_slot_t procs[MGI_PROCS_MAX];
+} mgi_segment_acct_t;
+
+typedef struct mgi_segment {
+	mgi_segment_ctl_t ctl;
+	_Alignas(MGI_SEGMENT_ALIGN) mgi_segment_acct_t acct;
 } mgi_segment_t;
+
+/* The two parts' sizes, as their files have them. */
+#define MGI_SEGMENT_CTL_BYTES offsetof(mgi_segment_t, acct)
+#define MGI_SEGMENT_ACCT_BYTES (sizeof(mgi_segment_t) - offsetof(mgi_segment_t, acct))
 
 /* Initializes a segment for group (truncated to fit), unlimited. */
 void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_around);
@@ -152,23 +197,81 @@ void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_arou
  */
 void mgi_segment_forget_manager(mgi_segment_t *seg);
 
-/* Whether mem (of `bytes`) holds a segment of this version. */
+/* Whether mem (of `bytes`) holds a segment of this version (its header
+ * only: mgi_segment_check looks at the rest). */
 bool mgi_segment_valid(const void *mem, size_t bytes);
 
-/* Takes a free slot for pid; returns its index or -ENOSPC. */
+/*
+ * Checks a whole segment image (control part then accounting part, as
+ * mgi_segment_t lays them out) before anything of it is used, as a
+ * restarted manager does with the files of its state directory: sizes,
+ * magic, version, name, limits, settings, threshold sets (size within
+ * capacity, sorted, listeners in range), slots (pids > 1 and below
+ * MGI_PID_MAX, no pid twice), usage against what the slots hold and what
+ * the counters allow, pending counts. Returns 0, or -EINVAL with the first
+ * problem in why. Pure: reads nothing but mem.
+ */
+int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen);
+
+/* Takes a free slot for pid; returns its index or -ENOSPC. Manager only
+ * (the slot's identity is in the control part). */
 int mgi_segment_claim(mgi_segment_t *seg, int32_t pid);
 
 /*
  * Releases slot idx if it still belongs to pid: frees it and uncharges what
  * it held along path (the group's counter path: its own counter and its
- * ancestors') and its swap along the swap path beside it. Returns the
- * memory pages released, or -ESRCH if the slot was not pid's (already
- * released by someone else).
+ * ancestors') and its swap along the swap path beside it. What the slot
+ * says it held is the process's word: it is clamped to the group's own
+ * usage (a process cannot hold more than its group's counter), so that a
+ * slot's figure cannot uncharge its ancestors of more than the group put
+ * there. Returns the memory pages released, or -ESRCH if the slot was not
+ * pid's (already released). Manager only.
  */
 long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_counter_path_t *path);
 
-/* The slot holding the most charged pages, or -1 if none holds any. */
+/*
+ * What a process moving to another group does with its own slot: uncharges
+ * what the slot's figures hold along path (memory) and the swap path beside
+ * it, and zeroes them. The manager frees the slot's identity once the move
+ * is done. Returns the memory pages uncharged.
+ */
+uint64_t mgi_segment_uncharge_slot(mgi_segment_t *seg, int idx, const mgi_counter_path_t *path);
+
+/* The slot holding the most charged pages, or -1 if none holds any.
+ * Reads the processes' own figures: a process can make itself (or another
+ * of its group) look the largest, no more. */
 int mgi_segment_largest(const mgi_segment_t *seg);
+
+/* A slot's charged pages as the manager may believe them: the figure,
+ * clamped to the group's usage. */
+uint64_t mgi_segment_slot_charged(const mgi_segment_t *seg, int idx);
+
+/*
+ * What the manager found wrong in an accounting part, by kind (bits), and
+ * clamped: impossible figures written by a managed process.
+ */
+enum mgi_tamper {
+	MGI_TAMPER_USAGE = 1 << 0,    /* a counter's usage beyond any limit */
+	MGI_TAMPER_PENDING = 1 << 1,  /* a pending count absurdly high */
+	MGI_TAMPER_SLOTS = 1 << 2,    /* slots hold more than the group uses */
+	MGI_TAMPER_POSITION = 1 << 3, /* a threshold position out of range */
+	MGI_TAMPER_FREE_SLOT = 1 << 4,/* figures in a slot nobody holds */
+};
+
+/* Pending crossings above this are not counts but tampering: honest
+ * checkers add one per crossing and the manager drains them every wakeup. */
+#define MGI_PENDING_MAX (1ULL << 32)
+
+/*
+ * Checks the accounting part against what can be right and clamps what
+ * cannot: usage above MGI_PAGES_UNLIMITED (and watermark below usage),
+ * pending counts above MGI_PENDING_MAX or for listeners with no threshold
+ * registered, threshold positions beyond their set, figures in free slots,
+ * slots' charges beyond the group's usage by more than `slack` pages.
+ * Returns the enum mgi_tamper bits found (0: nothing), with the first in
+ * why. Manager only.
+ */
+unsigned mgi_segment_audit(mgi_segment_t *seg, uint64_t slack, char *why, size_t whylen);
 
 /*
  * Whether process a is a better victim for reclaim than b, i.e. colder: a
@@ -203,20 +306,40 @@ unsigned mgi_segment_nr_procs(const mgi_segment_t *seg);
  * their path from their ancestors' segments too (the agent, memgrpd). */
 static inline mgi_counter_path_t mgi_segment_path(mgi_segment_t *seg)
 {
-	mgi_counter_path_t p = {.level = {&seg->memory}, .depth = 1};
+	mgi_counter_path_t p = {.level = {&seg->acct.memory}, .limit = {&seg->ctl.memory},
+				.depth = 1};
 	return p;
 }
 
+/* Appends a segment's memory counter to a path (its next level). */
+static inline void mgi_segment_path_add(mgi_counter_path_t *p, mgi_segment_t *seg)
+{
+	p->level[p->depth] = &seg->acct.memory;
+	p->limit[p->depth] = &seg->ctl.memory;
+	p->depth++;
+}
+
 /* The swap counters along a memory counter path (each level is a
- * segment's memory counter; its swap counter sits beside it). */
+ * segment's memory counter; its swap counter sits beside it, and the swap
+ * limits beside the memory limits). */
 static inline mgi_counter_path_t mgi_segment_swap_path(const mgi_counter_path_t *memory)
 {
 	mgi_counter_path_t p = {.depth = memory->depth};
-	for (unsigned i = 0; i < memory->depth; i++)
+	for (unsigned i = 0; i < memory->depth; i++) {
 		p.level[i] = (mgi_counter_t *)((char *)memory->level[i] -
-					       offsetof(mgi_segment_t, memory) +
-					       offsetof(mgi_segment_t, swap));
+					       offsetof(mgi_segment_t, acct.memory) +
+					       offsetof(mgi_segment_t, acct.swap));
+		p.limit[i] = (const mgi_limits_t *)((const char *)memory->limit[i] -
+						    offsetof(mgi_segment_t, ctl.memory) +
+						    offsetof(mgi_segment_t, ctl.swap));
+	}
 	return p;
+}
+
+/* The segment a path level's memory counter is in. */
+static inline mgi_segment_t *mgi_segment_of(const mgi_counter_t *memory)
+{
+	return (mgi_segment_t *)((char *)memory - offsetof(mgi_segment_t, acct.memory));
 }
 
 #endif

@@ -13,6 +13,12 @@
 /* Crossings collected per CAS attempt; a walk over more repeats. */
 #define WALK_BATCH 16u
 
+/* Failed compare-and-swaps after which a checker or writer stops trying:
+ * honest checkers make a few; a position rewritten in a loop by a hostile
+ * process could make them fail for ever. A writer then stores its state
+ * outright (it is the only writer); a checker leaves the move to the next. */
+#define CAS_LIMIT 10000u
+
 static inline uint64_t make_state(uint64_t gen, uint32_t cur1)
 {
 	return gen << 32 | cur1;
@@ -31,9 +37,13 @@ size_t mgi_threshold_set_bytes(uint32_t capacity)
 	       (size_t)capacity * sizeof(mgi_threshold_entry_t);
 }
 
+void mgi_threshold_pos_init(mgi_threshold_pos_t *pos)
+{
+	atomic_init(&pos->state, make_state(0, 0));
+}
+
 void mgi_threshold_set_init(mgi_threshold_set_t *set, uint32_t capacity)
 {
-	atomic_init(&set->state, make_state(0, 0));
 	atomic_init(&set->size, 0);
 	set->capacity = capacity;
 	for (uint32_t i = 0; i < capacity; i++) {
@@ -77,17 +87,22 @@ static uint32_t position_for(const mgi_threshold_set_t *set, uint32_t size,
 
 /* Makes the generation odd, so checkers keep off the entries. The CAS loop
  * is needed because checkers move the current index concurrently. */
-static uint64_t begin_write(mgi_threshold_set_t *set)
+static uint64_t begin_write(mgi_threshold_pos_t *pos)
 {
-	uint64_t state = atomic_load_explicit(&set->state, RELAXED);
+	uint64_t state = atomic_load_explicit(&pos->state, RELAXED);
 	uint64_t gen;
 
-	for (;;) {
+	for (unsigned tries = 0;; tries++) {
 		gen = state >> 32;
 		if (gen & 1) /* a dead writer's leftover: take over */
 			gen--;
+		if (tries >= CAS_LIMIT) {
+			atomic_store_explicit(&pos->state, make_state(gen + 1, 0),
+					      memory_order_seq_cst);
+			break;
+		}
 		if (atomic_compare_exchange_weak_explicit(
-			    &set->state, &state, make_state(gen + 1, (uint32_t)state),
+			    &pos->state, &state, make_state(gen + 1, (uint32_t)state),
 			    memory_order_acq_rel, RELAXED))
 			break;
 	}
@@ -98,40 +113,40 @@ static uint64_t begin_write(mgi_threshold_set_t *set)
 	return gen;
 }
 
-static void end_write(mgi_threshold_set_t *set, uint64_t gen, uint32_t size,
-		      uint64_t usage)
+static void end_write(mgi_threshold_set_t *set, mgi_threshold_pos_t *pos, uint64_t gen,
+		      uint32_t size, uint64_t usage)
 {
 	atomic_store_explicit(&set->size, size, RELAXED);
-	atomic_store_explicit(&set->state,
+	atomic_store_explicit(&pos->state,
 			      make_state(gen + 2, position_for(set, size, usage)),
 			      memory_order_release);
 }
 
-int mgi_threshold_register(mgi_threshold_set_t *set, uint64_t threshold,
-			   uint64_t listener, uint64_t usage)
+int mgi_threshold_register(mgi_threshold_set_t *set, mgi_threshold_pos_t *pos,
+			   uint64_t threshold, uint64_t listener, uint64_t usage)
 {
 	uint32_t size = atomic_load_explicit(&set->size, RELAXED);
-	uint32_t pos;
+	uint32_t at;
 	uint64_t gen;
 
 	if (size >= set->capacity)
 		return -ENOSPC;
-	gen = begin_write(set);
+	gen = begin_write(pos);
 	/* After equal thresholds: registration order is kept among equals. */
-	pos = position_for(set, size, threshold);
-	for (uint32_t i = size; i > pos; i--)
+	at = position_for(set, size, threshold);
+	for (uint32_t i = size; i > at; i--)
 		put(set, i, th_at(set, i - 1), listener_at(set, i - 1));
-	put(set, pos, threshold, listener);
-	end_write(set, gen, size + 1, usage);
+	put(set, at, threshold, listener);
+	end_write(set, pos, gen, size + 1, usage);
 	return 0;
 }
 
-unsigned mgi_threshold_unregister(mgi_threshold_set_t *set, uint64_t listener,
-				  uint64_t usage)
+unsigned mgi_threshold_unregister(mgi_threshold_set_t *set, mgi_threshold_pos_t *pos,
+				  uint64_t listener, uint64_t usage)
 {
-	uint32_t size = atomic_load_explicit(&set->size, RELAXED);
+	uint32_t size = mgi_threshold_count(set);
 	uint32_t kept = 0;
-	uint64_t gen = begin_write(set);
+	uint64_t gen = begin_write(pos);
 
 	/* Compaction in place keeps the order, so unregister needs no spare
 	 * array and cannot fail. */
@@ -140,14 +155,14 @@ unsigned mgi_threshold_unregister(mgi_threshold_set_t *set, uint64_t listener,
 		if (who != listener)
 			put(set, kept++, th, who);
 	}
-	end_write(set, gen, kept, usage);
+	end_write(set, pos, gen, kept, usage);
 	return size - kept;
 }
 
-void mgi_threshold_repair(mgi_threshold_set_t *set, uint64_t usage)
+void mgi_threshold_repair(mgi_threshold_set_t *set, mgi_threshold_pos_t *pos, uint64_t usage)
 {
 	uint32_t size = atomic_load_explicit(&set->size, RELAXED);
-	uint64_t gen = begin_write(set);
+	uint64_t gen = begin_write(pos);
 
 	if (size > set->capacity)
 		size = set->capacity;
@@ -159,18 +174,18 @@ void mgi_threshold_repair(mgi_threshold_set_t *set, uint64_t usage)
 			put(set, j, th_at(set, j - 1), listener_at(set, j - 1));
 		put(set, j, th, who);
 	}
-	end_write(set, gen, size, usage);
+	end_write(set, pos, gen, size, usage);
 }
 
-unsigned mgi_threshold_walk(mgi_threshold_set_t *set, uint64_t usage,
-			    mgi_threshold_fn fn, void *arg)
+unsigned mgi_threshold_walk(const mgi_threshold_set_t *set, mgi_threshold_pos_t *pos,
+			    uint64_t usage, mgi_threshold_fn fn, void *arg)
 {
 	mgi_threshold_event_t crossed[WALK_BATCH];
-	unsigned reported = 0, spins = 0;
+	unsigned reported = 0, spins = 0, failed = 0;
 
 	for (;;) {
 		uint64_t state =
-			atomic_load_explicit(&set->state, memory_order_acquire);
+			atomic_load_explicit(&pos->state, memory_order_acquire);
 		uint64_t gen = state >> 32;
 		uint32_t size, cur1, n = 0;
 
@@ -206,9 +221,12 @@ unsigned mgi_threshold_walk(mgi_threshold_set_t *set, uint64_t usage,
 		 * that validates them against the generation. */
 		atomic_thread_fence(memory_order_acquire);
 		if (!atomic_compare_exchange_strong_explicit(
-			    &set->state, &state, make_state(gen, cur1),
-			    memory_order_acq_rel, RELAXED))
+			    &pos->state, &state, make_state(gen, cur1),
+			    memory_order_acq_rel, RELAXED)) {
+			if (++failed >= CAS_LIMIT)
+				return reported;
 			continue; /* another checker or a writer moved first */
+		}
 
 		for (uint32_t i = 0; i < n; i++)
 			fn(arg, &crossed[i]);

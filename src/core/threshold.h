@@ -28,6 +28,16 @@
  * retry a bounded number of times and then give up rather than wait for a
  * writer that may have died.
  *
+ * The set (thresholds, listeners, size) and its position (the state word:
+ * generation and current index) are apart: in a group's segment the set is
+ * in the part only the manager writes and the position in the part the
+ * group's processes write, since every checker moves it. A position is
+ * therefore never trusted: every index read from it is clamped to the set's
+ * size before use, and checkers give up after a bounded number of failed
+ * compare-and-swaps, so that a position rewritten at random costs at most
+ * wrong or missed crossings for that set, never an access out of bounds or
+ * a checker (the manager) that spins forever.
+ *
  * Tolerated races:
  *  - a threshold registered while usage is moving gets its current index from
  *    the usage passed to register; a crossing by a charge concurrent with the
@@ -46,11 +56,15 @@ typedef struct mgi_threshold_entry {
 } mgi_threshold_entry_t;
 
 typedef struct mgi_threshold_set {
-	_Atomic uint64_t state; /* generation << 32 | (current index + 1) */
 	_Atomic uint32_t size;
 	uint32_t capacity;
 	mgi_threshold_entry_t entries[];
 } mgi_threshold_set_t;
+
+/* Where checkers stand in a set. */
+typedef struct mgi_threshold_pos {
+	_Atomic uint64_t state; /* generation << 32 | (current index + 1) */
+} mgi_threshold_pos_t;
 
 /* One reported crossing. */
 typedef struct mgi_threshold_event {
@@ -67,33 +81,37 @@ size_t mgi_threshold_set_bytes(uint32_t capacity);
 /* Initializes an empty set in memory of mgi_threshold_set_bytes(capacity). */
 void mgi_threshold_set_init(mgi_threshold_set_t *set, uint32_t capacity);
 
+/* Initializes a position: generation 0, before the first threshold. */
+void mgi_threshold_pos_init(mgi_threshold_pos_t *pos);
+
 /*
  * Adds a threshold for listener; usage is the counter's usage now, which
  * positions the current index (no event is reported for the registration
  * itself). Returns 0, or -ENOSPC when the set is full (the set is unaltered).
  * A listener may register any number of thresholds. Writer: serialize.
  */
-int mgi_threshold_register(mgi_threshold_set_t *set, uint64_t threshold,
-			   uint64_t listener, uint64_t usage);
+int mgi_threshold_register(mgi_threshold_set_t *set, mgi_threshold_pos_t *pos,
+			   uint64_t threshold, uint64_t listener, uint64_t usage);
 
 /*
  * Removes every threshold of listener. Cannot fail; returns how many were
  * removed (0 if the listener had none). Writer: serialize.
  */
-unsigned mgi_threshold_unregister(mgi_threshold_set_t *set, uint64_t listener,
-				  uint64_t usage);
+unsigned mgi_threshold_unregister(mgi_threshold_set_t *set, mgi_threshold_pos_t *pos,
+				  uint64_t listener, uint64_t usage);
 
 /*
  * Puts a set left inconsistent by a writer that died mid-edit back in order:
  * clamps its size, sorts it, recomputes the current index for usage and
  * closes the generation. Writer: serialize. Safe on a consistent set.
  */
-void mgi_threshold_repair(mgi_threshold_set_t *set, uint64_t usage);
+void mgi_threshold_repair(mgi_threshold_set_t *set, mgi_threshold_pos_t *pos, uint64_t usage);
 
 /* Number of thresholds registered. */
 static inline uint32_t mgi_threshold_count(const mgi_threshold_set_t *set)
 {
-	return atomic_load_explicit(&set->size, memory_order_relaxed);
+	uint32_t size = atomic_load_explicit(&set->size, memory_order_relaxed);
+	return size < set->capacity ? size : set->capacity;
 }
 
 /*
@@ -103,15 +121,17 @@ static inline uint32_t mgi_threshold_count(const mgi_threshold_set_t *set)
  * editing, so that the slow path decides.
  */
 static inline bool mgi_threshold_in_band(const mgi_threshold_set_t *set,
-					 uint64_t usage)
+					 const mgi_threshold_pos_t *pos, uint64_t usage)
 {
 	uint64_t state =
-		atomic_load_explicit(&set->state, memory_order_acquire);
+		atomic_load_explicit(&pos->state, memory_order_acquire);
 	uint32_t cur1 = (uint32_t)state;
-	uint32_t size = atomic_load_explicit(&set->size, memory_order_relaxed);
+	uint32_t size = mgi_threshold_count(set);
 
 	if ((state >> 32) & 1)
 		return false;
+	if (cur1 > size)
+		return false; /* a position no checker left: the walk clamps it */
 	if (cur1 > 0 &&
 	    usage < atomic_load_explicit(&set->entries[cur1 - 1].threshold,
 					 memory_order_relaxed))
@@ -129,17 +149,18 @@ static inline bool mgi_threshold_in_band(const mgi_threshold_set_t *set,
  * that each crossing is reported by exactly one checker). Returns the number
  * of crossings reported. fn must not call back into the set's writers.
  */
-unsigned mgi_threshold_walk(mgi_threshold_set_t *set, uint64_t usage,
-			    mgi_threshold_fn fn, void *arg);
+unsigned mgi_threshold_walk(const mgi_threshold_set_t *set, mgi_threshold_pos_t *pos,
+			    uint64_t usage, mgi_threshold_fn fn, void *arg);
 
 /* Check after a charge or uncharge: the fast path, then the walk if needed. */
-static inline unsigned mgi_threshold_check(mgi_threshold_set_t *set,
+static inline unsigned mgi_threshold_check(const mgi_threshold_set_t *set,
+					   mgi_threshold_pos_t *pos,
 					   uint64_t usage, mgi_threshold_fn fn,
 					   void *arg)
 {
-	if (mgi_threshold_in_band(set, usage))
+	if (mgi_threshold_in_band(set, pos, usage))
 		return 0;
-	return mgi_threshold_walk(set, usage, fn, arg);
+	return mgi_threshold_walk(set, pos, usage, fn, arg);
 }
 
 /*
@@ -150,12 +171,13 @@ static inline unsigned mgi_threshold_check(mgi_threshold_set_t *set,
  * verified it against the live usage, so the index ends consistent. Bounded:
  * under a storm of concurrent charges the next charger finishes the job.
  */
-static inline unsigned mgi_threshold_check_live(mgi_threshold_set_t *set,
+static inline unsigned mgi_threshold_check_live(const mgi_threshold_set_t *set,
+						mgi_threshold_pos_t *pos,
 						uint64_t own_usage,
 						const _Atomic uint64_t *live,
 						mgi_threshold_fn fn, void *arg)
 {
-	unsigned n = mgi_threshold_check(set, own_usage, fn, arg);
+	unsigned n = mgi_threshold_check(set, pos, own_usage, fn, arg);
 	uint64_t now = atomic_load_explicit(live, memory_order_relaxed);
 
 	/* The common case (no concurrent charger, nothing crossed): the
@@ -163,9 +185,9 @@ static inline unsigned mgi_threshold_check_live(mgi_threshold_set_t *set,
 	if (n == 0 && now == own_usage)
 		return 0;
 	for (int round = 0; round < 8; round++) {
-		if (mgi_threshold_in_band(set, now))
+		if (mgi_threshold_in_band(set, pos, now))
 			break;
-		n += mgi_threshold_walk(set, now, fn, arg);
+		n += mgi_threshold_walk(set, pos, now, fn, arg);
 		now = atomic_load_explicit(live, memory_order_relaxed);
 	}
 	return n;

@@ -76,7 +76,7 @@ static void ask_next(mgi_manager_t *m)
 	if (best < 0) {
 		e->active = false;
 		disarm(m);
-		if (mgi_counter_margin(&seg->memory) > 0)
+		if (mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) > 0)
 			return;
 		/* Still at its limit: what the applications did not free is
 		 * evicted (reclaim.c), or, if nothing can be, the OOM kill. */
@@ -91,16 +91,16 @@ static void ask_next(mgi_manager_t *m)
 	char amount[16];
 	e->asked[best] = 1;
 	e->reg = best;
-	e->usage_before = mgi_counter_read(&seg->memory);
+	e->usage_before = mgi_counter_read(&seg->acct.memory);
 	e->asked_ns = now_ns();
-	atomic_fetch_add(&seg->coop_requests, 1);
+	atomic_fetch_add(&seg->ctl.coop_requests, 1);
 	char usage[16], max[16];
 	mgi_size_format(pages * 4096, amount, sizeof(amount));
 	mgi_size_format(e->usage_before * 4096, usage, sizeof(usage));
-	mgi_size_format(mgi_counter_read_max(&seg->memory) * 4096, max, sizeof(max));
+	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * 4096, max, sizeof(max));
 	mgi_manager_log(m, "group '%s' is %s (usage %s, max %s): asking a cooperating client "
 			   "(pid %d, priority %u) to free %s", m->tree.node[e->group].name,
-			mgi_counter_margin(&seg->memory) ? "near its limit" : "at its limit", usage,
+			mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) ? "near its limit" : "at its limit", usage,
 			max, (int)m->conns[m->regs[best].conn].peer_pid, m->regs[best].level, amount);
 	if (write(m->regs[best].efd, &pages, sizeof(pages)) < 0) {
 		mgi_coop_answered(m, best); /* cannot be told: next one */
@@ -116,7 +116,7 @@ bool mgi_coop_start(mgi_manager_t *m, int group, int req_group, int req_slot)
 
 	if (e->active)
 		return true; /* one at a time: this one is retried by its agent */
-	if (atomic_load(&seg->cooperators) == 0)
+	if (atomic_load(&seg->ctl.cooperators) == 0)
 		return false;
 	memset(e, 0, sizeof(*e));
 	e->active = true;
@@ -124,7 +124,7 @@ bool mgi_coop_start(mgi_manager_t *m, int group, int req_group, int req_slot)
 	e->req_group = req_group;
 	e->req_slot = req_slot;
 	e->reg = -1;
-	e->need = mgi_counter_read_max(&seg->memory) / 10;
+	e->need = mgi_counter_read_max(&seg->ctl.memory) / 10;
 	if (e->need < 256)
 		e->need = 256;
 	ask_next(m);
@@ -143,13 +143,13 @@ void mgi_coop_answered(mgi_manager_t *m, int ri)
 		return;
 	}
 	mgi_segment_t *seg = m->tree.node[e->group].seg;
-	uint64_t after = mgi_counter_read(&seg->memory);
+	uint64_t after = mgi_counter_read(&seg->acct.memory);
 	uint64_t freed = e->usage_before > after ? e->usage_before - after : 0;
 	char amount[16];
 
 	e->freed += freed;
 	e->reg = -1;
-	atomic_fetch_add(&seg->coop_freed, freed);
+	atomic_fetch_add(&seg->ctl.coop_freed, freed);
 	mgi_size_format(freed * 4096, amount, sizeof(amount));
 	mgi_manager_log(m, "group '%s': the cooperating client freed %s in %llu ms",
 			m->tree.node[e->group].name, amount,

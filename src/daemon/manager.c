@@ -173,12 +173,21 @@ int mgi_manager_watch(mgi_manager_t *m, int fd, uint64_t tag)
 	return epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
+static void say_to_log(void *arg, const char *msg);
+
+/* The groups' accounting parts are their processes' word: looked at (and
+ * clamped where impossible) before the manager acts on them. */
+static void audit(mgi_manager_t *m)
+{
+	mgi_tree_audit(&m->tree, say_to_log, m);
+}
+
 /* A released victim is no longer the victim of any ancestor's OOM either. */
 static void clear_victim(mgi_manager_t *m, int group, pid_t pid)
 {
 	for (int g = group; g >= 0; g = m->tree.node[g].parent) {
 		int32_t v = pid;
-		atomic_compare_exchange_strong(&m->tree.node[g].seg->oom_victim, &v, 0);
+		atomic_compare_exchange_strong(&m->tree.node[g].seg->ctl.oom_victim, &v, 0);
 	}
 }
 
@@ -189,6 +198,7 @@ static void drop_conn(mgi_manager_t *m, unsigned i)
 	mgi_notify_drop_conn(m, i);
 	mgi_reclaim_conn_gone(m, i);
 	if (c->slot >= 0) {
+		audit(m);
 		mgi_counter_path_t path = mgi_tree_path(&m->tree, c->group);
 		mgi_segment_release(m->tree.node[c->group].seg, c->slot, c->pid, &path);
 		clear_victim(m, c->group, c->pid);
@@ -256,8 +266,8 @@ static void reply(struct mgi_conn *c, int status, const char *fmt, ...)
 static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slot)
 {
 	mgi_msg_t w;
-	int fds[MGI_DEPTH_MAX + 1];
-	unsigned n = mgi_tree_segment_fds(&m->tree, group, fds);
+	int fds[2 * MGI_DEPTH_MAX + 1];
+	unsigned n = 2 * mgi_tree_segment_fds(&m->tree, group, fds);
 	char cbuf[CMSG_SPACE(sizeof(fds))];
 	struct iovec iov = {.iov_base = &w, .iov_len = sizeof(mgi_msg_welcome_t)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -268,7 +278,7 @@ static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slo
 	mgi_msg_init(&w, (enum mgi_msg_type)type);
 	w.welcome.slot = slot;
 	w.welcome.segment_bytes = sizeof(mgi_segment_t);
-	w.welcome.nsegments = n;
+	w.welcome.nsegments = n / 2; /* two fds a segment: its two parts */
 	snprintf(w.welcome.group, sizeof(w.welcome.group), "%s", m->tree.node[group].name);
 	fds[n++] = m->wakefd;
 	mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
@@ -388,7 +398,7 @@ static unsigned release_orphans(mgi_manager_t *m, int g)
 	unsigned waiting = 0;
 
 	for (int s = 0; s < MGI_PROCS_MAX; s++) {
-		pid_t pid = atomic_load(&seg->procs[s].pid);
+		pid_t pid = atomic_load(&seg->ctl.procs[s].pid);
 		bool watched = false;
 		if (pid <= 0)
 			continue;
@@ -488,22 +498,23 @@ static void on_rejoin(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h, co
 		drop_conn(m, i);
 		return;
 	}
-	if (nfds == 0 || nfds > MGI_DEPTH_MAX) {
-		reply(c, -EINVAL, "a rejoining process passes its group's segments (got %u)", nfds);
+	if (nfds == 0 || nfds > 2 * MGI_DEPTH_MAX || nfds % 2) {
+		reply(c, -EINVAL, "a rejoining process passes its group's segments, two fds each "
+				  "(got %u fds)", nfds);
 		drop_conn(m, i);
 		return;
 	}
 	/* Outermost first: each group's parent is served by the time it
 	 * comes. */
-	for (int k = (int)nfds - 1; k >= 0; k--) {
+	for (int k = (int)nfds / 2 - 1; k >= 0; k--) {
 		bool fresh;
-		int idx = mgi_tree_adopt(&m->tree, fds[k], &fresh, why, sizeof(why));
+		int idx = mgi_tree_adopt(&m->tree, fds[2 * k], fds[2 * k + 1], &fresh, why, sizeof(why));
 		if (idx < 0) {
 			reply(c, idx, "cannot take group back: %s", why);
 			drop_conn(m, i);
 			return;
 		}
-		if (k < (int)nfds - 1 && m->tree.node[idx].parent != g) {
+		if (k < (int)nfds / 2 - 1 && m->tree.node[idx].parent != g) {
 			reply(c, -EINVAL, "segment '%s' is not under '%s'", m->tree.node[idx].name,
 			      m->tree.node[g].name);
 			drop_conn(m, i);
@@ -514,14 +525,14 @@ static void on_rejoin(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h, co
 			mgi_manager_log(m, "adopted group '%s' from the manager before this one "
 					   "(usage %llu KiB, %u processes)",
 					m->tree.node[idx].name,
-					(unsigned long long)mgi_counter_read(&m->tree.node[idx].seg->memory) * 4,
+					(unsigned long long)mgi_counter_read(&m->tree.node[idx].seg->acct.memory) * 4,
 					mgi_segment_nr_procs(m->tree.node[idx].seg));
 			adopted++;
 		}
 		g = idx;
 	}
 	if (strcmp(m->tree.node[g].name, h->group) != 0 ||
-	    atomic_load(&m->tree.node[g].seg->procs[h->slot].pid) != cred.pid) {
+	    atomic_load(&m->tree.node[g].seg->ctl.procs[h->slot].pid) != cred.pid) {
 		reply(c, -ESRCH, "slot %d of group '%s' is not pid %d's", h->slot,
 		      m->tree.node[g].name, (int)cred.pid);
 		drop_conn(m, i);
@@ -567,6 +578,7 @@ static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 		drop_conn(m, i);
 		return;
 	}
+	mgi_tree_name_slot(&m->tree, g, c->slot, cred.pid);
 	watch_exit(m, i);
 	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot);
 }
@@ -604,6 +616,7 @@ static void on_attach(mgi_manager_t *m, unsigned i, const mgi_msg_attach_t *a)
 		      MGI_PROCS_MAX);
 		return;
 	}
+	mgi_tree_name_slot(&m->tree, g, slot, a->pid);
 	p->move_group = g;
 	p->move_slot = slot;
 	p->requester = (int)i;
@@ -620,6 +633,10 @@ static void on_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_re
 	if (g < 0)
 		return; /* nothing asked: ignore */
 	if (r->status == 0) {
+		/* The agent emptied its old slot; its identity is the
+		 * manager's to free (nothing left to uncharge: an empty path). */
+		mgi_counter_path_t none = {.depth = 0};
+		mgi_segment_release(m->tree.node[from].seg, c->slot, c->pid, &none);
 		clear_victim(m, from, c->pid);
 		c->group = g;
 		c->slot = c->move_slot;
@@ -653,13 +670,14 @@ static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_o
 
 	if (target < 0)
 		return; /* the root has no limit: nothing to do */
+	audit(m);
 	mgi_segment_t *seg = m->tree.node[target].seg;
-	int32_t victim = atomic_load(&seg->oom_victim);
+	int32_t victim = atomic_load(&seg->ctl.oom_victim);
 	if (victim > 0 && kill(victim, 0) == 0)
 		return; /* a kill is under way */
 	if (victim > 0)
-		atomic_compare_exchange_strong(&seg->oom_victim, &victim, 0);
-	if (mgi_counter_margin(&seg->memory) > 0)
+		atomic_compare_exchange_strong(&seg->ctl.oom_victim, &victim, 0);
+	if (mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) > 0)
 		return; /* freed meanwhile: the agent's retry will succeed */
 	if (mgi_coop_start(m, target, c->group, c->slot))
 		return; /* cooperating clients are asked first */
@@ -673,6 +691,7 @@ void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_s
 	int32_t victim, none = 0;
 	int vg, vs;
 
+	audit(m); /* the figures a victim is chosen by */
 	if (!mgi_tree_largest(&m->tree, target, &vg, &vs)) {
 		/* Nobody holds pages (the charges are in flight): the
 		 * requester is the one that cannot go on. */
@@ -684,21 +703,24 @@ void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_s
 	/* Agents charge and release concurrently: a victim of the agents'
 	 * own OOM path may have gone since the caller looked. A page of room
 	 * is enough for the agent's retry; nobody dies for nothing. */
-	if (mgi_counter_margin(&seg->memory) > 0)
+	if (mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) > 0)
 		return;
-	mgi_proc_slot_t *sl = &m->tree.node[vg].seg->procs[vs];
-	victim = atomic_load(&sl->pid);
-	if (victim <= 0 || !atomic_compare_exchange_strong(&seg->oom_victim, &none, victim))
+	/* The victim's pid is the manager's own record (the control part);
+	 * its size, the processes' word, clamped. */
+	const mgi_proc_id_t *id = &m->tree.node[vg].seg->ctl.procs[vs];
+	victim = atomic_load(&id->pid);
+	if (victim <= 0 || !atomic_compare_exchange_strong(&seg->ctl.oom_victim, &none, victim))
 		return;
-	mgi_size_format(mgi_counter_read(&seg->memory) * 4096, usage, sizeof(usage));
-	mgi_size_format(mgi_counter_read_max(&seg->memory) * 4096, max, sizeof(max));
-	mgi_size_format(atomic_load(&sl->charged) * 4096, holds, sizeof(holds));
-	memcpy(comm, sl->comm, sizeof(comm));
+	mgi_size_format(mgi_counter_read(&seg->acct.memory) * 4096, usage, sizeof(usage));
+	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * 4096, max, sizeof(max));
+	mgi_size_format(mgi_segment_slot_charged(m->tree.node[vg].seg, vs) * 4096, holds,
+			sizeof(holds));
+	memcpy(comm, id->comm, sizeof(comm));
 	comm[sizeof(comm) - 1] = '\0';
 	mgi_manager_log(m, "group '%s' is out of memory (usage %s, max %s) and nothing can be reclaimed: "
 		"killing pid %d (%s) of group '%s', which holds %s",
 	     m->tree.node[target].name, usage, max, victim, comm, m->tree.node[vg].name, holds);
-	atomic_fetch_add(&seg->oom_kill, 1);
+	atomic_fetch_add(&seg->ctl.oom_kill, 1);
 	kill(victim, SIGKILL);
 	mgi_notify_oom(m, target);
 }
@@ -709,7 +731,7 @@ void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_s
 static void limits_changed(mgi_manager_t *m, int g)
 {
 	mgi_segment_t *seg = m->tree.node[g].seg;
-	uint64_t usage = mgi_counter_read(&seg->memory), high = atomic_load(&seg->memory.high);
+	uint64_t usage = mgi_counter_read(&seg->acct.memory), high = atomic_load(&seg->ctl.memory.high);
 
 	mgi_notify_resync(m);
 	mgi_reclaim_soft_resync(m);
@@ -733,6 +755,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 			      (unsigned)c->peer_uid);
 			return;
 		}
+		audit(m);
 		mgi_tree_stat_msg(&m->tree, g, &out);
 		send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		return;
@@ -837,12 +860,12 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	struct mgi_conn *c = &m->conns[i];
 	static char buf[sizeof(mgi_msg_t) + 1];
 	static mgi_msg_t msg;
-	char err[96], cbuf[CMSG_SPACE((MGI_DEPTH_MAX + 1) * sizeof(int))];
+	char err[96], cbuf[CMSG_SPACE((2 * MGI_DEPTH_MAX + 1) * sizeof(int))];
 	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
 	ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	int type, passed[MGI_DEPTH_MAX + 1];
+	int type, passed[2 * MGI_DEPTH_MAX + 1];
 	unsigned npassed = 0;
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -859,7 +882,7 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 		for (size_t k = 0; k < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
-			if (npassed < MGI_DEPTH_MAX + 1)
+			if (npassed < 2 * MGI_DEPTH_MAX + 1)
 				passed[npassed++] = fd;
 			else
 				close(fd);
@@ -957,6 +980,7 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 			if (read(m->wakefd, &v, sizeof(v)) < 0) {
 				/* EAGAIN: drained by an earlier event */
 			}
+			audit(m);
 			mgi_notify_deliver(m);
 		} else if (tag == TAG_TIMER) {
 			mgi_coop_timeout(m);

@@ -60,9 +60,8 @@ static int take_listener(mgi_manager_t *m, int g, int ri, bool up_only)
 		if (m->listener_reg[g][l] >= 0)
 			continue;
 		m->listener_reg[g][l] = (int16_t)ri;
-		mgi_listener_t *li = &m->tree.node[g].seg->listeners[l];
-		atomic_store(&li->pending, 0);
-		atomic_store(&li->up_only, up_only);
+		atomic_store(&m->tree.node[g].seg->acct.pending[l], 0);
+		atomic_store(&m->tree.node[g].seg->ctl.up_only[l], up_only);
 		return l;
 	}
 	return -1;
@@ -78,9 +77,10 @@ static void release_listeners(mgi_manager_t *m, int ri)
 		for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
 			if (m->listener_reg[g][l] != ri)
 				continue;
-			uint64_t usage = mgi_counter_read(&seg->memory);
+			uint64_t usage = mgi_counter_read(&seg->acct.memory);
 			for (int c = 0; c < 2; c++)
-				mgi_threshold_unregister(&seg->thresholds[c].set, (uint64_t)l, usage);
+				mgi_threshold_unregister(&seg->ctl.thresholds[c].set,
+							 &seg->acct.thresholds[c], (uint64_t)l, usage);
 			m->listener_reg[g][l] = -1;
 		}
 	}
@@ -99,7 +99,7 @@ static int place_pressure(mgi_manager_t *m, int ri)
 				       mgi_tree_is_under(&m->tree, g, r->group)))
 			continue;
 		mgi_segment_t *seg = m->tree.node[g].seg;
-		uint64_t max = mgi_counter_read_max(&seg->memory), at;
+		uint64_t max = mgi_counter_read_max(&seg->ctl.memory), at;
 		if (r->kind == REG_KIND_HIGH) {
 			/* One page past the limit: a threshold crossing counts
 			 * usage == threshold as crossed, while reclaim starts
@@ -107,7 +107,7 @@ static int place_pressure(mgi_manager_t *m, int ri)
 			 * exactly used up the crossing with nothing to evict,
 			 * and the rise after it crossed nothing: measured, a
 			 * holder stayed at 48 MiB above a 32 MiB high. */
-			at = atomic_load(&seg->memory.high);
+			at = atomic_load(&seg->ctl.memory.high);
 			if (at >= MGI_PAGES_UNLIMITED || at >= max)
 				continue;
 			at++;
@@ -119,8 +119,9 @@ static int place_pressure(mgi_manager_t *m, int ri)
 		int l = take_listener(m, g, ri, true);
 		if (l < 0)
 			return -ENOSPC;
-		if (mgi_threshold_register(&seg->thresholds[MGI_WATCH_MEMORY].set, at ? at : 1,
-					   (uint64_t)l, mgi_counter_read(&seg->memory)) != 0)
+		if (mgi_threshold_register(&seg->ctl.thresholds[MGI_WATCH_MEMORY].set,
+					   &seg->acct.thresholds[MGI_WATCH_MEMORY], at ? at : 1,
+					   (uint64_t)l, mgi_counter_read(&seg->acct.memory)) != 0)
 			return -ENOSPC;
 	}
 	return 0;
@@ -131,7 +132,7 @@ static void count_cooperator(mgi_manager_t *m, int group, int delta)
 {
 	for (int g = group; g >= 0; g = m->tree.node[g].parent)
 		if (m->tree.node[g].used)
-			atomic_fetch_add(&m->tree.node[g].seg->cooperators, (uint32_t)delta);
+			atomic_fetch_add(&m->tree.node[g].seg->ctl.cooperators, (uint32_t)delta);
 }
 
 int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
@@ -156,8 +157,9 @@ int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
 		mgi_segment_t *seg = m->tree.node[group].seg;
 		uint64_t pages = (r->threshold + 4095) / 4096;
 		int l = take_listener(m, group, ri, false);
-		if (l < 0 || mgi_threshold_register(&seg->thresholds[r->counter].set, pages,
-						    (uint64_t)l, mgi_counter_read(&seg->memory)) != 0)
+		if (l < 0 || mgi_threshold_register(&seg->ctl.thresholds[r->counter].set,
+						    &seg->acct.thresholds[r->counter], pages,
+						    (uint64_t)l, mgi_counter_read(&seg->acct.memory)) != 0)
 			rc = -ENOSPC;
 	} else if (r->kind == MGI_REG_PRESSURE) {
 		rc = place_pressure(m, ri);
@@ -243,15 +245,19 @@ void mgi_notify_deliver(mgi_manager_t *m)
 		mgi_segment_t *seg = m->tree.node[g].seg;
 		for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
 			int ri = m->listener_reg[g][l];
-			if (ri < 0 || atomic_load_explicit(&seg->listeners[l].pending,
+			if (ri < 0 || atomic_load_explicit(&seg->acct.pending[l],
 							   memory_order_relaxed) == 0)
 				continue;
-			uint64_t n = atomic_exchange(&seg->listeners[l].pending, 0);
+			/* The processes' word: bounded (mgi_tree_audit reports
+			 * a count beyond MGI_PENDING_MAX as tampering). */
+			uint64_t n = atomic_exchange(&seg->acct.pending[l], 0);
+			if (n > MGI_PENDING_MAX)
+				n = 1;
 			if (n && m->regs[ri].kind == REG_KIND_ASK) {
 				mgi_coop_start(m, g, -1, -1); /* if it has cooperators */
 			} else if (n && m->regs[ri].kind == REG_KIND_HIGH) {
-				uint64_t usage = mgi_counter_read(&seg->memory);
-				uint64_t high = atomic_load(&seg->memory.high);
+				uint64_t usage = mgi_counter_read(&seg->acct.memory);
+				uint64_t high = atomic_load(&seg->ctl.memory.high);
 				if (usage > high && mgi_reclaim_possible(m, g))
 					mgi_reclaim_request(m, g, usage - high + high / 64, true, -1,
 							    -1);

@@ -70,10 +70,10 @@ static void disarm(int fd)
  * in the swap counters of g and of every ancestor (the root has none). */
 static bool can_swap(const mgi_manager_t *m, int g)
 {
-	if (g <= 0 || !atomic_load(&m->tree.node[g].seg->swappiness))
+	if (g <= 0 || !atomic_load(&m->tree.node[g].seg->ctl.swappiness))
 		return false;
 	for (int a = g; a > 0; a = m->tree.node[a].parent)
-		if (mgi_counter_margin(&m->tree.node[a].seg->swap) == 0)
+		if (mgi_counter_margin(&m->tree.node[a].seg->acct.swap, &m->tree.node[a].seg->ctl.swap) == 0)
 			return false;
 	return true;
 }
@@ -83,7 +83,7 @@ static bool can_swap(const mgi_manager_t *m, int g)
 static uint64_t above_high(const mgi_manager_t *m, int g)
 {
 	mgi_segment_t *gs = m->tree.node[g].seg;
-	uint64_t usage = mgi_counter_read(&gs->memory), high = atomic_load(&gs->memory.high);
+	uint64_t usage = mgi_counter_read(&gs->acct.memory), high = atomic_load(&gs->ctl.memory.high);
 
 	return usage > high && can_swap(m, g) ? usage - high + high / 64 : 0;
 }
@@ -93,7 +93,7 @@ static uint64_t above_high(const mgi_manager_t *m, int g)
  * is evicted (and whether or not its group may swap). */
 static bool holds_fast(const mgi_manager_t *m, const struct mgi_conn *c)
 {
-	return atomic_load(&m->tree.node[c->group].seg->procs[c->slot].est_fast) > 0;
+	return atomic_load(&m->tree.node[c->group].seg->acct.procs[c->slot].est_fast) > 0;
 }
 
 bool mgi_reclaim_possible(const mgi_manager_t *m, int group)
@@ -115,14 +115,14 @@ bool mgi_reclaim_possible(const mgi_manager_t *m, int group)
 static bool protected_by_low(const mgi_manager_t *m, int g, int target)
 {
 	for (int a = g; a > 0 && a != target; a = m->tree.node[a].parent)
-		if (mgi_counter_below_low(&m->tree.node[a].seg->memory))
+		if (mgi_counter_below_low(&m->tree.node[a].seg->acct.memory, &m->tree.node[a].seg->ctl.memory))
 			return true;
 	return false;
 }
 
 static const mgi_proc_slot_t *slot_of(const mgi_manager_t *m, const struct mgi_conn *c)
 {
-	return &m->tree.node[c->group].seg->procs[c->slot];
+	return &m->tree.node[c->group].seg->acct.procs[c->slot];
 }
 
 /* The coldest process under the target that has not run dry in this
@@ -148,7 +148,8 @@ static int pick(const mgi_manager_t *m, bool honour_low)
 		if (honour_low && protected_by_low(m, c->group, e->group))
 			continue;
 		const mgi_proc_slot_t *s = slot_of(m, c);
-		if (atomic_load(&s->pid) != c->pid || !atomic_load(&s->charged))
+		if (atomic_load(&m->tree.node[c->group].seg->ctl.procs[c->slot].pid) != c->pid ||
+		    !atomic_load(&s->charged))
 			continue;
 		if (best < 0 || (fast && !best_fast) || mgi_proc_colder(s, slot_of(m, &m->conns[best]))) {
 			best = (int)k;
@@ -222,7 +223,7 @@ static void ask_next(mgi_manager_t *m)
 			m->reclaim_empty_ns[target] = now;
 		else
 			starved = now - m->reclaim_empty_ns[target] > OOM_AFTER_MS * 1000000ULL &&
-				  mgi_counter_margin(&seg->memory) == 0;
+				  mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) == 0;
 		end_episode(m);
 		if (starved) {
 			m->reclaim_empty_ns[target] = 0;
@@ -314,12 +315,12 @@ void mgi_reclaim_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_
 	if (target < 0)
 		return; /* the root has no limit */
 	mgi_segment_t *seg = m->tree.node[target].seg;
-	if (mgi_counter_margin(&seg->memory) >= r->pages)
+	if (mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) >= r->pages)
 		return; /* room came meanwhile: the agent's retry will succeed */
 	/* Cooperating applications first (seed 000 section 5): they are asked
 	 * at most once a second; what they leave is evicted. */
 	uint64_t now = now_ns();
-	if (atomic_load(&seg->cooperators) && !m->coop.active &&
+	if (atomic_load(&seg->ctl.cooperators) && !m->coop.active &&
 	    now - m->coop_last_ns > 1000000000ULL) {
 		m->coop_last_ns = now;
 		if (mgi_coop_start(m, target, c->group, c->slot))
@@ -418,7 +419,7 @@ void mgi_reclaim_soft_resync(mgi_manager_t *m)
 
 	for (int g = 1; g < MGI_GROUPS_MAX && !any; g++)
 		any = m->tree.node[g].used &&
-		      atomic_load(&m->tree.node[g].seg->memory.soft) < MGI_PAGES_UNLIMITED;
+		      atomic_load(&m->tree.node[g].seg->ctl.memory.soft) < MGI_PAGES_UNLIMITED;
 	/* Idle means zero CPU: the host is watched only while it matters. */
 	if (any && m->min_available)
 		arm(m->soft_timerfd, HOST_CHECK_MS, true);
@@ -441,9 +442,11 @@ void mgi_reclaim_host_check(mgi_manager_t *m)
 	for (int g = 1; g < MGI_GROUPS_MAX; g++) {
 		if (!m->tree.node[g].used || !can_swap(m, g))
 			continue;
-		const mgi_counter_t *c = &m->tree.node[g].seg->memory;
-		uint64_t usage = mgi_counter_read(c), soft = atomic_load(&c->soft);
-		uint64_t w = atomic_load(&m->tree.node[g].seg->swappiness);
+		const mgi_segment_t *s = m->tree.node[g].seg;
+		uint64_t usage = mgi_counter_read(&s->acct.memory), soft = atomic_load(&s->ctl.memory.soft);
+		if (usage > MGI_PAGES_UNLIMITED)
+			usage = MGI_PAGES_UNLIMITED; /* the processes' word: no overflow below */
+		uint64_t w = atomic_load(&m->tree.node[g].seg->ctl.swappiness);
 		if (usage <= soft)
 			continue;
 		uint64_t excess = (usage - soft) * w;
@@ -454,8 +457,8 @@ void mgi_reclaim_host_check(mgi_manager_t *m)
 	}
 	if (best < 0)
 		return;
-	const mgi_counter_t *c = &m->tree.node[best].seg->memory;
-	uint64_t over = mgi_counter_read(c) - atomic_load(&c->soft);
+	const mgi_segment_t *bs = m->tree.node[best].seg;
+	uint64_t over = mgi_counter_read(&bs->acct.memory) - atomic_load(&bs->ctl.memory.soft);
 	uint64_t short_by = (m->min_available - avail) / 4096 + NEED_MIN_PAGES;
 	char a[16], f[16];
 	mgi_size_format(avail, a, sizeof(a));

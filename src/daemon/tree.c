@@ -16,14 +16,22 @@
 #include "group.h"
 #include "size.h"
 
-#define SEGMENT_PREFIX "segment-"
+#define SEGMENT_PREFIX "segment-" /* the control part's file */
+#define ACCOUNT_PREFIX "account-" /* the accounting part's, same suffix */
 
-/* A new segment file in the state directory, named in n->file; its fd, or
- * -1 with errno (as memfd_create). */
-static int new_segment_file(int dirfd, mgi_group_node_t *n)
+/* The accounting part's file name for a control part's. */
+static void account_file(const char *ctl, char *out, size_t outlen)
+{
+	snprintf(out, outlen, ACCOUNT_PREFIX "%s", ctl + strlen(SEGMENT_PREFIX));
+}
+
+/* New segment files in the state directory (the control part named in
+ * n->file, the accounting part beside it); 0, or -1 with errno. */
+static int new_segment_files(int dirfd, mgi_group_node_t *n)
 {
 	static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 	struct timespec ts;
+	char acct[sizeof(n->file) + 8];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
@@ -33,37 +41,111 @@ static int new_segment_file(int dirfd, mgi_group_node_t *n)
 		for (int k = 0; k < 8; k++)
 			*p++ = digits[(x >> (64 - 6 * (k + 1))) % 36];
 		*p = '\0';
-		int fd = openat(dirfd, n->file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-				0600);
-		if (fd >= 0 || errno != EEXIST)
-			return fd;
+		account_file(n->file, acct, sizeof(acct));
+		n->segfd = openat(dirfd, n->file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+				  0600);
+		if (n->segfd < 0 && errno == EEXIST)
+			continue;
+		if (n->segfd < 0)
+			return -1;
+		n->acctfd = openat(dirfd, acct, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+				   0600);
+		if (n->acctfd >= 0)
+			return 0;
+		int e = errno;
+		close(n->segfd);
+		unlinkat(dirfd, n->file, 0);
+		n->segfd = -1;
+		if (e != EEXIST) {
+			errno = e;
+			return -1;
+		}
 	}
 	errno = EEXIST;
 	return -1;
 }
 
+/* A read-only fd of the same file as fd: what agents get of a control
+ * part. Opening it read-only (not dup) is what makes a writable mapping,
+ * mprotect and write() fail in an agent; the file's mode (0600, the
+ * manager's) is what makes reopening /proc/self/fd/N for writing fail. */
+static int reopen(int fd, int flags)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, flags | O_CLOEXEC);
+}
+
+static mgi_segment_t *map_pair(int ctlfd, int acctfd)
+{
+	void *base = mmap(NULL, sizeof(mgi_segment_t), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (base == MAP_FAILED)
+		return NULL;
+	if (mmap(base, MGI_SEGMENT_CTL_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, ctlfd,
+		 0) == MAP_FAILED ||
+	    mmap((char *)base + MGI_SEGMENT_CTL_BYTES, MGI_SEGMENT_ACCT_BYTES,
+		 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, acctfd, 0) == MAP_FAILED) {
+		int e = errno;
+		munmap(base, sizeof(mgi_segment_t));
+		errno = e;
+		return NULL;
+	}
+	return base;
+}
+
 static int new_segment(int dirfd, mgi_group_node_t *n, const char *name, uint32_t fault_around)
 {
 	n->file[0] = '\0';
-	if (dirfd >= 0)
-		n->segfd = new_segment_file(dirfd, n);
-	else
-		n->segfd = memfd_create("memgrp-segment", MFD_CLOEXEC);
-	if (n->segfd < 0)
-		return -errno;
-	if (ftruncate(n->segfd, sizeof(mgi_segment_t)) != 0)
+	n->segfd = n->acctfd = n->rofd = -1;
+	if (dirfd >= 0) {
+		if (new_segment_files(dirfd, n) != 0)
+			return -errno;
+	} else {
+		n->segfd = memfd_create("memgrp-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		n->acctfd = memfd_create("memgrp-account", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (n->segfd < 0 || n->acctfd < 0)
+			goto fail;
+		/* memfds are made 0777: only the manager's user may open the
+		 * control part for writing through /proc. */
+		if (fchmod(n->segfd, 0600) != 0 || fchmod(n->acctfd, 0600) != 0)
+			goto fail;
+	}
+	if (ftruncate(n->segfd, MGI_SEGMENT_CTL_BYTES) != 0 ||
+	    ftruncate(n->acctfd, MGI_SEGMENT_ACCT_BYTES) != 0)
 		goto fail;
-	n->seg = mmap(NULL, sizeof(mgi_segment_t), PROT_READ | PROT_WRITE, MAP_SHARED, n->segfd, 0);
-	if (n->seg == MAP_FAILED)
+	/* Fixed sizes: an agent truncating the accounting part it may write
+	 * would have the manager's next read fault (SIGBUS). And no seal
+	 * added later: an agent sealing it against writes would keep the
+	 * group's next processes out. (Files in a state directory cannot be
+	 * sealed: see docs/design.md, Trust and permissions.) */
+	if (dirfd < 0 &&
+	    (fcntl(n->segfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0 ||
+	     fcntl(n->acctfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0))
+		goto fail;
+	if ((n->rofd = reopen(n->segfd, O_RDONLY)) < 0)
+		goto fail;
+	n->seg = map_pair(n->segfd, n->acctfd);
+	if (!n->seg)
 		goto fail;
 	mgi_segment_init(n->seg, name, fault_around);
 	return 0;
 fail:;
 	int e = -errno;
-	close(n->segfd);
-	if (n->file[0])
+	if (n->segfd >= 0)
+		close(n->segfd);
+	if (n->acctfd >= 0)
+		close(n->acctfd);
+	if (n->rofd >= 0)
+		close(n->rofd);
+	if (n->file[0]) {
+		char acct[sizeof(n->file) + 8];
+		account_file(n->file, acct, sizeof(acct));
 		unlinkat(dirfd, n->file, 0);
-	n->segfd = -1;
+		unlinkat(dirfd, acct, 0);
+	}
+	n->segfd = n->acctfd = n->rofd = -1;
 	n->seg = NULL;
 	n->file[0] = '\0';
 	return e;
@@ -75,8 +157,12 @@ static void free_node(mgi_group_node_t *n)
 		munmap(n->seg, sizeof(mgi_segment_t));
 	if (n->segfd >= 0)
 		close(n->segfd);
+	if (n->acctfd >= 0)
+		close(n->acctfd);
+	if (n->rofd >= 0)
+		close(n->rofd);
 	memset(n, 0, sizeof(*n));
-	n->segfd = -1;
+	n->segfd = n->acctfd = n->rofd = -1;
 	n->parent = -1;
 }
 
@@ -86,7 +172,7 @@ int mgi_tree_init(mgi_tree_t *t, uint32_t fault_around)
 	/* Not free_node(): a zeroed node's segfd is 0, and closing it took
 	 * the manager's stdin (and, through fd reuse, its child's). */
 	for (int i = 0; i < MGI_GROUPS_MAX; i++) {
-		t->node[i].segfd = -1;
+		t->node[i].segfd = t->node[i].acctfd = t->node[i].rofd = -1;
 		t->node[i].parent = -1;
 	}
 	t->fault_around = fault_around;
@@ -152,11 +238,12 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
 		snprintf(why, whylen, "cannot make the group's segment: %s", strerror(-rc));
 		return rc;
 	}
-	mgi_counter_set_max(&t->node[i].seg->memory, bytes_to_pages(memory_max));
+	mgi_counter_set_max(&t->node[i].seg->acct.memory, &t->node[i].seg->ctl.memory,
+			    bytes_to_pages(memory_max));
 	/* Swap is off unless asked for: a top-level group may not evict until
 	 * given a swap limit; a nested one is bounded by its ancestors'. */
 	if (p == 0)
-		atomic_store(&t->node[i].seg->swap.max, 0);
+		atomic_store(&t->node[i].seg->ctl.swap.max, 0);
 	snprintf(t->node[i].name, sizeof(t->node[i].name), "%s", name);
 	t->node[i].parent = p;
 	t->node[i].used = true;
@@ -164,9 +251,16 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
 	return i;
 }
 
-/* Makes a node of a group whose segment exists (mapped, its fd owned from
+/* An open segment: its two parts' fds (the control part's read-write, and
+ * read-only for agents) and their mapping. */
+struct segfiles {
+	int ctl, acct, ro;
+	mgi_segment_t *seg;
+};
+
+/* Makes a node of a group whose segment exists (mapped, its fds owned from
  * now on if this succeeds), under parent p. Returns its index or -ENOSPC. */
-static int insert_node(mgi_tree_t *t, const char *name, int p, int fd, mgi_segment_t *seg,
+static int insert_node(mgi_tree_t *t, const char *name, int p, const struct segfiles *sf,
 		       const char *file, char *why, size_t whylen)
 {
 	int i;
@@ -178,8 +272,10 @@ static int insert_node(mgi_tree_t *t, const char *name, int p, int fd, mgi_segme
 			 MGI_GROUPS_MAX - 1);
 		return -ENOSPC;
 	}
-	t->node[i].segfd = fd;
-	t->node[i].seg = seg;
+	t->node[i].segfd = sf->ctl;
+	t->node[i].acctfd = sf->acct;
+	t->node[i].rofd = sf->ro;
+	t->node[i].seg = sf->seg;
 	snprintf(t->node[i].file, sizeof(t->node[i].file), "%s", file);
 	snprintf(t->node[i].name, sizeof(t->node[i].name), "%s", name);
 	t->node[i].parent = p;
@@ -188,43 +284,63 @@ static int insert_node(mgi_tree_t *t, const char *name, int p, int fd, mgi_segme
 	return i;
 }
 
-/* Maps an open segment file or memfd and checks it: size, magic, version,
- * a valid group name (or "" for the root). Returns the mapping or NULL
- * with why. */
-static mgi_segment_t *map_checked(int fd, char *name, char *why, size_t whylen)
+static void close_segfiles(struct segfiles *sf)
 {
-	struct stat st;
-	mgi_segment_t *seg;
-
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size != (off_t)sizeof(mgi_segment_t)) {
-		snprintf(why, whylen, "not a segment of this memgrp (%lld bytes, expected %zu)",
-			 (long long)st.st_size, sizeof(mgi_segment_t));
-		return NULL;
-	}
-	seg = mmap(NULL, sizeof(mgi_segment_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (seg == MAP_FAILED) {
-		snprintf(why, whylen, "cannot map the segment: %s", strerror(errno));
-		return NULL;
-	}
-	if (!mgi_segment_valid(seg, sizeof(mgi_segment_t))) {
-		snprintf(why, whylen, "not a segment of this memgrp version");
-		goto bad;
-	}
-	memcpy(name, seg->group, MGI_GROUP_NAME_MAX);
-	name[MGI_GROUP_NAME_MAX - 1] = '\0';
-	if (name[0] && mgi_group_name_check(name, why, whylen) != 0)
-		goto bad;
-	return seg;
-bad:
-	munmap(seg, sizeof(mgi_segment_t));
-	return NULL;
+	if (sf->seg)
+		munmap(sf->seg, sizeof(mgi_segment_t));
+	if (sf->ctl >= 0)
+		close(sf->ctl);
+	if (sf->acct >= 0)
+		close(sf->acct);
+	if (sf->ro >= 0)
+		close(sf->ro);
+	*sf = (struct segfiles){.ctl = -1, .acct = -1, .ro = -1};
 }
 
-/* A segment file found in the state directory at start. */
+/* Whether fd is a regular file of `bytes` bytes owned by the manager's
+ * user (a part a managed process made itself would be its own). */
+static bool part_ok(int fd, size_t bytes, const char *what, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != (off_t)bytes) {
+		snprintf(why, whylen, "not a segment of this memgrp (%s part: %lld bytes, expected %zu)",
+			 what, (long long)st.st_size, bytes);
+		return false;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(why, whylen, "its %s part belongs to uid %u, not to this manager's %u", what,
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		return false;
+	}
+	return true;
+}
+
+/* Maps a segment's two open parts and checks the whole of it
+ * (mgi_segment_check) before anything of it is used. Fills sf->seg and
+ * name, or returns -EINVAL with why. */
+static int map_checked(struct segfiles *sf, char *name, char *why, size_t whylen)
+{
+	if (!part_ok(sf->ctl, MGI_SEGMENT_CTL_BYTES, "control", why, whylen) ||
+	    !part_ok(sf->acct, MGI_SEGMENT_ACCT_BYTES, "accounting", why, whylen))
+		return -EINVAL;
+	sf->seg = map_pair(sf->ctl, sf->acct);
+	if (!sf->seg) {
+		snprintf(why, whylen, "cannot map the segment: %s", strerror(errno));
+		return -errno;
+	}
+	if (mgi_segment_check(sf->seg, sizeof(mgi_segment_t), why, whylen) != 0) {
+		munmap(sf->seg, sizeof(mgi_segment_t));
+		sf->seg = NULL;
+		return -EINVAL;
+	}
+	memcpy(name, sf->seg->ctl.group, MGI_GROUP_NAME_MAX);
+	return 0;
+}
+
+/* A segment found in the state directory at start. */
 struct found {
-	int fd;
-	mgi_segment_t *seg;
+	struct segfiles sf;
 	char name[MGI_GROUP_NAME_MAX];
 	char file[24];
 };
@@ -250,12 +366,32 @@ static void sayf(void (*say)(void *, const char *), void *arg, const char *fmt, 
 	say(arg, msg);
 }
 
+/* Sets a rejected segment's files aside (NAME.rejected), kept for a
+ * post-mortem and never read again; says so with the reason. */
+static void set_aside(int dfd, const char *dir, const char *file, const char *reason,
+		      void (*say)(void *, const char *), void *arg)
+{
+	char acct[40], to[64];
+	bool moved;
+
+	snprintf(to, sizeof(to), "%s.rejected", file);
+	moved = renameat(dfd, file, dfd, to) == 0;
+	account_file(file, acct, sizeof(acct));
+	snprintf(to, sizeof(to), "%s.rejected", acct);
+	renameat(dfd, acct, dfd, to); /* may not exist */
+	if (moved)
+		sayf(say, arg, "%s/%s: %s; set aside as %s.rejected", dir, file, reason, file);
+	else
+		sayf(say, arg, "%s/%s: %s; could not be set aside (%s), left alone", dir, file,
+		     reason, strerror(errno));
+}
+
 int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
 		     void *arg, char *why, size_t whylen)
 {
 	enum { FOUND_MAX = 2 * MGI_GROUPS_MAX };
 	static struct found f[FOUND_MAX];
-	char msg[160];
+	char msg[200];
 	unsigned n = 0;
 	struct dirent *de;
 	DIR *d;
@@ -273,34 +409,45 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 		return -errno;
 	}
 	while ((de = readdir(d)) && n < FOUND_MAX) {
+		char acct[40];
 		if (strncmp(de->d_name, SEGMENT_PREFIX, strlen(SEGMENT_PREFIX)) != 0 ||
-		    strlen(de->d_name) >= sizeof(f[n].file))
-			continue;
-		f[n].fd = openat(dfd, de->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-		if (f[n].fd < 0) {
+		    strlen(de->d_name) >= sizeof(f[n].file) || strchr(de->d_name, '.'))
+			continue; /* not a control part, or one set aside */
+		f[n].sf = (struct segfiles){.ctl = -1, .acct = -1, .ro = -1};
+		account_file(de->d_name, acct, sizeof(acct));
+		f[n].sf.ctl = openat(dfd, de->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (f[n].sf.ctl < 0) {
 			sayf(say, arg, "%s/%s: %s; left alone", dir, de->d_name, strerror(errno));
 			continue;
 		}
-		f[n].seg = map_checked(f[n].fd, f[n].name, msg, sizeof(msg));
-		if (!f[n].seg) {
-			sayf(say, arg, "%s/%s: %s; left alone", dir, de->d_name, msg);
-			close(f[n].fd);
+		f[n].sf.acct = openat(dfd, acct, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (f[n].sf.acct < 0) {
+			snprintf(msg, sizeof(msg), "not a segment of this memgrp (no accounting part %s: %s)",
+				 acct, strerror(errno));
+		} else if (map_checked(&f[n].sf, f[n].name, msg, sizeof(msg)) == 0 &&
+			   (f[n].sf.ro = reopen(f[n].sf.ctl, O_RDONLY)) < 0) {
+			snprintf(msg, sizeof(msg), "cannot reopen it read-only: %s", strerror(errno));
+		} else if (f[n].sf.seg && f[n].sf.ro >= 0) {
+			snprintf(f[n].file, sizeof(f[n].file), "%s", de->d_name);
+			n++;
 			continue;
 		}
-		snprintf(f[n].file, sizeof(f[n].file), "%s", de->d_name);
-		n++;
+		close_segfiles(&f[n].sf);
+		set_aside(dfd, dir, de->d_name, msg, say, arg);
 	}
 	closedir(d);
 	t->dirfd = dfd;
 	/* Parents before children; the root (depth 0) first. */
 	qsort(f, n, sizeof(f[0]), by_depth);
 	/* The root: the one found, else a new one in the directory, in place
-	 * of the memfd made at init (nothing has joined it yet). */
+	 * of the memfds made at init (nothing has joined it yet). */
 	unsigned k = 0;
 	mgi_group_node_t root = {0};
 	if (n && !f[0].name[0]) {
-		root.seg = f[0].seg;
-		root.segfd = f[0].fd;
+		root.seg = f[0].sf.seg;
+		root.segfd = f[0].sf.ctl;
+		root.acctfd = f[0].sf.acct;
+		root.rofd = f[0].sf.ro;
 		snprintf(root.file, sizeof(root.file), "%s", f[0].file);
 		mgi_segment_forget_manager(root.seg);
 		k = 1;
@@ -312,11 +459,16 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 			return rc;
 		}
 	}
-	munmap(t->node[0].seg, sizeof(mgi_segment_t));
-	close(t->node[0].segfd);
-	t->node[0].seg = root.seg;
-	t->node[0].segfd = root.segfd;
-	memcpy(t->node[0].file, root.file, sizeof(root.file));
+	mgi_group_node_t *r0 = &t->node[0];
+	munmap(r0->seg, sizeof(mgi_segment_t));
+	close(r0->segfd);
+	close(r0->acctfd);
+	close(r0->rofd);
+	r0->seg = root.seg;
+	r0->segfd = root.segfd;
+	r0->acctfd = root.acctfd;
+	r0->rofd = root.rofd;
+	memcpy(r0->file, root.file, sizeof(root.file));
 	for (; k < n; k++) {
 		char parent[MGI_GROUP_NAME_MAX];
 		int p, i = -1;
@@ -326,19 +478,18 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 		} else if (mgi_group_parent(f[k].name, parent), (p = mgi_tree_find(t, parent)) < 0) {
 			sayf(say, arg, "%s/%s: group '%s' has no parent '%s' here; left alone", dir,
 			     f[k].file, f[k].name, parent);
-		} else if ((i = insert_node(t, f[k].name, p, f[k].fd, f[k].seg, f[k].file, msg,
+		} else if ((i = insert_node(t, f[k].name, p, &f[k].sf, f[k].file, msg,
 					    sizeof(msg))) < 0) {
 			sayf(say, arg, "%s/%s: %s; left alone", dir, f[k].file, msg);
 		}
 		if (i < 0) {
-			munmap(f[k].seg, sizeof(mgi_segment_t));
-			close(f[k].fd);
+			close_segfiles(&f[k].sf);
 			continue;
 		}
-		mgi_segment_forget_manager(f[k].seg);
+		mgi_segment_forget_manager(f[k].sf.seg);
 		sayf(say, arg, "restored group '%s' (usage %llu KiB, %u processes)", f[k].name,
-		     (unsigned long long)mgi_counter_read(&f[k].seg->memory) * 4,
-		     mgi_segment_nr_procs(f[k].seg));
+		     (unsigned long long)mgi_counter_read(&f[k].sf.seg->acct.memory) * 4,
+		     mgi_segment_nr_procs(f[k].sf.seg));
 	}
 	return 0;
 }
@@ -352,45 +503,107 @@ static bool same_file(int a, int b)
 	       sa.st_ino == sb.st_ino;
 }
 
-int mgi_tree_adopt(mgi_tree_t *t, int fd, bool *fresh, char *why, size_t whylen)
+int mgi_tree_adopt(mgi_tree_t *t, int ctlfd, int acctfd, bool *fresh, char *why, size_t whylen)
 {
 	char name[MGI_GROUP_NAME_MAX], parent[MGI_GROUP_NAME_MAX];
-	mgi_segment_t *seg;
+	struct segfiles sf = {.ctl = -1, .acct = -1, .ro = -1};
 	int p, i, own;
 
 	*fresh = false;
-	if (!(seg = map_checked(fd, name, why, whylen)))
-		return -EINVAL;
-	if ((own = mgi_tree_find(t, name)) >= 0) {
-		if (same_file(fd, t->node[own].segfd)) {
-			munmap(seg, sizeof(mgi_segment_t));
-			return own; /* adopted already, through another process */
+	for (int k = 0; k < MGI_GROUPS_MAX; k++) {
+		if (t->node[k].used && same_file(ctlfd, t->node[k].segfd)) {
+			if (!same_file(acctfd, t->node[k].acctfd)) {
+				snprintf(why, whylen, "the accounting part handed back with group '%s' "
+					 "is not its own", t->node[k].name);
+				return -EINVAL;
+			}
+			return k; /* adopted already, through another process */
 		}
+	}
+	/* What the process holds of the control part is read-only: the
+	 * manager opens the same file again to write it (its own). */
+	sf.ctl = reopen(ctlfd, O_RDWR);
+	sf.acct = fcntl(acctfd, F_DUPFD_CLOEXEC, 3);
+	sf.ro = reopen(ctlfd, O_RDONLY);
+	if (sf.ctl < 0 || sf.acct < 0 || sf.ro < 0) {
+		snprintf(why, whylen, "cannot open the segment again: %s", strerror(errno));
+		close_segfiles(&sf);
+		return -EPERM;
+	}
+	int rc = map_checked(&sf, name, why, whylen);
+	if (rc != 0) {
+		close_segfiles(&sf);
+		return rc;
+	}
+	if ((own = mgi_tree_find(t, name)) >= 0) {
 		snprintf(why, whylen, "group '%s' exists here already with other accounts "
 			 "(created since the restart)", name[0] ? name : "(root)");
-		munmap(seg, sizeof(mgi_segment_t));
+		close_segfiles(&sf);
 		return -EEXIST;
 	}
 	mgi_group_parent(name, parent);
 	if ((p = mgi_tree_find(t, parent)) < 0) {
 		snprintf(why, whylen, "no group '%s' to adopt '%s' in", parent, name);
-		munmap(seg, sizeof(mgi_segment_t));
+		close_segfiles(&sf);
 		return -ENOENT;
 	}
-	int keep = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (keep < 0) {
-		snprintf(why, whylen, "cannot keep the segment: %s", strerror(errno));
-		munmap(seg, sizeof(mgi_segment_t));
-		return -EMFILE;
-	}
-	i = insert_node(t, name, p, keep, seg, "", why, whylen);
+	i = insert_node(t, name, p, &sf, "", why, whylen);
 	if (i < 0) {
-		close(keep);
-		munmap(seg, sizeof(mgi_segment_t));
+		close_segfiles(&sf);
 		return i;
 	}
 	*fresh = true;
 	return i;
+}
+
+void mgi_tree_name_slot(mgi_tree_t *t, int idx, int slot, int pid)
+{
+	char path[40], comm[MGI_COMM_MAX] = "";
+	int fd;
+	ssize_t n = 0;
+
+	if (idx < 0 || idx >= MGI_GROUPS_MAX || !t->node[idx].used || slot < 0 ||
+	    slot >= MGI_PROCS_MAX)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+	}
+	if (n > 0 && comm[n - 1] == '\n')
+		n--;
+	comm[n > 0 ? n : 0] = '\0';
+	memcpy(t->node[idx].seg->ctl.procs[slot].comm, comm, sizeof(comm));
+}
+
+unsigned mgi_tree_audit(mgi_tree_t *t, void (*say)(void *arg, const char *msg), void *arg)
+{
+	unsigned told = 0;
+
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		mgi_group_node_t *n = &t->node[g];
+		char why[200];
+		if (!n->used)
+			continue;
+		/* Charges in flight: a process's slot may run ahead of the
+		 * counter by what it is uncharging (a large munmap). */
+		uint64_t slack = (uint64_t)1024 * (mgi_segment_nr_procs(n->seg) + 1);
+		unsigned bits = mgi_segment_audit(n->seg, slack, why, sizeof(why));
+		if (bits & MGI_TAMPER_SLOTS) {
+			/* Seen twice in a row, or it was a charge in flight. */
+			unsigned again = mgi_segment_audit(n->seg, slack, NULL, 0);
+			if (!(again & MGI_TAMPER_SLOTS))
+				bits &= ~(unsigned)MGI_TAMPER_SLOTS;
+		}
+		if (!(bits & ~n->tampered))
+			continue;
+		n->tampered |= bits;
+		sayf(say, arg, "group '%s': its accounting was tampered with: %s (clamped; only this "
+			       "group's figures are affected)",
+		     g ? n->name : "(root)", why);
+		told++;
+	}
+	return told;
 }
 
 int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen)
@@ -416,8 +629,12 @@ int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen)
 		return -EBUSY;
 	}
 	t->node[n->parent].children--;
-	if (n->file[0] && t->dirfd >= 0)
+	if (n->file[0] && t->dirfd >= 0) {
+		char acct[40];
+		account_file(n->file, acct, sizeof(acct));
 		unlinkat(t->dirfd, n->file, 0);
+		unlinkat(t->dirfd, acct, 0);
+	}
 	free_node(n);
 	return 0;
 }
@@ -429,7 +646,7 @@ mgi_counter_path_t mgi_tree_path(const mgi_tree_t *t, int idx)
 	if (idx == 0)
 		return mgi_segment_path(t->node[0].seg);
 	for (int i = idx; i > 0 && p.depth < MGI_DEPTH_MAX; i = t->node[i].parent)
-		p.level[p.depth++] = &t->node[i].seg->memory;
+		mgi_segment_path_add(&p, t->node[i].seg);
 	return p;
 }
 
@@ -438,11 +655,15 @@ unsigned mgi_tree_segment_fds(const mgi_tree_t *t, int idx, int *fds)
 	unsigned n = 0;
 
 	if (idx == 0) {
-		fds[0] = t->node[0].segfd;
+		fds[0] = t->node[0].rofd;
+		fds[1] = t->node[0].acctfd;
 		return 1;
 	}
-	for (int i = idx; i > 0 && n < MGI_DEPTH_MAX; i = t->node[i].parent)
-		fds[n++] = t->node[i].segfd;
+	for (int i = idx; i > 0 && n < MGI_DEPTH_MAX; i = t->node[i].parent) {
+		fds[2 * n] = t->node[i].rofd;
+		fds[2 * n + 1] = t->node[i].acctfd;
+		n++;
+	}
 	return n;
 }
 
@@ -467,43 +688,43 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 	const mgi_segment_t *seg = t->node[idx].seg;
 
 	memset(out, 0, sizeof(*out));
-	out->usage = mgi_counter_read(&seg->memory) * 4096;
-	out->max_usage = atomic_load(&seg->memory.watermark) * 4096;
-	out->limit = mgi_counter_read_max(&seg->memory) * 4096;
-	out->failcnt = atomic_load(&seg->memory.failcnt);
-	out->high = atomic_load(&seg->memory.high) * 4096;
-	out->low = atomic_load(&seg->memory.low) * 4096;
-	out->soft = atomic_load(&seg->memory.soft) * 4096;
-	out->swappiness = atomic_load(&seg->swappiness);
-	out->mode = atomic_load(&seg->mode);
+	out->usage = mgi_counter_read(&seg->acct.memory) * 4096;
+	out->max_usage = atomic_load(&seg->acct.memory.watermark) * 4096;
+	out->limit = mgi_counter_read_max(&seg->ctl.memory) * 4096;
+	out->failcnt = atomic_load(&seg->acct.memory.failcnt);
+	out->high = atomic_load(&seg->ctl.memory.high) * 4096;
+	out->low = atomic_load(&seg->ctl.memory.low) * 4096;
+	out->soft = atomic_load(&seg->ctl.memory.soft) * 4096;
+	out->swappiness = atomic_load(&seg->ctl.swappiness);
+	out->mode = atomic_load(&seg->ctl.mode);
 	out->estimate = out->usage;
-	out->swap_usage = mgi_counter_read(&seg->swap) * 4096;
-	out->swap_max_usage = atomic_load(&seg->swap.watermark) * 4096;
-	out->swap_limit = mgi_counter_read_max(&seg->swap) * 4096;
+	out->swap_usage = mgi_counter_read(&seg->acct.swap) * 4096;
+	out->swap_max_usage = atomic_load(&seg->acct.swap.watermark) * 4096;
+	out->swap_limit = mgi_counter_read_max(&seg->ctl.swap) * 4096;
 	out->memsw_usage = out->usage + out->swap_usage;
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!t->node[g].used || !counted_in(t, g, idx))
 			continue;
 		const mgi_segment_t *s = t->node[g].seg;
-		out->pgfault += atomic_load(&s->pgfault);
-		out->oom_kill += atomic_load(&s->oom_kill);
-		out->coop_requests += atomic_load(&s->coop_requests);
-		out->coop_freed += atomic_load(&s->coop_freed) * 4096;
-		out->pswpout += atomic_load(&s->pswpout);
-		out->pswpin += atomic_load(&s->pswpin);
-		out->pgmajfault += atomic_load(&s->pgmajfault);
-		out->pgdeactivate += atomic_load(&s->pgdeactivate);
-		out->pgactivate += atomic_load(&s->pgactivate);
-		out->refault += atomic_load(&s->refault);
-		out->workingset_activate += atomic_load(&s->workingset_activate);
-		out->written_back_pages += atomic_load(&s->written_back);
-		out->mode_switches += atomic_load(&s->mode_switches);
-		out->mode_switch_avg_us += atomic_load(&s->mode_switch_ns); /* a sum, until below */
+		out->pgfault += atomic_load(&s->acct.pgfault);
+		out->oom_kill += atomic_load(&s->ctl.oom_kill);
+		out->coop_requests += atomic_load(&s->ctl.coop_requests);
+		out->coop_freed += atomic_load(&s->ctl.coop_freed) * 4096;
+		out->pswpout += atomic_load(&s->acct.pswpout);
+		out->pswpin += atomic_load(&s->acct.pswpin);
+		out->pgmajfault += atomic_load(&s->acct.pgmajfault);
+		out->pgdeactivate += atomic_load(&s->acct.pgdeactivate);
+		out->pgactivate += atomic_load(&s->acct.pgactivate);
+		out->refault += atomic_load(&s->acct.refault);
+		out->workingset_activate += atomic_load(&s->acct.workingset_activate);
+		out->written_back_pages += atomic_load(&s->acct.written_back);
+		out->mode_switches += atomic_load(&s->acct.mode_switches);
+		out->mode_switch_avg_us += atomic_load(&s->acct.mode_switch_ns); /* a sum, until below */
 		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
-			out->reclaim_hist[b] += atomic_load(&s->reclaim_hist[b]);
+			out->reclaim_hist[b] += atomic_load(&s->acct.reclaim_hist[b]);
 		for (int i = 0; i < MGI_PROCS_MAX; i++) {
-			const mgi_proc_slot_t *sl = &s->procs[i];
-			if (atomic_load(&sl->pid) <= 0)
+			const mgi_proc_slot_t *sl = &s->acct.procs[i];
+			if (atomic_load(&s->ctl.procs[i].pid) <= 0)
 				continue;
 			out->nr_processes++;
 			out->tracked_bytes += atomic_load(&sl->tracked_bytes);
@@ -539,15 +760,15 @@ void mgi_tree_stat_msg(const mgi_tree_t *t, int idx, mgi_msg_t *out)
 			continue;
 		const mgi_segment_t *seg = t->node[g].seg;
 		for (int i = 0; i < MGI_PROCS_MAX && r->nprocs < MGI_STAT_PROCS_MAX; i++) {
-			const mgi_proc_slot_t *sl = &seg->procs[i];
-			int32_t pid = atomic_load(&sl->pid);
+			const mgi_proc_slot_t *sl = &seg->acct.procs[i];
+			int32_t pid = atomic_load(&seg->ctl.procs[i].pid);
 			if (pid <= 0)
 				continue;
 			mgi_proc_stat_t *p = &r->procs[r->nprocs++];
 			p->pid = pid;
-			p->charged = atomic_load(&sl->charged) * 4096;
+			p->charged = mgi_segment_slot_charged(seg, i) * 4096;
 			p->pgfault = atomic_load(&sl->pgfault);
-			memcpy(p->comm, sl->comm, sizeof(p->comm));
+			memcpy(p->comm, seg->ctl.procs[i].comm, sizeof(p->comm));
 			p->comm[sizeof(p->comm) - 1] = '\0';
 		}
 	}
@@ -561,7 +782,7 @@ bool mgi_tree_largest(const mgi_tree_t *t, int idx, int *group, int *slot)
 		if (!t->node[g].used || !mgi_tree_is_under(t, g, idx))
 			continue;
 		int s = mgi_segment_largest(t->node[g].seg);
-		uint64_t c = s >= 0 ? atomic_load(&t->node[g].seg->procs[s].charged) : 0;
+		uint64_t c = s >= 0 ? mgi_segment_slot_charged(t->node[g].seg, s) : 0;
 		if (c > most) {
 			most = c;
 			*group = g;
@@ -584,8 +805,9 @@ int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *
 	char usage[16];
 
 	if (set->memory_max != MGI_SET_KEEP &&
-	    mgi_counter_set_max(&seg->memory, bytes_to_pages(set->memory_max)) != 0) {
-		mgi_size_format(mgi_counter_read(&seg->memory) * 4096, usage, sizeof(usage));
+	    mgi_counter_set_max(&seg->acct.memory, &seg->ctl.memory,
+				bytes_to_pages(set->memory_max)) != 0) {
+		mgi_size_format(mgi_counter_read(&seg->acct.memory) * 4096, usage, sizeof(usage));
 		snprintf(why, whylen,
 			 "the group uses %s, more than the new limit: lower its usage first "
 			 "(a --memory-high at the new value has it evicted down to there, "
@@ -593,20 +815,20 @@ int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *
 		return -EBUSY;
 	}
 	if (set->memory_high != MGI_SET_KEEP)
-		mgi_counter_set_high(&seg->memory, soft_pages(set->memory_high));
+		mgi_counter_set_high(&seg->ctl.memory, soft_pages(set->memory_high));
 	if (set->memory_low != MGI_SET_KEEP)
-		mgi_counter_set_low(&seg->memory, set->memory_low == MGI_SET_UNLIMITED
+		mgi_counter_set_low(&seg->ctl.memory, set->memory_low == MGI_SET_UNLIMITED
 							? MGI_PAGES_UNLIMITED
 							: set->memory_low / 4096);
 	if (set->memory_soft != MGI_SET_KEEP)
-		mgi_counter_set_soft(&seg->memory, soft_pages(set->memory_soft));
+		mgi_counter_set_soft(&seg->ctl.memory, soft_pages(set->memory_soft));
 	/* Below the swap usage, a new limit only stops new evictions. */
 	if (set->swap_max != MGI_SET_KEEP)
-		atomic_store(&seg->swap.max, soft_pages(set->swap_max));
+		atomic_store(&seg->ctl.swap.max, soft_pages(set->swap_max));
 	if (set->swappiness != MGI_SET_KEEP)
-		atomic_store(&seg->swappiness, (uint32_t)set->swappiness);
+		atomic_store(&seg->ctl.swappiness, (uint32_t)set->swappiness);
 	if (set->mode != MGI_SET_KEEP)
-		atomic_store(&seg->mode, (uint32_t)set->mode);
+		atomic_store(&seg->ctl.mode, (uint32_t)set->mode);
 	return 0;
 }
 

@@ -25,9 +25,14 @@ typedef struct mgi_group_node {
 	int parent; /* index; -1 for the root */
 	unsigned children;
 	char name[MGI_GROUP_NAME_MAX];
-	int segfd;
-	mgi_segment_t *seg;
-	char file[24]; /* in the tree's state directory; "" for a memfd */
+	int segfd;  /* the control part, read-write (the manager's alone) */
+	int acctfd; /* the accounting part */
+	int rofd;   /* the control part opened read-only: what agents get */
+	mgi_segment_t *seg; /* both parts, mapped back to back */
+	unsigned tampered; /* enum mgi_tamper bits reported already */
+	char file[24]; /* the control part's in the tree's state directory
+			* ("account-" and the same suffix: the accounting
+			* part's); "" for memfds */
 } mgi_group_node_t;
 
 typedef struct mgi_tree {
@@ -45,9 +50,12 @@ int mgi_tree_init(mgi_tree_t *t, uint32_t fault_around);
  * the daemon: a restarted one takes them back from there, each with its
  * limits, usage, figures and process slots, and its processes rejoin it.
  * Call once, before anything joins: the groups found in dir are restored
- * (the previous manager's registrations forgotten), unreadable or
- * misplaced files are reported through say() and left alone, and every
- * later group gets a file, removed with the group. Returns 0 or -errno
+ * (the previous manager's registrations forgotten) once the whole of each
+ * has passed mgi_segment_check; one that fails is set aside (renamed
+ * NAME.rejected, never read again) and reported through say() with its
+ * first problem, never half-used; misplaced ones are reported and left
+ * alone. Every later group gets two files (its two parts), removed with
+ * the group. Returns 0 or -errno
  * with why.
  */
 int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
@@ -77,9 +85,23 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
  * *fresh false if it was adopted before, through another process), or
  * -EEXIST (a different group of that name is served), -ENOENT (no
  * parent), -ENOSPC, -EINVAL (not a segment of this version), with why.
- * The tree keeps a duplicate of fd; the caller keeps fd.
+ * The two parts are what the process holds (the control part read-only):
+ * they must be files of the manager's user, and pass mgi_segment_check.
+ * The tree opens its own fds of them; the caller keeps its fds.
  */
-int mgi_tree_adopt(mgi_tree_t *t, int fd, bool *fresh, char *why, size_t whylen);
+int mgi_tree_adopt(mgi_tree_t *t, int ctlfd, int acctfd, bool *fresh, char *why, size_t whylen);
+
+/* Writes the comm of pid (from /proc) into its slot's identity: the
+ * manager's word on the process, never its own. */
+void mgi_tree_name_slot(mgi_tree_t *t, int idx, int slot, int pid);
+
+/*
+ * Audits the accounting part of every group (mgi_segment_audit): clamps
+ * what no process could honestly have written there and tells say() of
+ * each kind of tampering once per group, as "group 'x': its accounting was
+ * tampered with: ...". Returns the number of groups newly reported.
+ */
+unsigned mgi_tree_audit(mgi_tree_t *t, void (*say)(void *arg, const char *msg), void *arg);
 
 /* Removes a group with no children and no processes. Returns 0, or -EBUSY
  * or -EPERM (the root) with why. */
@@ -89,7 +111,9 @@ int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen);
  * including) the root; the root's own path is its counter alone. */
 mgi_counter_path_t mgi_tree_path(const mgi_tree_t *t, int idx);
 
-/* The segments' fds in path order; returns how many (the path's depth). */
+/* The segments' fds in path order, two per level: the control part's
+ * read-only fd, then the accounting part's (fds holds 2 * MGI_DEPTH_MAX).
+ * Returns how many levels (the path's depth). */
 unsigned mgi_tree_segment_fds(const mgi_tree_t *t, int idx, int *fds);
 
 /* Whether node `idx` is node `anc` or below it. */
