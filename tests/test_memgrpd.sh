@@ -102,10 +102,11 @@ o4=$(mg stat web/api 2>&1); r4=$?
 
 echo "--- attach"
 # A process started with the agent but no group joins memgrpd's root group;
-# attach moves it, with its pages, into a group that can take them.
+# attach moves it, with its pages, into a group that can take them. It
+# holds for 10 s: under the sanitizers its 40 MiB take over 4 s to fill.
 agent=$(dirname "$memgrp")/../agent/libmemgrp-agent.so
 mg create memgrp-td-small-$sfx -m 16M && mg create memgrp-td-app-$sfx -m 64M
-LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD }$agent" MEMGRP_SOCKET=$sock "$progs/prog_hold" 40 5 >"$tmp/attach.out" 2>&1 &
+LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD }$agent" MEMGRP_SOCKET=$sock "$progs/prog_hold" 40 10 >"$tmp/attach.out" 2>&1 &
 hpid=$!
 for _ in $(seq 100); do
 	[ "$(mg stat --json | python3 -c "import json,sys; print(json.load(sys.stdin)['usage'])")" -ge $((40 << 20)) ] && break
