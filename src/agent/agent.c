@@ -299,8 +299,20 @@ static int say_hello(const char *path, const mgi_msg_t *hello, const int *pass, 
 		c->cmsg_len = CMSG_LEN(npass * sizeof(int));
 		memcpy(CMSG_DATA(c), pass, npass * sizeof(int));
 	}
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)hello->hdr.len)
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)hello->hdr.len) {
+		/* A manager that refused the connection said why before
+		 * closing it: print that rather than "broken pipe". */
+		mgi_msg_t no;
+		int saved = errno;
+		ssize_t r = recv(fd, &no, sizeof(no), MSG_DONTWAIT);
+		if (r > 0 && mgi_msg_parse(&no, (size_t)r, reply, err, sizeof(err)) == MGI_MSG_REPLY) {
+			snprintf(why, whylen, "the manager refused: %s", reply->reply.message);
+			errno = EPROTO;
+		} else {
+			errno = saved;
+		}
 		goto fail;
+	}
 	if (timeout_ms >= 0) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int rc;

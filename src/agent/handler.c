@@ -384,8 +384,10 @@ static void out_of_memory(unsigned level)
 			return;
 	}
 
-	if (level < mgi_agent.nsegs &&
-	    (level > 0 || atomic_load(&mgi_agent.anc[level]->cooperators) > 0) && ask_manager(level))
+	/* The manager decides every OOM kill, with the pidfds of the
+	 * processes it saw join (an agent may lack the rights to kill another
+	 * user's process in its group, and must not kill on a slot's word). */
+	if (level < mgi_agent.nsegs && ask_manager(level))
 		return;
 	int32_t victim = atomic_load(&seg->oom_victim);
 	int32_t none = 0;
