@@ -148,14 +148,12 @@ dropcase() { # NAME -- command...: runs it in group sec, checks exit 0 and manag
 	mg run -g sec/$name --stats-json "$tmp/$name.json" -- "$@" >"$tmp/$name.out" 2>&1
 	local rc=$? mu
 	mu=$(jget "$tmp/$name.json" max_usage 2>/dev/null || echo 0)
-	if [ $rc -eq 134 ] && [ "$name" = setpriv ]; then
-		# Not fixed yet (docs/design.md, "Privilege drops"): setpriv's
-		# KEEPCAPS and capset are per thread; glibc's set*id broadcast
-		# then fails in the agent's threads and aborts.
-		skip "$name" "KNOWN FAILURE, not fixed: SIGABRT from glibc's setxid broadcast (agent threads lack CAP_SETGID)"
-	elif [ $rc -eq 0 ] && { [ "$mu" -ge $((16 << 20)) ] ||
-		{ [ $uffd_user = 0 ] && grep -q "userfaultfd is not permitted.*not managed" "$tmp/$name.out"; }; }; then
-		ok "$name: exit 0; $([ "$mu" -ge $((16 << 20)) ] && echo "managed, max_usage $((mu >> 20))M" || echo "unmanaged, said why (no userfaultfd for uid $uid)")"
+	# (setpriv used to die of SIGABRT here: its KEEPCAPS and capset are
+	# per thread, and glibc's set*id broadcast failed in the agent's
+	# threads; src/agent/creds.c.)
+	if [ $rc -eq 0 ] && { [ "$mu" -ge $((16 << 20)) ] ||
+		{ [ $uffd_user = 0 ] && grep -q "not managed" "$tmp/$name.out"; }; }; then
+		ok "$name: exit 0; $([ "$mu" -ge $((16 << 20)) ] && echo "managed, max_usage $((mu >> 20))M" || echo "unmanaged, said why: $(grep -m1 -o "[^:]*: this process is not managed" "$tmp/$name.out")")"
 	else
 		bad "$name" "rc $rc, max_usage $mu"; tail -5 "$tmp/$name.out"
 	fi
@@ -176,9 +174,7 @@ for mode in plain keepcaps; do
 	mg run -g sec/drop-$mode --stats-json "$tmp/drop-$mode.json" -- "$progs/prog_dropper" "$uid" "$gid" 32 0.5 $mode \
 		>"$tmp/drop-$mode.out" 2>&1; rc=$?
 	mu=$(jget "$tmp/drop-$mode.json" max_usage 2>/dev/null || echo 0)
-	if [ $rc -eq 134 ] && [ $mode = keepcaps ]; then
-		skip "drop-$mode" "KNOWN FAILURE, not fixed: SIGABRT from glibc's setxid broadcast (see setpriv)"
-	elif [ $rc -eq 0 ] && grep -q verified "$tmp/drop-$mode.out" && [ "$mu" -ge $((32 << 20)) ]; then
+	if [ $rc -eq 0 ] && grep -q verified "$tmp/drop-$mode.out" && [ "$mu" -ge $((32 << 20)) ]; then
 		ok "setresuid inside the program ($mode): keeps running, managed (max_usage $((mu >> 20))M)"
 	else
 		bad "drop-$mode" "rc $rc, max_usage $mu"; tail -5 "$tmp/drop-$mode.out"

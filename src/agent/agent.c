@@ -504,6 +504,7 @@ static void *thread_trampoline(void *p)
 	void *(*fn)(void *) = ts->fn;
 	void *arg = ts->arg;
 
+	mgi_creds_agent_thread();
 	sem_post(&ts->up); /* ts lives on the creator's stack: not used after this */
 	return fn(arg);
 }
@@ -624,6 +625,7 @@ static void agent_start(void)
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
 		goto fail;
 	}
+	mgi_creds_init();
 	atomic_store_explicit(&mgi_agent.active, true, memory_order_release);
 	return;
 nomem:
