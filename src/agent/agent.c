@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -504,6 +505,14 @@ static void *thread_trampoline(void *p)
 	void *(*fn)(void *) = ts->fn;
 	void *arg = ts->arg;
 
+	/* No alternate signal stack: glibc runs its SIGSETXID handler (every
+	 * set*id call of the application) on one, and a sanitizer's runtime
+	 * gives each new thread one in memory the handler registers: the
+	 * handler thread then faulted there, on itself, and the process hung
+	 * (measured under ASan: any setresuid, even to the same ids). Raw:
+	 * the runtime intercepts sigaltstack. */
+	stack_t none = {.ss_flags = SS_DISABLE};
+	syscall(SYS_sigaltstack, &none, NULL);
 	mgi_creds_agent_thread();
 	sem_post(&ts->up); /* ts lives on the creator's stack: not used after this */
 	return fn(arg);

@@ -61,16 +61,24 @@ void mgi_creds_agent_thread(void)
 	agent_thread = true;
 }
 
+/* Raw, not through glibc's prctl: a sanitizer runtime intercepts prctl,
+ * and its interceptor may touch memory the handler thread would fault on
+ * (seen under ASan: the agent's threads stuck in handle_userfault). */
+static long raw_prctl(int op, unsigned long arg)
+{
+	return syscall(SYS_prctl, op, arg, 0UL, 0UL, 0UL);
+}
+
 static void follow(void)
 {
 	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
 
 	if (!noted.valid)
 		return;
-	if (prctl(PR_GET_SECUREBITS) != noted.securebits)
-		prctl(PR_SET_SECUREBITS, (unsigned long)noted.securebits, 0, 0, 0);
-	if (prctl(PR_GET_KEEPCAPS) != noted.keepcaps)
-		prctl(PR_SET_KEEPCAPS, (unsigned long)noted.keepcaps, 0, 0, 0);
+	if (raw_prctl(PR_GET_SECUREBITS, 0) != noted.securebits)
+		raw_prctl(PR_SET_SECUREBITS, (unsigned long)noted.securebits);
+	if (raw_prctl(PR_GET_KEEPCAPS, 0) != noted.keepcaps)
+		raw_prctl(PR_SET_KEEPCAPS, (unsigned long)noted.keepcaps);
 	syscall(SYS_capset, &h, noted.caps);
 }
 
@@ -84,8 +92,18 @@ static void on_setxid(int sig, siginfo_t *si, void *ctx)
 	glibc_setxid.handler(sig, si, ctx);
 }
 
+/* A fork while another thread held the lock leaves it held in the child,
+ * whose first set*id would wait for ever. */
+static void child_unlock(void)
+{
+	pthread_mutex_init(&noting, NULL);
+	noted.valid = false;
+}
+
 void mgi_creds_init(void)
 {
+	static bool atfork;
+
 	struct kernel_sigaction ours, now;
 
 	/* A forked child's agent starts again with the handler wrapped
@@ -101,6 +119,8 @@ void mgi_creds_init(void)
 	if (syscall(SYS_rt_sigaction, SIGSETXID_NR, NULL, &glibc_setxid, sizeof(uint64_t)) != 0 ||
 	    !glibc_setxid.handler || !(glibc_setxid.flags & SA_SIGINFO))
 		return;
+	if (!atfork)
+		atfork = pthread_atfork(NULL, NULL, child_unlock) == 0;
 	ours = glibc_setxid;
 	ours.handler = on_setxid;
 	wrapped = syscall(SYS_rt_sigaction, SIGSETXID_NR, &ours, NULL, sizeof(uint64_t)) == 0;
@@ -115,8 +135,8 @@ static void note(void)
 
 	pthread_mutex_lock(&noting);
 	noted.valid = wrapped && syscall(SYS_capget, &h, noted.caps) == 0 &&
-		      (noted.keepcaps = prctl(PR_GET_KEEPCAPS)) >= 0 &&
-		      (noted.securebits = prctl(PR_GET_SECUREBITS)) >= 0;
+		      (noted.keepcaps = (int)raw_prctl(PR_GET_KEEPCAPS, 0)) >= 0 &&
+		      (noted.securebits = (int)raw_prctl(PR_GET_SECUREBITS, 0)) >= 0;
 }
 
 static void noted_done(void)
