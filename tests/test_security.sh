@@ -42,6 +42,7 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM # (meson's timeout: the user is removed all the same)
 if ! useradd -M -N -s /usr/sbin/nologin "$user" 2>"$tmp/useradd.err"; then
 	echo "SKIP all: cannot create a throwaway user: $(cat "$tmp/useradd.err")"
 	exit 77
