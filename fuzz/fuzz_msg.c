@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "size.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
@@ -27,5 +28,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		abort();
 	if (type == MGI_MSG_OOM_KILL && strnlen(m.oom.victim_comm, MGI_COMM_MAX) >= MGI_COMM_MAX)
 		abort();
+	/* An accepted limit is kept, none, or one a counter holds; high and
+	 * low never above a max given with them. */
+	if (type == MGI_MSG_SET || type == MGI_MSG_CREATE) {
+		const uint64_t f[] = {m.set.memory_max, m.set.memory_high, m.set.memory_low,
+				      m.set.memory_soft, m.set.swap_max};
+		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+			if (f[i] != MGI_SET_KEEP && f[i] != MGI_SET_UNLIMITED && !mgi_size_is_limit(f[i]))
+				abort();
+		if (m.set.memory_max < MGI_SET_UNLIMITED &&
+		    ((m.set.memory_high < MGI_SET_UNLIMITED && m.set.memory_high > m.set.memory_max) ||
+		     (m.set.memory_low < MGI_SET_UNLIMITED && m.set.memory_low > m.set.memory_max)))
+			abort();
+	}
 	return 0;
 }

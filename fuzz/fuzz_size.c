@@ -18,6 +18,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	memcpy(text, data, len);
 	text[len] = '\0';
 
+	/* A limit is what a counter holds, or the word "max": never a
+	 * number read as no limit. */
+	uint64_t limit = 0xdeadbeef;
+	memset(err, 'x', sizeof(err));
+	rc = mgi_size_parse_limit(text, &limit, err, sizeof(err));
+	if (rc != 0 && (limit != 0xdeadbeef || memchr(err, '\0', sizeof(err)) == NULL))
+		abort();
+	if (rc == 0 && !mgi_size_is_limit(limit) &&
+	    !(limit == MGI_SIZE_MAX && (text[0] == 'm' || text[0] == 'M' || text[0] == 'i' ||
+					text[0] == 'I')))
+		abort();
+
 	memset(err, 'x', sizeof(err));
 	rc = mgi_size_parse(text, &value, err, sizeof(err));
 	if (rc != 0) {

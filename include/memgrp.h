@@ -37,7 +37,8 @@ MG_API unsigned mg_version(void);
  * "1.5G", "2TiB", "max". Suffixes K M G T P E are powers of 1024, in either
  * case; a fraction needs a suffix and is rounded down to a whole byte.
  * Returns 0 and stores the byte count in *bytes; or -EINVAL (malformed) or
- * -ERANGE (over 64 bits), leaving *bytes unaltered and, if err is not NULL,
+ * -ERANGE (beyond the largest limit memgrp's counters hold, 8E less a
+ * page: only the word "max" means no limit), leaving *bytes unaltered and, if err is not NULL,
  * writing a one-line reason into err (errlen bytes, always NUL-terminated).
  */
 MG_API int mg_parse_size(const char *text, uint64_t *bytes, char *err, size_t errlen);

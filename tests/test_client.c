@@ -18,6 +18,11 @@ static void sizes_through_the_library(void)
 	CHECK_EQ(v, 3ULL << 29);
 	CHECK_INT_EQ(mg_parse_size("lots", &v, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "lots") != NULL);
+	/* Only the word means no limit: a number past the counters is refused. */
+	CHECK_INT_EQ(mg_parse_size("18446744073709551615", &v, err, sizeof(err)), -ERANGE);
+	CHECK_INT_EQ(mg_parse_size("8E", &v, err, sizeof(err)), -ERANGE);
+	CHECK_INT_EQ(mg_parse_size("max", &v, err, sizeof(err)), 0);
+	CHECK_EQ(v, MG_SIZE_MAX);
 	CHECK_STR_EQ(mg_format_size(MG_SIZE_MAX, buf, sizeof(buf)), "max");
 }
 

@@ -99,6 +99,39 @@ static void format_parse_round_trip(void)
 	}
 }
 
+/* Limits: only the word means "no limit"; a number the counters cannot
+ * hold is refused, never read as max (a security review found
+ * "-m 18446744073709551615" and "-m 8E" silently unlimited). */
+static void limits_refuse_what_counters_cannot_hold(void)
+{
+	const char *too_big[] = {"18446744073709551615", "8E", "15E", "9223372036854775807",
+				 "18446744073709551616"};
+	char err[160], most[16];
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(too_big) / sizeof(too_big[0]); i++) {
+		v = 7;
+		err[0] = '\0';
+		CHECK_INT_EQ(mgi_size_parse_limit(too_big[i], &v, err, sizeof(err)), -ERANGE);
+		CHECK_EQ(v, 7);
+		CHECK_MSG(strstr(err, "use 'max' for no limit") != NULL, "'%s': %s", too_big[i], err);
+	}
+	CHECK_INT_EQ(mgi_size_parse_limit("max", &v, err, sizeof(err)), 0);
+	CHECK_EQ(v, MGI_SIZE_MAX);
+	CHECK_INT_EQ(mgi_size_parse_limit("64M", &v, err, sizeof(err)), 0);
+	CHECK_EQ(v, 64ULL << 20);
+	/* The edge: the largest limit parses, one byte more does not. */
+	mgi_size_format(MGI_SIZE_LIMIT_MAX, most, sizeof(most));
+	snprintf(err, sizeof(err), "%llu", (unsigned long long)MGI_SIZE_LIMIT_MAX);
+	CHECK_INT_EQ(mgi_size_parse_limit(err, &v, NULL, 0), 0);
+	CHECK_EQ(v, MGI_SIZE_LIMIT_MAX);
+	CHECK_INT_EQ((int)(v / 4096 < MGI_PAGES_UNLIMITED), 1);
+	snprintf(err, sizeof(err), "%llu", (unsigned long long)MGI_SIZE_LIMIT_MAX + 1);
+	CHECK_INT_EQ(mgi_size_parse_limit(err, &v, NULL, 0), -ERANGE);
+	CHECK_INT_EQ(mgi_size_parse_limit("lots", &v, NULL, 0), -EINVAL);
+	CHECK_INT_EQ((int)mgi_size_is_limit(MGI_SIZE_MAX), 0);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -107,5 +140,6 @@ int main(int argc, char **argv)
 	MGT_RUN(long_input_gives_short_message);
 	MGT_RUN(formats_for_people);
 	MGT_RUN(format_parse_round_trip);
+	MGT_RUN(limits_refuse_what_counters_cannot_hold);
 	MGT_DONE();
 }

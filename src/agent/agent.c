@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -307,8 +308,20 @@ static int say_hello(const char *path, const mgi_msg_t *hello, const int *pass, 
 		c->cmsg_len = CMSG_LEN(npass * sizeof(int));
 		memcpy(CMSG_DATA(c), pass, npass * sizeof(int));
 	}
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)hello->hdr.len)
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)hello->hdr.len) {
+		/* A manager that refused the connection said why before
+		 * closing it: print that rather than "broken pipe". */
+		mgi_msg_t no;
+		int saved = errno;
+		ssize_t r = recv(fd, &no, sizeof(no), MSG_DONTWAIT);
+		if (r > 0 && mgi_msg_parse(&no, (size_t)r, reply, err, sizeof(err)) == MGI_MSG_REPLY) {
+			snprintf(why, whylen, "the manager refused: %s", reply->reply.message);
+			errno = EPROTO;
+		} else {
+			errno = saved;
+		}
 		goto fail;
+	}
 	if (timeout_ms >= 0) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int rc;
@@ -484,6 +497,15 @@ static void *thread_trampoline(void *p)
 	void *(*fn)(void *) = ts->fn;
 	void *arg = ts->arg;
 
+	/* No alternate signal stack: glibc runs its SIGSETXID handler (every
+	 * set*id call of the application) on one, and a sanitizer's runtime
+	 * gives each new thread one in memory the handler registers: the
+	 * handler thread then faulted there, on itself, and the process hung
+	 * (measured under ASan: any setresuid, even to the same ids). Raw:
+	 * the runtime intercepts sigaltstack. */
+	stack_t none = {.ss_flags = SS_DISABLE};
+	syscall(SYS_sigaltstack, &none, NULL);
+	mgi_creds_agent_thread();
 	sem_post(&ts->up); /* ts lives on the creator's stack: not used after this */
 	return fn(arg);
 }
@@ -603,6 +625,7 @@ static void agent_start(void)
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
 		goto fail;
 	}
+	mgi_creds_init();
 	atomic_store_explicit(&mgi_agent.active, true, memory_order_release);
 	return;
 nomem:

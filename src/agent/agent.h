@@ -280,6 +280,12 @@ int mgi_agent_rejoin(void);
  * and checks its header. Returns it or NULL. */
 mgi_segment_t *mgi_agent_map_segment(int ctlfd, int acctfd);
 void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* creds.c: the agent's threads follow the application's set*id calls.
+ * Marks the calling thread as the agent's (its thread start). */
+void mgi_creds_agent_thread(void);
+/* Wraps glibc's SIGSETXID handler; call once the agent's threads run. */
+void mgi_creds_init(void);
 /* Starts an agent thread on stack, all signals blocked; returns (-errno or
  * 0) once the thread runs fn, past the libraries' own thread start. */
 int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg);

@@ -487,6 +487,9 @@ static void out_of_memory(unsigned level)
 		if (ask_manager_reclaim(level, est_since))
 			return;
 	}
+	/* The manager decides every OOM kill, with the pidfds of the
+	 * processes it saw join (an agent may lack the rights to kill another
+	 * user's process in its group, and must not kill on a slot's word). */
 	if (level >= mgi_agent.nsegs || ask_manager(level))
 		return;
 	char usage[16], max[16];

@@ -83,5 +83,9 @@ bool mgi_limits_given(const mgi_msg_set_t *set);
 /* Parses option opt's argument into set: returns 1 if it was a limit
  * option, 0 if not, -1 after printing why the value is bad. */
 int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *set);
+/* After the options: --memory-high or --memory-low above --memory-max
+ * given together is refused (it would never apply; memcg v2 accepts and
+ * ignores it). Returns 0, or -1 after saying why. */
+int mgi_limits_check(const char *cmd, const mgi_msg_set_t *set);
 
 #endif

@@ -40,6 +40,8 @@ static int parse_limits(const char *cmd, int argc, char **argv, mgi_msg_set_t *s
 		default: return MGI_EXIT_USAGE;
 		}
 	}
+	if (mgi_limits_check(cmd, set) != 0)
+		return MGI_EXIT_USAGE;
 	if (optind + 1 != argc) {
 		fprintf(stderr, "memgrp %s: name one group (memgrp %s GROUP [LIMITS])\n", cmd, cmd);
 		return MGI_EXIT_USAGE;

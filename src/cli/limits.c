@@ -43,6 +43,27 @@ bool mgi_limits_given(const mgi_msg_set_t *set)
 	       set->mode != MGI_SET_KEEP;
 }
 
+int mgi_limits_check(const char *cmd, const mgi_msg_set_t *set)
+{
+	const char *over = NULL;
+	char max[16];
+
+	if (set->memory_max == MGI_SET_KEEP || set->memory_max == MGI_SET_UNLIMITED)
+		return 0;
+	if (set->memory_high != MGI_SET_KEEP && set->memory_high != MGI_SET_UNLIMITED &&
+	    set->memory_high > set->memory_max)
+		over = "--memory-high";
+	else if (set->memory_low != MGI_SET_KEEP && set->memory_low != MGI_SET_UNLIMITED &&
+		 set->memory_low > set->memory_max)
+		over = "--memory-low";
+	if (!over)
+		return 0;
+	fprintf(stderr, "memgrp %s: %s above --memory-max (%s) would never apply: give at most "
+			"the hard limit\n",
+		cmd, over, mgi_size_format(set->memory_max, max, sizeof(max)));
+	return -1;
+}
+
 int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *set)
 {
 	static const struct {
@@ -85,7 +106,7 @@ int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		if (sizes[i].opt != opt)
 			continue;
-		if (mgi_size_parse(arg, &v, err, sizeof(err)) != 0) {
+		if (mgi_size_parse_limit(arg, &v, err, sizeof(err)) != 0) {
 			fprintf(stderr, "memgrp %s: --%s: %s\n", cmd, sizes[i].name, err);
 			return -1;
 		}

@@ -371,6 +371,8 @@ int mgi_cmd_run(int argc, char **argv)
 			return MGI_EXIT_USAGE;
 		}
 	}
+	if (mgi_limits_check("run", &r.limits) != 0)
+		return MGI_EXIT_USAGE;
 	if (optind >= argc) {
 		fprintf(stderr, "memgrp run: no command given (memgrp run [OPTIONS] -- COMMAND)\n");
 		return MGI_EXIT_USAGE;

@@ -37,7 +37,7 @@ unsigned mg_version(void)
 
 int mg_parse_size(const char *text, uint64_t *bytes, char *err, size_t errlen)
 {
-	return mgi_size_parse(text, bytes, err, errlen);
+	return mgi_size_parse_limit(text, bytes, err, errlen);
 }
 
 char *mg_format_size(uint64_t bytes, char *buf, size_t len)

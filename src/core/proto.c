@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
+
+#include "size.h"
 
 #define FIELD(name, is_size) {#name, offsetof(mgi_stats_t, name), is_size}
 const mgi_stats_field_t mgi_stats_fields[] = {
@@ -139,11 +142,33 @@ static int check_group(char *g, int may_be_default, char *err, size_t errlen)
 	return 0;
 }
 
+/* A byte field of SET/CREATE: kept, no limit, or what a counter holds. */
+static bool limit_ok(uint64_t bytes)
+{
+	return bytes == MGI_SET_KEEP || bytes == MGI_SET_UNLIMITED || mgi_size_is_limit(bytes);
+}
+
+static bool limited(uint64_t bytes)
+{
+	return bytes != MGI_SET_KEEP && bytes != MGI_SET_UNLIMITED;
+}
+
 static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 {
 	if (s->memory_max != MGI_SET_KEEP && s->memory_max != MGI_SET_UNLIMITED &&
 	    s->memory_max < 4096)
 		return bad(-EINVAL, err, errlen, "memory_max below one page");
+	if (!limit_ok(s->memory_max) || !limit_ok(s->memory_high) || !limit_ok(s->memory_low) ||
+	    !limit_ok(s->memory_soft) || !limit_ok(s->swap_max))
+		return bad(-ERANGE, err, errlen,
+			   "a limit beyond what the counters hold (8E less a page): no limit is its own value");
+	/* Within one request, high and low may not exceed the hard limit
+	 * (memcg v2 accepts and ignores them; here it is a clear error). A
+	 * later lower max leaves them above it, inert. */
+	if (s->memory_max != MGI_SET_KEEP && s->memory_max != MGI_SET_UNLIMITED &&
+	    ((limited(s->memory_high) && s->memory_high > s->memory_max) ||
+	     (limited(s->memory_low) && s->memory_low > s->memory_max)))
+		return bad(-EINVAL, err, errlen, "memory_high and memory_low may not exceed memory_max");
 	if (s->swappiness != MGI_SET_KEEP && s->swappiness > 100)
 		return bad(-EINVAL, err, errlen, "swappiness is 0 to 100");
 	if (s->mode != MGI_SET_KEEP && s->mode > MGI_MODE_ESTIMATE)

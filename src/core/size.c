@@ -132,6 +132,26 @@ int mgi_size_parse(const char *text, uint64_t *out, char *err, size_t errlen)
 	return 0;
 }
 
+int mgi_size_parse_limit(const char *text, uint64_t *out, char *err, size_t errlen)
+{
+	uint64_t v;
+	char most[16];
+	int rc;
+
+	if (text && (word_is(text, "max") || word_is(text, "infinity"))) {
+		*out = MGI_SIZE_MAX;
+		return 0;
+	}
+	rc = mgi_size_parse(text, &v, err, errlen);
+	if (rc == -ERANGE || (rc == 0 && !mgi_size_is_limit(v)))
+		return fail(-ERANGE, err, errlen, text,
+			    "beyond the largest limit (%s); use 'max' for no limit",
+			    mgi_size_format(MGI_SIZE_LIMIT_MAX, most, sizeof(most)));
+	if (rc == 0)
+		*out = v;
+	return rc;
+}
+
 char *mgi_size_format(uint64_t bytes, char *buf, size_t len)
 {
 	static const char units[] = "KMGTPE";

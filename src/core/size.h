@@ -2,8 +2,11 @@
 #ifndef MGI_CORE_SIZE_H
 #define MGI_CORE_SIZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "counter.h"
 
 /* The value "max" parses to: no limit. */
 #define MGI_SIZE_MAX UINT64_MAX
@@ -22,6 +25,25 @@
  * description ("'12X': unknown suffix 'X' (use K, M, G, T, P or E)").
  */
 int mgi_size_parse(const char *text, uint64_t *out, char *err, size_t errlen);
+
+/* The largest byte count a limit may name: its pages must stay below
+ * MGI_PAGES_UNLIMITED (counter.h), the counters' "no limit". */
+#define MGI_SIZE_LIMIT_MAX (MGI_PAGES_UNLIMITED * 4096 - 1)
+
+/* Whether bytes may be a limit: at most MGI_SIZE_LIMIT_MAX. (MGI_SIZE_MAX,
+ * "max", is no limit and is the caller's to accept.) */
+static inline bool mgi_size_is_limit(uint64_t bytes)
+{
+	return bytes <= MGI_SIZE_LIMIT_MAX;
+}
+
+/*
+ * Parses a limit: as mgi_size_parse, but only the word "max" (or
+ * "infinity") means no limit (MGI_SIZE_MAX); a number beyond
+ * MGI_SIZE_LIMIT_MAX, which the counters cannot hold, is refused with
+ * -ERANGE and a reason, never read as "max".
+ */
+int mgi_size_parse_limit(const char *text, uint64_t *out, char *err, size_t errlen);
 
 /*
  * Formats bytes for people: "max", whole units when exact ("64M"), else one

@@ -102,7 +102,7 @@ static void ask_next(mgi_manager_t *m)
 			   "(pid %d, priority %u) to free %s", m->tree.node[e->group].name,
 			mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) ? "near its limit" : "at its limit", usage,
 			max, (int)m->conns[m->regs[best].conn].peer_pid, m->regs[best].level, amount);
-	if (write(m->regs[best].efd, &pages, sizeof(pages)) < 0) {
+	if (mgi_manager_efd_add(m->regs[best].efd, pages) != 0) { /* never blocks */
 		mgi_coop_answered(m, best); /* cannot be told: next one */
 		return;
 	}

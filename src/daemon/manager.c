@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "group.h"
 #include "size.h"
 
@@ -35,6 +38,12 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
 
 void mgi_manager_log(const mgi_manager_t *m, const char *fmt, ...)
 {
@@ -48,11 +57,103 @@ void mgi_manager_log(const mgi_manager_t *m, const char *fmt, ...)
 	localtime_r(&ts.tv_sec, &tm);
 	n = snprintf(line, sizeof(line), "%s: %02d:%02d:%02d ", m->who, tm.tm_hour, tm.tm_min,
 		     tm.tm_sec);
+	char msg[400];
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Names, comms and messages come from clients: no newline or control
+	 * byte of theirs may start a line of its own in the log. */
+	mgi_escape(msg, sizeof(msg), line + n, sizeof(line) - (size_t)n - 1);
 	strcat(line, "\n");
 	fputs(line, stderr);
+}
+
+bool mgi_manager_is_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
+/* An eventfd's count, from /proc/self/fdinfo ("eventfd-count: HEX"). */
+static int eventfd_count(int efd, uint64_t *count)
+{
+	char path[64], line[128];
+	FILE *f;
+	int rc = -EINVAL;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", efd);
+	if (!(f = fopen(path, "re")))
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "eventfd-count: %" SCNx64, count) == 1) {
+			rc = 0;
+			break;
+		}
+	fclose(f);
+	return rc;
+}
+
+static void interrupt_write(int sig)
+{
+	(void)sig; /* only to make a blocked write return EINTR */
+}
+
+/*
+ * A write to an eventfd blocks only when the count would pass 2^64 - 2, and
+ * the client controls the count (it may write 2^64 - 2 itself, or never
+ * read): the manager must not wait on it (a review blocked memgrpd in a
+ * pipe's write until the client exited). O_NONBLOCK cannot be set: the file
+ * description is the client's too, and an eventfd cannot be reopened
+ * (ENXIO), nor does it take RWF_NOWAIT (EOPNOTSUPP), both measured on
+ * 6.18. So: the count is read first (fdinfo) and a write that would block
+ * is not made; only a client that raises its own count between that look
+ * and the write can make it wait, and then a one-shot timer's signal ends
+ * the wait after EFD_GUARD_MS (the write returns EINTR). Either way the
+ * caller drops the registration.
+ */
+#define EFD_GUARD_MS 10
+int mgi_manager_efd_add(int efd, uint64_t n)
+{
+	static timer_t guard;
+	static bool guard_ok;
+	uint64_t count;
+	ssize_t w;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if ((rc = eventfd_count(efd, &count)) != 0)
+		return rc;
+	if (count >= UINT64_MAX - n)
+		return -EAGAIN;
+	if (!guard_ok) {
+		struct sigaction sa = {.sa_handler = interrupt_write}; /* no SA_RESTART */
+		struct sigevent sev = {.sigev_notify = SIGEV_THREAD_ID,
+				       .sigev_signo = SIGRTMIN + 3};
+		sigset_t one;
+		sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+		sigemptyset(&sa.sa_mask);
+		sigemptyset(&one);
+		sigaddset(&one, SIGRTMIN + 3);
+		guard_ok = sigaction(SIGRTMIN + 3, &sa, NULL) == 0 &&
+			   pthread_sigmask(SIG_UNBLOCK, &one, NULL) == 0 &&
+			   timer_create(CLOCK_MONOTONIC, &sev, &guard) == 0;
+	}
+	struct itimerspec arm = {.it_value = {.tv_nsec = EFD_GUARD_MS * 1000000L}}, off = {0};
+	if (guard_ok)
+		timer_settime(guard, 0, &arm, NULL);
+	w = write(efd, &n, sizeof(n));
+	rc = w == (ssize_t)sizeof(n) ? 0 : (w < 0 && errno != EINTR ? -errno : -EAGAIN);
+	if (guard_ok)
+		timer_settime(guard, 0, &off, NULL);
+	return rc;
 }
 
 static int fail(char *err, size_t errlen, int code, const char *what)
@@ -108,6 +209,7 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 	m->listen_fd = m->epfd = m->wakefd = m->timerfd = m->reclaim_timerfd = m->soft_timerfd = -1;
 	m->orphan_timerfd = -1;
 	m->reclaim.conn = -1;
+	m->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	m->coop_wait_ms = MGI_COOP_WAIT_DEFAULT_MS;
 	m->who = who;
 	m->uid = geteuid();
@@ -218,18 +320,99 @@ static void drop_conn(mgi_manager_t *m, unsigned i)
 	*c = (struct mgi_conn){.fd = -1, .pidfd = -1, .group = -1, .slot = -1, .move_group = -1};
 }
 
+/* Root and the manager's own user may do anything. */
+static bool privileged_uid(const mgi_manager_t *m, uid_t uid)
+{
+	return uid == 0 || uid == m->uid;
+}
+
+/* Why a new connection from uid may not be taken (NULL: it may): the
+ * per-uid limits of manager.h. Counted by a walk: accepts are rare next to
+ * what a connection costs. */
+static const char *conn_refusal(const mgi_manager_t *m, uid_t uid, unsigned *free_slot)
+{
+	unsigned unpriv = 0, idle = 0, used = 0;
+
+	*free_slot = MGI_MANAGER_CONNS_MAX;
+	for (unsigned k = 0; k < MGI_MANAGER_CONNS_MAX; k++) {
+		const struct mgi_conn *c = &m->conns[k];
+		if (k >= m->nconns || c->fd < 0) {
+			if (*free_slot == MGI_MANAGER_CONNS_MAX)
+				*free_slot = k;
+			if (k >= m->nconns)
+				break;
+			continue;
+		}
+		used++;
+		if (privileged_uid(m, c->peer_uid))
+			continue;
+		unpriv++;
+		if (c->peer_uid == uid && c->slot < 0)
+			idle++;
+	}
+	if (*free_slot == MGI_MANAGER_CONNS_MAX)
+		return "the manager serves its most connections";
+	if (privileged_uid(m, uid))
+		return NULL;
+	if (idle >= MGI_MANAGER_IDLE_PER_UID)
+		return "this user holds its most connections not in a group";
+	if (unpriv >= MGI_MANAGER_CONNS_MAX - MGI_MANAGER_CONNS_RESERVED)
+		return "unprivileged users hold their most connections";
+	return NULL;
+}
+
+/* A refused connection hears why (an agent prints it: a process is never
+ * left unmanaged without a word), then is closed. */
+static void refuse_conn(mgi_manager_t *m, int fd, uid_t uid, const char *why)
+{
+	static uint64_t logged_ns;
+	struct timespec ts;
+	uint64_t now;
+	mgi_msg_t r;
+
+	mgi_msg_init(&r, MGI_MSG_REPLY);
+	r.reply.status = -EUSERS;
+	snprintf(r.reply.message, sizeof(r.reply.message),
+		 "connection refused: %s (uid %u)", why, (unsigned)uid);
+	send(fd, &r, r.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (now - logged_ns > 1000000000ULL) { /* once a second at most */
+		logged_ns = now;
+		mgi_manager_log(m, "refused a connection of uid %u: %s", (unsigned)uid, why);
+	}
+}
+
 static void accept_conns(mgi_manager_t *m)
 {
 	for (;;) {
 		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		unsigned i;
 
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && m->spare_fd >= 0) {
+			/* Out of descriptors: a pending connection would keep
+			 * the socket readable and the loop spinning. The spare
+			 * makes room to take it and say no. */
+			close(m->spare_fd);
+			fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+			if (fd >= 0) {
+				struct ucred cr = {.uid = (uid_t)-1};
+				socklen_t cl = sizeof(cr);
+				getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl);
+				refuse_conn(m, fd, cr.uid, "the manager is out of file descriptors");
+			}
+			m->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			continue;
+		}
 		if (fd < 0)
 			return;
-		for (i = 0; i < MGI_MANAGER_CONNS_MAX && i < m->nconns && m->conns[i].fd >= 0; i++)
-			;
-		if (i == MGI_MANAGER_CONNS_MAX) {
-			close(fd); /* full: the agent reports it cannot join */
+		struct ucred cred = {.pid = 0, .uid = (uid_t)-1};
+		socklen_t clen = sizeof(cred);
+		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
+		const char *why = conn_refusal(m, cred.uid, &i);
+		if (why) {
+			refuse_conn(m, fd, cred.uid, why);
 			continue;
 		}
 		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_CONN_BASE + i};
@@ -237,9 +420,6 @@ static void accept_conns(mgi_manager_t *m)
 			close(fd);
 			continue;
 		}
-		struct ucred cred = {.pid = 0, .uid = (uid_t)-1};
-		socklen_t clen = sizeof(cred);
-		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
 		m->conns[i] = (struct mgi_conn){.fd = fd, .pidfd = -1, .group = -1, .slot = -1,
 						.move_group = -1, .peer_pid = cred.pid,
 						.peer_uid = cred.uid};
@@ -298,10 +478,9 @@ static int own_group(const mgi_manager_t *m, const struct mgi_conn *c)
 	return -1;
 }
 
-/* Root and the manager's own user may do anything. */
 static bool privileged(const mgi_manager_t *m, const struct mgi_conn *c)
 {
-	return c->peer_uid == 0 || c->peer_uid == m->uid;
+	return privileged_uid(m, c->peer_uid);
 }
 
 /* Others may read and watch their own group and the groups below it. */
@@ -463,7 +642,12 @@ static void watch_exit(mgi_manager_t *m, unsigned i)
 {
 	struct mgi_conn *c = &m->conns[i];
 
-	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	socklen_t len = sizeof(c->pidfd);
+
+	/* The peer's own pidfd (6.5+): the very process that connected,
+	 * with no window for its pid to be reused. */
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &c->pidfd, &len) != 0 || c->pidfd < 0)
+		c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
 	if (c->pidfd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_PIDFD_BASE + i};
 		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->pidfd, &ev) != 0) {
@@ -664,6 +848,17 @@ int mgi_manager_limiting_group(const mgi_manager_t *m, const struct mgi_conn *c,
 	return g > 0 ? g : -1;
 }
 
+/* The connection of a process this manager saw join (it holds its pidfd),
+ * or NULL. */
+static struct mgi_conn *joined_conn(mgi_manager_t *m, pid_t pid)
+{
+	for (unsigned k = 0; k < m->nconns; k++)
+		if (m->conns[k].fd >= 0 && m->conns[k].slot >= 0 && m->conns[k].pidfd >= 0 &&
+		    m->conns[k].pid == pid)
+			return &m->conns[k];
+	return NULL;
+}
+
 static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_oom_req_t *r)
 {
 	int target = mgi_manager_limiting_group(m, c, r->level);
@@ -673,9 +868,12 @@ static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_o
 	audit(m);
 	mgi_segment_t *seg = m->tree.node[target].seg;
 	int32_t victim = atomic_load(&seg->ctl.oom_victim);
-	if (victim > 0 && kill(victim, 0) == 0)
-		return; /* a kill is under way */
-	if (victim > 0)
+	/* A kill under way is one of the manager's: its victim's pidfd has
+	 * not said it exited yet (then drop_conn clears the mark). Any other
+	 * pid there is stale. */
+	if (victim > 0 && joined_conn(m, victim))
+		return;
+	if (victim != 0)
 		atomic_compare_exchange_strong(&seg->ctl.oom_victim, &victim, 0);
 	if (mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) > 0)
 		return; /* freed meanwhile: the agent's retry will succeed */
@@ -684,45 +882,145 @@ static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_o
 	mgi_manager_oom_kill(m, target, c->group, c->slot);
 }
 
+/* What the kernel says pid holds: RssAnon + RssShmem, in pages (0 if it
+ * cannot tell). */
+static uint64_t kernel_pages(pid_t pid)
+{
+	char path[64], line[128];
+	uint64_t kb, total = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssAnon: %" SCNu64, &kb) == 1 ||
+		    sscanf(line, "RssShmem: %" SCNu64, &kb) == 1)
+			total += kb / 4;
+	fclose(f);
+	return total;
+}
+
+/* Reports slots under target naming a pid this manager did not see join
+ * (a slot is written by agents: someone else's pid may have been put
+ * there). Such a pid is never signalled. Once a second at most. */
+static void report_strangers(mgi_manager_t *m, int target)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (m->oom_report_ns && now - m->oom_report_ns < 1000000000ULL)
+		return;
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used || !mgi_tree_is_under(&m->tree, g, target))
+			continue;
+		for (int sl = 0; sl < MGI_PROCS_MAX; sl++) {
+			pid_t pid = atomic_load(&m->tree.node[g].seg->ctl.procs[sl].pid);
+			bool known = false;
+			if (pid <= 0)
+				continue;
+			for (unsigned k = 0; k < m->nconns && !known; k++)
+				known = m->conns[k].fd >= 0 && m->conns[k].group == g &&
+					m->conns[k].slot == sl && m->conns[k].pid == pid;
+			if (known)
+				continue;
+			m->oom_report_ns = now;
+			mgi_manager_log(m, "group '%s': slot %d names pid %d, which did not join this "
+					   "manager: not a victim, never signalled",
+					m->tree.node[g].name, sl, (int)pid);
+		}
+	}
+}
+
+/*
+ * The victim is chosen among the processes this manager saw join (their
+ * connections, with the pidfds opened when they did) and signalled only
+ * through that pidfd: a pid found in a slot, which agents write, is never
+ * signalled (a review planted root's `sleep` there and memgrpd killed it).
+ * Size is the larger of what the process's slot says it charged and what
+ * the kernel says it holds (RssAnon + RssShmem): a process that reports
+ * less than it holds cannot shift the kill onto another. The requester
+ * ranks like any other. A kill that fails is said so, and the next
+ * largest is taken at once; an OOM event follows only a kill made.
+ */
 void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_slot)
 {
 	mgi_segment_t *seg = m->tree.node[target].seg;
 	char usage[16], max[16], holds[16], comm[MGI_COMM_MAX];
-	int32_t victim, none = 0;
-	int vg, vs;
+	bool tried[MGI_MANAGER_CONNS_MAX] = {false};
+	int32_t none = 0;
 
+	(void)req_group;
+	(void)req_slot;
 	audit(m); /* the figures a victim is chosen by */
-	if (!mgi_tree_largest(&m->tree, target, &vg, &vs)) {
-		/* Nobody holds pages (the charges are in flight): the
-		 * requester is the one that cannot go on. */
-		vg = req_group;
-		vs = req_slot;
+	report_strangers(m, target);
+	for (;;) {
+		/* Agents charge and release concurrently: a victim of an
+		 * earlier kill may have gone since the caller looked. A page
+		 * of room is enough for the agent's retry; nobody dies for
+		 * nothing. */
+		if (mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) > 0)
+			return;
+		int best = -1;
+		uint64_t most = 0;
+		for (unsigned k = 0; k < m->nconns; k++) {
+			struct mgi_conn *c = &m->conns[k];
+			if (c->fd < 0 || c->slot < 0 || c->pidfd < 0 || tried[k] ||
+			    !m->tree.node[c->group].used || !mgi_tree_is_under(&m->tree, c->group, target))
+				continue;
+			/* the process's word, clamped to its group's usage */
+			uint64_t charged = mgi_segment_slot_charged(m->tree.node[c->group].seg, c->slot);
+			uint64_t kernel = kernel_pages(c->pid), size = charged > kernel ? charged : kernel;
+			if (best < 0 || size > most) {
+				best = (int)k;
+				most = size;
+			}
+		}
+		if (best < 0) {
+			mgi_manager_log(m, "group '%s' is out of memory and no process this manager saw "
+					   "join can be killed", m->tree.node[target].name);
+			return;
+		}
+		tried[best] = true;
+		struct mgi_conn *v = &m->conns[best];
+		const mgi_proc_id_t *sl = &m->tree.node[v->group].seg->ctl.procs[v->slot];
+		none = 0;
+		if (!atomic_compare_exchange_strong(&seg->ctl.oom_victim, &none, v->pid))
+			return; /* another kill of this episode is under way */
+		memcpy(comm, sl->comm, sizeof(comm));
+		comm[sizeof(comm) - 1] = '\0';
+		mgi_size_format(mgi_counter_read(&seg->acct.memory) * 4096, usage, sizeof(usage));
+		mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * 4096, max, sizeof(max));
+		mgi_size_format(most * 4096, holds, sizeof(holds));
+		/* Listeners hear of the kill before it is made, as memcg tells
+		 * before its OOM killer acts: by the time they ask, the victim's
+		 * pages may be gone. So the pidfd is tried with signal 0 first:
+		 * the event is for a kill that can be made (only the victim's
+		 * own exit can come between). */
+		bool sent = syscall(SYS_pidfd_send_signal, v->pidfd, 0, NULL, 0) == 0;
+		if (sent) {
+			atomic_fetch_add(&seg->ctl.oom_kill, 1);
+			mgi_notify_oom(m, target);
+		}
+		if (!sent || syscall(SYS_pidfd_send_signal, v->pidfd, SIGKILL, NULL, 0) != 0) {
+			int e = errno;
+			int32_t mine = v->pid;
+			atomic_compare_exchange_strong(&seg->ctl.oom_victim, &mine, 0);
+			mgi_manager_log(m, "group '%s' is out of memory: could not kill pid %d (%s) of "
+					   "group '%s': %s; choosing another", m->tree.node[target].name,
+					(int)v->pid, comm, m->tree.node[v->group].name, strerror(e));
+			continue;
+		}
+		char where[MGI_GROUP_NAME_MAX + 16] = "";
+		if (v->group != target)
+			snprintf(where, sizeof(where), " of group '%s'", m->tree.node[v->group].name);
+		mgi_manager_log(m, "group '%s' is out of memory (usage %s, max %s) and nothing can be "
+				   "reclaimed: killing pid %d (%s)%s, which holds %s",
+				m->tree.node[target].name, usage, max, (int)v->pid, comm, where, holds);
+		return;
 	}
-	if (vg < 0 || vs < 0 || !m->tree.node[vg].used)
-		return;
-	/* Agents charge and release concurrently: a victim of the agents'
-	 * own OOM path may have gone since the caller looked. A page of room
-	 * is enough for the agent's retry; nobody dies for nothing. */
-	if (mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) > 0)
-		return;
-	/* The victim's pid is the manager's own record (the control part);
-	 * its size, the processes' word, clamped. */
-	const mgi_proc_id_t *id = &m->tree.node[vg].seg->ctl.procs[vs];
-	victim = atomic_load(&id->pid);
-	if (victim <= 0 || !atomic_compare_exchange_strong(&seg->ctl.oom_victim, &none, victim))
-		return;
-	mgi_size_format(mgi_counter_read(&seg->acct.memory) * 4096, usage, sizeof(usage));
-	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * 4096, max, sizeof(max));
-	mgi_size_format(mgi_segment_slot_charged(m->tree.node[vg].seg, vs) * 4096, holds,
-			sizeof(holds));
-	memcpy(comm, id->comm, sizeof(comm));
-	comm[sizeof(comm) - 1] = '\0';
-	mgi_manager_log(m, "group '%s' is out of memory (usage %s, max %s) and nothing can be reclaimed: "
-		"killing pid %d (%s) of group '%s', which holds %s",
-	     m->tree.node[target].name, usage, max, victim, comm, m->tree.node[vg].name, holds);
-	atomic_fetch_add(&seg->ctl.oom_kill, 1);
-	kill(victim, SIGKILL);
-	mgi_notify_oom(m, target);
 }
 
 /* After a group's limits changed: pressure and high thresholds are
@@ -808,6 +1106,8 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		for (g = 1; g < MGI_GROUPS_MAX; g++) {
 			if (!m->tree.node[g].used || !mgi_tree_is_under(&m->tree, g, m->scope))
 				continue;
+			if (!may_watch(m, c, g))
+				continue; /* others see only what they may read */
 			if (out.list.count == MGI_LIST_MAX) {
 				out.list.truncated = 1;
 				break;
@@ -831,6 +1131,27 @@ static void on_register(mgi_manager_t *m, unsigned i, const mgi_msg_register_t *
 	if (efd < 0) {
 		reply(c, -EINVAL, "register: no eventfd came with the request");
 		return;
+	}
+	if (!mgi_manager_is_eventfd(efd)) {
+		/* A pipe or socket would block the manager's writes (a review
+		 * passed a full pipe: memgrpd hung until that client exited). */
+		close(efd);
+		reply(c, -EINVAL, "register: the descriptor sent is not an eventfd");
+		return;
+	}
+	if (!privileged(m, c)) {
+		unsigned held = 0;
+		for (int r2 = 0; r2 < MGI_REGS_MAX; r2++)
+			if (m->regs[r2].id && m->regs[r2].conn >= 0 &&
+			    m->conns[m->regs[r2].conn].peer_uid == c->peer_uid)
+				held++;
+		if (held >= MGI_MANAGER_REGS_PER_UID) {
+			close(efd);
+			reply(c, -EUSERS, "uid %u holds %d registrations, the most for a user other "
+					  "than root or uid %u", (unsigned)c->peer_uid,
+			      MGI_MANAGER_REGS_PER_UID, (unsigned)m->uid);
+			return;
+		}
 	}
 	if ((g = lookup(m, c, r->group)) < 0) {
 		close(efd);
@@ -868,25 +1189,36 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	int type, passed[2 * MGI_DEPTH_MAX + 1];
 	unsigned npassed = 0;
 
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		drop_conn(m, i);
-		return;
-	}
-	if (n < 0)
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	/* REGISTER carries an fd (its eventfd), a rejoining HELLO its
-	 * group's segments; whatever else came is closed. */
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t k = 0; k < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
-			if (npassed < 2 * MGI_DEPTH_MAX + 1)
-				passed[npassed++] = fd;
-			else
-				close(fd);
+	 * group's segments; whatever else came is closed, whatever the
+	 * message (an empty one, carrying fds, leaked them: 9 per message
+	 * until memgrpd's table was full). */
+	if (n >= 0)
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+			    cm->cmsg_len < CMSG_LEN(0))
+				continue;
+			for (size_t k = 0; k < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
+				if (npassed < 2 * MGI_DEPTH_MAX + 1)
+					passed[npassed++] = fd;
+				else
+					close(fd);
+			}
 		}
+	if (n <= 0 || (mh.msg_flags & MSG_CTRUNC)) {
+		/* Closed, an error, or more descriptors than any message
+		 * carries (the kernel dropped those that did not fit): that
+		 * client is done. */
+		for (unsigned k = 0; k < npassed; k++)
+			close(passed[k]);
+		if (n > 0)
+			reply(c, -EINVAL, "bad request: more descriptors than any message carries");
+		drop_conn(m, i);
+		return;
 	}
 	type = mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err));
 	if (type == MGI_MSG_REGISTER) {
@@ -908,14 +1240,12 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 		on_hello(m, i, &msg.hello);
 		break;
 	case MGI_MSG_OOM_KILL:
-		/* The agent killed within its own group and said so on its
-		 * stderr; the manager's log has it too. */
-		if (c->group >= 0) {
-			mgi_manager_log(m, "group '%s' is out of memory: pid %d killed pid %d (%s)",
-			     m->tree.node[c->group].name, msg.oom.killer, msg.oom.victim,
-			     msg.oom.victim_comm);
-			mgi_notify_oom(m, c->group);
-		}
+		/* Only the manager kills, and only its own kills are OOM
+		 * events: a client's report is not believed (a forged one
+		 * made listeners hear of a kill that never was). */
+		mgi_manager_log(m, "refused an OOM_KILL report from pid %d (uid %u): only the "
+				   "manager kills; no event sent", (int)c->peer_pid,
+				(unsigned)c->peer_uid);
 		break;
 	case MGI_MSG_OOM_REQ:
 		if (c->slot >= 0)
@@ -1038,6 +1368,9 @@ void mgi_manager_destroy(mgi_manager_t *m)
 		close(m->orphan_timerfd);
 	if (m->epfd >= 0)
 		close(m->epfd);
+	if (m->spare_fd >= 0)
+		close(m->spare_fd);
+	m->spare_fd = -1;
 	mgi_tree_destroy(&m->tree);
 	m->listen_fd = m->epfd = -1;
 	m->nconns = 0;

@@ -26,6 +26,17 @@
  */
 
 #define MGI_MANAGER_CONNS_MAX 1024
+/* What peers other than root and the manager's own user may hold, so that
+ * no user can lock the others out (a review held 1 100 idle connections
+ * and root's requests went unanswered): all of them together at most
+ * CONNS_MAX - CONNS_RESERVED connections (the rest are for privileged
+ * peers: root's clients and agents, the manager's user's); one uid at most
+ * IDLE_PER_UID connections that have not joined a group (clients; an
+ * agent's connection counts only until its HELLO is served) and at most
+ * REGS_PER_UID registrations. */
+#define MGI_MANAGER_CONNS_RESERVED 256
+#define MGI_MANAGER_IDLE_PER_UID 64
+#define MGI_MANAGER_REGS_PER_UID 32
 /* How long a cooperating client may take to free memory when asked (see
  * docs/benchmarks.md for the measurement behind the default). */
 #define MGI_COOP_WAIT_DEFAULT_MS 200
@@ -110,6 +121,8 @@ typedef struct mgi_manager {
 	char sock_path[108];
 	struct mgi_conn conns[MGI_MANAGER_CONNS_MAX];
 	unsigned nconns;
+	int spare_fd;      /* given up to accept (and refuse) when out of fds */
+	uint64_t oom_report_ns; /* last report of unkillable slots (rate) */
 } mgi_manager_t;
 
 /*
@@ -205,6 +218,14 @@ void mgi_reclaim_host_check(mgi_manager_t *m);
 /* Kills the largest process under group `target` (the requester if none
  * holds pages), logs it and notifies, once per episode. */
 void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_slot);
+
+/* Adds n to a client's eventfd without ever blocking the manager (see
+ * manager.c). Returns 0, or -errno: -EINVAL not an eventfd, -EAGAIN the
+ * client let its count come so near 2^64 that the write would block (the
+ * caller drops that registration). */
+int mgi_manager_efd_add(int efd, uint64_t n);
+/* Whether fd is an eventfd (registration takes no other kind). */
+bool mgi_manager_is_eventfd(int fd);
 
 /* A line in the manager's log (stderr): "WHO: HH:MM:SS message". */
 /* The group `level` steps above c's group (0: its own), as agents name the

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -113,6 +114,14 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "memgrpd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
+	}
+	/* A full table holds two fds per connection (socket, pidfd), an
+	 * eventfd per registration and a segment per group: more than the
+	 * usual soft limit of 1024. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 8192) {
+		nofile.rlim_cur = nofile.rlim_max < 8192 ? nofile.rlim_max : 8192;
+		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
 	if (mgi_manager_create(&m, "memgrpd", "", UINT64_MAX, (uint32_t)fault_around, sock, err,
 			       sizeof(err)) != 0) {

@@ -209,13 +209,19 @@ void mgi_notify_drop_conn(mgi_manager_t *m, unsigned ci)
 			free_reg(m, &m->regs[i]);
 }
 
-static void signal_efd(int efd, uint64_t n)
+/* Adds n to a registration's eventfd (never blocking: the client owns the
+ * count); a registration whose eventfd cannot take it is dropped, said in
+ * the log. */
+static void signal_reg(mgi_manager_t *m, struct mgi_reg *r, uint64_t n)
 {
-	/* An eventfd's counter only blocks a writer near 2^64; a client that
-	 * never reads cannot stall the manager. */
-	if (write(efd, &n, sizeof(n)) < 0) {
-		/* a bad fd: the client's problem */
-	}
+	int rc = mgi_manager_efd_add(r->efd, n);
+
+	if (rc == 0)
+		return;
+	mgi_manager_log(m, "registration %u (pid %d): its eventfd cannot take %llu more (%s): "
+			   "dropped", r->id, r->conn >= 0 ? (int)m->conns[r->conn].peer_pid : -1,
+			(unsigned long long)n, rc == -EAGAIN ? "its count is near 2^64" : strerror(-rc));
+	free_reg(m, r);
 }
 
 void mgi_notify_drop_group(mgi_manager_t *m, int group, int parent)
@@ -224,7 +230,7 @@ void mgi_notify_drop_group(mgi_manager_t *m, int group, int parent)
 		struct mgi_reg *r = &m->regs[i];
 		if (!r->id || r->group != group)
 			continue;
-		signal_efd(r->efd, 1); /* as memcg does on rmdir */
+		mgi_manager_efd_add(r->efd, 1); /* as memcg does on rmdir */
 		if (r->kind == MGI_REG_COOPERATE) {
 			/* the group is gone: its ancestors lose the count */
 			mgi_coop_answered(m, i);
@@ -262,7 +268,7 @@ void mgi_notify_deliver(mgi_manager_t *m)
 					mgi_reclaim_request(m, g, usage - high + high / 64, true, -1,
 							    -1);
 			} else if (n && m->regs[ri].id)
-				signal_efd(m->regs[ri].efd, n);
+				signal_reg(m, &m->regs[ri], n);
 		}
 	}
 }
@@ -283,11 +289,11 @@ void mgi_notify_after_uncharge(mgi_manager_t *m, int group)
 void mgi_notify_oom(mgi_manager_t *m, int group)
 {
 	for (int i = 0; i < MGI_REGS_MAX; i++) {
-		const struct mgi_reg *r = &m->regs[i];
+		struct mgi_reg *r = &m->regs[i];
 		if (r->id && r->kind == MGI_REG_OOM &&
 		    (mgi_tree_is_under(&m->tree, r->group, group) ||
 		     mgi_tree_is_under(&m->tree, group, r->group)))
-			signal_efd(r->efd, 1);
+			signal_reg(m, &m->regs[i], 1);
 	}
 }
 
