@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "backstop.h"
 #include "proto.h"
 #include "tree.h"
 
@@ -110,6 +111,7 @@ typedef struct mgi_manager {
 	char sock_path[108];
 	struct mgi_conn conns[MGI_MANAGER_CONNS_MAX];
 	unsigned nconns;
+	struct mgi_backstop *backstop; /* the kernel cgroups (backstop.h); NULL: off */
 } mgi_manager_t;
 
 /*
