@@ -63,6 +63,11 @@ struct mgi_backstop {
 	struct bs_group g[MGI_GROUPS_MAX];
 	pid_t reported[256];
 	unsigned nreported;
+	/* kernel cgroups of removed groups that processes without the agent
+	 * still ran in: removed by the scan once empty (children first, as
+	 * they were added) */
+	char lingering[32][MGI_GROUP_NAME_MAX];
+	unsigned nlingering;
 };
 
 static uint64_t now_ns(void)
@@ -235,10 +240,15 @@ static void unmake(mgi_manager_t *m, int g, const char *name)
 	if (g != 0) {
 		int rc = mgi_kcg_remove(&bs->k, name);
 		if (rc != 0 && rc != -ENOENT) {
-			/* processes stay: no manager will choose for them */
+			/* Processes without the agent still run in it: they keep
+			 * its limit, with the kernel's own OOM killer (nobody
+			 * watches it now), until they are gone. */
 			mgi_kcg_kernel_killer(&bs->k, name, true);
-			mgi_manager_log(m, "group '%s': its kernel cgroup stays (%s)", name,
-					rc == -EBUSY ? "processes still run in it" : strerror(-rc));
+			if (bs->nlingering < 32)
+				snprintf(bs->lingering[bs->nlingering++], MGI_GROUP_NAME_MAX, "%s", name);
+			mgi_manager_log(m, "group '%s': its kernel cgroup stays until its processes are "
+					   "gone (%s)", name,
+					rc == -EBUSY ? "processes without the agent run in it" : strerror(-rc));
 		}
 	}
 	memset(bg, 0, sizeof(*bg));
@@ -256,6 +266,8 @@ void mgi_backstop_destroy(mgi_manager_t *m)
 			if (m->tree.node[g].used && mgi_group_depth(gname(m, g)) == (unsigned)depth)
 				unmake(m, g, gname(m, g));
 	unmake(m, 0, "");
+	for (unsigned i = 0; i < bs->nlingering; i++)
+		mgi_kcg_remove(&bs->k, bs->lingering[i]);
 	mgi_kcg_remove(&bs->k, ""); /* the manager's directory, if empty */
 	if (bs->scan_fd >= 0)
 		close(bs->scan_fd);
@@ -290,21 +302,6 @@ void mgi_backstop_limits(mgi_manager_t *m, int g)
 					gname(m, c), s, strerror(-rc));
 		}
 	}
-}
-
-bool mgi_backstop_may_remove(mgi_manager_t *m, int g, char *why, size_t whylen)
-{
-	struct mgi_backstop *bs = m->backstop;
-	pid_t pids[8];
-
-	if (!bs || !bs->g[g].made)
-		return true;
-	int n = mgi_kcg_pids(&bs->k, gname(m, g), true, pids, 8);
-	if (n <= 0)
-		return true;
-	snprintf(why, whylen, "group '%s' still has %d process(es) in its kernel cgroup (pid %d%s), "
-		 "running without the agent", gname(m, g), n, (int)pids[0], n > 1 ? ", ..." : "");
-	return false;
 }
 
 void mgi_backstop_group_removed(mgi_manager_t *m, int g, const char *name)
@@ -602,7 +599,13 @@ static void scan(mgi_manager_t *m)
 {
 	static pid_t pids[PIDS_MAX];
 	struct mgi_backstop *bs = m->backstop;
+	unsigned kept = 0;
 
+	for (unsigned i = 0; i < bs->nlingering; i++)
+		if (mgi_tree_find(&m->tree, bs->lingering[i]) < 0 &&
+		    mgi_kcg_remove(&bs->k, bs->lingering[i]) == -EBUSY)
+			memmove(bs->lingering[kept++], bs->lingering[i], MGI_GROUP_NAME_MAX);
+	bs->nlingering = kept;
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!m->tree.node[g].used || !bs->g[g].made)
 			continue;

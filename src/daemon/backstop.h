@@ -47,10 +47,9 @@ void mgi_backstop_destroy(struct mgi_manager *m);
 /* A group was created / its limits changed. */
 void mgi_backstop_group_added(struct mgi_manager *m, int g);
 void mgi_backstop_limits(struct mgi_manager *m, int g);
-/* Whether a group may be removed: not while processes run in its kernel
- * cgroup (they would escape its limit). false with why. */
-bool mgi_backstop_may_remove(struct mgi_manager *m, int g, char *why, size_t whylen);
-/* The group (named, as the tree has forgotten it) was removed. */
+/* The group (named, as the tree has forgotten it) was removed. A kernel
+ * cgroup that processes without the agent still run in stays, with the
+ * kernel's own OOM killer, until they are gone (looked at every scan). */
 void mgi_backstop_group_removed(struct mgi_manager *m, int g, const char *name);
 
 /*

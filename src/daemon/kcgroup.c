@@ -260,8 +260,12 @@ static int collect(const char *dir, bool subtree, pid_t *pids, int max, int n)
 	int len;
 
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	if ((len = read_text(path, buf, sizeof(buf))) < 0)
-		return len;
+	if ((len = read_text(path, buf, sizeof(buf))) < 0) {
+		if (!subtree)
+			return len;
+		len = 0; /* (a fake v2 tree has none above its leaves) */
+		buf[0] = '\0';
+	}
 	for (char *p = buf, *end; *p; p = end) {
 		long v = strtol(p, &end, 10);
 		if (end == p)

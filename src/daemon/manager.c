@@ -784,10 +784,6 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		int parent = m->tree.node[g].parent;
 		char name[MGI_GROUP_NAME_MAX];
 		snprintf(name, sizeof(name), "%s", m->tree.node[g].name);
-		if (!mgi_backstop_may_remove(m, g, why, sizeof(why))) {
-			reply(c, -EBUSY, "%s", why);
-			return;
-		}
 		rc = mgi_tree_remove(&m->tree, g, why, sizeof(why));
 		if (rc == 0) {
 			mgi_backstop_group_removed(m, g, name);
