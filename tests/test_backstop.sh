@@ -99,7 +99,7 @@ escape no-preload 137 "without the agent: LD_PRELOAD is missing from its environ
 if [ -x "$progs/prog_escape_static" ]; then
 	escape static 137 "without the agent: a static binary \(no PT_INTERP\)" -- "$progs/prog_escape_static" anon 256
 else
-	skip static "no static libc to link tests/progs/escape.c -static"
+	skip static "prog_escape_static not built: no static libc, or a sanitizer build (its runtime cannot link -static)"
 fi
 escape python-memfd 137 "shmem [1-9][0-9.]*M" -- python3 -c "
 import os, mmap
