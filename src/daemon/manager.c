@@ -516,6 +516,7 @@ static void on_rejoin(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h, co
 					m->tree.node[idx].name,
 					(unsigned long long)mgi_counter_read(&m->tree.node[idx].seg->memory) * 4,
 					mgi_segment_nr_procs(m->tree.node[idx].seg));
+			mgi_backstop_group_added(m, idx);
 			adopted++;
 		}
 		g = idx;
