@@ -178,6 +178,19 @@ grep -q "refused: pid [0-9]* is in group 'a$sfx' (its kernel cgroup): it may not
 	ok "MEMGRP_GROUP=b inside a: HELLO refused loudly; a nested run into b: PLACE refused (rc $rc2)" ||
 	bad cross "rc $rc/$rc2: $(cat "$tmp/hello.out" "$tmp/place.out"; tail -5 "$tmp/memgrpd.log")"
 base=$cgdir/$(kbase "$sock")
+# Root outside every memgrp cgroup, started with the agent by hand: moved
+# into its group's kernel cgroup at HELLO; attach moves it on.
+agent=$(dirname "$memgrp")/../agent/libmemgrp-agent.so
+LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD }$agent" MEMGRP_SOCKET=$sock MEMGRP_GROUP=a$sfx "$progs/prog_hold" 4 3 >"$tmp/hand.out" 2>&1 &
+hpid=$!
+in_a=
+for _ in $(seq 50); do grep -q "memgrp@.*/a$sfx\$" /proc/$hpid/cgroup 2>/dev/null && in_a=1 && break; sleep 0.1; done
+mg attach "b$sfx" $hpid >"$tmp/attach.out" 2>&1; rc=$?
+grep -q "memgrp@.*/b$sfx\$" /proc/$hpid/cgroup 2>/dev/null && in_b=1 || in_b=
+wait $hpid; rc2=$?
+[ -n "$in_a" ] && [ $rc -eq 0 ] && [ -n "$in_b" ] && [ $rc2 -eq 0 ] &&
+	ok "a process root started by hand is moved into its group's kernel cgroup at HELLO; attach moves it to b's" ||
+	bad hand "in a: '$in_a', attach rc $rc, in b: '$in_b', exit $rc2: $(cat "$tmp/attach.out" "$tmp/hand.out")"
 kill -9 "$dpid"; wait "$dpid" 2>/dev/null
 mkdir "$base/stale$sfx"
 [ -d "$base/a$sfx" ] && [ -d "$base/b$sfx" ] || bad restart "no kernel cgroups for a and b before the crash ($base)"
