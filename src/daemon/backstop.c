@@ -400,15 +400,18 @@ int mgi_backstop_place(mgi_manager_t *m, pid_t pid, bool privileged, int g, char
 		return -ESRCH;
 	}
 	in = group_of_path(m, path);
-	/* Downwards in the kernel's hierarchy is always allowed: whatever
-	 * bounds pid now still bounds it there (a nested `memgrp run` with a
-	 * manager of its own makes its groups below its group's). */
+	/* Downwards in the kernel's hierarchy from a memgrp group (a nested
+	 * `memgrp run` with a manager of its own makes its groups below its
+	 * group's): whatever bounds pid now still bounds it there. Not for an
+	 * unprivileged process from outside every group: it could crowd a
+	 * group to its kernel limit and have one of its processes killed. */
 	char target[512];
 	size_t pl = strlen(path);
 	snprintf(target, sizeof(target), "%s%s%s", bs->k.base, g ? "/" : "", gname(m, g));
 	bool down = strncmp(target, path, pl) == 0 && (target[pl] == '/' || target[pl] == '\0');
-	if (in >= 0 ? !mgi_tree_is_under(&m->tree, g, in)
-		    : !down && (!privileged || in_memgrp(path))) {
+	bool ok = in >= 0 ? mgi_tree_is_under(&m->tree, g, in)
+			  : (down && (privileged || in_memgrp(path))) || (privileged && !in_memgrp(path));
+	if (!ok) {
 		if (in >= 0)
 			snprintf(why, whylen, "pid %d is in group '%s': it may go only to that group "
 				 "or one below it, not '%s'", (int)pid, in == 0 ? "(root)" : gname(m, in),

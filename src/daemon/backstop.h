@@ -62,8 +62,10 @@ int mgi_backstop_hello(struct mgi_manager *m, pid_t pid, bool privileged, int g,
 		       size_t whylen);
 /* PLACE: moves pid into g's kernel cgroup before it runs its command
  * (`memgrp run`'s child). Allowed downwards only: g must be the group
- * whose kernel cgroup pid is in or one below it; or pid is privileged and
- * outside every memgrp cgroup. -EOPNOTSUPP when the backstop is off. */
+ * whose kernel cgroup pid is in or one below it, or g's kernel cgroup
+ * below pid's when that is some memgrp group's (a nested manager); or pid
+ * is privileged and outside every memgrp cgroup. -EOPNOTSUPP when the
+ * backstop is off. */
 int mgi_backstop_place(struct mgi_manager *m, pid_t pid, bool privileged, int g, char *why,
 		       size_t whylen);
 /* attach moved pid into g: its kernel cgroup follows. */
