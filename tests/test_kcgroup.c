@@ -243,6 +243,18 @@ static void v1_tree(void)
 	CHECK_STR_EQ(get("/sess/memgrp@1/web/memory.oom_control"), "0");
 	CHECK_INT_EQ(mgi_kcg_kernel_killer(&k, "web", false), 0);
 	CHECK_STR_EQ(get("/sess/memgrp@1/web/memory.oom_control"), "1");
+	/* the OOM watch: the kernel's killer off, and "<eventfd> <oom_control
+	 * fd>" registered through cgroup.event_control */
+	CHECK_INT_EQ(mgi_kcg_kernel_killer(&k, "web", true), 0);
+	int efd = mgi_kcg_watch_oom(&k, "web");
+	CHECK(efd >= 0);
+	int a = -1, b = -1;
+	CHECK_INT_EQ(sscanf(get("/sess/memgrp@1/web/cgroup.event_control"), "%d %d", &a, &b), 2);
+	CHECK_INT_EQ(a, efd);
+	CHECK(b >= 0 && b != efd);
+	CHECK_STR_EQ(get("/sess/memgrp@1/web/memory.oom_control"), "1");
+	close(efd);
+	CHECK_INT_EQ(mgi_kcg_watch_oom(&k, "absent"), -ENOENT);
 	/* a process's cgroup, from a fake /proc */
 	mkdir(proc, 0755);
 	char d[200];
