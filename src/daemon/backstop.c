@@ -579,11 +579,21 @@ static void diagnose(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
 	snprintf(out, len, "the agent did not start (LD_PRELOAD does not name it, or it failed)");
 }
 
+/* Whether pid runs the agent for this manager: connected, or holding a
+ * slot of a group restored after a restart while its agent has not
+ * rejoined yet (it tries once a second). */
 static bool managed(const mgi_manager_t *m, pid_t pid)
 {
 	for (unsigned k = 0; k < m->nconns; k++)
 		if (m->conns[k].fd >= 0 && m->conns[k].slot >= 0 && m->conns[k].pid == pid)
 			return true;
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used)
+			continue;
+		for (int i = 0; i < MGI_PROCS_MAX; i++)
+			if (atomic_load(&m->tree.node[g].seg->procs[i].pid) == pid)
+				return true;
+	}
 	return false;
 }
 
