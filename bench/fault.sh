@@ -2,6 +2,8 @@
 # bench/fault.sh - first-touch cost under memgrp beside the native path and the
 # kernel's memcg, and the manager's idle cost.
 # Usage: bench/fault.sh [BUILD_DIR]   (as root, for memgrp and the memcg column)
+# Environment: RUNS (5), BACKSTOP (on: the default; off: memgrp run
+#        --kernel-backstop off; both: the default fault-around row with each)
 set -euo pipefail
 build=$(realpath "${1:-build}")
 memgrp=$build/src/cli/memgrp
@@ -36,11 +38,15 @@ for threads in 1 2; do
 	if [ -w /sys/fs/cgroup/memory ]; then
 		row "kernel memcg v1, $threads thread(s)" "$(best memcg_run "$touch" $pages $threads)"
 	fi
+	bs=${BACKSTOP:-on}
 	for fa in 1 16 64; do
 		label="memgrp, fault-around $fa, $threads thread(s)"
 		[ "$fa" = 64 ] && label="memgrp, fault-around 64 (default), $threads thr"
-		row "$label" "$(best "$memgrp" run --fault-around $fa -- "$touch" $pages $threads)"
+		[ "$bs" = both ] && [ "$fa" = 64 ] && label="memgrp, fa 64, backstop on, $threads thr"
+		row "$label" "$(best "$memgrp" run --fault-around $fa --kernel-backstop "${bs/both/on}" -- "$touch" $pages $threads)"
 	done
+	[ "$bs" = both ] && row "memgrp, fa 64, backstop off, $threads thr" \
+		"$(best "$memgrp" run --kernel-backstop off -- "$touch" $pages $threads)"
 done
 
 echo

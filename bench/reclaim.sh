@@ -6,7 +6,9 @@
 #        zram swap device and memcg group)
 # Environment: LIMIT (default 64M), RUNS (3; the median is shown),
 #        SAMPLES (20000 faults), OPS (2000000 Zipf operations),
-#        CODECS (memgrp's columns, default "lz4 zstd").
+#        CODECS (memgrp's columns, default "lz4 zstd"), BACKSTOP (on: the
+#        default; off: memgrp run --kernel-backstop off; both: a column of
+#        each per codec, "-nobs" for off).
 set -euo pipefail
 build=$(realpath "${1:-build}")
 memgrp=$build/src/cli/memgrp
@@ -94,7 +96,11 @@ if setup_kernel; then
 else
 	echo "reclaim.sh: no kernel column: $why" >&2
 fi
-for c in $codecs; do cols="$cols memgrp-$c"; done
+backstop=${BACKSTOP:-on}
+for c in $codecs; do
+	[ "$backstop" != off ] && cols="$cols memgrp-$c"
+	[ "$backstop" != on ] && cols="$cols memgrp-$c-nobs"
+done
 
 vmstat() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
 cgstat() { awk -v k="$1" '$1 == k {print $2}' "$cg/$2"; }
@@ -128,8 +134,10 @@ run() {
 	memgrp-*)
 		local grp=memgrp-reclaim-$BASHPID json=$tmp/stats.json
 		[ -e "$note" ] || { poll sh -c "'$memgrp' stat --json '$grp' && echo" & ppid=$!; }
-		cmd=("$memgrp" run -g "$grp" -m "$limit" --swap-max 4G --codec "${col#memgrp-}"
-			--stats-json "$json" -- "${args[@]}")
+		local codec=${col#memgrp-} bs=on
+		[ "${codec%-nobs}" != "$codec" ] && bs=off
+		cmd=("$memgrp" run -g "$grp" -m "$limit" --swap-max 4G --codec "${codec%-nobs}"
+			--kernel-backstop $bs --stats-json "$json" -- "${args[@]}")
 		;;
 	esac
 	out=$(timeout -k 5 $secs "${cmd[@]}" 2>"$tmp/err") || rc=$?

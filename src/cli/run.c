@@ -52,6 +52,11 @@ static void run_usage(FILE *out)
 		"                           free memory when asked at the limit (default 200)\n"
 		"      --min-available SIZE the host floor for soft limits (default: 5%% of\n"
 		"                           the host's memory)\n"
+		"      --kernel-backstop on|off  a kernel memory cgroup behind the group\n"
+		"                           (default on where the kernel offers one): it\n"
+		"                           bounds what the agent does not see (static\n"
+		"                           binaries, shared memory) at the limit + swap\n"
+		"                           limit + a slack; the manager kills at it\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
 		"      --socket PATH        the manager's control socket (see above)\n"
 		"  -h, --help               show this help\n"
@@ -91,6 +96,26 @@ static int find_agent(char *out, size_t len)
 	return -ENOENT;
 }
 
+/* In the child, before exec: asks the manager to put this process in the
+ * group's kernel cgroup (PLACE; the manager checks the asker by
+ * SO_PEERCRED), so that the command is bounded from its first
+ * instruction, whether the agent loads or not. A manager without the
+ * backstop says so and the command runs as before. */
+static void place(const char *sock, const char *group)
+{
+	static mgi_msg_t req;
+	char err[400];
+	int rc;
+
+	mgi_msg_init(&req, MGI_MSG_PLACE);
+	snprintf(req.group.group, sizeof(req.group.group), "%s", group);
+	rc = mgi_request_reply(sock, &req, err, sizeof(err));
+	if (rc == 0 || rc == -EOPNOTSUPP)
+		return;
+	fprintf(stderr, "memgrp run: cannot place the command in group '%s': %s\n", group, err);
+	_exit(126);
+}
+
 static pid_t spawn(char **argv, const char *agent, const char *sock, const char *group,
 		   const char *codec, const sigset_t *oldmask)
 {
@@ -98,6 +123,7 @@ static pid_t spawn(char **argv, const char *agent, const char *sock, const char 
 
 	if (pid != 0)
 		return pid;
+	place(sock, group);
 	const char *prev = getenv("LD_PRELOAD");
 	char preload[PATH_MAX * 2];
 	/* After what is already preloaded: the user's own preloads (an
@@ -247,7 +273,7 @@ static void remove_transient(struct run_ctx *r, const mgi_stats_t *st)
 int mgi_cmd_run(int argc, char **argv)
 {
 	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_CODEC,
-	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER };
+	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_BACKSTOP };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
 		MGI_LIMIT_LONGOPTS,
@@ -259,6 +285,7 @@ int mgi_cmd_run(int argc, char **argv)
 		{"swap-file", required_argument, NULL, OPT_SWAP_FILE},
 		{"swap-file-after", required_argument, NULL, OPT_SWAP_FILE_AFTER},
 		{"min-available", required_argument, NULL, OPT_MIN_AVAILABLE},
+		{"kernel-backstop", required_argument, NULL, OPT_BACKSTOP},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -268,7 +295,8 @@ int mgi_cmd_run(int argc, char **argv)
 	const char *stats_json = NULL, *sock_opt = NULL, *codec = NULL;
 	uint64_t min_available = UINT64_MAX;
 	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
-	bool fault_around_given = false, coop_wait_given = false;
+	bool fault_around_given = false, coop_wait_given = false, backstop = true;
+	bool backstop_given = false;
 	int opt, status, rc;
 	sigset_t mask, oldmask;
 	pid_t child;
@@ -358,6 +386,15 @@ int mgi_cmd_run(int argc, char **argv)
 			coop_wait_given = true;
 			break;
 		}
+		case OPT_BACKSTOP:
+			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+				fprintf(stderr, "memgrp run: --kernel-backstop: on or off, not '%s'\n",
+					optarg);
+				return MGI_EXIT_USAGE;
+			}
+			backstop = !strcmp(optarg, "on");
+			backstop_given = true;
+			break;
 		case OPT_STATS_JSON:
 			stats_json = optarg;
 			break;
@@ -395,9 +432,10 @@ int mgi_cmd_run(int argc, char **argv)
 		return MGI_EXIT_USAGE;
 	}
 	if (mgi_manager_answers(r.sock)) {
-		if (fault_around_given || coop_wait_given || min_available != UINT64_MAX)
-			fprintf(stderr, "memgrp run: --fault-around, --coop-wait and --min-available "
-					"are the manager's (at %s): ignored\n", r.sock);
+		if (fault_around_given || coop_wait_given || min_available != UINT64_MAX ||
+		    backstop_given)
+			fprintf(stderr, "memgrp run: --fault-around, --coop-wait, --min-available and "
+					"--kernel-backstop are the manager's (at %s): ignored\n", r.sock);
 		if ((rc = use_manager(&r)) != 0)
 			return rc;
 	} else if (strchr(r.group, '/')) {
@@ -419,6 +457,7 @@ int mgi_cmd_run(int argc, char **argv)
 		m.min_available = min_available != UINT64_MAX ? min_available
 							       : mgi_default_min_available();
 		mgi_manager_set_limits(&m, &r.limits, err, sizeof(err));
+		mgi_backstop_init(&m, backstop);
 	}
 	/* Orphans of the group are reparented to us, so their exits are seen. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);

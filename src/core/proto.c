@@ -54,6 +54,13 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(reclaim_stalls, 0),
 	FIELD(reclaim_stall_p50_us, 0),
 	FIELD(reclaim_stall_p99_us, 0),
+	FIELD(unmanaged_processes, 0),
+	FIELD(kernel_usage, 1),
+	FIELD(kernel_max_usage, 1),
+	FIELD(kernel_limit, 1),
+	FIELD(kernel_file, 1),
+	FIELD(kernel_shmem, 1),
+	FIELD(kernel_anon, 1),
 	{NULL, 0, 0},
 };
 #undef FIELD
@@ -90,6 +97,7 @@ static size_t size_of_type(int type)
 	case MGI_MSG_OOM_KILL: return sizeof(mgi_msg_oom_t);
 	case MGI_MSG_STAT_REQ: return sizeof(mgi_msg_group_t);
 	case MGI_MSG_RM: return sizeof(mgi_msg_group_t);
+	case MGI_MSG_PLACE: return sizeof(mgi_msg_group_t);
 	case MGI_MSG_LIST_REQ: return sizeof(mgi_msg_group_t);
 	case MGI_MSG_LIST: return sizeof(mgi_msg_list_t);
 	case MGI_MSG_CREATE: return sizeof(mgi_msg_set_t);
@@ -242,7 +250,8 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		break;
 	case MGI_MSG_STAT_REQ:
 	case MGI_MSG_RM:
-		return check_group(out->group.group, h.type == MGI_MSG_STAT_REQ, err, errlen) ?: h.type;
+	case MGI_MSG_PLACE:
+		return check_group(out->group.group, h.type != MGI_MSG_RM, err, errlen) ?: h.type;
 	case MGI_MSG_LIST_REQ:
 		break;
 	case MGI_MSG_LIST:

@@ -61,6 +61,9 @@
  *  manager -> agent   EVICT      evict `pages` of yours (compress them into
  *                                your store) now.
  *  agent -> manager   EVICTED    done: `freed` of the `pages` asked.
+ *  client -> manager  PLACE      put me (the peer, by SO_PEERCRED) in group G's
+ *                                kernel cgroup (the backstop), before I run
+ *                                my command; REPLY.
  *  manager -> client  REPLY      0 or a negative errno, and why.
  *
  * The connection of an agent stays open for the life of its process image:
@@ -92,6 +95,7 @@ enum mgi_msg_type {
 	MGI_MSG_RECLAIM_REQ = 18,
 	MGI_MSG_EVICT = 19,
 	MGI_MSG_EVICTED = 20, /* laid out as EVICT */
+	MGI_MSG_PLACE = 21, /* laid out as STAT_REQ */
 };
 
 /* What a REGISTER asks to hear about. */
@@ -202,6 +206,11 @@ typedef struct mgi_stats {
 	uint64_t swap_file_bytes, written_back_pages; /* --swap-file */
 	uint64_t reclaim_stalls, reclaim_stall_p50_us, reclaim_stall_p99_us;
 	uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* bucket i: stalls < 2^i us */
+	/* the kernel backstop (src/daemon/backstop.c): processes in the
+	 * group's kernel cgroup without an agent connected, and the kernel
+	 * cgroup's own figures (0 without one) */
+	uint64_t unmanaged_processes, kernel_usage, kernel_max_usage, kernel_limit;
+	uint64_t kernel_file, kernel_shmem, kernel_anon;
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the

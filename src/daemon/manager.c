@@ -711,6 +711,7 @@ static void on_rejoin(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h, co
 					m->tree.node[idx].name,
 					(unsigned long long)mgi_counter_read(&m->tree.node[idx].seg->acct.memory) * 4,
 					mgi_segment_nr_procs(m->tree.node[idx].seg));
+			mgi_backstop_group_added(m, idx);
 			adopted++;
 		}
 		g = idx;
@@ -750,6 +751,13 @@ static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 		reply(c, -EPERM, "uid %u may not join group '%s' (only root, uid %u, or a child "
 				 "of one of the group's processes)", (unsigned)cred.uid,
 		      m->tree.node[g].name, (unsigned)m->uid);
+		drop_conn(m, i);
+		return;
+	}
+	char why[320];
+	int rc = mgi_backstop_hello(m, cred.pid, privileged(m, c), g, why, sizeof(why));
+	if (rc != 0) {
+		reply(c, rc, "%s", why);
 		drop_conn(m, i);
 		return;
 	}
@@ -824,6 +832,7 @@ static void on_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_re
 		clear_victim(m, from, c->pid);
 		c->group = g;
 		c->slot = c->move_slot;
+		mgi_backstop_moved(m, c->pid, g);
 		mgi_manager_log(m, "pid %d moved from group '%s' to '%s'", c->pid, m->tree.node[from].name,
 		     m->tree.node[g].name);
 	} else {
@@ -1033,6 +1042,7 @@ static void limits_changed(mgi_manager_t *m, int g)
 
 	mgi_notify_resync(m);
 	mgi_reclaim_soft_resync(m);
+	mgi_backstop_limits(m, g);
 	if (usage > high && mgi_reclaim_possible(m, g))
 		mgi_reclaim_request(m, g, usage - high + high / 64, true, -1, -1);
 }
@@ -1041,7 +1051,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 {
 	static mgi_msg_t out; /* large: not on the stack */
 	struct mgi_conn *c = &m->conns[i];
-	char why[160] = "";
+	char why[320] = "";
 	int g, rc;
 
 	switch (type) {
@@ -1055,6 +1065,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		}
 		audit(m);
 		mgi_tree_stat_msg(&m->tree, g, &out);
+		mgi_backstop_stats(m, g, &out.stat.figures);
 		send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		return;
 	case MGI_MSG_SET:
@@ -1078,6 +1089,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		rc = mgi_tree_create(&m->tree, msg->set.group, msg->set.memory_max, why, sizeof(why));
 		if (rc >= 0) {
 			mgi_tree_set_limits(&m->tree, rc, &msg->set, why, sizeof(why));
+			mgi_backstop_group_added(m, rc);
 			mgi_manager_log(m, "group '%s' created", msg->set.group);
 			limits_changed(m, rc);
 		}
@@ -1092,13 +1104,22 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 			return;
 		}
 		int parent = m->tree.node[g].parent;
+		char name[MGI_GROUP_NAME_MAX];
+		snprintf(name, sizeof(name), "%s", m->tree.node[g].name);
 		rc = mgi_tree_remove(&m->tree, g, why, sizeof(why));
 		if (rc == 0) {
+			mgi_backstop_group_removed(m, g, name);
 			/* (the group's segment is gone: its registrations are
 			 * signalled once and dropped) */
 			mgi_notify_drop_group(m, g, parent);
 			mgi_manager_log(m, "group '%s' removed", msg->group.group);
 		}
+		reply(c, rc, "%s", why);
+		return;
+	case MGI_MSG_PLACE:
+		if ((g = lookup(m, c, msg->group.group)) < 0)
+			return;
+		rc = mgi_backstop_place(m, c->peer_pid, privileged(m, c), g, why, sizeof(why));
 		reply(c, rc, "%s", why);
 		return;
 	case MGI_MSG_LIST_REQ:
@@ -1282,6 +1303,7 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 	case MGI_MSG_CREATE:
 	case MGI_MSG_RM:
 	case MGI_MSG_LIST_REQ:
+	case MGI_MSG_PLACE:
 		on_request(m, i, &msg, type);
 		break;
 	default:
@@ -1303,6 +1325,8 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 		return errno == EINTR ? 0 : -errno;
 	for (int k = 0; k < n; k++) {
 		uint64_t tag = evs[k].data.u64;
+		if (mgi_backstop_event(m, tag))
+			continue;
 		if (tag == TAG_LISTEN) {
 			accept_conns(m);
 		} else if (tag == TAG_WAKE) {
@@ -1353,6 +1377,7 @@ void mgi_manager_destroy(mgi_manager_t *m)
 		close(m->listen_fd);
 		unlink(m->sock_path);
 	}
+	mgi_backstop_destroy(m);
 	for (int r = 0; r < MGI_REGS_MAX; r++)
 		if (m->regs[r].id)
 			close(m->regs[r].efd);
@@ -1387,4 +1412,5 @@ int mgi_manager_set_limits(mgi_manager_t *m, const mgi_msg_set_t *set, char *why
 void mgi_manager_stats(const mgi_manager_t *m, mgi_stats_t *out)
 {
 	mgi_tree_stats(&m->tree, m->scope, out);
+	mgi_backstop_stats(m, m->scope, out);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "backstop.h"
 #include "proto.h"
 #include "tree.h"
 
@@ -123,6 +124,7 @@ typedef struct mgi_manager {
 	unsigned nconns;
 	int spare_fd;      /* given up to accept (and refuse) when out of fds */
 	uint64_t oom_report_ns; /* last report of unkillable slots (rate) */
+	struct mgi_backstop *backstop; /* the kernel cgroups (backstop.h); NULL: off */
 } mgi_manager_t;
 
 /*

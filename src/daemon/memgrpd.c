@@ -19,7 +19,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: memgrpd [--socket PATH] [--state-dir DIR|none] [--fault-around N]\n"
-		"               [--coop-wait MS] [--min-available SIZE]\n"
+		"               [--coop-wait MS] [--min-available SIZE] [--kernel-backstop on|off]\n"
 		"\n"
 		"Serves memgrp's group tree: groups are created, changed and removed with\n"
 		"`memgrp create|set|rm`, and `memgrp run -g GROUP -- CMD` runs commands in\n"
@@ -44,6 +44,11 @@ static void usage(FILE *out)
 		"                    the host floor: while MemAvailable is under it, groups\n"
 		"                    above their soft limit are evicted toward it (default\n"
 		"                    5%% of the host's memory; 0: never)\n"
+		"  --kernel-backstop on|off\n"
+		"                    a kernel memory cgroup behind every group (default on\n"
+		"                    where the kernel offers one): it bounds what the agent\n"
+		"                    does not see (static binaries, shared memory, file\n"
+		"                    cache) at the limit + swap limit + a slack\n"
 		"  -h, --help        show this help\n"
 		"\n"
 		"Exit codes: 0 stopped by a signal, 1 could not start, 2 bad command line.\n");
@@ -57,6 +62,7 @@ int main(int argc, char **argv)
 		{"fault-around", required_argument, NULL, 'f'},
 		{"coop-wait", required_argument, NULL, 'w'},
 		{"min-available", required_argument, NULL, 'a'},
+		{"kernel-backstop", required_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -68,6 +74,7 @@ int main(int argc, char **argv)
 	char err[256], *end;
 	sigset_t mask;
 	int opt, sfd;
+	bool backstop = true;
 
 	if (!sock || !*sock)
 		sock = DEFAULT_SOCKET;
@@ -102,6 +109,13 @@ int main(int argc, char **argv)
 				fprintf(stderr, "memgrpd: --min-available: %s\n", err);
 				return 2;
 			}
+			break;
+		case 'k':
+			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+				fprintf(stderr, "memgrpd: --kernel-backstop: on or off, not '%s'\n", optarg);
+				return 2;
+			}
+			backstop = !strcmp(optarg, "on");
 			break;
 		case 'h':
 			usage(stdout);
@@ -143,6 +157,7 @@ int main(int argc, char **argv)
 	}
 	m.coop_wait_ms = (unsigned)coop_wait;
 	m.min_available = min_available;
+	mgi_backstop_init(&m, backstop); /* after the state directory: takes its groups back */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);

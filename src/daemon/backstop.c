@@ -1,0 +1,800 @@
+/* backstop.c - the kernel cgroup behind every group: limits, placement, who runs unmanaged, the kernel's OOM. */
+#include "backstop.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "group.h"
+#include "kcgroup.h"
+#include "manager.h"
+#include "size.h"
+
+/* epoll tags: above the manager's (connections, pidfds). */
+#define TAG_OOM_BASE (3ULL << 32) /* + group */
+#define TAG_SCAN (TAG_OOM_BASE + MGI_GROUPS_MAX)
+#define TAG_OOM_TIMER (TAG_SCAN + 1)
+
+/* How often the kernel cgroups' process lists are read. */
+#define SCAN_MS 500
+/* A process younger than this is not reported yet: it may be between
+ * fork and exec, or its agent about to say HELLO. */
+#define GRACE_MS 500
+/* While a group waits at its kernel limit: how often it is looked at, how
+ * long a victim has to go before the next one is chosen, and how long
+ * before the kernel's own OOM killer is let act (nothing hangs). */
+#define OOM_CHECK_MS 100
+#define KILL_WAIT_MS 1000
+#define PAUSE_MAX_MS 5000
+#define PIDS_MAX 4096
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_process_mrelease
+#define SYS_process_mrelease 448
+#endif
+
+struct bs_group {
+	bool made;
+	int oomfd;
+	uint64_t paused_ns, killed_ns, high_events;
+	pid_t victim;
+	bool released; /* the kernel's killer let act after PAUSE_MAX_MS */
+	unsigned unmanaged;
+};
+
+struct mgi_backstop {
+	mgi_kcg_t k;
+	int scan_fd, oom_timer_fd;
+	bool oom_timer_on;
+	struct bs_group g[MGI_GROUPS_MAX];
+	pid_t reported[256];
+	unsigned nreported;
+	/* kernel cgroups of removed groups that processes without the agent
+	 * still ran in: removed by the scan once empty (children first, as
+	 * they were added) */
+	char lingering[32][MGI_GROUP_NAME_MAX];
+	unsigned nlingering;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static const char *gname(const mgi_manager_t *m, int g)
+{
+	return m->tree.node[g].name;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* memory limit + swap limit (the stores' bound) + slack; none without a
+ * memory limit, or with unbounded swap. */
+static uint64_t kernel_limit(const mgi_manager_t *m, int g)
+{
+	const mgi_segment_t *seg = m->tree.node[g].seg;
+	uint64_t mem = mgi_counter_read_max(&seg->ctl.memory), swap = MGI_PAGES_UNLIMITED;
+
+	if (g == 0 || mem >= MGI_PAGES_UNLIMITED)
+		return UINT64_MAX;
+	for (int a = g; a > 0; a = m->tree.node[a].parent)
+		swap = min_u64(swap, atomic_load(&m->tree.node[a].seg->ctl.swap.max));
+	if (swap >= MGI_PAGES_UNLIMITED)
+		return UINT64_MAX;
+	uint64_t bytes = (mem + swap) * 4096;
+	return bytes + MGI_BACKSTOP_SLACK_MIN + bytes / MGI_BACKSTOP_SLACK_DIV;
+}
+
+/* The one kill of this file: through a pidfd (no pid reuse in between),
+ * then the victim's memory is taken back at once (process_mrelease). */
+static int kill_pid(pid_t pid)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+	if (fd < 0)
+		return -errno;
+	int rc = syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0 ? 0 : -errno;
+	if (rc == 0)
+		syscall(SYS_process_mrelease, fd, 0); /* best effort (Linux 5.15+) */
+	close(fd);
+	return rc;
+}
+
+static void arm(int fd, unsigned ms)
+{
+	struct itimerspec its = {{ms / 1000, (long)(ms % 1000) * 1000000},
+				 {ms / 1000, (long)(ms % 1000) * 1000000}};
+	timerfd_settime(fd, 0, &its, NULL);
+}
+
+static void watch(mgi_manager_t *m, int fd, uint32_t events, uint64_t tag)
+{
+	struct epoll_event ev = {.events = events, .data.u64 = tag};
+	epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void make(mgi_manager_t *m, int g)
+{
+	struct mgi_backstop *bs = m->backstop;
+	struct bs_group *bg = &bs->g[g];
+	int rc;
+
+	if (bg->made)
+		return;
+	if (g != 0 && (rc = mgi_kcg_create(&bs->k, gname(m, g))) != 0) {
+		mgi_manager_log(m, "group '%s': cannot make its kernel cgroup: %s; the limit covers "
+				   "only what the agent sees", gname(m, g), strerror(-rc));
+		return;
+	}
+	bg->made = true;
+	bg->oomfd = -1;
+	mgi_backstop_limits(m, g);
+	if (g == 0)
+		return; /* the root: no limit, nothing to watch */
+	bg->oomfd = mgi_kcg_watch_oom(&bs->k, gname(m, g));
+	if (bg->oomfd < 0) {
+		mgi_manager_log(m, "group '%s': cannot watch its kernel cgroup's OOM: %s",
+				gname(m, g), strerror(-bg->oomfd));
+		return;
+	}
+	watch(m, bg->oomfd, bs->k.version == 1 ? EPOLLIN : EPOLLPRI, TAG_OOM_BASE + (uint64_t)g);
+}
+
+static bool keep_group(void *arg, const char *name)
+{
+	return mgi_tree_find(&((mgi_manager_t *)arg)->tree, name) >= 0;
+}
+
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+void mgi_backstop_init(mgi_manager_t *m, bool on)
+{
+	char mount[128], self[200], base[256];
+	struct mgi_backstop *bs;
+	int version, rc;
+
+	m->backstop = NULL;
+	if (!on)
+		return;
+	version = mgi_kcg_probe("/proc/self/mounts", mount, sizeof(mount));
+	if (version < 0) {
+		mgi_manager_log(m, "the kernel offers no memory cgroup here: the limits cover only "
+				   "what the agent sees");
+		return;
+	}
+	if ((rc = mgi_kcg_pid_path(version, "/proc", getpid(), self, sizeof(self))) != 0) {
+		mgi_manager_log(m, "cannot find this manager's memory cgroup: %s; the limits cover "
+				   "only what the agent sees", strerror(-rc));
+		return;
+	}
+	snprintf(base, sizeof(base), "%s/memgrp@%08x", strcmp(self, "/") ? self : "",
+		 fnv1a(m->sock_path));
+	if (!(bs = calloc(1, sizeof(*bs))))
+		return;
+	bs->scan_fd = bs->oom_timer_fd = -1;
+	if ((rc = mgi_kcg_open(&bs->k, version, mount, base, "/proc")) != 0) {
+		mgi_manager_log(m, "cannot use the kernel memory cgroup %s%s: %s; the limits cover "
+				   "only what the agent sees", mount, base, strerror(-rc));
+		free(bs);
+		return;
+	}
+	m->backstop = bs;
+	/* A crash's leftovers go; those of groups the tree has (restored
+	 * from the state directory) are taken back. */
+	rc = mgi_kcg_clean(&bs->k, keep_group, m);
+	if (rc > 0)
+		mgi_manager_log(m, "%d kernel cgroup(s) under %s%s still hold processes: left in "
+				   "place", rc, mount, base);
+	/* Parents first: by index is not enough after restores. */
+	for (unsigned depth = 0; depth <= MGI_DEPTH_MAX; depth++)
+		for (int g = 0; g < MGI_GROUPS_MAX; g++)
+			if (m->tree.node[g].used &&
+			    (g == 0 ? 0 : mgi_group_depth(gname(m, g))) == depth)
+				make(m, g);
+	bs->scan_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	bs->oom_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (bs->scan_fd >= 0) {
+		watch(m, bs->scan_fd, EPOLLIN, TAG_SCAN);
+		arm(bs->scan_fd, SCAN_MS);
+	}
+	if (bs->oom_timer_fd >= 0)
+		watch(m, bs->oom_timer_fd, EPOLLIN, TAG_OOM_TIMER);
+}
+
+static void unmake(mgi_manager_t *m, int g, const char *name)
+{
+	struct mgi_backstop *bs = m->backstop;
+	struct bs_group *bg = &bs->g[g];
+
+	if (!bg->made)
+		return;
+	if (bg->oomfd >= 0) {
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, bg->oomfd, NULL);
+		close(bg->oomfd);
+	}
+	if (g != 0) {
+		int rc = mgi_kcg_remove(&bs->k, name);
+		if (rc != 0 && rc != -ENOENT) {
+			/* Processes without the agent still run in it: they keep
+			 * its limit, with the kernel's own OOM killer (nobody
+			 * watches it now), until they are gone. */
+			mgi_kcg_kernel_killer(&bs->k, name, true);
+			if (bs->nlingering < 32)
+				snprintf(bs->lingering[bs->nlingering++], MGI_GROUP_NAME_MAX, "%s", name);
+			mgi_manager_log(m, "group '%s': its kernel cgroup stays until its processes are "
+					   "gone (%s)", name,
+					rc == -EBUSY ? "processes without the agent run in it" : strerror(-rc));
+		}
+	}
+	memset(bg, 0, sizeof(*bg));
+	bg->oomfd = -1;
+}
+
+void mgi_backstop_destroy(mgi_manager_t *m)
+{
+	struct mgi_backstop *bs = m->backstop;
+
+	if (!bs)
+		return;
+	for (int depth = MGI_DEPTH_MAX; depth >= 1; depth--)
+		for (int g = 1; g < MGI_GROUPS_MAX; g++)
+			if (m->tree.node[g].used && mgi_group_depth(gname(m, g)) == (unsigned)depth)
+				unmake(m, g, gname(m, g));
+	unmake(m, 0, "");
+	for (unsigned i = 0; i < bs->nlingering; i++)
+		mgi_kcg_remove(&bs->k, bs->lingering[i]);
+	mgi_kcg_remove(&bs->k, ""); /* the manager's directory, if empty */
+	if (bs->scan_fd >= 0)
+		close(bs->scan_fd);
+	if (bs->oom_timer_fd >= 0)
+		close(bs->oom_timer_fd);
+	free(bs);
+	m->backstop = NULL;
+}
+
+void mgi_backstop_group_added(mgi_manager_t *m, int g)
+{
+	if (m->backstop)
+		make(m, g);
+}
+
+void mgi_backstop_limits(mgi_manager_t *m, int g)
+{
+	struct mgi_backstop *bs = m->backstop;
+	int rc;
+
+	if (!bs || !bs->g[g].made || g == 0)
+		return;
+	/* The children's follow from the ancestors' swap limit. */
+	for (int c = 1; c < MGI_GROUPS_MAX; c++) {
+		if (!m->tree.node[c].used || !bs->g[c].made || !mgi_tree_is_under(&m->tree, c, g))
+			continue;
+		uint64_t lim = kernel_limit(m, c);
+		if ((rc = mgi_kcg_set_limit(&bs->k, gname(m, c), lim)) != 0) {
+			char s[16];
+			mgi_size_format(lim, s, sizeof(s));
+			mgi_manager_log(m, "group '%s': cannot set its kernel limit to %s: %s",
+					gname(m, c), s, strerror(-rc));
+		}
+	}
+}
+
+void mgi_backstop_group_removed(mgi_manager_t *m, int g, const char *name)
+{
+	if (m->backstop)
+		unmake(m, g, name);
+}
+
+/* The group whose kernel cgroup holds path (relative to the mount): the
+ * deepest one of this tree containing it; -1 if path is outside base. */
+static int group_of_path(const mgi_manager_t *m, const char *path)
+{
+	const struct mgi_backstop *bs = m->backstop;
+	size_t bl = strlen(bs->k.base);
+	int best = -1;
+	size_t best_len = 0;
+
+	if (strncmp(path, bs->k.base, bl) != 0 || (path[bl] && path[bl] != '/'))
+		return -1;
+	const char *rel = path[bl] ? path + bl + 1 : "";
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		const char *n = gname(m, g);
+		size_t nl = strlen(n);
+		if (!m->tree.node[g].used || !bs->g[g].made)
+			continue;
+		if (g == 0 ? best < 0
+			   : (strncmp(rel, n, nl) == 0 && (rel[nl] == '\0' || rel[nl] == '/') &&
+			      nl >= best_len)) {
+			best = g;
+			best_len = nl;
+		}
+	}
+	return best;
+}
+
+/* Whether a kernel cgroup path is some memgrp manager's. */
+static bool in_memgrp(const char *path)
+{
+	return strstr(path, "/memgrp@") != NULL;
+}
+
+static int pid_path(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
+{
+	return mgi_kcg_pid_path(m->backstop->k.version, m->backstop->k.proc, pid, out, len);
+}
+
+int mgi_backstop_hello(mgi_manager_t *m, pid_t pid, bool privileged, int g, char *why,
+		       size_t whylen)
+{
+	struct mgi_backstop *bs = m->backstop;
+	char path[512];
+	int rc, in;
+
+	if (!bs || !bs->g[g].made)
+		return 0;
+	if ((rc = pid_path(m, pid, path, sizeof(path))) != 0) {
+		snprintf(why, whylen, "cannot read pid %d's kernel cgroup: %s", (int)pid, strerror(-rc));
+		return -ESRCH;
+	}
+	in = group_of_path(m, path);
+	if (in == g)
+		return 0;
+	if (in < 0 && privileged && !in_memgrp(path)) {
+		/* started with the agent by hand: its limit starts now */
+		if ((rc = mgi_kcg_add_pid(&bs->k, gname(m, g), pid)) != 0) {
+			snprintf(why, whylen, "cannot move pid %d into group '%s''s kernel cgroup: %s",
+				 (int)pid, gname(m, g), strerror(-rc));
+			return rc;
+		}
+		return 0;
+	}
+	if (in >= 0)
+		snprintf(why, whylen, "pid %d is in group '%s' (its kernel cgroup): it may not join "
+			 "group '%s' (a process cannot move itself to another group; memgrp attach "
+			 "can move it)", (int)pid, in == 0 ? "(root)" : gname(m, in), gname(m, g));
+	else
+		snprintf(why, whylen, "pid %d runs in kernel cgroup %s, which is not this manager's: "
+			 "it may not join group '%s'", (int)pid, path, gname(m, g));
+	mgi_manager_log(m, "refused: %s", why);
+	return -EPERM;
+}
+
+int mgi_backstop_place(mgi_manager_t *m, pid_t pid, bool privileged, int g, char *why,
+		       size_t whylen)
+{
+	struct mgi_backstop *bs = m->backstop;
+	char path[512];
+	int rc, in;
+
+	if (!bs || !bs->g[g].made) {
+		snprintf(why, whylen, "no kernel backstop here");
+		return -EOPNOTSUPP;
+	}
+	if ((rc = pid_path(m, pid, path, sizeof(path))) != 0) {
+		snprintf(why, whylen, "cannot read pid %d's kernel cgroup: %s", (int)pid, strerror(-rc));
+		return -ESRCH;
+	}
+	in = group_of_path(m, path);
+	/* Downwards in the kernel's hierarchy from a memgrp group (a nested
+	 * `memgrp run` with a manager of its own makes its groups below its
+	 * group's): whatever bounds pid now still bounds it there. Not for an
+	 * unprivileged process from outside every group: it could crowd a
+	 * group to its kernel limit and have one of its processes killed. */
+	char target[512];
+	size_t pl = strlen(path);
+	snprintf(target, sizeof(target), "%s%s%s", bs->k.base, g ? "/" : "", gname(m, g));
+	bool down = strncmp(target, path, pl) == 0 && (target[pl] == '/' || target[pl] == '\0');
+	bool ok = in >= 0 ? mgi_tree_is_under(&m->tree, g, in)
+			  : (down && (privileged || in_memgrp(path))) || (privileged && !in_memgrp(path));
+	if (!ok) {
+		if (in >= 0)
+			snprintf(why, whylen, "pid %d is in group '%s': it may go only to that group "
+				 "or one below it, not '%s'", (int)pid, in == 0 ? "(root)" : gname(m, in),
+				 gname(m, g));
+		else
+			snprintf(why, whylen, "pid %d runs in kernel cgroup %s: it may not go to "
+				 "group '%s'", (int)pid, path, gname(m, g));
+		mgi_manager_log(m, "refused: %s", why);
+		return -EPERM;
+	}
+	if ((rc = mgi_kcg_add_pid(&bs->k, gname(m, g), pid)) != 0) {
+		snprintf(why, whylen, "cannot move pid %d into group '%s''s kernel cgroup: %s",
+			 (int)pid, gname(m, g), strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+void mgi_backstop_moved(mgi_manager_t *m, pid_t pid, int g)
+{
+	struct mgi_backstop *bs = m->backstop;
+	int rc;
+
+	if (bs && bs->g[g].made && (rc = mgi_kcg_add_pid(&bs->k, gname(m, g), pid)) != 0)
+		mgi_manager_log(m, "pid %d: cannot move it into group '%s''s kernel cgroup: %s",
+				(int)pid, gname(m, g), strerror(-rc));
+}
+
+static int read_small(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+static void comm_of(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "%s/%d/comm", m->backstop->k.proc, (int)pid);
+	if (read_small(path, out, len) <= 0)
+		snprintf(out, len, "?");
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static uint64_t rss_of(const mgi_manager_t *m, pid_t pid)
+{
+	char path[96], buf[128];
+	unsigned long long size, res;
+
+	snprintf(path, sizeof(path), "%s/%d/statm", m->backstop->k.proc, (int)pid);
+	if (read_small(path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%llu %llu", &size, &res) != 2)
+		return 0;
+	return res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* How long ago pid started, in ms (large if unknown). */
+static uint64_t age_ms(const mgi_manager_t *m, pid_t pid)
+{
+	char path[96], buf[1024];
+	double up;
+	unsigned long long start;
+
+	if (read_small("/proc/uptime", buf, sizeof(buf)) <= 0 || sscanf(buf, "%lf", &up) != 1)
+		return UINT64_MAX;
+	snprintf(path, sizeof(path), "%s/%d/stat", m->backstop->k.proc, (int)pid);
+	if (read_small(path, buf, sizeof(buf)) <= 0)
+		return UINT64_MAX;
+	char *p = strrchr(buf, ')'); /* comm may hold spaces */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+				"%*d %*d %*d %llu", &start) != 1)
+		return UINT64_MAX;
+	double ms = up * 1000.0 - (double)start * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+	return ms < 0 ? 0 : (uint64_t)ms;
+}
+
+/* Whether the program pid runs has a PT_INTERP (a dynamic linker, which
+ * loads LD_PRELOAD); -1 if unknown. */
+static int has_interp(const mgi_manager_t *m, pid_t pid)
+{
+	char path[96];
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	int fd, found = 0;
+
+	snprintf(path, sizeof(path), "%s/%d/exe", m->backstop->k.proc, (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(ph)) {
+		close(fd);
+		return -1;
+	}
+	for (unsigned i = 0; i < eh.e_phnum && i < 256 && !found; i++)
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) == sizeof(ph) &&
+		    ph.p_type == PT_INTERP)
+			found = 1;
+	close(fd);
+	return found;
+}
+
+/* Whether a NUL-separated file (environ, maps are lines) holds needle. */
+static int file_has(const char *path, const char *needle)
+{
+	static char buf[1 << 16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), hit = 0;
+	size_t nl = strlen(needle), keep = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	while (!hit && (n = read(fd, buf + keep, sizeof(buf) - keep)) > 0) {
+		size_t len = keep + (size_t)n;
+		hit = memmem(buf, len, needle, nl) != NULL;
+		keep = len > nl ? nl : len;
+		memmove(buf, buf + len - keep, keep);
+	}
+	close(fd);
+	return hit;
+}
+
+/* Why pid runs without the agent, as far as /proc tells. */
+static void diagnose(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
+{
+	const char *proc = m->backstop->k.proc;
+	char path[512], cg[512], buf[512];
+	unsigned ruid = 0, euid = 0;
+
+	size_t bl = strlen(m->backstop->k.base);
+	if (pid_path(m, pid, cg, sizeof(cg)) == 0 && strncmp(cg, m->backstop->k.base, bl) == 0 &&
+	    strstr(cg + bl, "/memgrp@")) {
+		snprintf(out, len, "it runs in a nested memgrp group (kernel cgroup %.160s)", cg);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%d/maps", proc, (int)pid);
+	if (file_has(path, "libmemgrp-agent") == 1) {
+		snprintf(out, len, "the agent is loaded but not connected to this manager (refused, "
+			 "or a child forked without the agent's handlers)");
+		return;
+	}
+	if (has_interp(m, pid) == 0) {
+		snprintf(out, len, "a static binary (no PT_INTERP): no dynamic linker loads the agent");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%d/status", proc, (int)pid);
+	if (read_small(path, buf, sizeof(buf)) > 0) {
+		char *u = strstr(buf, "\nUid:");
+		if (u && sscanf(u + 5, "%u %u", &ruid, &euid) == 2 && ruid != euid) {
+			snprintf(out, len, "a setuid program: the dynamic linker ignores LD_PRELOAD");
+			return;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/%d/environ", proc, (int)pid);
+	if (file_has(path, "LD_PRELOAD=") == 0) {
+		snprintf(out, len, "LD_PRELOAD is missing from its environment");
+		return;
+	}
+	snprintf(out, len, "the agent did not start (LD_PRELOAD does not name it, or it failed)");
+}
+
+/* Whether pid runs the agent for this manager: connected, or holding a
+ * slot of a group restored after a restart while its agent has not
+ * rejoined yet (it tries once a second). */
+static bool managed(const mgi_manager_t *m, pid_t pid)
+{
+	for (unsigned k = 0; k < m->nconns; k++)
+		if (m->conns[k].fd >= 0 && m->conns[k].slot >= 0 && m->conns[k].pid == pid)
+			return true;
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used)
+			continue;
+		for (int i = 0; i < MGI_PROCS_MAX; i++)
+			if (atomic_load(&m->tree.node[g].seg->ctl.procs[i].pid) == pid)
+				return true;
+	}
+	return false;
+}
+
+static bool reported(struct mgi_backstop *bs, pid_t pid)
+{
+	for (unsigned i = 0; i < bs->nreported && i < 256; i++)
+		if (bs->reported[i] == pid)
+			return true;
+	bs->reported[bs->nreported++ % 256] = pid;
+	return false;
+}
+
+/* Every SCAN_MS: each kernel cgroup's processes; those without an agent
+ * connected here are counted, and reported once. */
+static void scan(mgi_manager_t *m)
+{
+	static pid_t pids[PIDS_MAX];
+	struct mgi_backstop *bs = m->backstop;
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < bs->nlingering; i++)
+		if (mgi_tree_find(&m->tree, bs->lingering[i]) < 0 &&
+		    mgi_kcg_remove(&bs->k, bs->lingering[i]) == -EBUSY)
+			memmove(bs->lingering[kept++], bs->lingering[i], MGI_GROUP_NAME_MAX);
+	bs->nlingering = kept;
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used || !bs->g[g].made)
+			continue;
+		int n = mgi_kcg_pids(&bs->k, gname(m, g), g != 0, pids, PIDS_MAX);
+		unsigned unmanaged = 0;
+		for (int i = 0; i < n && i < PIDS_MAX; i++) {
+			if (managed(m, pids[i]) || age_ms(m, pids[i]) < GRACE_MS)
+				continue;
+			unmanaged++;
+			char path[512], comm[32], why[256];
+			if (pid_path(m, pids[i], path, sizeof(path)) != 0 ||
+			    group_of_path(m, path) != g || reported(bs, pids[i]))
+				continue;
+			comm_of(m, pids[i], comm, sizeof(comm));
+			diagnose(m, pids[i], why, sizeof(why));
+			mgi_manager_log(m, "group '%s': pid %d (%s) runs without the agent: %s; only "
+					   "its kernel cgroup bounds it", g ? gname(m, g) : "(root)",
+					(int)pids[i], comm, why);
+		}
+		bs->g[g].unmanaged = unmanaged;
+	}
+}
+
+/* Whether g waits at its own kernel limit now (not an ancestor's, whose
+ * OOM marks the whole subtree, nor a descendant's). */
+static bool paused(struct mgi_backstop *bs, int g, const mgi_kcg_figures_t *f)
+{
+	if (bs->k.version == 1)
+		return f->under_oom && f->limit != UINT64_MAX && f->usage + (2u << 20) >= f->limit;
+	bool rose = f->high_events != bs->g[g].high_events;
+	bs->g[g].high_events = f->high_events;
+	return rose && f->limit != UINT64_MAX && f->usage >= f->limit;
+}
+
+/* The kernel limit of g refused: the largest process of its subtree by
+ * the kernel's RSS, managed or not, is killed (one at a time); after
+ * PAUSE_MAX_MS the kernel's own killer may act. Returns whether g still
+ * waits. */
+static bool resolve(mgi_manager_t *m, int g)
+{
+	static pid_t pids[PIDS_MAX];
+	struct mgi_backstop *bs = m->backstop;
+	struct bs_group *bg = &bs->g[g];
+	mgi_kcg_figures_t f;
+	uint64_t now = now_ns();
+
+	if (mgi_kcg_read(&bs->k, gname(m, g), &f) != 0 || !paused(bs, g, &f)) {
+		if (bg->released)
+			mgi_kcg_kernel_killer(&bs->k, gname(m, g), false);
+		bg->paused_ns = 0;
+		bg->released = false;
+		return false;
+	}
+	if (!bg->paused_ns)
+		bg->paused_ns = now;
+	if (bg->victim > 0 && kill(bg->victim, 0) == 0 && now - bg->killed_ns < KILL_WAIT_MS * 1000000ULL)
+		return true; /* the last victim is on its way out */
+	if (now - bg->paused_ns > PAUSE_MAX_MS * 1000000ULL) {
+		if (!bg->released) {
+			mgi_kcg_kernel_killer(&bs->k, gname(m, g), true);
+			bg->released = true;
+			mgi_manager_log(m, "group '%s' still waits at its kernel limit after %d ms: the "
+					   "kernel's OOM killer may act", gname(m, g), PAUSE_MAX_MS);
+		}
+		return true;
+	}
+	int n = mgi_kcg_pids(&bs->k, gname(m, g), true, pids, PIDS_MAX);
+	pid_t victim = 0;
+	uint64_t most = 0;
+	for (int i = 0; i < n && i < PIDS_MAX; i++) {
+		uint64_t r = rss_of(m, pids[i]);
+		if (r > most) {
+			most = r;
+			victim = pids[i];
+		}
+	}
+	if (victim <= 0)
+		return true;
+	char usage[16], limit[16], anon[16], file[16], shmem[16], holds[16], comm[32], how[300];
+	char vpath[512];
+	int vg = pid_path(m, victim, vpath, sizeof(vpath)) == 0 ? group_of_path(m, vpath) : -1;
+	mgi_size_format(f.usage, usage, sizeof(usage));
+	mgi_size_format(f.limit, limit, sizeof(limit));
+	mgi_size_format(f.anon, anon, sizeof(anon));
+	mgi_size_format(f.file, file, sizeof(file));
+	mgi_size_format(f.shmem, shmem, sizeof(shmem));
+	mgi_size_format(most, holds, sizeof(holds));
+	comm_of(m, victim, comm, sizeof(comm));
+	if (managed(m, victim))
+		snprintf(how, sizeof(how), "it runs with the agent");
+	else {
+		char why[256];
+		diagnose(m, victim, why, sizeof(why));
+		snprintf(how, sizeof(how), "it runs without the agent: %s", why);
+	}
+	mgi_manager_log(m, "group '%s' is out of memory at its kernel limit (kernel usage %s of "
+			   "%s: anon %s, file %s, shmem %s): killing pid %d (%s) of group '%s', "
+			   "which holds %s (RSS); %s",
+			gname(m, g), usage, limit, anon, file, shmem, (int)victim, comm,
+			vg > 0 ? gname(m, vg) : gname(m, g), holds, how);
+	if (kill_pid(victim) == 0) {
+		atomic_fetch_add(&m->tree.node[g].seg->ctl.oom_kill, 1);
+		mgi_notify_oom(m, g);
+	}
+	bg->victim = victim;
+	bg->killed_ns = now;
+	return true;
+}
+
+static void oom_tick(mgi_manager_t *m)
+{
+	struct mgi_backstop *bs = m->backstop;
+	bool any = false;
+
+	for (int g = 1; g < MGI_GROUPS_MAX; g++)
+		if (bs->g[g].made && bs->g[g].paused_ns)
+			any |= resolve(m, g);
+	if (!any && bs->oom_timer_on) {
+		struct itimerspec off = {{0, 0}, {0, 0}};
+		timerfd_settime(bs->oom_timer_fd, 0, &off, NULL);
+		bs->oom_timer_on = false;
+	}
+}
+
+bool mgi_backstop_event(mgi_manager_t *m, uint64_t tag)
+{
+	struct mgi_backstop *bs = m->backstop;
+	uint64_t v;
+	char buf[256];
+
+	if (!bs || tag < TAG_OOM_BASE || tag > TAG_OOM_TIMER)
+		return false;
+	if (tag == TAG_SCAN) {
+		if (read(bs->scan_fd, &v, sizeof(v)) < 0) {
+			/* EAGAIN: nothing */
+		}
+		scan(m);
+		return true;
+	}
+	if (tag == TAG_OOM_TIMER) {
+		if (read(bs->oom_timer_fd, &v, sizeof(v)) < 0) {
+			/* EAGAIN */
+		}
+		oom_tick(m);
+		return true;
+	}
+	int g = (int)(tag - TAG_OOM_BASE);
+	struct bs_group *bg = &bs->g[g];
+	if (!bg->made || bg->oomfd < 0)
+		return true;
+	if (bs->k.version == 1) {
+		if (read(bg->oomfd, &v, sizeof(v)) < 0) {
+			/* EAGAIN */
+		}
+	} else if (pread(bg->oomfd, buf, sizeof(buf), 0) < 0) {
+		/* re-read: clears the modification mark */
+	}
+	if (resolve(m, g) && !bs->oom_timer_on && bs->oom_timer_fd >= 0) {
+		arm(bs->oom_timer_fd, OOM_CHECK_MS);
+		bs->oom_timer_on = true;
+	}
+	return true;
+}
+
+void mgi_backstop_stats(const mgi_manager_t *m, int g, mgi_stats_t *st)
+{
+	const struct mgi_backstop *bs = m->backstop;
+	mgi_kcg_figures_t f;
+
+	if (!bs || !bs->g[g].made || mgi_kcg_read(&bs->k, gname(m, g), &f) != 0)
+		return;
+	st->unmanaged_processes = bs->g[g].unmanaged;
+	st->kernel_usage = f.usage;
+	st->kernel_max_usage = f.max_usage;
+	st->kernel_limit = f.limit;
+	st->kernel_file = f.file;
+	st->kernel_shmem = f.shmem;
+	st->kernel_anon = f.anon;
+}

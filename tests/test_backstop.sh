@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# test_backstop.sh - the kernel memory cgroup behind every group: what the agent cannot see is bounded and killed at the kernel limit.
+# Usage: test_backstop.sh MEMGRP MEMGRPD PROGS_DIR
+set -u
+memgrp=$(realpath "$1")
+memgrpd=$(realpath "$2")
+progs=$(realpath "$3")
+tmp=$(mktemp -d)
+sock=$tmp/memgrpd.sock
+sfx=$$
+dpid=
+cleanup() {
+	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+passed=0 failed=0 skipped=0
+ok()   { echo "ok   $1"; passed=$((passed + 1)); }
+bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
+
+if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
+	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
+	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "SKIP all: the kernel backstop needs root (cgroupfs)"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 77
+fi
+# The memory hierarchy, as memgrp finds it: v1 with option memory.
+mnt=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ {print $2; exit}' /proc/self/mounts)
+if [ -z "$mnt" ]; then
+	echo "SKIP all: no cgroup v1 memory hierarchy here (v2 is covered by test_kcgroup's fake tree)"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 77
+fi
+# memgrp's directories go below the cgroup the manager runs in (ours).
+self=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)
+cgdir=$mnt${self%/}
+
+jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
+mib() { echo $(( $1 >> 20 )); }
+
+# A manager's kernel cgroups live in "memgrp@" + the FNV-1a hash of its
+# socket path, below the cgroup it runs in (docs/design.md).
+kbase() {
+	python3 -c '
+import sys
+h = 2166136261
+for b in sys.argv[1].encode(): h = ((h ^ b) * 16777619) & 0xffffffff
+print("memgrp@%08x" % h)' "$1"
+}
+# Nothing memgrp made may stay behind: checked after every case (SOCKET
+# the case's manager's; the names of this run's groups carry $sfx).
+leftovers() {
+	local left
+	left=$(find "$cgdir/$(kbase "$2")" "$mnt"/memgrp* -maxdepth 0 2>/dev/null; find "$cgdir" -name "*$sfx*" 2>/dev/null)
+	if [ -n "$left" ]; then
+		bad "$1: cleanup" "kernel cgroups left: $left"
+		return 1
+	fi
+	return 0
+}
+
+limit=64M
+limit_bytes=$((64 << 20))
+# The documented bound (docs/design.md): memory + swap limit (0 here) +
+# 16 MiB + 1/16 of that.
+kbound=$(( limit_bytes + (16 << 20) + limit_bytes / 16 ))
+
+# escape NAME WANT_RC WHY_REGEX -- COMMAND...: runs COMMAND under
+# `memgrp run -m 64M`, expects WANT_RC, the kill at the kernel limit in the
+# log naming WHY_REGEX, and the kernel's max usage within the bound.
+escape() {
+	local name=$1 want=$2 why=$3; shift 4
+	local out=$tmp/$name.out json=$tmp/$name.json
+	timeout -k 5 120 "$memgrp" run -m $limit -g "bs-$name-$sfx" --stats-json "$json" -- "$@" >"$out" 2>&1
+	local rc=$?
+	leftovers "$name" "/run/memgrp/bs-$name-$sfx.sock" || return
+	if [ $rc -ne "$want" ] || grep -q "^done" "$out"; then
+		bad "$name" "exit $rc (want $want)"; sed 's/^/    /' "$out" | tail -8; return
+	fi
+	local kmax klim
+	kmax=$(jget "$json" kernel_max_usage) klim=$(jget "$json" kernel_limit)
+	if [ "$klim" -ne "$kbound" ] || [ "$kmax" -gt $((klim + (1 << 20))) ] || [ "$kmax" -lt "$limit_bytes" ]; then
+		bad "$name" "kernel max usage $kmax, kernel limit $klim (want $kbound), memgrp max_usage $(jget "$json" max_usage)"
+		return
+	fi
+	if ! grep -q "out of memory at its kernel limit" "$out" || ! grep -Eq "$why" "$out"; then
+		bad "$name" "no kill at the kernel limit naming /$why/"; sed 's/^/    /' "$out" | tail -8; return
+	fi
+	ok "$name: killed at the kernel limit (kernel max usage $(mib "$kmax") MiB of $(mib "$klim")): $(grep -Eo "$why" "$out" | head -1)"
+}
+
+echo "--- 256 MiB under -m $limit that the agent does not see"
+escape no-preload 137 "without the agent: LD_PRELOAD is missing from its environment" -- \
+	env -u LD_PRELOAD "$progs/prog_escape" anon 256
+if [ -x "$progs/prog_escape_static" ]; then
+	escape static 137 "without the agent: a static binary \(no PT_INTERP\)" -- "$progs/prog_escape_static" anon 256
+else
+	skip static "prog_escape_static not built: no static libc, or a sanitizer build (its runtime cannot link -static)"
+fi
+escape python-memfd 137 "shmem [1-9][0-9.]*M" -- python3 -c "
+import os, mmap
+fd = os.memfd_create('x'); os.ftruncate(fd, 256 << 20)
+m = mmap.mmap(fd, 256 << 20, mmap.MAP_SHARED)
+for i in range(0, 256 << 20, 4096): m[i] = 1
+print('done')"
+escape shared-anon 137 "shmem [1-9][0-9.]*M" -- "$progs/prog_escape" shared 256
+escape shm-open 137 "shmem [1-9][0-9.]*M" -- "$progs/prog_escape" shm 256
+escape memfd 137 "shmem [1-9][0-9.]*M" -- "$progs/prog_escape" memfd 256
+escape raw-fork 3 "without the agent: the agent is loaded but not connected" -- "$progs/prog_escape" rawfork 256
+escape group-other 137 "without the agent: the agent is loaded but not connected" -- \
+	sh -c "MEMGRP_GROUP=other exec '$progs/prog_escape' anon 256"
+escape nested-run 137 "without the agent: it runs in a nested memgrp group" -- \
+	env -u MEMGRP_SOCKET "$memgrp" run -m 1G -- "$progs/prog_escape" anon 256
+# MAP_POPULATE fills the mapping inside mmap, before the agent can charge
+# it. The kernel limit is the bound: the populate stops there (a charge
+# refused outside a user fault fails rather than waits, and mmap returns
+# with what was filled), then either the manager kills at the kernel limit
+# or the agent, charging what it finds, kills at memgrp's own.
+timeout -k 5 120 "$memgrp" run -m $limit -g "bs-populate-$sfx" --stats-json "$tmp/populate.json" -- \
+	"$progs/prog_escape" populate 256 >"$tmp/populate.out" 2>&1; rc=$?
+if leftovers populate "/run/memgrp/bs-populate-$sfx.sock"; then
+	kmax=$(jget "$tmp/populate.json" kernel_max_usage) umax=$(jget "$tmp/populate.json" max_usage)
+	[ $rc -eq 137 ] && ! grep -q "^done" "$tmp/populate.out" && [ "$kmax" -le $((kbound + (1 << 20))) ] &&
+		[ "$umax" -le "$kbound" ] && [ "$(grep -c "killing pid" "$tmp/populate.out")" = 1 ] &&
+		ok "populate: one kill, kernel max usage $(mib "$kmax") MiB, memgrp's max_usage $(mib "$umax") MiB: both within the kernel limit ($(mib "$kbound") MiB; 256 MiB without the backstop)" ||
+		bad populate "rc $rc, kernel max $kmax, max_usage $umax: $(cat "$tmp/populate.out")"
+fi
+
+echo "--- nested runs"
+# A nested run as a client of its group's manager may only make a group
+# under its own.
+timeout 60 "$memgrp" run -m $limit -g "bs-nest-$sfx" -- "$memgrp" run -m 1G -- "$progs/prog_escape" anon 8 >"$tmp/nest.out" 2>&1; rc=$?
+timeout 60 "$memgrp" run -m $limit -g "bs-nest2-$sfx" -- "$memgrp" run -g "bs-nest2-$sfx/in" -- "$progs/prog_escape" anon 8 >"$tmp/nest2.out" 2>&1; rc2=$?
+leftovers nested "/run/memgrp/bs-nest-$sfx.sock" && leftovers nested "/run/memgrp/bs-nest2-$sfx.sock"
+[ $rc -eq 1 ] && grep -q "serves 'bs-nest-$sfx' and the groups under it" "$tmp/nest.out" && [ $rc2 -eq 0 ] &&
+	ok "a nested run makes a group under its own ('bs-nest2-$sfx/in'), or is refused (rc $rc)" ||
+	bad nested "rc $rc/$rc2: $(cat "$tmp/nest.out" "$tmp/nest2.out")"
+
+echo "--- memgrp's own accounting acts first for what it manages"
+timeout 60 "$memgrp" run -m $limit -g "bs-managed-$sfx" --stats-json "$tmp/managed.json" -- "$progs/prog_escape" anon 256 >"$tmp/managed.out" 2>&1; rc=$?
+leftovers managed "/run/memgrp/bs-managed-$sfx.sock"
+kmax=$(jget "$tmp/managed.json" kernel_max_usage)
+[ $rc -eq 137 ] && ! grep -q "kernel limit" "$tmp/managed.out" && grep -q "out of memory (usage 64M" "$tmp/managed.out" &&
+	[ "$kmax" -lt "$kbound" ] && [ "$(grep -c killing "$tmp/managed.out")" -le 1 ] &&
+	ok "a managed 256 MiB writer is killed by memgrp at 64M, once (kernel max usage $(mib "$kmax") MiB < $(mib "$kbound"))" ||
+	bad managed "rc $rc, kernel max $(mib "$kmax") MiB: $(cat "$tmp/managed.out")"
+
+echo "--- nobody in the group is invisible"
+timeout 60 "$memgrp" run -m $limit -g "bs-seen-$sfx" --stats-json "$tmp/seen.json" -- sh -c \
+	"env -u LD_PRELOAD sleep 3 & sleep 2; '$memgrp' stat --json > '$tmp/seen-live.json'; wait" >"$tmp/seen.out" 2>&1; rc=$?
+leftovers seen "/run/memgrp/bs-seen-$sfx.sock"
+n=$(jget "$tmp/seen-live.json" unmanaged_processes 2>/dev/null || echo -1)
+[ $rc -eq 0 ] && [ "$n" = 1 ] && grep -Eq "pid [0-9]+ \(sleep\) runs without the agent: LD_PRELOAD is missing" "$tmp/seen.out" &&
+	ok "a process without the agent is reported (pid, command, why) and counted (unmanaged_processes $n)" ||
+	bad seen "rc $rc, unmanaged_processes $n: $(cat "$tmp/seen.out")"
+
+echo "--- --kernel-backstop off"
+timeout 60 "$memgrp" run -m $limit -g "bs-off-$sfx" --kernel-backstop off --stats-json "$tmp/off.json" -- \
+	env -u LD_PRELOAD "$progs/prog_escape" anon 96 >"$tmp/off.out" 2>&1; rc=$?
+leftovers off "/run/memgrp/bs-off-$sfx.sock"
+[ $rc -eq 0 ] && grep -q "^done 96" "$tmp/off.out" && [ "$(jget "$tmp/off.json" kernel_limit)" = 0 ] &&
+	ok "off: no kernel cgroup, the unmanaged 96 MiB run as before" || bad off "rc $rc: $(cat "$tmp/off.out")"
+
+echo "--- memgrpd: HELLO and PLACE across groups are refused; a restart cleans up"
+"$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
+dpid=$!
+for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+mg() { "$memgrp" --socket "$sock" "$@"; }
+mg create "a$sfx" -m $limit && mg create "b$sfx" -m $limit
+timeout 60 "$memgrp" run --socket "$sock" -g "a$sfx" -- sh -c "MEMGRP_GROUP=b$sfx exec '$progs/prog_escape' anon 8" >"$tmp/hello.out" 2>&1; rc=$?
+timeout 60 "$memgrp" run --socket "$sock" -g "a$sfx" -- "$memgrp" run --socket "$sock" -g "b$sfx" -- true >"$tmp/place.out" 2>&1; rc2=$?
+grep -q "refused: pid [0-9]* is in group 'a$sfx' (its kernel cgroup): it may not join group 'b$sfx'" "$tmp/memgrpd.log" && [ $rc -eq 0 ] &&
+	grep -q "the manager refused" "$tmp/hello.out" && [ $rc2 -eq 126 ] && grep -q "may go only to that group or one below it" "$tmp/place.out" &&
+	ok "MEMGRP_GROUP=b inside a: HELLO refused loudly; a nested run into b: PLACE refused (rc $rc2)" ||
+	bad cross "rc $rc/$rc2: $(cat "$tmp/hello.out" "$tmp/place.out"; tail -5 "$tmp/memgrpd.log")"
+base=$cgdir/$(kbase "$sock")
+# Root outside every memgrp cgroup, started with the agent by hand: moved
+# into its group's kernel cgroup at HELLO; attach moves it on.
+agent=$(dirname "$memgrp")/../agent/libmemgrp-agent.so
+LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD }$agent" MEMGRP_SOCKET=$sock MEMGRP_GROUP=a$sfx "$progs/prog_hold" 4 3 >"$tmp/hand.out" 2>&1 &
+hpid=$!
+in_a=
+for _ in $(seq 50); do grep -q "memgrp@.*/a$sfx\$" /proc/$hpid/cgroup 2>/dev/null && in_a=1 && break; sleep 0.1; done
+mg attach "b$sfx" $hpid >"$tmp/attach.out" 2>&1; rc=$?
+grep -q "memgrp@.*/b$sfx\$" /proc/$hpid/cgroup 2>/dev/null && in_b=1 || in_b=
+wait $hpid; rc2=$?
+[ -n "$in_a" ] && [ $rc -eq 0 ] && [ -n "$in_b" ] && [ $rc2 -eq 0 ] &&
+	ok "a process root started by hand is moved into its group's kernel cgroup at HELLO; attach moves it to b's" ||
+	bad hand "in a: '$in_a', attach rc $rc, in b: '$in_b', exit $rc2: $(cat "$tmp/attach.out" "$tmp/hand.out")"
+kill -9 "$dpid"; wait "$dpid" 2>/dev/null
+mkdir "$base/stale$sfx"
+[ -d "$base/a$sfx" ] && [ -d "$base/b$sfx" ] || bad restart "no kernel cgroups for a and b before the crash ($base)"
+"$memgrpd" --socket "$sock" 2>"$tmp/memgrpd2.log" &
+dpid=$!
+for _ in $(seq 50); do mg ls >/dev/null 2>&1 && break; sleep 0.1; done
+[ -d "$base/a$sfx" ] && [ -d "$base/b$sfx" ] && [ ! -d "$base/stale$sfx" ] &&
+	[ "$(cat "$base/a$sfx/memory.oom_control" | awk '/oom_kill_disable/ {print $2}')" = 1 ] &&
+	ok "after kill -9, a restart takes back a and b (kernel killer off again) and removes the stray one" ||
+	bad restart "$(ls "$base" 2>&1)"
+mg rm "a$sfx"; mg rm "b$sfx"
+[ ! -d "$base/a$sfx" ] && ok "memgrp rm removes the group's kernel cgroup" || bad rm "$base/a$sfx stays"
+kill "$dpid"; wait "$dpid" 2>/dev/null; dpid=
+leftovers memgrpd "$sock" && ok "memgrpd's exit leaves no kernel cgroup"
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ]
