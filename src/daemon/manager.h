@@ -219,6 +219,11 @@ void mgi_reclaim_host_check(mgi_manager_t *m);
 
 /* Kills the largest process under group `target` (the requester if none
  * holds pages), logs it and notifies, once per episode. */
+/* Whether group g's OOM episode has stopped making progress (its usage
+ * did not fall for a while): only then is anyone killed. Call at each
+ * request; the first call of an episode returns false. */
+bool mgi_manager_oom_stalled(mgi_manager_t *m, int g);
+
 void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_slot);
 
 /* Adds n to a client's eventfd without ever blocking the manager (see

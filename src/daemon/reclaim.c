@@ -223,7 +223,8 @@ static void ask_next(mgi_manager_t *m)
 			m->reclaim_empty_ns[target] = now;
 		else
 			starved = now - m->reclaim_empty_ns[target] > OOM_AFTER_MS * 1000000ULL &&
-				  mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) == 0;
+				  mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) == 0 &&
+				  mgi_manager_oom_stalled(m, target);
 		end_episode(m);
 		if (starved) {
 			m->reclaim_empty_ns[target] = 0;

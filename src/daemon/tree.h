@@ -30,6 +30,9 @@ typedef struct mgi_group_node {
 	int rofd;   /* the control part opened read-only: what agents get */
 	mgi_segment_t *seg; /* both parts, mapped back to back */
 	unsigned tampered; /* enum mgi_tamper bits reported already */
+	/* The group's usage and the time at its last OOM request: a kill
+	 * waits while usage is still falling (a process is evicting). */
+	uint64_t oom_seen_usage, oom_seen_ns;
 	char file[24]; /* the control part's in the tree's state directory
 			* ("account-" and the same suffix: the accounting
 			* part's); "" for memfds */
