@@ -122,16 +122,18 @@ else
 fi
 
 echo "--- a planted pid"
-# A client writes the pid of a root process outside every group into a
-# slot it was not given (with a huge charge) and asks for an OOM kill.
+# A client tries to write the pid of a root process outside every group
+# into a slot it was not given (the control part, read-only to it: refused),
+# gives a free slot a huge charge in the accounting part it may write,
+# fills its group's counter and asks for an OOM kill.
 sleep 60 &
 spid=$!
 started+=($spid)
 env -u LD_PRELOAD "$progs/prog_plant" "$sock" plant "$spid" >"$tmp/plant.out" 2>&1; prc=$?
 sleep 0.5
 if kill -0 "$spid" 2>/dev/null && grep -q "planted" "$tmp/plant.out" &&
-	grep -q "slot [0-9]* names pid $spid, which did not join this manager" "$tmp/memgrpd.log"; then
-	ok "a planted pid is never signalled (reported; the planter itself exited $prc)"
+	grep -q "group 'plant': its accounting was tampered with: free slot [0-9]* says it holds" "$tmp/memgrpd.log"; then
+	ok "a pid cannot be planted (control part read-only); the planted charge is reported and nobody outside is signalled (the planter exited $prc)"
 else
 	bad plant "sleep alive: $(kill -0 "$spid" 2>/dev/null && echo yes || echo no), plant rc $prc: $(cat "$tmp/plant.out")"
 	grep -n "plant" "$tmp/memgrpd.log" | tail -5
