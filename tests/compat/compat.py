@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """compat.py - real programs nobody here wrote, run under `memgrp run` in four modes and checked for the right result.
 
-Usage: compat.py MEMGRP [--only CASE[,CASE...]] [--table FILE] [--list]
+Usage: compat.py MEMGRP [--only CASE[,CASE...]] [--table FILE] [--timeout-scale F] [--list]
 
 Every case runs first unmanaged (its wall time and the peak anonymous RSS of
 its process tree, sampled from /proc/PID/status), then under `memgrp run` in
@@ -475,7 +475,7 @@ def main():
         print(__doc__)
         return 2
     memgrp = os.path.realpath(args[0])
-    only, table = None, None
+    only, table, scale = None, None, 1.0
     i = 1
     while i < len(args):
         if args[i] == "--only":
@@ -483,6 +483,10 @@ def main():
             i += 2
         elif args[i] == "--table":
             table = args[i + 1]
+            i += 2
+        elif args[i] == "--timeout-scale":
+            # Shorter (to see the hang path work) or longer (a slow host).
+            scale = float(args[i + 1])
             i += 2
         elif args[i] == "--list":
             print("\n".join(n for n, _, _ in CASES))
@@ -529,7 +533,7 @@ def main():
                     limit = max(native["peak"] * 1024 // per // 2 // MiB, 16) * MiB
                 else:
                     limit = max(4 * native["peak"] * 1024 // per, 1 << 30)
-                res = run_mode(memgrp, name, body, mode, limit, secs, top)
+                res = run_mode(memgrp, name, body, mode, limit, secs * scale, top)
                 if mode == "unmanaged":
                     if res["right"]:
                         native = res
@@ -556,7 +560,7 @@ def main():
                     print(f"KNOWN FAILURE: {name} {mode}: {KNOWN[(name, mode)][1]}")
                     known += 1
                 else:
-                    print(f"FAIL {name} {mode}: {res['detail']}")
+                    print(f"FAIL {name} {mode}: {res['detail'].splitlines()[0]}")
                     failed += 1
                 rows.append((name, mode, res, native, limit))
                 sys.stdout.flush()
@@ -582,7 +586,7 @@ def run_mode(memgrp, name, body, mode, limit, secs, top):
         right, detail = body(r)
     except Timeout:
         ev = evidence([p.pid for p in r.procs if p.poll() is None], os.path.join(work, "evidence"))
-        right, detail = False, f"TIMEOUT after {secs} s; threads:\n      " + "\n      ".join(ev[:40])
+        right, detail = False, f"TIMEOUT after {secs:.0f} s; threads:\n      " + "\n      ".join(ev[:40])
         for p in r.procs:
             detail += f"\n    output of {os.path.basename(p.out)}:\n      " + "\n      ".join(r.output(p).splitlines()[-8:])
     except Exception as e:
