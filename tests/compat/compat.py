@@ -574,7 +574,9 @@ def main():
     if table:
         write_table(table, rows)
     print(f"{passed} passed, {failed} failed, {skipped} skipped, {known} known failures")
-    return 1 if failed else 0
+    if failed:
+        return 1
+    return 77 if passed + known == 0 else 0
 
 
 def run_mode(memgrp, name, body, mode, limit, secs, top):
