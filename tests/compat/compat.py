@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """compat.py - real programs nobody here wrote, run under `memgrp run` in four modes and checked for the right result.
 
-Usage: compat.py MEMGRP [--only CASE[,CASE...]] [--table FILE] [--timeout-scale F] [--list]
+Usage: compat.py MEMGRP [--only CASE[,CASE...]] [--table FILE] [--timeout-scale F] [--big] [--list]
 
 Every case runs first unmanaged (its wall time and the peak anonymous RSS of
 its process tree, sampled from /proc/PID/status), then under `memgrp run` in
@@ -29,6 +29,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROGS = os.path.join(os.path.dirname(HERE), "progs")
 PY = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 MiB = 1 << 20
+# What each case does: sized for CI (the whole suite in ~6 min on 2 busy
+# CPUs); --big is the bench (tests/compat/bench.sh): make's project ~4x
+# the compile work, 4x the requests, entries and seconds.
+SIZE = {"redis": 100000, "redis10": 20000, "make_funcs": 15, "pool_tasks": 24, "dict": 2000000,
+        "node_gc": 2000000, "java_mb": 160, "stress_s": 3}
+BIG = {"redis": 400000, "redis10": 80000, "make_funcs": 60, "pool_tasks": 96, "dict": 8000000,
+       "node_gc": 8000000, "java_mb": 640, "stress_s": 10}
 
 
 class Timeout(Exception):
@@ -284,7 +291,7 @@ def redis_one(r, d, name, requests, **kw):
 
 
 def case_redis(r):
-    return redis_one(r, r.work, "redis", 100000)
+    return redis_one(r, r.work, "redis", SIZE["redis"])
 
 
 def case_redis10(r):
@@ -294,7 +301,7 @@ def case_redis10(r):
 
     def one(k):
         try:
-            results[k] = redis_one(r, r.work, f"r{k}", 20000)
+            results[k] = redis_one(r, r.work, f"r{k}", SIZE["redis10"])
         except Timeout:
             errors.append("timeout")
         except Exception as e:  # reported below, with the others
@@ -317,7 +324,7 @@ def case_make(r):
     the sum the test computes."""
     src = os.path.join(r.work, "proj")
     os.makedirs(src)
-    nfiles, nfuncs = 40, 15
+    nfiles, nfuncs = 40, SIZE["make_funcs"]
     want = 0
     for i in range(nfiles):
         with open(os.path.join(src, f"m{i}.c"), "w") as f:
@@ -350,7 +357,7 @@ def case_make(r):
 
 
 def case_pool(r):
-    count, size = 24, 200000
+    count, size = SIZE["pool_tasks"], 200000
     rc, out = r.cmd([PY, os.path.join(HERE, "pool.py"), str(count), str(size)])
     want = [f"{n} {(n - 1) * n * (2 * n - 1) // 6}" for n in range(size, size + count)]
     got = out.strip().splitlines()
@@ -358,7 +365,7 @@ def case_pool(r):
 
 
 def case_bigdict(r):
-    n = 2000000
+    n = SIZE["dict"]
     rc, out = r.cmd([PY, os.path.join(HERE, "bigdict.py"), str(n)])
     # sum of k * len(str(k)) for k < n, by runs of equal length
     want, lo, digits = 0, 0, 1
@@ -376,7 +383,7 @@ def case_node_v8heap(r):
 
 
 def case_node_gc(r):
-    n, w = 2000000, 200000
+    n, w = SIZE["node_gc"], 200000
     rc, out = r.cmd(["node", os.path.join(HERE, "gcheavy.js"), str(n), str(w)])
     x, s, vals = 12345, 0, []
     for i in range(n):
@@ -417,15 +424,15 @@ def java_classes(r):
 
 
 def case_java(r):
-    mb = 160
-    rc, out = r.cmd(java_cmd(r, "256m", mb))
+    mb = SIZE["java_mb"]
+    rc, out = r.cmd(java_cmd(r, f"{max(256, mb * 3 // 2)}m", mb))
     got, want = out.strip(), java_want(mb)
     return rc == 0 and got.endswith(want), f"printed {got[-60:]!r}, want {want!r}, exit {rc}"
 
 
 def stress_case(name, opts):
     def body(r):
-        rc, out = r.cmd(["stress-ng", f"--{name}", "1", "--timeout", "3s", "--verify", "--metrics-brief"] + opts)
+        rc, out = r.cmd(["stress-ng", f"--{name}", "1", "--timeout", f"{SIZE['stress_s']}s", "--verify", "--metrics-brief"] + opts)
         good = rc == 0 and "successful run completed" in out and "fail" not in out.lower().replace("failed: 0", "")
         lines = out.splitlines()
         last = ([l for l in lines if " fail: " in l or " error: " in l] or
@@ -488,6 +495,10 @@ def main():
             # Shorter (to see the hang path work) or longer (a slow host).
             scale = float(args[i + 1])
             i += 2
+        elif args[i] == "--big":
+            SIZE.update(BIG)
+            scale = max(scale, 4.0)
+            i += 1
         elif args[i] == "--list":
             print("\n".join(n for n, _, _ in CASES))
             return 0
