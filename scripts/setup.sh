@@ -9,6 +9,7 @@ packages=(
   python3                        # test drivers and examples
   redis-server redis-tools       # integration tests: real programs under memgrp
   stress-ng util-linux
+  make nodejs default-jdk-headless strace  # tests/compat: real programs (javac for its JVM case); strace for hang evidence
 )
 
 missing=()
