@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 # kcg_clean.py - removes the kernel cgroups (the backstop's) of the managers at the given sockets, for tests whose memgrpd exited while processes still ran.
-# Usage: kcg_clean.py SOCKET...   Prints what it could not remove; exit 1 then.
+# Usage: kcg_clean.py [--kill] SOCKET...   Prints what it could not remove; exit 1 then.
+# --kill: the test's own processes still in them (a background child its
+# `memgrp run` left behind) are killed first, and removal is retried for 3 s.
 import os
+import signal
 import sys
+import time
 
 
 def manager_dir(sock):
@@ -25,15 +29,45 @@ def manager_dir(sock):
     return os.path.join(mount + self_cg.rstrip("/"), "memgrp@%08x" % h)
 
 
-left = 0
-for sock in sys.argv[1:]:
-    base = manager_dir(sock)
-    if not base or not os.path.isdir(base):
-        continue
+def kill_all(base):
+    for root, _, files in os.walk(base):
+        if "cgroup.procs" in files:
+            for pid in open(os.path.join(root, "cgroup.procs")).read().split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def remove(base):
+    """The directories under base, deepest first; what could not go, with why."""
+    failed = []
     for root, dirs, _ in os.walk(base, topdown=False):
         try:
             os.rmdir(root)
         except OSError as e:
-            print("%s: %s" % (root, e.strerror))
-            left += 1
+            failed.append("%s: %s" % (root, e.strerror))
+    return failed
+
+
+args = sys.argv[1:]
+kill = bool(args) and args[0] == "--kill"
+if kill:
+    args = args[1:]
+left = 0
+for sock in args:
+    base = manager_dir(sock)
+    if not base or not os.path.isdir(base):
+        continue
+    deadline = time.time() + (3 if kill else 0)
+    while True:
+        if kill:
+            kill_all(base)
+        failed = remove(base)
+        if not failed or time.time() >= deadline:
+            break
+        time.sleep(0.1)
+    for f in failed:
+        print(f)
+    left += len(failed)
 sys.exit(1 if left else 0)
