@@ -14,7 +14,7 @@ cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 	env -u LD_PRELOAD pkill -f "memgrp-td-[a-z]*-$sfx" 2>/dev/null
 	# the kernel cgroups memgrpd left for processes that outlived it
-	python3 "$(dirname "$0")/kcg_clean.py" "$sock"
+	env -u LD_PRELOAD python3 "$(dirname "$0")/kcg_clean.py" "$sock"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -14,7 +14,7 @@ cleanup() {
 	env -u LD_PRELOAD pkill -f "memgrp-tr-[a-z]*-$sfx" 2>/dev/null
 	# The kernel cgroups of the runs whose background children outlived
 	# them (the 'cold' holder): nobody else would remove them.
-	python3 "$(dirname "$0")/kcg_clean.py" --kill "$tmp/memgrpd.sock" \
+	env -u LD_PRELOAD python3 "$(dirname "$0")/kcg_clean.py" --kill "$tmp/memgrpd.sock" \
 		/run/memgrp/memgrp-tr-{high,highx,cold}-$sfx.sock
 	rm -rf "$tmp"
 }

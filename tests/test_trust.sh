@@ -50,7 +50,7 @@ cleanup() {
 	chgrp "$uffd_group" /dev/userfaultfd 2>/dev/null
 	chmod "$uffd_mode" /dev/userfaultfd 2>/dev/null
 	getent group "$grp" >/dev/null && groupdel "$grp" 2>/dev/null
-	python3 "$(dirname "$0")/kcg_clean.py" --kill "$sock" # what memgrpd left in place
+	env -u LD_PRELOAD python3 "$(dirname "$0")/kcg_clean.py" --kill "$sock" # what memgrpd left in place
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
