@@ -608,7 +608,7 @@ static void agent_start(void)
 	dl_iterate_phdr(collect_elf, NULL);
 	dl_iterate_phdr(exclude_got_targets, NULL);
 	exclude_own_tcb();
-	if (mgi_est_init() != 0)
+	if (mgi_request_init() != 0 || mgi_handover_init() != 0 || mgi_est_init() != 0)
 		goto nomem;
 	mgi_trace_init();
 	mgi_reclaim_init(); /* before the scan: its ranges are the agent's own */

@@ -43,7 +43,7 @@ typedef struct mgi_range {
 	uintptr_t start, end;
 } mgi_range_t;
 
-/* What application threads ask of the handler, through a pipe (24 bytes:
+/* What application threads ask of the handler, through a pipe (40 bytes:
  * writes are atomic). */
 enum mgi_req_kind {
 	MGI_REQ_LEARN, /* registered: add it to the registry, charge what is present */
@@ -53,6 +53,8 @@ enum mgi_req_kind {
 	MGI_REQ_FOUND, /* estimate mode: a malloc block's pages [start, end),
 			* charged, in a VMA [vstart, vend) found around it:
 			* admit what of the VMA is not known yet */
+	MGI_REQ_HAND_OVER, /* the application registers [start, end) with a
+			    * userfaultfd of its own: ours steps aside */
 };
 typedef struct mgi_learn_req {
 	uintptr_t start, end;
@@ -230,6 +232,23 @@ uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge);
 /* estimate.c (seed 001), all but the *_for_app calls from the handler */
 /* Sets estimate mode up if the group is in it (after WELCOME). */
 int mgi_est_init(void);
+
+/* request.c: what application threads ask of the handler and wait for. */
+int mgi_request_init(void);
+bool mgi_request_send(const mgi_learn_req_t *req);
+/* Sends req (its waiter filled in) and waits for the handler's answer: the
+ * handler's result, -ETIMEDOUT, or -EDEADLK when called on the handler. */
+int mgi_request_call(mgi_learn_req_t *req);
+void mgi_request_answer(int32_t waiter, int result);
+
+/* handover.c: in the handler, [start, end) goes to the program's own
+ * userfaultfd: 0, or -errno with the range still ours. */
+int mgi_hand_over(uintptr_t start, uintptr_t end);
+#define MGI_HANDED_TICK_MS 100 /* how often handed-over ranges are counted */
+int mgi_handover_init(void);
+bool mgi_handover_any(void);
+void mgi_handover_tick(void); /* in the handler, every MGI_HANDED_TICK_MS */
+void mgi_handover_gone(uintptr_t start, uintptr_t end, bool whole);
 bool mgi_est_on(void);
 /* Admits [start, end) (its unknown parts) by Algorithm 2; slow: it
  * starts slow (the main thread's stack). */

@@ -49,8 +49,6 @@
 
 #define PAGE 4096UL
 #define EST_CAPACITY 4096
-#define EST_WAITERS 64
-#define EST_WAIT_NS 2000000000ull /* an ADMIT waits at most this for the handler */
 /* Turned fast again only when faulting at least this often (pages a tick). */
 #define EST_FAST_MIN_FAULTS 64
 
@@ -58,7 +56,6 @@ static mgi_estimate_t *est;
 static uint64_t seen; /* est->estimate as me->charged last followed it */
 static uint64_t switches_told; /* est->mode_switches added to the segment's */
 static uint64_t switch_ns;     /* time spent switching, not yet added there */
-static _Atomic uint32_t *waiters; /* 0 free, 1 waiting, 2 answered */
 static unsigned char *vec;        /* mincore vector */
 #define VEC_PAGES 16384
 
@@ -74,9 +71,8 @@ int mgi_est_init(void)
 	if (atomic_load_explicit(&mgi_agent.seg->ctl.mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
 		return 0;
 	mgi_estimate_t *t = mgi_arena_alloc(&mgi_agent.arena, mgi_estimate_bytes(EST_CAPACITY));
-	waiters = mgi_arena_alloc(&mgi_agent.arena, EST_WAITERS * sizeof(*waiters));
 	vec = mgi_arena_alloc(&mgi_agent.arena, VEC_PAGES);
-	if (!t || !waiters || !vec)
+	if (!t || !vec)
 		return -ENOMEM;
 	mgi_estimate_init(t, EST_CAPACITY);
 	t->external = true;
@@ -455,14 +451,6 @@ void mgi_est_admit(uintptr_t start, uintptr_t end, bool slow)
 		admit(start, end, false, slow);
 }
 
-static void answer(int32_t w)
-{
-	if (w < 0 || w >= EST_WAITERS)
-		return;
-	atomic_store_explicit(&waiters[w], 2, memory_order_release);
-	syscall(SYS_futex, &waiters[w], FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
 void mgi_est_request(const mgi_learn_req_t *req)
 {
 	switch (req->kind) {
@@ -471,7 +459,7 @@ void mgi_est_request(const mgi_learn_req_t *req)
 		break;
 	case MGI_REQ_ADMIT:
 		admit(req->start, req->end, false, false);
-		answer(req->waiter);
+		mgi_request_answer(req->waiter, 0);
 		break;
 	case MGI_REQ_GONE:
 		mgi_est_forget(req->start, req->end);
@@ -492,7 +480,7 @@ static bool send_req4(uintptr_t start, uintptr_t end, uintptr_t vs, uintptr_t ve
 	mgi_learn_req_t req = {.start = start, .end = end, .vstart = vs, .vend = ve,
 			       .kind = kind, .waiter = waiter};
 
-	return write(mgi_agent.learn_wr, &req, sizeof(req)) == (ssize_t)sizeof(req);
+	return mgi_request_send(&req);
 }
 
 static bool send_req(uintptr_t start, uintptr_t end, uint32_t kind, int32_t waiter)
@@ -500,44 +488,17 @@ static bool send_req(uintptr_t start, uintptr_t end, uint32_t kind, int32_t wait
 	return send_req4(start, end, 0, 0, kind, waiter);
 }
 
-static void wait_answer(int32_t w)
-{
-	struct timespec t0, t;
-	struct timespec step = {0, 100000000}; /* 100 ms */
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (atomic_load_explicit(&waiters[w], memory_order_acquire) == 1) {
-		syscall(SYS_futex, &waiters[w], FUTEX_WAIT_PRIVATE, 1, &step, NULL, 0);
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)t.tv_nsec -
-			    (uint64_t)t0.tv_nsec > EST_WAIT_NS)
-			break; /* the handler is stuck or gone: go on */
-	}
-	atomic_store_explicit(&waiters[w], 0, memory_order_release);
-}
-
 /* Asks the handler to admit [start, end) and waits for the answer.
  * Returns false if it could not be asked. */
 static bool admit_and_wait(uintptr_t start, uintptr_t end)
 {
-	int32_t w = -1;
+	mgi_learn_req_t req = {.start = start, .end = end, .kind = MGI_REQ_ADMIT, .waiter = -1};
+	int rc = mgi_request_call(&req);
 
-	if (gettid() == atomic_load(&mgi_agent.handler_tid))
+	if (rc == -EDEADLK)
 		/* (a library the handler calls mapped memory: never wait) */
 		return send_req(start, end, MGI_REQ_ADMIT, -1);
-	for (int i = 0; i < EST_WAITERS && w < 0; i++) {
-		uint32_t zero = 0;
-		if (atomic_compare_exchange_strong(&waiters[i], &zero, 1))
-			w = i;
-	}
-	if (w < 0)
-		return false;
-	if (!send_req(start, end, MGI_REQ_ADMIT, w)) {
-		atomic_store(&waiters[w], 0);
-		return false;
-	}
-	wait_answer(w);
-	return true;
+	return rc == 0 || rc == -ETIMEDOUT;
 }
 
 void mgi_est_found_for_app(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve)

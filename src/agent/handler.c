@@ -308,6 +308,8 @@ static void learn(uintptr_t start, uintptr_t end)
 	uintptr_t cur = start;
 	mgi_vma_t v;
 
+	if (mgi_handover_any())
+		mgi_handover_gone(start, end, false);
 	while (cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
 		uintptr_t s = v.start > cur ? v.start : cur, e = v.end < end ? v.end : end;
 		if (mgi_vma_is_anon_private(&v))
@@ -902,6 +904,9 @@ static void drain_learn_requests(void)
 		for (size_t i = 0; i < (size_t)n / sizeof(req[0]); i++) {
 			if (req[i].kind == MGI_REQ_LEARN)
 				learn(req[i].start, req[i].end);
+			else if (req[i].kind == MGI_REQ_HAND_OVER)
+				mgi_request_answer(req[i].waiter,
+						   mgi_hand_over(req[i].start, req[i].end));
 			else
 				mgi_est_request(&req[i]);
 		}
@@ -1038,7 +1043,7 @@ static int wait_for_work(struct pollfd p[4], int timeout_ms, bool may_poll)
 
 void *mgi_handler_main(void *arg)
 {
-	uint64_t est_tick_ns = 0;
+	uint64_t est_tick_ns = 0, handed_tick_ns = 0;
 
 	(void)arg;
 	atomic_store(&mgi_agent.handler_tid, gettid());
@@ -1069,7 +1074,8 @@ void *mgi_handler_main(void *arg)
 		atomic_store_explicit(&mgi_agent.idle, npending == 0, memory_order_relaxed);
 		bool rejoin = mgi_agent.manager_gone && !mgi_agent.rejoin_refused;
 		int rc = wait_for_work(p, npending ? OOM_RETRY_MS
-						   : rejoin ? REJOIN_MS : mgi_est_on() ? EST_TICK_MS : -1,
+						   : rejoin ? REJOIN_MS : mgi_est_on() ? EST_TICK_MS
+						   : mgi_handover_any() ? MGI_HANDED_TICK_MS : -1,
 				       npending == 0);
 		atomic_store_explicit(&mgi_agent.idle, false, memory_order_relaxed);
 
@@ -1088,6 +1094,11 @@ void *mgi_handler_main(void *arg)
 		if (mgi_est_on() && now_ns() - est_tick_ns >= EST_TICK_MS * 1000000ull) {
 			est_tick_ns = now_ns();
 			mgi_est_tick();
+		}
+		if (mgi_handover_any() &&
+		    now_ns() - handed_tick_ns >= MGI_HANDED_TICK_MS * 1000000ull) {
+			handed_tick_ns = now_ns();
+			mgi_handover_tick();
 		}
 		drain_learn_requests();
 		drain_uffd();

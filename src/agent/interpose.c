@@ -161,6 +161,8 @@ __attribute__((visibility("default"))) int munmap(void *addr, size_t len)
 
 	if (est)
 		mgi_est_unmap_for_app((uintptr_t)addr & ~(PAGE - 1), page_up((uintptr_t)addr + len));
+	if (len && active() && mgi_handover_any())
+		mgi_handover_gone((uintptr_t)addr & ~(PAGE - 1), page_up((uintptr_t)addr + len), true);
 	rc = (int)syscall(SYS_munmap, addr, len);
 	if (est && rc != 0)
 		mgi_register_vma_at((uintptr_t)addr); /* still there: admitted again */

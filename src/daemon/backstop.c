@@ -4,6 +4,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -597,6 +598,20 @@ static bool managed(const mgi_manager_t *m, pid_t pid)
 	return false;
 }
 
+/* Whether pid shares its address space with a managed process of group g:
+ * a clone(CLONE_VM) child (stress-ng's userfaultfd stressor makes one, as
+ * do vfork and some runtimes) has no agent of its own and needs none: its
+ * pages are the managed process's, counted there. */
+static bool shares_managed_vm(const mgi_manager_t *m, int g, pid_t pid)
+{
+	for (int i = 0; i < MGI_PROCS_MAX; i++) {
+		int32_t owner = atomic_load(&m->tree.node[g].seg->ctl.procs[i].pid);
+		if (owner > 0 && owner != pid && syscall(SYS_kcmp, pid, owner, KCMP_VM, 0, 0) == 0)
+			return true;
+	}
+	return false;
+}
+
 static bool reported(struct mgi_backstop *bs, pid_t pid)
 {
 	for (unsigned i = 0; i < bs->nreported && i < 256; i++)
@@ -625,7 +640,8 @@ static void scan(mgi_manager_t *m)
 		int n = mgi_kcg_pids(&bs->k, gname(m, g), g != 0, pids, PIDS_MAX);
 		unsigned unmanaged = 0;
 		for (int i = 0; i < n && i < PIDS_MAX; i++) {
-			if (managed(m, pids[i]) || age_ms(m, pids[i]) < GRACE_MS)
+			if (managed(m, pids[i]) || age_ms(m, pids[i]) < GRACE_MS ||
+			    shares_managed_vm(m, g, pids[i]))
 				continue;
 			unmanaged++;
 			char path[512], comm[32], why[256];

@@ -471,12 +471,7 @@ NEEDS = {"redis": ["redis-server", "redis-cli", "redis-benchmark"], "redis10": [
 # Known memgrp failures, by case and mode: the mode still runs and prints,
 # but counts as a known failure, not a failure.
 # (case, mode): (what the output shows, what it means).
-KNOWN = {
-    ("stress_userfaultfd", mode): ("errno = 16 (Device or resource busy)",
-        "the stressor's UFFDIO_REGISTER fails with EBUSY: in exact mode the agent's own userfaultfd "
-        "already holds the range, and a range belongs to one userfaultfd")
-    for mode in ("exact", "swap")
-}
+KNOWN = {}
 
 
 def main():

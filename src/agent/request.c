@@ -1,0 +1,94 @@
+/* request.c - application threads' requests to the fault handler: sent through a pipe, answered through a futex. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+/*
+ * A request that must be done before the application's call returns (an
+ * estimate-mode admission, a hand-over to the application's own
+ * userfaultfd) names a waiter: one word the calling thread sleeps on and
+ * the handler sets once the request is done, with the handler's result
+ * beside it. A waiter waits at most REQ_WAIT_NS: a stuck or dead handler
+ * must not hang the application.
+ */
+#define REQ_WAITERS 64
+#define REQ_WAIT_NS 2000000000ull
+
+enum { W_FREE, W_WAITING, W_ANSWERED };
+
+static _Atomic uint32_t *waiters;
+static int32_t *results;
+
+int mgi_request_init(void)
+{
+	waiters = mgi_arena_alloc(&mgi_agent.arena, REQ_WAITERS * sizeof(*waiters));
+	results = mgi_arena_alloc(&mgi_agent.arena, REQ_WAITERS * sizeof(*results));
+	return waiters && results ? 0 : -ENOMEM;
+}
+
+bool mgi_request_send(const mgi_learn_req_t *req)
+{
+	/* 40 bytes, under PIPE_BUF: the write is atomic among threads */
+	return write(mgi_agent.learn_wr, req, sizeof(*req)) == (ssize_t)sizeof(*req);
+}
+
+void mgi_request_answer(int32_t w, int result)
+{
+	uint32_t waiting = W_WAITING;
+
+	if (w < 0 || w >= REQ_WAITERS || !waiters)
+		return;
+	results[w] = result;
+	/* Only a waiter still waiting: one that gave up is free again, and
+	 * may be another thread's by now. */
+	if (atomic_compare_exchange_strong(&waiters[w], &waiting, W_ANSWERED))
+		syscall(SYS_futex, &waiters[w], FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static uint64_t elapsed_ns(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000000000ull + (uint64_t)t.tv_nsec -
+	       (uint64_t)t0->tv_nsec;
+}
+
+int mgi_request_call(mgi_learn_req_t *req)
+{
+	struct timespec t0, step = {0, 100000000}; /* 100 ms */
+	int32_t w = -1;
+	int rc;
+
+	if (gettid() == atomic_load(&mgi_agent.handler_tid))
+		return -EDEADLK; /* (a library the handler calls: never wait on ourselves) */
+	for (int i = 0; i < REQ_WAITERS && w < 0; i++) {
+		uint32_t free_word = W_FREE;
+		if (atomic_compare_exchange_strong(&waiters[i], &free_word, W_WAITING))
+			w = i;
+	}
+	if (w < 0)
+		return -EAGAIN;
+	req->waiter = w;
+	if (!mgi_request_send(req)) {
+		atomic_store(&waiters[w], W_FREE);
+		return -EPIPE;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (atomic_load_explicit(&waiters[w], memory_order_acquire) == W_WAITING) {
+		syscall(SYS_futex, &waiters[w], FUTEX_WAIT_PRIVATE, W_WAITING, &step, NULL, 0);
+		if (elapsed_ns(&t0) > REQ_WAIT_NS) {
+			uint32_t waiting = W_WAITING;
+			if (atomic_compare_exchange_strong(&waiters[w], &waiting, W_FREE))
+				return -ETIMEDOUT; /* the handler is stuck or gone: go on */
+		}
+	}
+	rc = results[w];
+	atomic_store_explicit(&waiters[w], W_FREE, memory_order_release);
+	return rc;
+}
