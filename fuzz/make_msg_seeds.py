@@ -43,7 +43,7 @@ WATCH_MEMORY, WATCH_MEMSW = 0, 1
 # sizeof each message struct (checked with offsetof/sizeof on gcc x86-64).
 SIZES = {
     HELLO: 152,      # hdr 16, pid, slot, group[128]
-    WELCOME: 160,    # hdr, slot, segment_bytes, nsegments, reserved, group[128]
+    WELCOME: 160,    # hdr, slot, segment_bytes, nsegments, flags, group[128]
     MOVE: 160,       # laid out as WELCOME
     OOM_KILL: 64,    # hdr, killer, victim, 3 x u64, victim_comm[16]
     OOM_REQ: 24,     # hdr, pid, level

@@ -141,11 +141,13 @@ fi
 kill "$spid" 2>/dev/null
 
 echo "--- privilege drops under memgrp run"
-# The kernel gives uid $uid no userfaultfd here unless the sysctl or
-# /dev/userfaultfd allow it: a program exec'd as that user then runs
+# The kernel gives uid $uid no userfaultfd of its own here (unless the
+# sysctl allows it), but the root manager lends its agent /dev/userfaultfd:
+# a program exec'd as that user stays managed. Without that device it runs
 # unmanaged, with a message; it must never die of the drop.
 uffd_user=0
 [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" = 1 ] && uffd_user=1
+[ -c /dev/userfaultfd ] && uffd_user=1
 dropcase() { # NAME -- command...: runs it in group sec, checks exit 0 and managed or said why
 	local name=$1; shift 2
 	mg run -g sec/$name --stats-json "$tmp/$name.json" -- "$@" >"$tmp/$name.out" 2>&1
@@ -171,6 +173,25 @@ if command -v su >/dev/null; then
 	dropcase su -- su -s /bin/sh "$user" -c "'$progs/prog_hold' 16 0.5"
 else
 	skip su "no su"
+fi
+# After the drop, under a limit with swap, the program forks: its agent
+# needs fork events to evict (a child would read evicted pages as zeros),
+# which the kernel grants only with CAP_SYS_PTRACE; the manager turns them
+# on for it (UFFD_FEATURES). Before, nothing could be evicted and the group
+# was OOM-killed (postgres' backends under runuser were).
+if command -v runuser >/dev/null && [ $uffd_user = 1 ]; then
+	# (a group of its own: sec has no swap, and a child's is bounded by it)
+	mg create dropfork -m 24M --swap-max 1G &&
+	mg run -g dropfork --stats-json "$tmp/dropfork.json" -- \
+		runuser -u "$user" -- "$progs/prog_forkcheck" 64 >"$tmp/dropfork.out" 2>&1; rc=$?
+	out=$(jget "$tmp/dropfork.json" pswpout 2>/dev/null || echo 0)
+	if [ $rc -eq 0 ] && grep -q "fork ok" "$tmp/dropfork.out" && [ "$out" -gt 0 ]; then
+		ok "runuser, then 64 MiB under 24M and a fork: evicted ($out pages), every byte right in both"
+	else
+		bad dropfork "rc $rc, pswpout $out"; tail -5 "$tmp/dropfork.out"
+	fi
+else
+	skip dropfork "needs runuser and /dev/userfaultfd"
 fi
 # Dropping inside the program keeps its agent: it stays managed.
 for mode in plain keepcaps; do

@@ -364,6 +364,10 @@ static int say_hello(const char *path, const mgi_msg_t *hello, const int *pass, 
 		errno = EPROTO;
 		goto fail;
 	}
+	if (type == MGI_MSG_WELCOME && (reply->welcome.flags & MGI_WELCOME_UFFD_DEV) && *nfds > 3) {
+		/* the last fd: /dev/userfaultfd, lent by the manager */
+		mgi_uffd_lend(fds[--*nfds]);
+	}
 	if (type != MGI_MSG_WELCOME || *nfds != 2 * reply->welcome.nsegments + 1 || *nfds < 3) {
 		snprintf(why, whylen, "the manager sent a bad welcome: %s",
 			 type != MGI_MSG_WELCOME ? err : "wrong number of segments");
@@ -399,6 +403,42 @@ static void take_welcome(int conn, const mgi_msg_t *reply, int *fds, unsigned nf
 	mgi_agent.conn = conn;
 	mgi_agent.slot = reply->welcome.slot;
 	mgi_agent.me = &mgi_agent.seg->acct.procs[mgi_agent.slot];
+}
+
+/* The manager does UFFDIO_API on our new userfaultfd (we may not turn on
+ * fork events ourselves: see manager.c on_uffd_features). Only while
+ * starting: the handler thread does not run yet, so the answer on our
+ * connection is ours to read. Returns 0 or -errno. */
+static int features_by_manager(int fd, uint64_t features)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	mgi_msg_t m, r, got;
+	struct iovec iov = {.iov_base = &m, .iov_len = 0};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	struct pollfd p = {.fd = mgi_agent.conn, .events = POLLIN};
+	char err[96];
+	ssize_t n;
+
+	if (mgi_agent.conn < 0 || features >> 32)
+		return -EINVAL;
+	mgi_msg_init(&m, MGI_MSG_UFFD_FEATURES);
+	m.unreg.id = (uint32_t)features;
+	iov.iov_len = m.hdr.len;
+	memset(cbuf, 0, sizeof(cbuf));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(mgi_agent.conn, &mh, MSG_NOSIGNAL) != (ssize_t)m.hdr.len)
+		return -errno;
+	if (poll(&p, 1, 2000) != 1)
+		return -ETIMEDOUT;
+	n = recv(mgi_agent.conn, &got, sizeof(got), 0);
+	if (n <= 0 || mgi_msg_parse(&got, (size_t)n, &r, err, sizeof(err)) != MGI_MSG_REPLY)
+		return -EPROTO;
+	return r.reply.status;
 }
 
 /* Connects, says HELLO naming the group ($MEMGRP_GROUP, else the manager's
@@ -578,7 +618,7 @@ static void agent_start(void)
 		return;
 	}
 	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, why, sizeof(why));
+	mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, features_by_manager, why, sizeof(why));
 	if (mgi_agent.mapsfd < 0 || mgi_agent.uffd < 0) {
 		mgi_agent_log("%s: this process is not managed",
 			      mgi_agent.uffd < 0 ? why : "cannot open /proc/self/maps");
@@ -651,6 +691,9 @@ static void child_after_fork(void)
 	if (!atomic_load(&mgi_agent.active))
 		return;
 	atomic_store(&mgi_agent.active, false);
+	/* A sibling's userfaultfd our parent's handler held as we forked is
+	 * not ours to keep (reclaim.c). */
+	mgi_reclaim_close_inflight();
 	/* First: wait until our parent's agent has copied in what it held
 	 * for us, and drop the parent's reclaim ranges. */
 	mgi_reclaim_child_start();
@@ -672,6 +715,12 @@ static void child_after_fork(void)
 	agent_start();
 }
 
+static void fork_prepare(void)
+{
+	if (atomic_load(&mgi_agent.active))
+		mgi_reclaim_fork_prepare();
+}
+
 __attribute__((constructor)) static void mgi_agent_init(void)
 {
 	/* Resolve the allocator's next definitions before any thread exists. */
@@ -681,5 +730,5 @@ __attribute__((constructor)) static void mgi_agent_init(void)
 	 * the limit could not stop. Accounting beats that debugging aid. */
 	mallopt(M_PERTURB, 0);
 	agent_start();
-	pthread_atfork(NULL, NULL, child_after_fork);
+	pthread_atfork(fork_prepare, NULL, child_after_fork);
 }

@@ -197,6 +197,14 @@ void mgi_reclaim_idle(void);
 bool mgi_reclaim_unsharing(uintptr_t page);
 /* Publishes the reclaim figures in the process's slot. */
 void mgi_reclaim_publish(void);
+/* Around the handler's reads of the uffd; the application's fork (atfork
+ * prepare); a forked child first (see reclaim.c, "A forked child's
+ * userfaultfd"). */
+struct uffd_msg;
+void mgi_reclaim_read_begin(void);
+void mgi_reclaim_read_end(const struct uffd_msg *msgs, size_t n);
+void mgi_reclaim_fork_prepare(void);
+void mgi_reclaim_close_inflight(void);
 /* watchdog.c: arg is a 4 KiB scratch buffer in the arena */
 void *mgi_watchdog_main(void *arg);
 /* Registers the eligible anonymous regions of the address space and learns

@@ -926,7 +926,12 @@ static void drain_uffd(void)
 	struct uffd_msg msgs[MSGS_PER_READ];
 	ssize_t n;
 
-	while ((n = read(mgi_agent.uffd, msgs, sizeof(msgs))) > 0) {
+	for (;;) {
+		mgi_reclaim_read_begin();
+		n = read(mgi_agent.uffd, msgs, sizeof(msgs));
+		mgi_reclaim_read_end(msgs, n > 0 ? (size_t)n / sizeof(msgs[0]) : 0);
+		if (n <= 0)
+			break;
 		size_t count = (size_t)n / sizeof(msgs[0]);
 		for (size_t i = 0; i < count; i++)
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)

@@ -61,6 +61,15 @@ struct uffdio_move {
 #define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
 		  UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_MOVE)
 
+static int lent_dev = -1;
+
+void mgi_uffd_lend(int devfd)
+{
+	if (lent_dev >= 0 && lent_dev != devfd)
+		close(lent_dev);
+	lent_dev = devfd;
+}
+
 static int open_uffd_fd(void)
 {
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -68,6 +77,11 @@ static int open_uffd_fd(void)
 
 	if (fd >= 0)
 		return fd;
+	if (lent_dev >= 0) {
+		fd = ioctl(lent_dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0)
+			return fd;
+	}
 	/* Without the sysctl or CAP_SYS_PTRACE, /dev/userfaultfd may still
 	 * give a full (kernel-fault capable) descriptor to its group. */
 	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
@@ -84,7 +98,8 @@ static int negotiate(int fd, uint64_t features)
 	return ioctl(fd, UFFDIO_API, &api) == 0 ? 0 : -errno;
 }
 
-int mgi_uffd_open(bool *fork_events, char *why, size_t whylen)
+int mgi_uffd_open(bool *fork_events, int (*broker)(int fd, uint64_t features), char *why,
+		  size_t whylen)
 {
 	uint64_t features = FEATURES;
 	int fd = open_uffd_fd(), rc;
@@ -93,10 +108,10 @@ int mgi_uffd_open(bool *fork_events, char *why, size_t whylen)
 		*fork_events = false;
 	if (fd < 0) {
 		snprintf(why, whylen,
-			 "userfaultfd is not permitted for this process (%s): run as root, "
+			 "userfaultfd is not permitted for this process (%s)%s: run as root, "
 			 "grant CAP_SYS_PTRACE, give access to /dev/userfaultfd, or set "
 			 "vm.unprivileged_userfaultfd=1",
-			 strerror(-fd));
+			 strerror(-fd), lent_dev >= 0 ? "" : " and the manager lent it none");
 		return fd;
 	}
 	rc = negotiate(fd, features);
@@ -105,6 +120,15 @@ int mgi_uffd_open(bool *fork_events, char *why, size_t whylen)
 		 * caller then keeps no page out of the process, see reclaim.c).
 		 * A failed UFFDIO_API may leave the fd unusable: a new one. */
 		close(fd);
+		fd = open_uffd_fd();
+		if (fd < 0)
+			return fd;
+		if (broker && broker(fd, features) == 0) {
+			if (fork_events)
+				*fork_events = true;
+			return fd;
+		}
+		close(fd); /* (the broker may have failed half-way) */
 		fd = open_uffd_fd();
 		if (fd < 0)
 			return fd;

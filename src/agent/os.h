@@ -21,7 +21,14 @@
  * NULL) says whether it got it. On failure writes one line naming the
  * cause and the remedy into why.
  */
-int mgi_uffd_open(bool *fork_events, char *why, size_t whylen);
+/* A userfaultfd with the events memgrp follows. When this process may not
+ * turn on fork events itself, broker (if not NULL) is asked to do
+ * UFFDIO_API on a new one with the given features (the manager may). */
+int mgi_uffd_open(bool *fork_events, int (*broker)(int fd, uint64_t features), char *why,
+		  size_t whylen);
+/* /dev/userfaultfd as the manager lent it (WELCOME): tried when this
+ * process may not open a userfaultfd itself. Kept until exec. */
+void mgi_uffd_lend(int devfd);
 
 /* Registers [start, start + len) for missing-page faults. */
 int mgi_uffd_register(int uffd, uintptr_t start, size_t len);

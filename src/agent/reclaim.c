@@ -4,6 +4,7 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
@@ -519,7 +520,7 @@ void mgi_reclaim_child_start(void)
 		 * until then. Nothing else runs in this process meanwhile (we
 		 * are in fork's child handler, the only thread). */
 		char why[160];
-		int fd = mgi_uffd_open(NULL, why, sizeof(why));
+		int fd = mgi_uffd_open(NULL, NULL, why, sizeof(why));
 		while (fd >= 0 && mgi_uffd_register(fd, mgi_agent.beacon, PAGE) == -EBUSY &&
 		       waited_ms < CHILD_WAIT_MS) {
 			struct timespec ts = {0, 1000000};
@@ -1123,6 +1124,71 @@ void mgi_reclaim_moved(uintptr_t from, uintptr_t to, size_t len)
  * the close). A fork there hands us a grandchild's uffd: closed at once,
  * which leaves the grandchild unregistered (it copied the child before we
  * finished: a raw fork within the first moments of the child's life). */
+/*
+ * A forked child's userfaultfd (the FORK event's) lives in this process's
+ * fd table from the handler's read of the event until mgi_reclaim_fork
+ * closes it. Should the application fork again in that window, the new
+ * child inherits that fd, and the first child's memory stays registered
+ * with it for as long as the second child lives: the first child waits
+ * (its agent cannot register its memory, EBUSY) and then blocks for good in
+ * its next munmap, whose event nobody reads. A postmaster forking its
+ * helpers in a row met this in 2 of ~40 starts. So: the handler records
+ * the fds a read brought (between `reading` set and cleared), the
+ * application's fork waits while a read is being recorded (atfork
+ * prepare: short, the read is non-blocking), and a new child closes every
+ * fd recorded and not yet closed.
+ */
+#define INFLIGHT_MAX 64
+static _Atomic bool reading;
+static int inflight[INFLIGHT_MAX];
+static _Atomic unsigned ninflight;
+
+void mgi_reclaim_read_begin(void)
+{
+	atomic_store(&reading, true);
+}
+
+void mgi_reclaim_read_end(const struct uffd_msg *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned k = atomic_load(&ninflight);
+		if (msgs[i].event == UFFD_EVENT_FORK && k < INFLIGHT_MAX) {
+			inflight[k] = (int)msgs[i].arg.fork.ufd;
+			atomic_store(&ninflight, k + 1);
+		}
+	}
+	atomic_store(&reading, false);
+}
+
+static void inflight_closed(int cfd)
+{
+	unsigned k = atomic_load(&ninflight);
+
+	for (unsigned i = 0; i < k; i++)
+		if (inflight[i] == cfd) {
+			inflight[i] = inflight[k - 1];
+			atomic_store(&ninflight, k - 1);
+			return;
+		}
+}
+
+void mgi_reclaim_fork_prepare(void)
+{
+	/* bounded: a handler stopped in the middle of a read (it never is
+	 * for long) must not hang the application's fork */
+	for (int spins = 0; atomic_load(&reading) && spins < 10000; spins++)
+		sched_yield();
+}
+
+void mgi_reclaim_close_inflight(void)
+{
+	unsigned k = atomic_load(&ninflight);
+
+	for (unsigned i = 0; i < k; i++)
+		close(inflight[i]);
+	atomic_store(&ninflight, 0);
+}
+
 static void discard_child_events(int cfd)
 {
 	struct uffd_msg msgs[16];
@@ -1167,5 +1233,6 @@ void mgi_reclaim_fork(int cfd)
 	/* Lets the child go: its remaining holes fill as new pages, and its
 	 * agent can register afresh. */
 	close(cfd);
+	inflight_closed(cfd);
 	(void)pages;
 }

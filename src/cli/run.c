@@ -420,7 +420,7 @@ int mgi_cmd_run(int argc, char **argv)
 		return MGI_EXIT_FAILURE;
 	}
 	/* Fail here, with the reason, rather than in every child. */
-	int probe = mgi_uffd_open(NULL, err, sizeof(err));
+	int probe = mgi_uffd_open(NULL, NULL, err, sizeof(err));
 	if (probe < 0) {
 		fprintf(stderr, "memgrp run: %s\n", err);
 		return MGI_EXIT_FAILURE;

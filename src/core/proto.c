@@ -94,6 +94,7 @@ static size_t size_of_type(int type)
 	case MGI_MSG_REGISTER: return sizeof(mgi_msg_register_t);
 	case MGI_MSG_UNREGISTER: return sizeof(mgi_msg_unregister_t);
 	case MGI_MSG_COOP_DONE: return sizeof(mgi_msg_unregister_t);
+	case MGI_MSG_UFFD_FEATURES: return sizeof(mgi_msg_unregister_t);
 	case MGI_MSG_OOM_KILL: return sizeof(mgi_msg_oom_t);
 	case MGI_MSG_STAT_REQ: return sizeof(mgi_msg_group_t);
 	case MGI_MSG_RM: return sizeof(mgi_msg_group_t);
@@ -230,6 +231,10 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 	case MGI_MSG_COOP_DONE:
 		if (out->unreg.id == 0)
 			return bad(-EINVAL, err, errlen, "unregister: id 0 is never given");
+		break;
+	case MGI_MSG_UFFD_FEATURES:
+		if (out->unreg.id == 0 || out->unreg.reserved != 0)
+			return bad(-EINVAL, err, errlen, "uffd features: none asked, or a reserved field set");
 		break;
 	case MGI_MSG_ATTACH:
 		if (out->attach.pid <= 0)

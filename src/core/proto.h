@@ -96,6 +96,10 @@ enum mgi_msg_type {
 	MGI_MSG_EVICT = 19,
 	MGI_MSG_EVICTED = 20, /* laid out as EVICT */
 	MGI_MSG_PLACE = 21, /* laid out as STAT_REQ */
+	/* An agent that may not turn on fork events (CAP_SYS_PTRACE) passes
+	 * its new userfaultfd for the manager to do UFFDIO_API with `id` as
+	 * the features; laid out as UNREGISTER, answered by REPLY. */
+	MGI_MSG_UFFD_FEATURES = 24,
 };
 
 /* What a REGISTER asks to hear about. */
@@ -129,9 +133,13 @@ typedef struct mgi_msg_welcome {
 	int32_t slot;
 	uint32_t segment_bytes;
 	uint32_t nsegments; /* fds sent: the group's, then each ancestor's */
-	uint32_t reserved;
+	uint32_t flags;     /* MGI_WELCOME_* */
 	char group[MGI_GROUP_NAME_MAX]; /* the group joined, in full */
 } mgi_msg_welcome_t;
+/* After the segments' fds and the wake eventfd, one more: /dev/userfaultfd,
+ * opened by the manager for a process that may not open it itself (a
+ * program exec'ed after dropping root: see docs/design.md, "Trust"). */
+#define MGI_WELCOME_UFFD_DEV 1u
 
 typedef struct mgi_msg_oom {
 	mgi_msg_hdr_t hdr;

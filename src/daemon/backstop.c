@@ -385,6 +385,14 @@ int mgi_backstop_hello(mgi_manager_t *m, pid_t pid, bool privileged, int g, char
 	return -EPERM;
 }
 
+bool mgi_backstop_holds(mgi_manager_t *m, pid_t pid, int g)
+{
+	char path[512];
+
+	return m->backstop && m->backstop->g[g].made && pid_path(m, pid, path, sizeof(path)) == 0 &&
+	       group_of_path(m, path) == g;
+}
+
 int mgi_backstop_place(mgi_manager_t *m, pid_t pid, bool privileged, int g, char *why,
 		       size_t whylen)
 {

@@ -66,6 +66,10 @@ int mgi_backstop_hello(struct mgi_manager *m, pid_t pid, bool privileged, int g,
  * below pid's when that is some memgrp group's (a nested manager); or pid
  * is privileged and outside every memgrp cgroup. -EOPNOTSUPP when the
  * backstop is off. */
+/* Whether pid is in group g's kernel cgroup (where only root can have put
+ * it: memgrp run's PLACE, or a parent there): it may join g whatever its
+ * user, as a program exec'ed after dropping root does. */
+bool mgi_backstop_holds(struct mgi_manager *m, pid_t pid, int g);
 int mgi_backstop_place(struct mgi_manager *m, pid_t pid, bool privileged, int g, char *why,
 		       size_t whylen);
 /* attach moved pid into g: its kernel cgroup follows. */

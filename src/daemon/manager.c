@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/socket.h>
@@ -209,6 +211,11 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 	m->listen_fd = m->epfd = m->wakefd = m->timerfd = m->reclaim_timerfd = m->soft_timerfd = -1;
 	m->orphan_timerfd = -1;
 	m->reclaim.conn = -1;
+	/* An unprivileged program (one exec'ed after dropping root: postgres
+	 * under runuser) may not open a userfaultfd that takes kernel faults;
+	 * its agent gets this one in WELCOME (absent: it runs unmanaged, and
+	 * says why). */
+	m->uffd_dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	m->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	m->coop_wait_ms = MGI_COOP_WAIT_DEFAULT_MS;
 	m->who = who;
@@ -443,10 +450,11 @@ static void reply(struct mgi_conn *c, int status, const char *fmt, ...)
 
 /* Sends the group's segments (its own, then its ancestors') with a WELCOME
  * or MOVE message telling the slot. */
-static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slot)
+static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slot,
+			  bool lend_uffd)
 {
 	mgi_msg_t w;
-	int fds[2 * MGI_DEPTH_MAX + 1];
+	int fds[2 * MGI_DEPTH_MAX + 2];
 	unsigned n = 2 * mgi_tree_segment_fds(&m->tree, group, fds);
 	char cbuf[CMSG_SPACE(sizeof(fds))];
 	struct iovec iov = {.iov_base = &w, .iov_len = sizeof(mgi_msg_welcome_t)};
@@ -461,6 +469,10 @@ static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slo
 	w.welcome.nsegments = n / 2; /* two fds a segment: its two parts */
 	snprintf(w.welcome.group, sizeof(w.welcome.group), "%s", m->tree.node[group].name);
 	fds[n++] = m->wakefd;
+	if (lend_uffd && m->uffd_dev >= 0) {
+		fds[n++] = m->uffd_dev;
+		w.welcome.flags |= MGI_WELCOME_UFFD_DEV;
+	}
 	mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
@@ -731,7 +743,7 @@ static void on_rejoin(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h, co
 		mgi_notify_resync(m); /* the manager's own thresholds: pressure, high, ask */
 	for (int a = g; a > 0; a = m->tree.node[a].parent)
 		release_orphans(m, a);
-	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot);
+	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot, c->peer_uid != 0);
 }
 
 static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
@@ -747,9 +759,11 @@ static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 		drop_conn(m, i); /* the agent prints the reply and runs unmanaged */
 		return;
 	}
-	if (!privileged(m, c) && !parent_in_group(m, cred.pid, g)) {
-		reply(c, -EPERM, "uid %u may not join group '%s' (only root, uid %u, or a child "
-				 "of one of the group's processes)", (unsigned)cred.uid,
+	if (!privileged(m, c) && !parent_in_group(m, cred.pid, g) &&
+	    !mgi_backstop_holds(m, cred.pid, g)) {
+		reply(c, -EPERM, "uid %u may not join group '%s' (only root, uid %u, a child "
+				 "of one of the group's processes, or one in its kernel cgroup)",
+		      (unsigned)cred.uid,
 		      m->tree.node[g].name, (unsigned)m->uid);
 		drop_conn(m, i);
 		return;
@@ -772,7 +786,7 @@ static void on_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 	}
 	mgi_tree_name_slot(&m->tree, g, c->slot, cred.pid);
 	watch_exit(m, i);
-	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot);
+	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot, c->peer_uid != 0);
 }
 
 /* ATTACH: asks the process's agent to move into the group; the agent's
@@ -813,7 +827,7 @@ static void on_attach(mgi_manager_t *m, unsigned i, const mgi_msg_attach_t *a)
 	p->move_slot = slot;
 	p->requester = (int)i;
 	p->requester_fd = c->fd;
-	send_segments(m, p->fd, MGI_MSG_MOVE, g, slot);
+	send_segments(m, p->fd, MGI_MSG_MOVE, g, slot, false);
 }
 
 /* The agent's answer to MOVE: on success it has moved its charge into the
@@ -1228,6 +1242,45 @@ static void on_register(mgi_manager_t *m, unsigned i, const mgi_msg_register_t *
 	send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+#define MGI_UFFD_FEATURE_MOVE (1ULL << 16) /* (Linux 6.8; older headers lack it) */
+
+/* The fork events a joined agent needs and may not turn on itself: the
+ * kernel asks CAP_SYS_PTRACE of UFFDIO_API's caller, not of the process
+ * whose memory the userfaultfd covers (created by the agent, in its own
+ * address space). Without them an agent evicts nothing (a forked child
+ * would read its evicted pages as zeros), so postgres' backends, forked
+ * by a postmaster running as its own user, were OOM-killed under a limit
+ * with swap. Only what the agent needs, only on a userfaultfd. */
+static void on_uffd_features(mgi_manager_t *m, unsigned i, uint32_t features, int fd)
+{
+	const uint64_t allowed = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
+				 UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_FORK | MGI_UFFD_FEATURE_MOVE;
+	struct mgi_conn *c = &m->conns[i];
+	struct uffdio_api api = {.api = UFFD_API, .features = features};
+	char link[64] = "";
+	int rc;
+
+	if (fd < 0 || c->slot < 0) {
+		reply(c, -EINVAL, "uffd features: %s", fd < 0 ? "no userfaultfd passed" : "join a group first");
+		goto out;
+	}
+	if (features & ~allowed) {
+		reply(c, -EPERM, "uffd features %#x: only the agent's own are granted", features);
+		goto out;
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	char target[64] = "";
+	if (readlink(link, target, sizeof(target) - 1) < 0 || strcmp(target, "anon_inode:[userfaultfd]") != 0) {
+		reply(c, -EINVAL, "uffd features: not a userfaultfd");
+		goto out;
+	}
+	rc = ioctl(fd, UFFDIO_API, &api) == 0 ? 0 : -errno;
+	reply(c, rc, "%s", rc ? strerror(-rc) : "");
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
 static void handle_conn(mgi_manager_t *m, unsigned i)
 {
 	struct mgi_conn *c = &m->conns[i];
@@ -1273,6 +1326,12 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 		return;
 	}
 	type = mgi_msg_parse(buf, (size_t)n, &msg, err, sizeof(err));
+	if (type == MGI_MSG_UFFD_FEATURES) {
+		for (unsigned k = 1; k < npassed; k++)
+			close(passed[k]);
+		on_uffd_features(m, i, msg.unreg.id, npassed ? passed[0] : -1);
+		return;
+	}
 	if (type == MGI_MSG_REGISTER) {
 		for (unsigned k = 1; k < npassed; k++)
 			close(passed[k]);

@@ -110,6 +110,7 @@ typedef struct mgi_manager {
 	uint64_t min_available; /* bytes: the host floor for soft limits (0: off) */
 	unsigned coop_wait_ms;
 	int wakefd;        /* agents write it when they count a crossing */
+	int uffd_dev;      /* /dev/userfaultfd, lent to unprivileged agents; or -1 */
 	uid_t uid;         /* the manager's own user: privileged like root */
 	struct mgi_reg regs[MGI_REGS_MAX];
 	uint32_t next_id;
