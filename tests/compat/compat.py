@@ -322,6 +322,26 @@ def case_redis10(r):
     return good == 10, f"{good} of 10 servers kept their data"
 
 
+def case_ninja(r):
+    """ninja -j2 of memgrp itself (its tracked files copied, meson set up
+    unmanaged); the build must finish and its unit test of the size parser
+    must pass."""
+    top = os.path.dirname(os.path.dirname(HERE))
+    files = subprocess.run(["git", "-C", top, "ls-files"], capture_output=True, text=True, check=True).stdout.split()
+    src = os.path.join(r.work, "src")
+    for f in files:
+        os.makedirs(os.path.dirname(os.path.join(src, f)), exist_ok=True)
+        shutil.copy2(os.path.join(top, f), os.path.join(src, f))
+    b = os.path.join(r.work, "b")
+    r.outside(["meson", "setup", b, src])
+    rc, out = r.cmd(["ninja", "-C", b, "-j2"])
+    if rc != 0:
+        return False, f"ninja exit {rc}: {out.strip()[-200:]}"
+    t = subprocess.run([os.path.join(b, "tests", "test_size")], capture_output=True, text=True, timeout=r.left())
+    built = out.count("Compiling C object") + out.count("Linking target")
+    return t.returncode == 0 and built > 50, f"{built} steps built, the built test_size exit {t.returncode}"
+
+
 def case_make(r):
     """make -j2 of a generated C project of 40 files; its binary must print
     the sum the test computes."""
@@ -507,6 +527,7 @@ CASES = [
     ("postgres", case_pg, 180),
     ("redis", case_redis, 180),
     ("make", case_make, 240),
+    ("ninja", case_ninja, 300),
     ("py_pool", case_pool, 120),
     ("py_dict", case_bigdict, 120),
     ("node_v8heap", case_node_v8heap, 120),
@@ -527,7 +548,7 @@ CASES = [
 # largest group's).
 GROUPS = {"redis10": 10}
 NEEDS = {"postgres": ["runuser", "pg_isready", "psql"], "redis": ["redis-server", "redis-cli", "redis-benchmark"], "redis10": ["redis-server", "redis-cli", "redis-benchmark"],
-         "make": ["make", "cc"], "node_v8heap": ["node"], "node_gc": ["node"], "java": ["java", "javac"]}
+         "make": ["make", "cc"], "ninja": ["ninja", "meson", "git", "cc"], "node_v8heap": ["node"], "node_gc": ["node"], "java": ["java", "javac"]}
 # Known memgrp failures, by case and mode: the mode still runs and prints,
 # but counts as a known failure, not a failure.
 # (case, mode): (what the output shows, what it means).
