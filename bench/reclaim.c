@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Usage:
  *   bench_reclaim seq MiB          write a pattern over MiB in one pass, then
@@ -14,6 +15,10 @@
  *                                  3/4 (evicted if MiB is 4x the limit)
  *   bench_reclaim zipf MiB OPS     fill MiB, then OPS read-modify-writes of
  *                                  8 bytes on Zipf(0.99)-chosen pages
+ *   bench_reclaim hold MiB SECS    fill MiB, say "filled" (flushed), hold it
+ *                                  SECS seconds untouched (for bench/realmem.sh
+ *                                  to measure the host memory it takes), then
+ *                                  check every word
  * Run under a limit well below MiB (bench/reclaim.sh). Prints one line of
  * key=value results; a wrong byte is reported on stderr and exits 1. */
 
@@ -262,6 +267,20 @@ static int zipf(long pages, long ops)
 	return 0;
 }
 
+static int hold(long pages, long secs)
+{
+	uint64_t *base = map(pages);
+
+	fill(base, pages);
+	printf("filled\n");
+	fflush(stdout);
+	sleep((unsigned)secs);
+	if (check(base, pages, NULL))
+		return 1;
+	printf("held=%ld\n", pages);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	long mib = argc > 2 ? atol(argv[2]) : 0, n = argc > 3 ? atol(argv[3]) : 0;
@@ -273,6 +292,8 @@ int main(int argc, char **argv)
 		return lat(pages, n);
 	if (argc >= 4 && mib > 0 && n > 0 && !strcmp(argv[1], "zipf"))
 		return zipf(pages, n);
-	fprintf(stderr, "usage: bench_reclaim seq MiB | lat MiB SAMPLES | zipf MiB OPS\n");
+	if (argc >= 4 && mib > 0 && n > 0 && !strcmp(argv[1], "hold"))
+		return hold(pages, n);
+	fprintf(stderr, "usage: bench_reclaim seq MiB | lat MiB SAMPLES | zipf MiB OPS | hold MiB SECS\n");
 	return 2;
 }

@@ -23,72 +23,10 @@ ws_mib=$((4 * limit_bytes >> 20))
 secs=300  # per run: a hang in memgrp (under development) must not stall the table
 tmp=$(mktemp -d)
 cg=/sys/fs/cgroup/memory/memgrp-reclaim-bench-$$
-zdev=          # zramN once we own one
-zhot=0         # 1 if we created it with hot_add (then we remove it)
-zswap=0        # 1 once it is our swap
 
-teardown() {
-	if [ "$zswap" = 1 ]; then
-		swapoff "/dev/$zdev" || echo "reclaim.sh: swapoff /dev/$zdev failed" >&2
-	fi
-	if [ -n "$zdev" ]; then
-		echo 1 > "/sys/block/$zdev/reset" 2>/dev/null || true
-		if [ "$zhot" = 1 ]; then
-			echo "${zdev#zram}" > /sys/class/zram-control/hot_remove 2>/dev/null || true
-		fi
-	fi
-	if [ -d "$cg" ]; then
-		rmdir "$cg" 2>/dev/null || echo "reclaim.sh: could not remove $cg" >&2
-	fi
-	rm -rf "$tmp"
-}
+. "$(dirname "$0")/kswap.sh"
 trap teardown EXIT
 trap 'exit 130' INT TERM
-
-# setup_kernel: a zram swap device (lz4, 4G) and a memcg v1 group with the
-# limit; on failure returns 1 with the reason in $why (teardown undoes what
-# was done).
-why=
-setup_kernel() {
-	local dev
-	[ "$(id -u)" = 0 ] || { why="not root"; return 1; }
-	[ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ] ||
-		{ why="no cgroup v1 memory controller at /sys/fs/cgroup/memory"; return 1; }
-	if [ ! -e /sys/class/zram-control ]; then
-		modprobe zram 2>/dev/null || true
-	fi
-	# A device of our own: reading hot_add creates one and names it. Without
-	# zram-control, an unused (never sized) one.
-	if [ -r /sys/class/zram-control/hot_add ] && dev=$(cat /sys/class/zram-control/hot_add 2>/dev/null); then
-		zdev=zram$dev
-		zhot=1
-	else
-		for dev in /sys/block/zram*; do
-			if [ -e "$dev/disksize" ] && [ "$(cat "$dev/disksize")" = 0 ] &&
-				! grep -q "^/dev/${dev##*/} " /proc/swaps; then
-				zdev=${dev##*/}
-				break
-			fi
-		done
-	fi
-	[ -n "$zdev" ] || { why="no zram device (modprobe zram failed, or all in use)"; return 1; }
-	grep -qw lz4 "/sys/block/$zdev/comp_algorithm" ||
-		{ why="zram has no lz4 ($(cat "/sys/block/$zdev/comp_algorithm"))"; return 1; }
-	if ! { echo lz4 > "/sys/block/$zdev/comp_algorithm" && echo 4G > "/sys/block/$zdev/disksize"; }; then
-		why="could not configure /sys/block/$zdev"
-		return 1
-	fi
-	mkswap "/dev/$zdev" >/dev/null 2>&1 || { why="mkswap /dev/$zdev failed"; return 1; }
-	# The highest priority: the kernel swaps there first, whatever else is on.
-	swapon -p 32767 "/dev/$zdev" || { why="swapon /dev/$zdev failed"; return 1; }
-	zswap=1
-	mkdir "$cg" 2>/dev/null || { why="cannot create $cg"; return 1; }
-	echo "$limit_bytes" > "$cg/memory.limit_in_bytes" || { why="cannot set the memcg limit"; return 1; }
-	if [ -e "$cg/memory.memsw.limit_in_bytes" ]; then
-		echo -1 > "$cg/memory.memsw.limit_in_bytes"
-	fi
-	echo 60 > "$cg/memory.swappiness"
-}
 
 cols="native"
 if setup_kernel; then
