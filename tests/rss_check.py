@@ -8,6 +8,7 @@ of the RSS, 2 if the group cannot be read.
 import json
 import subprocess
 import sys
+import time
 
 
 def anon_kb(pid):
@@ -24,11 +25,18 @@ def anon_kb(pid):
 def main():
     memgrp, group = sys.argv[1], sys.argv[2]
     tol = float(sys.argv[3]) if len(sys.argv) > 3 else 0.05
-    out = subprocess.run([memgrp, "stat", "--json", group], capture_output=True, text=True)
-    if out.returncode != 0:
-        print(f"cannot read group {group}: {out.stderr.strip()}")
-        return 2
-    st = json.loads(out.stdout)
+    # A group with no process yet (or no longer: its programs start and end
+    # on a loaded host at their own pace) has nothing to compare: read it
+    # again, for up to 3 s.
+    for _ in range(30):
+        out = subprocess.run([memgrp, "stat", "--json", group], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"cannot read group {group}: {out.stderr.strip()}")
+            return 2
+        st = json.loads(out.stdout)
+        if st["processes"] and st["usage"]:
+            break
+        time.sleep(0.1)
     rss = 0
     for p in st["processes"]:
         kb = anon_kb(p["pid"])
