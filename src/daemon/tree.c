@@ -308,11 +308,23 @@ static void close_segfiles(struct segfiles *sf)
 }
 
 /* Whether fd is a regular file of `bytes` bytes owned by the manager's
- * user (a part a managed process made itself would be its own). */
-static bool part_ok(int fd, size_t bytes, const char *what, char *why, size_t whylen)
+ * user (a part a managed process made itself would be its own). With
+ * may_cut, a longer one of the manager's user is cut back to `bytes`: an
+ * agent holds a writable fd of its group's and its ancestors' accounting
+ * parts, and a state file cannot be sealed against growing; what lies
+ * beyond the segment carries nothing, and refusing the file would set the
+ * group (and so every group below it) aside at the restart. */
+static bool part_ok(int fd, size_t bytes, bool may_cut, const char *what, char *why,
+		    size_t whylen)
 {
 	struct stat st;
 
+	if (may_cut && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+	    st.st_size > (off_t)bytes && ftruncate(fd, (off_t)bytes) != 0) {
+		snprintf(why, whylen, "its %s part grew to %lld bytes and cannot be cut back: %s",
+			 what, (long long)st.st_size, strerror(errno));
+		return false;
+	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != (off_t)bytes) {
 		snprintf(why, whylen, "not a segment of this memgrp (%s part: %lld bytes, expected %zu)",
 			 what, (long long)st.st_size, bytes);
@@ -331,8 +343,8 @@ static bool part_ok(int fd, size_t bytes, const char *what, char *why, size_t wh
  * name, or returns -EINVAL with why. */
 static int map_checked(struct segfiles *sf, char *name, char *why, size_t whylen)
 {
-	if (!part_ok(sf->ctl, MGI_SEGMENT_CTL_BYTES, "control", why, whylen) ||
-	    !part_ok(sf->acct, MGI_SEGMENT_ACCT_BYTES, "accounting", why, whylen))
+	if (!part_ok(sf->ctl, MGI_SEGMENT_CTL_BYTES, false, "control", why, whylen) ||
+	    !part_ok(sf->acct, MGI_SEGMENT_ACCT_BYTES, true, "accounting", why, whylen))
 		return -EINVAL;
 	sf->seg = map_pair(sf->ctl, sf->acct);
 	if (!sf->seg) {
