@@ -1,7 +1,9 @@
 /* test_counter_threads.c - concurrent try_charge/uncharge: no lost update, no overshoot. */
 #include <pthread.h>
+#include <sched.h>
 
 #include "counter.h"
+#include "grant.h"
 #include "harness.h"
 #include "threshold.h"
 
@@ -142,10 +144,109 @@ static void two_threads_lose_no_update(void)
 	free(sh.thresholds);
 }
 
+/* The grant scheme under contention: two agent threads of web/api charge
+ * api's counter against its grant and ask for more when refused; the
+ * manager's thread gives grants and takes back what is unused, as on its
+ * tick. web's usage (what the manager charged) must never fall below what
+ * the agents' successful charges hold. */
+struct granted_family {
+	mgi_counter_t api, web;
+	mgi_limits_t api_l, web_l;
+	_Atomic uint64_t granted, want, held, violations, asks, stop;
+	mgi_counter_path_t own, anc;
+};
+
+static void *grant_agent(void *arg)
+{
+	struct granted_family *f = arg;
+	uint64_t s = (uint64_t)pthread_self() | 1, mine = 0;
+	unsigned failed;
+
+	for (int i = 0; i < ITERATIONS / 4; i++) {
+		uint64_t n = 1 + mgt_below(&s, 8);
+		if (mine < 200 && mgt_below(&s, 2)) {
+			if (mgi_counter_try_charge(&f->own, n, &failed)) {
+				uint64_t held = atomic_fetch_add(&f->held, n) + n;
+				mine += n;
+				if (held > mgi_counter_read(&f->web))
+					atomic_fetch_add(&f->violations, 1);
+			} else if (failed == MGI_LEVEL_GRANT) {
+				/* As a fault waits for the manager's answer
+				 * (bounded: the manager may have stopped). */
+				atomic_store(&f->want, n);
+				atomic_fetch_add(&f->asks, 1);
+				for (int k = 0; k < 1000 && atomic_load(&f->want); k++)
+					sched_yield();
+			}
+		} else if (mine) {
+			n = n > mine ? mine : n;
+			atomic_fetch_sub(&f->held, n);
+			mgi_counter_uncharge(&f->own, n);
+			mine -= n;
+		}
+	}
+	atomic_fetch_sub(&f->held, mine);
+	mgi_counter_uncharge(&f->own, mine);
+	return NULL;
+}
+
+static void *grant_manager(void *arg)
+{
+	struct granted_family *f = arg;
+	uint64_t s = 7;
+
+	while (!atomic_load(&f->stop)) {
+		uint64_t want = atomic_exchange(&f->want, 0);
+		if (want)
+			mgi_grant_give(&f->anc, &f->granted, want, NULL);
+		/* Often everything unused (as on a refusal): the race with
+		 * charges in flight is what is tested. */
+		mgi_grant_take_back(&f->anc, &f->granted, &f->api, mgt_below(&s, 4));
+		if (mgi_counter_read(&f->web) != atomic_load(&f->granted))
+			atomic_fetch_add(&f->violations, 1);
+	}
+	return NULL;
+}
+
+static void grant_holds_under_concurrent_take_back(void)
+{
+	struct granted_family f = {0};
+	pthread_t t[3];
+
+	mgi_counter_init(&f.api);
+	mgi_counter_init(&f.web);
+	mgi_counter_limits_init(&f.api_l);
+	mgi_counter_limits_init(&f.web_l);
+	mgi_counter_set_max(&f.web, &f.web_l, 300);
+	f.own = (mgi_counter_path_t){.level = {&f.api}, .limit = {&f.api_l}, .depth = 1,
+				     .grant = &f.granted};
+	f.anc = (mgi_counter_path_t){.level = {&f.web}, .limit = {&f.web_l}, .depth = 1};
+	CHECK(pthread_create(&t[2], NULL, grant_manager, &f) == 0);
+	for (int i = 0; i < 2; i++)
+		CHECK(pthread_create(&t[i], NULL, grant_agent, &f) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&f.stop, 1);
+	pthread_join(t[2], NULL);
+
+	printf("     %llu grant requests, web's peak %llu of 300\n",
+	       (unsigned long long)atomic_load(&f.asks),
+	       (unsigned long long)atomic_load(&f.web.watermark));
+	CHECK_EQ(atomic_load(&f.violations), 0);
+	CHECK_GE(atomic_load(&f.asks), 1); /* the grant was reached */
+	CHECK_EQ(mgi_counter_read(&f.api), 0);
+	CHECK_EQ(mgi_counter_read(&f.web), atomic_load(&f.granted));
+	CHECK_LE(atomic_load(&f.web.watermark), 300);
+	mgi_grant_take_back(&f.anc, &f.granted, &f.api, 0);
+	CHECK_EQ(mgi_counter_read(&f.web), 0);
+	CHECK_EQ(atomic_load(&f.granted), 0);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
 	MGT_RUN(two_threads_hold_the_limit);
 	MGT_RUN(two_threads_lose_no_update);
+	MGT_RUN(grant_holds_under_concurrent_take_back);
 	MGT_DONE();
 }

@@ -1,6 +1,8 @@
 /* test_tree.c - the manager's group tree: creation, removal, paths, subtree figures. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -648,6 +650,89 @@ static void destroy_closes_everything(void)
 		CHECK(!t.node[i].used && t.node[i].seg == NULL && t.node[i].segfd == -1);
 }
 
+static char said[512];
+static char state_dir[64]; /* removed in main() too, if a case stopped half-way */
+
+static void collect(void *arg, const char *msg)
+{
+	(void)arg;
+	snprintf(said, sizeof(said), "%s", msg);
+}
+
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d) {
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+/* A process truncates its group's accounting file (a state file, not
+ * sealed): the manager's read of it is patched over with zeros instead of
+ * killing it (SIGBUS), and the next audit restores the file and reports. */
+static void a_truncated_state_file_is_survived(void)
+{
+	char *dir = state_dir;
+	snprintf(state_dir, sizeof(state_dir), "/tmp/memgrp-test-tree-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK_INT_EQ(fresh(), 0);
+	int rc = mgi_tree_use_dir(&t, dir, collect, NULL, why, sizeof(why));
+	int web = rc == 0 ? make("web", 64 << 20) : -1;
+	int db = web > 0 ? make("db", 64 << 20) : -1;
+	CHECK_MSG(web > 0 && db > 0, "use_dir %d (%s), web %d, db %d", rc, why, web, db);
+	CHECK(proc_in(web, 4242, 10) >= 0);
+	CHECK(proc_in(db, 4343, 7) >= 0);
+	int fd = t.node[web].acctfd;
+	CHECK_INT_EQ(ftruncate(fd, 0), 0);
+	/* Reads of the cut pages: zeros, and the manager lives. */
+	CHECK_EQ(mgi_counter_read(&seg_of(web)->acct.memory), 0);
+	CHECK_EQ(atomic_load(&seg_of(web)->acct.procs[0].charged), 0);
+	said[0] = '\0';
+	CHECK_EQ(mgi_tree_audit(&t, collect, NULL), 1);
+	CHECK_MSG(strstr(said, "group 'web': its accounting was tampered with: its accounting file "
+			       "was truncated to 0 bytes"),
+		  "said: %s", said);
+	struct stat st;
+	CHECK_INT_EQ(fstat(fd, &st), 0);
+	CHECK_EQ(st.st_size, MGI_SEGMENT_ACCT_BYTES);
+	/* The file is mapped again, not the patch: a write reaches it. */
+	atomic_store(&seg_of(web)->acct.memory.usage, 5);
+	uint64_t in_file = 0;
+	CHECK_EQ(pread(fd, &in_file, sizeof(in_file), 0), sizeof(in_file));
+	CHECK_EQ(in_file, 5);
+	/* The other group is untouched; a second truncation is reported
+	 * again (each is a new act). */
+	CHECK_EQ(mgi_counter_read(&seg_of(db)->acct.memory), 7);
+	CHECK_INT_EQ(ftruncate(fd, 4096), 0);
+	CHECK_EQ(atomic_load(&seg_of(web)->acct.procs[0].charged), 0);
+	CHECK_EQ(mgi_counter_read(&seg_of(web)->acct.memory), 5); /* in the first page, kept */
+	CHECK_EQ(mgi_tree_audit(&t, collect, NULL), 1);
+	CHECK_MSG(strstr(said, "truncated to 4096 bytes"), "said: %s", said);
+	/* Grown instead (no SIGBUS, but a restart would find a file of the
+	 * wrong size): cut back at the restart, the group restored. */
+	CHECK_INT_EQ(ftruncate(fd, 1 << 20), 0);
+	mgi_tree_destroy(&t);
+	t_live = false;
+	CHECK_INT_EQ(fresh(), 0);
+	said[0] = '\0';
+	CHECK_INT_EQ(mgi_tree_use_dir(&t, dir, collect, NULL, why, sizeof(why)), 0);
+	web = mgi_tree_find(&t, "web");
+	CHECK_MSG(web > 0, "said: %s", said);
+	CHECK_EQ(mgi_counter_read(&seg_of(web)->acct.memory), 5);
+	CHECK_INT_EQ(fstat(t.node[web].acctfd, &st), 0);
+	CHECK_EQ(st.st_size, MGI_SEGMENT_ACCT_BYTES);
+	mgi_tree_destroy(&t);
+	t_live = false;
+	remove_dir(dir);
+	state_dir[0] = '\0';
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -668,7 +753,10 @@ int main(int argc, char **argv)
 	MGT_RUN(is_under);
 	MGT_RUN(full_tree);
 	MGT_RUN(destroy_closes_everything);
+	MGT_RUN(a_truncated_state_file_is_survived);
 	if (t_live)
 		mgi_tree_destroy(&t);
+	if (state_dir[0])
+		remove_dir(state_dir);
 	MGT_DONE();
 }

@@ -3,7 +3,8 @@
 # itself: a process of a throwaway unprivileged user tries to write its
 # group's control part and scribbles over every accounting part it maps;
 # memgrpd, a sibling group, the parent's limit and a process outside every
-# group are unharmed. Then a state file with a valid header and a garbage
+# group are unharmed. A process that truncates its accounting file (a state
+# file) leaves memgrpd serving. Then a state file with a valid header and a garbage
 # body is set aside at restart, and nobody is killed.
 # Usage: test_trust.sh MEMGRP MEMGRPD PROGS_DIR
 set -u
@@ -138,6 +139,43 @@ rm_out=$(mg rm tp/evil 2>&1) && ok "tp/evil is removed once its processes are go
 	bad remove "$rm_out"
 grep -q "killing pid $spid\b\|killing pid $gpid\b" "$tmp/memgrpd.log" &&
 	bad kills "memgrpd killed a process it should not have"
+
+echo "--- a process truncates its group's accounting file (a state file: no seals)"
+mg create tp/cut -m 64M
+cut_before=$(stat_field tp/good usage)
+timeout -k 5 60 "$memgrp" --socket "$sock" run -g tp/cut -- sh -c \
+	"p=\$LD_PRELOAD; LD_PRELOAD= setpriv --reuid=$uid --regid=$gid --groups=$gid \
+	 env LD_PRELOAD=\"\$p\" '$progs/prog_scribble' --truncate" >"$tmp/cut.out" 2>&1
+cut_file=$(sed -n 's/^truncating: //p' "$tmp/cut.out")
+for _ in $(seq 50); do
+	grep -q "group 'tp/cut': its accounting was tampered with: its accounting file was truncated" \
+		"$tmp/memgrpd.log" && break
+	mg stat tp >/dev/null 2>&1
+	sleep 0.1
+done
+if [ -z "$cut_file" ]; then
+	bad truncate "the process did not truncate its accounting file"; cat "$tmp/cut.out"
+elif kill -0 "$dpid" 2>/dev/null && mg stat tp/cut >/dev/null 2>&1 &&
+	[ "$(stat_field tp/good usage)" = "$cut_before" ] && kill -0 "$gpid" 2>/dev/null &&
+	[ "$(stat -c %s "$cut_file")" = "$(stat -c %s "$(ls "$sock.groups"/account-* | grep -v "$cut_file" | head -1)")" ]; then
+	ok "$cut_file truncated by its process ($(grep -q '^truncated' "$tmp/cut.out" && echo 'it lived on' || echo 'its own agent then died of SIGBUS')): memgrpd serves on, tp/good's usage $cut_before unchanged, the file's size restored"
+else
+	bad truncate "memgrpd alive? $(kill -0 "$dpid" 2>/dev/null && echo yes || echo no); tp/good usage $cut_before -> $(stat_field tp/good usage 2>/dev/null); size $(stat -c %s "$cut_file" 2>&1)"
+	tail -5 "$tmp/memgrpd.log"
+fi
+grep -q "group 'tp/cut': its accounting was tampered with: its accounting file was truncated" "$tmp/memgrpd.log" &&
+	ok "the truncation is reported: $(grep -m1 -o "its accounting file was truncated[^)]*)" "$tmp/memgrpd.log")" ||
+	{ bad truncate-report "not reported"; tail -5 "$tmp/memgrpd.log"; }
+mg rm tp/cut >/dev/null 2>&1 || bad truncate-rm "tp/cut cannot be removed"
+# memgrp run's embedded manager keeps its segments in memfds, sealed
+# against shrinking: the same truncation is refused.
+"$memgrp" --socket "$tmp/embedded.sock" run -- "$progs/prog_scribble" --truncate >"$tmp/cut-memfd.out" 2>&1
+if grep -q "^refused: ftruncate() of .*memgrp-account.*(Operation not permitted)" "$tmp/cut-memfd.out" &&
+	! grep -q "^truncated" "$tmp/cut-memfd.out"; then
+	ok "under memgrp run (memfds, F_SEAL_SHRINK) the truncation is refused: $(grep -c '^refused' "$tmp/cut-memfd.out") accounting fds, EPERM"
+else
+	bad truncate-memfd "$(cat "$tmp/cut-memfd.out")"
+fi
 
 echo "--- a state file with a valid header and a garbage body"
 mg create tp/hit -m 64M

@@ -70,12 +70,19 @@ bool mgi_counter_try_charge(const mgi_counter_path_t *path, uint64_t nr_pages,
 		new_usage[i] = atomic_fetch_add_explicit(&c->usage, nr_pages,
 							 memory_order_seq_cst) +
 			       nr_pages;
-		if (new_usage[i] >
-		    atomic_load_explicit(&path->limit[i]->max, memory_order_seq_cst)) {
+		bool over = new_usage[i] >
+			    atomic_load_explicit(&path->limit[i]->max, memory_order_seq_cst);
+		/* The grant, like the limit, after the add: seq_cst pairs
+		 * with mgi_grant_take_back (it lowers the grant, then reads
+		 * the usage): one of the two sees the other. */
+		bool ungranted = !over && i == 0 && path->grant &&
+				 new_usage[0] > atomic_load_explicit(path->grant, memory_order_seq_cst);
+		if (over || ungranted) {
 			atomic_fetch_sub_explicit(&c->usage, nr_pages, RELAXED);
-			atomic_fetch_add_explicit(&c->failcnt, 1, RELAXED);
+			if (over)
+				atomic_fetch_add_explicit(&c->failcnt, 1, RELAXED);
 			if (failed_level)
-				*failed_level = i;
+				*failed_level = over ? i : MGI_LEVEL_GRANT;
 			while (i-- > 0)
 				atomic_fetch_sub_explicit(&path->level[i]->usage,
 							  nr_pages, RELAXED);

@@ -58,7 +58,16 @@ typedef struct mgi_counter_path {
 	mgi_counter_t *level[MGI_DEPTH_MAX];
 	const mgi_limits_t *limit[MGI_DEPTH_MAX];
 	unsigned depth;
+	/* The grant scheme (grant.h): when not NULL, level[0]'s usage may not
+	 * pass *grant either (the pages the manager charged to the group's
+	 * ancestors for it); a charge it refuses names MGI_LEVEL_GRANT. The
+	 * ancestors are then not on the path: the manager charges them. */
+	const _Atomic uint64_t *grant;
 } mgi_counter_path_t;
+
+/* failed_level of a charge refused by the path's grant, not by a limit:
+ * the caller asks the manager for more (no failcnt is counted). */
+#define MGI_LEVEL_GRANT MGI_DEPTH_MAX
 
 /* Sets zero usage, watermark and failcnt. Not atomic with respect to
  * concurrent users: call before the counter is shared. */
@@ -71,7 +80,8 @@ void mgi_counter_limits_init(mgi_limits_t *l);
  * Charges nr_pages to every counter on the path, or to none.
  * Returns true on success. On failure returns false, leaves every usage as
  * it was, increments failcnt of the counter that refused and, if failed_level
- * is not NULL, stores its index in the path there.
+ * is not NULL, stores its index in the path there (MGI_LEVEL_GRANT: the
+ * path's grant refused; no failcnt).
  * Tolerated race: two charges that both fit alone but not together may both
  * be refused (each sees the other's tentative add); a refused charge never
  * leaves usage above max.
@@ -128,13 +138,20 @@ static inline uint64_t mgi_counter_margin(const mgi_counter_t *c, const mgi_limi
 }
 
 /* What a charge on the path could take now: the least margin of its levels
- * (a snapshot: concurrent charges may take it first). */
+ * and of its grant (a snapshot: concurrent charges may take it first). */
 static inline uint64_t mgi_counter_path_margin(const mgi_counter_path_t *path)
 {
 	uint64_t m = UINT64_MAX;
 
 	for (unsigned i = 0; i < path->depth; i++) {
 		uint64_t l = mgi_counter_margin(path->level[i], path->limit[i]);
+		if (l < m)
+			m = l;
+	}
+	if (path->grant && path->depth) {
+		uint64_t g = atomic_load_explicit(path->grant, memory_order_relaxed);
+		uint64_t u = mgi_counter_read(path->level[0]);
+		uint64_t l = u < g ? g - u : 0;
 		if (l < m)
 			m = l;
 	}

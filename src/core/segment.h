@@ -256,6 +256,8 @@ enum mgi_tamper {
 	MGI_TAMPER_SLOTS = 1 << 2,    /* slots hold more than the group uses */
 	MGI_TAMPER_POSITION = 1 << 3, /* a threshold position out of range */
 	MGI_TAMPER_FREE_SLOT = 1 << 4,/* figures in a slot nobody holds */
+	MGI_TAMPER_TRUNCATED = 1 << 5,/* its state file cut (found by the manager's
+				       * SIGBUS guard, not by the audit) */
 };
 
 /* Pending crossings above this are not counts but tampering: honest

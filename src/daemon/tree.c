@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "group.h"
+#include "guard.h"
 #include "size.h"
 
 #define SEGMENT_PREFIX "segment-" /* the control part's file */
@@ -92,7 +93,16 @@ static mgi_segment_t *map_pair(int ctlfd, int acctfd)
 		errno = e;
 		return NULL;
 	}
+	/* A state file can be truncated by an agent holding its fd: the
+	 * manager's reads of the cut pages are patched over (guard.h). */
+	mgi_guard_watch((char *)base + MGI_SEGMENT_CTL_BYTES, MGI_SEGMENT_ACCT_BYTES);
 	return base;
+}
+
+static void unmap_pair(mgi_segment_t *seg)
+{
+	mgi_guard_forget(&seg->acct);
+	munmap(seg, sizeof(mgi_segment_t));
 }
 
 static int new_segment(int dirfd, mgi_group_node_t *n, const char *name, uint32_t fault_around)
@@ -154,7 +164,7 @@ fail:;
 static void free_node(mgi_group_node_t *n)
 {
 	if (n->seg)
-		munmap(n->seg, sizeof(mgi_segment_t));
+		unmap_pair(n->seg);
 	if (n->segfd >= 0)
 		close(n->segfd);
 	if (n->acctfd >= 0)
@@ -287,7 +297,7 @@ static int insert_node(mgi_tree_t *t, const char *name, int p, const struct segf
 static void close_segfiles(struct segfiles *sf)
 {
 	if (sf->seg)
-		munmap(sf->seg, sizeof(mgi_segment_t));
+		unmap_pair(sf->seg);
 	if (sf->ctl >= 0)
 		close(sf->ctl);
 	if (sf->acct >= 0)
@@ -298,11 +308,23 @@ static void close_segfiles(struct segfiles *sf)
 }
 
 /* Whether fd is a regular file of `bytes` bytes owned by the manager's
- * user (a part a managed process made itself would be its own). */
-static bool part_ok(int fd, size_t bytes, const char *what, char *why, size_t whylen)
+ * user (a part a managed process made itself would be its own). With
+ * may_cut, a longer one of the manager's user is cut back to `bytes`: an
+ * agent holds a writable fd of its group's and its ancestors' accounting
+ * parts, and a state file cannot be sealed against growing; what lies
+ * beyond the segment carries nothing, and refusing the file would set the
+ * group (and so every group below it) aside at the restart. */
+static bool part_ok(int fd, size_t bytes, bool may_cut, const char *what, char *why,
+		    size_t whylen)
 {
 	struct stat st;
 
+	if (may_cut && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+	    st.st_size > (off_t)bytes && ftruncate(fd, (off_t)bytes) != 0) {
+		snprintf(why, whylen, "its %s part grew to %lld bytes and cannot be cut back: %s",
+			 what, (long long)st.st_size, strerror(errno));
+		return false;
+	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != (off_t)bytes) {
 		snprintf(why, whylen, "not a segment of this memgrp (%s part: %lld bytes, expected %zu)",
 			 what, (long long)st.st_size, bytes);
@@ -321,8 +343,8 @@ static bool part_ok(int fd, size_t bytes, const char *what, char *why, size_t wh
  * name, or returns -EINVAL with why. */
 static int map_checked(struct segfiles *sf, char *name, char *why, size_t whylen)
 {
-	if (!part_ok(sf->ctl, MGI_SEGMENT_CTL_BYTES, "control", why, whylen) ||
-	    !part_ok(sf->acct, MGI_SEGMENT_ACCT_BYTES, "accounting", why, whylen))
+	if (!part_ok(sf->ctl, MGI_SEGMENT_CTL_BYTES, false, "control", why, whylen) ||
+	    !part_ok(sf->acct, MGI_SEGMENT_ACCT_BYTES, true, "accounting", why, whylen))
 		return -EINVAL;
 	sf->seg = map_pair(sf->ctl, sf->acct);
 	if (!sf->seg) {
@@ -330,7 +352,7 @@ static int map_checked(struct segfiles *sf, char *name, char *why, size_t whylen
 		return -errno;
 	}
 	if (mgi_segment_check(sf->seg, sizeof(mgi_segment_t), why, whylen) != 0) {
-		munmap(sf->seg, sizeof(mgi_segment_t));
+		unmap_pair(sf->seg);
 		sf->seg = NULL;
 		return -EINVAL;
 	}
@@ -397,6 +419,10 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 	DIR *d;
 	int dfd;
 
+	if (mgi_guard_install() != 0) {
+		snprintf(why, whylen, "cannot install the SIGBUS guard: %s", strerror(errno));
+		return -errno;
+	}
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(why, whylen, "cannot create the state directory %s: %s", dir, strerror(errno));
 		return -errno;
@@ -460,7 +486,7 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 		}
 	}
 	mgi_group_node_t *r0 = &t->node[0];
-	munmap(r0->seg, sizeof(mgi_segment_t));
+	unmap_pair(r0->seg);
 	close(r0->segfd);
 	close(r0->acctfd);
 	close(r0->rofd);
@@ -520,6 +546,11 @@ int mgi_tree_adopt(mgi_tree_t *t, int ctlfd, int acctfd, bool *fresh, char *why,
 			return k; /* adopted already, through another process */
 		}
 	}
+	/* An adopted part may be a file (not sealed): see guard.h. */
+	if (mgi_guard_install() != 0) {
+		snprintf(why, whylen, "cannot install the SIGBUS guard: %s", strerror(errno));
+		return -errno;
+	}
 	/* What the process holds of the control part is read-only: the
 	 * manager opens the same file again to write it (its own). */
 	sf.ctl = reopen(ctlfd, O_RDWR);
@@ -576,6 +607,41 @@ void mgi_tree_name_slot(mgi_tree_t *t, int idx, int slot, int pid)
 	memcpy(t->node[idx].seg->ctl.procs[slot].comm, comm, sizeof(comm));
 }
 
+/*
+ * A group whose accounting file was truncated under the manager (the guard
+ * patched zeros over its reads of the cut pages): the file gets its size
+ * back (what was cut reads as zeros, for the group's processes too) and is
+ * mapped again in place of the patch. The group goes on from those
+ * figures, as one whose process wrote zeros there would: only its own
+ * figures are wrong. Returns whether it was repaired, with why.
+ */
+static bool repair_truncated(mgi_group_node_t *n, char *why, size_t whylen)
+{
+	struct stat st;
+	long long was;
+
+	if (!mgi_guard_take(&n->seg->acct))
+		return false;
+	was = fstat(n->acctfd, &st) == 0 ? (long long)st.st_size : -1;
+	if (was >= 0 && was < (long long)MGI_SEGMENT_ACCT_BYTES &&
+	    ftruncate(n->acctfd, MGI_SEGMENT_ACCT_BYTES) != 0) {
+		/* The patch stays: the manager reads zeros, its writes are
+		 * its own; tried again at the next fault. */
+		snprintf(why, whylen, "its accounting file was truncated to %lld bytes and cannot be "
+			 "restored (%s)", was, strerror(errno));
+		return true;
+	}
+	if (mmap(&n->seg->acct, MGI_SEGMENT_ACCT_BYTES, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, n->acctfd, 0) == MAP_FAILED) {
+		snprintf(why, whylen, "its accounting file was truncated to %lld bytes; restored, "
+			 "but it cannot be mapped again (%s)", was, strerror(errno));
+		return true;
+	}
+	snprintf(why, whylen, "its accounting file was truncated to %lld bytes (restored to %zu: "
+		 "the figures cut read as zero)", was, (size_t)MGI_SEGMENT_ACCT_BYTES);
+	return true;
+}
+
 unsigned mgi_tree_audit(mgi_tree_t *t, void (*say)(void *arg, const char *msg), void *arg)
 {
 	unsigned told = 0;
@@ -594,6 +660,12 @@ unsigned mgi_tree_audit(mgi_tree_t *t, void (*say)(void *arg, const char *msg), 
 			unsigned again = mgi_segment_audit(n->seg, slack, NULL, 0);
 			if (!(again & MGI_TAMPER_SLOTS))
 				bits &= ~(unsigned)MGI_TAMPER_SLOTS;
+		}
+		/* Reported every time: each truncation is a new act. */
+		if (repair_truncated(n, why, sizeof(why))) {
+			bits = MGI_TAMPER_TRUNCATED;
+			n->tampered &= ~(unsigned)MGI_TAMPER_TRUNCATED;
+			mgi_segment_audit(n->seg, slack, NULL, 0);
 		}
 		if (!(bits & ~n->tampered))
 			continue;

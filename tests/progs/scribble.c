@@ -1,4 +1,4 @@
-/* scribble.c - a hostile managed process: tries to write its group's control part, scribbles over every accounting part it maps, then grows past its limit. */
+/* scribble.c - a hostile managed process: tries to write its group's control part, scribbles over every accounting part it maps, then grows past its limit; or truncates its group's accounting part. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,11 +12,15 @@
 
 #include "common.h"
 
-/* Usage: scribble SECONDS GROW_MB
+/* Usage: scribble SECONDS GROW_MB | scribble --truncate
  * Prints one line per attempt on a control part ("refused: ..." or
  * "WRITABLE: ..."), then "control: N ways tried, M refused", scribbles
  * random bytes over every accounting mapping for SECONDS, then touches
- * GROW_MB and says how far it got. */
+ * GROW_MB and says how far it got. With --truncate: truncates to 0 the
+ * accounting part of its own group (a state file: the file beside its
+ * deepest group's control part; memfds: every one it holds, which their
+ * seals should refuse), prints "truncating: FILE" first, then "truncated: FILE" or "refused: ...", and
+ * ends at once (its own agent would fault on the cut pages next). */
 
 static unsigned tried, refused;
 
@@ -78,6 +82,81 @@ static void try_fds(void)
 	closedir(d);
 }
 
+/* The fd of the accounting file paired with the deepest group's control
+ * file it holds ("segment-X" and "account-X"), or -1. */
+static int own_account_file(void)
+{
+	char best[256] = "", path[64], name[256];
+	size_t depth = 0;
+	int fd = -1;
+
+	for (int i = 0; i < 1024; i++) {
+		char head[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
+		ssize_t n = readlink(path, name, sizeof(name) - 1);
+		if (n <= 0)
+			continue;
+		name[n] = '\0';
+		if (!strstr(name, "/segment-") || pread(i, head, sizeof(head), 0) != sizeof(head))
+			continue;
+		/* the group's name: after magic (8), version (4), bytes (4) */
+		size_t len = strnlen(head + 16, sizeof(head) - 16);
+		if (len >= depth) {
+			depth = len;
+			snprintf(best, sizeof(best), "%s", strstr(name, "/segment-") + 9);
+		}
+	}
+	for (int i = 0; best[0] && i < 1024; i++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
+		ssize_t n = readlink(path, name, sizeof(name) - 1);
+		if (n <= 0)
+			continue;
+		name[n] = '\0';
+		const char *a = strstr(name, "/account-");
+		if (a && !strcmp(a + 9, best))
+			fd = i;
+	}
+	return fd;
+}
+
+static int truncate_own(void)
+{
+	int fd = own_account_file(), cut = 0;
+	char path[64], name[256];
+
+	if (fd >= 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(path, name, sizeof(name) - 1);
+		name[n > 0 ? n : 0] = '\0';
+		/* Said first: its own agent may fault on the cut pages (SIGBUS)
+		 * before the next line is printed. */
+		printf("truncating: %s\n", name);
+		if (ftruncate(fd, 0) == 0) {
+			printf("truncated: %s\n", name);
+			cut++;
+		} else {
+			printf("refused: ftruncate() of %s (%s)\n", name, strerror(errno));
+		}
+		_exit(cut ? 0 : 1);
+	}
+	for (int i = 0; i < 1024; i++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
+		ssize_t n = readlink(path, name, sizeof(name) - 1);
+		if (n <= 0)
+			continue;
+		name[n] = '\0';
+		if (!strstr(name, "memgrp-account"))
+			continue;
+		if (ftruncate(i, 0) == 0) {
+			printf("truncated: %s\n", name);
+			cut++;
+		} else {
+			printf("refused: ftruncate() of %s (%s)\n", name, strerror(errno));
+		}
+	}
+	_exit(cut ? 0 : 1);
+}
+
 struct range {
 	uintptr_t start, end;
 	bool control;
@@ -123,6 +202,8 @@ int main(int argc, char **argv)
 	uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL | 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1 && !strcmp(argv[1], "--truncate"))
+		return truncate_own();
 	printf("uid %d\n", (int)getuid());
 	try_fds();
 	n = find_ranges(r, 64);

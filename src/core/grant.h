@@ -1,0 +1,92 @@
+/* grant.h - the grant scheme: a nested group charges only its own counter, within pages the manager charged to its ancestors for it. */
+#ifndef MGI_CORE_GRANT_H
+#define MGI_CORE_GRANT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "counter.h"
+
+/*
+ * A process of web/api must not write web's figures, so it cannot charge
+ * web's counter. Instead the manager charges web (and every limited
+ * ancestor) with a *grant* for web/api, kept in web/api's control part
+ * (manager-written, read-only to agents), and web/api's agents charge their
+ * own counter against it: a path of one level whose `grant` points there
+ * (counter.h). While the group's usage stays within the grant a charge is
+ * one atomic add, as before; a charge past it is refused with
+ * MGI_LEVEL_GRANT and the agent asks the manager for more, who gives it
+ * (mgi_grant_give) or names the ancestor that refused, whose limit then
+ * runs the reclaim and OOM escalation it runs today.
+ *
+ * Invariant (for an honest group): usage <= granted, and each ancestor's
+ * usage counts the grants of its children, not their usage. So an
+ * ancestor's usage may show up to the sum of its children's unused grants
+ * as used; the manager takes back what a group holds beyond its usage plus
+ * a batch (mgi_grant_take_back) on its tick, and all of it beyond the
+ * usage when an ancestor refuses, before it reclaims anything.
+ *
+ * A group lies about its usage at its own cost: under-reported, its grant
+ * is taken back and its own charges are refused; over-reported, its
+ * requests are refused at the ancestor (its own processes are the ones
+ * made to give room). Its ancestors never count more of it than its grant.
+ */
+
+/* Pages granted beyond a request: one fault-around window
+ * (MGI_FAULT_AROUND_MAX), so that a sequential writer asks once per 64
+ * pages at most, like memcg's per-CPU charge batch. */
+#define MGI_GRANT_BATCH 64
+
+/*
+ * How many pages to charge to the ancestors for a request of want pages,
+ * given their least headroom: want and a batch beyond it, so that the next
+ * charges need no round trip. Near the limit the batch shrinks to a
+ * quarter of what the request leaves, so that a sibling asking next still
+ * finds room (and a group of many children does not hold the parent's
+ * headroom in unused grants). Never less than want: a request that does
+ * not fit is tried as it is, and refused by the ancestor's limit.
+ */
+uint64_t mgi_grant_batch(uint64_t want, uint64_t headroom);
+
+/* What a group holds of its grant beyond its usage plus keep (0 if
+ * none). The usage is the group's word: above the grant it is taken as the
+ * grant (nothing to give back). */
+static inline uint64_t mgi_grant_excess(uint64_t usage, uint64_t granted, uint64_t keep)
+{
+	if (usage >= granted || granted - usage <= keep)
+		return 0;
+	return granted - usage - keep;
+}
+
+/*
+ * Gives a group more grant: charges the ancestors (anc: their counters,
+ * nearest first, no grant of its own) with mgi_grant_batch(want, headroom),
+ * or with want alone when the batch does not fit, and adds what it charged
+ * to *granted. Returns the pages granted, or 0 when not even want fits:
+ * then *failed_level (if not NULL) names the ancestor that refused (its
+ * index in anc). want 0 grants nothing. Manager only (one writer of
+ * *granted).
+ */
+uint64_t mgi_grant_give(const mgi_counter_path_t *anc, _Atomic uint64_t *granted, uint64_t want,
+			unsigned *failed_level);
+
+/*
+ * Takes back what a group holds of its grant beyond its usage plus keep:
+ * lowers *granted, then uncharges the ancestors of what it took. Its
+ * agents may be charging meanwhile: they add to the usage then compare it
+ * with the grant; this lowers the grant then reads the usage again (both
+ * seq_cst), and gives back less if a charge came in between, so no
+ * charge ever holds pages outside the grant. Returns the pages returned.
+ * Manager only.
+ */
+uint64_t mgi_grant_take_back(const mgi_counter_path_t *anc, _Atomic uint64_t *granted,
+			     const mgi_counter_t *own, uint64_t keep);
+
+/*
+ * Returns a group's whole grant to its ancestors (the group removed, or its
+ * state file set aside at a restart: its processes' pages leave the
+ * ancestors' usage at once). Returns the pages returned. Manager only.
+ */
+uint64_t mgi_grant_return_all(const mgi_counter_path_t *anc, _Atomic uint64_t *granted);
+
+#endif

@@ -1,0 +1,189 @@
+/* test_grant.c - the grant scheme's arithmetic on literals: charges within a grant, batches, giving and taking back. */
+#include "counter.h"
+#include "grant.h"
+#include "harness.h"
+
+/* web (max 100) above web/api: api's agents charge api's counter against
+ * its grant; the manager charges web. */
+struct family {
+	mgi_counter_t api, web;
+	mgi_limits_t api_l, web_l;
+	_Atomic uint64_t granted;
+	mgi_counter_path_t own; /* what api's agents charge */
+	mgi_counter_path_t anc; /* what the manager charges for api */
+};
+
+static void family_init(struct family *f, uint64_t web_max)
+{
+	mgi_counter_init(&f->api);
+	mgi_counter_init(&f->web);
+	mgi_counter_limits_init(&f->api_l);
+	mgi_counter_limits_init(&f->web_l);
+	mgi_counter_set_max(&f->web, &f->web_l, web_max);
+	atomic_init(&f->granted, 0);
+	f->own = (mgi_counter_path_t){.level = {&f->api}, .limit = {&f->api_l}, .depth = 1,
+				      .grant = &f->granted};
+	f->anc = (mgi_counter_path_t){.level = {&f->web}, .limit = {&f->web_l}, .depth = 1};
+}
+
+static void a_charge_stays_within_its_grant(void)
+{
+	struct family f;
+	unsigned failed = 99;
+
+	family_init(&f, 100);
+	/* No grant yet: the first charge asks. No failcnt: not a limit. */
+	CHECK(!mgi_counter_try_charge(&f.own, 1, &failed));
+	CHECK_EQ(failed, MGI_LEVEL_GRANT);
+	CHECK_EQ(mgi_counter_read(&f.api), 0);
+	CHECK_EQ(atomic_load(&f.api.failcnt), 0);
+	atomic_store(&f.granted, 10);
+	CHECK(mgi_counter_try_charge(&f.own, 10, &failed));
+	CHECK_EQ(mgi_counter_read(&f.api), 10);
+	CHECK_EQ(mgi_counter_read(&f.web), 0); /* the agent never touched web */
+	CHECK(!mgi_counter_try_charge(&f.own, 1, &failed));
+	CHECK_EQ(failed, MGI_LEVEL_GRANT);
+	CHECK_EQ(mgi_counter_read(&f.api), 10);
+	/* The group's own limit still comes first. */
+	mgi_counter_set_max(&f.api, &f.api_l, 12);
+	atomic_store(&f.granted, 50);
+	CHECK(!mgi_counter_try_charge(&f.own, 5, &failed));
+	CHECK_EQ(failed, 0);
+	CHECK_EQ(atomic_load(&f.api.failcnt), 1);
+	/* The margin counts the grant; charge_upto takes what fits. */
+	mgi_counter_set_max(&f.api, &f.api_l, MGI_PAGES_UNLIMITED);
+	atomic_store(&f.granted, 14);
+	CHECK_EQ(mgi_counter_path_margin(&f.own), 4);
+	CHECK_EQ(mgi_counter_try_charge_upto(&f.own, 9, &failed), 4);
+	CHECK_EQ(mgi_counter_read(&f.api), 14);
+	CHECK_EQ(mgi_counter_try_charge_upto(&f.own, 9, &failed), 0);
+	CHECK_EQ(failed, MGI_LEVEL_GRANT);
+}
+
+static void batch_shrinks_near_the_limit(void)
+{
+	CHECK_EQ(mgi_grant_batch(1, 1000000), 1 + MGI_GRANT_BATCH);
+	CHECK_EQ(mgi_grant_batch(64, MGI_PAGES_UNLIMITED), 64 + MGI_GRANT_BATCH);
+	/* 100 left, 20 asked: a quarter of the 80 beyond. */
+	CHECK_EQ(mgi_grant_batch(20, 100), 40);
+	CHECK_EQ(mgi_grant_batch(20, 23), 20);  /* 3 / 4: nothing beyond */
+	CHECK_EQ(mgi_grant_batch(20, 20), 20);
+	CHECK_EQ(mgi_grant_batch(20, 5), 20);   /* refused by the limit, as asked */
+	CHECK_EQ(mgi_grant_batch(0, 100), 25);
+}
+
+static void give_charges_the_ancestors(void)
+{
+	struct family f;
+	unsigned failed = 99;
+
+	family_init(&f, 100);
+	/* 100 free: 8 and a quarter of the 92 beyond (23). */
+	CHECK_EQ(mgi_grant_give(&f.anc, &f.granted, 8, &failed), 31);
+	CHECK_EQ(atomic_load(&f.granted), 31);
+	CHECK_EQ(mgi_counter_read(&f.web), 31);
+	/* web's own process takes 60: 9 left. */
+	CHECK(mgi_counter_try_charge(&f.anc, 60, NULL));
+	CHECK_EQ(mgi_grant_give(&f.anc, &f.granted, 8, &failed), 8);
+	CHECK_EQ(atomic_load(&f.granted), 39);
+	CHECK_EQ(mgi_counter_read(&f.web), 99);
+	/* Refused: the ancestor is named, nothing granted. */
+	CHECK_EQ(mgi_grant_give(&f.anc, &f.granted, 2, &failed), 0);
+	CHECK_EQ(failed, 0);
+	CHECK_EQ(atomic_load(&f.granted), 39);
+	CHECK_EQ(mgi_counter_read(&f.web), 99);
+	CHECK_EQ(mgi_grant_give(&f.anc, &f.granted, 0, &failed), 0);
+	/* Two levels: the grandparent refuses, its index is reported. */
+	mgi_counter_t top;
+	mgi_limits_t top_l;
+	mgi_counter_init(&top);
+	mgi_counter_limits_init(&top_l);
+	mgi_counter_set_max(&top, &top_l, 100);
+	mgi_counter_path_t two = {.level = {&f.web, &top}, .limit = {&f.web_l, &top_l}, .depth = 2};
+	mgi_counter_set_max(&f.web, &f.web_l, 1000);
+	CHECK_EQ(mgi_grant_give(&two, &f.granted, 101, &failed), 0);
+	CHECK_EQ(failed, 1);
+	CHECK_EQ(mgi_counter_read(&f.web), 99);
+	CHECK_EQ(mgi_grant_give(&two, &f.granted, 100, &failed), 100);
+	CHECK_EQ(mgi_counter_read(&top), 100);
+}
+
+static void take_back_keeps_usage_and_a_batch(void)
+{
+	struct family f;
+
+	family_init(&f, 1000);
+	CHECK_EQ(mgi_grant_give(&f.anc, &f.granted, 200, NULL), 200 + MGI_GRANT_BATCH);
+	CHECK(mgi_counter_try_charge(&f.own, 150, NULL));
+	/* 264 granted, 150 used: 50 kept beyond the usage, 64 returned. */
+	CHECK_EQ(mgi_grant_take_back(&f.anc, &f.granted, &f.api, 50), 64);
+	CHECK_EQ(atomic_load(&f.granted), 200);
+	CHECK_EQ(mgi_counter_read(&f.web), 200);
+	CHECK_EQ(mgi_grant_take_back(&f.anc, &f.granted, &f.api, 50), 0);
+	/* On a refusal at the ancestor: everything unused. */
+	CHECK_EQ(mgi_grant_take_back(&f.anc, &f.granted, &f.api, 0), 50);
+	CHECK_EQ(mgi_counter_read(&f.web), 150);
+	CHECK(!mgi_counter_try_charge(&f.own, 1, NULL));
+	/* A group whose processes wrote its usage to 0 loses its grant:
+	 * only its own charges are refused after that. */
+	atomic_store(&f.api.usage, 0);
+	CHECK_EQ(mgi_grant_take_back(&f.anc, &f.granted, &f.api, 0), 150);
+	CHECK_EQ(mgi_counter_read(&f.web), 0);
+	/* One that wrote it sky-high keeps what it has and gets no more. */
+	atomic_store(&f.api.usage, MGI_PAGES_UNLIMITED);
+	CHECK_EQ(mgi_grant_give(&f.anc, &f.granted, 10, NULL), 10 + MGI_GRANT_BATCH);
+	CHECK_EQ(mgi_grant_take_back(&f.anc, &f.granted, &f.api, 0), 0);
+	CHECK_EQ(mgi_counter_read(&f.web), 10 + MGI_GRANT_BATCH);
+	/* Set aside, or removed: the whole grant goes back. */
+	CHECK_EQ(mgi_grant_return_all(&f.anc, &f.granted), 10 + MGI_GRANT_BATCH);
+	CHECK_EQ(atomic_load(&f.granted), 0);
+	CHECK_EQ(mgi_counter_read(&f.web), 0);
+	CHECK_EQ(mgi_grant_return_all(&f.anc, &f.granted), 0);
+}
+
+static void excess_on_literals(void)
+{
+	CHECK_EQ(mgi_grant_excess(10, 100, 64), 26);
+	CHECK_EQ(mgi_grant_excess(10, 74, 64), 0);
+	CHECK_EQ(mgi_grant_excess(10, 75, 64), 1);
+	CHECK_EQ(mgi_grant_excess(100, 100, 0), 0);
+	CHECK_EQ(mgi_grant_excess(101, 100, 0), 0); /* a lie: nothing back */
+	CHECK_EQ(mgi_grant_excess(0, 100, 0), 100);
+}
+
+/* Two siblings under a parent of 100: one holds a large unused grant; the
+ * other, refused, gets room once the unused part is taken back (the
+ * manager's order on a refusal: return what is unused, then reclaim). */
+static void a_sibling_gets_room_from_an_unused_grant(void)
+{
+	struct family a, b;
+
+	family_init(&a, 100);
+	b = a; /* b's own counter, its grant; the parent is a's web */
+	mgi_counter_init(&b.api);
+	atomic_init(&b.granted, 0);
+	b.own.level[0] = &b.api;
+	b.own.limit[0] = &b.api_l;
+	b.own.grant = &b.granted;
+	b.anc = a.anc;
+	CHECK_EQ(mgi_grant_give(&a.anc, &a.granted, 80, NULL), 85); /* 80 + 20 / 4 */
+	CHECK(mgi_counter_try_charge(&a.own, 10, NULL));
+	unsigned failed = 99;
+	CHECK_EQ(mgi_grant_give(&b.anc, &b.granted, 30, &failed), 0);
+	CHECK_EQ(failed, 0);
+	CHECK_EQ(mgi_grant_take_back(&a.anc, &a.granted, &a.api, 0), 75);
+	CHECK_EQ(mgi_grant_give(&b.anc, &b.granted, 30, &failed), 30 + 15); /* 60 beyond / 4 */
+	CHECK_EQ(mgi_counter_read(&a.web), 10 + 45);
+}
+
+int main(int argc, char **argv)
+{
+	MGT_INIT(argc, argv);
+	MGT_RUN(a_charge_stays_within_its_grant);
+	MGT_RUN(batch_shrinks_near_the_limit);
+	MGT_RUN(give_charges_the_ancestors);
+	MGT_RUN(take_back_keeps_usage_and_a_batch);
+	MGT_RUN(excess_on_literals);
+	MGT_RUN(a_sibling_gets_room_from_an_unused_grant);
+	MGT_DONE();
+}
