@@ -28,15 +28,17 @@ def main():
     # A group with no process yet (or no longer: its programs start and end
     # on a loaded host at their own pace) has nothing to compare: read it
     # again, for up to 3 s.
+    st = None
     for _ in range(30):
         out = subprocess.run([memgrp, "stat", "--json", group], capture_output=True, text=True)
-        if out.returncode != 0:
-            print(f"cannot read group {group}: {out.stderr.strip()}")
-            return 2
-        st = json.loads(out.stdout)
-        if st["processes"] and st["usage"]:
-            break
+        if out.returncode == 0:
+            st = json.loads(out.stdout)
+            if st["processes"] and st["usage"]:
+                break
         time.sleep(0.1)
+    if st is None:
+        print(f"cannot read group {group}: {out.stderr.strip()}")
+        return 2
     rss = 0
     for p in st["processes"]:
         kb = anon_kb(p["pid"])
