@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "group.h"
+#include "kbackend.h"
 #include "kcgroup.h"
 #include "manager.h"
 #include "size.h"
@@ -96,6 +97,10 @@ static uint64_t kernel_limit(const mgi_manager_t *m, int g)
 
 	if (g == 0 || mem >= MGI_PAGES_UNLIMITED)
 		return UINT64_MAX;
+	/* The kernel backend: the kernel is the accountant, its limit is the
+	 * group's (memsw is kbackend.c's). */
+	if (mgi_kbackend_is(m, g))
+		return mem * 4096;
 	for (int a = g; a > 0; a = m->tree.node[a].parent)
 		swap = min_u64(swap, atomic_load(&m->tree.node[a].seg->ctl.swap.max));
 	if (swap >= MGI_PAGES_UNLIMITED)
@@ -259,6 +264,7 @@ void mgi_backstop_destroy(mgi_manager_t *m)
 {
 	struct mgi_backstop *bs = m->backstop;
 
+	mgi_kbackend_destroy(m);
 	if (!bs)
 		return;
 	for (int depth = MGI_DEPTH_MAX; depth >= 1; depth--)
@@ -355,6 +361,12 @@ int mgi_backstop_hello(mgi_manager_t *m, pid_t pid, bool privileged, int g, char
 	char path[512];
 	int rc, in;
 
+	if (mgi_kbackend_is(m, g)) {
+		snprintf(why, whylen, "group '%s' is served by the kernel backend: no agent joins it "
+			 "(run its programs without the agent: memgrp run -g %s)", gname(m, g),
+			 gname(m, g));
+		return -EPERM;
+	}
 	if (!bs || !bs->g[g].made)
 		return 0;
 	if ((rc = pid_path(m, pid, path, sizeof(path))) != 0) {
@@ -622,6 +634,10 @@ static void scan(mgi_manager_t *m)
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!m->tree.node[g].used || !bs->g[g].made)
 			continue;
+		if (mgi_kbackend_is(m, g)) {
+			bs->g[g].unmanaged = 0; /* no agent there, by design */
+			continue;
+		}
 		int n = mgi_kcg_pids(&bs->k, gname(m, g), g != 0, pids, PIDS_MAX);
 		unsigned unmanaged = 0;
 		for (int i = 0; i < n && i < PIDS_MAX; i++) {
@@ -714,6 +730,15 @@ static bool resolve(mgi_manager_t *m, int g)
 		diagnose(m, victim, why, sizeof(why));
 		snprintf(how, sizeof(how), "it runs without the agent: %s", why);
 	}
+	if (mgi_kbackend_is(m, g)) {
+		/* memgrp's own OOM message (manager.c), the kernel's figures */
+		char where[MGI_GROUP_NAME_MAX + 16] = "";
+		if (vg > 0 && vg != g)
+			snprintf(where, sizeof(where), " of group '%s'", gname(m, vg));
+		mgi_manager_log(m, "group '%s' is out of memory (usage %s, max %s) and nothing can "
+				   "be reclaimed: killing pid %d (%s)%s, which holds %s",
+				gname(m, g), usage, limit, (int)victim, comm, where, holds);
+	} else
 	mgi_manager_log(m, "group '%s' is out of memory at its kernel limit (kernel usage %s of "
 			   "%s: anon %s, file %s, shmem %s): killing pid %d (%s) of group '%s', "
 			   "which holds %s (RSS); %s",
@@ -749,6 +774,8 @@ bool mgi_backstop_event(mgi_manager_t *m, uint64_t tag)
 	uint64_t v;
 	char buf[256];
 
+	if (mgi_kbackend_event(m, tag))
+		return true;
 	if (!bs || tag < TAG_OOM_BASE || tag > TAG_OOM_TIMER)
 		return false;
 	if (tag == TAG_SCAN) {
@@ -797,4 +824,11 @@ void mgi_backstop_stats(const mgi_manager_t *m, int g, mgi_stats_t *st)
 	st->kernel_file = f.file;
 	st->kernel_shmem = f.shmem;
 	st->kernel_anon = f.anon;
+	if (mgi_kbackend_is(m, g))
+		mgi_kbackend_stats(m, g, st);
+}
+
+const struct mgi_kcg *mgi_backstop_kcg(const mgi_manager_t *m)
+{
+	return m->backstop ? &m->backstop->k : NULL;
 }
