@@ -112,7 +112,7 @@ int mgi_cmd_set(int argc, char **argv)
 			  "\nLimits:\n");
 	if (rc >= 0)
 		return rc;
-	if (!mgi_limits_given(&req.set)) {
+	if (!mgi_limits_given(&req.set) && req.set.backend == MGI_SET_KEEP) {
 		fprintf(stderr, "memgrp set: nothing to set (see memgrp set --help)\n");
 		return MGI_EXIT_USAGE;
 	}
@@ -178,13 +178,14 @@ static int list_manager(const char *sock, bool json, int n)
 			mgi_stats_print_json_fields(stdout, f);
 			printf("}");
 		} else {
-			printf("%-24s %10s %10s %10s %6llu\n", st.stat.group,
+			printf("%-24s %10s %10s %10s %6llu %s\n", st.stat.group,
 			       mgi_size_format(f->usage, a, sizeof(a)),
 			       mgi_size_format(f->max_usage, b, sizeof(b)),
 			       f->limit >= (uint64_t)MGI_PAGES_UNLIMITED * 4096
 				       ? "max"
 				       : mgi_size_format(f->limit, c, sizeof(c)),
-			       (unsigned long long)f->nr_processes);
+			       (unsigned long long)f->nr_processes,
+			       f->backend == MGI_BACKEND_KERNEL ? "kernel" : "agent");
 		}
 		n++;
 	}
@@ -223,7 +224,8 @@ int mgi_cmd_ls(int argc, char **argv)
 	if (json)
 		printf("[");
 	else
-		printf("%-24s %10s %10s %10s %6s\n", "GROUP", "USAGE", "MAX_USAGE", "LIMIT", "PROCS");
+		printf("%-24s %10s %10s %10s %6s %s\n", "GROUP", "USAGE", "MAX_USAGE", "LIMIT", "PROCS",
+		       "BACKEND");
 	if (sock) {
 		n = list_manager(sock, json, n);
 	} else {
