@@ -60,8 +60,13 @@ jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.arg
 stat_json() { "$memgrp" stat --json --socket "$sock" "$1" >"$tmp/st.json" 2>"$tmp/st.err"; }
 mib() { echo $(( $1 >> 20 )); }
 
+# A static C program (no dynamic linker: no agent could load). The
+# sanitizer builds do not make prog_escape_static: built here, plain.
 static=$progs/prog_escape_static
-[ -x "$static" ] || static=
+if [ ! -x "$static" ]; then
+	static=$tmp/escape_static
+	env -u LD_PRELOAD gcc -O2 -D_GNU_SOURCE -static -o "$static" "$srcprogs/escape.c" 2>"$tmp/gcc.err" || static=
+fi
 
 start_memgrpd() {
 	"$memgrpd" --socket "$sock" --state-dir "$tmp/state" 2>>"$tmp/memgrpd.log" &
@@ -135,7 +140,7 @@ if [ -n "$static" ]; then
 		bad "static C under 64M" "exit $rc: $(cat "$tmp/static.out")"
 	fi
 else
-	skip "static C" "no static libc (prog_escape_static not built)"
+	skip "static C" "cannot link -static here (libc6-dev's libc.a): $(head -c 200 "$tmp/gcc.err")"
 fi
 
 # --- libmemgrp's own test of thresholds, pressure and OOM registrations,
