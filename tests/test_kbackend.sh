@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # test_kbackend.sh - `--backend kernel`: groups a kernel memory cgroup accounts with no agent: static C, Go and a JVM held to their limits, thresholds, pressure and OOM events, stats, live limits, refusals.
-# Usage: test_kbackend.sh MEMGRP MEMGRPD PROGS_DIR SOURCE_PROGS_DIR
+# Usage: test_kbackend.sh MEMGRP MEMGRPD PROGS_DIR SOURCE_PROGS_DIR [EXAMPLES_DIR]
 set -u
 memgrp=$(realpath "$1")
 memgrpd=$(realpath "$2")
 progs=$(realpath "$3")
 srcprogs=$(realpath "$4")
+examples=${5:+$(realpath "$5")}
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 sock=$tmp/memgrpd.sock
@@ -154,6 +155,27 @@ else
 		ok "prog_notify (libmemgrp thresholds up/down, memsw, 40 round trips, pressure, remove): $(grep -c '^ok' "$tmp/notify.out") checks"
 	else
 		bad "prog_notify" "exit $rc: $(grep -v '^ok' "$tmp/notify.out")"
+	fi
+fi
+
+# --- cooperation: asked at the ask watermark (90 % of the kernel's
+# limit), freed memory measured by the kernel's usage; nobody killed ---
+if [ -z "$examples" ] || [ ! -x "$examples/cache_server" ]; then
+	skip "cooperation" "examples/cache_server not given"
+elif [ -n "$asan" ]; then
+	skip "cooperation" "cache_server is instrumented here: the kernel counts its ASan shadow memory"
+else
+	"$memgrp" run --socket "$esock" --backend kernel -m 64M --stats-json "$tmp/coop.json" -- \
+		"$examples/cache_server" --when-asked 400 >"$tmp/coop.out" 2>&1
+	rc=$?
+	if [ $rc = 0 ] && grep -q "the rest verified" "$tmp/coop.out" &&
+		grep -q "asking a cooperating client" "$tmp/coop.out" &&
+		[ "$(jget "$tmp/coop.json" oom_kill)" = 0 ] && [ "$(jget "$tmp/coop.json" coop_requests)" -ge 1 ] &&
+		[ "$(jget "$tmp/coop.json" coop_freed)" -gt 0 ] &&
+		[ "$(jget "$tmp/coop.json" max_usage)" -le $((64 << 20)) ]; then
+		ok "cooperation: cache_server asked $(jget "$tmp/coop.json" coop_requests) times before the kernel limit, $(mib "$(jget "$tmp/coop.json" coop_freed)") MiB freed (kernel's usage), max_usage $(mib "$(jget "$tmp/coop.json" max_usage)") MiB, nobody killed"
+	else
+		bad "cooperation" "exit $rc: $(tail -5 "$tmp/coop.out"); $(cat "$tmp/coop.json" 2>/dev/null | head -c 300)"
 	fi
 fi
 
