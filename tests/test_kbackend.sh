@@ -301,6 +301,36 @@ else
 	skip "Go" "go is not installed (Debian: golang-go; scripts/setup.sh installs it)"
 fi
 
+# --- where the kernel has no usage thresholds (cgroup v2), they are polled
+# (every 100 ms): the same code made to run on v1 (MEMGRP_KBACKEND_POLL=1) ---
+if [ -x "$tmp/gohold" ]; then
+	psock=$tmp/poll.sock
+	MEMGRP_KBACKEND_POLL=1 "$memgrpd" --socket "$psock" --state-dir none 2>"$tmp/poll.log" &
+	ppid=$!
+	for _ in $(seq 100); do "$memgrp" ls --socket "$psock" >/dev/null 2>&1 && break; sleep 0.05; done
+	P=kbp-$sfx
+	"$memgrp" create --socket "$psock" --backend kernel -m 64M "$P" >/dev/null 2>&1
+	sock_saved=$sock sock=$psock
+	listen "$tmp/pthr" "$P" --threshold 32M || bad "listener" "$(cat "$tmp/pthr.err")"
+	listen "$tmp/pprs" "$P" --pressure low || bad "listener" "$(cat "$tmp/pprs.err")"
+	sock=$sock_saved
+	"$memgrp" run --socket "$psock" -g "$P" -- "$tmp/gohold" 52 1 >"$tmp/poll.out" 2>&1
+	rc=$?
+	if [ $rc = 0 ] && wait_lines "$tmp/pthr" 2 && wait_lines "$tmp/pprs" 1 && sleep 0.3 &&
+		[ "$(wc -l <"$tmp/pthr")" = 2 ] && [ "$(wc -l <"$tmp/pprs")" = 1 ] &&
+		grep -q "usage is read every 100 ms" "$tmp/poll.log"; then
+		ok "polled thresholds (v2's way): 32M crossed up and down (2 events), pressure low entered once, Go holding 52M for 1 s"
+	else
+		bad "polled thresholds" "exit $rc: $(cat "$tmp/poll.out"); threshold: $(cat "$tmp/pthr"); pressure: $(cat "$tmp/pprs"); log: $(tail -3 "$tmp/poll.log")"
+	fi
+	"$memgrp" rm --socket "$psock" "$P" >/dev/null 2>&1
+	kill "$ppid" 2>/dev/null
+	wait "$ppid" 2>/dev/null
+	env -u LD_PRELOAD python3 "$srcprogs/../kcg_clean.py" --kill "$psock" >/dev/null 2>&1
+else
+	skip "polled thresholds" "no Go program built"
+fi
+
 # --- a JVM: -Xmx under the limit finishes; heap allowed past the limit:
 # memgrp kills; -Xmx under the limit with more live data than it: Java's
 # own OutOfMemoryError (the heap limit acts before the group's) ---
@@ -359,7 +389,7 @@ else
 	skip "unwritable cgroupfs" "no setpriv"
 fi
 
-left=$(find "$kdir" "$cgdir/$(kbase "$esock")" -maxdepth 0 2>/dev/null; find "$cgdir" -maxdepth 2 -name "*$sfx*" 2>/dev/null)
+left=$(find "$kdir" "$cgdir/$(kbase "$esock")" "$cgdir/$(kbase "$tmp/poll.sock")" -maxdepth 0 2>/dev/null; find "$cgdir" -maxdepth 2 -name "*$sfx*" 2>/dev/null)
 [ -z "$left" ] && ok "no kernel cgroup left behind" || bad "cleanup" "left: $left"
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "group.h"
@@ -17,18 +18,30 @@
 /* epoll tags: above the backstop's (3 << 32 ...). */
 #define TAG_KB_BASE (5ULL << 32)
 #define WATCHES_MAX 512
+#define TAG_KB_POLL (TAG_KB_BASE + WATCHES_MAX)
+/* Where the kernel has no usage thresholds (cgroup v2), usage is read this
+ * often while a crossing is armed: the nearest v2 offers (its memory.events
+ * tell of memory.high only). The latency is up to this, and a swing that
+ * goes and comes back between two reads is not seen. */
+#define POLL_MS 100
 
 /* One crossing armed in the kernel for a registration. */
 struct kb_watch {
-	int efd;      /* the manager's eventfd, registered on usage; -1: free */
+	int efd;      /* the manager's eventfd, registered on usage; -1: free,
+		       * POLLED: no kernel threshold, read every POLL_MS */
 	int ri;       /* the registration (manager's regs[]) */
 	int group;
 	uint64_t at;  /* bytes */
 	bool memsw, up_only;
+	bool above;   /* polled: usage was at or above `at` when last read */
 };
+#define POLLED (-2)
 
 struct mgi_kbackend {
 	struct kb_watch w[WATCHES_MAX];
+	int poll_fd; /* timerfd while polled watches exist, else -1 */
+	bool force_poll; /* MEMGRP_KBACKEND_POLL=1: poll on v1 too (tests) */
+	bool said_poll;
 };
 
 bool mgi_kbackend_is(const mgi_manager_t *m, int g)
@@ -209,11 +222,55 @@ static struct mgi_kbackend *kb_of(mgi_manager_t *m)
 {
 	if (!m->kbackend) {
 		m->kbackend = calloc(1, sizeof(*m->kbackend));
-		if (m->kbackend)
+		if (m->kbackend) {
 			for (int i = 0; i < WATCHES_MAX; i++)
 				m->kbackend->w[i].efd = -1;
+			m->kbackend->poll_fd = -1;
+			const char *e = getenv("MEMGRP_KBACKEND_POLL");
+			m->kbackend->force_poll = e && !strcmp(e, "1");
+		}
 	}
 	return m->kbackend;
+}
+
+/* The usage a watch compares with, bytes; UINT64_MAX if unreadable. */
+static uint64_t watched_usage(const mgi_manager_t *m, const struct kb_watch *w)
+{
+	const mgi_kcg_t *k = mgi_backstop_kcg(m);
+	mgi_kcg_figures_t f;
+
+	if (!k || mgi_kcg_read(k, m->tree.node[w->group].name, &f) != 0)
+		return UINT64_MAX;
+	return f.usage + (w->memsw ? f.swap : 0);
+}
+
+static bool any_polled(const struct mgi_kbackend *kb)
+{
+	for (int i = 0; i < WATCHES_MAX; i++)
+		if (kb->w[i].efd == POLLED)
+			return true;
+	return false;
+}
+
+/* Starts the poll timer (a polled watch was added) or stops it (none is
+ * left): idle costs nothing without polled watches. */
+static void poll_timer(mgi_manager_t *m, struct mgi_kbackend *kb)
+{
+	bool want = any_polled(kb);
+
+	if (want && kb->poll_fd < 0) {
+		kb->poll_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (kb->poll_fd < 0)
+			return;
+		struct itimerspec its = {{0, POLL_MS * 1000000L}, {0, POLL_MS * 1000000L}};
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_KB_POLL};
+		timerfd_settime(kb->poll_fd, 0, &its, NULL);
+		epoll_ctl(m->epfd, EPOLL_CTL_ADD, kb->poll_fd, &ev);
+	} else if (!want && kb->poll_fd >= 0) {
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, kb->poll_fd, NULL);
+		close(kb->poll_fd);
+		kb->poll_fd = -1;
+	}
 }
 
 int mgi_kbackend_arm(mgi_manager_t *m, int ri, int g, bool memsw, uint64_t bytes, bool up_only)
@@ -226,11 +283,26 @@ int mgi_kbackend_arm(mgi_manager_t *m, int ri, int g, bool memsw, uint64_t bytes
 		return -ENOMEM;
 	if (!k)
 		return -EOPNOTSUPP;
-	for (i = 0; i < WATCHES_MAX && kb->w[i].efd >= 0; i++)
+	for (i = 0; i < WATCHES_MAX && kb->w[i].efd != -1; i++)
 		;
 	if (i == WATCHES_MAX)
 		return -ENOSPC;
-	efd = mgi_kcg_watch_usage(k, m->tree.node[g].name, memsw, bytes);
+	efd = kb->force_poll ? -EOPNOTSUPP : mgi_kcg_watch_usage(k, m->tree.node[g].name, memsw, bytes);
+	if (efd == -EOPNOTSUPP) {
+		/* no kernel threshold (v2): polled */
+		kb->w[i] = (struct kb_watch){.efd = POLLED, .ri = ri, .group = g, .at = bytes,
+					     .memsw = memsw, .up_only = up_only};
+		uint64_t u = watched_usage(m, &kb->w[i]);
+		kb->w[i].above = u != UINT64_MAX && u >= bytes;
+		if (!kb->said_poll)
+			mgi_manager_log(m, "group '%s': the kernel has no usage thresholds here%s: its "
+					   "usage is read every %d ms while crossings are armed",
+					m->tree.node[g].name,
+					kb->force_poll ? " (MEMGRP_KBACKEND_POLL=1)" : " (cgroup v2)", POLL_MS);
+		kb->said_poll = true;
+		poll_timer(m, kb);
+		return 0;
+	}
 	if (efd < 0)
 		return efd;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_KB_BASE + (uint64_t)i};
@@ -246,8 +318,10 @@ int mgi_kbackend_arm(mgi_manager_t *m, int ri, int g, bool memsw, uint64_t bytes
 
 static void drop(mgi_manager_t *m, struct kb_watch *w)
 {
-	epoll_ctl(m->epfd, EPOLL_CTL_DEL, w->efd, NULL);
-	close(w->efd);
+	if (w->efd >= 0) {
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, w->efd, NULL);
+		close(w->efd);
+	}
 	w->efd = -1;
 }
 
@@ -256,8 +330,39 @@ void mgi_kbackend_release(mgi_manager_t *m, int ri)
 	if (!m->kbackend)
 		return;
 	for (int i = 0; i < WATCHES_MAX; i++)
-		if (m->kbackend->w[i].efd >= 0 && m->kbackend->w[i].ri == ri)
+		if (m->kbackend->w[i].efd != -1 && m->kbackend->w[i].ri == ri)
 			drop(m, &m->kbackend->w[i]);
+	poll_timer(m, m->kbackend);
+}
+
+/* Every POLL_MS while polled watches exist: a change of side is a
+ * crossing (upward only for up_only watches). */
+static void poll_all(mgi_manager_t *m, struct mgi_kbackend *kb)
+{
+	uint64_t v;
+
+	if (read(kb->poll_fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN */
+	}
+	for (int i = 0; i < WATCHES_MAX; i++) {
+		struct kb_watch *w = &kb->w[i];
+		if (w->efd != POLLED)
+			continue;
+		if (!m->tree.node[w->group].used) {
+			drop(m, w);
+			continue;
+		}
+		uint64_t u = watched_usage(m, w);
+		if (u == UINT64_MAX)
+			continue;
+		bool above = u >= w->at;
+		if (above == w->above)
+			continue;
+		w->above = above;
+		if (above || !w->up_only)
+			mgi_notify_kernel_crossing(m, w->ri, w->group, 1);
+	}
+	poll_timer(m, kb);
 }
 
 bool mgi_kbackend_event(mgi_manager_t *m, uint64_t tag)
@@ -265,10 +370,15 @@ bool mgi_kbackend_event(mgi_manager_t *m, uint64_t tag)
 	struct mgi_kbackend *kb = m->kbackend;
 	uint64_t n = 0;
 
-	if (tag < TAG_KB_BASE || tag >= TAG_KB_BASE + WATCHES_MAX)
+	if (tag < TAG_KB_BASE || tag > TAG_KB_POLL)
 		return false;
 	if (!kb)
 		return true;
+	if (tag == TAG_KB_POLL) {
+		if (kb->poll_fd >= 0)
+			poll_all(m, kb);
+		return true;
+	}
 	struct kb_watch *w = &kb->w[tag - TAG_KB_BASE];
 	if (w->efd < 0)
 		return true;
@@ -295,8 +405,9 @@ void mgi_kbackend_destroy(mgi_manager_t *m)
 	if (!m->kbackend)
 		return;
 	for (int i = 0; i < WATCHES_MAX; i++)
-		if (m->kbackend->w[i].efd >= 0)
+		if (m->kbackend->w[i].efd != -1)
 			drop(m, &m->kbackend->w[i]);
+	poll_timer(m, m->kbackend);
 	free(m->kbackend);
 	m->kbackend = NULL;
 }

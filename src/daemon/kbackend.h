@@ -19,7 +19,8 @@
  *    accounts it; what the version lacks is refused with a message;
  *  - thresholds and pressure levels: an eventfd of the manager's on
  *    memory.usage_in_bytes through cgroup.event_control (v1), whose
- *    wake-up the manager passes on to the client's eventfd;
+ *    wake-up the manager passes on to the client's eventfd; v2 has none:
+ *    usage is read every 100 ms while crossings are armed;
  *  - cooperative reclaim: asked at the same ask watermark as with the agent
  *    (90 % of the limit), armed the same way;
  *  - OOM: the backstop's (kernel's killer off, memgrp picks the largest

@@ -107,7 +107,7 @@ int mgi_kcg_set_file(const mgi_kcg_t *k, const char *group, const char *file, ui
  * `bytes`, upwards or downwards (v1: cgroup.event_control on
  * memory.usage_in_bytes, or with memsw memory.memsw.usage_in_bytes). The kernel checks it on its per-cpu event batch,
  * not at every page (see docs/design.md, "Kernel backend"). v2 has no
- * usage thresholds: -EOPNOTSUPP.
+ * usage thresholds: -EOPNOTSUPP (kbackend.c then polls memory.current).
  */
 int mgi_kcg_watch_usage(const mgi_kcg_t *k, const char *group, bool memsw, uint64_t bytes);
 
