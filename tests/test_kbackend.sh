@@ -294,6 +294,23 @@ if command -v go >/dev/null; then
 		else
 			bad "Go over the limit" "exit $rc: $(cat "$tmp/go256.out"); log: $(tail -2 "$tmp/memgrpd.log")"
 		fi
+		# a lower limit than the usage the kernel cannot reclaim (no swap):
+		# refused with the kernel's EBUSY, the old limit kept
+		"$memgrp" run --socket "$sock" -g "$G" -- "$tmp/gohold" 40 4 >"$tmp/go40.out" 2>&1 &
+		gpid=$!
+		for _ in $(seq 100); do grep -q holding "$tmp/go40.out" && break; sleep 0.05; done
+		"$memgrp" set --socket "$sock" "$G" -m 16M >"$tmp/set16.out" 2>&1
+		rc=$?
+		wait $gpid
+		grc=$?
+		if [ $rc != 0 ] && grep -q "could not reclaim" "$tmp/set16.out" &&
+			[ "$(cat "$kdir/$G/memory.limit_in_bytes")" = $((64 << 20)) ] &&
+			stat_json "$G" && [ "$(jget "$tmp/st.json" limit)" = $((64 << 20)) ] &&
+			[ $grc = 0 ] && grep -q "^done 40" "$tmp/go40.out"; then
+			ok "set -m 16M under 40M held: refused ($(head -c 120 "$tmp/set16.out")), 64M kept, the program unharmed"
+		else
+			bad "set below usage" "exit $rc: $(cat "$tmp/set16.out"); program exit $grc: $(cat "$tmp/go40.out")"
+		fi
 	else
 		bad "Go build" "$(cat "$tmp/gobuild.out")"
 	fi
