@@ -1135,8 +1135,9 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 			mgi_tree_set_limits(&m->tree, rc, &msg->set, why, sizeof(why));
 			atomic_store(&m->tree.node[rc].seg->ctl.backend, (uint32_t)backend);
 			mgi_backstop_group_added(m, rc);
-			if (backend == MGI_BACKEND_KERNEL)
-				mgi_kbackend_set(m, rc, &msg->set, why, sizeof(why));
+			if (backend == MGI_BACKEND_KERNEL &&
+			    mgi_kbackend_set(m, rc, &msg->set, why, sizeof(why)) != 0)
+				mgi_manager_log(m, "group '%s': %s", msg->set.group, why);
 			mgi_manager_log(m, "group '%s' created", msg->set.group);
 			limits_changed(m, rc);
 		}
