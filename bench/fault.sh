@@ -37,6 +37,9 @@ for threads in 1 2; do
 	row "native, $threads thread(s)" "$native"
 	if [ -w /sys/fs/cgroup/memory ]; then
 		row "kernel memcg v1, $threads thread(s)" "$(best memcg_run "$touch" $pages $threads)"
+		# the same memcg, made and watched by memgrp: no agent
+		row "memgrp --backend kernel, $threads thr" \
+			"$(best "$memgrp" run --backend kernel -m 2G -- "$touch" $pages $threads)"
 	fi
 	bs=${BACKSTOP:-on}
 	for fa in 1 16 64; do

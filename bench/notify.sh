@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/notify.sh - usage-threshold notifications under memgrp beside the
+# bench/notify.sh - usage-threshold notifications under memgrp (its agent,
+# and its kernel backend, `memgrp run --backend kernel`) beside the
 # kernel's memcg v1 (cgroup.event_control + memory.usage_in_bytes): the
 # latency from the crossing to the application's wake-up, and the cost of
 # 0, 1, 8 and 64 registered thresholds on first touch and read bandwidth
@@ -40,6 +41,9 @@ kern() { timeout 300 "$prog" "$1" "kernel:$cg" "${@:2}"; }
 mg() { # mg FAULT_AROUND ARGS...
 	timeout 300 "$memgrp" run -m 1G --fault-around "$1" -- "$prog" "$2" memgrp "${@:3}"
 }
+# memgrp's kernel backend: the same libmemgrp calls, no agent; the manager
+# arms cgroup.event_control and passes each wake-up on (one wake-up more).
+mgk() { timeout 300 "$memgrp" run --backend kernel -m 1G -- "$prog" "$1" memgrp "${@:2}"; }
 
 echo "crossing -> wake-up latency, $rounds crossings per row (bench_notify latency)"
 echo "  steady: the application goes on allocating until woken; stop: it stops at the crossing and waits 100 ms"
@@ -58,6 +62,9 @@ for mode in steady stop; do
 	if [ "$kernel" = 1 ]; then
 		lrow "kernel memcg v1, $mode" "$(kern latency "$r" "$mode")"
 	fi
+	if [ "$kernel" = 1 ]; then
+		lrow "memgrp --backend kernel, $mode" "$(mgk latency "$r" "$mode")"
+	fi
 	lrow "memgrp, fault-around 1, $mode" "$(mg 1 latency "$rounds" "$mode")"
 	lrow "memgrp, fault-around 64 (default), $mode" "$(mg 64 latency "$rounds" "$mode")"
 done
@@ -74,15 +81,16 @@ median() {
 echo
 echo "cost of registered thresholds (seed 000 §4.3), median of $runs runs, each the median of 9 passes"
 echo "  first touch: ns per page writing a fresh 64 MiB; read: MB/s summing 64 MiB already written"
-printf '  %-10s %18s %18s %18s %18s\n' "thresholds" "kernel touch ns" "kernel read MB/s" \
-	"memgrp touch ns" "memgrp read MB/s"
+printf '  %-10s %18s %18s %18s %18s %18s %18s\n' "thresholds" "kernel touch ns" "kernel read MB/s" \
+	"memgrp touch ns" "memgrp read MB/s" "--backend kernel ns" "--backend kernel MB/s"
 read -r _ nat_touch nat_read < <(median "$prog" overhead native 0)
 printf '  %-10s %18s %18s   (native: no group, no thresholds)\n' "native" "$nat_touch" "$nat_read"
 for k in 0 1 8 64; do
-	kt=- kr=-
+	kt=- kr=- bt=- br=-
 	if [ "$kernel" = 1 ]; then
 		read -r _ kt kr < <(median kern overhead "$k")
+		read -r _ bt br < <(median mgk overhead "$k")
 	fi
 	read -r _ mt mr < <(median mg 64 overhead "$k")
-	printf '  %-10s %18s %18s %18s %18s\n' "$k" "$kt" "$kr" "$mt" "$mr"
+	printf '  %-10s %18s %18s %18s %18s %18s %18s\n' "$k" "$kt" "$kr" "$mt" "$mr" "$bt" "$br"
 done

@@ -52,8 +52,9 @@ SIZES = {
     RM: 144,
     LIST_REQ: 144,
     STAT: 10848,     # hdr, group, stats (57 x u64), nprocs, reserved, procs[256] x 40
-    SET: 192,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness
-    CREATE: 192,
+    SET: 208,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
+                     # mode, backend
+    CREATE: 208,
     RECLAIM_REQ: 32, # hdr, pid, level, pages
     EVICT: 32,       # hdr, pages, freed
     EVICTED: 32,
@@ -110,8 +111,10 @@ def group_msg(mtype, group):
 
 
 def set_msg(mtype, group, memory_max, high=MGI_SET_KEEP, low=MGI_SET_KEEP, soft=MGI_SET_KEEP,
-            swap_max=MGI_SET_KEEP, swappiness=MGI_SET_KEEP):
-    return msg(mtype, G + "6Q", name(group), memory_max, high, low, soft, swap_max, swappiness)
+            swap_max=MGI_SET_KEEP, swappiness=MGI_SET_KEEP, mode=MGI_SET_KEEP,
+            backend=MGI_SET_KEEP):
+    return msg(mtype, G + "8Q", name(group), memory_max, high, low, soft, swap_max, swappiness,
+               mode, backend)
 
 
 def reclaim_req(pid, level, pages):
@@ -199,6 +202,8 @@ VALID = {
     "v3-reply": reply(-errno.EBUSY, 0, "group 'web' has 1 child group(s): remove them first"),
     "v3-create": set_msg(CREATE, "web/api", 32 * MiB),
     "v3-create-unlimited": set_msg(CREATE, "web", MGI_SET_KEEP),
+    "v3-create-kernel": set_msg(CREATE, "web", 64 * MiB, soft=32 * MiB, backend=1),
+    "v3-set-backend-agent": set_msg(SET, "web", MGI_SET_KEEP, backend=0),
     "v3-rm": group_msg(RM, "web/api"),
     "v3-list-req": group_msg(LIST_REQ, ""),
     "v3-list": list_msg(["", "web", "web/api", "web/db"]),
@@ -229,6 +234,7 @@ INVALID = {
                                                        MGI_COOP_PRIORITY_MAX + 1, 0),
     "v3-invalid-coop-done-id-zero": unregister(0, COOP_DONE),
     "v3-invalid-set-swappiness": set_msg(SET, "web", MGI_SET_KEEP, swappiness=101),
+    "v3-invalid-create-backend-2": set_msg(CREATE, "web", 64 * MiB, backend=2),
     "v3-invalid-reclaim-req-pages-zero": reclaim_req(1234, 0, 0),
     "v3-invalid-reclaim-req-level": reclaim_req(1234, MGI_DEPTH_MAX, 1),
     "v3-invalid-evicted-huge": evict(EVICTED, 1, MGI_PAGES_UNLIMITED + 1),

@@ -10,6 +10,7 @@ packages=(
   redis-server redis-tools       # integration tests: real programs under memgrp
   stress-ng util-linux
   make nodejs default-jdk-headless strace  # tests/compat: real programs (javac for its JVM case); strace for hang evidence
+  golang-go                      # tests/test_kbackend.sh: a static Go program (CGO_ENABLED=0) under --backend kernel
 )
 
 missing=()

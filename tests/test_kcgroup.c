@@ -349,6 +349,62 @@ static void v2_tree(void)
 	CHECK_INT_EQ(mgi_kcg_remove(&k, "web/api"), -ENOTEMPTY); /* files in the fake tree */
 }
 
+/* The kernel backend's files: limits written only where the kernel has
+ * the file, usage thresholds as cgroup.event_control lines (v1), none in
+ * v2, and the figures it reports in memgrp's names. */
+static void kernel_backend_files(void)
+{
+	mgi_kcg_t k;
+	mgi_kcg_figures_t f;
+	char proc[160];
+	unsigned efd, ufd;
+	unsigned long long at;
+
+	fresh_tree();
+	snprintf(proc, sizeof(proc), "%s/proc", tmp);
+	CHECK_INT_EQ(mgi_kcg_open(&k, 1, tmp, "/sess/memgrp@2", proc), 0);
+	CHECK_INT_EQ(mgi_kcg_create(&k, "k"), 0);
+	/* a file the kernel does not have is not made up */
+	CHECK_INT_EQ(mgi_kcg_set_file(&k, "k", "memory.memsw.limit_in_bytes", 1 << 20), -ENOENT);
+	put("/sess/memgrp@2/k/memory.soft_limit_in_bytes", "");
+	CHECK_INT_EQ(mgi_kcg_set_file(&k, "k", "memory.soft_limit_in_bytes", 33554432), 0);
+	CHECK_STR_EQ(get("/sess/memgrp@2/k/memory.soft_limit_in_bytes"), "33554432");
+	CHECK_INT_EQ(mgi_kcg_set_file(&k, "k", "memory.soft_limit_in_bytes", UINT64_MAX), 0);
+	CHECK_STR_EQ(get("/sess/memgrp@2/k/memory.soft_limit_in_bytes"), "-1");
+	/* usage: "EVENTFD FD BYTES" on the group's cgroup.event_control */
+	put("/sess/memgrp@2/k/memory.usage_in_bytes", "0\n");
+	int fd = mgi_kcg_watch_usage(&k, "k", false, 16777216);
+	CHECK(fd >= 0);
+	CHECK_INT_EQ(sscanf(get("/sess/memgrp@2/k/cgroup.event_control"), "%u %u %llu", &efd, &ufd,
+			    &at), 3);
+	CHECK_EQ(efd, (unsigned)fd);
+	CHECK_EQ(at, 16777216);
+	close(fd);
+	/* memsw's usage: absent here, so no registration */
+	CHECK_INT_EQ(mgi_kcg_watch_usage(&k, "k", true, 1 << 20), -ENOENT);
+	/* figures beyond the backstop's: faults and swap */
+	put("/sess/memgrp@2/k/memory.max_usage_in_bytes", "0\n");
+	put("/sess/memgrp@2/k/memory.limit_in_bytes", "67108864\n");
+	put("/sess/memgrp@2/k/memory.failcnt", "5\n");
+	put("/sess/memgrp@2/k/memory.stat", "total_cache 0\ntotal_rss 4096\ntotal_pgfault 77\n"
+					    "total_pgmajfault 2\ntotal_swap 8192\n");
+	put("/sess/memgrp@2/k/memory.oom_control", "oom_kill_disable 1\nunder_oom 0\n");
+	CHECK_INT_EQ(mgi_kcg_read(&k, "k", &f), 0);
+	CHECK_EQ(f.pgfault, 77);
+	CHECK_EQ(f.pgmajfault, 2);
+	CHECK_EQ(f.swap, 8192);
+	CHECK_EQ(f.limit, 67108864);
+	/* v2: no usage thresholds */
+	fresh_tree();
+	put("/cgroup.subtree_control", "");
+	CHECK_INT_EQ(mgi_kcg_open(&k, 2, tmp, "/sess/memgrp@3", proc), 0);
+	CHECK_INT_EQ(mgi_kcg_create(&k, "k"), 0);
+	CHECK_INT_EQ(mgi_kcg_watch_usage(&k, "k", false, 1 << 20), -EOPNOTSUPP);
+	put("/sess/memgrp@3/k/memory.low", "0\n");
+	CHECK_INT_EQ(mgi_kcg_set_file(&k, "k", "memory.low", UINT64_MAX), 0);
+	CHECK_STR_EQ(get("/sess/memgrp@3/k/memory.low"), "max");
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -360,6 +416,7 @@ int main(int argc, char **argv)
 	MGT_RUN(v1_tree);
 	MGT_RUN(v1_clean_keeps_what_is_claimed);
 	MGT_RUN(v2_tree);
+	MGT_RUN(kernel_backend_files);
 	if (tmp[0]) {
 		char cmd[256];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);

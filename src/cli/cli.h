@@ -66,7 +66,8 @@ int mgi_request_reply(const char *sock, const mgi_msg_t *req, char *err, size_t 
 
 /* limits.c: --memory-max/high/low/soft, --swap-max and --swappiness, for
  * run, create and set (getopt values: 'm' and these). */
-enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_SWAPPINESS, MGI_OPT_MODE };
+enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_SWAPPINESS, MGI_OPT_MODE,
+       MGI_OPT_BACKEND };
 #define MGI_LIMIT_LONGOPTS                                                      \
 	{"memory-max", required_argument, NULL, 'm'},                           \
 	{"memory-high", required_argument, NULL, MGI_OPT_HIGH},                 \
@@ -74,7 +75,8 @@ enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_
 	{"memory-soft", required_argument, NULL, MGI_OPT_SOFT},                 \
 	{"swap-max", required_argument, NULL, MGI_OPT_SWAP_MAX},                \
 	{"swappiness", required_argument, NULL, MGI_OPT_SWAPPINESS},            \
-	{"mode", required_argument, NULL, MGI_OPT_MODE}
+	{"mode", required_argument, NULL, MGI_OPT_MODE},                        \
+	{"backend", required_argument, NULL, MGI_OPT_BACKEND}
 extern const char mgi_limits_help[];
 /* Every limit left at MGI_SET_KEEP. */
 void mgi_limits_init(mgi_msg_set_t *set);

@@ -112,7 +112,7 @@ int mgi_cmd_set(int argc, char **argv)
 			  "\nLimits:\n");
 	if (rc >= 0)
 		return rc;
-	if (!mgi_limits_given(&req.set)) {
+	if (!mgi_limits_given(&req.set) && req.set.backend == MGI_SET_KEEP) {
 		fprintf(stderr, "memgrp set: nothing to set (see memgrp set --help)\n");
 		return MGI_EXIT_USAGE;
 	}
@@ -178,13 +178,16 @@ static int list_manager(const char *sock, bool json, int n)
 			mgi_stats_print_json_fields(stdout, f);
 			printf("}");
 		} else {
-			printf("%-24s %10s %10s %10s %6llu\n", st.stat.group,
+			/* the backend only where it is not the default: the
+			 * columns of agent groups stay as they were */
+			printf("%-24s %10s %10s %10s %6llu%s\n", st.stat.group,
 			       mgi_size_format(f->usage, a, sizeof(a)),
 			       mgi_size_format(f->max_usage, b, sizeof(b)),
 			       f->limit >= (uint64_t)MGI_PAGES_UNLIMITED * 4096
 				       ? "max"
 				       : mgi_size_format(f->limit, c, sizeof(c)),
-			       (unsigned long long)f->nr_processes);
+			       (unsigned long long)f->nr_processes,
+			       f->backend == MGI_BACKEND_KERNEL ? " kernel" : "");
 		}
 		n++;
 	}
@@ -213,7 +216,8 @@ int mgi_cmd_ls(int argc, char **argv)
 			printf("Usage: memgrp ls [--json] [--socket PATH]\n"
 			       "Lists the groups: memgrpd's and those of running `memgrp run`s\n"
 			       "(in /run/memgrp), or only those of the manager at --socket.\n"
-			       "Usage counts the whole subtree, like memcg's.\n");
+			       "Usage counts the whole subtree, like memcg's. A group served by\n"
+			       "the kernel backend (--backend kernel) says \"kernel\" after PROCS.\n");
 			return MGI_EXIT_OK;
 		} else {
 			fprintf(stderr, "memgrp ls: unexpected argument '%s'\n", argv[i]);

@@ -27,12 +27,21 @@ const char mgi_limits_help[] =
 	"                           estimate: regions are charged at their size and\n"
 	"                           their faults not seen, until the limit needs\n"
 	"                           them counted exactly (applies to processes\n"
-	"                           started afterwards)\n";
+	"                           started afterwards)\n"
+	"      --backend agent|kernel  who accounts, fixed at the group's creation:\n"
+	"                           agent (default), page by page in every process;\n"
+	"                           kernel: the group's kernel memory cgroup alone,\n"
+	"                           with no agent (static binaries, runtimes that\n"
+	"                           own their signals and memory). Limits, soft\n"
+	"                           (v1), high/low (v2), thresholds, pressure, OOM\n"
+	"                           and stats as with the agent; no estimate mode,\n"
+	"                           no compressed store, thresholds checked on the\n"
+	"                           kernel's event batch, not at every page\n";
 
 void mgi_limits_init(mgi_msg_set_t *set)
 {
 	set->memory_max = set->memory_high = set->memory_low = set->memory_soft = MGI_SET_KEEP;
-	set->swap_max = set->swappiness = set->mode = MGI_SET_KEEP;
+	set->swap_max = set->swappiness = set->mode = set->backend = MGI_SET_KEEP;
 }
 
 bool mgi_limits_given(const mgi_msg_set_t *set)
@@ -87,6 +96,17 @@ int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 			set->mode = MGI_MODE_ESTIMATE;
 		} else {
 			fprintf(stderr, "memgrp %s: --mode: exact or estimate, not '%s'\n", cmd, arg);
+			return -1;
+		}
+		return 1;
+	}
+	if (opt == MGI_OPT_BACKEND) {
+		if (strcmp(arg, "agent") == 0) {
+			set->backend = MGI_BACKEND_AGENT;
+		} else if (strcmp(arg, "kernel") == 0) {
+			set->backend = MGI_BACKEND_KERNEL;
+		} else {
+			fprintf(stderr, "memgrp %s: --backend: agent or kernel, not '%s'\n", cmd, arg);
 			return -1;
 		}
 		return 1;

@@ -61,7 +61,10 @@ static void run_usage(FILE *out)
 		"      --socket PATH        the manager's control socket (see above)\n"
 		"  -h, --help               show this help\n"
 		"\n"
-		"Not implemented yet (exit code 3): --mode (estimate accounting).\n"
+		"With --backend kernel the command runs without the agent, in the group's\n"
+		"kernel memory cgroup (limited at --memory-max exactly); --codec,\n"
+		"--swap-file, --fault-around and --mode estimate need the agent and are\n"
+		"refused there.\n"
 		"\n"
 		"Environment: MEMGRP_AGENT overrides the path of libmemgrp-agent.so.\n",
 		mgi_limits_help);
@@ -100,8 +103,9 @@ static int find_agent(char *out, size_t len)
  * group's kernel cgroup (PLACE; the manager checks the asker by
  * SO_PEERCRED), so that the command is bounded from its first
  * instruction, whether the agent loads or not. A manager without the
- * backstop says so and the command runs as before. */
-static void place(const char *sock, const char *group)
+ * backstop says so and the command runs as before, unless the group is
+ * the kernel backend's (required: nothing else would account it). */
+static void place(const char *sock, const char *group, bool required)
 {
 	static mgi_msg_t req;
 	char err[400];
@@ -110,7 +114,7 @@ static void place(const char *sock, const char *group)
 	mgi_msg_init(&req, MGI_MSG_PLACE);
 	snprintf(req.group.group, sizeof(req.group.group), "%s", group);
 	rc = mgi_request_reply(sock, &req, err, sizeof(err));
-	if (rc == 0 || rc == -EOPNOTSUPP)
+	if (rc == 0 || (rc == -EOPNOTSUPP && !required))
 		return;
 	fprintf(stderr, "memgrp run: cannot place the command in group '%s': %s\n", group, err);
 	_exit(126);
@@ -123,7 +127,17 @@ static pid_t spawn(char **argv, const char *agent, const char *sock, const char 
 
 	if (pid != 0)
 		return pid;
-	place(sock, group);
+	place(sock, group, agent == NULL);
+	if (!agent) {
+		/* The kernel backend: the command runs as it is, no agent; a
+		 * libmemgrp client in it still finds its group's manager. */
+		setenv("MEMGRP_SOCKET", sock, 1);
+		setenv("MEMGRP_GROUP", group, 1);
+		sigprocmask(SIG_SETMASK, oldmask, NULL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "memgrp run: cannot run '%s': %s\n", argv[0], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
 	const char *prev = getenv("LD_PRELOAD");
 	char preload[PATH_MAX * 2];
 	/* After what is already preloaded: the user's own preloads (an
@@ -150,6 +164,7 @@ struct run_ctx {
 	mgi_msg_set_t limits; /* as given: MGI_SET_KEEP where not */
 	bool embedded;
 	bool transient; /* created here: removed at the end */
+	bool kernel;    /* the group is the kernel backend's: no agent */
 	mgi_manager_t *m;
 	int sfd;
 };
@@ -227,6 +242,14 @@ static int use_manager(struct run_ctx *r)
 	snprintf(req.group.group, sizeof(req.group.group), "%s", r->group);
 	rc = mgi_request(r->sock, &req, MGI_MSG_STAT, &reply, err, sizeof(err));
 	if (rc == 0) {
+		bool kernel = reply.stat.figures.backend == MGI_BACKEND_KERNEL;
+		if (r->limits.backend != MGI_SET_KEEP && r->limits.backend != reply.stat.figures.backend) {
+			fprintf(stderr, "memgrp run: group '%s' exists with the %s backend (fixed at its "
+					"creation), not --backend %s\n", r->group, kernel ? "kernel" : "agent",
+				kernel ? "agent" : "kernel");
+			return MGI_EXIT_FAILURE;
+		}
+		r->kernel = kernel;
 		if (mgi_limits_given(&r->limits)) {
 			fprintf(stderr, "memgrp run: group '%s' exists (served at %s); change its "
 					"limits with memgrp set, or run without limits to join it\n",
@@ -249,6 +272,7 @@ static int use_manager(struct run_ctx *r)
 		return MGI_EXIT_FAILURE;
 	}
 	r->transient = true;
+	r->kernel = r->limits.backend == MGI_BACKEND_KERNEL;
 	return 0;
 }
 
@@ -292,7 +316,7 @@ int mgi_cmd_run(int argc, char **argv)
 	static struct run_ctx r;
 	static mgi_manager_t m;
 	char agent[PATH_MAX], err[256];
-	const char *stats_json = NULL, *sock_opt = NULL, *codec = NULL;
+	const char *stats_json = NULL, *sock_opt = NULL, *codec = NULL, *agent_only = NULL;
 	uint64_t min_available = UINT64_MAX;
 	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
 	bool fault_around_given = false, coop_wait_given = false, backstop = true;
@@ -328,6 +352,7 @@ int mgi_cmd_run(int argc, char **argv)
 				return MGI_EXIT_USAGE;
 			}
 			codec = optarg;
+			agent_only = "--codec";
 			break;
 		case OPT_SWAP_FILE: {
 			/* Each process makes an unnamed file there (O_TMPFILE):
@@ -343,6 +368,7 @@ int mgi_cmd_run(int argc, char **argv)
 			}
 			close(fd);
 			setenv("MEMGRP_SWAP_FILE", optarg, 1);
+			agent_only = "--swap-file";
 			break;
 		}
 		case OPT_SWAP_FILE_AFTER: {
@@ -354,6 +380,7 @@ int mgi_cmd_run(int argc, char **argv)
 			}
 			snprintf(num, sizeof(num), "%llu", (unsigned long long)after);
 			setenv("MEMGRP_SWAP_FILE_AFTER", num, 1);
+			agent_only = "--swap-file-after";
 			break;
 		}
 		case OPT_MIN_AVAILABLE:
@@ -373,6 +400,7 @@ int mgi_cmd_run(int argc, char **argv)
 				return MGI_EXIT_USAGE;
 			}
 			fault_around_given = true;
+			agent_only = "--fault-around";
 			break;
 		}
 		case OPT_COOP_WAIT: {
@@ -414,18 +442,36 @@ int mgi_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memgrp run: no command given (memgrp run [OPTIONS] -- COMMAND)\n");
 		return MGI_EXIT_USAGE;
 	}
-	if (find_agent(agent, sizeof(agent)) != 0) {
+	bool kernel = r.limits.backend == MGI_BACKEND_KERNEL;
+	if (kernel && (agent_only || r.limits.mode == MGI_MODE_ESTIMATE)) {
+		/* What only the agent does: the kernel backend has no
+		 * compressed store and no per-fault accounting. */
+		fprintf(stderr, "memgrp run: %s needs the agent (%s): not with --backend kernel\n",
+			agent_only ? agent_only : "--mode estimate",
+			agent_only && !strcmp(agent_only, "--fault-around")
+				? "it resolves the faults"
+			: agent_only ? "the per-group compressed store is the agent's"
+				     : "it charges regions as the agent sees them mapped");
+		return MGI_EXIT_USAGE;
+	}
+	if (kernel && backstop_given && !backstop) {
+		fprintf(stderr, "memgrp run: --backend kernel is served by the kernel memory cgroup: "
+				"not with --kernel-backstop off\n");
+		return MGI_EXIT_USAGE;
+	}
+	if (!kernel && find_agent(agent, sizeof(agent)) != 0) {
 		fprintf(stderr, "memgrp run: cannot find libmemgrp-agent.so next to this program; "
 				"set MEMGRP_AGENT to its path\n");
 		return MGI_EXIT_FAILURE;
 	}
 	/* Fail here, with the reason, rather than in every child. */
-	int probe = mgi_uffd_open(NULL, NULL, err, sizeof(err));
-	if (probe < 0) {
+	int probe = kernel ? -1 : mgi_uffd_open(NULL, NULL, err, sizeof(err));
+	if (!kernel && probe < 0) {
 		fprintf(stderr, "memgrp run: %s\n", err);
 		return MGI_EXIT_FAILURE;
 	}
-	close(probe);
+	if (probe >= 0)
+		close(probe);
 
 	if (mgi_find_manager(sock_opt, r.group, r.sock, sizeof(r.sock), err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrp run: %s\n", err);
@@ -456,8 +502,26 @@ int mgi_cmd_run(int argc, char **argv)
 		m.coop_wait_ms = (unsigned)coop_wait;
 		m.min_available = min_available != UINT64_MAX ? min_available
 							       : mgi_default_min_available();
-		mgi_manager_set_limits(&m, &r.limits, err, sizeof(err));
-		mgi_backstop_init(&m, backstop);
+		if (kernel) {
+			/* The kernel cgroup first: the limits go to it. */
+			atomic_store(&m.tree.node[m.scope].seg->ctl.backend, MGI_BACKEND_KERNEL);
+			mgi_backstop_init(&m, true);
+			if (!m.backstop) {
+				fprintf(stderr, "memgrp run: --backend kernel needs a kernel memory "
+						"cgroup, and there is none to use here (see the line above)\n");
+				mgi_manager_destroy(&m);
+				return MGI_EXIT_FAILURE;
+			}
+			if (mgi_manager_set_limits(&m, &r.limits, err, sizeof(err)) != 0) {
+				fprintf(stderr, "memgrp run: %s\n", err);
+				mgi_manager_destroy(&m);
+				return MGI_EXIT_USAGE;
+			}
+		} else {
+			mgi_manager_set_limits(&m, &r.limits, err, sizeof(err));
+			mgi_backstop_init(&m, backstop);
+		}
+		r.kernel = kernel;
 	}
 	/* Orphans of the group are reparented to us, so their exits are seen. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -472,7 +536,12 @@ int mgi_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memgrp run: signalfd: %s\n", strerror(errno));
 		goto fail;
 	}
-	child = spawn(argv + optind, agent, r.sock, r.group, codec, &oldmask);
+	if (r.kernel && (agent_only || r.limits.mode == MGI_MODE_ESTIMATE)) {
+		fprintf(stderr, "memgrp run: group '%s' is served by the kernel backend: %s needs "
+				"the agent\n", r.group, agent_only ? agent_only : "--mode estimate");
+		goto fail;
+	}
+	child = spawn(argv + optind, r.kernel ? NULL : agent, r.sock, r.group, codec, &oldmask);
 	if (child < 0) {
 		fprintf(stderr, "memgrp run: fork: %s\n", strerror(errno));
 		goto fail;

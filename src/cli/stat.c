@@ -46,7 +46,9 @@ static void print_text(const mgi_msg_stat_t *s)
 	printf("%-16s %s\n", "group", s->group);
 	for (const mgi_stats_field_t *f = mgi_stats_fields; f->name; f++) {
 		uint64_t v = mgi_stats_get(&s->figures, f);
-		if (!f->is_size)
+		if (!strcmp(f->name, "backend"))
+			printf("%-16s %s\n", f->name, v == MGI_BACKEND_KERNEL ? "kernel" : "agent");
+		else if (!f->is_size)
 			printf("%-16s %llu\n", f->name, (unsigned long long)v);
 		else if (v >= unlimited)
 			printf("%-16s max\n", f->name);

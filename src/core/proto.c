@@ -61,6 +61,7 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(kernel_file, 1),
 	FIELD(kernel_shmem, 1),
 	FIELD(kernel_anon, 1),
+	FIELD(backend, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD
@@ -182,6 +183,8 @@ static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 		return bad(-EINVAL, err, errlen, "swappiness is 0 to 100");
 	if (s->mode != MGI_SET_KEEP && s->mode > MGI_MODE_ESTIMATE)
 		return bad(-EINVAL, err, errlen, "mode is exact (0) or estimate (1)");
+	if (s->backend != MGI_SET_KEEP && s->backend > MGI_BACKEND_KERNEL)
+		return bad(-EINVAL, err, errlen, "backend is agent (0) or kernel (1)");
 	/* high, low, soft and swap_max: any byte count (0 is meaningful) */
 	return 0;
 }

@@ -219,6 +219,7 @@ typedef struct mgi_stats {
 	 * cgroup's own figures (0 without one) */
 	uint64_t unmanaged_processes, kernel_usage, kernel_max_usage, kernel_limit;
 	uint64_t kernel_file, kernel_shmem, kernel_anon;
+	uint64_t backend; /* enum mgi_backend (src/daemon/kbackend.c) */
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the
@@ -262,6 +263,7 @@ typedef struct mgi_msg_set {
 	uint64_t swap_max;    /* bytes in the compressed stores; 0: no swap */
 	uint64_t swappiness;  /* 0-100; 0: never evict */
 	uint64_t mode;        /* enum mgi_mode */
+	uint64_t backend;     /* enum mgi_backend: CREATE only (SET: KEEP or the same) */
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 

@@ -213,6 +213,8 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 		return bad(why, whylen, "swappiness %u (at most 100)", atomic_load(&seg->ctl.swappiness));
 	if (atomic_load(&seg->ctl.mode) > MGI_MODE_ESTIMATE)
 		return bad(why, whylen, "mode %u is no mode", atomic_load(&seg->ctl.mode));
+	if (atomic_load(&seg->ctl.backend) > MGI_BACKEND_KERNEL)
+		return bad(why, whylen, "backend %u is no backend", atomic_load(&seg->ctl.backend));
 	uint32_t fa = atomic_load(&seg->ctl.fault_around);
 	if (fa < 1 || fa > MGI_FAULT_AROUND_MAX)
 		return bad(why, whylen, "fault-around %u pages (1 to %u)", fa, MGI_FAULT_AROUND_MAX);

@@ -78,6 +78,12 @@ enum mgi_mode {
 				* unseen) until the limit needs them exact */
 };
 
+/* Who accounts a group's memory. */
+enum mgi_backend {
+	MGI_BACKEND_AGENT = 0,  /* the agent in every process, page by page */
+	MGI_BACKEND_KERNEL = 1, /* the group's kernel memory cgroup alone, no agent */
+};
+
 /* Which counter a threshold watches. */
 enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
 
@@ -139,7 +145,10 @@ typedef struct mgi_segment_ctl {
 	_Atomic uint32_t cooperators;
 	_Atomic uint32_t fault_around; /* pages per resolved fault, 1..MAX */
 	_Atomic int32_t oom_victim;    /* pid being killed, 0 if none */
-	uint32_t reserved;
+	/* enum mgi_backend, fixed at the group's creation: with the kernel
+	 * backend no agent joins; the group's kernel memory cgroup accounts
+	 * (src/daemon/kbackend.c). */
+	_Atomic uint32_t backend;
 	_Atomic uint64_t oom_kill;
 	_Atomic uint64_t coop_requests; /* requests sent to cooperating clients */
 	_Atomic uint64_t coop_freed;    /* pages they freed, as measured */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "group.h"
+#include "kbackend.h"
 #include "kcgroup.h"
 #include "manager.h"
 #include "size.h"
@@ -36,6 +37,8 @@
 #define OOM_CHECK_MS 100
 #define KILL_WAIT_MS 1000
 #define PAUSE_MAX_MS 5000
+/* Kernel backend: cooperative episodes asked in one pause at the limit. */
+#define COOP_ASKS 4
 #define PIDS_MAX 4096
 
 #ifndef SYS_pidfd_open
@@ -54,6 +57,7 @@ struct bs_group {
 	uint64_t paused_ns, killed_ns, high_events;
 	pid_t victim;
 	bool released; /* the kernel's killer let act after PAUSE_MAX_MS */
+	unsigned coop_asks; /* kernel backend: cooperative episodes in this pause */
 	unsigned unmanaged;
 };
 
@@ -97,6 +101,10 @@ static uint64_t kernel_limit(const mgi_manager_t *m, int g)
 
 	if (g == 0 || mem >= MGI_PAGES_UNLIMITED)
 		return UINT64_MAX;
+	/* The kernel backend: the kernel is the accountant, its limit is the
+	 * group's (memsw is kbackend.c's). */
+	if (mgi_kbackend_is(m, g))
+		return mem * 4096;
 	for (int a = g; a > 0; a = m->tree.node[a].parent)
 		swap = min_u64(swap, atomic_load(&m->tree.node[a].seg->ctl.swap.max));
 	if (swap >= MGI_PAGES_UNLIMITED)
@@ -260,6 +268,7 @@ void mgi_backstop_destroy(mgi_manager_t *m)
 {
 	struct mgi_backstop *bs = m->backstop;
 
+	mgi_kbackend_destroy(m);
 	if (!bs)
 		return;
 	for (int depth = MGI_DEPTH_MAX; depth >= 1; depth--)
@@ -356,6 +365,12 @@ int mgi_backstop_hello(mgi_manager_t *m, pid_t pid, bool privileged, int g, char
 	char path[512];
 	int rc, in;
 
+	if (mgi_kbackend_is(m, g)) {
+		snprintf(why, whylen, "group '%s' is served by the kernel backend: no agent joins it "
+			 "(run its programs without the agent: memgrp run -g %s)", gname(m, g),
+			 gname(m, g));
+		return -EPERM;
+	}
 	if (!bs || !bs->g[g].made)
 		return 0;
 	if ((rc = pid_path(m, pid, path, sizeof(path))) != 0) {
@@ -645,6 +660,10 @@ static void scan(mgi_manager_t *m)
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!m->tree.node[g].used || !bs->g[g].made)
 			continue;
+		if (mgi_kbackend_is(m, g)) {
+			bs->g[g].unmanaged = 0; /* no agent there, by design */
+			continue;
+		}
 		int n = mgi_kcg_pids(&bs->k, gname(m, g), g != 0, pids, PIDS_MAX);
 		unsigned unmanaged = 0;
 		for (int i = 0; i < n && i < PIDS_MAX; i++) {
@@ -694,10 +713,28 @@ static bool resolve(mgi_manager_t *m, int g)
 			mgi_kcg_kernel_killer(&bs->k, gname(m, g), false);
 		bg->paused_ns = 0;
 		bg->released = false;
+		bg->coop_asks = 0;
 		return false;
 	}
 	if (!bg->paused_ns)
 		bg->paused_ns = now;
+	/* The kernel backend at its limit: as an agent's refused charge
+	 * does, the group's cooperating clients are asked first (coop.c);
+	 * the kill waits for the episode. Unlike an agent's faulting thread,
+	 * which waits for the manager's answer, the group's tasks wait in the
+	 * kernel and are woken by what the clients free, and may take it
+	 * again before the episode measures it (seen: "freed 0" after a
+	 * client dropped 6 MiB, then a kill). So up to COOP_ASKS episodes per
+	 * pause, each bounded by the clients' wait. */
+	if (mgi_kbackend_is(m, g)) {
+		if (m->coop.active && m->coop.group == g)
+			return true;
+		if (bg->coop_asks < COOP_ASKS) {
+			bg->coop_asks++;
+			if (mgi_coop_start(m, g, -1, -1))
+				return true;
+		}
+	}
 	if (bg->victim > 0 && kill(bg->victim, 0) == 0 && now - bg->killed_ns < KILL_WAIT_MS * 1000000ULL)
 		return true; /* the last victim is on its way out */
 	if (now - bg->paused_ns > PAUSE_MAX_MS * 1000000ULL) {
@@ -738,11 +775,21 @@ static bool resolve(mgi_manager_t *m, int g)
 		diagnose(m, victim, why, sizeof(why));
 		snprintf(how, sizeof(how), "it runs without the agent: %s", why);
 	}
-	mgi_manager_log(m, "group '%s' is out of memory at its kernel limit (kernel usage %s of "
-			   "%s: anon %s, file %s, shmem %s): killing pid %d (%s) of group '%s', "
-			   "which holds %s (RSS); %s",
-			gname(m, g), usage, limit, anon, file, shmem, (int)victim, comm,
-			vg > 0 ? gname(m, vg) : gname(m, g), holds, how);
+	if (mgi_kbackend_is(m, g)) {
+		/* memgrp's own OOM message (manager.c), the kernel's figures */
+		char where[MGI_GROUP_NAME_MAX + 16] = "";
+		if (vg > 0 && vg != g)
+			snprintf(where, sizeof(where), " of group '%s'", gname(m, vg));
+		mgi_manager_log(m, "group '%s' is out of memory (usage %s, max %s) and nothing can "
+				   "be reclaimed: killing pid %d (%s)%s, which holds %s",
+				gname(m, g), usage, limit, (int)victim, comm, where, holds);
+	} else {
+		mgi_manager_log(m, "group '%s' is out of memory at its kernel limit (kernel usage %s "
+				   "of %s: anon %s, file %s, shmem %s): killing pid %d (%s) of group "
+				   "'%s', which holds %s (RSS); %s",
+				gname(m, g), usage, limit, anon, file, shmem, (int)victim, comm,
+				vg > 0 ? gname(m, vg) : gname(m, g), holds, how);
+	}
 	if (kill_pid(victim) == 0) {
 		atomic_fetch_add(&m->tree.node[g].seg->ctl.oom_kill, 1);
 		mgi_notify_oom(m, g);
@@ -773,6 +820,8 @@ bool mgi_backstop_event(mgi_manager_t *m, uint64_t tag)
 	uint64_t v;
 	char buf[256];
 
+	if (mgi_kbackend_event(m, tag))
+		return true;
 	if (!bs || tag < TAG_OOM_BASE || tag > TAG_OOM_TIMER)
 		return false;
 	if (tag == TAG_SCAN) {
@@ -821,4 +870,11 @@ void mgi_backstop_stats(const mgi_manager_t *m, int g, mgi_stats_t *st)
 	st->kernel_file = f.file;
 	st->kernel_shmem = f.shmem;
 	st->kernel_anon = f.anon;
+	if (mgi_kbackend_is(m, g))
+		mgi_kbackend_stats(m, g, st);
+}
+
+const struct mgi_kcg *mgi_backstop_kcg(const mgi_manager_t *m)
+{
+	return m->backstop ? &m->backstop->k : NULL;
 }

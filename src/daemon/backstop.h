@@ -78,6 +78,11 @@ void mgi_backstop_moved(struct mgi_manager *m, pid_t pid, int g);
 /* Handles an epoll tag of the backstop's; false if the tag is not one. */
 bool mgi_backstop_event(struct mgi_manager *m, uint64_t tag);
 
+/* The kernel cgroups' OS layer (kcgroup.h) the backstop uses; NULL when
+ * it is off. The kernel backend (kbackend.c) is built on it. */
+struct mgi_kcg;
+const struct mgi_kcg *mgi_backstop_kcg(const struct mgi_manager *m);
+
 /* Adds the kernel's figures of g to its stats. */
 void mgi_backstop_stats(const struct mgi_manager *m, int g, mgi_stats_t *st);
 

@@ -43,6 +43,22 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* The group's usage in pages: its counter, or for the kernel backend the
+ * kernel's (no agent charges the counter there). */
+static uint64_t usage_of(const mgi_manager_t *m, int g)
+{
+	const mgi_segment_t *seg = m->tree.node[g].seg;
+	return mgi_kbackend_is(m, g) ? mgi_kbackend_usage(m, g) : mgi_counter_read(&seg->acct.memory);
+}
+
+static bool below_limit(const mgi_manager_t *m, int g)
+{
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	if (mgi_kbackend_is(m, g))
+		return usage_of(m, g) < mgi_counter_read_max(&seg->ctl.memory);
+	return mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) > 0;
+}
+
 static void arm(mgi_manager_t *m, unsigned ms)
 {
 	struct itimerspec its = {.it_value = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L}};
@@ -76,8 +92,8 @@ static void ask_next(mgi_manager_t *m)
 	if (best < 0) {
 		e->active = false;
 		disarm(m);
-		if (mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) > 0)
-			return;
+		if (below_limit(m, e->group) || mgi_kbackend_is(m, e->group))
+			return; /* (the kernel backend's OOM is the backstop's) */
 		/* Still at its limit: what the applications did not free is
 		 * evicted (reclaim.c), or, if nothing can be, the OOM kill. */
 		if (mgi_reclaim_possible(m, e->group))
@@ -91,7 +107,7 @@ static void ask_next(mgi_manager_t *m)
 	char amount[16];
 	e->asked[best] = 1;
 	e->reg = best;
-	e->usage_before = mgi_counter_read(&seg->acct.memory);
+	e->usage_before = usage_of(m, e->group);
 	e->asked_ns = now_ns();
 	atomic_fetch_add(&seg->ctl.coop_requests, 1);
 	char usage[16], max[16];
@@ -100,7 +116,7 @@ static void ask_next(mgi_manager_t *m)
 	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * 4096, max, sizeof(max));
 	mgi_manager_log(m, "group '%s' is %s (usage %s, max %s): asking a cooperating client "
 			   "(pid %d, priority %u) to free %s", m->tree.node[e->group].name,
-			mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) ? "near its limit" : "at its limit", usage,
+			below_limit(m, e->group) ? "near its limit" : "at its limit", usage,
 			max, (int)m->conns[m->regs[best].conn].peer_pid, m->regs[best].level, amount);
 	if (mgi_manager_efd_add(m->regs[best].efd, pages) != 0) { /* never blocks */
 		mgi_coop_answered(m, best); /* cannot be told: next one */
@@ -143,7 +159,7 @@ void mgi_coop_answered(mgi_manager_t *m, int ri)
 		return;
 	}
 	mgi_segment_t *seg = m->tree.node[e->group].seg;
-	uint64_t after = mgi_counter_read(&seg->acct.memory);
+	uint64_t after = usage_of(m, e->group);
 	uint64_t freed = e->usage_before > after ? e->usage_before - after : 0;
 	char amount[16];
 

@@ -340,8 +340,11 @@ int mgi_kcg_read(const mgi_kcg_t *k, const char *group, mgi_kcg_figures_t *f)
 
 	memset(f, 0, sizeof(*f));
 	if (k->version == 1) {
-		static const char *const stat_keys[] = {"total_cache", "total_shmem", "total_rss"};
+		static const char *const stat_keys[] = {"total_cache", "total_shmem", "total_rss",
+							"total_pgfault", "total_pgmajfault",
+							"total_swap"};
 		static const char *const oom_keys[] = {"under_oom", "oom_kill"};
+		uint64_t sv[6] = {0};
 		if ((rc = read_u64(k, group, "memory.usage_in_bytes", &f->usage)) != 0 ||
 		    (rc = read_u64(k, group, "memory.max_usage_in_bytes", &f->max_usage)) != 0 ||
 		    (rc = read_u64(k, group, "memory.limit_in_bytes", &f->limit)) != 0 ||
@@ -350,31 +353,37 @@ int mgi_kcg_read(const mgi_kcg_t *k, const char *group, mgi_kcg_figures_t *f)
 		/* v1 says "no limit" with the largest page-aligned long */
 		if (f->limit >= (1ULL << 62))
 			f->limit = UINT64_MAX;
-		if ((rc = read_keyed(k, group, "memory.stat", stat_keys, 3, v)) != 0)
+		if ((rc = read_keyed(k, group, "memory.stat", stat_keys, 6, sv)) != 0)
 			return rc;
-		f->file = v[0];
-		f->shmem = v[1];
-		f->anon = v[2];
-		memset(v, 0, sizeof(v));
+		f->file = sv[0];
+		f->shmem = sv[1];
+		f->anon = sv[2];
+		f->pgfault = sv[3];
+		f->pgmajfault = sv[4];
+		f->swap = sv[5];
 		if ((rc = read_keyed(k, group, "memory.oom_control", oom_keys, 2, v)) != 0)
 			return rc;
 		f->under_oom = v[0] != 0;
 		f->oom_kill = v[1];
 		return 0;
 	}
-	static const char *const stat_keys[] = {"file", "shmem", "anon"};
+	static const char *const stat_keys[] = {"file", "shmem", "anon", "pgfault", "pgmajfault"};
 	static const char *const ev_keys[] = {"high", "max", "oom_kill"};
+	uint64_t sv[5] = {0};
 	if ((rc = read_u64(k, group, "memory.current", &f->usage)) != 0 ||
 	    (rc = read_u64(k, group, "memory.high", &f->limit)) != 0)
 		return rc;
 	if (read_u64(k, group, "memory.peak", &f->max_usage) != 0)
 		f->max_usage = 0; /* before Linux 5.19 */
-	if ((rc = read_keyed(k, group, "memory.stat", stat_keys, 3, v)) != 0)
+	if ((rc = read_keyed(k, group, "memory.stat", stat_keys, 5, sv)) != 0)
 		return rc;
-	f->file = v[0];
-	f->shmem = v[1];
-	f->anon = v[2];
-	memset(v, 0, sizeof(v));
+	f->file = sv[0];
+	f->shmem = sv[1];
+	f->anon = sv[2];
+	f->pgfault = sv[3];
+	f->pgmajfault = sv[4];
+	if (read_u64(k, group, "memory.swap.current", &f->swap) != 0)
+		f->swap = 0; /* no swap controller */
 	if ((rc = read_keyed(k, group, "memory.events", ev_keys, 3, v)) != 0)
 		return rc;
 	f->high_events = v[0];
@@ -423,6 +432,54 @@ int mgi_kcg_watch_oom(const mgi_kcg_t *k, const char *group)
 	if ((rc = path_of(k, group, false, "cgroup.event_control", path)) == 0)
 		rc = write_text(path, line);
 	close(ofd);
+	if (rc != 0) {
+		close(efd);
+		return rc;
+	}
+	return efd;
+}
+
+int mgi_kcg_set_file(const mgi_kcg_t *k, const char *group, const char *file, uint64_t bytes)
+{
+	char path[PATH_LEN], num[32];
+	int rc;
+
+	if ((rc = path_of(k, group, false, file, path)) != 0)
+		return rc;
+	/* the file must be the kernel's: no O_CREAT here (a kernel without
+	 * memsw accounting has no memory.memsw.*) */
+	if (access(path, W_OK) != 0)
+		return -errno;
+	if (bytes == UINT64_MAX)
+		snprintf(num, sizeof(num), "%s", k->version == 1 ? "-1" : "max");
+	else
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)bytes);
+	return write_text(path, num);
+}
+
+int mgi_kcg_watch_usage(const mgi_kcg_t *k, const char *group, bool memsw, uint64_t bytes)
+{
+	char path[PATH_LEN], line[64];
+	int rc, ufd, efd;
+
+	if (k->version == 2)
+		return -EOPNOTSUPP;
+	if ((rc = path_of(k, group, false,
+			  memsw ? "memory.memsw.usage_in_bytes" : "memory.usage_in_bytes", path)) != 0)
+		return rc;
+	if ((ufd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if ((efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		rc = -errno;
+		close(ufd);
+		return rc;
+	}
+	/* As for the OOM watch: the registration lasts until efd is closed
+	 * (or the cgroup goes), ufd is not needed after the write. */
+	snprintf(line, sizeof(line), "%d %d %llu", efd, ufd, (unsigned long long)bytes);
+	if ((rc = path_of(k, group, false, "cgroup.event_control", path)) == 0)
+		rc = write_text(path, line);
+	close(ufd);
 	if (rc != 0) {
 		close(efd);
 		return rc;

@@ -40,6 +40,8 @@ typedef struct mgi_kcg_figures {
 	uint64_t high_events;             /* v2 events "high"; 0 in v1 */
 	uint64_t oom_kill;                /* kills by the kernel's own OOM killer */
 	bool under_oom;                   /* v1: tasks wait at the limit now */
+	uint64_t pgfault, pgmajfault;     /* memory.stat (v1: total_pgfault, total_pgmajfault) */
+	uint64_t swap;                    /* v1: total_swap; v2: memory.swap.current (0 if absent) */
 } mgi_kcg_figures_t;
 
 /*
@@ -91,6 +93,23 @@ int mgi_kcg_watch_oom(const mgi_kcg_t *k, const char *group);
 /* v1: lets the kernel's OOM killer act in the group again (on), or not.
  * v2 has no switch: 0. */
 int mgi_kcg_kernel_killer(const mgi_kcg_t *k, const char *group, bool on);
+
+/*
+ * Writes a limit file of the group's cgroup (bytes; UINT64_MAX: none, as
+ * "-1" in v1 and "max" in v2): memory.soft_limit_in_bytes,
+ * memory.memsw.limit_in_bytes (v1), memory.low, memory.high (v2). -ENOENT
+ * if the kernel has no such file.
+ */
+int mgi_kcg_set_file(const mgi_kcg_t *k, const char *group, const char *file, uint64_t bytes);
+
+/*
+ * An eventfd the kernel signals each time the group's usage crosses
+ * `bytes`, upwards or downwards (v1: cgroup.event_control on
+ * memory.usage_in_bytes, or with memsw memory.memsw.usage_in_bytes). The kernel checks it on its per-cpu event batch,
+ * not at every page (see docs/design.md, "Kernel backend"). v2 has no
+ * usage thresholds: -EOPNOTSUPP (kbackend.c then polls memory.current).
+ */
+int mgi_kcg_watch_usage(const mgi_kcg_t *k, const char *group, bool memsw, uint64_t bytes);
 
 /*
  * Removes the directories under base that keep() does not claim (called

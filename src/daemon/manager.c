@@ -1111,12 +1111,20 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		audit(m);
 		mgi_tree_stat_msg(&m->tree, g, &out);
 		mgi_backstop_stats(m, g, &out.stat.figures);
+		mgi_kbackend_stat_msg(m, g, &out);
 		send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		return;
 	case MGI_MSG_SET:
 		if (refuse_unprivileged(m, c, "change limits") || (g = lookup(m, c, msg->set.group)) < 0)
 			return;
-		rc = mgi_tree_set_limits(&m->tree, g, &msg->set, why, sizeof(why));
+		rc = mgi_kbackend_is(m, g) ? mgi_kbackend_set(m, g, &msg->set, why, sizeof(why)) : 0;
+		if (rc == 0 && msg->set.backend != MGI_SET_KEEP && !mgi_kbackend_is(m, g) &&
+		    msg->set.backend != MGI_BACKEND_AGENT) {
+			snprintf(why, sizeof(why), "a group's backend is fixed at its creation");
+			rc = -EINVAL;
+		}
+		if (rc == 0)
+			rc = mgi_tree_set_limits(&m->tree, g, &msg->set, why, sizeof(why));
 		if (rc == 0) {
 			mgi_manager_log(m, "group '%s': limits set", m->tree.node[g].name);
 			limits_changed(m, g);
@@ -1131,10 +1139,19 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 			      m->tree.node[m->scope].name, msg->set.group);
 			return;
 		}
+		int backend = mgi_kbackend_check_create(m, msg->set.group, &msg->set, why, sizeof(why));
+		if (backend < 0) {
+			reply(c, backend, "%s", why);
+			return;
+		}
 		rc = mgi_tree_create(&m->tree, msg->set.group, msg->set.memory_max, why, sizeof(why));
 		if (rc >= 0) {
 			mgi_tree_set_limits(&m->tree, rc, &msg->set, why, sizeof(why));
+			atomic_store(&m->tree.node[rc].seg->ctl.backend, (uint32_t)backend);
 			mgi_backstop_group_added(m, rc);
+			if (backend == MGI_BACKEND_KERNEL &&
+			    mgi_kbackend_set(m, rc, &msg->set, why, sizeof(why)) != 0)
+				mgi_manager_log(m, "group '%s': %s", msg->set.group, why);
 			mgi_manager_log(m, "group '%s' created", msg->set.group);
 			limits_changed(m, rc);
 		}
@@ -1493,7 +1510,9 @@ void mgi_manager_destroy(mgi_manager_t *m)
 
 int mgi_manager_set_limits(mgi_manager_t *m, const mgi_msg_set_t *set, char *why, size_t whylen)
 {
-	int rc = mgi_tree_set_limits(&m->tree, m->scope, set, why, whylen);
+	int rc = mgi_kbackend_is(m, m->scope) ? mgi_kbackend_set(m, m->scope, set, why, whylen) : 0;
+	if (rc == 0)
+		rc = mgi_tree_set_limits(&m->tree, m->scope, set, why, whylen);
 	if (rc == 0)
 		limits_changed(m, m->scope);
 	return rc;

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "backstop.h"
+#include "kbackend.h"
 #include "proto.h"
 #include "tree.h"
 
@@ -126,6 +127,7 @@ typedef struct mgi_manager {
 	int spare_fd;      /* given up to accept (and refuse) when out of fds */
 	uint64_t oom_report_ns; /* last report of unkillable slots (rate) */
 	struct mgi_backstop *backstop; /* the kernel cgroups (backstop.h); NULL: off */
+	struct mgi_kbackend *kbackend; /* kernel-backend crossings (kbackend.h); NULL: none */
 } mgi_manager_t;
 
 /*
@@ -186,6 +188,9 @@ void mgi_notify_after_uncharge(mgi_manager_t *m, int group);
 void mgi_notify_oom(mgi_manager_t *m, int group);
 /* Sets up the manager's own ask watermark (call once the tree exists). */
 void mgi_notify_init(mgi_manager_t *m);
+/* The kernel said a kernel-backend group crossed what registration ri
+ * armed (kbackend.c), n times: delivered as the agents' crossings are. */
+void mgi_notify_kernel_crossing(mgi_manager_t *m, int ri, int group, uint64_t n);
 /* Limits or the tree changed: re-places the pressure thresholds. */
 void mgi_notify_resync(mgi_manager_t *m);
 

@@ -70,6 +70,7 @@ static int take_listener(mgi_manager_t *m, int g, int ri, bool up_only)
 /* Removes registration ri's thresholds and listener slots everywhere. */
 static void release_listeners(mgi_manager_t *m, int ri)
 {
+	mgi_kbackend_release(m, ri);
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!m->tree.node[g].used)
 			continue;
@@ -116,6 +117,13 @@ static int place_pressure(mgi_manager_t *m, int ri)
 				continue;
 			at = max * pressure_pct[r->level] / 100;
 		}
+		if (mgi_kbackend_is(m, g)) {
+			/* the kernel's threshold; no high limit here (v1 has none) */
+			if (r->kind != REG_KIND_HIGH &&
+			    mgi_kbackend_arm(m, ri, g, false, (at ? at : 1) * 4096, true) != 0)
+				return -ENOSPC;
+			continue;
+		}
 		int l = take_listener(m, g, ri, true);
 		if (l < 0)
 			return -ENOSPC;
@@ -153,7 +161,17 @@ int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
 	if (++m->next_id == 0)
 		m->next_id = 1;
 	r->id = m->next_id;
-	if (r->kind == MGI_REG_THRESHOLD) {
+	if (r->kind == MGI_REG_THRESHOLD && mgi_kbackend_is(m, group)) {
+		/* the kernel's own threshold, in bytes (it checks page counts) */
+		if ((rc = mgi_kbackend_arm(m, ri, group, r->counter == MGI_WATCH_MEMSW, r->threshold,
+					   false)) != 0) {
+			snprintf(why, whylen, "group '%s' (kernel backend): cannot arm the kernel's "
+					      "threshold: %s", m->tree.node[group].name, strerror(-rc));
+			r->id = 0;
+			r->efd = -1;
+			return rc;
+		}
+	} else if (r->kind == MGI_REG_THRESHOLD) {
 		mgi_segment_t *seg = m->tree.node[group].seg;
 		uint64_t pages = (r->threshold + 4095) / 4096;
 		int l = take_listener(m, group, ri, false);
@@ -271,6 +289,18 @@ void mgi_notify_deliver(mgi_manager_t *m)
 				signal_reg(m, &m->regs[ri], n);
 		}
 	}
+}
+
+void mgi_notify_kernel_crossing(mgi_manager_t *m, int ri, int group, uint64_t n)
+{
+	struct mgi_reg *r = &m->regs[ri];
+
+	if (!r->id || !n)
+		return;
+	if (r->kind == REG_KIND_ASK)
+		mgi_coop_start(m, group, -1, -1); /* if it has cooperators */
+	else if (r->kind != REG_KIND_HIGH)
+		signal_reg(m, r, n);
 }
 
 void mgi_notify_after_uncharge(mgi_manager_t *m, int group)
