@@ -77,9 +77,7 @@ void mgi_register_exact(uintptr_t start, uintptr_t end)
 	/* Non-blocking: if the pipe is full the handler learns the range on
 	 * its first fault instead (pages present before that are found by
 	 * mincore then). */
-	if (write(mgi_agent.learn_wr, &req, sizeof(req)) < 0) {
-		/* nothing more to do */
-	}
+	mgi_request_send(&req); /* (from agent memory: see request.c) */
 }
 
 /* The thread's last known managed range: malloc results inside it need

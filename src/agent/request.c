@@ -24,17 +24,46 @@ enum { W_FREE, W_WAITING, W_ANSWERED };
 static _Atomic uint32_t *waiters;
 static int32_t *results;
 
+/*
+ * The pipe copies a request from the writer's buffer while it holds the
+ * pipe's mutex, and the handler's read (non-blocking or not) takes that
+ * mutex too. A buffer on the calling thread's stack is managed memory: if
+ * its page is out, the copy faults inside the pipe and waits for the
+ * handler, which waits for the mutex (a redis-server hung so, in the compat
+ * suite under load). So a request is first copied (a fault there is an
+ * ordinary one) into an outbox slot in the agent's arena, which is never
+ * managed, and written from there.
+ */
+#define OUTBOX_SLOTS 128
+static mgi_learn_req_t *outbox;
+static _Atomic uint8_t *outbox_busy;
+static _Atomic unsigned outbox_next;
+
 int mgi_request_init(void)
 {
 	waiters = mgi_arena_alloc(&mgi_agent.arena, REQ_WAITERS * sizeof(*waiters));
 	results = mgi_arena_alloc(&mgi_agent.arena, REQ_WAITERS * sizeof(*results));
-	return waiters && results ? 0 : -ENOMEM;
+	outbox = mgi_arena_alloc(&mgi_agent.arena, OUTBOX_SLOTS * sizeof(*outbox));
+	outbox_busy = mgi_arena_alloc(&mgi_agent.arena, OUTBOX_SLOTS);
+	return waiters && results && outbox && outbox_busy ? 0 : -ENOMEM;
 }
 
 bool mgi_request_send(const mgi_learn_req_t *req)
 {
-	/* 40 bytes, under PIPE_BUF: the write is atomic among threads */
-	return write(mgi_agent.learn_wr, req, sizeof(*req)) == (ssize_t)sizeof(*req);
+	unsigned first = atomic_fetch_add(&outbox_next, 1);
+
+	for (unsigned i = 0; i < OUTBOX_SLOTS; i++) {
+		unsigned k = (first + i) % OUTBOX_SLOTS;
+		uint8_t free_slot = 0;
+		if (!atomic_compare_exchange_strong(&outbox_busy[k], &free_slot, 1))
+			continue;
+		outbox[k] = *req;
+		/* 40 bytes, under PIPE_BUF: the write is atomic among threads */
+		bool sent = write(mgi_agent.learn_wr, &outbox[k], sizeof(*req)) == (ssize_t)sizeof(*req);
+		atomic_store(&outbox_busy[k], 0);
+		return sent;
+	}
+	return false; /* 128 writers at once: as a full pipe, the caller copes */
 }
 
 void mgi_request_answer(int32_t w, int result)
