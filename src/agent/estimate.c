@@ -48,7 +48,7 @@
  * slow; so is any region the table has no room for.
  */
 
-#define PAGE 4096UL
+#define PAGE MGI_PAGE_SIZE
 #define EST_CAPACITY 4096
 #define EST_WAITERS 64
 #define EST_WAIT_NS 2000000000ull /* an ADMIT waits at most this for the handler */

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "page.h"
 #include "size.h"
 
 #define FIELD(name, is_size) {#name, offsetof(mgi_stats_t, name), is_size}
@@ -196,7 +197,7 @@ static bool limited(uint64_t bytes)
 static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 {
 	if (s->memory_max != MGI_SET_KEEP && s->memory_max != MGI_SET_UNLIMITED &&
-	    s->memory_max < 4096)
+	    s->memory_max < MGI_PAGE_SIZE)
 		return bad(-EINVAL, err, errlen, "memory_max below one page");
 	if (!limit_ok(s->memory_max) || !limit_ok(s->memory_high) || !limit_ok(s->memory_low) ||
 	    !limit_ok(s->memory_soft) || !limit_ok(s->swap_max))
@@ -249,7 +250,7 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		if (out->reg.counter > MGI_WATCH_MEMSW)
 			return bad(-EINVAL, err, errlen, "register: counter is memory or memsw");
 		if (out->reg.kind == MGI_REG_THRESHOLD &&
-		    (out->reg.threshold == 0 || out->reg.threshold >= (uint64_t)MGI_PAGES_UNLIMITED * 4096))
+		    (out->reg.threshold == 0 || out->reg.threshold >= (uint64_t)MGI_PAGES_UNLIMITED * MGI_PAGE_SIZE))
 			return bad(-EINVAL, err, errlen, "register: threshold must be above 0 and finite");
 		if (out->reg.kind == MGI_REG_COOPERATE && out->reg.level > MGI_COOP_PRIORITY_MAX)
 			return bad(-EINVAL, err, errlen, "register: priority is 0 to 1000");

@@ -1014,9 +1014,9 @@ void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_s
 			return; /* another kill of this episode is under way */
 		memcpy(comm, sl->comm, sizeof(comm));
 		comm[sizeof(comm) - 1] = '\0';
-		mgi_size_format(mgi_counter_read(&seg->acct.memory) * 4096, usage, sizeof(usage));
-		mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * 4096, max, sizeof(max));
-		mgi_size_format(most * 4096, holds, sizeof(holds));
+		mgi_size_format(mgi_counter_read(&seg->acct.memory) * MGI_PAGE_SIZE, usage, sizeof(usage));
+		mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE, max, sizeof(max));
+		mgi_size_format(most * MGI_PAGE_SIZE, holds, sizeof(holds));
 		/* Listeners hear of the kill before it is made, as memcg tells
 		 * before its OOM killer acts: by the time they ask, the victim's
 		 * pages may be gone. So the pidfd is tried with signal 0 first:
