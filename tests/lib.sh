@@ -33,7 +33,7 @@
 # Output is TAP, so that meson (protocol: 'tap') lists each check as its
 # own result: "ok N - DESC", "not ok N - NAME: WHY", "ok N - NAME # SKIP
 # WHY", and the plan "1..N" at the end. Everything else the script prints
-# goes out as "# " lines, and a last line "# P passed, F failed, S skipped".
+# goes to stderr, and a last line "P passed, F failed, S skipped" there.
 # Exit status: 0 when nothing failed.
 #
 # One case alone:  TEST_ONLY=NAME[,NAME...] tests/test_x.sh ARGS...
@@ -47,16 +47,19 @@ mgt_n=0
 mgt_tracked=()
 mgt_kcg=()
 
-# TAP goes through one filter, in order with everything else; only lines
-# marked by the functions here pass as TAP, so no program's output can be
-# mistaken for a result.
+# Everything the script prints goes through one filter, in order: lines
+# marked by the functions here go to stdout as TAP (so no program's output
+# can be mistaken for a result), the rest to stderr, which meson shows with
+# a failed test (--print-errorlogs) and keeps in its log.
 mgt_mark=$'\001TAP '
-exec 3>&1
+exec 3>&1 4>&2
 exec > >(awk -v m="$mgt_mark" 'index($0, m) == 1 { print substr($0, length(m) + 1); fflush(); next }
-	{ print "# " $0; fflush() }' >&3)
+	{ print > "/dev/stderr"; fflush("/dev/stderr") }' >&3 2>&4)
 mgt_filter=$!
 
-mgt_tap() { printf '%s%s\n' "$mgt_mark" "$*"; }
+# A result goes out twice: as TAP, and on stderr among the diagnostics it
+# belongs with (what meson shows of a failed script).
+mgt_tap() { printf '%s%s\n%s\n' "$mgt_mark" "$*" "$*"; }
 # '#' would start a TAP directive in the middle of a description.
 mgt_clean() { local s=${1//#/No.}; printf '%s' "${s//$'\n'/ }"; }
 
