@@ -6,7 +6,7 @@
 #include "options.h"
 
 /* options.c logs through the agent's logger; here it is kept for checks. */
-void mgi_agent_log(const char *fmt, ...);
+void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char logged[512];
 void mgi_agent_log(const char *fmt, ...)
 {
