@@ -104,6 +104,7 @@ mgt_exit() {
 	if declare -F cleanup >/dev/null; then
 		cleanup
 	fi
+	disown -a # (no "Killed" notices for the script's own jobs)
 	for p in "${mgt_tracked[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	left=$(mgt_descendants $$)
 	[ -n "$left" ] && kill -KILL $left 2>/dev/null

@@ -168,7 +168,7 @@ case_memgrpd() {
 echo "--- memgrpd: HELLO and PLACE across groups are refused; a restart cleans up"
 "$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 mg() { "$memgrp" --socket "$sock" "$@"; }
 mg create "a$sfx" -m $limit && mg create "b$sfx" -m $limit
 timeout 60 "$memgrp" run --socket "$sock" -g "a$sfx" -- sh -c "MEMGRP_GROUP=b$sfx exec '$progs/prog_escape' anon 8" >"$tmp/hello.out" 2>&1; rc=$?

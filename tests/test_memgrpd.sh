@@ -24,7 +24,7 @@ mg() { "$memgrp" --socket "$sock" "$@"; }
 
 "$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 [ -S "$sock" ] && ok "memgrpd listens at --socket" || { bad start "no socket"; cat "$tmp/memgrpd.log"; exit 1; }
 
 case_tree() {

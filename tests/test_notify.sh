@@ -117,7 +117,7 @@ case_memgrpd() {
 echo "--- memgrpd: pressure modes, permissions, bad requests"
 "$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 mg() { "$memgrp" --socket "$sock" "$@"; }
 mg create web && mg create web/api -m 32M
 mg events --pressure low,hierarchy web >"$tmp/hier.out" 2>/dev/null &

@@ -265,7 +265,7 @@ sock=$tmp/memgrpd.sock
 # limits are enforced within seconds.
 "$memgrpd" --socket "$sock" --min-available 1P >"$tmp/memgrpd.log" 2>&1 &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 mg() { "$memgrp" --socket "$sock" "$@"; }
 # Two siblings under a 64M parent: an idle one holding 36 MiB and a busy
 # one cycling through 48 MiB. Without protection the idle one is the

@@ -136,7 +136,7 @@ if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; 
 	timeout -k 5 120 "$memgrp" run -g memgrp-test-redis-$sfx --stats-json "$tmp/redis.json" -- \
 		redis-server --port 0 --unixsocket "$sock" --save '' --appendonly no >"$tmp/redis.out" 2>&1 &
 	rpid=$!
-	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	wait_socket "$sock"
 	if redis-benchmark -s "$sock" -q -n 100000 -r 100000 -t set,get -d 512 >"$tmp/bench.out" 2>&1 &&
 	   redis-cli -s "$sock" dbsize | grep -qE '^[0-9]{4,}$'; then
 		ok "redis-server under redis-benchmark ($(grep -o 'SET: [0-9.]* requests per second' "$tmp/bench.out" | tr -d '\r' | tail -1))"

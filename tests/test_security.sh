@@ -42,7 +42,7 @@ answers() { timeout 5 "$memgrp" --socket "$sock" stat >/dev/null 2>&1; }
 
 "$memgrpd" --socket "$sock" --state-dir none 2>"$tmp/memgrpd.log" &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 [ -S "$sock" ] || { bad start "no socket"; cat "$tmp/memgrpd.log"; exit 1; }
 mg create sec -m 256M && mg create a && mg create a/c && mg create b && mg create plant -m 16M &&
 	mg create mixed -m 64M || { bad setup "cannot create groups"; exit 1; }

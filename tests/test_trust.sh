@@ -56,7 +56,7 @@ mg() { "$memgrp" --socket "$sock" "$@"; }
 start_daemon() {
 	"$memgrpd" --socket "$sock" 2>>"$tmp/${1:-memgrpd}.log" &
 	dpid=$!
-	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	wait_socket "$sock"
 }
 
 start_daemon
@@ -176,4 +176,4 @@ fi
 stop "$hpid"
 hpid=
 }
-run_case garbage_state
+run_case garbage_state hostile
