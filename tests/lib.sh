@@ -88,11 +88,12 @@ wait_socket() { wait_for "${2:-5}" test -S "$1"; }
 jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 stat_field() { mg stat --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
-# Every descendant of pid $1 but the output filter, deepest first.
+# Every descendant of pid $1 but the output filter and the subshell
+# asking, deepest first.
 mgt_descendants() {
 	local c
 	for c in $(env -u LD_PRELOAD pgrep -P "$1" 2>/dev/null); do
-		[ "$c" = "$mgt_filter" ] && continue
+		[ "$c" = "$mgt_filter" ] || [ "$c" = "$BASHPID" ] && continue
 		mgt_descendants "$c"
 		echo "$c"
 	done
@@ -171,7 +172,11 @@ selected() {
 	return 1
 }
 
+# A case's own status is not the script's: a case that ends on a command
+# that failed (a `wait` for a killed process) does not fail the script;
+# its checks do, and an `exit` in it does.
 run_case() {
 	selected "$1" || return 0
 	"case_$1"
+	return 0
 }
