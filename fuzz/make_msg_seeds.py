@@ -7,9 +7,10 @@ One valid message per type (v3-hello, v3-create, ...) and a few invalid ones
 The layouts follow src/core/proto.h (with segment.h, group.h and counter.h
 for the sizes) on x86-64: host byte order (little-endian), natural
 alignment. Every struct is written with '<' and explicit padding ('x'), and
-its size is asserted against what the compiler gives, so that a change in
-proto.h shows up here as a failed assertion rather than as seeds that
-silently stop parsing.
+its size, the stats' field offsets and the segment size are checked
+against what the C compiler gives for proto.h (a small probe compiled with
+$CC, default cc), so that a change in proto.h shows up here as a failed
+check rather than as seeds that silently stop parsing.
 
 Usage: fuzz/make_msg_seeds.py [OUTPUT_DIR]   (default: fuzz/corpus/msg)
 """
@@ -17,7 +18,9 @@ Usage: fuzz/make_msg_seeds.py [OUTPUT_DIR]   (default: fuzz/corpus/msg)
 import errno
 import os
 import struct
+import subprocess
 import sys
+import tempfile
 
 # proto.h / group.h / segment.h / counter.h
 MGI_MSG_MAGIC = 0x4D475250  # "MGRP"
@@ -30,11 +33,12 @@ MGI_DEPTH_MAX = 8
 MGI_PAGES_UNLIMITED = (2**63 - 1) // 4096
 MGI_SET_KEEP = 2**64 - 1
 MGI_SET_UNLIMITED = 2**64 - 2
-SEGMENT_BYTES = 57936  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
+SEGMENT_BYTES = 77824  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
 
 HELLO, WELCOME, OOM_KILL, STAT_REQ, STAT, SET, REPLY, CREATE = 1, 2, 3, 4, 5, 6, 7, 8
 RM, LIST_REQ, LIST, OOM_REQ, ATTACH, MOVE, REGISTER, UNREGISTER = 9, 10, 11, 12, 13, 14, 15, 16
 COOP_DONE, RECLAIM_REQ, EVICT, EVICTED = 17, 18, 19, 20
+PLACE, UFFD_FEATURES = 21, 24
 
 REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE = 1, 2, 3, 4
 MGI_COOP_PRIORITY_MAX = 1000
@@ -51,7 +55,7 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 10848,     # hdr, group, stats (57 x u64), nprocs, reserved, procs[256] x 40
+    STAT: 10992,     # hdr, group, stats (75 x u64), nprocs, reserved, procs[256] x 40
     SET: 208,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
                      # mode, backend
     CREATE: 208,
@@ -61,6 +65,8 @@ SIZES = {
     REGISTER: 168,   # hdr, group, kind, counter, threshold u64, level, mode
     UNREGISTER: 24,  # hdr, id, reserved
     COOP_DONE: 24,   # laid out as UNREGISTER
+    UFFD_FEATURES: 24,  # laid out as UNREGISTER: id holds the features
+    PLACE: 144,      # laid out as STAT_REQ
     REPLY: 184,      # hdr, status, value, message[160]
     LIST: 32792,     # hdr, count, truncated, names[256][128]
 }
@@ -141,15 +147,71 @@ def reply(status, value, message):
     return msg(REPLY, "iI160s", status, value, name(message, 160))
 
 
-# mgi_stats_t, in order (all uint64_t; then the 24 stall-histogram buckets).
+# mgi_stats_t, in order (all uint64_t; the 24 stall-histogram buckets, then
+# the kernel backstop's figures).
 STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_processes",
                 "tracked_bytes", "untracked_bytes", "oom_kill", "coop_requests", "coop_freed",
-                "high", "low", "soft", "swappiness", "swap_usage", "swap_max_usage",
+                "high", "low", "soft", "swappiness", "mode", "estimate", "mapped", "resident",
+                "slow_regions", "fast_regions", "mode_switches", "mode_switch_avg_us",
+                "swap_usage", "swap_max_usage",
                 "swap_limit", "memsw_usage", "staged_bytes", "stored_pages",
                 "same_filled_pages", "compressed_bytes", "pswpout", "pswpin", "pgmajfault",
                 "pgdeactivate", "pgactivate", "refault", "workingset_activate",
+                "swap_file_bytes", "written_back_pages",
                 "reclaim_stalls", "reclaim_stall_p50_us", "reclaim_stall_p99_us") + \
-    tuple(f"reclaim_hist{i}" for i in range(24))
+    tuple(f"reclaim_hist{i}" for i in range(24)) + \
+    ("unmanaged_processes", "kernel_usage", "kernel_max_usage", "kernel_limit", "kernel_file",
+     "kernel_shmem", "kernel_anon", "backend")
+
+# The struct behind each type, for the compiler's check.
+C_TYPES = {
+    HELLO: "mgi_msg_hello_t", WELCOME: "mgi_msg_welcome_t", MOVE: "mgi_msg_welcome_t",
+    OOM_KILL: "mgi_msg_oom_t", OOM_REQ: "mgi_msg_oom_req_t", ATTACH: "mgi_msg_attach_t",
+    STAT_REQ: "mgi_msg_group_t", RM: "mgi_msg_group_t", LIST_REQ: "mgi_msg_group_t",
+    STAT: "mgi_msg_stat_t", SET: "mgi_msg_set_t", CREATE: "mgi_msg_set_t",
+    RECLAIM_REQ: "mgi_msg_reclaim_req_t", EVICT: "mgi_msg_evict_t", EVICTED: "mgi_msg_evict_t",
+    REGISTER: "mgi_msg_register_t", UNREGISTER: "mgi_msg_unregister_t",
+    COOP_DONE: "mgi_msg_unregister_t", UFFD_FEATURES: "mgi_msg_unregister_t",
+    PLACE: "mgi_msg_group_t", REPLY: "mgi_msg_reply_t", LIST: "mgi_msg_list_t",
+}
+
+
+def check_layout(src):
+    """Compiles a probe against src/core/proto.h and compares: every
+    message size, the segment size, the version and each stats field's
+    offset. Exits with the differences if any."""
+    lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "proto.h"',
+             'int main(void) {', 'printf("version %d\\n", MGI_PROTO_VERSION);',
+             'printf("segment %zu\\n", sizeof(mgi_segment_t));',
+             'printf("stats %zu\\n", sizeof(mgi_stats_t));']
+    lines += [f'printf("size {t} %zu\\n", sizeof({c}));' for t, c in C_TYPES.items()]
+    for i, f in enumerate(STATS_FIELDS):
+        field = f"reclaim_hist[{f[12:]}]" if f.startswith("reclaim_hist") else f
+        lines.append(f'printf("field {i} %zu\\n", offsetof(mgi_stats_t, {field}));')
+    lines.append("return 0; }")
+    with tempfile.TemporaryDirectory() as d:
+        c, exe = os.path.join(d, "probe.c"), os.path.join(d, "probe")
+        with open(c, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        cc = os.environ.get("CC", "cc")
+        subprocess.run([cc, "-D_GNU_SOURCE", "-I", os.path.join(src, "src/core"), "-I",
+                        os.path.join(src, "include"), c, "-o", exe], check=True)
+        out = subprocess.run([exe], check=True, capture_output=True, text=True).stdout
+    bad = []
+    for line in out.splitlines():
+        w = line.split()
+        if w[0] == "version" and int(w[1]) != MGI_PROTO_VERSION:
+            bad.append(f"MGI_PROTO_VERSION is {w[1]}, this script writes {MGI_PROTO_VERSION}")
+        elif w[0] == "segment" and int(w[1]) != SEGMENT_BYTES:
+            bad.append(f"sizeof(mgi_segment_t) is {w[1]}, SEGMENT_BYTES says {SEGMENT_BYTES}")
+        elif w[0] == "stats" and int(w[1]) != 8 * len(STATS_FIELDS):
+            bad.append(f"sizeof(mgi_stats_t) is {w[1]}, STATS_FIELDS has {len(STATS_FIELDS)} fields")
+        elif w[0] == "size" and int(w[2]) != SIZES[int(w[1])]:
+            bad.append(f"type {w[1]}: sizeof {w[2]}, SIZES says {SIZES[int(w[1])]}")
+        elif w[0] == "field" and int(w[2]) != 8 * int(w[1]):
+            bad.append(f"stats field {STATS_FIELDS[int(w[1])]} at {w[2]}, not {8 * int(w[1])}")
+    if bad:
+        sys.exit("proto.h changed; update this script:\n  " + "\n  ".join(bad))
 
 
 def stat(group, figures, procs):
@@ -195,6 +257,8 @@ VALID = {
     "v3-set-unlimited": set_msg(SET, "web/api", MGI_SET_UNLIMITED),
     "v3-set-reclaim": set_msg(SET, "web", MGI_SET_KEEP, high=48 * MiB, low=8 * MiB,
                               soft=32 * MiB, swap_max=1 << 30, swappiness=60),
+    "v3-set-high-under-max": set_msg(SET, "web", 64 * MiB, high=32 * MiB, low=16 * MiB),
+    "v3-set-mode-estimate": set_msg(SET, "web", MGI_SET_KEEP, mode=1),
     "v3-reclaim-req": reclaim_req(1234, 1, 128),
     "v3-evict": evict(EVICT, 512),
     "v3-evict-age": evict(EVICT, 0),
@@ -214,6 +278,8 @@ VALID = {
     "v3-register-cooperate": register("web/api", REG_COOPERATE, WATCH_MEMORY, 0, 500, 0),
     "v3-unregister": unregister(1),
     "v3-coop-done": unregister(7, COOP_DONE),
+    "v3-uffd-features": unregister(0x1001a, UFFD_FEATURES),
+    "v3-place": group_msg(PLACE, "web/api"),
 }
 
 # Each fails a different check of mgi_msg_parse.
@@ -233,16 +299,22 @@ INVALID = {
     "v3-invalid-register-cooperate-priority": register("web", REG_COOPERATE, WATCH_MEMORY, 0,
                                                        MGI_COOP_PRIORITY_MAX + 1, 0),
     "v3-invalid-coop-done-id-zero": unregister(0, COOP_DONE),
+    "v3-invalid-uffd-features-none": unregister(0, UFFD_FEATURES),
     "v3-invalid-set-swappiness": set_msg(SET, "web", MGI_SET_KEEP, swappiness=101),
     "v3-invalid-create-backend-2": set_msg(CREATE, "web", 64 * MiB, backend=2),
     "v3-invalid-reclaim-req-pages-zero": reclaim_req(1234, 0, 0),
     "v3-invalid-reclaim-req-level": reclaim_req(1234, MGI_DEPTH_MAX, 1),
     "v3-invalid-evicted-huge": evict(EVICTED, 1, MGI_PAGES_UNLIMITED + 1),
+    "v3-invalid-set-high-above-max": set_msg(SET, "web", 64 * MiB, high=128 * MiB),
+    "v3-invalid-set-max-8e": set_msg(SET, "web", 1 << 63),
+    "v3-invalid-create-swap-max-u64": set_msg(CREATE, "web", 64 * MiB, swap_max=2**64 - 3),
+    "v3-invalid-set-mode": set_msg(SET, "web", MGI_SET_KEEP, mode=7),
 }
 
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
+    check_layout(os.path.dirname(here))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus", "msg")
     os.makedirs(out, exist_ok=True)
     for fname, data in {**VALID, **INVALID}.items():

@@ -2,44 +2,28 @@
 # test_backstop.sh - the kernel memory cgroup behind every group: what the agent cannot see is bounded and killed at the kernel limit.
 # Usage: test_backstop.sh MEMGRP MEMGRPD PROGS_DIR
 set -u
+. "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 memgrpd=$(realpath "$2")
 progs=$(realpath "$3")
-tmp=$(mktemp -d)
 sock=$tmp/memgrpd.sock
-sfx=$$
 dpid=
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
-passed=0 failed=0 skipped=0
-ok()   { echo "ok   $1"; passed=$((passed + 1)); }
-bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
 
-if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
-	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
-	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
-fi
 if [ "$(id -u)" != 0 ]; then
-	echo "SKIP all: the kernel backstop needs root (cgroupfs)"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 77
+	skip_all "the kernel backstop needs root (cgroupfs)"
 fi
 # The memory hierarchy, as memgrp finds it: v1 with option memory.
 mnt=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ {print $2; exit}' /proc/self/mounts)
 if [ -z "$mnt" ]; then
-	echo "SKIP all: no cgroup v1 memory hierarchy here (v2 is covered by test_kcgroup's fake tree)"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 77
+	skip_all "no cgroup v1 memory hierarchy here (v2 is covered by test_kcgroup's fake tree)"
 fi
 # memgrp's directories go below the cgroup the manager runs in (ours).
 self=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)
 cgdir=$mnt${self%/}
 
-jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
 mib() { echo $(( $1 >> 20 )); }
 
 # A manager's kernel cgroups live in "memgrp@" + the FNV-1a hash of its
@@ -93,6 +77,7 @@ escape() {
 	ok "$name: killed at the kernel limit (kernel max usage $(mib "$kmax") MiB of $(mib "$klim")): $(grep -Eo "$why" "$out" | head -1)"
 }
 
+case_unseen() {
 echo "--- 256 MiB under -m $limit that the agent does not see"
 escape no-preload 137 "without the agent: LD_PRELOAD is missing from its environment" -- \
 	env -u LD_PRELOAD "$progs/prog_escape" anon 256
@@ -129,7 +114,10 @@ if leftovers populate "/run/memgrp/bs-populate-$sfx.sock"; then
 		ok "populate: one kill, kernel max usage $(mib "$kmax") MiB, memgrp's max_usage $(mib "$umax") MiB: both within the kernel limit ($(mib "$kbound") MiB; 256 MiB without the backstop)" ||
 		bad populate "rc $rc, kernel max $kmax, max_usage $umax: $(cat "$tmp/populate.out")"
 fi
+}
+run_case unseen
 
+case_nested() {
 echo "--- nested runs"
 # A nested run as a client of its group's manager may only make a group
 # under its own.
@@ -139,7 +127,10 @@ leftovers nested "/run/memgrp/bs-nest-$sfx.sock" && leftovers nested "/run/memgr
 [ $rc -eq 1 ] && grep -q "serves 'bs-nest-$sfx' and the groups under it" "$tmp/nest.out" && [ $rc2 -eq 0 ] &&
 	ok "a nested run makes a group under its own ('bs-nest2-$sfx/in'), or is refused (rc $rc)" ||
 	bad nested "rc $rc/$rc2: $(cat "$tmp/nest.out" "$tmp/nest2.out")"
+}
+run_case nested
 
+case_own_first() {
 echo "--- memgrp's own accounting acts first for what it manages"
 timeout 60 "$memgrp" run -m $limit -g "bs-managed-$sfx" --stats-json "$tmp/managed.json" -- "$progs/prog_escape" anon 256 >"$tmp/managed.out" 2>&1; rc=$?
 leftovers managed "/run/memgrp/bs-managed-$sfx.sock"
@@ -148,7 +139,10 @@ kmax=$(jget "$tmp/managed.json" kernel_max_usage)
 	[ "$kmax" -lt "$kbound" ] && [ "$(grep -c killing "$tmp/managed.out")" -le 1 ] &&
 	ok "a managed 256 MiB writer is killed by memgrp at 64M, once (kernel max usage $(mib "$kmax") MiB < $(mib "$kbound"))" ||
 	bad managed "rc $rc, kernel max $(mib "$kmax") MiB: $(cat "$tmp/managed.out")"
+}
+run_case own_first
 
+case_invisible() {
 echo "--- nobody in the group is invisible"
 timeout 60 "$memgrp" run -m $limit -g "bs-seen-$sfx" --stats-json "$tmp/seen.json" -- sh -c \
 	"env -u LD_PRELOAD sleep 3 & sleep 2; '$memgrp' stat --json > '$tmp/seen-live.json'; wait" >"$tmp/seen.out" 2>&1; rc=$?
@@ -157,18 +151,24 @@ n=$(jget "$tmp/seen-live.json" unmanaged_processes 2>/dev/null || echo -1)
 [ $rc -eq 0 ] && [ "$n" = 1 ] && grep -Eq "pid [0-9]+ \(sleep\) runs without the agent: LD_PRELOAD is missing" "$tmp/seen.out" &&
 	ok "a process without the agent is reported (pid, command, why) and counted (unmanaged_processes $n)" ||
 	bad seen "rc $rc, unmanaged_processes $n: $(cat "$tmp/seen.out")"
+}
+run_case invisible
 
+case_off() {
 echo "--- --kernel-backstop off"
 timeout 60 "$memgrp" run -m $limit -g "bs-off-$sfx" --kernel-backstop off --stats-json "$tmp/off.json" -- \
 	env -u LD_PRELOAD "$progs/prog_escape" anon 96 >"$tmp/off.out" 2>&1; rc=$?
 leftovers off "/run/memgrp/bs-off-$sfx.sock"
 [ $rc -eq 0 ] && grep -q "^done 96" "$tmp/off.out" && [ "$(jget "$tmp/off.json" kernel_limit)" = 0 ] &&
 	ok "off: no kernel cgroup, the unmanaged 96 MiB run as before" || bad off "rc $rc: $(cat "$tmp/off.out")"
+}
+run_case off
 
+case_memgrpd() {
 echo "--- memgrpd: HELLO and PLACE across groups are refused; a restart cleans up"
 "$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 mg() { "$memgrp" --socket "$sock" "$@"; }
 mg create "a$sfx" -m $limit && mg create "b$sfx" -m $limit
 timeout 60 "$memgrp" run --socket "$sock" -g "a$sfx" -- sh -c "MEMGRP_GROUP=b$sfx exec '$progs/prog_escape' anon 8" >"$tmp/hello.out" 2>&1; rc=$?
@@ -205,6 +205,5 @@ mg rm "a$sfx"; mg rm "b$sfx"
 [ ! -d "$base/a$sfx" ] && ok "memgrp rm removes the group's kernel cgroup" || bad rm "$base/a$sfx stays"
 kill "$dpid"; wait "$dpid" 2>/dev/null; dpid=
 leftovers memgrpd "$sock" && ok "memgrpd's exit leaves no kernel cgroup"
-
-echo "$passed passed, $failed failed, $skipped skipped"
-[ $failed -eq 0 ]
+}
+run_case memgrpd

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # test_cli.sh - the memgrp binary: exit codes, messages, and the demo's story.
+# One case alone: TEST_ONLY=NAME (an expect's first argument).
 set -u
+. "$(dirname "$0")/lib.sh"
 memgrp=$1
-failed=0 passed=0
 
 expect() { # expect NAME WANT_RC GREP_PATTERN -- ARGS...
 	local name=$1 want=$2 pattern=$3; shift 4
 	local out rc
+	selected "$name" || return 0
 	out=$("$memgrp" "$@" 2>&1); rc=$?
 	if [ "$rc" -ne "$want" ]; then
-		echo "FAIL $name: exit $rc, want $want"; echo "$out" | sed 's/^/    /' | head -20
-		failed=$((failed + 1)); return
+		bad "$name" "exit $rc, want $want"; echo "$out" | sed 's/^/    /' | head -20
+		return
 	fi
 	if ! grep -qE -- "$pattern" <<<"$out"; then
-		echo "FAIL $name: output lacks /$pattern/"; echo "$out" | sed 's/^/    /' | head -40
-		failed=$((failed + 1)); return
+		bad "$name" "output lacks /$pattern/"; echo "$out" | sed 's/^/    /' | head -40
+		return
 	fi
-	echo "ok   $name"; passed=$((passed + 1))
+	ok "$name"
 }
 
 expect help          0 "Exit codes:"                         -- --help
@@ -79,6 +81,3 @@ expect socket_noarg  2 "--socket needs a path"               -- --socket
 expect socket_global 1 "no manager answers at /nonexistent.sock" -- --socket /nonexistent.sock stat g
 expect ls_help       0 "Usage: memgrp ls"                    -- ls --help
 expect ls_bad        2 "unexpected argument"                 -- ls extra
-
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]

@@ -2,21 +2,13 @@
 # test_estimate.sh - estimate accounting (seed 001) in real processes: the guarantee, the limit, the data.
 # Usage: test_estimate.sh MEMGRP PROGS_DIR
 set -u
+. "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 progs=$(realpath "$2")
-tmp=$(mktemp -d)
-sfx=$$
 cleanup() {
 	env -u LD_PRELOAD pkill -f "memgrp-te-[a-z]*-$sfx" 2>/dev/null
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
-passed=0 failed=0 skipped=0
-ok()   { echo "ok   $1"; passed=$((passed + 1)); }
-bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
 
-accounting=1
 # In a sanitizer build the kernel backstop is off here: ASan's runtime
 # (shadow, quarantine, its allocator's reservation) is memory the kernel
 # charges and memgrp does not, more than the backstop's slack over these
@@ -27,22 +19,16 @@ accounting=1
 backstop=()
 if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
 	backstop=(--kernel-backstop off)
-	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
-	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
-	echo "(sanitizer build: LD_PRELOAD=$LD_PRELOAD)"
-	# ASan's own heap and shadow are reservations memgrp leaves alone, and
-	# its allocator maps memory with no call we see: the figures that
-	# depend on malloc'd memory being counted are not checked there.
-	accounting=0
+	# (lib.sh sets accounting=0 there: ASan's own heap and shadow are
+	# reservations memgrp leaves alone, and its allocator maps memory with
+	# no call we see: the figures that depend on malloc'd memory being
+	# counted are not checked there.)
 fi
 if [ "$(id -u)" != 0 ]; then
-	echo "SKIP all: needs root (userfaultfd for every process)"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 77
+	skip_all "needs root (userfaultfd for every process)"
 fi
 
 MB=$((1 << 20))
-jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 
 # run NAME GROUP TIMEOUT -- memgrp-run-args...: rc in $rc, output in
 # $tmp/NAME.out, final figures in $tmp/NAME.json, and the group's figures
@@ -81,6 +67,7 @@ PY
 peak() { awk -v k="$2" '$1 == k { print $2 }' "$tmp/$1.max"; }
 show() { sed 's/^/    /' "$tmp/$1.out" | tail -${2:-8}; }
 
+case_guarantee() {
 echo "--- the guarantee: no denial while a region is fast"
 # Random maps (mmap and glibc's own), touches, discards, whole and partial
 # unmaps, 20 000 steps. Touched pages stay under 16 MiB, so the group's
@@ -132,7 +119,10 @@ kills=$(jget "$tmp/exact.json" oom_kill 2>/dev/null || echo 1)
 [ "$rc" = 0 ] && grep -q "verified" "$tmp/exact.out" && [ "$kills" = 0 ] &&
 	ok "the same sequence in exact mode: never denied (the premise holds)" ||
 	{ bad exact "rc $rc, oom_kill $kills"; show exact; }
+}
+run_case guarantee
 
+case_limit() {
 echo "--- the limit: real use never passes it"
 g=memgrp-te-over-$sfx
 run over "$g" 120 -- -m 48M --fault-around 1 --mode estimate -- "$progs/prog_estguard" 5000 31 16 over
@@ -145,7 +135,10 @@ if [ "$rc" = 137 ] && [ "$kills" -ge 1 ] && [ "$max" -le $((48 * MB)) ] && [ -n 
 else
 	bad over "rc $rc, oom_kill $kills, max_usage $max, RssAnon ${rss:-?} kB"; show over
 fi
+}
+run_case limit
 
+case_fast() {
 echo "--- fast regions: their faults never leave the kernel"
 cat >"$tmp/touch.py" <<'PY'
 import mmap, sys
@@ -165,7 +158,10 @@ if [ "$rc" = 0 ] && [ "$fe" -ge 0 ] && [ "$fe" -lt 4096 ] && [ "$fx" -ge 16384 ]
 else
 	bad touch "faults estimate $fe, exact $fx"; show touchestimate
 fi
+}
+run_case fast
 
+case_slow_to_fast() {
 echo "--- slow regions turn fast again when usage falls"
 # B (32 MiB, 4 touched) is turned slow when A (40 MiB) is mapped beside it
 # under 64M; A goes; B, well under the limit and faulting, turns fast.
@@ -197,7 +193,10 @@ if [ "$rc" = 0 ] && grep -q "again ok" "$tmp/again.out" && [ "$sw" -ge 2 ]; then
 else
 	bad again "rc $rc, switches $sw"; show again
 fi
+}
+run_case slow_to_fast
 
+case_scan() {
 echo "--- regions no call shows are found by the scan"
 # 64 MiB mapped with the raw mmap syscall: no interposed call sees it;
 # the handler's once-a-second scan admits it (charged at its size).
@@ -218,7 +217,10 @@ if [ "$rc" = 0 ] && grep -q "raw ok" "$tmp/raw.out" && [ "$mapped" -ge $((64 * M
 else
 	bad raw "rc $rc, mapped $mapped"; show raw
 fi
+}
+run_case scan
 
+case_programs() {
 echo "--- real programs"
 cat >"$tmp/grow.py" <<'PY'
 import sys
@@ -265,6 +267,5 @@ if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; 
 else
 	skip redis_estimate "redis-server or redis-benchmark not installed"
 fi
-
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+}
+run_case programs

@@ -3,44 +3,31 @@
 # and OOM, exits seen through pidfds, bad requests, the daemon stopping.
 # Usage: test_memgrpd.sh MEMGRP MEMGRPD PROGS_DIR
 set -u
+. "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 memgrpd=$(realpath "$2")
 progs=$(realpath "$3")
-tmp=$(mktemp -d)
 sock=$tmp/memgrpd.sock
-sfx=$$
 dpid=
+# the kernel cgroups memgrpd left for processes that outlived it
+kcg_track "$sock"
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 	env -u LD_PRELOAD pkill -f "memgrp-td-[a-z]*-$sfx" 2>/dev/null
-	# the kernel cgroups memgrpd left for processes that outlived it
-	env -u LD_PRELOAD python3 "$(dirname "$0")/kcg_clean.py" "$sock"
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
-passed=0 failed=0 skipped=0
-ok()   { echo "ok   $1"; passed=$((passed + 1)); }
-bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
 
-if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
-	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
-	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
-fi
 if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
-	echo "SKIP all: userfaultfd is not available to this user"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 77
+	skip_all "userfaultfd is not available to this user"
 fi
 
 mg() { "$memgrp" --socket "$sock" "$@"; }
-jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
-stat_field() { mg stat --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
 "$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 [ -S "$sock" ] && ok "memgrpd listens at --socket" || { bad start "no socket"; cat "$tmp/memgrpd.log"; exit 1; }
 
+case_tree() {
 echo "--- the group tree"
 mg create web -m 96M && mg create web/api && mg create web/db -m 1G; rc=$?
 out=$(mg create nope/x 2>&1); rc2=$?
@@ -50,7 +37,10 @@ ls=$(mg ls)
 	grep -q "group 'web' exists" <<<"$dup" && grep -qE "^web/api +0 +0 +max" <<<"$ls" && grep -qE "^web +.* 96M +0$" <<<"$ls" &&
 	ok "create nests groups, needs the parent, refuses duplicates; ls lists them" ||
 	bad tree "rc $rc/$rc2/$rc3: $out / $dup / $ls"
+}
+run_case tree
 
+case_hierarchy() {
 echo "--- hierarchical limits"
 # web/api and web/db have no tight limit of their own; web's 96M holds
 # both: when db's charge passes it, the largest process under web (api's)
@@ -75,7 +65,10 @@ mg set web/db -m 32M
 mg run -g web/db -- "$progs/prog_hold" 48 1 >"$tmp/db2.out" 2>&1; rc=$?
 [ $rc -eq 137 ] && grep -q "group 'web/db' is out of memory (usage 32M, max 32M)" "$tmp/db2.out" &&
 	ok "a child's own limit binds first (web/db at 32M)" || { bad child_limit "rc $rc"; cat "$tmp/db2.out"; }
+}
+run_case hierarchy tree
 
+case_bookkeeping() {
 echo "--- bookkeeping"
 # The parent exits while a raw-forked child (no atfork: it keeps the
 # agent's connection open) lives on: only the pidfd tells of the exit.
@@ -101,7 +94,10 @@ o4=$(mg stat web/api 2>&1); r4=$?
 	[ $r3 -eq 0 ] && [ $r4 -eq 1 ] && grep -q "no group 'web/api'" <<<"$o4" &&
 	ok "rm refuses a group with children or processes, then removes it" ||
 	bad rm "$r1 ($o1) $r2 ($o2) $r3 $r4 ($o4)"
+}
+run_case bookkeeping tree
 
+case_attach() {
 echo "--- attach"
 # A process started with the agent but no group joins memgrpd's root group;
 # attach moves it, with its pages, into a group that can take them. It
@@ -140,7 +136,10 @@ wait $wpid
 [ $r -eq 0 ] && [ "$before" = "$after" ] && [ "$bu" -ge $((30 << 20)) ] && [ "$au" -lt $((1 << 20)) ] &&
 	ok "attach between siblings: web/b has the pages, web's usage unchanged ($((after >> 20)) MiB)" ||
 	bad attach_siblings "rc $r, web $before -> $after, web/a $au, web/b $bu"
+}
+run_case attach tree
 
+case_bad_input() {
 echo "--- bad input"
 # Garbage on the control socket gets a clear refusal; memgrpd goes on.
 reply=$(python3 - "$sock" <<'PY'
@@ -158,7 +157,10 @@ PY
 	ok "a bad request is refused with a reason ('$reply'); memgrpd goes on" || bad garbage "reply '$reply'"
 out=$(mg run -g 'web/../x' -- true 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "may not start with '.'" <<<"$out" && ok "a bad group name is refused: '$out'" || bad badname "rc $rc: $out"
+}
+run_case bad_input tree
 
+case_embedded() {
 echo "--- embedded manager with a group under it"
 "$memgrp" run -g memgrp-td-top-$sfx -m 256M -- sleep 6 >/dev/null 2>&1 &
 tpid=$!
@@ -170,7 +172,10 @@ kill $tpid; wait $tpid
 [ $crc -eq 0 ] && [ $rc -eq 137 ] && [ "$listed" = 1 ] &&
 	ok "memgrp run -g TOP serves groups created under it (TOP/sub's 32M held)" ||
 	{ bad embedded_nested "create $crc, run $rc, listed $listed"; cat "$tmp/sub.out"; }
+}
+run_case embedded
 
+case_restart() {
 echo "--- memgrpd is killed and restarted: it picks its groups up"
 # Its state directory (default: the socket's path + .groups) keeps every
 # group's accounts; the processes rejoin the new daemon.
@@ -231,7 +236,10 @@ else
 	bad adopt "limit $rs_limit, usage $rs_usage, keep rc $krc, holder rc $drc2"
 	cat "$tmp/memgrpd3.log" "$tmp/rs_d.out"
 fi
+}
+run_case restart
 
+case_stop() {
 echo "--- memgrpd stops"
 mg run -g rs -- "$progs/prog_hold" 24 3 >"$tmp/orphan.out" 2>&1 &
 opid=$!
@@ -241,6 +249,5 @@ wait $opid; orc=$?
 [ $drc -eq 0 ] && [ ! -e "$sock" ] && [ $orc -eq 0 ] && grep -q "holding 24 MB" "$tmp/orphan.out" &&
 	ok "memgrpd stops on SIGTERM, removes its socket; a running process finishes with its data intact" ||
 	{ bad stop "memgrpd rc $drc, process rc $orc"; cat "$tmp/orphan.out"; }
-
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+}
+run_case stop restart

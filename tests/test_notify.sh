@@ -3,14 +3,13 @@
 # and `memgrp events`, permissions, and the cooperating examples (C, Python).
 # Usage: test_notify.sh MEMGRP MEMGRPD PROGS_DIR EXAMPLES_DIR LIBMEMGRP
 set -u
+. "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 memgrpd=$(realpath "$2")
 progs=$(realpath "$3")
 examples=$(realpath "$4")
 export MEMGRP_LIB=$(realpath "$5")
-src=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-sfx=$$
+src=$(cd "$here/.." && pwd)
 # A world-reachable socket, so that the permission checks can connect as nobody.
 sock=/run/memgrp/memgrp-tn-$sfx-memgrpd.sock
 dpid=
@@ -19,38 +18,29 @@ cleanup() {
 	env -u LD_PRELOAD pkill -f "memgrp-tn-[a-z]*-$sfx" 2>/dev/null
 	rm -rf "$tmp" "$sock" "$sock.groups"
 }
-trap cleanup EXIT
-passed=0 failed=0 skipped=0
-ok()   { echo "ok   $1"; passed=$((passed + 1)); }
-bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
-jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
 wait_group() {
 	for _ in $(seq 100); do "$memgrp" "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
 	return 1
 }
 
-accounting=1
-if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
-	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
-	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
-	# malloc is ASan's, in a reservation memgrp does not count (see
-	# tests/test_run.sh): the examples' caches would never reach a limit.
-	accounting=0
-fi
+# In a sanitizer build (accounting=0) malloc is ASan's, in a reservation
+# memgrp does not count (see tests/test_run.sh): the examples' caches would
+# never reach a limit.
 if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
-	echo "SKIP all: userfaultfd is not available to this user"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 77
+	skip_all "userfaultfd is not available to this user"
 fi
 
+case_thresholds() {
 echo "--- thresholds through libmemgrp"
 "$memgrp" run -m 64M -- "$progs/prog_notify" >"$tmp/notify.out" 2>&1; rc=$?
 sed 's/^/    /' "$tmp/notify.out"
 [ $rc -eq 0 ] && grep -q "notify ok" "$tmp/notify.out" &&
 	ok "every crossing delivered, up and down, 40 of 40 in quick round trips; pressure; unregister" ||
 	bad notify "exit $rc"
+}
+run_case thresholds
 
+case_events() {
 echo "--- memgrp events"
 g=memgrp-tn-events-$sfx
 "$memgrp" run -g $g -m 64M -- sh -c "sleep 1; $progs/prog_hold 50 0.3; $progs/prog_hold 80 0.3; sleep 0.5" >"$tmp/evgroup.out" 2>&1 &
@@ -68,7 +58,10 @@ out=$("$memgrp" events $g 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "nothing to watch" <<<"$out" && ok "memgrp events with nothing to watch: '$out'" || bad events_usage "rc $rc: $out"
 out=$("$memgrp" events --pressure severe $g 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "low, medium or critical" <<<"$out" && ok "a bad pressure level is refused" || bad events_level "rc $rc: $out"
+}
+run_case events
 
+case_examples() {
 echo "--- cooperating examples"
 if [ $accounting = 0 ]; then
 	skip examples "sanitizer build: the examples' malloc'd caches are ASan's, not counted"
@@ -117,11 +110,14 @@ el=$(( ($(date +%s%N) - start) / 1000000 ))
 	{ bad coop_silent "rc $rc, $el ms"; cat "$tmp/silent.out"; }
 
 fi
+}
+run_case examples
 
+case_memgrpd() {
 echo "--- memgrpd: pressure modes, permissions, bad requests"
 "$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 mg() { "$memgrp" --socket "$sock" "$@"; }
 mg create web && mg create web/api -m 32M
 mg events --pressure low,hierarchy web >"$tmp/hier.out" 2>/dev/null &
@@ -162,6 +158,5 @@ PY
 )
 grep -q "^-22 register: no eventfd came with the request" <<<"$reply" && mg stat web >/dev/null &&
 	ok "a registration without an eventfd is refused ('$reply'); memgrpd goes on" || bad noefd "'$reply'"
-
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+}
+run_case memgrpd

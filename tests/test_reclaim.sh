@@ -2,46 +2,28 @@
 # test_reclaim.sh - eviction into compressed swap: integrity under stress, limits, policies.
 # Usage: test_reclaim.sh MEMGRP MEMGRPD PROGS_DIR
 set -u
+. "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 memgrpd=$(realpath "$2")
 progs=$(realpath "$3")
-here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-sfx=$$
 dpid=
+# The kernel cgroups of the runs whose background children outlived
+# them (the 'cold' holder): nobody else would remove them.
+kcg_track "$tmp/memgrpd.sock" /run/memgrp/memgrp-tr-{high,highx,cold}-$sfx.sock
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 	env -u LD_PRELOAD pkill -f "memgrp-tr-[a-z]*-$sfx" 2>/dev/null
-	# The kernel cgroups of the runs whose background children outlived
-	# them (the 'cold' holder): nobody else would remove them.
-	env -u LD_PRELOAD python3 "$(dirname "$0")/kcg_clean.py" --kill "$tmp/memgrpd.sock" \
-		/run/memgrp/memgrp-tr-{high,highx,cold}-$sfx.sock
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
-passed=0 failed=0 skipped=0
-ok()   { echo "ok   $1"; passed=$((passed + 1)); }
-bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
 
-accounting=1
-if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
-	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
-	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
-	echo "(sanitizer build: LD_PRELOAD=$LD_PRELOAD)"
-	# The ASan allocator's heap is a reservation memgrp does not manage
-	# (docs/design.md): malloc'd memory is not evicted there. The data
-	# checks still run; those that need malloc'd memory counted are skipped.
-	accounting=0
-fi
+# In a sanitizer build (accounting=0) the ASan allocator's heap is a
+# reservation memgrp does not manage (docs/design.md): malloc'd memory is
+# not evicted there. The data checks still run; those that need malloc'd
+# memory counted are skipped.
 
 if [ "$(id -u)" != 0 ]; then
-	echo "SKIP all: needs root (userfaultfd with UFFD_EVENT_FORK needs CAP_SYS_PTRACE)"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 77
+	skip_all "needs root (userfaultfd with UFFD_EVENT_FORK needs CAP_SYS_PTRACE)"
 fi
 
-jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 # usage_of GROUP: its usage while a process lives in it (after, usage is 0
 # anyway, which would pass any "under the limit" check): empty otherwise
 usage_of() { "$memgrp" stat --json "$1" 2>&1 | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['usage'] if d['nr_processes'] else '')" 2>&1; }
@@ -64,6 +46,7 @@ print("    max_usage %d MiB, pswpout %d, pswpin %d, swap_max_usage %d MiB, stall
 PY
 }
 
+case_integrity() {
 echo "--- integrity: every page back byte-identical"
 # The issue's workload: stress-ng verifies what it wrote, under a limit a
 # quarter of its memory. Slack: pages that appear before the agent sees
@@ -180,7 +163,10 @@ PY
 else
 	skip python "sanitizer build: python3's heap is malloc'd"
 fi
+}
+run_case integrity
 
+case_limits() {
 echo "--- limits and policies"
 # No swap allowed: the limit ends on the OOM path, as without reclaim.
 run noswap 60 -- -m 32M -- "$progs/prog_hold" 48 1
@@ -269,14 +255,17 @@ PY
 [ "$crc" = 0 ] && [ "$hold" -ge 0 ] && [ "$hold" -le 41 ] && [ "$busy" -ge 23 ] &&
 	ok "coldest first: the idle holder is down to $hold of 48 MiB, the busy process keeps $busy of 24 MiB; both read their data back" ||
 	{ bad coldest "rc $crc, idle holder $hold MiB, busy $busy MiB"; show cold; }
+}
+run_case limits
 
+case_memgrpd() {
 echo "--- memgrpd: low and soft limits"
 sock=$tmp/memgrpd.sock
 # An unreachable floor: the host always counts as short of memory, so soft
 # limits are enforced within seconds.
 "$memgrpd" --socket "$sock" --min-available 1P >"$tmp/memgrpd.log" 2>&1 &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 mg() { "$memgrp" --socket "$sock" "$@"; }
 # Two siblings under a 64M parent: an idle one holding 36 MiB and a busy
 # one cycling through 48 MiB. Without protection the idle one is the
@@ -318,6 +307,5 @@ wait $spid; src=$?
 	ok "--memory-soft 16M while the host is short: the group is evicted to $((susage / 1024)) KiB" ||
 	{ bad soft "rc $src, usage '$susage'"; tail -5 "$tmp/memgrpd.log"; }
 kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=
-
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+}
+run_case memgrpd

@@ -2,40 +2,24 @@
 # test_run.sh - real programs under `memgrp run`: correctness, accounting, limits, failures.
 # Usage: test_run.sh MEMGRP PROGS_DIR
 set -u
+. "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 progs=$(realpath "$2")
-here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
 # Group names carry this run's pid: concurrent runs never share a socket.
-sfx=$$
-trap 'env -u LD_PRELOAD pkill -f "memgrp-test-[a-z]*-$sfx" 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0 failed=0 skipped=0
+cleanup() { env -u LD_PRELOAD pkill -f "memgrp-test-[a-z]*-$sfx" 2>/dev/null; }
 
-if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
-	# Sanitizer build: its runtime first, and no leak reports from the
-	# third-party programs the tests run (python3, redis, gcc...).
-	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
-	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
-	echo "(sanitizer build: LD_PRELOAD=$LD_PRELOAD)"
-	# ASan's allocator serves malloc from one multi-terabyte reservation
-	# committed by its own syscalls; memgrp does not manage reservations
-	# over 64 GiB (docs/design.md), so the programs' heaps go uncounted
-	# here. Correctness and data checks still run through the sanitized
-	# agent; the checks that need the heaps counted are skipped.
-	accounting=0
-fi
-accounting=${accounting:-1}
+# Sanitizer build (lib.sh: accounting=0): ASan's allocator serves malloc
+# from one multi-terabyte reservation committed by its own syscalls; memgrp
+# does not manage reservations over 64 GiB (docs/design.md), so the
+# programs' heaps go uncounted there. Correctness and data checks still run
+# through the sanitized agent; the checks that need the heaps counted are
+# skipped.
 acct_skip() { skip "$1" "sanitizer build: the ASan allocator's heap is a reservation memgrp does not count"; }
 
-ok()   { echo "ok   $1"; passed=$((passed + 1)); }
-bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
 
 if [ ! -e /dev/userfaultfd ] && [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" != 1 ] &&
    [ "$(id -u)" != 0 ]; then
-	echo "SKIP all: userfaultfd is not available to this user"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 77
+	skip_all "userfaultfd is not available to this user"
 fi
 
 # run NAME TIMEOUT EXPECTED_RC -- memgrp-run-args...   (output in $tmp/NAME.out)
@@ -79,6 +63,7 @@ rss_during() {
 	fi
 }
 
+case_correctness() {
 echo "--- correctness with real programs"
 run true 20 0 -- true && ok "true exits 0"
 run false 20 1 -- false && ok "false exits 1 (the command's status)"
@@ -142,7 +127,10 @@ if command -v stress-ng >/dev/null; then
 else
 	skip stress "stress-ng not installed"
 fi
+}
+run_case correctness
 
+case_rss() {
 echo "--- usage agrees with anonymous RSS (within 5%)"
 if [ $accounting = 1 ]; then
 rss_during rss_hold memgrp-test-hold-$sfx 1.5 -- "$progs/prog_hold" 64 3
@@ -162,7 +150,7 @@ if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; 
 	timeout -k 5 120 "$memgrp" run -g memgrp-test-redis-$sfx --stats-json "$tmp/redis.json" -- \
 		redis-server --port 0 --unixsocket "$sock" --save '' --appendonly no >"$tmp/redis.out" 2>&1 &
 	rpid=$!
-	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	wait_socket "$sock"
 	if redis-benchmark -s "$sock" -q -n 100000 -r 100000 -t set,get -d 512 >"$tmp/bench.out" 2>&1 &&
 	   redis-cli -s "$sock" dbsize | grep -qE '^[0-9]{4,}$'; then
 		ok "redis-server under redis-benchmark ($(grep -o 'SET: [0-9.]* requests per second' "$tmp/bench.out" | tr -d '\r' | tail -1))"
@@ -201,7 +189,10 @@ elif run node_heap 120 0 -- node "$here/progs/v8heap.js" 300; then
 			bad node_limit "no OOM message"
 	fi
 fi
+}
+run_case rss
 
+case_limits() {
 echo "--- limits hold"
 # prog_hold maps its memory itself, so these run in the sanitizer build too.
 run limit 60 137 -- -m 64M -- "$progs/prog_hold" 200 1
@@ -216,7 +207,10 @@ run victim 60 0 -- -m 96M -- sh -c "$progs/prog_hold 80 5 & sleep 0.5; $progs/pr
 grep -q "big=137" "$tmp/victim.out" && grep -q "killing pid [0-9]* (prog_hold)\( of group '[^']*'\)\?, which holds \(79\|8[0-9]\)" "$tmp/victim.out" &&
 	ok "the group's largest process is the OOM victim, the small one survives" ||
 	{ bad victim "wrong victim"; cat "$tmp/victim.out"; }
+}
+run_case limits
 
+case_failures() {
 echo "--- failures"
 # The manager dies: the managed processes go on with their limits and data.
 timeout -k 5 60 "$memgrp" run -g memgrp-test-orphan-$sfx -m 256M -- sh -c "$progs/prog_hold 48 3; echo \$? > $tmp/orphan.status" >/dev/null 2>&1 &
@@ -298,6 +292,5 @@ if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null && [ "$(id -u)" = 
 else
 	skip no_uffd "needs root, nobody, setpriv and vm.unprivileged_userfaultfd=0"
 fi
-
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+}
+run_case failures

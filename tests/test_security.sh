@@ -4,32 +4,21 @@
 # not fit the counters. One case per finding of the security review.
 # Usage: test_security.sh MEMGRP MEMGRPD PROGS_DIR
 set -u
+. "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 memgrpd=$(realpath "$2")
 progs=$(realpath "$3")
-here=$(cd "$(dirname "$0")" && pwd)
 probe=$here/sec_probe.py
 # The system's python: the user's clients run it too (a python under
 # root's home is out of their reach).
 py=/usr/bin/python3
 [ -x "$py" ] || py=$(command -v python3)
-passed=0 failed=0 skipped=0
-ok()   { echo "ok   $1"; passed=$((passed + 1)); }
-bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
 
 if [ "$(id -u)" != 0 ] || ! command -v useradd >/dev/null || ! command -v setpriv >/dev/null; then
-	echo "SKIP all: needs root, useradd and setpriv (a throwaway user is created)"
-	exit 77
-fi
-if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
-	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
-	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+	skip_all "needs root, useradd and setpriv (a throwaway user is created)"
 fi
 
-sfx=$$
 user=mgsec$sfx
-tmp=$(mktemp -d)
 chmod 755 "$tmp" # the user's clients reach the socket in it
 sock=$tmp/memgrpd.sock
 dpid=
@@ -39,31 +28,26 @@ cleanup() {
 	for p in "${started[@]}"; do kill -9 "$p" 2>/dev/null; done
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
 	userdel "$user" 2>/dev/null
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM # (meson's timeout: the user is removed all the same)
 if ! useradd -M -N -s /usr/sbin/nologin "$user" 2>"$tmp/useradd.err"; then
-	echo "SKIP all: cannot create a throwaway user: $(cat "$tmp/useradd.err")"
-	exit 77
+	skip_all "cannot create a throwaway user: $(cat "$tmp/useradd.err")"
 fi
 uid=$(id -u "$user")
 gid=$(id -g "$user")
 as_user() { setpriv --reuid "$uid" --regid "$gid" --clear-groups "$@"; }
 
 mg() { "$memgrp" --socket "$sock" "$@"; }
-jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
-stat_field() { mg stat --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 nfds() { ls "/proc/$dpid/fd" | wc -l; }
 answers() { timeout 5 "$memgrp" --socket "$sock" stat >/dev/null 2>&1; }
 
 "$memgrpd" --socket "$sock" --state-dir none 2>"$tmp/memgrpd.log" &
 dpid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+wait_socket "$sock"
 [ -S "$sock" ] || { bad start "no socket"; cat "$tmp/memgrpd.log"; exit 1; }
 mg create sec -m 256M && mg create a && mg create a/c && mg create b && mg create plant -m 16M &&
 	mg create mixed -m 64M || { bad setup "cannot create groups"; exit 1; }
 
+case_fds() {
 echo "--- descriptors sent in messages"
 # 300 empty messages with 9 fds each (2 700 fds): before, memgrpd kept
 # every one and stopped answering once its table was full.
@@ -74,7 +58,10 @@ after=$(nfds)
 [ "$before" = "$after" ] && answers &&
 	ok "fds in messages are closed: memgrpd holds $after fds before and after 2 700 sent" ||
 	bad fds "memgrpd fds $before -> $after; $(cat "$tmp/fds.out")"
+}
+run_case fds
 
+case_idle() {
 echo "--- idle connections"
 # The user holds 1 100 connections; root's stat and a new managed process
 # must still be served.
@@ -91,12 +78,18 @@ else
 	tail -5 "$tmp/idle-run.out"
 fi
 touch "$tmp/idle.done"
+}
+run_case idle
 
+case_pipe_efd() {
 echo "--- a pipe passed as an eventfd"
 out=$(timeout 10 python3 "$probe" pipe "$sock" 2>&1)
 grep -q "status -22: register: the descriptor sent is not an eventfd" <<<"$out" && answers &&
 	ok "a full pipe is refused at registration; memgrpd keeps answering" || bad pipe "$out"
+}
+run_case pipe_efd
 
+case_forged_oom() {
 echo "--- a forged OOM_KILL"
 timeout 3 "$memgrp" --socket "$sock" events --oom --count 1 sec >"$tmp/ev.out" 2>&1 &
 epid=$!
@@ -109,7 +102,10 @@ if grep -q "joined True" <<<"$out" && ! grep -q oom "$tmp/ev.out" && ! grep -q "
 else
 	bad forge "$out / events: $(cat "$tmp/ev.out")"; grep -n "FORGED\|OOM_KILL" "$tmp/memgrpd.log"
 fi
+}
+run_case forged_oom
 
+case_list() {
 echo "--- LIST by an unprivileged user"
 out_none=$(as_user "$py" "$probe" list "$sock" 2>&1)
 # A child of a process of group a may join a: it then sees a and below.
@@ -120,7 +116,10 @@ if [ "$out_none" = "names: " ] && [ "$out_a" = "names: a a/c" ] && grep -q " b" 
 else
 	bad list "none '$out_none', in a '$out_a', root '$out_root'"
 fi
+}
+run_case list
 
+case_planted() {
 echo "--- a planted pid"
 # A client tries to write the pid of a root process outside every group
 # into a slot it was not given (the control part, read-only to it: refused),
@@ -139,7 +138,10 @@ else
 	grep -n "plant" "$tmp/memgrpd.log" | tail -5
 fi
 kill "$spid" 2>/dev/null
+}
+run_case planted
 
+case_drops() {
 echo "--- privilege drops under memgrp run"
 # The kernel gives uid $uid no userfaultfd of its own here (unless the
 # sysctl allows it), but the root manager lends its agent /dev/userfaultfd:
@@ -204,7 +206,10 @@ for mode in plain keepcaps; do
 		bad "drop-$mode" "rc $rc, max_usage $mu"; tail -5 "$tmp/drop-$mode.out"
 	fi
 done
+}
+run_case drops
 
+case_two_users() {
 echo "--- a group of two users"
 # root's process holds 40M of a 64M group; uid $uid's (dropped inside the
 # program, managed) needs 40M: the manager kills root's, the larger, and
@@ -228,7 +233,10 @@ if [ $urc -eq 0 ] && [ $rrc -eq 137 ] && grep -q verified "$tmp/mixed-user.out" 
 else
 	bad mixed "user rc $urc, root rc $rrc, ${ms} ms"; tail -5 "$tmp/mixed-user.out"; grep mixed "$tmp/memgrpd.log" | tail -5
 fi
+}
+run_case two_users
 
+case_sizes() {
 echo "--- sizes"
 expect_usage() { # NAME PATTERN -- args
 	local name=$1 pat=$2; shift 3
@@ -245,6 +253,5 @@ grep -q "status -34" <<<"$out" && ok "SET over the socket: 8E refused ($out)" ||
 out=$(python3 "$probe" set "$sock" sec $((64 << 20)) $((128 << 20)) 2>&1)
 grep -q "status -22" <<<"$out" && [ "$(stat_field sec limit)" = $((256 << 20)) ] &&
 	ok "SET over the socket: high above max refused, limit unchanged ($out)" || bad set_high "$out"
-
-echo "$passed passed, $failed failed, $skipped skipped"
-[ $failed -eq 0 ]
+}
+run_case sizes

@@ -8,30 +8,21 @@
 # body is set aside at restart, and nobody is killed.
 # Usage: test_trust.sh MEMGRP MEMGRPD PROGS_DIR
 set -u
+. "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 memgrpd=$(realpath "$2")
 progs=$(realpath "$3")
-passed=0 failed=0 skipped=0
-ok()   { echo "ok   $1"; passed=$((passed + 1)); }
-bad()  { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-skip() { echo "SKIP $1: $2"; skipped=$((skipped + 1)); }
 
 if [ "$(id -u)" != 0 ] || ! command -v useradd >/dev/null || ! command -v setpriv >/dev/null ||
 	[ ! -c /dev/userfaultfd ]; then
-	echo "SKIP all: needs root, useradd, setpriv and /dev/userfaultfd"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 77
-fi
-if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
-	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
-	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+	skip_all "needs root, useradd, setpriv and /dev/userfaultfd"
 fi
 
-tmp=$(mktemp -d)
 chmod 755 "$tmp" # the throwaway user reaches the socket
 sock=$tmp/memgrpd.sock
 user=mgtrust$$ grp=mgtrustuffd$$
 dpid= spid= gpid= hpid=
+kcg_track "$sock" # what memgrpd left in place
 uffd_mode=$(stat -c %a /dev/userfaultfd) uffd_group=$(stat -c %g /dev/userfaultfd)
 # Ends a `memgrp run` started here and the command it runs.
 stop() {
@@ -51,17 +42,11 @@ cleanup() {
 	chgrp "$uffd_group" /dev/userfaultfd 2>/dev/null
 	chmod "$uffd_mode" /dev/userfaultfd 2>/dev/null
 	getent group "$grp" >/dev/null && groupdel "$grp" 2>/dev/null
-	env -u LD_PRELOAD python3 "$(dirname "$0")/kcg_clean.py" --kill "$sock" # what memgrpd left in place
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM # the EXIT trap then cleans up
 
 if ! useradd -M -N -r -s /usr/sbin/nologin -d /nonexistent "$user" 2>"$tmp/useradd.err" ||
 	! groupadd -r "$grp" 2>>"$tmp/useradd.err"; then
-	echo "SKIP all: cannot create a throwaway user: $(cat "$tmp/useradd.err")"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 77
+	skip_all "cannot create a throwaway user: $(cat "$tmp/useradd.err")"
 fi
 uid=$(id -u "$user") gid=$(getent group "$grp" | cut -d: -f3)
 # userfaultfd for that user alone (vm.unprivileged_userfaultfd stays 0):
@@ -69,11 +54,10 @@ uid=$(id -u "$user") gid=$(getent group "$grp" | cut -d: -f3)
 chgrp "$grp" /dev/userfaultfd && chmod 660 /dev/userfaultfd
 
 mg() { "$memgrp" --socket "$sock" "$@"; }
-stat_field() { mg stat --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 start_daemon() {
 	"$memgrpd" --socket "$sock" 2>>"$tmp/${1:-memgrpd}.log" &
 	dpid=$!
-	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	wait_socket "$sock"
 }
 
 start_daemon
@@ -81,6 +65,7 @@ start_daemon
 mg create tp -m 256M && mg create tp/evil -m 64M && mg create tp/good -m 128M || {
 	bad setup "cannot create the groups"; exit 1; }
 
+case_hostile() {
 echo "--- a hostile process of uid $uid in tp/evil"
 # Root processes the hostile one must not be able to touch: one outside
 # every group, one in the sibling group holding 32 MiB.
@@ -139,7 +124,10 @@ rm_out=$(mg rm tp/evil 2>&1) && ok "tp/evil is removed once its processes are go
 	bad remove "$rm_out"
 grep -q "killing pid $spid\b\|killing pid $gpid\b" "$tmp/memgrpd.log" &&
 	bad kills "memgrpd killed a process it should not have"
+}
+run_case hostile
 
+case_truncate() {
 echo "--- a process truncates its group's accounting file (a state file: no seals)"
 mg create tp/cut -m 64M
 cut_before=$(stat_field tp/good usage)
@@ -176,7 +164,10 @@ if grep -q "^refused: ftruncate() of .*memgrp-account.*(Operation not permitted)
 else
 	bad truncate-memfd "$(cat "$tmp/cut-memfd.out")"
 fi
+}
+run_case truncate hostile
 
+case_garbage_state() {
 echo "--- a state file with a valid header and a garbage body"
 mg create tp/hit -m 64M
 mg run -g tp/hit -- "$progs/prog_hold" 8 30 >"$tmp/hit.out" 2>&1 &
@@ -225,6 +216,5 @@ PY
 fi
 stop "$hpid"
 hpid=
-
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+}
+run_case garbage_state hostile

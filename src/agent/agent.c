@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "options.h"
 #include "os.h"
 #include "proto.h"
 #include "trace.h"
@@ -192,26 +193,14 @@ static int exclude_got_targets(struct dl_phdr_info *info, size_t size, void *arg
 }
 
 /* The handler's polling window at most (handler.c, wait_for_work):
- * MEMGRP_POLL_US, 50 us by default, 0 to never poll. Never on one CPU:
- * polling there only delays whoever else would run. */
-#define POLL_DEFAULT_US 50
-#define POLL_MAX_US 1000
+ * MEMGRP_POLL_US, 50 us by default, 0 to never poll (options.c). Never on
+ * one CPU: polling there only delays whoever else would run. */
 
 static uint64_t poll_window_ns(void)
 {
-	const char *e = getenv("MEMGRP_POLL_US");
-	unsigned long us = POLL_DEFAULT_US;
+	uint64_t us = mgi_env_uint(MGI_ENV_POLL_US);
 	cpu_set_t cpus;
 
-	if (e && *e) {
-		char *end;
-		us = strtoul(e, &end, 10);
-		if (*end || us > POLL_MAX_US) {
-			mgi_agent_log("MEMGRP_POLL_US=%s: not a number of microseconds up to %d; "
-				      "using %d", e, POLL_MAX_US, POLL_DEFAULT_US);
-			us = POLL_DEFAULT_US;
-		}
-	}
 	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) < 2)
 		return 0;
 	return (uint64_t)us * 1000;
@@ -447,7 +436,7 @@ static int features_by_manager(int fd, uint64_t features)
  * which stays in its parent's group). Returns 0 or -errno. */
 static int join_group(const char *path)
 {
-	const char *group = getenv("MEMGRP_GROUP");
+	const char *group = mgi_env_str(MGI_ENV_GROUP);
 	mgi_msg_t hello, reply;
 	int fds[MGI_AGENT_FDS_MAX], conn;
 	unsigned nfds;
@@ -599,12 +588,12 @@ static int start_handler(void)
 
 static void agent_start(void)
 {
-	const char *sock = getenv("MEMGRP_SOCKET");
+	const char *sock = mgi_env_str(MGI_ENV_SOCKET);
 	char why[256];
 	int pipefd[2], rc;
 
 	mgi_agent.pid = getpid();
-	if (!sock || !*sock) {
+	if (!sock) {
 		mgi_agent_log("MEMGRP_SOCKET is not set: this process is not managed "
 			      "(start it with `memgrp run`)");
 		return;
@@ -636,9 +625,9 @@ static void agent_start(void)
 	void *watch_buf = mgi_arena_alloc(&mgi_agent.arena, 4096);
 	if (!mgi_agent.zeros || !mgi_agent.stack || !mgi_agent.watch_stack || !watch_buf)
 		goto nomem;
-	const char *inject = getenv("MEMGRP_INJECT");
-	mgi_agent.drop_one_fault = inject && !strcmp(inject, "drop-fault");
-	mgi_agent.misreport_moves = inject && !strcmp(inject, "move-misreport");
+	unsigned inject = mgi_env_choice(MGI_ENV_INJECT);
+	mgi_agent.drop_one_fault = inject == 1;  /* drop-fault */
+	mgi_agent.misreport_moves = inject == 2; /* move-misreport */
 	mgi_agent.poll_max_ns = poll_window_ns();
 	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
 		goto nomem;

@@ -8,7 +8,7 @@
 #include "os.h"
 
 #define COMMIT_STEP (1UL << 20)
-#define PAGE 4096UL
+#define PAGE MGI_PAGE_SIZE
 
 static unsigned class_of(size_t bytes)
 {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "options.h"
 #include "estimate.h"
 #include "os.h"
 
@@ -47,7 +48,7 @@
  * slow; so is any region the table has no room for.
  */
 
-#define PAGE 4096UL
+#define PAGE MGI_PAGE_SIZE
 #define EST_CAPACITY 4096
 /* Turned fast again only when faulting at least this often (pages a tick). */
 #define EST_FAST_MIN_FAULTS 64
@@ -79,9 +80,8 @@ int mgi_est_init(void)
 	/* Which fast region turns slow first (seed 001's open question):
 	 * the largest (default: gives back the most estimate per switch), or
 	 * the one whose resident set grew least recently (fewest faults). */
-	const char *victim = getenv("MEMGRP_ESTIMATE_VICTIM");
-	t->policy = victim && !strcmp(victim, "least-recent") ? MGI_VICTIM_LEAST_RECENT
-							       : MGI_VICTIM_LARGEST;
+	t->policy = mgi_env_choice(MGI_ENV_ESTIMATE_VICTIM) == 1 ? MGI_VICTIM_LEAST_RECENT
+								  : MGI_VICTIM_LARGEST;
 	t->fast_min_faults = EST_FAST_MIN_FAULTS;
 	est = t;
 	return 0;

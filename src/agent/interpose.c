@@ -39,7 +39,7 @@
  * range, i.e. to add it to its registry and charge pages already present.
  */
 
-#define PAGE 4096UL
+#define PAGE MGI_PAGE_SIZE
 
 static inline uintptr_t page_up(uintptr_t a)
 {

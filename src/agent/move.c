@@ -76,9 +76,9 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 	unsigned refused = 0;
 	if (to.depth && !mgi_counter_try_charge(&to, pages, &refused)) {
 		const mgi_counter_t *c = to.level[refused];
-		mgi_size_format(pages * 4096, held, sizeof(held));
-		mgi_size_format(mgi_counter_read(c) * 4096, usage, sizeof(usage));
-		mgi_size_format(mgi_counter_read_max(to.limit[refused]) * 4096, max, sizeof(max));
+		mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
+		mgi_size_format(mgi_counter_read(c) * MGI_PAGE_SIZE, usage, sizeof(usage));
+		mgi_size_format(mgi_counter_read_max(to.limit[refused]) * MGI_PAGE_SIZE, max, sizeof(max));
 		answer(-ENOMEM, "pid %d holds %s, more than group '%s' can take (usage %s, max %s)",
 		       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
 		goto unmap;
@@ -88,9 +88,9 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 	if (to.depth && swapped && !mgi_counter_try_charge(&to_swap, swapped, &refused)) {
 		const mgi_counter_t *c = to_swap.level[refused];
 		mgi_counter_uncharge(&to, pages);
-		mgi_size_format(swapped * 4096, held, sizeof(held));
-		mgi_size_format(mgi_counter_read(c) * 4096, usage, sizeof(usage));
-		mgi_size_format(mgi_counter_read_max(to_swap.limit[refused]) * 4096, max, sizeof(max));
+		mgi_size_format(swapped * MGI_PAGE_SIZE, held, sizeof(held));
+		mgi_size_format(mgi_counter_read(c) * MGI_PAGE_SIZE, usage, sizeof(usage));
+		mgi_size_format(mgi_counter_read_max(to_swap.limit[refused]) * MGI_PAGE_SIZE, max, sizeof(max));
 		answer(-ENOMEM, "pid %d has %s evicted, more swap than group '%s' can take "
 				"(swap %s, max %s)",
 		       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
@@ -135,7 +135,7 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 			/* the manager is gone */
 		}
 	}
-	mgi_size_format(pages * 4096, held, sizeof(held));
+	mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
 	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_agent.pid, w->group, held);
 	return;
 unmap:

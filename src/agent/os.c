@@ -1,4 +1,4 @@
-/* os.c - the agent's OS layer: userfaultfd, PROCMAP_QUERY, raw memory syscalls. */
+/* os.c - the agent's own OS calls: userfaultfd ioctls, PROCMAP_QUERY, raw memory syscalls (the shared ones are in src/os). */
 #include "os.h"
 
 #include <errno.h>
@@ -12,10 +12,6 @@
 #include <unistd.h>
 
 /* Debian 12's uapi headers predate these (pitfall 6 of the design). */
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
-#endif
-
 #ifndef PROCMAP_QUERY
 struct procmap_query {
 	uint64_t size;
@@ -53,101 +49,6 @@ struct uffdio_move {
 #ifndef UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES
 #define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((uint64_t)1 << 1)
 #endif
-
-/* Reclaim evicts with MOVE, so a kernel without it (before 6.8) is refused
- * rather than half-working. FORK keeps a forked child's registration, so
- * that its pages still held by the agent are copied in before anything
- * reads them (see reclaim.c). */
-#define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
-		  UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_MOVE)
-
-static int lent_dev = -1;
-
-void mgi_uffd_lend(int devfd)
-{
-	if (lent_dev >= 0 && lent_dev != devfd)
-		close(lent_dev);
-	lent_dev = devfd;
-}
-
-static int open_uffd_fd(void)
-{
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	int dev;
-
-	if (fd >= 0)
-		return fd;
-	if (lent_dev >= 0) {
-		fd = ioctl(lent_dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-		if (fd >= 0)
-			return fd;
-	}
-	/* Without the sysctl or CAP_SYS_PTRACE, /dev/userfaultfd may still
-	 * give a full (kernel-fault capable) descriptor to its group. */
-	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		return -EPERM;
-	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-	close(dev);
-	return fd >= 0 ? fd : -errno;
-}
-
-static int negotiate(int fd, uint64_t features)
-{
-	struct uffdio_api api = {.api = UFFD_API, .features = features};
-	return ioctl(fd, UFFDIO_API, &api) == 0 ? 0 : -errno;
-}
-
-int mgi_uffd_open(bool *fork_events, int (*broker)(int fd, uint64_t features), char *why,
-		  size_t whylen)
-{
-	uint64_t features = FEATURES;
-	int fd = open_uffd_fd(), rc;
-
-	if (fork_events)
-		*fork_events = false;
-	if (fd < 0) {
-		snprintf(why, whylen,
-			 "userfaultfd is not permitted for this process (%s)%s: run as root, "
-			 "grant CAP_SYS_PTRACE, give access to /dev/userfaultfd, or set "
-			 "vm.unprivileged_userfaultfd=1",
-			 strerror(-fd), lent_dev >= 0 ? "" : " and the manager lent it none");
-		return fd;
-	}
-	rc = negotiate(fd, features);
-	if (rc == -EPERM && (features & UFFD_FEATURE_EVENT_FORK)) {
-		/* EVENT_FORK needs CAP_SYS_PTRACE: go on without it (the
-		 * caller then keeps no page out of the process, see reclaim.c).
-		 * A failed UFFDIO_API may leave the fd unusable: a new one. */
-		close(fd);
-		fd = open_uffd_fd();
-		if (fd < 0)
-			return fd;
-		if (broker && broker(fd, features) == 0) {
-			if (fork_events)
-				*fork_events = true;
-			return fd;
-		}
-		close(fd); /* (the broker may have failed half-way) */
-		fd = open_uffd_fd();
-		if (fd < 0)
-			return fd;
-		features &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
-		rc = negotiate(fd, features);
-	}
-	if (rc != 0) {
-		snprintf(why, whylen,
-			 "this kernel's userfaultfd lacks what memgrp needs (the remove, "
-			 "unmap and remap events and UFFDIO_MOVE): %s; Linux 6.8 or later "
-			 "is required",
-			 strerror(-rc));
-		close(fd);
-		return rc;
-	}
-	if (fork_events)
-		*fork_events = (features & UFFD_FEATURE_EVENT_FORK) != 0;
-	return fd;
-}
 
 int mgi_uffd_register(int uffd, uintptr_t start, size_t len)
 {

@@ -1,4 +1,4 @@
-/* os.h - the agent's OS layer: userfaultfd, VMA queries, raw memory calls. */
+/* os.h - the agent's own OS calls: userfaultfd ioctls, VMA queries, raw memory calls (the shared ones are in src/os). */
 #ifndef MGI_AGENT_OS_H
 #define MGI_AGENT_OS_H
 
@@ -14,21 +14,8 @@
  */
 
 
-/*
- * Opens a non-blocking, close-on-exec userfaultfd able to see kernel-mode
- * faults, and negotiates EVENT_REMOVE, EVENT_UNMAP, EVENT_REMAP, MOVE and,
- * if the process may (CAP_SYS_PTRACE), EVENT_FORK: *fork_events (if not
- * NULL) says whether it got it. On failure writes one line naming the
- * cause and the remedy into why.
- */
-/* A userfaultfd with the events memgrp follows. When this process may not
- * turn on fork events itself, broker (if not NULL) is asked to do
- * UFFDIO_API on a new one with the given features (the manager may). */
-int mgi_uffd_open(bool *fork_events, int (*broker)(int fd, uint64_t features), char *why,
-		  size_t whylen);
-/* /dev/userfaultfd as the manager lent it (WELCOME): tried when this
- * process may not open a userfaultfd itself. Kept until exec. */
-void mgi_uffd_lend(int devfd);
+/* mgi_uffd_open, the probe the CLI shares, is in src/os/oslayer.h. */
+#include "oslayer.h"
 
 /* Registers [start, start + len) for missing-page faults. */
 int mgi_uffd_register(int uffd, uintptr_t start, size_t len);

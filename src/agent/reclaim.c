@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "options.h"
 #include "os.h"
 #include "trace.h"
 
@@ -371,13 +372,13 @@ static void file_discard(void *ctx, uint64_t off, size_t len)
  * DIR, gone with the process, behind the store. */
 static void swap_file_init(void)
 {
-	const char *dir = getenv("MEMGRP_SWAP_FILE"), *after = getenv("MEMGRP_SWAP_FILE_AFTER");
+	const char *dir = mgi_env_str(MGI_ENV_SWAP_FILE);
 	size_t meta_bytes = mgi_store_file_meta_bytes(SWAP_FILE_MAX);
 	void *meta;
 
-	if (!dir || !*dir || !mgi_agent.store)
+	if (!dir || !mgi_agent.store)
 		return;
-	swap_after = after ? strtoull(after, NULL, 10) : 0;
+	swap_after = mgi_env_uint(MGI_ENV_SWAP_FILE_AFTER);
 	swap_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (swap_fd < 0) {
 		mgi_agent_log("--swap-file %s: %s: compressed pages stay in memory", dir,
@@ -453,8 +454,7 @@ static int start_releaser(void)
 
 static mgi_codec_t codec_from_env(void)
 {
-	const char *c = getenv("MEMGRP_CODEC");
-	return c && strcmp(c, "zstd") == 0 ? MGI_CODEC_ZSTD : MGI_CODEC_LZ4;
+	return mgi_env_choice(MGI_ENV_CODEC) == 1 ? MGI_CODEC_ZSTD : MGI_CODEC_LZ4;
 }
 
 void mgi_reclaim_init(void)

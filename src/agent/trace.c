@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "options.h"
 #include "os.h"
 
 mgi_trace_rec_t *mgi_trace_ring;
@@ -19,7 +20,7 @@ static uint64_t next = 1;
 
 void mgi_trace_init(void)
 {
-	const char *dir = getenv("MEMGRP_TRACE");
+	const char *dir = mgi_env_str(MGI_ENV_TRACE);
 	size_t bytes = (size_t)MGI_TRACE_RECORDS * sizeof(mgi_trace_rec_t);
 	char path[512];
 	int fd;

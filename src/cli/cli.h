@@ -25,7 +25,6 @@ int mgi_cmd_events(int argc, char **argv);
  * Returns 0, or -1 for a name that cannot be a file name. */
 int mgi_socket_for_group(const char *group, char *out, size_t len);
 
-#include "../daemon/tree.h"
 #include "proto.h"
 
 /* Sends req to the manager at sock and parses its answer, which must be of
@@ -36,6 +35,14 @@ int mgi_request(const char *sock, const mgi_msg_t *req, int want, mgi_msg_t *rep
 /* Writes s as a JSON string, escaped. */
 #include <stdio.h>
 void mgi_json_str(FILE *f, const char *s);
+
+/* stat.c: prints the stats' "key": value pairs (mgi_stats_json_fields),
+ * comma-separated, no braces. */
+void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s);
+
+/* Writes stats as one JSON object to path. Returns 0 or -errno (errno
+ * set too). */
+int mgi_stats_write_json(const mgi_stats_t *s, const char *path);
 
 /* memgrpd's socket when nothing else is said. */
 #define MGI_MEMGRPD_SOCKET "/run/memgrp/memgrpd.sock"

@@ -18,7 +18,7 @@
  * slow) can be seen without userfaultfd.
  */
 
-#define PAGE 4096ULL
+#define PAGE MGI_PAGE_SIZE
 #define NTHRESH 3
 
 struct demo_opts {

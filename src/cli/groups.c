@@ -183,7 +183,7 @@ static int list_manager(const char *sock, bool json, int n)
 			printf("%-24s %10s %10s %10s %6llu%s\n", st.stat.group,
 			       mgi_size_format(f->usage, a, sizeof(a)),
 			       mgi_size_format(f->max_usage, b, sizeof(b)),
-			       f->limit >= (uint64_t)MGI_PAGES_UNLIMITED * 4096
+			       f->limit >= (uint64_t)MGI_PAGES_UNLIMITED * MGI_PAGE_SIZE
 				       ? "max"
 				       : mgi_size_format(f->limit, c, sizeof(c)),
 			       (unsigned long long)f->nr_processes,

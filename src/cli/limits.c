@@ -130,7 +130,7 @@ int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 			fprintf(stderr, "memgrp %s: --%s: %s\n", cmd, sizes[i].name, err);
 			return -1;
 		}
-		if (opt == 'm' && v < 4096) {
+		if (opt == 'm' && v < MGI_PAGE_SIZE) {
 			fprintf(stderr, "memgrp %s: --memory-max: at least one page (4K)\n", cmd);
 			return -1;
 		}

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../agent/os.h"
+#include "oslayer.h"
 #include "../daemon/manager.h"
 #include "cli.h"
 #include "size.h"

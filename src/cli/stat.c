@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "page.h"
 #include "proto.h"
 #include "size.h"
 
@@ -19,6 +20,31 @@ int mgi_socket_for_group(const char *group, char *out, size_t len)
 		return -1;
 	}
 	return snprintf(out, len, "/run/memgrp/%s.sock", group) < (int)len ? 0 : -1;
+}
+
+void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s)
+{
+	char small[4096], *buf = small;
+	size_t need = mgi_stats_json_fields(s, small, sizeof(small));
+
+	/* The table grows with the stats: ask again with room for all. */
+	if (need >= sizeof(small) && (buf = malloc(need + 1)) != NULL)
+		mgi_stats_json_fields(s, buf, need + 1);
+	fputs(buf ? buf : small, f);
+	if (buf != small)
+		free(buf);
+}
+
+int mgi_stats_write_json(const mgi_stats_t *s, const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fputc('{', f);
+	mgi_stats_print_json_fields(f, s);
+	fputs("}\n", f);
+	return fclose(f) == 0 ? 0 : -errno;
 }
 
 static void print_json(const mgi_msg_stat_t *s)
@@ -41,7 +67,7 @@ static void print_json(const mgi_msg_stat_t *s)
 static void print_text(const mgi_msg_stat_t *s)
 {
 	char a[16];
-	const uint64_t unlimited = (uint64_t)MGI_PAGES_UNLIMITED * 4096;
+	const uint64_t unlimited = (uint64_t)MGI_PAGES_UNLIMITED * MGI_PAGE_SIZE;
 
 	printf("%-16s %s\n", "group", s->group);
 	for (const mgi_stats_field_t *f = mgi_stats_fields; f->name; f++) {

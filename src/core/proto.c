@@ -2,11 +2,13 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include "page.h"
 #include "size.h"
 
 #define FIELD(name, is_size) {#name, offsetof(mgi_stats_t, name), is_size}
@@ -65,6 +67,37 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	{NULL, 0, 0},
 };
 #undef FIELD
+
+/* Appends to buf at *at what fits, counting in *at what the whole needs. */
+__attribute__((format(printf, 4, 5)))
+static void put(char *buf, size_t len, size_t *at, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = *at < len ? vsnprintf(buf + *at, len - *at, fmt, ap) : vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*at += (size_t)n;
+}
+
+size_t mgi_stats_json_fields(const mgi_stats_t *s, char *buf, size_t len)
+{
+	size_t at = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (const mgi_stats_field_t *fl = mgi_stats_fields; fl->name; fl++)
+		put(buf, len, &at, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
+		    (unsigned long long)mgi_stats_get(s, fl));
+	/* bucket i counts the direct-reclaim stalls shorter than 2^i us */
+	put(buf, len, &at, ", \"reclaim_stall_hist\": [");
+	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
+		put(buf, len, &at, "%s%llu", b ? ", " : "", (unsigned long long)s->reclaim_hist[b]);
+	put(buf, len, &at, "]");
+	return at;
+}
 
 void mgi_stats_stall_quantiles(mgi_stats_t *s)
 {
@@ -166,7 +199,7 @@ static bool limited(uint64_t bytes)
 static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 {
 	if (s->memory_max != MGI_SET_KEEP && s->memory_max != MGI_SET_UNLIMITED &&
-	    s->memory_max < 4096)
+	    s->memory_max < MGI_PAGE_SIZE)
 		return bad(-EINVAL, err, errlen, "memory_max below one page");
 	if (!limit_ok(s->memory_max) || !limit_ok(s->memory_high) || !limit_ok(s->memory_low) ||
 	    !limit_ok(s->memory_soft) || !limit_ok(s->swap_max))
@@ -221,7 +254,7 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		if (out->reg.counter > MGI_WATCH_MEMSW)
 			return bad(-EINVAL, err, errlen, "register: counter is memory or memsw");
 		if (out->reg.kind == MGI_REG_THRESHOLD &&
-		    (out->reg.threshold == 0 || out->reg.threshold >= (uint64_t)MGI_PAGES_UNLIMITED * 4096))
+		    (out->reg.threshold == 0 || out->reg.threshold >= (uint64_t)MGI_PAGES_UNLIMITED * MGI_PAGE_SIZE))
 			return bad(-EINVAL, err, errlen, "register: threshold must be above 0 and finite");
 		if (out->reg.kind == MGI_REG_COOPERATE && out->reg.level > MGI_COOP_PRIORITY_MAX)
 			return bad(-EINVAL, err, errlen, "register: priority is 0 to 1000");

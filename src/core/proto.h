@@ -240,6 +240,12 @@ static inline uint64_t mgi_stats_get(const mgi_stats_t *s, const mgi_stats_field
 	return *(const uint64_t *)((const char *)s + f->offset);
 }
 
+/* The stats as JSON "key": value pairs (the table's, then
+ * "reclaim_stall_hist": [...]), comma-separated, without braces, into buf
+ * (NUL-terminated; cut short if len is). Returns the length the whole text
+ * needs, as snprintf does: callers with a shorter buffer ask again. */
+size_t mgi_stats_json_fields(const mgi_stats_t *s, char *buf, size_t len);
+
 typedef struct mgi_msg_stat {
 	mgi_msg_hdr_t hdr;
 	char group[MGI_GROUP_NAME_MAX];

@@ -28,8 +28,7 @@
  * Addresses and lengths are page aligned (MGI_PAGE_SIZE); callers align.
  */
 
-#define MGI_PAGE_SIZE 4096UL
-#define MGI_PAGE_SHIFT 12
+#include "page.h" /* MGI_PAGE_SIZE, MGI_PAGE_SHIFT */
 #define MGI_STREAMS 4
 
 typedef struct mgi_allocator {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "counter.h"
+#include "page.h"
 
 /* The value "max" parses to: no limit. */
 #define MGI_SIZE_MAX UINT64_MAX
@@ -28,7 +29,7 @@ int mgi_size_parse(const char *text, uint64_t *out, char *err, size_t errlen);
 
 /* The largest byte count a limit may name: its pages must stay below
  * MGI_PAGES_UNLIMITED (counter.h), the counters' "no limit". */
-#define MGI_SIZE_LIMIT_MAX (MGI_PAGES_UNLIMITED * 4096 - 1)
+#define MGI_SIZE_LIMIT_MAX (MGI_PAGES_UNLIMITED * MGI_PAGE_SIZE - 1)
 
 /* Whether bytes may be a limit: at most MGI_SIZE_LIMIT_MAX. (MGI_SIZE_MAX,
  * "max", is no limit and is the caller's to accept.) */

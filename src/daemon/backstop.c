@@ -18,6 +18,7 @@
 #include "group.h"
 #include "kbackend.h"
 #include "kcgroup.h"
+#include "oslayer.h"
 #include "manager.h"
 #include "size.h"
 
@@ -40,16 +41,6 @@
 /* Kernel backend: cooperative episodes asked in one pause at the limit. */
 #define COOP_ASKS 4
 #define PIDS_MAX 4096
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
-#ifndef SYS_process_mrelease
-#define SYS_process_mrelease 448
-#endif
 
 struct bs_group {
 	bool made;
@@ -117,13 +108,13 @@ static uint64_t kernel_limit(const mgi_manager_t *m, int g)
  * then the victim's memory is taken back at once (process_mrelease). */
 static int kill_pid(pid_t pid)
 {
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int fd = mgi_pidfd_open(pid);
 
 	if (fd < 0)
-		return -errno;
-	int rc = syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0 ? 0 : -errno;
+		return fd;
+	int rc = mgi_pidfd_send_signal(fd, SIGKILL);
 	if (rc == 0)
-		syscall(SYS_process_mrelease, fd, 0); /* best effort (Linux 5.15+) */
+		mgi_pidfd_mrelease(fd); /* best effort (Linux 5.15+) */
 	close(fd);
 	return rc;
 }
@@ -490,13 +481,11 @@ static void comm_of(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
 
 static uint64_t rss_of(const mgi_manager_t *m, pid_t pid)
 {
-	char path[96], buf[128];
-	unsigned long long size, res;
+	mgi_proc_status_t st;
 
-	snprintf(path, sizeof(path), "%s/%d/statm", m->backstop->k.proc, (int)pid);
-	if (read_small(path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%llu %llu", &size, &res) != 2)
+	if (mgi_proc_status_read(m->backstop->k.proc, pid, &st) != 0)
 		return 0;
-	return res * (uint64_t)sysconf(_SC_PAGESIZE);
+	return (st.rss_anon_kb + st.rss_file_kb + st.rss_shmem_kb) << 10;
 }
 
 /* How long ago pid started, in ms (large if unknown). */
@@ -568,8 +557,8 @@ static int file_has(const char *path, const char *needle)
 static void diagnose(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
 {
 	const char *proc = m->backstop->k.proc;
-	char path[512], cg[512], buf[512];
-	unsigned ruid = 0, euid = 0;
+	char path[512], cg[512];
+	mgi_proc_status_t st;
 
 	size_t bl = strlen(m->backstop->k.base);
 	if (pid_path(m, pid, cg, sizeof(cg)) == 0 && strncmp(cg, m->backstop->k.base, bl) == 0 &&
@@ -587,13 +576,10 @@ static void diagnose(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
 		snprintf(out, len, "a static binary (no PT_INTERP): no dynamic linker loads the agent");
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/%d/status", proc, (int)pid);
-	if (read_small(path, buf, sizeof(buf)) > 0) {
-		char *u = strstr(buf, "\nUid:");
-		if (u && sscanf(u + 5, "%u %u", &ruid, &euid) == 2 && ruid != euid) {
-			snprintf(out, len, "a setuid program: the dynamic linker ignores LD_PRELOAD");
-			return;
-		}
+	if (mgi_proc_status_read(proc, pid, &st) == 0 && (st.have & MGI_PS_UID) &&
+	    st.ruid != st.euid) {
+		snprintf(out, len, "a setuid program: the dynamic linker ignores LD_PRELOAD");
+		return;
 	}
 	snprintf(path, sizeof(path), "%s/%d/environ", proc, (int)pid);
 	if (file_has(path, "LD_PRELOAD=") == 0) {

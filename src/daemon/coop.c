@@ -111,9 +111,9 @@ static void ask_next(mgi_manager_t *m)
 	e->asked_ns = now_ns();
 	atomic_fetch_add(&seg->ctl.coop_requests, 1);
 	char usage[16], max[16];
-	mgi_size_format(pages * 4096, amount, sizeof(amount));
-	mgi_size_format(e->usage_before * 4096, usage, sizeof(usage));
-	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * 4096, max, sizeof(max));
+	mgi_size_format(pages * MGI_PAGE_SIZE, amount, sizeof(amount));
+	mgi_size_format(e->usage_before * MGI_PAGE_SIZE, usage, sizeof(usage));
+	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE, max, sizeof(max));
 	mgi_manager_log(m, "group '%s' is %s (usage %s, max %s): asking a cooperating client "
 			   "(pid %d, priority %u) to free %s", m->tree.node[e->group].name,
 			below_limit(m, e->group) ? "near its limit" : "at its limit", usage,
@@ -166,7 +166,7 @@ void mgi_coop_answered(mgi_manager_t *m, int ri)
 	e->freed += freed;
 	e->reg = -1;
 	atomic_fetch_add(&seg->ctl.coop_freed, freed);
-	mgi_size_format(freed * 4096, amount, sizeof(amount));
+	mgi_size_format(freed * MGI_PAGE_SIZE, amount, sizeof(amount));
 	mgi_manager_log(m, "group '%s': the cooperating client freed %s in %llu ms",
 			m->tree.node[e->group].name, amount,
 			(unsigned long long)((now_ns() - e->asked_ns) / 1000000));

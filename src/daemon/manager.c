@@ -24,6 +24,7 @@
 
 #include "escape.h"
 #include "group.h"
+#include "oslayer.h"
 #include "size.h"
 
 /* epoll tags: the listening socket, the caller's fds (below 2^32), and for
@@ -37,12 +38,6 @@
 #define TAG_CONN_BASE (1ULL << 32)
 #define TAG_PIDFD_BASE (2ULL << 32)
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
 #endif
@@ -511,17 +506,13 @@ static bool may_watch(const mgi_manager_t *m, const struct mgi_conn *c, int g)
  * charge its memory to someone else's group. */
 static bool parent_in_group(const mgi_manager_t *m, pid_t pid, int g)
 {
-	char path[64], line[128];
+	mgi_proc_status_t st;
 	pid_t ppid = 0;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (!(f = fopen(path, "re")))
+	if (mgi_proc_status_read(NULL, pid, &st) != 0)
 		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "PPid: %d", &ppid) == 1)
-			break;
-	fclose(f);
+	if (st.have & MGI_PS_PPID)
+		ppid = st.ppid;
 	for (unsigned k = 0; k < m->nconns && ppid > 0; k++)
 		if (m->conns[k].fd >= 0 && m->conns[k].slot >= 0 && m->conns[k].pid == ppid &&
 		    m->conns[k].group == g)
@@ -659,7 +650,7 @@ static void watch_exit(mgi_manager_t *m, unsigned i)
 	/* The peer's own pidfd (6.5+): the very process that connected,
 	 * with no window for its pid to be reused. */
 	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &c->pidfd, &len) != 0 || c->pidfd < 0)
-		c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+		c->pidfd = mgi_pidfd_open(c->pid);
 	if (c->pidfd >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_PIDFD_BASE + i};
 		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, c->pidfd, &ev) != 0) {
@@ -940,19 +931,11 @@ static void on_oom_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_o
  * cannot tell). */
 static uint64_t kernel_pages(pid_t pid)
 {
-	char path[64], line[128];
-	uint64_t kb, total = 0;
-	FILE *f;
+	mgi_proc_status_t st;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (!(f = fopen(path, "re")))
+	if (mgi_proc_status_read(NULL, pid, &st) != 0)
 		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "RssAnon: %" SCNu64, &kb) == 1 ||
-		    sscanf(line, "RssShmem: %" SCNu64, &kb) == 1)
-			total += kb / 4;
-	fclose(f);
-	return total;
+	return mgi_proc_status_charged_pages(&st, MGI_PAGE_SIZE);
 }
 
 /* Reports slots under target naming a pid this manager did not see join
@@ -1045,21 +1028,22 @@ void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_s
 			return; /* another kill of this episode is under way */
 		memcpy(comm, sl->comm, sizeof(comm));
 		comm[sizeof(comm) - 1] = '\0';
-		mgi_size_format(mgi_counter_read(&seg->acct.memory) * 4096, usage, sizeof(usage));
-		mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * 4096, max, sizeof(max));
-		mgi_size_format(most * 4096, holds, sizeof(holds));
+		mgi_size_format(mgi_counter_read(&seg->acct.memory) * MGI_PAGE_SIZE, usage, sizeof(usage));
+		mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE, max, sizeof(max));
+		mgi_size_format(most * MGI_PAGE_SIZE, holds, sizeof(holds));
 		/* Listeners hear of the kill before it is made, as memcg tells
 		 * before its OOM killer acts: by the time they ask, the victim's
 		 * pages may be gone. So the pidfd is tried with signal 0 first:
 		 * the event is for a kill that can be made (only the victim's
 		 * own exit can come between). */
-		bool sent = syscall(SYS_pidfd_send_signal, v->pidfd, 0, NULL, 0) == 0;
+		int err = mgi_pidfd_send_signal(v->pidfd, 0);
+		bool sent = err == 0;
 		if (sent) {
 			atomic_fetch_add(&seg->ctl.oom_kill, 1);
 			mgi_notify_oom(m, target);
 		}
-		if (!sent || syscall(SYS_pidfd_send_signal, v->pidfd, SIGKILL, NULL, 0) != 0) {
-			int e = errno;
+		if (!sent || (err = mgi_pidfd_send_signal(v->pidfd, SIGKILL)) != 0) {
+			int e = -err;
 			int32_t mine = v->pid;
 			atomic_compare_exchange_strong(&seg->ctl.oom_victim, &mine, 0);
 			mgi_manager_log(m, "group '%s' is out of memory: could not kill pid %d (%s) of "

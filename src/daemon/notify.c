@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "manager.h"
+#include "page.h"
 
 /*
  * Crossings are counted where they happen: an agent (or the manager, when
@@ -173,7 +174,7 @@ int mgi_notify_register(mgi_manager_t *m, unsigned ci, int group,
 		}
 	} else if (r->kind == MGI_REG_THRESHOLD) {
 		mgi_segment_t *seg = m->tree.node[group].seg;
-		uint64_t pages = (r->threshold + 4095) / 4096;
+		uint64_t pages = (r->threshold + MGI_PAGE_SIZE - 1) / MGI_PAGE_SIZE;
 		int l = take_listener(m, group, ri, false);
 		if (l < 0 || mgi_threshold_register(&seg->ctl.thresholds[r->counter].set,
 						    &seg->acct.thresholds[r->counter], pages,

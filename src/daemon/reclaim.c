@@ -169,7 +169,7 @@ static void end_episode(mgi_manager_t *m)
 	/* Routine under a limit (and the stats count it): logged only when
 	 * a direct reclaim came up empty, the step before the OOM path. */
 	if (!e->background && !e->freed) {
-		mgi_size_format(e->freed * 4096, freed, sizeof(freed));
+		mgi_size_format(e->freed * MGI_PAGE_SIZE, freed, sizeof(freed));
 		mgi_manager_log(m, "group '%s': %s reclaim evicted %s in %llu ms",
 				m->tree.node[e->group].name, e->background ? "background" : "direct",
 				freed, (unsigned long long)((now_ns() - e->started_ns) / 1000000));
@@ -460,7 +460,7 @@ void mgi_reclaim_host_check(mgi_manager_t *m)
 		return;
 	const mgi_segment_t *bs = m->tree.node[best].seg;
 	uint64_t over = mgi_counter_read(&bs->acct.memory) - atomic_load(&bs->ctl.memory.soft);
-	uint64_t short_by = (m->min_available - avail) / 4096 + NEED_MIN_PAGES;
+	uint64_t short_by = (m->min_available - avail) / MGI_PAGE_SIZE + NEED_MIN_PAGES;
 	char a[16], f[16];
 	mgi_size_format(avail, a, sizeof(a));
 	mgi_size_format(m->min_available, f, sizeof(f));

@@ -903,27 +903,3 @@ int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *
 		atomic_store(&seg->ctl.mode, (uint32_t)set->mode);
 	return 0;
 }
-
-void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s)
-{
-	for (const mgi_stats_field_t *fl = mgi_stats_fields; fl->name; fl++)
-		fprintf(f, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
-			(unsigned long long)mgi_stats_get(s, fl));
-	/* bucket i counts the direct-reclaim stalls shorter than 2^i us */
-	fputs(", \"reclaim_stall_hist\": [", f);
-	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
-		fprintf(f, "%s%llu", b ? ", " : "", (unsigned long long)s->reclaim_hist[b]);
-	fputc(']', f);
-}
-
-int mgi_stats_write_json(const mgi_stats_t *s, const char *path)
-{
-	FILE *f = fopen(path, "w");
-
-	if (!f)
-		return -errno;
-	fputc('{', f);
-	mgi_stats_print_json_fields(f, s);
-	fputs("}\n", f);
-	return fclose(f) == 0 ? 0 : -errno;
-}

@@ -141,11 +141,4 @@ bool mgi_tree_largest(const mgi_tree_t *t, int idx, int *group, int *slot);
 int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *why,
 			size_t whylen);
 
-/* Prints the stats' "key": value pairs, comma-separated, no braces. */
-#include <stdio.h>
-void mgi_stats_print_json_fields(FILE *f, const mgi_stats_t *s);
-
-/* Writes stats as one JSON object to path. Returns 0 or -errno. */
-int mgi_stats_write_json(const mgi_stats_t *s, const char *path);
-
 #endif

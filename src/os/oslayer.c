@@ -1,0 +1,204 @@
+/* oslayer.c - the OS calls the agent, the manager and the CLI share: pidfds, /proc status, userfaultfd probe. */
+#include "oslayer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+
+/* The one place for syscall numbers Debian 12's headers may lack
+ * (x86_64 and every architecture using the generic table share them). */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_process_mrelease
+#define SYS_process_mrelease 448
+#endif
+/* Debian 12's uapi headers predate these (pitfall 6 of the design). */
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1ULL << 16)
+#endif
+
+int mgi_os_page_size_check(void)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	return ps == (long)MGI_PAGE_SIZE ? 0 : -ENOTSUP;
+}
+
+int mgi_pidfd_open(pid_t pid)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	return fd >= 0 ? fd : -errno;
+}
+
+int mgi_pidfd_send_signal(int pidfd, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 ? 0 : -errno;
+}
+
+int mgi_pidfd_mrelease(int pidfd)
+{
+	return syscall(SYS_process_mrelease, pidfd, 0) == 0 ? 0 : -errno;
+}
+
+/* Writes "PROC/PID/status" into out without stdio (signal-safe). */
+static int status_path(const char *proc, pid_t pid, char *out, size_t len)
+{
+	char digits[16];
+	size_t pl = strlen(proc), nd = 0;
+	unsigned v = (unsigned)pid;
+
+	if (pid <= 0)
+		return -EINVAL;
+	do
+		digits[nd++] = (char)('0' + v % 10);
+	while ((v /= 10) && nd < sizeof(digits));
+	if (pl + 1 + nd + sizeof("/status") > len)
+		return -ENAMETOOLONG;
+	memcpy(out, proc, pl);
+	out[pl++] = '/';
+	while (nd)
+		out[pl++] = digits[--nd];
+	memcpy(out + pl, "/status", sizeof("/status"));
+	return 0;
+}
+
+int mgi_proc_status_read(const char *proc, pid_t pid, mgi_proc_status_t *out)
+{
+	char path[256], buf[4096];
+	size_t got = 0;
+	ssize_t n;
+	int fd, rc;
+
+	if ((rc = status_path(proc ? proc : "/proc", pid, path, sizeof(path))) != 0)
+		return rc;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	/* A short read can stop anywhere; read until the buffer or the file ends. */
+	while (got < sizeof(buf) && (n = read(fd, buf + got, sizeof(buf) - got)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	return mgi_proc_status_parse(buf, got, out);
+}
+
+/* Reclaim evicts with MOVE, so a kernel without it (before 6.8) is refused
+ * rather than half-working. FORK keeps a forked child's registration, so
+ * that its pages still held by the agent are copied in before anything
+ * reads them (see src/agent/reclaim.c). */
+#define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
+		  UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_MOVE)
+
+static int lent_dev = -1;
+
+void mgi_uffd_lend(int devfd)
+{
+	if (lent_dev >= 0 && lent_dev != devfd)
+		close(lent_dev);
+	lent_dev = devfd;
+}
+
+static int open_uffd_fd(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int dev;
+
+	if (fd >= 0)
+		return fd;
+	if (lent_dev >= 0) {
+		fd = ioctl(lent_dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0)
+			return fd;
+	}
+	/* Without the sysctl or CAP_SYS_PTRACE, /dev/userfaultfd may still
+	 * give a full (kernel-fault capable) descriptor to its group. */
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -EPERM;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	close(dev);
+	return fd >= 0 ? fd : -errno;
+}
+
+static int negotiate(int fd, uint64_t features)
+{
+	struct uffdio_api api = {.api = UFFD_API, .features = features};
+	return ioctl(fd, UFFDIO_API, &api) == 0 ? 0 : -errno;
+}
+
+int mgi_uffd_open(bool *fork_events, int (*broker)(int fd, uint64_t features), char *why,
+		  size_t whylen)
+{
+	uint64_t features = FEATURES;
+	int fd = open_uffd_fd(), rc;
+
+	if (fork_events)
+		*fork_events = false;
+	if (mgi_os_page_size_check() != 0) {
+		if (fd >= 0)
+			close(fd);
+		snprintf(why, whylen, "memgrp counts %lu-byte pages; this kernel's page is %ld bytes",
+			 MGI_PAGE_SIZE, sysconf(_SC_PAGESIZE));
+		return -ENOTSUP;
+	}
+	if (fd < 0) {
+		snprintf(why, whylen,
+			 "userfaultfd is not permitted for this process (%s)%s: run as root, "
+			 "grant CAP_SYS_PTRACE, give access to /dev/userfaultfd, or set "
+			 "vm.unprivileged_userfaultfd=1",
+			 strerror(-fd), lent_dev >= 0 ? "" : " and the manager lent it none");
+		return fd;
+	}
+	rc = negotiate(fd, features);
+	if (rc == -EPERM && (features & UFFD_FEATURE_EVENT_FORK)) {
+		/* EVENT_FORK needs CAP_SYS_PTRACE: go on without it (the
+		 * caller then keeps no page out of the process, see reclaim.c).
+		 * A failed UFFDIO_API may leave the fd unusable: a new one. */
+		close(fd);
+		fd = open_uffd_fd();
+		if (fd < 0)
+			return fd;
+		if (broker && broker(fd, features) == 0) {
+			if (fork_events)
+				*fork_events = true;
+			return fd;
+		}
+		close(fd); /* (the broker may have failed half-way) */
+		fd = open_uffd_fd();
+		if (fd < 0)
+			return fd;
+		features &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
+		rc = negotiate(fd, features);
+	}
+	if (rc != 0) {
+		snprintf(why, whylen,
+			 "this kernel's userfaultfd lacks what memgrp needs (the remove, "
+			 "unmap and remap events and UFFDIO_MOVE): %s; Linux 6.8 or later "
+			 "is required",
+			 strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	if (fork_events)
+		*fork_events = (features & UFFD_FEATURE_EVENT_FORK) != 0;
+	return fd;
+}
