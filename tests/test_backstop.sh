@@ -83,6 +83,9 @@ escape no-preload 137 "without the agent: LD_PRELOAD is missing from its environ
 	env -u LD_PRELOAD "$progs/prog_escape" anon 256
 if [ -x "$progs/prog_escape_static" ]; then
 	escape static 137 "without the agent: a static binary \(no PT_INTERP\)" -- "$progs/prog_escape_static" anon 256
+	grep -q "prog_escape_static is linked statically: .*run it with --backend kernel" "$tmp/static.out" &&
+		ok "static: memgrp run says so at start, naming --backend kernel" ||
+		bad static-start "no word at start: $(head -2 "$tmp/static.out")"
 else
 	skip static "prog_escape_static not built: no static libc, or a sanitizer build (its runtime cannot link -static)"
 fi

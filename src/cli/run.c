@@ -120,6 +120,35 @@ static void place(const char *sock, const char *group, bool required)
 	_exit(126);
 }
 
+/* A static binary (every Go program, busybox-static) has no dynamic linker
+ * to load the agent: said at start, with the way out, rather than only by
+ * the backstop's scan once it runs. */
+static void say_if_static(const char *cmd)
+{
+	char path[PATH_MAX];
+	const char *dirs = getenv("PATH");
+
+	if (strchr(cmd, '/')) {
+		snprintf(path, sizeof(path), "%s", cmd);
+	} else {
+		path[0] = 0;
+		for (const char *d = dirs ? dirs : "/usr/bin:/bin"; d && *d;) {
+			const char *end = strchr(d, ':');
+			int n = end ? (int)(end - d) : (int)strlen(d);
+			snprintf(path, sizeof(path), "%.*s/%s", n, n ? d : ".", cmd);
+			if (access(path, X_OK) == 0)
+				break;
+			path[0] = 0;
+			d = end ? end + 1 : NULL;
+		}
+	}
+	if (path[0] && mgi_os_elf_static(path) == 1)
+		fprintf(stderr, "memgrp run: %s is linked statically: no dynamic linker loads the agent "
+				"into it, so memgrp sees none of its memory and only its kernel cgroup "
+				"bounds it; run it with --backend kernel for memgrp's limits, thresholds "
+				"and OOM handling through the kernel\n", path);
+}
+
 static pid_t spawn(char **argv, const char *agent, const char *sock, const char *group,
 		   const char *codec, const sigset_t *oldmask)
 {
@@ -150,6 +179,7 @@ static pid_t spawn(char **argv, const char *agent, const char *sock, const char 
 	setenv("MEMGRP_GROUP", group, 1);
 	if (codec)
 		setenv("MEMGRP_CODEC", codec, 1);
+	say_if_static(argv[0]);
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	execvp(argv[0], argv);
 	fprintf(stderr, "memgrp run: cannot run '%s': %s\n", argv[0], strerror(errno));

@@ -1,7 +1,6 @@
 /* backstop.c - the kernel cgroup behind every group: limits, placement, who runs unmanaged, the kernel's OOM. */
 #include "backstop.h"
 
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -513,24 +512,11 @@ static uint64_t age_ms(const mgi_manager_t *m, pid_t pid)
 static int has_interp(const mgi_manager_t *m, pid_t pid)
 {
 	char path[96];
-	Elf64_Ehdr eh;
-	Elf64_Phdr ph;
-	int fd, found = 0;
+	int rc;
 
 	snprintf(path, sizeof(path), "%s/%d/exe", m->backstop->k.proc, (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
-	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(ph)) {
-		close(fd);
-		return -1;
-	}
-	for (unsigned i = 0; i < eh.e_phnum && i < 256 && !found; i++)
-		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) == sizeof(ph) &&
-		    ph.p_type == PT_INTERP)
-			found = 1;
-	close(fd);
-	return found;
+	rc = mgi_os_elf_static(path);
+	return rc < 0 ? -1 : !rc;
 }
 
 /* Whether a NUL-separated file (environ, maps are lines) holds needle. */

@@ -1,6 +1,7 @@
 /* oslayer.c - the OS calls the agent, the manager and the CLI share: pidfds, /proc status, userfaultfd probe. */
 #include "oslayer.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -201,4 +202,25 @@ int mgi_uffd_open(bool *fork_events, int (*broker)(int fd, uint64_t features), c
 	if (fork_events)
 		*fork_events = (features & UFFD_FEATURE_EVENT_FORK) != 0;
 	return fd;
+}
+
+int mgi_os_elf_static(const char *path)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), found = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(ph)) {
+		close(fd);
+		return -ENOEXEC;
+	}
+	for (unsigned i = 0; i < eh.e_phnum && i < 256 && !found; i++)
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) == sizeof(ph) &&
+		    ph.p_type == PT_INTERP)
+			found = 1;
+	close(fd);
+	return !found;
 }

@@ -68,4 +68,9 @@ int mgi_uffd_open(bool *fork_events, int (*broker)(int fd, uint64_t features), c
  * process may not open a userfaultfd itself. Kept until exec. */
 void mgi_uffd_lend(int devfd);
 
+/* Whether the ELF file at path has no PT_INTERP (a static binary: no
+ * dynamic linker, so LD_PRELOAD never loads the agent): 1 static, 0
+ * dynamic, -errno if unreadable or not a 64-bit ELF. */
+int mgi_os_elf_static(const char *path);
+
 #endif
