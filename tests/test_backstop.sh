@@ -200,10 +200,12 @@ mkdir "$base/stale$sfx"
 "$memgrpd" --socket "$sock" 2>"$tmp/memgrpd2.log" &
 dpid=$!
 for _ in $(seq 50); do mg ls >/dev/null 2>&1 && break; sleep 0.1; done
-[ -d "$base/a$sfx" ] && [ -d "$base/b$sfx" ] && [ ! -d "$base/stale$sfx" ] &&
-	[ "$(cat "$base/a$sfx/memory.oom_control" | awk '/oom_kill_disable/ {print $2}')" = 1 ] &&
+killer_off() { [ "$(awk '/oom_kill_disable/ {print $2}' "$base/a$sfx/memory.oom_control" 2>/dev/null)" = 1 ]; }
+taken_back() { [ -d "$base/a$sfx" ] && [ -d "$base/b$sfx" ] && [ ! -d "$base/stale$sfx" ] && killer_off; }
+for _ in $(seq 20); do taken_back && break; sleep 0.1; done
+taken_back &&
 	ok "after kill -9, a restart takes back a and b (kernel killer off again) and removes the stray one" ||
-	bad restart "$(ls "$base" 2>&1)"
+	bad restart "a's oom_control: $(tr '\n' ' ' <"$base/a$sfx/memory.oom_control" 2>&1); under $base: $(ls -d "$base"/*/ 2>&1 | tr '\n' ' '); log: $(tail -3 "$tmp/memgrpd2.log" | tr '\n' ' ')"
 mg rm "a$sfx"; mg rm "b$sfx"
 [ ! -d "$base/a$sfx" ] && ok "memgrp rm removes the group's kernel cgroup" || bad rm "$base/a$sfx stays"
 kill "$dpid"; wait "$dpid" 2>/dev/null; dpid=

@@ -110,18 +110,7 @@ static void settle(void)
 
 static uint64_t mincore_count(uintptr_t start, uintptr_t end)
 {
-	uint64_t n = 0;
-
-	for (uintptr_t a = start; a < end;) {
-		size_t pages = (end - a) / PAGE;
-		if (pages > VEC_PAGES)
-			pages = VEC_PAGES;
-		if (mincore((void *)a, pages * PAGE, vec) == 0)
-			for (size_t i = 0; i < pages; i++)
-				n += vec[i] & 1;
-		a += pages * PAGE;
-	}
-	return n;
+	return mgi_mincore_count(start, end, vec, VEC_PAGES);
 }
 
 /* Registers [start, end) with the uffd and learns it: its present pages

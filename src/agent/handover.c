@@ -67,15 +67,7 @@ static uint64_t resident(uintptr_t start, uintptr_t end)
 	     cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end;
 	     cur = v.end) {
 		uintptr_t a = v.start > cur ? v.start : cur, e = v.end < end ? v.end : end;
-		while (a < e) {
-			size_t pages = (e - a) / PAGE;
-			if (pages > VEC_PAGES)
-				pages = VEC_PAGES;
-			if (mincore((void *)a, pages * PAGE, vec) == 0)
-				for (size_t i = 0; i < pages; i++)
-					n += vec[i] & 1;
-			a += pages * PAGE;
-		}
+		n += mgi_mincore_count(a, e, vec, VEC_PAGES);
 	}
 	return n;
 }

@@ -172,3 +172,19 @@ void mgi_write_str(int fd, const char *s)
 		len -= (size_t)n;
 	}
 }
+
+uint64_t mgi_mincore_count(uintptr_t start, uintptr_t end, unsigned char *vec, size_t vec_pages)
+{
+	uint64_t n = 0;
+
+	for (uintptr_t a = start; a < end;) {
+		size_t pages = (end - a) / MGI_PAGE_SIZE;
+		if (pages > vec_pages)
+			pages = vec_pages;
+		if (mincore((void *)a, pages * MGI_PAGE_SIZE, vec) == 0)
+			for (size_t i = 0; i < pages; i++)
+				n += vec[i] & 1;
+		a += pages * MGI_PAGE_SIZE;
+	}
+	return n;
+}

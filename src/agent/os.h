@@ -17,6 +17,10 @@
 /* mgi_uffd_open, the probe the CLI shares, is in src/os/oslayer.h. */
 #include "oslayer.h"
 
+/* Resident pages in [start, end) by mincore, vec_pages at a time into vec
+ * (unmapped holes count none). */
+uint64_t mgi_mincore_count(uintptr_t start, uintptr_t end, unsigned char *vec, size_t vec_pages);
+
 /* Registers [start, start + len) for missing-page faults. */
 int mgi_uffd_register(int uffd, uintptr_t start, size_t len);
 

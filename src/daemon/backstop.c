@@ -454,26 +454,11 @@ void mgi_backstop_moved(mgi_manager_t *m, pid_t pid, int g)
 				(int)pid, gname(m, g), strerror(-rc));
 }
 
-static int read_small(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return (int)n;
-}
-
 static void comm_of(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
 {
 	char path[96];
 	snprintf(path, sizeof(path), "%s/%d/comm", m->backstop->k.proc, (int)pid);
-	if (read_small(path, out, len) <= 0)
+	if (mgi_os_read_small(path, out, len) <= 0)
 		snprintf(out, len, "?");
 	out[strcspn(out, "\n")] = '\0';
 }
@@ -494,10 +479,10 @@ static uint64_t age_ms(const mgi_manager_t *m, pid_t pid)
 	double up;
 	unsigned long long start;
 
-	if (read_small("/proc/uptime", buf, sizeof(buf)) <= 0 || sscanf(buf, "%lf", &up) != 1)
+	if (mgi_os_read_small("/proc/uptime", buf, sizeof(buf)) <= 0 || sscanf(buf, "%lf", &up) != 1)
 		return UINT64_MAX;
 	snprintf(path, sizeof(path), "%s/%d/stat", m->backstop->k.proc, (int)pid);
-	if (read_small(path, buf, sizeof(buf)) <= 0)
+	if (mgi_os_read_small(path, buf, sizeof(buf)) <= 0)
 		return UINT64_MAX;
 	char *p = strrchr(buf, ')'); /* comm may hold spaces */
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "

@@ -13,6 +13,7 @@
 #include "group.h"
 #include "kcgroup.h"
 #include "manager.h"
+#include "oslayer.h"
 #include "size.h"
 
 /* epoll tags: above the backstop's (3 << 32 ...). */
@@ -424,21 +425,6 @@ void mgi_kbackend_destroy(mgi_manager_t *m)
 	m->kbackend = NULL;
 }
 
-static int read_small(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return (int)n;
-}
-
 void mgi_kbackend_stats(const mgi_manager_t *m, int g, mgi_stats_t *st)
 {
 	const mgi_kcg_t *k = mgi_backstop_kcg(m);
@@ -489,11 +475,11 @@ void mgi_kbackend_stat_msg(const mgi_manager_t *m, int g, mgi_msg_t *out)
 		memset(p, 0, sizeof(*p));
 		p->pid = pids[i];
 		snprintf(path, sizeof(path), "%s/%d/statm", k->proc, (int)pids[i]);
-		if (read_small(path, buf, sizeof(buf)) > 0 &&
+		if (mgi_os_read_small(path, buf, sizeof(buf)) > 0 &&
 		    sscanf(buf, "%llu %llu", &size, &res) == 2)
 			p->charged = res * 4096; /* RSS: the kernel charges it to the group */
 		snprintf(path, sizeof(path), "%s/%d/stat", k->proc, (int)pids[i]);
-		if (read_small(path, buf, sizeof(buf)) > 0) {
+		if (mgi_os_read_small(path, buf, sizeof(buf)) > 0) {
 			char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
 			if (open_paren && close_paren && close_paren > open_paren) {
 				snprintf(p->comm, sizeof(p->comm), "%.*s",

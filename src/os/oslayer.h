@@ -73,4 +73,8 @@ void mgi_uffd_lend(int devfd);
  * dynamic, -errno if unreadable or not a 64-bit ELF. */
 int mgi_os_elf_static(const char *path);
 
+/* Reads a small file (a /proc or cgroup file) into buf, NUL-terminated:
+ * its length, or -errno. One read: what does not fit is cut. */
+int mgi_os_read_small(const char *path, char *buf, size_t size);
+
 #endif
