@@ -212,3 +212,30 @@ kill "$dpid"; wait "$dpid" 2>/dev/null; dpid=
 leftovers memgrpd "$sock" && ok "memgrpd's exit leaves no kernel cgroup"
 }
 run_case memgrpd
+
+case_crash() {
+echo "--- a memgrp run killed with -9: the next manager's start takes its kernel cgroups back"
+local csock=/run/memgrp/bs-crash-$sfx.sock cdir orphans off on rpid
+cdir=$cgdir/$(kbase "$csock")
+"$memgrp" run -g "bs-crash-$sfx" -m 64M -- sh -c 'sleep 60 & exec sleep 61' >"$tmp/crash.out" 2>&1 &
+rpid=$!
+for _ in $(seq 50); do [ "$(wc -l <"$cdir/bs-crash-$sfx/cgroup.procs" 2>/dev/null)" = 2 ] && break; sleep 0.1; done
+kill -9 $rpid; wait $rpid 2>/dev/null
+orphans=$(tr '\n' ' ' <"$cdir/bs-crash-$sfx/cgroup.procs" 2>/dev/null)
+off=$(awk '/oom_kill_disable/ {print $2}' "$cdir/bs-crash-$sfx/memory.oom_control" 2>/dev/null)
+"$memgrp" run -g "bs-next-$sfx" -m 64M -- true >"$tmp/next.out" 2>&1
+on=$(awk '/oom_kill_disable/ {print $2}' "$cdir/bs-crash-$sfx/memory.oom_control" 2>/dev/null)
+if [ -n "$orphans" ] && [ "$off" = 1 ] && [ "$on" = 0 ] && [ -d "$cdir" ] &&
+	grep -q "managers gone still hold processes: the kernel's OOM killer watches them again" "$tmp/next.out"; then
+	ok "its cgroup (pids $orphans) had the kernel's OOM killer off; the next start turned it back on and said so"
+else
+	bad crash "orphans '$orphans', oom_kill_disable $off then $on; $(cat "$tmp/next.out")"
+fi
+[ -n "$orphans" ] && kill $orphans 2>/dev/null
+for _ in $(seq 50); do [ -s "$cdir/bs-crash-$sfx/cgroup.procs" ] || break; sleep 0.1; done
+"$memgrp" run -g "bs-next-$sfx" -m 64M -- true >"$tmp/next2.out" 2>&1
+[ ! -d "$cdir" ] && ok "once its processes are gone, the next start removes the dead manager's cgroups" ||
+	bad crash-rm "$cdir stays: $(find "$cdir" -name cgroup.procs -exec cat {} + 2>&1 | tr '\n' ' ')"
+leftovers crash "$csock" || true
+}
+run_case crash

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -63,6 +65,7 @@ struct mgi_backstop {
 	 * they were added) */
 	char lingering[32][MGI_GROUP_NAME_MAX];
 	unsigned nlingering;
+	int lock_fd; /* held while this manager lives: see manager_lock() */
 };
 
 static uint64_t now_ns(void)
@@ -171,6 +174,63 @@ static uint32_t fnv1a(const char *s)
 	return h;
 }
 
+/*
+ * Whose kernel cgroups are whose: each manager holds an flock on
+ * LOCK_DIR/memgrp@<hash>.lock for as long as it runs (the kernel drops it
+ * when the process dies, kill -9 included). A memgrp@ directory beside
+ * ours whose lock nobody holds is a dead manager's: a memgrp run killed
+ * with -9, a crash, or a run whose command left a background child. Its
+ * cgroups had the kernel's OOM killer off and nobody watching: every
+ * manager that starts turns the killer back on there and removes what is
+ * empty (mgi_kcg_sweep), so nothing a crash leaves outlives the next start.
+ */
+#define LOCK_DIR "/run/memgrp/kcg"
+
+static int lock_path(const char *name, char *out, size_t len)
+{
+	return (size_t)snprintf(out, len, "%s/%s.lock", LOCK_DIR, name) < len ? 0 : -ENAMETOOLONG;
+}
+
+/* Takes this manager's lock (before its directory exists). -errno if the
+ * lock directory cannot be made (the sweep is then skipped). */
+static int manager_lock(const char *name)
+{
+	char path[256];
+	int fd;
+
+	mkdir("/run/memgrp", 0755);
+	if (mkdir(LOCK_DIR, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	if (lock_path(name, path, sizeof(path)) != 0)
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static bool manager_dead(void *arg, const char *name)
+{
+	char path[256];
+	int fd;
+
+	(void)arg;
+	if (lock_path(name, path, sizeof(path)) != 0)
+		return false;
+	/* No lock file: a directory no manager of this kind made, or one
+	 * made before locks existed; left alone. */
+	if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return false;
+	bool dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd); /* (and the lock with it) */
+	return dead;
+}
+
 void mgi_backstop_init(mgi_manager_t *m, bool on)
 {
 	char mount[128], self[200], base[256];
@@ -196,13 +256,19 @@ void mgi_backstop_init(mgi_manager_t *m, bool on)
 	if (!(bs = calloc(1, sizeof(*bs))))
 		return;
 	bs->scan_fd = bs->oom_timer_fd = -1;
+	bs->lock_fd = manager_lock(strrchr(base, '/') + 1);
 	if ((rc = mgi_kcg_open(&bs->k, version, mount, base, "/proc")) != 0) {
 		mgi_manager_log(m, "cannot use the kernel memory cgroup %s%s: %s; the limits cover "
 				   "only what the agent sees", mount, base, strerror(-rc));
+		if (bs->lock_fd >= 0)
+			close(bs->lock_fd);
 		free(bs);
 		return;
 	}
 	m->backstop = bs;
+	if (bs->lock_fd >= 0 && (rc = mgi_kcg_sweep(&bs->k, manager_dead, NULL)) > 0)
+		mgi_manager_log(m, "%d kernel cgroup director%s of managers gone still hold processes: "
+				   "the kernel's OOM killer watches them again", rc, rc == 1 ? "y" : "ies");
 	/* A crash's leftovers go; those of groups the tree has (restored
 	 * from the state directory) are taken back. */
 	rc = mgi_kcg_clean(&bs->k, keep_group, m);
@@ -273,6 +339,8 @@ void mgi_backstop_destroy(mgi_manager_t *m)
 		close(bs->scan_fd);
 	if (bs->oom_timer_fd >= 0)
 		close(bs->oom_timer_fd);
+	if (bs->lock_fd >= 0)
+		close(bs->lock_fd);
 	free(bs);
 	m->backstop = NULL;
 }

@@ -118,4 +118,14 @@ int mgi_kcg_watch_usage(const mgi_kcg_t *k, const char *group, bool memsw, uint6
  */
 int mgi_kcg_clean(const mgi_kcg_t *k, bool (*keep)(void *arg, const char *group), void *arg);
 
+/*
+ * The other managers' directories beside k's base ("memgrp@*" in the same
+ * parent): for each that dead(arg, name) says has lost its manager, the
+ * kernel's OOM killer is turned back on in every cgroup of it (nobody
+ * watches them any more) and what is empty is removed, the directory too
+ * once nothing is left. Returns the number of such directories still in
+ * place (processes run in them), or -errno.
+ */
+int mgi_kcg_sweep(const mgi_kcg_t *k, bool (*dead)(void *arg, const char *name), void *arg);
+
 #endif
