@@ -99,7 +99,7 @@ fi
 if [ $accounting = 1 ]; then
 	rss_during ownuffd memgrp-test-ownuffd-$sfx 2 -- -m 32M --swap-max 1G "$progs/prog_ownuffd" 24 40 3
 else
-	run ownuffd 60 0 -m 32M --swap-max 1G -- "$progs/prog_ownuffd" 24 40 0
+	run ownuffd 60 0 -- -m 32M --swap-max 1G -- "$progs/prog_ownuffd" 24 40 0
 fi
 brought=$(grep -o "([0-9]* evicted pages brought back first)" "$tmp/ownuffd.out" | tr -dc 0-9)
 grep -q "ownuffd ok: 24 MiB registered, 16 faults served" "$tmp/ownuffd.out" && [ "${brought:-0}" -gt 0 ] &&
