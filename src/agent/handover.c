@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -31,7 +32,7 @@
 
 #define PAGE 4096UL
 #define OUT_BATCH 64
-#define ROOM_TRIES 16
+#define ROOM_TRIES 500 /* about 0.5 s of 1 ms pauses: the caller waits 2 s at most */
 #define HANDED_MAX 32
 #define VEC_PAGES 4096
 
@@ -152,8 +153,10 @@ static int bring_back(uintptr_t page)
 			if (mgi_registry_is_out(r, page))
 				return -EIO; /* not restored: the range stays ours */
 			return 0;
-		case MGI_RETRY: /* events first (the kernel refuses moves until read) */
+		case MGI_RETRY: /* events first (the kernel refuses moves until read),
+				 * or a staged frame busy for a moment: a short pause */
 			mgi_handler_follow_events();
+			nanosleep(&(struct timespec){0, 1000000}, NULL);
 			break;
 		case MGI_NEED_ROOM:
 			if (mgi_evict(OUT_BATCH) == 0)
