@@ -236,6 +236,11 @@ for _ in $(seq 50); do [ -s "$cdir/bs-crash-$sfx/cgroup.procs" ] || break; sleep
 "$memgrp" run -g "bs-next-$sfx" -m 64M -- true >"$tmp/next2.out" 2>&1
 [ ! -d "$cdir" ] && ok "once its processes are gone, the next start removes the dead manager's cgroups" ||
 	bad crash-rm "$cdir stays: $(find "$cdir" -name cgroup.procs -exec cat {} + 2>&1 | tr '\n' ' ')"
+locks=$(cd /run/memgrp/kcg 2>/dev/null && ls "$(kbase "$csock").lock" "$(kbase /run/memgrp/bs-next-$sfx.sock).lock" 2>/dev/null)
+[ -z "$locks" ] && ok "no lock file outlives its manager: the dead one's is pruned, the clean one's unlinked at exit" ||
+	bad crash-locks "lock files left: $locks"
 leftovers crash "$csock" || true
+# The killed run left its socket behind (nothing runs to remove it).
+rm -f "$csock"
 }
 run_case crash

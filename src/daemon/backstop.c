@@ -1,6 +1,7 @@
 /* backstop.c - the kernel cgroup behind every group: limits, placement, who runs unmanaged, the kernel's OOM. */
 #include "backstop.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -214,6 +215,29 @@ static int manager_lock(const char *name)
 	return fd;
 }
 
+/*
+ * Opens name's lock file and takes its lock if no manager holds it: the fd
+ * (lock held), or -1 if a manager lives or the file is not there. A lock
+ * taken on a file that was unlinked meanwhile (its manager ended cleanly
+ * and a new one of the same name may have made a new file) is no proof
+ * of death: the inode at the path must be the one locked.
+ */
+static int lock_if_dead(const char *path)
+{
+	struct stat locked, linked;
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &locked) != 0 ||
+	    stat(path, &linked) != 0 || locked.st_ino != linked.st_ino ||
+	    locked.st_dev != linked.st_dev) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static bool manager_dead(void *arg, const char *name)
 {
 	char path[256];
@@ -224,11 +248,53 @@ static bool manager_dead(void *arg, const char *name)
 		return false;
 	/* No lock file: a directory no manager of this kind made, or one
 	 * made before locks existed; left alone. */
-	if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
+	if ((fd = lock_if_dead(path)) < 0)
 		return false;
-	bool dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
 	close(fd); /* (and the lock with it) */
-	return dead;
+	return true;
+}
+
+/*
+ * Lock files outlive nothing: a manager that ends cleanly unlinks its own
+ * once its directory is gone (mgi_backstop_destroy); a dead manager's is
+ * unlinked here, at the next start, once its directory (whose full path
+ * the file holds) is gone too. A file that names no directory (written
+ * before the path was kept) is judged by the directory of that name
+ * beside ours. Runs after the sweep, which removes what it can.
+ */
+static void prune_locks(const mgi_kcg_t *k, const char *own)
+{
+	DIR *d = opendir(LOCK_DIR);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[256], dir[sizeof(k->mount) + sizeof(k->base) + 8];
+		const char *dot = strrchr(de->d_name, '.');
+		struct stat st;
+		ssize_t n;
+		int fd;
+
+		if (strncmp(de->d_name, "memgrp@", 7) != 0 || !dot || strcmp(dot, ".lock") != 0 ||
+		    ((size_t)(dot - de->d_name) == strlen(own) && !strncmp(de->d_name, own, strlen(own))) ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", LOCK_DIR, de->d_name) >= sizeof(path) ||
+		    (fd = lock_if_dead(path)) < 0)
+			continue;
+		n = pread(fd, dir, sizeof(dir) - 1, 0);
+		if (n > 0 && dir[0] == '/' && !memchr(dir, 0, (size_t)n)) {
+			dir[n] = 0;
+		} else {
+			const char *slash = strrchr(k->base, '/');
+			snprintf(dir, sizeof(dir), "%s%.*s/%.*s", k->mount,
+				 slash ? (int)(slash - k->base) : 0, k->base,
+				 (int)(dot - de->d_name), de->d_name);
+		}
+		if (stat(dir, &st) != 0 && errno == ENOENT)
+			unlink(path);
+		close(fd);
+	}
+	closedir(d);
 }
 
 void mgi_backstop_init(mgi_manager_t *m, bool on)
@@ -257,6 +323,14 @@ void mgi_backstop_init(mgi_manager_t *m, bool on)
 		return;
 	bs->scan_fd = bs->oom_timer_fd = -1;
 	bs->lock_fd = manager_lock(strrchr(base, '/') + 1);
+	if (bs->lock_fd >= 0) {
+		/* The directory this lock stands for, for prune_locks(). */
+		char full[sizeof(mount) + sizeof(base)];
+		int len = snprintf(full, sizeof(full), "%s%s", mount, base);
+		if (ftruncate(bs->lock_fd, 0) != 0 ||
+		    pwrite(bs->lock_fd, full, (size_t)len, 0) != (ssize_t)len)
+			mgi_manager_log(m, "cannot write the lock file of %s: %s", base, strerror(errno));
+	}
 	if ((rc = mgi_kcg_open(&bs->k, version, mount, base, "/proc")) != 0) {
 		mgi_manager_log(m, "cannot use the kernel memory cgroup %s%s: %s; the limits cover "
 				   "only what the agent sees", mount, base, strerror(-rc));
@@ -269,6 +343,8 @@ void mgi_backstop_init(mgi_manager_t *m, bool on)
 	if (bs->lock_fd >= 0 && (rc = mgi_kcg_sweep(&bs->k, manager_dead, NULL)) > 0)
 		mgi_manager_log(m, "%d kernel cgroup director%s of managers gone still hold processes: "
 				   "the kernel's OOM killer watches them again", rc, rc == 1 ? "y" : "ies");
+	if (bs->lock_fd >= 0)
+		prune_locks(&bs->k, strrchr(base, '/') + 1);
 	/* A crash's leftovers go; those of groups the tree has (restored
 	 * from the state directory) are taken back. */
 	rc = mgi_kcg_clean(&bs->k, keep_group, m);
@@ -323,6 +399,7 @@ static void unmake(mgi_manager_t *m, int g, const char *name)
 void mgi_backstop_destroy(mgi_manager_t *m)
 {
 	struct mgi_backstop *bs = m->backstop;
+	int rc;
 
 	mgi_kbackend_destroy(m);
 	if (!bs)
@@ -334,7 +411,16 @@ void mgi_backstop_destroy(mgi_manager_t *m)
 	unmake(m, 0, "");
 	for (unsigned i = 0; i < bs->nlingering; i++)
 		mgi_kcg_remove(&bs->k, bs->lingering[i]);
-	mgi_kcg_remove(&bs->k, ""); /* the manager's directory, if empty */
+	/* The manager's directory, if empty; its lock file goes with it (the
+	 * lock still held: a sweeper that opened the file before the unlink
+	 * finds another inode at the path, or none, and leaves it). */
+	rc = mgi_kcg_remove(&bs->k, "");
+	if ((rc == 0 || rc == -ENOENT) && bs->lock_fd >= 0) {
+		char path[256];
+		const char *slash = strrchr(bs->k.base, '/');
+		if (slash && lock_path(slash + 1, path, sizeof(path)) == 0)
+			unlink(path);
+	}
 	if (bs->scan_fd >= 0)
 		close(bs->scan_fd);
 	if (bs->oom_timer_fd >= 0)
