@@ -205,7 +205,10 @@ grep -q "out of memory (usage 64M, max 64M).*killing pid [0-9]* (prog_hold)" "$t
 	[ "$(json "$tmp/limit.json" oom_kill)" = 1 ] && ok "OOM path: the victim is named with the group's figures" ||
 	{ bad oom_message "no clear OOM message"; cat "$tmp/limit.out"; }
 # The largest process is the victim, not the one that faulted.
-run victim 60 0 -- -m 96M -- sh -c "$progs/prog_hold 80 5 & sleep 0.5; $progs/prog_hold 30 1; wait \$!; echo big=\$?" 
+# The big one holds until it is killed (it waits for a file nobody makes);
+# the small one starts once the big one holds all of its 80 MB (a fixed
+# pause was not enough on a loaded machine).
+run victim 60 0 -- -m 96M -- sh -c "$progs/prog_hold 80 1 1 $tmp/never > $tmp/big.out & until grep -q holding $tmp/big.out; do sleep 0.05; done; $progs/prog_hold 30 1; wait \$!; echo big=\$?"
 grep -q "big=137" "$tmp/victim.out" && grep -q "killing pid [0-9]* (prog_hold)\( of group '[^']*'\)\?, which holds \(79\|8[0-9]\)" "$tmp/victim.out" &&
 	ok "the group's largest process is the OOM victim, the small one survives" ||
 	{ bad victim "wrong victim"; cat "$tmp/victim.out"; }
@@ -255,10 +258,11 @@ both=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['nr_
 	ok "a second memgrp run joins a running group (usage counts both); limits for it are refused: '$out'" ||
 	bad busy "limits rc $rc ($out), join rc $jrc, both counted: $both ($(cat "$tmp/busy.json" 2>/dev/null | head -c 300))"
 # A running group's limit can be read, raised and lowered (not below usage).
-"$memgrp" run -g memgrp-test-set-$sfx -m 512M -- "$progs/prog_hold" 64 6 >/dev/null 2>&1 &
+# The holder holds 64 MB until set.done exists (then 1 MB more, briefly).
+"$memgrp" run -g memgrp-test-set-$sfx -m 512M -- "$progs/prog_hold" 64 0.2 1 "$tmp/set.done" >/dev/null 2>&1 &
 spid=$!
 # Wait until the holder really holds its 64 MB (not a fixed sleep: CI is slow).
-for _ in $(seq 100); do
+for _ in $(seq 300); do
 	u=$("$memgrp" stat --json memgrp-test-set-$sfx 2>/dev/null |
 		python3 -c "import json,sys; print(json.load(sys.stdin)['usage'])" 2>/dev/null)
 	[ "${u:-0}" -ge $((60 << 20)) ] && break
@@ -268,6 +272,7 @@ low=$("$memgrp" set memgrp-test-set-$sfx -m 32M 2>&1); lrc=$?
 "$memgrp" set memgrp-test-set-$sfx -m 96M; src=$?
 lim=$("$memgrp" stat --json memgrp-test-set-$sfx | python3 -c "import json,sys; print(json.load(sys.stdin)['limit'])")
 listed=$("$memgrp" ls | grep -c "^memgrp-test-set-$sfx ")
+touch "$tmp/set.done"
 wait $spid; hrc=$?
 [ $lrc -eq 1 ] && grep -q "more than the new limit" <<<"$low" && [ $src -eq 0 ] && [ "$lim" = $((96 << 20)) ] &&
 	[ "$listed" = 1 ] && [ $hrc -eq 0 ] &&

@@ -1231,8 +1231,14 @@ void mgi_reclaim_fork(int cfd)
 		}
 	}
 	/* Lets the child go: its remaining holes fill as new pages, and its
-	 * agent can register afresh. */
+	 * agent can register afresh. The fd leaves the record and the table
+	 * as one step for a fork (which waits while `reading` is set): else
+	 * a fork between the two would either inherit the fd unrecorded or
+	 * have its child close a recorded number already reused for another
+	 * file. */
+	atomic_store(&reading, true);
 	close(cfd);
 	inflight_closed(cfd);
+	atomic_store(&reading, false);
 	(void)pages;
 }

@@ -121,6 +121,99 @@ int mgi_kbackend_check_create(mgi_manager_t *m, const char *name, const mgi_msg_
 	return MGI_BACKEND_KERNEL;
 }
 
+/* Bytes of a SET field, or the group's current figure (pages) if kept. */
+static uint64_t bytes_or(uint64_t v, uint64_t current_pages)
+{
+	if (v == MGI_SET_KEEP)
+		return current_pages >= MGI_PAGES_UNLIMITED ? UINT64_MAX : current_pages * 4096;
+	return v == MGI_SET_UNLIMITED ? UINT64_MAX : v;
+}
+
+/* v1's memory + swap bound for a memory and a swap limit. */
+static uint64_t memsw_of(uint64_t max, uint64_t swap)
+{
+	return max == UINT64_MAX || swap == UINT64_MAX || max + swap < max ? UINT64_MAX : max + swap;
+}
+
+static int refused_limit(int rc, uint64_t max, const char *name, char *why, size_t whylen)
+{
+	char s[16];
+	snprintf(why, whylen, "the kernel refused the limit %s for group '%s': %s",
+		 mgi_size_format(max, s, sizeof(s)), name,
+		 rc == -EBUSY ? "it could not reclaim the group's usage under it (no swap, or "
+				"memory in use)"
+			      : strerror(-rc));
+	return rc;
+}
+
+/*
+ * The memory limit and the swap limit, as the agent's groups have them: a
+ * group may swap what its swap limit says, no more, and a group given no
+ * swap limit may not swap at all (memgrp's default, whatever swap the host
+ * has: measured, a static program wrote 256M under -m 64M to the end on a
+ * host with zram swap while memsw was left unlimited). v2 bounds swap
+ * alone (memory.swap.max); v1 bounds memory + swap (memsw = max + swap),
+ * and keeps memory's limit at or under memsw's at every step: a growing
+ * memsw is set first, a shrinking one last; a step the kernel refuses
+ * puts back what the steps before it changed. A kernel that does not account swap per
+ * cgroup is an error only when a swap limit was asked for.
+ */
+static int set_memory_and_swap(const mgi_kcg_t *k, const char *name, mgi_segment_t *seg,
+			       const mgi_msg_set_t *set, char *why, size_t whylen)
+{
+	uint64_t max = bytes_or(set->memory_max, mgi_counter_read_max(&seg->ctl.memory));
+	uint64_t swap = bytes_or(set->swap_max, mgi_counter_read_max(&seg->ctl.swap));
+	const char *f = k->version == 1 ? "memory.memsw.limit_in_bytes" : "memory.swap.max";
+	bool asked = set->swap_max != MGI_SET_KEEP, set_max = set->memory_max != MGI_SET_KEEP;
+	int rc;
+
+	if (k->version == 2) {
+		if (set_max && (rc = mgi_kcg_set_limit(k, name, max)) != 0)
+			return refused_limit(rc, max, name, why, whylen);
+		rc = mgi_kcg_set_file(k, name, f, swap);
+		if (rc == -ENOENT && !asked)
+			return 0; /* no swap accounting, none asked for */
+		if (rc != 0)
+			goto swap_refused;
+		return 0;
+	}
+	/* v1: the kernel's own figures, to order the steps and to put them
+	 * back (at creation the tree already has the new ones). */
+	uint64_t memsw = memsw_of(max, swap), old_limit, old_memsw;
+	if ((rc = mgi_kcg_get_file(k, name, "memory.limit_in_bytes", &old_limit)) != 0)
+		return refused_limit(rc, max, name, why, whylen);
+	if ((rc = mgi_kcg_get_file(k, name, f, &old_memsw)) != 0) {
+		if (rc != -ENOENT || asked)
+			goto swap_refused;
+		/* no swap accounting, none asked for: the limit alone */
+		if (set_max && (rc = mgi_kcg_set_limit(k, name, max)) != 0)
+			return refused_limit(rc, max, name, why, whylen);
+		return 0;
+	}
+	bool grows = memsw >= old_memsw;
+	if (grows && (rc = mgi_kcg_set_file(k, name, f, memsw)) != 0)
+		goto swap_refused;
+	if (set_max && (rc = mgi_kcg_set_limit(k, name, max)) != 0) {
+		mgi_kcg_set_file(k, name, f, old_memsw);
+		return refused_limit(rc, max, name, why, whylen);
+	}
+	if (!grows && (rc = mgi_kcg_set_file(k, name, f, memsw)) != 0) {
+		mgi_kcg_set_limit(k, name, old_limit);
+		goto swap_refused;
+	}
+	return 0;
+swap_refused:
+	if (rc == -ENOENT) {
+		snprintf(why, whylen, "this kernel does not account swap per cgroup (%s: %s): "
+				      "--swap-max needs it with the kernel backend", f, strerror(-rc));
+		return -EOPNOTSUPP;
+	}
+	snprintf(why, whylen, "the kernel refused %s for group '%s': %s", f, name,
+		 rc == -EBUSY ? "it could not bring the group's memory and swap under it"
+			      : strerror(-rc));
+	return rc;
+}
+
 int mgi_kbackend_set(mgi_manager_t *m, int g, const mgi_msg_set_t *set, char *why, size_t whylen)
 {
 	const mgi_kcg_t *k;
@@ -137,43 +230,10 @@ int mgi_kbackend_set(mgi_manager_t *m, int g, const mgi_msg_set_t *set, char *wh
 	k = mgi_backstop_kcg(m);
 	if (g == 0)
 		return 0;
-	/* memsw must stay at or above the limit while both move: lifted
-	 * first, set last. */
-	if (set->swap_max != MGI_SET_KEEP) {
-		if (k->version == 1 &&
-		    (rc = mgi_kcg_set_file(k, name, "memory.memsw.limit_in_bytes", UINT64_MAX)) != 0) {
-			snprintf(why, whylen, "this kernel does not account swap per cgroup "
-					      "(memory.memsw.*: %s): --swap-max needs it with the kernel "
-					      "backend", strerror(-rc));
-			return rc == -ENOENT ? -EOPNOTSUPP : rc;
-		}
-	}
-	if (set->memory_max != MGI_SET_KEEP) {
-		uint64_t bytes = set->memory_max == MGI_SET_UNLIMITED ? UINT64_MAX : set->memory_max;
-		if ((rc = mgi_kcg_set_limit(k, name, bytes)) != 0) {
-			char s[16];
-			snprintf(why, whylen, "the kernel refused the limit %s for group '%s': %s",
-				 mgi_size_format(bytes, s, sizeof(s)), name,
-				 rc == -EBUSY ? "it could not reclaim the group's usage under it (no "
-						"swap, or memory in use)"
-					      : strerror(-rc));
+	if (set->memory_max != MGI_SET_KEEP || set->swap_max != MGI_SET_KEEP) {
+		rc = set_memory_and_swap(k, name, m->tree.node[g].seg, set, why, whylen);
+		if (rc != 0)
 			return rc;
-		}
-	}
-	if (set->swap_max != MGI_SET_KEEP) {
-		uint64_t max = set->memory_max != MGI_SET_KEEP
-				       ? set->memory_max
-				       : mgi_counter_read_max(&m->tree.node[g].seg->ctl.memory) * 4096;
-		uint64_t memsw = !limited(set->swap_max) || max >= MGI_SET_UNLIMITED ||
-						 max >= (MGI_PAGES_UNLIMITED * 4096)
-					 ? UINT64_MAX
-					 : max + set->swap_max;
-		const char *f = k->version == 1 ? "memory.memsw.limit_in_bytes" : "memory.swap.max";
-		uint64_t v = k->version == 1 ? memsw : (limited(set->swap_max) ? set->swap_max : UINT64_MAX);
-		if ((rc = mgi_kcg_set_file(k, name, f, v)) != 0) {
-			snprintf(why, whylen, "cannot set %s of group '%s': %s", f, name, strerror(-rc));
-			return rc;
-		}
 	}
 	struct {
 		uint64_t v;

@@ -350,6 +350,13 @@ int mgi_kcg_read(const mgi_kcg_t *k, const char *group, mgi_kcg_figures_t *f)
 		    (rc = read_u64(k, group, "memory.limit_in_bytes", &f->limit)) != 0 ||
 		    (rc = read_u64(k, group, "memory.failcnt", &f->failcnt)) != 0)
 			return rc;
+		/* A charge refused at memory + swap (memsw: the kernel backend
+		 * sets it to the limit plus the swap limit, so a group without
+		 * swap is refused there first) is a refusal all the same.
+		 * Absent without swap accounting. */
+		uint64_t memsw_fail;
+		if (read_u64(k, group, "memory.memsw.failcnt", &memsw_fail) == 0)
+			f->failcnt += memsw_fail;
 		/* v1 says "no limit" with the largest page-aligned long */
 		if (f->limit >= (1ULL << 62))
 			f->limit = UINT64_MAX;
@@ -437,6 +444,11 @@ int mgi_kcg_watch_oom(const mgi_kcg_t *k, const char *group)
 		return rc;
 	}
 	return efd;
+}
+
+int mgi_kcg_get_file(const mgi_kcg_t *k, const char *group, const char *file, uint64_t *bytes)
+{
+	return read_u64(k, group, file, bytes);
 }
 
 int mgi_kcg_set_file(const mgi_kcg_t *k, const char *group, const char *file, uint64_t bytes)

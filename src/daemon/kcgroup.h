@@ -101,6 +101,9 @@ int mgi_kcg_kernel_killer(const mgi_kcg_t *k, const char *group, bool on);
  * if the kernel has no such file.
  */
 int mgi_kcg_set_file(const mgi_kcg_t *k, const char *group, const char *file, uint64_t bytes);
+/* Reads such a file (v2's "max" as UINT64_MAX; v1's "none" is its large
+ * page-counter maximum, as the kernel prints it). -ENOENT if absent. */
+int mgi_kcg_get_file(const mgi_kcg_t *k, const char *group, const char *file, uint64_t *bytes);
 
 /*
  * An eventfd the kernel signals each time the group's usage crosses
