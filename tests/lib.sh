@@ -18,6 +18,8 @@
 #   track PID...          processes killed at exit if still there
 #   kcg_track SOCK...     managers whose kernel cgroups kcg_clean.py removes
 #                         at exit (their processes killed first)
+#   dump_stuck PID        every thread of PID and its descendants: state,
+#                         wchan, kernel stack (for a case about to time out)
 #   wait_for SECS CMD...  polls CMD every 0.1 s until it succeeds (status 1
 #                         after SECS); wait_socket PATH [SECS]
 #   jget FILE KEY         a key of a JSON file; stat_field GROUP KEY (needs
@@ -96,6 +98,21 @@ mgt_descendants() {
 		[ "$c" = "$mgt_filter" ] || [ "$c" = "$BASHPID" ] && continue
 		mgt_descendants "$c"
 		echo "$c"
+	done
+}
+
+# dump_stuck PID: what every thread of PID and its descendants waits in
+# (state, wchan, the kernel stack as root may read it), for a case about
+# to time out: a hang in CI is then diagnosed from the log alone.
+dump_stuck() {
+	local p t
+	for p in "$1" $(mgt_descendants "$1"); do
+		[ -d "/proc/$p" ] || continue
+		echo "== pid $p ($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | head -c 120))"
+		for t in /proc/"$p"/task/*; do
+			echo "  tid ${t##*/} $(cat "$t/comm" 2>/dev/null) state $(awk '/^State/ {print $2}' "$t/status" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+			sed 's/^/      /' "$t/stack" 2>/dev/null | head -12
+		done
 	done
 }
 

@@ -25,8 +25,22 @@ fi
 # run NAME TIMEOUT EXPECTED_RC -- memgrp-run-args...   (output in $tmp/NAME.out)
 run() {
 	local name=$1 secs=$2 want=$3; shift 4
-	timeout -k 5 "$secs" "$memgrp" run --stats-json "$tmp/$name.json" "$@" >"$tmp/$name.out" 2>&1
-	local rc=$?
+	timeout -k 5 "$secs" "$memgrp" run --stats-json "$tmp/$name.json" "$@" >"$tmp/$name.out" 2>&1 &
+	local tpid=$! rc
+	# 2-3 s before the timeout, what everything in it waits on (the log of
+	# a hang in CI is all there is to diagnose it from).
+	(
+		end=$((SECONDS + secs - 3))
+		while [ $SECONDS -lt $end ]; do
+			kill -0 $tpid 2>/dev/null || exit 0
+			sleep 0.2
+		done
+		dump_stuck $tpid >"$tmp/$name.stuck"
+	) &
+	local wpid=$!
+	wait $tpid; rc=$?
+	wait $wpid
+	[ -s "$tmp/$name.stuck" ] && { echo "--- $name was stuck:"; cat "$tmp/$name.stuck"; }
 	if [ "$rc" -ne "$want" ]; then
 		bad "$name" "exit $rc, want $want"; sed 's/^/    /' "$tmp/$name.out" | tail -15
 		return 1
