@@ -150,6 +150,9 @@ if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
 	# third-party programs the tests run (python3, redis, gcc...).
 	export LD_PRELOAD=$MEMGRP_TEST_PRELOAD
 	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+	# prog_stress without its forker: libasan's allocator is not fork-safe
+	# with threads (tests/progs/stress.c); the plain build runs it whole.
+	export STRESS_NO_FORK=1
 	echo "(sanitizer build: LD_PRELOAD=$LD_PRELOAD)"
 	accounting=0
 fi

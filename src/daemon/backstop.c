@@ -646,6 +646,28 @@ static uint64_t age_ms(const mgi_manager_t *m, pid_t pid)
 	return ms < 0 ? 0 : (uint64_t)ms;
 }
 
+/*
+ * Whether pid is on its way out: a zombie, or exiting (PF_EXITING in the
+ * flags of /proc/PID/stat). Its agent's connection closes with its file
+ * table, early in exit, while the process stays listed in its cgroup (a
+ * leader waits as a zombie for its other threads): measured, the end of
+ * every multi-threaded program (prog_stress) was reported as running
+ * without the agent.
+ */
+static bool exiting(const mgi_manager_t *m, pid_t pid)
+{
+	char path[96], buf[1024], state;
+	unsigned flags;
+
+	snprintf(path, sizeof(path), "%s/%d/stat", m->backstop->k.proc, (int)pid);
+	if (mgi_os_read_small(path, buf, sizeof(buf)) <= 0)
+		return true; /* gone */
+	char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %u", &state, &flags) != 2)
+		return false;
+	return state == 'Z' || state == 'X' || (flags & 0x4 /* PF_EXITING */);
+}
+
 /* Whether the program pid runs has a PT_INTERP (a dynamic linker, which
  * loads LD_PRELOAD); -1 if unknown. */
 static int has_interp(const mgi_manager_t *m, pid_t pid)
@@ -779,7 +801,7 @@ static void scan(mgi_manager_t *m)
 		unsigned unmanaged = 0;
 		for (int i = 0; i < n && i < PIDS_MAX; i++) {
 			if (managed(m, pids[i]) || age_ms(m, pids[i]) < GRACE_MS ||
-			    shares_managed_vm(m, g, pids[i]))
+			    exiting(m, pids[i]) || shares_managed_vm(m, g, pids[i]))
 				continue;
 			unmanaged++;
 			char path[512], comm[32], why[256];
