@@ -79,6 +79,17 @@ int main(int argc, char **argv)
 	} else if (argc > 1 && !strcmp(argv[1], "--when-asked")) {
 		when_asked = true;
 		a++;
+		/* Entries come from mmap and go back with munmap, always. glibc
+		 * raises its mmap threshold after such a free, and later entries
+		 * would come from the heap: a thread growing the heap faults in new
+		 * memory while holding the allocator's lock, and if it waits at the
+		 * limit there, the cooperator's free() waits for that lock and frees
+		 * nothing (seen: "the cooperating client freed 0 in 200 ms", then an
+		 * OOM kill, under the kernel backend). A program that frees memory
+		 * when asked must not free through a lock a faulting thread can hold
+		 * (here the cooperator is another thread; in the threshold mode
+		 * below the thread that allocates frees too). */
+		mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	}
 	long requests = argc > a ? atol(argv[a]) : 400;
 	size_t entry = (size_t)(argc > a + 1 ? atol(argv[a + 1]) : 512) << 10;
