@@ -641,6 +641,7 @@ static void agent_start(void)
 		goto nomem;
 	mgi_trace_init();
 	mgi_reclaim_init(); /* before the scan: its ranges are the agent's own */
+	mgi_handler_guards_reset();
 	/* The watchdog, like the releaser, starts before the handler's scan
 	 * registers anything: its thread start-up (library code) could
 	 * otherwise fault on managed memory at the limit, and in a forked

@@ -231,6 +231,9 @@ bool mgi_agent_on_manager_message(void);
  * back (MADV_DONTNEED) in the last 50 ms, whose old pages the kernel may
  * not have zapped yet: not to be evicted from or faulted around into. */
 bool mgi_recently_removed(uintptr_t start, uintptr_t end);
+/* Empties the handler's event-order guards (at every start, a forked
+ * child's included). */
+void mgi_handler_guards_reset(void);
 
 /* handler.c: adds [start, end) (registered with the uffd) to the registry
  * and marks the pages already present, charging them if charge (else the

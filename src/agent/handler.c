@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "os.h"
 #include "proto.h"
+#include "recent.h"
 #include "size.h"
 #include "trace.h"
 
@@ -90,41 +91,16 @@ static bool ask_manager_reclaim(unsigned level, uint64_t since);
  */
 #define REMOVED_RECENT 16
 #define REMOVED_QUARANTINE_NS (50ULL * 1000 * 1000)
-
-/* An address range and when it was noted (0: free); kept in rings. */
-struct recent_range {
-	uintptr_t start, end;
-	uint64_t at;
-};
-
-static void note_range(struct recent_range *ring, unsigned size, unsigned *next, uintptr_t start,
-		       uintptr_t end, uint64_t now)
-{
-	ring[*next % size] = (struct recent_range){start, end, now};
-	(*next)++;
-}
-
-static struct recent_range removed[REMOVED_RECENT];
-static unsigned removed_next;
-static uint64_t removed_last_ns; /* 0: none yet */
+static mgi_recent_t removed;
 
 static void note_removed(uintptr_t start, uintptr_t end)
 {
-	removed_last_ns = now_ns();
-	note_range(removed, REMOVED_RECENT, &removed_next, start, end, removed_last_ns);
+	mgi_recent_note(&removed, start, end, now_ns());
 }
 
 bool mgi_recently_removed(uintptr_t start, uintptr_t end)
 {
-	uint64_t now;
-
-	if (!removed_last_ns || (now = now_ns()) - removed_last_ns >= REMOVED_QUARANTINE_NS)
-		return false; /* the common case: nothing given back lately */
-	for (unsigned i = 0; i < REMOVED_RECENT; i++)
-		if (now - removed[i].at < REMOVED_QUARANTINE_NS && /* (an unused entry: at 0) */
-		    start < removed[i].end && end > removed[i].start)
-			return true;
-	return false;
+	return mgi_recent_overlaps(&removed, start, end, now_ns(), REMOVED_QUARANTINE_NS);
 }
 
 /*
@@ -137,30 +113,22 @@ bool mgi_recently_removed(uintptr_t start, uintptr_t end)
  * the application then read as zeros (tests/progs/stress.c, traced on
  * 2026-11-24: "after mremap, byte 655360"). The REMAP has already taken
  * everything held for the old range to its new place, so that UNMAP has
- * nothing of the old mapping left to drop: it is skipped. An entry not
- * claimed within VACATED_NS (MREMAP_DONTUNMAP queues no UNMAP) lapses.
- * Each moving thread has at most one entry pending (it waits until its
- * UNMAP is read): this many threads moving at once are covered.
+ * nothing of the old mapping left to drop: it is skipped (the UNMAP
+ * claims the vacated entry). An entry not claimed within VACATED_NS
+ * (MREMAP_DONTUNMAP queues no UNMAP) lapses. Each moving thread has at
+ * most one entry pending (it waits until its UNMAP is read): this many
+ * threads moving at once are covered.
  */
 #define VACATED_RECENT 64
 #define VACATED_NS (1000ULL * 1000 * 1000)
+static mgi_recent_t vacated;
 
-static struct recent_range vacated[VACATED_RECENT]; /* at 0: claimed, or unused */
-static unsigned vacated_next;
-
-/* Whether [start, end) is exactly a range a move vacated, not yet claimed
- * by its UNMAP: claims it. */
-static bool claim_vacated(uintptr_t start, uintptr_t end)
+/* Both guards start empty, in a forked child too (they are the parent's
+ * handler's memory of its own events). */
+void mgi_handler_guards_reset(void)
 {
-	uint64_t now = now_ns();
-
-	for (unsigned i = 0; i < VACATED_RECENT; i++)
-		if (vacated[i].at && now - vacated[i].at < VACATED_NS && vacated[i].start == start &&
-		    vacated[i].end == end) {
-			vacated[i].at = 0;
-			return true;
-		}
-	return false;
+	mgi_recent_init(&removed, REMOVED_RECENT);
+	mgi_recent_init(&vacated, VACATED_RECENT);
 }
 
 /* After every change of usage: the thresholds of the group and of each
@@ -844,7 +812,8 @@ static void on_event(const struct uffd_msg *m)
 		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
 		break;
 	case UFFD_EVENT_UNMAP:
-		if (claim_vacated(m->arg.remove.start, m->arg.remove.end)) {
+		if (mgi_recent_claim(&vacated, m->arg.remove.start, m->arg.remove.end, now_ns(),
+				     VACATED_NS)) {
 			/* a move's old range: what is held there now is a
 			 * newcomer's (n=1 in the trace) */
 			mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 1, 0);
@@ -883,7 +852,7 @@ static void on_event(const struct uffd_msg *m)
 			mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, from, from + len));
 			mgi_registry_remove(&mgi_agent.reg, from, from + len);
 		}
-		note_range(vacated, VACATED_RECENT, &vacated_next, from, from + len, now_ns());
+		mgi_recent_note(&vacated, from, from + len, now_ns());
 		publish_sizes();
 		break;
 	}
