@@ -183,11 +183,14 @@ mg create rs -m 64M
 mg create keep -m 32M      # no processes: only the state directory keeps it
 mg run -g rs -- "$progs/prog_hold" 24 8 >"$tmp/rs_a.out" 2>&1 &
 apid=$!
-mg run -g rs -- "$progs/prog_hold" 8 1.5 >"$tmp/rs_b.out" 2>&1 &
+# b holds its 8 MB until b.go exists (then 1 MB more, briefly): it must
+# outlive the daemon, however slowly the two start on a loaded machine.
+mg run -g rs -- "$progs/prog_hold" 8 0.1 1 "$tmp/b.go" >"$tmp/rs_b.out" 2>&1 &
 bpid=$!
 for _ in $(seq 100); do [ "$(stat_field rs nr_processes 2>/dev/null)" = 2 ] && break; sleep 0.1; done
 kill -KILL $dpid; wait $dpid 2>/dev/null
 echo "not a segment" >"$sock.groups/segment-garbage"
+touch "$tmp/b.go"
 wait $bpid; brc=$?     # exits while no manager runs: its slot is orphaned
 "$memgrpd" --socket "$sock" 2>"$tmp/memgrpd2.log" &
 dpid=$!
