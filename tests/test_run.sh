@@ -65,6 +65,9 @@ rss_during() {
 	local name=$1 group=$2 delay=$3; shift 4
 	timeout -k 5 120 "$memgrp" run -g "$group" --stats-json "$tmp/$name.json" "$@" >"$tmp/$name.out" 2>&1 &
 	local pid=$!
+	# DELAY counts from the group's manager answering (its start can take
+	# seconds on a loaded machine: "no manager answers" was seen).
+	wait_for 10 "$memgrp" stat "$group" >/dev/null 2>&1
 	sleep "$delay"
 	if python3 "$here/rss_check.py" "$memgrp" "$group" >"$tmp/$name.rss"; then
 		cat "$tmp/$name.rss"
