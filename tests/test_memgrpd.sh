@@ -81,11 +81,17 @@ mg run -g web/raw-$sfx --stats-json "$tmp/raw.json" -- "$progs/prog_rawfork" 32 
 mg ls | grep -q "^web/raw-$sfx " && bad transient "web/raw-$sfx still listed" ||
 	ok "memgrp run removes the group it created"
 # rm: not with children, not with processes.
-mg run -g web/api -- sleep 3 >/dev/null 2>&1 &
+# (the sleeper is ended once the refusals are seen: a fixed length could
+# run out before it joins on a loaded machine)
+mg run -g web/api -- sleep 60 >/dev/null 2>&1 &
 spid=$!
-for _ in $(seq 50); do [ "$(stat_field web/api nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+api_procs() { [ "$(stat_field web/api nr_processes 2>/dev/null)" = "$1" ]; }
+wait_for 30 api_procs 1
 o1=$(mg rm web 2>&1); r1=$?
 o2=$(mg rm web/api 2>&1); r2=$?
+# (mg is a function: the background job is a subshell, memgrp run its
+# child, the sleeper its grandchild)
+for p in $(pgrep -P $spid); do pkill -TERM -P "$p" -x sleep; done
 wait $spid
 for _ in $(seq 50); do [ "$(stat_field web/api nr_processes)" = 0 ] && break; sleep 0.1; done
 mg rm web/api; r3=$?
