@@ -75,6 +75,7 @@ static pid_t kill_largest(mgi_manager_t *m, int g, const mgi_kcg_figures_t *f)
 		.state = state,
 		.policy = {.total_pages = 0, .min_pages = 1}, /* RSS, or nothing to free */
 		.describe = describe_kernel,
+		.reap = true, /* what the kernel limit holds back: free it now */
 	};
 	return mgi_oom_kill(m, &kill, kcands, NULL, n > 0 ? (size_t)(n < PIDS_MAX ? n : PIDS_MAX) : 0);
 }

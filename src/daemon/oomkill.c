@@ -58,7 +58,7 @@ pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand
 			atomic_fetch_add(&m->tree.node[k->target].seg->ctl.oom_kill, 1);
 			mgi_notify_oom(m, k->target);
 			err = mgi_pidfd_send_signal(fd, SIGKILL);
-			if (err == 0)
+			if (err == 0 && k->reap)
 				mgi_pidfd_mrelease(fd); /* best effort (Linux 5.15+) */
 		}
 		if (fd >= 0 && fd != held)
