@@ -75,6 +75,11 @@ int mgi_backstop_place(struct mgi_manager *m, pid_t pid, bool privileged, int g,
 /* attach moved pid into g: its kernel cgroup follows. */
 void mgi_backstop_moved(struct mgi_manager *m, pid_t pid, int g);
 
+/* The OOM action at g's kernel limit (escalate.c decides when): the
+ * largest process of g's kernel cgroup subtree by RSS, managed or not, is
+ * killed (oomkill.c). Returns its pid, or 0 if none was. */
+pid_t mgi_backstop_oom_kill(struct mgi_manager *m, int g);
+
 /* Handles an epoll tag of the backstop's; false if the tag is not one. */
 bool mgi_backstop_event(struct mgi_manager *m, uint64_t tag);
 
@@ -82,6 +87,11 @@ bool mgi_backstop_event(struct mgi_manager *m, uint64_t tag);
  * it is off. The kernel backend (kbackend.c) is built on it. */
 struct mgi_kcg;
 const struct mgi_kcg *mgi_backstop_kcg(const struct mgi_manager *m);
+
+/* A kernel cgroup's figures as the stats' kernel_* fields (the one copy,
+ * for the backstop's stats and the kernel backend's). */
+struct mgi_kcg_figures;
+void mgi_backstop_kernel_stats(const struct mgi_kcg_figures *f, mgi_stats_t *st);
 
 /* Adds the kernel's figures of g to its stats. */
 void mgi_backstop_stats(const struct mgi_manager *m, int g, mgi_stats_t *st);

@@ -43,22 +43,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* The group's usage in pages: its counter, or for the kernel backend the
- * kernel's (no agent charges the counter there). */
-static uint64_t usage_of(const mgi_manager_t *m, int g)
-{
-	const mgi_segment_t *seg = m->tree.node[g].seg;
-	return mgi_kbackend_is(m, g) ? mgi_kbackend_usage(m, g) : mgi_counter_read(&seg->acct.memory);
-}
-
-static bool below_limit(const mgi_manager_t *m, int g)
-{
-	mgi_segment_t *seg = m->tree.node[g].seg;
-	if (mgi_kbackend_is(m, g))
-		return usage_of(m, g) < mgi_counter_read_max(&seg->ctl.memory);
-	return mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) > 0;
-}
-
 static void arm(mgi_manager_t *m, unsigned ms)
 {
 	struct itimerspec its = {.it_value = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L}};
@@ -72,6 +56,19 @@ static void disarm(mgi_manager_t *m)
 {
 	struct itimerspec its = {{0, 0}, {0, 0}};
 	timerfd_settime(m->timerfd, 0, &its, NULL);
+}
+
+/* Ends the episode and reports it, with the pages still needed (0:
+ * enough was freed). */
+static void end_episode(mgi_manager_t *m, uint64_t still_needed)
+{
+	struct mgi_coop_episode *e = &m->coop;
+
+	e->active = false;
+	disarm(m);
+	mgi_escalate(m, e->group, &(mgi_pressure_t){.why = MGI_WHY_COOP_DONE, .pages = still_needed,
+						     .req_group = e->req_group,
+						     .req_slot = e->req_slot});
 }
 
 /* Asks the next cooperator; ends the episode when none is left. */
@@ -90,24 +87,15 @@ static void ask_next(mgi_manager_t *m)
 			best = i;
 	}
 	if (best < 0) {
-		e->active = false;
-		disarm(m);
-		if (below_limit(m, e->group) || mgi_kbackend_is(m, e->group))
-			return; /* (the kernel backend's OOM is the backstop's) */
-		/* Still at its limit: what the applications did not free is
-		 * evicted (reclaim.c), or, if nothing can be, the OOM kill. */
-		if (mgi_reclaim_possible(m, e->group))
-			mgi_reclaim_request(m, e->group, e->need > e->freed ? e->need - e->freed : 256,
-					    false, e->req_group, e->req_slot);
-		else
-			mgi_manager_oom_kill(m, e->group, e->req_group, e->req_slot);
+		/* every cooperator asked: what follows is escalate.c's */
+		end_episode(m, e->need > e->freed ? e->need - e->freed : 256);
 		return;
 	}
 	uint64_t pages = e->need - e->freed;
 	char amount[16];
 	e->asked[best] = 1;
 	e->reg = best;
-	e->usage_before = usage_of(m, e->group);
+	e->usage_before = mgi_escalate_usage(m, e->group);
 	e->asked_ns = now_ns();
 	atomic_fetch_add(&seg->ctl.coop_requests, 1);
 	char usage[16], max[16];
@@ -116,7 +104,7 @@ static void ask_next(mgi_manager_t *m)
 	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE, max, sizeof(max));
 	mgi_manager_log(m, "group '%s' is %s (usage %s, max %s): asking a cooperating client "
 			   "(pid %d, priority %u) to free %s", m->tree.node[e->group].name,
-			below_limit(m, e->group) ? "near its limit" : "at its limit", usage,
+			mgi_escalate_below_limit(m, e->group) ? "near its limit" : "at its limit", usage,
 			max, (int)m->conns[m->regs[best].conn].peer_pid, m->regs[best].level, amount);
 	if (mgi_manager_efd_add(m->regs[best].efd, pages) != 0) { /* never blocks */
 		mgi_coop_answered(m, best); /* cannot be told: next one */
@@ -159,7 +147,7 @@ void mgi_coop_answered(mgi_manager_t *m, int ri)
 		return;
 	}
 	mgi_segment_t *seg = m->tree.node[e->group].seg;
-	uint64_t after = usage_of(m, e->group);
+	uint64_t after = mgi_escalate_usage(m, e->group);
 	uint64_t freed = e->usage_before > after ? e->usage_before - after : 0;
 	char amount[16];
 
@@ -171,8 +159,7 @@ void mgi_coop_answered(mgi_manager_t *m, int ri)
 			m->tree.node[e->group].name, amount,
 			(unsigned long long)((now_ns() - e->asked_ns) / 1000000));
 	if (e->freed >= e->need) {
-		e->active = false; /* enough: nobody is killed */
-		disarm(m);
+		end_episode(m, 0); /* enough: nothing more is done */
 		return;
 	}
 	ask_next(m);

@@ -495,19 +495,16 @@ void mgi_kbackend_stats(const mgi_manager_t *m, int g, mgi_stats_t *st)
 	if (!k || mgi_kcg_read(k, m->tree.node[g].name, &f) != 0)
 		return;
 	/* memgrp's names for the kernel's figures (memcg's where they match) */
-	st->usage = st->kernel_usage = f.usage;
-	st->max_usage = st->kernel_max_usage = f.max_usage;
+	mgi_backstop_kernel_stats(&f, st);
+	st->usage = f.usage;
+	st->max_usage = f.max_usage;
 	if (f.limit != UINT64_MAX)
 		st->limit = f.limit;
-	st->kernel_limit = f.limit;
 	st->failcnt = f.failcnt;
 	st->pgfault = f.pgfault;
 	st->pgmajfault = f.pgmajfault;
 	st->swap_usage = f.swap;
 	st->memsw_usage = f.usage + f.swap;
-	st->kernel_file = f.file;
-	st->kernel_shmem = f.shmem;
-	st->kernel_anon = f.anon;
 	st->oom_kill = atomic_load(&m->tree.node[g].seg->ctl.oom_kill);
 	int n = mgi_kcg_pids(k, m->tree.node[g].name, g != 0, pids, 4096);
 	st->nr_processes = n > 0 ? (uint64_t)n : 0;

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "backstop.h"
+#include "escalate.h"
 #include "kbackend.h"
 #include "proto.h"
 #include "tree.h"
@@ -100,9 +101,8 @@ struct mgi_reclaim_episode {
 typedef struct mgi_manager {
 	mgi_tree_t tree;
 	struct mgi_coop_episode coop;
-	uint64_t coop_last_ns; /* when a refused charge last started one */
 	struct mgi_reclaim_episode reclaim;
-	uint64_t reclaim_empty_ns[MGI_GROUPS_MAX]; /* since when reclaim freed nothing */
+	struct mgi_escalation esc; /* escalate.c's per-group state */
 	uint64_t reclaim_waiting[MGI_GROUPS_MAX];  /* pages asked during another episode */
 	int timerfd;       /* the cooperative wait's deadline */
 	int reclaim_timerfd; /* an agent's eviction's deadline */
@@ -126,6 +126,7 @@ typedef struct mgi_manager {
 	unsigned nconns;
 	int spare_fd;      /* given up to accept (and refuse) when out of fds */
 	uint64_t oom_report_ns; /* last report of unkillable slots (rate) */
+	uint64_t oom_none_ns;   /* last report of an OOM with nobody to kill (rate) */
 	struct mgi_backstop *backstop; /* the kernel cgroups (backstop.h); NULL: off */
 	struct mgi_kbackend *kbackend; /* kernel-backend crossings (kbackend.h); NULL: none */
 } mgi_manager_t;
@@ -195,8 +196,9 @@ void mgi_notify_kernel_crossing(mgi_manager_t *m, int ri, int group, uint64_t n)
 void mgi_notify_resync(mgi_manager_t *m);
 
 /* coop.c: cooperative reclaim before an OOM kill. Starts an episode for
- * group (its limit refused a charge) if cooperating clients can be asked;
- * returns false if none can (the caller kills). */
+ * group (its limit refused a charge) if cooperating clients can be asked
+ * (true also while one runs); false if none can. The episode's end is
+ * reported to mgi_escalate (COOP_DONE), which decides what follows. */
 bool mgi_coop_start(mgi_manager_t *m, int group, int req_group, int req_slot);
 /* The client of registration index ri said it is done, or went away. */
 void mgi_coop_answered(mgi_manager_t *m, int ri);
@@ -207,11 +209,11 @@ void mgi_coop_timeout(mgi_manager_t *m);
 /* Whether some process under group may evict (swap room, swappiness). */
 bool mgi_reclaim_possible(const mgi_manager_t *m, int group);
 /* Has the coldest processes under group evict `pages` (one episode at a
- * time; ignored while one runs). background: for a high or soft limit
- * (no OOM kill if nothing can be evicted). */
+ * time; ignored while one runs). background: for a high or soft limit.
+ * The episode's end is reported to mgi_escalate (EVICT_DONE). */
 void mgi_reclaim_request(mgi_manager_t *m, int group, uint64_t pages, bool background,
 			 int req_group, int req_slot);
-/* An agent's RECLAIM_REQ. */
+/* An agent's RECLAIM_REQ: reported to mgi_escalate (EVICT_REQ). */
 void mgi_reclaim_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_reclaim_req_t *r);
 /* An agent's EVICTED answer; its connection closing; the wait's timer. */
 void mgi_reclaim_evicted(mgi_manager_t *m, unsigned ci, const mgi_msg_evict_t *e);
@@ -223,14 +225,9 @@ uint64_t mgi_default_min_available(void);
 void mgi_reclaim_soft_resync(mgi_manager_t *m);
 void mgi_reclaim_host_check(mgi_manager_t *m);
 
-/* Kills the largest process under group `target` (the requester if none
- * holds pages), logs it and notifies, once per episode. */
-/* Whether group g's OOM episode has stopped making progress (its usage
- * did not fall for a while): only then is anyone killed. Call at each
- * request; the first call of an episode returns false. */
-bool mgi_manager_oom_stalled(mgi_manager_t *m, int g);
-
-void mgi_manager_oom_kill(mgi_manager_t *m, int target, int req_group, int req_slot);
+/* Looks at the groups' accounting parts (the processes' word) and clamps
+ * what is impossible, before the manager acts on them. */
+void mgi_manager_audit(mgi_manager_t *m);
 
 /* Adds n to a client's eventfd without ever blocking the manager (see
  * manager.c). Returns 0, or -errno: -EINVAL not an eventfd, -EAGAIN the

@@ -262,6 +262,13 @@ void mgi_notify_drop_group(mgi_manager_t *m, int group, int parent)
 		m->listener_reg[group][l] = -1; /* hierarchy pressure slots there */
 }
 
+/* The manager's own watermarks (ask, high) are not events for clients:
+ * what they mean for the group is escalate.c's to decide. */
+static void report(mgi_manager_t *m, int g, enum mgi_pressure_why why)
+{
+	mgi_escalate(m, g, &(mgi_pressure_t){.why = why, .req_group = -1, .req_slot = -1});
+}
+
 void mgi_notify_deliver(mgi_manager_t *m)
 {
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
@@ -278,15 +285,11 @@ void mgi_notify_deliver(mgi_manager_t *m)
 			uint64_t n = atomic_exchange(&seg->acct.pending[l], 0);
 			if (n > MGI_PENDING_MAX)
 				n = 1;
-			if (n && m->regs[ri].kind == REG_KIND_ASK) {
-				mgi_coop_start(m, g, -1, -1); /* if it has cooperators */
-			} else if (n && m->regs[ri].kind == REG_KIND_HIGH) {
-				uint64_t usage = mgi_counter_read(&seg->acct.memory);
-				uint64_t high = atomic_load(&seg->ctl.memory.high);
-				if (usage > high && mgi_reclaim_possible(m, g))
-					mgi_reclaim_request(m, g, usage - high + high / 64, true, -1,
-							    -1);
-			} else if (n && m->regs[ri].id)
+			if (n && m->regs[ri].kind == REG_KIND_ASK)
+				report(m, g, MGI_WHY_ASK);
+			else if (n && m->regs[ri].kind == REG_KIND_HIGH)
+				report(m, g, MGI_WHY_HIGH);
+			else if (n && m->regs[ri].id)
 				signal_reg(m, &m->regs[ri], n);
 		}
 	}
@@ -299,7 +302,7 @@ void mgi_notify_kernel_crossing(mgi_manager_t *m, int ri, int group, uint64_t n)
 	if (!r->id || !n)
 		return;
 	if (r->kind == REG_KIND_ASK)
-		mgi_coop_start(m, group, -1, -1); /* if it has cooperators */
+		report(m, group, MGI_WHY_ASK);
 	else if (r->kind != REG_KIND_HIGH)
 		signal_reg(m, r, n);
 }

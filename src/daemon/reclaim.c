@@ -24,8 +24,8 @@
  *    processes of the group's subtree are asked to EVICT, coldest first
  *    (mgi_proc_colder: the longest-untouched staged page; else the largest),
  *    one at a time, until the need is met. A group under its low limit is
- *    passed over while another can give. When no one can evict, the OOM
- *    path (the largest process is killed).
+ *    passed over while another can give. When no one can evict, escalate.c
+ *    takes the OOM path (the largest process is killed).
  *  - background reclaim: a group whose usage rises past its high limit
  *    (an upward threshold, notify.c) is brought back under it the same way.
  *  - soft limits: while the host's MemAvailable is under the floor, the
@@ -39,7 +39,6 @@
 #define EVICT_MAX_PAGES 8192    /* asked of one agent at a time (32 MiB) */
 #define NEED_MIN_PAGES 512      /* a direct reclaim frees at least 2 MiB */
 #define HOST_CHECK_MS 1000
-#define OOM_AFTER_MS 500        /* reclaim freeing nothing this long: OOM */
 #define AGE_MIN_PAGES 256       /* processes smaller than 1 MiB are not aged */
 #define HIGH_RETRY_MS 500       /* above high after an empty episode: again */
 
@@ -199,37 +198,24 @@ static void end_episode(mgi_manager_t *m)
 		arm(m->reclaim_timerfd, HIGH_RETRY_MS, false);
 }
 
-/* Asks the next coldest process; when none is left, ends the episode (and
- * for a refused charge with no room made, takes the OOM path). */
+/* Asks the next coldest process; when none is left, ends the episode and
+ * reports it (escalate.c decides whether an empty one means the OOM path). */
 static void ask_next(mgi_manager_t *m)
 {
 	struct mgi_reclaim_episode *e = &m->reclaim;
-	mgi_segment_t *seg = m->tree.node[e->group].seg;
 	int k = pick(m, true);
 
 	if (k < 0)
 		k = pick(m, false); /* everything else gave what it could */
 	if (k < 0 || e->freed >= e->need) {
-		/* As memcg does: the OOM path only when reclaim keeps freeing
-		 * nothing at all (memcg retries 16 times; here, for
-		 * OOM_AFTER_MS: pages a fork left shared take a moment to
-		 * become evictable). A little is progress. */
-		int target = e->group, rg = e->req_group, rs = e->req_slot;
-		uint64_t now = now_ns();
-		bool starved = false;
-		if (e->freed || e->background)
-			m->reclaim_empty_ns[target] = 0;
-		else if (!m->reclaim_empty_ns[target])
-			m->reclaim_empty_ns[target] = now;
-		else
-			starved = now - m->reclaim_empty_ns[target] > OOM_AFTER_MS * 1000000ULL &&
-				  mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) == 0 &&
-				  mgi_manager_oom_stalled(m, target);
+		/* the outcome is reported; whether an empty episode means the
+		 * OOM path is escalate.c's to decide */
+		mgi_pressure_t done = {.why = MGI_WHY_EVICT_DONE, .freed = e->freed,
+				       .background = e->background, .req_group = e->req_group,
+				       .req_slot = e->req_slot};
+		int target = e->group;
 		end_episode(m);
-		if (starved) {
-			m->reclaim_empty_ns[target] = 0;
-			mgi_manager_oom_kill(m, target, rg, rs);
-		}
+		mgi_escalate(m, target, &done);
 		return;
 	}
 	struct mgi_conn *c = &m->conns[k];
@@ -315,25 +301,8 @@ void mgi_reclaim_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_
 
 	if (target < 0)
 		return; /* the root has no limit */
-	mgi_segment_t *seg = m->tree.node[target].seg;
-	if (mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) >= r->pages)
-		return; /* room came meanwhile: the agent's retry will succeed */
-	/* Cooperating applications first (seed 000 section 5): they are asked
-	 * at most once a second; what they leave is evicted. */
-	uint64_t now = now_ns();
-	if (atomic_load(&seg->ctl.cooperators) && !m->coop.active &&
-	    now - m->coop_last_ns > 1000000000ULL) {
-		m->coop_last_ns = now;
-		if (mgi_coop_start(m, target, c->group, c->slot))
-			return;
-	}
-	if (m->coop.active)
-		return;
-	if (!mgi_reclaim_possible(m, target)) {
-		mgi_manager_oom_kill(m, target, c->group, c->slot);
-		return;
-	}
-	mgi_reclaim_request(m, target, r->pages, false, c->group, c->slot);
+	mgi_escalate(m, target, &(mgi_pressure_t){.why = MGI_WHY_EVICT_REQ, .pages = r->pages,
+						   .req_group = c->group, .req_slot = c->slot});
 }
 
 void mgi_reclaim_evicted(mgi_manager_t *m, unsigned ci, const mgi_msg_evict_t *ev)

@@ -1,0 +1,247 @@
+/* escalate.c - the one decision of a group's next step at pressure: ask cooperators, evict, then the OOM action. */
+#include "escalate.h"
+
+#include <time.h>
+
+#include "backstop.h"
+#include "manager.h"
+#include "oomkill.h"
+
+/*
+ * coop.c, reclaim.c, notify.c, the backstop and the message handlers only
+ * report here (mgi_escalate with why); they carry out a step when told
+ * (mgi_coop_start, mgi_reclaim_request, the kills) and never choose the
+ * next one themselves. G is the group whose limit is concerned.
+ *
+ *   ASK        (usage past the ask watermark, 90 % of the limit)
+ *                 -> COOP if G has cooperators, else NONE
+ *   HIGH       (usage above the high limit)
+ *                 -> EVICT (background) if G's processes can evict, else NONE
+ *   REFUSED    (an agent's charge refused, the agent may not evict: OOM_REQ)
+ *                 -> WAIT  a kill of this episode is under way
+ *                 -> NONE  room came meanwhile (the agent retries)
+ *                 -> COOP  G has cooperators (one episode at a time: WAIT)
+ *                 -> WAIT  G's usage still falls (oom_stalled: 200 ms)
+ *                 -> KILL
+ *   EVICT_REQ  (an agent's charge refused, others should evict: RECLAIM_REQ)
+ *                 -> NONE  room for what it wants came meanwhile
+ *                 -> COOP  G has cooperators, not asked in the last second
+ *                 -> WAIT  a cooperative episode runs
+ *                 -> KILL  nothing under G can evict
+ *                 -> EVICT (direct)
+ *   COOP_DONE  (every cooperator asked, or enough freed)
+ *                 -> NONE  enough freed, G below its limit, or the kernel
+ *                          backend (its kernel limit reports KERNEL)
+ *                 -> EVICT what the clients did not free, if G can evict
+ *                 -> KILL
+ *   EVICT_DONE (an eviction episode ended)
+ *                 -> NONE  something was freed, or it was background
+ *                 -> WAIT  the first empty one, or empty for less than
+ *                          OOM_AFTER_MS, or room, or usage still falls
+ *                 -> KILL  empty for OOM_AFTER_MS, at the limit, stalled
+ *   KERNEL     (G waits at its kernel limit: the backstop's kernel cgroup)
+ *                 -> WAIT  a cooperative episode on G runs
+ *                 -> COOP  kernel backend, up to KERNEL_COOP_ASKS per pause
+ *                 -> KILL  the kernel cgroup's largest (the backstop's)
+ *   RELIEVED   (the kernel pause ended) -> NONE, the pause's count reset
+ *
+ * So a group at its limit goes ask -> evict -> kill, each step once the one
+ * before has run out; what is in flight (an episode, a kill) makes the next
+ * report WAIT. The agents ask again while their fault waits, so a WAIT is
+ * looked at again within 100 ms.
+ */
+
+/* Eviction freeing nothing this long: OOM. As memcg does, the OOM path
+ * only when reclaim keeps freeing nothing at all (memcg retries 16 times;
+ * here, for a while: pages a fork left shared take a moment to become
+ * evictable). A little is progress. */
+#define OOM_AFTER_MS 500
+/* Kernel backend: cooperative episodes asked in one pause at the limit.
+ * Unlike an agent's faulting thread, which waits for the manager's
+ * answer, the group's tasks wait in the kernel and are woken by what the
+ * clients free, and may take it again before the episode measures it
+ * (seen: "freed 0" after a client dropped 6 MiB, then a kill). So a few
+ * episodes per pause, each bounded by the clients' wait. */
+#define KERNEL_COOP_ASKS 4
+/* Refused charges ask the cooperators at most this often. */
+#define COOP_REASK_NS 1000000000ULL
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Whether a group's OOM episode has stopped making progress: its usage did
+ * not fall since the last request, at least OOM_PROGRESS_NS ago. Agents
+ * ask every 100 ms while a fault waits. A process may be evicting its own
+ * excess meanwhile (a forked child charged for its parent's frames evicts
+ * hundreds of MiB for itself, seconds on a busy host): while usage falls,
+ * nobody is killed. Measured: 'fork512' (512 MiB under 64M, then fork)
+ * killed its child in 2 of 3 runs at load ~15 without this wait, once the
+ * manager decided every OOM kill. The first call of an episode returns
+ * false.
+ */
+#define OOM_PROGRESS_NS (200ULL * 1000 * 1000)
+static bool oom_stalled(mgi_manager_t *m, int g)
+{
+	mgi_group_node_t *n = &m->tree.node[g];
+	uint64_t usage = mgi_counter_read(&n->seg->acct.memory), now = now_ns();
+
+	if (!n->oom_seen_ns || now - n->oom_seen_ns > 10 * OOM_PROGRESS_NS || usage < n->oom_seen_usage) {
+		/* a new episode, or usage fell since: look again later */
+		n->oom_seen_ns = now;
+		n->oom_seen_usage = usage;
+		return false;
+	}
+	return now - n->oom_seen_ns >= OOM_PROGRESS_NS;
+}
+
+static bool has_room(const mgi_manager_t *m, int g, uint64_t pages)
+{
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	return mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) >= pages;
+}
+
+uint64_t mgi_escalate_usage(const mgi_manager_t *m, int g)
+{
+	const mgi_segment_t *seg = m->tree.node[g].seg;
+	return mgi_kbackend_is(m, g) ? mgi_kbackend_usage(m, g) : mgi_counter_read(&seg->acct.memory);
+}
+
+bool mgi_escalate_below_limit(const mgi_manager_t *m, int g)
+{
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	if (mgi_kbackend_is(m, g))
+		return mgi_escalate_usage(m, g) < mgi_counter_read_max(&seg->ctl.memory);
+	return has_room(m, g, 1);
+}
+
+static enum mgi_step kill_joined(mgi_manager_t *m, int g)
+{
+	mgi_oom_kill_joined(m, g);
+	return MGI_STEP_KILL;
+}
+
+static enum mgi_step refused(mgi_manager_t *m, int g, const mgi_pressure_t *p)
+{
+	if (mgi_oom_kill_pending(m, g))
+		return MGI_STEP_WAIT;
+	if (has_room(m, g, 1))
+		return MGI_STEP_NONE; /* freed meanwhile: the agent's retry will succeed */
+	if (mgi_coop_start(m, g, p->req_group, p->req_slot))
+		return MGI_STEP_COOP; /* (or one runs: this agent asks again) */
+	if (!oom_stalled(m, g))
+		return MGI_STEP_WAIT;
+	return kill_joined(m, g);
+}
+
+static enum mgi_step evict_request(mgi_manager_t *m, int g, const mgi_pressure_t *p)
+{
+	struct mgi_escalation *e = &m->esc;
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	uint64_t now = now_ns();
+
+	if (has_room(m, g, p->pages))
+		return MGI_STEP_NONE; /* room came meanwhile: the agent's retry will succeed */
+	/* Cooperating applications first (seed 000 section 5): asked at most
+	 * once a second; what they leave is evicted. */
+	if (atomic_load(&seg->ctl.cooperators) && !m->coop.active && now - e->coop_last_ns > COOP_REASK_NS) {
+		e->coop_last_ns = now;
+		if (mgi_coop_start(m, g, p->req_group, p->req_slot))
+			return MGI_STEP_COOP;
+	}
+	if (m->coop.active)
+		return MGI_STEP_WAIT;
+	if (!mgi_reclaim_possible(m, g))
+		return kill_joined(m, g);
+	mgi_reclaim_request(m, g, p->pages, false, p->req_group, p->req_slot);
+	return MGI_STEP_EVICT;
+}
+
+static enum mgi_step coop_done(mgi_manager_t *m, int g, const mgi_pressure_t *p)
+{
+	if (!p->pages || mgi_escalate_below_limit(m, g) || mgi_kbackend_is(m, g))
+		return MGI_STEP_NONE; /* (the kernel backend's OOM is the backstop's) */
+	/* Still at its limit: what the applications did not free is evicted,
+	 * or, if nothing can be, the OOM kill. */
+	if (mgi_reclaim_possible(m, g)) {
+		mgi_reclaim_request(m, g, p->pages, false, p->req_group, p->req_slot);
+		return MGI_STEP_EVICT;
+	}
+	return kill_joined(m, g);
+}
+
+static enum mgi_step evict_done(mgi_manager_t *m, int g, const mgi_pressure_t *p)
+{
+	uint64_t *empty = &m->esc.evict_empty_ns[g], now = now_ns();
+
+	if (p->freed || p->background) {
+		*empty = 0;
+		return MGI_STEP_NONE;
+	}
+	if (!*empty) {
+		*empty = now;
+		return MGI_STEP_WAIT;
+	}
+	if (now - *empty <= OOM_AFTER_MS * 1000000ULL || has_room(m, g, 1) || !oom_stalled(m, g))
+		return MGI_STEP_WAIT;
+	*empty = 0;
+	return kill_joined(m, g);
+}
+
+static enum mgi_step kernel_limit(mgi_manager_t *m, int g)
+{
+	if (mgi_kbackend_is(m, g)) {
+		/* as an agent's refused charge does: cooperators first, the
+		 * kill waits for the episode */
+		if (m->coop.active && m->coop.group == g)
+			return MGI_STEP_WAIT;
+		if (m->esc.kernel_asks[g] < KERNEL_COOP_ASKS) {
+			m->esc.kernel_asks[g]++;
+			if (mgi_coop_start(m, g, -1, -1))
+				return MGI_STEP_COOP;
+		}
+	}
+	return mgi_backstop_oom_kill(m, g) > 0 ? MGI_STEP_KILL : MGI_STEP_WAIT;
+}
+
+enum mgi_step mgi_escalate(mgi_manager_t *m, int group, const mgi_pressure_t *p)
+{
+	if (group <= 0 || group >= MGI_GROUPS_MAX || !m->tree.node[group].used)
+		return MGI_STEP_NONE; /* the root has no limit; a group removed meanwhile */
+	switch (p->why) {
+	case MGI_WHY_ASK:
+		return mgi_coop_start(m, group, -1, -1) ? MGI_STEP_COOP : MGI_STEP_NONE;
+	case MGI_WHY_HIGH: {
+		mgi_segment_t *seg = m->tree.node[group].seg;
+		uint64_t usage = mgi_counter_read(&seg->acct.memory), high = atomic_load(&seg->ctl.memory.high);
+		if (usage <= high || !mgi_reclaim_possible(m, group))
+			return MGI_STEP_NONE;
+		mgi_reclaim_request(m, group, usage - high + high / 64, true, -1, -1);
+		return MGI_STEP_EVICT;
+	}
+	case MGI_WHY_REFUSED:
+		return refused(m, group, p);
+	case MGI_WHY_EVICT_REQ:
+		return evict_request(m, group, p);
+	case MGI_WHY_COOP_DONE:
+		return coop_done(m, group, p);
+	case MGI_WHY_EVICT_DONE:
+		return evict_done(m, group, p);
+	case MGI_WHY_KERNEL:
+		return kernel_limit(m, group);
+	case MGI_WHY_RELIEVED:
+		m->esc.kernel_asks[group] = 0;
+		return MGI_STEP_NONE;
+	}
+	return MGI_STEP_NONE;
+}
+
+const char *mgi_step_name(enum mgi_step s)
+{
+	static const char *const names[] = {"none", "wait", "coop", "evict", "kill"};
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}

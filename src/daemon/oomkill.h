@@ -1,0 +1,72 @@
+/* oomkill.h - the manager's one OOM kill: a victim chosen by core/victim.c, signalled through a pidfd, reported. */
+#ifndef MGI_OOMKILL_H
+#define MGI_OOMKILL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "segment.h"
+#include "victim.h"
+
+struct mgi_manager;
+
+/* One kill for a group whose limit was hit. */
+typedef struct mgi_oom_kill {
+	int target;          /* the group whose limit was hit */
+	const char *state;   /* after "is out of memory ": the figures and why, e.g.
+			      * "(usage 64M, max 64M) and nothing can be reclaimed" */
+	mgi_victim_policy_t policy;
+	/* Claimed 0 -> pid before the kill and given back if it fails: one
+	 * kill per episode where the agents look (the segment's oom_victim);
+	 * NULL: the caller keeps track. */
+	_Atomic int32_t *mark;
+	/* Reap the victim's memory at once (process_mrelease) after the
+	 * SIGKILL. Off for agent-backed groups: the manager would block in
+	 * the reap, and the victim's exit then reaches it before the OOM
+	 * listeners' look at the group (measured: test_notify 'events' read
+	 * "oom usage 100K" in 2 of 3 runs instead of the 64M at the kill). */
+	bool reap;
+	/* Looked at before each choice (agents charge and release meanwhile:
+	 * nobody dies for nothing); NULL: always needed. */
+	bool (*needed)(struct mgi_manager *m, int target);
+	/* The victim's name (comm) and what to add after "which holds N" in
+	 * the report (e.g. " (RSS); it runs without the agent: ..."). */
+	void (*describe)(struct mgi_manager *m, size_t i, char *comm, size_t commlen, char *about,
+			 size_t aboutlen);
+} mgi_oom_kill_t;
+
+/*
+ * Chooses (mgi_victim_choose), tells the OOM listeners, kills with SIGKILL
+ * through the pidfd (and reaps its memory at once if k->reap), and
+ * logs "group 'T' is out of memory STATE: killing pid P (comm)[ of group
+ * 'G'], which holds N". A kill that fails is logged and the next victim is
+ * chosen at once (the failed one is marked tried). Listeners hear before
+ * the SIGKILL, as memcg tells before its killer acts: so the pidfd is
+ * tried with signal 0 first and the event is for a kill that can be made.
+ * cand[i] is reached through pidfd[i] (the manager's, held since it
+ * joined: no pid reuse in between), or, where pidfd is NULL or pidfd[i]
+ * -1, through a pidfd opened by pid when chosen.
+ * Returns the pid killed, 0 when none was (nobody needed it, nobody may be
+ * chosen: logged, or another kill of the episode holds the mark).
+ */
+pid_t mgi_oom_kill(struct mgi_manager *m, const mgi_oom_kill_t *k, mgi_victim_t *cand,
+		   const int *pidfd, size_t n);
+
+/*
+ * The OOM action for a group whose processes run the agent: candidates are
+ * the processes this manager saw join under target (their connections and
+ * the pidfds opened at HELLO); a pid found in a slot, which agents write,
+ * is never signalled (reported instead). Size is the larger of the slot's
+ * charge and the kernel's RssAnon + RssShmem: a process that reports less
+ * than it holds cannot shift the kill onto another.
+ */
+void mgi_oom_kill_joined(struct mgi_manager *m, int target);
+
+/* Whether a kill for target is under way: its mark names a process that
+ * joined and has not exited yet. A stale mark is cleared. */
+bool mgi_oom_kill_pending(struct mgi_manager *m, int target);
+
+#endif
