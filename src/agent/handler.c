@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "agent.h"
 #include "os.h"
 #include "proto.h"
@@ -163,45 +164,6 @@ static bool claim_vacated(uintptr_t start, uintptr_t end)
 	return false;
 }
 
-/* After every change of usage: the thresholds of the group and of each
- * ancestor (a charge here is a charge there too). A crossing is counted in
- * the segment; the manager, woken through its eventfd, signals the
- * listeners. One load per level when no thresholds are registered. */
-void mgi_check_thresholds(void)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
-		n += mgi_segment_check_thresholds(mgi_agent.anc[i]);
-	if (n && mgi_agent.wakefd >= 0) {
-		uint64_t one = 1;
-		if (write(mgi_agent.wakefd, &one, sizeof(one)) < 0) {
-			/* the manager is gone: nobody to tell */
-		}
-		/* The manager may have been woken onto this CPU, where it
-		 * would wait behind this thread's next copy (up to a tick:
-		 * measured 1-3 ms tails with fault-around 64). Crossings are
-		 * rare; a yield here is cheap. */
-		sched_yield();
-	}
-}
-
-void mgi_charged(uint64_t n)
-{
-	atomic_fetch_add_explicit(&mgi_agent.me->charged, n, memory_order_relaxed);
-	mgi_check_thresholds();
-}
-
-void mgi_uncharge(uint64_t n)
-{
-	if (!n)
-		return;
-	mgi_counter_uncharge(&mgi_agent.path, n);
-	atomic_fetch_sub_explicit(&mgi_agent.me->charged, n, memory_order_relaxed);
-	mgi_check_thresholds();
-}
-
-
 static void publish_sizes(void)
 {
 	mgi_est_publish();
@@ -241,8 +203,7 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 		a += pages * PAGE;
 	}
 	if (found && charge) {
-		mgi_counter_charge(&mgi_agent.path, found);
-		mgi_charged(found);
+		mgi_charge_anyway(found);
 		/* Pages that were there before we could see them (a forked
 		 * child's, a thread's first touches) may have put the group over
 		 * its limit: this process brought them, so it evicts the excess
@@ -726,7 +687,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		if (hi && s + n * PAGE > hi)
 			n = (hi - s) / PAGE;
 
-		if (!mgi_counter_try_charge(&mgi_agent.path, n, NULL)) {
+		if (!mgi_charge(n, NULL)) {
 			/* Near the limit: the part of the run from the fault
 			 * on that fits. Measured: falling back to one page made
 			 * most faults of a sequential writer at its limit single
@@ -734,21 +695,20 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			 * full windows for 256 MiB under 64M). */
 			size_t from_fault = n - (page - s) / PAGE;
 			s = page;
-			n = mgi_counter_try_charge_upto(&mgi_agent.path, from_fault, &level);
+			n = mgi_charge_upto(from_fault, &level);
 			if (n == 0 && mgi_reclaim_unsharing(page)) {
 				/* The helper's MADV_POPULATE_WRITE met a page
 				 * removed since its range was queued. It cannot
 				 * wait for room: the room would come from pages
 				 * it is unsharing. One page over, then evicted. */
 				n = 1;
-				mgi_counter_charge(&mgi_agent.path, 1);
+				mgi_charge_anyway(1);
 			} else if (n == 0) {
 				if (make_room(level, since))
 					continue;
 				return MGI_RETRY;
 			}
 		}
-		mgi_charged(n);
 		last_fault_pages = n;
 
 		rc = mgi_uffd_copy(mgi_agent.uffd, s, mgi_agent.zeros, n * PAGE, &copied);
@@ -775,8 +735,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			 * it, and go round again without it. */
 			uintptr_t there = s + copied;
 			mgi_trace(MGI_TR_EEXIST, there, 0, 0, 0);
-			mgi_counter_charge(&mgi_agent.path, 1);
-			mgi_charged(1);
+			mgi_charge_anyway(1);
 			mgi_registry_mark(reg, r, there, 1);
 			if (there == page) {
 				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "agent.h"
 #include "os.h"
 #include "proto.h"
@@ -129,12 +130,7 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 	mgi_reclaim_publish();
 	for (unsigned i = 0; i < nfds; i++)
 		crossed += mgi_segment_check_thresholds(segs[i]);
-	if (crossed && mgi_agent.wakefd >= 0) {
-		uint64_t one = 1;
-		if (write(mgi_agent.wakefd, &one, sizeof(one)) < 0) {
-			/* the manager is gone */
-		}
-	}
+	mgi_account_wake(crossed);
 	mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
 	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_agent.pid, w->group, held);
 	return;
