@@ -408,6 +408,25 @@ static void set_aside(int dfd, const char *dir, const char *file, const char *re
 		     reason, strerror(errno));
 }
 
+/* A restored child's grant is charged in its parent's usage: one above it
+ * was not given by a manager (the parent's file is older, or was written):
+ * clamped to it, so that a later return cannot uncharge more than the
+ * parent holds. */
+static void restore_grant(const mgi_segment_t *parent, mgi_segment_t *child, const char *name,
+			  void (*say)(void *, const char *), void *arg)
+{
+	char gwhy[160];
+
+	if (!parent->ctl.group[0] || mgi_segment_check_grant(parent, child, gwhy, sizeof(gwhy)) == 0)
+		return;
+	uint64_t u = mgi_counter_read(&parent->acct.memory), su = mgi_counter_read(&parent->acct.swap);
+	if (atomic_load(&child->ctl.granted) > u)
+		atomic_store(&child->ctl.granted, u);
+	if (atomic_load(&child->ctl.swap_granted) > su)
+		atomic_store(&child->ctl.swap_granted, su);
+	sayf(say, arg, "group '%s': %s; clamped to it", name, gwhy);
+}
+
 int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
 		     void *arg, char *why, size_t whylen)
 {
@@ -513,6 +532,7 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 			continue;
 		}
 		mgi_segment_forget_manager(f[k].sf.seg);
+		restore_grant(t->node[p].seg, f[k].sf.seg, f[k].name, say, arg);
 		sayf(say, arg, "restored group '%s' (usage %llu KiB, %u processes)", f[k].name,
 		     (unsigned long long)mgi_counter_read(&f[k].sf.seg->acct.memory) * 4,
 		     mgi_segment_nr_procs(f[k].sf.seg));
