@@ -213,37 +213,45 @@ static void a_chain_grants_level_by_level(void)
 	CHECK_EQ(failed, MGI_LEVEL_GRANT);
 	CHECK_EQ(mgi_counter_read(&api.acct.memory), 57);
 	/* web's own processes take 100: 8 left. x asks 50: api's grant is
-	 * short by 15, web refuses it (level 2); nothing moved. */
+	 * raised by what web has (8), not enough for 50; x is given what
+	 * fits (8) within api's grant. */
 	mgi_counter_path_t webp = mgi_segment_path(&web);
 	CHECK(mgi_counter_try_charge(&webp, 100, NULL));
-	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 50, &failed), 0);
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 50, &failed), 8);
+	CHECK_EQ(atomic_load(&x.ctl.granted), 65);
+	CHECK_EQ(mgi_counter_read(&api.acct.memory), 65);
+	CHECK_EQ(atomic_load(&api.ctl.granted), 100);
+	CHECK_EQ(mgi_counter_read(&web.acct.memory), 200);
+	/* web full: x asks 40, api's grant is short by 5, web refuses it
+	 * (level 2); nothing moved. */
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 40, &failed), 0);
 	CHECK_EQ(failed, 2);
-	CHECK_EQ(atomic_load(&x.ctl.granted), 57);
-	CHECK_EQ(atomic_load(&api.ctl.granted), 92);
-	CHECK_EQ(mgi_counter_read(&api.acct.memory), 57);
-	CHECK_EQ(mgi_counter_read(&web.acct.memory), 192);
+	CHECK_EQ(atomic_load(&x.ctl.granted), 65);
+	CHECK_EQ(atomic_load(&api.ctl.granted), 100);
+	CHECK_EQ(mgi_counter_read(&api.acct.memory), 65);
+	CHECK_EQ(mgi_counter_read(&web.acct.memory), 200);
 	/* api's limit comes before its grant: refused at level 1. */
-	CHECK_EQ(mgi_counter_set_max(&api.acct.memory, &api.ctl.memory, 60), 0);
-	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 5, &failed), 0);
+	CHECK_EQ(mgi_counter_set_max(&api.acct.memory, &api.ctl.memory, 70), 0);
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 10, &failed), 0);
 	CHECK_EQ(failed, 1);
 	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 3, &failed), 3);
-	CHECK_EQ(mgi_counter_read(&api.acct.memory), 60);
-	/* Taking back goes one level: api's unused grant (92 - 60) to web. */
+	CHECK_EQ(mgi_counter_read(&api.acct.memory), 68);
+	/* Taking back goes one level: api's unused grant (100 - 68) to web. */
 	CHECK_EQ(mgi_grant_take_back_from(&api, &web, false, 0), 32);
-	CHECK_EQ(mgi_counter_read(&web.acct.memory), 160);
+	CHECK_EQ(mgi_counter_read(&web.acct.memory), 168);
 	/* x exits (its usage leaves its counter): its grant back to api,
-	 * then api's to web. */
+	 * then api's to web, which holds its own 100. */
 	mgi_counter_uncharge(&own, 57);
-	CHECK_EQ(mgi_grant_return_to(&x, &api, false), 60);
+	CHECK_EQ(mgi_grant_return_to(&x, &api, false), 68);
 	CHECK_EQ(mgi_counter_read(&api.acct.memory), 0);
-	CHECK_EQ(mgi_grant_take_back_from(&api, &web, false, 0), 60);
+	CHECK_EQ(mgi_grant_take_back_from(&api, &web, false, 0), 68);
 	CHECK_EQ(mgi_counter_read(&web.acct.memory), 100);
-	/* Swap has its own grant and limit (web's 10). */
-	CHECK_EQ(mgi_grant_give_chain(chain, 3, true, 11, &failed), 0);
+	/* Swap has its own grant and limit (web's 10): 11 asked, 10 fit. */
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, true, 11, &failed), 10);
+	CHECK_EQ(atomic_load(&api.ctl.swap_granted), 10);
+	CHECK_EQ(mgi_counter_read(&web.acct.swap), 10);
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, true, 4, &failed), 0);
 	CHECK_EQ(failed, 2);
-	CHECK_EQ(mgi_grant_give_chain(chain, 3, true, 4, &failed), 5); /* 4 + 6 / 4 */
-	CHECK_EQ(atomic_load(&api.ctl.swap_granted), 6);              /* 5 + 5 / 4 */
-	CHECK_EQ(mgi_counter_read(&web.acct.swap), 6);
 	CHECK_EQ(mgi_counter_read(&web.acct.memory), 100);
 }
 

@@ -54,4 +54,27 @@ void mgi_check_thresholds(void);
 /* Wakes the manager when checks counted crossings (n > 0). */
 void mgi_account_wake(unsigned n);
 
+/*
+ * The grant scheme (src/core/grant.h). A nested group's processes charge
+ * only their own group's counter, within its grant; its ancestors'
+ * accounting parts are mapped read-only. Sets mgi_agent.path for the
+ * segments in mgi_agent.anc: the group's own counter with its grant when
+ * it has an ancestor, as before (its own counter alone) when it has none.
+ */
+void mgi_account_use_segments(void);
+
+/*
+ * A charge was refused by the grant (level MGI_LEVEL_GRANT): asks the
+ * manager for more (GRANT; at most one request out, asked again after
+ * 2 ms), and says what to do: MGI_LEVEL_GRANT, park the fault (it is
+ * retried when the answer comes, or every 2 ms); else the level whose
+ * limit refused (the manager's answer, or the parent when no manager runs
+ * to ask): make room there as for any refusal. Handler thread.
+ */
+unsigned mgi_account_grant_short(void);
+
+/* The manager's answer to GRANT (handler thread). */
+struct mgi_msg_grant;
+void mgi_account_granted(const struct mgi_msg_grant *g);
+
 #endif

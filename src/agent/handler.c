@@ -574,6 +574,12 @@ static bool make_room(unsigned level, uint64_t *since)
 	uint64_t now = now_ns();
 	bool local = mgi_reclaim_allowed(level);
 
+	/* Refused by the group's grant (it has ancestors): the manager is
+	 * asked for more, and the fault waits for the answer (not a reclaim
+	 * stall: no limit refused); a refusal names the ancestor whose limit
+	 * is reached, handled as any. */
+	if (level == MGI_LEVEL_GRANT && (level = mgi_account_grant_short()) == MGI_LEVEL_GRANT)
+		return false;
 	if (!*since)
 		*since = now;
 	if (mgi_agent.evicting)

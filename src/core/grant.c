@@ -133,9 +133,13 @@ uint64_t mgi_grant_give_chain(mgi_segment_t *const *seg, unsigned n, bool swap, 
 	}
 	batch = mgi_grant_batch(want, headroom);
 	if (!charge_level(seg, n, swap, 1, batch, failed_level)) {
-		if (batch == want || !charge_level(seg, n, swap, 1, want, failed_level))
+		/* Near the limit, what fits: the last pages of an ancestor's
+		 * room are used as a direct charge would use them (and its
+		 * OOM path sees it full, not short of a request). */
+		uint64_t fits = want <= headroom ? want : headroom;
+		if (batch == fits || !fits || !charge_level(seg, n, swap, 1, fits, failed_level))
 			return 0;
-		batch = want;
+		batch = fits;
 	}
 	atomic_fetch_add_explicit(granted_of(seg[0], swap), batch, memory_order_seq_cst);
 	return batch;

@@ -111,7 +111,8 @@ mgi_counter_path_t mgi_grant_path(mgi_segment_t *seg, bool swap);
 
 /*
  * Raises seg[0]'s grant by want pages and a batch (mgi_grant_batch over
- * the parent's room), or by want alone when the batch does not fit,
+ * the chain's tightest room), or by what of want fits when the batch does
+ * not (all of it, else that room, as mgi_counter_try_charge_upto),
  * charging seg[1] (and raising its grant first when short, up the chain).
  * Returns the pages granted, or 0 with the refusing level (its index in
  * seg: 1 to n - 1) in *failed_level.

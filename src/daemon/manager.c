@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "escape.h"
+#include "grantd.h"
 #include "group.h"
 #include "oslayer.h"
 #include "size.h"
@@ -303,8 +304,9 @@ static void drop_conn(mgi_manager_t *m, unsigned i)
 	mgi_reclaim_conn_gone(m, i);
 	if (c->slot >= 0) {
 		audit(m);
-		mgi_counter_path_t path = mgi_tree_path(&m->tree, c->group);
+		mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, c->group);
 		mgi_segment_release(m->tree.node[c->group].seg, c->slot, c->pid, &path);
+		mgi_grant_after_release(m, c->group);
 		clear_victim(m, c->group, c->pid);
 		mgi_notify_after_uncharge(m, c->group);
 	}
@@ -316,7 +318,7 @@ static void drop_conn(mgi_manager_t *m, unsigned i)
 	close(c->fd);
 	if (c->move_group >= 0) {
 		/* Died during a move: the new slot may hold the charge already. */
-		mgi_counter_path_t path = mgi_tree_path(&m->tree, c->move_group);
+		mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, c->move_group);
 		mgi_segment_release(m->tree.node[c->move_group].seg, c->move_slot, c->pid, &path);
 	}
 	*c = (struct mgi_conn){.fd = -1, .pidfd = -1, .group = -1, .slot = -1, .move_group = -1};
@@ -463,6 +465,12 @@ static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slo
 	w.welcome.segment_bytes = sizeof(mgi_segment_t);
 	w.welcome.nsegments = n / 2; /* two fds a segment: its two parts */
 	snprintf(w.welcome.group, sizeof(w.welcome.group), "%s", m->tree.node[group].name);
+	/* Above the group's own level, accounting parts read-only: its
+	 * processes charge their ancestors through grants (grant.h). */
+	unsigned nseg = n;
+	bool reopened = true;
+	for (unsigned k = 3; k < nseg; k += 2)
+		reopened &= (fds[k] = mgi_tree_reopen_ro(fds[k])) >= 0;
 	fds[n++] = m->wakefd;
 	if (lend_uffd && m->uffd_dev >= 0) {
 		fds[n++] = m->uffd_dev;
@@ -473,7 +481,14 @@ static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slo
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
 	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
-	sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (reopened)
+		sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	else
+		mgi_manager_log(m, "cannot reopen group '%s''s ancestors' accounting read-only: %s; "
+				   "not sent", m->tree.node[group].name, strerror(errno));
+	for (unsigned k = 3; k < nseg; k += 2)
+		if (fds[k] >= 0)
+			close(fds[k]);
 }
 
 /* The group of the agent in the peer's process, or -1 if it has none. */
@@ -576,7 +591,7 @@ static bool hello_from_peer(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t 
 static unsigned release_orphans(mgi_manager_t *m, int g)
 {
 	mgi_segment_t *seg = m->tree.node[g].seg;
-	mgi_counter_path_t path = mgi_tree_path(&m->tree, g);
+	mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, g);
 	unsigned waiting = 0;
 
 	for (int s = 0; s < MGI_PROCS_MAX; s++) {
@@ -814,6 +829,15 @@ static void on_attach(mgi_manager_t *m, unsigned i, const mgi_msg_attach_t *a)
 		return;
 	}
 	mgi_tree_name_slot(&m->tree, g, slot, a->pid);
+	char gwhy[160];
+	const mgi_segment_t *from = m->tree.node[p->group].seg;
+	if (mgi_grant_for_move(m, g, mgi_segment_slot_charged(from, p->slot),
+			       atomic_load(&from->acct.procs[p->slot].swapped), gwhy, sizeof(gwhy)) != 0) {
+		mgi_counter_path_t none = {.depth = 0};
+		mgi_segment_release(m->tree.node[g].seg, slot, a->pid, &none);
+		reply(c, -ENOMEM, "pid %d: %s", a->pid, gwhy);
+		return;
+	}
 	p->move_group = g;
 	p->move_slot = slot;
 	p->requester = (int)i;
@@ -834,6 +858,7 @@ static void on_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_re
 		 * manager's to free (nothing left to uncharge: an empty path). */
 		mgi_counter_path_t none = {.depth = 0};
 		mgi_segment_release(m->tree.node[from].seg, c->slot, c->pid, &none);
+		mgi_grant_after_release(m, from);
 		clear_victim(m, from, c->pid);
 		c->group = g;
 		c->slot = c->move_slot;
@@ -841,7 +866,7 @@ static void on_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_re
 		mgi_manager_log(m, "pid %d moved from group '%s' to '%s'", c->pid, m->tree.node[from].name,
 		     m->tree.node[g].name);
 	} else {
-		mgi_counter_path_t path = mgi_tree_path(&m->tree, g);
+		mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, g);
 		mgi_segment_release(m->tree.node[g].seg, c->move_slot, c->pid, &path);
 	}
 	c->move_group = -1;
@@ -1371,6 +1396,9 @@ static void handle_conn(mgi_manager_t *m, unsigned i)
 		if (c->slot >= 0)
 			mgi_reclaim_evicted(m, i, &msg.evict);
 		break;
+	case MGI_MSG_GRANT:
+		mgi_grant_on_request(m, c, &msg.grant);
+		break;
 	case MGI_MSG_ATTACH:
 		on_attach(m, i, &msg.attach);
 		break;
@@ -1451,6 +1479,7 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 		} else
 			caller_tag = (int64_t)tag;
 	}
+	mgi_grant_tick(m);
 	return caller_tag;
 }
 
