@@ -114,6 +114,20 @@ void mgi_grant_after_release(mgi_manager_t *m, int g)
 		mgi_notify_after_uncharge(m, g);
 }
 
+void mgi_grant_for_evict(mgi_manager_t *m, int g, uint64_t pages)
+{
+	mgi_segment_t *chain[MGI_DEPTH_MAX];
+	unsigned n = mgi_tree_grant_chain(&m->tree, g, chain);
+
+	if (n < 2)
+		return;
+	uint64_t used = mgi_counter_read(&chain[0]->acct.swap);
+	uint64_t granted = atomic_load(&chain[0]->ctl.swap_granted);
+	uint64_t room = granted > used ? granted - used : 0;
+	if (room < pages)
+		mgi_grant_give_chain(chain, n, true, pages - room, NULL);
+}
+
 int mgi_grant_for_move(mgi_manager_t *m, int g, uint64_t pages, uint64_t swapped, char *why,
 		       size_t whylen)
 {

@@ -22,6 +22,10 @@ void mgi_grant_tick(mgi_manager_t *m);
  * its grant beyond its usage goes back to its ancestors now. */
 void mgi_grant_after_release(mgi_manager_t *m, int g);
 
+/* Gives nested group g swap grant for pages about to be evicted (EVICT):
+ * what it lacks of them beyond what it holds unused. */
+void mgi_grant_for_evict(mgi_manager_t *m, int g, uint64_t pages);
+
 /* Gives group g grant for a process moving in with pages of memory and
  * swapped of swap (ATTACH): 0, or -ENOMEM with why. */
 int mgi_grant_for_move(mgi_manager_t *m, int g, uint64_t pages, uint64_t swapped, char *why,
