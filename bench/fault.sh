@@ -52,6 +52,27 @@ for threads in 1 2; do
 		"$(best "$memgrp" run --kernel-backstop off -- "$touch" $pages $threads)"
 done
 
+# A nested group's processes charge their own counter within a grant the
+# manager gives in batches (docs/design.md, Trust and permissions): the
+# round trip per batch is the cost, against a top-level group of the same
+# memgrpd. NESTED=0 skips it.
+if [ "${NESTED:-1}" = 1 ] && [ -x "$build/src/daemon/memgrpd" ]; then
+	nsock=/tmp/memgrp-bench-nested-$$.sock
+	"$build/src/daemon/memgrpd" --socket "$nsock" --state-dir none 2>/dev/null &
+	npid=$!
+	for _ in $(seq 50); do [ -S "$nsock" ] && break; sleep 0.1; done
+	"$memgrp" --socket "$nsock" create bench-top -m 4G
+	"$memgrp" --socket "$nsock" create bench-top/sub
+	native=$(best "$touch" $pages 1)
+	nat_ms=${native%% *}
+	for g in bench-top bench-top/sub; do
+		read -r ms ns rss <<<"$(best "$memgrp" --socket "$nsock" run -g $g -- "$touch" $pages 1)"
+		printf '%-40s %12s %12s %9.2fx\n' "memgrpd, group $g, 1 thread" "$ms" "$ns" \
+			"$(echo "$ms / $nat_ms" | bc -l)"
+	done
+	kill "$npid"; wait "$npid" 2>/dev/null || true
+fi
+
 echo
 echo "sparse access: one byte in every 16th page of 1 GiB (16384 pages touched)"
 read -r ms ns rss < <("$touch" $pages 1 16)

@@ -28,6 +28,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		abort();
 	if (type == MGI_MSG_OOM_KILL && strnlen(m.oom.victim_comm, MGI_COMM_MAX) >= MGI_COMM_MAX)
 		abort();
+	/* A GRANT asks for what one fault can need, no more; a refusal names
+	 * an ancestor (level 0 is the group's own grant, never refused so). */
+	if (type == MGI_MSG_GRANT &&
+	    (m.grant.pid <= 0 || m.grant.swap > 1 || m.grant.pages == 0 ||
+	     m.grant.pages > MGI_GRANT_ASK_MAX))
+		abort();
+	if (type == MGI_MSG_GRANTED && m.grant.pages == 0 &&
+	    (m.grant.refused == 0 || m.grant.refused >= MGI_DEPTH_MAX))
+		abort();
 	/* An accepted limit is kept, none, or one a counter holds; high and
 	 * low never above a max given with them. */
 	if (type == MGI_MSG_SET || type == MGI_MSG_CREATE) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grant.h"
 #include "segment.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
@@ -56,6 +57,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		if (pid > 0 && atomic_load(&seg.acct.procs[s].charged) > usage + MGI_FAULT_AROUND_MAX)
 			abort();
 	}
+	/* Its grant against a parent's usage, as a restart places it: one
+	 * above is clamped, and returning it then never uncharges the parent
+	 * below what it held for others. */
+	static mgi_segment_t parent;
+	const uint64_t parent_usage = 1000;
+	mgi_segment_init(&parent, "web", 16);
+	mgi_counter_path_t ppath = mgi_segment_path(&parent), pswap = mgi_segment_swap_path(&ppath);
+	mgi_counter_charge(&ppath, parent_usage);
+	mgi_counter_charge(&pswap, parent_usage);
+	if (atomic_load(&seg.ctl.granted) > MGI_PAGES_UNLIMITED ||
+	    atomic_load(&seg.ctl.swap_granted) > MGI_PAGES_UNLIMITED)
+		abort();
+	if (mgi_segment_check_grant(&parent, &seg, why, sizeof(why)) != 0) {
+		if (!why[0])
+			abort();
+		if (atomic_load(&seg.ctl.granted) > parent_usage)
+			atomic_store(&seg.ctl.granted, parent_usage);
+		if (atomic_load(&seg.ctl.swap_granted) > parent_usage)
+			atomic_store(&seg.ctl.swap_granted, parent_usage);
+		if (mgi_segment_check_grant(&parent, &seg, why, sizeof(why)) != 0)
+			abort();
+	}
+	if (mgi_grant_return_all(&ppath, &seg.ctl.granted) > parent_usage ||
+	    mgi_grant_return_all(&pswap, &seg.ctl.swap_granted) > parent_usage ||
+	    mgi_counter_read(&parent.acct.memory) > parent_usage ||
+	    mgi_counter_read(&parent.acct.swap) > parent_usage)
+		abort();
 	mgi_segment_forget_manager(&seg);
 	for (int i = 0; i < 2; i++)
 		if (mgi_threshold_count(&seg.ctl.thresholds[i].set) != 0)

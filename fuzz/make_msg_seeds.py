@@ -39,6 +39,8 @@ HELLO, WELCOME, OOM_KILL, STAT_REQ, STAT, SET, REPLY, CREATE = 1, 2, 3, 4, 5, 6,
 RM, LIST_REQ, LIST, OOM_REQ, ATTACH, MOVE, REGISTER, UNREGISTER = 9, 10, 11, 12, 13, 14, 15, 16
 COOP_DONE, RECLAIM_REQ, EVICT, EVICTED = 17, 18, 19, 20
 PLACE, UFFD_FEATURES = 21, 24
+GRANT, GRANTED = 30, 31
+MGI_GRANT_ASK_MAX = 128
 
 REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE = 1, 2, 3, 4
 MGI_COOP_PRIORITY_MAX = 1000
@@ -62,6 +64,8 @@ SIZES = {
     RECLAIM_REQ: 32, # hdr, pid, level, pages
     EVICT: 32,       # hdr, pages, freed
     EVICTED: 32,
+    GRANT: 40,       # hdr, pid, swap, pages, refused, reserved
+    GRANTED: 40,     # laid out as GRANT
     REGISTER: 168,   # hdr, group, kind, counter, threshold u64, level, mode
     UNREGISTER: 24,  # hdr, id, reserved
     COOP_DONE: 24,   # laid out as UNREGISTER
@@ -131,6 +135,10 @@ def evict(mtype, pages, freed=0):
     return msg(mtype, "QQ", pages, freed)
 
 
+def grant(mtype, pid, pages, swap=0, refused=0):
+    return msg(mtype, "iIQII", pid, swap, pages, refused, 0)
+
+
 def attach(group, pid):
     return msg(ATTACH, G + "i4x", name(group), pid)
 
@@ -173,6 +181,7 @@ C_TYPES = {
     REGISTER: "mgi_msg_register_t", UNREGISTER: "mgi_msg_unregister_t",
     COOP_DONE: "mgi_msg_unregister_t", UFFD_FEATURES: "mgi_msg_unregister_t",
     PLACE: "mgi_msg_group_t", REPLY: "mgi_msg_reply_t", LIST: "mgi_msg_list_t",
+    GRANT: "mgi_msg_grant_t", GRANTED: "mgi_msg_grant_t",
 }
 
 
@@ -280,6 +289,10 @@ VALID = {
     "v3-coop-done": unregister(7, COOP_DONE),
     "v3-uffd-features": unregister(0x1001a, UFFD_FEATURES),
     "v3-place": group_msg(PLACE, "web/api"),
+    "v3-grant": grant(GRANT, 1234, 64),
+    "v3-grant-swap": grant(GRANT, 1234, 1, swap=1),
+    "v3-granted": grant(GRANTED, 0, 97),
+    "v3-granted-refused": grant(GRANTED, 0, 0, refused=1),
 }
 
 # Each fails a different check of mgi_msg_parse.
@@ -309,6 +322,12 @@ INVALID = {
     "v3-invalid-set-max-8e": set_msg(SET, "web", 1 << 63),
     "v3-invalid-create-swap-max-u64": set_msg(CREATE, "web", 64 * MiB, swap_max=2**64 - 3),
     "v3-invalid-set-mode": set_msg(SET, "web", MGI_SET_KEEP, mode=7),
+    "v3-invalid-grant-pages-zero": grant(GRANT, 1234, 0),
+    "v3-invalid-grant-too-many": grant(GRANT, 1234, MGI_GRANT_ASK_MAX + 1),
+    "v3-invalid-grant-pid": grant(GRANT, -1, 1),
+    "v3-invalid-grant-swap-2": grant(GRANT, 1234, 1, swap=2),
+    "v3-invalid-granted-refused-none": grant(GRANTED, 0, 0),
+    "v3-invalid-granted-refused-deep": grant(GRANTED, 0, 0, refused=MGI_DEPTH_MAX),
 }
 
 

@@ -30,6 +30,9 @@ int main(void)
 	P("size", sizeof(mgi_segment_t));
 	P("acct", offsetof(mgi_segment_t, acct));
 	P("ctl_memory_max", offsetof(mgi_segment_t, ctl.memory.max));
+	P("ctl_group", offsetof(mgi_segment_t, ctl.group));
+	P("ctl_granted", offsetof(mgi_segment_t, ctl.granted));
+	P("ctl_swap_granted", offsetof(mgi_segment_t, ctl.swap_granted));
 	P("ctl_pid0", offsetof(mgi_segment_t, ctl.procs[0].pid));
 	P("ctl_pid_stride", sizeof(mgi_proc_id_t));
 	P("ctl_th0_size", offsetof(mgi_segment_t, ctl.thresholds[0].set.size));
@@ -94,6 +97,13 @@ def main():
         'duplicate-pid': patch(o['ctl_pid0'], i32(4242)) +
         patch(o['ctl_pid0'] + o['ctl_pid_stride'], i32(4242)),
         'free-slot-holding': patch(o['acct_charged0'] + 3 * o['acct_slot_stride'], u64(77)),
+        'grant-beyond-any': patch(o['ctl_granted'], u64(-1)),
+        'swap-grant-beyond-any': patch(o['ctl_swap_granted'], u64(1 << 62)),
+        'grant-above-parent': patch(o['ctl_granted'], u64(1 << 20)) +
+        patch(o['ctl_swap_granted'], u64(3)),
+        'grant-within-parent': patch(o['ctl_granted'], u64(100)) +
+        patch(o['acct_usage'], u64(90)),
+        'top-level-grant': patch(o['ctl_group'], b'web\0') + patch(o['ctl_granted'], u64(8)),
     }
     live = {  # offsets relative to the accounting part
         'usage-huge': patch(o['acct_usage'] - a, u64(-1)),

@@ -1,6 +1,7 @@
 /* test_grant.c - the grant scheme's arithmetic on literals: charges within a grant, batches, giving and taking back. */
 #include "counter.h"
 #include "grant.h"
+#include "segment.h"
 #include "harness.h"
 
 /* web (max 100) above web/api: api's agents charge api's counter against
@@ -176,6 +177,84 @@ static void a_sibling_gets_room_from_an_unused_grant(void)
 	CHECK_EQ(mgi_counter_read(&a.web), 10 + 45);
 }
 
+/* Three levels as segments: web (max 200), web/api, web/api/x. x's grant
+ * is charged to api within api's grant, which is raised from web when
+ * short: each counter stays within its own grant, and web counts api's
+ * grant (x's included) once. */
+static mgi_segment_t web, api, x;
+
+static void chain_init(void)
+{
+	mgi_segment_init(&web, "web", 16);
+	mgi_segment_init(&api, "web/api", 16);
+	mgi_segment_init(&x, "web/api/x", 16);
+	mgi_counter_set_max(&web.acct.memory, &web.ctl.memory, 200);
+	mgi_counter_set_max(&web.acct.swap, &web.ctl.swap, 10);
+}
+
+static void a_chain_grants_level_by_level(void)
+{
+	mgi_segment_t *chain[] = {&x, &api, &web};
+	unsigned failed = 99;
+
+	chain_init();
+	/* x asks 10: the chain's room is web's 200, so 10 and a batch (64 at
+	 * most, a quarter of the 190 beyond: 47). api's grant is short of it,
+	 * so web first gives api 57 and a quarter of the 143 beyond (35). */
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 10, &failed), 57);
+	CHECK_EQ(atomic_load(&x.ctl.granted), 57);
+	CHECK_EQ(mgi_counter_read(&api.acct.memory), 57);
+	CHECK_EQ(atomic_load(&api.ctl.granted), 92);
+	CHECK_EQ(mgi_counter_read(&web.acct.memory), 92);
+	/* x's agents charge within x's grant, touching nothing above. */
+	mgi_counter_path_t own = mgi_grant_path(&x, false);
+	CHECK(mgi_counter_try_charge(&own, 57, NULL));
+	CHECK(!mgi_counter_try_charge(&own, 1, &failed));
+	CHECK_EQ(failed, MGI_LEVEL_GRANT);
+	CHECK_EQ(mgi_counter_read(&api.acct.memory), 57);
+	/* web's own processes take 100: 8 left. x asks 50: api's grant is
+	 * raised by what web has (8), not enough for 50; x is given what
+	 * fits (8) within api's grant. */
+	mgi_counter_path_t webp = mgi_segment_path(&web);
+	CHECK(mgi_counter_try_charge(&webp, 100, NULL));
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 50, &failed), 8);
+	CHECK_EQ(atomic_load(&x.ctl.granted), 65);
+	CHECK_EQ(mgi_counter_read(&api.acct.memory), 65);
+	CHECK_EQ(atomic_load(&api.ctl.granted), 100);
+	CHECK_EQ(mgi_counter_read(&web.acct.memory), 200);
+	/* web full: x asks 40, api's grant is short by 5, web refuses it
+	 * (level 2); nothing moved. */
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 40, &failed), 0);
+	CHECK_EQ(failed, 2);
+	CHECK_EQ(atomic_load(&x.ctl.granted), 65);
+	CHECK_EQ(atomic_load(&api.ctl.granted), 100);
+	CHECK_EQ(mgi_counter_read(&api.acct.memory), 65);
+	CHECK_EQ(mgi_counter_read(&web.acct.memory), 200);
+	/* api's limit comes before its grant: refused at level 1. */
+	CHECK_EQ(mgi_counter_set_max(&api.acct.memory, &api.ctl.memory, 70), 0);
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 10, &failed), 0);
+	CHECK_EQ(failed, 1);
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, false, 3, &failed), 3);
+	CHECK_EQ(mgi_counter_read(&api.acct.memory), 68);
+	/* Taking back goes one level: api's unused grant (100 - 68) to web. */
+	CHECK_EQ(mgi_grant_take_back_from(&api, &web, false, 0), 32);
+	CHECK_EQ(mgi_counter_read(&web.acct.memory), 168);
+	/* x exits (its usage leaves its counter): its grant back to api,
+	 * then api's to web, which holds its own 100. */
+	mgi_counter_uncharge(&own, 57);
+	CHECK_EQ(mgi_grant_return_to(&x, &api, false), 68);
+	CHECK_EQ(mgi_counter_read(&api.acct.memory), 0);
+	CHECK_EQ(mgi_grant_take_back_from(&api, &web, false, 0), 68);
+	CHECK_EQ(mgi_counter_read(&web.acct.memory), 100);
+	/* Swap has its own grant and limit (web's 10): 11 asked, 10 fit. */
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, true, 11, &failed), 10);
+	CHECK_EQ(atomic_load(&api.ctl.swap_granted), 10);
+	CHECK_EQ(mgi_counter_read(&web.acct.swap), 10);
+	CHECK_EQ(mgi_grant_give_chain(chain, 3, true, 4, &failed), 0);
+	CHECK_EQ(failed, 2);
+	CHECK_EQ(mgi_counter_read(&web.acct.memory), 100);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -185,5 +264,6 @@ int main(int argc, char **argv)
 	MGT_RUN(take_back_keeps_usage_and_a_batch);
 	MGT_RUN(excess_on_literals);
 	MGT_RUN(a_sibling_gets_room_from_an_unused_grant);
+	MGT_RUN(a_chain_grants_level_by_level);
 	MGT_DONE();
 }

@@ -139,8 +139,12 @@ mg attach web/b "$hold"; r=$?
 after=$(stat_field web usage); bu=$(stat_field web/b usage); au=$(stat_field web/a usage)
 kill "$hold" 2>/dev/null
 wait $wpid
-[ $r -eq 0 ] && [ "$before" = "$after" ] && [ "$bu" -ge $((30 << 20)) ] && [ "$au" -lt $((1 << 20)) ] &&
-	ok "attach between siblings: web/b has the pages, web's usage unchanged ($((after >> 20)) MiB)" ||
+# web counts its children through their grants (docs/design.md, Trust and
+# permissions): each holds at most a batch (64 pages) beyond its usage
+# once settled, so web's usage may move by that much, no more.
+batch=$((64 * 4096)) d=$((after - before))
+[ $r -eq 0 ] && [ "${d#-}" -le "$batch" ] && [ "$bu" -ge $((30 << 20)) ] && [ "$au" -lt $((1 << 20)) ] &&
+	ok "attach between siblings: web/b has the pages, web's usage unchanged within a grant batch ($before -> $after)" ||
 	bad attach_siblings "rc $r, web $before -> $after, web/a $au, web/b $bu"
 }
 run_case attach tree

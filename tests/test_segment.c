@@ -269,6 +269,16 @@ static const char *damage(int k)
 	case 21:
 		atomic_store(&seg.acct.procs[0].charged, 31 + 64);
 		return "the group uses 30";
+	case 22:
+		atomic_store(&seg.ctl.granted, MGI_PAGES_UNLIMITED + 1);
+		return "beyond any limit";
+	case 23:
+		atomic_store(&seg.ctl.swap_granted, UINT64_MAX);
+		return "beyond any limit";
+	case 24:
+		strcpy(seg.ctl.group, "web");
+		atomic_store(&seg.ctl.granted, 1);
+		return "a top-level group holds a grant";
 	default:
 		return NULL;
 	}
@@ -285,6 +295,31 @@ static void check_names_the_first_problem(void)
 		CHECK_MSG(rc == -EINVAL && strstr(why, want) != NULL, "case %d: rc %d, why '%s', want '%s'",
 			  k, rc, why, want);
 	}
+}
+
+/* A nested group's grant is within its parent's usage (which counts it);
+ * a grant of a plausible size passes mgi_segment_check. */
+static void check_grant_against_the_parent(void)
+{
+	static mgi_segment_t parent;
+	char why[200] = "";
+
+	check_accepts_a_valid_segment();
+	mgi_segment_init(&parent, "web", 16);
+	mgi_counter_path_t pp = mgi_segment_path(&parent), ps = mgi_segment_swap_path(&pp);
+	mgi_counter_charge(&pp, 100);
+	mgi_counter_charge(&ps, 7);
+	atomic_store(&seg.ctl.granted, 100);
+	atomic_store(&seg.ctl.swap_granted, 7);
+	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg), why, sizeof(why)), 0);
+	CHECK_INT_EQ(mgi_segment_check_grant(&parent, &seg, why, sizeof(why)), 0);
+	atomic_store(&seg.ctl.granted, 101);
+	CHECK_INT_EQ(mgi_segment_check_grant(&parent, &seg, why, sizeof(why)), -EINVAL);
+	CHECK_MSG(strstr(why, "granted 101 pages") && strstr(why, "'web' uses (100)"), "why: %s", why);
+	atomic_store(&seg.ctl.granted, 100);
+	atomic_store(&seg.ctl.swap_granted, 8);
+	CHECK_INT_EQ(mgi_segment_check_grant(&parent, &seg, why, sizeof(why)), -EINVAL);
+	CHECK_MSG(strstr(why, "pages of swap") != NULL, "why: %s", why);
 }
 
 /* What a process wrote into its accounting part is clamped where the
@@ -378,6 +413,7 @@ int main(int argc, char **argv)
 	MGT_RUN(concurrent_release_happens_once);
 	MGT_RUN(check_accepts_a_valid_segment);
 	MGT_RUN(check_names_the_first_problem);
+	MGT_RUN(check_grant_against_the_parent);
 	MGT_RUN(audit_clamps_and_reports);
 	MGT_RUN(release_takes_no_more_than_the_group_holds);
 	MGT_RUN(checks_over_a_scribbled_position);

@@ -733,6 +733,53 @@ static void a_truncated_state_file_is_survived(void)
 	state_dir[0] = '\0';
 }
 
+static char said_all[2048];
+
+static void collect_all(void *arg, const char *msg)
+{
+	size_t n = strlen(said_all);
+	(void)arg;
+	snprintf(said_all + n, sizeof(said_all) - n, "%s\n", msg);
+}
+
+/* A restored nested group's grant above its parent's usage (which counts
+ * every grant given below it) is no grant a manager gave: clamped to it,
+ * and said. */
+static void a_restored_grant_is_clamped_to_the_parent(void)
+{
+	char *dir = state_dir;
+	snprintf(state_dir, sizeof(state_dir), "/tmp/memgrp-test-tree-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK_INT_EQ(fresh(), 0);
+	CHECK_INT_EQ(mgi_tree_use_dir(&t, dir, collect, NULL, why, sizeof(why)), 0);
+	int web = make("web", 64 << 20), api = make("web/api", 64 << 20), db = make("web/db", 64 << 20);
+	CHECK(web > 0 && api > 0 && db > 0);
+	atomic_store(&seg_of(web)->acct.memory.usage, 40);
+	atomic_store(&seg_of(web)->acct.swap.usage, 2);
+	atomic_store(&seg_of(api)->ctl.granted, 90);
+	atomic_store(&seg_of(api)->ctl.swap_granted, 3);
+	atomic_store(&seg_of(db)->ctl.granted, 30);
+	mgi_tree_destroy(&t);
+	t_live = false;
+	CHECK_INT_EQ(fresh(), 0);
+	said_all[0] = '\0';
+	CHECK_INT_EQ(mgi_tree_use_dir(&t, dir, collect_all, NULL, why, sizeof(why)), 0);
+	api = mgi_tree_find(&t, "web/api");
+	db = mgi_tree_find(&t, "web/db");
+	CHECK_MSG(api > 0 && db > 0, "said: %s", said_all);
+	CHECK_EQ(atomic_load(&seg_of(api)->ctl.granted), 40);
+	CHECK_EQ(atomic_load(&seg_of(api)->ctl.swap_granted), 2);
+	CHECK_EQ(atomic_load(&seg_of(db)->ctl.granted), 30); /* within: kept */
+	CHECK_MSG(strstr(said_all, "group 'web/api': granted 90 pages, more than its parent 'web' "
+				   "uses (40); clamped to it"),
+		  "said: %s", said_all);
+	CHECK_MSG(!strstr(said_all, "group 'web/db': granted"), "said: %s", said_all);
+	mgi_tree_destroy(&t);
+	t_live = false;
+	remove_dir(dir);
+	state_dir[0] = '\0';
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -754,6 +801,7 @@ int main(int argc, char **argv)
 	MGT_RUN(full_tree);
 	MGT_RUN(destroy_closes_everything);
 	MGT_RUN(a_truncated_state_file_is_survived);
+	MGT_RUN(a_restored_grant_is_clamped_to_the_parent);
 	if (t_live)
 		mgi_tree_destroy(&t);
 	if (state_dir[0])

@@ -79,6 +79,17 @@ for _ in $(seq 100); do
 done
 good_usage=$(stat_field tp/good usage) good_limit=$(stat_field tp/good limit)
 tp_limit=$(stat_field tp limit) evil_limit=$(stat_field tp/evil limit)
+# tp's figures count its children through their grants (docs/design.md,
+# Trust and permissions): once tp/good's grant has settled (the manager
+# takes back what it holds beyond its usage and a batch, once a second),
+# tp's usage is what the hostile process must not change.
+tp_usage=$(stat_field tp usage)
+for _ in $(seq 30); do
+	sleep 0.1
+	u=$(stat_field tp usage)
+	[ "$u" = "$tp_usage" ] && [ "$u" -le $((good_usage + (64 << 12))) ] && break
+	tp_usage=$u
+done
 
 # A root shell of tp/evil starts the hostile program as the throwaway user
 # (a child of a group's process may join it). setpriv itself runs without
@@ -106,6 +117,51 @@ else
 	bad control "tried/refused: '$tried'"
 	grep -E "refused|WRITABLE" "$tmp/evil.out"
 fi
+anc=$(sed -n "s/^ancestors' accounting: \([0-9]*\) mappings read-only, \([0-9]*\) ways tried, \([0-9]*\) refused$/\1 \2 \3/p" "$tmp/evil.out")
+read -r anc_maps anc_tried anc_refused <<<"${anc:-0 0 0}"
+if [ "$anc_maps" -ge 1 ] && [ "$anc_tried" -ge 5 ] && [ "$anc_tried" = "$anc_refused" ] &&
+	! grep -q "WRITABLE.*ancestor" "$tmp/evil.out"; then
+	ok "tp's accounting part is read-only to tp/evil's process: $anc_maps mapping(s) and its fd, $anc_tried attempts (mmap, write, /proc reopen, ftruncate, mprotect), all refused"
+else
+	bad ancestor_readonly "ancestors' accounting: '$anc'"
+	grep -E "ancestor|scribbling" "$tmp/evil.out"
+fi
+# The process's agent: every accounting fd above its group's own level is
+# open read-only, every such mapping lacks write permission (its
+# /proc/PID/fdinfo and maps, read while it runs).
+timeout -k 5 60 "$memgrp" --socket "$sock" run -g tp/evil -- "$progs/prog_hold" 8 3.25 >"$tmp/hold_evil.out" 2>&1 &
+hpid=$!
+fdinfo_rw= maps_rw= acct_fds=0
+for _ in $(seq 100); do
+	hp=
+	for p in $(env -u LD_PRELOAD pgrep -x prog_hold); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q " 8 3.25 $" && hp=$p
+	done
+	[ -n "$hp" ] && grep -q "account" "/proc/$hp/maps" 2>/dev/null && break
+	sleep 0.1
+done
+if [ -n "$hp" ]; then
+	for fd in /proc/$hp/fd/*; do
+		t=$(readlink "$fd" 2>/dev/null) || continue
+		case "$t" in *memgrp-account*|*/account-*) ;; *) continue ;; esac
+		acct_fds=$((acct_fds + 1))
+		flags=$(sed -n 's/^flags:\s*//p' "/proc/$hp/fdinfo/${fd##*/}")
+		[ $((8#$flags & 3)) = 2 ] && fdinfo_rw="$fdinfo_rw ${fd##*/}"
+	done
+	maps_rw=$(grep -E "memgrp-account|/account-" "/proc/$hp/maps" | awk '$2 ~ /w/' | wc -l)
+	maps_ro=$(grep -E "memgrp-account|/account-" "/proc/$hp/maps" | awk '$2 !~ /w/' | wc -l)
+fi
+[ -n "$hp" ] && kill -KILL "$hp" 2>/dev/null
+stop "$hpid"; wait "$hpid" 2>/dev/null; hpid=
+for _ in $(seq 100); do
+	[ "$(stat_field tp/evil nr_processes 2>/dev/null)" = 0 ] && break
+	sleep 0.1
+done
+# its own group's part read-write (one fd, one mapping), tp's read-only
+[ -n "$hp" ] && [ "$acct_fds" = 2 ] && [ "$(echo $fdinfo_rw | wc -w)" = 1 ] && [ "$maps_rw" = 1 ] &&
+	[ "$maps_ro" = 1 ] &&
+	ok "a tp/evil process holds tp's accounting part only read-only: 2 accounting fds, 1 writable (its own group's); 1 writable mapping, 1 read-only" ||
+	bad agent_fds "pid $hp: $acct_fds accounting fds, writable:$fdinfo_rw; mappings: $maps_rw writable, ${maps_ro:-?} read-only"
 kill -0 "$dpid" 2>/dev/null && mg stat tp >/dev/null 2>&1 &&
 	ok "memgrpd did not crash" || { bad crash "memgrpd is gone"; tail -20 "$tmp/memgrpd.log"; }
 g2_usage=$(stat_field tp/good usage) g2_limit=$(stat_field tp/good limit)
@@ -122,6 +178,16 @@ grep -q "group 'tp/evil': its accounting was tampered with" "$tmp/memgrpd.log" &
 	{ bad report "no tampering reported"; tail -20 "$tmp/memgrpd.log"; }
 rm_out=$(mg rm tp/evil 2>&1) && ok "tp/evil is removed once its processes are gone" ||
 	bad remove "$rm_out"
+tp_after=
+for _ in $(seq 30); do
+	tp_after=$(stat_field tp usage)
+	[ "$tp_after" = "$tp_usage" ] && break
+	sleep 0.1
+done
+tp_max=$(stat_field tp max_usage)
+[ "$tp_after" = "$tp_usage" ] && [ "$tp_max" -le "$tp_limit" ] &&
+	ok "memgrp stat tp: usage $tp_usage before, $tp_after once tp/evil is gone (its grant returned); max_usage $tp_max within the limit $tp_limit" ||
+	bad parent_figures "tp usage $tp_usage -> $tp_after, max_usage $tp_max, limit $tp_limit"
 grep -q "killing pid $spid\b\|killing pid $gpid\b" "$tmp/memgrpd.log" &&
 	bad kills "memgrpd killed a process it should not have"
 }

@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "agent.h"
 #include "options.h"
 #include "os.h"
@@ -235,6 +236,10 @@ mgi_segment_t *mgi_agent_map_segment(int ctlfd, int acctfd)
 {
 	struct stat sc, sa;
 	char *m;
+	int fl = fcntl(acctfd, F_GETFL);
+	/* An ancestor's accounting part comes read-only (grant.h): mapped
+	 * so, no write through it is possible. */
+	int acct_prot = fl >= 0 && (fl & O_ACCMODE) == O_RDWR ? PROT_READ | PROT_WRITE : PROT_READ;
 
 	if (fstat(ctlfd, &sc) != 0 || (size_t)sc.st_size != MGI_SEGMENT_CTL_BYTES ||
 	    fstat(acctfd, &sa) != 0 || (size_t)sa.st_size != MGI_SEGMENT_ACCT_BYTES)
@@ -247,7 +252,7 @@ mgi_segment_t *mgi_agent_map_segment(int ctlfd, int acctfd)
 		return NULL;
 	if (mgi_raw_mmap(m, MGI_SEGMENT_CTL_BYTES, PROT_READ, MAP_SHARED | MAP_FIXED, ctlfd, 0) ==
 		    MAP_FAILED ||
-	    mgi_raw_mmap(m + MGI_SEGMENT_CTL_BYTES, MGI_SEGMENT_ACCT_BYTES, PROT_READ | PROT_WRITE,
+	    mgi_raw_mmap(m + MGI_SEGMENT_CTL_BYTES, MGI_SEGMENT_ACCT_BYTES, acct_prot,
 			 MAP_SHARED | MAP_FIXED, acctfd, 0) == MAP_FAILED ||
 	    !mgi_segment_valid(m, sizeof(mgi_segment_t))) {
 		mgi_raw_munmap(m, sizeof(mgi_segment_t));
@@ -475,9 +480,7 @@ static int join_group(const char *path)
 		memcpy(mgi_agent.group, reply.welcome.group, sizeof(mgi_agent.group));
 	}
 	take_welcome(conn, &reply, fds, nfds);
-	mgi_agent.path.depth = 0;
-	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
-		mgi_segment_path_add(&mgi_agent.path, mgi_agent.anc[i]);
+	mgi_account_use_segments();
 	return 0;
 }
 

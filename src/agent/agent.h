@@ -138,12 +138,7 @@ extern struct mgi_agent mgi_agent;
 
 /* handler.c */
 void *mgi_handler_main(void *arg);
-/* Accounting after the handler changed this process's memory usage: n
- * pages charged (already added to the path) or to uncharge from it. Both
- * check the thresholds of the group and its ancestors. */
-void mgi_charged(uint64_t n);
-void mgi_uncharge(uint64_t n);
-void mgi_check_thresholds(void);
+/* Charging and uncharging: account.h. */
 uint64_t mgi_now_ns(void);
 /* For long work inside the handler (eviction): reads what the uffd has and
  * follows it at once, so that no change of the address space (nor the

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "agent.h"
 #include "options.h"
 #include "estimate.h"
@@ -96,11 +97,9 @@ static inline uintptr_t rend(const mgi_region_t *r)
 static void settle(void)
 {
 	if (est->estimate >= seen)
-		atomic_fetch_add_explicit(&mgi_agent.me->charged, est->estimate - seen,
-					  memory_order_relaxed);
+		mgi_account_adopt(est->estimate - seen);
 	else
-		atomic_fetch_sub_explicit(&mgi_agent.me->charged, seen - est->estimate,
-					  memory_order_relaxed);
+		mgi_account_disown(seen - est->estimate);
 	seen = est->estimate;
 	mgi_check_thresholds();
 	mgi_est_publish(); /* a few stores: the figures stay current */
@@ -149,7 +148,7 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 	}
 	if (found > r->pages)
 		found = r->pages;
-	atomic_fetch_add_explicit(&mgi_agent.me->charged, found, memory_order_relaxed);
+	mgi_account_adopt(found);
 	switch_ns += mgi_now_ns() - t0;
 	return found;
 }
@@ -206,7 +205,7 @@ static void mode_changed(void *ctx, const mgi_region_t *r)
 	dropped = mgi_registry_remove(&mgi_agent.reg, s, e);
 	if (dropped < 0)
 		dropped = (long)mgi_registry_clear(&mgi_agent.reg, s, e);
-	atomic_fetch_sub_explicit(&mgi_agent.me->charged, (uint64_t)dropped, memory_order_relaxed);
+	mgi_account_disown((uint64_t)dropped);
 	switch_ns += mgi_now_ns() - t0;
 }
 
@@ -494,8 +493,7 @@ void mgi_est_found_for_app(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t v
 {
 	uint64_t pages = (be - bs) / PAGE;
 
-	if (pages && mgi_counter_try_charge(&mgi_agent.path, pages, NULL)) {
-		mgi_charged(pages);
+	if (pages && mgi_charge(pages, NULL)) {
 		if (send_req4(bs, be, vs, ve, MGI_REQ_FOUND, -1))
 			return;
 		mgi_uncharge(pages);
@@ -509,8 +507,7 @@ void mgi_est_map_for_app(uintptr_t start, uintptr_t end)
 	uint64_t pages = (end - start) / PAGE;
 
 	/* The common case: it fits; charge here, tell the handler. */
-	if (mgi_counter_try_charge(&mgi_agent.path, pages, NULL)) {
-		mgi_charged(pages);
+	if (mgi_charge(pages, NULL)) {
 		if (send_req(start, end, MGI_REQ_FAST, -1))
 			return;
 		mgi_uncharge(pages); /* the handler cannot be told: exact instead */

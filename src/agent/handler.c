@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "agent.h"
 #include "os.h"
 #include "proto.h"
@@ -131,45 +132,6 @@ void mgi_handler_guards_reset(void)
 	mgi_recent_init(&vacated, VACATED_RECENT);
 }
 
-/* After every change of usage: the thresholds of the group and of each
- * ancestor (a charge here is a charge there too). A crossing is counted in
- * the segment; the manager, woken through its eventfd, signals the
- * listeners. One load per level when no thresholds are registered. */
-void mgi_check_thresholds(void)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
-		n += mgi_segment_check_thresholds(mgi_agent.anc[i]);
-	if (n && mgi_agent.wakefd >= 0) {
-		uint64_t one = 1;
-		if (write(mgi_agent.wakefd, &one, sizeof(one)) < 0) {
-			/* the manager is gone: nobody to tell */
-		}
-		/* The manager may have been woken onto this CPU, where it
-		 * would wait behind this thread's next copy (up to a tick:
-		 * measured 1-3 ms tails with fault-around 64). Crossings are
-		 * rare; a yield here is cheap. */
-		sched_yield();
-	}
-}
-
-void mgi_charged(uint64_t n)
-{
-	atomic_fetch_add_explicit(&mgi_agent.me->charged, n, memory_order_relaxed);
-	mgi_check_thresholds();
-}
-
-void mgi_uncharge(uint64_t n)
-{
-	if (!n)
-		return;
-	mgi_counter_uncharge(&mgi_agent.path, n);
-	atomic_fetch_sub_explicit(&mgi_agent.me->charged, n, memory_order_relaxed);
-	mgi_check_thresholds();
-}
-
-
 static void publish_sizes(void)
 {
 	mgi_est_publish();
@@ -209,8 +171,7 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 		a += pages * PAGE;
 	}
 	if (found && charge) {
-		mgi_counter_charge(&mgi_agent.path, found);
-		mgi_charged(found);
+		mgi_charge_anyway(found);
 		/* Pages that were there before we could see them (a forked
 		 * child's, a thread's first touches) may have put the group over
 		 * its limit: this process brought them, so it evicts the excess
@@ -581,6 +542,12 @@ static bool make_room(unsigned level, uint64_t *since)
 	uint64_t now = now_ns();
 	bool local = mgi_reclaim_allowed(level);
 
+	/* Refused by the group's grant (it has ancestors): the manager is
+	 * asked for more, and the fault waits for the answer (not a reclaim
+	 * stall: no limit refused); a refusal names the ancestor whose limit
+	 * is reached, handled as any. */
+	if (level == MGI_LEVEL_GRANT && (level = mgi_account_grant_short()) == MGI_LEVEL_GRANT)
+		return false;
 	if (!*since)
 		*since = now;
 	if (mgi_agent.evicting)
@@ -694,7 +661,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		if (hi && s + n * PAGE > hi)
 			n = (hi - s) / PAGE;
 
-		if (!mgi_counter_try_charge(&mgi_agent.path, n, NULL)) {
+		if (!mgi_charge(n, NULL)) {
 			/* Near the limit: the part of the run from the fault
 			 * on that fits. Measured: falling back to one page made
 			 * most faults of a sequential writer at its limit single
@@ -702,21 +669,20 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			 * full windows for 256 MiB under 64M). */
 			size_t from_fault = n - (page - s) / PAGE;
 			s = page;
-			n = mgi_counter_try_charge_upto(&mgi_agent.path, from_fault, &level);
+			n = mgi_charge_upto(from_fault, &level);
 			if (n == 0 && mgi_reclaim_unsharing(page)) {
 				/* The helper's MADV_POPULATE_WRITE met a page
 				 * removed since its range was queued. It cannot
 				 * wait for room: the room would come from pages
 				 * it is unsharing. One page over, then evicted. */
 				n = 1;
-				mgi_counter_charge(&mgi_agent.path, 1);
+				mgi_charge_anyway(1);
 			} else if (n == 0) {
 				if (make_room(level, since))
 					continue;
 				return MGI_RETRY;
 			}
 		}
-		mgi_charged(n);
 		last_fault_pages = n;
 
 		rc = mgi_uffd_copy(mgi_agent.uffd, s, mgi_agent.zeros, n * PAGE, &copied);
@@ -743,8 +709,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			 * it, and go round again without it. */
 			uintptr_t there = s + copied;
 			mgi_trace(MGI_TR_EEXIST, there, 0, 0, 0);
-			mgi_counter_charge(&mgi_agent.path, 1);
-			mgi_charged(1);
+			mgi_charge_anyway(1);
 			mgi_registry_mark(reg, r, there, 1);
 			if (there == page) {
 				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "agent.h"
 #include "os.h"
 
@@ -80,8 +81,7 @@ static void account(unsigned i)
 	uint64_t now = atomic_load(&h->gone) ? 0 : resident(h->start, h->end);
 
 	if (now > h->charged) {
-		mgi_counter_charge(&mgi_agent.path, now - h->charged);
-		mgi_charged(now - h->charged);
+		mgi_charge_anyway(now - h->charged);
 	} else if (now < h->charged) {
 		mgi_uncharge(h->charged - now);
 	}

@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "agent.h"
+#include "grant.h"
 #include "os.h"
 #include "proto.h"
 #include "size.h"
@@ -36,25 +38,14 @@ static void answer(int status, const char *fmt, ...)
 	send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-/* How many levels, counted from the root end, the two paths share. */
-static unsigned shared_levels(mgi_segment_t *const *a, unsigned na, mgi_segment_t *const *b,
-			      unsigned nb)
-{
-	unsigned k = 0;
-
-	while (k < na && k < nb && strcmp(a[na - 1 - k]->ctl.group, b[nb - 1 - k]->ctl.group) == 0)
-		k++;
-	return k;
-}
-
 /* fds: two a level (control part, accounting part), nfds levels. On
  * success they are kept (set to -1 in fds): a restarted manager is handed
  * them back. */
 static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 {
 	mgi_segment_t *segs[MGI_DEPTH_MAX];
-	mgi_counter_path_t to = {.depth = 0}, from = {.depth = 0};
-	unsigned mapped = 0, shared;
+	mgi_counter_path_t to, from = mgi_agent.path;
+	unsigned mapped = 0;
 	uint64_t pages = atomic_load(&mgi_agent.me->charged);
 	uint64_t swapped = atomic_load(&mgi_agent.me->swapped);
 	char held[16], usage[16], max[16];
@@ -67,14 +58,16 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 			goto unmap;
 		}
 	}
-	shared = shared_levels(mgi_agent.anc, mgi_agent.nsegs, segs, nfds);
-	for (unsigned i = 0; i + shared < nfds; i++)
-		mgi_segment_path_add(&to, segs[i]);
-	for (unsigned i = 0; i + shared < mgi_agent.nsegs; i++)
-		mgi_segment_path_add(&from, mgi_agent.anc[i]);
+	/* Its pages leave its group's own counter and join the new one's
+	 * (within the grant the manager gave it for them when the group is
+	 * nested); ancestors count them through grants, which the manager
+	 * moves (grant.h). */
+	to = nfds >= 2 ? mgi_grant_path(segs[0], false) : mgi_segment_path(segs[0]);
 
 	unsigned refused = 0;
 	if (to.depth && !mgi_counter_try_charge(&to, pages, &refused)) {
+		if (refused >= to.depth)
+			refused = 0; /* its grant: the manager gave too little */
 		const mgi_counter_t *c = to.level[refused];
 		mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
 		mgi_size_format(mgi_counter_read(c) * MGI_PAGE_SIZE, usage, sizeof(usage));
@@ -85,7 +78,11 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 	}
 	/* Its evicted pages move with it too: the new side's swap. */
 	mgi_counter_path_t to_swap = mgi_segment_swap_path(&to);
+	if (to.grant)
+		to_swap.grant = &segs[0]->ctl.swap_granted;
 	if (to.depth && swapped && !mgi_counter_try_charge(&to_swap, swapped, &refused)) {
+		if (refused >= to_swap.depth)
+			refused = 0;
 		const mgi_counter_t *c = to_swap.level[refused];
 		mgi_counter_uncharge(&to, pages);
 		mgi_size_format(swapped * MGI_PAGE_SIZE, held, sizeof(held));
@@ -107,7 +104,7 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 	mgi_segment_uncharge_slot(mgi_agent.seg, mgi_agent.slot, &from);
 	/* The move is a change of usage on both sides (memcg's task move). */
 	unsigned crossed = 0;
-	for (unsigned i = 0; i < mgi_agent.nsegs; i++)
+	for (unsigned i = 0; i < from.depth; i++)
 		crossed += mgi_segment_check_thresholds(mgi_agent.anc[i]);
 
 	memcpy(mgi_agent.anc, segs, nfds * sizeof(segs[0]));
@@ -122,19 +119,12 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 	mgi_agent.seg = segs[0];
 	mgi_agent.slot = w->slot;
 	mgi_agent.me = me;
-	mgi_agent.path.depth = 0;
-	for (unsigned i = 0; i < nfds; i++)
-		mgi_segment_path_add(&mgi_agent.path, segs[i]);
+	mgi_account_use_segments();
 	memcpy(mgi_agent.group, w->group, sizeof(mgi_agent.group));
 	mgi_reclaim_publish();
-	for (unsigned i = 0; i < nfds; i++)
+	for (unsigned i = 0; i < mgi_agent.path.depth; i++)
 		crossed += mgi_segment_check_thresholds(segs[i]);
-	if (crossed && mgi_agent.wakefd >= 0) {
-		uint64_t one = 1;
-		if (write(mgi_agent.wakefd, &one, sizeof(one)) < 0) {
-			/* the manager is gone */
-		}
-	}
+	mgi_account_wake(crossed);
 	mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
 	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_agent.pid, w->group, held);
 	return;
@@ -196,6 +186,9 @@ bool mgi_agent_on_manager_message(void)
 		send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		break;
 	}
+	case MGI_MSG_GRANTED:
+		mgi_account_granted(&msg.grant);
+		break;
 	default:
 		break;
 	}

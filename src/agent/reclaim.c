@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "agent.h"
 #include "options.h"
 #include "os.h"
@@ -581,16 +582,6 @@ void mgi_reclaim_publish(void)
 	atomic_store_explicit(&me->same_filled, st.same_filled, memory_order_relaxed);
 }
 
-static void swap_uncharge(uint64_t n)
-{
-	mgi_counter_path_t sp = swap_path();
-
-	if (!n)
-		return;
-	mgi_counter_uncharge(&sp, n);
-	atomic_fetch_sub_explicit(&mgi_agent.me->swapped, n, memory_order_relaxed);
-}
-
 bool mgi_reclaim_allowed(unsigned level)
 {
 	mgi_counter_path_t sp;
@@ -776,21 +767,20 @@ static uint64_t deactivate(uint64_t want)
 static int compress(uint32_t slot)
 {
 	uint64_t key = mgi_agent.staging.slot[slot].key;
-	mgi_counter_path_t sp = swap_path();
 	int rc;
 
-	if (!mgi_counter_try_charge(&sp, 1, NULL))
+	if (!mgi_swap_charge(1))
 		return -ENOSPC;
 	rc = mgi_store_put(mgi_agent.store, key, slot_addr(slot), mgi_agent.evict_clock);
 	if (rc == -EEXIST) {
 		/* an entry left for this address (cannot happen: unmaps and
 		 * discards drop them); the staged page is the live one */
 		mgi_store_drop(mgi_agent.store, key);
-		swap_uncharge(1);
+		mgi_swap_uncharge(1);
 		rc = mgi_store_put(mgi_agent.store, key, slot_addr(slot), mgi_agent.evict_clock);
 	}
 	if (rc != 0) {
-		mgi_counter_uncharge(&sp, 1);
+		mgi_swap_uncharge(1);
 		return -ENOSPC;
 	}
 	mgi_agent.evict_clock++;
@@ -798,7 +788,6 @@ static int compress(uint32_t slot)
 		  (int32_t)(*(volatile uint64_t *)slot_addr(slot) & 0x7fffffff));
 	mgi_staging_retire(&mgi_agent.staging, slot);
 	queue_release(slot);
-	atomic_fetch_add_explicit(&mgi_agent.me->swapped, 1, memory_order_relaxed);
 	return 0;
 }
 
@@ -988,7 +977,7 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		       mgi_registry_is_out(r, page + n * PAGE) && stored(page + n * PAGE))
 			n++;
 	/* near the limit, the readahead that fits */
-	n = mgi_counter_try_charge_upto(&mgi_agent.path, n, level);
+	n = mgi_charge_upto(n, level);
 	if (n == 0)
 		return MGI_NEED_ROOM;
 	for (size_t i = 0; i < n; i++) {
@@ -1007,7 +996,7 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		/* The readahead crossed a VMA's edge (a region may span two
 		 * VMAs; one ioctl cannot): the page alone. Woken to fault
 		 * again instead, the thread would meet the same window. */
-		mgi_counter_uncharge(&mgi_agent.path, n - 1);
+		mgi_uncharge(n - 1);
 		n = 1;
 		rc = mgi_uffd_copy(mgi_agent.uffd, page, buf, PAGE, &copied);
 	}
@@ -1017,11 +1006,10 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		/* present though we hold it out: keep the live page */
 		conflict(page);
 		mgi_store_drop(store, key_of(page));
-		swap_uncharge(1);
+		mgi_swap_uncharge(1);
 		mgi_registry_restore(&mgi_agent.reg, r, page, 1, false);
 		k = 0;
-		mgi_charged(1);
-		mgi_counter_uncharge(&mgi_agent.path, n - 1);
+		mgi_uncharge(n - 1);
 		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
 		*restored = 1;
 		return MGI_DONE;
@@ -1038,8 +1026,7 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 	}
 	if (k) {
 		mgi_segment_t *seg = mgi_agent.seg;
-		swap_uncharge(k);
-		mgi_charged(k);
+		mgi_swap_uncharge(k);
 		atomic_fetch_add_explicit(&seg->acct.pswpin, k, memory_order_relaxed);
 		atomic_fetch_add_explicit(&seg->acct.refault, k, memory_order_relaxed);
 		atomic_fetch_add_explicit(&seg->acct.workingset_activate, ws, memory_order_relaxed);
@@ -1047,7 +1034,7 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		mgi_reclaim_publish();
 	}
 	if (n > k)
-		mgi_counter_uncharge(&mgi_agent.path, n - k);
+		mgi_uncharge(n - k);
 	*restored = k;
 	if (k)
 		return MGI_DONE;
@@ -1090,7 +1077,7 @@ void mgi_reclaim_drop(uintptr_t start, uintptr_t end)
 	mgi_registry_each_out(&mgi_agent.reg, start, end, true, drop_one, &d);
 	if (d.memory)
 		mgi_uncharge(d.memory);
-	swap_uncharge(d.swap);
+	mgi_swap_uncharge(d.swap);
 	flush_releases();
 	mgi_reclaim_publish();
 }

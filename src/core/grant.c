@@ -62,3 +62,101 @@ uint64_t mgi_grant_return_all(const mgi_counter_path_t *anc, _Atomic uint64_t *g
 		mgi_counter_uncharge(anc, g);
 	return g;
 }
+
+static mgi_counter_path_t own_path(mgi_segment_t *seg, bool swap, bool with_grant)
+{
+	mgi_counter_path_t p = {.level = {swap ? &seg->acct.swap : &seg->acct.memory},
+				.limit = {swap ? &seg->ctl.swap : &seg->ctl.memory},
+				.depth = 1};
+	if (with_grant)
+		p.grant = swap ? &seg->ctl.swap_granted : &seg->ctl.granted;
+	return p;
+}
+
+static _Atomic uint64_t *granted_of(mgi_segment_t *seg, bool swap)
+{
+	return swap ? &seg->ctl.swap_granted : &seg->ctl.granted;
+}
+
+mgi_counter_path_t mgi_grant_path(mgi_segment_t *seg, bool swap)
+{
+	return own_path(seg, swap, true);
+}
+
+/* Charges pages to seg[i]'s own counter, within its limit and, below the
+ * top, its grant, raising the grant from seg[i + 1] when it is short. */
+static bool charge_level(mgi_segment_t *const *seg, unsigned n, bool swap, unsigned i,
+			 uint64_t pages, unsigned *failed_level)
+{
+	bool top = i + 1 >= n;
+	mgi_counter_path_t p = own_path(seg[i], swap, !top);
+	unsigned lv = 0;
+
+	/* Twice at most: a grant raised for this charge is taken by a
+	 * concurrent charge of the level's own processes only rarely, and
+	 * then the requester asks again. */
+	for (int tries = 0; tries < 2; tries++) {
+		if (mgi_counter_try_charge(&p, pages, &lv))
+			return true;
+		if (lv != MGI_LEVEL_GRANT)
+			break;
+		uint64_t u = mgi_counter_read(p.level[0]);
+		uint64_t g = atomic_load_explicit(p.grant, memory_order_seq_cst);
+		uint64_t short_by = u + pages > g ? u + pages - g : pages;
+		if (!mgi_grant_give_chain(seg + i, n - i, swap, short_by, failed_level)) {
+			*failed_level += i;
+			return false;
+		}
+	}
+	*failed_level = i;
+	return false;
+}
+
+uint64_t mgi_grant_give_chain(mgi_segment_t *const *seg, unsigned n, bool swap, uint64_t want,
+			      unsigned *failed_level)
+{
+	unsigned dummy;
+	uint64_t batch;
+
+	if (!failed_level)
+		failed_level = &dummy;
+	if (want == 0 || n < 2)
+		return 0;
+	/* The room the chain can give in the end: its tightest limit (a
+	 * grant short on the way is raised). */
+	uint64_t headroom = MGI_PAGES_UNLIMITED;
+	for (unsigned i = 1; i < n; i++) {
+		mgi_counter_path_t p = own_path(seg[i], swap, false);
+		uint64_t m = mgi_counter_path_margin(&p);
+		if (m < headroom)
+			headroom = m;
+	}
+	batch = mgi_grant_batch(want, headroom);
+	if (!charge_level(seg, n, swap, 1, batch, failed_level)) {
+		/* Near the limit, what fits: the last pages of an ancestor's
+		 * room are used as a direct charge would use them (and its
+		 * OOM path sees it full, not short of a request). */
+		uint64_t fits = want <= headroom ? want : headroom;
+		if (batch == fits || !fits || !charge_level(seg, n, swap, 1, fits, failed_level))
+			return 0;
+		batch = fits;
+	}
+	atomic_fetch_add_explicit(granted_of(seg[0], swap), batch, memory_order_seq_cst);
+	return batch;
+}
+
+uint64_t mgi_grant_take_back_from(mgi_segment_t *child, mgi_segment_t *parent, bool swap,
+				  uint64_t keep)
+{
+	mgi_counter_path_t anc = own_path(parent, swap, false);
+
+	return mgi_grant_take_back(&anc, granted_of(child, swap),
+				   swap ? &child->acct.swap : &child->acct.memory, keep);
+}
+
+uint64_t mgi_grant_return_to(mgi_segment_t *child, mgi_segment_t *parent, bool swap)
+{
+	mgi_counter_path_t anc = own_path(parent, swap, false);
+
+	return mgi_grant_return_all(&anc, granted_of(child, swap));
+}

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "counter.h"
+#include "segment.h"
 
 /*
  * A process of web/api must not write web's figures, so it cannot charge
@@ -88,5 +89,41 @@ uint64_t mgi_grant_take_back(const mgi_counter_path_t *anc, _Atomic uint64_t *gr
  * ancestors' usage at once). Returns the pages returned. Manager only.
  */
 uint64_t mgi_grant_return_all(const mgi_counter_path_t *anc, _Atomic uint64_t *granted);
+
+/*
+ * Grants over a group tree, level by level. A nested group's grant is
+ * charged to its parent's counter only, and, when the parent is nested
+ * too, within the parent's own grant (raised from the grandparent when
+ * short, and so on up): so every counter of a nested group, its agents'
+ * charges and its children's grants alike, stays within its own grant,
+ * and each ancestor's usage counts each child's grant once. A top-level
+ * group holds no grant: its processes charge it directly (the root is
+ * never charged). Swap has a grant of its own (swap_granted), charged
+ * the same way to the swap counters.
+ *
+ * chain: seg[0] the group, seg[1] its parent, ..., seg[n - 1] its
+ * top-level ancestor (n >= 2). Manager only.
+ */
+
+/* The path a nested group's agents charge: its own counter (memory or
+ * swap) within its grant. */
+mgi_counter_path_t mgi_grant_path(mgi_segment_t *seg, bool swap);
+
+/*
+ * Raises seg[0]'s grant by want pages and a batch (mgi_grant_batch over
+ * the chain's tightest room), or by what of want fits when the batch does
+ * not (all of it, else that room, as mgi_counter_try_charge_upto),
+ * charging seg[1] (and raising its grant first when short, up the chain).
+ * Returns the pages granted, or 0 with the refusing level (its index in
+ * seg: 1 to n - 1) in *failed_level.
+ */
+uint64_t mgi_grant_give_chain(mgi_segment_t *const *seg, unsigned n, bool swap, uint64_t want,
+			      unsigned *failed_level);
+
+/* mgi_grant_take_back and mgi_grant_return_all of a child's grant to its
+ * parent's counter (memory or swap). */
+uint64_t mgi_grant_take_back_from(mgi_segment_t *child, mgi_segment_t *parent, bool swap,
+				  uint64_t keep);
+uint64_t mgi_grant_return_to(mgi_segment_t *child, mgi_segment_t *parent, bool swap);
 
 #endif

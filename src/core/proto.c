@@ -140,6 +140,8 @@ static size_t size_of_type(int type)
 	case MGI_MSG_RECLAIM_REQ: return sizeof(mgi_msg_reclaim_req_t);
 	case MGI_MSG_EVICT: return sizeof(mgi_msg_evict_t);
 	case MGI_MSG_EVICTED: return sizeof(mgi_msg_evict_t);
+	case MGI_MSG_GRANT: return sizeof(mgi_msg_grant_t);
+	case MGI_MSG_GRANTED: return sizeof(mgi_msg_grant_t);
 	case MGI_MSG_STAT: return sizeof(mgi_msg_stat_t);
 	case MGI_MSG_SET: return sizeof(mgi_msg_set_t);
 	case MGI_MSG_REPLY: return sizeof(mgi_msg_reply_t);
@@ -317,6 +319,23 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 	case MGI_MSG_EVICTED:
 		if (out->evict.pages > MGI_PAGES_UNLIMITED || out->evict.freed > MGI_PAGES_UNLIMITED)
 			return bad(-EINVAL, err, errlen, "evict: pages out of range");
+		break;
+	case MGI_MSG_GRANT:
+		if (out->grant.pid <= 0)
+			return bad(-EINVAL, err, errlen, "grant: pid must be positive");
+		if (out->grant.swap > 1)
+			return bad(-EINVAL, err, errlen, "grant: swap must be 0 or 1");
+		if (out->grant.pages == 0 || out->grant.pages > MGI_GRANT_ASK_MAX)
+			return bad(-EINVAL, err, errlen, "grant: pages out of range (1 to two fault-around windows)");
+		break;
+	case MGI_MSG_GRANTED:
+		if (out->grant.swap > 1)
+			return bad(-EINVAL, err, errlen, "granted: swap must be 0 or 1");
+		if (out->grant.pages > MGI_PAGES_UNLIMITED)
+			return bad(-EINVAL, err, errlen, "granted: pages out of range");
+		if (out->grant.pages == 0 &&
+		    (out->grant.refused == 0 || out->grant.refused >= MGI_DEPTH_MAX))
+			return bad(-EINVAL, err, errlen, "granted: a refusal names no ancestor");
 		break;
 	case MGI_MSG_OOM_KILL:
 		if (out->oom.killer <= 0 || out->oom.victim <= 0)

@@ -65,6 +65,12 @@
  *                                kernel cgroup (the backstop), before I run
  *                                my command; REPLY.
  *  manager -> client  REPLY      0 or a negative errno, and why.
+ *  agent -> manager   GRANT      a charge of my nested group went past its
+ *                                grant (grant.h): charge `pages` more (memory
+ *                                or swap) to its ancestors for it.
+ *  manager -> agent   GRANTED    done, the grant raised by `pages`; or 0 and
+ *                                the ancestor (`refused` levels up) whose
+ *                                limit refused.
  *
  * The connection of an agent stays open for the life of its process image:
  * its closing, or the process's pidfd, is how the manager learns the
@@ -100,6 +106,8 @@ enum mgi_msg_type {
 	 * its new userfaultfd for the manager to do UFFDIO_API with `id` as
 	 * the features; laid out as UNREGISTER, answered by REPLY. */
 	MGI_MSG_UFFD_FEATURES = 24,
+	MGI_MSG_GRANT = 30,
+	MGI_MSG_GRANTED = 31, /* laid out as GRANT */
 };
 
 /* What a REGISTER asks to hear about. */
@@ -163,6 +171,23 @@ typedef struct mgi_msg_reclaim_req {
 	uint32_t level;
 	uint64_t pages;
 } mgi_msg_reclaim_req_t;
+
+/* What one GRANT may ask: a fault-around window, twice (the grant's
+ * shortfall for a window plus the window; the manager adds the batch
+ * itself, grant.h). More is no fault's need. */
+#define MGI_GRANT_ASK_MAX (2 * MGI_FAULT_AROUND_MAX)
+
+/* GRANT (agent to manager) and GRANTED (its answer). */
+typedef struct mgi_msg_grant {
+	mgi_msg_hdr_t hdr;
+	int32_t pid;
+	uint32_t swap;    /* 0: the memory grant, 1: the swap grant */
+	uint64_t pages;   /* GRANT: wanted (1 to MGI_GRANT_ASK_MAX); GRANTED:
+			   * given, 0 if refused */
+	uint32_t refused; /* GRANTED with 0 pages: the refusing ancestor,
+			   * levels up from the group (1 to MGI_DEPTH_MAX - 1) */
+	uint32_t reserved;
+} mgi_msg_grant_t;
 
 /* EVICT (manager to agent) and EVICTED (its answer). */
 typedef struct mgi_msg_evict {
@@ -320,6 +345,7 @@ typedef union mgi_msg {
 	mgi_msg_reply_t reply;
 	mgi_msg_reclaim_req_t reclaim_req;
 	mgi_msg_evict_t evict;
+	mgi_msg_grant_t grant;
 } mgi_msg_t;
 
 #include <stdarg.h>

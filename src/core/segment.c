@@ -215,6 +215,16 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 		return bad(why, whylen, "mode %u is no mode", atomic_load(&seg->ctl.mode));
 	if (atomic_load(&seg->ctl.backend) > MGI_BACKEND_KERNEL)
 		return bad(why, whylen, "backend %u is no backend", atomic_load(&seg->ctl.backend));
+	/* A grant is charged to the ancestors: a top-level group has none
+	 * to charge (the root is never on a path). */
+	uint64_t granted = atomic_load(&seg->ctl.granted);
+	uint64_t swap_granted = atomic_load(&seg->ctl.swap_granted);
+	if (granted > MGI_PAGES_UNLIMITED || swap_granted > MGI_PAGES_UNLIMITED)
+		return bad(why, whylen, "grant of %llu pages and %llu of swap (beyond any limit)",
+			   (unsigned long long)granted, (unsigned long long)swap_granted);
+	if ((granted || swap_granted) && (!seg->ctl.group[0] || !strchr(seg->ctl.group, '/')))
+		return bad(why, whylen, "a top-level group holds a grant of %llu pages and %llu of swap",
+			   (unsigned long long)granted, (unsigned long long)swap_granted);
 	uint32_t fa = atomic_load(&seg->ctl.fault_around);
 	if (fa < 1 || fa > MGI_FAULT_AROUND_MAX)
 		return bad(why, whylen, "fault-around %u pages (1 to %u)", fa, MGI_FAULT_AROUND_MAX);
@@ -271,6 +281,21 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 	if (swapped > swap + slack)
 		return bad(why, whylen, "its %u processes have %llu pages swapped, the group %llu",
 			   nprocs, (unsigned long long)swapped, (unsigned long long)swap);
+	return 0;
+}
+
+int mgi_segment_check_grant(const mgi_segment_t *parent, const mgi_segment_t *child, char *why,
+			    size_t whylen)
+{
+	uint64_t g = atomic_load(&child->ctl.granted), sg = atomic_load(&child->ctl.swap_granted);
+	uint64_t u = atomic_load(&parent->acct.memory.usage), su = atomic_load(&parent->acct.swap.usage);
+
+	if (g > u)
+		return bad(why, whylen, "granted %llu pages, more than its parent '%s' uses (%llu)",
+			   (unsigned long long)g, parent->ctl.group, (unsigned long long)u);
+	if (sg > su)
+		return bad(why, whylen, "granted %llu pages of swap, more than its parent '%s' has (%llu)",
+			   (unsigned long long)sg, parent->ctl.group, (unsigned long long)su);
 	return 0;
 }
 

@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 6
+#define MGI_SEGMENT_VERSION 7
 #define MGI_SEGMENT_ALIGN 4096  /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -152,6 +152,11 @@ typedef struct mgi_segment_ctl {
 	_Atomic uint64_t oom_kill;
 	_Atomic uint64_t coop_requests; /* requests sent to cooperating clients */
 	_Atomic uint64_t coop_freed;    /* pages they freed, as measured */
+	/* The grant scheme (grant.h): pages the manager charged to the
+	 * group's ancestors for it, memory and swap. A nested group's agents
+	 * charge its own counters within them; 0 for a top-level group. */
+	_Atomic uint64_t granted;
+	_Atomic uint64_t swap_granted;
 	/* Usage thresholds on memory and memsw (seed 000 section 4.2); where
 	 * the checkers stand is in the accounting part. */
 	mgi_threshold_storage_t thresholds[2];
@@ -221,6 +226,15 @@ bool mgi_segment_valid(const void *mem, size_t bytes);
  * problem in why. Pure: reads nothing but mem.
  */
 int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen);
+
+/*
+ * Checks a nested group's grants against its parent's figures (both images
+ * passed mgi_segment_check): the parent's usage counts every grant given
+ * below it, so a child's grant above it cannot be one the manager gave.
+ * Returns 0, or -EINVAL with the problem in why. Pure.
+ */
+int mgi_segment_check_grant(const mgi_segment_t *parent, const mgi_segment_t *child, char *why,
+			    size_t whylen);
 
 /* Takes a free slot for pid; returns its index or -ENOSPC. Manager only
  * (the slot's identity is in the control part). */

@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "grantd.h"
 #include "group.h"
 
 /* Root and the manager's own user may do anything. */
@@ -138,8 +139,9 @@ void mgi_conn_drop(mgi_manager_t *m, unsigned i)
 	mgi_reclaim_conn_gone(m, i);
 	if (c->slot >= 0) {
 		mgi_manager_audit(m);
-		mgi_counter_path_t path = mgi_tree_path(&m->tree, c->group);
+		mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, c->group);
 		mgi_segment_release(m->tree.node[c->group].seg, c->slot, c->pid, &path);
+		mgi_grant_after_release(m, c->group);
 		mgi_conn_clear_victim(m, c->group, c->pid);
 		mgi_notify_after_uncharge(m, c->group);
 	}
@@ -151,7 +153,7 @@ void mgi_conn_drop(mgi_manager_t *m, unsigned i)
 	close(c->fd);
 	if (c->move_group >= 0) {
 		/* Died during a move: the new slot may hold the charge already. */
-		mgi_counter_path_t path = mgi_tree_path(&m->tree, c->move_group);
+		mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, c->move_group);
 		mgi_segment_release(m->tree.node[c->move_group].seg, c->move_slot, c->pid, &path);
 	}
 	*c = (struct mgi_conn){.fd = -1, .pidfd = -1, .group = -1, .slot = -1, .move_group = -1};

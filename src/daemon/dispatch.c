@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "grantd.h"
 #include "group.h"
 
 /* A refused charge that the agent may not resolve by evicting itself. */
@@ -327,6 +328,9 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 	case MGI_MSG_EVICTED:
 		if (c->slot >= 0)
 			mgi_reclaim_evicted(m, i, &msg.evict);
+		break;
+	case MGI_MSG_GRANT:
+		mgi_grant_on_request(m, c, &msg.grant);
 		break;
 	case MGI_MSG_ATTACH:
 		mgi_join_attach(m, i, &msg.attach);

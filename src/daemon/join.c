@@ -12,6 +12,7 @@
 #include <sys/timerfd.h>
 #include <sys/un.h>
 
+#include "grantd.h"
 #include "oslayer.h"
 
 #ifndef SO_PEERPIDFD
@@ -38,6 +39,12 @@ static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slo
 	w.welcome.segment_bytes = sizeof(mgi_segment_t);
 	w.welcome.nsegments = n / 2; /* two fds a segment: its two parts */
 	snprintf(w.welcome.group, sizeof(w.welcome.group), "%s", m->tree.node[group].name);
+	/* Above the group's own level, accounting parts read-only: its
+	 * processes charge their ancestors through grants (grant.h). */
+	unsigned nseg = n;
+	bool reopened = true;
+	for (unsigned k = 3; k < nseg; k += 2)
+		reopened &= (fds[k] = mgi_tree_reopen_ro(fds[k])) >= 0;
 	fds[n++] = m->wakefd;
 	if (lend_uffd && m->uffd_dev >= 0) {
 		fds[n++] = m->uffd_dev;
@@ -48,7 +55,14 @@ static void send_segments(mgi_manager_t *m, int fd, int type, int group, int slo
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
 	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
-	sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (reopened)
+		sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	else
+		mgi_manager_log(m, "cannot reopen group '%s''s ancestors' accounting read-only: %s; "
+				   "not sent", m->tree.node[group].name, strerror(errno));
+	for (unsigned k = 3; k < nseg; k += 2)
+		if (fds[k] >= 0)
+			close(fds[k]);
 }
 
 /* An unprivileged process may join a group its parent is in: a command
@@ -93,7 +107,7 @@ static bool hello_from_peer(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t 
 static unsigned release_orphans(mgi_manager_t *m, int g)
 {
 	mgi_segment_t *seg = m->tree.node[g].seg;
-	mgi_counter_path_t path = mgi_tree_path(&m->tree, g);
+	mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, g);
 	unsigned waiting = 0;
 
 	for (int s = 0; s < MGI_PROCS_MAX; s++) {
@@ -315,6 +329,15 @@ void mgi_join_attach(mgi_manager_t *m, unsigned i, const mgi_msg_attach_t *a)
 		return;
 	}
 	mgi_tree_name_slot(&m->tree, g, slot, a->pid);
+	char gwhy[160];
+	const mgi_segment_t *from = m->tree.node[p->group].seg;
+	if (mgi_grant_for_move(m, g, mgi_segment_slot_charged(from, p->slot),
+			       atomic_load(&from->acct.procs[p->slot].swapped), gwhy, sizeof(gwhy)) != 0) {
+		mgi_counter_path_t none = {.depth = 0};
+		mgi_segment_release(m->tree.node[g].seg, slot, a->pid, &none);
+		mgi_conn_reply(c, -ENOMEM, "pid %d: %s", a->pid, gwhy);
+		return;
+	}
 	p->move_group = g;
 	p->move_slot = slot;
 	p->requester = (int)i;
@@ -335,6 +358,7 @@ void mgi_join_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_rep
 		 * manager's to free (nothing left to uncharge: an empty path). */
 		mgi_counter_path_t none = {.depth = 0};
 		mgi_segment_release(m->tree.node[from].seg, c->slot, c->pid, &none);
+		mgi_grant_after_release(m, from);
 		mgi_conn_clear_victim(m, from, c->pid);
 		c->group = g;
 		c->slot = c->move_slot;
@@ -342,7 +366,7 @@ void mgi_join_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_rep
 		mgi_manager_log(m, "pid %d moved from group '%s' to '%s'", c->pid, m->tree.node[from].name,
 		     m->tree.node[g].name);
 	} else {
-		mgi_counter_path_t path = mgi_tree_path(&m->tree, g);
+		mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, g);
 		mgi_segment_release(m->tree.node[g].seg, c->move_slot, c->pid, &path);
 	}
 	c->move_group = -1;

@@ -20,6 +20,7 @@
 #include <sys/timerfd.h>
 #include <sys/un.h>
 
+#include "grantd.h"
 #include "escape.h"
 
 void mgi_manager_log(const mgi_manager_t *m, const char *fmt, ...)
@@ -336,6 +337,7 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 		} else
 			caller_tag = (int64_t)tag;
 	}
+	mgi_grant_tick(m);
 	return caller_tag;
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "grantd.h"
 #include "manager.h"
 #include "size.h"
 
@@ -228,6 +229,10 @@ static void ask_next(mgi_manager_t *m)
 	e->conn = k;
 	e->conn_fd = c->fd;
 	e->asked_ns = now_ns();
+	/* A nested group's evicted pages are swap within its swap grant:
+	 * given first, so that the eviction asked for is not refused for
+	 * want of one (refused by a swap limit, it is as before). */
+	mgi_grant_for_evict(m, c->group, pages);
 	mgi_msg_init(&msg, MGI_MSG_EVICT);
 	msg.evict.pages = pages;
 	if (send(c->fd, &msg, msg.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)msg.hdr.len) {

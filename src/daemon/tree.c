@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "grant.h"
 #include "group.h"
 #include "guard.h"
 #include "size.h"
@@ -408,6 +409,25 @@ static void set_aside(int dfd, const char *dir, const char *file, const char *re
 		     reason, strerror(errno));
 }
 
+/* A restored child's grant is charged in its parent's usage: one above it
+ * was not given by a manager (the parent's file is older, or was written):
+ * clamped to it, so that a later return cannot uncharge more than the
+ * parent holds. */
+static void restore_grant(const mgi_segment_t *parent, mgi_segment_t *child, const char *name,
+			  void (*say)(void *, const char *), void *arg)
+{
+	char gwhy[160];
+
+	if (!parent->ctl.group[0] || mgi_segment_check_grant(parent, child, gwhy, sizeof(gwhy)) == 0)
+		return;
+	uint64_t u = mgi_counter_read(&parent->acct.memory), su = mgi_counter_read(&parent->acct.swap);
+	if (atomic_load(&child->ctl.granted) > u)
+		atomic_store(&child->ctl.granted, u);
+	if (atomic_load(&child->ctl.swap_granted) > su)
+		atomic_store(&child->ctl.swap_granted, su);
+	sayf(say, arg, "group '%s': %s; clamped to it", name, gwhy);
+}
+
 int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
 		     void *arg, char *why, size_t whylen)
 {
@@ -513,6 +533,7 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 			continue;
 		}
 		mgi_segment_forget_manager(f[k].sf.seg);
+		restore_grant(t->node[p].seg, f[k].sf.seg, f[k].name, say, arg);
 		sayf(say, arg, "restored group '%s' (usage %llu KiB, %u processes)", f[k].name,
 		     (unsigned long long)mgi_counter_read(&f[k].sf.seg->acct.memory) * 4,
 		     mgi_segment_nr_procs(f[k].sf.seg));
@@ -554,7 +575,9 @@ int mgi_tree_adopt(mgi_tree_t *t, int ctlfd, int acctfd, bool *fresh, char *why,
 	/* What the process holds of the control part is read-only: the
 	 * manager opens the same file again to write it (its own). */
 	sf.ctl = reopen(ctlfd, O_RDWR);
-	sf.acct = fcntl(acctfd, F_DUPFD_CLOEXEC, 3);
+	/* And the accounting part, which a process of a group below holds
+	 * read-only (its ancestors' are: grant.h). */
+	sf.acct = reopen(acctfd, O_RDWR);
 	sf.ro = reopen(ctlfd, O_RDONLY);
 	if (sf.ctl < 0 || sf.acct < 0 || sf.ro < 0) {
 		snprintf(why, whylen, "cannot open the segment again: %s", strerror(errno));
@@ -701,6 +724,12 @@ int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen)
 		return -EBUSY;
 	}
 	t->node[n->parent].children--;
+	/* What it was granted leaves its parent's usage (all of it: no
+	 * process of it is left to hold any). */
+	if (n->parent > 0) {
+		mgi_grant_return_to(n->seg, t->node[n->parent].seg, false);
+		mgi_grant_return_to(n->seg, t->node[n->parent].seg, true);
+	}
 	if (n->file[0] && t->dirfd >= 0) {
 		char acct[40];
 		account_file(n->file, acct, sizeof(acct));
@@ -720,6 +749,29 @@ mgi_counter_path_t mgi_tree_path(const mgi_tree_t *t, int idx)
 	for (int i = idx; i > 0 && p.depth < MGI_DEPTH_MAX; i = t->node[i].parent)
 		mgi_segment_path_add(&p, t->node[i].seg);
 	return p;
+}
+
+mgi_counter_path_t mgi_tree_charge_path(const mgi_tree_t *t, int idx)
+{
+	if (idx > 0 && t->node[idx].parent > 0)
+		return mgi_grant_path(t->node[idx].seg, false);
+	return mgi_segment_path(t->node[idx].seg);
+}
+
+unsigned mgi_tree_grant_chain(const mgi_tree_t *t, int idx, mgi_segment_t **seg)
+{
+	unsigned n = 0;
+
+	if (idx <= 0 || t->node[idx].parent <= 0)
+		return 0;
+	for (int i = idx; i > 0 && n < MGI_DEPTH_MAX; i = t->node[i].parent)
+		seg[n++] = t->node[i].seg;
+	return n;
+}
+
+int mgi_tree_reopen_ro(int fd)
+{
+	return reopen(fd, O_RDONLY);
 }
 
 unsigned mgi_tree_segment_fds(const mgi_tree_t *t, int idx, int *fds)

@@ -119,6 +119,21 @@ mgi_counter_path_t mgi_tree_path(const mgi_tree_t *t, int idx);
  * Returns how many levels (the path's depth). */
 unsigned mgi_tree_segment_fds(const mgi_tree_t *t, int idx, int *fds);
 
+/* The path a group's processes charge, and a released slot uncharges: a
+ * top-level group's (or the root's) own counter; a nested group's own
+ * counter within its grant (its ancestors count it through the grant, which
+ * the manager gives and takes back: grant.h). */
+mgi_counter_path_t mgi_tree_charge_path(const mgi_tree_t *t, int idx);
+
+/* A nested group's grant chain (grant.h): itself, its parent, ..., its
+ * top-level ancestor, into seg. Returns how many (at least 2), or 0 for
+ * the root and top-level groups (no grant). */
+unsigned mgi_tree_grant_chain(const mgi_tree_t *t, int idx, mgi_segment_t **seg);
+
+/* fd opened again read-only (through /proc): what processes of the groups
+ * below get of an ancestor's accounting part. -1 with errno on failure. */
+int mgi_tree_reopen_ro(int fd);
+
 /* Whether node `idx` is node `anc` or below it. */
 bool mgi_tree_is_under(const mgi_tree_t *t, int idx, int anc);
 

@@ -22,7 +22,7 @@
  * seals should refuse), prints "truncating: FILE" first, then "truncated: FILE" or "refused: ...", and
  * ends at once (its own agent would fault on the cut pages next). */
 
-static unsigned tried, refused;
+static unsigned tried, refused, anc_tried, anc_refused;
 
 static void attempt(bool failed, const char *what, const char *name)
 {
@@ -45,6 +45,28 @@ static bool is_account(const char *name)
 	return strstr(name, "memgrp-account") || strstr(name, "/account-");
 }
 
+/* The same four ways on an accounting part held read-only (an ancestor's:
+ * its processes charge it through grants), counted apart. */
+static void try_readonly_account(int fd, const char *path, const char *name)
+{
+	unsigned t0 = tried, r0 = refused;
+	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	attempt(m == MAP_FAILED, "mmap(PROT_WRITE, MAP_SHARED) of an ancestor's accounting", name);
+	if (m != MAP_FAILED)
+		munmap(m, 4096);
+	char zero[8] = {0};
+	attempt(pwrite(fd, zero, sizeof(zero), 0) < 0, "write() of an ancestor's accounting", name);
+	int w = open(path, O_RDWR | O_CLOEXEC);
+	attempt(w < 0, "open(/proc/self/fd, O_RDWR) of an ancestor's accounting", name);
+	if (w >= 0)
+		close(w);
+	attempt(ftruncate(fd, 0) != 0, "ftruncate() of an ancestor's accounting", name);
+	anc_tried += tried - t0;
+	anc_refused += refused - r0;
+	tried = t0;
+	refused = r0;
+}
+
 /* Every fd it holds of a control part: a writable mapping, write(), a
  * writable reopen through /proc, a truncation. */
 static void try_fds(void)
@@ -65,6 +87,8 @@ static void try_fds(void)
 		if (n <= 0)
 			continue;
 		name[n] = '\0';
+		if (is_account(name) && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY)
+			try_readonly_account(fd, path, name);
 		if (!is_control(name))
 			continue;
 		void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -159,7 +183,7 @@ static int truncate_own(void)
 
 struct range {
 	uintptr_t start, end;
-	bool control;
+	bool control, writable;
 };
 
 /* The mappings of the segments' parts, from /proc/self/maps. */
@@ -179,7 +203,7 @@ static unsigned find_ranges(struct range *r, unsigned max)
 			continue;
 		const char *name = line + off;
 		if (is_control(name) || is_account(name))
-			r[n++] = (struct range){s, e, is_control(name)};
+			r[n++] = (struct range){s, e, is_control(name), perms[1] == 'w'};
 	}
 	fclose(f);
 	return n;
@@ -198,7 +222,7 @@ int main(int argc, char **argv)
 	double secs = argc > 1 ? atof(argv[1]) : 2;
 	size_t grow = (size_t)(argc > 2 ? atol(argv[2]) : 256) << 20;
 	struct range r[64];
-	unsigned n, accounts = 0;
+	unsigned n, accounts = 0, readonly = 0;
 	uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL | 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -212,9 +236,22 @@ int main(int argc, char **argv)
 			attempt(mprotect((void *)r[i].start, r[i].end - r[i].start,
 					 PROT_READ | PROT_WRITE) != 0,
 				"mprotect(PROT_WRITE) of the mapping", "a control part");
-		else
+		else if (r[i].writable)
 			accounts++;
+		else {
+			unsigned t0 = tried, r0 = refused;
+			attempt(mprotect((void *)r[i].start, r[i].end - r[i].start,
+					 PROT_READ | PROT_WRITE) != 0,
+				"mprotect(PROT_WRITE) of the mapping", "an ancestor's accounting part");
+			anc_tried += tried - t0;
+			anc_refused += refused - r0;
+			tried = t0;
+			refused = r0;
+			readonly++;
+		}
 	printf("control: %u ways tried, %u refused\n", tried, refused);
+	printf("ancestors' accounting: %u mappings read-only, %u ways tried, %u refused\n", readonly,
+	       anc_tried, anc_refused);
 	printf("scribbling over %u accounting mappings for %.1f s\n", accounts, secs);
 
 	struct timespec t0, t;
@@ -222,7 +259,7 @@ int main(int argc, char **argv)
 	unsigned long passes = 0;
 	do {
 		for (unsigned i = 0; i < n; i++) {
-			if (r[i].control)
+			if (r[i].control || !r[i].writable)
 				continue;
 			for (uint64_t *p = (uint64_t *)r[i].start; p < (uint64_t *)r[i].end; p++)
 				*p = next(&x);

@@ -1,0 +1,80 @@
+/* account.h - the agent's one accounting entry point: every change of this process's charge goes through here. */
+#ifndef MGI_AGENT_ACCOUNT_H
+#define MGI_AGENT_ACCOUNT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * A charge is three things kept together: the group's counter path (the
+ * group and each limited ancestor), this process's slot (its figure, which
+ * the manager's victim choice and release read), and the thresholds of
+ * every level whose usage changed (a crossing wakes the manager). Sites
+ * call these and nothing below them, so that the rule for what may be
+ * charged (a limit, and for a nested group the grant: docs/design.md,
+ * "Wiring the grant scheme") lives in one place. All run on the handler
+ * thread, except mgi_charge and mgi_uncharge from application threads in
+ * estimate mode (atomics only).
+ */
+
+/* Charges pages, all or nothing. On refusal returns false with the
+ * refusing level of the path in *level (if not NULL), and nothing
+ * changed. */
+bool mgi_charge(uint64_t pages, unsigned *level);
+
+/* Charges what fits of pages: all of them, else the tightest level's
+ * margin (the fault path's fault-around and readahead near the limit).
+ * Returns the pages charged; 0 with the refusing level in *level. */
+uint64_t mgi_charge_upto(uint64_t pages, unsigned *level);
+
+/* Charges pages that exist already (found present, handed over): they
+ * cannot be refused, so the path may pass its limit; the caller makes room
+ * afterwards. */
+void mgi_charge_anyway(uint64_t pages);
+
+/* Gives back pages this process no longer holds (or charged and did not
+ * use). */
+void mgi_uncharge(uint64_t pages);
+
+/* The same for the swap counters (pages in this process's store). */
+bool mgi_swap_charge(uint64_t pages);
+void mgi_swap_uncharge(uint64_t pages);
+
+/* The slot's figure only: pages whose charge the path holds already
+ * (estimate mode's table charged them) now held by this process's
+ * registry, or no longer. The caller checks the thresholds once its
+ * change is whole (estimate.c settle). */
+void mgi_account_adopt(uint64_t pages);
+void mgi_account_disown(uint64_t pages);
+
+/* Checks the thresholds of the group and its ancestors after a change of
+ * usage made outside the calls above (estimate mode's table, a move). */
+void mgi_check_thresholds(void);
+
+/* Wakes the manager when checks counted crossings (n > 0). */
+void mgi_account_wake(unsigned n);
+
+/*
+ * The grant scheme (src/core/grant.h). A nested group's processes charge
+ * only their own group's counter, within its grant; its ancestors'
+ * accounting parts are mapped read-only. Sets mgi_agent.path for the
+ * segments in mgi_agent.anc: the group's own counter with its grant when
+ * it has an ancestor, as before (its own counter alone) when it has none.
+ */
+void mgi_account_use_segments(void);
+
+/*
+ * A charge was refused by the grant (level MGI_LEVEL_GRANT): asks the
+ * manager for more (GRANT; at most one request out, asked again after
+ * 2 ms), and says what to do: MGI_LEVEL_GRANT, park the fault (it is
+ * retried when the answer comes, or every 2 ms); else the level whose
+ * limit refused (the manager's answer, or the parent when no manager runs
+ * to ask): make room there as for any refusal. Handler thread.
+ */
+unsigned mgi_account_grant_short(void);
+
+/* The manager's answer to GRANT (handler thread). */
+struct mgi_msg_grant;
+void mgi_account_granted(const struct mgi_msg_grant *g);
+
+#endif
