@@ -91,7 +91,8 @@ o1=$(mg rm web 2>&1); r1=$?
 o2=$(mg rm web/api 2>&1); r2=$?
 # (mg is a function: the background job is a subshell, memgrp run its
 # child, the sleeper its grandchild)
-for p in $(pgrep -P $spid); do pkill -TERM -P "$p" -x sleep; done
+# (procps under the sanitizer's preload can hang at start: without it)
+for p in $(env -u LD_PRELOAD pgrep -P $spid); do env -u LD_PRELOAD pkill -TERM -P "$p" -x sleep; done
 wait $spid
 for _ in $(seq 50); do [ "$(stat_field web/api nr_processes)" = 0 ] && break; sleep 0.1; done
 mg rm web/api; r3=$?
