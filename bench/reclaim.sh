@@ -8,7 +8,9 @@
 #        SAMPLES (20000 faults), OPS (2000000 Zipf operations),
 #        CODECS (memgrp's columns, default "lz4 zstd"), BACKSTOP (on: the
 #        default; off: memgrp run --kernel-backstop off; both: a column of
-#        each per codec, "-nobs" for off).
+#        each per codec, "-nobs" for off), LOAD (0: N CPU-bound processes,
+#        stress-ng --cpu N or else busy shell loops, run beside every run of
+#        every column, the kernel's alike: a busy host).
 set -euo pipefail
 build=$(realpath "${1:-build}")
 memgrp=$build/src/cli/memgrp
@@ -18,6 +20,7 @@ runs=${RUNS:-3}
 samples=${SAMPLES:-20000}
 ops=${OPS:-2000000}
 codecs=${CODECS:-lz4 zstd}
+load=${LOAD:-0}
 limit_bytes=$(numfmt --from=iec "$limit")
 ws_mib=$((4 * limit_bytes >> 20))
 secs=300  # per run: a hang in memgrp (under development) must not stall the table
@@ -39,6 +42,29 @@ for c in $codecs; do
 	[ "$backstop" != off ] && cols="$cols memgrp-$c"
 	[ "$backstop" != on ] && cols="$cols memgrp-$c-nobs"
 done
+
+# load_start/load_stop: LOAD CPU-bound processes for the length of one run
+# (started afresh for each, so that every column meets the same load).
+loadpid=
+load_start() {
+	[ "$load" -gt 0 ] || return 0
+	if command -v stress-ng >/dev/null; then
+		stress-ng --cpu "$load" --cpu-method int64 -t $((secs + 10)) >/dev/null 2>&1 &
+		loadpid=$!
+	else
+		# a process group of busy loops, killed as one (and bounded)
+		setsid sh -c 'for _ in $(seq "$1"); do timeout "$2" sh -c "while :; do :; done" & done; wait' \
+			sh "$load" $((secs + 10)) &
+		loadpid=-$!
+	fi
+	sleep 0.2  # their workers up before the measured run starts
+}
+load_stop() {
+	[ -n "$loadpid" ] || return 0
+	kill -- "$loadpid" 2>/dev/null || true
+	wait "${loadpid#-}" 2>/dev/null || true
+	loadpid=
+}
 
 vmstat() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
 cgstat() { awk -v k="$1" '$1 == k {print $2}' "$cg/$2"; }
@@ -78,7 +104,9 @@ run() {
 			--kernel-backstop $bs --stats-json "$json" -- "${args[@]}")
 		;;
 	esac
+	load_start
 	out=$(timeout -k 5 $secs "${cmd[@]}" 2>"$tmp/err") || rc=$?
+	load_stop
 	if [ -n "$ppid" ]; then
 		kill "$ppid"
 		wait "$ppid" 2>/dev/null || true
@@ -219,7 +247,7 @@ table() { # table median|spread
 	row "zipf 4x limit ops/s" ops_per_s "$1"
 }
 
-echo "reclaim: $limit limit, ${ws_mib}M working set (4x), median of $runs runs"
+echo "reclaim: $limit limit, ${ws_mib}M working set (4x), median of $runs runs$([ "$load" -gt 0 ] && echo ", $load CPU-bound processes beside each run")"
 header "" memgrp/memcg
 table median
 echo "(MB/s and ops/s: higher is better; us: lower is better)"
