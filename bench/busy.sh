@@ -121,6 +121,15 @@ report() { # report SIDE: one line per group, then a summary
 		sed 's/none/0/' | sort -n | awk '{a[NR] = $1} END {print a[1], a[int((NR + 1) / 2)], a[NR]}')
 	printf '        watchdog messages %d (lost faults %d), exit statuses: %s\n' "$wd" "$lost" \
 		"$(sort "$tmp/$side.rc" | uniq -c | awk '{printf "%s%dx%s", (NR > 1 ? ", " : ""), $1, $2}')"
+	if [ "$side" = kernel ]; then
+		local kills=0 k
+		for i in $(seq "$ngroups"); do
+			k=$(awk '$1 == "oom_kill" {print $2}' "$cg/g$i/memory.oom_control" 2>/dev/null || true)
+			kills=$((kills + ${k:-0}))
+		done
+		# stress-ng restarts a killed worker, and its count starts over
+		printf '        the kernel'"'"'s memcg OOM killer killed %d workers\n' "$kills"
+	fi
 	[ "$zero" = 0 ] && [ "$wd" = 0 ] || stalled=1
 	if [ "$wd" != 0 ]; then
 		grep -h 'watchdog' "$tmp/$side".*.err | sed 's/^[^:]*: //; s/[0-9]\+ thread/N thread/' |

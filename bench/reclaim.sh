@@ -10,7 +10,8 @@
 #        default; off: memgrp run --kernel-backstop off; both: a column of
 #        each per codec, "-nobs" for off), LOAD (0: N CPU-bound processes,
 #        stress-ng --cpu N or else busy shell loops, run beside every run of
-#        every column, the kernel's alike: a busy host).
+#        every column, the kernel's alike: a busy host), KERNEL (on; off:
+#        no memcg+zram column, for comparing memgrp's settings quickly).
 set -euo pipefail
 build=$(realpath "${1:-build}")
 memgrp=$build/src/cli/memgrp
@@ -32,7 +33,9 @@ trap teardown EXIT
 trap 'exit 130' INT TERM
 
 cols="native"
-if setup_kernel; then
+if [ "${KERNEL:-on}" = off ]; then
+	:
+elif setup_kernel; then
 	cols="$cols memcg"
 else
 	echo "reclaim.sh: no kernel column: $why" >&2
