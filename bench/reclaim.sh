@@ -11,7 +11,10 @@
 #        each per codec, "-nobs" for off), LOAD (0: N CPU-bound processes,
 #        stress-ng --cpu N or else busy shell loops, run beside every run of
 #        every column, the kernel's alike: a busy host), KERNEL (on; off:
-#        no memcg+zram column, for comparing memgrp's settings quickly).
+#        no memcg+zram column, for comparing memgrp's settings quickly),
+#        SCHEDS (a list of MEMGRP_HANDLER_SCHED values, e.g. "auto off rt
+#        slice nice": a column of each per codec, interleaved with the
+#        others; "auto", the default, keeps the plain column name).
 set -euo pipefail
 build=$(realpath "${1:-build}")
 memgrp=$build/src/cli/memgrp
@@ -42,6 +45,12 @@ else
 fi
 backstop=${BACKSTOP:-on}
 for c in $codecs; do
+	if [ -n "${SCHEDS:-}" ]; then
+		for s in $SCHEDS; do
+			[ "$s" = auto ] && cols="$cols memgrp-$c" || cols="$cols memgrp-$c@$s"
+		done
+		continue
+	fi
 	[ "$backstop" != off ] && cols="$cols memgrp-$c"
 	[ "$backstop" != on ] && cols="$cols memgrp-$c-nobs"
 done
@@ -101,9 +110,10 @@ run() {
 	memgrp-*)
 		local grp=memgrp-reclaim-$BASHPID json=$tmp/stats.json
 		[ -e "$note" ] || { poll sh -c "'$memgrp' stat --json '$grp' && echo" & ppid=$!; }
-		local codec=${col#memgrp-} bs=on
+		local codec=${col#memgrp-} bs=on sched=()
 		[ "${codec%-nobs}" != "$codec" ] && bs=off
-		cmd=("$memgrp" run -g "$grp" -m "$limit" --swap-max 4G --codec "${codec%-nobs}"
+		[ "${codec%@*}" != "$codec" ] && sched=(env "MEMGRP_HANDLER_SCHED=${codec#*@}") codec=${codec%@*}
+		cmd=("${sched[@]}" "$memgrp" run -g "$grp" -m "$limit" --swap-max 4G --codec "${codec%-nobs}"
 			--kernel-backstop $bs --stats-json "$json" -- "${args[@]}")
 		;;
 	esac
