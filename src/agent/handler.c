@@ -1065,6 +1065,12 @@ static int wait_for_work(struct pollfd p[4], int timeout_ms, bool may_poll)
  *    handler preempts sooner; any user may ask.
  * None is required: when refused, the handler runs as it would have.
  * SCHED_RESET_ON_FORK: nothing the handler might start keeps the priority.
+ * A real-time handler does not poll for its next fault (wait_for_work):
+ * spinning, it holds the CPU the faulting thread needs to go on, and the
+ * wake-up it saves is immediate anyway. Measured, bench_reclaim lat beside
+ * 2 CPU-bound processes: p50 66.8 us polling against 9.3 us not (11.6 and
+ * 66.6 in a second round; ordinary handler 8.0 and 17.9).
+ * Returns whether the handler runs as real-time.
  * A choice named in MEMGRP_HANDLER_SCHED and refused is said once. (The
  * variable is read by the thread starting the handler: the environment is
  * in managed memory, which this thread must not touch.)
@@ -1080,7 +1086,7 @@ struct mgi_sched_attr { /* <linux/sched/types.h>, not in every libc */
 #define HANDLER_NICE (-10)
 #define HANDLER_SLICE_NS 100000ULL
 
-static void handler_priority(unsigned choice)
+static bool handler_priority(unsigned choice)
 {
 	enum { AUTO, RT, NICE, SLICE, OFF } how = choice;
 	static const char *const names[] = {"auto", "rt", "nice", "slice", "off"};
@@ -1088,11 +1094,11 @@ static void handler_priority(unsigned choice)
 	if (how == AUTO || how == RT) {
 		struct sched_param sp = {.sched_priority = sched_get_priority_min(SCHED_RR)};
 		if (sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &sp) == 0)
-			return;
+			return true;
 	}
 	if (how == AUTO || how == NICE) {
 		if (setpriority(PRIO_PROCESS, (id_t)gettid(), HANDLER_NICE) == 0)
-			return;
+			return false;
 	}
 	if (how == AUTO || how == SLICE) {
 		struct mgi_sched_attr a = {.size = sizeof(a), .sched_policy = SCHED_OTHER,
@@ -1101,11 +1107,12 @@ static void handler_priority(unsigned choice)
 		errno = 0;
 		a.sched_nice = getpriority(PRIO_PROCESS, (id_t)gettid());
 		if (errno == 0 && syscall(SYS_sched_setattr, 0, &a, 0) == 0)
-			return;
+			return false;
 	}
 	if (how != AUTO && how != OFF)
 		mgi_agent_log("MEMGRP_HANDLER_SCHED=%s: refused (%s); the fault handler runs as "
 			      "ordinary work", names[how], strerror(errno));
+	return false;
 }
 
 void *mgi_handler_main(void *arg)
@@ -1113,7 +1120,8 @@ void *mgi_handler_main(void *arg)
 	uint64_t est_tick_ns = 0, handed_tick_ns = 0;
 
 	atomic_store(&mgi_agent.handler_tid, gettid());
-	handler_priority((unsigned)(uintptr_t)arg);
+	if (handler_priority((unsigned)(uintptr_t)arg))
+		mgi_agent.poll_max_ns = 0;
 	/* In a forked child this thread starts over from a copy of the
 	 * parent's memory: the faults its handler had parked are the parent's
 	 * threads', not ours. */
