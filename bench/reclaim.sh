@@ -8,7 +8,13 @@
 #        SAMPLES (20000 faults), OPS (2000000 Zipf operations),
 #        CODECS (memgrp's columns, default "lz4 zstd"), BACKSTOP (on: the
 #        default; off: memgrp run --kernel-backstop off; both: a column of
-#        each per codec, "-nobs" for off).
+#        each per codec, "-nobs" for off), LOAD (0: N CPU-bound processes,
+#        stress-ng --cpu N or else busy shell loops, run beside every run of
+#        every column, the kernel's alike: a busy host), KERNEL (on; off:
+#        no memcg+zram column, for comparing memgrp's settings quickly),
+#        SCHEDS (a list of MEMGRP_HANDLER_SCHED values, e.g. "auto off rt
+#        slice nice": a column of each per codec, interleaved with the
+#        others; "auto", the default, keeps the plain column name).
 set -euo pipefail
 build=$(realpath "${1:-build}")
 memgrp=$build/src/cli/memgrp
@@ -18,27 +24,60 @@ runs=${RUNS:-3}
 samples=${SAMPLES:-20000}
 ops=${OPS:-2000000}
 codecs=${CODECS:-lz4 zstd}
+load=${LOAD:-0}
 limit_bytes=$(numfmt --from=iec "$limit")
 ws_mib=$((4 * limit_bytes >> 20))
 secs=300  # per run: a hang in memgrp (under development) must not stall the table
 tmp=$(mktemp -d)
-cg=/sys/fs/cgroup/memory/memgrp-reclaim-bench-$$
+# not "memgrp*": tests/test_backstop.sh takes any such cgroup for a leak
+cg=/sys/fs/cgroup/memory/bench-reclaim-$$
 
 . "$(dirname "$0")/kswap.sh"
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
 cols="native"
-if setup_kernel; then
+if [ "${KERNEL:-on}" = off ]; then
+	:
+elif setup_kernel; then
 	cols="$cols memcg"
 else
 	echo "reclaim.sh: no kernel column: $why" >&2
 fi
 backstop=${BACKSTOP:-on}
 for c in $codecs; do
+	if [ -n "${SCHEDS:-}" ]; then
+		for s in $SCHEDS; do
+			[ "$s" = auto ] && cols="$cols memgrp-$c" || cols="$cols memgrp-$c@$s"
+		done
+		continue
+	fi
 	[ "$backstop" != off ] && cols="$cols memgrp-$c"
 	[ "$backstop" != on ] && cols="$cols memgrp-$c-nobs"
 done
+
+# load_start/load_stop: LOAD CPU-bound processes for the length of one run
+# (started afresh for each, so that every column meets the same load).
+loadpid=
+load_start() {
+	[ "$load" -gt 0 ] || return 0
+	if command -v stress-ng >/dev/null; then
+		stress-ng --cpu "$load" --cpu-method int64 -t $((secs + 10)) >/dev/null 2>&1 &
+		loadpid=$!
+	else
+		# a process group of busy loops, killed as one (and bounded)
+		setsid sh -c 'for _ in $(seq "$1"); do timeout "$2" sh -c "while :; do :; done" & done; wait' \
+			sh "$load" $((secs + 10)) &
+		loadpid=-$!
+	fi
+	sleep 0.2  # their workers up before the measured run starts
+}
+load_stop() {
+	[ -n "$loadpid" ] || return 0
+	kill -- "$loadpid" 2>/dev/null || true
+	wait "${loadpid#-}" 2>/dev/null || true
+	loadpid=
+}
 
 vmstat() { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
 cgstat() { awk -v k="$1" '$1 == k {print $2}' "$cg/$2"; }
@@ -72,13 +111,16 @@ run() {
 	memgrp-*)
 		local grp=memgrp-reclaim-$BASHPID json=$tmp/stats.json
 		[ -e "$note" ] || { poll sh -c "'$memgrp' stat --json '$grp' && echo" & ppid=$!; }
-		local codec=${col#memgrp-} bs=on
+		local codec=${col#memgrp-} bs=on sched=()
 		[ "${codec%-nobs}" != "$codec" ] && bs=off
-		cmd=("$memgrp" run -g "$grp" -m "$limit" --swap-max 4G --codec "${codec%-nobs}"
+		[ "${codec%@*}" != "$codec" ] && sched=(env "MEMGRP_HANDLER_SCHED=${codec#*@}") codec=${codec%@*}
+		cmd=("${sched[@]}" "$memgrp" run -g "$grp" -m "$limit" --swap-max 4G --codec "${codec%-nobs}"
 			--kernel-backstop $bs --stats-json "$json" -- "${args[@]}")
 		;;
 	esac
+	load_start
 	out=$(timeout -k 5 $secs "${cmd[@]}" 2>"$tmp/err") || rc=$?
+	load_stop
 	if [ -n "$ppid" ]; then
 		kill "$ppid"
 		wait "$ppid" 2>/dev/null || true
@@ -219,7 +261,7 @@ table() { # table median|spread
 	row "zipf 4x limit ops/s" ops_per_s "$1"
 }
 
-echo "reclaim: $limit limit, ${ws_mib}M working set (4x), median of $runs runs"
+echo "reclaim: $limit limit, ${ws_mib}M working set (4x), median of $runs runs$([ "$load" -gt 0 ] && echo ", $load CPU-bound processes beside each run")"
 header "" memgrp/memcg
 table median
 echo "(MB/s and ops/s: higher is better; us: lower is better)"

@@ -307,6 +307,15 @@ MEMGRP_INJECT=drop-fault run lost_fault 30 0 -- "$progs/prog_hold" 8 0.1 &&
 	ok "watchdog: an injected lost fault is reported and its thread woken" ||
 	{ bad lost_fault "not recovered"; cat "$tmp/lost_fault.out"; }
 fi
+# A handler woken for a fault and then not run for 6 s (injected: as on a
+# host with more runnable threads than CPUs) has lost nothing: the fault
+# waits unread on the uffd. The watchdog must not call it lost (it did, in
+# bench/busy.sh's 20 groups on 2 CPUs), and the program finishes.
+MEMGRP_INJECT=stall-handler run stalled_handler 40 0 -- "$progs/prog_hold" 8 0.1 &&
+	grep -q "injected: the fault handler stalls" "$tmp/stalled_handler.out" &&
+	! grep -q "lost fault" "$tmp/stalled_handler.out" &&
+	ok "watchdog: a handler stalled 6 s with its fault unread is not called a lost fault" ||
+	{ bad stalled_handler "no stall injected, or called lost"; cat "$tmp/stalled_handler.out"; }
 # No userfaultfd for this user: a clear message naming the cause.
 if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null && [ "$(id -u)" = 0 ] &&
    [ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 0 ]; then

@@ -581,7 +581,8 @@ static int start_handler(void)
 	if (sem_init(&mgi_agent.ready, 0, 0) != 0)
 		return -errno;
 	rc = mgi_start_thread(&mgi_agent.handler, mgi_agent.stack, MGI_HANDLER_STACK,
-			      mgi_handler_main, NULL);
+			      mgi_handler_main,
+			      (void *)(uintptr_t)mgi_env_choice(MGI_ENV_HANDLER_SCHED));
 	if (rc != 0)
 		return rc;
 	while (sem_wait(&mgi_agent.ready) != 0 && errno == EINTR)
@@ -630,6 +631,7 @@ static void agent_start(void)
 		goto nomem;
 	unsigned inject = mgi_env_choice(MGI_ENV_INJECT);
 	mgi_agent.drop_one_fault = inject == 1;  /* drop-fault */
+	mgi_agent.stall_handler_once = inject == 3; /* stall-handler */
 	mgi_agent.misreport_moves = inject == 2; /* move-misreport */
 	mgi_agent.poll_max_ns = poll_window_ns();
 	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)

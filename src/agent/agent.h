@@ -96,6 +96,7 @@ struct mgi_agent {
 	_Atomic unsigned parked; /* faults the handler holds for a retry */
 	_Atomic uint64_t lost_faults; /* woken by the watchdog */
 	bool drop_one_fault;     /* fault injection: MEMGRP_INJECT=drop-fault */
+	bool stall_handler_once; /* fault injection: MEMGRP_INJECT=stall-handler */
 	bool misreport_moves;    /* fault injection: MEMGRP_INJECT=move-misreport */
 	uint64_t poll_max_ns;    /* the handler's polling window at most (0: never) */
 	void *watch_stack;
@@ -137,7 +138,7 @@ struct mgi_agent {
 extern struct mgi_agent mgi_agent;
 
 /* handler.c */
-void *mgi_handler_main(void *arg);
+void *mgi_handler_main(void *arg); /* arg: MEMGRP_HANDLER_SCHED's choice */
 /* Charging and uncharging: account.h. */
 uint64_t mgi_now_ns(void);
 /* For long work inside the handler (eviction): reads what the uffd has and

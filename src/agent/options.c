@@ -13,7 +13,7 @@ static const struct {
 	const char *name;
 	enum kind kind;
 	uint64_t def, max;        /* UINT */
-	const char *choices[3];   /* CHOICE: [0] is the default */
+	const char *choices[6];   /* CHOICE: [0] is the default */
 } mgi_env_table[MGI_ENV_COUNT] = {
 	[MGI_ENV_SOCKET] = {"MEMGRP_SOCKET", STR, 0, 0, {NULL}},
 	[MGI_ENV_GROUP] = {"MEMGRP_GROUP", STR, 0, 0, {NULL}},
@@ -25,7 +25,12 @@ static const struct {
 	[MGI_ENV_ESTIMATE_VICTIM] = {"MEMGRP_ESTIMATE_VICTIM", CHOICE, 0, 0,
 				     {"largest", "least-recent", NULL}},
 	[MGI_ENV_TRACE] = {"MEMGRP_TRACE", STR, 0, 0, {NULL}},
-	[MGI_ENV_INJECT] = {"MEMGRP_INJECT", CHOICE, 0, 0, {"none", "drop-fault", "move-misreport"}},
+	[MGI_ENV_INJECT] = {"MEMGRP_INJECT", CHOICE, 0, 0, {"none", "drop-fault", "move-misreport",
+								 "stall-handler"}},
+	/* How the fault handler thread is put ahead of ordinary work: see
+	 * handler_priority in handler.c. */
+	[MGI_ENV_HANDLER_SCHED] = {"MEMGRP_HANDLER_SCHED", CHOICE, 0, 0,
+				   {"auto", "rt", "nice", "slice", "off"}},
 };
 
 /* Read at each call, not cached: a value the program sets before the
@@ -61,7 +66,8 @@ unsigned mgi_env_choice(mgi_env_t id)
 
 	if (!v)
 		return 0;
-	for (unsigned i = 0; i < 3 && mgi_env_table[id].choices[i]; i++)
+	for (unsigned i = 0; i < sizeof(mgi_env_table[id].choices) / sizeof(mgi_env_table[id].choices[0]) &&
+			    mgi_env_table[id].choices[i]; i++)
 		if (strcmp(v, mgi_env_table[id].choices[i]) == 0)
 			return i;
 	mgi_agent_log("%s=%s: unknown; using %s", mgi_env_table[id].name, v,

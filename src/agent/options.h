@@ -15,7 +15,8 @@ typedef enum {
 	MGI_ENV_SWAP_FILE_AFTER,  /* bytes of compressed pages kept before writing back */
 	MGI_ENV_ESTIMATE_VICTIM,  /* largest | least-recent: estimate mode's victim */
 	MGI_ENV_TRACE,            /* a directory: the fault trace goes there */
-	MGI_ENV_INJECT,           /* tests only: drop-fault | move-misreport */
+	MGI_ENV_INJECT,           /* tests only: drop-fault | move-misreport | stall-handler */
+	MGI_ENV_HANDLER_SCHED,    /* auto | rt | nice | slice | off: the handler's priority */
 	MGI_ENV_COUNT
 } mgi_env_t;
 

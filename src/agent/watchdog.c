@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,11 @@
  * threads and reads their wchan; one found in handle_userfault on two scans
  * in a row, with no fault completed in between (a thread that faults often
  * can be caught waiting at both scans, each time on a new fault: measured
- * in bench/coop, a third of the runs said so before this check), while the handler waits idle in poll with nothing parked (so
- * nothing legitimately waits: no OOM wait, no EAGAIN retry, no eviction
- * under way) was lost. The watchdog says so on
+ * in bench/coop, a third of the runs said so before this check), while the
+ * handler waits idle in poll with nothing parked (so nothing legitimately
+ * waits: no OOM wait, no EAGAIN retry, no eviction under way) and no event
+ * unread on the uffd (a fault the handler has not read yet is queued, not
+ * lost: the handler was woken and waits for a CPU) was lost. The watchdog says so on
  * stderr, counts it, and wakes every waiter (UFFDIO_WAKE over the whole
  * address space): a woken thread faults again, and the handler sees the
  * fault afresh. A spurious wake costs one extra fault, nothing more.
@@ -91,6 +94,28 @@ static uint64_t fault_count(int taskfd, const char *tid)
 	return minflt + majflt;
 }
 
+/* The handler's state letter (R: runnable, S: asleep) and its schedstat
+ * (ns run, ns waited on a run queue); '?' and zeros if unreadable. */
+static void handler_sched(int taskfd, char *state, uint64_t *run_ns, uint64_t *wait_ns)
+{
+	char tid[16], buf[512];
+	unsigned long long run, wait;
+
+	*state = '?';
+	*run_ns = *wait_ns = 0;
+	snprintf(tid, sizeof(tid), "%d", (int)atomic_load(&mgi_agent.handler_tid));
+	if (read_task_file(taskfd, tid, "stat", buf, sizeof(buf)) > 0) {
+		const char *p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2])
+			*state = p[2];
+	}
+	if (read_task_file(taskfd, tid, "schedstat", buf, sizeof(buf)) > 0 &&
+	    sscanf(buf, "%llu %llu", &run, &wait) == 2) {
+		*run_ns = run;
+		*wait_ns = wait;
+	}
+}
+
 /* Whether tid waited at the last scan too, on the same fault. */
 static bool was_seen(int tid, uint64_t faults)
 {
@@ -155,6 +180,7 @@ static void check_handler(int taskfd)
 void *mgi_watchdog_main(void *arg)
 {
 	char *buf = arg; /* 4 KiB from the arena */
+	uint64_t run0 = 0, wait0 = 0;
 	int taskfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (taskfd < 0)
@@ -174,17 +200,36 @@ void *mgi_watchdog_main(void *arg)
 			continue;
 		}
 		unsigned stuck = scan(taskfd, buf, 4096);
+		char state;
+		uint64_t run_ns, wait_ns;
+		handler_sched(taskfd, &state, &run_ns, &wait_ns);
+		uint64_t ran = run_ns - run0, waited = wait_ns - wait0;
+		run0 = run_ns;
+		wait0 = wait_ns;
 		if (!stuck || !atomic_load(&mgi_agent.idle) || atomic_load(&mgi_agent.parked) != 0)
+			continue;
+		/* Faults still unread on the uffd are not lost: the handler
+		 * was woken for them and has not run yet (a host with more
+		 * runnable threads than CPUs: bench/busy.sh's 20 groups on 2
+		 * CPUs said "a lost fault" so, the handler runnable, its
+		 * fault unread). It reads them when it runs; waking their
+		 * threads would only make them fault again. */
+		struct pollfd pq = {.fd = mgi_agent.uffd, .events = POLLIN};
+		int unread = poll(&pq, 1, 0) > 0 && (pq.revents & POLLIN);
+		if (unread)
 			continue;
 		atomic_fetch_add(&mgi_agent.lost_faults, stuck);
 		/* A fault the tests dropped on purpose says so: the suite's logs
 		 * are audited for the other kind (scripts/test.sh). */
 		mgi_agent_log("watchdog: %u thread(s) waited over %d s for a page that the fault "
-			      "handler is not working on (%s); waking them",
+			      "handler is not working on (%s); waking them "
+			      "[handler %c, ran %llu ms, waited %llu ms on a run queue since the last scan]",
 			      stuck, WATCH_PERIOD,
 			      mgi_env_choice(MGI_ENV_INJECT) == 1
 				      ? "a lost fault: one MEMGRP_INJECT=drop-fault dropped"
-				      : "a lost fault: please report it");
+				      : "a lost fault: please report it",
+			      state, (unsigned long long)(ran / 1000000),
+			      (unsigned long long)(waited / 1000000));
 		/* All of user space: UFFDIO_WAKE needs no VMA, only waiters. */
 		mgi_uffd_wake(mgi_agent.uffd, MGI_PAGE_SIZE, 0x7ffffffff000UL - MGI_PAGE_SIZE);
 		nseen = 0;
