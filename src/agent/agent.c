@@ -400,7 +400,7 @@ static void take_welcome(int conn, const mgi_msg_t *reply, int *fds, unsigned nf
 }
 
 /* The manager does UFFDIO_API on our new userfaultfd (we may not turn on
- * fork events ourselves: see manager.c on_uffd_features). Only while
+ * fork events ourselves: see dispatch.c on_uffd_features). Only while
  * starting: the handler thread does not run yet, so the answer on our
  * connection is ours to read. Returns 0 or -errno. */
 static int features_by_manager(int fd, uint64_t features)
