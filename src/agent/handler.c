@@ -124,7 +124,15 @@ bool mgi_recently_removed(uintptr_t start, uintptr_t end)
  * threads moving at once are covered.
  */
 #define VACATED_RECENT 64
-#define VACATED_NS (1000ULL * 1000 * 1000)
+/* 10 s, not 1: a CI run lost B's bytes in tests/progs/remaprace.c (round
+ * 50 of 100, "moved into the range A vacated, byte 0 wrong") while other
+ * tests ran beside it, and the 1 s this was then is the only way the
+ * claim fails: A's thread, which queues the UNMAP after its REMAP was
+ * read, can wait that long for a CPU on a loaded host (real-time fault
+ * handlers of other processes run first). The cost of a longer life: a
+ * range MREMAP_DONTUNMAP vacated and munmapped exactly within it keeps
+ * its registry entries (and charges) until the process exits. */
+#define VACATED_NS (10ULL * 1000 * 1000 * 1000)
 static mgi_recent_t vacated;
 
 /* Both guards start empty, in a forked child too (they are the parent's
