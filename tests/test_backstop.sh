@@ -103,6 +103,35 @@ escape group-other 137 "without the agent: the agent is loaded but not connected
 	sh -c "MEMGRP_GROUP=other exec '$progs/prog_escape' anon 256"
 escape nested-run 137 "without the agent: it runs in a nested memgrp group" -- \
 	env -u MEMGRP_SOCKET "$memgrp" run -m 1G -- "$progs/prog_escape" anon 256
+# Memory of a process that runs with the agent but that the agent does
+# not see: made with raw syscalls, copy-on-write pages of a private file
+# mapping, or written after the process closed the agent's userfaultfds.
+escape sysmmap 137 "anon [1-9][0-9.]*M.*it runs with the agent" -- "$progs/prog_escape" sysmmap 256
+escape sysbrk 137 "anon [1-9][0-9.]*M.*it runs with the agent" -- "$progs/prog_escape" sysbrk 256
+escape filepriv 137 "anon [1-9][0-9.]*M.*it runs with the agent" -- "$progs/prog_escape" filepriv 256
+escape unreg 137 "anon [1-9][0-9.]*M.*it runs with the agent" -- "$progs/prog_escape" unreg 256
+# A setuid program: the dynamic linker ignores LD_PRELOAD for it. The copy
+# belongs to nobody, so root's run of it is a real identity change.
+if [ -z "${MEMGRP_TEST_PRELOAD:-}" ] && install -m 4755 -o nobody "$progs/prog_escape" "$tmp/prog_suid" 2>/dev/null; then
+	chmod 755 "$tmp"
+	escape setuid 137 "without the agent: a setuid program" -- "$tmp/prog_suid" anon 256
+else
+	skip setuid "a sanitizer build (its runtime preload would be refused for a setuid program) or no user nobody"
+fi
+# io_uring rings: the kernel allocates their pages; past the kernel limit
+# the next ring cannot be made (ENOMEM), nothing is killed.
+timeout -k 5 120 "$memgrp" run -m $limit -g "bs-uring-$sfx" --stats-json "$tmp/uring.json" -- \
+	"$progs/prog_escape" uring 256 >"$tmp/uring.out" 2>&1; rc=$?
+if leftovers uring "/run/memgrp/bs-uring-$sfx.sock"; then
+	kmax=$(jget "$tmp/uring.json" kernel_max_usage)
+	if grep -q "io_uring_setup failed after" "$tmp/uring.out" && [ $rc -eq 1 ] && [ "$kmax" -le $((kbound + (1 << 20))) ]; then
+		ok "uring: rings refused at the kernel limit ($(grep -o "after.*" "$tmp/uring.out"); kernel max usage $(mib "$kmax") MiB of $(mib "$kbound"))"
+	elif grep -q "io_uring_setup failed after 0 rings" "$tmp/uring.out"; then
+		skip uring "io_uring is disabled here"
+	else
+		bad uring "rc $rc, kernel max $kmax: $(cat "$tmp/uring.out")"
+	fi
+fi
 # MAP_POPULATE fills the mapping inside mmap, before the agent can charge
 # it. The kernel limit is the bound: the populate stops there (a charge
 # refused outside a user fault fails rather than waits, and mmap returns
@@ -166,6 +195,87 @@ leftovers off "/run/memgrp/bs-off-$sfx.sock"
 	ok "off: no kernel cgroup, the unmanaged 96 MiB run as before" || bad off "rc $rc: $(cat "$tmp/off.out")"
 }
 run_case off
+
+case_crowd() {
+echo "--- the 513th process of a group"
+# A group holds MGI_PROCS_MAX (512) processes with the agent; the next one
+# is refused loudly and runs unmanaged, bounded by the kernel limit.
+local lim=1G lb=$((1 << 30))
+# 520 sleeps fill the group (waited for through the group's own stat; the
+# shell, seq and env take slots too, and joins of a burst are slow), then
+# prog_escape comes past the most.
+timeout -k 5 120 "$memgrp" run -m $lim -g "bs-crowd-$sfx" --stats-json "$tmp/crowd.json" -- sh -c \
+	"for i in \$(seq 520); do sleep 15 & done
+	for i in \$(seq 100); do
+		env -u LD_PRELOAD '$memgrp' stat --json | grep -q '\"nr_processes\": 512' && break; sleep 0.1
+	done
+	'$progs/prog_escape' anon 2048; kill \$(jobs -p); wait" >"$tmp/crowd.out" 2>&1; rc=$?
+leftovers crowd "/run/memgrp/bs-crowd-$sfx.sock" || return
+local kmax klim want=$((lb + (16 << 20) + lb / 16))
+kmax=$(jget "$tmp/crowd.json" kernel_max_usage) klim=$(jget "$tmp/crowd.json" kernel_limit)
+if grep -q "has 512 processes, its most" "$tmp/crowd.out" && grep -q "killing pid [0-9]* (prog_escape).*without the agent" "$tmp/crowd.out" &&
+	! grep -q "^done" "$tmp/crowd.out" && [ "$klim" = "$want" ] && [ "$kmax" -le $((klim + (1 << 20))) ]; then
+	ok "the 513th process is refused loudly, runs unmanaged and is killed at the kernel limit (kernel max usage $(mib "$kmax") MiB of $(mib "$klim"))"
+else
+	bad crowd "rc $rc, kernel max $kmax of $klim: $(grep -v "^$" "$tmp/crowd.out" | tail -6)"
+fi
+}
+run_case crowd
+
+case_manager_down() {
+echo "--- a process started while the manager is down"
+# memgrpd dies (kill -9) with its group's kernel cgroup's killer off; a
+# member's child started then cannot join and runs unmanaged: the kernel
+# limit holds it (it waits there), and the restarted manager kills it.
+local dsock=$tmp/down.sock dstate=$tmp/down-state base out=$tmp/down.out
+"$memgrpd" --socket "$dsock" --state-dir "$dstate" 2>"$tmp/down1.log" &
+dpid=$!
+wait_socket "$dsock"
+"$memgrp" --socket "$dsock" create "down$sfx" -m $limit
+(timeout -k 5 60 "$memgrp" run --socket "$dsock" -g "down$sfx" -- sh -c "sleep 2; exec '$progs/prog_escape' anon 256" >"$out" 2>&1
+	echo "rc $?" >>"$out") &
+local rpid=$!
+# A second member exec's an image then too: that agent gives up joining,
+# so the restored slot it holds is never rejoined.
+timeout -k 5 60 "$memgrp" run --socket "$dsock" -g "down$sfx" -- sh -c "sleep 2; exec sleep 20" >"$tmp/down-sleep.out" 2>&1 &
+local spid=$!
+sleep 1
+kill -9 "$dpid"; wait "$dpid" 2>/dev/null; dpid=
+base=$cgdir/$(kbase "$dsock")/down$sfx
+local usage waiting=
+for _ in $(seq 60); do
+	grep -q "under_oom 1" "$base/memory.oom_control" 2>/dev/null && waiting=1 && break
+	sleep 0.1
+done
+usage=$(cat "$base/memory.max_usage_in_bytes" 2>/dev/null || echo -1)
+"$memgrpd" --socket "$dsock" --state-dir "$dstate" 2>"$tmp/down2.log" &
+dpid=$!
+wait "$rpid"
+# Past the rejoin grace (5 s after the manager's start), the exec'ed sleep
+# is one that runs without the agent: reported and counted.
+local seen= n=
+for _ in $(seq 100); do
+	grep -q "pid [0-9]* (sleep) runs without the agent" "$tmp/down2.log" && seen=1 && break
+	sleep 0.1
+done
+n=$("$memgrp" --socket "$dsock" stat --json "down$sfx" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["unmanaged_processes"])' 2>/dev/null)
+kill $(cat "$base/cgroup.procs" 2>/dev/null) 2>/dev/null
+wait "$spid" 2>/dev/null
+for _ in $(seq 50); do [ -s "$base/cgroup.procs" ] || break; sleep 0.1; done
+"$memgrp" --socket "$dsock" rm "down$sfx" >/dev/null 2>&1
+kill "$dpid"; wait "$dpid" 2>/dev/null; dpid=
+leftovers manager_down "$dsock" || return
+if [ -n "$waiting" ] && [ "$usage" -le $((kbound + (1 << 20))) ] && grep -q "this process is not managed" "$out" &&
+	grep -q "^rc 137" "$out" && grep -Eq "killing pid [0-9]* \(prog_escape\).*(without the agent|its agent has not rejoined)" "$tmp/down2.log"; then
+	ok "with memgrpd down, the unmanaged newcomer waited at the kernel limit (max usage $(mib "$usage") MiB of $(mib "$kbound")); the restarted memgrpd killed it"
+else
+	bad manager_down "waiting '$waiting', kernel max usage $usage: $(cat "$out"; tail -4 "$tmp/down2.log")"
+fi
+[ -n "$seen" ] && [ "$n" = 1 ] &&
+	ok "a restored slot whose agent never rejoins (an image exec'ed while memgrpd was down) is reported after the grace and counted (unmanaged_processes $n)" ||
+	bad manager_down-rejoin "seen '$seen', unmanaged_processes '$n': $(tail -6 "$tmp/down2.log")"
+}
+run_case manager_down
 
 case_memgrpd() {
 echo "--- memgrpd: HELLO and PLACE across groups are refused; a restart cleans up"

@@ -215,7 +215,7 @@ wait $apid; arc=$?
 for _ in $(seq 50); do [ "$(stat_field rs usage 2>/dev/null)" = 0 ] && break; sleep 0.1; done
 rs_end=$(stat_field rs usage 2>/dev/null)
 # what the process that exited meanwhile held: 8 MiB and its runtime's
-rs_freed=$(sed -n 's/.*pid [0-9]* exited while no manager ran; released its \([0-9]*\) KiB.*/\1/p' "$tmp/memgrpd2.log")
+rs_freed=$(sed -n 's/.*pid [0-9]* exited before its agent rejoined; released its \([0-9]*\) KiB.*/\1/p' "$tmp/memgrpd2.log")
 if [ "$brc" = 0 ] && [ "$rs_limit" = $((64 << 20)) ] && [ "${rs_usage:-0}" -ge $((24 << 20)) ] &&
 	[ "$rs_usage" -le $((26 << 20)) ] && [ "$keep_limit" = $((32 << 20)) ] && [ "$crc" = 137 ] &&
 	[ "$rs_max" -le $((64 << 20)) ] && [ "$arc" = 0 ] && grep -q "holding 24 MB" "$tmp/rs_a.out" &&

@@ -11,6 +11,7 @@
 
 #include "kcgroup.h"
 #include "manager.h"
+#include "oslayer.h"
 
 /* epoll tags: above the manager's (connections, pidfds). */
 #define TAG_OOM_BASE (3ULL << 32) /* + group */
@@ -54,13 +55,6 @@ struct mgi_backstop {
 	int lock_fd; /* held while this manager lives: see mgi_bs_lock_take() */
 };
 
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static inline const char *gname(const mgi_manager_t *m, int g)
 {
 	return m->tree.node[g].name;
@@ -98,7 +92,10 @@ void mgi_bs_scan(mgi_manager_t *m);
 /* pid's comm ("?" if unknown), RSS in bytes (0 if unknown). */
 void mgi_bs_comm(const mgi_manager_t *m, pid_t pid, char *out, size_t len);
 uint64_t mgi_bs_rss(const mgi_manager_t *m, pid_t pid);
-/* Whether pid runs the agent for this manager. */
+/* Whether pid's agent is connected to this manager. */
+bool mgi_bs_connected(const mgi_manager_t *m, pid_t pid);
+/* Whether pid runs the agent for this manager: connected, or holding a
+ * restored slot within the rejoin grace after the manager's start. */
 bool mgi_bs_managed(const mgi_manager_t *m, pid_t pid);
 /* Why pid runs without the agent, as far as /proc tells. */
 void mgi_bs_diagnose(const mgi_manager_t *m, pid_t pid, char *out, size_t len);

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "grant.h"
+#include "oslayer.h"
 #include "grantd.h"
 #include "size.h"
 #include "tree.h"
@@ -21,13 +22,6 @@
  */
 
 #define TICK_NS (1000ULL * 1000 * 1000)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* Takes back, from every nested group under top (top included when
  * nested), what it holds beyond its usage and keep: deepest first.
@@ -91,7 +85,7 @@ void mgi_grant_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_gr
 void mgi_grant_tick(mgi_manager_t *m)
 {
 	static uint64_t last;
-	uint64_t now = now_ns();
+	uint64_t now = mgi_os_now_ns();
 
 	if (now - last < TICK_NS)
 		return;

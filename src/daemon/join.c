@@ -126,7 +126,7 @@ static unsigned release_orphans(mgi_manager_t *m, int g)
 		}
 		long pages = mgi_segment_release(seg, s, pid, &path);
 		if (pages >= 0) {
-			mgi_manager_log(m, "group '%s': pid %d exited while no manager ran; "
+			mgi_manager_log(m, "group '%s': pid %d exited before its agent rejoined; "
 					   "released its %ld KiB", m->tree.node[g].name, (int)pid,
 					pages * 4);
 			mgi_notify_after_uncharge(m, g);

@@ -528,23 +528,17 @@ void mgi_kbackend_stat_msg(const mgi_manager_t *m, int g, mgi_msg_t *out)
 	int n = mgi_kcg_pids(k, m->tree.node[g].name, g != 0, pids, MGI_STAT_PROCS_MAX);
 	for (int i = 0; i < n && i < MGI_STAT_PROCS_MAX; i++) {
 		mgi_proc_stat_t *p = &out->stat.procs[out->stat.nprocs];
-		unsigned long long size, res, minflt = 0, majflt = 0;
+		unsigned long long size, res;
 		memset(p, 0, sizeof(*p));
 		p->pid = pids[i];
 		snprintf(path, sizeof(path), "%s/%d/statm", k->proc, (int)pids[i]);
 		if (mgi_os_read_small(path, buf, sizeof(buf)) > 0 &&
 		    sscanf(buf, "%llu %llu", &size, &res) == 2)
 			p->charged = res * 4096; /* RSS: the kernel charges it to the group */
-		snprintf(path, sizeof(path), "%s/%d/stat", k->proc, (int)pids[i]);
-		if (mgi_os_read_small(path, buf, sizeof(buf)) > 0) {
-			char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
-			if (open_paren && close_paren && close_paren > open_paren) {
-				snprintf(p->comm, sizeof(p->comm), "%.*s",
-					 (int)(close_paren - open_paren - 1), open_paren + 1);
-				if (sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %llu",
-					   &minflt, &majflt) == 2)
-					p->pgfault = minflt + majflt;
-			}
+		mgi_pid_stat_t st;
+		if (mgi_pid_stat_read(k->proc, pids[i], &st) == 0) {
+			snprintf(p->comm, sizeof(p->comm), "%.*s", (int)sizeof(p->comm) - 1, st.comm);
+			p->pgfault = st.minflt + st.majflt;
 		}
 		out->stat.nprocs++;
 	}

@@ -1,5 +1,6 @@
 /* manager.c - a manager's life: create, the epoll loop, destroy; its log, eventfd writes and limits. */
 #include "manager.h"
+#include "oslayer.h"
 #include "conn.h"
 
 #include <errno.h>
@@ -187,6 +188,7 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 	m->listen_fd = m->epfd = m->wakefd = m->timerfd = m->reclaim_timerfd = m->soft_timerfd = -1;
 	m->orphan_timerfd = -1;
 	m->reclaim.conn = -1;
+	m->born_ns = mgi_os_now_ns();
 	/* An unprivileged program (one exec'ed after dropping root: postgres
 	 * under runuser) may not open a userfaultfd that takes kernel faults;
 	 * its agent gets this one in WELCOME (absent: it runs unmanaged, and

@@ -13,13 +13,6 @@
 #include "procstatus.h"
 #include "size.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand, const int *pidfd,
 		   size_t n)
 {
@@ -33,7 +26,7 @@ pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand
 		if (best < 0) {
 			/* a group waiting at its limit asks again and again:
 			 * once a second is enough to say so */
-			uint64_t now = now_ns();
+			uint64_t now = mgi_os_now_ns();
 			if (!m->oom_none_ns || now - m->oom_none_ns >= 1000000000ULL) {
 				m->oom_none_ns = now;
 				mgi_manager_log(m, "group '%s' is out of memory and no process can be "
@@ -98,7 +91,7 @@ static uint64_t kernel_pages(pid_t pid)
  * there). Such a pid is never signalled. Once a second at most. */
 static void report_strangers(mgi_manager_t *m, int target)
 {
-	uint64_t now = now_ns();
+	uint64_t now = mgi_os_now_ns();
 
 	if (m->oom_report_ns && now - m->oom_report_ns < 1000000000ULL)
 		return;
