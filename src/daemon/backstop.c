@@ -18,7 +18,23 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* memory limit + swap limit (the stores' bound) + slack; none without a
+/* Processes holding a slot in g or a group below it (at most
+ * MGI_PROCS_MAX a group). */
+static uint64_t managed_procs(const mgi_manager_t *m, int g)
+{
+	uint64_t n = 0;
+
+	for (int c = 1; c < MGI_GROUPS_MAX; c++) {
+		if (!m->tree.node[c].used || !mgi_tree_is_under(&m->tree, c, g))
+			continue;
+		for (int i = 0; i < MGI_PROCS_MAX; i++)
+			n += atomic_load(&m->tree.node[c].seg->ctl.procs[i].pid) > 0;
+	}
+	return n;
+}
+
+/* memory limit + swap limit (the stores' bound) + slack + a share per
+ * process with the agent; none without a
  * memory limit, or with unbounded swap. */
 static uint64_t kernel_limit(const mgi_manager_t *m, int g)
 {
@@ -36,7 +52,8 @@ static uint64_t kernel_limit(const mgi_manager_t *m, int g)
 	if (swap >= MGI_PAGES_UNLIMITED)
 		return UINT64_MAX;
 	uint64_t bytes = (mem + swap) * 4096;
-	return bytes + MGI_BACKSTOP_SLACK_MIN + bytes / MGI_BACKSTOP_SLACK_DIV;
+	return bytes + MGI_BACKSTOP_SLACK_MIN + bytes / MGI_BACKSTOP_SLACK_DIV +
+	       MGI_BACKSTOP_PER_PROC * managed_procs(m, g);
 }
 
 static void watch(mgi_manager_t *m, int fd, uint32_t events, uint64_t tag)
@@ -264,6 +281,7 @@ void mgi_backstop_limits(mgi_manager_t *m, int g)
 		/* (a kernel-backend group's memsw is kbackend.c's) */
 		rc = mgi_kbackend_is(m, c) ? mgi_kcg_set_limit(&bs->k, gname(m, c), lim)
 					   : set_bound(bs, gname(m, c), lim);
+		bs->g[c].bound = rc == 0 ? lim : 0;
 		if (rc != 0) {
 			char s[16];
 			mgi_size_format(lim, s, sizeof(s));
@@ -271,6 +289,41 @@ void mgi_backstop_limits(mgi_manager_t *m, int g)
 					gname(m, c), s, strerror(-rc));
 		}
 	}
+}
+
+/* Moves g's kernel bound to what its processes now call for; `grow_only`
+ * leaves a larger bound as it is (a join: lowering waits for the scan). */
+static void follow_procs(mgi_manager_t *m, int g, bool grow_only)
+{
+	struct mgi_backstop *bs = m->backstop;
+	uint64_t lim;
+
+	if (!bs->g[g].made || mgi_kbackend_is(m, g) || (lim = kernel_limit(m, g)) == bs->g[g].bound ||
+	    (grow_only && lim < bs->g[g].bound))
+		return;
+	int rc = set_bound(bs, gname(m, g), lim);
+	if (rc == 0)
+		bs->g[g].bound = lim;
+	else if (!grow_only && lim < bs->g[g].bound)
+		return; /* above the new bound still (v1 refuses): tried again next scan */
+	else
+		mgi_manager_log(m, "group '%s': cannot raise its kernel limit for its processes: %s",
+				gname(m, g), strerror(-rc));
+}
+
+void mgi_backstop_joined(mgi_manager_t *m, int g)
+{
+	if (!m->backstop)
+		return;
+	for (int a = g; a > 0; a = m->tree.node[a].parent)
+		follow_procs(m, a, true);
+}
+
+void mgi_bs_follow_procs(mgi_manager_t *m)
+{
+	for (int g = 1; g < MGI_GROUPS_MAX; g++)
+		if (m->tree.node[g].used)
+			follow_procs(m, g, false);
 }
 
 void mgi_backstop_group_removed(mgi_manager_t *m, int g, const char *name)

@@ -33,6 +33,7 @@
 
 struct bs_group {
 	bool made;
+	uint64_t bound;    /* the kernel limit last written (0: none yet) */
 	int oomfd;
 	uint64_t paused_ns, killed_ns, high_events;
 	pid_t victim;
@@ -89,6 +90,8 @@ void mgi_bs_prune_locks(const mgi_kcg_t *k, const char *own);
 /* backstop_scan.c */
 /* Every SCAN_MS: counts and reports who runs without the agent. */
 void mgi_bs_scan(mgi_manager_t *m);
+/* Every SCAN_MS: each group's kernel bound follows its processes. */
+void mgi_bs_follow_procs(mgi_manager_t *m);
 /* pid's comm ("?" if unknown), RSS in bytes (0 if unknown). */
 void mgi_bs_comm(const mgi_manager_t *m, pid_t pid, char *out, size_t len);
 uint64_t mgi_bs_rss(const mgi_manager_t *m, pid_t pid);

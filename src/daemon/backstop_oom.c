@@ -169,6 +169,7 @@ bool mgi_backstop_event(mgi_manager_t *m, uint64_t tag)
 			/* EAGAIN: nothing */
 		}
 		mgi_bs_scan(m);
+		mgi_bs_follow_procs(m);
 		return true;
 	}
 	if (tag == TAG_OOM_TIMER) {

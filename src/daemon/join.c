@@ -291,6 +291,7 @@ void mgi_join_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 		return;
 	}
 	mgi_tree_name_slot(&m->tree, g, c->slot, cred.pid);
+	mgi_backstop_joined(m, g);
 	watch_exit(m, i);
 	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot, c->peer_uid != 0);
 }
