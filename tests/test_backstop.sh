@@ -198,6 +198,29 @@ leftovers off "/run/memgrp/bs-off-$sfx.sock"
 }
 run_case off
 
+case_nocgroup() {
+echo "--- no memory cgroup, or one that cannot be written: memgrp says so once and runs as before"
+# In a private mount namespace: the memory hierarchy unmounted, or
+# remounted read-only (a per-mount flag: the host's mount is untouched).
+if ! unshare -m --propagation private true 2>/dev/null; then
+	skip nocgroup "unshare -m is not possible here"; return
+fi
+local how
+for how in "umount -l" "mount -o remount,bind,ro"; do
+	unshare -m --propagation private sh -c "$how '$mnt' && exec timeout -k 5 60 '$memgrp' run -m $limit -g 'bs-nocg-$sfx' -- '$progs/prog_escape' anon 256" \
+		>"$tmp/nocg.out" 2>&1; rc=$?
+	leftovers nocgroup "/run/memgrp/bs-nocg-$sfx.sock" || return
+	if [ $rc -eq 137 ] && grep -q "out of memory (usage 64M" "$tmp/nocg.out" &&
+		grep -Eq "(the kernel offers no memory cgroup here|Read-only file system)[:;] the limits cover only what the agent sees" "$tmp/nocg.out" &&
+		[ "$(grep -c "cover only what the agent sees" "$tmp/nocg.out")" = 1 ]; then
+		ok "$how of the memory hierarchy: said once ($(grep -Eo "(the kernel offers no memory cgroup here|Read-only file system)" "$tmp/nocg.out")); the agent's limit still holds (killed at 64M)"
+	else
+		bad nocgroup "$how: rc $rc: $(cat "$tmp/nocg.out")"
+	fi
+done
+}
+run_case nocgroup
+
 case_many() {
 echo "--- many small processes: the kernel bound grows with them"
 # Each process costs the kernel about half a MiB beyond what memgrp counts
