@@ -243,14 +243,15 @@ echo "--- the 513th process of a group"
 # A group holds MGI_PROCS_MAX (512) processes with the agent; the next one
 # is refused loudly and runs unmanaged, bounded by the kernel limit.
 local lim=1G lb=$((1 << 30))
-# 520 sleeps fill the group (waited for through the group's own stat, run
-# without the agent so that it takes no slot; joins of a burst are slow),
-# then prog_escape comes past the most. The bound holds 1 MiB for each of
+# Sleeps fill the group: 512 at once, then more until the group's own stat
+# (run without the agent, so that it takes no slot) says 512 (a join that
+# a burst makes time out takes none), then prog_escape comes past the most. The bound holds 1 MiB for each of
 # the 512 processes with the agent.
 timeout -k 5 120 "$memgrp" run -m $lim -g "bs-crowd-$sfx" --stats-json "$tmp/crowd.json" -- sh -c \
-	"for i in \$(seq 520); do sleep 15 & done
-	for i in \$(seq 100); do
-		LD_PRELOAD= '$memgrp' stat --json | grep -q '\"nr_processes\": 512' && break; sleep 0.1
+	"for i in \$(seq 512); do sleep 20 & done
+	for i in \$(seq 200); do
+		LD_PRELOAD= '$memgrp' stat --json | grep -q '\"nr_processes\": 512' && break
+		sleep 20 & sleep 20 & sleep 0.1
 	done
 	'$progs/prog_escape' anon 2048; kill \$(jobs -p); wait" >"$tmp/crowd.out" 2>&1; rc=$?
 leftovers crowd "/run/memgrp/bs-crowd-$sfx.sock" || return

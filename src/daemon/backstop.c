@@ -245,7 +245,6 @@ void mgi_backstop_group_added(mgi_manager_t *m, int g)
  */
 static int set_bound(const struct mgi_backstop *bs, const char *name, uint64_t lim)
 {
-	uint64_t now;
 	int rc;
 
 	if (bs->k.version == 2) {
@@ -254,16 +253,11 @@ static int set_bound(const struct mgi_backstop *bs, const char *name, uint64_t l
 		rc = mgi_kcg_set_file(&bs->k, name, "memory.swap.max", lim == UINT64_MAX ? UINT64_MAX : 0);
 		return rc == -ENOENT ? 0 : rc;
 	}
-	bool raise = mgi_kcg_get_file(&bs->k, name, "memory.limit_in_bytes", &now) != 0 || lim >= now;
-	if (raise && (rc = mgi_kcg_set_file(&bs->k, name, "memory.memsw.limit_in_bytes", lim)) != 0 &&
-	    rc != -ENOENT)
-		return rc;
-	if ((rc = mgi_kcg_set_limit(&bs->k, name, lim)) != 0)
-		return rc;
-	if (!raise && (rc = mgi_kcg_set_file(&bs->k, name, "memory.memsw.limit_in_bytes", lim)) != 0 &&
-	    rc != -ENOENT)
-		return rc;
-	return 0;
+	const char *refused;
+	rc = mgi_kcg_v1_set_pair(&bs->k, name, true, lim, lim, &refused);
+	if (rc == -ENOENT && strstr(refused, "memsw")) /* no swap accounting: the limit alone */
+		return mgi_kcg_set_limit(&bs->k, name, lim);
+	return rc;
 }
 
 void mgi_backstop_limits(mgi_manager_t *m, int g)

@@ -177,30 +177,19 @@ static int set_memory_and_swap(const mgi_kcg_t *k, const char *name, mgi_segment
 			goto swap_refused;
 		return 0;
 	}
-	/* v1: the kernel's own figures, to order the steps and to put them
-	 * back (at creation the tree already has the new ones). */
-	uint64_t memsw = memsw_of(max, swap), old_limit, old_memsw;
-	if ((rc = mgi_kcg_get_file(k, name, "memory.limit_in_bytes", &old_limit)) != 0)
-		return refused_limit(rc, max, name, why, whylen);
-	if ((rc = mgi_kcg_get_file(k, name, f, &old_memsw)) != 0) {
-		if (rc != -ENOENT || asked)
-			goto swap_refused;
+	/* v1 (at creation the tree already has the new figures) */
+	const char *refused;
+	rc = mgi_kcg_v1_set_pair(k, name, set_max, max, memsw_of(max, swap), &refused);
+	if (rc == -ENOENT && strcmp(refused, f) == 0 && !asked) {
 		/* no swap accounting, none asked for: the limit alone */
 		if (set_max && (rc = mgi_kcg_set_limit(k, name, max)) != 0)
 			return refused_limit(rc, max, name, why, whylen);
 		return 0;
 	}
-	bool grows = memsw >= old_memsw;
-	if (grows && (rc = mgi_kcg_set_file(k, name, f, memsw)) != 0)
-		goto swap_refused;
-	if (set_max && (rc = mgi_kcg_set_limit(k, name, max)) != 0) {
-		mgi_kcg_set_file(k, name, f, old_memsw);
+	if (rc != 0 && strcmp(refused, f) != 0)
 		return refused_limit(rc, max, name, why, whylen);
-	}
-	if (!grows && (rc = mgi_kcg_set_file(k, name, f, memsw)) != 0) {
-		mgi_kcg_set_limit(k, name, old_limit);
+	if (rc != 0)
 		goto swap_refused;
-	}
 	return 0;
 swap_refused:
 	if (rc == -ENOENT) {
