@@ -221,8 +221,21 @@ done
 }
 run_case nocgroup
 
+# A shell forking hundreds of agent-carrying children in the sanitizer
+# build meets the ASan fork hang (docs/design.md Known gaps: GCC 12's
+# libasan does not lock its allocator across fork): measured, 20 sleeps
+# from one shell under the ASan preload hung the run.
+asan_fork_hang() {
+	if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
+		skip "$1" "a sanitizer build: a shell forking many children with the agent meets the ASan fork hang"
+		return 0
+	fi
+	return 1
+}
+
 case_many() {
 echo "--- many small processes: the kernel bound grows with them"
+asan_fork_hang many && return
 # Each process costs the kernel about half a MiB beyond what memgrp counts
 # (page tables, kernel stacks, the agent's own memory): the bound holds a
 # share per process with the agent, so that 100 sleeps under -m 32M (about
@@ -240,6 +253,7 @@ run_case many
 
 case_crowd() {
 echo "--- the 513th process of a group"
+asan_fork_hang crowd && return
 # A group holds MGI_PROCS_MAX (512) processes with the agent; the next one
 # is refused loudly and runs unmanaged, bounded by the kernel limit.
 local lim=1G lb=$((1 << 30))
