@@ -108,6 +108,8 @@ typedef struct mgi_manager {
 	int reclaim_timerfd; /* an agent's eviction's deadline */
 	int soft_timerfd;  /* the host check, while soft limits exist */
 	int orphan_timerfd; /* while restored processes have not rejoined */
+	int grant_timerfd; /* the grants' take-back tick (grant.c); -1: not made yet */
+	bool grant_timer_on;
 	uint64_t min_available; /* bytes: the host floor for soft limits (0: off) */
 	unsigned coop_wait_ms;
 	int wakefd;        /* agents write it when they count a crossing */
