@@ -359,21 +359,28 @@ void mgi_grant_after_release(mgi_manager_t *m, int g)
 	mgi_tree_t *t = &m->tree;
 	bool any = false;
 
-	/* A group found lying whose last process left: its usage is what the
-	 * manager charged to it alone, its groups' grants; its claim goes. */
-	if (g > 0 && t->node[g].grant_suspect && !mgi_segment_nr_procs(t->node[g].seg)) {
-		uint64_t below = 0;
+	/* A group found lying lost a process (the liar, killed, often): its
+	 * usage is recounted from what its processes' slots say and its
+	 * groups' grants (the manager's own), and its claim goes with it;
+	 * the next refusal judges it again. */
+	if (g > 0 && t->node[g].grant_suspect) {
+		mgi_segment_t *seg = t->node[g].seg;
+		uint64_t trusted = 0, usage = mgi_counter_read(&seg->acct.memory);
+		for (int sl = 0; sl < MGI_PROCS_MAX; sl++)
+			if (atomic_load(&seg->ctl.procs[sl].pid) > 0)
+				trusted += mgi_segment_slot_charged(seg, sl);
 		for (int c = 1; c < MGI_GROUPS_MAX; c++)
 			if (t->node[c].used && t->node[c].parent == g)
-				below += atomic_load(&t->node[c].seg->ctl.granted);
-		mgi_manager_log(m, "group '%s' has no process left: its usage (%llu KiB claimed) is "
-				   "reset to its groups' grants (%llu KiB)", t->node[g].name,
-				(unsigned long long)mgi_counter_read(&t->node[g].seg->acct.memory) * 4,
-				(unsigned long long)below * 4);
-		atomic_store(&t->node[g].seg->acct.memory.usage, below);
+				trusted += atomic_load(&t->node[c].seg->ctl.granted);
+		if (usage > trusted) {
+			atomic_fetch_sub(&seg->acct.memory.usage, usage - trusted);
+			mgi_manager_log(m, "group '%s' lost a process while its claim stood: its usage is "
+					   "recounted from its processes and its groups' grants, %llu KiB "
+					   "(%llu KiB claimed)", t->node[g].name,
+					(unsigned long long)trusted * 4, (unsigned long long)usage * 4);
+		}
 		t->node[g].grant_suspect = false;
 	}
-
 	/* Up the chain: a child's return may leave its parent's grant unused. */
 	for (; g > 0 && t->node[g].parent > 0; g = t->node[g].parent)
 		any |= mgi_grant_take_back_from(t->node[g].seg, t->node[t->node[g].parent].seg, false, 0) +
