@@ -60,9 +60,13 @@ static uint64_t take_back_under(mgi_manager_t *m, int top, bool swap, uint64_t k
  * A nested group's claim against what the manager can verify (grant.h,
  * mgi_grant_claim_exceeds): the kernel's RssAnon + RssShmem of the
  * processes in its slots (the slots' pids are the manager's word) and the
- * grants of its groups below. Estimate mode is not judged: it charges a
- * fast region at its mapped size, which no RSS shows. Returns false when
- * the group cannot be judged.
+ * grants of its groups below. Only processes that joined this manager
+ * fresh while the group counted exactly are judged by their RSS: estimate
+ * mode charges a fast region at its mapped size, which no RSS shows, and
+ * a process that rejoined after a restart or moved in may have started in
+ * it. A slot whose process is gone (it exited, its release is under way,
+ * or it exited while no manager ran) counts as its figure says, clamped
+ * to the usage. Returns false when the group cannot be judged.
  */
 static bool evidence_of(mgi_manager_t *m, int g, uint64_t *pages, unsigned *nprocs)
 {
@@ -76,10 +80,22 @@ static bool evidence_of(mgi_manager_t *m, int g, uint64_t *pages, unsigned *npro
 	for (int sl = 0; sl < MGI_PROCS_MAX; sl++) {
 		int32_t pid = atomic_load(&seg->ctl.procs[sl].pid);
 		mgi_proc_status_t st;
+		bool exact = false, joined = false;
 		if (pid <= 0)
 			continue;
 		(*nprocs)++;
-		if (mgi_proc_status_read(NULL, pid, &st) == 0)
+		for (unsigned k = 0; k < m->nconns && !joined; k++) {
+			const struct mgi_conn *c = &m->conns[k];
+			if (c->fd >= 0 && c->group == g && c->slot == sl && c->pid == pid) {
+				joined = true;
+				exact = c->exact;
+			}
+		}
+		if (mgi_proc_status_read(NULL, pid, &st) != 0)
+			*pages += mgi_segment_slot_charged(seg, sl);
+		else if (!exact)
+			return false;
+		else
 			*pages += mgi_proc_status_charged_pages(&st, MGI_PAGE_SIZE);
 	}
 	for (int c = 1; c < MGI_GROUPS_MAX; c++)

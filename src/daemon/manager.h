@@ -57,6 +57,10 @@ struct mgi_conn {
 	 * connection, index and fd) gets the agent's answer. */
 	int move_group, move_slot;
 	int requester, requester_fd;
+	/* Joined fresh (HELLO, not a rejoin or a move) while its group counted
+	 * exactly: its charges are its resident pages (grant.c judges a
+	 * group's claim only by such processes). */
+	bool exact;
 };
 
 /* A client's registration (notify.c): an eventfd to signal, and what for.
