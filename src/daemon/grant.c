@@ -26,6 +26,8 @@
  */
 
 #define TICK_NS (1000ULL * 1000 * 1000)
+/* How often claims are judged again at most (grant.h: the evidence). */
+#define JUDGE_NS (100ULL * 1000 * 1000)
 /* The tick's timer in the manager's poll set (beside conn.h's tags, the
  * backstop's 3 << 32 and the kernel backend's 5 << 32). */
 #define TAG_GRANT_TIMER (9ULL << 32)
@@ -119,7 +121,15 @@ static bool judge(mgi_manager_t *m, int g, uint64_t *cut)
 	unsigned np;
 
 	*cut = 0;
-	if (!n->used || n->parent <= 0 || !evidence_of(m, g, &ev, &np))
+	if (!n->used || n->parent <= 0)
+		return false;
+	/* A group refused asks again every few ms while its fault waits:
+	 * its /proc figures are read again at most every JUDGE_NS. */
+	uint64_t now = now_ns();
+	if (n->grant_suspect && now - n->judged_ns < JUDGE_NS)
+		return true;
+	n->judged_ns = now;
+	if (!evidence_of(m, g, &ev, &np))
 		return false;
 	usage = mgi_counter_read(&n->seg->acct.memory);
 	if (!mgi_grant_claim_exceeds(usage, ev, np)) {
@@ -150,8 +160,17 @@ static bool judge(mgi_manager_t *m, int g, uint64_t *cut)
  * pages cut. */
 static uint64_t judge_under(mgi_manager_t *m, int top)
 {
+	static uint64_t last;
 	mgi_tree_t *t = &m->tree;
-	uint64_t all = 0, cut;
+	uint64_t all = 0, cut, now = now_ns();
+
+	/* Every refused request of a full parent comes here (each waiting
+	 * fault asks again every few ms): the processes' /proc figures are
+	 * read at most every JUDGE_NS. A group cut meanwhile is refused
+	 * without them. */
+	if (now - last < JUDGE_NS)
+		return 0;
+	last = now;
 
 	for (unsigned depth = MGI_DEPTH_MAX; depth >= 2; depth--)
 		for (int g = 1; g < MGI_GROUPS_MAX; g++) {
@@ -437,8 +456,11 @@ int mgi_grant_for_move(mgi_manager_t *m, int g, uint64_t pages, uint64_t swapped
 			int top = g;
 			for (unsigned l = 0; l < failed && top > 0; l++)
 				top = m->tree.node[top].parent;
-			if (!take_back_under(m, top, s, 0) ||
-			    !mgi_grant_give_chain(chain, n, s, want, &failed)) {
+			/* unused grants back, then claims judged (memory) */
+			bool back = take_back_under(m, top, s, 0) > 0;
+			if ((!back || !mgi_grant_give_chain(chain, n, s, want, &failed)) &&
+			    (s || !judge_under(m, top) ||
+			     !mgi_grant_give_chain(chain, n, s, want, &failed))) {
 				mgi_size_format(want * MGI_PAGE_SIZE, held, sizeof(held));
 				snprintf(why, whylen, "%s of %s is more than group '%s' can take", held,
 					 s ? "swap" : "memory", chain[failed < n ? failed : 0]->ctl.group);

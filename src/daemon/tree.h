@@ -35,6 +35,7 @@ typedef struct mgi_group_node {
 	 * claim is believed again), and how often that was reported. */
 	bool grant_suspect;
 	uint64_t tamper_reports;
+	uint64_t judged_ns; /* when its claim was last judged */
 	/* The group's usage and the time at its last OOM request: a kill
 	 * waits while usage is still falling (a process is evicting). */
 	uint64_t oom_seen_usage, oom_seen_ns;
