@@ -29,9 +29,11 @@
  * usage when an ancestor refuses, before it reclaims anything.
  *
  * A group lies about its usage at its own cost: under-reported, its grant
- * is taken back and its own charges are refused; over-reported, its
- * requests are refused at the ancestor (its own processes are the ones
- * made to give room). Its ancestors never count more of it than its grant.
+ * is taken back and its own charges are refused; over-reported, the
+ * manager believes it only as far as the kernel's figures for its
+ * processes go once an ancestor refuses (mgi_grant_claim_exceeds,
+ * mgi_grant_cut below): its grant is cut to them and its own requests are
+ * refused. Its ancestors never count more of it than its grant.
  */
 
 /* Pages granted beyond a request: one fault-around window
