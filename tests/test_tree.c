@@ -780,6 +780,50 @@ static void a_restored_grant_is_clamped_to_the_parent(void)
 	state_dir[0] = '\0';
 }
 
+/* A child's state file set aside at the restart: its grant is not
+ * returned (its figures are not trusted), so its parent's usage is
+ * recounted from the surviving children's grants and its own slots. */
+static void a_set_aside_childs_grant_leaves_the_parent(void)
+{
+	char *dir = state_dir, path[512];
+	snprintf(state_dir, sizeof(state_dir), "/tmp/memgrp-test-tree-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK_INT_EQ(fresh(), 0);
+	CHECK_INT_EQ(mgi_tree_use_dir(&t, dir, collect, NULL, why, sizeof(why)), 0);
+	int web = make("web", 64 << 20), api = make("web/api", 64 << 20), db = make("web/db", 64 << 20);
+	int shop = make("shop", 64 << 20);
+	CHECK(web > 0 && api > 0 && db > 0 && shop > 0);
+	atomic_store(&seg_of(web)->acct.memory.usage, 100);
+	atomic_store(&seg_of(api)->ctl.granted, 60);
+	atomic_store(&seg_of(db)->ctl.granted, 40);
+	atomic_store(&seg_of(shop)->acct.memory.usage, 70); /* written; no process holds it */
+	snprintf(path, sizeof(path), "%s/%s", dir, t.node[db].file);
+	mgi_tree_destroy(&t);
+	t_live = false;
+	int fd = open(path, O_WRONLY);
+	CHECK(fd >= 0);
+	CHECK(pwrite(fd, "garbage!", 8, 0) == 8); /* the magic */
+	close(fd);
+	CHECK_INT_EQ(fresh(), 0);
+	said_all[0] = '\0';
+	CHECK_INT_EQ(mgi_tree_use_dir(&t, dir, collect_all, NULL, why, sizeof(why)), 0);
+	web = mgi_tree_find(&t, "web");
+	shop = mgi_tree_find(&t, "shop");
+	CHECK_MSG(web > 0 && mgi_tree_find(&t, "web/api") > 0 && mgi_tree_find(&t, "web/db") < 0,
+		  "said: %s", said_all);
+	CHECK_EQ(mgi_counter_read(&seg_of(web)->acct.memory), 60);
+	CHECK_MSG(strstr(said_all, "group 'web': memory usage 400 KiB, but its processes hold 0 KiB "
+				   "and its groups below 240 KiB of grant"),
+		  "said: %s", said_all);
+	/* no process: recounted to nothing (no window to allow) */
+	CHECK_EQ(mgi_counter_read(&seg_of(shop)->acct.memory), 0);
+	CHECK_MSG(!strstr(said_all, "group 'web/api': memory usage"), "said: %s", said_all);
+	mgi_tree_destroy(&t);
+	t_live = false;
+	remove_dir(dir);
+	state_dir[0] = '\0';
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -802,6 +846,7 @@ int main(int argc, char **argv)
 	MGT_RUN(destroy_closes_everything);
 	MGT_RUN(a_truncated_state_file_is_survived);
 	MGT_RUN(a_restored_grant_is_clamped_to_the_parent);
+	MGT_RUN(a_set_aside_childs_grant_leaves_the_parent);
 	if (t_live)
 		mgi_tree_destroy(&t);
 	if (state_dir[0])

@@ -284,6 +284,7 @@ void mgi_join_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 	c->pid = cred.pid;
 	c->group = g;
 	c->slot = mgi_segment_claim(m->tree.node[g].seg, cred.pid);
+	c->exact = atomic_load(&m->tree.node[g].seg->ctl.mode) == MGI_MODE_EXACT;
 	if (c->slot < 0) {
 		mgi_conn_reply(c, -ENOSPC, "group '%s' has %d processes, its most", m->tree.node[g].name,
 		      MGI_PROCS_MAX);

@@ -186,7 +186,7 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 
 	memset(m, 0, sizeof(*m));
 	m->listen_fd = m->epfd = m->wakefd = m->timerfd = m->reclaim_timerfd = m->soft_timerfd = -1;
-	m->orphan_timerfd = -1;
+	m->orphan_timerfd = m->grant_timerfd = -1;
 	m->reclaim.conn = -1;
 	m->born_ns = mgi_os_now_ns();
 	/* An unprivileged program (one exec'ed after dropping root: postgres
@@ -306,6 +306,8 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 		uint64_t tag = evs[k].data.u64;
 		if (mgi_backstop_event(m, tag))
 			continue;
+		if (mgi_grant_event(m, tag))
+			continue;
 		if (tag == TAG_LISTEN) {
 			mgi_conn_accept(m);
 		} else if (tag == TAG_WAKE) {
@@ -371,6 +373,8 @@ void mgi_manager_destroy(mgi_manager_t *m)
 		close(m->soft_timerfd);
 	if (m->orphan_timerfd >= 0)
 		close(m->orphan_timerfd);
+	if (m->grant_timerfd >= 0)
+		close(m->grant_timerfd);
 	if (m->epfd >= 0)
 		close(m->epfd);
 	if (m->spare_fd >= 0)

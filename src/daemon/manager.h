@@ -57,6 +57,10 @@ struct mgi_conn {
 	 * connection, index and fd) gets the agent's answer. */
 	int move_group, move_slot;
 	int requester, requester_fd;
+	/* Joined fresh (HELLO, not a rejoin or a move) while its group counted
+	 * exactly: its charges are its resident pages (grant.c judges a
+	 * group's claim only by such processes). */
+	bool exact;
 };
 
 /* A client's registration (notify.c): an eventfd to signal, and what for.
@@ -109,6 +113,8 @@ typedef struct mgi_manager {
 	int soft_timerfd;  /* the host check, while soft limits exist */
 	int orphan_timerfd; /* while restored processes have not rejoined */
 	uint64_t born_ns;  /* when this manager started: restored processes' rejoin grace */
+	int grant_timerfd; /* the grants' take-back tick (grant.c); -1: not made yet */
+	bool grant_timer_on;
 	uint64_t min_available; /* bytes: the host floor for soft limits (0: off) */
 	unsigned coop_wait_ms;
 	int wakefd;        /* agents write it when they count a crossing */

@@ -428,6 +428,48 @@ static void restore_grant(const mgi_segment_t *parent, mgi_segment_t *child, con
 	sayf(say, arg, "group '%s': %s; clamped to it", name, gwhy);
 }
 
+/*
+ * A restored group's usage against what the manager trusts: its own
+ * processes' charges (its slots, which the check held to its usage) and
+ * the grants of its restored groups below. A group set aside (or left
+ * alone) at this restart leaves its grant in its parent's usage, and its
+ * figures are not trusted, so nothing of it can be returned; so the
+ * parent's usage is recomputed instead, when it is higher than that by
+ * more than a fault-around window per process (charges of a top-level
+ * group's processes in flight: they charge while no manager runs). Only
+ * ever lowered. A nested parent's grant then holds more than its usage:
+ * the tick returns it to the grandparent.
+ */
+static void recount_usage(mgi_tree_t *t, int g, void (*say)(void *, const char *), void *arg)
+{
+	mgi_segment_t *seg = t->node[g].seg;
+
+	for (int swap = 0; swap < 2; swap++) {
+		mgi_counter_t *cnt = swap ? &seg->acct.swap : &seg->acct.memory;
+		uint64_t own = 0, below = 0, usage = mgi_counter_read(cnt);
+		unsigned np = 0;
+		for (int sl = 0; sl < MGI_PROCS_MAX; sl++) {
+			if (atomic_load(&seg->ctl.procs[sl].pid) == 0)
+				continue;
+			np++;
+			own += atomic_load(swap ? &seg->acct.procs[sl].swapped : &seg->acct.procs[sl].charged);
+		}
+		for (int c = 1; c < MGI_GROUPS_MAX; c++)
+			if (t->node[c].used && t->node[c].parent == g)
+				below += atomic_load(swap ? &t->node[c].seg->ctl.swap_granted
+							  : &t->node[c].seg->ctl.granted);
+		if (usage <= own + below + (uint64_t)np * MGI_FAULT_AROUND_MAX)
+			continue;
+		atomic_fetch_sub(&cnt->usage, usage - own - below);
+		sayf(say, arg, "group '%s': %s usage %llu KiB, but its processes hold %llu KiB and its "
+			       "groups below %llu KiB of grant (a group below set aside, or a figure "
+			       "written): recomputed from what the manager trusts, %llu KiB",
+		     t->node[g].name, swap ? "swap" : "memory", (unsigned long long)usage * 4,
+		     (unsigned long long)own * 4, (unsigned long long)below * 4,
+		     (unsigned long long)(own + below) * 4);
+	}
+}
+
 int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
 		     void *arg, char *why, size_t whylen)
 {
@@ -538,6 +580,9 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 		     (unsigned long long)mgi_counter_read(&f[k].sf.seg->acct.memory) * 4,
 		     mgi_segment_nr_procs(f[k].sf.seg));
 	}
+	for (int g = 1; g < MGI_GROUPS_MAX; g++)
+		if (t->node[g].used)
+			recount_usage(t, g, say, arg);
 	return 0;
 }
 
@@ -832,6 +877,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		const mgi_segment_t *s = t->node[g].seg;
 		out->pgfault += atomic_load(&s->acct.pgfault);
 		out->oom_kill += atomic_load(&s->ctl.oom_kill);
+		out->tamper_reports += t->node[g].tamper_reports;
 		out->coop_requests += atomic_load(&s->ctl.coop_requests);
 		out->coop_freed += atomic_load(&s->ctl.coop_freed) * 4096;
 		out->pswpout += atomic_load(&s->acct.pswpout);

@@ -30,6 +30,12 @@ typedef struct mgi_group_node {
 	int rofd;   /* the control part opened read-only: what agents get */
 	mgi_segment_t *seg; /* both parts, mapped back to back */
 	unsigned tampered; /* enum mgi_tamper bits reported already */
+	/* The grant scheme (src/daemon/grant.c): the group claimed more usage
+	 * than its processes hold (its own requests are refused until the
+	 * claim is believed again), and how often that was reported. */
+	bool grant_suspect;
+	uint64_t tamper_reports;
+	uint64_t judged_ns; /* when its claim was last judged */
 	/* The group's usage and the time at its last OOM request: a kill
 	 * waits while usage is still falling (a process is evicting). */
 	uint64_t oom_seen_usage, oom_seen_ns;
