@@ -41,6 +41,7 @@ COOP_DONE, RECLAIM_REQ, EVICT, EVICTED = 17, 18, 19, 20
 PLACE, UFFD_FEATURES = 21, 24
 GRANT, GRANTED = 30, 31
 OOM_PRIORITY = 40
+OOM_RECORD_REQ, OOM_RECORD = 41, 42
 MGI_GRANT_ASK_MAX = 128
 
 REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE = 1, 2, 3, 4
@@ -64,6 +65,8 @@ SIZES = {
                      # prefer[128], avoid[128]
     CREATE: 488,
     OOM_PRIORITY: 24,  # hdr, pid, priority
+    OOM_RECORD_REQ: 152,  # hdr, group[128], after
+    OOM_RECORD: 4128,     # hdr, seq, len, reserved, text[4096]
     RECLAIM_REQ: 32, # hdr, pid, level, pages
     EVICT: 32,       # hdr, pages, freed
     EVICTED: 32,
@@ -136,6 +139,15 @@ def oom_priority(pid, priority):
     return msg(OOM_PRIORITY, "ii", pid, priority)
 
 
+def oom_record_req(group, after):
+    return msg(OOM_RECORD_REQ, G + "Q", name(group), after)
+
+
+def oom_record(seq, text, length=None):
+    b = text.encode()
+    return msg(OOM_RECORD, "QII4096s", seq, len(b) if length is None else length, 0, b)
+
+
 def reclaim_req(pid, level, pages):
     return msg(RECLAIM_REQ, "iIQ", pid, level, pages)
 
@@ -192,6 +204,7 @@ C_TYPES = {
     PLACE: "mgi_msg_group_t", REPLY: "mgi_msg_reply_t", LIST: "mgi_msg_list_t",
     GRANT: "mgi_msg_grant_t", GRANTED: "mgi_msg_grant_t",
     OOM_PRIORITY: "mgi_msg_oom_priority_t",
+    OOM_RECORD_REQ: "mgi_msg_oom_record_req_t", OOM_RECORD: "mgi_msg_oom_record_t",
 }
 
 
@@ -309,6 +322,9 @@ VALID = {
     "v3-create-oom-policy": set_msg(CREATE, "web/batch", 32 * MiB, oom_set=1, oom_policy=4),
     "v3-oom-priority": oom_priority(0, 500),
     "v3-oom-priority-pid": oom_priority(4321, -1000),
+    "v3-oom-record-req": oom_record_req("web", 3),
+    "v3-oom-record-req-own-group": oom_record_req("", 0),
+    "v3-oom-record": oom_record(4, '{"group": "web", "policy": "largest", "victim": {"pid": 77}}'),
 }
 
 # Each fails a different check of mgi_msg_parse.
@@ -356,6 +372,10 @@ INVALID = {
                                                      oom_prefer=unterminated),
     "v3-invalid-oom-priority-range": oom_priority(0, 1001),
     "v3-invalid-oom-priority-pid": oom_priority(-5, 0),
+    "v3-invalid-oom-record-req-bad-group": oom_record_req("web/../x", 0),
+    "v3-invalid-oom-record-seq-zero": oom_record(0, "{}"),
+    "v3-invalid-oom-record-len-short": oom_record(1, "{}", length=1),
+    "v3-invalid-oom-record-len-huge": oom_record(1, "{}", length=4096),
 }
 
 

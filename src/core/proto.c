@@ -145,6 +145,8 @@ static size_t size_of_type(int type)
 	case MGI_MSG_GRANT: return sizeof(mgi_msg_grant_t);
 	case MGI_MSG_GRANTED: return sizeof(mgi_msg_grant_t);
 	case MGI_MSG_OOM_PRIORITY: return sizeof(mgi_msg_oom_priority_t);
+	case MGI_MSG_OOM_RECORD_REQ: return sizeof(mgi_msg_oom_record_req_t);
+	case MGI_MSG_OOM_RECORD: return sizeof(mgi_msg_oom_record_t);
 	case MGI_MSG_STAT: return sizeof(mgi_msg_stat_t);
 	case MGI_MSG_SET: return sizeof(mgi_msg_set_t);
 	case MGI_MSG_REPLY: return sizeof(mgi_msg_reply_t);
@@ -373,6 +375,16 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		if (out->oom_priority.priority < MGI_OOM_PRIORITY_MIN ||
 		    out->oom_priority.priority > MGI_OOM_PRIORITY_MAX)
 			return bad(-EINVAL, err, errlen, "oom priority: -1000 to 1000");
+		break;
+	case MGI_MSG_OOM_RECORD_REQ:
+		return check_group(out->oom_record_req.group, 1, err, errlen) ?: h.type;
+	case MGI_MSG_OOM_RECORD:
+		if (out->oom_record.seq == 0)
+			return bad(-EINVAL, err, errlen, "oom record: sequence numbers start at 1");
+		if (out->oom_record.len >= MGI_OOM_RECORD_MAX ||
+		    memchr(out->oom_record.text, '\0', out->oom_record.len) != NULL ||
+		    out->oom_record.text[out->oom_record.len] != '\0')
+			return bad(-EINVAL, err, errlen, "oom record: text length does not match");
 		break;
 	case MGI_MSG_OOM_KILL:
 		if (out->oom.killer <= 0 || out->oom.victim <= 0)

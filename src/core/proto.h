@@ -74,6 +74,10 @@
  *  client -> manager  OOM_PRIORITY  process P (0: the sender) ranks at
  *                                `priority` in its group's OOM choice
  *                                (--oom-policy priority); REPLY.
+ *  client -> manager  OOM_RECORD_REQ  the oldest post-mortem record (one
+ *                                JSON object) of a kill concerning group G
+ *                                after sequence number `after`, please.
+ *  manager -> client  OOM_RECORD  it, or REPLY -ENOENT when none is newer.
  *
  * The connection of an agent stays open for the life of its process image:
  * its closing, or the process's pidfd, is how the manager learns the
@@ -112,6 +116,8 @@ enum mgi_msg_type {
 	MGI_MSG_GRANT = 30,
 	MGI_MSG_GRANTED = 31, /* laid out as GRANT */
 	MGI_MSG_OOM_PRIORITY = 40,
+	MGI_MSG_OOM_RECORD_REQ = 41,
+	MGI_MSG_OOM_RECORD = 42,
 };
 
 /* What a REGISTER asks to hear about. */
@@ -329,6 +335,23 @@ typedef struct mgi_msg_oom_priority {
 	int32_t priority; /* MGI_OOM_PRIORITY_MIN..MAX: higher dies first */
 } mgi_msg_oom_priority_t;
 
+/* OOM_RECORD_REQ and OOM_RECORD: the manager keeps the last few kills'
+ * post-mortem records (oomkill.c), numbered from 1. */
+#define MGI_OOM_RECORD_MAX 4096
+typedef struct mgi_msg_oom_record_req {
+	mgi_msg_hdr_t hdr;
+	char group[MGI_GROUP_NAME_MAX]; /* "": the client's own group */
+	uint64_t after;                 /* 0: the oldest kept */
+} mgi_msg_oom_record_req_t;
+
+typedef struct mgi_msg_oom_record {
+	mgi_msg_hdr_t hdr;
+	uint64_t seq;  /* >= 1 */
+	uint32_t len;  /* of text, without its NUL */
+	uint32_t reserved;
+	char text[MGI_OOM_RECORD_MAX]; /* one JSON object, NUL-terminated */
+} mgi_msg_oom_record_t;
+
 typedef struct mgi_msg_unregister {
 	mgi_msg_hdr_t hdr;
 	uint32_t id;
@@ -368,6 +391,8 @@ typedef union mgi_msg {
 	mgi_msg_evict_t evict;
 	mgi_msg_grant_t grant;
 	mgi_msg_oom_priority_t oom_priority;
+	mgi_msg_oom_record_req_t oom_record_req;
+	mgi_msg_oom_record_t oom_record;
 } mgi_msg_t;
 
 #include <stdarg.h>

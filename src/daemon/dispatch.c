@@ -340,6 +340,9 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 	case MGI_MSG_OOM_PRIORITY:
 		mgi_oom_on_priority(m, i, &msg.oom_priority);
 		break;
+	case MGI_MSG_OOM_RECORD_REQ:
+		mgi_oom_on_record_req(m, i, &msg.oom_record_req);
+		break;
 	case MGI_MSG_COOP_DONE:
 		for (int r = 0; r < MGI_REGS_MAX; r++)
 			if (m->regs[r].id == msg.unreg.id && m->regs[r].conn == (int)i)

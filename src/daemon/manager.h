@@ -150,6 +150,7 @@ typedef struct mgi_manager {
 	int oom_timerfd;   /* oomkill.c: graces, kills to watch, growth samples; 0: not made */
 	bool oom_timer_armed;
 	uint64_t oom_sample_ns; /* the last growth sample */
+	struct mgi_oom_records *oom_records; /* oomkill.c: the last kills' records; NULL: none yet */
 } mgi_manager_t;
 
 /*

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/timerfd.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "manager.h"
@@ -535,10 +536,70 @@ static void json_str(char **p, char *end, const char *s)
 			(p) = (end);                                              \
 	} while (0)
 
+struct mgi_oom_records {
+	uint64_t next_seq;
+	struct {
+		uint64_t seq; /* 0: empty */
+		int target;
+		char text[MGI_OOM_RECORD_MAX];
+	} r[MGI_OOM_RECORDS];
+};
+
+/* Keeps a record for OOM_RECORD_REQ (memgrp events --json), the oldest
+ * dropped; without memory for the ring the log alone has it. */
+static void keep_record(mgi_manager_t *m, int target, const char *text, size_t len)
+{
+	struct mgi_oom_records *rs = m->oom_records;
+
+	if (!rs && !(rs = m->oom_records = calloc(1, sizeof(*rs))))
+		return;
+	uint64_t seq = ++rs->next_seq;
+	size_t slot = (size_t)(seq % MGI_OOM_RECORDS);
+	rs->r[slot].seq = seq;
+	rs->r[slot].target = target;
+	if (len >= MGI_OOM_RECORD_MAX)
+		len = MGI_OOM_RECORD_MAX - 1;
+	memcpy(rs->r[slot].text, text, len);
+	rs->r[slot].text[len] = '\0';
+}
+
+void mgi_oom_on_record_req(mgi_manager_t *m, unsigned i, const mgi_msg_oom_record_req_t *req)
+{
+	struct mgi_conn *c = &m->conns[i];
+	const struct mgi_oom_records *rs = m->oom_records;
+	int g = mgi_conn_lookup(m, c, req->group), best = -1;
+	static mgi_msg_t out;
+
+	if (g < 0)
+		return;
+	if (!mgi_conn_may_watch(m, c, g)) {
+		mgi_conn_reply(c, -EPERM, "group '%s' is not yours to watch", m->tree.node[g].name);
+		return;
+	}
+	for (int s = 0; rs && s < MGI_OOM_RECORDS; s++) {
+		int t = rs->r[s].target;
+		if (rs->r[s].seq <= req->after || t < 0 || t >= MGI_GROUPS_MAX || !m->tree.node[t].used ||
+		    !(t == g || mgi_tree_is_under(&m->tree, t, g) || mgi_tree_is_under(&m->tree, g, t)))
+			continue;
+		if (best < 0 || rs->r[s].seq < rs->r[best].seq)
+			best = s;
+	}
+	if (best < 0) {
+		mgi_conn_reply(c, -ENOENT, "no OOM record after %llu for group '%s'",
+			       (unsigned long long)req->after, m->tree.node[g].name);
+		return;
+	}
+	mgi_msg_init(&out, MGI_MSG_OOM_RECORD);
+	out.oom_record.seq = rs->r[best].seq;
+	out.oom_record.len = (uint32_t)strlen(rs->r[best].text);
+	memcpy(out.oom_record.text, rs->r[best].text, out.oom_record.len + 1);
+	send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 void mgi_oom_record(mgi_manager_t *m, const mgi_oom_kill_t *k, const mgi_victim_t *cand, size_t n,
 		    size_t victim, const char *why, const char *cmd)
 {
-	static char buf[6144];
+	static char buf[MGI_OOM_RECORD_MAX];
 	char *p = buf, *end = buf + sizeof(buf) - 2; /* room for a newline */
 	const mgi_segment_t *seg = m->tree.node[k->target].seg;
 	const mgi_victim_t *v = &cand[victim];
@@ -555,7 +616,11 @@ void mgi_oom_record(mgi_manager_t *m, const mgi_oom_kill_t *k, const mgi_victim_
 	       k->scope ? k->scope : "process", sig == SIGTERM ? "TERM" : "KILL", (int)v->pid);
 	json_str(&p, end, v->group >= 0 && v->group < MGI_GROUPS_MAX ? m->tree.node[v->group].name : "");
 	APPEND(p, end, ", \"cmdline\": ");
-	json_str(&p, end, cmd);
+	/* at most 400 bytes of it: escaped (6 bytes a control byte at worst)
+	 * the record still fits its MGI_OOM_RECORD_MAX whole */
+	char shortcmd[401];
+	snprintf(shortcmd, sizeof(shortcmd), "%s", cmd ? cmd : "");
+	json_str(&p, end, shortcmd);
 	APPEND(p, end, ", \"charged\": %llu, \"age_ms\": %llu, \"priority\": %d, \"oom_score_adj\": %d, "
 		       "\"chosen\": ", (unsigned long long)v->pages * MGI_PAGE_SIZE,
 	       (unsigned long long)v->age_ms, v->priority, v->adj);
@@ -582,7 +647,8 @@ void mgi_oom_record(mgi_manager_t *m, const mgi_oom_kill_t *k, const mgi_victim_
 		APPEND(p, end, "%s{\"pid\": %d, \"charged\": %llu}", r ? ", " : "", (int)cand[big].pid,
 		       (unsigned long long)cand[big].pages * MGI_PAGE_SIZE);
 	}
-	APPEND(p, end, "]}\n");
+	APPEND(p, end, "]}");
+	keep_record(m, k->target, buf, (size_t)(p - buf));
 	/* Its own line in the log, whole: mgi_manager_log cuts at 400 bytes.
 	 * Nothing in it needs escaping for the log (json_str escaped every
 	 * control byte a client could have put there). One write: the line
@@ -760,4 +826,6 @@ void mgi_oom_destroy(mgi_manager_t *m)
 		close(m->oom_timerfd);
 	m->oom_timerfd = 0;
 	m->oom_timer_armed = false;
+	free(m->oom_records);
+	m->oom_records = NULL;
 }

@@ -82,6 +82,13 @@ void mgi_oom_kill_joined(struct mgi_manager *m, int target);
 void mgi_oom_record(struct mgi_manager *m, const mgi_oom_kill_t *k, const mgi_victim_t *cand,
 		    size_t n, size_t victim, const char *why, const char *cmdline);
 
+/* OOM_RECORD_REQ from connection i: the oldest record kept of a kill
+ * concerning the group (as OOM registrations hear: the group's limit or
+ * an ancestor's, or a kill within its subtree) after req->after, or
+ * REPLY -ENOENT. The last MGI_OOM_RECORDS kills are kept. */
+#define MGI_OOM_RECORDS 32
+void mgi_oom_on_record_req(struct mgi_manager *m, unsigned i, const mgi_msg_oom_record_req_t *req);
+
 /* A process joined (join.c): its age counts from now, and its first
  * charge sample (--oom-policy growth) is 0. */
 void mgi_oom_joined(struct mgi_manager *m, unsigned conn);
