@@ -75,15 +75,17 @@ status() { eval "wait \$pid_$1"; echo $?; }
 
 # policy POLICY GROWER EXPECT [CREATE-OPTIONS...]: three processes in a
 # group at 56M: A 24M (the oldest), B 8M, C 16M (the newest); GROWER
-# touches 16M more and the group's charge is refused. EXPECT is the one
-# the policy must kill; the other two must live.
+# touches 10M more and the group's charge is refused. EXPECT is the one
+# the policy must kill; the other two must live (one death must leave
+# room for the rest: with 16M more, B's left A at the limit, a second
+# kill).
 policy() {
 	local pol=$1 grower=$2 want=$3 moreA=0 moreB=0 moreC=0
 	shift 3
 	npol=$((${npol:-0} + 1))
 	g=t-pol-$pol-$npol-$sfx
 	mg create "$g" -m 56M --oom-policy "$pol" "$@" || { bad "$pol" "create refused"; return; }
-	eval "more$grower=16"
+	eval "more$grower=10"
 	start A 24 "$moreA"
 	# growth: A's start (from nothing to 24M) out of the samples' window
 	[ "$pol" = growth ] && sleep 2.5
@@ -159,6 +161,31 @@ EOF
 		bad record_count "$kills kills, $records records"
 }
 run_case record largest
+
+case_events() {
+	echo "--- memgrp events --json: the kill's record"
+	g=t-ev-$sfx
+	mg create "$g" -m 32M || { bad events "create refused"; return; }
+	mg events --json --oom --count 1 "$g" >"$tmp/ev.out" 2>"$tmp/ev.err" &
+	local epid=$!
+	track $epid
+	wait_for 10 grep -q "watching" "$tmp/ev.err"
+	mg run -g "$g" -- "$progs/prog_hold" 40 1 >"$tmp/ev-run.out" 2>&1; local rc=$?
+	wait_for 10 eval '! alive $epid'
+	python3 - "$tmp/ev.out" "$g" <<'EOF' && ok "events --json: the OOM event, then its kill's record (victim pid, command line, charged)" ||
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert len(lines) == 2, lines
+ev, rec = lines
+assert ev["event"] == "oom" and ev["group"] == sys.argv[2] and ev["count"] == 1, ev
+assert rec["event"] == "oom_kill" and rec["group"] == sys.argv[2] and rec["policy"] == "largest", rec
+assert rec["victim"]["cmdline"].endswith("prog_hold 40 1") and rec["victim"]["charged"] >= 30 << 20, rec
+EOF
+		{ bad events "run rc $rc: $(cat "$tmp/ev.out" "$tmp/ev.err")"; }
+	wait_for 10 test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0
+	mg rm "$g"
+}
+run_case events
 
 case_group() {
 	echo "--- --oom-kill group, an ancestor's OOM: the child group that pays"
@@ -239,7 +266,7 @@ case_libmemgrp() {
 	echo "--- mg_oom_priority_set (the Python binding)"
 	g=t-lib-$sfx
 	mg create "$g" -m 56M --oom-policy priority || { bad libmemgrp "create refused"; return; }
-	start A 24 16
+	start A 24 10
 	# B marks itself through libmemgrp, then holds 8M
 	MEMGRP_LIB=$libmemgrp PYTHONPATH=$pydir mg run -g "$g" -- python3 -c '
 import mmap, sys, time, memgrp
