@@ -945,6 +945,15 @@ int mgi_tree_check_oom(const mgi_msg_set_t *set, char *why, size_t whylen)
 {
 	int rc = 0;
 
+	/* what mgi_msg_parse checks, again: the embedded manager's limits and
+	 * the unit tests come without it */
+	if ((set->oom_set & ~MGI_OOM_SET_ALL) ||
+	    !memchr(set->oom_prefer, '\0', sizeof(set->oom_prefer)) ||
+	    !memchr(set->oom_avoid, '\0', sizeof(set->oom_avoid))) {
+		snprintf(why, whylen, "OOM settings: unknown flags or an unterminated regex");
+		return -EINVAL;
+	}
+
 	if (set->oom_set & MGI_OOM_SET_PREFER)
 		rc = regex_ok("prefer", set->oom_prefer, why, whylen);
 	if (rc == 0 && (set->oom_set & MGI_OOM_SET_AVOID))
