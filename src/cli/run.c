@@ -17,6 +17,7 @@
 #include "../daemon/manager.h"
 #include "cli.h"
 #include "size.h"
+#include "victim.h"
 
 static void run_usage(FILE *out)
 {
@@ -57,6 +58,9 @@ static void run_usage(FILE *out)
 		"                           bounds what the agent does not see (static\n"
 		"                           binaries, shared memory) at the limit + swap\n"
 		"                           limit + a slack; the manager kills at it\n"
+		"      --oom-priority N     -1000..1000: COMMAND's processes rank at N under\n"
+		"                           --oom-policy priority (higher dies first; a\n"
+		"                           process may change its own: mg_oom_priority_set)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
 		"      --socket PATH        the manager's control socket (see above)\n"
 		"  -h, --help               show this help\n"
@@ -327,7 +331,7 @@ static void remove_transient(struct run_ctx *r, const mgi_stats_t *st)
 int mgi_cmd_run(int argc, char **argv)
 {
 	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_CODEC,
-	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_BACKSTOP };
+	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_BACKSTOP, OPT_OOM_PRIORITY };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
 		MGI_LIMIT_LONGOPTS,
@@ -340,6 +344,7 @@ int mgi_cmd_run(int argc, char **argv)
 		{"swap-file-after", required_argument, NULL, OPT_SWAP_FILE_AFTER},
 		{"min-available", required_argument, NULL, OPT_MIN_AVAILABLE},
 		{"kernel-backstop", required_argument, NULL, OPT_BACKSTOP},
+		{"oom-priority", required_argument, NULL, OPT_OOM_PRIORITY},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -453,6 +458,20 @@ int mgi_cmd_run(int argc, char **argv)
 			backstop = !strcmp(optarg, "on");
 			backstop_given = true;
 			break;
+		case OPT_OOM_PRIORITY: {
+			/* the agent tells the manager once joined (agent.c) */
+			char *end;
+			errno = 0;
+			long p = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || p < MGI_OOM_PRIORITY_MIN || p > MGI_OOM_PRIORITY_MAX) {
+				fprintf(stderr, "memgrp run: --oom-priority: a number from -1000 to 1000, "
+						"not '%s'\n", optarg);
+				return MGI_EXIT_USAGE;
+			}
+			setenv("MEMGRP_OOM_PRIORITY", optarg, 1);
+			agent_only = "--oom-priority";
+			break;
+		}
 		case OPT_STATS_JSON:
 			stats_json = optarg;
 			break;

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include "grantd.h"
+#include "oomkill.h"
 #include "oslayer.h"
 
 #ifndef SO_PEERPIDFD
@@ -160,6 +161,7 @@ static void watch_exit(mgi_manager_t *m, unsigned i)
 {
 	struct mgi_conn *c = &m->conns[i];
 
+	mgi_oom_joined(m, i); /* its age and first charge sample (oomkill.c) */
 	socklen_t len = sizeof(c->pidfd);
 
 	/* The peer's own pidfd (6.5+): the very process that connected,

@@ -44,6 +44,12 @@
  * docs/benchmarks.md for the measurement behind the default). */
 #define MGI_COOP_WAIT_DEFAULT_MS 200
 
+/* Samples of each process's charge kept for --oom-policy growth (one
+ * every MGI_OOM_SAMPLE_MS while a group's policy is growth): the window
+ * is their span. */
+#define MGI_OOM_HIST 8
+#define MGI_OOM_SAMPLE_MS 250
+
 struct mgi_conn {
 	int fd;
 	pid_t peer_pid;  /* SO_PEERCRED at accept */
@@ -61,6 +67,18 @@ struct mgi_conn {
 	 * exactly: its charges are its resident pages (grant.c judges a
 	 * group's claim only by such processes). */
 	bool exact;
+	/* OOM (oomkill.c): when it joined, its --oom-priority, what it held
+	 * at the last samples (--oom-policy growth), and a kill under way:
+	 * SIGTERM sent at oom_term_ns (SIGKILL at oom_kill_ns, or when the
+	 * grace ends), for the group oom_target's limit. */
+	uint64_t joined_ns;
+	int oom_priority;
+	int oom_target;
+	uint32_t oom_grace_ms;
+	uint8_t hist_next, hist_n;
+	uint64_t hist_ns[MGI_OOM_HIST], hist_pages[MGI_OOM_HIST];
+	uint64_t oom_term_ns, oom_kill_ns;
+	bool oom_stuck; /* not gone OOM_STUCK_MS after SIGKILL: reported, passed over */
 };
 
 /* A client's registration (notify.c): an eventfd to signal, and what for.
@@ -136,6 +154,10 @@ typedef struct mgi_manager {
 	uint64_t oom_none_ns;   /* last report of an OOM with nobody to kill (rate) */
 	struct mgi_backstop *backstop; /* the kernel cgroups (backstop.h); NULL: off */
 	struct mgi_kbackend *kbackend; /* kernel-backend crossings (kbackend.h); NULL: none */
+	int oom_timerfd;   /* oomkill.c: graces, kills to watch, growth samples; 0: not made */
+	bool oom_timer_armed;
+	uint64_t oom_sample_ns; /* the last growth sample */
+	struct mgi_oom_records *oom_records; /* oomkill.c: the last kills' records; NULL: none yet */
 } mgi_manager_t;
 
 /*

@@ -159,6 +159,11 @@ bool mgi_tree_largest(const mgi_tree_t *t, int idx, int *group, int *slot);
 /* Applies the limits of a SET or CREATE (bytes; MGI_SET_UNLIMITED: none;
  * MGI_SET_KEEP: no change). Returns 0, or -EBUSY when memory_max is below
  * the usage (then nothing changed), with why. */
+/* Whether SET/CREATE's OOM regexes compile (POSIX extended): 0, or
+ * -EINVAL with regerror's words in why. mgi_tree_set_limits checks them
+ * first too. */
+int mgi_tree_check_oom(const mgi_msg_set_t *set, char *why, size_t whylen);
+
 int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *why,
 			size_t whylen);
 
