@@ -275,6 +275,18 @@ static uint64_t now_ms_since(uint64_t ns)
 	return ns && now > ns ? (now - ns) / 1000000ULL : 0;
 }
 
+/* How long ago c's process started, as the kernel counts it (an exec
+ * keeps it); since it joined when /proc cannot tell. */
+static uint64_t age_ms_of(const struct mgi_conn *c)
+{
+	mgi_pid_stat_t st;
+	uint64_t age;
+
+	if (mgi_pid_stat_read(NULL, c->pid, &st) == 0 && (age = mgi_pid_age_ms(&st)) != UINT64_MAX)
+		return age;
+	return now_ms_since(c->joined_ns);
+}
+
 /* Signals every eligible candidate in sel (the group kill scope): one
  * unit, as cgroup v2's memory.oom.group; adj -1000 stays. Returns how
  * many were signalled. */
@@ -357,7 +369,7 @@ void mgi_oom_kill_joined(mgi_manager_t *m, int target)
 		joined_conn_of[n] = k;
 		joined[n++] = (mgi_victim_t){
 			.pid = c->pid, .group = c->group, .pages = pages,
-			.adj = score_adj_of(c->pid), .age_ms = now_ms_since(c->joined_ns),
+			.adj = score_adj_of(c->pid), .age_ms = age_ms_of(c),
 			.priority = c->oom_priority, .growth = growth_of(c, charged),
 			.low_pages = gusage ? (uint64_t)((__uint128_t)covered * charged / gusage) : 0,
 			/* already told to die: not chosen again */
