@@ -44,8 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	size_t nl = len - 1 - take < sizeof(name) - 1 ? len - 1 - take : sizeof(name) - 1;
 	memcpy(name, data + 1 + take, nl);
 	name[nl] = '\0';
-	mgi_prom_group_t g[2] = {{.name = name, .st = &st, .cooperators = data[0]},
-				 {.name = "", .st = &st}};
+	mgi_prom_group_t g[2] = {{.name = name, .st = &st}, {.name = "", .st = &st}};
 	size_t n = mgi_prom_render(g, 2, text, sizeof(text));
 	if (n >= sizeof(text) || strlen(text) != n || text[n - 1] != '\n')
 		abort();

@@ -21,6 +21,9 @@ fi
 command -v curl >/dev/null || skip_all "curl is not installed (scripts/setup.sh installs it)"
 
 mg() { "$memgrp" --socket "$sock" "$@"; }
+# curl hangs with a sanitizer runtime preloaded (measured: past its own
+# --max-time): it runs without it, like the other third-party programs.
+curl() { env -u LD_PRELOAD curl "$@"; }
 # The value of metric $2 (name{labels}) in exposition file $1.
 mval() { awk -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 scrape() { curl -sS --max-time 10 "http://127.0.0.1:$port/metrics" -o "$1"; }

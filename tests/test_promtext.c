@@ -110,7 +110,8 @@ static void every_group_every_family(void)
 {
 	mgi_stats_t a = sample_stats(1), b = sample_stats(2);
 	b.limit = 32 << 20;
-	mgi_prom_group_t g[] = {{.name = "", .st = &a}, {.name = "web/api", .st = &b, .cooperators = 2}};
+	b.cooperators = 2;
+	mgi_prom_group_t g[] = {{.name = "", .st = &a}, {.name = "web/api", .st = &b}};
 	static char buf[1 << 16];
 	char v[64];
 	struct reader r;

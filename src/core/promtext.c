@@ -21,14 +21,12 @@ typedef struct family {
 	const char *name; /* without the memgrp_ prefix */
 	int type;
 	int show;
-	size_t offset;    /* in mgi_stats_t; SIZE_MAX: computed (see value()) */
+	size_t offset;    /* in mgi_stats_t, or PRESSURE */
 	const char *help;
 } family_t;
 
 #define AT(f) offsetof(mgi_stats_t, f)
-#define COMPUTED ((size_t)-1)
-#define COOPERATORS ((size_t)-2)
-#define PRESSURE ((size_t)-3)
+#define PRESSURE ((size_t)-1) /* computed from usage and limit */
 
 /* Prometheus names: base units (bytes), _total for counters; the stats'
  * own names where they are already those (memcg's words otherwise). */
@@ -49,7 +47,7 @@ static const family_t families[] = {
 	{"untracked_bytes", GAUGE, PLAIN, AT(untracked_bytes), "Anonymous memory the agents see but do not track."},
 	{"processes", GAUGE, PLAIN, AT(nr_processes), "Processes with the agent in the group."},
 	{"unmanaged_processes", GAUGE, PLAIN, AT(unmanaged_processes), "Processes in the group's kernel cgroup without an agent."},
-	{"cooperators", GAUGE, PLAIN, COOPERATORS, "Clients registered to free memory when asked."},
+	{"cooperators", GAUGE, PLAIN, AT(cooperators), "Clients registered to free memory when asked."},
 	{"pressure_level", GAUGE, PLAIN, PRESSURE, "Usage against the group's own limit: 0 none, 1 low (75%), 2 medium (90%), 3 critical (98%)."},
 	{"kernel_usage_bytes", GAUGE, PLAIN, AT(kernel_usage), "Usage of the group's kernel memory cgroup (0 without one)."},
 	{"kernel_limit_bytes", GAUGE, LIMIT, AT(kernel_limit), "Limit of the group's kernel memory cgroup; +Inf when none."},
@@ -127,9 +125,7 @@ static void put_value(char *buf, size_t len, size_t *at, const family_t *f, cons
 {
 	uint64_t v;
 
-	if (f->offset == COOPERATORS)
-		v = g->cooperators;
-	else if (f->offset == PRESSURE)
+	if (f->offset == PRESSURE)
 		v = mgi_prom_pressure(g->st->usage, g->st->limit);
 	else
 		v = *(const uint64_t *)((const char *)g->st + f->offset);

@@ -11,7 +11,6 @@
 typedef struct mgi_prom_group {
 	const char *name;        /* its path ("web/api"); "" is the root, shown as "/" */
 	const mgi_stats_t *st;   /* its figures, as STAT answers them */
-	uint64_t cooperators;    /* clients registered to be asked first (the manager's count) */
 } mgi_prom_group_t;
 
 /*

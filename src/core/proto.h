@@ -245,6 +245,7 @@ typedef struct mgi_stats {
 	uint64_t unmanaged_processes, kernel_usage, kernel_max_usage, kernel_limit;
 	uint64_t kernel_file, kernel_shmem, kernel_anon;
 	uint64_t backend; /* enum mgi_backend (src/daemon/kbackend.c) */
+	uint64_t cooperators; /* clients registered to be asked to free memory (the manager's count) */
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the

@@ -212,10 +212,8 @@ static void publish(struct mgi_metrics *x)
 		mgi_backstop_stats(m, i, &x->st[n]);
 		if (mgi_kbackend_is(m, i))
 			mgi_kbackend_stats(m, i, &x->st[n]);
+		x->st[n].cooperators = mgi_notify_cooperators(m, i);
 		x->g[n] = (mgi_prom_group_t){.name = m->tree.node[i].name, .st = &x->st[n]};
-		for (int r = 0; r < MGI_REGS_MAX; r++)
-			if (m->regs[r].id && m->regs[r].group == i && m->regs[r].kind == MGI_REG_COOPERATE)
-				x->g[n].cooperators++;
 		n++;
 	}
 	need = mgi_prom_render(x->g, n, x->render, x->render_cap);
@@ -340,19 +338,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 int mgi_metrics_start(struct mgi_metrics *x, mgi_manager_t *m, char *err, size_t errlen)
 {
 	sigset_t all, old;
-	int rc;
+	int rc = 0;
 
 	x->m = m;
 	x->reqfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (x->reqfd < 0 || (rc = mgi_manager_watch(m, x->reqfd, MGI_METRICS_TAG_BASE)) != 0)
-		return fail(err, errlen, x->reqfd < 0 ? -errno : rc, "metrics: eventfd", NULL);
+	if (x->reqfd < 0)
+		return fail(err, errlen, -errno, "metrics: eventfd", NULL);
+	if ((rc = mgi_manager_watch(m, x->reqfd, MGI_METRICS_TAG_BASE)) != 0)
+		return fail(err, errlen, rc, "metrics: epoll", NULL);
 	if (x->file) {
 		struct itimerspec every = {.it_interval = {MGI_METRICS_FILE_INTERVAL_S, 0},
 					   .it_value = {MGI_METRICS_FILE_INTERVAL_S, 0}};
 		x->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-		if (x->timerfd < 0 || timerfd_settime(x->timerfd, 0, &every, NULL) != 0 ||
-		    (rc = mgi_manager_watch(m, x->timerfd, MGI_METRICS_TAG_BASE + 1)) != 0)
+		if (x->timerfd < 0 || timerfd_settime(x->timerfd, 0, &every, NULL) != 0)
 			return fail(err, errlen, -errno, "metrics: timerfd", NULL);
+		if ((rc = mgi_manager_watch(m, x->timerfd, MGI_METRICS_TAG_BASE + 1)) != 0)
+			return fail(err, errlen, rc, "metrics: epoll", NULL);
 		write_due(x);
 		if (x->file_err)
 			return fail(err, errlen, x->file_err, x->file, NULL);
