@@ -43,7 +43,7 @@ case_promtool() {
 echo "--- the exposition: promtool, values against memgrp stat"
 mg create web -m 64M && mg create web/api -m 48M
 # A held figure: usage stays still while it is compared.
-mg run -g web/api -- "$progs/prog_hold" 24 60 >"$tmp/hold.out" 2>&1 &
+"$memgrp" --socket "$sock" run -g web/api -- "$progs/prog_hold" 24 60 >"$tmp/hold.out" 2>&1 &
 hpid=$!
 track $hpid
 wait_for 20 bash -c "[ \"\$('$memgrp' --socket '$sock' stat --json web/api | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"nr_processes\"])')\" = 1 ]"

@@ -29,7 +29,7 @@ dpid=$!
 wait_socket "$sock"
 [ -S "$sock" ] && ok "memgrpd listens" || { bad start "no socket"; cat "$tmp/memgrpd.log"; exit 1; }
 mg create web -m 64M && mg create web/api -m 32M && mg create web/db && mg create batch -m 1G
-mg run -g web/api -- "$progs/prog_hold" 20 120 >"$tmp/hold.out" 2>&1 &
+"$memgrp" --socket "$sock" run -g web/api -- "$progs/prog_hold" 20 120 >"$tmp/hold.out" 2>&1 &
 track $!
 wait_for 20 bash -c "[ \"\$('$memgrp' --socket '$sock' stat --json web/api | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"nr_processes\"])')\" = 1 ]"
 sleep 0.3
@@ -63,26 +63,60 @@ order=$(mg top --once --interval 0.2 --sort name | awk 'NR > 1 { print $1 }' | t
 run_case once
 
 case_rates() {
-echo "--- faults/s and evictions/s from two samples"
-mg create t-rate-$sfx -m 16M --swap-max 256M
+echo "--- faults/s and evictions/s from consecutive samples"
+g=t-rate-$sfx
+mg create "$g" -m 16M --swap-max 256M
+# memgrp itself in the background (not through the function mg): $! is
+# then its pid, and a kill stops it rather than a subshell around it.
+"$memgrp" --socket "$sock" top --json --interval 1 >"$tmp/rate.json" 2>"$tmp/rate.err" &
+tpid=$!
+track $tpid
+# arrays written so far (a last one may be half-written)
+narrays() { python3 - "$tmp/rate.json" <<'PY'
+import json, sys
+text, d, n, at = open(sys.argv[1]).read(), json.JSONDecoder(), 0, 0
+while True:
+    while at < len(text) and text[at].isspace(): at += 1
+    try: _, at = d.raw_decode(text, at)
+    except ValueError: break
+    n += 1
+print(n)
+PY
+}
+# The load runs between samples: after top's first array, and top goes on
+# for two more after it ended. No figure depends on how long anything took.
+wait_for 20 bash -c "[ \$($(declare -f narrays); tmp=$tmp; narrays) -ge 1 ]"
 # 48M touched under a 16M limit: faults, and evictions into the store
-( sleep 0.5; mg run -g "t-rate-$sfx" -- "$progs/prog_hold" 48 3 >"$tmp/rate.out" 2>&1 ) &
-rpid=$!
-track $rpid
-mg top --once --json --interval 3 >"$tmp/rate.json"; rc=$?
-wait $rpid
-f=$(tget "t-rate-$sfx" faults_per_s "$tmp/rate.json")
-e=$(tget "t-rate-$sfx" evictions_per_s "$tmp/rate.json")
-pf=$(tget "t-rate-$sfx" pgfault "$tmp/rate.json")
-po=$(tget "t-rate-$sfx" pswpout "$tmp/rate.json")
-# the group was made before the first sample: all its faults and
-# evictions happened between the two, 3 s apart (give or take the time
-# the requests took)
-python3 -c "import sys; f,e,pf,po=map(float,sys.argv[1:]); sys.exit(not (pf > 0 and po > 0 and abs(f*3 - pf) <= pf*0.1 and abs(e*3 - po) <= po*0.1))" "$f" "$e" "$pf" "$po" &&
-	[ $rc -eq 0 ] && ok "rates: $f faults/s ($pf faults), $e evictions/s ($po pages) over the 3 s interval" ||
-	bad rates "rc $rc: faults/s $f of $pf, evictions/s $e of $po; $(cat "$tmp/rate.out")"
-ratio=$(tget "t-rate-$sfx" compression_ratio "$tmp/rate.json")
-mg rm "t-rate-$sfx"
+mg run -g "$g" -- "$progs/prog_hold" 48 0.5 >"$tmp/rate.out" 2>&1; hrc=$?
+n0=$(narrays)
+wait_for 20 bash -c "[ \$($(declare -f narrays); tmp=$tmp; narrays) -ge $((n0 + 2)) ]"
+kill $tpid; wait $tpid 2>/dev/null
+res=$(python3 - "$tmp/rate.json" "$g" <<'PY'
+import json, sys
+text, d, at, rows = open(sys.argv[1]).read(), json.JSONDecoder(), 0, []
+while True:
+    while at < len(text) and text[at].isspace(): at += 1
+    try: arr, at = d.raw_decode(text, at)
+    except ValueError: break
+    rows += [r for r in arr if r["group"] == sys.argv[2]]
+bad, fmax, emax = [], 0, 0
+for prev, cur in zip(rows, rows[1:]):
+    for rate, key in (("faults_per_s", "pgfault"), ("evictions_per_s", "pswpout")):
+        delta = cur[key] - prev[key]
+        # the rate is the counter's step over the interval (printed to 3 decimals)
+        if abs(cur[rate] * cur["interval_s"] - delta) > 0.001 * cur["interval_s"] + 1e-6 * delta + 0.01:
+            bad.append("%s %s*%s != %s" % (rate, cur[rate], cur["interval_s"], delta))
+    fmax, emax = max(fmax, cur["faults_per_s"]), max(emax, cur["evictions_per_s"])
+print(len(rows), fmax, emax, rows[-1]["pgfault"] if rows else 0, rows[-1]["pswpout"] if rows else 0,
+      rows[0]["interval_s"] if rows else -1, "|".join(bad) or "-")
+PY
+)
+read -r nrows fmax emax pf po first why <<<"$res"
+[ $hrc -eq 0 ] && [ "${nrows:-0}" -ge 3 ] && [ "$why" = - ] && [ "$first" = 0.0 ] &&
+	python3 -c "import sys; sys.exit(not (float(sys.argv[1]) > 0 and float(sys.argv[2]) > 0))" "$fmax" "$emax" &&
+	ok "rates over $nrows samples equal the counters' steps ($pf faults, $po evictions in all; peaks $fmax faults/s, $emax evictions/s)" ||
+	bad rates "hold rc $hrc; $res; $(cat "$tmp/rate.err" "$tmp/rate.out")"
+mg rm "$g"
 }
 run_case rates once
 

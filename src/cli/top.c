@@ -25,6 +25,7 @@ struct row {
 	char name[MGI_GROUP_NAME_MAX];
 	mgi_stats_t st;
 	double faults_s, evictions_s; /* -1: no earlier sample */
+	double interval_s;            /* since the earlier sample; 0: none */
 	int depth;
 	int parent; /* index in the sample, -1: top level */
 	bool printed;
@@ -141,6 +142,7 @@ static void rates(struct sample *cur, const struct sample *prev)
 	for (int i = 0; i < cur->n; i++) {
 		struct row *r = &cur->rows[i];
 		r->faults_s = r->evictions_s = -1;
+		r->interval_s = 0;
 		for (int j = 0; prev && j < prev->n; j++) {
 			const struct row *p = &prev->rows[j];
 			double dt = cur->at - prev->at;
@@ -148,6 +150,7 @@ static void rates(struct sample *cur, const struct sample *prev)
 				continue;
 			/* counters only grow; a group removed and made again
 			 * under the same name starts over */
+			r->interval_s = dt;
 			r->faults_s = r->st.pgfault >= p->st.pgfault ? (double)(r->st.pgfault - p->st.pgfault) / dt : 0;
 			r->evictions_s = r->st.pswpout >= p->st.pswpout ? (double)(r->st.pswpout - p->st.pswpout) / dt : 0;
 			break;
@@ -267,9 +270,11 @@ static void print_json(struct sample *s, const int *idx, int n)
 		unsigned level = mgi_prom_pressure(r->st.usage, r->st.limit);
 		printf("%s{\"group\": ", k ? ",\n " : "");
 		mgi_json_str(stdout, r->name);
-		printf(", \"depth\": %d, \"faults_per_s\": %.3f, \"evictions_per_s\": %.3f, "
-		       "\"pressure\": \"%s\", \"pressure_level\": %u, \"compression_ratio\": %.3f, ",
-		       r->depth, r->faults_s < 0 ? 0 : r->faults_s, r->evictions_s < 0 ? 0 : r->evictions_s,
+		printf(", \"depth\": %d, \"interval_s\": %.6f, \"faults_per_s\": %.3f, "
+		       "\"evictions_per_s\": %.3f, \"pressure\": \"%s\", \"pressure_level\": %u, "
+		       "\"compression_ratio\": %.3f, ",
+		       r->depth, r->interval_s, r->faults_s < 0 ? 0 : r->faults_s,
+		       r->evictions_s < 0 ? 0 : r->evictions_s,
 		       mgi_prom_pressure_name(level), level,
 		       r->st.compressed_bytes ? (double)r->st.swap_usage / (double)r->st.compressed_bytes : 0.0);
 		mgi_stats_print_json_fields(stdout, &r->st);
@@ -299,8 +304,9 @@ static void top_usage(FILE *out)
 		"  --once           print once and exit (two samples an interval apart,\n"
 		"                   for the rates)\n"
 		"  --json           with --once: the groups as a JSON array (every stat,\n"
-		"                   plus depth, faults_per_s, evictions_per_s, pressure,\n"
-		"                   compression_ratio); without: one array per interval\n"
+		"                   plus depth, interval_s, faults_per_s, evictions_per_s,\n"
+		"                   pressure, compression_ratio); without: one array per\n"
+		"                   interval (rates 0 in the first)\n"
 		"  --sort KEY       usage (default), name, faults, evictions, swap, oom,\n"
 		"                   pressure\n"
 		"  --interval SECS  between refreshes (default 1; 0.1 to 3600)\n"
