@@ -59,7 +59,7 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 10992,     # hdr, group, stats (75 x u64), nprocs, reserved, procs[256] x 40
+    STAT: 11008,     # hdr, group, stats (77 x u64), nprocs, reserved, procs[256] x 40
     SET: 488,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
                      # mode, backend; oom_set, policy, scope, signal, grace_ms, reserved,
                      # prefer[128], avoid[128]
@@ -190,7 +190,7 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
                 "reclaim_stalls", "reclaim_stall_p50_us", "reclaim_stall_p99_us") + \
     tuple(f"reclaim_hist{i}" for i in range(24)) + \
     ("unmanaged_processes", "kernel_usage", "kernel_max_usage", "kernel_limit", "kernel_file",
-     "kernel_shmem", "kernel_anon", "backend")
+     "kernel_shmem", "kernel_anon", "backend", "tamper_reports", "cooperators")
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {

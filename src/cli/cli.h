@@ -19,6 +19,7 @@ int mgi_cmd_create(int argc, char **argv);
 int mgi_cmd_rm(int argc, char **argv);
 int mgi_cmd_attach(int argc, char **argv);
 int mgi_cmd_events(int argc, char **argv);
+int mgi_cmd_top(int argc, char **argv);
 
 #include <stddef.h>
 /* The embedded manager's socket for a group: /run/memgrp/GROUP.sock.

@@ -67,6 +67,7 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(kernel_anon, 1),
 	FIELD(backend, 0),
 	FIELD(tamper_reports, 0),
+	FIELD(cooperators, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD

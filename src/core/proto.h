@@ -258,6 +258,7 @@ typedef struct mgi_stats {
 	/* groups here and below reported for claiming more usage than their
 	 * processes hold (the grant scheme: src/daemon/grant.c) */
 	uint64_t tamper_reports;
+	uint64_t cooperators; /* clients registered to be asked to free memory (the manager's count) */
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the

@@ -51,6 +51,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		mgi_tree_stat_msg(&m->tree, g, &out);
 		mgi_backstop_stats(m, g, &out.stat.figures);
 		mgi_kbackend_stat_msg(m, g, &out);
+		out.stat.figures.cooperators = mgi_notify_cooperators(m, g);
 		send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		return;
 	case MGI_MSG_SET:

@@ -221,6 +221,9 @@ void mgi_notify_init(mgi_manager_t *m);
 /* The kernel said a kernel-backend group crossed what registration ri
  * armed (kbackend.c), n times: delivered as the agents' crossings are. */
 void mgi_notify_kernel_crossing(mgi_manager_t *m, int ri, int group, uint64_t n);
+/* How many clients registered to cooperate on group g (asked to free
+ * memory before its processes are evicted or killed). */
+uint64_t mgi_notify_cooperators(const mgi_manager_t *m, int g);
 /* Limits or the tree changed: re-places the pressure thresholds. */
 void mgi_notify_resync(mgi_manager_t *m);
 
