@@ -11,6 +11,7 @@ _memgrp() {
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	local limits="--memory-max --memory-high --memory-low --memory-soft --swap-max --swappiness --mode --backend"
+	limits+=" --oom-policy --oom-kill --oom-signal --oom-grace --oom-prefer --oom-avoid"
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
 		--socket) sock=${COMP_WORDS[i+1]}; i=$((i + 1)) ;;
@@ -26,6 +27,9 @@ _memgrp() {
 	--backend) COMPREPLY=($(compgen -W "agent kernel" -- "$cur")); return ;;
 	--codec) COMPREPLY=($(compgen -W "lz4 zstd" -- "$cur")); return ;;
 	--kernel-backstop) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
+	--oom-policy) COMPREPLY=($(compgen -W "largest newest oldest priority growth" -- "$cur")); return ;;
+	--oom-kill) COMPREPLY=($(compgen -W "process group" -- "$cur")); return ;;
+	--oom-signal) COMPREPLY=($(compgen -W "KILL TERM" -- "$cur")); return ;;
 	--sort) COMPREPLY=($(compgen -W "usage name faults evictions swap oom pressure" -- "$cur")); return ;;
 	--pressure) COMPREPLY=($(compgen -W "low medium critical low,hierarchy medium,hierarchy critical,hierarchy" -- "$cur")); return ;;
 	esac
@@ -35,7 +39,7 @@ _memgrp() {
 	fi
 	local opts=""
 	case $cmd in
-	run) opts="-g --group $limits --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --help" ;;
+	run) opts="-g --group $limits --oom-priority --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --help" ;;
 	create | set) opts="$limits --socket --help" ;;
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;
