@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "counter.h"
+#include "escape.h"
 #include "page.h"
 
 enum { GAUGE, COUNTER };
@@ -63,19 +63,6 @@ static const family_t families[] = {
 	{"mode_switches_total", COUNTER, PLAIN, AT(mode_switches), "Estimate mode: regions turned slow or fast."},
 };
 
-/* Appends to buf at *at what fits, counting in *at what the whole needs. */
-__attribute__((format(printf, 4, 5)))
-static void put(char *buf, size_t len, size_t *at, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = *at < len ? vsnprintf(buf + *at, len - *at, fmt, ap) : vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*at += (size_t)n;
-}
 
 /* Appends n bytes of s (what fits, NUL-terminated), counting all. The
  * samples are written with this and put_u64, not printf: a scrape of 100
@@ -181,7 +168,7 @@ size_t mgi_prom_render(const mgi_prom_group_t *groups, size_t n, char *buf, size
 		buf[0] = '\0';
 	for (size_t k = 0; k < sizeof(families) / sizeof(families[0]); k++) {
 		const family_t *f = &families[k];
-		put(buf, len, &at, "# HELP memgrp_%s %s\n# TYPE memgrp_%s %s\n", f->name, f->help,
+		mgi_text_put(buf, len, &at, "# HELP memgrp_%s %s\n# TYPE memgrp_%s %s\n", f->name, f->help,
 		    f->name, f->type == COUNTER ? "counter" : "gauge");
 		for (size_t i = 0; i < n; i++) {
 			put_series(buf, len, &at, f->name, "", groups[i].name);
@@ -197,7 +184,7 @@ size_t mgi_prom_render(const mgi_prom_group_t *groups, size_t n, char *buf, size
 	 * agents keep no sum of the stalls' times, so no _sum line is made
 	 * up: histogram_quantile() needs only the buckets.
 	 */
-	put(buf, len, &at,
+	mgi_text_put(buf, len, &at,
 	    "# HELP memgrp_reclaim_stall_seconds Faults that waited for direct reclaim, by how long "
 	    "(bucket bounds are the agents' power-of-two microseconds; no _sum is kept).\n"
 	    "# TYPE memgrp_reclaim_stall_seconds histogram\n");

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "escape.h"
 #include "page.h"
 #include "size.h"
 #include "victim.h"
@@ -72,19 +73,6 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 };
 #undef FIELD
 
-/* Appends to buf at *at what fits, counting in *at what the whole needs. */
-__attribute__((format(printf, 4, 5)))
-static void put(char *buf, size_t len, size_t *at, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = *at < len ? vsnprintf(buf + *at, len - *at, fmt, ap) : vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*at += (size_t)n;
-}
 
 size_t mgi_stats_json_fields(const mgi_stats_t *s, char *buf, size_t len)
 {
@@ -93,13 +81,13 @@ size_t mgi_stats_json_fields(const mgi_stats_t *s, char *buf, size_t len)
 	if (len)
 		buf[0] = '\0';
 	for (const mgi_stats_field_t *fl = mgi_stats_fields; fl->name; fl++)
-		put(buf, len, &at, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
+		mgi_text_put(buf, len, &at, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
 		    (unsigned long long)mgi_stats_get(s, fl));
 	/* bucket i counts the direct-reclaim stalls shorter than 2^i us */
-	put(buf, len, &at, ", \"reclaim_stall_hist\": [");
+	mgi_text_put(buf, len, &at, ", \"reclaim_stall_hist\": [");
 	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
-		put(buf, len, &at, "%s%llu", b ? ", " : "", (unsigned long long)s->reclaim_hist[b]);
-	put(buf, len, &at, "]");
+		mgi_text_put(buf, len, &at, "%s%llu", b ? ", " : "", (unsigned long long)s->reclaim_hist[b]);
+	mgi_text_put(buf, len, &at, "]");
 	return at;
 }
 
