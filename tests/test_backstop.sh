@@ -308,7 +308,7 @@ sleep 1
 kill -9 "$dpid"; wait "$dpid" 2>/dev/null; dpid=
 base=$cgdir/$(kbase "$dsock")/down$sfx
 local usage waiting=
-for _ in $(seq 60); do
+for _ in $(seq 200); do # up to 20 s: a loaded host writes 84 MiB slowly
 	grep -q "under_oom 1" "$base/memory.oom_control" 2>/dev/null && waiting=1 && break
 	sleep 0.1
 done

@@ -18,25 +18,39 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* Processes holding a slot in g or a group below it (at most
- * MGI_PROCS_MAX a group). */
-static uint64_t managed_procs(const mgi_manager_t *m, int g)
+/* How many processes hold a slot in each group: counted once per use
+ * (a scan, a join, a limit change), so that a subtree's count is a sum
+ * over groups, not a walk of every group's slots per group. */
+typedef struct {
+	uint16_t own[MGI_GROUPS_MAX];
+} proc_counts_t;
+
+static void count_procs(const mgi_manager_t *m, proc_counts_t *pc)
+{
+	for (int c = 0; c < MGI_GROUPS_MAX; c++) {
+		pc->own[c] = 0;
+		if (c == 0 || !m->tree.node[c].used)
+			continue;
+		for (int i = 0; i < MGI_PROCS_MAX; i++)
+			pc->own[c] += atomic_load(&m->tree.node[c].seg->ctl.procs[i].pid) > 0;
+	}
+}
+
+/* Processes holding a slot in g or a group below it. */
+static uint64_t subtree_procs(const mgi_manager_t *m, int g, const proc_counts_t *pc)
 {
 	uint64_t n = 0;
 
-	for (int c = 1; c < MGI_GROUPS_MAX; c++) {
-		if (!m->tree.node[c].used || !mgi_tree_is_under(&m->tree, c, g))
-			continue;
-		for (int i = 0; i < MGI_PROCS_MAX; i++)
-			n += atomic_load(&m->tree.node[c].seg->ctl.procs[i].pid) > 0;
-	}
+	for (int c = 1; c < MGI_GROUPS_MAX; c++)
+		if (pc->own[c] && mgi_tree_is_under(&m->tree, c, g))
+			n += pc->own[c];
 	return n;
 }
 
 /* memory limit + swap limit (the stores' bound) + slack + a share per
  * process with the agent; none without a
  * memory limit, or with unbounded swap. */
-static uint64_t kernel_limit(const mgi_manager_t *m, int g)
+static uint64_t kernel_limit(const mgi_manager_t *m, int g, const proc_counts_t *pc)
 {
 	const mgi_segment_t *seg = m->tree.node[g].seg;
 	uint64_t mem = mgi_counter_read_max(&seg->ctl.memory), swap = MGI_PAGES_UNLIMITED;
@@ -53,7 +67,7 @@ static uint64_t kernel_limit(const mgi_manager_t *m, int g)
 		return UINT64_MAX;
 	uint64_t bytes = (mem + swap) * 4096;
 	return bytes + MGI_BACKSTOP_SLACK_MIN + bytes / MGI_BACKSTOP_SLACK_DIV +
-	       MGI_BACKSTOP_PER_PROC * managed_procs(m, g);
+	       MGI_BACKSTOP_PER_PROC * subtree_procs(m, g, pc);
 }
 
 static void watch(mgi_manager_t *m, int fd, uint32_t events, uint64_t tag)
@@ -267,11 +281,13 @@ void mgi_backstop_limits(mgi_manager_t *m, int g)
 
 	if (!bs || !bs->g[g].made || g == 0)
 		return;
+	static proc_counts_t pc; /* the manager's one thread */
+	count_procs(m, &pc);
 	/* The children's follow from the ancestors' swap limit. */
 	for (int c = 1; c < MGI_GROUPS_MAX; c++) {
 		if (!m->tree.node[c].used || !bs->g[c].made || !mgi_tree_is_under(&m->tree, c, g))
 			continue;
-		uint64_t lim = kernel_limit(m, c);
+		uint64_t lim = kernel_limit(m, c, &pc);
 		/* (a kernel-backend group's memsw is kbackend.c's) */
 		rc = mgi_kbackend_is(m, c) ? mgi_kcg_set_limit(&bs->k, gname(m, c), lim)
 					   : set_bound(bs, gname(m, c), lim);
@@ -287,12 +303,12 @@ void mgi_backstop_limits(mgi_manager_t *m, int g)
 
 /* Moves g's kernel bound to what its processes now call for; `grow_only`
  * leaves a larger bound as it is (a join: lowering waits for the scan). */
-static void follow_procs(mgi_manager_t *m, int g, bool grow_only)
+static void follow_procs(mgi_manager_t *m, int g, bool grow_only, const proc_counts_t *pc)
 {
 	struct mgi_backstop *bs = m->backstop;
 	uint64_t lim;
 
-	if (!bs->g[g].made || mgi_kbackend_is(m, g) || (lim = kernel_limit(m, g)) == bs->g[g].bound ||
+	if (!bs->g[g].made || mgi_kbackend_is(m, g) || (lim = kernel_limit(m, g, pc)) == bs->g[g].bound ||
 	    (grow_only && lim < bs->g[g].bound))
 		return;
 	int rc = set_bound(bs, gname(m, g), lim);
@@ -307,17 +323,23 @@ static void follow_procs(mgi_manager_t *m, int g, bool grow_only)
 
 void mgi_backstop_joined(mgi_manager_t *m, int g)
 {
+	static proc_counts_t pc;
+
 	if (!m->backstop)
 		return;
+	count_procs(m, &pc);
 	for (int a = g; a > 0; a = m->tree.node[a].parent)
-		follow_procs(m, a, true);
+		follow_procs(m, a, true, &pc);
 }
 
 void mgi_bs_follow_procs(mgi_manager_t *m)
 {
+	static proc_counts_t pc;
+
+	count_procs(m, &pc);
 	for (int g = 1; g < MGI_GROUPS_MAX; g++)
 		if (m->tree.node[g].used)
-			follow_procs(m, g, false);
+			follow_procs(m, g, false, &pc);
 }
 
 void mgi_backstop_group_removed(mgi_manager_t *m, int g, const char *name)

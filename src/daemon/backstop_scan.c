@@ -118,9 +118,6 @@ void mgi_bs_diagnose(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
 	snprintf(out, len, "the agent did not start (LD_PRELOAD does not name it, or it failed)");
 }
 
-/* Whether pid runs the agent for this manager: connected, or holding a
- * slot of a group restored after a restart while its agent has not
- * rejoined yet (it tries once a second). */
 bool mgi_bs_connected(const mgi_manager_t *m, pid_t pid)
 {
 	for (unsigned k = 0; k < m->nconns; k++)
