@@ -758,15 +758,11 @@ void mgi_oom_arm(mgi_manager_t *m)
 	m->oom_timer_armed = want;
 }
 
-/* A victim's state letter from /proc/PID/status ('?' if unknown). */
+/* A victim's state letter from /proc/PID/stat ('?' if unknown). */
 static char state_of(pid_t pid)
 {
-	char path[48], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (mgi_os_read_small(path, buf, sizeof(buf)) <= 0)
-		return '?';
-	const char *st = strstr(buf, "\nState:\t");
-	return st ? st[8] : '?';
+	mgi_pid_stat_t st;
+	return mgi_pid_stat_read(NULL, pid, &st) == 0 ? st.state : '?';
 }
 
 static void oom_tick(mgi_manager_t *m)
