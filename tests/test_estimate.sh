@@ -125,20 +125,22 @@ run_case guarantee
 case_limit() {
 echo "--- the limit: real use never passes it"
 g=memgrp-te-over-$sfx
-run over "$g" 120 -- -m 48M --fault-around 1 --mode estimate -- "$progs/prog_estguard" 5000 31 16 over
+# The sanitizer build (docs/design.md "Known gaps", traced 2026-12-07): its
+# runtime's malloc comes before the agent's wrappers and maps with raw
+# system calls, which estimate mode finds only at its once-a-second rescan,
+# after the program has touched them (87.6 MiB under 48M once). There every
+# region comes from mmap, and the bound has 2 MiB more for the runtime's
+# own allocator pieces, which the rescan also finds late (up to 588 KiB
+# in 10 runs beside stress-ng --cpu 2).
+over=over bound=$((48 * MB))
+[ "$accounting" = 0 ] && over=overmmap bound=$((50 * MB))
+run over "$g" 120 -- -m 48M --fault-around 1 --mode estimate -- "$progs/prog_estguard" 5000 31 16 $over
 max=$(jget "$tmp/over.json" max_usage 2>/dev/null || echo 0)
 kills=$(jget "$tmp/over.json" oom_kill 2>/dev/null || echo 0)
 rss=$(grep -o 'RssAnon [0-9]*' "$tmp/over.out" | tail -1 | awk '{print $2}')
-# The sanitizer build: killed, but max_usage is not held to the limit. In
-# both of one session's CI runs there it passed the limit between the
-# agent's OOM request and the kill (48M, then 87.6M; docs/design.md Known
-# gaps, not traced: the agent charges the sanitizer's late-learned memory
-# "anyway"). The plain build keeps the bound: 0 of 6 over it under load.
-if [ "$rc" = 137 ] && [ "$kills" -ge 1 ] && [ -n "$rss" ] &&
-   { [ "$accounting" = 0 ] || { [ "$max" -le $((48 * MB)) ] && [ "$rss" -le $((48 * 1024)) ]; }; }; then
-	if [ "$accounting" = 0 ] && [ "$max" -gt $((48 * MB)) ]; then
-		echo "    sanitizer build: max_usage $((max / 1024)) KiB passed the 48M limit before the kill (Known gaps)"
-	fi
+# RssAnon holds the sanitizer's shadow memory too: checked in the plain build.
+if [ "$rc" = 137 ] && [ "$kills" -ge 1 ] && [ -n "$rss" ] && [ "$max" -le "$bound" ] &&
+   { [ "$accounting" = 0 ] || [ "$rss" -le $((48 * 1024)) ]; }; then
 	ok "touching past 48M: killed at the limit, max_usage $((max / 1024)) KiB, RssAnon at most $rss kB"
 else
 	bad over "rc $rc, oom_kill $kills, max_usage $max, RssAnon ${rss:-?} kB"; show over

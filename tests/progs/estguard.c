@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 /*
- * Usage: estguard STEPS SEED BUDGET_MB [over|nofork]
+ * Usage: estguard STEPS SEED BUDGET_MB [over|overmmap|nofork]
  *
  * Maps regions (mmap, and big malloc blocks, which glibc maps and unmaps
  * on its own where no interposition sees it), touches pages, discards some
@@ -28,6 +28,12 @@
  * limit, printing its largest RssAnon (/proc/self/status) as it goes.
  * `nofork`: no forks (a child is charged for the pages it shares with its
  * parent, which puts the group's usage above its limit for a moment).
+ * `overmmap`: `over` with every region from mmap, none from malloc. For a
+ * sanitizer build: its runtime's malloc comes before the agent's wrappers
+ * and maps its blocks with raw system calls, so estimate mode finds them
+ * only at its once-a-second rescan, after the program has touched them
+ * (docs/design.md "Known gaps"); the limit's bound is then a test of the
+ * sanitizer's allocator, not of the agent.
  */
 
 #define PAGE 4096UL
@@ -45,6 +51,7 @@ static struct region rs[MAXR];
 static unsigned nr;
 static uint64_t next_id = 1, touched_pages, budget_pages;
 static uint64_t rng;
+static int no_malloc;
 
 static uint64_t rnd(uint64_t n)
 {
@@ -89,7 +96,7 @@ static int verify_all(void)
 static void add_region(size_t pages)
 {
 	struct region *r = &rs[nr];
-	int use_malloc = rnd(3) == 0;
+	int use_malloc = rnd(3) == 0 && !no_malloc;
 
 	if (use_malloc) {
 		/* Large: glibc maps it itself (pitfall 5); page aligned for us. */
@@ -159,13 +166,14 @@ int main(int argc, char **argv)
 	int over, nofork;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: estguard STEPS SEED BUDGET_MB [over]\n");
+		fprintf(stderr, "usage: estguard STEPS SEED BUDGET_MB [over|overmmap|nofork]\n");
 		return 1;
 	}
 	steps = strtoull(argv[1], NULL, 0);
 	rng = strtoull(argv[2], NULL, 0) | 1;
 	budget_pages = strtoull(argv[3], NULL, 0) << 20 >> 12;
-	over = argc > 4 && strcmp(argv[4], "over") == 0;
+	no_malloc = argc > 4 && strcmp(argv[4], "overmmap") == 0;
+	over = no_malloc || (argc > 4 && strcmp(argv[4], "over") == 0);
 	nofork = over || (argc > 4 && strcmp(argv[4], "nofork") == 0);
 	/* Large blocks always mapped afresh (zeros), as glibc does before its
 	 * threshold moves up after the first free. */
