@@ -127,6 +127,19 @@ static int make_dir(const char *path)
 	return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
+/* v2: a group's directory at path gets memory for its children, and its
+ * processes go to a leaf below it (no process in an inner node). */
+static int make_v2_leaf(const mgi_kcg_t *k, const char *group, char path[PATH_LEN])
+{
+	int rc;
+
+	if ((rc = enable_memory(path)) != 0)
+		return rc;
+	if ((rc = path_of(k, group, true, NULL, path)) != 0)
+		return rc;
+	return make_dir(path);
+}
+
 int mgi_kcg_open(mgi_kcg_t *k, int version, const char *mount, const char *base,
 		 const char *proc)
 {
@@ -166,13 +179,7 @@ int mgi_kcg_open(mgi_kcg_t *k, int version, const char *mount, const char *base,
 		if (!c)
 			break;
 	}
-	if (version == 2) {
-		if ((rc = enable_memory(path)) != 0)
-			return rc;
-		if (path_of(k, "", true, NULL, path) != 0 || (rc = make_dir(path)) != 0)
-			return rc;
-	}
-	return 0;
+	return version == 2 ? make_v2_leaf(k, "", path) : 0;
 }
 
 int mgi_kcg_create(const mgi_kcg_t *k, const char *group)
@@ -192,13 +199,7 @@ int mgi_kcg_create(const mgi_kcg_t *k, const char *group)
 	}
 	if ((rc = path_of(k, group, false, NULL, path)) != 0 || (rc = make_dir(path)) != 0)
 		return rc;
-	if (k->version == 2) {
-		if ((rc = enable_memory(path)) != 0)
-			return rc;
-		if ((rc = path_of(k, group, true, NULL, path)) != 0 || (rc = make_dir(path)) != 0)
-			return rc;
-	}
-	return 0;
+	return k->version == 2 ? make_v2_leaf(k, group, path) : 0;
 }
 
 int mgi_kcg_remove(const mgi_kcg_t *k, const char *group)
