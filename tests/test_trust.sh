@@ -4,8 +4,11 @@
 # group's control part and scribbles over every accounting part it maps;
 # memgrpd, a sibling group, the parent's limit and a process outside every
 # group are unharmed. A process that truncates its accounting file (a state
-# file) leaves memgrpd serving. Then a state file with a valid header and a garbage
-# body is set aside at restart, and nobody is killed.
+# file) leaves memgrpd serving. A process that claims more usage than it
+# holds (exact, estimate mode, rejoined after a restart; or swap) loses its
+# grant to its sibling, is reported, and pays itself. Then a state file
+# with a valid header and a garbage body is set aside at restart, and
+# nobody is killed.
 # Usage: test_trust.sh MEMGRP MEMGRPD PROGS_DIR
 set -u
 . "$(dirname "$0")/lib.sh"
