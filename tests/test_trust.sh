@@ -27,6 +27,12 @@ user=mgtrust$$ grp=mgtrustuffd$$
 dpid= spid= gpid= hpid=
 kcg_track "$sock" # what memgrpd left in place
 uffd_mode=$(stat -c %a /dev/userfaultfd) uffd_group=$(stat -c %g /dev/userfaultfd)
+# Another run of this script (another checkout) may hold the device now:
+# its group is then a throwaway one (or gone already), and what it found is
+# the kernel's default (root, 0600), which is put back instead.
+case "$(getent group "$uffd_group" | cut -d: -f1)" in
+"" | mgtrustuffd*) uffd_mode=600 uffd_group=0 ;;
+esac
 # Ends a `memgrp run` started here and the command it runs.
 stop() {
 	local p
