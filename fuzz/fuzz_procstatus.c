@@ -1,4 +1,4 @@
-/* fuzz_procstatus.c - libFuzzer target for the /proc/PID/status and /proc/PID/stat parsers (a managed process picks its own name). */
+/* fuzz_procstatus.c - libFuzzer target for the /proc/PID/status, /proc/PID/stat and /proc/PID/smaps parsers (a managed process picks its own name and its files' names). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,6 +51,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		abort();
 	if (rc != 0 && (ps.state || ps.flags || ps.minflt || ps.majflt || ps.starttime || ps.comm[0]))
 		abort(); /* refused: nothing half-read */
+
+	/* The same bytes as /proc/PID/smaps, a line at a time (the reader
+	 * feeds lines without their newline; a last line may lack one). */
+	mgi_smaps_t sm;
+	const char *p = buf, *end = buf + len;
+	mgi_smaps_init(&sm);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		mgi_smaps_line(&sm, p, (size_t)(le - p));
+		p = nl ? nl + 1 : end;
+	}
+	mgi_smaps_end(&sm);
+	if (sm.mem_kb > sm.memsw_kb || (!sm.vmas && sm.memsw_kb) || sm.cur)
+		abort(); /* memory within memory and swap; nothing from no VMA */
 	free(buf);
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -148,6 +149,101 @@ static void reads_a_proc_root(void)
 	CHECK_GE(st.rss_anon_kb, 1); /* this test's own stack and heap */
 }
 
+/* /proc/PID/smaps as Linux 6.18 writes it (fields trimmed): a registered
+ * region, an estimate fast region, the agent's NORESERVE store, a file's
+ * private data, a shared anonymous mapping, the stack, a read-only one,
+ * and a file whose name looks like a header's tail. */
+static const char smaps6[] =
+	"7f0000000000-7f0000800000 rw-p 00000000 00:00 0 \n" /* 8192 kB registered */
+	"Size:               8192 kB\n"
+	"Anonymous:          3000 kB\n"
+	"VmFlags: rd wr mr mw me ac um nr nh\n"
+	"7f0001000000-7f0001400000 rw-p 00000000 00:00 0 \n" /* 4096 kB fast */
+	"Size:               4096 kB\n"
+	"Anonymous:            12 kB\n"
+	"VmFlags: rd wr mr mw me ac\n"
+	"7f0100000000-7f0500000000 rw-p 00000000 00:00 0 \n" /* 16 GiB store */
+	"Anonymous:           100 kB\n"
+	"VmFlags: rd wr mr mw me nr nh\n"
+	"55aa00000000-55aa00001000 rw-p 00003000 fe:00 5424513                    /usr/bin/x\n"
+	"Anonymous:             4 kB\n"
+	"VmFlags: rd wr mr mw me ac\n"
+	"7f0600000000-7f0600100000 rw-s 00000000 00:01 156352                     /dev/zero (deleted)\n"
+	"Anonymous:             0 kB\n"
+	"VmFlags: rd wr sh mr mw me ms\n"
+	"7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]\n"
+	"Anonymous:           132 kB\n"
+	"VmFlags: rd wr mr mw me gd ac um\n"
+	"7f0700000000-7f0700400000 r--p 00000000 00:00 0 \n"
+	"Anonymous:          4096 kB\n"
+	"VmFlags: rd mr mw me\n"
+	"7f0800000000-7f0800001000 rw-p 00000000 fe:00 9 /tmp/7f0900000000-7f0a00000000 rw-p 0 00:00 0\n"
+	"Anonymous:             4 kB\n";
+
+static void feed(mgi_smaps_t *sm, const char *text)
+{
+	const char *p = text, *nl;
+
+	mgi_smaps_init(sm);
+	while ((nl = strchr(p, '\n'))) {
+		mgi_smaps_line(sm, p, (size_t)(nl - p));
+		p = nl + 1;
+	}
+	mgi_smaps_end(sm);
+}
+
+static void smaps_bounds_what_an_agent_may_charge(void)
+{
+	mgi_smaps_t sm;
+
+	feed(&sm, smaps6);
+	/* memory: registered 3000 resident + fast 4096 whole + store 100
+	 * resident + stack 132 resident */
+	CHECK_EQ(sm.mem_kb, 3000 + 4096 + 100 + 132);
+	/* memory and swap: registered regions whole */
+	CHECK_EQ(sm.memsw_kb, 8192 + 4096 + 100 + 132);
+	CHECK_INT_EQ(sm.vmas, 4);
+
+	/* Anonymous beyond the VMA's size is clamped; a header that
+	 * overflows or runs backwards is not a VMA; lines of a VMA not
+	 * eligible count for nothing. */
+	feed(&sm, "1000-2000 rw-p 00000000 00:00 0\nAnonymous: 99999 kB\nVmFlags: um\n"
+		  "fffffffffffffffff-0 rw-p 0 00:00 0\nAnonymous: 5 kB\n"
+		  "3000-2000 rw-p 0 00:00 0\nAnonymous: 5 kB\n");
+	CHECK_EQ(sm.mem_kb, 4);
+	CHECK_EQ(sm.memsw_kb, 4);
+	CHECK_INT_EQ(sm.vmas, 1);
+	feed(&sm, "");
+	CHECK_EQ(sm.mem_kb, 0);
+}
+
+static void smaps_reads_this_process(void)
+{
+	mgi_smaps_t before, after;
+	size_t len = 64 << 20;
+
+	CHECK_INT_EQ(mgi_proc_smaps_read(NULL, getpid(), &before), 0);
+	CHECK_GE(before.vmas, 1);
+	/* 64 MiB mapped, 1 MiB of it touched: not registered, committed: a
+	 * possible fast region, counted whole */
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED);
+	memset(p, 1, 1 << 20);
+	CHECK_INT_EQ(mgi_proc_smaps_read(NULL, getpid(), &after), 0);
+	CHECK_GE(after.mem_kb, before.mem_kb + (len >> 10) - 1024);
+	CHECK_GE(after.memsw_kb, after.mem_kb);
+	munmap(p, len);
+	/* the same, MAP_NORESERVE: its resident pages only */
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	CHECK(p != MAP_FAILED);
+	memset(p, 1, 1 << 20);
+	CHECK_INT_EQ(mgi_proc_smaps_read(NULL, getpid(), &after), 0);
+	CHECK_LT(after.mem_kb, before.mem_kb + (len >> 10) / 2);
+	CHECK_GE(after.mem_kb, before.mem_kb + 1024 - 256);
+	munmap(p, len);
+	CHECK_INT_EQ(mgi_proc_smaps_read(NULL, 0, &after), -EINVAL);
+}
+
 /* /proc/PID/stat as Linux 6.x writes it, with a comm that holds a space
  * and a ')' (a process names itself) and a negative tpgid. */
 static const char stat6[] =
@@ -243,5 +339,7 @@ int main(int argc, char **argv)
 	MGT_RUN(stat_reads_the_fields_memgrp_uses);
 	MGT_RUN(stat_refuses_what_it_cannot_read);
 	MGT_RUN(stat_reads_this_process);
+	MGT_RUN(smaps_bounds_what_an_agent_may_charge);
+	MGT_RUN(smaps_reads_this_process);
 	MGT_DONE();
 }

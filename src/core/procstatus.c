@@ -148,3 +148,114 @@ int mgi_pid_stat_exiting(const mgi_pid_stat_t *st)
 {
 	return st->state == 'Z' || st->state == 'X' || (st->flags & MGI_PF_EXITING);
 }
+
+/* Reads a lowercase hex number at *p up to end (at least one digit, no
+ * overflow). Advances *p past it. */
+static int read_hex(const char **p, const char *end, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+
+	if (s == end || !((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+		return 0;
+	for (; s < end && ((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')); s++) {
+		if (v >> 60)
+			return 0;
+		v = v << 4 | (uint64_t)(*s <= '9' ? *s - '0' : *s - 'a' + 10);
+	}
+	*p = s;
+	*out = v;
+	return 1;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
+void mgi_smaps_init(mgi_smaps_t *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+/* Adds the VMA being read to the sums (see procstatus.h). */
+static void close_vma(mgi_smaps_t *s)
+{
+	if (s->cur) {
+		uint64_t anon = s->cur_anon_kb < s->cur_kb ? s->cur_anon_kb : s->cur_kb;
+		uint64_t mem = s->cur_um || s->cur_nr ? anon : s->cur_kb;
+		uint64_t memsw = s->cur_um ? s->cur_kb : mem;
+		s->mem_kb = sat_add(s->mem_kb, mem);
+		s->memsw_kb = sat_add(s->memsw_kb, memsw);
+		s->vmas++;
+	}
+	s->cur = 0;
+	s->cur_kb = s->cur_anon_kb = 0;
+	s->cur_um = s->cur_nr = 0;
+}
+
+/* A VMA's header: "START-END PERMS OFFSET MAJ:MIN INODE [PATH]". Returns
+ * whether the line is one; *eligible whether the agent may charge it. */
+static int vma_header(const char *p, const char *end, uint64_t *kb, int *eligible)
+{
+	uint64_t start, stop, off, inode;
+	const char *perms;
+
+	if (!read_hex(&p, end, &start) || p == end || *p++ != '-' || !read_hex(&p, end, &stop) ||
+	    end - p < 6 || *p++ != ' ')
+		return 0;
+	perms = p;
+	p += 4;
+	if (*p++ != ' ' || !read_hex(&p, end, &off) || p == end || *p++ != ' ')
+		return 0;
+	while (p < end && *p != ' ') /* the device, "fe:00" */
+		p++;
+	if (!read_uint(&p, end, UINT64_MAX, &inode) || stop < start)
+		return 0;
+	while (p < end && *p == ' ')
+		p++;
+	*kb = (stop - start) >> 10;
+	*eligible = perms[1] == 'w' && perms[3] == 'p' && inode == 0 && (p == end || *p == '[');
+	return 1;
+}
+
+void mgi_smaps_line(mgi_smaps_t *s, const char *line, size_t len)
+{
+	const char *end = line + len, *v;
+	uint64_t kb;
+	int eligible;
+
+	if (len && line[len - 1] == '\n')
+		end--;
+	if (vma_header(line, end, &kb, &eligible)) {
+		close_vma(s);
+		s->cur = eligible;
+		s->cur_kb = kb;
+		return;
+	}
+	if (!s->cur)
+		return;
+	if ((v = field(line, end, "Anonymous:"))) {
+		if (!read_uint(&v, end, UINT64_MAX >> 10, &kb))
+			kb = 0;
+		s->cur_anon_kb = kb;
+	} else if ((v = field(line, end, "VmFlags:"))) {
+		/* two-letter flags separated by spaces */
+		while (v < end) {
+			while (v < end && *v == ' ')
+				v++;
+			const char *t = v;
+			while (v < end && *v != ' ')
+				v++;
+			if (v - t == 2 && t[0] == 'u' && t[1] == 'm')
+				s->cur_um = 1;
+			else if (v - t == 2 && t[0] == 'n' && t[1] == 'r')
+				s->cur_nr = 1;
+		}
+	}
+}
+
+void mgi_smaps_end(mgi_smaps_t *s)
+{
+	close_vma(s);
+}

@@ -36,6 +36,40 @@ int mgi_proc_status_parse(const char *buf, size_t len, mgi_proc_status_t *out);
  * charges (0 for a field absent). */
 uint64_t mgi_proc_status_charged_pages(const mgi_proc_status_t *st, uint64_t page_size);
 
+/*
+ * What the kernel's /proc/PID/smaps says an agent may have charged (the
+ * evidence of a claim: src/daemon/grant.c). The agent charges private
+ * anonymous writable memory only (interpose.c `eligible`): a VMA of that
+ * kind (writable, private, inode 0: unnamed, [heap], [stack]) that is
+ * registered with userfaultfd (VmFlags "um": exact, or an estimate slow
+ * region) holds charges for its resident pages (Anonymous) and evicted
+ * pages for the rest of it; one that is not registered may be an estimate
+ * fast region, charged at its whole size, unless the kernel itself commits
+ * none of it (VmFlags "nr", MAP_NORESERVE: the agent's own reservations,
+ * its store among them, 17 GB of address space each), which counts for its
+ * resident pages only. So:
+ *   mem_kb    bounds the pages it may hold charged as memory,
+ *   memsw_kb  bounds memory and evicted (swap) pages together.
+ * Parsed a line at a time (the text is read in chunks): mgi_smaps_init,
+ * mgi_smaps_line for each line (no newline needed), mgi_smaps_end. The
+ * text is the kernel's, but a path is a file's name (escaped by the kernel)
+ * and a test may feed anything: a header is recognised only as "HEX-HEX
+ * PERMS OFFSET DEV INODE", numbers that overflow leave their VMA out, a
+ * VMA's figures are clamped to its size, and the sums saturate.
+ */
+typedef struct mgi_smaps {
+	uint64_t mem_kb, memsw_kb;
+	unsigned vmas; /* eligible VMAs counted */
+	/* the VMA being read */
+	int cur;       /* 1: an eligible one */
+	uint64_t cur_kb, cur_anon_kb;
+	int cur_um, cur_nr;
+} mgi_smaps_t;
+
+void mgi_smaps_init(mgi_smaps_t *s);
+void mgi_smaps_line(mgi_smaps_t *s, const char *line, size_t len);
+void mgi_smaps_end(mgi_smaps_t *s);
+
 /* The fields of /proc/PID/stat memgrp reads (proc(5) numbers them). */
 typedef struct mgi_pid_stat {
 	char comm[64];          /* (2), between the first '(' and the last ')'; truncated */

@@ -52,111 +52,203 @@ static uint64_t take_back_under(mgi_manager_t *m, int top, bool swap, uint64_t k
 	return back;
 }
 
-/*
- * A nested group's claim against what the manager can verify (grant.h,
- * mgi_grant_claim_exceeds): the kernel's RssAnon + RssShmem of the
- * processes in its slots (the slots' pids are the manager's word) and the
- * grants of its groups below. Only processes that joined this manager
- * fresh while the group counted exactly are judged by their RSS: estimate
- * mode charges a fast region at its mapped size, which no RSS shows, and
- * a process that rejoined after a restart or moved in may have started in
- * it. A slot whose process is gone (it exited, its release is under way,
- * or it exited while no manager ran) counts as its figure says, clamped
- * to the usage. Returns false when the group cannot be judged.
- */
-static bool evidence_of(mgi_manager_t *m, int g, uint64_t *pages, unsigned *nprocs)
-{
-	mgi_tree_t *t = &m->tree;
-	mgi_segment_t *seg = t->node[g].seg;
+/* How long a claim judged by its processes' mappings must stand before
+ * its group is punished for it: an estimate-mode agent forgets a fast
+ * region glibc unmapped behind its back at its next once-a-second check,
+ * and until then charges what the kernel no longer shows. */
+#define MAPS_GRACE_NS (2500ULL * 1000 * 1000)
 
-	if (atomic_load(&seg->ctl.mode) != MGI_MODE_EXACT)
-		return false;
-	*pages = 0;
-	*nprocs = 0;
-	for (int sl = 0; sl < MGI_PROCS_MAX; sl++) {
-		int32_t pid = atomic_load(&seg->ctl.procs[sl].pid);
-		mgi_proc_status_t st;
-		bool exact = false, joined = false;
-		if (pid <= 0)
-			continue;
-		(*nprocs)++;
-		for (unsigned k = 0; k < m->nconns && !joined; k++) {
-			const struct mgi_conn *c = &m->conns[k];
-			if (c->fd >= 0 && c->group == g && c->slot == sl && c->pid == pid) {
-				joined = true;
-				exact = c->exact;
-			}
-		}
-		if (mgi_proc_status_read(NULL, pid, &st) != 0)
-			*pages += mgi_segment_slot_charged(seg, sl);
-		else if (!exact)
-			return false;
-		else
-			*pages += mgi_proc_status_charged_pages(&st, MGI_PAGE_SIZE);
-	}
-	for (int c = 1; c < MGI_GROUPS_MAX; c++)
-		if (t->node[c].used && t->node[c].parent == g)
-			*pages += atomic_load(&t->node[c].seg->ctl.granted);
-	return true;
+/* What the manager can verify of a nested group's usage (pages). */
+struct evidence {
+	uint64_t mem;   /* of its memory usage */
+	uint64_t memsw; /* of its memory and swap usage together */
+	unsigned nprocs;
+	bool by_maps;   /* some process's memory figure is its mappings' */
+};
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
 }
 
 /*
- * Judges nested group g's claim: believed, nothing happens (a group found
- * lying before is believed again, and said so); beyond the evidence, its
- * grant is cut to the evidence and the slack, and the group is reported
- * (once per finding: tamper_reports). Returns whether the claim stands
- * against the evidence (the group is suspect).
+ * A nested group's claim against what the manager can verify (grant.h,
+ * mgi_grant_claim_exceeds), per process in its slots (the slots' pids are
+ * the manager's word), plus the grants of its groups below (the manager
+ * charged them itself):
+ * - a process that joined this manager fresh while the group counted
+ *   exactly charges its resident pages: its memory is the kernel's
+ *   RssAnon + RssShmem (/proc/PID/status);
+ * - any other (an estimate-mode process, whose fast regions are charged
+ *   at their mapped size, which no RSS shows; one that rejoined after a
+ *   restart or moved in, which may have started in estimate mode): what
+ *   its mappings allow (/proc/PID/smaps, procstatus.h mgi_smaps_t: the
+ *   resident pages of registered regions, the whole size of unregistered
+ *   ones the kernel commits);
+ * - memory and swap together, for every process when the group claims
+ *   swap of its own (evicted pages lie in registered regions, not
+ *   resident): its mappings' bound (memsw_kb), never below its memory.
+ * A slot whose process is gone (it exited, its release is under way, or it
+ * exited while no manager ran) counts as its figures say, clamped to the
+ * usage.
  */
-static bool judge(mgi_manager_t *m, int g, uint64_t *cut)
+static void evidence_of(mgi_manager_t *m, int g, struct evidence *ev)
+{
+	mgi_tree_t *t = &m->tree;
+	mgi_segment_t *seg = t->node[g].seg;
+	uint64_t child_swap = 0, swap = mgi_counter_read(&seg->acct.swap);
+
+	*ev = (struct evidence){0};
+	for (int c = 1; c < MGI_GROUPS_MAX; c++)
+		if (t->node[c].used && t->node[c].parent == g) {
+			uint64_t gr = atomic_load(&t->node[c].seg->ctl.granted);
+			uint64_t sw = atomic_load(&t->node[c].seg->ctl.swap_granted);
+			ev->mem += gr;
+			ev->memsw += gr + sw;
+			child_swap += sw;
+		}
+	/* swap of its own processes claimed: their mappings are read */
+	bool own_swap = swap > child_swap;
+	for (int sl = 0; sl < MGI_PROCS_MAX; sl++) {
+		int32_t pid = atomic_load(&seg->ctl.procs[sl].pid);
+		mgi_proc_status_t st;
+		mgi_smaps_t sm;
+		bool exact = false;
+		if (pid <= 0)
+			continue;
+		ev->nprocs++;
+		for (unsigned k = 0; k < m->nconns; k++) {
+			const struct mgi_conn *c = &m->conns[k];
+			if (c->fd >= 0 && c->group == g && c->slot == sl && c->pid == pid) {
+				exact = c->exact;
+				break;
+			}
+		}
+		uint64_t charged = mgi_segment_slot_charged(seg, sl);
+		uint64_t swapped = min64(atomic_load(&seg->acct.procs[sl].swapped), swap);
+		if (mgi_proc_status_read(NULL, pid, &st) != 0) {
+			ev->mem += charged;
+			ev->memsw += charged + swapped;
+			continue;
+		}
+		uint64_t rss = mgi_proc_status_charged_pages(&st, MGI_PAGE_SIZE);
+		mgi_pid_stat_t ps;
+		if (rss < charged && mgi_pid_stat_read(NULL, pid, &ps) == 0 && mgi_pid_stat_exiting(&ps)) {
+			/* on its way out (killed: its memory released
+			 * before its slot): as a gone process */
+			ev->mem += charged;
+			ev->memsw += charged + swapped;
+			continue;
+		}
+		if (exact && !own_swap) {
+			ev->mem += rss;
+			ev->memsw += rss;
+			continue;
+		}
+		if (mgi_proc_smaps_read(NULL, pid, &sm) != 0) {
+			/* gone between the two reads */
+			ev->mem += exact ? rss : charged;
+			ev->memsw += (exact ? rss : charged) + swapped;
+			continue;
+		}
+		uint64_t mem = exact ? rss : sm.mem_kb / (MGI_PAGE_SIZE >> 10);
+		uint64_t memsw = sm.memsw_kb / (MGI_PAGE_SIZE >> 10);
+		ev->mem += mem;
+		ev->memsw += memsw > mem ? memsw : mem;
+		ev->by_maps |= !exact;
+	}
+}
+
+/*
+ * Judges nested group g's claims, memory and swap: believed, nothing
+ * happens (a group found lying before is believed again, and said so);
+ * beyond the evidence, its grant is cut to the evidence and the slack, and
+ * the group is reported (once per finding: tamper_reports). A swap claim
+ * is judged against the memory and swap its mappings allow, less the
+ * memory usage believed. cut[0] and cut[1]: the memory and swap pages
+ * cut. Returns whether the memory claim stands against the evidence (the
+ * group is suspect).
+ */
+static bool judge(mgi_manager_t *m, int g, uint64_t cut[2])
 {
 	mgi_tree_t *t = &m->tree;
 	mgi_group_node_t *n = &t->node[g];
-	uint64_t ev, usage;
-	unsigned np;
+	struct evidence ev;
+	uint64_t usage, swap;
 
-	*cut = 0;
+	cut[0] = cut[1] = 0;
 	if (!n->used || n->parent <= 0)
 		return false;
 	/* A group refused asks again every few ms while its fault waits:
 	 * its /proc figures are read again at most every JUDGE_NS. */
 	uint64_t now = mgi_os_now_ns();
-	if (n->grant_suspect && now - n->judged_ns < JUDGE_NS)
-		return true;
+	if ((n->grant_suspect || n->swap_suspect) && now - n->judged_ns < JUDGE_NS)
+		return n->grant_suspect;
 	n->judged_ns = now;
-	if (!evidence_of(m, g, &ev, &np))
-		return false;
+	evidence_of(m, g, &ev);
 	usage = mgi_counter_read(&n->seg->acct.memory);
-	if (!mgi_grant_claim_exceeds(usage, ev, np)) {
+	swap = mgi_counter_read(&n->seg->acct.swap);
+
+	uint64_t cap = ev.mem + mgi_grant_claim_slack(ev.mem, ev.nprocs);
+	if (!mgi_grant_claim_exceeds(usage, ev.mem, ev.nprocs)) {
 		if (n->grant_suspect)
 			mgi_manager_log(m, "group '%s': its usage (%llu KiB) is believed again", n->name,
 					(unsigned long long)usage * 4);
 		n->grant_suspect = false;
-		return false;
+	} else {
+		cut[0] = mgi_grant_cut_to(n->seg, t->node[n->parent].seg, false, cap);
+		if (!n->grant_suspect) {
+			n->grant_suspect = true;
+			n->suspect_by_maps = ev.by_maps;
+			n->suspect_since_ns = now;
+			n->tamper_reports++;
+			mgi_manager_log(m, "group '%s': its accounting was tampered with: it claims %llu "
+					   "KiB in use, its %u process(es) hold %llu KiB%s with its groups' "
+					   "grants; its grant is cut to %llu KiB (%llu KiB back to '%s') and its "
+					   "requests are refused while the claim stands",
+					n->name, (unsigned long long)usage * 4, ev.nprocs,
+					(unsigned long long)ev.mem * 4, ev.by_maps ? " at most (their mappings)" : "",
+					(unsigned long long)cap * 4, (unsigned long long)cut[0] * 4,
+					t->node[n->parent].name);
+		}
 	}
-	uint64_t cap = ev + mgi_grant_claim_slack(ev, np);
-	*cut = mgi_grant_cut_to(n->seg, t->node[n->parent].seg, false, cap);
-	if (!n->grant_suspect) {
-		n->grant_suspect = true;
-		n->tamper_reports++;
-		mgi_manager_log(m, "group '%s': its accounting was tampered with: it claims %llu KiB in "
-				   "use, its %u process(es) hold %llu KiB with its groups' grants; its "
-				   "grant is cut to %llu KiB (%llu KiB back to '%s') and its requests are "
-				   "refused while the claim stands",
-				n->name, (unsigned long long)usage * 4, np, (unsigned long long)ev * 4,
-				(unsigned long long)cap * 4, (unsigned long long)*cut * 4,
-				t->node[n->parent].name);
+
+	/* Swap: memory and swap together within what the mappings allow;
+	 * the memory believed (at most its evidence) is taken first. */
+	uint64_t swcap = ev.memsw + mgi_grant_claim_slack(ev.memsw, ev.nprocs);
+	swcap -= min64(min64(usage, cap), swcap);
+	if (swap <= swcap) {
+		if (n->swap_suspect)
+			mgi_manager_log(m, "group '%s': its swap usage (%llu KiB) is believed again",
+					n->name, (unsigned long long)swap * 4);
+		n->swap_suspect = false;
+	} else {
+		cut[1] = mgi_grant_cut_to(n->seg, t->node[n->parent].seg, true, swcap);
+		if (!n->swap_suspect) {
+			n->swap_suspect = true;
+			n->tamper_reports++;
+			mgi_manager_log(m, "group '%s': its accounting was tampered with: it claims %llu "
+					   "KiB of swap, its %u process(es) map room for %llu KiB of memory "
+					   "and swap with its groups' grants, %llu KiB of it memory in use; its "
+					   "swap grant is cut to %llu KiB (%llu KiB back to '%s') and its swap "
+					   "requests are refused while the claim stands",
+					n->name, (unsigned long long)swap * 4, ev.nprocs,
+					(unsigned long long)ev.memsw * 4,
+					(unsigned long long)min64(usage, cap) * 4, (unsigned long long)swcap * 4,
+					(unsigned long long)cut[1] * 4, t->node[n->parent].name);
+		}
 	}
-	return true;
+	return n->grant_suspect;
 }
 
 /* Judges every nested group under top (top included when nested),
  * deepest first (a child's grant is its parent's evidence). Returns the
- * pages cut. */
-static uint64_t judge_under(mgi_manager_t *m, int top)
+ * pages cut (of swap grants when swap). */
+static uint64_t judge_under(mgi_manager_t *m, int top, bool swap)
 {
 	static uint64_t last;
 	mgi_tree_t *t = &m->tree;
-	uint64_t all = 0, cut, now = mgi_os_now_ns();
+	uint64_t all = 0, cut[2], now = mgi_os_now_ns();
 
 	/* Every refused request of a full parent comes here (each waiting
 	 * fault asks again every few ms): the processes' /proc figures are
@@ -172,22 +264,28 @@ static uint64_t judge_under(mgi_manager_t *m, int top)
 			if (!n->used || n->parent <= 0 || mgi_group_depth(n->name) != depth ||
 			    !mgi_tree_is_under(t, g, top))
 				continue;
-			judge(m, g, &cut);
-			all += cut;
+			judge(m, g, cut);
+			all += cut[swap];
 		}
 	return all;
 }
 
 /* The first level of a grant chain (0: the group) whose group's claim
- * still stands against the evidence, or -1. Only groups found lying
- * before are judged again here: the /proc reads are for them alone. */
-static int suspect_level(mgi_manager_t *m, int g, unsigned n)
+ * (memory, or swap) still stands against the evidence, or -1. Only groups
+ * found lying before are judged again here: the /proc reads are for them
+ * alone. */
+static int suspect_level(mgi_manager_t *m, int g, unsigned n, bool swap)
 {
-	uint64_t cut;
+	uint64_t cut[2];
 
-	for (unsigned l = 0; l + 1 < n && g > 0; l++, g = m->tree.node[g].parent)
-		if (m->tree.node[g].grant_suspect && judge(m, g, &cut))
+	for (unsigned l = 0; l + 1 < n && g > 0; l++, g = m->tree.node[g].parent) {
+		mgi_group_node_t *node = &m->tree.node[g];
+		if (!(swap ? node->swap_suspect : node->grant_suspect))
+			continue;
+		bool mem = judge(m, g, cut);
+		if (swap ? node->swap_suspect : mem)
 			return (int)l;
+	}
 	return -1;
 }
 
@@ -280,7 +378,7 @@ void mgi_grant_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_gr
 	/* A group (or an ancestor below the top) whose claim the manager
 	 * does not believe gets no more: by its own figure it is past its
 	 * grant for good, and its room is not taken from its siblings. */
-	int liar = swap ? -1 : suspect_level(m, c->group, n);
+	int liar = suspect_level(m, c->group, n, swap);
 	if (liar < 0) {
 		given = mgi_grant_give_chain(chain, n, swap, r->pages, &failed);
 		if (!given && failed < n) {
@@ -293,8 +391,8 @@ void mgi_grant_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_gr
 				top = m->tree.node[top].parent;
 			if (take_back_under(m, top, swap, 0))
 				given = mgi_grant_give_chain(chain, n, swap, r->pages, &failed);
-			if (!given && !swap && judge_under(m, top) &&
-			    (liar = suspect_level(m, c->group, n)) < 0)
+			if (!given && judge_under(m, top, swap) &&
+			    (liar = suspect_level(m, c->group, n, swap)) < 0)
 				given = mgi_grant_give_chain(chain, n, swap, r->pages, &failed);
 		}
 	}
@@ -304,7 +402,18 @@ void mgi_grant_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_gr
 			g = m->tree.node[g].parent;
 		given = 0;
 		failed = (unsigned)liar;
-		punish(m, g);
+		/* A swap claim: refused (its evictions fail), nobody killed.
+		 * A memory claim judged by mappings waits out the grace
+		 * unanswered (the agent asks again in a few ms); then the
+		 * group pays. */
+		const mgi_group_node_t *node = &m->tree.node[g];
+		if (!swap && node->suspect_by_maps &&
+		    mgi_os_now_ns() - node->suspect_since_ns < MAPS_GRACE_NS) {
+			mgi_notify_after_uncharge(m, m->tree.node[c->group].parent);
+			return;
+		}
+		if (!swap)
+			punish(m, g);
 	}
 	mgi_notify_after_uncharge(m, m->tree.node[c->group].parent);
 	answer(c, r->swap, given, given ? 0 : failed);
@@ -389,26 +498,35 @@ void mgi_grant_after_release(mgi_manager_t *m, int g)
 	bool any = false;
 
 	/* A group found lying lost a process (the liar, killed, often): its
-	 * usage is recounted from what its processes' slots say and its
-	 * groups' grants (the manager's own), and its claim goes with it;
-	 * the next refusal judges it again. */
-	if (g > 0 && t->node[g].grant_suspect) {
+	 * usage (memory, and swap when that claim stood) is recounted from
+	 * what its processes' slots say and its groups' grants (the
+	 * manager's own), and its claim goes with it; the next refusal
+	 * judges it again. */
+	if (g > 0 && (t->node[g].grant_suspect || t->node[g].swap_suspect)) {
 		mgi_segment_t *seg = t->node[g].seg;
-		uint64_t trusted = 0, usage = mgi_counter_read(&seg->acct.memory);
-		for (int sl = 0; sl < MGI_PROCS_MAX; sl++)
-			if (atomic_load(&seg->ctl.procs[sl].pid) > 0)
-				trusted += mgi_segment_slot_charged(seg, sl);
-		for (int c = 1; c < MGI_GROUPS_MAX; c++)
-			if (t->node[c].used && t->node[c].parent == g)
-				trusted += atomic_load(&t->node[c].seg->ctl.granted);
-		if (usage > trusted) {
-			atomic_fetch_sub(&seg->acct.memory.usage, usage - trusted);
-			mgi_manager_log(m, "group '%s' lost a process while its claim stood: its usage is "
-					   "recounted from its processes and its groups' grants, %llu KiB "
-					   "(%llu KiB claimed)", t->node[g].name,
-					(unsigned long long)trusted * 4, (unsigned long long)usage * 4);
+		for (int s = 0; s < 2; s++) {
+			if (!(s ? t->node[g].swap_suspect : t->node[g].grant_suspect))
+				continue;
+			mgi_counter_t *ctr = s ? &seg->acct.swap : &seg->acct.memory;
+			uint64_t trusted = 0, usage = mgi_counter_read(ctr);
+			for (int sl = 0; sl < MGI_PROCS_MAX; sl++)
+				if (atomic_load(&seg->ctl.procs[sl].pid) > 0)
+					trusted += s ? min64(atomic_load(&seg->acct.procs[sl].swapped), usage)
+						     : mgi_segment_slot_charged(seg, sl);
+			for (int c = 1; c < MGI_GROUPS_MAX; c++)
+				if (t->node[c].used && t->node[c].parent == g)
+					trusted += atomic_load(s ? &t->node[c].seg->ctl.swap_granted
+								 : &t->node[c].seg->ctl.granted);
+			if (usage > trusted) {
+				atomic_fetch_sub(&ctr->usage, usage - trusted);
+				mgi_manager_log(m, "group '%s' lost a process while its claim stood: its %s"
+						   "usage is recounted from its processes and its groups' "
+						   "grants, %llu KiB (%llu KiB claimed)", t->node[g].name,
+						s ? "swap " : "", (unsigned long long)trusted * 4,
+						(unsigned long long)usage * 4);
+			}
 		}
-		t->node[g].grant_suspect = false;
+		t->node[g].grant_suspect = t->node[g].swap_suspect = false;
 	}
 	/* Up the chain: a child's return may leave its parent's grant unused. */
 	for (; g > 0 && t->node[g].parent > 0; g = t->node[g].parent)
@@ -422,14 +540,25 @@ void mgi_grant_after_release(mgi_manager_t *m, int g)
 void mgi_grant_for_evict(mgi_manager_t *m, int g, uint64_t pages)
 {
 	mgi_segment_t *chain[MGI_DEPTH_MAX];
-	unsigned n = mgi_tree_grant_chain(&m->tree, g, chain);
+	unsigned n = mgi_tree_grant_chain(&m->tree, g, chain), failed = 0;
 
-	if (n < 2)
+	/* a group whose swap claim stands gets no swap grant */
+	if (n < 2 || m->tree.node[g].swap_suspect)
 		return;
 	uint64_t used = mgi_counter_read(&chain[0]->acct.swap);
 	uint64_t granted = atomic_load(&chain[0]->ctl.swap_granted);
 	uint64_t room = granted > used ? granted - used : 0;
-	if (room < pages)
+	if (room >= pages || mgi_grant_give_chain(chain, n, true, pages - room, &failed))
+		return;
+	/* refused: unused swap grants under the refusing ancestor back, then
+	 * swap claims there judged, as for a GRANT */
+	int top = g;
+	for (unsigned l = 0; l < failed && top > 0; l++)
+		top = m->tree.node[top].parent;
+	if (take_back_under(m, top, true, 0) &&
+	    mgi_grant_give_chain(chain, n, true, pages - room, NULL))
+		return;
+	if (judge_under(m, top, true) && !m->tree.node[g].swap_suspect)
 		mgi_grant_give_chain(chain, n, true, pages - room, NULL);
 }
 
@@ -453,7 +582,7 @@ int mgi_grant_for_move(mgi_manager_t *m, int g, uint64_t pages, uint64_t swapped
 			/* unused grants back, then claims judged (memory) */
 			bool back = take_back_under(m, top, s, 0) > 0;
 			if ((!back || !mgi_grant_give_chain(chain, n, s, want, &failed)) &&
-			    (s || !judge_under(m, top) ||
+			    (!judge_under(m, top, s) ||
 			     !mgi_grant_give_chain(chain, n, s, want, &failed))) {
 				mgi_size_format(want * MGI_PAGE_SIZE, held, sizeof(held));
 				snprintf(why, whylen, "%s of %s is more than group '%s' can take", held,

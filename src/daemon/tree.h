@@ -36,6 +36,13 @@ typedef struct mgi_group_node {
 	bool grant_suspect;
 	uint64_t tamper_reports;
 	uint64_t judged_ns; /* when its claim was last judged */
+	/* Its swap claim stood against the evidence (its swap requests are
+	 * refused); when its memory claim was found standing, and whether
+	 * the evidence then was its processes' mappings (smaps: a kill waits
+	 * for the claim to stand longer than an agent's forgetting). */
+	bool swap_suspect;
+	bool suspect_by_maps;
+	uint64_t suspect_since_ns;
 	/* The group's usage and the time at its last OOM request: a kill
 	 * waits while usage is still falling (a process is evicting). */
 	uint64_t oom_seen_usage, oom_seen_ns;

@@ -121,6 +121,53 @@ int mgi_proc_status_read(const char *proc, pid_t pid, mgi_proc_status_t *out)
 	return got < 0 ? (int)got : mgi_proc_status_parse(buf, (size_t)got, out);
 }
 
+int mgi_proc_smaps_read(const char *proc, pid_t pid, mgi_smaps_t *out)
+{
+	char path[256], buf[16384];
+	size_t have = 0;
+	ssize_t n;
+	int fd, rc;
+	bool skipping = false; /* the rest of a line cut at a chunk's end */
+
+	mgi_smaps_init(out);
+	if ((rc = proc_path(proc ? proc : "/proc", pid, "smaps", path, sizeof(path))) != 0)
+		return rc;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	for (;;) {
+		n = read(fd, buf + have, sizeof(buf) - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+		have += (size_t)n;
+		char *p = buf, *end = buf + have, *nl;
+		while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
+			if (!skipping)
+				mgi_smaps_line(out, p, (size_t)(nl - p));
+			skipping = false;
+			p = nl + 1;
+		}
+		if (n == 0 || (p == buf && have == sizeof(buf))) {
+			/* the end, or a line longer than the buffer: its start */
+			if (p < end && !skipping)
+				mgi_smaps_line(out, p, (size_t)(end - p));
+			skipping = n != 0;
+			p = end;
+		}
+		have = (size_t)(end - p);
+		memmove(buf, p, have);
+		if (n == 0)
+			break;
+	}
+	close(fd);
+	mgi_smaps_end(out);
+	return 0;
+}
+
 int mgi_pid_stat_read(const char *proc, pid_t pid, mgi_pid_stat_t *out)
 {
 	char buf[1024];

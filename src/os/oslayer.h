@@ -54,6 +54,16 @@ int mgi_pidfd_mrelease(int pidfd);
  */
 int mgi_proc_status_read(const char *proc, pid_t pid, mgi_proc_status_t *out);
 
+/*
+ * Reads PROC/PID/smaps whole (in 16 KiB chunks, a line at a time into
+ * mgi_smaps_line: a line longer than a chunk is cut there, only its start
+ * matters) and sums what its agent may have charged (procstatus.h).
+ * Returns 0, or -errno (-ENOENT: no such process). Not signal-safe in
+ * cost: the kernel walks the page tables of every VMA (grant.c calls it
+ * only when a refused grant has a claim judged).
+ */
+int mgi_proc_smaps_read(const char *proc, pid_t pid, mgi_smaps_t *out);
+
 /* The same for PROC/PID/stat (at most 1 KiB read): 0, or -errno (-ENOENT:
  * no such process; -EINVAL: not parsable). Signal-safe. */
 int mgi_pid_stat_read(const char *proc, pid_t pid, mgi_pid_stat_t *out);

@@ -1,4 +1,4 @@
-/* grantuse.c - a nested group's process that frees its memory and goes idle, or one that claims more usage than it holds (its own accounting part). */
+/* grantuse.c - a nested group's process that frees its memory and goes idle, or one that claims more usage (memory or swap) than it holds (its own accounting part). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -19,11 +19,19 @@
  *     touches MB, says "holding", waits for FILE (stat alone: waiting
  *     charges nothing), unmaps it all, says "freed", sleeps SECS idle
  *     (no manager traffic of its own).
- *   prog_grantuse claim MB CLAIM_MB FILE MORE_MB SECS
- *     touches MB, adds CLAIM_MB to its group's memory usage in the one
- *     accounting part it may write (its own group's), touches a page (its
- *     grant then must cover the claim: asked for), says "claimed", waits
- *     for FILE, touches MORE_MB, says "grew", holds it SECS.
+ *   prog_grantuse claim MB CLAIM_MB FILE MORE_MB SECS [FIRST]
+ *     touches MB, (waits for FIRST,) adds CLAIM_MB to its group's memory
+ *     usage in the one accounting part it may write (its own group's),
+ *     touches a page (its grant then must cover the claim: asked for),
+ *     says "claimed", waits for FILE, touches MORE_MB, says "grew", holds
+ *     it SECS.
+ *   prog_grantuse swapclaim MB FILE SECS
+ *     touches MB (more than its group may hold: pages are evicted, and
+ *     its group gets swap grant for them), reads its group's swap usage S,
+ *     unmaps it all (its agent drops the stored pages and uncharges S) and
+ *     adds S back to its group's swap usage at once, before a tick could
+ *     take the grant back: it claims swap its store does not hold. Says
+ *     "claimed swap", waits for FILE, sleeps SECS.
  *   prog_grantuse usage STATE_DIR GROUP
  *     prints GROUP's memory usage in bytes, read from its accounting file
  *     in memgrpd's state directory: no request to the manager (which a
@@ -50,7 +58,7 @@ static unsigned char *touch(size_t mb, uint64_t seed)
 
 /* The usage counter of the writable accounting mapping (its own group's;
  * an ancestor's is mapped read-only). */
-static _Atomic uint64_t *own_usage(void)
+static _Atomic uint64_t *own_counter(size_t at)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
 	char line[512];
@@ -64,7 +72,7 @@ static _Atomic uint64_t *own_usage(void)
 		if (sscanf(line, "%lx-%lx %7s %lx", &s, &e, perms, &off) != 4 || perms[1] != 'w' ||
 		    (!strstr(line, "memgrp-account") && !strstr(line, "/account-")) || off)
 			continue;
-		u = (_Atomic uint64_t *)(s + offsetof(mgi_segment_acct_t, memory.usage));
+		u = (_Atomic uint64_t *)(s + at);
 	}
 	fclose(f);
 	if (!u)
@@ -120,12 +128,28 @@ int main(int argc, char **argv)
 		usleep((useconds_t)(atof(argv[4]) * 1e6));
 		return 0;
 	}
-	if (argc == 7 && !strcmp(argv[1], "claim")) {
+	if (argc == 5 && !strcmp(argv[1], "swapclaim")) {
+		size_t mb = (size_t)atol(argv[2]);
+		unsigned char *p = touch(mb, 7);
+		_Atomic uint64_t *swap = own_counter(offsetof(mgi_segment_acct_t, swap.usage));
+		uint64_t s = atomic_load(swap);
+		printf("evicted %llu pages\n", (unsigned long long)s);
+		munmap(p, mb << 20);
+		atomic_fetch_add(swap, s);
+		printf("claimed swap %llu MB\n", (unsigned long long)(s >> 8));
+		wait_file(argv[3]);
+		usleep((useconds_t)(atof(argv[4]) * 1e6));
+		return 0;
+	}
+	if ((argc == 7 || argc == 8) && !strcmp(argv[1], "claim")) {
 		size_t mb = (size_t)atol(argv[2]), claim = (size_t)atol(argv[3]);
 		size_t more = (size_t)atol(argv[5]);
 		unsigned char *p = touch(mb, 4);
 		printf("holding %zu MB\n", mb);
-		atomic_fetch_add(own_usage(), (uint64_t)claim << 8); /* pages of 4 KiB */
+		if (argc == 8)
+			wait_file(argv[7]);
+		atomic_fetch_add(own_counter(offsetof(mgi_segment_acct_t, memory.usage)),
+				 (uint64_t)claim << 8); /* pages of 4 KiB */
 		touch(0, 5);
 		printf("claimed %zu MB more\n", claim);
 		wait_file(argv[4]);
@@ -136,5 +160,5 @@ int main(int argc, char **argv)
 			DIE("held memory changed");
 		return 0;
 	}
-	DIE("usage: prog_grantuse free MB FILE SECS | claim MB CLAIM_MB FILE MORE_MB SECS | usage DIR GROUP");
+	DIE("usage: prog_grantuse free MB FILE SECS | claim MB CLAIM_MB FILE MORE_MB SECS [FIRST] | swapclaim MB FILE SECS | usage DIR GROUP");
 }
