@@ -44,9 +44,9 @@ _memgrp() {
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;
 	top) opts="--once --json --sort --interval --socket --help" ;;
-	events) opts="--threshold --memsw --pressure --oom --count --socket --help" ;;
+	events) opts="--threshold --memsw --pressure --oom --count --socket --json --help" ;;
 	rm | attach) opts="--socket --help" ;;
-	demo) opts="--limit --child-limit --step --help" ;;
+	demo) opts="--limit --child-limit --step --json --help" ;;
 	esac
 	if [[ $cur == -* ]]; then
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))

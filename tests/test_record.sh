@@ -121,7 +121,10 @@ g=t-rec-k-$sfx
 	sh -c "echo \$\$ >'$tmp/k.pid'; exec '$progs/prog_hold' 16 30" >"$tmp/k.out" 2>&1 &
 rpid=$!
 track $rpid
-wait_for 10 bash -c "[ \$(wc -l <'$tmp/k.csv') -ge 10 ]"
+# rows until the 16M are held (the agent's start is slower under ASan), then more
+wait_for 30 awk -F, 'NR > 1 && $3 >= 16777216 { f = 1 } END { exit !f }' "$tmp/k.csv"
+n=$(wc -l <"$tmp/k.csv")
+wait_for 10 bash -c "[ \$(wc -l <'$tmp/k.csv') -ge $((n + 5)) ]"
 kill -KILL $rpid; wait $rpid 2>/dev/null
 hp=$(cat "$tmp/k.pid" 2>/dev/null)
 [ -n "$hp" ] && kill -KILL "$hp" 2>/dev/null
