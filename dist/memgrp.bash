@@ -43,7 +43,7 @@ _memgrp() {
 	create | set) opts="$limits --socket --help" ;;
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;
-	top) opts="--once --json --sort --interval --socket --help" ;;
+	top) opts="--once --json --sort --interval --width --socket --help" ;;
 	events) opts="--threshold --memsw --pressure --oom --count --socket --json --help" ;;
 	rm | attach) opts="--socket --help" ;;
 	demo) opts="--limit --child-limit --step --json --help" ;;

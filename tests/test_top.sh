@@ -12,6 +12,7 @@ tm=t-top-$sfx
 kcg_track "$sock"
 cleanup() {
 	env -u LD_PRELOAD tmux -L "$tm" kill-server 2>/dev/null
+	env -u LD_PRELOAD tmux -L "$tm-80" kill-server 2>/dev/null
 	# memgrp run passes TERM on to the hold and ends with it
 	[ -n "${hpid:-}" ] && kill "$hpid" 2>/dev/null && wait_for 10 bash -c "! kill -0 $hpid 2>/dev/null"
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
@@ -123,6 +124,45 @@ read -r nrows fmax emax pf po first why <<<"$res"
 mg rm "$g"
 }
 run_case rates once
+
+case_narrow() {
+echo "--- 80 columns: the narrow layout, plain (--width) and live under tmux"
+mg top --once --interval 0.2 --width 80 >"$tmp/w80.txt"; rc=$?
+long=$(awk 'length($0) > 80' "$tmp/w80.txt" | wc -l)
+read -r nu nl <<<"$(awk '$1 == "api" { print $2, $3 }' "$tmp/w80.txt")"
+np=$(awk '$1 == "api" { print $NF }' "$tmp/w80.txt")
+[ $rc -eq 0 ] && [ "$long" = 0 ] && [ "$nl" = 32M ] && [ "$np" = "$(stat_field web/api nr_processes)" ] &&
+	grep -qE '^  api +[0-9.]+M +32M \[#+\.+\] ' "$tmp/w80.txt" && grep -q 'PRES OOM PROCS$' "$tmp/w80.txt" &&
+	ok "--width 80: every line within 80 columns ($(awk '{ print length($0) }' "$tmp/w80.txt" | sort -n | tail -1) at most), api's usage $nu, limit, bar and processes kept" ||
+	{ bad width80 "rc $rc, $long lines over 80"; cat "$tmp/w80.txt"; }
+# wide enough: the full layout, as before
+mg top --once --interval 0.2 --width 200 >"$tmp/w200.txt"
+grep -q 'COMPR  RATIO  FAULT/s  EVICT/s PRESSURE COOP' "$tmp/w200.txt" && ok "--width 200: every column" ||
+	{ bad width200 "header"; cat "$tmp/w200.txt"; }
+mg top --once --width 29 >/dev/null 2>"$tmp/w29.err"; rc=$?
+[ $rc -eq 2 ] && grep -q 'columns, 30 to 10000' "$tmp/w29.err" && ok "--width 29: status 2 ($(cat "$tmp/w29.err"))" ||
+	bad width29 "rc $rc"
+if ! command -v tmux >/dev/null; then
+	skip tmux80 "tmux is not installed (scripts/setup.sh installs it)"
+	return
+fi
+pre=
+[ -n "${MEMGRP_TEST_PRELOAD:-}" ] && pre="env LD_PRELOAD=$MEMGRP_TEST_PRELOAD ASAN_OPTIONS=$ASAN_OPTIONS"
+env -u LD_PRELOAD tmux -L "$tm-80" -f /dev/null new-session -d -s top -x 80 -y 30 \
+	"$pre $memgrp --socket $sock top; sleep 30"
+# -J: a line the terminal wrapped comes back whole (and too long)
+cap80() { env -u LD_PRELOAD tmux -L "$tm-80" capture-pane -p -J -t top; }
+wait_for 10 bash -c "$(declare -f cap80); tm=$tm; cap80 | grep -q '^  api '"
+cap80 >"$tmp/pane80"
+env -u LD_PRELOAD tmux -L "$tm-80" kill-server 2>/dev/null
+long=$(awk 'length($0) > 80' "$tmp/pane80" | wc -l)
+rows=$(grep -cE '^(web|  api|  db|batch) ' "$tmp/pane80")
+[ "$long" = 0 ] && [ "$rows" = 4 ] && grep -qE '^  api +[0-9.]+M +32M \[#+\.+\] ' "$tmp/pane80" &&
+	grep -q '^memgrp top - .* sort: usage' "$tmp/pane80" &&
+	ok "top in an 80-column tmux pane: 4 group rows, none wrapped (widest $(awk '{ print length($0) }' "$tmp/pane80" | sort -n | tail -1))" ||
+	{ bad tmux80 "$long lines over 80, $rows group rows"; cat "$tmp/pane80"; }
+}
+run_case narrow once
 
 case_json() {
 echo "--- --json on every command that prints figures: valid JSON, values as the text says"
