@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# test_record.sh - `memgrp run --record`: the CSV of real runs against their --stats-json, a killed run, plot-timeline.py.
-# Usage: test_record.sh MEMGRP MEMGRPD PROGS_DIR SOURCE_DIR
+# test_record.sh - `memgrp run --record`: the CSV of real runs (evictions, an OOM kill, a cooperator, memgrpd) against their --stats-json, a killed run, plot-timeline.py.
+# Usage: test_record.sh MEMGRP MEMGRPD PROGS_DIR SOURCE_DIR EXAMPLES_BUILD_DIR
 set -u
 . "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 memgrpd=$(realpath "$2")
 progs=$(realpath "$3")
 plot=$(realpath "$4")/scripts/plot-timeline.py
+examples=$(realpath "$5")
 dsock=$tmp/memgrpd.sock
 dpid=
 kcg_track "$dsock"
@@ -97,6 +98,23 @@ crit=$(grep -c pressure_critical "$tmp/oom.csv")
 	{ bad oom "rc $rc, pressure_critical rows $crit: $res"; cat "$tmp/oom.out" "$tmp/oom.csv"; }
 }
 run_case oom
+
+case_coop() {
+echo "--- a cooperating cache server asked at the limit"
+g=t-rec-co-$sfx
+if [ "$accounting" = 0 ]; then
+	skip coop "sanitizer build: the cache server's malloc'd cache is ASan's, not counted"
+	return
+fi
+# examples/cache_server --when-asked frees only when the manager asks
+timeout -k 5 120 "$memgrp" run -g "$g" -m 64M --record "$tmp/co.csv" --record-period 50 \
+	--stats-json "$tmp/co.json" -- "$examples/cache_server" --when-asked 400 >"$tmp/co.out" 2>&1; rc=$?
+res=$(check "$tmp/co.csv" "$tmp/co.json" coop_request 2>&1)
+[ $rc -eq 0 ] && [ "${res%% *}" = ok ] && [ "$(jget "$tmp/co.json" coop_requests)" -ge 1 ] &&
+	ok "coop: $(jget "$tmp/co.json" coop_requests) requests, $(( $(jget "$tmp/co.json" coop_freed) >> 20 )) MiB freed, summed by the rows; ${res#ok }" ||
+	{ bad coop "rc $rc: $res"; tail -5 "$tmp/co.out"; }
+}
+run_case coop
 
 case_memgrpd() {
 echo "--- a group served by memgrpd (the recorder as its client)"
