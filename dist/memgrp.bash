@@ -20,7 +20,7 @@ _memgrp() {
 		esac
 	done
 	case $prev in
-	--socket | --stats-json | --metrics-file | --swap-file)
+	--socket | --stats-json | --metrics-file | --swap-file | --record)
 		COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	-g | --group) COMPREPLY=($(compgen -W "$(_memgrp_groups "$sock")" -- "$cur")); return ;;
 	--mode) COMPREPLY=($(compgen -W "exact estimate" -- "$cur")); return ;;
@@ -39,14 +39,14 @@ _memgrp() {
 	fi
 	local opts=""
 	case $cmd in
-	run) opts="-g --group $limits --oom-priority --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --help" ;;
+	run) opts="-g --group $limits --oom-priority --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --record --record-period --help" ;;
 	create | set) opts="$limits --socket --help" ;;
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;
-	top) opts="--once --json --sort --interval --socket --help" ;;
-	events) opts="--threshold --memsw --pressure --oom --count --socket --help" ;;
+	top) opts="--once --json --sort --interval --width --socket --help" ;;
+	events) opts="--threshold --memsw --pressure --oom --count --socket --json --help" ;;
 	rm | attach) opts="--socket --help" ;;
-	demo) opts="--limit --child-limit --step --help" ;;
+	demo) opts="--limit --child-limit --step --json --help" ;;
 	esac
 	if [[ $cur == -* ]]; then
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # demo.sh - memgrp's main job on a fresh machine: real processes held to a
 # limit, and a cooperating application sharing a limit with one that is not.
+# Usage: scripts/demo.sh [--record FILE]   (FILE: part 3's timeline as CSV,
+# for scripts/plot-timeline.py; docs/timeline-demo.png was drawn from one)
 set -uo pipefail
+record=()
+if [ "${1:-}" = --record ] && [ -n "${2:-}" ]; then
+	record=(--record "$2" --record-period 50)
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh" || exit 1
 [ -f "$root/build/build.ninja" ] || meson setup "$root/build" "$root" >/dev/null || exit 1
@@ -27,7 +33,7 @@ echo "3. Two services share a group limited to 128M: a cache (python3) that coop
 echo "   through libmemgrp, and a grower (python3) that never frees"
 group=demo-$$
 export MEMGRP_LIB=$root/build/libmemgrp.so
-"$memgrp" run -g $group -m 128M --coop-wait 1000 --stats-json "$stats" -- bash -c "
+"$memgrp" run -g $group -m 128M --coop-wait 1000 --stats-json "$stats" "${record[@]}" -- bash -c "
 	python3 '$root/examples/python/cache_app.py' 1500 | sed 's/^/   [cache]   /' &
 	sleep 1
 	python3 '$root/examples/grow.py' 160 8 2>&1 | sed 's/^/   [grower]  /'

@@ -13,6 +13,7 @@ packages=(
   golang-go                      # tests/test_kbackend.sh: a static Go program (CGO_ENABLED=0) under --backend kernel
   libmicrohttpd-dev              # the metrics endpoint's HTTP server (src/daemon/metrics.c)
   prometheus curl tmux           # tests/test_metrics.sh (promtool, a real Prometheus), test_top.sh (tmux)
+  python3-matplotlib             # scripts/plot-timeline.py (tests/test_record.sh)
 )
 
 missing=()

@@ -60,6 +60,27 @@ got=$(env -u LD_PRELOAD bash -c ". '$src/dist/memgrp.bash'; COMP_WORDS=(memgrp t
 }
 run_case completion
 
+case_every_command() {
+# Every command `memgrp --help` lists: each option its own --help names (in
+# its Usage lines, or starting an option's line: not one named in prose)
+# is in memgrp(1), and completing "memgrp CMD --" in a real bash offers it.
+cmd_opts() { awk '/^Usage:/ || /^ +\[/ { print; next }
+	/^ ? ? ? ? ? ? ? ?(-[a-zA-Z], )?--[a-z]/ { match($0, /--[a-z][a-z-]+/); print substr($0, RSTART, RLENGTH) }' | opts; }
+missing=
+cmds=$("$memgrp" --help | awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } /^$/ { on = 0 }')
+for cmd in $cmds; do
+	offered=" $(env -u LD_PRELOAD bash -c ". '$src/dist/memgrp.bash'; COMP_WORDS=(memgrp $cmd --); COMP_CWORD=2; _memgrp; echo \"\${COMPREPLY[*]}\"" 2>&1) "
+	for o in $("$memgrp" "$cmd" --help | cmd_opts); do
+		case "$offered" in *" $o "*) ;; *) missing+=" completion($cmd):$o" ;; esac
+		[ "$o" = --socket ] || man_text "$src/docs/man/memgrp.1" | grep -q -- "$o" || missing+=" memgrp.1($cmd):$o"
+	done
+done
+[ -n "$cmds" ] && [ -z "$missing" ] &&
+	ok "every command ($(echo $cmds | tr ' ' ,)): each --help option is in memgrp(1) and completed by bash" ||
+	bad every_command "commands '$(echo $cmds)'; missing:$missing"
+}
+run_case every_command
+
 case_unit() {
 if ! command -v systemd-analyze >/dev/null; then
 	skip unit "systemd-analyze is not installed"

@@ -211,3 +211,51 @@ wait $rpid; prc=$?
 	{ bad run "curl rc $rc, usage $musage vs $usage, limit $mlimit, run rc $prc"; cat "$tmp/run.out"; }
 }
 run_case run
+
+case_restore() {
+echo "--- faults on evicted pages: the restore-latency histogram"
+g=t-rest-$sfx
+mg create "$g" -m 16M --swap-max 256M
+# 32M touched then verified under a 16M limit: its first half is evicted,
+# then faulted back (restored) as the verify reads it
+mg run -g "$g" --stats-json "$tmp/rest.json" -- "$progs/prog_hold" 32 0.2 >"$tmp/rest.out" 2>&1; hrc=$?
+scrape "$tmp/m4.txt"; rc=$?
+maj=$(stat_field "$g" pgmajfault)
+mcount=$(mval "$tmp/m4.txt" "memgrp_restore_fault_seconds_count{group=\"$g\"}")
+msum=$(mval "$tmp/m4.txt" "memgrp_restore_fault_seconds_sum{group=\"$g\"}")
+minf=$(mval "$tmp/m4.txt" "memgrp_restore_fault_seconds_bucket{group=\"$g\",le=\"+Inf\"}")
+hsum=$(python3 -c 'import json,sys; print(sum(json.load(open(sys.argv[1]))["restore_fault_hist"]))' "$tmp/rest.json")
+ptool=ok
+command -v promtool >/dev/null && ! promtool check metrics <"$tmp/m4.txt" >"$tmp/promtool4.out" 2>&1 && ptool=$(cat "$tmp/promtool4.out")
+[ $hrc -eq 0 ] && [ $rc -eq 0 ] && [ "${maj:-0}" -gt 0 ] && [ "$mcount" = "$maj" ] && [ "$minf" = "$maj" ] &&
+	[ "$hsum" = "$(jget "$tmp/rest.json" pgmajfault)" ] && [ "$ptool" = ok ] &&
+	python3 -c 'import sys; sys.exit(not float(sys.argv[1]) > 0)' "$msum" &&
+	ok "restore histogram: $mcount restores = pgmajfault, mean $(python3 -c "print('%.1f' % (float('$msum') / $mcount * 1e6))") us, promtool accepts it" ||
+	bad restore "hold rc $hrc, curl rc $rc, pgmajfault $maj, count $mcount, +Inf $minf, sum $msum, --stats-json hist $hsum, promtool: $ptool"
+mg rm "$g"
+}
+run_case restore
+
+case_notify_latency() {
+echo "--- notification latency: from the agent's crossing to the eventfd written"
+g=t-nl-$sfx
+mg create "$g" -m 64M
+"$memgrp" --socket "$sock" events --threshold 8M --count 1 "$g" >"$tmp/nl.out" 2>"$tmp/nl.err" &
+epid=$!
+track $epid
+wait_for 10 grep -q watching "$tmp/nl.err"
+mg run -g "$g" -- "$progs/prog_hold" 16 0.2 >/dev/null 2>&1; hrc=$?
+wait_for 10 bash -c "! kill -0 $epid 2>/dev/null"
+scrape "$tmp/m5.txt"; rc=$?
+mcount=$(mval "$tmp/m5.txt" "memgrp_notification_latency_seconds_count{group=\"$g\"}")
+msum=$(mval "$tmp/m5.txt" "memgrp_notification_latency_seconds_sum{group=\"$g\"}")
+hsum=$(mg stat --json "$g" | python3 -c 'import json,sys; print(sum(json.load(sys.stdin)["notify_latency_hist"]))')
+ptool=ok
+command -v promtool >/dev/null && ! promtool check metrics <"$tmp/m5.txt" >"$tmp/promtool5.out" 2>&1 && ptool=$(cat "$tmp/promtool5.out")
+[ $hrc -eq 0 ] && [ $rc -eq 0 ] && grep -q "threshold 8M up" "$tmp/nl.out" && [ "${mcount:-0}" -ge 1 ] &&
+	[ "$hsum" = "$mcount" ] && [ "$ptool" = ok ] && python3 -c 'import sys; sys.exit(not float(sys.argv[1]) > 0)' "$msum" &&
+	ok "notification latency: $mcount delivered, mean $(python3 -c "print('%.1f' % (float('$msum') / $mcount * 1e6))") us, as memgrp stat's histogram; promtool accepts it" ||
+	bad notify_latency "hold rc $hrc, curl rc $rc, count $mcount, sum $msum, stat hist $hsum, events '$(cat "$tmp/nl.out")', promtool: $ptool"
+mg rm "$g"
+}
+run_case notify_latency

@@ -140,7 +140,9 @@ static void every_group_every_family(void)
 	for (int i = 0; i < r.nfam; i++) {
 		char want[128];
 		snprintf(want, sizeof(want), "%s{group=\"web/api\"}", r.families[i]);
-		if (!strcmp(r.families[i], "memgrp_reclaim_stall_seconds"))
+		if (!strcmp(r.families[i], "memgrp_reclaim_stall_seconds") ||
+		    !strcmp(r.families[i], "memgrp_restore_fault_seconds") ||
+		    !strcmp(r.families[i], "memgrp_notification_latency_seconds"))
 			snprintf(want, sizeof(want), "%s_count{group=\"web/api\"}", r.families[i]);
 		CHECK_MSG(read_text(&r, buf, want, v, sizeof(v)), "%s", r.why);
 	}
@@ -171,6 +173,48 @@ static void histogram_is_cumulative(void)
 	CHECK_STR_EQ(v, "8");
 	CHECK(read_text(&r, buf, "memgrp_reclaim_stall_seconds_count{group=\"g\"}", v, sizeof(v)));
 	CHECK_STR_EQ(v, "8");
+	CHECK(!read_text(&r, buf, "memgrp_reclaim_stall_seconds_sum{group=\"g\"}", v, sizeof(v)));
+}
+
+/* The restores of evicted pages: the same buckets, and a _sum in seconds. */
+static void restore_histogram_has_a_sum(void)
+{
+	mgi_stats_t s = sample_stats(0);
+	mgi_prom_group_t g = {.name = "g", .st = &s};
+	static char buf[1 << 16];
+	char v[64];
+	struct reader r;
+
+	memset(s.restore_hist, 0, sizeof(s.restore_hist));
+	s.restore_hist[4] = 3;  /* < 16 us */
+	s.restore_hist[6] = 1;  /* < 64 us */
+	s.restore_ns = 75000;   /* 3 x 15 us + 30 us */
+	mgi_prom_render(&g, 1, buf, sizeof(buf));
+	CHECK_MSG(read_text(&r, buf, "memgrp_restore_fault_seconds_bucket{group=\"g\",le=\"8e-06\"}", v,
+			    sizeof(v)), "%s", r.why);
+	CHECK_STR_EQ(v, "0");
+	CHECK(read_text(&r, buf, "memgrp_restore_fault_seconds_bucket{group=\"g\",le=\"1.6e-05\"}", v, sizeof(v)));
+	CHECK_STR_EQ(v, "3");
+	CHECK(read_text(&r, buf, "memgrp_restore_fault_seconds_bucket{group=\"g\",le=\"+Inf\"}", v, sizeof(v)));
+	CHECK_STR_EQ(v, "4");
+	CHECK(read_text(&r, buf, "memgrp_restore_fault_seconds_count{group=\"g\"}", v, sizeof(v)));
+	CHECK_STR_EQ(v, "4");
+	CHECK(read_text(&r, buf, "memgrp_restore_fault_seconds_sum{group=\"g\"}", v, sizeof(v)));
+	CHECK_STR_EQ(v, "7.5e-05");
+	/* notifications: the same shape */
+	s.notify_hist[10] = 2; /* < 1024 us */
+	s.notify_ns = 1500000;
+	mgi_prom_render(&g, 1, buf, sizeof(buf));
+	CHECK(read_text(&r, buf, "memgrp_notification_latency_seconds_bucket{group=\"g\",le=\"0.000512\"}", v,
+			sizeof(v)));
+	CHECK_STR_EQ(v, "0");
+	CHECK(read_text(&r, buf, "memgrp_notification_latency_seconds_bucket{group=\"g\",le=\"0.001024\"}", v,
+			sizeof(v)));
+	CHECK_STR_EQ(v, "2");
+	CHECK(read_text(&r, buf, "memgrp_notification_latency_seconds_sum{group=\"g\"}", v, sizeof(v)));
+	CHECK_STR_EQ(v, "0.0015");
+	CHECK(read_text(&r, buf, "memgrp_notification_latency_seconds_count{group=\"g\"}", v, sizeof(v)));
+	CHECK_STR_EQ(v, "2");
 }
 
 static void labels_are_escaped(void)
@@ -256,6 +300,7 @@ int main(int argc, char **argv)
 	MGT_INIT(argc, argv);
 	MGT_RUN(every_group_every_family);
 	MGT_RUN(histogram_is_cumulative);
+	MGT_RUN(restore_histogram_has_a_sum);
 	MGT_RUN(labels_are_escaped);
 	MGT_RUN(short_buffers_say_what_the_whole_needs);
 	MGT_RUN(pressure_levels);

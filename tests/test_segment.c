@@ -93,6 +93,19 @@ static void stall_histogram(void)
 	CHECK_EQ(atomic_load(&seg.acct.reclaim_hist[1]), 1);
 	CHECK_EQ(atomic_load(&seg.acct.reclaim_hist[12]), 1);
 	CHECK_EQ(atomic_load(&seg.acct.reclaim_hist[MGI_RECLAIM_BUCKETS - 1]), 1);
+	/* restores: the same buckets, and their sum */
+	mgi_segment_count_restore(&seg, 999);
+	mgi_segment_count_restore(&seg, 20000); /* 20 us: < 32 us */
+	CHECK_EQ(atomic_load(&seg.acct.restore_hist[0]), 1);
+	CHECK_EQ(atomic_load(&seg.acct.restore_hist[5]), 1);
+	CHECK_EQ(atomic_load(&seg.acct.restore_ns), 20999);
+	/* a crossing's time: the earliest waiting one stays */
+	mgi_segment_note_crossing(&seg, 5000);
+	mgi_segment_note_crossing(&seg, 9000);
+	CHECK_EQ(atomic_load(&seg.acct.crossed_ns), 5000);
+	mgi_segment_forget_manager(&seg);
+	CHECK_EQ(atomic_load(&seg.acct.crossed_ns), 0);
+	CHECK_EQ(atomic_load(&seg.acct.reclaim_hist[0]), 2);
 }
 
 static void releasing_clears_the_oom_victim(void)

@@ -13,6 +13,10 @@ static void every_field_once_with_its_value(void)
 	for (const mgi_stats_field_t *f = mgi_stats_fields; f->name; f++, i++)
 		*(uint64_t *)((char *)&s + f->offset) = i == 0 ? UINT64_MAX : i * 1000 + 7;
 	s.reclaim_hist[MGI_RECLAIM_BUCKETS - 1] = 42;
+	s.restore_hist[MGI_RECLAIM_BUCKETS - 1] = 43;
+	s.restore_ns = 99;
+	s.notify_hist[MGI_RECLAIM_BUCKETS - 1] = 44;
+	s.notify_ns = 98;
 	n = mgi_stats_json_fields(&s, buf, sizeof(buf));
 	CHECK_EQ(n, strlen(buf));
 	i = 0;
@@ -26,8 +30,10 @@ static void every_field_once_with_its_value(void)
 		CHECK_MSG(!strstr(at + 1, key), "%s twice", key);
 	}
 	CHECK(strstr(buf, ", \"reclaim_stall_hist\": [0, "));
-	CHECK(strstr(buf, ", 42]"));
-	CHECK(buf[n - 1] == ']');
+	CHECK(strstr(buf, ", 42], \"restore_fault_hist\": [0, "));
+	CHECK(strstr(buf, ", 43], \"restore_fault_ns\": 99, \"notify_latency_hist\": [0, "));
+	CHECK(strstr(buf, ", 44], \"notify_latency_ns\": 98"));
+	CHECK(buf[n - 1] == '8');
 }
 
 static void short_buffers_say_what_the_whole_needs(void)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_top.sh - `memgrp top`: --once/--json against memgrp stat, rates, the live view under tmux (keys, quit).
+# test_top.sh - `memgrp top`: --once/--json against memgrp stat, rates, the live view under tmux (keys, quit); every command's --json against its text.
 # Usage: test_top.sh MEMGRP MEMGRPD PROGS_DIR
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -12,6 +12,9 @@ tm=t-top-$sfx
 kcg_track "$sock"
 cleanup() {
 	env -u LD_PRELOAD tmux -L "$tm" kill-server 2>/dev/null
+	env -u LD_PRELOAD tmux -L "$tm-80" kill-server 2>/dev/null
+	# memgrp run passes TERM on to the hold and ends with it
+	[ -n "${hpid:-}" ] && kill "$hpid" 2>/dev/null && wait_for 10 bash -c "! kill -0 $hpid 2>/dev/null"
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 	[ -n "$dpid" ] && wait "$dpid" 2>/dev/null
 }
@@ -29,8 +32,10 @@ dpid=$!
 wait_socket "$sock"
 [ -S "$sock" ] && ok "memgrpd listens" || { bad start "no socket"; cat "$tmp/memgrpd.log"; exit 1; }
 mg create web -m 64M && mg create web/api -m 32M && mg create web/db && mg create batch -m 1G
-"$memgrp" --socket "$sock" run -g web/api -- "$progs/prog_hold" 20 120 >"$tmp/hold.out" 2>&1 &
-track $!
+# held until the end (killed at exit): the cases take minutes under ASan
+"$memgrp" --socket "$sock" run -g web/api -- "$progs/prog_hold" 20 1200 >"$tmp/hold.out" 2>&1 &
+hpid=$!
+track $hpid
 wait_for 20 bash -c "[ \"\$('$memgrp' --socket '$sock' stat --json web/api | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"nr_processes\"])')\" = 1 ]"
 sleep 0.3
 
@@ -119,6 +124,115 @@ read -r nrows fmax emax pf po first why <<<"$res"
 mg rm "$g"
 }
 run_case rates once
+
+case_narrow() {
+echo "--- 80 columns: the narrow layout, plain (--width) and live under tmux"
+mg top --once --interval 0.2 --width 80 >"$tmp/w80.txt"; rc=$?
+long=$(awk 'length($0) > 80' "$tmp/w80.txt" | wc -l)
+read -r nu nl <<<"$(awk '$1 == "api" { print $2, $3 }' "$tmp/w80.txt")"
+np=$(awk '$1 == "api" { print $NF }' "$tmp/w80.txt")
+[ $rc -eq 0 ] && [ "$long" = 0 ] && [ "$nl" = 32M ] && [ "$np" = "$(stat_field web/api nr_processes)" ] &&
+	grep -qE '^  api +[0-9.]+M +32M \[#+\.+\] ' "$tmp/w80.txt" && grep -q 'PRES OOM PROCS$' "$tmp/w80.txt" &&
+	ok "--width 80: every line within 80 columns ($(awk '{ print length($0) }' "$tmp/w80.txt" | sort -n | tail -1) at most), api's usage $nu, limit, bar and processes kept" ||
+	{ bad width80 "rc $rc, $long lines over 80"; cat "$tmp/w80.txt"; }
+# wide enough: the full layout, as before
+mg top --once --interval 0.2 --width 200 >"$tmp/w200.txt"
+grep -q 'COMPR  RATIO  FAULT/s  EVICT/s PRESSURE COOP' "$tmp/w200.txt" && ok "--width 200: every column" ||
+	{ bad width200 "header"; cat "$tmp/w200.txt"; }
+mg top --once --width 29 >/dev/null 2>"$tmp/w29.err"; rc=$?
+[ $rc -eq 2 ] && grep -q 'columns, 30 to 10000' "$tmp/w29.err" && ok "--width 29: status 2 ($(cat "$tmp/w29.err"))" ||
+	bad width29 "rc $rc"
+if ! command -v tmux >/dev/null; then
+	skip tmux80 "tmux is not installed (scripts/setup.sh installs it)"
+	return
+fi
+pre=
+[ -n "${MEMGRP_TEST_PRELOAD:-}" ] && pre="env LD_PRELOAD=$MEMGRP_TEST_PRELOAD ASAN_OPTIONS=$ASAN_OPTIONS"
+env -u LD_PRELOAD tmux -L "$tm-80" -f /dev/null new-session -d -s top -x 80 -y 30 \
+	"$pre $memgrp --socket $sock top; sleep 30"
+# -J: a line the terminal wrapped comes back whole (and too long)
+cap80() { env -u LD_PRELOAD tmux -L "$tm-80" capture-pane -p -J -t top; }
+wait_for 10 bash -c "$(declare -f cap80); tm=$tm; cap80 | grep -q '^  api '"
+cap80 >"$tmp/pane80"
+env -u LD_PRELOAD tmux -L "$tm-80" kill-server 2>/dev/null
+long=$(awk 'length($0) > 80' "$tmp/pane80" | wc -l)
+rows=$(grep -cE '^(web|  api|  db|batch) ' "$tmp/pane80")
+[ "$long" = 0 ] && [ "$rows" = 4 ] && grep -qE '^  api +[0-9.]+M +32M \[#+\.+\] ' "$tmp/pane80" &&
+	grep -q '^memgrp top - .* sort: usage' "$tmp/pane80" &&
+	ok "top in an 80-column tmux pane: 4 group rows, none wrapped (widest $(awk '{ print length($0) }' "$tmp/pane80" | sort -n | tail -1))" ||
+	{ bad tmux80 "$long lines over 80, $rows group rows"; cat "$tmp/pane80"; }
+}
+run_case narrow once
+
+case_json() {
+echo "--- --json on every command that prints figures: valid JSON, values as the text says"
+# size as text ("20.1M", "32M", "0", "max") in bytes; the text rounds to 3 digits
+cat >"$tmp/near.py" <<'PY'
+import sys
+def size(t):
+    if t == "max": return None
+    m = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    return float(t[:-1]) * m[t[-1]] if t[-1] in m else float(t)
+text, value = size(sys.argv[1]), sys.argv[2]
+value = None if value in ("None", "null") else float(value)
+ok = (text is None) == (value is None) and (text is None or abs(text - value) <= 0.01 * max(value, 1))
+sys.exit(0 if ok else 1)
+PY
+near() { python3 "$tmp/near.py" "$1" "$2"; }
+fails=
+# stat
+mg stat --json web/api | python3 -m json.tool >"$tmp/stat.json" || fails+=" stat:invalid"
+mg stat web/api >"$tmp/stat.txt"
+for k in usage limit nr_processes oom_kill pgfault; do
+	t=$(awk -v k=$k '$1 == k { print $2 }' "$tmp/stat.txt")
+	near "$t" "$(jget "$tmp/stat.json" $k)" || fails+=" stat.$k=$t/$(jget "$tmp/stat.json" $k)"
+done
+# ls: GROUP USAGE MAX_USAGE LIMIT PROCS
+mg ls --json | python3 -m json.tool >"$tmp/ls.json" || fails+=" ls:invalid"
+mg ls >"$tmp/ls.txt"
+read -r _ lu lm ll lp <<<"$(awk '$1 == "web/api"' "$tmp/ls.txt")"
+lsget() { python3 -c 'import json,sys; print(next(g for g in json.load(open(sys.argv[1])) if g["group"] == "web/api")[sys.argv[2]])' "$tmp/ls.json" "$1"; }
+near "$lu" "$(lsget usage)" && near "$lm" "$(lsget max_usage)" && near "$ll" "$(lsget limit)" &&
+	[ "$lp" = "$(lsget nr_processes)" ] || fails+=" ls:'$lu $lm $ll $lp'"
+# top --once: the api row's usage, limit and processes (the last column)
+mg top --once --json --interval 0.2 | python3 -m json.tool >"$tmp/top2.json" || fails+=" top:invalid"
+mg top --once --interval 0.2 >"$tmp/top2.txt"
+read -r tu tl <<<"$(awk '$1 == "api" { print $2, $3 }' "$tmp/top2.txt")"
+tp=$(awk '$1 == "api" { print $NF }' "$tmp/top2.txt")
+near "$tu" "$(tget web/api usage "$tmp/top2.json")" && near "$tl" "$(tget web/api limit "$tmp/top2.json")" &&
+	[ "$tp" = "$(tget web/api nr_processes "$tmp/top2.json")" ] || fails+=" top:'$tu $tl $tp'"
+# events: one threshold crossing seen by a text and a JSON watcher
+g=t-json-$sfx
+mg create "$g" -m 64M
+"$memgrp" --socket "$sock" events --threshold 8M --count 1 "$g" >"$tmp/ev.txt" 2>"$tmp/ev1.err" &
+e1=$!
+"$memgrp" --socket "$sock" events --json --threshold 8M --count 1 "$g" >"$tmp/ev.json" 2>"$tmp/ev2.err" &
+e2=$!
+track $e1 $e2
+# both registered (each says so once it is) before the crossing
+wait_for 10 grep -q watching "$tmp/ev1.err" && wait_for 10 grep -q watching "$tmp/ev2.err"
+mg run -g "$g" -- "$progs/prog_hold" 16 0.2 >/dev/null 2>&1
+wait_for 10 bash -c "! kill -0 $e1 2>/dev/null && ! kill -0 $e2 2>/dev/null"
+python3 -m json.tool "$tmp/ev.json" >/dev/null || fails+=" events:invalid"
+read -r _ eg _ et edir _ eu <<<"$(cat "$tmp/ev.txt")"
+[ "$eg" = "$g" ] && [ "$(jget "$tmp/ev.json" group)" = "$g" ] && near "$et" "$(jget "$tmp/ev.json" threshold)" &&
+	[ "$edir" = "$(jget "$tmp/ev.json" direction)" ] && [ "$(jget "$tmp/ev.json" event)" = threshold ] ||
+	fails+=" events:'$(cat "$tmp/ev.txt")' vs '$(cat "$tmp/ev.json")'"
+mg rm "$g"
+# demo: the story's peak usages and mode switches
+mg demo --json | python3 -m json.tool >"$tmp/demo.json" || fails+=" demo:invalid"
+mg demo >"$tmp/demo.txt"
+read -r _ _ _ pw _ pa _ pk <<<"$(grep 'peak usage:' "$tmp/demo.txt" | tr -d ',')"
+dget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$tmp/demo.json" "$1"; }
+ms=$(awk '/mode switches:/ { print $3 }' "$tmp/demo.txt")
+near "$pw" "$(dget 'd["groups"][0]["max_usage"]')" && near "$pa" "$(dget 'd["groups"][1]["max_usage"]')" &&
+	near "$pk" "$(dget 'd["groups"][2]["max_usage"]')" && [ "$ms" = "$(dget 'd["estimate"]["mode_switches"]')" ] &&
+	[ "$(grep -c 'crossed upward' "$tmp/demo.txt")" = "$(dget 'sum(t["up"] for t in d["thresholds"])')" ] ||
+	fails+=" demo:'$pw $pa $pk $ms'"
+[ -z "$fails" ] && ok "stat, ls, top, events and demo --json: valid (python3 -m json.tool), equal to their text (web/api usage $(jget "$tmp/stat.json" usage), event '$(cat "$tmp/ev.txt")')" ||
+	bad json_text "$fails"
+}
+run_case json once
 
 case_tmux() {
 echo "--- the live view under tmux: refresh, keys, quit"

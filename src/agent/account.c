@@ -122,8 +122,13 @@ void mgi_check_thresholds(void)
 	/* The levels this process charges (its own group's alone when it
 	 * has ancestors: theirs change when the manager grants, and it
 	 * checks them then). */
-	for (unsigned i = 0; i < mgi_agent.path.depth; i++)
-		n += mgi_segment_check_thresholds(mgi_agent.anc[i]);
+	for (unsigned i = 0; i < mgi_agent.path.depth; i++) {
+		unsigned c = mgi_segment_check_thresholds(mgi_agent.anc[i]);
+		/* the notification latency's start (one vDSO read per crossing) */
+		if (c)
+			mgi_segment_note_crossing(mgi_agent.anc[i], mgi_now_ns());
+		n += c;
+	}
 	mgi_account_wake(n);
 }
 

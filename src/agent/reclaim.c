@@ -971,6 +971,9 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		mgi_registry_each_out(&mgi_agent.reg, page, page + PAGE, true, NULL, NULL);
 		return MGI_ABSENT;
 	}
+	/* The fault latency on evicted pages: from here (held in the store)
+	 * to the copy that wakes the thread; one vDSO read each end. */
+	uint64_t t0 = mgi_now_ns();
 	/* Readahead: the stored pages right after, when access is sequential. */
 	if (sequential)
 		while (n < MGI_RESTORE_MAX && page + n * PAGE < r->end &&
@@ -1031,6 +1034,7 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 		atomic_fetch_add_explicit(&seg->acct.refault, k, memory_order_relaxed);
 		atomic_fetch_add_explicit(&seg->acct.workingset_activate, ws, memory_order_relaxed);
 		atomic_fetch_add_explicit(&seg->acct.pgmajfault, 1, memory_order_relaxed);
+		mgi_segment_count_restore(seg, mgi_now_ns() - t0);
 		mgi_reclaim_publish();
 	}
 	if (n > k)

@@ -37,6 +37,16 @@ static char *fmt(uint64_t pages, char *buf)
 			       buf, 16);
 }
 
+/* The narrative goes here: stdout, or /dev/null under --json. */
+static FILE *demo_out;
+
+/* What --json prints: the figures the narrative ends with. */
+static struct demo_result {
+	uint64_t limit[3], peak[3], failcnt[3]; /* web, web/api, web/worker (pages) */
+	uint64_t up[NTHRESH + 1], down[NTHRESH + 1]; /* crossings per listener */
+	uint64_t est_limit, estimate, charged, mapped, faults, mode_switches, slow, fast;
+} demo_res;
+
 /* Where the demo's checkers stand in its one threshold set. */
 static mgi_threshold_pos_t demo_pos;
 
@@ -44,7 +54,9 @@ static void on_cross(void *arg, const mgi_threshold_event_t *ev)
 {
 	char a[16];
 	(void)arg;
-	printf("        threshold %s crossed %s -> notify %s\n", fmt(ev->threshold, a),
+	if (ev->listener <= NTHRESH)
+		(ev->up ? demo_res.up : demo_res.down)[ev->listener]++;
+	fprintf(demo_out, "        threshold %s crossed %s -> notify %s\n", fmt(ev->threshold, a),
 	       ev->up ? "upward  " : "downward", listener_name[ev->listener]);
 }
 
@@ -56,14 +68,14 @@ static void charge(const char *who, const mgi_counter_path_t *path,
 	unsigned failed;
 
 	if (mgi_counter_try_charge(path, pages, &failed)) {
-		printf("  %-10s +%-5s usage %s\n", who, fmt(pages, a),
+		fprintf(demo_out, "  %-10s +%-5s usage %s\n", who, fmt(pages, a),
 		       fmt(mgi_counter_read(path->level[0]), b));
 		if (set)
 			mgi_threshold_check_live(set, &demo_pos, mgi_counter_read(path->level[0]),
 						 &path->level[0]->usage, on_cross, NULL);
 	} else {
 		char c[16];
-		printf("  %-10s +%-5s REFUSED by %s (usage %s, max %s, failcnt %llu)\n", who,
+		fprintf(demo_out, "  %-10s +%-5s REFUSED by %s (usage %s, max %s, failcnt %llu)\n", who,
 		       fmt(pages, a), names[failed], fmt(mgi_counter_read(path->level[failed]), b),
 		       fmt(mgi_counter_read_max(path->limit[failed]), c),
 		       (unsigned long long)atomic_load(&path->level[failed]->failcnt));
@@ -75,7 +87,7 @@ static void uncharge(const char *who, const mgi_counter_path_t *path,
 {
 	char a[16], b[16];
 	mgi_counter_uncharge(path, pages);
-	printf("  %-10s -%-5s usage %s\n", who, fmt(pages, a),
+	fprintf(demo_out, "  %-10s -%-5s usage %s\n", who, fmt(pages, a),
 	       fmt(mgi_counter_read(path->level[0]), b));
 	if (set)
 		mgi_threshold_check_live(set, &demo_pos, mgi_counter_read(path->level[0]),
@@ -110,17 +122,17 @@ static int hierarchy_and_thresholds(const struct demo_opts *o)
 	for (unsigned i = 0; i < NTHRESH; i++)
 		mgi_threshold_register(set, &demo_pos, o->thresholds[i], i + 1, 0);
 
-	printf("1. Hierarchical limits and usage thresholds\n"
+	fprintf(demo_out, "1. Hierarchical limits and usage thresholds\n"
 	       "   groups: web (max %s) with children web/api (max %s) and web/worker\n",
 	       fmt(o->parent_max, a), fmt(o->child_max, b));
-	printf("   thresholds on web/api: %s, %s, %s\n\n", fmt(o->thresholds[0], a),
+	fprintf(demo_out, "   thresholds on web/api: %s, %s, %s\n\n", fmt(o->thresholds[0], a),
 	       fmt(o->thresholds[1], b), fmt(o->thresholds[2], c));
 
-	printf("   web/api grows until its own limit refuses:\n");
+	fprintf(demo_out, "   web/api grows until its own limit refuses:\n");
 	for (uint64_t used = 0; used <= o->child_max; used += o->step)
 		charge("web/api", &api_path, api_names, set, o->step);
 
-	printf("\n   web/worker grows until the parent's limit refuses:\n");
+	fprintf(demo_out, "\n   web/worker grows until the parent's limit refuses:\n");
 	for (uint64_t used = 0; used <= o->parent_max; used += o->step) {
 		if (mgi_counter_margin(&web, &web_l) < o->step) {
 			charge("web/worker", &worker_path, worker_names, NULL, o->step);
@@ -129,13 +141,20 @@ static int hierarchy_and_thresholds(const struct demo_opts *o)
 		charge("web/worker", &worker_path, worker_names, NULL, o->step);
 	}
 
-	printf("\n   web/api frees memory (its app collected garbage):\n");
+	fprintf(demo_out, "\n   web/api frees memory (its app collected garbage):\n");
 	uncharge("web/api", &api_path, set, mgi_counter_read(&api) / 2);
 	uncharge("web/api", &api_path, set, mgi_counter_read(&api));
 
-	printf("\n   peak usage: web %s, web/api %s, web/worker %s\n\n",
+	fprintf(demo_out, "\n   peak usage: web %s, web/api %s, web/worker %s\n\n",
 	       fmt(atomic_load(&web.watermark), a), fmt(atomic_load(&api.watermark), b),
 	       fmt(atomic_load(&worker.watermark), c));
+	const mgi_counter_t *cs[3] = {&web, &api, &worker};
+	const mgi_limits_t *ls[3] = {&web_l, &api_l, &worker_l};
+	for (int i = 0; i < 3; i++) {
+		demo_res.limit[i] = mgi_counter_read_max(ls[i]);
+		demo_res.peak[i] = atomic_load(&cs[i]->watermark);
+		demo_res.failcnt[i] = atomic_load(&cs[i]->failcnt);
+	}
 	free(set);
 	return MGI_EXIT_OK;
 }
@@ -150,13 +169,13 @@ static uint64_t demo_resident(void *ctx, const mgi_region_t *r)
 static void print_regions(const mgi_estimate_t *est, const mgi_counter_t *group)
 {
 	char a[16], b[16], c[16];
-	printf("        E %s (charged %s), M %s, regions:", fmt(est->estimate, a),
+	fprintf(demo_out, "        E %s (charged %s), M %s, regions:", fmt(est->estimate, a),
 	       fmt(mgi_counter_read(group), b), fmt(est->mapped, c));
 	for (uint32_t i = 0; i < est->used_slots; i++)
 		if (est->regions[i].used)
-			printf(" %s/%s", fmt(est->regions[i].pages, a),
+			fprintf(demo_out, " %s/%s", fmt(est->regions[i].pages, a),
 			       est->regions[i].slow ? "slow" : "fast");
-	printf("\n");
+	fprintf(demo_out, "\n");
 }
 
 static int estimate_model(const struct demo_opts *o)
@@ -180,7 +199,7 @@ static int estimate_model(const struct demo_opts *o)
 	mgi_counter_set_max(&group, &group_l, o->child_max);
 	mgi_counter_path_t path = {.level = {&group}, .limit = {&group_l}, .depth = 1};
 
-	printf("2. Estimate accounting (seed 001): group 'batch', max %s;\n"
+	fprintf(demo_out, "2. Estimate accounting (seed 001): group 'batch', max %s;\n"
 	   "   each region really touches a quarter of its pages\n\n",
 	   fmt(o->child_max, a));
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -190,22 +209,69 @@ static int estimate_model(const struct demo_opts *o)
 			free(est);
 			return MGI_EXIT_FAILURE;
 		}
-		printf("   map %-6s -> %s\n", fmt(sizes[i], a),
+		fprintf(demo_out, "   map %-6s -> %s\n", fmt(sizes[i], a),
 		       est->regions[idx].slow ? "slow (no fast region left to make room)"
 					      : "fast (charged at its size)");
 		print_regions(est, &group);
 		last = idx;
 	}
-	printf("   fault pages into the last (slow) region until refused:\n");
+	fprintf(demo_out, "   fault pages into the last (slow) region until refused:\n");
 	while ((rc = mgi_estimate_fault(est, &path, last, faults, &ops, NULL)) == 0)
 		faults++;
-	printf("        %llu faults charged, then denied (%s): every region is slow,\n"
+	fprintf(demo_out, "        %llu faults charged, then denied (%s): every region is slow,\n"
 	       "        so the group's usage is exact and at its limit\n",
 	       (unsigned long long)faults, strerror(-rc));
 	print_regions(est, &group);
-	printf("   mode switches: %llu\n", (unsigned long long)est->mode_switches);
+	fprintf(demo_out, "   mode switches: %llu\n", (unsigned long long)est->mode_switches);
+	demo_res.est_limit = o->child_max;
+	demo_res.estimate = est->estimate;
+	demo_res.charged = mgi_counter_read(&group);
+	demo_res.mapped = est->mapped;
+	demo_res.faults = faults;
+	demo_res.mode_switches = est->mode_switches;
+	for (uint32_t i = 0; i < est->used_slots; i++)
+		if (est->regions[i].used)
+			*(est->regions[i].slow ? &demo_res.slow : &demo_res.fast) += 1;
 	free(est);
 	return MGI_EXIT_OK;
+}
+
+/* A size in pages as bytes for JSON; null for no limit. */
+static void json_bytes(const char *key, uint64_t pages, const char *sep)
+{
+	if (pages == MGI_PAGES_UNLIMITED)
+		printf("\"%s\": null%s", key, sep);
+	else
+		printf("\"%s\": %llu%s", key, (unsigned long long)(pages * PAGE), sep);
+}
+
+static void print_json(const struct demo_opts *o)
+{
+	static const char *const names[3] = {"web", "web/api", "web/worker"};
+
+	printf("{\"groups\": [");
+	for (int i = 0; i < 3; i++) {
+		printf("%s{\"group\": \"%s\", ", i ? ", " : "", names[i]);
+		json_bytes("limit", demo_res.limit[i], ", ");
+		json_bytes("max_usage", demo_res.peak[i], ", ");
+		printf("\"failcnt\": %llu}", (unsigned long long)demo_res.failcnt[i]);
+	}
+	printf("], \"thresholds\": [");
+	for (int i = 0; i < NTHRESH; i++) {
+		printf("%s{\"group\": \"web/api\", ", i ? ", " : "");
+		json_bytes("threshold", o->thresholds[i], ", ");
+		printf("\"up\": %llu, \"down\": %llu}", (unsigned long long)demo_res.up[i + 1],
+		       (unsigned long long)demo_res.down[i + 1]);
+	}
+	printf("], \"estimate\": {\"group\": \"batch\", ");
+	json_bytes("limit", demo_res.est_limit, ", ");
+	json_bytes("estimate", demo_res.estimate, ", ");
+	json_bytes("usage", demo_res.charged, ", ");
+	json_bytes("mapped", demo_res.mapped, ", ");
+	printf("\"faults_charged\": %llu, \"mode_switches\": %llu, \"slow_regions\": %llu, "
+	       "\"fast_regions\": %llu}}\n",
+	       (unsigned long long)demo_res.faults, (unsigned long long)demo_res.mode_switches,
+	       (unsigned long long)demo_res.slow, (unsigned long long)demo_res.fast);
 }
 
 static int parse_size_opt(const char *name, const char *text, uint64_t *pages)
@@ -231,6 +297,7 @@ int mgi_cmd_demo(int argc, char **argv)
 		{"limit", required_argument, NULL, 'l'},
 		{"child-limit", required_argument, NULL, 'c'},
 		{"step", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -239,6 +306,7 @@ int mgi_cmd_demo(int argc, char **argv)
 		.child_max = (48ULL << 20) / PAGE,
 		.step = (4ULL << 20) / PAGE,
 	};
+	bool json = false;
 	int opt, rc;
 
 	optind = 1;
@@ -247,12 +315,15 @@ int mgi_cmd_demo(int argc, char **argv)
 		case 'l': if (parse_size_opt("limit", optarg, &o.parent_max)) return MGI_EXIT_USAGE; break;
 		case 'c': if (parse_size_opt("child-limit", optarg, &o.child_max)) return MGI_EXIT_USAGE; break;
 		case 's': if (parse_size_opt("step", optarg, &o.step)) return MGI_EXIT_USAGE; break;
+		case 'j': json = true; break;
 		case 'h':
-			printf("Usage: memgrp demo [--limit SIZE] [--child-limit SIZE] [--step SIZE]\n"
+			printf("Usage: memgrp demo [--limit SIZE] [--child-limit SIZE] [--step SIZE] [--json]\n"
 			       "Drives the accounting core (no processes are managed):\n"
 			       "  --limit SIZE        max of the parent group 'web' (default 64M)\n"
 			       "  --child-limit SIZE  max of 'web/api' and of 'batch' (default 48M)\n"
-			       "  --step SIZE         charge per step (default 4M)\n");
+			       "  --step SIZE         charge per step (default 4M)\n"
+			       "  --json              the figures the scenario ends with, as one JSON\n"
+			       "                      object (sizes in bytes), instead of the story\n");
 			return MGI_EXIT_OK;
 		default:
 			return MGI_EXIT_USAGE;
@@ -271,8 +342,19 @@ int mgi_cmd_demo(int argc, char **argv)
 	o.thresholds[1] = o.child_max * 2 / 3;
 	o.thresholds[2] = o.child_max * 5 / 6;
 
+	memset(&demo_res, 0, sizeof(demo_res));
+	demo_out = json ? fopen("/dev/null", "w") : stdout;
+	if (!demo_out) {
+		fprintf(stderr, "memgrp demo: /dev/null: %s\n", strerror(errno));
+		return MGI_EXIT_FAILURE;
+	}
 	rc = hierarchy_and_thresholds(&o);
 	if (rc == MGI_EXIT_OK)
 		rc = estimate_model(&o);
+	if (json) {
+		fclose(demo_out);
+		if (rc == MGI_EXIT_OK)
+			print_json(&o);
+	}
 	return rc;
 }

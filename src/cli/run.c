@@ -17,6 +17,7 @@
 #include "../daemon/manager.h"
 #include "../daemon/metrics.h"
 #include "promtext.h"
+#include "record.h"
 #include "cli.h"
 #include "size.h"
 #include "victim.h"
@@ -64,6 +65,13 @@ static void run_usage(FILE *out)
 		"                           --oom-policy priority (higher dies first; a\n"
 		"                           process may change its own: mg_oom_priority_set)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
+		"      --record FILE        a timeline of the run as CSV: the group's usage,\n"
+		"                           limit and figures every period and at each\n"
+		"                           event (pressure levels reached, evictions,\n"
+		"                           cooperator requests, OOM kills); draw it with\n"
+		"                           scripts/plot-timeline.py FILE\n"
+		"      --record-period MS   how often --record samples, %d..%d\n"
+		"                           (default %d)\n"
 		"      --metrics-listen [ADDR:]PORT  the embedded manager serves Prometheus\n"
 		"                           metrics at http://ADDR:PORT/metrics (ADDR\n"
 		"                           defaults to 127.0.0.1; port 0: a free one, logged)\n"
@@ -77,7 +85,8 @@ static void run_usage(FILE *out)
 		"refused there.\n"
 		"\n"
 		"Environment: MEMGRP_AGENT overrides the path of libmemgrp-agent.so.\n",
-		mgi_limits_help);
+		mgi_limits_help, MGI_RECORD_PERIOD_MIN_MS, MGI_RECORD_PERIOD_MAX_MS,
+		MGI_RECORD_PERIOD_DEFAULT_MS);
 }
 
 /* libmemgrp-agent.so next to this binary: in the build tree
@@ -340,7 +349,7 @@ int mgi_cmd_run(int argc, char **argv)
 {
 	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_CODEC,
 	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_BACKSTOP, OPT_OOM_PRIORITY,
-	       OPT_METRICS_LISTEN, OPT_METRICS_FILE };
+	       OPT_METRICS_LISTEN, OPT_METRICS_FILE, OPT_RECORD, OPT_RECORD_PERIOD };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
 		MGI_LIMIT_LONGOPTS,
@@ -356,6 +365,8 @@ int mgi_cmd_run(int argc, char **argv)
 		{"oom-priority", required_argument, NULL, OPT_OOM_PRIORITY},
 		{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
 		{"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
+		{"record", required_argument, NULL, OPT_RECORD},
+		{"record-period", required_argument, NULL, OPT_RECORD_PERIOD},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -363,7 +374,9 @@ int mgi_cmd_run(int argc, char **argv)
 	static mgi_manager_t m;
 	char agent[PATH_MAX], err[256];
 	const char *stats_json = NULL, *sock_opt = NULL, *codec = NULL, *agent_only = NULL;
-	const char *metrics_listen = NULL, *metrics_file = NULL;
+	const char *metrics_listen = NULL, *metrics_file = NULL, *record = NULL;
+	unsigned long record_period = MGI_RECORD_PERIOD_DEFAULT_MS;
+	static mgi_record_t rec;
 	uint64_t min_available = UINT64_MAX;
 	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
 	bool fault_around_given = false, coop_wait_given = false, backstop = true;
@@ -373,6 +386,8 @@ int mgi_cmd_run(int argc, char **argv)
 	pid_t child;
 
 	memset(&r, 0, sizeof(r));
+	memset(&rec, 0, sizeof(rec));
+	rec.fd = -1;
 	mgi_limits_init(&r.limits);
 	r.sfd = -1;
 	snprintf(r.group, sizeof(r.group), "run-%d", (int)getpid());
@@ -499,6 +514,22 @@ int mgi_cmd_run(int argc, char **argv)
 		case OPT_METRICS_FILE:
 			metrics_file = optarg;
 			break;
+		case OPT_RECORD:
+			record = optarg;
+			break;
+		case OPT_RECORD_PERIOD: {
+			char *end;
+			errno = 0;
+			record_period = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || record_period < MGI_RECORD_PERIOD_MIN_MS ||
+			    record_period > MGI_RECORD_PERIOD_MAX_MS) {
+				fprintf(stderr, "memgrp run: --record-period: milliseconds, %d to %d, "
+						"not '%s'\n", MGI_RECORD_PERIOD_MIN_MS,
+					MGI_RECORD_PERIOD_MAX_MS, optarg);
+				return MGI_EXIT_USAGE;
+			}
+			break;
+		}
 		case OPT_SOCKET:
 			sock_opt = optarg;
 			break;
@@ -513,6 +544,11 @@ int mgi_cmd_run(int argc, char **argv)
 		return MGI_EXIT_USAGE;
 	if (optind >= argc) {
 		fprintf(stderr, "memgrp run: no command given (memgrp run [OPTIONS] -- COMMAND)\n");
+		return MGI_EXIT_USAGE;
+	}
+	/* An unwritable file is said before anything starts. */
+	if (record && mgi_record_open(&rec, record, (unsigned)record_period, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp run: %s\n", err);
 		return MGI_EXIT_USAGE;
 	}
 	bool kernel = r.limits.backend == MGI_BACKEND_KERNEL;
@@ -621,6 +657,10 @@ int mgi_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memgrp run: signalfd: %s\n", strerror(errno));
 		goto fail;
 	}
+	if (record && mgi_record_start(&rec, r.m, r.sock, r.group, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp run: %s\n", err);
+		goto fail;
+	}
 	if (r.metrics && mgi_metrics_start(r.metrics, r.m, err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrp run: %s\n", err);
 		goto fail;
@@ -639,16 +679,20 @@ int mgi_cmd_run(int argc, char **argv)
 
 	mgi_stats_t st;
 	if (final_stats(&r, &st) == 0) {
+		/* its last row: the figures once the command has gone */
+		mgi_record_stop(&rec, r.m);
 		if (stats_json && mgi_stats_write_json(&st, stats_json) != 0)
 			fprintf(stderr, "memgrp run: cannot write %s: %s\n", stats_json,
 				strerror(errno));
 		remove_transient(&r, &st);
 	}
+	mgi_record_stop(&rec, r.m);
 	mgi_metrics_close(r.metrics);
 	if (r.m)
 		mgi_manager_destroy(r.m);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 fail:
+	mgi_record_stop(&rec, r.m);
 	mgi_metrics_close(r.metrics);
 	if (r.m)
 		mgi_manager_destroy(r.m);

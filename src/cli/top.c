@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,16 @@ static void fmt_size(uint64_t v, char *buf, size_t len)
 		mgi_size_format(v, buf, len);
 }
 
+/* At most 6 characters: "1023.9M" loses its tenth ("1023M"). */
+static void fmt_size_compact(uint64_t v, char *buf, size_t len)
+{
+	char *dot;
+
+	fmt_size(v, buf, len);
+	if (strlen(buf) > 6 && (dot = strchr(buf, '.')) != NULL)
+		memmove(dot, dot + 2, strlen(dot + 2) + 1);
+}
+
 static void fmt_rate(double v, char *buf, size_t len)
 {
 	if (v < 0)
@@ -223,21 +234,119 @@ static void fmt_rate(double v, char *buf, size_t len)
 		snprintf(buf, len, "%.0f", v);
 }
 
-static void print_table(FILE *f, struct sample *s, const int *idx, int n)
+/*
+ * Which columns a table has and how wide they are: the widest that fits
+ * the terminal. Past the full layout (about 137 columns), the steps below
+ * are taken in order until the rows fit: figures written compactly (6
+ * characters, pressure abbreviated), then the compression ratio, the
+ * compressed size and the cooperators dropped, the bar halved, the group
+ * column narrowed (names cut with '~'), then the bar, swap and the rates
+ * dropped; room a step freed beyond the need goes back to the names. Usage,
+ * limit, OOM kills and processes always stay.
+ */
+struct layout {
+	int group_w, num_w, bar; /* bar: its cells, 0: none */
+	bool compact, ratio, compr, coop, swap, rates, pressure;
+};
+
+static int layout_width(const struct layout *l)
 {
-	fprintf(f, "%-28s %8s %8s %-*s %8s %8s %6s %8s %8s %-8s %4s %4s %5s\n", "GROUP", "USAGE", "LIMIT",
-		BAR + 2, "", "SWAP", "COMPR", "RATIO", "FAULT/s", "EVICT/s", "PRESSURE", "COOP", "OOM",
-		"PROCS");
+	int w = l->group_w + 2 * (1 + l->num_w) + 4 + 6; /* usage, limit, oom, procs */
+
+	w += l->bar ? l->bar + 3 : 0;
+	w += l->swap ? 1 + l->num_w : 0;
+	w += l->compr ? 1 + l->num_w : 0;
+	w += l->ratio ? (l->compact ? 6 : 7) : 0;
+	w += l->rates ? 2 * (1 + l->num_w) : 0;
+	w += l->pressure ? (l->compact ? 5 : 9) : 0;
+	w += l->coop ? 5 : 0;
+	return w;
+}
+
+/* The widest layout for `cols` columns (0: no limit). */
+static struct layout layout_for(int cols)
+{
+	struct layout l = {.group_w = 28, .num_w = 8, .bar = BAR, .ratio = true, .compr = true,
+			   .coop = true, .swap = true, .rates = true, .pressure = true};
+	int step = 0;
+
+	while (cols > 0 && layout_width(&l) > cols) {
+		switch (step++) {
+		case 0: l.compact = true; l.num_w = 6; l.group_w = 20; break;
+		case 1: l.ratio = false; break;
+		case 2: l.compr = false; break;
+		case 3: l.coop = false; break;
+		case 4: l.bar = BAR / 2; break;
+		case 5: {
+			/* the group column gives up what it must, down to 12 */
+			int over = layout_width(&l) - cols;
+			l.group_w = l.group_w - over >= 12 ? l.group_w - over : 12;
+			break;
+		}
+		case 6: l.bar = 0; break;
+		case 7: l.swap = false; break;
+		case 8: l.pressure = false; break;
+		case 9: l.rates = false; break;
+		case 10: {
+			int over = layout_width(&l) - cols;
+			l.group_w = l.group_w - over >= 6 ? l.group_w - over : 6;
+			break;
+		}
+		default: return l; /* as narrow as it goes */
+		}
+	}
+	/* room left over (a step freed more than needed) goes to the names */
+	if (cols > 0 && l.group_w < 28) {
+		int spare = cols - layout_width(&l);
+		l.group_w += spare < 28 - l.group_w ? spare : 28 - l.group_w;
+	}
+	return l;
+}
+
+static const char *pressure_short(unsigned level)
+{
+	static const char *const names[] = {"none", "low", "med", "crit"};
+	return level < 4 ? names[level] : "?";
+}
+
+static void print_table(FILE *f, struct sample *s, const int *idx, int n, int cols)
+{
+	struct layout l = layout_for(cols);
+	int w = l.num_w;
+
+	fprintf(f, "%-*s %*s %*s", l.group_w, "GROUP", w, "USAGE", w, "LIMIT");
+	if (l.bar)
+		fprintf(f, " %-*s", l.bar + 2, "");
+	if (l.swap)
+		fprintf(f, " %*s", w, "SWAP");
+	if (l.compr)
+		fprintf(f, " %*s", w, "COMPR");
+	if (l.ratio)
+		fprintf(f, " %*s", l.compact ? 5 : 6, "RATIO");
+	if (l.rates)
+		fprintf(f, " %*s %*s", w, l.compact ? "FLT/s" : "FAULT/s", w,
+			l.compact ? "EVI/s" : "EVICT/s");
+	if (l.pressure)
+		fprintf(f, " %-*s", l.compact ? 4 : 8, l.compact ? "PRES" : "PRESSURE");
+	if (l.coop)
+		fprintf(f, " %4s", "COOP");
+	fprintf(f, " %3s %5s\n", "OOM", "PROCS");
 	for (int k = 0; k < n; k++) {
 		const struct row *r = &s->rows[idx[k]];
-		char name[64], use[16], lim[16], swp[16], cmp[16], ratio[16], fr[16], er[16];
-		char bar[BAR + 3];
+		char name[MGI_GROUP_NAME_MAX + 64], use[16], lim[16], swp[16], cmp[16], ratio[16];
+		char fr[16], er[16], bar[BAR + 3];
 		const char *leaf = r->depth && strrchr(r->name, '/') ? strrchr(r->name, '/') + 1 : r->name;
+		void (*size)(uint64_t, char *, size_t) = l.compact ? fmt_size_compact : fmt_size;
 		snprintf(name, sizeof(name), "%*s%s", 2 * r->depth, "", leaf);
-		fmt_size(r->st.usage, use, sizeof(use));
-		fmt_size(r->st.limit, lim, sizeof(lim));
-		fmt_size(r->st.swap_usage, swp, sizeof(swp));
-		fmt_size(r->st.compressed_bytes, cmp, sizeof(cmp));
+		if ((int)strlen(name) > l.group_w) {
+			/* cut, and said so */
+			name[l.group_w - 1] = '~';
+			name[l.group_w] = '\0';
+		}
+		size(r->st.usage, use, sizeof(use));
+		size(r->st.limit, lim, sizeof(lim));
+		size(r->st.swap_usage, swp, sizeof(swp));
+		size(r->st.compressed_bytes, cmp, sizeof(cmp));
 		if (r->st.compressed_bytes)
 			snprintf(ratio, sizeof(ratio), "%.1f",
 				 (double)r->st.swap_usage / (double)r->st.compressed_bytes);
@@ -245,19 +354,34 @@ static void print_table(FILE *f, struct sample *s, const int *idx, int n)
 			snprintf(ratio, sizeof(ratio), "-");
 		fmt_rate(r->faults_s, fr, sizeof(fr));
 		fmt_rate(r->evictions_s, er, sizeof(er));
-		/* the bar: usage against the limit; none without a limit */
-		bar[0] = '[';
-		for (int b = 0; b < BAR; b++) {
-			bool full = !unlimited(r->st.limit) && r->st.limit &&
-				    (double)r->st.usage * BAR >= (double)r->st.limit * (b + 0.5);
-			bar[1 + b] = unlimited(r->st.limit) ? ' ' : full ? '#' : '.';
+		fprintf(f, "%-*s %*s %*s", l.group_w, name, w, use, w, lim);
+		if (l.bar) {
+			/* usage against the limit; blank without a limit */
+			bar[0] = '[';
+			for (int b = 0; b < l.bar; b++) {
+				bool full = !unlimited(r->st.limit) && r->st.limit &&
+					    (double)r->st.usage * l.bar >= (double)r->st.limit * (b + 0.5);
+				bar[1 + b] = unlimited(r->st.limit) ? ' ' : full ? '#' : '.';
+			}
+			bar[l.bar + 1] = ']';
+			bar[l.bar + 2] = '\0';
+			fprintf(f, " %s", bar);
 		}
-		bar[BAR + 1] = ']';
-		bar[BAR + 2] = '\0';
-		fprintf(f, "%-28s %8s %8s %s %8s %8s %6s %8s %8s %-8s %4llu %4llu %5llu\n", name, use, lim,
-			bar, swp, cmp, ratio, fr, er,
-			mgi_prom_pressure_name(mgi_prom_pressure(r->st.usage, r->st.limit)),
-			(unsigned long long)r->st.cooperators, (unsigned long long)r->st.oom_kill,
+		if (l.swap)
+			fprintf(f, " %*s", w, swp);
+		if (l.compr)
+			fprintf(f, " %*s", w, cmp);
+		if (l.ratio)
+			fprintf(f, " %*s", l.compact ? 5 : 6, ratio);
+		if (l.rates)
+			fprintf(f, " %*s %*s", w, fr, w, er);
+		unsigned level = mgi_prom_pressure(r->st.usage, r->st.limit);
+		if (l.pressure)
+			fprintf(f, " %-*s", l.compact ? 4 : 8,
+				l.compact ? pressure_short(level) : mgi_prom_pressure_name(level));
+		if (l.coop)
+			fprintf(f, " %4llu", (unsigned long long)r->st.cooperators);
+		fprintf(f, " %3llu %5llu\n", (unsigned long long)r->st.oom_kill,
 			(unsigned long long)r->st.nr_processes);
 	}
 }
@@ -281,6 +405,40 @@ static void print_json(struct sample *s, const int *idx, int n)
 		printf("}");
 	}
 	printf("]\n");
+}
+
+/* The live view's first line, cut to the width, and a blank line. */
+static void __attribute__((format(printf, 2, 3))) header(int cols, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (cols > 0 && cols < (int)sizeof(line))
+		line[cols] = '\0';
+	printf("%s\n\n", line);
+}
+
+/* The columns the table may use: --width, else the terminal's, else
+ * $COLUMNS; 0 (no limit: the full layout) when none says. */
+static int table_cols(int width_opt)
+{
+	struct winsize ws;
+	const char *env = getenv("COLUMNS");
+	char *end;
+
+	if (width_opt > 0)
+		return width_opt;
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (env && *env) {
+		long c = strtol(env, &end, 10);
+		if (!*end && c > 0 && c < 100000)
+			return (int)c;
+	}
+	return 0;
 }
 
 static void top_usage(FILE *out)
@@ -310,6 +468,11 @@ static void top_usage(FILE *out)
 		"  --sort KEY       usage (default), name, faults, evictions, swap, oom,\n"
 		"                   pressure\n"
 		"  --interval SECS  between refreshes (default 1; 0.1 to 3600)\n"
+		"  --width COLS     fit the table in COLS columns (default: the terminal's\n"
+		"                   width, else $COLUMNS, else no limit): below about 137\n"
+		"                   the figures are written compactly, then the ratio,\n"
+		"                   compressed size, cooperators, bar, swap, pressure and\n"
+		"                   rates give way, in that order (30 at least)\n"
 		"  --socket PATH    one manager's groups only\n");
 }
 
@@ -321,6 +484,7 @@ int mgi_cmd_top(int argc, char **argv)
 		{"sort", required_argument, NULL, 's'},
 		{"interval", required_argument, NULL, 'i'},
 		{"socket", required_argument, NULL, 'S'},
+		{"width", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -330,6 +494,7 @@ int mgi_cmd_top(int argc, char **argv)
 	const char *sock = mgi_cli_socket;
 	bool once = false, json = false, tty;
 	double interval = 1.0;
+	long width = 0;
 	struct termios saved, raw;
 	bool raw_on = false;
 	int opt;
@@ -366,6 +531,14 @@ int mgi_cmd_top(int argc, char **argv)
 			break;
 		case 'S':
 			sock = optarg;
+			break;
+		case 'w':
+			errno = 0;
+			width = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || width < 30 || width > 10000) {
+				fprintf(stderr, "memgrp top: --width: columns, 30 to 10000\n");
+				return MGI_EXIT_USAGE;
+			}
 			break;
 		case 'h':
 			top_usage(stdout);
@@ -417,12 +590,13 @@ int mgi_cmd_top(int argc, char **argv)
 				localtime_r(&t, &tm);
 				strftime(when, sizeof(when), "%H:%M:%S", &tm);
 				printf("\033[H\033[2J");
-				printf("memgrp top - %s - %d group%s - sort: %s - keys: u n f e s o p, q quits\n\n",
-				       when, n, n == 1 ? "" : "s", sorts[sort_by].name);
+				header(table_cols((int)width), "memgrp top - %s - %d group%s - sort: %s - keys: "
+				       "u n f e s o p, q quits", when, n, n == 1 ? "" : "s",
+				       sorts[sort_by].name);
 			} else if (!first && !once) {
 				printf("\n");
 			}
-			print_table(stdout, cur, idx, n);
+			print_table(stdout, cur, idx, n, table_cols((int)width));
 		}
 		fflush(stdout);
 		if (once || ferror(stdout))
@@ -456,9 +630,9 @@ int mgi_cmd_top(int argc, char **argv)
 					shown->rows[i].printed = false;
 				int m = order(shown, -1, idx, 0);
 				printf("\033[H\033[2J");
-				printf("memgrp top - sort: %s - keys: u n f e s o p, q quits\n\n",
-				       sorts[sort_by].name);
-				print_table(stdout, shown, idx, m);
+				header(table_cols((int)width), "memgrp top - sort: %s - keys: u n f e s o p, "
+				       "q quits", sorts[sort_by].name);
+				print_table(stdout, shown, idx, m, table_cols((int)width));
 				fflush(stdout);
 				until = now_s() + interval;
 			}

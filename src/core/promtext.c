@@ -160,6 +160,32 @@ static void put_value(char *buf, size_t len, size_t *at, const family_t *f, cons
 	}
 }
 
+/* One group's histogram from power-of-two buckets: cumulative _bucket
+ * lines (le[b]: the bound's label text), _count, and _sum when sum_ns. */
+static void put_hist(char *buf, size_t len, size_t *at, const char *name, const char *group,
+		     const uint64_t *hist, char le[][32], const uint64_t *sum_ns)
+{
+	uint64_t cum = 0;
+
+	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++) {
+		cum += hist[b];
+		put_series(buf, len, at, name, "_bucket", group);
+		put_str(buf, len, at, le[b]);
+		put_u64(buf, len, at, cum);
+		put_mem(buf, len, at, "\n", 1);
+	}
+	if (sum_ns) {
+		char v[48];
+		put_series(buf, len, at, name, "_sum", group);
+		snprintf(v, sizeof(v), "\"} %.9g\n", (double)*sum_ns / 1e9);
+		put_str(buf, len, at, v);
+	}
+	put_series(buf, len, at, name, "_count", group);
+	put_mem(buf, len, at, "\"} ", 3);
+	put_u64(buf, len, at, cum);
+	put_mem(buf, len, at, "\n", 1);
+}
+
 size_t mgi_prom_render(const mgi_prom_group_t *groups, size_t n, char *buf, size_t len)
 {
 	size_t at = 0;
@@ -195,20 +221,28 @@ size_t mgi_prom_render(const mgi_prom_group_t *groups, size_t n, char *buf, size
 		else
 			snprintf(le[b], sizeof(le[b]), "\",le=\"+Inf\"} ");
 	}
-	for (size_t i = 0; i < n; i++) {
-		uint64_t cum = 0;
-		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++) {
-			cum += groups[i].st->reclaim_hist[b];
-			put_series(buf, len, &at, "reclaim_stall_seconds", "_bucket", groups[i].name);
-			put_str(buf, len, &at, le[b]);
-			put_u64(buf, len, &at, cum);
-			put_mem(buf, len, &at, "\n", 1);
-		}
-		put_series(buf, len, &at, "reclaim_stall_seconds", "_count", groups[i].name);
-		put_mem(buf, len, &at, "\"} ", 3);
-		put_u64(buf, len, &at, cum);
-		put_mem(buf, len, &at, "\n", 1);
-	}
+	for (size_t i = 0; i < n; i++)
+		put_hist(buf, len, &at, "reclaim_stall_seconds", groups[i].name, groups[i].st->reclaim_hist,
+			 le, NULL);
+	/* Faults on evicted pages, timed by the agents around the restore
+	 * (decompression and the copy that wakes the thread): the same
+	 * buckets, and a real _sum (restore_ns). */
+	mgi_text_put(buf, len, &at,
+	    "# HELP memgrp_restore_fault_seconds Faults on evicted pages, by how long the restore "
+	    "took (bucket bounds are the agents' power-of-two microseconds).\n"
+	    "# TYPE memgrp_restore_fault_seconds histogram\n");
+	for (size_t i = 0; i < n; i++)
+		put_hist(buf, len, &at, "restore_fault_seconds", groups[i].name, groups[i].st->restore_hist,
+			 le, &groups[i].st->restore_ns);
+	/* Notifications: from the crossing an agent noted to the manager's
+	 * eventfd writes (the manager's own measure, per group). */
+	mgi_text_put(buf, len, &at,
+	    "# HELP memgrp_notification_latency_seconds Threshold and pressure notifications, by "
+	    "the time from the crossing to the listeners' eventfds written.\n"
+	    "# TYPE memgrp_notification_latency_seconds histogram\n");
+	for (size_t i = 0; i < n; i++)
+		put_hist(buf, len, &at, "notification_latency_seconds", groups[i].name,
+			 groups[i].st->notify_hist, le, &groups[i].st->notify_ns);
 	return at;
 }
 

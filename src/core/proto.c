@@ -88,6 +88,16 @@ size_t mgi_stats_json_fields(const mgi_stats_t *s, char *buf, size_t len)
 	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
 		mgi_text_put(buf, len, &at, "%s%llu", b ? ", " : "", (unsigned long long)s->reclaim_hist[b]);
 	mgi_text_put(buf, len, &at, "]");
+	/* the same buckets for the restores of evicted pages at their faults */
+	mgi_text_put(buf, len, &at, ", \"restore_fault_hist\": [");
+	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
+		mgi_text_put(buf, len, &at, "%s%llu", b ? ", " : "", (unsigned long long)s->restore_hist[b]);
+	mgi_text_put(buf, len, &at, "], \"restore_fault_ns\": %llu", (unsigned long long)s->restore_ns);
+	/* and the notifications' latency */
+	mgi_text_put(buf, len, &at, ", \"notify_latency_hist\": [");
+	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
+		mgi_text_put(buf, len, &at, "%s%llu", b ? ", " : "", (unsigned long long)s->notify_hist[b]);
+	mgi_text_put(buf, len, &at, "], \"notify_latency_ns\": %llu", (unsigned long long)s->notify_ns);
 	return at;
 }
 

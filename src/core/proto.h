@@ -259,6 +259,14 @@ typedef struct mgi_stats {
 	 * processes hold (the grant scheme: src/daemon/grant.c) */
 	uint64_t tamper_reports;
 	uint64_t cooperators; /* clients registered to be asked to free memory (the manager's count) */
+	/* faults on evicted pages: restores by how long they took (bucket i:
+	 * < 2^i us), and the time they took in all */
+	uint64_t restore_hist[MGI_RECLAIM_BUCKETS];
+	uint64_t restore_ns;
+	/* notifications: from an agent's crossing to the listeners' eventfds
+	 * written, by how long (bucket i: < 2^i us), and the time in all */
+	uint64_t notify_hist[MGI_RECLAIM_BUCKETS];
+	uint64_t notify_ns;
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the

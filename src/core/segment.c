@@ -96,6 +96,7 @@ void mgi_segment_forget_manager(mgi_segment_t *seg)
 		atomic_store(&seg->acct.pending[l], 0);
 		atomic_store(&seg->ctl.up_only[l], 0);
 	}
+	atomic_store(&seg->acct.crossed_ns, 0);
 	/* A release the old manager did not finish: the slot is free (what
 	 * it held was taken from its figures before the pid was marked). */
 	for (int i = 0; i < MGI_PROCS_MAX; i++)
@@ -470,14 +471,36 @@ int mgi_segment_coldest(const mgi_segment_t *seg)
 	return best;
 }
 
-void mgi_segment_count_stall(mgi_segment_t *seg, uint64_t ns)
+unsigned mgi_segment_us_bucket(uint64_t ns)
 {
 	uint64_t us = ns / 1000;
 	unsigned b = 0;
 
 	while (b + 1 < MGI_RECLAIM_BUCKETS && us >= (1ULL << b))
 		b++;
-	atomic_fetch_add_explicit(&seg->acct.reclaim_hist[b], 1, memory_order_relaxed);
+	return b;
+}
+
+void mgi_segment_count_stall(mgi_segment_t *seg, uint64_t ns)
+{
+	atomic_fetch_add_explicit(&seg->acct.reclaim_hist[mgi_segment_us_bucket(ns)], 1,
+				  memory_order_relaxed);
+}
+
+void mgi_segment_count_restore(mgi_segment_t *seg, uint64_t ns)
+{
+	atomic_fetch_add_explicit(&seg->acct.restore_hist[mgi_segment_us_bucket(ns)], 1,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&seg->acct.restore_ns, ns, memory_order_relaxed);
+}
+
+void mgi_segment_note_crossing(mgi_segment_t *seg, uint64_t now_ns)
+{
+	uint64_t none = 0;
+
+	/* the earliest waiting one stays: a later crossing is signalled with it */
+	atomic_compare_exchange_strong_explicit(&seg->acct.crossed_ns, &none, now_ns,
+						memory_order_relaxed, memory_order_relaxed);
 }
 
 unsigned mgi_segment_nr_procs(const mgi_segment_t *seg)

@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 8
+#define MGI_SEGMENT_VERSION 9 /* 9: restore_hist, restore_ns, crossed_ns */
 #define MGI_SEGMENT_ALIGN 4096  /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -221,6 +221,14 @@ typedef struct mgi_segment_acct {
 	_Atomic uint64_t mode_switches; /* estimate mode: regions turned slow or fast */
 	_Atomic uint64_t mode_switch_ns; /* the time they took, in all */
 	_Atomic uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* direct reclaim stalls */
+	/* Faults on evicted pages: how long each restore took (the same
+	 * power-of-two buckets), and their sum, for a histogram's _sum. */
+	_Atomic uint64_t restore_hist[MGI_RECLAIM_BUCKETS];
+	_Atomic uint64_t restore_ns;
+	/* When an agent counted the earliest crossing the manager has not
+	 * signalled yet (CLOCK_MONOTONIC ns; 0: none): the manager's
+	 * notification latency starts here. */
+	_Atomic uint64_t crossed_ns;
 	mgi_threshold_pos_t thresholds[2];
 	_Atomic uint64_t pending[MGI_LISTENERS_MAX]; /* crossings not yet told */
 	mgi_proc_slot_t procs[MGI_PROCS_MAX];
@@ -351,6 +359,19 @@ int mgi_segment_coldest(const mgi_segment_t *seg);
 
 /* Adds one direct-reclaim stall of ns nanoseconds to the histogram. */
 void mgi_segment_count_stall(mgi_segment_t *seg, uint64_t ns);
+
+/* Counts one restore of an evicted page that took ns (the agent, at a
+ * fault on it): relaxed adds to restore_hist's bucket and restore_ns. */
+void mgi_segment_count_restore(mgi_segment_t *seg, uint64_t ns);
+
+/* Notes that a crossing was counted at now_ns (the agent, when
+ * mgi_segment_check_thresholds found one), unless an earlier one waits
+ * to be signalled. */
+void mgi_segment_note_crossing(mgi_segment_t *seg, uint64_t now_ns);
+
+/* The power-of-two bucket of ns: bucket b counts < 2^b us, the last also
+ * everything longer. */
+unsigned mgi_segment_us_bucket(uint64_t ns);
 
 /*
  * Checks the group's thresholds after its usage changed (a charge, an

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "manager.h"
+#include "oslayer.h"
 #include "page.h"
 
 /*
@@ -269,12 +270,29 @@ static void report(mgi_manager_t *m, int g, enum mgi_pressure_why why)
 	mgi_escalate(m, g, &(mgi_pressure_t){.why = why, .req_group = -1, .req_slot = -1});
 }
 
+/* After group n's pending crossings were taken: the time the earliest was
+ * noted by an agent goes with them, and if a listener was signalled, now
+ * minus it is a notification's latency. The processes' word: a time ahead
+ * of now, or none, is not counted; a noted crossing whose registration
+ * went before delivery stays until the next and lengthens that one. */
+static void count_latency(mgi_group_node_t *n, bool signalled)
+{
+	uint64_t at = atomic_exchange(&n->seg->acct.crossed_ns, 0), now = mgi_os_now_ns();
+
+	/* (crossings for the manager's own watermarks are not notifications) */
+	if (!signalled || !at || at > now)
+		return;
+	n->notify_hist[mgi_segment_us_bucket(now - at)]++;
+	n->notify_ns += now - at;
+}
+
 void mgi_notify_deliver(mgi_manager_t *m)
 {
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!m->tree.node[g].used)
 			continue;
 		mgi_segment_t *seg = m->tree.node[g].seg;
+		bool consumed = false, signalled = false;
 		for (int l = 0; l < MGI_LISTENERS_MAX; l++) {
 			int ri = m->listener_reg[g][l];
 			if (ri < 0 || atomic_load_explicit(&seg->acct.pending[l],
@@ -285,13 +303,18 @@ void mgi_notify_deliver(mgi_manager_t *m)
 			uint64_t n = atomic_exchange(&seg->acct.pending[l], 0);
 			if (n > MGI_PENDING_MAX)
 				n = 1;
+			consumed = true;
 			if (n && m->regs[ri].kind == REG_KIND_ASK)
 				report(m, g, MGI_WHY_ASK);
 			else if (n && m->regs[ri].kind == REG_KIND_HIGH)
 				report(m, g, MGI_WHY_HIGH);
-			else if (n && m->regs[ri].id)
+			else if (n && m->regs[ri].id) {
 				signal_reg(m, &m->regs[ri], n);
+				signalled = true;
+			}
 		}
+		if (consumed)
+			count_latency(&m->tree.node[g], signalled);
 	}
 }
 

@@ -893,6 +893,12 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->mode_switch_avg_us += atomic_load(&s->acct.mode_switch_ns); /* a sum, until below */
 		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
 			out->reclaim_hist[b] += atomic_load(&s->acct.reclaim_hist[b]);
+		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
+			out->restore_hist[b] += atomic_load(&s->acct.restore_hist[b]);
+		out->restore_ns += atomic_load(&s->acct.restore_ns);
+		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
+			out->notify_hist[b] += t->node[g].notify_hist[b];
+		out->notify_ns += t->node[g].notify_ns;
 		for (int i = 0; i < MGI_PROCS_MAX; i++) {
 			const mgi_proc_slot_t *sl = &s->acct.procs[i];
 			if (atomic_load(&s->ctl.procs[i].pid) <= 0)

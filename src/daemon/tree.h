@@ -35,6 +35,11 @@ typedef struct mgi_group_node {
 	 * claim is believed again), and how often that was reported. */
 	bool grant_suspect;
 	uint64_t tamper_reports;
+	/* Notification latency (notify.c): from an agent's crossing to the
+	 * eventfds written, by the stats' power-of-two buckets, and the sum.
+	 * The manager's own figures: an agent can skew only its group's. */
+	uint64_t notify_hist[MGI_RECLAIM_BUCKETS];
+	uint64_t notify_ns;
 	uint64_t judged_ns; /* when its claim was last judged */
 	/* Its swap claim stood against the evidence (its swap requests are
 	 * refused); when its memory claim was found standing, and whether
