@@ -17,6 +17,7 @@ Usage: fuzz/make_msg_seeds.py [OUTPUT_DIR]   (default: fuzz/corpus/msg)
 
 import errno
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -59,7 +60,7 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 11008,     # hdr, group, stats (77 x u64), nprocs, reserved, procs[256] x 40
+    STAT: 11408,     # hdr, group, stats (127 x u64), nprocs, reserved, procs[256] x 40
     SET: 488,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
                      # mode, backend; oom_set, policy, scope, signal, grace_ms, reserved,
                      # prefer[128], avoid[128]
@@ -190,7 +191,9 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
                 "reclaim_stalls", "reclaim_stall_p50_us", "reclaim_stall_p99_us") + \
     tuple(f"reclaim_hist{i}" for i in range(24)) + \
     ("unmanaged_processes", "kernel_usage", "kernel_max_usage", "kernel_limit", "kernel_file",
-     "kernel_shmem", "kernel_anon", "backend", "tamper_reports", "cooperators")
+     "kernel_shmem", "kernel_anon", "backend", "tamper_reports", "cooperators") + \
+    tuple(f"restore_hist{i}" for i in range(24)) + ("restore_ns",) + \
+    tuple(f"notify_hist{i}" for i in range(24)) + ("notify_ns",)
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {
@@ -218,7 +221,8 @@ def check_layout(src):
              'printf("stats %zu\\n", sizeof(mgi_stats_t));']
     lines += [f'printf("size {t} %zu\\n", sizeof({c}));' for t, c in C_TYPES.items()]
     for i, f in enumerate(STATS_FIELDS):
-        field = f"reclaim_hist[{f[12:]}]" if f.startswith("reclaim_hist") else f
+        hist = re.match(r"(\w+_hist)(\d+)$", f)
+        field = f"{hist.group(1)}[{hist.group(2)}]" if hist else f
         lines.append(f'printf("field {i} %zu\\n", offsetof(mgi_stats_t, {field}));')
     lines.append("return 0; }")
     with tempfile.TemporaryDirectory() as d:
