@@ -1068,6 +1068,10 @@ void *mgi_handler_main(void *arg)
 	 * parent's memory: the faults its handler had parked are the parent's
 	 * threads', not ours. */
 	npending = 0;
+	/* A forked child's faults were served from its kept store alone until
+	 * now (reclaim.c): we take over here, not before this thread exists,
+	 * whose creation may itself fault (glibc allocates its TLS). */
+	mgi_reclaim_early_stop();
 	mincore_vec = mgi_arena_alloc(&mgi_agent.arena, MINCORE_CHUNK);
 	if (!mincore_vec) {
 		mgi_agent.init_error = -ENOMEM;
@@ -1075,6 +1079,8 @@ void *mgi_handler_main(void *arg)
 		return NULL;
 	}
 	mgi_scan_and_register();
+	/* a forked child that kept its parent's store: its pages are out */
+	mgi_reclaim_adopt();
 	sem_post(&mgi_agent.ready);
 
 	for (;;) {

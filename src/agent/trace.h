@@ -31,6 +31,7 @@ enum mgi_trace_op {
 	MGI_TR_BLOCK,      /* b = slot found holding a frame, a = its first word */
 	MGI_TR_CONFLICT,   /* a = page */
 	MGI_TR_UNREPORTED, /* a = run, b = first slot, n = pages a failed move moved after all */
+	MGI_TR_FORK,       /* b = an application's fork(), n = mut_seq at its prepare, c = the child keeps the store */
 };
 
 typedef struct mgi_trace_rec {
