@@ -155,9 +155,10 @@ static struct {
 	int sock[2];          /* the uffd goes to the child through these, or -1 */
 } fork_tok = {.sock = {-1, -1}};
 /* The application's forks under way (prepare to parent handler): the
- * handler starts no eviction meanwhile, so that a page touched after our
- * prepare (glibc's fork code, its child's first steps) is there in the
- * child. */
+ * handler evicts nothing ahead of need meanwhile, so that the child may
+ * keep what we hold (an eviction for a fault that needs room still goes:
+ * the fork's thread itself may be the one waiting; the child then gets
+ * the copy). */
 static _Atomic unsigned nforks;
 
 /* What the child kept of its parent's (child start to mgi_reclaim_init and
@@ -1258,8 +1259,7 @@ uint64_t mgi_evict(uint64_t pages)
 	mgi_staging_t *st = &mgi_agent.staging;
 	uint64_t freed = 0;
 
-	/* (none while the application forks: see nforks) */
-	if (!mgi_agent.can_evict || !pages || mgi_agent.evicting || atomic_load(&nforks))
+	if (!mgi_agent.can_evict || !pages || mgi_agent.evicting)
 		return 0;
 	mut_begin();
 	mgi_agent.evicting = true;
@@ -1643,12 +1643,44 @@ static void inflight_closed(int cfd)
 		}
 }
 
+/* Brings back the stack below us, if it was evicted: a child handed its
+ * uffd runs fork's child handlers down there before its fault server is
+ * up (mgi_reclaim_child_start). The child's path is well within this.
+ * Returns whether all of it is there (checked after, so that an eviction
+ * meanwhile is seen: the child then gets the copy). */
+#define TOUCH_STACK 8192
+static __attribute__((noinline)) void touch_stack(uintptr_t *low)
+{
+	volatile char pad[TOUCH_STACK];
+
+	for (size_t i = 0; i < sizeof(pad); i += 256)
+		pad[i] = 0;
+	*low = (uintptr_t)pad;
+}
+
+static bool stack_there(uintptr_t low)
+{
+	uintptr_t start = low & ~(uintptr_t)(PAGE - 1);
+	unsigned char v[TOUCH_STACK / PAGE + 2];
+	size_t n = (low + TOUCH_STACK - start + PAGE - 1) / PAGE;
+
+	if (mincore((void *)start, n * PAGE, v) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(v[i] & 1))
+			return false;
+	return true;
+}
+
 void mgi_reclaim_fork_prepare(void)
 {
 	uint64_t seq;
 
+	uintptr_t low;
+
 	pthread_mutex_lock(&fork_lock);
 	atomic_fetch_add(&nforks, 1);
+	touch_stack(&low);
 	/* bounded: a handler stopped in the middle of a read (it never is
 	 * for long) must not hang the application's fork */
 	for (int spins = 0; atomic_load(&reading) && spins < 10000; spins++)
@@ -1663,7 +1695,7 @@ void mgi_reclaim_fork_prepare(void)
 	/* A socket for the child's uffd only when something is held out
 	 * (else there is nothing to keep, and a shell's fork pays nothing
 	 * more). reg.nout is the handler's: read racily, a hint. */
-	if (mgi_agent.store && mgi_agent.reg.nout &&
+	if (mgi_agent.store && mgi_agent.reg.nout && stack_there(low) &&
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fork_tok.sock) != 0)
 		fork_tok.sock[0] = fork_tok.sock[1] = -1;
 	atomic_store(&fork_tok.pending, true);
@@ -1763,7 +1795,10 @@ void mgi_reclaim_fork(int cfd)
 		mgi_store_stats(mgi_agent.store, &sst);
 		keep = sst.file_pages == 0 && send_uffd(sock[0], cfd);
 	}
-	mgi_trace(MGI_TR_FORK, 0, (uint64_t)app, seq, keep);
+	if (keep)
+		mgi_trace(MGI_TR_FORK_KEPT, 0, seq, 0, 0);
+	else
+		mgi_trace(MGI_TR_FORK_COPIED, 0, (uint64_t)app, !(seq & 1), 0);
 	if (mgi_agent.store && !keep) {
 		for (uint32_t s = 0; s < st->nslots; s++) {
 			key = st->slot[s].key;
