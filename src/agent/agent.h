@@ -165,6 +165,8 @@ void mgi_reclaim_early_stop(void);
  * has registered the address space (before any fault is served): marks
  * the store's pages out in the registry and charges them to swap. */
 void mgi_reclaim_adopt(void);
+/* Whether this is a forked child's start, before mgi_reclaim_adopt. */
+bool mgi_reclaim_adopting(void);
 /* Whether this process may evict for a charge refused `level` steps up:
  * set up, swappiness above 0, and room in the swap counters. */
 bool mgi_reclaim_allowed(unsigned level);

@@ -199,8 +199,14 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 			if (mgi_reclaim_allowed(l)) {
 				/* what this process cannot evict now (another
 				 * holds the rest) waits for the next faults,
-				 * which make room the usual way */
-				mgi_evict(usage - max + RECLAIM_BATCH);
+				 * which make room the usual way; so does all of
+				 * it in a forked child that kept its parent's
+				 * store: its pages are frames it shares with
+				 * its parent, each unshared (copied) before it
+				 * could go, and a child that execs or exits at
+				 * once would pay that in its start */
+				if (!mgi_reclaim_adopting())
+					mgi_evict(usage - max + RECLAIM_BATCH);
 				continue;
 			}
 			out_of_memory(l);

@@ -969,6 +969,11 @@ int mgi_reclaim_child_start(void)
 	return kept.store ? cfd : -1;
 }
 
+bool mgi_reclaim_adopting(void)
+{
+	return kept.adopting;
+}
+
 void mgi_reclaim_adopt(void)
 {
 	mgi_store_t *store = mgi_agent.store;
@@ -1786,19 +1791,26 @@ void mgi_reclaim_fork(int cfd)
 			sock[0] = inflight_sock[i][0];
 			sock[1] = inflight_sock[i][1];
 		}
-	if (mgi_agent.store && app && sock[0] >= 0 && !(seq & 1) &&
-	    seq == atomic_load(&mut_seq)) {
+	/* why not (for the trace): 1 not an application's fork, 2 nothing
+	 * held or its stack not all there (no socket), 4 a change under way
+	 * at its prepare, 8 a change since, 16 pages in the write-back file,
+	 * 32 the uffd could not be sent */
+	unsigned why = (!app) | (sock[0] < 0) << 1 | (unsigned)(seq & 1) << 2 |
+		       (seq != atomic_load(&mut_seq)) << 3;
+	if (mgi_agent.store && !why) {
 		/* Whole, and an application's fork: the child keeps the store,
 		 * unless pages of it are in our write-back file, which we go on
 		 * punching and reusing (the child would read ours). */
 		mgi_store_stats_t sst;
 		mgi_store_stats(mgi_agent.store, &sst);
-		keep = sst.file_pages == 0 && send_uffd(sock[0], cfd);
+		why |= (sst.file_pages != 0) << 4;
+		keep = !why && send_uffd(sock[0], cfd);
+		why |= !keep << 5;
 	}
 	if (keep)
 		mgi_trace(MGI_TR_FORK_KEPT, 0, seq, 0, 0);
-	else
-		mgi_trace(MGI_TR_FORK_COPIED, 0, (uint64_t)app, !(seq & 1), 0);
+	else if (mgi_agent.store)
+		mgi_trace(MGI_TR_FORK_COPIED, 0, seq, 0, (int32_t)why);
 	if (mgi_agent.store && !keep) {
 		for (uint32_t s = 0; s < st->nslots; s++) {
 			key = st->slot[s].key;
