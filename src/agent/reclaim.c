@@ -662,10 +662,11 @@ static void keep_staged(int cfd);
 static long early_sys(long nr, long a, long b, long c)
 {
 	long ret;
+	register long r10 __asm__("r10") = 0; /* a 4th argument: none */
 
 	__asm__ volatile("syscall"
 			 : "=a"(ret)
-			 : "0"(nr), "D"(a), "S"(b), "d"(c)
+			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
 			 : "rcx", "r11", "memory");
 	return ret;
 }
@@ -793,17 +794,22 @@ static int early_main(void *arg)
 	}
 }
 
+/* On the handler thread, which must not fault before it serves: its own
+ * system calls too (a first call through the PLT runs the dynamic
+ * linker's fixup, which reads its link maps, memory that may be out: seen
+ * in a sanitizer build, the handler waiting for ever in _dl_fixup). */
 void mgi_reclaim_early_stop(void)
 {
+	int tid;
+
 	if (early_stop[1] < 0)
 		return;
-	while (write(early_stop[1], "", 1) < 0 && errno == EINTR)
+	while (early_sys(SYS_write, early_stop[1], (long)"", 1) == -EINTR)
 		;
-	int tid = atomic_load(&early_tid);
-	if (tid)
-		early_wait(&early_tid, tid);
-	close(early_stop[0]);
-	close(early_stop[1]);
+	while ((tid = atomic_load(&early_tid)) != 0)
+		early_sys(SYS_futex, (long)&early_tid, FUTEX_WAIT, tid);
+	early_sys(SYS_close, early_stop[0], 0, 0);
+	early_sys(SYS_close, early_stop[1], 0, 0);
 	early_stop[0] = early_stop[1] = -1;
 	kept.pages = kept.pages > early_dropped ? kept.pages - early_dropped : 0;
 	early_dropped = 0;
