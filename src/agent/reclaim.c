@@ -1669,24 +1669,20 @@ static __attribute__((noinline)) void touch_stack(uintptr_t *low)
 	*low = (uintptr_t)pad;
 }
 
-/* The pages above count too: fork's own frames, which glibc's child code
- * uses before any handler of ours runs (seen: a child of prog_stress
- * waiting for ever at fork+252, its forker thread's stack page evicted by
- * another thread's need after fork was entered). Up to 4 pages above, as
- * far as the stack is mapped. */
-#define ABOVE_STACK 4
-static bool stack_there(uintptr_t low)
+/* The pages up to `high` count too: fork's own frames (glibc's __libc_fork
+ * and its handler runner, a few hundred bytes above ours), which glibc's
+ * child code uses before any handler of ours runs (seen: a child of
+ * prog_stress waiting for ever at fork+252, its forker thread's stack page
+ * evicted for another thread's fault after fork was entered). Not more:
+ * above a shallow main thread's frames lie its environment's cold pages. */
+static bool stack_there(uintptr_t low, uintptr_t high)
 {
 	uintptr_t start = low & ~(uintptr_t)(PAGE - 1);
-	size_t n = (low + TOUCH_STACK - start + PAGE - 1) / PAGE + ABOVE_STACK;
 	unsigned char v;
 
-	for (size_t i = 0; i < n; i++) {
-		if (mincore((void *)(start + i * PAGE), PAGE, &v) != 0)
-			return i >= n - ABOVE_STACK; /* the stack's top */
-		if (!(v & 1))
+	for (uintptr_t a = start; a <= high; a += PAGE)
+		if (mincore((void *)a, PAGE, &v) != 0 || !(v & 1))
 			return false;
-	}
 	return true;
 }
 
@@ -1713,7 +1709,8 @@ void mgi_reclaim_fork_prepare(void)
 	/* A socket for the child's uffd only when something is held out
 	 * (else there is nothing to keep, and a shell's fork pays nothing
 	 * more). reg.nout is the handler's: read racily, a hint. */
-	if (mgi_agent.store && mgi_agent.reg.nout && stack_there(low) &&
+	if (mgi_agent.store && mgi_agent.reg.nout &&
+	    stack_there(low, (uintptr_t)__builtin_frame_address(0) + 1024) &&
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fork_tok.sock) != 0)
 		fork_tok.sock[0] = fork_tok.sock[1] = -1;
 	atomic_store(&fork_tok.pending, true);
