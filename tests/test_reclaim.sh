@@ -203,14 +203,22 @@ bindnow=
 # into the child first, max_usage 320 MiB). The bound that holds: the
 # limit, plus the frames shared copy-on-write that the child is charged
 # for too (at most the limit), plus one batch.
-mkdir -p "$tmp/ftrace"
-LD_BIND_NOW=$bindnow MEMGRP_TRACE="$tmp/ftrace" run forkevict 240 -- -m 64M --swap-max 1G -- "$progs/prog_evict" 256 fork
-kept=$(forks_kept "$tmp/ftrace")
+# A fork whose child cannot keep the store (the parent's handler changed
+# it meanwhile, or the fork's stack was evicted for another's need on a
+# loaded host: the trace says why) is copied into, as before, and the
+# bound does not hold for it: up to 3 runs for one where every fork kept;
+# every run's bytes must be right.
+for attempt in 1 2 3; do
+	mkdir -p "$tmp/ftrace"
+	LD_BIND_NOW=$bindnow MEMGRP_TRACE="$tmp/ftrace" run forkevict 240 -- -m 64M --swap-max 1G -- "$progs/prog_evict" 256 fork
+	kept=$(forks_kept "$tmp/ftrace")
+	{ [ "$rc" != 0 ] || [ "${kept%% *}" -ge 1 ]; } && break
+done
 max=$(jget "$tmp/forkevict.json" max_usage 2>/dev/null || echo 0)
 [ "$rc" = 0 ] && grep -q "every page read back right" "$tmp/forkevict.out" && [ "${kept%% *}" -ge 1 ] &&
 	{ [ "$accounting" = 0 ] || [ "$max" -le $((2 * 64 * MB + batch)) ]; } &&
-	ok "256 MiB under 64M, fork: the child kept the store ($kept fork), both read every byte, max_usage $((max >> 20)) MiB" &&
-	figures forkevict || { bad forkevict "rc $rc, forks kept $kept, max_usage $max"; show forkevict; }
+	ok "256 MiB under 64M, fork: the child kept the store (run $attempt, $kept fork), both read every byte, max_usage $((max >> 20)) MiB" &&
+	figures forkevict || { bad forkevict "run $attempt, rc $rc, forks kept $kept, max_usage $max"; show forkevict; }
 
 # A chain of forks three deep, each level evicting: every level writes all
 # of it, forks, its child checks what it inherited, writes its own (evicting
@@ -223,14 +231,17 @@ if [ "$accounting" = 0 ]; then
 	skip forkchain "sanitizer build: a level-3 child's handler waits on managed memory (docs/design.md, Known gaps)"
 	return 0
 fi
-mkdir -p "$tmp/ftrace"
-LD_BIND_NOW=$bindnow MEMGRP_TRACE="$tmp/ftrace" run forkchain 300 -- -m 32M --swap-max 1G -- "$progs/prog_forkchain" 96 chain 3
-kept=$(forks_kept "$tmp/ftrace")
+for attempt in 1 2 3; do
+	mkdir -p "$tmp/ftrace"
+	LD_BIND_NOW=$bindnow MEMGRP_TRACE="$tmp/ftrace" run forkchain 300 -- -m 32M --swap-max 1G -- "$progs/prog_forkchain" 96 chain 3
+	kept=$(forks_kept "$tmp/ftrace")
+	{ [ "$rc" != 0 ] || ! grep -q "chain ok" "$tmp/forkchain.out" || [ "${kept%% *}" -ge 3 ]; } && break
+done
 max=$(jget "$tmp/forkchain.json" max_usage 2>/dev/null || echo 0)
 [ "$rc" = 0 ] && grep -q "chain ok" "$tmp/forkchain.out" && [ "${kept%% *}" -ge 3 ] &&
 	{ [ "$accounting" = 0 ] || [ "$max" -le $((2 * 32 * MB + batch)) ]; } &&
-	ok "a fork chain three deep, 96 MiB under 32M, each level evicting: every byte of every level right, $kept forks kept the store, max_usage $((max >> 20)) MiB" &&
-	figures forkchain || { bad forkchain "rc $rc, forks kept $kept, max_usage $max"; show forkchain; }
+	ok "a fork chain three deep, 96 MiB under 32M, each level evicting: every byte of every level right, run $attempt: $kept forks kept the store, max_usage $((max >> 20)) MiB" &&
+	figures forkchain || { bad forkchain "run $attempt, rc $rc, forks kept $kept, max_usage $max"; show forkchain; }
 }
 run_case fork
 
