@@ -15,7 +15,7 @@ echo
 echo "context: the kernel path each charge rides on (ns per 4K first touch, best of 5)"
 native=$(best "$build/bench/bench_touch" $pages)
 printf '  %-34s %8s\n' "native, root cgroup" "$native"
-cg=/sys/fs/cgroup/memory/memgrp-bench-$$
+cg=/sys/fs/cgroup/memory/bench-core-$$
 if [ -w /sys/fs/cgroup/memory ] && mkdir "$cg" 2>/dev/null; then
 	trap 'rmdir "$cg" 2>/dev/null || true' EXIT
 	echo 1G > "$cg/memory.limit_in_bytes"

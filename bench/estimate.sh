@@ -22,7 +22,7 @@ step=${STEP:-8}
 runs=${RUNS:-15}
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/results}
-memcg=/sys/fs/cgroup/memory/memgrp-bench-estimate
+memcg=/sys/fs/cgroup/memory/bench-estimate-$$
 tmp=$(mktemp -d)
 cleanup() {
 	[ -d "$memcg" ] && rmdir "$memcg" 2>/dev/null

@@ -17,7 +17,7 @@ best() {
 }
 
 memcg_run() { # memcg_run ARGS...: in a fresh kernel memcg v1 group, 2G limit
-	local cg=/sys/fs/cgroup/memory/memgrp-bench-$$
+	local cg=/sys/fs/cgroup/memory/bench-fault-$$
 	mkdir -p "$cg"
 	echo 2G > "$cg/memory.limit_in_bytes"
 	sh -c "echo \$\$ > $cg/tasks && exec $*"

@@ -16,7 +16,7 @@ memgrp=$build/src/cli/memgrp
 prog=$build/bench/bench_notify
 rounds=${ROUNDS:-1000}
 runs=${RUNS:-3}
-cg=/sys/fs/cgroup/memory/memgrp-notify-bench-$$
+cg=/sys/fs/cgroup/memory/bench-notify-$$
 kernel=1
 
 teardown() {

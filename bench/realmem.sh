@@ -23,7 +23,7 @@ hold=${HOLD:-3}
 limit_bytes=$(numfmt --from=iec "$limit")
 ws_mib=$((4 * limit_bytes >> 20))
 tmp=$(mktemp -d)
-cg=/sys/fs/cgroup/memory/memgrp-realmem-bench-$$
+cg=/sys/fs/cgroup/memory/bench-realmem-$$
 loadpids=()
 
 . "$(dirname "$0")/kswap.sh"

@@ -1,4 +1,4 @@
-/* fuzz_procstatus.c - libFuzzer target for the /proc/PID/status parser (a managed process picks its own Name). */
+/* fuzz_procstatus.c - libFuzzer target for the /proc/PID/status and /proc/PID/stat parsers (a managed process picks its own name). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,6 +40,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	    (!(st.have & MGI_PS_RSS_ANON) && st.rss_anon_kb))
 		abort();
 	(void)mgi_proc_status_charged_pages(&st, 4096);
+
+	/* The same bytes as /proc/PID/stat (its comm is the process's). */
+	mgi_pid_stat_t ps;
+	memset(&ps, 0xab, sizeof(ps));
+	rc = mgi_pid_stat_parse(buf, len, &ps);
+	if (rc != 0 && rc != -EINVAL)
+		abort();
+	if (!memchr(ps.comm, '\0', sizeof(ps.comm)))
+		abort();
+	if (rc != 0 && (ps.state || ps.flags || ps.minflt || ps.majflt || ps.starttime || ps.comm[0]))
+		abort(); /* refused: nothing half-read */
 	free(buf);
 	return 0;
 }

@@ -40,6 +40,8 @@ RM, LIST_REQ, LIST, OOM_REQ, ATTACH, MOVE, REGISTER, UNREGISTER = 9, 10, 11, 12,
 COOP_DONE, RECLAIM_REQ, EVICT, EVICTED = 17, 18, 19, 20
 PLACE, UFFD_FEATURES = 21, 24
 GRANT, GRANTED = 30, 31
+OOM_PRIORITY = 40
+OOM_RECORD_REQ, OOM_RECORD = 41, 42
 MGI_GRANT_ASK_MAX = 128
 
 REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE = 1, 2, 3, 4
@@ -57,10 +59,14 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 10992,     # hdr, group, stats (75 x u64), nprocs, reserved, procs[256] x 40
-    SET: 208,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
-                     # mode, backend
-    CREATE: 208,
+    STAT: 11008,     # hdr, group, stats (77 x u64), nprocs, reserved, procs[256] x 40
+    SET: 488,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
+                     # mode, backend; oom_set, policy, scope, signal, grace_ms, reserved,
+                     # prefer[128], avoid[128]
+    CREATE: 488,
+    OOM_PRIORITY: 24,  # hdr, pid, priority
+    OOM_RECORD_REQ: 152,  # hdr, group[128], after
+    OOM_RECORD: 4128,     # hdr, seq, len, reserved, text[4096]
     RECLAIM_REQ: 32, # hdr, pid, level, pages
     EVICT: 32,       # hdr, pages, freed
     EVICTED: 32,
@@ -122,9 +128,24 @@ def group_msg(mtype, group):
 
 def set_msg(mtype, group, memory_max, high=MGI_SET_KEEP, low=MGI_SET_KEEP, soft=MGI_SET_KEEP,
             swap_max=MGI_SET_KEEP, swappiness=MGI_SET_KEEP, mode=MGI_SET_KEEP,
-            backend=MGI_SET_KEEP):
-    return msg(mtype, G + "8Q", name(group), memory_max, high, low, soft, swap_max, swappiness,
-               mode, backend)
+            backend=MGI_SET_KEEP, oom_set=0, oom_policy=0, oom_scope=0, oom_signal=0,
+            oom_grace_ms=0, oom_reserved=0, oom_prefer="", oom_avoid=""):
+    return msg(mtype, G + "8Q6I128s128s", name(group), memory_max, high, low, soft, swap_max,
+               swappiness, mode, backend, oom_set, oom_policy, oom_scope, oom_signal,
+               oom_grace_ms, oom_reserved, name(oom_prefer), name(oom_avoid))
+
+
+def oom_priority(pid, priority):
+    return msg(OOM_PRIORITY, "ii", pid, priority)
+
+
+def oom_record_req(group, after):
+    return msg(OOM_RECORD_REQ, G + "Q", name(group), after)
+
+
+def oom_record(seq, text, length=None):
+    b = text.encode()
+    return msg(OOM_RECORD, "QII4096s", seq, len(b) if length is None else length, 0, b)
 
 
 def reclaim_req(pid, level, pages):
@@ -169,7 +190,7 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
                 "reclaim_stalls", "reclaim_stall_p50_us", "reclaim_stall_p99_us") + \
     tuple(f"reclaim_hist{i}" for i in range(24)) + \
     ("unmanaged_processes", "kernel_usage", "kernel_max_usage", "kernel_limit", "kernel_file",
-     "kernel_shmem", "kernel_anon", "backend")
+     "kernel_shmem", "kernel_anon", "backend", "tamper_reports", "cooperators")
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {
@@ -182,6 +203,8 @@ C_TYPES = {
     COOP_DONE: "mgi_msg_unregister_t", UFFD_FEATURES: "mgi_msg_unregister_t",
     PLACE: "mgi_msg_group_t", REPLY: "mgi_msg_reply_t", LIST: "mgi_msg_list_t",
     GRANT: "mgi_msg_grant_t", GRANTED: "mgi_msg_grant_t",
+    OOM_PRIORITY: "mgi_msg_oom_priority_t",
+    OOM_RECORD_REQ: "mgi_msg_oom_record_req_t", OOM_RECORD: "mgi_msg_oom_record_t",
 }
 
 
@@ -293,6 +316,15 @@ VALID = {
     "v3-grant-swap": grant(GRANT, 1234, 1, swap=1),
     "v3-granted": grant(GRANTED, 0, 97),
     "v3-granted-refused": grant(GRANTED, 0, 0, refused=1),
+    "v3-set-oom": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x1f, oom_policy=1, oom_scope=1,
+                          oom_signal=15, oom_grace_ms=2000, oom_prefer="^stress",
+                          oom_avoid="(^|/)postgres"),
+    "v3-create-oom-policy": set_msg(CREATE, "web/batch", 32 * MiB, oom_set=1, oom_policy=4),
+    "v3-oom-priority": oom_priority(0, 500),
+    "v3-oom-priority-pid": oom_priority(4321, -1000),
+    "v3-oom-record-req": oom_record_req("web", 3),
+    "v3-oom-record-req-own-group": oom_record_req("", 0),
+    "v3-oom-record": oom_record(4, '{"group": "web", "policy": "largest", "victim": {"pid": 77}}'),
 }
 
 # Each fails a different check of mgi_msg_parse.
@@ -328,6 +360,22 @@ INVALID = {
     "v3-invalid-grant-swap-2": grant(GRANT, 1234, 1, swap=2),
     "v3-invalid-granted-refused-none": grant(GRANTED, 0, 0),
     "v3-invalid-granted-refused-deep": grant(GRANTED, 0, 0, refused=MGI_DEPTH_MAX),
+    "v3-invalid-set-oom-policy": set_msg(SET, "web", MGI_SET_KEEP, oom_set=1, oom_policy=5),
+    "v3-invalid-set-oom-flags": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x20),
+    "v3-invalid-set-oom-scope": set_msg(SET, "web", MGI_SET_KEEP, oom_set=2, oom_scope=2),
+    "v3-invalid-set-oom-signal-hup": set_msg(SET, "web", MGI_SET_KEEP, oom_set=4, oom_signal=1),
+    "v3-invalid-set-oom-grace-kill": set_msg(SET, "web", MGI_SET_KEEP, oom_set=4, oom_signal=9,
+                                             oom_grace_ms=100),
+    "v3-invalid-set-oom-grace-long": set_msg(SET, "web", MGI_SET_KEEP, oom_set=4, oom_signal=15,
+                                             oom_grace_ms=5001),
+    "v3-invalid-set-oom-regex-unterminated": set_msg(SET, "web", MGI_SET_KEEP, oom_set=8,
+                                                     oom_prefer=unterminated),
+    "v3-invalid-oom-priority-range": oom_priority(0, 1001),
+    "v3-invalid-oom-priority-pid": oom_priority(-5, 0),
+    "v3-invalid-oom-record-req-bad-group": oom_record_req("web/../x", 0),
+    "v3-invalid-oom-record-seq-zero": oom_record(0, "{}"),
+    "v3-invalid-oom-record-len-short": oom_record(1, "{}", length=1),
+    "v3-invalid-oom-record-len-huge": oom_record(1, "{}", length=4096),
 }
 
 

@@ -33,6 +33,11 @@ int main(void)
 	P("ctl_group", offsetof(mgi_segment_t, ctl.group));
 	P("ctl_granted", offsetof(mgi_segment_t, ctl.granted));
 	P("ctl_swap_granted", offsetof(mgi_segment_t, ctl.swap_granted));
+	P("ctl_oom_set", offsetof(mgi_segment_t, ctl.oom_set));
+	P("ctl_oom_policy", offsetof(mgi_segment_t, ctl.oom_policy));
+	P("ctl_oom_signal", offsetof(mgi_segment_t, ctl.oom_signal));
+	P("ctl_oom_grace", offsetof(mgi_segment_t, ctl.oom_grace_ms));
+	P("ctl_oom_prefer", offsetof(mgi_segment_t, ctl.oom_prefer));
 	P("ctl_pid0", offsetof(mgi_segment_t, ctl.procs[0].pid));
 	P("ctl_pid_stride", sizeof(mgi_proc_id_t));
 	P("ctl_th0_size", offsetof(mgi_segment_t, ctl.thresholds[0].set.size));
@@ -103,6 +108,13 @@ def main():
         patch(o['ctl_swap_granted'], u64(3)),
         'grant-within-parent': patch(o['ctl_granted'], u64(100)) +
         patch(o['acct_usage'], u64(90)),
+        'oom-settings': patch(o['ctl_oom_set'], struct.pack('<IIIII', 0x1f, 1, 1, 15, 2000)) +
+        patch(o['ctl_oom_prefer'], b'^stress\0'),
+        'oom-policy-unknown': patch(o['ctl_oom_policy'], struct.pack('<I', 9)),
+        'oom-flags-unknown': patch(o['ctl_oom_set'], struct.pack('<I', 0x80000000)),
+        'oom-signal-hup': patch(o['ctl_oom_signal'], struct.pack('<I', 1)),
+        'oom-grace-long': patch(o['ctl_oom_grace'], struct.pack('<I', 60000)),
+        'oom-regex-unterminated': patch(o['ctl_oom_prefer'], b'x' * 128),
         'top-level-grant': patch(o['ctl_group'], b'web\0') + patch(o['ctl_granted'], u64(8)),
     }
     live = {  # offsets relative to the accounting part

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -152,6 +153,18 @@ MG_API int mg_cooperate_add(mg_client_t *c, const char *group, unsigned priority
 /* Says the request read from a cooperation eventfd has been handled.
  * Returns 0 or a negative errno. Does not wait for the manager. */
 MG_API int mg_cooperate_done(mg_client_t *c, int efd);
+
+/*
+ * Marks a process's rank in its group's OOM choice under `--oom-policy
+ * priority` (higher dies first, as oom_score_adj): priority is -1000 to
+ * 1000; pid 0 is the caller itself (any process may mark itself; another
+ * process's needs root or the manager's user). The process must have
+ * joined the manager at c (it runs under memgrp). The mark lasts while the
+ * process runs (`memgrp run --oom-priority N` sets it at start-up).
+ * Returns 0 or a negative errno: -EINVAL (out of range), -ESRCH (pid not
+ * managed there), -EPERM.
+ */
+MG_API int mg_oom_priority_set(mg_client_t *c, pid_t pid, int priority);
 
 /* Ends the registration of an eventfd returned above and closes it.
  * Returns 0 or a negative errno (-ENOENT: not one of c's). */

@@ -11,6 +11,8 @@ packages=(
   stress-ng util-linux
   make nodejs default-jdk-headless strace  # tests/compat: real programs (javac for its JVM case); strace for hang evidence
   golang-go                      # tests/test_kbackend.sh: a static Go program (CGO_ENABLED=0) under --backend kernel
+  libmicrohttpd-dev              # the metrics endpoint's HTTP server (src/daemon/metrics.c)
+  prometheus curl tmux           # tests/test_metrics.sh (promtool, a real Prometheus), test_top.sh (tmux)
 )
 
 missing=()

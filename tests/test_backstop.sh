@@ -50,8 +50,12 @@ leftovers() {
 limit=64M
 limit_bytes=$((64 << 20))
 # The documented bound (docs/design.md): memory + swap limit (0 here) +
-# 16 MiB + 1/16 of that.
+# 16 MiB + 1/16 of that, + 1 MiB per process with the agent (a case here
+# has a few at most, and a few more for a moment: a pyenv python3 shim runs
+# several before python itself, and the bound shrinks only at the next
+# scan; kbound_max allows 16).
 kbound=$(( limit_bytes + (16 << 20) + limit_bytes / 16 ))
+kbound_max=$(( kbound + (16 << 20) ))
 
 # escape NAME WANT_RC WHY_REGEX -- COMMAND...: runs COMMAND under
 # `memgrp run -m 64M`, expects WANT_RC, the kill at the kernel limit in the
@@ -67,8 +71,8 @@ escape() {
 	fi
 	local kmax klim
 	kmax=$(jget "$json" kernel_max_usage) klim=$(jget "$json" kernel_limit)
-	if [ "$klim" -ne "$kbound" ] || [ "$kmax" -gt $((klim + (1 << 20))) ] || [ "$kmax" -lt "$limit_bytes" ]; then
-		bad "$name" "kernel max usage $kmax, kernel limit $klim (want $kbound), memgrp max_usage $(jget "$json" max_usage)"
+	if [ "$klim" -lt "$kbound" ] || [ "$klim" -gt "$kbound_max" ] || [ "$kmax" -gt "$kbound_max" ] || [ "$kmax" -lt "$limit_bytes" ]; then
+		bad "$name" "kernel max usage $kmax, kernel limit $klim (want $kbound to $kbound_max), memgrp max_usage $(jget "$json" max_usage)"
 		return
 	fi
 	if ! grep -q "out of memory at its kernel limit" "$out" || ! grep -Eq "$why" "$out"; then
@@ -103,6 +107,35 @@ escape group-other 137 "without the agent: the agent is loaded but not connected
 	sh -c "MEMGRP_GROUP=other exec '$progs/prog_escape' anon 256"
 escape nested-run 137 "without the agent: it runs in a nested memgrp group" -- \
 	env -u MEMGRP_SOCKET "$memgrp" run -m 1G -- "$progs/prog_escape" anon 256
+# Memory of a process that runs with the agent but that the agent does
+# not see: made with raw syscalls, copy-on-write pages of a private file
+# mapping, or written after the process closed the agent's userfaultfds.
+escape sysmmap 137 "anon [1-9][0-9.]*M.*it runs with the agent" -- "$progs/prog_escape" sysmmap 256
+escape sysbrk 137 "anon [1-9][0-9.]*M.*it runs with the agent" -- "$progs/prog_escape" sysbrk 256
+escape filepriv 137 "anon [1-9][0-9.]*M.*it runs with the agent" -- "$progs/prog_escape" filepriv 256
+escape unreg 137 "anon [1-9][0-9.]*M.*it runs with the agent" -- "$progs/prog_escape" unreg 256
+# A setuid program: the dynamic linker ignores LD_PRELOAD for it. The copy
+# belongs to nobody, so root's run of it is a real identity change.
+if [ -z "${MEMGRP_TEST_PRELOAD:-}" ] && install -m 4755 -o nobody "$progs/prog_escape" "$tmp/prog_suid" 2>/dev/null; then
+	chmod 755 "$tmp"
+	escape setuid 137 "without the agent: a setuid program" -- "$tmp/prog_suid" anon 256
+else
+	skip setuid "a sanitizer build (its runtime preload would be refused for a setuid program) or no user nobody"
+fi
+# io_uring rings: the kernel allocates their pages; past the kernel limit
+# the next ring cannot be made (ENOMEM), nothing is killed.
+timeout -k 5 120 "$memgrp" run -m $limit -g "bs-uring-$sfx" --stats-json "$tmp/uring.json" -- \
+	"$progs/prog_escape" uring 256 >"$tmp/uring.out" 2>&1; rc=$?
+if leftovers uring "/run/memgrp/bs-uring-$sfx.sock"; then
+	kmax=$(jget "$tmp/uring.json" kernel_max_usage)
+	if grep -q "io_uring_setup failed after" "$tmp/uring.out" && [ $rc -eq 1 ] && [ "$kmax" -le "$kbound_max" ]; then
+		ok "uring: rings refused at the kernel limit ($(grep -o "after.*" "$tmp/uring.out"); kernel max usage $(mib "$kmax") MiB of $(mib "$kbound"))"
+	elif grep -q "io_uring_setup failed after 0 rings" "$tmp/uring.out"; then
+		skip uring "io_uring is disabled here"
+	else
+		bad uring "rc $rc, kernel max $kmax: $(cat "$tmp/uring.out")"
+	fi
+fi
 # MAP_POPULATE fills the mapping inside mmap, before the agent can charge
 # it. The kernel limit is the bound: the populate stops there (a charge
 # refused outside a user fault fails rather than waits, and mmap returns
@@ -112,8 +145,8 @@ timeout -k 5 120 "$memgrp" run -m $limit -g "bs-populate-$sfx" --stats-json "$tm
 	"$progs/prog_escape" populate 256 >"$tmp/populate.out" 2>&1; rc=$?
 if leftovers populate "/run/memgrp/bs-populate-$sfx.sock"; then
 	kmax=$(jget "$tmp/populate.json" kernel_max_usage) umax=$(jget "$tmp/populate.json" max_usage)
-	[ $rc -eq 137 ] && ! grep -q "^done" "$tmp/populate.out" && [ "$kmax" -le $((kbound + (1 << 20))) ] &&
-		[ "$umax" -le "$kbound" ] && [ "$(grep -c "killing pid" "$tmp/populate.out")" = 1 ] &&
+	[ $rc -eq 137 ] && ! grep -q "^done" "$tmp/populate.out" && [ "$kmax" -le "$kbound_max" ] &&
+		[ "$umax" -le "$kbound_max" ] && [ "$(grep -c "killing pid" "$tmp/populate.out")" = 1 ] &&
 		ok "populate: one kill, kernel max usage $(mib "$kmax") MiB, memgrp's max_usage $(mib "$umax") MiB: both within the kernel limit ($(mib "$kbound") MiB; 256 MiB without the backstop)" ||
 		bad populate "rc $rc, kernel max $kmax, max_usage $umax: $(cat "$tmp/populate.out")"
 fi
@@ -166,6 +199,148 @@ leftovers off "/run/memgrp/bs-off-$sfx.sock"
 	ok "off: no kernel cgroup, the unmanaged 96 MiB run as before" || bad off "rc $rc: $(cat "$tmp/off.out")"
 }
 run_case off
+
+case_nocgroup() {
+echo "--- no memory cgroup, or one that cannot be written: memgrp says so once and runs as before"
+# In a private mount namespace: the memory hierarchy unmounted, or
+# remounted read-only (a per-mount flag: the host's mount is untouched).
+if ! unshare -m --propagation private true 2>/dev/null; then
+	skip nocgroup "unshare -m is not possible here"; return
+fi
+local how
+for how in "umount -l" "mount -o remount,bind,ro"; do
+	unshare -m --propagation private sh -c "$how '$mnt' && exec timeout -k 5 60 '$memgrp' run -m $limit -g 'bs-nocg-$sfx' -- '$progs/prog_escape' anon 256" \
+		>"$tmp/nocg.out" 2>&1; rc=$?
+	leftovers nocgroup "/run/memgrp/bs-nocg-$sfx.sock" || return
+	if [ $rc -eq 137 ] && grep -q "out of memory (usage 64M" "$tmp/nocg.out" &&
+		grep -Eq "(the kernel offers no memory cgroup here|Read-only file system)[:;] the limits cover only what the agent sees" "$tmp/nocg.out" &&
+		[ "$(grep -c "cover only what the agent sees" "$tmp/nocg.out")" = 1 ]; then
+		ok "$how of the memory hierarchy: said once ($(grep -Eo "(the kernel offers no memory cgroup here|Read-only file system)" "$tmp/nocg.out")); the agent's limit still holds (killed at 64M)"
+	else
+		bad nocgroup "$how: rc $rc: $(cat "$tmp/nocg.out")"
+	fi
+done
+}
+run_case nocgroup
+
+# A shell forking hundreds of agent-carrying children in the sanitizer
+# build meets the ASan fork hang (docs/design.md Known gaps: GCC 12's
+# libasan does not lock its allocator across fork): measured, 20 sleeps
+# from one shell under the ASan preload hung the run.
+asan_fork_hang() {
+	if [ -n "${MEMGRP_TEST_PRELOAD:-}" ]; then
+		skip "$1" "a sanitizer build: a shell forking many children with the agent meets the ASan fork hang"
+		return 0
+	fi
+	return 1
+}
+
+case_many() {
+echo "--- many small processes: the kernel bound grows with them"
+asan_fork_hang many && return
+# Each process costs the kernel about half a MiB beyond what memgrp counts
+# (page tables, kernel stacks, the agent's own memory): the bound holds a
+# share per process with the agent, so that 100 sleeps under -m 32M (about
+# 15 MiB charged) are not killed at a bound of 50 MiB.
+timeout -k 5 60 "$memgrp" run -m 32M -g "bs-many-$sfx" --stats-json "$tmp/many.json" -- sh -c \
+	'for i in $(seq 100); do sleep 3 & done; wait' >"$tmp/many.out" 2>&1; rc=$?
+leftovers many "/run/memgrp/bs-many-$sfx.sock" || return
+local kmax kills
+kmax=$(jget "$tmp/many.json" kernel_max_usage) kills=$(jget "$tmp/many.json" oom_kill)
+[ $rc -eq 0 ] && [ "$kills" = 0 ] && ! grep -q "kernel limit" "$tmp/many.out" &&
+	ok "100 sleeps under -m 32M: none killed (kernel max usage $(mib "$kmax") MiB, memgrp max_usage $(mib "$(jget "$tmp/many.json" max_usage)") MiB)" ||
+	bad many "rc $rc, oom_kill $kills, kernel max $kmax: $(sort "$tmp/many.out" | uniq -c | head -5)"
+}
+run_case many
+
+case_crowd() {
+echo "--- the 513th process of a group"
+asan_fork_hang crowd && return
+# A group holds MGI_PROCS_MAX (512) processes with the agent; the next one
+# is refused loudly and runs unmanaged, bounded by the kernel limit.
+local lim=1G lb=$((1 << 30))
+# The driving shell runs without the agent: every fork of a managed shell
+# (a pipeline, a sleep) takes a slot for a moment, and one of those freed
+# at the wrong time let prog_escape in (a CI run). Sleeps with the agent
+# fill the group: 512 at once, then more until the group's own stat says
+# 512 (a join that a burst makes time out takes none); then prog_escape,
+# with the agent, comes past the most. The bound holds 1 MiB for each of
+# the 512.
+local agent
+agent=$(realpath "$(dirname "$memgrp")/../agent/libmemgrp-agent.so")
+timeout -k 5 120 "$memgrp" run -m $lim -g "bs-crowd-$sfx" --stats-json "$tmp/crowd.json" -- env -u LD_PRELOAD sh -c \
+	"for i in \$(seq 512); do LD_PRELOAD='$agent' sleep 20 & done
+	for i in \$(seq 200); do
+		'$memgrp' stat --json | grep -q '\"nr_processes\": 512' && break
+		LD_PRELOAD='$agent' sleep 20 & sleep 0.1
+	done
+	LD_PRELOAD='$agent' '$progs/prog_escape' anon 2048; kill \$(jobs -p); wait" >"$tmp/crowd.out" 2>&1; rc=$?
+leftovers crowd "/run/memgrp/bs-crowd-$sfx.sock" || return
+local kmax klim want=$((lb + (16 << 20) + lb / 16 + (512 << 20)))
+kmax=$(jget "$tmp/crowd.json" kernel_max_usage) klim=$(jget "$tmp/crowd.json" kernel_limit)
+if grep -q "has 512 processes, its most" "$tmp/crowd.out" && grep -q "killing pid [0-9]* (prog_escape).*without the agent" "$tmp/crowd.out" &&
+	! grep -q "^done" "$tmp/crowd.out" && [ "$kmax" -le $((want + (1 << 20))) ] && [ "$kmax" -gt $((lb + (512 << 20))) ]; then
+	ok "the 513th process is refused loudly, runs unmanaged and is killed at the kernel limit (kernel max usage $(mib "$kmax") MiB of $(mib "$want"))"
+else
+	bad crowd "rc $rc, kernel max $kmax of $klim: $(grep -v "^$" "$tmp/crowd.out" | tail -6)"
+fi
+}
+run_case crowd
+
+case_manager_down() {
+echo "--- a process started while the manager is down"
+# memgrpd dies (kill -9) with its group's kernel cgroup's killer off; a
+# member's child started then cannot join and runs unmanaged: the kernel
+# limit holds it (it waits there), and the restarted manager kills it.
+local dsock=$tmp/down.sock dstate=$tmp/down-state base out=$tmp/down.out
+"$memgrpd" --socket "$dsock" --state-dir "$dstate" 2>"$tmp/down1.log" &
+dpid=$!
+wait_socket "$dsock"
+"$memgrp" --socket "$dsock" create "down$sfx" -m $limit
+(timeout -k 5 60 "$memgrp" run --socket "$dsock" -g "down$sfx" -- sh -c "sleep 2; exec '$progs/prog_escape' anon 256" >"$out" 2>&1
+	echo "rc $?" >>"$out") &
+local rpid=$!
+# A second member exec's an image then too: that agent gives up joining,
+# so the restored slot it holds is never rejoined.
+timeout -k 5 60 "$memgrp" run --socket "$dsock" -g "down$sfx" -- sh -c "sleep 2; exec sleep 20" >"$tmp/down-sleep.out" 2>&1 &
+local spid=$!
+sleep 1
+kill -9 "$dpid"; wait "$dpid" 2>/dev/null; dpid=
+base=$cgdir/$(kbase "$dsock")/down$sfx
+local usage waiting=
+for _ in $(seq 200); do # up to 20 s: a loaded host writes 84 MiB slowly
+	grep -q "under_oom 1" "$base/memory.oom_control" 2>/dev/null && waiting=1 && break
+	sleep 0.1
+done
+usage=$(cat "$base/memory.max_usage_in_bytes" 2>/dev/null || echo -1)
+"$memgrpd" --socket "$dsock" --state-dir "$dstate" 2>"$tmp/down2.log" &
+dpid=$!
+wait "$rpid"
+# Past the rejoin grace (5 s after the manager's start), the exec'ed sleep
+# is one that runs without the agent: reported and counted.
+local seen= n=
+for _ in $(seq 100); do
+	grep -q "pid [0-9]* (sleep) runs without the agent" "$tmp/down2.log" && seen=1 && break
+	sleep 0.1
+done
+n=$("$memgrp" --socket "$dsock" stat --json "down$sfx" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["unmanaged_processes"])' 2>/dev/null)
+kill $(cat "$base/cgroup.procs" 2>/dev/null) 2>/dev/null
+wait "$spid" 2>/dev/null
+for _ in $(seq 50); do [ -s "$base/cgroup.procs" ] || break; sleep 0.1; done
+"$memgrp" --socket "$dsock" rm "down$sfx" >/dev/null 2>&1
+kill "$dpid"; wait "$dpid" 2>/dev/null; dpid=
+leftovers manager_down "$dsock" || return
+if [ -n "$waiting" ] && [ "$usage" -le "$kbound_max" ] && grep -q "this process is not managed" "$out" &&
+	grep -q "^rc 137" "$out" && grep -Eq "killing pid [0-9]* \(prog_escape\).*(without the agent|its agent has not rejoined)" "$tmp/down2.log"; then
+	ok "with memgrpd down, the unmanaged newcomer waited at the kernel limit (max usage $(mib "$usage") MiB of $(mib "$kbound")); the restarted memgrpd killed it"
+else
+	bad manager_down "waiting '$waiting', kernel max usage $usage: $(cat "$out"; tail -4 "$tmp/down2.log")"
+fi
+[ -n "$seen" ] && [ "$n" = 1 ] &&
+	ok "a restored slot whose agent never rejoins (an image exec'ed while memgrpd was down) is reported after the grace and counted (unmanaged_processes $n)" ||
+	bad manager_down-rejoin "seen '$seen', unmanaged_processes '$n': $(tail -6 "$tmp/down2.log")"
+}
+run_case manager_down
 
 case_memgrpd() {
 echo "--- memgrpd: HELLO and PLACE across groups are refused; a restart cleans up"
@@ -232,7 +407,11 @@ else
 	bad crash "orphans '$orphans', oom_kill_disable $off then $on; $(cat "$tmp/next.out")"
 fi
 [ -n "$orphans" ] && kill $orphans 2>/dev/null
-for _ in $(seq 50); do [ -s "$cdir/bs-crash-$sfx/cgroup.procs" ] || break; sleep 0.1; done
+# Gone means reaped: a zombie (init reaps the orphans, late on a loaded
+# host) still holds its cgroup busy for rmdir though cgroup.procs no longer
+# lists it (a CI run's start found the directory busy and kept it).
+gone() { local p; for p in $orphans; do kill -0 "$p" 2>/dev/null && return 1; done; ! [ -s "$cdir/bs-crash-$sfx/cgroup.procs" ]; }
+for _ in $(seq 100); do gone && break; sleep 0.1; done
 "$memgrp" run -g "bs-next-$sfx" -m 64M -- true >"$tmp/next2.out" 2>&1
 [ ! -d "$cdir" ] && ok "once its processes are gone, the next start removes the dead manager's cgroups" ||
 	bad crash-rm "$cdir stays: $(find "$cdir" -name cgroup.procs -exec cat {} + 2>&1 | tr '\n' ' ')"

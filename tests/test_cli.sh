@@ -25,7 +25,10 @@ expect help          0 "Exit codes:"                         -- --help
 expect version       0 "^memgrp [0-9]+\.[0-9]+\.[0-9]+$"     -- --version
 expect no_command    2 "Usage: memgrp"                       --
 expect unknown       2 "unknown command 'frobnicate'"        -- frobnicate
-expect planned       3 "'top' is not implemented yet"        -- top
+expect top_help      0 "Usage: memgrp top"                   -- top --help
+expect top_bad_sort  2 "--sort: usage, name"                 -- top --sort size
+expect top_bad_int   2 "--interval: seconds"                 -- top --interval 0
+expect top_no_mgr    1 "no manager answers at /nonexistent"  -- --socket /nonexistent/x.sock top --once
 expect demo_help     0 "Usage: memgrp demo"                  -- demo --help
 expect bad_size      2 "--limit: 'lots': a size starts"      -- demo --limit lots
 expect bad_suffix    2 "unknown suffix 'X'"                  -- demo --step 4X

@@ -255,6 +255,38 @@ static void a_chain_grants_level_by_level(void)
 	CHECK_EQ(mgi_counter_read(&web.acct.memory), 100);
 }
 
+/* A group claiming more than its evidence: what it holds of its grant
+ * beyond the evidence and the slack goes back, whatever its usage says. */
+static void a_claim_beyond_the_evidence_is_cut(void)
+{
+	struct family f;
+	unsigned failed = 0;
+
+	family_init(&f, 1000);
+	/* slack: a batch, two windows per process, a sixteenth */
+	CHECK_EQ(mgi_grant_claim_slack(0, 0), MGI_GRANT_BATCH);
+	CHECK_EQ(mgi_grant_claim_slack(1600, 2), MGI_GRANT_BATCH + 4 * MGI_FAULT_AROUND_MAX + 100);
+	CHECK(!mgi_grant_claim_exceeds(1600 + MGI_GRANT_BATCH + 4 * MGI_FAULT_AROUND_MAX + 100, 1600, 2));
+	CHECK(mgi_grant_claim_exceeds(1600 + MGI_GRANT_BATCH + 4 * MGI_FAULT_AROUND_MAX + 101, 1600, 2));
+	/* api holds 600 and a batch of web's 1000 by its grant, and claims
+	 * all of it */
+	CHECK_EQ(mgi_grant_give(&f.anc, &f.granted, 600, &failed), 600 + MGI_GRANT_BATCH);
+	atomic_store(&f.api.usage, 600 + MGI_GRANT_BATCH);
+	CHECK_EQ(mgi_grant_take_back(&f.anc, &f.granted, &f.api, 0), 0); /* its word: nothing back */
+	/* the evidence says 100: cut to it (and a slack of 36) */
+	CHECK_EQ(mgi_grant_cut(&f.anc, &f.granted, 136), 600 + MGI_GRANT_BATCH - 136);
+	CHECK_EQ(atomic_load(&f.granted), 136);
+	CHECK_EQ(mgi_counter_read(&f.web), 136);
+	/* its own charges are refused by its grant; a sibling finds the room */
+	CHECK(!mgi_counter_try_charge(&f.own, 1, &failed));
+	CHECK_EQ(failed, MGI_LEVEL_GRANT);
+	CHECK_EQ(mgi_counter_path_margin(&f.anc), 864);
+	/* a cut above the grant changes nothing */
+	CHECK_EQ(mgi_grant_cut(&f.anc, &f.granted, 500), 0);
+	CHECK_EQ(atomic_load(&f.granted), 136);
+	CHECK_EQ(mgi_counter_read(&f.web), 136);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -265,5 +297,6 @@ int main(int argc, char **argv)
 	MGT_RUN(excess_on_literals);
 	MGT_RUN(a_sibling_gets_room_from_an_unused_grant);
 	MGT_RUN(a_chain_grants_level_by_level);
+	MGT_RUN(a_claim_beyond_the_evidence_is_cut);
 	MGT_DONE();
 }

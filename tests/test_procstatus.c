@@ -1,4 +1,4 @@
-/* test_procstatus.c - the /proc/PID/status parser on literal files, and the OS layer's reader on a real /proc. */
+/* test_procstatus.c - the /proc/PID/status and /proc/PID/stat parsers on literal files, and the OS layer's readers on a real /proc. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -148,6 +148,65 @@ static void reads_a_proc_root(void)
 	CHECK_GE(st.rss_anon_kb, 1); /* this test's own stack and heap */
 }
 
+/* /proc/PID/stat as Linux 6.x writes it, with a comm that holds a space
+ * and a ')' (a process names itself) and a negative tpgid. */
+static const char stat6[] =
+	"4242 (evil) S 1 (x) R 4200 4242 4242 0 -1 4194560 1234 0 56 0 10 20 0 0 20 0 3 0 "
+	"987654 1000000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+
+static void stat_reads_the_fields_memgrp_uses(void)
+{
+	mgi_pid_stat_t st;
+
+	CHECK_INT_EQ(mgi_pid_stat_parse(stat6, sizeof(stat6) - 1, &st), 0);
+	CHECK_STR_EQ(st.comm, "evil) S 1 (x");
+	CHECK_EQ(st.state, 'R');
+	CHECK_EQ(st.flags, 4194560);
+	CHECK_EQ(st.minflt, 1234);
+	CHECK_EQ(st.majflt, 56);
+	CHECK_EQ(st.starttime, 987654);
+	CHECK(!mgi_pid_stat_exiting(&st));
+	st.flags |= MGI_PF_EXITING;
+	CHECK(mgi_pid_stat_exiting(&st));
+	st.flags = 0;
+	st.state = 'Z';
+	CHECK(mgi_pid_stat_exiting(&st));
+}
+
+static void stat_refuses_what_it_cannot_read(void)
+{
+	mgi_pid_stat_t st;
+	const char *bad[] = {
+		"", "4242 evil S 1", "4242 (evil", "4242 (evil) ", "4242 (evil) S 1 2 3",
+		/* flags not a number */
+		"4242 (e) S 1 2 3 4 5 x 1 2 3 4 5 6 7 8 9 10 11 12 13\n",
+		/* cut before starttime */
+		"4242 (e) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&st, 0x5a, sizeof(st));
+		CHECK_MSG(mgi_pid_stat_parse(bad[i], strlen(bad[i]), &st) == -EINVAL, "case %zu", i);
+		CHECK_EQ(st.state, 0); /* zeroed: nothing half-read */
+		CHECK_EQ(st.starttime, 0);
+	}
+	/* Nothing is read past len: the same text cut one byte short of
+	 * starttime's last digit reads another number, never beyond. */
+	CHECK_INT_EQ(mgi_pid_stat_parse(stat6, (size_t)(strstr(stat6, "987654") - stat6) + 5, &st), 0);
+	CHECK_EQ(st.starttime, 98765);
+}
+
+static void stat_reads_this_process(void)
+{
+	mgi_pid_stat_t st;
+
+	CHECK_INT_EQ(mgi_pid_stat_read(NULL, getpid(), &st), 0);
+	CHECK_EQ(st.state, 'R');
+	CHECK(!mgi_pid_stat_exiting(&st));
+	CHECK_LT(mgi_pid_age_ms(&st), 600000); /* this test started minutes ago at most */
+	CHECK_INT_EQ(mgi_pid_stat_read(NULL, 0, &st), -EINVAL);
+}
+
 static void pidfd_signals_only_its_process(void)
 {
 	pid_t child = fork();
@@ -181,5 +240,8 @@ int main(int argc, char **argv)
 	MGT_RUN(stops_at_len);
 	MGT_RUN(reads_a_proc_root);
 	MGT_RUN(pidfd_signals_only_its_process);
+	MGT_RUN(stat_reads_the_fields_memgrp_uses);
+	MGT_RUN(stat_refuses_what_it_cannot_read);
+	MGT_RUN(stat_reads_this_process);
 	MGT_DONE();
 }

@@ -5,6 +5,7 @@
 
 #include "harness.h"
 #include "segment.h"
+#include "victim.h"
 
 static mgi_segment_t seg;
 
@@ -192,6 +193,14 @@ static void check_accepts_a_valid_segment(void)
 	mgi_threshold_register(&seg.ctl.thresholds[0].set, &seg.acct.thresholds[0], 10, 3, 30);
 	mgi_threshold_register(&seg.ctl.thresholds[0].set, &seg.acct.thresholds[0], 50, 4, 30);
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg), why, sizeof(why)), 0);
+	/* OOM settings as `memgrp set --oom-*` leaves them pass */
+	seg.ctl.oom_set = MGI_OOM_SET_ALL;
+	seg.ctl.oom_policy = MGI_OOM_POLICY_MAX;
+	seg.ctl.oom_scope = MGI_OOM_SCOPE_GROUP;
+	seg.ctl.oom_signal = 15;
+	seg.ctl.oom_grace_ms = MGI_OOM_GRACE_MAX_MS;
+	strcpy(seg.ctl.oom_prefer, "^(stress|batch)");
+	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg), why, sizeof(why)), 0);
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg) - 1, why, sizeof(why)), -EINVAL);
 	CHECK_MSG(strstr(why, "bytes") != NULL, "why: %s", why);
 }
@@ -279,6 +288,24 @@ static const char *damage(int k)
 		strcpy(seg.ctl.group, "web");
 		atomic_store(&seg.ctl.granted, 1);
 		return "a top-level group holds a grant";
+	case 25:
+		seg.ctl.oom_set = 1u << 7;
+		return "OOM settings flags";
+	case 26:
+		seg.ctl.oom_policy = 5;
+		return "OOM policy 5";
+	case 27:
+		seg.ctl.oom_scope = 2;
+		return "OOM kill scope 2";
+	case 28:
+		seg.ctl.oom_signal = 1; /* SIGHUP */
+		return "OOM signal 1";
+	case 29:
+		seg.ctl.oom_grace_ms = MGI_OOM_GRACE_MAX_MS + 1;
+		return "OOM grace";
+	case 30:
+		memset(seg.ctl.oom_avoid, 'a', sizeof(seg.ctl.oom_avoid));
+		return "OOM regex is not terminated";
 	default:
 		return NULL;
 	}

@@ -9,6 +9,7 @@
 
 #include "harness.h"
 #include "tree.h"
+#include "victim.h"
 
 #define PAGE 4096ULL
 #define UNLIMITED MGI_SET_UNLIMITED
@@ -69,6 +70,48 @@ static int set_max(int g, uint64_t bytes)
 	set.memory_high = set.memory_low = set.memory_soft = MGI_SET_KEEP;
 	set.swap_max = set.swappiness = MGI_SET_KEEP;
 	return mgi_tree_set_limits(&t, g, &set, why, sizeof(why));
+}
+
+/* The OOM settings SET names: stored as given, each flag alone; a bad
+ * regex or unknown flag refuses the whole request before anything
+ * changes. */
+static void oom_settings_are_checked_then_stored(void)
+{
+	mgi_msg_set_t set;
+
+	CHECK_INT_EQ(fresh(), 0);
+	int web = make("web", 64 * PAGE);
+	CHECK(web > 0);
+	memset(&set, 0, sizeof(set));
+	set.memory_max = 32 * PAGE;
+	set.memory_high = set.memory_low = set.memory_soft = MGI_SET_KEEP;
+	set.swap_max = set.swappiness = set.mode = set.backend = MGI_SET_KEEP;
+	set.oom_set = MGI_OOM_SET_PREFER;
+	strcpy(set.oom_prefer, "(unclosed");
+	CHECK_INT_EQ(mgi_tree_set_limits(&t, web, &set, why, sizeof(why)), -EINVAL);
+	CHECK_MSG(strstr(why, "--oom-prefer '(unclosed'") != NULL, "why: %s", why);
+	CHECK_EQ(mgi_counter_read_max(&seg_of(web)->ctl.memory), 64); /* unchanged */
+	CHECK_INT_EQ((int)seg_of(web)->ctl.oom_set, 0);
+	set.oom_set = 1u << 9;
+	CHECK_INT_EQ(mgi_tree_set_limits(&t, web, &set, why, sizeof(why)), -EINVAL);
+	set.oom_set = MGI_OOM_SET_POLICY | MGI_OOM_SET_AVOID;
+	set.oom_policy = MGI_OOM_NEWEST;
+	strcpy(set.oom_avoid, "^postgres");
+	CHECK_INT_EQ(mgi_tree_set_limits(&t, web, &set, why, sizeof(why)), 0);
+	const mgi_segment_ctl_t *c = &seg_of(web)->ctl;
+	CHECK_INT_EQ((int)c->oom_set, MGI_OOM_SET_POLICY | MGI_OOM_SET_AVOID);
+	CHECK_INT_EQ((int)c->oom_policy, MGI_OOM_NEWEST);
+	CHECK_STR_EQ(c->oom_avoid, "^postgres");
+	CHECK_STR_EQ(c->oom_prefer, ""); /* not named: not taken from the request */
+	CHECK_EQ(mgi_counter_read_max(&c->memory), 32);
+	/* a later SET naming the scope alone keeps the policy */
+	set.oom_set = MGI_OOM_SET_SCOPE;
+	set.oom_scope = MGI_OOM_SCOPE_GROUP;
+	set.oom_policy = MGI_OOM_LARGEST;
+	CHECK_INT_EQ(mgi_tree_set_limits(&t, web, &set, why, sizeof(why)), 0);
+	CHECK_INT_EQ((int)c->oom_policy, MGI_OOM_NEWEST);
+	CHECK_INT_EQ((int)c->oom_scope, MGI_OOM_SCOPE_GROUP);
+	CHECK_INT_EQ((int)c->oom_set, MGI_OOM_SET_ALL & ~(MGI_OOM_SET_SIGNAL | MGI_OOM_SET_PREFER));
 }
 
 static void init_makes_the_root(void)
@@ -273,6 +316,8 @@ static void limits_swap_and_stats(void)
 	CHECK_EQ(atomic_load(&seg_of(api)->ctl.swappiness), MGI_SWAPPINESS_DEFAULT);
 
 	memset(&set, 0xff, sizeof(set)); /* all MGI_SET_KEEP */
+	set.oom_set = 0; /* the OOM settings are named by flags, not KEEP */
+	memset(&set.oom_policy, 0, sizeof(set) - offsetof(mgi_msg_set_t, oom_policy));
 	set.memory_high = 64 * PAGE;
 	set.memory_low = 16 * PAGE;
 	set.memory_soft = 32 * PAGE;
@@ -780,10 +825,55 @@ static void a_restored_grant_is_clamped_to_the_parent(void)
 	state_dir[0] = '\0';
 }
 
+/* A child's state file set aside at the restart: its grant is not
+ * returned (its figures are not trusted), so its parent's usage is
+ * recounted from the surviving children's grants and its own slots. */
+static void a_set_aside_childs_grant_leaves_the_parent(void)
+{
+	char *dir = state_dir, path[512];
+	snprintf(state_dir, sizeof(state_dir), "/tmp/memgrp-test-tree-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK_INT_EQ(fresh(), 0);
+	CHECK_INT_EQ(mgi_tree_use_dir(&t, dir, collect, NULL, why, sizeof(why)), 0);
+	int web = make("web", 64 << 20), api = make("web/api", 64 << 20), db = make("web/db", 64 << 20);
+	int shop = make("shop", 64 << 20);
+	CHECK(web > 0 && api > 0 && db > 0 && shop > 0);
+	atomic_store(&seg_of(web)->acct.memory.usage, 100);
+	atomic_store(&seg_of(api)->ctl.granted, 60);
+	atomic_store(&seg_of(db)->ctl.granted, 40);
+	atomic_store(&seg_of(shop)->acct.memory.usage, 70); /* written; no process holds it */
+	snprintf(path, sizeof(path), "%s/%s", dir, t.node[db].file);
+	mgi_tree_destroy(&t);
+	t_live = false;
+	int fd = open(path, O_WRONLY);
+	CHECK(fd >= 0);
+	CHECK(pwrite(fd, "garbage!", 8, 0) == 8); /* the magic */
+	close(fd);
+	CHECK_INT_EQ(fresh(), 0);
+	said_all[0] = '\0';
+	CHECK_INT_EQ(mgi_tree_use_dir(&t, dir, collect_all, NULL, why, sizeof(why)), 0);
+	web = mgi_tree_find(&t, "web");
+	shop = mgi_tree_find(&t, "shop");
+	CHECK_MSG(web > 0 && mgi_tree_find(&t, "web/api") > 0 && mgi_tree_find(&t, "web/db") < 0,
+		  "said: %s", said_all);
+	CHECK_EQ(mgi_counter_read(&seg_of(web)->acct.memory), 60);
+	CHECK_MSG(strstr(said_all, "group 'web': memory usage 400 KiB, but its processes hold 0 KiB "
+				   "and its groups below 240 KiB of grant"),
+		  "said: %s", said_all);
+	/* no process: recounted to nothing (no window to allow) */
+	CHECK_EQ(mgi_counter_read(&seg_of(shop)->acct.memory), 0);
+	CHECK_MSG(!strstr(said_all, "group 'web/api': memory usage"), "said: %s", said_all);
+	mgi_tree_destroy(&t);
+	t_live = false;
+	remove_dir(dir);
+	state_dir[0] = '\0';
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
 	MGT_RUN(init_makes_the_root);
+	MGT_RUN(oom_settings_are_checked_then_stored);
 	MGT_RUN(create_needs_the_parent);
 	MGT_RUN(create_refuses_duplicates_and_bad_names);
 	MGT_RUN(create_applies_the_limit);
@@ -802,6 +892,7 @@ int main(int argc, char **argv)
 	MGT_RUN(destroy_closes_everything);
 	MGT_RUN(a_truncated_state_file_is_survived);
 	MGT_RUN(a_restored_grant_is_clamped_to_the_parent);
+	MGT_RUN(a_set_aside_childs_grant_leaves_the_parent);
 	if (t_live)
 		mgi_tree_destroy(&t);
 	if (state_dir[0])

@@ -233,12 +233,72 @@ fi
 }
 run_case truncate hostile
 
+case_liar() {
+echo "--- a process of tl/liar claims more usage than it holds, while its sibling needs room"
+# tl/liar's process (uid $uid) holds 8 MB and adds 48 MB to its group's
+# usage in its own accounting part; its grant then must cover the claim
+# (its agent asks for it). Its sibling tl/sib needs 60 MB of tl's 96M.
+# The manager believes the claim only as far as the kernel's figures for
+# the liar's processes go: the liar's grant is cut, the sibling gets its
+# room, the liar is reported, and when it asks for more it is the one
+# killed.
+mg create tl -m 96M && mg create tl/liar && mg create tl/sib
+rm -f "$tmp/liar.go"
+timeout -k 5 120 "$memgrp" --socket "$sock" run -g tl/liar -- sh -c \
+	"p=\$LD_PRELOAD; LD_PRELOAD= setpriv --reuid=$uid --regid=$gid --groups=$gid \
+	 env LD_PRELOAD=\"\$p\" '$progs/prog_grantuse' claim 8 48 '$tmp/liar.go' 4 30; echo rc=\$?" \
+	>"$tmp/liar.out" 2>&1 &
+lpid=$!
+wait_for 60 grep -q "^claimed" "$tmp/liar.out"
+liar_claim=$(stat_field tl/liar usage) tl_claimed=$(stat_field tl usage)
+kills=$(grep -c "killing pid" "$tmp/memgrpd.log")
+mg run -g tl/sib -- "$progs/prog_hold" 60 0.5 >"$tmp/sib.out" 2>&1; src=$?
+tl_after=$(stat_field tl usage) tl_max=$(stat_field tl max_usage)
+touch "$tmp/liar.go"
+wait $lpid
+if grep -q "^claimed 48 MB" "$tmp/liar.out" && [ "${liar_claim:-0}" -ge $((56 << 20)) ] &&
+	[ "${tl_claimed:-0}" -ge $((56 << 20)) ]; then
+	ok "the liar claims $liar_claim bytes in use (it holds 8 MB): tl counts $tl_claimed"
+else
+	bad liar_claim "claim $liar_claim, tl $tl_claimed"; cat "$tmp/liar.out"
+fi
+if [ $src -eq 0 ] && grep -q "holding 60 MB" "$tmp/sib.out" &&
+	! grep "killing pid" "$tmp/memgrpd.log" | tail -n +$((kills + 1)) | grep -q "tl/sib\|prog_hold"; then
+	ok "the sibling got 60 MB of tl's 96M beside the liar's claim, nobody of it killed (tl max_usage $tl_max)"
+else
+	bad liar_sibling "sibling rc $src"; cat "$tmp/sib.out"; tail -5 "$tmp/memgrpd.log"
+fi
+report=$(grep -m1 -o "group 'tl/liar': its accounting was tampered with: it claims [^;]*; its grant is cut to [0-9]* KiB" "$tmp/memgrpd.log")
+if [ -n "$report" ] && [ "$(stat_field tl tamper_reports)" -ge 1 ]; then
+	ok "the liar is reported: $report; tl's tamper_reports $(stat_field tl tamper_reports)"
+else
+	bad liar_report "no report (tamper_reports $(stat_field tl tamper_reports))"; grep "tl/liar" "$tmp/memgrpd.log" | tail -5
+fi
+if grep -q "^rc=137" "$tmp/liar.out" && ! grep -q "^grew" "$tmp/liar.out" &&
+	grep -q "group 'tl/liar' is out of memory (it claims .*killing pid [0-9]* (prog_grantuse)" "$tmp/memgrpd.log" &&
+	[ "$(grep -c "group 'tl/liar' is out of memory" "$tmp/memgrpd.log")" = 1 ] &&
+	grep -q "group 'tl/liar' lost a process while its claim stood: its usage is recounted" "$tmp/memgrpd.log"; then
+	ok "asking for more, the liar is the one killed: $(grep -o "group 'tl/liar' is out of memory.*" "$tmp/memgrpd.log" | head -1)"
+else
+	bad liar_killed "$(tail -3 "$tmp/liar.out")"; grep "tl/liar" "$tmp/memgrpd.log" | tail -5
+fi
+for _ in $(seq 50); do [ "$(stat_field tl/liar nr_processes 2>/dev/null)" = 0 ] && break; sleep 0.1; done
+rm_out=$(mg rm tl/liar 2>&1 && mg rm tl/sib 2>&1) && tl_end=$(stat_field tl usage) &&
+	[ "$tl_end" -le $((64 << 12)) ] && mg rm tl &&
+	ok "tl/liar's claim is forgotten once its processes are gone: removed, tl's usage back to $tl_end" ||
+	bad liar_gone "$rm_out; tl usage $(stat_field tl usage)"
+}
+run_case liar
+
 case_garbage_state() {
 echo "--- a state file with a valid header and a garbage body"
 mg create tp/hit -m 64M
 mg run -g tp/hit -- "$progs/prog_hold" 8 30 >"$tmp/hit.out" 2>&1 &
 hpid=$!
 for _ in $(seq 100); do [ "$(stat_field tp/hit nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ "$(stat_field tp/hit usage 2>/dev/null)" -ge $((8 << 20)) ] && break; sleep 0.1; done
+# tp's usage counts tp/hit's grant (at least its 8 MB) beside tp/good's
+tp_before=$(stat_field tp usage)
 kill -KILL "$dpid"; wait "$dpid" 2>/dev/null
 # tp/hit's files: a valid header (the first 64 bytes: magic, version, size,
 # name), the rest of both parts garbage.
@@ -278,6 +338,18 @@ PY
 	else
 		bad statefile "set aside? $(grep "$f" "$tmp/restart.log")"
 		cat "$tmp/restart.log"
+	fi
+	# tp/hit's grant is not trusted, so not returned: tp's usage is
+	# recounted from what the manager trusts (tp/good's grant; tp has no
+	# process of its own)
+	tp_after=$(stat_field tp usage) good_granted_max=$((good_usage + (64 << 12)))
+	if [ "${tp_before:-0}" -ge $((good_usage + (8 << 20))) ] && [ "$tp_after" -ge "$good_usage" ] &&
+		[ "$tp_after" -le "$good_granted_max" ] &&
+		grep -q "group 'tp': memory usage [0-9]* KiB, but its processes hold 0 KiB and its groups below [0-9]* KiB of grant .*recomputed" "$tmp/restart.log"; then
+		ok "tp's usage recomputed without the set-aside tp/hit's grant: $tp_before -> $tp_after (tp/good holds $good_usage)"
+	else
+		bad statefile_parent "tp usage $tp_before -> $tp_after, tp/good $good_usage"
+		grep "group 'tp'" "$tmp/restart.log"
 	fi
 fi
 stop "$hpid"

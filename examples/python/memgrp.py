@@ -50,6 +50,7 @@ def _load():
         lib.mg_cooperate_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint]
         lib.mg_cooperate_done.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.mg_remove.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.mg_oom_priority_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         lib.mg_stats.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Stats)]
         lib.mg_event_read.restype = ctypes.c_int64
         lib.mg_event_read.argtypes = [ctypes.c_int]
@@ -114,6 +115,11 @@ class Client:
 
     def remove(self, efd):
         self._check(_load().mg_remove(self._c, efd))
+
+    def oom_priority(self, priority, pid=0):
+        """Ranks pid (0: this process) at priority (-1000..1000, higher
+        dies first) under its group's --oom-policy priority."""
+        self._check(_load().mg_oom_priority_set(self._c, pid, priority))
 
     def stats(self, group=None):
         st = Stats()

@@ -21,6 +21,7 @@
 #include "account.h"
 #include "agent.h"
 #include "options.h"
+#include "victim.h"
 #include "os.h"
 #include "proto.h"
 #include "trace.h"
@@ -441,6 +442,30 @@ static int features_by_manager(int fd, uint64_t features)
  * default), receives WELCOME with the segments of the group and of its
  * ancestors and maps them (unless already mapped, as in a forked child,
  * which stays in its parent's group). Returns 0 or -errno. */
+/* MEMGRP_OOM_PRIORITY (memgrp run --oom-priority): the process's rank
+ * under --oom-policy priority, told to the manager once joined. The
+ * manager does not answer on an agent's connection. A bad value is
+ * logged and not sent. */
+static void send_oom_priority(void)
+{
+	const char *v = mgi_env_str(MGI_ENV_OOM_PRIORITY);
+	char *end;
+	mgi_msg_t m;
+
+	if (!v || !*v)
+		return;
+	errno = 0;
+	long p = strtol(v, &end, 10);
+	if (errno || *end || p < MGI_OOM_PRIORITY_MIN || p > MGI_OOM_PRIORITY_MAX) {
+		mgi_agent_log("MEMGRP_OOM_PRIORITY '%s': not a number from -1000 to 1000: ignored", v);
+		return;
+	}
+	mgi_msg_init(&m, MGI_MSG_OOM_PRIORITY);
+	m.oom_priority.pid = 0;
+	m.oom_priority.priority = (int32_t)p;
+	send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 static int join_group(const char *path)
 {
 	const char *group = mgi_env_str(MGI_ENV_GROUP);
@@ -483,6 +508,7 @@ static int join_group(const char *path)
 	}
 	take_welcome(conn, &reply, fds, nfds);
 	mgi_account_use_segments();
+	send_oom_priority();
 	return 0;
 }
 

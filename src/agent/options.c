@@ -31,6 +31,8 @@ static const struct {
 	 * handler_priority in handler.c. */
 	[MGI_ENV_HANDLER_SCHED] = {"MEMGRP_HANDLER_SCHED", CHOICE, 0, 0,
 				   {"auto", "rt", "nice", "slice", "off"}},
+	/* signed: read as a string, checked where it is sent (agent.c) */
+	[MGI_ENV_OOM_PRIORITY] = {"MEMGRP_OOM_PRIORITY", STR, 0, 0, {NULL}},
 };
 
 /* Read at each call, not cached: a value the program sets before the

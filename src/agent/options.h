@@ -17,6 +17,7 @@ typedef enum {
 	MGI_ENV_TRACE,            /* a directory: the fault trace goes there */
 	MGI_ENV_INJECT,           /* tests only: drop-fault | move-misreport | stall-handler */
 	MGI_ENV_HANDLER_SCHED,    /* auto | rt | nice | slice | off: the handler's priority */
+	MGI_ENV_OOM_PRIORITY,     /* -1000..1000: told to the manager once joined (memgrp run --oom-priority) */
 	MGI_ENV_COUNT
 } mgi_env_t;
 

@@ -19,6 +19,7 @@ int mgi_cmd_create(int argc, char **argv);
 int mgi_cmd_rm(int argc, char **argv);
 int mgi_cmd_attach(int argc, char **argv);
 int mgi_cmd_events(int argc, char **argv);
+int mgi_cmd_top(int argc, char **argv);
 
 #include <stddef.h>
 /* The embedded manager's socket for a group: /run/memgrp/GROUP.sock.
@@ -74,7 +75,8 @@ int mgi_request_reply(const char *sock, const mgi_msg_t *req, char *err, size_t 
 /* limits.c: --memory-max/high/low/soft, --swap-max and --swappiness, for
  * run, create and set (getopt values: 'm' and these). */
 enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_SWAPPINESS, MGI_OPT_MODE,
-       MGI_OPT_BACKEND };
+       MGI_OPT_BACKEND, MGI_OPT_OOM_POLICY, MGI_OPT_OOM_KILL, MGI_OPT_OOM_SIGNAL, MGI_OPT_OOM_GRACE,
+       MGI_OPT_OOM_PREFER, MGI_OPT_OOM_AVOID };
 #define MGI_LIMIT_LONGOPTS                                                      \
 	{"memory-max", required_argument, NULL, 'm'},                           \
 	{"memory-high", required_argument, NULL, MGI_OPT_HIGH},                 \
@@ -83,7 +85,13 @@ enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_
 	{"swap-max", required_argument, NULL, MGI_OPT_SWAP_MAX},                \
 	{"swappiness", required_argument, NULL, MGI_OPT_SWAPPINESS},            \
 	{"mode", required_argument, NULL, MGI_OPT_MODE},                        \
-	{"backend", required_argument, NULL, MGI_OPT_BACKEND}
+	{"backend", required_argument, NULL, MGI_OPT_BACKEND},                  \
+	{"oom-policy", required_argument, NULL, MGI_OPT_OOM_POLICY},            \
+	{"oom-kill", required_argument, NULL, MGI_OPT_OOM_KILL},                \
+	{"oom-signal", required_argument, NULL, MGI_OPT_OOM_SIGNAL},            \
+	{"oom-grace", required_argument, NULL, MGI_OPT_OOM_GRACE},              \
+	{"oom-prefer", required_argument, NULL, MGI_OPT_OOM_PREFER},            \
+	{"oom-avoid", required_argument, NULL, MGI_OPT_OOM_AVOID}
 extern const char mgi_limits_help[];
 /* Every limit left at MGI_SET_KEEP. */
 void mgi_limits_init(mgi_msg_set_t *set);
@@ -94,7 +102,8 @@ bool mgi_limits_given(const mgi_msg_set_t *set);
 int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *set);
 /* After the options: --memory-high or --memory-low above --memory-max
  * given together is refused (it would never apply; memcg v2 accepts and
- * ignores it). Returns 0, or -1 after saying why. */
-int mgi_limits_check(const char *cmd, const mgi_msg_set_t *set);
+ * ignores it), and --oom-grace without --oom-signal TERM; TERM without a
+ * grace gets 1 s. Returns 0, or -1 after saying why. */
+int mgi_limits_check(const char *cmd, mgi_msg_set_t *set);
 
 #endif

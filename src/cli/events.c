@@ -25,7 +25,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: memgrp events [--socket PATH] [--threshold SIZE]... [--memsw]\n"
-		"                     [--pressure LEVEL[,hierarchy]] [--oom] [--count N] GROUP\n"
+		"                     [--pressure LEVEL[,hierarchy]] [--oom] [--count N]\n"
+		"                     [--json] GROUP\n"
 		"\n"
 		"Prints one line per event of GROUP until interrupted (or N events):\n"
 		"  TIME GROUP threshold SIZE up|down usage USAGE\n"
@@ -35,7 +36,61 @@ static void usage(FILE *out)
 		"Pressure levels: low (75%% of the limit), medium (90%%), critical (98%%);\n"
 		"',hierarchy' also hears the groups below GROUP. Every crossing is\n"
 		"printed: a line that stands for several (the manager counts them) says\n"
-		"'xN'.\n");
+		"'xN'.\n"
+		"With --json each event is one JSON object on its line (\"time\", \"group\",\n"
+		"\"event\", \"count\", \"usage\", ...), and an OOM kill's line is its\n"
+		"post-mortem record: \"event\": \"oom_kill\" with the time, the group whose\n"
+		"limit was hit, the reason, policy, scope and signal, the victim (pid,\n"
+		"group, command line, charged bytes, age, priority, why it was chosen),\n"
+		"the group's figures and its largest processes (the manager keeps the\n"
+		"last 32).\n");
+}
+
+/* --json: one object per line. */
+static void print_event_json(const char *group, const struct watch *w, int64_t n,
+			     const mg_stats_t *st)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	printf("{\"time\": %lld.%03ld, \"group\": ", (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+	mgi_json_str(stdout, group);
+	printf(", \"event\": \"%s\", \"count\": %lld, \"usage\": %llu", w->kind, (long long)n,
+	       (unsigned long long)st->usage);
+	if (!strcmp(w->kind, "threshold"))
+		printf(", \"threshold\": %llu, \"counter\": \"%s\", \"direction\": \"%s\"",
+		       (unsigned long long)w->bytes, w->memsw ? "memsw" : "memory",
+		       st->usage >= w->bytes ? "up" : "down");
+	else if (!strcmp(w->kind, "pressure"))
+		printf(", \"level\": \"%s\"", w->level);
+	printf("}\n");
+	fflush(stdout);
+}
+
+/* --json, after an OOM event: the post-mortem records of the kills since
+ * *after, one line each ({"event": "oom_kill", ...the record}). Returns
+ * how many were printed. */
+static long print_records(const char *sock, const char *group, uint64_t *after)
+{
+	static mgi_msg_t req, ans;
+	char err[160];
+	long printed = 0;
+
+	for (;;) {
+		mgi_msg_init(&req, MGI_MSG_OOM_RECORD_REQ);
+		snprintf(req.oom_record_req.group, sizeof(req.oom_record_req.group), "%s", group);
+		req.oom_record_req.after = *after;
+		if (mgi_request(sock, &req, MGI_MSG_OOM_RECORD, &ans, err, sizeof(err)) != 0)
+			break; /* none newer (or none kept) */
+		*after = ans.oom_record.seq;
+		const char *text = ans.oom_record.text;
+		/* the record is an object: "event" goes in front of its keys */
+		if (text[0] == '{')
+			printf("{\"event\": \"oom_kill\", %s\n", text + 1);
+		fflush(stdout);
+		printed++;
+	}
+	return printed;
 }
 
 static void print_event(const char *group, const struct watch *w, int64_t n, const mg_stats_t *st)
@@ -71,6 +126,7 @@ int mgi_cmd_events(int argc, char **argv)
 		{"oom", no_argument, NULL, 'o'},
 		{"count", required_argument, NULL, 'n'},
 		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -78,7 +134,8 @@ int mgi_cmd_events(int argc, char **argv)
 	uint64_t thresholds[WATCH_MAX];
 	const char *pressure = NULL, *sock = NULL;
 	unsigned nthr = 0, nw = 0;
-	bool memsw = false, oom = false;
+	bool memsw = false, oom = false, json = false;
+	uint64_t record_after = 0;
 	long count = -1;
 	char err[160], path[108], *end;
 	int opt, rc;
@@ -111,6 +168,7 @@ int mgi_cmd_events(int argc, char **argv)
 			}
 			break;
 		case 's': sock = optarg; break;
+		case 'j': json = true; break;
 		case 'h': usage(stdout); return MGI_EXIT_OK;
 		default: return MGI_EXIT_USAGE;
 		}
@@ -176,6 +234,15 @@ int mgi_cmd_events(int argc, char **argv)
 		if (rc < 0)
 			goto refused;
 	}
+	if (oom && json) {
+		/* the records kept from before are not this watch's events */
+		static mgi_msg_t req, ans;
+		mgi_msg_init(&req, MGI_MSG_OOM_RECORD_REQ);
+		snprintf(req.oom_record_req.group, sizeof(req.oom_record_req.group), "%s", group);
+		for (req.oom_record_req.after = 0;
+		     mgi_request(path, &req, MGI_MSG_OOM_RECORD, &ans, err, sizeof(err)) == 0;)
+			req.oom_record_req.after = record_after = ans.oom_record.seq;
+	}
 	if (oom) {
 		rc = mg_oom_add(c, group);
 		w[nw++] = (struct watch){.efd = rc, .kind = "oom"};
@@ -209,10 +276,17 @@ int mgi_cmd_events(int argc, char **argv)
 			if (!(p[i].revents & POLLIN))
 				continue;
 			int64_t n = mg_event_read(w[i].efd);
-			if (n > 0) {
+			if (n <= 0)
+				continue;
+			if (json)
+				print_event_json(group, &w[i], n, &st);
+			else
 				print_event(group, &w[i], n, &st);
-				seen += n;
-			}
+			/* the kills' records follow the event (the manager wrote
+			 * each before it went back to its loop) */
+			if (json && !strcmp(w[i].kind, "oom"))
+				print_records(path, group, &record_after);
+			seen += n;
 		}
 	}
 	mg_close(c);

@@ -1,11 +1,18 @@
 /* limits.c - the limit options that run, create and set share. */
 #include <errno.h>
+#include <regex.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "size.h"
+#include "victim.h"
+
+/* --oom-grace was given (its value may be 0) */
+static bool grace_given;
 
 const char mgi_limits_help[] =
 	"  -m, --memory-max SIZE    hard limit (default: max). At it, the group's\n"
@@ -36,12 +43,129 @@ const char mgi_limits_help[] =
 	"                           (v1), high/low (v2), thresholds, pressure, OOM\n"
 	"                           and stats as with the agent; no estimate mode,\n"
 	"                           no compressed store, thresholds checked on the\n"
-	"                           kernel's event batch, not at every page\n";
+	"                           kernel's event batch, not at every page\n"
+	"OOM (each inherited by the groups below unless they set it):\n"
+	"      --oom-policy POLICY  who dies when nothing can be reclaimed: largest\n"
+	"                           (default: charged memory less what --memory-low\n"
+	"                           protects), newest, oldest, priority (the highest\n"
+	"                           --oom-priority / mg_oom_priority_set), growth\n"
+	"                           (gained the most over the last 2 s). An\n"
+	"                           ancestor's OOM picks the child group that pays by\n"
+	"                           the same policy. oom_score_adj -1000: never\n"
+	"      --oom-kill process|group  one process (default), or every process of\n"
+	"                           the chosen group as one unit\n"
+	"      --oom-signal KILL|TERM  TERM: SIGTERM first, SIGKILL when the grace\n"
+	"                           ends (the faulting threads wait meanwhile)\n"
+	"      --oom-grace DURATION  with --oom-signal TERM: 100ms, 2s... up to 5s\n"
+	"                           (default 1s)\n"
+	"      --oom-prefer REGEX   a process whose command line matches (POSIX\n"
+	"                           extended) is chosen before all others\n"
+	"      --oom-avoid REGEX    ... after all others ('' clears an inherited one)\n";
+
+/* A duration: N, Ns or Nms (N a whole number; bare: seconds), into ms.
+ * Returns 0, or -1 for anything else. */
+static int parse_duration_ms(const char *arg, uint64_t *ms)
+{
+	char *end;
+	unsigned long long n;
+
+	if (!*arg || *arg < '0' || *arg > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(arg, &end, 10);
+	if (errno || n > 1000000)
+		return -1;
+	if (!strcmp(end, "ms"))
+		*ms = n;
+	else if (!*end || !strcmp(end, "s"))
+		*ms = n * 1000;
+	else
+		return -1;
+	return 0;
+}
+
+/* The OOM options; 1 if opt was one, 0 if not, -1 after saying why the
+ * value is bad. */
+static int oom_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *set)
+{
+	switch (opt) {
+	case MGI_OPT_OOM_POLICY: {
+		int p = mgi_oom_policy_parse(arg);
+		if (p < 0) {
+			fprintf(stderr, "memgrp %s: --oom-policy: largest, newest, oldest, priority or "
+					"growth, not '%s'\n", cmd, arg);
+			return -1;
+		}
+		set->oom_policy = (uint32_t)p;
+		set->oom_set |= MGI_OOM_SET_POLICY;
+		return 1;
+	}
+	case MGI_OPT_OOM_KILL:
+		if (strcmp(arg, "process") && strcmp(arg, "group")) {
+			fprintf(stderr, "memgrp %s: --oom-kill: process or group, not '%s'\n", cmd, arg);
+			return -1;
+		}
+		set->oom_scope = strcmp(arg, "group") ? MGI_OOM_SCOPE_PROCESS : MGI_OOM_SCOPE_GROUP;
+		set->oom_set |= MGI_OOM_SET_SCOPE;
+		return 1;
+	case MGI_OPT_OOM_SIGNAL:
+		if (!strcasecmp(arg, "TERM") || !strcasecmp(arg, "SIGTERM"))
+			set->oom_signal = SIGTERM;
+		else if (!strcasecmp(arg, "KILL") || !strcasecmp(arg, "SIGKILL"))
+			set->oom_signal = SIGKILL;
+		else {
+			fprintf(stderr, "memgrp %s: --oom-signal: KILL or TERM, not '%s'\n", cmd, arg);
+			return -1;
+		}
+		set->oom_set |= MGI_OOM_SET_SIGNAL;
+		return 1;
+	case MGI_OPT_OOM_GRACE: {
+		uint64_t ms;
+		if (parse_duration_ms(arg, &ms) != 0 || ms > MGI_OOM_GRACE_MAX_MS) {
+			fprintf(stderr, "memgrp %s: --oom-grace: a duration up to %ds (e.g. 500ms, 2s), "
+					"not '%s'\n", cmd, MGI_OOM_GRACE_MAX_MS / 1000, arg);
+			return -1;
+		}
+		set->oom_grace_ms = (uint32_t)ms;
+		grace_given = true;
+		return 1;
+	}
+	case MGI_OPT_OOM_PREFER:
+	case MGI_OPT_OOM_AVOID: {
+		const char *name = opt == MGI_OPT_OOM_PREFER ? "prefer" : "avoid";
+		char *dst = opt == MGI_OPT_OOM_PREFER ? set->oom_prefer : set->oom_avoid;
+		regex_t rx;
+		char msg[128];
+		int rc;
+		if (strlen(arg) >= MGI_OOM_REGEX_MAX) {
+			fprintf(stderr, "memgrp %s: --oom-%s: at most %d characters\n", cmd, name,
+				MGI_OOM_REGEX_MAX - 1);
+			return -1;
+		}
+		if (*arg && (rc = regcomp(&rx, arg, REG_EXTENDED | REG_NOSUB)) != 0) {
+			regerror(rc, &rx, msg, sizeof(msg));
+			fprintf(stderr, "memgrp %s: --oom-%s '%s': not a regular expression: %s\n", cmd,
+				name, arg, msg);
+			return -1;
+		}
+		if (*arg)
+			regfree(&rx);
+		snprintf(dst, MGI_OOM_REGEX_MAX, "%s", arg);
+		set->oom_set |= opt == MGI_OPT_OOM_PREFER ? MGI_OOM_SET_PREFER : MGI_OOM_SET_AVOID;
+		return 1;
+	}
+	default:
+		return 0;
+	}
+}
 
 void mgi_limits_init(mgi_msg_set_t *set)
 {
 	set->memory_max = set->memory_high = set->memory_low = set->memory_soft = MGI_SET_KEEP;
 	set->swap_max = set->swappiness = set->mode = set->backend = MGI_SET_KEEP;
+	set->oom_set = set->oom_policy = set->oom_scope = set->oom_signal = set->oom_grace_ms = 0;
+	set->oom_prefer[0] = set->oom_avoid[0] = '\0';
+	grace_given = false;
 }
 
 bool mgi_limits_given(const mgi_msg_set_t *set)
@@ -49,13 +173,21 @@ bool mgi_limits_given(const mgi_msg_set_t *set)
 	return set->memory_max != MGI_SET_KEEP || set->memory_high != MGI_SET_KEEP ||
 	       set->memory_low != MGI_SET_KEEP || set->memory_soft != MGI_SET_KEEP ||
 	       set->swap_max != MGI_SET_KEEP || set->swappiness != MGI_SET_KEEP ||
-	       set->mode != MGI_SET_KEEP;
+	       set->mode != MGI_SET_KEEP || set->oom_set;
 }
 
-int mgi_limits_check(const char *cmd, const mgi_msg_set_t *set)
+int mgi_limits_check(const char *cmd, mgi_msg_set_t *set)
 {
 	const char *over = NULL;
 	char max[16];
+
+	if (grace_given && set->oom_signal != SIGTERM) {
+		fprintf(stderr, "memgrp %s: --oom-grace goes with --oom-signal TERM (SIGKILL has no "
+				"grace)\n", cmd);
+		return -1;
+	}
+	if (set->oom_signal == SIGTERM && !grace_given)
+		set->oom_grace_ms = 1000;
 
 	if (set->memory_max == MGI_SET_KEEP || set->memory_max == MGI_SET_UNLIMITED)
 		return 0;
@@ -88,7 +220,10 @@ int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 	};
 	char err[160];
 	uint64_t v;
+	int rc;
 
+	if ((rc = oom_option(cmd, opt, arg, set)) != 0)
+		return rc;
 	if (opt == MGI_OPT_MODE) {
 		if (strcmp(arg, "exact") == 0) {
 			set->mode = MGI_MODE_EXACT;

@@ -5,12 +5,6 @@
 #include "cli.h"
 #include "memgrp.h" /* MG_VERSION */
 
-/* Commands of the design that later work will bring; named so that a user
- * gets "not implemented yet" rather than "unknown command". */
-static const char *const planned[] = {
-	"top",
-};
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -28,11 +22,9 @@ static void usage(FILE *out)
 		"  attach     move a process running with the agent into a group\n"
 		"  events     print a group's threshold, pressure and OOM events\n"
 		"  ls         list the groups\n"
+		"  top        a live view of the groups (memgrp top --help)\n"
 		"  demo       drive the accounting core through a scripted scenario:\n"
 		"             hierarchical limits, threshold crossings, the estimate model\n"
-		"\n"
-		"Not implemented yet (rejected with exit code 3):\n"
-		"  top\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH  the manager to talk to (default: $MEMGRP_SOCKET, else\n"
@@ -102,12 +94,8 @@ int main(int argc, char **argv)
 		return mgi_cmd_rm(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ls"))
 		return mgi_cmd_ls(argc - 1, argv + 1);
-	for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++) {
-		if (!strcmp(cmd, planned[i])) {
-			fprintf(stderr, "memgrp: '%s' is not implemented yet\n", cmd);
-			return MGI_EXIT_UNSUPPORTED;
-		}
-	}
+	if (!strcmp(cmd, "top"))
+		return mgi_cmd_top(argc - 1, argv + 1);
 	fprintf(stderr, "memgrp: unknown command '%s' (see memgrp --help)\n", cmd);
 	return MGI_EXIT_USAGE;
 }

@@ -15,8 +15,11 @@
 
 #include "oslayer.h"
 #include "../daemon/manager.h"
+#include "../daemon/metrics.h"
+#include "promtext.h"
 #include "cli.h"
 #include "size.h"
+#include "victim.h"
 
 static void run_usage(FILE *out)
 {
@@ -57,7 +60,14 @@ static void run_usage(FILE *out)
 		"                           bounds what the agent does not see (static\n"
 		"                           binaries, shared memory) at the limit + swap\n"
 		"                           limit + a slack; the manager kills at it\n"
+		"      --oom-priority N     -1000..1000: COMMAND's processes rank at N under\n"
+		"                           --oom-policy priority (higher dies first; a\n"
+		"                           process may change its own: mg_oom_priority_set)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
+		"      --metrics-listen [ADDR:]PORT  the embedded manager serves Prometheus\n"
+		"                           metrics at http://ADDR:PORT/metrics (ADDR\n"
+		"                           defaults to 127.0.0.1; port 0: a free one, logged)\n"
+		"      --metrics-file PATH  and/or writes them to PATH every 5 s, atomically\n"
 		"      --socket PATH        the manager's control socket (see above)\n"
 		"  -h, --help               show this help\n"
 		"\n"
@@ -197,6 +207,7 @@ struct run_ctx {
 	bool kernel;    /* the group is the kernel backend's: no agent */
 	mgi_manager_t *m;
 	int sfd;
+	struct mgi_metrics *metrics; /* the embedded manager's, or NULL */
 };
 
 #define TAG_SIGNALS 7
@@ -209,7 +220,8 @@ static int wait_child(struct run_ctx *r, pid_t child)
 
 	for (;;) {
 		if (r->m) {
-			if (mgi_manager_poll(r->m, -1) != TAG_SIGNALS)
+			int64_t tag = mgi_manager_poll(r->m, -1);
+			if (mgi_metrics_event(r->metrics, tag) || tag != TAG_SIGNALS)
 				continue;
 		} else {
 			struct pollfd p = {.fd = r->sfd, .events = POLLIN};
@@ -327,7 +339,8 @@ static void remove_transient(struct run_ctx *r, const mgi_stats_t *st)
 int mgi_cmd_run(int argc, char **argv)
 {
 	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_CODEC,
-	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_BACKSTOP };
+	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_BACKSTOP, OPT_OOM_PRIORITY,
+	       OPT_METRICS_LISTEN, OPT_METRICS_FILE };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
 		MGI_LIMIT_LONGOPTS,
@@ -340,6 +353,9 @@ int mgi_cmd_run(int argc, char **argv)
 		{"swap-file-after", required_argument, NULL, OPT_SWAP_FILE_AFTER},
 		{"min-available", required_argument, NULL, OPT_MIN_AVAILABLE},
 		{"kernel-backstop", required_argument, NULL, OPT_BACKSTOP},
+		{"oom-priority", required_argument, NULL, OPT_OOM_PRIORITY},
+		{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+		{"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -347,6 +363,7 @@ int mgi_cmd_run(int argc, char **argv)
 	static mgi_manager_t m;
 	char agent[PATH_MAX], err[256];
 	const char *stats_json = NULL, *sock_opt = NULL, *codec = NULL, *agent_only = NULL;
+	const char *metrics_listen = NULL, *metrics_file = NULL;
 	uint64_t min_available = UINT64_MAX;
 	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
 	bool fault_around_given = false, coop_wait_given = false, backstop = true;
@@ -453,8 +470,34 @@ int mgi_cmd_run(int argc, char **argv)
 			backstop = !strcmp(optarg, "on");
 			backstop_given = true;
 			break;
+		case OPT_OOM_PRIORITY: {
+			/* the agent tells the manager once joined (agent.c) */
+			char *end;
+			errno = 0;
+			long p = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || p < MGI_OOM_PRIORITY_MIN || p > MGI_OOM_PRIORITY_MAX) {
+				fprintf(stderr, "memgrp run: --oom-priority: a number from -1000 to 1000, "
+						"not '%s'\n", optarg);
+				return MGI_EXIT_USAGE;
+			}
+			setenv("MEMGRP_OOM_PRIORITY", optarg, 1);
+			agent_only = "--oom-priority";
+			break;
+		}
 		case OPT_STATS_JSON:
 			stats_json = optarg;
+			break;
+		case OPT_METRICS_LISTEN: {
+			mgi_listen_addr_t la;
+			if (mgi_listen_parse(optarg, &la, err, sizeof(err)) != 0) {
+				fprintf(stderr, "memgrp run: --metrics-listen %s\n", err);
+				return MGI_EXIT_USAGE;
+			}
+			metrics_listen = optarg;
+			break;
+		}
+		case OPT_METRICS_FILE:
+			metrics_file = optarg;
 			break;
 		case OPT_SOCKET:
 			sock_opt = optarg;
@@ -512,6 +555,9 @@ int mgi_cmd_run(int argc, char **argv)
 		    backstop_given)
 			fprintf(stderr, "memgrp run: --fault-around, --coop-wait, --min-available and "
 					"--kernel-backstop are the manager's (at %s): ignored\n", r.sock);
+		if (metrics_listen || metrics_file)
+			fprintf(stderr, "memgrp run: --metrics-listen and --metrics-file are the "
+					"manager's (at %s): ignored\n", r.sock);
 		if ((rc = use_manager(&r)) != 0)
 			return rc;
 	} else if (strchr(r.group, '/')) {
@@ -520,10 +566,17 @@ int mgi_cmd_run(int argc, char **argv)
 		return MGI_EXIT_FAILURE;
 	} else {
 		uint64_t max = r.limits.memory_max;
+		/* Bad metrics options are said before the socket is made. */
+		if (mgi_metrics_open(&r.metrics, metrics_listen, metrics_file, err, sizeof(err)) != 0) {
+			fprintf(stderr, "memgrp run: %s\n", err);
+			mgi_metrics_close(r.metrics);
+			return MGI_EXIT_FAILURE;
+		}
 		if (mgi_manager_create(&m, "memgrp run", r.group,
 				       max == MGI_SET_KEEP || max == MGI_SET_UNLIMITED ? UINT64_MAX : max,
 				       (uint32_t)fault_around, r.sock, err, sizeof(err)) != 0) {
 			fprintf(stderr, "memgrp run: %s\n", err);
+			mgi_metrics_close(r.metrics);
 			mgi_manager_destroy(&m);
 			return MGI_EXIT_FAILURE;
 		}
@@ -539,11 +592,13 @@ int mgi_cmd_run(int argc, char **argv)
 			if (!m.backstop) {
 				fprintf(stderr, "memgrp run: --backend kernel needs a kernel memory "
 						"cgroup, and there is none to use here (see the line above)\n");
+				mgi_metrics_close(r.metrics);
 				mgi_manager_destroy(&m);
 				return MGI_EXIT_FAILURE;
 			}
 			if (mgi_manager_set_limits(&m, &r.limits, err, sizeof(err)) != 0) {
 				fprintf(stderr, "memgrp run: %s\n", err);
+				mgi_metrics_close(r.metrics);
 				mgi_manager_destroy(&m);
 				return MGI_EXIT_USAGE;
 			}
@@ -566,6 +621,10 @@ int mgi_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memgrp run: signalfd: %s\n", strerror(errno));
 		goto fail;
 	}
+	if (r.metrics && mgi_metrics_start(r.metrics, r.m, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp run: %s\n", err);
+		goto fail;
+	}
 	if (r.kernel && (agent_only || r.limits.mode == MGI_MODE_ESTIMATE)) {
 		fprintf(stderr, "memgrp run: group '%s' is served by the kernel backend: %s needs "
 				"the agent\n", r.group, agent_only ? agent_only : "--mode estimate");
@@ -585,10 +644,12 @@ int mgi_cmd_run(int argc, char **argv)
 				strerror(errno));
 		remove_transient(&r, &st);
 	}
+	mgi_metrics_close(r.metrics);
 	if (r.m)
 		mgi_manager_destroy(r.m);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 fail:
+	mgi_metrics_close(r.metrics);
 	if (r.m)
 		mgi_manager_destroy(r.m);
 	else if (r.transient) {

@@ -13,6 +13,7 @@
 
 #include "../core/proto.h"
 #include "../core/size.h"
+#include "../core/victim.h"
 
 #define DEFAULT_SOCKET "/run/memgrp/memgrpd.sock"
 #define REGS_MAX 256
@@ -219,6 +220,23 @@ int mg_cooperate_add(mg_client_t *c, const char *group, unsigned priority)
 	if (c && priority > MGI_COOP_PRIORITY_MAX)
 		return set_error(c, -EINVAL, "priority is 0 to 1000");
 	return add(c, group, MGI_REG_COOPERATE, 0, 0, priority, 0);
+}
+
+int mg_oom_priority_set(mg_client_t *c, pid_t pid, int priority)
+{
+	int rc;
+
+	if (!c)
+		return -EINVAL;
+	if (priority < MGI_OOM_PRIORITY_MIN || priority > MGI_OOM_PRIORITY_MAX || pid < 0)
+		return set_error(c, -EINVAL, "an OOM priority is -1000 to 1000, for pid 0 (yourself) or a pid");
+	mgi_msg_init(&c->req, MGI_MSG_OOM_PRIORITY);
+	c->req.oom_priority.pid = pid;
+	c->req.oom_priority.priority = priority;
+	rc = request(c, &c->req, -1, &c->ans);
+	if (rc < 0)
+		return rc;
+	return rc == MGI_MSG_REPLY ? 0 : set_error(c, -EPROTO, "unexpected answer from the manager");
 }
 
 /* The client's registration slot of an eventfd, or -1 (with the error set). */

@@ -1,7 +1,9 @@
-/* escape.c - control bytes from clients' text turned into visible escapes. */
+/* escape.c - control bytes from clients' text turned into visible escapes; text appended to bounded buffers. */
 #include "escape.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 static bool needs_escape(unsigned char c)
 {
@@ -32,4 +34,16 @@ char *mgi_escape(const char *in, size_t inlen, char *out, size_t outlen)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+void mgi_text_put(char *buf, size_t len, size_t *at, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = *at < len ? vsnprintf(buf + *at, len - *at, fmt, ap) : vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*at += (size_t)n;
 }

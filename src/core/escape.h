@@ -1,4 +1,4 @@
-/* escape.h - making text from clients safe to print on one line (logs, events). */
+/* escape.h - making text from clients safe to print on one line (logs, events), and appending text to bounded buffers. */
 #ifndef MGI_CORE_ESCAPE_H
 #define MGI_CORE_ESCAPE_H
 
@@ -14,5 +14,12 @@
  * when outlen > 0. Returns out.
  */
 char *mgi_escape(const char *in, size_t inlen, char *out, size_t outlen);
+
+/* Appends printf-formatted text to buf at *at, what fits of it (buf stays
+ * NUL-terminated when len > 0), and adds to *at what the whole text needs:
+ * after a series of calls, *at >= len says the buffer was too short and
+ * by how much. */
+__attribute__((format(printf, 4, 5)))
+void mgi_text_put(char *buf, size_t len, size_t *at, const char *fmt, ...);
 
 #endif

@@ -160,3 +160,28 @@ uint64_t mgi_grant_return_to(mgi_segment_t *child, mgi_segment_t *parent, bool s
 
 	return mgi_grant_return_all(&anc, granted_of(child, swap));
 }
+
+uint64_t mgi_grant_claim_slack(uint64_t evidence, unsigned nprocs)
+{
+	return MGI_GRANT_BATCH + (uint64_t)nprocs * 2 * MGI_FAULT_AROUND_MAX + evidence / 16;
+}
+
+uint64_t mgi_grant_cut(const mgi_counter_path_t *anc, _Atomic uint64_t *granted, uint64_t cap)
+{
+	uint64_t g = atomic_load_explicit(granted, memory_order_seq_cst);
+
+	/* The manager is the one writer of the grant: no other store comes
+	 * between the load and this one. */
+	if (g <= cap)
+		return 0;
+	atomic_store_explicit(granted, cap, memory_order_seq_cst);
+	mgi_counter_uncharge(anc, g - cap);
+	return g - cap;
+}
+
+uint64_t mgi_grant_cut_to(mgi_segment_t *child, mgi_segment_t *parent, bool swap, uint64_t cap)
+{
+	mgi_counter_path_t anc = own_path(parent, swap, false);
+
+	return mgi_grant_cut(&anc, granted_of(child, swap), cap);
+}

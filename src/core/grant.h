@@ -3,6 +3,7 @@
 #define MGI_CORE_GRANT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "counter.h"
@@ -28,9 +29,11 @@
  * usage when an ancestor refuses, before it reclaims anything.
  *
  * A group lies about its usage at its own cost: under-reported, its grant
- * is taken back and its own charges are refused; over-reported, its
- * requests are refused at the ancestor (its own processes are the ones
- * made to give room). Its ancestors never count more of it than its grant.
+ * is taken back and its own charges are refused; over-reported, the
+ * manager believes it only as far as the kernel's figures for its
+ * processes go once an ancestor refuses (mgi_grant_claim_exceeds,
+ * mgi_grant_cut below): its grant is cut to them and its own requests are
+ * refused. Its ancestors never count more of it than its grant.
  */
 
 /* Pages granted beyond a request: one fault-around window
@@ -89,6 +92,44 @@ uint64_t mgi_grant_take_back(const mgi_counter_path_t *anc, _Atomic uint64_t *gr
  * ancestors' usage at once). Returns the pages returned. Manager only.
  */
 uint64_t mgi_grant_return_all(const mgi_counter_path_t *anc, _Atomic uint64_t *granted);
+
+/*
+ * A group's claim against the evidence. A nested group's usage is its
+ * processes' word: written high, take-back never finds anything unused,
+ * so the group would keep its grant of its parent's room for good. The
+ * manager believes a claim only as far as it can verify it: `evidence`
+ * pages (what the kernel says the group's processes hold, plus the grants
+ * of its groups below, which the manager charged itself) and a slack for
+ * charges in flight (mgi_grant_claim_slack). Beyond that the usage is a
+ * lie, and what the group holds of its grant beyond the evidence and the
+ * slack is cut (mgi_grant_cut).
+ */
+
+/* The slack: a batch, two fault-around windows per process (a charge is
+ * counted before its page is mapped), and a sixteenth of the evidence
+ * (pages charged that the kernel no longer counts at the moment it is
+ * asked: an MADV_FREE page it reclaimed, which the agent uncharges at its
+ * next fault). */
+uint64_t mgi_grant_claim_slack(uint64_t evidence, unsigned nprocs);
+
+/* Whether a usage of `usage` pages is more than the evidence allows. */
+static inline bool mgi_grant_claim_exceeds(uint64_t usage, uint64_t evidence, unsigned nprocs)
+{
+	return usage > evidence + mgi_grant_claim_slack(evidence, nprocs);
+}
+
+/*
+ * Lowers *granted to cap (no change when it holds no more) and uncharges
+ * the ancestors (anc) of what it took, whatever the group's usage says.
+ * Returns the pages returned. A charge of the group's agents racing with
+ * it may have compared with the old grant and keep its pages: the group's
+ * own counter then holds more than its grant, which hurts only the group.
+ * Manager only.
+ */
+uint64_t mgi_grant_cut(const mgi_counter_path_t *anc, _Atomic uint64_t *granted, uint64_t cap);
+
+/* mgi_grant_cut of a child's grant to its parent's counter. */
+uint64_t mgi_grant_cut_to(mgi_segment_t *child, mgi_segment_t *parent, bool swap, uint64_t cap);
 
 /*
  * Grants over a group tree, level by level. A nested group's grant is

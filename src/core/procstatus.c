@@ -1,4 +1,4 @@
-/* procstatus.c - parses /proc/PID/status text: the fields memgrp reads about a process. */
+/* procstatus.c - parses /proc/PID/status and /proc/PID/stat text: the fields memgrp reads about a process. */
 #include "procstatus.h"
 
 #include <errno.h>
@@ -88,4 +88,63 @@ uint64_t mgi_proc_status_charged_pages(const mgi_proc_status_t *st, uint64_t pag
 		return 0;
 	/* Each figure is below 2^54 KiB (the parser's bound): no overflow. */
 	return st->rss_anon_kb / kb_per_page + st->rss_shmem_kb / kb_per_page;
+}
+
+/* Skips one field of /proc/PID/stat after blanks: false at the end. */
+static int skip_field(const char **p, const char *end)
+{
+	const char *s = *p;
+
+	while (s < end && *s == ' ')
+		s++;
+	if (s == end)
+		return 0;
+	while (s < end && *s != ' ' && *s != '\n')
+		s++;
+	*p = s;
+	return 1;
+}
+
+int mgi_pid_stat_parse(const char *buf, size_t len, mgi_pid_stat_t *out)
+{
+	const char *end = buf + len, *open_paren = memchr(buf, '(', len), *close_paren = NULL;
+	/* Fields after the comm, counted from state (3); the ones kept. */
+	enum { F_STATE = 3, F_FLAGS = 9, F_MINFLT = 10, F_MAJFLT = 12, F_START = 22 };
+
+	memset(out, 0, sizeof(*out));
+	for (const char *q = buf; q < end; q++)
+		if (*q == ')')
+			close_paren = q;
+	if (!open_paren || !close_paren || close_paren < open_paren)
+		return -EINVAL;
+	size_t n = (size_t)(close_paren - open_paren - 1);
+	if (n >= sizeof(out->comm))
+		n = sizeof(out->comm) - 1;
+	memcpy(out->comm, open_paren + 1, n);
+
+	const char *p = close_paren + 1;
+	while (p < end && *p == ' ')
+		p++;
+	if (p == end || *p == '\n')
+		goto bad;
+	out->state = *p++;
+	for (int f = F_STATE + 1; f <= F_START; f++) {
+		uint64_t *keep = f == F_FLAGS ? &out->flags : f == F_MINFLT ? &out->minflt :
+				 f == F_MAJFLT ? &out->majflt : f == F_START ? &out->starttime : NULL;
+		if (keep) {
+			if (!read_uint(&p, end, UINT64_MAX, keep))
+				goto bad;
+		} else if (!skip_field(&p, end)) {
+			goto bad;
+		}
+	}
+	return 0;
+bad:
+	memset(out, 0, sizeof(*out));
+	return -EINVAL;
+}
+
+int mgi_pid_stat_exiting(const mgi_pid_stat_t *st)
+{
+	return st->state == 'Z' || st->state == 'X' || (st->flags & MGI_PF_EXITING);
 }

@@ -1,4 +1,4 @@
-/* procstatus.h - parses /proc/PID/status text: the fields memgrp reads about a process. */
+/* procstatus.h - parses /proc/PID/status and /proc/PID/stat text: the fields memgrp reads about a process. */
 #ifndef MGI_PROCSTATUS_H
 #define MGI_PROCSTATUS_H
 
@@ -35,5 +35,27 @@ int mgi_proc_status_parse(const char *buf, size_t len, mgi_proc_status_t *out);
 /* RssAnon + RssShmem in pages of page_size bytes: the memory memgrp
  * charges (0 for a field absent). */
 uint64_t mgi_proc_status_charged_pages(const mgi_proc_status_t *st, uint64_t page_size);
+
+/* The fields of /proc/PID/stat memgrp reads (proc(5) numbers them). */
+typedef struct mgi_pid_stat {
+	char comm[64];          /* (2), between the first '(' and the last ')'; truncated */
+	char state;             /* (3): 'R', 'S', 'Z', ... */
+	uint64_t flags;         /* (9): PF_* */
+	uint64_t minflt, majflt; /* (10), (12) */
+	uint64_t starttime;     /* (22), clock ticks after boot */
+} mgi_pid_stat_t;
+
+#define MGI_PF_EXITING 0x4 /* the kernel's PF_EXITING: the process is in exit */
+
+/*
+ * Parses len bytes of /proc/PID/stat text (no terminating NUL needed).
+ * The comm is the process's own choice and may hold spaces and ')': the
+ * fields are read after the last ')'. Returns 0 when every field above
+ * was read, -EINVAL otherwise (out is then zeroed).
+ */
+int mgi_pid_stat_parse(const char *buf, size_t len, mgi_pid_stat_t *out);
+
+/* Whether the process is on its way out: a zombie, dead, or exiting. */
+int mgi_pid_stat_exiting(const mgi_pid_stat_t *st);
 
 #endif

@@ -2,14 +2,17 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include "escape.h"
 #include "page.h"
 #include "size.h"
+#include "victim.h"
 
 #define FIELD(name, is_size) {#name, offsetof(mgi_stats_t, name), is_size}
 const mgi_stats_field_t mgi_stats_fields[] = {
@@ -64,23 +67,12 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(kernel_shmem, 1),
 	FIELD(kernel_anon, 1),
 	FIELD(backend, 0),
+	FIELD(tamper_reports, 0),
+	FIELD(cooperators, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD
 
-/* Appends to buf at *at what fits, counting in *at what the whole needs. */
-__attribute__((format(printf, 4, 5)))
-static void put(char *buf, size_t len, size_t *at, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = *at < len ? vsnprintf(buf + *at, len - *at, fmt, ap) : vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*at += (size_t)n;
-}
 
 size_t mgi_stats_json_fields(const mgi_stats_t *s, char *buf, size_t len)
 {
@@ -89,13 +81,13 @@ size_t mgi_stats_json_fields(const mgi_stats_t *s, char *buf, size_t len)
 	if (len)
 		buf[0] = '\0';
 	for (const mgi_stats_field_t *fl = mgi_stats_fields; fl->name; fl++)
-		put(buf, len, &at, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
+		mgi_text_put(buf, len, &at, "%s\"%s\": %llu", fl == mgi_stats_fields ? "" : ", ", fl->name,
 		    (unsigned long long)mgi_stats_get(s, fl));
 	/* bucket i counts the direct-reclaim stalls shorter than 2^i us */
-	put(buf, len, &at, ", \"reclaim_stall_hist\": [");
+	mgi_text_put(buf, len, &at, ", \"reclaim_stall_hist\": [");
 	for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
-		put(buf, len, &at, "%s%llu", b ? ", " : "", (unsigned long long)s->reclaim_hist[b]);
-	put(buf, len, &at, "]");
+		mgi_text_put(buf, len, &at, "%s%llu", b ? ", " : "", (unsigned long long)s->reclaim_hist[b]);
+	mgi_text_put(buf, len, &at, "]");
 	return at;
 }
 
@@ -142,6 +134,9 @@ static size_t size_of_type(int type)
 	case MGI_MSG_EVICTED: return sizeof(mgi_msg_evict_t);
 	case MGI_MSG_GRANT: return sizeof(mgi_msg_grant_t);
 	case MGI_MSG_GRANTED: return sizeof(mgi_msg_grant_t);
+	case MGI_MSG_OOM_PRIORITY: return sizeof(mgi_msg_oom_priority_t);
+	case MGI_MSG_OOM_RECORD_REQ: return sizeof(mgi_msg_oom_record_req_t);
+	case MGI_MSG_OOM_RECORD: return sizeof(mgi_msg_oom_record_t);
 	case MGI_MSG_STAT: return sizeof(mgi_msg_stat_t);
 	case MGI_MSG_SET: return sizeof(mgi_msg_set_t);
 	case MGI_MSG_REPLY: return sizeof(mgi_msg_reply_t);
@@ -198,6 +193,33 @@ static bool limited(uint64_t bytes)
 	return bytes != MGI_SET_KEEP && bytes != MGI_SET_UNLIMITED;
 }
 
+/* The OOM settings of SET/CREATE: only the fields oom_set names are read,
+ * but every field is in range (what is not given is 0). The regexes'
+ * syntax is checked where they are compiled (the manager: regcomp). */
+static int check_oom(const mgi_msg_set_t *s, char *err, size_t errlen)
+{
+	if (s->oom_set & ~MGI_OOM_SET_ALL)
+		return bad(-EINVAL, err, errlen, "oom settings: unknown flags");
+	if (s->oom_policy > MGI_OOM_POLICY_MAX)
+		return bad(-EINVAL, err, errlen,
+			   "oom policy is largest (0), newest, oldest, priority or growth (4)");
+	if (s->oom_scope > MGI_OOM_SCOPE_GROUP)
+		return bad(-EINVAL, err, errlen, "oom kill scope is process (0) or group (1)");
+	if ((s->oom_set & MGI_OOM_SET_SIGNAL) ? s->oom_signal != SIGKILL && s->oom_signal != SIGTERM
+					      : s->oom_signal != 0)
+		return bad(-EINVAL, err, errlen, "oom signal is KILL (9) or TERM (15)");
+	if (s->oom_grace_ms > MGI_OOM_GRACE_MAX_MS ||
+	    (s->oom_grace_ms && s->oom_signal != SIGTERM))
+		return bad(-EINVAL, err, errlen,
+			   "oom grace: up to 5 s, and only with signal TERM (KILL has no grace)");
+	if (s->oom_reserved)
+		return bad(-EINVAL, err, errlen, "oom settings: reserved field not 0");
+	if (!memchr(s->oom_prefer, '\0', sizeof(s->oom_prefer)) ||
+	    !memchr(s->oom_avoid, '\0', sizeof(s->oom_avoid)))
+		return bad(-EINVAL, err, errlen, "oom regex not terminated");
+	return 0;
+}
+
 static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 {
 	if (s->memory_max != MGI_SET_KEEP && s->memory_max != MGI_SET_UNLIMITED &&
@@ -221,7 +243,7 @@ static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 	if (s->backend != MGI_SET_KEEP && s->backend > MGI_BACKEND_KERNEL)
 		return bad(-EINVAL, err, errlen, "backend is agent (0) or kernel (1)");
 	/* high, low, soft and swap_max: any byte count (0 is meaningful) */
-	return 0;
+	return check_oom(s, err, errlen);
 }
 
 int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t errlen)
@@ -336,6 +358,23 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		if (out->grant.pages == 0 &&
 		    (out->grant.refused == 0 || out->grant.refused >= MGI_DEPTH_MAX))
 			return bad(-EINVAL, err, errlen, "granted: a refusal names no ancestor");
+		break;
+	case MGI_MSG_OOM_PRIORITY:
+		if (out->oom_priority.pid < 0 || out->oom_priority.pid >= MGI_PID_MAX)
+			return bad(-EINVAL, err, errlen, "oom priority: pid out of range (0: yourself)");
+		if (out->oom_priority.priority < MGI_OOM_PRIORITY_MIN ||
+		    out->oom_priority.priority > MGI_OOM_PRIORITY_MAX)
+			return bad(-EINVAL, err, errlen, "oom priority: -1000 to 1000");
+		break;
+	case MGI_MSG_OOM_RECORD_REQ:
+		return check_group(out->oom_record_req.group, 1, err, errlen) ?: h.type;
+	case MGI_MSG_OOM_RECORD:
+		if (out->oom_record.seq == 0)
+			return bad(-EINVAL, err, errlen, "oom record: sequence numbers start at 1");
+		if (out->oom_record.len >= MGI_OOM_RECORD_MAX ||
+		    memchr(out->oom_record.text, '\0', out->oom_record.len) != NULL ||
+		    out->oom_record.text[out->oom_record.len] != '\0')
+			return bad(-EINVAL, err, errlen, "oom record: text length does not match");
 		break;
 	case MGI_MSG_OOM_KILL:
 		if (out->oom.killer <= 0 || out->oom.victim <= 0)

@@ -71,6 +71,13 @@
  *  manager -> agent   GRANTED    done, the grant raised by `pages`; or 0 and
  *                                the ancestor (`refused` levels up) whose
  *                                limit refused.
+ *  client -> manager  OOM_PRIORITY  process P (0: the sender) ranks at
+ *                                `priority` in its group's OOM choice
+ *                                (--oom-policy priority); REPLY.
+ *  client -> manager  OOM_RECORD_REQ  the oldest post-mortem record (one
+ *                                JSON object) of a kill concerning group G
+ *                                after sequence number `after`, please.
+ *  manager -> client  OOM_RECORD  it, or REPLY -ENOENT when none is newer.
  *
  * The connection of an agent stays open for the life of its process image:
  * its closing, or the process's pidfd, is how the manager learns the
@@ -108,6 +115,9 @@ enum mgi_msg_type {
 	MGI_MSG_UFFD_FEATURES = 24,
 	MGI_MSG_GRANT = 30,
 	MGI_MSG_GRANTED = 31, /* laid out as GRANT */
+	MGI_MSG_OOM_PRIORITY = 40,
+	MGI_MSG_OOM_RECORD_REQ = 41,
+	MGI_MSG_OOM_RECORD = 42,
 };
 
 /* What a REGISTER asks to hear about. */
@@ -245,6 +255,10 @@ typedef struct mgi_stats {
 	uint64_t unmanaged_processes, kernel_usage, kernel_max_usage, kernel_limit;
 	uint64_t kernel_file, kernel_shmem, kernel_anon;
 	uint64_t backend; /* enum mgi_backend (src/daemon/kbackend.c) */
+	/* groups here and below reported for claiming more usage than their
+	 * processes hold (the grant scheme: src/daemon/grant.c) */
+	uint64_t tamper_reports;
+	uint64_t cooperators; /* clients registered to be asked to free memory (the manager's count) */
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the
@@ -295,6 +309,16 @@ typedef struct mgi_msg_set {
 	uint64_t swappiness;  /* 0-100; 0: never evict */
 	uint64_t mode;        /* enum mgi_mode */
 	uint64_t backend;     /* enum mgi_backend: CREATE only (SET: KEEP or the same) */
+	/* OOM settings (segment.h, enum mgi_oom_set): oom_set's bits say which
+	 * are given; the others are kept (SET) or inherited (CREATE). */
+	uint32_t oom_set;
+	uint32_t oom_policy;   /* enum mgi_oom_policy */
+	uint32_t oom_scope;    /* enum mgi_oom_scope */
+	uint32_t oom_signal;   /* SIGKILL or SIGTERM */
+	uint32_t oom_grace_ms; /* SIGTERM's grace, <= MGI_OOM_GRACE_MAX_MS */
+	uint32_t oom_reserved;
+	char oom_prefer[MGI_OOM_REGEX_MAX]; /* POSIX extended regex, "" none */
+	char oom_avoid[MGI_OOM_REGEX_MAX];
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 
@@ -307,6 +331,30 @@ typedef struct mgi_msg_register {
 	uint32_t level;   /* enum mgi_pressure_level (pressure); priority (cooperate) */
 	uint32_t mode;    /* enum mgi_pressure_mode (pressure) */
 } mgi_msg_register_t;
+
+/* OOM_PRIORITY: a process's rank under --oom-policy priority. */
+typedef struct mgi_msg_oom_priority {
+	mgi_msg_hdr_t hdr;
+	int32_t pid;      /* 0: the sender (by SO_PEERCRED) */
+	int32_t priority; /* MGI_OOM_PRIORITY_MIN..MAX: higher dies first */
+} mgi_msg_oom_priority_t;
+
+/* OOM_RECORD_REQ and OOM_RECORD: the manager keeps the last few kills'
+ * post-mortem records (oomkill.c), numbered from 1. */
+#define MGI_OOM_RECORD_MAX 4096
+typedef struct mgi_msg_oom_record_req {
+	mgi_msg_hdr_t hdr;
+	char group[MGI_GROUP_NAME_MAX]; /* "": the client's own group */
+	uint64_t after;                 /* 0: the oldest kept */
+} mgi_msg_oom_record_req_t;
+
+typedef struct mgi_msg_oom_record {
+	mgi_msg_hdr_t hdr;
+	uint64_t seq;  /* >= 1 */
+	uint32_t len;  /* of text, without its NUL */
+	uint32_t reserved;
+	char text[MGI_OOM_RECORD_MAX]; /* one JSON object, NUL-terminated */
+} mgi_msg_oom_record_t;
 
 typedef struct mgi_msg_unregister {
 	mgi_msg_hdr_t hdr;
@@ -346,6 +394,9 @@ typedef union mgi_msg {
 	mgi_msg_reclaim_req_t reclaim_req;
 	mgi_msg_evict_t evict;
 	mgi_msg_grant_t grant;
+	mgi_msg_oom_priority_t oom_priority;
+	mgi_msg_oom_record_req_t oom_record_req;
+	mgi_msg_oom_record_t oom_record;
 } mgi_msg_t;
 
 #include <stdarg.h>

@@ -1,7 +1,9 @@
 /* segment.c - a group's shared segment: init, checks of untrusted parts, process slots. */
 #include "segment.h"
+#include "victim.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -178,6 +180,31 @@ static int check_thresholds(const mgi_segment_t *seg, int i, char *why, size_t w
 	return 0;
 }
 
+/* The OOM settings: known bits and values, regexes terminated (their
+ * syntax is the manager's to check: it compiles them when it reads them,
+ * and a bad one is reported and ignored there). */
+static int check_oom(const mgi_segment_t *seg, char *why, size_t whylen)
+{
+	const mgi_segment_ctl_t *c = &seg->ctl;
+
+	if (c->oom_set & ~MGI_OOM_SET_ALL)
+		return bad(why, whylen, "OOM settings flags %#x (known: %#x)", c->oom_set,
+			   MGI_OOM_SET_ALL);
+	if (c->oom_policy > MGI_OOM_POLICY_MAX)
+		return bad(why, whylen, "OOM policy %u is no policy", c->oom_policy);
+	if (c->oom_scope > MGI_OOM_SCOPE_GROUP)
+		return bad(why, whylen, "OOM kill scope %u is no scope", c->oom_scope);
+	if (c->oom_signal != 0 && c->oom_signal != SIGKILL && c->oom_signal != SIGTERM)
+		return bad(why, whylen, "OOM signal %u (KILL or TERM)", c->oom_signal);
+	if (c->oom_grace_ms > MGI_OOM_GRACE_MAX_MS)
+		return bad(why, whylen, "OOM grace %u ms (at most %u)", c->oom_grace_ms,
+			   MGI_OOM_GRACE_MAX_MS);
+	if (!memchr(c->oom_prefer, '\0', sizeof(c->oom_prefer)) ||
+	    !memchr(c->oom_avoid, '\0', sizeof(c->oom_avoid)))
+		return bad(why, whylen, "an OOM regex is not terminated");
+	return 0;
+}
+
 int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 {
 	const mgi_segment_t *seg = mem;
@@ -225,6 +252,8 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 	if ((granted || swap_granted) && (!seg->ctl.group[0] || !strchr(seg->ctl.group, '/')))
 		return bad(why, whylen, "a top-level group holds a grant of %llu pages and %llu of swap",
 			   (unsigned long long)granted, (unsigned long long)swap_granted);
+	if ((rc = check_oom(seg, why, whylen)) != 0)
+		return rc;
 	uint32_t fa = atomic_load(&seg->ctl.fault_around);
 	if (fa < 1 || fa > MGI_FAULT_AROUND_MAX)
 		return bad(why, whylen, "fault-around %u pages (1 to %u)", fa, MGI_FAULT_AROUND_MAX);

@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 7
+#define MGI_SEGMENT_VERSION 8
 #define MGI_SEGMENT_ALIGN 4096  /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -83,6 +83,31 @@ enum mgi_backend {
 	MGI_BACKEND_AGENT = 0,  /* the agent in every process, page by page */
 	MGI_BACKEND_KERNEL = 1, /* the group's kernel memory cgroup alone, no agent */
 };
+
+/*
+ * The group's OOM settings (issue 18), in its control part: each applies
+ * to this group and to the groups below it that do not set it themselves
+ * (oom_set's bits say which this group sets; the manager walks up to the
+ * nearest that does, and uses the defaults above the top).
+ */
+enum mgi_oom_set {
+	MGI_OOM_SET_POLICY = 1 << 0, /* oom_policy */
+	MGI_OOM_SET_SCOPE = 1 << 1,  /* oom_scope */
+	MGI_OOM_SET_SIGNAL = 1 << 2, /* oom_signal and oom_grace_ms */
+	MGI_OOM_SET_PREFER = 1 << 3, /* oom_prefer ("" clears an inherited one) */
+	MGI_OOM_SET_AVOID = 1 << 4,  /* oom_avoid */
+};
+#define MGI_OOM_SET_ALL 0x1fu
+/* --oom-kill: who dies at the group's OOM. */
+enum mgi_oom_scope {
+	MGI_OOM_SCOPE_PROCESS = 0, /* one process, by the policy (default) */
+	MGI_OOM_SCOPE_GROUP = 1,   /* every process of the group, as one unit */
+};
+/* --oom-grace's bound: an agent whose fault waits this long without a
+ * resolution ends itself (handler.c OOM_GIVEUP_NS, 10 s), so a grace must
+ * end well before. */
+#define MGI_OOM_GRACE_MAX_MS 5000
+#define MGI_OOM_REGEX_MAX 128 /* with its NUL */
 
 /* Which counter a threshold watches. */
 enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
@@ -157,6 +182,18 @@ typedef struct mgi_segment_ctl {
 	 * charge its own counters within them; 0 for a top-level group. */
 	_Atomic uint64_t granted;
 	_Atomic uint64_t swap_granted;
+	/* OOM settings (enum mgi_oom_set above); written by the manager at
+	 * SET/CREATE, read by it at an OOM. The regexes are the text given,
+	 * compiled again when used (a restarted manager reads them from its
+	 * state files: mgi_segment_check wants them terminated). */
+	uint32_t oom_set;      /* MGI_OOM_SET_* bits */
+	uint32_t oom_policy;   /* enum mgi_oom_policy (victim.h) */
+	uint32_t oom_scope;    /* enum mgi_oom_scope */
+	uint32_t oom_signal;   /* SIGKILL (default) or SIGTERM */
+	uint32_t oom_grace_ms; /* with SIGTERM: until the SIGKILL, <= MGI_OOM_GRACE_MAX_MS */
+	uint32_t oom_reserved;
+	char oom_prefer[MGI_OOM_REGEX_MAX];
+	char oom_avoid[MGI_OOM_REGEX_MAX];
 	/* Usage thresholds on memory and memsw (seed 000 section 4.2); where
 	 * the checkers stand is in the accounting part. */
 	mgi_threshold_storage_t thresholds[2];

@@ -27,6 +27,32 @@
 #define MGI_VICTIM_ADJ_MIN (-1000)
 #define MGI_VICTIM_ADJ_MAX 1000
 
+/*
+ * A group's victim policy (`--oom-policy`, issue 18): what ranks the
+ * eligible candidates first. Whatever the policy, a candidate whose
+ * command line matches the group's --oom-prefer is chosen before all
+ * others and one matching --oom-avoid after all others (earlyoom's
+ * regexes, here as tiers: a preference is a rule, not a weight); within
+ * a tier the policy's key decides, then the score (pages + adj), then the
+ * youngest, then the caller's order. Eligibility (protected, tried, adj
+ * -1000, min_pages) is the same for every policy.
+ */
+enum mgi_oom_policy {
+	MGI_OOM_LARGEST = 0,  /* the highest score: pages less what memory.low protects, + adj */
+	MGI_OOM_NEWEST = 1,   /* the youngest (age_ms 0, unknown, ranks last here) */
+	MGI_OOM_OLDEST = 2,   /* the oldest */
+	MGI_OOM_PRIORITY = 3, /* the highest priority (as oom_score_adj: higher dies first) */
+	MGI_OOM_GROWTH = 4,   /* grew fastest over the manager's recent window (pages) */
+};
+#define MGI_OOM_POLICY_MAX MGI_OOM_GROWTH
+#define MGI_OOM_PRIORITY_MIN (-1000)
+#define MGI_OOM_PRIORITY_MAX 1000
+
+/* The policy's name ("largest" ...), or "?" for a value out of range. */
+const char *mgi_oom_policy_name(unsigned policy);
+/* The policy named name; -EINVAL if none is. */
+int mgi_oom_policy_parse(const char *name);
+
 typedef struct mgi_victim {
 	pid_t pid;
 	int group;           /* the caller's group index (reported, not ranked) */
@@ -35,11 +61,17 @@ typedef struct mgi_victim {
 	uint64_t age_ms;     /* since it started (0: unknown) */
 	bool protected_;     /* never chosen (e.g. the manager itself) */
 	bool tried;          /* a kill of it failed in this episode: never again */
+	int priority;        /* --oom-priority / mg_oom_priority_set (PRIORITY policy) */
+	uint64_t low_pages;  /* of pages, what memory.low protects (LARGEST subtracts it) */
+	uint64_t growth;     /* pages gained over the recent window (GROWTH policy) */
+	bool prefer;         /* its command line matches --oom-prefer: first */
+	bool avoid;          /* matches --oom-avoid: last */
 } mgi_victim_t;
 
 typedef struct mgi_victim_policy {
 	uint64_t total_pages; /* what adj is thousandths of (the limit hit); 0: adj only protects */
 	uint64_t min_pages;   /* a candidate holding fewer is not chosen (0: any) */
+	unsigned policy;      /* enum mgi_oom_policy (0: largest) */
 } mgi_victim_policy_t;
 
 /*
@@ -54,5 +86,19 @@ int mgi_victim_choose(const mgi_victim_t *cand, size_t n, const mgi_victim_polic
 /* The score the choice ranks by (exposed for the log and the tests):
  * 0 for a candidate that may not be chosen. */
 uint64_t mgi_victim_score(const mgi_victim_t *v, const mgi_victim_policy_t *policy);
+
+/*
+ * Adds member's figures to a group's aggregate (acc), so that the same
+ * choice ranks groups (an ancestor's OOM: which child group pays; the
+ * group kill scope): pages, low_pages and growth add up; age is the
+ * oldest member's (the group has run that long); priority the highest;
+ * prefer if any member is preferred; avoid only if every eligible member
+ * is avoided; protected only if no member may be chosen (a group of
+ * protected processes cannot pay). Start from mgi_victim_group_init.
+ * Pure; never fails.
+ */
+void mgi_victim_group_init(mgi_victim_t *acc, int group);
+void mgi_victim_group_add(mgi_victim_t *acc, const mgi_victim_t *member,
+			  const mgi_victim_policy_t *policy);
 
 #endif

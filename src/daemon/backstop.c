@@ -18,9 +18,39 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* memory limit + swap limit (the stores' bound) + slack; none without a
+/* How many processes hold a slot in each group: counted once per use
+ * (a scan, a join, a limit change), so that a subtree's count is a sum
+ * over groups, not a walk of every group's slots per group. */
+typedef struct {
+	uint16_t own[MGI_GROUPS_MAX];
+} proc_counts_t;
+
+static void count_procs(const mgi_manager_t *m, proc_counts_t *pc)
+{
+	for (int c = 0; c < MGI_GROUPS_MAX; c++) {
+		pc->own[c] = 0;
+		if (c == 0 || !m->tree.node[c].used)
+			continue;
+		for (int i = 0; i < MGI_PROCS_MAX; i++)
+			pc->own[c] += atomic_load(&m->tree.node[c].seg->ctl.procs[i].pid) > 0;
+	}
+}
+
+/* Processes holding a slot in g or a group below it. */
+static uint64_t subtree_procs(const mgi_manager_t *m, int g, const proc_counts_t *pc)
+{
+	uint64_t n = 0;
+
+	for (int c = 1; c < MGI_GROUPS_MAX; c++)
+		if (pc->own[c] && mgi_tree_is_under(&m->tree, c, g))
+			n += pc->own[c];
+	return n;
+}
+
+/* memory limit + swap limit (the stores' bound) + slack + a share per
+ * process with the agent; none without a
  * memory limit, or with unbounded swap. */
-static uint64_t kernel_limit(const mgi_manager_t *m, int g)
+static uint64_t kernel_limit(const mgi_manager_t *m, int g, const proc_counts_t *pc)
 {
 	const mgi_segment_t *seg = m->tree.node[g].seg;
 	uint64_t mem = mgi_counter_read_max(&seg->ctl.memory), swap = MGI_PAGES_UNLIMITED;
@@ -36,7 +66,8 @@ static uint64_t kernel_limit(const mgi_manager_t *m, int g)
 	if (swap >= MGI_PAGES_UNLIMITED)
 		return UINT64_MAX;
 	uint64_t bytes = (mem + swap) * 4096;
-	return bytes + MGI_BACKSTOP_SLACK_MIN + bytes / MGI_BACKSTOP_SLACK_DIV;
+	return bytes + MGI_BACKSTOP_SLACK_MIN + bytes / MGI_BACKSTOP_SLACK_DIV +
+	       MGI_BACKSTOP_PER_PROC * subtree_procs(m, g, pc);
 }
 
 static void watch(mgi_manager_t *m, int fd, uint32_t events, uint64_t tag)
@@ -228,7 +259,6 @@ void mgi_backstop_group_added(mgi_manager_t *m, int g)
  */
 static int set_bound(const struct mgi_backstop *bs, const char *name, uint64_t lim)
 {
-	uint64_t now;
 	int rc;
 
 	if (bs->k.version == 2) {
@@ -237,16 +267,11 @@ static int set_bound(const struct mgi_backstop *bs, const char *name, uint64_t l
 		rc = mgi_kcg_set_file(&bs->k, name, "memory.swap.max", lim == UINT64_MAX ? UINT64_MAX : 0);
 		return rc == -ENOENT ? 0 : rc;
 	}
-	bool raise = mgi_kcg_get_file(&bs->k, name, "memory.limit_in_bytes", &now) != 0 || lim >= now;
-	if (raise && (rc = mgi_kcg_set_file(&bs->k, name, "memory.memsw.limit_in_bytes", lim)) != 0 &&
-	    rc != -ENOENT)
-		return rc;
-	if ((rc = mgi_kcg_set_limit(&bs->k, name, lim)) != 0)
-		return rc;
-	if (!raise && (rc = mgi_kcg_set_file(&bs->k, name, "memory.memsw.limit_in_bytes", lim)) != 0 &&
-	    rc != -ENOENT)
-		return rc;
-	return 0;
+	const char *refused;
+	rc = mgi_kcg_v1_set_pair(&bs->k, name, true, lim, lim, &refused);
+	if (rc == -ENOENT && strstr(refused, "memsw")) /* no swap accounting: the limit alone */
+		return mgi_kcg_set_limit(&bs->k, name, lim);
+	return rc;
 }
 
 void mgi_backstop_limits(mgi_manager_t *m, int g)
@@ -256,14 +281,17 @@ void mgi_backstop_limits(mgi_manager_t *m, int g)
 
 	if (!bs || !bs->g[g].made || g == 0)
 		return;
+	static proc_counts_t pc; /* the manager's one thread */
+	count_procs(m, &pc);
 	/* The children's follow from the ancestors' swap limit. */
 	for (int c = 1; c < MGI_GROUPS_MAX; c++) {
 		if (!m->tree.node[c].used || !bs->g[c].made || !mgi_tree_is_under(&m->tree, c, g))
 			continue;
-		uint64_t lim = kernel_limit(m, c);
+		uint64_t lim = kernel_limit(m, c, &pc);
 		/* (a kernel-backend group's memsw is kbackend.c's) */
 		rc = mgi_kbackend_is(m, c) ? mgi_kcg_set_limit(&bs->k, gname(m, c), lim)
 					   : set_bound(bs, gname(m, c), lim);
+		bs->g[c].bound = rc == 0 ? lim : 0;
 		if (rc != 0) {
 			char s[16];
 			mgi_size_format(lim, s, sizeof(s));
@@ -271,6 +299,47 @@ void mgi_backstop_limits(mgi_manager_t *m, int g)
 					gname(m, c), s, strerror(-rc));
 		}
 	}
+}
+
+/* Moves g's kernel bound to what its processes now call for; `grow_only`
+ * leaves a larger bound as it is (a join: lowering waits for the scan). */
+static void follow_procs(mgi_manager_t *m, int g, bool grow_only, const proc_counts_t *pc)
+{
+	struct mgi_backstop *bs = m->backstop;
+	uint64_t lim;
+
+	if (!bs->g[g].made || mgi_kbackend_is(m, g) || (lim = kernel_limit(m, g, pc)) == bs->g[g].bound ||
+	    (grow_only && lim < bs->g[g].bound))
+		return;
+	int rc = set_bound(bs, gname(m, g), lim);
+	if (rc == 0)
+		bs->g[g].bound = lim;
+	else if (!grow_only && lim < bs->g[g].bound)
+		return; /* above the new bound still (v1 refuses): tried again next scan */
+	else
+		mgi_manager_log(m, "group '%s': cannot raise its kernel limit for its processes: %s",
+				gname(m, g), strerror(-rc));
+}
+
+void mgi_backstop_joined(mgi_manager_t *m, int g)
+{
+	static proc_counts_t pc;
+
+	if (!m->backstop)
+		return;
+	count_procs(m, &pc);
+	for (int a = g; a > 0; a = m->tree.node[a].parent)
+		follow_procs(m, a, true, &pc);
+}
+
+void mgi_bs_follow_procs(mgi_manager_t *m)
+{
+	static proc_counts_t pc;
+
+	count_procs(m, &pc);
+	for (int g = 1; g < MGI_GROUPS_MAX; g++)
+		if (m->tree.node[g].used)
+			follow_procs(m, g, false, &pc);
 }
 
 void mgi_backstop_group_removed(mgi_manager_t *m, int g, const char *name)

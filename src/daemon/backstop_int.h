@@ -11,6 +11,7 @@
 
 #include "kcgroup.h"
 #include "manager.h"
+#include "oslayer.h"
 
 /* epoll tags: above the manager's (connections, pidfds). */
 #define TAG_OOM_BASE (3ULL << 32) /* + group */
@@ -32,6 +33,7 @@
 
 struct bs_group {
 	bool made;
+	uint64_t bound;    /* the kernel limit last written (0: none yet) */
 	int oomfd;
 	uint64_t paused_ns, killed_ns, high_events;
 	pid_t victim;
@@ -53,13 +55,6 @@ struct mgi_backstop {
 	unsigned nlingering;
 	int lock_fd; /* held while this manager lives: see mgi_bs_lock_take() */
 };
-
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static inline const char *gname(const mgi_manager_t *m, int g)
 {
@@ -95,10 +90,15 @@ void mgi_bs_prune_locks(const mgi_kcg_t *k, const char *own);
 /* backstop_scan.c */
 /* Every SCAN_MS: counts and reports who runs without the agent. */
 void mgi_bs_scan(mgi_manager_t *m);
+/* Every SCAN_MS: each group's kernel bound follows its processes. */
+void mgi_bs_follow_procs(mgi_manager_t *m);
 /* pid's comm ("?" if unknown), RSS in bytes (0 if unknown). */
 void mgi_bs_comm(const mgi_manager_t *m, pid_t pid, char *out, size_t len);
 uint64_t mgi_bs_rss(const mgi_manager_t *m, pid_t pid);
-/* Whether pid runs the agent for this manager. */
+/* Whether pid's agent is connected to this manager. */
+bool mgi_bs_connected(const mgi_manager_t *m, pid_t pid);
+/* Whether pid runs the agent for this manager: connected, or holding a
+ * restored slot within the rejoin grace after the manager's start. */
 bool mgi_bs_managed(const mgi_manager_t *m, pid_t pid);
 /* Why pid runs without the agent, as far as /proc tells. */
 void mgi_bs_diagnose(const mgi_manager_t *m, pid_t pid, char *out, size_t len);

@@ -34,8 +34,13 @@ static void describe_kernel(mgi_manager_t *m, size_t i, char *comm, size_t comml
 	mgi_bs_comm(m, c->pid, comm, commlen);
 	if (mgi_kbackend_is(m, kill_target))
 		return; /* nobody runs the agent there, by design */
-	if (mgi_bs_managed(m, c->pid)) {
+	if (mgi_bs_connected(m, c->pid)) {
 		snprintf(about, aboutlen, " (RSS); it runs with the agent");
+		return;
+	}
+	if (mgi_bs_managed(m, c->pid)) {
+		snprintf(about, aboutlen, " (RSS); it holds a slot of a restored group and its agent "
+					  "has not rejoined");
 		return;
 	}
 	mgi_bs_diagnose(m, c->pid, why, sizeof(why));
@@ -89,7 +94,7 @@ static bool resolve(mgi_manager_t *m, int g)
 	struct mgi_backstop *bs = m->backstop;
 	struct bs_group *bg = &bs->g[g];
 	mgi_kcg_figures_t f;
-	uint64_t now = now_ns();
+	uint64_t now = mgi_os_now_ns();
 
 	if (mgi_kcg_read(&bs->k, gname(m, g), &f) != 0 || !paused(bs, g, &f)) {
 		if (bg->released)
@@ -129,7 +134,7 @@ pid_t mgi_backstop_oom_kill(mgi_manager_t *m, int g)
 	pid_t victim = kill_largest(m, g, &f);
 	if (victim > 0) {
 		bs->g[g].victim = victim;
-		bs->g[g].killed_ns = now_ns();
+		bs->g[g].killed_ns = mgi_os_now_ns();
 	}
 	return victim;
 }
@@ -164,6 +169,7 @@ bool mgi_backstop_event(mgi_manager_t *m, uint64_t tag)
 			/* EAGAIN: nothing */
 		}
 		mgi_bs_scan(m);
+		mgi_bs_follow_procs(m);
 		return true;
 	}
 	if (tag == TAG_OOM_TIMER) {

@@ -12,6 +12,10 @@
 
 #include "oslayer.h"
 
+/* How long after a manager's start a restored process's agent may take to
+ * rejoin (agents try once a second; a loaded host delays them). */
+#define REJOIN_GRACE_NS (5 * 1000000000ULL)
+
 void mgi_bs_comm(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
 {
 	char path[96];
@@ -30,50 +34,24 @@ uint64_t mgi_bs_rss(const mgi_manager_t *m, pid_t pid)
 	return (st.rss_anon_kb + st.rss_file_kb + st.rss_shmem_kb) << 10;
 }
 
-/* How long ago pid started, in ms (large if unknown). */
-static uint64_t age_ms(const mgi_manager_t *m, pid_t pid)
+/*
+ * pid's stat, and whether it is on its way out: a zombie, or exiting
+ * (PF_EXITING). Its agent's connection closes with its file table, early
+ * in exit, while the process stays listed in its cgroup (a leader waits as
+ * a zombie for its other threads): measured, the end of every
+ * multi-threaded program (prog_stress) was reported as running without
+ * the agent. A process gone counts as exiting.
+ */
+static bool exiting(const mgi_manager_t *m, pid_t pid, mgi_pid_stat_t *st)
 {
-	char path[96], buf[1024];
-	double up;
-	unsigned long long start;
+	int rc = mgi_pid_stat_read(m->backstop->k.proc, pid, st);
 
-	if (mgi_os_read_small("/proc/uptime", buf, sizeof(buf)) <= 0 || sscanf(buf, "%lf", &up) != 1)
-		return UINT64_MAX;
-	snprintf(path, sizeof(path), "%s/%d/stat", m->backstop->k.proc, (int)pid);
-	if (mgi_os_read_small(path, buf, sizeof(buf)) <= 0)
-		return UINT64_MAX;
-	char *p = strrchr(buf, ')'); /* comm may hold spaces */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
-				"%*d %*d %*d %llu", &start) != 1)
-		return UINT64_MAX;
-	double ms = up * 1000.0 - (double)start * 1000.0 / (double)sysconf(_SC_CLK_TCK);
-	return ms < 0 ? 0 : (uint64_t)ms;
+	/* Not parsable: alive, and as old as the boot (so reported). */
+	return rc != 0 ? rc != -EINVAL : mgi_pid_stat_exiting(st);
 }
 
 /* Whether the program pid runs has a PT_INTERP (a dynamic linker, which
  * loads LD_PRELOAD); -1 if unknown. */
-/*
- * Whether pid is on its way out: a zombie, or exiting (PF_EXITING in the
- * flags of /proc/PID/stat). Its agent's connection closes with its file
- * table, early in exit, while the process stays listed in its cgroup (a
- * leader waits as a zombie for its other threads): measured, the end of
- * every multi-threaded program (prog_stress) was reported as running
- * without the agent.
- */
-static bool exiting(const mgi_manager_t *m, pid_t pid)
-{
-	char path[96], buf[1024], state;
-	unsigned flags;
-
-	snprintf(path, sizeof(path), "%s/%d/stat", m->backstop->k.proc, (int)pid);
-	if (mgi_os_read_small(path, buf, sizeof(buf)) <= 0)
-		return true; /* gone */
-	char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %u", &state, &flags) != 2)
-		return false;
-	return state == 'Z' || state == 'X' || (flags & 0x4 /* PF_EXITING */);
-}
-
 static int has_interp(const mgi_manager_t *m, pid_t pid)
 {
 	char path[96];
@@ -140,14 +118,25 @@ void mgi_bs_diagnose(const mgi_manager_t *m, pid_t pid, char *out, size_t len)
 	snprintf(out, len, "the agent did not start (LD_PRELOAD does not name it, or it failed)");
 }
 
-/* Whether pid runs the agent for this manager: connected, or holding a
- * slot of a group restored after a restart while its agent has not
- * rejoined yet (it tries once a second). */
-bool mgi_bs_managed(const mgi_manager_t *m, pid_t pid)
+bool mgi_bs_connected(const mgi_manager_t *m, pid_t pid)
 {
 	for (unsigned k = 0; k < m->nconns; k++)
 		if (m->conns[k].fd >= 0 && m->conns[k].slot >= 0 && m->conns[k].pid == pid)
 			return true;
+	return false;
+}
+
+bool mgi_bs_managed(const mgi_manager_t *m, pid_t pid)
+{
+	if (mgi_bs_connected(m, pid))
+		return true;
+	/* A slot without a connection is a restored group's process whose
+	 * agent has yet to rejoin: managed for the first seconds after this
+	 * manager's start only. One that has not rejoined by then will not
+	 * (an image exec'ed while no manager ran gave up joining): it runs
+	 * without the agent, and is reported and counted as such. */
+	if (mgi_os_now_ns() - m->born_ns > REJOIN_GRACE_NS)
+		return false;
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!m->tree.node[g].used)
 			continue;
@@ -204,8 +193,9 @@ void mgi_bs_scan(mgi_manager_t *m)
 		int n = mgi_kcg_pids(&bs->k, gname(m, g), g != 0, pids, PIDS_MAX);
 		unsigned unmanaged = 0;
 		for (int i = 0; i < n && i < PIDS_MAX; i++) {
-			if (mgi_bs_managed(m, pids[i]) || age_ms(m, pids[i]) < GRACE_MS ||
-			    exiting(m, pids[i]) || shares_managed_vm(m, g, pids[i]))
+			mgi_pid_stat_t st;
+			if (mgi_bs_managed(m, pids[i]) || exiting(m, pids[i], &st) ||
+			    mgi_pid_age_ms(&st) < GRACE_MS || shares_managed_vm(m, g, pids[i]))
 				continue;
 			unmanaged++;
 			char path[512], comm[32], why[256];

@@ -1,5 +1,6 @@
 /* conn.c - a manager's connections: accept within the per-uid limits, drop, replies, who may do what. */
 #include "manager.h"
+#include "oslayer.h"
 #include "conn.h"
 
 #include <errno.h>
@@ -60,7 +61,6 @@ static const char *conn_refusal(const mgi_manager_t *m, uid_t uid, unsigned *fre
 static void refuse_conn(mgi_manager_t *m, int fd, uid_t uid, const char *why)
 {
 	static uint64_t logged_ns;
-	struct timespec ts;
 	uint64_t now;
 	mgi_msg_t r;
 
@@ -70,8 +70,7 @@ static void refuse_conn(mgi_manager_t *m, int fd, uid_t uid, const char *why)
 		 "connection refused: %s (uid %u)", why, (unsigned)uid);
 	send(fd, &r, r.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	now = mgi_os_now_ns();
 	if (now - logged_ns > 1000000000ULL) { /* once a second at most */
 		logged_ns = now;
 		mgi_manager_log(m, "refused a connection of uid %u: %s", (unsigned)uid, why);

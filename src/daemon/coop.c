@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "manager.h"
+#include "oslayer.h"
 #include "size.h"
 
 /*
@@ -35,13 +36,6 @@
  * The need is a tenth of G's limit (at least 1 MiB): enough that the group
  * does not come straight back; less would mean an episode per fault.
  */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void arm(mgi_manager_t *m, unsigned ms)
 {
@@ -96,7 +90,7 @@ static void ask_next(mgi_manager_t *m)
 	e->asked[best] = 1;
 	e->reg = best;
 	e->usage_before = mgi_escalate_usage(m, e->group);
-	e->asked_ns = now_ns();
+	e->asked_ns = mgi_os_now_ns();
 	atomic_fetch_add(&seg->ctl.coop_requests, 1);
 	char usage[16], max[16];
 	mgi_size_format(pages * MGI_PAGE_SIZE, amount, sizeof(amount));
@@ -157,7 +151,7 @@ void mgi_coop_answered(mgi_manager_t *m, int ri)
 	mgi_size_format(freed * MGI_PAGE_SIZE, amount, sizeof(amount));
 	mgi_manager_log(m, "group '%s': the cooperating client freed %s in %llu ms",
 			m->tree.node[e->group].name, amount,
-			(unsigned long long)((now_ns() - e->asked_ns) / 1000000));
+			(unsigned long long)((mgi_os_now_ns() - e->asked_ns) / 1000000));
 	if (e->freed >= e->need) {
 		end_episode(m, 0); /* enough: nothing more is done */
 		return;
@@ -173,6 +167,6 @@ void mgi_coop_timeout(mgi_manager_t *m)
 		/* EAGAIN: disarmed or re-armed meanwhile */
 	}
 	if (m->coop.active && m->coop.reg >= 0 &&
-	    now_ns() - m->coop.asked_ns >= (uint64_t)m->coop_wait_ms * 1000000ULL)
+	    mgi_os_now_ns() - m->coop.asked_ns >= (uint64_t)m->coop_wait_ms * 1000000ULL)
 		mgi_coop_answered(m, m->coop.reg);
 }

@@ -1,5 +1,6 @@
 /* dispatch.c - a connection's messages: read, fds taken, parsed, and handed to the room that handles each. */
 #include "manager.h"
+#include "oomkill.h"
 #include "conn.h"
 
 #include <errno.h>
@@ -50,6 +51,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		mgi_tree_stat_msg(&m->tree, g, &out);
 		mgi_backstop_stats(m, g, &out.stat.figures);
 		mgi_kbackend_stat_msg(m, g, &out);
+		out.stat.figures.cooperators = mgi_notify_cooperators(m, g);
 		send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		return;
 	case MGI_MSG_SET:
@@ -77,7 +79,8 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 			      m->tree.node[m->scope].name, msg->set.group);
 			return;
 		}
-		int backend = mgi_kbackend_check_create(m, msg->set.group, &msg->set, why, sizeof(why));
+		int backend = mgi_tree_check_oom(&msg->set, why, sizeof(why)) ?:
+			      mgi_kbackend_check_create(m, msg->set.group, &msg->set, why, sizeof(why));
 		if (backend < 0) {
 			mgi_conn_reply(c, backend, "%s", why);
 			return;
@@ -334,6 +337,12 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 		break;
 	case MGI_MSG_ATTACH:
 		mgi_join_attach(m, i, &msg.attach);
+		break;
+	case MGI_MSG_OOM_PRIORITY:
+		mgi_oom_on_priority(m, i, &msg.oom_priority);
+		break;
+	case MGI_MSG_OOM_RECORD_REQ:
+		mgi_oom_on_record_req(m, i, &msg.oom_record_req);
 		break;
 	case MGI_MSG_COOP_DONE:
 		for (int r = 0; r < MGI_REGS_MAX; r++)

@@ -5,6 +5,7 @@
 
 #include "backstop.h"
 #include "manager.h"
+#include "oslayer.h"
 #include "oomkill.h"
 
 /*
@@ -66,13 +67,6 @@
 /* Refused charges ask the cooperators at most this often. */
 #define COOP_REASK_NS 1000000000ULL
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Whether a group's OOM episode has stopped making progress: its usage did
  * not fall since the last request, at least OOM_PROGRESS_NS ago. Agents
@@ -88,7 +82,7 @@ static uint64_t now_ns(void)
 static bool oom_stalled(mgi_manager_t *m, int g)
 {
 	mgi_group_node_t *n = &m->tree.node[g];
-	uint64_t usage = mgi_counter_read(&n->seg->acct.memory), now = now_ns();
+	uint64_t usage = mgi_counter_read(&n->seg->acct.memory), now = mgi_os_now_ns();
 
 	if (!n->oom_seen_ns || now - n->oom_seen_ns > 10 * OOM_PROGRESS_NS || usage < n->oom_seen_usage) {
 		/* a new episode, or usage fell since: look again later */
@@ -142,7 +136,7 @@ static enum mgi_step evict_request(mgi_manager_t *m, int g, const mgi_pressure_t
 {
 	struct mgi_escalation *e = &m->esc;
 	mgi_segment_t *seg = m->tree.node[g].seg;
-	uint64_t now = now_ns();
+	uint64_t now = mgi_os_now_ns();
 
 	if (has_room(m, g, p->pages))
 		return MGI_STEP_NONE; /* room came meanwhile: the agent's retry will succeed */
@@ -176,7 +170,7 @@ static enum mgi_step coop_done(mgi_manager_t *m, int g, const mgi_pressure_t *p)
 
 static enum mgi_step evict_done(mgi_manager_t *m, int g, const mgi_pressure_t *p)
 {
-	uint64_t *empty = &m->esc.evict_empty_ns[g], now = now_ns();
+	uint64_t *empty = &m->esc.evict_empty_ns[g], now = mgi_os_now_ns();
 
 	if (p->freed || p->background) {
 		*empty = 0;

@@ -2,10 +2,16 @@
 #include <errno.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "grant.h"
+#include "oslayer.h"
 #include "grantd.h"
+#include "oomkill.h"
+#include "oslayer.h"
+#include "procstatus.h"
 #include "size.h"
 #include "tree.h"
 
@@ -21,13 +27,11 @@
  */
 
 #define TICK_NS (1000ULL * 1000 * 1000)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
+/* How often claims are judged again at most (grant.h: the evidence). */
+#define JUDGE_NS (100ULL * 1000 * 1000)
+/* The tick's timer in the manager's poll set (beside conn.h's tags, the
+ * backstop's 3 << 32 and the kernel backend's 5 << 32). */
+#define TAG_GRANT_TIMER (9ULL << 32)
 
 /* Takes back, from every nested group under top (top included when
  * nested), what it holds beyond its usage and keep: deepest first.
@@ -46,6 +50,205 @@ static uint64_t take_back_under(mgi_manager_t *m, int top, bool swap, uint64_t k
 			back += mgi_grant_take_back_from(n->seg, t->node[n->parent].seg, swap, keep);
 		}
 	return back;
+}
+
+/*
+ * A nested group's claim against what the manager can verify (grant.h,
+ * mgi_grant_claim_exceeds): the kernel's RssAnon + RssShmem of the
+ * processes in its slots (the slots' pids are the manager's word) and the
+ * grants of its groups below. Only processes that joined this manager
+ * fresh while the group counted exactly are judged by their RSS: estimate
+ * mode charges a fast region at its mapped size, which no RSS shows, and
+ * a process that rejoined after a restart or moved in may have started in
+ * it. A slot whose process is gone (it exited, its release is under way,
+ * or it exited while no manager ran) counts as its figure says, clamped
+ * to the usage. Returns false when the group cannot be judged.
+ */
+static bool evidence_of(mgi_manager_t *m, int g, uint64_t *pages, unsigned *nprocs)
+{
+	mgi_tree_t *t = &m->tree;
+	mgi_segment_t *seg = t->node[g].seg;
+
+	if (atomic_load(&seg->ctl.mode) != MGI_MODE_EXACT)
+		return false;
+	*pages = 0;
+	*nprocs = 0;
+	for (int sl = 0; sl < MGI_PROCS_MAX; sl++) {
+		int32_t pid = atomic_load(&seg->ctl.procs[sl].pid);
+		mgi_proc_status_t st;
+		bool exact = false, joined = false;
+		if (pid <= 0)
+			continue;
+		(*nprocs)++;
+		for (unsigned k = 0; k < m->nconns && !joined; k++) {
+			const struct mgi_conn *c = &m->conns[k];
+			if (c->fd >= 0 && c->group == g && c->slot == sl && c->pid == pid) {
+				joined = true;
+				exact = c->exact;
+			}
+		}
+		if (mgi_proc_status_read(NULL, pid, &st) != 0)
+			*pages += mgi_segment_slot_charged(seg, sl);
+		else if (!exact)
+			return false;
+		else
+			*pages += mgi_proc_status_charged_pages(&st, MGI_PAGE_SIZE);
+	}
+	for (int c = 1; c < MGI_GROUPS_MAX; c++)
+		if (t->node[c].used && t->node[c].parent == g)
+			*pages += atomic_load(&t->node[c].seg->ctl.granted);
+	return true;
+}
+
+/*
+ * Judges nested group g's claim: believed, nothing happens (a group found
+ * lying before is believed again, and said so); beyond the evidence, its
+ * grant is cut to the evidence and the slack, and the group is reported
+ * (once per finding: tamper_reports). Returns whether the claim stands
+ * against the evidence (the group is suspect).
+ */
+static bool judge(mgi_manager_t *m, int g, uint64_t *cut)
+{
+	mgi_tree_t *t = &m->tree;
+	mgi_group_node_t *n = &t->node[g];
+	uint64_t ev, usage;
+	unsigned np;
+
+	*cut = 0;
+	if (!n->used || n->parent <= 0)
+		return false;
+	/* A group refused asks again every few ms while its fault waits:
+	 * its /proc figures are read again at most every JUDGE_NS. */
+	uint64_t now = mgi_os_now_ns();
+	if (n->grant_suspect && now - n->judged_ns < JUDGE_NS)
+		return true;
+	n->judged_ns = now;
+	if (!evidence_of(m, g, &ev, &np))
+		return false;
+	usage = mgi_counter_read(&n->seg->acct.memory);
+	if (!mgi_grant_claim_exceeds(usage, ev, np)) {
+		if (n->grant_suspect)
+			mgi_manager_log(m, "group '%s': its usage (%llu KiB) is believed again", n->name,
+					(unsigned long long)usage * 4);
+		n->grant_suspect = false;
+		return false;
+	}
+	uint64_t cap = ev + mgi_grant_claim_slack(ev, np);
+	*cut = mgi_grant_cut_to(n->seg, t->node[n->parent].seg, false, cap);
+	if (!n->grant_suspect) {
+		n->grant_suspect = true;
+		n->tamper_reports++;
+		mgi_manager_log(m, "group '%s': its accounting was tampered with: it claims %llu KiB in "
+				   "use, its %u process(es) hold %llu KiB with its groups' grants; its "
+				   "grant is cut to %llu KiB (%llu KiB back to '%s') and its requests are "
+				   "refused while the claim stands",
+				n->name, (unsigned long long)usage * 4, np, (unsigned long long)ev * 4,
+				(unsigned long long)cap * 4, (unsigned long long)*cut * 4,
+				t->node[n->parent].name);
+	}
+	return true;
+}
+
+/* Judges every nested group under top (top included when nested),
+ * deepest first (a child's grant is its parent's evidence). Returns the
+ * pages cut. */
+static uint64_t judge_under(mgi_manager_t *m, int top)
+{
+	static uint64_t last;
+	mgi_tree_t *t = &m->tree;
+	uint64_t all = 0, cut, now = mgi_os_now_ns();
+
+	/* Every refused request of a full parent comes here (each waiting
+	 * fault asks again every few ms): the processes' /proc figures are
+	 * read at most every JUDGE_NS. A group cut meanwhile is refused
+	 * without them. */
+	if (now - last < JUDGE_NS)
+		return 0;
+	last = now;
+
+	for (unsigned depth = MGI_DEPTH_MAX; depth >= 2; depth--)
+		for (int g = 1; g < MGI_GROUPS_MAX; g++) {
+			mgi_group_node_t *n = &t->node[g];
+			if (!n->used || n->parent <= 0 || mgi_group_depth(n->name) != depth ||
+			    !mgi_tree_is_under(t, g, top))
+				continue;
+			judge(m, g, &cut);
+			all += cut;
+		}
+	return all;
+}
+
+/* The first level of a grant chain (0: the group) whose group's claim
+ * still stands against the evidence, or -1. Only groups found lying
+ * before are judged again here: the /proc reads are for them alone. */
+static int suspect_level(mgi_manager_t *m, int g, unsigned n)
+{
+	uint64_t cut;
+
+	for (unsigned l = 0; l + 1 < n && g > 0; l++, g = m->tree.node[g].parent)
+		if (m->tree.node[g].grant_suspect && judge(m, g, &cut))
+			return (int)l;
+	return -1;
+}
+
+static bool still_suspect(mgi_manager_t *m, int g)
+{
+	return m->tree.node[g].used && m->tree.node[g].grant_suspect;
+}
+
+static unsigned punish_conn[MGI_MANAGER_CONNS_MAX];
+static mgi_victim_t punish_cand[MGI_MANAGER_CONNS_MAX];
+static int punish_pidfd[MGI_MANAGER_CONNS_MAX];
+
+static void describe_punished(mgi_manager_t *m, size_t i, char *comm, size_t commlen, char *about,
+			      size_t aboutlen)
+{
+	const struct mgi_conn *v = &m->conns[punish_conn[i]];
+
+	snprintf(comm, commlen, "%.*s", MGI_COMM_MAX - 1,
+		 m->tree.node[v->group].seg->ctl.procs[v->slot].comm);
+	snprintf(about, aboutlen, " (RssAnon + RssShmem)");
+}
+
+/*
+ * A group whose claim stands asks for more: by its own figure it is past
+ * anything it may be given, so it is out of memory, as a group past its
+ * limit is: the OOM kill among its own processes (those that joined this
+ * manager, sized by the kernel's figures, not their slots), one at a
+ * time. Nobody outside the group is chosen.
+ */
+static void punish(mgi_manager_t *m, int g)
+{
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	char state[96], claim[16];
+	size_t n = 0;
+
+	if (mgi_oom_kill_pending(m, g))
+		return;
+	for (unsigned k = 0; k < m->nconns; k++) {
+		struct mgi_conn *c = &m->conns[k];
+		mgi_proc_status_t st;
+		if (c->fd < 0 || c->slot < 0 || c->pidfd < 0 || c->group != g)
+			continue;
+		punish_conn[n] = k;
+		punish_pidfd[n] = c->pidfd;
+		punish_cand[n++] = (mgi_victim_t){
+			.pid = c->pid, .group = g,
+			.pages = mgi_proc_status_read(NULL, c->pid, &st) == 0
+					 ? mgi_proc_status_charged_pages(&st, MGI_PAGE_SIZE)
+					 : 0};
+	}
+	mgi_size_format(mgi_counter_read(&seg->acct.memory) * MGI_PAGE_SIZE, claim, sizeof(claim));
+	snprintf(state, sizeof(state), "(it claims %s in use, more than its processes hold)", claim);
+	const mgi_oom_kill_t kill = {
+		.target = g,
+		.state = state,
+		.policy = {.total_pages = 0, .min_pages = 0},
+		.mark = &seg->ctl.oom_victim,
+		.needed = still_suspect,
+		.describe = describe_punished,
+	};
+	mgi_oom_kill(m, &kill, punish_cand, punish_pidfd, n);
 }
 
 static void answer(struct mgi_conn *c, uint32_t swap, uint64_t pages, uint32_t refused)
@@ -74,30 +277,110 @@ void mgi_grant_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_gr
 				   "none (ignored)", m->tree.node[c->group].name, (int)c->pid);
 		return;
 	}
-	given = mgi_grant_give_chain(chain, n, swap, r->pages, &failed);
-	if (!given && failed < n) {
-		/* Room held unused below the refusing ancestor goes back
-		 * first (a sibling's batch), then one more try. */
-		int top = c->group;
-		for (unsigned l = 0; l < failed; l++)
-			top = m->tree.node[top].parent;
-		if (take_back_under(m, top, swap, 0))
-			given = mgi_grant_give_chain(chain, n, swap, r->pages, &failed);
+	/* A group (or an ancestor below the top) whose claim the manager
+	 * does not believe gets no more: by its own figure it is past its
+	 * grant for good, and its room is not taken from its siblings. */
+	int liar = swap ? -1 : suspect_level(m, c->group, n);
+	if (liar < 0) {
+		given = mgi_grant_give_chain(chain, n, swap, r->pages, &failed);
+		if (!given && failed < n) {
+			/* Room held unused below the refusing ancestor goes
+			 * back first (a sibling's batch), then one more try;
+			 * then what groups there hold beyond the evidence of
+			 * their claims, then a last try. */
+			int top = c->group;
+			for (unsigned l = 0; l < failed; l++)
+				top = m->tree.node[top].parent;
+			if (take_back_under(m, top, swap, 0))
+				given = mgi_grant_give_chain(chain, n, swap, r->pages, &failed);
+			if (!given && !swap && judge_under(m, top) &&
+			    (liar = suspect_level(m, c->group, n)) < 0)
+				given = mgi_grant_give_chain(chain, n, swap, r->pages, &failed);
+		}
+	}
+	if (liar >= 0) {
+		int g = c->group;
+		for (int l = 0; l < liar; l++)
+			g = m->tree.node[g].parent;
+		given = 0;
+		failed = (unsigned)liar;
+		punish(m, g);
 	}
 	mgi_notify_after_uncharge(m, m->tree.node[c->group].parent);
 	answer(c, r->swap, given, given ? 0 : failed);
 }
 
+/* Whether a nested group holds grant beyond its usage: what the tick may
+ * have to take back once the group's processes free memory (they uncharge
+ * their own counter and tell nobody). */
+static bool any_unused_grant(const mgi_manager_t *m)
+{
+	for (int g = 1; g < MGI_GROUPS_MAX; g++) {
+		const mgi_group_node_t *n = &m->tree.node[g];
+		if (!n->used || n->parent <= 0)
+			continue;
+		if (atomic_load(&n->seg->ctl.granted) > mgi_counter_read(&n->seg->acct.memory) ||
+		    atomic_load(&n->seg->ctl.swap_granted) > mgi_counter_read(&n->seg->acct.swap))
+			return true;
+	}
+	return false;
+}
+
+/* Arms (a tick a second) or stops the tick's timer; made at first use. */
+static void set_timer(mgi_manager_t *m, bool on)
+{
+	struct itimerspec its = {0};
+
+	if (m->grant_timerfd < 0) {
+		if (!on)
+			return;
+		m->grant_timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (m->grant_timerfd < 0)
+			return; /* the tick runs when the manager wakes, as before */
+		if (mgi_manager_watch(m, m->grant_timerfd, TAG_GRANT_TIMER) != 0) {
+			close(m->grant_timerfd);
+			m->grant_timerfd = -1;
+			return;
+		}
+	}
+	if (on) {
+		its.it_value.tv_sec = 1;
+		its.it_interval.tv_sec = 1;
+	}
+	if (timerfd_settime(m->grant_timerfd, 0, &its, NULL) == 0)
+		m->grant_timer_on = on;
+}
+
+bool mgi_grant_event(mgi_manager_t *m, uint64_t tag)
+{
+	uint64_t v;
+
+	if (tag != TAG_GRANT_TIMER)
+		return false;
+	if (read(m->grant_timerfd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: read already; the tick follows in mgi_manager_poll */
+	}
+	return true;
+}
+
 void mgi_grant_tick(mgi_manager_t *m)
 {
 	static uint64_t last;
-	uint64_t now = now_ns();
+	uint64_t now = mgi_os_now_ns();
 
-	if (now - last < TICK_NS)
-		return;
-	last = now;
-	if (take_back_under(m, 0, false, MGI_GRANT_BATCH) + take_back_under(m, 0, true, MGI_GRANT_BATCH))
-		mgi_notify_after_uncharge(m, 0);
+	/* (a tenth early: the timer's tick is not held back by one that
+	 * other traffic ran a moment before) */
+	if (now - last >= TICK_NS - TICK_NS / 10) {
+		last = now;
+		if (take_back_under(m, 0, false, MGI_GRANT_BATCH) +
+		    take_back_under(m, 0, true, MGI_GRANT_BATCH))
+			mgi_notify_after_uncharge(m, 0);
+	}
+	/* An idle manager wakes once a second only while some grant could
+	 * come back. */
+	bool want = any_unused_grant(m);
+	if (want != m->grant_timer_on)
+		set_timer(m, want);
 }
 
 void mgi_grant_after_release(mgi_manager_t *m, int g)
@@ -105,6 +388,28 @@ void mgi_grant_after_release(mgi_manager_t *m, int g)
 	mgi_tree_t *t = &m->tree;
 	bool any = false;
 
+	/* A group found lying lost a process (the liar, killed, often): its
+	 * usage is recounted from what its processes' slots say and its
+	 * groups' grants (the manager's own), and its claim goes with it;
+	 * the next refusal judges it again. */
+	if (g > 0 && t->node[g].grant_suspect) {
+		mgi_segment_t *seg = t->node[g].seg;
+		uint64_t trusted = 0, usage = mgi_counter_read(&seg->acct.memory);
+		for (int sl = 0; sl < MGI_PROCS_MAX; sl++)
+			if (atomic_load(&seg->ctl.procs[sl].pid) > 0)
+				trusted += mgi_segment_slot_charged(seg, sl);
+		for (int c = 1; c < MGI_GROUPS_MAX; c++)
+			if (t->node[c].used && t->node[c].parent == g)
+				trusted += atomic_load(&t->node[c].seg->ctl.granted);
+		if (usage > trusted) {
+			atomic_fetch_sub(&seg->acct.memory.usage, usage - trusted);
+			mgi_manager_log(m, "group '%s' lost a process while its claim stood: its usage is "
+					   "recounted from its processes and its groups' grants, %llu KiB "
+					   "(%llu KiB claimed)", t->node[g].name,
+					(unsigned long long)trusted * 4, (unsigned long long)usage * 4);
+		}
+		t->node[g].grant_suspect = false;
+	}
 	/* Up the chain: a child's return may leave its parent's grant unused. */
 	for (; g > 0 && t->node[g].parent > 0; g = t->node[g].parent)
 		any |= mgi_grant_take_back_from(t->node[g].seg, t->node[t->node[g].parent].seg, false, 0) +
@@ -145,8 +450,11 @@ int mgi_grant_for_move(mgi_manager_t *m, int g, uint64_t pages, uint64_t swapped
 			int top = g;
 			for (unsigned l = 0; l < failed && top > 0; l++)
 				top = m->tree.node[top].parent;
-			if (!take_back_under(m, top, s, 0) ||
-			    !mgi_grant_give_chain(chain, n, s, want, &failed)) {
+			/* unused grants back, then claims judged (memory) */
+			bool back = take_back_under(m, top, s, 0) > 0;
+			if ((!back || !mgi_grant_give_chain(chain, n, s, want, &failed)) &&
+			    (s || !judge_under(m, top) ||
+			     !mgi_grant_give_chain(chain, n, s, want, &failed))) {
 				mgi_size_format(want * MGI_PAGE_SIZE, held, sizeof(held));
 				snprintf(why, whylen, "%s of %s is more than group '%s' can take", held,
 					 s ? "swap" : "memory", chain[failed < n ? failed : 0]->ctl.group);

@@ -2,6 +2,7 @@
 #ifndef MGI_DAEMON_GRANTD_H
 #define MGI_DAEMON_GRANTD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "manager.h"
@@ -17,6 +18,11 @@ void mgi_grant_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_gr
  * unused in the same pass), at most once a second; cheap to call often
  * (the manager's poll loop). */
 void mgi_grant_tick(mgi_manager_t *m);
+
+/* The tick's timer (armed while a nested group holds grant beyond its
+ * usage, so that an idle manager takes it back too): true if tag is its
+ * (mgi_manager_poll runs the tick after every wake). */
+bool mgi_grant_event(mgi_manager_t *m, uint64_t tag);
 
 /* A process of group g left it (exited, moved): what the group holds of
  * its grant beyond its usage goes back to its ancestors now. */

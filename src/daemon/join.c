@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include "grantd.h"
+#include "oomkill.h"
 #include "oslayer.h"
 
 #ifndef SO_PEERPIDFD
@@ -126,7 +127,7 @@ static unsigned release_orphans(mgi_manager_t *m, int g)
 		}
 		long pages = mgi_segment_release(seg, s, pid, &path);
 		if (pages >= 0) {
-			mgi_manager_log(m, "group '%s': pid %d exited while no manager ran; "
+			mgi_manager_log(m, "group '%s': pid %d exited before its agent rejoined; "
 					   "released its %ld KiB", m->tree.node[g].name, (int)pid,
 					pages * 4);
 			mgi_notify_after_uncharge(m, g);
@@ -160,6 +161,7 @@ static void watch_exit(mgi_manager_t *m, unsigned i)
 {
 	struct mgi_conn *c = &m->conns[i];
 
+	mgi_oom_joined(m, i); /* its age and first charge sample (oomkill.c) */
 	socklen_t len = sizeof(c->pidfd);
 
 	/* The peer's own pidfd (6.5+): the very process that connected,
@@ -284,6 +286,7 @@ void mgi_join_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 	c->pid = cred.pid;
 	c->group = g;
 	c->slot = mgi_segment_claim(m->tree.node[g].seg, cred.pid);
+	c->exact = atomic_load(&m->tree.node[g].seg->ctl.mode) == MGI_MODE_EXACT;
 	if (c->slot < 0) {
 		mgi_conn_reply(c, -ENOSPC, "group '%s' has %d processes, its most", m->tree.node[g].name,
 		      MGI_PROCS_MAX);
@@ -291,6 +294,7 @@ void mgi_join_hello(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h)
 		return;
 	}
 	mgi_tree_name_slot(&m->tree, g, c->slot, cred.pid);
+	mgi_backstop_joined(m, g);
 	watch_exit(m, i);
 	send_segments(m, c->fd, MGI_MSG_WELCOME, c->group, c->slot, c->peer_uid != 0);
 }

@@ -177,30 +177,19 @@ static int set_memory_and_swap(const mgi_kcg_t *k, const char *name, mgi_segment
 			goto swap_refused;
 		return 0;
 	}
-	/* v1: the kernel's own figures, to order the steps and to put them
-	 * back (at creation the tree already has the new ones). */
-	uint64_t memsw = memsw_of(max, swap), old_limit, old_memsw;
-	if ((rc = mgi_kcg_get_file(k, name, "memory.limit_in_bytes", &old_limit)) != 0)
-		return refused_limit(rc, max, name, why, whylen);
-	if ((rc = mgi_kcg_get_file(k, name, f, &old_memsw)) != 0) {
-		if (rc != -ENOENT || asked)
-			goto swap_refused;
+	/* v1 (at creation the tree already has the new figures) */
+	const char *refused;
+	rc = mgi_kcg_v1_set_pair(k, name, set_max, max, memsw_of(max, swap), &refused);
+	if (rc == -ENOENT && strcmp(refused, f) == 0 && !asked) {
 		/* no swap accounting, none asked for: the limit alone */
 		if (set_max && (rc = mgi_kcg_set_limit(k, name, max)) != 0)
 			return refused_limit(rc, max, name, why, whylen);
 		return 0;
 	}
-	bool grows = memsw >= old_memsw;
-	if (grows && (rc = mgi_kcg_set_file(k, name, f, memsw)) != 0)
-		goto swap_refused;
-	if (set_max && (rc = mgi_kcg_set_limit(k, name, max)) != 0) {
-		mgi_kcg_set_file(k, name, f, old_memsw);
+	if (rc != 0 && strcmp(refused, f) != 0)
 		return refused_limit(rc, max, name, why, whylen);
-	}
-	if (!grows && (rc = mgi_kcg_set_file(k, name, f, memsw)) != 0) {
-		mgi_kcg_set_limit(k, name, old_limit);
+	if (rc != 0)
 		goto swap_refused;
-	}
 	return 0;
 swap_refused:
 	if (rc == -ENOENT) {
@@ -528,23 +517,17 @@ void mgi_kbackend_stat_msg(const mgi_manager_t *m, int g, mgi_msg_t *out)
 	int n = mgi_kcg_pids(k, m->tree.node[g].name, g != 0, pids, MGI_STAT_PROCS_MAX);
 	for (int i = 0; i < n && i < MGI_STAT_PROCS_MAX; i++) {
 		mgi_proc_stat_t *p = &out->stat.procs[out->stat.nprocs];
-		unsigned long long size, res, minflt = 0, majflt = 0;
+		unsigned long long size, res;
 		memset(p, 0, sizeof(*p));
 		p->pid = pids[i];
 		snprintf(path, sizeof(path), "%s/%d/statm", k->proc, (int)pids[i]);
 		if (mgi_os_read_small(path, buf, sizeof(buf)) > 0 &&
 		    sscanf(buf, "%llu %llu", &size, &res) == 2)
 			p->charged = res * 4096; /* RSS: the kernel charges it to the group */
-		snprintf(path, sizeof(path), "%s/%d/stat", k->proc, (int)pids[i]);
-		if (mgi_os_read_small(path, buf, sizeof(buf)) > 0) {
-			char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
-			if (open_paren && close_paren && close_paren > open_paren) {
-				snprintf(p->comm, sizeof(p->comm), "%.*s",
-					 (int)(close_paren - open_paren - 1), open_paren + 1);
-				if (sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %llu",
-					   &minflt, &majflt) == 2)
-					p->pgfault = minflt + majflt;
-			}
+		mgi_pid_stat_t st;
+		if (mgi_pid_stat_read(k->proc, pids[i], &st) == 0) {
+			snprintf(p->comm, sizeof(p->comm), "%.*s", (int)sizeof(p->comm) - 1, st.comm);
+			p->pgfault = st.minflt + st.majflt;
 		}
 		out->stat.nprocs++;
 	}

@@ -469,6 +469,36 @@ int mgi_kcg_set_file(const mgi_kcg_t *k, const char *group, const char *file, ui
 	return write_text(path, num);
 }
 
+int mgi_kcg_v1_set_pair(const mgi_kcg_t *k, const char *group, bool set_limit, uint64_t limit,
+			uint64_t memsw, const char **refused)
+{
+	static const char lim_f[] = "memory.limit_in_bytes", sw_f[] = "memory.memsw.limit_in_bytes";
+	uint64_t old_limit, old_memsw;
+	int rc;
+
+	*refused = lim_f;
+	if ((rc = mgi_kcg_get_file(k, group, lim_f, &old_limit)) != 0)
+		return rc;
+	*refused = sw_f;
+	if ((rc = mgi_kcg_get_file(k, group, sw_f, &old_memsw)) != 0)
+		return rc;
+	bool grows = memsw >= old_memsw;
+	if (grows && (rc = mgi_kcg_set_file(k, group, sw_f, memsw)) != 0)
+		return rc;
+	if (set_limit && (rc = mgi_kcg_set_limit(k, group, limit)) != 0) {
+		if (grows)
+			mgi_kcg_set_file(k, group, sw_f, old_memsw);
+		*refused = lim_f;
+		return rc;
+	}
+	if (!grows && (rc = mgi_kcg_set_file(k, group, sw_f, memsw)) != 0) {
+		if (set_limit)
+			mgi_kcg_set_limit(k, group, old_limit);
+		return rc;
+	}
+	return 0;
+}
+
 int mgi_kcg_watch_usage(const mgi_kcg_t *k, const char *group, bool memsw, uint64_t bytes)
 {
 	char path[PATH_LEN], line[64];

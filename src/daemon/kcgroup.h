@@ -106,6 +106,19 @@ int mgi_kcg_set_file(const mgi_kcg_t *k, const char *group, const char *file, ui
 int mgi_kcg_get_file(const mgi_kcg_t *k, const char *group, const char *file, uint64_t *bytes);
 
 /*
+ * v1: sets memory.limit_in_bytes to limit (unless set_limit is false) and
+ * memory.memsw.limit_in_bytes to memsw, in an order the kernel accepts
+ * (the limit may never pass memsw: a growing memsw is written first, a
+ * shrinking one last); a step the kernel refuses puts back what the steps
+ * before it changed. Returns 0, or -errno with *refused naming the file
+ * refused ("memory.limit_in_bytes" or "memory.memsw.limit_in_bytes");
+ * -ENOENT for memsw: this kernel does not account swap per cgroup, and
+ * nothing was written.
+ */
+int mgi_kcg_v1_set_pair(const mgi_kcg_t *k, const char *group, bool set_limit, uint64_t limit,
+			uint64_t memsw, const char **refused);
+
+/*
  * An eventfd the kernel signals each time the group's usage crosses
  * `bytes`, upwards or downwards (v1: cgroup.event_control on
  * memory.usage_in_bytes, or with memsw memory.memsw.usage_in_bytes). The kernel checks it on its per-cpu event batch,

@@ -1,5 +1,7 @@
 /* manager.c - a manager's life: create, the epoll loop, destroy; its log, eventfd writes and limits. */
 #include "manager.h"
+#include "oslayer.h"
+#include "oomkill.h"
 #include "conn.h"
 
 #include <errno.h>
@@ -185,8 +187,9 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 
 	memset(m, 0, sizeof(*m));
 	m->listen_fd = m->epfd = m->wakefd = m->timerfd = m->reclaim_timerfd = m->soft_timerfd = -1;
-	m->orphan_timerfd = -1;
+	m->orphan_timerfd = m->grant_timerfd = -1;
 	m->reclaim.conn = -1;
+	m->born_ns = mgi_os_now_ns();
 	/* An unprivileged program (one exec'ed after dropping root: postgres
 	 * under runuser) may not open a userfaultfd that takes kernel faults;
 	 * its agent gets this one in WELCOME (absent: it runs unmanaged, and
@@ -289,6 +292,7 @@ void mgi_manager_limits_changed(mgi_manager_t *m, int g)
 	mgi_notify_resync(m);
 	mgi_reclaim_soft_resync(m);
 	mgi_backstop_limits(m, g);
+	mgi_oom_arm(m); /* a growth policy wants samples */
 	mgi_escalate(m, g, &(mgi_pressure_t){.why = MGI_WHY_HIGH, .req_group = -1, .req_slot = -1});
 }
 
@@ -302,7 +306,9 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 		return errno == EINTR ? 0 : -errno;
 	for (int k = 0; k < n; k++) {
 		uint64_t tag = evs[k].data.u64;
-		if (mgi_backstop_event(m, tag))
+		if (mgi_backstop_event(m, tag) || mgi_oom_event(m, tag))
+			continue;
+		if (mgi_grant_event(m, tag))
 			continue;
 		if (tag == TAG_LISTEN) {
 			mgi_conn_accept(m);
@@ -356,6 +362,7 @@ void mgi_manager_destroy(mgi_manager_t *m)
 		unlink(m->sock_path);
 	}
 	mgi_backstop_destroy(m);
+	mgi_oom_destroy(m);
 	for (int r = 0; r < MGI_REGS_MAX; r++)
 		if (m->regs[r].id)
 			close(m->regs[r].efd);
@@ -369,6 +376,8 @@ void mgi_manager_destroy(mgi_manager_t *m)
 		close(m->soft_timerfd);
 	if (m->orphan_timerfd >= 0)
 		close(m->orphan_timerfd);
+	if (m->grant_timerfd >= 0)
+		close(m->grant_timerfd);
 	if (m->epfd >= 0)
 		close(m->epfd);
 	if (m->spare_fd >= 0)

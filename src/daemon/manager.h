@@ -44,6 +44,12 @@
  * docs/benchmarks.md for the measurement behind the default). */
 #define MGI_COOP_WAIT_DEFAULT_MS 200
 
+/* Samples of each process's charge kept for --oom-policy growth (one
+ * every MGI_OOM_SAMPLE_MS while a group's policy is growth): the window
+ * is their span. */
+#define MGI_OOM_HIST 8
+#define MGI_OOM_SAMPLE_MS 250
+
 struct mgi_conn {
 	int fd;
 	pid_t peer_pid;  /* SO_PEERCRED at accept */
@@ -57,6 +63,22 @@ struct mgi_conn {
 	 * connection, index and fd) gets the agent's answer. */
 	int move_group, move_slot;
 	int requester, requester_fd;
+	/* Joined fresh (HELLO, not a rejoin or a move) while its group counted
+	 * exactly: its charges are its resident pages (grant.c judges a
+	 * group's claim only by such processes). */
+	bool exact;
+	/* OOM (oomkill.c): when it joined, its --oom-priority, what it held
+	 * at the last samples (--oom-policy growth), and a kill under way:
+	 * SIGTERM sent at oom_term_ns (SIGKILL at oom_kill_ns, or when the
+	 * grace ends), for the group oom_target's limit. */
+	uint64_t joined_ns;
+	int oom_priority;
+	int oom_target;
+	uint32_t oom_grace_ms;
+	uint8_t hist_next, hist_n;
+	uint64_t hist_ns[MGI_OOM_HIST], hist_pages[MGI_OOM_HIST];
+	uint64_t oom_term_ns, oom_kill_ns;
+	bool oom_stuck; /* not gone OOM_STUCK_MS after SIGKILL: reported, passed over */
 };
 
 /* A client's registration (notify.c): an eventfd to signal, and what for.
@@ -108,6 +130,9 @@ typedef struct mgi_manager {
 	int reclaim_timerfd; /* an agent's eviction's deadline */
 	int soft_timerfd;  /* the host check, while soft limits exist */
 	int orphan_timerfd; /* while restored processes have not rejoined */
+	uint64_t born_ns;  /* when this manager started: restored processes' rejoin grace */
+	int grant_timerfd; /* the grants' take-back tick (grant.c); -1: not made yet */
+	bool grant_timer_on;
 	uint64_t min_available; /* bytes: the host floor for soft limits (0: off) */
 	unsigned coop_wait_ms;
 	int wakefd;        /* agents write it when they count a crossing */
@@ -129,6 +154,10 @@ typedef struct mgi_manager {
 	uint64_t oom_none_ns;   /* last report of an OOM with nobody to kill (rate) */
 	struct mgi_backstop *backstop; /* the kernel cgroups (backstop.h); NULL: off */
 	struct mgi_kbackend *kbackend; /* kernel-backend crossings (kbackend.h); NULL: none */
+	int oom_timerfd;   /* oomkill.c: graces, kills to watch, growth samples; 0: not made */
+	bool oom_timer_armed;
+	uint64_t oom_sample_ns; /* the last growth sample */
+	struct mgi_oom_records *oom_records; /* oomkill.c: the last kills' records; NULL: none yet */
 } mgi_manager_t;
 
 /*
@@ -192,6 +221,9 @@ void mgi_notify_init(mgi_manager_t *m);
 /* The kernel said a kernel-backend group crossed what registration ri
  * armed (kbackend.c), n times: delivered as the agents' crossings are. */
 void mgi_notify_kernel_crossing(mgi_manager_t *m, int ri, int group, uint64_t n);
+/* How many clients registered to cooperate on group g (asked to free
+ * memory before its processes are evicted or killed). */
+uint64_t mgi_notify_cooperators(const mgi_manager_t *m, int g);
 /* Limits or the tree changed: re-places the pressure thresholds. */
 void mgi_notify_resync(mgi_manager_t *m);
 

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "manager.h"
+#include "metrics.h"
+#include "promtext.h"
 #include "size.h"
 
 #define TAG_SIGNALS 7
@@ -20,6 +22,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: memgrpd [--socket PATH] [--state-dir DIR|none] [--fault-around N]\n"
 		"               [--coop-wait MS] [--min-available SIZE] [--kernel-backstop on|off]\n"
+		"               [--metrics-listen [ADDR:]PORT] [--metrics-file PATH]\n"
 		"\n"
 		"Serves memgrp's group tree: groups are created, changed and removed with\n"
 		"`memgrp create|set|rm`, and `memgrp run -g GROUP -- CMD` runs commands in\n"
@@ -49,9 +52,18 @@ static void usage(FILE *out)
 		"                    where the kernel offers one): it bounds what the agent\n"
 		"                    does not see (static binaries, shared memory, file\n"
 		"                    cache) at the limit + swap limit + a slack\n"
+		"  --metrics-listen [ADDR:]PORT\n"
+		"                    serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		"                    (every group, labelled group=\"PATH\"; the root is \"/\").\n"
+		"                    ADDR defaults to 127.0.0.1: any other address, IPv4 or\n"
+		"                    [IPv6], must be given; port 0 picks a free one (logged)\n"
+		"  --metrics-file PATH\n"
+		"                    write the same text to PATH every %d s, atomically\n"
+		"                    (for node_exporter's textfile collector: name it *.prom)\n"
 		"  -h, --help        show this help\n"
 		"\n"
-		"Exit codes: 0 stopped by a signal, 1 could not start, 2 bad command line.\n");
+		"Exit codes: 0 stopped by a signal, 1 could not start, 2 bad command line.\n",
+		MGI_METRICS_FILE_INTERVAL_S);
 }
 
 int main(int argc, char **argv)
@@ -63,11 +75,15 @@ int main(int argc, char **argv)
 		{"coop-wait", required_argument, NULL, 'w'},
 		{"min-available", required_argument, NULL, 'a'},
 		{"kernel-backstop", required_argument, NULL, 'k'},
+		{"metrics-listen", required_argument, NULL, 'L'},
+		{"metrics-file", required_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	static mgi_manager_t m;
 	const char *sock = getenv("MEMGRP_SOCKET"), *state_dir = NULL;
+	const char *metrics_listen = NULL, *metrics_file = NULL;
+	struct mgi_metrics *metrics = NULL;
 	char dir_buf[160];
 	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
 	uint64_t min_available = mgi_default_min_available();
@@ -117,6 +133,18 @@ int main(int argc, char **argv)
 			}
 			backstop = !strcmp(optarg, "on");
 			break;
+		case 'L': {
+			mgi_listen_addr_t la;
+			if (mgi_listen_parse(optarg, &la, err, sizeof(err)) != 0) {
+				fprintf(stderr, "memgrpd: --metrics-listen %s\n", err);
+				return 2;
+			}
+			metrics_listen = optarg;
+			break;
+		}
+		case 'F':
+			metrics_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -137,9 +165,17 @@ int main(int argc, char **argv)
 		nofile.rlim_cur = nofile.rlim_max < 8192 ? nofile.rlim_max : 8192;
 		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
+	/* The metrics' address and file first: bad ones are said before
+	 * anything (the socket, the state directory) is touched. */
+	if (mgi_metrics_open(&metrics, metrics_listen, metrics_file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrpd: %s\n", err);
+		mgi_metrics_close(metrics);
+		return 1;
+	}
 	if (mgi_manager_create(&m, "memgrpd", "", UINT64_MAX, (uint32_t)fault_around, sock, err,
 			       sizeof(err)) != 0) {
 		fprintf(stderr, "memgrpd: %s\n", err);
+		mgi_metrics_close(metrics);
 		mgi_manager_destroy(&m);
 		return 1;
 	}
@@ -152,6 +188,7 @@ int main(int argc, char **argv)
 	if (state_dir && strcmp(state_dir, "none") != 0 &&
 	    mgi_manager_use_state_dir(&m, state_dir, err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrpd: %s\n", err);
+		mgi_metrics_close(metrics);
 		mgi_manager_destroy(&m);
 		return 1;
 	}
@@ -167,6 +204,13 @@ int main(int argc, char **argv)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0 || mgi_manager_watch(&m, sfd, TAG_SIGNALS) != 0) {
 		fprintf(stderr, "memgrpd: signalfd: %s\n", strerror(errno));
+		mgi_metrics_close(metrics);
+		mgi_manager_destroy(&m);
+		return 1;
+	}
+	if (metrics && mgi_metrics_start(metrics, &m, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrpd: %s\n", err);
+		mgi_metrics_close(metrics);
 		mgi_manager_destroy(&m);
 		return 1;
 	}
@@ -177,7 +221,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "memgrpd: epoll: %s\n", strerror((int)-tag));
 			break;
 		}
-		if (tag != TAG_SIGNALS)
+		if (mgi_metrics_event(metrics, tag) || tag != TAG_SIGNALS)
 			continue;
 		struct signalfd_siginfo si;
 		if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
@@ -185,6 +229,7 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	mgi_metrics_close(metrics);
 	mgi_manager_destroy(&m);
 	return 0;
 }

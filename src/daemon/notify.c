@@ -355,3 +355,13 @@ void mgi_notify_init(mgi_manager_t *m)
 			      .kind = REG_KIND_HIGH, .mode = MGI_PRESSURE_HIERARCHY};
 	place_pressure(m, MGI_REGS_MAX - 2);
 }
+
+uint64_t mgi_notify_cooperators(const mgi_manager_t *m, int g)
+{
+	uint64_t n = 0;
+
+	for (int r = 0; r < MGI_REGS_MAX; r++)
+		if (m->regs[r].id && m->regs[r].group == g && m->regs[r].kind == MGI_REG_COOPERATE)
+			n++;
+	return n;
+}

@@ -2,29 +2,32 @@
 #include "oomkill.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/timerfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "manager.h"
+#include "conn.h"
 #include "oslayer.h"
 #include "procstatus.h"
 #include "size.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
+static void cmdline_of(pid_t pid, char *buf, size_t len);
 
 pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand, const int *pidfd,
 		   size_t n)
 {
 	const char *name = m->tree.node[k->target].name, *why = NULL;
 	char comm[64], about[320], holds[16], where[MGI_GROUP_NAME_MAX + 16];
+	static char cmd[1024];
 
 	for (;;) {
 		if (k->needed && !k->needed(m, k->target))
@@ -33,7 +36,7 @@ pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand
 		if (best < 0) {
 			/* a group waiting at its limit asks again and again:
 			 * once a second is enough to say so */
-			uint64_t now = now_ns();
+			uint64_t now = mgi_os_now_ns();
 			if (!m->oom_none_ns || now - m->oom_none_ns >= 1000000000ULL) {
 				m->oom_none_ns = now;
 				mgi_manager_log(m, "group '%s' is out of memory and no process can be "
@@ -51,14 +54,17 @@ pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand
 		/* signal 0 first: the event below is for a kill that can be made
 		 * (only the victim's own exit can come between) */
 		int err = fd < 0 ? fd : mgi_pidfd_send_signal(fd, 0);
+		/* the command line before the kill: a dying process's is empty */
+		cmdline_of(c->pid, cmd, sizeof(cmd));
 		comm[0] = about[0] = '\0';
 		if (k->describe)
 			k->describe(m, (size_t)best, comm, sizeof(comm), about, sizeof(about));
 		if (err == 0) {
 			atomic_fetch_add(&m->tree.node[k->target].seg->ctl.oom_kill, 1);
 			mgi_notify_oom(m, k->target);
-			err = mgi_pidfd_send_signal(fd, SIGKILL);
-			if (err == 0 && k->reap)
+			int sig = k->signal ? k->signal : SIGKILL;
+			err = mgi_pidfd_send_signal(fd, sig);
+			if (err == 0 && k->reap && sig == SIGKILL)
 				mgi_pidfd_mrelease(fd); /* best effort (Linux 5.15+) */
 		}
 		if (fd >= 0 && fd != held)
@@ -76,8 +82,11 @@ pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand
 			continue;
 		}
 		mgi_size_format(c->pages * MGI_PAGE_SIZE, holds, sizeof(holds));
-		mgi_manager_log(m, "group '%s' is out of memory %s: killing pid %d (%s)%s, which holds "
-				   "%s%s", name, k->state, (int)c->pid, comm, where, holds, about);
+		mgi_manager_log(m, "group '%s' is out of memory %s: %s pid %d (%s)%s, which holds "
+				   "%s%s", name, k->state,
+				k->signal == SIGTERM ? "sending SIGTERM to" : "killing", (int)c->pid,
+				comm, where, holds, about);
+		mgi_oom_record(m, k, cand, n, (size_t)best, why, cmd);
 		return c->pid;
 	}
 }
@@ -98,7 +107,7 @@ static uint64_t kernel_pages(pid_t pid)
  * there). Such a pid is never signalled. Once a second at most. */
 static void report_strangers(mgi_manager_t *m, int target)
 {
-	uint64_t now = now_ns();
+	uint64_t now = mgi_os_now_ns();
 
 	if (m->oom_report_ns && now - m->oom_report_ns < 1000000000ULL)
 		return;
@@ -131,15 +140,18 @@ static bool at_limit(mgi_manager_t *m, int target)
 	return mgi_counter_margin(&seg->acct.memory, &seg->ctl.memory) == 0;
 }
 
-/* The joined candidates' connections (index), for describe. */
-static unsigned joined_conn_of[MGI_MANAGER_CONNS_MAX];
-static mgi_victim_t joined[MGI_MANAGER_CONNS_MAX];
-static int joined_pidfd[MGI_MANAGER_CONNS_MAX];
+/* The joined candidates' connections (index), for describe; the chosen
+ * subset's (kill) is compacted from them. */
+static unsigned joined_conn_of[MGI_MANAGER_CONNS_MAX], kill_conn_of[MGI_MANAGER_CONNS_MAX];
+static mgi_victim_t joined[MGI_MANAGER_CONNS_MAX], kill_cand[MGI_MANAGER_CONNS_MAX];
+static int kill_pidfd[MGI_MANAGER_CONNS_MAX];
+static mgi_victim_t units[MGI_GROUPS_MAX + 1];
+static int unit_of[MGI_MANAGER_CONNS_MAX];
 
-static void describe_joined(mgi_manager_t *m, size_t i, char *comm, size_t commlen, char *about,
-			    size_t aboutlen)
+static void describe_kill(mgi_manager_t *m, size_t i, char *comm, size_t commlen, char *about,
+			  size_t aboutlen)
 {
-	const struct mgi_conn *v = &m->conns[joined_conn_of[i]];
+	const struct mgi_conn *v = &m->conns[kill_conn_of[i]];
 	const mgi_proc_id_t *sl = &m->tree.node[v->group].seg->ctl.procs[v->slot];
 
 	(void)about;
@@ -147,10 +159,196 @@ static void describe_joined(mgi_manager_t *m, size_t i, char *comm, size_t comml
 	snprintf(comm, commlen, "%.*s", MGI_COMM_MAX - 1, sl->comm);
 }
 
+/* A group's OOM settings as they apply: each from the nearest group up
+ * its path that sets it (segment.h), else the default. */
+struct oom_eff {
+	unsigned policy, scope, signal, grace_ms;
+	const char *prefer, *avoid;
+};
+
+static struct oom_eff effective(const mgi_manager_t *m, int g)
+{
+	struct oom_eff e = {.policy = MGI_OOM_LARGEST, .scope = MGI_OOM_SCOPE_PROCESS,
+			    .signal = SIGKILL, .prefer = "", .avoid = ""};
+	unsigned found = 0;
+
+	for (int a = g; a >= 0 && found != MGI_OOM_SET_ALL; a = m->tree.node[a].parent) {
+		const mgi_segment_ctl_t *c = &m->tree.node[a].seg->ctl;
+		unsigned take = c->oom_set & ~found;
+		if (take & MGI_OOM_SET_POLICY)
+			e.policy = c->oom_policy <= MGI_OOM_POLICY_MAX ? c->oom_policy : MGI_OOM_LARGEST;
+		if (take & MGI_OOM_SET_SCOPE)
+			e.scope = c->oom_scope;
+		if (take & MGI_OOM_SET_SIGNAL) {
+			e.signal = c->oom_signal == SIGTERM ? SIGTERM : SIGKILL;
+			e.grace_ms = c->oom_grace_ms <= MGI_OOM_GRACE_MAX_MS ? c->oom_grace_ms : 0;
+		}
+		if (take & MGI_OOM_SET_PREFER)
+			e.prefer = c->oom_prefer;
+		if (take & MGI_OOM_SET_AVOID)
+			e.avoid = c->oom_avoid;
+		found |= take;
+	}
+	return e;
+}
+
+/* A process's command line, arguments joined by spaces ("" if gone). */
+static void cmdline_of(pid_t pid, char *buf, size_t len)
+{
+	char path[48];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	int n = mgi_os_read_small(path, buf, len);
+	if (n <= 0) {
+		buf[0] = '\0';
+		return;
+	}
+	while (n > 0 && buf[n - 1] == '\0')
+		n--;
+	for (int i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	buf[n] = '\0';
+}
+
+/* /proc/PID/oom_score_adj (the kernel's, -1000..1000; 0 if unreadable). */
+static int score_adj_of(pid_t pid)
+{
+	char path[48], buf[16];
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
+	if (mgi_os_read_small(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	long v = strtol(buf, NULL, 10);
+	return v < MGI_VICTIM_ADJ_MIN ? MGI_VICTIM_ADJ_MIN : v > MGI_VICTIM_ADJ_MAX ? MGI_VICTIM_ADJ_MAX : (int)v;
+}
+
+/* Marks cand[i] (for i with sel[i]) by e's regexes, on each process's
+ * command line. A regex that no longer compiles (a state file from
+ * elsewhere) is reported and ignored. */
+static void match_regexes(mgi_manager_t *m, const struct oom_eff *e, const bool *sel, size_t n)
+{
+	regex_t rx[2];
+	const char *re[2] = {e->prefer, e->avoid};
+	bool ok[2] = {false, false};
+	char cmd[1024];
+
+	for (int r = 0; r < 2; r++) {
+		ok[r] = re[r][0] && regcomp(&rx[r], re[r], REG_EXTENDED | REG_NOSUB) == 0;
+		if (re[r][0] && !ok[r])
+			mgi_manager_log(m, "--oom-%s '%s' does not compile: ignored", r ? "avoid" : "prefer",
+					re[r]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		joined[i].prefer = joined[i].avoid = false;
+		if (!sel[i] || (!ok[0] && !ok[1]))
+			continue;
+		cmdline_of(joined[i].pid, cmd, sizeof(cmd));
+		joined[i].prefer = ok[0] && regexec(&rx[0], cmd, 0, NULL, 0) == 0;
+		joined[i].avoid = ok[1] && regexec(&rx[1], cmd, 0, NULL, 0) == 0;
+	}
+	for (int r = 0; r < 2; r++)
+		if (ok[r])
+			regfree(&rx[r]);
+}
+
+/* Pages conn k gained over its samples' window (--oom-policy growth). */
+static uint64_t growth_of(const struct mgi_conn *c, uint64_t pages_now)
+{
+	if (!c->hist_n)
+		return 0;
+	/* the oldest sample kept: the ring's next slot once it is full */
+	unsigned oldest = c->hist_n < MGI_OOM_HIST ? 0 : c->hist_next;
+	uint64_t then = c->hist_pages[oldest];
+	return pages_now > then ? pages_now - then : 0;
+}
+
+/* The direct child of g on the way to group d (d under g, d != g). */
+static int child_toward(const mgi_manager_t *m, int g, int d)
+{
+	while (m->tree.node[d].parent != g)
+		d = m->tree.node[d].parent;
+	return d;
+}
+
+static uint64_t now_ms_since(uint64_t ns)
+{
+	uint64_t now = mgi_os_now_ns();
+	return ns && now > ns ? (now - ns) / 1000000ULL : 0;
+}
+
+/* How long ago c's process started, as the kernel counts it (an exec
+ * keeps it); since it joined when /proc cannot tell. */
+static uint64_t age_ms_of(const struct mgi_conn *c)
+{
+	mgi_pid_stat_t st;
+	uint64_t age;
+
+	if (mgi_pid_stat_read(NULL, c->pid, &st) == 0 && (age = mgi_pid_age_ms(&st)) != UINT64_MAX)
+		return age;
+	return now_ms_since(c->joined_ns);
+}
+
+/* Signals every eligible candidate in sel (the group kill scope): one
+ * unit, as cgroup v2's memory.oom.group; adj -1000 stays. Returns how
+ * many were signalled. */
+static unsigned kill_group(mgi_manager_t *m, int target, int g, const struct oom_eff *e,
+			   const bool *sel, size_t n, const char *state)
+{
+	const mgi_victim_policy_t any = {.policy = e->policy};
+	unsigned done = 0;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (sel[i] && mgi_victim_score(&joined[i], &any)) {
+			kill_conn_of[k] = joined_conn_of[i];
+			kill_pidfd[k] = m->conns[joined_conn_of[i]].pidfd;
+			kill_cand[k++] = joined[i];
+		}
+	/* the record names the unit's largest as its victim: its command
+	 * line is read before the kill */
+	static char cmd[1024];
+	int rec_victim = mgi_victim_choose(kill_cand, k, &(mgi_victim_policy_t){0}, NULL);
+	cmd[0] = '\0';
+	if (rec_victim >= 0)
+		cmdline_of(kill_cand[rec_victim].pid, cmd, sizeof(cmd));
+	for (size_t i = 0; i < k; i++) {
+		struct mgi_conn *c = &m->conns[kill_conn_of[i]];
+		char comm[MGI_COMM_MAX + 1];
+		describe_kill(m, i, comm, sizeof(comm), NULL, 0);
+		if (mgi_pidfd_send_signal(c->pidfd, e->signal) != 0)
+			continue;
+		if (!done) {
+			/* one event and one mark for the unit */
+			int32_t none = 0;
+			atomic_compare_exchange_strong(&m->tree.node[target].seg->ctl.oom_victim, &none, c->pid);
+			atomic_fetch_add(&m->tree.node[target].seg->ctl.oom_kill, 1);
+			mgi_notify_oom(m, target);
+		}
+		done++;
+		c->oom_target = target;
+		c->oom_grace_ms = e->grace_ms;
+		if (e->signal == SIGTERM)
+			c->oom_term_ns = mgi_os_now_ns();
+		else
+			c->oom_kill_ns = mgi_os_now_ns();
+		mgi_manager_log(m, "group '%s' is out of memory %s: --oom-kill group: %s pid %d (%s) "
+				   "of group '%s'", m->tree.node[target].name, state,
+				e->signal == SIGTERM ? "sending SIGTERM to" : "killing", (int)c->pid, comm,
+				m->tree.node[g].name);
+	}
+	if (done) {
+		const mgi_oom_kill_t rec = {.target = target, .state = state,
+					    .policy = any, .signal = e->signal, .scope = "group"};
+		mgi_oom_record(m, &rec, kill_cand, k, rec_victim < 0 ? 0 : (size_t)rec_victim,
+			       "--oom-kill group: every process of the group", cmd);
+	}
+	return done;
+}
+
 void mgi_oom_kill_joined(mgi_manager_t *m, int target)
 {
 	mgi_segment_t *seg = m->tree.node[target].seg;
 	char usage[16], max[16], state[96];
+	static bool sel[MGI_MANAGER_CONNS_MAX];
 	size_t n = 0;
 
 	mgi_manager_audit(m); /* the figures a victim is chosen by */
@@ -161,25 +359,117 @@ void mgi_oom_kill_joined(mgi_manager_t *m, int target)
 		    !mgi_tree_is_under(&m->tree, c->group, target))
 			continue;
 		/* the process's word, clamped to its group's usage */
-		uint64_t charged = mgi_segment_slot_charged(m->tree.node[c->group].seg, c->slot);
-		uint64_t kernel = kernel_pages(c->pid);
+		mgi_segment_t *gs = m->tree.node[c->group].seg;
+		uint64_t charged = mgi_segment_slot_charged(gs, c->slot);
+		uint64_t kernel = kernel_pages(c->pid), pages = charged > kernel ? charged : kernel;
+		/* memory.low protects the group's usage up to it: each process
+		 * is covered in proportion to what it holds */
+		uint64_t low = atomic_load(&gs->ctl.memory.low), gusage = mgi_counter_read(&gs->acct.memory);
+		uint64_t covered = low < gusage ? low : gusage;
 		joined_conn_of[n] = k;
-		joined_pidfd[n] = c->pidfd;
-		joined[n++] = (mgi_victim_t){.pid = c->pid, .group = c->group,
-					     .pages = charged > kernel ? charged : kernel};
+		joined[n++] = (mgi_victim_t){
+			.pid = c->pid, .group = c->group, .pages = pages,
+			.adj = score_adj_of(c->pid), .age_ms = age_ms_of(c),
+			.priority = c->oom_priority, .growth = growth_of(c, charged),
+			.low_pages = gusage ? (uint64_t)((__uint128_t)covered * charged / gusage) : 0,
+			/* already told to die: not chosen again */
+			.tried = c->oom_term_ns || c->oom_kill_ns};
 	}
 	mgi_size_format(mgi_counter_read(&seg->acct.memory) * MGI_PAGE_SIZE, usage, sizeof(usage));
 	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE, max, sizeof(max));
 	snprintf(state, sizeof(state), "(usage %s, max %s) and nothing can be reclaimed", usage, max);
+
+	/* An ancestor's OOM: which child group pays is the same choice over
+	 * groups (each group one unit, mgi_victim_group_add), by the deciding
+	 * group's policy; the group's own processes are one more unit. Down
+	 * to a group with no child holding a candidate. */
+	int g = target;
+	bool own_only = false;
+	for (;;) {
+		struct oom_eff e = effective(m, g);
+		mgi_victim_policy_t pol = {.policy = e.policy};
+		int nunits = 1, child_unit[MGI_GROUPS_MAX];
+		bool children = false;
+		for (size_t i = 0; i < n; i++)
+			sel[i] = mgi_tree_is_under(&m->tree, joined[i].group, g);
+		match_regexes(m, &e, sel, n);
+		for (int x = 0; x < MGI_GROUPS_MAX; x++)
+			child_unit[x] = -1;
+		mgi_victim_group_init(&units[0], g);
+		for (size_t i = 0; i < n; i++) {
+			unit_of[i] = -1;
+			if (!sel[i])
+				continue;
+			int u = 0;
+			if (joined[i].group != g) {
+				int ch = child_toward(m, g, joined[i].group);
+				if (child_unit[ch] < 0) {
+					child_unit[ch] = nunits;
+					mgi_victim_group_init(&units[nunits++], ch);
+				}
+				u = child_unit[ch];
+				children = true;
+			}
+			unit_of[i] = u;
+			mgi_victim_group_add(&units[u], &joined[i], &pol);
+		}
+		if (!children)
+			break;
+		const char *why = NULL;
+		int best = mgi_victim_choose(units, (size_t)nunits, &pol, &why);
+		if (best < 0)
+			break; /* nobody may be chosen below: the kill says why */
+		if (best == 0) {
+			own_only = true;
+			break;
+		}
+		mgi_manager_log(m, "group '%s' is out of memory: its child group '%s' pays (%s, "
+				   "--oom-policy %s over groups)", m->tree.node[target].name,
+				m->tree.node[units[best].group].name, why, mgi_oom_policy_name(e.policy));
+		g = units[best].group;
+	}
+	struct oom_eff e = effective(m, g);
+	for (size_t i = 0; i < n; i++)
+		sel[i] = own_only ? joined[i].group == g : mgi_tree_is_under(&m->tree, joined[i].group, g);
+	match_regexes(m, &e, sel, n);
+	if (e.scope == MGI_OOM_SCOPE_GROUP) {
+		if (at_limit(m, target) && !mgi_oom_kill_pending(m, target) &&
+		    kill_group(m, target, g, &e, sel, n, state))
+			mgi_oom_arm(m);
+		return;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (sel[i]) {
+			kill_conn_of[k] = joined_conn_of[i];
+			kill_pidfd[k] = m->conns[joined_conn_of[i]].pidfd;
+			kill_cand[k++] = joined[i];
+		}
 	const mgi_oom_kill_t kill = {
 		.target = target,
 		.state = state,
-		.policy = {.total_pages = 0, .min_pages = 0}, /* the requester may hold nothing yet */
+		/* the requester may hold nothing yet; adj in thousandths of the
+		 * limit, as the kernel's */
+		.policy = {.total_pages = mgi_counter_read_max(&seg->ctl.memory), .min_pages = 0,
+			   .policy = e.policy},
 		.mark = &seg->ctl.oom_victim,
 		.needed = at_limit,
-		.describe = describe_joined,
+		.describe = describe_kill,
+		.signal = (int)e.signal,
 	};
-	mgi_oom_kill(m, &kill, joined, joined_pidfd, n);
+	pid_t pid = mgi_oom_kill(m, &kill, kill_cand, kill_pidfd, k);
+	for (size_t i = 0; pid > 0 && i < k; i++) {
+		struct mgi_conn *c = &m->conns[kill_conn_of[i]];
+		if (c->pid != pid)
+			continue;
+		c->oom_target = target;
+		c->oom_grace_ms = e.grace_ms;
+		if (e.signal == SIGTERM)
+			c->oom_term_ns = mgi_os_now_ns();
+		else
+			c->oom_kill_ns = mgi_os_now_ns();
+		mgi_oom_arm(m);
+	}
 }
 
 /* The connection of a process this manager saw join (it holds its pidfd),
@@ -198,12 +488,345 @@ bool mgi_oom_kill_pending(mgi_manager_t *m, int target)
 	mgi_segment_t *seg = m->tree.node[target].seg;
 	int32_t victim = atomic_load(&seg->ctl.oom_victim);
 
+	/* A process told to die for target (or below) that has not exited:
+	 * within its grace, or killed and not yet seen stuck. */
+	for (unsigned k = 0; k < m->nconns; k++) {
+		const struct mgi_conn *c = &m->conns[k];
+		if (c->fd >= 0 && c->slot >= 0 && (c->oom_term_ns || c->oom_kill_ns) && !c->oom_stuck &&
+		    c->oom_target >= 0 && m->tree.node[c->oom_target].used &&
+		    (c->oom_target == target || mgi_tree_is_under(&m->tree, c->oom_target, target) ||
+		     mgi_tree_is_under(&m->tree, target, c->oom_target)))
+			return true;
+	}
 	/* A kill under way is one of the manager's: its victim's pidfd has
 	 * not said it exited yet (then drop_conn clears the mark). Any other
 	 * pid there is stale. */
-	if (victim > 0 && joined_conn(m, victim))
+	struct mgi_conn *jc = victim > 0 ? joined_conn(m, victim) : NULL;
+	if (jc && !jc->oom_stuck)
 		return true;
 	if (victim != 0)
 		atomic_compare_exchange_strong(&seg->ctl.oom_victim, &victim, 0);
 	return false;
+}
+
+/* Writes s as a JSON string (quoted, escaped) at *p within end. */
+static void json_str(char **p, char *end, const char *s)
+{
+	if (*p >= end)
+		return;
+	*(*p)++ = '"';
+	for (; *s && *p < end - 8; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			*(*p)++ = '\\';
+			*(*p)++ = (char)ch;
+		} else if (ch < 0x20 || ch >= 0x7f) {
+			/* bytes as \u00XX: a command line is the process's word,
+			 * not necessarily UTF-8 */
+			*p += snprintf(*p, (size_t)(end - *p), "\\u%04x", ch);
+		} else {
+			*(*p)++ = (char)ch;
+		}
+	}
+	if (*p < end - 1)
+		*(*p)++ = '"';
+	**p = '\0';
+}
+
+#define APPEND(p, end, ...)                                                       \
+	do {                                                                      \
+		if ((p) < (end))                                                  \
+			(p) += snprintf((p), (size_t)((end) - (p)), __VA_ARGS__); \
+		if ((p) > (end))                                                  \
+			(p) = (end);                                              \
+	} while (0)
+
+struct mgi_oom_records {
+	uint64_t next_seq;
+	struct {
+		uint64_t seq; /* 0: empty */
+		int target;
+		char text[MGI_OOM_RECORD_MAX];
+	} r[MGI_OOM_RECORDS];
+};
+
+/* Keeps a record for OOM_RECORD_REQ (memgrp events --json), the oldest
+ * dropped; without memory for the ring the log alone has it. */
+static void keep_record(mgi_manager_t *m, int target, const char *text, size_t len)
+{
+	struct mgi_oom_records *rs = m->oom_records;
+
+	if (!rs && !(rs = m->oom_records = calloc(1, sizeof(*rs))))
+		return;
+	uint64_t seq = ++rs->next_seq;
+	size_t slot = (size_t)(seq % MGI_OOM_RECORDS);
+	rs->r[slot].seq = seq;
+	rs->r[slot].target = target;
+	if (len >= MGI_OOM_RECORD_MAX)
+		len = MGI_OOM_RECORD_MAX - 1;
+	memcpy(rs->r[slot].text, text, len);
+	rs->r[slot].text[len] = '\0';
+}
+
+void mgi_oom_on_record_req(mgi_manager_t *m, unsigned i, const mgi_msg_oom_record_req_t *req)
+{
+	struct mgi_conn *c = &m->conns[i];
+	const struct mgi_oom_records *rs = m->oom_records;
+	int g = mgi_conn_lookup(m, c, req->group), best = -1;
+	static mgi_msg_t out;
+
+	if (g < 0)
+		return;
+	if (!mgi_conn_may_watch(m, c, g)) {
+		mgi_conn_reply(c, -EPERM, "group '%s' is not yours to watch", m->tree.node[g].name);
+		return;
+	}
+	for (int s = 0; rs && s < MGI_OOM_RECORDS; s++) {
+		int t = rs->r[s].target;
+		if (rs->r[s].seq <= req->after || t < 0 || t >= MGI_GROUPS_MAX || !m->tree.node[t].used ||
+		    !(t == g || mgi_tree_is_under(&m->tree, t, g) || mgi_tree_is_under(&m->tree, g, t)))
+			continue;
+		if (best < 0 || rs->r[s].seq < rs->r[best].seq)
+			best = s;
+	}
+	if (best < 0) {
+		mgi_conn_reply(c, -ENOENT, "no OOM record after %llu for group '%s'",
+			       (unsigned long long)req->after, m->tree.node[g].name);
+		return;
+	}
+	mgi_msg_init(&out, MGI_MSG_OOM_RECORD);
+	out.oom_record.seq = rs->r[best].seq;
+	out.oom_record.len = (uint32_t)strlen(rs->r[best].text);
+	memcpy(out.oom_record.text, rs->r[best].text, out.oom_record.len + 1);
+	send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void mgi_oom_record(mgi_manager_t *m, const mgi_oom_kill_t *k, const mgi_victim_t *cand, size_t n,
+		    size_t victim, const char *why, const char *cmd)
+{
+	static char buf[MGI_OOM_RECORD_MAX];
+	char *p = buf, *end = buf + sizeof(buf) - 2; /* room for a newline */
+	const mgi_segment_t *seg = m->tree.node[k->target].seg;
+	const mgi_victim_t *v = &cand[victim];
+	struct timespec ts;
+	int sig = k->signal ? k->signal : SIGKILL;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	APPEND(p, end, "{\"time\": %lld.%03ld, \"group\": ", (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+	json_str(&p, end, m->tree.node[k->target].name);
+	APPEND(p, end, ", \"reason\": ");
+	json_str(&p, end, k->state ? k->state : "");
+	APPEND(p, end, ", \"policy\": \"%s\", \"scope\": \"%s\", \"signal\": \"%s\", \"victim\": "
+		       "{\"pid\": %d, \"group\": ", mgi_oom_policy_name(k->policy.policy),
+	       k->scope ? k->scope : "process", sig == SIGTERM ? "TERM" : "KILL", (int)v->pid);
+	json_str(&p, end, v->group >= 0 && v->group < MGI_GROUPS_MAX ? m->tree.node[v->group].name : "");
+	APPEND(p, end, ", \"cmdline\": ");
+	/* at most 400 bytes of it: escaped (6 bytes a control byte at worst)
+	 * the record still fits its MGI_OOM_RECORD_MAX whole */
+	char shortcmd[401];
+	snprintf(shortcmd, sizeof(shortcmd), "%s", cmd ? cmd : "");
+	json_str(&p, end, shortcmd);
+	APPEND(p, end, ", \"charged\": %llu, \"age_ms\": %llu, \"priority\": %d, \"oom_score_adj\": %d, "
+		       "\"chosen\": ", (unsigned long long)v->pages * MGI_PAGE_SIZE,
+	       (unsigned long long)v->age_ms, v->priority, v->adj);
+	json_str(&p, end, why ? why : "");
+	APPEND(p, end, "}, \"stats\": {\"usage\": %llu, \"max_usage\": %llu, \"limit\": %llu, "
+		       "\"failcnt\": %llu, \"oom_kill\": %llu, \"candidates\": %zu}, \"largest\": [",
+	       (unsigned long long)mgi_counter_read(&seg->acct.memory) * MGI_PAGE_SIZE,
+	       (unsigned long long)atomic_load(&seg->acct.memory.watermark) * MGI_PAGE_SIZE,
+	       (unsigned long long)mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE,
+	       (unsigned long long)atomic_load(&seg->acct.memory.failcnt),
+	       (unsigned long long)atomic_load(&seg->ctl.oom_kill), n);
+	/* the three largest candidates, largest first (n is small: a
+	 * selection, not a sort) */
+	static bool shown[MGI_MANAGER_CONNS_MAX];
+	memset(shown, 0, sizeof(shown));
+	for (int r = 0; r < 3; r++) {
+		int big = -1;
+		for (size_t i = 0; i < n && i < MGI_MANAGER_CONNS_MAX; i++)
+			if (!shown[i] && (big < 0 || cand[i].pages > cand[big].pages))
+				big = (int)i;
+		if (big < 0)
+			break;
+		shown[big] = true;
+		APPEND(p, end, "%s{\"pid\": %d, \"charged\": %llu}", r ? ", " : "", (int)cand[big].pid,
+		       (unsigned long long)cand[big].pages * MGI_PAGE_SIZE);
+	}
+	APPEND(p, end, "]}");
+	keep_record(m, k->target, buf, (size_t)(p - buf));
+	/* Its own line in the log, whole: mgi_manager_log cuts at 400 bytes.
+	 * Nothing in it needs escaping for the log (json_str escaped every
+	 * control byte a client could have put there). One write: the line
+	 * is not interleaved with another writer's. */
+	char head[96];
+	struct tm tm;
+	localtime_r(&ts.tv_sec, &tm);
+	int hn = snprintf(head, sizeof(head), "%s: %02d:%02d:%02d oom-record ", m->who, tm.tm_hour,
+			  tm.tm_min, tm.tm_sec);
+	if (p == buf || p[-1] != '\n')
+		*p++ = '\n'; /* cut short (a huge command line): the line still ends */
+	struct iovec iov[2] = {{head, (size_t)hn}, {buf, (size_t)(p - buf)}};
+	if (writev(STDERR_FILENO, iov, 2) < 0) {
+		/* the log is gone: nothing to tell it */
+	}
+}
+
+void mgi_oom_joined(mgi_manager_t *m, unsigned conn)
+{
+	struct mgi_conn *c = &m->conns[conn];
+	c->joined_ns = mgi_os_now_ns();
+	c->hist_n = 1;
+	c->hist_next = 1;
+	c->hist_ns[0] = c->joined_ns;
+	c->hist_pages[0] = 0;
+	c->oom_target = -1;
+}
+
+void mgi_oom_on_priority(mgi_manager_t *m, unsigned i, const mgi_msg_oom_priority_t *p)
+{
+	struct mgi_conn *c = &m->conns[i];
+	pid_t pid = p->pid ? p->pid : c->peer_pid;
+	bool own = c->slot >= 0 && pid == c->pid;
+
+	if (pid != c->peer_pid && !mgi_conn_privileged(m, c)) {
+		mgi_conn_reply(c, -EPERM, "only root or the manager's user may set another process's "
+					  "OOM priority (pid %d is not yours)", (int)pid);
+		return;
+	}
+	struct mgi_conn *t = joined_conn(m, pid);
+	if (!t) {
+		if (!own)
+			mgi_conn_reply(c, -ESRCH, "pid %d has not joined this manager", (int)pid);
+		return;
+	}
+	t->oom_priority = p->priority;
+	mgi_manager_log(m, "group '%s': pid %d's OOM priority is %d", m->tree.node[t->group].name,
+			(int)pid, p->priority);
+	if (!own)
+		mgi_conn_reply(c, 0, "%s", "");
+}
+
+/* How long a victim may take to exit after SIGKILL before it is taken
+ * for stuck (uninterruptible sleep) and the next one is chosen. */
+#define OOM_STUCK_MS 1000
+#define TAG_OOMKILL_TIMER (6ULL << 32)
+#define OOM_TICK_MS 100
+
+static bool growth_wanted(const mgi_manager_t *m)
+{
+	for (int g = 0; g < MGI_GROUPS_MAX; g++)
+		if (m->tree.node[g].used && (m->tree.node[g].seg->ctl.oom_set & MGI_OOM_SET_POLICY) &&
+		    m->tree.node[g].seg->ctl.oom_policy == MGI_OOM_GROWTH)
+			return true;
+	return false;
+}
+
+static bool dying(const struct mgi_conn *c)
+{
+	return c->fd >= 0 && c->slot >= 0 && (c->oom_term_ns || c->oom_kill_ns) && !c->oom_stuck;
+}
+
+void mgi_oom_arm(mgi_manager_t *m)
+{
+	bool want = growth_wanted(m);
+
+	for (unsigned k = 0; k < m->nconns && !want; k++)
+		want = dying(&m->conns[k]);
+	if (want == m->oom_timer_armed)
+		return;
+	if (want && m->oom_timerfd <= 0) {
+		int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (fd == 0) { /* 0 means "not made" here */
+			fd = fcntl(0, F_DUPFD_CLOEXEC, 1);
+			close(0);
+		}
+		if (fd < 0 || mgi_manager_watch(m, fd, TAG_OOMKILL_TIMER) != 0) {
+			mgi_manager_log(m, "OOM timer: %s: graces end at the next OOM request",
+					strerror(errno));
+			if (fd > 0)
+				close(fd);
+			return;
+		}
+		m->oom_timerfd = fd;
+	}
+	if (m->oom_timerfd <= 0)
+		return;
+	struct itimerspec its = {{0, 0}, {0, 0}};
+	if (want)
+		its.it_value.tv_nsec = its.it_interval.tv_nsec = OOM_TICK_MS * 1000000L;
+	timerfd_settime(m->oom_timerfd, 0, &its, NULL);
+	m->oom_timer_armed = want;
+}
+
+/* A victim's state letter from /proc/PID/stat ('?' if unknown). */
+static char state_of(pid_t pid)
+{
+	mgi_pid_stat_t st;
+	return mgi_pid_stat_read(NULL, pid, &st) == 0 ? st.state : '?';
+}
+
+static void oom_tick(mgi_manager_t *m)
+{
+	uint64_t now = mgi_os_now_ns();
+	bool sample = growth_wanted(m) && now - m->oom_sample_ns >= MGI_OOM_SAMPLE_MS * 1000000ULL;
+
+	if (sample)
+		m->oom_sample_ns = now;
+	for (unsigned k = 0; k < m->nconns; k++) {
+		struct mgi_conn *c = &m->conns[k];
+		if (c->fd < 0 || c->slot < 0 || !m->tree.node[c->group].used)
+			continue;
+		if (sample) {
+			c->hist_ns[c->hist_next] = now;
+			c->hist_pages[c->hist_next] = mgi_segment_slot_charged(m->tree.node[c->group].seg, c->slot);
+			c->hist_next = (uint8_t)((c->hist_next + 1) % MGI_OOM_HIST);
+			if (c->hist_n < MGI_OOM_HIST)
+				c->hist_n++;
+		}
+		if (c->oom_term_ns && !c->oom_kill_ns &&
+		    now - c->oom_term_ns >= (uint64_t)c->oom_grace_ms * 1000000ULL) {
+			/* the grace is over: SIGKILL, and its memory back at once */
+			c->oom_kill_ns = now;
+			if (c->pidfd >= 0 && mgi_pidfd_send_signal(c->pidfd, SIGKILL) == 0) {
+				mgi_manager_log(m, "group '%s': pid %d did not exit within its %u ms "
+						   "grace: killing it", m->tree.node[c->group].name, (int)c->pid,
+						c->oom_grace_ms);
+				mgi_pidfd_mrelease(c->pidfd);
+			}
+		} else if (c->oom_kill_ns && !c->oom_stuck && now - c->oom_kill_ns >= OOM_STUCK_MS * 1000000ULL) {
+			/* never a hang: report it and let the next victim be chosen */
+			char st = state_of(c->pid);
+			c->oom_stuck = true;
+			mgi_manager_log(m, "group '%s': pid %d has not exited %d ms after SIGKILL (state "
+					   "%c%s): choosing the next victim", m->tree.node[c->group].name,
+					(int)c->pid, OOM_STUCK_MS, st,
+					st == 'D' ? ", uninterruptible sleep" : "");
+			if (c->oom_target >= 0)
+				mgi_conn_clear_victim(m, c->oom_target, c->pid);
+		}
+	}
+	mgi_oom_arm(m);
+}
+
+bool mgi_oom_event(mgi_manager_t *m, uint64_t tag)
+{
+	uint64_t v;
+
+	if (tag != TAG_OOMKILL_TIMER)
+		return false;
+	if (m->oom_timerfd > 0 && read(m->oom_timerfd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing */
+	}
+	oom_tick(m);
+	return true;
+}
+
+void mgi_oom_destroy(mgi_manager_t *m)
+{
+	if (m->oom_timerfd > 0)
+		close(m->oom_timerfd);
+	m->oom_timerfd = 0;
+	m->oom_timer_armed = false;
+	free(m->oom_records);
+	m->oom_records = NULL;
 }

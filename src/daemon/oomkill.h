@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proto.h"
 #include "segment.h"
 #include "victim.h"
 
@@ -36,6 +37,11 @@ typedef struct mgi_oom_kill {
 	 * the report (e.g. " (RSS); it runs without the agent: ..."). */
 	void (*describe)(struct mgi_manager *m, size_t i, char *comm, size_t commlen, char *about,
 			 size_t aboutlen);
+	/* The signal (0: SIGKILL; SIGTERM: the caller keeps the grace) and
+	 * the kill scope's name for the post-mortem record ("process" if
+	 * NULL). */
+	int signal;
+	const char *scope;
 } mgi_oom_kill_t;
 
 /*
@@ -64,6 +70,45 @@ pid_t mgi_oom_kill(struct mgi_manager *m, const mgi_oom_kill_t *k, mgi_victim_t 
  * than it holds cannot shift the kill onto another.
  */
 void mgi_oom_kill_joined(struct mgi_manager *m, int target);
+
+/*
+ * One JSON line per kill, the post-mortem record (issue 18 item 7), in the
+ * manager's log as "oom-record {...}": time, group, reason, policy, scope,
+ * signal, the victim (pid, group, command line, charged bytes, age,
+ * priority, why it was chosen), the group's figures and its largest
+ * candidates. cand/n are the candidates the choice saw; cmdline the
+ * victim's, read before the kill (a dying process's is empty).
+ */
+void mgi_oom_record(struct mgi_manager *m, const mgi_oom_kill_t *k, const mgi_victim_t *cand,
+		    size_t n, size_t victim, const char *why, const char *cmdline);
+
+/* OOM_RECORD_REQ from connection i: the oldest record kept of a kill
+ * concerning the group (as OOM registrations hear: the group's limit or
+ * an ancestor's, or a kill within its subtree) after req->after, or
+ * REPLY -ENOENT. The last MGI_OOM_RECORDS kills are kept. */
+#define MGI_OOM_RECORDS 32
+void mgi_oom_on_record_req(struct mgi_manager *m, unsigned i, const mgi_msg_oom_record_req_t *req);
+
+/* A process joined (join.c): its age counts from now, and its first
+ * charge sample (--oom-policy growth) is 0. */
+void mgi_oom_joined(struct mgi_manager *m, unsigned conn);
+
+/* OOM_PRIORITY from connection i: sets the rank of the named process (0:
+ * the sender; another's needs root or the manager's user) among the
+ * processes this manager saw join. REPLY to a client; none to an agent's
+ * own connection (its agent sends it at start-up and does not wait). */
+void mgi_oom_on_priority(struct mgi_manager *m, unsigned i, const mgi_msg_oom_priority_t *p);
+
+/* The OOM timer (graces ending, victims that do not exit, growth
+ * samples): true if tag was its (handled). */
+bool mgi_oom_event(struct mgi_manager *m, uint64_t tag);
+
+/* Arms or stops the OOM timer as graces, dying victims and growth
+ * policies need it (after a SET, a kill). */
+void mgi_oom_arm(struct mgi_manager *m);
+
+/* Closes the OOM timer. */
+void mgi_oom_destroy(struct mgi_manager *m);
 
 /* Whether a kill for target is under way: its mark names a process that
  * joined and has not exited yet. A stale mark is cleared. */

@@ -11,6 +11,7 @@
 
 #include "grantd.h"
 #include "manager.h"
+#include "oslayer.h"
 #include "size.h"
 
 /*
@@ -42,13 +43,6 @@
 #define HOST_CHECK_MS 1000
 #define AGE_MIN_PAGES 256       /* processes smaller than 1 MiB are not aged */
 #define HIGH_RETRY_MS 500       /* above high after an empty episode: again */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void arm(int fd, unsigned ms, bool periodic)
 {
@@ -172,7 +166,7 @@ static void end_episode(mgi_manager_t *m)
 		mgi_size_format(e->freed * MGI_PAGE_SIZE, freed, sizeof(freed));
 		mgi_manager_log(m, "group '%s': %s reclaim evicted %s in %llu ms",
 				m->tree.node[e->group].name, e->background ? "background" : "direct",
-				freed, (unsigned long long)((now_ns() - e->started_ns) / 1000000));
+				freed, (unsigned long long)((mgi_os_now_ns() - e->started_ns) / 1000000));
 	}
 	/* What waited its turn, and any group still above its high limit
 	 * (a crossing that came during this episode was noted, not lost). */
@@ -228,7 +222,7 @@ static void ask_next(mgi_manager_t *m)
 	e->asked = pages;
 	e->conn = k;
 	e->conn_fd = c->fd;
-	e->asked_ns = now_ns();
+	e->asked_ns = mgi_os_now_ns();
 	/* A nested group's evicted pages are swap within its swap grant:
 	 * given first, so that the eviction asked for is not refused for
 	 * want of one (refused by a swap limit, it is as before). */
@@ -295,7 +289,7 @@ void mgi_reclaim_request(mgi_manager_t *m, int group, uint64_t pages, bool backg
 	e->req_group = req_group;
 	e->req_slot = req_slot;
 	e->conn = -1;
-	e->started_ns = now_ns();
+	e->started_ns = mgi_os_now_ns();
 	age(m, group);
 	ask_next(m);
 }
@@ -351,7 +345,7 @@ void mgi_reclaim_timeout(mgi_manager_t *m)
 		}
 		return;
 	}
-	if (e->conn >= 0 && now_ns() - e->asked_ns >= (uint64_t)EVICT_WAIT_MS * 1000000ULL) {
+	if (e->conn >= 0 && mgi_os_now_ns() - e->asked_ns >= (uint64_t)EVICT_WAIT_MS * 1000000ULL) {
 		mgi_manager_log(m, "group '%s': pid %d did not answer a request to evict within %d ms",
 				m->tree.node[m->conns[e->conn].group].name, (int)m->conns[e->conn].pid,
 				EVICT_WAIT_MS);

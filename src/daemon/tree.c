@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <regex.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -428,6 +429,48 @@ static void restore_grant(const mgi_segment_t *parent, mgi_segment_t *child, con
 	sayf(say, arg, "group '%s': %s; clamped to it", name, gwhy);
 }
 
+/*
+ * A restored group's usage against what the manager trusts: its own
+ * processes' charges (its slots, which the check held to its usage) and
+ * the grants of its restored groups below. A group set aside (or left
+ * alone) at this restart leaves its grant in its parent's usage, and its
+ * figures are not trusted, so nothing of it can be returned; so the
+ * parent's usage is recomputed instead, when it is higher than that by
+ * more than a fault-around window per process (charges of a top-level
+ * group's processes in flight: they charge while no manager runs). Only
+ * ever lowered. A nested parent's grant then holds more than its usage:
+ * the tick returns it to the grandparent.
+ */
+static void recount_usage(mgi_tree_t *t, int g, void (*say)(void *, const char *), void *arg)
+{
+	mgi_segment_t *seg = t->node[g].seg;
+
+	for (int swap = 0; swap < 2; swap++) {
+		mgi_counter_t *cnt = swap ? &seg->acct.swap : &seg->acct.memory;
+		uint64_t own = 0, below = 0, usage = mgi_counter_read(cnt);
+		unsigned np = 0;
+		for (int sl = 0; sl < MGI_PROCS_MAX; sl++) {
+			if (atomic_load(&seg->ctl.procs[sl].pid) == 0)
+				continue;
+			np++;
+			own += atomic_load(swap ? &seg->acct.procs[sl].swapped : &seg->acct.procs[sl].charged);
+		}
+		for (int c = 1; c < MGI_GROUPS_MAX; c++)
+			if (t->node[c].used && t->node[c].parent == g)
+				below += atomic_load(swap ? &t->node[c].seg->ctl.swap_granted
+							  : &t->node[c].seg->ctl.granted);
+		if (usage <= own + below + (uint64_t)np * MGI_FAULT_AROUND_MAX)
+			continue;
+		atomic_fetch_sub(&cnt->usage, usage - own - below);
+		sayf(say, arg, "group '%s': %s usage %llu KiB, but its processes hold %llu KiB and its "
+			       "groups below %llu KiB of grant (a group below set aside, or a figure "
+			       "written): recomputed from what the manager trusts, %llu KiB",
+		     t->node[g].name, swap ? "swap" : "memory", (unsigned long long)usage * 4,
+		     (unsigned long long)own * 4, (unsigned long long)below * 4,
+		     (unsigned long long)(own + below) * 4);
+	}
+}
+
 int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
 		     void *arg, char *why, size_t whylen)
 {
@@ -538,6 +581,9 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 		     (unsigned long long)mgi_counter_read(&f[k].sf.seg->acct.memory) * 4,
 		     mgi_segment_nr_procs(f[k].sf.seg));
 	}
+	for (int g = 1; g < MGI_GROUPS_MAX; g++)
+		if (t->node[g].used)
+			recount_usage(t, g, say, arg);
 	return 0;
 }
 
@@ -832,6 +878,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		const mgi_segment_t *s = t->node[g].seg;
 		out->pgfault += atomic_load(&s->acct.pgfault);
 		out->oom_kill += atomic_load(&s->ctl.oom_kill);
+		out->tamper_reports += t->node[g].tamper_reports;
 		out->coop_requests += atomic_load(&s->ctl.coop_requests);
 		out->coop_freed += atomic_load(&s->ctl.coop_freed) * 4096;
 		out->pswpout += atomic_load(&s->acct.pswpout);
@@ -922,12 +969,76 @@ static uint64_t soft_pages(uint64_t bytes)
 								  : bytes_to_pages(bytes);
 }
 
+/* Compiles an OOM regex as the kill will (extended, no submatches):
+ * 0, or -EINVAL with regerror's words in why. */
+static int regex_ok(const char *what, const char *re, char *why, size_t whylen)
+{
+	regex_t rx;
+	int rc = *re ? regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) : 0;
+	char msg[96];
+
+	if (rc == 0) {
+		if (*re)
+			regfree(&rx);
+		return 0;
+	}
+	regerror(rc, &rx, msg, sizeof(msg));
+	snprintf(why, whylen, "--oom-%s '%s': %s", what, re, msg);
+	return -EINVAL;
+}
+
+int mgi_tree_check_oom(const mgi_msg_set_t *set, char *why, size_t whylen)
+{
+	int rc = 0;
+
+	/* what mgi_msg_parse checks, again: the embedded manager's limits and
+	 * the unit tests come without it */
+	if ((set->oom_set & ~MGI_OOM_SET_ALL) ||
+	    !memchr(set->oom_prefer, '\0', sizeof(set->oom_prefer)) ||
+	    !memchr(set->oom_avoid, '\0', sizeof(set->oom_avoid))) {
+		snprintf(why, whylen, "OOM settings: unknown flags or an unterminated regex");
+		return -EINVAL;
+	}
+
+	if (set->oom_set & MGI_OOM_SET_PREFER)
+		rc = regex_ok("prefer", set->oom_prefer, why, whylen);
+	if (rc == 0 && (set->oom_set & MGI_OOM_SET_AVOID))
+		rc = regex_ok("avoid", set->oom_avoid, why, whylen);
+	return rc;
+}
+
+/* Writes the OOM settings SET/CREATE names (oom_set): mgi_msg_parse
+ * checked the ranges, mgi_tree_set_limits the regexes' syntax first. */
+static int set_oom(mgi_segment_t *seg, const mgi_msg_set_t *set)
+{
+	mgi_segment_ctl_t *c = &seg->ctl;
+
+	if (set->oom_set & MGI_OOM_SET_POLICY)
+		c->oom_policy = set->oom_policy;
+	if (set->oom_set & MGI_OOM_SET_SCOPE)
+		c->oom_scope = set->oom_scope;
+	if (set->oom_set & MGI_OOM_SET_SIGNAL) {
+		c->oom_signal = set->oom_signal;
+		c->oom_grace_ms = set->oom_grace_ms;
+	}
+	if (set->oom_set & MGI_OOM_SET_PREFER)
+		memcpy(c->oom_prefer, set->oom_prefer, sizeof(c->oom_prefer));
+	if (set->oom_set & MGI_OOM_SET_AVOID)
+		memcpy(c->oom_avoid, set->oom_avoid, sizeof(c->oom_avoid));
+	c->oom_set |= set->oom_set;
+	return 0;
+}
+
 int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *why,
 			size_t whylen)
 {
 	mgi_segment_t *seg = t->node[idx].seg;
 	char usage[16];
+	int rc;
 
+	/* a bad regex refuses the whole request, before anything changed */
+	if ((rc = mgi_tree_check_oom(set, why, whylen)) != 0)
+		return rc;
 	if (set->memory_max != MGI_SET_KEEP &&
 	    mgi_counter_set_max(&seg->acct.memory, &seg->ctl.memory,
 				bytes_to_pages(set->memory_max)) != 0) {
@@ -953,5 +1064,5 @@ int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *
 		atomic_store(&seg->ctl.swappiness, (uint32_t)set->swappiness);
 	if (set->mode != MGI_SET_KEEP)
 		atomic_store(&seg->ctl.mode, (uint32_t)set->mode);
-	return 0;
+	return set_oom(seg, set);
 }

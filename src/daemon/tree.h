@@ -30,6 +30,12 @@ typedef struct mgi_group_node {
 	int rofd;   /* the control part opened read-only: what agents get */
 	mgi_segment_t *seg; /* both parts, mapped back to back */
 	unsigned tampered; /* enum mgi_tamper bits reported already */
+	/* The grant scheme (src/daemon/grant.c): the group claimed more usage
+	 * than its processes hold (its own requests are refused until the
+	 * claim is believed again), and how often that was reported. */
+	bool grant_suspect;
+	uint64_t tamper_reports;
+	uint64_t judged_ns; /* when its claim was last judged */
 	/* The group's usage and the time at its last OOM request: a kill
 	 * waits while usage is still falling (a process is evicting). */
 	uint64_t oom_seen_usage, oom_seen_ns;
@@ -153,6 +159,11 @@ bool mgi_tree_largest(const mgi_tree_t *t, int idx, int *group, int *slot);
 /* Applies the limits of a SET or CREATE (bytes; MGI_SET_UNLIMITED: none;
  * MGI_SET_KEEP: no change). Returns 0, or -EBUSY when memory_max is below
  * the usage (then nothing changed), with why. */
+/* Whether SET/CREATE's OOM regexes compile (POSIX extended): 0, or
+ * -EINVAL with regerror's words in why. mgi_tree_set_limits checks them
+ * first too. */
+int mgi_tree_check_oom(const mgi_msg_set_t *set, char *why, size_t whylen);
+
 int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *why,
 			size_t whylen);
 

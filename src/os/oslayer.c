@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -38,6 +39,13 @@ int mgi_os_page_size_check(void)
 	return ps == (long)MGI_PAGE_SIZE ? 0 : -ENOTSUP;
 }
 
+uint64_t mgi_os_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 int mgi_pidfd_open(pid_t pid)
 {
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -54,11 +62,11 @@ int mgi_pidfd_mrelease(int pidfd)
 	return syscall(SYS_process_mrelease, pidfd, 0) == 0 ? 0 : -errno;
 }
 
-/* Writes "PROC/PID/status" into out without stdio (signal-safe). */
-static int status_path(const char *proc, pid_t pid, char *out, size_t len)
+/* Writes "PROC/PID/NAME" into out without stdio (signal-safe). */
+static int proc_path(const char *proc, pid_t pid, const char *name, char *out, size_t len)
 {
 	char digits[16];
-	size_t pl = strlen(proc), nd = 0;
+	size_t pl = strlen(proc), nl = strlen(name), nd = 0;
 	unsigned v = (unsigned)pid;
 
 	if (pid <= 0)
@@ -66,29 +74,32 @@ static int status_path(const char *proc, pid_t pid, char *out, size_t len)
 	do
 		digits[nd++] = (char)('0' + v % 10);
 	while ((v /= 10) && nd < sizeof(digits));
-	if (pl + 1 + nd + sizeof("/status") > len)
+	if (pl + 1 + nd + 1 + nl + 1 > len)
 		return -ENAMETOOLONG;
 	memcpy(out, proc, pl);
 	out[pl++] = '/';
 	while (nd)
 		out[pl++] = digits[--nd];
-	memcpy(out + pl, "/status", sizeof("/status"));
+	out[pl++] = '/';
+	memcpy(out + pl, name, nl + 1);
 	return 0;
 }
 
-int mgi_proc_status_read(const char *proc, pid_t pid, mgi_proc_status_t *out)
+/* Reads PROC/PID/NAME into buf, up to size bytes (a short read can stop
+ * anywhere: read until the buffer or the file ends). Returns the length,
+ * or -errno. Signal-safe. */
+static ssize_t proc_read(const char *proc, pid_t pid, const char *name, char *buf, size_t size)
 {
-	char path[256], buf[4096];
+	char path[256];
 	size_t got = 0;
 	ssize_t n;
 	int fd, rc;
 
-	if ((rc = status_path(proc ? proc : "/proc", pid, path, sizeof(path))) != 0)
+	if ((rc = proc_path(proc ? proc : "/proc", pid, name, path, sizeof(path))) != 0)
 		return rc;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -errno;
-	/* A short read can stop anywhere; read until the buffer or the file ends. */
-	while (got < sizeof(buf) && (n = read(fd, buf + got, sizeof(buf) - got)) != 0) {
+	while (got < size && (n = read(fd, buf + got, size - got)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -99,7 +110,38 @@ int mgi_proc_status_read(const char *proc, pid_t pid, mgi_proc_status_t *out)
 		got += (size_t)n;
 	}
 	close(fd);
-	return mgi_proc_status_parse(buf, got, out);
+	return (ssize_t)got;
+}
+
+int mgi_proc_status_read(const char *proc, pid_t pid, mgi_proc_status_t *out)
+{
+	char buf[4096];
+	ssize_t got = proc_read(proc, pid, "status", buf, sizeof(buf));
+
+	return got < 0 ? (int)got : mgi_proc_status_parse(buf, (size_t)got, out);
+}
+
+int mgi_pid_stat_read(const char *proc, pid_t pid, mgi_pid_stat_t *out)
+{
+	char buf[1024];
+	ssize_t got = proc_read(proc, pid, "stat", buf, sizeof(buf));
+
+	return got < 0 ? (int)got : mgi_pid_stat_parse(buf, (size_t)got, out);
+}
+
+uint64_t mgi_pid_age_ms(const mgi_pid_stat_t *st)
+{
+	struct timespec ts;
+	long tck = sysconf(_SC_CLK_TCK);
+
+	/* starttime counts from boot in clock ticks; CLOCK_BOOTTIME is the
+	 * same clock (suspend included), without reading /proc/uptime. */
+	if (tck <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+		return UINT64_MAX;
+	uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	uint64_t start_ms = st->starttime / (uint64_t)tck * 1000 +
+			    st->starttime % (uint64_t)tck * 1000 / (uint64_t)tck;
+	return now_ms > start_ms ? now_ms - start_ms : 0;
 }
 
 /* Reclaim evicts with MOVE, so a kernel without it (before 6.8) is refused

@@ -28,6 +28,10 @@
  * Signal-safe. */
 int mgi_os_page_size_check(void);
 
+/* CLOCK_MONOTONIC in nanoseconds: the one clock the manager's timeouts,
+ * ages and rates are measured on. Signal-safe. */
+uint64_t mgi_os_now_ns(void);
+
 /* A pidfd for pid (Linux 5.3+), close-on-exec. Returns the fd or -errno.
  * Signal-safe. */
 int mgi_pidfd_open(pid_t pid);
@@ -49,6 +53,13 @@ int mgi_pidfd_mrelease(int pidfd);
  * no such process; -EINVAL: nothing recognisable). Signal-safe.
  */
 int mgi_proc_status_read(const char *proc, pid_t pid, mgi_proc_status_t *out);
+
+/* The same for PROC/PID/stat (at most 1 KiB read): 0, or -errno (-ENOENT:
+ * no such process; -EINVAL: not parsable). Signal-safe. */
+int mgi_pid_stat_read(const char *proc, pid_t pid, mgi_pid_stat_t *out);
+
+/* How long ago the process of st started, in ms (UINT64_MAX if unknown). */
+uint64_t mgi_pid_age_ms(const mgi_pid_stat_t *st);
 
 /*
  * Opens a non-blocking, close-on-exec userfaultfd able to see kernel-mode

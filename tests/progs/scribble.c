@@ -45,22 +45,37 @@ static bool is_account(const char *name)
 	return strstr(name, "memgrp-account") || strstr(name, "/account-");
 }
 
+/* The four ways to write through fd (a mapping, write(), a writable reopen
+ * through /proc, a truncation), each counted by attempt(); what names the
+ * part in the messages. */
+static void try_four_ways(int fd, const char *path, const char *what, const char *name)
+{
+	char how[128], zero[8] = {0};
+
+	/* (each message is made before its call: attempt() reads errno) */
+	snprintf(how, sizeof(how), "mmap(PROT_WRITE, MAP_SHARED)%s", what);
+	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	attempt(m == MAP_FAILED, how, name);
+	if (m != MAP_FAILED)
+		munmap(m, 4096);
+	snprintf(how, sizeof(how), "write()%s", what);
+	attempt(pwrite(fd, zero, sizeof(zero), 0) < 0, how, name);
+	snprintf(how, sizeof(how), "open(/proc/self/fd, O_RDWR)%s", what);
+	int w = open(path, O_RDWR | O_CLOEXEC);
+	attempt(w < 0, how, name);
+	if (w >= 0)
+		close(w);
+	snprintf(how, sizeof(how), "ftruncate()%s", what);
+	attempt(ftruncate(fd, 0) != 0, how, name);
+}
+
 /* The same four ways on an accounting part held read-only (an ancestor's:
  * its processes charge it through grants), counted apart. */
 static void try_readonly_account(int fd, const char *path, const char *name)
 {
 	unsigned t0 = tried, r0 = refused;
-	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	attempt(m == MAP_FAILED, "mmap(PROT_WRITE, MAP_SHARED) of an ancestor's accounting", name);
-	if (m != MAP_FAILED)
-		munmap(m, 4096);
-	char zero[8] = {0};
-	attempt(pwrite(fd, zero, sizeof(zero), 0) < 0, "write() of an ancestor's accounting", name);
-	int w = open(path, O_RDWR | O_CLOEXEC);
-	attempt(w < 0, "open(/proc/self/fd, O_RDWR) of an ancestor's accounting", name);
-	if (w >= 0)
-		close(w);
-	attempt(ftruncate(fd, 0) != 0, "ftruncate() of an ancestor's accounting", name);
+
+	try_four_ways(fd, path, " of an ancestor's accounting", name);
 	anc_tried += tried - t0;
 	anc_refused += refused - r0;
 	tried = t0;
@@ -89,19 +104,8 @@ static void try_fds(void)
 		name[n] = '\0';
 		if (is_account(name) && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY)
 			try_readonly_account(fd, path, name);
-		if (!is_control(name))
-			continue;
-		void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		attempt(m == MAP_FAILED, "mmap(PROT_WRITE, MAP_SHARED)", name);
-		if (m != MAP_FAILED)
-			munmap(m, 4096);
-		char zero[8] = {0};
-		attempt(pwrite(fd, zero, sizeof(zero), 0) < 0, "write()", name);
-		int w = open(path, O_RDWR | O_CLOEXEC);
-		attempt(w < 0, "open(/proc/self/fd, O_RDWR)", name);
-		if (w >= 0)
-			close(w);
-		attempt(ftruncate(fd, 0) != 0, "ftruncate()", name);
+		if (is_control(name))
+			try_four_ways(fd, path, "", name);
 	}
 	closedir(d);
 }

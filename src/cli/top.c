@@ -1,0 +1,470 @@
+/* top.c - `memgrp top`: a live view of the groups, sortable; --once and --json for scripts. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "counter.h"
+#include "page.h"
+#include "promtext.h"
+#include "size.h"
+
+#define ROWS_MAX 1024
+#define BAR 20
+
+struct row {
+	char name[MGI_GROUP_NAME_MAX];
+	mgi_stats_t st;
+	double faults_s, evictions_s; /* -1: no earlier sample */
+	double interval_s;            /* since the earlier sample; 0: none */
+	int depth;
+	int parent; /* index in the sample, -1: top level */
+	bool printed;
+};
+
+struct sample {
+	struct row rows[ROWS_MAX];
+	int n;
+	double at; /* CLOCK_MONOTONIC seconds */
+};
+
+enum sort_key { BY_USAGE, BY_NAME, BY_FAULTS, BY_EVICTIONS, BY_SWAP, BY_OOM, BY_PRESSURE };
+static const struct {
+	const char *name;
+	char key;
+} sorts[] = {
+	[BY_USAGE] = {"usage", 'u'},      [BY_NAME] = {"name", 'n'},  [BY_FAULTS] = {"faults", 'f'},
+	[BY_EVICTIONS] = {"evictions", 'e'}, [BY_SWAP] = {"swap", 's'}, [BY_OOM] = {"oom", 'o'},
+	[BY_PRESSURE] = {"pressure", 'p'},
+};
+#define NSORTS ((int)(sizeof(sorts) / sizeof(sorts[0])))
+
+static volatile sig_atomic_t stop;
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool unlimited(uint64_t v)
+{
+	return v >= (uint64_t)MGI_PAGES_UNLIMITED * MGI_PAGE_SIZE;
+}
+
+/* The groups of the manager at sock, appended to s. The root appears
+ * only when processes joined it (memgrpd's default group). */
+static void collect_manager(const char *sock, struct sample *s)
+{
+	static mgi_msg_t req, list, st;
+	char err[256];
+
+	mgi_msg_init(&req, MGI_MSG_LIST_REQ);
+	if (mgi_request(sock, &req, MGI_MSG_LIST, &list, err, sizeof(err)) != 0)
+		return; /* a stale socket: nobody serves it */
+	for (uint32_t i = 0; i < list.list.count && s->n < ROWS_MAX; i++) {
+		mgi_msg_init(&req, MGI_MSG_STAT_REQ);
+		memcpy(req.group.group, list.list.names[i], MGI_GROUP_NAME_MAX);
+		if (mgi_request(sock, &req, MGI_MSG_STAT, &st, err, sizeof(err)) != 0)
+			continue; /* removed meanwhile */
+		if (!st.stat.group[0] && !st.stat.figures.nr_processes)
+			continue;
+		struct row *r = &s->rows[s->n++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%s", st.stat.group[0] ? st.stat.group : "/");
+		r->st = st.stat.figures;
+	}
+}
+
+/* Every manager, as `memgrp ls` finds them, or the one asked for. */
+static void collect(const char *sock, struct sample *s)
+{
+	char path[300];
+	struct dirent *d;
+	DIR *dir;
+
+	s->n = 0;
+	s->at = now_s();
+	if (sock) {
+		collect_manager(sock, s);
+	} else {
+		collect_manager(MGI_MEMGRPD_SOCKET, s);
+		if ((dir = opendir("/run/memgrp"))) {
+			while ((d = readdir(dir))) {
+				size_t len = strlen(d->d_name);
+				if (len < 6 || strcmp(d->d_name + len - 5, ".sock") != 0 ||
+				    !strcmp(d->d_name, "memgrpd.sock"))
+					continue;
+				snprintf(path, sizeof(path), "/run/memgrp/%s", d->d_name);
+				collect_manager(path, s);
+			}
+			closedir(dir);
+		}
+	}
+	/* The tree: a group's parent is the longest name that prefixes it
+	 * up to a '/'. */
+	for (int i = 0; i < s->n; i++) {
+		struct row *r = &s->rows[i];
+		r->parent = -1;
+		r->depth = 0;
+		for (const char *p = r->name; *p; p++)
+			r->depth += *p == '/';
+		if (!strcmp(r->name, "/"))
+			r->depth = 0;
+		char *slash = strrchr(r->name, '/');
+		if (slash && slash != r->name) {
+			size_t plen = (size_t)(slash - r->name);
+			for (int j = 0; j < s->n; j++)
+				if (strlen(s->rows[j].name) == plen && !strncmp(s->rows[j].name, r->name, plen))
+					r->parent = j;
+		}
+	}
+}
+
+/* Rates from the earlier sample (matched by name). */
+static void rates(struct sample *cur, const struct sample *prev)
+{
+	for (int i = 0; i < cur->n; i++) {
+		struct row *r = &cur->rows[i];
+		r->faults_s = r->evictions_s = -1;
+		r->interval_s = 0;
+		for (int j = 0; prev && j < prev->n; j++) {
+			const struct row *p = &prev->rows[j];
+			double dt = cur->at - prev->at;
+			if (strcmp(p->name, r->name) != 0 || dt <= 0)
+				continue;
+			/* counters only grow; a group removed and made again
+			 * under the same name starts over */
+			r->interval_s = dt;
+			r->faults_s = r->st.pgfault >= p->st.pgfault ? (double)(r->st.pgfault - p->st.pgfault) / dt : 0;
+			r->evictions_s = r->st.pswpout >= p->st.pswpout ? (double)(r->st.pswpout - p->st.pswpout) / dt : 0;
+			break;
+		}
+	}
+}
+
+static enum sort_key sort_by;
+
+/* Whether a comes before b among siblings. */
+static bool before(const struct row *a, const struct row *b)
+{
+	double x = 0, y = 0;
+
+	switch (sort_by) {
+	case BY_NAME:
+		return strcmp(a->name, b->name) < 0;
+	case BY_USAGE: x = (double)a->st.usage; y = (double)b->st.usage; break;
+	case BY_FAULTS: x = a->faults_s; y = b->faults_s; break;
+	case BY_EVICTIONS: x = a->evictions_s; y = b->evictions_s; break;
+	case BY_SWAP: x = (double)a->st.swap_usage; y = (double)b->st.swap_usage; break;
+	case BY_OOM: x = (double)a->st.oom_kill; y = (double)b->st.oom_kill; break;
+	case BY_PRESSURE:
+		x = mgi_prom_pressure(a->st.usage, a->st.limit) + (double)a->st.usage / 1e30;
+		y = mgi_prom_pressure(b->st.usage, b->st.limit) + (double)b->st.usage / 1e30;
+		break;
+	}
+	if (x != y)
+		return x > y;
+	return strcmp(a->name, b->name) < 0;
+}
+
+/* The order to show: the tree depth first, siblings sorted by the key. */
+static int order(struct sample *s, int parent, int *out, int n)
+{
+	for (;;) {
+		int best = -1;
+		for (int i = 0; i < s->n; i++) {
+			struct row *r = &s->rows[i];
+			if (r->printed || r->parent != parent)
+				continue;
+			if (best < 0 || before(r, &s->rows[best]))
+				best = i;
+		}
+		if (best < 0)
+			return n;
+		s->rows[best].printed = true;
+		out[n++] = best;
+		n = order(s, best, out, n);
+	}
+}
+
+static void fmt_size(uint64_t v, char *buf, size_t len)
+{
+	if (unlimited(v))
+		snprintf(buf, len, "max");
+	else
+		mgi_size_format(v, buf, len);
+}
+
+static void fmt_rate(double v, char *buf, size_t len)
+{
+	if (v < 0)
+		snprintf(buf, len, "-");
+	else if (v >= 1e6)
+		snprintf(buf, len, "%.1fM", v / 1e6);
+	else if (v >= 1e4)
+		snprintf(buf, len, "%.1fK", v / 1e3);
+	else
+		snprintf(buf, len, "%.0f", v);
+}
+
+static void print_table(FILE *f, struct sample *s, const int *idx, int n)
+{
+	fprintf(f, "%-28s %8s %8s %-*s %8s %8s %6s %8s %8s %-8s %4s %4s %5s\n", "GROUP", "USAGE", "LIMIT",
+		BAR + 2, "", "SWAP", "COMPR", "RATIO", "FAULT/s", "EVICT/s", "PRESSURE", "COOP", "OOM",
+		"PROCS");
+	for (int k = 0; k < n; k++) {
+		const struct row *r = &s->rows[idx[k]];
+		char name[64], use[16], lim[16], swp[16], cmp[16], ratio[16], fr[16], er[16];
+		char bar[BAR + 3];
+		const char *leaf = r->depth && strrchr(r->name, '/') ? strrchr(r->name, '/') + 1 : r->name;
+		snprintf(name, sizeof(name), "%*s%s", 2 * r->depth, "", leaf);
+		fmt_size(r->st.usage, use, sizeof(use));
+		fmt_size(r->st.limit, lim, sizeof(lim));
+		fmt_size(r->st.swap_usage, swp, sizeof(swp));
+		fmt_size(r->st.compressed_bytes, cmp, sizeof(cmp));
+		if (r->st.compressed_bytes)
+			snprintf(ratio, sizeof(ratio), "%.1f",
+				 (double)r->st.swap_usage / (double)r->st.compressed_bytes);
+		else
+			snprintf(ratio, sizeof(ratio), "-");
+		fmt_rate(r->faults_s, fr, sizeof(fr));
+		fmt_rate(r->evictions_s, er, sizeof(er));
+		/* the bar: usage against the limit; none without a limit */
+		bar[0] = '[';
+		for (int b = 0; b < BAR; b++) {
+			bool full = !unlimited(r->st.limit) && r->st.limit &&
+				    (double)r->st.usage * BAR >= (double)r->st.limit * (b + 0.5);
+			bar[1 + b] = unlimited(r->st.limit) ? ' ' : full ? '#' : '.';
+		}
+		bar[BAR + 1] = ']';
+		bar[BAR + 2] = '\0';
+		fprintf(f, "%-28s %8s %8s %s %8s %8s %6s %8s %8s %-8s %4llu %4llu %5llu\n", name, use, lim,
+			bar, swp, cmp, ratio, fr, er,
+			mgi_prom_pressure_name(mgi_prom_pressure(r->st.usage, r->st.limit)),
+			(unsigned long long)r->st.cooperators, (unsigned long long)r->st.oom_kill,
+			(unsigned long long)r->st.nr_processes);
+	}
+}
+
+static void print_json(struct sample *s, const int *idx, int n)
+{
+	printf("[");
+	for (int k = 0; k < n; k++) {
+		const struct row *r = &s->rows[idx[k]];
+		unsigned level = mgi_prom_pressure(r->st.usage, r->st.limit);
+		printf("%s{\"group\": ", k ? ",\n " : "");
+		mgi_json_str(stdout, r->name);
+		printf(", \"depth\": %d, \"interval_s\": %.6f, \"faults_per_s\": %.3f, "
+		       "\"evictions_per_s\": %.3f, \"pressure\": \"%s\", \"pressure_level\": %u, "
+		       "\"compression_ratio\": %.3f, ",
+		       r->depth, r->interval_s, r->faults_s < 0 ? 0 : r->faults_s,
+		       r->evictions_s < 0 ? 0 : r->evictions_s,
+		       mgi_prom_pressure_name(level), level,
+		       r->st.compressed_bytes ? (double)r->st.swap_usage / (double)r->st.compressed_bytes : 0.0);
+		mgi_stats_print_json_fields(stdout, &r->st);
+		printf("}");
+	}
+	printf("]\n");
+}
+
+static void top_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: memgrp top [--socket PATH] [--once] [--json] [--sort KEY] [--interval SECS]\n"
+		"\n"
+		"A live view of the groups (memgrpd's and every running `memgrp run`'s, or\n"
+		"the manager's at --socket), as a tree: usage against the limit with a bar,\n"
+		"swap (pages in compressed stores, uncompressed size), the stores'\n"
+		"compressed size and ratio, faults and evictions per second, the pressure\n"
+		"level (low 75%%, medium 90%%, critical 98%% of the group's own limit),\n"
+		"cooperating clients, OOM kills and processes. Refreshed every second.\n"
+		"\n"
+		"On a terminal, keys sort the groups (siblings, under their parent):\n"
+		"  u usage  n name  f faults/s  e evictions/s  s swap  o OOM kills\n"
+		"  p pressure  q quit\n"
+		"When stdout is not a terminal, the table is printed plainly each interval.\n"
+		"\n"
+		"Options:\n"
+		"  --once           print once and exit (two samples an interval apart,\n"
+		"                   for the rates)\n"
+		"  --json           with --once: the groups as a JSON array (every stat,\n"
+		"                   plus depth, interval_s, faults_per_s, evictions_per_s,\n"
+		"                   pressure, compression_ratio); without: one array per\n"
+		"                   interval (rates 0 in the first)\n"
+		"  --sort KEY       usage (default), name, faults, evictions, swap, oom,\n"
+		"                   pressure\n"
+		"  --interval SECS  between refreshes (default 1; 0.1 to 3600)\n"
+		"  --socket PATH    one manager's groups only\n");
+}
+
+int mgi_cmd_top(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"once", no_argument, NULL, 'o'},
+		{"json", no_argument, NULL, 'j'},
+		{"sort", required_argument, NULL, 's'},
+		{"interval", required_argument, NULL, 'i'},
+		{"socket", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct sample a, b;
+	static int idx[ROWS_MAX];
+	struct sample *cur = &a, *prev = NULL;
+	const char *sock = mgi_cli_socket;
+	bool once = false, json = false, tty;
+	double interval = 1.0;
+	struct termios saved, raw;
+	bool raw_on = false;
+	int opt;
+	char *end;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'o':
+			once = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's': {
+			int k;
+			for (k = 0; k < NSORTS && strcmp(sorts[k].name, optarg) != 0; k++)
+				;
+			if (k == NSORTS) {
+				fprintf(stderr, "memgrp top: --sort: usage, name, faults, evictions, swap, "
+						"oom or pressure, not '%s'\n", optarg);
+				return MGI_EXIT_USAGE;
+			}
+			sort_by = (enum sort_key)k;
+			break;
+		}
+		case 'i':
+			errno = 0;
+			interval = strtod(optarg, &end);
+			if (errno || *end || !*optarg || !(interval >= 0.1 && interval <= 3600)) {
+				fprintf(stderr, "memgrp top: --interval: seconds, 0.1 to 3600\n");
+				return MGI_EXIT_USAGE;
+			}
+			break;
+		case 'S':
+			sock = optarg;
+			break;
+		case 'h':
+			top_usage(stdout);
+			return MGI_EXIT_OK;
+		default:
+			top_usage(stderr);
+			return MGI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "memgrp top: unexpected argument '%s'\n", argv[optind]);
+		return MGI_EXIT_USAGE;
+	}
+	if (sock && !mgi_manager_answers(sock)) {
+		fprintf(stderr, "memgrp top: no manager answers at %s\n", sock);
+		return MGI_EXIT_FAILURE;
+	}
+	tty = !once && !json && isatty(STDOUT_FILENO);
+	struct sigaction sa = {.sa_handler = on_stop};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	if (tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		raw = saved;
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+		raw.c_cc[VMIN] = 0;
+		raw.c_cc[VTIME] = 0;
+		raw_on = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+	}
+	for (bool first = true; !stop; first = false) {
+		collect(sock, cur);
+		rates(cur, prev);
+		if (once && first) {
+			/* the rates need a second sample */
+			prev = cur;
+			cur = cur == &a ? &b : &a;
+			usleep((useconds_t)(interval * 1e6));
+			continue;
+		}
+		int n = order(cur, -1, idx, 0);
+		if (json) {
+			print_json(cur, idx, n);
+		} else {
+			if (tty) {
+				char when[16];
+				time_t t = time(NULL);
+				struct tm tm;
+				localtime_r(&t, &tm);
+				strftime(when, sizeof(when), "%H:%M:%S", &tm);
+				printf("\033[H\033[2J");
+				printf("memgrp top - %s - %d group%s - sort: %s - keys: u n f e s o p, q quits\n\n",
+				       when, n, n == 1 ? "" : "s", sorts[sort_by].name);
+			} else if (!first && !once) {
+				printf("\n");
+			}
+			print_table(stdout, cur, idx, n);
+		}
+		fflush(stdout);
+		if (once || ferror(stdout))
+			break;
+		prev = cur;
+		cur = cur == &a ? &b : &a;
+		/* wait the interval, reading keys meanwhile */
+		double until = now_s() + interval;
+		while (!stop) {
+			double left = until - now_s();
+			if (left <= 0)
+				break;
+			struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+			int r = poll(&p, raw_on ? 1 : 0, (int)(left * 1000) + 1);
+			char c;
+			if (r <= 0 || !raw_on || read(STDIN_FILENO, &c, 1) != 1)
+				continue;
+			if (c == 'q') {
+				stop = 1;
+				break;
+			}
+			for (int k = 0; k < NSORTS; k++)
+				if (sorts[k].key == c) {
+					sort_by = (enum sort_key)k;
+					until = 0; /* redraw now, in the new order */
+				}
+			if (until == 0) {
+				/* re-sort the sample just shown */
+				struct sample *shown = prev;
+				for (int i = 0; i < shown->n; i++)
+					shown->rows[i].printed = false;
+				int m = order(shown, -1, idx, 0);
+				printf("\033[H\033[2J");
+				printf("memgrp top - sort: %s - keys: u n f e s o p, q quits\n\n",
+				       sorts[sort_by].name);
+				print_table(stdout, shown, idx, m);
+				fflush(stdout);
+				until = now_s() + interval;
+			}
+		}
+	}
+	if (raw_on)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	return MGI_EXIT_OK;
+}

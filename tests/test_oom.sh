@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# test_oom.sh - OOM policies, kill scope, grace and the post-mortem record
+# (issue 18): real processes in a group at its limit under memgrpd.
+# Usage: test_oom.sh MEMGRP MEMGRPD PROGS_DIR PYTHON_DIR LIBMEMGRP
+set -u
+. "$(dirname "$0")/lib.sh"
+memgrp=$(realpath "$1")
+memgrpd=$(realpath "$2")
+progs=$(realpath "$3")
+pydir=$(realpath "$4")
+libmemgrp=$(realpath "$5")
+sock=$tmp/memgrpd.sock
+dpid=
+kcg_track "$sock"
+cleanup() {
+	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
+}
+
+if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
+	skip_all "userfaultfd is not available to this user"
+fi
+
+mg() { "$memgrp" --socket "$sock" "$@"; }
+
+"$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
+dpid=$!
+wait_socket "$sock" || { bad start "memgrpd did not listen"; cat "$tmp/memgrpd.log"; exit 1; }
+
+# start NAME MB [MORE [RUN-OPTIONS...]]: prog_hold of MB in group $g as
+# process NAME (pid in pid_NAME), holding 30 s; with MORE > 0 it touches
+# MORE MB more once $tmp/go-NAME exists. Returns once it holds its MB, so
+# that the processes' ages follow the order they were started in.
+start() {
+	local name=$1 mb=$2 more=${3:-0}
+	shift 3 2>/dev/null || shift $#
+	if [ "$more" -gt 0 ]; then
+		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" 30 "$more" "$tmp/go-$name" \
+			>"$tmp/$name.out" 2>&1 &
+	else
+		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" 30 >"$tmp/$name.out" 2>&1 &
+	fi
+	eval "pid_$name=$!"
+	track $!
+	wait_for 20 grep -q "^holding $mb MB" "$tmp/$name.out"
+	sleep 0.3
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# After the trigger: waits until one of the named processes is gone and
+# says which, or "none".
+gone() {
+	local n
+	for _ in $(seq 200); do
+		for n in "$@"; do
+			eval "alive \$pid_$n" || { echo "$n"; return 0; }
+		done
+		sleep 0.1
+	done
+	echo none
+}
+
+# Ends the case's processes still running and removes the group(s).
+finish() {
+	local p
+	for p in "$@"; do
+		eval "kill \$pid_$p 2>/dev/null; wait \$pid_$p 2>/dev/null"
+	done
+	wait_for 10 test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0
+}
+
+# status NAME: the exit status of a process that has gone (memgrp run
+# passes its command's: 137 = SIGKILL)
+status() { eval "wait \$pid_$1"; echo $?; }
+
+# policy POLICY GROWER EXPECT [CREATE-OPTIONS...]: three processes in a
+# group at 56M: A 24M (the oldest), B 8M, C 16M (the newest); GROWER
+# touches 10M more and the group's charge is refused. EXPECT is the one
+# the policy must kill; the other two must live (one death must leave
+# room for the rest: with 16M more, B's left A at the limit, a second
+# kill).
+policy() {
+	local pol=$1 grower=$2 want=$3 moreA=0 moreB=0 moreC=0
+	shift 3
+	npol=$((${npol:-0} + 1))
+	g=t-pol-$pol-$npol-$sfx
+	mg create "$g" -m 56M --oom-policy "$pol" "$@" || { bad "$pol" "create refused"; return; }
+	eval "more$grower=10"
+	start A 24 "$moreA"
+	# growth: A's start (from nothing to 24M) out of the samples' window
+	[ "$pol" = growth ] && sleep 2.5
+	start B 8 "$moreB" ${prioB:+--oom-priority "$prioB"}
+	start C 16 "$moreC"
+	[ "$pol" = growth ] || sleep 2.5 # C's start out of the growth window: no matter here
+	: >"$tmp/go-$grower"
+	local dead
+	dead=$(gone A B C)
+	local st=
+	[ "$dead" != none ] && st=$(status "$dead")
+	local others=ok n
+	for n in A B C; do
+		[ "$n" = "$dead" ] && continue
+		eval "alive \$pid_$n" || others="$n gone too"
+	done
+	[ "$dead" = "$want" ] && [ "$st" = 137 ] && [ "$others" = ok ] &&
+		grep -q "group '$g' is out of memory.*killing pid [0-9]*" "$tmp/memgrpd.log" &&
+		ok "--oom-policy $pol $*: $want killed (the grower was $grower), the others live" ||
+		{ bad "policy_$pol" "killed '$dead' (status $st), want $want; others: $others"
+		  grep "$g" "$tmp/memgrpd.log" | tail -5; }
+	finish A B C
+	rm -f "$tmp"/go-*
+	mg rm "$g" 2>/dev/null
+}
+
+case_largest() { echo "--- --oom-policy largest (default)"; policy largest B A; }
+run_case largest
+case_newest() { echo "--- --oom-policy newest"; policy newest B C; }
+run_case newest
+case_oldest() { echo "--- --oom-policy oldest"; policy oldest B A; }
+run_case oldest
+case_priority() {
+	echo "--- --oom-policy priority (memgrp run --oom-priority)"
+	prioB=500 policy priority A B
+	prioB=
+}
+run_case priority
+case_growth() {
+	# C (16M) started within the window; A grows 8M into the limit: the
+	# fastest grower is C, not the largest (A) nor the one refused (A)
+	echo "--- --oom-policy growth"
+	policy growth A C
+}
+run_case growth
+case_prefer() {
+	echo "--- --oom-prefer / --oom-avoid"
+	policy largest A B --oom-prefer 'prog_hold 8 30$'
+	# A is the largest and the grower, but its command line is avoided
+	policy largest A C --oom-avoid 'prog_hold 24 '
+}
+run_case prefer
+
+case_record() {
+	echo "--- the post-mortem record"
+	local line
+	line=$(grep -o 'oom-record {.*}' "$tmp/memgrpd.log" | tail -1 | sed 's/^oom-record //')
+	python3 - "$line" <<'EOF' && ok "every kill has its JSON record (group, reason, policy, victim, stats, largest)" ||
+import json, sys
+r = json.loads(sys.argv[1])
+v = r["victim"]
+assert r["group"].startswith("t-pol-") and r["policy"] in ("largest", "newest", "oldest", "priority", "growth"), r
+assert r["signal"] == "KILL" and r["scope"] == "process" and "nothing can be reclaimed" in r["reason"], r
+assert v["pid"] > 0 and "prog_hold" in v["cmdline"] and v["charged"] > 0 and v["chosen"], v
+assert r["stats"]["limit"] == 56 << 20 and r["stats"]["oom_kill"] >= 1, r["stats"]
+assert 1 <= len(r["largest"]) <= 3 and r["largest"][0]["charged"] >= r["largest"][-1]["charged"], r
+EOF
+		bad record "$line"
+	local kills records
+	kills=$(grep -c "is out of memory.*: killing pid" "$tmp/memgrpd.log")
+	records=$(grep -c "oom-record {" "$tmp/memgrpd.log")
+	[ "$kills" -ge 1 ] && [ "$kills" = "$records" ] && ok "one record per kill ($records)" ||
+		bad record_count "$kills kills, $records records"
+}
+run_case record largest
+
+case_events() {
+	echo "--- memgrp events --json: the kill's record"
+	g=t-ev-$sfx
+	mg create "$g" -m 32M || { bad events "create refused"; return; }
+	mg events --json --oom --count 1 "$g" >"$tmp/ev.out" 2>"$tmp/ev.err" &
+	local epid=$!
+	track $epid
+	wait_for 10 grep -q "watching" "$tmp/ev.err"
+	mg run -g "$g" -- "$progs/prog_hold" 40 1 >"$tmp/ev-run.out" 2>&1; local rc=$?
+	wait_for 10 eval '! alive $epid'
+	python3 - "$tmp/ev.out" "$g" <<'EOF' && ok "events --json: the OOM event, then its kill's record (victim pid, command line, charged)" ||
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert len(lines) == 2, lines
+ev, rec = lines
+assert ev["event"] == "oom" and ev["group"] == sys.argv[2] and ev["count"] == 1, ev
+assert rec["event"] == "oom_kill" and rec["group"] == sys.argv[2] and rec["policy"] == "largest", rec
+assert rec["victim"]["cmdline"].endswith("prog_hold 40 1") and rec["victim"]["charged"] >= 30 << 20, rec
+EOF
+		{ bad events "run rc $rc: $(cat "$tmp/ev.out" "$tmp/ev.err")"; }
+	wait_for 10 test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0
+	mg rm "$g"
+}
+run_case events
+
+case_group() {
+	echo "--- --oom-kill group, an ancestor's OOM: the child group that pays"
+	# t-grp 64M: a holds A 28M + B 8M, b holds C 24M; C grows 16M.
+	# By groups (largest): a (36M) pays, as one unit: A and B die, C lives.
+	local top=t-grp-$sfx
+	mg create "$top" -m 64M --oom-kill group && mg create "$top/a" && mg create "$top/b" ||
+		{ bad group "create refused"; return; }
+	g=$top/a
+	start A 28 0
+	start B 8 0
+	g=$top/b
+	start C 24 16
+	: >"$tmp/go-C"
+	wait_for 20 eval '! alive $pid_A && ! alive $pid_B'
+	local sa sb
+	sa=$(status A) sb=$(status B)
+	alive "$pid_C" && [ "$sa" = 137 ] && [ "$sb" = 137 ] &&
+		grep -q "its child group '$top/a' pays" "$tmp/memgrpd.log" &&
+		grep -q "\"scope\": \"group\"" "$tmp/memgrpd.log" &&
+		ok "group scope: every process of $top/a killed (A $sa, B $sb), $top/b's C lives" ||
+		{ bad group "A $sa, B $sb, C alive: $(alive "$pid_C" && echo yes || echo no)"
+		  grep "$top" "$tmp/memgrpd.log" | tail -8; }
+	wait_for 10 grep -q "holding 16 MB more" "$tmp/C.out" &&
+		ok "C's refused fault resumed once the group was gone" || bad group_resume "$(cat "$tmp/C.out")"
+	finish C
+	rm -f "$tmp"/go-*
+	mg rm "$top/a"; mg rm "$top/b"; mg rm "$top"
+}
+run_case group
+
+# grace MODE: a termhold (40M) answering SIGTERM by MODE, and a grower
+# (8M + 16M) in a 56M group with --oom-signal TERM --oom-grace 1s.
+grace() {
+	local mode=$1
+	g=t-grace-$mode-$sfx
+	mg create "$g" -m 56M --oom-signal TERM --oom-grace 1s || { bad "grace_$mode" "create refused"; return; }
+	mg run -g "$g" -- "$progs/prog_termhold" 40 30 "$mode" >"$tmp/T.out" 2>&1 &
+	pid_T=$!
+	track $!
+	wait_for 20 grep -q "^holding 40 MB" "$tmp/T.out"
+	mg run -g "$g" -- "$progs/prog_hold" 8 1 16 "$tmp/go-G" >"$tmp/G.out" 2>&1 &
+	pid_G=$!
+	track $!
+	wait_for 20 grep -q "^holding 8 MB" "$tmp/G.out"
+	: >"$tmp/go-G"
+	wait_for 20 eval '! alive $pid_T'
+	local st sg
+	st=$(status T)
+	wait "$pid_G"; sg=$?
+	if [ "$mode" = exit ]; then
+		[ "$st" = 0 ] && grep -q "terminated cleanly" "$tmp/T.out" && [ "$sg" = 0 ] &&
+			grep -q "group '$g' is out of memory.*sending SIGTERM to pid" "$tmp/memgrpd.log" &&
+			! grep -q "group '$g': pid [0-9]* did not exit within" "$tmp/memgrpd.log" &&
+			grep -q "holding 16 MB more" "$tmp/G.out" &&
+			ok "SIGTERM first: the victim exits cleanly within its grace, the refused fault resumes" ||
+			{ bad grace_exit "victim $st, grower $sg"; cat "$tmp/T.out" "$tmp/G.out"; grep "$g" "$tmp/memgrpd.log"; }
+	else
+		[ "$st" = 137 ] && [ "$sg" = 0 ] &&
+			grep -q "group '$g' is out of memory.*sending SIGTERM to pid" "$tmp/memgrpd.log" &&
+			grep -q "group '$g': pid [0-9]* did not exit within its 1000 ms grace: killing it" "$tmp/memgrpd.log" &&
+			grep -q "holding 16 MB more" "$tmp/G.out" &&
+			ok "a victim that ignores SIGTERM is killed when the grace ends; the refused fault resumes" ||
+			{ bad grace_ignore "victim $st, grower $sg"; cat "$tmp/T.out" "$tmp/G.out"; grep "$g" "$tmp/memgrpd.log"; }
+	fi
+	wait_for 10 test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0
+	rm -f "$tmp"/go-*
+	mg rm "$g" 2>/dev/null
+}
+case_grace() {
+	echo "--- --oom-signal TERM --oom-grace"
+	grace exit
+	grace ignore
+}
+run_case grace
+
+case_libmemgrp() {
+	echo "--- mg_oom_priority_set (the Python binding)"
+	g=t-lib-$sfx
+	mg create "$g" -m 56M --oom-policy priority || { bad libmemgrp "create refused"; return; }
+	start A 24 10
+	# B marks itself through libmemgrp, then holds 8M
+	MEMGRP_LIB=$libmemgrp PYTHONPATH=$pydir mg run -g "$g" -- python3 -c '
+import mmap, sys, time, memgrp
+c = memgrp.Client("'"$sock"'")
+c.oom_priority(700)
+try:
+    c.oom_priority(5000)
+    print("out of range accepted")
+except Exception as e:
+    print("range refused:", e)
+m = mmap.mmap(-1, 8 << 20)
+m.write(b"x" * (8 << 20))
+print("holding 8 MB", flush=True)
+time.sleep(30)
+' >"$tmp/B.out" 2>&1 &
+	pid_B=$!
+	track $!
+	wait_for 20 grep -q "^holding 8 MB" "$tmp/B.out"
+	start C 16 0
+	: >"$tmp/go-A"
+	local dead st
+	dead=$(gone A B C)
+	[ "$dead" != none ] && st=$(status "$dead")
+	[ "$dead" = B ] && [ "$st" = 137 ] && alive "$pid_A" && alive "$pid_C" &&
+		grep -q "range refused" "$tmp/B.out" && grep -q "OOM priority is 700" "$tmp/memgrpd.log" &&
+		ok "a process marks itself (mg_oom_priority_set 700) and is the one killed; 5000 refused" ||
+		{ bad libmemgrp "killed '$dead' ($st)"; cat "$tmp/B.out"; }
+	finish A B C
+	rm -f "$tmp"/go-*
+	mg rm "$g" 2>/dev/null
+}
+run_case libmemgrp
+
+case_bad_input() {
+	echo "--- bad input: a clear error, nothing killed"
+	local out rc
+	expect_usage() {
+		local want=$1
+		shift
+		out=$("$@" 2>&1); rc=$?
+		[ $rc = 2 ] && grep -q -- "$want" <<<"$out" && ok "refused: ${*:2:6} ($want)" ||
+			bad bad_input "rc $rc for '$*': $out"
+	}
+	expect_usage "--oom-policy: largest, newest, oldest, priority or growth, not 'biggest'" \
+		mg create t-bad-$sfx --oom-policy biggest
+	expect_usage "--oom-prefer '(web': not a regular expression" mg create t-bad-$sfx --oom-prefer '(web'
+	expect_usage "--oom-avoid '\[': not a regular expression" mg set t-bad-$sfx --oom-avoid '['
+	expect_usage "--oom-grace: a duration up to 5s" mg create t-bad-$sfx --oom-signal TERM --oom-grace 10s
+	expect_usage "--oom-grace: a duration up to 5s" mg create t-bad-$sfx --oom-signal TERM --oom-grace soon
+	expect_usage "--oom-grace goes with --oom-signal TERM" mg create t-bad-$sfx --oom-grace 1s
+	expect_usage "--oom-signal: KILL or TERM, not 'HUP'" mg create t-bad-$sfx --oom-signal HUP
+	expect_usage "--oom-kill: process or group" mg create t-bad-$sfx --oom-kill all
+	expect_usage "--oom-priority: a number from -1000 to 1000" mg run --oom-priority 1001 -- true
+	mg ls | grep -q "t-bad-$sfx" && bad bad_input "a refused create made the group" ||
+		ok "no group was made by a refused create"
+	# a client sending garbage: an OOM_PRIORITY out of range, a SET whose
+	# regex the CLI would have refused, a truncated message; the group's
+	# process must live through all of it
+	g=t-raw-$sfx
+	mg create "$g" -m 64M
+	start A 8 0
+	python3 - "$sock" "$g" "$pid_A" >"$tmp/raw.out" 2>&1 <<'EOF'
+import socket, struct, sys
+sock, group, pid = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
+def send(mtype, body, length=None):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(sock)
+    n = 16 + len(body) if length is None else length
+    s.send(struct.pack("<IHHII", 0x4d475250, 3, mtype, n, 0) + body)
+    r = s.recv(4096)
+    s.close()
+    status = struct.unpack_from("<i", r, 16)[0]
+    msg = r[24:].split(b"\0")[0].decode()
+    print(mtype, status, msg)
+send(40, struct.pack("<ii", pid, 5000))
+send(40, struct.pack("<ii", -3, 1))
+send(40, struct.pack("<ii", pid, 1), length=20)
+keep = 2**64 - 1
+body = group.ljust(128, b"\0") + struct.pack("<8Q", *([keep] * 8))
+body += struct.pack("<6I", 8, 0, 0, 0, 0, 0) + b"(x".ljust(128, b"\0") + bytes(128)
+send(6, body)
+body = group.ljust(128, b"\0") + struct.pack("<8Q", *([keep] * 8))
+body += struct.pack("<6I", 1, 9, 0, 0, 0, 0) + bytes(256)
+send(6, body)
+EOF
+	grep -q "^40 -22 .*oom priority: -1000 to 1000" "$tmp/raw.out" &&
+		grep -q "^40 -22 .*oom priority: pid out of range" "$tmp/raw.out" &&
+		grep -q "^40 -71 bad request: message length" "$tmp/raw.out" &&
+		grep -q "^6 -22 --oom-prefer '(x': " "$tmp/raw.out" &&
+		grep -q "^6 -22 .*oom policy is largest" "$tmp/raw.out" &&
+		ok "garbage from a client: each refused with its reason" ||
+		bad raw "$(cat "$tmp/raw.out")"
+	alive "$pid_A" && [ "$(stat_field "$g" oom_kill)" = 0 ] && kill -0 "$dpid" &&
+		ok "nothing killed by the garbage, memgrpd still serves" || bad raw_alive "A or memgrpd gone"
+	finish A
+	mg rm "$g"
+}
+run_case bad_input
+
