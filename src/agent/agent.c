@@ -551,7 +551,7 @@ typedef struct {
 	sem_t up;
 } thread_start_t;
 
-static void *thread_trampoline(void *p)
+void *mgi_thread_trampoline(void *p)
 {
 	thread_start_t *ts = p;
 	void *(*fn)(void *) = ts->fn;
@@ -579,6 +579,8 @@ static void *thread_trampoline(void *p)
  * ASan: `sh -c "prog &"` forks right after start). Waiting also keeps the
  * handler's scan from registering the heap while another agent thread
  * may still allocate from it. */
+_Atomic unsigned mgi_agent_threads;
+
 int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg)
 {
 	thread_start_t ts = {.fn = fn, .arg = arg};
@@ -592,12 +594,14 @@ int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *)
 	pthread_attr_setstack(&attr, stack, size);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(t, &attr, thread_trampoline, &ts);
+	rc = pthread_create(t, &attr, mgi_thread_trampoline, &ts);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
-	if (rc == 0)
+	if (rc == 0) {
+		atomic_fetch_add(&mgi_agent_threads, 1);
 		while (sem_wait(&ts.up) != 0 && errno == EINTR)
 			;
+	}
 	sem_destroy(&ts.up);
 	return -rc;
 }
@@ -746,6 +750,7 @@ static void child_after_fork(void)
 	mgi_agent.parked = 0;
 	mgi_agent.manager_gone = false;
 	mgi_agent.reclaim_asked_ns = 0;
+	atomic_store(&mgi_agent_threads, 0); /* the parent's: not here */
 	agent_start();
 }
 

@@ -328,6 +328,20 @@ void mgi_creds_init(void);
 /* Starts an agent thread on stack, all signals blocked; returns (-errno or
  * 0) once the thread runs fn, past the libraries' own thread start. */
 int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg);
+/* The agent's threads start here (interpose.c tells them from the
+ * application's by it). */
+void *mgi_thread_trampoline(void *p);
+/* The control blocks (pthread_t) of the threads the application created,
+ * each once (glibc reuses a cached stack's), kept across fork (a child
+ * inherits its parent's cached stacks): glibc's child code walks them
+ * before our fork handler runs (reclaim.c). `mgi_app_tcbs_lost`: more
+ * than the table holds. `mgi_agent_threads`: the agent's own threads
+ * alive (mgi_start_thread's), to tell the application's by their count. */
+#define MGI_APP_TCBS_MAX 256
+extern uintptr_t mgi_app_tcbs[MGI_APP_TCBS_MAX];
+extern _Atomic unsigned mgi_app_ntcbs;
+extern _Atomic bool mgi_app_tcbs_lost;
+extern _Atomic unsigned mgi_agent_threads;
 bool mgi_agent_excluded(uintptr_t start, uintptr_t end);
 
 #endif

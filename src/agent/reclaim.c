@@ -1686,31 +1686,175 @@ static bool stack_there(uintptr_t low, uintptr_t high)
 	return true;
 }
 
+/* Reads a byte of each page in [from, to]: fork's frames above ours, back
+ * if they were evicted (a read of a caller's frame: not instrumented). */
+__attribute__((noinline, no_sanitize_address)) static void touch_above(uintptr_t from,
+								     uintptr_t to)
+{
+	for (uintptr_t a = from & ~(uintptr_t)(PAGE - 1); a <= to; a += PAGE)
+		(void)*(volatile const char *)(a < from ? from : a);
+}
+
+/*
+ * glibc's own child code runs before any fork handler of ours, on memory a
+ * kept child cannot yet fault in: the forking thread's stack (above), every
+ * stream's lock, which it resets (fresetlockfiles; a stream opened with
+ * fopen is malloc'd, application memory), and the control block at the
+ * top of every thread stack it holds, cached ones included (reclaim_stacks;
+ * seen: a prog_stress child waiting for ever there, 3 of 3 runs beside a
+ * test run). These are brought back and checked with the stack. A live
+ * application thread's block is walked further (its thread-specific data,
+ * malloc'd): a process with one is copied into, as before.
+ */
+extern FILE *_IO_list_all;
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+#define FORK_FILE_ADDRS 256
+static uintptr_t fork_file_addrs[FORK_FILE_ADDRS];
+static unsigned nfork_file_addrs;
+
+/* Brings back every stream and its lock; false if there are too many to
+ * check. Only in a process of one application thread (no stream is
+ * closed meanwhile). */
+static bool touch_files(void)
+{
+	bool all = true;
+
+	nfork_file_addrs = 0;
+	_IO_list_lock();
+	for (FILE *f = _IO_list_all; f; f = f->_chain) {
+		const char *lock = (const char *)f->_lock;
+		if (nfork_file_addrs + 4 > FORK_FILE_ADDRS) {
+			all = false;
+			break;
+		}
+		fork_file_addrs[nfork_file_addrs++] = (uintptr_t)f;
+		fork_file_addrs[nfork_file_addrs++] = (uintptr_t)f + sizeof(*f) - 1;
+		if (lock) {
+			(void)*(volatile const char *)lock;
+			fork_file_addrs[nfork_file_addrs++] = (uintptr_t)lock;
+			fork_file_addrs[nfork_file_addrs++] = (uintptr_t)lock + 15;
+		}
+	}
+	_IO_list_unlock();
+	return all;
+}
+
+/* The process's threads, from /proc/self/status; 0 if unknown. */
+static unsigned nthreads(void)
+{
+	char buf[2048];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	const char *t;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	t = strstr(buf, "\nThreads:");
+	return t ? (unsigned)strtoul(t + 9, NULL, 10) : 0;
+}
+
+/* The control blocks of the application's threads, each page of one (its
+ * struct is ~2.3 KiB, at the top of its stack mapping). */
+#define TCB_SPAN 4096
+static void touch_tcbs(void)
+{
+	unsigned n = atomic_load(&mgi_app_ntcbs);
+
+	for (unsigned i = 0; i < n && i < MGI_APP_TCBS_MAX; i++) {
+		uintptr_t t = mgi_app_tcbs[i];
+		if (!t)
+			continue;
+		/* a freed stack is no longer glibc's: ENOMEM, nothing read */
+		mgi_raw_madvise((void *)(t & ~(uintptr_t)(PAGE - 1)), PAGE, MADV_POPULATE_READ);
+		mgi_raw_madvise((void *)((t + TCB_SPAN - 1) & ~(uintptr_t)(PAGE - 1)), PAGE,
+				MADV_POPULATE_READ);
+	}
+}
+
+static bool page_there(uintptr_t a)
+{
+	unsigned char v;
+
+	a &= ~(uintptr_t)(PAGE - 1);
+	if (mincore((void *)a, PAGE, &v) != 0)
+		return errno == ENOMEM; /* unmapped: nothing to read there */
+	return v & 1;
+}
+
+static bool tcbs_there(void)
+{
+	unsigned n = atomic_load(&mgi_app_ntcbs);
+
+	for (unsigned i = 0; i < n && i < MGI_APP_TCBS_MAX; i++)
+		if (mgi_app_tcbs[i] &&
+		    (!page_there(mgi_app_tcbs[i]) || !page_there(mgi_app_tcbs[i] + TCB_SPAN - 1)))
+			return false;
+	return true;
+}
+
+static bool files_there(void)
+{
+	unsigned char v;
+
+	for (unsigned i = 0; i < nfork_file_addrs; i++) {
+		uintptr_t a = fork_file_addrs[i] & ~(uintptr_t)(PAGE - 1);
+		if (mincore((void *)a, PAGE, &v) != 0 || !(v & 1))
+			return false;
+	}
+	return true;
+}
+
 void mgi_reclaim_fork_prepare(void)
 {
 	uint64_t seq;
-
-	uintptr_t low;
+	uintptr_t low, frame = (uintptr_t)__builtin_frame_address(0), high = frame + 1024;
+	/* reg.nout is the handler's: read racily, a hint */
+	bool want = mgi_agent.store && mgi_agent.reg.nout && !atomic_load(&mgi_app_tcbs_lost);
+	/* no application thread but this one (the agent's, and the early
+	 * server of a child whose handler has not yet taken over) */
+	if (want) {
+		unsigned all = nthreads(), ours = atomic_load(&mgi_agent_threads) + 1 +
+						    (atomic_load(&early_tid) != 0);
+		want = all && all <= ours;
+	}
+	bool there = false;
 
 	pthread_mutex_lock(&fork_lock);
 	atomic_fetch_add(&nforks, 1);
-	touch_stack(&low);
-	/* bounded: a handler stopped in the middle of a read (it never is
-	 * for long) must not hang the application's fork */
-	for (int spins = 0; atomic_load(&reading) && spins < 10000; spins++)
-		sched_yield();
-	/* A change under way (an eviction of a batch takes ~0.2 ms) is let
-	 * end, so that the child can keep what we hold; bounded too (an odd
-	 * value only costs the child a copy of everything). */
-	for (int spins = 0; ((seq = atomic_load(&mut_seq)) & 1) && spins < 2000; spins++)
-		sched_yield();
+	/* The stack brought back, and checked after the sample (an eviction
+	 * before it is seen there, one after it changes mut_seq), a few
+	 * times: on a loaded host an eviction for another's need (a request
+	 * of the manager's) took a page of it between the touch and the
+	 * check in 1 of 3 runs of prog_evict 512 fork, and that child was
+	 * copied into (why 2). */
+	for (int tries = 0; tries < 8 && !there; tries++) {
+		touch_stack(&low);
+		touch_above(frame, high);
+		if (want && !touch_files())
+			want = false;
+		if (want)
+			touch_tcbs();
+		/* bounded: a handler stopped in the middle of a read (it never
+		 * is for long) must not hang the application's fork */
+		for (int spins = 0; atomic_load(&reading) && spins < 10000; spins++)
+			sched_yield();
+		/* A change under way (an eviction of a batch takes ~0.2 ms) is
+		 * let end, so that the child can keep what we hold; bounded too
+		 * (an odd value only costs the child a copy of everything). */
+		for (int spins = 0; ((seq = atomic_load(&mut_seq)) & 1) && spins < 2000; spins++)
+			sched_yield();
+		there = !want || (stack_there(low, high) && files_there() && tcbs_there());
+	}
 	fork_tok.seq = seq;
 	fork_tok.sock[0] = fork_tok.sock[1] = -1;
 	/* A socket for the child's uffd only when something is held out
 	 * (else there is nothing to keep, and a shell's fork pays nothing
-	 * more). reg.nout is the handler's: read racily, a hint. */
-	if (mgi_agent.store && mgi_agent.reg.nout &&
-	    stack_there(low, (uintptr_t)__builtin_frame_address(0) + 1024) &&
+	 * more). */
+	if (want && there &&
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fork_tok.sock) != 0)
 		fork_tok.sock[0] = fork_tok.sock[1] = -1;
 	atomic_store(&fork_tok.pending, true);
@@ -1802,7 +1946,8 @@ void mgi_reclaim_fork(int cfd)
 			sock[1] = inflight_sock[i][1];
 		}
 	/* why not (for the trace): 1 not an application's fork, 2 nothing
-	 * held or its stack not all there (no socket), 4 a change under way
+	 * held, its stack, streams or threads' blocks not all there, or
+	 * another application thread alive (no socket), 4 a change under way
 	 * at its prepare, 8 a change since, 16 pages in the write-back file,
 	 * 32 the uffd could not be sent */
 	unsigned why = (!app) | (sock[0] < 0) << 1 | (unsigned)(seq & 1) << 2 |
