@@ -580,6 +580,7 @@ void *mgi_thread_trampoline(void *p)
  * handler's scan from registering the heap while another agent thread
  * may still allocate from it. */
 _Atomic unsigned mgi_agent_threads;
+const pthread_attr_t *_Atomic mgi_agent_attr;
 
 int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg)
 {
@@ -594,7 +595,9 @@ int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *)
 	pthread_attr_setstack(&attr, stack, size);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	atomic_store(&mgi_agent_attr, &attr);
 	rc = pthread_create(t, &attr, mgi_thread_trampoline, &ts);
+	atomic_store(&mgi_agent_attr, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc == 0) {

@@ -328,9 +328,11 @@ void mgi_creds_init(void);
 /* Starts an agent thread on stack, all signals blocked; returns (-errno or
  * 0) once the thread runs fn, past the libraries' own thread start. */
 int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg);
-/* The agent's threads start here (interpose.c tells them from the
- * application's by it). */
+/* The agent's threads start here, with these attributes (interpose.c
+ * tells them from the application's by either: a sanitizer's runtime
+ * passes its own start routine on, the attributes unchanged). */
 void *mgi_thread_trampoline(void *p);
+extern const pthread_attr_t *_Atomic mgi_agent_attr;
 /* The control blocks (pthread_t) of the threads the application created,
  * each once (glibc reuses a cached stack's), kept across fork (a child
  * inherits its parent's cached stacks): glibc's child code walks them

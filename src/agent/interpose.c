@@ -283,7 +283,7 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pt
 		next_pthread_create = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
 					       void *))dlsym(RTLD_NEXT, "pthread_create");
 	rc = next_pthread_create(t, attr, fn, arg);
-	if (rc == 0 && fn != mgi_thread_trampoline)
+	if (rc == 0 && fn != mgi_thread_trampoline && (!attr || attr != atomic_load(&mgi_agent_attr)))
 		note_app_tcb((uintptr_t)*t);
 	if (rc == 0 && active() && pthread_getattr_np(*t, &a) == 0) {
 		if (pthread_attr_getstack(&a, &stack, &size) == 0)

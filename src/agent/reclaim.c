@@ -153,6 +153,7 @@ static struct {
 	_Atomic bool pending; /* set by prepare, taken by the event's read */
 	uint64_t seq;         /* mut_seq at prepare */
 	int sock[2];          /* the uffd goes to the child through these, or -1 */
+	unsigned nosock;      /* why not, for the trace (mgi_reclaim_fork) */
 } fork_tok = {.sock = {-1, -1}};
 /* The application's forks under way (prepare to parent handler): the
  * handler evicts nothing ahead of need meanwhile, so that the child may
@@ -1610,6 +1611,7 @@ static int inflight[INFLIGHT_MAX];
 static bool inflight_app[INFLIGHT_MAX];
 static uint64_t inflight_seq[INFLIGHT_MAX];
 static int inflight_sock[INFLIGHT_MAX][2];
+static unsigned inflight_nosock[INFLIGHT_MAX];
 static _Atomic unsigned ninflight;
 
 void mgi_reclaim_read_begin(void)
@@ -1631,6 +1633,7 @@ void mgi_reclaim_read_end(const struct uffd_msg *msgs, size_t n)
 				inflight_seq[k] = fork_tok.seq;
 				inflight_sock[k][0] = fork_tok.sock[0];
 				inflight_sock[k][1] = fork_tok.sock[1];
+				inflight_nosock[k] = fork_tok.nosock;
 			}
 			atomic_store(&ninflight, k + 1);
 		}
@@ -1649,6 +1652,7 @@ static void inflight_closed(int cfd)
 			inflight_seq[i] = inflight_seq[k - 1];
 			inflight_sock[i][0] = inflight_sock[k - 1][0];
 			inflight_sock[i][1] = inflight_sock[k - 1][1];
+			inflight_nosock[i] = inflight_nosock[k - 1];
 			atomic_store(&ninflight, k - 1);
 			return;
 		}
@@ -1814,12 +1818,14 @@ void mgi_reclaim_fork_prepare(void)
 	uintptr_t low, frame = (uintptr_t)__builtin_frame_address(0), high = frame + 1024;
 	/* reg.nout is the handler's: read racily, a hint */
 	bool want = mgi_agent.store && mgi_agent.reg.nout && !atomic_load(&mgi_app_tcbs_lost);
+	unsigned nosock = want ? 0 : 1024;
 	/* no application thread but this one (the agent's, and the early
 	 * server of a child whose handler has not yet taken over) */
 	if (want) {
 		unsigned all = nthreads(), ours = atomic_load(&mgi_agent_threads) + 1 +
 						    (atomic_load(&early_tid) != 0);
 		want = all && all <= ours;
+		nosock = want ? 0 : 512;
 	}
 	bool there = false;
 
@@ -1834,8 +1840,10 @@ void mgi_reclaim_fork_prepare(void)
 	for (int tries = 0; tries < 8 && !there; tries++) {
 		touch_stack(&low);
 		touch_above(frame, high);
-		if (want && !touch_files())
+		if (want && !touch_files()) {
 			want = false;
+			nosock = 128;
+		}
 		if (want)
 			touch_tcbs();
 		/* bounded: a handler stopped in the middle of a read (it never
@@ -1857,6 +1865,8 @@ void mgi_reclaim_fork_prepare(void)
 	if (want && there &&
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fork_tok.sock) != 0)
 		fork_tok.sock[0] = fork_tok.sock[1] = -1;
+	fork_tok.nosock = !want ? nosock : !there ? (!stack_there(low, high) ? 64 :
+						    !files_there() ? 128 : 256) : 0;
 	atomic_store(&fork_tok.pending, true);
 }
 
@@ -1936,6 +1946,7 @@ void mgi_reclaim_fork(int cfd)
 	uint64_t cursor = 0, key, pages = 0;
 	bool app = false, keep = false;
 	uint64_t seq = 0;
+	unsigned nosock = 0;
 	int sock[2] = {-1, -1};
 
 	for (unsigned i = 0; i < atomic_load(&ninflight); i++)
@@ -1944,14 +1955,17 @@ void mgi_reclaim_fork(int cfd)
 			seq = inflight_seq[i];
 			sock[0] = inflight_sock[i][0];
 			sock[1] = inflight_sock[i][1];
+			nosock = inflight_nosock[i];
 		}
 	/* why not (for the trace): 1 not an application's fork, 2 nothing
 	 * held, its stack, streams or threads' blocks not all there, or
-	 * another application thread alive (no socket), 4 a change under way
+	 * another application thread alive (no socket; which, in the bits
+	 * above: 64 the stack, 128 the streams, 256 a thread's block, 512
+	 * another thread alive, 1024 nothing held or too many threads), 4 a change under way
 	 * at its prepare, 8 a change since, 16 pages in the write-back file,
 	 * 32 the uffd could not be sent */
 	unsigned why = (!app) | (sock[0] < 0) << 1 | (unsigned)(seq & 1) << 2 |
-		       (seq != atomic_load(&mut_seq)) << 3;
+		       (seq != atomic_load(&mut_seq)) << 3 | (sock[0] < 0 ? nosock : 0);
 	if (mgi_agent.store && !why) {
 		/* Whole, and an application's fork: the child keeps the store,
 		 * unless pages of it are in our write-back file, which we go on
