@@ -13,7 +13,8 @@ REC = struct.Struct("<QHHiQQ")  # mgi_trace_rec_t
 # enum mgi_trace_op in src/agent/trace.h, in its order
 OPS = {1: "FAULT", 2: "ZFILL", 3: "EEXIST", 4: "MISSING", 5: "REMOVE", 6: "UNMAP", 7: "REMAP",
        8: "EVICT", 9: "COMPRESS", 10: "ACTIVATE", 11: "RESTORE", 12: "DROP_STAGED",
-       13: "DROP_STORED", 14: "RELEASE_Q", 15: "RELEASED", 16: "BLOCK", 17: "CONFLICT", 18: "UNREPORTED"}
+       13: "DROP_STORED", 14: "RELEASE_Q", 15: "RELEASED", 16: "BLOCK", 17: "CONFLICT", 18: "UNREPORTED",
+       19: "FORK_KEPT", 20: "FORK_COPIED"}
 PAGE = 4096
 
 

@@ -166,6 +166,79 @@ fi
 }
 run_case integrity
 
+case_fork() {
+echo "--- fork: evicted pages stay evicted in the child, restored lazily"
+# forks_kept DIR: how many forks let their child keep the store (the
+# handlers' MEMGRP_TRACE records), then DIR goes
+forks_kept() {
+	python3 - "$1"/memgrp-trace.* <<'PY'
+import struct, sys
+REC = struct.Struct("<QHHiQQ")  # mgi_trace_rec_t; record 0's a: the next index
+FORK_KEPT, FORK_COPIED = 19, 20 # enum mgi_trace_op
+n, why = 0, []
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        nxt = REC.unpack(f.read(REC.size))[4]
+        data = f.read((nxt - 1) * REC.size)  # records 1..nxt-1 (no wrap in these runs)
+    for r in REC.iter_unpack(data):
+        n += r[1] == FORK_KEPT
+        if r[1] == FORK_COPIED:
+            why.append(r[3])
+print(n, "(copied: why %s)" % ",".join(map(str, why)) if why else "")
+PY
+	rm -rf "$1"
+}
+batch=$((64 * 4096)) # one fault-around batch
+# In a sanitizer build libasan's own calls into libc are bound lazily: a
+# forked child's handler, on its first such call, ran the dynamic linker's
+# resolver on link maps still out in the child and waited on itself (the
+# agent is linked -z now; production builds have no such resolver run on
+# the handler's paths). Bound at start here.
+bindnow=
+[ "$accounting" = 0 ] && bindnow=1
+# The issue's experiment: 256 MiB written under 64M (most of it evicted),
+# then a fork; parent and child check every byte, the child writes its
+# own and checks again. The child keeps its copy of the store: what was
+# evicted is not charged to memory again (before: the parent copied it all
+# into the child first, max_usage 320 MiB). The bound that holds: the
+# limit, plus the frames shared copy-on-write that the child is charged
+# for too (at most the limit), plus one batch.
+# A fork whose child cannot keep the store (the parent's handler changed
+# it meanwhile, or the fork's stack was evicted for another's need on a
+# loaded host: the trace says why) is copied into, as before, and the
+# bound does not hold for it: up to 3 runs for one where every fork kept;
+# every run's bytes must be right.
+for attempt in 1 2 3; do
+	mkdir -p "$tmp/ftrace"
+	LD_BIND_NOW=$bindnow MEMGRP_TRACE="$tmp/ftrace" run forkevict 240 -- -m 64M --swap-max 1G -- "$progs/prog_evict" 256 fork
+	kept=$(forks_kept "$tmp/ftrace")
+	{ [ "$rc" != 0 ] || [ "${kept%% *}" -ge 1 ]; } && break
+done
+max=$(jget "$tmp/forkevict.json" max_usage 2>/dev/null || echo 0)
+[ "$rc" = 0 ] && grep -q "every page read back right" "$tmp/forkevict.out" && [ "${kept%% *}" -ge 1 ] &&
+	{ [ "$accounting" = 0 ] || [ "$max" -le $((2 * 64 * MB + batch)) ]; } &&
+	ok "256 MiB under 64M, fork: the child kept the store (run $attempt, $kept fork), both read every byte, max_usage $((max >> 20)) MiB" &&
+	figures forkevict || { bad forkevict "run $attempt, rc $rc, forks kept $kept, max_usage $max"; show forkevict; }
+
+# A chain of forks three deep, each level evicting: every level writes all
+# of it, forks, its child checks what it inherited, writes its own (evicting
+# in turn) and forks the next; each level checks its own again after.
+# (The sanitizer build hung here 3 runs of 3 until the agent's raw
+# mappings got their shadow cleared: src/agent/os.c, mgi_raw_mmap.)
+for attempt in 1 2 3; do
+	mkdir -p "$tmp/ftrace"
+	LD_BIND_NOW=$bindnow MEMGRP_TRACE="$tmp/ftrace" run forkchain 300 -- -m 32M --swap-max 1G -- "$progs/prog_forkchain" 96 chain 3
+	kept=$(forks_kept "$tmp/ftrace")
+	{ [ "$rc" != 0 ] || ! grep -q "chain ok" "$tmp/forkchain.out" || [ "${kept%% *}" -ge 3 ]; } && break
+done
+max=$(jget "$tmp/forkchain.json" max_usage 2>/dev/null || echo 0)
+[ "$rc" = 0 ] && grep -q "chain ok" "$tmp/forkchain.out" && [ "${kept%% *}" -ge 3 ] &&
+	{ [ "$accounting" = 0 ] || [ "$max" -le $((2 * 32 * MB + batch)) ]; } &&
+	ok "a fork chain three deep, 96 MiB under 32M, each level evicting: every byte of every level right, run $attempt: $kept forks kept the store, max_usage $((max >> 20)) MiB" &&
+	figures forkchain || { bad forkchain "run $attempt, rc $rc, forks kept $kept, max_usage $max"; show forkchain; }
+}
+run_case fork
+
 case_limits() {
 echo "--- limits and policies"
 # No swap allowed: the limit ends on the OOM path, as without reclaim.

@@ -208,6 +208,16 @@ bool mgi_swap_charge(uint64_t pages)
 	return true;
 }
 
+void mgi_swap_charge_anyway(uint64_t pages)
+{
+	mgi_counter_path_t sp = swap_path();
+
+	if (!pages)
+		return;
+	mgi_counter_charge(&sp, pages);
+	atomic_fetch_add_explicit(&mgi_agent.me->swapped, pages, memory_order_relaxed);
+}
+
 void mgi_swap_uncharge(uint64_t pages)
 {
 	mgi_counter_path_t sp = swap_path();

@@ -39,6 +39,9 @@ void mgi_uncharge(uint64_t pages);
 /* The same for the swap counters (pages in this process's store). */
 bool mgi_swap_charge(uint64_t pages);
 void mgi_swap_uncharge(uint64_t pages);
+/* Swap pages that exist already (a forked child's inherited store): they
+ * cannot be refused, so the swap path may pass its limit. */
+void mgi_swap_charge_anyway(uint64_t pages);
 
 /* The slot's figure only: pages whose charge the path holds already
  * (estimate mode's table charged them) now held by this process's

@@ -37,10 +37,12 @@
  *   3. from then on faults are charged and resolved by the handler, and
  *      new memory is caught by interpose.c.
  * fork: with UFFD_EVENT_FORK the child keeps our registration on a uffd the
- * kernel hands to our handler, which copies into the child every page it
- * holds evicted and then lets go (reclaim.c). The child, in an atfork
+ * kernel hands to our handler, which lets the child keep its copy of our
+ * store (or, when that copy may be torn, copies into the child every page
+ * it holds evicted) and then lets go (reclaim.c). The child, in an atfork
  * handler, waits for that and starts over with steps 1-2: new slot, new
- * userfaultfd, new handler, a fresh scan that charges what the child has.
+ * userfaultfd, new handler, a fresh scan that charges what the child has
+ * and marks what its kept store holds as evicted.
  */
 
 struct mgi_agent mgi_agent = {.uffd = -1, .conn = -1, .wakefd = -1, .mapsfd = -1, .learn_rd = -1,
@@ -549,7 +551,7 @@ typedef struct {
 	sem_t up;
 } thread_start_t;
 
-static void *thread_trampoline(void *p)
+void *mgi_thread_trampoline(void *p)
 {
 	thread_start_t *ts = p;
 	void *(*fn)(void *) = ts->fn;
@@ -577,6 +579,9 @@ static void *thread_trampoline(void *p)
  * ASan: `sh -c "prog &"` forks right after start). Waiting also keeps the
  * handler's scan from registering the heap while another agent thread
  * may still allocate from it. */
+_Atomic unsigned mgi_agent_threads;
+const pthread_attr_t *_Atomic mgi_agent_attr;
+
 int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg)
 {
 	thread_start_t ts = {.fn = fn, .arg = arg};
@@ -590,12 +595,16 @@ int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *)
 	pthread_attr_setstack(&attr, stack, size);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(t, &attr, thread_trampoline, &ts);
+	atomic_store(&mgi_agent_attr, &attr);
+	rc = pthread_create(t, &attr, mgi_thread_trampoline, &ts);
+	atomic_store(&mgi_agent_attr, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
-	if (rc == 0)
+	if (rc == 0) {
+		atomic_fetch_add(&mgi_agent_threads, 1);
 		while (sem_wait(&ts.up) != 0 && errno == EINTR)
 			;
+	}
 	sem_destroy(&ts.up);
 	return -rc;
 }
@@ -615,6 +624,10 @@ static int start_handler(void)
 		;
 	return mgi_agent.init_error;
 }
+
+/* A forked child's uffd, handed over by its parent's agent (reclaim.c): its
+ * address space is registered on it already. */
+static int handed_uffd = -1;
 
 static void agent_start(void)
 {
@@ -637,7 +650,13 @@ static void agent_start(void)
 		return;
 	}
 	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, features_by_manager, why, sizeof(why));
+	if (handed_uffd >= 0) {
+		mgi_agent.uffd = handed_uffd; /* negotiated by our parent: the same features */
+		handed_uffd = -1;
+	} else {
+		mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, features_by_manager, why,
+					       sizeof(why));
+	}
 	if (mgi_agent.mapsfd < 0 || mgi_agent.uffd < 0) {
 		mgi_agent_log("%s: this process is not managed",
 			      mgi_agent.uffd < 0 ? why : "cannot open /proc/self/maps");
@@ -715,9 +734,11 @@ static void child_after_fork(void)
 	/* A sibling's userfaultfd our parent's handler held as we forked is
 	 * not ours to keep (reclaim.c). */
 	mgi_reclaim_close_inflight();
-	/* First: wait until our parent's agent has copied in what it held
-	 * for us, and drop the parent's reclaim ranges. */
-	mgi_reclaim_child_start();
+	/* First: wait until our parent's agent has let go of our memory,
+	 * keep its store if we may, and drop its other reclaim ranges (this
+	 * also resets the eviction clock unless the store is kept: its
+	 * stamps are on the parent's clock). */
+	handed_uffd = mgi_reclaim_child_start();
 	close_fd(&mgi_agent.uffd);
 	close_fd(&mgi_agent.conn);
 	close_fd(&mgi_agent.learn_rd);
@@ -731,8 +752,8 @@ static void child_after_fork(void)
 	mgi_agent.init_error = 0;
 	mgi_agent.parked = 0;
 	mgi_agent.manager_gone = false;
-	mgi_agent.evict_clock = 0;
 	mgi_agent.reclaim_asked_ns = 0;
+	atomic_store(&mgi_agent_threads, 0); /* the parent's: not here */
 	agent_start();
 }
 
@@ -740,6 +761,12 @@ static void fork_prepare(void)
 {
 	if (atomic_load(&mgi_agent.active))
 		mgi_reclaim_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+	if (atomic_load(&mgi_agent.active))
+		mgi_reclaim_fork_parent();
 }
 
 __attribute__((constructor)) static void mgi_agent_init(void)
@@ -751,5 +778,5 @@ __attribute__((constructor)) static void mgi_agent_init(void)
 	 * the limit could not stop. Accounting beats that debugging aid. */
 	mallopt(M_PERTURB, 0);
 	agent_start();
-	pthread_atfork(fork_prepare, NULL, child_after_fork);
+	pthread_atfork(fork_prepare, fork_parent, child_after_fork);
 }

@@ -153,9 +153,20 @@ void mgi_handler_follow_events(void);
  * no_evict_why) but managed. */
 void mgi_reclaim_init(void);
 /* In a forked child, before anything else: waits until the parent's
- * handler has copied in the pages it held for us and let go of our
- * address space, then unmaps the parent's reclaim ranges. */
-void mgi_reclaim_child_start(void);
+ * handler has either handed us the uffd our address space is registered
+ * on, with the store we inherited to restore from (its faults are served
+ * from then on), or copied in every page it held and let go; unmaps the
+ * parent's other reclaim ranges. Returns the uffd handed over, or -1. */
+int mgi_reclaim_child_start(void);
+/* In a forked child that was handed its uffd: stops serving faults from
+ * the kept store alone (the handler thread, first thing). */
+void mgi_reclaim_early_stop(void);
+/* In a forked child that kept its parent's store, once the handler's scan
+ * has registered the address space (before any fault is served): marks
+ * the store's pages out in the registry and charges them to swap. */
+void mgi_reclaim_adopt(void);
+/* Whether this is a forked child's start, before mgi_reclaim_adopt. */
+bool mgi_reclaim_adopting(void);
 /* Whether this process may evict for a charge refused `level` steps up:
  * set up, swappiness above 0, and room in the swap counters. */
 bool mgi_reclaim_allowed(unsigned level);
@@ -180,8 +191,9 @@ void mgi_reclaim_drop(uintptr_t start, uintptr_t end);
 /* mremap moved [from, from + len) to `to`, and the registry followed:
  * rekeys what the agent holds for the out pages now at the destination. */
 void mgi_reclaim_moved(uintptr_t from, uintptr_t to, size_t len);
-/* UFFD_EVENT_FORK: copies into the child (through cfd) every page the
- * agent holds out of the address space, then closes cfd. */
+/* UFFD_EVENT_FORK: lets the child keep (and restore lazily) what the agent
+ * holds out of the address space when its snapshot of the agent is whole,
+ * else copies every such page into it (through cfd); then closes cfd. */
 void mgi_reclaim_fork(int cfd);
 /* The releaser dropped frames: reads its answers (done_rd readable). */
 void mgi_reclaim_released(void);
@@ -200,6 +212,7 @@ struct uffd_msg;
 void mgi_reclaim_read_begin(void);
 void mgi_reclaim_read_end(const struct uffd_msg *msgs, size_t n);
 void mgi_reclaim_fork_prepare(void);
+void mgi_reclaim_fork_parent(void);
 void mgi_reclaim_close_inflight(void);
 /* watchdog.c: arg is a 4 KiB scratch buffer in the arena */
 void *mgi_watchdog_main(void *arg);
@@ -315,6 +328,22 @@ void mgi_creds_init(void);
 /* Starts an agent thread on stack, all signals blocked; returns (-errno or
  * 0) once the thread runs fn, past the libraries' own thread start. */
 int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg);
+/* The agent's threads start here, with these attributes (interpose.c
+ * tells them from the application's by either: a sanitizer's runtime
+ * passes its own start routine on, the attributes unchanged). */
+void *mgi_thread_trampoline(void *p);
+extern const pthread_attr_t *_Atomic mgi_agent_attr;
+/* The control blocks (pthread_t) of the threads the application created,
+ * each once (glibc reuses a cached stack's), kept across fork (a child
+ * inherits its parent's cached stacks): glibc's child code walks them
+ * before our fork handler runs (reclaim.c). `mgi_app_tcbs_lost`: more
+ * than the table holds. `mgi_agent_threads`: the agent's own threads
+ * alive (mgi_start_thread's), to tell the application's by their count. */
+#define MGI_APP_TCBS_MAX 256
+extern uintptr_t mgi_app_tcbs[MGI_APP_TCBS_MAX];
+extern _Atomic unsigned mgi_app_ntcbs;
+extern _Atomic bool mgi_app_tcbs_lost;
+extern _Atomic unsigned mgi_agent_threads;
 bool mgi_agent_excluded(uintptr_t start, uintptr_t end);
 
 #endif

@@ -199,8 +199,14 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 			if (mgi_reclaim_allowed(l)) {
 				/* what this process cannot evict now (another
 				 * holds the rest) waits for the next faults,
-				 * which make room the usual way */
-				mgi_evict(usage - max + RECLAIM_BATCH);
+				 * which make room the usual way; so does all of
+				 * it in a forked child that kept its parent's
+				 * store: its pages are frames it shares with
+				 * its parent, each unshared (copied) before it
+				 * could go, and a child that execs or exits at
+				 * once would pay that in its start */
+				if (!mgi_reclaim_adopting())
+					mgi_evict(usage - max + RECLAIM_BATCH);
 				continue;
 			}
 			out_of_memory(l);
@@ -1068,6 +1074,10 @@ void *mgi_handler_main(void *arg)
 	 * parent's memory: the faults its handler had parked are the parent's
 	 * threads', not ours. */
 	npending = 0;
+	/* A forked child's faults were served from its kept store alone until
+	 * now (reclaim.c): we take over here, not before this thread exists,
+	 * whose creation may itself fault (glibc allocates its TLS). */
+	mgi_reclaim_early_stop();
 	mincore_vec = mgi_arena_alloc(&mgi_agent.arena, MINCORE_CHUNK);
 	if (!mincore_vec) {
 		mgi_agent.init_error = -ENOMEM;
@@ -1075,6 +1085,8 @@ void *mgi_handler_main(void *arg)
 		return NULL;
 	}
 	mgi_scan_and_register();
+	/* a forked child that kept its parent's store: its pages are out */
+	mgi_reclaim_adopt();
 	sem_post(&mgi_agent.ready);
 
 	for (;;) {

@@ -251,6 +251,25 @@ __attribute__((visibility("default"))) int brk(void *addr)
  * the thread exists (pages it touched first are charged when learned). The
  * agent's own handler stack lies in the arena and is refused there. */
 static int (*next_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+uintptr_t mgi_app_tcbs[MGI_APP_TCBS_MAX];
+_Atomic unsigned mgi_app_ntcbs;
+_Atomic bool mgi_app_tcbs_lost;
+
+/* No lock: a fork while another thread held one would leave it held in
+ * the child. Two threads racing may both note a block: harmless. */
+static void note_app_tcb(uintptr_t tcb)
+{
+	unsigned n = atomic_load(&mgi_app_ntcbs);
+
+	for (unsigned i = 0; i < n && i < MGI_APP_TCBS_MAX; i++)
+		if (mgi_app_tcbs[i] == tcb)
+			return;
+	n = atomic_fetch_add(&mgi_app_ntcbs, 1);
+	if (n < MGI_APP_TCBS_MAX)
+		mgi_app_tcbs[n] = tcb;
+	else
+		atomic_store(&mgi_app_tcbs_lost, true);
+}
 
 __attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pthread_attr_t *attr,
 							   void *(*fn)(void *), void *arg)
@@ -264,6 +283,8 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pt
 		next_pthread_create = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
 					       void *))dlsym(RTLD_NEXT, "pthread_create");
 	rc = next_pthread_create(t, attr, fn, arg);
+	if (rc == 0 && fn != mgi_thread_trampoline && (!attr || attr != atomic_load(&mgi_agent_attr)))
+		note_app_tcb((uintptr_t)*t);
 	if (rc == 0 && active() && pthread_getattr_np(*t, &a) == 0) {
 		if (pthread_attr_getstack(&a, &stack, &size) == 0)
 			mgi_register_vma_at((uintptr_t)stack + size - 1);

@@ -11,6 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 /* Debian 12's uapi headers predate these (pitfall 6 of the design). */
 #ifndef PROCMAP_QUERY
 struct procmap_query {
@@ -137,9 +141,59 @@ int mgi_vma_query(int mapsfd, uintptr_t addr, mgi_vma_t *out)
 	return 0;
 }
 
+/*
+ * In a sanitizer build, a raw mmap is unseen by the runtime, whose shadow
+ * of those addresses may still describe what was there before: in a
+ * forked child, the parent's agent threads' stacks (the arena, unmapped by
+ * the child's start) keep the redzones of the frames those threads were
+ * in at the fork, and a new mapping there (the trace ring) was reported as
+ * a stack-buffer-overflow by the child's handler (which then waited for
+ * ever on managed memory inside the report: the 3-deep fork chain's hang).
+ * New memory is addressable: its shadow is cleared, whole shadow pages
+ * given back (__asan_unpoison_memory_region writes every shadow byte: for
+ * the store's reservation, a gigabyte of it, and the kernel killed the
+ * process at its memory limit).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+/* Not instrumented, and no memset (intercepted: it checks the shadow of
+ * what it writes, and the shadow's own shadow is the protected gap). */
+__attribute__((no_sanitize_address)) static void shadow_zero(uintptr_t from, uintptr_t to)
+{
+	for (volatile unsigned char *b = (volatile unsigned char *)from; b < (unsigned char *)to; b++)
+		*b = 0;
+}
+#endif
+
+static void shadow_clear(void *p, size_t len)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	size_t scale, offset;
+
+	__asan_get_shadow_mapping(&scale, &offset);
+	uintptr_t beg = ((uintptr_t)p >> scale) + offset;
+	uintptr_t end = (((uintptr_t)p + len + (1UL << scale) - 1) >> scale) + offset;
+	uintptr_t pbeg = (beg + 4095) & ~(uintptr_t)4095, pend = end & ~(uintptr_t)4095;
+
+	if (pbeg >= pend) {
+		shadow_zero(beg, end);
+		return;
+	}
+	shadow_zero(beg, pbeg);
+	shadow_zero(pend, end);
+	syscall(SYS_madvise, pbeg, pend - pbeg, MADV_DONTNEED);
+#else
+	(void)p;
+	(void)len;
+#endif
+}
+
 void *mgi_raw_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
 {
-	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+	void *p = (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+
+	if (p != MAP_FAILED)
+		shadow_clear(p, len);
+	return p;
 }
 
 int mgi_raw_munmap(void *addr, size_t len)

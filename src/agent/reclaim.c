@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,13 +58,19 @@
  *
  * Fork (UFFD_EVENT_FORK): the child keeps our registration on a uffd of
  * its own that the kernel hands us, so a page we hold out of the address
- * space cannot be read as zeros there: the child's thread waits. We copy
- * every held page into the child through that uffd at once and close it;
- * the child's agent waits for that (the beacon) and starts over. Between
- * the child's snapshot and our reading of the event, every copy or move
- * through our uffd fails with EAGAIN, so what we hold cannot change under
- * the child. Without EVENT_FORK (it needs CAP_SYS_PTRACE) the agent does
- * not evict at all: a child would read zeros.
+ * space cannot be read as zeros there: the child's thread waits. The
+ * child's memory is a copy-on-write snapshot of ours, the store and the
+ * staging table included: when that snapshot is whole (see "What a forked
+ * child may keep"), we tell the child so through its verdict page and
+ * close its uffd, and the child keeps the store and restores from it
+ * lazily, as we do from ours: pages evicted stay evicted on both sides.
+ * Else we copy every held page into the child through that uffd and close
+ * it. Either way the child's agent waits for the close (the beacon) and
+ * starts over with its own uffd. Between the child's snapshot and our
+ * reading of the event, every copy or move through our uffd fails with
+ * EAGAIN, so what we hold cannot change under the child. Without
+ * EVENT_FORK (it needs CAP_SYS_PTRACE) the agent does not evict at all: a
+ * child would read zeros.
  *
  * The handler thread does all of it: it owns the registry, the staging
  * slots and the store.
@@ -101,6 +111,82 @@ static unsigned nqueue, unshares_pending;
 static mgi_range_t unsharing[UNSHARES_MAX];
 static bool warned_conflict, warned_no_evict;
 
+
+/* ---- what a forked child may keep ---- */
+
+/*
+ * The child's memory is a snapshot of ours taken while our threads run: it
+ * holds our store and staging table as they were, which the child can keep
+ * and restore from lazily, if the snapshot is whole. The kernel copies the
+ * page tables one VMA after another while the handler may be changing the
+ * store on another CPU (a compression, a restore's drop): a write to a page
+ * already copied waits for the copy's end, one to a page not yet copied
+ * goes into the child, and another CPU's stale TLB entry may even write a
+ * copied page unseen (the parent's TLB is flushed at the copy's end). A
+ * store caught half way through an update is no store. So every change to
+ * what a child keeps (the store, the staged slots' keys, the write-back
+ * file) is made between two increments of `mut_seq` (odd inside), and the
+ * application's fork, in atfork prepare, notes its value (after waiting a
+ * moment for it to be even). On the FORK event the same even value means
+ * the handler changed nothing from before the snapshot until now: the
+ * child's copy is whole. Anything else (a change under way or made
+ * meanwhile: a fault served while another thread forked) and we copy every
+ * held page into the child, as before. Changes that the child does not
+ * read (a retired slot freed, the registry, which the child rebuilds) need
+ * no bracket.
+ *
+ * Which FORK event is whose: the event says nothing of the fork that
+ * made it, so the application's forks are made one at a time (`fork_lock`,
+ * held from our atfork prepare, the last to run, to our parent handler, the
+ * first; the kernel serialises most of a fork anyway) and the one under way
+ * leaves its mark in `fork_tok`, which the handler takes with the event.
+ * A raw fork (the syscall, without glibc's atfork handlers: its child's
+ * agent never starts over) finds no mark and is copied into. Tolerated: a
+ * raw fork whose event comes while an application's fork() waits for its
+ * own would take that fork's mark (its child, which runs no agent, would
+ * wait for ever on a fault), and the fork() then gets the copy.
+ */
+static _Atomic uint64_t mut_seq;
+static unsigned mut_depth;
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	_Atomic bool pending; /* set by prepare, taken by the event's read */
+	uint64_t seq;         /* mut_seq at prepare */
+	int sock[2];          /* the uffd goes to the child through these, or -1 */
+	unsigned nosock;      /* why not, for the trace (mgi_reclaim_fork) */
+} fork_tok = {.sock = {-1, -1}};
+/* The application's forks under way (prepare to parent handler): the
+ * handler evicts nothing ahead of need meanwhile, so that the child may
+ * keep what we hold (an eviction for a fault that needs room still goes:
+ * the fork's thread itself may be the one waiting; the child then gets
+ * the copy). */
+static _Atomic unsigned nforks;
+
+/* What the child kept of its parent's (child start to mgi_reclaim_init and
+ * mgi_reclaim_adopt). */
+static struct {
+	void *store_mem, *meta;
+	size_t store_bytes, meta_bytes;
+	mgi_store_t *store;
+	uint64_t pages; /* entries to charge to swap once adopted */
+	bool adopting;
+} kept;
+static void *swap_meta;
+static size_t swap_meta_bytes;
+
+static void mut_begin(void)
+{
+	if (mut_depth++ == 0)
+		atomic_fetch_add(&mut_seq, 1);
+}
+
+static void mut_end(void)
+{
+	if (--mut_depth == 0)
+		atomic_fetch_add(&mut_seq, 1);
+}
+
+static void conflict(uintptr_t page);
 
 static mgi_counter_path_t swap_path(void)
 {
@@ -386,13 +472,25 @@ static void swap_file_init(void)
 			      strerror(errno));
 		return;
 	}
+	if (kept.meta) {
+		/* a forked child's store, file attached, with nothing in its
+		 * parent's file (mgi_reclaim_fork): a new file of our own */
+		swap_meta = kept.meta;
+		swap_meta_bytes = kept.meta_bytes;
+		own_range((uintptr_t)kept.meta, kept.meta_bytes);
+		kept.meta = NULL;
+		return;
+	}
 	meta = reserve(meta_bytes);
 	if (!meta || own_range((uintptr_t)meta, meta_bytes) != 0 ||
 	    mgi_store_attach_file(mgi_agent.store, meta, meta_bytes) != 0) {
 		mgi_agent_log("--swap-file %s: cannot set up: compressed pages stay in memory", dir);
 		close(swap_fd);
 		swap_fd = -1;
+		return;
 	}
+	swap_meta = meta;
+	swap_meta_bytes = meta_bytes;
 }
 
 /* When the group's compressed pages in memory pass the write-back size,
@@ -475,26 +573,45 @@ void mgi_reclaim_init(void)
 	mgi_agent.no_evict_why = "out of memory while setting up the staging area and store";
 	mgi_agent.stage_base = (uintptr_t)reserve(stage_len);
 	mgi_agent.beacon = (uintptr_t)reserve(PAGE);
-	mgi_agent.store_bytes = mgi_store_region_bytes(MGI_STORE_MAX_PAGES, codec);
-	mgi_agent.store_mem = reserve(mgi_agent.store_bytes);
+	if (kept.store) {
+		/* a forked child's: its parent's store, kept (adopted once the
+		 * handler's scan has registered the address space) */
+		mgi_agent.store_bytes = kept.store_bytes;
+		mgi_agent.store_mem = kept.store_mem;
+	} else {
+		mgi_agent.store_bytes = mgi_store_region_bytes(MGI_STORE_MAX_PAGES, codec);
+		mgi_agent.store_mem = reserve(mgi_agent.store_bytes);
+	}
 	staging_mem = mgi_arena_alloc(&mgi_agent.arena, mgi_staging_bytes(MGI_STAGE_SLOTS));
 	mgi_agent.restore_buf = mgi_arena_alloc(&mgi_agent.arena, MGI_RESTORE_MAX * PAGE);
 	mgi_agent.release_stack = mgi_arena_alloc(&mgi_agent.arena, MGI_RELEASER_STACK);
-	if (!mgi_agent.stage_base || !mgi_agent.beacon || !mgi_agent.store_mem || !staging_mem ||
-	    !mgi_agent.restore_buf || !mgi_agent.release_stack)
+	if (!mgi_agent.stage_base || !mgi_agent.beacon || !mgi_agent.store_mem || !staging_mem || !mgi_agent.restore_buf ||
+	    !mgi_agent.release_stack) {
+		/* (a kept store stays mapped: its pages are the only copy) */
+		if (kept.store)
+			own_range((uintptr_t)kept.store_mem, kept.store_bytes);
 		return;
+	}
 	own_range(mgi_agent.stage_base, stage_len);
 	own_range(mgi_agent.beacon, PAGE);
 	own_range((uintptr_t)mgi_agent.store_mem, mgi_agent.store_bytes);
-	mgi_agent.store = mgi_store_init(mgi_agent.store_mem, mgi_agent.store_bytes,
-					 MGI_STORE_MAX_PAGES, codec,
-					 (mgi_store_ops_t){.discard = store_discard,
-							   .file_write = file_write,
-							   .file_read = file_read,
-							   .file_discard = file_discard});
+	if (kept.store) {
+		mgi_agent.store = kept.store;
+		kept.store = NULL;
+		kept.adopting = true;
+	} else {
+		mgi_agent.store = mgi_store_init(mgi_agent.store_mem, mgi_agent.store_bytes,
+						 MGI_STORE_MAX_PAGES, codec,
+						 (mgi_store_ops_t){.discard = store_discard,
+								   .file_write = file_write,
+								   .file_read = file_read,
+								   .file_discard = file_discard});
+	}
 	if (!mgi_agent.store)
 		return;
 	swap_file_init();
+	if (kept.meta) /* a file meta kept, no file now: its range stays ours */
+		own_range((uintptr_t)kept.meta, kept.meta_bytes);
 	mgi_staging_init(&mgi_agent.staging, staging_mem, MGI_STAGE_SLOTS);
 	*(volatile char *)mgi_agent.beacon = 1; /* present: never a fault of ours */
 	if (mgi_uffd_register_wp(mgi_agent.uffd, mgi_agent.stage_base, stage_len) != 0 ||
@@ -510,11 +627,298 @@ void mgi_reclaim_init(void)
 	mgi_agent.can_evict = true;
 }
 
-void mgi_reclaim_child_start(void)
+/* ---- a forked child's first moments ---- */
+
+/*
+ * A child handed its uffd (mgi_reclaim_fork) runs with the pages we held
+ * absent and registered on it: anything that touches one before its own
+ * handler runs (glibc's fork code, the agent's start on this thread's
+ * stack, getenv) waits for a fault to be served. So the first thing the
+ * child does is start this server: it answers faults from the kept store
+ * alone (no registry yet: a page the store holds comes back, any other
+ * comes as zeros, as the handler would give it) and follows the child's
+ * events on the store (a discard or unmap drops, a move rekeys), until the
+ * handler has its scan and takes over (mgi_reclaim_early_stop). If the
+ * agent's start fails, it goes on serving for the process's life.
+ */
+#define EARLY_STACK (64 * 1024)
+#define EARLY_PARKED 64
+static char early_stack[EARLY_STACK] __attribute__((aligned(64)));
+static char early_page[PAGE] __attribute__((aligned(64)));
+static int early_fd = -1, early_stop[2] = {-1, -1};
+static mgi_store_t *early_store; /* the kept store (kept.store is handed on) */
+static uint64_t early_dropped; /* kept entries it restored or dropped */
+/* futex words: the server's tid (cleared by the kernel at its exit) and
+ * its "staged pages taken" flag */
+static _Atomic int early_tid, early_ready;
+static void keep_staged(int cfd);
+
+/*
+ * The server is a bare clone of this thread, not a pthread: pthread_create
+ * allocates the new thread's TLS vector with malloc, whose heap pages may
+ * be out (seen: the child waited for ever in calloc). It shares this
+ * thread's TLS, so it makes its system calls itself (glibc's wrappers
+ * would set this thread's errno) and calls nothing that uses TLS.
+ */
+static long early_sys(long nr, long a, long b, long c)
+{
+	long ret;
+	register long r10 __asm__("r10") = 0; /* a 4th argument: none */
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static void early_wake(_Atomic int *word)
+{
+	early_sys(SYS_futex, (long)word, FUTEX_WAKE, 1);
+}
+
+/* Waits (on this thread, with glibc) until *word is no longer `val`. */
+static void early_wait(_Atomic int *word, int val)
+{
+	while (atomic_load(word) == val)
+		syscall(SYS_futex, word, FUTEX_WAIT, val, NULL, NULL, 0);
+}
+
+static int early_copy(uintptr_t dst, const void *src)
+{
+	struct uffdio_copy c = {.dst = dst, .src = (uintptr_t)src, .len = PAGE};
+	long rc = early_sys(SYS_ioctl, early_fd, (long)UFFDIO_COPY, (long)&c);
+
+	return rc < 0 ? (int)rc : 0;
+}
+
+static void early_uffd_wake(uintptr_t page)
+{
+	struct uffdio_range r = {.start = page, .len = PAGE};
+	early_sys(SYS_ioctl, early_fd, (long)UFFDIO_WAKE, (long)&r);
+}
+
+/* Drops the kept store's entries in [start, end). */
+static void early_drop(uintptr_t start, uintptr_t end)
+{
+	mgi_store_t *store = early_store;
+	uint64_t cursor = 0, key;
+
+	if ((end - start) / PAGE <= 65536) {
+		for (uintptr_t a = start; a < end; a += PAGE)
+			early_dropped += mgi_store_drop(store, key_of(a));
+		return;
+	}
+	while (mgi_store_next(store, &cursor, &key))
+		if (key >= key_of(start) && key < key_of(end)) {
+			early_dropped += mgi_store_drop(store, key);
+			cursor = 0;
+		}
+}
+
+/* mremap moved [from, from + len) to `to`: the kept entries follow. */
+static void early_rekey(uintptr_t from, uintptr_t to, size_t len)
+{
+	for (size_t off = 0; off < len; off += PAGE)
+		mgi_store_rekey(early_store, key_of(from + off), key_of(to + off));
+}
+
+/* Serves one fault: false if it must wait for events (EAGAIN). */
+static bool early_fault(uintptr_t addr)
+{
+	uintptr_t page = addr & ~(uintptr_t)(PAGE - 1);
+	bool held = mgi_store_get(early_store, key_of(page), early_page, NULL) == 0;
+	int rc;
+
+	if (!held)
+		memset(early_page, 0, PAGE);
+	rc = early_copy(page, early_page);
+	if (rc == -EAGAIN)
+		return false;
+	if (held && (rc == 0 || rc == -EEXIST)) /* restored, or present after all */
+		early_dropped += mgi_store_drop(early_store, key_of(page));
+	if (rc != 0)
+		early_uffd_wake(page);
+	return true;
+}
+
+static int early_main(void *arg)
+{
+	struct uffd_msg msgs[16];
+	uintptr_t parked[EARLY_PARKED];
+	unsigned nparked = 0;
+
+	(void)arg;
+	/* First the staged pages: reading them (and compressing, ~16 KiB of
+	 * stack) must not wait on a fault nobody serves. */
+	keep_staged(early_fd);
+	mgi_store_stats_t st;
+	mgi_store_stats(early_store, &st);
+	kept.pages = st.pages;
+	atomic_store(&early_ready, 1);
+	early_wake(&early_ready);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = early_fd, .events = POLLIN},
+				      {.fd = early_stop[0], .events = POLLIN}};
+		long rc = early_sys(SYS_poll, (long)p, 2, nparked ? 1 : -1);
+		if (rc < 0 && rc != -EINTR)
+			return 0;
+		if (p[1].revents)
+			return 0; /* the handler takes over: what is unread is its */
+		ssize_t n = early_sys(SYS_read, early_fd, (long)msgs, sizeof(msgs));
+		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msgs[0]); i++) {
+			const struct uffd_msg *m = &msgs[i];
+			switch (m->event) {
+			case UFFD_EVENT_PAGEFAULT:
+				if (!early_fault((uintptr_t)m->arg.pagefault.address) &&
+				    nparked < EARLY_PARKED)
+					parked[nparked++] = (uintptr_t)m->arg.pagefault.address;
+				break;
+			case UFFD_EVENT_REMOVE:
+			case UFFD_EVENT_UNMAP:
+				early_drop((uintptr_t)m->arg.remove.start, (uintptr_t)m->arg.remove.end);
+				break;
+			case UFFD_EVENT_REMAP:
+				early_rekey((uintptr_t)m->arg.remap.from, (uintptr_t)m->arg.remap.to,
+					    (size_t)m->arg.remap.len);
+				break;
+			case UFFD_EVENT_FORK: /* (a raw fork this early: not kept) */
+				early_sys(SYS_close, (long)m->arg.fork.ufd, 0, 0);
+				break;
+			}
+		}
+		unsigned left = 0;
+		for (unsigned i = 0; i < nparked; i++)
+			if (!early_fault(parked[i]))
+				parked[left++] = parked[i];
+		nparked = left;
+	}
+}
+
+/* On the handler thread, which must not fault before it serves: its own
+ * system calls too (a first call through the PLT runs the dynamic
+ * linker's fixup, which reads its link maps, memory that may be out: seen
+ * in a sanitizer build, the handler waiting for ever in _dl_fixup). */
+void mgi_reclaim_early_stop(void)
+{
+	int tid;
+
+	if (early_stop[1] < 0)
+		return;
+	while (early_sys(SYS_write, early_stop[1], (long)"", 1) == -EINTR)
+		;
+	while ((tid = atomic_load(&early_tid)) != 0)
+		early_sys(SYS_futex, (long)&early_tid, FUTEX_WAIT, tid);
+	early_sys(SYS_close, early_stop[0], 0, 0);
+	early_sys(SYS_close, early_stop[1], 0, 0);
+	early_stop[0] = early_stop[1] = -1;
+	kept.pages = kept.pages > early_dropped ? kept.pages - early_dropped : 0;
+	early_dropped = 0;
+}
+
+/* A forked child that keeps its parent's store: its staged pages (frames
+ * shared copy-on-write with the parent's staging area, which the child
+ * drops) go into the store, compressed, as the parent's would have; one
+ * the store cannot take goes back in place through the handed uffd. Runs
+ * in fork's child handler, the only thread, before anything else. */
+static void keep_staged(int cfd)
+{
+	mgi_staging_t *st = &mgi_agent.staging;
+
+	for (uint32_t s = 0; st->slot && s < st->nslots; s++) {
+		uint64_t key = st->slot[s].key;
+		if (!key || key == MGI_STAGING_RETIRED)
+			continue;
+		int rc = mgi_store_put(mgi_agent.store, key, slot_addr(s), mgi_agent.evict_clock);
+		if (rc == -EEXIST) { /* (cannot happen) the staged page is the live one */
+			mgi_store_drop(mgi_agent.store, key);
+			rc = mgi_store_put(mgi_agent.store, key, slot_addr(s), mgi_agent.evict_clock);
+		}
+		if (rc == 0) {
+			mgi_agent.evict_clock++;
+			continue;
+		}
+		/* EEXIST: present; ENOENT: unmapped before our parent read
+		 * the event. Either way nothing is lost. */
+		(void)cfd;
+		early_copy((uintptr_t)(key << MGI_PAGE_SHIFT), slot_addr(s));
+	}
+}
+
+/* Our fork's socket end, if our parent's agent made one (at most one
+ * fork() at a time gets one: mgi_reclaim_fork_prepare): the uffd comes
+ * through it, or its close says our parent copied everything in. */
+static int receive_uffd(int sock)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	char byte;
+	struct iovec iov = {&byte, 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl)};
+	struct pollfd p = {.fd = sock, .events = POLLIN};
+	int fd = -1;
+
+	if (poll(&p, 1, CHILD_WAIT_MS) <= 0 || recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) <= 0)
+		return -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	return fd;
+}
+
+int mgi_reclaim_child_start(void)
 {
 	uint64_t waited_ms = 0;
+	int cfd = -1, sock = -1;
 
-	if (mgi_agent.beacon && mgi_agent.fork_events) {
+	/* Our fork's mark, copied before the handler took it (fork_lock
+	 * copied held: ours now). */
+	pthread_mutex_init(&fork_lock, NULL);
+	if (atomic_load(&fork_tok.pending) && fork_tok.sock[1] >= 0) {
+		close(fork_tok.sock[0]); /* so that our parent's close is seen */
+		sock = fork_tok.sock[1];
+	}
+	atomic_store(&fork_tok.pending, false);
+	fork_tok.sock[0] = fork_tok.sock[1] = -1;
+	atomic_store(&nforks, 0);
+	if (sock >= 0) {
+		cfd = receive_uffd(sock);
+		close(sock);
+	}
+	memset(&kept, 0, sizeof(kept));
+	if (cfd >= 0 && mgi_agent.store) {
+		kept = (typeof(kept)){.store_mem = mgi_agent.store_mem,
+				      .store_bytes = mgi_agent.store_bytes,
+				      .store = mgi_agent.store,
+				      .meta = swap_meta,
+				      .meta_bytes = swap_meta_bytes};
+		early_fd = cfd;
+		early_store = mgi_agent.store;
+		/* The server first: anything this thread touches may be out
+		 * (this very stack deeper down). It takes the staged pages
+		 * before we drop the staging area. */
+		sigset_t all, old;
+		int tid = -1;
+		atomic_store(&early_ready, 0);
+		atomic_store(&early_tid, 0);
+		if (pipe2(early_stop, O_CLOEXEC) == 0) {
+			sigfillset(&all);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			tid = clone(early_main, early_stack + EARLY_STACK,
+				    CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+					    CLONE_SYSVSEM | CLONE_PARENT_SETTID |
+					    CLONE_CHILD_CLEARTID,
+				    NULL, &early_tid, NULL, &early_tid);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		}
+		if (tid < 0) {
+			/* Nobody would answer our faults: this is the one
+			 * thread, and our pages are held in the store alone. */
+			mgi_agent_log("cannot serve this child's faults: %s", strerror(errno));
+			abort();
+		}
+		early_wait(&early_ready, 0);
+	} else if (cfd < 0 && mgi_agent.beacon && mgi_agent.fork_events) {
 		/* Our address space stays registered with the uffd the kernel
 		 * gave our parent's agent until it has copied in what it held
 		 * for us and closed it: registering the beacon fails with EBUSY
@@ -534,11 +938,18 @@ void mgi_reclaim_child_start(void)
 		if (fd >= 0)
 			close(fd);
 	}
-	/* The parent's reclaim ranges are copies we do not need. */
-	for (unsigned i = 0; i < mgi_agent.nown; i++)
-		mgi_raw_munmap((void *)mgi_agent.own[i].start,
-			       mgi_agent.own[i].end - mgi_agent.own[i].start);
+	/* The parent's reclaim ranges are copies we do not need, but for a
+	 * store (and its file meta) we keep. (Those registered on a handed
+	 * uffd make UNMAP events: the early server reads them.) */
+	for (unsigned i = 0; i < mgi_agent.nown; i++) {
+		void *at = (void *)mgi_agent.own[i].start;
+		if (kept.store && (at == kept.store_mem || (kept.meta && at == kept.meta)))
+			continue;
+		mgi_raw_munmap(at, mgi_agent.own[i].end - mgi_agent.own[i].start);
+	}
 	mgi_agent.nown = 0;
+	swap_meta = NULL;
+	swap_meta_bytes = 0;
 	int *fds[] = {&mgi_agent.release_rd, &mgi_agent.release_wr, &mgi_agent.done_rd,
 		      &mgi_agent.done_wr};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
@@ -556,9 +967,53 @@ void mgi_reclaim_child_start(void)
 	/* The fork may have caught our parent's handler inside an eviction:
 	 * its flag, copied, would keep this process from ever evicting. */
 	mgi_agent.evicting = false;
+	mut_depth = 0;
 	nqueue = 0;
 	unshares_pending = 0;
 	memset(unsharing, 0, sizeof(unsharing));
+	if (!kept.store)
+		mgi_agent.evict_clock = 0; /* (a kept store's stamps are on its clock) */
+	return kept.store ? cfd : -1;
+}
+
+bool mgi_reclaim_adopting(void)
+{
+	return kept.adopting;
+}
+
+void mgi_reclaim_adopt(void)
+{
+	mgi_store_t *store = mgi_agent.store;
+	uint64_t cursor = 0, key, dropped = 0;
+
+	if (!kept.adopting || !store)
+		return;
+	kept.adopting = false;
+	mut_begin();
+	while (mgi_store_next(store, &cursor, &key)) {
+		uintptr_t a = (uintptr_t)key << MGI_PAGE_SHIFT;
+		mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, a);
+		if (r && mgi_registry_is_out(r, a))
+			continue; /* marked already, or evicted by our scan */
+		if (r && !mgi_registry_test(r, a)) {
+			mgi_registry_mark(&mgi_agent.reg, r, a, 1);
+			mgi_registry_evict(&mgi_agent.reg, r, a, 1);
+			continue;
+		}
+		/* Present here (a conflict: the live page is kept), or no
+		 * longer memory of the application's (unmapped before our
+		 * parent read the event). */
+		if (r)
+			conflict(a);
+		mgi_store_drop(store, key);
+		dropped++;
+		cursor = 0; /* a drop invalidates it: what is marked is passed over */
+	}
+	mut_end();
+	/* Charged to swap as the parent's are: two stores now, each restored
+	 * and dropped on its own (docs/design.md, fork). */
+	mgi_swap_charge_anyway(kept.pages > dropped ? kept.pages - dropped : 0);
+	mgi_reclaim_publish();
 }
 
 /* ---- accounting ---- */
@@ -818,6 +1273,7 @@ uint64_t mgi_evict(uint64_t pages)
 
 	if (!mgi_agent.can_evict || !pages || mgi_agent.evicting)
 		return 0;
+	mut_begin();
 	mgi_agent.evicting = true;
 	mgi_reclaim_released();
 	for (int waits = 0; freed < pages;) {
@@ -844,6 +1300,7 @@ uint64_t mgi_evict(uint64_t pages)
 		deactivate(stage_target() - st->used);
 	mgi_reclaim_publish();
 	mgi_agent.evicting = false;
+	mut_end();
 	return freed;
 }
 
@@ -852,8 +1309,11 @@ uint64_t mgi_evict_ahead(void)
 	mgi_staging_t *st = &mgi_agent.staging;
 	int32_t s;
 
-	if (!mgi_agent.can_evict || mgi_agent.evicting || (s = mgi_staging_oldest(st)) < 0)
-		return 0; /* nothing staged: the fault that needs room evicts */
+	if (!mgi_agent.can_evict || mgi_agent.evicting || (s = mgi_staging_oldest(st)) < 0 ||
+	    atomic_load(&nforks))
+		return 0; /* nothing staged: the fault that needs room evicts; or a
+			   * fork waits to find us still */
+	mut_begin();
 	mgi_agent.evicting = true;
 	mgi_reclaim_released();
 	bool done = compress((uint32_t)s) == 0;
@@ -864,6 +1324,7 @@ uint64_t mgi_evict_ahead(void)
 		deactivate(RUN_MAX);
 	mgi_reclaim_publish();
 	mgi_agent.evicting = false;
+	mut_end();
 	return done;
 }
 
@@ -871,14 +1332,17 @@ void mgi_reclaim_age(void)
 {
 	mgi_staging_t *st = &mgi_agent.staging;
 
-	if (!mgi_agent.can_evict || mgi_agent.evicting || st->used >= stage_target())
+	if (!mgi_agent.can_evict || mgi_agent.evicting || st->used >= stage_target() ||
+	    atomic_load(&nforks))
 		return;
+	mut_begin();
 	mgi_agent.evicting = true;
 	mgi_reclaim_released();
 	deactivate(stage_target() - st->used);
 	flush_releases_lazily();
 	mgi_reclaim_publish();
 	mgi_agent.evicting = false;
+	mut_end();
 }
 
 /* ---- restore ---- */
@@ -947,8 +1411,8 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 	return MGI_DONE;
 }
 
-enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
-			      size_t *restored, unsigned *level)
+static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
+				 size_t *restored, unsigned *level)
 {
 	mgi_store_t *store = mgi_agent.store;
 	char *buf = mgi_agent.restore_buf;
@@ -1050,6 +1514,17 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 	return MGI_DONE;
 }
 
+enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
+			      size_t *restored, unsigned *level)
+{
+	enum mgi_resolved res;
+
+	mut_begin();
+	res = restore(r, page, sequential, restored, level);
+	mut_end();
+	return res;
+}
+
 /* ---- events ---- */
 
 struct dropped {
@@ -1078,7 +1553,9 @@ void mgi_reclaim_drop(uintptr_t start, uintptr_t end)
 
 	if (!mgi_agent.reg.nout)
 		return;
+	mut_begin();
 	mgi_registry_each_out(&mgi_agent.reg, start, end, true, drop_one, &d);
+	mut_end();
 	if (d.memory)
 		mgi_uncharge(d.memory);
 	mgi_swap_uncharge(d.swap);
@@ -1107,7 +1584,9 @@ void mgi_reclaim_moved(uintptr_t from, uintptr_t to, size_t len)
 
 	if (!mgi_agent.reg.nout)
 		return;
+	mut_begin();
 	mgi_registry_each_out(&mgi_agent.reg, to, to + len, false, rekey_one, &m);
+	mut_end();
 }
 
 /* Reads and forgets what the child's uffd reports: its own events (its
@@ -1132,6 +1611,11 @@ void mgi_reclaim_moved(uintptr_t from, uintptr_t to, size_t len)
 #define INFLIGHT_MAX 64
 static _Atomic bool reading;
 static int inflight[INFLIGHT_MAX];
+/* for each: an application's fork() (may keep), and mut_seq at its prepare */
+static bool inflight_app[INFLIGHT_MAX];
+static uint64_t inflight_seq[INFLIGHT_MAX];
+static int inflight_sock[INFLIGHT_MAX][2];
+static unsigned inflight_nosock[INFLIGHT_MAX];
 static _Atomic unsigned ninflight;
 
 void mgi_reclaim_read_begin(void)
@@ -1145,6 +1629,16 @@ void mgi_reclaim_read_end(const struct uffd_msg *msgs, size_t n)
 		unsigned k = atomic_load(&ninflight);
 		if (msgs[i].event == UFFD_EVENT_FORK && k < INFLIGHT_MAX) {
 			inflight[k] = (int)msgs[i].arg.fork.ufd;
+			inflight_app[k] = false;
+			inflight_sock[k][0] = inflight_sock[k][1] = -1;
+			/* the fork() under way, if any: its mark */
+			if (atomic_exchange(&fork_tok.pending, false)) {
+				inflight_app[k] = true;
+				inflight_seq[k] = fork_tok.seq;
+				inflight_sock[k][0] = fork_tok.sock[0];
+				inflight_sock[k][1] = fork_tok.sock[1];
+				inflight_nosock[k] = fork_tok.nosock;
+			}
 			atomic_store(&ninflight, k + 1);
 		}
 	}
@@ -1158,25 +1652,255 @@ static void inflight_closed(int cfd)
 	for (unsigned i = 0; i < k; i++)
 		if (inflight[i] == cfd) {
 			inflight[i] = inflight[k - 1];
+			inflight_app[i] = inflight_app[k - 1];
+			inflight_seq[i] = inflight_seq[k - 1];
+			inflight_sock[i][0] = inflight_sock[k - 1][0];
+			inflight_sock[i][1] = inflight_sock[k - 1][1];
+			inflight_nosock[i] = inflight_nosock[k - 1];
 			atomic_store(&ninflight, k - 1);
 			return;
 		}
 }
 
+/* Brings back the stack below us, if it was evicted: a child handed its
+ * uffd runs fork's child handlers down there before its fault server is
+ * up (mgi_reclaim_child_start). The child's path is well within this.
+ * Returns whether all of it is there (checked after, so that an eviction
+ * meanwhile is seen: the child then gets the copy). */
+#define TOUCH_STACK 8192
+static __attribute__((noinline)) void touch_stack(uintptr_t *low)
+{
+	volatile char pad[TOUCH_STACK];
+
+	for (size_t i = 0; i < sizeof(pad); i += 256)
+		pad[i] = 0;
+	*low = (uintptr_t)pad;
+}
+
+/* The pages up to `high` count too: fork's own frames (glibc's __libc_fork
+ * and its handler runner, a few hundred bytes above ours), which glibc's
+ * child code uses before any handler of ours runs (seen: a child of
+ * prog_stress waiting for ever at fork+252, its forker thread's stack page
+ * evicted for another thread's fault after fork was entered). Not more:
+ * above a shallow main thread's frames lie its environment's cold pages. */
+static bool stack_there(uintptr_t low, uintptr_t high)
+{
+	uintptr_t start = low & ~(uintptr_t)(PAGE - 1);
+	unsigned char v;
+
+	for (uintptr_t a = start; a <= high; a += PAGE)
+		if (mincore((void *)a, PAGE, &v) != 0 || !(v & 1))
+			return false;
+	return true;
+}
+
+/* Reads a byte of each page in [from, to]: fork's frames above ours, back
+ * if they were evicted (a read of a caller's frame: not instrumented). */
+__attribute__((noinline, no_sanitize_address)) static void touch_above(uintptr_t from,
+								     uintptr_t to)
+{
+	for (uintptr_t a = from & ~(uintptr_t)(PAGE - 1); a <= to; a += PAGE)
+		(void)*(volatile const char *)(a < from ? from : a);
+}
+
+/*
+ * glibc's own child code runs before any fork handler of ours, on memory a
+ * kept child cannot yet fault in: the forking thread's stack (above), every
+ * stream's lock, which it resets (fresetlockfiles; a stream opened with
+ * fopen is malloc'd, application memory), and the control block at the
+ * top of every thread stack it holds, cached ones included (reclaim_stacks;
+ * seen: a prog_stress child waiting for ever there, 3 of 3 runs beside a
+ * test run). These are brought back and checked with the stack. A live
+ * application thread's block is walked further (its thread-specific data,
+ * malloc'd): a process with one is copied into, as before.
+ */
+extern FILE *_IO_list_all;
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+#define FORK_FILE_ADDRS 256
+static uintptr_t fork_file_addrs[FORK_FILE_ADDRS];
+static unsigned nfork_file_addrs;
+
+/* Brings back every stream and its lock; false if there are too many to
+ * check. Only in a process of one application thread (no stream is
+ * closed meanwhile). */
+static bool touch_files(void)
+{
+	bool all = true;
+
+	nfork_file_addrs = 0;
+	_IO_list_lock();
+	for (FILE *f = _IO_list_all; f; f = f->_chain) {
+		const char *lock = (const char *)f->_lock;
+		if (nfork_file_addrs + 4 > FORK_FILE_ADDRS) {
+			all = false;
+			break;
+		}
+		fork_file_addrs[nfork_file_addrs++] = (uintptr_t)f;
+		fork_file_addrs[nfork_file_addrs++] = (uintptr_t)f + sizeof(*f) - 1;
+		if (lock) {
+			(void)*(volatile const char *)lock;
+			fork_file_addrs[nfork_file_addrs++] = (uintptr_t)lock;
+			fork_file_addrs[nfork_file_addrs++] = (uintptr_t)lock + 15;
+		}
+	}
+	_IO_list_unlock();
+	return all;
+}
+
+/* The process's threads, from /proc/self/status; 0 if unknown. */
+static unsigned nthreads(void)
+{
+	char buf[2048];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	const char *t;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	t = strstr(buf, "\nThreads:");
+	return t ? (unsigned)strtoul(t + 9, NULL, 10) : 0;
+}
+
+/* The control blocks of the application's threads, each page of one (its
+ * struct is ~2.3 KiB, at the top of its stack mapping). */
+#define TCB_SPAN 4096
+static void touch_tcbs(void)
+{
+	unsigned n = atomic_load(&mgi_app_ntcbs);
+
+	for (unsigned i = 0; i < n && i < MGI_APP_TCBS_MAX; i++) {
+		uintptr_t t = mgi_app_tcbs[i];
+		if (!t)
+			continue;
+		/* a freed stack is no longer glibc's: ENOMEM, nothing read */
+		mgi_raw_madvise((void *)(t & ~(uintptr_t)(PAGE - 1)), PAGE, MADV_POPULATE_READ);
+		mgi_raw_madvise((void *)((t + TCB_SPAN - 1) & ~(uintptr_t)(PAGE - 1)), PAGE,
+				MADV_POPULATE_READ);
+	}
+}
+
+static bool page_there(uintptr_t a)
+{
+	unsigned char v;
+
+	a &= ~(uintptr_t)(PAGE - 1);
+	if (mincore((void *)a, PAGE, &v) != 0)
+		return errno == ENOMEM; /* unmapped: nothing to read there */
+	return v & 1;
+}
+
+static bool tcbs_there(void)
+{
+	unsigned n = atomic_load(&mgi_app_ntcbs);
+
+	for (unsigned i = 0; i < n && i < MGI_APP_TCBS_MAX; i++)
+		if (mgi_app_tcbs[i] &&
+		    (!page_there(mgi_app_tcbs[i]) || !page_there(mgi_app_tcbs[i] + TCB_SPAN - 1)))
+			return false;
+	return true;
+}
+
+static bool files_there(void)
+{
+	unsigned char v;
+
+	for (unsigned i = 0; i < nfork_file_addrs; i++) {
+		uintptr_t a = fork_file_addrs[i] & ~(uintptr_t)(PAGE - 1);
+		if (mincore((void *)a, PAGE, &v) != 0 || !(v & 1))
+			return false;
+	}
+	return true;
+}
+
 void mgi_reclaim_fork_prepare(void)
 {
-	/* bounded: a handler stopped in the middle of a read (it never is
-	 * for long) must not hang the application's fork */
+	uint64_t seq;
+	uintptr_t low, frame = (uintptr_t)__builtin_frame_address(0), high = frame + 1024;
+	/* reg.nout is the handler's: read racily, a hint */
+	bool want = mgi_agent.store && mgi_agent.reg.nout && !atomic_load(&mgi_app_tcbs_lost);
+	unsigned nosock = want ? 0 : 1024;
+	/* no application thread but this one (the agent's, and the early
+	 * server of a child whose handler has not yet taken over) */
+	if (want) {
+		unsigned all = nthreads(), ours = atomic_load(&mgi_agent_threads) + 1 +
+						    (atomic_load(&early_tid) != 0);
+		want = all && all <= ours;
+		nosock = want ? 0 : 512;
+	}
+	bool there = false;
+
+	pthread_mutex_lock(&fork_lock);
+	atomic_fetch_add(&nforks, 1);
+	/* The stack brought back, and checked after the sample (an eviction
+	 * before it is seen there, one after it changes mut_seq), a few
+	 * times: on a loaded host an eviction for another's need (a request
+	 * of the manager's) took a page of it between the touch and the
+	 * check in 1 of 3 runs of prog_evict 512 fork, and that child was
+	 * copied into (why 2). */
+	for (int tries = 0; tries < 8 && !there; tries++) {
+		touch_stack(&low);
+		touch_above(frame, high);
+		if (want && !touch_files()) {
+			want = false;
+			nosock = 128;
+		}
+		if (want)
+			touch_tcbs();
+		/* bounded: a handler stopped in the middle of a read (it never
+		 * is for long) must not hang the application's fork */
+		for (int spins = 0; atomic_load(&reading) && spins < 10000; spins++)
+			sched_yield();
+		/* A change under way (an eviction of a batch takes ~0.2 ms) is
+		 * let end, so that the child can keep what we hold; bounded too
+		 * (an odd value only costs the child a copy of everything). */
+		for (int spins = 0; ((seq = atomic_load(&mut_seq)) & 1) && spins < 2000; spins++)
+			sched_yield();
+		there = !want || (stack_there(low, high) && files_there() && tcbs_there());
+	}
+	fork_tok.seq = seq;
+	fork_tok.sock[0] = fork_tok.sock[1] = -1;
+	/* A socket for the child's uffd only when something is held out
+	 * (else there is nothing to keep, and a shell's fork pays nothing
+	 * more). */
+	if (want && there &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fork_tok.sock) != 0)
+		fork_tok.sock[0] = fork_tok.sock[1] = -1;
+	fork_tok.nosock = !want ? nosock : !there ? (!stack_there(low, high) ? 64 :
+						    !files_there() ? 128 : 256) : 0;
+	atomic_store(&fork_tok.pending, true);
+}
+
+void mgi_reclaim_fork_parent(void)
+{
+	/* Our fork's event, if it made one, was read before fork returned
+	 * (the kernel waits for that), and the mark taken before `reading`
+	 * cleared. A mark still there is a fork that failed. */
 	for (int spins = 0; atomic_load(&reading) && spins < 10000; spins++)
 		sched_yield();
+	if (atomic_exchange(&fork_tok.pending, false) && fork_tok.sock[0] >= 0) {
+		close(fork_tok.sock[0]);
+		close(fork_tok.sock[1]);
+	}
+	fork_tok.sock[0] = fork_tok.sock[1] = -1;
+	atomic_fetch_sub(&nforks, 1);
+	pthread_mutex_unlock(&fork_lock);
 }
 
 void mgi_reclaim_close_inflight(void)
 {
 	unsigned k = atomic_load(&ninflight);
 
-	for (unsigned i = 0; i < k; i++)
+	for (unsigned i = 0; i < k; i++) {
 		close(inflight[i]);
+		if (inflight_sock[i][0] >= 0) { /* a sibling's */
+			close(inflight_sock[i][0]);
+			close(inflight_sock[i][1]);
+		}
+	}
 	atomic_store(&ninflight, 0);
 }
 
@@ -1202,12 +1926,65 @@ static void copy_into_child(int cfd, uintptr_t dst, const void *src)
 	}
 }
 
+/* Hands the child its uffd (SCM_RIGHTS: in flight, it stays open after we
+ * close ours). Returns whether it went. */
+static bool send_uffd(int sock, int cfd)
+{
+	char ctl[CMSG_SPACE(sizeof(int))] = {0};
+	char byte = 'u';
+	struct iovec iov = {&byte, 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &cfd, sizeof(int));
+	return sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+}
+
 void mgi_reclaim_fork(int cfd)
 {
 	mgi_staging_t *st = &mgi_agent.staging;
 	uint64_t cursor = 0, key, pages = 0;
+	bool app = false, keep = false;
+	uint64_t seq = 0;
+	unsigned nosock = 0;
+	int sock[2] = {-1, -1};
 
-	if (mgi_agent.store) {
+	for (unsigned i = 0; i < atomic_load(&ninflight); i++)
+		if (inflight[i] == cfd) {
+			app = inflight_app[i];
+			seq = inflight_seq[i];
+			sock[0] = inflight_sock[i][0];
+			sock[1] = inflight_sock[i][1];
+			nosock = inflight_nosock[i];
+		}
+	/* why not (for the trace): 1 not an application's fork, 2 nothing
+	 * held, its stack, streams or threads' blocks not all there, or
+	 * another application thread alive (no socket; which, in the bits
+	 * above: 64 the stack, 128 the streams, 256 a thread's block, 512
+	 * another thread alive, 1024 nothing held or too many threads), 4 a change under way
+	 * at its prepare, 8 a change since, 16 pages in the write-back file,
+	 * 32 the uffd could not be sent */
+	unsigned why = (!app) | (sock[0] < 0) << 1 | (unsigned)(seq & 1) << 2 |
+		       (seq != atomic_load(&mut_seq)) << 3 | (sock[0] < 0 ? nosock : 0);
+	if (mgi_agent.store && !why) {
+		/* Whole, and an application's fork: the child keeps the store,
+		 * unless pages of it are in our write-back file, which we go on
+		 * punching and reusing (the child would read ours). */
+		mgi_store_stats_t sst;
+		mgi_store_stats(mgi_agent.store, &sst);
+		why |= (sst.file_pages != 0) << 4;
+		keep = !why && send_uffd(sock[0], cfd);
+		why |= !keep << 5;
+	}
+	if (keep)
+		mgi_trace(MGI_TR_FORK_KEPT, 0, seq, 0, 0);
+	else if (mgi_agent.store)
+		mgi_trace(MGI_TR_FORK_COPIED, 0, seq, 0, (int32_t)why);
+	if (mgi_agent.store && !keep) {
 		for (uint32_t s = 0; s < st->nslots; s++) {
 			key = st->slot[s].key;
 			if (key && key != MGI_STAGING_RETIRED) {
@@ -1231,5 +2008,11 @@ void mgi_reclaim_fork(int cfd)
 	close(cfd);
 	inflight_closed(cfd);
 	atomic_store(&reading, false);
+	/* after cfd: the child takes the close of its socket's peer for the
+	 * end of our copying */
+	if (sock[0] >= 0) {
+		close(sock[0]);
+		close(sock[1]);
+	}
 	(void)pages;
 }
