@@ -12,6 +12,15 @@ if [ ! -e /dev/userfaultfd ] && [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2
 	skip_all "userfaultfd is not available to this user"
 fi
 
+# What the program reports at start while deferred (one thread; the
+# userfaultfd is opened at start all the same), and once its handler runs.
+# In the sanitizer build the ASan runtime's own regions are larger than the
+# allowance: processes start with their handler there, and only what does
+# not depend on it is checked.
+deferred="threads=1 uffd=1"
+started="threads=[2-9][0-9]* uffd=1"
+[ "$accounting" = 0 ] && deferred="threads=[0-9]* uffd=1"
+
 json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
 
 # mrun NAME TIMEOUT -- memgrp-run-args...: output in $tmp/NAME.out, figures
@@ -24,19 +33,24 @@ mrun() {
 }
 
 case_deferred() {
-	# A small process runs its whole life without the agent's threads or
-	# userfaultfd; with MEMGRP_START_ALLOWANCE=0 it has both from the
-	# start (the control: the check can fail).
+	if [ "$accounting" = 0 ]; then
+		skip deferred "sanitizer build: the ASan runtime's regions exceed the allowance at start"
+		return
+	fi
+	# A small process runs its whole life without the agent's threads
+	# (nothing registered on its userfaultfd); with
+	# MEMGRP_START_ALLOWANCE=0 it has them from the start (the control:
+	# the check can fail).
 	local rc
 	rc=$(mrun small 60 -- -m 64M -- "$prog" small)
-	if [ "$rc" = 0 ] && grep -q "^start: threads=1 uffd=0" "$tmp/small.out"; then
-		ok "a small process starts deferred: one thread, no userfaultfd"
+	if [ "$rc" = 0 ] && grep -q "^start: $deferred" "$tmp/small.out"; then
+		ok "a small process runs deferred: one thread (its userfaultfd open, nothing registered)"
 	else
 		bad deferred "exit $rc, $(head -3 "$tmp/small.out" | tr '\n' ' ')"
 	fi
 	rc=$(MEMGRP_START_ALLOWANCE=0 mrun full 60 -- -m 64M -- "$prog" small)
-	if [ "$rc" = 0 ] && grep -q "^start: threads=[2-9][0-9]* uffd=1" "$tmp/full.out"; then
-		ok "MEMGRP_START_ALLOWANCE=0: the handler and its userfaultfd from the start"
+	if [ "$rc" = 0 ] && grep -q "^start: $started" "$tmp/full.out"; then
+		ok "MEMGRP_START_ALLOWANCE=0: the handler threads from the start"
 	else
 		bad deferred_off "exit $rc, $(head -3 "$tmp/full.out" | tr '\n' ' ')"
 	fi
@@ -108,8 +122,8 @@ case_evict() {
 	local rc out
 	rc=$(mrun evict 120 -- -m 32M --swap-max 512M -- "$prog" grow 96)
 	out=$(tr '\n' ' ' <"$tmp/evict.out")
-	if [ "$rc" = 0 ] && grep -q "^start: threads=1 uffd=0" "$tmp/evict.out" &&
-	   grep -q "^grown: threads=[2-9][0-9]* uffd=1" "$tmp/evict.out" &&
+	if [ "$rc" = 0 ] && grep -q "^start: $deferred" "$tmp/evict.out" &&
+	   grep -q "^grown: $started" "$tmp/evict.out" &&
 	   grep -q "^bytes ok: 96 MB" "$tmp/evict.out"; then
 		ok "deferred, then 96M under -m 32M: the late handler evicted and restored every byte"
 	else
@@ -132,10 +146,10 @@ case_fork() {
 	local rc out
 	rc=$(mrun fork 120 -- -m 32M --swap-max 512M -- "$prog" fork 64)
 	out=$(tr '\n' ' ' <"$tmp/fork.out")
-	if [ "$rc" = 0 ] && grep -q "^child: threads=1 uffd=0" "$tmp/fork.out" &&
-	   grep -q "^child grown: threads=[2-9][0-9]* uffd=1" "$tmp/fork.out" &&
+	if [ "$rc" = 0 ] && grep -q "^child: $deferred" "$tmp/fork.out" &&
+	   grep -q "^child grown: $started" "$tmp/fork.out" &&
 	   grep -q "^bytes ok: 64 MB" "$tmp/fork.out" &&
-	   grep -q "^parent after child: threads=1 uffd=0" "$tmp/fork.out"; then
+	   grep -q "^parent after child: $deferred" "$tmp/fork.out"; then
 		ok "a deferred process's child starts deferred, grows, every byte checked; the parent stays deferred"
 	else
 		bad fork "exit $rc: $out"

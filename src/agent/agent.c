@@ -770,14 +770,14 @@ void mgi_agent_start_now(void)
 	mgi_agent.nlazy = 0;
 	/* The program may have closed the userfaultfd opened at start (one
 	 * that tampers: tests/test_backstop.sh 'unreg'): then it goes on
-	 * unmanaged, bounded by the backstop, as it would have anyway. */
+	 * joined but unmanaged, bounded by the backstop, as when it closes
+	 * the userfaultfd of a handler that runs. */
 	char fdpath[32], target[32];
 	ssize_t n;
 	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", mgi_agent.uffd);
 	n = readlink(fdpath, target, sizeof(target) - 1);
 	if (n <= 0 || (target[n] = '\0', !strstr(target, "userfaultfd"))) {
 		mgi_agent_log("the userfaultfd opened at start is gone: this process is not managed");
-		close_fd(&mgi_agent.conn);
 		return;
 	}
 	start_full();
