@@ -72,11 +72,11 @@ done
 if [ "$build_rounds" -gt 0 ]; then
 	# The sources as committed (no build dirs), set up once per run
 	# outside the timing; ccache off so that every run compiles.
-	git -C "$src" archive HEAD | tar -x -C "$tmp" --one-top-level=src
+	git -C "$src" archive --prefix=tree/ HEAD | tar -x -C "$tmp"
 	for ((r = 0; r < build_rounds; r++)); do
 		for v in $variants; do
 			rm -rf "$tmp/b"
-			CCACHE_DISABLE=1 meson setup "$tmp/b" "$tmp/src" >/dev/null
+			CCACHE_DISABLE=1 meson setup "$tmp/b" "$tmp/tree" >/dev/null
 			record build "$v" "$(CCACHE_DISABLE=1 seconds run "$v" meson compile -C "$tmp/b" -j "$jobs")"
 		done
 	done
