@@ -30,6 +30,7 @@
 #define MGI_STORE_MAX_PAGES (1UL << 22)  /* what one process may keep in its store: 16 GiB */
 #define MGI_RESTORE_MAX 16               /* pages restored by one fault (swap readahead) */
 #define MGI_OWN_RANGES_MAX 4
+#define MGI_LAZY_RANGES_MAX 64           /* ranges charged at size in a deferred start */
 
 /* What resolving a fault came to. */
 enum mgi_resolved {
@@ -133,6 +134,15 @@ struct mgi_agent {
 	void *release_stack;
 	pthread_t releaser;
 	uint64_t reclaim_asked_ns;   /* last RECLAIM_REQ */
+
+	/* The deferred start (agent.c, "A start that costs nothing"): joined,
+	 * what the process maps charged at its size, no userfaultfd and no
+	 * agent thread until it outgrows MEMGRP_START_ALLOWANCE. */
+	bool lazy;
+	uint64_t lazy_pages;     /* charged at size */
+	uint64_t lazy_cap_pages; /* MEMGRP_START_ALLOWANCE */
+	mgi_range_t lazy_known[MGI_LAZY_RANGES_MAX]; /* charged, disjoint */
+	unsigned nlazy;
 };
 
 extern struct mgi_agent mgi_agent;
@@ -308,6 +318,16 @@ void mgi_est_unmap_for_app(uintptr_t start, uintptr_t end);
 void mgi_est_found_for_app(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve);
 
 /* agent.c */
+/* A process in its deferred start: the application's new memory [start,
+ * end) (page aligned) is charged at its size, or, when it does not fit in
+ * the allowance, the agent starts for good (mgi_agent_start_now). Called by
+ * interpose.c's entry points; single-threaded (a new thread starts the
+ * agent first). */
+void mgi_agent_lazy_grow(uintptr_t start, uintptr_t end);
+/* Starts the userfaultfd, threads and scan of a process in its deferred
+ * start (its charge at size given back): from then on as any start. */
+void mgi_agent_start_now(void);
+
 /* After the manager went away: hands this process's segments back to a
  * manager at the same socket (a restarted memgrpd), which adopts the
  * groups it does not serve yet. Waits at most 500 ms for the answer.

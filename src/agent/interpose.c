@@ -57,6 +57,10 @@ static inline bool active(void)
  * is registered before the application writes it). */
 void mgi_register_for_app(uintptr_t start, uintptr_t end)
 {
+	if (mgi_agent.lazy) { /* a deferred start (agent.c): charged at size */
+		mgi_agent_lazy_grow(start, end);
+		return;
+	}
 	if (start >= end || end - start > MGI_REGION_MAX_BYTES || !active())
 		return;
 	if (mgi_agent_excluded(start, end))
@@ -92,13 +96,18 @@ static void register_found(uintptr_t addr, uintptr_t bs, uintptr_t be)
 {
 	mgi_vma_t v;
 
-	if (!active() || mgi_vma_query(mgi_agent.mapsfd, addr, &v) != 0 || v.start > addr)
+	if ((!active() && !mgi_agent.lazy) || mgi_vma_query(mgi_agent.mapsfd, addr, &v) != 0 ||
+	    v.start > addr)
 		return;
 	if (!mgi_vma_is_anon_private(&v) || !(v.flags & MGI_VMA_WRITE) ||
 	    mgi_agent_excluded(v.start, v.end))
 		return;
 	tl_lo = v.start;
 	tl_hi = v.end;
+	if (mgi_agent.lazy) {
+		mgi_agent_lazy_grow(v.start, v.end);
+		return;
+	}
 	if (mgi_est_on() && v.end - v.start <= MGI_REGION_MAX_BYTES) {
 		/* (found after the fact, but before the block reaches the
 		 * application) */
@@ -119,7 +128,7 @@ static inline void check_block(void *p, size_t size)
 {
 	uintptr_t a = (uintptr_t)p, bs = a & ~(PAGE - 1), be = page_up(a + size);
 
-	if (!p || (a >= tl_lo && a + size <= tl_hi) || !active())
+	if (!p || (a >= tl_lo && a + size <= tl_hi) || (!active() && !mgi_agent.lazy))
 		return;
 	register_found(a, bs, be);
 	if (size > 0 && !(a + size <= tl_hi && a >= tl_lo))
@@ -182,6 +191,8 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, s
 	if (est) /* told first, as for munmap; the result is admitted anew */
 		mgi_est_unmap_for_app((uintptr_t)old & ~(PAGE - 1), page_up((uintptr_t)old + old_len));
 	p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+	if (mgi_agent.lazy && p != MAP_FAILED && new_len)
+		register_found((uintptr_t)p, 0, 0); /* a deferred start: at size */
 	if (est && p != MAP_FAILED)
 		mgi_register_for_app((uintptr_t)p, page_up((uintptr_t)p + new_len));
 	else if (est)
@@ -205,7 +216,7 @@ __attribute__((visibility("default"))) int mprotect(void *addr, size_t len, int 
 	uintptr_t cur = (uintptr_t)addr, end = page_up((uintptr_t)addr + len);
 	mgi_vma_t v;
 
-	if (rc != 0 || !(prot & PROT_WRITE) || !len || !active())
+	if (rc != 0 || !(prot & PROT_WRITE) || !len || (!active() && !mgi_agent.lazy))
 		return rc;
 	while (cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
 		register_found(v.start > cur ? v.start : cur, 0, 0);
@@ -282,6 +293,10 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pt
 	if (!next_pthread_create)
 		next_pthread_create = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
 					       void *))dlsym(RTLD_NEXT, "pthread_create");
+	/* A deferred start lasts while the process has one thread (agent.c):
+	 * the agent starts for good before a second one runs. */
+	if (mgi_agent.lazy)
+		mgi_agent_start_now();
 	rc = next_pthread_create(t, attr, fn, arg);
 	if (rc == 0 && fn != mgi_thread_trampoline && (!attr || attr != atomic_load(&mgi_agent_attr)))
 		note_app_tcb((uintptr_t)*t);

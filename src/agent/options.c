@@ -33,6 +33,8 @@ static const struct {
 				   {"auto", "rt", "nice", "slice", "off"}},
 	/* signed: read as a string, checked where it is sent (agent.c) */
 	[MGI_ENV_OOM_PRIORITY] = {"MEMGRP_OOM_PRIORITY", STR, 0, 0, {NULL}},
+	/* a size (K/M/G): read with mgi_size_parse where it is used (agent.c) */
+	[MGI_ENV_START_ALLOWANCE] = {"MEMGRP_START_ALLOWANCE", STR, 0, 0, {NULL}},
 };
 
 /* Read at each call, not cached: a value the program sets before the

@@ -18,6 +18,7 @@ typedef enum {
 	MGI_ENV_INJECT,           /* tests only: drop-fault | move-misreport | stall-handler */
 	MGI_ENV_HANDLER_SCHED,    /* auto | rt | nice | slice | off: the handler's priority */
 	MGI_ENV_OOM_PRIORITY,     /* -1000..1000: told to the manager once joined (memgrp run --oom-priority) */
+	MGI_ENV_START_ALLOWANCE,  /* a size: charged at size before the handler starts (0: never) */
 	MGI_ENV_COUNT
 } mgi_env_t;
 

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# test_start.sh - the agent's deferred start: no handler until a process needs one, the limit from the first page.
+# Usage: test_start.sh MEMGRP PROGS_DIR
+set -u
+. "$(dirname "$0")/lib.sh"
+memgrp=$(realpath "$1")
+progs=$(realpath "$2")
+prog=$progs/prog_lazystart
+
+if [ ! -e /dev/userfaultfd ] && [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" != 1 ] &&
+   [ "$(id -u)" != 0 ]; then
+	skip_all "userfaultfd is not available to this user"
+fi
+
+# What the program reports at start while deferred (one thread; the
+# userfaultfd is opened at start all the same), and once its handler runs.
+# In the sanitizer build the ASan runtime's own regions are larger than the
+# allowance: processes start with their handler there, and only what does
+# not depend on it is checked.
+deferred="threads=1 uffd=1"
+started="threads=[2-9][0-9]* uffd=1"
+[ "$accounting" = 0 ] && deferred="threads=[0-9]* uffd=1"
+
+json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
+
+# mrun NAME TIMEOUT -- memgrp-run-args...: output in $tmp/NAME.out, figures
+# in $tmp/NAME.json; prints the exit status.
+mrun() {
+	local name=$1 secs=$2 rc=0
+	shift 3
+	timeout -k 5 "$secs" "$memgrp" run --stats-json "$tmp/$name.json" "$@" >"$tmp/$name.out" 2>&1 || rc=$?
+	echo "$rc"
+}
+
+case_deferred() {
+	if [ "$accounting" = 0 ]; then
+		skip deferred "sanitizer build: the ASan runtime's regions exceed the allowance at start"
+		return
+	fi
+	# A small process runs its whole life without the agent's threads
+	# (nothing registered on its userfaultfd); with
+	# MEMGRP_START_ALLOWANCE=0 it has them from the start (the control:
+	# the check can fail).
+	local rc
+	rc=$(mrun small 60 -- -m 64M -- "$prog" small)
+	if [ "$rc" = 0 ] && grep -q "^start: $deferred" "$tmp/small.out"; then
+		ok "a small process runs deferred: one thread (its userfaultfd open, nothing registered)"
+	else
+		bad deferred "exit $rc, $(head -3 "$tmp/small.out" | tr '\n' ' ')"
+	fi
+	rc=$(MEMGRP_START_ALLOWANCE=0 mrun full 60 -- -m 64M -- "$prog" small)
+	if [ "$rc" = 0 ] && grep -q "^start: $started" "$tmp/full.out"; then
+		ok "MEMGRP_START_ALLOWANCE=0: the handler threads from the start"
+	else
+		bad deferred_off "exit $rc, $(head -3 "$tmp/full.out" | tr '\n' ' ')"
+	fi
+	# charged at size while deferred: the group counted it
+	local max
+	max=$(json "$tmp/small.json" max_usage)
+	if [ "$max" -gt 0 ]; then ok "a deferred process is charged (max_usage $max)"; else bad deferred_charge "max_usage $max"; fi
+}
+run_case deferred
+
+case_first_page() {
+	# A process that writes far over its limit at once, started many
+	# times: stopped at the limit every time, never past it by more than
+	# one fault-around batch.
+	local n=20 stopped=0 worst=0 rc max slack=$((64 * 4096))
+	for ((i = 0; i < n; i++)); do
+		rc=$(mrun burst 60 -- -m 16M -- "$prog" grow 64)
+		max=$(json "$tmp/burst.json" max_usage 2>/dev/null || echo 999999999999)
+		[ "$max" -gt "$worst" ] && worst=$max
+		# stopped by memgrp's count (its OOM path, at the limit), not
+		# by the kernel backstop's larger bound
+		if [ "$rc" = 137 ] && [ "$max" -le $((16 * 1024 * 1024 + slack)) ] &&
+		   [ "$max" -ge $((16 * 1024 * 1024 - slack)) ] &&
+		   grep -q "out of memory (usage 16M, max 16M)" "$tmp/burst.out"; then
+			stopped=$((stopped + 1))
+		else
+			echo "run $i: exit $rc, max_usage $max"
+			tail -3 "$tmp/burst.out"
+		fi
+	done
+	if [ "$stopped" = "$n" ]; then
+		ok "a process writing 64M at start under -m 16M: stopped at the limit $n times of $n (max_usage at most $worst)"
+	else
+		bad first_page "stopped at the limit $stopped times of $n (max_usage up to $worst)"
+	fi
+	# The same through malloc's heap (64 KiB blocks: glibc grows the heap
+	# with its own brk, seen only in the blocks the malloc family returns).
+	if [ "$accounting" = 0 ]; then
+		skip first_page_heap "sanitizer build: the ASan allocator's heap is a reservation memgrp does not count"
+		return
+	fi
+	stopped=0 worst=0
+	for ((i = 0; i < n; i++)); do
+		rc=$(mrun heap 60 -- -m 16M -- "$prog" heap 64)
+		max=$(json "$tmp/heap.json" max_usage 2>/dev/null || echo 999999999999)
+		[ "$max" -gt "$worst" ] && worst=$max
+		# stopped by memgrp's count (its OOM path, at the limit), not
+		# by the kernel backstop's larger bound
+		if [ "$rc" = 137 ] && [ "$max" -le $((16 * 1024 * 1024 + slack)) ] &&
+		   [ "$max" -ge $((16 * 1024 * 1024 - slack)) ] &&
+		   grep -q "out of memory (usage 16M, max 16M)" "$tmp/heap.out"; then
+			stopped=$((stopped + 1))
+		else
+			echo "heap run $i: exit $rc, max_usage $max"
+			tail -3 "$tmp/heap.out"
+		fi
+	done
+	if [ "$stopped" = "$n" ]; then
+		ok "the same through malloc's heap: stopped at the limit $n times of $n (max_usage at most $worst)"
+	else
+		bad first_page_heap "stopped at the limit $stopped times of $n (max_usage up to $worst)"
+	fi
+}
+run_case first_page
+
+case_evict() {
+	# Deferred at start, then grows past its allowance: the handler
+	# started then serves eviction, every byte checked.
+	local rc out
+	rc=$(mrun evict 120 -- -m 32M --swap-max 512M -- "$prog" grow 96)
+	out=$(tr '\n' ' ' <"$tmp/evict.out")
+	if [ "$rc" = 0 ] && grep -q "^start: $deferred" "$tmp/evict.out" &&
+	   grep -q "^grown: $started" "$tmp/evict.out" &&
+	   grep -q "^bytes ok: 96 MB" "$tmp/evict.out"; then
+		ok "deferred, then 96M under -m 32M: the late handler evicted and restored every byte"
+	else
+		bad evict "exit $rc: $out"
+	fi
+	local sw max
+	sw=$(json "$tmp/evict.json" pswpout 2>/dev/null || echo 0)
+	max=$(json "$tmp/evict.json" max_usage 2>/dev/null || echo 0)
+	if [ "$sw" -gt 0 ] && [ "$max" -le $((32 * 1024 * 1024 + 64 * 4096)) ]; then
+		ok "it evicted ($sw pages) within the limit (max_usage $max)"
+	else
+		bad evict_figures "pswpout $sw, max_usage $max"
+	fi
+}
+run_case evict
+
+case_fork() {
+	# The child of a deferred process joins on its own (deferred too),
+	# then grows and is served by its own late handler.
+	local rc out
+	rc=$(mrun fork 120 -- -m 32M --swap-max 512M -- "$prog" fork 64)
+	out=$(tr '\n' ' ' <"$tmp/fork.out")
+	if [ "$rc" = 0 ] && grep -q "^child: $deferred" "$tmp/fork.out" &&
+	   grep -q "^child grown: $started" "$tmp/fork.out" &&
+	   grep -q "^bytes ok: 64 MB" "$tmp/fork.out" &&
+	   grep -q "^parent after child: $deferred" "$tmp/fork.out"; then
+		ok "a deferred process's child starts deferred, grows, every byte checked; the parent stays deferred"
+	else
+		bad fork "exit $rc: $out"
+	fi
+}
+run_case fork
+
+case_shell() {
+	# A shell loop of short processes: each joins and leaves; the group
+	# holds nothing once they are gone (no charge at size left behind).
+	local rc usage
+	rc=$(mrun shell 120 -- -m 64M -- sh -c "for i in \$(seq 50); do $prog small >/dev/null || exit 1; done")
+	usage=$(json "$tmp/shell.json" usage 2>/dev/null || echo -1)
+	if [ "$rc" = 0 ] && [ "$usage" = 0 ]; then
+		ok "50 short processes from a shell: all ran, nothing left charged at the end"
+	else
+		bad shell "exit $rc, usage at the end $usage"
+	fi
+}
+run_case shell
