@@ -200,6 +200,8 @@ static void check_accepts_a_valid_segment(void)
 	seg.ctl.oom_signal = 15;
 	seg.ctl.oom_grace_ms = MGI_OOM_GRACE_MAX_MS;
 	strcpy(seg.ctl.oom_prefer, "^(stress|batch)");
+	seg.ctl.oom_kill_disable = 1;
+	atomic_store(&seg.ctl.under_oom, 1);
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg), why, sizeof(why)), 0);
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg) - 1, why, sizeof(why)), -EINVAL);
 	CHECK_MSG(strstr(why, "bytes") != NULL, "why: %s", why);
@@ -306,6 +308,12 @@ static const char *damage(int k)
 	case 30:
 		memset(seg.ctl.oom_avoid, 'a', sizeof(seg.ctl.oom_avoid));
 		return "OOM regex is not terminated";
+	case 31:
+		seg.ctl.oom_kill_disable = 2;
+		return "OOM kill disable 2";
+	case 32:
+		atomic_store(&seg.ctl.under_oom, 7);
+		return "under_oom 7";
 	default:
 		return NULL;
 	}

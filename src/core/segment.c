@@ -103,6 +103,8 @@ void mgi_segment_forget_manager(mgi_segment_t *seg)
 			atomic_store(&seg->ctl.procs[i].pid, 0);
 	atomic_store(&seg->ctl.cooperators, 0);
 	atomic_store(&seg->ctl.oom_victim, 0);
+	/* a pause is the old manager's: the next refused charge pauses again */
+	atomic_store(&seg->ctl.under_oom, 0);
 }
 
 bool mgi_segment_valid(const void *mem, size_t bytes)
@@ -202,6 +204,10 @@ static int check_oom(const mgi_segment_t *seg, char *why, size_t whylen)
 	if (!memchr(c->oom_prefer, '\0', sizeof(c->oom_prefer)) ||
 	    !memchr(c->oom_avoid, '\0', sizeof(c->oom_avoid)))
 		return bad(why, whylen, "an OOM regex is not terminated");
+	if (c->oom_kill_disable > 1)
+		return bad(why, whylen, "OOM kill disable %u (0 or 1)", c->oom_kill_disable);
+	if (atomic_load(&c->under_oom) > 1)
+		return bad(why, whylen, "under_oom %u (0 or 1)", atomic_load(&c->under_oom));
 	return 0;
 }
 

@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 8
+#define MGI_SEGMENT_VERSION 9
 #define MGI_SEGMENT_ALIGN 4096  /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -96,8 +96,9 @@ enum mgi_oom_set {
 	MGI_OOM_SET_SIGNAL = 1 << 2, /* oom_signal and oom_grace_ms */
 	MGI_OOM_SET_PREFER = 1 << 3, /* oom_prefer ("" clears an inherited one) */
 	MGI_OOM_SET_AVOID = 1 << 4,  /* oom_avoid */
+	MGI_OOM_SET_DISABLE = 1 << 5, /* oom_kill_disable (--oom-kill-disable: pause) */
 };
-#define MGI_OOM_SET_ALL 0x1fu
+#define MGI_OOM_SET_ALL 0x3fu
 /* --oom-kill: who dies at the group's OOM. */
 enum mgi_oom_scope {
 	MGI_OOM_SCOPE_PROCESS = 0, /* one process, by the policy (default) */
@@ -191,9 +192,22 @@ typedef struct mgi_segment_ctl {
 	uint32_t oom_scope;    /* enum mgi_oom_scope */
 	uint32_t oom_signal;   /* SIGKILL (default) or SIGTERM */
 	uint32_t oom_grace_ms; /* with SIGTERM: until the SIGKILL, <= MGI_OOM_GRACE_MAX_MS */
-	uint32_t oom_reserved;
+	uint32_t oom_kill_disable; /* 1: at OOM the group pauses (memcg v1's oom_kill_disable) */
 	char oom_prefer[MGI_OOM_REGEX_MAX];
 	char oom_avoid[MGI_OOM_REGEX_MAX];
+	/* 1 while the group is paused at OOM (--oom-kill-disable): its
+	 * faulting threads wait for memory freed, a higher limit or a kill.
+	 * An agent whose charge this group refuses keeps waiting while it is
+	 * set and its manager is there (handler.c: no self-kill after 10 s). */
+	_Atomic uint32_t under_oom;
+	uint32_t ladder_reserved;
+	/* The ladder's rungs and their outcomes (escalate.c), counted by the
+	 * manager: cooperative episodes for this group and those that freed
+	 * enough; eviction episodes for a refused charge and those that
+	 * freed nothing; OOM pauses; OOM actions that found no victim. */
+	_Atomic uint64_t ladder_coop, ladder_coop_enough;
+	_Atomic uint64_t ladder_evict, ladder_evict_empty;
+	_Atomic uint64_t oom_pauses, oom_none;
 	/* Usage thresholds on memory and memsw (seed 000 section 4.2); where
 	 * the checkers stand is in the accounting part. */
 	mgi_threshold_storage_t thresholds[2];
