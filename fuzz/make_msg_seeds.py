@@ -42,6 +42,7 @@ PLACE, UFFD_FEATURES = 21, 24
 GRANT, GRANTED = 30, 31
 OOM_PRIORITY = 40
 OOM_RECORD_REQ, OOM_RECORD = 41, 42
+OOM_ACT = 43
 MGI_GRANT_ASK_MAX = 128
 
 REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE = 1, 2, 3, 4
@@ -59,14 +60,15 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 11008,     # hdr, group, stats (77 x u64), nprocs, reserved, procs[256] x 40
+    STAT: 11064,     # hdr, group, stats (84 x u64), nprocs, reserved, procs[256] x 40
     SET: 488,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
-                     # mode, backend; oom_set, policy, scope, signal, grace_ms, reserved,
+                     # mode, backend; oom_set, policy, scope, signal, grace_ms, kill_disable,
                      # prefer[128], avoid[128]
     CREATE: 488,
     OOM_PRIORITY: 24,  # hdr, pid, priority
     OOM_RECORD_REQ: 152,  # hdr, group[128], after
     OOM_RECORD: 4128,     # hdr, seq, len, reserved, text[4096]
+    OOM_ACT: 152,         # hdr, group[128], pid, action
     RECLAIM_REQ: 32, # hdr, pid, level, pages
     EVICT: 32,       # hdr, pages, freed
     EVICTED: 32,
@@ -129,10 +131,14 @@ def group_msg(mtype, group):
 def set_msg(mtype, group, memory_max, high=MGI_SET_KEEP, low=MGI_SET_KEEP, soft=MGI_SET_KEEP,
             swap_max=MGI_SET_KEEP, swappiness=MGI_SET_KEEP, mode=MGI_SET_KEEP,
             backend=MGI_SET_KEEP, oom_set=0, oom_policy=0, oom_scope=0, oom_signal=0,
-            oom_grace_ms=0, oom_reserved=0, oom_prefer="", oom_avoid=""):
+            oom_grace_ms=0, oom_kill_disable=0, oom_prefer="", oom_avoid=""):
     return msg(mtype, G + "8Q6I128s128s", name(group), memory_max, high, low, soft, swap_max,
                swappiness, mode, backend, oom_set, oom_policy, oom_scope, oom_signal,
-               oom_grace_ms, oom_reserved, name(oom_prefer), name(oom_avoid))
+               oom_grace_ms, oom_kill_disable, name(oom_prefer), name(oom_avoid))
+
+
+def oom_act(group, pid, action):
+    return msg(OOM_ACT, G + "iI", name(group), pid, action)
 
 
 def oom_priority(pid, priority):
@@ -190,7 +196,9 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
                 "reclaim_stalls", "reclaim_stall_p50_us", "reclaim_stall_p99_us") + \
     tuple(f"reclaim_hist{i}" for i in range(24)) + \
     ("unmanaged_processes", "kernel_usage", "kernel_max_usage", "kernel_limit", "kernel_file",
-     "kernel_shmem", "kernel_anon", "backend", "tamper_reports", "cooperators")
+     "kernel_shmem", "kernel_anon", "backend", "tamper_reports", "cooperators",
+     "under_oom", "oom_pauses", "ladder_coop", "ladder_coop_enough", "ladder_evict",
+     "ladder_evict_empty", "oom_none")
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {
@@ -205,6 +213,7 @@ C_TYPES = {
     GRANT: "mgi_msg_grant_t", GRANTED: "mgi_msg_grant_t",
     OOM_PRIORITY: "mgi_msg_oom_priority_t",
     OOM_RECORD_REQ: "mgi_msg_oom_record_req_t", OOM_RECORD: "mgi_msg_oom_record_t",
+    OOM_ACT: "mgi_msg_oom_act_t",
 }
 
 
@@ -320,6 +329,9 @@ VALID = {
                           oom_signal=15, oom_grace_ms=2000, oom_prefer="^stress",
                           oom_avoid="(^|/)postgres"),
     "v3-create-oom-policy": set_msg(CREATE, "web/batch", 32 * MiB, oom_set=1, oom_policy=4),
+    "v3-set-oom-kill-disable": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x20, oom_kill_disable=1),
+    "v3-oom-act-kill": oom_act("web", 4242, 1),
+    "v3-oom-act-resume": oom_act("", 0, 2),
     "v3-oom-priority": oom_priority(0, 500),
     "v3-oom-priority-pid": oom_priority(4321, -1000),
     "v3-oom-record-req": oom_record_req("web", 3),
@@ -361,7 +373,15 @@ INVALID = {
     "v3-invalid-granted-refused-none": grant(GRANTED, 0, 0),
     "v3-invalid-granted-refused-deep": grant(GRANTED, 0, 0, refused=MGI_DEPTH_MAX),
     "v3-invalid-set-oom-policy": set_msg(SET, "web", MGI_SET_KEEP, oom_set=1, oom_policy=5),
-    "v3-invalid-set-oom-flags": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x20),
+    "v3-invalid-set-oom-flags": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40),
+    "v3-invalid-set-oom-kill-disable-2": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x20,
+                                                 oom_kill_disable=2),
+    "v3-invalid-set-oom-kill-disable-no-flag": set_msg(SET, "web", MGI_SET_KEEP,
+                                                       oom_kill_disable=1),
+    "v3-invalid-oom-act-unknown": oom_act("web", 0, 3),
+    "v3-invalid-oom-act-kill-no-pid": oom_act("web", 0, 1),
+    "v3-invalid-oom-act-resume-pid": oom_act("web", 77, 2),
+    "v3-invalid-oom-act-bad-group": oom_act("../web", 77, 1),
     "v3-invalid-set-oom-scope": set_msg(SET, "web", MGI_SET_KEEP, oom_set=2, oom_scope=2),
     "v3-invalid-set-oom-signal-hup": set_msg(SET, "web", MGI_SET_KEEP, oom_set=4, oom_signal=1),
     "v3-invalid-set-oom-grace-kill": set_msg(SET, "web", MGI_SET_KEEP, oom_set=4, oom_signal=9,

@@ -320,6 +320,11 @@ case_bad_input() {
 	expect_usage "--oom-signal: KILL or TERM, not 'HUP'" mg create t-bad-$sfx --oom-signal HUP
 	expect_usage "--oom-kill: process or group" mg create t-bad-$sfx --oom-kill all
 	expect_usage "--oom-priority: a number from -1000 to 1000" mg run --oom-priority 1001 -- true
+	expect_usage "--oom-kill-disable: 1 (or nothing) pauses, 0 kills, not '2'" \
+		mg create t-bad-$sfx --oom-kill-disable=2
+	expect_usage "say --kill PID or --resume" mg oom t-bad-$sfx
+	expect_usage "--kill and --resume exclude each other" mg oom t-bad-$sfx --kill 5 --resume
+	expect_usage "--kill: a process id, not 'me'" mg oom t-bad-$sfx --kill me
 	mg ls | grep -q "t-bad-$sfx" && bad bad_input "a refused create made the group" ||
 		ok "no group was made by a refused create"
 	# a client sending garbage: an OOM_PRIORITY out of range, a SET whose
@@ -351,12 +356,16 @@ send(6, body)
 body = group.ljust(128, b"\0") + struct.pack("<8Q", *([keep] * 8))
 body += struct.pack("<6I", 1, 9, 0, 0, 0, 0) + bytes(256)
 send(6, body)
+send(43, group.ljust(128, b"\0") + struct.pack("<iI", pid, 9))
+send(43, group.ljust(128, b"\0") + struct.pack("<iI", pid, 1))
 EOF
 	grep -q "^40 -22 .*oom priority: -1000 to 1000" "$tmp/raw.out" &&
 		grep -q "^40 -22 .*oom priority: pid out of range" "$tmp/raw.out" &&
 		grep -q "^40 -71 bad request: message length" "$tmp/raw.out" &&
 		grep -q "^6 -22 --oom-prefer '(x': " "$tmp/raw.out" &&
 		grep -q "^6 -22 .*oom policy is largest" "$tmp/raw.out" &&
+		grep -q "^43 -22 .*oom act: kill (1) or resume (2)" "$tmp/raw.out" &&
+		grep -q "^43 -11 .*is not paused at OOM" "$tmp/raw.out" &&
 		ok "garbage from a client: each refused with its reason" ||
 		bad raw "$(cat "$tmp/raw.out")"
 	alive "$pid_A" && [ "$(stat_field "$g" oom_kill)" = 0 ] && kill -0 "$dpid" &&
@@ -366,3 +375,166 @@ EOF
 }
 run_case bad_input
 
+
+# The command memgrp run NAME started (the process that joined): the
+# last of the chain of single children below pid_NAME (a subshell, memgrp
+# run, the command).
+proc_of() {
+	local p c
+	eval "p=\$pid_$1"
+	while c=$(env -u LD_PRELOAD pgrep -P "$p" | head -1) && [ -n "$c" ]; do
+		p=$c
+	done
+	echo "$p"
+}
+
+# pause_setup NAME: a group at 32M with --oom-kill-disable; A holds 20M,
+# B 4M and then touches 16M more (past the limit): the group pauses with
+# A the largest.
+pause_setup() {
+	g=t-pause-$1-$sfx
+	mg create "$g" -m 32M --oom-kill-disable || { bad "pause_$1" "create refused"; return 1; }
+	start A 20 0
+	start B 4 16
+	: >"$tmp/go-B"
+	wait_for 20 eval 'test "$(stat_field "$g" under_oom)" = 1' ||
+		{ bad "pause_$1" "under_oom never 1"; grep "$g" "$tmp/memgrpd.log" | tail -5; return 1; }
+}
+pause_done() {
+	finish A B
+	rm -f "$tmp"/go-*
+	mg rm "$g" 2>/dev/null
+}
+
+case_pause() {
+	echo "--- --oom-kill-disable: the group pauses; memgrp oom --kill PID"
+	local epid out rc
+	g=t-pause-kill-$sfx
+	mg create "$g" -m 32M --oom-kill-disable || { bad pause "create refused"; return; }
+	mg events --json --oom --count 1 "$g" >"$tmp/pev.out" 2>"$tmp/pev.err" &
+	epid=$!
+	track $epid
+	wait_for 10 grep -q "watching" "$tmp/pev.err"
+	start A 20 0
+	start B 4 16
+	: >"$tmp/go-B"
+	wait_for 20 eval 'test "$(stat_field "$g" under_oom)" = 1' || bad pause "under_oom never 1"
+	sleep 1.5 # the policy would have killed by now
+	alive "$pid_A" && alive "$pid_B" && [ "$(stat_field "$g" oom_kill)" = 0 ] &&
+		[ "$(stat_field "$g" under_oom)" = 1 ] && [ "$(stat_field "$g" oom_pauses)" = 1 ] &&
+		! grep -q "holding 16 MB more" "$tmp/B.out" &&
+		mg stat "$g" | grep -q "under_oom *1" &&
+		grep -q "group '$g' is out of memory .*paused (--oom-kill-disable)" "$tmp/memgrpd.log" &&
+		ok "paused at OOM: nobody killed, B's fault waits, under_oom 1 (stat and --json), oom_pauses 1" ||
+		{ bad pause "A/B alive: $(alive "$pid_A" && echo y)/$(alive "$pid_B" && echo y), $(mg stat --json "$g")"
+		  grep "$g" "$tmp/memgrpd.log" | tail -5; }
+	wait_for 10 eval '! alive $epid'
+	python3 - "$tmp/pev.out" "$g" <<'PY' && ok "the pause is an OOM event to the registration" ||
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+assert ev and ev[0]["event"] == "oom" and ev[0]["group"] == sys.argv[2], ev
+PY
+		bad pause_event "$(cat "$tmp/pev.out" "$tmp/pev.err")"
+	# a pid that is not in the group: refused, nothing killed
+	sleep 60 &
+	local stranger=$!
+	track $stranger
+	out=$(mg oom "$g" --kill "$stranger" 2>&1); rc=$?
+	[ $rc = 1 ] && grep -q "is not a process of group '$g'" <<<"$out" && alive "$stranger" &&
+		alive "$pid_A" && alive "$pid_B" && [ "$(stat_field "$g" under_oom)" = 1 ] &&
+		ok "memgrp oom --kill of a pid outside the group: refused ($out), nothing killed" ||
+		bad pause_stranger "rc $rc: $out"
+	kill $stranger
+	out=$(mg oom "$g" --kill "$(proc_of A)" 2>&1); rc=$?
+	wait_for 20 grep -q "holding 16 MB more" "$tmp/B.out"
+	wait_for 10 eval '! alive $pid_A'
+	local sa
+	sa=$(status A)
+	[ $rc = 0 ] && [ "$sa" = 137 ] && alive "$pid_B" && grep -q "holding 16 MB more" "$tmp/B.out" &&
+		[ "$(stat_field "$g" under_oom)" = 0 ] && [ "$(stat_field "$g" oom_kill)" = 1 ] &&
+		grep -q "\"chosen\": \"named by memgrp oom --kill\"" "$tmp/memgrpd.log" &&
+		ok "memgrp oom --kill A: A killed ($sa), B's fault resumes, under_oom 0, its record written" ||
+		{ bad pause_kill "rc $rc ($out), A $sa, B: $(cat "$tmp/B.out")"; grep "$g" "$tmp/memgrpd.log" | tail -5; }
+	out=$(mg oom "$g" --resume 2>&1); rc=$?
+	[ $rc = 1 ] && grep -q "not paused" <<<"$out" && ok "memgrp oom on a group not paused: refused ($out)" ||
+		bad pause_notpaused "rc $rc: $out"
+	pause_done
+}
+run_case pause
+
+case_pause_raise() {
+	echo "--- a paused group waits past the agent's 10 s give-up; a raised limit resumes it"
+	pause_setup raise || { pause_done; return; }
+	sleep 11
+	alive "$pid_A" && alive "$pid_B" && [ "$(stat_field "$g" under_oom)" = 1 ] &&
+		! grep -q "ends itself" "$tmp/B.out" &&
+		ok "11 s paused: nobody killed, not even by its own agent" ||
+		{ bad pause_long "$(cat "$tmp/B.out")"; }
+	mg set "$g" -m 64M
+	wait_for 20 grep -q "holding 16 MB more" "$tmp/B.out"
+	grep -q "holding 16 MB more" "$tmp/B.out" && alive "$pid_A" &&
+		[ "$(stat_field "$g" under_oom)" = 0 ] && [ "$(stat_field "$g" oom_kill)" = 0 ] &&
+		ok "memgrp set -m 64M: the waiting fault resumes, nobody killed, under_oom 0" ||
+		bad pause_raise "$(cat "$tmp/B.out") $(mg stat --json "$g")"
+	pause_done
+}
+run_case pause_raise
+
+case_pause_resume() {
+	echo "--- memgrp oom --resume: the policy acts; memory freed by hand resumes too"
+	pause_setup resume || { pause_done; return; }
+	local out rc sa
+	out=$(mg oom "$g" --resume 2>&1); rc=$?
+	wait_for 20 grep -q "holding 16 MB more" "$tmp/B.out"
+	wait_for 10 eval '! alive $pid_A'
+	sa=$(status A)
+	[ $rc = 0 ] && [ "$sa" = 137 ] && grep -q "holding 16 MB more" "$tmp/B.out" &&
+		[ "$(stat_field "$g" under_oom)" = 0 ] &&
+		ok "--resume: the largest (A, $sa) killed by the policy, B resumes ($out)" ||
+		bad pause_resume "rc $rc ($out), A $sa, B: $(cat "$tmp/B.out")"
+	pause_done
+	pause_setup freed || { pause_done; return; }
+	kill -9 "$(proc_of A)"
+	wait_for 20 grep -q "holding 16 MB more" "$tmp/B.out"
+	grep -q "holding 16 MB more" "$tmp/B.out" && [ "$(stat_field "$g" oom_kill)" = 0 ] &&
+		[ "$(stat_field "$g" under_oom)" = 0 ] &&
+		ok "memory freed (A killed from outside): B resumes, under_oom 0, no OOM kill counted" ||
+		bad pause_freed "$(cat "$tmp/B.out") $(mg stat --json "$g")"
+	pause_done
+}
+run_case pause_resume
+
+case_pause_term() {
+	echo "--- never a hang: SIGTERM to a paused memgrp run ends it"
+	local mode rpid st gg want
+	# hold: SIGTERM's default action ends the command (143); termhold
+	# exit catches it (its handler runs, the fault waits again) and
+	# termhold ignore ignores it: the pause ends, the policy kills (137)
+	for mode in hold exit ignore; do
+		gg=t-pterm-$mode-$sfx
+		if [ $mode = hold ]; then
+			set -- "$progs/prog_hold" 32 30; want=143
+		else
+			set -- "$progs/prog_termhold" 32 30 "$mode"; want=137
+		fi
+		"$memgrp" run -g "$gg" -m 16M --oom-kill-disable -- "$@" >"$tmp/pt.out" 2>"$tmp/pt.err" &
+		rpid=$!
+		track $rpid
+		wait_for 20 grep -q "paused (--oom-kill-disable)" "$tmp/pt.err" ||
+			{ bad "pause_term_$mode" "never paused: $(cat "$tmp/pt.err")"; kill -9 $rpid; continue; }
+		sleep 0.5
+		kill -TERM $rpid
+		wait_for 15 eval '! alive $rpid'
+		if alive $rpid; then
+			bad "pause_term_$mode" "memgrp run still there 15 s after SIGTERM"
+			dump_stuck $rpid
+			kill -9 $rpid
+			continue
+		fi
+		wait $rpid; st=$?
+		[ "$st" = "$want" ] &&
+			ok "SIGTERM to memgrp run paused at OOM ($mode): it ends ($st)" ||
+			{ bad "pause_term_$mode" "status $st, want $want"; cat "$tmp/pt.err"; }
+	done
+}
+run_case pause_term

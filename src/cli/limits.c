@@ -60,7 +60,12 @@ const char mgi_limits_help[] =
 	"                           (default 1s)\n"
 	"      --oom-prefer REGEX   a process whose command line matches (POSIX\n"
 	"                           extended) is chosen before all others\n"
-	"      --oom-avoid REGEX    ... after all others ('' clears an inherited one)\n";
+	"      --oom-avoid REGEX    ... after all others ('' clears an inherited one)\n"
+	"      --oom-kill-disable[=0|1]  pause instead of killing (memcg v1's\n"
+	"                           oom_kill_disable): at OOM the faulting threads\n"
+	"                           wait (under_oom 1) until memory is freed, the\n"
+	"                           limit is raised or `memgrp oom GROUP --kill PID`\n"
+	"                           or `--resume` acts; =0 kills again\n";
 
 /* A duration: N, Ns or Nms (N a whole number; bare: seconds), into ms.
  * Returns 0, or -1 for anything else. */
@@ -154,6 +159,15 @@ static int oom_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 		set->oom_set |= opt == MGI_OPT_OOM_PREFER ? MGI_OOM_SET_PREFER : MGI_OOM_SET_AVOID;
 		return 1;
 	}
+	case MGI_OPT_OOM_KILL_DISABLE:
+		if (arg && strcmp(arg, "0") && strcmp(arg, "1")) {
+			fprintf(stderr, "memgrp %s: --oom-kill-disable: 1 (or nothing) pauses, 0 kills, "
+					"not '%s'\n", cmd, arg);
+			return -1;
+		}
+		set->oom_kill_disable = !arg || !strcmp(arg, "1");
+		set->oom_set |= MGI_OOM_SET_DISABLE;
+		return 1;
 	default:
 		return 0;
 	}
@@ -164,6 +178,7 @@ void mgi_limits_init(mgi_msg_set_t *set)
 	set->memory_max = set->memory_high = set->memory_low = set->memory_soft = MGI_SET_KEEP;
 	set->swap_max = set->swappiness = set->mode = set->backend = MGI_SET_KEEP;
 	set->oom_set = set->oom_policy = set->oom_scope = set->oom_signal = set->oom_grace_ms = 0;
+	set->oom_kill_disable = 0;
 	set->oom_prefer[0] = set->oom_avoid[0] = '\0';
 	grace_given = false;
 }

@@ -78,6 +78,10 @@
  *                                JSON object) of a kill concerning group G
  *                                after sequence number `after`, please.
  *  manager -> client  OOM_RECORD  it, or REPLY -ENOENT when none is newer.
+ *  client -> manager  OOM_ACT    on group G, paused at OOM
+ *                                (--oom-kill-disable): kill process P (it
+ *                                must be in G's subtree), or resume (the
+ *                                group's OOM action, its policy, now); REPLY.
  *
  * The connection of an agent stays open for the life of its process image:
  * its closing, or the process's pidfd, is how the manager learns the
@@ -118,6 +122,7 @@ enum mgi_msg_type {
 	MGI_MSG_OOM_PRIORITY = 40,
 	MGI_MSG_OOM_RECORD_REQ = 41,
 	MGI_MSG_OOM_RECORD = 42,
+	MGI_MSG_OOM_ACT = 43,
 };
 
 /* What a REGISTER asks to hear about. */
@@ -259,6 +264,13 @@ typedef struct mgi_stats {
 	 * processes hold (the grant scheme: src/daemon/grant.c) */
 	uint64_t tamper_reports;
 	uint64_t cooperators; /* clients registered to be asked to free memory (the manager's count) */
+	/* OOM pause (--oom-kill-disable): 1 while the group waits at OOM
+	 * (memcg v1's under_oom); pauses here and below */
+	uint64_t under_oom, oom_pauses;
+	/* the ladder (escalate.c), here and below: cooperative episodes and
+	 * those that freed enough, eviction episodes for refused charges and
+	 * those that freed nothing, OOM actions that found no victim */
+	uint64_t ladder_coop, ladder_coop_enough, ladder_evict, ladder_evict_empty, oom_none;
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the
@@ -316,7 +328,7 @@ typedef struct mgi_msg_set {
 	uint32_t oom_scope;    /* enum mgi_oom_scope */
 	uint32_t oom_signal;   /* SIGKILL or SIGTERM */
 	uint32_t oom_grace_ms; /* SIGTERM's grace, <= MGI_OOM_GRACE_MAX_MS */
-	uint32_t oom_reserved;
+	uint32_t oom_kill_disable; /* with MGI_OOM_SET_DISABLE: 1 pauses at OOM, 0 kills */
 	char oom_prefer[MGI_OOM_REGEX_MAX]; /* POSIX extended regex, "" none */
 	char oom_avoid[MGI_OOM_REGEX_MAX];
 } mgi_msg_set_t;
@@ -355,6 +367,15 @@ typedef struct mgi_msg_oom_record {
 	uint32_t reserved;
 	char text[MGI_OOM_RECORD_MAX]; /* one JSON object, NUL-terminated */
 } mgi_msg_oom_record_t;
+
+/* OOM_ACT: a hand on a group paused at OOM (memgrp oom). */
+enum mgi_oom_act { MGI_OOM_ACT_KILL = 1, MGI_OOM_ACT_RESUME = 2 };
+typedef struct mgi_msg_oom_act {
+	mgi_msg_hdr_t hdr;
+	char group[MGI_GROUP_NAME_MAX]; /* "": the client's own group */
+	int32_t pid;     /* KILL: the process; RESUME: 0 */
+	uint32_t action; /* enum mgi_oom_act */
+} mgi_msg_oom_act_t;
 
 typedef struct mgi_msg_unregister {
 	mgi_msg_hdr_t hdr;
@@ -397,6 +418,7 @@ typedef union mgi_msg {
 	mgi_msg_oom_priority_t oom_priority;
 	mgi_msg_oom_record_req_t oom_record_req;
 	mgi_msg_oom_record_t oom_record;
+	mgi_msg_oom_act_t oom_act;
 } mgi_msg_t;
 
 #include <stdarg.h>

@@ -43,8 +43,13 @@
  *   KERNEL     (G waits at its kernel limit: the backstop's kernel cgroup)
  *                 -> WAIT  a cooperative episode on G runs
  *                 -> COOP  kernel backend, up to KERNEL_COOP_ASKS per pause
+ *                 -> WAIT  G pauses at OOM (--oom-kill-disable)
  *                 -> KILL  the kernel cgroup's largest (the backstop's)
  *   RELIEVED   (the kernel pause ended) -> NONE, the pause's count reset
+ *
+ * Every KILL above is WAIT instead when G's OOM action is the pause
+ * (--oom-kill-disable, oomkill.c mgi_oom_pause): G is under_oom until
+ * room comes (mgi_oom_pause_check) or memgrp oom acts.
  *
  * So a group at its limit goes ask -> evict -> kill, each step once the one
  * before has run out; what is in flight (an episode, a kill) makes the next
@@ -113,8 +118,12 @@ bool mgi_escalate_below_limit(const mgi_manager_t *m, int g)
 	return has_room(m, g, 1);
 }
 
+/* The OOM action: the pause (--oom-kill-disable: the faults wait, WAIT),
+ * else the kill. */
 static enum mgi_step kill_joined(mgi_manager_t *m, int g)
 {
+	if (mgi_oom_pause(m, g))
+		return MGI_STEP_WAIT;
 	mgi_oom_kill_joined(m, g);
 	return MGI_STEP_KILL;
 }
@@ -199,6 +208,8 @@ static enum mgi_step kernel_limit(mgi_manager_t *m, int g)
 				return MGI_STEP_COOP;
 		}
 	}
+	if (mgi_oom_pause(m, g))
+		return MGI_STEP_WAIT;
 	return mgi_backstop_oom_kill(m, g) > 0 ? MGI_STEP_KILL : MGI_STEP_WAIT;
 }
 
@@ -229,6 +240,7 @@ enum mgi_step mgi_escalate(mgi_manager_t *m, int group, const mgi_pressure_t *p)
 		return kernel_limit(m, group);
 	case MGI_WHY_RELIEVED:
 		m->esc.kernel_asks[group] = 0;
+		mgi_oom_pause_check(m);
 		return MGI_STEP_NONE;
 	}
 	return MGI_STEP_NONE;

@@ -158,6 +158,7 @@ typedef struct mgi_manager {
 	bool oom_timer_armed;
 	uint64_t oom_sample_ns; /* the last growth sample */
 	struct mgi_oom_records *oom_records; /* oomkill.c: the last kills' records; NULL: none yet */
+	bool oom_pause_off; /* --oom-kill-disable no longer pauses (memgrp run is ending) */
 } mgi_manager_t;
 
 /*

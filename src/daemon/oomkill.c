@@ -15,7 +15,9 @@
 #include <sys/uio.h>
 
 #include "manager.h"
+#include "backstop.h"
 #include "conn.h"
+#include "escalate.h"
 #include "oslayer.h"
 #include "procstatus.h"
 #include "size.h"
@@ -162,7 +164,7 @@ static void describe_kill(mgi_manager_t *m, size_t i, char *comm, size_t commlen
 /* A group's OOM settings as they apply: each from the nearest group up
  * its path that sets it (segment.h), else the default. */
 struct oom_eff {
-	unsigned policy, scope, signal, grace_ms;
+	unsigned policy, scope, signal, grace_ms, kill_disable;
 	const char *prefer, *avoid;
 };
 
@@ -187,6 +189,8 @@ static struct oom_eff effective(const mgi_manager_t *m, int g)
 			e.prefer = c->oom_prefer;
 		if (take & MGI_OOM_SET_AVOID)
 			e.avoid = c->oom_avoid;
+		if (take & MGI_OOM_SET_DISABLE)
+			e.kill_disable = c->oom_kill_disable ? 1 : 0;
 		found |= take;
 	}
 	return e;
@@ -706,6 +710,129 @@ void mgi_oom_on_priority(mgi_manager_t *m, unsigned i, const mgi_msg_oom_priorit
 		mgi_conn_reply(c, 0, "%s", "");
 }
 
+/* "(usage U, max M)" of group g, for the log and records. */
+static void usage_state(mgi_manager_t *m, int g, const char *tail, char *buf, size_t len)
+{
+	const mgi_segment_t *seg = m->tree.node[g].seg;
+	char usage[16], max[16];
+
+	mgi_size_format(mgi_escalate_usage(m, g) * MGI_PAGE_SIZE, usage, sizeof(usage));
+	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE, max, sizeof(max));
+	snprintf(buf, len, "(usage %s, max %s)%s", usage, max, tail);
+}
+
+bool mgi_oom_pause(mgi_manager_t *m, int target)
+{
+	mgi_segment_t *seg = m->tree.node[target].seg;
+	char state[96];
+
+	if (m->oom_pause_off || !effective(m, target).kill_disable)
+		return false;
+	if (atomic_exchange(&seg->ctl.under_oom, 1) == 0) {
+		atomic_fetch_add(&seg->ctl.oom_pauses, 1);
+		usage_state(m, target, "", state, sizeof(state));
+		mgi_manager_log(m, "group '%s' is out of memory %s and nothing can be reclaimed: "
+				   "paused (--oom-kill-disable): its faulting threads wait until memory "
+				   "is freed, its limit is raised, or memgrp oom %s --kill PID|--resume",
+				m->tree.node[target].name, state, m->tree.node[target].name);
+		mgi_notify_oom(m, target);
+		mgi_oom_arm(m);
+	}
+	return true;
+}
+
+void mgi_oom_pause_check(mgi_manager_t *m)
+{
+	char state[96];
+
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used || !atomic_load(&m->tree.node[g].seg->ctl.under_oom) ||
+		    !mgi_escalate_below_limit(m, g))
+			continue;
+		atomic_store(&m->tree.node[g].seg->ctl.under_oom, 0);
+		usage_state(m, g, "", state, sizeof(state));
+		mgi_manager_log(m, "group '%s' has room again %s: its OOM pause ends",
+				m->tree.node[g].name, state);
+	}
+}
+
+/* memgrp oom G --kill PID: the process, if it joined under g. */
+static void act_kill(mgi_manager_t *m, struct mgi_conn *c, int g, pid_t pid)
+{
+	struct mgi_conn *v = joined_conn(m, pid);
+	char state[160], comm[MGI_COMM_MAX + 1];
+	static char cmd[1024];
+
+	if (!v || !mgi_tree_is_under(&m->tree, v->group, g)) {
+		mgi_conn_reply(c, -ESRCH, "pid %d is not a process of group '%s' (nor of a group "
+					  "below it) that joined this manager: nothing killed", (int)pid,
+			       m->tree.node[g].name);
+		return;
+	}
+	const mgi_segment_t *vs = m->tree.node[v->group].seg;
+	uint64_t charged = mgi_segment_slot_charged(vs, v->slot), kernel = kernel_pages(pid);
+	mgi_victim_t cand = {.pid = pid, .group = v->group,
+			     .pages = charged > kernel ? charged : kernel, .adj = score_adj_of(pid),
+			     .age_ms = age_ms_of(v), .priority = v->oom_priority};
+	snprintf(comm, sizeof(comm), "%.*s", MGI_COMM_MAX - 1, vs->ctl.procs[v->slot].comm);
+	cmdline_of(pid, cmd, sizeof(cmd));
+	int err = mgi_pidfd_send_signal(v->pidfd, SIGKILL);
+	if (err != 0) {
+		mgi_conn_reply(c, err, "could not kill pid %d: %s", (int)pid, strerror(-err));
+		return;
+	}
+	atomic_fetch_add(&m->tree.node[g].seg->ctl.oom_kill, 1);
+	/* its memory back now: the waiting faults resume without its exit */
+	mgi_pidfd_mrelease(v->pidfd);
+	v->oom_target = g;
+	v->oom_kill_ns = mgi_os_now_ns();
+	mgi_oom_arm(m);
+	usage_state(m, g, " and paused: killed by hand (memgrp oom --kill)", state, sizeof(state));
+	mgi_manager_log(m, "group '%s' is out of memory %s: pid %d (%s), uid %u's choice",
+			m->tree.node[g].name, state, (int)pid, comm, (unsigned)c->peer_uid);
+	const mgi_oom_kill_t rec = {.target = g, .state = state,
+				    .policy = {.policy = effective(m, g).policy}};
+	mgi_oom_record(m, &rec, &cand, 1, 0, "named by memgrp oom --kill", cmd);
+	mgi_conn_reply(c, 0, "killed pid %d (%s)", (int)pid, comm);
+}
+
+void mgi_oom_on_act(mgi_manager_t *m, unsigned i, const mgi_msg_oom_act_t *a)
+{
+	struct mgi_conn *c = &m->conns[i];
+	int g;
+
+	if (mgi_conn_refuse_unprivileged(m, c, "act on a group's OOM") ||
+	    (g = mgi_conn_lookup(m, c, a->group)) < 0)
+		return;
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	if (!atomic_load(&seg->ctl.under_oom)) {
+		mgi_conn_reply(c, -EAGAIN, "group '%s' is not paused at OOM (under_oom 0): nothing "
+					   "done", m->tree.node[g].name);
+		return;
+	}
+	if (a->action == MGI_OOM_ACT_KILL) {
+		act_kill(m, c, g, a->pid);
+		return;
+	}
+	/* --resume: the OOM action the pause held back, by the group's
+	 * policy, once; the setting stays (the next OOM pauses again) */
+	uint64_t before = atomic_load(&seg->ctl.oom_kill);
+	mgi_manager_log(m, "group '%s': uid %u resumes its OOM pause: its policy acts",
+			m->tree.node[g].name, (unsigned)c->peer_uid);
+	if (mgi_kbackend_is(m, g))
+		mgi_backstop_oom_kill(m, g);
+	else
+		mgi_oom_kill_joined(m, g);
+	if (atomic_load(&seg->ctl.oom_kill) == before) {
+		mgi_conn_reply(c, -ESRCH, "group '%s': its policy found no process to kill (see the "
+					  "manager's log): still paused", m->tree.node[g].name);
+		return;
+	}
+	atomic_store(&seg->ctl.under_oom, 0);
+	mgi_conn_reply(c, 0, "group '%s' resumed: its policy killed (see the manager's log)",
+		       m->tree.node[g].name);
+}
+
 /* How long a victim may take to exit after SIGKILL before it is taken
  * for stuck (uninterruptible sleep) and the next one is chosen. */
 #define OOM_STUCK_MS 1000
@@ -726,9 +853,17 @@ static bool dying(const struct mgi_conn *c)
 	return c->fd >= 0 && c->slot >= 0 && (c->oom_term_ns || c->oom_kill_ns) && !c->oom_stuck;
 }
 
+static bool any_paused(const mgi_manager_t *m)
+{
+	for (int g = 0; g < MGI_GROUPS_MAX; g++)
+		if (m->tree.node[g].used && atomic_load(&m->tree.node[g].seg->ctl.under_oom))
+			return true;
+	return false;
+}
+
 void mgi_oom_arm(mgi_manager_t *m)
 {
-	bool want = growth_wanted(m);
+	bool want = growth_wanted(m) || any_paused(m);
 
 	for (unsigned k = 0; k < m->nconns && !want; k++)
 		want = dying(&m->conns[k]);
@@ -805,6 +940,7 @@ static void oom_tick(mgi_manager_t *m)
 				mgi_conn_clear_victim(m, c->oom_target, c->pid);
 		}
 	}
+	mgi_oom_pause_check(m);
 	mgi_oom_arm(m);
 }
 
