@@ -40,6 +40,8 @@ int main(void)
 	P("ctl_oom_prefer", offsetof(mgi_segment_t, ctl.oom_prefer));
 	P("ctl_oom_kill_disable", offsetof(mgi_segment_t, ctl.oom_kill_disable));
 	P("ctl_under_oom", offsetof(mgi_segment_t, ctl.under_oom));
+	P("ctl_oom_prekill_timeout", offsetof(mgi_segment_t, ctl.oom_prekill_timeout_ms));
+	P("ctl_oom_prekill", offsetof(mgi_segment_t, ctl.oom_prekill));
 	P("ctl_pid0", offsetof(mgi_segment_t, ctl.procs[0].pid));
 	P("ctl_pid_stride", sizeof(mgi_proc_id_t));
 	P("ctl_th0_size", offsetof(mgi_segment_t, ctl.thresholds[0].set.size));
@@ -122,6 +124,11 @@ def main():
         patch(o['ctl_under_oom'], struct.pack('<I', 1)),
         'oom-kill-disable-bad': patch(o['ctl_oom_kill_disable'], struct.pack('<I', 3)),
         'oom-under-oom-bad': patch(o['ctl_under_oom'], struct.pack('<I', 2)),
+        'oom-prekill': patch(o['ctl_oom_set'], struct.pack('<I', 0x40)) +
+        patch(o['ctl_oom_prekill_timeout'], struct.pack('<I', 1000)) +
+        patch(o['ctl_oom_prekill'], b'/bin/logger -t memgrp-oom\0'),
+        'oom-prekill-unterminated': patch(o['ctl_oom_prekill'], b'y' * 256),
+        'oom-prekill-timeout-long': patch(o['ctl_oom_prekill_timeout'], struct.pack('<I', 4001)),
         'top-level-grant': patch(o['ctl_group'], b'web\0') + patch(o['ctl_granted'], u64(8)),
     }
     live = {  # offsets relative to the accounting part

@@ -202,6 +202,8 @@ static void check_accepts_a_valid_segment(void)
 	strcpy(seg.ctl.oom_prefer, "^(stress|batch)");
 	seg.ctl.oom_kill_disable = 1;
 	atomic_store(&seg.ctl.under_oom, 1);
+	strcpy(seg.ctl.oom_prekill, "/usr/local/bin/dump-heap --fast");
+	seg.ctl.oom_prekill_timeout_ms = MGI_OOM_PREKILL_TIMEOUT_MAX_MS;
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg), why, sizeof(why)), 0);
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg) - 1, why, sizeof(why)), -EINVAL);
 	CHECK_MSG(strstr(why, "bytes") != NULL, "why: %s", why);
@@ -314,6 +316,12 @@ static const char *damage(int k)
 	case 32:
 		atomic_store(&seg.ctl.under_oom, 7);
 		return "under_oom 7";
+	case 33:
+		memset(seg.ctl.oom_prekill, 'x', sizeof(seg.ctl.oom_prekill));
+		return "pre-kill command is not terminated";
+	case 34:
+		seg.ctl.oom_prekill_timeout_ms = MGI_OOM_PREKILL_TIMEOUT_MAX_MS + 1;
+		return "OOM pre-kill timeout";
 	default:
 		return NULL;
 	}

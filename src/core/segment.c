@@ -208,6 +208,11 @@ static int check_oom(const mgi_segment_t *seg, char *why, size_t whylen)
 		return bad(why, whylen, "OOM kill disable %u (0 or 1)", c->oom_kill_disable);
 	if (atomic_load(&c->under_oom) > 1)
 		return bad(why, whylen, "under_oom %u (0 or 1)", atomic_load(&c->under_oom));
+	if (!memchr(c->oom_prekill, '\0', sizeof(c->oom_prekill)))
+		return bad(why, whylen, "the OOM pre-kill command is not terminated");
+	if (c->oom_prekill_timeout_ms > MGI_OOM_PREKILL_TIMEOUT_MAX_MS)
+		return bad(why, whylen, "OOM pre-kill timeout %u ms (at most %u)",
+			   c->oom_prekill_timeout_ms, MGI_OOM_PREKILL_TIMEOUT_MAX_MS);
 	return 0;
 }
 

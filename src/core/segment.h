@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 9
+#define MGI_SEGMENT_VERSION 10
 #define MGI_SEGMENT_ALIGN 4096  /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -97,8 +97,9 @@ enum mgi_oom_set {
 	MGI_OOM_SET_PREFER = 1 << 3, /* oom_prefer ("" clears an inherited one) */
 	MGI_OOM_SET_AVOID = 1 << 4,  /* oom_avoid */
 	MGI_OOM_SET_DISABLE = 1 << 5, /* oom_kill_disable (--oom-kill-disable: pause) */
+	MGI_OOM_SET_PREKILL = 1 << 6, /* oom_prekill and its timeout ("" clears an inherited one) */
 };
-#define MGI_OOM_SET_ALL 0x3fu
+#define MGI_OOM_SET_ALL 0x7fu
 /* --oom-kill: who dies at the group's OOM. */
 enum mgi_oom_scope {
 	MGI_OOM_SCOPE_PROCESS = 0, /* one process, by the policy (default) */
@@ -109,6 +110,10 @@ enum mgi_oom_scope {
  * end well before. */
 #define MGI_OOM_GRACE_MAX_MS 5000
 #define MGI_OOM_REGEX_MAX 128 /* with its NUL */
+/* --oom-prekill CMD: its words, with the NUL; and its timeout's bound,
+ * so that the hook and a grace end before an agent's 10 s give-up. */
+#define MGI_OOM_PREKILL_MAX 256
+#define MGI_OOM_PREKILL_TIMEOUT_MAX_MS 4000
 
 /* Which counter a threshold watches. */
 enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
@@ -208,6 +213,11 @@ typedef struct mgi_segment_ctl {
 	_Atomic uint64_t ladder_coop, ladder_coop_enough;
 	_Atomic uint64_t ladder_evict, ladder_evict_empty;
 	_Atomic uint64_t oom_pauses, oom_none;
+	/* --oom-prekill (MGI_OOM_SET_PREKILL): the command run before a kill
+	 * (words separated by spaces, no shell), bounded by the timeout */
+	uint32_t oom_prekill_timeout_ms; /* 1..MGI_OOM_PREKILL_TIMEOUT_MAX_MS; 0 with no command */
+	uint32_t oom_prekill_reserved;
+	char oom_prekill[MGI_OOM_PREKILL_MAX];
 	/* Usage thresholds on memory and memsw (seed 000 section 4.2); where
 	 * the checkers stand is in the accounting part. */
 	mgi_threshold_storage_t thresholds[2];
