@@ -61,10 +61,10 @@ SIZES = {
     RM: 144,
     LIST_REQ: 144,
     STAT: 11064,     # hdr, group, stats (84 x u64), nprocs, reserved, procs[256] x 40
-    SET: 488,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
+    SET: 752,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
                      # mode, backend; oom_set, policy, scope, signal, grace_ms, kill_disable,
-                     # prefer[128], avoid[128]
-    CREATE: 488,
+                     # prefer[128], avoid[128], prekill_timeout_ms, reserved, prekill[256]
+    CREATE: 752,
     OOM_PRIORITY: 24,  # hdr, pid, priority
     OOM_RECORD_REQ: 152,  # hdr, group[128], after
     OOM_RECORD: 4128,     # hdr, seq, len, reserved, text[4096]
@@ -131,10 +131,12 @@ def group_msg(mtype, group):
 def set_msg(mtype, group, memory_max, high=MGI_SET_KEEP, low=MGI_SET_KEEP, soft=MGI_SET_KEEP,
             swap_max=MGI_SET_KEEP, swappiness=MGI_SET_KEEP, mode=MGI_SET_KEEP,
             backend=MGI_SET_KEEP, oom_set=0, oom_policy=0, oom_scope=0, oom_signal=0,
-            oom_grace_ms=0, oom_kill_disable=0, oom_prefer="", oom_avoid=""):
-    return msg(mtype, G + "8Q6I128s128s", name(group), memory_max, high, low, soft, swap_max,
+            oom_grace_ms=0, oom_kill_disable=0, oom_prefer="", oom_avoid="",
+            oom_prekill_timeout_ms=0, oom_prekill=""):
+    return msg(mtype, G + "8Q6I128s128sII256s", name(group), memory_max, high, low, soft, swap_max,
                swappiness, mode, backend, oom_set, oom_policy, oom_scope, oom_signal,
-               oom_grace_ms, oom_kill_disable, name(oom_prefer), name(oom_avoid))
+               oom_grace_ms, oom_kill_disable, name(oom_prefer), name(oom_avoid),
+               oom_prekill_timeout_ms, 0, name(oom_prekill, 256))
 
 
 def oom_act(group, pid, action):
@@ -331,6 +333,10 @@ VALID = {
     "v3-create-oom-policy": set_msg(CREATE, "web/batch", 32 * MiB, oom_set=1, oom_policy=4),
     "v3-set-oom-kill-disable": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x20, oom_kill_disable=1),
     "v3-oom-act-kill": oom_act("web", 4242, 1),
+    "v3-set-oom-prekill": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40,
+                                  oom_prekill_timeout_ms=1000,
+                                  oom_prekill="/usr/local/bin/dump-heap --fast"),
+    "v3-set-oom-prekill-clear": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40),
     "v3-oom-act-resume": oom_act("", 0, 2),
     "v3-oom-priority": oom_priority(0, 500),
     "v3-oom-priority-pid": oom_priority(4321, -1000),
@@ -379,6 +385,17 @@ INVALID = {
     "v3-invalid-set-oom-kill-disable-no-flag": set_msg(SET, "web", MGI_SET_KEEP,
                                                        oom_kill_disable=1),
     "v3-invalid-oom-act-unknown": oom_act("web", 0, 3),
+    "v3-invalid-set-oom-prekill-no-timeout": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40,
+                                                     oom_prekill="/bin/true"),
+    "v3-invalid-set-oom-prekill-timeout-long": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40,
+                                                       oom_prekill_timeout_ms=4001,
+                                                       oom_prekill="/bin/true"),
+    "v3-invalid-set-oom-prekill-no-flag": set_msg(SET, "web", MGI_SET_KEEP,
+                                                  oom_prekill_timeout_ms=5,
+                                                  oom_prekill="/bin/true"),
+    "v3-invalid-set-oom-prekill-unterminated": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40,
+                                                       oom_prekill_timeout_ms=5,
+                                                       oom_prekill="x" * 256),
     "v3-invalid-oom-act-kill-no-pid": oom_act("web", 0, 1),
     "v3-invalid-oom-act-resume-pid": oom_act("web", 77, 2),
     "v3-invalid-oom-act-bad-group": oom_act("../web", 77, 1),

@@ -351,10 +351,10 @@ send(40, struct.pack("<ii", -3, 1))
 send(40, struct.pack("<ii", pid, 1), length=20)
 keep = 2**64 - 1
 body = group.ljust(128, b"\0") + struct.pack("<8Q", *([keep] * 8))
-body += struct.pack("<6I", 8, 0, 0, 0, 0, 0) + b"(x".ljust(128, b"\0") + bytes(128)
+body += struct.pack("<6I", 8, 0, 0, 0, 0, 0) + b"(x".ljust(128, b"\0") + bytes(128) + bytes(264)
 send(6, body)
 body = group.ljust(128, b"\0") + struct.pack("<8Q", *([keep] * 8))
-body += struct.pack("<6I", 1, 9, 0, 0, 0, 0) + bytes(256)
+body += struct.pack("<6I", 1, 9, 0, 0, 0, 0) + bytes(256) + bytes(264)
 send(6, body)
 send(43, group.ljust(128, b"\0") + struct.pack("<iI", pid, 9))
 send(43, group.ljust(128, b"\0") + struct.pack("<iI", pid, 1))
@@ -400,8 +400,20 @@ pause_setup() {
 	wait_for 20 eval 'test "$(stat_field "$g" under_oom)" = 1' ||
 		{ bad "pause_$1" "under_oom never 1"; grep "$g" "$tmp/memgrpd.log" | tail -5; return 1; }
 }
+# Like finish, but the commands too (killing the subshell of a backgrounded
+# mg leaves memgrp run and its command running), and waits for the group
+# to be empty.
+finish_all() {
+	local p c
+	for p in "$@"; do
+		c=$(proc_of "$p")
+		kill -9 "$c" 2>/dev/null
+		eval "kill \$pid_$p 2>/dev/null; wait \$pid_$p 2>/dev/null"
+	done
+	wait_for 10 eval 'test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0'
+}
 pause_done() {
-	finish A B
+	finish_all A B
 	rm -f "$tmp"/go-*
 	mg rm "$g" 2>/dev/null
 }
@@ -538,3 +550,88 @@ case_pause_term() {
 	done
 }
 run_case pause_term
+
+case_prekill() {
+	echo "--- --oom-prekill: a hook before the kill, its environment, its timeout"
+	# the hook (no shell between: memgrpd execs the script itself) records
+	# its arguments, environment and whether the victim still lives
+	cat >"$tmp/hook.sh" <<HOOK
+#!/bin/sh
+echo \$\$ >"$tmp/hook.pid"
+{ echo "args \$*"; env | grep '^MEMGRP_OOM_' | sort
+  kill -0 "\$MEMGRP_OOM_VICTIM_PID" 2>/dev/null && echo "victim alive"; } >"$tmp/hook.env"
+[ "\$1" = slow ] && { echo started >>"$tmp/hook.env"; exec sleep 30; }
+exit 3
+HOOK
+	chmod +x "$tmp/hook.sh"
+	g=t-pk-$sfx
+	mg create "$g" -m 40M --oom-prekill "$tmp/hook.sh first  second" ||
+		{ bad prekill "create refused"; return; }
+	start A 24 0
+	start B 8 16
+	: >"$tmp/go-B"
+	local dead st= va
+	dead=$(gone A B)
+	[ "$dead" != none ] && st=$(status "$dead")
+	va=$(grep '^MEMGRP_OOM_VICTIM_PID=' "$tmp/hook.env" | cut -d= -f2)
+	[ "$dead" = A ] && [ "$st" = 137 ] && wait_for 10 grep -q "holding 16 MB more" "$tmp/B.out" &&
+		grep -q "^args first second$" "$tmp/hook.env" && grep -q "^victim alive$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_GROUP=$g$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_CMDLINE=.*prog_hold 24 30$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_COMM=prog_hold$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_POLICY=largest$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_LIMIT=$((40 << 20))$" "$tmp/hook.env" &&
+		[ "$(grep '^MEMGRP_OOM_VICTIM_CHARGED=' "$tmp/hook.env" | cut -d= -f2)" -ge $((24 << 20)) ] &&
+		[ -n "$va" ] && grep -q "killing pid $va " "$tmp/memgrpd.log" &&
+		grep -q "group '$g': --oom-prekill (pid [0-9]*) exited with status 3 after [0-9]* ms; the kill follows" "$tmp/memgrpd.log" &&
+		ok "the hook ran before the kill with its words, the victim (pid $va, alive then) and the figures; then the kill, and B resumed" ||
+		{ bad prekill "dead $dead ($st)"; cat "$tmp/hook.env"; grep "$g" "$tmp/memgrpd.log" | tail -6; }
+	finish_all A B
+	rm -f "$tmp"/go-* "$tmp/hook.env"
+
+	# a hook that does not end: the loop serves meanwhile, the hook is
+	# killed at its timeout, the kill goes on
+	mg set "$g" --oom-prekill "$tmp/hook.sh slow" --oom-prekill-timeout 2s || bad prekill_set "set refused"
+	start A 24 0
+	start B 8 16
+	: >"$tmp/go-B"
+	wait_for 20 grep -q "^started" "$tmp/hook.env"
+	local hp=
+	hp=$(cat "$tmp/hook.pid" 2>/dev/null); hp=${hp:-0}
+	local srv=no
+	mg stat "$g" >/dev/null && srv=yes
+	[ $srv = yes ] && alive "$hp" && alive "$pid_A" &&
+		ok "while the hook runs, memgrpd answers (stat) and the victim waits for it" ||
+		bad prekill_loop "stat answered: $srv, hook $hp $(alive "$hp" && echo alive), A $(alive "$pid_A" && echo alive)"
+	dead=$(gone A B)
+	[ "$dead" != none ] && st=$(status "$dead")
+	wait_for 10 grep -q "holding 16 MB more" "$tmp/B.out"
+	wait_for 5 eval '! alive $hp'
+	[ "$dead" = A ] && [ "$st" = 137 ] && grep -q "holding 16 MB more" "$tmp/B.out" && ! alive "$hp" &&
+		grep -q "group '$g': --oom-prekill (pid $hp) did not finish within [0-9]* ms: killed; the kill follows" "$tmp/memgrpd.log" &&
+		ok "a hook past its timeout (2s) is killed and reaped; the kill goes on, B resumes" ||
+		{ bad prekill_timeout "dead $dead ($st), hook $hp $(alive "$hp" && echo alive)"; grep "$g" "$tmp/memgrpd.log" | tail -6; }
+	finish_all A B
+	rm -f "$tmp"/go-*
+
+	# a hook that cannot run: said, and the kill goes on
+	mg set "$g" --oom-prekill "$tmp/no-such-hook" || bad prekill_set "set refused"
+	start A 24 0
+	start B 8 16
+	: >"$tmp/go-B"
+	dead=$(gone A B)
+	[ "$dead" = A ] && grep -q "group '$g': --oom-prekill '$tmp/no-such-hook' could not run: No such file or directory; the kill goes on" "$tmp/memgrpd.log" &&
+		ok "a hook that cannot run: said in the log, the kill goes on" ||
+		{ bad prekill_missing "dead $dead"; grep "$g" "$tmp/memgrpd.log" | tail -4; }
+	finish_all A B
+	rm -f "$tmp"/go-*
+	mg rm "$g"
+	local out rc
+	out=$(mg create "t-bad-$sfx" --oom-prekill /bin/true --oom-prekill-timeout 5s 2>&1); rc=$?
+	[ $rc = 2 ] && grep -q -- "--oom-prekill-timeout: a duration from 1ms to 4s" <<<"$out" &&
+		out=$(mg create "t-bad-$sfx" --oom-prekill-timeout 1s 2>&1); rc2=$?
+	[ $rc = 2 ] && [ "${rc2:-0}" = 2 ] && grep -q -- "--oom-prekill-timeout goes with --oom-prekill" <<<"$out" &&
+		! mg ls | grep -q "t-bad-$sfx" &&
+		ok "bad --oom-prekill-timeout values refused (exit 2), no group made" || bad prekill_bad "$rc ${rc2:-}: $out"
+}
+run_case prekill

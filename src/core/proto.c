@@ -225,6 +225,13 @@ static int check_oom(const mgi_msg_set_t *s, char *err, size_t errlen)
 	if (!memchr(s->oom_prefer, '\0', sizeof(s->oom_prefer)) ||
 	    !memchr(s->oom_avoid, '\0', sizeof(s->oom_avoid)))
 		return bad(-EINVAL, err, errlen, "oom regex not terminated");
+	if (!memchr(s->oom_prekill, '\0', sizeof(s->oom_prekill)) || s->oom_prekill_reserved)
+		return bad(-EINVAL, err, errlen, "oom pre-kill command not terminated, or a reserved field set");
+	if ((s->oom_set & MGI_OOM_SET_PREKILL) && s->oom_prekill[0]
+		    ? s->oom_prekill_timeout_ms < 1 || s->oom_prekill_timeout_ms > MGI_OOM_PREKILL_TIMEOUT_MAX_MS
+		    : s->oom_prekill_timeout_ms != 0 || s->oom_prekill[0])
+		return bad(-EINVAL, err, errlen,
+			   "oom pre-kill: a command with a timeout of 1 ms to 4 s (none without one)");
 	return 0;
 }
 

@@ -331,6 +331,11 @@ typedef struct mgi_msg_set {
 	uint32_t oom_kill_disable; /* with MGI_OOM_SET_DISABLE: 1 pauses at OOM, 0 kills */
 	char oom_prefer[MGI_OOM_REGEX_MAX]; /* POSIX extended regex, "" none */
 	char oom_avoid[MGI_OOM_REGEX_MAX];
+	/* with MGI_OOM_SET_PREKILL: the pre-kill hook's words ("" none) and
+	 * its timeout (1..MGI_OOM_PREKILL_TIMEOUT_MAX_MS with a command) */
+	uint32_t oom_prekill_timeout_ms;
+	uint32_t oom_prekill_reserved;
+	char oom_prekill[MGI_OOM_PREKILL_MAX];
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 

@@ -159,6 +159,13 @@ typedef struct mgi_manager {
 	uint64_t oom_sample_ns; /* the last growth sample */
 	struct mgi_oom_records *oom_records; /* oomkill.c: the last kills' records; NULL: none yet */
 	bool oom_pause_off; /* --oom-kill-disable no longer pauses (memgrp run is ending) */
+	/* oomkill.c: the pre-kill hook running (one at a time; pid 0: none),
+	 * for the kill of `victim` at group `target`'s OOM; one killed at its
+	 * timeout and not yet reaped; the kill that follows a hook */
+	pid_t prekill_pid, prekill_victim, prekill_reap_pid;
+	int prekill_pidfd, prekill_target, prekill_reap_pidfd;
+	uint64_t prekill_start_ns, prekill_deadline_ns;
+	bool prekill_done;
 } mgi_manager_t;
 
 /*

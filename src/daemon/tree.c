@@ -1034,6 +1034,11 @@ static int set_oom(mgi_segment_t *seg, const mgi_msg_set_t *set)
 		memcpy(c->oom_avoid, set->oom_avoid, sizeof(c->oom_avoid));
 	if (set->oom_set & MGI_OOM_SET_DISABLE)
 		c->oom_kill_disable = set->oom_kill_disable ? 1 : 0;
+	if (set->oom_set & MGI_OOM_SET_PREKILL) {
+		memcpy(c->oom_prekill, set->oom_prekill, sizeof(c->oom_prekill));
+		c->oom_prekill[sizeof(c->oom_prekill) - 1] = '\0';
+		c->oom_prekill_timeout_ms = set->oom_prekill_timeout_ms;
+	}
 	c->oom_set |= set->oom_set;
 	return 0;
 }
