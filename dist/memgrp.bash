@@ -44,7 +44,7 @@ _memgrp() {
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;
 	top) opts="--once --json --sort --interval --socket --help" ;;
-	events) opts="--threshold --memsw --pressure --oom --count --socket --help" ;;
+	events) opts="--threshold --memsw --pressure --oom --ladder --count --socket --help" ;;
 	rm | attach) opts="--socket --help" ;;
 	oom) opts="--kill --resume --socket --help" ;;
 	demo) opts="--limit --child-limit --step --help" ;;

@@ -45,7 +45,7 @@ OOM_RECORD_REQ, OOM_RECORD = 41, 42
 OOM_ACT = 43
 MGI_GRANT_ASK_MAX = 128
 
-REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE = 1, 2, 3, 4
+REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE, REG_LADDER = 1, 2, 3, 4, 5
 MGI_COOP_PRIORITY_MAX = 1000
 WATCH_MEMORY, WATCH_MEMSW = 0, 1
 
@@ -318,6 +318,7 @@ VALID = {
     "v3-register-threshold": register("web", REG_THRESHOLD, WATCH_MEMORY, 48 * MiB, 0, 0),
     "v3-register-pressure": register("", REG_PRESSURE, WATCH_MEMORY, 0, 2, 1),
     "v3-register-oom": register("web", REG_OOM, WATCH_MEMORY, 0, 0, 0),
+    "v3-register-ladder": register("web", REG_LADDER, WATCH_MEMORY, 0, 0, 0),
     "v3-register-cooperate": register("web/api", REG_COOPERATE, WATCH_MEMORY, 0, 500, 0),
     "v3-unregister": unregister(1),
     "v3-coop-done": unregister(7, COOP_DONE),
@@ -359,6 +360,7 @@ INVALID = {
     "v3-invalid-list-bad-name": list_msg(["web", "web/"]),
     "v3-invalid-hello-len-mismatch": hello(1234, -1, "web", hdr_len=24),
     "v3-invalid-hello-version-2": hello(1234, -1, "web", version=2),
+    "v3-invalid-register-kind-6": register("web", 6, WATCH_MEMORY, 0, 0, 0),
     "v3-invalid-register-cooperate-priority": register("web", REG_COOPERATE, WATCH_MEMORY, 0,
                                                        MGI_COOP_PRIORITY_MAX + 1, 0),
     "v3-invalid-coop-done-id-zero": unregister(0, COOP_DONE),

@@ -635,3 +635,71 @@ HOOK
 		ok "bad --oom-prekill-timeout values refused (exit 2), no group made" || bad prekill_bad "$rc ${rc2:-}: $out"
 }
 run_case prekill
+
+case_ladder() {
+	echo "--- the ladder's steps as events (memgrp events --ladder) and counters"
+	# a cooperator that frees nothing, then no swap: coop asked, then the
+	# OOM kill, in that order
+	g=t-lad-$sfx
+	mg create "$g" -m 32M || { bad ladder "create refused"; return; }
+	MEMGRP_LIB=$libmemgrp PYTHONPATH=$pydir python3 -c '
+import sys, memgrp
+c = memgrp.Client("'"$sock"'")
+efd = c.cooperate(100, group="'"$g"'")
+print("cooperating", flush=True)
+while True:
+    memgrp.Client.read_event(efd)
+    c.done(efd)
+' >"$tmp/coop.out" 2>&1 &
+	local cpid=$!
+	track $cpid
+	wait_for 10 grep -q cooperating "$tmp/coop.out"
+	mg events --ladder --json "$g" >"$tmp/lad.out" 2>"$tmp/lad.err" &
+	local epid=$!
+	track $epid
+	wait_for 10 grep -q "watching" "$tmp/lad.err"
+	mg run -g "$g" -- "$progs/prog_hold" 40 1 >"$tmp/lad-run.out" 2>&1
+	wait_for 10 grep -q '"rung": "oom"' "$tmp/lad.out"
+	kill $epid
+	# (the ask watermark, 90 %, asks the cooperator too: one or two coop
+	# episodes before the kill)
+	python3 - "$tmp/lad.out" "$g" <<'PY' && ok "events --ladder: coop asked, then oom kill, in order" ||
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+steps = [(e["rung"], e["outcome"]) for e in ev]
+assert all(e["event"] == "ladder" and e["group"] == sys.argv[2] for e in ev), ev
+assert steps[-1] == ("oom", "kill") and set(steps[:-1]) == {("coop", "asked")}, steps
+PY
+		bad ladder "$(cat "$tmp/lad.out" "$tmp/lad.err")"
+	[ "$(stat_field "$g" ladder_coop)" -ge 1 ] && [ "$(stat_field "$g" ladder_coop_enough)" = 0 ] &&
+		[ "$(stat_field "$g" oom_kill)" = 1 ] &&
+		ok "counters: ladder_coop $(stat_field "$g" ladder_coop), ladder_coop_enough 0, oom_kill 1" ||
+		bad ladder_counters "$(mg stat --json "$g")"
+	kill $cpid
+	wait_for 10 eval 'test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0'
+	mg rm "$g"
+
+	# swap: A (cold) holds 24M, B touches 24M at a 32M limit: the
+	# manager has A evict (evict asked), and nobody dies
+	g=t-lad-ev-$sfx
+	mg create "$g" -m 32M --swap-max 64M || { bad ladder_evict "create refused"; return; }
+	mg events --ladder "$g" >"$tmp/lad2.out" 2>"$tmp/lad2.err" &
+	epid=$!
+	track $epid
+	wait_for 10 grep -q "watching" "$tmp/lad2.err"
+	start A 24 0
+	start B 4 20
+	: >"$tmp/go-B"
+	wait_for 30 grep -q "holding 20 MB more" "$tmp/B.out"
+	wait_for 10 grep -q " ladder evict asked " "$tmp/lad2.out"
+	grep -q "holding 20 MB more" "$tmp/B.out" && alive "$pid_A" &&
+		grep -q "^[0-9:]* $g ladder evict asked usage " "$tmp/lad2.out" &&
+		[ "$(stat_field "$g" ladder_evict)" -ge 1 ] && [ "$(stat_field "$g" oom_kill)" = 0 ] &&
+		ok "eviction for a refused charge: 'ladder evict asked' ($(grep -c evict "$tmp/lad2.out") lines), ladder_evict $(stat_field "$g" ladder_evict), nobody killed" ||
+		{ bad ladder_evict "$(cat "$tmp/lad2.out" "$tmp/B.out")"; mg stat "$g"; }
+	kill $epid
+	finish_all A B
+	rm -f "$tmp"/go-*
+	mg rm "$g"
+}
+run_case ladder

@@ -288,7 +288,7 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 			return bad(-EINVAL, err, errlen, "hello: slot out of range");
 		return check_group(out->hello.group, 1, err, errlen) ?: h.type;
 	case MGI_MSG_REGISTER:
-		if (out->reg.kind < MGI_REG_THRESHOLD || out->reg.kind > MGI_REG_COOPERATE)
+		if (out->reg.kind < MGI_REG_THRESHOLD || out->reg.kind > MGI_REG_LADDER)
 			return bad(-EINVAL, err, errlen, "register: unknown kind");
 		if (out->reg.counter > MGI_WATCH_MEMSW)
 			return bad(-EINVAL, err, errlen, "register: counter is memory or memsw");

@@ -131,6 +131,7 @@ enum mgi_reg_kind {
 	MGI_REG_PRESSURE = 2,
 	MGI_REG_OOM = 3,
 	MGI_REG_COOPERATE = 4, /* "ask me to free memory first"; level: priority */
+	MGI_REG_LADDER = 5,    /* each step of the ladder at pressure (escalate.c) and its outcome */
 };
 #define MGI_COOP_PRIORITY_MAX 1000
 enum mgi_pressure_level { MGI_PRESSURE_LOW = 0, MGI_PRESSURE_MEDIUM = 1, MGI_PRESSURE_CRITICAL = 2 };

@@ -120,6 +120,32 @@ bool mgi_escalate_below_limit(const mgi_manager_t *m, int g)
 
 /* The OOM action: the pause (--oom-kill-disable: the faults wait, WAIT),
  * else the kill. */
+/* One more of a ladder counter of group g, told to the ladder's
+ * registrations. */
+static void rung(mgi_manager_t *m, int g, _Atomic uint64_t *counter)
+{
+	atomic_fetch_add(counter, 1);
+	mgi_notify_ladder(m, g);
+}
+
+/* Cooperators asked (coop.c started an episode): counted. */
+static bool coop_start(mgi_manager_t *m, int g, int req_group, int req_slot)
+{
+	bool running = m->coop.active; /* (then only this request waits for it) */
+	if (!mgi_coop_start(m, g, req_group, req_slot))
+		return false;
+	if (!running)
+		rung(m, g, &m->tree.node[g].seg->ctl.ladder_coop);
+	return true;
+}
+
+/* Eviction asked for a refused charge (reclaim.c): counted. */
+static void evict_start(mgi_manager_t *m, int g, uint64_t pages, int req_group, int req_slot)
+{
+	mgi_reclaim_request(m, g, pages, false, req_group, req_slot);
+	rung(m, g, &m->tree.node[g].seg->ctl.ladder_evict);
+}
+
 static enum mgi_step kill_joined(mgi_manager_t *m, int g)
 {
 	if (mgi_oom_pause(m, g))
@@ -134,7 +160,7 @@ static enum mgi_step refused(mgi_manager_t *m, int g, const mgi_pressure_t *p)
 		return MGI_STEP_WAIT;
 	if (has_room(m, g, 1))
 		return MGI_STEP_NONE; /* freed meanwhile: the agent's retry will succeed */
-	if (mgi_coop_start(m, g, p->req_group, p->req_slot))
+	if (coop_start(m, g, p->req_group, p->req_slot))
 		return MGI_STEP_COOP; /* (or one runs: this agent asks again) */
 	if (!oom_stalled(m, g))
 		return MGI_STEP_WAIT;
@@ -153,25 +179,29 @@ static enum mgi_step evict_request(mgi_manager_t *m, int g, const mgi_pressure_t
 	 * once a second; what they leave is evicted. */
 	if (atomic_load(&seg->ctl.cooperators) && !m->coop.active && now - e->coop_last_ns > COOP_REASK_NS) {
 		e->coop_last_ns = now;
-		if (mgi_coop_start(m, g, p->req_group, p->req_slot))
+		if (coop_start(m, g, p->req_group, p->req_slot))
 			return MGI_STEP_COOP;
 	}
 	if (m->coop.active)
 		return MGI_STEP_WAIT;
 	if (!mgi_reclaim_possible(m, g))
 		return kill_joined(m, g);
-	mgi_reclaim_request(m, g, p->pages, false, p->req_group, p->req_slot);
+	evict_start(m, g, p->pages, p->req_group, p->req_slot);
 	return MGI_STEP_EVICT;
 }
 
 static enum mgi_step coop_done(mgi_manager_t *m, int g, const mgi_pressure_t *p)
 {
+	if (!p->pages)
+		rung(m, g, &m->tree.node[g].seg->ctl.ladder_coop_enough);
+	else
+		mgi_notify_ladder(m, g); /* the episode ended short */
 	if (!p->pages || mgi_escalate_below_limit(m, g) || mgi_kbackend_is(m, g))
 		return MGI_STEP_NONE; /* (the kernel backend's OOM is the backstop's) */
 	/* Still at its limit: what the applications did not free is evicted,
 	 * or, if nothing can be, the OOM kill. */
 	if (mgi_reclaim_possible(m, g)) {
-		mgi_reclaim_request(m, g, p->pages, false, p->req_group, p->req_slot);
+		evict_start(m, g, p->pages, p->req_group, p->req_slot);
 		return MGI_STEP_EVICT;
 	}
 	return kill_joined(m, g);
@@ -181,6 +211,12 @@ static enum mgi_step evict_done(mgi_manager_t *m, int g, const mgi_pressure_t *p
 {
 	uint64_t *empty = &m->esc.evict_empty_ns[g], now = mgi_os_now_ns();
 
+	if (!p->background) {
+		if (p->freed)
+			mgi_notify_ladder(m, g); /* it freed: the agents' pswpout counts it */
+		else
+			rung(m, g, &m->tree.node[g].seg->ctl.ladder_evict_empty);
+	}
 	if (p->freed || p->background) {
 		*empty = 0;
 		return MGI_STEP_NONE;
@@ -204,7 +240,7 @@ static enum mgi_step kernel_limit(mgi_manager_t *m, int g)
 			return MGI_STEP_WAIT;
 		if (m->esc.kernel_asks[g] < KERNEL_COOP_ASKS) {
 			m->esc.kernel_asks[g]++;
-			if (mgi_coop_start(m, g, -1, -1))
+			if (coop_start(m, g, -1, -1))
 				return MGI_STEP_COOP;
 		}
 	}
@@ -219,7 +255,7 @@ enum mgi_step mgi_escalate(mgi_manager_t *m, int group, const mgi_pressure_t *p)
 		return MGI_STEP_NONE; /* the root has no limit; a group removed meanwhile */
 	switch (p->why) {
 	case MGI_WHY_ASK:
-		return mgi_coop_start(m, group, -1, -1) ? MGI_STEP_COOP : MGI_STEP_NONE;
+		return coop_start(m, group, -1, -1) ? MGI_STEP_COOP : MGI_STEP_NONE;
 	case MGI_WHY_HIGH: {
 		mgi_segment_t *seg = m->tree.node[group].seg;
 		uint64_t usage = mgi_counter_read(&seg->acct.memory), high = atomic_load(&seg->ctl.memory.high);

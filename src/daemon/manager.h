@@ -224,6 +224,10 @@ void mgi_notify_after_uncharge(mgi_manager_t *m, int group);
 /* An OOM kill in group (its limit was hit): signals the OOM registrations
  * on it, its descendants and its ancestors. */
 void mgi_notify_oom(mgi_manager_t *m, int group);
+/* Tells the ladder registrations (MGI_REG_LADDER) concerned by group (as
+ * OOM ones are) that a step was taken or ended: they read which from the
+ * ladder counters (stats). */
+void mgi_notify_ladder(mgi_manager_t *m, int group);
 /* Sets up the manager's own ask watermark (call once the tree exists). */
 void mgi_notify_init(mgi_manager_t *m);
 /* The kernel said a kernel-backend group crossed what registration ri

@@ -47,6 +47,10 @@ pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand
 				m->oom_none_ns = now;
 				mgi_manager_log(m, "group '%s' is out of memory and no process can be "
 						   "killed: %s", name, why);
+				/* the OOM action's outcome: none (counted as often
+				 * as said) */
+				atomic_fetch_add(&m->tree.node[k->target].seg->ctl.oom_none, 1);
+				mgi_notify_ladder(m, k->target);
 			}
 			return 0;
 		}
@@ -68,6 +72,7 @@ pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand
 		if (err == 0) {
 			atomic_fetch_add(&m->tree.node[k->target].seg->ctl.oom_kill, 1);
 			mgi_notify_oom(m, k->target);
+			mgi_notify_ladder(m, k->target);
 			int sig = k->signal ? k->signal : SIGKILL;
 			err = mgi_pidfd_send_signal(fd, sig);
 			if (err == 0 && k->reap && sig == SIGKILL)
@@ -336,6 +341,7 @@ static unsigned kill_group(mgi_manager_t *m, int target, int g, const struct oom
 			atomic_compare_exchange_strong(&m->tree.node[target].seg->ctl.oom_victim, &none, c->pid);
 			atomic_fetch_add(&m->tree.node[target].seg->ctl.oom_kill, 1);
 			mgi_notify_oom(m, target);
+			mgi_notify_ladder(m, target);
 		}
 		done++;
 		c->oom_target = target;
@@ -933,6 +939,7 @@ bool mgi_oom_pause(mgi_manager_t *m, int target)
 				   "is freed, its limit is raised, or memgrp oom %s --kill PID|--resume",
 				m->tree.node[target].name, state, m->tree.node[target].name);
 		mgi_notify_oom(m, target);
+		mgi_notify_ladder(m, target);
 		mgi_oom_arm(m);
 	}
 	return true;
@@ -979,6 +986,7 @@ static void act_kill(mgi_manager_t *m, struct mgi_conn *c, int g, pid_t pid)
 		return;
 	}
 	atomic_fetch_add(&m->tree.node[g].seg->ctl.oom_kill, 1);
+	mgi_notify_ladder(m, g);
 	/* its memory back now: the waiting faults resume without its exit */
 	mgi_pidfd_mrelease(v->pidfd);
 	v->oom_target = g;
