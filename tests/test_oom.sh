@@ -27,17 +27,17 @@ dpid=$!
 wait_socket "$sock" || { bad start "memgrpd did not listen"; cat "$tmp/memgrpd.log"; exit 1; }
 
 # start NAME MB [MORE [RUN-OPTIONS...]]: prog_hold of MB in group $g as
-# process NAME (pid in pid_NAME), holding 30 s; with MORE > 0 it touches
+# process NAME (pid in pid_NAME), holding 30 s ($hold s if set); with MORE > 0 it touches
 # MORE MB more once $tmp/go-NAME exists. Returns once it holds its MB, so
 # that the processes' ages follow the order they were started in.
 start() {
 	local name=$1 mb=$2 more=${3:-0}
 	shift 3 2>/dev/null || shift $#
 	if [ "$more" -gt 0 ]; then
-		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" 30 "$more" "$tmp/go-$name" \
+		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" "${hold:-30}" "$more" "$tmp/go-$name" \
 			>"$tmp/$name.out" 2>&1 &
 	else
-		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" 30 >"$tmp/$name.out" 2>&1 &
+		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" "${hold:-30}" >"$tmp/$name.out" 2>&1 &
 	fi
 	eval "pid_$name=$!"
 	track $!
@@ -419,6 +419,7 @@ pause_done() {
 }
 
 case_pause() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
 	echo "--- --oom-kill-disable: the group pauses; memgrp oom --kill PID"
 	local epid out rc
 	g=t-pause-kill-$sfx
@@ -475,6 +476,7 @@ PY
 run_case pause
 
 case_pause_raise() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
 	echo "--- a paused group waits past the agent's 10 s give-up; a raised limit resumes it"
 	pause_setup raise || { pause_done; return; }
 	sleep 11
@@ -493,6 +495,7 @@ case_pause_raise() {
 run_case pause_raise
 
 case_pause_resume() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
 	echo "--- memgrp oom --resume: the policy acts; memory freed by hand resumes too"
 	pause_setup resume || { pause_done; return; }
 	local out rc sa
@@ -552,6 +555,7 @@ case_pause_term() {
 run_case pause_term
 
 case_prekill() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
 	echo "--- --oom-prekill: a hook before the kill, its environment, its timeout"
 	# the hook (no shell between: memgrpd execs the script itself) records
 	# its arguments, environment and whether the victim still lives
@@ -577,7 +581,7 @@ HOOK
 	[ "$dead" = A ] && [ "$st" = 137 ] && wait_for 10 grep -q "holding 16 MB more" "$tmp/B.out" &&
 		grep -q "^args first second$" "$tmp/hook.env" && grep -q "^victim alive$" "$tmp/hook.env" &&
 		grep -q "^MEMGRP_OOM_GROUP=$g$" "$tmp/hook.env" &&
-		grep -q "^MEMGRP_OOM_VICTIM_CMDLINE=.*prog_hold 24 30$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_CMDLINE=.*prog_hold 24 120$" "$tmp/hook.env" &&
 		grep -q "^MEMGRP_OOM_VICTIM_COMM=prog_hold$" "$tmp/hook.env" &&
 		grep -q "^MEMGRP_OOM_POLICY=largest$" "$tmp/hook.env" &&
 		grep -q "^MEMGRP_OOM_LIMIT=$((40 << 20))$" "$tmp/hook.env" &&
@@ -637,6 +641,7 @@ HOOK
 run_case prekill
 
 case_ladder() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
 	echo "--- the ladder's steps as events (memgrp events --ladder) and counters"
 	# a cooperator that frees nothing, then no swap: coop asked, then the
 	# OOM kill, in that order
