@@ -33,6 +33,7 @@ wait_socket "$sock" || { bad start "memgrpd did not listen"; cat "$tmp/memgrpd.l
 start() {
 	local name=$1 mb=$2 more=${3:-0}
 	shift 3 2>/dev/null || shift $#
+	rm -f "$tmp/$name.out" # (an earlier NAME's "holding" would end the wait at once)
 	if [ "$more" -gt 0 ]; then
 		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" "${hold:-30}" "$more" "$tmp/go-$name" \
 			>"$tmp/$name.out" 2>&1 &
