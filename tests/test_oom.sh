@@ -709,3 +709,39 @@ PY
 	mg rm "$g"
 }
 run_case ladder
+
+case_backstop_policy() {
+	echo "--- the kill at the kernel limit (the backstop) follows the group's --oom-policy"
+	# A (40M, older) and B (36M, newer) run without the agent: only the
+	# group's kernel cgroup (48M + slack) bounds them. largest would take
+	# A; newest must take B.
+	g=t-bsp-$sfx
+	mg create "$g" -m 48M --oom-policy newest || { bad backstop_policy "create refused"; return; }
+	rm -f "$tmp/A.out" "$tmp/B.out"
+	mg run -g "$g" -- env -u LD_PRELOAD "$progs/prog_hold" 40 120 >"$tmp/A.out" 2>&1 &
+	pid_A=$!
+	track $!
+	wait_for 20 grep -q "^holding 40 MB" "$tmp/A.out"
+	sleep 0.3
+	mg run -g "$g" -- env -u LD_PRELOAD "$progs/prog_hold" 36 120 >"$tmp/B.out" 2>&1 &
+	pid_B=$!
+	track $!
+	local dead st=
+	dead=$(gone A B)
+	[ "$dead" != none ] && st=$(status "$dead")
+	if ! grep -q "group '$g' is out of memory at its kernel limit" "$tmp/memgrpd.log"; then
+		if [ "$dead" = none ] && grep -q "^holding 36 MB" "$tmp/B.out"; then
+			skip backstop_policy "no kernel cgroup behind the group here (both fit)"
+		else
+			bad backstop_policy "no kill at the kernel limit: dead $dead ($st)"
+		fi
+	else
+		[ "$dead" = B ] && [ "$st" = 137 ] && alive "$pid_A" &&
+			grep -q "\"policy\": \"newest\".*\"chosen\": \"the newest" "$tmp/memgrpd.log" &&
+			ok "at the kernel limit --oom-policy newest kills B (the newer, smaller), A lives" ||
+			{ bad backstop_policy "dead $dead ($st)"; grep "$g" "$tmp/memgrpd.log" | tail -4; }
+	fi
+	finish_all A B
+	mg rm "$g"
+}
+run_case backstop_policy

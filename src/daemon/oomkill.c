@@ -243,7 +243,16 @@ static int score_adj_of(pid_t pid)
 /* Marks cand[i] (for i with sel[i]) by e's regexes, on each process's
  * command line. A regex that no longer compiles (a state file from
  * elsewhere) is reported and ignored. */
+static void match_regexes_in(mgi_manager_t *m, const struct oom_eff *e, mgi_victim_t *arr,
+			     const bool *sel, size_t n);
 static void match_regexes(mgi_manager_t *m, const struct oom_eff *e, const bool *sel, size_t n)
+{
+	match_regexes_in(m, e, joined, sel, n);
+}
+
+/* ... in arr (sel NULL: every one). */
+static void match_regexes_in(mgi_manager_t *m, const struct oom_eff *e, mgi_victim_t *arr,
+			     const bool *sel, size_t n)
 {
 	regex_t rx[2];
 	const char *re[2] = {e->prefer, e->avoid};
@@ -257,12 +266,12 @@ static void match_regexes(mgi_manager_t *m, const struct oom_eff *e, const bool 
 					re[r]);
 	}
 	for (size_t i = 0; i < n; i++) {
-		joined[i].prefer = joined[i].avoid = false;
-		if (!sel[i] || (!ok[0] && !ok[1]))
+		arr[i].prefer = arr[i].avoid = false;
+		if ((sel && !sel[i]) || (!ok[0] && !ok[1]))
 			continue;
-		cmdline_of(joined[i].pid, cmd, sizeof(cmd));
-		joined[i].prefer = ok[0] && regexec(&rx[0], cmd, 0, NULL, 0) == 0;
-		joined[i].avoid = ok[1] && regexec(&rx[1], cmd, 0, NULL, 0) == 0;
+		cmdline_of(arr[i].pid, cmd, sizeof(cmd));
+		arr[i].prefer = ok[0] && regexec(&rx[0], cmd, 0, NULL, 0) == 0;
+		arr[i].avoid = ok[1] && regexec(&rx[1], cmd, 0, NULL, 0) == 0;
 	}
 	for (int r = 0; r < 2; r++)
 		if (ok[r])
@@ -362,6 +371,25 @@ static unsigned kill_group(mgi_manager_t *m, int target, int g, const struct oom
 			       "--oom-kill group: every process of the group", cmd);
 	}
 	return done;
+}
+
+void mgi_oom_kernel_figures(mgi_manager_t *m, int g, mgi_victim_t *cand, size_t n,
+			    mgi_victim_policy_t *pol)
+{
+	struct oom_eff e = effective(m, g);
+	mgi_pid_stat_t st;
+
+	pol->policy = e.policy;
+	for (size_t i = 0; i < n; i++) {
+		mgi_victim_t *c = &cand[i];
+		const struct mgi_conn *jc = joined_conn(m, c->pid);
+		uint64_t age;
+		c->adj = score_adj_of(c->pid);
+		c->age_ms = mgi_pid_stat_read(NULL, c->pid, &st) == 0 &&
+				    (age = mgi_pid_age_ms(&st)) != UINT64_MAX ? age : 0;
+		c->priority = jc ? jc->oom_priority : 0;
+	}
+	match_regexes_in(m, &e, cand, NULL, n);
 }
 
 #define TAG_PREKILL ((6ULL << 32) + 1)

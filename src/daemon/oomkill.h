@@ -129,6 +129,17 @@ void mgi_oom_pause_check(struct mgi_manager *m);
  * OOM action by policy, now). REPLY either way. */
 void mgi_oom_on_act(struct mgi_manager *m, unsigned i, const mgi_msg_oom_act_t *a);
 
+/*
+ * The backstop's kill at g's kernel limit: cand (pid, group and pages set,
+ * by RSS) gets what g's policy ranks by (oom_score_adj, age from
+ * /proc/PID/stat, the --oom-priority of a process that joined, the
+ * --oom-prefer/--oom-avoid match on its command line), and pol the
+ * group's (inherited) --oom-policy. Growth is not sampled for processes
+ * without the agent: 0.
+ */
+void mgi_oom_kernel_figures(struct mgi_manager *m, int g, mgi_victim_t *cand, size_t n,
+			    mgi_victim_policy_t *pol);
+
 /* Whether a kill for target is under way: its mark names a process that
  * joined and has not exited yet. A stale mark is cleared. */
 bool mgi_oom_kill_pending(struct mgi_manager *m, int target);
