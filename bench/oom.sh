@@ -61,7 +61,7 @@ for i in $(seq "$rounds"); do
 	rm -f "$tmp/v.out" # (not the last round's "holding")
 	mg run -g bench-oom -- "$prog" hold "$victim" >"$tmp/v.out" 2>&1 &
 	vpid=$!
-	for _ in $(seq 100); do grep -q holding "$tmp/v.out" && break; sleep 0.05; done
+	for _ in $(seq 100); do grep -qs holding "$tmp/v.out" && break; sleep 0.05; done
 	out=$(mg run -g bench-oom -- "$prog" grow "$grow" 2>"$tmp/g.err") || { bad=$((bad + 1)); echo "memgrp round $i: the grower failed: $(cat "$tmp/g.err")" >&2; }
 	wait "$vpid" && vst=0 || vst=$?
 	[ "$vst" = 137 ] || { bad=$((bad + 1)); echo "memgrp round $i: the victim ended with $vst" >&2; }
@@ -81,7 +81,7 @@ for i in $(seq "$rounds"); do
 	rm -f "$tmp/v.out"
 	inkcg "$prog" hold "$victim" >"$tmp/v.out" 2>&1 &
 	vpid=$!
-	for _ in $(seq 100); do grep -q holding "$tmp/v.out" && break; sleep 0.05; done
+	for _ in $(seq 100); do grep -qs holding "$tmp/v.out" && break; sleep 0.05; done
 	out=$(inkcg "$prog" grow "$grow" 2>"$tmp/g.err") || { kbad=$((kbad + 1)); echo "kernel round $i: the grower failed: $(cat "$tmp/g.err")" >&2; }
 	wait "$vpid" && vst=0 || vst=$?
 	[ "$vst" = 137 ] || { kbad=$((kbad + 1)); echo "kernel round $i: the victim ended with $vst" >&2; }
