@@ -129,6 +129,8 @@ def main():
         patch(o['ctl_oom_prekill'], b'/bin/logger -t memgrp-oom\0'),
         'oom-prekill-unterminated': patch(o['ctl_oom_prekill'], b'y' * 256),
         'oom-prekill-timeout-long': patch(o['ctl_oom_prekill_timeout'], struct.pack('<I', 4001)),
+        'slot-oom-priority': patch(o['ctl_pid0'], i32(4242)) + patch(o['ctl_pid0'] + 4, i32(-700)),
+        'slot-oom-priority-bad': patch(o['ctl_pid0'], i32(4242)) + patch(o['ctl_pid0'] + 4, i32(5000)),
         'top-level-grant': patch(o['ctl_group'], b'web\0') + patch(o['ctl_granted'], u64(8)),
     }
     live = {  # offsets relative to the accounting part

@@ -188,6 +188,7 @@ static void check_accepts_a_valid_segment(void)
 	mgi_segment_init(&seg, "web/api", 16);
 	mgi_counter_path_t p = mgi_segment_path(&seg);
 	int a = mgi_segment_claim(&seg, 4242);
+	seg.ctl.procs[a].oom_priority = -1000; /* --oom-priority kept for a restart */
 	mgi_counter_charge(&p, 30);
 	atomic_store(&seg.acct.procs[a].charged, 30);
 	mgi_threshold_register(&seg.ctl.thresholds[0].set, &seg.acct.thresholds[0], 10, 3, 30);
@@ -322,6 +323,11 @@ static const char *damage(int k)
 	case 34:
 		seg.ctl.oom_prekill_timeout_ms = MGI_OOM_PREKILL_TIMEOUT_MAX_MS + 1;
 		return "OOM pre-kill timeout";
+	case 35: {
+		int a = mgi_segment_claim(&seg, 5151);
+		seg.ctl.procs[a].oom_priority = 1001;
+		return "has OOM priority 1001";
+	}
 	default:
 		return NULL;
 	}

@@ -297,6 +297,10 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 		if (pid <= 1 || pid >= MGI_PID_MAX)
 			return bad(why, whylen, "slot %d names pid %d, which no managed process has", i,
 				   (int)pid);
+		if (seg->ctl.procs[i].oom_priority < MGI_OOM_PRIORITY_MIN ||
+		    seg->ctl.procs[i].oom_priority > MGI_OOM_PRIORITY_MAX)
+			return bad(why, whylen, "slot %d (pid %d) has OOM priority %d (-1000 to 1000)", i,
+				   (int)pid, (int)seg->ctl.procs[i].oom_priority);
 		for (int j = 0; j < i; j++)
 			if (atomic_load(&seg->ctl.procs[j].pid) == pid)
 				return bad(why, whylen, "pid %d holds slots %d and %d", (int)pid, j, i);
@@ -349,6 +353,7 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 			continue;
 		if (atomic_compare_exchange_strong(&id->pid, &free_pid, pid)) {
 			memset(id->comm, 0, sizeof(id->comm));
+			id->oom_priority = 0;
 			atomic_store(&s->charged, 0);
 			atomic_store(&s->swapped, 0);
 			atomic_store(&s->pgfault, 0);

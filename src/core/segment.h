@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 10
+#define MGI_SEGMENT_VERSION 11
 #define MGI_SEGMENT_ALIGN 4096  /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -122,7 +122,9 @@ enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
  * process holds it. */
 typedef struct mgi_proc_id {
 	_Atomic int32_t pid;       /* 0: free; MGI_SLOT_RELEASING; else owner */
-	uint32_t reserved;
+	/* its --oom-priority (-1000..1000), the manager's copy: a restarted
+	 * manager gives it back to the process when it rejoins */
+	int32_t oom_priority;
 	char comm[MGI_COMM_MAX];
 } mgi_proc_id_t;
 
