@@ -745,3 +745,38 @@ case_backstop_policy() {
 	mg rm "$g"
 }
 run_case backstop_policy
+
+case_priority_restart() {
+	echo "--- --oom-priority outlives a memgrpd restart (kept in the slot)"
+	local hold=120
+	g=t-prs-$sfx
+	mg create "$g" -m 40M --oom-policy priority || { bad priority_restart "create refused"; return; }
+	start A 28 0
+	start B 4 16
+	# set from outside (mg_oom_priority_set, as root): nothing in B's
+	# environment would tell a new manager (memgrp run --oom-priority's
+	# MEMGRP_OOM_PRIORITY is sent again by the agent when it rejoins)
+	MEMGRP_LIB=$libmemgrp PYTHONPATH=$pydir python3 -c '
+import memgrp
+memgrp.Client("'"$sock"'").oom_priority(500, pid='"$(proc_of B)"')' ||
+		{ bad priority_restart "mg_oom_priority_set refused"; finish_all A B; return; }
+	wait_for 10 grep -q "pid [0-9]*'s OOM priority is 500" "$tmp/memgrpd.log"
+	kill "$dpid"; wait "$dpid" 2>/dev/null
+	"$memgrpd" --socket "$sock" 2>>"$tmp/memgrpd.log" &
+	dpid=$!
+	wait_socket "$sock" || { bad priority_restart "memgrpd did not listen again"; return; }
+	wait_for 20 eval 'test "$(stat_field "$g" nr_processes 2>/dev/null)" = 2' ||
+		{ bad priority_restart "the processes did not rejoin: $(mg stat "$g" 2>&1 | head -8)"; finish_all A B; return; }
+	: >"$tmp/go-B"
+	local dead st=
+	dead=$(gone A B)
+	[ "$dead" != none ] && st=$(status "$dead")
+	# without the kept priority both rank 0 and the largest (A) would die
+	[ "$dead" = B ] && [ "$st" = 137 ] && alive "$pid_A" &&
+		ok "after a restart B (priority 500 set by mg_oom_priority_set, 12M to A's 28M) is still the one killed under --oom-policy priority" ||
+		{ bad priority_restart "dead $dead ($st)"; grep "$g" "$tmp/memgrpd.log" | tail -5; }
+	finish_all A B
+	rm -f "$tmp"/go-*
+	mg rm "$g"
+}
+run_case priority_restart

@@ -935,6 +935,8 @@ void mgi_oom_on_priority(mgi_manager_t *m, unsigned i, const mgi_msg_oom_priorit
 		return;
 	}
 	t->oom_priority = p->priority;
+	/* kept in its slot too: a restarted manager gives it back at rejoin */
+	m->tree.node[t->group].seg->ctl.procs[t->slot].oom_priority = p->priority;
 	mgi_manager_log(m, "group '%s': pid %d's OOM priority is %d", m->tree.node[t->group].name,
 			(int)pid, p->priority);
 	if (!own)
