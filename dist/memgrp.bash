@@ -11,7 +11,7 @@ _memgrp() {
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	local limits="--memory-max --memory-high --memory-low --memory-soft --swap-max --swappiness --mode --backend"
-	limits+=" --oom-policy --oom-kill --oom-signal --oom-grace --oom-prefer --oom-avoid"
+	limits+=" --oom-policy --oom-kill --oom-signal --oom-grace --oom-prefer --oom-avoid --oom-kill-disable --oom-prekill --oom-prekill-timeout"
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
 		--socket) sock=${COMP_WORDS[i+1]}; i=$((i + 1)) ;;
@@ -34,7 +34,7 @@ _memgrp() {
 	--pressure) COMPREPLY=($(compgen -W "low medium critical low,hierarchy medium,hierarchy critical,hierarchy" -- "$cur")); return ;;
 	esac
 	if [ -z "${cmd:-}" ]; then
-		COMPREPLY=($(compgen -W "run stat set create rm attach events ls top demo --socket --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "run stat set create rm attach events ls top oom demo --socket --help --version" -- "$cur"))
 		return
 	fi
 	local opts=""
@@ -44,8 +44,9 @@ _memgrp() {
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;
 	top) opts="--once --json --sort --interval --width --socket --help" ;;
-	events) opts="--threshold --memsw --pressure --oom --count --socket --json --help" ;;
+	events) opts="--threshold --memsw --pressure --oom --ladder --count --socket --json --help" ;;
 	rm | attach) opts="--socket --help" ;;
+	oom) opts="--kill --resume --socket --help" ;;
 	demo) opts="--limit --child-limit --step --json --help" ;;
 	esac
 	if [[ $cur == -* ]]; then
@@ -54,7 +55,7 @@ _memgrp() {
 		COMPREPLY=($(compgen -c -- "$cur"))
 	else
 		case $cmd in
-		stat | set | rm | attach | events) COMPREPLY=($(compgen -W "$(_memgrp_groups "$sock")" -- "$cur")) ;;
+		stat | set | rm | attach | events | oom) COMPREPLY=($(compgen -W "$(_memgrp_groups "$sock")" -- "$cur")) ;;
 		esac
 	fi
 }

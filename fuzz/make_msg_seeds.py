@@ -43,9 +43,10 @@ PLACE, UFFD_FEATURES = 21, 24
 GRANT, GRANTED = 30, 31
 OOM_PRIORITY = 40
 OOM_RECORD_REQ, OOM_RECORD = 41, 42
+OOM_ACT = 43
 MGI_GRANT_ASK_MAX = 128
 
-REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE = 1, 2, 3, 4
+REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE, REG_LADDER = 1, 2, 3, 4, 5
 MGI_COOP_PRIORITY_MAX = 1000
 WATCH_MEMORY, WATCH_MEMSW = 0, 1
 
@@ -60,14 +61,15 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 11408,     # hdr, group, stats (127 x u64), nprocs, reserved, procs[256] x 40
-    SET: 488,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
-                     # mode, backend; oom_set, policy, scope, signal, grace_ms, reserved,
-                     # prefer[128], avoid[128]
-    CREATE: 488,
+    STAT: 11464,     # hdr, group, stats (134 x u64), nprocs, reserved, procs[256] x 40
+    SET: 752,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
+                     # mode, backend; oom_set, policy, scope, signal, grace_ms, kill_disable,
+                     # prefer[128], avoid[128], prekill_timeout_ms, reserved, prekill[256]
+    CREATE: 752,
     OOM_PRIORITY: 24,  # hdr, pid, priority
     OOM_RECORD_REQ: 152,  # hdr, group[128], after
     OOM_RECORD: 4128,     # hdr, seq, len, reserved, text[4096]
+    OOM_ACT: 152,         # hdr, group[128], pid, action
     RECLAIM_REQ: 32, # hdr, pid, level, pages
     EVICT: 32,       # hdr, pages, freed
     EVICTED: 32,
@@ -130,10 +132,16 @@ def group_msg(mtype, group):
 def set_msg(mtype, group, memory_max, high=MGI_SET_KEEP, low=MGI_SET_KEEP, soft=MGI_SET_KEEP,
             swap_max=MGI_SET_KEEP, swappiness=MGI_SET_KEEP, mode=MGI_SET_KEEP,
             backend=MGI_SET_KEEP, oom_set=0, oom_policy=0, oom_scope=0, oom_signal=0,
-            oom_grace_ms=0, oom_reserved=0, oom_prefer="", oom_avoid=""):
-    return msg(mtype, G + "8Q6I128s128s", name(group), memory_max, high, low, soft, swap_max,
+            oom_grace_ms=0, oom_kill_disable=0, oom_prefer="", oom_avoid="",
+            oom_prekill_timeout_ms=0, oom_prekill=""):
+    return msg(mtype, G + "8Q6I128s128sII256s", name(group), memory_max, high, low, soft, swap_max,
                swappiness, mode, backend, oom_set, oom_policy, oom_scope, oom_signal,
-               oom_grace_ms, oom_reserved, name(oom_prefer), name(oom_avoid))
+               oom_grace_ms, oom_kill_disable, name(oom_prefer), name(oom_avoid),
+               oom_prekill_timeout_ms, 0, name(oom_prekill, 256))
+
+
+def oom_act(group, pid, action):
+    return msg(OOM_ACT, G + "iI", name(group), pid, action)
 
 
 def oom_priority(pid, priority):
@@ -193,7 +201,9 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
     ("unmanaged_processes", "kernel_usage", "kernel_max_usage", "kernel_limit", "kernel_file",
      "kernel_shmem", "kernel_anon", "backend", "tamper_reports", "cooperators") + \
     tuple(f"restore_hist{i}" for i in range(24)) + ("restore_ns",) + \
-    tuple(f"notify_hist{i}" for i in range(24)) + ("notify_ns",)
+    tuple(f"notify_hist{i}" for i in range(24)) + ("notify_ns",) + \
+    ("under_oom", "oom_pauses", "ladder_coop", "ladder_coop_enough", "ladder_evict",
+     "ladder_evict_empty", "oom_none")
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {
@@ -208,6 +218,7 @@ C_TYPES = {
     GRANT: "mgi_msg_grant_t", GRANTED: "mgi_msg_grant_t",
     OOM_PRIORITY: "mgi_msg_oom_priority_t",
     OOM_RECORD_REQ: "mgi_msg_oom_record_req_t", OOM_RECORD: "mgi_msg_oom_record_t",
+    OOM_ACT: "mgi_msg_oom_act_t",
 }
 
 
@@ -311,6 +322,7 @@ VALID = {
     "v3-register-threshold": register("web", REG_THRESHOLD, WATCH_MEMORY, 48 * MiB, 0, 0),
     "v3-register-pressure": register("", REG_PRESSURE, WATCH_MEMORY, 0, 2, 1),
     "v3-register-oom": register("web", REG_OOM, WATCH_MEMORY, 0, 0, 0),
+    "v3-register-ladder": register("web", REG_LADDER, WATCH_MEMORY, 0, 0, 0),
     "v3-register-cooperate": register("web/api", REG_COOPERATE, WATCH_MEMORY, 0, 500, 0),
     "v3-unregister": unregister(1),
     "v3-coop-done": unregister(7, COOP_DONE),
@@ -324,6 +336,13 @@ VALID = {
                           oom_signal=15, oom_grace_ms=2000, oom_prefer="^stress",
                           oom_avoid="(^|/)postgres"),
     "v3-create-oom-policy": set_msg(CREATE, "web/batch", 32 * MiB, oom_set=1, oom_policy=4),
+    "v3-set-oom-kill-disable": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x20, oom_kill_disable=1),
+    "v3-oom-act-kill": oom_act("web", 4242, 1),
+    "v3-set-oom-prekill": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40,
+                                  oom_prekill_timeout_ms=1000,
+                                  oom_prekill="/usr/local/bin/dump-heap --fast"),
+    "v3-set-oom-prekill-clear": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40),
+    "v3-oom-act-resume": oom_act("", 0, 2),
     "v3-oom-priority": oom_priority(0, 500),
     "v3-oom-priority-pid": oom_priority(4321, -1000),
     "v3-oom-record-req": oom_record_req("web", 3),
@@ -345,6 +364,7 @@ INVALID = {
     "v3-invalid-list-bad-name": list_msg(["web", "web/"]),
     "v3-invalid-hello-len-mismatch": hello(1234, -1, "web", hdr_len=24),
     "v3-invalid-hello-version-2": hello(1234, -1, "web", version=2),
+    "v3-invalid-register-kind-6": register("web", 6, WATCH_MEMORY, 0, 0, 0),
     "v3-invalid-register-cooperate-priority": register("web", REG_COOPERATE, WATCH_MEMORY, 0,
                                                        MGI_COOP_PRIORITY_MAX + 1, 0),
     "v3-invalid-coop-done-id-zero": unregister(0, COOP_DONE),
@@ -365,7 +385,26 @@ INVALID = {
     "v3-invalid-granted-refused-none": grant(GRANTED, 0, 0),
     "v3-invalid-granted-refused-deep": grant(GRANTED, 0, 0, refused=MGI_DEPTH_MAX),
     "v3-invalid-set-oom-policy": set_msg(SET, "web", MGI_SET_KEEP, oom_set=1, oom_policy=5),
-    "v3-invalid-set-oom-flags": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x20),
+    "v3-invalid-set-oom-flags": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40),
+    "v3-invalid-set-oom-kill-disable-2": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x20,
+                                                 oom_kill_disable=2),
+    "v3-invalid-set-oom-kill-disable-no-flag": set_msg(SET, "web", MGI_SET_KEEP,
+                                                       oom_kill_disable=1),
+    "v3-invalid-oom-act-unknown": oom_act("web", 0, 3),
+    "v3-invalid-set-oom-prekill-no-timeout": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40,
+                                                     oom_prekill="/bin/true"),
+    "v3-invalid-set-oom-prekill-timeout-long": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40,
+                                                       oom_prekill_timeout_ms=4001,
+                                                       oom_prekill="/bin/true"),
+    "v3-invalid-set-oom-prekill-no-flag": set_msg(SET, "web", MGI_SET_KEEP,
+                                                  oom_prekill_timeout_ms=5,
+                                                  oom_prekill="/bin/true"),
+    "v3-invalid-set-oom-prekill-unterminated": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40,
+                                                       oom_prekill_timeout_ms=5,
+                                                       oom_prekill="x" * 256),
+    "v3-invalid-oom-act-kill-no-pid": oom_act("web", 0, 1),
+    "v3-invalid-oom-act-resume-pid": oom_act("web", 77, 2),
+    "v3-invalid-oom-act-bad-group": oom_act("../web", 77, 1),
     "v3-invalid-set-oom-scope": set_msg(SET, "web", MGI_SET_KEEP, oom_set=2, oom_scope=2),
     "v3-invalid-set-oom-signal-hup": set_msg(SET, "web", MGI_SET_KEEP, oom_set=4, oom_signal=1),
     "v3-invalid-set-oom-grace-kill": set_msg(SET, "web", MGI_SET_KEEP, oom_set=4, oom_signal=9,

@@ -38,6 +38,10 @@ int main(void)
 	P("ctl_oom_signal", offsetof(mgi_segment_t, ctl.oom_signal));
 	P("ctl_oom_grace", offsetof(mgi_segment_t, ctl.oom_grace_ms));
 	P("ctl_oom_prefer", offsetof(mgi_segment_t, ctl.oom_prefer));
+	P("ctl_oom_kill_disable", offsetof(mgi_segment_t, ctl.oom_kill_disable));
+	P("ctl_under_oom", offsetof(mgi_segment_t, ctl.under_oom));
+	P("ctl_oom_prekill_timeout", offsetof(mgi_segment_t, ctl.oom_prekill_timeout_ms));
+	P("ctl_oom_prekill", offsetof(mgi_segment_t, ctl.oom_prekill));
 	P("ctl_pid0", offsetof(mgi_segment_t, ctl.procs[0].pid));
 	P("ctl_pid_stride", sizeof(mgi_proc_id_t));
 	P("ctl_th0_size", offsetof(mgi_segment_t, ctl.thresholds[0].set.size));
@@ -115,6 +119,18 @@ def main():
         'oom-signal-hup': patch(o['ctl_oom_signal'], struct.pack('<I', 1)),
         'oom-grace-long': patch(o['ctl_oom_grace'], struct.pack('<I', 60000)),
         'oom-regex-unterminated': patch(o['ctl_oom_prefer'], b'x' * 128),
+        'oom-paused': patch(o['ctl_oom_set'], struct.pack('<I', 0x20)) +
+        patch(o['ctl_oom_kill_disable'], struct.pack('<I', 1)) +
+        patch(o['ctl_under_oom'], struct.pack('<I', 1)),
+        'oom-kill-disable-bad': patch(o['ctl_oom_kill_disable'], struct.pack('<I', 3)),
+        'oom-under-oom-bad': patch(o['ctl_under_oom'], struct.pack('<I', 2)),
+        'oom-prekill': patch(o['ctl_oom_set'], struct.pack('<I', 0x40)) +
+        patch(o['ctl_oom_prekill_timeout'], struct.pack('<I', 1000)) +
+        patch(o['ctl_oom_prekill'], b'/bin/logger -t memgrp-oom\0'),
+        'oom-prekill-unterminated': patch(o['ctl_oom_prekill'], b'y' * 256),
+        'oom-prekill-timeout-long': patch(o['ctl_oom_prekill_timeout'], struct.pack('<I', 4001)),
+        'slot-oom-priority': patch(o['ctl_pid0'], i32(4242)) + patch(o['ctl_pid0'] + 4, i32(-700)),
+        'slot-oom-priority-bad': patch(o['ctl_pid0'], i32(4242)) + patch(o['ctl_pid0'] + 4, i32(5000)),
         'top-level-grant': patch(o['ctl_group'], b'web\0') + patch(o['ctl_granted'], u64(8)),
     }
     live = {  # offsets relative to the accounting part

@@ -187,6 +187,34 @@ typedef struct mg_stats {
 /* Reads a group's figures into *out. Returns 0 or a negative errno. */
 MG_API int mg_stats(mg_client_t *c, const char *group, mg_stats_t *out);
 
+/*
+ * The ladder a group climbs when its memory runs short (docs/design.md):
+ * cooperating clients asked, pages evicted, then the OOM action. Each
+ * count is the number of times that step was taken (or ended so) in the
+ * group and below, since the group was made; under_oom is 1 while the
+ * group is paused at OOM (--oom-kill-disable).
+ */
+typedef struct mg_ladder {
+	uint64_t coop;        /* cooperative episodes: clients asked to free memory */
+	uint64_t coop_enough; /* ... that freed what was needed */
+	uint64_t evict;       /* eviction episodes for refused charges */
+	uint64_t evict_empty; /* ... that freed nothing */
+	uint64_t oom_kill;    /* OOM kills */
+	uint64_t oom_pauses;  /* OOM pauses (--oom-kill-disable) */
+	uint64_t oom_none;    /* OOM actions that found no process to kill */
+	uint64_t under_oom;   /* 1 while paused */
+} mg_ladder_t;
+
+/* Subscribes to the ladder of the group (its own limit's, an ancestor's
+ * or a descendant's, as mg_oom_add): the eventfd counts steps taken and
+ * episodes ended; mg_ladder_read tells which. Returns the eventfd or a
+ * negative errno. */
+MG_API int mg_ladder_add(mg_client_t *c, const char *group);
+
+/* Reads the group's ladder counts into *out. Returns 0 or a negative
+ * errno. */
+MG_API int mg_ladder_read(mg_client_t *c, const char *group, mg_ladder_t *out);
+
 #ifdef __cplusplus
 }
 #endif

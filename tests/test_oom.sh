@@ -27,17 +27,18 @@ dpid=$!
 wait_socket "$sock" || { bad start "memgrpd did not listen"; cat "$tmp/memgrpd.log"; exit 1; }
 
 # start NAME MB [MORE [RUN-OPTIONS...]]: prog_hold of MB in group $g as
-# process NAME (pid in pid_NAME), holding 30 s; with MORE > 0 it touches
+# process NAME (pid in pid_NAME), holding 30 s ($hold s if set); with MORE > 0 it touches
 # MORE MB more once $tmp/go-NAME exists. Returns once it holds its MB, so
 # that the processes' ages follow the order they were started in.
 start() {
 	local name=$1 mb=$2 more=${3:-0}
 	shift 3 2>/dev/null || shift $#
+	rm -f "$tmp/$name.out" # (an earlier NAME's "holding" would end the wait at once)
 	if [ "$more" -gt 0 ]; then
-		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" 30 "$more" "$tmp/go-$name" \
+		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" "${hold:-30}" "$more" "$tmp/go-$name" \
 			>"$tmp/$name.out" 2>&1 &
 	else
-		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" 30 >"$tmp/$name.out" 2>&1 &
+		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" "${hold:-30}" >"$tmp/$name.out" 2>&1 &
 	fi
 	eval "pid_$name=$!"
 	track $!
@@ -320,6 +321,11 @@ case_bad_input() {
 	expect_usage "--oom-signal: KILL or TERM, not 'HUP'" mg create t-bad-$sfx --oom-signal HUP
 	expect_usage "--oom-kill: process or group" mg create t-bad-$sfx --oom-kill all
 	expect_usage "--oom-priority: a number from -1000 to 1000" mg run --oom-priority 1001 -- true
+	expect_usage "--oom-kill-disable: 1 (or nothing) pauses, 0 kills, not '2'" \
+		mg create t-bad-$sfx --oom-kill-disable=2
+	expect_usage "say --kill PID or --resume" mg oom t-bad-$sfx
+	expect_usage "--kill and --resume exclude each other" mg oom t-bad-$sfx --kill 5 --resume
+	expect_usage "--kill: a process id, not 'me'" mg oom t-bad-$sfx --kill me
 	mg ls | grep -q "t-bad-$sfx" && bad bad_input "a refused create made the group" ||
 		ok "no group was made by a refused create"
 	# a client sending garbage: an OOM_PRIORITY out of range, a SET whose
@@ -346,17 +352,21 @@ send(40, struct.pack("<ii", -3, 1))
 send(40, struct.pack("<ii", pid, 1), length=20)
 keep = 2**64 - 1
 body = group.ljust(128, b"\0") + struct.pack("<8Q", *([keep] * 8))
-body += struct.pack("<6I", 8, 0, 0, 0, 0, 0) + b"(x".ljust(128, b"\0") + bytes(128)
+body += struct.pack("<6I", 8, 0, 0, 0, 0, 0) + b"(x".ljust(128, b"\0") + bytes(128) + bytes(264)
 send(6, body)
 body = group.ljust(128, b"\0") + struct.pack("<8Q", *([keep] * 8))
-body += struct.pack("<6I", 1, 9, 0, 0, 0, 0) + bytes(256)
+body += struct.pack("<6I", 1, 9, 0, 0, 0, 0) + bytes(256) + bytes(264)
 send(6, body)
+send(43, group.ljust(128, b"\0") + struct.pack("<iI", pid, 9))
+send(43, group.ljust(128, b"\0") + struct.pack("<iI", pid, 1))
 EOF
 	grep -q "^40 -22 .*oom priority: -1000 to 1000" "$tmp/raw.out" &&
 		grep -q "^40 -22 .*oom priority: pid out of range" "$tmp/raw.out" &&
 		grep -q "^40 -71 bad request: message length" "$tmp/raw.out" &&
 		grep -q "^6 -22 --oom-prefer '(x': " "$tmp/raw.out" &&
 		grep -q "^6 -22 .*oom policy is largest" "$tmp/raw.out" &&
+		grep -q "^43 -22 .*oom act: kill (1) or resume (2)" "$tmp/raw.out" &&
+		grep -q "^43 -11 .*is not paused at OOM" "$tmp/raw.out" &&
 		ok "garbage from a client: each refused with its reason" ||
 		bad raw "$(cat "$tmp/raw.out")"
 	alive "$pid_A" && [ "$(stat_field "$g" oom_kill)" = 0 ] && kill -0 "$dpid" &&
@@ -366,3 +376,407 @@ EOF
 }
 run_case bad_input
 
+
+# The command memgrp run NAME started (the process that joined): the
+# last of the chain of single children below pid_NAME (a subshell, memgrp
+# run, the command).
+proc_of() {
+	local p c
+	eval "p=\$pid_$1"
+	while c=$(env -u LD_PRELOAD pgrep -P "$p" | head -1) && [ -n "$c" ]; do
+		p=$c
+	done
+	echo "$p"
+}
+
+# pause_setup NAME: a group at 32M with --oom-kill-disable; A holds 20M,
+# B 4M and then touches 16M more (past the limit): the group pauses with
+# A the largest.
+pause_setup() {
+	g=t-pause-$1-$sfx
+	mg create "$g" -m 32M --oom-kill-disable || { bad "pause_$1" "create refused"; return 1; }
+	start A 20 0
+	start B 4 16
+	: >"$tmp/go-B"
+	wait_for 20 eval 'test "$(stat_field "$g" under_oom)" = 1' ||
+		{ bad "pause_$1" "under_oom never 1"; grep "$g" "$tmp/memgrpd.log" | tail -5; return 1; }
+}
+# Like finish, but the commands too (killing the subshell of a backgrounded
+# mg leaves memgrp run and its command running), and waits for the group
+# to be empty.
+finish_all() {
+	local p c
+	for p in "$@"; do
+		c=$(proc_of "$p")
+		kill -9 "$c" 2>/dev/null
+		eval "kill \$pid_$p 2>/dev/null; wait \$pid_$p 2>/dev/null"
+	done
+	wait_for 10 eval 'test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0'
+}
+pause_done() {
+	finish_all A B
+	rm -f "$tmp"/go-*
+	mg rm "$g" 2>/dev/null
+}
+
+case_pause() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
+	echo "--- --oom-kill-disable: the group pauses; memgrp oom --kill PID"
+	local epid out rc
+	g=t-pause-kill-$sfx
+	mg create "$g" -m 32M --oom-kill-disable || { bad pause "create refused"; return; }
+	mg events --json --oom --count 1 "$g" >"$tmp/pev.out" 2>"$tmp/pev.err" &
+	epid=$!
+	track $epid
+	wait_for 10 grep -q "watching" "$tmp/pev.err"
+	start A 20 0
+	start B 4 16
+	: >"$tmp/go-B"
+	wait_for 20 eval 'test "$(stat_field "$g" under_oom)" = 1' || bad pause "under_oom never 1"
+	sleep 1.5 # the policy would have killed by now
+	alive "$pid_A" && alive "$pid_B" && [ "$(stat_field "$g" oom_kill)" = 0 ] &&
+		[ "$(stat_field "$g" under_oom)" = 1 ] && [ "$(stat_field "$g" oom_pauses)" = 1 ] &&
+		! grep -q "holding 16 MB more" "$tmp/B.out" &&
+		mg stat "$g" | grep -q "under_oom *1" &&
+		grep -q "group '$g' is out of memory .*paused (--oom-kill-disable)" "$tmp/memgrpd.log" &&
+		ok "paused at OOM: nobody killed, B's fault waits, under_oom 1 (stat and --json), oom_pauses 1" ||
+		{ bad pause "A/B alive: $(alive "$pid_A" && echo y)/$(alive "$pid_B" && echo y), $(mg stat --json "$g")"
+		  grep "$g" "$tmp/memgrpd.log" | tail -5; }
+	wait_for 10 eval '! alive $epid'
+	python3 - "$tmp/pev.out" "$g" <<'PY' && ok "the pause is an OOM event to the registration" ||
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+assert ev and ev[0]["event"] == "oom" and ev[0]["group"] == sys.argv[2], ev
+PY
+		bad pause_event "$(cat "$tmp/pev.out" "$tmp/pev.err")"
+	# a pid that is not in the group: refused, nothing killed
+	sleep 60 &
+	local stranger=$!
+	track $stranger
+	out=$(mg oom "$g" --kill "$stranger" 2>&1); rc=$?
+	[ $rc = 1 ] && grep -q "is not a process of group '$g'" <<<"$out" && alive "$stranger" &&
+		alive "$pid_A" && alive "$pid_B" && [ "$(stat_field "$g" under_oom)" = 1 ] &&
+		ok "memgrp oom --kill of a pid outside the group: refused ($out), nothing killed" ||
+		bad pause_stranger "rc $rc: $out"
+	kill $stranger
+	out=$(mg oom "$g" --kill "$(proc_of A)" 2>&1); rc=$?
+	wait_for 20 grep -q "holding 16 MB more" "$tmp/B.out"
+	wait_for 10 eval '! alive $pid_A'
+	local sa
+	sa=$(status A)
+	[ $rc = 0 ] && [ "$sa" = 137 ] && alive "$pid_B" && grep -q "holding 16 MB more" "$tmp/B.out" &&
+		[ "$(stat_field "$g" under_oom)" = 0 ] && [ "$(stat_field "$g" oom_kill)" = 1 ] &&
+		grep -q "\"chosen\": \"named by memgrp oom --kill\"" "$tmp/memgrpd.log" &&
+		ok "memgrp oom --kill A: A killed ($sa), B's fault resumes, under_oom 0, its record written" ||
+		{ bad pause_kill "rc $rc ($out), A $sa, B: $(cat "$tmp/B.out")"; grep "$g" "$tmp/memgrpd.log" | tail -5; }
+	out=$(mg oom "$g" --resume 2>&1); rc=$?
+	[ $rc = 1 ] && grep -q "not paused" <<<"$out" && ok "memgrp oom on a group not paused: refused ($out)" ||
+		bad pause_notpaused "rc $rc: $out"
+	pause_done
+}
+run_case pause
+
+case_pause_raise() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
+	echo "--- a paused group waits past the agent's 10 s give-up; a raised limit resumes it"
+	pause_setup raise || { pause_done; return; }
+	sleep 11
+	alive "$pid_A" && alive "$pid_B" && [ "$(stat_field "$g" under_oom)" = 1 ] &&
+		! grep -q "ends itself" "$tmp/B.out" &&
+		ok "11 s paused: nobody killed, not even by its own agent" ||
+		{ bad pause_long "$(cat "$tmp/B.out")"; }
+	mg set "$g" -m 64M
+	wait_for 20 grep -q "holding 16 MB more" "$tmp/B.out"
+	grep -q "holding 16 MB more" "$tmp/B.out" && alive "$pid_A" &&
+		[ "$(stat_field "$g" under_oom)" = 0 ] && [ "$(stat_field "$g" oom_kill)" = 0 ] &&
+		ok "memgrp set -m 64M: the waiting fault resumes, nobody killed, under_oom 0" ||
+		bad pause_raise "$(cat "$tmp/B.out") $(mg stat --json "$g")"
+	pause_done
+}
+run_case pause_raise
+
+case_pause_resume() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
+	echo "--- memgrp oom --resume: the policy acts; memory freed by hand resumes too"
+	pause_setup resume || { pause_done; return; }
+	local out rc sa
+	out=$(mg oom "$g" --resume 2>&1); rc=$?
+	wait_for 20 grep -q "holding 16 MB more" "$tmp/B.out"
+	wait_for 10 eval '! alive $pid_A'
+	sa=$(status A)
+	[ $rc = 0 ] && [ "$sa" = 137 ] && grep -q "holding 16 MB more" "$tmp/B.out" &&
+		[ "$(stat_field "$g" under_oom)" = 0 ] &&
+		ok "--resume: the largest (A, $sa) killed by the policy, B resumes ($out)" ||
+		bad pause_resume "rc $rc ($out), A $sa, B: $(cat "$tmp/B.out")"
+	pause_done
+	pause_setup freed || { pause_done; return; }
+	kill -9 "$(proc_of A)"
+	wait_for 20 grep -q "holding 16 MB more" "$tmp/B.out"
+	grep -q "holding 16 MB more" "$tmp/B.out" && [ "$(stat_field "$g" oom_kill)" = 0 ] &&
+		[ "$(stat_field "$g" under_oom)" = 0 ] &&
+		ok "memory freed (A killed from outside): B resumes, under_oom 0, no OOM kill counted" ||
+		bad pause_freed "$(cat "$tmp/B.out") $(mg stat --json "$g")"
+	pause_done
+}
+run_case pause_resume
+
+case_pause_term() {
+	echo "--- never a hang: SIGTERM to a paused memgrp run ends it"
+	local mode rpid st gg want
+	# hold: SIGTERM's default action ends the command (143); termhold
+	# exit catches it (its handler runs, the fault waits again) and
+	# termhold ignore ignores it: the pause ends, the policy kills (137)
+	for mode in hold exit ignore; do
+		gg=t-pterm-$mode-$sfx
+		if [ $mode = hold ]; then
+			set -- "$progs/prog_hold" 32 30; want=143
+		else
+			set -- "$progs/prog_termhold" 32 30 "$mode"; want=137
+		fi
+		"$memgrp" run -g "$gg" -m 16M --oom-kill-disable -- "$@" >"$tmp/pt.out" 2>"$tmp/pt.err" &
+		rpid=$!
+		track $rpid
+		wait_for 20 grep -q "paused (--oom-kill-disable)" "$tmp/pt.err" ||
+			{ bad "pause_term_$mode" "never paused: $(cat "$tmp/pt.err")"; kill -9 $rpid; continue; }
+		sleep 0.5
+		kill -TERM $rpid
+		wait_for 15 eval '! alive $rpid'
+		if alive $rpid; then
+			bad "pause_term_$mode" "memgrp run still there 15 s after SIGTERM"
+			dump_stuck $rpid
+			kill -9 $rpid
+			continue
+		fi
+		wait $rpid; st=$?
+		[ "$st" = "$want" ] &&
+			ok "SIGTERM to memgrp run paused at OOM ($mode): it ends ($st)" ||
+			{ bad "pause_term_$mode" "status $st, want $want"; cat "$tmp/pt.err"; }
+	done
+}
+run_case pause_term
+
+case_prekill() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
+	echo "--- --oom-prekill: a hook before the kill, its environment, its timeout"
+	# the hook (no shell between: memgrpd execs the script itself) records
+	# its arguments, environment and whether the victim still lives
+	cat >"$tmp/hook.sh" <<HOOK
+#!/bin/sh
+echo \$\$ >"$tmp/hook.pid"
+{ echo "args \$*"; env | grep '^MEMGRP_OOM_' | sort
+  kill -0 "\$MEMGRP_OOM_VICTIM_PID" 2>/dev/null && echo "victim alive"; } >"$tmp/hook.env"
+[ "\$1" = slow ] && { echo started >>"$tmp/hook.env"; exec sleep 30; }
+exit 3
+HOOK
+	chmod +x "$tmp/hook.sh"
+	g=t-pk-$sfx
+	mg create "$g" -m 40M --oom-prekill "$tmp/hook.sh first  second" ||
+		{ bad prekill "create refused"; return; }
+	start A 24 0
+	start B 8 16
+	: >"$tmp/go-B"
+	local dead st= va
+	dead=$(gone A B)
+	[ "$dead" != none ] && st=$(status "$dead")
+	va=$(grep '^MEMGRP_OOM_VICTIM_PID=' "$tmp/hook.env" | cut -d= -f2)
+	[ "$dead" = A ] && [ "$st" = 137 ] && wait_for 10 grep -q "holding 16 MB more" "$tmp/B.out" &&
+		grep -q "^args first second$" "$tmp/hook.env" && grep -q "^victim alive$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_GROUP=$g$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_CMDLINE=.*prog_hold 24 120$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_COMM=prog_hold$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_POLICY=largest$" "$tmp/hook.env" &&
+		grep -q "^MEMGRP_OOM_LIMIT=$((40 << 20))$" "$tmp/hook.env" &&
+		[ "$(grep '^MEMGRP_OOM_VICTIM_CHARGED=' "$tmp/hook.env" | cut -d= -f2)" -ge $((24 << 20)) ] &&
+		[ -n "$va" ] && grep -q "killing pid $va " "$tmp/memgrpd.log" &&
+		grep -q "group '$g': --oom-prekill (pid [0-9]*) exited with status 3 after [0-9]* ms; the kill follows" "$tmp/memgrpd.log" &&
+		ok "the hook ran before the kill with its words, the victim (pid $va, alive then) and the figures; then the kill, and B resumed" ||
+		{ bad prekill "dead $dead ($st)"; cat "$tmp/hook.env"; grep "$g" "$tmp/memgrpd.log" | tail -6; }
+	finish_all A B
+	rm -f "$tmp"/go-* "$tmp/hook.env"
+
+	# a hook that does not end: the loop serves meanwhile, the hook is
+	# killed at its timeout, the kill goes on
+	mg set "$g" --oom-prekill "$tmp/hook.sh slow" --oom-prekill-timeout 2s || bad prekill_set "set refused"
+	start A 24 0
+	start B 8 16
+	: >"$tmp/go-B"
+	wait_for 20 grep -q "^started" "$tmp/hook.env"
+	local hp=
+	hp=$(cat "$tmp/hook.pid" 2>/dev/null); hp=${hp:-0}
+	local srv=no
+	mg stat "$g" >/dev/null && srv=yes
+	[ $srv = yes ] && alive "$hp" && alive "$pid_A" &&
+		ok "while the hook runs, memgrpd answers (stat) and the victim waits for it" ||
+		bad prekill_loop "stat answered: $srv, hook $hp $(alive "$hp" && echo alive), A $(alive "$pid_A" && echo alive)"
+	dead=$(gone A B)
+	[ "$dead" != none ] && st=$(status "$dead")
+	wait_for 10 grep -q "holding 16 MB more" "$tmp/B.out"
+	wait_for 5 eval '! alive $hp'
+	[ "$dead" = A ] && [ "$st" = 137 ] && grep -q "holding 16 MB more" "$tmp/B.out" && ! alive "$hp" &&
+		grep -q "group '$g': --oom-prekill (pid $hp) did not finish within [0-9]* ms: killed; the kill follows" "$tmp/memgrpd.log" &&
+		ok "a hook past its timeout (2s) is killed and reaped; the kill goes on, B resumes" ||
+		{ bad prekill_timeout "dead $dead ($st), hook $hp $(alive "$hp" && echo alive)"; grep "$g" "$tmp/memgrpd.log" | tail -6; }
+	finish_all A B
+	rm -f "$tmp"/go-*
+
+	# a hook that cannot run: said, and the kill goes on
+	mg set "$g" --oom-prekill "$tmp/no-such-hook" || bad prekill_set "set refused"
+	start A 24 0
+	start B 8 16
+	: >"$tmp/go-B"
+	dead=$(gone A B)
+	[ "$dead" = A ] && grep -q "group '$g': --oom-prekill '$tmp/no-such-hook' could not run: No such file or directory; the kill goes on" "$tmp/memgrpd.log" &&
+		ok "a hook that cannot run: said in the log, the kill goes on" ||
+		{ bad prekill_missing "dead $dead"; grep "$g" "$tmp/memgrpd.log" | tail -4; }
+	finish_all A B
+	rm -f "$tmp"/go-*
+	mg rm "$g"
+	local out rc
+	out=$(mg create "t-bad-$sfx" --oom-prekill /bin/true --oom-prekill-timeout 5s 2>&1); rc=$?
+	[ $rc = 2 ] && grep -q -- "--oom-prekill-timeout: a duration from 1ms to 4s" <<<"$out" &&
+		out=$(mg create "t-bad-$sfx" --oom-prekill-timeout 1s 2>&1); rc2=$?
+	[ $rc = 2 ] && [ "${rc2:-0}" = 2 ] && grep -q -- "--oom-prekill-timeout goes with --oom-prekill" <<<"$out" &&
+		! mg ls | grep -q "t-bad-$sfx" &&
+		ok "bad --oom-prekill-timeout values refused (exit 2), no group made" || bad prekill_bad "$rc ${rc2:-}: $out"
+}
+run_case prekill
+
+case_ladder() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
+	echo "--- the ladder's steps as events (memgrp events --ladder) and counters"
+	# a cooperator that frees nothing, then no swap: coop asked, then the
+	# OOM kill, in that order
+	g=t-lad-$sfx
+	mg create "$g" -m 32M || { bad ladder "create refused"; return; }
+	MEMGRP_LIB=$libmemgrp PYTHONPATH=$pydir python3 -c '
+import sys, memgrp
+c = memgrp.Client("'"$sock"'")
+efd = c.cooperate(100, group="'"$g"'")
+print("cooperating", flush=True)
+while True:
+    memgrp.Client.read_event(efd)
+    c.done(efd)
+' >"$tmp/coop.out" 2>&1 &
+	local cpid=$!
+	track $cpid
+	wait_for 10 grep -q cooperating "$tmp/coop.out"
+	mg events --ladder --json "$g" >"$tmp/lad.out" 2>"$tmp/lad.err" &
+	local epid=$!
+	track $epid
+	wait_for 10 grep -q "watching" "$tmp/lad.err"
+	mg run -g "$g" -- "$progs/prog_hold" 40 1 >"$tmp/lad-run.out" 2>&1
+	wait_for 10 grep -q '"rung": "oom"' "$tmp/lad.out"
+	kill $epid
+	# (the ask watermark, 90 %, asks the cooperator too: one or two coop
+	# episodes before the kill)
+	python3 - "$tmp/lad.out" "$g" <<'PY' && ok "events --ladder: coop asked, then oom kill, in order" ||
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+steps = [(e["rung"], e["outcome"]) for e in ev]
+assert all(e["event"] == "ladder" and e["group"] == sys.argv[2] for e in ev), ev
+assert steps[-1] == ("oom", "kill") and set(steps[:-1]) == {("coop", "asked")}, steps
+PY
+		bad ladder "$(cat "$tmp/lad.out" "$tmp/lad.err")"
+	[ "$(stat_field "$g" ladder_coop)" -ge 1 ] && [ "$(stat_field "$g" ladder_coop_enough)" = 0 ] &&
+		[ "$(stat_field "$g" oom_kill)" = 1 ] &&
+		ok "counters: ladder_coop $(stat_field "$g" ladder_coop), ladder_coop_enough 0, oom_kill 1" ||
+		bad ladder_counters "$(mg stat --json "$g")"
+	kill $cpid
+	wait_for 10 eval 'test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0'
+	mg rm "$g"
+
+	# swap: A (cold) holds 24M, B touches 24M at a 32M limit: the
+	# manager has A evict (evict asked), and nobody dies
+	g=t-lad-ev-$sfx
+	mg create "$g" -m 32M --swap-max 64M || { bad ladder_evict "create refused"; return; }
+	mg events --ladder "$g" >"$tmp/lad2.out" 2>"$tmp/lad2.err" &
+	epid=$!
+	track $epid
+	wait_for 10 grep -q "watching" "$tmp/lad2.err"
+	start A 24 0
+	start B 4 20
+	: >"$tmp/go-B"
+	wait_for 30 grep -q "holding 20 MB more" "$tmp/B.out"
+	wait_for 10 grep -q " ladder evict asked " "$tmp/lad2.out"
+	grep -q "holding 20 MB more" "$tmp/B.out" && alive "$pid_A" &&
+		grep -q "^[0-9:]* $g ladder evict asked usage " "$tmp/lad2.out" &&
+		[ "$(stat_field "$g" ladder_evict)" -ge 1 ] && [ "$(stat_field "$g" oom_kill)" = 0 ] &&
+		ok "eviction for a refused charge: 'ladder evict asked' ($(grep -c evict "$tmp/lad2.out") lines), ladder_evict $(stat_field "$g" ladder_evict), nobody killed" ||
+		{ bad ladder_evict "$(cat "$tmp/lad2.out" "$tmp/B.out")"; mg stat "$g"; }
+	kill $epid
+	finish_all A B
+	rm -f "$tmp"/go-*
+	mg rm "$g"
+}
+run_case ladder
+
+case_backstop_policy() {
+	echo "--- the kill at the kernel limit (the backstop) follows the group's --oom-policy"
+	# A (40M, older) and B (36M, newer) run without the agent: only the
+	# group's kernel cgroup (48M + slack) bounds them. largest would take
+	# A; newest must take B.
+	g=t-bsp-$sfx
+	mg create "$g" -m 48M --oom-policy newest || { bad backstop_policy "create refused"; return; }
+	rm -f "$tmp/A.out" "$tmp/B.out"
+	mg run -g "$g" -- env -u LD_PRELOAD "$progs/prog_hold" 40 120 >"$tmp/A.out" 2>&1 &
+	pid_A=$!
+	track $!
+	wait_for 20 grep -q "^holding 40 MB" "$tmp/A.out"
+	sleep 0.3
+	mg run -g "$g" -- env -u LD_PRELOAD "$progs/prog_hold" 36 120 >"$tmp/B.out" 2>&1 &
+	pid_B=$!
+	track $!
+	local dead st=
+	dead=$(gone A B)
+	[ "$dead" != none ] && st=$(status "$dead")
+	if ! grep -q "group '$g' is out of memory at its kernel limit" "$tmp/memgrpd.log"; then
+		if [ "$dead" = none ] && grep -q "^holding 36 MB" "$tmp/B.out"; then
+			skip backstop_policy "no kernel cgroup behind the group here (both fit)"
+		else
+			bad backstop_policy "no kill at the kernel limit: dead $dead ($st)"
+		fi
+	else
+		[ "$dead" = B ] && [ "$st" = 137 ] && alive "$pid_A" &&
+			grep -q "\"policy\": \"newest\".*\"chosen\": \"the newest" "$tmp/memgrpd.log" &&
+			ok "at the kernel limit --oom-policy newest kills B (the newer, smaller), A lives" ||
+			{ bad backstop_policy "dead $dead ($st)"; grep "$g" "$tmp/memgrpd.log" | tail -4; }
+	fi
+	finish_all A B
+	mg rm "$g"
+}
+run_case backstop_policy
+
+case_priority_restart() {
+	echo "--- --oom-priority outlives a memgrpd restart (kept in the slot)"
+	local hold=120
+	g=t-prs-$sfx
+	mg create "$g" -m 40M --oom-policy priority || { bad priority_restart "create refused"; return; }
+	start A 28 0
+	start B 4 16
+	# set from outside (mg_oom_priority_set, as root): nothing in B's
+	# environment would tell a new manager (memgrp run --oom-priority's
+	# MEMGRP_OOM_PRIORITY is sent again by the agent when it rejoins)
+	MEMGRP_LIB=$libmemgrp PYTHONPATH=$pydir python3 -c '
+import memgrp
+memgrp.Client("'"$sock"'").oom_priority(500, pid='"$(proc_of B)"')' ||
+		{ bad priority_restart "mg_oom_priority_set refused"; finish_all A B; return; }
+	wait_for 10 grep -q "pid [0-9]*'s OOM priority is 500" "$tmp/memgrpd.log"
+	kill "$dpid"; wait "$dpid" 2>/dev/null
+	"$memgrpd" --socket "$sock" 2>>"$tmp/memgrpd.log" &
+	dpid=$!
+	wait_socket "$sock" || { bad priority_restart "memgrpd did not listen again"; return; }
+	wait_for 20 eval 'test "$(stat_field "$g" nr_processes 2>/dev/null)" = 2' ||
+		{ bad priority_restart "the processes did not rejoin: $(mg stat "$g" 2>&1 | head -8)"; finish_all A B; return; }
+	: >"$tmp/go-B"
+	local dead st=
+	dead=$(gone A B)
+	[ "$dead" != none ] && st=$(status "$dead")
+	# without the kept priority both rank 0 and the largest (A) would die
+	[ "$dead" = B ] && [ "$st" = 137 ] && alive "$pid_A" &&
+		ok "after a restart B (priority 500 set by mg_oom_priority_set, 12M to A's 28M) is still the one killed under --oom-policy priority" ||
+		{ bad priority_restart "dead $dead ($st)"; grep "$g" "$tmp/memgrpd.log" | tail -5; }
+	finish_all A B
+	rm -f "$tmp"/go-*
+	mg rm "$g"
+}
+run_case priority_restart

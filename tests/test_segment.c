@@ -201,6 +201,7 @@ static void check_accepts_a_valid_segment(void)
 	mgi_segment_init(&seg, "web/api", 16);
 	mgi_counter_path_t p = mgi_segment_path(&seg);
 	int a = mgi_segment_claim(&seg, 4242);
+	seg.ctl.procs[a].oom_priority = -1000; /* --oom-priority kept for a restart */
 	mgi_counter_charge(&p, 30);
 	atomic_store(&seg.acct.procs[a].charged, 30);
 	mgi_threshold_register(&seg.ctl.thresholds[0].set, &seg.acct.thresholds[0], 10, 3, 30);
@@ -213,6 +214,10 @@ static void check_accepts_a_valid_segment(void)
 	seg.ctl.oom_signal = 15;
 	seg.ctl.oom_grace_ms = MGI_OOM_GRACE_MAX_MS;
 	strcpy(seg.ctl.oom_prefer, "^(stress|batch)");
+	seg.ctl.oom_kill_disable = 1;
+	atomic_store(&seg.ctl.under_oom, 1);
+	strcpy(seg.ctl.oom_prekill, "/usr/local/bin/dump-heap --fast");
+	seg.ctl.oom_prekill_timeout_ms = MGI_OOM_PREKILL_TIMEOUT_MAX_MS;
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg), why, sizeof(why)), 0);
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg) - 1, why, sizeof(why)), -EINVAL);
 	CHECK_MSG(strstr(why, "bytes") != NULL, "why: %s", why);
@@ -319,6 +324,23 @@ static const char *damage(int k)
 	case 30:
 		memset(seg.ctl.oom_avoid, 'a', sizeof(seg.ctl.oom_avoid));
 		return "OOM regex is not terminated";
+	case 31:
+		seg.ctl.oom_kill_disable = 2;
+		return "OOM kill disable 2";
+	case 32:
+		atomic_store(&seg.ctl.under_oom, 7);
+		return "under_oom 7";
+	case 33:
+		memset(seg.ctl.oom_prekill, 'x', sizeof(seg.ctl.oom_prekill));
+		return "pre-kill command is not terminated";
+	case 34:
+		seg.ctl.oom_prekill_timeout_ms = MGI_OOM_PREKILL_TIMEOUT_MAX_MS + 1;
+		return "OOM pre-kill timeout";
+	case 35: {
+		int a = mgi_segment_claim(&seg, 5151);
+		seg.ctl.procs[a].oom_priority = 1001;
+		return "has OOM priority 1001";
+	}
 	default:
 		return NULL;
 	}

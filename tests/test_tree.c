@@ -111,7 +111,7 @@ static void oom_settings_are_checked_then_stored(void)
 	CHECK_INT_EQ(mgi_tree_set_limits(&t, web, &set, why, sizeof(why)), 0);
 	CHECK_INT_EQ((int)c->oom_policy, MGI_OOM_NEWEST);
 	CHECK_INT_EQ((int)c->oom_scope, MGI_OOM_SCOPE_GROUP);
-	CHECK_INT_EQ((int)c->oom_set, MGI_OOM_SET_ALL & ~(MGI_OOM_SET_SIGNAL | MGI_OOM_SET_PREFER));
+	CHECK_INT_EQ((int)c->oom_set, MGI_OOM_SET_POLICY | MGI_OOM_SET_AVOID | MGI_OOM_SET_SCOPE);
 }
 
 static void init_makes_the_root(void)

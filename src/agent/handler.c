@@ -379,14 +379,19 @@ static void format_pages(uint64_t pages, char *buf)
  */
 static bool ask_manager(unsigned level)
 {
-	static uint64_t asked_ns, episode_ns;
+	static uint64_t asked_ns, episode_ns, paused_ns;
 	mgi_segment_t *anc = mgi_agent.anc[level];
 	uint64_t now = now_ns();
 	mgi_msg_t m;
 
 	if (!asked_ns || now - asked_ns > OOM_EPISODE_GAP_NS)
 		episode_ns = now; /* not asked lately: a new episode */
-	if (now - episode_ns > OOM_GIVEUP_NS)
+	/* A group paused at OOM (--oom-kill-disable) waits as long as its
+	 * manager keeps it so; the give-up counts from the pause's end or
+	 * the manager's loss (the flag is the manager's: read-only here). */
+	if (atomic_load_explicit(&anc->ctl.under_oom, memory_order_relaxed) && !mgi_agent.manager_gone)
+		paused_ns = now;
+	if (now - (paused_ns > episode_ns ? paused_ns : episode_ns) > OOM_GIVEUP_NS)
 		return false;
 	if (asked_ns && now - asked_ns < OOM_ASK_NS)
 		return true;

@@ -20,6 +20,7 @@ int mgi_cmd_rm(int argc, char **argv);
 int mgi_cmd_attach(int argc, char **argv);
 int mgi_cmd_events(int argc, char **argv);
 int mgi_cmd_top(int argc, char **argv);
+int mgi_cmd_oom(int argc, char **argv);
 
 #include <stddef.h>
 /* The embedded manager's socket for a group: /run/memgrp/GROUP.sock.
@@ -76,7 +77,8 @@ int mgi_request_reply(const char *sock, const mgi_msg_t *req, char *err, size_t 
  * run, create and set (getopt values: 'm' and these). */
 enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_SWAPPINESS, MGI_OPT_MODE,
        MGI_OPT_BACKEND, MGI_OPT_OOM_POLICY, MGI_OPT_OOM_KILL, MGI_OPT_OOM_SIGNAL, MGI_OPT_OOM_GRACE,
-       MGI_OPT_OOM_PREFER, MGI_OPT_OOM_AVOID };
+       MGI_OPT_OOM_PREFER, MGI_OPT_OOM_AVOID, MGI_OPT_OOM_KILL_DISABLE,
+       MGI_OPT_OOM_PREKILL, MGI_OPT_OOM_PREKILL_TIMEOUT };
 #define MGI_LIMIT_LONGOPTS                                                      \
 	{"memory-max", required_argument, NULL, 'm'},                           \
 	{"memory-high", required_argument, NULL, MGI_OPT_HIGH},                 \
@@ -91,7 +93,10 @@ enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_
 	{"oom-signal", required_argument, NULL, MGI_OPT_OOM_SIGNAL},            \
 	{"oom-grace", required_argument, NULL, MGI_OPT_OOM_GRACE},              \
 	{"oom-prefer", required_argument, NULL, MGI_OPT_OOM_PREFER},            \
-	{"oom-avoid", required_argument, NULL, MGI_OPT_OOM_AVOID}
+	{"oom-avoid", required_argument, NULL, MGI_OPT_OOM_AVOID},              \
+	{"oom-kill-disable", optional_argument, NULL, MGI_OPT_OOM_KILL_DISABLE}, \
+	{"oom-prekill", required_argument, NULL, MGI_OPT_OOM_PREKILL},          \
+	{"oom-prekill-timeout", required_argument, NULL, MGI_OPT_OOM_PREKILL_TIMEOUT}
 extern const char mgi_limits_help[];
 /* Every limit left at MGI_SET_KEEP. */
 void mgi_limits_init(mgi_msg_set_t *set);

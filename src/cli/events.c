@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 
 struct watch {
 	int efd;
-	const char *kind; /* "threshold", "pressure", "oom" */
+	const char *kind; /* "threshold", "pressure", "oom", "ladder" */
 	uint64_t bytes;   /* thresholds */
 	bool memsw;
 	const char *level;
@@ -25,13 +26,20 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: memgrp events [--socket PATH] [--threshold SIZE]... [--memsw]\n"
-		"                     [--pressure LEVEL[,hierarchy]] [--oom] [--count N]\n"
+		"                     [--pressure LEVEL[,hierarchy]] [--oom] [--ladder]\n"
+		"                     [--count N]\n"
 		"                     [--json] GROUP\n"
 		"\n"
 		"Prints one line per event of GROUP until interrupted (or N events):\n"
 		"  TIME GROUP threshold SIZE up|down usage USAGE\n"
 		"  TIME GROUP pressure LEVEL usage USAGE\n"
 		"  TIME GROUP oom usage USAGE\n"
+		"  TIME GROUP ladder RUNG OUTCOME usage USAGE\n"
+		"--ladder prints each step of the ladder at pressure (here or in a group\n"
+		"above or below): coop asked|enough (cooperating clients asked to free\n"
+		"memory; they freed what was needed), evict asked|empty (eviction for a\n"
+		"refused charge; it freed nothing), oom kill|pause|none (the OOM action:\n"
+		"a kill, a pause with --oom-kill-disable, or nobody to kill).\n"
 		"Thresholds watch the memory counter, or memory+swap with --memsw.\n"
 		"Pressure levels: low (75%% of the limit), medium (90%%), critical (98%%);\n"
 		"',hierarchy' also hears the groups below GROUP. Every crossing is\n"
@@ -65,6 +73,61 @@ static void print_event_json(const char *group, const struct watch *w, int64_t n
 		printf(", \"level\": \"%s\"", w->level);
 	printf("}\n");
 	fflush(stdout);
+}
+
+/* The ladder's counts and what each step is called: rung, outcome. */
+static const struct {
+	size_t offset;
+	const char *rung, *outcome;
+} ladder_steps[] = {
+	{offsetof(mg_ladder_t, coop), "coop", "asked"},
+	{offsetof(mg_ladder_t, coop_enough), "coop", "enough"},
+	{offsetof(mg_ladder_t, evict), "evict", "asked"},
+	{offsetof(mg_ladder_t, evict_empty), "evict", "empty"},
+	{offsetof(mg_ladder_t, oom_pauses), "oom", "pause"},
+	{offsetof(mg_ladder_t, oom_kill), "oom", "kill"},
+	{offsetof(mg_ladder_t, oom_none), "oom", "none"},
+};
+
+/* --ladder: one line per step taken since *last (counts that grew);
+ * returns how many lines. */
+static long print_ladder(const char *group, const mg_ladder_t *now, mg_ladder_t *last, bool json,
+			 const mg_stats_t *st)
+{
+	long lines = 0;
+	char usage[16], when[16];
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	for (size_t i = 0; i < sizeof(ladder_steps) / sizeof(ladder_steps[0]); i++) {
+		uint64_t a = *(const uint64_t *)((const char *)now + ladder_steps[i].offset);
+		uint64_t b = *(const uint64_t *)((const char *)last + ladder_steps[i].offset);
+		if (a <= b)
+			continue;
+		if (json) {
+			printf("{\"time\": %lld.%03ld, \"group\": ", (long long)ts.tv_sec,
+			       ts.tv_nsec / 1000000);
+			mgi_json_str(stdout, group);
+			printf(", \"event\": \"ladder\", \"rung\": \"%s\", \"outcome\": \"%s\", "
+			       "\"count\": %llu, \"total\": %llu, \"usage\": %llu, \"under_oom\": %llu}\n",
+			       ladder_steps[i].rung, ladder_steps[i].outcome, (unsigned long long)(a - b),
+			       (unsigned long long)a, (unsigned long long)st->usage,
+			       (unsigned long long)now->under_oom);
+		} else {
+			printf("%s %s ladder %s %s usage %s%s", when, group, ladder_steps[i].rung,
+			       ladder_steps[i].outcome, mgi_size_format(st->usage, usage, sizeof(usage)),
+			       a - b > 1 ? "" : "\n");
+			if (a - b > 1)
+				printf(" x%llu\n", (unsigned long long)(a - b));
+		}
+		lines++;
+	}
+	*last = *now;
+	fflush(stdout);
+	return lines;
 }
 
 /* --json, after an OOM event: the post-mortem records of the kills since
@@ -124,6 +187,7 @@ int mgi_cmd_events(int argc, char **argv)
 		{"memsw", no_argument, NULL, 'w'},
 		{"pressure", required_argument, NULL, 'p'},
 		{"oom", no_argument, NULL, 'o'},
+		{"ladder", no_argument, NULL, 'l'},
 		{"count", required_argument, NULL, 'n'},
 		{"socket", required_argument, NULL, 's'},
 		{"json", no_argument, NULL, 'j'},
@@ -134,7 +198,8 @@ int mgi_cmd_events(int argc, char **argv)
 	uint64_t thresholds[WATCH_MAX];
 	const char *pressure = NULL, *sock = NULL;
 	unsigned nthr = 0, nw = 0;
-	bool memsw = false, oom = false, json = false;
+	bool memsw = false, oom = false, json = false, ladder = false;
+	mg_ladder_t ladder_last = {0};
 	uint64_t record_after = 0;
 	long count = -1;
 	char err[160], path[108], *end;
@@ -159,6 +224,7 @@ int mgi_cmd_events(int argc, char **argv)
 		case 'w': memsw = true; break;
 		case 'p': pressure = optarg; break;
 		case 'o': oom = true; break;
+		case 'l': ladder = true; break;
 		case 'n':
 			errno = 0;
 			count = strtol(optarg, &end, 10);
@@ -207,8 +273,9 @@ int mgi_cmd_events(int argc, char **argv)
 			return MGI_EXIT_USAGE;
 		}
 	}
-	if (!nthr && !pressure && !oom) {
-		fprintf(stderr, "memgrp events: nothing to watch (--threshold, --pressure or --oom)\n");
+	if (!nthr && !pressure && !oom && !ladder) {
+		fprintf(stderr, "memgrp events: nothing to watch (--threshold, --pressure, --oom or "
+				"--ladder)\n");
 		return MGI_EXIT_USAGE;
 	}
 	if (mgi_find_manager(sock, group, path, sizeof(path), err, sizeof(err)) != 0) {
@@ -249,6 +316,15 @@ int mgi_cmd_events(int argc, char **argv)
 		if (rc < 0)
 			goto refused;
 	}
+	if (ladder) {
+		/* the counts from before are not this watch's events */
+		rc = mg_ladder_read(c, group, &ladder_last);
+		if (rc == 0)
+			rc = mg_ladder_add(c, group);
+		w[nw++] = (struct watch){.efd = rc, .kind = "ladder"};
+		if (rc < 0)
+			goto refused;
+	}
 	fprintf(stderr, "memgrp events: watching %s (%u registrations); interrupt to stop\n", group,
 		nw);
 	for (long seen = 0; count < 0 || seen < count;) {
@@ -278,6 +354,12 @@ int mgi_cmd_events(int argc, char **argv)
 			int64_t n = mg_event_read(w[i].efd);
 			if (n <= 0)
 				continue;
+			if (!strcmp(w[i].kind, "ladder")) {
+				mg_ladder_t now;
+				if (mg_ladder_read(c, group, &now) == 0)
+					seen += print_ladder(group, &now, &ladder_last, json, &st);
+				continue;
+			}
 			if (json)
 				print_event_json(group, &w[i], n, &st);
 			else

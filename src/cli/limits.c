@@ -11,8 +11,8 @@
 #include "size.h"
 #include "victim.h"
 
-/* --oom-grace was given (its value may be 0) */
-static bool grace_given;
+/* --oom-grace was given (its value may be 0); --oom-prekill-timeout too */
+static bool grace_given, prekill_timeout_given;
 
 const char mgi_limits_help[] =
 	"  -m, --memory-max SIZE    hard limit (default: max). At it, the group's\n"
@@ -60,7 +60,19 @@ const char mgi_limits_help[] =
 	"                           (default 1s)\n"
 	"      --oom-prefer REGEX   a process whose command line matches (POSIX\n"
 	"                           extended) is chosen before all others\n"
-	"      --oom-avoid REGEX    ... after all others ('' clears an inherited one)\n";
+	"      --oom-avoid REGEX    ... after all others ('' clears an inherited one)\n"
+	"      --oom-kill-disable[=0|1]  pause instead of killing (memcg v1's\n"
+	"                           oom_kill_disable): at OOM the faulting threads\n"
+	"                           wait (under_oom 1) until memory is freed, the\n"
+	"                           limit is raised or `memgrp oom GROUP --kill PID`\n"
+	"                           or `--resume` acts; =0 kills again\n"
+	"      --oom-prekill CMD    run CMD before each kill (its words split at\n"
+	"                           spaces, no shell: write a script for one), with\n"
+	"                           MEMGRP_OOM_GROUP, MEMGRP_OOM_VICTIM_PID, _COMM,\n"
+	"                           _CMDLINE, _CHARGED, MEMGRP_OOM_USAGE, _LIMIT...\n"
+	"                           in its environment; the kill waits for it ('' clears)\n"
+	"      --oom-prekill-timeout DURATION  at most this (default 1s, up to 4s),\n"
+	"                           then CMD is killed and the kill goes on\n";
 
 /* A duration: N, Ns or Nms (N a whole number; bare: seconds), into ms.
  * Returns 0, or -1 for anything else. */
@@ -154,6 +166,47 @@ static int oom_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 		set->oom_set |= opt == MGI_OPT_OOM_PREFER ? MGI_OOM_SET_PREFER : MGI_OOM_SET_AVOID;
 		return 1;
 	}
+	case MGI_OPT_OOM_PREKILL:
+		if (strlen(arg) >= MGI_OOM_PREKILL_MAX) {
+			fprintf(stderr, "memgrp %s: --oom-prekill: at most %d characters\n", cmd,
+				MGI_OOM_PREKILL_MAX - 1);
+			return -1;
+		}
+		for (const char *p = arg; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+				fprintf(stderr, "memgrp %s: --oom-prekill: a control character in the "
+						"command\n", cmd);
+				return -1;
+			}
+		if (*arg && *arg == ' ') {
+			fprintf(stderr, "memgrp %s: --oom-prekill: the command starts with its program, "
+					"not a space\n", cmd);
+			return -1;
+		}
+		snprintf(set->oom_prekill, sizeof(set->oom_prekill), "%s", arg);
+		set->oom_set |= MGI_OOM_SET_PREKILL;
+		return 1;
+	case MGI_OPT_OOM_PREKILL_TIMEOUT: {
+		uint64_t ms;
+		if (parse_duration_ms(arg, &ms) != 0 || ms < 1 || ms > MGI_OOM_PREKILL_TIMEOUT_MAX_MS) {
+			fprintf(stderr, "memgrp %s: --oom-prekill-timeout: a duration from 1ms to %ds "
+					"(e.g. 500ms, 2s), not '%s'\n", cmd,
+				MGI_OOM_PREKILL_TIMEOUT_MAX_MS / 1000, arg);
+			return -1;
+		}
+		set->oom_prekill_timeout_ms = (uint32_t)ms;
+		prekill_timeout_given = true;
+		return 1;
+	}
+	case MGI_OPT_OOM_KILL_DISABLE:
+		if (arg && strcmp(arg, "0") && strcmp(arg, "1")) {
+			fprintf(stderr, "memgrp %s: --oom-kill-disable: 1 (or nothing) pauses, 0 kills, "
+					"not '%s'\n", cmd, arg);
+			return -1;
+		}
+		set->oom_kill_disable = !arg || !strcmp(arg, "1");
+		set->oom_set |= MGI_OOM_SET_DISABLE;
+		return 1;
 	default:
 		return 0;
 	}
@@ -164,6 +217,10 @@ void mgi_limits_init(mgi_msg_set_t *set)
 	set->memory_max = set->memory_high = set->memory_low = set->memory_soft = MGI_SET_KEEP;
 	set->swap_max = set->swappiness = set->mode = set->backend = MGI_SET_KEEP;
 	set->oom_set = set->oom_policy = set->oom_scope = set->oom_signal = set->oom_grace_ms = 0;
+	set->oom_kill_disable = 0;
+	set->oom_prekill_timeout_ms = set->oom_prekill_reserved = 0;
+	set->oom_prekill[0] = '\0';
+	prekill_timeout_given = false;
 	set->oom_prefer[0] = set->oom_avoid[0] = '\0';
 	grace_given = false;
 }
@@ -188,6 +245,14 @@ int mgi_limits_check(const char *cmd, mgi_msg_set_t *set)
 	}
 	if (set->oom_signal == SIGTERM && !grace_given)
 		set->oom_grace_ms = 1000;
+	if (prekill_timeout_given && !(set->oom_set & MGI_OOM_SET_PREKILL)) {
+		fprintf(stderr, "memgrp %s: --oom-prekill-timeout goes with --oom-prekill\n", cmd);
+		return -1;
+	}
+	if ((set->oom_set & MGI_OOM_SET_PREKILL) && !set->oom_prekill[0])
+		set->oom_prekill_timeout_ms = 0; /* '' clears: no timeout */
+	else if ((set->oom_set & MGI_OOM_SET_PREKILL) && !prekill_timeout_given)
+		set->oom_prekill_timeout_ms = 1000;
 
 	if (set->memory_max == MGI_SET_KEEP || set->memory_max == MGI_SET_UNLIMITED)
 		return 0;

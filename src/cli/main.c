@@ -23,6 +23,7 @@ static void usage(FILE *out)
 		"  events     print a group's threshold, pressure and OOM events\n"
 		"  ls         list the groups\n"
 		"  top        a live view of the groups (memgrp top --help)\n"
+		"  oom        act on a group paused at OOM: --kill PID or --resume\n"
 		"  demo       drive the accounting core through a scripted scenario:\n"
 		"             hierarchical limits, threshold crossings, the estimate model\n"
 		"\n"
@@ -96,6 +97,8 @@ int main(int argc, char **argv)
 		return mgi_cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(cmd, "top"))
 		return mgi_cmd_top(argc - 1, argv + 1);
+	if (!strcmp(cmd, "oom"))
+		return mgi_cmd_oom(argc - 1, argv + 1);
 	fprintf(stderr, "memgrp: unknown command '%s' (see memgrp --help)\n", cmd);
 	return MGI_EXIT_USAGE;
 }

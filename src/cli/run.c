@@ -241,6 +241,15 @@ static int wait_child(struct run_ctx *r, pid_t child)
 		while (read(r->sfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo != SIGCHLD) {
 				kill(child, (int)si.ssi_signo); /* pass it on */
+				/* Never a hang: a group paused at OOM
+				 * (--oom-kill-disable) kills by its policy
+				 * from now on, should the command catch the
+				 * signal and still wait for a page. */
+				if (r->m && !r->m->oom_pause_off) {
+					r->m->oom_pause_off = true;
+					mgi_manager_log(r->m, "signal %u: OOM pauses end; the groups' "
+							      "policies act", si.ssi_signo);
+				}
 				continue;
 			}
 			int st;

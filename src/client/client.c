@@ -215,6 +215,11 @@ int mg_oom_add(mg_client_t *c, const char *group)
 	return add(c, group, MGI_REG_OOM, 0, 0, 0, 0);
 }
 
+int mg_ladder_add(mg_client_t *c, const char *group)
+{
+	return add(c, group, MGI_REG_LADDER, 0, 0, 0, 0);
+}
+
 int mg_cooperate_add(mg_client_t *c, const char *group, unsigned priority)
 {
 	if (c && priority > MGI_COOP_PRIORITY_MAX)
@@ -309,5 +314,27 @@ int mg_stats(mg_client_t *c, const char *group, mg_stats_t *out)
 	const mgi_stats_t *f = &c->ans.stat.figures;
 	*out = (mg_stats_t){f->usage, f->max_usage, f->limit, f->failcnt, f->pgfault,
 			    f->nr_processes, f->tracked_bytes, f->untracked_bytes, f->oom_kill};
+	return 0;
+}
+
+int mg_ladder_read(mg_client_t *c, const char *group, mg_ladder_t *out)
+{
+	int rc;
+
+	if (!c || !out)
+		return -EINVAL;
+	mgi_msg_init(&c->req, MGI_MSG_STAT_REQ);
+	if ((rc = put_group(c, c->req.group.group, group)) != 0)
+		return rc;
+	rc = request(c, &c->req, -1, &c->ans);
+	if (rc < 0)
+		return rc;
+	if (rc != MGI_MSG_STAT)
+		return set_error(c, -EPROTO, "unexpected answer from the manager");
+	const mgi_stats_t *f = &c->ans.stat.figures;
+	*out = (mg_ladder_t){.coop = f->ladder_coop, .coop_enough = f->ladder_coop_enough,
+			     .evict = f->ladder_evict, .evict_empty = f->ladder_evict_empty,
+			     .oom_kill = f->oom_kill, .oom_pauses = f->oom_pauses,
+			     .oom_none = f->oom_none, .under_oom = f->under_oom};
 	return 0;
 }

@@ -61,6 +61,13 @@ static const family_t families[] = {
 	{"coop_requests_total", COUNTER, PLAIN, AT(coop_requests), "Requests sent to cooperating clients."},
 	{"coop_freed_bytes_total", COUNTER, PLAIN, AT(coop_freed), "Bytes cooperating clients freed when asked."},
 	{"mode_switches_total", COUNTER, PLAIN, AT(mode_switches), "Estimate mode: regions turned slow or fast."},
+	{"under_oom", GAUGE, PLAIN, AT(under_oom), "1 while the group is paused at OOM (--oom-kill-disable)."},
+	{"oom_pauses_total", COUNTER, PLAIN, AT(oom_pauses), "OOM pauses (--oom-kill-disable) here and below."},
+	{"oom_none_total", COUNTER, PLAIN, AT(oom_none), "OOM actions that found no process to kill."},
+	{"ladder_coop_total", COUNTER, PLAIN, AT(ladder_coop), "Cooperative episodes: cooperating clients asked to free memory."},
+	{"ladder_coop_enough_total", COUNTER, PLAIN, AT(ladder_coop_enough), "Cooperative episodes that freed what was needed."},
+	{"ladder_evict_total", COUNTER, PLAIN, AT(ladder_evict), "Eviction episodes for refused charges."},
+	{"ladder_evict_empty_total", COUNTER, PLAIN, AT(ladder_evict_empty), "Eviction episodes that freed nothing."},
 };
 
 

@@ -69,6 +69,13 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(backend, 0),
 	FIELD(tamper_reports, 0),
 	FIELD(cooperators, 0),
+	FIELD(under_oom, 0),
+	FIELD(oom_pauses, 0),
+	FIELD(ladder_coop, 0),
+	FIELD(ladder_coop_enough, 0),
+	FIELD(ladder_evict, 0),
+	FIELD(ladder_evict_empty, 0),
+	FIELD(oom_none, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD
@@ -147,6 +154,7 @@ static size_t size_of_type(int type)
 	case MGI_MSG_OOM_PRIORITY: return sizeof(mgi_msg_oom_priority_t);
 	case MGI_MSG_OOM_RECORD_REQ: return sizeof(mgi_msg_oom_record_req_t);
 	case MGI_MSG_OOM_RECORD: return sizeof(mgi_msg_oom_record_t);
+	case MGI_MSG_OOM_ACT: return sizeof(mgi_msg_oom_act_t);
 	case MGI_MSG_STAT: return sizeof(mgi_msg_stat_t);
 	case MGI_MSG_SET: return sizeof(mgi_msg_set_t);
 	case MGI_MSG_REPLY: return sizeof(mgi_msg_reply_t);
@@ -222,11 +230,18 @@ static int check_oom(const mgi_msg_set_t *s, char *err, size_t errlen)
 	    (s->oom_grace_ms && s->oom_signal != SIGTERM))
 		return bad(-EINVAL, err, errlen,
 			   "oom grace: up to 5 s, and only with signal TERM (KILL has no grace)");
-	if (s->oom_reserved)
-		return bad(-EINVAL, err, errlen, "oom settings: reserved field not 0");
+	if ((s->oom_set & MGI_OOM_SET_DISABLE) ? s->oom_kill_disable > 1 : s->oom_kill_disable != 0)
+		return bad(-EINVAL, err, errlen, "oom kill disable is 0 or 1 (and only with its flag)");
 	if (!memchr(s->oom_prefer, '\0', sizeof(s->oom_prefer)) ||
 	    !memchr(s->oom_avoid, '\0', sizeof(s->oom_avoid)))
 		return bad(-EINVAL, err, errlen, "oom regex not terminated");
+	if (!memchr(s->oom_prekill, '\0', sizeof(s->oom_prekill)) || s->oom_prekill_reserved)
+		return bad(-EINVAL, err, errlen, "oom pre-kill command not terminated, or a reserved field set");
+	if ((s->oom_set & MGI_OOM_SET_PREKILL) && s->oom_prekill[0]
+		    ? s->oom_prekill_timeout_ms < 1 || s->oom_prekill_timeout_ms > MGI_OOM_PREKILL_TIMEOUT_MAX_MS
+		    : s->oom_prekill_timeout_ms != 0 || s->oom_prekill[0])
+		return bad(-EINVAL, err, errlen,
+			   "oom pre-kill: a command with a timeout of 1 ms to 4 s (none without one)");
 	return 0;
 }
 
@@ -283,7 +298,7 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 			return bad(-EINVAL, err, errlen, "hello: slot out of range");
 		return check_group(out->hello.group, 1, err, errlen) ?: h.type;
 	case MGI_MSG_REGISTER:
-		if (out->reg.kind < MGI_REG_THRESHOLD || out->reg.kind > MGI_REG_COOPERATE)
+		if (out->reg.kind < MGI_REG_THRESHOLD || out->reg.kind > MGI_REG_LADDER)
 			return bad(-EINVAL, err, errlen, "register: unknown kind");
 		if (out->reg.counter > MGI_WATCH_MEMSW)
 			return bad(-EINVAL, err, errlen, "register: counter is memory or memsw");
@@ -378,6 +393,14 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		break;
 	case MGI_MSG_OOM_RECORD_REQ:
 		return check_group(out->oom_record_req.group, 1, err, errlen) ?: h.type;
+	case MGI_MSG_OOM_ACT:
+		if (out->oom_act.action != MGI_OOM_ACT_KILL && out->oom_act.action != MGI_OOM_ACT_RESUME)
+			return bad(-EINVAL, err, errlen, "oom act: kill (1) or resume (2)");
+		if (out->oom_act.action == MGI_OOM_ACT_KILL
+			    ? out->oom_act.pid <= 0 || out->oom_act.pid >= MGI_PID_MAX
+			    : out->oom_act.pid != 0)
+			return bad(-EINVAL, err, errlen, "oom act: kill names a pid, resume none");
+		return check_group(out->oom_act.group, 1, err, errlen) ?: h.type;
 	case MGI_MSG_OOM_RECORD:
 		if (out->oom_record.seq == 0)
 			return bad(-EINVAL, err, errlen, "oom record: sequence numbers start at 1");

@@ -78,6 +78,10 @@
  *                                JSON object) of a kill concerning group G
  *                                after sequence number `after`, please.
  *  manager -> client  OOM_RECORD  it, or REPLY -ENOENT when none is newer.
+ *  client -> manager  OOM_ACT    on group G, paused at OOM
+ *                                (--oom-kill-disable): kill process P (it
+ *                                must be in G's subtree), or resume (the
+ *                                group's OOM action, its policy, now); REPLY.
  *
  * The connection of an agent stays open for the life of its process image:
  * its closing, or the process's pidfd, is how the manager learns the
@@ -118,6 +122,7 @@ enum mgi_msg_type {
 	MGI_MSG_OOM_PRIORITY = 40,
 	MGI_MSG_OOM_RECORD_REQ = 41,
 	MGI_MSG_OOM_RECORD = 42,
+	MGI_MSG_OOM_ACT = 43,
 };
 
 /* What a REGISTER asks to hear about. */
@@ -126,6 +131,7 @@ enum mgi_reg_kind {
 	MGI_REG_PRESSURE = 2,
 	MGI_REG_OOM = 3,
 	MGI_REG_COOPERATE = 4, /* "ask me to free memory first"; level: priority */
+	MGI_REG_LADDER = 5,    /* each step of the ladder at pressure (escalate.c) and its outcome */
 };
 #define MGI_COOP_PRIORITY_MAX 1000
 enum mgi_pressure_level { MGI_PRESSURE_LOW = 0, MGI_PRESSURE_MEDIUM = 1, MGI_PRESSURE_CRITICAL = 2 };
@@ -267,6 +273,13 @@ typedef struct mgi_stats {
 	 * written, by how long (bucket i: < 2^i us), and the time in all */
 	uint64_t notify_hist[MGI_RECLAIM_BUCKETS];
 	uint64_t notify_ns;
+	/* OOM pause (--oom-kill-disable): 1 while the group waits at OOM
+	 * (memcg v1's under_oom); pauses here and below */
+	uint64_t under_oom, oom_pauses;
+	/* the ladder (escalate.c), here and below: cooperative episodes and
+	 * those that freed enough, eviction episodes for refused charges and
+	 * those that freed nothing, OOM actions that found no victim */
+	uint64_t ladder_coop, ladder_coop_enough, ladder_evict, ladder_evict_empty, oom_none;
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the
@@ -324,9 +337,14 @@ typedef struct mgi_msg_set {
 	uint32_t oom_scope;    /* enum mgi_oom_scope */
 	uint32_t oom_signal;   /* SIGKILL or SIGTERM */
 	uint32_t oom_grace_ms; /* SIGTERM's grace, <= MGI_OOM_GRACE_MAX_MS */
-	uint32_t oom_reserved;
+	uint32_t oom_kill_disable; /* with MGI_OOM_SET_DISABLE: 1 pauses at OOM, 0 kills */
 	char oom_prefer[MGI_OOM_REGEX_MAX]; /* POSIX extended regex, "" none */
 	char oom_avoid[MGI_OOM_REGEX_MAX];
+	/* with MGI_OOM_SET_PREKILL: the pre-kill hook's words ("" none) and
+	 * its timeout (1..MGI_OOM_PREKILL_TIMEOUT_MAX_MS with a command) */
+	uint32_t oom_prekill_timeout_ms;
+	uint32_t oom_prekill_reserved;
+	char oom_prekill[MGI_OOM_PREKILL_MAX];
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 
@@ -363,6 +381,15 @@ typedef struct mgi_msg_oom_record {
 	uint32_t reserved;
 	char text[MGI_OOM_RECORD_MAX]; /* one JSON object, NUL-terminated */
 } mgi_msg_oom_record_t;
+
+/* OOM_ACT: a hand on a group paused at OOM (memgrp oom). */
+enum mgi_oom_act { MGI_OOM_ACT_KILL = 1, MGI_OOM_ACT_RESUME = 2 };
+typedef struct mgi_msg_oom_act {
+	mgi_msg_hdr_t hdr;
+	char group[MGI_GROUP_NAME_MAX]; /* "": the client's own group */
+	int32_t pid;     /* KILL: the process; RESUME: 0 */
+	uint32_t action; /* enum mgi_oom_act */
+} mgi_msg_oom_act_t;
 
 typedef struct mgi_msg_unregister {
 	mgi_msg_hdr_t hdr;
@@ -405,6 +432,7 @@ typedef union mgi_msg {
 	mgi_msg_oom_priority_t oom_priority;
 	mgi_msg_oom_record_req_t oom_record_req;
 	mgi_msg_oom_record_t oom_record;
+	mgi_msg_oom_act_t oom_act;
 } mgi_msg_t;
 
 #include <stdarg.h>

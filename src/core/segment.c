@@ -104,6 +104,8 @@ void mgi_segment_forget_manager(mgi_segment_t *seg)
 			atomic_store(&seg->ctl.procs[i].pid, 0);
 	atomic_store(&seg->ctl.cooperators, 0);
 	atomic_store(&seg->ctl.oom_victim, 0);
+	/* a pause is the old manager's: the next refused charge pauses again */
+	atomic_store(&seg->ctl.under_oom, 0);
 }
 
 bool mgi_segment_valid(const void *mem, size_t bytes)
@@ -203,6 +205,15 @@ static int check_oom(const mgi_segment_t *seg, char *why, size_t whylen)
 	if (!memchr(c->oom_prefer, '\0', sizeof(c->oom_prefer)) ||
 	    !memchr(c->oom_avoid, '\0', sizeof(c->oom_avoid)))
 		return bad(why, whylen, "an OOM regex is not terminated");
+	if (c->oom_kill_disable > 1)
+		return bad(why, whylen, "OOM kill disable %u (0 or 1)", c->oom_kill_disable);
+	if (atomic_load(&c->under_oom) > 1)
+		return bad(why, whylen, "under_oom %u (0 or 1)", atomic_load(&c->under_oom));
+	if (!memchr(c->oom_prekill, '\0', sizeof(c->oom_prekill)))
+		return bad(why, whylen, "the OOM pre-kill command is not terminated");
+	if (c->oom_prekill_timeout_ms > MGI_OOM_PREKILL_TIMEOUT_MAX_MS)
+		return bad(why, whylen, "OOM pre-kill timeout %u ms (at most %u)",
+			   c->oom_prekill_timeout_ms, MGI_OOM_PREKILL_TIMEOUT_MAX_MS);
 	return 0;
 }
 
@@ -287,6 +298,10 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 		if (pid <= 1 || pid >= MGI_PID_MAX)
 			return bad(why, whylen, "slot %d names pid %d, which no managed process has", i,
 				   (int)pid);
+		if (seg->ctl.procs[i].oom_priority < MGI_OOM_PRIORITY_MIN ||
+		    seg->ctl.procs[i].oom_priority > MGI_OOM_PRIORITY_MAX)
+			return bad(why, whylen, "slot %d (pid %d) has OOM priority %d (-1000 to 1000)", i,
+				   (int)pid, (int)seg->ctl.procs[i].oom_priority);
 		for (int j = 0; j < i; j++)
 			if (atomic_load(&seg->ctl.procs[j].pid) == pid)
 				return bad(why, whylen, "pid %d holds slots %d and %d", (int)pid, j, i);
@@ -339,6 +354,7 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 			continue;
 		if (atomic_compare_exchange_strong(&id->pid, &free_pid, pid)) {
 			memset(id->comm, 0, sizeof(id->comm));
+			id->oom_priority = 0;
 			atomic_store(&s->charged, 0);
 			atomic_store(&s->swapped, 0);
 			atomic_store(&s->pgfault, 0);

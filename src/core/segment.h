@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 9 /* 9: restore_hist, restore_ns, crossed_ns */
+#define MGI_SEGMENT_VERSION 12 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both */
 #define MGI_SEGMENT_ALIGN 4096  /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -96,8 +96,10 @@ enum mgi_oom_set {
 	MGI_OOM_SET_SIGNAL = 1 << 2, /* oom_signal and oom_grace_ms */
 	MGI_OOM_SET_PREFER = 1 << 3, /* oom_prefer ("" clears an inherited one) */
 	MGI_OOM_SET_AVOID = 1 << 4,  /* oom_avoid */
+	MGI_OOM_SET_DISABLE = 1 << 5, /* oom_kill_disable (--oom-kill-disable: pause) */
+	MGI_OOM_SET_PREKILL = 1 << 6, /* oom_prekill and its timeout ("" clears an inherited one) */
 };
-#define MGI_OOM_SET_ALL 0x1fu
+#define MGI_OOM_SET_ALL 0x7fu
 /* --oom-kill: who dies at the group's OOM. */
 enum mgi_oom_scope {
 	MGI_OOM_SCOPE_PROCESS = 0, /* one process, by the policy (default) */
@@ -108,6 +110,10 @@ enum mgi_oom_scope {
  * end well before. */
 #define MGI_OOM_GRACE_MAX_MS 5000
 #define MGI_OOM_REGEX_MAX 128 /* with its NUL */
+/* --oom-prekill CMD: its words, with the NUL; and its timeout's bound,
+ * so that the hook and a grace end before an agent's 10 s give-up. */
+#define MGI_OOM_PREKILL_MAX 256
+#define MGI_OOM_PREKILL_TIMEOUT_MAX_MS 4000
 
 /* Which counter a threshold watches. */
 enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
@@ -116,7 +122,9 @@ enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
  * process holds it. */
 typedef struct mgi_proc_id {
 	_Atomic int32_t pid;       /* 0: free; MGI_SLOT_RELEASING; else owner */
-	uint32_t reserved;
+	/* its --oom-priority (-1000..1000), the manager's copy: a restarted
+	 * manager gives it back to the process when it rejoins */
+	int32_t oom_priority;
 	char comm[MGI_COMM_MAX];
 } mgi_proc_id_t;
 
@@ -191,9 +199,27 @@ typedef struct mgi_segment_ctl {
 	uint32_t oom_scope;    /* enum mgi_oom_scope */
 	uint32_t oom_signal;   /* SIGKILL (default) or SIGTERM */
 	uint32_t oom_grace_ms; /* with SIGTERM: until the SIGKILL, <= MGI_OOM_GRACE_MAX_MS */
-	uint32_t oom_reserved;
+	uint32_t oom_kill_disable; /* 1: at OOM the group pauses (memcg v1's oom_kill_disable) */
 	char oom_prefer[MGI_OOM_REGEX_MAX];
 	char oom_avoid[MGI_OOM_REGEX_MAX];
+	/* 1 while the group is paused at OOM (--oom-kill-disable): its
+	 * faulting threads wait for memory freed, a higher limit or a kill.
+	 * An agent whose charge this group refuses keeps waiting while it is
+	 * set and its manager is there (handler.c: no self-kill after 10 s). */
+	_Atomic uint32_t under_oom;
+	uint32_t ladder_reserved;
+	/* The ladder's rungs and their outcomes (escalate.c), counted by the
+	 * manager: cooperative episodes for this group and those that freed
+	 * enough; eviction episodes for a refused charge and those that
+	 * freed nothing; OOM pauses; OOM actions that found no victim. */
+	_Atomic uint64_t ladder_coop, ladder_coop_enough;
+	_Atomic uint64_t ladder_evict, ladder_evict_empty;
+	_Atomic uint64_t oom_pauses, oom_none;
+	/* --oom-prekill (MGI_OOM_SET_PREKILL): the command run before a kill
+	 * (words separated by spaces, no shell), bounded by the timeout */
+	uint32_t oom_prekill_timeout_ms; /* 1..MGI_OOM_PREKILL_TIMEOUT_MAX_MS; 0 with no command */
+	uint32_t oom_prekill_reserved;
+	char oom_prekill[MGI_OOM_PREKILL_MAX];
 	/* Usage thresholds on memory and memsw (seed 000 section 4.2); where
 	 * the checkers stand is in the accounting part. */
 	mgi_threshold_storage_t thresholds[2];

@@ -47,9 +47,9 @@ static void describe_kernel(mgi_manager_t *m, size_t i, char *comm, size_t comml
 	snprintf(about, aboutlen, " (RSS); it runs without the agent: %s", why);
 }
 
-/* The OOM action at g's kernel limit: the largest process of its subtree
- * by the kernel's RSS, managed or not (oomkill.c). Returns the pid killed,
- * or 0. */
+/* The OOM action at g's kernel limit: a process of its subtree, managed
+ * or not, chosen by the group's --oom-policy (largest: by the kernel's
+ * RSS) through oomkill.c. Returns the pid killed, or 0. */
 static pid_t kill_largest(mgi_manager_t *m, int g, const mgi_kcg_figures_t *f)
 {
 	static pid_t pids[PIDS_MAX];
@@ -75,10 +75,14 @@ static pid_t kill_largest(mgi_manager_t *m, int g, const mgi_kcg_figures_t *f)
 	else
 		snprintf(state, sizeof(state), "at its kernel limit (kernel usage %s of %s: anon %s, "
 			 "file %s, shmem %s)", usage, limit, anon, file, shmem);
+	/* the group's --oom-policy over its kernel cgroup's processes (RSS
+	 * for size; 1 page at least: nothing to free otherwise) */
+	mgi_victim_policy_t pol = {.total_pages = 0, .min_pages = 1};
+	mgi_oom_kernel_figures(m, g, kcands, n > 0 ? (size_t)(n < PIDS_MAX ? n : PIDS_MAX) : 0, &pol);
 	const mgi_oom_kill_t kill = {
 		.target = g,
 		.state = state,
-		.policy = {.total_pages = 0, .min_pages = 1}, /* RSS, or nothing to free */
+		.policy = pol,
 		.describe = describe_kernel,
 		.reap = true, /* what the kernel limit holds back: free it now */
 	};

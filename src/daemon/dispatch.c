@@ -48,6 +48,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 			return;
 		}
 		mgi_manager_audit(m);
+		mgi_oom_pause_check(m); /* under_oom as it is now */
 		mgi_tree_stat_msg(&m->tree, g, &out);
 		mgi_backstop_stats(m, g, &out.stat.figures);
 		mgi_kbackend_stat_msg(m, g, &out);
@@ -68,6 +69,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		if (rc == 0) {
 			mgi_manager_log(m, "group '%s': limits set", m->tree.node[g].name);
 			mgi_manager_limits_changed(m, g);
+			mgi_oom_pause_check(m); /* a raised limit ends a pause */
 		}
 		mgi_conn_reply(c, rc, "%s", why);
 		return;
@@ -343,6 +345,9 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 		break;
 	case MGI_MSG_OOM_RECORD_REQ:
 		mgi_oom_on_record_req(m, i, &msg.oom_record_req);
+		break;
+	case MGI_MSG_OOM_ACT:
+		mgi_oom_on_act(m, i, &msg.oom_act);
 		break;
 	case MGI_MSG_COOP_DONE:
 		for (int r = 0; r < MGI_REGS_MAX; r++)

@@ -22,7 +22,8 @@
  *                 -> WAIT  a kill of this episode is under way
  *                 -> NONE  room came meanwhile (the agent retries)
  *                 -> COOP  G has cooperators (one episode at a time: WAIT)
- *                 -> WAIT  G's usage still falls (oom_stalled: 200 ms)
+ *                 -> WAIT  G's usage still falls (oom_stalled: 200 ms),
+ *                          where something under G can evict
  *                 -> KILL
  *   EVICT_REQ  (an agent's charge refused, others should evict: RECLAIM_REQ)
  *                 -> NONE  room for what it wants came meanwhile
@@ -43,8 +44,13 @@
  *   KERNEL     (G waits at its kernel limit: the backstop's kernel cgroup)
  *                 -> WAIT  a cooperative episode on G runs
  *                 -> COOP  kernel backend, up to KERNEL_COOP_ASKS per pause
+ *                 -> WAIT  G pauses at OOM (--oom-kill-disable)
  *                 -> KILL  the kernel cgroup's largest (the backstop's)
  *   RELIEVED   (the kernel pause ended) -> NONE, the pause's count reset
+ *
+ * Every KILL above is WAIT instead when G's OOM action is the pause
+ * (--oom-kill-disable, oomkill.c mgi_oom_pause): G is under_oom until
+ * room comes (mgi_oom_pause_check) or memgrp oom acts.
  *
  * So a group at its limit goes ask -> evict -> kill, each step once the one
  * before has run out; what is in flight (an episode, a kill) makes the next
@@ -113,8 +119,38 @@ bool mgi_escalate_below_limit(const mgi_manager_t *m, int g)
 	return has_room(m, g, 1);
 }
 
+/* The OOM action: the pause (--oom-kill-disable: the faults wait, WAIT),
+ * else the kill. */
+/* One more of a ladder counter of group g, told to the ladder's
+ * registrations. */
+static void rung(mgi_manager_t *m, int g, _Atomic uint64_t *counter)
+{
+	atomic_fetch_add(counter, 1);
+	mgi_notify_ladder(m, g);
+}
+
+/* Cooperators asked (coop.c started an episode): counted. */
+static bool coop_start(mgi_manager_t *m, int g, int req_group, int req_slot)
+{
+	bool running = m->coop.active; /* (then only this request waits for it) */
+	if (!mgi_coop_start(m, g, req_group, req_slot))
+		return false;
+	if (!running)
+		rung(m, g, &m->tree.node[g].seg->ctl.ladder_coop);
+	return true;
+}
+
+/* Eviction asked for a refused charge (reclaim.c): counted. */
+static void evict_start(mgi_manager_t *m, int g, uint64_t pages, int req_group, int req_slot)
+{
+	mgi_reclaim_request(m, g, pages, false, req_group, req_slot);
+	rung(m, g, &m->tree.node[g].seg->ctl.ladder_evict);
+}
+
 static enum mgi_step kill_joined(mgi_manager_t *m, int g)
 {
+	if (mgi_oom_pause(m, g))
+		return MGI_STEP_WAIT;
 	mgi_oom_kill_joined(m, g);
 	return MGI_STEP_KILL;
 }
@@ -125,9 +161,21 @@ static enum mgi_step refused(mgi_manager_t *m, int g, const mgi_pressure_t *p)
 		return MGI_STEP_WAIT;
 	if (has_room(m, g, 1))
 		return MGI_STEP_NONE; /* freed meanwhile: the agent's retry will succeed */
-	if (mgi_coop_start(m, g, p->req_group, p->req_slot))
+	if (coop_start(m, g, p->req_group, p->req_slot))
 		return MGI_STEP_COOP; /* (or one runs: this agent asks again) */
-	if (!oom_stalled(m, g))
+	/* The wait for usage to fall is for processes evicting their own
+	 * excess (a fork's child: see oom_stalled). Where nothing under g can
+	 * evict (no swap room, swappiness 0, no estimate to give back),
+	 * usage falls only by an exit or a free, and the kill follows at once,
+	 * as the kernel's memcg kills once its reclaim fails. Measured
+	 * (bench/oom.sh, no swap): the refused fault waited p50 205 ms with
+	 * the wait, most of it this 200 ms. */
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	bool over = mgi_counter_read(&seg->acct.memory) > mgi_counter_read_max(&seg->ctl.memory);
+	/* (over the limit: a fork's child charged for its parent's frames,
+	 * which it frees or unmaps: it keeps the wait; compat stress_mmap
+	 * swap was killed once without it, beside a loaded CI run) */
+	if ((over || mgi_reclaim_possible(m, g)) && !oom_stalled(m, g))
 		return MGI_STEP_WAIT;
 	return kill_joined(m, g);
 }
@@ -144,25 +192,29 @@ static enum mgi_step evict_request(mgi_manager_t *m, int g, const mgi_pressure_t
 	 * once a second; what they leave is evicted. */
 	if (atomic_load(&seg->ctl.cooperators) && !m->coop.active && now - e->coop_last_ns > COOP_REASK_NS) {
 		e->coop_last_ns = now;
-		if (mgi_coop_start(m, g, p->req_group, p->req_slot))
+		if (coop_start(m, g, p->req_group, p->req_slot))
 			return MGI_STEP_COOP;
 	}
 	if (m->coop.active)
 		return MGI_STEP_WAIT;
 	if (!mgi_reclaim_possible(m, g))
 		return kill_joined(m, g);
-	mgi_reclaim_request(m, g, p->pages, false, p->req_group, p->req_slot);
+	evict_start(m, g, p->pages, p->req_group, p->req_slot);
 	return MGI_STEP_EVICT;
 }
 
 static enum mgi_step coop_done(mgi_manager_t *m, int g, const mgi_pressure_t *p)
 {
+	if (!p->pages)
+		rung(m, g, &m->tree.node[g].seg->ctl.ladder_coop_enough);
+	else
+		mgi_notify_ladder(m, g); /* the episode ended short */
 	if (!p->pages || mgi_escalate_below_limit(m, g) || mgi_kbackend_is(m, g))
 		return MGI_STEP_NONE; /* (the kernel backend's OOM is the backstop's) */
 	/* Still at its limit: what the applications did not free is evicted,
 	 * or, if nothing can be, the OOM kill. */
 	if (mgi_reclaim_possible(m, g)) {
-		mgi_reclaim_request(m, g, p->pages, false, p->req_group, p->req_slot);
+		evict_start(m, g, p->pages, p->req_group, p->req_slot);
 		return MGI_STEP_EVICT;
 	}
 	return kill_joined(m, g);
@@ -172,6 +224,12 @@ static enum mgi_step evict_done(mgi_manager_t *m, int g, const mgi_pressure_t *p
 {
 	uint64_t *empty = &m->esc.evict_empty_ns[g], now = mgi_os_now_ns();
 
+	if (!p->background) {
+		if (p->freed)
+			mgi_notify_ladder(m, g); /* it freed: the agents' pswpout counts it */
+		else
+			rung(m, g, &m->tree.node[g].seg->ctl.ladder_evict_empty);
+	}
 	if (p->freed || p->background) {
 		*empty = 0;
 		return MGI_STEP_NONE;
@@ -195,10 +253,12 @@ static enum mgi_step kernel_limit(mgi_manager_t *m, int g)
 			return MGI_STEP_WAIT;
 		if (m->esc.kernel_asks[g] < KERNEL_COOP_ASKS) {
 			m->esc.kernel_asks[g]++;
-			if (mgi_coop_start(m, g, -1, -1))
+			if (coop_start(m, g, -1, -1))
 				return MGI_STEP_COOP;
 		}
 	}
+	if (mgi_oom_pause(m, g))
+		return MGI_STEP_WAIT;
 	return mgi_backstop_oom_kill(m, g) > 0 ? MGI_STEP_KILL : MGI_STEP_WAIT;
 }
 
@@ -208,7 +268,7 @@ enum mgi_step mgi_escalate(mgi_manager_t *m, int group, const mgi_pressure_t *p)
 		return MGI_STEP_NONE; /* the root has no limit; a group removed meanwhile */
 	switch (p->why) {
 	case MGI_WHY_ASK:
-		return mgi_coop_start(m, group, -1, -1) ? MGI_STEP_COOP : MGI_STEP_NONE;
+		return coop_start(m, group, -1, -1) ? MGI_STEP_COOP : MGI_STEP_NONE;
 	case MGI_WHY_HIGH: {
 		mgi_segment_t *seg = m->tree.node[group].seg;
 		uint64_t usage = mgi_counter_read(&seg->acct.memory), high = atomic_load(&seg->ctl.memory.high);
@@ -229,6 +289,7 @@ enum mgi_step mgi_escalate(mgi_manager_t *m, int group, const mgi_pressure_t *p)
 		return kernel_limit(m, group);
 	case MGI_WHY_RELIEVED:
 		m->esc.kernel_asks[group] = 0;
+		mgi_oom_pause_check(m);
 		return MGI_STEP_NONE;
 	}
 	return MGI_STEP_NONE;

@@ -246,6 +246,9 @@ void mgi_join_rejoin(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h, con
 	c->pid = cred.pid;
 	c->group = g;
 	c->slot = h->slot;
+	/* its --oom-priority, as the manager before this one kept it
+	 * (mgi_segment_check bounded it) */
+	c->oom_priority = m->tree.node[g].seg->ctl.procs[h->slot].oom_priority;
 	watch_exit(m, i);
 	if (adopted)
 		mgi_notify_resync(m); /* the manager's own thresholds: pressure, high, ask */

@@ -158,6 +158,14 @@ typedef struct mgi_manager {
 	bool oom_timer_armed;
 	uint64_t oom_sample_ns; /* the last growth sample */
 	struct mgi_oom_records *oom_records; /* oomkill.c: the last kills' records; NULL: none yet */
+	bool oom_pause_off; /* --oom-kill-disable no longer pauses (memgrp run is ending) */
+	/* oomkill.c: the pre-kill hook running (one at a time; pid 0: none),
+	 * for the kill of `victim` at group `target`'s OOM; one killed at its
+	 * timeout and not yet reaped; the kill that follows a hook */
+	pid_t prekill_pid, prekill_victim, prekill_reap_pid;
+	int prekill_pidfd, prekill_target, prekill_reap_pidfd;
+	uint64_t prekill_start_ns, prekill_deadline_ns;
+	bool prekill_done;
 } mgi_manager_t;
 
 /*
@@ -216,6 +224,10 @@ void mgi_notify_after_uncharge(mgi_manager_t *m, int group);
 /* An OOM kill in group (its limit was hit): signals the OOM registrations
  * on it, its descendants and its ancestors. */
 void mgi_notify_oom(mgi_manager_t *m, int group);
+/* Tells the ladder registrations (MGI_REG_LADDER) concerned by group (as
+ * OOM ones are) that a step was taken or ended: they read which from the
+ * ladder counters (stats). */
+void mgi_notify_ladder(mgi_manager_t *m, int group);
 /* Sets up the manager's own ask watermark (call once the tree exists). */
 void mgi_notify_init(mgi_manager_t *m);
 /* The kernel said a kernel-backend group crossed what registration ri

@@ -354,6 +354,17 @@ void mgi_notify_oom(mgi_manager_t *m, int group)
 	}
 }
 
+void mgi_notify_ladder(mgi_manager_t *m, int group)
+{
+	for (int i = 0; i < MGI_REGS_MAX; i++) {
+		struct mgi_reg *r = &m->regs[i];
+		if (r->id && r->kind == MGI_REG_LADDER &&
+		    (mgi_tree_is_under(&m->tree, r->group, group) ||
+		     mgi_tree_is_under(&m->tree, group, r->group)))
+			signal_reg(m, &m->regs[i], 1);
+	}
+}
+
 void mgi_notify_resync(mgi_manager_t *m)
 {
 	for (int i = 0; i < MGI_REGS_MAX; i++) {

@@ -10,17 +10,23 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <spawn.h>
+#include <sys/epoll.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "manager.h"
+#include "backstop.h"
 #include "conn.h"
+#include "escalate.h"
 #include "oslayer.h"
 #include "procstatus.h"
 #include "size.h"
 
 static void cmdline_of(pid_t pid, char *buf, size_t len);
+static struct mgi_conn *joined_conn(mgi_manager_t *m, pid_t pid);
 
 pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand, const int *pidfd,
 		   size_t n)
@@ -41,6 +47,10 @@ pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand
 				m->oom_none_ns = now;
 				mgi_manager_log(m, "group '%s' is out of memory and no process can be "
 						   "killed: %s", name, why);
+				/* the OOM action's outcome: none (counted as often
+				 * as said) */
+				atomic_fetch_add(&m->tree.node[k->target].seg->ctl.oom_none, 1);
+				mgi_notify_ladder(m, k->target);
 			}
 			return 0;
 		}
@@ -62,6 +72,7 @@ pid_t mgi_oom_kill(mgi_manager_t *m, const mgi_oom_kill_t *k, mgi_victim_t *cand
 		if (err == 0) {
 			atomic_fetch_add(&m->tree.node[k->target].seg->ctl.oom_kill, 1);
 			mgi_notify_oom(m, k->target);
+			mgi_notify_ladder(m, k->target);
 			int sig = k->signal ? k->signal : SIGKILL;
 			err = mgi_pidfd_send_signal(fd, sig);
 			if (err == 0 && k->reap && sig == SIGKILL)
@@ -162,14 +173,14 @@ static void describe_kill(mgi_manager_t *m, size_t i, char *comm, size_t commlen
 /* A group's OOM settings as they apply: each from the nearest group up
  * its path that sets it (segment.h), else the default. */
 struct oom_eff {
-	unsigned policy, scope, signal, grace_ms;
-	const char *prefer, *avoid;
+	unsigned policy, scope, signal, grace_ms, kill_disable, prekill_ms;
+	const char *prefer, *avoid, *prekill;
 };
 
 static struct oom_eff effective(const mgi_manager_t *m, int g)
 {
 	struct oom_eff e = {.policy = MGI_OOM_LARGEST, .scope = MGI_OOM_SCOPE_PROCESS,
-			    .signal = SIGKILL, .prefer = "", .avoid = ""};
+			    .signal = SIGKILL, .prefer = "", .avoid = "", .prekill = ""};
 	unsigned found = 0;
 
 	for (int a = g; a >= 0 && found != MGI_OOM_SET_ALL; a = m->tree.node[a].parent) {
@@ -187,6 +198,14 @@ static struct oom_eff effective(const mgi_manager_t *m, int g)
 			e.prefer = c->oom_prefer;
 		if (take & MGI_OOM_SET_AVOID)
 			e.avoid = c->oom_avoid;
+		if (take & MGI_OOM_SET_DISABLE)
+			e.kill_disable = c->oom_kill_disable ? 1 : 0;
+		if ((take & MGI_OOM_SET_PREKILL) && memchr(c->oom_prekill, '\0', sizeof(c->oom_prekill))) {
+			e.prekill = c->oom_prekill;
+			e.prekill_ms = c->oom_prekill_timeout_ms;
+			if (e.prekill_ms < 1 || e.prekill_ms > MGI_OOM_PREKILL_TIMEOUT_MAX_MS)
+				e.prekill_ms = 1000;
+		}
 		found |= take;
 	}
 	return e;
@@ -224,7 +243,16 @@ static int score_adj_of(pid_t pid)
 /* Marks cand[i] (for i with sel[i]) by e's regexes, on each process's
  * command line. A regex that no longer compiles (a state file from
  * elsewhere) is reported and ignored. */
+static void match_regexes_in(mgi_manager_t *m, const struct oom_eff *e, mgi_victim_t *arr,
+			     const bool *sel, size_t n);
 static void match_regexes(mgi_manager_t *m, const struct oom_eff *e, const bool *sel, size_t n)
+{
+	match_regexes_in(m, e, joined, sel, n);
+}
+
+/* ... in arr (sel NULL: every one). */
+static void match_regexes_in(mgi_manager_t *m, const struct oom_eff *e, mgi_victim_t *arr,
+			     const bool *sel, size_t n)
 {
 	regex_t rx[2];
 	const char *re[2] = {e->prefer, e->avoid};
@@ -238,12 +266,12 @@ static void match_regexes(mgi_manager_t *m, const struct oom_eff *e, const bool 
 					re[r]);
 	}
 	for (size_t i = 0; i < n; i++) {
-		joined[i].prefer = joined[i].avoid = false;
-		if (!sel[i] || (!ok[0] && !ok[1]))
+		arr[i].prefer = arr[i].avoid = false;
+		if ((sel && !sel[i]) || (!ok[0] && !ok[1]))
 			continue;
-		cmdline_of(joined[i].pid, cmd, sizeof(cmd));
-		joined[i].prefer = ok[0] && regexec(&rx[0], cmd, 0, NULL, 0) == 0;
-		joined[i].avoid = ok[1] && regexec(&rx[1], cmd, 0, NULL, 0) == 0;
+		cmdline_of(arr[i].pid, cmd, sizeof(cmd));
+		arr[i].prefer = ok[0] && regexec(&rx[0], cmd, 0, NULL, 0) == 0;
+		arr[i].avoid = ok[1] && regexec(&rx[1], cmd, 0, NULL, 0) == 0;
 	}
 	for (int r = 0; r < 2; r++)
 		if (ok[r])
@@ -322,6 +350,7 @@ static unsigned kill_group(mgi_manager_t *m, int target, int g, const struct oom
 			atomic_compare_exchange_strong(&m->tree.node[target].seg->ctl.oom_victim, &none, c->pid);
 			atomic_fetch_add(&m->tree.node[target].seg->ctl.oom_kill, 1);
 			mgi_notify_oom(m, target);
+			mgi_notify_ladder(m, target);
 		}
 		done++;
 		c->oom_target = target;
@@ -342,6 +371,199 @@ static unsigned kill_group(mgi_manager_t *m, int target, int g, const struct oom
 			       "--oom-kill group: every process of the group", cmd);
 	}
 	return done;
+}
+
+void mgi_oom_kernel_figures(mgi_manager_t *m, int g, mgi_victim_t *cand, size_t n,
+			    mgi_victim_policy_t *pol)
+{
+	struct oom_eff e = effective(m, g);
+	mgi_pid_stat_t st;
+
+	pol->policy = e.policy;
+	for (size_t i = 0; i < n; i++) {
+		mgi_victim_t *c = &cand[i];
+		const struct mgi_conn *jc = joined_conn(m, c->pid);
+		uint64_t age;
+		c->adj = score_adj_of(c->pid);
+		c->age_ms = mgi_pid_stat_read(NULL, c->pid, &st) == 0 &&
+				    (age = mgi_pid_age_ms(&st)) != UINT64_MAX ? age : 0;
+		c->priority = jc ? jc->oom_priority : 0;
+	}
+	match_regexes_in(m, &e, cand, NULL, n);
+}
+
+#define TAG_PREKILL ((6ULL << 32) + 1)
+#define TAG_PREKILL_REAP ((6ULL << 32) + 2)
+
+/*
+ * The pre-kill hook (--oom-prekill): the group's command, its words split
+ * at spaces (no shell), run with posix_spawnp (PATH as the manager's),
+ * stdin /dev/null, stdout and stderr the manager's log, no signal
+ * blocked, and an environment of its own: PATH and the MEMGRP_OOM_*
+ * figures. The manager does not wait: the hook's pidfd is watched in its
+ * loop and the OOM tick ends it at its timeout; the kill waits
+ * (mgi_oom_kill_pending) and follows when the hook is over. Returns 0 if
+ * the hook runs, or -errno (logged; the kill then goes on without it).
+ */
+static int prekill_start(mgi_manager_t *m, int target, const struct oom_eff *e,
+			 const mgi_victim_t *v, const char *state)
+{
+	static char words[MGI_OOM_PREKILL_MAX], env[16][640], cmd[512];
+	char *argv[33], *envp[17], comm[MGI_COMM_MAX + 1] = "";
+	const mgi_segment_t *seg = m->tree.node[target].seg;
+	const char *path = getenv("PATH");
+	int argc = 0, nenv = 0, rc;
+
+	snprintf(words, sizeof(words), "%s", e->prekill);
+	for (char *save = NULL, *w = strtok_r(words, " ", &save); w && argc < 32;
+	     w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
+	argv[argc] = NULL;
+	if (!argc)
+		return -EINVAL;
+	struct mgi_conn *vc = joined_conn(m, v->pid);
+	if (vc)
+		snprintf(comm, sizeof(comm), "%.*s", MGI_COMM_MAX - 1,
+			 m->tree.node[vc->group].seg->ctl.procs[vc->slot].comm);
+	cmdline_of(v->pid, cmd, sizeof(cmd));
+#define ENV(...) snprintf(env[nenv], sizeof(env[nenv]), __VA_ARGS__), envp[nenv] = env[nenv], nenv++
+	ENV("PATH=%s", path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	ENV("MEMGRP_OOM_GROUP=%s", m->tree.node[target].name);
+	ENV("MEMGRP_OOM_REASON=%s", state);
+	ENV("MEMGRP_OOM_POLICY=%s", mgi_oom_policy_name(e->policy));
+	ENV("MEMGRP_OOM_SCOPE=%s", e->scope == MGI_OOM_SCOPE_GROUP ? "group" : "process");
+	ENV("MEMGRP_OOM_SIGNAL=%s", e->signal == SIGTERM ? "TERM" : "KILL");
+	ENV("MEMGRP_OOM_USAGE=%llu", (unsigned long long)mgi_counter_read(&seg->acct.memory) * MGI_PAGE_SIZE);
+	ENV("MEMGRP_OOM_LIMIT=%llu", (unsigned long long)mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE);
+	ENV("MEMGRP_OOM_VICTIM_PID=%d", (int)v->pid);
+	ENV("MEMGRP_OOM_VICTIM_GROUP=%s", v->group >= 0 ? m->tree.node[v->group].name : "");
+	ENV("MEMGRP_OOM_VICTIM_COMM=%s", comm);
+	ENV("MEMGRP_OOM_VICTIM_CMDLINE=%s", cmd);
+	ENV("MEMGRP_OOM_VICTIM_CHARGED=%llu", (unsigned long long)v->pages * MGI_PAGE_SIZE);
+	ENV("MEMGRP_OOM_VICTIM_AGE_MS=%llu", (unsigned long long)v->age_ms);
+	ENV("MEMGRP_OOM_TIMEOUT_MS=%u", e->prekill_ms);
+#undef ENV
+	envp[nenv] = NULL;
+
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	pid_t pid;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigfillset(&dfl);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = -posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (rc != 0) {
+		mgi_manager_log(m, "group '%s': --oom-prekill '%s' could not run: %s; the kill goes "
+				   "on", m->tree.node[target].name, e->prekill, strerror(-rc));
+		return rc;
+	}
+	int fd = mgi_pidfd_open(pid);
+	if (fd < 0 || mgi_manager_watch(m, fd, TAG_PREKILL) != 0) {
+		/* cannot watch it: end it, and kill without it */
+		rc = fd < 0 ? fd : -errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		if (fd >= 0)
+			close(fd);
+		mgi_manager_log(m, "group '%s': --oom-prekill cannot be watched: %s; the kill goes on",
+				m->tree.node[target].name, strerror(-rc));
+		return rc;
+	}
+	m->prekill_pid = pid;
+	m->prekill_pidfd = fd;
+	m->prekill_target = target;
+	m->prekill_victim = v->pid;
+	m->prekill_start_ns = mgi_os_now_ns();
+	m->prekill_deadline_ns = m->prekill_start_ns + (uint64_t)e->prekill_ms * 1000000ULL;
+	mgi_manager_log(m, "group '%s' is out of memory %s: running --oom-prekill (pid %d) before "
+			   "the kill of pid %d (%s), for at most %u ms", m->tree.node[target].name, state,
+			(int)pid, (int)v->pid, comm, e->prekill_ms);
+	mgi_oom_arm(m);
+	return 0;
+}
+
+/* Whether the kill at target's OOM should wait for a pre-kill hook: one
+ * runs (for any group: one at a time), or one starts now for the victim
+ * the kill would take (sel: the candidates). */
+static bool prekill_first(mgi_manager_t *m, int target, const struct oom_eff *e, const bool *sel,
+			  size_t n, const char *state)
+{
+	if (m->prekill_pid)
+		return true;
+	if (!e->prekill[0] || m->prekill_done || !at_limit(m, target))
+		return false;
+	/* the victim as the kill will choose it (the group scope: the unit's
+	 * largest, as its record names) */
+	mgi_victim_policy_t pol = {.total_pages = mgi_counter_read_max(&m->tree.node[target].seg->ctl.memory),
+				   .policy = e->scope == MGI_OOM_SCOPE_GROUP ? MGI_OOM_LARGEST : e->policy};
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (sel[i])
+			kill_cand[k++] = joined[i];
+	int best = mgi_victim_choose(kill_cand, k, &pol, NULL);
+	if (best < 0)
+		return false; /* nobody: the kill says so */
+	return prekill_start(m, target, e, &kill_cand[best], state) == 0;
+}
+
+/* The hook is over (exited, or killed at its timeout): the kill it
+ * preceded, of the same victim if it is still a candidate. */
+static void prekill_end(mgi_manager_t *m, bool timed_out)
+{
+	int st = 0, target = m->prekill_target;
+	uint64_t ms = (mgi_os_now_ns() - m->prekill_start_ns) / 1000000ULL;
+	pid_t pid = m->prekill_pid;
+	char how[64];
+
+	if (timed_out) {
+		mgi_pidfd_send_signal(m->prekill_pidfd, SIGKILL);
+		snprintf(how, sizeof(how), "did not finish within %llu ms: killed", (unsigned long long)ms);
+	}
+	pid_t r = waitpid(pid, &st, WNOHANG);
+	if (!timed_out) {
+		if (r == pid && WIFEXITED(st))
+			snprintf(how, sizeof(how), "exited with status %d after %llu ms", WEXITSTATUS(st),
+				 (unsigned long long)ms);
+		else if (r == pid)
+			snprintf(how, sizeof(how), "died of signal %d after %llu ms", WTERMSIG(st),
+				 (unsigned long long)ms);
+		else
+			snprintf(how, sizeof(how), "ended after %llu ms", (unsigned long long)ms);
+	}
+	if (r == 0) {
+		/* killed, not yet reaped: its pidfd says when (an older one
+		 * still waiting is reaped now: SIGKILL was sent long ago) */
+		if (m->prekill_reap_pid) {
+			waitpid(m->prekill_reap_pid, NULL, 0);
+			close(m->prekill_reap_pidfd);
+		}
+		m->prekill_reap_pid = pid;
+		m->prekill_reap_pidfd = m->prekill_pidfd;
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->prekill_pidfd, NULL);
+		mgi_manager_watch(m, m->prekill_pidfd, TAG_PREKILL_REAP);
+	} else {
+		close(m->prekill_pidfd); /* (also leaves the epoll set) */
+	}
+	m->prekill_pid = 0;
+	m->prekill_pidfd = -1;
+	if (target < 0 || target >= MGI_GROUPS_MAX || !m->tree.node[target].used)
+		return;
+	mgi_manager_log(m, "group '%s': --oom-prekill (pid %d) %s; %s", m->tree.node[target].name,
+			(int)pid, how, at_limit(m, target) ? "the kill follows"
+							   : "the group has room now: nobody is killed");
+	m->prekill_done = true;
+	mgi_oom_kill_joined(m, target);
+	m->prekill_done = false;
+	m->prekill_victim = 0;
 }
 
 void mgi_oom_kill_joined(mgi_manager_t *m, int target)
@@ -432,6 +654,13 @@ void mgi_oom_kill_joined(mgi_manager_t *m, int target)
 	for (size_t i = 0; i < n; i++)
 		sel[i] = own_only ? joined[i].group == g : mgi_tree_is_under(&m->tree, joined[i].group, g);
 	match_regexes(m, &e, sel, n);
+	if (prekill_first(m, target, &e, sel, n, state))
+		return; /* the kill follows the hook (prekill_end) */
+	/* after a hook: the victim it was told of, if still a candidate */
+	for (size_t i = 0; m->prekill_done && m->prekill_victim && i < n; i++)
+		if (sel[i] && joined[i].pid == m->prekill_victim)
+			for (size_t j = 0; j < n; j++)
+				joined[j].tried = joined[j].tried || j != i;
 	if (e.scope == MGI_OOM_SCOPE_GROUP) {
 		if (at_limit(m, target) && !mgi_oom_kill_pending(m, target) &&
 		    kill_group(m, target, g, &e, sel, n, state))
@@ -498,6 +727,12 @@ bool mgi_oom_kill_pending(mgi_manager_t *m, int target)
 		     mgi_tree_is_under(&m->tree, target, c->oom_target)))
 			return true;
 	}
+	/* A pre-kill hook runs for target or a related group: the kill
+	 * follows it. */
+	int h = m->prekill_pid ? m->prekill_target : -1;
+	if (h >= 0 && m->tree.node[h].used &&
+	    (h == target || mgi_tree_is_under(&m->tree, h, target) || mgi_tree_is_under(&m->tree, target, h)))
+		return true;
 	/* A kill under way is one of the manager's: its victim's pidfd has
 	 * not said it exited yet (then drop_conn clears the mark). Any other
 	 * pid there is stale. */
@@ -700,10 +935,142 @@ void mgi_oom_on_priority(mgi_manager_t *m, unsigned i, const mgi_msg_oom_priorit
 		return;
 	}
 	t->oom_priority = p->priority;
+	/* kept in its slot too: a restarted manager gives it back at rejoin */
+	m->tree.node[t->group].seg->ctl.procs[t->slot].oom_priority = p->priority;
 	mgi_manager_log(m, "group '%s': pid %d's OOM priority is %d", m->tree.node[t->group].name,
 			(int)pid, p->priority);
 	if (!own)
 		mgi_conn_reply(c, 0, "%s", "");
+}
+
+/* "(usage U, max M)" of group g, for the log and records. */
+static void usage_state(mgi_manager_t *m, int g, const char *tail, char *buf, size_t len)
+{
+	const mgi_segment_t *seg = m->tree.node[g].seg;
+	char usage[16], max[16];
+
+	mgi_size_format(mgi_escalate_usage(m, g) * MGI_PAGE_SIZE, usage, sizeof(usage));
+	mgi_size_format(mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE, max, sizeof(max));
+	snprintf(buf, len, "(usage %s, max %s)%s", usage, max, tail);
+}
+
+bool mgi_oom_pause(mgi_manager_t *m, int target)
+{
+	mgi_segment_t *seg = m->tree.node[target].seg;
+	char state[96];
+
+	if (m->oom_pause_off || !effective(m, target).kill_disable)
+		return false;
+	if (atomic_exchange(&seg->ctl.under_oom, 1) == 0) {
+		atomic_fetch_add(&seg->ctl.oom_pauses, 1);
+		usage_state(m, target, "", state, sizeof(state));
+		mgi_manager_log(m, "group '%s' is out of memory %s and nothing can be reclaimed: "
+				   "paused (--oom-kill-disable): its faulting threads wait until memory "
+				   "is freed, its limit is raised, or memgrp oom %s --kill PID|--resume",
+				m->tree.node[target].name, state, m->tree.node[target].name);
+		mgi_notify_oom(m, target);
+		mgi_notify_ladder(m, target);
+		mgi_oom_arm(m);
+	}
+	return true;
+}
+
+void mgi_oom_pause_check(mgi_manager_t *m)
+{
+	char state[96];
+
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!m->tree.node[g].used || !atomic_load(&m->tree.node[g].seg->ctl.under_oom) ||
+		    !mgi_escalate_below_limit(m, g))
+			continue;
+		atomic_store(&m->tree.node[g].seg->ctl.under_oom, 0);
+		usage_state(m, g, "", state, sizeof(state));
+		mgi_manager_log(m, "group '%s' has room again %s: its OOM pause ends",
+				m->tree.node[g].name, state);
+	}
+}
+
+/* memgrp oom G --kill PID: the process, if it joined under g. */
+static void act_kill(mgi_manager_t *m, struct mgi_conn *c, int g, pid_t pid)
+{
+	struct mgi_conn *v = joined_conn(m, pid);
+	char state[160], comm[MGI_COMM_MAX + 1];
+	static char cmd[1024];
+
+	if (!v || !mgi_tree_is_under(&m->tree, v->group, g)) {
+		mgi_conn_reply(c, -ESRCH, "pid %d is not a process of group '%s' (nor of a group "
+					  "below it) that joined this manager: nothing killed", (int)pid,
+			       m->tree.node[g].name);
+		return;
+	}
+	const mgi_segment_t *vs = m->tree.node[v->group].seg;
+	uint64_t charged = mgi_segment_slot_charged(vs, v->slot), kernel = kernel_pages(pid);
+	mgi_victim_t cand = {.pid = pid, .group = v->group,
+			     .pages = charged > kernel ? charged : kernel, .adj = score_adj_of(pid),
+			     .age_ms = age_ms_of(v), .priority = v->oom_priority};
+	snprintf(comm, sizeof(comm), "%.*s", MGI_COMM_MAX - 1, vs->ctl.procs[v->slot].comm);
+	cmdline_of(pid, cmd, sizeof(cmd));
+	int err = mgi_pidfd_send_signal(v->pidfd, SIGKILL);
+	if (err != 0) {
+		mgi_conn_reply(c, err, "could not kill pid %d: %s", (int)pid, strerror(-err));
+		return;
+	}
+	atomic_fetch_add(&m->tree.node[g].seg->ctl.oom_kill, 1);
+	mgi_notify_ladder(m, g);
+	/* its memory back now: the waiting faults resume without its exit */
+	mgi_pidfd_mrelease(v->pidfd);
+	v->oom_target = g;
+	v->oom_kill_ns = mgi_os_now_ns();
+	mgi_oom_arm(m);
+	usage_state(m, g, " and paused: killed by hand (memgrp oom --kill)", state, sizeof(state));
+	mgi_manager_log(m, "group '%s' is out of memory %s: pid %d (%s), uid %u's choice",
+			m->tree.node[g].name, state, (int)pid, comm, (unsigned)c->peer_uid);
+	const mgi_oom_kill_t rec = {.target = g, .state = state,
+				    .policy = {.policy = effective(m, g).policy}};
+	mgi_oom_record(m, &rec, &cand, 1, 0, "named by memgrp oom --kill", cmd);
+	mgi_conn_reply(c, 0, "killed pid %d (%s)", (int)pid, comm);
+}
+
+void mgi_oom_on_act(mgi_manager_t *m, unsigned i, const mgi_msg_oom_act_t *a)
+{
+	struct mgi_conn *c = &m->conns[i];
+	int g;
+
+	if (mgi_conn_refuse_unprivileged(m, c, "act on a group's OOM") ||
+	    (g = mgi_conn_lookup(m, c, a->group)) < 0)
+		return;
+	mgi_segment_t *seg = m->tree.node[g].seg;
+	if (!atomic_load(&seg->ctl.under_oom)) {
+		mgi_conn_reply(c, -EAGAIN, "group '%s' is not paused at OOM (under_oom 0): nothing "
+					   "done", m->tree.node[g].name);
+		return;
+	}
+	if (a->action == MGI_OOM_ACT_KILL) {
+		act_kill(m, c, g, a->pid);
+		return;
+	}
+	/* --resume: the OOM action the pause held back, by the group's
+	 * policy, once; the setting stays (the next OOM pauses again) */
+	uint64_t before = atomic_load(&seg->ctl.oom_kill);
+	mgi_manager_log(m, "group '%s': uid %u resumes its OOM pause: its policy acts",
+			m->tree.node[g].name, (unsigned)c->peer_uid);
+	if (mgi_kbackend_is(m, g)) {
+		mgi_backstop_oom_kill(m, g);
+	} else {
+		/* by hand: no pre-kill hook (its wait would outlive the reply) */
+		bool done = m->prekill_done;
+		m->prekill_done = true;
+		mgi_oom_kill_joined(m, g);
+		m->prekill_done = done;
+	}
+	if (atomic_load(&seg->ctl.oom_kill) == before) {
+		mgi_conn_reply(c, -ESRCH, "group '%s': its policy found no process to kill (see the "
+					  "manager's log): still paused", m->tree.node[g].name);
+		return;
+	}
+	atomic_store(&seg->ctl.under_oom, 0);
+	mgi_conn_reply(c, 0, "group '%s' resumed: its policy killed (see the manager's log)",
+		       m->tree.node[g].name);
 }
 
 /* How long a victim may take to exit after SIGKILL before it is taken
@@ -726,9 +1093,17 @@ static bool dying(const struct mgi_conn *c)
 	return c->fd >= 0 && c->slot >= 0 && (c->oom_term_ns || c->oom_kill_ns) && !c->oom_stuck;
 }
 
+static bool any_paused(const mgi_manager_t *m)
+{
+	for (int g = 0; g < MGI_GROUPS_MAX; g++)
+		if (m->tree.node[g].used && atomic_load(&m->tree.node[g].seg->ctl.under_oom))
+			return true;
+	return false;
+}
+
 void mgi_oom_arm(mgi_manager_t *m)
 {
-	bool want = growth_wanted(m);
+	bool want = growth_wanted(m) || any_paused(m) || m->prekill_pid;
 
 	for (unsigned k = 0; k < m->nconns && !want; k++)
 		want = dying(&m->conns[k]);
@@ -805,6 +1180,9 @@ static void oom_tick(mgi_manager_t *m)
 				mgi_conn_clear_victim(m, c->oom_target, c->pid);
 		}
 	}
+	if (m->prekill_pid && now >= m->prekill_deadline_ns)
+		prekill_end(m, true);
+	mgi_oom_pause_check(m);
 	mgi_oom_arm(m);
 }
 
@@ -812,6 +1190,19 @@ bool mgi_oom_event(mgi_manager_t *m, uint64_t tag)
 {
 	uint64_t v;
 
+	if (tag == TAG_PREKILL) {
+		if (m->prekill_pid)
+			prekill_end(m, false);
+		return true;
+	}
+	if (tag == TAG_PREKILL_REAP) {
+		if (m->prekill_reap_pid) {
+			waitpid(m->prekill_reap_pid, NULL, WNOHANG);
+			close(m->prekill_reap_pidfd);
+			m->prekill_reap_pid = 0;
+		}
+		return true;
+	}
 	if (tag != TAG_OOMKILL_TIMER)
 		return false;
 	if (m->oom_timerfd > 0 && read(m->oom_timerfd, &v, sizeof(v)) < 0) {
@@ -823,6 +1214,18 @@ bool mgi_oom_event(mgi_manager_t *m, uint64_t tag)
 
 void mgi_oom_destroy(mgi_manager_t *m)
 {
+	/* a hook still running ends with its manager */
+	if (m->prekill_pid) {
+		mgi_pidfd_send_signal(m->prekill_pidfd, SIGKILL);
+		waitpid(m->prekill_pid, NULL, 0);
+		close(m->prekill_pidfd);
+		m->prekill_pid = 0;
+	}
+	if (m->prekill_reap_pid) {
+		waitpid(m->prekill_reap_pid, NULL, 0);
+		close(m->prekill_reap_pidfd);
+		m->prekill_reap_pid = 0;
+	}
 	if (m->oom_timerfd > 0)
 		close(m->oom_timerfd);
 	m->oom_timerfd = 0;

@@ -110,6 +110,36 @@ void mgi_oom_arm(struct mgi_manager *m);
 /* Closes the OOM timer. */
 void mgi_oom_destroy(struct mgi_manager *m);
 
+/*
+ * The pause (--oom-kill-disable, inherited as the other settings): when
+ * target's OOM action is to pause, marks it under_oom (the first time:
+ * counts it, logs it, tells every OOM registration, as memcg v1 tells
+ * its eventfds) and returns true: its faulting threads keep waiting. False
+ * when the group kills (or m->oom_pause_off: memgrp run is ending).
+ */
+bool mgi_oom_pause(struct mgi_manager *m, int target);
+
+/* Ends the pause of every group that has room again (memory freed, the
+ * limit raised, a process gone): under_oom back to 0, logged. Called at
+ * each OOM tick while a group is paused, and before stats are read. */
+void mgi_oom_pause_check(struct mgi_manager *m);
+
+/* OOM_ACT from connection i (memgrp oom): on a paused group, kill a
+ * process of its subtree (one that joined this manager) or resume (its
+ * OOM action by policy, now). REPLY either way. */
+void mgi_oom_on_act(struct mgi_manager *m, unsigned i, const mgi_msg_oom_act_t *a);
+
+/*
+ * The backstop's kill at g's kernel limit: cand (pid, group and pages set,
+ * by RSS) gets what g's policy ranks by (oom_score_adj, age from
+ * /proc/PID/stat, the --oom-priority of a process that joined, the
+ * --oom-prefer/--oom-avoid match on its command line), and pol the
+ * group's (inherited) --oom-policy. Growth is not sampled for processes
+ * without the agent: 0.
+ */
+void mgi_oom_kernel_figures(struct mgi_manager *m, int g, mgi_victim_t *cand, size_t n,
+			    mgi_victim_policy_t *pol);
+
 /* Whether a kill for target is under way: its mark names a process that
  * joined and has not exited yet. A stale mark is cleared. */
 bool mgi_oom_kill_pending(struct mgi_manager *m, int target);

@@ -872,12 +872,19 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 	out->swap_max_usage = atomic_load(&seg->acct.swap.watermark) * 4096;
 	out->swap_limit = mgi_counter_read_max(&seg->ctl.swap) * 4096;
 	out->memsw_usage = out->usage + out->swap_usage;
+	out->under_oom = atomic_load(&seg->ctl.under_oom);
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!t->node[g].used || !counted_in(t, g, idx))
 			continue;
 		const mgi_segment_t *s = t->node[g].seg;
 		out->pgfault += atomic_load(&s->acct.pgfault);
 		out->oom_kill += atomic_load(&s->ctl.oom_kill);
+		out->oom_pauses += atomic_load(&s->ctl.oom_pauses);
+		out->oom_none += atomic_load(&s->ctl.oom_none);
+		out->ladder_coop += atomic_load(&s->ctl.ladder_coop);
+		out->ladder_coop_enough += atomic_load(&s->ctl.ladder_coop_enough);
+		out->ladder_evict += atomic_load(&s->ctl.ladder_evict);
+		out->ladder_evict_empty += atomic_load(&s->ctl.ladder_evict_empty);
 		out->tamper_reports += t->node[g].tamper_reports;
 		out->coop_requests += atomic_load(&s->ctl.coop_requests);
 		out->coop_freed += atomic_load(&s->ctl.coop_freed) * 4096;
@@ -1031,6 +1038,13 @@ static int set_oom(mgi_segment_t *seg, const mgi_msg_set_t *set)
 		memcpy(c->oom_prefer, set->oom_prefer, sizeof(c->oom_prefer));
 	if (set->oom_set & MGI_OOM_SET_AVOID)
 		memcpy(c->oom_avoid, set->oom_avoid, sizeof(c->oom_avoid));
+	if (set->oom_set & MGI_OOM_SET_DISABLE)
+		c->oom_kill_disable = set->oom_kill_disable ? 1 : 0;
+	if (set->oom_set & MGI_OOM_SET_PREKILL) {
+		memcpy(c->oom_prekill, set->oom_prekill, sizeof(c->oom_prekill));
+		c->oom_prekill[sizeof(c->oom_prekill) - 1] = '\0';
+		c->oom_prekill_timeout_ms = set->oom_prekill_timeout_ms;
+	}
 	c->oom_set |= set->oom_set;
 	return 0;
 }
