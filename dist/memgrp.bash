@@ -39,7 +39,7 @@ _memgrp() {
 	fi
 	local opts=""
 	case $cmd in
-	run) opts="-g --group $limits --oom-priority --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --record --record-period --help" ;;
+	run) opts="-g --group $limits --oom-priority --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --record --record-period --record-threshold --help" ;;
 	create | set) opts="$limits --socket --help" ;;
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;

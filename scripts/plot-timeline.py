@@ -143,6 +143,17 @@ def draw(rows, out, title):
                 ax.axvline(x, color=colour, lw=1, alpha=0.6)
         ax.scatter(xs, ys, color=colour, marker=marker, s=60 if name == "oom_kill" else 30,
                    zorder=3, label=label)
+    # --record-threshold crossings: the threshold's line, each crossing on it
+    crossed = {}
+    for r in rows:
+        for word in r["events"]:
+            name = event_count(word)[0]
+            if name.startswith("threshold_") and name[10:].isdigit():
+                crossed.setdefault(int(name[10:]), []).append(r["time_s"])
+    for k, (bytes_, xs) in enumerate(sorted(crossed.items())):
+        ax.axhline(bytes_ / MIB, color="tab:cyan", ls=":", lw=1)
+        ax.scatter(xs, [bytes_ / MIB] * len(xs), color="tab:cyan", marker="D", s=25, zorder=3,
+                   label="threshold crossed" if k == 0 else None)
     freed = sum(r["coop_freed"] for r in rows)
     evicted = sum(r["evicted_pages"] for r in rows)
     kills = sum(r["oom_kills"] for r in rows)

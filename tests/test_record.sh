@@ -99,6 +99,44 @@ crit=$(grep -c pressure_critical "$tmp/oom.csv")
 }
 run_case oom
 
+case_threshold() {
+echo "--- --record-threshold: each crossing of a usage threshold, up and down"
+g=t-rec-thr-$sfx
+# 32M held for 1 s, then given back as it exits (the shell stays 1 s
+# more): 16M is crossed up, then down.
+timeout -k 5 60 "$memgrp" run -g "$g" -m 64M --record "$tmp/thr.csv" --record-period 1000 \
+	--record-threshold 16M --record-threshold 48M --stats-json "$tmp/thr.json" \
+	-- bash -c '"$1" 32 1 && sleep 1' sh "$progs/prog_hold" >"$tmp/thr.out" 2>&1; rc=$?
+res=$(check "$tmp/thr.csv" "$tmp/thr.json" threshold_16777216 2>&1)
+# The crossing rows: one at or above 16M (up), one after it below (down);
+# 48M is never reached, so never named.
+dirs=$(python3 - "$tmp/thr.csv" <<'PY'
+import csv, sys
+out = []
+for r in csv.DictReader(open(sys.argv[1])):
+    for e in r["events"].split(";"):
+        name, _, n = e.partition("*")
+        if name.startswith("threshold_"):
+            out.append("%s:%s" % (name, "up" if int(r["usage"]) >= int(name[10:]) else "down"))
+print(" ".join(out))
+PY
+)
+[ $rc -eq 0 ] && [ "${res%% *}" = ok ] && [[ " $dirs " == *" threshold_16777216:up "*"threshold_16777216:down "* ]] &&
+	[[ $dirs != *threshold_50331648* ]] &&
+	ok "threshold: crossed up then down at 16M, 48M never ($dirs); ${res#ok }" ||
+	{ bad threshold "rc $rc, crossings '$dirs': $res"; cat "$tmp/thr.out" "$tmp/thr.csv"; }
+for t in 0 abc; do
+	"$memgrp" run --record "$tmp/x.csv" --record-threshold "$t" -- touch "$tmp/ran" >"$tmp/opt.out" 2>&1; rc=$?
+	[ $rc -eq 2 ] && grep -q -- '--record-threshold' "$tmp/opt.out" && [ ! -e "$tmp/ran" ] ||
+		{ bad "threshold_$t" "rc $rc: $(cat "$tmp/opt.out")"; return; }
+done
+"$memgrp" run --record-threshold 1M -- touch "$tmp/ran" >"$tmp/opt.out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q 'needs --record' "$tmp/opt.out" && [ ! -e "$tmp/ran" ] &&
+	ok "--record-threshold 0, abc, or without --record: status 2, nothing run" ||
+	bad threshold_alone "rc $rc: $(cat "$tmp/opt.out")"
+}
+run_case threshold
+
 case_coop() {
 echo "--- a cooperating cache server asked at the limit"
 g=t-rec-co-$sfx

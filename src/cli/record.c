@@ -63,6 +63,8 @@ struct recorder {
 	double t0, unix0;
 	mgi_stats_t prev;
 	bool have_prev;
+	const uint64_t *thresholds;
+	unsigned nthresholds;
 };
 
 /* One event word into the row's events column: NAME, or NAME*N. */
@@ -134,7 +136,10 @@ static const char *const watch_name[] = {"pressure_low", "pressure_medium", "pre
 /* The recorder process: never returns. */
 static void __attribute__((noreturn)) recorder_main(struct recorder *r, int ready, unsigned period_ms)
 {
-	struct pollfd pf[W_COUNT];
+	/* the usage thresholds' watches follow the fixed ones */
+	struct pollfd pf[W_COUNT + MGI_RECORD_THRESHOLDS_MAX];
+	char thr_name[MGI_RECORD_THRESHOLDS_MAX][40];
+	const unsigned npf = W_COUNT + r->nthresholds;
 	mg_client_t *c = NULL;
 	sigset_t term;
 	int rc;
@@ -148,7 +153,7 @@ static void __attribute__((noreturn)) recorder_main(struct recorder *r, int read
 	 * passes it to the command, whose end stops the recorder. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	for (int i = 0; i < W_COUNT; i++)
+	for (unsigned i = 0; i < npf; i++)
 		pf[i] = (struct pollfd){.fd = -1, .events = POLLIN};
 	pf[W_SIGNAL].fd = signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK);
 	c = mg_connect(r->sock, &rc);
@@ -163,6 +168,16 @@ static void __attribute__((noreturn)) recorder_main(struct recorder *r, int read
 		pf[W_LOW + l].fd = mg_pressure_add(c, r->group, (enum mg_pressure_level)l,
 						   MG_PRESSURE_LOCAL);
 	pf[W_OOM].fd = mg_oom_add(c, r->group);
+	for (unsigned i = 0; i < r->nthresholds; i++) {
+		snprintf(thr_name[i], sizeof(thr_name[i]), "threshold_%llu",
+			 (unsigned long long)r->thresholds[i]);
+		pf[W_COUNT + i].fd = mg_threshold_add(c, r->group, MG_COUNTER_MEMORY, r->thresholds[i]);
+		if (pf[W_COUNT + i].fd < 0) {
+			fprintf(stderr, "memgrp run: --record-threshold %llu: the manager refused it: %s\n",
+				(unsigned long long)r->thresholds[i], strerror(-pf[W_COUNT + i].fd));
+			_exit(1);
+		}
+	}
 	pf[W_MANAGER].fd = mg_fd(c);
 	pf[W_MANAGER].events = 0; /* POLLHUP only */
 	rc = sample(r, "start", false);
@@ -173,7 +188,7 @@ static void __attribute__((noreturn)) recorder_main(struct recorder *r, int read
 	for (;;) {
 		double wait = next - mono_s();
 		int ms = wait > 0 ? (int)(wait * 1e3) + 1 : 0;
-		if (poll(pf, W_COUNT, ms) < 0 && errno != EINTR)
+		if (poll(pf, npf, ms) < 0 && errno != EINTR)
 			break;
 		if (pf[W_MANAGER].revents)
 			break; /* gone: no figures to take any more */
@@ -187,6 +202,14 @@ static void __attribute__((noreturn)) recorder_main(struct recorder *r, int read
 			/* the kill itself is told by the oom_kill counter's step */
 			if (n > 0 && i != W_OOM)
 				add_event(ev, sizeof(ev), &at, watch_name[i], (uint64_t)n);
+		}
+		/* a crossing either way: the row's usage says which */
+		for (unsigned i = 0; i < r->nthresholds; i++) {
+			if (!(pf[W_COUNT + i].revents & POLLIN))
+				continue;
+			int64_t n = mg_event_read(pf[W_COUNT + i].fd);
+			if (n > 0)
+				add_event(ev, sizeof(ev), &at, thr_name[i], (uint64_t)n);
 		}
 		bool stop = pf[W_SIGNAL].revents & POLLIN;
 		bool due = mono_s() >= next;
@@ -218,7 +241,8 @@ static void serve(mgi_manager_t *m)
 int mgi_record_start(mgi_record_t *rec, mgi_manager_t *m, const char *sock, const char *group,
 		     char *err, size_t errlen)
 {
-	struct recorder r = {.fd = rec->fd, .sock = sock, .group = group};
+	struct recorder r = {.fd = rec->fd, .sock = sock, .group = group,
+			     .thresholds = rec->thresholds, .nthresholds = rec->nthresholds};
 	struct timespec rt;
 	char ok = 0;
 

@@ -3,6 +3,7 @@
 #define MGI_RECORD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../daemon/manager.h"
@@ -11,6 +12,8 @@
 #define MGI_RECORD_PERIOD_DEFAULT_MS 200
 #define MGI_RECORD_PERIOD_MIN_MS 10
 #define MGI_RECORD_PERIOD_MAX_MS 60000
+/* --record-threshold: how many a run may watch */
+#define MGI_RECORD_THRESHOLDS_MAX 8
 
 /* The CSV's first line (docs/design.md "A timeline of a run" says what
  * each column holds). */
@@ -23,6 +26,10 @@ typedef struct mgi_record {
 	int ready[2];  /* the recorder says "registered" on it */
 	pid_t pid;     /* the recorder process, 0 before start / after stop */
 	unsigned period_ms;
+	/* usage thresholds whose crossings are events ("threshold_BYTES"),
+	 * set by the caller after mgi_record_open */
+	uint64_t thresholds[MGI_RECORD_THRESHOLDS_MAX];
+	unsigned nthresholds;
 } mgi_record_t;
 
 /* Creates (or truncates) path and writes the header, so that an unwritable
@@ -32,7 +39,8 @@ int mgi_record_open(mgi_record_t *rec, const char *path, unsigned period_ms, cha
 
 /*
  * Starts the recorder: a child process that watches `group` at the manager
- * at sock as a client would (pressure levels and OOM kills by eventfd, the
+ * at sock as a client would (pressure levels, the usage thresholds in
+ * rec->thresholds and OOM kills by eventfd, the
  * figures by STAT_REQ every period and at each event) and appends a row
  * each time. Returns once its watches are registered (m, the embedded
  * manager, is served meanwhile; NULL when the manager is another process),

@@ -72,6 +72,8 @@ static void run_usage(FILE *out)
 		"                           scripts/plot-timeline.py FILE\n"
 		"      --record-period MS   how often --record samples, %d..%d\n"
 		"                           (default %d)\n"
+		"      --record-threshold SIZE  --record marks each crossing of usage past\n"
+		"                           SIZE, up or down (up to 8 of them)\n"
 		"      --metrics-listen [ADDR:]PORT  the embedded manager serves Prometheus\n"
 		"                           metrics at http://ADDR:PORT/metrics (ADDR\n"
 		"                           defaults to 127.0.0.1; port 0: a free one, logged)\n"
@@ -358,7 +360,8 @@ int mgi_cmd_run(int argc, char **argv)
 {
 	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_CODEC,
 	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_BACKSTOP, OPT_OOM_PRIORITY,
-	       OPT_METRICS_LISTEN, OPT_METRICS_FILE, OPT_RECORD, OPT_RECORD_PERIOD };
+	       OPT_METRICS_LISTEN, OPT_METRICS_FILE, OPT_RECORD, OPT_RECORD_PERIOD,
+	       OPT_RECORD_THRESHOLD };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
 		MGI_LIMIT_LONGOPTS,
@@ -376,6 +379,7 @@ int mgi_cmd_run(int argc, char **argv)
 		{"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
 		{"record", required_argument, NULL, OPT_RECORD},
 		{"record-period", required_argument, NULL, OPT_RECORD_PERIOD},
+		{"record-threshold", required_argument, NULL, OPT_RECORD_THRESHOLD},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -385,6 +389,8 @@ int mgi_cmd_run(int argc, char **argv)
 	const char *stats_json = NULL, *sock_opt = NULL, *codec = NULL, *agent_only = NULL;
 	const char *metrics_listen = NULL, *metrics_file = NULL, *record = NULL;
 	unsigned long record_period = MGI_RECORD_PERIOD_DEFAULT_MS;
+	uint64_t record_thr[MGI_RECORD_THRESHOLDS_MAX];
+	unsigned nrecord_thr = 0;
 	static mgi_record_t rec;
 	uint64_t min_available = UINT64_MAX;
 	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
@@ -539,6 +545,22 @@ int mgi_cmd_run(int argc, char **argv)
 			}
 			break;
 		}
+		case OPT_RECORD_THRESHOLD: {
+			uint64_t bytes = 0;
+			if (nrecord_thr == MGI_RECORD_THRESHOLDS_MAX) {
+				fprintf(stderr, "memgrp run: --record-threshold: at most %d of them\n",
+					MGI_RECORD_THRESHOLDS_MAX);
+				return MGI_EXIT_USAGE;
+			}
+			bool parsed = mgi_size_parse(optarg, &bytes, err, sizeof(err)) == 0;
+			if (!parsed || !bytes) {
+				fprintf(stderr, "memgrp run: --record-threshold %s: %s\n", optarg,
+					!parsed ? err : "a size above 0, such as 48M");
+				return MGI_EXIT_USAGE;
+			}
+			record_thr[nrecord_thr++] = bytes;
+			break;
+		}
 		case OPT_SOCKET:
 			sock_opt = optarg;
 			break;
@@ -556,10 +578,16 @@ int mgi_cmd_run(int argc, char **argv)
 		return MGI_EXIT_USAGE;
 	}
 	/* An unwritable file is said before anything starts. */
+	if (nrecord_thr && !record) {
+		fprintf(stderr, "memgrp run: --record-threshold needs --record FILE\n");
+		return MGI_EXIT_USAGE;
+	}
 	if (record && mgi_record_open(&rec, record, (unsigned)record_period, err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrp run: %s\n", err);
 		return MGI_EXIT_USAGE;
 	}
+	memcpy(rec.thresholds, record_thr, nrecord_thr * sizeof(record_thr[0]));
+	rec.nthresholds = nrecord_thr;
 	bool kernel = r.limits.backend == MGI_BACKEND_KERNEL;
 	if (kernel && (agent_only || r.limits.mode == MGI_MODE_ESTIMATE)) {
 		/* What only the agent does: the kernel backend has no
