@@ -61,58 +61,44 @@ case_deferred() {
 }
 run_case deferred
 
+# burst_runs NAME MODE CASE WHAT: 20 runs of "$prog MODE 64" under -m 16M,
+# each stopped by memgrp's count (its OOM path, at the limit, within one
+# fault-around batch), not by the kernel backstop's larger bound.
+burst_runs() {
+	local name=$1 mode=$2 case=$3 what=$4
+	local n=20 stopped=0 worst=0 rc max slack=$((64 * 4096))
+	for ((i = 0; i < n; i++)); do
+		rc=$(mrun "$name" 60 -- -m 16M -- "$prog" "$mode" 64)
+		max=$(json "$tmp/$name.json" max_usage 2>/dev/null || echo 999999999999)
+		[ "$max" -gt "$worst" ] && worst=$max
+		if [ "$rc" = 137 ] && [ "$max" -le $((16 * 1024 * 1024 + slack)) ] &&
+		   [ "$max" -ge $((16 * 1024 * 1024 - slack)) ] &&
+		   grep -q "out of memory (usage 16M, max 16M)" "$tmp/$name.out"; then
+			stopped=$((stopped + 1))
+		else
+			echo "$name run $i: exit $rc, max_usage $max"
+			tail -3 "$tmp/$name.out"
+		fi
+	done
+	if [ "$stopped" = "$n" ]; then
+		ok "$what: stopped at the limit $n times of $n (max_usage at most $worst)"
+	else
+		bad "$case" "stopped at the limit $stopped times of $n (max_usage up to $worst)"
+	fi
+}
+
 case_first_page() {
 	# A process that writes far over its limit at once, started many
 	# times: stopped at the limit every time, never past it by more than
 	# one fault-around batch.
-	local n=20 stopped=0 worst=0 rc max slack=$((64 * 4096))
-	for ((i = 0; i < n; i++)); do
-		rc=$(mrun burst 60 -- -m 16M -- "$prog" grow 64)
-		max=$(json "$tmp/burst.json" max_usage 2>/dev/null || echo 999999999999)
-		[ "$max" -gt "$worst" ] && worst=$max
-		# stopped by memgrp's count (its OOM path, at the limit), not
-		# by the kernel backstop's larger bound
-		if [ "$rc" = 137 ] && [ "$max" -le $((16 * 1024 * 1024 + slack)) ] &&
-		   [ "$max" -ge $((16 * 1024 * 1024 - slack)) ] &&
-		   grep -q "out of memory (usage 16M, max 16M)" "$tmp/burst.out"; then
-			stopped=$((stopped + 1))
-		else
-			echo "run $i: exit $rc, max_usage $max"
-			tail -3 "$tmp/burst.out"
-		fi
-	done
-	if [ "$stopped" = "$n" ]; then
-		ok "a process writing 64M at start under -m 16M: stopped at the limit $n times of $n (max_usage at most $worst)"
-	else
-		bad first_page "stopped at the limit $stopped times of $n (max_usage up to $worst)"
-	fi
+	burst_runs burst grow first_page "a process writing 64M at start under -m 16M"
 	# The same through malloc's heap (64 KiB blocks: glibc grows the heap
 	# with its own brk, seen only in the blocks the malloc family returns).
 	if [ "$accounting" = 0 ]; then
 		skip first_page_heap "sanitizer build: the ASan allocator's heap is a reservation memgrp does not count"
 		return
 	fi
-	stopped=0 worst=0
-	for ((i = 0; i < n; i++)); do
-		rc=$(mrun heap 60 -- -m 16M -- "$prog" heap 64)
-		max=$(json "$tmp/heap.json" max_usage 2>/dev/null || echo 999999999999)
-		[ "$max" -gt "$worst" ] && worst=$max
-		# stopped by memgrp's count (its OOM path, at the limit), not
-		# by the kernel backstop's larger bound
-		if [ "$rc" = 137 ] && [ "$max" -le $((16 * 1024 * 1024 + slack)) ] &&
-		   [ "$max" -ge $((16 * 1024 * 1024 - slack)) ] &&
-		   grep -q "out of memory (usage 16M, max 16M)" "$tmp/heap.out"; then
-			stopped=$((stopped + 1))
-		else
-			echo "heap run $i: exit $rc, max_usage $max"
-			tail -3 "$tmp/heap.out"
-		fi
-	done
-	if [ "$stopped" = "$n" ]; then
-		ok "the same through malloc's heap: stopped at the limit $n times of $n (max_usage at most $worst)"
-	else
-		bad first_page_heap "stopped at the limit $stopped times of $n (max_usage up to $worst)"
-	fi
+	burst_runs heap heap first_page_heap "the same through malloc's heap"
 }
 run_case first_page
 
