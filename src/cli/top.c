@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "counter.h"
+#include "oslayer.h"
 #include "page.h"
 #include "promtext.h"
 #include "size.h"
@@ -58,9 +59,7 @@ static void on_stop(int sig)
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)mgi_os_now_ns() / 1e9;
 }
 
 static bool unlimited(uint64_t v)
