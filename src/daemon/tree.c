@@ -15,6 +15,7 @@
 #include "grant.h"
 #include "group.h"
 #include "guard.h"
+#include "oslayer.h"
 #include "size.h"
 #include "tree_int.h"
 
@@ -22,6 +23,30 @@
 void mgi_tree_account_file(const char *ctl, char *out, size_t outlen)
 {
 	snprintf(out, outlen, ACCOUNT_PREFIX "%s", ctl + strlen(SEGMENT_PREFIX));
+}
+
+/* A segment's two files in dirfd removed (file: the control part's). */
+static void unlink_parts(int dirfd, const char *file)
+{
+	char acct[40];
+
+	mgi_tree_account_file(file, acct, sizeof(acct));
+	unlinkat(dirfd, file, 0);
+	unlinkat(dirfd, acct, 0);
+}
+
+void mgi_tree_close_parts(mgi_segment_t **seg, int *ctl, int *acct, int *ro)
+{
+	if (*seg)
+		mgi_tree_unmap_pair(*seg);
+	*seg = NULL;
+	if (*ctl >= 0)
+		close(*ctl);
+	if (*acct >= 0)
+		close(*acct);
+	if (*ro >= 0)
+		close(*ro);
+	*ctl = *acct = *ro = -1;
 }
 
 /* say() with a printf format. */
@@ -76,18 +101,6 @@ static int new_segment_files(int dirfd, mgi_group_node_t *n)
 	return -1;
 }
 
-/* A read-only fd of the same file as fd: what agents get of a control
- * part. Opening it read-only (not dup) is what makes a writable mapping,
- * mprotect and write() fail in an agent; the file's mode (0600, the
- * manager's) is what makes reopening /proc/self/fd/N for writing fail. */
-int mgi_tree_reopen(int fd, int flags)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	return open(path, flags | O_CLOEXEC);
-}
-
 mgi_segment_t *mgi_tree_map_pair(int ctlfd, int acctfd)
 {
 	void *base = mmap(NULL, sizeof(mgi_segment_t), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -118,6 +131,7 @@ void mgi_tree_unmap_pair(mgi_segment_t *seg)
 int mgi_tree_new_segment(int dirfd, mgi_group_node_t *n, const char *name, uint32_t fault_around)
 {
 	n->file[0] = '\0';
+	n->seg = NULL;
 	n->segfd = n->acctfd = n->rofd = -1;
 	if (dirfd >= 0) {
 		if (new_segment_files(dirfd, n) != 0)
@@ -144,7 +158,7 @@ int mgi_tree_new_segment(int dirfd, mgi_group_node_t *n, const char *name, uint3
 	    (fcntl(n->segfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0 ||
 	     fcntl(n->acctfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0))
 		goto fail;
-	if ((n->rofd = mgi_tree_reopen(n->segfd, O_RDONLY)) < 0)
+	if ((n->rofd = mgi_os_reopen(n->segfd, O_RDONLY)) < 0)
 		goto fail;
 	n->seg = mgi_tree_map_pair(n->segfd, n->acctfd);
 	if (!n->seg)
@@ -153,34 +167,16 @@ int mgi_tree_new_segment(int dirfd, mgi_group_node_t *n, const char *name, uint3
 	return 0;
 fail:;
 	int e = -errno;
-	if (n->segfd >= 0)
-		close(n->segfd);
-	if (n->acctfd >= 0)
-		close(n->acctfd);
-	if (n->rofd >= 0)
-		close(n->rofd);
-	if (n->file[0]) {
-		char acct[sizeof(n->file) + 8];
-		mgi_tree_account_file(n->file, acct, sizeof(acct));
-		unlinkat(dirfd, n->file, 0);
-		unlinkat(dirfd, acct, 0);
-	}
-	n->segfd = n->acctfd = n->rofd = -1;
-	n->seg = NULL;
+	mgi_tree_close_parts(&n->seg, &n->segfd, &n->acctfd, &n->rofd);
+	if (n->file[0])
+		unlink_parts(dirfd, n->file);
 	n->file[0] = '\0';
 	return e;
 }
 
 static void free_node(mgi_group_node_t *n)
 {
-	if (n->seg)
-		mgi_tree_unmap_pair(n->seg);
-	if (n->segfd >= 0)
-		close(n->segfd);
-	if (n->acctfd >= 0)
-		close(n->acctfd);
-	if (n->rofd >= 0)
-		close(n->rofd);
+	mgi_tree_close_parts(&n->seg, &n->segfd, &n->acctfd, &n->rofd);
 	memset(n, 0, sizeof(*n));
 	n->segfd = n->acctfd = n->rofd = -1;
 	n->parent = -1;
@@ -274,17 +270,13 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
 void mgi_tree_name_slot(mgi_tree_t *t, int idx, int slot, int pid)
 {
 	char path[40], comm[MGI_COMM_MAX] = "";
-	int fd;
-	ssize_t n = 0;
+	int n;
 
 	if (idx < 0 || idx >= MGI_GROUPS_MAX || !t->node[idx].used || slot < 0 ||
 	    slot >= MGI_PROCS_MAX)
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, comm, sizeof(comm) - 1);
-		close(fd);
-	}
+	n = mgi_os_read_small(path, comm, sizeof(comm));
 	if (n > 0 && comm[n - 1] == '\n')
 		n--;
 	comm[n > 0 ? n : 0] = '\0';
@@ -321,12 +313,8 @@ int mgi_tree_remove(mgi_tree_t *t, int idx, char *why, size_t whylen)
 		mgi_grant_return_to(n->seg, t->node[n->parent].seg, false);
 		mgi_grant_return_to(n->seg, t->node[n->parent].seg, true);
 	}
-	if (n->file[0] && t->dirfd >= 0) {
-		char acct[40];
-		mgi_tree_account_file(n->file, acct, sizeof(acct));
-		unlinkat(t->dirfd, n->file, 0);
-		unlinkat(t->dirfd, acct, 0);
-	}
+	if (n->file[0] && t->dirfd >= 0)
+		unlink_parts(t->dirfd, n->file);
 	free_node(n);
 	return 0;
 }
@@ -360,9 +348,13 @@ unsigned mgi_tree_grant_chain(const mgi_tree_t *t, int idx, mgi_segment_t **seg)
 	return n;
 }
 
+/* A read-only fd of the same file as fd: what agents get of a control
+ * part. Opening it read-only (not dup) is what makes a writable mapping,
+ * mprotect and write() fail in an agent; the file's mode (0600, the
+ * manager's) is what makes reopening /proc/self/fd/N for writing fail. */
 int mgi_tree_reopen_ro(int fd)
 {
-	return mgi_tree_reopen(fd, O_RDONLY);
+	return mgi_os_reopen(fd, O_RDONLY);
 }
 
 unsigned mgi_tree_segment_fds(const mgi_tree_t *t, int idx, int *fds)

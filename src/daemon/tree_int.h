@@ -15,11 +15,12 @@ void mgi_tree_account_file(const char *ctl, char *out, size_t outlen);
 /* say() with a printf format (messages up to 511 bytes). */
 void mgi_tree_sayf(void (*say)(void *, const char *), void *arg, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* The same file as fd opened again with flags (close-on-exec), or -1. */
-int mgi_tree_reopen(int fd, int flags);
 /* Maps a segment's two parts back to back; NULL with errno. */
 mgi_segment_t *mgi_tree_map_pair(int ctlfd, int acctfd);
 void mgi_tree_unmap_pair(mgi_segment_t *seg);
+/* A segment's mapping and fds released (those that are: NULL, -1 are
+ * skipped), and set to NULL and -1. */
+void mgi_tree_close_parts(mgi_segment_t **seg, int *ctl, int *acct, int *ro);
 /* A new group's segment into node n: files in dirfd, or memfds if -1. */
 int mgi_tree_new_segment(int dirfd, mgi_group_node_t *n, const char *name,
 			 uint32_t fault_around);

@@ -12,6 +12,7 @@
 
 #include "group.h"
 #include "guard.h"
+#include "oslayer.h"
 #include "tree_int.h"
 
 /* An open segment: its two parts' fds (the control part's read-write, and
@@ -49,15 +50,7 @@ static int insert_node(mgi_tree_t *t, const char *name, int p, const struct segf
 
 static void close_segfiles(struct segfiles *sf)
 {
-	if (sf->seg)
-		mgi_tree_unmap_pair(sf->seg);
-	if (sf->ctl >= 0)
-		close(sf->ctl);
-	if (sf->acct >= 0)
-		close(sf->acct);
-	if (sf->ro >= 0)
-		close(sf->ro);
-	*sf = (struct segfiles){.ctl = -1, .acct = -1, .ro = -1};
+	mgi_tree_close_parts(&sf->seg, &sf->ctl, &sf->acct, &sf->ro);
 }
 
 /* Whether fd is a regular file of `bytes` bytes owned by the manager's
@@ -252,7 +245,7 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 			snprintf(msg, sizeof(msg), "not a segment of this memgrp (no accounting part %s: %s)",
 				 acct, strerror(errno));
 		} else if (map_checked(&f[n].sf, f[n].name, msg, sizeof(msg)) == 0 &&
-			   (f[n].sf.ro = mgi_tree_reopen(f[n].sf.ctl, O_RDONLY)) < 0) {
+			   (f[n].sf.ro = mgi_os_reopen(f[n].sf.ctl, O_RDONLY)) < 0) {
 			snprintf(msg, sizeof(msg), "cannot reopen it read-only: %s", strerror(errno));
 		} else if (f[n].sf.seg && f[n].sf.ro >= 0) {
 			snprintf(f[n].file, sizeof(f[n].file), "%s", de->d_name);
@@ -358,11 +351,11 @@ int mgi_tree_adopt(mgi_tree_t *t, int ctlfd, int acctfd, bool *fresh, char *why,
 	}
 	/* What the process holds of the control part is read-only: the
 	 * manager opens the same file again to write it (its own). */
-	sf.ctl = mgi_tree_reopen(ctlfd, O_RDWR);
+	sf.ctl = mgi_os_reopen(ctlfd, O_RDWR);
 	/* And the accounting part, which a process of a group below holds
 	 * read-only (its ancestors' are: grant.h). */
-	sf.acct = mgi_tree_reopen(acctfd, O_RDWR);
-	sf.ro = mgi_tree_reopen(ctlfd, O_RDONLY);
+	sf.acct = mgi_os_reopen(acctfd, O_RDWR);
+	sf.ro = mgi_os_reopen(ctlfd, O_RDONLY);
 	if (sf.ctl < 0 || sf.acct < 0 || sf.ro < 0) {
 		snprintf(why, whylen, "cannot open the segment again: %s", strerror(errno));
 		close_segfiles(&sf);
