@@ -19,6 +19,7 @@
 #include "../daemon/metrics.h"
 #include "promtext.h"
 #include "record.h"
+#include "run.h"
 #include "cli.h"
 #include "size.h"
 #include "victim.h"
@@ -91,136 +92,6 @@ static void run_usage(FILE *out)
 		mgi_limits_help, MGI_RECORD_PERIOD_MIN_MS, MGI_RECORD_PERIOD_MAX_MS,
 		MGI_RECORD_PERIOD_DEFAULT_MS);
 }
-
-/* libmemgrp-agent.so next to this binary: in the build tree
- * (src/cli/memgrp -> src/agent/) or installed (bin/ -> lib/memgrp/). */
-static int find_agent(char *out, size_t len)
-{
-	const char *env = getenv("MEMGRP_AGENT");
-	const char *rel[] = {"/../agent/libmemgrp-agent.so", "/../lib/memgrp/libmemgrp-agent.so",
-			     "/../lib/libmemgrp-agent.so"};
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (env && *env) {
-		if (realpath(env, out) && access(out, R_OK) == 0)
-			return 0;
-		return -ENOENT;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return -ENOENT;
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-		char cand[PATH_MAX + 64];
-		snprintf(cand, sizeof(cand), "%s%s", exe, rel[i]);
-		if (realpath(cand, out) && access(out, R_OK) == 0 && strlen(out) < len)
-			return 0;
-	}
-	return -ENOENT;
-}
-
-/* In the child, before exec: asks the manager to put this process in the
- * group's kernel cgroup (PLACE; the manager checks the asker by
- * SO_PEERCRED), so that the command is bounded from its first
- * instruction, whether the agent loads or not. A manager without the
- * backstop says so and the command runs as before, unless the group is
- * the kernel backend's (required: nothing else would account it). */
-static void place(const char *sock, const char *group, bool required)
-{
-	static mgi_msg_t req;
-	char err[400];
-	int rc;
-
-	mgi_msg_init(&req, MGI_MSG_PLACE);
-	snprintf(req.group.group, sizeof(req.group.group), "%s", group);
-	rc = mgi_request_reply(sock, &req, err, sizeof(err));
-	if (rc == 0 || (rc == -EOPNOTSUPP && !required))
-		return;
-	fprintf(stderr, "memgrp run: cannot place the command in group '%s': %s\n", group, err);
-	_exit(126);
-}
-
-/* A static binary (every Go program, busybox-static) has no dynamic linker
- * to load the agent: said at start, with the way out, rather than only by
- * the backstop's scan once it runs. */
-static void say_if_static(const char *cmd)
-{
-	char path[PATH_MAX];
-	const char *dirs = getenv("PATH");
-
-	if (strchr(cmd, '/')) {
-		snprintf(path, sizeof(path), "%s", cmd);
-	} else {
-		path[0] = 0;
-		for (const char *d = dirs ? dirs : "/usr/bin:/bin"; d && *d;) {
-			const char *end = strchr(d, ':');
-			int n = end ? (int)(end - d) : (int)strlen(d);
-			snprintf(path, sizeof(path), "%.*s/%s", n, n ? d : ".", cmd);
-			if (access(path, X_OK) == 0)
-				break;
-			path[0] = 0;
-			d = end ? end + 1 : NULL;
-		}
-	}
-	if (path[0] && mgi_os_elf_static(path) == 1)
-		fprintf(stderr, "memgrp run: %s is linked statically: no dynamic linker loads the agent "
-				"into it, so memgrp sees none of its memory and only its kernel cgroup "
-				"bounds it; run it with --backend kernel for memgrp's limits, thresholds "
-				"and OOM handling through the kernel\n", path);
-}
-
-static pid_t spawn(char **argv, const char *agent, const char *sock, const char *group,
-		   const char *codec, const sigset_t *oldmask)
-{
-	pid_t pid = fork();
-
-	if (pid != 0)
-		return pid;
-	place(sock, group, agent == NULL);
-	if (!agent) {
-		/* The kernel backend: the command runs as it is, no agent; a
-		 * libmemgrp client in it still finds its group's manager. */
-		setenv("MEMGRP_SOCKET", sock, 1);
-		setenv("MEMGRP_GROUP", group, 1);
-		sigprocmask(SIG_SETMASK, oldmask, NULL);
-		execvp(argv[0], argv);
-		fprintf(stderr, "memgrp run: cannot run '%s': %s\n", argv[0], strerror(errno));
-		_exit(errno == ENOENT ? 127 : 126);
-	}
-	const char *prev = getenv("LD_PRELOAD");
-	char preload[PATH_MAX * 2];
-	/* After what is already preloaded: the user's own preloads (an
-	 * allocator, a sanitizer runtime, which must come first) keep
-	 * precedence; the agent still comes before libc. */
-	snprintf(preload, sizeof(preload), "%s%s%s", prev ? prev : "", prev && *prev ? " " : "",
-		 agent);
-	setenv("LD_PRELOAD", preload, 1);
-	setenv("MEMGRP_SOCKET", sock, 1);
-	setenv("MEMGRP_GROUP", group, 1);
-	if (codec)
-		setenv("MEMGRP_CODEC", codec, 1);
-	say_if_static(argv[0]);
-	sigprocmask(SIG_SETMASK, oldmask, NULL);
-	execvp(argv[0], argv);
-	fprintf(stderr, "memgrp run: cannot run '%s': %s\n", argv[0], strerror(errno));
-	_exit(errno == ENOENT ? 127 : 126);
-}
-
-/* How the group is served: by this process (embedded), or by a manager
- * that already runs (memgrpd, or another run's), as its client. */
-struct run_ctx {
-	char group[MGI_GROUP_NAME_MAX];
-	char sock[108];
-	mgi_msg_set_t limits; /* as given: MGI_SET_KEEP where not */
-	bool embedded;
-	bool transient; /* created here: removed at the end */
-	bool kernel;    /* the group is the kernel backend's: no agent */
-	mgi_manager_t *m;
-	int sfd;
-	struct mgi_metrics *metrics; /* the embedded manager's, or NULL */
-};
 
 /* Waits for the child, passing signals on and reaping orphans (we are their
  * subreaper). The embedded manager serves its socket meanwhile. */
@@ -353,180 +224,6 @@ static void remove_transient(struct run_ctx *r, const mgi_stats_t *st)
 	snprintf(req.group.group, sizeof(req.group.group), "%s", r->group);
 	if (mgi_request_reply(r->sock, &req, err, sizeof(err)) != 0)
 		fprintf(stderr, "memgrp run: cannot remove group '%s': %s\n", r->group, err);
-}
-
-/* What `memgrp run`'s own options (not the limits, not the manager's) set. */
-struct run_opts {
-	const char *stats_json, *sock_opt, *codec, *record;
-	const char *agent_only; /* the last option only the agent serves, or NULL */
-	unsigned long record_period;
-	uint64_t record_thr[MGI_RECORD_THRESHOLDS_MAX];
-	unsigned nrecord_thr;
-	mgi_manager_opts_t mo; /* for an embedded manager */
-};
-
-enum { OPT_STATS_JSON = 256, OPT_SOCKET, OPT_CODEC, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER,
-       OPT_OOM_PRIORITY, OPT_RECORD, OPT_RECORD_PERIOD, OPT_RECORD_THRESHOLD };
-
-/* Takes one of run's own options: 1 if opt was one, 0 if not, -1 after
- * saying why the value is bad. Over 100 lines on purpose: one plain case
- * per option, as the usage text lists them. */
-static int run_option(struct run_ctx *r, struct run_opts *o, int opt, const char *arg)
-{
-	char err[256];
-
-	switch (opt) {
-	case 'g':
-		if (mgi_group_name_check(arg, err, sizeof(err)) != 0) {
-			fprintf(stderr, "memgrp run: --group '%s': %s\n", arg, err);
-			return -1;
-		}
-		snprintf(r->group, sizeof(r->group), "%s", arg);
-		return 1;
-	case OPT_CODEC:
-		if (strcmp(arg, "lz4") != 0 && strcmp(arg, "zstd") != 0) {
-			fprintf(stderr, "memgrp run: --codec: lz4 or zstd, not '%s'\n", arg);
-			return -1;
-		}
-		o->codec = arg;
-		o->agent_only = "--codec";
-		return 1;
-	case OPT_SWAP_FILE: {
-		/* Each process makes an unnamed file there (O_TMPFILE):
-		 * nothing to clean up after a crash. Tried now, so that a
-		 * directory that cannot have one is said at once. */
-		int fd = open(arg, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			fprintf(stderr, "memgrp run: --swap-file %s: %s\n", arg,
-				errno == EISDIR || errno == EOPNOTSUPP
-					? "this file system has no unnamed files (O_TMPFILE)"
-					: errno == ENOTDIR ? "not a directory" : strerror(errno));
-			return -1;
-		}
-		close(fd);
-		setenv("MEMGRP_SWAP_FILE", arg, 1);
-		o->agent_only = "--swap-file";
-		return 1;
-	}
-	case OPT_SWAP_FILE_AFTER: {
-		uint64_t after;
-		char num[32];
-		if (mgi_size_parse(arg, &after, err, sizeof(err)) != 0) {
-			fprintf(stderr, "memgrp run: --swap-file-after: %s\n", err);
-			return -1;
-		}
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)after);
-		setenv("MEMGRP_SWAP_FILE_AFTER", num, 1);
-		o->agent_only = "--swap-file-after";
-		return 1;
-	}
-	case OPT_OOM_PRIORITY: {
-		/* the agent tells the manager once joined (agent.c) */
-		char *end;
-		errno = 0;
-		long p = strtol(arg, &end, 10);
-		if (errno || *end || !*arg || p < MGI_OOM_PRIORITY_MIN || p > MGI_OOM_PRIORITY_MAX) {
-			fprintf(stderr, "memgrp run: --oom-priority: a number from -1000 to 1000, "
-					"not '%s'\n", arg);
-			return -1;
-		}
-		setenv("MEMGRP_OOM_PRIORITY", arg, 1);
-		o->agent_only = "--oom-priority";
-		return 1;
-	}
-	case OPT_STATS_JSON:
-		o->stats_json = arg;
-		return 1;
-	case OPT_RECORD:
-		o->record = arg;
-		return 1;
-	case OPT_RECORD_PERIOD: {
-		char *end;
-		errno = 0;
-		o->record_period = strtoul(arg, &end, 10);
-		if (errno || *end || !*arg || o->record_period < MGI_RECORD_PERIOD_MIN_MS ||
-		    o->record_period > MGI_RECORD_PERIOD_MAX_MS) {
-			fprintf(stderr, "memgrp run: --record-period: milliseconds, %d to %d, "
-					"not '%s'\n", MGI_RECORD_PERIOD_MIN_MS,
-				MGI_RECORD_PERIOD_MAX_MS, arg);
-			return -1;
-		}
-		return 1;
-	}
-	case OPT_RECORD_THRESHOLD: {
-		uint64_t bytes = 0;
-		if (o->nrecord_thr == MGI_RECORD_THRESHOLDS_MAX) {
-			fprintf(stderr, "memgrp run: --record-threshold: at most %d of them\n",
-				MGI_RECORD_THRESHOLDS_MAX);
-			return -1;
-		}
-		bool parsed = mgi_size_parse(arg, &bytes, err, sizeof(err)) == 0;
-		if (!parsed || !bytes) {
-			fprintf(stderr, "memgrp run: --record-threshold %s: %s\n", arg,
-				!parsed ? err : "a size above 0, such as 48M");
-			return -1;
-		}
-		o->record_thr[o->nrecord_thr++] = bytes;
-		return 1;
-	}
-	case OPT_SOCKET:
-		o->sock_opt = arg;
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-/* The options against each other and against this host, before anything
- * starts (the recorder's file opened: an unwritable one is said now).
- * Returns 0 or the exit status. */
-static int check_run(const struct run_ctx *r, const struct run_opts *o, mgi_record_t *rec,
-		     char *agent, size_t agentlen)
-{
-	bool kernel = r->limits.backend == MGI_BACKEND_KERNEL;
-	char err[256];
-
-	if (o->nrecord_thr && !o->record) {
-		fprintf(stderr, "memgrp run: --record-threshold needs --record FILE\n");
-		return MGI_EXIT_USAGE;
-	}
-	if (o->record && mgi_record_open(rec, o->record, (unsigned)o->record_period, err,
-					 sizeof(err)) != 0) {
-		fprintf(stderr, "memgrp run: %s\n", err);
-		return MGI_EXIT_USAGE;
-	}
-	memcpy(rec->thresholds, o->record_thr, o->nrecord_thr * sizeof(o->record_thr[0]));
-	rec->nthresholds = o->nrecord_thr;
-	if (kernel && (o->agent_only || r->limits.mode == MGI_MODE_ESTIMATE)) {
-		/* What only the agent does: the kernel backend has no
-		 * compressed store and no per-fault accounting. */
-		fprintf(stderr, "memgrp run: %s needs the agent (%s): not with --backend kernel\n",
-			o->agent_only ? o->agent_only : "--mode estimate",
-			o->agent_only && !strcmp(o->agent_only, "--fault-around")
-				? "it resolves the faults"
-			: o->agent_only ? "the per-group compressed store is the agent's"
-					: "it charges regions as the agent sees them mapped");
-		return MGI_EXIT_USAGE;
-	}
-	if (kernel && o->mo.backstop_given && !o->mo.backstop) {
-		fprintf(stderr, "memgrp run: --backend kernel is served by the kernel memory cgroup: "
-				"not with --kernel-backstop off\n");
-		return MGI_EXIT_USAGE;
-	}
-	if (!kernel && find_agent(agent, agentlen) != 0) {
-		fprintf(stderr, "memgrp run: cannot find libmemgrp-agent.so next to this program; "
-				"set MEMGRP_AGENT to its path\n");
-		return MGI_EXIT_FAILURE;
-	}
-	/* Fail here, with the reason, rather than in every child. */
-	int probe = kernel ? -1 : mgi_uffd_open(NULL, NULL, err, sizeof(err));
-	if (!kernel && probe < 0) {
-		fprintf(stderr, "memgrp run: %s\n", err);
-		return MGI_EXIT_FAILURE;
-	}
-	if (probe >= 0)
-		close(probe);
-	return 0;
 }
 
 /* No manager answers: this run serves its top-level group itself (r->m set
@@ -695,7 +392,7 @@ int mgi_cmd_run(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+g:m:h", longopts, NULL)) != -1) {
 		if ((rc = mgi_limits_option("run", opt, optarg, &r.limits)) == 0 &&
 		    (rc = mgi_manager_option("memgrp run", opt, optarg, &o.mo)) == 0 &&
-		    (rc = run_option(&r, &o, opt, optarg)) == 0) {
+		    (rc = mgi_run_option(&r, &o, opt, optarg)) == 0) {
 			if (opt != 'h')
 				return MGI_EXIT_USAGE;
 			run_usage(stdout);
@@ -712,7 +409,7 @@ int mgi_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memgrp run: no command given (memgrp run [OPTIONS] -- COMMAND)\n");
 		return MGI_EXIT_USAGE;
 	}
-	if ((rc = check_run(&r, &o, &rec, agent, sizeof(agent))) != 0 ||
+	if ((rc = mgi_run_check(&r, &o, &rec, agent, sizeof(agent))) != 0 ||
 	    (rc = find_or_embed(&r, &m, &o)) != 0)
 		return rc;
 	if (watch_signals(&r, &oldmask) != 0)
@@ -730,7 +427,7 @@ int mgi_cmd_run(int argc, char **argv)
 				"the agent\n", r.group, o.agent_only ? o.agent_only : "--mode estimate");
 		goto fail;
 	}
-	child = spawn(argv + optind, r.kernel ? NULL : agent, r.sock, r.group, o.codec, &oldmask);
+	child = mgi_run_spawn(argv + optind, r.kernel ? NULL : agent, r.sock, r.group, o.codec, &oldmask);
 	if (child < 0) {
 		fprintf(stderr, "memgrp run: fork: %s\n", strerror(errno));
 		goto fail;
