@@ -159,6 +159,66 @@ __attribute__((visibility("default"))) void *mmap64(void *addr, size_t len, int 
 	return mmap(addr, len, prot, flags, fd, off);
 }
 
+/*
+ * The application's moves and unmappings, one at a time. The kernel queues
+ * an mremap's events once it has dropped the mmap lock, each after the one
+ * before was read: the UNMAP of a MREMAP_FIXED destination's old mapping,
+ * the REMAP, the UNMAP of the old range (an munmap's UNMAP likewise).
+ * Another thread's mremap into the range just vacated can queue its REMAP
+ * in between, ahead of the first call's REMAP: the handler then took what
+ * it held at that range (the first mapping's evicted pages, not yet
+ * followed) for stale and dropped it, and the late REMAP moved the
+ * newcomer's pages away (tests/progs/remaprace.c "reverse": both read
+ * zeros, 3 runs of 3 before this lock). Held from before the system call
+ * until it returns, i.e. until every event it queued has been read, the
+ * lock keeps the events of two such calls in the order the calls were
+ * made. A signal handler that moves memory while its thread holds the lock
+ * goes on without it (`moving`); fork takes it, so that no child starts
+ * with it held by a thread it does not have. What glibc unmaps internally
+ * (malloc's large chunks) does not come here: for that the handler's
+ * vacated-range guard is all there is (docs/design.md, Known gaps).
+ */
+static pthread_mutex_t move_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread int moving;
+static __thread bool fork_took;
+
+static void move_begin(void)
+{
+	if (moving++ == 0)
+		pthread_mutex_lock(&move_lock);
+}
+
+static void move_end(void)
+{
+	if (--moving == 0)
+		pthread_mutex_unlock(&move_lock);
+}
+
+static void move_fork_prepare(void)
+{
+	fork_took = moving == 0;
+	if (fork_took)
+		pthread_mutex_lock(&move_lock);
+}
+
+static void move_fork_parent(void)
+{
+	if (fork_took)
+		pthread_mutex_unlock(&move_lock);
+}
+
+/* Whoever held it in the parent is not here (or is this thread, inside a
+ * move a signal handler interrupted: then its own move_end finds it free). */
+static void move_fork_child(void)
+{
+	pthread_mutex_init(&move_lock, NULL);
+}
+
+__attribute__((constructor)) static void move_lock_init(void)
+{
+	pthread_atfork(move_fork_prepare, move_fork_parent, move_fork_child);
+}
+
 /* munmap and mremap: in estimate mode, a fast region's unmapping is
  * seen only here (or by the handler's once-a-second check). */
 __attribute__((visibility("default"))) int munmap(void *addr, size_t len)
@@ -170,7 +230,9 @@ __attribute__((visibility("default"))) int munmap(void *addr, size_t len)
 		mgi_est_unmap_for_app((uintptr_t)addr & ~(PAGE - 1), page_up((uintptr_t)addr + len));
 	if (len && active() && mgi_handover_any())
 		mgi_handover_gone((uintptr_t)addr & ~(PAGE - 1), page_up((uintptr_t)addr + len), true);
+	move_begin();
 	rc = (int)syscall(SYS_munmap, addr, len);
+	move_end();
 	if (est && rc != 0)
 		mgi_register_vma_at((uintptr_t)addr); /* still there: admitted again */
 	return rc;
@@ -190,7 +252,9 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, s
 	bool est = old_len && active() && mgi_est_on();
 	if (est) /* told first, as for munmap; the result is admitted anew */
 		mgi_est_unmap_for_app((uintptr_t)old & ~(PAGE - 1), page_up((uintptr_t)old + old_len));
+	move_begin();
 	p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+	move_end();
 	if (mgi_agent.lazy && p != MAP_FAILED && new_len)
 		register_found((uintptr_t)p, 0, 0); /* a deferred start: at size */
 	if (est && p != MAP_FAILED)
