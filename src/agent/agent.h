@@ -240,6 +240,10 @@ void mgi_register_for_app(uintptr_t start, uintptr_t end);
 void mgi_register_exact(uintptr_t start, uintptr_t end);
 /* The VMA around addr, registered if it is eligible and not yet. */
 void mgi_register_vma_at(uintptr_t addr);
+/* The handler took an UNMAP or REMAP of a range starting at start: every
+ * thread forgets the ranges it knew, and what is mapped at start now is
+ * registered (exact mode). Handler thread only. */
+void mgi_interpose_unmapped(uintptr_t start);
 
 /* move.c: reads what the manager sends on the connection (MOVE, EVICT) and
  * answers. Called by the handler thread when the connection is readable;

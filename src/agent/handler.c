@@ -805,6 +805,7 @@ static void on_event(const struct uffd_msg *m)
 			 * newcomer's (n=1 in the trace) */
 			mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 1, 0);
 			mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
+			mgi_interpose_unmapped(m->arg.remove.start);
 			break;
 		}
 		mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 0, 0);
@@ -816,6 +817,7 @@ static void on_event(const struct uffd_msg *m)
 						     m->arg.remove.end);
 		mgi_uncharge((uint64_t)n);
 		publish_sizes();
+		mgi_interpose_unmapped(m->arg.remove.start);
 		break;
 	case UFFD_EVENT_REMAP: {
 		uintptr_t from = m->arg.remap.from, to = m->arg.remap.to;
@@ -841,6 +843,7 @@ static void on_event(const struct uffd_msg *m)
 		}
 		mgi_recent_note(&vacated, from, from + len, now_ns());
 		publish_sizes();
+		mgi_interpose_unmapped(from);
 		break;
 	}
 	case UFFD_EVENT_FORK:
