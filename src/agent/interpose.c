@@ -57,7 +57,7 @@ static inline bool active(void)
  * is registered before the application writes it). */
 void mgi_register_for_app(uintptr_t start, uintptr_t end)
 {
-	if (mgi_agent.lazy) { /* a deferred start (agent.c): charged at size */
+	if (mgi_agent.lazy) { /* a deferred start (start.c): charged at size */
 		mgi_agent_lazy_grow(start, end);
 		return;
 	}
@@ -446,7 +446,7 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pt
 	if (!next_pthread_create)
 		next_pthread_create = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
 					       void *))dlsym(RTLD_NEXT, "pthread_create");
-	/* A deferred start lasts while the process has one thread (agent.c):
+	/* A deferred start lasts while the process has one thread (start.c):
 	 * the agent starts for good before a second one runs. */
 	if (mgi_agent.lazy)
 		mgi_agent_start_now();
