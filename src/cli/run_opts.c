@@ -65,7 +65,7 @@ int mgi_run_option(struct run_ctx *r, struct run_opts *o, int opt, const char *a
 		return 1;
 	}
 	case OPT_OOM_PRIORITY: {
-		/* the agent tells the manager once joined (agent.c) */
+		/* the agent tells the manager once joined (agent/join.c) */
 		char *end;
 		errno = 0;
 		long p = strtol(arg, &end, 10);
