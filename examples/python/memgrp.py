@@ -52,6 +52,8 @@ def _load():
         lib.mg_remove.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.mg_oom_priority_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         lib.mg_stats.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Stats)]
+        lib.mg_ladder_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.mg_ladder_read.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Ladder)]
         lib.mg_event_read.restype = ctypes.c_int64
         lib.mg_event_read.argtypes = [ctypes.c_int]
         _lib = lib
@@ -63,6 +65,14 @@ class Stats(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in (
         "usage", "max_usage", "limit", "failcnt", "pgfault", "nr_processes",
         "tracked_bytes", "untracked_bytes", "oom_kill")]
+
+
+class Ladder(ctypes.Structure):
+    """A group's ladder counts (mg_ladder_t): each step taken (or ended
+    so) in the group and below; under_oom 1 while paused at OOM."""
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "coop", "coop_enough", "evict", "evict_empty", "oom_kill", "oom_pauses",
+        "oom_none", "under_oom")]
 
 
 class Error(OSError):
@@ -125,6 +135,16 @@ class Client:
         st = Stats()
         self._check(_load().mg_stats(self._c, self._group(group), ctypes.byref(st)))
         return st
+
+    def ladder(self, group=None):
+        """An eventfd counting the group's ladder steps taken and episodes
+        ended; ladder_read() tells which."""
+        return self._check(_load().mg_ladder_add(self._c, self._group(group)))
+
+    def ladder_read(self, group=None):
+        lad = Ladder()
+        self._check(_load().mg_ladder_read(self._c, self._group(group), ctypes.byref(lad)))
+        return lad
 
     @staticmethod
     def read_event(efd):

@@ -56,6 +56,18 @@ void mgi_oom_prekill_end(struct mgi_manager *m, bool timed_out);
 /* The hook's pidfd events: true if tag was one of them (handled). */
 bool mgi_oom_prekill_event(struct mgi_manager *m, uint64_t tag);
 
+/* memgrp oom G --kill PID's kill (oom_pause.c): pid killed if it joined
+ * under g, its memory reaped, logged as uid's choice, recorded; comm gets
+ * its name. Returns 0 or -errno (-ESRCH: not a process of g). */
+int mgi_oom_hand_kill(struct mgi_manager *m, int g, pid_t pid, unsigned uid, char *comm,
+		      size_t commlen);
+
+/* Whether memgrp oom --kill of v waits for g's pre-kill hook, started now
+ * for it (*ms: the hook's timeout); false: no hook set, or one runs
+ * already (the kill by hand does not wait for another's). */
+bool mgi_oom_prekill_hand(struct mgi_manager *m, int g, const mgi_victim_t *v, unsigned uid,
+			  unsigned *ms);
+
 /* Ends a hook still running and reaps one killed (the manager ends). */
 void mgi_oom_prekill_destroy(struct mgi_manager *m);
 

@@ -17,6 +17,17 @@
 #include "conn.h"
 #include "oslayer.h"
 
+/* Which kill the running hook precedes: the joined processes' (the
+ * group's policy again at its end), the backstop's at a kernel limit (its
+ * next try), or one by hand (memgrp oom --kill, of hand_pid). */
+static enum { PK_JOINED, PK_KERNEL, PK_HAND } pk_kind;
+static pid_t hand_pid;
+static unsigned hand_uid;
+/* A hook before the backstop's kill of kernel_group ended at
+ * kernel_done_ns: its next try within a second kills without one. */
+static int kernel_group = -1;
+static uint64_t kernel_done_ns;
+
 #define TAG_PREKILL ((6ULL << 32) + 1)
 #define TAG_PREKILL_REAP ((6ULL << 32) + 2)
 
@@ -136,7 +147,52 @@ bool mgi_oom_prekill_first(mgi_manager_t *m, int target, const struct mgi_oom_ef
 	int best = mgi_victim_choose(sub, k, &pol, NULL);
 	if (best < 0)
 		return false; /* nobody: the kill says so */
-	return prekill_start(m, target, e, &sub[best], state) == 0;
+	if (prekill_start(m, target, e, &sub[best], state) != 0)
+		return false;
+	pk_kind = PK_JOINED;
+	return true;
+}
+
+bool mgi_oom_prekill_kernel(mgi_manager_t *m, int g, mgi_victim_t *cand, size_t n,
+			    const mgi_victim_policy_t *pol, const char *state)
+{
+	if (m->prekill_pid)
+		return true;
+	if (kernel_group == g && mgi_os_now_ns() - kernel_done_ns < 1000000000ULL) {
+		/* the hook was told of m->prekill_victim: it, if still here */
+		kernel_group = -1;
+		for (size_t i = 0; m->prekill_victim && i < n; i++)
+			if (cand[i].pid == m->prekill_victim)
+				for (size_t j = 0; j < n; j++)
+					cand[j].tried = cand[j].tried || j != i;
+		m->prekill_victim = 0;
+		return false;
+	}
+	struct mgi_oom_eff e = mgi_oom_effective(m, g);
+	if (!e.prekill[0] || m->prekill_done)
+		return false;
+	int best = mgi_victim_choose(cand, n, pol, NULL);
+	if (best < 0 || prekill_start(m, g, &e, &cand[best], state) != 0)
+		return false; /* nobody (the kill says so), or the hook could not run */
+	pk_kind = PK_KERNEL;
+	return true;
+}
+
+bool mgi_oom_prekill_hand(mgi_manager_t *m, int g, const mgi_victim_t *v, unsigned uid, unsigned *ms)
+{
+	struct mgi_oom_eff e = mgi_oom_effective(m, g);
+	char state[64];
+
+	if (m->prekill_pid || !e.prekill[0] || m->prekill_done)
+		return false;
+	snprintf(state, sizeof(state), "and paused: uid %u kills by hand (memgrp oom --kill)", uid);
+	if (prekill_start(m, g, &e, v, state) != 0)
+		return false;
+	pk_kind = PK_HAND;
+	hand_pid = v->pid;
+	hand_uid = uid;
+	*ms = e.prekill_ms;
+	return true;
 }
 
 /* The hook is over (exited, or killed at its timeout): the kill it
@@ -181,6 +237,28 @@ void mgi_oom_prekill_end(mgi_manager_t *m, bool timed_out)
 	m->prekill_pidfd = -1;
 	if (target < 0 || target >= MGI_GROUPS_MAX || !m->tree.node[target].used)
 		return;
+	if (pk_kind == PK_KERNEL) {
+		/* the backstop tries again at its next tick if g still waits */
+		mgi_manager_log(m, "group '%s': --oom-prekill (pid %d) %s; the kill follows if the "
+				   "group still waits at its kernel limit", m->tree.node[target].name,
+				(int)pid, how);
+		kernel_group = target;
+		kernel_done_ns = mgi_os_now_ns();
+		return;
+	}
+	if (pk_kind == PK_HAND) {
+		char comm[MGI_COMM_MAX + 1] = "";
+		bool paused = atomic_load(&m->tree.node[target].seg->ctl.under_oom) != 0;
+		int err = paused ? mgi_oom_hand_kill(m, target, hand_pid, hand_uid, comm, sizeof(comm)) : 0;
+		mgi_manager_log(m, "group '%s': --oom-prekill (pid %d) %s; %s pid %d%s%s",
+				m->tree.node[target].name, (int)pid, how,
+				!paused ? "the group has room now: not killed:" : err ? "could not kill"
+										  : "killed by hand:",
+				(int)hand_pid, err ? ": " : "", err ? strerror(-err) : "");
+		hand_pid = 0;
+		m->prekill_victim = 0;
+		return;
+	}
 	mgi_manager_log(m, "group '%s': --oom-prekill (pid %d) %s; %s", m->tree.node[target].name,
 			(int)pid, how, mgi_oom_at_limit(m, target) ? "the kill follows"
 							   : "the group has room now: nobody is killed");
