@@ -141,6 +141,7 @@ static void random_model(void)
 			CHECK_INT_EQ(mgi_vrtab_cut(&t, ADDR(a), ADDR(b)), want);
 		}
 	}
+	mgi_vrtab_init(&copy, (mgi_allocator_t){test_alloc, test_free, &ca});
 	CHECK_INT_EQ(mgi_vrtab_copy(&copy, &t), 0);
 	uint64_t pages = 0;
 	for (int p = 0; p < PAGES; p++) {

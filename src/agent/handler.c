@@ -548,6 +548,10 @@ static bool swap_room_above(unsigned level)
 	return true;
 }
 
+/* How long a fault waits for volatile pages it could not purge at once
+ * before it goes on up the ladder. */
+#define VRANGE_WAIT_NS (500ULL * 1000 * 1000)
+
 /*
  * A charge was refused by the group `level` steps up (seed 002 section 2.1:
  * over the limit, reclaim; still over, OOM). When this process is the one
@@ -574,6 +578,12 @@ static bool make_room(unsigned level, uint64_t *since)
 		*since = now;
 	if (mgi_agent.evicting)
 		return false; /* a fault followed from inside eviction: wait for it */
+	/* Volatile pages (vrange.c) are the first rung: dropped at no cost,
+	 * before anyone is asked or anything evicted. */
+	if (mgi_vrange_purge(RECLAIM_BATCH) > 0)
+		return true;
+	if (mgi_vrange_blocked() && now - *since < VRANGE_WAIT_NS)
+		return false; /* parked: retried once the slots are free */
 	/* Estimate mode (seed 001, Algorithm 3 amended): while a region is
 	 * fast, its estimate goes before any page is evicted or anyone killed. */
 	if (mgi_est_demote())
@@ -612,6 +622,8 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	bool resynced = false;
 	int rc;
 
+	if (mgi_vrange_fault(page))
+		return MGI_DONE; /* purged, SIGBUS mode: poisoned */
 	if (!r) {
 		learn_vma(page);
 		r = mgi_registry_find(reg, page);
@@ -809,6 +821,7 @@ static void on_event(const struct uffd_msg *m)
 		}
 		mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 0, 0);
 		mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
+		mgi_vrange_gone(m->arg.remove.start, m->arg.remove.end);
 		mgi_reclaim_drop(m->arg.remove.start, m->arg.remove.end);
 		n = mgi_registry_remove(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end);
 		if (n < 0) /* no memory to split: at least drop the charges */
@@ -823,6 +836,9 @@ static void on_event(const struct uffd_msg *m)
 		mgi_trace(MGI_TR_REMAP, from, to, (uint32_t)(len / PAGE), 0);
 		/* What we held for the destination is stale: it was unmapped. */
 		mgi_reclaim_drop(to, to + len);
+		/* Volatile marks do not follow a move (docs/design.md). */
+		mgi_vrange_gone(from, from + len);
+		mgi_vrange_gone(to, to + len);
 		int rc = mgi_registry_move(&mgi_agent.reg, from, to, len, &dropped);
 		mgi_uncharge(dropped);
 		if (rc == 0) {
@@ -860,6 +876,8 @@ static void drain_learn_requests(void)
 		for (size_t i = 0; i < (size_t)n / sizeof(req[0]); i++) {
 			if (req[i].kind == MGI_REQ_LEARN)
 				learn(req[i].start, req[i].end);
+			else if (req[i].kind == MGI_REQ_VRANGE)
+				mgi_vrange_request(&req[i]);
 			else if (req[i].kind == MGI_REQ_HAND_OVER)
 				mgi_request_answer(req[i].waiter,
 						   mgi_hand_over(req[i].start, req[i].end));

@@ -1224,6 +1224,12 @@ static int compress(uint32_t slot)
 	uint64_t key = mgi_agent.staging.slot[slot].key;
 	int rc;
 
+	if (mgi_vrange_take_staged(key << MGI_PAGE_SHIFT)) {
+		/* volatile (vrange.c): purged, never stored */
+		mgi_staging_retire(&mgi_agent.staging, slot);
+		queue_release(slot);
+		return 1;
+	}
 	if (!mgi_swap_charge(1))
 		return -ENOSPC;
 	rc = mgi_store_put(mgi_agent.store, key, slot_addr(slot), mgi_agent.evict_clock);
@@ -1269,13 +1275,16 @@ static void evicted(uint64_t freed)
 uint64_t mgi_evict(uint64_t pages)
 {
 	mgi_staging_t *st = &mgi_agent.staging;
-	uint64_t freed = 0;
+	uint64_t freed = 0, purged = 0;
 
 	if (!mgi_agent.can_evict || !pages || mgi_agent.evicting)
 		return 0;
 	mut_begin();
 	mgi_agent.evicting = true;
 	mgi_reclaim_released();
+	/* Volatile pages first (vrange.c): dropped, not stored. */
+	purged = mgi_vrange_purge(pages);
+	freed = purged;
 	for (int waits = 0; freed < pages;) {
 		int32_t s = mgi_staging_oldest(st);
 		if (s < 0) {
@@ -1290,11 +1299,14 @@ uint64_t mgi_evict(uint64_t pages)
 			wait_helper(1);
 			continue;
 		}
-		if (compress((uint32_t)s) != 0)
+		int rc = compress((uint32_t)s);
+		if (rc < 0)
 			break;
 		freed++;
+		purged += rc == 1;
 	}
-	evicted(freed);
+	mgi_uncharge(purged); /* memory given back, not swap */
+	evicted(freed - purged);
 	/* The next round's second chances. */
 	if (st->used < stage_target())
 		deactivate(stage_target() - st->used);
@@ -1316,8 +1328,11 @@ uint64_t mgi_evict_ahead(void)
 	mut_begin();
 	mgi_agent.evicting = true;
 	mgi_reclaim_released();
-	bool done = compress((uint32_t)s) == 0;
-	evicted(done);
+	int rc = compress((uint32_t)s);
+	bool done = rc >= 0;
+	if (rc == 1)
+		mgi_uncharge(1); /* purged (vrange.c): memory given back, not swap */
+	evicted(rc == 0);
 	/* topped up a run at a time: one move per page would cost more than
 	 * the compression it precedes */
 	if (st->used + RUN_MAX <= stage_target())
@@ -1343,6 +1358,62 @@ void mgi_reclaim_age(void)
 	mgi_reclaim_publish();
 	mgi_agent.evicting = false;
 	mut_end();
+}
+
+/* ---- purge (volatile ranges, vrange.c) ---- */
+
+/*
+ * Drops the data of n present pages from run: moved into staging slots
+ * that are retired at once (never compressed), so the frames go with the
+ * next release batch. This is the handler's way to discard a page of a
+ * registered range: its own MADV_DONTNEED would wait on itself reading the
+ * REMOVE event. Returns how many went, counted from the first; the caller
+ * clears and uncharges them. 0 when the staging area has no room at its
+ * head, the address space is changing, or eviction is not set up.
+ */
+uint64_t mgi_reclaim_purge(uintptr_t run, size_t n)
+{
+	uint32_t first, room;
+	size_t moved = 0, k;
+	int rc;
+
+	if (!mgi_agent.can_evict || !n || atomic_load(&nforks))
+		return 0;
+	if (n > RUN_MAX)
+		n = RUN_MAX;
+	mut_begin();
+	room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
+	if (!room) {
+		mgi_reclaim_released();
+		flush_releases();
+		room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
+	}
+	if (!room) {
+		mut_end();
+		return 0;
+	}
+	rc = mgi_uffd_move(mgi_agent.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
+			   &moved);
+	k = moved / PAGE;
+	if (rc != 0 && k < room)
+		k += moved_unreported(run + k * PAGE, first + (uint32_t)k, room - k);
+	mgi_trace(MGI_TR_EVICT, run, first, (uint32_t)n, (int32_t)(k << 8) | (-rc & 0xff));
+	if (k) {
+		mgi_staging_fill(&mgi_agent.staging, first, (uint32_t)k, key_of(run), mgi_now_ns());
+		for (uint32_t i = 0; i < k; i++) {
+			mgi_staging_retire(&mgi_agent.staging, first + i);
+			queue_release(first + i);
+		}
+	}
+	if (rc == -EEXIST && k < room) {
+		mgi_staging_block(&mgi_agent.staging, first + (uint32_t)k);
+		queue_release(first + (uint32_t)k);
+	} else if (rc == -EBUSY && k < room) {
+		queue_unshare(run + k * PAGE, room - k); /* shared with a child: ours next time */
+	}
+	flush_releases_lazily();
+	mut_end();
+	return k;
 }
 
 /* ---- restore ---- */

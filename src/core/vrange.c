@@ -224,7 +224,7 @@ long mgi_vrtab_cut(mgi_vrtab_t *t, uintptr_t start, uintptr_t end)
 
 int mgi_vrtab_copy(mgi_vrtab_t *dst, const mgi_vrtab_t *src)
 {
-	mgi_vrtab_init(dst, src->a);
+	mgi_vrtab_init(dst, dst->a);
 	if (reserve(dst, src->n) != 0)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < src->n; i++) {

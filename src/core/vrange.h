@@ -74,8 +74,9 @@ mgi_vrange_t *mgi_vrtab_within(mgi_vrtab_t *t, uintptr_t start, uintptr_t end);
  * needed memory: the table is unaltered). */
 long mgi_vrtab_cut(mgi_vrtab_t *t, uintptr_t start, uintptr_t end);
 
-/* A copy of src (ranges, modes and bits) into dst, initialized with its
- * allocator. Returns 0 or -ENOMEM (dst is then empty). */
+/* A copy of src (ranges, modes and bits) into dst, which is initialized
+ * anew with the allocator it was given (mgi_vrtab_init: anything it held is
+ * forgotten, not freed). Returns 0 or -ENOMEM (dst is then empty). */
 int mgi_vrtab_copy(mgi_vrtab_t *dst, const mgi_vrtab_t *src);
 
 #endif

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# test_vrange.sh - volatile ranges (mg_vrange) in real processes: purged first under pressure, the exact report, both modes, fork, unmap, misuse.
+# Usage: test_vrange.sh MEMGRP PROGS_DIR
+set -u
+. "$(dirname "$0")/lib.sh"
+memgrp=$(realpath "$1")
+progs=$(realpath "$2")
+
+if [ "$(id -u)" != 0 ]; then
+	skip_all "needs root (userfaultfd with UFFD_EVENT_FORK needs CAP_SYS_PTRACE)"
+fi
+# In a sanitizer build ASan's own memory is charged by the kernel and not
+# by memgrp: the backstop is left off there (as tests/test_estimate.sh).
+backstop=()
+[ -n "${MEMGRP_TEST_PRELOAD:-}" ] && backstop=(--kernel-backstop off)
+
+# vr NAME TIMEOUT MEMGRP-RUN-ARGS... -- prog_vrange ARGS: rc in $rc, output
+# in $tmp/NAME.out, the group's final figures in $tmp/NAME.json.
+vr() {
+	local name=$1 secs=$2; shift 2
+	timeout -k 5 "$secs" "$memgrp" run "${backstop[@]}" --stats-json "$tmp/$name.json" "$@" \
+		>"$tmp/$name.out" 2>&1
+	rc=$?
+}
+show() { sed 's/^/    /' "$tmp/$1.out" | tail -${2:-8}; }
+
+# purge MODE: 40 MiB made volatile, then 40 MiB more touched under a 64M
+# limit with no swap: only purging volatile pages makes room (without it
+# the process is killed: tested below). The program checks the report
+# against what is present (mincore) and every byte; here, the counter.
+case_purge() {
+	for mode in zero sigbus; do
+		vr purge$mode 120 -m 64M -- "$progs/prog_vrange" purge 40 40 $mode
+		local n counted
+		n=$(sed -n 's/^purged \([0-9]*\) of.*/\1/p' "$tmp/purge$mode.out")
+		counted=$(jget "$tmp/purge$mode.json" vrange_purged_pages 2>/dev/null || echo -1)
+		if [ "$rc" = 0 ] && grep -q '^vrange purge ok' "$tmp/purge$mode.out" &&
+			[ -n "$n" ] && [ "$n" = "$counted" ]; then
+			ok "purge $mode: $n of 10240 volatile pages purged under 64M (counter $counted), report exact, the rest intact"
+		else
+			bad purge$mode "rc $rc, purged '$n', vrange_purged_pages $counted"; show purge$mode
+		fi
+	done
+	# The same load with nothing volatile: the group has no room to make
+	# (this is what the purge saved it from).
+	timeout -k 5 120 "$memgrp" run "${backstop[@]}" -m 64M -- "$progs/prog_hold" 80 0 \
+		>"$tmp/nopurge.out" 2>&1
+	rc=$?
+	if [ "$rc" != 0 ]; then
+		ok "without volatile ranges the same 80 MiB under 64M fails (status $rc)"
+	else
+		bad nopurge "80 MiB held under 64M with no swap and nothing volatile"; show nopurge
+	fi
+}
+run_case purge
+
+case_fork() {
+	vr fork 60 -m 256M -- "$progs/prog_vrange" fork
+	if [ "$rc" = 0 ] && grep -q '^vrange fork ok' "$tmp/fork.out"; then
+		ok "fork: the child inherits the volatile marks; both keep their data"
+	else
+		bad fork "rc $rc"; show fork
+	fi
+}
+run_case fork
+
+case_unmap() {
+	vr unmap 60 -m 256M -- "$progs/prog_vrange" unmap
+	if [ "$rc" = 0 ] && grep -q '^vrange unmap ok' "$tmp/unmap.out"; then
+		ok "unmap and mremap while volatile: no longer volatile there, moved data intact"
+	else
+		bad unmap "rc $rc"; show unmap
+	fi
+}
+run_case unmap
+
+case_misuse() {
+	vr misuse 60 -m 256M -- "$progs/prog_vrange" misuse
+	if [ "$rc" = 0 ] && grep -q '^vrange misuse ok' "$tmp/misuse.out"; then
+		ok "misuse (unaligned, bad mode, overlapping, not managed, two threads): error codes"
+	else
+		bad misuse "rc $rc"; show misuse
+	fi
+	env -u LD_PRELOAD ${MEMGRP_TEST_PRELOAD:+LD_PRELOAD=$MEMGRP_TEST_PRELOAD} \
+		"$progs/prog_vrange" noagent >"$tmp/noagent.out" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		ok "without the agent: -ENOTSUP"
+	else
+		bad noagent "rc $rc"; show noagent
+	fi
+}
+run_case misuse
+
+# Estimate mode: a fast region (not registered) cannot be purged by the
+# agent; mg_vrange says so (-EOPNOTSUPP) and the data stays.
+case_estimate() {
+	vr estimate 60 -m 256M --mode estimate -- "$progs/prog_vrange" estimate
+	if [ "$rc" = 0 ] && grep -q "^estimate: volatile -$(python3 -c 'import errno; print(errno.EOPNOTSUPP)')\$" "$tmp/estimate.out"; then
+		ok "estimate mode: a fast region made volatile gets -EOPNOTSUPP, data intact"
+	else
+		bad estimate "rc $rc"; show estimate
+	fi
+}
+run_case estimate
