@@ -203,6 +203,7 @@ typedef struct mg_ladder {
 	uint64_t oom_pauses;  /* OOM pauses (--oom-kill-disable) */
 	uint64_t oom_none;    /* OOM actions that found no process to kill */
 	uint64_t under_oom;   /* 1 while paused */
+	uint64_t purge;       /* purge episodes: volatile pages (mg_vrange) asked for first */
 } mg_ladder_t;
 
 /* Subscribes to the ladder of the group (its own limit's, an ancestor's

@@ -54,6 +54,29 @@ case_purge() {
 }
 run_case purge
 
+# Another process's volatile pages: B needs room that only A's volatile
+# pages can give (no swap). The manager asks A first (the ladder's first
+# rung, before cooperators and before any kill): both live, A's report is
+# exact and its other pages intact.
+case_manager() {
+	local ready=$tmp/ready go=$tmp/go
+	timeout -k 5 120 "$memgrp" run "${backstop[@]}" --stats-json "$tmp/mgr.json" -m 64M -- sh -c \
+		"'$progs/prog_vrange' hold 40 '$ready' '$go' & a=\$!
+		 while [ ! -e '$ready' ]; do sleep 0.05; done
+		 '$progs/prog_hold' 40 0; b=\$?; touch '$go'; wait \$a; a=\$?
+		 echo statuses \$a \$b; [ \$a = 0 ] && [ \$b = 0 ]" >"$tmp/mgr.out" 2>&1
+	rc=$?
+	local n rungs
+	n=$(sed -n 's/^holder: purged \([0-9]*\) of.*/\1/p' "$tmp/mgr.out")
+	rungs=$(jget "$tmp/mgr.json" ladder_purge 2>/dev/null || echo -1)
+	if [ "$rc" = 0 ] && [ "${n:-0}" -gt 0 ] && [ "$rungs" -gt 0 ]; then
+		ok "the manager had another process purge: $n of its 10240 volatile pages, $rungs purge episodes, nobody killed"
+	else
+		bad manager "rc $rc, holder purged '$n', ladder_purge $rungs"; show mgr 12
+	fi
+}
+run_case manager
+
 case_fork() {
 	vr fork 60 -m 256M -- "$progs/prog_vrange" fork
 	if [ "$rc" = 0 ] && grep -q '^vrange fork ok' "$tmp/fork.out"; then

@@ -78,9 +78,15 @@ static void ensure_tab(void)
 	tab_ready = true;
 }
 
+/* The slot's figure: volatile pages not purged yet (what a purge could
+ * still give back; the manager asks this process first while it has any). */
 static void publish(void)
 {
-	atomic_store_explicit(&mgi_agent.me->vrange_pages, tab.pages, memory_order_relaxed);
+	uint64_t purged = 0;
+
+	for (uint32_t i = 0; i < tab.n; i++)
+		purged += tab.v[i].npurged;
+	atomic_store_explicit(&mgi_agent.me->vrange_pages, tab.pages - purged, memory_order_relaxed);
 }
 
 static void poison(uintptr_t start, size_t n)
@@ -172,6 +178,7 @@ static void purged_pages(mgi_vrange_t *v, uintptr_t start, size_t n)
 		poison(start, n);
 	atomic_fetch_add_explicit(&mgi_agent.seg->acct.vrange_purged_pages, n,
 				  memory_order_relaxed);
+	publish();
 }
 
 uint64_t mgi_vrange_purge(uint64_t want)

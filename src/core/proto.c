@@ -78,6 +78,7 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(oom_none, 0),
 	FIELD(vrange_bytes, 1),
 	FIELD(vrange_purged_pages, 0),
+	FIELD(ladder_purge, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD

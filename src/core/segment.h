@@ -215,6 +215,7 @@ typedef struct mgi_segment_ctl {
 	 * freed nothing; OOM pauses; OOM actions that found no victim. */
 	_Atomic uint64_t ladder_coop, ladder_coop_enough;
 	_Atomic uint64_t ladder_evict, ladder_evict_empty;
+	_Atomic uint64_t ladder_purge; /* purge episodes of volatile pages (mg_vrange) */
 	_Atomic uint64_t oom_pauses, oom_none;
 	/* --oom-prekill (MGI_OOM_SET_PREKILL): the command run before a kill
 	 * (words separated by spaces, no shell), bounded by the timeout */

@@ -885,6 +885,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->ladder_coop_enough += atomic_load(&s->ctl.ladder_coop_enough);
 		out->ladder_evict += atomic_load(&s->ctl.ladder_evict);
 		out->ladder_evict_empty += atomic_load(&s->ctl.ladder_evict_empty);
+		out->ladder_purge += atomic_load(&s->ctl.ladder_purge);
 		out->tamper_reports += t->node[g].tamper_reports;
 		out->coop_requests += atomic_load(&s->ctl.coop_requests);
 		out->coop_freed += atomic_load(&s->ctl.coop_freed) * 4096;

@@ -311,6 +311,47 @@ static int misuse(void)
 	return 0;
 }
 
+/*
+ * hold VOL_MB READY GO: VOL_MB made volatile, READY created, then waits
+ * for GO (another process of the group meanwhile needs the room: the
+ * manager has this one purge). Then: how many pages were purged, the
+ * report exact (mincore), every page not purged intact.
+ */
+static int hold(size_t vol, const char *ready, const char *go)
+{
+	size_t pages = vol / PAGE, npurged = 0;
+	unsigned char *v = map(vol), *inc = malloc(pages);
+	uint8_t *rep = malloc(pages / 8 + 1);
+	int rc;
+	FILE *f;
+
+	fill(v, vol, 61);
+	if ((rc = mg_vrange(v, vol, MG_VRANGE_VOLATILE, NULL)))
+		DIE("volatile: %s", strerror(-rc));
+	if (!(f = fopen(ready, "w")))
+		DIE("cannot create %s", ready);
+	fclose(f);
+	while (access(go, F_OK) != 0)
+		usleep(20000);
+	if ((rc = mg_vrange_purged(v, vol, rep)) || mincore(v, vol, inc))
+		DIE("report: %d", rc);
+	for (size_t k = 0; k < pages; k++) {
+		bool p = bit(rep, k);
+		npurged += p;
+		if (p == (inc[k] & 1))
+			DIE("report not exact at page %zu", k);
+		if (p)
+			continue;
+		for (size_t i = 0; i < PAGE; i += 8) {
+			uint64_t w = ((k * PAGE + i) / 8 + 1) * 0x9E3779B97F4A7C15ULL ^ 61;
+			if (memcmp(v + k * PAGE + i, &w, 8))
+				DIE("page %zu not purged but changed", k);
+		}
+	}
+	printf("holder: purged %zu of %zu pages\n", npurged, pages);
+	return 0;
+}
+
 /* Without the agent (not run under memgrp). */
 static int noagent(void)
 {
@@ -353,6 +394,8 @@ int main(int argc, char **argv)
 		return unmapped();
 	if (!strcmp(what, "misuse"))
 		return misuse();
+	if (!strcmp(what, "hold") && argc > 4)
+		return hold((size_t)atol(argv[2]) * MB, argv[3], argv[4]);
 	if (!strcmp(what, "noagent"))
 		return noagent();
 	if (!strcmp(what, "estimate"))
