@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # test_vrange.sh - volatile ranges (mg_vrange) in real processes: purged first under pressure, the exact report, both modes, fork, unmap, misuse.
-# Usage: test_vrange.sh MEMGRP PROGS_DIR
+# Usage: test_vrange.sh MEMGRP PROGS_DIR [EXAMPLES_BUILD_DIR EXAMPLES_SOURCE_DIR LIBMEMGRP]
 set -u
 . "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 progs=$(realpath "$2")
+examples=${3:+$(realpath "$3")}
+examples_src=${4:+$(realpath "$4")}
+libmemgrp=${5:+$(realpath "$5")}
 
 if [ "$(id -u)" != 0 ]; then
 	skip_all "needs root (userfaultfd with UFFD_EVENT_FORK needs CAP_SYS_PTRACE)"
@@ -126,3 +129,35 @@ case_estimate() {
 	fi
 }
 run_case estimate
+
+# The examples (C and Python): a cache of 512 entries of 64 KiB, idle
+# entries volatile, then 40 MiB (C) or 28 MiB (Python, whose interpreter
+# holds some 8 MiB) of other memory under 64M: each rebuilds exactly the
+# entries that lost a page, and checks every entry.
+case_examples() {
+	if [ -z "$examples" ]; then
+		skip examples "no examples directory given"
+		return
+	fi
+	vr exc 60 -m 64M -- "$examples/vrange_cache" 512 40
+	if [ "$rc" = 0 ] && grep -q 'purged reported 1, wrong 0' "$tmp/exc.out" &&
+		! grep -q 'pages purged 0,' "$tmp/exc.out"; then
+		ok "examples/vrange_cache.c: $(grep -o 'pages purged [0-9]*, entries rebuilt [0-9]*' "$tmp/exc.out")"
+	else
+		bad example_c "rc $rc"; show exc
+	fi
+	local py
+	py=$(env -u LD_PRELOAD python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+	if [ -z "$py" ]; then
+		skip example_python "no python3"
+		return
+	fi
+	vr expy 60 -m 64M -- env MEMGRP_LIB="$libmemgrp" "$py" "$examples_src/python/vrange_cache.py" 512 28
+	if [ "$rc" = 0 ] && grep -q 'purged reported True, wrong 0' "$tmp/expy.out" &&
+		! grep -q 'pages purged 0,' "$tmp/expy.out"; then
+		ok "examples/python/vrange_cache.py: $(grep -o 'pages purged [0-9]*, entries rebuilt [0-9]*' "$tmp/expy.out")"
+	else
+		bad example_python "rc $rc"; show expy
+	fi
+}
+run_case examples
