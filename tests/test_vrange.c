@@ -131,7 +131,7 @@ static void random_model(void)
 			mgi_vrange_t *r = mgi_vrtab_find(&t, ADDR(a));
 			CHECK_EQ(r != NULL, vol[a] != 0);
 			if (r) {
-				CHECK_EQ(mgi_vrange_mark(r, ADDR(a)), !purged[a]);
+				CHECK_EQ(mgi_vrtab_mark(&t, r, ADDR(a)), !purged[a]);
 				purged[a] = true;
 			}
 		} else {
@@ -154,8 +154,12 @@ static void random_model(void)
 		}
 	}
 	CHECK_EQ(copy.pages, pages);
-	for (uint32_t i = 0; i < t.n; i++)
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < t.n; i++) {
 		CHECK_EQ(t.v[i].npurged, mgi_vrange_count(&t.v[i], t.v[i].start, t.v[i].end));
+		total += t.v[i].npurged;
+	}
+	CHECK_EQ(t.purged, total);
 	mgi_vrtab_destroy(&copy);
 	mgi_vrtab_destroy(&t);
 	CHECK_EQ(ca.live, 0);

@@ -82,11 +82,8 @@ static void ensure_tab(void)
  * still give back; the manager asks this process first while it has any). */
 static void publish(void)
 {
-	uint64_t purged = 0;
-
-	for (uint32_t i = 0; i < tab.n; i++)
-		purged += tab.v[i].npurged;
-	atomic_store_explicit(&mgi_agent.me->vrange_pages, tab.pages - purged, memory_order_relaxed);
+	atomic_store_explicit(&mgi_agent.me->vrange_pages, tab.pages - tab.purged,
+			      memory_order_relaxed);
 }
 
 static void poison(uintptr_t start, size_t n)
@@ -173,7 +170,7 @@ void mgi_vrange_request(const mgi_learn_req_t *req)
 static void purged_pages(mgi_vrange_t *v, uintptr_t start, size_t n)
 {
 	for (size_t j = 0; j < n; j++)
-		mgi_vrange_mark(v, start + j * PAGE);
+		mgi_vrtab_mark(&tab, v, start + j * PAGE);
 	if (v->mode == MGI_VR_SIGBUS)
 		poison(start, n);
 	atomic_fetch_add_explicit(&mgi_agent.seg->acct.vrange_purged_pages, n,
@@ -187,11 +184,20 @@ uint64_t mgi_vrange_purge(uint64_t want)
 	uint64_t done = 0;
 
 	blocked = false;
-	if (!tab_ready || !tab.n)
+	if (!tab_ready || !tab.n || tab.purged == tab.pages)
 		return 0;
-	for (uint32_t i = 0; i < tab.n && done < want; i++) {
+	/* From the range after the last one purged, round the table (the
+	 * ranges made volatile longest ago first, roughly), passing over the
+	 * ranges purged whole and those with nothing present. */
+	for (uint32_t seen = 0; seen < tab.n && done < want; seen++) {
+		uint32_t i = (tab.hand + seen) % tab.n;
 		mgi_vrange_t *v = &tab.v[i];
 		uintptr_t a = v->start;
+
+		tab.hand = i;
+		if (v->npurged == (v->end - v->start) / PAGE ||
+		    !mgi_registry_count(reg, v->start, v->end, NULL, NULL, false))
+			continue;
 
 		while (a < v->end && done < want) {
 			mgi_vregion_t *r = mgi_registry_next(reg, a);

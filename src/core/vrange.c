@@ -140,6 +140,14 @@ bool mgi_vrange_mark(mgi_vrange_t *r, uintptr_t addr)
 	return true;
 }
 
+bool mgi_vrtab_mark(mgi_vrtab_t *t, mgi_vrange_t *r, uintptr_t addr)
+{
+	if (!mgi_vrange_mark(r, addr))
+		return false;
+	t->purged++;
+	return true;
+}
+
 uint64_t mgi_vrange_count(const mgi_vrange_t *r, uintptr_t start, uintptr_t end)
 {
 	uint64_t n = 0;
@@ -188,6 +196,7 @@ long mgi_vrtab_cut(mgi_vrtab_t *t, uintptr_t start, uintptr_t end)
 		for (uintptr_t a = end; a < r->end; a += PG)
 			if (mgi_vrange_purged(r, a))
 				mgi_vrange_mark(&right, a);
+		t->purged -= mgi_vrange_count(r, start, end);
 		r->npurged -= mgi_vrange_count(r, start, r->end);
 		r->end = start;
 		memmove(&t->v[i + 2], &t->v[i + 1], (t->n - i - 1) * sizeof(t->v[0]));
@@ -203,7 +212,9 @@ long mgi_vrtab_cut(mgi_vrtab_t *t, uintptr_t start, uintptr_t end)
 		uintptr_t e = r->end < end ? r->end : end;
 
 		cut += (long)pages_of(s, e);
-		r->npurged -= mgi_vrange_count(r, s, e);
+		uint64_t gone = mgi_vrange_count(r, s, e);
+		r->npurged -= gone;
+		t->purged -= gone;
 		if (s == r->start && e == r->end) {
 			free_range(t, r);
 			memmove(r, r + 1, (t->n - i - 1) * sizeof(*r));
@@ -242,5 +253,6 @@ int mgi_vrtab_copy(mgi_vrtab_t *dst, const mgi_vrtab_t *src)
 		dst->n = i + 1;
 	}
 	dst->pages = src->pages;
+	dst->purged = src->purged;
 	return 0;
 }

@@ -35,6 +35,8 @@ typedef struct mgi_vrtab {
 	mgi_vrange_t *v;
 	uint32_t n, cap;
 	uint64_t pages;   /* pages volatile now */
+	uint64_t purged;  /* of them, purged (the sum of the ranges' npurged) */
+	uint32_t hand;    /* the purge's cursor: the range it goes on from */
 	mgi_allocator_t a;
 } mgi_vrtab_t;
 
@@ -57,6 +59,9 @@ bool mgi_vrange_purged(const mgi_vrange_t *r, uintptr_t addr);
 
 /* Marks the page at addr (inside r) purged. Returns true if it was not. */
 bool mgi_vrange_mark(mgi_vrange_t *r, uintptr_t addr);
+
+/* The same for a range of table t, counted in t->purged. */
+bool mgi_vrtab_mark(mgi_vrtab_t *t, mgi_vrange_t *r, uintptr_t addr);
 
 /* Purged pages of r in [start, end) (clipped to r). */
 uint64_t mgi_vrange_count(const mgi_vrange_t *r, uintptr_t start, uintptr_t end);
