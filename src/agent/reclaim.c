@@ -1383,11 +1383,41 @@ uint64_t mgi_reclaim_purge(uintptr_t run, size_t n)
 		n = RUN_MAX;
 	mut_begin();
 	room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
-	if (!room) {
-		mgi_reclaim_released();
-		flush_releases();
+	/* No room at the head: a staged page is there (the oldest: it goes
+	 * on as it would next, stored, or purged if volatile), or retired
+	 * slots whose frames the helper is dropping (waited for, following
+	 * events: faults meanwhile park, as inside mgi_evict). */
+	bool was_evicting = mgi_agent.evicting;
+	mgi_agent.evicting = true;
+	for (int tries = 0; !room && tries < 4; tries++) {
+		int32_t s = mgi_staging_oldest(&mgi_agent.staging);
+		if (s >= 0 && (uint32_t)s == mgi_agent.staging.head) {
+			int crc = compress((uint32_t)s);
+			if (crc < 0)
+				break;
+			if (crc == 1)
+				mgi_uncharge(1);
+			else
+				evicted(1);
+		}
+		if (!wait_for_room() && mgi_staging_oldest(&mgi_agent.staging) < 0)
+			break;
 		room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
 	}
+	mgi_agent.evicting = was_evicting;
+	if (!room) {
+		mut_end();
+		return 0;
+	}
+	/* (events followed while waiting may have changed the run: only
+	 * what the registry still holds present moves) */
+	mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, run);
+	size_t still = 0;
+	while (r && still < room && run + still * PAGE < r->end &&
+	       mgi_registry_test(r, run + still * PAGE))
+		still++;
+	if (still < room)
+		room = (uint32_t)still;
 	if (!room) {
 		mut_end();
 		return 0;

@@ -166,13 +166,20 @@ void mgi_vrange_request(const mgi_learn_req_t *req)
 	mgi_request_answer(req->waiter, rc);
 }
 
-/* The page was purged (marked in v): counted, and poisoned in SIGBUS mode. */
-static void purged_pages(mgi_vrange_t *v, uintptr_t start, size_t n)
+/* n pages from start were purged: marked in their ranges (looked up page
+ * by page: events followed meanwhile may have cut the table), counted,
+ * and poisoned in SIGBUS mode. */
+static void purged_pages(uintptr_t start, size_t n)
 {
-	for (size_t j = 0; j < n; j++)
-		mgi_vrtab_mark(&tab, v, start + j * PAGE);
-	if (v->mode == MGI_VR_SIGBUS)
-		poison(start, n);
+	for (size_t j = 0; j < n; j++) {
+		uintptr_t a = start + j * PAGE;
+		mgi_vrange_t *v = mgi_vrtab_find(&tab, a);
+		if (!v)
+			continue;
+		mgi_vrtab_mark(&tab, v, a);
+		if (v->mode == MGI_VR_SIGBUS)
+			poison(a, 1);
+	}
 	atomic_fetch_add_explicit(&mgi_agent.seg->acct.vrange_purged_pages, n,
 				  memory_order_relaxed);
 	publish();
@@ -222,7 +229,11 @@ uint64_t mgi_vrange_purge(uint64_t want)
 				return done;
 			}
 			mgi_uncharge(mgi_registry_clear(reg, a, a + k * PAGE));
-			purged_pages(v, a, k);
+			purged_pages(a, k);
+			/* (events followed meanwhile may have cut the table) */
+			v = mgi_vrtab_find(&tab, a);
+			if (!v)
+				return done + k;
 			done += k;
 			a += k * PAGE;
 		}
@@ -242,7 +253,7 @@ bool mgi_vrange_take_staged(uintptr_t page)
 	if (!v)
 		return false;
 	mgi_registry_each_out(&mgi_agent.reg, page, page + PAGE, true, NULL, NULL);
-	purged_pages(v, page, 1);
+	purged_pages(page, 1);
 	return true;
 }
 
