@@ -17,7 +17,7 @@
  * range is volatile its present pages stay charged, and when this process
  * must make room (a refused charge, or the manager's EVICT: every way into
  * mgi_evict) they go first, dropped, never compressed or written back
- * (reclaim.c mgi_reclaim_purge moves them out of the address space into
+ * (evict.c mgi_evict_purge moves them out of the address space into
  * staging slots retired at once). A staged volatile page reaching the head
  * of the staging area is dropped the same way instead of being compressed.
  * Each purged page is marked in its range's bitmap (core/vrange.c), so the
@@ -220,7 +220,7 @@ uint64_t mgi_vrange_purge(uint64_t want)
 			size_t n = 1;
 			while (n < RUN_PAGES && a + n * PAGE < lim && mgi_registry_test(r, a + n * PAGE))
 				n++;
-			uint64_t k = mgi_reclaim_purge(a, n);
+			uint64_t k = mgi_evict_purge(a, n);
 			if (!k) {
 				/* no staging slot free until the helper has
 				 * dropped the last ones, or the address space is
