@@ -104,6 +104,8 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	bool resynced = false;
 	int rc;
 
+	if (mgi_vrange_fault(page))
+		return MGI_DONE; /* purged, SIGBUS mode: poisoned */
 	if (!r) {
 		mgi_learn_vma(page);
 		r = mgi_registry_find(reg, page);
@@ -301,6 +303,7 @@ static void on_event(const struct uffd_msg *m)
 		}
 		mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 0, 0);
 		mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
+		mgi_vrange_gone(m->arg.remove.start, m->arg.remove.end);
 		mgi_restore_drop(m->arg.remove.start, m->arg.remove.end);
 		n = mgi_registry_remove(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end);
 		if (n < 0) /* no memory to split: at least drop the charges */
@@ -316,6 +319,9 @@ static void on_event(const struct uffd_msg *m)
 		mgi_trace(MGI_TR_REMAP, from, to, (uint32_t)(len / PAGE), 0);
 		/* What we held for the destination is stale: it was unmapped. */
 		mgi_restore_drop(to, to + len);
+		/* Volatile marks do not follow a move (docs/design.md). */
+		mgi_vrange_gone(from, from + len);
+		mgi_vrange_gone(to, to + len);
 		int rc = mgi_registry_move(&mgi_agent.reg, from, to, len, &dropped);
 		mgi_uncharge(dropped);
 		if (rc == 0) {
@@ -354,6 +360,8 @@ void mgi_fault_drain_requests(void)
 		for (size_t i = 0; i < (size_t)n / sizeof(req[0]); i++) {
 			if (req[i].kind == MGI_REQ_LEARN)
 				mgi_learn_mapped(req[i].start, req[i].end);
+			else if (req[i].kind == MGI_REQ_VRANGE)
+				mgi_vrange_request(&req[i]);
 			else if (req[i].kind == MGI_REQ_HAND_OVER)
 				mgi_request_answer(req[i].waiter,
 						   mgi_hand_over(req[i].start, req[i].end));

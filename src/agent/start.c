@@ -306,6 +306,7 @@ static void start_full(void)
 	mgi_exclude_handler_data();
 	if (mgi_request_init() != 0 || mgi_handover_init() != 0 || mgi_est_init() != 0)
 		goto nomem;
+	mgi_vrange_child_start(); /* (a forked child: the parent's marks) */
 	mgi_trace_init();
 	mgi_evict_init(); /* before the scan: its ranges are the agent's own */
 	mgi_handler_guards_reset();
@@ -370,6 +371,7 @@ void mgi_agent_child_after_fork(void)
 	close_fd(&mgi_agent.mapsfd);
 	/* The parent's arena (registry, handler stack) is of no use here;
 	 * nothing in it is registered in the child. */
+	mgi_vrange_child_save();
 	mgi_arena_destroy(&mgi_agent.arena);
 	memset(&mgi_agent.reg, 0, sizeof(mgi_agent.reg));
 	mgi_agent.untracked_bytes = 0;
