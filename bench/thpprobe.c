@@ -1,5 +1,7 @@
 /* Measures the kernel facts huge-page promotion builds on: UFFDIO_COPY fill then MADV_COLLAPSE in a uffd-armed VMA, and UFFDIO_MOVE of a whole PMD. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
