@@ -21,6 +21,7 @@
 #include "account.h"
 #include "agent.h"
 #include "options.h"
+#include "thp.h"
 #include "victim.h"
 #include "os.h"
 #include "proto.h"
@@ -888,6 +889,7 @@ static void start_full(void)
 	if (mgi_start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
 			     mgi_watchdog_main, watch_buf) != 0)
 		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
+	mgi_thp_init(); /* its worker, like the watchdog, before the scan */
 	rc = start_handler();
 	if (rc != 0) {
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));

@@ -19,6 +19,7 @@
 #include "proto.h"
 #include "recent.h"
 #include "size.h"
+#include "thp.h"
 #include "trace.h"
 
 /*
@@ -177,6 +178,8 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 				r = mgi_registry_find(&mgi_agent.reg, a + i * PAGE);
 				if (r)
 					found += mgi_registry_mark(&mgi_agent.reg, r, a + i * PAGE, 1);
+				if (r)
+					mgi_thp_filled(a + i * PAGE, a + (i + 1) * PAGE);
 			}
 		}
 		a += pages * PAGE;
@@ -666,6 +669,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			if (res == MGI_DONE) {
 				if (k)
 					remember_run(r, page, page + k * PAGE);
+				mgi_thp_filled(page, page + k * PAGE);
 				last_fault_pages = k;
 				goto done;
 			}
@@ -713,6 +717,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		if (k) {
 			mgi_registry_mark(reg, r, s, k);
 			remember_run(r, s, s + k * PAGE);
+			mgi_thp_filled(s, s + k * PAGE);
 		}
 		mgi_uncharge(n - k);
 		if (rc == 0 || page < s + copied)
@@ -733,6 +738,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			mgi_trace(MGI_TR_EEXIST, there, 0, 0, 0);
 			mgi_charge_anyway(1);
 			mgi_registry_mark(reg, r, there, 1);
+			mgi_thp_filled(there, there + PAGE);
 			if (there == page) {
 				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
 				goto done;
@@ -797,6 +803,7 @@ static void on_event(const struct uffd_msg *m)
 			note_removed(m->arg.remove.start, m->arg.remove.end);
 		mgi_reclaim_drop(m->arg.remove.start, m->arg.remove.end);
 		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
+		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_UNMAP:
 		if (mgi_recent_claim(&vacated, m->arg.remove.start, m->arg.remove.end, now_ns(),
@@ -805,6 +812,7 @@ static void on_event(const struct uffd_msg *m)
 			 * newcomer's (n=1 in the trace) */
 			mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 1, 0);
 			mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
+			mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 			break;
 		}
 		mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 0, 0);
@@ -815,6 +823,7 @@ static void on_event(const struct uffd_msg *m)
 			n = (long)mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start,
 						     m->arg.remove.end);
 		mgi_uncharge((uint64_t)n);
+		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		publish_sizes();
 		break;
 	case UFFD_EVENT_REMAP: {
@@ -827,7 +836,9 @@ static void on_event(const struct uffd_msg *m)
 		mgi_uncharge(dropped);
 		if (rc == 0) {
 			mgi_reclaim_moved(from, to, len);
+			mgi_thp_moved(from, to, len);
 		} else {
+			mgi_thp_gone(from, from + len);
 			/* Could not follow (the arena is exhausted): drop the
 			 * source's charges; the destination is learned again
 			 * (with mincore) on its first fault. Evicted pages of
@@ -1107,9 +1118,9 @@ void *mgi_handler_main(void *arg)
 		 * speaks; the watchdog trusts only this state. */
 		atomic_store_explicit(&mgi_agent.idle, npending == 0, memory_order_relaxed);
 		bool rejoin = mgi_agent.manager_gone && !mgi_agent.rejoin_refused;
-		int rc = wait_for_work(p, npending ? OOM_RETRY_MS
+		int rc = wait_for_work(p, mgi_thp_timeout(npending ? OOM_RETRY_MS
 						   : rejoin ? REJOIN_MS : mgi_est_on() ? EST_TICK_MS
-						   : mgi_handover_any() ? MGI_HANDED_TICK_MS : -1,
+						   : mgi_handover_any() ? MGI_HANDED_TICK_MS : -1),
 				       npending == 0);
 		if (rc > 0 && (p[0].revents & POLLIN) && mgi_agent.stall_handler_once) {
 			/* Fault injection: woken for a fault, then not run
@@ -1150,6 +1161,7 @@ void *mgi_handler_main(void *arg)
 		drain_uffd();
 		if (npending)
 			retry_pending();
+		mgi_thp_tick();
 	}
 	mgi_agent_log("fault handler stopped: %s", strerror(errno));
 	return NULL;
@@ -1203,7 +1215,8 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 			cur = stop;
 			continue;
 		}
-		mgi_raw_madvise((void *)cur, stop - cur, MADV_NOHUGEPAGE);
+		if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
+			mgi_raw_madvise((void *)cur, stop - cur, MADV_NOHUGEPAGE);
 		if (mgi_uffd_register(mgi_agent.uffd, cur, stop - cur) == 0)
 			learn(cur, stop);
 		else
