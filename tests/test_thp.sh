@@ -161,3 +161,31 @@ else
 fi
 }
 run_case limit
+
+case_options() {
+echo "--- memgrp run --thp, --thp-threshold, --thp-rate"
+# The options reach the agent: --thp ingens --thp-threshold 40 promotes
+# the 50 % region; bad values are refused before anything runs.
+run opt 120 MEMGRP_THP=never -- --thp ingens --thp-threshold 40 --thp-rate 1000 -- \
+	"$progs/prog_thp" 32 50 wait $WAIT
+if [ "$rc" = 0 ] && [ "$(val opt huge_kb)" = "$(val opt region_kb)" ] && grep -q '^bad=0' "$tmp/opt.out"; then
+	ok "--thp ingens --thp-threshold 40: the 50 % region promoted (the option wins over the environment)"
+else
+	bad opt "rc $rc, huge_kb '$(val opt huge_kb)'"
+	show opt
+fi
+local a
+for a in "--thp sometimes" "--thp-threshold 0" "--thp-threshold 101" "--thp-threshold 9x" "--thp-rate -1" \
+	"--thp-rate 1000001"; do
+	# shellcheck disable=SC2086
+	"$memgrp" run $a -- touch "$tmp/ran" >"$tmp/badopt.out" 2>&1
+	rc=$?
+	if [ "$rc" = 2 ] && [ ! -e "$tmp/ran" ] && grep -q -- "${a%% *}" "$tmp/badopt.out"; then
+		ok "memgrp run $a: status 2, nothing run, the option named"
+	else
+		bad "badopt $a" "rc $rc, $(head -1 "$tmp/badopt.out")"
+	fi
+	rm -f "$tmp/ran"
+done
+}
+run_case options
