@@ -13,12 +13,13 @@
 /*
  * Usage: bench_hugepage bloat MIB PCT ADVICE [wait SECS]
  *        bench_hugepage speed MIB ADVICE [wait SECS] [loads N]
+ *        bench_hugepage latency MIB ADVICE
  * ADVICE: huge (MADV_HUGEPAGE: Linux THP for this region, as
  * enabled=always gives), base (MADV_NOHUGEPAGE: Linux 4 KiB), none (no
  * advice: under `memgrp run --thp ...`, memgrp decides).
  *
- * bloat: touches about PCT % of the region's pages, chosen at random
- * (each page by a hash of its number), waits until AnonHugePages has not
+ * bloat: touches about PCT % of the region's pages (MIB a power of two),
+ * chosen at random (each page by a hash of its number), waits until AnonHugePages has not
  * changed for a second (at most SECS, default 0), and prints the touched
  * bytes, the region's Rss and AnonHugePages, and the bloat
  * (Rss - touched) / touched.
@@ -26,6 +27,12 @@
  * region (Sattolo's shuffle), waits the same way, then follows the chain
  * for N loads (default 20 000 000), each depending on the last, and
  * prints ns per load.
+ * latency: writes the first byte of every 4 KiB page of the region in
+ * order, timing each write (a first touch: a fault, or none where a
+ * huge page or memgrp's fault-around already put the page there), and
+ * prints p50, p99, p99.9 and the largest in microseconds. Under memgrp
+ * ingens the region's blocks are promoted meanwhile (each collapse holds
+ * the mmap lock): the faults that wait for one are in the tail.
  */
 
 #define PAGE 4096UL
@@ -42,10 +49,10 @@ static double now_s(void)
 static long smaps_kb(const void *addr, const char *key)
 {
 	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[512], want[64];
+	char line[512];
+	size_t klen = strlen(key);
 	int inside = 0;
 	long kb = -1;
-	snprintf(want, sizeof(want), "%s: %%ld kB", key);
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
@@ -55,8 +62,10 @@ static long smaps_kb(const void *addr, const char *key)
 			inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
 			continue;
 		}
-		if (inside && sscanf(line, want, &kb) == 1)
+		if (inside && !strncmp(line, key, klen) && line[klen] == ':') {
+			kb = strtol(line + klen + 1, NULL, 10);
 			break;
+		}
 	}
 	fclose(f);
 	return kb;
@@ -108,12 +117,34 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 33);
 }
 
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
 		fprintf(stderr, "usage: bench_hugepage bloat MIB PCT ADVICE [wait SECS] | speed MIB ADVICE "
 				"[wait SECS] [loads N]\n");
 		return 2;
+	}
+	if (!strcmp(argv[1], "latency")) {
+		size_t llen = strtoull(argv[2], NULL, 10) << 20, np = llen / PAGE;
+		unsigned char *q = region(llen, argv[3]);
+		double *us = malloc(np * sizeof(*us));
+		if (!us)
+			return 1;
+		for (size_t i = 0; i < np; i++) {
+			double t = now_s();
+			q[i * PAGE] = 1;
+			us[i] = (now_s() - t) * 1e6;
+		}
+		qsort(us, np, sizeof(*us), cmp);
+		printf("p50_us=%.2f p99_us=%.2f p999_us=%.2f max_us=%.0f huge_kb=%ld\n", us[np / 2],
+		       us[np * 99 / 100], us[np * 999 / 1000], us[np - 1], smaps_kb(q, "AnonHugePages"));
+		return 0;
 	}
 	int bloat = !strcmp(argv[1], "bloat");
 	size_t len = strtoull(argv[2], NULL, 10) << 20;
@@ -129,12 +160,17 @@ int main(int argc, char **argv)
 	}
 	unsigned char *p = region(len, advice);
 	if (bloat) {
-		size_t touched = 0;
-		for (size_t i = 0; i < len / PAGE; i++)
+		/* in a scattered order (an odd step through a power-of-two
+		 * count of pages is a permutation): ascending touches would
+		 * look sequential to memgrp's fault-around */
+		size_t touched = 0, np = len / PAGE;
+		for (size_t j = 0; j < np; j++) {
+			size_t i = (j * 0x9E3779B1UL) & (np - 1);
 			if (mix(i + 1) % 100 < pct) {
 				p[i * PAGE] = 1;
 				touched += PAGE;
 			}
+		}
 		wait_stable(p, wait_s);
 		long rss = smaps_kb(p, "Rss"), huge = smaps_kb(p, "AnonHugePages");
 		printf("touched_kb=%zu rss_kb=%ld huge_kb=%ld bloat_pct=%.2f\n", touched / 1024, rss, huge,
