@@ -123,6 +123,24 @@ fi
 }
 run_case fork_mremap
 
+case_demote() {
+echo "--- a promoted block that falls under the threshold stays split"
+# 95 % written and promoted; then 100 pages of every block given back
+# (MADV_DONTNEED: the kernel splits the huge page), 15 s more: at 75 % the
+# blocks are not promoted again; the given-back pages read zeros, the
+# rest their pattern.
+run demote 120 MEMGRP_THP=ingens -- -- "$progs/prog_thp" 32 95 wait 15 drop 100
+local huge dropped region
+huge=$(val demote huge_kb) dropped=$(val demote dropped_huge_kb) region=$(val demote region_kb)
+if [ "$rc" = 0 ] && [ "$huge" = "$region" ] && [ "$dropped" = 0 ] && grep -q '^bad=0' "$tmp/demote.out"; then
+	ok "promoted ($huge kB), then 100 pages a block given back: $dropped kB huge 15 s later, every byte right"
+else
+	bad demote "rc $rc, huge_kb '$huge' of '$region', after the drop '$dropped'"
+	show demote
+fi
+}
+run_case demote
+
 case_evict() {
 echo "--- eviction and restore of promoted blocks"
 # 64 MiB promoted, then 64 MiB more written under a 96M limit with swap:

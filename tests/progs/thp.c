@@ -8,7 +8,7 @@
 #include "common.h"
 
 /*
- * Usage: prog_thp MB PERCENT [wait SECS] [fork] [mremap] [press MB2] [hold SECS] [touched-only]
+ * Usage: prog_thp MB PERCENT [wait SECS] [drop N] [fork] [mremap] [press MB2] [hold SECS] [touched-only]
  *
  * Maps MB (a multiple of 2) at a 2 MiB aligned address and writes a
  * pattern into the first PERCENT % of the pages of every block (the rest
@@ -16,6 +16,10 @@
  * AnonHugePages covers every block, or until SECS pass (0: no wait), and prints
  * `huge_kb=H region_kb=R` (H as /proc/self/smaps says, at the end of the
  * wait). Then, in this order, each when asked:
+ *  - drop N: gives back (MADV_DONTNEED) the last N touched pages of every
+ *    block (they must read zeros after), waits SECS again and prints
+ *    `dropped_huge_kb=H` (the kernel splits a huge page that loses a
+ *    page; under the threshold again, it must stay split);
  *  - press MB2: maps and writes MB2 more (under a limit with swap, the
  *    first region's pages are evicted) and frees it again;
  *  - mremap: moves the region to another aligned address, prints
@@ -103,17 +107,20 @@ static unsigned char *aligned_map(size_t len)
 int main(int argc, char **argv)
 {
 	if (argc < 3)
-		DIE("usage: prog_thp MB PERCENT [wait SECS] [fork] [mremap] [press MB2] [hold SECS] [touched-only]");
+		DIE("usage: prog_thp MB PERCENT [wait SECS] [drop N] [fork] [mremap] [press MB2] [hold SECS] "
+		    "[touched-only]");
 	size_t mb = strtoull(argv[1], NULL, 10);
 	unsigned pct = (unsigned)strtoul(argv[2], NULL, 10);
 	int wait_s = 10, hold_s = 0;
 	bool do_fork = false, do_mremap = false;
-	size_t press_mb = 0;
+	size_t press_mb = 0, drop = 0;
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "wait") && i + 1 < argc)
 			wait_s = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "hold") && i + 1 < argc)
 			hold_s = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "drop") && i + 1 < argc)
+			drop = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "press") && i + 1 < argc)
 			press_mb = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "fork"))
@@ -145,6 +152,17 @@ int main(int argc, char **argv)
 	printf("huge_kb=%ld region_kb=%zu\n", huge, len / 1024);
 	fflush(stdout);
 
+	if (drop) {
+		if (drop > touched)
+			drop = touched;
+		for (size_t b = 0; b < blocks; b++)
+			madvise(region + b * BLOCK + (touched - drop) * PAGE, drop * PAGE, MADV_DONTNEED);
+		touched -= drop;
+		for (int t = 0; t < wait_s * 10; t++)
+			nanosleep(&tick, NULL);
+		printf("dropped_huge_kb=%ld\n", huge_kb_of(region));
+		fflush(stdout);
+	}
 	if (press_mb) {
 		unsigned char *q = aligned_map(press_mb << 20);
 		for (size_t i = 0; i < (press_mb << 20); i += PAGE)
