@@ -180,12 +180,14 @@ static int fill(uintptr_t b)
 		return 0;
 	/* A block of room is left beyond the fill: promotion must not take
 	 * the last of the limit from the application's next faults (memory
-	 * it asked for, where the fill is memgrp's choice). */
-	if (!mgi_charge(absent + MGI_HU_PAGES, NULL)) {
+	 * it asked for, where the fill is memgrp's choice). Looked at, not
+	 * charged and given back: that would cross the group's thresholds
+	 * up and down for nothing, and ask a nested group's grant for more. */
+	if (mgi_counter_path_margin(&mgi_agent.path) < absent + MGI_HU_PAGES ||
+	    !mgi_charge(absent, NULL)) {
 		thp.st.refused++;
 		return -ENOMEM;
 	}
-	mgi_uncharge(MGI_HU_PAGES);
 	for (uintptr_t a = b; a < b + BLOCK;) {
 		size_t n = mgi_registry_absent_run(r, a, (b + BLOCK - a) / PAGE);
 		if (n == 0) {
