@@ -120,6 +120,15 @@ run remaprace 120 -- -m 16M --swap-max 1G -- "$progs/prog_remaprace" 100 24
 	ok "mremap into a range another mremap just vacated, evicted pages: 100 rounds, every byte right" ||
 	{ bad remaprace "rc $rc"; show remaprace; }
 
+# The other order: A's mremap onto a mapped range (MREMAP_FIXED) waits
+# for its first event's read before it queues its REMAP, and B's REMAP
+# into the range A vacated comes first (before the agent's move lock, 3
+# runs of 3 read zeros, in A's range or B's, by round 1).
+run remapreverse 120 -- -m 16M --swap-max 1G -- "$progs/prog_remaprace" 30 24 reverse
+[ "$rc" = 0 ] && grep -q "remaprace ok" "$tmp/remapreverse.out" &&
+	ok "mremap into a range whose mover's REMAP is still to come, evicted pages: 30 rounds, every byte right" ||
+	{ bad remapreverse "rc $rc"; show remapreverse; }
+
 run mremap 240 -- -m 64M --swap-max 1G -- "$progs/prog_mremap" 256
 [ "$rc" = 0 ] && grep -q "mremap ok" "$tmp/mremap.out" &&
 	ok "mremap growth to 256 MB under 64M keeps the contents" || { bad mremap "rc $rc"; show mremap; }

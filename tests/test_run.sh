@@ -211,6 +211,40 @@ fi
 }
 run_case rss
 
+# malloc's blocks from all over a heap that glibc grew (unseen) into many
+# VMAs, the heap trimmed and grown again, and a large block's mapping made
+# again where a freed one was (both unseen too): every byte right, usage
+# agrees with RSS, and the interposer does not query and register a VMA per
+# malloc call (before: 200 437 madvise calls for 200 000 calls, and the
+# remapped large block, 16 MiB, was never charged).
+case_heapwalk() {
+if [ "$accounting" = 0 ]; then
+	acct_skip heapwalk
+	return
+fi
+if ! command -v strace >/dev/null; then
+	skip heapwalk "strace is not installed"
+	return
+fi
+strace -f -qq -c -e trace=madvise -o "$tmp/heapwalk.strace" timeout -k 5 180 \
+	"$memgrp" run --stats-json "$tmp/heapwalk.json" -- "$progs/prog_heapwalk" 32 200000 >"$tmp/heapwalk.out" 2>&1
+local calls anon_kb max_kb
+calls=$(awk '$NF == "madvise" { print $4 }' "$tmp/heapwalk.strace")
+anon_kb=$(sed -n 's/^heapwalk ok: \([0-9]*\).*/\1/p' "$tmp/heapwalk.out")
+max_kb=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['max_usage'] // 1024)" "$tmp/heapwalk.json" 2>/dev/null)
+if [ -z "$anon_kb" ] || [ -z "$max_kb" ] || [ -z "$calls" ]; then
+	bad heapwalk "$(tail -3 "$tmp/heapwalk.out")"
+	return
+fi
+[ "$calls" -lt 20000 ] &&
+	ok "200 000 mallocs over a heap of many VMAs: $calls madvise calls in all" ||
+	bad heapwalk_calls "$calls madvise calls for 200 000 mallocs (one VMA query and registration each)"
+[ $((max_kb * 100)) -ge $((anon_kb * 95)) ] && [ $((max_kb * 100)) -le $((anon_kb * 105)) ] &&
+	ok "heap trimmed and regrown, a large block mapped again: max_usage $max_kb KiB, RssAnon $anon_kb KiB" ||
+	bad heapwalk_usage "max_usage $max_kb KiB against RssAnon $anon_kb KiB"
+}
+run_case heapwalk
+
 case_limits() {
 echo "--- limits hold"
 # prog_hold maps its memory itself, so these run in the sanitizer build too.

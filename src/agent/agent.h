@@ -117,8 +117,8 @@ struct mgi_agent {
 	_Atomic bool idle;       /* the handler waits in poll with nothing to do */
 	_Atomic pid_t handler_tid;
 
-	/* Reclaim (reclaim.c). */
-	bool fork_events;        /* UFFD_EVENT_FORK negotiated (see reclaim.c) */
+	/* Eviction and restore (evict.c, restore.c, releaser.c, swapfile.c, fork.c). */
+	bool fork_events;        /* UFFD_EVENT_FORK negotiated (see fork.c) */
 	bool can_evict;          /* set up, and fork-safe */
 	const char *no_evict_why;
 	uintptr_t stage_base;    /* MGI_STAGE_SLOTS pages, registered (WP) on uffd */
@@ -135,7 +135,7 @@ struct mgi_agent {
 	pthread_t releaser;
 	uint64_t reclaim_asked_ns;   /* last RECLAIM_REQ */
 
-	/* The deferred start (agent.c, "A start that costs nothing"): joined,
+	/* The deferred start (start.c, "A start that costs nothing"): joined,
 	 * what the process maps charged at its size, no userfaultfd and no
 	 * agent thread until it outgrows MEMGRP_START_ALLOWANCE. */
 	bool lazy;
@@ -147,7 +147,7 @@ struct mgi_agent {
 
 extern struct mgi_agent mgi_agent;
 
-/* handler.c */
+/* handler.c, fault.c */
 void *mgi_handler_main(void *arg); /* arg: MEMGRP_HANDLER_SCHED's choice */
 /* Charging and uncharging: account.h. */
 uint64_t mgi_now_ns(void);
@@ -157,29 +157,14 @@ uint64_t mgi_now_ns(void);
  * need room: parked (no reclaim from inside reclaim). */
 void mgi_handler_follow_events(void);
 
-/* reclaim.c (run by the handler thread, except where said) */
+/* evict.c (run by the handler thread, except where said) */
 /* Sets up the staging area, beacon, store and releaser; called at start-up
  * before the handler. Failing leaves the process unable to evict (said in
  * no_evict_why) but managed. */
-void mgi_reclaim_init(void);
-/* In a forked child, before anything else: waits until the parent's
- * handler has either handed us the uffd our address space is registered
- * on, with the store we inherited to restore from (its faults are served
- * from then on), or copied in every page it held and let go; unmaps the
- * parent's other reclaim ranges. Returns the uffd handed over, or -1. */
-int mgi_reclaim_child_start(void);
-/* In a forked child that was handed its uffd: stops serving faults from
- * the kept store alone (the handler thread, first thing). */
-void mgi_reclaim_early_stop(void);
-/* In a forked child that kept its parent's store, once the handler's scan
- * has registered the address space (before any fault is served): marks
- * the store's pages out in the registry and charges them to swap. */
-void mgi_reclaim_adopt(void);
-/* Whether this is a forked child's start, before mgi_reclaim_adopt. */
-bool mgi_reclaim_adopting(void);
+void mgi_evict_init(void);
 /* Whether this process may evict for a charge refused `level` steps up:
  * set up, swappiness above 0, and room in the swap counters. */
-bool mgi_reclaim_allowed(unsigned level);
+bool mgi_evict_allowed(unsigned level);
 /* Evicts (compresses) up to `pages` pages of this process, oldest staged
  * first, and tops the staging area up. Returns the memory pages freed. */
 uint64_t mgi_evict(uint64_t pages);
@@ -189,7 +174,10 @@ uint64_t mgi_evict(uint64_t pages);
 uint64_t mgi_evict_ahead(void);
 /* Tops the staging area up to its target, evicting nothing: the pages
  * this process does not touch from now on show as cold. */
-void mgi_reclaim_age(void);
+void mgi_evict_age(void);
+/* Publishes the reclaim figures in the process's slot. */
+void mgi_evict_publish(void);
+/* restore.c (the handler thread) */
 /* Restores the out page at `page` of region r (and, if sequential, its
  * stored neighbours): MGI_DONE with *restored pages, MGI_RETRY, MGI_ABSENT,
  * or MGI_NEED_ROOM with the refusing level in *level. */
@@ -197,36 +185,51 @@ enum mgi_resolved mgi_restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 			      size_t *restored, unsigned *level);
 /* The process discarded or unmapped [start, end): drops what the agent held
  * for its out pages and uncharges it. */
-void mgi_reclaim_drop(uintptr_t start, uintptr_t end);
+void mgi_restore_drop(uintptr_t start, uintptr_t end);
 /* mremap moved [from, from + len) to `to`, and the registry followed:
  * rekeys what the agent holds for the out pages now at the destination. */
-void mgi_reclaim_moved(uintptr_t from, uintptr_t to, size_t len);
+void mgi_restore_moved(uintptr_t from, uintptr_t to, size_t len);
+/* releaser.c (the handler thread's side of it) */
+/* The releaser dropped frames: reads its answers (done_rd readable). */
+void mgi_releaser_answers(void);
+/* The handler is about to wait for work: what it kept back to send the
+ * releaser in a batch goes now. */
+void mgi_releaser_idle(void);
+/* Whether page lies in a range the helper is unsharing (its
+ * MADV_POPULATE_WRITE faults there when a page went missing meanwhile). */
+bool mgi_releaser_unsharing(uintptr_t page);
+/* fork.c, forkchild.c */
+/* In a forked child, before anything else: waits until the parent's
+ * handler has either handed us the uffd our address space is registered
+ * on, with the store we inherited to restore from (its faults are served
+ * from then on), or copied in every page it held and let go; unmaps the
+ * parent's other reclaim ranges. Returns the uffd handed over, or -1. */
+int mgi_fork_child_start(void);
+/* In a forked child that was handed its uffd: stops serving faults from
+ * the kept store alone (the handler thread, first thing). */
+void mgi_fork_early_stop(void);
+/* In a forked child that kept its parent's store, once the handler's scan
+ * has registered the address space (before any fault is served): marks
+ * the store's pages out in the registry and charges them to swap. */
+void mgi_fork_adopt(void);
+/* Whether this is a forked child's start, before mgi_fork_adopt. */
+bool mgi_fork_adopting(void);
 /* UFFD_EVENT_FORK: lets the child keep (and restore lazily) what the agent
  * holds out of the address space when its snapshot of the agent is whole,
  * else copies every such page into it (through cfd); then closes cfd. */
-void mgi_reclaim_fork(int cfd);
-/* The releaser dropped frames: reads its answers (done_rd readable). */
-void mgi_reclaim_released(void);
-/* The handler is about to wait for work: what it kept back to send the
- * releaser in a batch goes now. */
-void mgi_reclaim_idle(void);
-/* Whether page lies in a range the helper is unsharing (its
- * MADV_POPULATE_WRITE faults there when a page went missing meanwhile). */
-bool mgi_reclaim_unsharing(uintptr_t page);
-/* Publishes the reclaim figures in the process's slot. */
-void mgi_reclaim_publish(void);
+void mgi_fork_event(int cfd);
 /* Around the handler's reads of the uffd; the application's fork (atfork
- * prepare); a forked child first (see reclaim.c, "A forked child's
+ * prepare); a forked child first (see fork.c, "A forked child's
  * userfaultfd"). */
 struct uffd_msg;
-void mgi_reclaim_read_begin(void);
-void mgi_reclaim_read_end(const struct uffd_msg *msgs, size_t n);
-void mgi_reclaim_fork_prepare(void);
-void mgi_reclaim_fork_parent(void);
-void mgi_reclaim_close_inflight(void);
+void mgi_fork_read_begin(void);
+void mgi_fork_read_end(const struct uffd_msg *msgs, size_t n);
+void mgi_fork_prepare(void);
+void mgi_fork_parent(void);
+void mgi_fork_close_inflight(void);
 /* watchdog.c: arg is a 4 KiB scratch buffer in the arena */
 void *mgi_watchdog_main(void *arg);
-/* Registers the eligible anonymous regions of the address space and learns
+/* learn.c: registers the eligible anonymous regions of the address space and learns
  * them. Called by the handler at start-up. */
 void mgi_scan_and_register(void);
 /* The same later on (estimate mode's tick): admits what is not known. */
@@ -240,13 +243,17 @@ void mgi_register_for_app(uintptr_t start, uintptr_t end);
 void mgi_register_exact(uintptr_t start, uintptr_t end);
 /* The VMA around addr, registered if it is eligible and not yet. */
 void mgi_register_vma_at(uintptr_t addr);
+/* The handler took an UNMAP or REMAP of a range starting at start: every
+ * thread forgets the ranges it knew, and what is mapped at start now is
+ * registered (exact mode). Handler thread only. */
+void mgi_interpose_unmapped(uintptr_t start);
 
 /* move.c: reads what the manager sends on the connection (MOVE, EVICT) and
  * answers. Called by the handler thread when the connection is readable;
  * returns false once the manager has gone (stop polling it). */
 bool mgi_agent_on_manager_message(void);
 
-/* handler.c: whether [start, end) overlaps a range the application gave
+/* guards.c: whether [start, end) overlaps a range the application gave
  * back (MADV_DONTNEED) in the last 50 ms, whose old pages the kernel may
  * not have zapped yet: not to be evicted from or faulted around into. */
 bool mgi_recently_removed(uintptr_t start, uintptr_t end);
@@ -254,7 +261,7 @@ bool mgi_recently_removed(uintptr_t start, uintptr_t end);
  * child's included). */
 void mgi_handler_guards_reset(void);
 
-/* handler.c: adds [start, end) (registered with the uffd) to the registry
+/* learn.c: adds [start, end) (registered with the uffd) to the registry
  * and marks the pages already present, charging them if charge (else the
  * caller holds their charge: a fast region turning slow). Returns them. */
 uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge);
@@ -317,7 +324,7 @@ void mgi_est_unmap_for_app(uintptr_t start, uintptr_t end);
  * known already), else all admitted by the handler (waited for). */
 void mgi_est_found_for_app(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve);
 
-/* agent.c */
+/* start.c */
 /* A process in its deferred start: the application's new memory [start,
  * end) (page aligned) is charged at its size, or, when it does not fit in
  * the allowance, the agent starts for good (mgi_agent_start_now). Called by
@@ -328,7 +335,7 @@ void mgi_agent_lazy_grow(uintptr_t start, uintptr_t end);
  * start (its charge at size given back): from then on as any start. */
 void mgi_agent_start_now(void);
 
-/* After the manager went away: hands this process's segments back to a
+/* join.c: after the manager went away: hands this process's segments back to a
  * manager at the same socket (a restarted memgrpd), which adopts the
  * groups it does not serve yet. Waits at most 500 ms for the answer.
  * Returns 0 once rejoined; -EPROTO if refused (then never asks again). */
@@ -338,6 +345,7 @@ int mgi_agent_rejoin(void);
 /* Maps one segment's two parts back to back, the control part read-only,
  * and checks its header. Returns it or NULL. */
 mgi_segment_t *mgi_agent_map_segment(int ctlfd, int acctfd);
+/* agent.c */
 void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* creds.c: the agent's threads follow the application's set*id calls.
@@ -345,7 +353,7 @@ void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mgi_creds_agent_thread(void);
 /* Wraps glibc's SIGSETXID handler; call once the agent's threads run. */
 void mgi_creds_init(void);
-/* Starts an agent thread on stack, all signals blocked; returns (-errno or
+/* thread.c: starts an agent thread on stack, all signals blocked; returns (-errno or
  * 0) once the thread runs fn, past the libraries' own thread start. */
 int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg);
 /* The agent's threads start here, with these attributes (interpose.c
@@ -356,7 +364,7 @@ extern const pthread_attr_t *_Atomic mgi_agent_attr;
 /* The control blocks (pthread_t) of the threads the application created,
  * each once (glibc reuses a cached stack's), kept across fork (a child
  * inherits its parent's cached stacks): glibc's child code walks them
- * before our fork handler runs (reclaim.c). `mgi_app_tcbs_lost`: more
+ * before our fork handler runs (fork.c). `mgi_app_tcbs_lost`: more
  * than the table holds. `mgi_agent_threads`: the agent's own threads
  * alive (mgi_start_thread's), to tell the application's by their count. */
 #define MGI_APP_TCBS_MAX 256
@@ -364,6 +372,7 @@ extern uintptr_t mgi_app_tcbs[MGI_APP_TCBS_MAX];
 extern _Atomic unsigned mgi_app_ntcbs;
 extern _Atomic bool mgi_app_tcbs_lost;
 extern _Atomic unsigned mgi_agent_threads;
+/* exclude.c: whether [start, end) overlaps what the agent never registers. */
 bool mgi_agent_excluded(uintptr_t start, uintptr_t end);
 
 #endif

@@ -204,7 +204,7 @@ int mgi_hand_over(uintptr_t start, uintptr_t end)
 	long present = mgi_registry_remove(&mgi_agent.reg, start, end);
 	if (present > 0)
 		mgi_uncharge((uint64_t)present);
-	mgi_reclaim_publish();
+	mgi_evict_publish();
 	if (nhanded < HANDED_MAX) {
 		handed[nhanded] = (struct handed){.start = start, .end = end};
 		account(nhanded++);

@@ -121,7 +121,7 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 	mgi_agent.me = me;
 	mgi_account_use_segments();
 	memcpy(mgi_agent.group, w->group, sizeof(mgi_agent.group));
-	mgi_reclaim_publish();
+	mgi_evict_publish();
 	for (unsigned i = 0; i < mgi_agent.path.depth; i++)
 		crossed += mgi_segment_check_thresholds(segs[i]);
 	mgi_account_wake(crossed);
@@ -173,15 +173,15 @@ bool mgi_agent_on_manager_message(void)
 		mgi_msg_t r;
 		uint64_t asked = msg.evict.pages;
 		if (!asked) {
-			if (mgi_reclaim_allowed(0))
-				mgi_reclaim_age();
+			if (mgi_evict_allowed(0))
+				mgi_evict_age();
 			break;
 		}
 		mgi_msg_init(&r, MGI_MSG_EVICTED);
 		r.evict.pages = asked;
 		/* Estimate mode: fast regions give back their estimate first. */
 		r.evict.freed = mgi_est_give(asked);
-		if (r.evict.freed < asked && mgi_reclaim_allowed(0))
+		if (r.evict.freed < asked && mgi_evict_allowed(0))
 			r.evict.freed += mgi_evict(asked - r.evict.freed);
 		send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		break;

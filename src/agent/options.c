@@ -31,9 +31,9 @@ static const struct {
 	 * handler_priority in handler.c. */
 	[MGI_ENV_HANDLER_SCHED] = {"MEMGRP_HANDLER_SCHED", CHOICE, 0, 0,
 				   {"auto", "rt", "nice", "slice", "off"}},
-	/* signed: read as a string, checked where it is sent (agent.c) */
+	/* signed: read as a string, checked where it is sent (join.c) */
 	[MGI_ENV_OOM_PRIORITY] = {"MEMGRP_OOM_PRIORITY", STR, 0, 0, {NULL}},
-	/* a size (K/M/G): read with mgi_size_parse where it is used (agent.c) */
+	/* a size (K/M/G): read with mgi_size_parse where it is used (start.c) */
 	[MGI_ENV_START_ALLOWANCE] = {"MEMGRP_START_ALLOWANCE", STR, 0, 0, {NULL}},
 	/* Huge pages (thp.c): 90 % is Ingens' 460 of 512 pages; 50 a second
 	 * is 100 MiB/s, about what one collapse at a time keeps up with

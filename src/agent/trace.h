@@ -32,7 +32,7 @@ enum mgi_trace_op {
 	MGI_TR_CONFLICT,   /* a = page */
 	MGI_TR_UNREPORTED, /* a = run, b = first slot, n = pages a failed move moved after all */
 	MGI_TR_FORK_KEPT,  /* a fork whose child keeps the store; b = mut_seq at its prepare */
-	MGI_TR_FORK_COPIED,/* a fork copied into; b = mut_seq at its prepare, c = why (reclaim.c) */
+	MGI_TR_FORK_COPIED,/* a fork copied into; b = mut_seq at its prepare, c = why (fork.c) */
 };
 
 typedef struct mgi_trace_rec {

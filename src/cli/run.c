@@ -512,7 +512,7 @@ int mgi_cmd_run(int argc, char **argv)
 			backstop_given = true;
 			break;
 		case OPT_OOM_PRIORITY: {
-			/* the agent tells the manager once joined (agent.c) */
+			/* the agent tells the manager once joined (agent/join.c) */
 			char *end;
 			errno = 0;
 			long p = strtol(optarg, &end, 10);

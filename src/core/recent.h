@@ -7,7 +7,7 @@
 
 /*
  * The kernel's userfaultfd events and the handler's own actions race in
- * two known ways (src/agent/handler.c says which); each guard remembers
+ * two known ways (src/agent/guards.c says which); each guard remembers
  * ranges for a while in a small ring:
  *  - "removed": ranges the application gave back (MADV_DONTNEED). For a
  *    moment after the event is read the old pages may still be there;

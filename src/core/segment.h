@@ -106,7 +106,7 @@ enum mgi_oom_scope {
 	MGI_OOM_SCOPE_GROUP = 1,   /* every process of the group, as one unit */
 };
 /* --oom-grace's bound: an agent whose fault waits this long without a
- * resolution ends itself (handler.c OOM_GIVEUP_NS, 10 s), so a grace must
+ * resolution ends itself (agent/oomwait.c OOM_GIVEUP_NS, 10 s), so a grace must
  * end well before. */
 #define MGI_OOM_GRACE_MAX_MS 5000
 #define MGI_OOM_REGEX_MAX 128 /* with its NUL */
@@ -205,7 +205,7 @@ typedef struct mgi_segment_ctl {
 	/* 1 while the group is paused at OOM (--oom-kill-disable): its
 	 * faulting threads wait for memory freed, a higher limit or a kill.
 	 * An agent whose charge this group refuses keeps waiting while it is
-	 * set and its manager is there (handler.c: no self-kill after 10 s). */
+	 * set and its manager is there (agent/oomwait.c: no self-kill after 10 s). */
 	_Atomic uint32_t under_oom;
 	uint32_t ladder_reserved;
 	/* The ladder's rungs and their outcomes (escalate.c), counted by the

@@ -194,7 +194,7 @@ uint64_t mgi_pid_age_ms(const mgi_pid_stat_t *st)
 /* Reclaim evicts with MOVE, so a kernel without it (before 6.8) is refused
  * rather than half-working. FORK keeps a forked child's registration, so
  * that its pages still held by the agent are copied in before anything
- * reads them (see src/agent/reclaim.c). */
+ * reads them (see src/agent/fork.c). */
 #define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
 		  UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_MOVE)
 
@@ -261,7 +261,7 @@ int mgi_uffd_open(bool *fork_events, int (*broker)(int fd, uint64_t features), c
 	rc = negotiate(fd, features);
 	if (rc == -EPERM && (features & UFFD_FEATURE_EVENT_FORK)) {
 		/* EVENT_FORK needs CAP_SYS_PTRACE: go on without it (the
-		 * caller then keeps no page out of the process, see reclaim.c).
+		 * caller then keeps no page out of the process, see src/agent/fork.c).
 		 * A failed UFFDIO_API may leave the fd unusable: a new one. */
 		close(fd);
 		fd = open_uffd_fd();

@@ -1,6 +1,7 @@
 /* remaprace.c - one thread's mremap moves a mapping into the range another thread's mremap just vacated. */
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/mman.h>
@@ -10,7 +11,7 @@
 #include "common.h"
 
 /*
- * Usage: prog_remaprace ROUNDS CHURN_MB
+ * Usage: prog_remaprace ROUNDS CHURN_MB [reverse]
  *
  * Each round, thread A maps and fills a range X, then grows it with mremap,
  * which moves it elsewhere (a guard page stops it growing in place). The
@@ -22,6 +23,16 @@
  * UNMAP at its word dropped B's evicted pages, and B read zeros. A third
  * thread keeps rewriting CHURN_MB, so that the group stays at its limit and
  * B's cold pages are evicted. Exit 0 when every byte was right.
+ *
+ * "reverse" makes the other order happen: A lets X go cold too and moves
+ * it with MREMAP_FIXED onto a range Y that is mapped (and registered). The
+ * kernel then queues, after dropping the mmap lock, first the UNMAP of Y's
+ * old mapping, waits until the agent has read it, and only then the REMAP
+ * of X to Y. B, spinning until X is vacated, moves its mapping into X in
+ * that round trip, so B's REMAP (into X) comes before A's (out of X). An
+ * agent that took what it held at X for stale when B's REMAP came dropped
+ * A's evicted pages, and then moved B's to Y with A's REMAP: both read
+ * zeros.
  */
 
 #define PAGE 4096UL
@@ -61,7 +72,16 @@ static unsigned resident(void *p, size_t len)
 }
 
 static int rounds;
+static bool reverse;
 static atomic_int moved_in;
+
+/* Waits until at most a quarter of [p, p + len) is resident (2 s at most):
+ * most of it evicted, held by the agent. */
+static void let_go_cold(unsigned char *p, size_t len)
+{
+	for (int i = 0; i < 2000 && resident(p, len) > PAGES / 4; i++)
+		usleep(1000);
+}
 
 static void *mover_a(void *arg)
 {
@@ -77,9 +97,20 @@ static void *mover_a(void *arg)
 		if (mprotect(p + len, PAGE, PROT_NONE) != 0)
 			DIE("mprotect failed");
 		fill(p, len, (uint64_t)r << 20 | 1);
+		unsigned char *y = NULL;
+		if (reverse) {
+			y = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (y == MAP_FAILED)
+				DIE("mmap failed");
+			y[0] = 1; /* Y is in use: its UNMAP is queued first */
+			let_go_cold(p, len);
+		}
 		atomic_store(&x_range, p);
 		pthread_barrier_wait(&round_start);
-		unsigned char *q = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
+		unsigned char *q = reverse
+			? mremap(p, len, 2 * len, MREMAP_MAYMOVE | MREMAP_FIXED, y)
+			: mremap(p, len, 2 * len, MREMAP_MAYMOVE);
 		if (q == MAP_FAILED)
 			DIE("mremap (A) failed");
 		long bad = verify(q, len, (uint64_t)r << 20 | 1);
@@ -103,9 +134,7 @@ static void *mover_b(void *arg)
 		if (b == MAP_FAILED)
 			DIE("mmap failed");
 		fill(b, len, (uint64_t)r << 20 | 2);
-		/* Let it go cold: most of it evicted (2 s at most). */
-		for (int i = 0; i < 2000 && resident(b, len) > PAGES / 4; i++)
-			usleep(1000);
+		let_go_cold(b, len);
 		pthread_barrier_wait(&round_start);
 		unsigned char *x = atomic_load(&x_range);
 		while (mapped(x, len))
@@ -126,8 +155,10 @@ static void *mover_b(void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3 || (rounds = atoi(argv[1])) < 1)
-		DIE("usage: prog_remaprace ROUNDS CHURN_MB");
+	if (argc < 3 || argc > 4 || (rounds = atoi(argv[1])) < 1 ||
+	    (argc == 4 && strcmp(argv[3], "reverse") != 0))
+		DIE("usage: prog_remaprace ROUNDS CHURN_MB [reverse]");
+	reverse = argc == 4;
 	churn_len = strtoul(argv[2], NULL, 10) << 20;
 	churn = mmap(NULL, churn_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!churn_len || churn == MAP_FAILED)

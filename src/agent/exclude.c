@@ -1,0 +1,200 @@
+/* exclude.c - what the agent never registers: its arena and ranges, the handler's objects and their data. */
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "agent.h"
+#include "options.h"
+#include "victim.h"
+#include "os.h"
+#include "proto.h"
+#include "size.h"
+#include "trace.h"
+#include "start.h"
+
+bool mgi_agent_excluded(uintptr_t start, uintptr_t end)
+{
+	if (start < mgi_agent.arena.end && end > mgi_agent.arena.base)
+		return true;
+	for (unsigned i = 0; i < mgi_agent.nown; i++)
+		if (start < mgi_agent.own[i].end && end > mgi_agent.own[i].start)
+			return true;
+	for (unsigned i = 0; i < mgi_agent.nelf; i++)
+		if (start < mgi_agent.elf[i].end && end > mgi_agent.elf[i].start)
+			return true;
+	return false;
+}
+
+/* Objects whose code the fault handler runs: their bss (anonymous pages
+ * right after their data) must never be registered, or the handler could
+ * fault on memory only it can resolve. Every other object's bss (a
+ * program's static arrays) is application memory and is managed. */
+static bool handler_uses(const char *path)
+{
+	static const char *const names[] = {
+		"libc.so", "ld-linux", "libmemgrp-agent", /* the handler's own code */
+		"liblz4", "libzstd", /* the store's codecs, run by the handler */
+		"libasan", "libubsan", "libtsan", "libclang_rt", /* sanitizer builds */
+	};
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strstr(base, names[i]))
+			return true;
+	return false;
+}
+
+/* Extents of the objects the handler uses, from their PT_LOAD segments. */
+static int collect_elf(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+
+	(void)size;
+	(void)arg;
+	if (!info->dlpi_name || !handler_uses(info->dlpi_name))
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+		if (s < lo)
+			lo = s;
+		if (e > hi)
+			hi = e;
+	}
+	if (hi > lo && mgi_agent.nelf < MGI_ELF_RANGES_MAX) {
+		mgi_agent.elf[mgi_agent.nelf].start = lo & ~(MGI_PAGE_SIZE - 1);
+		mgi_agent.elf[mgi_agent.nelf].end = (hi + MGI_PAGE_SIZE - 1) & ~(MGI_PAGE_SIZE - 1);
+		mgi_agent.nelf++;
+	}
+	return 0;
+}
+
+#if defined(__x86_64__)
+#define MGI_R_GLOB_DAT R_X86_64_GLOB_DAT
+#elif defined(__aarch64__)
+#define MGI_R_GLOB_DAT R_AARCH64_GLOB_DAT
+#endif
+
+/* A dynamic-section address: glibc rebases some entries in place, others
+ * stay relative to the object's load address. */
+static uintptr_t dyn_addr(const struct dl_phdr_info *info, ElfW(Addr) p)
+{
+	return p < info->dlpi_addr ? info->dlpi_addr + p : p;
+}
+
+/*
+ * Data the handler's objects reach through their GOT may live outside
+ * them: a program linked against a shared runtime gets copy relocations,
+ * so ASan's __asan_option_detect_stack_use_after_return (read in every
+ * instrumented function's prologue) or libc's environ sit in the
+ * executable's bss, which is application memory and gets registered. Were
+ * such a page evicted, the handler would fault on a page only it can
+ * bring back. Every writable GLOB_DAT target of the handler's objects is
+ * excluded, page by page (the symbol's size when the object spans more).
+ */
+static int exclude_got_targets(struct dl_phdr_info *info, size_t size, void *arg)
+{
+#ifdef MGI_R_GLOB_DAT
+	const ElfW(Dyn) *dyn = NULL;
+	const ElfW(Rela) *rela = NULL;
+	const ElfW(Sym) *symtab = NULL;
+	size_t relasz = 0;
+
+	(void)size;
+	(void)arg;
+	if (!info->dlpi_name || !handler_uses(info->dlpi_name))
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+			dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+	for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
+		if (dyn->d_tag == DT_RELA)
+			rela = (const ElfW(Rela) *)dyn_addr(info, dyn->d_un.d_ptr);
+		else if (dyn->d_tag == DT_RELASZ)
+			relasz = dyn->d_un.d_val;
+		else if (dyn->d_tag == DT_SYMTAB)
+			symtab = (const ElfW(Sym) *)dyn_addr(info, dyn->d_un.d_ptr);
+	}
+	if (!rela || !symtab)
+		return 0;
+	for (size_t i = 0; i < relasz / sizeof(*rela); i++) {
+		if (ELF64_R_TYPE(rela[i].r_info) != MGI_R_GLOB_DAT)
+			continue;
+		uintptr_t target = *(const uintptr_t *)(info->dlpi_addr + rela[i].r_offset);
+		size_t len = symtab[ELF64_R_SYM(rela[i].r_info)].st_size;
+		mgi_vma_t v;
+
+		if (!target || mgi_agent_excluded(target, target + 1) ||
+		    mgi_vma_query(mgi_agent.mapsfd, target, &v) != 0 || v.start > target ||
+		    !(v.flags & MGI_VMA_WRITE))
+			continue;
+		if (mgi_agent.nelf >= MGI_ELF_RANGES_MAX)
+			break;
+		mgi_agent.elf[mgi_agent.nelf].start = target & ~(MGI_PAGE_SIZE - 1);
+		mgi_agent.elf[mgi_agent.nelf].end =
+			(target + (len ? len : 1) + MGI_PAGE_SIZE - 1) & ~(MGI_PAGE_SIZE - 1);
+		mgi_agent.nelf++;
+	}
+#else
+	(void)info;
+	(void)size;
+	(void)arg;
+#endif
+	return 0;
+}
+
+/*
+ * The starting thread's control block (struct pthread, with its static TLS
+ * and rseq area) lives in an anonymous mapping of ld.so's, beside the
+ * loaded objects (or, in a forked child, at the top of that thread's
+ * stack). The handler's libc touches it, and so does the kernel on every
+ * return to user space (rseq): were it evicted, the handler would wait on
+ * itself. Excluded like the objects' bss: the VMA holding pthread_self().
+ */
+static void exclude_own_tcb(void)
+{
+	uintptr_t self = (uintptr_t)pthread_self();
+	mgi_vma_t v;
+
+	if (mgi_vma_query(mgi_agent.mapsfd, self, &v) != 0 || v.start > self ||
+	    mgi_agent.nelf >= MGI_ELF_RANGES_MAX)
+		return;
+	/* a thread's stack mapping can be large: keep only its top, where
+	 * the control block and static TLS are */
+	if (v.end - v.start > (256UL << 10) && self - v.start > (128UL << 10))
+		v.start = (self - (128UL << 10)) & ~(MGI_PAGE_SIZE - 1);
+	mgi_agent.elf[mgi_agent.nelf].start = v.start;
+	mgi_agent.elf[mgi_agent.nelf].end = v.end;
+	mgi_agent.nelf++;
+}
+
+void mgi_exclude_objects(void)
+{
+	mgi_agent.nelf = 0;
+	dl_iterate_phdr(collect_elf, NULL);
+}
+
+void mgi_exclude_handler_data(void)
+{
+	dl_iterate_phdr(exclude_got_targets, NULL);
+	exclude_own_tcb();
+}

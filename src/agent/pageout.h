@@ -1,0 +1,87 @@
+/* pageout.h - what eviction, restore, the releaser, the write-back file and fork share inside the agent. */
+#ifndef MGI_AGENT_PAGEOUT_H
+#define MGI_AGENT_PAGEOUT_H
+
+#include "agent.h"
+
+/* All run by the handler thread, except where said. The public entry
+ * points of these modules are in agent.h; these are the calls they make
+ * into each other. */
+
+/* The store's and the staging table's key of a page: its page number. */
+static inline uint64_t key_of(uintptr_t addr)
+{
+	return addr >> MGI_PAGE_SHIFT;
+}
+
+/* Where staging slot `slot` lies. */
+static inline void *slot_addr(uint32_t slot)
+{
+	return (void *)(mgi_agent.stage_base + (uintptr_t)slot * MGI_PAGE_SIZE);
+}
+
+/* evict.c: the agent's own reservations (never registered, dropped in a
+ * forked child) and a reservation of fresh pages for them. */
+int mgi_own_range(uintptr_t start, size_t len);
+void *mgi_reserve(size_t len);
+
+/* releaser.c: the queue of requests to the releaser thread. */
+int mgi_releaser_start(void);
+/* Sends the queued requests, as many as the pipe takes; lazily: once they
+ * are worth a round trip. */
+void mgi_releaser_flush(void);
+void mgi_releaser_flush_lazily(void);
+/* A retired slot's frame is to be dropped. */
+void mgi_releaser_release(uint32_t slot);
+/* n pages from addr shared with a child are to be made our own. */
+void mgi_releaser_unshare(uintptr_t addr, size_t n);
+/* Unshare requests outstanding; whether [addr, addr + n pages) is among them. */
+unsigned mgi_releaser_unshares_pending(void);
+bool mgi_releaser_unsharing_range(uintptr_t addr, size_t n);
+/* Waits up to ms for the releaser's answers, following events meanwhile. */
+void mgi_releaser_wait(int ms);
+/* A forked child: the queue emptied, the pipes closed. */
+void mgi_releaser_child_reset(void);
+
+/* swapfile.c: the write-back file behind the store (--swap-file). */
+void mgi_swapfile_init(void);
+/* The store's file operations (mgi_store_ops_t). */
+int mgi_swapfile_write(void *ctx, uint64_t off, const void *buf, size_t len);
+int mgi_swapfile_read(void *ctx, uint64_t off, void *buf, size_t len);
+void mgi_swapfile_discard(void *ctx, uint64_t off, size_t len);
+/* Writes the oldest compressed pages back when the group's pass the size. */
+void mgi_swapfile_write_back(void);
+/* The file's meta reservation (a forked child keeps it with the store). */
+void mgi_swapfile_meta(void **meta, size_t *bytes);
+void mgi_swapfile_child_reset(void);
+
+/* restore.c: a page present though its data was held evicted (said once). */
+void mgi_restore_conflict(uintptr_t page);
+
+/* fork.c: every change to what a forked child may keep (the store, the
+ * staged slots' keys, the write-back file) is made between these (see
+ * fork.c, "what a forked child may keep"). */
+void mgi_fork_change_begin(void);
+void mgi_fork_change_end(void);
+/* The application's forks under way (prepare to parent handler). */
+unsigned mgi_fork_under_way(void);
+/* A forked child: fork.c's state reset; returns our socket end or -1. */
+int mgi_fork_child_reset(void);
+
+/* forkchild.c: whether a child's early fault server runs (a thread of
+ * the agent's, for fork_prepare's count). */
+bool mgi_fork_early_serving(void);
+/* What a forked child kept of its parent's (child start to mgi_evict_init
+ * and mgi_fork_adopt). Shared, not owned: evict.c and swapfile.c take the
+ * store and file meta from it at set-up. Step two of the split gives it
+ * one owner. */
+struct mgi_kept {
+	void *store_mem, *meta;
+	size_t store_bytes, meta_bytes;
+	mgi_store_t *store;
+	uint64_t pages; /* entries to charge to swap once adopted */
+	bool adopting;
+};
+extern struct mgi_kept mgi_kept;
+
+#endif
