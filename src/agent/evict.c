@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "options.h"
 #include "os.h"
+#include "thp.h"
 #include "trace.h"
 #include "pageout.h"
 
@@ -344,6 +345,7 @@ static uint64_t deactivate(uint64_t want)
 		if (k) {
 			mgi_staging_fill(&mgi_agent.staging, first, (uint32_t)k, key_of(run), now);
 			mgi_registry_evict(reg, r, run, k);
+			mgi_thp_gone(run, run + k * PAGE);
 			moved_total += k;
 		}
 		uintptr_t at = run + k * PAGE;

@@ -19,6 +19,7 @@
 #include "proto.h"
 #include "recent.h"
 #include "size.h"
+#include "thp.h"
 #include "trace.h"
 #include "fault.h"
 
@@ -160,6 +161,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			if (res == MGI_DONE) {
 				if (k)
 					remember_run(r, page, page + k * PAGE);
+				mgi_thp_filled(page, page + k * PAGE);
 				last_fault_pages = k;
 				goto done;
 			}
@@ -207,6 +209,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		if (k) {
 			mgi_registry_mark(reg, r, s, k);
 			remember_run(r, s, s + k * PAGE);
+			mgi_thp_filled(s, s + k * PAGE);
 		}
 		mgi_uncharge(n - k);
 		if (rc == 0 || page < s + copied)
@@ -227,6 +230,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			mgi_trace(MGI_TR_EEXIST, there, 0, 0, 0);
 			mgi_charge_anyway(1);
 			mgi_registry_mark(reg, r, there, 1);
+			mgi_thp_filled(there, there + PAGE);
 			if (there == page) {
 				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
 				goto done;
@@ -291,6 +295,7 @@ static void on_event(const struct uffd_msg *m)
 			mgi_guard_note_removed(m->arg.remove.start, m->arg.remove.end);
 		mgi_restore_drop(m->arg.remove.start, m->arg.remove.end);
 		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
+		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_UNMAP:
 		if (mgi_guard_claim_vacated(m->arg.remove.start, m->arg.remove.end)) {
@@ -298,6 +303,7 @@ static void on_event(const struct uffd_msg *m)
 			 * newcomer's (n=1 in the trace) */
 			mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 1, 0);
 			mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
+			mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 			mgi_interpose_unmapped(m->arg.remove.start);
 			break;
 		}
@@ -310,6 +316,7 @@ static void on_event(const struct uffd_msg *m)
 			n = (long)mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start,
 						     m->arg.remove.end);
 		mgi_uncharge((uint64_t)n);
+		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		mgi_learn_publish_sizes();
 		mgi_interpose_unmapped(m->arg.remove.start);
 		break;
@@ -326,7 +333,9 @@ static void on_event(const struct uffd_msg *m)
 		mgi_uncharge(dropped);
 		if (rc == 0) {
 			mgi_restore_moved(from, to, len);
+			mgi_thp_moved(from, to, len);
 		} else {
+			mgi_thp_gone(from, from + len);
 			/* Could not follow (the arena is exhausted): drop the
 			 * source's charges; the destination is learned again
 			 * (with mincore) on its first fault. Evicted pages of

@@ -25,6 +25,7 @@
 #include "os.h"
 #include "proto.h"
 #include "size.h"
+#include "thp.h"
 #include "trace.h"
 #include "start.h"
 
@@ -318,6 +319,7 @@ static void start_full(void)
 	if (mgi_start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
 			     mgi_watchdog_main, watch_buf) != 0)
 		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
+	mgi_thp_init(); /* its worker, like the watchdog, before the scan */
 	rc = start_handler();
 	if (rc != 0) {
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));

@@ -64,6 +64,14 @@ static void run_usage(FILE *out)
 		"      --oom-priority N     -1000..1000: COMMAND's processes rank at N under\n"
 		"                           --oom-policy priority (higher dies first; a\n"
 		"                           process may change its own: mg_oom_priority_set)\n"
+		"      --thp never|ingens|always  huge pages (default never): ingens\n"
+		"                           promotes a 2 MiB block once --thp-threshold of\n"
+		"                           it is in use, filling the rest (charged) and\n"
+		"                           collapsing it off the fault path; always, at\n"
+		"                           its first fault (as Linux THP)\n"
+		"      --thp-threshold PCT  1..100 (default 90: 460 of 512 pages)\n"
+		"      --thp-rate N         promotions a second at most, per process\n"
+		"                           (default 50; 0: no bound)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
 		"      --record FILE        a timeline of the run as CSV: the group's usage,\n"
 		"                           limit and figures every period and at each\n"
@@ -83,7 +91,7 @@ static void run_usage(FILE *out)
 		"\n"
 		"With --backend kernel the command runs without the agent, in the group's\n"
 		"kernel memory cgroup (limited at --memory-max exactly); --codec,\n"
-		"--swap-file, --fault-around and --mode estimate need the agent and are\n"
+		"--swap-file, --fault-around, --thp and --mode estimate need the agent and are\n"
 		"refused there.\n"
 		"\n"
 		"Environment: MEMGRP_AGENT overrides the path of libmemgrp-agent.so.\n",
@@ -361,7 +369,7 @@ int mgi_cmd_run(int argc, char **argv)
 	enum { OPT_FAULT_AROUND = 256, OPT_STATS_JSON, OPT_SOCKET, OPT_COOP_WAIT, OPT_CODEC,
 	       OPT_MIN_AVAILABLE, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER, OPT_BACKSTOP, OPT_OOM_PRIORITY,
 	       OPT_METRICS_LISTEN, OPT_METRICS_FILE, OPT_RECORD, OPT_RECORD_PERIOD,
-	       OPT_RECORD_THRESHOLD };
+	       OPT_RECORD_THRESHOLD, OPT_THP, OPT_THP_THRESHOLD, OPT_THP_RATE };
 	static const struct option longopts[] = {
 		{"group", required_argument, NULL, 'g'},
 		MGI_LIMIT_LONGOPTS,
@@ -375,6 +383,9 @@ int mgi_cmd_run(int argc, char **argv)
 		{"min-available", required_argument, NULL, OPT_MIN_AVAILABLE},
 		{"kernel-backstop", required_argument, NULL, OPT_BACKSTOP},
 		{"oom-priority", required_argument, NULL, OPT_OOM_PRIORITY},
+		{"thp", required_argument, NULL, OPT_THP},
+		{"thp-threshold", required_argument, NULL, OPT_THP_THRESHOLD},
+		{"thp-rate", required_argument, NULL, OPT_THP_RATE},
 		{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
 		{"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
 		{"record", required_argument, NULL, OPT_RECORD},
@@ -512,6 +523,33 @@ int mgi_cmd_run(int argc, char **argv)
 			}
 			setenv("MEMGRP_OOM_PRIORITY", optarg, 1);
 			agent_only = "--oom-priority";
+			break;
+		}
+		case OPT_THP:
+			/* read by each process's agent (src/agent/thp.c) */
+			if (strcmp(optarg, "never") != 0 && strcmp(optarg, "ingens") != 0 &&
+			    strcmp(optarg, "always") != 0) {
+				fprintf(stderr, "memgrp run: --thp: never, ingens or always, not '%s'\n",
+					optarg);
+				return MGI_EXIT_USAGE;
+			}
+			setenv("MEMGRP_THP", optarg, 1);
+			agent_only = "--thp";
+			break;
+		case OPT_THP_THRESHOLD:
+		case OPT_THP_RATE: {
+			bool thr = opt == OPT_THP_THRESHOLD;
+			unsigned long max = thr ? 100 : 1000000;
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || *optarg == '-' || v > max || (thr && v == 0)) {
+				fprintf(stderr, "memgrp run: --%s: a number from %d to %lu, not '%s'\n",
+					thr ? "thp-threshold" : "thp-rate", thr ? 1 : 0, max, optarg);
+				return MGI_EXIT_USAGE;
+			}
+			setenv(thr ? "MEMGRP_THP_THRESHOLD" : "MEMGRP_THP_RATE", optarg, 1);
+			agent_only = thr ? "--thp-threshold" : "--thp-rate";
 			break;
 		}
 		case OPT_STATS_JSON:
