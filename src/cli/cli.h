@@ -22,6 +22,17 @@ int mgi_cmd_events(int argc, char **argv);
 int mgi_cmd_top(int argc, char **argv);
 int mgi_cmd_oom(int argc, char **argv);
 
+#include <signal.h>
+#include <sys/types.h>
+
+/* spawn.c, for `memgrp run`: libmemgrp-agent.so's path (MEMGRP_AGENT, else
+ * next to this binary), 0 or -ENOENT; and the command forked, placed in
+ * the group's kernel cgroup and exec'ed with the agent preloaded (agent
+ * NULL: the kernel backend, no agent), its pid or -1. */
+int mgi_run_find_agent(char *out, size_t len);
+pid_t mgi_run_spawn(char **argv, const char *agent, const char *sock, const char *group,
+		    const char *codec, const sigset_t *oldmask);
+
 #include <stddef.h>
 /* The embedded manager's socket for a group: /run/memgrp/GROUP.sock.
  * Returns 0, or -1 for a name that cannot be a file name. */

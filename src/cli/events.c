@@ -182,7 +182,55 @@ static void print_event(const char *group, const struct watch *w, int64_t n, con
 	fflush(stdout);
 }
 
-int mgi_cmd_events(int argc, char **argv)
+/* What one `memgrp events` watches, and what it has printed so far. */
+struct events {
+	const char *group, *path; /* the group; its manager's socket */
+	struct watch w[WATCH_MAX];
+	unsigned nw;
+	uint64_t thresholds[WATCH_MAX];
+	unsigned nthr;
+	bool memsw, oom, json, ladder;
+	const char *pressure; /* --pressure as given, or NULL */
+	enum mg_pressure_level level;
+	enum mg_pressure_mode mode;
+	char level_name[16];
+	mg_ladder_t ladder_last; /* the ladder's counts last printed */
+	uint64_t record_after;   /* the last OOM record printed */
+	long count;              /* events to print; -1: until interrupted */
+};
+
+/* --pressure LEVEL[,hierarchy|,local] into e. 0, or the exit status after
+ * saying why not. */
+static int parse_pressure(struct events *e)
+{
+	const char *comma = strchr(e->pressure, ',');
+	size_t len = comma ? (size_t)(comma - e->pressure) : strlen(e->pressure);
+
+	snprintf(e->level_name, sizeof(e->level_name), "%.*s", (int)(len < 15 ? len : 15),
+		 e->pressure);
+	if (!strcmp(e->level_name, "low"))
+		e->level = MG_PRESSURE_LOW;
+	else if (!strcmp(e->level_name, "medium"))
+		e->level = MG_PRESSURE_MEDIUM;
+	else if (!strcmp(e->level_name, "critical"))
+		e->level = MG_PRESSURE_CRITICAL;
+	else {
+		fprintf(stderr, "memgrp events: --pressure: low, medium or critical, "
+				"optionally ',hierarchy' or ',local'\n");
+		return MGI_EXIT_USAGE;
+	}
+	if (comma && !strcmp(comma + 1, "hierarchy"))
+		e->mode = MG_PRESSURE_HIERARCHY;
+	else if (comma && strcmp(comma + 1, "local") != 0) {
+		fprintf(stderr, "memgrp events: --pressure: the mode is hierarchy or local\n");
+		return MGI_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* The command line into e. 0, -1 for --help (printed), or the exit status
+ * after saying why not. */
+static int parse_events(int argc, char **argv, struct events *e)
 {
 	static const struct option longopts[] = {
 		{"threshold", required_argument, NULL, 't'},
@@ -196,48 +244,40 @@ int mgi_cmd_events(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct watch w[WATCH_MAX];
-	uint64_t thresholds[WATCH_MAX];
-	const char *pressure = NULL, *sock = NULL;
-	unsigned nthr = 0, nw = 0;
-	bool memsw = false, oom = false, json = false, ladder = false;
-	mg_ladder_t ladder_last = {0};
-	uint64_t record_after = 0;
-	long count = -1;
-	char err[160], path[108], *end;
-	int opt, rc;
+	char err[160], *end;
+	int opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
-			if (nthr == WATCH_MAX - 2) {
+			if (e->nthr == WATCH_MAX - 2) {
 				fprintf(stderr, "memgrp events: at most %d thresholds\n", WATCH_MAX - 2);
 				return MGI_EXIT_USAGE;
 			}
-			if (mgi_size_parse(optarg, &thresholds[nthr], err, sizeof(err)) != 0 ||
-			    thresholds[nthr] == 0 || thresholds[nthr] == MGI_SIZE_MAX) {
+			if (mgi_size_parse(optarg, &e->thresholds[e->nthr], err, sizeof(err)) != 0 ||
+			    e->thresholds[e->nthr] == 0 || e->thresholds[e->nthr] == MGI_SIZE_MAX) {
 				fprintf(stderr, "memgrp events: --threshold: %s\n",
-					thresholds[nthr] ? err : "a size above 0");
+					e->thresholds[e->nthr] ? err : "a size above 0");
 				return MGI_EXIT_USAGE;
 			}
-			nthr++;
+			e->nthr++;
 			break;
-		case 'w': memsw = true; break;
-		case 'p': pressure = optarg; break;
-		case 'o': oom = true; break;
-		case 'l': ladder = true; break;
+		case 'w': e->memsw = true; break;
+		case 'p': e->pressure = optarg; break;
+		case 'o': e->oom = true; break;
+		case 'l': e->ladder = true; break;
 		case 'n':
 			errno = 0;
-			count = strtol(optarg, &end, 10);
-			if (errno || *end || count < 1) {
+			e->count = strtol(optarg, &end, 10);
+			if (errno || *end || e->count < 1) {
 				fprintf(stderr, "memgrp events: --count: a number of events, 1 or more\n");
 				return MGI_EXIT_USAGE;
 			}
 			break;
-		case 's': sock = optarg; break;
-		case 'j': json = true; break;
-		case 'h': usage(stdout); return MGI_EXIT_OK;
+		case 's': e->path = optarg; break;
+		case 'j': e->json = true; break;
+		case 'h': usage(stdout); return -1;
 		default: return MGI_EXIT_USAGE;
 		}
 	}
@@ -245,138 +285,149 @@ int mgi_cmd_events(int argc, char **argv)
 		fprintf(stderr, "memgrp events: name one group (memgrp events [OPTIONS] GROUP)\n");
 		return MGI_EXIT_USAGE;
 	}
-	const char *group = argv[optind];
-	if (mgi_group_name_check(group, err, sizeof(err)) != 0) {
-		fprintf(stderr, "memgrp events: '%s': %s\n", group, err);
+	e->group = argv[optind];
+	if (mgi_group_name_check(e->group, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrp events: '%s': %s\n", e->group, err);
 		return MGI_EXIT_USAGE;
 	}
-	enum mg_pressure_level level = MG_PRESSURE_LOW;
-	enum mg_pressure_mode mode = MG_PRESSURE_LOCAL;
-	char level_name[16] = "";
-	if (pressure) {
-		const char *comma = strchr(pressure, ',');
-		size_t len = comma ? (size_t)(comma - pressure) : strlen(pressure);
-		snprintf(level_name, sizeof(level_name), "%.*s", (int)(len < 15 ? len : 15), pressure);
-		if (!strcmp(level_name, "low"))
-			level = MG_PRESSURE_LOW;
-		else if (!strcmp(level_name, "medium"))
-			level = MG_PRESSURE_MEDIUM;
-		else if (!strcmp(level_name, "critical"))
-			level = MG_PRESSURE_CRITICAL;
-		else {
-			fprintf(stderr, "memgrp events: --pressure: low, medium or critical, "
-					"optionally ',hierarchy' or ',local'\n");
-			return MGI_EXIT_USAGE;
-		}
-		if (comma && !strcmp(comma + 1, "hierarchy"))
-			mode = MG_PRESSURE_HIERARCHY;
-		else if (comma && strcmp(comma + 1, "local") != 0) {
-			fprintf(stderr, "memgrp events: --pressure: the mode is hierarchy or local\n");
-			return MGI_EXIT_USAGE;
-		}
-	}
-	if (!nthr && !pressure && !oom && !ladder) {
+	if (e->pressure && parse_pressure(e) != 0)
+		return MGI_EXIT_USAGE;
+	if (!e->nthr && !e->pressure && !e->oom && !e->ladder) {
 		fprintf(stderr, "memgrp events: nothing to watch (--threshold, --pressure, --oom or "
 				"--ladder)\n");
 		return MGI_EXIT_USAGE;
 	}
-	if (mgi_find_manager(sock, group, path, sizeof(path), err, sizeof(err)) != 0) {
+	return 0;
+}
+
+/* Registers e's watches with the manager. 0, or -1 when one was refused
+ * (mg_last_error says why). */
+static int add_watches(mg_client_t *c, struct events *e)
+{
+	char err[160];
+	int rc;
+
+	for (unsigned i = 0; i < e->nthr; i++) {
+		rc = mg_threshold_add(c, e->group, e->memsw ? MG_COUNTER_MEMSW : MG_COUNTER_MEMORY,
+				      e->thresholds[i]);
+		e->w[e->nw++] = (struct watch){.efd = rc, .kind = "threshold",
+					       .bytes = e->thresholds[i], .memsw = e->memsw};
+		if (rc < 0)
+			return -1;
+	}
+	if (e->pressure) {
+		rc = mg_pressure_add(c, e->group, e->level, e->mode);
+		e->w[e->nw++] = (struct watch){.efd = rc, .kind = "pressure", .level = e->level_name};
+		if (rc < 0)
+			return -1;
+	}
+	if (e->oom && e->json) {
+		/* the records kept from before are not this watch's events */
+		static mgi_msg_t req, ans;
+		mgi_msg_init(&req, MGI_MSG_OOM_RECORD_REQ);
+		snprintf(req.oom_record_req.group, sizeof(req.oom_record_req.group), "%s", e->group);
+		for (req.oom_record_req.after = 0;
+		     mgi_request(e->path, &req, MGI_MSG_OOM_RECORD, &ans, err, sizeof(err)) == 0;)
+			req.oom_record_req.after = e->record_after = ans.oom_record.seq;
+	}
+	if (e->oom) {
+		rc = mg_oom_add(c, e->group);
+		e->w[e->nw++] = (struct watch){.efd = rc, .kind = "oom"};
+		if (rc < 0)
+			return -1;
+	}
+	if (e->ladder) {
+		/* the counts from before are not this watch's events */
+		rc = mg_ladder_read(c, e->group, &e->ladder_last);
+		if (rc == 0)
+			rc = mg_ladder_add(c, e->group);
+		e->w[e->nw++] = (struct watch){.efd = rc, .kind = "ladder"};
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Prints e's events until --count of them, an interrupt or the manager's
+ * end. Returns the exit status. */
+static int watch_events(mg_client_t *c, struct events *e)
+{
+	for (long seen = 0; e->count < 0 || seen < e->count;) {
+		struct pollfd p[WATCH_MAX + 1];
+		for (unsigned i = 0; i < e->nw; i++)
+			p[i] = (struct pollfd){.fd = e->w[i].efd, .events = POLLIN};
+		p[e->nw] = (struct pollfd){.fd = mg_fd(c), .events = 0}; /* POLLHUP */
+		if (poll(p, e->nw + 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[e->nw].revents) {
+			fprintf(stderr, "memgrp events: the manager of %s has gone\n", e->group);
+			return MGI_EXIT_OK;
+		}
+		mg_stats_t st = {0};
+		if (mg_stats(c, e->group, &st) != 0) {
+			fprintf(stderr, "memgrp events: %s\n", mg_last_error(c));
+			return MGI_EXIT_FAILURE;
+		}
+		for (unsigned i = 0; i < e->nw; i++) {
+			if (!(p[i].revents & POLLIN))
+				continue;
+			int64_t n = mg_event_read(e->w[i].efd);
+			if (n <= 0)
+				continue;
+			if (!strcmp(e->w[i].kind, "ladder")) {
+				mg_ladder_t now;
+				if (mg_ladder_read(c, e->group, &now) == 0)
+					seen += print_ladder(e->group, &now, &e->ladder_last, e->json, &st);
+				continue;
+			}
+			if (e->json)
+				print_event_json(e->group, &e->w[i], n, &st);
+			else
+				print_event(e->group, &e->w[i], n, &st);
+			/* the kills' records follow the event (the manager wrote
+			 * each before it went back to its loop) */
+			if (e->json && !strcmp(e->w[i].kind, "oom"))
+				print_records(e->path, e->group, &e->record_after);
+			seen += n;
+		}
+	}
+	return MGI_EXIT_OK;
+}
+
+int mgi_cmd_events(int argc, char **argv)
+{
+	static struct events e;
+	char err[160], path[108];
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	e.level = MG_PRESSURE_LOW;
+	e.mode = MG_PRESSURE_LOCAL;
+	e.count = -1;
+	if ((rc = parse_events(argc, argv, &e)) != 0)
+		return rc < 0 ? MGI_EXIT_OK : rc;
+	/* (e.path is --socket until here) */
+	if (mgi_find_manager(e.path, e.group, path, sizeof(path), err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrp events: %s\n", err);
 		return MGI_EXIT_USAGE;
 	}
+	e.path = path;
 	mg_client_t *c = mg_connect(path, &rc);
 	if (!c) {
 		fprintf(stderr, "memgrp events: no manager answers at %s: %s\n", path, strerror(-rc));
 		return MGI_EXIT_FAILURE;
 	}
-	for (unsigned i = 0; i < nthr; i++) {
-		rc = mg_threshold_add(c, group, memsw ? MG_COUNTER_MEMSW : MG_COUNTER_MEMORY,
-				      thresholds[i]);
-		w[nw++] = (struct watch){.efd = rc, .kind = "threshold", .bytes = thresholds[i],
-					 .memsw = memsw};
-		if (rc < 0)
-			goto refused;
+	if (add_watches(c, &e) != 0) {
+		fprintf(stderr, "memgrp events: %s\n", mg_last_error(c));
+		mg_close(c);
+		return MGI_EXIT_FAILURE;
 	}
-	if (pressure) {
-		rc = mg_pressure_add(c, group, level, mode);
-		w[nw++] = (struct watch){.efd = rc, .kind = "pressure", .level = level_name};
-		if (rc < 0)
-			goto refused;
-	}
-	if (oom && json) {
-		/* the records kept from before are not this watch's events */
-		static mgi_msg_t req, ans;
-		mgi_msg_init(&req, MGI_MSG_OOM_RECORD_REQ);
-		snprintf(req.oom_record_req.group, sizeof(req.oom_record_req.group), "%s", group);
-		for (req.oom_record_req.after = 0;
-		     mgi_request(path, &req, MGI_MSG_OOM_RECORD, &ans, err, sizeof(err)) == 0;)
-			req.oom_record_req.after = record_after = ans.oom_record.seq;
-	}
-	if (oom) {
-		rc = mg_oom_add(c, group);
-		w[nw++] = (struct watch){.efd = rc, .kind = "oom"};
-		if (rc < 0)
-			goto refused;
-	}
-	if (ladder) {
-		/* the counts from before are not this watch's events */
-		rc = mg_ladder_read(c, group, &ladder_last);
-		if (rc == 0)
-			rc = mg_ladder_add(c, group);
-		w[nw++] = (struct watch){.efd = rc, .kind = "ladder"};
-		if (rc < 0)
-			goto refused;
-	}
-	fprintf(stderr, "memgrp events: watching %s (%u registrations); interrupt to stop\n", group,
-		nw);
-	for (long seen = 0; count < 0 || seen < count;) {
-		struct pollfd p[WATCH_MAX + 1];
-		for (unsigned i = 0; i < nw; i++)
-			p[i] = (struct pollfd){.fd = w[i].efd, .events = POLLIN};
-		p[nw] = (struct pollfd){.fd = mg_fd(c), .events = 0}; /* POLLHUP */
-		if (poll(p, nw + 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (p[nw].revents) {
-			fprintf(stderr, "memgrp events: the manager of %s has gone\n", group);
-			mg_close(c);
-			return MGI_EXIT_OK;
-		}
-		mg_stats_t st = {0};
-		if (mg_stats(c, group, &st) != 0) {
-			fprintf(stderr, "memgrp events: %s\n", mg_last_error(c));
-			mg_close(c);
-			return MGI_EXIT_FAILURE;
-		}
-		for (unsigned i = 0; i < nw; i++) {
-			if (!(p[i].revents & POLLIN))
-				continue;
-			int64_t n = mg_event_read(w[i].efd);
-			if (n <= 0)
-				continue;
-			if (!strcmp(w[i].kind, "ladder")) {
-				mg_ladder_t now;
-				if (mg_ladder_read(c, group, &now) == 0)
-					seen += print_ladder(group, &now, &ladder_last, json, &st);
-				continue;
-			}
-			if (json)
-				print_event_json(group, &w[i], n, &st);
-			else
-				print_event(group, &w[i], n, &st);
-			/* the kills' records follow the event (the manager wrote
-			 * each before it went back to its loop) */
-			if (json && !strcmp(w[i].kind, "oom"))
-				print_records(path, group, &record_after);
-			seen += n;
-		}
-	}
+	fprintf(stderr, "memgrp events: watching %s (%u registrations); interrupt to stop\n",
+		e.group, e.nw);
+	rc = watch_events(c, &e);
 	mg_close(c);
-	return MGI_EXIT_OK;
-refused:
-	fprintf(stderr, "memgrp events: %s\n", mg_last_error(c));
-	mg_close(c);
-	return MGI_EXIT_FAILURE;
+	return rc;
 }

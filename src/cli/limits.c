@@ -97,7 +97,8 @@ static int parse_duration_ms(const char *arg, uint64_t *ms)
 }
 
 /* The OOM options; 1 if opt was one, 0 if not, -1 after saying why the
- * value is bad. */
+ * value is bad. Over 100 lines on purpose: one plain case per option, each
+ * its own check and message, as the usage text lists them. */
 static int oom_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *set)
 {
 	switch (opt) {

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "memgrp.h"
+#include "oslayer.h"
 #include "page.h"
 #include "record.h"
 
@@ -51,9 +52,7 @@ int mgi_record_open(mgi_record_t *rec, const char *path, unsigned period_ms, cha
 
 static double mono_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return (double)mgi_os_now_ns() / 1e9;
 }
 
 /* What the recorder keeps between rows. */

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "counter.h"
+#include "oslayer.h"
 #include "page.h"
 #include "promtext.h"
 #include "size.h"
@@ -58,9 +59,7 @@ static void on_stop(int sig)
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)mgi_os_now_ns() / 1e9;
 }
 
 static bool unlimited(uint64_t v)
@@ -476,6 +475,89 @@ static void top_usage(FILE *out)
 		"  --socket PATH    one manager's groups only\n");
 }
 
+/* The terminal reads single keys, unechoed, without waiting (saved: its
+ * settings to restore). Whether it could. */
+static bool keys_raw(struct termios *saved)
+{
+	struct termios raw;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) != 0)
+		return false;
+	raw = *saved;
+	raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	raw.c_cc[VMIN] = 0;
+	raw.c_cc[VTIME] = 0;
+	return tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+}
+
+/* One sample shown: a JSON line, or the table (on a terminal, in place of
+ * the last one, under a header; else after a blank line when gap). */
+static void show(struct sample *cur, int *idx, bool json, bool tty, bool gap, long width)
+{
+	int n = order(cur, -1, idx, 0);
+
+	if (json) {
+		print_json(cur, idx, n);
+	} else {
+		if (tty) {
+			char when[16];
+			time_t t = time(NULL);
+			struct tm tm;
+			localtime_r(&t, &tm);
+			strftime(when, sizeof(when), "%H:%M:%S", &tm);
+			printf("\033[H\033[2J");
+			header(table_cols((int)width), "memgrp top - %s - %d group%s - sort: %s - keys: "
+			       "u n f e s o p, q quits", when, n, n == 1 ? "" : "s",
+			       sorts[sort_by].name);
+		} else if (gap) {
+			printf("\n");
+		}
+		print_table(stdout, cur, idx, n, table_cols((int)width));
+	}
+	fflush(stdout);
+}
+
+/* Waits the interval, reading keys meanwhile (with raw_on): q stops, a
+ * sort key redraws the sample just shown in the new order at once. */
+static void wait_keys(double interval, bool raw_on, struct sample *shown, int *idx, long width)
+{
+	double until = now_s() + interval;
+
+	while (!stop) {
+		double left = until - now_s();
+		if (left <= 0)
+			break;
+		struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+		int r = poll(&p, raw_on ? 1 : 0, (int)(left * 1000) + 1);
+		char c;
+		if (r <= 0 || !raw_on || read(STDIN_FILENO, &c, 1) != 1)
+			continue;
+		if (c == 'q') {
+			stop = 1;
+			break;
+		}
+		for (int k = 0; k < NSORTS; k++)
+			if (sorts[k].key == c) {
+				sort_by = (enum sort_key)k;
+				until = 0; /* redraw now, in the new order */
+			}
+		if (until == 0) {
+			/* re-sort the sample just shown */
+			for (int i = 0; i < shown->n; i++)
+				shown->rows[i].printed = false;
+			int m = order(shown, -1, idx, 0);
+			printf("\033[H\033[2J");
+			header(table_cols((int)width), "memgrp top - sort: %s - keys: u n f e s o p, "
+			       "q quits", sorts[sort_by].name);
+			print_table(stdout, shown, idx, m, table_cols((int)width));
+			fflush(stdout);
+			until = now_s() + interval;
+		}
+	}
+}
+
+/* Over 100 lines on purpose: most of it is the option switch (one case an
+ * option); the sampling, showing and key handling are the calls above. */
 int mgi_cmd_top(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -495,8 +577,7 @@ int mgi_cmd_top(int argc, char **argv)
 	bool once = false, json = false, tty;
 	double interval = 1.0;
 	long width = 0;
-	struct termios saved, raw;
-	bool raw_on = false;
+	struct termios saved;
 	int opt;
 	char *end;
 
@@ -562,13 +643,7 @@ int mgi_cmd_top(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	if (tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
-		raw = saved;
-		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
-		raw.c_cc[VMIN] = 0;
-		raw.c_cc[VTIME] = 0;
-		raw_on = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
-	}
+	bool raw_on = tty && keys_raw(&saved);
 	for (bool first = true; !stop; first = false) {
 		collect(sock, cur);
 		rates(cur, prev);
@@ -579,64 +654,12 @@ int mgi_cmd_top(int argc, char **argv)
 			usleep((useconds_t)(interval * 1e6));
 			continue;
 		}
-		int n = order(cur, -1, idx, 0);
-		if (json) {
-			print_json(cur, idx, n);
-		} else {
-			if (tty) {
-				char when[16];
-				time_t t = time(NULL);
-				struct tm tm;
-				localtime_r(&t, &tm);
-				strftime(when, sizeof(when), "%H:%M:%S", &tm);
-				printf("\033[H\033[2J");
-				header(table_cols((int)width), "memgrp top - %s - %d group%s - sort: %s - keys: "
-				       "u n f e s o p, q quits", when, n, n == 1 ? "" : "s",
-				       sorts[sort_by].name);
-			} else if (!first && !once) {
-				printf("\n");
-			}
-			print_table(stdout, cur, idx, n, table_cols((int)width));
-		}
-		fflush(stdout);
+		show(cur, idx, json, tty, !first && !once, width);
 		if (once || ferror(stdout))
 			break;
 		prev = cur;
 		cur = cur == &a ? &b : &a;
-		/* wait the interval, reading keys meanwhile */
-		double until = now_s() + interval;
-		while (!stop) {
-			double left = until - now_s();
-			if (left <= 0)
-				break;
-			struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
-			int r = poll(&p, raw_on ? 1 : 0, (int)(left * 1000) + 1);
-			char c;
-			if (r <= 0 || !raw_on || read(STDIN_FILENO, &c, 1) != 1)
-				continue;
-			if (c == 'q') {
-				stop = 1;
-				break;
-			}
-			for (int k = 0; k < NSORTS; k++)
-				if (sorts[k].key == c) {
-					sort_by = (enum sort_key)k;
-					until = 0; /* redraw now, in the new order */
-				}
-			if (until == 0) {
-				/* re-sort the sample just shown */
-				struct sample *shown = prev;
-				for (int i = 0; i < shown->n; i++)
-					shown->rows[i].printed = false;
-				int m = order(shown, -1, idx, 0);
-				printf("\033[H\033[2J");
-				header(table_cols((int)width), "memgrp top - sort: %s - keys: u n f e s o p, "
-				       "q quits", sorts[sort_by].name);
-				print_table(stdout, shown, idx, m, table_cols((int)width));
-				fflush(stdout);
-				until = now_s() + interval;
-			}
-		}
+		wait_keys(interval, raw_on, prev, idx, width);
 	}
 	if (raw_on)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);

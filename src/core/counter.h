@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "page.h"
+
 /*
  * A counter counts pages. It holds no pointer, so it can live in a shared
  * memory segment mapped at different addresses by different processes.
@@ -34,7 +36,7 @@
 
 /* "No limit" in pages: large enough never to be reached, small enough that
  * usage + a charge cannot overflow. */
-#define MGI_PAGES_UNLIMITED ((uint64_t)INT64_MAX / 4096)
+#define MGI_PAGES_UNLIMITED ((uint64_t)INT64_MAX / MGI_PAGE_SIZE)
 
 /* Deepest group path; "a/b/c/d/e/f/g/h" and no deeper. */
 #define MGI_DEPTH_MAX 8
@@ -162,6 +164,16 @@ static inline bool mgi_counter_above_high(const mgi_counter_t *c, const mgi_limi
 {
 	return mgi_counter_read(c) >
 	       atomic_load_explicit(&l->high, memory_order_relaxed);
+}
+
+/* Pages to evict to bring usage back under high, with a margin of 1/64 of
+ * high (so that the next charges do not cross it again at once); 0 when
+ * not above it. The manager's HIGH step and its background episodes. */
+static inline uint64_t mgi_counter_high_excess(const mgi_counter_t *c, const mgi_limits_t *l)
+{
+	uint64_t usage = mgi_counter_read(c), high = atomic_load_explicit(&l->high, memory_order_relaxed);
+
+	return usage > high ? usage - high + high / 64 : 0;
 }
 
 static inline bool mgi_counter_below_low(const mgi_counter_t *c, const mgi_limits_t *l)

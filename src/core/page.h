@@ -6,5 +6,6 @@
  * kernel whose base page differs. */
 #define MGI_PAGE_SIZE 4096UL
 #define MGI_PAGE_SHIFT 12
+#define MGI_PAGE_KIB (MGI_PAGE_SIZE / 1024) /* pages to KiB, for messages */
 
 #endif

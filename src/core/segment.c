@@ -217,6 +217,9 @@ static int check_oom(const mgi_segment_t *seg, char *why, size_t whylen)
 	return 0;
 }
 
+/* Over 100 lines on purpose: a list of independent checks, in the order a
+ * reader of the layout meets the fields, each saying its own problem;
+ * split, the order and the "first problem" rule would be harder to see. */
 int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 {
 	const mgi_segment_t *seg = mem;

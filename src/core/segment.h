@@ -43,7 +43,7 @@
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
 #define MGI_SEGMENT_VERSION 13 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both; 13: volatile ranges (vrange_pages, vrange_purged_pages) */
-#define MGI_SEGMENT_ALIGN 4096  /* the parts' boundary: a page */
+#define MGI_SEGMENT_ALIGN MGI_PAGE_SIZE /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
 #define MGI_COMM_MAX 16

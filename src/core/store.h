@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "page.h"
+
 /*
  * A process's evicted pages, as zswap keeps them: each page compressed (lz4
  * by default, zstd selectable), stored raw when it does not compress, or,
@@ -29,7 +31,7 @@
  * Not thread-safe: one thread (the agent's handler) uses a store.
  */
 
-#define MGI_STORE_PAGE 4096
+#define MGI_STORE_PAGE MGI_PAGE_SIZE
 
 typedef enum mgi_codec { MGI_CODEC_LZ4 = 0, MGI_CODEC_ZSTD = 1 } mgi_codec_t;
 

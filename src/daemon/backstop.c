@@ -60,12 +60,12 @@ static uint64_t kernel_limit(const mgi_manager_t *m, int g, const proc_counts_t 
 	/* The kernel backend: the kernel is the accountant, its limit is the
 	 * group's (memsw is kbackend.c's). */
 	if (mgi_kbackend_is(m, g))
-		return mem * 4096;
+		return mem * MGI_PAGE_SIZE;
 	for (int a = g; a > 0; a = m->tree.node[a].parent)
 		swap = min_u64(swap, atomic_load(&m->tree.node[a].seg->ctl.swap.max));
 	if (swap >= MGI_PAGES_UNLIMITED)
 		return UINT64_MAX;
-	uint64_t bytes = (mem + swap) * 4096;
+	uint64_t bytes = (mem + swap) * MGI_PAGE_SIZE;
 	return bytes + MGI_BACKSTOP_SLACK_MIN + bytes / MGI_BACKSTOP_SLACK_DIV +
 	       MGI_BACKSTOP_PER_PROC * subtree_procs(m, g, pc);
 }

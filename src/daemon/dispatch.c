@@ -2,6 +2,7 @@
 #include "manager.h"
 #include "oomkill.h"
 #include "conn.h"
+#include "oslayer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -217,7 +218,6 @@ static void on_uffd_features(mgi_manager_t *m, unsigned i, uint32_t features, in
 				 UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_FORK | MGI_UFFD_FEATURE_MOVE;
 	struct mgi_conn *c = &m->conns[i];
 	struct uffdio_api api = {.api = UFFD_API, .features = features};
-	char link[64] = "";
 	int rc;
 
 	if (fd < 0 || c->slot < 0) {
@@ -228,9 +228,7 @@ static void on_uffd_features(mgi_manager_t *m, unsigned i, uint32_t features, in
 		mgi_conn_reply(c, -EPERM, "uffd features %#x: only the agent's own are granted", features);
 		goto out;
 	}
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	char target[64] = "";
-	if (readlink(link, target, sizeof(target) - 1) < 0 || strcmp(target, "anon_inode:[userfaultfd]") != 0) {
+	if (!mgi_os_fd_is(fd, "userfaultfd")) {
 		mgi_conn_reply(c, -EINVAL, "uffd features: not a userfaultfd");
 		goto out;
 	}

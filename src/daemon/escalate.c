@@ -313,10 +313,10 @@ enum mgi_step mgi_escalate(mgi_manager_t *m, int group, const mgi_pressure_t *p)
 		return coop_start(m, group, -1, -1) ? MGI_STEP_COOP : MGI_STEP_NONE;
 	case MGI_WHY_HIGH: {
 		mgi_segment_t *seg = m->tree.node[group].seg;
-		uint64_t usage = mgi_counter_read(&seg->acct.memory), high = atomic_load(&seg->ctl.memory.high);
-		if (usage <= high || !mgi_reclaim_possible(m, group))
+		uint64_t excess = mgi_counter_high_excess(&seg->acct.memory, &seg->ctl.memory);
+		if (!excess || !mgi_reclaim_possible(m, group))
 			return MGI_STEP_NONE;
-		mgi_reclaim_request(m, group, usage - high + high / 64, true, -1, -1);
+		mgi_reclaim_request(m, group, excess, true, -1, -1);
 		return MGI_STEP_EVICT;
 	}
 	case MGI_WHY_REFUSED:

@@ -193,7 +193,7 @@ static bool judge(mgi_manager_t *m, int g, uint64_t cut[2])
 	if (!mgi_grant_claim_exceeds(usage, ev.mem, ev.nprocs)) {
 		if (n->grant_suspect)
 			mgi_manager_log(m, "group '%s': its usage (%llu KiB) is believed again", n->name,
-					(unsigned long long)usage * 4);
+					(unsigned long long)usage * MGI_PAGE_KIB);
 		n->grant_suspect = false;
 	} else {
 		cut[0] = mgi_grant_cut_to(n->seg, t->node[n->parent].seg, false, cap);
@@ -206,9 +206,9 @@ static bool judge(mgi_manager_t *m, int g, uint64_t cut[2])
 					   "KiB in use, its %u process(es) hold %llu KiB%s with its groups' "
 					   "grants; its grant is cut to %llu KiB (%llu KiB back to '%s') and its "
 					   "requests are refused while the claim stands",
-					n->name, (unsigned long long)usage * 4, ev.nprocs,
-					(unsigned long long)ev.mem * 4, ev.by_maps ? " at most (their mappings)" : "",
-					(unsigned long long)cap * 4, (unsigned long long)cut[0] * 4,
+					n->name, (unsigned long long)usage * MGI_PAGE_KIB, ev.nprocs,
+					(unsigned long long)ev.mem * MGI_PAGE_KIB, ev.by_maps ? " at most (their mappings)" : "",
+					(unsigned long long)cap * MGI_PAGE_KIB, (unsigned long long)cut[0] * MGI_PAGE_KIB,
 					t->node[n->parent].name);
 		}
 	}
@@ -220,7 +220,7 @@ static bool judge(mgi_manager_t *m, int g, uint64_t cut[2])
 	if (swap <= swcap) {
 		if (n->swap_suspect)
 			mgi_manager_log(m, "group '%s': its swap usage (%llu KiB) is believed again",
-					n->name, (unsigned long long)swap * 4);
+					n->name, (unsigned long long)swap * MGI_PAGE_KIB);
 		n->swap_suspect = false;
 	} else {
 		cut[1] = mgi_grant_cut_to(n->seg, t->node[n->parent].seg, true, swcap);
@@ -232,10 +232,10 @@ static bool judge(mgi_manager_t *m, int g, uint64_t cut[2])
 					   "and swap with its groups' grants, %llu KiB of it memory in use; its "
 					   "swap grant is cut to %llu KiB (%llu KiB back to '%s') and its swap "
 					   "requests are refused while the claim stands",
-					n->name, (unsigned long long)swap * 4, ev.nprocs,
-					(unsigned long long)ev.memsw * 4,
-					(unsigned long long)min64(usage, cap) * 4, (unsigned long long)swcap * 4,
-					(unsigned long long)cut[1] * 4, t->node[n->parent].name);
+					n->name, (unsigned long long)swap * MGI_PAGE_KIB, ev.nprocs,
+					(unsigned long long)ev.memsw * MGI_PAGE_KIB,
+					(unsigned long long)min64(usage, cap) * MGI_PAGE_KIB, (unsigned long long)swcap * MGI_PAGE_KIB,
+					(unsigned long long)cut[1] * MGI_PAGE_KIB, t->node[n->parent].name);
 		}
 	}
 	return n->grant_suspect;
@@ -522,8 +522,8 @@ void mgi_grant_after_release(mgi_manager_t *m, int g)
 				mgi_manager_log(m, "group '%s' lost a process while its claim stood: its %s"
 						   "usage is recounted from its processes and its groups' "
 						   "grants, %llu KiB (%llu KiB claimed)", t->node[g].name,
-						s ? "swap " : "", (unsigned long long)trusted * 4,
-						(unsigned long long)usage * 4);
+						s ? "swap " : "", (unsigned long long)trusted * MGI_PAGE_KIB,
+						(unsigned long long)usage * MGI_PAGE_KIB);
 			}
 		}
 		t->node[g].grant_suspect = t->node[g].swap_suspect = false;

@@ -129,7 +129,7 @@ static unsigned release_orphans(mgi_manager_t *m, int g)
 		if (pages >= 0) {
 			mgi_manager_log(m, "group '%s': pid %d exited before its agent rejoined; "
 					   "released its %ld KiB", m->tree.node[g].name, (int)pid,
-					pages * 4);
+					pages * (long)MGI_PAGE_KIB);
 			mgi_notify_after_uncharge(m, g);
 		}
 	}
@@ -229,7 +229,7 @@ void mgi_join_rejoin(mgi_manager_t *m, unsigned i, const mgi_msg_hello_t *h, con
 			mgi_manager_log(m, "adopted group '%s' from the manager before this one "
 					   "(usage %llu KiB, %u processes)",
 					m->tree.node[idx].name,
-					(unsigned long long)mgi_counter_read(&m->tree.node[idx].seg->acct.memory) * 4,
+					(unsigned long long)mgi_counter_read(&m->tree.node[idx].seg->acct.memory) * MGI_PAGE_KIB,
 					mgi_segment_nr_procs(m->tree.node[idx].seg));
 			mgi_backstop_group_added(m, idx);
 			adopted++;

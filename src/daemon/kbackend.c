@@ -125,7 +125,7 @@ int mgi_kbackend_check_create(mgi_manager_t *m, const char *name, const mgi_msg_
 static uint64_t bytes_or(uint64_t v, uint64_t current_pages)
 {
 	if (v == MGI_SET_KEEP)
-		return current_pages >= MGI_PAGES_UNLIMITED ? UINT64_MAX : current_pages * 4096;
+		return current_pages >= MGI_PAGES_UNLIMITED ? UINT64_MAX : current_pages * MGI_PAGE_SIZE;
 	return v == MGI_SET_UNLIMITED ? UINT64_MAX : v;
 }
 
@@ -267,7 +267,7 @@ uint64_t mgi_kbackend_usage(const mgi_manager_t *m, int g)
 
 	if (!k || mgi_kcg_read(k, m->tree.node[g].name, &f) != 0)
 		return 0;
-	return f.usage / 4096;
+	return f.usage / MGI_PAGE_SIZE;
 }
 
 static struct mgi_kbackend *kb_of(mgi_manager_t *m)
@@ -523,7 +523,7 @@ void mgi_kbackend_stat_msg(const mgi_manager_t *m, int g, mgi_msg_t *out)
 		snprintf(path, sizeof(path), "%s/%d/statm", k->proc, (int)pids[i]);
 		if (mgi_os_read_small(path, buf, sizeof(buf)) > 0 &&
 		    sscanf(buf, "%llu %llu", &size, &res) == 2)
-			p->charged = res * 4096; /* RSS: the kernel charges it to the group */
+			p->charged = res * MGI_PAGE_SIZE; /* RSS: the kernel charges it to the group */
 		mgi_pid_stat_t st;
 		if (mgi_pid_stat_read(k->proc, pids[i], &st) == 0) {
 			snprintf(p->comm, sizeof(p->comm), "%.*s", (int)sizeof(p->comm) - 1, st.comm);

@@ -412,10 +412,40 @@ int mgi_kcg_kernel_killer(const mgi_kcg_t *k, const char *group, bool on)
 	return write_text(path, on ? "0" : "1");
 }
 
+/* A cgroup v1 event registration (cgroup.event_control) on the group's
+ * file, with args (a threshold) or none: a new eventfd, or -errno. The
+ * registration holds the cgroup, not the file's fd: it lasts until the
+ * eventfd is closed (or the cgroup goes), the file is closed here. */
+static int register_event(const mgi_kcg_t *k, const char *group, const char *file,
+			  const char *args)
+{
+	char path[PATH_LEN], line[96];
+	int rc, ffd, efd;
+
+	if ((rc = path_of(k, group, false, file, path)) != 0)
+		return rc;
+	if ((ffd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if ((efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		rc = -errno;
+		close(ffd);
+		return rc;
+	}
+	snprintf(line, sizeof(line), "%d %d%s%s", efd, ffd, args ? " " : "", args ? args : "");
+	if ((rc = path_of(k, group, false, "cgroup.event_control", path)) == 0)
+		rc = write_text(path, line);
+	close(ffd);
+	if (rc != 0) {
+		close(efd);
+		return rc;
+	}
+	return efd;
+}
+
 int mgi_kcg_watch_oom(const mgi_kcg_t *k, const char *group)
 {
-	char path[PATH_LEN], line[48];
-	int rc, ofd, efd;
+	char path[PATH_LEN];
+	int rc, ofd;
 
 	if (k->version == 2) {
 		if ((rc = path_of(k, group, false, "memory.events", path)) != 0)
@@ -425,26 +455,7 @@ int mgi_kcg_watch_oom(const mgi_kcg_t *k, const char *group)
 	}
 	if ((rc = mgi_kcg_kernel_killer(k, group, false)) != 0)
 		return rc;
-	if ((rc = path_of(k, group, false, "memory.oom_control", path)) != 0)
-		return rc;
-	if ((ofd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -errno;
-	if ((efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-		rc = -errno;
-		close(ofd);
-		return rc;
-	}
-	/* The registration holds the cgroup, not ofd: it lasts until efd is
-	 * closed (or the cgroup goes). */
-	snprintf(line, sizeof(line), "%d %d", efd, ofd);
-	if ((rc = path_of(k, group, false, "cgroup.event_control", path)) == 0)
-		rc = write_text(path, line);
-	close(ofd);
-	if (rc != 0) {
-		close(efd);
-		return rc;
-	}
-	return efd;
+	return register_event(k, group, "memory.oom_control", NULL);
 }
 
 int mgi_kcg_get_file(const mgi_kcg_t *k, const char *group, const char *file, uint64_t *bytes)
@@ -502,32 +513,13 @@ int mgi_kcg_v1_set_pair(const mgi_kcg_t *k, const char *group, bool set_limit, u
 
 int mgi_kcg_watch_usage(const mgi_kcg_t *k, const char *group, bool memsw, uint64_t bytes)
 {
-	char path[PATH_LEN], line[64];
-	int rc, ufd, efd;
+	char threshold[24];
 
 	if (k->version == 2)
 		return -EOPNOTSUPP;
-	if ((rc = path_of(k, group, false,
-			  memsw ? "memory.memsw.usage_in_bytes" : "memory.usage_in_bytes", path)) != 0)
-		return rc;
-	if ((ufd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -errno;
-	if ((efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-		rc = -errno;
-		close(ufd);
-		return rc;
-	}
-	/* As for the OOM watch: the registration lasts until efd is closed
-	 * (or the cgroup goes), ufd is not needed after the write. */
-	snprintf(line, sizeof(line), "%d %d %llu", efd, ufd, (unsigned long long)bytes);
-	if ((rc = path_of(k, group, false, "cgroup.event_control", path)) == 0)
-		rc = write_text(path, line);
-	close(ufd);
-	if (rc != 0) {
-		close(efd);
-		return rc;
-	}
-	return efd;
+	snprintf(threshold, sizeof(threshold), "%llu", (unsigned long long)bytes);
+	return register_event(k, group, memsw ? "memory.memsw.usage_in_bytes" : "memory.usage_in_bytes",
+			      threshold);
 }
 
 /* Depth first under dir (relative name rel, "" for base). */

@@ -50,15 +50,7 @@ void mgi_manager_log(const mgi_manager_t *m, const char *fmt, ...)
 
 bool mgi_manager_is_eventfd(int fd)
 {
-	char path[64], target[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return false;
-	target[n] = '\0';
-	return strcmp(target, "anon_inode:[eventfd]") == 0;
+	return mgi_os_fd_is(fd, "eventfd");
 }
 
 /* An eventfd's count, from /proc/self/fdinfo ("eventfd-count: HEX"). */

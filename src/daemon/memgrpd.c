@@ -10,11 +10,9 @@
 #include <unistd.h>
 
 #include "manager.h"
+#include "manager_opts.h"
 #include "metrics.h"
-#include "promtext.h"
-#include "size.h"
 
-#define TAG_SIGNALS 7
 #define DEFAULT_SOCKET "/run/memgrp/memgrpd.sock"
 
 static void usage(FILE *out)
@@ -66,84 +64,91 @@ static void usage(FILE *out)
 		MGI_METRICS_FILE_INTERVAL_S);
 }
 
+/* A full table holds two fds per connection (socket, pidfd), an eventfd
+ * per registration and a segment per group: more than the usual soft limit
+ * of 1024. */
+static void raise_nofile(void)
+{
+	struct rlimit nofile;
+
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 8192) {
+		nofile.rlim_cur = nofile.rlim_max < 8192 ? nofile.rlim_max : 8192;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+}
+
+/* Serves until SIGINT or SIGTERM (SIGHUP is ignored: the daemon has no
+ * configuration file to read again). Returns 0, or 1 when it could not
+ * start. */
+static int serve(mgi_manager_t *m, struct mgi_metrics *metrics, const char *sock)
+{
+	char err[256];
+	sigset_t mask;
+	int sfd;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0 || mgi_manager_watch(m, sfd, MGI_TAG_SIGNALS) != 0) {
+		fprintf(stderr, "memgrpd: signalfd: %s\n", strerror(errno));
+		return 1;
+	}
+	if (metrics && mgi_metrics_start(metrics, m, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrpd: %s\n", err);
+		return 1;
+	}
+	fprintf(stderr, "memgrpd: serving at %s\n", sock);
+	for (;;) {
+		int64_t tag = mgi_manager_poll(m, -1);
+		if (tag < 0) {
+			fprintf(stderr, "memgrpd: epoll: %s\n", strerror((int)-tag));
+			return 0;
+		}
+		if (mgi_metrics_event(metrics, tag) || tag != MGI_TAG_SIGNALS)
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
+			fprintf(stderr, "memgrpd: stopping on signal %u\n", si.ssi_signo);
+			return 0;
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"state-dir", required_argument, NULL, 'd'},
-		{"fault-around", required_argument, NULL, 'f'},
-		{"coop-wait", required_argument, NULL, 'w'},
-		{"min-available", required_argument, NULL, 'a'},
-		{"kernel-backstop", required_argument, NULL, 'k'},
-		{"metrics-listen", required_argument, NULL, 'L'},
-		{"metrics-file", required_argument, NULL, 'F'},
+		MGI_MANAGER_LONGOPTS,
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	static mgi_manager_t m;
 	const char *sock = getenv("MEMGRP_SOCKET"), *state_dir = NULL;
-	const char *metrics_listen = NULL, *metrics_file = NULL;
 	struct mgi_metrics *metrics = NULL;
-	char dir_buf[160];
-	unsigned long fault_around = 64, coop_wait = MGI_COOP_WAIT_DEFAULT_MS;
-	uint64_t min_available = mgi_default_min_available();
-	char err[256], *end;
-	sigset_t mask;
-	int opt, sfd;
-	bool backstop = true;
+	mgi_manager_opts_t mo;
+	char dir_buf[160], err[256];
+	int opt, rc;
 
 	if (!sock || !*sock)
 		sock = DEFAULT_SOCKET;
+	mgi_manager_opts_init(&mo);
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if ((rc = mgi_manager_option("memgrpd", opt, optarg, &mo)) != 0) {
+			if (rc < 0)
+				return 2;
+			continue;
+		}
 		switch (opt) {
 		case 's':
 			sock = optarg;
 			break;
 		case 'd':
 			state_dir = optarg;
-			break;
-		case 'f':
-			errno = 0;
-			fault_around = strtoul(optarg, &end, 10);
-			if (errno || *end || !*optarg || fault_around < 1 ||
-			    fault_around > MGI_FAULT_AROUND_MAX) {
-				fprintf(stderr, "memgrpd: --fault-around: a number of pages from 1 to %d\n",
-					MGI_FAULT_AROUND_MAX);
-				return 2;
-			}
-			break;
-		case 'w':
-			errno = 0;
-			coop_wait = strtoul(optarg, &end, 10);
-			if (errno || *end || !*optarg || coop_wait > 60000) {
-				fprintf(stderr, "memgrpd: --coop-wait: milliseconds, 0 to 60000\n");
-				return 2;
-			}
-			break;
-		case 'a':
-			if (mgi_size_parse(optarg, &min_available, err, sizeof(err)) != 0) {
-				fprintf(stderr, "memgrpd: --min-available: %s\n", err);
-				return 2;
-			}
-			break;
-		case 'k':
-			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
-				fprintf(stderr, "memgrpd: --kernel-backstop: on or off, not '%s'\n", optarg);
-				return 2;
-			}
-			backstop = !strcmp(optarg, "on");
-			break;
-		case 'L': {
-			mgi_listen_addr_t la;
-			if (mgi_listen_parse(optarg, &la, err, sizeof(err)) != 0) {
-				fprintf(stderr, "memgrpd: --metrics-listen %s\n", err);
-				return 2;
-			}
-			metrics_listen = optarg;
-			break;
-		}
-		case 'F':
-			metrics_file = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -157,27 +162,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "memgrpd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	/* A full table holds two fds per connection (socket, pidfd), an
-	 * eventfd per registration and a segment per group: more than the
-	 * usual soft limit of 1024. */
-	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 8192) {
-		nofile.rlim_cur = nofile.rlim_max < 8192 ? nofile.rlim_max : 8192;
-		setrlimit(RLIMIT_NOFILE, &nofile);
-	}
+	raise_nofile();
 	/* The metrics' address and file first: bad ones are said before
 	 * anything (the socket, the state directory) is touched. */
-	if (mgi_metrics_open(&metrics, metrics_listen, metrics_file, err, sizeof(err)) != 0) {
+	if (mgi_metrics_open(&metrics, mo.metrics_listen, mo.metrics_file, err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrpd: %s\n", err);
 		mgi_metrics_close(metrics);
 		return 1;
 	}
-	if (mgi_manager_create(&m, "memgrpd", "", UINT64_MAX, (uint32_t)fault_around, sock, err,
+	rc = 1;
+	if (mgi_manager_create(&m, "memgrpd", "", UINT64_MAX, mo.fault_around, sock, err,
 			       sizeof(err)) != 0) {
 		fprintf(stderr, "memgrpd: %s\n", err);
-		mgi_metrics_close(metrics);
-		mgi_manager_destroy(&m);
-		return 1;
+		goto out;
 	}
 	if (!state_dir) {
 		if (!strcmp(sock, DEFAULT_SOCKET))
@@ -188,48 +185,13 @@ int main(int argc, char **argv)
 	if (state_dir && strcmp(state_dir, "none") != 0 &&
 	    mgi_manager_use_state_dir(&m, state_dir, err, sizeof(err)) != 0) {
 		fprintf(stderr, "memgrpd: %s\n", err);
-		mgi_metrics_close(metrics);
-		mgi_manager_destroy(&m);
-		return 1;
+		goto out;
 	}
-	m.coop_wait_ms = (unsigned)coop_wait;
-	m.min_available = min_available;
-	mgi_backstop_init(&m, backstop); /* after the state directory: takes its groups back */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0 || mgi_manager_watch(&m, sfd, TAG_SIGNALS) != 0) {
-		fprintf(stderr, "memgrpd: signalfd: %s\n", strerror(errno));
-		mgi_metrics_close(metrics);
-		mgi_manager_destroy(&m);
-		return 1;
-	}
-	if (metrics && mgi_metrics_start(metrics, &m, err, sizeof(err)) != 0) {
-		fprintf(stderr, "memgrpd: %s\n", err);
-		mgi_metrics_close(metrics);
-		mgi_manager_destroy(&m);
-		return 1;
-	}
-	fprintf(stderr, "memgrpd: serving at %s\n", sock);
-	for (;;) {
-		int64_t tag = mgi_manager_poll(&m, -1);
-		if (tag < 0) {
-			fprintf(stderr, "memgrpd: epoll: %s\n", strerror((int)-tag));
-			break;
-		}
-		if (mgi_metrics_event(metrics, tag) || tag != TAG_SIGNALS)
-			continue;
-		struct signalfd_siginfo si;
-		if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
-			fprintf(stderr, "memgrpd: stopping on signal %u\n", si.ssi_signo);
-			break;
-		}
-	}
+	mgi_manager_opts_apply(&m, &mo);
+	mgi_backstop_init(&m, mo.backstop); /* after the state directory: takes its groups back */
+	rc = serve(&m, metrics, sock);
+out:
 	mgi_metrics_close(metrics);
 	mgi_manager_destroy(&m);
-	return 0;
+	return rc;
 }

@@ -122,7 +122,7 @@ static int place_pressure(mgi_manager_t *m, int ri)
 		if (mgi_kbackend_is(m, g)) {
 			/* the kernel's threshold; no high limit here (v1 has none) */
 			if (r->kind != REG_KIND_HIGH &&
-			    mgi_kbackend_arm(m, ri, g, false, (at ? at : 1) * 4096, true) != 0)
+			    mgi_kbackend_arm(m, ri, g, false, (at ? at : 1) * MGI_PAGE_SIZE, true) != 0)
 				return -ENOSPC;
 			continue;
 		}

@@ -77,9 +77,9 @@ static bool can_swap(const mgi_manager_t *m, int g)
 static uint64_t above_high(const mgi_manager_t *m, int g)
 {
 	mgi_segment_t *gs = m->tree.node[g].seg;
-	uint64_t usage = mgi_counter_read(&gs->acct.memory), high = atomic_load(&gs->ctl.memory.high);
+	uint64_t excess = mgi_counter_high_excess(&gs->acct.memory, &gs->ctl.memory);
 
-	return usage > high && can_swap(m, g) ? usage - high + high / 64 : 0;
+	return excess && can_swap(m, g) ? excess : 0;
 }
 
 /* Whether process c holds fast regions (estimate mode, seed 001): turning

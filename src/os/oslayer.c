@@ -314,6 +314,30 @@ int mgi_os_elf_static(const char *path)
 	return !found;
 }
 
+bool mgi_os_fd_is(int fd, const char *kind)
+{
+	char path[32], target[64], want[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	snprintf(want, sizeof(want), "anon_inode:[%s]", kind);
+	return strcmp(target, want) == 0;
+}
+
+int mgi_os_reopen(int fd, int flags)
+{
+	char path[32];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	r = open(path, flags | O_CLOEXEC);
+	return r >= 0 ? r : -errno;
+}
+
 int mgi_os_read_small(const char *path, char *buf, size_t size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -98,4 +98,16 @@ int mgi_os_elf_static(const char *path);
  * its length, or -errno. One read: what does not fit is cut. */
 int mgi_os_read_small(const char *path, char *buf, size_t size);
 
+/* Whether fd is an anonymous inode of that kind ("eventfd", "userfaultfd":
+ * its /proc/self/fd link reads "anon_inode:[kind]"). Not signal-safe:
+ * the path is made with snprintf. */
+bool mgi_os_fd_is(int fd, const char *kind);
+
+/* The file fd is open on, opened again through /proc/self/fd with flags
+ * (close-on-exec added): a new open file description, so its access mode
+ * is flags' and the file's permissions are checked again (a dup would keep
+ * fd's). The fd, or -errno. Not signal-safe: the path is made with
+ * snprintf. */
+int mgi_os_reopen(int fd, int flags);
+
 #endif

@@ -1,0 +1,56 @@
+/* manager_opts.h - the options a manager takes on the command line, memgrpd's and `memgrp run`'s embedded one alike. */
+#ifndef MGI_MANAGER_OPTS_H
+#define MGI_MANAGER_OPTS_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "manager.h"
+
+/* The epoll tag of the signalfd memgrpd and `memgrp run` watch with
+ * mgi_manager_watch (conn.h's tags stop below it). */
+#define MGI_TAG_SIGNALS 7
+
+/* getopt_long codes of the manager's options (long options only, above any
+ * character a caller's short options use). */
+enum {
+	MGI_MOPT_FAULT_AROUND = 0x300,
+	MGI_MOPT_COOP_WAIT,
+	MGI_MOPT_MIN_AVAILABLE,
+	MGI_MOPT_BACKSTOP,
+	MGI_MOPT_METRICS_LISTEN,
+	MGI_MOPT_METRICS_FILE,
+};
+
+/* For a caller's struct option table. */
+#define MGI_MANAGER_LONGOPTS                                                      \
+	{"fault-around", required_argument, NULL, MGI_MOPT_FAULT_AROUND},         \
+	{"coop-wait", required_argument, NULL, MGI_MOPT_COOP_WAIT},               \
+	{"min-available", required_argument, NULL, MGI_MOPT_MIN_AVAILABLE},       \
+	{"kernel-backstop", required_argument, NULL, MGI_MOPT_BACKSTOP},          \
+	{"metrics-listen", required_argument, NULL, MGI_MOPT_METRICS_LISTEN},     \
+	{"metrics-file", required_argument, NULL, MGI_MOPT_METRICS_FILE}
+
+typedef struct mgi_manager_opts {
+	uint32_t fault_around;    /* pages, 1..MGI_FAULT_AROUND_MAX (default 64) */
+	unsigned coop_wait_ms;    /* 0..60000 (default MGI_COOP_WAIT_DEFAULT_MS) */
+	uint64_t min_available;   /* bytes; UINT64_MAX: not given (the host's default) */
+	bool backstop;            /* --kernel-backstop (default on) */
+	bool fault_around_given, coop_wait_given, backstop_given;
+	const char *metrics_listen, *metrics_file; /* NULL: not given */
+} mgi_manager_opts_t;
+
+/* The defaults. */
+void mgi_manager_opts_init(mgi_manager_opts_t *o);
+
+/* Takes opt if it is one of the manager's: 1 if it was (its value checked
+ * and stored), 0 if it is not one, -1 after saying on stderr, after "cmd: ",
+ * why the value is bad. */
+int mgi_manager_option(const char *cmd, int opt, const char *arg, mgi_manager_opts_t *o);
+
+/* The options a created manager takes after mgi_manager_create (the
+ * cooperation wait and the host floor; fault-around goes to create). */
+void mgi_manager_opts_apply(mgi_manager_t *m, const mgi_manager_opts_t *o);
+
+#endif
