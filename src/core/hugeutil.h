@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "page.h"
+
 /*
  * One entry per 2 MiB aligned block that has pages in use: a bit per 4 KiB
  * page (set when the agent puts a page there, cleared when the page is
@@ -23,7 +25,7 @@
  * blocks are in use. Not thread safe: one owner (the fault handler).
  */
 #define MGI_HU_BLOCK (2UL << 20)
-#define MGI_HU_PAGE 4096UL
+#define MGI_HU_PAGE MGI_PAGE_SIZE
 #define MGI_HU_PAGES 512u
 #define MGI_HU_FREQ_HIT 16u
 
