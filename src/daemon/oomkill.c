@@ -155,6 +155,18 @@ static int child_toward(const mgi_manager_t *m, int g, int d)
 /* Signals every eligible candidate in sel (the group kill scope): one
  * unit, as cgroup v2's memory.oom.group; adj -1000 stays. Returns how
  * many were signalled. */
+/* The victim's connection remembers its kill: for whom, its grace, and
+ * when the signal went (SIGTERM starts the grace; SIGKILL the reap wait). */
+static void mark_victim(struct mgi_conn *c, int target, const struct mgi_oom_eff *e)
+{
+	c->oom_target = target;
+	c->oom_grace_ms = e->grace_ms;
+	if (e->signal == SIGTERM)
+		c->oom_term_ns = mgi_os_now_ns();
+	else
+		c->oom_kill_ns = mgi_os_now_ns();
+}
+
 static unsigned kill_group(mgi_manager_t *m, int target, int g, const struct mgi_oom_eff *e,
 			   const bool *sel, size_t n, const char *state)
 {
@@ -190,12 +202,7 @@ static unsigned kill_group(mgi_manager_t *m, int target, int g, const struct mgi
 			mgi_notify_ladder(m, target);
 		}
 		done++;
-		c->oom_target = target;
-		c->oom_grace_ms = e->grace_ms;
-		if (e->signal == SIGTERM)
-			c->oom_term_ns = mgi_os_now_ns();
-		else
-			c->oom_kill_ns = mgi_os_now_ns();
+		mark_victim(c, target, e);
 		mgi_manager_log(m, "group '%s' is out of memory %s: --oom-kill group: %s pid %d (%s) "
 				   "of group '%s'", m->tree.node[target].name, state,
 				e->signal == SIGTERM ? "sending SIGTERM to" : "killing", (int)c->pid, comm,
@@ -329,12 +336,7 @@ static void kill_process(mgi_manager_t *m, int target, const struct mgi_oom_eff 
 		struct mgi_conn *c = &m->conns[kill_conn_of[i]];
 		if (c->pid != pid)
 			continue;
-		c->oom_target = target;
-		c->oom_grace_ms = e->grace_ms;
-		if (e->signal == SIGTERM)
-			c->oom_term_ns = mgi_os_now_ns();
-		else
-			c->oom_kill_ns = mgi_os_now_ns();
+		mark_victim(c, target, e);
 		mgi_oom_arm(m);
 	}
 }
