@@ -1,5 +1,6 @@
 /* coop.c - a cache bigger than its group's limit: the application frees
- * entries when memgrp asks (coop) versus memgrp evicting its pages (evict). */
+ * entries when memgrp asks (coop), memgrp evicts its pages (evict), idle
+ * entries lent back as volatile ranges (vrange), or MADV_FREE (mfree). */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -13,7 +14,7 @@
 
 #include "memgrp.h"
 
-/* Usage: bench_coop coop|evict [KEYS] [OPS]
+/* Usage: bench_coop coop|evict|vrange|mfree [KEYS] [OPS]
  *
  * A look-aside cache of KEYS values of 16 KiB, keys drawn from Zipf(0.99).
  * A hit reads the whole value and checks it; a miss "fetches it from the
@@ -28,6 +29,16 @@
  *   evict: the application does nothing, and memgrp evicts its pages into
  *          the compressed store: every value stays a hit, but a hit on an
  *          evicted value faults and is decompressed.
+ *   vrange: every UNPIN_EVERY gets, entries not got since the last pass
+ *          are unpinned (mg_vrange volatile); memgrp purges them first
+ *          under pressure; a get of an unpinned entry pins it again
+ *          (NONVOLATILE), and if it was purged that is a miss (rebuilt),
+ *          else a hit with no copy; or
+ *   mfree: the same with MADV_FREE (the kernel's memcg frees those pages
+ *          under its limit: run it in a memory cgroup): pinning writes each
+ *          page's first word back (so the kernel keeps it) and checks the
+ *          value: a page the kernel freed reads as zeros, so the check
+ *          fails and the value is rebuilt.
  * OPS/4 gets warm the cache up untimed, then OPS gets are timed one by one.
  * Prints one line of key=value results (latencies of the timed gets; the
  * cooperator's figures count those gets only). A value that reads back
@@ -53,7 +64,15 @@ enum {
 	PRESENT = 1,
 	REFERENCED = 2, /* only with PRESENT: got since the clock hand passed */
 	BUSY = 4,
+	UNPINNED = 8, /* only with PRESENT: volatile (vrange) or MADV_FREE'd (mfree) */
 };
+
+enum { M_COOP, M_EVICT, M_VRANGE, M_MFREE };
+static int mode;
+#define UNPIN_EVERY 1024
+/* vrange and mfree: entries unpinned, pinned again with their data, and
+ * rebuilt because pages were gone. */
+static long unpinned, repinned, rebuilt;
 
 static long keys;
 static unsigned char *arena;     /* slot of key k at k * VALUE_BYTES */
@@ -305,6 +324,57 @@ static void backend_fetch(void)
 		;
 }
 
+/* An unpinned entry is pinned again: 1 if its data is all there. */
+static int pin(long k)
+{
+	unsigned char *v = arena + k * VALUE_BYTES;
+
+	if (mode == M_VRANGE) {
+		int purged = 1, rc = mg_vrange(v, VALUE_BYTES, MG_VRANGE_NONVOLATILE, &purged);
+		if (rc) {
+			fprintf(stderr, "bench_coop: mg_vrange nonvolatile: %s\n", strerror(-rc));
+			exit(1);
+		}
+		return !purged;
+	}
+	/* MADV_FREE: a write keeps a page the kernel has not freed yet; one
+	 * it freed reads (and is written back) as zeros, which the check
+	 * finds. */
+	for (long p = 0; p < VALUE_PAGES; p++) {
+		volatile uint64_t *w = (volatile uint64_t *)(v + p * PAGE_BYTES);
+		*w = *w;
+	}
+	return sum_memory((const uint64_t *)v) == sums[k];
+}
+
+static void unpin(long k)
+{
+	unsigned char *v = arena + k * VALUE_BYTES;
+	int rc = mode == M_VRANGE ? mg_vrange(v, VALUE_BYTES, MG_VRANGE_VOLATILE, NULL)
+				  : madvise(v, VALUE_BYTES, MADV_FREE) ? -errno : 0;
+
+	if (rc) {
+		fprintf(stderr, "bench_coop: unpin: %s\n", strerror(-rc));
+		exit(1);
+	}
+}
+
+/* Every UNPIN_EVERY gets: the entries not got since the last pass are
+ * unpinned (CLOCK: a got entry loses its bit and stays pinned). */
+static void unpin_idle(void)
+{
+	for (long k = 0; k < keys; k++) {
+		unsigned char s = atomic_load(&state[k]);
+		if (s == (PRESENT | REFERENCED))
+			atomic_store(&state[k], PRESENT);
+		else if (s == PRESENT) {
+			unpin(k);
+			atomic_store(&state[k], PRESENT | UNPINNED);
+			unpinned++;
+		}
+	}
+}
+
 /* One get. Returns 1 for a hit, 0 for a miss. */
 static int get(long k)
 {
@@ -319,6 +389,12 @@ static int get(long k)
 		}
 		if (atomic_compare_exchange_weak(&state[k], &s, BUSY))
 			break;
+	}
+	if ((s & UNPINNED) && pin(k))
+		repinned++;
+	else if (s & UNPINNED) {
+		rebuilt++;
+		s = ABSENT; /* pages were purged: rebuilt as a miss */
 	}
 	if (s & PRESENT) {
 		check_value(k, "on a get");
@@ -435,7 +511,7 @@ static int cmp_float(const void *a, const void *b)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_coop coop|evict [KEYS] [OPS]   (env MISS_US, default 50)\n");
+	fprintf(stderr, "usage: bench_coop coop|evict|vrange|mfree [KEYS] [OPS]   (env MISS_US, default 50)\n");
 	exit(2);
 }
 
@@ -452,11 +528,16 @@ int main(int argc, char **argv)
 	if (argc < 2 || argc > 4)
 		usage();
 	if (!strcmp(argv[1], "coop"))
-		cooperate = 1;
+		mode = M_COOP;
 	else if (!strcmp(argv[1], "evict"))
-		cooperate = 0;
+		mode = M_EVICT;
+	else if (!strcmp(argv[1], "vrange"))
+		mode = M_VRANGE;
+	else if (!strcmp(argv[1], "mfree"))
+		mode = M_MFREE;
 	else
 		usage();
+	cooperate = mode == M_COOP;
 	keys = argc > 2 ? atol(argv[2]) : 16384;
 	ops = argc > 3 ? atol(argv[3]) : ops;
 	if (env)
@@ -527,8 +608,23 @@ int main(int argc, char **argv)
 		pthread_detach(th);
 	}
 
-	for (long i = 0; i < warm; i++)
+	if (mode == M_VRANGE) {
+		int rc = mg_vrange(arena, PAGE_BYTES, MG_VRANGE_VOLATILE, NULL);
+		if (rc == 0)
+			rc = mg_vrange(arena, PAGE_BYTES, MG_VRANGE_NONVOLATILE, NULL);
+		if (rc) {
+			fprintf(stderr, "bench_coop: vrange mode needs the memgrp agent (run under memgrp "
+				"run): %s\n", strerror(-rc));
+			return 1;
+		}
+	}
+	int unpinning = mode == M_VRANGE || mode == M_MFREE;
+	for (long i = 0; i < warm; i++) {
 		get(perm[zipf_rank(cdf, keys)]);
+		if (unpinning && i % UNPIN_EVERY == UNPIN_EVERY - 1)
+			unpin_idle();
+	}
+	long unpinned0 = unpinned, repinned0 = repinned, rebuilt0 = rebuilt;
 	/* The cooperator's figures count the timed gets only. */
 	long req0 = atomic_load(&coop_requests), asked0 = atomic_load(&coop_pages_asked);
 	long drop0 = atomic_load(&entries_dropped);
@@ -540,6 +636,10 @@ int main(int argc, char **argv)
 
 		hits += get(k);
 		lat[i] = (float)((now_ns() - a) / 1e3);
+		/* (the pass is not a get: its time is in ops/s, not in the
+		 * latencies) */
+		if (unpinning && i % UNPIN_EVERY == UNPIN_EVERY - 1)
+			unpin_idle();
 	}
 	t1 = now_ns();
 	long req = atomic_load(&coop_requests) - req0, asked = atomic_load(&coop_pages_asked) - asked0;
@@ -550,6 +650,16 @@ int main(int argc, char **argv)
 	for (long k = 0; k < keys; k++) {
 		unsigned char s = atomic_load(&state[k]);
 
+		/* (mfree: read, not pinned: a write would give each freed
+		 * page a new frame, past the limit) */
+		int gone = (s & UNPINNED) &&
+			   (mode == M_MFREE ? sum_memory((const uint64_t *)(arena + k * VALUE_BYTES)) != sums[k]
+					    : !pin(k));
+		if (gone) {
+			atomic_store(&state[k], ABSENT); /* purged: nothing to check */
+			continue;
+		}
+		s &= (unsigned char)~UNPINNED;
 		while (s != ABSENT) {
 			if (s != BUSY && atomic_compare_exchange_weak(&state[k], &s, BUSY)) {
 				check_value(k, "in the final check");
@@ -568,9 +678,10 @@ int main(int argc, char **argv)
 		sum += lat[i];
 	printf("ops_per_s=%.0f p50_us=%.2f p99_us=%.2f p999_us=%.2f max_us=%.0f mean_us=%.2f hit_ratio=%.4f "
 	       "coop_requests=%ld coop_pages_asked=%ld entries_dropped=%ld coop_max_ms=%.1f "
-	       "verified=%ld secs=%.2f\n",
+	       "verified=%ld unpinned=%ld repinned=%ld rebuilt=%ld secs=%.2f\n",
 	       ops / secs, lat[ops / 2], lat[ops * 99 / 100], lat[ops * 999 / 1000], lat[ops - 1], sum / ops,
-	       (double)hits / ops, req, asked, drop, atomic_load(&coop_max_us) / 1e3, verified, secs);
+	       (double)hits / ops, req, asked, drop, atomic_load(&coop_max_us) / 1e3, verified,
+	       unpinned - unpinned0, repinned - repinned0, rebuilt - rebuilt0, secs);
 	fflush(stdout);
 	return 0;
 }

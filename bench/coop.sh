@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # bench/coop.sh - a cache whose data is 4x its group's limit, under memgrp:
 # the application frees entries when memgrp asks (coop: mg_cooperate_add)
-# versus memgrp evicting its pages to the compressed store (evict). Prints
+# versus memgrp evicting its pages to the compressed store (evict), versus
+# idle entries lent back as volatile ranges (vrange: mg_vrange), and the
+# kernel's column: the same cache with MADV_FREE in a memcg v1 group with
+# the same limit (mfree, no memgrp). Prints
 # the throughput and latency of the gets, what the cooperation did, and what
 # memgrp swapped, for the median run of each mode.
 # Usage: bench/coop.sh [BUILD_DIR]   (as root)
-# Environment: LIMIT (default 64M), RUNS (3; the median run by ops/s is
+# Environment: MODES (default "coop evict vrange mfree"), LIMIT (default 64M), RUNS (3; the median run by ops/s is
 #        shown), KEYS (16384 values of 16 KiB: 256 MiB), OPS (400000 timed
 #        gets, after OPS/4 untimed), MISS_US (50: what a miss spins, the
 #        simulated backend fetch), FAULT_AROUND (1; memgrp's default is
@@ -38,16 +41,51 @@ for f in "$memgrp" "$prog"; do
 	[ -x "$f" ] || { echo "coop.sh: $f is missing: meson compile -C ${1:-build}" >&2; exit 1; }
 done
 opts=(-m "$limit" --swap-max 1G --fault-around "${FAULT_AROUND:-1}")
+modes=${MODES:-coop evict vrange mfree}
+limit_bytes=$(python3 -c '
+import sys
+s = sys.argv[1].upper(); m = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+print(int(s[:-1]) * m[s[-1]] if s[-1] in m else int(s))' "$limit")
+if [[ " $modes " == *" mfree "* ]] && [ ! -d /sys/fs/cgroup/memory ]; then
+	echo "coop.sh: mfree needs the memory cgroup v1 at /sys/fs/cgroup/memory" >&2; exit 1
+fi
 export MISS_US=$miss_us
 
 # run MODE I: one run; writes its bench line plus the figures of memgrp's
 # stats JSON (whole run: warm-up and final check included) to
 # $tmp/MODE.I.line, its stderr to $tmp/MODE.I.err. Returns 1 if it failed.
+# The kernel's column (mfree): bench_coop alone in a memory cgroup v1 with
+# the same limit (no memgrp); its figures from the cgroup's files, as
+# stats JSON. Named bench-*: test_backstop's leak check looks for memgrp-*.
+run_kernel() {
+	local mode=$1 json=$2 err=$3 cg=/sys/fs/cgroup/memory/bench-coop-$$ rc=0
+	mkdir -p "$cg"
+	echo "$limit_bytes" >"$cg/memory.limit_in_bytes"
+	timeout -k 5 $secs sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
+		env LD_PRELOAD= "$prog" "$mode" "$keys" "$ops" 2>"$err" || rc=$?
+	python3 - "$cg" >"$json" <<-'PY'
+	import json, sys
+	cg = sys.argv[1]
+	r = lambda f: int(open(f"{cg}/{f}").read().split()[0])
+	oom = dict(l.split() for l in open(f"{cg}/memory.oom_control"))
+	print(json.dumps({"max_usage": r("memory.max_usage_in_bytes"), "pswpout": 0, "pswpin": 0,
+	                  "pgmajfault": 0, "oom_kill": int(oom.get("oom_kill", 0)), "coop_requests": 0,
+	                  "coop_freed": 0, "reclaim_stalls": 0, "vrange_purged_pages": 0}))
+	PY
+	rmdir "$cg" 2>/dev/null || true
+	return $rc
+}
+
 run() {
 	local mode=$1 i=$2 rc=0 out
 	local json=$tmp/$mode.$i.json err=$tmp/$mode.$i.err
 	local cmd=("$memgrp" run "${opts[@]}" --stats-json "$json" -- "$prog" "$mode" "$keys" "$ops")
-	out=$(timeout -k 5 $secs "${cmd[@]}" 2>"$err") || rc=$?
+	if [ "$mode" = mfree ]; then
+		cmd=(memcg-v1 "bench-coop-$$" "limit $limit_bytes" -- "$prog" "$mode" "$keys" "$ops")
+		out=$(run_kernel "$mode" "$json" "$err") || rc=$?
+	else
+		out=$(timeout -k 5 $secs "${cmd[@]}" 2>"$err") || rc=$?
+	fi
 	if [ $rc != 0 ]; then
 		local why="exit status $rc"
 		case $rc in
@@ -67,7 +105,7 @@ run() {
 	d = json.load(open(sys.argv[1]))
 	print(sys.argv[2].strip(), " ".join("mg_%s=%d" % (k, d[k]) for k in (
 	    "max_usage", "pswpout", "pswpin", "pgmajfault", "oom_kill", "coop_requests",
-	    "coop_freed", "reclaim_stalls")))
+	    "coop_freed", "reclaim_stalls", "vrange_purged_pages")))
 	PY
 }
 
@@ -79,23 +117,26 @@ load0=$(cut -d' ' -f1-3 /proc/loadavg)
 failed=0
 notes=()
 for i in $(seq "$runs"); do
-	for mode in coop evict; do  # interleaved: drift in the host hits both
+	for mode in $modes; do  # interleaved: drift in the host hits all
 		run "$mode" "$i" || failed=1
 	done
 done
 
 echo "coop: a cache of $keys values of 16 KiB ($((keys * 16 / 1024)) MiB) in a group limited to $limit, keys Zipf(s = 0.99);"
 echo "  a get that misses spins MISS_US = $miss_us us (the backend fetch) and writes the value;"
-echo "  coop: the application drops entries (CLOCK) when memgrp asks; evict: it never drops, memgrp evicts"
-echo "  command: MISS_US=$miss_us $memgrp run ${opts[*]} --stats-json FILE -- $prog coop|evict $keys $ops"
+echo "  coop: the application drops entries (CLOCK) when memgrp asks; evict: it never drops, memgrp evicts;"
+echo "  vrange: entries idle for 1024 gets are made volatile (mg_vrange), memgrp purges them first;"
+echo "  mfree: the same with MADV_FREE, no memgrp, in a memcg v1 group limited to $limit (the kernel's column)"
+echo "  command: MISS_US=$miss_us $memgrp run ${opts[*]} --stats-json FILE -- $prog coop|evict|vrange $keys $ops"
+echo "  mfree: MISS_US=$miss_us $prog mfree $keys $ops in /sys/fs/cgroup/memory/bench-coop-PID (memory.limit_in_bytes $limit_bytes)"
 echo "  $ops timed gets after $((ops / 4)) untimed; the median run by ops/s of $runs"
 if [ "${FAULT_AROUND:-1}" = 1 ]; then
 	echo "  (--fault-around 1: memgrp's default, 64, charges the untouched neighbours of each value"
 	echo "  filled, which the application cannot free; see the comment at the top of bench/coop.sh)"
 fi
-printf '%-6s %9s %7s %8s %9s %7s %6s %7s %8s %8s %9s %9s %4s\n' mode ops/s p50_us p99_us p99.9_us \
-	max_ms hit% coop_rq dropped max_use pswpout pswpin oom
-for mode in coop evict; do
+printf '%-6s %9s %7s %8s %9s %7s %6s %7s %8s %8s %9s %9s %4s %9s %8s\n' mode ops/s p50_us p99_us p99.9_us \
+	max_ms hit% coop_rq dropped max_use pswpout pswpin oom purged_M rebuilt
+for mode in $modes; do
 	lines=$(cat "$tmp/$mode".*.line 2>/dev/null || true)
 	if [ -z "$lines" ]; then
 		printf '%-6s %9s\n' "$mode" "fail"
@@ -105,17 +146,20 @@ for mode in coop evict; do
 	# the median run by throughput (the lower middle one for an even count)
 	med=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^ops_per_s=/) print substr($i, 11), $0}' <<<"$lines" |
 		sort -g | sed -n "$(((n + 1) / 2))p" | cut -d' ' -f2-)
-	printf '%-6s %9s %7s %8s %9s %7s %6s %7s %8s %8s %9s %9s %4s\n' "$mode" \
+	printf '%-6s %9s %7s %8s %9s %7s %6s %7s %8s %8s %9s %9s %4s %9s %8s\n' "$mode" \
 		"$(val "$med" ops_per_s)" "$(val "$med" p50_us)" "$(val "$med" p99_us)" \
 		"$(val "$med" p999_us)" "$(awk -v u="$(val "$med" max_us)" 'BEGIN {printf "%.1f", u / 1000}')" "$(awk -v h="$(val "$med" hit_ratio)" 'BEGIN {printf "%.1f", 100 * h}')" \
 		"$(val "$med" coop_requests)" "$(val "$med" entries_dropped)" \
 		"$(($(val "$med" mg_max_usage) >> 20))M" "$(val "$med" mg_pswpout)" "$(val "$med" mg_pswpin)" \
-		"$(val "$med" mg_oom_kill)"
+		"$(val "$med" mg_oom_kill)" "$(($(val "$med" mg_vrange_purged_pages) * 4096 >> 20))" \
+		"$(val "$med" rebuilt)"
 	all=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^ops_per_s=/) printf " %s", substr($i, 11)}' <<<"$lines")
 	notes+=("  $mode: ops/s of the $n runs:$all; the median run: memgrp asked $(val "$med" mg_coop_requests) times in all, measured $(($(val "$med" mg_coop_freed) >> 20)) MiB freed by the application; $(val "$med" mg_pgmajfault) faults decompressed; $(val "$med" mg_reclaim_stalls) faults waited for room")
 done
 echo "(ops/s, hit%: higher is better; latencies per get; coop_rq and dropped: the cooperator's, timed gets"
-echo " only; max_use, pswpout, pswpin (pages), oom: memgrp's stats JSON, whole run)"
+echo " only; max_use, pswpout, pswpin (pages), oom: memgrp's stats JSON, whole run (mfree: the memcg's);"
+echo " purged_M: MiB of volatile pages memgrp purged (whole run); rebuilt: unpinned entries found"
+echo " purged (vrange) or with a page the kernel freed (mfree) at a get, timed gets only)"
 printf '%s\n' "${notes[@]}"
 # What memgrp said beyond its routine cooperation log: warnings, OOM.
 for f in "$tmp"/*.err; do

@@ -26,6 +26,7 @@ _memgrp() {
 	--mode) COMPREPLY=($(compgen -W "exact estimate" -- "$cur")); return ;;
 	--backend) COMPREPLY=($(compgen -W "agent kernel" -- "$cur")); return ;;
 	--codec) COMPREPLY=($(compgen -W "lz4 zstd" -- "$cur")); return ;;
+	--thp) COMPREPLY=($(compgen -W "never ingens always" -- "$cur")); return ;;
 	--kernel-backstop) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
 	--oom-policy) COMPREPLY=($(compgen -W "largest newest oldest priority growth" -- "$cur")); return ;;
 	--oom-kill) COMPREPLY=($(compgen -W "process group" -- "$cur")); return ;;
@@ -39,7 +40,7 @@ _memgrp() {
 	fi
 	local opts=""
 	case $cmd in
-	run) opts="-g --group $limits --oom-priority --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --record --record-period --record-threshold --help" ;;
+	run) opts="-g --group $limits --oom-priority --thp --thp-threshold --thp-rate --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --record --record-period --record-threshold --help" ;;
 	create | set) opts="$limits --socket --help" ;;
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;

@@ -34,7 +34,7 @@ MGI_DEPTH_MAX = 8
 MGI_PAGES_UNLIMITED = (2**63 - 1) // 4096
 MGI_SET_KEEP = 2**64 - 1
 MGI_SET_UNLIMITED = 2**64 - 2
-SEGMENT_BYTES = 77824  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
+SEGMENT_BYTES = 81920  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
 
 HELLO, WELCOME, OOM_KILL, STAT_REQ, STAT, SET, REPLY, CREATE = 1, 2, 3, 4, 5, 6, 7, 8
 RM, LIST_REQ, LIST, OOM_REQ, ATTACH, MOVE, REGISTER, UNREGISTER = 9, 10, 11, 12, 13, 14, 15, 16
@@ -61,7 +61,7 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 11464,     # hdr, group, stats (134 x u64), nprocs, reserved, procs[256] x 40
+    STAT: 11488,     # hdr, group, stats (137 x u64), nprocs, reserved, procs[256] x 40
     SET: 752,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
                      # mode, backend; oom_set, policy, scope, signal, grace_ms, kill_disable,
                      # prefer[128], avoid[128], prekill_timeout_ms, reserved, prekill[256]
@@ -203,7 +203,8 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
     tuple(f"restore_hist{i}" for i in range(24)) + ("restore_ns",) + \
     tuple(f"notify_hist{i}" for i in range(24)) + ("notify_ns",) + \
     ("under_oom", "oom_pauses", "ladder_coop", "ladder_coop_enough", "ladder_evict",
-     "ladder_evict_empty", "oom_none")
+     "ladder_evict_empty", "oom_none", "vrange_bytes", "vrange_purged_pages",
+     "ladder_purge")
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {

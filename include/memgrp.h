@@ -203,6 +203,7 @@ typedef struct mg_ladder {
 	uint64_t oom_pauses;  /* OOM pauses (--oom-kill-disable) */
 	uint64_t oom_none;    /* OOM actions that found no process to kill */
 	uint64_t under_oom;   /* 1 while paused */
+	uint64_t purge;       /* purge episodes: volatile pages (mg_vrange) asked for first */
 } mg_ladder_t;
 
 /* Subscribes to the ladder of the group (its own limit's, an ancestor's
@@ -214,6 +215,46 @@ MG_API int mg_ladder_add(mg_client_t *c, const char *group);
 /* Reads the group's ladder counts into *out. Returns 0 or a negative
  * errno. */
 MG_API int mg_ladder_read(mg_client_t *c, const char *group, mg_ladder_t *out);
+
+/*
+ * Volatile ranges: memory an application lends back (a cache's entries it
+ * can rebuild). While [addr, addr + len) is volatile its pages stay
+ * charged; when the process must make room they are purged first (dropped:
+ * never compressed, swapped or written back; uncharged at once), before
+ * cooperators are asked and before anything is evicted or killed. Making
+ * the range non-volatile again keeps every page not purged byte for byte.
+ * A touch of a purged page while the range is still volatile gets, per the
+ * mode given when it was made volatile, a zero page (MG_VRANGE_ZERO, as
+ * MADV_FREE) or SIGBUS (MG_VRANGE_SIGBUS, as the vrange patches); once
+ * non-volatile again, purged pages read as zeros.
+ *
+ * No manager connection is needed: these reach the memgrp agent in the
+ * calling process (loaded by `memgrp run`). addr is page aligned, len is
+ * rounded up to whole 4 KiB pages, 2 GiB at most per call; a range made
+ * volatile is one unit (it may not overlap another volatile range). A
+ * range unmapped or moved (mremap) while volatile stops being volatile;
+ * a forked child inherits its parent's volatile ranges and their purge
+ * bits. Calls from several threads are serialized.
+ * Returns 0 or a negative errno: -EINVAL (unaligned, bad mode), -E2BIG,
+ * -EEXIST (overlaps a volatile range), -ENOENT (not volatile: for
+ * NONVOLATILE and mg_vrange_purged the range must lie in one volatile
+ * range), -EFAULT (not memory memgrp manages), -EOPNOTSUPP (a fast region
+ * of estimate mode), -ENOTSUP (no agent in this process).
+ */
+#define MG_VRANGE_VOLATILE 0
+#define MG_VRANGE_NONVOLATILE 1
+#define MG_VRANGE_ZERO 0   /* (with VOLATILE) a purged page reads as zeros */
+#define MG_VRANGE_SIGBUS 2 /* (with VOLATILE) a purged page raises SIGBUS */
+
+/* mode: MG_VRANGE_VOLATILE (| MG_VRANGE_SIGBUS) or MG_VRANGE_NONVOLATILE;
+ * with NONVOLATILE, *purged (if not NULL) is set to 1 if any page of the
+ * range was purged since it was made volatile, else 0. */
+MG_API int mg_vrange(void *addr, size_t len, int mode, int *purged);
+
+/* The per-page report of a range still volatile: bit k % 8 of byte k / 8
+ * of bitmap (len / 4096 bits, rounded up to whole bytes, all written) is
+ * set when page k was purged since the range was made volatile. */
+MG_API int mg_vrange_purged(void *addr, size_t len, uint8_t *bitmap);
 
 #ifdef __cplusplus
 }

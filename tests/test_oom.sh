@@ -641,6 +641,83 @@ HOOK
 }
 run_case prekill
 
+case_prekill_more() {
+	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
+	echo "--- --oom-prekill before memgrp oom --kill and before the backstop's kill"
+	# the hook records its environment and whether the victim lives, and
+	# takes 0.5 s: the kill must wait for it
+	cat >"$tmp/hook2.sh" <<HOOK
+#!/bin/sh
+{ env | grep '^MEMGRP_OOM_' | sort
+  kill -0 "\$MEMGRP_OOM_VICTIM_PID" 2>/dev/null && echo "victim alive"; } >"$tmp/hook2.env"
+sleep 0.5
+kill -0 "\$MEMGRP_OOM_VICTIM_PID" 2>/dev/null && echo "victim alive at the end" >>"$tmp/hook2.env"
+exit 0
+HOOK
+	chmod +x "$tmp/hook2.sh"
+	local out rc sa va pa
+	g=t-pkh-$sfx
+	mg create "$g" -m 32M --oom-kill-disable --oom-prekill "$tmp/hook2.sh" ||
+		{ bad prekill_hand "create refused"; return; }
+	start A 20 0
+	start B 4 16
+	: >"$tmp/go-B"
+	wait_for 20 eval 'test "$(stat_field "$g" under_oom)" = 1' || bad prekill_hand "under_oom never 1"
+	[ -e "$tmp/hook2.env" ] && bad prekill_hand_pause "the hook ran at the pause: $(cat "$tmp/hook2.env")"
+	pa=$(proc_of A)
+	out=$(mg oom "$g" --kill "$pa" 2>&1); rc=$?
+	wait_for 20 grep -q "holding 16 MB more" "$tmp/B.out"
+	wait_for 10 eval '! alive $pid_A'
+	sa=$(status A)
+	va=$(grep '^MEMGRP_OOM_VICTIM_PID=' "$tmp/hook2.env" 2>/dev/null | cut -d= -f2)
+	[ $rc = 0 ] && grep -q "is killed when --oom-prekill (pid [0-9]*) ends" <<<"$out" &&
+		[ "$va" = "$pa" ] && grep -q "^victim alive at the end$" "$tmp/hook2.env" &&
+		grep -q "^MEMGRP_OOM_GROUP=$g$" "$tmp/hook2.env" && [ "$sa" = 137 ] &&
+		grep -q "holding 16 MB more" "$tmp/B.out" &&
+		grep -q "group '$g': --oom-prekill (pid [0-9]*) exited with status 0 after [0-9]* ms; killed by hand: pid $pa" "$tmp/memgrpd.log" &&
+		grep -q "\"chosen\": \"named by memgrp oom --kill\"" "$tmp/memgrpd.log" &&
+		ok "memgrp oom --kill: the hook ran first (told of pid $pa, alive to its end), then the kill ($sa); B resumed ($out)" ||
+		{ bad prekill_hand "rc $rc ($out), A $sa, hook told $va"; cat "$tmp/hook2.env"; grep "$g" "$tmp/memgrpd.log" | tail -6; }
+	finish_all A B
+	rm -f "$tmp"/go-* "$tmp/hook2.env"
+	mg rm "$g"
+
+	# the backstop: A (40M, older) and B (36M, newer) run without the
+	# agent under 48M; --oom-policy newest names B; the hook first
+	g=t-pkb-$sfx
+	mg create "$g" -m 48M --oom-policy newest --oom-prekill "$tmp/hook2.sh" ||
+		{ bad prekill_backstop "create refused"; return; }
+	rm -f "$tmp/A.out" "$tmp/B.out"
+	mg run -g "$g" -- env -u LD_PRELOAD "$progs/prog_hold" 40 120 >"$tmp/A.out" 2>&1 &
+	pid_A=$!
+	track $!
+	wait_for 20 grep -q "^holding 40 MB" "$tmp/A.out"
+	sleep 0.3
+	mg run -g "$g" -- env -u LD_PRELOAD "$progs/prog_hold" 36 120 >"$tmp/B.out" 2>&1 &
+	pid_B=$!
+	track $!
+	local dead st=
+	dead=$(gone A B)
+	[ "$dead" != none ] && st=$(status "$dead")
+	va=$(grep '^MEMGRP_OOM_VICTIM_PID=' "$tmp/hook2.env" 2>/dev/null | cut -d= -f2)
+	if ! grep -q "group '$g' is out of memory at its kernel limit" "$tmp/memgrpd.log" &&
+		[ "$dead" = none ] && grep -q "^holding 36 MB" "$tmp/B.out"; then
+		skip prekill_backstop "no kernel cgroup behind the group here (both fit)"
+	else
+		[ "$dead" = B ] && [ "$st" = 137 ] && alive "$pid_A" && [ -n "$va" ] &&
+			grep -q "^victim alive at the end$" "$tmp/hook2.env" &&
+			grep -q "^MEMGRP_OOM_POLICY=newest$" "$tmp/hook2.env" &&
+			grep -q "group '$g': --oom-prekill (pid [0-9]*) exited with status 0 after [0-9]* ms; the kill follows if the group still waits at its kernel limit" "$tmp/memgrpd.log" &&
+			grep -q "group '$g' is out of memory at its kernel limit.*killing pid $va " "$tmp/memgrpd.log" &&
+			ok "at the kernel limit: the hook first (told of pid $va, alive to its end), then the kill of that pid (B, $st); A lives" ||
+			{ bad prekill_backstop "dead $dead ($st), hook told $va"; cat "$tmp/hook2.env"; grep "$g" "$tmp/memgrpd.log" | tail -6; }
+	fi
+	finish_all A B
+	rm -f "$tmp/hook2.env"
+	mg rm "$g"
+}
+run_case prekill_more
+
 case_ladder() {
 	local hold=120 # (the sanitizer build is slow: nobody exits on its own meanwhile)
 	echo "--- the ladder's steps as events (memgrp events --ladder) and counters"
@@ -681,6 +758,31 @@ PY
 		[ "$(stat_field "$g" oom_kill)" = 1 ] &&
 		ok "counters: ladder_coop $(stat_field "$g" ladder_coop), ladder_coop_enough 0, oom_kill 1" ||
 		bad ladder_counters "$(mg stat --json "$g")"
+	# the Python binding reads the same counts as memgrp stat --json
+	local pylad
+	pylad=$(MEMGRP_LIB=$libmemgrp PYTHONPATH=$pydir python3 - "$sock" "$g" "$memgrp" <<'PY' 2>&1
+import json, os, subprocess, sys
+import memgrp
+c = memgrp.Client(sys.argv[1])
+efd = c.ladder(sys.argv[2])
+lad = c.ladder_read(sys.argv[2])
+st = json.loads(subprocess.run([sys.argv[3], "--socket", sys.argv[1], "stat", "--json",
+                                sys.argv[2]], capture_output=True, check=True).stdout)
+want = {"coop": "ladder_coop", "coop_enough": "ladder_coop_enough", "evict": "ladder_evict",
+        "oom_kill": "oom_kill", "oom_pauses": "oom_pauses", "under_oom": "under_oom"}
+got = {k: getattr(lad, k) for k in want}
+assert efd > 0 and all(got[k] == st[v] for k, v in want.items()), (efd, got, st)
+assert lad.oom_kill == 1 and lad.coop >= 1, got
+try:
+    c.ladder_read("no/such/group")
+    raise SystemExit("no error for a missing group")
+except memgrp.Error as e:
+    assert e.errno > 0 and "no/such/group" in str(e), e
+print(got)
+PY
+)
+	[ $? = 0 ] && ok "Python ladder_read (mg_ladder_read) equals memgrp stat: $pylad; a missing group raises" ||
+		bad ladder_python "$pylad"
 	kill $cpid
 	wait_for 10 eval 'test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0'
 	mg rm "$g"

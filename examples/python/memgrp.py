@@ -52,8 +52,14 @@ def _load():
         lib.mg_remove.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.mg_oom_priority_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         lib.mg_stats.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Stats)]
+        lib.mg_ladder_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.mg_ladder_read.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Ladder)]
         lib.mg_event_read.restype = ctypes.c_int64
         lib.mg_event_read.argtypes = [ctypes.c_int]
+        lib.mg_vrange.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                  ctypes.POINTER(ctypes.c_int)]
+        lib.mg_vrange_purged.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                                         ctypes.POINTER(ctypes.c_uint8)]
         _lib = lib
     return _lib
 
@@ -63,6 +69,14 @@ class Stats(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in (
         "usage", "max_usage", "limit", "failcnt", "pgfault", "nr_processes",
         "tracked_bytes", "untracked_bytes", "oom_kill")]
+
+
+class Ladder(ctypes.Structure):
+    """A group's ladder counts (mg_ladder_t): each step taken (or ended
+    so) in the group and below; under_oom 1 while paused at OOM."""
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "coop", "coop_enough", "evict", "evict_empty", "oom_kill", "oom_pauses",
+        "oom_none", "under_oom")]
 
 
 class Error(OSError):
@@ -125,6 +139,16 @@ class Client:
         st = Stats()
         self._check(_load().mg_stats(self._c, self._group(group), ctypes.byref(st)))
         return st
+
+    def ladder(self, group=None):
+        """An eventfd counting the group's ladder steps taken and episodes
+        ended; ladder_read() tells which."""
+        return self._check(_load().mg_ladder_add(self._c, self._group(group)))
+
+    def ladder_read(self, group=None):
+        lad = Ladder()
+        self._check(_load().mg_ladder_read(self._c, self._group(group), ctypes.byref(lad)))
+        return lad
 
     @staticmethod
     def read_event(efd):
@@ -210,3 +234,45 @@ class Cooperator:
                 before, after, freed = self.free_now()
                 self.log(f"memgrp: usage {before >> 20} MiB of {self.limit >> 20} MiB reached a "
                          f"threshold or level: freed {freed >> 20} MiB (usage now {after >> 20} MiB)")
+
+
+# Volatile ranges (mg_vrange): memory this process lends back. No manager
+# connection: the memgrp agent in this process answers (under `memgrp run`);
+# without it the calls raise Error(ENOTSUP).
+VRANGE_VOLATILE, VRANGE_NONVOLATILE, VRANGE_SIGBUS = 0, 1, 2
+PAGE = 4096
+
+
+def _vcheck(rc, what):
+    if rc < 0:
+        raise Error(-rc, f"{what}: {os.strerror(-rc)}")
+    return rc
+
+
+def address_of(buf):
+    """The address of a writable buffer (an mmap.mmap, a bytearray). For
+    mg_vrange it must be page aligned: use mmap.mmap."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+
+
+def vrange(addr, length, volatile=True, sigbus=False):
+    """Makes [addr, addr + length) volatile (its pages may be purged under
+    pressure; a purged page reads as zeros, or raises SIGBUS with sigbus),
+    or non-volatile again: then returns whether anything was purged."""
+    lib = _load()
+    if volatile:
+        mode = VRANGE_VOLATILE | (VRANGE_SIGBUS if sigbus else 0)
+        _vcheck(lib.mg_vrange(addr, length, mode, None), "mg_vrange")
+        return False
+    purged = ctypes.c_int(0)
+    _vcheck(lib.mg_vrange(addr, length, VRANGE_NONVOLATILE, ctypes.byref(purged)), "mg_vrange")
+    return bool(purged.value)
+
+
+def vrange_purged(addr, length):
+    """The pages of a volatile range purged since it was made volatile: a
+    list of page indexes from addr."""
+    pages = (length + PAGE - 1) // PAGE
+    bits = (ctypes.c_uint8 * ((pages + 7) // 8))()
+    _vcheck(_load().mg_vrange_purged(addr, length, bits), "mg_vrange_purged")
+    return [k for k in range(pages) if bits[k // 8] >> (k % 8) & 1]

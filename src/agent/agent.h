@@ -56,6 +56,7 @@ enum mgi_req_kind {
 			* admit what of the VMA is not known yet */
 	MGI_REQ_HAND_OVER, /* the application registers [start, end) with a
 			    * userfaultfd of its own: ours steps aside */
+	MGI_REQ_VRANGE, /* mg_vrange (vrange.c): vstart the operation */
 };
 typedef struct mgi_learn_req {
 	uintptr_t start, end;
@@ -345,6 +346,33 @@ int mgi_agent_rejoin(void);
 /* Maps one segment's two parts back to back, the control part read-only,
  * and checks its header. Returns it or NULL. */
 mgi_segment_t *mgi_agent_map_segment(int ctlfd, int acctfd);
+/* vrange.c: volatile ranges (mg_vrange). Handler thread. */
+/* An application's request (MGI_REQ_VRANGE), answered to its waiter. */
+void mgi_vrange_request(const mgi_learn_req_t *req);
+/* Purges up to `pages` present volatile pages; returns how many went
+ * (uncharged already). */
+uint64_t mgi_vrange_purge(uint64_t pages);
+/* Whether the last purge found volatile pages it could not move yet
+ * (staging slots still being dropped): the fault waits a moment. */
+bool mgi_vrange_blocked(void);
+/* A staged page reached the head of the staging area: if volatile, it is
+ * purged (its out bit cleared, marked in its range) and true returned; the
+ * caller drops the slot and uncharges it. */
+bool mgi_vrange_take_staged(uintptr_t page);
+/* [start, end) was unmapped, or moved away (mremap): no longer volatile. */
+void mgi_vrange_gone(uintptr_t start, uintptr_t end);
+/* A forked child's start: the parent's table, copied into the child's
+ * arena (the marks are inherited). */
+void mgi_vrange_child_start(void);
+/* The child's fork handler, before the parent's arena goes: the table
+ * saved aside. */
+void mgi_vrange_child_save(void);
+/* A fault on a purged page of a SIGBUS-mode range: poisoned (the thread
+ * gets SIGBUS) and true returned. */
+bool mgi_vrange_fault(uintptr_t page);
+/* evict.c: drops the data of n present pages from run (see there). */
+uint64_t mgi_evict_purge(uintptr_t run, size_t n);
+
 /* agent.c */
 void mgi_agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -14,6 +14,7 @@
 #include "options.h"
 #include "estimate.h"
 #include "os.h"
+#include "thp.h"
 
 /*
  * In estimate mode (`--mode estimate`) a region of new anonymous memory is
@@ -117,7 +118,8 @@ static uint64_t mincore_count(uintptr_t start, uintptr_t end)
  * Returns them, or -1 if it could not be registered. */
 static long register_slow(uintptr_t start, uintptr_t end, bool charge)
 {
-	mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
+	if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
+		mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
 	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
 		return -1;
 	return (long)mgi_learn_range(start, end, charge);

@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "options.h"
 #include "os.h"
+#include "thp.h"
 #include "trace.h"
 #include "pageout.h"
 
@@ -344,6 +345,7 @@ static uint64_t deactivate(uint64_t want)
 		if (k) {
 			mgi_staging_fill(&mgi_agent.staging, first, (uint32_t)k, key_of(run), now);
 			mgi_registry_evict(reg, r, run, k);
+			mgi_thp_gone(run, run + k * PAGE);
 			moved_total += k;
 		}
 		uintptr_t at = run + k * PAGE;
@@ -405,6 +407,12 @@ static int compress(uint32_t slot)
 	uint64_t key = mgi_agent.staging.slot[slot].key;
 	int rc;
 
+	if (mgi_vrange_take_staged(key << MGI_PAGE_SHIFT)) {
+		/* volatile (vrange.c): purged, never stored */
+		mgi_staging_retire(&mgi_agent.staging, slot);
+		mgi_releaser_release(slot);
+		return 1;
+	}
 	if (!mgi_swap_charge(1))
 		return -ENOSPC;
 	rc = mgi_store_put(mgi_agent.store, key, slot_addr(slot), mgi_agent.evict_clock);
@@ -450,13 +458,16 @@ static void evicted(uint64_t freed)
 uint64_t mgi_evict(uint64_t pages)
 {
 	mgi_staging_t *st = &mgi_agent.staging;
-	uint64_t freed = 0;
+	uint64_t freed = 0, purged = 0;
 
 	if (!mgi_agent.can_evict || !pages || mgi_agent.evicting)
 		return 0;
 	mgi_fork_change_begin();
 	mgi_agent.evicting = true;
 	mgi_releaser_answers();
+	/* Volatile pages first (vrange.c): dropped, not stored. */
+	purged = mgi_vrange_purge(pages);
+	freed = purged;
 	for (int waits = 0; freed < pages;) {
 		int32_t s = mgi_staging_oldest(st);
 		if (s < 0) {
@@ -471,11 +482,14 @@ uint64_t mgi_evict(uint64_t pages)
 			mgi_releaser_wait(1);
 			continue;
 		}
-		if (compress((uint32_t)s) != 0)
+		int rc = compress((uint32_t)s);
+		if (rc < 0)
 			break;
 		freed++;
+		purged += rc == 1;
 	}
-	evicted(freed);
+	mgi_uncharge(purged); /* memory given back, not swap */
+	evicted(freed - purged);
 	/* The next round's second chances. */
 	if (st->used < stage_target())
 		deactivate(stage_target() - st->used);
@@ -497,8 +511,11 @@ uint64_t mgi_evict_ahead(void)
 	mgi_fork_change_begin();
 	mgi_agent.evicting = true;
 	mgi_releaser_answers();
-	bool done = compress((uint32_t)s) == 0;
-	evicted(done);
+	int rc = compress((uint32_t)s);
+	bool done = rc >= 0;
+	if (rc == 1)
+		mgi_uncharge(1); /* purged (vrange.c): memory given back, not swap */
+	evicted(rc == 0);
 	/* topped up a run at a time: one move per page would cost more than
 	 * the compression it precedes */
 	if (st->used + RUN_MAX <= stage_target())
@@ -527,3 +544,85 @@ void mgi_evict_age(void)
 }
 
 /* ---- restore ---- */
+
+/* ---- purge (volatile ranges, vrange.c) ---- */
+
+/*
+ * Drops the data of n present pages from run: moved into staging slots
+ * that are retired at once (never compressed), so the frames go with the
+ * next release batch. This is the handler's way to discard a page of a
+ * registered range: its own MADV_DONTNEED would wait on itself reading the
+ * REMOVE event. Returns how many went, counted from the first; the caller
+ * clears and uncharges them. 0 when the staging area has no room at its
+ * head even after waiting, the address space is changing, or eviction is
+ * not set up.
+ */
+uint64_t mgi_evict_purge(uintptr_t run, size_t n)
+{
+	uint32_t first, room;
+	size_t moved = 0, k;
+	int rc;
+
+	if (!mgi_agent.can_evict || !n || mgi_fork_under_way())
+		return 0;
+	if (n > RUN_MAX)
+		n = RUN_MAX;
+	mgi_fork_change_begin();
+	room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
+	/* No room at the head: a staged page is there (the oldest: it goes
+	 * on as it would next, stored, or purged if volatile), or retired
+	 * slots whose frames the helper is dropping (waited for, following
+	 * events: faults meanwhile park, as inside mgi_evict). */
+	bool was_evicting = mgi_agent.evicting;
+	mgi_agent.evicting = true;
+	for (int tries = 0; !room && tries < 4; tries++) {
+		int32_t s = mgi_staging_oldest(&mgi_agent.staging);
+		if (s >= 0 && (uint32_t)s == mgi_agent.staging.head) {
+			int crc = compress((uint32_t)s);
+			if (crc < 0)
+				break;
+			if (crc == 1)
+				mgi_uncharge(1);
+			else
+				evicted(1);
+		}
+		if (!wait_for_room() && mgi_staging_oldest(&mgi_agent.staging) < 0)
+			break;
+		room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
+	}
+	mgi_agent.evicting = was_evicting;
+	/* (events followed while waiting may have changed the run: only
+	 * what the registry still holds present moves) */
+	mgi_vregion_t *r = room ? mgi_registry_find(&mgi_agent.reg, run) : NULL;
+	size_t still = 0;
+	while (r && still < room && run + still * PAGE < r->end &&
+	       mgi_registry_test(r, run + still * PAGE))
+		still++;
+	room = (uint32_t)still;
+	if (!room) {
+		mgi_fork_change_end();
+		return 0;
+	}
+	rc = mgi_uffd_move(mgi_agent.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
+			   &moved);
+	k = moved / PAGE;
+	if (rc != 0 && k < room)
+		k += moved_unreported(run + k * PAGE, first + (uint32_t)k, room - k);
+	mgi_trace(MGI_TR_EVICT, run, first, (uint32_t)n, (int32_t)(k << 8) | (-rc & 0xff));
+	if (k) {
+		mgi_staging_fill(&mgi_agent.staging, first, (uint32_t)k, key_of(run), mgi_now_ns());
+		for (uint32_t i = 0; i < k; i++) {
+			mgi_staging_retire(&mgi_agent.staging, first + i);
+			mgi_releaser_release(first + i);
+		}
+	}
+	if (rc == -EEXIST && k < room) {
+		mgi_staging_block(&mgi_agent.staging, first + (uint32_t)k);
+		mgi_releaser_release(first + (uint32_t)k);
+	} else if (rc == -EBUSY && k < room) {
+		mgi_releaser_unshare(run + k * PAGE, room - k); /* shared with a child: ours next time */
+	}
+	mgi_releaser_flush_lazily();
+	mgi_fork_change_end();
+	return k;
+}

@@ -19,6 +19,7 @@
 #include "proto.h"
 #include "recent.h"
 #include "size.h"
+#include "thp.h"
 #include "trace.h"
 #include "fault.h"
 
@@ -104,6 +105,8 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	bool resynced = false;
 	int rc;
 
+	if (mgi_vrange_fault(page))
+		return MGI_DONE; /* purged, SIGBUS mode: poisoned */
 	if (!r) {
 		mgi_learn_vma(page);
 		r = mgi_registry_find(reg, page);
@@ -158,6 +161,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			if (res == MGI_DONE) {
 				if (k)
 					remember_run(r, page, page + k * PAGE);
+				mgi_thp_filled(page, page + k * PAGE);
 				last_fault_pages = k;
 				goto done;
 			}
@@ -205,6 +209,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		if (k) {
 			mgi_registry_mark(reg, r, s, k);
 			remember_run(r, s, s + k * PAGE);
+			mgi_thp_filled(s, s + k * PAGE);
 		}
 		mgi_uncharge(n - k);
 		if (rc == 0 || page < s + copied)
@@ -225,6 +230,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			mgi_trace(MGI_TR_EEXIST, there, 0, 0, 0);
 			mgi_charge_anyway(1);
 			mgi_registry_mark(reg, r, there, 1);
+			mgi_thp_filled(there, there + PAGE);
 			if (there == page) {
 				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
 				goto done;
@@ -289,6 +295,7 @@ static void on_event(const struct uffd_msg *m)
 			mgi_guard_note_removed(m->arg.remove.start, m->arg.remove.end);
 		mgi_restore_drop(m->arg.remove.start, m->arg.remove.end);
 		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
+		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_UNMAP:
 		if (mgi_guard_claim_vacated(m->arg.remove.start, m->arg.remove.end)) {
@@ -296,17 +303,20 @@ static void on_event(const struct uffd_msg *m)
 			 * newcomer's (n=1 in the trace) */
 			mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 1, 0);
 			mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
+			mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 			mgi_interpose_unmapped(m->arg.remove.start);
 			break;
 		}
 		mgi_trace(MGI_TR_UNMAP, m->arg.remove.start, m->arg.remove.end, 0, 0);
 		mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
+		mgi_vrange_gone(m->arg.remove.start, m->arg.remove.end);
 		mgi_restore_drop(m->arg.remove.start, m->arg.remove.end);
 		n = mgi_registry_remove(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end);
 		if (n < 0) /* no memory to split: at least drop the charges */
 			n = (long)mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start,
 						     m->arg.remove.end);
 		mgi_uncharge((uint64_t)n);
+		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		mgi_learn_publish_sizes();
 		mgi_interpose_unmapped(m->arg.remove.start);
 		break;
@@ -316,11 +326,16 @@ static void on_event(const struct uffd_msg *m)
 		mgi_trace(MGI_TR_REMAP, from, to, (uint32_t)(len / PAGE), 0);
 		/* What we held for the destination is stale: it was unmapped. */
 		mgi_restore_drop(to, to + len);
+		/* Volatile marks do not follow a move (docs/design.md). */
+		mgi_vrange_gone(from, from + len);
+		mgi_vrange_gone(to, to + len);
 		int rc = mgi_registry_move(&mgi_agent.reg, from, to, len, &dropped);
 		mgi_uncharge(dropped);
 		if (rc == 0) {
 			mgi_restore_moved(from, to, len);
+			mgi_thp_moved(from, to, len);
 		} else {
+			mgi_thp_gone(from, from + len);
 			/* Could not follow (the arena is exhausted): drop the
 			 * source's charges; the destination is learned again
 			 * (with mincore) on its first fault. Evicted pages of
@@ -354,6 +369,8 @@ void mgi_fault_drain_requests(void)
 		for (size_t i = 0; i < (size_t)n / sizeof(req[0]); i++) {
 			if (req[i].kind == MGI_REQ_LEARN)
 				mgi_learn_mapped(req[i].start, req[i].end);
+			else if (req[i].kind == MGI_REQ_VRANGE)
+				mgi_vrange_request(&req[i]);
 			else if (req[i].kind == MGI_REQ_HAND_OVER)
 				mgi_request_answer(req[i].waiter,
 						   mgi_hand_over(req[i].start, req[i].end));

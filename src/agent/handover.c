@@ -31,7 +31,7 @@
  * hold it then).
  */
 
-#define PAGE 4096UL
+#define PAGE MGI_PAGE_SIZE
 #define OUT_BATCH 64
 #define ROOM_TRIES 500 /* about 0.5 s of 1 ms pauses: the caller waits 2 s at most */
 #define HANDED_MAX 32

@@ -18,6 +18,7 @@
 
 #include "agent.h"
 #include "os.h"
+#include "thp.h"
 
 /*
  * Four ways new anonymous memory appears, each caught here:
@@ -75,7 +76,8 @@ void mgi_register_exact(uintptr_t start, uintptr_t end)
 {
 	mgi_learn_req_t req = {.start = start, .end = end, .kind = MGI_REQ_LEARN, .waiter = -1};
 
-	mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
+	if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
+		mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
 	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
 		return;
 	/* Non-blocking: if the pipe is full the handler learns the range on

@@ -19,6 +19,7 @@
 #include "proto.h"
 #include "recent.h"
 #include "size.h"
+#include "thp.h"
 #include "trace.h"
 #include "fault.h"
 
@@ -67,6 +68,8 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 				r = mgi_registry_find(&mgi_agent.reg, a + i * PAGE);
 				if (r)
 					found += mgi_registry_mark(&mgi_agent.reg, r, a + i * PAGE, 1);
+				if (r)
+					mgi_thp_filled(a + i * PAGE, a + (i + 1) * PAGE);
 			}
 		}
 		a += pages * PAGE;
@@ -304,7 +307,8 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 			cur = stop;
 			continue;
 		}
-		mgi_raw_madvise((void *)cur, stop - cur, MADV_NOHUGEPAGE);
+		if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
+			mgi_raw_madvise((void *)cur, stop - cur, MADV_NOHUGEPAGE);
 		if (mgi_uffd_register(mgi_agent.uffd, cur, stop - cur) == 0)
 			mgi_learn_mapped(cur, stop);
 		else

@@ -179,8 +179,11 @@ bool mgi_agent_on_manager_message(void)
 		}
 		mgi_msg_init(&r, MGI_MSG_EVICTED);
 		r.evict.pages = asked;
-		/* Estimate mode: fast regions give back their estimate first. */
-		r.evict.freed = mgi_est_give(asked);
+		/* Volatile pages first (vrange.c: no swap needed), then, in
+		 * estimate mode, fast regions' estimate. */
+		r.evict.freed = mgi_vrange_purge(asked);
+		if (r.evict.freed < asked)
+			r.evict.freed += mgi_est_give(asked - r.evict.freed);
 		if (r.evict.freed < asked && mgi_evict_allowed(0))
 			r.evict.freed += mgi_evict(asked - r.evict.freed);
 		send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);

@@ -19,6 +19,9 @@ typedef enum {
 	MGI_ENV_HANDLER_SCHED,    /* auto | rt | nice | slice | off: the handler's priority */
 	MGI_ENV_OOM_PRIORITY,     /* -1000..1000: told to the manager once joined (memgrp run --oom-priority) */
 	MGI_ENV_START_ALLOWANCE,  /* a size: charged at size before the handler starts (0: never) */
+	MGI_ENV_THP,              /* never | ingens | always: huge pages (thp.c) */
+	MGI_ENV_THP_THRESHOLD,    /* percent of a 2 MiB block in use that promotes it */
+	MGI_ENV_THP_RATE,         /* promotions a second at most (0: no bound) */
 	MGI_ENV_COUNT
 } mgi_env_t;
 

@@ -94,6 +94,10 @@ static bool swap_room_above(unsigned level)
  * nothing can be evicted, the OOM path. Returns true if room was made now
  * (retry at once), false if the fault must wait (parked).
  */
+/* How long a fault waits for volatile pages it could not purge at once
+ * before it goes on up the ladder. */
+#define VRANGE_WAIT_NS (500ULL * 1000 * 1000)
+
 bool mgi_room_make(unsigned level, uint64_t *since)
 {
 	uint64_t now = mgi_now_ns();
@@ -109,6 +113,12 @@ bool mgi_room_make(unsigned level, uint64_t *since)
 		*since = now;
 	if (mgi_agent.evicting)
 		return false; /* a fault followed from inside eviction: wait for it */
+	/* Volatile pages (vrange.c) are the first rung: dropped at no cost,
+	 * before anyone is asked or anything evicted. */
+	if (mgi_vrange_purge(RECLAIM_BATCH) > 0)
+		return true;
+	if (mgi_vrange_blocked() && now - *since < VRANGE_WAIT_NS)
+		return false; /* parked: retried once the slots are free */
 	/* Estimate mode (seed 001, Algorithm 3 amended): while a region is
 	 * fast, its estimate goes before any page is evicted or anyone killed. */
 	if (mgi_est_demote())

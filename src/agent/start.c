@@ -25,6 +25,7 @@
 #include "os.h"
 #include "proto.h"
 #include "size.h"
+#include "thp.h"
 #include "trace.h"
 #include "start.h"
 
@@ -306,6 +307,7 @@ static void start_full(void)
 	mgi_exclude_handler_data();
 	if (mgi_request_init() != 0 || mgi_handover_init() != 0 || mgi_est_init() != 0)
 		goto nomem;
+	mgi_vrange_child_start(); /* (a forked child: the parent's marks) */
 	mgi_trace_init();
 	mgi_evict_init(); /* before the scan: its ranges are the agent's own */
 	mgi_handler_guards_reset();
@@ -317,6 +319,7 @@ static void start_full(void)
 	if (mgi_start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
 			     mgi_watchdog_main, watch_buf) != 0)
 		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
+	mgi_thp_init(); /* its worker, like the watchdog, before the scan */
 	rc = start_handler();
 	if (rc != 0) {
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
@@ -370,6 +373,7 @@ void mgi_agent_child_after_fork(void)
 	close_fd(&mgi_agent.mapsfd);
 	/* The parent's arena (registry, handler stack) is of no use here;
 	 * nothing in it is registered in the child. */
+	mgi_vrange_child_save();
 	mgi_arena_destroy(&mgi_agent.arena);
 	memset(&mgi_agent.reg, 0, sizeof(mgi_agent.reg));
 	mgi_agent.untracked_bytes = 0;

@@ -36,7 +36,8 @@ static void usage(FILE *out)
 		"  TIME GROUP oom usage USAGE\n"
 		"  TIME GROUP ladder RUNG OUTCOME usage USAGE\n"
 		"--ladder prints each step of the ladder at pressure (here or in a group\n"
-		"above or below): coop asked|enough (cooperating clients asked to free\n"
+		"above or below): vrange purge (volatile pages, mg_vrange, purged first),\n"
+		"coop asked|enough (cooperating clients asked to free\n"
 		"memory; they freed what was needed), evict asked|empty (eviction for a\n"
 		"refused charge; it freed nothing), oom kill|pause|none (the OOM action:\n"
 		"a kill, a pause with --oom-kill-disable, or nobody to kill).\n"
@@ -80,6 +81,7 @@ static const struct {
 	size_t offset;
 	const char *rung, *outcome;
 } ladder_steps[] = {
+	{offsetof(mg_ladder_t, purge), "vrange", "purge"},
 	{offsetof(mg_ladder_t, coop), "coop", "asked"},
 	{offsetof(mg_ladder_t, coop_enough), "coop", "enough"},
 	{offsetof(mg_ladder_t, evict), "evict", "asked"},

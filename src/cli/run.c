@@ -66,6 +66,14 @@ static void run_usage(FILE *out)
 		"      --oom-priority N     -1000..1000: COMMAND's processes rank at N under\n"
 		"                           --oom-policy priority (higher dies first; a\n"
 		"                           process may change its own: mg_oom_priority_set)\n"
+		"      --thp never|ingens|always  huge pages (default never): ingens\n"
+		"                           promotes a 2 MiB block once --thp-threshold of\n"
+		"                           it is in use, filling the rest (charged) and\n"
+		"                           collapsing it off the fault path; always, at\n"
+		"                           its first fault (as Linux THP)\n"
+		"      --thp-threshold PCT  1..100 (default 90: 460 of 512 pages)\n"
+		"      --thp-rate N         promotions a second at most, per process\n"
+		"                           (default 50; 0: no bound)\n"
 		"      --stats-json FILE    write the group's stats as JSON at exit\n"
 		"      --record FILE        a timeline of the run as CSV: the group's usage,\n"
 		"                           limit and figures every period and at each\n"
@@ -85,7 +93,7 @@ static void run_usage(FILE *out)
 		"\n"
 		"With --backend kernel the command runs without the agent, in the group's\n"
 		"kernel memory cgroup (limited at --memory-max exactly); --codec,\n"
-		"--swap-file, --fault-around and --mode estimate need the agent and are\n"
+		"--swap-file, --fault-around, --thp and --mode estimate need the agent and are\n"
 		"refused there.\n"
 		"\n"
 		"Environment: MEMGRP_AGENT overrides the path of libmemgrp-agent.so.\n",
@@ -362,6 +370,9 @@ int mgi_cmd_run(int argc, char **argv)
 		{"swap-file", required_argument, NULL, OPT_SWAP_FILE},
 		{"swap-file-after", required_argument, NULL, OPT_SWAP_FILE_AFTER},
 		{"oom-priority", required_argument, NULL, OPT_OOM_PRIORITY},
+		{"thp", required_argument, NULL, OPT_THP},
+		{"thp-threshold", required_argument, NULL, OPT_THP_THRESHOLD},
+		{"thp-rate", required_argument, NULL, OPT_THP_RATE},
 		{"record", required_argument, NULL, OPT_RECORD},
 		{"record-period", required_argument, NULL, OPT_RECORD_PERIOD},
 		{"record-threshold", required_argument, NULL, OPT_RECORD_THRESHOLD},

@@ -36,7 +36,8 @@ struct run_opts {
 };
 
 enum { OPT_STATS_JSON = 256, OPT_SOCKET, OPT_CODEC, OPT_SWAP_FILE, OPT_SWAP_FILE_AFTER,
-       OPT_OOM_PRIORITY, OPT_RECORD, OPT_RECORD_PERIOD, OPT_RECORD_THRESHOLD };
+       OPT_OOM_PRIORITY, OPT_RECORD, OPT_RECORD_PERIOD, OPT_RECORD_THRESHOLD, OPT_THP,
+       OPT_THP_THRESHOLD, OPT_THP_RATE };
 
 /* Takes one of run's own options: 1 if opt was one, 0 if not, -1 after
  * saying why the value is bad. */

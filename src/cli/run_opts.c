@@ -78,6 +78,32 @@ int mgi_run_option(struct run_ctx *r, struct run_opts *o, int opt, const char *a
 		o->agent_only = "--oom-priority";
 		return 1;
 	}
+	case OPT_THP:
+		/* read by each process's agent (src/agent/thp.c) */
+		if (strcmp(arg, "never") != 0 && strcmp(arg, "ingens") != 0 &&
+		    strcmp(arg, "always") != 0) {
+			fprintf(stderr, "memgrp run: --thp: never, ingens or always, not '%s'\n", arg);
+			return -1;
+		}
+		setenv("MEMGRP_THP", arg, 1);
+		o->agent_only = "--thp";
+		return 1;
+	case OPT_THP_THRESHOLD:
+	case OPT_THP_RATE: {
+		bool thr = opt == OPT_THP_THRESHOLD;
+		unsigned long max = thr ? 100 : 1000000;
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(arg, &end, 10);
+		if (errno || *end || !*arg || *arg == '-' || v > max || (thr && v == 0)) {
+			fprintf(stderr, "memgrp run: --%s: a number from %d to %lu, not '%s'\n",
+				thr ? "thp-threshold" : "thp-rate", thr ? 1 : 0, max, arg);
+			return -1;
+		}
+		setenv(thr ? "MEMGRP_THP_THRESHOLD" : "MEMGRP_THP_RATE", arg, 1);
+		o->agent_only = thr ? "--thp-threshold" : "--thp-rate";
+		return 1;
+	}
 	case OPT_STATS_JSON:
 		o->stats_json = arg;
 		return 1;

@@ -340,6 +340,7 @@ int mg_ladder_read(mg_client_t *c, const char *group, mg_ladder_t *out)
 	*out = (mg_ladder_t){.coop = f->ladder_coop, .coop_enough = f->ladder_coop_enough,
 			     .evict = f->ladder_evict, .evict_empty = f->ladder_evict_empty,
 			     .oom_kill = f->oom_kill, .oom_pauses = f->oom_pauses,
-			     .oom_none = f->oom_none, .under_oom = f->under_oom};
+			     .oom_none = f->oom_none, .under_oom = f->under_oom,
+			     .purge = f->ladder_purge};
 	return 0;
 }

@@ -76,6 +76,9 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(ladder_evict, 0),
 	FIELD(ladder_evict_empty, 0),
 	FIELD(oom_none, 0),
+	FIELD(vrange_bytes, 1),
+	FIELD(vrange_purged_pages, 0),
+	FIELD(ladder_purge, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD

@@ -280,6 +280,10 @@ typedef struct mgi_stats {
 	 * those that freed enough, eviction episodes for refused charges and
 	 * those that freed nothing, OOM actions that found no victim */
 	uint64_t ladder_coop, ladder_coop_enough, ladder_evict, ladder_evict_empty, oom_none;
+	/* volatile ranges (mg_vrange): made volatile now by the group's
+	 * processes; pages purged since the group was made */
+	uint64_t vrange_bytes, vrange_purged_pages;
+	uint64_t ladder_purge; /* the ladder's first rung: purge episodes, here and below */
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the

@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 12 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both */
+#define MGI_SEGMENT_VERSION 13 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both; 13: volatile ranges (vrange_pages, vrange_purged_pages) */
 #define MGI_SEGMENT_ALIGN MGI_PAGE_SIZE /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -156,6 +156,7 @@ typedef struct mgi_proc_slot {
 	_Atomic uint64_t est_resident;
 	_Atomic uint32_t est_fast;        /* fast regions */
 	_Atomic uint32_t est_slow;        /* slow regions */
+	_Atomic uint64_t vrange_pages;    /* made volatile (mg_vrange) now */
 } mgi_proc_slot_t;
 
 /* Written by the manager only; read-only to every agent. */
@@ -214,6 +215,7 @@ typedef struct mgi_segment_ctl {
 	 * freed nothing; OOM pauses; OOM actions that found no victim. */
 	_Atomic uint64_t ladder_coop, ladder_coop_enough;
 	_Atomic uint64_t ladder_evict, ladder_evict_empty;
+	_Atomic uint64_t ladder_purge; /* purge episodes of volatile pages (mg_vrange) */
 	_Atomic uint64_t oom_pauses, oom_none;
 	/* --oom-prekill (MGI_OOM_SET_PREKILL): the command run before a kill
 	 * (words separated by spaces, no shell), bounded by the timeout */
@@ -244,6 +246,7 @@ typedef struct mgi_segment_acct {
 	_Atomic uint64_t refault;     /* = pswpin: evicted pages faulted back */
 	_Atomic uint64_t workingset_activate; /* refaults within the working set */
 	_Atomic uint64_t written_back; /* pages written from a store to its file */
+	_Atomic uint64_t vrange_purged_pages; /* volatile pages purged (mg_vrange) */
 	_Atomic uint64_t mode_switches; /* estimate mode: regions turned slow or fast */
 	_Atomic uint64_t mode_switch_ns; /* the time they took, in all */
 	_Atomic uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* direct reclaim stalls */

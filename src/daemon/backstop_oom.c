@@ -79,6 +79,9 @@ static pid_t kill_largest(mgi_manager_t *m, int g, const mgi_kcg_figures_t *f)
 	 * for size; 1 page at least: nothing to free otherwise) */
 	mgi_victim_policy_t pol = {.total_pages = 0, .min_pages = 1};
 	mgi_oom_kernel_figures(m, g, kcands, n > 0 ? (size_t)(n < PIDS_MAX ? n : PIDS_MAX) : 0, &pol);
+	if (mgi_oom_prekill_kernel(m, g, kcands, n > 0 ? (size_t)(n < PIDS_MAX ? n : PIDS_MAX) : 0, &pol,
+				   state))
+		return 0; /* the kill follows the hook (its next try) */
 	const mgi_oom_kill_t kill = {
 		.target = g,
 		.state = state,

@@ -21,12 +21,15 @@
  *   REFUSED    (an agent's charge refused, the agent may not evict: OOM_REQ)
  *                 -> WAIT  a kill of this episode is under way
  *                 -> NONE  room came meanwhile (the agent retries)
+ *                 -> EVICT volatile pages under G not purged yet (mg_vrange):
+ *                          purged first (an episode runs: the request waits)
  *                 -> COOP  G has cooperators (one episode at a time: WAIT)
  *                 -> WAIT  G's usage still falls (oom_stalled: 200 ms),
  *                          where something under G can evict
  *                 -> KILL
  *   EVICT_REQ  (an agent's charge refused, others should evict: RECLAIM_REQ)
  *                 -> NONE  room for what it wants came meanwhile
+ *                 -> EVICT volatile pages under G, purged first (as REFUSED)
  *                 -> COOP  G has cooperators, not asked in the last second
  *                 -> WAIT  a cooperative episode runs
  *                 -> KILL  nothing under G can evict
@@ -72,6 +75,10 @@
 #define KERNEL_COOP_ASKS 4
 /* Refused charges ask the cooperators at most this often. */
 #define COOP_REASK_NS 1000000000ULL
+/* Volatile pages asked for by a refused charge that names no amount. */
+#define VOLATILE_BATCH 256
+/* A purge that freed nothing is not asked again for this long. */
+#define PURGE_RETRY_NS 1000000000ULL
 
 /*
  * Whether a group's OOM episode has stopped making progress: its usage did
@@ -147,6 +154,37 @@ static void evict_start(mgi_manager_t *m, int g, uint64_t pages, int req_group, 
 	rung(m, g, &m->tree.node[g].seg->ctl.ladder_evict);
 }
 
+/* The first rung (issue 18 item 1): volatile pages (mg_vrange) are purged
+ * before cooperators are asked. An eviction episode does it: it asks the
+ * processes holding volatile pages first, and their agents purge before
+ * they evict (agent/vrange.c). Once none is left unpurged, the ladder goes
+ * on as before; while an episode runs, the request waits for it. */
+static bool purge_volatile(mgi_manager_t *m, int g, const mgi_pressure_t *p)
+{
+	struct mgi_escalation *e = &m->esc;
+	uint64_t purged = 0, now = mgi_os_now_ns();
+
+	if (!mgi_reclaim_volatile_under(m, g))
+		return false;
+	for (int d = 1; d < MGI_GROUPS_MAX; d++)
+		if (m->tree.node[d].used && mgi_tree_is_under(&m->tree, d, g))
+			purged += atomic_load(&m->tree.node[d].seg->acct.vrange_purged_pages);
+	/* Asked within the last PURGE_RETRY_NS and nothing purged since: the
+	 * volatile pages left cannot go now (absent, shared with a child):
+	 * the next rung. */
+	if (!m->reclaim.active && e->purge_ns[g] && now - e->purge_ns[g] < PURGE_RETRY_NS &&
+	    purged == e->purge_seen[g])
+		return false;
+	if (!m->reclaim.active) {
+		e->purge_ns[g] = now;
+		e->purge_seen[g] = purged;
+		mgi_reclaim_request(m, g, p->pages ? p->pages : VOLATILE_BATCH, false, p->req_group,
+				    p->req_slot);
+		rung(m, g, &m->tree.node[g].seg->ctl.ladder_purge);
+	}
+	return true;
+}
+
 static enum mgi_step kill_joined(mgi_manager_t *m, int g)
 {
 	if (mgi_oom_pause(m, g))
@@ -161,6 +199,8 @@ static enum mgi_step refused(mgi_manager_t *m, int g, const mgi_pressure_t *p)
 		return MGI_STEP_WAIT;
 	if (has_room(m, g, 1))
 		return MGI_STEP_NONE; /* freed meanwhile: the agent's retry will succeed */
+	if (purge_volatile(m, g, p))
+		return MGI_STEP_EVICT;
 	if (coop_start(m, g, p->req_group, p->req_slot))
 		return MGI_STEP_COOP; /* (or one runs: this agent asks again) */
 	/* The wait for usage to fall is for processes evicting their own
@@ -188,6 +228,8 @@ static enum mgi_step evict_request(mgi_manager_t *m, int g, const mgi_pressure_t
 
 	if (has_room(m, g, p->pages))
 		return MGI_STEP_NONE; /* room came meanwhile: the agent's retry will succeed */
+	if (purge_volatile(m, g, p))
+		return MGI_STEP_EVICT;
 	/* Cooperating applications first (seed 000 section 5): asked at most
 	 * once a second; what they leave is evicted. */
 	if (atomic_load(&seg->ctl.cooperators) && !m->coop.active && now - e->coop_last_ns > COOP_REASK_NS) {

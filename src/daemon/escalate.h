@@ -55,6 +55,8 @@ struct mgi_escalation {
 	uint64_t coop_last_ns;        /* when a refused charge last asked cooperators */
 	uint64_t evict_empty_ns[MGI_GROUPS_MAX]; /* since when eviction freed nothing */
 	uint8_t kernel_asks[MGI_GROUPS_MAX];     /* cooperative episodes in this kernel pause */
+	uint64_t purge_ns[MGI_GROUPS_MAX];       /* volatile pages last asked for (mg_vrange) */
+	uint64_t purge_seen[MGI_GROUPS_MAX];     /* pages purged under the group by then */
 };
 
 #endif

@@ -252,6 +252,9 @@ void mgi_coop_timeout(mgi_manager_t *m);
 /* reclaim.c: choosing whose pages to evict. */
 /* Whether some process under group may evict (swap room, swappiness). */
 bool mgi_reclaim_possible(const mgi_manager_t *m, int group);
+/* Whether a process under group holds volatile pages not purged yet
+ * (mg_vrange): the ladder's first rung, before cooperators. */
+bool mgi_reclaim_volatile_under(const mgi_manager_t *m, int group);
 /* Has the coldest processes under group evict `pages` (one episode at a
  * time; ignored while one runs). background: for a high or soft limit.
  * The episode's end is reported to mgi_escalate (EVICT_DONE). */

@@ -140,6 +140,17 @@ void mgi_oom_on_act(struct mgi_manager *m, unsigned i, const mgi_msg_oom_act_t *
 void mgi_oom_kernel_figures(struct mgi_manager *m, int g, mgi_victim_t *cand, size_t n,
 			    mgi_victim_policy_t *pol);
 
+/*
+ * The pre-kill hook before the backstop's kill at g's kernel limit
+ * (backstop_oom.c): true if the kill waits, a hook running (any group's)
+ * or started now for the victim the kill would take among cand by pol.
+ * Once that hook is over, the backstop's next try (g still waiting at its
+ * limit, within a second) kills without a hook, the victim the hook was
+ * told of if it is still a candidate (every other marked tried).
+ */
+bool mgi_oom_prekill_kernel(struct mgi_manager *m, int g, mgi_victim_t *cand, size_t n,
+			    const mgi_victim_policy_t *pol, const char *state);
+
 /* Whether a kill for target is under way: its mark names a process that
  * joined and has not exited yet. A stale mark is cleared. */
 bool mgi_oom_kill_pending(struct mgi_manager *m, int target);

@@ -90,6 +90,24 @@ static bool holds_fast(const mgi_manager_t *m, const struct mgi_conn *c)
 	return atomic_load(&m->tree.node[c->group].seg->acct.procs[c->slot].est_fast) > 0;
 }
 
+/* Whether process c holds volatile pages not purged yet (mg_vrange): the
+ * first rung of the ladder, whether or not its group may swap. */
+static bool holds_volatile(const mgi_manager_t *m, const struct mgi_conn *c)
+{
+	return atomic_load(&m->tree.node[c->group].seg->acct.procs[c->slot].vrange_pages) > 0;
+}
+
+bool mgi_reclaim_volatile_under(const mgi_manager_t *m, int group)
+{
+	for (unsigned k = 0; k < m->nconns; k++) {
+		const struct mgi_conn *c = &m->conns[k];
+		if (c->fd >= 0 && c->slot >= 0 && m->tree.node[c->group].used &&
+		    mgi_tree_is_under(&m->tree, c->group, group) && holds_volatile(m, c))
+			return true;
+	}
+	return false;
+}
+
 bool mgi_reclaim_possible(const mgi_manager_t *m, int group)
 {
 	for (int g = 1; g < MGI_GROUPS_MAX; g++)
@@ -98,7 +116,8 @@ bool mgi_reclaim_possible(const mgi_manager_t *m, int group)
 	for (unsigned k = 0; k < m->nconns; k++) {
 		const struct mgi_conn *c = &m->conns[k];
 		if (c->fd >= 0 && c->slot >= 0 && m->tree.node[c->group].used &&
-		    mgi_tree_is_under(&m->tree, c->group, group) && holds_fast(m, c))
+		    mgi_tree_is_under(&m->tree, c->group, group) &&
+		    (holds_fast(m, c) || holds_volatile(m, c)))
 			return true;
 	}
 	return false;
@@ -134,7 +153,7 @@ static int pick(const mgi_manager_t *m, bool honour_low)
 		if (c->fd < 0 || c->slot < 0 || e->spent[k] || !m->tree.node[c->group].used ||
 		    !mgi_tree_is_under(&m->tree, c->group, e->group))
 			continue;
-		bool fast = holds_fast(m, c);
+		bool fast = holds_fast(m, c) || holds_volatile(m, c);
 		if (!fast && !can_swap(m, c->group))
 			continue;
 		if (best_fast && !fast)

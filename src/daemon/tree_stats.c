@@ -45,6 +45,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->ladder_coop_enough += atomic_load(&s->ctl.ladder_coop_enough);
 		out->ladder_evict += atomic_load(&s->ctl.ladder_evict);
 		out->ladder_evict_empty += atomic_load(&s->ctl.ladder_evict_empty);
+		out->ladder_purge += atomic_load(&s->ctl.ladder_purge);
 		out->tamper_reports += t->node[g].tamper_reports;
 		out->coop_requests += atomic_load(&s->ctl.coop_requests);
 		out->coop_freed += atomic_load(&s->ctl.coop_freed) * MGI_PAGE_SIZE;
@@ -56,6 +57,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->refault += atomic_load(&s->acct.refault);
 		out->workingset_activate += atomic_load(&s->acct.workingset_activate);
 		out->written_back_pages += atomic_load(&s->acct.written_back);
+		out->vrange_purged_pages += atomic_load(&s->acct.vrange_purged_pages);
 		out->mode_switches += atomic_load(&s->acct.mode_switches);
 		out->mode_switch_avg_us += atomic_load(&s->acct.mode_switch_ns); /* a sum, until below */
 		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
@@ -82,6 +84,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 			out->resident += atomic_load(&sl->est_resident) * MGI_PAGE_SIZE;
 			out->slow_regions += atomic_load(&sl->est_slow);
 			out->fast_regions += atomic_load(&sl->est_fast);
+			out->vrange_bytes += atomic_load(&sl->vrange_pages) * MGI_PAGE_SIZE;
 		}
 	}
 	out->mode_switch_avg_us = out->mode_switches

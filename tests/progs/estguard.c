@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rss.h"
+
 /*
  * Usage: estguard STEPS SEED BUDGET_MB [over|overmmap|nofork]
  *
@@ -143,21 +145,6 @@ static void touch(struct region *r, size_t i)
 	*(uint64_t *)(r->p + i * PAGE) = word(r, i);
 	r->touched[i] = 1;
 	touched_pages++;
-}
-
-static long rss_anon_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
 }
 
 int main(int argc, char **argv)

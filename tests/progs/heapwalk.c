@@ -24,23 +24,9 @@
 #include <string.h>
 
 #include "common.h"
+#include "rss.h"
 
 #define BLOCK 1000
-
-static long rss_anon_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
 
 static void check(unsigned char **b, size_t n, uint64_t *seed, const char *what)
 {

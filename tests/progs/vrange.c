@@ -1,0 +1,407 @@
+/* vrange.c - volatile ranges under memgrp: purge under pressure, the per-page report, both modes, fork, unmap and remap, misuse. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "memgrp.h"
+
+#define PAGE 4096UL
+#define MB (1UL << 20)
+
+static sigjmp_buf jb;
+static volatile sig_atomic_t got_sigbus;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	got_sigbus = 1;
+	siglongjmp(jb, 1);
+}
+
+static unsigned char *map(size_t len)
+{
+	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		DIE("mmap failed");
+	return p;
+}
+
+static bool bit(const uint8_t *b, size_t k)
+{
+	return b[k / 8] >> (k % 8) & 1;
+}
+
+static bool all_zero(const unsigned char *p)
+{
+	for (size_t i = 0; i < PAGE; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Whether reading the page raises SIGBUS. */
+static bool raises_sigbus(const unsigned char *p)
+{
+	got_sigbus = 0;
+	if (!sigsetjmp(jb, 1))
+		(void)*(volatile const unsigned char *)p;
+	return got_sigbus;
+}
+
+/*
+ * purge VOL_MB MORE_MB zero|sigbus: VOL_MB made volatile (each page its
+ * own pattern), then MORE_MB touched (never volatile) past the group's
+ * limit, so that the agent must make room: with no swap, only by purging.
+ * Checks: the report is exact (a purged page is absent: mincore, a page not
+ * purged is there with its data); purged pages read as zeros or raise
+ * SIGBUS, per the mode; the never-volatile data is intact; NONVOLATILE says
+ * purged; afterwards every page not purged keeps its data, purged ones read
+ * zeros.
+ */
+static int purge(size_t vol, size_t more, bool sigbus)
+{
+	size_t pages = vol / PAGE, npurged = 0;
+	unsigned char *v = map(vol), *m, *inc = malloc(pages);
+	uint8_t *rep = malloc(pages / 8 + 1), *rep2 = malloc(pages / 8 + 1);
+	int purged = -1, rc;
+
+	if (!inc || !rep || !rep2)
+		DIE("malloc failed");
+	fill(v, vol, 21);
+	rc = mg_vrange(v, vol, MG_VRANGE_VOLATILE | (sigbus ? MG_VRANGE_SIGBUS : 0), NULL);
+	if (rc)
+		DIE("mg_vrange volatile: %s", strerror(-rc));
+	m = map(more);
+	fill(m, more, 22);
+	if ((rc = mg_vrange_purged(v, vol, rep)))
+		DIE("mg_vrange_purged: %s", strerror(-rc));
+	if (mincore(v, vol, inc))
+		DIE("mincore failed");
+	for (size_t k = 0; k < pages; k++) {
+		bool p = bit(rep, k);
+		npurged += p;
+		if (p == (inc[k] & 1))
+			DIE("report not exact: page %zu %s but %s", k, p ? "purged" : "not purged",
+			    inc[k] & 1 ? "present" : "absent");
+	}
+	/* Data of the pages not purged, against the pattern (one fill of the
+	 * whole range: recompute it page by page). */
+	unsigned char *ref = map(PAGE);
+	for (size_t k = 0; k < pages; k++) {
+		if (bit(rep, k))
+			continue;
+		/* fill() keys the pattern on the offset in the range */
+		for (size_t i = 0; i < PAGE; i += 8) {
+			uint64_t w = ((k * PAGE + i) / 8 + 1) * 0x9E3779B97F4A7C15ULL ^ 21;
+			memcpy(ref + i, &w, 8);
+		}
+		if (memcmp(ref, v + k * PAGE, PAGE))
+			DIE("page %zu not purged but its data changed", k);
+	}
+	if (verify(m, more, 22) >= 0)
+		DIE("never-volatile data changed");
+	printf("purged %zu of %zu pages\n", npurged, pages);
+	fflush(stdout);
+	if (!npurged)
+		DIE("nothing purged under pressure");
+	if ((rc = mg_vrange_purged(v, vol, rep2)) || memcmp(rep, rep2, pages / 8))
+		DIE("second report differs (%d)", rc);
+	/* The pressure goes first: a touch of a purged page in zero mode takes
+	 * a page, which at the limit would purge another (and the counter the
+	 * test compares with this report would move). */
+	munmap(m, more);
+	/* A touch of a purged page while still volatile. */
+	size_t first = 0;
+	while (!bit(rep, first))
+		first++;
+	if (sigbus) {
+		signal(SIGBUS, on_sigbus);
+		for (size_t k = 0, n = 0; k < pages && n < 64; k++)
+			if (bit(rep, k) && ++n && !raises_sigbus(v + k * PAGE))
+				DIE("purged page %zu read without SIGBUS", k);
+		printf("purged pages raise SIGBUS\n");
+	} else {
+		if (!all_zero(v + first * PAGE))
+			DIE("purged page %zu does not read as zeros", first);
+		printf("a purged page reads as zeros\n");
+	}
+	rc = mg_vrange(v, vol, MG_VRANGE_NONVOLATILE, &purged);
+	if (rc || purged != 1)
+		DIE("nonvolatile: rc %d purged %d", rc, purged);
+	for (size_t k = 0; k < pages; k++) {
+		if (bit(rep, k)) {
+			if (sigbus && raises_sigbus(v + k * PAGE))
+				DIE("purged page %zu still raises SIGBUS after nonvolatile", k);
+			if (!all_zero(v + k * PAGE))
+				DIE("purged page %zu not zeros after nonvolatile", k);
+			continue;
+		}
+		for (size_t i = 0; i < PAGE; i += 8) {
+			uint64_t w = ((k * PAGE + i) / 8 + 1) * 0x9E3779B97F4A7C15ULL ^ 21;
+			if (memcmp(v + k * PAGE + i, &w, 8))
+				DIE("page %zu changed after nonvolatile", k);
+		}
+	}
+	rc = mg_vrange(v, vol, MG_VRANGE_NONVOLATILE, &purged);
+	if (rc != -ENOENT)
+		DIE("nonvolatile twice: %d, not -ENOENT", rc);
+	printf("vrange purge ok\n");
+	return 0;
+}
+
+/* fork: the child inherits the marks (its report answers, all clear), and
+ * both keep their data. */
+static int forked(void)
+{
+	size_t len = 8 * MB, pages = len / PAGE;
+	unsigned char *v = map(len);
+	uint8_t *rep = malloc(pages / 8);
+	int rc, purged = -1, st;
+	pid_t pid;
+
+	fill(v, len, 31);
+	if ((rc = mg_vrange(v, len, MG_VRANGE_VOLATILE, NULL)))
+		DIE("volatile: %s", strerror(-rc));
+	pid = fork();
+	if (pid < 0)
+		DIE("fork failed");
+	if (pid == 0) {
+		memset(rep, 0xff, pages / 8);
+		if ((rc = mg_vrange_purged(v, len, rep)))
+			DIE("child: report: %s (marks not inherited)", strerror(-rc));
+		for (size_t k = 0; k < pages; k++)
+			if (bit(rep, k))
+				DIE("child: page %zu purged", k);
+		if ((rc = mg_vrange(v, len, MG_VRANGE_NONVOLATILE, &purged)) || purged)
+			DIE("child: nonvolatile %d purged %d", rc, purged);
+		if (verify(v, len, 31) >= 0)
+			DIE("child: data changed");
+		_exit(0);
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		DIE("child failed (%#x)", st);
+	if ((rc = mg_vrange(v, len, MG_VRANGE_NONVOLATILE, &purged)) || purged)
+		DIE("parent: nonvolatile %d purged %d", rc, purged);
+	if (verify(v, len, 31) >= 0)
+		DIE("parent: data changed");
+	printf("vrange fork ok\n");
+	return 0;
+}
+
+/* The table follows the unmap event, which the handler reads after
+ * munmap returns: look a few times. */
+static int report_until(void *p, size_t len, int want)
+{
+	uint8_t rep[512];
+	int rc = 0;
+
+	for (int i = 0; i < 200; i++) {
+		rc = mg_vrange_purged(p, len, rep);
+		if (rc == want)
+			break;
+		usleep(10000);
+	}
+	return rc;
+}
+
+/* unmap and remap: a range unmapped or moved while volatile is no longer
+ * volatile; moved data is intact; the rest stays volatile. */
+static int unmapped(void)
+{
+	size_t len = 8 * MB;
+	unsigned char *v = map(len), *to;
+	int rc;
+
+	fill(v, len, 41);
+	if ((rc = mg_vrange(v, len, MG_VRANGE_VOLATILE, NULL)))
+		DIE("volatile: %s", strerror(-rc));
+	munmap(v, 2 * MB);
+	if ((rc = report_until(v, 2 * MB, -ENOENT)) != -ENOENT)
+		DIE("unmapped part still volatile (%d)", rc);
+	if ((rc = report_until(v + 2 * MB, 6 * MB, 0)) != 0)
+		DIE("the rest not volatile (%d)", rc);
+	to = mremap(v + 2 * MB, 6 * MB, 12 * MB, MREMAP_MAYMOVE);
+	if (to == MAP_FAILED)
+		DIE("mremap failed");
+	if (to == v + 2 * MB)
+		DIE("mremap did not move");
+	if ((rc = report_until(to, 6 * MB, -ENOENT)) != -ENOENT)
+		DIE("moved range volatile (%d)", rc);
+	if ((rc = report_until(v + 2 * MB, 6 * MB, -ENOENT)) != -ENOENT)
+		DIE("vacated range volatile (%d)", rc);
+	for (size_t k = 0; k < 6 * MB; k += 8) {
+		uint64_t w = ((2 * MB + k) / 8 + 1) * 0x9E3779B97F4A7C15ULL ^ 41;
+		if (memcmp(to + k, &w, 8))
+			DIE("moved data changed at %zu", k);
+	}
+	printf("vrange unmap ok\n");
+	return 0;
+}
+
+static unsigned char *shared_range;
+static _Atomic int thread_errors;
+
+static void *flip(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 2000; i++) {
+		int rc = mg_vrange(shared_range, 64 * PAGE, MG_VRANGE_VOLATILE, NULL), purged;
+		if (rc && rc != -EEXIST)
+			thread_errors++;
+		rc = mg_vrange(shared_range, 64 * PAGE, MG_VRANGE_NONVOLATILE, &purged);
+		if (rc && rc != -ENOENT)
+			thread_errors++;
+	}
+	return NULL;
+}
+
+/* Misuse: an error code each time, never a crash. */
+static int misuse(void)
+{
+	unsigned char *v = map(16 * PAGE);
+	uint8_t rep[8];
+	int purged, rc;
+	pthread_t t[2];
+
+	memset(v, 1, 16 * PAGE);
+#define EXPECT(call, want)                                                          \
+	do {                                                                       \
+		if ((rc = (call)) != (want))                                       \
+			DIE("%s: %d, not %d", #call, rc, want);                    \
+	} while (0)
+	EXPECT(mg_vrange(v + 1, PAGE, MG_VRANGE_VOLATILE, NULL), -EINVAL);
+	EXPECT(mg_vrange(v, 0, MG_VRANGE_VOLATILE, NULL), -EINVAL);
+	EXPECT(mg_vrange(v, PAGE, 77, NULL), -EINVAL);
+	EXPECT(mg_vrange(v, SIZE_MAX, MG_VRANGE_VOLATILE, NULL), -EINVAL);
+	EXPECT(mg_vrange(v, 8UL << 30, MG_VRANGE_VOLATILE, NULL), -E2BIG);
+	EXPECT(mg_vrange(v, PAGE, MG_VRANGE_NONVOLATILE, &purged), -ENOENT);
+	EXPECT(mg_vrange_purged(v, PAGE, NULL), -EINVAL);
+	EXPECT(mg_vrange_purged(v, PAGE, rep), -ENOENT);
+	EXPECT(mg_vrange(v, 8 * PAGE, MG_VRANGE_VOLATILE, NULL), 0);
+	EXPECT(mg_vrange(v + 4 * PAGE, 8 * PAGE, MG_VRANGE_VOLATILE, NULL), -EEXIST);
+	EXPECT(mg_vrange_purged(v + 4 * PAGE, 8 * PAGE, rep), -ENOENT); /* across its end */
+	EXPECT(mg_vrange(v + 2 * PAGE, 2 * PAGE, MG_VRANGE_NONVOLATILE, &purged), 0); /* a cut */
+	EXPECT(mg_vrange_purged(v, 2 * PAGE, rep), 0);
+	EXPECT(mg_vrange_purged(v + 4 * PAGE, 4 * PAGE, rep), 0);
+	EXPECT(mg_vrange_purged(v + 2 * PAGE, PAGE, rep), -ENOENT);
+	/* not memory memgrp manages: the agent's own .text, a shared mapping */
+	unsigned char *shm = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+				  -1, 0);
+	EXPECT(mg_vrange(shm, 4 * PAGE, MG_VRANGE_VOLATILE, NULL), -EFAULT);
+	EXPECT(mg_vrange((void *)((uintptr_t)&misuse & ~(PAGE - 1)), PAGE, MG_VRANGE_VOLATILE, NULL),
+	       -EFAULT);
+	/* two threads on one range */
+	shared_range = v + 8 * PAGE;
+	EXPECT(mg_vrange(shared_range, 8 * PAGE, MG_VRANGE_NONVOLATILE, NULL), -ENOENT);
+	shared_range = map(64 * PAGE);
+	memset(shared_range, 2, 64 * PAGE);
+	pthread_create(&t[0], NULL, flip, NULL);
+	pthread_create(&t[1], NULL, flip, NULL);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	if (thread_errors)
+		DIE("two threads: %d unexpected errors", (int)thread_errors);
+	for (size_t i = 0; i < 64 * PAGE; i++)
+		if (shared_range[i] != 2)
+			DIE("two threads: data changed");
+	printf("vrange misuse ok\n");
+	return 0;
+}
+
+/*
+ * hold VOL_MB READY GO: VOL_MB made volatile, READY created, then waits
+ * for GO (another process of the group meanwhile needs the room: the
+ * manager has this one purge). Then: how many pages were purged, the
+ * report exact (mincore), every page not purged intact.
+ */
+static int hold(size_t vol, const char *ready, const char *go)
+{
+	size_t pages = vol / PAGE, npurged = 0;
+	unsigned char *v = map(vol), *inc = malloc(pages);
+	uint8_t *rep = malloc(pages / 8 + 1);
+	int rc;
+	FILE *f;
+
+	fill(v, vol, 61);
+	if ((rc = mg_vrange(v, vol, MG_VRANGE_VOLATILE, NULL)))
+		DIE("volatile: %s", strerror(-rc));
+	if (!(f = fopen(ready, "w")))
+		DIE("cannot create %s", ready);
+	fclose(f);
+	while (access(go, F_OK) != 0)
+		usleep(20000);
+	if ((rc = mg_vrange_purged(v, vol, rep)) || mincore(v, vol, inc))
+		DIE("report: %d", rc);
+	for (size_t k = 0; k < pages; k++) {
+		bool p = bit(rep, k);
+		npurged += p;
+		if (p == (inc[k] & 1))
+			DIE("report not exact at page %zu", k);
+		if (p)
+			continue;
+		for (size_t i = 0; i < PAGE; i += 8) {
+			uint64_t w = ((k * PAGE + i) / 8 + 1) * 0x9E3779B97F4A7C15ULL ^ 61;
+			if (memcmp(v + k * PAGE + i, &w, 8))
+				DIE("page %zu not purged but changed", k);
+		}
+	}
+	printf("holder: purged %zu of %zu pages\n", npurged, pages);
+	return 0;
+}
+
+/* Without the agent (not run under memgrp). */
+static int noagent(void)
+{
+	unsigned char *v = map(PAGE);
+	int rc = mg_vrange(v, PAGE, MG_VRANGE_VOLATILE, NULL);
+
+	if (rc != -ENOTSUP)
+		DIE("without the agent: %d, not -ENOTSUP", rc);
+	printf("vrange noagent ok\n");
+	return 0;
+}
+
+/* estimate: a fast region (not registered) made volatile. */
+static int estimate(void)
+{
+	size_t len = 16 * MB;
+	unsigned char *v = map(len);
+	int rc;
+
+	fill(v, len, 51);
+	rc = mg_vrange(v, len, MG_VRANGE_VOLATILE, NULL);
+	printf("estimate: volatile %d\n", rc);
+	if (rc == 0 && (rc = mg_vrange(v, len, MG_VRANGE_NONVOLATILE, NULL)) != 0)
+		DIE("estimate: nonvolatile %d", rc);
+	if (verify(v, len, 51) >= 0)
+		DIE("estimate: data changed");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *what = argc > 1 ? argv[1] : "";
+
+	if (!strcmp(what, "purge") && argc > 4)
+		return purge((size_t)atol(argv[2]) * MB, (size_t)atol(argv[3]) * MB,
+			     !strcmp(argv[4], "sigbus"));
+	if (!strcmp(what, "fork"))
+		return forked();
+	if (!strcmp(what, "unmap"))
+		return unmapped();
+	if (!strcmp(what, "misuse"))
+		return misuse();
+	if (!strcmp(what, "hold") && argc > 4)
+		return hold((size_t)atol(argv[2]) * MB, argv[3], argv[4]);
+	if (!strcmp(what, "noagent"))
+		return noagent();
+	if (!strcmp(what, "estimate"))
+		return estimate();
+	DIE("usage: prog_vrange purge VOL_MB MORE_MB zero|sigbus | fork | unmap | misuse | noagent | estimate");
+}

@@ -1,0 +1,175 @@
+/* test_vrange.c - volatile ranges' bookkeeping against a per-page reference. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "vrange.h"
+
+#define PAGES 512
+#define BASE 0x20000000UL
+#define ADDR(p) (BASE + (uintptr_t)(p) * MGI_PAGE_SIZE)
+
+struct counting_alloc {
+	long live;
+	long fail_after; /* fail the Nth allocation from now (-1: never) */
+};
+
+static void *test_alloc(void *ctx, size_t bytes)
+{
+	struct counting_alloc *c = ctx;
+	if (c->fail_after == 0)
+		return NULL;
+	if (c->fail_after > 0)
+		c->fail_after--;
+	c->live++;
+	return calloc(1, bytes ? bytes : 1);
+}
+
+static void test_free(void *ctx, void *p, size_t bytes)
+{
+	struct counting_alloc *c = ctx;
+	(void)bytes;
+	if (p)
+		c->live--;
+	free(p);
+}
+
+static void basic(void)
+{
+	struct counting_alloc ca = {0, -1};
+	mgi_vrtab_t t;
+	uint8_t rep[4];
+	mgi_vrange_t *r;
+
+	mgi_vrtab_init(&t, (mgi_allocator_t){test_alloc, test_free, &ca});
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(10), ADDR(30), MGI_VR_ZERO), 0);
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(20), ADDR(40), MGI_VR_ZERO), -EEXIST);
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(0), ADDR(11), MGI_VR_ZERO), -EEXIST);
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(40), ADDR(40), MGI_VR_ZERO), -EINVAL);
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(40) + 1, ADDR(41), MGI_VR_ZERO), -EINVAL);
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(40), ADDR(41), 7), -EINVAL);
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(30), ADDR(50), MGI_VR_SIGBUS), 0);
+	CHECK_EQ(t.pages, 40);
+	r = mgi_vrtab_find(&t, ADDR(12));
+	CHECK(r && r->start == ADDR(10));
+	CHECK(mgi_vrange_mark(r, ADDR(12)));
+	CHECK(!mgi_vrange_mark(r, ADDR(12)));
+	CHECK(mgi_vrange_mark(r, ADDR(29)));
+	CHECK(mgi_vrtab_within(&t, ADDR(10), ADDR(30)) == r);
+	CHECK(mgi_vrtab_within(&t, ADDR(10), ADDR(31)) == NULL);
+	mgi_vrange_report(r, ADDR(10), ADDR(30), rep);
+	CHECK_EQ(rep[0], 1u << 2);
+	CHECK_EQ(rep[1], 0);
+	CHECK_EQ(rep[2], 1u << 3);
+	/* a cut in the middle splits, keeping each side's bits */
+	CHECK_INT_EQ(mgi_vrtab_cut(&t, ADDR(13), ADDR(20)), 7);
+	CHECK_EQ(t.n, 3);
+	CHECK_EQ(mgi_vrtab_find(&t, ADDR(12))->npurged, 1);
+	CHECK(mgi_vrtab_find(&t, ADDR(15)) == NULL);
+	r = mgi_vrtab_find(&t, ADDR(29));
+	CHECK(r && r->start == ADDR(20) && r->npurged == 1 && mgi_vrange_purged(r, ADDR(29)));
+	CHECK_EQ(mgi_vrtab_find(&t, ADDR(30))->mode, MGI_VR_SIGBUS);
+	/* a cut across two ranges trims both */
+	CHECK_INT_EQ(mgi_vrtab_cut(&t, ADDR(25), ADDR(35)), 10);
+	CHECK_EQ(mgi_vrtab_find(&t, ADDR(24))->npurged, 0);
+	CHECK_EQ(mgi_vrtab_find(&t, ADDR(35))->start, ADDR(35));
+	CHECK_EQ(t.pages, 40 - 17);
+	mgi_vrtab_destroy(&t);
+	CHECK_EQ(ca.live, 0);
+}
+
+static void split_without_memory(void)
+{
+	struct counting_alloc ca = {0, -1};
+	mgi_vrtab_t t;
+
+	mgi_vrtab_init(&t, (mgi_allocator_t){test_alloc, test_free, &ca});
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(0), ADDR(100), MGI_VR_ZERO), 0);
+	mgi_vrange_mark(mgi_vrtab_find(&t, ADDR(50)), ADDR(50));
+	ca.fail_after = 0;
+	CHECK_INT_EQ(mgi_vrtab_cut(&t, ADDR(10), ADDR(20)), -ENOMEM);
+	CHECK_EQ(t.n, 1);
+	CHECK_EQ(t.pages, 100);
+	CHECK_EQ(t.v[0].npurged, 1);
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(200), ADDR(300), MGI_VR_ZERO), -ENOMEM);
+	CHECK_EQ(t.n, 1);
+	ca.fail_after = -1;
+	mgi_vrtab_destroy(&t);
+	CHECK_EQ(ca.live, 0);
+}
+
+/* Random adds, marks and cuts against a per-page model: volatile (with its
+ * range's id, for the mode) and purged. */
+static void random_model(void)
+{
+	struct counting_alloc ca = {0, -1};
+	mgi_vrtab_t t, copy;
+	int vol[PAGES], mode[PAGES];
+	bool purged[PAGES];
+	unsigned seed = 12345;
+
+	srand(seed);
+	memset(vol, 0, sizeof(vol));
+	memset(purged, 0, sizeof(purged));
+	mgi_vrtab_init(&t, (mgi_allocator_t){test_alloc, test_free, &ca});
+	for (int step = 0; step < 20000; step++) {
+		int a = rand() % PAGES, len = 1 + rand() % 64, op = rand() % 3;
+		int b = a + len > PAGES ? PAGES : a + len;
+
+		if (op == 0) {
+			bool free_all = true;
+			int m = rand() % 2;
+			for (int p = a; p < b; p++)
+				free_all &= !vol[p];
+			int rc = mgi_vrtab_add(&t, ADDR(a), ADDR(b), (uint32_t)m);
+			CHECK_INT_EQ(rc, free_all ? 0 : -EEXIST);
+			if (rc == 0)
+				for (int p = a; p < b; p++)
+					vol[p] = 1, purged[p] = false, mode[p] = m;
+		} else if (op == 1) {
+			mgi_vrange_t *r = mgi_vrtab_find(&t, ADDR(a));
+			CHECK_EQ(r != NULL, vol[a] != 0);
+			if (r) {
+				CHECK_EQ(mgi_vrtab_mark(&t, r, ADDR(a)), !purged[a]);
+				purged[a] = true;
+			}
+		} else {
+			long want = 0;
+			for (int p = a; p < b; p++)
+				want += vol[p], vol[p] = 0;
+			CHECK_INT_EQ(mgi_vrtab_cut(&t, ADDR(a), ADDR(b)), want);
+		}
+	}
+	mgi_vrtab_init(&copy, (mgi_allocator_t){test_alloc, test_free, &ca});
+	CHECK_INT_EQ(mgi_vrtab_copy(&copy, &t), 0);
+	uint64_t pages = 0;
+	for (int p = 0; p < PAGES; p++) {
+		mgi_vrange_t *r = mgi_vrtab_find(&copy, ADDR(p));
+		CHECK_EQ(r != NULL, vol[p] != 0);
+		pages += vol[p] != 0;
+		if (r) {
+			CHECK_EQ(mgi_vrange_purged(r, ADDR(p)), purged[p]);
+			CHECK_EQ(r->mode, (uint32_t)mode[p]);
+		}
+	}
+	CHECK_EQ(copy.pages, pages);
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < t.n; i++) {
+		CHECK_EQ(t.v[i].npurged, mgi_vrange_count(&t.v[i], t.v[i].start, t.v[i].end));
+		total += t.v[i].npurged;
+	}
+	CHECK_EQ(t.purged, total);
+	mgi_vrtab_destroy(&copy);
+	mgi_vrtab_destroy(&t);
+	CHECK_EQ(ca.live, 0);
+}
+
+int main(int argc, char **argv)
+{
+	MGT_INIT(argc, argv);
+	MGT_RUN(basic);
+	MGT_RUN(split_without_memory);
+	MGT_RUN(random_model);
+	MGT_DONE();
+}

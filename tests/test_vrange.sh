@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# test_vrange.sh - volatile ranges (mg_vrange) in real processes: purged first under pressure, the exact report, both modes, fork, unmap, misuse.
+# Usage: test_vrange.sh MEMGRP PROGS_DIR [EXAMPLES_BUILD_DIR EXAMPLES_SOURCE_DIR LIBMEMGRP]
+set -u
+. "$(dirname "$0")/lib.sh"
+memgrp=$(realpath "$1")
+progs=$(realpath "$2")
+examples=${3:+$(realpath "$3")}
+examples_src=${4:+$(realpath "$4")}
+libmemgrp=${5:+$(realpath "$5")}
+
+if [ "$(id -u)" != 0 ]; then
+	skip_all "needs root (userfaultfd with UFFD_EVENT_FORK needs CAP_SYS_PTRACE)"
+fi
+# In a sanitizer build ASan's own memory is charged by the kernel and not
+# by memgrp: the backstop is left off there (as tests/test_estimate.sh).
+backstop=()
+[ -n "${MEMGRP_TEST_PRELOAD:-}" ] && backstop=(--kernel-backstop off)
+
+# vr NAME TIMEOUT MEMGRP-RUN-ARGS... -- prog_vrange ARGS: rc in $rc, output
+# in $tmp/NAME.out, the group's final figures in $tmp/NAME.json.
+vr() {
+	local name=$1 secs=$2; shift 2
+	timeout -k 5 "$secs" "$memgrp" run "${backstop[@]}" --stats-json "$tmp/$name.json" "$@" \
+		>"$tmp/$name.out" 2>&1
+	rc=$?
+}
+show() { sed 's/^/    /' "$tmp/$1.out" | tail -${2:-8}; }
+
+# purge MODE: 40 MiB made volatile, then 40 MiB more touched under a 64M
+# limit with no swap: only purging volatile pages makes room (without it
+# the process is killed: tested below). The program checks the report
+# against what is present (mincore) and every byte; here, the counter.
+case_purge() {
+	for mode in zero sigbus; do
+		vr purge$mode 120 -m 64M -- "$progs/prog_vrange" purge 40 40 $mode
+		local n counted
+		n=$(sed -n 's/^purged \([0-9]*\) of.*/\1/p' "$tmp/purge$mode.out")
+		counted=$(jget "$tmp/purge$mode.json" vrange_purged_pages 2>/dev/null || echo -1)
+		if [ "$rc" = 0 ] && grep -q '^vrange purge ok' "$tmp/purge$mode.out" &&
+			[ -n "$n" ] && [ "$n" = "$counted" ]; then
+			ok "purge $mode: $n of 10240 volatile pages purged under 64M (counter $counted), report exact, the rest intact"
+		else
+			bad purge$mode "rc $rc, purged '$n', vrange_purged_pages $counted"; show purge$mode
+		fi
+	done
+	# The same load with nothing volatile: the group has no room to make
+	# (this is what the purge saved it from).
+	timeout -k 5 120 "$memgrp" run "${backstop[@]}" -m 64M -- "$progs/prog_hold" 80 0 \
+		>"$tmp/nopurge.out" 2>&1
+	rc=$?
+	if [ "$rc" != 0 ]; then
+		ok "without volatile ranges the same 80 MiB under 64M fails (status $rc)"
+	else
+		bad nopurge "80 MiB held under 64M with no swap and nothing volatile"; show nopurge
+	fi
+}
+run_case purge
+
+# Another process's volatile pages: B needs room that only A's volatile
+# pages can give (no swap). The manager asks A first (the ladder's first
+# rung, before cooperators and before any kill): both live, A's report is
+# exact and its other pages intact.
+case_manager() {
+	local ready=$tmp/ready go=$tmp/go
+	timeout -k 5 120 "$memgrp" run "${backstop[@]}" --stats-json "$tmp/mgr.json" -m 64M -- sh -c \
+		"'$progs/prog_vrange' hold 40 '$ready' '$go' & a=\$!
+		 while [ ! -e '$ready' ]; do sleep 0.05; done
+		 '$progs/prog_hold' 40 0; b=\$?; touch '$go'; wait \$a; a=\$?
+		 echo statuses \$a \$b; [ \$a = 0 ] && [ \$b = 0 ]" >"$tmp/mgr.out" 2>&1
+	rc=$?
+	local n rungs
+	n=$(sed -n 's/^holder: purged \([0-9]*\) of.*/\1/p' "$tmp/mgr.out")
+	rungs=$(jget "$tmp/mgr.json" ladder_purge 2>/dev/null || echo -1)
+	if [ "$rc" = 0 ] && [ "${n:-0}" -gt 0 ] && [ "$rungs" -gt 0 ]; then
+		ok "the manager had another process purge: $n of its 10240 volatile pages, $rungs purge episodes, nobody killed"
+	else
+		bad manager "rc $rc, holder purged '$n', ladder_purge $rungs"; show mgr 12
+	fi
+}
+run_case manager
+
+case_fork() {
+	vr fork 60 -m 256M -- "$progs/prog_vrange" fork
+	if [ "$rc" = 0 ] && grep -q '^vrange fork ok' "$tmp/fork.out"; then
+		ok "fork: the child inherits the volatile marks; both keep their data"
+	else
+		bad fork "rc $rc"; show fork
+	fi
+}
+run_case fork
+
+case_unmap() {
+	vr unmap 60 -m 256M -- "$progs/prog_vrange" unmap
+	if [ "$rc" = 0 ] && grep -q '^vrange unmap ok' "$tmp/unmap.out"; then
+		ok "unmap and mremap while volatile: no longer volatile there, moved data intact"
+	else
+		bad unmap "rc $rc"; show unmap
+	fi
+}
+run_case unmap
+
+case_misuse() {
+	vr misuse 60 -m 256M -- "$progs/prog_vrange" misuse
+	if [ "$rc" = 0 ] && grep -q '^vrange misuse ok' "$tmp/misuse.out"; then
+		ok "misuse (unaligned, bad mode, overlapping, not managed, two threads): error codes"
+	else
+		bad misuse "rc $rc"; show misuse
+	fi
+	env -u LD_PRELOAD ${MEMGRP_TEST_PRELOAD:+LD_PRELOAD=$MEMGRP_TEST_PRELOAD} \
+		"$progs/prog_vrange" noagent >"$tmp/noagent.out" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		ok "without the agent: -ENOTSUP"
+	else
+		bad noagent "rc $rc"; show noagent
+	fi
+}
+run_case misuse
+
+# Estimate mode: a fast region (not registered) cannot be purged by the
+# agent; mg_vrange says so (-EOPNOTSUPP) and the data stays.
+case_estimate() {
+	vr estimate 60 -m 256M --mode estimate -- "$progs/prog_vrange" estimate
+	if [ "$rc" = 0 ] && grep -q "^estimate: volatile -$(python3 -c 'import errno; print(errno.EOPNOTSUPP)')\$" "$tmp/estimate.out"; then
+		ok "estimate mode: a fast region made volatile gets -EOPNOTSUPP, data intact"
+	else
+		bad estimate "rc $rc"; show estimate
+	fi
+}
+run_case estimate
+
+# The examples (C and Python): a cache of 512 entries of 64 KiB, idle
+# entries volatile, then 40 MiB (C) or 28 MiB (Python, whose interpreter
+# holds some 8 MiB) of other memory under 64M: each rebuilds exactly the
+# entries that lost a page, and checks every entry.
+case_examples() {
+	if [ -z "$examples" ]; then
+		skip examples "no examples directory given"
+		return
+	fi
+	vr exc 60 -m 64M -- "$examples/vrange_cache" 512 40
+	if [ "$rc" = 0 ] && grep -q 'purged reported 1, wrong 0' "$tmp/exc.out" &&
+		! grep -q 'pages purged 0,' "$tmp/exc.out"; then
+		ok "examples/vrange_cache.c: $(grep -o 'pages purged [0-9]*, entries rebuilt [0-9]*' "$tmp/exc.out")"
+	else
+		bad example_c "rc $rc"; show exc
+	fi
+	local py
+	py=$(env -u LD_PRELOAD python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+	if [ -z "$py" ]; then
+		skip example_python "no python3"
+		return
+	fi
+	vr expy 60 -m 64M -- env MEMGRP_LIB="$libmemgrp" "$py" "$examples_src/python/vrange_cache.py" 512 28
+	if [ "$rc" = 0 ] && grep -q 'purged reported True, wrong 0' "$tmp/expy.out" &&
+		! grep -q 'pages purged 0,' "$tmp/expy.out"; then
+		ok "examples/python/vrange_cache.py: $(grep -o 'pages purged [0-9]*, entries rebuilt [0-9]*' "$tmp/expy.out")"
+	else
+		bad example_python "rc $rc"; show expy
+	fi
+}
+run_case examples
