@@ -184,6 +184,7 @@ wait_for 10 bash -c "[ \$(wc -l <'$tmp/k.csv') -ge $((n + 5)) ]"
 kill -KILL $rpid; wait $rpid 2>/dev/null
 hp=$(cat "$tmp/k.pid" 2>/dev/null)
 [ -n "$hp" ] && kill -KILL "$hp" 2>/dev/null
+rm -f "/run/memgrp/$g.sock" # a manager killed outright cannot remove its socket
 # the recorder stops by itself (its parent gone, or the manager)
 wait_for 5 bash -c "! fuser -s '$tmp/k.csv' 2>/dev/null"
 res=$(python3 - "$tmp/k.csv" <<'PY'
