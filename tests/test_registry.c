@@ -1,37 +1,13 @@
 /* test_registry.c - the agent's region registry against a per-page reference. */
 #include <errno.h>
 
+#include "counting_alloc.h"
 #include "harness.h"
 #include "registry.h"
 
 #define PAGES 256
 #define BASE 0x10000000UL
 #define ADDR(p) (BASE + (uintptr_t)(p) * MGI_PAGE_SIZE)
-
-struct counting_alloc {
-	long live; /* allocations not yet freed */
-	long fail_after; /* fail the Nth allocation from now (-1: never) */
-};
-
-static void *test_alloc(void *ctx, size_t bytes)
-{
-	struct counting_alloc *c = ctx;
-	if (c->fail_after == 0)
-		return NULL;
-	if (c->fail_after > 0)
-		c->fail_after--;
-	c->live++;
-	return calloc(1, bytes ? bytes : 1);
-}
-
-static void test_free(void *ctx, void *p, size_t bytes)
-{
-	struct counting_alloc *c = ctx;
-	(void)bytes;
-	if (p)
-		c->live--;
-	free(p);
-}
 
 static void basic_add_fault_remove(void)
 {

@@ -3,37 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counting_alloc.h"
 #include "harness.h"
 #include "vrange.h"
 
 #define PAGES 512
 #define BASE 0x20000000UL
 #define ADDR(p) (BASE + (uintptr_t)(p) * MGI_PAGE_SIZE)
-
-struct counting_alloc {
-	long live;
-	long fail_after; /* fail the Nth allocation from now (-1: never) */
-};
-
-static void *test_alloc(void *ctx, size_t bytes)
-{
-	struct counting_alloc *c = ctx;
-	if (c->fail_after == 0)
-		return NULL;
-	if (c->fail_after > 0)
-		c->fail_after--;
-	c->live++;
-	return calloc(1, bytes ? bytes : 1);
-}
-
-static void test_free(void *ctx, void *p, size_t bytes)
-{
-	struct counting_alloc *c = ctx;
-	(void)bytes;
-	if (p)
-		c->live--;
-	free(p);
-}
 
 static void basic(void)
 {
