@@ -48,8 +48,7 @@
  */
 
 struct mgi_agent mgi_agent = {.uffd = -1, .conn = -1, .wakefd = -1, .mapsfd = -1, .learn_rd = -1,
-			      .learn_wr = -1, .slot = -1, .release_rd = -1, .release_wr = -1,
-			      .done_rd = -1, .done_wr = -1};
+			      .learn_wr = -1, .slot = -1};
 
 void mgi_agent_log(const char *fmt, ...)
 {

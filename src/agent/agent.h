@@ -96,22 +96,8 @@ struct mgi_agent {
 	sem_t ready;
 	int init_error;          /* set by the handler's start-up scan */
 	_Atomic unsigned parked; /* faults the handler holds for a retry */
-	_Atomic uint64_t lost_faults; /* woken by the watchdog */
-	bool drop_one_fault;     /* fault injection: MEMGRP_INJECT=drop-fault */
-	bool stall_handler_once; /* fault injection: MEMGRP_INJECT=stall-handler */
-	bool misreport_moves;    /* fault injection: MEMGRP_INJECT=move-misreport */
 	uint64_t poll_max_ns;    /* the handler's polling window at most (0: never) */
-	void *watch_stack;
-	pthread_t watchdog;
 
-	/* Loaded ELF objects' extents: the anonymous bss after their data
-	 * must not be registered (the handler itself uses libc's). */
-	mgi_range_t elf[MGI_ELF_RANGES_MAX];
-	unsigned nelf;
-	/* The agent's own ranges outside the arena (staging area, store,
-	 * beacon): never registered for the application. */
-	mgi_range_t own[MGI_OWN_RANGES_MAX];
-	unsigned nown;
 	uint64_t untracked_bytes;
 	bool manager_gone;       /* its connection closed: no one to ask */
 	bool evicting;           /* inside mgi_evict: faults do not reclaim */
@@ -130,11 +116,6 @@ struct mgi_agent {
 	mgi_staging_t staging;
 	uint32_t evict_clock;    /* pages compressed so far: refault distances */
 	void *restore_buf;       /* MGI_RESTORE_MAX pages */
-	int release_wr, done_rd; /* requests to the releaser, its answers */
-	int release_rd, done_wr; /* its ends */
-	void *release_stack;
-	pthread_t releaser;
-	uint64_t reclaim_asked_ns;   /* last RECLAIM_REQ */
 
 	/* The deferred start (start.c, "A start that costs nothing"): joined,
 	 * what the process maps charged at its size, no userfaultfd and no
@@ -193,6 +174,8 @@ void mgi_restore_moved(uintptr_t from, uintptr_t to, size_t len);
 /* releaser.c (the handler thread's side of it) */
 /* The releaser dropped frames: reads its answers (done_rd readable). */
 void mgi_releaser_answers(void);
+/* Where its answers come (the handler polls it), or -1. */
+int mgi_releaser_done_fd(void);
 /* The handler is about to wait for work: what it kept back to send the
  * releaser in a batch goes now. */
 void mgi_releaser_idle(void);
@@ -228,8 +211,10 @@ void mgi_fork_read_end(const struct uffd_msg *msgs, size_t n);
 void mgi_fork_prepare(void);
 void mgi_fork_parent(void);
 void mgi_fork_close_inflight(void);
-/* watchdog.c: arg is a 4 KiB scratch buffer in the arena */
-void *mgi_watchdog_main(void *arg);
+/* watchdog.c: its stack and scratch buffer, from the arena (0 or
+ * -ENOMEM); its thread started (said on stderr when it cannot be). */
+int mgi_watchdog_init(mgi_arena_t *arena);
+void mgi_watchdog_start(void);
 /* learn.c: registers the eligible anonymous regions of the address space and learns
  * them. Called by the handler at start-up. */
 void mgi_scan_and_register(void);
@@ -402,5 +387,16 @@ extern _Atomic bool mgi_app_tcbs_lost;
 extern _Atomic unsigned mgi_agent_threads;
 /* exclude.c: whether [start, end) overlaps what the agent never registers. */
 bool mgi_agent_excluded(uintptr_t start, uintptr_t end);
+/* Walking [cur, *stop) for what to register: *stop is clipped before the
+ * next exclusion; if one covers cur, *skip_to is where the exclusions
+ * covering it end (else 0) and *is_own whether it is one of the agent's
+ * own ranges (not the application's memory at all). */
+void mgi_exclude_next(uintptr_t cur, uintptr_t *stop, uintptr_t *skip_to, bool *is_own);
+/* The agent's own reservations (never registered, dropped in a forked
+ * child): 0 or -ENOSPC. */
+int mgi_own_range(uintptr_t start, size_t len);
+/* A forked child: the parent's own ranges unmapped, but keep and keep2 (a
+ * store and its file meta kept: not NULL); none is left on the list. */
+void mgi_exclude_child_reset(const void *keep, const void *keep2);
 
 #endif

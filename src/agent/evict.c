@@ -20,6 +20,7 @@
 
 #include "account.h"
 #include "agent.h"
+#include "inject.h"
 #include "options.h"
 #include "os.h"
 #include "thp.h"
@@ -92,14 +93,6 @@ static mgi_counter_path_t swap_path(void)
 
 /* ---- set-up ---- */
 
-int mgi_own_range(uintptr_t start, size_t len)
-{
-	if (mgi_agent.nown == MGI_OWN_RANGES_MAX)
-		return -ENOSPC;
-	mgi_agent.own[mgi_agent.nown++] = (mgi_range_t){start, start + len};
-	return 0;
-}
-
 void *mgi_reserve(size_t len)
 {
 	void *p = mgi_raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -131,7 +124,6 @@ void mgi_evict_init(void)
 	void *staging_mem;
 
 	mgi_agent.can_evict = false;
-	mgi_agent.release_rd = mgi_agent.release_wr = mgi_agent.done_rd = mgi_agent.done_wr = -1;
 	if (!mgi_agent.fork_events) {
 		mgi_agent.no_evict_why = "its userfaultfd lacks UFFD_EVENT_FORK (it needs "
 					 "CAP_SYS_PTRACE), without which a forked child could "
@@ -152,9 +144,9 @@ void mgi_evict_init(void)
 	}
 	staging_mem = mgi_arena_alloc(&mgi_agent.arena, mgi_staging_bytes(MGI_STAGE_SLOTS));
 	mgi_agent.restore_buf = mgi_arena_alloc(&mgi_agent.arena, MGI_RESTORE_MAX * PAGE);
-	mgi_agent.release_stack = mgi_arena_alloc(&mgi_agent.arena, MGI_RELEASER_STACK);
+	void *release_stack = mgi_arena_alloc(&mgi_agent.arena, MGI_RELEASER_STACK);
 	if (!mgi_agent.stage_base || !mgi_agent.beacon || !mgi_agent.store_mem || !staging_mem || !mgi_agent.restore_buf ||
-	    !mgi_agent.release_stack) {
+	    !release_stack) {
 		/* (a kept store stays mapped: its pages are the only copy) */
 		if (mgi_kept.store)
 			mgi_own_range((uintptr_t)mgi_kept.store_mem, mgi_kept.store_bytes);
@@ -187,7 +179,7 @@ void mgi_evict_init(void)
 		mgi_agent.no_evict_why = "the staging area cannot be registered with userfaultfd";
 		return;
 	}
-	if (mgi_releaser_start() != 0) {
+	if (mgi_releaser_start(release_stack) != 0) {
 		mgi_agent.no_evict_why = "the releaser thread cannot start";
 		return;
 	}
@@ -328,7 +320,7 @@ static uint64_t deactivate(uint64_t want)
 		}
 		rc = mgi_uffd_move(mgi_agent.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
 				   &moved);
-		if (mgi_agent.misreport_moves && rc == 0 && room > 1 && ++misreports % 4 == 0) {
+		if (mgi_inject.misreport_moves && rc == 0 && room > 1 && ++misreports % 4 == 0) {
 			/* Fault injection: report a run that moved as the kernel
 			 * was seen to (moved_unreported). */
 			rc = -EEXIST;

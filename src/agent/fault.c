@@ -15,6 +15,7 @@
 
 #include "account.h"
 #include "agent.h"
+#include "inject.h"
 #include "os.h"
 #include "proto.h"
 #include "recent.h"
@@ -277,10 +278,10 @@ static void on_event(const struct uffd_msg *m)
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
 		mgi_trace(MGI_TR_FAULT, m->arg.pagefault.address, 0, 0, 0);
-		if (mgi_agent.drop_one_fault) {
+		if (mgi_inject.drop_fault) {
 			/* Fault injection: lose this fault, as a handler bug
 			 * would, for the watchdog to find. */
-			mgi_agent.drop_one_fault = false;
+			mgi_inject.drop_fault = false;
 			break;
 		}
 		if (resolve(m->arg.pagefault.address, &since) == MGI_RETRY)

@@ -335,13 +335,7 @@ int mgi_fork_child_start(void)
 	/* The parent's reclaim ranges are copies we do not need, but for a
 	 * store (and its file meta) we keep. (Those registered on a handed
 	 * uffd make UNMAP events: the early server reads them.) */
-	for (unsigned i = 0; i < mgi_agent.nown; i++) {
-		void *at = (void *)mgi_agent.own[i].start;
-		if (mgi_kept.store && (at == mgi_kept.store_mem || (mgi_kept.meta && at == mgi_kept.meta)))
-			continue;
-		mgi_raw_munmap(at, mgi_agent.own[i].end - mgi_agent.own[i].start);
-	}
-	mgi_agent.nown = 0;
+	mgi_exclude_child_reset(mgi_kept.store ? mgi_kept.store_mem : NULL, mgi_kept.meta);
 	mgi_swapfile_child_reset();
 	mgi_releaser_child_reset();
 	mgi_agent.stage_base = mgi_agent.beacon = 0;

@@ -15,6 +15,7 @@
 
 #include "account.h"
 #include "agent.h"
+#include "inject.h"
 #include "os.h"
 #include "proto.h"
 #include "recent.h"
@@ -221,7 +222,7 @@ void *mgi_handler_main(void *arg)
 			/* a closed connection polls readable for ever: once
 			 * the manager has gone, stop asking (fd -1 is skipped) */
 			{.fd = mgi_agent.manager_gone ? -1 : mgi_agent.conn, .events = POLLIN},
-			{.fd = mgi_agent.done_rd, .events = POLLIN},
+			{.fd = mgi_releaser_done_fd(), .events = POLLIN},
 		};
 		/* Idle: nothing parked, nothing to do until a descriptor
 		 * speaks; the watchdog trusts only this state. */
@@ -231,13 +232,13 @@ void *mgi_handler_main(void *arg)
 						   : rejoin ? REJOIN_MS : mgi_est_on() ? EST_TICK_MS
 						   : mgi_handover_any() ? MGI_HANDED_TICK_MS : -1),
 				       mgi_fault_parked() == 0);
-		if (rc > 0 && (p[0].revents & POLLIN) && mgi_agent.stall_handler_once) {
+		if (rc > 0 && (p[0].revents & POLLIN) && mgi_inject.stall_handler) {
 			/* Fault injection: woken for a fault, then not run
 			 * for three of the watchdog's periods, as a handler
 			 * on a host with more runnable threads than CPUs
 			 * can be (the fault stays unread meanwhile). */
 			struct timespec ts = {STALL_INJECT_S, 0};
-			mgi_agent.stall_handler_once = false;
+			mgi_inject.stall_handler = false;
 			mgi_agent_log("injected: the fault handler stalls %d s with a fault unread",
 				      STALL_INJECT_S);
 			while (nanosleep(&ts, &ts) != 0 && errno == EINTR)

@@ -269,32 +269,14 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 	uintptr_t cur = start;
 
 	while (cur < end) {
-		uintptr_t stop = end, skip_to = 0;
-		bool own = false;
-		mgi_range_t ex[MGI_ELF_RANGES_MAX + 1 + MGI_OWN_RANGES_MAX];
-		unsigned nex = mgi_agent.nelf;
+		uintptr_t stop = end, skip_to;
+		bool own;
 
-		memcpy(ex, mgi_agent.elf, nex * sizeof(ex[0]));
-		ex[nex].start = mgi_agent.arena.base;
-		ex[nex++].end = mgi_agent.arena.end;
-		unsigned first_own = nex;
-		for (unsigned i = 0; i < mgi_agent.nown; i++)
-			ex[nex++] = mgi_agent.own[i];
-		for (unsigned i = 0; i < nex; i++) {
-			if (ex[i].end <= cur || ex[i].start >= stop)
-				continue;
-			if (ex[i].start <= cur) { /* cur is excluded */
-				if (ex[i].end > skip_to)
-					skip_to = ex[i].end;
-				/* the agent's own reservations are not the
-				 * application's memory: not even untracked */
-				own = i >= first_own;
-			} else {
-				stop = ex[i].start; /* clip before the next exclusion */
-			}
-		}
-		if (skip_to) {
+		mgi_exclude_next(cur, &stop, &skip_to, &own);
+		if (skip_to) { /* cur is excluded */
 			uintptr_t e = skip_to < end ? skip_to : end;
+			/* the agent's own reservations are not the
+			 * application's memory: not even untracked */
 			if (!own && !rescanning)
 				mgi_agent.untracked_bytes += e - cur;
 			cur = e;

@@ -20,13 +20,13 @@ static inline void *slot_addr(uint32_t slot)
 	return (void *)(mgi_agent.stage_base + (uintptr_t)slot * MGI_PAGE_SIZE);
 }
 
-/* evict.c: the agent's own reservations (never registered, dropped in a
- * forked child) and a reservation of fresh pages for them. */
-int mgi_own_range(uintptr_t start, size_t len);
+/* evict.c: a reservation of fresh pages for the agent's own ranges
+ * (mgi_own_range, exclude.c). */
 void *mgi_reserve(size_t len);
 
 /* releaser.c: the queue of requests to the releaser thread. */
-int mgi_releaser_start(void);
+/* Starts its thread on stack (MGI_RELEASER_STACK, in the arena). */
+int mgi_releaser_start(void *stack);
 /* Sends the queued requests, as many as the pipe takes; lazily: once they
  * are worth a round trip. */
 void mgi_releaser_flush(void);

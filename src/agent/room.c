@@ -28,6 +28,13 @@
 #define RECLAIM_ASK_NS (20ULL * 1000 * 1000) /* between RECLAIM_REQs */
 #define LOCAL_AFTER_NS (10ULL * 1000 * 1000) /* waited this long: evict our own */
 
+static uint64_t reclaim_asked_ns; /* the last RECLAIM_REQ */
+
+void mgi_room_child_reset(void)
+{
+	reclaim_asked_ns = 0;
+}
+
 /* Whether this process should make the room itself: the refusing group is
  * its own, no cooperating application is to be asked first, no process of
  * the group is colder, and no group below holds memory (only the manager
@@ -61,9 +68,9 @@ bool mgi_room_ask_manager(unsigned level, uint64_t since)
 
 	if (mgi_agent.manager_gone || now - since > RECLAIM_GIVEUP_NS)
 		return false;
-	if (mgi_agent.reclaim_asked_ns && now - mgi_agent.reclaim_asked_ns < RECLAIM_ASK_NS)
+	if (reclaim_asked_ns && now - reclaim_asked_ns < RECLAIM_ASK_NS)
 		return true;
-	mgi_agent.reclaim_asked_ns = now;
+	reclaim_asked_ns = now;
 	mgi_msg_init(&m, MGI_MSG_RECLAIM_REQ);
 	m.reclaim_req.pid = mgi_agent.pid;
 	m.reclaim_req.level = level;

@@ -20,6 +20,8 @@
 
 #include "account.h"
 #include "agent.h"
+#include "fault.h"
+#include "inject.h"
 #include "options.h"
 #include "victim.h"
 #include "os.h"
@@ -290,14 +292,9 @@ static void start_full(void)
 					    &mgi_agent.arena});
 	mgi_agent.zeros = mgi_arena_alloc(&mgi_agent.arena, MGI_FAULT_AROUND_MAX * MGI_PAGE_SIZE);
 	mgi_agent.stack = mgi_arena_alloc(&mgi_agent.arena, MGI_HANDLER_STACK);
-	mgi_agent.watch_stack = mgi_arena_alloc(&mgi_agent.arena, MGI_WATCHDOG_STACK);
-	void *watch_buf = mgi_arena_alloc(&mgi_agent.arena, 4096);
-	if (!mgi_agent.zeros || !mgi_agent.stack || !mgi_agent.watch_stack || !watch_buf)
+	if (!mgi_agent.zeros || !mgi_agent.stack || mgi_watchdog_init(&mgi_agent.arena) != 0)
 		goto nomem;
-	unsigned inject = mgi_env_choice(MGI_ENV_INJECT);
-	mgi_agent.drop_one_fault = inject == 1;  /* drop-fault */
-	mgi_agent.stall_handler_once = inject == 3; /* stall-handler */
-	mgi_agent.misreport_moves = inject == 2; /* move-misreport */
+	mgi_inject_init();
 	mgi_agent.poll_max_ns = poll_window_ns();
 	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
 		goto nomem;
@@ -316,9 +313,7 @@ static void start_full(void)
 	 * otherwise fault on managed memory at the limit, and in a forked
 	 * child we wait for it (measured under ASan: children stuck there,
 	 * the group killed at its limit). It idles until `active`. */
-	if (mgi_start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
-			     mgi_watchdog_main, watch_buf) != 0)
-		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
+	mgi_watchdog_start();
 	mgi_thp_init(); /* its worker, like the watchdog, before the scan */
 	rc = start_handler();
 	if (rc != 0) {
@@ -380,7 +375,7 @@ void mgi_agent_child_after_fork(void)
 	mgi_agent.init_error = 0;
 	mgi_agent.parked = 0;
 	mgi_agent.manager_gone = false;
-	mgi_agent.reclaim_asked_ns = 0;
+	mgi_room_child_reset();
 	atomic_store(&mgi_agent_threads, 0); /* the parent's: not here */
 	mgi_agent_start();
 }

@@ -35,6 +35,11 @@
 #define WATCH_PERIOD 2
 #define TIDS_MAX 1024
 
+/* Its thread, on a stack in the arena, with a scratch buffer there. */
+static void *watch_stack, *watch_buf;
+static pthread_t watchdog;
+static _Atomic uint64_t lost_faults; /* threads found waiting and woken */
+
 /* The threads found waiting at the last scan, with their fault counts. */
 static int tids_seen[TIDS_MAX];
 static uint64_t faults_seen[TIDS_MAX];
@@ -177,7 +182,7 @@ static void check_handler(int taskfd)
 		      "(a memgrp bug: please report it); this process cannot go on");
 }
 
-void *mgi_watchdog_main(void *arg)
+static void *watchdog_main(void *arg)
 {
 	char *buf = arg; /* 4 KiB from the arena */
 	uint64_t run0 = 0, wait0 = 0;
@@ -218,7 +223,7 @@ void *mgi_watchdog_main(void *arg)
 		int unread = poll(&pq, 1, 0) > 0 && (pq.revents & POLLIN);
 		if (unread)
 			continue;
-		atomic_fetch_add(&mgi_agent.lost_faults, stuck);
+		atomic_fetch_add(&lost_faults, stuck);
 		/* A fault the tests dropped on purpose says so: the suite's logs
 		 * are audited for the other kind (scripts/test.sh). */
 		mgi_agent_log("watchdog: %u thread(s) waited over %d s for a page that the fault "
@@ -235,4 +240,18 @@ void *mgi_watchdog_main(void *arg)
 		nseen = 0;
 	}
 	return NULL;
+}
+
+int mgi_watchdog_init(mgi_arena_t *arena)
+{
+	watch_stack = mgi_arena_alloc(arena, MGI_WATCHDOG_STACK);
+	watch_buf = mgi_arena_alloc(arena, 4096);
+	return watch_stack && watch_buf ? 0 : -ENOMEM;
+}
+
+void mgi_watchdog_start(void)
+{
+	if (mgi_start_thread(&watchdog, watch_stack, MGI_WATCHDOG_STACK, watchdog_main,
+			     watch_buf) != 0)
+		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
 }
