@@ -100,22 +100,10 @@ struct mgi_agent {
 
 	uint64_t untracked_bytes;
 	bool manager_gone;       /* its connection closed: no one to ask */
-	bool evicting;           /* inside mgi_evict: faults do not reclaim */
 	_Atomic bool idle;       /* the handler waits in poll with nothing to do */
 	_Atomic pid_t handler_tid;
 
-	/* Eviction and restore (evict.c, restore.c, releaser.c, swapfile.c, fork.c). */
 	bool fork_events;        /* UFFD_EVENT_FORK negotiated (see fork.c) */
-	bool can_evict;          /* set up, and fork-safe */
-	const char *no_evict_why;
-	uintptr_t stage_base;    /* MGI_STAGE_SLOTS pages, registered (WP) on uffd */
-	uintptr_t beacon;        /* one page registered on uffd (a child's signal) */
-	void *store_mem;
-	size_t store_bytes;
-	mgi_store_t *store;
-	mgi_staging_t staging;
-	uint32_t evict_clock;    /* pages compressed so far: refault distances */
-	void *restore_buf;       /* MGI_RESTORE_MAX pages */
 
 	/* The deferred start (start.c, "A start that costs nothing"): joined,
 	 * what the process maps charged at its size, no userfaultfd and no
@@ -159,6 +147,8 @@ uint64_t mgi_evict_ahead(void);
 void mgi_evict_age(void);
 /* Publishes the reclaim figures in the process's slot. */
 void mgi_evict_publish(void);
+/* Whether the handler is inside an eviction (faults do not reclaim). */
+bool mgi_evict_running(void);
 /* restore.c (the handler thread) */
 /* Restores the out page at `page` of region r (and, if sequential, its
  * stored neighbours): MGI_DONE with *restored pages, MGI_RETRY, MGI_ABSENT,

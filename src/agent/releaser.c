@@ -211,7 +211,7 @@ void mgi_releaser_answers(void)
 			if ((done[i].kind & 0xff) == RELEASE) {
 				mgi_trace(MGI_TR_RELEASED, 0, done[i].at, done[i].n,
 					  (int32_t)(done[i].kind >> 8));
-				mgi_staging_freed(&mgi_agent.staging, (uint32_t)done[i].at, done[i].n);
+				mgi_staging_freed(&mgi_pageout.staging, (uint32_t)done[i].at, done[i].n);
 				continue;
 			}
 			for (unsigned k = 0; k < UNSHARES_MAX; k++)

@@ -33,8 +33,8 @@ static bool warned_conflict;
 /* Whether the out page at addr is in the store (not staged). */
 static bool stored(uintptr_t addr)
 {
-	return mgi_staging_find(&mgi_agent.staging, key_of(addr)) < 0 &&
-	       mgi_store_contains(mgi_agent.store, key_of(addr));
+	return mgi_staging_find(&mgi_pageout.staging, key_of(addr)) < 0 &&
+	       mgi_store_contains(mgi_pageout.store, key_of(addr));
 }
 
 void mgi_restore_conflict(uintptr_t page)
@@ -82,11 +82,11 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 		return MGI_DONE;
 	}
 	if (frame_left) {
-		mgi_staging_retire(&mgi_agent.staging, (uint32_t)slot);
+		mgi_staging_retire(&mgi_pageout.staging, (uint32_t)slot);
 		mgi_releaser_release((uint32_t)slot);
 		mgi_releaser_flush();
 	} else {
-		mgi_staging_release(&mgi_agent.staging, (uint32_t)slot);
+		mgi_staging_release(&mgi_pageout.staging, (uint32_t)slot);
 	}
 	mgi_registry_restore(&mgi_agent.reg, r, page, 1, true);
 	atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgactivate, 1, memory_order_relaxed);
@@ -102,8 +102,8 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 				 size_t *restored, unsigned *level)
 {
-	mgi_store_t *store = mgi_agent.store;
-	char *buf = mgi_agent.restore_buf;
+	mgi_store_t *store = mgi_pageout.store;
+	char *buf = mgi_pageout.restore_buf;
 	uint32_t stamps[MGI_RESTORE_MAX];
 	size_t n = 1, copied = 0, k;
 	int32_t slot;
@@ -112,7 +112,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 	*restored = 0;
 	if (!store)
 		return MGI_ABSENT;
-	slot = mgi_staging_find(&mgi_agent.staging, key_of(page));
+	slot = mgi_staging_find(&mgi_pageout.staging, key_of(page));
 	if (slot >= 0) {
 		*restored = 1;
 		return activate(r, page, slot);
@@ -174,7 +174,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 		/* The refault distance: pages compressed since this one was. If
 		 * that is within what is resident, a little more memory would
 		 * have kept it: it is part of the working set. */
-		bool hot = (uint32_t)(mgi_agent.evict_clock - stamps[i]) <= mgi_agent.reg.present;
+		bool hot = (uint32_t)(mgi_pageout.evict_clock - stamps[i]) <= mgi_agent.reg.present;
 		mgi_store_drop(store, key_of(page + i * PAGE));
 		mgi_registry_restore(&mgi_agent.reg, r, page + i * PAGE, 1, hot);
 		ws += hot;
@@ -222,14 +222,14 @@ struct dropped {
 static void drop_one(void *ctx, uintptr_t addr)
 {
 	struct dropped *d = ctx;
-	int32_t slot = mgi_staging_find(&mgi_agent.staging, key_of(addr));
+	int32_t slot = mgi_staging_find(&mgi_pageout.staging, key_of(addr));
 
 	if (slot >= 0) {
 		mgi_trace(MGI_TR_DROP_STAGED, addr, (uint64_t)slot, 0, 0);
-		mgi_staging_retire(&mgi_agent.staging, (uint32_t)slot);
+		mgi_staging_retire(&mgi_pageout.staging, (uint32_t)slot);
 		mgi_releaser_release((uint32_t)slot);
 		d->memory++;
-	} else if (mgi_agent.store && mgi_store_drop(mgi_agent.store, key_of(addr))) {
+	} else if (mgi_pageout.store && mgi_store_drop(mgi_pageout.store, key_of(addr))) {
 		mgi_trace(MGI_TR_DROP_STORED, addr, 0, 0, 0);
 		d->swap++;
 	}
@@ -260,10 +260,10 @@ static void rekey_one(void *ctx, uintptr_t addr)
 	const struct remap *m = ctx;
 	uint64_t from = key_of(addr - m->to + m->from), to = key_of(addr);
 
-	if (mgi_staging_rekey(&mgi_agent.staging, from, to) == 0)
+	if (mgi_staging_rekey(&mgi_pageout.staging, from, to) == 0)
 		return;
-	if (mgi_agent.store)
-		mgi_store_rekey(mgi_agent.store, from, to);
+	if (mgi_pageout.store)
+		mgi_store_rekey(mgi_pageout.store, from, to);
 }
 
 void mgi_restore_moved(uintptr_t from, uintptr_t to, size_t len)

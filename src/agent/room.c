@@ -118,7 +118,7 @@ bool mgi_room_make(unsigned level, uint64_t *since)
 		return false;
 	if (!*since)
 		*since = now;
-	if (mgi_agent.evicting)
+	if (mgi_evict_running())
 		return false; /* a fault followed from inside eviction: wait for it */
 	/* Volatile pages (vrange.c) are the first rung: dropped at no cost,
 	 * before anyone is asked or anything evicted. */
