@@ -1,4 +1,5 @@
 /* account.c - the agent's one accounting entry point: counter path, process slot and thresholds together. */
+#include <errno.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,23 +17,50 @@
 static _Atomic uint64_t grant_want[2];
 static uint64_t grant_asked_ns[2];
 static unsigned grant_refused = MGI_LEVEL_GRANT;
+/* What this process charges: its group's counter path (set at the join
+ * and at a move, from the segments). */
+static mgi_counter_path_t path;
+
+const mgi_counter_path_t *mgi_account_path(void)
+{
+	return &path;
+}
+
+void mgi_account_child_reset(void)
+{
+	/* (the parent's segments and requests: the child joins anew) */
+	path = (mgi_counter_path_t){0};
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&grant_want[i], 0);
+		grant_asked_ns[i] = 0;
+	}
+	grant_refused = MGI_LEVEL_GRANT;
+}
+
+mgi_counter_path_t mgi_account_path_of(mgi_segment_t *seg, unsigned nsegs)
+{
+	return nsegs >= 2 ? mgi_grant_path(seg, false) : mgi_segment_path(seg);
+}
+
+/* The swap counters beside a memory path of seg's (its swap grant, if
+ * nested). */
+static mgi_counter_path_t swap_path_of(mgi_segment_t *seg, const mgi_counter_path_t *memory)
+{
+	mgi_counter_path_t sp = mgi_segment_swap_path(memory);
+
+	if (memory->grant)
+		sp.grant = &seg->ctl.swap_granted;
+	return sp;
+}
 
 void mgi_account_use_segments(void)
 {
-	if (mgi_agent.nsegs >= 2) {
-		mgi_agent.path = mgi_grant_path(mgi_agent.anc[0], false);
-		return;
-	}
-	mgi_agent.path = mgi_segment_path(mgi_agent.anc[0]);
+	path = mgi_account_path_of(mgi_agent.anc[0], mgi_agent.nsegs);
 }
 
 static mgi_counter_path_t swap_path(void)
 {
-	mgi_counter_path_t sp = mgi_segment_swap_path(&mgi_agent.path);
-
-	if (mgi_agent.path.grant)
-		sp.grant = &mgi_agent.anc[0]->ctl.swap_granted;
-	return sp;
+	return swap_path_of(mgi_agent.anc[0], &path);
 }
 
 /* Sends a GRANT for what the group lacks: its usage and the charge wanted,
@@ -122,7 +150,7 @@ void mgi_check_thresholds(void)
 	/* The levels this process charges (its own group's alone when it
 	 * has ancestors: theirs change when the manager grants, and it
 	 * checks them then). */
-	for (unsigned i = 0; i < mgi_agent.path.depth; i++) {
+	for (unsigned i = 0; i < path.depth; i++) {
 		unsigned c = mgi_segment_check_thresholds(mgi_agent.anc[i]);
 		/* the notification latency's start (one vDSO read per crossing) */
 		if (c)
@@ -138,7 +166,7 @@ bool mgi_charge(uint64_t pages, unsigned *level)
 		return true;
 	unsigned lv;
 
-	if (!mgi_counter_try_charge(&mgi_agent.path, pages, &lv)) {
+	if (!mgi_counter_try_charge(&path, pages, &lv)) {
 		if (lv == MGI_LEVEL_GRANT)
 			atomic_store_explicit(&grant_want[0], pages, memory_order_relaxed);
 		if (level)
@@ -158,7 +186,7 @@ uint64_t mgi_charge_upto(uint64_t pages, unsigned *level)
 		return 0;
 	unsigned lv;
 
-	n = mgi_counter_try_charge_upto(&mgi_agent.path, pages, &lv);
+	n = mgi_counter_try_charge_upto(&path, pages, &lv);
 	if (!n && lv == MGI_LEVEL_GRANT)
 		atomic_store_explicit(&grant_want[0], pages, memory_order_relaxed);
 	if (!n && level)
@@ -174,7 +202,7 @@ void mgi_charge_anyway(uint64_t pages)
 {
 	if (!pages)
 		return;
-	mgi_counter_charge(&mgi_agent.path, pages);
+	mgi_counter_charge(&path, pages);
 	slot_add(pages);
 	mgi_check_thresholds();
 }
@@ -183,7 +211,7 @@ void mgi_uncharge(uint64_t pages)
 {
 	if (!pages)
 		return;
-	mgi_counter_uncharge(&mgi_agent.path, pages);
+	mgi_counter_uncharge(&path, pages);
 	slot_sub(pages);
 	mgi_check_thresholds();
 }
@@ -236,4 +264,52 @@ void mgi_account_adopt(uint64_t pages)
 void mgi_account_disown(uint64_t pages)
 {
 	slot_sub(pages);
+}
+
+int mgi_account_move_charge(mgi_segment_t *seg, unsigned nsegs, unsigned *refused, bool *swap)
+{
+	mgi_counter_path_t to = mgi_account_path_of(seg, nsegs);
+	mgi_counter_path_t to_swap = swap_path_of(seg, &to);
+	uint64_t pages = atomic_load(&mgi_agent.me->charged);
+	uint64_t swapped = atomic_load(&mgi_agent.me->swapped);
+
+	*refused = 0;
+	*swap = false;
+	if (!to.depth)
+		return 0;
+	if (!mgi_counter_try_charge(&to, pages, refused))
+		goto refused;
+	if (swapped && !mgi_counter_try_charge(&to_swap, swapped, refused)) {
+		mgi_counter_uncharge(&to, pages);
+		*swap = true;
+		goto refused;
+	}
+	return 0;
+refused:
+	if (*refused >= to.depth)
+		*refused = 0; /* its grant: the manager gave too little */
+	return -ENOMEM;
+}
+
+unsigned mgi_account_move_release(mgi_proc_slot_t *me)
+{
+	unsigned crossed = 0;
+
+	atomic_store(&me->charged, atomic_load(&mgi_agent.me->charged));
+	atomic_store(&me->swapped, atomic_load(&mgi_agent.me->swapped));
+	/* Empties the old slot, uncharging (memory and swap) below the shared
+	 * levels; the manager frees it once told the move is done. */
+	mgi_segment_uncharge_slot(mgi_agent.seg, mgi_agent.slot, &path);
+	/* The move is a change of usage on both sides (memcg's task move). */
+	for (unsigned i = 0; i < path.depth; i++)
+		crossed += mgi_segment_check_thresholds(mgi_agent.anc[i]);
+	return crossed;
+}
+
+void mgi_account_moved(unsigned crossed)
+{
+	mgi_account_use_segments();
+	for (unsigned i = 0; i < path.depth; i++)
+		crossed += mgi_segment_check_thresholds(mgi_agent.anc[i]);
+	mgi_account_wake(crossed);
 }

@@ -86,7 +86,6 @@ struct mgi_agent {
 	char group[MGI_GROUP_NAME_MAX]; /* as the manager named it in WELCOME */
 	int slot;
 	mgi_proc_slot_t *me;
-	mgi_counter_path_t path;
 
 	mgi_arena_t arena;
 	mgi_registry_t reg;

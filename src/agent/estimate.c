@@ -56,7 +56,6 @@
 #define EST_FAST_MIN_FAULTS 64
 
 static mgi_estimate_t *est;
-static uint64_t seen; /* est->estimate as me->charged last followed it */
 static uint64_t switches_told; /* est->mode_switches added to the segment's */
 static uint64_t switch_ns;     /* time spent switching, not yet added there */
 static unsigned char *vec;        /* mincore vector */
@@ -70,7 +69,7 @@ bool mgi_est_on(void)
 int mgi_est_init(void)
 {
 	est = NULL;
-	seen = switches_told = switch_ns = 0;
+	switches_told = switch_ns = 0;
 	if (atomic_load_explicit(&mgi_agent.seg->ctl.mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
 		return 0;
 	mgi_estimate_t *t = mgi_arena_alloc(&mgi_agent.arena, mgi_estimate_bytes(EST_CAPACITY));
@@ -95,14 +94,44 @@ static inline uintptr_t rend(const mgi_region_t *r)
 }
 
 
+/* The table's charges go through the agent's accounting entry point
+ * (counter path, slot and thresholds together), never to a counter alone. */
+static bool acct_charge(void *ctx, uint64_t pages)
+{
+	(void)ctx;
+	return mgi_charge(pages, NULL);
+}
+
+static void acct_uncharge(void *ctx, uint64_t pages)
+{
+	(void)ctx;
+	mgi_uncharge(pages);
+}
+
+static uint64_t acct_usage(void *ctx)
+{
+	(void)ctx;
+	return mgi_counter_read(mgi_account_path()->level[0]);
+}
+
+static uint64_t acct_max(void *ctx)
+{
+	(void)ctx;
+	return mgi_counter_read_max(mgi_account_path()->limit[0]);
+}
+
+/* (The path has its own group's level from the join on: estimate mode is
+ * set up after WELCOME.) */
+static const mgi_estimate_acct_t table_acct = {.charge = acct_charge,
+					       .uncharge = acct_uncharge,
+					       .group_usage = acct_usage,
+					       .group_max = acct_max};
+
+/* After a change of the table: the figures published (its charges were
+ * made, and the thresholds checked, as it went). */
 static void settle(void)
 {
-	if (est->estimate >= seen)
-		mgi_account_adopt(est->estimate - seen);
-	else
-		mgi_account_disown(seen - est->estimate);
-	seen = est->estimate;
-	mgi_check_thresholds();
+	mgi_check_thresholds(); /* (cheap: one load a level when none is set) */
 	mgi_est_publish(); /* a few stores: the figures stay current */
 }
 
@@ -126,9 +155,9 @@ static long register_slow(uintptr_t start, uintptr_t end, bool charge)
 }
 
 /* Fast -> slow: register first (from then on every new page is a fault we
- * see), then adopt what is already there: marked present in the registry
- * and counted as this process's charge, without charging it again (the
- * table held M_i for it until now). */
+ * see), then take over what is already there: marked present in the
+ * registry without charging it again (the table held M_i for it until
+ * now, and gives back M_i - R_i once this returns). */
 static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 {
 	uintptr_t a = (uintptr_t)r->key, e = rend(r);
@@ -150,7 +179,6 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 	}
 	if (found > r->pages)
 		found = r->pages;
-	mgi_account_adopt(found);
 	switch_ns += mgi_now_ns() - t0;
 	return found;
 }
@@ -207,7 +235,13 @@ static void mode_changed(void *ctx, const mgi_region_t *r)
 	dropped = mgi_registry_remove(&mgi_agent.reg, s, e);
 	if (dropped < 0)
 		dropped = (long)mgi_registry_clear(&mgi_agent.reg, s, e);
-	mgi_account_disown((uint64_t)dropped);
+	/* The table charged M_i - R_i (r->resident: what the registry
+	 * counted); pages the registry let go of beyond that, or short of it,
+	 * leave or join this process's figure alone. */
+	if ((uint64_t)dropped > r->resident)
+		mgi_account_disown((uint64_t)dropped - r->resident);
+	else
+		mgi_account_adopt(r->resident - (uint64_t)dropped);
 	switch_ns += mgi_now_ns() - t0;
 }
 
@@ -264,15 +298,15 @@ void mgi_est_forget(uintptr_t start, uintptr_t end)
 		if (s < start && e > end) { /* a hole in the middle: keep both sides */
 			if (mgi_estimate_split(est, i, (start - s) / PAGE, start, &right) != 0)
 				continue; /* no slot for the right side: keep it all (overcharged) */
-			mgi_estimate_trim(est, &mgi_agent.path, right, end, (e - end) / PAGE);
+			mgi_estimate_trim(est, &table_acct, right, end, (e - end) / PAGE);
 			continue;
 		}
 		if (s < start)
-			mgi_estimate_trim(est, &mgi_agent.path, i, s, (start - s) / PAGE);
+			mgi_estimate_trim(est, &table_acct, i, s, (start - s) / PAGE);
 		else if (e > end)
-			mgi_estimate_trim(est, &mgi_agent.path, i, end, (e - end) / PAGE);
+			mgi_estimate_trim(est, &table_acct, i, end, (e - end) / PAGE);
 		else
-			mgi_estimate_unmap(est, &mgi_agent.path, i);
+			mgi_estimate_unmap(est, &table_acct, i);
 	}
 	settle();
 }
@@ -377,16 +411,13 @@ static void admit_piece(uintptr_t start, uintptr_t end, bool charged, bool slow)
 
 	if (charged) {
 		rc = mgi_estimate_add_charged(est, pages, start, false, &idx);
-		if (rc == 0) {
-			/* the thread added it to me->charged already */
-			seen += pages;
-			return;
-		}
+		if (rc == 0)
+			return; /* (charged by the thread, in full) */
 		mgi_uncharge(pages);
 		admit_untabled(start, end);
 		return;
 	}
-	rc = mgi_estimate_map(est, &mgi_agent.path, pages, start, slow, &ops, NULL, &idx);
+	rc = mgi_estimate_map(est, &table_acct, pages, start, slow, &ops, NULL, &idx);
 	if (rc != 0) {
 		admit_untabled(start, end);
 		return;
@@ -581,7 +612,7 @@ void mgi_est_tick(void)
 		resident += rr;
 	}
 	atomic_store_explicit(&mgi_agent.me->est_resident, resident, memory_order_relaxed);
-	mgi_estimate_make_fast(est, &mgi_agent.path, &ops, NULL);
+	mgi_estimate_make_fast(est, &table_acct, &ops, NULL);
 	settle(); /* (publishes) */
 }
 
@@ -652,7 +683,7 @@ bool mgi_est_demote(void)
 
 	if (!est)
 		return false;
-	done = mgi_estimate_demote(est, &mgi_agent.path, &ops, NULL);
+	done = mgi_estimate_demote(est, &table_acct, &ops, NULL);
 	if (done)
 		settle();
 	return done;

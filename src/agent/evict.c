@@ -104,7 +104,7 @@ bool mgi_evict_running(void)
 
 static mgi_counter_path_t swap_path(void)
 {
-	return mgi_segment_swap_path(&mgi_agent.path);
+	return mgi_segment_swap_path(mgi_account_path());
 }
 
 /* ---- set-up ---- */

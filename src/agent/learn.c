@@ -80,10 +80,11 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 		 * child's, a thread's first touches) may have put the group over
 		 * its limit: this process brought them, so it evicts the excess
 		 * now if it may; else the OOM path, now, not at the next fault. */
-		for (unsigned l = 0; l < mgi_agent.path.depth; l++) {
-			const mgi_counter_t *c = mgi_agent.path.level[l];
+		const mgi_counter_path_t *path = mgi_account_path();
+		for (unsigned l = 0; l < path->depth; l++) {
+			const mgi_counter_t *c = path->level[l];
 			uint64_t usage = mgi_counter_read(c);
-			uint64_t max = mgi_counter_read_max(mgi_agent.path.limit[l]);
+			uint64_t max = mgi_counter_read_max(path->limit[l]);
 			/* estimate mode: fast regions give back first */
 			while (usage > max && mgi_est_demote())
 				usage = mgi_counter_read(c);

@@ -44,11 +44,11 @@ static void answer(int status, const char *fmt, ...)
 static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 {
 	mgi_segment_t *segs[MGI_DEPTH_MAX];
-	mgi_counter_path_t to, from = mgi_agent.path;
-	unsigned mapped = 0;
+	unsigned mapped = 0, refused;
 	uint64_t pages = atomic_load(&mgi_agent.me->charged);
 	uint64_t swapped = atomic_load(&mgi_agent.me->swapped);
 	char held[16], usage[16], max[16];
+	bool swap;
 
 	for (; mapped < nfds; mapped++) {
 		segs[mapped] = mgi_agent_map_segment(fds[2 * mapped], fds[2 * mapped + 1]);
@@ -58,54 +58,32 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 			goto unmap;
 		}
 	}
-	/* Its pages leave its group's own counter and join the new one's
-	 * (within the grant the manager gave it for them when the group is
-	 * nested); ancestors count them through grants, which the manager
-	 * moves (grant.h). */
-	to = nfds >= 2 ? mgi_grant_path(segs[0], false) : mgi_segment_path(segs[0]);
-
-	unsigned refused = 0;
-	if (to.depth && !mgi_counter_try_charge(&to, pages, &refused)) {
-		if (refused >= to.depth)
-			refused = 0; /* its grant: the manager gave too little */
+	/* Its pages (and its evicted pages: the new side's swap) leave its
+	 * group's own counter and join the new one's (within the grant the
+	 * manager gave it for them when the group is nested); ancestors count
+	 * them through grants, which the manager moves (grant.h). */
+	if (mgi_account_move_charge(segs[0], nfds, &refused, &swap) != 0) {
+		mgi_counter_path_t to = mgi_account_path_of(segs[0], nfds);
+		if (swap)
+			to = mgi_segment_swap_path(&to);
 		const mgi_counter_t *c = to.level[refused];
-		mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
+		mgi_size_format((swap ? swapped : pages) * MGI_PAGE_SIZE, held, sizeof(held));
 		mgi_size_format(mgi_counter_read(c) * MGI_PAGE_SIZE, usage, sizeof(usage));
 		mgi_size_format(mgi_counter_read_max(to.limit[refused]) * MGI_PAGE_SIZE, max, sizeof(max));
-		answer(-ENOMEM, "pid %d holds %s, more than group '%s' can take (usage %s, max %s)",
-		       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
-		goto unmap;
-	}
-	/* Its evicted pages move with it too: the new side's swap. */
-	mgi_counter_path_t to_swap = mgi_segment_swap_path(&to);
-	if (to.grant)
-		to_swap.grant = &segs[0]->ctl.swap_granted;
-	if (to.depth && swapped && !mgi_counter_try_charge(&to_swap, swapped, &refused)) {
-		if (refused >= to_swap.depth)
-			refused = 0;
-		const mgi_counter_t *c = to_swap.level[refused];
-		mgi_counter_uncharge(&to, pages);
-		mgi_size_format(swapped * MGI_PAGE_SIZE, held, sizeof(held));
-		mgi_size_format(mgi_counter_read(c) * MGI_PAGE_SIZE, usage, sizeof(usage));
-		mgi_size_format(mgi_counter_read_max(to_swap.limit[refused]) * MGI_PAGE_SIZE, max, sizeof(max));
-		answer(-ENOMEM, "pid %d has %s evicted, more swap than group '%s' can take "
-				"(swap %s, max %s)",
-		       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
+		if (swap)
+			answer(-ENOMEM, "pid %d has %s evicted, more swap than group '%s' can take "
+					"(swap %s, max %s)",
+			       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
+		else
+			answer(-ENOMEM, "pid %d holds %s, more than group '%s' can take (usage %s, max %s)",
+			       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
 		goto unmap;
 	}
 	mgi_proc_slot_t *me = &segs[0]->acct.procs[w->slot];
-	atomic_store(&me->charged, pages);
-	atomic_store(&me->swapped, swapped);
 	atomic_store(&me->pgfault, atomic_load(&mgi_agent.me->pgfault));
 	atomic_store(&me->tracked_bytes, atomic_load(&mgi_agent.me->tracked_bytes));
 	atomic_store(&me->untracked_bytes, atomic_load(&mgi_agent.me->untracked_bytes));
-	/* Empties the old slot, uncharging (memory and swap) below the shared
-	 * levels; the manager frees it once told the move is done. */
-	mgi_segment_uncharge_slot(mgi_agent.seg, mgi_agent.slot, &from);
-	/* The move is a change of usage on both sides (memcg's task move). */
-	unsigned crossed = 0;
-	for (unsigned i = 0; i < from.depth; i++)
-		crossed += mgi_segment_check_thresholds(mgi_agent.anc[i]);
+	unsigned crossed = mgi_account_move_release(me);
 
 	memcpy(mgi_agent.anc, segs, nfds * sizeof(segs[0]));
 	for (unsigned i = 0; i < 2 * mgi_agent.nsegs; i++)
@@ -119,12 +97,9 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 	mgi_agent.seg = segs[0];
 	mgi_agent.slot = w->slot;
 	mgi_agent.me = me;
-	mgi_account_use_segments();
 	memcpy(mgi_agent.group, w->group, sizeof(mgi_agent.group));
+	mgi_account_moved(crossed);
 	mgi_evict_publish();
-	for (unsigned i = 0; i < mgi_agent.path.depth; i++)
-		crossed += mgi_segment_check_thresholds(segs[i]);
-	mgi_account_wake(crossed);
 	mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
 	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_agent.pid, w->group, held);
 	return;

@@ -106,7 +106,7 @@ static void close_fd(int *fd)
  * Past half, processes start as before, charged for what they hold. */
 static bool lazy_room(uint64_t pages)
 {
-	const mgi_counter_path_t *path = &mgi_agent.path;
+	const mgi_counter_path_t *path = mgi_account_path();
 
 	for (unsigned i = 0; i < path->depth; i++)
 		if (mgi_counter_read(path->level[i]) + pages > mgi_counter_read_max(path->limit[i]) / 2)
@@ -376,6 +376,7 @@ void mgi_agent_child_after_fork(void)
 	mgi_agent.parked = 0;
 	mgi_agent.manager_gone = false;
 	mgi_room_child_reset();
+	mgi_account_child_reset();
 	atomic_store(&mgi_agent_threads, 0); /* the parent's: not here */
 	mgi_agent_start();
 }

@@ -183,7 +183,7 @@ static int fill(uintptr_t b)
 	 * it asked for, where the fill is memgrp's choice). Looked at, not
 	 * charged and given back: that would cross the group's thresholds
 	 * up and down for nothing, and ask a nested group's grant for more. */
-	if (mgi_counter_path_margin(&mgi_agent.path) < absent + MGI_HU_PAGES ||
+	if (mgi_counter_path_margin(mgi_account_path()) < absent + MGI_HU_PAGES ||
 	    !mgi_charge(absent, NULL)) {
 		thp.st.refused++;
 		return -ENOMEM;
