@@ -47,8 +47,8 @@
  * and marks what its kept store holds as evicted.
  */
 
-struct mgi_agent mgi_agent = {.uffd = -1, .conn = -1, .wakefd = -1, .mapsfd = -1, .learn_rd = -1,
-			      .learn_wr = -1, .slot = -1};
+struct mgi_agent mgi_agent = {.conn = -1, .wakefd = -1, .mapsfd = -1, 
+			      .slot = -1};
 
 void mgi_agent_log(const char *fmt, ...)
 {

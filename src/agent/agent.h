@@ -68,11 +68,9 @@ typedef struct mgi_learn_req {
 struct mgi_agent {
 	_Atomic bool active;     /* faults are being handled */
 	pid_t pid;
-	int uffd;
 	int conn;                /* to the manager; its closing tells our end */
 	int wakefd;              /* the manager's eventfd: thresholds crossed */
 	int mapsfd;              /* /proc/self/maps, for PROCMAP_QUERY */
-	int learn_rd, learn_wr;  /* pipe of mgi_learn_req_t */
 	mgi_segment_t *seg;      /* the group's segment: slots, figures */
 	mgi_segment_t *anc[MGI_DEPTH_MAX]; /* seg, then its ancestors' */
 	int segfd[2 * MGI_DEPTH_MAX];      /* their parts' fds, two a level
@@ -81,7 +79,6 @@ struct mgi_agent {
 					    * (rejoin) */
 	unsigned nsegs;
 	char sockpath[108];      /* the manager's socket, as at start */
-	uint64_t rejoin_ns;      /* last attempt to rejoin (handler thread) */
 	bool rejoin_refused;     /* a manager said no: stop asking */
 	char group[MGI_GROUP_NAME_MAX]; /* as the manager named it in WELCOME */
 	int slot;
@@ -89,20 +86,10 @@ struct mgi_agent {
 
 	mgi_arena_t arena;
 	mgi_registry_t reg;
-	void *zeros;             /* MGI_FAULT_AROUND_MAX pages of zeros */
-	void *stack;
-	pthread_t handler;
-	sem_t ready;
-	int init_error;          /* set by the handler's start-up scan */
-	_Atomic unsigned parked; /* faults the handler holds for a retry */
-	uint64_t poll_max_ns;    /* the handler's polling window at most (0: never) */
 
 	uint64_t untracked_bytes;
 	bool manager_gone;       /* its connection closed: no one to ask */
-	_Atomic bool idle;       /* the handler waits in poll with nothing to do */
-	_Atomic pid_t handler_tid;
 
-	bool fork_events;        /* UFFD_EVENT_FORK negotiated (see fork.c) */
 
 	/* The deferred start (start.c, "A start that costs nothing"): joined,
 	 * what the process maps charged at its size, no userfaultfd and no
@@ -117,7 +104,26 @@ struct mgi_agent {
 extern struct mgi_agent mgi_agent;
 
 /* handler.c, fault.c */
+/* What the fault handler's modules read of it (handler.c owns it: a full
+ * start sets it up, a forked child's start anew). A plain struct: the
+ * fault path reads it as it read the old global's fields. */
+struct mgi_handler {
+	int uffd;
+	bool fork_events; /* UFFD_EVENT_FORK negotiated (see fork.c) */
+	void *zeros;      /* MGI_FAULT_AROUND_MAX pages of zeros */
+};
+extern struct mgi_handler mgi_handler;
+/* Its zeros and stack from the arena, its polling window: 0 or -ENOMEM. */
+int mgi_handler_init(mgi_arena_t *arena);
+/* Starts its thread and waits for its start-up scan: 0 or -errno. */
+int mgi_handler_start(void);
 void *mgi_handler_main(void *arg); /* arg: MEMGRP_HANDLER_SCHED's choice */
+/* Its thread's id (0 before it runs); whether it waits with nothing to
+ * do (the watchdog trusts only that state). */
+pid_t mgi_handler_tid(void);
+bool mgi_handler_idle(void);
+/* A forked child: the parent's handler state forgotten. */
+void mgi_handler_child_reset(void);
 /* Charging and uncharging: account.h. */
 uint64_t mgi_now_ns(void);
 /* For long work inside the handler (eviction): reads what the uffd has and
@@ -247,6 +253,10 @@ int mgi_est_init(void);
 
 /* request.c: what application threads ask of the handler and wait for. */
 int mgi_request_init(void);
+/* Where the requests come (the handler reads it). */
+int mgi_request_fd(void);
+/* A forked child: the parent's pipe closed. */
+void mgi_request_child_reset(void);
 bool mgi_request_send(const mgi_learn_req_t *req);
 /* Sends req (its waiter filled in) and waits for the handler's answer: the
  * handler's result, -ETIMEDOUT, or -EDEADLK when called on the handler. */

@@ -149,7 +149,7 @@ static long register_slow(uintptr_t start, uintptr_t end, bool charge)
 {
 	if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
 		mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
-	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
+	if (mgi_uffd_register(mgi_handler.uffd, start, end - start) != 0)
 		return -1;
 	return (long)mgi_learn_range(start, end, charge);
 }
@@ -210,7 +210,7 @@ void mgi_est_unregister(uintptr_t start, uintptr_t end)
 
 	while (a < end && mgi_vma_query(mgi_agent.mapsfd, a, &v) == 0 && v.start < end) {
 		uintptr_t s = v.start > a ? v.start : a, t = v.end < end ? v.end : end;
-		int rc = mgi_vma_is_anon_private(&v) ? mgi_uffd_unregister(mgi_agent.uffd, s, t - s) : 0;
+		int rc = mgi_vma_is_anon_private(&v) ? mgi_uffd_unregister(mgi_handler.uffd, s, t - s) : 0;
 		if (rc != 0 && !said) {
 			said = true;
 			mgi_agent_log("estimate mode: could not stop watching %#lx-%#lx: %s",

@@ -140,7 +140,7 @@ void mgi_evict_init(void)
 	void *staging_mem;
 
 	mgi_pageout.can_evict = false;
-	if (!mgi_agent.fork_events) {
+	if (!mgi_handler.fork_events) {
 		mgi_pageout.no_evict_why = "its userfaultfd lacks UFFD_EVENT_FORK (it needs "
 					 "CAP_SYS_PTRACE), without which a forked child could "
 					 "read evicted pages as zeros";
@@ -190,8 +190,8 @@ void mgi_evict_init(void)
 		mgi_own_range((uintptr_t)mgi_kept.meta, mgi_kept.meta_bytes);
 	mgi_staging_init(&mgi_pageout.staging, staging_mem, MGI_STAGE_SLOTS);
 	*(volatile char *)mgi_pageout.beacon = 1; /* present: never a fault of ours */
-	if (mgi_uffd_register_wp(mgi_agent.uffd, mgi_pageout.stage_base, stage_len) != 0 ||
-	    mgi_uffd_register(mgi_agent.uffd, mgi_pageout.beacon, PAGE) != 0) {
+	if (mgi_uffd_register_wp(mgi_handler.uffd, mgi_pageout.stage_base, stage_len) != 0 ||
+	    mgi_uffd_register(mgi_handler.uffd, mgi_pageout.beacon, PAGE) != 0) {
 		mgi_pageout.no_evict_why = "the staging area cannot be registered with userfaultfd";
 		return;
 	}
@@ -334,7 +334,7 @@ static uint64_t deactivate(uint64_t want)
 				break;
 			continue;
 		}
-		rc = mgi_uffd_move(mgi_agent.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
+		rc = mgi_uffd_move(mgi_handler.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
 				   &moved);
 		if (mgi_inject.misreport_moves && rc == 0 && room > 1 && ++misreports % 4 == 0) {
 			/* Fault injection: report a run that moved as the kernel
@@ -611,7 +611,7 @@ uint64_t mgi_evict_purge(uintptr_t run, size_t n)
 		mgi_fork_change_end();
 		return 0;
 	}
-	rc = mgi_uffd_move(mgi_agent.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
+	rc = mgi_uffd_move(mgi_handler.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
 			   &moved);
 	k = moved / PAGE;
 	if (rc != 0 && k < room)

@@ -36,6 +36,8 @@ struct parked {
 };
 static struct parked pending[PENDING_MAX];
 static unsigned npending;
+/* npending, for the watchdog (another thread) to read. */
+static _Atomic unsigned parked;
 /* Pages the last resolved fault brought in (wait_for_work's evict-ahead
  * serves single-page faults only). */
 static size_t last_fault_pages;
@@ -44,7 +46,7 @@ static void park(uintptr_t addr, uint64_t since)
 {
 	if (npending < PENDING_MAX) {
 		pending[npending++] = (struct parked){addr, since};
-		atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
+		atomic_store_explicit(&parked, npending, memory_order_relaxed);
 	}
 	/* Full cannot happen in practice: each thread has at most one fault
 	 * outstanding, so this holds every fault of PENDING_MAX threads. */
@@ -113,7 +115,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		r = mgi_registry_find(reg, page);
 		if (!r) {
 			mgi_learn_unwatch(page);
-			mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+			mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 			return MGI_DONE;
 		}
 	}
@@ -144,7 +146,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			 * mremap elsewhere): the registry may have moved. */
 			r = mgi_registry_find(reg, page);
 			if (!r) {
-				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+				mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 				goto done;
 			}
 		}
@@ -204,7 +206,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		}
 		last_fault_pages = n;
 
-		rc = mgi_uffd_copy(mgi_agent.uffd, s, mgi_agent.zeros, n * PAGE, &copied);
+		rc = mgi_uffd_copy(mgi_handler.uffd, s, mgi_handler.zeros, n * PAGE, &copied);
 		k = copied / PAGE;
 		mgi_trace(MGI_TR_ZFILL, s, k, (uint32_t)n, rc);
 		if (k) {
@@ -220,7 +222,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			 * zapped: not counted. The faulting thread goes on
 			 * (racing the madvise, it may see either). */
 			mgi_trace(MGI_TR_EEXIST, s + copied, 0, 0, 1);
-			mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+			mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 			goto done;
 		}
 		if (rc == -EEXIST) {
@@ -233,7 +235,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			mgi_registry_mark(reg, r, there, 1);
 			mgi_thp_filled(there, there + PAGE);
 			if (there == page) {
-				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+				mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 				goto done;
 			}
 			continue;
@@ -252,14 +254,14 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			if (!mgi_learn_resync_at(page, &lo, &hi))
 				return MGI_RETRY;
 			if (!hi) {
-				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+				mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 				goto done;
 			}
 			continue;
 		}
 		/* The range went away (ENOENT, EFAULT): let the thread fault
 		 * again and meet whatever is there now. */
-		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+		mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 		goto done;
 	}
 	return MGI_RETRY;
@@ -366,7 +368,7 @@ void mgi_fault_drain_requests(void)
 	mgi_learn_req_t req[64];
 	ssize_t n;
 
-	while ((n = read(mgi_agent.learn_rd, req, sizeof(req))) > 0)
+	while ((n = read(mgi_request_fd(), req, sizeof(req))) > 0)
 		for (size_t i = 0; i < (size_t)n / sizeof(req[0]); i++) {
 			if (req[i].kind == MGI_REQ_LEARN)
 				mgi_learn_mapped(req[i].start, req[i].end);
@@ -396,7 +398,7 @@ static void drain_uffd(void)
 
 	for (;;) {
 		mgi_fork_read_begin();
-		n = read(mgi_agent.uffd, msgs, sizeof(msgs));
+		n = read(mgi_handler.uffd, msgs, sizeof(msgs));
 		mgi_fork_read_end(msgs, n > 0 ? (size_t)n / sizeof(msgs[0]) : 0);
 		if (n <= 0)
 			break;
@@ -435,7 +437,7 @@ void mgi_fault_retry_parked(void)
 		if (resolve(retrying[i].addr, &retrying[i].since) == MGI_RETRY)
 			park(retrying[i].addr, retrying[i].since);
 	}
-	atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
+	atomic_store_explicit(&parked, npending, memory_order_relaxed);
 }
 
 unsigned mgi_fault_parked(void)
@@ -443,9 +445,15 @@ unsigned mgi_fault_parked(void)
 	return npending;
 }
 
+unsigned mgi_fault_parked_any(void)
+{
+	return atomic_load_explicit(&parked, memory_order_relaxed);
+}
+
 void mgi_fault_forget_parked(void)
 {
 	npending = 0;
+	atomic_store_explicit(&parked, 0, memory_order_relaxed);
 }
 
 size_t mgi_fault_last_pages(void)

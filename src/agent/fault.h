@@ -22,6 +22,8 @@ void mgi_fault_retry_parked(void);
 /* Faults parked; forgets them (a forked child's are its parent's). */
 unsigned mgi_fault_parked(void);
 void mgi_fault_forget_parked(void);
+/* The same count, from another thread (the watchdog). */
+unsigned mgi_fault_parked_any(void);
 /* Pages the last resolved fault brought in. */
 size_t mgi_fault_last_pages(void);
 

@@ -312,7 +312,7 @@ int mgi_fork_child_start(void)
 			abort();
 		}
 		early_wait(&early_ready, 0);
-	} else if (cfd < 0 && mgi_pageout.beacon && mgi_agent.fork_events) {
+	} else if (cfd < 0 && mgi_pageout.beacon && mgi_handler.fork_events) {
 		/* Our address space stays registered with the uffd the kernel
 		 * gave our parent's agent until it has copied in what it held
 		 * for us and closed it: registering the beacon fails with EBUSY

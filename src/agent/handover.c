@@ -198,7 +198,7 @@ int mgi_hand_over(uintptr_t start, uintptr_t end)
 			}
 		restored += o.n;
 	} while (o.n == OUT_BATCH);
-	rc = mgi_uffd_unregister(mgi_agent.uffd, start, end - start);
+	rc = mgi_uffd_unregister(mgi_handler.uffd, start, end - start);
 	if (rc != 0)
 		return rc;
 	long present = mgi_registry_remove(&mgi_agent.reg, start, end);
@@ -238,7 +238,7 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, 
 	va_end(ap);
 	rc = syscall(SYS_ioctl, fd, request, arg);
 	if (rc == 0 || errno != EBUSY || request != UFFDIO_REGISTER || !arg ||
-	    !atomic_load_explicit(&mgi_agent.active, memory_order_acquire) || fd == mgi_agent.uffd)
+	    !atomic_load_explicit(&mgi_agent.active, memory_order_acquire) || fd == mgi_handler.uffd)
 		return (int)rc;
 	const struct uffdio_register *r = arg;
 	mgi_learn_req_t req = {.start = (uintptr_t)r->range.start,

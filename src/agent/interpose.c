@@ -78,7 +78,7 @@ void mgi_register_exact(uintptr_t start, uintptr_t end)
 
 	if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
 		mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
-	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
+	if (mgi_uffd_register(mgi_handler.uffd, start, end - start) != 0)
 		return;
 	/* Non-blocking: if the pipe is full the handler learns the range on
 	 * its first fault instead (pages present before that are found by

@@ -174,7 +174,7 @@ bool mgi_learn_resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
 	mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, page);
 	struct { uintptr_t start, end; } gap[8];
 	unsigned ngap = 0;
-	struct pollfd p = {.fd = mgi_agent.uffd, .events = POLLIN};
+	struct pollfd p = {.fd = mgi_handler.uffd, .events = POLLIN};
 
 	*lo = *hi = 0;
 	if (!r)
@@ -252,7 +252,7 @@ void mgi_learn_unwatch(uintptr_t page)
 	}
 	if (mgi_vma_query(mgi_agent.mapsfd, page, &v) != 0 || v.start > page)
 		return; /* unmapped since: the thread meets whatever is there */
-	if (mgi_uffd_unregister(mgi_agent.uffd, v.start, v.end - v.start) == 0 && !said) {
+	if (mgi_uffd_unregister(mgi_handler.uffd, v.start, v.end - v.start) == 0 && !said) {
 		said = true;
 		mgi_agent_log("%#lx-%#lx (%s) cannot be managed: left to the kernel",
 			      (unsigned long)v.start, (unsigned long)v.end, v.name[0] ? v.name : "anonymous");
@@ -292,7 +292,7 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 		}
 		if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
 			mgi_raw_madvise((void *)cur, stop - cur, MADV_NOHUGEPAGE);
-		if (mgi_uffd_register(mgi_agent.uffd, cur, stop - cur) == 0)
+		if (mgi_uffd_register(mgi_handler.uffd, cur, stop - cur) == 0)
 			mgi_learn_mapped(cur, stop);
 		else
 			mgi_agent.untracked_bytes += stop - cur;

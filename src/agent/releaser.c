@@ -228,7 +228,7 @@ void mgi_releaser_answers(void)
  * (its madvise may wait on us reading one). */
 void mgi_releaser_wait(int ms)
 {
-	struct pollfd p[2] = {{.fd = mgi_agent.uffd, .events = POLLIN},
+	struct pollfd p[2] = {{.fd = mgi_handler.uffd, .events = POLLIN},
 			      {.fd = done_rd, .events = POLLIN}};
 
 	mgi_releaser_flush();

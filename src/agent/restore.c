@@ -53,7 +53,7 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 {
 	size_t moved = 0, copied;
 	bool frame_left = false;
-	int rc = mgi_uffd_move(mgi_agent.uffd, page, (uintptr_t)slot_addr((uint32_t)slot), PAGE,
+	int rc = mgi_uffd_move(mgi_handler.uffd, page, (uintptr_t)slot_addr((uint32_t)slot), PAGE,
 			       false, &moved);
 
 	mgi_trace(MGI_TR_ACTIVATE, page, (uint64_t)slot, 0, rc);
@@ -63,12 +63,12 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 		/* The staged frame is gone (a page the process had freed with
 		 * MADV_FREE, which the kernel then reclaimed): it reads as zeros,
 		 * as it would have in place. */
-		rc = mgi_uffd_copy(mgi_agent.uffd, page, mgi_agent.zeros, PAGE, &copied);
+		rc = mgi_uffd_copy(mgi_handler.uffd, page, mgi_handler.zeros, PAGE, &copied);
 	} else if (rc != 0 && rc != -EEXIST) {
 		/* EBUSY: the frame is shared with a forked child's copy of the
 		 * staging area (until the child drops it). Copy it in instead;
 		 * the frame stays with the slot, to be dropped. */
-		rc = mgi_uffd_copy(mgi_agent.uffd, page, slot_addr((uint32_t)slot), PAGE, &copied);
+		rc = mgi_uffd_copy(mgi_handler.uffd, page, slot_addr((uint32_t)slot), PAGE, &copied);
 		frame_left = true;
 	}
 	if (rc == -EAGAIN)
@@ -78,7 +78,7 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 		frame_left = true;
 	} else if (rc != 0) {
 		/* the range went away: its event drops the slot */
-		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+		mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 		return MGI_DONE;
 	}
 	if (frame_left) {
@@ -146,14 +146,14 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 			break;
 		}
 	}
-	rc = mgi_uffd_copy(mgi_agent.uffd, page, buf, n * PAGE, &copied);
+	rc = mgi_uffd_copy(mgi_handler.uffd, page, buf, n * PAGE, &copied);
 	if (rc == -ENOENT && copied == 0 && n > 1) {
 		/* The readahead crossed a VMA's edge (a region may span two
 		 * VMAs; one ioctl cannot): the page alone. Woken to fault
 		 * again instead, the thread would meet the same window. */
 		mgi_uncharge(n - 1);
 		n = 1;
-		rc = mgi_uffd_copy(mgi_agent.uffd, page, buf, PAGE, &copied);
+		rc = mgi_uffd_copy(mgi_handler.uffd, page, buf, PAGE, &copied);
 	}
 	k = copied / PAGE;
 	mgi_trace(MGI_TR_RESTORE, page, k, (uint32_t)n, rc);
@@ -165,7 +165,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 		mgi_registry_restore(&mgi_agent.reg, r, page, 1, false);
 		k = 0;
 		mgi_uncharge(n - 1);
-		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+		mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 		*restored = 1;
 		return MGI_DONE;
 	}
@@ -198,7 +198,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 		return MGI_RETRY;
 	/* The range went away (ENOENT, EFAULT): its UNMAP event drops what we
 	 * hold; let the thread fault again and meet whatever is there. */
-	mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+	mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 	return MGI_DONE;
 }
 

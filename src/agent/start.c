@@ -31,35 +31,6 @@
 #include "trace.h"
 #include "start.h"
 
-/* The handler's polling window at most (handler.c, wait_for_work):
- * MEMGRP_POLL_US, 50 us by default, 0 to never poll (options.c). Never on
- * one CPU: polling there only delays whoever else would run. */
-
-static uint64_t poll_window_ns(void)
-{
-	uint64_t us = mgi_env_uint(MGI_ENV_POLL_US);
-	cpu_set_t cpus;
-
-	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) < 2)
-		return 0;
-	return (uint64_t)us * 1000;
-}
-
-static int start_handler(void)
-{
-	int rc;
-
-	if (sem_init(&mgi_agent.ready, 0, 0) != 0)
-		return -errno;
-	rc = mgi_start_thread(&mgi_agent.handler, mgi_agent.stack, MGI_HANDLER_STACK,
-			      mgi_handler_main,
-			      (void *)(uintptr_t)mgi_env_choice(MGI_ENV_HANDLER_SCHED));
-	if (rc != 0)
-		return rc;
-	while (sem_wait(&mgi_agent.ready) != 0 && errno == EINTR)
-		;
-	return mgi_agent.init_error;
-}
 
 /* A forked child's uffd, handed over by its parent's agent (forkchild.c): its
  * address space is registered on it already. */
@@ -221,7 +192,7 @@ void mgi_agent_start_now(void)
 	 * the userfaultfd of a handler that runs. */
 	char fdpath[32], target[32];
 	ssize_t n;
-	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", mgi_agent.uffd);
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", mgi_handler.uffd);
 	n = readlink(fdpath, target, sizeof(target) - 1);
 	if (n <= 0 || (target[n] = '\0', !strstr(target, "userfaultfd"))) {
 		mgi_agent_log("the userfaultfd opened at start is gone: this process is not managed");
@@ -254,7 +225,7 @@ void mgi_agent_start(void)
 	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	bool handed = handed_uffd >= 0;
 	if (handed) {
-		mgi_agent.uffd = handed_uffd; /* negotiated by our parent: the same features */
+		mgi_handler.uffd = handed_uffd; /* negotiated by our parent: the same features */
 		handed_uffd = -1;
 	} else {
 		/* Opened now even when its use is deferred: the process may
@@ -262,12 +233,12 @@ void mgi_agent_start(void)
 		 * tests/test_security.sh 'mixed', a process that setuid()s to
 		 * a user and then grows was left unmanaged). Two system calls
 		 * as root. */
-		mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, mgi_join_features, why,
+		mgi_handler.uffd = mgi_uffd_open(&mgi_handler.fork_events, mgi_join_features, why,
 					       sizeof(why));
 	}
-	if (mgi_agent.mapsfd < 0 || mgi_agent.uffd < 0) {
+	if (mgi_agent.mapsfd < 0 || mgi_handler.uffd < 0) {
 		mgi_agent_log("%s: this process is not managed",
-			      mgi_agent.uffd < 0 ? why : "cannot open /proc/self/maps");
+			      mgi_handler.uffd < 0 ? why : "cannot open /proc/self/maps");
 		close(mgi_agent.conn);
 		mgi_agent.conn = -1;
 		return;
@@ -283,23 +254,16 @@ void mgi_agent_start(void)
 /* The rest of the start: arena, threads, the scan. */
 static void start_full(void)
 {
-	int pipefd[2], rc;
+	int rc;
 	if (mgi_arena_init(&mgi_agent.arena, MGI_ARENA_BYTES) != 0)
 		goto nomem;
 	mgi_registry_init(&mgi_agent.reg,
 			  (mgi_allocator_t){(void *(*)(void *, size_t))mgi_arena_alloc,
 					    (void (*)(void *, void *, size_t))mgi_arena_free,
 					    &mgi_agent.arena});
-	mgi_agent.zeros = mgi_arena_alloc(&mgi_agent.arena, MGI_FAULT_AROUND_MAX * MGI_PAGE_SIZE);
-	mgi_agent.stack = mgi_arena_alloc(&mgi_agent.arena, MGI_HANDLER_STACK);
-	if (!mgi_agent.zeros || !mgi_agent.stack || mgi_watchdog_init(&mgi_agent.arena) != 0)
+	if (mgi_handler_init(&mgi_agent.arena) != 0 || mgi_watchdog_init(&mgi_agent.arena) != 0)
 		goto nomem;
 	mgi_inject_init();
-	mgi_agent.poll_max_ns = poll_window_ns();
-	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
-		goto nomem;
-	mgi_agent.learn_rd = pipefd[0];
-	mgi_agent.learn_wr = pipefd[1];
 	mgi_exclude_objects();
 	mgi_exclude_handler_data();
 	if (mgi_request_init() != 0 || mgi_handover_init() != 0 || mgi_est_init() != 0)
@@ -315,7 +279,7 @@ static void start_full(void)
 	 * the group killed at its limit). It idles until `active`. */
 	mgi_watchdog_start();
 	mgi_thp_init(); /* its worker, like the watchdog, before the scan */
-	rc = start_handler();
+	rc = mgi_handler_start();
 	if (rc != 0) {
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
 		goto fail;
@@ -346,7 +310,7 @@ void mgi_agent_child_after_fork(void)
 		mgi_agent.lazy = false;
 		close_fd(&mgi_agent.conn);
 		close_fd(&mgi_agent.mapsfd);
-		close_fd(&mgi_agent.uffd); /* the parent's: ours is opened anew */
+		close_fd(&mgi_handler.uffd); /* the parent's: ours is opened anew */
 		mgi_agent_start();
 		return;
 	}
@@ -361,10 +325,9 @@ void mgi_agent_child_after_fork(void)
 	 * also resets the eviction clock unless the store is kept: its
 	 * stamps are on the parent's clock). */
 	handed_uffd = mgi_fork_child_start();
-	close_fd(&mgi_agent.uffd);
+	close_fd(&mgi_handler.uffd);
 	close_fd(&mgi_agent.conn);
-	close_fd(&mgi_agent.learn_rd);
-	close_fd(&mgi_agent.learn_wr);
+	mgi_request_child_reset();
 	close_fd(&mgi_agent.mapsfd);
 	/* The parent's arena (registry, handler stack) is of no use here;
 	 * nothing in it is registered in the child. */
@@ -372,8 +335,8 @@ void mgi_agent_child_after_fork(void)
 	mgi_arena_destroy(&mgi_agent.arena);
 	memset(&mgi_agent.reg, 0, sizeof(mgi_agent.reg));
 	mgi_agent.untracked_bytes = 0;
-	mgi_agent.init_error = 0;
-	mgi_agent.parked = 0;
+	mgi_handler_child_reset();
+	mgi_fault_forget_parked();
 	mgi_agent.manager_gone = false;
 	mgi_room_child_reset();
 	mgi_account_child_reset();

@@ -197,7 +197,7 @@ static int fill(uintptr_t b)
 		if (n > MGI_FAULT_AROUND_MAX)
 			n = MGI_FAULT_AROUND_MAX;
 		size_t copied = 0;
-		int rc = mgi_uffd_copy(mgi_agent.uffd, a, mgi_agent.zeros, n * PAGE, &copied);
+		int rc = mgi_uffd_copy(mgi_handler.uffd, a, mgi_handler.zeros, n * PAGE, &copied);
 		size_t k = copied / PAGE;
 		mgi_trace(MGI_TR_ZFILL, a, k, (uint32_t)n, rc);
 		if (k) {

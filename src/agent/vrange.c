@@ -92,7 +92,7 @@ static void poison(uintptr_t start, size_t n)
 
 	/* A failure (the address space changing) leaves the pages absent:
 	 * the fault path poisons them when touched (mgi_vrange_fault). */
-	(void)ioctl(mgi_agent.uffd, UFFDIO_POISON, &p);
+	(void)ioctl(mgi_handler.uffd, UFFDIO_POISON, &p);
 }
 
 /* Whether every page of [start, end) lies in the registry's ranges. */
@@ -268,7 +268,7 @@ bool mgi_vrange_fault(uintptr_t page)
 	if (r && (mgi_registry_test(r, page) || mgi_registry_is_out(r, page)))
 		return false; /* (cannot be: a purged page is absent) */
 	poison(page, 1);
-	mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+	mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 	return true;
 }
 

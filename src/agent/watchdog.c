@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "fault.h"
 #include "options.h"
 #include "os.h"
 
@@ -108,7 +109,7 @@ static void handler_sched(int taskfd, char *state, uint64_t *run_ns, uint64_t *w
 
 	*state = '?';
 	*run_ns = *wait_ns = 0;
-	snprintf(tid, sizeof(tid), "%d", (int)atomic_load(&mgi_agent.handler_tid));
+	snprintf(tid, sizeof(tid), "%d", (int)mgi_handler_tid());
 	if (read_task_file(taskfd, tid, "stat", buf, sizeof(buf)) > 0) {
 		const char *p = strrchr(buf, ')');
 		if (p && p[1] == ' ' && p[2])
@@ -170,7 +171,7 @@ static void check_handler(int taskfd)
 	static bool said;
 	char tid[16];
 
-	snprintf(tid, sizeof(tid), "%d", (int)atomic_load(&mgi_agent.handler_tid));
+	snprintf(tid, sizeof(tid), "%d", (int)mgi_handler_tid());
 	if (said || tid[0] == '0' || !waits_for_page(taskfd, tid)) {
 		scans = 0;
 		return;
@@ -200,7 +201,7 @@ static void *watchdog_main(void *arg)
 		/* Only while the handler waits in poll with nothing parked can
 		 * a waiting thread have been forgotten: a busy handler (a long
 		 * eviction) reads its queue when done. */
-		if (!atomic_load(&mgi_agent.idle) || atomic_load(&mgi_agent.parked) != 0) {
+		if (!mgi_handler_idle() || mgi_fault_parked_any() != 0) {
 			nseen = 0;
 			continue;
 		}
@@ -211,7 +212,7 @@ static void *watchdog_main(void *arg)
 		uint64_t ran = run_ns - run0, waited = wait_ns - wait0;
 		run0 = run_ns;
 		wait0 = wait_ns;
-		if (!stuck || !atomic_load(&mgi_agent.idle) || atomic_load(&mgi_agent.parked) != 0)
+		if (!stuck || !mgi_handler_idle() || mgi_fault_parked_any() != 0)
 			continue;
 		/* Faults still unread on the uffd are not lost: the handler
 		 * was woken for them and has not run yet (a host with more
@@ -219,7 +220,7 @@ static void *watchdog_main(void *arg)
 		 * CPUs said "a lost fault" so, the handler runnable, its
 		 * fault unread). It reads them when it runs; waking their
 		 * threads would only make them fault again. */
-		struct pollfd pq = {.fd = mgi_agent.uffd, .events = POLLIN};
+		struct pollfd pq = {.fd = mgi_handler.uffd, .events = POLLIN};
 		int unread = poll(&pq, 1, 0) > 0 && (pq.revents & POLLIN);
 		if (unread)
 			continue;
@@ -236,7 +237,7 @@ static void *watchdog_main(void *arg)
 			      state, (unsigned long long)(ran / 1000000),
 			      (unsigned long long)(waited / 1000000));
 		/* All of user space: UFFDIO_WAKE needs no VMA, only waiters. */
-		mgi_uffd_wake(mgi_agent.uffd, MGI_PAGE_SIZE, 0x7ffffffff000UL - MGI_PAGE_SIZE);
+		mgi_uffd_wake(mgi_handler.uffd, MGI_PAGE_SIZE, 0x7ffffffff000UL - MGI_PAGE_SIZE);
 		nseen = 0;
 	}
 	return NULL;
