@@ -47,7 +47,7 @@
  * and marks what its kept store holds as evicted.
  */
 
-struct mgi_agent mgi_agent = {.conn = -1, .wakefd = -1, .mapsfd = -1, 
+struct mgi_agent mgi_agent = {.conn = -1, .wakefd = -1,
 			      .slot = -1};
 
 void mgi_agent_log(const char *fmt, ...)
@@ -65,13 +65,13 @@ void mgi_agent_log(const char *fmt, ...)
 
 static void fork_prepare(void)
 {
-	if (atomic_load(&mgi_agent.active))
+	if (atomic_load(&mgi_agent_active))
 		mgi_fork_prepare();
 }
 
 static void fork_parent(void)
 {
-	if (atomic_load(&mgi_agent.active))
+	if (atomic_load(&mgi_agent_active))
 		mgi_fork_parent();
 }
 

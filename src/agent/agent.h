@@ -66,11 +66,9 @@ typedef struct mgi_learn_req {
 } mgi_learn_req_t;
 
 struct mgi_agent {
-	_Atomic bool active;     /* faults are being handled */
 	pid_t pid;
 	int conn;                /* to the manager; its closing tells our end */
 	int wakefd;              /* the manager's eventfd: thresholds crossed */
-	int mapsfd;              /* /proc/self/maps, for PROCMAP_QUERY */
 	mgi_segment_t *seg;      /* the group's segment: slots, figures */
 	mgi_segment_t *anc[MGI_DEPTH_MAX]; /* seg, then its ancestors' */
 	int segfd[2 * MGI_DEPTH_MAX];      /* their parts' fds, two a level
@@ -84,24 +82,26 @@ struct mgi_agent {
 	int slot;
 	mgi_proc_slot_t *me;
 
-	mgi_arena_t arena;
-	mgi_registry_t reg;
-
-	uint64_t untracked_bytes;
 	bool manager_gone;       /* its connection closed: no one to ask */
-
-
-	/* The deferred start (start.c, "A start that costs nothing"): joined,
-	 * what the process maps charged at its size, no userfaultfd and no
-	 * agent thread until it outgrows MEMGRP_START_ALLOWANCE. */
-	bool lazy;
-	uint64_t lazy_pages;     /* charged at size */
-	uint64_t lazy_cap_pages; /* MEMGRP_START_ALLOWANCE */
-	mgi_range_t lazy_known[MGI_LAZY_RANGES_MAX]; /* charged, disjoint */
-	unsigned nlazy;
 };
 
 extern struct mgi_agent mgi_agent;
+
+/* start.c: faults are being handled (a full start done); the agent's own
+ * allocator's reservation; /proc/self/maps, for PROCMAP_QUERY. */
+extern _Atomic bool mgi_agent_active;
+extern mgi_arena_t mgi_arena;
+extern int mgi_maps_fd;
+/* Whether the process is in its deferred start (start.c). */
+bool mgi_agent_deferred(void);
+
+/* learn.c: the registry of managed ranges (the handler thread's; reset in
+ * a forked child by mgi_learn_child_reset). */
+extern mgi_registry_t mgi_reg;
+/* Adds to the bytes of eligible memory left unmanaged (published). */
+void mgi_learn_untracked(uint64_t bytes);
+/* A forked child: the parent's registry (in its arena) and figures forgotten. */
+void mgi_learn_child_reset(void);
 
 /* handler.c, fault.c */
 /* What the fault handler's modules read of it (handler.c owns it: a full

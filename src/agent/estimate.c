@@ -72,8 +72,8 @@ int mgi_est_init(void)
 	switches_told = switch_ns = 0;
 	if (atomic_load_explicit(&mgi_agent.seg->ctl.mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
 		return 0;
-	mgi_estimate_t *t = mgi_arena_alloc(&mgi_agent.arena, mgi_estimate_bytes(EST_CAPACITY));
-	vec = mgi_arena_alloc(&mgi_agent.arena, VEC_PAGES);
+	mgi_estimate_t *t = mgi_arena_alloc(&mgi_arena, mgi_estimate_bytes(EST_CAPACITY));
+	vec = mgi_arena_alloc(&mgi_arena, VEC_PAGES);
 	if (!t || !vec)
 		return -ENOMEM;
 	mgi_estimate_init(t, EST_CAPACITY);
@@ -169,7 +169,7 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 	(void)ctx;
 	/* VMA by VMA: part of it may have been unmapped unseen (glibc's own
 	 * munmap), and registration refuses a range with a hole. */
-	while (a < e && mgi_vma_query(mgi_agent.mapsfd, a, &v) == 0 && v.start < e) {
+	while (a < e && mgi_vma_query(mgi_maps_fd, a, &v) == 0 && v.start < e) {
 		uintptr_t s = v.start > a ? v.start : a, t = v.end < e ? v.end : e;
 		if (mgi_vma_is_anon_private(&v)) {
 			long n = register_slow(s, t, false);
@@ -186,7 +186,7 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 static uint64_t slow_resident(void *ctx, const mgi_region_t *r)
 {
 	uint64_t out;
-	uint64_t present = mgi_registry_count(&mgi_agent.reg, (uintptr_t)r->key, rend(r), &out,
+	uint64_t present = mgi_registry_count(&mgi_reg, (uintptr_t)r->key, rend(r), &out,
 					      NULL, false);
 	(void)ctx;
 	/* Evicted pages would read as zeros once the region is not ours. */
@@ -208,7 +208,7 @@ void mgi_est_unregister(uintptr_t start, uintptr_t end)
 	uintptr_t a = start;
 	mgi_vma_t v;
 
-	while (a < end && mgi_vma_query(mgi_agent.mapsfd, a, &v) == 0 && v.start < end) {
+	while (a < end && mgi_vma_query(mgi_maps_fd, a, &v) == 0 && v.start < end) {
 		uintptr_t s = v.start > a ? v.start : a, t = v.end < end ? v.end : end;
 		int rc = mgi_vma_is_anon_private(&v) ? mgi_uffd_unregister(mgi_handler.uffd, s, t - s) : 0;
 		if (rc != 0 && !said) {
@@ -232,9 +232,9 @@ static void mode_changed(void *ctx, const mgi_region_t *r)
 		return; /* take_slow did the work */
 	uint64_t t0 = mgi_now_ns();
 	mgi_est_unregister(s, e);
-	dropped = mgi_registry_remove(&mgi_agent.reg, s, e);
+	dropped = mgi_registry_remove(&mgi_reg, s, e);
 	if (dropped < 0)
-		dropped = (long)mgi_registry_clear(&mgi_agent.reg, s, e);
+		dropped = (long)mgi_registry_clear(&mgi_reg, s, e);
 	/* The table charged M_i - R_i (r->resident: what the registry
 	 * counted); pages the registry let go of beyond that, or short of it,
 	 * leave or join this process's figure alone. */
@@ -383,7 +383,7 @@ static bool known_at(uintptr_t cur, uintptr_t end, uintptr_t *stop)
 		*stop = spans[span_next].end < end ? spans[span_next].end : end;
 		return true;
 	}
-	v = mgi_registry_next(&mgi_agent.reg, cur);
+	v = mgi_registry_next(&mgi_reg, cur);
 	if (v && v->start <= cur) {
 		*stop = v->end < end ? v->end : end;
 		return true;
@@ -398,7 +398,7 @@ static bool known_at(uintptr_t cur, uintptr_t end, uintptr_t *stop)
 static void admit_untabled(uintptr_t start, uintptr_t end)
 {
 	if (register_slow(start, end, true) < 0)
-		mgi_agent.untracked_bytes += end - start;
+		mgi_learn_untracked(end - start);
 }
 
 /* One piece no record and no registered range covers. charged: the
@@ -568,7 +568,7 @@ static void check_mapped(uint32_t i)
 	mgi_vma_t v;
 
 	while (a < e) {
-		if (mgi_vma_query(mgi_agent.mapsfd, a, &v) != 0 || v.start >= e) {
+		if (mgi_vma_query(mgi_maps_fd, a, &v) != 0 || v.start >= e) {
 			mgi_est_forget(a, e);
 			return;
 		}
@@ -597,7 +597,7 @@ void mgi_est_tick(void)
 		if (!r->used)
 			continue;
 		if (r->slow) {
-			rr = mgi_registry_count(&mgi_agent.reg, (uintptr_t)r->key, rend(r), NULL,
+			rr = mgi_registry_count(&mgi_reg, (uintptr_t)r->key, rend(r), NULL,
 						&faults, true);
 			r->faults = faults; /* this tick's */
 		} else {
@@ -622,9 +622,9 @@ void mgi_est_publish(void)
 
 	if (!est) {
 		/* Exact mode: every registered range is a slow region. */
-		atomic_store_explicit(&me->est_mapped, mgi_agent.reg.bytes / PAGE, memory_order_relaxed);
-		atomic_store_explicit(&me->est_resident, mgi_agent.reg.present, memory_order_relaxed);
-		atomic_store_explicit(&me->est_slow, mgi_agent.reg.n, memory_order_relaxed);
+		atomic_store_explicit(&me->est_mapped, mgi_reg.bytes / PAGE, memory_order_relaxed);
+		atomic_store_explicit(&me->est_resident, mgi_reg.present, memory_order_relaxed);
+		atomic_store_explicit(&me->est_slow, mgi_reg.n, memory_order_relaxed);
 		return;
 	}
 	atomic_store_explicit(&me->est_mapped, est->mapped, memory_order_relaxed);

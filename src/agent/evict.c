@@ -158,9 +158,9 @@ void mgi_evict_init(void)
 		mgi_pageout.store_bytes = mgi_store_region_bytes(MGI_STORE_MAX_PAGES, codec);
 		mgi_pageout.store_mem = mgi_reserve(mgi_pageout.store_bytes);
 	}
-	staging_mem = mgi_arena_alloc(&mgi_agent.arena, mgi_staging_bytes(MGI_STAGE_SLOTS));
-	mgi_pageout.restore_buf = mgi_arena_alloc(&mgi_agent.arena, MGI_RESTORE_MAX * PAGE);
-	void *release_stack = mgi_arena_alloc(&mgi_agent.arena, MGI_RELEASER_STACK);
+	staging_mem = mgi_arena_alloc(&mgi_arena, mgi_staging_bytes(MGI_STAGE_SLOTS));
+	mgi_pageout.restore_buf = mgi_arena_alloc(&mgi_arena, MGI_RESTORE_MAX * PAGE);
+	void *release_stack = mgi_arena_alloc(&mgi_arena, MGI_RELEASER_STACK);
 	if (!mgi_pageout.stage_base || !mgi_pageout.beacon || !mgi_pageout.store_mem || !staging_mem || !mgi_pageout.restore_buf ||
 	    !release_stack) {
 		/* (a kept store stays mapped: its pages are the only copy) */
@@ -302,7 +302,7 @@ static size_t moved_unreported(uintptr_t src, uint32_t slot, size_t n)
  * hand and the loop's counters in place; apart, each would take them all. */
 static uint64_t deactivate(uint64_t want)
 {
-	mgi_registry_t *reg = &mgi_agent.reg;
+	mgi_registry_t *reg = &mgi_reg;
 	uint64_t moved_total = 0, now = mgi_now_ns();
 	unsigned calls = 0, eagain = 0;
 	uint64_t busy = 0;
@@ -447,7 +447,7 @@ static int compress(uint32_t slot)
  * so that a page spends a while there before it is compressed. */
 static uint64_t stage_target(void)
 {
-	uint64_t t = mgi_agent.reg.present / 8;
+	uint64_t t = mgi_reg.present / 8;
 	return t < STAGE_MIN ? STAGE_MIN : t > STAGE_MAX ? STAGE_MAX : t;
 }
 
@@ -601,7 +601,7 @@ uint64_t mgi_evict_purge(uintptr_t run, size_t n)
 	mgi_pageout.evicting = was_evicting;
 	/* (events followed while waiting may have changed the run: only
 	 * what the registry still holds present moves) */
-	mgi_vregion_t *r = room ? mgi_registry_find(&mgi_agent.reg, run) : NULL;
+	mgi_vregion_t *r = room ? mgi_registry_find(&mgi_reg, run) : NULL;
 	size_t still = 0;
 	while (r && still < room && run + still * PAGE < r->end &&
 	       mgi_registry_test(r, run + still * PAGE))

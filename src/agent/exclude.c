@@ -40,7 +40,7 @@ static unsigned nown;
 
 bool mgi_agent_excluded(uintptr_t start, uintptr_t end)
 {
-	if (start < mgi_agent.arena.end && end > mgi_agent.arena.base)
+	if (start < mgi_arena.end && end > mgi_arena.base)
 		return true;
 	for (unsigned i = 0; i < nown; i++)
 		if (start < own[i].end && end > own[i].start)
@@ -77,7 +77,7 @@ static void meet(const mgi_range_t *x, bool x_own, uintptr_t cur, uintptr_t *sto
 
 void mgi_exclude_next(uintptr_t cur, uintptr_t *stop, uintptr_t *skip_to, bool *is_own)
 {
-	mgi_range_t arena = {mgi_agent.arena.base, mgi_agent.arena.end};
+	mgi_range_t arena = {mgi_arena.base, mgi_arena.end};
 
 	*skip_to = 0;
 	*is_own = false;
@@ -204,7 +204,7 @@ static int exclude_got_targets(struct dl_phdr_info *info, size_t size, void *arg
 		mgi_vma_t v;
 
 		if (!target || mgi_agent_excluded(target, target + 1) ||
-		    mgi_vma_query(mgi_agent.mapsfd, target, &v) != 0 || v.start > target ||
+		    mgi_vma_query(mgi_maps_fd, target, &v) != 0 || v.start > target ||
 		    !(v.flags & MGI_VMA_WRITE))
 			continue;
 		if (nelf >= MGI_ELF_RANGES_MAX)
@@ -235,7 +235,7 @@ static void exclude_own_tcb(void)
 	uintptr_t self = (uintptr_t)pthread_self();
 	mgi_vma_t v;
 
-	if (mgi_vma_query(mgi_agent.mapsfd, self, &v) != 0 || v.start > self ||
+	if (mgi_vma_query(mgi_maps_fd, self, &v) != 0 || v.start > self ||
 	    nelf >= MGI_ELF_RANGES_MAX)
 		return;
 	/* a thread's stack mapping can be large: keep only its top, where

@@ -98,7 +98,7 @@ static void count_stall(uint64_t since)
  */
 static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 {
-	mgi_registry_t *reg = &mgi_agent.reg;
+	mgi_registry_t *reg = &mgi_reg;
 	uintptr_t page = addr & ~(PAGE - 1), s, ws;
 	size_t window = atomic_load_explicit(&mgi_agent.seg->ctl.fault_around, memory_order_relaxed);
 	size_t n, copied, k;
@@ -293,11 +293,11 @@ static void on_event(const struct uffd_msg *m)
 		/* (the releaser's own madvise of staging slots lands here too:
 		 * the registry does not cover them, so nothing happens) */
 		mgi_trace(MGI_TR_REMOVE, m->arg.remove.start, m->arg.remove.end, 0, 0);
-		if (mgi_registry_find(&mgi_agent.reg, m->arg.remove.start) ||
-		    mgi_registry_find(&mgi_agent.reg, m->arg.remove.end - PAGE))
+		if (mgi_registry_find(&mgi_reg, m->arg.remove.start) ||
+		    mgi_registry_find(&mgi_reg, m->arg.remove.end - PAGE))
 			mgi_guard_note_removed(m->arg.remove.start, m->arg.remove.end);
 		mgi_restore_drop(m->arg.remove.start, m->arg.remove.end);
-		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
+		mgi_uncharge(mgi_registry_clear(&mgi_reg, m->arg.remove.start, m->arg.remove.end));
 		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_UNMAP:
@@ -314,9 +314,9 @@ static void on_event(const struct uffd_msg *m)
 		mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
 		mgi_vrange_gone(m->arg.remove.start, m->arg.remove.end);
 		mgi_restore_drop(m->arg.remove.start, m->arg.remove.end);
-		n = mgi_registry_remove(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end);
+		n = mgi_registry_remove(&mgi_reg, m->arg.remove.start, m->arg.remove.end);
 		if (n < 0) /* no memory to split: at least drop the charges */
-			n = (long)mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start,
+			n = (long)mgi_registry_clear(&mgi_reg, m->arg.remove.start,
 						     m->arg.remove.end);
 		mgi_uncharge((uint64_t)n);
 		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
@@ -332,7 +332,7 @@ static void on_event(const struct uffd_msg *m)
 		/* Volatile marks do not follow a move (docs/design.md). */
 		mgi_vrange_gone(from, from + len);
 		mgi_vrange_gone(to, to + len);
-		int rc = mgi_registry_move(&mgi_agent.reg, from, to, len, &dropped);
+		int rc = mgi_registry_move(&mgi_reg, from, to, len, &dropped);
 		mgi_uncharge(dropped);
 		if (rc == 0) {
 			mgi_restore_moved(from, to, len);
@@ -343,12 +343,12 @@ static void on_event(const struct uffd_msg *m)
 			 * source's charges; the destination is learned again
 			 * (with mincore) on its first fault. Evicted pages of
 			 * the range cannot be found there any more: say so. */
-			if (mgi_agent.reg.nout)
+			if (mgi_reg.nout)
 				mgi_agent_log("mremap of %#lx could not be followed (out of agent "
 					      "memory): its evicted pages are lost", (unsigned long)from);
 			mgi_restore_drop(from, from + len);
-			mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, from, from + len));
-			mgi_registry_remove(&mgi_agent.reg, from, from + len);
+			mgi_uncharge(mgi_registry_clear(&mgi_reg, from, from + len));
+			mgi_registry_remove(&mgi_reg, from, from + len);
 		}
 		mgi_guard_note_vacated(from, from + len);
 		mgi_learn_publish_sizes();

@@ -316,7 +316,7 @@ void mgi_fork_prepare(void)
 	uint64_t seq;
 	uintptr_t low, frame = (uintptr_t)__builtin_frame_address(0), high = frame + 1024;
 	/* reg.nout is the handler's: read racily, a hint */
-	bool want = mgi_pageout.store && mgi_agent.reg.nout && !atomic_load(&mgi_app_tcbs_lost);
+	bool want = mgi_pageout.store && mgi_reg.nout && !atomic_load(&mgi_app_tcbs_lost);
 	unsigned nosock = want ? 0 : 1024;
 	/* no application thread but this one (the agent's, and the early
 	 * server of a child whose handler has not yet taken over) */

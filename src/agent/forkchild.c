@@ -358,12 +358,12 @@ void mgi_fork_adopt(void)
 	mgi_fork_change_begin();
 	while (mgi_store_next(store, &cursor, &key)) {
 		uintptr_t a = (uintptr_t)key << MGI_PAGE_SHIFT;
-		mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, a);
+		mgi_vregion_t *r = mgi_registry_find(&mgi_reg, a);
 		if (r && mgi_registry_is_out(r, a))
 			continue; /* marked already, or evicted by our scan */
 		if (r && !mgi_registry_test(r, a)) {
-			mgi_registry_mark(&mgi_agent.reg, r, a, 1);
-			mgi_registry_evict(&mgi_agent.reg, r, a, 1);
+			mgi_registry_mark(&mgi_reg, r, a, 1);
+			mgi_registry_evict(&mgi_reg, r, a, 1);
 			continue;
 		}
 		/* Present here (a conflict: the live page is kept), or no

@@ -49,7 +49,7 @@ static inline uintptr_t page_up(uintptr_t a)
 
 static inline bool active(void)
 {
-	return atomic_load_explicit(&mgi_agent.active, memory_order_acquire);
+	return atomic_load_explicit(&mgi_agent_active, memory_order_acquire);
 }
 
 /* New memory [start, end) for the application: registered (exact mode),
@@ -58,7 +58,7 @@ static inline bool active(void)
  * is registered before the application writes it). */
 void mgi_register_for_app(uintptr_t start, uintptr_t end)
 {
-	if (mgi_agent.lazy) { /* a deferred start (start.c): charged at size */
+	if (mgi_agent_deferred()) { /* a deferred start (start.c): charged at size */
 		mgi_agent_lazy_grow(start, end);
 		return;
 	}
@@ -176,14 +176,14 @@ static void register_found(uintptr_t addr, uintptr_t bs, uintptr_t be)
 {
 	mgi_vma_t v;
 
-	if ((!active() && !mgi_agent.lazy) || mgi_vma_query(mgi_agent.mapsfd, addr, &v) != 0 ||
+	if ((!active() && !mgi_agent_deferred()) || mgi_vma_query(mgi_maps_fd, addr, &v) != 0 ||
 	    v.start > addr)
 		return;
 	if (!mgi_vma_is_anon_private(&v) || !(v.flags & MGI_VMA_WRITE) ||
 	    mgi_agent_excluded(v.start, v.end))
 		return;
 	tl_remember(v.start, v.end);
-	if (mgi_agent.lazy) {
+	if (mgi_agent_deferred()) {
 		mgi_agent_lazy_grow(v.start, v.end);
 		return;
 	}
@@ -219,7 +219,7 @@ static inline void check_block(void *p, size_t size)
 	if (!p)
 		return;
 	tl_check_gen();
-	if (tl_known(a, a + size) || (!active() && !mgi_agent.lazy))
+	if (tl_known(a, a + size) || (!active() && !mgi_agent_deferred()))
 		return;
 	register_found(a, bs, be);
 	if (size > 0 && !tl_known(a, a + size))
@@ -350,7 +350,7 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, s
 	move_begin();
 	p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
 	move_end();
-	if (mgi_agent.lazy && p != MAP_FAILED && new_len)
+	if (mgi_agent_deferred() && p != MAP_FAILED && new_len)
 		register_found((uintptr_t)p, 0, 0); /* a deferred start: at size */
 	if (est && p != MAP_FAILED)
 		mgi_register_for_app((uintptr_t)p, page_up((uintptr_t)p + new_len));
@@ -375,9 +375,9 @@ __attribute__((visibility("default"))) int mprotect(void *addr, size_t len, int 
 	uintptr_t cur = (uintptr_t)addr, end = page_up((uintptr_t)addr + len);
 	mgi_vma_t v;
 
-	if (rc != 0 || !(prot & PROT_WRITE) || !len || (!active() && !mgi_agent.lazy))
+	if (rc != 0 || !(prot & PROT_WRITE) || !len || (!active() && !mgi_agent_deferred()))
 		return rc;
-	while (cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
+	while (cur < end && mgi_vma_query(mgi_maps_fd, cur, &v) == 0 && v.start < end) {
 		register_found(v.start > cur ? v.start : cur, 0, 0);
 		cur = v.end;
 	}
@@ -454,7 +454,7 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pt
 					       void *))dlsym(RTLD_NEXT, "pthread_create");
 	/* A deferred start lasts while the process has one thread (start.c):
 	 * the agent starts for good before a second one runs. */
-	if (mgi_agent.lazy)
+	if (mgi_agent_deferred())
 		mgi_agent_start_now();
 	rc = next_pthread_create(t, attr, fn, arg);
 	if (rc == 0 && fn != mgi_thread_trampoline && (!attr || attr != atomic_load(&mgi_agent_attr)))

@@ -28,20 +28,37 @@
 
 static unsigned char *mincore_vec;
 
+/* The managed ranges with their present pages, in the arena. */
+mgi_registry_t mgi_reg;
+/* Eligible memory left unmanaged (not registered): published. */
+static uint64_t untracked_bytes;
+
+void mgi_learn_untracked(uint64_t bytes)
+{
+	untracked_bytes += bytes;
+}
+
+void mgi_learn_child_reset(void)
+{
+	memset(&mgi_reg, 0, sizeof(mgi_reg));
+	untracked_bytes = 0;
+	mincore_vec = NULL; /* (the parent's arena's: learn_init takes anew) */
+}
+
 int mgi_learn_init(void)
 {
-	mincore_vec = mgi_arena_alloc(&mgi_agent.arena, MINCORE_CHUNK);
+	mincore_vec = mgi_arena_alloc(&mgi_arena, MINCORE_CHUNK);
 	return mincore_vec ? 0 : -ENOMEM;
 }
 
 void mgi_learn_publish_sizes(void)
 {
 	mgi_est_publish();
-	atomic_store_explicit(&mgi_agent.me->tracked_bytes, mgi_agent.reg.bytes,
+	atomic_store_explicit(&mgi_agent.me->tracked_bytes, mgi_reg.bytes,
 			      memory_order_relaxed);
 	atomic_store_explicit(&mgi_agent.me->untracked_bytes,
-			      mgi_agent.untracked_bytes +
-				      (mgi_agent.arena.committed - mgi_agent.arena.base),
+			      untracked_bytes +
+				      (mgi_arena.committed - mgi_arena.base),
 			      memory_order_relaxed);
 }
 
@@ -55,7 +72,7 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 	mgi_vregion_t *r;
 	uint64_t found = 0;
 
-	if (mgi_registry_add(&mgi_agent.reg, start, end) <= 0)
+	if (mgi_registry_add(&mgi_reg, start, end) <= 0)
 		return 0;
 	for (uintptr_t a = start; a < end;) {
 		size_t pages = (end - a) / PAGE;
@@ -65,9 +82,9 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 			for (size_t i = 0; i < pages; i++) {
 				if (!(mincore_vec[i] & 1))
 					continue;
-				r = mgi_registry_find(&mgi_agent.reg, a + i * PAGE);
+				r = mgi_registry_find(&mgi_reg, a + i * PAGE);
 				if (r)
-					found += mgi_registry_mark(&mgi_agent.reg, r, a + i * PAGE, 1);
+					found += mgi_registry_mark(&mgi_reg, r, a + i * PAGE, 1);
 				if (r)
 					mgi_thp_filled(a + i * PAGE, a + (i + 1) * PAGE);
 			}
@@ -117,7 +134,7 @@ uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge)
 	uint64_t found = 0;
 
 	while (cur < end) {
-		mgi_vregion_t *r = mgi_registry_next(&mgi_agent.reg, cur);
+		mgi_vregion_t *r = mgi_registry_next(&mgi_reg, cur);
 		if (r && r->start <= cur) {
 			cur = r->end;
 			continue;
@@ -150,7 +167,7 @@ void mgi_learn_mapped(uintptr_t start, uintptr_t end)
 
 	if (mgi_handover_any())
 		mgi_handover_gone(start, end, false);
-	while (cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
+	while (cur < end && mgi_vma_query(mgi_maps_fd, cur, &v) == 0 && v.start < end) {
 		uintptr_t s = v.start > cur ? v.start : cur, e = v.end < end ? v.end : end;
 		if (mgi_vma_is_anon_private(&v))
 			mgi_learn_range(s, e, true);
@@ -171,7 +188,7 @@ void mgi_learn_mapped(uintptr_t start, uintptr_t end)
  */
 bool mgi_learn_resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
 {
-	mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, page);
+	mgi_vregion_t *r = mgi_registry_find(&mgi_reg, page);
 	struct { uintptr_t start, end; } gap[8];
 	unsigned ngap = 0;
 	struct pollfd p = {.fd = mgi_handler.uffd, .events = POLLIN};
@@ -183,7 +200,7 @@ bool mgi_learn_resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
 	while (cur < end && ngap < 8) {
 		mgi_vma_t v;
 		uintptr_t stop = end;
-		if (mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
+		if (mgi_vma_query(mgi_maps_fd, cur, &v) == 0 && v.start < end) {
 			if (v.start <= cur) {
 				if (v.start <= page && page < v.end) {
 					*lo = cur;
@@ -205,9 +222,9 @@ bool mgi_learn_resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
 		mgi_trace(MGI_TR_UNMAP, gap[i].start, gap[i].end, 2, 0);
 		mgi_est_forget(gap[i].start, gap[i].end);
 		mgi_restore_drop(gap[i].start, gap[i].end);
-		n = mgi_registry_remove(&mgi_agent.reg, gap[i].start, gap[i].end);
+		n = mgi_registry_remove(&mgi_reg, gap[i].start, gap[i].end);
 		if (n < 0)
-			n = (long)mgi_registry_clear(&mgi_agent.reg, gap[i].start, gap[i].end);
+			n = (long)mgi_registry_clear(&mgi_reg, gap[i].start, gap[i].end);
 		mgi_uncharge((uint64_t)n);
 	}
 	if (ngap)
@@ -221,11 +238,11 @@ void mgi_learn_vma(uintptr_t addr)
 {
 	mgi_vma_t v;
 
-	if (mgi_vma_query(mgi_agent.mapsfd, addr, &v) != 0 || v.start > addr ||
+	if (mgi_vma_query(mgi_maps_fd, addr, &v) != 0 || v.start > addr ||
 	    !mgi_vma_is_anon_private(&v) || v.end - v.start > MGI_REGION_MAX_BYTES)
 		return;
-	if (mgi_arena_contains(&mgi_agent.arena, v.start) ||
-	    mgi_arena_contains(&mgi_agent.arena, v.end - 1))
+	if (mgi_arena_contains(&mgi_arena, v.start) ||
+	    mgi_arena_contains(&mgi_arena, v.end - 1))
 		return; /* never the agent's own memory */
 	if (mgi_est_fast_at(addr))
 		return; /* a fast region's: mgi_learn_unwatch() below */
@@ -250,7 +267,7 @@ void mgi_learn_unwatch(uintptr_t page)
 		mgi_est_fault_on_fast(page);
 		return;
 	}
-	if (mgi_vma_query(mgi_agent.mapsfd, page, &v) != 0 || v.start > page)
+	if (mgi_vma_query(mgi_maps_fd, page, &v) != 0 || v.start > page)
 		return; /* unmapped since: the thread meets whatever is there */
 	if (mgi_uffd_unregister(mgi_handler.uffd, v.start, v.end - v.start) == 0 && !said) {
 		said = true;
@@ -279,7 +296,7 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 			/* the agent's own reservations are not the
 			 * application's memory: not even untracked */
 			if (!own && !rescanning)
-				mgi_agent.untracked_bytes += e - cur;
+				untracked_bytes += e - cur;
 			cur = e;
 			continue;
 		}
@@ -295,7 +312,7 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 		if (mgi_uffd_register(mgi_handler.uffd, cur, stop - cur) == 0)
 			mgi_learn_mapped(cur, stop);
 		else
-			mgi_agent.untracked_bytes += stop - cur;
+			untracked_bytes += stop - cur;
 		cur = stop;
 	}
 }
@@ -316,7 +333,7 @@ void mgi_scan_and_register(void)
 	uintptr_t addr = 0;
 	mgi_vma_t v;
 
-	while (mgi_vma_query(mgi_agent.mapsfd, addr, &v) == 0 && v.end > addr) {
+	while (mgi_vma_query(mgi_maps_fd, addr, &v) == 0 && v.end > addr) {
 		addr = v.end;
 		if (!mgi_vma_is_anon_private(&v) || !(v.flags & MGI_VMA_WRITE))
 			continue;

@@ -66,10 +66,10 @@ int mgi_request_init(void)
 		return -errno;
 	learn_rd = pipefd[0];
 	learn_wr = pipefd[1];
-	waiters = mgi_arena_alloc(&mgi_agent.arena, REQ_WAITERS * sizeof(*waiters));
-	results = mgi_arena_alloc(&mgi_agent.arena, REQ_WAITERS * sizeof(*results));
-	outbox = mgi_arena_alloc(&mgi_agent.arena, OUTBOX_SLOTS * sizeof(*outbox));
-	outbox_busy = mgi_arena_alloc(&mgi_agent.arena, OUTBOX_SLOTS);
+	waiters = mgi_arena_alloc(&mgi_arena, REQ_WAITERS * sizeof(*waiters));
+	results = mgi_arena_alloc(&mgi_arena, REQ_WAITERS * sizeof(*results));
+	outbox = mgi_arena_alloc(&mgi_arena, OUTBOX_SLOTS * sizeof(*outbox));
+	outbox_busy = mgi_arena_alloc(&mgi_arena, OUTBOX_SLOTS);
 	return waiters && results && outbox && outbox_busy ? 0 : -ENOMEM;
 }
 

@@ -88,7 +88,7 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 	} else {
 		mgi_staging_release(&mgi_pageout.staging, (uint32_t)slot);
 	}
-	mgi_registry_restore(&mgi_agent.reg, r, page, 1, true);
+	mgi_registry_restore(&mgi_reg, r, page, 1, true);
 	atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgactivate, 1, memory_order_relaxed);
 	mgi_evict_publish();
 	return MGI_DONE;
@@ -120,7 +120,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 	if (!mgi_store_contains(store, key_of(page))) {
 		/* held nowhere (cannot happen): a new page, not a wrong one */
 		mgi_restore_conflict(page);
-		mgi_registry_each_out(&mgi_agent.reg, page, page + PAGE, true, NULL, NULL);
+		mgi_registry_each_out(&mgi_reg, page, page + PAGE, true, NULL, NULL);
 		return MGI_ABSENT;
 	}
 	/* The fault latency on evicted pages: from here (held in the store)
@@ -162,7 +162,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 		mgi_restore_conflict(page);
 		mgi_store_drop(store, key_of(page));
 		mgi_swap_uncharge(1);
-		mgi_registry_restore(&mgi_agent.reg, r, page, 1, false);
+		mgi_registry_restore(&mgi_reg, r, page, 1, false);
 		k = 0;
 		mgi_uncharge(n - 1);
 		mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
@@ -174,9 +174,9 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 		/* The refault distance: pages compressed since this one was. If
 		 * that is within what is resident, a little more memory would
 		 * have kept it: it is part of the working set. */
-		bool hot = (uint32_t)(mgi_pageout.evict_clock - stamps[i]) <= mgi_agent.reg.present;
+		bool hot = (uint32_t)(mgi_pageout.evict_clock - stamps[i]) <= mgi_reg.present;
 		mgi_store_drop(store, key_of(page + i * PAGE));
-		mgi_registry_restore(&mgi_agent.reg, r, page + i * PAGE, 1, hot);
+		mgi_registry_restore(&mgi_reg, r, page + i * PAGE, 1, hot);
 		ws += hot;
 	}
 	if (k) {
@@ -239,10 +239,10 @@ void mgi_restore_drop(uintptr_t start, uintptr_t end)
 {
 	struct dropped d = {0, 0};
 
-	if (!mgi_agent.reg.nout)
+	if (!mgi_reg.nout)
 		return;
 	mgi_fork_change_begin();
-	mgi_registry_each_out(&mgi_agent.reg, start, end, true, drop_one, &d);
+	mgi_registry_each_out(&mgi_reg, start, end, true, drop_one, &d);
 	mgi_fork_change_end();
 	if (d.memory)
 		mgi_uncharge(d.memory);
@@ -270,9 +270,9 @@ void mgi_restore_moved(uintptr_t from, uintptr_t to, size_t len)
 {
 	struct remap m = {from, to};
 
-	if (!mgi_agent.reg.nout)
+	if (!mgi_reg.nout)
 		return;
 	mgi_fork_change_begin();
-	mgi_registry_each_out(&mgi_agent.reg, to, to + len, false, rekey_one, &m);
+	mgi_registry_each_out(&mgi_reg, to, to + len, false, rekey_one, &m);
 	mgi_fork_change_end();
 }

@@ -31,6 +31,20 @@
 #include "trace.h"
 #include "start.h"
 
+/* What a start sets up and a forked child's start sets up anew. */
+_Atomic bool mgi_agent_active;
+mgi_arena_t mgi_arena;
+int mgi_maps_fd = -1;
+
+/* The deferred start ("A start that costs nothing", docs/design.md):
+ * joined, what the process maps charged at its size, no userfaultfd and
+ * no agent thread until it outgrows MEMGRP_START_ALLOWANCE. */
+static bool lazy;
+static uint64_t lazy_pages;     /* charged at size */
+static uint64_t lazy_cap_pages; /* MEMGRP_START_ALLOWANCE */
+static mgi_range_t lazy_known[MGI_LAZY_RANGES_MAX]; /* charged, disjoint */
+static unsigned nlazy;
+
 
 /* A forked child's uffd, handed over by its parent's agent (forkchild.c): its
  * address space is registered on it already. */
@@ -95,30 +109,30 @@ static bool lazy_cover(uintptr_t s, uintptr_t e)
 {
 	uint64_t add = (e - s) / MGI_PAGE_SIZE;
 
-	for (unsigned i = 0; i < mgi_agent.nlazy; i++) {
-		const mgi_range_t *r = &mgi_agent.lazy_known[i];
+	for (unsigned i = 0; i < nlazy; i++) {
+		const mgi_range_t *r = &lazy_known[i];
 		uintptr_t lo = s > r->start ? s : r->start, hi = e < r->end ? e : r->end;
 		if (lo < hi)
 			add -= (hi - lo) / MGI_PAGE_SIZE;
 	}
 	if (!add)
 		return true;
-	if (mgi_agent.lazy_pages + add > mgi_agent.lazy_cap_pages ||
-	    mgi_agent.nlazy >= MGI_LAZY_RANGES_MAX || !lazy_room(add) || !mgi_charge(add, NULL))
+	if (lazy_pages + add > lazy_cap_pages ||
+	    nlazy >= MGI_LAZY_RANGES_MAX || !lazy_room(add) || !mgi_charge(add, NULL))
 		return false;
-	mgi_agent.lazy_pages += add;
+	lazy_pages += add;
 	/* kept disjoint: the ranges [s, e) meets or touches merge into it */
-	for (unsigned i = 0; i < mgi_agent.nlazy;) {
-		mgi_range_t *r = &mgi_agent.lazy_known[i];
+	for (unsigned i = 0; i < nlazy;) {
+		mgi_range_t *r = &lazy_known[i];
 		if (r->start <= e && s <= r->end) {
 			s = s < r->start ? s : r->start;
 			e = e > r->end ? e : r->end;
-			*r = mgi_agent.lazy_known[--mgi_agent.nlazy];
+			*r = lazy_known[--nlazy];
 		} else {
 			i++;
 		}
 	}
-	mgi_agent.lazy_known[mgi_agent.nlazy++] = (mgi_range_t){s, e};
+	lazy_known[nlazy++] = (mgi_range_t){s, e};
 	return true;
 }
 
@@ -136,16 +150,16 @@ static bool start_lazy(void)
 		mgi_agent_log("MEMGRP_START_ALLOWANCE=%s: %s; using 4M", v, err);
 		bytes = LAZY_DEFAULT_BYTES;
 	}
-	mgi_agent.lazy_cap_pages = bytes / MGI_PAGE_SIZE;
-	mgi_agent.lazy_pages = 0;
-	mgi_agent.nlazy = 0;
-	if (!mgi_agent.lazy_cap_pages)
+	lazy_cap_pages = bytes / MGI_PAGE_SIZE;
+	lazy_pages = 0;
+	nlazy = 0;
+	if (!lazy_cap_pages)
 		return false;
 	/* The same regions as the full start's scan (learn.c), without
 	 * the bss of the objects the handler runs: not the application's,
 	 * and not counted by the full start either. */
 	mgi_exclude_objects();
-	while (mgi_vma_query(mgi_agent.mapsfd, addr, &vma) == 0 && vma.end > addr) {
+	while (mgi_vma_query(mgi_maps_fd, addr, &vma) == 0 && vma.end > addr) {
 		addr = vma.end;
 		if (!mgi_vma_is_anon_private(&vma) || !(vma.flags & MGI_VMA_WRITE) ||
 		    vma.end - vma.start > MGI_REGION_MAX_BYTES || mgi_agent_excluded(vma.start, vma.end))
@@ -154,21 +168,26 @@ static bool start_lazy(void)
 		    strcmp(vma.name, "[stack]") != 0)
 			continue;
 		if (!lazy_cover(vma.start, vma.end)) {
-			mgi_uncharge(mgi_agent.lazy_pages);
-			mgi_agent.lazy_pages = 0;
-			mgi_agent.nlazy = 0;
+			mgi_uncharge(lazy_pages);
+			lazy_pages = 0;
+			nlazy = 0;
 			return false;
 		}
 	}
-	mgi_agent.lazy = true;
+	lazy = true;
 	return true;
 }
 
 static void start_full(void);
 
+bool mgi_agent_deferred(void)
+{
+	return lazy;
+}
+
 void mgi_agent_lazy_grow(uintptr_t start, uintptr_t end)
 {
-	if (!mgi_agent.lazy || start >= end || end - start > MGI_REGION_MAX_BYTES ||
+	if (!lazy || start >= end || end - start > MGI_REGION_MAX_BYTES ||
 	    lazy_cover(start, end))
 		return;
 	mgi_agent_start_now();
@@ -176,16 +195,16 @@ void mgi_agent_lazy_grow(uintptr_t start, uintptr_t end)
 
 void mgi_agent_start_now(void)
 {
-	if (!mgi_agent.lazy)
+	if (!lazy)
 		return;
 	/* Given back first, then the scan charges what is present: for
 	 * those few hundred microseconds the process holds pages the group
 	 * does not count, rather than counting them twice (a spurious
 	 * reclaim, or a refusal, at the limit). */
-	mgi_agent.lazy = false;
-	mgi_uncharge(mgi_agent.lazy_pages);
-	mgi_agent.lazy_pages = 0;
-	mgi_agent.nlazy = 0;
+	lazy = false;
+	mgi_uncharge(lazy_pages);
+	lazy_pages = 0;
+	nlazy = 0;
 	/* The program may have closed the userfaultfd opened at start (one
 	 * that tampers: tests/test_backstop.sh 'unreg'): then it goes on
 	 * joined but unmanaged, bounded by the backstop, as when it closes
@@ -208,7 +227,7 @@ void mgi_agent_start(void)
 	int rc;
 
 	mgi_agent.pid = getpid();
-	mgi_agent.lazy = false;
+	lazy = false;
 	if (!sock) {
 		mgi_agent_log("MEMGRP_SOCKET is not set: this process is not managed "
 			      "(start it with `memgrp run`)");
@@ -222,7 +241,7 @@ void mgi_agent_start(void)
 			      "not managed", sock, strerror(-rc));
 		return;
 	}
-	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	mgi_maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	bool handed = handed_uffd >= 0;
 	if (handed) {
 		mgi_handler.uffd = handed_uffd; /* negotiated by our parent: the same features */
@@ -236,7 +255,7 @@ void mgi_agent_start(void)
 		mgi_handler.uffd = mgi_uffd_open(&mgi_handler.fork_events, mgi_join_features, why,
 					       sizeof(why));
 	}
-	if (mgi_agent.mapsfd < 0 || mgi_handler.uffd < 0) {
+	if (mgi_maps_fd < 0 || mgi_handler.uffd < 0) {
 		mgi_agent_log("%s: this process is not managed",
 			      mgi_handler.uffd < 0 ? why : "cannot open /proc/self/maps");
 		close(mgi_agent.conn);
@@ -255,13 +274,13 @@ void mgi_agent_start(void)
 static void start_full(void)
 {
 	int rc;
-	if (mgi_arena_init(&mgi_agent.arena, MGI_ARENA_BYTES) != 0)
+	if (mgi_arena_init(&mgi_arena, MGI_ARENA_BYTES) != 0)
 		goto nomem;
-	mgi_registry_init(&mgi_agent.reg,
+	mgi_registry_init(&mgi_reg,
 			  (mgi_allocator_t){(void *(*)(void *, size_t))mgi_arena_alloc,
 					    (void (*)(void *, void *, size_t))mgi_arena_free,
-					    &mgi_agent.arena});
-	if (mgi_handler_init(&mgi_agent.arena) != 0 || mgi_watchdog_init(&mgi_agent.arena) != 0)
+					    &mgi_arena});
+	if (mgi_handler_init(&mgi_arena) != 0 || mgi_watchdog_init(&mgi_arena) != 0)
 		goto nomem;
 	mgi_inject_init();
 	mgi_exclude_objects();
@@ -285,7 +304,7 @@ static void start_full(void)
 		goto fail;
 	}
 	mgi_creds_init();
-	atomic_store_explicit(&mgi_agent.active, true, memory_order_release);
+	atomic_store_explicit(&mgi_agent_active, true, memory_order_release);
 	return;
 nomem:
 	mgi_agent_log("out of memory while starting: this process is not managed");
@@ -301,22 +320,22 @@ fail:
  * copy (and may have been mid-update), so start over from scratch. */
 void mgi_agent_child_after_fork(void)
 {
-	if (mgi_agent.lazy) {
+	if (lazy) {
 		/* The parent was in its deferred start: nothing of the agent
 		 * runs, so nothing is stale but the connection and slot, which
 		 * are the parent's: the child joins on its own (and starts
 		 * deferred again if it fits). Decided on the parent's state:
 		 * the agent_start below may make this child deferred too. */
-		mgi_agent.lazy = false;
+		lazy = false;
 		close_fd(&mgi_agent.conn);
-		close_fd(&mgi_agent.mapsfd);
+		close_fd(&mgi_maps_fd);
 		close_fd(&mgi_handler.uffd); /* the parent's: ours is opened anew */
 		mgi_agent_start();
 		return;
 	}
-	if (!atomic_load(&mgi_agent.active))
+	if (!atomic_load(&mgi_agent_active))
 		return;
-	atomic_store(&mgi_agent.active, false);
+	atomic_store(&mgi_agent_active, false);
 	/* A sibling's userfaultfd our parent's handler held as we forked is
 	 * not ours to keep (fork.c). */
 	mgi_fork_close_inflight();
@@ -328,13 +347,12 @@ void mgi_agent_child_after_fork(void)
 	close_fd(&mgi_handler.uffd);
 	close_fd(&mgi_agent.conn);
 	mgi_request_child_reset();
-	close_fd(&mgi_agent.mapsfd);
+	close_fd(&mgi_maps_fd);
 	/* The parent's arena (registry, handler stack) is of no use here;
 	 * nothing in it is registered in the child. */
 	mgi_vrange_child_save();
-	mgi_arena_destroy(&mgi_agent.arena);
-	memset(&mgi_agent.reg, 0, sizeof(mgi_agent.reg));
-	mgi_agent.untracked_bytes = 0;
+	mgi_arena_destroy(&mgi_arena);
+	mgi_learn_child_reset();
 	mgi_handler_child_reset();
 	mgi_fault_forget_parked();
 	mgi_agent.manager_gone = false;

@@ -195,7 +195,7 @@ static void *watchdog_main(void *arg)
 		struct timespec ts = {WATCH_PERIOD, 0};
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;
-		if (!atomic_load(&mgi_agent.active))
+		if (!atomic_load(&mgi_agent_active))
 			continue;
 		check_handler(taskfd);
 		/* Only while the handler waits in poll with nothing parked can
