@@ -71,7 +71,7 @@ void mgi_account_wake(unsigned n);
  * The grant scheme (src/core/grant.h). A nested group's processes charge
  * only their own group's counter, within its grant; its ancestors'
  * accounting parts are mapped read-only. Sets the path for the segments
- * in mgi_agent.anc: the group's own counter with its grant when
+ * in mgi_join.anc: the group's own counter with its grant when
  * it has an ancestor, as before (its own counter alone) when it has none.
  */
 void mgi_account_use_segments(void);

@@ -47,9 +47,6 @@
  * and marks what its kept store holds as evicted.
  */
 
-struct mgi_agent mgi_agent = {.conn = -1, .wakefd = -1,
-			      .slot = -1};
-
 void mgi_agent_log(const char *fmt, ...)
 {
 	char line[512];

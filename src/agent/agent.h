@@ -1,4 +1,4 @@
-/* agent.h - the in-process agent's state, shared by its files. */
+/* agent.h - the in-process agent's API between its modules; each module owns its state (docs/design.md, file map). */
 #ifndef MGI_AGENT_H
 #define MGI_AGENT_H
 
@@ -65,7 +65,10 @@ typedef struct mgi_learn_req {
 	int32_t waiter; /* MGI_REQ_ADMIT: the waiter to answer, or -1 */
 } mgi_learn_req_t;
 
-struct mgi_agent {
+/* join.c: the connection to the manager and the group's segments (join.c
+ * owns them: set by the join, a rejoin and a MOVE; a forked child keeps
+ * the segments, joins its parent's group anew on its own connection). */
+struct mgi_join {
 	pid_t pid;
 	int conn;                /* to the manager; its closing tells our end */
 	int wakefd;              /* the manager's eventfd: thresholds crossed */
@@ -81,11 +84,11 @@ struct mgi_agent {
 	char group[MGI_GROUP_NAME_MAX]; /* as the manager named it in WELCOME */
 	int slot;
 	mgi_proc_slot_t *me;
-
 	bool manager_gone;       /* its connection closed: no one to ask */
 };
-
-extern struct mgi_agent mgi_agent;
+extern struct mgi_join mgi_join;
+/* A forked child: the parent's connection closed (the segments kept). */
+void mgi_join_child_reset(void);
 
 /* start.c: faults are being handled (a full start done); the agent's own
  * allocator's reservation; /proc/self/maps, for PROCMAP_QUERY. */

@@ -70,7 +70,7 @@ int mgi_est_init(void)
 {
 	est = NULL;
 	switches_told = switch_ns = 0;
-	if (atomic_load_explicit(&mgi_agent.seg->ctl.mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
+	if (atomic_load_explicit(&mgi_join.seg->ctl.mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
 		return 0;
 	mgi_estimate_t *t = mgi_arena_alloc(&mgi_arena, mgi_estimate_bytes(EST_CAPACITY));
 	vec = mgi_arena_alloc(&mgi_arena, VEC_PAGES);
@@ -611,14 +611,14 @@ void mgi_est_tick(void)
 			r->last_fault = now;
 		resident += rr;
 	}
-	atomic_store_explicit(&mgi_agent.me->est_resident, resident, memory_order_relaxed);
+	atomic_store_explicit(&mgi_join.me->est_resident, resident, memory_order_relaxed);
 	mgi_estimate_make_fast(est, &table_acct, &ops, NULL);
 	settle(); /* (publishes) */
 }
 
 void mgi_est_publish(void)
 {
-	mgi_proc_slot_t *me = mgi_agent.me;
+	mgi_proc_slot_t *me = mgi_join.me;
 
 	if (!est) {
 		/* Exact mode: every registered range is a slow region. */
@@ -631,12 +631,12 @@ void mgi_est_publish(void)
 	atomic_store_explicit(&me->est_fast, est->nr_fast, memory_order_relaxed);
 	atomic_store_explicit(&me->est_slow, est->nr_slow, memory_order_relaxed);
 	if (est->mode_switches != switches_told) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->acct.mode_switches,
+		atomic_fetch_add_explicit(&mgi_join.seg->acct.mode_switches,
 					  est->mode_switches - switches_told, memory_order_relaxed);
 		switches_told = est->mode_switches;
 	}
 	if (switch_ns) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->acct.mode_switch_ns, switch_ns,
+		atomic_fetch_add_explicit(&mgi_join.seg->acct.mode_switch_ns, switch_ns,
 					  memory_order_relaxed);
 		switch_ns = 0;
 	}
@@ -648,13 +648,13 @@ uint64_t mgi_est_give(uint64_t pages)
 
 	if (!est)
 		return 0;
-	before = atomic_load(&mgi_agent.me->charged);
+	before = atomic_load(&mgi_join.me->charged);
 	do {
 		if (!mgi_est_demote())
 			break;
-		now = atomic_load(&mgi_agent.me->charged);
+		now = atomic_load(&mgi_join.me->charged);
 	} while (now + pages > before);
-	now = atomic_load(&mgi_agent.me->charged);
+	now = atomic_load(&mgi_join.me->charged);
 	return before > now ? before - now : 0;
 }
 
@@ -662,12 +662,12 @@ bool mgi_est_fast_elsewhere(unsigned level)
 {
 	const mgi_segment_t *seg;
 
-	if (level >= mgi_agent.nsegs)
+	if (level >= mgi_join.nsegs)
 		return false;
-	seg = mgi_agent.anc[level];
+	seg = mgi_join.anc[level];
 	for (int i = 0; i < MGI_PROCS_MAX; i++) {
 		int32_t pid = atomic_load_explicit(&seg->ctl.procs[i].pid, memory_order_relaxed);
-		if (pid > 0 && pid != mgi_agent.pid &&
+		if (pid > 0 && pid != mgi_join.pid &&
 		    atomic_load_explicit(&seg->acct.procs[i].est_fast, memory_order_relaxed) > 0)
 			return true;
 	}

@@ -207,7 +207,7 @@ void mgi_evict_init(void)
 
 void mgi_evict_publish(void)
 {
-	mgi_proc_slot_t *me = mgi_agent.me;
+	mgi_proc_slot_t *me = mgi_join.me;
 	mgi_store_stats_t st;
 	int32_t oldest;
 
@@ -230,14 +230,14 @@ bool mgi_evict_allowed(unsigned level)
 
 	if (!mgi_pageout.can_evict) {
 		if (mgi_pageout.no_evict_why && !warned_no_evict &&
-		    atomic_load(&mgi_agent.seg->ctl.swap.max) > 0) {
+		    atomic_load(&mgi_join.seg->ctl.swap.max) > 0) {
 			warned_no_evict = true;
 			mgi_agent_log("this process cannot evict pages: %s", mgi_pageout.no_evict_why);
 		}
 		return false;
 	}
-	if (level >= mgi_agent.nsegs ||
-	    atomic_load_explicit(&mgi_agent.seg->ctl.swappiness, memory_order_relaxed) == 0)
+	if (level >= mgi_join.nsegs ||
+	    atomic_load_explicit(&mgi_join.seg->ctl.swappiness, memory_order_relaxed) == 0)
 		return false;
 	sp = swap_path();
 	for (unsigned l = 0; l < sp.depth; l++)
@@ -403,7 +403,7 @@ static uint64_t deactivate(uint64_t want)
 		reg->hand = run + n * PAGE;
 	}
 	if (moved_total)
-		atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgdeactivate, moved_total,
+		atomic_fetch_add_explicit(&mgi_join.seg->acct.pgdeactivate, moved_total,
 					  memory_order_relaxed);
 	return moved_total;
 }
@@ -456,7 +456,7 @@ static uint64_t stage_target(void)
 static void evicted(uint64_t freed)
 {
 	if (freed) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->acct.pswpout, freed, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mgi_join.seg->acct.pswpout, freed, memory_order_relaxed);
 		mgi_uncharge(freed); /* memory: it is in the store now (swap) */
 	}
 	mgi_swapfile_write_back();

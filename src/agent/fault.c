@@ -82,7 +82,7 @@ static void remember_run(mgi_vregion_t *r, uintptr_t start, uintptr_t end)
 static void count_stall(uint64_t since)
 {
 	if (since)
-		mgi_segment_count_stall(mgi_agent.seg, mgi_now_ns() - since);
+		mgi_segment_count_stall(mgi_join.seg, mgi_now_ns() - since);
 }
 
 /*
@@ -100,7 +100,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 {
 	mgi_registry_t *reg = &mgi_reg;
 	uintptr_t page = addr & ~(PAGE - 1), s, ws;
-	size_t window = atomic_load_explicit(&mgi_agent.seg->ctl.fault_around, memory_order_relaxed);
+	size_t window = atomic_load_explicit(&mgi_join.seg->ctl.fault_around, memory_order_relaxed);
 	size_t n, copied, k;
 	mgi_vregion_t *r = mgi_registry_find(reg, page);
 	unsigned level = 0;
@@ -267,8 +267,8 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	return MGI_RETRY;
 done:
 	count_stall(*since);
-	atomic_fetch_add_explicit(&mgi_agent.me->pgfault, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgfault, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_join.me->pgfault, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.pgfault, 1, memory_order_relaxed);
 	return MGI_DONE;
 }
 

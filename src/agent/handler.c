@@ -95,7 +95,7 @@ uint64_t mgi_now_ns(void)
  * slots, too many for every turn of the polling loop. */
 static bool room_short(int *ours)
 {
-	if (mgi_fault_last_pages() != 1 || mgi_counter_margin(&mgi_agent.seg->acct.memory, &mgi_agent.seg->ctl.memory) >= AHEAD_PAGES)
+	if (mgi_fault_last_pages() != 1 || mgi_counter_margin(&mgi_join.seg->acct.memory, &mgi_join.seg->ctl.memory) >= AHEAD_PAGES)
 		return false;
 	if (*ours < 0)
 		*ours = mgi_evict_allowed(0) && mgi_room_here(0);
@@ -235,13 +235,13 @@ void *mgi_handler_main(void *arg)
 			{.fd = mgi_request_fd(), .events = POLLIN},
 			/* a closed connection polls readable for ever: once
 			 * the manager has gone, stop asking (fd -1 is skipped) */
-			{.fd = mgi_agent.manager_gone ? -1 : mgi_agent.conn, .events = POLLIN},
+			{.fd = mgi_join.manager_gone ? -1 : mgi_join.conn, .events = POLLIN},
 			{.fd = mgi_releaser_done_fd(), .events = POLLIN},
 		};
 		/* Idle: nothing parked, nothing to do until a descriptor
 		 * speaks; the watchdog trusts only this state. */
 		atomic_store_explicit(&idle, mgi_fault_parked() == 0, memory_order_relaxed);
-		bool rejoin = mgi_agent.manager_gone && !mgi_agent.rejoin_refused;
+		bool rejoin = mgi_join.manager_gone && !mgi_join.rejoin_refused;
 		int rc = wait_for_work(p, mgi_thp_timeout(mgi_fault_parked() ? OOM_RETRY_MS
 						   : rejoin ? REJOIN_MS : mgi_est_on() ? EST_TICK_MS
 						   : mgi_handover_any() ? MGI_HANDED_TICK_MS : -1),
@@ -263,7 +263,7 @@ void *mgi_handler_main(void *arg)
 		if (rc < 0 && errno != EINTR)
 			break;
 		if (p[2].revents && !mgi_agent_on_manager_message())
-			mgi_agent.manager_gone = true;
+			mgi_join.manager_gone = true;
 		if (rejoin && mgi_now_ns() - rejoin_ns >= REJOIN_MS * 1000000ull) {
 			/* A restarted manager takes the group back (its
 			 * socket reappears at the same path). */

@@ -54,9 +54,9 @@ int mgi_learn_init(void)
 void mgi_learn_publish_sizes(void)
 {
 	mgi_est_publish();
-	atomic_store_explicit(&mgi_agent.me->tracked_bytes, mgi_reg.bytes,
+	atomic_store_explicit(&mgi_join.me->tracked_bytes, mgi_reg.bytes,
 			      memory_order_relaxed);
-	atomic_store_explicit(&mgi_agent.me->untracked_bytes,
+	atomic_store_explicit(&mgi_join.me->untracked_bytes,
 			      untracked_bytes +
 				      (mgi_arena.committed - mgi_arena.base),
 			      memory_order_relaxed);

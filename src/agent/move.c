@@ -35,7 +35,7 @@ static void answer(int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	mgi_msg_reply_vfmt(&r, status, fmt, ap);
 	va_end(ap);
-	send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	send(mgi_join.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /* fds: two a level (control part, accounting part), nfds levels. On
@@ -45,8 +45,8 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 {
 	mgi_segment_t *segs[MGI_DEPTH_MAX];
 	unsigned mapped = 0, refused;
-	uint64_t pages = atomic_load(&mgi_agent.me->charged);
-	uint64_t swapped = atomic_load(&mgi_agent.me->swapped);
+	uint64_t pages = atomic_load(&mgi_join.me->charged);
+	uint64_t swapped = atomic_load(&mgi_join.me->swapped);
 	char held[16], usage[16], max[16];
 	bool swap;
 
@@ -54,7 +54,7 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 		segs[mapped] = mgi_agent_map_segment(fds[2 * mapped], fds[2 * mapped + 1]);
 		if (!segs[mapped]) {
 			answer(-EPROTO, "pid %d could not map the segments of group '%s'",
-			       (int)mgi_agent.pid, w->group);
+			       (int)mgi_join.pid, w->group);
 			goto unmap;
 		}
 	}
@@ -73,35 +73,35 @@ static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 		if (swap)
 			answer(-ENOMEM, "pid %d has %s evicted, more swap than group '%s' can take "
 					"(swap %s, max %s)",
-			       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
+			       (int)mgi_join.pid, held, segs[refused]->ctl.group, usage, max);
 		else
 			answer(-ENOMEM, "pid %d holds %s, more than group '%s' can take (usage %s, max %s)",
-			       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
+			       (int)mgi_join.pid, held, segs[refused]->ctl.group, usage, max);
 		goto unmap;
 	}
 	mgi_proc_slot_t *me = &segs[0]->acct.procs[w->slot];
-	atomic_store(&me->pgfault, atomic_load(&mgi_agent.me->pgfault));
-	atomic_store(&me->tracked_bytes, atomic_load(&mgi_agent.me->tracked_bytes));
-	atomic_store(&me->untracked_bytes, atomic_load(&mgi_agent.me->untracked_bytes));
+	atomic_store(&me->pgfault, atomic_load(&mgi_join.me->pgfault));
+	atomic_store(&me->tracked_bytes, atomic_load(&mgi_join.me->tracked_bytes));
+	atomic_store(&me->untracked_bytes, atomic_load(&mgi_join.me->untracked_bytes));
 	unsigned crossed = mgi_account_move_release(me);
 
-	memcpy(mgi_agent.anc, segs, nfds * sizeof(segs[0]));
-	for (unsigned i = 0; i < 2 * mgi_agent.nsegs; i++)
-		if (mgi_agent.segfd[i] >= 0)
-			close(mgi_agent.segfd[i]);
+	memcpy(mgi_join.anc, segs, nfds * sizeof(segs[0]));
+	for (unsigned i = 0; i < 2 * mgi_join.nsegs; i++)
+		if (mgi_join.segfd[i] >= 0)
+			close(mgi_join.segfd[i]);
 	for (unsigned i = 0; i < 2 * nfds; i++) {
-		mgi_agent.segfd[i] = fds[i];
+		mgi_join.segfd[i] = fds[i];
 		fds[i] = -1;
 	}
-	mgi_agent.nsegs = nfds;
-	mgi_agent.seg = segs[0];
-	mgi_agent.slot = w->slot;
-	mgi_agent.me = me;
-	memcpy(mgi_agent.group, w->group, sizeof(mgi_agent.group));
+	mgi_join.nsegs = nfds;
+	mgi_join.seg = segs[0];
+	mgi_join.slot = w->slot;
+	mgi_join.me = me;
+	memcpy(mgi_join.group, w->group, sizeof(mgi_join.group));
 	mgi_account_moved(crossed);
 	mgi_evict_publish();
 	mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
-	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_agent.pid, w->group, held);
+	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_join.pid, w->group, held);
 	return;
 unmap:
 	for (unsigned i = 0; i < mapped; i++)
@@ -117,7 +117,7 @@ bool mgi_agent_on_manager_message(void)
 	int fds[MGI_AGENT_FDS_MAX];
 	unsigned nfds = 0;
 	mgi_msg_t msg;
-	ssize_t n = recvmsg(mgi_agent.conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	ssize_t n = recvmsg(mgi_join.conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		return false; /* the manager is gone; the process goes on as it is */
@@ -161,7 +161,7 @@ bool mgi_agent_on_manager_message(void)
 			r.evict.freed += mgi_est_give(asked - r.evict.freed);
 		if (r.evict.freed < asked && mgi_evict_allowed(0))
 			r.evict.freed += mgi_evict(asked - r.evict.freed);
-		send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		send(mgi_join.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		break;
 	}
 	case MGI_MSG_GRANTED:

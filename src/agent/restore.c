@@ -89,7 +89,7 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 		mgi_staging_release(&mgi_pageout.staging, (uint32_t)slot);
 	}
 	mgi_registry_restore(&mgi_reg, r, page, 1, true);
-	atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgactivate, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.pgactivate, 1, memory_order_relaxed);
 	mgi_evict_publish();
 	return MGI_DONE;
 }
@@ -180,7 +180,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 		ws += hot;
 	}
 	if (k) {
-		mgi_segment_t *seg = mgi_agent.seg;
+		mgi_segment_t *seg = mgi_join.seg;
 		mgi_swap_uncharge(k);
 		atomic_fetch_add_explicit(&seg->acct.pswpin, k, memory_order_relaxed);
 		atomic_fetch_add_explicit(&seg->acct.refault, k, memory_order_relaxed);

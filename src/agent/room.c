@@ -41,14 +41,14 @@ void mgi_room_child_reset(void)
  * sees those). When the manager is gone, always. */
 bool mgi_room_here(unsigned level)
 {
-	mgi_segment_t *seg = mgi_agent.anc[level];
+	mgi_segment_t *seg = mgi_join.anc[level];
 	uint64_t held = 0;
 
-	if (mgi_agent.manager_gone)
+	if (mgi_join.manager_gone)
 		return true;
 	if (level != 0 || atomic_load_explicit(&seg->ctl.cooperators, memory_order_relaxed))
 		return false;
-	if (mgi_segment_coldest(seg) != mgi_agent.slot)
+	if (mgi_segment_coldest(seg) != mgi_join.slot)
 		return false;
 	for (int i = 0; i < MGI_PROCS_MAX; i++)
 		if (atomic_load_explicit(&seg->ctl.procs[i].pid, memory_order_relaxed) > 0)
@@ -66,26 +66,26 @@ bool mgi_room_ask_manager(unsigned level, uint64_t since)
 	uint64_t now = mgi_now_ns();
 	mgi_msg_t m;
 
-	if (mgi_agent.manager_gone || now - since > RECLAIM_GIVEUP_NS)
+	if (mgi_join.manager_gone || now - since > RECLAIM_GIVEUP_NS)
 		return false;
 	if (reclaim_asked_ns && now - reclaim_asked_ns < RECLAIM_ASK_NS)
 		return true;
 	reclaim_asked_ns = now;
 	mgi_msg_init(&m, MGI_MSG_RECLAIM_REQ);
-	m.reclaim_req.pid = mgi_agent.pid;
+	m.reclaim_req.pid = mgi_join.pid;
 	m.reclaim_req.level = level;
 	m.reclaim_req.pages = RECLAIM_BATCH;
-	return send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len;
+	return send(mgi_join.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len;
 }
 
 /* Whether the group `level` steps up and its ancestors have swap room: a
  * process below it could evict (which one, only the manager sees). */
 static bool swap_room_above(unsigned level)
 {
-	if (mgi_agent.manager_gone)
+	if (mgi_join.manager_gone)
 		return false;
-	for (unsigned l = level; l < mgi_agent.nsegs; l++)
-		if (mgi_counter_margin(&mgi_agent.anc[l]->acct.swap, &mgi_agent.anc[l]->ctl.swap) == 0)
+	for (unsigned l = level; l < mgi_join.nsegs; l++)
+		if (mgi_counter_margin(&mgi_join.anc[l]->acct.swap, &mgi_join.anc[l]->ctl.swap) == 0)
 			return false;
 	return true;
 }

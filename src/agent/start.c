@@ -226,15 +226,15 @@ void mgi_agent_start(void)
 	char why[256];
 	int rc;
 
-	mgi_agent.pid = getpid();
+	mgi_join.pid = getpid();
 	lazy = false;
 	if (!sock) {
 		mgi_agent_log("MEMGRP_SOCKET is not set: this process is not managed "
 			      "(start it with `memgrp run`)");
 		return;
 	}
-	if (strlen(sock) < sizeof(mgi_agent.sockpath))
-		strcpy(mgi_agent.sockpath, sock);
+	if (strlen(sock) < sizeof(mgi_join.sockpath))
+		strcpy(mgi_join.sockpath, sock);
 	rc = mgi_join_group(sock);
 	if (rc != 0) {
 		mgi_agent_log("cannot join the group's manager at %s (%s): this process is "
@@ -258,8 +258,8 @@ void mgi_agent_start(void)
 	if (mgi_maps_fd < 0 || mgi_handler.uffd < 0) {
 		mgi_agent_log("%s: this process is not managed",
 			      mgi_handler.uffd < 0 ? why : "cannot open /proc/self/maps");
-		close(mgi_agent.conn);
-		mgi_agent.conn = -1;
+		close(mgi_join.conn);
+		mgi_join.conn = -1;
 		return;
 	}
 	/* A child that kept its parent's store has evicted pages registered
@@ -310,9 +310,9 @@ nomem:
 	mgi_agent_log("out of memory while starting: this process is not managed");
 fail:
 	/* Closing the connection tells the manager to release our slot. */
-	if (mgi_agent.conn >= 0)
-		close(mgi_agent.conn);
-	mgi_agent.conn = -1;
+	if (mgi_join.conn >= 0)
+		close(mgi_join.conn);
+	mgi_join.conn = -1;
 }
 
 
@@ -327,7 +327,7 @@ void mgi_agent_child_after_fork(void)
 		 * deferred again if it fits). Decided on the parent's state:
 		 * the agent_start below may make this child deferred too. */
 		lazy = false;
-		close_fd(&mgi_agent.conn);
+		mgi_join_child_reset();
 		close_fd(&mgi_maps_fd);
 		close_fd(&mgi_handler.uffd); /* the parent's: ours is opened anew */
 		mgi_agent_start();
@@ -345,7 +345,7 @@ void mgi_agent_child_after_fork(void)
 	 * stamps are on the parent's clock). */
 	handed_uffd = mgi_fork_child_start();
 	close_fd(&mgi_handler.uffd);
-	close_fd(&mgi_agent.conn);
+	mgi_join_child_reset();
 	mgi_request_child_reset();
 	close_fd(&mgi_maps_fd);
 	/* The parent's arena (registry, handler stack) is of no use here;
@@ -355,7 +355,6 @@ void mgi_agent_child_after_fork(void)
 	mgi_learn_child_reset();
 	mgi_handler_child_reset();
 	mgi_fault_forget_parked();
-	mgi_agent.manager_gone = false;
 	mgi_room_child_reset();
 	mgi_account_child_reset();
 	atomic_store(&mgi_agent_threads, 0); /* the parent's: not here */

@@ -121,13 +121,13 @@ void mgi_swapfile_write_back(void)
 	if (swap_fd < 0)
 		return;
 	if (!after) {
-		uint64_t max = atomic_load(&mgi_agent.seg->ctl.memory.max);
+		uint64_t max = atomic_load(&mgi_join.seg->ctl.memory.max);
 		after = max >= MGI_PAGES_UNLIMITED ? 256ULL << 20 : max * PAGE / 4;
 	}
 	mgi_store_stats(mgi_pageout.store, &st);
 	for (int i = 0; i < MGI_PROCS_MAX; i++)
-		if (i != mgi_agent.slot)
-			total += atomic_load_explicit(&mgi_agent.seg->acct.procs[i].stored_bytes,
+		if (i != mgi_join.slot)
+			total += atomic_load_explicit(&mgi_join.seg->acct.procs[i].stored_bytes,
 						      memory_order_relaxed);
 	total += st.compressed_bytes;
 	if (total <= after)
@@ -141,7 +141,7 @@ void mgi_swapfile_write_back(void)
 		mgi_store_writeback(mgi_pageout.store, want - freed, mgi_pageout.evict_clock);
 	mgi_store_stats_t now;
 	mgi_store_stats(mgi_pageout.store, &now);
-	atomic_fetch_add_explicit(&mgi_agent.seg->acct.written_back, now.written_back - st.written_back,
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.written_back, now.written_back - st.written_back,
 				  memory_order_relaxed);
 }
 

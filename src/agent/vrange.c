@@ -82,7 +82,7 @@ static void ensure_tab(void)
  * still give back; the manager asks this process first while it has any). */
 static void publish(void)
 {
-	atomic_store_explicit(&mgi_agent.me->vrange_pages, tab.pages - tab.purged,
+	atomic_store_explicit(&mgi_join.me->vrange_pages, tab.pages - tab.purged,
 			      memory_order_relaxed);
 }
 
@@ -180,7 +180,7 @@ static void purged_pages(uintptr_t start, size_t n)
 		if (v->mode == MGI_VR_SIGBUS)
 			poison(a, 1);
 	}
-	atomic_fetch_add_explicit(&mgi_agent.seg->acct.vrange_purged_pages, n,
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.vrange_purged_pages, n,
 				  memory_order_relaxed);
 	publish();
 }
