@@ -680,6 +680,102 @@ static void external_randomized(void)
 	free(est);
 }
 
+/* The table charges nothing but through its acct (issue 15 item 2: the
+ * agent's accounting entry point does counter, slot and thresholds): an
+ * acct that is a bare ledger, no counter anywhere, holds exactly the
+ * table's estimate after every step of a random run, and is never asked
+ * to give back more than it holds. */
+struct ledger {
+	uint64_t held, max, charges, uncharges;
+	bool overdrawn;
+};
+
+static bool ledger_charge(void *ctx, uint64_t pages)
+{
+	struct ledger *l = ctx;
+
+	if (l->held + pages > l->max)
+		return false;
+	l->held += pages;
+	l->charges++;
+	return true;
+}
+
+static void ledger_uncharge(void *ctx, uint64_t pages)
+{
+	struct ledger *l = ctx;
+
+	if (pages > l->held)
+		l->overdrawn = true;
+	l->held -= pages > l->held ? l->held : pages;
+	l->uncharges++;
+}
+
+static uint64_t ledger_usage(void *ctx)
+{
+	return ((struct ledger *)ctx)->held;
+}
+
+static uint64_t ledger_max(void *ctx)
+{
+	return ((struct ledger *)ctx)->max;
+}
+
+static void acct_only(void)
+{
+	mgi_estimate_t *est = new_est();
+	struct ledger l = {.max = 200};
+	const mgi_estimate_acct_t a = {.charge = ledger_charge, .uncharge = ledger_uncharge,
+				       .group_usage = ledger_usage, .group_max = ledger_max,
+				       .ctx = &l};
+	struct sim sim = {0};
+	uint64_t s = mgt_seed();
+
+	for (int step = 0; step < 50000; step++) {
+		unsigned op = (unsigned)mgt_below(&s, 10);
+		uint32_t live[CAP], nlive = 0, idx;
+		for (uint32_t i = 0; i < est->used_slots; i++)
+			if (est->regions[i].used)
+				live[nlive++] = i;
+		uint32_t i = nlive ? live[mgt_below(&s, nlive)] : 0;
+
+		if (op < 3 && nlive < CAP) {
+			uint32_t key = est->used_slots;
+			for (uint32_t k = 0; k < est->used_slots; k++)
+				if (!est->regions[k].used) {
+					key = k;
+					break;
+				}
+			uint64_t pages = 1 + mgt_below(&s, 80);
+			CHECK_INT_EQ(mgi_estimate_map(est, &a, pages, key, mgt_below(&s, 8) == 0, &ops,
+						      &sim, &idx), 0);
+			CHECK_EQ(idx, key);
+			sim.touched[idx] = 0;
+		} else if (op < 7 && nlive) {
+			if (sim.touched[i] < est->regions[i].pages &&
+			    mgi_estimate_fault(est, &a, i, (uint64_t)step, &ops, &sim) == 0)
+				sim.touched[i]++;
+		} else if (op < 8 && nlive) {
+			uint64_t k = mgt_below(&s, sim.touched[i] + 1);
+			mgi_estimate_unfault(est, &a, i, k);
+			if (est->regions[i].slow)
+				sim.touched[i] -= k;
+		} else if (op < 9 && nlive) {
+			mgi_estimate_unmap(est, &a, i);
+		} else {
+			mgi_estimate_make_fast(est, &a, &ops, &sim);
+		}
+		CHECK_MSG(l.held == est->estimate, "step %d: the acct holds %llu, the table %llu",
+			  step, (unsigned long long)l.held, (unsigned long long)est->estimate);
+		CHECK_MSG(!l.overdrawn, "step %d: asked to give back more than was charged", step);
+		CHECK(l.held <= l.max);
+	}
+	/* (the run did exercise both sides) */
+	CHECK(l.charges > 0 && l.uncharges > 0);
+	CHECK(est->mode_switches > 0);
+	free(est);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -695,5 +791,6 @@ int main(int argc, char **argv)
 	MGT_RUN(external_make_fast_needs_faults_and_no_evicted);
 	MGT_RUN(trim_gives_back_a_fast_regions_part);
 	MGT_RUN(external_randomized);
+	MGT_RUN(acct_only);
 	MGT_DONE();
 }

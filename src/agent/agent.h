@@ -11,6 +11,7 @@
 
 #include "arena.h"
 #include "counter.h"
+#include "ranges.h"
 #include "registry.h"
 #include "segment.h"
 #include "staging.h"
@@ -40,9 +41,6 @@ enum mgi_resolved {
 	MGI_ABSENT,    /* (restore) no data held after all: fill it as new */
 };
 
-typedef struct mgi_range {
-	uintptr_t start, end;
-} mgi_range_t;
 
 /* What application threads ask of the handler, through a pipe (40 bytes:
  * writes are atomic). */

@@ -59,35 +59,18 @@ int mgi_own_range(uintptr_t start, size_t len)
 	return 0;
 }
 
-/* One exclusion met at cur: clips *stop before it, or (covering cur)
- * pushes *skip_to past it and says in *is_own whose it is. */
-static void meet(const mgi_range_t *x, bool x_own, uintptr_t cur, uintptr_t *stop,
-		 uintptr_t *skip_to, bool *is_own)
-{
-	if (x->end <= cur || x->start >= *stop)
-		return;
-	if (x->start <= cur) {
-		if (x->end > *skip_to)
-			*skip_to = x->end;
-		*is_own = x_own;
-	} else {
-		*stop = x->start;
-	}
-}
-
 void mgi_exclude_next(uintptr_t cur, uintptr_t *stop, uintptr_t *skip_to, bool *is_own)
 {
-	mgi_range_t arena = {mgi_arena.base, mgi_arena.end};
+	const mgi_range_t arena = {mgi_arena.base, mgi_arena.end};
+	int whose = 0;
 
 	*skip_to = 0;
-	*is_own = false;
 	/* (the objects, the arena, then the own ranges: the last covering
 	 * one says whose) */
-	for (unsigned i = 0; i < nelf; i++)
-		meet(&elf[i], false, cur, stop, skip_to, is_own);
-	meet(&arena, false, cur, stop, skip_to, is_own);
-	for (unsigned i = 0; i < nown; i++)
-		meet(&own[i], true, cur, stop, skip_to, is_own);
+	mgi_ranges_meet(elf, nelf, 0, cur, stop, skip_to, &whose);
+	mgi_ranges_meet(&arena, 1, 0, cur, stop, skip_to, &whose);
+	mgi_ranges_meet(own, nown, 1, cur, stop, skip_to, &whose);
+	*is_own = whose == 1;
 }
 
 void mgi_exclude_child_reset(const void *keep, const void *keep2)
