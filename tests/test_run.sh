@@ -66,8 +66,9 @@ rss_during() {
 	timeout -k 5 120 "$memgrp" run -g "$group" --stats-json "$tmp/$name.json" "$@" >"$tmp/$name.out" 2>&1 &
 	local pid=$!
 	# DELAY counts from the group's manager answering (its start can take
-	# seconds on a loaded machine: "no manager answers" was seen).
-	wait_for 10 "$memgrp" stat "$group" >/dev/null 2>&1
+	# seconds on a loaded machine: "no manager answers" was seen, also
+	# after 10 s at load 20-30, when stress-ng had 6 s to run).
+	wait_for 30 "$memgrp" stat "$group" >/dev/null 2>&1
 	sleep "$delay"
 	if python3 "$here/rss_check.py" "$memgrp" "$group" >"$tmp/$name.rss"; then
 		cat "$tmp/$name.rss"
@@ -162,7 +163,7 @@ rss_during rss_spawn memgrp-test-spawn-$sfx 0.6 -- "$progs/prog_spawn" "$progs/p
 # After heavy churn (unmap, madvise, mremap, fork), no charge is left behind.
 rss_during rss_churn memgrp-test-churn-$sfx 4.5 -- "$progs/prog_stress" 4 3 3
 if command -v stress-ng >/dev/null; then
-	rss_during rss_stress memgrp-test-stress-$sfx 3 -- stress-ng --vm 2 --vm-bytes 128M --vm-keep --timeout 6s
+	rss_during rss_stress memgrp-test-stress-$sfx 3 -- stress-ng --vm 2 --vm-bytes 128M --vm-keep --timeout 12s
 fi
 if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
 	sock=$tmp/redis.sock
