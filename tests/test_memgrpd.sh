@@ -297,7 +297,9 @@ rm -f "$sock.groups/segment-garbage.rejected"
 
 # Without a state directory, the groups come back with their processes:
 # each hands its group's segments to the new daemon, which adopts them.
-mg run -g rs -- "$progs/prog_hold" 16 6 >"$tmp/rs_d.out" 2>&1 &
+# (The holder lives 15 s: with 6 s, at load 17-28, it had ended before the
+# new daemon's adoption was looked at.)
+mg run -g rs -- "$progs/prog_hold" 16 15 >"$tmp/rs_d.out" 2>&1 &
 dpid2=$!
 for _ in $(seq 100); do [ "$(stat_field rs nr_processes 2>/dev/null)" = 1 ] && break; sleep 0.1; done
 kill -KILL $dpid; wait $dpid 2>/dev/null
