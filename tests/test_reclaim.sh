@@ -358,11 +358,15 @@ siblings() { # PARENT LOW: the idle sibling's usage (MiB) after the busy one's r
 	mg create "$p" -m 64M --swap-max 1G
 	mg create "$p/keep" --memory-low "$2"
 	mg create "$p/grow"
-	mg run -g "$p/keep" -- "$progs/prog_hold" 36 12 >"$tmp/keep.out" 2>&1 &
+	# The idle one holds until told (it held 12 s: under ASan at load
+	# 17-28 the busy one's run outlasted that, and the read found 0).
+	rm -f "$tmp/keep.go"
+	mg run -g "$p/keep" -- "$progs/prog_hold" 36 0.1 1 "$tmp/keep.go" >"$tmp/keep.out" 2>&1 &
 	local kpid=$!
 	sleep 2
 	mg run -g "$p/grow" -- "$progs/prog_evict" 48 rounds 6 >"$tmp/grow.out" 2>&1; grc=$?
 	kept_mib=$(mg stat --json "$p/keep" | python3 -c "import json,sys; print(json.load(sys.stdin)['usage'] >> 20)")
+	touch "$tmp/keep.go"
 	wait $kpid; krc=$?
 }
 siblings memgrp-tr-cold-$sfx 0
