@@ -19,27 +19,10 @@
 #include "page.h"
 #include "promtext.h"
 #include "size.h"
+#include "top.h"
 
-#define ROWS_MAX 1024
 #define BAR 20
 
-struct row {
-	char name[MGI_GROUP_NAME_MAX];
-	mgi_stats_t st;
-	double faults_s, evictions_s; /* -1: no earlier sample */
-	double interval_s;            /* since the earlier sample; 0: none */
-	int depth;
-	int parent; /* index in the sample, -1: top level */
-	bool printed;
-};
-
-struct sample {
-	struct row rows[ROWS_MAX];
-	int n;
-	double at; /* CLOCK_MONOTONIC seconds */
-};
-
-enum sort_key { BY_USAGE, BY_NAME, BY_FAULTS, BY_EVICTIONS, BY_SWAP, BY_OOM, BY_PRESSURE };
 static const struct {
 	const char *name;
 	char key;
@@ -50,6 +33,8 @@ static const struct {
 };
 #define NSORTS ((int)(sizeof(sorts) / sizeof(sorts[0])))
 
+static enum sort_key sort_by;
+
 static volatile sig_atomic_t stop;
 static void on_stop(int sig)
 {
@@ -57,150 +42,9 @@ static void on_stop(int sig)
 	stop = 1;
 }
 
-static double now_s(void)
-{
-	return (double)mgi_os_now_ns() / 1e9;
-}
-
 static bool unlimited(uint64_t v)
 {
 	return v >= (uint64_t)MGI_PAGES_UNLIMITED * MGI_PAGE_SIZE;
-}
-
-/* The groups of the manager at sock, appended to s. The root appears
- * only when processes joined it (memgrpd's default group). */
-static void collect_manager(const char *sock, struct sample *s)
-{
-	static mgi_msg_t req, list, st;
-	char err[256];
-
-	mgi_msg_init(&req, MGI_MSG_LIST_REQ);
-	if (mgi_request(sock, &req, MGI_MSG_LIST, &list, err, sizeof(err)) != 0)
-		return; /* a stale socket: nobody serves it */
-	for (uint32_t i = 0; i < list.list.count && s->n < ROWS_MAX; i++) {
-		mgi_msg_init(&req, MGI_MSG_STAT_REQ);
-		memcpy(req.group.group, list.list.names[i], MGI_GROUP_NAME_MAX);
-		if (mgi_request(sock, &req, MGI_MSG_STAT, &st, err, sizeof(err)) != 0)
-			continue; /* removed meanwhile */
-		if (!st.stat.group[0] && !st.stat.figures.nr_processes)
-			continue;
-		struct row *r = &s->rows[s->n++];
-		memset(r, 0, sizeof(*r));
-		snprintf(r->name, sizeof(r->name), "%s", st.stat.group[0] ? st.stat.group : "/");
-		r->st = st.stat.figures;
-	}
-}
-
-/* Every manager, as `memgrp ls` finds them, or the one asked for. */
-static void collect(const char *sock, struct sample *s)
-{
-	char path[300];
-	struct dirent *d;
-	DIR *dir;
-
-	s->n = 0;
-	s->at = now_s();
-	if (sock) {
-		collect_manager(sock, s);
-	} else {
-		collect_manager(MGI_MEMGRPD_SOCKET, s);
-		if ((dir = opendir("/run/memgrp"))) {
-			while ((d = readdir(dir))) {
-				size_t len = strlen(d->d_name);
-				if (len < 6 || strcmp(d->d_name + len - 5, ".sock") != 0 ||
-				    !strcmp(d->d_name, "memgrpd.sock"))
-					continue;
-				snprintf(path, sizeof(path), "/run/memgrp/%s", d->d_name);
-				collect_manager(path, s);
-			}
-			closedir(dir);
-		}
-	}
-	/* The tree: a group's parent is the longest name that prefixes it
-	 * up to a '/'. */
-	for (int i = 0; i < s->n; i++) {
-		struct row *r = &s->rows[i];
-		r->parent = -1;
-		r->depth = 0;
-		for (const char *p = r->name; *p; p++)
-			r->depth += *p == '/';
-		if (!strcmp(r->name, "/"))
-			r->depth = 0;
-		char *slash = strrchr(r->name, '/');
-		if (slash && slash != r->name) {
-			size_t plen = (size_t)(slash - r->name);
-			for (int j = 0; j < s->n; j++)
-				if (strlen(s->rows[j].name) == plen && !strncmp(s->rows[j].name, r->name, plen))
-					r->parent = j;
-		}
-	}
-}
-
-/* Rates from the earlier sample (matched by name). */
-static void rates(struct sample *cur, const struct sample *prev)
-{
-	for (int i = 0; i < cur->n; i++) {
-		struct row *r = &cur->rows[i];
-		r->faults_s = r->evictions_s = -1;
-		r->interval_s = 0;
-		for (int j = 0; prev && j < prev->n; j++) {
-			const struct row *p = &prev->rows[j];
-			double dt = cur->at - prev->at;
-			if (strcmp(p->name, r->name) != 0 || dt <= 0)
-				continue;
-			/* counters only grow; a group removed and made again
-			 * under the same name starts over */
-			r->interval_s = dt;
-			r->faults_s = r->st.pgfault >= p->st.pgfault ? (double)(r->st.pgfault - p->st.pgfault) / dt : 0;
-			r->evictions_s = r->st.pswpout >= p->st.pswpout ? (double)(r->st.pswpout - p->st.pswpout) / dt : 0;
-			break;
-		}
-	}
-}
-
-static enum sort_key sort_by;
-
-/* Whether a comes before b among siblings. */
-static bool before(const struct row *a, const struct row *b)
-{
-	double x = 0, y = 0;
-
-	switch (sort_by) {
-	case BY_NAME:
-		return strcmp(a->name, b->name) < 0;
-	case BY_USAGE: x = (double)a->st.usage; y = (double)b->st.usage; break;
-	case BY_FAULTS: x = a->faults_s; y = b->faults_s; break;
-	case BY_EVICTIONS: x = a->evictions_s; y = b->evictions_s; break;
-	case BY_SWAP: x = (double)a->st.swap_usage; y = (double)b->st.swap_usage; break;
-	case BY_OOM: x = (double)a->st.oom_kill; y = (double)b->st.oom_kill; break;
-	case BY_PRESSURE:
-		x = mgi_prom_pressure(a->st.usage, a->st.limit) + (double)a->st.usage / 1e30;
-		y = mgi_prom_pressure(b->st.usage, b->st.limit) + (double)b->st.usage / 1e30;
-		break;
-	}
-	if (x != y)
-		return x > y;
-	return strcmp(a->name, b->name) < 0;
-}
-
-/* The order to show: the tree depth first, siblings sorted by the key. */
-static int order(struct sample *s, int parent, int *out, int n)
-{
-	for (;;) {
-		int best = -1;
-		for (int i = 0; i < s->n; i++) {
-			struct row *r = &s->rows[i];
-			if (r->printed || r->parent != parent)
-				continue;
-			if (best < 0 || before(r, &s->rows[best]))
-				best = i;
-		}
-		if (best < 0)
-			return n;
-		s->rows[best].printed = true;
-		out[n++] = best;
-		n = order(s, best, out, n);
-	}
 }
 
 static void fmt_size(uint64_t v, char *buf, size_t len)
@@ -494,7 +338,7 @@ static bool keys_raw(struct termios *saved)
  * the last one, under a header; else after a blank line when gap). */
 static void show(struct sample *cur, int *idx, bool json, bool tty, bool gap, long width)
 {
-	int n = order(cur, -1, idx, 0);
+	int n = mgi_top_order(cur, sort_by, idx);
 
 	if (json) {
 		print_json(cur, idx, n);
@@ -521,10 +365,10 @@ static void show(struct sample *cur, int *idx, bool json, bool tty, bool gap, lo
  * sort key redraws the sample just shown in the new order at once. */
 static void wait_keys(double interval, bool raw_on, struct sample *shown, int *idx, long width)
 {
-	double until = now_s() + interval;
+	double until = mgi_top_now_s() + interval;
 
 	while (!stop) {
-		double left = until - now_s();
+		double left = until - mgi_top_now_s();
 		if (left <= 0)
 			break;
 		struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
@@ -543,15 +387,13 @@ static void wait_keys(double interval, bool raw_on, struct sample *shown, int *i
 			}
 		if (until == 0) {
 			/* re-sort the sample just shown */
-			for (int i = 0; i < shown->n; i++)
-				shown->rows[i].printed = false;
-			int m = order(shown, -1, idx, 0);
+			int m = mgi_top_order(shown, sort_by, idx);
 			printf("\033[H\033[2J");
 			header(table_cols((int)width), "memgrp top - sort: %s - keys: u n f e s o p, "
 			       "q quits", sorts[sort_by].name);
 			print_table(stdout, shown, idx, m, table_cols((int)width));
 			fflush(stdout);
-			until = now_s() + interval;
+			until = mgi_top_now_s() + interval;
 		}
 	}
 }
@@ -645,8 +487,8 @@ int mgi_cmd_top(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	bool raw_on = tty && keys_raw(&saved);
 	for (bool first = true; !stop; first = false) {
-		collect(sock, cur);
-		rates(cur, prev);
+		mgi_top_collect(sock, cur);
+		mgi_top_rates(cur, prev);
 		if (once && first) {
 			/* the rates need a second sample */
 			prev = cur;
