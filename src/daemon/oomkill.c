@@ -459,22 +459,27 @@ pid_t mgi_oom_kill_host(mgi_manager_t *m, const char *state, uint64_t total_page
 		}
 	/* adj in thousandths of the host's memory, as the kernel's global OOM */
 	const mgi_victim_policy_t pol = {.total_pages = total_pages, .policy = e.policy};
+	const char *why = NULL;
+	int best = mgi_victim_choose(kill_cand, k, &pol, &why);
+	if (best < 0) {
+		/* said here: the kill's own line would name the scope's group
+		 * (the root's name is empty) */
+		mgi_manager_log(m, "host: %s%s, and no process can be killed: %s", dry_run ? "--dry-run: " : "",
+				state, why);
+		return 0;
+	}
 	if (dry_run) {
-		const char *why = NULL;
 		char comm[MGI_COMM_MAX + 1], holds[16];
-		int best = mgi_victim_choose(kill_cand, k, &pol, &why);
-		if (best < 0) {
-			mgi_manager_log(m, "host: --dry-run: no process could be killed: %s", why);
-			return 0;
-		}
 		describe_kill(m, (size_t)best, comm, sizeof(comm), NULL, 0);
 		mgi_size_format(kill_cand[best].pages * MGI_PAGE_SIZE, holds, sizeof(holds));
-		mgi_manager_log(m, "host: --dry-run: would %s pid %d (%s) of group '%s', which holds %s "
-				   "(%s, --oom-policy %s, --oom-kill %s) %s; nothing done",
+		/* (--oom-kill group: every process of g, the choice's first named) */
+		mgi_manager_log(m, "host: --dry-run: would %s pid %d (%s) of group '%s'%s, which holds %s "
+				   "(%s, --oom-policy %s) %s; nothing done",
 				e.signal == SIGTERM ? "send SIGTERM to" : "kill", (int)kill_cand[best].pid,
-				comm, m->tree.node[kill_cand[best].group].name, holds, why,
-				mgi_oom_policy_name(e.policy),
-				e.scope == MGI_OOM_SCOPE_GROUP ? "group" : "process", state);
+				comm, m->tree.node[kill_cand[best].group].name,
+				e.scope == MGI_OOM_SCOPE_GROUP ? " and every other process of its group "
+								 "(--oom-kill group)" : "",
+				holds, why, mgi_oom_policy_name(e.policy), state);
 		return kill_cand[best].pid;
 	}
 	const mgi_oom_kill_t kill = {
