@@ -15,7 +15,8 @@
 # run with the workload in a PID namespace of their own (unshare
 # --mount-proc), so that it can kill nothing else on this host.
 # Usage: bench/oom_host.sh [BUILD_DIR]   (as root; earlyoom installed)
-# Environment: ROUNDS (5), HOG_MB (3072), SUSTAIN (2s, memgrpd's default).
+# Environment: ROUNDS (5), HOG_MB (3072), SUSTAIN (2s, memgrpd's default),
+#        TOOLS ("memgrpd earlyoom").
 set -euo pipefail
 build=$(realpath "${1:-build}")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -96,12 +97,12 @@ round_earlyoom() {
 		kill $hpid $epid 2>/dev/null
 		for p in "${pids[@]}"; do kill "${p#*=}" 2>/dev/null; done
 		wait 2>/dev/null
-		grep -iE "sending|kill" "$tmp/earlyoom.log" >>"$tmp/earlyoom.all"
+		grep -iE "sending|low memory" "$tmp/earlyoom.log" >>"$tmp/earlyoom.all"
 	' bash "$hold" "$hog" "$work" "$here" "$tmp"
 }
 
 echo "host OOM: workload A 1024M, B 512M, C 256M; hog ${hog}M; floor: MemAvailable - workload - hog + 768M; sustain $sustain; $rounds rounds each"
-for tool in memgrpd earlyoom; do
+for tool in ${TOOLS:-memgrpd earlyoom}; do
 	: >"$tmp/$tool.res"
 	for i in $(seq "$rounds"); do
 		"round_$tool" | tee -a "$tmp/$tool.res" | sed "s/^/$tool round $i: /"
@@ -121,5 +122,7 @@ print(f"{sys.argv[1]}: killed A {sum(r[3] == 'A' for r in rows)}/{len(rows)} "
       f"{q([int(r[9]) for r in rows])}")
 PY
 done
-echo "memgrpd's log (host lines):"; sed 's/^/  /' "$tmp/memgrpd.all" | tail -8
-echo "earlyoom's log (kills):"; sed 's/^/  /' "$tmp/earlyoom.all" | tail -8
+for tool in ${TOOLS:-memgrpd earlyoom}; do
+	echo "$tool's log (the last lines of the host's steps and kills):"
+	sed 's/^/  /' "$tmp/$tool.all" 2>/dev/null | grep -v "Will avoid\|when mem <=" | tail -8
+done
