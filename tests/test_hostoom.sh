@@ -239,6 +239,58 @@ PY
 }
 run_case ladder
 
+case_steps() {
+	local a=$(avail_mb) blip=4096
+	if [ "$a" -lt $((4 * blip)) ]; then
+		skip steps "MemAvailable ${a}M: too little to hold ${blip}M for the test safely"
+		return
+	fi
+	# as in 'ladder': the groups start with room, then a hog outside them
+	# takes MemAvailable under the floor until the end; no kill within the
+	# case (sustain 600 s): the soft-limit step, then eviction into the
+	# groups' swap
+	start_d --min-available "$((a - blip / 2))M" --host-sustain 600s || return
+	gS=t-hoS-$sfx gE=t-hoE-$sfx
+	mg create "$gS" --memory-soft 8M --swap-max 256M && mg create "$gE" --swap-max 256M ||
+		{ bad steps "create refused"; stop_d; return; }
+	hold S "$gS" 48 40
+	hold E "$gE" 64 40
+	if grep -q "host: short" "$log"; then
+		skip steps "the host's other load took MemAvailable under the floor before the test did"
+		stop_d
+		kill "$pid_S" "$pid_E" 2>/dev/null
+		return
+	fi
+	hog $blip 60 >"$tmp/hog-steps.out" 2>&1 &
+	local hpid=$!
+	track $hpid
+	local soft_re="evicting toward its soft limit / memory.low group '$gS'|reclaiming group '$gS' toward its soft limit"
+	wait_for 30 grep -qE "$soft_re" "$log"
+	wait_for 30 grep -q "host: short.*: evicting group" "$log"
+	local soft_at=$(grep -nE "$soft_re" "$log" | head -1 | cut -d: -f1)
+	local evict_at=$(grep -n "host: short.*: evicting group" "$log" | head -1 | cut -d: -f1)
+	wait_for 20 test "$(stat_field "$gS" pswpout)" -gt 0
+	wait_for 20 test "$(stat_field "$gE" pswpout)" -gt 0
+	local st=$(mg stat --json | grep -o '"host_[a-z_]*": [0-9]*' | tr '\n' ' ')
+	if [ -n "$soft_at" ] && [ -n "$evict_at" ] && [ "$soft_at" -lt "$evict_at" ] &&
+		[ "$(stat_field "$gS" pswpout)" -gt 0 ] && [ "$(stat_field "$gE" pswpout)" -gt 0 ] &&
+		[[ $st != *'"host_ladder_evict": 0'* && $st == *'"host_ladder_kill": 0'* ]]; then
+		ok "soft limit first (S above its 8M), then eviction into the groups' swap; nobody killed ($st)"
+	else
+		bad steps "soft at '$soft_at', evict at '$evict_at', pswpout S $(stat_field "$gS" pswpout) E $(stat_field "$gE" pswpout); $st; $(grep -E "host:|soft" "$log" | head -8)"
+	fi
+	# their bytes come back from the stores: prog_hold checks them
+	stop_d
+	kill $hpid 2>/dev/null
+	local rc_all=
+	for p in S E; do
+		eval "wait \$pid_$p"
+		rc_all+="$p:$? "
+	done
+	[ "$rc_all" = "S:0 E:0 " ] && ok "S and E kept their bytes through eviction" || bad steps_bytes "$rc_all"
+}
+run_case steps
+
 case_blip() {
 	local a=$(avail_mb) blip=4096
 	if [ "$a" -lt $((4 * blip)) ]; then
