@@ -124,5 +124,9 @@ bool mgi_manager_opts_host(const mgi_manager_opts_t *o, mgi_host_config_t *out)
 		.pressure = o->host_pressure,
 		.dry_run = o->dry_run,
 	};
-	return out->rule.min_available || out->rule.pressure_bp;
+	/* --min-available alone keeps its first meaning (the soft limits'
+	 * floor, reclaim.c): existing set-ups (and test_reclaim's 1P floor)
+	 * must not start killing. The ladder, which may kill, is asked for
+	 * with --host-pressure, --host-sustain or --dry-run. */
+	return out->rule.pressure_bp || (out->rule.min_available && (o->host_sustain_given || o->dry_run));
 }

@@ -60,8 +60,9 @@ typedef struct mgi_manager_opts {
 	bool dry_run, host_sustain_given;
 } mgi_manager_opts_t;
 
-/* Whether memgrpd watches the host (--min-available or --host-pressure
- * given), and the watch's configuration from the options. */
+/* Whether memgrpd runs the host's ladder (--host-pressure given, or
+ * --min-available with --host-sustain or --dry-run), and the watch's
+ * configuration from the options. */
 bool mgi_manager_opts_host(const mgi_manager_opts_t *o, mgi_host_config_t *out);
 
 /* The defaults. */

@@ -431,10 +431,10 @@ pid_t mgi_oom_kill_host(mgi_manager_t *m, const char *state, uint64_t total_page
 	size_t n = collect_joined(m, m->scope);
 	/* a group that pauses at OOM by choice (--oom-kill-disable, its own
 	 * or inherited) is never the host's victim: its processes count as
-	 * tried, so its unit cannot pay either */
+	 * protected, so its unit cannot pay either */
 	for (size_t i = 0; i < n; i++)
 		if (mgi_oom_effective(m, joined[i].group).kill_disable)
-			joined[i].tried = true;
+			joined[i].protected_ = true;
 	int g = choose_group(m, m->scope, n, sel, &own_only);
 	struct mgi_oom_eff e = mgi_oom_effective(m, g);
 	for (size_t i = 0; i < n; i++)
