@@ -18,10 +18,10 @@
  * a trigger the kernel took, nothing runs until the kernel says the stall
  * reached the threshold within the window; a floor (--min-available) has
  * no kernel notification, so MemAvailable is read every HOST_TICK_MS
- * (two small /proc reads: measured in docs/benchmarks.md). While the host
- * is short it is sampled every HOST_SHORT_TICK_MS, so that a step's effect
- * shows before the next, and the sustain count (hostmem.h's rule) ends on
- * time.
+ * (measured: 3.4 ms of CPU in 30 s, docs/benchmarks.md). While the host
+ * is short it is sampled every HOST_SHORT_TICK_MS, so that a step's
+ * effect shows before the next, and the sustain count (hostmem.h's rule)
+ * ends on time.
  */
 #define HOST_TICK_MS 500
 #define HOST_SHORT_TICK_MS 200
