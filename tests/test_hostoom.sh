@@ -187,7 +187,9 @@ case_ladder() {
 	# under it until the end (far from a real shortage: a sixth of this
 	# host's memory at most).
 	start_d --min-available "$((a - blip / 2))M" --host-sustain 3s || return
-	groups 40 || { stop_d; return; }
+	# (held long enough for a sanitizer build's slow start: nobody may
+	# exit on its own before the kill)
+	groups $((accounting ? 40 : 120)) || { stop_d; return; }
 	cooperate
 	mg events --ladder --json "$gP" >"$tmp/ev.out" 2>"$tmp/ev.err" &
 	local epid=$!
