@@ -303,7 +303,7 @@ case_blip() {
 	# a floor the blip takes MemAvailable under only with its last 1G
 	# (the host's other load moves it by a gigabyte in seconds), held a
 	# second: short for far less than --host-sustain
-	start_d --min-available "$((a - blip + 1024))M" --host-sustain 10s || return
+	start_d --min-available "$((a - blip + 1024))M" --host-sustain 30s || return
 	gA=t-hoA-$sfx
 	mg create "$gA" || { bad blip "create refused"; stop_d; return; }
 	hold A "$gA" 16 60
@@ -314,7 +314,7 @@ case_blip() {
 	elif grep -q "is out of memory\|would kill" "$log" || ! alive "$pid_A"; then
 		bad blip "a kill on a blip: $(grep host: "$log" | tail -5)"
 	else
-		ok "a blip under the floor ($(grep -o 'room again after [0-9.]* s' "$log" | head -1), sustain 10 s) killed nothing"
+		ok "a blip under the floor ($(grep -o 'room again after [0-9.]* s' "$log" | head -1), sustain 30 s) killed nothing"
 	fi
 	kill "$pid_A" 2>/dev/null
 	wait "$pid_A" 2>/dev/null
