@@ -68,7 +68,8 @@ _memgrpd() {
 	--socket | --metrics-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--state-dir) COMPREPLY=($(compgen -d -- "$cur") $(compgen -W none -- "$cur")); return ;;
 	--kernel-backstop) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
+	--host-pressure) COMPREPLY=($(compgen -W "'full 10%' 'some 25%/2s'" -- "$cur")); return ;;
 	esac
-	COMPREPLY=($(compgen -W "--socket --state-dir --fault-around --coop-wait --min-available --kernel-backstop --metrics-listen --metrics-file --help" -- "$cur"))
+	COMPREPLY=($(compgen -W "--socket --state-dir --fault-around --coop-wait --min-available --kernel-backstop --metrics-listen --metrics-file --host-pressure --host-sustain --dry-run --help" -- "$cur"))
 }
 complete -F _memgrpd memgrpd

@@ -61,7 +61,7 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 11488,     # hdr, group, stats (137 x u64), nprocs, reserved, procs[256] x 40
+    STAT: 11544,     # hdr, group, stats (144 x u64), nprocs, reserved, procs[256] x 40
     SET: 752,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
                      # mode, backend; oom_set, policy, scope, signal, grace_ms, kill_disable,
                      # prefer[128], avoid[128], prekill_timeout_ms, reserved, prekill[256]
@@ -204,7 +204,8 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
     tuple(f"notify_hist{i}" for i in range(24)) + ("notify_ns",) + \
     ("under_oom", "oom_pauses", "ladder_coop", "ladder_coop_enough", "ladder_evict",
      "ladder_evict_empty", "oom_none", "vrange_bytes", "vrange_purged_pages",
-     "ladder_purge")
+     "ladder_purge", "host_short", "host_ladder_purge", "host_ladder_coop", "host_ladder_soft",
+     "host_ladder_evict", "host_ladder_kill", "host_ladder_dry_run")
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {

@@ -192,6 +192,96 @@ static void pressure_with_memory_to_spare_never_kills(void)
 	CHECK_INT_EQ(mgi_host_judge(&st, &rule, 5100, 50 << 20, &p, NULL), MGI_HOST_KILL);
 }
 
+/* --host-pressure's syntax: the kind, the share, the optional window;
+ * and the trigger text the kernel is given. */
+static void pressure_option(void)
+{
+	static const struct {
+		const char *text;
+		unsigned kind;
+		uint32_t bp, window_ms;
+		const char *trigger;
+	} good[] = {
+		{"full 10%", MGI_PSI_FULL, 1000, 1000, "full 100000 1000000"},
+		{"some 25%/2s", MGI_PSI_SOME, 2500, 2000, "some 500000 2000000"},
+		{"full 0.5%/500ms", MGI_PSI_FULL, 50, 500, "full 2500 500000"},
+		{"full 100%/10s", MGI_PSI_FULL, 10000, 10000, "full 10000000 10000000"},
+		{"some 0.01%", MGI_PSI_SOME, 1, 1000, "some 100 1000000"},
+		{"full 12.34%/3", MGI_PSI_FULL, 1234, 3000, "full 370200 3000000"},
+	};
+	static const char *const bad[] = {
+		"", "full", "full ", "full 10", "10%", "FULL 10%", "full  10%", "full 10 %", "full 0%",
+		"full 100.01%", "full 101%", "full 1.234%", "full 10%/", "full 10%/1h", "full 10%/499ms",
+		"full 10%/11s", "full 10%/2s ", "full -1%", "medium 10%", "full 10%%", "full .5%",
+		"full 18446744073709551617%",
+	};
+	mgi_host_pressure_t p;
+	char err[160], trig[64];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		CHECK_MSG(mgi_host_pressure_parse(good[i].text, strlen(good[i].text), &p, err, sizeof(err)) == 0,
+			  "refused '%s': %s", good[i].text, err);
+		CHECK_EQ(p.kind, good[i].kind);
+		CHECK_EQ(p.bp, good[i].bp);
+		CHECK_EQ(p.window_ms, good[i].window_ms);
+		CHECK_INT_EQ(mgi_host_trigger_text(&p, trig, sizeof(trig)), (int)strlen(good[i].trigger));
+		CHECK_STR_EQ(trig, good[i].trigger);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		memset(&p, 0xab, sizeof(p));
+		CHECK_MSG(mgi_host_pressure_parse(bad[i], strlen(bad[i]), &p, err, sizeof(err)) == -EINVAL,
+			  "accepted '%s'", bad[i]);
+		CHECK_EQ(p.bp, 0);
+		CHECK_MSG(err[0] != '\0', "no reason for '%s'", bad[i]);
+	}
+	/* the text ends at len */
+	CHECK_INT_EQ(mgi_host_pressure_parse("full 10%/2sXYZ", 11, &p, err, sizeof(err)), 0);
+	CHECK_EQ(p.window_ms, 2000);
+	CHECK_INT_EQ(mgi_host_trigger_text(&p, trig, 8), -ENOSPC);
+}
+
+static void durations(void)
+{
+	uint64_t ms;
+
+	CHECK_INT_EQ(mgi_host_duration_ms("2", 1, 60000, &ms), 0);
+	CHECK_EQ(ms, 2000);
+	CHECK_INT_EQ(mgi_host_duration_ms("250ms", 5, 60000, &ms), 0);
+	CHECK_EQ(ms, 250);
+	CHECK_INT_EQ(mgi_host_duration_ms("60s", 3, 60000, &ms), 0);
+	CHECK_EQ(ms, 60000);
+	CHECK_INT_EQ(mgi_host_duration_ms("61s", 3, 60000, &ms), -EINVAL);
+	CHECK_INT_EQ(mgi_host_duration_ms("60001ms", 7, 60000, &ms), -EINVAL);
+	CHECK_INT_EQ(mgi_host_duration_ms("", 0, 60000, &ms), -EINVAL);
+	CHECK_INT_EQ(mgi_host_duration_ms("1m", 2, 60000, &ms), -EINVAL);
+	CHECK_INT_EQ(mgi_host_duration_ms("s", 1, 60000, &ms), -EINVAL);
+	CHECK_INT_EQ(mgi_host_duration_ms("99999999999999999999s", 21, UINT64_MAX, &ms), -EINVAL);
+	CHECK_EQ(ms, 0);
+}
+
+/* --host-pressure some: the "some" total decides, "full" is not looked at. */
+static void pressure_some(void)
+{
+	const mgi_host_rule_t rule = {.pressure_bp = 1000, .sustain_ms = 1000, .pressure_some = true};
+	mgi_host_state_t st = {0};
+	mgi_psi_t p = {.have = MGI_PSI_SOME | MGI_PSI_FULL};
+	uint32_t bp;
+
+	CHECK_INT_EQ(mgi_host_judge(&st, &rule, 1000, UINT64_MAX, &p, &bp), MGI_HOST_FINE);
+	p.some_total_us = 200000; /* 20 % of the next second */
+	CHECK_INT_EQ(mgi_host_judge(&st, &rule, 2000, UINT64_MAX, &p, &bp), MGI_HOST_RECLAIM);
+	CHECK_EQ(bp, 2000);
+	p.some_total_us = 400000;
+	p.full_total_us = 0;
+	CHECK_INT_EQ(mgi_host_judge(&st, &rule, 3000, UINT64_MAX, &p, &bp), MGI_HOST_KILL);
+	/* a "some" line alone is enough for this rule */
+	p.have = MGI_PSI_SOME;
+	p.some_total_us = 400000;
+	CHECK_INT_EQ(mgi_host_judge(&st, &rule, 4000, UINT64_MAX, &p, &bp), MGI_HOST_FINE);
+	CHECK_EQ(bp, 0);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -202,5 +292,8 @@ int main(int argc, char **argv)
 	MGT_RUN(a_blip_never_kills);
 	MGT_RUN(pressure_from_the_total);
 	MGT_RUN(pressure_with_memory_to_spare_never_kills);
+	MGT_RUN(pressure_option);
+	MGT_RUN(durations);
+	MGT_RUN(pressure_some);
 	MGT_DONE();
 }

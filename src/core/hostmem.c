@@ -118,13 +118,15 @@ int mgi_meminfo_available(const char *buf, size_t len, uint64_t *bytes)
 mgi_host_verdict_t mgi_host_judge(mgi_host_state_t *st, const mgi_host_rule_t *rule, uint64_t now_ms,
 				  uint64_t avail, const mgi_psi_t *psi, uint32_t *stall_bp)
 {
-	bool full = psi && (psi->have & MGI_PSI_FULL);
+	unsigned kind = rule->pressure_some ? MGI_PSI_SOME : MGI_PSI_FULL;
+	bool full = psi && (psi->have & kind);
+	uint64_t total = !full ? 0 : rule->pressure_some ? psi->some_total_us : psi->full_total_us;
 	uint32_t stall = 0;
 
 	/* the stall share since the last sample: a total that went back
 	 * (another reader's file? a reset) or no time passed says nothing */
-	if (full && st->have_last && now_ms > st->last_ms && psi->full_total_us >= st->last_full_us) {
-		uint64_t waited_us = psi->full_total_us - st->last_full_us;
+	if (full && st->have_last && now_ms > st->last_ms && total >= st->last_full_us) {
+		uint64_t waited_us = total - st->last_full_us;
 		uint64_t span_us = (now_ms - st->last_ms) * 1000;
 		uint64_t bp = waited_us >= span_us ? 10000 : waited_us * 10000 / span_us;
 		stall = (uint32_t)bp;
@@ -132,7 +134,7 @@ mgi_host_verdict_t mgi_host_judge(mgi_host_state_t *st, const mgi_host_rule_t *r
 	if (full) {
 		st->have_last = true;
 		st->last_ms = now_ms;
-		st->last_full_us = psi->full_total_us;
+		st->last_full_us = total;
 	}
 	if (stall_bp)
 		*stall_bp = stall;
@@ -157,4 +159,120 @@ mgi_host_verdict_t mgi_host_judge(mgi_host_state_t *st, const mgi_host_rule_t *r
 void mgi_host_killed(mgi_host_state_t *st, uint64_t now_ms)
 {
 	st->short_since_ms = now_ms;
+}
+
+/* An error message, as size.c's. */
+static int fail(char *err, size_t errlen, const char *why)
+{
+	if (errlen) {
+		size_t n = strlen(why) < errlen - 1 ? strlen(why) : errlen - 1;
+		memcpy(err, why, n);
+		err[n] = '\0';
+	}
+	return -EINVAL;
+}
+
+int mgi_host_duration_ms(const char *text, size_t len, uint64_t max_ms, uint64_t *ms)
+{
+	const char *p = text, *end = text + len;
+	uint64_t n;
+
+	*ms = 0;
+	if (number(&p, end, &n) != 0 || n > max_ms)
+		return -EINVAL;
+	if (p == end || lit(&p, end, "s")) {
+		if (n > max_ms / 1000)
+			return -EINVAL;
+		n *= 1000;
+	} else if (!lit(&p, end, "ms")) {
+		return -EINVAL;
+	}
+	if (p != end)
+		return -EINVAL;
+	*ms = n;
+	return 0;
+}
+
+static int pressure_parse(const char *text, size_t len, mgi_host_pressure_t *out, char *err,
+			    size_t errlen)
+{
+	const char *p = text, *end = text + len, *w;
+	uint64_t whole, frac = 0, window = MGI_HOST_WINDOW_DEFAULT_MS;
+
+	if (lit(&p, end, "some "))
+		out->kind = MGI_PSI_SOME;
+	else if (lit(&p, end, "full "))
+		out->kind = MGI_PSI_FULL;
+	else
+		return fail(err, errlen, "a kind first, \"some\" or \"full\" (e.g. \"full 10%\")");
+	if (number(&p, end, &whole) != 0 || whole > 100)
+		return fail(err, errlen, "a share of time from 0.01% to 100% after the kind (e.g. \"full 10%\")");
+	if (lit(&p, end, ".")) {
+		const char *f = p;
+		if (number(&p, end, &frac) != 0 || p - f > 2)
+			return fail(err, errlen, "at most two decimals in the percentage");
+		if (p - f == 1)
+			frac *= 10;
+	}
+	if (!lit(&p, end, "%"))
+		return fail(err, errlen, "the share ends with '%' (e.g. \"full 10%\")");
+	if (whole * 100 + frac > 10000 || whole * 100 + frac == 0)
+		return fail(err, errlen, "a share of time from 0.01% to 100%");
+	if (lit(&p, end, "/")) {
+		w = p;
+		if (mgi_host_duration_ms(w, (size_t)(end - w), MGI_HOST_WINDOW_MAX_MS, &window) != 0 ||
+		    window < MGI_HOST_WINDOW_MIN_MS) {
+					return fail(err, errlen, "the window after '/' is a duration from 500ms to 10s "
+						 "(e.g. \"full 10%/2s\")");
+		}
+		p = end;
+	}
+	if (p != end) {
+			return fail(err, errlen, "nothing after the share but an optional /WINDOW (e.g. "
+					 "\"some 25%/2s\")");
+	}
+	out->bp = (uint32_t)(whole * 100 + frac);
+	out->window_ms = (uint32_t)window;
+	return 0;
+}
+
+int mgi_host_pressure_parse(const char *text, size_t len, mgi_host_pressure_t *out, char *err,
+			    size_t errlen)
+{
+	int rc = pressure_parse(text, len, out, err, errlen);
+
+	if (rc != 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+int mgi_host_trigger_text(const mgi_host_pressure_t *p, char *buf, size_t len)
+{
+	static const char digits[] = "0123456789";
+	uint64_t window_us = (uint64_t)p->window_ms * 1000;
+	/* the kernel wants a stall of at least 1 us within the window */
+	uint64_t stall_us = window_us * p->bp / 10000 ? window_us * p->bp / 10000 : 1;
+	uint64_t v[2] = {stall_us, window_us};
+	char tmp[64];
+	size_t at = 0;
+
+	memcpy(tmp, p->kind == MGI_PSI_SOME ? "some" : "full", 4);
+	at = 4;
+	for (int i = 0; i < 2; i++) {
+		char d[24];
+		int nd = 0;
+		uint64_t x = v[i];
+		do {
+			d[nd++] = digits[x % 10];
+			x /= 10;
+		} while (x);
+		tmp[at++] = ' ';
+		while (nd)
+			tmp[at++] = d[--nd];
+	}
+	if (at + 1 > len)
+		return -ENOSPC;
+	memcpy(buf, tmp, at);
+	buf[at] = '\0';
+	return (int)at;
 }

@@ -53,6 +53,7 @@ typedef struct mgi_host_rule {
 	uint64_t min_available; /* bytes; 0: not watched */
 	uint32_t pressure_bp;   /* 1..10000; 0: not watched */
 	uint64_t sustain_ms;    /* how long short before a kill */
+	bool pressure_some;     /* the stall share of "some" (a task waited), not "full" */
 } mgi_host_rule_t;
 
 typedef struct mgi_host_state {
@@ -75,5 +76,34 @@ mgi_host_verdict_t mgi_host_judge(mgi_host_state_t *st, const mgi_host_rule_t *r
 
 /* A kill was made at now_ms: the sustain count starts again. */
 void mgi_host_killed(mgi_host_state_t *st, uint64_t now_ms);
+
+/*
+ * memgrpd's --host-pressure: "KIND PERCENT%[/WINDOW]", KIND "some" (a
+ * task waited on memory) or "full" (every task did), PERCENT from 0.01
+ * to 100 with at most two decimals, WINDOW a duration from 500ms to 10s
+ * ("500ms", "2s"; default 1s), e.g. "full 10%" or "some 25%/2s": the host
+ * is short when that share of WINDOW was stalled. Also what the kernel's
+ * PSI trigger takes: "KIND STALL_US WINDOW_US" (mgi_host_trigger_text).
+ * Returns 0, or -EINVAL with why in err (anything else: no default
+ * applies to a malformed text). out is zeroed first.
+ */
+#define MGI_HOST_WINDOW_MIN_MS 500
+#define MGI_HOST_WINDOW_MAX_MS 10000
+#define MGI_HOST_WINDOW_DEFAULT_MS 1000
+typedef struct mgi_host_pressure {
+	unsigned kind;      /* MGI_PSI_SOME or MGI_PSI_FULL */
+	uint32_t bp;        /* hundredths of a percent, 1..10000 */
+	uint32_t window_ms; /* MGI_HOST_WINDOW_MIN_MS..MAX_MS */
+} mgi_host_pressure_t;
+int mgi_host_pressure_parse(const char *text, size_t len, mgi_host_pressure_t *out, char *err,
+			    size_t errlen);
+
+/* The PSI trigger's text for p ("full 100000 1000000", with its NUL) in
+ * buf; returns its length without the NUL, or -ENOSPC. */
+int mgi_host_trigger_text(const mgi_host_pressure_t *p, char *buf, size_t len);
+
+/* A duration "N", "Ns" or "Nms" (N whole; bare: seconds) in ms, up to
+ * max_ms: 0, or -EINVAL. (--host-sustain, the pressure's window.) */
+int mgi_host_duration_ms(const char *text, size_t len, uint64_t max_ms, uint64_t *ms);
 
 #endif

@@ -68,6 +68,13 @@ static const family_t families[] = {
 	{"ladder_coop_enough_total", COUNTER, PLAIN, AT(ladder_coop_enough), "Cooperative episodes that freed what was needed."},
 	{"ladder_evict_total", COUNTER, PLAIN, AT(ladder_evict), "Eviction episodes for refused charges."},
 	{"ladder_evict_empty_total", COUNTER, PLAIN, AT(ladder_evict_empty), "Eviction episodes that freed nothing."},
+	{"host_short_total", COUNTER, PLAIN, AT(host_short), "Host shortages seen by memgrpd (root only)."},
+	{"host_ladder_purge_total", COUNTER, PLAIN, AT(host_ladder_purge), "Host ladder: volatile ranges purged (root only)."},
+	{"host_ladder_coop_total", COUNTER, PLAIN, AT(host_ladder_coop), "Host ladder: cooperating clients asked (root only)."},
+	{"host_ladder_soft_total", COUNTER, PLAIN, AT(host_ladder_soft), "Host ladder: groups above their soft limit or memory.low evicted (root only)."},
+	{"host_ladder_evict_total", COUNTER, PLAIN, AT(host_ladder_evict), "Host ladder: groups evicted (root only)."},
+	{"host_ladder_kill_total", COUNTER, PLAIN, AT(host_ladder_kill), "Host ladder: kills (root only)."},
+	{"host_ladder_dry_run_total", COUNTER, PLAIN, AT(host_ladder_dry_run), "Host ladder: steps --dry-run logged instead of taking (root only)."},
 };
 
 

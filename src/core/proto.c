@@ -79,6 +79,13 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(vrange_bytes, 1),
 	FIELD(vrange_purged_pages, 0),
 	FIELD(ladder_purge, 0),
+	FIELD(host_short, 0),
+	FIELD(host_ladder_purge, 0),
+	FIELD(host_ladder_coop, 0),
+	FIELD(host_ladder_soft, 0),
+	FIELD(host_ladder_evict, 0),
+	FIELD(host_ladder_kill, 0),
+	FIELD(host_ladder_dry_run, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD

@@ -284,6 +284,11 @@ typedef struct mgi_stats {
 	 * processes; pages purged since the group was made */
 	uint64_t vrange_bytes, vrange_purged_pages;
 	uint64_t ladder_purge; /* the ladder's first rung: purge episodes, here and below */
+	/* the host's ladder (memgrpd --min-available/--host-pressure, the
+	 * root's figures only): shortages seen, each step taken, and the
+	 * steps --dry-run logged instead */
+	uint64_t host_short, host_ladder_purge, host_ladder_coop, host_ladder_soft;
+	uint64_t host_ladder_evict, host_ladder_kill, host_ladder_dry_run;
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the

@@ -19,6 +19,7 @@ void mgi_manager_opts_init(mgi_manager_opts_t *o)
 		.coop_wait_ms = MGI_COOP_WAIT_DEFAULT_MS,
 		.min_available = UINT64_MAX,
 		.backstop = true,
+		.host_sustain_ms = MGI_HOST_SUSTAIN_DEFAULT_MS,
 	};
 }
 
@@ -81,6 +82,26 @@ int mgi_manager_option(const char *cmd, int opt, const char *arg, mgi_manager_op
 	case MGI_MOPT_METRICS_FILE:
 		o->metrics_file = arg;
 		return 1;
+	case MGI_MOPT_HOST_PRESSURE:
+		if (mgi_host_pressure_parse(arg, strlen(arg), &o->host_pressure, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: --host-pressure '%s': %s\n", cmd, arg, err);
+			return -1;
+		}
+		return 1;
+	case MGI_MOPT_HOST_SUSTAIN: {
+		uint64_t ms;
+		if (mgi_host_duration_ms(arg, strlen(arg), MGI_HOST_SUSTAIN_MAX_MS, &ms) != 0) {
+			fprintf(stderr, "%s: --host-sustain '%s': a duration up to %ds (e.g. 500ms, 5s)\n",
+				cmd, arg, MGI_HOST_SUSTAIN_MAX_MS / 1000);
+			return -1;
+		}
+		o->host_sustain_ms = ms;
+		o->host_sustain_given = true;
+		return 1;
+	}
+	case MGI_MOPT_DRY_RUN:
+		o->dry_run = true;
+		return 1;
 	default:
 		return 0;
 	}
@@ -91,4 +112,21 @@ void mgi_manager_opts_apply(mgi_manager_t *m, const mgi_manager_opts_t *o)
 	m->coop_wait_ms = o->coop_wait_ms;
 	m->min_available = o->min_available != UINT64_MAX ? o->min_available
 							  : mgi_default_min_available();
+}
+
+bool mgi_manager_opts_host(const mgi_manager_opts_t *o, mgi_host_config_t *out)
+{
+	*out = (mgi_host_config_t){
+		.rule = {.min_available = o->min_available != UINT64_MAX ? o->min_available : 0,
+			 .pressure_bp = o->host_pressure.bp,
+			 .sustain_ms = o->host_sustain_ms,
+			 .pressure_some = o->host_pressure.kind == MGI_PSI_SOME},
+		.pressure = o->host_pressure,
+		.dry_run = o->dry_run,
+	};
+	/* --min-available alone keeps its first meaning (the soft limits'
+	 * floor, reclaim.c): existing set-ups (and test_reclaim's 1P floor)
+	 * must not start killing. The ladder, which may kill, is asked for
+	 * with --host-pressure, --host-sustain or --dry-run. */
+	return out->rule.pressure_bp || (out->rule.min_available && (o->host_sustain_given || o->dry_run));
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hostwatch.h"
 #include "manager.h"
 
 /* The epoll tag of the signalfd memgrpd and `memgrp run` watch with
@@ -21,6 +22,9 @@ enum {
 	MGI_MOPT_BACKSTOP,
 	MGI_MOPT_METRICS_LISTEN,
 	MGI_MOPT_METRICS_FILE,
+	MGI_MOPT_HOST_PRESSURE,
+	MGI_MOPT_HOST_SUSTAIN,
+	MGI_MOPT_DRY_RUN,
 };
 
 /* For a caller's struct option table. */
@@ -32,6 +36,16 @@ enum {
 	{"metrics-listen", required_argument, NULL, MGI_MOPT_METRICS_LISTEN},     \
 	{"metrics-file", required_argument, NULL, MGI_MOPT_METRICS_FILE}
 
+/* The host's options (hostwatch.h), memgrpd's only: `memgrp run`'s
+ * manager watches its own group, not the host. */
+#define MGI_MANAGER_HOST_LONGOPTS                                                 \
+	{"host-pressure", required_argument, NULL, MGI_MOPT_HOST_PRESSURE},       \
+	{"host-sustain", required_argument, NULL, MGI_MOPT_HOST_SUSTAIN},         \
+	{"dry-run", no_argument, NULL, MGI_MOPT_DRY_RUN}
+/* --host-sustain's default and largest value */
+#define MGI_HOST_SUSTAIN_DEFAULT_MS 2000
+#define MGI_HOST_SUSTAIN_MAX_MS 600000
+
 typedef struct mgi_manager_opts {
 	uint32_t fault_around;    /* pages, 1..MGI_FAULT_AROUND_MAX (default 64) */
 	unsigned coop_wait_ms;    /* 0..60000 (default MGI_COOP_WAIT_DEFAULT_MS) */
@@ -39,7 +53,17 @@ typedef struct mgi_manager_opts {
 	bool backstop;            /* --kernel-backstop (default on) */
 	bool fault_around_given, coop_wait_given, backstop_given;
 	const char *metrics_listen, *metrics_file; /* NULL: not given */
+	/* the host (memgrpd): --host-pressure (bp 0: not given),
+	 * --host-sustain, --dry-run */
+	mgi_host_pressure_t host_pressure;
+	uint64_t host_sustain_ms;
+	bool dry_run, host_sustain_given;
 } mgi_manager_opts_t;
+
+/* Whether memgrpd runs the host's ladder (--host-pressure given, or
+ * --min-available with --host-sustain or --dry-run), and the watch's
+ * configuration from the options. */
+bool mgi_manager_opts_host(const mgi_manager_opts_t *o, mgi_host_config_t *out);
 
 /* The defaults. */
 void mgi_manager_opts_init(mgi_manager_opts_t *o);

@@ -11,6 +11,7 @@
 
 #include "manager.h"
 #include "manager_opts.h"
+#include "hostwatch.h"
 #include "metrics.h"
 
 #define DEFAULT_SOCKET "/run/memgrp/memgrpd.sock"
@@ -21,6 +22,8 @@ static void usage(FILE *out)
 		"Usage: memgrpd [--socket PATH] [--state-dir DIR|none] [--fault-around N]\n"
 		"               [--coop-wait MS] [--min-available SIZE] [--kernel-backstop on|off]\n"
 		"               [--metrics-listen [ADDR:]PORT] [--metrics-file PATH]\n"
+		"               [--host-pressure KIND PCT%%[/WINDOW]] [--host-sustain DURATION]\n"
+		"               [--dry-run]\n"
 		"\n"
 		"Serves memgrp's group tree: groups are created, changed and removed with\n"
 		"`memgrp create|set|rm`, and `memgrp run -g GROUP -- CMD` runs commands in\n"
@@ -44,7 +47,8 @@ static void usage(FILE *out)
 		"  --min-available SIZE\n"
 		"                    the host floor: while MemAvailable is under it, groups\n"
 		"                    above their soft limit are evicted toward it (default\n"
-		"                    5%% of the host's memory; 0: never)\n"
+		"                    5%% of the host's memory; 0: never). With --host-sustain\n"
+		"                    or --dry-run, also the floor of the host's ladder\n"
 		"  --kernel-backstop on|off\n"
 		"                    a kernel memory cgroup behind every group (default on\n"
 		"                    where the kernel offers one): it bounds what the agent\n"
@@ -58,6 +62,23 @@ static void usage(FILE *out)
 		"  --metrics-file PATH\n"
 		"                    write the same text to PATH every %d s, atomically\n"
 		"                    (for node_exporter's textfile collector: name it *.prom)\n"
+		"  --host-pressure KIND PCT%%[/WINDOW]\n"
+		"                    the host is short when PSI's KIND (some: a task waited\n"
+		"                    on memory; full: every task did) stalled PCT%% (0.01 to\n"
+		"                    100) of WINDOW (500ms to 10s, default 1s), e.g. \"full\n"
+		"                    10%%\" or \"some 25%%/2s\" (a PSI trigger, polled)\n"
+		"  --host-sustain DURATION\n"
+		"                    with --min-available (or --host-pressure, which starts\n"
+		"                    it alone), the host's ladder runs across groups while\n"
+		"                    the host is short: a\n"
+		"                    group's volatile ranges purged, cooperators asked,\n"
+		"                    groups above their soft limit or memory.low evicted,\n"
+		"                    eviction, one step per sample; a kill by policy across\n"
+		"                    groups only once every sample for DURATION said short\n"
+		"                    and MemAvailable is still under the floor (default 2s,\n"
+		"                    at most 600s; no group under --oom-kill-disable dies)\n"
+		"  --dry-run         the host's ladder logs each step and the process it\n"
+		"                    would kill, and does nothing\n"
 		"  -h, --help        show this help\n"
 		"\n"
 		"Exit codes: 0 stopped by a signal, 1 could not start, 2 bad command line.\n",
@@ -108,7 +129,7 @@ static int serve(mgi_manager_t *m, struct mgi_metrics *metrics, const char *sock
 			fprintf(stderr, "memgrpd: epoll: %s\n", strerror((int)-tag));
 			return 0;
 		}
-		if (mgi_metrics_event(metrics, tag) || tag != MGI_TAG_SIGNALS)
+		if (mgi_metrics_event(metrics, tag) || mgi_hostwatch_event(m, tag) || tag != MGI_TAG_SIGNALS)
 			continue;
 		struct signalfd_siginfo si;
 		if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
@@ -124,6 +145,7 @@ int main(int argc, char **argv)
 		{"socket", required_argument, NULL, 's'},
 		{"state-dir", required_argument, NULL, 'd'},
 		MGI_MANAGER_LONGOPTS,
+		MGI_MANAGER_HOST_LONGOPTS,
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -162,6 +184,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "memgrpd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	mgi_host_config_t host;
+	bool watch_host = mgi_manager_opts_host(&mo, &host);
+	if (!watch_host && (mo.dry_run || mo.host_sustain_given)) {
+		fprintf(stderr, "memgrpd: --dry-run and --host-sustain are for the host's ladder: give "
+				"--min-available or --host-pressure too\n");
+		return 2;
+	}
 	raise_nofile();
 	/* The metrics' address and file first: bad ones are said before
 	 * anything (the socket, the state directory) is touched. */
@@ -189,8 +218,13 @@ int main(int argc, char **argv)
 	}
 	mgi_manager_opts_apply(&m, &mo);
 	mgi_backstop_init(&m, mo.backstop); /* after the state directory: takes its groups back */
+	if (watch_host && mgi_hostwatch_start(&m, &host, err, sizeof(err)) != 0) {
+		fprintf(stderr, "memgrpd: %s\n", err);
+		goto out;
+	}
 	rc = serve(&m, metrics, sock);
 out:
+	mgi_hostwatch_stop();
 	mgi_metrics_close(metrics);
 	mgi_manager_destroy(&m);
 	return rc;

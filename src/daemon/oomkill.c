@@ -299,7 +299,8 @@ static int choose_group(mgi_manager_t *m, int target, size_t n, bool *sel, bool 
 			return g;
 		}
 		mgi_manager_log(m, "group '%s' is out of memory: its child group '%s' pays (%s, "
-				   "--oom-policy %s over groups)", m->tree.node[target].name,
+				   "--oom-policy %s over groups)",
+				target ? m->tree.node[target].name : "/",
 				m->tree.node[units[best].group].name, why, mgi_oom_policy_name(e.policy));
 		g = units[best].group;
 	}
@@ -417,4 +418,82 @@ bool mgi_oom_kill_pending(mgi_manager_t *m, int target)
 	if (victim != 0)
 		atomic_compare_exchange_strong(&seg->ctl.oom_victim, &victim, 0);
 	return false;
+}
+
+pid_t mgi_oom_kill_host(mgi_manager_t *m, const char *state, uint64_t total_pages, bool dry_run)
+{
+	static bool sel[MGI_MANAGER_CONNS_MAX];
+	bool own_only;
+	size_t k = 0;
+
+	mgi_manager_audit(m);
+	report_strangers(m, m->scope);
+	size_t n = collect_joined(m, m->scope);
+	/* a group that pauses at OOM by choice (--oom-kill-disable, its own
+	 * or inherited) is never the host's victim: its processes count as
+	 * protected, so its unit cannot pay either */
+	for (size_t i = 0; i < n; i++)
+		if (mgi_oom_effective(m, joined[i].group).kill_disable)
+			joined[i].protected_ = true;
+	int g = choose_group(m, m->scope, n, sel, &own_only);
+	struct mgi_oom_eff e = mgi_oom_effective(m, g);
+	for (size_t i = 0; i < n; i++)
+		sel[i] = own_only ? joined[i].group == g : mgi_tree_is_under(&m->tree, joined[i].group, g);
+	mgi_oom_match_regexes(m, &e, joined, sel, n);
+	if (e.scope == MGI_OOM_SCOPE_GROUP && !dry_run) {
+		pid_t first = 0;
+		for (size_t i = 0; i < n && !first; i++)
+			if (sel[i] && mgi_victim_score(&joined[i], &(mgi_victim_policy_t){.policy = e.policy}))
+				first = joined[i].pid;
+		if (kill_group(m, g, g, &e, sel, n, state)) {
+			mgi_oom_arm(m);
+			return first;
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (sel[i]) {
+			kill_conn_of[k] = joined_conn_of[i];
+			kill_pidfd[k] = m->conns[joined_conn_of[i]].pidfd;
+			kill_cand[k++] = joined[i];
+		}
+	/* adj in thousandths of the host's memory, as the kernel's global OOM */
+	const mgi_victim_policy_t pol = {.total_pages = total_pages, .policy = e.policy};
+	const char *why = NULL;
+	int best = mgi_victim_choose(kill_cand, k, &pol, &why);
+	if (best < 0) {
+		/* said here: the kill's own line would name the scope's group
+		 * (the root's name is empty) */
+		mgi_manager_log(m, "host: %s%s, and no process can be killed: %s", dry_run ? "--dry-run: " : "",
+				state, why);
+		return 0;
+	}
+	if (dry_run) {
+		char comm[MGI_COMM_MAX + 1], holds[16];
+		describe_kill(m, (size_t)best, comm, sizeof(comm), NULL, 0);
+		mgi_size_format(kill_cand[best].pages * MGI_PAGE_SIZE, holds, sizeof(holds));
+		/* (--oom-kill group: every process of g, the choice's first named) */
+		mgi_manager_log(m, "host: --dry-run: would %s pid %d (%s) of group '%s'%s, which holds %s "
+				   "(%s, --oom-policy %s) %s; nothing done",
+				e.signal == SIGTERM ? "send SIGTERM to" : "kill", (int)kill_cand[best].pid,
+				comm, m->tree.node[kill_cand[best].group].name,
+				e.scope == MGI_OOM_SCOPE_GROUP ? " and every other process of its group "
+								 "(--oom-kill group)" : "",
+				holds, why, mgi_oom_policy_name(e.policy), state);
+		return kill_cand[best].pid;
+	}
+	const mgi_oom_kill_t kill = {
+		.target = g,
+		.state = state,
+		.policy = pol,
+		.describe = describe_kill,
+		.signal = (int)e.signal,
+	};
+	pid_t pid = mgi_oom_kill(m, &kill, kill_cand, kill_pidfd, k);
+	for (size_t i = 0; pid > 0 && i < k; i++)
+		if (m->conns[kill_conn_of[i]].pid == pid) {
+			mark_victim(&m->conns[kill_conn_of[i]], g, &e);
+			mgi_oom_arm(m);
+		}
+	return pid;
 }

@@ -151,6 +151,19 @@ void mgi_oom_kernel_figures(struct mgi_manager *m, int g, mgi_victim_t *cand, si
 bool mgi_oom_prekill_kernel(struct mgi_manager *m, int g, mgi_victim_t *cand, size_t n,
 			    const mgi_victim_policy_t *pol, const char *state);
 
+/*
+ * The host's kill (host_ladder.c: memgrpd's host is short): which group
+ * pays is chosen over the groups under the manager's scope by the scope's
+ * policy, down as an ancestor's OOM does, then the victim in it by that
+ * group's own policy and scope (--oom-kill group: the whole group). A
+ * group under --oom-kill-disable (its own or inherited) is never chosen.
+ * adj counts in thousandths of total_pages (the host's memory). state
+ * goes after "is out of memory " in the log. With dry_run only says what
+ * it would kill. Returns the pid killed (or that would be; for a group
+ * kill its first), 0 if none.
+ */
+pid_t mgi_oom_kill_host(struct mgi_manager *m, const char *state, uint64_t total_pages, bool dry_run);
+
 /* Whether a kill for target is under way: its mark names a process that
  * joined and has not exited yet. A stale mark is cleared. */
 bool mgi_oom_kill_pending(struct mgi_manager *m, int target);
