@@ -361,6 +361,9 @@ bool mgi_vrange_blocked(void);
 bool mgi_vrange_take_staged(uintptr_t page);
 /* [start, end) was unmapped, or moved away (mremap): no longer volatile. */
 void mgi_vrange_gone(uintptr_t start, uintptr_t end);
+/* The registry lets go of [start, end) (any thread may call: it takes
+ * vrange.c's lock): calls there go to the handler again. */
+void mgi_vrange_unmanaged(uintptr_t start, uintptr_t end);
 /* A forked child's start: the parent's table, copied into the child's
  * arena (the marks are inherited). */
 void mgi_vrange_child_start(void);
