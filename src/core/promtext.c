@@ -68,6 +68,9 @@ static const family_t families[] = {
 	{"ladder_coop_enough_total", COUNTER, PLAIN, AT(ladder_coop_enough), "Cooperative episodes that freed what was needed."},
 	{"ladder_evict_total", COUNTER, PLAIN, AT(ladder_evict), "Eviction episodes for refused charges."},
 	{"ladder_evict_empty_total", COUNTER, PLAIN, AT(ladder_evict_empty), "Eviction episodes that freed nothing."},
+	{"vrange_bytes", GAUGE, PLAIN, AT(vrange_bytes), "Memory made volatile (mg_vrange) and not purged yet."},
+	{"vrange_purged_pages_total", COUNTER, PLAIN, AT(vrange_purged_pages), "Volatile pages purged under pressure (mg_vrange)."},
+	{"ladder_purge_total", COUNTER, PLAIN, AT(ladder_purge), "Purge episodes: volatile pages purged first (the ladder's first rung)."},
 };
 
 
