@@ -137,6 +137,30 @@ case_parent() {
 }
 run_case parent
 
+# The kernel backstop's limit: B runs without the agent (memgrp does not
+# count it: only the group's kernel cgroup does) and needs 60 MiB beside
+# A's 40 MiB volatile; the kernel limit (64M + slack) makes the group wait
+# there and the manager has A purge before it would kill anyone.
+case_backstop() {
+	if [ ${#backstop[@]} -gt 0 ]; then
+		skip backstop "sanitizer build: the kernel backstop is off (ASan's memory is not memgrp's)"
+		return
+	fi
+	holder_pair backstop -m 64M -- env -u LD_PRELOAD "$progs/prog_hold" 60 0
+	local rungs kills
+	rungs=$(jget "$tmp/backstop.json" ladder_purge 2>/dev/null || echo -1)
+	kills=$(jget "$tmp/backstop.json" oom_kill 2>/dev/null || echo -1)
+	if grep -q "cannot find this manager's memory cgroup\|cannot use the kernel memory cgroup\|cannot make its kernel cgroup" \
+		"$tmp/backstop.out"; then
+		skip backstop "no kernel backstop here: $(grep -m1 'cannot' "$tmp/backstop.out")"
+	elif [ "$rc" = 0 ] && [ "${n:-0}" -gt 0 ] && [ "$rungs" -gt 0 ] && [ "$kills" = 0 ]; then
+		ok "the kernel backstop's limit: $n volatile pages purged for a process without the agent, $rungs purge episodes, nobody killed"
+	else
+		bad backstop "rc $rc, holder purged '$n', ladder_purge $rungs, oom_kill $kills"; show backstop 12
+	fi
+}
+run_case backstop
+
 case_fork() {
 	vr fork 60 -m 256M -- "$progs/prog_vrange" fork
 	if [ "$rc" = 0 ] && grep -q '^vrange fork ok' "$tmp/fork.out"; then

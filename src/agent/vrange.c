@@ -10,6 +10,7 @@
 #include "account.h"
 #include "agent.h"
 #include "os.h"
+#include "pageout.h"
 #include "vrange.h"
 
 /*
@@ -98,6 +99,52 @@ static mgi_vrtab_t saved;
 static void *saved_mem;
 static size_t saved_bytes, saved_used;
 
+/*
+ * The handler's whole stack committed (the handler's own call, its first
+ * VOLATILE): a purge may be asked for while the group waits at its kernel
+ * limit, where a fault of the handler on a fresh page of its stack sleeps
+ * in the kernel until the limit is relieved, which only the purge would do
+ * (measured: the handler in mem_cgroup_oom_synchronize, faulting in
+ * mgi_agent_on_manager_message's frame). Each page's first byte is written
+ * back as it is: the frames above us are live, and only this thread uses
+ * this stack.
+ */
+__attribute__((no_sanitize("address"), noinline)) static void commit_handler_stack(void)
+{
+	uintptr_t base = (uintptr_t)mgi_agent.stack, sp = (uintptr_t)__builtin_frame_address(0);
+
+	if (!base || sp < base || sp >= base + MGI_HANDLER_STACK)
+		return; /* (not on the handler's stack: a start) */
+	for (uintptr_t a = base; a < base + MGI_HANDLER_STACK; a += PAGE) {
+		volatile char *p = (volatile char *)a;
+		*p = *p;
+	}
+}
+
+/*
+ * The staging area's page tables made ahead (the handler's call), for the
+ * same reason: a purge moves pages into staging slots, and a move whose
+ * destination has no page table yet needs one charged to the group, which
+ * the kernel refuses (-ENOMEM) while the group waits at its kernel limit
+ * (measured: the holder's purges there moved nothing after its stack was
+ * committed). A free slot every 1 MiB is written (its table made) and
+ * handed to the releaser, which drops the frame and frees the slot; the
+ * tables stay.
+ */
+static void commit_staging_tables(void)
+{
+	if (!mgi_agent.can_evict)
+		return;
+	for (uint32_t s = 0; s < MGI_STAGE_SLOTS; s += 256) {
+		if (mgi_agent.staging.slot[s].key != 0)
+			continue; /* in use: its table is there */
+		*(volatile char *)slot_addr(s) = 1;
+		mgi_staging_block(&mgi_agent.staging, s);
+		mgi_releaser_release(s);
+	}
+	mgi_releaser_flush_lazily();
+}
+
 /* The handler's (or a start's, before the handler runs): the table's
  * memory is taken from the agent's arena, which only they may use. */
 static bool ensure_tab(void)
@@ -118,6 +165,10 @@ static bool ensure_tab(void)
 					       &vr_arena});
 	cursor = (mgi_vrcur_t){0, 0};
 	tab_ready = true;
+	commit_handler_stack();
+	if (mgi_agent.stack && (uintptr_t)__builtin_frame_address(0) - (uintptr_t)mgi_agent.stack <
+				       MGI_HANDLER_STACK)
+		commit_staging_tables(); /* (on the handler only) */
 	return true;
 }
 
