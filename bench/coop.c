@@ -73,6 +73,10 @@ static int mode;
 /* vrange and mfree: entries unpinned, pinned again with their data, and
  * rebuilt because pages were gone. */
 static long unpinned, repinned, rebuilt;
+/* The calls that pin (one per entry) and unpin (one per run of adjacent
+ * idle entries), and the time spent in them. */
+static long pin_calls, unpin_calls;
+static uint64_t pin_ns, unpin_ns;
 
 static long keys;
 static unsigned char *arena;     /* slot of key k at k * VALUE_BYTES */
@@ -309,6 +313,36 @@ static long zipf_rank(const double *cdf, long n)
 	return lo;
 }
 
+/* The highest usage of the memory cgroup (v1) this process runs in, or
+ * -1: under memgrp run, the group's kernel cgroup (the backstop's), which
+ * the kernel charges for everything: the values, memgrp's compressed
+ * store and the agent's own memory. What the mode cost the host. */
+static long long kernel_max_usage(void)
+{
+	char line[512], path[700];
+	long long v = -1;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, ":memory:");
+		if (!p)
+			continue;
+		p[strcspn(p, "\n")] = '\0';
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.max_usage_in_bytes",
+			 p + 8);
+		FILE *u = fopen(path, "r");
+		if (u) {
+			if (fscanf(u, "%lld", &v) != 1)
+				v = -1;
+			fclose(u);
+		}
+	}
+	fclose(f);
+	return v;
+}
+
 /* ---- the cache ---- */
 
 static long miss_us = 50;
@@ -330,7 +364,10 @@ static int pin(long k)
 	unsigned char *v = arena + k * VALUE_BYTES;
 
 	if (mode == M_VRANGE) {
+		uint64_t t0 = now_ns();
 		int purged = 1, rc = mg_vrange(v, VALUE_BYTES, MG_VRANGE_NONVOLATILE, &purged);
+		pin_ns += now_ns() - t0;
+		pin_calls++;
 		if (rc) {
 			fprintf(stderr, "bench_coop: mg_vrange nonvolatile: %s\n", strerror(-rc));
 			exit(1);
@@ -347,32 +384,48 @@ static int pin(long k)
 	return sum_memory((const uint64_t *)v) == sums[k];
 }
 
-static void unpin(long k)
+/* Unpins the n adjacent entries from k in one call (a pin later takes
+ * one entry out of the range: mg_vrange cuts it). */
+static void unpin(long k, long n)
 {
 	unsigned char *v = arena + k * VALUE_BYTES;
-	int rc = mode == M_VRANGE ? mg_vrange(v, VALUE_BYTES, MG_VRANGE_VOLATILE, NULL)
-				  : madvise(v, VALUE_BYTES, MADV_FREE) ? -errno : 0;
+	uint64_t t0 = now_ns();
+	int rc = mode == M_VRANGE ? mg_vrange(v, (size_t)n * VALUE_BYTES, MG_VRANGE_VOLATILE, NULL)
+				  : madvise(v, (size_t)n * VALUE_BYTES, MADV_FREE) ? -errno : 0;
 
+	unpin_ns += now_ns() - t0;
+	unpin_calls++;
 	if (rc) {
 		fprintf(stderr, "bench_coop: unpin: %s\n", strerror(-rc));
 		exit(1);
 	}
+	for (long i = k; i < k + n; i++)
+		atomic_store(&state[i], PRESENT | UNPINNED);
+	unpinned += n;
 }
 
 /* Every UNPIN_EVERY gets: the entries not got since the last pass are
- * unpinned (CLOCK: a got entry loses its bit and stays pinned). */
+ * unpinned (CLOCK: a got entry loses its bit and stays pinned), a run of
+ * adjacent ones in one call. */
 static void unpin_idle(void)
 {
+	long run = -1;
+
 	for (long k = 0; k < keys; k++) {
 		unsigned char s = atomic_load(&state[k]);
 		if (s == (PRESENT | REFERENCED))
 			atomic_store(&state[k], PRESENT);
-		else if (s == PRESENT) {
-			unpin(k);
-			atomic_store(&state[k], PRESENT | UNPINNED);
-			unpinned++;
+		if (s == PRESENT) {
+			if (run < 0)
+				run = k;
+			continue;
 		}
+		if (run >= 0)
+			unpin(run, k - run);
+		run = -1;
 	}
+	if (run >= 0)
+		unpin(run, keys - run);
 }
 
 /* One get. Returns 1 for a hit, 0 for a miss. */
@@ -625,6 +678,8 @@ int main(int argc, char **argv)
 			unpin_idle();
 	}
 	long unpinned0 = unpinned, repinned0 = repinned, rebuilt0 = rebuilt;
+	long pin_calls0 = pin_calls, unpin_calls0 = unpin_calls;
+	uint64_t pin_ns0 = pin_ns, unpin_ns0 = unpin_ns;
 	/* The cooperator's figures count the timed gets only. */
 	long req0 = atomic_load(&coop_requests), asked0 = atomic_load(&coop_pages_asked);
 	long drop0 = atomic_load(&entries_dropped);
@@ -678,10 +733,13 @@ int main(int argc, char **argv)
 		sum += lat[i];
 	printf("ops_per_s=%.0f p50_us=%.2f p99_us=%.2f p999_us=%.2f max_us=%.0f mean_us=%.2f hit_ratio=%.4f "
 	       "coop_requests=%ld coop_pages_asked=%ld entries_dropped=%ld coop_max_ms=%.1f "
-	       "verified=%ld unpinned=%ld repinned=%ld rebuilt=%ld secs=%.2f\n",
+	       "verified=%ld unpinned=%ld repinned=%ld rebuilt=%ld secs=%.2f "
+	       "pin_calls=%ld pin_us=%.0f unpin_calls=%ld unpin_us=%.0f kmax=%lld\n",
 	       ops / secs, lat[ops / 2], lat[ops * 99 / 100], lat[ops * 999 / 1000], lat[ops - 1], sum / ops,
 	       (double)hits / ops, req, asked, drop, atomic_load(&coop_max_us) / 1e3, verified,
-	       unpinned - unpinned0, repinned - repinned0, rebuilt - rebuilt0, secs);
+	       unpinned - unpinned0, repinned - repinned0, rebuilt - rebuilt0, secs,
+	       pin_calls - pin_calls0, (double)(pin_ns - pin_ns0) / 1e3, unpin_calls - unpin_calls0,
+	       (double)(unpin_ns - unpin_ns0) / 1e3, kernel_max_usage());
 	fflush(stdout);
 	return 0;
 }

@@ -8,7 +8,11 @@
 # the throughput and latency of the gets, what the cooperation did, and what
 # memgrp swapped, for the median run of each mode.
 # Usage: bench/coop.sh [BUILD_DIR]   (as root)
-# Environment: MODES (default "coop evict vrange mfree"), LIMIT (default 64M), RUNS (3; the median run by ops/s is
+# Environment: MODES (default "coop evict vrange mfree"; also vrange@evict
+#        and mfree@evict: the same with the limit set to what the evict run
+#        of the same round cost the host, i.e. the peak of its kernel
+#        cgroup: memory plus the compressed store plus the agent; list them
+#        after evict), LIMIT (default 64M), RUNS (3; the median run by ops/s is
 #        shown), KEYS (16384 values of 16 KiB: 256 MiB), OPS (400000 timed
 #        gets, after OPS/4 untimed), MISS_US (50: what a miss spins, the
 #        simulated backend fetch), FAULT_AROUND (1; memgrp's default is
@@ -58,9 +62,9 @@ export MISS_US=$miss_us
 # the same limit (no memgrp); its figures from the cgroup's files, as
 # stats JSON. Named bench-*: test_backstop's leak check looks for memgrp-*.
 run_kernel() {
-	local mode=$1 json=$2 err=$3 cg=/sys/fs/cgroup/memory/bench-coop-$$ rc=0
+	local mode=$1 json=$2 err=$3 lim=$4 cg=/sys/fs/cgroup/memory/bench-coop-$$ rc=0
 	mkdir -p "$cg"
-	echo "$limit_bytes" >"$cg/memory.limit_in_bytes"
+	echo "$lim" >"$cg/memory.limit_in_bytes"
 	timeout -k 5 $secs sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
 		env LD_PRELOAD= "$prog" "$mode" "$keys" "$ops" 2>"$err" || rc=$?
 	python3 - "$cg" >"$json" <<-'PY'
@@ -77,12 +81,21 @@ run_kernel() {
 }
 
 run() {
-	local mode=$1 i=$2 rc=0 out
+	local mode=$1 i=$2 rc=0 out base=${1%@*} lim=$limit_bytes
 	local json=$tmp/$mode.$i.json err=$tmp/$mode.$i.err
-	local cmd=("$memgrp" run "${opts[@]}" --stats-json "$json" -- "$prog" "$mode" "$keys" "$ops")
-	if [ "$mode" = mfree ]; then
-		cmd=(memcg-v1 "bench-coop-$$" "limit $limit_bytes" -- "$prog" "$mode" "$keys" "$ops")
-		out=$(run_kernel "$mode" "$json" "$err") || rc=$?
+	if [ "$base" != "$mode" ]; then
+		# the budget evict's run of this round had (its kernel peak)
+		lim=$(val "$(cat "$tmp/${mode#*@}.$i.line" 2>/dev/null)" kmax)
+		if [ -z "$lim" ] || [ "$lim" -le 0 ]; then
+			echo "coop.sh: $mode, run $i: no kernel peak from ${mode#*@}'s run" >&2
+			return 1
+		fi
+		echo "$lim" >"$tmp/$mode.$i.limit"
+	fi
+	local cmd=("$memgrp" run "${opts[@]}" -m "$lim" --stats-json "$json" -- "$prog" "$base" "$keys" "$ops")
+	if [ "$base" = mfree ]; then
+		cmd=(memcg-v1 "bench-coop-$$" "limit $lim" -- "$prog" "$base" "$keys" "$ops")
+		out=$(run_kernel "$base" "$json" "$err" "$lim") || rc=$?
 	else
 		out=$(timeout -k 5 $secs "${cmd[@]}" 2>"$err") || rc=$?
 	fi
@@ -134,32 +147,42 @@ if [ "${FAULT_AROUND:-1}" = 1 ]; then
 	echo "  (--fault-around 1: memgrp's default, 64, charges the untouched neighbours of each value"
 	echo "  filled, which the application cannot free; see the comment at the top of bench/coop.sh)"
 fi
-printf '%-6s %9s %7s %8s %9s %7s %6s %7s %8s %8s %9s %9s %4s %9s %8s\n' mode ops/s p50_us p99_us p99.9_us \
-	max_ms hit% coop_rq dropped max_use pswpout pswpin oom purged_M rebuilt
+printf '%-12s %9s %7s %8s %9s %7s %6s %7s %8s %8s %9s %9s %4s %9s %8s %6s %6s %8s %7s\n' mode ops/s p50_us p99_us p99.9_us \
+	max_ms hit% coop_rq dropped max_use pswpout pswpin oom purged_M rebuilt limit host_M calls/op us/call
 for mode in $modes; do
 	lines=$(cat "$tmp/$mode".*.line 2>/dev/null || true)
 	if [ -z "$lines" ]; then
-		printf '%-6s %9s\n' "$mode" "fail"
+		printf '%-12s %9s\n' "$mode" "fail"
 		continue
 	fi
 	n=$(wc -l <<<"$lines")
 	# the median run by throughput (the lower middle one for an even count)
 	med=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^ops_per_s=/) print substr($i, 11), $0}' <<<"$lines" |
 		sort -g | sed -n "$(((n + 1) / 2))p" | cut -d' ' -f2-)
-	printf '%-6s %9s %7s %8s %9s %7s %6s %7s %8s %8s %9s %9s %4s %9s %8s\n' "$mode" \
+	medrun=$(grep -l -F -- "$med" "$tmp/$mode".*.line | head -1)
+	mlim=$limit
+	[ -e "${medrun%.line}.limit" ] && mlim="$(($(cat "${medrun%.line}.limit") >> 20))M"
+	calls=$(($(val "$med" pin_calls) + $(val "$med" unpin_calls)))
+	cus=$(awk -v n="$calls" -v t="$(val "$med" pin_us)" -v u="$(val "$med" unpin_us)" \
+		'BEGIN { if (n) printf "%.1f", (t + u) / n; else print "-" }')
+	printf '%-12s %9s %7s %8s %9s %7s %6s %7s %8s %8s %9s %9s %4s %9s %8s %6s %6s %8s %7s\n' "$mode" \
 		"$(val "$med" ops_per_s)" "$(val "$med" p50_us)" "$(val "$med" p99_us)" \
 		"$(val "$med" p999_us)" "$(awk -v u="$(val "$med" max_us)" 'BEGIN {printf "%.1f", u / 1000}')" "$(awk -v h="$(val "$med" hit_ratio)" 'BEGIN {printf "%.1f", 100 * h}')" \
 		"$(val "$med" coop_requests)" "$(val "$med" entries_dropped)" \
 		"$(($(val "$med" mg_max_usage) >> 20))M" "$(val "$med" mg_pswpout)" "$(val "$med" mg_pswpin)" \
 		"$(val "$med" mg_oom_kill)" "$(($(val "$med" mg_vrange_purged_pages) * 4096 >> 20))" \
-		"$(val "$med" rebuilt)"
+		"$(val "$med" rebuilt)" "$mlim" "$(($(val "$med" kmax) >> 20))" \
+		"$(awk -v n="$calls" -v o="$ops" 'BEGIN {printf "%.2f", n / o}')" "$cus"
 	all=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^ops_per_s=/) printf " %s", substr($i, 11)}' <<<"$lines")
 	notes+=("  $mode: ops/s of the $n runs:$all; the median run: memgrp asked $(val "$med" mg_coop_requests) times in all, measured $(($(val "$med" mg_coop_freed) >> 20)) MiB freed by the application; $(val "$med" mg_pgmajfault) faults decompressed; $(val "$med" mg_reclaim_stalls) faults waited for room")
 done
 echo "(ops/s, hit%: higher is better; latencies per get; coop_rq and dropped: the cooperator's, timed gets"
 echo " only; max_use, pswpout, pswpin (pages), oom: memgrp's stats JSON, whole run (mfree: the memcg's);"
 echo " purged_M: MiB of volatile pages memgrp purged (whole run); rebuilt: unpinned entries found"
-echo " purged (vrange) or with a page the kernel freed (mfree) at a get, timed gets only)"
+echo " purged (vrange) or with a page the kernel freed (mfree) at a get, timed gets only;"
+echo " limit: the group's (@evict: evict's host_M of the same round); host_M: the peak of the kernel"
+echo " cgroup the cache ran in, whole run (memory, compressed store, agent: what the mode cost the host);"
+echo " calls/op, us/call: mg_vrange to pin and unpin (vrange), madvise to unpin (mfree; its pin is page writes), per timed get)"
 printf '%s\n' "${notes[@]}"
 # What memgrp said beyond its routine cooperation log: warnings, OOM.
 for f in "$tmp"/*.err; do

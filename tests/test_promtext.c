@@ -103,6 +103,9 @@ static mgi_stats_t sample_stats(uint64_t seed)
 	s.pgfault = 77 + seed;
 	s.oom_kill = seed;
 	s.nr_processes = 3;
+	s.vrange_bytes = 8192 * seed;
+	s.vrange_purged_pages = 5 + seed;
+	s.ladder_purge = 9 + seed;
 	return s;
 }
 
@@ -134,6 +137,12 @@ static void every_group_every_family(void)
 	CHECK_STR_EQ(v, "78");
 	CHECK(read_text(&r, buf, "memgrp_cooperators{group=\"web/api\"}", v, sizeof(v)));
 	CHECK_STR_EQ(v, "2");
+	CHECK(read_text(&r, buf, "memgrp_vrange_bytes{group=\"web/api\"}", v, sizeof(v)));
+	CHECK_STR_EQ(v, "16384");
+	CHECK(read_text(&r, buf, "memgrp_vrange_purged_pages_total{group=\"/\"}", v, sizeof(v)));
+	CHECK_STR_EQ(v, "6");
+	CHECK(read_text(&r, buf, "memgrp_ladder_purge_total{group=\"web/api\"}", v, sizeof(v)));
+	CHECK_STR_EQ(v, "11");
 	CHECK(read_text(&r, buf, "memgrp_processes{group=\"web/api\"}", v, sizeof(v)));
 	CHECK_STR_EQ(v, "3");
 	/* every family has both groups */

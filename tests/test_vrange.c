@@ -141,11 +141,72 @@ static void random_model(void)
 	CHECK_EQ(ca.live, 0);
 }
 
+/* The purge's order: every range not purged whole exactly once, oldest
+ * made-volatile first, whatever the batch size and the address order;
+ * a cut range's pieces keep their age. */
+static void coldest_order(void)
+{
+	struct counting_alloc ca = {0, -1};
+	mgi_vrtab_t t;
+	uint32_t order[PAGES], idx[8];
+
+	mgi_vrtab_init(&t, (mgi_allocator_t){test_alloc, test_free, &ca});
+	srand(7);
+	/* 64 ranges of 4 pages added in a shuffled address order */
+	uint32_t slot[64];
+	for (uint32_t i = 0; i < 64; i++)
+		slot[i] = i;
+	for (uint32_t i = 63; i > 0; i--) {
+		uint32_t j = (uint32_t)rand() % (i + 1), x = slot[i];
+		slot[i] = slot[j];
+		slot[j] = x;
+	}
+	for (uint32_t i = 0; i < 64; i++)
+		CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(slot[i] * 4), ADDR(slot[i] * 4 + 4), MGI_VR_ZERO), 0);
+	/* the oldest (slot[0]) purged whole: passed over; the second cut in
+	 * the middle of its first page: its pieces keep their place */
+	mgi_vrange_t *r = mgi_vrtab_find(&t, ADDR(slot[0] * 4));
+	for (uint32_t p = 0; p < 4; p++)
+		CHECK(mgi_vrtab_mark(&t, r, ADDR(slot[0] * 4 + p)));
+	CHECK_INT_EQ(mgi_vrtab_cut(&t, ADDR(slot[1] * 4 + 1), ADDR(slot[1] * 4 + 2)), 1);
+	for (uint32_t k = 1; k <= 8; k++) {
+		mgi_vrcur_t cur = {0, 0};
+		uint32_t got = 0, n;
+		while ((n = mgi_vrtab_coldest(&t, &cur, idx, k)) > 0) {
+			CHECK(n <= k);
+			for (uint32_t i = 0; i < n; i++) {
+				order[got++] = (uint32_t)(t.v[idx[i]].start / MGI_PAGE_SIZE -
+							  BASE / MGI_PAGE_SIZE);
+				cur = (mgi_vrcur_t){t.v[idx[i]].seq, t.v[idx[i]].start};
+			}
+		}
+		CHECK_INT_EQ(got, 64);
+		CHECK_INT_EQ(order[0], slot[1] * 4);
+		CHECK_INT_EQ(order[1], slot[1] * 4 + 2);
+		for (uint32_t i = 2; i < got; i++)
+			CHECK_INT_EQ(order[i], slot[i] * 4);
+	}
+	/* pinned and unpinned again: young */
+	CHECK(mgi_vrtab_cut(&t, ADDR(slot[5] * 4), ADDR(slot[5] * 4 + 4)) == 4);
+	CHECK_INT_EQ(mgi_vrtab_add(&t, ADDR(slot[5] * 4), ADDR(slot[5] * 4 + 4), MGI_VR_ZERO), 0);
+	mgi_vrcur_t cur = {0, 0};
+	uint32_t last = 0, n;
+	while ((n = mgi_vrtab_coldest(&t, &cur, idx, 3)) > 0)
+		for (uint32_t i = 0; i < n; i++) {
+			last = idx[i];
+			cur = (mgi_vrcur_t){t.v[idx[i]].seq, t.v[idx[i]].start};
+		}
+	CHECK_EQ(t.v[last].start, ADDR(slot[5] * 4));
+	mgi_vrtab_destroy(&t);
+	CHECK_INT_EQ(ca.live, 0);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
 	MGT_RUN(basic);
 	MGT_RUN(split_without_memory);
 	MGT_RUN(random_model);
+	MGT_RUN(coldest_order);
 	MGT_DONE();
 }

@@ -122,6 +122,8 @@ void *mgi_handler_main(void *arg); /* arg: MEMGRP_HANDLER_SCHED's choice */
 /* Its thread's id (0 before it runs); whether it waits with nothing to
  * do (the watchdog trusts only that state). */
 pid_t mgi_handler_tid(void);
+/* Its thread's stack (MGI_HANDLER_STACK bytes; NULL before the start). */
+void *mgi_handler_stack(void);
 bool mgi_handler_idle(void);
 /* A forked child: the parent's handler state forgotten. */
 void mgi_handler_child_reset(void);
@@ -346,6 +348,9 @@ bool mgi_vrange_blocked(void);
 bool mgi_vrange_take_staged(uintptr_t page);
 /* [start, end) was unmapped, or moved away (mremap): no longer volatile. */
 void mgi_vrange_gone(uintptr_t start, uintptr_t end);
+/* The registry lets go of [start, end) (any thread may call: it takes
+ * vrange.c's lock): calls there go to the handler again. */
+void mgi_vrange_unmanaged(uintptr_t start, uintptr_t end);
 /* A forked child's start: the parent's table, copied into the child's
  * arena (the marks are inherited). */
 void mgi_vrange_child_start(void);

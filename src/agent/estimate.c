@@ -232,6 +232,7 @@ static void mode_changed(void *ctx, const mgi_region_t *r)
 		return; /* take_slow did the work */
 	uint64_t t0 = mgi_now_ns();
 	mgi_est_unregister(s, e);
+	mgi_vrange_unmanaged(s, e);
 	dropped = mgi_registry_remove(&mgi_reg, s, e);
 	if (dropped < 0)
 		dropped = (long)mgi_registry_clear(&mgi_reg, s, e);

@@ -327,6 +327,11 @@ int mgi_handler_start(void)
 	return init_error;
 }
 
+void *mgi_handler_stack(void)
+{
+	return stack;
+}
+
 pid_t mgi_handler_tid(void)
 {
 	return atomic_load(&handler_tid);

@@ -201,6 +201,7 @@ int mgi_hand_over(uintptr_t start, uintptr_t end)
 	rc = mgi_uffd_unregister(mgi_handler.uffd, start, end - start);
 	if (rc != 0)
 		return rc;
+	mgi_vrange_unmanaged(start, end);
 	long present = mgi_registry_remove(&mgi_reg, start, end);
 	if (present > 0)
 		mgi_uncharge((uint64_t)present);

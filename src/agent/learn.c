@@ -234,6 +234,7 @@ bool mgi_learn_resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
 		mgi_trace(MGI_TR_UNMAP, gap[i].start, gap[i].end, 2, 0);
 		mgi_est_forget(gap[i].start, gap[i].end);
 		mgi_restore_drop(gap[i].start, gap[i].end);
+		mgi_vrange_gone(gap[i].start, gap[i].end);
 		n = mgi_registry_remove(&mgi_reg, gap[i].start, gap[i].end);
 		if (n < 0)
 			n = (long)mgi_registry_clear(&mgi_reg, gap[i].start, gap[i].end);

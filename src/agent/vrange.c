@@ -10,6 +10,7 @@
 #include "account.h"
 #include "agent.h"
 #include "os.h"
+#include "pageout.h"
 #include "vrange.h"
 
 /*
@@ -30,11 +31,29 @@
  * kernel, no fault reaches us. Making the range non-volatile again clears
  * the markers (the calling thread's MADV_DONTNEED of the purged pages).
  *
- * The table is the handler's alone (like the registry); the application's
- * calls go to it as requests (request.c) and wait for the answer. They are
- * serialized among themselves by call_lock, which the handler never takes,
- * and the per-page report travels through `report` in the agent's own bss
- * (never managed memory: the handler must never fault).
+ * The table is shared by the handler and the application's calls, under
+ * tab_lock: a call is a few microseconds of bookkeeping on the calling
+ * thread, not a round trip to the handler (21.4 us a call measured when
+ * every call was a request: bench/coop makes one per entry pinned or
+ * unpinned). What a call may do under tab_lock: bookkeeping in agent
+ * memory only (the table lives in a block of the agent's arena of its own,
+ * vr_arena, since the arena is the handler's), never touch managed memory,
+ * never wait on the handler; the handler may then take tab_lock anywhere
+ * (it is recursive: a purge follows events and compresses staged pages,
+ * both of which look at the table, while it holds the lock). The handler
+ * holds it through a whole purge, so a range made non-volatile while pages
+ * of it are being moved out waits for the move and is told they went:
+ * a page is never taken from a range that is no longer volatile.
+ *
+ * Making a range volatile needs to know the range is managed (in the
+ * registry, the handler's alone): the handler answers the first call in a
+ * registry region (a request, request.c) and notes the region as known;
+ * later calls in a known region are answered on the calling thread. Any
+ * region the registry lets go of (unmap, mremap, an unmap found by a
+ * scan, a handover, estimate mode turning it fast) is forgotten first.
+ * Calls are serialized among themselves by call_lock, which the handler
+ * never takes, and the per-page report travels through `report` in the
+ * agent's own bss (never managed memory: the handler must never fault).
  */
 
 #ifndef UFFDIO_POISON
@@ -51,6 +70,10 @@ struct uffdio_poison {
 #define RUN_PAGES 64
 #define REPORT_BYTES (64u << 10)
 #define MAX_PAGES ((size_t)REPORT_BYTES * 8) /* one call: 2 GiB */
+#define VR_ARENA_BYTES (128UL << 20) /* address space only, in the agent's arena */
+#define KNOWN_MAX 32
+#define PICK 16 /* ranges a purge takes from the table at a time */
+#define ASK_HANDLER 0x100 /* not an answer (ANS_*) */
 
 enum { OP_VOLATILE = 1, OP_NONVOLATILE = 2, OP_PURGED = 3 };
 /* The answer to NONVOLATILE: bit 0, something was purged; bit 1, purged
@@ -60,7 +83,15 @@ enum { ANS_PURGED = 1, ANS_POISONED = 2 };
 static mgi_vrtab_t tab;
 static bool tab_ready;
 static bool blocked; /* the last purge found volatile pages it could not move yet */
+static mgi_vrcur_t cursor; /* the purge's: the last range it took */
 static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t tab_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static mgi_arena_t vr_arena;
+/* Registry regions the handler found managed (under tab_lock). */
+static struct {
+	uintptr_t start, end;
+} known[KNOWN_MAX];
+static uint32_t known_next;
 static uint8_t report[REPORT_BYTES];
 /* A forked child's copy of the table between its fork handler (the
  * parent's arena goes) and its start (a new arena): a raw mapping. */
@@ -68,14 +99,92 @@ static mgi_vrtab_t saved;
 static void *saved_mem;
 static size_t saved_bytes, saved_used;
 
-static void ensure_tab(void)
+/*
+ * The handler's whole stack committed (the handler's own call, its first
+ * VOLATILE): a purge may be asked for while the group waits at its kernel
+ * limit, where a fault of the handler on a fresh page of its stack sleeps
+ * in the kernel until the limit is relieved, which only the purge would do
+ * (measured: the handler in mem_cgroup_oom_synchronize, faulting in
+ * mgi_agent_on_manager_message's frame). Each page's first byte is written
+ * back as it is: the frames above us are live, and only this thread uses
+ * this stack.
+ */
+__attribute__((no_sanitize("address"), noinline)) static void commit_handler_stack(void)
 {
-	if (tab_ready)
+	uintptr_t base = (uintptr_t)mgi_handler_stack(), sp = (uintptr_t)__builtin_frame_address(0);
+
+	if (!base || sp < base || sp >= base + MGI_HANDLER_STACK)
+		return; /* (not on the handler's stack: a start) */
+	for (uintptr_t a = base; a < base + MGI_HANDLER_STACK; a += PAGE) {
+		volatile char *p = (volatile char *)a;
+		*p = *p;
+	}
+}
+
+/*
+ * The staging area's page tables made ahead (the handler's call), for the
+ * same reason: a purge moves pages into staging slots, and a move whose
+ * destination has no page table yet needs one charged to the group, which
+ * the kernel refuses (-ENOMEM) while the group waits at its kernel limit
+ * (measured: the holder's purges there moved nothing after its stack was
+ * committed). A free slot every 1 MiB is written (its table made) and
+ * handed to the releaser, which drops the frame and frees the slot; the
+ * tables stay.
+ */
+static void commit_staging_tables(void)
+{
+	if (!mgi_pageout.can_evict)
 		return;
+	for (uint32_t s = 0; s < MGI_STAGE_SLOTS; s += 256) {
+		if (mgi_pageout.staging.slot[s].key != 0)
+			continue; /* in use: its table is there */
+		*(volatile char *)slot_addr(s) = 1;
+		mgi_staging_block(&mgi_pageout.staging, s);
+		mgi_releaser_release(s);
+	}
+	mgi_releaser_flush_lazily();
+}
+
+/* The handler's (or a start's, before the handler runs): the table's
+ * memory is taken from the agent's arena, which only they may use. */
+static bool ensure_tab(void)
+{
+	void *block;
+
+	if (tab_ready)
+		return true;
+	block = mgi_arena_alloc(&mgi_arena, VR_ARENA_BYTES);
+	if (!block)
+		return false;
+	/* a block of the arena, committed already: its own size classes */
+	memset(&vr_arena, 0, sizeof(vr_arena));
+	vr_arena.base = vr_arena.bump = (uintptr_t)block;
+	vr_arena.end = vr_arena.committed = vr_arena.base + VR_ARENA_BYTES;
 	mgi_vrtab_init(&tab, (mgi_allocator_t){(void *(*)(void *, size_t))mgi_arena_alloc,
 					       (void (*)(void *, void *, size_t))mgi_arena_free,
-					       &mgi_arena});
+					       &vr_arena});
+	cursor = (mgi_vrcur_t){0, 0};
 	tab_ready = true;
+	commit_handler_stack();
+	if (mgi_handler_stack() && (uintptr_t)__builtin_frame_address(0) - (uintptr_t)mgi_handler_stack() <
+				       MGI_HANDLER_STACK)
+		commit_staging_tables(); /* (on the handler only) */
+	return true;
+}
+
+static bool known_covers(uintptr_t start, uintptr_t end)
+{
+	for (uint32_t i = 0; i < KNOWN_MAX; i++)
+		if (known[i].start <= start && end <= known[i].end && known[i].end)
+			return true;
+	return false;
+}
+
+static void known_forget(uintptr_t start, uintptr_t end)
+{
+	for (uint32_t i = 0; i < KNOWN_MAX; i++)
+		if (known[i].start < end && start < known[i].end)
+			known[i].start = known[i].end = 0;
 }
 
 /* The slot's figure: volatile pages not purged yet (what a purge could
@@ -115,10 +224,19 @@ static int op_volatile(uintptr_t start, uintptr_t end, uint32_t mode)
 
 	if (!managed(start, end))
 		return mgi_est_fast_at(start) ? -EOPNOTSUPP : -EFAULT;
-	ensure_tab();
+	if (!ensure_tab())
+		return -ENOMEM;
 	rc = mgi_vrtab_add(&tab, start, end, mode);
 	if (rc == 0)
 		publish();
+	/* the region, when one holds the whole range: calls there are
+	 * answered on the calling thread from now on */
+	mgi_vregion_t *r = mgi_registry_find(&mgi_reg, start);
+	if (r && end <= r->end && !known_covers(start, end)) {
+		known[known_next].start = r->start;
+		known[known_next].end = r->end;
+		known_next = (known_next + 1) % KNOWN_MAX;
+	}
 	return rc;
 }
 
@@ -155,6 +273,7 @@ void mgi_vrange_request(const mgi_learn_req_t *req)
 	uint32_t op = (uint32_t)(req->vstart & 0xff), mode = (uint32_t)(req->vstart >> 8);
 	int rc;
 
+	pthread_mutex_lock(&tab_lock);
 	if (op == OP_VOLATILE)
 		rc = op_volatile(req->start, req->end, mode);
 	else if (op == OP_NONVOLATILE)
@@ -163,6 +282,7 @@ void mgi_vrange_request(const mgi_learn_req_t *req)
 		rc = op_purged(req->start, req->end);
 	else
 		rc = -EINVAL;
+	pthread_mutex_unlock(&tab_lock);
 	mgi_request_answer(req->waiter, rc);
 }
 
@@ -185,59 +305,92 @@ static void purged_pages(uintptr_t start, size_t n)
 	publish();
 }
 
-uint64_t mgi_vrange_purge(uint64_t want)
+/* Purges the present pages of [start, end), a range taken from the table
+ * (it may have been cut since), until *done reaches want. Returns false
+ * when nothing could move (no staging slot free yet, the address space
+ * changing). Under tab_lock. */
+static bool purge_range(uintptr_t start, uintptr_t end, uint64_t want, uint64_t *done)
 {
 	mgi_registry_t *reg = &mgi_reg;
-	uint64_t done = 0;
+	uintptr_t a = start;
 
+	if (!mgi_registry_count(reg, start, end, NULL, NULL, false))
+		return true;
+	while (a < end && *done < want) {
+		/* (events followed during a move may have cut the table: only
+		 * what is volatile still goes) */
+		mgi_vrange_t *v = mgi_vrtab_next(&tab, a);
+		if (!v || v->start >= end)
+			break;
+		if (v->start > a)
+			a = v->start;
+		mgi_vregion_t *r = mgi_registry_next(reg, a);
+		if (!r || r->start >= end)
+			break;
+		if (r->start > a) {
+			a = r->start;
+			continue;
+		}
+		uintptr_t lim = r->end < v->end ? r->end : v->end;
+		if (lim > end)
+			lim = end;
+		if (!mgi_registry_test(r, a)) {
+			a += PAGE;
+			continue;
+		}
+		size_t n = 1;
+		while (n < RUN_PAGES && a + n * PAGE < lim && mgi_registry_test(r, a + n * PAGE))
+			n++;
+		uint64_t k = mgi_evict_purge(a, n);
+		if (!k)
+			return false;
+		mgi_uncharge(mgi_registry_clear(reg, a, a + k * PAGE));
+		purged_pages(a, k);
+		*done += k;
+		a += k * PAGE;
+	}
+	return true;
+}
+
+uint64_t mgi_vrange_purge(uint64_t want)
+{
+	uint64_t done = 0;
+	bool wrapped = false;
+
+	pthread_mutex_lock(&tab_lock);
 	blocked = false;
 	if (!tab_ready || !tab.n || tab.purged == tab.pages)
-		return 0;
-	/* From the range after the last one purged, round the table (the
-	 * ranges made volatile longest ago first, roughly), passing over the
-	 * ranges purged whole and those with nothing present. */
-	for (uint32_t seen = 0; seen < tab.n && done < want; seen++) {
-		uint32_t i = (tab.hand + seen) % tab.n;
-		mgi_vrange_t *v = &tab.v[i];
-		uintptr_t a = v->start;
+		goto out;
+	/* Coldest first: the ranges made volatile longest ago (core/vrange.c
+	 * mgi_vrtab_coldest), going on from the last one taken, once round;
+	 * ranges purged whole or with nothing present are passed over. */
+	while (done < want) {
+		uint32_t idx[PICK], n = mgi_vrtab_coldest(&tab, &cursor, idx, PICK);
+		mgi_vrange_t pick[PICK];
 
-		tab.hand = i;
-		if (v->npurged == (v->end - v->start) / PAGE ||
-		    !mgi_registry_count(reg, v->start, v->end, NULL, NULL, false))
-			continue;
-
-		while (a < v->end && done < want) {
-			mgi_vregion_t *r = mgi_registry_next(reg, a);
-			if (!r || r->start >= v->end)
+		if (!n) {
+			if (wrapped)
 				break;
-			if (r->start > a)
-				a = r->start;
-			uintptr_t lim = r->end < v->end ? r->end : v->end;
-			if (!mgi_registry_test(r, a)) {
-				a += PAGE;
-				continue;
-			}
-			size_t n = 1;
-			while (n < RUN_PAGES && a + n * PAGE < lim && mgi_registry_test(r, a + n * PAGE))
-				n++;
-			uint64_t k = mgi_evict_purge(a, n);
-			if (!k) {
+			wrapped = true;
+			cursor = (mgi_vrcur_t){0, 0};
+			continue;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			pick[i] = tab.v[idx[i]]; /* (the table may change during a move) */
+		for (uint32_t i = 0; i < n && done < want; i++) {
+			cursor = (mgi_vrcur_t){pick[i].seq, pick[i].start};
+			if (!purge_range(pick[i].start, pick[i].end, want, &done)) {
 				/* no staging slot free until the helper has
 				 * dropped the last ones, or the address space is
-				 * changing: a moment later */
+				 * changing: a moment later (this range again) */
 				blocked = !done;
-				return done;
+				cursor = (mgi_vrcur_t){pick[i].seq, pick[i].start ? pick[i].start - 1 : 0};
+				goto out;
 			}
-			mgi_uncharge(mgi_registry_clear(reg, a, a + k * PAGE));
-			purged_pages(a, k);
-			/* (events followed meanwhile may have cut the table) */
-			v = mgi_vrtab_find(&tab, a);
-			if (!v)
-				return done + k;
-			done += k;
-			a += k * PAGE;
 		}
 	}
+out:
+	pthread_mutex_unlock(&tab_lock);
 	return done;
 }
 
@@ -248,38 +401,55 @@ bool mgi_vrange_blocked(void)
 
 bool mgi_vrange_take_staged(uintptr_t page)
 {
+	pthread_mutex_lock(&tab_lock);
 	mgi_vrange_t *v = tab_ready && tab.n ? mgi_vrtab_find(&tab, page) : NULL;
 
-	if (!v)
-		return false;
-	mgi_registry_each_out(&mgi_reg, page, page + PAGE, true, NULL, NULL);
-	purged_pages(page, 1);
-	return true;
+	if (v) {
+		mgi_registry_each_out(&mgi_reg, page, page + PAGE, true, NULL, NULL);
+		purged_pages(page, 1);
+	}
+	pthread_mutex_unlock(&tab_lock);
+	return v != NULL;
 }
 
 bool mgi_vrange_fault(uintptr_t page)
 {
-	mgi_vrange_t *v = tab_ready && tab.n ? mgi_vrtab_find(&tab, page) : NULL;
 	mgi_vregion_t *r;
+	bool poisoned = false;
 
+	pthread_mutex_lock(&tab_lock);
+	mgi_vrange_t *v = tab_ready && tab.n ? mgi_vrtab_find(&tab, page) : NULL;
 	if (!v || v->mode != MGI_VR_SIGBUS || !mgi_vrange_purged(v, page))
-		return false;
+		goto out;
 	r = mgi_registry_find(&mgi_reg, page);
 	if (r && (mgi_registry_test(r, page) || mgi_registry_is_out(r, page)))
-		return false; /* (cannot be: a purged page is absent) */
+		goto out; /* (cannot be: a purged page is absent) */
 	poison(page, 1);
 	mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
-	return true;
+	poisoned = true;
+out:
+	pthread_mutex_unlock(&tab_lock);
+	return poisoned;
+}
+
+void mgi_vrange_unmanaged(uintptr_t start, uintptr_t end)
+{
+	pthread_mutex_lock(&tab_lock);
+	known_forget(start, end);
+	pthread_mutex_unlock(&tab_lock);
 }
 
 void mgi_vrange_gone(uintptr_t start, uintptr_t end)
 {
-	if (!tab_ready || !tab.n)
-		return;
-	if (mgi_vrtab_cut(&tab, start, end) < 0)
-		mgi_agent_log("volatile range %#lx-%#lx unmapped: no agent memory to split it",
-			      (unsigned long)start, (unsigned long)end);
-	publish();
+	pthread_mutex_lock(&tab_lock);
+	known_forget(start, end);
+	if (tab_ready && tab.n) {
+		if (mgi_vrtab_cut(&tab, start, end) < 0)
+			mgi_agent_log("volatile range %#lx-%#lx unmapped: no agent memory to split it",
+				      (unsigned long)start, (unsigned long)end);
+		publish();
+	}
+	pthread_mutex_unlock(&tab_lock);
 }
 
 /* ---- fork: the child inherits the marks ---- */
@@ -303,7 +473,16 @@ void mgi_vrange_child_save(void)
 {
 	size_t bytes = 16 + tab.n * (sizeof(mgi_vrange_t) + 16);
 
-	pthread_mutex_init(&call_lock, NULL); /* a parent's thread may have held it */
+	pthread_mutexattr_t attr;
+
+	/* a parent's thread may have held them (the table then may be
+	 * mid-update, as the handler's state may be: see docs/design.md) */
+	pthread_mutex_init(&call_lock, NULL);
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&tab_lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	memset(known, 0, sizeof(known)); /* the child's registry is made anew */
 	saved_mem = NULL;
 	if (!tab_ready)
 		return;
@@ -332,8 +511,7 @@ void mgi_vrange_child_start(void)
 {
 	if (!saved_mem)
 		return;
-	ensure_tab();
-	if (mgi_vrtab_copy(&tab, &saved) != 0)
+	if (!ensure_tab() || mgi_vrtab_copy(&tab, &saved) != 0)
 		mgi_agent_log("fork: no agent memory for the parent's volatile ranges: "
 			      "the child's are not volatile");
 	mgi_raw_munmap(saved_mem, saved_bytes);
@@ -341,6 +519,28 @@ void mgi_vrange_child_start(void)
 }
 
 /* ---- the application's side ---- */
+
+/* A call answered on the calling thread, or ASK_HANDLER (a range to make
+ * volatile in a region not known yet, or the table not made yet). */
+static int local_call(int op, uintptr_t start, uintptr_t end, uint32_t mode)
+{
+	int rc = ASK_HANDLER;
+
+	pthread_mutex_lock(&tab_lock);
+	if (op == OP_VOLATILE) {
+		if (tab_ready && known_covers(start, end)) {
+			rc = mgi_vrtab_add(&tab, start, end, mode);
+			if (rc == 0)
+				publish();
+		}
+	} else if (op == OP_NONVOLATILE) {
+		rc = op_nonvolatile(start, end);
+	} else {
+		rc = op_purged(start, end);
+	}
+	pthread_mutex_unlock(&tab_lock);
+	return rc;
+}
 
 /*
  * mg_vrange's and mg_vrange_purged's way into the agent (libmemgrp finds it
@@ -375,12 +575,15 @@ int memgrp_agent_vrange(int op, void *addr, size_t len, int mode, int *purged, u
 	if (!atomic_load_explicit(&mgi_agent_active, memory_order_acquire))
 		return -ENOTSUP; /* this process is not managed */
 	pthread_mutex_lock(&call_lock);
-	memset(&req, 0, sizeof(req));
-	req.start = start;
-	req.end = end;
-	req.vstart = (uintptr_t)op | (uintptr_t)(op == OP_VOLATILE ? mode : 0) << 8;
-	req.kind = MGI_REQ_VRANGE;
-	rc = mgi_request_call(&req);
+	rc = local_call(op, start, end, (uint32_t)mode);
+	if (rc == ASK_HANDLER) {
+		memset(&req, 0, sizeof(req));
+		req.start = start;
+		req.end = end;
+		req.vstart = (uintptr_t)op | (uintptr_t)(op == OP_VOLATILE ? mode : 0) << 8;
+		req.kind = MGI_REQ_VRANGE;
+		rc = mgi_request_call(&req);
+	}
 	if (rc >= 0 && op == OP_PURGED) {
 		memcpy(bitmap, report, (pages + 7) / 8);
 		rc = 0;

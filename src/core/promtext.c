@@ -75,6 +75,9 @@ static const family_t families[] = {
 	{"host_ladder_evict_total", COUNTER, PLAIN, AT(host_ladder_evict), "Host ladder: groups evicted (root only)."},
 	{"host_ladder_kill_total", COUNTER, PLAIN, AT(host_ladder_kill), "Host ladder: kills (root only)."},
 	{"host_ladder_dry_run_total", COUNTER, PLAIN, AT(host_ladder_dry_run), "Host ladder: steps --dry-run logged instead of taking (root only)."},
+	{"vrange_bytes", GAUGE, PLAIN, AT(vrange_bytes), "Memory made volatile (mg_vrange) and not purged yet."},
+	{"vrange_purged_pages_total", COUNTER, PLAIN, AT(vrange_purged_pages), "Volatile pages purged under pressure (mg_vrange)."},
+	{"ladder_purge_total", COUNTER, PLAIN, AT(ladder_purge), "Purge episodes: volatile pages purged first (the ladder's first rung)."},
 };
 
 

@@ -97,7 +97,7 @@ int mgi_vrtab_add(mgi_vrtab_t *t, uintptr_t start, uintptr_t end, uint32_t mode)
 		return -ENOMEM;
 	memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(t->v[0]));
 	t->v[i] = (mgi_vrange_t){.start = start, .end = end, .mode = mode, .bits = bits,
-				 .nwords = words};
+				 .nwords = words, .seq = ++t->seq};
 	t->n++;
 	t->pages += pages_of(start, end);
 	return 0;
@@ -192,7 +192,7 @@ long mgi_vrtab_cut(mgi_vrtab_t *t, uintptr_t start, uintptr_t end)
 		if (!bits)
 			return -ENOMEM;
 		right = (mgi_vrange_t){.start = end, .end = r->end, .mode = r->mode, .bits = bits,
-				       .nwords = words};
+				       .nwords = words, .seq = r->seq};
 		for (uintptr_t a = end; a < r->end; a += PG)
 			if (mgi_vrange_purged(r, a))
 				mgi_vrange_mark(&right, a);
@@ -254,5 +254,36 @@ int mgi_vrtab_copy(mgi_vrtab_t *dst, const mgi_vrtab_t *src)
 	}
 	dst->pages = src->pages;
 	dst->purged = src->purged;
+	dst->seq = src->seq;
 	return 0;
+}
+
+static bool before(uint64_t seq_a, uintptr_t a, uint64_t seq_b, uintptr_t b)
+{
+	return seq_a < seq_b || (seq_a == seq_b && a < b);
+}
+
+uint32_t mgi_vrtab_coldest(const mgi_vrtab_t *t, const mgi_vrcur_t *after, uint32_t *out,
+			   uint32_t k)
+{
+	uint32_t n = 0;
+
+	/* out is kept sorted: an insertion among at most k (small) */
+	for (uint32_t i = 0; i < t->n && k; i++) {
+		const mgi_vrange_t *r = &t->v[i];
+		uint32_t j;
+
+		if (r->npurged == pages_of(r->start, r->end) ||
+		    !before(after->seq, after->start, r->seq, r->start))
+			continue;
+		if (n == k && !before(r->seq, r->start, t->v[out[n - 1]].seq, t->v[out[n - 1]].start))
+			continue;
+		j = n < k ? n++ : n - 1;
+		while (j > 0 && before(r->seq, r->start, t->v[out[j - 1]].seq, t->v[out[j - 1]].start)) {
+			out[j] = out[j - 1];
+			j--;
+		}
+		out[j] = i;
+	}
+	return n;
 }

@@ -29,6 +29,8 @@ typedef struct mgi_vrange {
 	size_t off;
 	size_t nwords;    /* size of bits, in words (for the free) */
 	uint64_t npurged; /* purged bits set in [start, end) */
+	uint64_t seq;     /* when it was made volatile (the table's count of
+			   * adds); both pieces of a cut range keep it */
 } mgi_vrange_t;
 
 typedef struct mgi_vrtab {
@@ -36,7 +38,7 @@ typedef struct mgi_vrtab {
 	uint32_t n, cap;
 	uint64_t pages;   /* pages volatile now */
 	uint64_t purged;  /* of them, purged (the sum of the ranges' npurged) */
-	uint32_t hand;    /* the purge's cursor: the range it goes on from */
+	uint64_t seq;     /* ranges made volatile so far (the next one's seq) */
 	mgi_allocator_t a;
 } mgi_vrtab_t;
 
@@ -78,6 +80,21 @@ mgi_vrange_t *mgi_vrtab_within(mgi_vrtab_t *t, uintptr_t start, uintptr_t end);
  * side). Returns the pages that were volatile there, or -ENOMEM (a split
  * needed memory: the table is unaltered). */
 long mgi_vrtab_cut(mgi_vrtab_t *t, uintptr_t start, uintptr_t end);
+
+/* The purge's order: coldest first, i.e. by the time a range was made
+ * volatile (an entry a cache pinned and unpinned again is young again).
+ * A cursor is the (seq, start) of the last range taken. */
+typedef struct mgi_vrcur {
+	uint64_t seq;
+	uintptr_t start;
+} mgi_vrcur_t;
+
+/* Writes into out the indices of up to k ranges that come after *after in
+ * that order, oldest first, passing over ranges purged whole; returns how
+ * many. 0: none left after *after (a zero cursor starts again from the
+ * oldest). One pass over the table. */
+uint32_t mgi_vrtab_coldest(const mgi_vrtab_t *t, const mgi_vrcur_t *after, uint32_t *out,
+			   uint32_t k);
 
 /* A copy of src (ranges, modes and bits) into dst, which is initialized
  * anew with the allocator it was given (mgi_vrtab_init: anything it held is

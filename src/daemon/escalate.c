@@ -45,6 +45,7 @@
  *                          OOM_AFTER_MS, or room, or usage still falls
  *                 -> KILL  empty for OOM_AFTER_MS, at the limit, stalled
  *   KERNEL     (G waits at its kernel limit: the backstop's kernel cgroup)
+ *                 -> EVICT volatile pages under G, purged first (as REFUSED)
  *                 -> WAIT  a cooperative episode on G runs
  *                 -> COOP  kernel backend, up to KERNEL_COOP_ASKS per pause
  *                 -> WAIT  G pauses at OOM (--oom-kill-disable)
@@ -185,6 +186,22 @@ static bool purge_volatile(mgi_manager_t *m, int g, const mgi_pressure_t *p)
 	return true;
 }
 
+/* Volatile pages not purged yet in g's subtree (the slots' figures). */
+static uint64_t volatile_pages_under(const mgi_manager_t *m, int g)
+{
+	uint64_t n = 0;
+
+	for (int d = 1; d < MGI_GROUPS_MAX; d++) {
+		if (!m->tree.node[d].used || !mgi_tree_is_under(&m->tree, d, g))
+			continue;
+		mgi_segment_t *seg = m->tree.node[d].seg;
+		for (int i = 0; i < MGI_PROCS_MAX; i++)
+			if (atomic_load(&seg->ctl.procs[i].pid) > 0)
+				n += atomic_load(&seg->acct.procs[i].vrange_pages);
+	}
+	return n;
+}
+
 static enum mgi_step kill_joined(mgi_manager_t *m, int g)
 {
 	if (mgi_oom_pause(m, g))
@@ -288,6 +305,14 @@ static enum mgi_step evict_done(mgi_manager_t *m, int g, const mgi_pressure_t *p
 
 static enum mgi_step kernel_limit(mgi_manager_t *m, int g)
 {
+	/* Volatile pages first here too: what the kernel counts and memgrp
+	 * does not (a process without the agent) makes room from them. The
+	 * kernel does not say how much its waiting allocations need, and the
+	 * next step is a kill: all of them are asked for. */
+	if (purge_volatile(m, g, &(mgi_pressure_t){.why = MGI_WHY_KERNEL,
+						    .pages = volatile_pages_under(m, g),
+						    .req_group = -1, .req_slot = -1}))
+		return MGI_STEP_EVICT;
 	if (mgi_kbackend_is(m, g)) {
 		/* as an agent's refused charge does: cooperators first, the
 		 * kill waits for the episode */
