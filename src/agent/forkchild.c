@@ -24,6 +24,7 @@
 #include "os.h"
 #include "trace.h"
 #include "pageout.h"
+#include "cow.h"
 
 #define PAGE MGI_PAGE_SIZE
 #define CHILD_WAIT_MS 60000   /* how long a child waits for its parent's copy */
@@ -353,6 +354,7 @@ int mgi_fork_child_start(void)
 	mgi_agent.evicting = false;
 	if (!mgi_kept.store)
 		mgi_agent.evict_clock = 0; /* (a kept store's stamps are on its clock) */
+	mgi_cow_child_start(); /* frames shared with our parent: charged once (cow.c) */
 	return mgi_kept.store ? cfd : -1;
 }
 

@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "os.h"
 #include "vrange.h"
+#include "cow.h"
 
 /*
  * An application lends pages back (include/memgrp.h, mg_vrange): while a
@@ -228,7 +229,8 @@ uint64_t mgi_vrange_purge(uint64_t want)
 				blocked = !done;
 				return done;
 			}
-			mgi_uncharge(mgi_registry_clear(reg, a, a + k * PAGE));
+			mgi_uncharge(mgi_cow_forget(a, a + k * PAGE,
+						    mgi_registry_clear(reg, a, a + k * PAGE)));
 			purged_pages(a, k);
 			/* (events followed meanwhile may have cut the table) */
 			v = mgi_vrtab_find(&tab, a);
