@@ -245,6 +245,35 @@ fi
 }
 run_case heapwalk
 
+# A mapping the kernel fills inside mmap (MAP_POPULATE; MAP_LOCKED does
+# too): the agent used to find it present and charge it all at once, past
+# the limit (stress-ng's mmap stressor: max_usage 32.9 MiB under -m 17M
+# with swap). Now it is populated through the handler: evicted as it fills
+# with swap; a locked mapping larger than the limit cannot be evicted and
+# ends in an OOM kill at the limit, as under the kernel's memcg.
+case_populate() {
+echo "--- a mapping filled inside mmap"
+local slack=$((64 * 4096)) max
+if run populate 60 0 -- -m 17M --swap-max 1G -- "$progs/prog_populate" 32; then
+	max=$(json "$tmp/populate.json" max_usage)
+	grep -q "populate ok" "$tmp/populate.out" && [ "$max" -le $((17 * 1024 * 1024 + slack)) ] &&
+		ok "32 MiB MAP_POPULATE under -m 17M with swap: bytes right, max_usage $max" ||
+		bad populate "max_usage $max over 17M + $slack: $(tail -2 "$tmp/populate.out")"
+fi
+if run populate_lock 60 137 -- -m 17M --swap-max 1G -- "$progs/prog_populate" 32 lock; then
+	max=$(json "$tmp/populate_lock.json" max_usage)
+	grep -q "out of memory" "$tmp/populate_lock.out" && [ "$max" -le $((17 * 1024 * 1024 + slack)) ] &&
+		ok "32 MiB MAP_LOCKED under -m 17M: killed at the limit (max_usage $max), as under memcg" ||
+		bad populate_lock "max_usage $max over 17M + $slack, or no OOM message"
+fi
+if run populate_fits 60 0 -- -m 64M -- "$progs/prog_populate" 32 lock; then
+	grep -q "populate ok: locked 32768" "$tmp/populate_fits.out" &&
+		ok "32 MiB MAP_LOCKED under -m 64M: every page locked, bytes right" ||
+		bad populate_fits "$(tail -2 "$tmp/populate_fits.out")"
+fi
+}
+run_case populate
+
 case_limits() {
 echo "--- limits hold"
 # prog_hold maps its memory itself, so these run in the sanitizer build too.

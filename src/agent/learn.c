@@ -51,12 +51,17 @@ void mgi_learn_publish_sizes(void)
  * charge cannot be refused: the pages exist; a later fault meets the
  * limit instead. Without charge, the caller holds their charge already
  * (estimate mode: a fast region turning slow). Returns the pages found. */
-static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
+static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge, uintptr_t vma_start)
 {
 	mgi_vregion_t *r;
 	uint64_t found = 0;
 
-	if (mgi_registry_add(&mgi_agent.reg, start, end) <= 0)
+	/* Memory that continues a region of the same mapping (a block or a
+	 * heap grown in place: mremap, brk) grows that region. */
+	r = start > vma_start ? mgi_registry_find(&mgi_agent.reg, start - PAGE) : NULL;
+	if (!(r && r->start >= vma_start && end - r->start <= MGI_REGION_MAX_BYTES &&
+	      mgi_registry_extend(&mgi_agent.reg, r, end) > 0) &&
+	    mgi_registry_add(&mgi_agent.reg, start, end) <= 0)
 		return 0;
 	for (uintptr_t a = start; a < end;) {
 		size_t pages = (end - a) / PAGE;
@@ -112,8 +117,9 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 	return found;
 }
 
-/* Learns [start, end): only the parts not yet in the registry. */
-uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge)
+/* Learns [start, end), which lies in one mapping that starts at vma_start
+ * (UINTPTR_MAX: not known): only the parts not yet in the registry. */
+static uint64_t learn_range_in(uintptr_t start, uintptr_t end, bool charge, uintptr_t vma_start)
 {
 	uintptr_t cur = start;
 	uint64_t found = 0;
@@ -125,11 +131,16 @@ uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge)
 			continue;
 		}
 		uintptr_t gap_end = r && r->start < end ? r->start : end;
-		found += learn_gap(cur, gap_end, charge);
+		found += learn_gap(cur, gap_end, charge, vma_start);
 		cur = gap_end;
 	}
 	mgi_learn_publish_sizes();
 	return found;
+}
+
+uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge)
+{
+	return learn_range_in(start, end, charge, UINTPTR_MAX);
 }
 
 /*
@@ -154,8 +165,9 @@ void mgi_learn_mapped(uintptr_t start, uintptr_t end)
 		mgi_handover_gone(start, end, false);
 	while (cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
 		uintptr_t s = v.start > cur ? v.start : cur, e = v.end < end ? v.end : end;
+		/* estimate mode keeps its regions as it admitted them */
 		if (mgi_vma_is_anon_private(&v))
-			mgi_learn_range(s, e, true);
+			learn_range_in(s, e, true, mgi_est_on() ? UINTPTR_MAX : v.start);
 		cur = v.end;
 	}
 }
