@@ -300,9 +300,6 @@ static uint64_t deactivate(uint64_t want)
 	unsigned calls = 0, eagain = 0;
 	uint64_t busy = 0;
 	static unsigned misreports;
-	/* runs shared with a child, unshared only if nothing else moved */
-	mgi_range_t shared[1] = {{0, 0}};
-	unsigned nshared = 0;
 
 	while (moved_total < want && calls++ < 4 * (want / RUN_MAX + 4) + 2 * (reg->present / RUN_MAX)) {
 		uintptr_t run;
@@ -389,13 +386,8 @@ static uint64_t deactivate(uint64_t want)
 			 * pinned: the helper gives us our own copies of the rest
 			 * of the run. Their ref bits keep the clock off them
 			 * until its next pass, when they move. (Pinned pages
-			 * stay pinned and are passed over again.) Only if this
-			 * call moves nothing else: unsharing copies the page and
-			 * frees no frame of the group's, the child keeps the old
-			 * one, charged to it then (cow.c). Measured: forkevict's
-			 * max_usage 83 MiB unsharing at once, see docs/design.md. */
-			if (nshared < 1)
-				shared[nshared++] = (mgi_range_t){at, run + n * PAGE};
+			 * stay pinned and are passed over again.) */
+			mgi_releaser_unshare(at, n - k);
 			for (size_t i = 0; i < n - k && r; i++)
 				mgi_registry_set_ref(r, at + i * PAGE);
 			reg->hand = run + n * PAGE;
@@ -410,8 +402,6 @@ static uint64_t deactivate(uint64_t want)
 			mgi_registry_set_ref(r, at + i * PAGE);
 		reg->hand = run + n * PAGE;
 	}
-	for (unsigned i = 0; !moved_total && i < nshared; i++)
-		mgi_releaser_unshare(shared[i].start, (shared[i].end - shared[i].start) / PAGE);
 	if (moved_total)
 		atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgdeactivate, moved_total,
 					  memory_order_relaxed);
