@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "grantd.h"
+#include "oom_handler.h"
 #include "group.h"
 
 /* A refused charge that the agent may not resolve by evicting itself. */
@@ -346,6 +347,12 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 		break;
 	case MGI_MSG_OOM_ACT:
 		mgi_oom_on_act(m, i, &msg.oom_act);
+		break;
+	case MGI_MSG_OOM_HANDLER:
+		mgi_oomh_on_register(m, i, &msg.group);
+		break;
+	case MGI_MSG_OOM_DECISION:
+		mgi_oomh_on_decision(m, i, &msg.oom_decision);
 		break;
 	case MGI_MSG_COOP_DONE:
 		for (int r = 0; r < MGI_REGS_MAX; r++)

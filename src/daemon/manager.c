@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+
+#include "oom_handler.h"
 #include <sys/un.h>
 
 #include "grantd.h"
@@ -355,6 +357,7 @@ void mgi_manager_destroy(mgi_manager_t *m)
 	}
 	mgi_backstop_destroy(m);
 	mgi_oom_destroy(m);
+	mgi_oomh_destroy(m);
 	for (int r = 0; r < MGI_REGS_MAX; r++)
 		if (m->regs[r].id)
 			close(m->regs[r].efd);
