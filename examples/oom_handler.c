@@ -1,6 +1,6 @@
 /* oom_handler.c - a user-space OOM handler (the seed's example): at its group's OOM it keeps the oldest service and kills the newest process, which oom_score_adj cannot express.
  *
- * Usage: oom_handler [--socket PATH] [--touch MB] [--count N] GROUP
+ * Usage: oom_handler [--socket PATH] [--touch MB] [--count N] [--pick newest|largest] GROUP
  *
  * It registers as GROUP's OOM handler (mg_oom_handler_register) and, for
  * each snapshot the manager sends at the group's OOM, answers: kill the
@@ -10,10 +10,13 @@
  * `--oom-reserve` at least that, it gets it beyond the limit (without, it
  * waits, and the group's policy acts at the handler timeout). It prints
  * one line per decision and ends after N decisions (--count, default:
- * never). Run it as root or as the manager's user.
+ * never). --pick largest kills the largest instead (bench/oom.sh's
+ * handler row: the same victim as the default policy's). Run it as root
+ * or as the manager's user.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +25,20 @@
 
 #include "memgrp.h"
 
-/* The newest process of the snapshot that is not this one, or -1. */
-static int newest(const mg_oom_snapshot_t *s, pid_t self)
+/* The newest process of the snapshot that is not this one (or, with
+ * largest, the first: the snapshot lists the largest first), or -1. */
+static int choose(const mg_oom_snapshot_t *s, pid_t self, bool largest)
 {
 	int best = -1;
 
-	for (unsigned i = 0; i < s->nprocs; i++)
-		if (s->procs[i].pid != self && (best < 0 || s->procs[i].age_ms < s->procs[best].age_ms))
+	for (unsigned i = 0; i < s->nprocs; i++) {
+		if (s->procs[i].pid == self)
+			continue;
+		if (largest)
+			return (int)i;
+		if (best < 0 || s->procs[i].age_ms < s->procs[best].age_ms)
 			best = (int)i;
+	}
 	return best;
 }
 
@@ -53,21 +62,31 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
 					     {"touch", required_argument, NULL, 't'},
 					     {"count", required_argument, NULL, 'n'},
+					     {"pick", required_argument, NULL, 'p'},
 					     {NULL, 0, NULL, 0}};
 	const char *sock = NULL;
 	long mb = 0, count = -1;
+	bool largest = false;
 	int o, err;
 
-	while ((o = getopt_long(argc, argv, "s:t:n:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:t:n:p:", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': sock = optarg; break;
 		case 't': mb = atol(optarg); break;
 		case 'n': count = atol(optarg); break;
+		case 'p':
+			if (strcmp(optarg, "newest") && strcmp(optarg, "largest")) {
+				fprintf(stderr, "oom_handler: --pick newest|largest, not '%s'\n", optarg);
+				return 2;
+			}
+			largest = !strcmp(optarg, "largest");
+			break;
 		default: return 2;
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "usage: oom_handler [--socket PATH] [--touch MB] [--count N] GROUP\n");
+		fprintf(stderr, "usage: oom_handler [--socket PATH] [--touch MB] [--count N] "
+				"[--pick newest|largest] GROUP\n");
 		return 2;
 	}
 	mg_client_t *c = mg_connect(sock, &err);
@@ -90,7 +109,7 @@ int main(int argc, char **argv)
 		}
 		if (mb > 0 && (err = touch(mb)) != 0)
 			fprintf(stderr, "oom_handler: touching %ld MB: %s\n", mb, strerror(-err));
-		int v = newest(&s, getpid());
+		int v = choose(&s, getpid(), largest);
 		mg_oom_decision_t d = {.seq = s.seq, .action = v < 0 ? MG_OOM_RESUME : MG_OOM_KILL};
 		if (v >= 0) {
 			d.npids = 1;
@@ -98,8 +117,9 @@ int main(int argc, char **argv)
 		}
 		err = mg_oom_handler_answer(c, &d);
 		if (v >= 0)
-			printf("snapshot %llu: %u processes, killing the newest, pid %d (%s, %llu ms old): %s\n",
-			       (unsigned long long)s.seq, s.nprocs, (int)s.procs[v].pid, s.procs[v].comm,
+			printf("snapshot %llu: %u processes, killing the %s, pid %d (%s, %llu ms old): %s\n",
+			       (unsigned long long)s.seq, s.nprocs, largest ? "largest" : "newest",
+			       (int)s.procs[v].pid, s.procs[v].comm,
 			       (unsigned long long)s.procs[v].age_ms, err ? mg_last_error(c) : "done");
 		else
 			printf("snapshot %llu: nobody to kill, resume: %s\n", (unsigned long long)s.seq,

@@ -213,7 +213,8 @@ case_reserve() {
 run_case reserve
 
 # A handler in Python that misbehaves: MODE never (reads, never answers),
-# die (reads, exits), stranger (names a pid outside the group).
+# die (reads, exits), stranger (names a pid outside the group), resume
+# (answers resume to every snapshot).
 py_handler() {
 	py - "$sock" "$g" "$1" "${2:-0}" >"$tmp/h.out" 2>&1 <<'PY' &
 import os, sys, time
@@ -227,6 +228,12 @@ print("snapshot", snap.seq, "timeout", snap.timeout_ms, "reserve", snap.reserve,
       [(p.pid, p.comm, p.charged) for p in snap.procs], flush=True)
 if mode == "die":
     os._exit(3)
+while mode == "resume":
+    c.oom_answer(snap.seq)
+    print("resumed", snap.seq, flush=True)
+    snap = c.oom_handler_read(5000)
+    if snap is None:
+        break
 if mode == "stranger":
     try:
         c.oom_answer(snap.seq, kill=[stranger])
@@ -284,6 +291,14 @@ case_stranger() {
 		bad stranger_reply "$(cat "$tmp/h.out")"
 }
 run_case stranger
+
+case_resume() {
+	echo "--- a handler that resumes again and again with no room made"
+	misbehave resume "resumed 3 times in a row and no room came"
+	[ "$(grep -c '^resumed' "$tmp/h.out")" = 3 ] && ok "3 resumes, then the policy" ||
+		bad resume_count "$(cat "$tmp/h.out")"
+}
+run_case resume
 
 case_garbage() {
 	echo "--- a handler that answers garbage bytes"

@@ -68,6 +68,11 @@ static const family_t families[] = {
 	{"ladder_coop_enough_total", COUNTER, PLAIN, AT(ladder_coop_enough), "Cooperative episodes that freed what was needed."},
 	{"ladder_evict_total", COUNTER, PLAIN, AT(ladder_evict), "Eviction episodes for refused charges."},
 	{"ladder_evict_empty_total", COUNTER, PLAIN, AT(ladder_evict_empty), "Eviction episodes that freed nothing."},
+	{"oom_handler_asked_total", COUNTER, PLAIN, AT(oom_handler_asked), "OOMs sent to the group's user-space OOM handler."},
+	{"oom_handler_kill_total", COUNTER, PLAIN, AT(oom_handler_kill), "OOM handler decisions: kill."},
+	{"oom_handler_raise_total", COUNTER, PLAIN, AT(oom_handler_raise), "OOM handler decisions: raise the limit."},
+	{"oom_handler_resume_total", COUNTER, PLAIN, AT(oom_handler_resume), "OOM handler decisions: resume."},
+	{"oom_handler_fallback_total", COUNTER, PLAIN, AT(oom_handler_fallback), "OOMs where the policy acted instead of the handler (late, gone, refused)."},
 };
 
 

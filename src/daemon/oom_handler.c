@@ -29,14 +29,16 @@
  */
 
 /* Resumes in a row that made no room: then the policy (never a loop of
- * asks that frees nothing). */
+ * asks that frees nothing). An OOM this long after the last decision is
+ * a new episode: the count starts again. */
 #define RESUMES_MAX 3
+#define EPISODE_GAP_NS 1000000000ULL
 
 struct handler {
 	int conn, conn_fd;   /* the handler's connection (index, fd); -1: none */
 	pid_t pid;
 	char group[MGI_GROUP_NAME_MAX]; /* whose handler (an index may be reused) */
-	uint64_t seq, deadline_ns;
+	uint64_t seq, deadline_ns, decided_ns;
 	bool deciding;
 	bool fallback;       /* the policy applies at the next OOM action */
 	unsigned resumes;
@@ -209,6 +211,8 @@ bool mgi_oomh_ask(mgi_manager_t *m, int target)
 		h->fallback = false;
 		return false;
 	}
+	if (h->decided_ns && now - h->decided_ns > EPISODE_GAP_NS)
+		h->resumes = 0;
 	if (h->resumes >= RESUMES_MAX) {
 		fall_back(m, target, h, "resumed 3 times in a row and no room came");
 		h->fallback = false;
@@ -348,6 +352,7 @@ void mgi_oomh_on_decision(mgi_manager_t *m, unsigned i, const mgi_msg_oom_decisi
 								: &seg->ctl.oomh_resume;
 	atomic_fetch_add(count, 1);
 	h->resumes = d->action == MGI_OOMH_RESUME ? h->resumes + 1 : 0;
+	h->decided_ns = mgi_os_now_ns();
 	mgi_notify_ladder(m, g);
 	mgi_manager_log(m, "group '%s': its OOM handler (pid %d) decided: %s", m->tree.node[g].name,
 			(int)h->pid, why);
