@@ -300,6 +300,31 @@ case_resume() {
 }
 run_case resume
 
+case_pause() {
+	echo "--- a handler before the pause (--oom-kill-disable): asked once, then the group pauses"
+	g=t-oh-pause-$sfx
+	mg create "$g" -m 56M --oom-kill-disable --oom-handler-timeout 300ms ||
+		{ bad pause "create refused"; return; }
+	py_handler never 0
+	hold=30 three
+	: >"$tmp/go-B"
+	wait_for 10 test "$(stat_field "$g" under_oom)" = 1
+	sleep 1.5 # the faults ask every 100 ms meanwhile
+	local asked paused kills
+	asked=$(stat_field "$g" oom_handler_asked) paused=$(stat_field "$g" oom_pauses) kills=$(stat_field "$g" oom_kill)
+	alive "$pid_A" && alive "$pid_B" && alive "$pid_C" && [ "$asked" = 1 ] && [ "$paused" = 1 ] &&
+		[ "$kills" = 0 ] && [ "$(grep -c '^snapshot' "$tmp/h.out")" = 1 ] &&
+		ok "the handler asked once; at its timeout the group paused (its policy), nobody killed, not asked again while paused" ||
+		{ bad pause "asked $asked, pauses $paused, kills $kills"; cat "$tmp/h.out"; grep "$g" "$log" | tail -5; }
+	local out
+	out=$(mg oom "$g" --resume 2>&1)
+	wait_for 10 grep -qs "^holding 10 MB more" "$tmp/B.out" && wait_for 5 eval "! alive $pid_A" &&
+		ok "memgrp oom --resume: the policy killed A, B's fault resumed ($out)" ||
+		bad pause_resume "$out"
+	finish A B C
+}
+run_case pause
+
 case_garbage() {
 	echo "--- a handler that answers garbage bytes"
 	g=t-oh-garb-$sfx
@@ -329,6 +354,7 @@ PY
 	wait_for 10 grep -qs "^holding 10 MB more" "$tmp/B.out"
 	[ "$dead" = A ] && [ "${st:-}" = 137 ] && alive "$pid_B" && alive "$pid_C" &&
 		grep -q "answer:.*bad request" "$tmp/h.out" &&
+		grep -q "group '$g': its OOM handler (pid [0-9]*) sent a message that is no decision (protocol version mismatch)" "$log" &&
 		grep -q "group '$g': its OOM handler (pid [0-9]*) went away while deciding" "$log" &&
 		ok "garbage: refused with a clear error ($(grep -o 'bad request[^\\]*' "$tmp/h.out" | head -1)), the connection dropped, the policy killed A, no one else" ||
 		{ bad garbage "dead '$dead' ($st)"; cat "$tmp/h.out"; grep "$g" "$log" | tail -5; }

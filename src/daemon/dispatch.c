@@ -381,6 +381,7 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 		/* Unparsable or unexpected: say why, and that client is done. */
 		mgi_conn_reply(c, type < 0 ? type : -EPROTO, "bad request: %s",
 		      type < 0 ? err : "unexpected message type");
+		mgi_oomh_bad_message(m, i, type < 0 ? err : "unexpected message type");
 		mgi_conn_drop(m, i);
 		break;
 	}

@@ -20,11 +20,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
-
-#include "oom_handler.h"
 #include <sys/un.h>
 
 #include "grantd.h"
+#include "oom_handler.h"
 #include "escape.h"
 
 void mgi_manager_log(const mgi_manager_t *m, const char *fmt, ...)

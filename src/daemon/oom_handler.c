@@ -138,6 +138,19 @@ void mgi_oomh_on_register(mgi_manager_t *m, unsigned i, const mgi_msg_group_t *r
 	mgi_conn_reply(c, 0, "%s", m->tree.node[g].name);
 }
 
+void mgi_oomh_bad_message(mgi_manager_t *m, unsigned i, const char *why)
+{
+	if (!m->oomh)
+		return;
+	for (int g = 1; g < MGI_GROUPS_MAX; g++) {
+		struct handler *h = handler_of(m, g);
+		if (h && h->conn == (int)i)
+			mgi_manager_log(m, "group '%s': its OOM handler (pid %d) sent a message that is "
+					   "no decision (%s): nothing done on its word, its connection "
+					   "dropped", m->tree.node[g].name, (int)h->pid, why);
+	}
+}
+
 void mgi_oomh_conn_gone(mgi_manager_t *m, unsigned i)
 {
 	if (!m->oomh)
@@ -200,6 +213,10 @@ bool mgi_oomh_ask(mgi_manager_t *m, int target)
 	if (!h)
 		return false;
 	seg = m->tree.node[target].seg;
+	/* paused (--oom-kill-disable) after the handler's turn: the pause
+	 * holds until room comes or memgrp oom acts, without asking again */
+	if (atomic_load(&seg->ctl.under_oom))
+		return false;
 	if (h->fallback) {
 		h->fallback = false; /* this once: the next OOM asks again */
 		return false;

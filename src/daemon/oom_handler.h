@@ -29,6 +29,10 @@ void mgi_oomh_on_decision(struct mgi_manager *m, unsigned i, const mgi_msg_oom_d
  */
 bool mgi_oomh_ask(struct mgi_manager *m, int target);
 
+/* Connection i sent what does not parse (why) and is dropped: if it is a
+ * handler, the log says so (its end follows: mgi_oomh_conn_gone). */
+void mgi_oomh_bad_message(struct mgi_manager *m, unsigned i, const char *why);
+
 /* Connection i closed: a handler it was is unregistered (one asked now
  * falls back to the policy). */
 void mgi_oomh_conn_gone(struct mgi_manager *m, unsigned i);
