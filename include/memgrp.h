@@ -266,7 +266,8 @@ typedef struct mg_oom_decision {
 
 /* Makes the caller group's OOM handler ("": the client's own group).
  * Returns 0 or a negative errno: -EBUSY (the group has a handler, or c
- * handles another group), -EPERM, -ENOENT. */
+ * handles another group), -EPERM, -ENOENT, -EOPNOTSUPP (a kernel-backend
+ * group). */
 MG_API int mg_oom_handler_register(mg_client_t *c, const char *group);
 
 /* Waits up to timeout_ms (-1: forever) for the next snapshot. Returns 0

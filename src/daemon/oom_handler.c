@@ -113,6 +113,14 @@ void mgi_oomh_on_register(mgi_manager_t *m, unsigned i, const mgi_msg_group_t *r
 		mgi_conn_reply(c, -EINVAL, "the root has no limit: no OOM to handle");
 		return;
 	}
+	if (mgi_kbackend_is(m, g)) {
+		/* its OOM is the backstop's kill (escalate.c kernel_limit),
+		 * which asks no handler yet: refused rather than never asked */
+		mgi_conn_reply(c, -EOPNOTSUPP, "group '%s' runs on the kernel backend: its OOM is "
+					       "handled by its kernel cgroup's kill, not by a user-space "
+					       "handler", m->tree.node[g].name);
+		return;
+	}
 	if (!(t = table(m))) {
 		mgi_conn_reply(c, -ENOMEM, "no memory for the handlers' table");
 		return;
