@@ -11,7 +11,7 @@ _memgrp() {
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	local limits="--memory-max --memory-high --memory-low --memory-soft --swap-max --swappiness --mode --backend"
-	limits+=" --oom-policy --oom-kill --oom-signal --oom-grace --oom-prefer --oom-avoid --oom-kill-disable --oom-prekill --oom-prekill-timeout"
+	limits+=" --oom-policy --oom-kill --oom-signal --oom-grace --oom-prefer --oom-avoid --oom-kill-disable --oom-prekill --oom-prekill-timeout --oom-handler-timeout --oom-reserve"
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
 		--socket) sock=${COMP_WORDS[i+1]}; i=$((i + 1)) ;;

@@ -44,6 +44,7 @@ GRANT, GRANTED = 30, 31
 OOM_PRIORITY = 40
 OOM_RECORD_REQ, OOM_RECORD = 41, 42
 OOM_ACT = 43
+OOM_HANDLER, OOM_SNAPSHOT, OOM_DECISION = 44, 45, 46
 MGI_GRANT_ASK_MAX = 128
 
 REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE, REG_LADDER = 1, 2, 3, 4, 5
@@ -61,11 +62,16 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 11544,     # hdr, group, stats (144 x u64), nprocs, reserved, procs[256] x 40
-    SET: 752,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
+    STAT: 11584,     # hdr, group, stats (149 x u64), nprocs, reserved, procs[256] x 40
+    SET: 768,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
                      # mode, backend; oom_set, policy, scope, signal, grace_ms, kill_disable,
-                     # prefer[128], avoid[128], prekill_timeout_ms, reserved, prekill[256]
-    CREATE: 752,
+                     # prefer[128], avoid[128], prekill_timeout_ms, reserved, prekill[256],
+                     # handler_timeout_ms, reserved, reserve
+    CREATE: 768,
+    OOM_HANDLER: 144,     # laid out as STAT_REQ
+    OOM_SNAPSHOT: 9408,   # hdr, seq, group[128], usage, limit, reserve, timeout_ms, nprocs,
+                          # total, reserved, procs[64] x 144
+    OOM_DECISION: 104,    # hdr, seq, action, npids, limit, pids[16]
     OOM_PRIORITY: 24,  # hdr, pid, priority
     OOM_RECORD_REQ: 152,  # hdr, group[128], after
     OOM_RECORD: 4128,     # hdr, seq, len, reserved, text[4096]
@@ -133,11 +139,30 @@ def set_msg(mtype, group, memory_max, high=MGI_SET_KEEP, low=MGI_SET_KEEP, soft=
             swap_max=MGI_SET_KEEP, swappiness=MGI_SET_KEEP, mode=MGI_SET_KEEP,
             backend=MGI_SET_KEEP, oom_set=0, oom_policy=0, oom_scope=0, oom_signal=0,
             oom_grace_ms=0, oom_kill_disable=0, oom_prefer="", oom_avoid="",
-            oom_prekill_timeout_ms=0, oom_prekill=""):
-    return msg(mtype, G + "8Q6I128s128sII256s", name(group), memory_max, high, low, soft, swap_max,
-               swappiness, mode, backend, oom_set, oom_policy, oom_scope, oom_signal,
+            oom_prekill_timeout_ms=0, oom_prekill="", oom_handler_timeout_ms=0, oom_reserve=0):
+    return msg(mtype, G + "8Q6I128s128sII256sIIQ", name(group), memory_max, high, low, soft,
+               swap_max, swappiness, mode, backend, oom_set, oom_policy, oom_scope, oom_signal,
                oom_grace_ms, oom_kill_disable, name(oom_prefer), name(oom_avoid),
-               oom_prekill_timeout_ms, 0, name(oom_prekill, 256))
+               oom_prekill_timeout_ms, 0, name(oom_prekill, 256), oom_handler_timeout_ms, 0,
+               oom_reserve)
+
+
+def oom_snapshot(seq, group, usage, limit, reserve, timeout_ms, procs, total=None):
+    """procs: (pid, priority, charged, age_ms, growth, comm, cmdline)."""
+    assert len(procs) <= 64
+    body = struct.pack("<Q" + G + "QQQIIII", seq, name(group), usage, limit, reserve, timeout_ms,
+                       len(procs), len(procs) if total is None else total, 0)
+    for pid, prio, charged, age, growth, comm, cmd in procs:  # mgi_oomh_proc_t, 144 bytes
+        body += struct.pack("<iiQQQ16s96s", pid, prio, charged, age, growth,
+                            name(comm, MGI_COMM_MAX), name(cmd, 96))
+    body += bytes(144 * (64 - len(procs)))
+    return msg(OOM_SNAPSHOT, f"{len(body)}s", body)
+
+
+def oom_decision(seq, action, pids=(), limit=0, npids=None):
+    pids = list(pids) + [0] * (16 - len(pids))
+    return msg(OOM_DECISION, "QIIQ16i", seq, action, len([p for p in pids if p]) if npids is None
+               else npids, limit, *pids)
 
 
 def oom_act(group, pid, action):
@@ -205,7 +230,8 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
     ("under_oom", "oom_pauses", "ladder_coop", "ladder_coop_enough", "ladder_evict",
      "ladder_evict_empty", "oom_none", "vrange_bytes", "vrange_purged_pages",
      "ladder_purge", "host_short", "host_ladder_purge", "host_ladder_coop", "host_ladder_soft",
-     "host_ladder_evict", "host_ladder_kill", "host_ladder_dry_run")
+     "host_ladder_evict", "host_ladder_kill", "host_ladder_dry_run", "oom_handler_asked", "oom_handler_kill",
+     "oom_handler_raise", "oom_handler_resume", "oom_handler_fallback")
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {
@@ -221,6 +247,8 @@ C_TYPES = {
     OOM_PRIORITY: "mgi_msg_oom_priority_t",
     OOM_RECORD_REQ: "mgi_msg_oom_record_req_t", OOM_RECORD: "mgi_msg_oom_record_t",
     OOM_ACT: "mgi_msg_oom_act_t",
+    OOM_HANDLER: "mgi_msg_group_t", OOM_SNAPSHOT: "mgi_msg_oom_snapshot_t",
+    OOM_DECISION: "mgi_msg_oom_decision_t",
 }
 
 
@@ -345,6 +373,18 @@ VALID = {
                                   oom_prekill="/usr/local/bin/dump-heap --fast"),
     "v3-set-oom-prekill-clear": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x40),
     "v3-oom-act-resume": oom_act("", 0, 2),
+    "v3-oom-handler": group_msg(OOM_HANDLER, "web"),
+    "v3-oom-handler-own-group": group_msg(OOM_HANDLER, ""),
+    "v3-oom-snapshot": oom_snapshot(3, "web", 64 * MiB, 64 * MiB, 8 * MiB, 1000,
+                                    [(101, 0, 40 * MiB, 90000, 0, "postgres", "postgres -D /db"),
+                                     (202, 500, 24 * MiB, 1200, 16 * MiB, "batch", "batch --all")]),
+    "v3-oom-snapshot-empty": oom_snapshot(1, "web/api", 1 * MiB, 1 * MiB, 0, 4000, []),
+    "v3-oom-decision-kill": oom_decision(3, 1, [202, 303]),
+    "v3-oom-decision-raise": oom_decision(3, 2, limit=96 * MiB),
+    "v3-oom-decision-raise-unlimited": oom_decision(4, 2, limit=MGI_SET_UNLIMITED),
+    "v3-oom-decision-resume": oom_decision(5, 3),
+    "v3-set-oom-handler": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x180,
+                                  oom_handler_timeout_ms=2000, oom_reserve=8 * MiB),
     "v3-oom-priority": oom_priority(0, 500),
     "v3-oom-priority-pid": oom_priority(4321, -1000),
     "v3-oom-record-req": oom_record_req("web", 3),
@@ -405,6 +445,32 @@ INVALID = {
                                                        oom_prekill_timeout_ms=5,
                                                        oom_prekill="x" * 256),
     "v3-invalid-oom-act-kill-no-pid": oom_act("web", 0, 1),
+    "v3-invalid-oom-handler-bad-group": group_msg(OOM_HANDLER, "web//api"),
+    "v3-invalid-oom-snapshot-seq-zero": oom_snapshot(0, "web", 0, 0, 0, 1000, []),
+    "v3-invalid-oom-snapshot-timeout": oom_snapshot(1, "web", 0, 0, 0, 4001, []),
+    "v3-invalid-oom-snapshot-total": oom_snapshot(1, "web", 0, 0, 0, 1000,
+                                                  [(101, 0, 0, 0, 0, "a", "a")], total=0),
+    "v3-invalid-oom-snapshot-pid": oom_snapshot(1, "web", 0, 0, 0, 1000,
+                                                [(0, 0, 0, 0, 0, "a", "a")]),
+    "v3-invalid-oom-snapshot-priority": oom_snapshot(1, "web", 0, 0, 0, 1000,
+                                                     [(7, 1001, 0, 0, 0, "a", "a")]),
+    "v3-invalid-oom-snapshot-no-group": oom_snapshot(1, "", 0, 0, 0, 1000, []),
+    "v3-invalid-oom-decision-seq-zero": oom_decision(0, 3),
+    "v3-invalid-oom-decision-action": oom_decision(1, 4),
+    "v3-invalid-oom-decision-kill-none": oom_decision(1, 1, []),
+    "v3-invalid-oom-decision-kill-pid-range": oom_decision(1, 1, [1 << 22]),
+    "v3-invalid-oom-decision-kill-past-npids": oom_decision(1, 1, [5, 6], npids=1),
+    "v3-invalid-oom-decision-kill-too-many": oom_decision(1, 1, [5], npids=17),
+    "v3-invalid-oom-decision-raise-zero": oom_decision(1, 2, limit=0),
+    "v3-invalid-oom-decision-raise-huge": oom_decision(1, 2, limit=2**63),
+    "v3-invalid-oom-decision-resume-pid": oom_decision(1, 3, [5]),
+    "v3-invalid-oom-decision-resume-limit": oom_decision(1, 3, limit=4096),
+    "v3-invalid-set-oom-handler-timeout-long": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x80,
+                                                       oom_handler_timeout_ms=4001),
+    "v3-invalid-set-oom-handler-timeout-zero": set_msg(SET, "web", MGI_SET_KEEP, oom_set=0x80),
+    "v3-invalid-set-oom-handler-no-flag": set_msg(SET, "web", MGI_SET_KEEP,
+                                                  oom_handler_timeout_ms=100),
+    "v3-invalid-set-oom-reserve-no-flag": set_msg(SET, "web", MGI_SET_KEEP, oom_reserve=4096),
     "v3-invalid-oom-act-resume-pid": oom_act("web", 77, 2),
     "v3-invalid-oom-act-bad-group": oom_act("../web", 77, 1),
     "v3-invalid-set-oom-scope": set_msg(SET, "web", MGI_SET_KEEP, oom_set=2, oom_scope=2),

@@ -42,6 +42,9 @@ int main(void)
 	P("ctl_under_oom", offsetof(mgi_segment_t, ctl.under_oom));
 	P("ctl_oom_prekill_timeout", offsetof(mgi_segment_t, ctl.oom_prekill_timeout_ms));
 	P("ctl_oom_prekill", offsetof(mgi_segment_t, ctl.oom_prekill));
+	P("ctl_oom_handler_timeout", offsetof(mgi_segment_t, ctl.oom_handler_timeout_ms));
+	P("ctl_oom_reserve", offsetof(mgi_segment_t, ctl.oom_reserve_pages));
+	P("ctl_oom_handling", offsetof(mgi_segment_t, ctl.oom_handling));
 	P("ctl_pid0", offsetof(mgi_segment_t, ctl.procs[0].pid));
 	P("ctl_pid_stride", sizeof(mgi_proc_id_t));
 	P("ctl_th0_size", offsetof(mgi_segment_t, ctl.thresholds[0].set.size));
@@ -129,6 +132,12 @@ def main():
         patch(o['ctl_oom_prekill'], b'/bin/logger -t memgrp-oom\0'),
         'oom-prekill-unterminated': patch(o['ctl_oom_prekill'], b'y' * 256),
         'oom-prekill-timeout-long': patch(o['ctl_oom_prekill_timeout'], struct.pack('<I', 4001)),
+        'oom-handler': patch(o['ctl_oom_set'], struct.pack('<I', 0x180)) +
+        patch(o['ctl_oom_handler_timeout'], struct.pack('<I', 2000)) +
+        patch(o['ctl_oom_reserve'], u64(2048)) + patch(o['ctl_oom_handling'], struct.pack('<I', 1)),
+        'oom-handler-timeout-long': patch(o['ctl_oom_handler_timeout'], struct.pack('<I', 4001)),
+        'oom-reserve-huge': patch(o['ctl_oom_reserve'], u64(-1)),
+        'oom-handling-bad': patch(o['ctl_oom_handling'], struct.pack('<I', 7)),
         'slot-oom-priority': patch(o['ctl_pid0'], i32(4242)) + patch(o['ctl_pid0'] + 4, i32(-700)),
         'slot-oom-priority-bad': patch(o['ctl_pid0'], i32(4242)) + patch(o['ctl_pid0'] + 4, i32(5000)),
         'top-level-grant': patch(o['ctl_group'], b'web\0') + patch(o['ctl_granted'], u64(8)),

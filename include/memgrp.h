@@ -204,6 +204,9 @@ typedef struct mg_ladder {
 	uint64_t oom_none;    /* OOM actions that found no process to kill */
 	uint64_t under_oom;   /* 1 while paused */
 	uint64_t purge;       /* purge episodes: volatile pages (mg_vrange) asked for first */
+	/* the user-space OOM handler (mg_oom_handler_register): asked, its
+	 * decisions, and the policy applied instead */
+	uint64_t handler_asked, handler_kill, handler_raise, handler_resume, handler_fallback;
 } mg_ladder_t;
 
 /* Subscribes to the ladder of the group (its own limit's, an ancestor's
@@ -215,6 +218,69 @@ MG_API int mg_ladder_add(mg_client_t *c, const char *group);
 /* Reads the group's ladder counts into *out. Returns 0 or a negative
  * errno. */
 MG_API int mg_ladder_read(mg_client_t *c, const char *group, mg_ladder_t *out);
+
+/*
+ * A user-space OOM handler (the seed's memory.oom_control in user space):
+ * mg_oom_handler_register makes the caller the group's handler (one per
+ * group; root or the manager's user). At the group's OOM the manager,
+ * instead of its policy, sends a snapshot of the group and waits up to
+ * the group's --oom-handler-timeout (default 1 s) for a decision: kill
+ * these pids (processes of the group), raise the limit (checked as
+ * `memgrp set`), or resume (the faulting threads retry). Its faulting
+ * threads wait meanwhile. If the handler does not answer in time, its
+ * connection closes, or its decision is refused, the group's policy
+ * applies. A handler process in the group may charge up to the group's
+ * --oom-reserve beyond the limit while it decides. Use a connection of
+ * its own for the handler: it ends (unregisters) when c is closed.
+ */
+#define MG_OOM_PROCS_MAX 64
+typedef struct mg_oom_proc {
+	pid_t pid;
+	int priority;      /* --oom-priority / mg_oom_priority_set */
+	uint64_t charged;  /* bytes it holds */
+	uint64_t age_ms;   /* since it started */
+	uint64_t growth;   /* bytes gained over the last 2 s (with --oom-policy growth) */
+	char comm[16];
+	char cmdline[96];  /* the start of its command line, arguments joined by spaces */
+} mg_oom_proc_t;
+
+typedef struct mg_oom_snapshot {
+	uint64_t seq;      /* name it in the decision */
+	char group[128];
+	uint64_t usage, limit, reserve; /* bytes */
+	unsigned timeout_ms; /* decide within this, from when it was sent */
+	unsigned nprocs;     /* procs used: the largest processes first */
+	unsigned total;      /* processes in the group (more than nprocs: the smallest left out) */
+	mg_oom_proc_t procs[MG_OOM_PROCS_MAX];
+} mg_oom_snapshot_t;
+
+enum mg_oom_action { MG_OOM_KILL = 1, MG_OOM_RAISE = 2, MG_OOM_RESUME = 3 };
+#define MG_OOM_PIDS_MAX 16
+typedef struct mg_oom_decision {
+	uint64_t seq;      /* the snapshot's */
+	enum mg_oom_action action;
+	uint64_t limit;    /* MG_OOM_RAISE: the new limit in bytes (UINT64_MAX: none) */
+	unsigned npids;    /* MG_OOM_KILL: 1..MG_OOM_PIDS_MAX */
+	pid_t pids[MG_OOM_PIDS_MAX];
+} mg_oom_decision_t;
+
+/* Makes the caller group's OOM handler ("": the client's own group).
+ * Returns 0 or a negative errno: -EBUSY (the group has a handler, or c
+ * handles another group), -EPERM, -ENOENT, -EOPNOTSUPP (a kernel-backend
+ * group). */
+MG_API int mg_oom_handler_register(mg_client_t *c, const char *group);
+
+/* Waits up to timeout_ms (-1: forever) for the next snapshot. Returns 0
+ * with *s filled, -ETIMEDOUT when none came, or a negative errno (-EPIPE:
+ * the manager is gone). mg_fd(c) polls readable when one is there. */
+MG_API int mg_oom_handler_read(mg_client_t *c, mg_oom_snapshot_t *s, int timeout_ms);
+
+/* Answers a snapshot. Returns 0 when the manager applied it, or a
+ * negative errno with mg_last_error saying why (-ESRCH: a pid not of the
+ * group, nothing killed; -EINVAL/-EPERM: a limit `memgrp set` would
+ * refuse; -ETIMEDOUT: too late, the policy acted). After a refusal the
+ * group's policy applies. */
+MG_API int mg_oom_handler_answer(mg_client_t *c, const mg_oom_decision_t *d);
 
 /*
  * Volatile ranges: memory an application lends back (a cache's entries it

@@ -218,6 +218,10 @@ static void check_accepts_a_valid_segment(void)
 	atomic_store(&seg.ctl.under_oom, 1);
 	strcpy(seg.ctl.oom_prekill, "/usr/local/bin/dump-heap --fast");
 	seg.ctl.oom_prekill_timeout_ms = MGI_OOM_PREKILL_TIMEOUT_MAX_MS;
+	seg.ctl.oom_handler_timeout_ms = MGI_OOM_HANDLER_TIMEOUT_MAX_MS;
+	seg.ctl.oom_reserve_pages = 4096;
+	atomic_store(&seg.ctl.oom_handling, 1);
+	atomic_store(&seg.ctl.oom_handler_pid, 4242);
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg), why, sizeof(why)), 0);
 	CHECK_INT_EQ(mgi_segment_check(&seg, sizeof(seg) - 1, why, sizeof(why)), -EINVAL);
 	CHECK_MSG(strstr(why, "bytes") != NULL, "why: %s", why);
@@ -307,7 +311,7 @@ static const char *damage(int k)
 		atomic_store(&seg.ctl.granted, 1);
 		return "a top-level group holds a grant";
 	case 25:
-		seg.ctl.oom_set = 1u << 7;
+		seg.ctl.oom_set = MGI_OOM_SET_ALL + 1;
 		return "OOM settings flags";
 	case 26:
 		seg.ctl.oom_policy = 5;
@@ -341,6 +345,15 @@ static const char *damage(int k)
 		seg.ctl.procs[a].oom_priority = 1001;
 		return "has OOM priority 1001";
 	}
+	case 36:
+		seg.ctl.oom_handler_timeout_ms = MGI_OOM_HANDLER_TIMEOUT_MAX_MS + 1;
+		return "OOM handler timeout";
+	case 37:
+		seg.ctl.oom_reserve_pages = MGI_PAGES_UNLIMITED + 1;
+		return "OOM reserve";
+	case 38:
+		atomic_store(&seg.ctl.oom_handling, 2);
+		return "oom_handling 2";
 	default:
 		return NULL;
 	}

@@ -54,6 +54,9 @@ def _load():
         lib.mg_stats.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Stats)]
         lib.mg_ladder_add.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.mg_ladder_read.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Ladder)]
+        lib.mg_oom_handler_register.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.mg_oom_handler_read.argtypes = [ctypes.c_void_p, ctypes.POINTER(OomSnapshot), ctypes.c_int]
+        lib.mg_oom_handler_answer.argtypes = [ctypes.c_void_p, ctypes.POINTER(OomDecision)]
         lib.mg_event_read.restype = ctypes.c_int64
         lib.mg_event_read.argtypes = [ctypes.c_int]
         lib.mg_vrange.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
@@ -76,7 +79,49 @@ class Ladder(ctypes.Structure):
     so) in the group and below; under_oom 1 while paused at OOM."""
     _fields_ = [(name, ctypes.c_uint64) for name in (
         "coop", "coop_enough", "evict", "evict_empty", "oom_kill", "oom_pauses",
-        "oom_none", "under_oom")]
+        "oom_none", "under_oom", "purge", "handler_asked", "handler_kill", "handler_raise",
+        "handler_resume", "handler_fallback")]
+
+
+class OomProc(ctypes.Structure):
+    """One process of an OOM snapshot (mg_oom_proc_t); sizes in bytes."""
+    _fields_ = [("pid", ctypes.c_int), ("priority", ctypes.c_int), ("charged", ctypes.c_uint64),
+                ("age_ms", ctypes.c_uint64), ("growth", ctypes.c_uint64),
+                ("comm_", ctypes.c_char * 16), ("cmdline_", ctypes.c_char * 96)]
+
+    @property
+    def comm(self):
+        return self.comm_.decode(errors="replace")
+
+    @property
+    def cmdline(self):
+        return self.cmdline_.decode(errors="replace")
+
+
+class OomSnapshot(ctypes.Structure):
+    """What an OOM handler decides on (mg_oom_snapshot_t): the group's
+    usage, limit and reserve, the decision's timeout, and its processes,
+    the largest first (procs)."""
+    _fields_ = [("seq", ctypes.c_uint64), ("group_", ctypes.c_char * 128),
+                ("usage", ctypes.c_uint64), ("limit", ctypes.c_uint64), ("reserve", ctypes.c_uint64),
+                ("timeout_ms", ctypes.c_uint), ("nprocs", ctypes.c_uint), ("total", ctypes.c_uint),
+                ("procs_", OomProc * 64)]
+
+    @property
+    def group(self):
+        return self.group_.decode()
+
+    @property
+    def procs(self):
+        return list(self.procs_[:self.nprocs])
+
+
+class OomDecision(ctypes.Structure):
+    _fields_ = [("seq", ctypes.c_uint64), ("action", ctypes.c_int), ("limit", ctypes.c_uint64),
+                ("npids", ctypes.c_uint), ("pids", ctypes.c_int * 16)]
+
+
+OOM_KILL, OOM_RAISE, OOM_RESUME = 1, 2, 3
 
 
 class Error(OSError):
@@ -149,6 +194,40 @@ class Client:
         lad = Ladder()
         self._check(_load().mg_ladder_read(self._c, self._group(group), ctypes.byref(lad)))
         return lad
+
+    def oom_handler(self, group=None):
+        """Makes this client the group's OOM handler: at its OOM the manager
+        sends a snapshot (oom_handler_read) and waits for oom_answer up to
+        the group's --oom-handler-timeout, else applies its policy. Use a
+        Client of its own for it; closing it unregisters."""
+        self._check(_load().mg_oom_handler_register(self._c, self._group(group)))
+
+    def oom_handler_read(self, timeout_ms=-1):
+        """The next OomSnapshot, or None when none came in timeout_ms."""
+        snap = OomSnapshot()
+        rc = _load().mg_oom_handler_read(self._c, ctypes.byref(snap), timeout_ms)
+        if rc == -errno.ETIMEDOUT:
+            return None
+        self._check(rc)
+        return snap
+
+    def oom_answer(self, seq, kill=None, limit=None):
+        """Answers snapshot seq: kill (a list of pids of the group), or
+        limit (raise the limit to these bytes), or neither (resume: the
+        faulting threads retry). Raises Error when the manager refused it
+        (then the group's policy applies)."""
+        d = OomDecision(seq=seq)
+        if kill:
+            if len(kill) > 16:
+                raise ValueError("at most 16 pids per decision")
+            d.action, d.npids = OOM_KILL, len(kill)
+            for i, pid in enumerate(kill):
+                d.pids[i] = pid
+        elif limit is not None:
+            d.action, d.limit = OOM_RAISE, limit
+        else:
+            d.action = OOM_RESUME
+        self._check(_load().mg_oom_handler_answer(self._c, ctypes.byref(d)))
 
     @staticmethod
     def read_event(efd):

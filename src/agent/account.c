@@ -7,6 +7,7 @@
 #include "account.h"
 #include "agent.h"
 #include "grant.h"
+#include "oomreserve.h"
 #include "proto.h"
 
 #define GRANT_ASK_NS (2ULL * 1000 * 1000) /* a GRANT unanswered this long: asked again */
@@ -167,6 +168,10 @@ bool mgi_charge(uint64_t pages, unsigned *level)
 	unsigned lv;
 
 	if (!mgi_counter_try_charge(&path, pages, &lv)) {
+		if (mgi_oomreserve_room(lv, pages) == pages) {
+			mgi_charge_anyway(pages); /* the OOM handler's reserve */
+			return true;
+		}
 		if (lv == MGI_LEVEL_GRANT)
 			atomic_store_explicit(&grant_want[0], pages, memory_order_relaxed);
 		if (level)
@@ -187,6 +192,10 @@ uint64_t mgi_charge_upto(uint64_t pages, unsigned *level)
 	unsigned lv;
 
 	n = mgi_counter_try_charge_upto(&path, pages, &lv);
+	if (!n && (n = mgi_oomreserve_room(lv, pages)) != 0) {
+		mgi_charge_anyway(n); /* the OOM handler's reserve */
+		return n;
+	}
 	if (!n && lv == MGI_LEVEL_GRANT)
 		atomic_store_explicit(&grant_want[0], pages, memory_order_relaxed);
 	if (!n && level)

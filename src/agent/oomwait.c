@@ -50,8 +50,10 @@ static bool ask_manager(unsigned level)
 		episode_ns = now; /* not asked lately: a new episode */
 	/* A group paused at OOM (--oom-kill-disable) waits as long as its
 	 * manager keeps it so; the give-up counts from the pause's end or
-	 * the manager's loss (the flag is the manager's: read-only here). */
-	if (atomic_load_explicit(&anc->ctl.under_oom, memory_order_relaxed) && !mgi_join.manager_gone)
+	 * the manager's loss (the flag is the manager's: read-only here); so
+	 * does one whose OOM handler decides (bounded by its timeout). */
+	if ((atomic_load_explicit(&anc->ctl.under_oom, memory_order_relaxed) ||
+	     atomic_load_explicit(&anc->ctl.oom_handling, memory_order_relaxed)) && !mgi_join.manager_gone)
 		paused_ns = now;
 	if (now - (paused_ns > episode_ns ? paused_ns : episode_ns) > OOM_GIVEUP_NS)
 		return false;

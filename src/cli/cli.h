@@ -89,7 +89,8 @@ int mgi_request_reply(const char *sock, const mgi_msg_t *req, char *err, size_t 
 enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_SWAPPINESS, MGI_OPT_MODE,
        MGI_OPT_BACKEND, MGI_OPT_OOM_POLICY, MGI_OPT_OOM_KILL, MGI_OPT_OOM_SIGNAL, MGI_OPT_OOM_GRACE,
        MGI_OPT_OOM_PREFER, MGI_OPT_OOM_AVOID, MGI_OPT_OOM_KILL_DISABLE,
-       MGI_OPT_OOM_PREKILL, MGI_OPT_OOM_PREKILL_TIMEOUT };
+       MGI_OPT_OOM_PREKILL, MGI_OPT_OOM_PREKILL_TIMEOUT, MGI_OPT_OOM_HANDLER_TIMEOUT,
+       MGI_OPT_OOM_RESERVE };
 #define MGI_LIMIT_LONGOPTS                                                      \
 	{"memory-max", required_argument, NULL, 'm'},                           \
 	{"memory-high", required_argument, NULL, MGI_OPT_HIGH},                 \
@@ -107,7 +108,9 @@ enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_
 	{"oom-avoid", required_argument, NULL, MGI_OPT_OOM_AVOID},              \
 	{"oom-kill-disable", optional_argument, NULL, MGI_OPT_OOM_KILL_DISABLE}, \
 	{"oom-prekill", required_argument, NULL, MGI_OPT_OOM_PREKILL},          \
-	{"oom-prekill-timeout", required_argument, NULL, MGI_OPT_OOM_PREKILL_TIMEOUT}
+	{"oom-prekill-timeout", required_argument, NULL, MGI_OPT_OOM_PREKILL_TIMEOUT}, \
+	{"oom-handler-timeout", required_argument, NULL, MGI_OPT_OOM_HANDLER_TIMEOUT}, \
+	{"oom-reserve", required_argument, NULL, MGI_OPT_OOM_RESERVE}
 extern const char mgi_limits_help[];
 /* Every limit left at MGI_SET_KEEP. */
 void mgi_limits_init(mgi_msg_set_t *set);

@@ -72,7 +72,13 @@ const char mgi_limits_help[] =
 	"                           _CMDLINE, _CHARGED, MEMGRP_OOM_USAGE, _LIMIT...\n"
 	"                           in its environment; the kill waits for it ('' clears)\n"
 	"      --oom-prekill-timeout DURATION  at most this (default 1s, up to 4s),\n"
-	"                           then CMD is killed and the kill goes on\n";
+	"                           then CMD is killed and the kill goes on\n"
+	"      --oom-handler-timeout DURATION  how long the group's user-space OOM\n"
+	"                           handler (mg_oom_handler_register) may take to\n"
+	"                           decide (default 1s, up to 4s); then the policy\n"
+	"      --oom-reserve SIZE   the handler's process, if in the group, may\n"
+	"                           charge up to SIZE beyond the limit while it\n"
+	"                           decides (default 0)\n";
 
 /* A duration: N, Ns or Nms (N a whole number; bare: seconds), into ms.
  * Returns 0, or -1 for anything else. */
@@ -199,6 +205,31 @@ static int oom_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 		prekill_timeout_given = true;
 		return 1;
 	}
+	case MGI_OPT_OOM_HANDLER_TIMEOUT: {
+		uint64_t ms;
+		if (parse_duration_ms(arg, &ms) != 0 || ms < 1 || ms > MGI_OOM_HANDLER_TIMEOUT_MAX_MS) {
+			fprintf(stderr, "memgrp %s: --oom-handler-timeout: a duration from 1ms to %ds "
+					"(e.g. 500ms, 2s), not '%s'\n", cmd,
+				MGI_OOM_HANDLER_TIMEOUT_MAX_MS / 1000, arg);
+			return -1;
+		}
+		set->oom_handler_timeout_ms = (uint32_t)ms;
+		set->oom_set |= MGI_OOM_SET_HANDLER;
+		return 1;
+	}
+	case MGI_OPT_OOM_RESERVE: {
+		char err[96];
+		uint64_t bytes;
+		if (mgi_size_parse(arg, &bytes, err, sizeof(err)) != 0 ||
+		    bytes > MGI_PAGES_UNLIMITED * MGI_PAGE_SIZE) {
+			fprintf(stderr, "memgrp %s: --oom-reserve '%s': a size (e.g. 16M)%s%s\n", cmd, arg,
+				*err ? ": " : "", err);
+			return -1;
+		}
+		set->oom_reserve = bytes;
+		set->oom_set |= MGI_OOM_SET_RESERVE;
+		return 1;
+	}
 	case MGI_OPT_OOM_KILL_DISABLE:
 		if (arg && strcmp(arg, "0") && strcmp(arg, "1")) {
 			fprintf(stderr, "memgrp %s: --oom-kill-disable: 1 (or nothing) pauses, 0 kills, "
@@ -221,6 +252,8 @@ void mgi_limits_init(mgi_msg_set_t *set)
 	set->oom_kill_disable = 0;
 	set->oom_prekill_timeout_ms = set->oom_prekill_reserved = 0;
 	set->oom_prekill[0] = '\0';
+	set->oom_handler_timeout_ms = set->oom_handler_reserved = 0;
+	set->oom_reserve = 0;
 	prekill_timeout_given = false;
 	set->oom_prefer[0] = set->oom_avoid[0] = '\0';
 	grace_given = false;

@@ -2,6 +2,7 @@
 #include "memgrp.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@ struct mg_client {
 		int efd;
 		uint32_t id;
 	} regs[REGS_MAX];
+	/* an OOM snapshot that came while another answer was awaited */
+	bool have_snap;
+	mgi_msg_oom_snapshot_t snap;
 };
 
 unsigned mg_version(void)
@@ -135,14 +139,22 @@ static int request(mg_client_t *c, const mgi_msg_t *req, int fd, mgi_msg_t *ans)
 	}
 	if (sendmsg(c->fd, &mh, MSG_NOSIGNAL) < 0)
 		return set_error(c, -errno, "the manager is gone");
-	do
-		n = recv(c->fd, c->buf, sizeof(c->buf), 0);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return set_error(c, n == 0 ? -EPIPE : -errno, "the manager did not answer");
-	type = mgi_msg_parse(c->buf, (size_t)n, ans, why, sizeof(why));
-	if (type < 0)
-		return set_error(c, -EPROTO, why);
+	for (;;) {
+		do
+			n = recv(c->fd, c->buf, sizeof(c->buf), 0);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return set_error(c, n == 0 ? -EPIPE : -errno, "the manager did not answer");
+		type = mgi_msg_parse(c->buf, (size_t)n, ans, why, sizeof(why));
+		if (type < 0)
+			return set_error(c, -EPROTO, why);
+		if (type != MGI_MSG_OOM_SNAPSHOT)
+			break;
+		/* a handler's snapshot sent before this answer: kept for
+		 * mg_oom_handler_read (a newer one replaces it) */
+		c->snap = ans->oom_snapshot;
+		c->have_snap = true;
+	}
 	if (type == MGI_MSG_REPLY && ans->reply.status < 0)
 		return set_error(c, ans->reply.status, ans->reply.message);
 	return type;
@@ -341,6 +353,117 @@ int mg_ladder_read(mg_client_t *c, const char *group, mg_ladder_t *out)
 			     .evict = f->ladder_evict, .evict_empty = f->ladder_evict_empty,
 			     .oom_kill = f->oom_kill, .oom_pauses = f->oom_pauses,
 			     .oom_none = f->oom_none, .under_oom = f->under_oom,
-			     .purge = f->ladder_purge};
+			     .purge = f->ladder_purge, .handler_asked = f->oom_handler_asked,
+			     .handler_kill = f->oom_handler_kill, .handler_raise = f->oom_handler_raise,
+			     .handler_resume = f->oom_handler_resume,
+			     .handler_fallback = f->oom_handler_fallback};
 	return 0;
+}
+
+int mg_oom_handler_register(mg_client_t *c, const char *group)
+{
+	int rc;
+
+	if (!c)
+		return -EINVAL;
+	mgi_msg_init(&c->req, MGI_MSG_OOM_HANDLER);
+	if ((rc = put_group(c, c->req.group.group, group)) != 0)
+		return rc;
+	rc = request(c, &c->req, -1, &c->ans);
+	if (rc < 0)
+		return rc;
+	return rc == MGI_MSG_REPLY ? 0 : set_error(c, -EPROTO, "unexpected answer from the manager");
+}
+
+static void snap_out(const mgi_msg_oom_snapshot_t *in, mg_oom_snapshot_t *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->seq = in->seq;
+	snprintf(s->group, sizeof(s->group), "%s", in->group);
+	s->usage = in->usage;
+	s->limit = in->limit;
+	s->reserve = in->reserve;
+	s->timeout_ms = in->timeout_ms;
+	s->nprocs = in->nprocs;
+	s->total = in->total;
+	for (uint32_t i = 0; i < in->nprocs; i++) {
+		const mgi_oomh_proc_t *p = &in->procs[i];
+		mg_oom_proc_t *o = &s->procs[i];
+		o->pid = p->pid;
+		o->priority = p->priority;
+		o->charged = p->charged;
+		o->age_ms = p->age_ms;
+		o->growth = p->growth;
+		snprintf(o->comm, sizeof(o->comm), "%s", p->comm);
+		snprintf(o->cmdline, sizeof(o->cmdline), "%s", p->cmdline);
+	}
+}
+
+int mg_oom_handler_read(mg_client_t *c, mg_oom_snapshot_t *s, int timeout_ms)
+{
+	struct pollfd p;
+	char why[96];
+	ssize_t n;
+	int rc, type;
+
+	if (!c || !s)
+		return -EINVAL;
+	if (c->have_snap) {
+		c->have_snap = false;
+		snap_out(&c->snap, s);
+		return 0;
+	}
+	for (;;) {
+		p = (struct pollfd){.fd = c->fd, .events = POLLIN};
+		do
+			rc = poll(&p, 1, timeout_ms);
+		while (rc < 0 && errno == EINTR);
+		if (rc < 0)
+			return set_error(c, -errno, "poll failed");
+		if (rc == 0)
+			return set_error(c, -ETIMEDOUT, "no OOM snapshot came");
+		n = recv(c->fd, c->buf, sizeof(c->buf), MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			return set_error(c, n == 0 ? -EPIPE : -errno, "the manager is gone");
+		type = mgi_msg_parse(c->buf, (size_t)n, &c->ans, why, sizeof(why));
+		if (type < 0)
+			return set_error(c, -EPROTO, why);
+		if (type == MGI_MSG_OOM_SNAPSHOT) {
+			snap_out(&c->ans.oom_snapshot, s);
+			return 0;
+		}
+		/* anything else unasked (a late REPLY): not a snapshot, skipped */
+	}
+}
+
+int mg_oom_handler_answer(mg_client_t *c, const mg_oom_decision_t *d)
+{
+	char why[96];
+	int rc;
+
+	if (!c || !d)
+		return -EINVAL;
+	mgi_msg_init(&c->req, MGI_MSG_OOM_DECISION);
+	mgi_msg_oom_decision_t *o = &c->req.oom_decision;
+	o->seq = d->seq;
+	o->action = (uint32_t)d->action;
+	if (d->action == MG_OOM_KILL) {
+		if (d->npids > MG_OOM_PIDS_MAX)
+			return set_error(c, -EINVAL, "at most 16 pids per decision");
+		o->npids = d->npids;
+		for (unsigned i = 0; i < d->npids; i++)
+			o->pids[i] = d->pids[i];
+	}
+	if (d->action == MG_OOM_RAISE)
+		o->limit = d->limit == UINT64_MAX ? MGI_SET_UNLIMITED : d->limit;
+	/* the manager refuses what its parser refuses; say so here, before
+	 * the connection (and with it the registration) is dropped for it */
+	if (mgi_msg_parse(&c->req, c->req.hdr.len, &c->ans, why, sizeof(why)) < 0)
+		return set_error(c, -EINVAL, why);
+	rc = request(c, &c->req, -1, &c->ans);
+	if (rc < 0)
+		return rc;
+	return rc == MGI_MSG_REPLY ? 0 : set_error(c, -EPROTO, "unexpected answer from the manager");
 }

@@ -78,6 +78,11 @@ static const family_t families[] = {
 	{"vrange_bytes", GAUGE, PLAIN, AT(vrange_bytes), "Memory made volatile (mg_vrange) and not purged yet."},
 	{"vrange_purged_pages_total", COUNTER, PLAIN, AT(vrange_purged_pages), "Volatile pages purged under pressure (mg_vrange)."},
 	{"ladder_purge_total", COUNTER, PLAIN, AT(ladder_purge), "Purge episodes: volatile pages purged first (the ladder's first rung)."},
+	{"oom_handler_asked_total", COUNTER, PLAIN, AT(oom_handler_asked), "OOMs sent to the group's user-space OOM handler."},
+	{"oom_handler_kill_total", COUNTER, PLAIN, AT(oom_handler_kill), "OOM handler decisions: kill."},
+	{"oom_handler_raise_total", COUNTER, PLAIN, AT(oom_handler_raise), "OOM handler decisions: raise the limit."},
+	{"oom_handler_resume_total", COUNTER, PLAIN, AT(oom_handler_resume), "OOM handler decisions: resume."},
+	{"oom_handler_fallback_total", COUNTER, PLAIN, AT(oom_handler_fallback), "OOMs where the policy acted instead of the handler (late, gone, refused)."},
 };
 
 

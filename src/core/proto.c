@@ -86,6 +86,11 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(host_ladder_evict, 0),
 	FIELD(host_ladder_kill, 0),
 	FIELD(host_ladder_dry_run, 0),
+	FIELD(oom_handler_asked, 0),
+	FIELD(oom_handler_kill, 0),
+	FIELD(oom_handler_raise, 0),
+	FIELD(oom_handler_resume, 0),
+	FIELD(oom_handler_fallback, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD
@@ -165,6 +170,9 @@ static size_t size_of_type(int type)
 	case MGI_MSG_OOM_RECORD_REQ: return sizeof(mgi_msg_oom_record_req_t);
 	case MGI_MSG_OOM_RECORD: return sizeof(mgi_msg_oom_record_t);
 	case MGI_MSG_OOM_ACT: return sizeof(mgi_msg_oom_act_t);
+	case MGI_MSG_OOM_HANDLER: return sizeof(mgi_msg_group_t);
+	case MGI_MSG_OOM_SNAPSHOT: return sizeof(mgi_msg_oom_snapshot_t);
+	case MGI_MSG_OOM_DECISION: return sizeof(mgi_msg_oom_decision_t);
 	case MGI_MSG_STAT: return sizeof(mgi_msg_stat_t);
 	case MGI_MSG_SET: return sizeof(mgi_msg_set_t);
 	case MGI_MSG_REPLY: return sizeof(mgi_msg_reply_t);
@@ -252,6 +260,13 @@ static int check_oom(const mgi_msg_set_t *s, char *err, size_t errlen)
 		    : s->oom_prekill_timeout_ms != 0 || s->oom_prekill[0])
 		return bad(-EINVAL, err, errlen,
 			   "oom pre-kill: a command with a timeout of 1 ms to 4 s (none without one)");
+	if ((s->oom_set & MGI_OOM_SET_HANDLER)
+		    ? s->oom_handler_timeout_ms < 1 || s->oom_handler_timeout_ms > MGI_OOM_HANDLER_TIMEOUT_MAX_MS
+		    : s->oom_handler_timeout_ms != 0)
+		return bad(-EINVAL, err, errlen, "oom handler timeout: 1 ms to 4 s (and only with its flag)");
+	if (s->oom_handler_reserved || (!(s->oom_set & MGI_OOM_SET_RESERVE) && s->oom_reserve) ||
+	    s->oom_reserve > MGI_PAGES_UNLIMITED * MGI_PAGE_SIZE)
+		return bad(-EINVAL, err, errlen, "oom reserve: a size (and only with its flag), or a reserved field set");
 	return 0;
 }
 
@@ -279,6 +294,46 @@ static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 		return bad(-EINVAL, err, errlen, "backend is agent (0) or kernel (1)");
 	/* high, low, soft and swap_max: any byte count (0 is meaningful) */
 	return check_oom(s, err, errlen);
+}
+
+/* OOM_SNAPSHOT: figures in range, names terminated (cut at their end). */
+static int check_snapshot(mgi_msg_oom_snapshot_t *s, char *err, size_t errlen)
+{
+	if (s->seq == 0)
+		return bad(-EINVAL, err, errlen, "oom snapshot: sequence numbers start at 1");
+	if (s->nprocs > MGI_OOMH_PROCS_MAX || s->total < s->nprocs)
+		return bad(-EINVAL, err, errlen, "oom snapshot: process count out of range");
+	if (s->timeout_ms < 1 || s->timeout_ms > MGI_OOM_HANDLER_TIMEOUT_MAX_MS)
+		return bad(-EINVAL, err, errlen, "oom snapshot: timeout is 1 ms to 4 s");
+	for (uint32_t i = 0; i < s->nprocs; i++) {
+		mgi_oomh_proc_t *p = &s->procs[i];
+		if (p->pid <= 0 || p->pid >= MGI_PID_MAX)
+			return bad(-EINVAL, err, errlen, "oom snapshot: a pid out of range");
+		if (p->priority < MGI_OOM_PRIORITY_MIN || p->priority > MGI_OOM_PRIORITY_MAX)
+			return bad(-EINVAL, err, errlen, "oom snapshot: a priority out of range");
+		p->comm[MGI_COMM_MAX - 1] = '\0';
+		p->cmdline[MGI_OOMH_CMDLINE_MAX - 1] = '\0';
+	}
+	return check_group(s->group, 0, err, errlen);
+}
+
+/* OOM_DECISION: one action, its fields and no other's. */
+static int check_decision(const mgi_msg_oom_decision_t *d, char *err, size_t errlen)
+{
+	if (d->seq == 0)
+		return bad(-EINVAL, err, errlen, "oom decision: sequence numbers start at 1");
+	if (d->action < MGI_OOMH_KILL || d->action > MGI_OOMH_RESUME)
+		return bad(-EINVAL, err, errlen, "oom decision: kill (1), raise (2) or resume (3)");
+	if (d->action == MGI_OOMH_KILL ? d->npids < 1 || d->npids > MGI_OOMH_PIDS_MAX : d->npids != 0)
+		return bad(-EINVAL, err, errlen, "oom decision: kill names 1 to 16 pids, the others none");
+	for (uint32_t i = 0; i < MGI_OOMH_PIDS_MAX; i++)
+		if (i < d->npids ? d->pids[i] <= 0 || d->pids[i] >= MGI_PID_MAX : d->pids[i] != 0)
+			return bad(-EINVAL, err, errlen, "oom decision: a pid out of range, or one past npids");
+	if (d->action == MGI_OOMH_RAISE
+		    ? d->limit != MGI_SET_UNLIMITED && (d->limit < MGI_PAGE_SIZE || !mgi_size_is_limit(d->limit))
+		    : d->limit != 0)
+		return bad(-EINVAL, err, errlen, "oom decision: raise names a limit (a page or more), the others none");
+	return 0;
 }
 
 /* Over 100 lines on purpose: one switch over the message types, each case
@@ -414,6 +469,12 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 			    : out->oom_act.pid != 0)
 			return bad(-EINVAL, err, errlen, "oom act: kill names a pid, resume none");
 		return check_group(out->oom_act.group, 1, err, errlen) ?: h.type;
+	case MGI_MSG_OOM_HANDLER:
+		return check_group(out->group.group, 1, err, errlen) ?: h.type;
+	case MGI_MSG_OOM_SNAPSHOT:
+		return check_snapshot(&out->oom_snapshot, err, errlen) ?: h.type;
+	case MGI_MSG_OOM_DECISION:
+		return check_decision(&out->oom_decision, err, errlen) ?: h.type;
 	case MGI_MSG_OOM_RECORD:
 		if (out->oom_record.seq == 0)
 			return bad(-EINVAL, err, errlen, "oom record: sequence numbers start at 1");

@@ -82,6 +82,14 @@
  *                                (--oom-kill-disable): kill process P (it
  *                                must be in G's subtree), or resume (the
  *                                group's OOM action, its policy, now); REPLY.
+ *  client -> manager  OOM_HANDLER  make me group G's OOM handler (one per
+ *                                group, one group per connection; it ends
+ *                                when the connection closes); REPLY.
+ *  manager -> client  OOM_SNAPSHOT  group G is out of memory: its processes
+ *                                and figures; decide within timeout_ms.
+ *  client -> manager  OOM_DECISION  for snapshot `seq`: kill these pids,
+ *                                raise the limit to `limit`, or resume
+ *                                (retry the charge); REPLY.
  *
  * The connection of an agent stays open for the life of its process image:
  * its closing, or the process's pidfd, is how the manager learns the
@@ -123,6 +131,9 @@ enum mgi_msg_type {
 	MGI_MSG_OOM_RECORD_REQ = 41,
 	MGI_MSG_OOM_RECORD = 42,
 	MGI_MSG_OOM_ACT = 43,
+	MGI_MSG_OOM_HANDLER = 44, /* laid out as STAT_REQ */
+	MGI_MSG_OOM_SNAPSHOT = 45,
+	MGI_MSG_OOM_DECISION = 46,
 };
 
 /* What a REGISTER asks to hear about. */
@@ -289,6 +300,10 @@ typedef struct mgi_stats {
 	 * steps --dry-run logged instead */
 	uint64_t host_short, host_ladder_purge, host_ladder_coop, host_ladder_soft;
 	uint64_t host_ladder_evict, host_ladder_kill, host_ladder_dry_run;
+	/* the user-space OOM handler, here and below: asked, its decisions,
+	 * and the policy applied instead (gone, late, or a refused decision) */
+	uint64_t oom_handler_asked, oom_handler_kill, oom_handler_raise, oom_handler_resume;
+	uint64_t oom_handler_fallback;
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the
@@ -354,6 +369,11 @@ typedef struct mgi_msg_set {
 	uint32_t oom_prekill_timeout_ms;
 	uint32_t oom_prekill_reserved;
 	char oom_prekill[MGI_OOM_PREKILL_MAX];
+	/* with MGI_OOM_SET_HANDLER: the handler's timeout (1..MAX ms); with
+	 * MGI_OOM_SET_RESERVE: the handler's reserve in bytes (0: none) */
+	uint32_t oom_handler_timeout_ms;
+	uint32_t oom_handler_reserved;
+	uint64_t oom_reserve;
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 
@@ -400,6 +420,44 @@ typedef struct mgi_msg_oom_act {
 	uint32_t action; /* enum mgi_oom_act */
 } mgi_msg_oom_act_t;
 
+/* OOM_SNAPSHOT: what a user-space OOM handler decides on (the figures
+ * oom_figures.c ranks victims by). At most MGI_OOMH_PROCS_MAX processes,
+ * the largest first; sizes in bytes. */
+#define MGI_OOMH_PROCS_MAX 64
+#define MGI_OOMH_CMDLINE_MAX 96 /* with its NUL: the start of the command line */
+typedef struct mgi_oomh_proc {
+	int32_t pid;
+	int32_t priority; /* its --oom-priority */
+	uint64_t charged; /* bytes it holds */
+	uint64_t age_ms;  /* since it started */
+	uint64_t growth;  /* bytes gained over the last 2 s (0 without samples) */
+	char comm[MGI_COMM_MAX];
+	char cmdline[MGI_OOMH_CMDLINE_MAX];
+} mgi_oomh_proc_t;
+typedef struct mgi_msg_oom_snapshot {
+	mgi_msg_hdr_t hdr;
+	uint64_t seq; /* >= 1: the decision names it */
+	char group[MGI_GROUP_NAME_MAX];
+	uint64_t usage, limit, reserve; /* bytes */
+	uint32_t timeout_ms; /* the decision's deadline, from the send */
+	uint32_t nprocs;     /* entries used in procs */
+	uint32_t total;      /* processes in the group (more than nprocs: the smallest left out) */
+	uint32_t reserved;
+	mgi_oomh_proc_t procs[MGI_OOMH_PROCS_MAX];
+} mgi_msg_oom_snapshot_t;
+
+/* OOM_DECISION: a handler's answer to snapshot seq. */
+enum mgi_oomh_action { MGI_OOMH_KILL = 1, MGI_OOMH_RAISE = 2, MGI_OOMH_RESUME = 3 };
+#define MGI_OOMH_PIDS_MAX 16
+typedef struct mgi_msg_oom_decision {
+	mgi_msg_hdr_t hdr;
+	uint64_t seq;
+	uint32_t action; /* enum mgi_oomh_action */
+	uint32_t npids;  /* KILL: 1..MGI_OOMH_PIDS_MAX; else 0 */
+	uint64_t limit;  /* RAISE: the new limit in bytes; else 0 */
+	int32_t pids[MGI_OOMH_PIDS_MAX]; /* npids used, the rest 0 */
+} mgi_msg_oom_decision_t;
+
 typedef struct mgi_msg_unregister {
 	mgi_msg_hdr_t hdr;
 	uint32_t id;
@@ -442,6 +500,8 @@ typedef union mgi_msg {
 	mgi_msg_oom_record_req_t oom_record_req;
 	mgi_msg_oom_record_t oom_record;
 	mgi_msg_oom_act_t oom_act;
+	mgi_msg_oom_snapshot_t oom_snapshot;
+	mgi_msg_oom_decision_t oom_decision;
 } mgi_msg_t;
 
 #include <stdarg.h>

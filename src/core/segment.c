@@ -106,6 +106,10 @@ void mgi_segment_forget_manager(mgi_segment_t *seg)
 	atomic_store(&seg->ctl.oom_victim, 0);
 	/* a pause is the old manager's: the next refused charge pauses again */
 	atomic_store(&seg->ctl.under_oom, 0);
+	/* so is a handler: it registers again with the new one */
+	atomic_store(&seg->ctl.oom_handler_pid, 0);
+	atomic_store(&seg->ctl.oom_handling, 0);
+	atomic_store(&seg->ctl.oom_reserve_now, 0);
 }
 
 bool mgi_segment_valid(const void *mem, size_t bytes)
@@ -214,6 +218,12 @@ static int check_oom(const mgi_segment_t *seg, char *why, size_t whylen)
 	if (c->oom_prekill_timeout_ms > MGI_OOM_PREKILL_TIMEOUT_MAX_MS)
 		return bad(why, whylen, "OOM pre-kill timeout %u ms (at most %u)",
 			   c->oom_prekill_timeout_ms, MGI_OOM_PREKILL_TIMEOUT_MAX_MS);
+	if (c->oom_handler_timeout_ms > MGI_OOM_HANDLER_TIMEOUT_MAX_MS)
+		return bad(why, whylen, "OOM handler timeout %u ms (at most %u)",
+			   c->oom_handler_timeout_ms, MGI_OOM_HANDLER_TIMEOUT_MAX_MS);
+	if (c->oom_reserve_pages > MGI_PAGES_UNLIMITED || atomic_load(&c->oom_handling) > 1)
+		return bad(why, whylen, "OOM reserve %llu pages or oom_handling %u out of range",
+			   (unsigned long long)c->oom_reserve_pages, atomic_load(&c->oom_handling));
 	return 0;
 }
 

@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 13 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both; 13: volatile ranges (vrange_pages, vrange_purged_pages) */
+#define MGI_SEGMENT_VERSION 14 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both; 13: volatile ranges (vrange_pages, vrange_purged_pages); 14: the OOM handler and its reserve */
 #define MGI_SEGMENT_ALIGN MGI_PAGE_SIZE /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -98,8 +98,10 @@ enum mgi_oom_set {
 	MGI_OOM_SET_AVOID = 1 << 4,  /* oom_avoid */
 	MGI_OOM_SET_DISABLE = 1 << 5, /* oom_kill_disable (--oom-kill-disable: pause) */
 	MGI_OOM_SET_PREKILL = 1 << 6, /* oom_prekill and its timeout ("" clears an inherited one) */
+	MGI_OOM_SET_HANDLER = 1 << 7, /* oom_handler_timeout_ms (--oom-handler-timeout) */
+	MGI_OOM_SET_RESERVE = 1 << 8, /* oom_reserve_pages (--oom-reserve) */
 };
-#define MGI_OOM_SET_ALL 0x7fu
+#define MGI_OOM_SET_ALL 0x1ffu
 /* --oom-kill: who dies at the group's OOM. */
 enum mgi_oom_scope {
 	MGI_OOM_SCOPE_PROCESS = 0, /* one process, by the policy (default) */
@@ -114,6 +116,10 @@ enum mgi_oom_scope {
  * so that the hook and a grace end before an agent's 10 s give-up. */
 #define MGI_OOM_PREKILL_MAX 256
 #define MGI_OOM_PREKILL_TIMEOUT_MAX_MS 4000
+/* --oom-handler-timeout: how long a user-space OOM handler may take to
+ * decide (default 1 s); bounded as the hook is. */
+#define MGI_OOM_HANDLER_TIMEOUT_DEFAULT_MS 1000
+#define MGI_OOM_HANDLER_TIMEOUT_MAX_MS 4000
 
 /* Which counter a threshold watches. */
 enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
@@ -222,6 +228,20 @@ typedef struct mgi_segment_ctl {
 	uint32_t oom_prekill_timeout_ms; /* 1..MGI_OOM_PREKILL_TIMEOUT_MAX_MS; 0 with no command */
 	uint32_t oom_prekill_reserved;
 	char oom_prekill[MGI_OOM_PREKILL_MAX];
+	/* The user-space OOM handler (daemon/oom_handler.c): its settings
+	 * (MGI_OOM_SET_HANDLER, MGI_OOM_SET_RESERVE: 1..MAX ms, 0 unset;
+	 * pages), the registered handler's pid (0: none), and while it is
+	 * asked to decide, oom_handling 1 and oom_reserve_now the pages its
+	 * process may charge beyond the limit (agent/oomreserve.c). Counts:
+	 * handlers asked, their decisions, and the times the policy applied
+	 * instead (a handler gone, late or wrong). */
+	uint32_t oom_handler_timeout_ms;
+	_Atomic int32_t oom_handler_pid;
+	uint64_t oom_reserve_pages;
+	_Atomic uint64_t oom_reserve_now;
+	_Atomic uint32_t oom_handling;
+	uint32_t oom_handler_reserved;
+	_Atomic uint64_t oomh_asked, oomh_kill, oomh_raise, oomh_resume, oomh_fallback;
 	/* Usage thresholds on memory and memsw (seed 000 section 4.2); where
 	 * the checkers stand is in the accounting part. */
 	mgi_threshold_storage_t thresholds[2];

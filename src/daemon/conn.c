@@ -2,6 +2,7 @@
 #include "manager.h"
 #include "oslayer.h"
 #include "conn.h"
+#include "oom_handler.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -135,6 +136,7 @@ void mgi_conn_drop(mgi_manager_t *m, unsigned i)
 	struct mgi_conn *c = &m->conns[i];
 
 	mgi_notify_drop_conn(m, i);
+	mgi_oomh_conn_gone(m, i);
 	mgi_reclaim_conn_gone(m, i);
 	if (c->slot >= 0) {
 		mgi_manager_audit(m);

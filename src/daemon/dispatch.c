@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "grantd.h"
+#include "oom_handler.h"
 #include "group.h"
 
 /* A refused charge that the agent may not resolve by evicting itself. */
@@ -349,6 +350,12 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 	case MGI_MSG_OOM_ACT:
 		mgi_oom_on_act(m, i, &msg.oom_act);
 		break;
+	case MGI_MSG_OOM_HANDLER:
+		mgi_oomh_on_register(m, i, &msg.group);
+		break;
+	case MGI_MSG_OOM_DECISION:
+		mgi_oomh_on_decision(m, i, &msg.oom_decision);
+		break;
 	case MGI_MSG_COOP_DONE:
 		for (int r = 0; r < MGI_REGS_MAX; r++)
 			if (m->regs[r].id == msg.unreg.id && m->regs[r].conn == (int)i)
@@ -376,6 +383,7 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 		/* Unparsable or unexpected: say why, and that client is done. */
 		mgi_conn_reply(c, type < 0 ? type : -EPROTO, "bad request: %s",
 		      type < 0 ? err : "unexpected message type");
+		mgi_oomh_bad_message(m, i, type < 0 ? err : "unexpected message type");
 		mgi_conn_drop(m, i);
 		break;
 	}

@@ -7,6 +7,7 @@
 #include "manager.h"
 #include "oslayer.h"
 #include "oomkill.h"
+#include "oom_handler.h"
 
 /*
  * coop.c, reclaim.c, notify.c, the backstop and the message handlers only
@@ -52,6 +53,9 @@
  *                 -> KILL  the kernel cgroup's largest (the backstop's)
  *   RELIEVED   (the kernel pause ended) -> NONE, the pause's count reset
  *
+ * Every KILL of a joined group above is WAIT instead while G's user-space
+ * OOM handler decides (oom_handler.c, mgi_oomh_ask): the policy acts if
+ * it does not in time, goes away, or its decision is refused.
  * Every KILL above is WAIT instead when G's OOM action is the pause
  * (--oom-kill-disable, oomkill.c mgi_oom_pause): G is under_oom until
  * room comes (mgi_oom_pause_check) or memgrp oom acts.
@@ -204,6 +208,10 @@ static uint64_t volatile_pages_under(const mgi_manager_t *m, int g)
 
 static enum mgi_step kill_joined(mgi_manager_t *m, int g)
 {
+	/* a user-space handler decides first (oom_handler.c); the policy
+	 * (pause or kill) when it does not */
+	if (mgi_oomh_ask(m, g))
+		return MGI_STEP_WAIT;
 	if (mgi_oom_pause(m, g))
 		return MGI_STEP_WAIT;
 	mgi_oom_kill_joined(m, g);

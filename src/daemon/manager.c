@@ -23,6 +23,7 @@
 #include <sys/un.h>
 
 #include "grantd.h"
+#include "oom_handler.h"
 #include "escape.h"
 
 void mgi_manager_log(const mgi_manager_t *m, const char *fmt, ...)
@@ -355,6 +356,7 @@ void mgi_manager_destroy(mgi_manager_t *m)
 	}
 	mgi_backstop_destroy(m);
 	mgi_oom_destroy(m);
+	mgi_oomh_destroy(m);
 	for (int r = 0; r < MGI_REGS_MAX; r++)
 		if (m->regs[r].id)
 			close(m->regs[r].efd);

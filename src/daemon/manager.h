@@ -166,6 +166,7 @@ typedef struct mgi_manager {
 	int prekill_pidfd, prekill_target, prekill_reap_pidfd;
 	uint64_t prekill_start_ns, prekill_deadline_ns;
 	bool prekill_done;
+	struct mgi_oomh *oomh; /* oom_handler.c: the groups' OOM handlers; NULL: none yet */
 } mgi_manager_t;
 
 /*

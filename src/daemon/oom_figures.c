@@ -29,7 +29,8 @@ uint64_t mgi_oom_kernel_pages(pid_t pid)
 struct mgi_oom_eff mgi_oom_effective(const mgi_manager_t *m, int g)
 {
 	struct mgi_oom_eff e = {.policy = MGI_OOM_LARGEST, .scope = MGI_OOM_SCOPE_PROCESS,
-			    .signal = SIGKILL, .prefer = "", .avoid = "", .prekill = ""};
+			    .signal = SIGKILL, .prefer = "", .avoid = "", .prekill = "",
+			    .handler_ms = MGI_OOM_HANDLER_TIMEOUT_DEFAULT_MS};
 	unsigned found = 0;
 
 	for (int a = g; a >= 0 && found != MGI_OOM_SET_ALL; a = m->tree.node[a].parent) {
@@ -55,6 +56,11 @@ struct mgi_oom_eff mgi_oom_effective(const mgi_manager_t *m, int g)
 			if (e.prekill_ms < 1 || e.prekill_ms > MGI_OOM_PREKILL_TIMEOUT_MAX_MS)
 				e.prekill_ms = 1000;
 		}
+		if ((take & MGI_OOM_SET_HANDLER) && c->oom_handler_timeout_ms >= 1 &&
+		    c->oom_handler_timeout_ms <= MGI_OOM_HANDLER_TIMEOUT_MAX_MS)
+			e.handler_ms = c->oom_handler_timeout_ms;
+		if (take & MGI_OOM_SET_RESERVE)
+			e.reserve_pages = c->oom_reserve_pages;
 		found |= take;
 	}
 	return e;

@@ -10,6 +10,8 @@ struct mgi_conn;
  * its path that sets it (segment.h), else the default. */
 struct mgi_oom_eff {
 	unsigned policy, scope, signal, grace_ms, kill_disable, prekill_ms;
+	unsigned handler_ms;   /* --oom-handler-timeout */
+	uint64_t reserve_pages; /* --oom-reserve */
 	const char *prefer, *avoid, *prekill;
 };
 struct mgi_oom_eff mgi_oom_effective(const struct mgi_manager *m, int g);
@@ -61,6 +63,12 @@ bool mgi_oom_prekill_event(struct mgi_manager *m, uint64_t tag);
  * its name. Returns 0 or -errno (-ESRCH: not a process of g). */
 int mgi_oom_hand_kill(struct mgi_manager *m, int g, pid_t pid, unsigned uid, char *comm,
 		      size_t commlen);
+
+/* The same kill of a process named by someone else (a user-space OOM
+ * handler): `by` follows the usage in the log line, `why` is the record's
+ * reason. */
+int mgi_oom_kill_named(struct mgi_manager *m, int g, pid_t pid, const char *by, const char *why,
+		       char *comm, size_t commlen);
 
 /* Whether memgrp oom --kill of v waits for g's pre-kill hook, started now
  * for it (*ms: the hook's timeout); false: no hook set, or one runs

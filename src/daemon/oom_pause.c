@@ -74,10 +74,11 @@ static mgi_victim_t hand_cand(mgi_manager_t *m, const struct mgi_conn *v)
 			      .age_ms = mgi_oom_age_ms(v), .priority = v->oom_priority};
 }
 
-int mgi_oom_hand_kill(mgi_manager_t *m, int g, pid_t pid, unsigned uid, char *comm, size_t commlen)
+int mgi_oom_kill_named(mgi_manager_t *m, int g, pid_t pid, const char *by, const char *why,
+		       char *comm, size_t commlen)
 {
 	struct mgi_conn *v = mgi_oom_joined_conn(m, pid);
-	char state[160];
+	char state[200];
 	static char cmd[1024];
 
 	if (!v || !mgi_tree_is_under(&m->tree, v->group, g))
@@ -96,13 +97,21 @@ int mgi_oom_hand_kill(mgi_manager_t *m, int g, pid_t pid, unsigned uid, char *co
 	v->oom_target = g;
 	v->oom_kill_ns = mgi_os_now_ns();
 	mgi_oom_arm(m);
-	usage_state(m, g, " and paused: killed by hand (memgrp oom --kill)", state, sizeof(state));
-	mgi_manager_log(m, "group '%s' is out of memory %s: pid %d (%s), uid %u's choice",
-			m->tree.node[g].name, state, (int)pid, comm, uid);
+	usage_state(m, g, by, state, sizeof(state));
+	mgi_manager_log(m, "group '%s' is out of memory %s: pid %d (%s)", m->tree.node[g].name, state,
+			(int)pid, comm);
 	const mgi_oom_kill_t rec = {.target = g, .state = state,
 				    .policy = {.policy = mgi_oom_effective(m, g).policy}};
-	mgi_oom_record(m, &rec, &cand, 1, 0, "named by memgrp oom --kill", cmd);
+	mgi_oom_record(m, &rec, &cand, 1, 0, why, cmd);
 	return 0;
+}
+
+int mgi_oom_hand_kill(mgi_manager_t *m, int g, pid_t pid, unsigned uid, char *comm, size_t commlen)
+{
+	char by[96];
+
+	snprintf(by, sizeof(by), " and paused: killed by hand (memgrp oom --kill), uid %u's choice", uid);
+	return mgi_oom_kill_named(m, g, pid, by, "named by memgrp oom --kill", comm, commlen);
 }
 
 /* memgrp oom G --kill PID: the process, if it joined under g; after the

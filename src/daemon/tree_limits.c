@@ -72,6 +72,10 @@ static int set_oom(mgi_segment_t *seg, const mgi_msg_set_t *set)
 		c->oom_prekill[sizeof(c->oom_prekill) - 1] = '\0';
 		c->oom_prekill_timeout_ms = set->oom_prekill_timeout_ms;
 	}
+	if (set->oom_set & MGI_OOM_SET_HANDLER)
+		c->oom_handler_timeout_ms = set->oom_handler_timeout_ms;
+	if (set->oom_set & MGI_OOM_SET_RESERVE)
+		c->oom_reserve_pages = (set->oom_reserve + MGI_PAGE_SIZE - 1) / MGI_PAGE_SIZE;
 	c->oom_set |= set->oom_set;
 	return 0;
 }

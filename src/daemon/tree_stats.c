@@ -46,6 +46,11 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->ladder_evict += atomic_load(&s->ctl.ladder_evict);
 		out->ladder_evict_empty += atomic_load(&s->ctl.ladder_evict_empty);
 		out->ladder_purge += atomic_load(&s->ctl.ladder_purge);
+		out->oom_handler_asked += atomic_load(&s->ctl.oomh_asked);
+		out->oom_handler_kill += atomic_load(&s->ctl.oomh_kill);
+		out->oom_handler_raise += atomic_load(&s->ctl.oomh_raise);
+		out->oom_handler_resume += atomic_load(&s->ctl.oomh_resume);
+		out->oom_handler_fallback += atomic_load(&s->ctl.oomh_fallback);
 		out->tamper_reports += t->node[g].tamper_reports;
 		out->coop_requests += atomic_load(&s->ctl.coop_requests);
 		out->coop_freed += atomic_load(&s->ctl.coop_freed) * MGI_PAGE_SIZE;

@@ -1,0 +1,43 @@
+/* oom_handler.h - a user-space OOM handler per group: registered by a client, asked at OOM with a snapshot, its decision applied or the policy instead. */
+#ifndef MGI_OOM_HANDLER_H
+#define MGI_OOM_HANDLER_H
+
+#include <stdbool.h>
+
+#include "proto.h"
+
+struct mgi_manager;
+
+/* OOM_HANDLER from connection i: it becomes the named group's handler
+ * (root or the manager's user; -EBUSY if the group has one or the
+ * connection handles another group). REPLY. */
+void mgi_oomh_on_register(struct mgi_manager *m, unsigned i, const mgi_msg_group_t *r);
+
+/* OOM_DECISION from connection i: checked (pids of the group, a limit
+ * `memgrp set` would take), applied, answered. A decision refused, late
+ * or for another snapshot kills nothing; the group's policy applies at
+ * its next OOM request. */
+void mgi_oomh_on_decision(struct mgi_manager *m, unsigned i, const mgi_msg_oom_decision_t *d);
+
+/*
+ * Where target's OOM action would be taken (escalate.c): true while its
+ * handler decides (a snapshot sent now, or one out and its timeout not
+ * passed): the faulting threads wait. False when target has no handler,
+ * or when the policy applies this time (the handler timed out, went away,
+ * sent a decision that was refused, or resumed three times in a row with
+ * no room made).
+ */
+bool mgi_oomh_ask(struct mgi_manager *m, int target);
+
+/* Connection i sent what does not parse (why) and is dropped: if it is a
+ * handler, the log says so (its end follows: mgi_oomh_conn_gone). */
+void mgi_oomh_bad_message(struct mgi_manager *m, unsigned i, const char *why);
+
+/* Connection i closed: a handler it was is unregistered (one asked now
+ * falls back to the policy). */
+void mgi_oomh_conn_gone(struct mgi_manager *m, unsigned i);
+
+/* Frees the handlers' table (the manager ends). */
+void mgi_oomh_destroy(struct mgi_manager *m);
+
+#endif
