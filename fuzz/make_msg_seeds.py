@@ -44,6 +44,7 @@ GRANT, GRANTED = 30, 31
 OOM_PRIORITY = 40
 OOM_RECORD_REQ, OOM_RECORD = 41, 42
 OOM_ACT = 43
+SPARE, FORKED = 44, 45
 MGI_GRANT_ASK_MAX = 128
 
 REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE, REG_LADDER = 1, 2, 3, 4, 5
@@ -70,6 +71,8 @@ SIZES = {
     OOM_RECORD_REQ: 152,  # hdr, group[128], after
     OOM_RECORD: 4128,     # hdr, seq, len, reserved, text[4096]
     OOM_ACT: 152,         # hdr, group[128], pid, action
+    SPARE: 24,            # hdr, slot, pid
+    FORKED: 24,           # laid out as SPARE
     RECLAIM_REQ: 32, # hdr, pid, level, pages
     EVICT: 32,       # hdr, pages, freed
     EVICTED: 32,
@@ -148,6 +151,10 @@ def oom_priority(pid, priority):
     return msg(OOM_PRIORITY, "ii", pid, priority)
 
 
+def spare(mtype, slot, pid):
+    return msg(mtype, "ii", slot, pid)
+
+
 def oom_record_req(group, after):
     return msg(OOM_RECORD_REQ, G + "Q", name(group), after)
 
@@ -220,6 +227,7 @@ C_TYPES = {
     OOM_PRIORITY: "mgi_msg_oom_priority_t",
     OOM_RECORD_REQ: "mgi_msg_oom_record_req_t", OOM_RECORD: "mgi_msg_oom_record_t",
     OOM_ACT: "mgi_msg_oom_act_t",
+    SPARE: "mgi_msg_spare_t", FORKED: "mgi_msg_spare_t",
 }
 
 
@@ -346,6 +354,9 @@ VALID = {
     "v3-oom-act-resume": oom_act("", 0, 2),
     "v3-oom-priority": oom_priority(0, 500),
     "v3-oom-priority-pid": oom_priority(4321, -1000),
+    "v3-spare-ask": spare(SPARE, -1, 0),
+    "v3-spare-give": spare(SPARE, 7, 0),
+    "v3-forked": spare(FORKED, 7, 4321),
     "v3-oom-record-req": oom_record_req("web", 3),
     "v3-oom-record-req-own-group": oom_record_req("", 0),
     "v3-oom-record": oom_record(4, '{"group": "web", "policy": "largest", "victim": {"pid": 77}}'),
@@ -416,6 +427,10 @@ INVALID = {
                                                      oom_prefer=unterminated),
     "v3-invalid-oom-priority-range": oom_priority(0, 1001),
     "v3-invalid-oom-priority-pid": oom_priority(-5, 0),
+    "v3-invalid-spare-slot": spare(SPARE, 512, 0),
+    "v3-invalid-spare-pid": spare(SPARE, 3, 99),
+    "v3-invalid-forked-slot": spare(FORKED, -1, 4321),
+    "v3-invalid-forked-pid": spare(FORKED, 3, 1),
     "v3-invalid-oom-record-req-bad-group": oom_record_req("web/../x", 0),
     "v3-invalid-oom-record-seq-zero": oom_record(0, "{}"),
     "v3-invalid-oom-record-len-short": oom_record(1, "{}", length=1),

@@ -66,6 +66,8 @@ void mgi_agent_log(const char *fmt, ...)
 
 static void fork_prepare(void)
 {
+	if (mgi_agent.lazy)
+		mgi_lazyfork_prepare();
 	if (atomic_load(&mgi_agent.active))
 		mgi_fork_prepare();
 }

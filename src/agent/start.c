@@ -210,6 +210,7 @@ void mgi_agent_start_now(void)
 	 * does not count, rather than counting them twice (a spurious
 	 * reclaim, or a refusal, at the limit). */
 	mgi_agent.lazy = false;
+	mgi_lazyfork_give_back(-1);
 	mgi_uncharge(mgi_agent.lazy_pages);
 	mgi_agent.lazy_pages = 0;
 	mgi_agent.nlazy = 0;
@@ -273,8 +274,38 @@ void mgi_agent_start(void)
 	/* A child that kept its parent's store has evicted pages registered
 	 * on the handed uffd: only the full start's handler can serve them
 	 * (and stop the early fault server). */
-	if (!handed && start_lazy())
+	if (!handed && start_lazy()) {
+		mgi_lazyfork_ask();
 		return;
+	}
+	start_full();
+}
+
+/* A deferred process's child that took its parent's spare slot
+ * (lazyfork.c): its own /proc/self/maps and userfaultfd, then the
+ * parent's table of what it charged at size (the same address space),
+ * charged into the child's slot; if that does not fit, the full start. */
+static void child_start_lazy(void)
+{
+	char why[256];
+
+	close_fd(&mgi_agent.mapsfd);
+	close_fd(&mgi_agent.uffd); /* the parent's */
+	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, mgi_join_features, why, sizeof(why));
+	if (mgi_agent.mapsfd < 0 || mgi_agent.uffd < 0) {
+		mgi_agent_log("%s: this process is not managed",
+			      mgi_agent.uffd < 0 ? why : "cannot open /proc/self/maps");
+		close_fd(&mgi_agent.conn); /* the manager releases the slot */
+		return;
+	}
+	if (lazy_room(mgi_agent.lazy_pages) && mgi_charge(mgi_agent.lazy_pages, NULL)) {
+		mgi_agent.lazy = true;
+		mgi_lazyfork_ask();
+		return;
+	}
+	mgi_agent.lazy_pages = 0;
+	mgi_agent.nlazy = 0;
 	start_full();
 }
 
@@ -349,6 +380,10 @@ void mgi_agent_child_after_fork(void)
 		 * deferred again if it fits). Decided on the parent's state:
 		 * the agent_start below may make this child deferred too. */
 		mgi_agent.lazy = false;
+		if (mgi_lazyfork_child() == 0) {
+			child_start_lazy();
+			return;
+		}
 		close_fd(&mgi_agent.conn);
 		close_fd(&mgi_agent.mapsfd);
 		close_fd(&mgi_agent.uffd); /* the parent's: ours is opened anew */
