@@ -190,10 +190,10 @@ case_fork_spare() {
 		kill "$job" 2>/dev/null; wait "$job" 2>/dev/null
 		return
 	fi
-	if grep -q "^$child socketpair" "$tmp/spare.strace" && ! grep -q "^$child connect" "$tmp/spare.strace"; then
+	if grep -Eq "^$child +socketpair" "$tmp/spare.strace" && ! grep -Eq "^$child +connect" "$tmp/spare.strace"; then
 		ok "the child took its parent's spare slot (a socketpair, no connect to the manager)"
 	else
-		bad fork_spare_path "child $child: $(grep "^$child " "$tmp/spare.strace" | tr '\n' ' ')"
+		bad fork_spare_path "child $child: $(grep -E "^$child +" "$tmp/spare.strace" | tr '\n' ' ')"
 	fi
 	c0=$(stat_charged "$g" "$child")
 	u0=$(stat_usage "$g")

@@ -1,5 +1,6 @@
 /* lazyfork.c - a deferred process's fork: the child takes a spare slot and runs without waiting for the manager. */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,11 +27,17 @@
  * exited), falls back to the ordinary join.
  *
  * Nobody reads a deferred process's connection, so the spare is picked up
- * here at fork (atfork prepare) from what is queued.
+ * here at fork (atfork prepare) from what is queued. It is asked for at
+ * the first fork (whose child joins the ordinary way), not at the start:
+ * most processes never fork (a sleep, a compiler), and a spare held by
+ * each would take a slot from the group for nothing (measured:
+ * tests/test_backstop.sh 'crowd', 512 sleeps, never reached 512
+ * processes).
  */
 
 static int spare = -1;       /* ours, as the manager said (SPARE) */
 static int child_spare = -1; /* taken at fork: the child's to use */
+static bool asked;           /* this process asked for spares */
 
 static void send_spare(int slot)
 {
@@ -65,13 +72,12 @@ static void take_spares(void)
 	}
 }
 
-void mgi_lazyfork_ask(void)
-{
-	send_spare(-1);
-}
-
 void mgi_lazyfork_prepare(void)
 {
+	if (!asked) {
+		asked = true;
+		send_spare(-1);
+	}
 	take_spares();
 	child_spare = spare;
 	spare = -1; /* the child's now (lost if the fork fails: released at our exit) */
@@ -100,6 +106,7 @@ int mgi_lazyfork_child(void)
 
 	child_spare = -1;
 	spare = -1;
+	asked = false; /* a new process: it asks at its own first fork */
 	if (s < 0 || mgi_agent.conn < 0 || !mgi_agent.seg)
 		return -ENOENT;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)

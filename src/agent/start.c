@@ -274,10 +274,8 @@ void mgi_agent_start(void)
 	/* A child that kept its parent's store has evicted pages registered
 	 * on the handed uffd: only the full start's handler can serve them
 	 * (and stop the early fault server). */
-	if (!handed && start_lazy()) {
-		mgi_lazyfork_ask();
+	if (!handed && start_lazy())
 		return;
-	}
 	start_full();
 }
 
@@ -301,7 +299,6 @@ static void child_start_lazy(void)
 	}
 	if (lazy_room(mgi_agent.lazy_pages) && mgi_charge(mgi_agent.lazy_pages, NULL)) {
 		mgi_agent.lazy = true;
-		mgi_lazyfork_ask();
 		return;
 	}
 	mgi_agent.lazy_pages = 0;

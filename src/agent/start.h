@@ -17,10 +17,8 @@ int mgi_join_group(const char *path);
 int mgi_join_features(int fd, uint64_t features);
 
 /* lazyfork.c: a deferred process's fork (a spare slot, no wait). */
-/* Asks the manager for a spare slot (not waited for). */
-void mgi_lazyfork_ask(void);
 /* atfork prepare of a deferred process: the spare, if one came, is the
- * child's. */
+ * child's (the first fork asks for spares, not waited for). */
 void mgi_lazyfork_prepare(void);
 /* The deferred process starts its handler: its spare (slot -1: the one
  * it holds, if any) goes back to the manager. */

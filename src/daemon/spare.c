@@ -3,6 +3,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -120,6 +121,9 @@ void mgi_join_forked(mgi_manager_t *m, unsigned k, const mgi_msg_spare_t *s, int
 		close(fd);
 		i = rc;
 	} else {
+		/* non-blocking as an accepted connection is (the child's
+		 * end is its own file) */
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		i = mgi_conn_add(m, fd);
 		snprintf(why, sizeof(why), "%s", strerror(-i));
 	}

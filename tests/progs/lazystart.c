@@ -124,14 +124,19 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(mode, "hold") || !strcmp(mode, "forkgrow")) {
-		/* A fork after the parent's spare slot came (the manager
-		 * sends it just after the start: 300 ms is plenty): the child
+		/* A fork after the parent's spare slot came (asked for at
+		 * its first fork, answered at once: 300 ms is plenty): the child
 		 * takes it and runs without asking. hold: the child maps and
 		 * writes MB (inside the allowance: it stays deferred) and
 		 * waits to be killed; forkgrow: it writes MB at once. */
-		usleep(300 * 1000);
 		pid_t c = fork();
 		int st;
+		if (c == 0) /* the first fork asks for the spare */
+			_exit(0);
+		if (c < 0 || waitpid(c, &st, 0) != c)
+			DIE("first fork failed");
+		usleep(300 * 1000);
+		c = fork();
 		if (c < 0)
 			DIE("fork failed");
 		if (c == 0) {
