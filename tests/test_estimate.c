@@ -41,6 +41,17 @@ static mgi_estimate_t *new_est(void)
 	return est;
 }
 
+/* The table charges through an acct: here one over the test's path (the
+ * agent's charges its accounting entry point). Each call's acct is used
+ * before the next. */
+static const mgi_estimate_acct_t *acct(const mgi_counter_path_t *p)
+{
+	static mgi_estimate_acct_t a;
+
+	a = mgi_estimate_path_acct(p);
+	return &a;
+}
+
 /* The limits of one_level's counter (one test at a time uses it). */
 static mgi_limits_t one_limits;
 
@@ -62,7 +73,7 @@ static uint32_t map(mgi_estimate_t *est, mgi_counter_path_t *p, uint64_t pages,
 			key = i;
 			break;
 		}
-	if (mgi_estimate_map(est, p, pages, key, slow, &ops, sim, &idx) != 0)
+	if (mgi_estimate_map(est, acct(p), pages, key, slow, &ops, sim, &idx) != 0)
 		return UINT32_MAX;
 	if (idx != key)
 		return UINT32_MAX;
@@ -84,12 +95,12 @@ static void fast_regions_are_charged_at_their_size(void)
 	CHECK_EQ(mgi_counter_read(&c), 40);
 	/* Faults in a fast region are not accounted at all. */
 	for (int i = 0; i < 40; i++) {
-		CHECK_INT_EQ(mgi_estimate_fault(est, &p, a, i, &ops, &sim), 0);
+		CHECK_INT_EQ(mgi_estimate_fault(est, acct(&p), a, i, &ops, &sim), 0);
 		sim.touched[a]++;
 	}
 	CHECK_EQ(mgi_counter_read(&c), 40);
 	CHECK_EQ(sim.measured, 0);
-	mgi_estimate_unmap(est, &p, a);
+	mgi_estimate_unmap(est, acct(&p), a);
 	CHECK_EQ(mgi_counter_read(&c), 0);
 	CHECK_EQ(est->nr_fast + est->nr_slow, 0);
 	free(est);
@@ -136,13 +147,13 @@ static void slow_faults_charge_and_deny_at_the_limit(void)
 
 	uint32_t a = map(est, &p, 20, &sim, true); /* exact mode */
 	for (int i = 0; i < 10; i++)
-		CHECK_INT_EQ(mgi_estimate_fault(est, &p, a, i, &ops, &sim), 0);
+		CHECK_INT_EQ(mgi_estimate_fault(est, acct(&p), a, i, &ops, &sim), 0);
 	CHECK_EQ(mgi_counter_read(&c), 10);
-	CHECK_INT_EQ(mgi_estimate_fault(est, &p, a, 11, &ops, &sim), -ENOMEM);
+	CHECK_INT_EQ(mgi_estimate_fault(est, acct(&p), a, 11, &ops, &sim), -ENOMEM);
 	CHECK_EQ(atomic_load(&c.failcnt), 1);
-	mgi_estimate_unfault(est, &p, a, 3);
+	mgi_estimate_unfault(est, acct(&p), a, 3);
 	CHECK_EQ(mgi_counter_read(&c), 7);
-	CHECK_INT_EQ(mgi_estimate_fault(est, &p, a, 12, &ops, &sim), 0);
+	CHECK_INT_EQ(mgi_estimate_fault(est, acct(&p), a, 12, &ops, &sim), 0);
 	CHECK_EQ(est->regions[a].resident, 8);
 	free(est);
 }
@@ -163,11 +174,11 @@ static void seed_counterexample_is_not_denied(void)
 	CHECK(est->regions[a].slow && est->regions[b].slow);
 	CHECK(!est->regions[cc].slow);
 	CHECK_EQ(mgi_counter_read(&c), 8);
-	CHECK_INT_EQ(mgi_estimate_fault(est, &p, a, 1, &ops, &sim), 0);
-	CHECK_INT_EQ(mgi_estimate_fault(est, &p, a, 2, &ops, &sim), 0);
+	CHECK_INT_EQ(mgi_estimate_fault(est, acct(&p), a, 1, &ops, &sim), 0);
+	CHECK_INT_EQ(mgi_estimate_fault(est, acct(&p), a, 2, &ops, &sim), 0);
 	CHECK_EQ(mgi_counter_read(&c), 10); /* E = L with C still fast */
 	/* The literal algorithm denies here. */
-	CHECK_INT_EQ(mgi_estimate_fault(est, &p, a, 3, &ops, &sim), 0);
+	CHECK_INT_EQ(mgi_estimate_fault(est, acct(&p), a, 3, &ops, &sim), 0);
 	CHECK(est->regions[cc].slow);
 	CHECK_EQ(mgi_counter_read(&c), 3);
 	free(est);
@@ -208,11 +219,11 @@ static void regions_turn_fast_again_with_hysteresis(void)
 	CHECK(est->regions[a].slow);
 	CHECK_EQ(mgi_counter_read(&c), 70);
 	/* 70 > 50 %: nothing switches. */
-	CHECK_EQ(mgi_estimate_make_fast(est, &p, &ops, &sim), 0);
-	mgi_estimate_unmap(est, &p, b);
+	CHECK_EQ(mgi_estimate_make_fast(est, acct(&p), &ops, &sim), 0);
+	mgi_estimate_unmap(est, acct(&p), b);
 	CHECK_EQ(mgi_counter_read(&c), 10);
 	/* 10 <= 50 %, but a fast again would be 60 <= 75 %: it switches. */
-	CHECK_EQ(mgi_estimate_make_fast(est, &p, &ops, &sim), 1);
+	CHECK_EQ(mgi_estimate_make_fast(est, acct(&p), &ops, &sim), 1);
 	CHECK(!est->regions[a].slow);
 	CHECK_EQ(mgi_counter_read(&c), 60);
 	CHECK_EQ(est->estimate, 60);
@@ -220,9 +231,9 @@ static void regions_turn_fast_again_with_hysteresis(void)
 	uint32_t d = map(est, &p, 90, &sim, false); /* turns a slow again */
 	CHECK(est->regions[a].slow);
 	(void)d;
-	mgi_estimate_unmap(est, &p, d);
+	mgi_estimate_unmap(est, acct(&p), d);
 	est->regions[a].pages = 80; /* pretend it was bigger */
-	CHECK_EQ(mgi_estimate_make_fast(est, &p, &ops, &sim), 0);
+	CHECK_EQ(mgi_estimate_make_fast(est, acct(&p), &ops, &sim), 0);
 	CHECK(est->regions[a].slow);
 	free(est);
 }
@@ -236,10 +247,10 @@ static void table_full_and_bad_sizes(void)
 	uint32_t idx;
 	mgi_estimate_init(est, 2);
 	one_level(&c, &p, 100);
-	CHECK_INT_EQ(mgi_estimate_map(est, &p, 0, 0, false, &ops, &sim, &idx), -EINVAL);
-	CHECK_INT_EQ(mgi_estimate_map(est, &p, 1, 0, false, &ops, &sim, &idx), 0);
-	CHECK_INT_EQ(mgi_estimate_map(est, &p, 1, 1, false, &ops, &sim, &idx), 0);
-	CHECK_INT_EQ(mgi_estimate_map(est, &p, 1, 2, false, &ops, &sim, &idx), -ENOSPC);
+	CHECK_INT_EQ(mgi_estimate_map(est, acct(&p), 0, 0, false, &ops, &sim, &idx), -EINVAL);
+	CHECK_INT_EQ(mgi_estimate_map(est, acct(&p), 1, 0, false, &ops, &sim, &idx), 0);
+	CHECK_INT_EQ(mgi_estimate_map(est, acct(&p), 1, 1, false, &ops, &sim, &idx), 0);
+	CHECK_INT_EQ(mgi_estimate_map(est, acct(&p), 1, 2, false, &ops, &sim, &idx), -ENOSPC);
 	CHECK_EQ(mgi_counter_read(&c), 2);
 	CHECK_INT_EQ(mgi_estimate_find(est, 1), 1);
 	CHECK_INT_EQ(mgi_estimate_find(est, 5), -1);
@@ -320,7 +331,7 @@ static void randomized_against_reference(void)
 			uint32_t i = live[mgt_below(&s, nlive)];
 			mgi_region_t *r = &est->regions[i];
 			if (sim.touched[i] < r->pages) {
-				int rc = mgi_estimate_fault(est, &p, i, (uint64_t)step, &ops, &sim);
+				int rc = mgi_estimate_fault(est, acct(&p), i, (uint64_t)step, &ops, &sim);
 				if (rc == 0) {
 					sim.touched[i]++;
 				} else {
@@ -338,17 +349,17 @@ static void randomized_against_reference(void)
 		} else if (op < 16 && nlive > 0) { /* free pages (MADV_DONTNEED) */
 			uint32_t i = live[mgt_below(&s, nlive)];
 			uint64_t k = mgt_below(&s, (sim.touched[i] < 20 ? sim.touched[i] : 20) + 1);
-			mgi_estimate_unfault(est, &p, i, k);
+			mgi_estimate_unfault(est, acct(&p), i, k);
 			if (est->regions[i].slow)
 				sim.touched[i] -= k;
 			/* A fast region's pages could be freed too, unseen: the
 			 * charge stays M_i; we model that by leaving touched. */
 		} else if (op < 17 && nlive > 0) { /* unmap */
 			uint32_t i = live[mgt_below(&s, nlive)];
-			mgi_estimate_unmap(est, &p, i);
+			mgi_estimate_unmap(est, acct(&p), i);
 			sim.touched[i] = 0;
 		} else if (op == 17) {
-			mgi_estimate_make_fast(est, &p, &ops, &sim);
+			mgi_estimate_make_fast(est, acct(&p), &ops, &sim);
 		} else { /* the sibling moves */
 			if (sibling_held && mgt_below(&s, 2)) {
 				uint64_t k = mgt_below(&s, sibling_held + 1);
@@ -457,11 +468,11 @@ static bool ext_fault(mgi_estimate_t *est, mgi_counter_path_t *p, struct caller 
 		return true;
 	}
 	while (!mgi_counter_try_charge(p, 1, NULL))
-		if (!mgi_estimate_demote(est, p, &ext_ops, c))
+		if (!mgi_estimate_demote(est, acct(p), &ext_ops, c))
 			return false;
 	c->touched[i]++;
 	c->held++;
-	mgi_estimate_fault(est, p, i, now, &ext_ops, c);
+	mgi_estimate_fault(est, acct(p), i, now, &ext_ops, c);
 	return true;
 }
 
@@ -474,11 +485,11 @@ static void external_switch_hands_the_charge_over(void)
 	uint32_t a, b;
 	one_level(&g, &p, 100);
 
-	CHECK_INT_EQ(mgi_estimate_map(est, &p, 60, 0, false, &ext_ops, &c, &a), 0);
+	CHECK_INT_EQ(mgi_estimate_map(est, acct(&p), 60, 0, false, &ext_ops, &c, &a), 0);
 	CHECK_EQ(mgi_counter_read(&g), 60);
 	c.touched[a] = 10;
 	/* B does not fit beside A: A turns slow, its 10 pages now the caller's. */
-	CHECK_INT_EQ(mgi_estimate_map(est, &p, 60, 1, false, &ext_ops, &c, &b), 0);
+	CHECK_INT_EQ(mgi_estimate_map(est, acct(&p), 60, 1, false, &ext_ops, &c, &b), 0);
 	CHECK(est->regions[a].slow);
 	CHECK(!est->regions[b].slow);
 	CHECK_EQ(c.held, 10);
@@ -495,7 +506,7 @@ static void external_switch_hands_the_charge_over(void)
 	CHECK_EQ(mgi_counter_read(&g), 41 + 5);
 	CHECK_EQ(c.held, 46);
 	/* Unmapping a slow region uncharges nothing of the table's. */
-	mgi_estimate_unmap(est, &p, b);
+	mgi_estimate_unmap(est, acct(&p), b);
 	CHECK_EQ(mgi_counter_read(&g), 46);
 	free(est);
 }
@@ -519,7 +530,7 @@ static void external_make_fast_needs_faults_and_no_evicted(void)
 	}
 	CHECK_EQ(mgi_counter_read(&g), 8);
 	c.evicted[b] = true; /* B, the more recent, cannot be made fast */
-	CHECK_EQ(mgi_estimate_make_fast(est, &p, &ext_ops, &c), 1);
+	CHECK_EQ(mgi_estimate_make_fast(est, acct(&p), &ext_ops, &c), 1);
 	CHECK(!est->regions[a].slow);
 	CHECK(est->regions[b].slow);
 	CHECK_EQ(c.held, 4); /* B's */
@@ -527,7 +538,7 @@ static void external_make_fast_needs_faults_and_no_evicted(void)
 	CHECK_EQ(est->estimate, 20);
 	c.evicted[b] = false;
 	est->regions[b].faults = 0; /* not faulting now: stays slow */
-	CHECK_EQ(mgi_estimate_make_fast(est, &p, &ext_ops, &c), 0);
+	CHECK_EQ(mgi_estimate_make_fast(est, acct(&p), &ext_ops, &c), 0);
 	free(est);
 }
 
@@ -540,14 +551,14 @@ static void trim_gives_back_a_fast_regions_part(void)
 	uint32_t a, b;
 	one_level(&g, &p, 100);
 
-	CHECK_INT_EQ(mgi_estimate_map(est, &p, 40, 0x1000, false, &ext_ops, &c, &a), 0);
-	CHECK_INT_EQ(mgi_estimate_trim(est, &p, a, 0x5000, 30), 0);
+	CHECK_INT_EQ(mgi_estimate_map(est, acct(&p), 40, 0x1000, false, &ext_ops, &c, &a), 0);
+	CHECK_INT_EQ(mgi_estimate_trim(est, acct(&p), a, 0x5000, 30), 0);
 	CHECK_EQ(mgi_counter_read(&g), 30);
 	CHECK_EQ(est->mapped, 30);
 	CHECK_EQ(est->regions[a].key, 0x5000);
-	CHECK_INT_EQ(mgi_estimate_trim(est, &p, a, 0x5000, 31), -EINVAL);
+	CHECK_INT_EQ(mgi_estimate_trim(est, acct(&p), a, 0x5000, 31), -EINVAL);
 	CHECK_INT_EQ(mgi_estimate_add_charged(est, 10, 0x9000, true, &b), 0);
-	CHECK_INT_EQ(mgi_estimate_trim(est, &p, b, 0x9000, 5), 0); /* the caller's to uncharge */
+	CHECK_INT_EQ(mgi_estimate_trim(est, acct(&p), b, 0x9000, 5), 0); /* the caller's to uncharge */
 	CHECK_EQ(mgi_counter_read(&g), 30);
 	uint32_t a2;
 	CHECK_INT_EQ(mgi_estimate_split(est, a, 10, 0xf000, &a2), 0);
@@ -557,9 +568,9 @@ static void trim_gives_back_a_fast_regions_part(void)
 	CHECK_EQ(est->nr_fast, 2);
 	CHECK_EQ(mgi_counter_read(&g), 30);
 	CHECK_INT_EQ(mgi_estimate_split(est, a, 10, 0, &a2), -EINVAL);
-	mgi_estimate_unmap(est, &p, a2);
+	mgi_estimate_unmap(est, acct(&p), a2);
 	CHECK_EQ(mgi_counter_read(&g), 10);
-	CHECK_INT_EQ(mgi_estimate_trim(est, &p, a, 0x5000, 0), 0);
+	CHECK_INT_EQ(mgi_estimate_trim(est, acct(&p), a, 0x5000, 0), 0);
 	CHECK_EQ(mgi_counter_read(&g), 0);
 	CHECK_EQ(est->nr_fast, 0);
 	CHECK_EQ(est->mapped, 5);
@@ -598,7 +609,7 @@ static void external_randomized(void)
 					key = i;
 					break;
 				}
-			if (mgi_estimate_map(est, &p, pages, key, false, &ext_ops, &c, &idx) == 0) {
+			if (mgi_estimate_map(est, acct(&p), pages, key, false, &ext_ops, &c, &idx) == 0) {
 				CHECK_EQ(idx, key);
 				c.touched[idx] = 0;
 				c.counted[idx] = est->regions[idx].slow;
@@ -625,7 +636,7 @@ static void external_randomized(void)
 			uint64_t keep = r->pages / 2;
 			uint64_t gone = c.touched[i] > keep ? c.touched[i] - keep : 0;
 			bool slow = r->slow;
-			CHECK_INT_EQ(mgi_estimate_trim(est, &p, i, r->key, keep), 0);
+			CHECK_INT_EQ(mgi_estimate_trim(est, acct(&p), i, r->key, keep), 0);
 			c.touched[i] -= gone;
 			if (slow) {
 				mgi_counter_uncharge(&p, gone);
@@ -637,11 +648,11 @@ static void external_randomized(void)
 				mgi_counter_uncharge(&p, c.touched[i]);
 				c.held -= c.touched[i];
 			}
-			mgi_estimate_unmap(est, &p, i);
+			mgi_estimate_unmap(est, acct(&p), i);
 		} else if (op == 17 && nlive) {
 			c.evicted[live[mgt_below(&s, nlive)]] ^= true;
 		} else if (op == 18) {
-			mgi_estimate_make_fast(est, &p, &ext_ops, &c);
+			mgi_estimate_make_fast(est, acct(&p), &ext_ops, &c);
 		}
 
 		uint64_t fast = 0, real = 0, counted = 0;
@@ -669,6 +680,102 @@ static void external_randomized(void)
 	free(est);
 }
 
+/* The table charges nothing but through its acct (issue 15 item 2: the
+ * agent's accounting entry point does counter, slot and thresholds): an
+ * acct that is a bare ledger, no counter anywhere, holds exactly the
+ * table's estimate after every step of a random run, and is never asked
+ * to give back more than it holds. */
+struct ledger {
+	uint64_t held, max, charges, uncharges;
+	bool overdrawn;
+};
+
+static bool ledger_charge(void *ctx, uint64_t pages)
+{
+	struct ledger *l = ctx;
+
+	if (l->held + pages > l->max)
+		return false;
+	l->held += pages;
+	l->charges++;
+	return true;
+}
+
+static void ledger_uncharge(void *ctx, uint64_t pages)
+{
+	struct ledger *l = ctx;
+
+	if (pages > l->held)
+		l->overdrawn = true;
+	l->held -= pages > l->held ? l->held : pages;
+	l->uncharges++;
+}
+
+static uint64_t ledger_usage(void *ctx)
+{
+	return ((struct ledger *)ctx)->held;
+}
+
+static uint64_t ledger_max(void *ctx)
+{
+	return ((struct ledger *)ctx)->max;
+}
+
+static void acct_only(void)
+{
+	mgi_estimate_t *est = new_est();
+	struct ledger l = {.max = 200};
+	const mgi_estimate_acct_t a = {.charge = ledger_charge, .uncharge = ledger_uncharge,
+				       .group_usage = ledger_usage, .group_max = ledger_max,
+				       .ctx = &l};
+	struct sim sim = {0};
+	uint64_t s = mgt_seed();
+
+	for (int step = 0; step < 50000; step++) {
+		unsigned op = (unsigned)mgt_below(&s, 10);
+		uint32_t live[CAP], nlive = 0, idx;
+		for (uint32_t i = 0; i < est->used_slots; i++)
+			if (est->regions[i].used)
+				live[nlive++] = i;
+		uint32_t i = nlive ? live[mgt_below(&s, nlive)] : 0;
+
+		if (op < 3 && nlive < CAP) {
+			uint32_t key = est->used_slots;
+			for (uint32_t k = 0; k < est->used_slots; k++)
+				if (!est->regions[k].used) {
+					key = k;
+					break;
+				}
+			uint64_t pages = 1 + mgt_below(&s, 80);
+			CHECK_INT_EQ(mgi_estimate_map(est, &a, pages, key, mgt_below(&s, 8) == 0, &ops,
+						      &sim, &idx), 0);
+			CHECK_EQ(idx, key);
+			sim.touched[idx] = 0;
+		} else if (op < 7 && nlive) {
+			if (sim.touched[i] < est->regions[i].pages &&
+			    mgi_estimate_fault(est, &a, i, (uint64_t)step, &ops, &sim) == 0)
+				sim.touched[i]++;
+		} else if (op < 8 && nlive) {
+			uint64_t k = mgt_below(&s, sim.touched[i] + 1);
+			mgi_estimate_unfault(est, &a, i, k);
+			if (est->regions[i].slow)
+				sim.touched[i] -= k;
+		} else if (op < 9 && nlive) {
+			mgi_estimate_unmap(est, &a, i);
+		} else {
+			mgi_estimate_make_fast(est, &a, &ops, &sim);
+		}
+		CHECK_MSG(l.held == est->estimate, "step %d: the acct holds %llu, the table %llu",
+			  step, (unsigned long long)l.held, (unsigned long long)est->estimate);
+		CHECK_MSG(!l.overdrawn, "step %d: asked to give back more than was charged", step);
+		CHECK(l.held <= l.max);
+	}
+	/* (the run did exercise both sides) */
+	CHECK(l.charges > 0 && l.uncharges > 0);
+	CHECK(est->mode_switches > 0);
+	free(est);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -684,5 +791,6 @@ int main(int argc, char **argv)
 	MGT_RUN(external_make_fast_needs_faults_and_no_evicted);
 	MGT_RUN(trim_gives_back_a_fast_regions_part);
 	MGT_RUN(external_randomized);
+	MGT_RUN(acct_only);
 	MGT_DONE();
 }

@@ -56,6 +56,43 @@ static void failed_allocation_changes_nothing(void)
 	CHECK_EQ(ca.live, 0);
 }
 
+/* A region grown in place stays one region and keeps its pages' state;
+ * it cannot grow into the next one; a failed allocation changes nothing. */
+static void extend_in_place(void)
+{
+	struct counting_alloc ca = {0, -1};
+	mgi_registry_t reg;
+	mgi_registry_init(&reg, (mgi_allocator_t){test_alloc, test_free, &ca});
+
+	CHECK_INT_EQ(mgi_registry_add(&reg, ADDR(10), ADDR(20)), 10);
+	CHECK_INT_EQ(mgi_registry_add(&reg, ADDR(40), ADDR(50)), 10);
+	mgi_vregion_t *r = mgi_registry_find(&reg, ADDR(10));
+	CHECK_EQ(mgi_registry_mark(&reg, r, ADDR(12), 8), 8);
+	mgi_registry_evict(&reg, r, ADDR(18), 2);
+	CHECK_INT_EQ(mgi_registry_extend(&reg, r, ADDR(30)), 10);
+	CHECK_EQ(reg.n, 2);
+	CHECK_EQ(reg.bytes, 30 * MGI_PAGE_SIZE);
+	r = mgi_registry_find(&reg, ADDR(25));
+	CHECK(r && r->start == ADDR(10) && r->end == ADDR(30));
+	CHECK(mgi_registry_test(r, ADDR(17)) && !mgi_registry_test(r, ADDR(18)));
+	CHECK(mgi_registry_is_out(r, ADDR(19)) && !mgi_registry_is_out(r, ADDR(20)));
+	CHECK_EQ(mgi_registry_absent_run(r, ADDR(20), 100), 10);
+	CHECK_EQ(r->present, 6);
+	CHECK_EQ(r->nout, 2);
+	CHECK_INT_EQ(mgi_registry_extend(&reg, r, ADDR(41)), -EINVAL); /* into [40,50) */
+	CHECK_INT_EQ(mgi_registry_extend(&reg, r, ADDR(30)), -EINVAL); /* not above its end */
+	CHECK_INT_EQ(mgi_registry_extend(&reg, r, ADDR(31) + 1), -EINVAL);
+	ca.fail_after = 0;
+	CHECK_INT_EQ(mgi_registry_extend(&reg, r, ADDR(35)), -ENOMEM);
+	ca.fail_after = -1;
+	CHECK(r->end == ADDR(30) && r->present == 6 && reg.bytes == 30 * MGI_PAGE_SIZE);
+	CHECK_INT_EQ(mgi_registry_extend(&reg, r, ADDR(40)), 10); /* up to the next one */
+	CHECK_INT_EQ(mgi_registry_remove(&reg, ADDR(10), ADDR(50)), 6);
+	CHECK_EQ(reg.n, 0);
+	mgi_registry_destroy(&reg);
+	CHECK_EQ(ca.live, 0);
+}
+
 /* The clock: runs of present pages without a ref bit, in address order,
  * never across regions; a ref bit buys one pass. */
 static void clock_second_chance(void)
@@ -153,7 +190,26 @@ static void randomized_against_reference(void)
 	for (int step = 0; step < 100000; step++) {
 		size_t a = mgt_below(&s, PAGES), len = 1 + mgt_below(&s, 24);
 		size_t b = a + len > PAGES ? PAGES : a + len;
-		switch (mgt_below(&s, 9)) {
+		switch (mgt_below(&s, 10)) {
+		case 9: { /* extend the region that holds a, up to b if that is free */
+			mgi_vregion_t *r = mgi_registry_find(&reg, ADDR(a));
+			if (!r || r->end >= ADDR(b))
+				break;
+			size_t from = (r->end - BASE) / MGI_PAGE_SIZE;
+			bool free = true;
+			for (size_t p = from; p < b; p++)
+				free = free && !ref[p].covered;
+			if (!free) {
+				CHECK_INT_EQ(mgi_registry_extend(&reg, r, ADDR(b)), -EINVAL);
+				break;
+			}
+			uint32_t n = reg.n;
+			CHECK_INT_EQ(mgi_registry_extend(&reg, r, ADDR(b)), (long)(b - from));
+			CHECK_EQ(reg.n, n);
+			for (size_t p = from; p < b; p++)
+				ref[p].covered = true;
+			break;
+		}
 		case 0: { /* add */
 			long want = 0;
 			for (size_t p = a; p < b; p++)
@@ -333,6 +389,7 @@ int main(int argc, char **argv)
 	MGT_INIT(argc, argv);
 	MGT_RUN(basic_add_fault_remove);
 	MGT_RUN(failed_allocation_changes_nothing);
+	MGT_RUN(extend_in_place);
 	MGT_RUN(clock_second_chance);
 	MGT_RUN(move_many_pieces);
 	MGT_RUN(randomized_against_reference);

@@ -1,4 +1,5 @@
 /* account.c - the agent's one accounting entry point: counter path, process slot and thresholds together. */
+#include <errno.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,30 +17,57 @@
 static _Atomic uint64_t grant_want[2];
 static uint64_t grant_asked_ns[2];
 static unsigned grant_refused = MGI_LEVEL_GRANT;
+/* What this process charges: its group's counter path (set at the join
+ * and at a move, from the segments). */
+static mgi_counter_path_t path;
+
+const mgi_counter_path_t *mgi_account_path(void)
+{
+	return &path;
+}
+
+void mgi_account_child_reset(void)
+{
+	/* (the parent's segments and requests: the child joins anew) */
+	path = (mgi_counter_path_t){0};
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&grant_want[i], 0);
+		grant_asked_ns[i] = 0;
+	}
+	grant_refused = MGI_LEVEL_GRANT;
+}
+
+mgi_counter_path_t mgi_account_path_of(mgi_segment_t *seg, unsigned nsegs)
+{
+	return nsegs >= 2 ? mgi_grant_path(seg, false) : mgi_segment_path(seg);
+}
+
+/* The swap counters beside a memory path of seg's (its swap grant, if
+ * nested). */
+static mgi_counter_path_t swap_path_of(mgi_segment_t *seg, const mgi_counter_path_t *memory)
+{
+	mgi_counter_path_t sp = mgi_segment_swap_path(memory);
+
+	if (memory->grant)
+		sp.grant = &seg->ctl.swap_granted;
+	return sp;
+}
 
 void mgi_account_use_segments(void)
 {
-	if (mgi_agent.nsegs >= 2) {
-		mgi_agent.path = mgi_grant_path(mgi_agent.anc[0], false);
-		return;
-	}
-	mgi_agent.path = mgi_segment_path(mgi_agent.anc[0]);
+	path = mgi_account_path_of(mgi_join.anc[0], mgi_join.nsegs);
 }
 
 static mgi_counter_path_t swap_path(void)
 {
-	mgi_counter_path_t sp = mgi_segment_swap_path(&mgi_agent.path);
-
-	if (mgi_agent.path.grant)
-		sp.grant = &mgi_agent.anc[0]->ctl.swap_granted;
-	return sp;
+	return swap_path_of(mgi_join.anc[0], &path);
 }
 
 /* Sends a GRANT for what the group lacks: its usage and the charge wanted,
  * beyond its grant (pages it had to take without one count too). */
 static bool ask_grant(int swap)
 {
-	const mgi_segment_t *seg = mgi_agent.anc[0];
+	const mgi_segment_t *seg = mgi_join.anc[0];
 	uint64_t usage = mgi_counter_read(swap ? &seg->acct.swap : &seg->acct.memory);
 	uint64_t granted = atomic_load(swap ? &seg->ctl.swap_granted : &seg->ctl.granted);
 	uint64_t want = atomic_load_explicit(&grant_want[swap], memory_order_relaxed);
@@ -54,11 +82,11 @@ static bool ask_grant(int swap)
 	if (want > MGI_GRANT_ASK_MAX)
 		want = MGI_GRANT_ASK_MAX;
 	mgi_msg_init(&m, MGI_MSG_GRANT);
-	m.grant.pid = mgi_agent.pid;
+	m.grant.pid = mgi_join.pid;
 	m.grant.swap = (uint32_t)swap;
 	m.grant.pages = want;
 	grant_asked_ns[swap] = now;
-	return send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len;
+	return send(mgi_join.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len;
 }
 
 unsigned mgi_account_grant_short(void)
@@ -72,7 +100,7 @@ unsigned mgi_account_grant_short(void)
 	/* No manager to ask: the parent's limit as good as refused (its
 	 * room cannot be known); the OOM path waits for a manager to rejoin
 	 * and never passes a limit. */
-	if (mgi_agent.manager_gone || !ask_grant(0))
+	if (mgi_join.manager_gone || !ask_grant(0))
 		return 1;
 	return MGI_LEVEL_GRANT;
 }
@@ -82,27 +110,27 @@ void mgi_account_granted(const mgi_msg_grant_t *g)
 	int swap = g->swap != 0;
 
 	grant_asked_ns[swap] = 0;
-	if (!g->pages && !swap && g->refused < mgi_agent.nsegs)
+	if (!g->pages && !swap && g->refused < mgi_join.nsegs)
 		grant_refused = g->refused;
 }
 
 static void slot_add(uint64_t pages)
 {
-	atomic_fetch_add_explicit(&mgi_agent.me->charged, pages, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_join.me->charged, pages, memory_order_relaxed);
 }
 
 static void slot_sub(uint64_t pages)
 {
-	atomic_fetch_sub_explicit(&mgi_agent.me->charged, pages, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&mgi_join.me->charged, pages, memory_order_relaxed);
 }
 
 void mgi_account_wake(unsigned n)
 {
 	uint64_t one = 1;
 
-	if (!n || mgi_agent.wakefd < 0)
+	if (!n || mgi_join.wakefd < 0)
 		return;
-	if (write(mgi_agent.wakefd, &one, sizeof(one)) < 0) {
+	if (write(mgi_join.wakefd, &one, sizeof(one)) < 0) {
 		/* the manager is gone: nobody to tell */
 	}
 	/* The manager may have been woken onto this CPU, where it would wait
@@ -122,11 +150,11 @@ void mgi_check_thresholds(void)
 	/* The levels this process charges (its own group's alone when it
 	 * has ancestors: theirs change when the manager grants, and it
 	 * checks them then). */
-	for (unsigned i = 0; i < mgi_agent.path.depth; i++) {
-		unsigned c = mgi_segment_check_thresholds(mgi_agent.anc[i]);
+	for (unsigned i = 0; i < path.depth; i++) {
+		unsigned c = mgi_segment_check_thresholds(mgi_join.anc[i]);
 		/* the notification latency's start (one vDSO read per crossing) */
 		if (c)
-			mgi_segment_note_crossing(mgi_agent.anc[i], mgi_now_ns());
+			mgi_segment_note_crossing(mgi_join.anc[i], mgi_now_ns());
 		n += c;
 	}
 	mgi_account_wake(n);
@@ -138,7 +166,7 @@ bool mgi_charge(uint64_t pages, unsigned *level)
 		return true;
 	unsigned lv;
 
-	if (!mgi_counter_try_charge(&mgi_agent.path, pages, &lv)) {
+	if (!mgi_counter_try_charge(&path, pages, &lv)) {
 		if (lv == MGI_LEVEL_GRANT)
 			atomic_store_explicit(&grant_want[0], pages, memory_order_relaxed);
 		if (level)
@@ -158,7 +186,7 @@ uint64_t mgi_charge_upto(uint64_t pages, unsigned *level)
 		return 0;
 	unsigned lv;
 
-	n = mgi_counter_try_charge_upto(&mgi_agent.path, pages, &lv);
+	n = mgi_counter_try_charge_upto(&path, pages, &lv);
 	if (!n && lv == MGI_LEVEL_GRANT)
 		atomic_store_explicit(&grant_want[0], pages, memory_order_relaxed);
 	if (!n && level)
@@ -174,7 +202,7 @@ void mgi_charge_anyway(uint64_t pages)
 {
 	if (!pages)
 		return;
-	mgi_counter_charge(&mgi_agent.path, pages);
+	mgi_counter_charge(&path, pages);
 	slot_add(pages);
 	mgi_check_thresholds();
 }
@@ -183,7 +211,7 @@ void mgi_uncharge(uint64_t pages)
 {
 	if (!pages)
 		return;
-	mgi_counter_uncharge(&mgi_agent.path, pages);
+	mgi_counter_uncharge(&path, pages);
 	slot_sub(pages);
 	mgi_check_thresholds();
 }
@@ -198,13 +226,13 @@ bool mgi_swap_charge(uint64_t pages)
 	if (!mgi_counter_try_charge(&sp, pages, &lv)) {
 		/* Eviction needs swap grant: asked for, the eviction fails
 		 * now (no room) and finds it next time. */
-		if (lv == MGI_LEVEL_GRANT && !mgi_agent.manager_gone) {
+		if (lv == MGI_LEVEL_GRANT && !mgi_join.manager_gone) {
 			atomic_store_explicit(&grant_want[1], pages, memory_order_relaxed);
 			ask_grant(1);
 		}
 		return false;
 	}
-	atomic_fetch_add_explicit(&mgi_agent.me->swapped, pages, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_join.me->swapped, pages, memory_order_relaxed);
 	return true;
 }
 
@@ -215,7 +243,7 @@ void mgi_swap_charge_anyway(uint64_t pages)
 	if (!pages)
 		return;
 	mgi_counter_charge(&sp, pages);
-	atomic_fetch_add_explicit(&mgi_agent.me->swapped, pages, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_join.me->swapped, pages, memory_order_relaxed);
 }
 
 void mgi_swap_uncharge(uint64_t pages)
@@ -225,7 +253,7 @@ void mgi_swap_uncharge(uint64_t pages)
 	if (!pages)
 		return;
 	mgi_counter_uncharge(&sp, pages);
-	atomic_fetch_sub_explicit(&mgi_agent.me->swapped, pages, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&mgi_join.me->swapped, pages, memory_order_relaxed);
 }
 
 void mgi_account_adopt(uint64_t pages)
@@ -236,4 +264,52 @@ void mgi_account_adopt(uint64_t pages)
 void mgi_account_disown(uint64_t pages)
 {
 	slot_sub(pages);
+}
+
+int mgi_account_move_charge(mgi_segment_t *seg, unsigned nsegs, unsigned *refused, bool *swap)
+{
+	mgi_counter_path_t to = mgi_account_path_of(seg, nsegs);
+	mgi_counter_path_t to_swap = swap_path_of(seg, &to);
+	uint64_t pages = atomic_load(&mgi_join.me->charged);
+	uint64_t swapped = atomic_load(&mgi_join.me->swapped);
+
+	*refused = 0;
+	*swap = false;
+	if (!to.depth)
+		return 0;
+	if (!mgi_counter_try_charge(&to, pages, refused))
+		goto refused;
+	if (swapped && !mgi_counter_try_charge(&to_swap, swapped, refused)) {
+		mgi_counter_uncharge(&to, pages);
+		*swap = true;
+		goto refused;
+	}
+	return 0;
+refused:
+	if (*refused >= to.depth)
+		*refused = 0; /* its grant: the manager gave too little */
+	return -ENOMEM;
+}
+
+unsigned mgi_account_move_release(mgi_proc_slot_t *me)
+{
+	unsigned crossed = 0;
+
+	atomic_store(&me->charged, atomic_load(&mgi_join.me->charged));
+	atomic_store(&me->swapped, atomic_load(&mgi_join.me->swapped));
+	/* Empties the old slot, uncharging (memory and swap) below the shared
+	 * levels; the manager frees it once told the move is done. */
+	mgi_segment_uncharge_slot(mgi_join.seg, mgi_join.slot, &path);
+	/* The move is a change of usage on both sides (memcg's task move). */
+	for (unsigned i = 0; i < path.depth; i++)
+		crossed += mgi_segment_check_thresholds(mgi_join.anc[i]);
+	return crossed;
+}
+
+void mgi_account_moved(unsigned crossed)
+{
+	mgi_account_use_segments();
+	for (unsigned i = 0; i < path.depth; i++)
+		crossed += mgi_segment_check_thresholds(mgi_join.anc[i]);
+	mgi_account_wake(crossed);
 }

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "segment.h"
+
 /*
  * A charge is three things kept together: the group's counter path (the
  * group and each limited ancestor), this process's slot (its figure, which
@@ -43,10 +45,10 @@ void mgi_swap_uncharge(uint64_t pages);
  * cannot be refused, so the swap path may pass its limit. */
 void mgi_swap_charge_anyway(uint64_t pages);
 
-/* The slot's figure only: pages whose charge the path holds already
- * (estimate mode's table charged them) now held by this process's
- * registry, or no longer. The caller checks the thresholds once its
- * change is whole (estimate.c settle). */
+/* The slot's figure only, for pages whose charge the path holds already:
+ * estimate mode's table hands a region to the registry or back (its own
+ * charges go through mgi_charge and mgi_uncharge), and what the registry
+ * let go of differs from what the table counted (estimate.c mode_changed). */
 void mgi_account_adopt(uint64_t pages);
 void mgi_account_disown(uint64_t pages);
 
@@ -54,17 +56,42 @@ void mgi_account_disown(uint64_t pages);
  * usage made outside the calls above (estimate mode's table, a move). */
 void mgi_check_thresholds(void);
 
+/* The counter path this process charges (read it, never charge it: the
+ * calls above do). */
+const mgi_counter_path_t *mgi_account_path(void);
+
+/* A forked child: the parent's path and grant requests forgotten (the
+ * join sets the path anew). */
+void mgi_account_child_reset(void);
+
 /* Wakes the manager when checks counted crossings (n > 0). */
 void mgi_account_wake(unsigned n);
 
 /*
  * The grant scheme (src/core/grant.h). A nested group's processes charge
  * only their own group's counter, within its grant; its ancestors'
- * accounting parts are mapped read-only. Sets mgi_agent.path for the
- * segments in mgi_agent.anc: the group's own counter with its grant when
+ * accounting parts are mapped read-only. Sets the path for the segments
+ * in mgi_join.anc: the group's own counter with its grant when
  * it has an ancestor, as before (its own counter alone) when it has none.
  */
 void mgi_account_use_segments(void);
+/* The memory path a process of seg (nsegs levels mapped) charges. */
+mgi_counter_path_t mgi_account_path_of(mgi_segment_t *seg, unsigned nsegs);
+
+/*
+ * A move to another group (move.c, MOVE): the one place a charge leaves a
+ * group for another. First what this process holds (memory, then swap)
+ * is charged to the new group's segments (seg, nsegs levels), all or
+ * nothing: 0, or -ENOMEM with the refusing level in *refused and *swap
+ * true if it was swap. Then, the new slot `me` given the figures, the old
+ * slot is emptied (uncharged below the levels both share) and the
+ * crossings on the old side counted: returned. Last, once the segments
+ * are switched (join's), the path follows them, the new side's
+ * thresholds are checked and the manager woken for all crossings.
+ */
+int mgi_account_move_charge(mgi_segment_t *seg, unsigned nsegs, unsigned *refused, bool *swap);
+unsigned mgi_account_move_release(mgi_proc_slot_t *me);
+void mgi_account_moved(unsigned crossed);
 
 /*
  * A charge was refused by the grant (level MGI_LEVEL_GRANT): asks the

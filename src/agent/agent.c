@@ -47,10 +47,6 @@
  * and marks what its kept store holds as evicted.
  */
 
-struct mgi_agent mgi_agent = {.uffd = -1, .conn = -1, .wakefd = -1, .mapsfd = -1, .learn_rd = -1,
-			      .learn_wr = -1, .slot = -1, .release_rd = -1, .release_wr = -1,
-			      .done_rd = -1, .done_wr = -1};
-
 void mgi_agent_log(const char *fmt, ...)
 {
 	char line[512];
@@ -66,15 +62,15 @@ void mgi_agent_log(const char *fmt, ...)
 
 static void fork_prepare(void)
 {
-	if (mgi_agent.lazy)
+	if (mgi_agent_deferred())
 		mgi_lazyfork_prepare();
-	if (atomic_load(&mgi_agent.active))
+	if (atomic_load(&mgi_agent_active))
 		mgi_fork_prepare();
 }
 
 static void fork_parent(void)
 {
-	if (atomic_load(&mgi_agent.active))
+	if (atomic_load(&mgi_agent_active))
 		mgi_fork_parent();
 }
 

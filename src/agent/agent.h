@@ -1,4 +1,4 @@
-/* agent.h - the in-process agent's state, shared by its files. */
+/* agent.h - the in-process agent's API between its modules; each module owns its state (docs/design.md, file map). */
 #ifndef MGI_AGENT_H
 #define MGI_AGENT_H
 
@@ -11,6 +11,7 @@
 
 #include "arena.h"
 #include "counter.h"
+#include "ranges.h"
 #include "registry.h"
 #include "segment.h"
 #include "staging.h"
@@ -40,9 +41,6 @@ enum mgi_resolved {
 	MGI_ABSENT,    /* (restore) no data held after all: fill it as new */
 };
 
-typedef struct mgi_range {
-	uintptr_t start, end;
-} mgi_range_t;
 
 /* What application threads ask of the handler, through a pipe (40 bytes:
  * writes are atomic). */
@@ -65,14 +63,13 @@ typedef struct mgi_learn_req {
 	int32_t waiter; /* MGI_REQ_ADMIT: the waiter to answer, or -1 */
 } mgi_learn_req_t;
 
-struct mgi_agent {
-	_Atomic bool active;     /* faults are being handled */
+/* join.c: the connection to the manager and the group's segments (join.c
+ * owns them: set by the join, a rejoin and a MOVE; a forked child keeps
+ * the segments, joins its parent's group anew on its own connection). */
+struct mgi_join {
 	pid_t pid;
-	int uffd;
 	int conn;                /* to the manager; its closing tells our end */
 	int wakefd;              /* the manager's eventfd: thresholds crossed */
-	int mapsfd;              /* /proc/self/maps, for PROCMAP_QUERY */
-	int learn_rd, learn_wr;  /* pipe of mgi_learn_req_t */
 	mgi_segment_t *seg;      /* the group's segment: slots, figures */
 	mgi_segment_t *anc[MGI_DEPTH_MAX]; /* seg, then its ancestors' */
 	int segfd[2 * MGI_DEPTH_MAX];      /* their parts' fds, two a level
@@ -81,75 +78,53 @@ struct mgi_agent {
 					    * (rejoin) */
 	unsigned nsegs;
 	char sockpath[108];      /* the manager's socket, as at start */
-	uint64_t rejoin_ns;      /* last attempt to rejoin (handler thread) */
 	bool rejoin_refused;     /* a manager said no: stop asking */
 	char group[MGI_GROUP_NAME_MAX]; /* as the manager named it in WELCOME */
 	int slot;
 	mgi_proc_slot_t *me;
-	mgi_counter_path_t path;
-
-	mgi_arena_t arena;
-	mgi_registry_t reg;
-	void *zeros;             /* MGI_FAULT_AROUND_MAX pages of zeros */
-	void *stack;
-	pthread_t handler;
-	sem_t ready;
-	int init_error;          /* set by the handler's start-up scan */
-	_Atomic unsigned parked; /* faults the handler holds for a retry */
-	_Atomic uint64_t lost_faults; /* woken by the watchdog */
-	bool drop_one_fault;     /* fault injection: MEMGRP_INJECT=drop-fault */
-	bool stall_handler_once; /* fault injection: MEMGRP_INJECT=stall-handler */
-	bool misreport_moves;    /* fault injection: MEMGRP_INJECT=move-misreport */
-	uint64_t poll_max_ns;    /* the handler's polling window at most (0: never) */
-	void *watch_stack;
-	pthread_t watchdog;
-
-	/* Loaded ELF objects' extents: the anonymous bss after their data
-	 * must not be registered (the handler itself uses libc's). */
-	mgi_range_t elf[MGI_ELF_RANGES_MAX];
-	unsigned nelf;
-	/* The agent's own ranges outside the arena (staging area, store,
-	 * beacon): never registered for the application. */
-	mgi_range_t own[MGI_OWN_RANGES_MAX];
-	unsigned nown;
-	uint64_t untracked_bytes;
 	bool manager_gone;       /* its connection closed: no one to ask */
-	bool evicting;           /* inside mgi_evict: faults do not reclaim */
-	_Atomic bool idle;       /* the handler waits in poll with nothing to do */
-	_Atomic pid_t handler_tid;
-
-	/* Eviction and restore (evict.c, restore.c, releaser.c, swapfile.c, fork.c). */
-	bool fork_events;        /* UFFD_EVENT_FORK negotiated (see fork.c) */
-	bool can_evict;          /* set up, and fork-safe */
-	const char *no_evict_why;
-	uintptr_t stage_base;    /* MGI_STAGE_SLOTS pages, registered (WP) on uffd */
-	uintptr_t beacon;        /* one page registered on uffd (a child's signal) */
-	void *store_mem;
-	size_t store_bytes;
-	mgi_store_t *store;
-	mgi_staging_t staging;
-	uint32_t evict_clock;    /* pages compressed so far: refault distances */
-	void *restore_buf;       /* MGI_RESTORE_MAX pages */
-	int release_wr, done_rd; /* requests to the releaser, its answers */
-	int release_rd, done_wr; /* its ends */
-	void *release_stack;
-	pthread_t releaser;
-	uint64_t reclaim_asked_ns;   /* last RECLAIM_REQ */
-
-	/* The deferred start (start.c, "A start that costs nothing"): joined,
-	 * what the process maps charged at its size, no userfaultfd and no
-	 * agent thread until it outgrows MEMGRP_START_ALLOWANCE. */
-	bool lazy;
-	uint64_t lazy_pages;     /* charged at size */
-	uint64_t lazy_cap_pages; /* MEMGRP_START_ALLOWANCE */
-	mgi_range_t lazy_known[MGI_LAZY_RANGES_MAX]; /* charged, disjoint */
-	unsigned nlazy;
 };
+extern struct mgi_join mgi_join;
+/* A forked child: the parent's connection closed (the segments kept). */
+void mgi_join_child_reset(void);
 
-extern struct mgi_agent mgi_agent;
+/* start.c: faults are being handled (a full start done); the agent's own
+ * allocator's reservation; /proc/self/maps, for PROCMAP_QUERY. */
+extern _Atomic bool mgi_agent_active;
+extern mgi_arena_t mgi_arena;
+extern int mgi_maps_fd;
+/* Whether the process is in its deferred start (start.c). */
+bool mgi_agent_deferred(void);
+
+/* learn.c: the registry of managed ranges (the handler thread's; reset in
+ * a forked child by mgi_learn_child_reset). */
+extern mgi_registry_t mgi_reg;
+/* Adds to the bytes of eligible memory left unmanaged (published). */
+void mgi_learn_untracked(uint64_t bytes);
+/* A forked child: the parent's registry (in its arena) and figures forgotten. */
+void mgi_learn_child_reset(void);
 
 /* handler.c, fault.c */
+/* What the fault handler's modules read of it (handler.c owns it: a full
+ * start sets it up, a forked child's start anew). A plain struct: the
+ * fault path reads it as it read the old global's fields. */
+struct mgi_handler {
+	int uffd;
+	bool fork_events; /* UFFD_EVENT_FORK negotiated (see fork.c) */
+	void *zeros;      /* MGI_FAULT_AROUND_MAX pages of zeros */
+};
+extern struct mgi_handler mgi_handler;
+/* Its zeros and stack from the arena, its polling window: 0 or -ENOMEM. */
+int mgi_handler_init(mgi_arena_t *arena);
+/* Starts its thread and waits for its start-up scan: 0 or -errno. */
+int mgi_handler_start(void);
 void *mgi_handler_main(void *arg); /* arg: MEMGRP_HANDLER_SCHED's choice */
+/* Its thread's id (0 before it runs); whether it waits with nothing to
+ * do (the watchdog trusts only that state). */
+pid_t mgi_handler_tid(void);
+bool mgi_handler_idle(void);
+/* A forked child: the parent's handler state forgotten. */
+void mgi_handler_child_reset(void);
 /* Charging and uncharging: account.h. */
 uint64_t mgi_now_ns(void);
 /* For long work inside the handler (eviction): reads what the uffd has and
@@ -178,6 +153,8 @@ uint64_t mgi_evict_ahead(void);
 void mgi_evict_age(void);
 /* Publishes the reclaim figures in the process's slot. */
 void mgi_evict_publish(void);
+/* Whether the handler is inside an eviction (faults do not reclaim). */
+bool mgi_evict_running(void);
 /* restore.c (the handler thread) */
 /* Restores the out page at `page` of region r (and, if sequential, its
  * stored neighbours): MGI_DONE with *restored pages, MGI_RETRY, MGI_ABSENT,
@@ -193,6 +170,8 @@ void mgi_restore_moved(uintptr_t from, uintptr_t to, size_t len);
 /* releaser.c (the handler thread's side of it) */
 /* The releaser dropped frames: reads its answers (done_rd readable). */
 void mgi_releaser_answers(void);
+/* Where its answers come (the handler polls it), or -1. */
+int mgi_releaser_done_fd(void);
 /* The handler is about to wait for work: what it kept back to send the
  * releaser in a batch goes now. */
 void mgi_releaser_idle(void);
@@ -228,8 +207,10 @@ void mgi_fork_read_end(const struct uffd_msg *msgs, size_t n);
 void mgi_fork_prepare(void);
 void mgi_fork_parent(void);
 void mgi_fork_close_inflight(void);
-/* watchdog.c: arg is a 4 KiB scratch buffer in the arena */
-void *mgi_watchdog_main(void *arg);
+/* watchdog.c: its stack and scratch buffer, from the arena (0 or
+ * -ENOMEM); its thread started (said on stderr when it cannot be). */
+int mgi_watchdog_init(mgi_arena_t *arena);
+void mgi_watchdog_start(void);
 /* learn.c: registers the eligible anonymous regions of the address space and learns
  * them. Called by the handler at start-up. */
 void mgi_scan_and_register(void);
@@ -273,6 +254,10 @@ int mgi_est_init(void);
 
 /* request.c: what application threads ask of the handler and wait for. */
 int mgi_request_init(void);
+/* Where the requests come (the handler reads it). */
+int mgi_request_fd(void);
+/* A forked child: the parent's pipe closed. */
+void mgi_request_child_reset(void);
 bool mgi_request_send(const mgi_learn_req_t *req);
 /* Sends req (its waiter filled in) and waits for the handler's answer: the
  * handler's result, -ETIMEDOUT, or -EDEADLK when called on the handler. */
@@ -402,5 +387,16 @@ extern _Atomic bool mgi_app_tcbs_lost;
 extern _Atomic unsigned mgi_agent_threads;
 /* exclude.c: whether [start, end) overlaps what the agent never registers. */
 bool mgi_agent_excluded(uintptr_t start, uintptr_t end);
+/* Walking [cur, *stop) for what to register: *stop is clipped before the
+ * next exclusion; if one covers cur, *skip_to is where the exclusions
+ * covering it end (else 0) and *is_own whether it is one of the agent's
+ * own ranges (not the application's memory at all). */
+void mgi_exclude_next(uintptr_t cur, uintptr_t *stop, uintptr_t *skip_to, bool *is_own);
+/* The agent's own reservations (never registered, dropped in a forked
+ * child): 0 or -ENOSPC. */
+int mgi_own_range(uintptr_t start, size_t len);
+/* A forked child: the parent's own ranges unmapped, but keep and keep2 (a
+ * store and its file meta kept: not NULL); none is left on the list. */
+void mgi_exclude_child_reset(const void *keep, const void *keep2);
 
 #endif

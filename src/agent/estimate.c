@@ -56,7 +56,6 @@
 #define EST_FAST_MIN_FAULTS 64
 
 static mgi_estimate_t *est;
-static uint64_t seen; /* est->estimate as me->charged last followed it */
 static uint64_t switches_told; /* est->mode_switches added to the segment's */
 static uint64_t switch_ns;     /* time spent switching, not yet added there */
 static unsigned char *vec;        /* mincore vector */
@@ -70,11 +69,11 @@ bool mgi_est_on(void)
 int mgi_est_init(void)
 {
 	est = NULL;
-	seen = switches_told = switch_ns = 0;
-	if (atomic_load_explicit(&mgi_agent.seg->ctl.mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
+	switches_told = switch_ns = 0;
+	if (atomic_load_explicit(&mgi_join.seg->ctl.mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
 		return 0;
-	mgi_estimate_t *t = mgi_arena_alloc(&mgi_agent.arena, mgi_estimate_bytes(EST_CAPACITY));
-	vec = mgi_arena_alloc(&mgi_agent.arena, VEC_PAGES);
+	mgi_estimate_t *t = mgi_arena_alloc(&mgi_arena, mgi_estimate_bytes(EST_CAPACITY));
+	vec = mgi_arena_alloc(&mgi_arena, VEC_PAGES);
 	if (!t || !vec)
 		return -ENOMEM;
 	mgi_estimate_init(t, EST_CAPACITY);
@@ -95,14 +94,44 @@ static inline uintptr_t rend(const mgi_region_t *r)
 }
 
 
+/* The table's charges go through the agent's accounting entry point
+ * (counter path, slot and thresholds together), never to a counter alone. */
+static bool acct_charge(void *ctx, uint64_t pages)
+{
+	(void)ctx;
+	return mgi_charge(pages, NULL);
+}
+
+static void acct_uncharge(void *ctx, uint64_t pages)
+{
+	(void)ctx;
+	mgi_uncharge(pages);
+}
+
+static uint64_t acct_usage(void *ctx)
+{
+	(void)ctx;
+	return mgi_counter_read(mgi_account_path()->level[0]);
+}
+
+static uint64_t acct_max(void *ctx)
+{
+	(void)ctx;
+	return mgi_counter_read_max(mgi_account_path()->limit[0]);
+}
+
+/* (The path has its own group's level from the join on: estimate mode is
+ * set up after WELCOME.) */
+static const mgi_estimate_acct_t table_acct = {.charge = acct_charge,
+					       .uncharge = acct_uncharge,
+					       .group_usage = acct_usage,
+					       .group_max = acct_max};
+
+/* After a change of the table: the figures published (its charges were
+ * made, and the thresholds checked, as it went). */
 static void settle(void)
 {
-	if (est->estimate >= seen)
-		mgi_account_adopt(est->estimate - seen);
-	else
-		mgi_account_disown(seen - est->estimate);
-	seen = est->estimate;
-	mgi_check_thresholds();
+	mgi_check_thresholds(); /* (cheap: one load a level when none is set) */
 	mgi_est_publish(); /* a few stores: the figures stay current */
 }
 
@@ -120,15 +149,15 @@ static long register_slow(uintptr_t start, uintptr_t end, bool charge)
 {
 	if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
 		mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
-	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
+	if (mgi_uffd_register(mgi_handler.uffd, start, end - start) != 0)
 		return -1;
 	return (long)mgi_learn_range(start, end, charge);
 }
 
 /* Fast -> slow: register first (from then on every new page is a fault we
- * see), then adopt what is already there: marked present in the registry
- * and counted as this process's charge, without charging it again (the
- * table held M_i for it until now). */
+ * see), then take over what is already there: marked present in the
+ * registry without charging it again (the table held M_i for it until
+ * now, and gives back M_i - R_i once this returns). */
 static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 {
 	uintptr_t a = (uintptr_t)r->key, e = rend(r);
@@ -140,7 +169,7 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 	(void)ctx;
 	/* VMA by VMA: part of it may have been unmapped unseen (glibc's own
 	 * munmap), and registration refuses a range with a hole. */
-	while (a < e && mgi_vma_query(mgi_agent.mapsfd, a, &v) == 0 && v.start < e) {
+	while (a < e && mgi_vma_query(mgi_maps_fd, a, &v) == 0 && v.start < e) {
 		uintptr_t s = v.start > a ? v.start : a, t = v.end < e ? v.end : e;
 		if (mgi_vma_is_anon_private(&v)) {
 			long n = register_slow(s, t, false);
@@ -150,7 +179,6 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 	}
 	if (found > r->pages)
 		found = r->pages;
-	mgi_account_adopt(found);
 	switch_ns += mgi_now_ns() - t0;
 	return found;
 }
@@ -158,7 +186,7 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 static uint64_t slow_resident(void *ctx, const mgi_region_t *r)
 {
 	uint64_t out;
-	uint64_t present = mgi_registry_count(&mgi_agent.reg, (uintptr_t)r->key, rend(r), &out,
+	uint64_t present = mgi_registry_count(&mgi_reg, (uintptr_t)r->key, rend(r), &out,
 					      NULL, false);
 	(void)ctx;
 	/* Evicted pages would read as zeros once the region is not ours. */
@@ -180,9 +208,9 @@ void mgi_est_unregister(uintptr_t start, uintptr_t end)
 	uintptr_t a = start;
 	mgi_vma_t v;
 
-	while (a < end && mgi_vma_query(mgi_agent.mapsfd, a, &v) == 0 && v.start < end) {
+	while (a < end && mgi_vma_query(mgi_maps_fd, a, &v) == 0 && v.start < end) {
 		uintptr_t s = v.start > a ? v.start : a, t = v.end < end ? v.end : end;
-		int rc = mgi_vma_is_anon_private(&v) ? mgi_uffd_unregister(mgi_agent.uffd, s, t - s) : 0;
+		int rc = mgi_vma_is_anon_private(&v) ? mgi_uffd_unregister(mgi_handler.uffd, s, t - s) : 0;
 		if (rc != 0 && !said) {
 			said = true;
 			mgi_agent_log("estimate mode: could not stop watching %#lx-%#lx: %s",
@@ -204,10 +232,16 @@ static void mode_changed(void *ctx, const mgi_region_t *r)
 		return; /* take_slow did the work */
 	uint64_t t0 = mgi_now_ns();
 	mgi_est_unregister(s, e);
-	dropped = mgi_registry_remove(&mgi_agent.reg, s, e);
+	dropped = mgi_registry_remove(&mgi_reg, s, e);
 	if (dropped < 0)
-		dropped = (long)mgi_registry_clear(&mgi_agent.reg, s, e);
-	mgi_account_disown((uint64_t)dropped);
+		dropped = (long)mgi_registry_clear(&mgi_reg, s, e);
+	/* The table charged M_i - R_i (r->resident: what the registry
+	 * counted); pages the registry let go of beyond that, or short of it,
+	 * leave or join this process's figure alone. */
+	if ((uint64_t)dropped > r->resident)
+		mgi_account_disown((uint64_t)dropped - r->resident);
+	else
+		mgi_account_adopt(r->resident - (uint64_t)dropped);
 	switch_ns += mgi_now_ns() - t0;
 }
 
@@ -264,15 +298,15 @@ void mgi_est_forget(uintptr_t start, uintptr_t end)
 		if (s < start && e > end) { /* a hole in the middle: keep both sides */
 			if (mgi_estimate_split(est, i, (start - s) / PAGE, start, &right) != 0)
 				continue; /* no slot for the right side: keep it all (overcharged) */
-			mgi_estimate_trim(est, &mgi_agent.path, right, end, (e - end) / PAGE);
+			mgi_estimate_trim(est, &table_acct, right, end, (e - end) / PAGE);
 			continue;
 		}
 		if (s < start)
-			mgi_estimate_trim(est, &mgi_agent.path, i, s, (start - s) / PAGE);
+			mgi_estimate_trim(est, &table_acct, i, s, (start - s) / PAGE);
 		else if (e > end)
-			mgi_estimate_trim(est, &mgi_agent.path, i, end, (e - end) / PAGE);
+			mgi_estimate_trim(est, &table_acct, i, end, (e - end) / PAGE);
 		else
-			mgi_estimate_unmap(est, &mgi_agent.path, i);
+			mgi_estimate_unmap(est, &table_acct, i);
 	}
 	settle();
 }
@@ -349,7 +383,7 @@ static bool known_at(uintptr_t cur, uintptr_t end, uintptr_t *stop)
 		*stop = spans[span_next].end < end ? spans[span_next].end : end;
 		return true;
 	}
-	v = mgi_registry_next(&mgi_agent.reg, cur);
+	v = mgi_registry_next(&mgi_reg, cur);
 	if (v && v->start <= cur) {
 		*stop = v->end < end ? v->end : end;
 		return true;
@@ -364,7 +398,7 @@ static bool known_at(uintptr_t cur, uintptr_t end, uintptr_t *stop)
 static void admit_untabled(uintptr_t start, uintptr_t end)
 {
 	if (register_slow(start, end, true) < 0)
-		mgi_agent.untracked_bytes += end - start;
+		mgi_learn_untracked(end - start);
 }
 
 /* One piece no record and no registered range covers. charged: the
@@ -377,16 +411,13 @@ static void admit_piece(uintptr_t start, uintptr_t end, bool charged, bool slow)
 
 	if (charged) {
 		rc = mgi_estimate_add_charged(est, pages, start, false, &idx);
-		if (rc == 0) {
-			/* the thread added it to me->charged already */
-			seen += pages;
-			return;
-		}
+		if (rc == 0)
+			return; /* (charged by the thread, in full) */
 		mgi_uncharge(pages);
 		admit_untabled(start, end);
 		return;
 	}
-	rc = mgi_estimate_map(est, &mgi_agent.path, pages, start, slow, &ops, NULL, &idx);
+	rc = mgi_estimate_map(est, &table_acct, pages, start, slow, &ops, NULL, &idx);
 	if (rc != 0) {
 		admit_untabled(start, end);
 		return;
@@ -537,7 +568,7 @@ static void check_mapped(uint32_t i)
 	mgi_vma_t v;
 
 	while (a < e) {
-		if (mgi_vma_query(mgi_agent.mapsfd, a, &v) != 0 || v.start >= e) {
+		if (mgi_vma_query(mgi_maps_fd, a, &v) != 0 || v.start >= e) {
 			mgi_est_forget(a, e);
 			return;
 		}
@@ -566,7 +597,7 @@ void mgi_est_tick(void)
 		if (!r->used)
 			continue;
 		if (r->slow) {
-			rr = mgi_registry_count(&mgi_agent.reg, (uintptr_t)r->key, rend(r), NULL,
+			rr = mgi_registry_count(&mgi_reg, (uintptr_t)r->key, rend(r), NULL,
 						&faults, true);
 			r->faults = faults; /* this tick's */
 		} else {
@@ -580,32 +611,32 @@ void mgi_est_tick(void)
 			r->last_fault = now;
 		resident += rr;
 	}
-	atomic_store_explicit(&mgi_agent.me->est_resident, resident, memory_order_relaxed);
-	mgi_estimate_make_fast(est, &mgi_agent.path, &ops, NULL);
+	atomic_store_explicit(&mgi_join.me->est_resident, resident, memory_order_relaxed);
+	mgi_estimate_make_fast(est, &table_acct, &ops, NULL);
 	settle(); /* (publishes) */
 }
 
 void mgi_est_publish(void)
 {
-	mgi_proc_slot_t *me = mgi_agent.me;
+	mgi_proc_slot_t *me = mgi_join.me;
 
 	if (!est) {
 		/* Exact mode: every registered range is a slow region. */
-		atomic_store_explicit(&me->est_mapped, mgi_agent.reg.bytes / PAGE, memory_order_relaxed);
-		atomic_store_explicit(&me->est_resident, mgi_agent.reg.present, memory_order_relaxed);
-		atomic_store_explicit(&me->est_slow, mgi_agent.reg.n, memory_order_relaxed);
+		atomic_store_explicit(&me->est_mapped, mgi_reg.bytes / PAGE, memory_order_relaxed);
+		atomic_store_explicit(&me->est_resident, mgi_reg.present, memory_order_relaxed);
+		atomic_store_explicit(&me->est_slow, mgi_reg.n, memory_order_relaxed);
 		return;
 	}
 	atomic_store_explicit(&me->est_mapped, est->mapped, memory_order_relaxed);
 	atomic_store_explicit(&me->est_fast, est->nr_fast, memory_order_relaxed);
 	atomic_store_explicit(&me->est_slow, est->nr_slow, memory_order_relaxed);
 	if (est->mode_switches != switches_told) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->acct.mode_switches,
+		atomic_fetch_add_explicit(&mgi_join.seg->acct.mode_switches,
 					  est->mode_switches - switches_told, memory_order_relaxed);
 		switches_told = est->mode_switches;
 	}
 	if (switch_ns) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->acct.mode_switch_ns, switch_ns,
+		atomic_fetch_add_explicit(&mgi_join.seg->acct.mode_switch_ns, switch_ns,
 					  memory_order_relaxed);
 		switch_ns = 0;
 	}
@@ -617,13 +648,13 @@ uint64_t mgi_est_give(uint64_t pages)
 
 	if (!est)
 		return 0;
-	before = atomic_load(&mgi_agent.me->charged);
+	before = atomic_load(&mgi_join.me->charged);
 	do {
 		if (!mgi_est_demote())
 			break;
-		now = atomic_load(&mgi_agent.me->charged);
+		now = atomic_load(&mgi_join.me->charged);
 	} while (now + pages > before);
-	now = atomic_load(&mgi_agent.me->charged);
+	now = atomic_load(&mgi_join.me->charged);
 	return before > now ? before - now : 0;
 }
 
@@ -631,12 +662,12 @@ bool mgi_est_fast_elsewhere(unsigned level)
 {
 	const mgi_segment_t *seg;
 
-	if (level >= mgi_agent.nsegs)
+	if (level >= mgi_join.nsegs)
 		return false;
-	seg = mgi_agent.anc[level];
+	seg = mgi_join.anc[level];
 	for (int i = 0; i < MGI_PROCS_MAX; i++) {
 		int32_t pid = atomic_load_explicit(&seg->ctl.procs[i].pid, memory_order_relaxed);
-		if (pid > 0 && pid != mgi_agent.pid &&
+		if (pid > 0 && pid != mgi_join.pid &&
 		    atomic_load_explicit(&seg->acct.procs[i].est_fast, memory_order_relaxed) > 0)
 			return true;
 	}
@@ -652,7 +683,7 @@ bool mgi_est_demote(void)
 
 	if (!est)
 		return false;
-	done = mgi_estimate_demote(est, &mgi_agent.path, &ops, NULL);
+	done = mgi_estimate_demote(est, &table_acct, &ops, NULL);
 	if (done)
 		settle();
 	return done;

@@ -20,6 +20,7 @@
 
 #include "account.h"
 #include "agent.h"
+#include "inject.h"
 #include "options.h"
 #include "os.h"
 #include "thp.h"
@@ -85,20 +86,28 @@
 
 static bool warned_no_evict;
 
+struct mgi_pageout mgi_pageout;
+
+void mgi_evict_child_reset(bool store_kept)
+{
+	uint32_t clock = store_kept ? mgi_pageout.evict_clock : 0;
+
+	/* (The fork may have caught our parent's handler inside an eviction:
+	 * its flag, copied, would keep this process from ever evicting.) */
+	mgi_pageout = (struct mgi_pageout){.evict_clock = clock};
+}
+
+bool mgi_evict_running(void)
+{
+	return mgi_pageout.evicting;
+}
+
 static mgi_counter_path_t swap_path(void)
 {
-	return mgi_segment_swap_path(&mgi_agent.path);
+	return mgi_segment_swap_path(mgi_account_path());
 }
 
 /* ---- set-up ---- */
-
-int mgi_own_range(uintptr_t start, size_t len)
-{
-	if (mgi_agent.nown == MGI_OWN_RANGES_MAX)
-		return -ENOSPC;
-	mgi_agent.own[mgi_agent.nown++] = (mgi_range_t){start, start + len};
-	return 0;
-}
 
 void *mgi_reserve(size_t len)
 {
@@ -130,86 +139,85 @@ void mgi_evict_init(void)
 	mgi_codec_t codec = codec_from_env();
 	void *staging_mem;
 
-	mgi_agent.can_evict = false;
-	mgi_agent.release_rd = mgi_agent.release_wr = mgi_agent.done_rd = mgi_agent.done_wr = -1;
-	if (!mgi_agent.fork_events) {
-		mgi_agent.no_evict_why = "its userfaultfd lacks UFFD_EVENT_FORK (it needs "
+	mgi_pageout.can_evict = false;
+	if (!mgi_handler.fork_events) {
+		mgi_pageout.no_evict_why = "its userfaultfd lacks UFFD_EVENT_FORK (it needs "
 					 "CAP_SYS_PTRACE), without which a forked child could "
 					 "read evicted pages as zeros";
 		return;
 	}
-	mgi_agent.no_evict_why = "out of memory while setting up the staging area and store";
-	mgi_agent.stage_base = (uintptr_t)mgi_reserve(stage_len);
-	mgi_agent.beacon = (uintptr_t)mgi_reserve(PAGE);
+	mgi_pageout.no_evict_why = "out of memory while setting up the staging area and store";
+	mgi_pageout.stage_base = (uintptr_t)mgi_reserve(stage_len);
+	mgi_pageout.beacon = (uintptr_t)mgi_reserve(PAGE);
 	if (mgi_kept.store) {
 		/* a forked child's: its parent's store, kept (adopted once the
 		 * handler's scan has registered the address space) */
-		mgi_agent.store_bytes = mgi_kept.store_bytes;
-		mgi_agent.store_mem = mgi_kept.store_mem;
+		mgi_pageout.store_bytes = mgi_kept.store_bytes;
+		mgi_pageout.store_mem = mgi_kept.store_mem;
 	} else {
-		mgi_agent.store_bytes = mgi_store_region_bytes(MGI_STORE_MAX_PAGES, codec);
-		mgi_agent.store_mem = mgi_reserve(mgi_agent.store_bytes);
+		mgi_pageout.store_bytes = mgi_store_region_bytes(MGI_STORE_MAX_PAGES, codec);
+		mgi_pageout.store_mem = mgi_reserve(mgi_pageout.store_bytes);
 	}
-	staging_mem = mgi_arena_alloc(&mgi_agent.arena, mgi_staging_bytes(MGI_STAGE_SLOTS));
-	mgi_agent.restore_buf = mgi_arena_alloc(&mgi_agent.arena, MGI_RESTORE_MAX * PAGE);
-	mgi_agent.release_stack = mgi_arena_alloc(&mgi_agent.arena, MGI_RELEASER_STACK);
-	if (!mgi_agent.stage_base || !mgi_agent.beacon || !mgi_agent.store_mem || !staging_mem || !mgi_agent.restore_buf ||
-	    !mgi_agent.release_stack) {
+	staging_mem = mgi_arena_alloc(&mgi_arena, mgi_staging_bytes(MGI_STAGE_SLOTS));
+	mgi_pageout.restore_buf = mgi_arena_alloc(&mgi_arena, MGI_RESTORE_MAX * PAGE);
+	void *release_stack = mgi_arena_alloc(&mgi_arena, MGI_RELEASER_STACK);
+	if (!mgi_pageout.stage_base || !mgi_pageout.beacon || !mgi_pageout.store_mem || !staging_mem || !mgi_pageout.restore_buf ||
+	    !release_stack) {
 		/* (a kept store stays mapped: its pages are the only copy) */
 		if (mgi_kept.store)
 			mgi_own_range((uintptr_t)mgi_kept.store_mem, mgi_kept.store_bytes);
 		return;
 	}
-	mgi_own_range(mgi_agent.stage_base, stage_len);
-	mgi_own_range(mgi_agent.beacon, PAGE);
-	mgi_own_range((uintptr_t)mgi_agent.store_mem, mgi_agent.store_bytes);
+	mgi_own_range(mgi_pageout.stage_base, stage_len);
+	mgi_own_range(mgi_pageout.beacon, PAGE);
+	mgi_own_range((uintptr_t)mgi_pageout.store_mem, mgi_pageout.store_bytes);
 	if (mgi_kept.store) {
-		mgi_agent.store = mgi_kept.store;
+		mgi_pageout.store = mgi_kept.store;
 		mgi_kept.store = NULL;
 		mgi_kept.adopting = true;
 	} else {
-		mgi_agent.store = mgi_store_init(mgi_agent.store_mem, mgi_agent.store_bytes,
+		mgi_pageout.store = mgi_store_init(mgi_pageout.store_mem, mgi_pageout.store_bytes,
 						 MGI_STORE_MAX_PAGES, codec,
 						 (mgi_store_ops_t){.discard = store_discard,
 								   .file_write = mgi_swapfile_write,
 								   .file_read = mgi_swapfile_read,
 								   .file_discard = mgi_swapfile_discard});
 	}
-	if (!mgi_agent.store)
+	if (!mgi_pageout.store)
 		return;
 	mgi_swapfile_init();
 	if (mgi_kept.meta) /* a file meta kept, no file now: its range stays ours */
 		mgi_own_range((uintptr_t)mgi_kept.meta, mgi_kept.meta_bytes);
-	mgi_staging_init(&mgi_agent.staging, staging_mem, MGI_STAGE_SLOTS);
-	*(volatile char *)mgi_agent.beacon = 1; /* present: never a fault of ours */
-	if (mgi_uffd_register_wp(mgi_agent.uffd, mgi_agent.stage_base, stage_len) != 0 ||
-	    mgi_uffd_register(mgi_agent.uffd, mgi_agent.beacon, PAGE) != 0) {
-		mgi_agent.no_evict_why = "the staging area cannot be registered with userfaultfd";
+	mgi_staging_init(&mgi_pageout.staging, staging_mem, MGI_STAGE_SLOTS);
+	*(volatile char *)mgi_pageout.beacon = 1; /* present: never a fault of ours */
+	if (mgi_uffd_register_wp(mgi_handler.uffd, mgi_pageout.stage_base, stage_len) != 0 ||
+	    mgi_uffd_register(mgi_handler.uffd, mgi_pageout.beacon, PAGE) != 0) {
+		mgi_pageout.no_evict_why = "the staging area cannot be registered with userfaultfd";
 		return;
 	}
-	if (mgi_releaser_start() != 0) {
-		mgi_agent.no_evict_why = "the releaser thread cannot start";
+	if (mgi_releaser_start(release_stack) != 0) {
+		mgi_pageout.no_evict_why = "the releaser thread cannot start";
 		return;
 	}
-	mgi_agent.no_evict_why = NULL;
-	mgi_agent.can_evict = true;
+	mgi_pageout.no_evict_why = NULL;
+	mgi_pageout.can_evict = true;
 }
 
 /* ---- accounting ---- */
 
 void mgi_evict_publish(void)
 {
-	mgi_proc_slot_t *me = mgi_agent.me;
+	mgi_proc_slot_t *me = mgi_join.me;
 	mgi_store_stats_t st;
 	int32_t oldest;
 
-	if (!mgi_agent.store || !me)
+	if (!mgi_pageout.store || !me)
 		return;
-	mgi_store_stats(mgi_agent.store, &st);
-	oldest = mgi_staging_oldest(&mgi_agent.staging);
-	atomic_store_explicit(&me->staged, mgi_agent.staging.used, memory_order_relaxed);
+	mgi_store_stats(mgi_pageout.store, &st);
+	oldest = mgi_staging_oldest(&mgi_pageout.staging);
+	atomic_store_explicit(&me->staged, mgi_pageout.staging.used, memory_order_relaxed);
 	atomic_store_explicit(&me->staged_since_ns,
-			      oldest >= 0 ? mgi_agent.staging.slot[oldest].when : 0,
+			      oldest >= 0 ? mgi_pageout.staging.slot[oldest].when : 0,
 			      memory_order_relaxed);
 	atomic_store_explicit(&me->stored_bytes, st.compressed_bytes, memory_order_relaxed);
 	atomic_store_explicit(&me->file_bytes, st.file_bytes, memory_order_relaxed);
@@ -220,16 +228,16 @@ bool mgi_evict_allowed(unsigned level)
 {
 	mgi_counter_path_t sp;
 
-	if (!mgi_agent.can_evict) {
-		if (mgi_agent.no_evict_why && !warned_no_evict &&
-		    atomic_load(&mgi_agent.seg->ctl.swap.max) > 0) {
+	if (!mgi_pageout.can_evict) {
+		if (mgi_pageout.no_evict_why && !warned_no_evict &&
+		    atomic_load(&mgi_join.seg->ctl.swap.max) > 0) {
 			warned_no_evict = true;
-			mgi_agent_log("this process cannot evict pages: %s", mgi_agent.no_evict_why);
+			mgi_agent_log("this process cannot evict pages: %s", mgi_pageout.no_evict_why);
 		}
 		return false;
 	}
-	if (level >= mgi_agent.nsegs ||
-	    atomic_load_explicit(&mgi_agent.seg->ctl.swappiness, memory_order_relaxed) == 0)
+	if (level >= mgi_join.nsegs ||
+	    atomic_load_explicit(&mgi_join.seg->ctl.swappiness, memory_order_relaxed) == 0)
 		return false;
 	sp = swap_path();
 	for (unsigned l = 0; l < sp.depth; l++)
@@ -248,7 +256,7 @@ bool mgi_evict_allowed(unsigned level)
  */
 static bool wait_for_room(void)
 {
-	mgi_staging_t *st = &mgi_agent.staging;
+	mgi_staging_t *st = &mgi_pageout.staging;
 	uint32_t first;
 
 	for (int i = 0; i < 1000; i++) {
@@ -294,7 +302,7 @@ static size_t moved_unreported(uintptr_t src, uint32_t slot, size_t n)
  * hand and the loop's counters in place; apart, each would take them all. */
 static uint64_t deactivate(uint64_t want)
 {
-	mgi_registry_t *reg = &mgi_agent.reg;
+	mgi_registry_t *reg = &mgi_reg;
 	uint64_t moved_total = 0, now = mgi_now_ns();
 	unsigned calls = 0, eagain = 0;
 	uint64_t busy = 0;
@@ -319,16 +327,16 @@ static uint64_t deactivate(uint64_t want)
 			reg->hand = run + n * PAGE; /* old pages may still be there */
 			continue;
 		}
-		room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
+		room = mgi_staging_room(&mgi_pageout.staging, (uint32_t)n, &first);
 		if (!room) {
 			reg->hand = run; /* these pages wait for room */
 			if (!wait_for_room())
 				break;
 			continue;
 		}
-		rc = mgi_uffd_move(mgi_agent.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
+		rc = mgi_uffd_move(mgi_handler.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
 				   &moved);
-		if (mgi_agent.misreport_moves && rc == 0 && room > 1 && ++misreports % 4 == 0) {
+		if (mgi_inject.misreport_moves && rc == 0 && room > 1 && ++misreports % 4 == 0) {
 			/* Fault injection: report a run that moved as the kernel
 			 * was seen to (moved_unreported). */
 			rc = -EEXIST;
@@ -343,7 +351,7 @@ static uint64_t deactivate(uint64_t want)
 		}
 		mgi_vregion_t *r = mgi_registry_find(reg, run);
 		if (k) {
-			mgi_staging_fill(&mgi_agent.staging, first, (uint32_t)k, key_of(run), now);
+			mgi_staging_fill(&mgi_pageout.staging, first, (uint32_t)k, key_of(run), now);
 			mgi_registry_evict(reg, r, run, k);
 			mgi_thp_gone(run, run + k * PAGE);
 			moved_total += k;
@@ -368,7 +376,7 @@ static uint64_t deactivate(uint64_t want)
 			/* the slot still holds a frame: have it dropped */
 			mgi_trace(MGI_TR_BLOCK, *(volatile uint64_t *)slot_addr(first + (uint32_t)k),
 				  first + k, 0, 0);
-			mgi_staging_block(&mgi_agent.staging, first + (uint32_t)k);
+			mgi_staging_block(&mgi_pageout.staging, first + (uint32_t)k);
 			mgi_releaser_release(first + (uint32_t)k);
 			reg->hand = at;
 			continue;
@@ -395,7 +403,7 @@ static uint64_t deactivate(uint64_t want)
 		reg->hand = run + n * PAGE;
 	}
 	if (moved_total)
-		atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgdeactivate, moved_total,
+		atomic_fetch_add_explicit(&mgi_join.seg->acct.pgdeactivate, moved_total,
 					  memory_order_relaxed);
 	return moved_total;
 }
@@ -404,33 +412,33 @@ static uint64_t deactivate(uint64_t want)
  * swap limit or the store is full). */
 static int compress(uint32_t slot)
 {
-	uint64_t key = mgi_agent.staging.slot[slot].key;
+	uint64_t key = mgi_pageout.staging.slot[slot].key;
 	int rc;
 
 	if (mgi_vrange_take_staged(key << MGI_PAGE_SHIFT)) {
 		/* volatile (vrange.c): purged, never stored */
-		mgi_staging_retire(&mgi_agent.staging, slot);
+		mgi_staging_retire(&mgi_pageout.staging, slot);
 		mgi_releaser_release(slot);
 		return 1;
 	}
 	if (!mgi_swap_charge(1))
 		return -ENOSPC;
-	rc = mgi_store_put(mgi_agent.store, key, slot_addr(slot), mgi_agent.evict_clock);
+	rc = mgi_store_put(mgi_pageout.store, key, slot_addr(slot), mgi_pageout.evict_clock);
 	if (rc == -EEXIST) {
 		/* an entry left for this address (cannot happen: unmaps and
 		 * discards drop them); the staged page is the live one */
-		mgi_store_drop(mgi_agent.store, key);
+		mgi_store_drop(mgi_pageout.store, key);
 		mgi_swap_uncharge(1);
-		rc = mgi_store_put(mgi_agent.store, key, slot_addr(slot), mgi_agent.evict_clock);
+		rc = mgi_store_put(mgi_pageout.store, key, slot_addr(slot), mgi_pageout.evict_clock);
 	}
 	if (rc != 0) {
 		mgi_swap_uncharge(1);
 		return -ENOSPC;
 	}
-	mgi_agent.evict_clock++;
+	mgi_pageout.evict_clock++;
 	mgi_trace(MGI_TR_COMPRESS, key << MGI_PAGE_SHIFT, slot, 0,
 		  (int32_t)(*(volatile uint64_t *)slot_addr(slot) & 0x7fffffff));
-	mgi_staging_retire(&mgi_agent.staging, slot);
+	mgi_staging_retire(&mgi_pageout.staging, slot);
 	mgi_releaser_release(slot);
 	return 0;
 }
@@ -439,7 +447,7 @@ static int compress(uint32_t slot)
  * so that a page spends a while there before it is compressed. */
 static uint64_t stage_target(void)
 {
-	uint64_t t = mgi_agent.reg.present / 8;
+	uint64_t t = mgi_reg.present / 8;
 	return t < STAGE_MIN ? STAGE_MIN : t > STAGE_MAX ? STAGE_MAX : t;
 }
 
@@ -448,7 +456,7 @@ static uint64_t stage_target(void)
 static void evicted(uint64_t freed)
 {
 	if (freed) {
-		atomic_fetch_add_explicit(&mgi_agent.seg->acct.pswpout, freed, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mgi_join.seg->acct.pswpout, freed, memory_order_relaxed);
 		mgi_uncharge(freed); /* memory: it is in the store now (swap) */
 	}
 	mgi_swapfile_write_back();
@@ -457,13 +465,13 @@ static void evicted(uint64_t freed)
 
 uint64_t mgi_evict(uint64_t pages)
 {
-	mgi_staging_t *st = &mgi_agent.staging;
+	mgi_staging_t *st = &mgi_pageout.staging;
 	uint64_t freed = 0, purged = 0;
 
-	if (!mgi_agent.can_evict || !pages || mgi_agent.evicting)
+	if (!mgi_pageout.can_evict || !pages || mgi_pageout.evicting)
 		return 0;
 	mgi_fork_change_begin();
-	mgi_agent.evicting = true;
+	mgi_pageout.evicting = true;
 	mgi_releaser_answers();
 	/* Volatile pages first (vrange.c): dropped, not stored. */
 	purged = mgi_vrange_purge(pages);
@@ -494,22 +502,22 @@ uint64_t mgi_evict(uint64_t pages)
 	if (st->used < stage_target())
 		deactivate(stage_target() - st->used);
 	mgi_evict_publish();
-	mgi_agent.evicting = false;
+	mgi_pageout.evicting = false;
 	mgi_fork_change_end();
 	return freed;
 }
 
 uint64_t mgi_evict_ahead(void)
 {
-	mgi_staging_t *st = &mgi_agent.staging;
+	mgi_staging_t *st = &mgi_pageout.staging;
 	int32_t s;
 
-	if (!mgi_agent.can_evict || mgi_agent.evicting || (s = mgi_staging_oldest(st)) < 0 ||
+	if (!mgi_pageout.can_evict || mgi_pageout.evicting || (s = mgi_staging_oldest(st)) < 0 ||
 	    mgi_fork_under_way())
 		return 0; /* nothing staged: the fault that needs room evicts; or a
 			   * fork waits to find us still */
 	mgi_fork_change_begin();
-	mgi_agent.evicting = true;
+	mgi_pageout.evicting = true;
 	mgi_releaser_answers();
 	int rc = compress((uint32_t)s);
 	bool done = rc >= 0;
@@ -521,25 +529,25 @@ uint64_t mgi_evict_ahead(void)
 	if (st->used + RUN_MAX <= stage_target())
 		deactivate(RUN_MAX);
 	mgi_evict_publish();
-	mgi_agent.evicting = false;
+	mgi_pageout.evicting = false;
 	mgi_fork_change_end();
 	return done;
 }
 
 void mgi_evict_age(void)
 {
-	mgi_staging_t *st = &mgi_agent.staging;
+	mgi_staging_t *st = &mgi_pageout.staging;
 
-	if (!mgi_agent.can_evict || mgi_agent.evicting || st->used >= stage_target() ||
+	if (!mgi_pageout.can_evict || mgi_pageout.evicting || st->used >= stage_target() ||
 	    mgi_fork_under_way())
 		return;
 	mgi_fork_change_begin();
-	mgi_agent.evicting = true;
+	mgi_pageout.evicting = true;
 	mgi_releaser_answers();
 	deactivate(stage_target() - st->used);
 	mgi_releaser_flush_lazily();
 	mgi_evict_publish();
-	mgi_agent.evicting = false;
+	mgi_pageout.evicting = false;
 	mgi_fork_change_end();
 }
 
@@ -563,21 +571,21 @@ uint64_t mgi_evict_purge(uintptr_t run, size_t n)
 	size_t moved = 0, k;
 	int rc;
 
-	if (!mgi_agent.can_evict || !n || mgi_fork_under_way())
+	if (!mgi_pageout.can_evict || !n || mgi_fork_under_way())
 		return 0;
 	if (n > RUN_MAX)
 		n = RUN_MAX;
 	mgi_fork_change_begin();
-	room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
+	room = mgi_staging_room(&mgi_pageout.staging, (uint32_t)n, &first);
 	/* No room at the head: a staged page is there (the oldest: it goes
 	 * on as it would next, stored, or purged if volatile), or retired
 	 * slots whose frames the helper is dropping (waited for, following
 	 * events: faults meanwhile park, as inside mgi_evict). */
-	bool was_evicting = mgi_agent.evicting;
-	mgi_agent.evicting = true;
+	bool was_evicting = mgi_pageout.evicting;
+	mgi_pageout.evicting = true;
 	for (int tries = 0; !room && tries < 4; tries++) {
-		int32_t s = mgi_staging_oldest(&mgi_agent.staging);
-		if (s >= 0 && (uint32_t)s == mgi_agent.staging.head) {
+		int32_t s = mgi_staging_oldest(&mgi_pageout.staging);
+		if (s >= 0 && (uint32_t)s == mgi_pageout.staging.head) {
 			int crc = compress((uint32_t)s);
 			if (crc < 0)
 				break;
@@ -586,14 +594,14 @@ uint64_t mgi_evict_purge(uintptr_t run, size_t n)
 			else
 				evicted(1);
 		}
-		if (!wait_for_room() && mgi_staging_oldest(&mgi_agent.staging) < 0)
+		if (!wait_for_room() && mgi_staging_oldest(&mgi_pageout.staging) < 0)
 			break;
-		room = mgi_staging_room(&mgi_agent.staging, (uint32_t)n, &first);
+		room = mgi_staging_room(&mgi_pageout.staging, (uint32_t)n, &first);
 	}
-	mgi_agent.evicting = was_evicting;
+	mgi_pageout.evicting = was_evicting;
 	/* (events followed while waiting may have changed the run: only
 	 * what the registry still holds present moves) */
-	mgi_vregion_t *r = room ? mgi_registry_find(&mgi_agent.reg, run) : NULL;
+	mgi_vregion_t *r = room ? mgi_registry_find(&mgi_reg, run) : NULL;
 	size_t still = 0;
 	while (r && still < room && run + still * PAGE < r->end &&
 	       mgi_registry_test(r, run + still * PAGE))
@@ -603,21 +611,21 @@ uint64_t mgi_evict_purge(uintptr_t run, size_t n)
 		mgi_fork_change_end();
 		return 0;
 	}
-	rc = mgi_uffd_move(mgi_agent.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
+	rc = mgi_uffd_move(mgi_handler.uffd, (uintptr_t)slot_addr(first), run, room * PAGE, true,
 			   &moved);
 	k = moved / PAGE;
 	if (rc != 0 && k < room)
 		k += moved_unreported(run + k * PAGE, first + (uint32_t)k, room - k);
 	mgi_trace(MGI_TR_EVICT, run, first, (uint32_t)n, (int32_t)(k << 8) | (-rc & 0xff));
 	if (k) {
-		mgi_staging_fill(&mgi_agent.staging, first, (uint32_t)k, key_of(run), mgi_now_ns());
+		mgi_staging_fill(&mgi_pageout.staging, first, (uint32_t)k, key_of(run), mgi_now_ns());
 		for (uint32_t i = 0; i < k; i++) {
-			mgi_staging_retire(&mgi_agent.staging, first + i);
+			mgi_staging_retire(&mgi_pageout.staging, first + i);
 			mgi_releaser_release(first + i);
 		}
 	}
 	if (rc == -EEXIST && k < room) {
-		mgi_staging_block(&mgi_agent.staging, first + (uint32_t)k);
+		mgi_staging_block(&mgi_pageout.staging, first + (uint32_t)k);
 		mgi_releaser_release(first + (uint32_t)k);
 	} else if (rc == -EBUSY && k < room) {
 		mgi_releaser_unshare(run + k * PAGE, room - k); /* shared with a child: ours next time */

@@ -28,17 +28,60 @@
 #include "trace.h"
 #include "start.h"
 
+/* Loaded ELF objects' extents: the anonymous bss after their data must
+ * not be registered (the handler itself uses libc's). Kept in a forked
+ * child (the same objects), found anew at every full start. */
+static mgi_range_t elf[MGI_ELF_RANGES_MAX];
+static unsigned nelf;
+/* The agent's own ranges outside the arena (staging area, store, beacon):
+ * never registered for the application. */
+static mgi_range_t own[MGI_OWN_RANGES_MAX];
+static unsigned nown;
+
 bool mgi_agent_excluded(uintptr_t start, uintptr_t end)
 {
-	if (start < mgi_agent.arena.end && end > mgi_agent.arena.base)
+	if (start < mgi_arena.end && end > mgi_arena.base)
 		return true;
-	for (unsigned i = 0; i < mgi_agent.nown; i++)
-		if (start < mgi_agent.own[i].end && end > mgi_agent.own[i].start)
+	for (unsigned i = 0; i < nown; i++)
+		if (start < own[i].end && end > own[i].start)
 			return true;
-	for (unsigned i = 0; i < mgi_agent.nelf; i++)
-		if (start < mgi_agent.elf[i].end && end > mgi_agent.elf[i].start)
+	for (unsigned i = 0; i < nelf; i++)
+		if (start < elf[i].end && end > elf[i].start)
 			return true;
 	return false;
+}
+
+int mgi_own_range(uintptr_t start, size_t len)
+{
+	if (nown == MGI_OWN_RANGES_MAX)
+		return -ENOSPC;
+	own[nown++] = (mgi_range_t){start, start + len};
+	return 0;
+}
+
+void mgi_exclude_next(uintptr_t cur, uintptr_t *stop, uintptr_t *skip_to, bool *is_own)
+{
+	const mgi_range_t arena = {mgi_arena.base, mgi_arena.end};
+	int whose = 0;
+
+	*skip_to = 0;
+	/* (the objects, the arena, then the own ranges: the last covering
+	 * one says whose) */
+	mgi_ranges_meet(elf, nelf, 0, cur, stop, skip_to, &whose);
+	mgi_ranges_meet(&arena, 1, 0, cur, stop, skip_to, &whose);
+	mgi_ranges_meet(own, nown, 1, cur, stop, skip_to, &whose);
+	*is_own = whose == 1;
+}
+
+void mgi_exclude_child_reset(const void *keep, const void *keep2)
+{
+	for (unsigned i = 0; i < nown; i++) {
+		void *at = (void *)own[i].start;
+		if (keep && (at == keep || at == keep2))
+			continue;
+		mgi_raw_munmap(at, own[i].end - own[i].start);
+	}
+	nown = 0;
 }
 
 /* Objects whose code the fault handler runs: their bss (anonymous pages
@@ -80,10 +123,10 @@ static int collect_elf(struct dl_phdr_info *info, size_t size, void *arg)
 		if (e > hi)
 			hi = e;
 	}
-	if (hi > lo && mgi_agent.nelf < MGI_ELF_RANGES_MAX) {
-		mgi_agent.elf[mgi_agent.nelf].start = lo & ~(MGI_PAGE_SIZE - 1);
-		mgi_agent.elf[mgi_agent.nelf].end = (hi + MGI_PAGE_SIZE - 1) & ~(MGI_PAGE_SIZE - 1);
-		mgi_agent.nelf++;
+	if (hi > lo && nelf < MGI_ELF_RANGES_MAX) {
+		elf[nelf].start = lo & ~(MGI_PAGE_SIZE - 1);
+		elf[nelf].end = (hi + MGI_PAGE_SIZE - 1) & ~(MGI_PAGE_SIZE - 1);
+		nelf++;
 	}
 	return 0;
 }
@@ -144,15 +187,15 @@ static int exclude_got_targets(struct dl_phdr_info *info, size_t size, void *arg
 		mgi_vma_t v;
 
 		if (!target || mgi_agent_excluded(target, target + 1) ||
-		    mgi_vma_query(mgi_agent.mapsfd, target, &v) != 0 || v.start > target ||
+		    mgi_vma_query(mgi_maps_fd, target, &v) != 0 || v.start > target ||
 		    !(v.flags & MGI_VMA_WRITE))
 			continue;
-		if (mgi_agent.nelf >= MGI_ELF_RANGES_MAX)
+		if (nelf >= MGI_ELF_RANGES_MAX)
 			break;
-		mgi_agent.elf[mgi_agent.nelf].start = target & ~(MGI_PAGE_SIZE - 1);
-		mgi_agent.elf[mgi_agent.nelf].end =
+		elf[nelf].start = target & ~(MGI_PAGE_SIZE - 1);
+		elf[nelf].end =
 			(target + (len ? len : 1) + MGI_PAGE_SIZE - 1) & ~(MGI_PAGE_SIZE - 1);
-		mgi_agent.nelf++;
+		nelf++;
 	}
 #else
 	(void)info;
@@ -175,21 +218,21 @@ static void exclude_own_tcb(void)
 	uintptr_t self = (uintptr_t)pthread_self();
 	mgi_vma_t v;
 
-	if (mgi_vma_query(mgi_agent.mapsfd, self, &v) != 0 || v.start > self ||
-	    mgi_agent.nelf >= MGI_ELF_RANGES_MAX)
+	if (mgi_vma_query(mgi_maps_fd, self, &v) != 0 || v.start > self ||
+	    nelf >= MGI_ELF_RANGES_MAX)
 		return;
 	/* a thread's stack mapping can be large: keep only its top, where
 	 * the control block and static TLS are */
 	if (v.end - v.start > (256UL << 10) && self - v.start > (128UL << 10))
 		v.start = (self - (128UL << 10)) & ~(MGI_PAGE_SIZE - 1);
-	mgi_agent.elf[mgi_agent.nelf].start = v.start;
-	mgi_agent.elf[mgi_agent.nelf].end = v.end;
-	mgi_agent.nelf++;
+	elf[nelf].start = v.start;
+	elf[nelf].end = v.end;
+	nelf++;
 }
 
 void mgi_exclude_objects(void)
 {
-	mgi_agent.nelf = 0;
+	nelf = 0;
 	dl_iterate_phdr(collect_elf, NULL);
 }
 

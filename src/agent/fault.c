@@ -15,6 +15,7 @@
 
 #include "account.h"
 #include "agent.h"
+#include "inject.h"
 #include "os.h"
 #include "proto.h"
 #include "recent.h"
@@ -35,6 +36,8 @@ struct parked {
 };
 static struct parked pending[PENDING_MAX];
 static unsigned npending;
+/* npending, for the watchdog (another thread) to read. */
+static _Atomic unsigned parked;
 /* Pages the last resolved fault brought in (wait_for_work's evict-ahead
  * serves single-page faults only). */
 static size_t last_fault_pages;
@@ -43,7 +46,7 @@ static void park(uintptr_t addr, uint64_t since)
 {
 	if (npending < PENDING_MAX) {
 		pending[npending++] = (struct parked){addr, since};
-		atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
+		atomic_store_explicit(&parked, npending, memory_order_relaxed);
 	}
 	/* Full cannot happen in practice: each thread has at most one fault
 	 * outstanding, so this holds every fault of PENDING_MAX threads. */
@@ -79,7 +82,7 @@ static void remember_run(mgi_vregion_t *r, uintptr_t start, uintptr_t end)
 static void count_stall(uint64_t since)
 {
 	if (since)
-		mgi_segment_count_stall(mgi_agent.seg, mgi_now_ns() - since);
+		mgi_segment_count_stall(mgi_join.seg, mgi_now_ns() - since);
 }
 
 /*
@@ -95,9 +98,9 @@ static void count_stall(uint64_t since)
  */
 static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 {
-	mgi_registry_t *reg = &mgi_agent.reg;
+	mgi_registry_t *reg = &mgi_reg;
 	uintptr_t page = addr & ~(PAGE - 1), s, ws;
-	size_t window = atomic_load_explicit(&mgi_agent.seg->ctl.fault_around, memory_order_relaxed);
+	size_t window = atomic_load_explicit(&mgi_join.seg->ctl.fault_around, memory_order_relaxed);
 	size_t n, copied, k;
 	mgi_vregion_t *r = mgi_registry_find(reg, page);
 	unsigned level = 0;
@@ -112,7 +115,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		r = mgi_registry_find(reg, page);
 		if (!r) {
 			mgi_learn_unwatch(page);
-			mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+			mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 			return MGI_DONE;
 		}
 	}
@@ -143,7 +146,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			 * mremap elsewhere): the registry may have moved. */
 			r = mgi_registry_find(reg, page);
 			if (!r) {
-				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+				mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 				goto done;
 			}
 		}
@@ -203,7 +206,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		}
 		last_fault_pages = n;
 
-		rc = mgi_uffd_copy(mgi_agent.uffd, s, mgi_agent.zeros, n * PAGE, &copied);
+		rc = mgi_uffd_copy(mgi_handler.uffd, s, mgi_handler.zeros, n * PAGE, &copied);
 		k = copied / PAGE;
 		mgi_trace(MGI_TR_ZFILL, s, k, (uint32_t)n, rc);
 		if (k) {
@@ -219,7 +222,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			 * zapped: not counted. The faulting thread goes on
 			 * (racing the madvise, it may see either). */
 			mgi_trace(MGI_TR_EEXIST, s + copied, 0, 0, 1);
-			mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+			mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 			goto done;
 		}
 		if (rc == -EEXIST) {
@@ -232,7 +235,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			mgi_registry_mark(reg, r, there, 1);
 			mgi_thp_filled(there, there + PAGE);
 			if (there == page) {
-				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+				mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 				goto done;
 			}
 			continue;
@@ -251,21 +254,21 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 			if (!mgi_learn_resync_at(page, &lo, &hi))
 				return MGI_RETRY;
 			if (!hi) {
-				mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+				mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 				goto done;
 			}
 			continue;
 		}
 		/* The range went away (ENOENT, EFAULT): let the thread fault
 		 * again and meet whatever is there now. */
-		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+		mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 		goto done;
 	}
 	return MGI_RETRY;
 done:
 	count_stall(*since);
-	atomic_fetch_add_explicit(&mgi_agent.me->pgfault, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgfault, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_join.me->pgfault, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.pgfault, 1, memory_order_relaxed);
 	return MGI_DONE;
 }
 
@@ -277,10 +280,10 @@ static void on_event(const struct uffd_msg *m)
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
 		mgi_trace(MGI_TR_FAULT, m->arg.pagefault.address, 0, 0, 0);
-		if (mgi_agent.drop_one_fault) {
+		if (mgi_inject.drop_fault) {
 			/* Fault injection: lose this fault, as a handler bug
 			 * would, for the watchdog to find. */
-			mgi_agent.drop_one_fault = false;
+			mgi_inject.drop_fault = false;
 			break;
 		}
 		if (resolve(m->arg.pagefault.address, &since) == MGI_RETRY)
@@ -290,11 +293,11 @@ static void on_event(const struct uffd_msg *m)
 		/* (the releaser's own madvise of staging slots lands here too:
 		 * the registry does not cover them, so nothing happens) */
 		mgi_trace(MGI_TR_REMOVE, m->arg.remove.start, m->arg.remove.end, 0, 0);
-		if (mgi_registry_find(&mgi_agent.reg, m->arg.remove.start) ||
-		    mgi_registry_find(&mgi_agent.reg, m->arg.remove.end - PAGE))
+		if (mgi_registry_find(&mgi_reg, m->arg.remove.start) ||
+		    mgi_registry_find(&mgi_reg, m->arg.remove.end - PAGE))
 			mgi_guard_note_removed(m->arg.remove.start, m->arg.remove.end);
 		mgi_restore_drop(m->arg.remove.start, m->arg.remove.end);
-		mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end));
+		mgi_uncharge(mgi_registry_clear(&mgi_reg, m->arg.remove.start, m->arg.remove.end));
 		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_UNMAP:
@@ -311,9 +314,9 @@ static void on_event(const struct uffd_msg *m)
 		mgi_est_forget(m->arg.remove.start, m->arg.remove.end);
 		mgi_vrange_gone(m->arg.remove.start, m->arg.remove.end);
 		mgi_restore_drop(m->arg.remove.start, m->arg.remove.end);
-		n = mgi_registry_remove(&mgi_agent.reg, m->arg.remove.start, m->arg.remove.end);
+		n = mgi_registry_remove(&mgi_reg, m->arg.remove.start, m->arg.remove.end);
 		if (n < 0) /* no memory to split: at least drop the charges */
-			n = (long)mgi_registry_clear(&mgi_agent.reg, m->arg.remove.start,
+			n = (long)mgi_registry_clear(&mgi_reg, m->arg.remove.start,
 						     m->arg.remove.end);
 		mgi_uncharge((uint64_t)n);
 		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
@@ -329,7 +332,7 @@ static void on_event(const struct uffd_msg *m)
 		/* Volatile marks do not follow a move (docs/design.md). */
 		mgi_vrange_gone(from, from + len);
 		mgi_vrange_gone(to, to + len);
-		int rc = mgi_registry_move(&mgi_agent.reg, from, to, len, &dropped);
+		int rc = mgi_registry_move(&mgi_reg, from, to, len, &dropped);
 		mgi_uncharge(dropped);
 		if (rc == 0) {
 			mgi_restore_moved(from, to, len);
@@ -340,12 +343,12 @@ static void on_event(const struct uffd_msg *m)
 			 * source's charges; the destination is learned again
 			 * (with mincore) on its first fault. Evicted pages of
 			 * the range cannot be found there any more: say so. */
-			if (mgi_agent.reg.nout)
+			if (mgi_reg.nout)
 				mgi_agent_log("mremap of %#lx could not be followed (out of agent "
 					      "memory): its evicted pages are lost", (unsigned long)from);
 			mgi_restore_drop(from, from + len);
-			mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, from, from + len));
-			mgi_registry_remove(&mgi_agent.reg, from, from + len);
+			mgi_uncharge(mgi_registry_clear(&mgi_reg, from, from + len));
+			mgi_registry_remove(&mgi_reg, from, from + len);
 		}
 		mgi_guard_note_vacated(from, from + len);
 		mgi_learn_publish_sizes();
@@ -365,7 +368,7 @@ void mgi_fault_drain_requests(void)
 	mgi_learn_req_t req[64];
 	ssize_t n;
 
-	while ((n = read(mgi_agent.learn_rd, req, sizeof(req))) > 0)
+	while ((n = read(mgi_request_fd(), req, sizeof(req))) > 0)
 		for (size_t i = 0; i < (size_t)n / sizeof(req[0]); i++) {
 			if (req[i].kind == MGI_REQ_LEARN)
 				mgi_learn_mapped(req[i].start, req[i].end);
@@ -395,7 +398,7 @@ static void drain_uffd(void)
 
 	for (;;) {
 		mgi_fork_read_begin();
-		n = read(mgi_agent.uffd, msgs, sizeof(msgs));
+		n = read(mgi_handler.uffd, msgs, sizeof(msgs));
 		mgi_fork_read_end(msgs, n > 0 ? (size_t)n / sizeof(msgs[0]) : 0);
 		if (n <= 0)
 			break;
@@ -434,7 +437,7 @@ void mgi_fault_retry_parked(void)
 		if (resolve(retrying[i].addr, &retrying[i].since) == MGI_RETRY)
 			park(retrying[i].addr, retrying[i].since);
 	}
-	atomic_store_explicit(&mgi_agent.parked, npending, memory_order_relaxed);
+	atomic_store_explicit(&parked, npending, memory_order_relaxed);
 }
 
 unsigned mgi_fault_parked(void)
@@ -442,9 +445,15 @@ unsigned mgi_fault_parked(void)
 	return npending;
 }
 
+unsigned mgi_fault_parked_any(void)
+{
+	return atomic_load_explicit(&parked, memory_order_relaxed);
+}
+
 void mgi_fault_forget_parked(void)
 {
 	npending = 0;
+	atomic_store_explicit(&parked, 0, memory_order_relaxed);
 }
 
 size_t mgi_fault_last_pages(void)

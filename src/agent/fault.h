@@ -22,6 +22,8 @@ void mgi_fault_retry_parked(void);
 /* Faults parked; forgets them (a forked child's are its parent's). */
 unsigned mgi_fault_parked(void);
 void mgi_fault_forget_parked(void);
+/* The same count, from another thread (the watchdog). */
+unsigned mgi_fault_parked_any(void);
 /* Pages the last resolved fault brought in. */
 size_t mgi_fault_last_pages(void);
 
@@ -34,6 +36,8 @@ bool mgi_room_here(unsigned level);
 /* Asks the manager to have the group's coldest evict; false once it
  * cannot be asked or this fault has waited too long. */
 bool mgi_room_ask_manager(unsigned level, uint64_t since);
+/* A forked child: the parent's last RECLAIM_REQ is not ours. */
+void mgi_room_child_reset(void);
 
 /* oomwait.c: nothing can be reclaimed for a charge refused `level` up:
  * the manager is asked to resolve the OOM; without one, this process ends. */

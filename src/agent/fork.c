@@ -316,7 +316,7 @@ void mgi_fork_prepare(void)
 	uint64_t seq;
 	uintptr_t low, frame = (uintptr_t)__builtin_frame_address(0), high = frame + 1024;
 	/* reg.nout is the handler's: read racily, a hint */
-	bool want = mgi_agent.store && mgi_agent.reg.nout && !atomic_load(&mgi_app_tcbs_lost);
+	bool want = mgi_pageout.store && mgi_reg.nout && !atomic_load(&mgi_app_tcbs_lost);
 	unsigned nosock = want ? 0 : 1024;
 	/* no application thread but this one (the agent's, and the early
 	 * server of a child whose handler has not yet taken over) */
@@ -447,7 +447,7 @@ static bool send_uffd(int sock, int cfd)
 
 void mgi_fork_event(int cfd)
 {
-	mgi_staging_t *st = &mgi_agent.staging;
+	mgi_staging_t *st = &mgi_pageout.staging;
 	uint64_t cursor = 0, key, pages = 0;
 	bool app = false, keep = false;
 	uint64_t seq = 0;
@@ -471,21 +471,21 @@ void mgi_fork_event(int cfd)
 	 * 32 the uffd could not be sent */
 	unsigned why = (!app) | (sock[0] < 0) << 1 | (unsigned)(seq & 1) << 2 |
 		       (seq != atomic_load(&mut_seq)) << 3 | (sock[0] < 0 ? nosock : 0);
-	if (mgi_agent.store && !why) {
+	if (mgi_pageout.store && !why) {
 		/* Whole, and an application's fork: the child keeps the store,
 		 * unless pages of it are in our write-back file, which we go on
 		 * punching and reusing (the child would read ours). */
 		mgi_store_stats_t sst;
-		mgi_store_stats(mgi_agent.store, &sst);
+		mgi_store_stats(mgi_pageout.store, &sst);
 		why |= (sst.file_pages != 0) << 4;
 		keep = !why && send_uffd(sock[0], cfd);
 		why |= !keep << 5;
 	}
 	if (keep)
 		mgi_trace(MGI_TR_FORK_KEPT, 0, seq, 0, 0);
-	else if (mgi_agent.store)
+	else if (mgi_pageout.store)
 		mgi_trace(MGI_TR_FORK_COPIED, 0, seq, 0, (int32_t)why);
-	if (mgi_agent.store && !keep) {
+	if (mgi_pageout.store && !keep) {
 		for (uint32_t s = 0; s < st->nslots; s++) {
 			key = st->slot[s].key;
 			if (key && key != MGI_STAGING_RETIRED) {
@@ -493,9 +493,9 @@ void mgi_fork_event(int cfd)
 				pages++;
 			}
 		}
-		while (mgi_store_next(mgi_agent.store, &cursor, &key)) {
-			if (mgi_store_get(mgi_agent.store, key, mgi_agent.restore_buf, NULL) == 0)
-				copy_into_child(cfd, key << MGI_PAGE_SHIFT, mgi_agent.restore_buf);
+		while (mgi_store_next(mgi_pageout.store, &cursor, &key)) {
+			if (mgi_store_get(mgi_pageout.store, key, mgi_pageout.restore_buf, NULL) == 0)
+				copy_into_child(cfd, key << MGI_PAGE_SHIFT, mgi_pageout.restore_buf);
 			pages++;
 		}
 	}

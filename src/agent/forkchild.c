@@ -227,19 +227,19 @@ void mgi_fork_early_stop(void)
  * in fork's child handler, the only thread, before anything else. */
 static void keep_staged(int cfd)
 {
-	mgi_staging_t *st = &mgi_agent.staging;
+	mgi_staging_t *st = &mgi_pageout.staging;
 
 	for (uint32_t s = 0; st->slot && s < st->nslots; s++) {
 		uint64_t key = st->slot[s].key;
 		if (!key || key == MGI_STAGING_RETIRED)
 			continue;
-		int rc = mgi_store_put(mgi_agent.store, key, slot_addr(s), mgi_agent.evict_clock);
+		int rc = mgi_store_put(mgi_pageout.store, key, slot_addr(s), mgi_pageout.evict_clock);
 		if (rc == -EEXIST) { /* (cannot happen) the staged page is the live one */
-			mgi_store_drop(mgi_agent.store, key);
-			rc = mgi_store_put(mgi_agent.store, key, slot_addr(s), mgi_agent.evict_clock);
+			mgi_store_drop(mgi_pageout.store, key);
+			rc = mgi_store_put(mgi_pageout.store, key, slot_addr(s), mgi_pageout.evict_clock);
 		}
 		if (rc == 0) {
-			mgi_agent.evict_clock++;
+			mgi_pageout.evict_clock++;
 			continue;
 		}
 		/* EEXIST: present; ENOENT: unmapped before our parent read
@@ -281,13 +281,13 @@ int mgi_fork_child_start(void)
 		close(sock);
 	}
 	memset(&mgi_kept, 0, sizeof(mgi_kept));
-	if (cfd >= 0 && mgi_agent.store) {
-		mgi_kept = (typeof(mgi_kept)){.store_mem = mgi_agent.store_mem,
-				      .store_bytes = mgi_agent.store_bytes,
-				      .store = mgi_agent.store};
+	if (cfd >= 0 && mgi_pageout.store) {
+		mgi_kept = (typeof(mgi_kept)){.store_mem = mgi_pageout.store_mem,
+				      .store_bytes = mgi_pageout.store_bytes,
+				      .store = mgi_pageout.store};
 		mgi_swapfile_meta(&mgi_kept.meta, &mgi_kept.meta_bytes);
 		early_fd = cfd;
-		early_store = mgi_agent.store;
+		early_store = mgi_pageout.store;
 		/* The server first: anything this thread touches may be out
 		 * (this very stack deeper down). It takes the staged pages
 		 * before we drop the staging area. */
@@ -312,7 +312,7 @@ int mgi_fork_child_start(void)
 			abort();
 		}
 		early_wait(&early_ready, 0);
-	} else if (cfd < 0 && mgi_agent.beacon && mgi_agent.fork_events) {
+	} else if (cfd < 0 && mgi_pageout.beacon && mgi_handler.fork_events) {
 		/* Our address space stays registered with the uffd the kernel
 		 * gave our parent's agent until it has copied in what it held
 		 * for us and closed it: registering the beacon fails with EBUSY
@@ -320,7 +320,7 @@ int mgi_fork_child_start(void)
 		 * are in fork's child handler, the only thread). */
 		char why[160];
 		int fd = mgi_uffd_open(NULL, NULL, why, sizeof(why));
-		while (fd >= 0 && mgi_uffd_register(fd, mgi_agent.beacon, PAGE) == -EBUSY &&
+		while (fd >= 0 && mgi_uffd_register(fd, mgi_pageout.beacon, PAGE) == -EBUSY &&
 		       waited_ms < CHILD_WAIT_MS) {
 			struct timespec ts = {0, 1000000};
 			nanosleep(&ts, NULL);
@@ -335,24 +335,10 @@ int mgi_fork_child_start(void)
 	/* The parent's reclaim ranges are copies we do not need, but for a
 	 * store (and its file meta) we keep. (Those registered on a handed
 	 * uffd make UNMAP events: the early server reads them.) */
-	for (unsigned i = 0; i < mgi_agent.nown; i++) {
-		void *at = (void *)mgi_agent.own[i].start;
-		if (mgi_kept.store && (at == mgi_kept.store_mem || (mgi_kept.meta && at == mgi_kept.meta)))
-			continue;
-		mgi_raw_munmap(at, mgi_agent.own[i].end - mgi_agent.own[i].start);
-	}
-	mgi_agent.nown = 0;
+	mgi_exclude_child_reset(mgi_kept.store ? mgi_kept.store_mem : NULL, mgi_kept.meta);
 	mgi_swapfile_child_reset();
 	mgi_releaser_child_reset();
-	mgi_agent.stage_base = mgi_agent.beacon = 0;
-	mgi_agent.store_mem = NULL;
-	mgi_agent.store = NULL;
-	mgi_agent.can_evict = false;
-	/* The fork may have caught our parent's handler inside an eviction:
-	 * its flag, copied, would keep this process from ever evicting. */
-	mgi_agent.evicting = false;
-	if (!mgi_kept.store)
-		mgi_agent.evict_clock = 0; /* (a kept store's stamps are on its clock) */
+	mgi_evict_child_reset(mgi_kept.store != NULL);
 	return mgi_kept.store ? cfd : -1;
 }
 
@@ -363,7 +349,7 @@ bool mgi_fork_adopting(void)
 
 void mgi_fork_adopt(void)
 {
-	mgi_store_t *store = mgi_agent.store;
+	mgi_store_t *store = mgi_pageout.store;
 	uint64_t cursor = 0, key, dropped = 0;
 
 	if (!mgi_kept.adopting || !store)
@@ -372,12 +358,12 @@ void mgi_fork_adopt(void)
 	mgi_fork_change_begin();
 	while (mgi_store_next(store, &cursor, &key)) {
 		uintptr_t a = (uintptr_t)key << MGI_PAGE_SHIFT;
-		mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, a);
+		mgi_vregion_t *r = mgi_registry_find(&mgi_reg, a);
 		if (r && mgi_registry_is_out(r, a))
 			continue; /* marked already, or evicted by our scan */
 		if (r && !mgi_registry_test(r, a)) {
-			mgi_registry_mark(&mgi_agent.reg, r, a, 1);
-			mgi_registry_evict(&mgi_agent.reg, r, a, 1);
+			mgi_registry_mark(&mgi_reg, r, a, 1);
+			mgi_registry_evict(&mgi_reg, r, a, 1);
 			continue;
 		}
 		/* Present here (a conflict: the live page is kept), or no

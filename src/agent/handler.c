@@ -3,6 +3,7 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 
 #include "account.h"
 #include "agent.h"
+#include "inject.h"
+#include "options.h"
 #include "os.h"
 #include "proto.h"
 #include "recent.h"
@@ -39,6 +42,18 @@
 #define REJOIN_MS 1000
 #define EST_TICK_MS 1000 /* estimate mode's look at its fast regions */
 #define STALL_INJECT_S 6 /* MEMGRP_INJECT=stall-handler: 3 watchdog periods */
+
+struct mgi_handler mgi_handler = {.uffd = -1};
+
+/* The thread, on a stack in the arena; its start-up scan's result. */
+static void *stack;
+static pthread_t thread;
+static sem_t ready;
+static int init_error;
+static _Atomic pid_t handler_tid;
+static _Atomic bool idle;    /* it waits in poll with nothing to do */
+static uint64_t poll_max_ns; /* its polling window at most (0: never) */
+static uint64_t rejoin_ns;   /* its last attempt to rejoin */
 
 uint64_t mgi_now_ns(void)
 {
@@ -80,7 +95,7 @@ uint64_t mgi_now_ns(void)
  * slots, too many for every turn of the polling loop. */
 static bool room_short(int *ours)
 {
-	if (mgi_fault_last_pages() != 1 || mgi_counter_margin(&mgi_agent.seg->acct.memory, &mgi_agent.seg->ctl.memory) >= AHEAD_PAGES)
+	if (mgi_fault_last_pages() != 1 || mgi_counter_margin(&mgi_join.seg->acct.memory, &mgi_join.seg->ctl.memory) >= AHEAD_PAGES)
 		return false;
 	if (*ours < 0)
 		*ours = mgi_evict_allowed(0) && mgi_room_here(0);
@@ -109,14 +124,14 @@ static int wait_for_work(struct pollfd p[4], int timeout_ms, bool may_poll)
 	}
 	mgi_releaser_idle();
 	rc = poll(p, 4, timeout_ms);
-	if (!may_poll || !mgi_agent.poll_max_ns)
+	if (!may_poll || !poll_max_ns)
 		return rc;
 	uint64_t waited = mgi_now_ns() - start;
-	if (waited <= mgi_agent.poll_max_ns) {
+	if (waited <= poll_max_ns) {
 		/* a longer window would have caught it */
 		window_ns = window_ns ? window_ns * 2 : POLL_START_NS;
-		if (window_ns > mgi_agent.poll_max_ns)
-			window_ns = mgi_agent.poll_max_ns;
+		if (window_ns > poll_max_ns)
+			window_ns = poll_max_ns;
 	} else if (window_ns) {
 		window_ns = window_ns / 2 >= POLL_START_NS ? window_ns / 2 : 0;
 	}
@@ -193,9 +208,9 @@ void *mgi_handler_main(void *arg)
 {
 	uint64_t est_tick_ns = 0, handed_tick_ns = 0;
 
-	atomic_store(&mgi_agent.handler_tid, gettid());
+	atomic_store(&handler_tid, gettid());
 	if (handler_priority((unsigned)(uintptr_t)arg))
-		mgi_agent.poll_max_ns = 0;
+		poll_max_ns = 0;
 	/* In a forked child this thread starts over from a copy of the
 	 * parent's memory: the faults its handler had parked are the parent's
 	 * threads', not ours. */
@@ -205,54 +220,54 @@ void *mgi_handler_main(void *arg)
 	 * whose creation may itself fault (glibc allocates its TLS). */
 	mgi_fork_early_stop();
 	if (mgi_learn_init() != 0) {
-		mgi_agent.init_error = -ENOMEM;
-		sem_post(&mgi_agent.ready);
+		init_error = -ENOMEM;
+		sem_post(&ready);
 		return NULL;
 	}
 	mgi_scan_and_register();
 	/* a forked child that kept its parent's store: its pages are out */
 	mgi_fork_adopt();
-	sem_post(&mgi_agent.ready);
+	sem_post(&ready);
 
 	for (;;) {
 		struct pollfd p[4] = {
-			{.fd = mgi_agent.uffd, .events = POLLIN},
-			{.fd = mgi_agent.learn_rd, .events = POLLIN},
+			{.fd = mgi_handler.uffd, .events = POLLIN},
+			{.fd = mgi_request_fd(), .events = POLLIN},
 			/* a closed connection polls readable for ever: once
 			 * the manager has gone, stop asking (fd -1 is skipped) */
-			{.fd = mgi_agent.manager_gone ? -1 : mgi_agent.conn, .events = POLLIN},
-			{.fd = mgi_agent.done_rd, .events = POLLIN},
+			{.fd = mgi_join.manager_gone ? -1 : mgi_join.conn, .events = POLLIN},
+			{.fd = mgi_releaser_done_fd(), .events = POLLIN},
 		};
 		/* Idle: nothing parked, nothing to do until a descriptor
 		 * speaks; the watchdog trusts only this state. */
-		atomic_store_explicit(&mgi_agent.idle, mgi_fault_parked() == 0, memory_order_relaxed);
-		bool rejoin = mgi_agent.manager_gone && !mgi_agent.rejoin_refused;
+		atomic_store_explicit(&idle, mgi_fault_parked() == 0, memory_order_relaxed);
+		bool rejoin = mgi_join.manager_gone && !mgi_join.rejoin_refused;
 		int rc = wait_for_work(p, mgi_thp_timeout(mgi_fault_parked() ? OOM_RETRY_MS
 						   : rejoin ? REJOIN_MS : mgi_est_on() ? EST_TICK_MS
 						   : mgi_handover_any() ? MGI_HANDED_TICK_MS : -1),
 				       mgi_fault_parked() == 0);
-		if (rc > 0 && (p[0].revents & POLLIN) && mgi_agent.stall_handler_once) {
+		if (rc > 0 && (p[0].revents & POLLIN) && mgi_inject.stall_handler) {
 			/* Fault injection: woken for a fault, then not run
 			 * for three of the watchdog's periods, as a handler
 			 * on a host with more runnable threads than CPUs
 			 * can be (the fault stays unread meanwhile). */
 			struct timespec ts = {STALL_INJECT_S, 0};
-			mgi_agent.stall_handler_once = false;
+			mgi_inject.stall_handler = false;
 			mgi_agent_log("injected: the fault handler stalls %d s with a fault unread",
 				      STALL_INJECT_S);
 			while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 				;
 		}
-		atomic_store_explicit(&mgi_agent.idle, false, memory_order_relaxed);
+		atomic_store_explicit(&idle, false, memory_order_relaxed);
 
 		if (rc < 0 && errno != EINTR)
 			break;
 		if (p[2].revents && !mgi_agent_on_manager_message())
-			mgi_agent.manager_gone = true;
-		if (rejoin && mgi_now_ns() - mgi_agent.rejoin_ns >= REJOIN_MS * 1000000ull) {
+			mgi_join.manager_gone = true;
+		if (rejoin && mgi_now_ns() - rejoin_ns >= REJOIN_MS * 1000000ull) {
 			/* A restarted manager takes the group back (its
 			 * socket reappears at the same path). */
-			mgi_agent.rejoin_ns = mgi_now_ns();
+			rejoin_ns = mgi_now_ns();
 			mgi_agent_rejoin();
 		}
 		if (p[3].revents)
@@ -274,4 +289,62 @@ void *mgi_handler_main(void *arg)
 	}
 	mgi_agent_log("fault handler stopped: %s", strerror(errno));
 	return NULL;
+}
+
+/* The handler's polling window at most (wait_for_work): MEMGRP_POLL_US,
+ * 50 us by default, 0 to never poll (options.c). Never on one CPU:
+ * polling there only delays whoever else would run. */
+static uint64_t poll_window_ns(void)
+{
+	uint64_t us = mgi_env_uint(MGI_ENV_POLL_US);
+	cpu_set_t cpus;
+
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) < 2)
+		return 0;
+	return (uint64_t)us * 1000;
+}
+
+int mgi_handler_init(mgi_arena_t *arena)
+{
+	mgi_handler.zeros = mgi_arena_alloc(arena, MGI_FAULT_AROUND_MAX * MGI_PAGE_SIZE);
+	stack = mgi_arena_alloc(arena, MGI_HANDLER_STACK);
+	poll_max_ns = poll_window_ns();
+	return mgi_handler.zeros && stack ? 0 : -ENOMEM;
+}
+
+int mgi_handler_start(void)
+{
+	int rc;
+
+	if (sem_init(&ready, 0, 0) != 0)
+		return -errno;
+	rc = mgi_start_thread(&thread, stack, MGI_HANDLER_STACK, mgi_handler_main,
+			      (void *)(uintptr_t)mgi_env_choice(MGI_ENV_HANDLER_SCHED));
+	if (rc != 0)
+		return rc;
+	while (sem_wait(&ready) != 0 && errno == EINTR)
+		;
+	return init_error;
+}
+
+pid_t mgi_handler_tid(void)
+{
+	return atomic_load(&handler_tid);
+}
+
+bool mgi_handler_idle(void)
+{
+	return atomic_load(&idle);
+}
+
+void mgi_handler_child_reset(void)
+{
+	/* (the uffd is closed by the start, which opens the child's own;
+	 * the zeros and stack went with the parent's arena) */
+	mgi_handler.zeros = NULL;
+	stack = NULL;
+	init_error = 0;
+	atomic_store(&handler_tid, 0);
+	atomic_store(&idle, false);
+	rejoin_ns = 0;
 }

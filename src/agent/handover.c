@@ -50,7 +50,7 @@ static unsigned char *vec;
 int mgi_handover_init(void)
 {
 	nhanded = 0; /* a forked child: its VMAs are not the parent's pager's */
-	vec = mgi_arena_alloc(&mgi_agent.arena, VEC_PAGES);
+	vec = mgi_arena_alloc(&mgi_arena, VEC_PAGES);
 	return vec ? 0 : -ENOMEM;
 }
 
@@ -66,7 +66,7 @@ static uint64_t resident(uintptr_t start, uintptr_t end)
 	mgi_vma_t v;
 
 	for (uintptr_t cur = start;
-	     cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end;
+	     cur < end && mgi_vma_query(mgi_maps_fd, cur, &v) == 0 && v.start < end;
 	     cur = v.end) {
 		uintptr_t a = v.start > cur ? v.start : cur, e = v.end < end ? v.end : end;
 		n += mgi_mincore_count(a, e, vec, VEC_PAGES);
@@ -140,7 +140,7 @@ static void collect_out(void *ctx, uintptr_t addr)
 static int bring_back(uintptr_t page)
 {
 	for (unsigned tries = 0; tries < ROOM_TRIES; tries++) {
-		mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, page);
+		mgi_vregion_t *r = mgi_registry_find(&mgi_reg, page);
 		size_t restored;
 		unsigned level;
 
@@ -149,7 +149,7 @@ static int bring_back(uintptr_t page)
 		switch (mgi_restore(r, page, false, &restored, &level)) {
 		case MGI_DONE:
 		case MGI_ABSENT: /* nothing held: the page reads as new */
-			mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, page, page + PAGE));
+			mgi_uncharge(mgi_registry_clear(&mgi_reg, page, page + PAGE));
 			if (mgi_registry_is_out(r, page))
 				return -EIO; /* not restored: the range stays ours */
 			return 0;
@@ -184,10 +184,10 @@ int mgi_hand_over(uintptr_t start, uintptr_t end)
 		return -EINVAL;
 	/* Present pages first: their charges are room for the restores, and
 	 * eviction, which takes present pages, no longer picks them. */
-	mgi_uncharge(mgi_registry_clear(&mgi_agent.reg, start, end));
+	mgi_uncharge(mgi_registry_clear(&mgi_reg, start, end));
 	do {
 		o.n = 0;
-		mgi_registry_each_out(&mgi_agent.reg, start, end, false, collect_out, &o);
+		mgi_registry_each_out(&mgi_reg, start, end, false, collect_out, &o);
 		for (size_t i = 0; i < o.n; i++)
 			if ((rc = bring_back(o.page[i])) != 0) {
 				mgi_agent_log("cannot hand %#lx-%#lx over to the program's own "
@@ -198,10 +198,10 @@ int mgi_hand_over(uintptr_t start, uintptr_t end)
 			}
 		restored += o.n;
 	} while (o.n == OUT_BATCH);
-	rc = mgi_uffd_unregister(mgi_agent.uffd, start, end - start);
+	rc = mgi_uffd_unregister(mgi_handler.uffd, start, end - start);
 	if (rc != 0)
 		return rc;
-	long present = mgi_registry_remove(&mgi_agent.reg, start, end);
+	long present = mgi_registry_remove(&mgi_reg, start, end);
 	if (present > 0)
 		mgi_uncharge((uint64_t)present);
 	mgi_evict_publish();
@@ -238,7 +238,7 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, 
 	va_end(ap);
 	rc = syscall(SYS_ioctl, fd, request, arg);
 	if (rc == 0 || errno != EBUSY || request != UFFDIO_REGISTER || !arg ||
-	    !atomic_load_explicit(&mgi_agent.active, memory_order_acquire) || fd == mgi_agent.uffd)
+	    !atomic_load_explicit(&mgi_agent_active, memory_order_acquire) || fd == mgi_handler.uffd)
 		return (int)rc;
 	const struct uffdio_register *r = arg;
 	mgi_learn_req_t req = {.start = (uintptr_t)r->range.start,

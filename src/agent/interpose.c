@@ -49,7 +49,7 @@ static inline uintptr_t page_up(uintptr_t a)
 
 static inline bool active(void)
 {
-	return atomic_load_explicit(&mgi_agent.active, memory_order_acquire);
+	return atomic_load_explicit(&mgi_agent_active, memory_order_acquire);
 }
 
 /* New memory [start, end) for the application: registered (exact mode),
@@ -58,7 +58,7 @@ static inline bool active(void)
  * is registered before the application writes it). */
 void mgi_register_for_app(uintptr_t start, uintptr_t end)
 {
-	if (mgi_agent.lazy) { /* a deferred start (start.c): charged at size */
+	if (mgi_agent_deferred()) { /* a deferred start (start.c): charged at size */
 		mgi_agent_lazy_grow(start, end);
 		return;
 	}
@@ -78,7 +78,7 @@ void mgi_register_exact(uintptr_t start, uintptr_t end)
 
 	if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
 		mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
-	if (mgi_uffd_register(mgi_agent.uffd, start, end - start) != 0)
+	if (mgi_uffd_register(mgi_handler.uffd, start, end - start) != 0)
 		return;
 	/* Non-blocking: if the pipe is full the handler learns the range on
 	 * its first fault instead (pages present before that are found by
@@ -176,14 +176,14 @@ static void register_found(uintptr_t addr, uintptr_t bs, uintptr_t be)
 {
 	mgi_vma_t v;
 
-	if ((!active() && !mgi_agent.lazy) || mgi_vma_query(mgi_agent.mapsfd, addr, &v) != 0 ||
+	if ((!active() && !mgi_agent_deferred()) || mgi_vma_query(mgi_maps_fd, addr, &v) != 0 ||
 	    v.start > addr)
 		return;
 	if (!mgi_vma_is_anon_private(&v) || !(v.flags & MGI_VMA_WRITE) ||
 	    mgi_agent_excluded(v.start, v.end))
 		return;
 	tl_remember(v.start, v.end);
-	if (mgi_agent.lazy) {
+	if (mgi_agent_deferred()) {
 		mgi_agent_lazy_grow(v.start, v.end);
 		return;
 	}
@@ -219,7 +219,7 @@ static inline void check_block(void *p, size_t size)
 	if (!p)
 		return;
 	tl_check_gen();
-	if (tl_known(a, a + size) || (!active() && !mgi_agent.lazy))
+	if (tl_known(a, a + size) || (!active() && !mgi_agent_deferred()))
 		return;
 	register_found(a, bs, be);
 	if (size > 0 && !tl_known(a, a + size))
@@ -234,13 +234,45 @@ static bool eligible(int prot, int flags)
 	       !(flags & MAP_HUGETLB) && (prot & PROT_WRITE);
 }
 
+/*
+ * MAP_POPULATE fills the mapping inside the mmap call, before the range can
+ * be registered, and so does MAP_LOCKED: the pages were then found present
+ * and charged at once, past the limit, with nothing evicted first
+ * (stress-ng's mmap stressor maps 32 MiB with MAP_POPULATE|MAP_LOCKED:
+ * under `-m 17M --swap-max 2G` max_usage was 32.9 MiB). So in exact mode
+ * the mapping is made without them and registered, locked on fault
+ * (mlock2 MLOCK_ONFAULT checks RLIMIT_MEMLOCK as MAP_LOCKED does, and is
+ * refused with EAGAIN as it would be), then populated with
+ * MADV_POPULATE_WRITE, whose faults go through the handler like any other:
+ * charged page by page, evicting what may be evicted (locked pages may not,
+ * as in the kernel: a locked mapping larger than the limit ends in an OOM
+ * kill, as under memcg). A population that fails does not fail the mmap,
+ * as with the flags. The same order is kept in a deferred start (a large
+ * mapping ends it: the registration starts the handler) and in estimate
+ * mode (a fast region is charged at its size first, a slow one registered).
+ */
+static bool populate_after(int flags)
+{
+	return (flags & (MAP_POPULATE | MAP_LOCKED)) && (active() || mgi_agent_deferred());
+}
+
 __attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int prot, int flags,
 						   int fd, off_t off)
 {
-	void *p = mgi_raw_mmap(addr, len, prot, flags, fd, off);
+	bool later = eligible(prot, flags) && populate_after(flags);
+	void *p = mgi_raw_mmap(addr, len, prot, later ? flags & ~(MAP_POPULATE | MAP_LOCKED) : flags,
+			       fd, off);
 
 	if (p != MAP_FAILED && eligible(prot, flags))
 		mgi_register_for_app((uintptr_t)p, page_up((uintptr_t)p + len));
+	if (p == MAP_FAILED || !later)
+		return p;
+	if ((flags & MAP_LOCKED) && mlock2(p, len, MLOCK_ONFAULT) != 0) {
+		munmap(p, len);
+		errno = EAGAIN;
+		return MAP_FAILED;
+	}
+	(void)mgi_raw_madvise(p, page_up(len), MADV_POPULATE_WRITE);
 	return p;
 }
 
@@ -350,7 +382,7 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, s
 	move_begin();
 	p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
 	move_end();
-	if (mgi_agent.lazy && p != MAP_FAILED && new_len)
+	if (mgi_agent_deferred() && p != MAP_FAILED && new_len)
 		register_found((uintptr_t)p, 0, 0); /* a deferred start: at size */
 	if (est && p != MAP_FAILED)
 		mgi_register_for_app((uintptr_t)p, page_up((uintptr_t)p + new_len));
@@ -375,9 +407,9 @@ __attribute__((visibility("default"))) int mprotect(void *addr, size_t len, int 
 	uintptr_t cur = (uintptr_t)addr, end = page_up((uintptr_t)addr + len);
 	mgi_vma_t v;
 
-	if (rc != 0 || !(prot & PROT_WRITE) || !len || (!active() && !mgi_agent.lazy))
+	if (rc != 0 || !(prot & PROT_WRITE) || !len || (!active() && !mgi_agent_deferred()))
 		return rc;
-	while (cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
+	while (cur < end && mgi_vma_query(mgi_maps_fd, cur, &v) == 0 && v.start < end) {
 		register_found(v.start > cur ? v.start : cur, 0, 0);
 		cur = v.end;
 	}
@@ -454,7 +486,7 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pt
 					       void *))dlsym(RTLD_NEXT, "pthread_create");
 	/* A deferred start lasts while the process has one thread (start.c):
 	 * the agent starts for good before a second one runs. */
-	if (mgi_agent.lazy)
+	if (mgi_agent_deferred())
 		mgi_agent_start_now();
 	rc = next_pthread_create(t, attr, fn, arg);
 	if (rc == 0 && fn != mgi_thread_trampoline && (!attr || attr != atomic_load(&mgi_agent_attr)))

@@ -28,6 +28,18 @@
 #include "trace.h"
 #include "start.h"
 
+struct mgi_join mgi_join = {.conn = -1, .wakefd = -1, .slot = -1};
+
+void mgi_join_child_reset(void)
+{
+	/* The parent's connection (its closing would tell the manager the
+	 * parent left); the segments stay: the child joins the same group. */
+	if (mgi_join.conn >= 0)
+		close(mgi_join.conn);
+	mgi_join.conn = -1;
+	mgi_join.manager_gone = false;
+}
+
 mgi_segment_t *mgi_agent_map_segment(int ctlfd, int acctfd)
 {
 	struct stat sc, sa;
@@ -186,15 +198,15 @@ static void take_welcome(int conn, const mgi_msg_t *reply, int *fds, unsigned nf
 	/* Replaced in place (a forked child's copy of its parent's, or that of
 	 * a manager before a restart): another thread may be writing to it as
 	 * it changes, and must never meet a closed or reused number. */
-	if (mgi_agent.wakefd >= 0 && dup3(fds[nfds - 1], mgi_agent.wakefd, O_CLOEXEC) >= 0)
+	if (mgi_join.wakefd >= 0 && dup3(fds[nfds - 1], mgi_join.wakefd, O_CLOEXEC) >= 0)
 		close(fds[nfds - 1]);
 	else
-		mgi_agent.wakefd = fds[nfds - 1];
-	if (mgi_agent.conn >= 0)
-		close(mgi_agent.conn);
-	mgi_agent.conn = conn;
-	mgi_agent.slot = reply->welcome.slot;
-	mgi_agent.me = &mgi_agent.seg->acct.procs[mgi_agent.slot];
+		mgi_join.wakefd = fds[nfds - 1];
+	if (mgi_join.conn >= 0)
+		close(mgi_join.conn);
+	mgi_join.conn = conn;
+	mgi_join.slot = reply->welcome.slot;
+	mgi_join.me = &mgi_join.seg->acct.procs[mgi_join.slot];
 }
 
 /* The manager does UFFDIO_API on our new userfaultfd (we may not turn on
@@ -209,11 +221,11 @@ int mgi_join_features(int fd, uint64_t features)
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	struct pollfd p = {.fd = mgi_agent.conn, .events = POLLIN};
+	struct pollfd p = {.fd = mgi_join.conn, .events = POLLIN};
 	char err[96];
 	ssize_t n;
 
-	if (mgi_agent.conn < 0 || features >> 32)
+	if (mgi_join.conn < 0 || features >> 32)
 		return -EINVAL;
 	mgi_msg_init(&m, MGI_MSG_UFFD_FEATURES);
 	m.unreg.id = (uint32_t)features;
@@ -223,11 +235,11 @@ int mgi_join_features(int fd, uint64_t features)
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	if (sendmsg(mgi_agent.conn, &mh, MSG_NOSIGNAL) != (ssize_t)m.hdr.len)
+	if (sendmsg(mgi_join.conn, &mh, MSG_NOSIGNAL) != (ssize_t)m.hdr.len)
 		return -errno;
 	if (poll(&p, 1, 2000) != 1)
 		return -ETIMEDOUT;
-	n = recv(mgi_agent.conn, &got, sizeof(got), 0);
+	n = recv(mgi_join.conn, &got, sizeof(got), 0);
 	if (n <= 0 || mgi_msg_parse(&got, (size_t)n, &r, err, sizeof(err)) != MGI_MSG_REPLY)
 		return -EPROTO;
 	return r.reply.status;
@@ -258,7 +270,7 @@ static void send_oom_priority(void)
 	mgi_msg_init(&m, MGI_MSG_OOM_PRIORITY);
 	m.oom_priority.pid = 0;
 	m.oom_priority.priority = (int32_t)p;
-	send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	send(mgi_join.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 int mgi_join_group(const char *path)
@@ -270,10 +282,10 @@ int mgi_join_group(const char *path)
 	char why[256];
 
 	mgi_msg_init(&hello, MGI_MSG_HELLO);
-	hello.hello.pid = mgi_agent.pid;
+	hello.hello.pid = mgi_join.pid;
 	hello.hello.slot = -1;
-	if (mgi_agent.seg) /* a forked child: its parent's group, whatever the env says */
-		group = mgi_agent.group;
+	if (mgi_join.seg) /* a forked child: its parent's group, whatever the env says */
+		group = mgi_join.group;
 	if (group && strlen(group) < sizeof(hello.hello.group))
 		strcpy(hello.hello.group, group);
 	conn = say_hello(path, &hello, NULL, 0, -1, &reply, fds, &nfds, why, sizeof(why));
@@ -282,10 +294,10 @@ int mgi_join_group(const char *path)
 			mgi_agent_log("%s", why);
 		return conn;
 	}
-	if (!mgi_agent.seg) {
+	if (!mgi_join.seg) {
 		for (unsigned i = 0; 2 * i + 1 < nfds; i++) {
-			mgi_agent.anc[i] = mgi_agent_map_segment(fds[2 * i], fds[2 * i + 1]);
-			if (!mgi_agent.anc[i]) {
+			mgi_join.anc[i] = mgi_agent_map_segment(fds[2 * i], fds[2 * i + 1]);
+			if (!mgi_join.anc[i]) {
 				for (unsigned j = 0; j < nfds; j++)
 					close(fds[j]);
 				close(conn);
@@ -294,12 +306,12 @@ int mgi_join_group(const char *path)
 		}
 		/* Kept, not closed: handed back if the manager restarts. */
 		for (unsigned i = 0; i + 1 < nfds; i++) {
-			mgi_agent.segfd[i] = fds[i];
+			mgi_join.segfd[i] = fds[i];
 			fds[i] = -1;
 		}
-		mgi_agent.nsegs = (nfds - 1) / 2;
-		mgi_agent.seg = mgi_agent.anc[0];
-		memcpy(mgi_agent.group, reply.welcome.group, sizeof(mgi_agent.group));
+		mgi_join.nsegs = (nfds - 1) / 2;
+		mgi_join.seg = mgi_join.anc[0];
+		memcpy(mgi_join.group, reply.welcome.group, sizeof(mgi_join.group));
 	}
 	take_welcome(conn, &reply, fds, nfds);
 	mgi_account_use_segments();
@@ -314,28 +326,28 @@ int mgi_agent_rejoin(void)
 	unsigned nfds;
 	char why[256];
 
-	if (mgi_agent.rejoin_refused || !mgi_agent.seg || mgi_agent.slot < 0 ||
-	    !mgi_agent.sockpath[0])
+	if (mgi_join.rejoin_refused || !mgi_join.seg || mgi_join.slot < 0 ||
+	    !mgi_join.sockpath[0])
 		return -EPERM;
 	mgi_msg_init(&hello, MGI_MSG_HELLO);
-	hello.hello.pid = mgi_agent.pid;
-	hello.hello.slot = mgi_agent.slot;
-	memcpy(hello.hello.group, mgi_agent.group, sizeof(hello.hello.group));
-	conn = say_hello(mgi_agent.sockpath, &hello, mgi_agent.segfd, 2 * mgi_agent.nsegs, 500, &reply,
+	hello.hello.pid = mgi_join.pid;
+	hello.hello.slot = mgi_join.slot;
+	memcpy(hello.hello.group, mgi_join.group, sizeof(hello.hello.group));
+	conn = say_hello(mgi_join.sockpath, &hello, mgi_join.segfd, 2 * mgi_join.nsegs, 500, &reply,
 			 fds, &nfds, why, sizeof(why));
 	if (conn < 0) {
 		if (conn == -EPROTO) {
 			/* A manager answered and said no (or garbled): asking
 			 * again would get the same. */
-			mgi_agent.rejoin_refused = true;
+			mgi_join.rejoin_refused = true;
 			mgi_agent_log("cannot rejoin the manager at %s: %s; going on with the "
-				      "last limits", mgi_agent.sockpath, why);
+				      "last limits", mgi_join.sockpath, why);
 		}
 		return conn;
 	}
 	take_welcome(conn, &reply, fds, nfds);
-	mgi_agent.manager_gone = false;
-	mgi_agent_log("rejoined the manager at %s (group '%s')", mgi_agent.sockpath,
-		      mgi_agent.group);
+	mgi_join.manager_gone = false;
+	mgi_agent_log("rejoined the manager at %s (group '%s')", mgi_join.sockpath,
+		      mgi_join.group);
 	return 0;
 }

@@ -43,11 +43,11 @@ static void send_spare(int slot)
 {
 	mgi_msg_t m;
 
-	if (mgi_agent.conn < 0)
+	if (mgi_join.conn < 0)
 		return;
 	mgi_msg_init(&m, MGI_MSG_SPARE);
 	m.spare.slot = slot;
-	send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	send(mgi_join.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /* The SPAREs queued on our connection; stops at anything else (a MOVE or
@@ -58,11 +58,11 @@ static void take_spares(void)
 	char err[96];
 	ssize_t n;
 
-	while (mgi_agent.conn >= 0 &&
-	       (n = recv(mgi_agent.conn, &buf, sizeof(buf), MSG_DONTWAIT | MSG_PEEK)) > 0) {
+	while (mgi_join.conn >= 0 &&
+	       (n = recv(mgi_join.conn, &buf, sizeof(buf), MSG_DONTWAIT | MSG_PEEK)) > 0) {
 		if (mgi_msg_parse(&buf, (size_t)n, &msg, err, sizeof(err)) != MGI_MSG_SPARE)
 			return;
-		if (recv(mgi_agent.conn, &buf, sizeof(buf), MSG_DONTWAIT) != n)
+		if (recv(mgi_join.conn, &buf, sizeof(buf), MSG_DONTWAIT) != n)
 			return;
 		if (msg.spare.slot < 0)
 			continue;
@@ -107,7 +107,7 @@ int mgi_lazyfork_child(void)
 	child_spare = -1;
 	spare = -1;
 	asked = false; /* a new process: it asks at its own first fork */
-	if (s < 0 || mgi_agent.conn < 0 || !mgi_agent.seg)
+	if (s < 0 || mgi_join.conn < 0 || !mgi_join.seg)
 		return -ENOENT;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
 		return -errno;
@@ -123,17 +123,17 @@ int mgi_lazyfork_child(void)
 	memcpy(CMSG_DATA(c), &sv[1], sizeof(int));
 	/* Not waited for: a full queue (a manager far behind) is a reason
 	 * to join the ordinary way, not to block the program. */
-	e = sendmsg(mgi_agent.conn, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len ? 0
+	e = sendmsg(mgi_join.conn, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len ? 0
 											      : errno;
 	close(sv[1]);
 	if (e) {
 		close(sv[0]);
 		return -e;
 	}
-	close(mgi_agent.conn); /* the parent's */
-	mgi_agent.conn = sv[0];
-	mgi_agent.pid = getpid();
-	mgi_agent.slot = s;
-	mgi_agent.me = &mgi_agent.seg->acct.procs[s];
+	close(mgi_join.conn); /* the parent's */
+	mgi_join.conn = sv[0];
+	mgi_join.pid = getpid();
+	mgi_join.slot = s;
+	mgi_join.me = &mgi_join.seg->acct.procs[s];
 	return 0;
 }

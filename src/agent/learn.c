@@ -28,20 +28,37 @@
 
 static unsigned char *mincore_vec;
 
+/* The managed ranges with their present pages, in the arena. */
+mgi_registry_t mgi_reg;
+/* Eligible memory left unmanaged (not registered): published. */
+static uint64_t untracked_bytes;
+
+void mgi_learn_untracked(uint64_t bytes)
+{
+	untracked_bytes += bytes;
+}
+
+void mgi_learn_child_reset(void)
+{
+	memset(&mgi_reg, 0, sizeof(mgi_reg));
+	untracked_bytes = 0;
+	mincore_vec = NULL; /* (the parent's arena's: learn_init takes anew) */
+}
+
 int mgi_learn_init(void)
 {
-	mincore_vec = mgi_arena_alloc(&mgi_agent.arena, MINCORE_CHUNK);
+	mincore_vec = mgi_arena_alloc(&mgi_arena, MINCORE_CHUNK);
 	return mincore_vec ? 0 : -ENOMEM;
 }
 
 void mgi_learn_publish_sizes(void)
 {
 	mgi_est_publish();
-	atomic_store_explicit(&mgi_agent.me->tracked_bytes, mgi_agent.reg.bytes,
+	atomic_store_explicit(&mgi_join.me->tracked_bytes, mgi_reg.bytes,
 			      memory_order_relaxed);
-	atomic_store_explicit(&mgi_agent.me->untracked_bytes,
-			      mgi_agent.untracked_bytes +
-				      (mgi_agent.arena.committed - mgi_agent.arena.base),
+	atomic_store_explicit(&mgi_join.me->untracked_bytes,
+			      untracked_bytes +
+				      (mgi_arena.committed - mgi_arena.base),
 			      memory_order_relaxed);
 }
 
@@ -50,12 +67,17 @@ void mgi_learn_publish_sizes(void)
  * charge cannot be refused: the pages exist; a later fault meets the
  * limit instead. Without charge, the caller holds their charge already
  * (estimate mode: a fast region turning slow). Returns the pages found. */
-static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
+static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge, uintptr_t vma_start)
 {
 	mgi_vregion_t *r;
 	uint64_t found = 0;
 
-	if (mgi_registry_add(&mgi_agent.reg, start, end) <= 0)
+	/* Memory that continues a region of the same mapping (a block or a
+	 * heap grown in place: mremap, brk) grows that region. */
+	r = start > vma_start ? mgi_registry_find(&mgi_reg, start - PAGE) : NULL;
+	if (!(r && r->start >= vma_start && end - r->start <= MGI_REGION_MAX_BYTES &&
+	      mgi_registry_extend(&mgi_reg, r, end) > 0) &&
+	    mgi_registry_add(&mgi_reg, start, end) <= 0)
 		return 0;
 	for (uintptr_t a = start; a < end;) {
 		size_t pages = (end - a) / PAGE;
@@ -65,9 +87,9 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 			for (size_t i = 0; i < pages; i++) {
 				if (!(mincore_vec[i] & 1))
 					continue;
-				r = mgi_registry_find(&mgi_agent.reg, a + i * PAGE);
+				r = mgi_registry_find(&mgi_reg, a + i * PAGE);
 				if (r)
-					found += mgi_registry_mark(&mgi_agent.reg, r, a + i * PAGE, 1);
+					found += mgi_registry_mark(&mgi_reg, r, a + i * PAGE, 1);
 				if (r)
 					mgi_thp_filled(a + i * PAGE, a + (i + 1) * PAGE);
 			}
@@ -80,10 +102,11 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 		 * child's, a thread's first touches) may have put the group over
 		 * its limit: this process brought them, so it evicts the excess
 		 * now if it may; else the OOM path, now, not at the next fault. */
-		for (unsigned l = 0; l < mgi_agent.path.depth; l++) {
-			const mgi_counter_t *c = mgi_agent.path.level[l];
+		const mgi_counter_path_t *path = mgi_account_path();
+		for (unsigned l = 0; l < path->depth; l++) {
+			const mgi_counter_t *c = path->level[l];
 			uint64_t usage = mgi_counter_read(c);
-			uint64_t max = mgi_counter_read_max(mgi_agent.path.limit[l]);
+			uint64_t max = mgi_counter_read_max(path->limit[l]);
 			/* estimate mode: fast regions give back first */
 			while (usage > max && mgi_est_demote())
 				usage = mgi_counter_read(c);
@@ -109,24 +132,30 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge)
 	return found;
 }
 
-/* Learns [start, end): only the parts not yet in the registry. */
-uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge)
+/* Learns [start, end), which lies in one mapping that starts at vma_start
+ * (UINTPTR_MAX: not known): only the parts not yet in the registry. */
+static uint64_t learn_range_in(uintptr_t start, uintptr_t end, bool charge, uintptr_t vma_start)
 {
 	uintptr_t cur = start;
 	uint64_t found = 0;
 
 	while (cur < end) {
-		mgi_vregion_t *r = mgi_registry_next(&mgi_agent.reg, cur);
+		mgi_vregion_t *r = mgi_registry_next(&mgi_reg, cur);
 		if (r && r->start <= cur) {
 			cur = r->end;
 			continue;
 		}
 		uintptr_t gap_end = r && r->start < end ? r->start : end;
-		found += learn_gap(cur, gap_end, charge);
+		found += learn_gap(cur, gap_end, charge, vma_start);
 		cur = gap_end;
 	}
 	mgi_learn_publish_sizes();
 	return found;
+}
+
+uint64_t mgi_learn_range(uintptr_t start, uintptr_t end, bool charge)
+{
+	return learn_range_in(start, end, charge, UINTPTR_MAX);
 }
 
 /*
@@ -149,10 +178,11 @@ void mgi_learn_mapped(uintptr_t start, uintptr_t end)
 
 	if (mgi_handover_any())
 		mgi_handover_gone(start, end, false);
-	while (cur < end && mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
+	while (cur < end && mgi_vma_query(mgi_maps_fd, cur, &v) == 0 && v.start < end) {
 		uintptr_t s = v.start > cur ? v.start : cur, e = v.end < end ? v.end : end;
+		/* estimate mode keeps its regions as it admitted them */
 		if (mgi_vma_is_anon_private(&v))
-			mgi_learn_range(s, e, true);
+			learn_range_in(s, e, true, mgi_est_on() ? UINTPTR_MAX : v.start);
 		cur = v.end;
 	}
 }
@@ -170,10 +200,10 @@ void mgi_learn_mapped(uintptr_t start, uintptr_t end)
  */
 bool mgi_learn_resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
 {
-	mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, page);
+	mgi_vregion_t *r = mgi_registry_find(&mgi_reg, page);
 	struct { uintptr_t start, end; } gap[8];
 	unsigned ngap = 0;
-	struct pollfd p = {.fd = mgi_agent.uffd, .events = POLLIN};
+	struct pollfd p = {.fd = mgi_handler.uffd, .events = POLLIN};
 
 	*lo = *hi = 0;
 	if (!r)
@@ -182,7 +212,7 @@ bool mgi_learn_resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
 	while (cur < end && ngap < 8) {
 		mgi_vma_t v;
 		uintptr_t stop = end;
-		if (mgi_vma_query(mgi_agent.mapsfd, cur, &v) == 0 && v.start < end) {
+		if (mgi_vma_query(mgi_maps_fd, cur, &v) == 0 && v.start < end) {
 			if (v.start <= cur) {
 				if (v.start <= page && page < v.end) {
 					*lo = cur;
@@ -204,9 +234,9 @@ bool mgi_learn_resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
 		mgi_trace(MGI_TR_UNMAP, gap[i].start, gap[i].end, 2, 0);
 		mgi_est_forget(gap[i].start, gap[i].end);
 		mgi_restore_drop(gap[i].start, gap[i].end);
-		n = mgi_registry_remove(&mgi_agent.reg, gap[i].start, gap[i].end);
+		n = mgi_registry_remove(&mgi_reg, gap[i].start, gap[i].end);
 		if (n < 0)
-			n = (long)mgi_registry_clear(&mgi_agent.reg, gap[i].start, gap[i].end);
+			n = (long)mgi_registry_clear(&mgi_reg, gap[i].start, gap[i].end);
 		mgi_uncharge((uint64_t)n);
 	}
 	if (ngap)
@@ -220,11 +250,11 @@ void mgi_learn_vma(uintptr_t addr)
 {
 	mgi_vma_t v;
 
-	if (mgi_vma_query(mgi_agent.mapsfd, addr, &v) != 0 || v.start > addr ||
+	if (mgi_vma_query(mgi_maps_fd, addr, &v) != 0 || v.start > addr ||
 	    !mgi_vma_is_anon_private(&v) || v.end - v.start > MGI_REGION_MAX_BYTES)
 		return;
-	if (mgi_arena_contains(&mgi_agent.arena, v.start) ||
-	    mgi_arena_contains(&mgi_agent.arena, v.end - 1))
+	if (mgi_arena_contains(&mgi_arena, v.start) ||
+	    mgi_arena_contains(&mgi_arena, v.end - 1))
 		return; /* never the agent's own memory */
 	if (mgi_est_fast_at(addr))
 		return; /* a fast region's: mgi_learn_unwatch() below */
@@ -249,9 +279,9 @@ void mgi_learn_unwatch(uintptr_t page)
 		mgi_est_fault_on_fast(page);
 		return;
 	}
-	if (mgi_vma_query(mgi_agent.mapsfd, page, &v) != 0 || v.start > page)
+	if (mgi_vma_query(mgi_maps_fd, page, &v) != 0 || v.start > page)
 		return; /* unmapped since: the thread meets whatever is there */
-	if (mgi_uffd_unregister(mgi_agent.uffd, v.start, v.end - v.start) == 0 && !said) {
+	if (mgi_uffd_unregister(mgi_handler.uffd, v.start, v.end - v.start) == 0 && !said) {
 		said = true;
 		mgi_agent_log("%#lx-%#lx (%s) cannot be managed: left to the kernel",
 			      (unsigned long)v.start, (unsigned long)v.end, v.name[0] ? v.name : "anonymous");
@@ -269,34 +299,16 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 	uintptr_t cur = start;
 
 	while (cur < end) {
-		uintptr_t stop = end, skip_to = 0;
-		bool own = false;
-		mgi_range_t ex[MGI_ELF_RANGES_MAX + 1 + MGI_OWN_RANGES_MAX];
-		unsigned nex = mgi_agent.nelf;
+		uintptr_t stop = end, skip_to;
+		bool own;
 
-		memcpy(ex, mgi_agent.elf, nex * sizeof(ex[0]));
-		ex[nex].start = mgi_agent.arena.base;
-		ex[nex++].end = mgi_agent.arena.end;
-		unsigned first_own = nex;
-		for (unsigned i = 0; i < mgi_agent.nown; i++)
-			ex[nex++] = mgi_agent.own[i];
-		for (unsigned i = 0; i < nex; i++) {
-			if (ex[i].end <= cur || ex[i].start >= stop)
-				continue;
-			if (ex[i].start <= cur) { /* cur is excluded */
-				if (ex[i].end > skip_to)
-					skip_to = ex[i].end;
-				/* the agent's own reservations are not the
-				 * application's memory: not even untracked */
-				own = i >= first_own;
-			} else {
-				stop = ex[i].start; /* clip before the next exclusion */
-			}
-		}
-		if (skip_to) {
+		mgi_exclude_next(cur, &stop, &skip_to, &own);
+		if (skip_to) { /* cur is excluded */
 			uintptr_t e = skip_to < end ? skip_to : end;
+			/* the agent's own reservations are not the
+			 * application's memory: not even untracked */
 			if (!own && !rescanning)
-				mgi_agent.untracked_bytes += e - cur;
+				untracked_bytes += e - cur;
 			cur = e;
 			continue;
 		}
@@ -309,10 +321,10 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 		}
 		if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
 			mgi_raw_madvise((void *)cur, stop - cur, MADV_NOHUGEPAGE);
-		if (mgi_uffd_register(mgi_agent.uffd, cur, stop - cur) == 0)
+		if (mgi_uffd_register(mgi_handler.uffd, cur, stop - cur) == 0)
 			mgi_learn_mapped(cur, stop);
 		else
-			mgi_agent.untracked_bytes += stop - cur;
+			untracked_bytes += stop - cur;
 		cur = stop;
 	}
 }
@@ -333,7 +345,7 @@ void mgi_scan_and_register(void)
 	uintptr_t addr = 0;
 	mgi_vma_t v;
 
-	while (mgi_vma_query(mgi_agent.mapsfd, addr, &v) == 0 && v.end > addr) {
+	while (mgi_vma_query(mgi_maps_fd, addr, &v) == 0 && v.end > addr) {
 		addr = v.end;
 		if (!mgi_vma_is_anon_private(&v) || !(v.flags & MGI_VMA_WRITE))
 			continue;

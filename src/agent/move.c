@@ -36,7 +36,7 @@ static void answer(int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	mgi_msg_reply_vfmt(&r, status, fmt, ap);
 	va_end(ap);
-	send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	send(mgi_join.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /* fds: two a level (control part, accounting part), nfds levels. On
@@ -45,89 +45,64 @@ static void answer(int status, const char *fmt, ...)
 static void move_to(const mgi_msg_welcome_t *w, int *fds, unsigned nfds)
 {
 	mgi_segment_t *segs[MGI_DEPTH_MAX];
-	mgi_counter_path_t to, from = mgi_agent.path;
-	unsigned mapped = 0;
-	uint64_t pages = atomic_load(&mgi_agent.me->charged);
-	uint64_t swapped = atomic_load(&mgi_agent.me->swapped);
+	unsigned mapped = 0, refused;
+	uint64_t pages = atomic_load(&mgi_join.me->charged);
+	uint64_t swapped = atomic_load(&mgi_join.me->swapped);
 	char held[16], usage[16], max[16];
+	bool swap;
 
 	for (; mapped < nfds; mapped++) {
 		segs[mapped] = mgi_agent_map_segment(fds[2 * mapped], fds[2 * mapped + 1]);
 		if (!segs[mapped]) {
 			answer(-EPROTO, "pid %d could not map the segments of group '%s'",
-			       (int)mgi_agent.pid, w->group);
+			       (int)mgi_join.pid, w->group);
 			goto unmap;
 		}
 	}
-	/* Its pages leave its group's own counter and join the new one's
-	 * (within the grant the manager gave it for them when the group is
-	 * nested); ancestors count them through grants, which the manager
-	 * moves (grant.h). */
-	to = nfds >= 2 ? mgi_grant_path(segs[0], false) : mgi_segment_path(segs[0]);
-
-	unsigned refused = 0;
-	if (to.depth && !mgi_counter_try_charge(&to, pages, &refused)) {
-		if (refused >= to.depth)
-			refused = 0; /* its grant: the manager gave too little */
+	/* Its pages (and its evicted pages: the new side's swap) leave its
+	 * group's own counter and join the new one's (within the grant the
+	 * manager gave it for them when the group is nested); ancestors count
+	 * them through grants, which the manager moves (grant.h). */
+	if (mgi_account_move_charge(segs[0], nfds, &refused, &swap) != 0) {
+		mgi_counter_path_t to = mgi_account_path_of(segs[0], nfds);
+		if (swap)
+			to = mgi_segment_swap_path(&to);
 		const mgi_counter_t *c = to.level[refused];
-		mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
+		mgi_size_format((swap ? swapped : pages) * MGI_PAGE_SIZE, held, sizeof(held));
 		mgi_size_format(mgi_counter_read(c) * MGI_PAGE_SIZE, usage, sizeof(usage));
 		mgi_size_format(mgi_counter_read_max(to.limit[refused]) * MGI_PAGE_SIZE, max, sizeof(max));
-		answer(-ENOMEM, "pid %d holds %s, more than group '%s' can take (usage %s, max %s)",
-		       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
-		goto unmap;
-	}
-	/* Its evicted pages move with it too: the new side's swap. */
-	mgi_counter_path_t to_swap = mgi_segment_swap_path(&to);
-	if (to.grant)
-		to_swap.grant = &segs[0]->ctl.swap_granted;
-	if (to.depth && swapped && !mgi_counter_try_charge(&to_swap, swapped, &refused)) {
-		if (refused >= to_swap.depth)
-			refused = 0;
-		const mgi_counter_t *c = to_swap.level[refused];
-		mgi_counter_uncharge(&to, pages);
-		mgi_size_format(swapped * MGI_PAGE_SIZE, held, sizeof(held));
-		mgi_size_format(mgi_counter_read(c) * MGI_PAGE_SIZE, usage, sizeof(usage));
-		mgi_size_format(mgi_counter_read_max(to_swap.limit[refused]) * MGI_PAGE_SIZE, max, sizeof(max));
-		answer(-ENOMEM, "pid %d has %s evicted, more swap than group '%s' can take "
-				"(swap %s, max %s)",
-		       (int)mgi_agent.pid, held, segs[refused]->ctl.group, usage, max);
+		if (swap)
+			answer(-ENOMEM, "pid %d has %s evicted, more swap than group '%s' can take "
+					"(swap %s, max %s)",
+			       (int)mgi_join.pid, held, segs[refused]->ctl.group, usage, max);
+		else
+			answer(-ENOMEM, "pid %d holds %s, more than group '%s' can take (usage %s, max %s)",
+			       (int)mgi_join.pid, held, segs[refused]->ctl.group, usage, max);
 		goto unmap;
 	}
 	mgi_proc_slot_t *me = &segs[0]->acct.procs[w->slot];
-	atomic_store(&me->charged, pages);
-	atomic_store(&me->swapped, swapped);
-	atomic_store(&me->pgfault, atomic_load(&mgi_agent.me->pgfault));
-	atomic_store(&me->tracked_bytes, atomic_load(&mgi_agent.me->tracked_bytes));
-	atomic_store(&me->untracked_bytes, atomic_load(&mgi_agent.me->untracked_bytes));
-	/* Empties the old slot, uncharging (memory and swap) below the shared
-	 * levels; the manager frees it once told the move is done. */
-	mgi_segment_uncharge_slot(mgi_agent.seg, mgi_agent.slot, &from);
-	/* The move is a change of usage on both sides (memcg's task move). */
-	unsigned crossed = 0;
-	for (unsigned i = 0; i < from.depth; i++)
-		crossed += mgi_segment_check_thresholds(mgi_agent.anc[i]);
+	atomic_store(&me->pgfault, atomic_load(&mgi_join.me->pgfault));
+	atomic_store(&me->tracked_bytes, atomic_load(&mgi_join.me->tracked_bytes));
+	atomic_store(&me->untracked_bytes, atomic_load(&mgi_join.me->untracked_bytes));
+	unsigned crossed = mgi_account_move_release(me);
 
-	memcpy(mgi_agent.anc, segs, nfds * sizeof(segs[0]));
-	for (unsigned i = 0; i < 2 * mgi_agent.nsegs; i++)
-		if (mgi_agent.segfd[i] >= 0)
-			close(mgi_agent.segfd[i]);
+	memcpy(mgi_join.anc, segs, nfds * sizeof(segs[0]));
+	for (unsigned i = 0; i < 2 * mgi_join.nsegs; i++)
+		if (mgi_join.segfd[i] >= 0)
+			close(mgi_join.segfd[i]);
 	for (unsigned i = 0; i < 2 * nfds; i++) {
-		mgi_agent.segfd[i] = fds[i];
+		mgi_join.segfd[i] = fds[i];
 		fds[i] = -1;
 	}
-	mgi_agent.nsegs = nfds;
-	mgi_agent.seg = segs[0];
-	mgi_agent.slot = w->slot;
-	mgi_agent.me = me;
-	mgi_account_use_segments();
-	memcpy(mgi_agent.group, w->group, sizeof(mgi_agent.group));
+	mgi_join.nsegs = nfds;
+	mgi_join.seg = segs[0];
+	mgi_join.slot = w->slot;
+	mgi_join.me = me;
+	memcpy(mgi_join.group, w->group, sizeof(mgi_join.group));
+	mgi_account_moved(crossed);
 	mgi_evict_publish();
-	for (unsigned i = 0; i < mgi_agent.path.depth; i++)
-		crossed += mgi_segment_check_thresholds(segs[i]);
-	mgi_account_wake(crossed);
 	mgi_size_format(pages * MGI_PAGE_SIZE, held, sizeof(held));
-	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_agent.pid, w->group, held);
+	answer(0, "pid %d moved to group '%s' with %s", (int)mgi_join.pid, w->group, held);
 	return;
 unmap:
 	for (unsigned i = 0; i < mapped; i++)
@@ -143,7 +118,7 @@ bool mgi_agent_on_manager_message(void)
 	int fds[MGI_AGENT_FDS_MAX];
 	unsigned nfds = 0;
 	mgi_msg_t msg;
-	ssize_t n = recvmsg(mgi_agent.conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	ssize_t n = recvmsg(mgi_join.conn, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		return false; /* the manager is gone; the process goes on as it is */
@@ -187,7 +162,7 @@ bool mgi_agent_on_manager_message(void)
 			r.evict.freed += mgi_est_give(asked - r.evict.freed);
 		if (r.evict.freed < asked && mgi_evict_allowed(0))
 			r.evict.freed += mgi_evict(asked - r.evict.freed);
-		send(mgi_agent.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		send(mgi_join.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		break;
 	}
 	case MGI_MSG_GRANTED:

@@ -42,7 +42,7 @@ static void format_pages(uint64_t pages, char *buf)
 static bool ask_manager(unsigned level)
 {
 	static uint64_t asked_ns, episode_ns, paused_ns;
-	mgi_segment_t *anc = mgi_agent.anc[level];
+	mgi_segment_t *anc = mgi_join.anc[level];
 	uint64_t now = mgi_now_ns();
 	mgi_msg_t m;
 
@@ -51,7 +51,7 @@ static bool ask_manager(unsigned level)
 	/* A group paused at OOM (--oom-kill-disable) waits as long as its
 	 * manager keeps it so; the give-up counts from the pause's end or
 	 * the manager's loss (the flag is the manager's: read-only here). */
-	if (atomic_load_explicit(&anc->ctl.under_oom, memory_order_relaxed) && !mgi_agent.manager_gone)
+	if (atomic_load_explicit(&anc->ctl.under_oom, memory_order_relaxed) && !mgi_join.manager_gone)
 		paused_ns = now;
 	if (now - (paused_ns > episode_ns ? paused_ns : episode_ns) > OOM_GIVEUP_NS)
 		return false;
@@ -67,12 +67,12 @@ static bool ask_manager(unsigned level)
 				      : "the manager chooses a victim among its processes");
 	}
 	asked_ns = now;
-	if (mgi_agent.manager_gone)
+	if (mgi_join.manager_gone)
 		return true; /* waits for a manager to rejoin, up to OOM_GIVEUP_NS */
 	mgi_msg_init(&m, MGI_MSG_OOM_REQ);
-	m.oom_req.pid = mgi_agent.pid;
+	m.oom_req.pid = mgi_join.pid;
 	m.oom_req.level = level;
-	send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	send(mgi_join.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	return true;
 }
 
@@ -105,15 +105,15 @@ void mgi_oom_wait(unsigned level)
 	/* The manager decides every OOM kill, with the pidfds of the
 	 * processes it saw join (an agent may lack the rights to kill another
 	 * user's process in its group, and must not kill on a slot's word). */
-	if (level >= mgi_agent.nsegs || ask_manager(level))
+	if (level >= mgi_join.nsegs || ask_manager(level))
 		return;
 	char usage[16], max[16];
-	mgi_segment_t *anc = mgi_agent.anc[level];
+	mgi_segment_t *anc = mgi_join.anc[level];
 	format_pages(mgi_counter_read(&anc->acct.memory), usage);
 	format_pages(mgi_counter_read_max(&anc->ctl.memory), max);
 	mgi_agent_log("group '%s' is out of memory (usage %s, max %s) and no manager resolved it "
 		      "in %llu s: pid %d, whose charge it refuses, ends itself",
 		      anc->ctl.group, usage, max, (unsigned long long)(OOM_GIVEUP_NS / 1000000000ULL),
-		      (int)mgi_agent.pid);
-	kill(mgi_agent.pid, SIGKILL);
+		      (int)mgi_join.pid);
+	kill(mgi_join.pid, SIGKILL);
 }

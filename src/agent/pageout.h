@@ -8,6 +8,31 @@
  * points of these modules are in agent.h; these are the calls they make
  * into each other. */
 
+/*
+ * The state they share, owned by evict.c (set up by mgi_evict_init, reset
+ * in a forked child by mgi_evict_child_reset): a plain struct, read on the
+ * fault path (restore) as a global's fields are.
+ */
+struct mgi_pageout {
+	bool can_evict;          /* set up, and fork-safe */
+	bool evicting;           /* inside mgi_evict: faults do not reclaim */
+	const char *no_evict_why;
+	uintptr_t stage_base;    /* MGI_STAGE_SLOTS pages, registered (WP) on uffd */
+	uintptr_t beacon;        /* one page registered on uffd (a child's signal) */
+	void *store_mem;
+	size_t store_bytes;
+	mgi_store_t *store;
+	mgi_staging_t staging;
+	uint32_t evict_clock;    /* pages compressed so far: refault distances */
+	void *restore_buf;       /* MGI_RESTORE_MAX pages */
+};
+extern struct mgi_pageout mgi_pageout;
+
+/* evict.c: a forked child, once its parent's store is kept or not: all of
+ * the above forgotten (the parent's), but the eviction clock when the
+ * store is kept (its stamps are on that clock). */
+void mgi_evict_child_reset(bool store_kept);
+
 /* The store's and the staging table's key of a page: its page number. */
 static inline uint64_t key_of(uintptr_t addr)
 {
@@ -17,16 +42,16 @@ static inline uint64_t key_of(uintptr_t addr)
 /* Where staging slot `slot` lies. */
 static inline void *slot_addr(uint32_t slot)
 {
-	return (void *)(mgi_agent.stage_base + (uintptr_t)slot * MGI_PAGE_SIZE);
+	return (void *)(mgi_pageout.stage_base + (uintptr_t)slot * MGI_PAGE_SIZE);
 }
 
-/* evict.c: the agent's own reservations (never registered, dropped in a
- * forked child) and a reservation of fresh pages for them. */
-int mgi_own_range(uintptr_t start, size_t len);
+/* evict.c: a reservation of fresh pages for the agent's own ranges
+ * (mgi_own_range, exclude.c). */
 void *mgi_reserve(size_t len);
 
 /* releaser.c: the queue of requests to the releaser thread. */
-int mgi_releaser_start(void);
+/* Starts its thread on stack (MGI_RELEASER_STACK, in the arena). */
+int mgi_releaser_start(void *stack);
 /* Sends the queued requests, as many as the pipe takes; lazily: once they
  * are worth a round trip. */
 void mgi_releaser_flush(void);

@@ -48,6 +48,11 @@ typedef struct helper_req {
  * many uncharged frames are still resident (512 KiB). */
 #define RELEASE_BATCH 128
 
+/* Requests to the releaser and its answers: the handler's ends
+ * (release_wr, done_rd) and the thread's (release_rd, done_wr). */
+static int release_rd = -1, release_wr = -1, done_rd = -1, done_wr = -1;
+static pthread_t releaser;
+
 static helper_req_t queue[RELEASE_QUEUE];
 static unsigned nqueue, unshares_pending;
 /* The ranges being unshared: the clock leaves them alone until answered,
@@ -76,7 +81,7 @@ static void *helper_main(void *arg)
 
 	(void)arg;
 	for (;;) {
-		n = read(mgi_agent.release_rd, reqs, sizeof(reqs));
+		n = read(release_rd, reqs, sizeof(reqs));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -90,7 +95,7 @@ static void *helper_main(void *arg)
 			} else
 				mgi_raw_madvise((void *)(uintptr_t)reqs[i].at, (size_t)reqs[i].n * PAGE,
 						MADV_POPULATE_WRITE);
-			while (write(mgi_agent.done_wr, &reqs[i], sizeof(reqs[i])) < 0 &&
+			while (write(done_wr, &reqs[i], sizeof(reqs[i])) < 0 &&
 			       errno == EINTR)
 				;
 		}
@@ -103,7 +108,7 @@ void mgi_releaser_flush(void)
 	unsigned sent = 0;
 
 	while (sent < nqueue) {
-		ssize_t n = write(mgi_agent.release_wr, &queue[sent], sizeof(queue[0]));
+		ssize_t n = write(release_wr, &queue[sent], sizeof(queue[0]));
 		if (n != sizeof(queue[0]))
 			break;
 		sent++;
@@ -201,12 +206,12 @@ void mgi_releaser_answers(void)
 	helper_req_t done[64];
 	ssize_t n;
 
-	while ((n = read(mgi_agent.done_rd, done, sizeof(done))) > 0)
+	while ((n = read(done_rd, done, sizeof(done))) > 0)
 		for (size_t i = 0; i < (size_t)n / sizeof(done[0]); i++) {
 			if ((done[i].kind & 0xff) == RELEASE) {
 				mgi_trace(MGI_TR_RELEASED, 0, done[i].at, done[i].n,
 					  (int32_t)(done[i].kind >> 8));
-				mgi_staging_freed(&mgi_agent.staging, (uint32_t)done[i].at, done[i].n);
+				mgi_staging_freed(&mgi_pageout.staging, (uint32_t)done[i].at, done[i].n);
 				continue;
 			}
 			for (unsigned k = 0; k < UNSHARES_MAX; k++)
@@ -223,8 +228,8 @@ void mgi_releaser_answers(void)
  * (its madvise may wait on us reading one). */
 void mgi_releaser_wait(int ms)
 {
-	struct pollfd p[2] = {{.fd = mgi_agent.uffd, .events = POLLIN},
-			      {.fd = mgi_agent.done_rd, .events = POLLIN}};
+	struct pollfd p[2] = {{.fd = mgi_handler.uffd, .events = POLLIN},
+			      {.fd = done_rd, .events = POLLIN}};
 
 	mgi_releaser_flush();
 	mgi_handler_follow_events();
@@ -233,7 +238,7 @@ void mgi_releaser_wait(int ms)
 	mgi_releaser_answers();
 }
 
-int mgi_releaser_start(void)
+int mgi_releaser_start(void *stack)
 {
 	int req[2], done[2];
 
@@ -244,23 +249,23 @@ int mgi_releaser_start(void)
 		close(req[1]);
 		return -errno;
 	}
-	mgi_agent.release_rd = req[0];
-	mgi_agent.release_wr = req[1];
-	mgi_agent.done_rd = done[0];
-	mgi_agent.done_wr = done[1];
+	release_rd = req[0];
+	release_wr = req[1];
+	done_rd = done[0];
+	done_wr = done[1];
 	/* The handler's end must not block: a full pipe keeps runs queued. */
-	fcntl(mgi_agent.release_wr, F_SETFL, O_NONBLOCK);
-	fcntl(mgi_agent.done_wr, F_SETFL, 0);
+	fcntl(release_wr, F_SETFL, O_NONBLOCK);
+	fcntl(done_wr, F_SETFL, 0);
 	/* Running our code before the handler starts (mgi_start_thread). */
-	return mgi_start_thread(&mgi_agent.releaser, mgi_agent.release_stack, MGI_RELEASER_STACK,
+	return mgi_start_thread(&releaser, stack, MGI_RELEASER_STACK,
 				helper_main, NULL);
 }
 
 /* A forked child: the parent's queue and pipes are not ours. */
 void mgi_releaser_child_reset(void)
 {
-	int *fds[] = {&mgi_agent.release_rd, &mgi_agent.release_wr, &mgi_agent.done_rd,
-		      &mgi_agent.done_wr};
+	int *fds[] = {&release_rd, &release_wr, &done_rd,
+		      &done_wr};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -274,6 +279,11 @@ void mgi_releaser_child_reset(void)
 unsigned mgi_releaser_unshares_pending(void)
 {
 	return unshares_pending;
+}
+
+int mgi_releaser_done_fd(void)
+{
+	return done_rd;
 }
 
 bool mgi_releaser_unsharing_range(uintptr_t addr, size_t n)

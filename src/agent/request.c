@@ -1,5 +1,6 @@
 /* request.c - application threads' requests to the fault handler: sent through a pipe, answered through a futex. */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -38,13 +39,37 @@ static int32_t *results;
 static mgi_learn_req_t *outbox;
 static _Atomic uint8_t *outbox_busy;
 static _Atomic unsigned outbox_next;
+/* The pipe of mgi_learn_req_t: application threads write, the handler
+ * reads (non-blocking both). */
+static int learn_rd = -1, learn_wr = -1;
+
+int mgi_request_fd(void)
+{
+	return learn_rd;
+}
+
+void mgi_request_child_reset(void)
+{
+	/* (the parent's pipe: the child's start makes its own) */
+	if (learn_rd >= 0)
+		close(learn_rd);
+	if (learn_wr >= 0)
+		close(learn_wr);
+	learn_rd = learn_wr = -1;
+}
 
 int mgi_request_init(void)
 {
-	waiters = mgi_arena_alloc(&mgi_agent.arena, REQ_WAITERS * sizeof(*waiters));
-	results = mgi_arena_alloc(&mgi_agent.arena, REQ_WAITERS * sizeof(*results));
-	outbox = mgi_arena_alloc(&mgi_agent.arena, OUTBOX_SLOTS * sizeof(*outbox));
-	outbox_busy = mgi_arena_alloc(&mgi_agent.arena, OUTBOX_SLOTS);
+	int pipefd[2];
+
+	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
+		return -errno;
+	learn_rd = pipefd[0];
+	learn_wr = pipefd[1];
+	waiters = mgi_arena_alloc(&mgi_arena, REQ_WAITERS * sizeof(*waiters));
+	results = mgi_arena_alloc(&mgi_arena, REQ_WAITERS * sizeof(*results));
+	outbox = mgi_arena_alloc(&mgi_arena, OUTBOX_SLOTS * sizeof(*outbox));
+	outbox_busy = mgi_arena_alloc(&mgi_arena, OUTBOX_SLOTS);
 	return waiters && results && outbox && outbox_busy ? 0 : -ENOMEM;
 }
 
@@ -59,7 +84,7 @@ bool mgi_request_send(const mgi_learn_req_t *req)
 			continue;
 		outbox[k] = *req;
 		/* 40 bytes, under PIPE_BUF: the write is atomic among threads */
-		bool sent = write(mgi_agent.learn_wr, &outbox[k], sizeof(*req)) == (ssize_t)sizeof(*req);
+		bool sent = write(learn_wr, &outbox[k], sizeof(*req)) == (ssize_t)sizeof(*req);
 		atomic_store(&outbox_busy[k], 0);
 		return sent;
 	}
@@ -94,7 +119,7 @@ int mgi_request_call(mgi_learn_req_t *req)
 	int32_t w = -1;
 	int rc;
 
-	if (gettid() == atomic_load(&mgi_agent.handler_tid))
+	if (gettid() == mgi_handler_tid())
 		return -EDEADLK; /* (a library the handler calls: never wait on ourselves) */
 	for (int i = 0; i < REQ_WAITERS && w < 0; i++) {
 		uint32_t free_word = W_FREE;

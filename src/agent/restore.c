@@ -33,8 +33,8 @@ static bool warned_conflict;
 /* Whether the out page at addr is in the store (not staged). */
 static bool stored(uintptr_t addr)
 {
-	return mgi_staging_find(&mgi_agent.staging, key_of(addr)) < 0 &&
-	       mgi_store_contains(mgi_agent.store, key_of(addr));
+	return mgi_staging_find(&mgi_pageout.staging, key_of(addr)) < 0 &&
+	       mgi_store_contains(mgi_pageout.store, key_of(addr));
 }
 
 void mgi_restore_conflict(uintptr_t page)
@@ -53,7 +53,7 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 {
 	size_t moved = 0, copied;
 	bool frame_left = false;
-	int rc = mgi_uffd_move(mgi_agent.uffd, page, (uintptr_t)slot_addr((uint32_t)slot), PAGE,
+	int rc = mgi_uffd_move(mgi_handler.uffd, page, (uintptr_t)slot_addr((uint32_t)slot), PAGE,
 			       false, &moved);
 
 	mgi_trace(MGI_TR_ACTIVATE, page, (uint64_t)slot, 0, rc);
@@ -63,12 +63,12 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 		/* The staged frame is gone (a page the process had freed with
 		 * MADV_FREE, which the kernel then reclaimed): it reads as zeros,
 		 * as it would have in place. */
-		rc = mgi_uffd_copy(mgi_agent.uffd, page, mgi_agent.zeros, PAGE, &copied);
+		rc = mgi_uffd_copy(mgi_handler.uffd, page, mgi_handler.zeros, PAGE, &copied);
 	} else if (rc != 0 && rc != -EEXIST) {
 		/* EBUSY: the frame is shared with a forked child's copy of the
 		 * staging area (until the child drops it). Copy it in instead;
 		 * the frame stays with the slot, to be dropped. */
-		rc = mgi_uffd_copy(mgi_agent.uffd, page, slot_addr((uint32_t)slot), PAGE, &copied);
+		rc = mgi_uffd_copy(mgi_handler.uffd, page, slot_addr((uint32_t)slot), PAGE, &copied);
 		frame_left = true;
 	}
 	if (rc == -EAGAIN)
@@ -78,18 +78,18 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 		frame_left = true;
 	} else if (rc != 0) {
 		/* the range went away: its event drops the slot */
-		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+		mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 		return MGI_DONE;
 	}
 	if (frame_left) {
-		mgi_staging_retire(&mgi_agent.staging, (uint32_t)slot);
+		mgi_staging_retire(&mgi_pageout.staging, (uint32_t)slot);
 		mgi_releaser_release((uint32_t)slot);
 		mgi_releaser_flush();
 	} else {
-		mgi_staging_release(&mgi_agent.staging, (uint32_t)slot);
+		mgi_staging_release(&mgi_pageout.staging, (uint32_t)slot);
 	}
-	mgi_registry_restore(&mgi_agent.reg, r, page, 1, true);
-	atomic_fetch_add_explicit(&mgi_agent.seg->acct.pgactivate, 1, memory_order_relaxed);
+	mgi_registry_restore(&mgi_reg, r, page, 1, true);
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.pgactivate, 1, memory_order_relaxed);
 	mgi_evict_publish();
 	return MGI_DONE;
 }
@@ -102,8 +102,8 @@ static enum mgi_resolved activate(mgi_vregion_t *r, uintptr_t page, int32_t slot
 static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequential,
 				 size_t *restored, unsigned *level)
 {
-	mgi_store_t *store = mgi_agent.store;
-	char *buf = mgi_agent.restore_buf;
+	mgi_store_t *store = mgi_pageout.store;
+	char *buf = mgi_pageout.restore_buf;
 	uint32_t stamps[MGI_RESTORE_MAX];
 	size_t n = 1, copied = 0, k;
 	int32_t slot;
@@ -112,7 +112,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 	*restored = 0;
 	if (!store)
 		return MGI_ABSENT;
-	slot = mgi_staging_find(&mgi_agent.staging, key_of(page));
+	slot = mgi_staging_find(&mgi_pageout.staging, key_of(page));
 	if (slot >= 0) {
 		*restored = 1;
 		return activate(r, page, slot);
@@ -120,7 +120,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 	if (!mgi_store_contains(store, key_of(page))) {
 		/* held nowhere (cannot happen): a new page, not a wrong one */
 		mgi_restore_conflict(page);
-		mgi_registry_each_out(&mgi_agent.reg, page, page + PAGE, true, NULL, NULL);
+		mgi_registry_each_out(&mgi_reg, page, page + PAGE, true, NULL, NULL);
 		return MGI_ABSENT;
 	}
 	/* The fault latency on evicted pages: from here (held in the store)
@@ -146,14 +146,14 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 			break;
 		}
 	}
-	rc = mgi_uffd_copy(mgi_agent.uffd, page, buf, n * PAGE, &copied);
+	rc = mgi_uffd_copy(mgi_handler.uffd, page, buf, n * PAGE, &copied);
 	if (rc == -ENOENT && copied == 0 && n > 1) {
 		/* The readahead crossed a VMA's edge (a region may span two
 		 * VMAs; one ioctl cannot): the page alone. Woken to fault
 		 * again instead, the thread would meet the same window. */
 		mgi_uncharge(n - 1);
 		n = 1;
-		rc = mgi_uffd_copy(mgi_agent.uffd, page, buf, PAGE, &copied);
+		rc = mgi_uffd_copy(mgi_handler.uffd, page, buf, PAGE, &copied);
 	}
 	k = copied / PAGE;
 	mgi_trace(MGI_TR_RESTORE, page, k, (uint32_t)n, rc);
@@ -162,10 +162,10 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 		mgi_restore_conflict(page);
 		mgi_store_drop(store, key_of(page));
 		mgi_swap_uncharge(1);
-		mgi_registry_restore(&mgi_agent.reg, r, page, 1, false);
+		mgi_registry_restore(&mgi_reg, r, page, 1, false);
 		k = 0;
 		mgi_uncharge(n - 1);
-		mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+		mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 		*restored = 1;
 		return MGI_DONE;
 	}
@@ -174,13 +174,13 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 		/* The refault distance: pages compressed since this one was. If
 		 * that is within what is resident, a little more memory would
 		 * have kept it: it is part of the working set. */
-		bool hot = (uint32_t)(mgi_agent.evict_clock - stamps[i]) <= mgi_agent.reg.present;
+		bool hot = (uint32_t)(mgi_pageout.evict_clock - stamps[i]) <= mgi_reg.present;
 		mgi_store_drop(store, key_of(page + i * PAGE));
-		mgi_registry_restore(&mgi_agent.reg, r, page + i * PAGE, 1, hot);
+		mgi_registry_restore(&mgi_reg, r, page + i * PAGE, 1, hot);
 		ws += hot;
 	}
 	if (k) {
-		mgi_segment_t *seg = mgi_agent.seg;
+		mgi_segment_t *seg = mgi_join.seg;
 		mgi_swap_uncharge(k);
 		atomic_fetch_add_explicit(&seg->acct.pswpin, k, memory_order_relaxed);
 		atomic_fetch_add_explicit(&seg->acct.refault, k, memory_order_relaxed);
@@ -198,7 +198,7 @@ static enum mgi_resolved restore(mgi_vregion_t *r, uintptr_t page, bool sequenti
 		return MGI_RETRY;
 	/* The range went away (ENOENT, EFAULT): its UNMAP event drops what we
 	 * hold; let the thread fault again and meet whatever is there. */
-	mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+	mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 	return MGI_DONE;
 }
 
@@ -222,14 +222,14 @@ struct dropped {
 static void drop_one(void *ctx, uintptr_t addr)
 {
 	struct dropped *d = ctx;
-	int32_t slot = mgi_staging_find(&mgi_agent.staging, key_of(addr));
+	int32_t slot = mgi_staging_find(&mgi_pageout.staging, key_of(addr));
 
 	if (slot >= 0) {
 		mgi_trace(MGI_TR_DROP_STAGED, addr, (uint64_t)slot, 0, 0);
-		mgi_staging_retire(&mgi_agent.staging, (uint32_t)slot);
+		mgi_staging_retire(&mgi_pageout.staging, (uint32_t)slot);
 		mgi_releaser_release((uint32_t)slot);
 		d->memory++;
-	} else if (mgi_agent.store && mgi_store_drop(mgi_agent.store, key_of(addr))) {
+	} else if (mgi_pageout.store && mgi_store_drop(mgi_pageout.store, key_of(addr))) {
 		mgi_trace(MGI_TR_DROP_STORED, addr, 0, 0, 0);
 		d->swap++;
 	}
@@ -239,10 +239,10 @@ void mgi_restore_drop(uintptr_t start, uintptr_t end)
 {
 	struct dropped d = {0, 0};
 
-	if (!mgi_agent.reg.nout)
+	if (!mgi_reg.nout)
 		return;
 	mgi_fork_change_begin();
-	mgi_registry_each_out(&mgi_agent.reg, start, end, true, drop_one, &d);
+	mgi_registry_each_out(&mgi_reg, start, end, true, drop_one, &d);
 	mgi_fork_change_end();
 	if (d.memory)
 		mgi_uncharge(d.memory);
@@ -260,19 +260,19 @@ static void rekey_one(void *ctx, uintptr_t addr)
 	const struct remap *m = ctx;
 	uint64_t from = key_of(addr - m->to + m->from), to = key_of(addr);
 
-	if (mgi_staging_rekey(&mgi_agent.staging, from, to) == 0)
+	if (mgi_staging_rekey(&mgi_pageout.staging, from, to) == 0)
 		return;
-	if (mgi_agent.store)
-		mgi_store_rekey(mgi_agent.store, from, to);
+	if (mgi_pageout.store)
+		mgi_store_rekey(mgi_pageout.store, from, to);
 }
 
 void mgi_restore_moved(uintptr_t from, uintptr_t to, size_t len)
 {
 	struct remap m = {from, to};
 
-	if (!mgi_agent.reg.nout)
+	if (!mgi_reg.nout)
 		return;
 	mgi_fork_change_begin();
-	mgi_registry_each_out(&mgi_agent.reg, to, to + len, false, rekey_one, &m);
+	mgi_registry_each_out(&mgi_reg, to, to + len, false, rekey_one, &m);
 	mgi_fork_change_end();
 }

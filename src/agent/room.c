@@ -28,20 +28,27 @@
 #define RECLAIM_ASK_NS (20ULL * 1000 * 1000) /* between RECLAIM_REQs */
 #define LOCAL_AFTER_NS (10ULL * 1000 * 1000) /* waited this long: evict our own */
 
+static uint64_t reclaim_asked_ns; /* the last RECLAIM_REQ */
+
+void mgi_room_child_reset(void)
+{
+	reclaim_asked_ns = 0;
+}
+
 /* Whether this process should make the room itself: the refusing group is
  * its own, no cooperating application is to be asked first, no process of
  * the group is colder, and no group below holds memory (only the manager
  * sees those). When the manager is gone, always. */
 bool mgi_room_here(unsigned level)
 {
-	mgi_segment_t *seg = mgi_agent.anc[level];
+	mgi_segment_t *seg = mgi_join.anc[level];
 	uint64_t held = 0;
 
-	if (mgi_agent.manager_gone)
+	if (mgi_join.manager_gone)
 		return true;
 	if (level != 0 || atomic_load_explicit(&seg->ctl.cooperators, memory_order_relaxed))
 		return false;
-	if (mgi_segment_coldest(seg) != mgi_agent.slot)
+	if (mgi_segment_coldest(seg) != mgi_join.slot)
 		return false;
 	for (int i = 0; i < MGI_PROCS_MAX; i++)
 		if (atomic_load_explicit(&seg->ctl.procs[i].pid, memory_order_relaxed) > 0)
@@ -59,26 +66,26 @@ bool mgi_room_ask_manager(unsigned level, uint64_t since)
 	uint64_t now = mgi_now_ns();
 	mgi_msg_t m;
 
-	if (mgi_agent.manager_gone || now - since > RECLAIM_GIVEUP_NS)
+	if (mgi_join.manager_gone || now - since > RECLAIM_GIVEUP_NS)
 		return false;
-	if (mgi_agent.reclaim_asked_ns && now - mgi_agent.reclaim_asked_ns < RECLAIM_ASK_NS)
+	if (reclaim_asked_ns && now - reclaim_asked_ns < RECLAIM_ASK_NS)
 		return true;
-	mgi_agent.reclaim_asked_ns = now;
+	reclaim_asked_ns = now;
 	mgi_msg_init(&m, MGI_MSG_RECLAIM_REQ);
-	m.reclaim_req.pid = mgi_agent.pid;
+	m.reclaim_req.pid = mgi_join.pid;
 	m.reclaim_req.level = level;
 	m.reclaim_req.pages = RECLAIM_BATCH;
-	return send(mgi_agent.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len;
+	return send(mgi_join.conn, &m, m.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)m.hdr.len;
 }
 
 /* Whether the group `level` steps up and its ancestors have swap room: a
  * process below it could evict (which one, only the manager sees). */
 static bool swap_room_above(unsigned level)
 {
-	if (mgi_agent.manager_gone)
+	if (mgi_join.manager_gone)
 		return false;
-	for (unsigned l = level; l < mgi_agent.nsegs; l++)
-		if (mgi_counter_margin(&mgi_agent.anc[l]->acct.swap, &mgi_agent.anc[l]->ctl.swap) == 0)
+	for (unsigned l = level; l < mgi_join.nsegs; l++)
+		if (mgi_counter_margin(&mgi_join.anc[l]->acct.swap, &mgi_join.anc[l]->ctl.swap) == 0)
 			return false;
 	return true;
 }
@@ -111,7 +118,7 @@ bool mgi_room_make(unsigned level, uint64_t *since)
 		return false;
 	if (!*since)
 		*since = now;
-	if (mgi_agent.evicting)
+	if (mgi_evict_running())
 		return false; /* a fault followed from inside eviction: wait for it */
 	/* Volatile pages (vrange.c) are the first rung: dropped at no cost,
 	 * before anyone is asked or anything evicted. */

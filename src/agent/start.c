@@ -20,6 +20,8 @@
 
 #include "account.h"
 #include "agent.h"
+#include "fault.h"
+#include "inject.h"
 #include "options.h"
 #include "victim.h"
 #include "os.h"
@@ -29,35 +31,20 @@
 #include "trace.h"
 #include "start.h"
 
-/* The handler's polling window at most (handler.c, wait_for_work):
- * MEMGRP_POLL_US, 50 us by default, 0 to never poll (options.c). Never on
- * one CPU: polling there only delays whoever else would run. */
+/* What a start sets up and a forked child's start sets up anew. */
+_Atomic bool mgi_agent_active;
+mgi_arena_t mgi_arena;
+int mgi_maps_fd = -1;
 
-static uint64_t poll_window_ns(void)
-{
-	uint64_t us = mgi_env_uint(MGI_ENV_POLL_US);
-	cpu_set_t cpus;
+/* The deferred start ("A start that costs nothing", docs/design.md):
+ * joined, what the process maps charged at its size, no userfaultfd and
+ * no agent thread until it outgrows MEMGRP_START_ALLOWANCE. */
+static bool lazy;
+static uint64_t lazy_pages;     /* charged at size */
+static uint64_t lazy_cap_pages; /* MEMGRP_START_ALLOWANCE */
+static mgi_range_t lazy_known[MGI_LAZY_RANGES_MAX]; /* charged, disjoint */
+static unsigned nlazy;
 
-	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) < 2)
-		return 0;
-	return (uint64_t)us * 1000;
-}
-
-static int start_handler(void)
-{
-	int rc;
-
-	if (sem_init(&mgi_agent.ready, 0, 0) != 0)
-		return -errno;
-	rc = mgi_start_thread(&mgi_agent.handler, mgi_agent.stack, MGI_HANDLER_STACK,
-			      mgi_handler_main,
-			      (void *)(uintptr_t)mgi_env_choice(MGI_ENV_HANDLER_SCHED));
-	if (rc != 0)
-		return rc;
-	while (sem_wait(&mgi_agent.ready) != 0 && errno == EINTR)
-		;
-	return mgi_agent.init_error;
-}
 
 /* A forked child's uffd, handed over by its parent's agent (forkchild.c): its
  * address space is registered on it already. */
@@ -104,7 +91,7 @@ static void close_fd(int *fd)
  * Past half, processes start as before, charged for what they hold. */
 static bool lazy_room(uint64_t pages)
 {
-	const mgi_counter_path_t *path = &mgi_agent.path;
+	const mgi_counter_path_t *path = mgi_account_path();
 
 	for (unsigned i = 0; i < path->depth; i++)
 		if (mgi_counter_read(path->level[i]) + pages > mgi_counter_read_max(path->limit[i]) / 2)
@@ -122,30 +109,30 @@ static bool lazy_cover(uintptr_t s, uintptr_t e)
 {
 	uint64_t add = (e - s) / MGI_PAGE_SIZE;
 
-	for (unsigned i = 0; i < mgi_agent.nlazy; i++) {
-		const mgi_range_t *r = &mgi_agent.lazy_known[i];
+	for (unsigned i = 0; i < nlazy; i++) {
+		const mgi_range_t *r = &lazy_known[i];
 		uintptr_t lo = s > r->start ? s : r->start, hi = e < r->end ? e : r->end;
 		if (lo < hi)
 			add -= (hi - lo) / MGI_PAGE_SIZE;
 	}
 	if (!add)
 		return true;
-	if (mgi_agent.lazy_pages + add > mgi_agent.lazy_cap_pages ||
-	    mgi_agent.nlazy >= MGI_LAZY_RANGES_MAX || !lazy_room(add) || !mgi_charge(add, NULL))
+	if (lazy_pages + add > lazy_cap_pages ||
+	    nlazy >= MGI_LAZY_RANGES_MAX || !lazy_room(add) || !mgi_charge(add, NULL))
 		return false;
-	mgi_agent.lazy_pages += add;
+	lazy_pages += add;
 	/* kept disjoint: the ranges [s, e) meets or touches merge into it */
-	for (unsigned i = 0; i < mgi_agent.nlazy;) {
-		mgi_range_t *r = &mgi_agent.lazy_known[i];
+	for (unsigned i = 0; i < nlazy;) {
+		mgi_range_t *r = &lazy_known[i];
 		if (r->start <= e && s <= r->end) {
 			s = s < r->start ? s : r->start;
 			e = e > r->end ? e : r->end;
-			*r = mgi_agent.lazy_known[--mgi_agent.nlazy];
+			*r = lazy_known[--nlazy];
 		} else {
 			i++;
 		}
 	}
-	mgi_agent.lazy_known[mgi_agent.nlazy++] = (mgi_range_t){s, e};
+	lazy_known[nlazy++] = (mgi_range_t){s, e};
 	return true;
 }
 
@@ -163,16 +150,16 @@ static bool start_lazy(void)
 		mgi_agent_log("MEMGRP_START_ALLOWANCE=%s: %s; using 4M", v, err);
 		bytes = LAZY_DEFAULT_BYTES;
 	}
-	mgi_agent.lazy_cap_pages = bytes / MGI_PAGE_SIZE;
-	mgi_agent.lazy_pages = 0;
-	mgi_agent.nlazy = 0;
-	if (!mgi_agent.lazy_cap_pages)
+	lazy_cap_pages = bytes / MGI_PAGE_SIZE;
+	lazy_pages = 0;
+	nlazy = 0;
+	if (!lazy_cap_pages)
 		return false;
 	/* The same regions as the full start's scan (learn.c), without
 	 * the bss of the objects the handler runs: not the application's,
 	 * and not counted by the full start either. */
 	mgi_exclude_objects();
-	while (mgi_vma_query(mgi_agent.mapsfd, addr, &vma) == 0 && vma.end > addr) {
+	while (mgi_vma_query(mgi_maps_fd, addr, &vma) == 0 && vma.end > addr) {
 		addr = vma.end;
 		if (!mgi_vma_is_anon_private(&vma) || !(vma.flags & MGI_VMA_WRITE) ||
 		    vma.end - vma.start > MGI_REGION_MAX_BYTES || mgi_agent_excluded(vma.start, vma.end))
@@ -181,21 +168,26 @@ static bool start_lazy(void)
 		    strcmp(vma.name, "[stack]") != 0)
 			continue;
 		if (!lazy_cover(vma.start, vma.end)) {
-			mgi_uncharge(mgi_agent.lazy_pages);
-			mgi_agent.lazy_pages = 0;
-			mgi_agent.nlazy = 0;
+			mgi_uncharge(lazy_pages);
+			lazy_pages = 0;
+			nlazy = 0;
 			return false;
 		}
 	}
-	mgi_agent.lazy = true;
+	lazy = true;
 	return true;
 }
 
 static void start_full(void);
 
+bool mgi_agent_deferred(void)
+{
+	return lazy;
+}
+
 void mgi_agent_lazy_grow(uintptr_t start, uintptr_t end)
 {
-	if (!mgi_agent.lazy || start >= end || end - start > MGI_REGION_MAX_BYTES ||
+	if (!lazy || start >= end || end - start > MGI_REGION_MAX_BYTES ||
 	    lazy_cover(start, end))
 		return;
 	mgi_agent_start_now();
@@ -203,24 +195,24 @@ void mgi_agent_lazy_grow(uintptr_t start, uintptr_t end)
 
 void mgi_agent_start_now(void)
 {
-	if (!mgi_agent.lazy)
+	if (!lazy)
 		return;
 	/* Given back first, then the scan charges what is present: for
 	 * those few hundred microseconds the process holds pages the group
 	 * does not count, rather than counting them twice (a spurious
 	 * reclaim, or a refusal, at the limit). */
-	mgi_agent.lazy = false;
+	lazy = false;
 	mgi_lazyfork_give_back(-1);
-	mgi_uncharge(mgi_agent.lazy_pages);
-	mgi_agent.lazy_pages = 0;
-	mgi_agent.nlazy = 0;
+	mgi_uncharge(lazy_pages);
+	lazy_pages = 0;
+	nlazy = 0;
 	/* The program may have closed the userfaultfd opened at start (one
 	 * that tampers: tests/test_backstop.sh 'unreg'): then it goes on
 	 * joined but unmanaged, bounded by the backstop, as when it closes
 	 * the userfaultfd of a handler that runs. */
 	char fdpath[32], target[32];
 	ssize_t n;
-	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", mgi_agent.uffd);
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", mgi_handler.uffd);
 	n = readlink(fdpath, target, sizeof(target) - 1);
 	if (n <= 0 || (target[n] = '\0', !strstr(target, "userfaultfd"))) {
 		mgi_agent_log("the userfaultfd opened at start is gone: this process is not managed");
@@ -235,25 +227,25 @@ void mgi_agent_start(void)
 	char why[256];
 	int rc;
 
-	mgi_agent.pid = getpid();
-	mgi_agent.lazy = false;
+	mgi_join.pid = getpid();
+	lazy = false;
 	if (!sock) {
 		mgi_agent_log("MEMGRP_SOCKET is not set: this process is not managed "
 			      "(start it with `memgrp run`)");
 		return;
 	}
-	if (strlen(sock) < sizeof(mgi_agent.sockpath))
-		strcpy(mgi_agent.sockpath, sock);
+	if (strlen(sock) < sizeof(mgi_join.sockpath))
+		strcpy(mgi_join.sockpath, sock);
 	rc = mgi_join_group(sock);
 	if (rc != 0) {
 		mgi_agent_log("cannot join the group's manager at %s (%s): this process is "
 			      "not managed", sock, strerror(-rc));
 		return;
 	}
-	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	mgi_maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	bool handed = handed_uffd >= 0;
 	if (handed) {
-		mgi_agent.uffd = handed_uffd; /* negotiated by our parent: the same features */
+		mgi_handler.uffd = handed_uffd; /* negotiated by our parent: the same features */
 		handed_uffd = -1;
 	} else {
 		/* Opened now even when its use is deferred: the process may
@@ -261,14 +253,14 @@ void mgi_agent_start(void)
 		 * tests/test_security.sh 'mixed', a process that setuid()s to
 		 * a user and then grows was left unmanaged). Two system calls
 		 * as root. */
-		mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, mgi_join_features, why,
+		mgi_handler.uffd = mgi_uffd_open(&mgi_handler.fork_events, mgi_join_features, why,
 					       sizeof(why));
 	}
-	if (mgi_agent.mapsfd < 0 || mgi_agent.uffd < 0) {
+	if (mgi_maps_fd < 0 || mgi_handler.uffd < 0) {
 		mgi_agent_log("%s: this process is not managed",
-			      mgi_agent.uffd < 0 ? why : "cannot open /proc/self/maps");
-		close(mgi_agent.conn);
-		mgi_agent.conn = -1;
+			      mgi_handler.uffd < 0 ? why : "cannot open /proc/self/maps");
+		close(mgi_join.conn);
+		mgi_join.conn = -1;
 		return;
 	}
 	/* A child that kept its parent's store has evicted pages registered
@@ -287,50 +279,38 @@ static void child_start_lazy(void)
 {
 	char why[256];
 
-	close_fd(&mgi_agent.mapsfd);
-	close_fd(&mgi_agent.uffd); /* the parent's */
-	mgi_agent.mapsfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	mgi_agent.uffd = mgi_uffd_open(&mgi_agent.fork_events, mgi_join_features, why, sizeof(why));
-	if (mgi_agent.mapsfd < 0 || mgi_agent.uffd < 0) {
+	close_fd(&mgi_maps_fd);
+	close_fd(&mgi_handler.uffd); /* the parent's */
+	mgi_maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	mgi_handler.uffd = mgi_uffd_open(&mgi_handler.fork_events, mgi_join_features, why, sizeof(why));
+	if (mgi_maps_fd < 0 || mgi_handler.uffd < 0) {
 		mgi_agent_log("%s: this process is not managed",
-			      mgi_agent.uffd < 0 ? why : "cannot open /proc/self/maps");
-		close_fd(&mgi_agent.conn); /* the manager releases the slot */
+			      mgi_handler.uffd < 0 ? why : "cannot open /proc/self/maps");
+		close_fd(&mgi_join.conn); /* the manager releases the slot */
 		return;
 	}
-	if (lazy_room(mgi_agent.lazy_pages) && mgi_charge(mgi_agent.lazy_pages, NULL)) {
-		mgi_agent.lazy = true;
+	if (lazy_room(lazy_pages) && mgi_charge(lazy_pages, NULL)) {
+		lazy = true;
 		return;
 	}
-	mgi_agent.lazy_pages = 0;
-	mgi_agent.nlazy = 0;
+	lazy_pages = 0;
+	nlazy = 0;
 	start_full();
 }
 
 /* The rest of the start: arena, threads, the scan. */
 static void start_full(void)
 {
-	int pipefd[2], rc;
-	if (mgi_arena_init(&mgi_agent.arena, MGI_ARENA_BYTES) != 0)
+	int rc;
+	if (mgi_arena_init(&mgi_arena, MGI_ARENA_BYTES) != 0)
 		goto nomem;
-	mgi_registry_init(&mgi_agent.reg,
+	mgi_registry_init(&mgi_reg,
 			  (mgi_allocator_t){(void *(*)(void *, size_t))mgi_arena_alloc,
 					    (void (*)(void *, void *, size_t))mgi_arena_free,
-					    &mgi_agent.arena});
-	mgi_agent.zeros = mgi_arena_alloc(&mgi_agent.arena, MGI_FAULT_AROUND_MAX * MGI_PAGE_SIZE);
-	mgi_agent.stack = mgi_arena_alloc(&mgi_agent.arena, MGI_HANDLER_STACK);
-	mgi_agent.watch_stack = mgi_arena_alloc(&mgi_agent.arena, MGI_WATCHDOG_STACK);
-	void *watch_buf = mgi_arena_alloc(&mgi_agent.arena, 4096);
-	if (!mgi_agent.zeros || !mgi_agent.stack || !mgi_agent.watch_stack || !watch_buf)
+					    &mgi_arena});
+	if (mgi_handler_init(&mgi_arena) != 0 || mgi_watchdog_init(&mgi_arena) != 0)
 		goto nomem;
-	unsigned inject = mgi_env_choice(MGI_ENV_INJECT);
-	mgi_agent.drop_one_fault = inject == 1;  /* drop-fault */
-	mgi_agent.stall_handler_once = inject == 3; /* stall-handler */
-	mgi_agent.misreport_moves = inject == 2; /* move-misreport */
-	mgi_agent.poll_max_ns = poll_window_ns();
-	if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
-		goto nomem;
-	mgi_agent.learn_rd = pipefd[0];
-	mgi_agent.learn_wr = pipefd[1];
+	mgi_inject_init();
 	mgi_exclude_objects();
 	mgi_exclude_handler_data();
 	if (mgi_request_init() != 0 || mgi_handover_init() != 0 || mgi_est_init() != 0)
@@ -344,25 +324,23 @@ static void start_full(void)
 	 * otherwise fault on managed memory at the limit, and in a forked
 	 * child we wait for it (measured under ASan: children stuck there,
 	 * the group killed at its limit). It idles until `active`. */
-	if (mgi_start_thread(&mgi_agent.watchdog, mgi_agent.watch_stack, MGI_WATCHDOG_STACK,
-			     mgi_watchdog_main, watch_buf) != 0)
-		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
+	mgi_watchdog_start();
 	mgi_thp_init(); /* its worker, like the watchdog, before the scan */
-	rc = start_handler();
+	rc = mgi_handler_start();
 	if (rc != 0) {
 		mgi_agent_log("cannot start the fault handler: %s", strerror(-rc));
 		goto fail;
 	}
 	mgi_creds_init();
-	atomic_store_explicit(&mgi_agent.active, true, memory_order_release);
+	atomic_store_explicit(&mgi_agent_active, true, memory_order_release);
 	return;
 nomem:
 	mgi_agent_log("out of memory while starting: this process is not managed");
 fail:
 	/* Closing the connection tells the manager to release our slot. */
-	if (mgi_agent.conn >= 0)
-		close(mgi_agent.conn);
-	mgi_agent.conn = -1;
+	if (mgi_join.conn >= 0)
+		close(mgi_join.conn);
+	mgi_join.conn = -1;
 }
 
 
@@ -370,26 +348,26 @@ fail:
  * copy (and may have been mid-update), so start over from scratch. */
 void mgi_agent_child_after_fork(void)
 {
-	if (mgi_agent.lazy) {
+	if (lazy) {
 		/* The parent was in its deferred start: nothing of the agent
 		 * runs, so nothing is stale but the connection and slot, which
 		 * are the parent's: the child joins on its own (and starts
 		 * deferred again if it fits). Decided on the parent's state:
 		 * the agent_start below may make this child deferred too. */
-		mgi_agent.lazy = false;
+		lazy = false;
 		if (mgi_lazyfork_child() == 0) {
 			child_start_lazy();
 			return;
 		}
-		close_fd(&mgi_agent.conn);
-		close_fd(&mgi_agent.mapsfd);
-		close_fd(&mgi_agent.uffd); /* the parent's: ours is opened anew */
+		mgi_join_child_reset();
+		close_fd(&mgi_maps_fd);
+		close_fd(&mgi_handler.uffd); /* the parent's: ours is opened anew */
 		mgi_agent_start();
 		return;
 	}
-	if (!atomic_load(&mgi_agent.active))
+	if (!atomic_load(&mgi_agent_active))
 		return;
-	atomic_store(&mgi_agent.active, false);
+	atomic_store(&mgi_agent_active, false);
 	/* A sibling's userfaultfd our parent's handler held as we forked is
 	 * not ours to keep (fork.c). */
 	mgi_fork_close_inflight();
@@ -398,21 +376,19 @@ void mgi_agent_child_after_fork(void)
 	 * also resets the eviction clock unless the store is kept: its
 	 * stamps are on the parent's clock). */
 	handed_uffd = mgi_fork_child_start();
-	close_fd(&mgi_agent.uffd);
-	close_fd(&mgi_agent.conn);
-	close_fd(&mgi_agent.learn_rd);
-	close_fd(&mgi_agent.learn_wr);
-	close_fd(&mgi_agent.mapsfd);
+	close_fd(&mgi_handler.uffd);
+	mgi_join_child_reset();
+	mgi_request_child_reset();
+	close_fd(&mgi_maps_fd);
 	/* The parent's arena (registry, handler stack) is of no use here;
 	 * nothing in it is registered in the child. */
 	mgi_vrange_child_save();
-	mgi_arena_destroy(&mgi_agent.arena);
-	memset(&mgi_agent.reg, 0, sizeof(mgi_agent.reg));
-	mgi_agent.untracked_bytes = 0;
-	mgi_agent.init_error = 0;
-	mgi_agent.parked = 0;
-	mgi_agent.manager_gone = false;
-	mgi_agent.reclaim_asked_ns = 0;
+	mgi_arena_destroy(&mgi_arena);
+	mgi_learn_child_reset();
+	mgi_handler_child_reset();
+	mgi_fault_forget_parked();
+	mgi_room_child_reset();
+	mgi_account_child_reset();
 	atomic_store(&mgi_agent_threads, 0); /* the parent's: not here */
 	mgi_agent_start();
 }

@@ -80,7 +80,7 @@ void mgi_swapfile_init(void)
 	size_t meta_bytes = mgi_store_file_meta_bytes(SWAP_FILE_MAX);
 	void *meta;
 
-	if (!dir || !mgi_agent.store)
+	if (!dir || !mgi_pageout.store)
 		return;
 	swap_after = mgi_env_uint(MGI_ENV_SWAP_FILE_AFTER);
 	swap_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -100,7 +100,7 @@ void mgi_swapfile_init(void)
 	}
 	meta = mgi_reserve(meta_bytes);
 	if (!meta || mgi_own_range((uintptr_t)meta, meta_bytes) != 0 ||
-	    mgi_store_attach_file(mgi_agent.store, meta, meta_bytes) != 0) {
+	    mgi_store_attach_file(mgi_pageout.store, meta, meta_bytes) != 0) {
 		mgi_agent_log("--swap-file %s: cannot set up: compressed pages stay in memory", dir);
 		close(swap_fd);
 		swap_fd = -1;
@@ -121,13 +121,13 @@ void mgi_swapfile_write_back(void)
 	if (swap_fd < 0)
 		return;
 	if (!after) {
-		uint64_t max = atomic_load(&mgi_agent.seg->ctl.memory.max);
+		uint64_t max = atomic_load(&mgi_join.seg->ctl.memory.max);
 		after = max >= MGI_PAGES_UNLIMITED ? 256ULL << 20 : max * PAGE / 4;
 	}
-	mgi_store_stats(mgi_agent.store, &st);
+	mgi_store_stats(mgi_pageout.store, &st);
 	for (int i = 0; i < MGI_PROCS_MAX; i++)
-		if (i != mgi_agent.slot)
-			total += atomic_load_explicit(&mgi_agent.seg->acct.procs[i].stored_bytes,
+		if (i != mgi_join.slot)
+			total += atomic_load_explicit(&mgi_join.seg->acct.procs[i].stored_bytes,
 						      memory_order_relaxed);
 	total += st.compressed_bytes;
 	if (total <= after)
@@ -135,13 +135,13 @@ void mgi_swapfile_write_back(void)
 	uint64_t want = total - after + after / 8, in_memory = st.pages - st.file_pages;
 	/* The older half of what is in memory first (stamps are the eviction
 	 * clock), then anything older than now. */
-	uint64_t freed = mgi_store_writeback(mgi_agent.store, want,
-					     mgi_agent.evict_clock - (uint32_t)(in_memory / 2));
+	uint64_t freed = mgi_store_writeback(mgi_pageout.store, want,
+					     mgi_pageout.evict_clock - (uint32_t)(in_memory / 2));
 	if (freed < want)
-		mgi_store_writeback(mgi_agent.store, want - freed, mgi_agent.evict_clock);
+		mgi_store_writeback(mgi_pageout.store, want - freed, mgi_pageout.evict_clock);
 	mgi_store_stats_t now;
-	mgi_store_stats(mgi_agent.store, &now);
-	atomic_fetch_add_explicit(&mgi_agent.seg->acct.written_back, now.written_back - st.written_back,
+	mgi_store_stats(mgi_pageout.store, &now);
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.written_back, now.written_back - st.written_back,
 				  memory_order_relaxed);
 }
 

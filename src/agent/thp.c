@@ -86,8 +86,8 @@ int mgi_thp_init(void)
 	uint64_t rate = mgi_env_uint(MGI_ENV_THP_RATE);
 	thp.threshold = thp.mode == MODE_ALWAYS ? 1 : mgi_hu_threshold_pages((unsigned)pct);
 	thp.gap_ns = rate ? 1000000000ULL / rate : 0;
-	mgi_hu_entry_t *e = mgi_arena_alloc(&mgi_agent.arena, sizeof(*e) * TABLE_ENTRIES);
-	thp.stack = mgi_arena_alloc(&mgi_agent.arena, WORKER_STACK);
+	mgi_hu_entry_t *e = mgi_arena_alloc(&mgi_arena, sizeof(*e) * TABLE_ENTRIES);
+	thp.stack = mgi_arena_alloc(&mgi_arena, WORKER_STACK);
 	if (!e || !thp.stack || mgi_hu_init(&thp.t, e, TABLE_ENTRIES) != 0 || sem_init(&thp.go, 0, 0) != 0)
 		goto off;
 	if (mgi_start_thread(&thp.worker, thp.stack, WORKER_STACK, worker_main, NULL) != 0)
@@ -129,7 +129,7 @@ void mgi_thp_moved(uintptr_t from, uintptr_t to, uintptr_t len)
 	mgi_hu_clear(&thp.t, from, from + len);
 	/* The destination holds what the registry says it holds now (it
 	 * followed the move first): runs of present pages. */
-	mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, to);
+	mgi_vregion_t *r = mgi_registry_find(&mgi_reg, to);
 	for (uintptr_t a = to, run = 0; a <= to + len; a += PAGE) {
 		bool in = a < to + len && r && a < r->end && mgi_registry_test(r, a);
 		if (in && !run)
@@ -139,7 +139,7 @@ void mgi_thp_moved(uintptr_t from, uintptr_t to, uintptr_t len)
 			run = 0;
 		}
 		if (r && a + PAGE >= r->end)
-			r = mgi_registry_find(&mgi_agent.reg, a + PAGE);
+			r = mgi_registry_find(&mgi_reg, a + PAGE);
 	}
 	note_candidate(to, to + len);
 }
@@ -156,13 +156,13 @@ int mgi_thp_timeout(int timeout_ms)
  * registry, which is exact, agrees that enough of it is in use. */
 static bool eligible(uintptr_t b, void *arg)
 {
-	mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, b);
+	mgi_vregion_t *r = mgi_registry_find(&mgi_reg, b);
 	uint64_t out = 0;
 
 	(void)arg;
 	if (!r || r->start > b || r->end < b + BLOCK)
 		return false;
-	uint64_t present = mgi_registry_count(&mgi_agent.reg, b, b + BLOCK, &out, NULL, false);
+	uint64_t present = mgi_registry_count(&mgi_reg, b, b + BLOCK, &out, NULL, false);
 	return out == 0 && present >= thp.threshold;
 }
 
@@ -172,8 +172,8 @@ static bool eligible(uintptr_t b, void *arg)
  * block this time; EAGAIN: events are pending, the main loop reads them). */
 static int fill(uintptr_t b)
 {
-	mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, b);
-	uint64_t present = mgi_registry_count(&mgi_agent.reg, b, b + BLOCK, NULL, NULL, false);
+	mgi_vregion_t *r = mgi_registry_find(&mgi_reg, b);
+	uint64_t present = mgi_registry_count(&mgi_reg, b, b + BLOCK, NULL, NULL, false);
 	uint64_t absent = MGI_HU_PAGES - present, used = 0;
 
 	if (absent == 0)
@@ -183,7 +183,7 @@ static int fill(uintptr_t b)
 	 * it asked for, where the fill is memgrp's choice). Looked at, not
 	 * charged and given back: that would cross the group's thresholds
 	 * up and down for nothing, and ask a nested group's grant for more. */
-	if (mgi_counter_path_margin(&mgi_agent.path) < absent + MGI_HU_PAGES ||
+	if (mgi_counter_path_margin(mgi_account_path()) < absent + MGI_HU_PAGES ||
 	    !mgi_charge(absent, NULL)) {
 		thp.st.refused++;
 		return -ENOMEM;
@@ -197,11 +197,11 @@ static int fill(uintptr_t b)
 		if (n > MGI_FAULT_AROUND_MAX)
 			n = MGI_FAULT_AROUND_MAX;
 		size_t copied = 0;
-		int rc = mgi_uffd_copy(mgi_agent.uffd, a, mgi_agent.zeros, n * PAGE, &copied);
+		int rc = mgi_uffd_copy(mgi_handler.uffd, a, mgi_handler.zeros, n * PAGE, &copied);
 		size_t k = copied / PAGE;
 		mgi_trace(MGI_TR_ZFILL, a, k, (uint32_t)n, rc);
 		if (k) {
-			mgi_registry_mark(&mgi_agent.reg, r, a, k);
+			mgi_registry_mark(&mgi_reg, r, a, k);
 			mgi_hu_fill(&thp.t, a, a + k * PAGE);
 			used += k;
 		}

@@ -74,7 +74,7 @@ static void ensure_tab(void)
 		return;
 	mgi_vrtab_init(&tab, (mgi_allocator_t){(void *(*)(void *, size_t))mgi_arena_alloc,
 					       (void (*)(void *, void *, size_t))mgi_arena_free,
-					       &mgi_agent.arena});
+					       &mgi_arena});
 	tab_ready = true;
 }
 
@@ -82,7 +82,7 @@ static void ensure_tab(void)
  * still give back; the manager asks this process first while it has any). */
 static void publish(void)
 {
-	atomic_store_explicit(&mgi_agent.me->vrange_pages, tab.pages - tab.purged,
+	atomic_store_explicit(&mgi_join.me->vrange_pages, tab.pages - tab.purged,
 			      memory_order_relaxed);
 }
 
@@ -92,7 +92,7 @@ static void poison(uintptr_t start, size_t n)
 
 	/* A failure (the address space changing) leaves the pages absent:
 	 * the fault path poisons them when touched (mgi_vrange_fault). */
-	(void)ioctl(mgi_agent.uffd, UFFDIO_POISON, &p);
+	(void)ioctl(mgi_handler.uffd, UFFDIO_POISON, &p);
 }
 
 /* Whether every page of [start, end) lies in the registry's ranges. */
@@ -101,7 +101,7 @@ static bool managed(uintptr_t start, uintptr_t end)
 	uintptr_t a = start;
 
 	while (a < end) {
-		mgi_vregion_t *r = mgi_registry_find(&mgi_agent.reg, a);
+		mgi_vregion_t *r = mgi_registry_find(&mgi_reg, a);
 		if (!r)
 			return false;
 		a = r->end;
@@ -180,14 +180,14 @@ static void purged_pages(uintptr_t start, size_t n)
 		if (v->mode == MGI_VR_SIGBUS)
 			poison(a, 1);
 	}
-	atomic_fetch_add_explicit(&mgi_agent.seg->acct.vrange_purged_pages, n,
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.vrange_purged_pages, n,
 				  memory_order_relaxed);
 	publish();
 }
 
 uint64_t mgi_vrange_purge(uint64_t want)
 {
-	mgi_registry_t *reg = &mgi_agent.reg;
+	mgi_registry_t *reg = &mgi_reg;
 	uint64_t done = 0;
 
 	blocked = false;
@@ -252,7 +252,7 @@ bool mgi_vrange_take_staged(uintptr_t page)
 
 	if (!v)
 		return false;
-	mgi_registry_each_out(&mgi_agent.reg, page, page + PAGE, true, NULL, NULL);
+	mgi_registry_each_out(&mgi_reg, page, page + PAGE, true, NULL, NULL);
 	purged_pages(page, 1);
 	return true;
 }
@@ -264,11 +264,11 @@ bool mgi_vrange_fault(uintptr_t page)
 
 	if (!v || v->mode != MGI_VR_SIGBUS || !mgi_vrange_purged(v, page))
 		return false;
-	r = mgi_registry_find(&mgi_agent.reg, page);
+	r = mgi_registry_find(&mgi_reg, page);
 	if (r && (mgi_registry_test(r, page) || mgi_registry_is_out(r, page)))
 		return false; /* (cannot be: a purged page is absent) */
 	poison(page, 1);
-	mgi_uffd_wake(mgi_agent.uffd, page, PAGE);
+	mgi_uffd_wake(mgi_handler.uffd, page, PAGE);
 	return true;
 }
 
@@ -370,9 +370,9 @@ int memgrp_agent_vrange(int op, void *addr, size_t len, int mode, int *purged, u
 		return -E2BIG;
 	if ((op == OP_PURGED && !bitmap))
 		return -EINVAL;
-	if (!atomic_load_explicit(&mgi_agent.active, memory_order_acquire) && mgi_agent.lazy)
+	if (!atomic_load_explicit(&mgi_agent_active, memory_order_acquire) && mgi_agent_deferred())
 		mgi_agent_start_now(); /* the deferred start: volatile pages need the handler */
-	if (!atomic_load_explicit(&mgi_agent.active, memory_order_acquire))
+	if (!atomic_load_explicit(&mgi_agent_active, memory_order_acquire))
 		return -ENOTSUP; /* this process is not managed */
 	pthread_mutex_lock(&call_lock);
 	memset(&req, 0, sizeof(req));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "fault.h"
 #include "options.h"
 #include "os.h"
 
@@ -34,6 +35,11 @@
 
 #define WATCH_PERIOD 2
 #define TIDS_MAX 1024
+
+/* Its thread, on a stack in the arena, with a scratch buffer there. */
+static void *watch_stack, *watch_buf;
+static pthread_t watchdog;
+static _Atomic uint64_t lost_faults; /* threads found waiting and woken */
 
 /* The threads found waiting at the last scan, with their fault counts. */
 static int tids_seen[TIDS_MAX];
@@ -103,7 +109,7 @@ static void handler_sched(int taskfd, char *state, uint64_t *run_ns, uint64_t *w
 
 	*state = '?';
 	*run_ns = *wait_ns = 0;
-	snprintf(tid, sizeof(tid), "%d", (int)atomic_load(&mgi_agent.handler_tid));
+	snprintf(tid, sizeof(tid), "%d", (int)mgi_handler_tid());
 	if (read_task_file(taskfd, tid, "stat", buf, sizeof(buf)) > 0) {
 		const char *p = strrchr(buf, ')');
 		if (p && p[1] == ' ' && p[2])
@@ -165,7 +171,7 @@ static void check_handler(int taskfd)
 	static bool said;
 	char tid[16];
 
-	snprintf(tid, sizeof(tid), "%d", (int)atomic_load(&mgi_agent.handler_tid));
+	snprintf(tid, sizeof(tid), "%d", (int)mgi_handler_tid());
 	if (said || tid[0] == '0' || !waits_for_page(taskfd, tid)) {
 		scans = 0;
 		return;
@@ -177,7 +183,7 @@ static void check_handler(int taskfd)
 		      "(a memgrp bug: please report it); this process cannot go on");
 }
 
-void *mgi_watchdog_main(void *arg)
+static void *watchdog_main(void *arg)
 {
 	char *buf = arg; /* 4 KiB from the arena */
 	uint64_t run0 = 0, wait0 = 0;
@@ -189,13 +195,13 @@ void *mgi_watchdog_main(void *arg)
 		struct timespec ts = {WATCH_PERIOD, 0};
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;
-		if (!atomic_load(&mgi_agent.active))
+		if (!atomic_load(&mgi_agent_active))
 			continue;
 		check_handler(taskfd);
 		/* Only while the handler waits in poll with nothing parked can
 		 * a waiting thread have been forgotten: a busy handler (a long
 		 * eviction) reads its queue when done. */
-		if (!atomic_load(&mgi_agent.idle) || atomic_load(&mgi_agent.parked) != 0) {
+		if (!mgi_handler_idle() || mgi_fault_parked_any() != 0) {
 			nseen = 0;
 			continue;
 		}
@@ -206,7 +212,7 @@ void *mgi_watchdog_main(void *arg)
 		uint64_t ran = run_ns - run0, waited = wait_ns - wait0;
 		run0 = run_ns;
 		wait0 = wait_ns;
-		if (!stuck || !atomic_load(&mgi_agent.idle) || atomic_load(&mgi_agent.parked) != 0)
+		if (!stuck || !mgi_handler_idle() || mgi_fault_parked_any() != 0)
 			continue;
 		/* Faults still unread on the uffd are not lost: the handler
 		 * was woken for them and has not run yet (a host with more
@@ -214,11 +220,11 @@ void *mgi_watchdog_main(void *arg)
 		 * CPUs said "a lost fault" so, the handler runnable, its
 		 * fault unread). It reads them when it runs; waking their
 		 * threads would only make them fault again. */
-		struct pollfd pq = {.fd = mgi_agent.uffd, .events = POLLIN};
+		struct pollfd pq = {.fd = mgi_handler.uffd, .events = POLLIN};
 		int unread = poll(&pq, 1, 0) > 0 && (pq.revents & POLLIN);
 		if (unread)
 			continue;
-		atomic_fetch_add(&mgi_agent.lost_faults, stuck);
+		atomic_fetch_add(&lost_faults, stuck);
 		/* A fault the tests dropped on purpose says so: the suite's logs
 		 * are audited for the other kind (scripts/test.sh). */
 		mgi_agent_log("watchdog: %u thread(s) waited over %d s for a page that the fault "
@@ -231,8 +237,22 @@ void *mgi_watchdog_main(void *arg)
 			      state, (unsigned long long)(ran / 1000000),
 			      (unsigned long long)(waited / 1000000));
 		/* All of user space: UFFDIO_WAKE needs no VMA, only waiters. */
-		mgi_uffd_wake(mgi_agent.uffd, MGI_PAGE_SIZE, 0x7ffffffff000UL - MGI_PAGE_SIZE);
+		mgi_uffd_wake(mgi_handler.uffd, MGI_PAGE_SIZE, 0x7ffffffff000UL - MGI_PAGE_SIZE);
 		nseen = 0;
 	}
 	return NULL;
+}
+
+int mgi_watchdog_init(mgi_arena_t *arena)
+{
+	watch_stack = mgi_arena_alloc(arena, MGI_WATCHDOG_STACK);
+	watch_buf = mgi_arena_alloc(arena, 4096);
+	return watch_stack && watch_buf ? 0 : -ENOMEM;
+}
+
+void mgi_watchdog_start(void)
+{
+	if (mgi_start_thread(&watchdog, watch_stack, MGI_WATCHDOG_STACK, watchdog_main,
+			     watch_buf) != 0)
+		mgi_agent_log("cannot start the watchdog: lost faults would go unnoticed");
 }

@@ -198,12 +198,13 @@ static int estimate_model(const struct demo_opts *o)
 	mgi_counter_limits_init(&group_l);
 	mgi_counter_set_max(&group, &group_l, o->child_max);
 	mgi_counter_path_t path = {.level = {&group}, .limit = {&group_l}, .depth = 1};
+	mgi_estimate_acct_t acct = mgi_estimate_path_acct(&path);
 
 	fprintf(demo_out, "2. Estimate accounting (seed 001): group 'batch', max %s;\n"
 	   "   each region really touches a quarter of its pages\n\n",
 	   fmt(o->child_max, a));
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		rc = mgi_estimate_map(est, &path, sizes[i], i, false, &ops, NULL, &idx);
+		rc = mgi_estimate_map(est, &acct, sizes[i], i, false, &ops, NULL, &idx);
 		if (rc) {
 			fprintf(stderr, "memgrp demo: map failed: %s\n", strerror(-rc));
 			free(est);
@@ -216,7 +217,7 @@ static int estimate_model(const struct demo_opts *o)
 		last = idx;
 	}
 	fprintf(demo_out, "   fault pages into the last (slow) region until refused:\n");
-	while ((rc = mgi_estimate_fault(est, &path, last, faults, &ops, NULL)) == 0)
+	while ((rc = mgi_estimate_fault(est, &acct, last, faults, &ops, NULL)) == 0)
 		faults++;
 	fprintf(demo_out, "        %llu faults charged, then denied (%s): every region is slow,\n"
 	       "        so the group's usage is exact and at its limit\n",

@@ -77,7 +77,7 @@ static int pick_victim(const mgi_estimate_t *est, const mgi_estimate_ops_t *ops,
 }
 
 /* Fast -> slow: measure R_i and give back the difference M_i - R_i. */
-static void make_slow(mgi_estimate_t *est, const mgi_counter_path_t *path,
+static void make_slow(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 		      uint32_t idx, const mgi_estimate_ops_t *ops, void *ctx)
 {
 	mgi_region_t *r = &est->regions[idx];
@@ -91,7 +91,7 @@ static void make_slow(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		resident = ops && ops->count_resident ? ops->count_resident(ctx, r) : r->pages;
 	if (resident > r->pages) /* a broken counter must not create charge */
 		resident = r->pages;
-	mgi_counter_uncharge(path, r->pages - resident);
+	acct->uncharge(acct->ctx, r->pages - resident);
 	/* External: the table held M_i and now holds nothing of it. */
 	est->estimate -= est->external ? r->pages : r->pages - resident;
 	r->resident = resident;
@@ -105,21 +105,21 @@ static void make_slow(mgi_estimate_t *est, const mgi_counter_path_t *path,
 }
 
 /* Turns one fast region slow; false if there was none. */
-static bool demote_one(mgi_estimate_t *est, const mgi_counter_path_t *path,
+static bool demote_one(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 		       const mgi_estimate_ops_t *ops, void *ctx)
 {
 	int victim = pick_victim(est, ops, ctx);
 
 	if (victim < 0)
 		return false;
-	make_slow(est, path, (uint32_t)victim, ops, ctx);
+	make_slow(est, acct, (uint32_t)victim, ops, ctx);
 	return true;
 }
 
-bool mgi_estimate_demote(mgi_estimate_t *est, const mgi_counter_path_t *path,
+bool mgi_estimate_demote(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 			 const mgi_estimate_ops_t *ops, void *ctx)
 {
-	return demote_one(est, path, ops, ctx);
+	return demote_one(est, acct, ops, ctx);
 }
 
 static int alloc_slot(mgi_estimate_t *est)
@@ -160,7 +160,7 @@ static void place(mgi_estimate_t *est, uint32_t slot, uint64_t pages, uint64_t k
 	est->mapped += pages;
 }
 
-int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
+int mgi_estimate_map(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 		     uint64_t pages, uint64_t key, bool force_slow,
 		     const mgi_estimate_ops_t *ops, void *ctx, uint32_t *idx)
 {
@@ -171,8 +171,8 @@ int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		return slot;
 	if (!slow) {
 		/* Algorithm 2: while E + size > L, turn a fast region slow. */
-		while (!mgi_counter_try_charge(path, pages, NULL)) {
-			if (!demote_one(est, path, ops, ctx)) {
+		while (!acct->charge(acct->ctx, pages)) {
+			if (!demote_one(est, acct, ops, ctx)) {
 				slow = true; /* none left: created slow */
 				break;
 			}
@@ -196,7 +196,7 @@ int mgi_estimate_add_charged(mgi_estimate_t *est, uint64_t pages, uint64_t key, 
 	return 0;
 }
 
-int mgi_estimate_trim(mgi_estimate_t *est, const mgi_counter_path_t *path, uint32_t idx,
+int mgi_estimate_trim(mgi_estimate_t *est, const mgi_estimate_acct_t *acct, uint32_t idx,
 		      uint64_t key, uint64_t pages)
 {
 	mgi_region_t *r = &est->regions[idx];
@@ -205,18 +205,18 @@ int mgi_estimate_trim(mgi_estimate_t *est, const mgi_counter_path_t *path, uint3
 	if (pages > r->pages)
 		return -EINVAL;
 	if (pages == 0) {
-		mgi_estimate_unmap(est, path, idx);
+		mgi_estimate_unmap(est, acct, idx);
 		return 0;
 	}
 	if (!r->slow) {
 		give = r->pages - pages;
-		mgi_counter_uncharge(path, give);
+		acct->uncharge(acct->ctx, give);
 		est->estimate -= give;
 	} else if (r->resident > pages) {
 		give = r->resident - pages;
 		r->resident = pages;
 		if (!est->external) {
-			mgi_counter_uncharge(path, give);
+			acct->uncharge(acct->ctx, give);
 			est->estimate -= give;
 		}
 	}
@@ -254,7 +254,7 @@ int mgi_estimate_split(mgi_estimate_t *est, uint32_t idx, uint64_t first_pages,
 	return 0;
 }
 
-int mgi_estimate_fault(mgi_estimate_t *est, const mgi_counter_path_t *path,
+int mgi_estimate_fault(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 		       uint32_t idx, uint64_t now,
 		       const mgi_estimate_ops_t *ops, void *ctx)
 {
@@ -267,10 +267,10 @@ int mgi_estimate_fault(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		r->last_fault = now;
 		return 0;
 	}
-	while (!mgi_counter_try_charge(path, 1, NULL)) {
+	while (!acct->charge(acct->ctx, 1)) {
 		/* The amendment: a fast region still holds estimate that is
 		 * not real memory; take it back before denying. */
-		if (!demote_one(est, path, ops, ctx))
+		if (!demote_one(est, acct, ops, ctx))
 			return -ENOMEM;
 	}
 	r->resident++;
@@ -280,7 +280,7 @@ int mgi_estimate_fault(mgi_estimate_t *est, const mgi_counter_path_t *path,
 	return 0;
 }
 
-void mgi_estimate_unfault(mgi_estimate_t *est, const mgi_counter_path_t *path,
+void mgi_estimate_unfault(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 			  uint32_t idx, uint64_t nr)
 {
 	mgi_region_t *r = &est->regions[idx];
@@ -291,17 +291,17 @@ void mgi_estimate_unfault(mgi_estimate_t *est, const mgi_counter_path_t *path,
 		nr = r->resident;
 	r->resident -= nr;
 	est->estimate -= nr;
-	mgi_counter_uncharge(path, nr);
+	acct->uncharge(acct->ctx, nr);
 }
 
-void mgi_estimate_unmap(mgi_estimate_t *est, const mgi_counter_path_t *path,
+void mgi_estimate_unmap(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 			uint32_t idx)
 {
 	mgi_region_t *r = &est->regions[idx];
 	/* External: a slow region's pages are the caller's to uncharge. */
 	uint64_t e = est->external && r->slow ? 0 : region_estimate(r);
 
-	mgi_counter_uncharge(path, e);
+	acct->uncharge(acct->ctx, e);
 	est->estimate -= e;
 	est->mapped -= r->pages;
 	if (r->slow)
@@ -320,21 +320,19 @@ static uint64_t pct_of(uint64_t value, unsigned pct)
 }
 
 unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
-				const mgi_counter_path_t *path,
+				const mgi_estimate_acct_t *acct,
 				const mgi_estimate_ops_t *ops, void *ctx)
 {
-	const mgi_counter_t *group;
 	uint64_t max, below, target;
 	unsigned switched = 0;
 
-	if (path->depth == 0 || est->nr_slow == 0)
+	if (!acct->group_max || est->nr_slow == 0)
 		return 0;
-	group = path->level[0];
-	max = mgi_counter_read_max(path->limit[0]);
+	max = acct->group_max(acct->ctx);
 	below = pct_of(max, est->fast_below_pct);
 	target = pct_of(max, est->fast_target_pct);
 
-	while (est->nr_slow > 0 && mgi_counter_read(group) <= below) {
+	while (est->nr_slow > 0 && acct->group_usage(acct->ctx) <= below) {
 		int best = -1;
 		uint64_t best_extra = 0;
 		mgi_region_t *r;
@@ -352,7 +350,7 @@ unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
 			if (resident > c->pages)
 				continue; /* cannot be made fast (or a broken count) */
 			extra = c->pages - resident;
-			if (mgi_counter_read(group) + extra > target)
+			if (acct->group_usage(acct->ctx) + extra > target)
 				continue;
 			best = (int)i;
 			best_extra = extra;
@@ -360,7 +358,7 @@ unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
 		if (best < 0)
 			break;
 		r = &est->regions[best];
-		if (!mgi_counter_try_charge(path, best_extra, NULL))
+		if (!acct->charge(acct->ctx, best_extra))
 			break; /* an ancestor is short: stay slow */
 		if (est->external) {
 			est->estimate += r->pages;
@@ -385,4 +383,39 @@ int mgi_estimate_find(const mgi_estimate_t *est, uint64_t key)
 		if (est->regions[i].used && est->regions[i].key == key)
 			return (int)i;
 	return -1;
+}
+
+/* ---- an acct over a counter path ---- */
+
+static bool path_charge(void *ctx, uint64_t pages)
+{
+	return mgi_counter_try_charge(ctx, pages, NULL);
+}
+
+static void path_uncharge(void *ctx, uint64_t pages)
+{
+	mgi_counter_uncharge(ctx, pages);
+}
+
+static uint64_t path_usage(void *ctx)
+{
+	const mgi_counter_path_t *path = ctx;
+
+	return mgi_counter_read(path->level[0]);
+}
+
+static uint64_t path_max(void *ctx)
+{
+	const mgi_counter_path_t *path = ctx;
+
+	return mgi_counter_read_max(path->limit[0]);
+}
+
+mgi_estimate_acct_t mgi_estimate_path_acct(const mgi_counter_path_t *path)
+{
+	return (mgi_estimate_acct_t){.charge = path_charge,
+				     .uncharge = path_uncharge,
+				     .group_usage = path_usage,
+				     .group_max = path->depth ? path_max : NULL,
+				     .ctx = (void *)path};
 }

@@ -75,6 +75,25 @@ typedef enum mgi_victim_policy {
 
 typedef struct mgi_estimate mgi_estimate_t;
 
+/*
+ * How the table's estimate is charged: by the caller, never by the table
+ * on a counter (the agent's one accounting entry point charges the counter
+ * path, the process's slot and the thresholds together). charge is all or
+ * nothing. group_usage and group_max read the caller's own group (level
+ * 0), for make_fast's marks; group_max NULL: no group, never fast again.
+ */
+typedef struct mgi_estimate_acct {
+	bool (*charge)(void *ctx, uint64_t pages);
+	void (*uncharge)(void *ctx, uint64_t pages);
+	uint64_t (*group_usage)(void *ctx);
+	uint64_t (*group_max)(void *ctx);
+	void *ctx;
+} mgi_estimate_acct_t;
+
+/* An acct that charges a counter path itself (tests, the demo): path must
+ * outlive it. */
+mgi_estimate_acct_t mgi_estimate_path_acct(const mgi_counter_path_t *path);
+
 typedef struct mgi_estimate_ops {
 	/* The exact number of resident pages of a fast region (mincore or
 	 * pagemap in the agent). Must return at most r->pages. */
@@ -118,13 +137,13 @@ size_t mgi_estimate_bytes(uint32_t capacity);
 void mgi_estimate_init(mgi_estimate_t *est, uint32_t capacity);
 
 /*
- * Algorithm 2. Admits a region of `pages` pages named `key`, charging the
- * path. Stores the region's index (stable until unmap) in *idx.
+ * Algorithm 2. Admits a region of `pages` pages named `key`, charging it
+ * through acct. Stores the region's index (stable until unmap) in *idx.
  * Returns 0, -ENOSPC if the table is full, -EINVAL if pages is 0 or larger
  * than MGI_PAGES_UNLIMITED. On error nothing is charged or changed.
  * An exact-mode caller (every region slow) passes force_slow.
  */
-int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
+int mgi_estimate_map(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 		     uint64_t pages, uint64_t key, bool force_slow,
 		     const mgi_estimate_ops_t *ops, void *ctx, uint32_t *idx);
 
@@ -132,30 +151,30 @@ int mgi_estimate_map(mgi_estimate_t *est, const mgi_counter_path_t *path,
  * Algorithm 3, amended. A first-touch fault on a page of region idx at time
  * `now` (any clock). Returns 0 if the page may be allocated (charged if the
  * region is slow), -ENOMEM if it must be denied: then every region of the
- * table is slow and the path is at its limit.
+ * table is slow and acct's charge is refused.
  */
-int mgi_estimate_fault(mgi_estimate_t *est, const mgi_counter_path_t *path,
+int mgi_estimate_fault(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 		       uint32_t idx, uint64_t now,
 		       const mgi_estimate_ops_t *ops, void *ctx);
 
 /* nr pages of slow region idx were freed (MADV_DONTNEED, partial unmap):
  * R_i and the charge drop. A no-op for a fast region, whose charge is M_i
  * whatever it holds. nr is clamped to R_i. */
-void mgi_estimate_unfault(mgi_estimate_t *est, const mgi_counter_path_t *path,
+void mgi_estimate_unfault(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 			  uint32_t idx, uint64_t nr);
 
 /* The region is gone: its E_i is uncharged and its slot freed. */
-void mgi_estimate_unmap(mgi_estimate_t *est, const mgi_counter_path_t *path,
+void mgi_estimate_unmap(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 			uint32_t idx);
 
 /*
- * Turns slow regions fast again while the path's own group (level 0) is at
+ * Turns slow regions fast again while acct's group (level 0) is at
  * or under fast_below_pct of its max, most recently faulting first, each only
  * if usage stays at or under fast_target_pct afterwards. Returns how many
  * regions were switched. Call it when usage has dropped (unmap, reclaim).
  */
 unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
-				const mgi_counter_path_t *path,
+				const mgi_estimate_acct_t *acct,
 				const mgi_estimate_ops_t *ops, void *ctx);
 
 /*
@@ -163,7 +182,7 @@ unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
  * faults itself: its charge was refused, so one fast region is turned slow
  * (by the victim policy). Returns false if none was left.
  */
-bool mgi_estimate_demote(mgi_estimate_t *est, const mgi_counter_path_t *path,
+bool mgi_estimate_demote(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 			 const mgi_estimate_ops_t *ops, void *ctx);
 
 /*
@@ -182,7 +201,7 @@ int mgi_estimate_add_charged(mgi_estimate_t *est, uint64_t pages, uint64_t key, 
  * (external: the caller uncharges what it counted). pages 0 unmaps it.
  * pages larger than before is refused with -EINVAL.
  */
-int mgi_estimate_trim(mgi_estimate_t *est, const mgi_counter_path_t *path, uint32_t idx,
+int mgi_estimate_trim(mgi_estimate_t *est, const mgi_estimate_acct_t *acct, uint32_t idx,
 		      uint64_t key, uint64_t pages);
 
 /*

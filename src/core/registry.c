@@ -49,11 +49,25 @@ static uint64_t count_bits(const uint64_t *bits, size_t off, size_t n)
 	return c;
 }
 
+/* Sets in dst, from bit doff on, the n bits of src from soff on that are
+ * set: 64 at a time (regions of hundreds of MiB are split, moved and grown
+ * whole; one bit at a time that was most of stress-ng bigheap's time). */
 static void copy_bits(uint64_t *dst, size_t doff, const uint64_t *src, size_t soff, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (bit_get(src, soff + i))
-			bit_set(dst, doff + i);
+	for (size_t i = 0; i < n; i += 64) {
+		size_t m = n - i < 64 ? n - i : 64;
+		size_t sq = (soff + i) / 64, sr = (soff + i) % 64;
+		size_t dq = (doff + i) / 64, dr = (doff + i) % 64;
+		uint64_t v = src[sq] >> sr;
+
+		if (sr && sr + m > 64)
+			v |= src[sq + 1] << (64 - sr);
+		if (m < 64)
+			v &= (UINT64_C(1) << m) - 1;
+		dst[dq] |= v << dr;
+		if (dr && dr + m > 64)
+			dst[dq + 1] |= v >> (64 - dr);
+	}
 }
 
 void mgi_registry_init(mgi_registry_t *reg, mgi_allocator_t a)
@@ -70,7 +84,7 @@ static size_t bitmaps_bytes(size_t pages)
 
 static void free_region(mgi_registry_t *reg, mgi_vregion_t *r)
 {
-	reg->a.free(reg->a.ctx, r->bits, bitmaps_bytes(pages_of(r->start, r->end)));
+	reg->a.free(reg->a.ctx, r->bits, bitmaps_bytes(r->cap_pages));
 	r->bits = r->out = r->ref = NULL;
 }
 
@@ -120,6 +134,7 @@ static bool make_piece(mgi_registry_t *reg, mgi_vregion_t *piece, uintptr_t star
 	memset(piece->run_end, 0, sizeof(piece->run_end));
 	piece->next_stream = 0;
 	piece->faults = src ? src->faults : 0;
+	piece->cap_pages = pages;
 	piece->bits = reg->a.alloc(reg->a.ctx, bitmaps_bytes(pages));
 	if (!piece->bits)
 		return false;
@@ -203,6 +218,38 @@ long mgi_registry_add(mgi_registry_t *reg, uintptr_t start, uintptr_t end)
 		start = cur > start ? cur : end;
 	}
 	return added;
+}
+
+long mgi_registry_extend(mgi_registry_t *reg, mgi_vregion_t *r, uintptr_t new_end)
+{
+	uint32_t i = (uint32_t)(r - reg->v);
+
+	if (!reg->v || r < reg->v || i >= reg->n || new_end <= r->end || new_end & (MGI_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (i + 1 < reg->n && reg->v[i + 1].start < new_end)
+		return -EINVAL;
+	size_t old_pages = pages_of(r->start, r->end), pages = pages_of(r->start, new_end);
+	if (pages > r->cap_pages) {
+		/* Room for as much again: a block grown a step at a time is
+		 * copied a logarithmic number of times, not at every step. */
+		size_t cap = pages > 2 * old_pages ? pages : 2 * old_pages;
+		size_t words = words_for(cap);
+		uint64_t *b = reg->a.alloc(reg->a.ctx, bitmaps_bytes(cap));
+		if (!b)
+			return -ENOMEM;
+		copy_bits(b, 0, r->bits, 0, old_pages);
+		copy_bits(b + words, 0, r->out, 0, old_pages);
+		copy_bits(b + 2 * words, 0, r->ref, 0, old_pages);
+		free_region(reg, r);
+		r->bits = b;
+		r->out = b + words;
+		r->ref = b + 2 * words;
+		r->cap_pages = cap;
+	}
+	/* (bits past a region's end are never set: nothing to clear) */
+	reg->bytes += new_end - r->end;
+	r->end = new_end;
+	return (long)(pages - old_pages);
 }
 
 mgi_vregion_t *mgi_registry_find(mgi_registry_t *reg, uintptr_t addr)

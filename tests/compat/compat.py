@@ -557,8 +557,11 @@ KNOWN = {}
 
 def main():
     args = sys.argv[1:]
-    if not args:
+    if not args or args[0] in ("-h", "--help"):
         print(__doc__)
+        return 0 if args else 2
+    if args[0].startswith("-"):
+        print(f"compat.py: the first argument is the memgrp binary, not {args[0]}", file=sys.stderr)
         return 2
     memgrp = os.path.realpath(args[0])
     only, table, scale = None, None, 1.0
