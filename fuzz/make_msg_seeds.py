@@ -45,6 +45,7 @@ OOM_PRIORITY = 40
 OOM_RECORD_REQ, OOM_RECORD = 41, 42
 OOM_ACT = 43
 OOM_HANDLER, OOM_SNAPSHOT, OOM_DECISION = 44, 45, 46
+SPARE, FORKED = 47, 48
 MGI_GRANT_ASK_MAX = 128
 
 REG_THRESHOLD, REG_PRESSURE, REG_OOM, REG_COOPERATE, REG_LADDER = 1, 2, 3, 4, 5
@@ -76,6 +77,8 @@ SIZES = {
     OOM_RECORD_REQ: 152,  # hdr, group[128], after
     OOM_RECORD: 4128,     # hdr, seq, len, reserved, text[4096]
     OOM_ACT: 152,         # hdr, group[128], pid, action
+    SPARE: 24,            # hdr, slot, pid
+    FORKED: 24,           # laid out as SPARE
     RECLAIM_REQ: 32, # hdr, pid, level, pages
     EVICT: 32,       # hdr, pages, freed
     EVICTED: 32,
@@ -173,6 +176,10 @@ def oom_priority(pid, priority):
     return msg(OOM_PRIORITY, "ii", pid, priority)
 
 
+def spare(mtype, slot, pid):
+    return msg(mtype, "ii", slot, pid)
+
+
 def oom_record_req(group, after):
     return msg(OOM_RECORD_REQ, G + "Q", name(group), after)
 
@@ -249,6 +256,7 @@ C_TYPES = {
     OOM_ACT: "mgi_msg_oom_act_t",
     OOM_HANDLER: "mgi_msg_group_t", OOM_SNAPSHOT: "mgi_msg_oom_snapshot_t",
     OOM_DECISION: "mgi_msg_oom_decision_t",
+    SPARE: "mgi_msg_spare_t", FORKED: "mgi_msg_spare_t",
 }
 
 
@@ -387,6 +395,9 @@ VALID = {
                                   oom_handler_timeout_ms=2000, oom_reserve=8 * MiB),
     "v3-oom-priority": oom_priority(0, 500),
     "v3-oom-priority-pid": oom_priority(4321, -1000),
+    "v3-spare-ask": spare(SPARE, -1, 0),
+    "v3-spare-give": spare(SPARE, 7, 0),
+    "v3-forked": spare(FORKED, 7, 4321),
     "v3-oom-record-req": oom_record_req("web", 3),
     "v3-oom-record-req-own-group": oom_record_req("", 0),
     "v3-oom-record": oom_record(4, '{"group": "web", "policy": "largest", "victim": {"pid": 77}}'),
@@ -483,6 +494,10 @@ INVALID = {
                                                      oom_prefer=unterminated),
     "v3-invalid-oom-priority-range": oom_priority(0, 1001),
     "v3-invalid-oom-priority-pid": oom_priority(-5, 0),
+    "v3-invalid-spare-slot": spare(SPARE, 512, 0),
+    "v3-invalid-spare-pid": spare(SPARE, 3, 99),
+    "v3-invalid-forked-slot": spare(FORKED, -1, 4321),
+    "v3-invalid-forked-pid": spare(FORKED, 3, 1),
     "v3-invalid-oom-record-req-bad-group": oom_record_req("web/../x", 0),
     "v3-invalid-oom-record-seq-zero": oom_record(0, "{}"),
     "v3-invalid-oom-record-len-short": oom_record(1, "{}", length=1),

@@ -32,6 +32,34 @@ static void claim_release_uncharges(void)
 	CHECK_EQ(atomic_load(&seg.acct.procs[c].charged), 0);
 }
 
+/* A spare slot: claimed with no pid, charged by the child that takes it
+ * before the manager binds it, bound once; an unbound spare released with
+ * what was charged there. Neither counts as a process until bound. */
+static void spare_bind_and_release(void)
+{
+	mgi_segment_init(&seg, "g", 16);
+	mgi_counter_path_t p = mgi_segment_path(&seg);
+	int s = mgi_segment_claim(&seg, MGI_SLOT_SPARE), t = mgi_segment_claim(&seg, MGI_SLOT_SPARE);
+	CHECK(s >= 0 && t >= 0 && s != t);
+	CHECK_EQ(mgi_segment_nr_procs(&seg), 0);
+	CHECK(mgi_counter_try_charge(&p, 12, NULL));
+	atomic_store(&seg.acct.procs[s].charged, 12); /* the child's first charge */
+	CHECK_INT_EQ(mgi_segment_bind_spare(&seg, s, 1), -ESRCH); /* no process is pid 1's child */
+	CHECK_INT_EQ(mgi_segment_bind_spare(&seg, s, 4321), 0);
+	CHECK_INT_EQ(mgi_segment_bind_spare(&seg, s, 4322), -ESRCH); /* once */
+	CHECK_EQ(atomic_load(&seg.acct.procs[s].charged), 12);    /* kept */
+	CHECK_EQ(mgi_segment_nr_procs(&seg), 1);
+	CHECK_INT_EQ(mgi_segment_release(&seg, s, MGI_SLOT_SPARE, &p), -ESRCH); /* bound now */
+	CHECK(mgi_counter_try_charge(&p, 5, NULL));
+	atomic_store(&seg.acct.procs[t].charged, 5);
+	CHECK_INT_EQ(mgi_segment_release(&seg, t, MGI_SLOT_SPARE, &p), 5);
+	CHECK_INT_EQ(mgi_segment_release(&seg, t, MGI_SLOT_SPARE, &p), -ESRCH);
+	CHECK_INT_EQ(mgi_segment_bind_spare(&seg, t, 4323), -ESRCH); /* released: not a spare */
+	CHECK_EQ(mgi_counter_read(&seg.acct.memory), 12);
+	CHECK_INT_EQ(mgi_segment_release(&seg, s, 4321, &p), 12);
+	CHECK_EQ(mgi_counter_read(&seg.acct.memory), 0);
+}
+
 /* Coldest first: staged pages untouched longest, else the largest; a slot
  * holding nothing is never chosen. */
 static void coldest_ranking(void)
@@ -479,6 +507,7 @@ int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
 	MGT_RUN(claim_release_uncharges);
+	MGT_RUN(spare_bind_and_release);
 	MGT_RUN(releasing_clears_the_oom_victim);
 	MGT_RUN(coldest_ranking);
 	MGT_RUN(release_uncharges_swap);

@@ -156,3 +156,100 @@ case_shell() {
 	fi
 }
 run_case shell
+
+# jq-less reads of `memgrp stat --json GROUP`: usage, and a process's charge
+# (-1 when it is not listed).
+stat_usage() { "$memgrp" stat --json "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['usage'])"; }
+stat_charged() {
+	"$memgrp" stat --json "$1" | python3 -c "
+import json,sys
+d = json.load(sys.stdin)
+print(next((p['charged'] for p in d['processes'] if p['pid'] == int(sys.argv[1])), -1))" "$2"
+}
+
+case_fork_spare() {
+	# A deferred process's child takes its parent's spare slot (a
+	# socketpair and one message on the parent's connection: no connect,
+	# no wait), and is then a process of the group like any: listed,
+	# charged, uncharged when it dies. In the sanitizer build the ASan
+	# runtime's regions need a larger allowance (and limit) to start
+	# deferred, and LeakSanitizer cannot run under strace.
+	local g=t-spare-$$ out=$tmp/spare.out child="" c0 u0 u1 c1 lim=64M
+	local -x MEMGRP_START_ALLOWANCE=${MEMGRP_START_ALLOWANCE:-}
+	if [ "$accounting" = 0 ]; then
+		lim=8G MEMGRP_START_ALLOWANCE=1G
+		local -x ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+	fi
+	[ -n "$MEMGRP_START_ALLOWANCE" ] || unset MEMGRP_START_ALLOWANCE
+	timeout -k 5 60 "$memgrp" run -g "$g" -m "$lim" -- strace -f -qq -e trace=socketpair,connect \
+		-o "$tmp/spare.strace" "$prog" hold 1 >"$out" 2>&1 &
+	local job=$!
+	for _ in $(seq 200); do
+		child=$(sed -n 's/^child \([0-9]*\) ready$/\1/p' "$out")
+		[ -n "$child" ] && break
+		sleep 0.1
+	done
+	if [ -z "$child" ]; then
+		bad fork_spare "the child never said it was ready: $(tr '\n' ' ' <"$out")"
+		kill "$job" 2>/dev/null; wait "$job" 2>/dev/null
+		return
+	fi
+	if grep -Eq "^$child +socketpair" "$tmp/spare.strace" && ! grep -Eq "^$child +connect" "$tmp/spare.strace"; then
+		ok "the child took its parent's spare slot (a socketpair, no connect to the manager)"
+	else
+		bad fork_spare_path "child $child: $(grep -E "^$child +" "$tmp/spare.strace" | tr '\n' ' ')"
+	fi
+	c0=$(stat_charged "$g" "$child")
+	u0=$(stat_usage "$g")
+	if [ "$c0" -ge $((1024 * 1024)) ]; then
+		ok "the child is listed in memgrp stat, its 1M charged ($c0 bytes)"
+	else
+		bad fork_spare_listed "child $child charged $c0 (-1: not listed)"
+	fi
+	local parent
+	parent=$(awk '/^PPid:/ {print $2}' "/proc/$child/status")
+	kill -KILL "$child"
+	wait_for 30 grep -q "^child killed: signal 9" "$out"
+	sleep 0.5
+	c1=$(stat_charged "$g" "$child")
+	u1=$(stat_usage "$g")
+	if [ "$c1" = -1 ] && [ "$u1" -le $((u0 - 1024 * 1024)) ]; then
+		ok "its death released it: no longer listed, usage $u0 -> $u1"
+	else
+		bad fork_spare_released "child listed with $c1, usage $u0 -> $u1"
+	fi
+	kill -TERM "$parent" 2>/dev/null
+	wait "$job"
+}
+run_case fork_spare
+
+case_fork_oom() {
+	if [ "$accounting" = 0 ]; then
+		skip fork_oom "sanitizer build: under -m 16M the ASan runtime's regions start the parent's handler (no deferred parent to fork from)"
+		return
+	fi
+	# A child that took the spare and writes 64M at once under -m 16M,
+	# 20 times: the manager knows it (it picks it and kills it at OOM)
+	# and the group never goes past its limit by more than one
+	# fault-around batch.
+	local n=20 stopped=0 worst=0 rc max slack=$((64 * 4096))
+	for ((i = 0; i < n; i++)); do
+		rc=$(mrun forkoom 60 -- -m 16M -- "$prog" forkgrow 64)
+		max=$(json "$tmp/forkoom.json" max_usage 2>/dev/null || echo 999999999999)
+		[ "$max" -gt "$worst" ] && worst=$max
+		if [ "$rc" = 0 ] && grep -q "^child killed: signal 9" "$tmp/forkoom.out" &&
+		   [ "$max" -le $((16 * 1024 * 1024 + slack)) ] &&
+		   grep -q "out of memory (usage 16M, max 16M)" "$tmp/forkoom.out"; then
+			stopped=$((stopped + 1))
+		else
+			echo "forkoom run $i: exit $rc, max_usage $max"
+			tail -3 "$tmp/forkoom.out"
+		fi
+	done
+	if [ "$stopped" = "$n" ]; then
+		ok "a forked child writing 64M at once under -m 16M: killed at the limit $n times of $n (max_usage at most $worst)"
+	else
+		bad fork_oom "killed at the limit $stopped times of $n (max_usage up to $worst)"
+	fi
+}
+run_case fork_oom

@@ -62,6 +62,8 @@ void mgi_agent_log(const char *fmt, ...)
 
 static void fork_prepare(void)
 {
+	if (mgi_agent_deferred())
+		mgi_lazyfork_prepare();
 	if (atomic_load(&mgi_agent_active))
 		mgi_fork_prepare();
 }

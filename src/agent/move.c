@@ -8,6 +8,7 @@
 
 #include "account.h"
 #include "agent.h"
+#include "start.h"
 #include "grant.h"
 #include "os.h"
 #include "proto.h"
@@ -166,6 +167,10 @@ bool mgi_agent_on_manager_message(void)
 	}
 	case MGI_MSG_GRANTED:
 		mgi_account_granted(&msg.grant);
+		break;
+	case MGI_MSG_SPARE: /* asked for in a deferred start that has ended */
+		if (msg.spare.slot >= 0)
+			mgi_lazyfork_give_back(msg.spare.slot);
 		break;
 	default:
 		break;

@@ -202,6 +202,7 @@ void mgi_agent_start_now(void)
 	 * does not count, rather than counting them twice (a spurious
 	 * reclaim, or a refusal, at the limit). */
 	lazy = false;
+	mgi_lazyfork_give_back(-1);
 	mgi_uncharge(lazy_pages);
 	lazy_pages = 0;
 	nlazy = 0;
@@ -270,6 +271,33 @@ void mgi_agent_start(void)
 	start_full();
 }
 
+/* A deferred process's child that took its parent's spare slot
+ * (lazyfork.c): its own /proc/self/maps and userfaultfd, then the
+ * parent's table of what it charged at size (the same address space),
+ * charged into the child's slot; if that does not fit, the full start. */
+static void child_start_lazy(void)
+{
+	char why[256];
+
+	close_fd(&mgi_maps_fd);
+	close_fd(&mgi_handler.uffd); /* the parent's */
+	mgi_maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	mgi_handler.uffd = mgi_uffd_open(&mgi_handler.fork_events, mgi_join_features, why, sizeof(why));
+	if (mgi_maps_fd < 0 || mgi_handler.uffd < 0) {
+		mgi_agent_log("%s: this process is not managed",
+			      mgi_handler.uffd < 0 ? why : "cannot open /proc/self/maps");
+		close_fd(&mgi_join.conn); /* the manager releases the slot */
+		return;
+	}
+	if (lazy_room(lazy_pages) && mgi_charge(lazy_pages, NULL)) {
+		lazy = true;
+		return;
+	}
+	lazy_pages = 0;
+	nlazy = 0;
+	start_full();
+}
+
 /* The rest of the start: arena, threads, the scan. */
 static void start_full(void)
 {
@@ -327,6 +355,10 @@ void mgi_agent_child_after_fork(void)
 		 * deferred again if it fits). Decided on the parent's state:
 		 * the agent_start below may make this child deferred too. */
 		lazy = false;
+		if (mgi_lazyfork_child() == 0) {
+			child_start_lazy();
+			return;
+		}
 		mgi_join_child_reset();
 		close_fd(&mgi_maps_fd);
 		close_fd(&mgi_handler.uffd); /* the parent's: ours is opened anew */

@@ -16,6 +16,18 @@ int mgi_join_group(const char *path);
 /* mgi_uffd_open's callback: the manager does UFFDIO_API on our uffd. */
 int mgi_join_features(int fd, uint64_t features);
 
+/* lazyfork.c: a deferred process's fork (a spare slot, no wait). */
+/* atfork prepare of a deferred process: the spare, if one came, is the
+ * child's (the first fork asks for spares, not waited for). */
+void mgi_lazyfork_prepare(void);
+/* The deferred process starts its handler: its spare (slot -1: the one
+ * it holds, if any) goes back to the manager. */
+void mgi_lazyfork_give_back(int slot);
+/* In the child: takes the spare and tells the manager (FORKED). 0: joined
+ * (new slot and connection, nothing charged yet), or -errno: join the
+ * ordinary way. */
+int mgi_lazyfork_child(void);
+
 /* exclude.c: the extents of the objects the handler runs (nelf reset),
  * and the data they reach outside them (GOT targets, our thread's block). */
 void mgi_exclude_objects(void);

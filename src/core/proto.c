@@ -167,6 +167,8 @@ static size_t size_of_type(int type)
 	case MGI_MSG_GRANT: return sizeof(mgi_msg_grant_t);
 	case MGI_MSG_GRANTED: return sizeof(mgi_msg_grant_t);
 	case MGI_MSG_OOM_PRIORITY: return sizeof(mgi_msg_oom_priority_t);
+	case MGI_MSG_SPARE: return sizeof(mgi_msg_spare_t);
+	case MGI_MSG_FORKED: return sizeof(mgi_msg_spare_t);
 	case MGI_MSG_OOM_RECORD_REQ: return sizeof(mgi_msg_oom_record_req_t);
 	case MGI_MSG_OOM_RECORD: return sizeof(mgi_msg_oom_record_t);
 	case MGI_MSG_OOM_ACT: return sizeof(mgi_msg_oom_act_t);
@@ -458,6 +460,18 @@ int mgi_msg_parse(const void *buf, size_t len, mgi_msg_t *out, char *err, size_t
 		if (out->oom_priority.priority < MGI_OOM_PRIORITY_MIN ||
 		    out->oom_priority.priority > MGI_OOM_PRIORITY_MAX)
 			return bad(-EINVAL, err, errlen, "oom priority: -1000 to 1000");
+		break;
+	case MGI_MSG_SPARE:
+		if (out->spare.slot < -1 || out->spare.slot >= MGI_PROCS_MAX)
+			return bad(-EINVAL, err, errlen, "spare: slot out of range (-1 to 511)");
+		if (out->spare.pid != 0)
+			return bad(-EINVAL, err, errlen, "spare: pid must be 0");
+		break;
+	case MGI_MSG_FORKED:
+		if (out->spare.slot < 0 || out->spare.slot >= MGI_PROCS_MAX)
+			return bad(-EINVAL, err, errlen, "forked: slot out of range (0 to 511)");
+		if (out->spare.pid <= 1 || out->spare.pid >= MGI_PID_MAX)
+			return bad(-EINVAL, err, errlen, "forked: pid out of range");
 		break;
 	case MGI_MSG_OOM_RECORD_REQ:
 		return check_group(out->oom_record_req.group, 1, err, errlen) ?: h.type;

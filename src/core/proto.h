@@ -90,6 +90,14 @@
  *  client -> manager  OOM_DECISION  for snapshot `seq`: kill these pids,
  *                                raise the limit to `limit`, or resume
  *                                (retry the charge); REPLY.
+ *  agent -> manager   SPARE      slot -1: keep a spare slot for my forks (a
+ *                                deferred start); slot S: I give spare S back.
+ *  manager -> agent   SPARE      slot S is your spare: a child you fork may
+ *                                take it without asking (FORKED).
+ *  agent -> manager   FORKED     (sent by a forked child on its parent's
+ *                                connection) I, pid P, took my parent's spare
+ *                                slot S; my own connection is the socket
+ *                                passed along (SCM_RIGHTS). No answer.
  *
  * The connection of an agent stays open for the life of its process image:
  * its closing, or the process's pidfd, is how the manager learns the
@@ -134,6 +142,8 @@ enum mgi_msg_type {
 	MGI_MSG_OOM_HANDLER = 44, /* laid out as STAT_REQ */
 	MGI_MSG_OOM_SNAPSHOT = 45,
 	MGI_MSG_OOM_DECISION = 46,
+	MGI_MSG_SPARE = 47,
+	MGI_MSG_FORKED = 48, /* laid out as SPARE */
 };
 
 /* What a REGISTER asks to hear about. */
@@ -394,6 +404,14 @@ typedef struct mgi_msg_oom_priority {
 	int32_t priority; /* MGI_OOM_PRIORITY_MIN..MAX: higher dies first */
 } mgi_msg_oom_priority_t;
 
+/* SPARE and FORKED (issue 17 part 2: a fork that does not wait for the
+ * manager, docs/design.md "A fork that does not ask"). */
+typedef struct mgi_msg_spare {
+	mgi_msg_hdr_t hdr;
+	int32_t slot; /* SPARE: -1 (asked) or the slot; FORKED: the slot taken */
+	int32_t pid;  /* FORKED: the child (its socket's SO_PEERCRED must agree); else 0 */
+} mgi_msg_spare_t;
+
 /* OOM_RECORD_REQ and OOM_RECORD: the manager keeps the last few kills'
  * post-mortem records (oomkill.c), numbered from 1. */
 #define MGI_OOM_RECORD_MAX 4096
@@ -502,6 +520,7 @@ typedef union mgi_msg {
 	mgi_msg_oom_act_t oom_act;
 	mgi_msg_oom_snapshot_t oom_snapshot;
 	mgi_msg_oom_decision_t oom_decision;
+	mgi_msg_spare_t spare;
 } mgi_msg_t;
 
 #include <stdarg.h>

@@ -302,6 +302,12 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 		int32_t pid = atomic_load(&seg->ctl.procs[i].pid);
 		const mgi_proc_slot_t *s = &seg->acct.procs[i];
 		uint64_t c = atomic_load(&s->charged), w = atomic_load(&s->swapped);
+		if (pid == MGI_SLOT_SPARE) {
+			/* a forked child's first charges, not bound yet */
+			charged += c;
+			swapped += w;
+			continue;
+		}
 		if (pid == 0 || pid == MGI_SLOT_RELEASING) {
 			if (c || w)
 				return bad(why, whylen, "free slot %d holds %llu pages and %llu swapped", i,
@@ -417,7 +423,7 @@ long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_cou
 	int32_t expected = pid;
 	uint64_t pages;
 
-	if (idx < 0 || idx >= MGI_PROCS_MAX || pid <= 0)
+	if (idx < 0 || idx >= MGI_PROCS_MAX || (pid <= 0 && pid != MGI_SLOT_SPARE))
 		return -ESRCH;
 	/* Claim the release first (pid -> RELEASING): a releasing slot
 	 * cannot be claimed anew, so what it held is uncharged exactly once.
@@ -430,6 +436,15 @@ long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_cou
 	expected = pid;
 	atomic_compare_exchange_strong(&seg->ctl.oom_victim, &expected, 0);
 	return (long)pages;
+}
+
+int mgi_segment_bind_spare(mgi_segment_t *seg, int idx, int32_t pid)
+{
+	int32_t expected = MGI_SLOT_SPARE;
+
+	if (idx < 0 || idx >= MGI_PROCS_MAX || pid <= 1 || pid >= MGI_PID_MAX)
+		return -ESRCH;
+	return atomic_compare_exchange_strong(&seg->ctl.procs[idx].pid, &expected, pid) ? 0 : -ESRCH;
 }
 
 uint64_t mgi_segment_uncharge_slot(mgi_segment_t *seg, int idx, const mgi_counter_path_t *path)
@@ -567,7 +582,9 @@ unsigned mgi_segment_audit(mgi_segment_t *seg, uint64_t slack, char *why, size_t
 	for (int i = 0; i < MGI_PROCS_MAX; i++) {
 		mgi_proc_slot_t *s = &seg->acct.procs[i];
 		uint64_t c = atomic_load(&s->charged);
-		if (in_use(seg, i)) {
+		/* (a spare: what the child that took it charged before the
+		 * manager bound it) */
+		if (in_use(seg, i) || atomic_load(&seg->ctl.procs[i].pid) == MGI_SLOT_SPARE) {
 			charged += clamp(c, MGI_PAGES_UNLIMITED);
 			continue;
 		}

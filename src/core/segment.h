@@ -48,6 +48,10 @@
 #define MGI_FAULT_AROUND_MAX 64
 #define MGI_COMM_MAX 16
 #define MGI_SLOT_RELEASING (-1) /* pid value while a slot is being released */
+/* pid value of a spare slot: claimed by the manager for a process in its
+ * deferred start, which a child it forks takes without asking (FORKED);
+ * the manager then binds it to the child's pid (mgi_segment_bind_spare). */
+#define MGI_SLOT_SPARE (-2)
 #define MGI_THRESHOLDS_MAX 128  /* per group and counter */
 #define MGI_LISTENERS_MAX 256   /* per group */
 #define MGI_RECLAIM_BUCKETS 24  /* stall histogram: bucket i counts < 2^i us */
@@ -333,6 +337,10 @@ int mgi_segment_check_grant(const mgi_segment_t *parent, const mgi_segment_t *ch
 /* Takes a free slot for pid; returns its index or -ENOSPC. Manager only
  * (the slot's identity is in the control part). */
 int mgi_segment_claim(mgi_segment_t *seg, int32_t pid);
+/* A spare slot (claimed with MGI_SLOT_SPARE) becomes pid's, keeping what
+ * the forked child charged there already. 0, or -ESRCH if idx is not a
+ * spare. Manager only. */
+int mgi_segment_bind_spare(mgi_segment_t *seg, int idx, int32_t pid);
 
 /*
  * Releases slot idx if it still belongs to pid: frees it and uncharges what
@@ -342,7 +350,9 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid);
  * usage (a process cannot hold more than its group's counter), so that a
  * slot's figure cannot uncharge its ancestors of more than the group put
  * there. Returns the memory pages released, or -ESRCH if the slot was not
- * pid's (already released). Manager only.
+ * pid's (already released). pid may be MGI_SLOT_SPARE (a spare given
+ * back, or whose owner went: what a child charged there goes too).
+ * Manager only.
  */
 long mgi_segment_release(mgi_segment_t *seg, int idx, int32_t pid, const mgi_counter_path_t *path);
 

@@ -82,7 +82,6 @@ void mgi_conn_accept(mgi_manager_t *m)
 {
 	for (;;) {
 		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		unsigned i;
 
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && m->spare_fd >= 0) {
 			/* Out of descriptors: a pending connection would keep
@@ -101,25 +100,34 @@ void mgi_conn_accept(mgi_manager_t *m)
 		}
 		if (fd < 0)
 			return;
-		struct ucred cred = {.pid = 0, .uid = (uid_t)-1};
-		socklen_t clen = sizeof(cred);
-		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
-		const char *why = conn_refusal(m, cred.uid, &i);
-		if (why) {
-			refuse_conn(m, fd, cred.uid, why);
-			continue;
-		}
-		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_CONN_BASE + i};
-		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-			close(fd);
-			continue;
-		}
-		m->conns[i] = (struct mgi_conn){.fd = fd, .pidfd = -1, .group = -1, .slot = -1,
-						.move_group = -1, .peer_pid = cred.pid,
-						.peer_uid = cred.uid};
-		if (i >= m->nconns)
-			m->nconns = i + 1;
+		mgi_conn_add(m, fd);
 	}
+}
+
+int mgi_conn_add(mgi_manager_t *m, int fd)
+{
+	struct ucred cred = {.pid = 0, .uid = (uid_t)-1};
+	socklen_t clen = sizeof(cred);
+	unsigned i;
+
+	getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
+	const char *why = conn_refusal(m, cred.uid, &i);
+	if (why) {
+		refuse_conn(m, fd, cred.uid, why);
+		return -EUSERS;
+	}
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_CONN_BASE + i};
+	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	m->conns[i] = (struct mgi_conn){.fd = fd, .pidfd = -1, .group = -1, .slot = -1,
+					.move_group = -1, .peer_pid = cred.pid,
+					.peer_uid = cred.uid, .spare = -1};
+	if (i >= m->nconns)
+		m->nconns = i + 1;
+	return (int)i;
 }
 
 /* A released victim is no longer the victim of any ancestor's OOM either. */
@@ -138,6 +146,7 @@ void mgi_conn_drop(mgi_manager_t *m, unsigned i)
 	mgi_notify_drop_conn(m, i);
 	mgi_oomh_conn_gone(m, i);
 	mgi_reclaim_conn_gone(m, i);
+	mgi_join_drop_spare(m, c);
 	if (c->slot >= 0) {
 		mgi_manager_audit(m);
 		mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, c->group);
@@ -157,7 +166,8 @@ void mgi_conn_drop(mgi_manager_t *m, unsigned i)
 		mgi_counter_path_t path = mgi_tree_charge_path(&m->tree, c->move_group);
 		mgi_segment_release(m->tree.node[c->move_group].seg, c->move_slot, c->pid, &path);
 	}
-	*c = (struct mgi_conn){.fd = -1, .pidfd = -1, .group = -1, .slot = -1, .move_group = -1};
+	*c = (struct mgi_conn){.fd = -1, .pidfd = -1, .group = -1, .slot = -1, .move_group = -1,
+			       .spare = -1};
 }
 
 void mgi_conn_reply(struct mgi_conn *c, int status, const char *fmt, ...)

@@ -23,6 +23,9 @@
 /* Takes the pending connections, within the per-uid limits of manager.h
  * (a refused one hears why). */
 void mgi_conn_accept(mgi_manager_t *m);
+/* Serves fd (a connected socket) as a connection, within the same limits
+ * (a refused one hears why and is closed): its index, or -errno. */
+int mgi_conn_add(mgi_manager_t *m, int fd);
 /* Connection i is done (closed, exited, misbehaved): its slot is released
  * (its pages uncharged along the path), its registrations dropped. */
 void mgi_conn_drop(mgi_manager_t *m, unsigned i);
@@ -55,6 +58,20 @@ void mgi_join_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_rep
 /* Restored groups' processes that exited while no manager ran are released;
  * looks again once a second while some have not rejoined. */
 void mgi_join_watch_orphans(mgi_manager_t *m);
+/* Watches connection i's process's exit (its pidfd), now that it has a slot. */
+void mgi_join_watch_exit(mgi_manager_t *m, unsigned i);
+/* spare.c: spare slots (a fork that does not ask the manager). SPARE:
+ * connection i asks for one (slot -1) or gives its own back. */
+void mgi_join_spare(mgi_manager_t *m, unsigned i, const mgi_msg_spare_t *s);
+/* FORKED on connection i (the parent's): its child took the spare; fd is
+ * the child's own connection (closed here if not taken). */
+void mgi_join_forked(mgi_manager_t *m, unsigned i, const mgi_msg_spare_t *s, int fd);
+/* c is going: its spare, if any, is released (with what a child that took
+ * it but was never bound charged there). */
+void mgi_join_drop_spare(mgi_manager_t *m, struct mgi_conn *c);
+/* Connection i's process exited: what is still queued on it (a child's
+ * FORKED) is handled first, then it is dropped. */
+void mgi_join_exited(mgi_manager_t *m, unsigned i);
 
 /* dispatch.c */
 /* Connection i is readable: one message read and handled. */

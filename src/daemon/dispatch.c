@@ -303,6 +303,12 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 		on_register(m, i, &msg.reg, npassed ? passed[0] : -1);
 		return;
 	}
+	if (type == MGI_MSG_FORKED) {
+		for (unsigned k = 1; k < npassed; k++)
+			close(passed[k]);
+		mgi_join_forked(m, i, &msg.spare, npassed ? passed[0] : -1);
+		return;
+	}
 	if (type == MGI_MSG_HELLO && msg.hello.slot >= 0) {
 		mgi_join_rejoin(m, i, &msg.hello, passed, npassed);
 		for (unsigned k = 0; k < npassed; k++)
@@ -343,6 +349,9 @@ void mgi_dispatch(mgi_manager_t *m, unsigned i)
 		break;
 	case MGI_MSG_OOM_PRIORITY:
 		mgi_oom_on_priority(m, i, &msg.oom_priority);
+		break;
+	case MGI_MSG_SPARE:
+		mgi_join_spare(m, i, &msg.spare);
 		break;
 	case MGI_MSG_OOM_RECORD_REQ:
 		mgi_oom_on_record_req(m, i, &msg.oom_record_req);

@@ -177,6 +177,11 @@ static void watch_exit(mgi_manager_t *m, unsigned i)
 	}
 }
 
+void mgi_join_watch_exit(mgi_manager_t *m, unsigned i)
+{
+	watch_exit(m, i);
+}
+
 /*
  * A HELLO naming a slot: a process whose manager went away (memgrpd was
  * restarted) hands back its group's segments, its own first, then its
@@ -361,6 +366,7 @@ void mgi_join_move_reply(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_rep
 	if (g < 0)
 		return; /* nothing asked: ignore */
 	if (r->status == 0) {
+		mgi_join_drop_spare(m, c); /* the old group's */
 		/* The agent emptied its old slot; its identity is the
 		 * manager's to free (nothing left to uncharge: an empty path). */
 		mgi_counter_path_t none = {.depth = 0};

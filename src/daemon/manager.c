@@ -328,7 +328,7 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 		else if (tag >= TAG_PIDFD_BASE) {
 			unsigned i = (unsigned)(tag - TAG_PIDFD_BASE);
 			if (i < m->nconns && m->conns[i].pidfd >= 0)
-				mgi_conn_drop(m, i); /* the process exited */
+				mgi_join_exited(m, i); /* the process exited */
 		} else if (tag >= TAG_CONN_BASE) {
 			unsigned i = (unsigned)(tag - TAG_CONN_BASE);
 			if (i < m->nconns && m->conns[i].fd >= 0)

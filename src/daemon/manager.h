@@ -79,6 +79,7 @@ struct mgi_conn {
 	uint64_t hist_ns[MGI_OOM_HIST], hist_pages[MGI_OOM_HIST];
 	uint64_t oom_term_ns, oom_kill_ns;
 	bool oom_stuck; /* not gone OOM_STUCK_MS after SIGKILL: reported, passed over */
+	int spare; /* a spare slot kept for its forks (spare.c), or -1 */
 };
 
 /* A client's registration (notify.c): an eventfd to signal, and what for.

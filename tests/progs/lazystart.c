@@ -79,7 +79,7 @@ static void check(const unsigned char *p, size_t mb, uint64_t seed)
 
 int main(int argc, char **argv)
 {
-	/* small | grow MB | heap MB | fork MB */
+	/* small | grow MB | heap MB | fork MB | hold MB | forkgrow MB */
 	const char *mode = argc > 1 ? argv[1] : "small";
 	size_t mb = argc > 2 ? (size_t)atol(argv[2]) : 0;
 
@@ -123,5 +123,44 @@ int main(int argc, char **argv)
 		report("parent after child");
 		return 0;
 	}
-	DIE("usage: prog_lazystart small | grow MB | heap MB | fork MB");
+	if (!strcmp(mode, "hold") || !strcmp(mode, "forkgrow")) {
+		/* A fork after the parent's spare slot came (asked for at
+		 * its first fork, answered at once: 300 ms is plenty): the child
+		 * takes it and runs without asking. hold: the child maps and
+		 * writes MB (inside the allowance: it stays deferred) and
+		 * waits to be killed; forkgrow: it writes MB at once. */
+		pid_t c = fork();
+		int st;
+		if (c == 0) /* the first fork asks for the spare */
+			_exit(0);
+		if (c < 0 || waitpid(c, &st, 0) != c)
+			DIE("first fork failed");
+		usleep(300 * 1000);
+		c = fork();
+		if (c < 0)
+			DIE("fork failed");
+		if (c == 0) {
+			unsigned char *p = grow(mb, 29);
+			if (mode[0] == 'f') {
+				check(p, mb, 29);
+				_exit(0);
+			}
+			printf("child %d ready\n", (int)getpid());
+			fflush(stdout);
+			for (;;)
+				pause();
+		}
+		if (waitpid(c, &st, 0) != c)
+			DIE("waitpid failed");
+		if (WIFSIGNALED(st))
+			printf("child killed: signal %d\n", WTERMSIG(st));
+		else
+			printf("child exited: %d\n", WEXITSTATUS(st));
+		fflush(stdout);
+		/* for the test to read the group's figures (it ends us) */
+		if (mode[0] == 'h')
+			sleep(60);
+		return 0;
+	}
+	DIE("usage: prog_lazystart small | grow MB | heap MB | fork MB | hold MB | forkgrow MB");
 }
