@@ -15,21 +15,7 @@
 #include <sys/mman.h>
 
 #include "common.h"
-
-static long vm_locked_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
+#include "rss.h"
 
 int main(int argc, char **argv)
 {
@@ -46,6 +32,6 @@ int main(int argc, char **argv)
 	long bad = verify(p, len, 7);
 	if (bad >= 0)
 		DIE("byte %ld wrong", bad);
-	printf("populate ok: locked %ld\n", vm_locked_kb());
+	printf("populate ok: locked %ld\n", status_kb("VmLck:"));
 	return 0;
 }
