@@ -34,7 +34,7 @@ MGI_DEPTH_MAX = 8
 MGI_PAGES_UNLIMITED = (2**63 - 1) // 4096
 MGI_SET_KEEP = 2**64 - 1
 MGI_SET_UNLIMITED = 2**64 - 2
-SEGMENT_BYTES = 81920  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
+SEGMENT_BYTES = 90112  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
 
 HELLO, WELCOME, OOM_KILL, STAT_REQ, STAT, SET, REPLY, CREATE = 1, 2, 3, 4, 5, 6, 7, 8
 RM, LIST_REQ, LIST, OOM_REQ, ATTACH, MOVE, REGISTER, UNREGISTER = 9, 10, 11, 12, 13, 14, 15, 16

@@ -1,6 +1,7 @@
 /* move.c - the manager's requests to an agent: MOVE (`memgrp attach`) and EVICT. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -13,6 +14,29 @@
 #include "os.h"
 #include "proto.h"
 #include "size.h"
+
+/*
+ * An EVICT answer that could not be sent. Measured (test_vrange "backstop"):
+ * a group waiting at its kernel limit cannot charge the socket buffer of a
+ * message, send fails with ENOBUFS, and the manager, not knowing what was
+ * freed, would wait out its 2 s before asking anyone else, each time. The
+ * slot and the wake eventfd need no new kernel memory.
+ */
+static void answer_in_slot(uint64_t freed)
+{
+	mgi_proc_slot_t *me = mgi_join.me;
+
+	if (!me)
+		return;
+	atomic_store_explicit(&me->evict_freed, freed, memory_order_relaxed);
+	atomic_fetch_add_explicit(&me->evict_answers, 1, memory_order_release);
+	if (mgi_join.wakefd >= 0) {
+		uint64_t one = 1;
+		if (write(mgi_join.wakefd, &one, sizeof(one)) < 0) {
+			/* the manager is gone: nobody to tell */
+		}
+	}
+}
 
 /*
  * The manager sends MOVE with the new group's segments (its own, then its
@@ -162,7 +186,9 @@ bool mgi_agent_on_manager_message(void)
 			r.evict.freed += mgi_est_give(asked - r.evict.freed);
 		if (r.evict.freed < asked && mgi_evict_allowed(0))
 			r.evict.freed += mgi_evict(asked - r.evict.freed);
-		send(mgi_join.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (send(mgi_join.conn, &r, r.hdr.len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+		    errno != EPIPE && errno != ECONNRESET)
+			answer_in_slot(r.evict.freed);
 		break;
 	}
 	case MGI_MSG_GRANTED:

@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 14 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both; 13: volatile ranges (vrange_pages, vrange_purged_pages); 14: the OOM handler and its reserve */
+#define MGI_SEGMENT_VERSION 15 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both; 13: volatile ranges (vrange_pages, vrange_purged_pages); 14: the OOM handler and its reserve; 15: evict answers in the slot */
 #define MGI_SEGMENT_ALIGN MGI_PAGE_SIZE /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -167,6 +167,13 @@ typedef struct mgi_proc_slot {
 	_Atomic uint32_t est_fast;        /* fast regions */
 	_Atomic uint32_t est_slow;        /* slow regions */
 	_Atomic uint64_t vrange_pages;    /* made volatile (mg_vrange) now */
+	/* An answer to the manager's EVICT that could not be sent: at its
+	 * kernel limit the group cannot charge the socket buffer a message
+	 * needs (send fails with ENOBUFS), so the agent writes the pages it
+	 * freed here, then counts the answer and writes the wake eventfd
+	 * (neither allocates). Written by the agent: the manager clamps. */
+	_Atomic uint64_t evict_freed;
+	_Atomic uint64_t evict_answers;
 } mgi_proc_slot_t;
 
 /* Written by the manager only; read-only to every agent. */

@@ -310,6 +310,7 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 			if (read(m->wakefd, &v, sizeof(v)) < 0) {
 				/* EAGAIN: drained by an earlier event */
 			}
+			mgi_reclaim_slot_answer(m);
 			mgi_manager_audit(m);
 			mgi_notify_deliver(m);
 		} else if (tag == TAG_TIMER) {

@@ -118,6 +118,7 @@ struct mgi_reclaim_episode {
 	uint64_t need, freed; /* pages */
 	int conn, conn_fd;    /* the agent evicting now (index, fd), -1 if none */
 	uint64_t asked, asked_ns, started_ns; /* of the agent evicting now */
+	uint64_t answers0;    /* its slot's evict_answers when asked */
 	uint8_t spent[MGI_MANAGER_CONNS_MAX]; /* gave less than asked: done */
 };
 
@@ -267,6 +268,9 @@ void mgi_reclaim_on_request(mgi_manager_t *m, struct mgi_conn *c, const mgi_msg_
 /* An agent's EVICTED answer; its connection closing; the wait's timer. */
 void mgi_reclaim_evicted(mgi_manager_t *m, unsigned ci, const mgi_msg_evict_t *e);
 void mgi_reclaim_conn_gone(mgi_manager_t *m, unsigned ci);
+/* An answer the agent evicting now left in its slot (it could not send
+ * one: see the slot's evict_answers); on a wake and before a timeout. */
+void mgi_reclaim_slot_answer(mgi_manager_t *m);
 void mgi_reclaim_timeout(mgi_manager_t *m);
 /* The default host floor for soft limits: 5 % of MemTotal. */
 uint64_t mgi_default_min_available(void);

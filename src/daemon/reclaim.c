@@ -242,6 +242,7 @@ static void ask_next(mgi_manager_t *m)
 	e->conn = k;
 	e->conn_fd = c->fd;
 	e->asked_ns = mgi_os_now_ns();
+	e->answers0 = atomic_load_explicit(&slot_of(m, c)->evict_answers, memory_order_acquire);
 	/* A nested group's evicted pages are swap within its swap grant:
 	 * given first, so that the eviction asked for is not refused for
 	 * want of one (refused by a swap limit, it is as before). */
@@ -336,6 +337,21 @@ void mgi_reclaim_evicted(mgi_manager_t *m, unsigned ci, const mgi_msg_evict_t *e
 	ask_next(m);
 }
 
+void mgi_reclaim_slot_answer(mgi_manager_t *m)
+{
+	struct mgi_reclaim_episode *e = &m->reclaim;
+
+	if (!e->active || e->conn < 0 || m->conns[e->conn].fd != e->conn_fd)
+		return;
+	const mgi_proc_slot_t *s = slot_of(m, &m->conns[e->conn]);
+	if (atomic_load_explicit(&s->evict_answers, memory_order_acquire) == e->answers0)
+		return;
+	/* written by the agent: no more than it was asked counts */
+	uint64_t freed = atomic_load_explicit(&s->evict_freed, memory_order_relaxed);
+	mgi_msg_evict_t ev = {.pages = e->asked, .freed = freed < e->asked ? freed : e->asked};
+	mgi_reclaim_evicted(m, (unsigned)e->conn, &ev);
+}
+
 void mgi_reclaim_conn_gone(mgi_manager_t *m, unsigned ci)
 {
 	struct mgi_reclaim_episode *e = &m->reclaim;
@@ -364,6 +380,7 @@ void mgi_reclaim_timeout(mgi_manager_t *m)
 		}
 		return;
 	}
+	mgi_reclaim_slot_answer(m);
 	if (e->conn >= 0 && mgi_os_now_ns() - e->asked_ns >= (uint64_t)EVICT_WAIT_MS * 1000000ULL) {
 		mgi_manager_log(m, "group '%s': pid %d did not answer a request to evict within %d ms",
 				m->tree.node[m->conns[e->conn].group].name, (int)m->conns[e->conn].pid,
