@@ -29,13 +29,8 @@ static int insert_node(mgi_tree_t *t, const char *name, int p, const struct segf
 {
 	int i;
 
-	for (i = 1; i < MGI_GROUPS_MAX && t->node[i].used; i++)
-		;
-	if (i == MGI_GROUPS_MAX) {
-		snprintf(why, whylen, "this manager already serves %d groups, its most",
-			 MGI_GROUPS_MAX - 1);
-		return -ENOSPC;
-	}
+	if ((i = mgi_tree_free_node(t, why, whylen)) < 0)
+		return i;
 	t->node[i].segfd = sf->ctl;
 	t->node[i].acctfd = sf->acct;
 	t->node[i].rofd = sf->ro;
