@@ -13,15 +13,10 @@ n=0
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 }
+. "$(dirname "$0")/oomlib.sh"
 
-if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
-	skip_all "userfaultfd is not available to this user"
-fi
-
-mg() { "$memgrp" --socket "$sock" "$@"; }
 # MemAvailable now, in MiB
 avail_mb() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
-alive() { kill -0 "$1" 2>/dev/null; }
 # hog MB SECS: a process outside every group touches MB (one memset: a
 # fast drop of MemAvailable), holds them SECS and exits
 # (exec: the pid the caller gets is python's, and a kill of it frees the MB)
@@ -32,10 +27,7 @@ start_d() {
 	n=$((n + 1))
 	sock=$tmp/hd$n.sock
 	log=$tmp/hd$n.log
-	kcg_track "$sock"
-	"$memgrpd" --socket "$sock" "$@" 2>"$log" &
-	dpid=$!
-	wait_socket "$sock" || { bad start "memgrpd did not listen: $(tail -3 "$log")"; return 1; }
+	start_memgrpd "$@"
 }
 stop_d() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
@@ -45,12 +37,7 @@ stop_d() {
 # hold NAME GROUP MB SECS: prog_hold of MB in GROUP as process NAME (pid
 # in pid_NAME); returns once it holds them, so that ages follow the order
 hold() {
-	local name=$1 grp=$2 mb=$3 secs=$4
-	mg run -g "$grp" -- "$progs/prog_hold" "$mb" "$secs" >"$tmp/$name.out" 2>&1 &
-	eval "pid_$name=$!"
-	track $!
-	wait_for 20 grep -q "^holding $mb MB" "$tmp/$name.out" || bad "hold_$name" "did not start: $(cat "$tmp/$name.out")"
-	sleep 0.3
+	hold_in "$2" "$1" "$3" "$4" || bad "hold_$1" "did not start: $(cat "$tmp/$1.out")"
 }
 
 # groups, under one parent P (so that one `memgrp events --ladder P` sees
@@ -92,17 +79,7 @@ while True:
 }
 
 # waits until one of the named processes is gone and says which, or none
-gone() {
-	local secs=$1 p
-	shift
-	for _ in $(seq $((secs * 10))); do
-		for p in "$@"; do
-			eval "alive \$pid_$p" || { echo "$p"; return 0; }
-		done
-		sleep 0.1
-	done
-	echo none
-}
+gone() { gone_within "$@"; }
 
 finish() {
 	local p

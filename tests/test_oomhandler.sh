@@ -12,57 +12,24 @@ examples=$(realpath "$6")
 sock=$tmp/memgrpd.sock
 log=$tmp/memgrpd.log
 dpid=
-kcg_track "$sock"
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 }
+. "$(dirname "$0")/oomlib.sh"
 
-if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
-	skip_all "userfaultfd is not available to this user"
-fi
-
-mg() { "$memgrp" --socket "$sock" "$@"; }
 py() { MEMGRP_LIB=$libmemgrp PYTHONPATH=$pydir python3 "$@"; }
 
-"$memgrpd" --socket "$sock" 2>"$log" &
-dpid=$!
-wait_socket "$sock" || { bad start "memgrpd did not listen"; cat "$log"; exit 1; }
+start_memgrpd || exit 1
 
 # start NAME MB [MORE]: prog_hold of MB in group $g as process NAME (its
 # memgrp run's pid in pid_NAME), holding $hold s; with MORE it touches MORE
 # MB more once $tmp/go-NAME exists. Returns once it holds its MB, so that
 # ages follow the order of the starts.
 hold=30
-start() {
-	local name=$1 mb=$2 more=${3:-0}
-	rm -f "$tmp/$name.out"
-	if [ "$more" -gt 0 ]; then
-		"$memgrp" --socket "$sock" run -g "$g" -- "$progs/prog_hold" "$mb" "$hold" "$more" \
-			"$tmp/go-$name" >"$tmp/$name.out" 2>&1 &
-	else
-		"$memgrp" --socket "$sock" run -g "$g" -- "$progs/prog_hold" "$mb" "$hold" >"$tmp/$name.out" 2>&1 &
-	fi
-	eval "pid_$name=$!"
-	track $!
-	wait_for 20 grep -qs "^holding $mb MB" "$tmp/$name.out"
-	sleep 0.3
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
+start() { hold_in "$g" "$1" "$2" "$hold" "${3:-0}"; }
 
 # gone NAME...: waits until one of them is gone and says which, or "none".
-gone() {
-	local n
-	for _ in $(seq 100); do
-		for n in "$@"; do
-			eval "alive \$pid_$n" || { echo "$n"; return 0; }
-		done
-		sleep 0.1
-	done
-	echo none
-}
-
-status() { eval "wait \$pid_$1"; echo $?; }
+gone() { gone_within 10 "$@"; }
 
 # The case's processes ended, its group removed.
 finish() {
