@@ -202,7 +202,9 @@ if [ -z "$examples" ] || [ ! -x "$examples/cache_server" ]; then
 elif [ -n "$asan" ]; then
 	skip "cooperation" "cache_server is instrumented here: the kernel counts its ASan shadow memory"
 else
-	"$memgrp" run --socket "$esock" --backend kernel -m 64M --stats-json "$tmp/coop.json" -- \
+	# (--coop-wait 2000: at load 6 the default 200 ms was once too short
+	# for cache_server to be scheduled, free and answer: it was killed)
+	"$memgrp" run --socket "$esock" --backend kernel -m 64M --coop-wait 2000 --stats-json "$tmp/coop.json" -- \
 		"$examples/cache_server" --when-asked 400 >"$tmp/coop.out" 2>&1
 	rc=$?
 	if [ $rc = 0 ] && grep -q "the rest verified" "$tmp/coop.out" &&
