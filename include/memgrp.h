@@ -14,10 +14,12 @@ extern "C" {
  * Versioning: the API version is MG_VERSION_MAJOR.MG_VERSION_MINOR. A minor
  * bump only adds; a major bump may break. mg_version() tells which library
  * was loaded at run time, so a program can check it against the header it
- * was built with.
+ * was built with. 0.3: mg_ladder_t grew by five fields (handler_asked ..
+ * handler_fallback, with mg_oom_handler_register); a program built against
+ * 0.3 that reads mg_ladder_t checks mg_version() >= 0x000300 first.
  */
 #define MG_VERSION_MAJOR 0
-#define MG_VERSION_MINOR 2
+#define MG_VERSION_MINOR 3
 #define MG_VERSION_PATCH 0
 #define MG_VERSION ((MG_VERSION_MAJOR << 16) | (MG_VERSION_MINOR << 8) | MG_VERSION_PATCH)
 
