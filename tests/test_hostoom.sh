@@ -190,6 +190,16 @@ case_ladder() {
 	# (held long enough for a sanitizer build's slow start: nobody may
 	# exit on its own before the kill)
 	groups $((accounting ? 40 : 120)) || { stop_d; return; }
+	# a pre-kill hook on the groups' parent (inherited): it runs before
+	# the host's kill, told of its victim while it still lives
+	cat >"$tmp/hhook.sh" <<HOOK
+#!/bin/sh
+{ env | grep '^MEMGRP_OOM_' | sort
+  kill -0 "\$MEMGRP_OOM_VICTIM_PID" 2>/dev/null && echo "victim alive"; } >"$tmp/hhook.env"
+exit 0
+HOOK
+	chmod +x "$tmp/hhook.sh"
+	mg set "$gP" --oom-prekill "$tmp/hhook.sh" --oom-prekill-timeout 3s || bad hook_set "set refused"
 	cooperate
 	mg events --ladder --json "$gP" >"$tmp/ev.out" 2>"$tmp/ev.err" &
 	local epid=$!
@@ -216,6 +226,19 @@ case_ladder() {
 	else
 		bad victim "gone: $who; $(cat "$log")"
 	fi
+	local hook_at=$(grep -n "running --oom-prekill" "$log" | head -1 | cut -d: -f1)
+	local kill_at=$(grep -n "is out of memory (the host is short" "$log" | grep -v "running --oom-prekill" |
+		head -1 | cut -d: -f1)
+	local b2=$(grep '^MEMGRP_OOM_VICTIM_PID=' "$tmp/hhook.env" 2>/dev/null | cut -d= -f2)
+	[ -n "$hook_at" ] && [ -n "$kill_at" ] && [ "$hook_at" -lt "$kill_at" ] &&
+		grep -q "^victim alive$" "$tmp/hhook.env" &&
+		grep -q "^MEMGRP_OOM_REASON=(the host is short: MemAvailable" "$tmp/hhook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_GROUP=$gB$" "$tmp/hhook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_CMDLINE=.*prog_hold 24 " "$tmp/hhook.env" &&
+		grep -q -- "--oom-prekill (pid [0-9]*) exited with status 0 after [0-9]* ms; the host's kill follows" "$log" &&
+		grep "oom-record" "$log" | grep -q "\"pid\": $b2," &&
+		ok "--oom-prekill ran before the host's kill, told of B2 (pid $b2, alive then) and the host's shortage; the record names it" ||
+		bad host_prekill "hook at '$hook_at', kill at '$kill_at': $(cat "$tmp/hhook.env" 2>&1)"
 	local coop_at=$(grep -n "host: short.*asking the cooperating clients" "$log" | head -1 | cut -d: -f1)
 	local kill_at=$(grep -n "is out of memory (the host is short" "$log" | head -1 | cut -d: -f1)
 	[ -n "$coop_at" ] && [ -n "$kill_at" ] && [ "$coop_at" -lt "$kill_at" ] && grep -q asked "$tmp/coop$n.out" &&
