@@ -234,6 +234,12 @@ MG_API int mg_ladder_read(mg_client_t *c, const char *group, mg_ladder_t *out);
  * applies. A handler process in the group may charge up to the group's
  * --oom-reserve beyond the limit while it decides. Use a connection of
  * its own for the handler: it ends (unregisters) when c is closed.
+ * The group's OOM is that of its limit, or of its kernel cgroup's limit
+ * (the backstop, or --backend kernel: the snapshot then lists the kernel
+ * cgroup's processes, no reserve); a group below it with no handler of its
+ * own is handled by it too (the snapshot is of that group's subtree). The
+ * kernel's own OOM killer (after 5 s at a kernel limit, or with the
+ * backstop off) asks no handler.
  */
 #define MG_OOM_PROCS_MAX 64
 typedef struct mg_oom_proc {
