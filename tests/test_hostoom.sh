@@ -12,6 +12,8 @@ dpid=
 n=0
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
+	# the PSI case's kernel cgroup, if it ended early (its reader is tracked)
+	[ -n "${psi_cg:-}" ] && { sleep 0.2; rmdir "$psi_cg" 2>/dev/null; }
 }
 
 if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
@@ -345,3 +347,64 @@ case_blip() {
 	stop_d
 }
 run_case blip
+
+# A real PSI stall fires --host-pressure: a reader in a kernel memcg (v1)
+# of 16M, no swap, reading a 256M file from disk over and over (its file
+# pages reclaimed at the limit: the reader stalls in reclaim and on the
+# disk). Measured on this host (2 CPUs): /proc/pressure/memory some avg10
+# from 0.4 to 8-12 % within 4 s. --dry-run: memgrpd logs whom it would
+# kill and nobody dies.
+psi_cg=
+case_psi() {
+	local mnt
+	mnt=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ {print $2; exit}' /proc/self/mounts)
+	if [ "$(id -u)" != 0 ] || [ -z "$mnt" ] || [ ! -r /proc/pressure/memory ]; then
+		skip psi "needs root, a cgroup v1 memory hierarchy and /proc/pressure/memory"
+		return
+	fi
+	start_d --host-pressure "some 8%/2s" --host-sustain 2s --dry-run || return
+	groups 60 || { stop_d; return; }
+	sleep 2 # (a stall of the groups' own start would show now)
+	if grep -q "host: short (" "$log"; then
+		skip psi "the host stalled before the reader started: $(grep "host: short (" "$log" | head -1)"
+		finish; stop_d; return
+	fi
+	local f
+	f=$(mktemp -p /var/tmp memgrp-psi.XXXXXX) || { skip psi "no file under /var/tmp"; finish; stop_d; return; }
+	# written, then dropped from the page cache: every read goes to disk
+	python3 -c "
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+b = os.urandom(1 << 20)
+for _ in range(256): os.write(fd, b)
+os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)" "$f"
+	psi_cg=$mnt/memgrp-psi-$sfx
+	mkdir "$psi_cg" && echo 16M >"$psi_cg/memory.limit_in_bytes" || { bad psi "cgroup $psi_cg not made"; rm -f "$f"; finish; stop_d; return; }
+	local before=$(awk '/^some/ { print $2 }' /proc/pressure/memory)
+	local from=$(wc -l <"$log")
+	sh -c 'echo $$ >"$1/cgroup.procs"; while [ ! -e "$2.stop" ]; do cat "$2" >/dev/null; done' sh "$psi_cg" "$f" &
+	local rpid=$!
+	track $rpid
+	wait_for 40 eval 'tail -n +$((from + 1)) "$log" | grep -q "host: --dry-run: would kill pid"'
+	local during=$(awk '/^some/ { print $2 }' /proc/pressure/memory) fails=$(cat "$psi_cg/memory.failcnt")
+	: >"$f.stop"
+	wait $rpid
+	rmdir "$psi_cg" && psi_cg=
+	rm -f "$f" "$f.stop"
+	local short=$(tail -n +$((from + 1)) "$log" | grep -m1 "host: short (.*some stall")
+	local line=$(tail -n +$((from + 1)) "$log" | grep -m1 "host: --dry-run: would kill pid")
+	local pid=$(grep -o "would kill pid [0-9]*" <<<"$line" | awk '{ print $4 }')
+	if [ -n "$short" ] && [ -n "$line" ] && [[ $(cmdline "$pid") == *"prog_hold 24 "* ]] &&
+		alive "$pid_A" && alive "$pid_B1" && alive "$pid_B2" && alive "$pid_C"; then
+		local how="its PSI trigger"
+		grep -q "refused the PSI trigger" "$log" && how="its periodic PSI reads (this kernel refused the trigger)"
+		ok "a real stall (reader at a 16M memcg: failcnt $fails; PSI some $before -> $during) fired --host-pressure through $how: '${short#*host: }'; --dry-run named B2 (pid $pid), nobody died"
+	elif [ -z "$short" ]; then
+		skip psi "the reader did not stall the host past 8%/2s here (PSI some $before -> $during, failcnt $fails): $(grep host: "$log" | tail -2)"
+	else
+		bad psi "short: '$short'; dry run: '$line' (pid $pid: $(cmdline "$pid")); $(grep host: "$log" | tail -5)"
+	fi
+	finish
+	stop_d
+}
+run_case psi
