@@ -12,6 +12,8 @@ dpid=
 n=0
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
+	# the PSI case's kernel cgroup, if it ended early (its reader is tracked)
+	[ -n "${psi_cg:-}" ] && { sleep 0.2; rmdir "$psi_cg" 2>/dev/null; }
 }
 . "$(dirname "$0")/oomlib.sh"
 
@@ -167,6 +169,16 @@ case_ladder() {
 	# (held long enough for a sanitizer build's slow start: nobody may
 	# exit on its own before the kill)
 	groups $((accounting ? 40 : 120)) || { stop_d; return; }
+	# a pre-kill hook on the groups' parent (inherited): it runs before
+	# the host's kill, told of its victim while it still lives
+	cat >"$tmp/hhook.sh" <<HOOK
+#!/bin/sh
+{ env | grep '^MEMGRP_OOM_' | sort
+  kill -0 "\$MEMGRP_OOM_VICTIM_PID" 2>/dev/null && echo "victim alive"; } >"$tmp/hhook.env"
+exit 0
+HOOK
+	chmod +x "$tmp/hhook.sh"
+	mg set "$gP" --oom-prekill "$tmp/hhook.sh" --oom-prekill-timeout 3s || bad hook_set "set refused"
 	cooperate
 	mg events --ladder --json "$gP" >"$tmp/ev.out" 2>"$tmp/ev.err" &
 	local epid=$!
@@ -193,6 +205,19 @@ case_ladder() {
 	else
 		bad victim "gone: $who; $(cat "$log")"
 	fi
+	local hook_at=$(grep -n "running --oom-prekill" "$log" | head -1 | cut -d: -f1)
+	local kill_at=$(grep -n "is out of memory (the host is short" "$log" | grep -v "running --oom-prekill" |
+		head -1 | cut -d: -f1)
+	local b2=$(grep '^MEMGRP_OOM_VICTIM_PID=' "$tmp/hhook.env" 2>/dev/null | cut -d= -f2)
+	[ -n "$hook_at" ] && [ -n "$kill_at" ] && [ "$hook_at" -lt "$kill_at" ] &&
+		grep -q "^victim alive$" "$tmp/hhook.env" &&
+		grep -q "^MEMGRP_OOM_REASON=(the host is short: MemAvailable" "$tmp/hhook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_GROUP=$gB$" "$tmp/hhook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_CMDLINE=.*prog_hold 24 " "$tmp/hhook.env" &&
+		grep -q -- "--oom-prekill (pid [0-9]*) exited with status 0 after [0-9]* ms; the host's kill follows" "$log" &&
+		grep "oom-record" "$log" | grep -q "\"pid\": $b2," &&
+		ok "--oom-prekill ran before the host's kill, told of B2 (pid $b2, alive then) and the host's shortage; the record names it" ||
+		bad host_prekill "hook at '$hook_at', kill at '$kill_at': $(cat "$tmp/hhook.env" 2>&1)"
 	local coop_at=$(grep -n "host: short.*asking the cooperating clients" "$log" | head -1 | cut -d: -f1)
 	local kill_at=$(grep -n "is out of memory (the host is short" "$log" | head -1 | cut -d: -f1)
 	[ -n "$coop_at" ] && [ -n "$kill_at" ] && [ "$coop_at" -lt "$kill_at" ] && grep -q asked "$tmp/coop$n.out" &&
@@ -299,3 +324,64 @@ case_blip() {
 	stop_d
 }
 run_case blip
+
+# A real PSI stall fires --host-pressure: a reader in a kernel memcg (v1)
+# of 16M, no swap, reading a 256M file from disk over and over (its file
+# pages reclaimed at the limit: the reader stalls in reclaim and on the
+# disk). Measured on this host (2 CPUs): /proc/pressure/memory some avg10
+# from 0.4 to 8-12 % within 4 s. --dry-run: memgrpd logs whom it would
+# kill and nobody dies.
+psi_cg=
+case_psi() {
+	local mnt
+	mnt=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ {print $2; exit}' /proc/self/mounts)
+	if [ "$(id -u)" != 0 ] || [ -z "$mnt" ] || [ ! -r /proc/pressure/memory ]; then
+		skip psi "needs root, a cgroup v1 memory hierarchy and /proc/pressure/memory"
+		return
+	fi
+	start_d --host-pressure "some 8%/2s" --host-sustain 2s --dry-run || return
+	groups 60 || { stop_d; return; }
+	sleep 2 # (a stall of the groups' own start would show now)
+	if grep -q "host: short (" "$log"; then
+		skip psi "the host stalled before the reader started: $(grep "host: short (" "$log" | head -1)"
+		finish; stop_d; return
+	fi
+	local f
+	f=$(mktemp -p /var/tmp memgrp-psi.XXXXXX) || { skip psi "no file under /var/tmp"; finish; stop_d; return; }
+	# written, then dropped from the page cache: every read goes to disk
+	python3 -c "
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+b = os.urandom(1 << 20)
+for _ in range(256): os.write(fd, b)
+os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)" "$f"
+	psi_cg=$mnt/memgrp-psi-$sfx
+	mkdir "$psi_cg" && echo 16M >"$psi_cg/memory.limit_in_bytes" || { bad psi "cgroup $psi_cg not made"; rm -f "$f"; finish; stop_d; return; }
+	local before=$(awk '/^some/ { print $2 }' /proc/pressure/memory)
+	local from=$(wc -l <"$log")
+	sh -c 'echo $$ >"$1/cgroup.procs"; while [ ! -e "$2.stop" ]; do cat "$2" >/dev/null; done' sh "$psi_cg" "$f" &
+	local rpid=$!
+	track $rpid
+	wait_for 40 eval 'tail -n +$((from + 1)) "$log" | grep -q "host: --dry-run: would kill pid"'
+	local during=$(awk '/^some/ { print $2 }' /proc/pressure/memory) fails=$(cat "$psi_cg/memory.failcnt")
+	: >"$f.stop"
+	wait $rpid
+	rmdir "$psi_cg" && psi_cg=
+	rm -f "$f" "$f.stop"
+	local short=$(tail -n +$((from + 1)) "$log" | grep -m1 "host: short (.*some stall")
+	local line=$(tail -n +$((from + 1)) "$log" | grep -m1 "host: --dry-run: would kill pid")
+	local pid=$(grep -o "would kill pid [0-9]*" <<<"$line" | awk '{ print $4 }')
+	if [ -n "$short" ] && [ -n "$line" ] && [[ $(cmdline "$pid") == *"prog_hold 24 "* ]] &&
+		alive "$pid_A" && alive "$pid_B1" && alive "$pid_B2" && alive "$pid_C"; then
+		local how="its PSI trigger"
+		grep -q "refused the PSI trigger" "$log" && how="its periodic PSI reads (this kernel refused the trigger)"
+		ok "a real stall (reader at a 16M memcg: failcnt $fails; PSI some $before -> $during) fired --host-pressure through $how: '${short#*host: }'; --dry-run named B2 (pid $pid), nobody died"
+	elif [ -z "$short" ]; then
+		skip psi "the reader did not stall the host past 8%/2s here (PSI some $before -> $during, failcnt $fails): $(grep host: "$log" | tail -2)"
+	else
+		bad psi "short: '$short'; dry run: '$line' (pid $pid: $(cmdline "$pid")); $(grep host: "$log" | tail -5)"
+	fi
+	finish
+	stop_d
+}
+run_case psi

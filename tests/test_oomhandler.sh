@@ -99,6 +99,60 @@ case_newest() {
 }
 run_case newest
 
+# ancestor LIMITED: a handler (examples/oom_handler.c) registered on $top,
+# A in LIMITED/a, B and C in LIMITED/b; LIMITED (56M) is $top itself or
+# $top/mid. B's growth is refused by LIMITED's limit, an ancestor of its
+# own group: the handler registered on LIMITED, or the nearest above it,
+# is asked with the snapshot of LIMITED's subtree (all three), and kills C.
+ancestor() {
+	local limited=$1 name=$2
+	mg create "$top" && { [ "$limited" = "$top" ] || mg create "$limited"; } &&
+		mg set "$limited" -m 56M --oom-handler-timeout 3s && mg create "$limited/a" &&
+		mg create "$limited/b" || { bad "$name" "create refused"; return; }
+	c_handler "$top"
+	g=$limited/a hold=8 start A 24
+	g=$limited/b hold=8 start B 8 10
+	g=$limited/b hold=8 start C 16
+	: >"$tmp/go-B"
+	local dead st sa sb
+	dead=$(gone A B C)
+	[ "$dead" != none ] && st=$(status "$dead")
+	wait_for 10 grep -qs "^holding 10 MB more" "$tmp/B.out"
+	wait "$pid_A"; sa=$?
+	wait "$pid_B"; sb=$?
+	local asked killed
+	asked=$(stat_field "$limited" oom_handler_asked) killed=$(stat_field "$limited" oom_handler_kill)
+	local reg="(pid [0-9]*)"
+	[ "$limited" != "$top" ] && reg="(pid [0-9]*, registered on '$top')"
+	[ "$dead" = C ] && [ "${st:-}" = 137 ] && [ "$sa" = 0 ] && [ "$sb" = 0 ] && [ "$asked" = 1 ] &&
+		[ "$killed" = 1 ] &&
+		grep -q "group '$limited' is out of memory .*: its OOM handler $reg decides.*3 processes" "$log" &&
+		grep -q "snapshot [0-9]*: 3 processes, killing the newest, pid [0-9]* (prog_hold.*: done" "$tmp/h.out" &&
+		ok "B's charge refused by '$limited' (above its group): the handler on '$top' asked with the 3 processes of '$limited''s subtree, killed C ($st); A and B kept every byte" ||
+		{ bad "$name" "dead '$dead' ($st), A $sa, B $sb, asked $asked, kill $killed"
+		  cat "$tmp/h.out"; grep "$top" "$log" | tail -6; }
+	local p
+	for p in A B C; do eval "kill \$pid_$p 2>/dev/null; wait \$pid_$p 2>/dev/null"; done
+	kill "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null; hpid=
+	wait_for 10 test "$(stat_field "$top" nr_processes 2>/dev/null)" = 0
+	rm -f "$tmp"/go-*
+	mg rm "$limited/a"; mg rm "$limited/b"
+	[ "$limited" = "$top" ] || mg rm "$limited"
+	mg rm "$top"
+}
+case_ancestor() {
+	echo "--- an ancestor's limit: its own handler decides, with its subtree's snapshot"
+	top=t-oh-anc-$sfx
+	ancestor "$top" ancestor
+}
+run_case ancestor
+case_nearest() {
+	echo "--- a limit with no handler of its own: the nearest handler above it decides"
+	top=t-oh-near-$sfx
+	ancestor "$top/mid" nearest
+}
+run_case nearest
+
 case_raise() {
 	echo "--- a handler (examples/python/oom_handler.py) raises the limit"
 	g=t-oh-raise-$sfx
@@ -428,8 +482,9 @@ except memgrp.Error as e:
     print(errno.errorcode[e.errno], e)
 PY
 )
-		echo "$out" | grep -Eq "^(EOPNOTSUPP|ENOTSUP) .*kernel backend" &&
-			ok "a handler for a kernel-backend group refused (its OOM is the kernel cgroup's kill)" ||
+		# (asked at its kernel limit: test_kbackend.sh 'handler')
+		echo "$out" | grep -qx "registered" &&
+			ok "a handler for a kernel-backend group is registered (asked at its kernel limit)" ||
 			bad kbackend "$out"
 		mg rm "$g"
 	else
