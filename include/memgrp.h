@@ -322,6 +322,14 @@ MG_API int mg_vrange(void *addr, size_t len, int mode, int *purged);
  * set when page k was purged since the range was made volatile. */
 MG_API int mg_vrange_purged(void *addr, size_t len, uint8_t *bitmap);
 
+/* Makes [addr, addr + len) non-volatile again and fills bitmap (as
+ * mg_vrange_purged) with the pages purged up to the moment it stopped
+ * being volatile, in one step: a page purged while the call runs is either
+ * reported or kept. mg_vrange_purged followed by NONVOLATILE is two steps,
+ * and a page purged between them goes unreported; use this to pin again.
+ * Returns 0 or a negative errno as mg_vrange (-EINVAL for a NULL bitmap). */
+MG_API int mg_vrange_unpin(void *addr, size_t len, uint8_t *bitmap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -75,7 +75,10 @@ struct uffdio_poison {
 #define PICK 16 /* ranges a purge takes from the table at a time */
 #define ASK_HANDLER 0x100 /* not an answer (ANS_*) */
 
-enum { OP_VOLATILE = 1, OP_NONVOLATILE = 2, OP_PURGED = 3 };
+/* OP_UNPIN: NONVOLATILE that also gives the report as it stood when the
+ * range stopped being volatile (one step under tab_lock: a purge either
+ * took a page before, and it is reported, or cannot take it after). */
+enum { OP_VOLATILE = 1, OP_NONVOLATILE = 2, OP_PURGED = 3, OP_UNPIN = 4 };
 /* The answer to NONVOLATILE: bit 0, something was purged; bit 1, purged
  * pages hold poison markers, listed in `report`. */
 enum { ANS_PURGED = 1, ANS_POISONED = 2 };
@@ -240,7 +243,7 @@ static int op_volatile(uintptr_t start, uintptr_t end, uint32_t mode)
 	return rc;
 }
 
-static int op_nonvolatile(uintptr_t start, uintptr_t end)
+static int op_nonvolatile(uintptr_t start, uintptr_t end, bool want_report)
 {
 	mgi_vrange_t *r = tab_ready ? mgi_vrtab_within(&tab, start, end) : NULL;
 	uint64_t purged;
@@ -250,8 +253,10 @@ static int op_nonvolatile(uintptr_t start, uintptr_t end)
 		return -ENOENT;
 	purged = mgi_vrange_count(r, start, end);
 	sigbus = r->mode == MGI_VR_SIGBUS;
-	if (purged && sigbus)
+	if (purged && (sigbus || want_report))
 		mgi_vrange_report(r, start, end, report);
+	else if (want_report)
+		memset(report, 0, (size_t)((end - start) / PAGE + 7) / 8);
 	if (mgi_vrtab_cut(&tab, start, end) < 0)
 		return -ENOMEM;
 	publish();
@@ -276,8 +281,8 @@ void mgi_vrange_request(const mgi_learn_req_t *req)
 	pthread_mutex_lock(&tab_lock);
 	if (op == OP_VOLATILE)
 		rc = op_volatile(req->start, req->end, mode);
-	else if (op == OP_NONVOLATILE)
-		rc = op_nonvolatile(req->start, req->end);
+	else if (op == OP_NONVOLATILE || op == OP_UNPIN)
+		rc = op_nonvolatile(req->start, req->end, op == OP_UNPIN);
 	else if (op == OP_PURGED)
 		rc = op_purged(req->start, req->end);
 	else
@@ -533,8 +538,8 @@ static int local_call(int op, uintptr_t start, uintptr_t end, uint32_t mode)
 			if (rc == 0)
 				publish();
 		}
-	} else if (op == OP_NONVOLATILE) {
-		rc = op_nonvolatile(start, end);
+	} else if (op == OP_NONVOLATILE || op == OP_UNPIN) {
+		rc = op_nonvolatile(start, end, op == OP_UNPIN);
 	} else {
 		rc = op_purged(start, end);
 	}
@@ -546,7 +551,8 @@ static int local_call(int op, uintptr_t start, uintptr_t end, uint32_t mode)
  * mg_vrange's and mg_vrange_purged's way into the agent (libmemgrp finds it
  * with dlsym; include/memgrp.h documents the calls). op: 1 volatile (mode
  * 0 zero page, 1 SIGBUS), 2 non-volatile (*purged), 3 the report into
- * bitmap. Returns 0 or a negative errno.
+ * bitmap, 4 non-volatile with the report into bitmap (and *purged).
+ * Returns 0 or a negative errno.
  */
 __attribute__((visibility("default"))) int memgrp_agent_vrange(int op, void *addr, size_t len,
 								int mode, int *purged,
@@ -558,7 +564,7 @@ int memgrp_agent_vrange(int op, void *addr, size_t len, int mode, int *purged, u
 	mgi_learn_req_t req;
 	int rc;
 
-	if (op < OP_VOLATILE || op > OP_PURGED || (op == OP_VOLATILE && (mode < 0 || mode > 1)))
+	if (op < OP_VOLATILE || op > OP_UNPIN || (op == OP_VOLATILE && (mode < 0 || mode > 1)))
 		return -EINVAL;
 	if (start % PAGE || !len || len > SIZE_MAX - PAGE || start + len < start)
 		return -EINVAL;
@@ -568,7 +574,7 @@ int memgrp_agent_vrange(int op, void *addr, size_t len, int mode, int *purged, u
 		return -EINVAL;
 	if (pages > MAX_PAGES)
 		return -E2BIG;
-	if ((op == OP_PURGED && !bitmap))
+	if ((op == OP_PURGED || op == OP_UNPIN) && !bitmap)
 		return -EINVAL;
 	if (!atomic_load_explicit(&mgi_agent_active, memory_order_acquire) && mgi_agent_deferred())
 		mgi_agent_start_now(); /* the deferred start: volatile pages need the handler */
@@ -587,7 +593,9 @@ int memgrp_agent_vrange(int op, void *addr, size_t len, int mode, int *purged, u
 	if (rc >= 0 && op == OP_PURGED) {
 		memcpy(bitmap, report, (pages + 7) / 8);
 		rc = 0;
-	} else if (rc >= 0 && op == OP_NONVOLATILE) {
+	} else if (rc >= 0 && (op == OP_NONVOLATILE || op == OP_UNPIN)) {
+		if (op == OP_UNPIN)
+			memcpy(bitmap, report, (pages + 7) / 8);
 		/* Poison markers of purged pages go, so that they read as
 		 * zeros again (the REMOVE event finds nothing to uncharge). */
 		for (size_t k = 0; (rc & ANS_POISONED) && k < pages; k++) {

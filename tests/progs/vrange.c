@@ -3,9 +3,11 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -290,6 +292,13 @@ static int misuse(void)
 	EXPECT(mg_vrange_purged(v, 2 * PAGE, rep), 0);
 	EXPECT(mg_vrange_purged(v + 4 * PAGE, 4 * PAGE, rep), 0);
 	EXPECT(mg_vrange_purged(v + 2 * PAGE, PAGE, rep), -ENOENT);
+	EXPECT(mg_vrange_unpin(v + 4 * PAGE, 4 * PAGE, NULL), -EINVAL);
+	EXPECT(mg_vrange_unpin(v + 2 * PAGE, PAGE, rep), -ENOENT);
+	memset(rep, 0xff, sizeof(rep));
+	EXPECT(mg_vrange_unpin(v + 4 * PAGE, 4 * PAGE, rep), 0); /* nothing purged: zeros */
+	if (rep[0])
+		DIE("unpin of a range not purged reported %#x", rep[0]);
+	EXPECT(mg_vrange_purged(v + 4 * PAGE, 4 * PAGE, rep), -ENOENT); /* not volatile now */
 	/* not memory memgrp manages: the agent's own .text, a shared mapping */
 	unsigned char *shm = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 				  -1, 0);
@@ -380,6 +389,111 @@ static int hold(size_t vol, const char *ready, const char *go, bool swap)
 	return 0;
 }
 
+/* ---- unpinrace: mg_vrange_unpin while purges run ---- */
+
+#define RACE_CHUNK MB
+#define RACE_CHUNKS 32
+#define RACE_OTHER (48 * MB)
+
+static atomic_int race_stop;
+
+/* The word at byte i of page k of a chunk, in its generation (never 0). */
+static uint64_t race_word(size_t k, size_t i, uint64_t gen)
+{
+	return 1ULL << 63 | gen << 32 | k << 12 | i / 8;
+}
+
+static void race_fill(unsigned char *c, uint64_t gen)
+{
+	for (size_t k = 0; k < RACE_CHUNK / PAGE; k++)
+		for (size_t i = 0; i < PAGE; i += 8) {
+			uint64_t w = race_word(k, i, gen);
+			memcpy(c + k * PAGE + i, &w, 8);
+		}
+}
+
+/* Other memory touched over and over (never volatile): the group stays at
+ * its limit, so the agent purges volatile pages all the time. */
+static void *race_pressure(void *arg)
+{
+	unsigned char *m = map(RACE_OTHER);
+
+	(void)arg;
+	while (!atomic_load(&race_stop)) {
+		for (size_t o = 0; o < RACE_OTHER; o += PAGE)
+			m[o] = 1;
+		madvise(m, RACE_OTHER, MADV_DONTNEED);
+	}
+	munmap(m, RACE_OTHER);
+	return NULL;
+}
+
+/*
+ * unpinrace SECS zero|sigbus: RACE_CHUNKS chunks volatile, the pressure
+ * thread above running; the main thread unpins chunk after chunk with
+ * mg_vrange_unpin while purges go on, and checks each page: reported
+ * purged and reading zeros, or not reported and keeping its data. A page
+ * purged while the unpin ran and left out of the report reads zeros where
+ * data was expected: the test fails. Then the chunk is refilled (a new
+ * generation) and made volatile again.
+ */
+static int unpinrace(int secs, bool sigbus)
+{
+	unsigned char *v = map(RACE_CHUNK * RACE_CHUNKS);
+	uint64_t gen[RACE_CHUNKS];
+	uint8_t rep[RACE_CHUNK / PAGE / 8];
+	size_t unpins = 0, npurged = 0, mixed = 0;
+	int mode = MG_VRANGE_VOLATILE | (sigbus ? MG_VRANGE_SIGBUS : 0), rc;
+	pthread_t th;
+	time_t until = time(NULL) + secs;
+
+	for (size_t c = 0; c < RACE_CHUNKS; c++) {
+		gen[c] = 1;
+		race_fill(v + c * RACE_CHUNK, gen[c]);
+		if ((rc = mg_vrange(v + c * RACE_CHUNK, RACE_CHUNK, mode, NULL)))
+			DIE("volatile: %s", strerror(-rc));
+	}
+	if (pthread_create(&th, NULL, race_pressure, NULL))
+		DIE("pthread_create failed");
+	for (size_t c = 0; time(NULL) < until; c = (c + 1) % RACE_CHUNKS) {
+		unsigned char *ch = v + c * RACE_CHUNK;
+		size_t here = 0;
+
+		if ((rc = mg_vrange_unpin(ch, RACE_CHUNK, rep)))
+			DIE("unpin: %s", strerror(-rc));
+		unpins++;
+		for (size_t k = 0; k < RACE_CHUNK / PAGE; k++) {
+			unsigned char *p = ch + k * PAGE;
+			if (bit(rep, k)) {
+				if (!all_zero(p))
+					DIE("chunk %zu page %zu reported purged but holds data", c, k);
+				here++;
+				continue;
+			}
+			for (size_t i = 0; i < PAGE; i += 8) {
+				uint64_t w = race_word(k, i, gen[c]);
+				if (memcmp(p + i, &w, 8))
+					DIE("chunk %zu page %zu not reported purged but %s (unpin %zu)",
+					    c, k, all_zero(p) ? "reads zeros: purged, unreported" : "changed",
+					    unpins);
+			}
+		}
+		npurged += here;
+		mixed += here && here < RACE_CHUNK / PAGE;
+		race_fill(ch, ++gen[c]);
+		if ((rc = mg_vrange(ch, RACE_CHUNK, mode, NULL)))
+			DIE("volatile again: %s", strerror(-rc));
+	}
+	atomic_store(&race_stop, 1);
+	pthread_join(th, NULL);
+	printf("unpinrace: %zu unpins, %zu pages reported purged, %zu unpins partly purged\n", unpins,
+	       npurged, mixed);
+	if (!npurged)
+		DIE("nothing purged: no race tested");
+	printf("vrange unpinrace ok\n");
+	return 0;
+}
+
 /* Without the agent (not run under memgrp). */
 static int noagent(void)
 {
@@ -429,5 +543,7 @@ int main(int argc, char **argv)
 		return noagent();
 	if (!strcmp(what, "estimate"))
 		return estimate();
-	DIE("usage: prog_vrange purge VOL_MB MORE_MB zero|sigbus | fork | unmap | misuse | noagent | estimate");
+	if (!strcmp(what, "unpinrace") && argc > 3)
+		return unpinrace(atoi(argv[2]), !strcmp(argv[3], "sigbus"));
+	DIE("usage: prog_vrange purge VOL_MB MORE_MB zero|sigbus | fork | unmap | misuse | noagent | estimate | unpinrace SECS zero|sigbus");
 }
