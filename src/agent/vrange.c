@@ -293,19 +293,27 @@ void mgi_vrange_request(const mgi_learn_req_t *req)
 
 /* n pages from start were purged: marked in their ranges (looked up page
  * by page: events followed meanwhile may have cut the table), counted,
- * and poisoned in SIGBUS mode. */
+ * and poisoned in SIGBUS mode. vrange_purged_pages counts page purges of
+ * volatile pages: each page dropped from a range still volatile once per
+ * purge, so a zero-mode page purged, touched again (a fresh zero page,
+ * its report bit stays) and purged again counts twice, as it gave back a
+ * frame twice; a page whose range went meanwhile (unmapped during the
+ * move) is not counted. */
 static void purged_pages(uintptr_t start, size_t n)
 {
+	uint64_t counted = 0;
+
 	for (size_t j = 0; j < n; j++) {
 		uintptr_t a = start + j * PAGE;
 		mgi_vrange_t *v = mgi_vrtab_find(&tab, a);
 		if (!v)
 			continue;
 		mgi_vrtab_mark(&tab, v, a);
+		counted++;
 		if (v->mode == MGI_VR_SIGBUS)
 			poison(a, 1);
 	}
-	atomic_fetch_add_explicit(&mgi_join.seg->acct.vrange_purged_pages, n,
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.vrange_purged_pages, counted,
 				  memory_order_relaxed);
 	publish();
 }
