@@ -304,8 +304,9 @@ MG_API int mg_oom_handler_answer(mg_client_t *c, const mg_oom_decision_t *d);
  * Returns 0 or a negative errno: -EINVAL (unaligned, bad mode), -E2BIG,
  * -EEXIST (overlaps a volatile range), -ENOENT (not volatile: for
  * NONVOLATILE and mg_vrange_purged the range must lie in one volatile
- * range), -EFAULT (not memory memgrp manages), -EOPNOTSUPP (a fast region
- * of estimate mode), -ENOTSUP (no agent in this process).
+ * range), -EFAULT (not memory memgrp manages), -ENOTSUP (no agent in this
+ * process). In estimate mode a fast region made volatile is turned slow
+ * (its faults seen from then on) and stays so while volatile.
  */
 #define MG_VRANGE_VOLATILE 0
 #define MG_VRANGE_NONVOLATILE 1

@@ -506,21 +506,100 @@ static int noagent(void)
 	return 0;
 }
 
-/* estimate: a fast region (not registered) made volatile. */
-static int estimate(void)
+/* Whether the VMA holding addr is registered with userfaultfd for missing
+ * pages (smaps VmFlags "um"): an estimate-mode region is slow. */
+static bool uffd_registered(const void *addr)
 {
-	size_t len = 16 * MB;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, um = false;
+
+	if (!f)
+		DIE("cannot open smaps");
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = s <= (uintptr_t)addr && (uintptr_t)addr < e;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			um = strstr(line, " um") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return um;
+}
+
+static double us_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e6 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e3;
+}
+
+/*
+ * estimate: in estimate mode a fresh 16 MiB region is fast (not
+ * registered). Making it volatile turns it slow (the call's cost, timed:
+ * its present pages found and registered); nothing purged without
+ * pressure, so the unpin reports nothing and every byte is there; the
+ * range made volatile again (now a slow region: a call on this thread,
+ * timed). Then `purge` (40 MiB volatile in a fresh fast region, 40 MiB
+ * more under the limit) runs its checks in the same process.
+ */
+static int estimate(bool then_purge)
+{
+	size_t len = 16 * MB, pages = len / PAGE;
 	unsigned char *v = map(len);
+	uint8_t *rep = calloc(pages / 8, 1);
+	struct timespec t0;
+	double first, again;
 	int rc;
 
 	fill(v, len, 51);
+	if (uffd_registered(v))
+		DIE("estimate: a fresh region is registered (not fast)");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = mg_vrange(v, len, MG_VRANGE_VOLATILE, NULL);
+	first = us_since(&t0);
 	printf("estimate: volatile %d\n", rc);
-	if (rc == 0 && (rc = mg_vrange(v, len, MG_VRANGE_NONVOLATILE, NULL)) != 0)
-		DIE("estimate: nonvolatile %d", rc);
+	if (rc)
+		DIE("estimate: volatile %s", strerror(-rc));
+	if (!uffd_registered(v))
+		DIE("estimate: volatile but not registered");
+	if ((rc = mg_vrange_unpin(v, len, rep)) != 0)
+		DIE("estimate: unpin %d", rc);
+	for (size_t k = 0; k < pages / 8; k++)
+		if (rep[k])
+			DIE("estimate: purged without pressure (byte %zu)", k);
 	if (verify(v, len, 51) >= 0)
 		DIE("estimate: data changed");
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = mg_vrange(v, len, MG_VRANGE_VOLATILE, NULL);
+	again = us_since(&t0);
+	if (rc || (rc = mg_vrange(v, len, MG_VRANGE_NONVOLATILE, NULL)))
+		DIE("estimate: volatile again %d", rc);
+	printf("estimate: 16 MiB fast region made volatile in %.0f us (turned slow), "
+	       "again in %.0f us\n", first, again);
+	fflush(stdout);
+	munmap(v, len);
+	/* A volatile region that faults often, the group well under its limit:
+	 * the tick would turn a slow region like it fast again (hysteresis:
+	 * core/estimate.h), but not while a volatile range lies in it. */
+	v = map(len);
+	if ((rc = mg_vrange(v, len, MG_VRANGE_VOLATILE, NULL)))
+		DIE("estimate: volatile (fresh) %d", rc);
+	for (int round = 0; round < 30; round++) {
+		memset(v, round + 1, len);
+		madvise(v, len, MADV_DONTNEED);
+		usleep(100000);
+	}
+	if (!uffd_registered(v))
+		DIE("estimate: a volatile region was turned fast again");
+	printf("estimate: a volatile region faulting %zu pages every 0.1 s for 3 s stays slow\n", pages);
+	if ((rc = mg_vrange(v, len, MG_VRANGE_NONVOLATILE, NULL)))
+		DIE("estimate: nonvolatile (fresh) %d", rc);
+	munmap(v, len);
+	return then_purge ? purge(40 * MB, 40 * MB, false) : 0;
 }
 
 int main(int argc, char **argv)
@@ -542,8 +621,8 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "noagent"))
 		return noagent();
 	if (!strcmp(what, "estimate"))
-		return estimate();
+		return estimate(argc > 2 && !strcmp(argv[2], "purge"));
 	if (!strcmp(what, "unpinrace") && argc > 3)
 		return unpinrace(atoi(argv[2]), !strcmp(argv[3], "sigbus"));
-	DIE("usage: prog_vrange purge VOL_MB MORE_MB zero|sigbus | fork | unmap | misuse | noagent | estimate | unpinrace SECS zero|sigbus");
+	DIE("usage: prog_vrange purge VOL_MB MORE_MB zero|sigbus | fork | unmap | misuse | noagent | estimate [purge] | unpinrace SECS zero|sigbus");
 }
