@@ -16,8 +16,10 @@
 #        shown), KEYS (16384 values of 16 KiB: 256 MiB), OPS (400000 timed
 #        gets, after OPS/4 untimed), MISS_US (50: what a miss spins, the
 #        simulated backend fetch), FAULT_AROUND (1; memgrp's default is
-#        64, see below), COOP_LOG=1 (bench_coop logs each request on
-#        stderr, shown only when a run fails).
+#        64, see below), COOP_UNPIN_AGE (1: vrange and mfree unpin an
+#        entry not got in the last N passes of 1024 gets), COOP_LOG=1
+#        (bench_coop logs each request on stderr, shown only when a run
+#        fails).
 # Why --fault-around 1: the values are 4 pages side by side in one arena,
 # so filling one looks like a sequential run to memgrp, which then maps and
 # charges up to 64 pages: the neighbouring slots too, zero pages the
@@ -138,7 +140,7 @@ done
 echo "coop: a cache of $keys values of 16 KiB ($((keys * 16 / 1024)) MiB) in a group limited to $limit, keys Zipf(s = 0.99);"
 echo "  a get that misses spins MISS_US = $miss_us us (the backend fetch) and writes the value;"
 echo "  coop: the application drops entries (CLOCK) when memgrp asks; evict: it never drops, memgrp evicts;"
-echo "  vrange: entries idle for 1024 gets are made volatile (mg_vrange), memgrp purges them first;"
+echo "  vrange: entries idle for $((1024 * ${COOP_UNPIN_AGE:-1})) gets (COOP_UNPIN_AGE=${COOP_UNPIN_AGE:-1}) are made volatile (mg_vrange), memgrp purges them first;"
 echo "  mfree: the same with MADV_FREE, no memgrp, in a memcg v1 group limited to $limit (the kernel's column)"
 echo "  command: MISS_US=$miss_us $memgrp run ${opts[*]} --stats-json FILE -- $prog coop|evict|vrange $keys $ops"
 echo "  mfree: MISS_US=$miss_us $prog mfree $keys $ops in /sys/fs/cgroup/memory/bench-coop-PID (memory.limit_in_bytes $limit_bytes)"

@@ -312,8 +312,9 @@ MG_API int mg_oom_handler_answer(mg_client_t *c, const mg_oom_decision_t *d);
  * Returns 0 or a negative errno: -EINVAL (unaligned, bad mode), -E2BIG,
  * -EEXIST (overlaps a volatile range), -ENOENT (not volatile: for
  * NONVOLATILE and mg_vrange_purged the range must lie in one volatile
- * range), -EFAULT (not memory memgrp manages), -EOPNOTSUPP (a fast region
- * of estimate mode), -ENOTSUP (no agent in this process).
+ * range), -EFAULT (not memory memgrp manages), -ENOTSUP (no agent in this
+ * process). In estimate mode a fast region made volatile is turned slow
+ * (its faults seen from then on) and stays so while volatile.
  */
 #define MG_VRANGE_VOLATILE 0
 #define MG_VRANGE_NONVOLATILE 1
@@ -329,6 +330,14 @@ MG_API int mg_vrange(void *addr, size_t len, int mode, int *purged);
  * of bitmap (len / 4096 bits, rounded up to whole bytes, all written) is
  * set when page k was purged since the range was made volatile. */
 MG_API int mg_vrange_purged(void *addr, size_t len, uint8_t *bitmap);
+
+/* Makes [addr, addr + len) non-volatile again and fills bitmap (as
+ * mg_vrange_purged) with the pages purged up to the moment it stopped
+ * being volatile, in one step: a page purged while the call runs is either
+ * reported or kept. mg_vrange_purged followed by NONVOLATILE is two steps,
+ * and a page purged between them goes unreported; use this to pin again.
+ * Returns 0 or a negative errno as mg_vrange (-EINVAL for a NULL bitmap). */
+MG_API int mg_vrange_unpin(void *addr, size_t len, uint8_t *bitmap);
 
 #ifdef __cplusplus
 }

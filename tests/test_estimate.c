@@ -776,6 +776,38 @@ static void acct_only(void)
 	free(est);
 }
 
+/* A chosen region turned slow (the agent's volatile ranges): not the
+ * victim policy's pick; the charge handed over as in a demotion; no such
+ * region: -EINVAL; already slow: nothing changes. */
+static void make_slow_turns_the_named_region(void)
+{
+	mgi_estimate_t *est = new_external();
+	mgi_counter_t g;
+	mgi_counter_path_t p;
+	struct caller c = {0};
+	uint32_t a, b;
+	one_level(&g, &p, 100);
+
+	CHECK_INT_EQ(mgi_estimate_map(est, acct(&p), 50, 0, false, &ext_ops, &c, &a), 0);
+	CHECK_INT_EQ(mgi_estimate_map(est, acct(&p), 20, 1, false, &ext_ops, &c, &b), 0);
+	CHECK_EQ(mgi_counter_read(&g), 70);
+	c.touched[b] = 5;
+	/* B, the smaller (LARGEST would pick A) */
+	CHECK_INT_EQ(mgi_estimate_make_slow(est, acct(&p), b, &ext_ops, &c), 0);
+	CHECK(est->regions[b].slow);
+	CHECK(!est->regions[a].slow);
+	CHECK_EQ(c.held, 5);
+	CHECK_EQ(est->estimate, 50);
+	CHECK_EQ(mgi_counter_read(&g), 55);
+	CHECK_EQ(est->mode_switches, 1);
+	CHECK_INT_EQ(mgi_estimate_make_slow(est, acct(&p), b, &ext_ops, &c), 0);
+	CHECK_EQ(est->mode_switches, 1);
+	CHECK_EQ(mgi_counter_read(&g), 55);
+	CHECK_INT_EQ(mgi_estimate_make_slow(est, acct(&p), CAP - 1, &ext_ops, &c), -EINVAL);
+	CHECK_INT_EQ(mgi_estimate_make_slow(est, acct(&p), 1000000, &ext_ops, &c), -EINVAL);
+	free(est);
+}
+
 int main(int argc, char **argv)
 {
 	MGT_INIT(argc, argv);
@@ -792,5 +824,6 @@ int main(int argc, char **argv)
 	MGT_RUN(trim_gives_back_a_fast_regions_part);
 	MGT_RUN(external_randomized);
 	MGT_RUN(acct_only);
+	MGT_RUN(make_slow_turns_the_named_region);
 	MGT_DONE();
 }

@@ -77,20 +77,20 @@ static void split_without_memory(void)
 
 /* Random adds, marks and cuts against a per-page model: volatile (with its
  * range's id, for the mode) and purged. */
-static void random_model(void)
+/* maxlen: the longest range made volatile or cut (long ones: the bitmaps'
+ * word-at-a-time copy and count at every offset). */
+static void random_model_of(int maxlen, unsigned seed)
 {
 	struct counting_alloc ca = {0, -1};
 	mgi_vrtab_t t, copy;
 	int vol[PAGES], mode[PAGES];
 	bool purged[PAGES];
-	unsigned seed = 12345;
-
 	srand(seed);
 	memset(vol, 0, sizeof(vol));
 	memset(purged, 0, sizeof(purged));
 	mgi_vrtab_init(&t, (mgi_allocator_t){test_alloc, test_free, &ca});
 	for (int step = 0; step < 20000; step++) {
-		int a = rand() % PAGES, len = 1 + rand() % 64, op = rand() % 3;
+		int a = rand() % PAGES, len = 1 + rand() % maxlen, op = rand() % 3;
 		int b = a + len > PAGES ? PAGES : a + len;
 
 		if (op == 0) {
@@ -139,6 +139,12 @@ static void random_model(void)
 	mgi_vrtab_destroy(&copy);
 	mgi_vrtab_destroy(&t);
 	CHECK_EQ(ca.live, 0);
+}
+
+static void random_model(void)
+{
+	random_model_of(64, 12345);
+	random_model_of(700, 777);
 }
 
 /* The purge's order: every range not purged whole exactly once, oldest

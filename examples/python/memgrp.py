@@ -63,6 +63,8 @@ def _load():
                                   ctypes.POINTER(ctypes.c_int)]
         lib.mg_vrange_purged.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
                                          ctypes.POINTER(ctypes.c_uint8)]
+        lib.mg_vrange_unpin.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                                        ctypes.POINTER(ctypes.c_uint8)]
         _lib = lib
     return _lib
 
@@ -354,4 +356,15 @@ def vrange_purged(addr, length):
     pages = (length + PAGE - 1) // PAGE
     bits = (ctypes.c_uint8 * ((pages + 7) // 8))()
     _vcheck(_load().mg_vrange_purged(addr, length, bits), "mg_vrange_purged")
+    return [k for k in range(pages) if bits[k // 8] >> (k % 8) & 1]
+
+
+def vrange_unpin(addr, length):
+    """Makes a volatile range non-volatile again and returns the pages
+    purged up to that moment (page indexes from addr), in one step: a page
+    purged meanwhile is never missed, as it can be between vrange_purged and
+    vrange(volatile=False)."""
+    pages = (length + PAGE - 1) // PAGE
+    bits = (ctypes.c_uint8 * ((pages + 7) // 8))()
+    _vcheck(_load().mg_vrange_unpin(addr, length, bits), "mg_vrange_unpin")
     return [k for k in range(pages) if bits[k // 8] >> (k % 8) & 1]

@@ -33,16 +33,16 @@ def main():
     other = mmap.mmap(-1, max(more, mmap.PAGESIZE), flags=mmap.MAP_PRIVATE)
     for off in range(0, more, mmap.PAGESIZE):   # the pressure
         other[off] = 1
-    purged_pages = memgrp.vrange_purged(base, len(m))
     other.close()                               # the pressure passes
+    # pinned again, with the pages purged up to that moment (one step)
+    purged_pages = memgrp.vrange_unpin(base, len(m))
     lost = sorted({p * mmap.PAGESIZE // ENTRY for p in purged_pages})
-    any_purged = memgrp.vrange(base, len(m), volatile=False)  # pinned again
     for i in lost:                              # rebuild exactly these
         m[i * ENTRY:(i + 1) * ENTRY] = content(i)
     bad = [i for i in range(entries) if m[i * ENTRY:(i + 1) * ENTRY] != content(i)]
     print(f"entries {entries}, pages purged {len(purged_pages)}, entries rebuilt {len(lost)}, "
-          f"purged reported {any_purged}, wrong {len(bad)}")
-    return 1 if bad or any_purged != bool(purged_pages) else 0
+          f"wrong {len(bad)}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -285,6 +285,8 @@ void mgi_est_request(const mgi_learn_req_t *req);
 void mgi_est_forget(uintptr_t start, uintptr_t end);
 /* Whether addr lies in a fast region. */
 bool mgi_est_fast_at(uintptr_t addr);
+/* Turns the estimate regions over [start, end) slow (a volatile range). */
+bool mgi_est_slow_for(uintptr_t start, uintptr_t end);
 /* Stops the kernel reporting faults in [start, end) (VMA by VMA). */
 void mgi_est_unregister(uintptr_t start, uintptr_t end);
 /* A fault the kernel reported in a region the table holds fast: read
@@ -352,6 +354,8 @@ void mgi_vrange_gone(uintptr_t start, uintptr_t end);
 /* The registry lets go of [start, end) (any thread may call: it takes
  * vrange.c's lock): calls there go to the handler again. */
 void mgi_vrange_unmanaged(uintptr_t start, uintptr_t end);
+/* Whether a volatile range lies (in part) in [start, end). */
+bool mgi_vrange_within(uintptr_t start, uintptr_t end);
 /* A forked child's start: the parent's table, copied into the child's
  * arena (the marks are inherited). */
 void mgi_vrange_child_start(void);

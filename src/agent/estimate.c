@@ -182,8 +182,11 @@ static uint64_t slow_resident(void *ctx, const mgi_region_t *r)
 	uint64_t present = mgi_registry_count(&mgi_reg, (uintptr_t)r->key, mgi_est_rend(r), &out,
 					      NULL, false);
 	(void)ctx;
-	/* Evicted pages would read as zeros once the region is not ours. */
-	return out ? UINT64_MAX : present;
+	/* Evicted pages would read as zeros once the region is not ours; a
+	 * volatile range needs the region registered (mgi_est_slow_for). */
+	if (out || mgi_vrange_within(r->key, rend(r)))
+		return UINT64_MAX;
+	return present;
 }
 
 /*
@@ -255,6 +258,24 @@ static int find_at(uintptr_t addr)
 			return (int)i;
 	}
 	return -1;
+}
+
+/* The fast regions over [start, end) turned slow (registered: their faults
+ * and pages ours to see and move), for a volatile range there; they stay
+ * slow while it lasts (slow_resident). False if part of the range is in
+ * no region of the table. The handler's. */
+bool mgi_est_slow_for(uintptr_t start, uintptr_t end)
+{
+	uintptr_t a = start;
+	int i;
+
+	while (est && a < end && (i = find_at(a)) >= 0) {
+		if (mgi_estimate_make_slow(est, &table_acct, (uint32_t)i, &ops, NULL) != 0)
+			return false;
+		a = rend(&est->regions[i]);
+	}
+	settle();
+	return a >= end;
 }
 
 bool mgi_est_fast_at(uintptr_t addr)

@@ -12,6 +12,7 @@
 #include "os.h"
 #include "pageout.h"
 #include "vrange.h"
+#include "vrange_int.h"
 
 /*
  * An application lends pages back (include/memgrp.h, mg_vrange): while a
@@ -75,13 +76,16 @@ struct uffdio_poison {
 #define PICK 16 /* ranges a purge takes from the table at a time */
 #define ASK_HANDLER 0x100 /* not an answer (ANS_*) */
 
-enum { OP_VOLATILE = 1, OP_NONVOLATILE = 2, OP_PURGED = 3 };
+/* OP_UNPIN: NONVOLATILE that also gives the report as it stood when the
+ * range stopped being volatile (one step under tab_lock: a purge either
+ * took a page before, and it is reported, or cannot take it after). */
+enum { OP_VOLATILE = 1, OP_NONVOLATILE = 2, OP_PURGED = 3, OP_UNPIN = 4 };
 /* The answer to NONVOLATILE: bit 0, something was purged; bit 1, purged
  * pages hold poison markers, listed in `report`. */
 enum { ANS_PURGED = 1, ANS_POISONED = 2 };
 
-static mgi_vrtab_t tab;
-static bool tab_ready;
+mgi_vrtab_t mgi_vr_tab;
+bool mgi_vr_tab_ready;
 static bool blocked; /* the last purge found volatile pages it could not move yet */
 static mgi_vrcur_t cursor; /* the purge's: the last range it took */
 static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -93,11 +97,6 @@ static struct {
 } known[KNOWN_MAX];
 static uint32_t known_next;
 static uint8_t report[REPORT_BYTES];
-/* A forked child's copy of the table between its fork handler (the
- * parent's arena goes) and its start (a new arena): a raw mapping. */
-static mgi_vrtab_t saved;
-static void *saved_mem;
-static size_t saved_bytes, saved_used;
 
 /*
  * The handler's whole stack committed (the handler's own call, its first
@@ -147,11 +146,11 @@ static void commit_staging_tables(void)
 
 /* The handler's (or a start's, before the handler runs): the table's
  * memory is taken from the agent's arena, which only they may use. */
-static bool ensure_tab(void)
+bool mgi_vr_ensure_tab(void)
 {
 	void *block;
 
-	if (tab_ready)
+	if (mgi_vr_tab_ready)
 		return true;
 	block = mgi_arena_alloc(&mgi_arena, VR_ARENA_BYTES);
 	if (!block)
@@ -160,11 +159,11 @@ static bool ensure_tab(void)
 	memset(&vr_arena, 0, sizeof(vr_arena));
 	vr_arena.base = vr_arena.bump = (uintptr_t)block;
 	vr_arena.end = vr_arena.committed = vr_arena.base + VR_ARENA_BYTES;
-	mgi_vrtab_init(&tab, (mgi_allocator_t){(void *(*)(void *, size_t))mgi_arena_alloc,
+	mgi_vrtab_init(&mgi_vr_tab, (mgi_allocator_t){(void *(*)(void *, size_t))mgi_arena_alloc,
 					       (void (*)(void *, void *, size_t))mgi_arena_free,
 					       &vr_arena});
 	cursor = (mgi_vrcur_t){0, 0};
-	tab_ready = true;
+	mgi_vr_tab_ready = true;
 	commit_handler_stack();
 	if (mgi_handler_stack() && (uintptr_t)__builtin_frame_address(0) - (uintptr_t)mgi_handler_stack() <
 				       MGI_HANDLER_STACK)
@@ -191,7 +190,7 @@ static void known_forget(uintptr_t start, uintptr_t end)
  * still give back; the manager asks this process first while it has any). */
 static void publish(void)
 {
-	atomic_store_explicit(&mgi_join.me->vrange_pages, tab.pages - tab.purged,
+	atomic_store_explicit(&mgi_join.me->vrange_pages, mgi_vr_tab.pages - mgi_vr_tab.purged,
 			      memory_order_relaxed);
 }
 
@@ -222,11 +221,16 @@ static int op_volatile(uintptr_t start, uintptr_t end, uint32_t mode)
 {
 	int rc;
 
+	/* Estimate mode: the fast regions there are turned slow (registered),
+	 * and kept slow while a volatile range lies in them (docs/design.md
+	 * "Volatile ranges", estimate mode). */
+	if (!managed(start, end) && mgi_est_on())
+		(void)mgi_est_slow_for(start, end);
 	if (!managed(start, end))
-		return mgi_est_fast_at(start) ? -EOPNOTSUPP : -EFAULT;
-	if (!ensure_tab())
+		return -EFAULT;
+	if (!mgi_vr_ensure_tab())
 		return -ENOMEM;
-	rc = mgi_vrtab_add(&tab, start, end, mode);
+	rc = mgi_vrtab_add(&mgi_vr_tab, start, end, mode);
 	if (rc == 0)
 		publish();
 	/* the region, when one holds the whole range: calls there are
@@ -240,9 +244,9 @@ static int op_volatile(uintptr_t start, uintptr_t end, uint32_t mode)
 	return rc;
 }
 
-static int op_nonvolatile(uintptr_t start, uintptr_t end)
+static int op_nonvolatile(uintptr_t start, uintptr_t end, bool want_report)
 {
-	mgi_vrange_t *r = tab_ready ? mgi_vrtab_within(&tab, start, end) : NULL;
+	mgi_vrange_t *r = mgi_vr_tab_ready ? mgi_vrtab_within(&mgi_vr_tab, start, end) : NULL;
 	uint64_t purged;
 	bool sigbus;
 
@@ -250,9 +254,11 @@ static int op_nonvolatile(uintptr_t start, uintptr_t end)
 		return -ENOENT;
 	purged = mgi_vrange_count(r, start, end);
 	sigbus = r->mode == MGI_VR_SIGBUS;
-	if (purged && sigbus)
+	if (purged && (sigbus || want_report))
 		mgi_vrange_report(r, start, end, report);
-	if (mgi_vrtab_cut(&tab, start, end) < 0)
+	else if (want_report)
+		memset(report, 0, (size_t)((end - start) / PAGE + 7) / 8);
+	if (mgi_vrtab_cut(&mgi_vr_tab, start, end) < 0)
 		return -ENOMEM;
 	publish();
 	return (purged ? ANS_PURGED : 0) | (purged && sigbus ? ANS_POISONED : 0);
@@ -260,7 +266,7 @@ static int op_nonvolatile(uintptr_t start, uintptr_t end)
 
 static int op_purged(uintptr_t start, uintptr_t end)
 {
-	mgi_vrange_t *r = tab_ready ? mgi_vrtab_within(&tab, start, end) : NULL;
+	mgi_vrange_t *r = mgi_vr_tab_ready ? mgi_vrtab_within(&mgi_vr_tab, start, end) : NULL;
 
 	if (!r)
 		return -ENOENT;
@@ -276,8 +282,8 @@ void mgi_vrange_request(const mgi_learn_req_t *req)
 	pthread_mutex_lock(&tab_lock);
 	if (op == OP_VOLATILE)
 		rc = op_volatile(req->start, req->end, mode);
-	else if (op == OP_NONVOLATILE)
-		rc = op_nonvolatile(req->start, req->end);
+	else if (op == OP_NONVOLATILE || op == OP_UNPIN)
+		rc = op_nonvolatile(req->start, req->end, op == OP_UNPIN);
 	else if (op == OP_PURGED)
 		rc = op_purged(req->start, req->end);
 	else
@@ -288,19 +294,27 @@ void mgi_vrange_request(const mgi_learn_req_t *req)
 
 /* n pages from start were purged: marked in their ranges (looked up page
  * by page: events followed meanwhile may have cut the table), counted,
- * and poisoned in SIGBUS mode. */
+ * and poisoned in SIGBUS mode. vrange_purged_pages counts page purges of
+ * volatile pages: each page dropped from a range still volatile once per
+ * purge, so a zero-mode page purged, touched again (a fresh zero page,
+ * its report bit stays) and purged again counts twice, as it gave back a
+ * frame twice; a page whose range went meanwhile (unmapped during the
+ * move) is not counted. */
 static void purged_pages(uintptr_t start, size_t n)
 {
+	uint64_t counted = 0;
+
 	for (size_t j = 0; j < n; j++) {
 		uintptr_t a = start + j * PAGE;
-		mgi_vrange_t *v = mgi_vrtab_find(&tab, a);
+		mgi_vrange_t *v = mgi_vrtab_find(&mgi_vr_tab, a);
 		if (!v)
 			continue;
-		mgi_vrtab_mark(&tab, v, a);
+		mgi_vrtab_mark(&mgi_vr_tab, v, a);
+		counted++;
 		if (v->mode == MGI_VR_SIGBUS)
 			poison(a, 1);
 	}
-	atomic_fetch_add_explicit(&mgi_join.seg->acct.vrange_purged_pages, n,
+	atomic_fetch_add_explicit(&mgi_join.seg->acct.vrange_purged_pages, counted,
 				  memory_order_relaxed);
 	publish();
 }
@@ -319,7 +333,7 @@ static bool purge_range(uintptr_t start, uintptr_t end, uint64_t want, uint64_t 
 	while (a < end && *done < want) {
 		/* (events followed during a move may have cut the table: only
 		 * what is volatile still goes) */
-		mgi_vrange_t *v = mgi_vrtab_next(&tab, a);
+		mgi_vrange_t *v = mgi_vrtab_next(&mgi_vr_tab, a);
 		if (!v || v->start >= end)
 			break;
 		if (v->start > a)
@@ -359,13 +373,13 @@ uint64_t mgi_vrange_purge(uint64_t want)
 
 	pthread_mutex_lock(&tab_lock);
 	blocked = false;
-	if (!tab_ready || !tab.n || tab.purged == tab.pages)
+	if (!mgi_vr_tab_ready || !mgi_vr_tab.n || mgi_vr_tab.purged == mgi_vr_tab.pages)
 		goto out;
 	/* Coldest first: the ranges made volatile longest ago (core/vrange.c
 	 * mgi_vrtab_coldest), going on from the last one taken, once round;
 	 * ranges purged whole or with nothing present are passed over. */
 	while (done < want) {
-		uint32_t idx[PICK], n = mgi_vrtab_coldest(&tab, &cursor, idx, PICK);
+		uint32_t idx[PICK], n = mgi_vrtab_coldest(&mgi_vr_tab, &cursor, idx, PICK);
 		mgi_vrange_t pick[PICK];
 
 		if (!n) {
@@ -376,7 +390,7 @@ uint64_t mgi_vrange_purge(uint64_t want)
 			continue;
 		}
 		for (uint32_t i = 0; i < n; i++)
-			pick[i] = tab.v[idx[i]]; /* (the table may change during a move) */
+			pick[i] = mgi_vr_tab.v[idx[i]]; /* (the table may change during a move) */
 		for (uint32_t i = 0; i < n && done < want; i++) {
 			cursor = (mgi_vrcur_t){pick[i].seq, pick[i].start};
 			if (!purge_range(pick[i].start, pick[i].end, want, &done)) {
@@ -402,7 +416,7 @@ bool mgi_vrange_blocked(void)
 bool mgi_vrange_take_staged(uintptr_t page)
 {
 	pthread_mutex_lock(&tab_lock);
-	mgi_vrange_t *v = tab_ready && tab.n ? mgi_vrtab_find(&tab, page) : NULL;
+	mgi_vrange_t *v = mgi_vr_tab_ready && mgi_vr_tab.n ? mgi_vrtab_find(&mgi_vr_tab, page) : NULL;
 
 	if (v) {
 		mgi_registry_each_out(&mgi_reg, page, page + PAGE, true, NULL, NULL);
@@ -418,7 +432,7 @@ bool mgi_vrange_fault(uintptr_t page)
 	bool poisoned = false;
 
 	pthread_mutex_lock(&tab_lock);
-	mgi_vrange_t *v = tab_ready && tab.n ? mgi_vrtab_find(&tab, page) : NULL;
+	mgi_vrange_t *v = mgi_vr_tab_ready && mgi_vr_tab.n ? mgi_vrtab_find(&mgi_vr_tab, page) : NULL;
 	if (!v || v->mode != MGI_VR_SIGBUS || !mgi_vrange_purged(v, page))
 		goto out;
 	r = mgi_registry_find(&mgi_reg, page);
@@ -432,6 +446,31 @@ out:
 	return poisoned;
 }
 
+void mgi_vr_child_reset(void)
+{
+	pthread_mutexattr_t attr;
+
+	/* a parent's thread may have held them (the table then may be
+	 * mid-update, as the handler's state may be: see docs/design.md) */
+	pthread_mutex_init(&call_lock, NULL);
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&tab_lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	memset(known, 0, sizeof(known)); /* the child's registry is made anew */
+}
+
+bool mgi_vrange_within(uintptr_t start, uintptr_t end)
+{
+	bool any;
+
+	pthread_mutex_lock(&tab_lock);
+	mgi_vrange_t *v = mgi_vr_tab_ready && mgi_vr_tab.n ? mgi_vrtab_next(&mgi_vr_tab, start) : NULL;
+	any = v && v->start < end;
+	pthread_mutex_unlock(&tab_lock);
+	return any;
+}
+
 void mgi_vrange_unmanaged(uintptr_t start, uintptr_t end)
 {
 	pthread_mutex_lock(&tab_lock);
@@ -443,79 +482,13 @@ void mgi_vrange_gone(uintptr_t start, uintptr_t end)
 {
 	pthread_mutex_lock(&tab_lock);
 	known_forget(start, end);
-	if (tab_ready && tab.n) {
-		if (mgi_vrtab_cut(&tab, start, end) < 0)
+	if (mgi_vr_tab_ready && mgi_vr_tab.n) {
+		if (mgi_vrtab_cut(&mgi_vr_tab, start, end) < 0)
 			mgi_agent_log("volatile range %#lx-%#lx unmapped: no agent memory to split it",
 				      (unsigned long)start, (unsigned long)end);
 		publish();
 	}
 	pthread_mutex_unlock(&tab_lock);
-}
-
-/* ---- fork: the child inherits the marks ---- */
-
-static void *bump_alloc(void *ctx, size_t bytes)
-{
-	(void)ctx;
-	bytes = (bytes + 15) & ~(size_t)15;
-	if (saved_used + bytes > saved_bytes)
-		return NULL;
-	saved_used += bytes;
-	return (char *)saved_mem + saved_used - bytes; /* zeroed: a fresh mapping */
-}
-
-static void bump_free(void *ctx, void *p, size_t bytes)
-{
-	(void)ctx, (void)p, (void)bytes;
-}
-
-void mgi_vrange_child_save(void)
-{
-	size_t bytes = 16 + tab.n * (sizeof(mgi_vrange_t) + 16);
-
-	pthread_mutexattr_t attr;
-
-	/* a parent's thread may have held them (the table then may be
-	 * mid-update, as the handler's state may be: see docs/design.md) */
-	pthread_mutex_init(&call_lock, NULL);
-	pthread_mutexattr_init(&attr);
-	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&tab_lock, &attr);
-	pthread_mutexattr_destroy(&attr);
-	memset(known, 0, sizeof(known)); /* the child's registry is made anew */
-	saved_mem = NULL;
-	if (!tab_ready)
-		return;
-	tab_ready = false;
-	if (!tab.n)
-		return;
-	for (uint32_t i = 0; i < tab.n; i++)
-		bytes += tab.v[i].nwords * sizeof(uint64_t);
-	bytes = (bytes + PAGE - 1) & ~(PAGE - 1);
-	saved_mem = mgi_raw_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				 -1, 0);
-	if (saved_mem == MAP_FAILED) {
-		saved_mem = NULL;
-		return;
-	}
-	saved_bytes = bytes;
-	saved_used = 0;
-	saved.a = (mgi_allocator_t){bump_alloc, bump_free, NULL};
-	if (mgi_vrtab_copy(&saved, &tab) != 0) {
-		mgi_raw_munmap(saved_mem, saved_bytes);
-		saved_mem = NULL;
-	}
-}
-
-void mgi_vrange_child_start(void)
-{
-	if (!saved_mem)
-		return;
-	if (!ensure_tab() || mgi_vrtab_copy(&tab, &saved) != 0)
-		mgi_agent_log("fork: no agent memory for the parent's volatile ranges: "
-			      "the child's are not volatile");
-	mgi_raw_munmap(saved_mem, saved_bytes);
-	saved_mem = NULL;
 }
 
 /* ---- the application's side ---- */
@@ -528,13 +501,13 @@ static int local_call(int op, uintptr_t start, uintptr_t end, uint32_t mode)
 
 	pthread_mutex_lock(&tab_lock);
 	if (op == OP_VOLATILE) {
-		if (tab_ready && known_covers(start, end)) {
-			rc = mgi_vrtab_add(&tab, start, end, mode);
+		if (mgi_vr_tab_ready && known_covers(start, end)) {
+			rc = mgi_vrtab_add(&mgi_vr_tab, start, end, mode);
 			if (rc == 0)
 				publish();
 		}
-	} else if (op == OP_NONVOLATILE) {
-		rc = op_nonvolatile(start, end);
+	} else if (op == OP_NONVOLATILE || op == OP_UNPIN) {
+		rc = op_nonvolatile(start, end, op == OP_UNPIN);
 	} else {
 		rc = op_purged(start, end);
 	}
@@ -546,7 +519,8 @@ static int local_call(int op, uintptr_t start, uintptr_t end, uint32_t mode)
  * mg_vrange's and mg_vrange_purged's way into the agent (libmemgrp finds it
  * with dlsym; include/memgrp.h documents the calls). op: 1 volatile (mode
  * 0 zero page, 1 SIGBUS), 2 non-volatile (*purged), 3 the report into
- * bitmap. Returns 0 or a negative errno.
+ * bitmap, 4 non-volatile with the report into bitmap (and *purged).
+ * Returns 0 or a negative errno.
  */
 __attribute__((visibility("default"))) int memgrp_agent_vrange(int op, void *addr, size_t len,
 								int mode, int *purged,
@@ -558,7 +532,7 @@ int memgrp_agent_vrange(int op, void *addr, size_t len, int mode, int *purged, u
 	mgi_learn_req_t req;
 	int rc;
 
-	if (op < OP_VOLATILE || op > OP_PURGED || (op == OP_VOLATILE && (mode < 0 || mode > 1)))
+	if (op < OP_VOLATILE || op > OP_UNPIN || (op == OP_VOLATILE && (mode < 0 || mode > 1)))
 		return -EINVAL;
 	if (start % PAGE || !len || len > SIZE_MAX - PAGE || start + len < start)
 		return -EINVAL;
@@ -568,7 +542,7 @@ int memgrp_agent_vrange(int op, void *addr, size_t len, int mode, int *purged, u
 		return -EINVAL;
 	if (pages > MAX_PAGES)
 		return -E2BIG;
-	if ((op == OP_PURGED && !bitmap))
+	if ((op == OP_PURGED || op == OP_UNPIN) && !bitmap)
 		return -EINVAL;
 	if (!atomic_load_explicit(&mgi_agent_active, memory_order_acquire) && mgi_agent_deferred())
 		mgi_agent_start_now(); /* the deferred start: volatile pages need the handler */
@@ -587,7 +561,9 @@ int memgrp_agent_vrange(int op, void *addr, size_t len, int mode, int *purged, u
 	if (rc >= 0 && op == OP_PURGED) {
 		memcpy(bitmap, report, (pages + 7) / 8);
 		rc = 0;
-	} else if (rc >= 0 && op == OP_NONVOLATILE) {
+	} else if (rc >= 0 && (op == OP_NONVOLATILE || op == OP_UNPIN)) {
+		if (op == OP_UNPIN)
+			memcpy(bitmap, report, (pages + 7) / 8);
 		/* Poison markers of purged pages go, so that they read as
 		 * zeros again (the REMOVE event finds nothing to uncharge). */
 		for (size_t k = 0; (rc & ANS_POISONED) && k < pages; k++) {

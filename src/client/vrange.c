@@ -1,4 +1,4 @@
-/* vrange.c - libmemgrp's volatile ranges: mg_vrange and mg_vrange_purged, answered by the agent in this process. */
+/* vrange.c - libmemgrp's volatile ranges: mg_vrange, mg_vrange_purged and mg_vrange_unpin, answered by the agent in this process. */
 #include "memgrp.h"
 
 #include <dlfcn.h>
@@ -41,4 +41,15 @@ int mg_vrange_purged(void *addr, size_t len, uint8_t *bitmap)
 	if (!bitmap)
 		return -EINVAL;
 	return fn(3, addr, len, 0, NULL, bitmap);
+}
+
+int mg_vrange_unpin(void *addr, size_t len, uint8_t *bitmap)
+{
+	agent_vrange_fn fn = agent();
+
+	if (!fn)
+		return -ENOTSUP;
+	if (!bitmap)
+		return -EINVAL;
+	return fn(4, addr, len, 0, NULL, bitmap);
 }

@@ -122,6 +122,16 @@ bool mgi_estimate_demote(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 	return demote_one(est, acct, ops, ctx);
 }
 
+int mgi_estimate_make_slow(mgi_estimate_t *est, const mgi_estimate_acct_t *acct, uint32_t idx,
+			   const mgi_estimate_ops_t *ops, void *ctx)
+{
+	if (idx >= est->used_slots || !est->regions[idx].used)
+		return -EINVAL;
+	if (!est->regions[idx].slow)
+		make_slow(est, acct, idx, ops, ctx);
+	return 0;
+}
+
 static int alloc_slot(mgi_estimate_t *est)
 {
 	for (uint32_t i = 0; i < est->used_slots; i++)

@@ -110,7 +110,8 @@ typedef struct mgi_estimate_ops {
 	 * called before anything is uncharged, so that pages faulted meanwhile
 	 * are the caller's to count. slow_resident returns the pages the caller
 	 * counts in slow region r, or UINT64_MAX if r cannot be made fast (its
-	 * data is partly held elsewhere: evicted). */
+	 * data is partly held elsewhere: evicted; or the caller needs its
+	 * faults: the agent's volatile ranges). */
 	uint64_t (*take_slow)(void *ctx, const mgi_region_t *r);
 	uint64_t (*slow_resident)(void *ctx, const mgi_region_t *r);
 } mgi_estimate_ops_t;
@@ -184,6 +185,12 @@ unsigned mgi_estimate_make_fast(mgi_estimate_t *est,
  */
 bool mgi_estimate_demote(mgi_estimate_t *est, const mgi_estimate_acct_t *acct,
 			 const mgi_estimate_ops_t *ops, void *ctx);
+
+/* Turns region idx slow now, whatever the victim policy (the caller needs
+ * this region's faults: a volatile range in it). 0 (also when it was slow
+ * already), -EINVAL for no such region. */
+int mgi_estimate_make_slow(mgi_estimate_t *est, const mgi_estimate_acct_t *acct, uint32_t idx,
+			   const mgi_estimate_ops_t *ops, void *ctx);
 
 /*
  * Adds a region whose charge is already settled: a fast one whose M_i the

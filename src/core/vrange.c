@@ -16,6 +16,44 @@ static bool bit(const uint64_t *b, size_t i)
 	return (b[i / 64] >> (i % 64)) & 1;
 }
 
+/* The set bits among bits [from, from + n) of b: whole words at a time (a
+ * range of a cache's idle entries may hold tens of thousands of pages, and
+ * a pin in its middle counts and copies them). */
+static uint64_t count_bits(const uint64_t *b, size_t from, size_t n)
+{
+	uint64_t c = 0;
+
+	while (n) {
+		size_t w = from / 64, o = from % 64, take = 64 - o < n ? 64 - o : n;
+		uint64_t word = b[w] >> o;
+		if (take < 64)
+			word &= (1ull << take) - 1;
+		c += (uint64_t)__builtin_popcountll(word);
+		from += take;
+		n -= take;
+	}
+	return c;
+}
+
+/* dst's bits [0, n) = src's bits [from, from + n); dst holds (n + 63) / 64
+ * words, its bits past n cleared. */
+static void copy_bits(uint64_t *dst, const uint64_t *src, size_t from, size_t n)
+{
+	size_t words = (n + 63) / 64, o = from % 64;
+
+	for (size_t w = 0; w < words; w++) {
+		size_t s = from / 64 + w;
+		uint64_t word = src[s] >> o;
+		/* unaligned: the next source word's low bits, if it holds any
+		 * of the range (never read past the range's last word) */
+		if (o && (s + 1) * 64 < from + n)
+			word |= src[s + 1] << (64 - o);
+		dst[w] = word;
+	}
+	if (n % 64)
+		dst[words - 1] &= (1ull << (n % 64)) - 1;
+}
+
 void mgi_vrtab_init(mgi_vrtab_t *t, mgi_allocator_t a)
 {
 	memset(t, 0, sizeof(*t));
@@ -156,8 +194,8 @@ uint64_t mgi_vrange_count(const mgi_vrange_t *r, uintptr_t start, uintptr_t end)
 		start = r->start;
 	if (end > r->end)
 		end = r->end;
-	for (uintptr_t a = start; a < end; a += PG)
-		n += mgi_vrange_purged(r, a);
+	if (start < end)
+		n = count_bits(r->bits, r->off + pages_of(r->start, start), pages_of(start, end));
 	return n;
 }
 
@@ -193,9 +231,8 @@ long mgi_vrtab_cut(mgi_vrtab_t *t, uintptr_t start, uintptr_t end)
 			return -ENOMEM;
 		right = (mgi_vrange_t){.start = end, .end = r->end, .mode = r->mode, .bits = bits,
 				       .nwords = words, .seq = r->seq};
-		for (uintptr_t a = end; a < r->end; a += PG)
-			if (mgi_vrange_purged(r, a))
-				mgi_vrange_mark(&right, a);
+		copy_bits(bits, r->bits, r->off + pages_of(r->start, end), pages_of(end, r->end));
+		right.npurged = count_bits(bits, 0, pages_of(end, r->end));
 		t->purged -= mgi_vrange_count(r, start, end);
 		r->npurged -= mgi_vrange_count(r, start, r->end);
 		r->end = start;

@@ -3,9 +3,11 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -79,6 +81,13 @@ static int purge(size_t vol, size_t more, bool sigbus)
 		DIE("mg_vrange volatile: %s", strerror(-rc));
 	m = map(more);
 	fill(m, more, 22);
+	/* The pressure goes before the checks: at the limit any page the
+	 * checks take (a sanitizer's own memory) would purge another volatile
+	 * page after the report was read, and reading it (zero mode) would
+	 * look like a page not purged whose data changed (seen under ASan). */
+	if (verify(m, more, 22) >= 0)
+		DIE("never-volatile data changed");
+	munmap(m, more);
 	if ((rc = mg_vrange_purged(v, vol, rep)))
 		DIE("mg_vrange_purged: %s", strerror(-rc));
 	if (mincore(v, vol, inc))
@@ -104,18 +113,12 @@ static int purge(size_t vol, size_t more, bool sigbus)
 		if (memcmp(ref, v + k * PAGE, PAGE))
 			DIE("page %zu not purged but its data changed", k);
 	}
-	if (verify(m, more, 22) >= 0)
-		DIE("never-volatile data changed");
 	printf("purged %zu of %zu pages\n", npurged, pages);
 	fflush(stdout);
 	if (!npurged)
 		DIE("nothing purged under pressure");
 	if ((rc = mg_vrange_purged(v, vol, rep2)) || memcmp(rep, rep2, pages / 8))
 		DIE("second report differs (%d)", rc);
-	/* The pressure goes first: a touch of a purged page in zero mode takes
-	 * a page, which at the limit would purge another (and the counter the
-	 * test compares with this report would move). */
-	munmap(m, more);
 	/* A touch of a purged page while still volatile. */
 	size_t first = 0;
 	while (!bit(rep, first))
@@ -290,6 +293,13 @@ static int misuse(void)
 	EXPECT(mg_vrange_purged(v, 2 * PAGE, rep), 0);
 	EXPECT(mg_vrange_purged(v + 4 * PAGE, 4 * PAGE, rep), 0);
 	EXPECT(mg_vrange_purged(v + 2 * PAGE, PAGE, rep), -ENOENT);
+	EXPECT(mg_vrange_unpin(v + 4 * PAGE, 4 * PAGE, NULL), -EINVAL);
+	EXPECT(mg_vrange_unpin(v + 2 * PAGE, PAGE, rep), -ENOENT);
+	memset(rep, 0xff, sizeof(rep));
+	EXPECT(mg_vrange_unpin(v + 4 * PAGE, 4 * PAGE, rep), 0); /* nothing purged: zeros */
+	if (rep[0])
+		DIE("unpin of a range not purged reported %#x", rep[0]);
+	EXPECT(mg_vrange_purged(v + 4 * PAGE, 4 * PAGE, rep), -ENOENT); /* not volatile now */
 	/* not memory memgrp manages: the agent's own .text, a shared mapping */
 	unsigned char *shm = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 				  -1, 0);
@@ -380,6 +390,111 @@ static int hold(size_t vol, const char *ready, const char *go, bool swap)
 	return 0;
 }
 
+/* ---- unpinrace: mg_vrange_unpin while purges run ---- */
+
+#define RACE_CHUNK MB
+#define RACE_CHUNKS 32
+#define RACE_OTHER (48 * MB)
+
+static atomic_int race_stop;
+
+/* The word at byte i of page k of a chunk, in its generation (never 0). */
+static uint64_t race_word(size_t k, size_t i, uint64_t gen)
+{
+	return 1ULL << 63 | gen << 32 | k << 12 | i / 8;
+}
+
+static void race_fill(unsigned char *c, uint64_t gen)
+{
+	for (size_t k = 0; k < RACE_CHUNK / PAGE; k++)
+		for (size_t i = 0; i < PAGE; i += 8) {
+			uint64_t w = race_word(k, i, gen);
+			memcpy(c + k * PAGE + i, &w, 8);
+		}
+}
+
+/* Other memory touched over and over (never volatile): the group stays at
+ * its limit, so the agent purges volatile pages all the time. */
+static void *race_pressure(void *arg)
+{
+	unsigned char *m = map(RACE_OTHER);
+
+	(void)arg;
+	while (!atomic_load(&race_stop)) {
+		for (size_t o = 0; o < RACE_OTHER; o += PAGE)
+			m[o] = 1;
+		madvise(m, RACE_OTHER, MADV_DONTNEED);
+	}
+	munmap(m, RACE_OTHER);
+	return NULL;
+}
+
+/*
+ * unpinrace SECS zero|sigbus: RACE_CHUNKS chunks volatile, the pressure
+ * thread above running; the main thread unpins chunk after chunk with
+ * mg_vrange_unpin while purges go on, and checks each page: reported
+ * purged and reading zeros, or not reported and keeping its data. A page
+ * purged while the unpin ran and left out of the report reads zeros where
+ * data was expected: the test fails. Then the chunk is refilled (a new
+ * generation) and made volatile again.
+ */
+static int unpinrace(int secs, bool sigbus)
+{
+	unsigned char *v = map(RACE_CHUNK * RACE_CHUNKS);
+	uint64_t gen[RACE_CHUNKS];
+	uint8_t rep[RACE_CHUNK / PAGE / 8];
+	size_t unpins = 0, npurged = 0, mixed = 0;
+	int mode = MG_VRANGE_VOLATILE | (sigbus ? MG_VRANGE_SIGBUS : 0), rc;
+	pthread_t th;
+	time_t until = time(NULL) + secs;
+
+	for (size_t c = 0; c < RACE_CHUNKS; c++) {
+		gen[c] = 1;
+		race_fill(v + c * RACE_CHUNK, gen[c]);
+		if ((rc = mg_vrange(v + c * RACE_CHUNK, RACE_CHUNK, mode, NULL)))
+			DIE("volatile: %s", strerror(-rc));
+	}
+	if (pthread_create(&th, NULL, race_pressure, NULL))
+		DIE("pthread_create failed");
+	for (size_t c = 0; time(NULL) < until; c = (c + 1) % RACE_CHUNKS) {
+		unsigned char *ch = v + c * RACE_CHUNK;
+		size_t here = 0;
+
+		if ((rc = mg_vrange_unpin(ch, RACE_CHUNK, rep)))
+			DIE("unpin: %s", strerror(-rc));
+		unpins++;
+		for (size_t k = 0; k < RACE_CHUNK / PAGE; k++) {
+			unsigned char *p = ch + k * PAGE;
+			if (bit(rep, k)) {
+				if (!all_zero(p))
+					DIE("chunk %zu page %zu reported purged but holds data", c, k);
+				here++;
+				continue;
+			}
+			for (size_t i = 0; i < PAGE; i += 8) {
+				uint64_t w = race_word(k, i, gen[c]);
+				if (memcmp(p + i, &w, 8))
+					DIE("chunk %zu page %zu not reported purged but %s (unpin %zu)",
+					    c, k, all_zero(p) ? "reads zeros: purged, unreported" : "changed",
+					    unpins);
+			}
+		}
+		npurged += here;
+		mixed += here && here < RACE_CHUNK / PAGE;
+		race_fill(ch, ++gen[c]);
+		if ((rc = mg_vrange(ch, RACE_CHUNK, mode, NULL)))
+			DIE("volatile again: %s", strerror(-rc));
+	}
+	atomic_store(&race_stop, 1);
+	pthread_join(th, NULL);
+	printf("unpinrace: %zu unpins, %zu pages reported purged, %zu unpins partly purged\n", unpins,
+	       npurged, mixed);
+	if (!npurged)
+		DIE("nothing purged: no race tested");
+	printf("vrange unpinrace ok\n");
+	return 0;
+}
+
 /* Without the agent (not run under memgrp). */
 static int noagent(void)
 {
@@ -392,21 +507,104 @@ static int noagent(void)
 	return 0;
 }
 
-/* estimate: a fast region (not registered) made volatile. */
-static int estimate(void)
+/* Whether the VMA holding addr is registered with userfaultfd for missing
+ * pages (smaps VmFlags "um"): an estimate-mode region is slow. */
+static bool uffd_registered(const void *addr)
 {
-	size_t len = 16 * MB;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, um = false;
+
+	if (!f)
+		DIE("cannot open smaps");
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = s <= (uintptr_t)addr && (uintptr_t)addr < e;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			um = strstr(line, " um") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return um;
+}
+
+static double us_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e6 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e3;
+}
+
+/*
+ * estimate: in estimate mode a fresh 16 MiB region is fast (not
+ * registered). Making it volatile turns it slow (the call's cost, timed:
+ * its present pages found and registered); nothing purged without
+ * pressure, so the unpin reports nothing and every byte is there; the
+ * range made volatile again (now a slow region: a call on this thread,
+ * timed). Then `purge` (40 MiB volatile in a fresh fast region, 40 MiB
+ * more under the limit) runs its checks in the same process.
+ */
+static int estimate(bool then_purge)
+{
+	size_t len = 16 * MB, pages = len / PAGE;
 	unsigned char *v = map(len);
+	uint8_t *rep = calloc(pages / 8, 1);
+	struct timespec t0;
+	double first, again;
 	int rc;
 
 	fill(v, len, 51);
+	if (uffd_registered(v))
+		DIE("estimate: a fresh region is registered (not fast)");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = mg_vrange(v, len, MG_VRANGE_VOLATILE, NULL);
+	first = us_since(&t0);
 	printf("estimate: volatile %d\n", rc);
-	if (rc == 0 && (rc = mg_vrange(v, len, MG_VRANGE_NONVOLATILE, NULL)) != 0)
-		DIE("estimate: nonvolatile %d", rc);
+	if (rc)
+		DIE("estimate: volatile %s", strerror(-rc));
+	if (!uffd_registered(v))
+		DIE("estimate: volatile but not registered");
+	if ((rc = mg_vrange_unpin(v, len, rep)) != 0)
+		DIE("estimate: unpin %d", rc);
+	for (size_t k = 0; k < pages / 8; k++)
+		if (rep[k])
+			DIE("estimate: purged without pressure (byte %zu)", k);
 	if (verify(v, len, 51) >= 0)
 		DIE("estimate: data changed");
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = mg_vrange(v, len, MG_VRANGE_VOLATILE, NULL);
+	again = us_since(&t0);
+	if (rc || (rc = mg_vrange(v, len, MG_VRANGE_NONVOLATILE, NULL)))
+		DIE("estimate: volatile again %d", rc);
+	printf("estimate: 16 MiB fast region made volatile in %.0f us (turned slow), "
+	       "again in %.0f us\n", first, again);
+	fflush(stdout);
+	munmap(v, len);
+	/* A volatile region that faults often, the group well under its limit:
+	 * the tick would turn a slow region like it fast again (hysteresis:
+	 * core/estimate.h), but not while a volatile range lies in it. */
+	/* (4 MiB: far under the limit, so that nothing of it is purged and
+	 * the counter the test compares with purge's report stays put) */
+	len = 4 * MB;
+	pages = len / PAGE;
+	v = map(len);
+	if ((rc = mg_vrange(v, len, MG_VRANGE_VOLATILE, NULL)))
+		DIE("estimate: volatile (fresh) %d", rc);
+	for (int round = 0; round < 30; round++) {
+		memset(v, round + 1, len);
+		madvise(v, len, MADV_DONTNEED);
+		usleep(100000);
+	}
+	if (!uffd_registered(v))
+		DIE("estimate: a volatile region was turned fast again");
+	printf("estimate: a volatile region faulting %zu pages every 0.1 s for 3 s stays slow\n", pages);
+	if ((rc = mg_vrange(v, len, MG_VRANGE_NONVOLATILE, NULL)))
+		DIE("estimate: nonvolatile (fresh) %d", rc);
+	munmap(v, len);
+	return then_purge ? purge(40 * MB, 40 * MB, false) : 0;
 }
 
 int main(int argc, char **argv)
@@ -428,6 +626,8 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "noagent"))
 		return noagent();
 	if (!strcmp(what, "estimate"))
-		return estimate();
-	DIE("usage: prog_vrange purge VOL_MB MORE_MB zero|sigbus | fork | unmap | misuse | noagent | estimate");
+		return estimate(argc > 2 && !strcmp(argv[2], "purge"));
+	if (!strcmp(what, "unpinrace") && argc > 3)
+		return unpinrace(atoi(argv[2]), !strcmp(argv[3], "sigbus"));
+	DIE("usage: prog_vrange purge VOL_MB MORE_MB zero|sigbus | fork | unmap | misuse | noagent | estimate [purge] | unpinrace SECS zero|sigbus");
 }
