@@ -184,7 +184,7 @@ static uint64_t slow_resident(void *ctx, const mgi_region_t *r)
 	(void)ctx;
 	/* Evicted pages would read as zeros once the region is not ours; a
 	 * volatile range needs the region registered (mgi_est_slow_for). */
-	if (out || mgi_vrange_within(r->key, rend(r)))
+	if (out || mgi_vrange_within(r->key, mgi_est_rend(r)))
 		return UINT64_MAX;
 	return present;
 }
@@ -269,12 +269,12 @@ bool mgi_est_slow_for(uintptr_t start, uintptr_t end)
 	uintptr_t a = start;
 	int i;
 
-	while (est && a < end && (i = find_at(a)) >= 0) {
-		if (mgi_estimate_make_slow(est, &table_acct, (uint32_t)i, &ops, NULL) != 0)
+	while (mgi_est && a < end && (i = find_at(a)) >= 0) {
+		if (mgi_estimate_make_slow(mgi_est, &mgi_est_acct, (uint32_t)i, &mgi_est_ops, NULL) != 0)
 			return false;
-		a = rend(&est->regions[i]);
+		a = mgi_est_rend(&mgi_est->regions[i]);
 	}
-	settle();
+	mgi_est_settle();
 	return a >= end;
 }
 
