@@ -63,6 +63,61 @@ static bool continues_a_stream(const mgi_vregion_t *r, uintptr_t page)
 	return false;
 }
 
+/* The last run of the forward stream page continues, in pages (0: none):
+ * how far the stream has gone lately, which sets how far to fill ahead. */
+static size_t stream_run_pages(const mgi_vregion_t *r, uintptr_t page)
+{
+	for (unsigned i = 0; i < MGI_STREAMS; i++)
+		if (r->run_end[i] && page == r->run_end[i])
+			return (r->run_end[i] - r->run_start[i]) / PAGE;
+	return 0;
+}
+
+/*
+ * Fill-ahead for a long sequential stream. Each fault is a round trip to
+ * this thread (two thread wake-ups, each onto a CPU that may be halted: a
+ * VM whose idle vCPUs do not poll pays tens of us each). A stream that goes
+ * on gets, like readahead's ramp, twice its last run (up to
+ * FILL_AHEAD_FACTOR windows; none with a window of one page): after the
+ * window that woke the faulting thread, more chunks of at most a window
+ * each (each its own charge, so a charge in flight stays
+ * within a window: the segment checks' slack), only while the group has
+ * room to spare (no eviction for pages not asked for yet), stopping at the
+ * first page present, evicted, or recently given back, and at any error.
+ * Measured: see docs/benchmarks.md, "The fault path's round trips".
+ * Returns the pages filled after `from`.
+ */
+#define FILL_AHEAD_FACTOR 8 /* runs up to 8 windows (512 pages by default) */
+#define FILL_AHEAD_ROOM (4 * FILL_AHEAD_FACTOR * MGI_FAULT_AROUND_MAX) /* margin kept */
+
+static size_t fill_ahead(mgi_vregion_t *r, uintptr_t from, size_t want, size_t window)
+{
+	size_t done = 0;
+
+	while (done < want) {
+		uintptr_t s = from + done * PAGE;
+		size_t n = want - done < window ? want - done : window, copied;
+
+		n = mgi_registry_absent_run(r, s, n);
+		if (n == 0 || mgi_recently_removed(s, s + n * PAGE) ||
+		    mgi_counter_path_margin(mgi_account_path()) < FILL_AHEAD_ROOM + n ||
+		    !mgi_charge(n, NULL))
+			break;
+		int rc = mgi_uffd_copy(mgi_handler.uffd, s, mgi_handler.zeros, n * PAGE, &copied);
+		size_t k = copied / PAGE;
+		mgi_trace(MGI_TR_ZFILL, s, k, (uint32_t)n, rc);
+		if (k) {
+			mgi_registry_mark(&mgi_reg, r, s, k);
+			mgi_thp_filled(s, s + k * PAGE);
+		}
+		mgi_uncharge(n - k);
+		done += k;
+		if (rc != 0 || k < n)
+			break; /* the fault path meets whatever stopped it */
+	}
+	return done;
+}
+
 /* Records a resolved run: it extends the stream it continues, or replaces
  * the oldest. Counts the fault too (a slow region's rate, estimate mode). */
 static void remember_run(mgi_vregion_t *r, uintptr_t start, uintptr_t end)
@@ -136,10 +191,23 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	 * kernel would give it. Like readahead, the first fault of a run is
 	 * served alone. */
 	bool sequential = continues_a_stream(r, page);
-	if (!sequential)
+	/* A fault on a region's first page: allocators and runtimes write a
+	 * new mapping from its start (malloc's chunks, V8's pages, Python's
+	 * arenas), so it gets the window at once, not one page and then the
+	 * rest. Not remembered as a stream: a strided reader's next fault,
+	 * past the window, starts over with one page. */
+	bool at_start = !sequential && page == r->start && r->present == 0 && r->nout == 0;
+	/* (none with fault-around 1: one page per fault, as asked) */
+	size_t ahead = sequential && window > 1 ? 2 * stream_run_pages(r, page) : 0;
+	if (ahead > FILL_AHEAD_FACTOR * window)
+		ahead = FILL_AHEAD_FACTOR * window;
+	if (!sequential && !at_start)
 		window = 1;
 	if (window > 1 && mgi_recently_removed(page - (window - 1) * PAGE, page + window * PAGE))
+	{
 		window = 1; /* not into a range whose old pages may still be there */
+		ahead = 0;
+	}
 
 	for (int attempt = 0; attempt < 8; attempt++) {
 		if (attempt) {
@@ -212,10 +280,21 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		mgi_trace(MGI_TR_ZFILL, s, k, (uint32_t)n, rc);
 		if (k) {
 			mgi_registry_mark(reg, r, s, k);
-			remember_run(r, s, s + k * PAGE);
 			mgi_thp_filled(s, s + k * PAGE);
 		}
 		mgi_uncharge(n - k);
+		if (rc == 0 && k == n && ahead > k) {
+			/* ending on a window's edge, where the next fault's
+			 * window starts whole */
+			size_t to = (s - r->start) / PAGE + ahead;
+			to -= to % window;
+			if (r->start + to * PAGE > s + k * PAGE)
+				k += fill_ahead(r, s + k * PAGE, to - (s - r->start) / PAGE - k, window);
+		}
+		if (k && at_start)
+			r->faults++; /* (counted, not remembered as a stream) */
+		else if (k)
+			remember_run(r, s, s + k * PAGE);
 		if (rc == 0 || page < s + copied)
 			goto done;
 		if (rc == -EEXIST && mgi_recently_removed(s + copied, s + copied + PAGE)) {
