@@ -356,6 +356,10 @@ void mgi_vrange_gone(uintptr_t start, uintptr_t end);
 void mgi_vrange_unmanaged(uintptr_t start, uintptr_t end);
 /* Whether a volatile range lies (in part) in [start, end). */
 bool mgi_vrange_within(uintptr_t start, uintptr_t end);
+/* Whether a SIGBUS-mode volatile range lies (in part) in [start, end): the
+ * fault path fills no page there but the one that faulted (a purged page
+ * filled ahead would read as zeros, not raise SIGBUS). */
+bool mgi_vrange_sigbus_within(uintptr_t start, uintptr_t end);
 /* A forked child's start: the parent's table, copied into the child's
  * arena (the marks are inherited). */
 void mgi_vrange_child_start(void);

@@ -208,6 +208,13 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		window = 1; /* not into a range whose old pages may still be there */
 		ahead = 0;
 	}
+	/* nor over a SIGBUS-mode volatile range: a purged page there must
+	 * fault (and raise SIGBUS) when touched, not be filled with zeros */
+	if (window > 1) {
+		uintptr_t from = page - (window - 1) * PAGE < r->start ? r->start : page - (window - 1) * PAGE;
+		if (mgi_vrange_sigbus_within(from, page + (window + ahead) * PAGE))
+			window = 1, ahead = 0;
+	}
 
 	for (int attempt = 0; attempt < 8; attempt++) {
 		if (attempt) {

@@ -471,6 +471,19 @@ bool mgi_vrange_within(uintptr_t start, uintptr_t end)
 	return any;
 }
 
+bool mgi_vrange_sigbus_within(uintptr_t start, uintptr_t end)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&tab_lock);
+	if (mgi_vr_tab_ready && mgi_vr_tab.n)
+		for (mgi_vrange_t *v = mgi_vrtab_next(&mgi_vr_tab, start);
+		     v && v < mgi_vr_tab.v + mgi_vr_tab.n && v->start < end && !any; v++)
+			any = v->mode == MGI_VR_SIGBUS;
+	pthread_mutex_unlock(&tab_lock);
+	return any;
+}
+
 void mgi_vrange_unmanaged(uintptr_t start, uintptr_t end)
 {
 	pthread_mutex_lock(&tab_lock);
