@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# test_thp.sh - huge pages as Ingens manages them, in real processes: promotion seen in smaps, sparse blocks left alone, bytes across fork, mremap and eviction, the limit.
-# Usage: test_thp.sh MEMGRP PROGS_DIR
+# test_thp.sh - huge pages as Ingens manages them, in real processes: promotion seen in smaps, sparse blocks left alone, bytes across fork, mremap and eviction, the limit, per-group settings and counters through memgrpd.
+# Usage: test_thp.sh MEMGRP PROGS_DIR MEMGRPD
 set -u
 . "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 progs=$(realpath "$2")
+memgrpd=$(realpath "$3")
+dpid=
+cleanup() { [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null; }
 
 # As in test_estimate.sh: under a sanitizer the kernel backstop would
 # count the runtime's own memory against these limits.
@@ -207,3 +210,71 @@ for a in "--thp sometimes" "--thp-threshold 0" "--thp-threshold 101" "--thp-thre
 done
 }
 run_case options
+
+case_group() {
+echo "--- memgrpd: --thp per group (inherited below), the env still wins, the counters"
+local sock=$tmp/thpd.sock g=t-thpg-$sfx
+"$memgrpd" --socket "$sock" >"$tmp/thpd.log" 2>&1 &
+dpid=$!
+wait_socket "$sock"
+mg() { env -u MEMGRP_THP -u MEMGRP_THP_THRESHOLD -u MEMGRP_THP_RATE "$memgrp" --socket "$sock" "$@"; }
+sj() { mg stat --json "$1" 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])" 2>/dev/null; }
+mg create "$g" --thp ingens --thp-threshold 40 --thp-rate 1000 &&
+	mg create "$g/in" && mg create "$g/off" --thp never
+local crc=$?
+# 50 % of every block: promoted only by the inherited 40 % (the default is 90).
+mg run -g "$g/in" -- "$progs/prog_thp" 32 50 wait $WAIT hold 4 >"$tmp/gin.out" 2>&1 &
+local pid=$! held=
+track $pid
+wait_for $WAIT grep -q huge_kb "$tmp/gin.out"
+sleep 1
+held=$(sj "$g" thp_huge_pages)
+wait $pid
+local irc=$? huge region
+huge=$(val gin huge_kb) region=$(val gin region_kb)
+if [ "$crc" = 0 ] && [ "$irc" = 0 ] && [ -n "$huge" ] && [ "$huge" = "$region" ] && grep -q '^bad=0' "$tmp/gin.out" &&
+   [ "$held" = $((region / 2048)) ]; then
+	ok "$g/in inherits --thp ingens --thp-threshold 40: the 50 % region promoted ($huge kB), thp_huge_pages $held while held"
+else
+	bad group_inherit "create rc $crc, rc $irc, huge_kb '$huge' of '$region', thp_huge_pages '$held'"
+	show gin
+fi
+# A group's own setting wins over its parent's; the environment over the group's.
+mg run -g "$g/off" -- "$progs/prog_thp" 32 100 wait 5 >"$tmp/goff.out" 2>&1; local orc=$?
+MEMGRP_THP=never "$memgrp" --socket "$sock" run -g "$g/in" -- "$progs/prog_thp" 32 100 wait 5 \
+	>"$tmp/genv.out" 2>&1; local erc=$?
+if [ "$orc" = 0 ] && [ "$erc" = 0 ] && [ "$(val goff huge_kb)" = 0 ] && [ "$(val genv huge_kb)" = 0 ] &&
+   grep -q '^bad=0' "$tmp/goff.out" && grep -q '^bad=0' "$tmp/genv.out"; then
+	ok "$g/off (--thp never under an ingens parent) and MEMGRP_THP=never in $g/in: a dense region stays base pages"
+else
+	bad group_override "rc $orc/$erc, huge_kb '$(val goff huge_kb)' / '$(val genv huge_kb)'"
+	show goff; show genv
+fi
+# Promoted, then 10 pages a block given back (the kernel splits each
+# huge page): demotions counted; the fill is the bloat (>= half of 32 MiB
+# from the first run alone).
+mg run -g "$g/in" -- "$progs/prog_thp" 32 50 wait $WAIT drop 10 >"$tmp/gdrop.out" 2>&1; local drc=$?
+local pro dem fill
+pro=$(sj "$g" thp_promotions) dem=$(sj "$g" thp_demotions) fill=$(sj "$g" thp_fill_bytes)
+if [ "$drc" = 0 ] && grep -q '^bad=0' "$tmp/gdrop.out" && [ "${pro:-0}" -ge 32 ] && [ "${dem:-0}" -ge 16 ] &&
+   [ "${fill:-0}" -ge $((16 * MB)) ] && [ "$(sj "$g/off" thp_promotions)" = 0 ]; then
+	ok "stat $g: thp_promotions $pro, thp_demotions $dem, thp_fill_bytes $((fill / 1024)) KiB; $g/off none"
+else
+	bad group_counters "rc $drc, promotions '$pro', demotions '$dem', fill '$fill'"
+	show gdrop
+fi
+mg stat "$g" >"$tmp/gstat.txt" 2>&1
+grep -q "thp_promotions" "$tmp/gstat.txt" && ok "memgrp stat names the thp counters" ||
+	bad group_stat_text "$(head -3 "$tmp/gstat.txt")"
+local a
+for a in "--thp sometimes" "--thp-threshold 0" "--thp-rate 1000001"; do
+	# shellcheck disable=SC2086
+	mg set "$g/in" $a >"$tmp/gset.out" 2>&1
+	rc=$?
+	[ "$rc" = 2 ] && grep -q -- "${a%% *}" "$tmp/gset.out" && ok "memgrp set $a: status 2, the option named" ||
+		bad "gset $a" "rc $rc, $(head -1 "$tmp/gset.out")"
+done
+mg rm "$g/in"; mg rm "$g/off"; mg rm "$g"
+kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=
+}
+run_case group

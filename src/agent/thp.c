@@ -52,6 +52,7 @@ static struct {
 	_Atomic bool done;
 	_Atomic int rc;
 	mgi_thp_stats_t st;
+	uint64_t demoted_told; /* of t.demoted: added to the group's figure */
 } thp;
 
 bool mgi_thp_on(void)
@@ -76,14 +77,28 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* A setting: the environment's (memgrp run --thp...) if given, else the
+ * group's (memgrp create/set --thp..., in its control part). */
+static uint64_t setting(mgi_env_t id, _Atomic uint32_t *group)
+{
+	if (mgi_env_str(id) || !mgi_join.seg)
+		return id == MGI_ENV_THP ? mgi_env_choice(id) : mgi_env_uint(id);
+	return atomic_load_explicit(group, memory_order_relaxed);
+}
+
 int mgi_thp_init(void)
 {
 	memset(&thp, 0, sizeof(thp));
-	thp.mode = mgi_env_choice(MGI_ENV_THP);
+	mgi_segment_ctl_t *c = mgi_join.seg ? &mgi_join.seg->ctl : NULL;
+	thp.mode = (unsigned)setting(MGI_ENV_THP, c ? &c->thp_mode : NULL);
+	if (thp.mode > MODE_ALWAYS)
+		thp.mode = MODE_NEVER;
 	if (thp.mode == MODE_NEVER)
 		return 0;
-	uint64_t pct = mgi_env_uint(MGI_ENV_THP_THRESHOLD);
-	uint64_t rate = mgi_env_uint(MGI_ENV_THP_RATE);
+	uint64_t pct = setting(MGI_ENV_THP_THRESHOLD, c ? &c->thp_threshold : NULL);
+	uint64_t rate = setting(MGI_ENV_THP_RATE, c ? &c->thp_rate : NULL);
+	if (pct < 1 || pct > 100)
+		pct = MGI_THP_THRESHOLD_DEFAULT;
 	thp.threshold = thp.mode == MODE_ALWAYS ? 1 : mgi_hu_threshold_pages((unsigned)pct);
 	thp.gap_ns = rate ? 1000000000ULL / rate : 0;
 	mgi_hu_entry_t *e = mgi_arena_alloc(&mgi_arena, sizeof(*e) * TABLE_ENTRIES);
@@ -116,10 +131,40 @@ void mgi_thp_filled(uintptr_t start, uintptr_t end)
 	note_candidate(start, end);
 }
 
+/* The group's figures (its accounting part) and this process's slot. */
+static void publish(uint64_t promoted, uint64_t filled)
+{
+	mgi_segment_t *seg = mgi_join.seg;
+
+	if (!seg)
+		return;
+	if (promoted)
+		atomic_fetch_add_explicit(&seg->acct.thp_promotions, promoted, memory_order_relaxed);
+	if (filled)
+		atomic_fetch_add_explicit(&seg->acct.thp_fill_pages, filled, memory_order_relaxed);
+	if (thp.t.demoted != thp.demoted_told) {
+		atomic_fetch_add_explicit(&seg->acct.thp_demotions, thp.t.demoted - thp.demoted_told,
+					  memory_order_relaxed);
+		thp.demoted_told = thp.t.demoted;
+	}
+}
+
+/* This process's huge pages now, in its slot: a walk of the table, so
+ * once a period (and +1 at each promotion in between). */
+static void publish_huge(void)
+{
+	if (mgi_join.me)
+		atomic_store_explicit(&mgi_join.me->thp_huge_pages, mgi_hu_huge_blocks(&thp.t),
+				      memory_order_relaxed);
+}
+
 void mgi_thp_gone(uintptr_t start, uintptr_t end)
 {
-	if (thp.mode != MODE_NEVER)
-		mgi_hu_clear(&thp.t, start, end);
+	if (thp.mode == MODE_NEVER)
+		return;
+	mgi_hu_clear(&thp.t, start, end);
+	if (thp.t.demoted != thp.demoted_told)
+		publish(0, 0);
 }
 
 void mgi_thp_moved(uintptr_t from, uintptr_t to, uintptr_t len)
@@ -185,6 +230,11 @@ static int fill(uintptr_t b)
 	 * up and down for nothing, and ask a nested group's grant for more. */
 	if (mgi_counter_path_margin(mgi_account_path()) < absent + MGI_HU_PAGES ||
 	    !mgi_charge(absent, NULL)) {
+		/* A nested group's room is its grant, given in batches as
+		 * its faults ask: the fill asks for its own (the manager
+		 * charges the ancestors, within their limits); the block
+		 * waits for the answer. */
+		mgi_account_grant_ask(absent + MGI_HU_PAGES);
 		thp.st.refused++;
 		return -ENOMEM;
 	}
@@ -208,11 +258,13 @@ static int fill(uintptr_t b)
 		if (rc != 0) {
 			mgi_uncharge(absent - used);
 			thp.st.fill_pages += used;
+			publish(0, used);
 			return rc;
 		}
 		a += k * PAGE;
 	}
 	thp.st.fill_pages += used;
+	publish(0, used);
 	return 0;
 }
 
@@ -224,6 +276,7 @@ void mgi_thp_tick(void)
 	if (now - thp.decay_ns >= DECAY_NS) {
 		thp.decay_ns = now;
 		mgi_hu_decay(&thp.t);
+		publish_huge();
 	}
 	if (thp.block) {
 		if (!atomic_load_explicit(&thp.done, memory_order_acquire))
@@ -234,9 +287,13 @@ void mgi_thp_tick(void)
 		const mgi_hu_entry_t *e = mgi_hu_find(&thp.t, thp.block);
 		if (e && e->state == MGI_HU_QUEUED)
 			mgi_hu_set_state(&thp.t, thp.block, rc == 0 ? MGI_HU_HUGE : MGI_HU_BASE);
-		if (rc == 0)
+		if (rc == 0) {
 			thp.st.promotions++;
-		else
+			publish(1, 0);
+			if (mgi_join.me)
+				atomic_fetch_add_explicit(&mgi_join.me->thp_huge_pages, 1,
+							  memory_order_relaxed);
+		} else
 			thp.st.failures++;
 		thp.block = 0;
 	}

@@ -21,6 +21,7 @@ int mgi_hu_init(mgi_hu_table_t *t, mgi_hu_entry_t *storage, uint32_t cap)
 	t->cap = cap;
 	t->count = 0;
 	t->dropped = 0;
+	t->demoted = 0;
 	return 0;
 }
 
@@ -134,8 +135,10 @@ size_t mgi_hu_clear(mgi_hu_table_t *t, uintptr_t start, uintptr_t end)
 					  (unsigned)((hi - b + MGI_HU_PAGE - 1) / MGI_HU_PAGE), false);
 			e->used = (uint16_t)(e->used - n);
 			total += n;
-			if (n && e->state == MGI_HU_HUGE)
+			if (n && e->state == MGI_HU_HUGE) {
 				e->state = MGI_HU_BASE;
+				t->demoted += e->used > 0;
+			}
 			if (e->used == 0)
 				remove_entry(t, e);
 		}

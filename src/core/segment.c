@@ -24,6 +24,8 @@ void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_arou
 	mgi_counter_init(&seg->acct.memory);
 	mgi_counter_init(&seg->acct.swap);
 	atomic_init(&seg->ctl.swappiness, MGI_SWAPPINESS_DEFAULT);
+	atomic_init(&seg->ctl.thp_threshold, MGI_THP_THRESHOLD_DEFAULT);
+	atomic_init(&seg->ctl.thp_rate, MGI_THP_RATE_DEFAULT);
 	if (fault_around < 1)
 		fault_around = 1;
 	if (fault_around > MGI_FAULT_AROUND_MAX)
@@ -279,6 +281,12 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 			   (unsigned long long)granted, (unsigned long long)swap_granted);
 	if ((rc = check_oom(seg, why, whylen)) != 0)
 		return rc;
+	if (seg->ctl.thp_set & ~MGI_THP_SET_ALL || atomic_load(&seg->ctl.thp_mode) > MGI_THP_ALWAYS ||
+	    atomic_load(&seg->ctl.thp_threshold) < 1 || atomic_load(&seg->ctl.thp_threshold) > 100 ||
+	    atomic_load(&seg->ctl.thp_rate) > MGI_THP_RATE_MAX)
+		return bad(why, whylen, "huge-page settings: set 0x%x, mode %u, threshold %u%%, rate %u",
+			   seg->ctl.thp_set, atomic_load(&seg->ctl.thp_mode),
+			   atomic_load(&seg->ctl.thp_threshold), atomic_load(&seg->ctl.thp_rate));
 	uint32_t fa = atomic_load(&seg->ctl.fault_around);
 	if (fa < 1 || fa > MGI_FAULT_AROUND_MAX)
 		return bad(why, whylen, "fault-around %u pages (1 to %u)", fa, MGI_FAULT_AROUND_MAX);
@@ -388,6 +396,7 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 			atomic_store(&s->est_resident, 0);
 			atomic_store(&s->est_fast, 0);
 			atomic_store(&s->est_slow, 0);
+			atomic_store(&s->thp_huge_pages, 0);
 			return i;
 		}
 	}
@@ -415,6 +424,7 @@ static uint64_t take_figures(mgi_segment_t *seg, int idx, const mgi_counter_path
 	atomic_store(&s->stored_bytes, 0);
 	atomic_store(&s->file_bytes, 0);
 	atomic_store(&s->same_filled, 0);
+	atomic_store(&s->thp_huge_pages, 0);
 	return pages;
 }
 
