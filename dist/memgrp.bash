@@ -41,7 +41,7 @@ _memgrp() {
 	local opts=""
 	case $cmd in
 	run) opts="-g --group $limits --oom-priority --thp --thp-threshold --thp-rate --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --record --record-period --record-threshold --help" ;;
-	create | set) opts="$limits --thp --thp-threshold --thp-rate --socket --help" ;;
+	create | set) opts="$limits --thp --thp-threshold --thp-rate --thp-weight --socket --help" ;;
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;
 	top) opts="--once --json --sort --interval --width --socket --help" ;;

@@ -278,3 +278,43 @@ mg rm "$g/in"; mg rm "$g/off"; mg rm "$g"
 kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=
 }
 run_case group
+
+case_share() {
+echo "--- memgrpd: huge pages scarce, a group at its share promotes no more"
+# The free order-9 blocks are what memgrpd reads in MEMGRP_BUDDYINFO's
+# file: 4, scarce (under 64). A and B (weight 100 each) under the root:
+# A's share is a third of what it holds plus the 4 free, so it stops at
+# 2-3 huge pages of the 16 it could have (at 2 promotions a second, the
+# 20 s wait would see all 16 otherwise: case group).
+local sock=$tmp/thps.sock g=t-thps-$sfx
+printf 'Node 0, zone   Normal  100 50 20 10 5 2 1 0 0 4 0\n' >"$tmp/buddyinfo"
+MEMGRP_BUDDYINFO=$tmp/buddyinfo "$memgrpd" --socket "$sock" >"$tmp/thps.log" 2>&1 &
+dpid=$!
+wait_socket "$sock"
+mg() { env -u MEMGRP_THP -u MEMGRP_THP_THRESHOLD -u MEMGRP_THP_RATE "$memgrp" --socket "$sock" "$@"; }
+sj() { mg stat --json "$1" 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])" 2>/dev/null; }
+mg create "$g-a" --thp ingens --thp-threshold 40 --thp-rate 2 --thp-weight 100 &&
+	mg create "$g-b" --thp ingens --thp-weight 100
+local crc=$?
+mg run -g "$g-a" -- "$progs/prog_thp" 32 50 wait 20 hold 3 >"$tmp/sa.out" 2>&1 &
+local pid=$! share=
+track $pid
+wait_for 40 grep -q huge_kb "$tmp/sa.out"
+share=$(sj "$g-a" thp_share)
+wait $pid
+local arc=$? huge
+huge=$(val sa huge_kb)
+if [ "$crc" = 0 ] && [ "$arc" = 0 ] && grep -q '^bad=0' "$tmp/sa.out" && [ -n "$huge" ] &&
+   [ "$huge" -gt 0 ] && [ "$huge" -le $((8 * 2048)) ] && [ -n "$share" ] && [ "$share" -le 4 ]; then
+	ok "4 free order-9 blocks: $g-a promoted $((huge / 2048)) of 16 blocks and stopped (thp_share $share), every byte right"
+else
+	bad share "create rc $crc, rc $arc, huge_kb '$huge', thp_share '$share'"
+	show sa
+fi
+mg set "$g-a" --thp-weight 0 >"$tmp/sw.out" 2>&1
+[ $? = 2 ] && grep -q -- "--thp-weight" "$tmp/sw.out" && ok "memgrp set --thp-weight 0: status 2, the option named" ||
+	bad thp_weight_bad "$(head -1 "$tmp/sw.out")"
+mg rm "$g-a"; mg rm "$g-b"
+kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=
+}
+run_case share

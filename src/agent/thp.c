@@ -53,6 +53,8 @@ static struct {
 	_Atomic int rc;
 	mgi_thp_stats_t st;
 	uint64_t demoted_told; /* of t.demoted: added to the group's figure */
+	uint32_t huge;         /* huge blocks at the last count */
+	bool stopped;          /* the manager said stop: counted once */
 } thp;
 
 bool mgi_thp_on(void)
@@ -153,9 +155,29 @@ static void publish(uint64_t promoted, uint64_t filled)
  * once a period (and +1 at each promotion in between). */
 static void publish_huge(void)
 {
-	if (mgi_join.me)
-		atomic_store_explicit(&mgi_join.me->thp_huge_pages, mgi_hu_huge_blocks(&thp.t),
-				      memory_order_relaxed);
+	uint32_t huge = 0, idle = 0;
+
+	for (uint32_t i = 0; i < thp.t.cap; i++) {
+		const mgi_hu_entry_t *e = &thp.t.e[i];
+		if (e->block && e->state == MGI_HU_HUGE) {
+			huge++;
+			idle += e->freq == 0; /* no fault for some 5 periods (decayed) */
+		}
+	}
+	thp.huge = huge;
+	if (!mgi_join.me)
+		return;
+	atomic_store_explicit(&mgi_join.me->thp_huge_pages, huge, memory_order_relaxed);
+	atomic_store_explicit(&mgi_join.me->thp_idle, idle, memory_order_relaxed);
+	atomic_store_explicit(&mgi_join.me->thp_waiting, thp.waiting, memory_order_relaxed);
+}
+
+/* The manager's word on the group's share (daemon/thpbalance.c): stop
+ * promoting while huge pages are scarce and the group holds its part. */
+static bool stopped(void)
+{
+	return mgi_join.seg &&
+	       (atomic_load_explicit(&mgi_join.seg->ctl.thp_flags, memory_order_relaxed) & MGI_THP_STOP);
 }
 
 void mgi_thp_gone(uintptr_t start, uintptr_t end)
@@ -191,8 +213,12 @@ void mgi_thp_moved(uintptr_t from, uintptr_t to, uintptr_t len)
 
 int mgi_thp_timeout(int timeout_ms)
 {
-	if (thp.mode == MODE_NEVER || (!thp.waiting && !thp.block))
+	if (thp.mode == MODE_NEVER)
 		return timeout_ms;
+	/* Once a second at least while huge pages are held: their idleness
+	 * (the decay) and the counts the manager's shares read. */
+	if (!thp.waiting && !thp.block)
+		return thp.huge && (timeout_ms < 0 || timeout_ms > 1000) ? 1000 : timeout_ms;
 	return timeout_ms >= 0 && timeout_ms < TICK_MS ? timeout_ms : TICK_MS;
 }
 
@@ -290,6 +316,7 @@ void mgi_thp_tick(void)
 		if (rc == 0) {
 			thp.st.promotions++;
 			publish(1, 0);
+			thp.huge++;
 			if (mgi_join.me)
 				atomic_fetch_add_explicit(&mgi_join.me->thp_huge_pages, 1,
 							  memory_order_relaxed);
@@ -299,6 +326,12 @@ void mgi_thp_tick(void)
 	}
 	if (!thp.waiting || now - thp.last_ns < thp.gap_ns)
 		return;
+	if (stopped()) {
+		thp.st.refused += !thp.stopped;
+		thp.stopped = true;
+		return; /* the block waits: the group holds its share */
+	}
+	thp.stopped = false;
 	uintptr_t b = mgi_hu_pick(&thp.t, thp.threshold, MAX_TRIES, eligible, NULL);
 	if (!b) {
 		thp.waiting = false;

@@ -89,7 +89,10 @@ const char mgi_thp_help[] =
 	"                           at its first fault (as Linux THP)\n"
 	"      --thp-threshold PCT  1..100 (default 90: 460 of 512 pages)\n"
 	"      --thp-rate N         promotions a second at most, per process\n"
-	"                           (default 50; 0: no bound)\n";
+	"                           (default 50; 0: no bound)\n"
+	"      --thp-weight N       1..10000 (default 100, not inherited): the group's\n"
+	"                           share of huge pages among its siblings when\n"
+	"                           order-9 blocks are scarce, less for idle ones\n";
 
 /* The huge-page options; 1 if opt was one, 0 if not, -1 after saying why. */
 static int thp_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *set)
@@ -107,6 +110,18 @@ static int thp_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 			}
 		fprintf(stderr, "memgrp %s: --thp: never, ingens or always, not '%s'\n", cmd, arg);
 		return -1;
+	}
+	if (opt == MGI_OPT_THP_WEIGHT) {
+		errno = 0;
+		n = strtoul(arg, &end, 10);
+		if (errno || *end || *arg < '0' || *arg > '9' || n < 1 || n > 10000) {
+			fprintf(stderr, "memgrp %s: --thp-weight: a number from 1 to 10000, not '%s'\n",
+				cmd, arg);
+			return -1;
+		}
+		set->thp_weight = (uint32_t)n;
+		set->thp_set |= MGI_THP_SET_WEIGHT;
+		return 1;
 	}
 	if (opt != MGI_OPT_THP_THRESHOLD && opt != MGI_OPT_THP_RATE)
 		return 0;
@@ -304,6 +319,7 @@ void mgi_limits_init(mgi_msg_set_t *set)
 	set->oom_handler_timeout_ms = set->oom_handler_reserved = 0;
 	set->oom_reserve = 0;
 	set->thp_set = set->thp_mode = set->thp_threshold = set->thp_rate = 0;
+	set->thp_weight = set->thp_reserved = 0;
 	prekill_timeout_given = false;
 	set->oom_prefer[0] = set->oom_avoid[0] = '\0';
 	grace_given = false;

@@ -95,6 +95,7 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(thp_promotions, 0),
 	FIELD(thp_demotions, 0),
 	FIELD(thp_fill_bytes, 1),
+	FIELD(thp_share, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD
@@ -302,9 +303,12 @@ static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 	    ((s->thp_set & MGI_THP_SET_MODE) ? s->thp_mode > MGI_THP_ALWAYS : s->thp_mode != 0) ||
 	    ((s->thp_set & MGI_THP_SET_THRESHOLD) ? s->thp_threshold < 1 || s->thp_threshold > 100
 						   : s->thp_threshold != 0) ||
-	    ((s->thp_set & MGI_THP_SET_RATE) ? s->thp_rate > MGI_THP_RATE_MAX : s->thp_rate != 0))
+	    ((s->thp_set & MGI_THP_SET_RATE) ? s->thp_rate > MGI_THP_RATE_MAX : s->thp_rate != 0) ||
+	    ((s->thp_set & MGI_THP_SET_WEIGHT) ? s->thp_weight < 1 || s->thp_weight > 10000
+						: s->thp_weight != 0) || s->thp_reserved)
 		return bad(-EINVAL, err, errlen, "huge pages: mode never/ingens/always (0-2), threshold "
-						 "1 to 100, rate at most 1000000, each only with its flag");
+						 "1 to 100, rate at most 1000000, weight 1 to 10000, each "
+						 "only with its flag");
 	/* high, low, soft and swap_max: any byte count (0 is meaningful) */
 	return check_oom(s, err, errlen);
 }

@@ -318,6 +318,7 @@ typedef struct mgi_stats {
 	 * hold now, blocks promoted and split since the groups were made, and
 	 * what promotion filled with zeros (Ingens' bloat) */
 	uint64_t thp_huge_pages, thp_promotions, thp_demotions, thp_fill_bytes;
+	uint64_t thp_share; /* huge pages the group's subtree is entitled to (memgrpd's last figure) */
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the
@@ -394,6 +395,8 @@ typedef struct mgi_msg_set {
 	uint32_t thp_mode;      /* enum mgi_thp_mode */
 	uint32_t thp_threshold; /* percent, 1..100 */
 	uint32_t thp_rate;      /* promotions a second per process, 0..MGI_THP_RATE_MAX (0: no bound) */
+	uint32_t thp_weight;    /* 1..10000: its share of huge pages among its siblings */
+	uint32_t thp_reserved;
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 

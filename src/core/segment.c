@@ -26,6 +26,7 @@ void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_arou
 	atomic_init(&seg->ctl.swappiness, MGI_SWAPPINESS_DEFAULT);
 	atomic_init(&seg->ctl.thp_threshold, MGI_THP_THRESHOLD_DEFAULT);
 	atomic_init(&seg->ctl.thp_rate, MGI_THP_RATE_DEFAULT);
+	seg->ctl.thp_weight = 100; /* MGI_THP_WEIGHT_DEFAULT (thpshare.h) */
 	if (fault_around < 1)
 		fault_around = 1;
 	if (fault_around > MGI_FAULT_AROUND_MAX)
@@ -283,10 +284,12 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 		return rc;
 	if (seg->ctl.thp_set & ~MGI_THP_SET_ALL || atomic_load(&seg->ctl.thp_mode) > MGI_THP_ALWAYS ||
 	    atomic_load(&seg->ctl.thp_threshold) < 1 || atomic_load(&seg->ctl.thp_threshold) > 100 ||
-	    atomic_load(&seg->ctl.thp_rate) > MGI_THP_RATE_MAX)
-		return bad(why, whylen, "huge-page settings: set 0x%x, mode %u, threshold %u%%, rate %u",
-			   seg->ctl.thp_set, atomic_load(&seg->ctl.thp_mode),
-			   atomic_load(&seg->ctl.thp_threshold), atomic_load(&seg->ctl.thp_rate));
+	    atomic_load(&seg->ctl.thp_rate) > MGI_THP_RATE_MAX || seg->ctl.thp_weight < 1 ||
+	    seg->ctl.thp_weight > 10000 || atomic_load(&seg->ctl.thp_flags) > 3)
+		return bad(why, whylen, "huge-page settings: set 0x%x, mode %u, threshold %u%%, rate %u, "
+			   "weight %u, flags %u", seg->ctl.thp_set, atomic_load(&seg->ctl.thp_mode),
+			   atomic_load(&seg->ctl.thp_threshold), atomic_load(&seg->ctl.thp_rate),
+			   seg->ctl.thp_weight, atomic_load(&seg->ctl.thp_flags));
 	uint32_t fa = atomic_load(&seg->ctl.fault_around);
 	if (fa < 1 || fa > MGI_FAULT_AROUND_MAX)
 		return bad(why, whylen, "fault-around %u pages (1 to %u)", fa, MGI_FAULT_AROUND_MAX);
@@ -397,6 +400,8 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 			atomic_store(&s->est_fast, 0);
 			atomic_store(&s->est_slow, 0);
 			atomic_store(&s->thp_huge_pages, 0);
+			atomic_store(&s->thp_idle, 0);
+			atomic_store(&s->thp_waiting, 0);
 			return i;
 		}
 	}
@@ -425,6 +430,8 @@ static uint64_t take_figures(mgi_segment_t *seg, int idx, const mgi_counter_path
 	atomic_store(&s->file_bytes, 0);
 	atomic_store(&s->same_filled, 0);
 	atomic_store(&s->thp_huge_pages, 0);
+	atomic_store(&s->thp_idle, 0);
+	atomic_store(&s->thp_waiting, 0);
 	return pages;
 }
 

@@ -131,8 +131,10 @@ enum mgi_thp_set {
 	MGI_THP_SET_MODE = 1 << 0,
 	MGI_THP_SET_THRESHOLD = 1 << 1,
 	MGI_THP_SET_RATE = 1 << 2,
+	MGI_THP_SET_WEIGHT = 1 << 3, /* not inherited: a group's own weight */
 };
-#define MGI_THP_SET_ALL 0x7u
+#define MGI_THP_SET_ALL 0xfu
+enum { MGI_THP_STOP = 1 << 0, MGI_THP_DEMOTE = 1 << 1 };
 #define MGI_THP_THRESHOLD_DEFAULT 90 /* Ingens' 460 of 512 pages */
 #define MGI_THP_RATE_DEFAULT 50
 #define MGI_THP_RATE_MAX 1000000
@@ -187,6 +189,8 @@ typedef struct mgi_proc_slot {
 	_Atomic uint64_t evict_freed;
 	_Atomic uint64_t evict_answers;
 	_Atomic uint64_t thp_huge_pages;  /* huge pages (2 MiB blocks) it holds now */
+	_Atomic uint32_t thp_idle;        /* of those, no fault seen for a few seconds */
+	_Atomic uint32_t thp_waiting;     /* blocks at the threshold, not promoted */
 } mgi_proc_slot_t;
 
 /* Written by the manager only; read-only to every agent. */
@@ -275,6 +279,13 @@ typedef struct mgi_segment_ctl {
 	_Atomic uint32_t thp_mode;      /* enum mgi_thp_mode */
 	_Atomic uint32_t thp_threshold; /* percent of a block in use, 1..100 */
 	_Atomic uint32_t thp_rate;      /* promotions a second per process; 0: no bound */
+	/* Fairness (daemon/thpbalance.c, core/thpshare.h): the group's
+	 * --thp-weight (its own, not inherited); what the manager computed
+	 * last: its subtree's share and its own processes' part, in huge
+	 * pages, and MGI_THP_STOP/MGI_THP_DEMOTE for its agents. */
+	uint32_t thp_weight;
+	_Atomic uint32_t thp_flags;
+	_Atomic uint64_t thp_share, thp_own;
 	/* Usage thresholds on memory and memsw (seed 000 section 4.2); where
 	 * the checkers stand is in the accounting part. */
 	mgi_threshold_storage_t thresholds[2];

@@ -43,9 +43,10 @@ int mgi_tree_check_oom(const mgi_msg_set_t *set, char *why, size_t whylen)
 	if ((set->thp_set & ~MGI_THP_SET_ALL) ||
 	    ((set->thp_set & MGI_THP_SET_MODE) && set->thp_mode > MGI_THP_ALWAYS) ||
 	    ((set->thp_set & MGI_THP_SET_THRESHOLD) && (set->thp_threshold < 1 || set->thp_threshold > 100)) ||
-	    ((set->thp_set & MGI_THP_SET_RATE) && set->thp_rate > MGI_THP_RATE_MAX)) {
+	    ((set->thp_set & MGI_THP_SET_RATE) && set->thp_rate > MGI_THP_RATE_MAX) ||
+	    ((set->thp_set & MGI_THP_SET_WEIGHT) && (set->thp_weight < 1 || set->thp_weight > 10000))) {
 		snprintf(why, whylen, "huge pages: mode never, ingens or always; threshold 1 to 100; "
-				      "rate at most %u", MGI_THP_RATE_MAX);
+				      "rate at most %u; weight 1 to 10000", MGI_THP_RATE_MAX);
 		return -EINVAL;
 	}
 	if (set->oom_set & MGI_OOM_SET_PREFER)
@@ -99,6 +100,8 @@ static void set_thp(mgi_segment_t *seg, const mgi_msg_set_t *set)
 		atomic_store(&c->thp_threshold, set->thp_threshold);
 	if (set->thp_set & MGI_THP_SET_RATE)
 		atomic_store(&c->thp_rate, set->thp_rate);
+	if (set->thp_set & MGI_THP_SET_WEIGHT)
+		c->thp_weight = set->thp_weight;
 	c->thp_set |= set->thp_set;
 }
 

@@ -33,6 +33,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 	out->swap_limit = mgi_counter_read_max(&seg->ctl.swap) * MGI_PAGE_SIZE;
 	out->memsw_usage = out->usage + out->swap_usage;
 	out->under_oom = atomic_load(&seg->ctl.under_oom);
+	out->thp_share = atomic_load(&seg->ctl.thp_share);
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!t->node[g].used || !counted_in(t, g, idx))
 			continue;
