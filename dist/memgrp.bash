@@ -70,6 +70,6 @@ _memgrpd() {
 	--kernel-backstop) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
 	--host-pressure) COMPREPLY=($(compgen -W "'full 10%' 'some 25%/2s'" -- "$cur")); return ;;
 	esac
-	COMPREPLY=($(compgen -W "--socket --state-dir --fault-around --coop-wait --min-available --kernel-backstop --metrics-listen --metrics-file --host-pressure --host-sustain --dry-run --help" -- "$cur"))
+	COMPREPLY=($(compgen -W "--socket --state-dir --fault-around --coop-wait --min-available --kernel-backstop --metrics-listen --metrics-file --host-pressure --host-sustain --dry-run --thp-compact-rate --help" -- "$cur"))
 }
 complete -F _memgrpd memgrpd

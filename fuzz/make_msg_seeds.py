@@ -63,7 +63,7 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 11624,     # hdr, group, stats (154 x u64), nprocs, reserved, procs[256] x 40
+    STAT: 11640,     # hdr, group, stats (156 x u64), nprocs, reserved, procs[256] x 40
     SET: 792,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
                      # mode, backend; oom_set, policy, scope, signal, grace_ms, kill_disable,
                      # prefer[128], avoid[128], prekill_timeout_ms, reserved, prekill[256],
@@ -240,7 +240,8 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
      "ladder_purge", "host_short", "host_ladder_purge", "host_ladder_coop", "host_ladder_soft",
      "host_ladder_evict", "host_ladder_kill", "host_ladder_dry_run", "oom_handler_asked", "oom_handler_kill",
      "oom_handler_raise", "oom_handler_resume", "oom_handler_fallback",
-     "thp_huge_pages", "thp_promotions", "thp_demotions", "thp_fill_bytes", "thp_share")
+     "thp_huge_pages", "thp_promotions", "thp_demotions", "thp_fill_bytes", "thp_share",
+     "thp_compactions", "thp_compact_cpu_us")
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {

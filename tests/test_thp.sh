@@ -288,7 +288,7 @@ echo "--- memgrpd: huge pages scarce, a group at its share promotes no more"
 # 20 s wait would see all 16 otherwise: case group).
 local sock=$tmp/thps.sock g=t-thps-$sfx
 printf 'Node 0, zone   Normal  100 50 20 10 5 2 1 0 0 4 0\n' >"$tmp/buddyinfo"
-MEMGRP_BUDDYINFO=$tmp/buddyinfo "$memgrpd" --socket "$sock" >"$tmp/thps.log" 2>&1 &
+MEMGRP_BUDDYINFO=$tmp/buddyinfo "$memgrpd" --socket "$sock" --thp-compact-rate 1 >"$tmp/thps.log" 2>&1 &
 dpid=$!
 wait_socket "$sock"
 mg() { env -u MEMGRP_THP -u MEMGRP_THP_THRESHOLD -u MEMGRP_THP_RATE "$memgrp" --socket "$sock" "$@"; }
@@ -310,6 +310,17 @@ if [ "$crc" = 0 ] && [ "$arc" = 0 ] && grep -q '^bad=0' "$tmp/sa.out" && [ -n "$
 else
 	bad share "create rc $crc, rc $arc, huge_kb '$huge', thp_share '$share'"
 	show sa
+fi
+# While A waited under its share, memgrpd asked the kernel to compact:
+# once (1 a minute), its CPU counted at the root.
+local nc cpu
+nc=$(mg stat --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['thp_compactions'])" 2>/dev/null)
+cpu=$(mg stat --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['thp_compact_cpu_us'])" 2>/dev/null)
+if [ "$nc" = 1 ] && grep -q "compacted" "$tmp/thps.log"; then
+	ok "--thp-compact-rate 1: one compaction while promotions waited, $cpu us of memgrpd's CPU ($(grep -o 'compacted.*' "$tmp/thps.log" | head -1))"
+else
+	bad compact "thp_compactions '$nc', cpu '$cpu'"
+	tail -3 "$tmp/thps.log"
 fi
 mg set "$g-a" --thp-weight 0 >"$tmp/sw.out" 2>&1
 [ $? = 2 ] && grep -q -- "--thp-weight" "$tmp/sw.out" && ok "memgrp set --thp-weight 0: status 2, the option named" ||

@@ -2,12 +2,14 @@
 #include "thp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "account.h"
 #include "agent.h"
@@ -55,6 +57,7 @@ static struct {
 	uint64_t demoted_told; /* of t.demoted: added to the group's figure */
 	uint32_t huge;         /* huge blocks at the last count */
 	bool stopped;          /* the manager said stop: counted once */
+	bool ksm;              /* KSM runs: promoted blocks are made unmergeable */
 } thp;
 
 bool mgi_thp_on(void)
@@ -73,6 +76,11 @@ static void *worker_main(void *arg)
 			;
 		uintptr_t b = atomic_load_explicit(&thp.posted, memory_order_acquire);
 		int rc = mgi_raw_madvise((void *)b, BLOCK, MADV_COLLAPSE) == 0 ? 0 : -errno;
+		/* Where KSM runs, a hot huge page is not merged (a merge would
+		 * split it): the promoted block leaves KSM's scan. Its failure
+		 * (a VMA that never was mergeable: nothing to do) is ignored. */
+		if (rc == 0 && thp.ksm)
+			mgi_raw_madvise((void *)b, BLOCK, MADV_UNMERGEABLE);
 		atomic_store_explicit(&thp.rc, rc, memory_order_relaxed);
 		atomic_store_explicit(&thp.done, true, memory_order_release);
 	}
@@ -97,6 +105,14 @@ int mgi_thp_init(void)
 		thp.mode = MODE_NEVER;
 	if (thp.mode == MODE_NEVER)
 		return 0;
+	char run = '0';
+	int fd = open("/sys/kernel/mm/ksm/run", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, &run, 1) != 1)
+			run = '0';
+		close(fd);
+	}
+	thp.ksm = run == '1';
 	uint64_t pct = setting(MGI_ENV_THP_THRESHOLD, c ? &c->thp_threshold : NULL);
 	uint64_t rate = setting(MGI_ENV_THP_RATE, c ? &c->thp_rate : NULL);
 	if (pct < 1 || pct > 100)

@@ -96,6 +96,8 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(thp_demotions, 0),
 	FIELD(thp_fill_bytes, 1),
 	FIELD(thp_share, 0),
+	FIELD(thp_compactions, 0),
+	FIELD(thp_compact_cpu_us, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD

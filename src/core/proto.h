@@ -319,6 +319,9 @@ typedef struct mgi_stats {
 	 * what promotion filled with zeros (Ingens' bloat) */
 	uint64_t thp_huge_pages, thp_promotions, thp_demotions, thp_fill_bytes;
 	uint64_t thp_share; /* huge pages the group's subtree is entitled to (memgrpd's last figure) */
+	/* memgrpd --thp-compact-rate (the root's figures only): compactions
+	 * asked of the kernel and the CPU they took in memgrpd's thread */
+	uint64_t thp_compactions, thp_compact_cpu_us;
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the

@@ -2,6 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -83,6 +86,64 @@ static void group_in(const mgi_segment_t *s, mgi_thp_group_in_t *in)
 	}
 }
 
+static uint64_t thread_cpu_us(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru) != 0)
+		return 0;
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* Writes "1" to path (a compaction: the kernel runs it in this thread). */
+static bool write_one(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = write(fd, "1", 1) == 1;
+	close(fd);
+	return ok;
+}
+
+/* Promotions wait for order-9 blocks: asks the kernel to compact, each
+ * node the buddyinfo names (its own file), else all memory; at most once
+ * in --thp-compact-rate's gap. The CPU it takes is the manager thread's
+ * (the write runs the compaction), measured around it. */
+static void compact(mgi_manager_t *m, const mgi_buddy_t *b)
+{
+	uint64_t now = mgi_os_now_ns(), cpu = thread_cpu_us();
+	unsigned done = 0;
+	char path[64];
+
+	if (!m->thp_compact_gap_ns || (m->thp_compact_last_ns && now - m->thp_compact_last_ns < m->thp_compact_gap_ns))
+		return;
+	m->thp_compact_last_ns = now;
+	for (unsigned n = 0; n < b->nodes; n++) {
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%u/compact", n);
+		done += write_one(path);
+	}
+	if (!done && !write_one("/proc/sys/vm/compact_memory")) {
+		mgi_manager_log(m, "huge pages: cannot ask the kernel to compact (%s)", strerror(errno));
+		return;
+	}
+	uint64_t used = thread_cpu_us() - cpu;
+	m->thp_compactions++;
+	m->thp_compact_cpu_us += used;
+	mgi_manager_log(m, "huge pages: %llu free order-9 blocks, promotions waiting: compacted "
+			   "(%u node%s, %llu us of CPU)", (unsigned long long)b->huge_free, done,
+			done == 1 ? "" : "s", (unsigned long long)used);
+}
+
+void mgi_thp_stats(const mgi_manager_t *m, int g, mgi_stats_t *out)
+{
+	if (g != 0)
+		return;
+	out->thp_compactions = m->thp_compactions;
+	out->thp_compact_cpu_us = m->thp_compact_cpu_us;
+}
+
 /* Computes every group's share and writes it with its flags. */
 static void balance(mgi_manager_t *m)
 {
@@ -111,13 +172,19 @@ static void balance(mgi_manager_t *m)
 	bool scarce = b.huge_free < SCARCE_BLOCKS;
 	if (mgi_thp_shares(in, n, held + b.huge_free, scarce, MGI_THP_IDLE_TAX_DEFAULT, out) != 0)
 		return;
+	bool waits = false;
 	for (unsigned i = 0; i < n; i++) {
+		/* a stopped group waits for blocks too: with more free,
+		 * the shares grow */
+		waits |= in[i].wants;
 		mgi_segment_ctl_t *c = &m->tree.node[node[i]].seg->ctl;
 		atomic_store(&c->thp_share, out[i].share);
 		atomic_store(&c->thp_own, out[i].own);
 		atomic_store(&c->thp_flags, (out[i].stop ? MGI_THP_STOP : 0u) |
 						    (out[i].demote ? MGI_THP_DEMOTE : 0u));
 	}
+	if (scarce && waits)
+		compact(m, &b);
 }
 
 bool mgi_thp_event(mgi_manager_t *m, uint64_t tag)

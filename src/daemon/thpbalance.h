@@ -19,6 +19,13 @@
  */
 void mgi_thp_tick(mgi_manager_t *m);
 
+/* With memgrpd --thp-compact-rate, when free blocks are scarce and a
+ * group's promotions wait (stopped by its share or not: more free blocks
+ * make the shares larger), the tick also asks the kernel to compact
+ * (per node), at most at that rate; the root's stats say how often and the
+ * CPU it took: mgi_thp_stats (g 0 only). */
+void mgi_thp_stats(const mgi_manager_t *m, int g, mgi_stats_t *out);
+
 /* The tick's timer: true if tag is its. */
 bool mgi_thp_event(mgi_manager_t *m, uint64_t tag);
 
