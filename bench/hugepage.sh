@@ -148,5 +148,6 @@ redis_one() { # CONFIG DISABLE_THP PREFIX...: a server under PREFIX, the three p
 }
 redis_one linux_thp no env MALLOC_CONF=thp:always
 redis_one linux_4k yes env
+redis_one memgrp_4k no "$memgrp" run -g "bench-thp-$$-redis4k" --thp never --
 redis_one memgrp_ingens no "$memgrp" run -g "bench-thp-$$-redis" --thp ingens --thp-rate 0 --
 fi
