@@ -6,7 +6,7 @@
 # off, memgrp ingens (waiting for its promotions first); (e) first-touch latency p50/p99 while
 # memgrp promotes, beside Linux THP (with the host's defrag setting); (c) Debian's
 # redis-server: values inserted, 80 % deleted, inserted again: Rss, huge kB and ops/s under
-# Linux THP (jemalloc thp:always, disable-thp no), Linux 4 KiB (disable-thp yes) and memgrp
+# Linux THP (jemalloc thp:always, disable-thp no), Linux 4 KiB (disable-thp yes), memgrp 4 KiB and memgrp
 # ingens. Writes bench/results/hugepage-bloat.csv, hugepage-speed.csv, hugepage-latency.csv,
 # hugepage-redis.csv and prints them.
 # Usage: bench/hugepage.sh [BUILD_DIR]   (as root)
