@@ -88,7 +88,6 @@ static const family_t families[] = {
 	{"thp_demotions_total", COUNTER, PLAIN, AT(thp_demotions), "Huge pages split again (a page of them went), here and below."},
 	{"thp_fill_bytes_total", COUNTER, PLAIN, AT(thp_fill_bytes), "Bytes filled with zeros to promote blocks (bloat), here and below."},
 	{"thp_compactions_total", COUNTER, PLAIN, AT(thp_compactions), "Compactions memgrpd asked of the kernel for huge pages (root only)."},
-	{"thp_compact_cpu_us_total", COUNTER, PLAIN, AT(thp_compact_cpu_us), "CPU those compactions took in memgrpd, microseconds (root only)."},
 	{"thp_share", GAUGE, PLAIN, AT(thp_share), "Huge pages the group's subtree is entitled to (--thp-weight, idle penalty)."},
 };
 
