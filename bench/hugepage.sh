@@ -4,12 +4,16 @@
 # Linux 4 KiB (MADV_NOHUGEPAGE) and memgrp --thp ingens: Rss over touched bytes; (b) speed of
 # dependent random loads over a dense region: Linux 4 KiB, Linux THP, memgrp with huge pages
 # off, memgrp ingens (waiting for its promotions first); (e) first-touch latency p50/p99 while
-# memgrp promotes, beside Linux THP (with the host's defrag setting). Writes
-# bench/results/hugepage-bloat.csv, hugepage-speed.csv, hugepage-latency.csv and prints them.
+# memgrp promotes, beside Linux THP (with the host's defrag setting); (c) Debian's
+# redis-server: values inserted, 80 % deleted, inserted again: Rss, huge kB and ops/s under
+# Linux THP (jemalloc thp:always, disable-thp no), Linux 4 KiB (disable-thp yes), memgrp 4 KiB and memgrp
+# ingens. Writes bench/results/hugepage-bloat.csv, hugepage-speed.csv, hugepage-latency.csv,
+# hugepage-redis.csv and prints them.
 # Usage: bench/hugepage.sh [BUILD_DIR]   (as root)
 # Environment: BLOAT_MIB (1024), SPEED_MIB (1024), LOADS (20000000), REPS (3: speed runs per
 #        configuration, the median kept), WAIT (60: seconds to wait for promotions), OUT,
-#        PARTS ("a b e": which of the three to run).
+#        PARTS ("a b e": which to run; c: redis), REDIS_KEYS (200000), REDIS_VALUE (1000 bytes),
+#        REDIS_SETTLE (10: seconds after each phase before Rss is read, for every configuration).
 set -euo pipefail
 build=$(realpath "${1:-build}")
 memgrp=$build/src/cli/memgrp
@@ -95,4 +99,55 @@ for c in "linux_4k:$prog latency $speed_mib base" "linux_thp:$prog latency $spee
 	echo "$name,$(field p50_us <<<"$r"),$(field p99_us <<<"$r"),$(field p999_us <<<"$r"),$(field max_us <<<"$r"),$(field huge_kb <<<"$r")" \
 		>>"$out/hugepage-latency.csv"
 done
+fi
+
+if [[ $parts == *" c "* ]]; then
+keys=${REDIS_KEYS:-200000}
+vsize=${REDIS_VALUE:-1000}
+settle=${REDIS_SETTLE:-10}
+echo
+echo "# (c) redis-server: $keys values of $vsize bytes inserted, 80 % deleted, 80 % inserted again (settle ${settle}s)"
+echo "config,phase,ops_per_s,rss_kb,huge_kb" >"$out/hugepage-redis.csv"
+# EVAL runs of 10000 keys (FROM TO PREFIX OP): deterministic keys, the
+# server's own speed per command (no client round trips).
+lua='local n = 0 for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+  if ARGV[4] == "set" then redis.call("SET", ARGV[3] .. i, string.rep("v", tonumber(ARGV[5])))
+  elseif i % 5 ~= 0 then redis.call("DEL", ARGV[3] .. i) end
+  n = n + 1 end return n'
+phase() { # SOCK NAME PID CONFIG PREFIX OP COUNT: one phase, timed; its row
+	local sock=$1 pid=$3 t0 t1 i ops
+	t0=$(date +%s%N)
+	for ((i = 1; i <= $7; i += 10000)); do
+		redis-cli -s "$sock" EVAL "$lua" 0 "$i" "$((i + 9999 < $7 ? i + 9999 : $7))" "$5" "$6" "$vsize" >/dev/null
+	done
+	t1=$(date +%s%N)
+	ops=$(( $7 * 1000000000 / (t1 - t0) ))
+	sleep "$settle"
+	local rss huge
+	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+	huge=$(awk '/^AnonHugePages/ { print $2 }' "/proc/$pid/smaps_rollup")
+	printf '%-15s %-8s %10s ops/s %10s kB Rss %10s kB huge\n' "$4" "$2" "$ops" "$rss" "$huge"
+	echo "$4,$2,$ops,$rss,$huge" >>"$out/hugepage-redis.csv"
+}
+redis_one() { # CONFIG DISABLE_THP PREFIX...: a server under PREFIX, the three phases
+	local cfg=$1 dis=$2 dir sock pid
+	shift 2
+	dir=$(mktemp -d)
+	sock=$dir/redis.sock
+	"$@" redis-server --port 0 --unixsocket "$sock" --save "" --appendonly no --dir "$dir" \
+		--disable-thp "$dis" >"$dir/log" 2>&1 &
+	local wpid=$!
+	for _ in $(seq 100); do [ -S "$sock" ] && redis-cli -s "$sock" PING >/dev/null 2>&1 && break; sleep 0.1; done
+	pid=$(redis-cli -s "$sock" INFO server | awk -F: '/^process_id/ { print $2 }' | tr -d '\r')
+	phase "$sock" insert "$pid" "$cfg" k: set "$keys"
+	phase "$sock" delete "$pid" "$cfg" k: del "$keys"
+	phase "$sock" again "$pid" "$cfg" j: set "$((keys * 4 / 5))"
+	redis-cli -s "$sock" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+	wait "$wpid" 2>/dev/null || true
+	rm -rf "$dir"
+}
+redis_one linux_thp no env MALLOC_CONF=thp:always
+redis_one linux_4k yes env
+redis_one memgrp_4k no "$memgrp" run -g "bench-thp-$$-redis4k" --thp never --
+redis_one memgrp_ingens no "$memgrp" run -g "bench-thp-$$-redis" --thp ingens --thp-rate 0 --
 fi

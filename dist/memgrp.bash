@@ -41,7 +41,7 @@ _memgrp() {
 	local opts=""
 	case $cmd in
 	run) opts="-g --group $limits --oom-priority --thp --thp-threshold --thp-rate --codec --swap-file --swap-file-after --fault-around --coop-wait --min-available --kernel-backstop --stats-json --socket --metrics-listen --metrics-file --record --record-period --record-threshold --help" ;;
-	create | set) opts="$limits --socket --help" ;;
+	create | set) opts="$limits --thp --thp-threshold --thp-rate --thp-weight --socket --help" ;;
 	stat) opts="--json --socket --help" ;;
 	ls) opts="--json --socket --help" ;;
 	top) opts="--once --json --sort --interval --width --socket --help" ;;
@@ -70,6 +70,6 @@ _memgrpd() {
 	--kernel-backstop) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
 	--host-pressure) COMPREPLY=($(compgen -W "'full 10%' 'some 25%/2s'" -- "$cur")); return ;;
 	esac
-	COMPREPLY=($(compgen -W "--socket --state-dir --fault-around --coop-wait --min-available --kernel-backstop --metrics-listen --metrics-file --host-pressure --host-sustain --dry-run --help" -- "$cur"))
+	COMPREPLY=($(compgen -W "--socket --state-dir --fault-around --coop-wait --min-available --kernel-backstop --metrics-listen --metrics-file --host-pressure --host-sustain --dry-run --thp-compact-rate --help" -- "$cur"))
 }
 complete -F _memgrpd memgrpd

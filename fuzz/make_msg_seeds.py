@@ -34,7 +34,7 @@ MGI_DEPTH_MAX = 8
 MGI_PAGES_UNLIMITED = (2**63 - 1) // 4096
 MGI_SET_KEEP = 2**64 - 1
 MGI_SET_UNLIMITED = 2**64 - 2
-SEGMENT_BYTES = 90112  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
+SEGMENT_BYTES = 98304  # sizeof(mgi_segment_t), for WELCOME's segment_bytes
 
 HELLO, WELCOME, OOM_KILL, STAT_REQ, STAT, SET, REPLY, CREATE = 1, 2, 3, 4, 5, 6, 7, 8
 RM, LIST_REQ, LIST, OOM_REQ, ATTACH, MOVE, REGISTER, UNREGISTER = 9, 10, 11, 12, 13, 14, 15, 16
@@ -63,12 +63,12 @@ SIZES = {
     STAT_REQ: 144,   # mgi_msg_group_t: hdr, group[128]
     RM: 144,
     LIST_REQ: 144,
-    STAT: 11584,     # hdr, group, stats (149 x u64), nprocs, reserved, procs[256] x 40
-    SET: 768,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
+    STAT: 11640,     # hdr, group, stats (156 x u64), nprocs, reserved, procs[256] x 40
+    SET: 792,        # hdr, group[128], memory_max, high, low, soft, swap_max, swappiness,
                      # mode, backend; oom_set, policy, scope, signal, grace_ms, kill_disable,
                      # prefer[128], avoid[128], prekill_timeout_ms, reserved, prekill[256],
-                     # handler_timeout_ms, reserved, reserve
-    CREATE: 768,
+                     # handler_timeout_ms, reserved, reserve; thp_set, mode, threshold, rate, weight, reserved
+    CREATE: 792,
     OOM_HANDLER: 144,     # laid out as STAT_REQ
     OOM_SNAPSHOT: 9408,   # hdr, seq, group[128], usage, limit, reserve, timeout_ms, nprocs,
                           # total, reserved, procs[64] x 144
@@ -142,12 +142,13 @@ def set_msg(mtype, group, memory_max, high=MGI_SET_KEEP, low=MGI_SET_KEEP, soft=
             swap_max=MGI_SET_KEEP, swappiness=MGI_SET_KEEP, mode=MGI_SET_KEEP,
             backend=MGI_SET_KEEP, oom_set=0, oom_policy=0, oom_scope=0, oom_signal=0,
             oom_grace_ms=0, oom_kill_disable=0, oom_prefer="", oom_avoid="",
-            oom_prekill_timeout_ms=0, oom_prekill="", oom_handler_timeout_ms=0, oom_reserve=0):
-    return msg(mtype, G + "8Q6I128s128sII256sIIQ", name(group), memory_max, high, low, soft,
+            oom_prekill_timeout_ms=0, oom_prekill="", oom_handler_timeout_ms=0, oom_reserve=0,
+            thp_set=0, thp_mode=0, thp_threshold=0, thp_rate=0, thp_weight=0):
+    return msg(mtype, G + "8Q6I128s128sII256sIIQ6I", name(group), memory_max, high, low, soft,
                swap_max, swappiness, mode, backend, oom_set, oom_policy, oom_scope, oom_signal,
                oom_grace_ms, oom_kill_disable, name(oom_prefer), name(oom_avoid),
                oom_prekill_timeout_ms, 0, name(oom_prekill, 256), oom_handler_timeout_ms, 0,
-               oom_reserve)
+               oom_reserve, thp_set, thp_mode, thp_threshold, thp_rate, thp_weight, 0)
 
 
 def oom_snapshot(seq, group, usage, limit, reserve, timeout_ms, procs, total=None):
@@ -238,7 +239,9 @@ STATS_FIELDS = ("usage", "max_usage", "limit", "failcnt", "pgfault", "nr_process
      "ladder_evict_empty", "oom_none", "vrange_bytes", "vrange_purged_pages",
      "ladder_purge", "host_short", "host_ladder_purge", "host_ladder_coop", "host_ladder_soft",
      "host_ladder_evict", "host_ladder_kill", "host_ladder_dry_run", "oom_handler_asked", "oom_handler_kill",
-     "oom_handler_raise", "oom_handler_resume", "oom_handler_fallback")
+     "oom_handler_raise", "oom_handler_resume", "oom_handler_fallback",
+     "thp_huge_pages", "thp_promotions", "thp_demotions", "thp_fill_bytes", "thp_share",
+     "thp_compactions", "thp_compact_cpu_us")
 
 # The struct behind each type, for the compiler's check.
 C_TYPES = {
@@ -482,6 +485,12 @@ INVALID = {
     "v3-invalid-set-oom-handler-no-flag": set_msg(SET, "web", MGI_SET_KEEP,
                                                   oom_handler_timeout_ms=100),
     "v3-invalid-set-oom-reserve-no-flag": set_msg(SET, "web", MGI_SET_KEEP, oom_reserve=4096),
+    "v20-set-thp": set_msg(SET, "web", MGI_SET_KEEP, thp_set=15, thp_mode=1, thp_threshold=75,
+                           thp_rate=10, thp_weight=300),
+    "v20-invalid-set-thp-weight": set_msg(SET, "web", MGI_SET_KEEP, thp_set=8, thp_weight=10001),
+    "v20-invalid-set-thp-mode": set_msg(SET, "web", MGI_SET_KEEP, thp_set=1, thp_mode=3),
+    "v20-invalid-set-thp-threshold": set_msg(SET, "web", MGI_SET_KEEP, thp_set=2, thp_threshold=0),
+    "v20-invalid-set-thp-no-flag": set_msg(SET, "web", MGI_SET_KEEP, thp_rate=5),
     "v3-invalid-oom-act-resume-pid": oom_act("web", 77, 2),
     "v3-invalid-oom-act-bad-group": oom_act("../web", 77, 1),
     "v3-invalid-set-oom-scope": set_msg(SET, "web", MGI_SET_KEEP, oom_set=2, oom_scope=2),

@@ -50,6 +50,13 @@ static void a_huge_block_losing_a_page_is_base_again(void)
 	mgi_hu_clear(&t, 5 * B + 7 * P, 5 * B + 8 * P);
 	CHECK_OP_U(mgi_hu_find(&t, 5 * B)->state, ==, MGI_HU_BASE);
 	CHECK_OP_U(mgi_hu_huge_blocks(&t), ==, 0);
+	CHECK_OP_U(t.demoted, ==, 1); /* split: 511 pages stayed */
+	/* a huge block unmapped whole is gone, not split */
+	mgi_hu_fill(&t, 9 * B, 10 * B);
+	mgi_hu_set_state(&t, 9 * B, MGI_HU_HUGE);
+	mgi_hu_clear(&t, 9 * B, 10 * B);
+	CHECK(mgi_hu_find(&t, 9 * B) == NULL);
+	CHECK_OP_U(t.demoted, ==, 1);
 	/* a failed promotion counts a try; state of an unknown block: false */
 	mgi_hu_set_state(&t, 5 * B, MGI_HU_QUEUED);
 	mgi_hu_set_state(&t, 5 * B, MGI_HU_BASE);

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# test_thp.sh - huge pages as Ingens manages them, in real processes: promotion seen in smaps, sparse blocks left alone, bytes across fork, mremap and eviction, the limit.
-# Usage: test_thp.sh MEMGRP PROGS_DIR
+# test_thp.sh - huge pages as Ingens manages them, in real processes: promotion seen in smaps, sparse blocks left alone, bytes across fork, mremap and eviction, the limit, per-group settings and counters through memgrpd.
+# Usage: test_thp.sh MEMGRP PROGS_DIR MEMGRPD
 set -u
 . "$(dirname "$0")/lib.sh"
 memgrp=$(realpath "$1")
 progs=$(realpath "$2")
+memgrpd=$(realpath "$3")
+dpid=
+cleanup() { [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null; }
 
 # As in test_estimate.sh: under a sanitizer the kernel backstop would
 # count the runtime's own memory against these limits.
@@ -207,3 +210,122 @@ for a in "--thp sometimes" "--thp-threshold 0" "--thp-threshold 101" "--thp-thre
 done
 }
 run_case options
+
+case_group() {
+echo "--- memgrpd: --thp per group (inherited below), the env still wins, the counters"
+local sock=$tmp/thpd.sock g=t-thpg-$sfx
+"$memgrpd" --socket "$sock" >"$tmp/thpd.log" 2>&1 &
+dpid=$!
+wait_socket "$sock"
+mg() { env -u MEMGRP_THP -u MEMGRP_THP_THRESHOLD -u MEMGRP_THP_RATE "$memgrp" --socket "$sock" "$@"; }
+sj() { mg stat --json "$1" 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])" 2>/dev/null; }
+mg create "$g" --thp ingens --thp-threshold 40 --thp-rate 1000 &&
+	mg create "$g/in" && mg create "$g/off" --thp never
+local crc=$?
+# 50 % of every block: promoted only by the inherited 40 % (the default is 90).
+mg run -g "$g/in" -- "$progs/prog_thp" 32 50 wait $WAIT hold 4 >"$tmp/gin.out" 2>&1 &
+local pid=$! held=
+track $pid
+wait_for $WAIT grep -q huge_kb "$tmp/gin.out"
+sleep 1
+held=$(sj "$g" thp_huge_pages)
+wait $pid
+local irc=$? huge region
+huge=$(val gin huge_kb) region=$(val gin region_kb)
+if [ "$crc" = 0 ] && [ "$irc" = 0 ] && [ -n "$huge" ] && [ "$huge" = "$region" ] && grep -q '^bad=0' "$tmp/gin.out" &&
+   [ "$held" = $((region / 2048)) ]; then
+	ok "$g/in inherits --thp ingens --thp-threshold 40: the 50 % region promoted ($huge kB), thp_huge_pages $held while held"
+else
+	bad group_inherit "create rc $crc, rc $irc, huge_kb '$huge' of '$region', thp_huge_pages '$held'"
+	show gin
+fi
+# A group's own setting wins over its parent's; the environment over the group's.
+mg run -g "$g/off" -- "$progs/prog_thp" 32 100 wait 5 >"$tmp/goff.out" 2>&1; local orc=$?
+MEMGRP_THP=never "$memgrp" --socket "$sock" run -g "$g/in" -- "$progs/prog_thp" 32 100 wait 5 \
+	>"$tmp/genv.out" 2>&1; local erc=$?
+if [ "$orc" = 0 ] && [ "$erc" = 0 ] && [ "$(val goff huge_kb)" = 0 ] && [ "$(val genv huge_kb)" = 0 ] &&
+   grep -q '^bad=0' "$tmp/goff.out" && grep -q '^bad=0' "$tmp/genv.out"; then
+	ok "$g/off (--thp never under an ingens parent) and MEMGRP_THP=never in $g/in: a dense region stays base pages"
+else
+	bad group_override "rc $orc/$erc, huge_kb '$(val goff huge_kb)' / '$(val genv huge_kb)'"
+	show goff; show genv
+fi
+# Promoted, then 10 pages a block given back (the kernel splits each
+# huge page): demotions counted; the fill is the bloat (>= half of 32 MiB
+# from the first run alone).
+mg run -g "$g/in" -- "$progs/prog_thp" 32 50 wait $WAIT drop 10 >"$tmp/gdrop.out" 2>&1; local drc=$?
+local pro dem fill
+pro=$(sj "$g" thp_promotions) dem=$(sj "$g" thp_demotions) fill=$(sj "$g" thp_fill_bytes)
+if [ "$drc" = 0 ] && grep -q '^bad=0' "$tmp/gdrop.out" && [ "${pro:-0}" -ge 32 ] && [ "${dem:-0}" -ge 16 ] &&
+   [ "${fill:-0}" -ge $((16 * MB)) ] && [ "$(sj "$g/off" thp_promotions)" = 0 ]; then
+	ok "stat $g: thp_promotions $pro, thp_demotions $dem, thp_fill_bytes $((fill / 1024)) KiB; $g/off none"
+else
+	bad group_counters "rc $drc, promotions '$pro', demotions '$dem', fill '$fill'"
+	show gdrop
+fi
+mg stat "$g" >"$tmp/gstat.txt" 2>&1
+grep -q "thp_promotions" "$tmp/gstat.txt" && ok "memgrp stat names the thp counters" ||
+	bad group_stat_text "$(head -3 "$tmp/gstat.txt")"
+local a
+for a in "--thp sometimes" "--thp-threshold 0" "--thp-rate 1000001"; do
+	# shellcheck disable=SC2086
+	mg set "$g/in" $a >"$tmp/gset.out" 2>&1
+	rc=$?
+	[ "$rc" = 2 ] && grep -q -- "${a%% *}" "$tmp/gset.out" && ok "memgrp set $a: status 2, the option named" ||
+		bad "gset $a" "rc $rc, $(head -1 "$tmp/gset.out")"
+done
+mg rm "$g/in"; mg rm "$g/off"; mg rm "$g"
+kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=
+}
+run_case group
+
+case_share() {
+echo "--- memgrpd: huge pages scarce, a group at its share promotes no more"
+# The free order-9 blocks are what memgrpd reads in MEMGRP_BUDDYINFO's
+# file: 4, scarce (under 64). A and B (weight 100 each) under the root:
+# A's share is a third of what it holds plus the 4 free, so it stops at
+# 2-3 huge pages of the 16 it could have (at 2 promotions a second, the
+# 20 s wait would see all 16 otherwise: case group).
+local sock=$tmp/thps.sock g=t-thps-$sfx
+printf 'Node 0, zone   Normal  100 50 20 10 5 2 1 0 0 4 0\n' >"$tmp/buddyinfo"
+MEMGRP_BUDDYINFO=$tmp/buddyinfo "$memgrpd" --socket "$sock" --thp-compact-rate 1 >"$tmp/thps.log" 2>&1 &
+dpid=$!
+wait_socket "$sock"
+mg() { env -u MEMGRP_THP -u MEMGRP_THP_THRESHOLD -u MEMGRP_THP_RATE "$memgrp" --socket "$sock" "$@"; }
+sj() { mg stat --json "$1" 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])" 2>/dev/null; }
+mg create "$g-a" --thp ingens --thp-threshold 40 --thp-rate 2 --thp-weight 100 &&
+	mg create "$g-b" --thp ingens --thp-weight 100
+local crc=$?
+mg run -g "$g-a" -- "$progs/prog_thp" 32 50 wait 20 hold 3 >"$tmp/sa.out" 2>&1 &
+local pid=$! share=
+track $pid
+wait_for 40 grep -q huge_kb "$tmp/sa.out"
+share=$(sj "$g-a" thp_share)
+wait $pid
+local arc=$? huge
+huge=$(val sa huge_kb)
+if [ "$crc" = 0 ] && [ "$arc" = 0 ] && grep -q '^bad=0' "$tmp/sa.out" && [ -n "$huge" ] &&
+   [ "$huge" -gt 0 ] && [ "$huge" -le $((8 * 2048)) ] && [ -n "$share" ] && [ "$share" -le 4 ]; then
+	ok "4 free order-9 blocks: $g-a promoted $((huge / 2048)) of 16 blocks and stopped (thp_share $share), every byte right"
+else
+	bad share "create rc $crc, rc $arc, huge_kb '$huge', thp_share '$share'"
+	show sa
+fi
+# While A waited under its share, memgrpd asked the kernel to compact:
+# once (1 a minute), its CPU counted at the root.
+local nc cpu
+nc=$(mg stat --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['thp_compactions'])" 2>/dev/null)
+cpu=$(mg stat --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['thp_compact_cpu_us'])" 2>/dev/null)
+if [ "$nc" = 1 ] && grep -q "compacted" "$tmp/thps.log"; then
+	ok "--thp-compact-rate 1: one compaction while promotions waited, $cpu us of memgrpd's CPU ($(grep -o 'compacted.*' "$tmp/thps.log" | head -1))"
+else
+	bad compact "thp_compactions '$nc', cpu '$cpu'"
+	tail -3 "$tmp/thps.log"
+fi
+mg set "$g-a" --thp-weight 0 >"$tmp/sw.out" 2>&1
+[ $? = 2 ] && grep -q -- "--thp-weight" "$tmp/sw.out" && ok "memgrp set --thp-weight 0: status 2, the option named" ||
+	bad thp_weight_bad "$(head -1 "$tmp/sw.out")"
+mg rm "$g-a"; mg rm "$g-b"
+kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=
+}
+run_case share

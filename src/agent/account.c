@@ -106,6 +106,21 @@ unsigned mgi_account_grant_short(void)
 	return MGI_LEVEL_GRANT;
 }
 
+bool mgi_account_grant_ask(uint64_t pages)
+{
+	if (!path.grant || !path.depth || mgi_join.manager_gone)
+		return false;
+	uint64_t usage = mgi_counter_read(path.level[0]);
+	if (usage + pages <= atomic_load_explicit(path.grant, memory_order_relaxed))
+		return false; /* the grant is not what is short */
+	mgi_counter_path_t own = path;
+	own.grant = NULL;
+	if (mgi_counter_path_margin(&own) < pages)
+		return false; /* the group's own limit is: no grant helps */
+	atomic_store_explicit(&grant_want[0], pages, memory_order_relaxed);
+	return ask_grant(0);
+}
+
 void mgi_account_granted(const mgi_msg_grant_t *g)
 {
 	int swap = g->swap != 0;

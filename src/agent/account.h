@@ -103,6 +103,12 @@ void mgi_account_moved(unsigned crossed);
  */
 unsigned mgi_account_grant_short(void);
 
+/* Room for `pages` asked ahead of a charge (huge-page fills, thp.c): when
+ * the group's grant, and not its own limit, is what is short, asks the
+ * manager for it as a refused charge would (one request out at a time).
+ * Returns whether a request is out. Handler thread. */
+bool mgi_account_grant_ask(uint64_t pages);
+
 /* The manager's answer to GRANT (handler thread). */
 struct mgi_msg_grant;
 void mgi_account_granted(const struct mgi_msg_grant *g);

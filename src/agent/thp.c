@@ -2,12 +2,14 @@
 #include "thp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "account.h"
 #include "agent.h"
@@ -52,6 +54,10 @@ static struct {
 	_Atomic bool done;
 	_Atomic int rc;
 	mgi_thp_stats_t st;
+	uint64_t demoted_told; /* of t.demoted: added to the group's figure */
+	uint32_t huge;         /* huge blocks at the last count */
+	bool stopped;          /* the manager said stop: counted once */
+	bool ksm;              /* KSM runs: promoted blocks are made unmergeable */
 } thp;
 
 bool mgi_thp_on(void)
@@ -70,20 +76,47 @@ static void *worker_main(void *arg)
 			;
 		uintptr_t b = atomic_load_explicit(&thp.posted, memory_order_acquire);
 		int rc = mgi_raw_madvise((void *)b, BLOCK, MADV_COLLAPSE) == 0 ? 0 : -errno;
+		/* Where KSM runs, a hot huge page is not merged (a merge would
+		 * split it): the promoted block leaves KSM's scan. Its failure
+		 * (a VMA that never was mergeable: nothing to do) is ignored. */
+		if (rc == 0 && thp.ksm)
+			mgi_raw_madvise((void *)b, BLOCK, MADV_UNMERGEABLE);
 		atomic_store_explicit(&thp.rc, rc, memory_order_relaxed);
 		atomic_store_explicit(&thp.done, true, memory_order_release);
 	}
 	return NULL;
 }
 
+/* A setting: the environment's (memgrp run --thp...) if given, else the
+ * group's (memgrp create/set --thp..., in its control part). */
+static uint64_t setting(mgi_env_t id, _Atomic uint32_t *group)
+{
+	if (mgi_env_str(id) || !mgi_join.seg)
+		return id == MGI_ENV_THP ? mgi_env_choice(id) : mgi_env_uint(id);
+	return atomic_load_explicit(group, memory_order_relaxed);
+}
+
 int mgi_thp_init(void)
 {
 	memset(&thp, 0, sizeof(thp));
-	thp.mode = mgi_env_choice(MGI_ENV_THP);
+	mgi_segment_ctl_t *c = mgi_join.seg ? &mgi_join.seg->ctl : NULL;
+	thp.mode = (unsigned)setting(MGI_ENV_THP, c ? &c->thp_mode : NULL);
+	if (thp.mode > MODE_ALWAYS)
+		thp.mode = MODE_NEVER;
 	if (thp.mode == MODE_NEVER)
 		return 0;
-	uint64_t pct = mgi_env_uint(MGI_ENV_THP_THRESHOLD);
-	uint64_t rate = mgi_env_uint(MGI_ENV_THP_RATE);
+	char run = '0';
+	int fd = open("/sys/kernel/mm/ksm/run", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, &run, 1) != 1)
+			run = '0';
+		close(fd);
+	}
+	thp.ksm = run == '1';
+	uint64_t pct = setting(MGI_ENV_THP_THRESHOLD, c ? &c->thp_threshold : NULL);
+	uint64_t rate = setting(MGI_ENV_THP_RATE, c ? &c->thp_rate : NULL);
+	if (pct < 1 || pct > 100)
+		pct = MGI_THP_THRESHOLD_DEFAULT;
 	thp.threshold = thp.mode == MODE_ALWAYS ? 1 : mgi_hu_threshold_pages((unsigned)pct);
 	thp.gap_ns = rate ? 1000000000ULL / rate : 0;
 	mgi_hu_entry_t *e = mgi_arena_alloc(&mgi_arena, sizeof(*e) * TABLE_ENTRIES);
@@ -116,10 +149,60 @@ void mgi_thp_filled(uintptr_t start, uintptr_t end)
 	note_candidate(start, end);
 }
 
+/* The group's figures (its accounting part) and this process's slot. */
+static void publish(uint64_t promoted, uint64_t filled)
+{
+	mgi_segment_t *seg = mgi_join.seg;
+
+	if (!seg)
+		return;
+	if (promoted)
+		atomic_fetch_add_explicit(&seg->acct.thp_promotions, promoted, memory_order_relaxed);
+	if (filled)
+		atomic_fetch_add_explicit(&seg->acct.thp_fill_pages, filled, memory_order_relaxed);
+	if (thp.t.demoted != thp.demoted_told) {
+		atomic_fetch_add_explicit(&seg->acct.thp_demotions, thp.t.demoted - thp.demoted_told,
+					  memory_order_relaxed);
+		thp.demoted_told = thp.t.demoted;
+	}
+}
+
+/* This process's huge pages now, in its slot: a walk of the table, so
+ * once a period (and +1 at each promotion in between). */
+static void publish_huge(void)
+{
+	uint32_t huge = 0, idle = 0;
+
+	for (uint32_t i = 0; i < thp.t.cap; i++) {
+		const mgi_hu_entry_t *e = &thp.t.e[i];
+		if (e->block && e->state == MGI_HU_HUGE) {
+			huge++;
+			idle += e->freq == 0; /* no fault for some 5 periods (decayed) */
+		}
+	}
+	thp.huge = huge;
+	if (!mgi_join.me)
+		return;
+	atomic_store_explicit(&mgi_join.me->thp_huge_pages, huge, memory_order_relaxed);
+	atomic_store_explicit(&mgi_join.me->thp_idle, idle, memory_order_relaxed);
+	atomic_store_explicit(&mgi_join.me->thp_waiting, thp.waiting, memory_order_relaxed);
+}
+
+/* The manager's word on the group's share (daemon/thpbalance.c): stop
+ * promoting while huge pages are scarce and the group holds its part. */
+static bool stopped(void)
+{
+	return mgi_join.seg &&
+	       (atomic_load_explicit(&mgi_join.seg->ctl.thp_flags, memory_order_relaxed) & MGI_THP_STOP);
+}
+
 void mgi_thp_gone(uintptr_t start, uintptr_t end)
 {
-	if (thp.mode != MODE_NEVER)
-		mgi_hu_clear(&thp.t, start, end);
+	if (thp.mode == MODE_NEVER)
+		return;
+	mgi_hu_clear(&thp.t, start, end);
+	if (thp.t.demoted != thp.demoted_told)
+		publish(0, 0);
 }
 
 void mgi_thp_moved(uintptr_t from, uintptr_t to, uintptr_t len)
@@ -146,8 +229,12 @@ void mgi_thp_moved(uintptr_t from, uintptr_t to, uintptr_t len)
 
 int mgi_thp_timeout(int timeout_ms)
 {
-	if (thp.mode == MODE_NEVER || (!thp.waiting && !thp.block))
+	if (thp.mode == MODE_NEVER)
 		return timeout_ms;
+	/* Once a second at least while huge pages are held: their idleness
+	 * (the decay) and the counts the manager's shares read. */
+	if (!thp.waiting && !thp.block)
+		return thp.huge && (timeout_ms < 0 || timeout_ms > 1000) ? 1000 : timeout_ms;
 	return timeout_ms >= 0 && timeout_ms < TICK_MS ? timeout_ms : TICK_MS;
 }
 
@@ -185,6 +272,11 @@ static int fill(uintptr_t b)
 	 * up and down for nothing, and ask a nested group's grant for more. */
 	if (mgi_counter_path_margin(mgi_account_path()) < absent + MGI_HU_PAGES ||
 	    !mgi_charge(absent, NULL)) {
+		/* A nested group's room is its grant, given in batches as
+		 * its faults ask: the fill asks for its own (the manager
+		 * charges the ancestors, within their limits); the block
+		 * waits for the answer. */
+		mgi_account_grant_ask(absent + MGI_HU_PAGES);
 		thp.st.refused++;
 		return -ENOMEM;
 	}
@@ -208,11 +300,13 @@ static int fill(uintptr_t b)
 		if (rc != 0) {
 			mgi_uncharge(absent - used);
 			thp.st.fill_pages += used;
+			publish(0, used);
 			return rc;
 		}
 		a += k * PAGE;
 	}
 	thp.st.fill_pages += used;
+	publish(0, used);
 	return 0;
 }
 
@@ -224,6 +318,7 @@ void mgi_thp_tick(void)
 	if (now - thp.decay_ns >= DECAY_NS) {
 		thp.decay_ns = now;
 		mgi_hu_decay(&thp.t);
+		publish_huge();
 	}
 	if (thp.block) {
 		if (!atomic_load_explicit(&thp.done, memory_order_acquire))
@@ -234,14 +329,25 @@ void mgi_thp_tick(void)
 		const mgi_hu_entry_t *e = mgi_hu_find(&thp.t, thp.block);
 		if (e && e->state == MGI_HU_QUEUED)
 			mgi_hu_set_state(&thp.t, thp.block, rc == 0 ? MGI_HU_HUGE : MGI_HU_BASE);
-		if (rc == 0)
+		if (rc == 0) {
 			thp.st.promotions++;
-		else
+			publish(1, 0);
+			thp.huge++;
+			if (mgi_join.me)
+				atomic_fetch_add_explicit(&mgi_join.me->thp_huge_pages, 1,
+							  memory_order_relaxed);
+		} else
 			thp.st.failures++;
 		thp.block = 0;
 	}
 	if (!thp.waiting || now - thp.last_ns < thp.gap_ns)
 		return;
+	if (stopped()) {
+		thp.st.refused += !thp.stopped;
+		thp.stopped = true;
+		return; /* the block waits: the group holds its share */
+	}
+	thp.stopped = false;
 	uintptr_t b = mgi_hu_pick(&thp.t, thp.threshold, MAX_TRIES, eligible, NULL);
 	if (!b) {
 		thp.waiting = false;

@@ -15,6 +15,11 @@
  * blocks a second; `always` promotes at the first fault of a block, as
  * Linux THP would. docs/design.md, "Huge pages", says why.
  *
+ * Each setting not in the environment is the group's (memgrp create/set
+ * --thp..., in its control part, read at the start). The figures go to
+ * the group's accounting part (thp_promotions, thp_demotions,
+ * thp_fill_pages) and the process's slot (thp_huge_pages).
+ *
  * Everything but the worker runs on the handler thread; the state is this
  * module's own and mgi_thp_init starts it afresh (a forked child too).
  */

@@ -90,7 +90,8 @@ enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_
        MGI_OPT_BACKEND, MGI_OPT_OOM_POLICY, MGI_OPT_OOM_KILL, MGI_OPT_OOM_SIGNAL, MGI_OPT_OOM_GRACE,
        MGI_OPT_OOM_PREFER, MGI_OPT_OOM_AVOID, MGI_OPT_OOM_KILL_DISABLE,
        MGI_OPT_OOM_PREKILL, MGI_OPT_OOM_PREKILL_TIMEOUT, MGI_OPT_OOM_HANDLER_TIMEOUT,
-       MGI_OPT_OOM_RESERVE };
+       MGI_OPT_OOM_RESERVE, MGI_OPT_THP, MGI_OPT_THP_THRESHOLD, MGI_OPT_THP_RATE,
+       MGI_OPT_THP_WEIGHT };
 #define MGI_LIMIT_LONGOPTS                                                      \
 	{"memory-max", required_argument, NULL, 'm'},                           \
 	{"memory-high", required_argument, NULL, MGI_OPT_HIGH},                 \
@@ -111,7 +112,15 @@ enum { MGI_OPT_HIGH = 300, MGI_OPT_LOW, MGI_OPT_SOFT, MGI_OPT_SWAP_MAX, MGI_OPT_
 	{"oom-prekill-timeout", required_argument, NULL, MGI_OPT_OOM_PREKILL_TIMEOUT}, \
 	{"oom-handler-timeout", required_argument, NULL, MGI_OPT_OOM_HANDLER_TIMEOUT}, \
 	{"oom-reserve", required_argument, NULL, MGI_OPT_OOM_RESERVE}
+/* create and set only (memgrp run has its own --thp, per process, read
+ * from the environment by each agent) */
+#define MGI_THP_LONGOPTS                                                       \
+	{"thp", required_argument, NULL, MGI_OPT_THP},                          \
+	{"thp-threshold", required_argument, NULL, MGI_OPT_THP_THRESHOLD},      \
+	{"thp-rate", required_argument, NULL, MGI_OPT_THP_RATE},                \
+	{"thp-weight", required_argument, NULL, MGI_OPT_THP_WEIGHT}
 extern const char mgi_limits_help[];
+extern const char mgi_thp_help[];
 /* Every limit left at MGI_SET_KEEP. */
 void mgi_limits_init(mgi_msg_set_t *set);
 /* Whether any limit was given. */

@@ -16,6 +16,7 @@ static int parse_limits(const char *cmd, int argc, char **argv, mgi_msg_set_t *s
 {
 	static const struct option longopts[] = {
 		MGI_LIMIT_LONGOPTS,
+		MGI_THP_LONGOPTS,
 		{"socket", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -36,6 +37,7 @@ static int parse_limits(const char *cmd, int argc, char **argv, mgi_msg_set_t *s
 		case 'h':
 			fputs(help, stdout);
 			fputs(mgi_limits_help, stdout);
+			fputs(mgi_thp_help, stdout);
 			return MGI_EXIT_OK;
 		default: return MGI_EXIT_USAGE;
 		}

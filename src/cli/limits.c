@@ -84,6 +84,70 @@ const char mgi_limits_help[] =
 	"                           charge up to SIZE beyond the limit while it\n"
 	"                           decides (default 0)\n";
 
+const char mgi_thp_help[] =
+	"Huge pages (each inherited by the groups below unless they set it; read\n"
+	"by a process's agent when it starts, unless its environment has MEMGRP_THP*):\n"
+	"      --thp never|ingens|always  never (default); ingens: a 2 MiB block is\n"
+	"                           promoted once --thp-threshold of it is in use\n"
+	"                           (the rest filled with zeros, charged); always:\n"
+	"                           at its first fault (as Linux THP)\n"
+	"      --thp-threshold PCT  1..100 (default 90: 460 of 512 pages)\n"
+	"      --thp-rate N         promotions a second at most, per process\n"
+	"                           (default 50; 0: no bound)\n"
+	"      --thp-weight N       1..10000 (default 100, not inherited): the group's\n"
+	"                           share of huge pages among its siblings when\n"
+	"                           order-9 blocks are scarce, less for idle ones\n";
+
+/* The huge-page options; 1 if opt was one, 0 if not, -1 after saying why. */
+static int thp_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *set)
+{
+	static const char *const modes[] = {"never", "ingens", "always"};
+	char *end;
+	unsigned long n;
+
+	if (opt == MGI_OPT_THP) {
+		for (uint32_t i = 0; i < 3; i++)
+			if (!strcmp(arg, modes[i])) {
+				set->thp_mode = i;
+				set->thp_set |= MGI_THP_SET_MODE;
+				return 1;
+			}
+		fprintf(stderr, "memgrp %s: --thp: never, ingens or always, not '%s'\n", cmd, arg);
+		return -1;
+	}
+	if (opt == MGI_OPT_THP_WEIGHT) {
+		errno = 0;
+		n = strtoul(arg, &end, 10);
+		if (errno || *end || *arg < '0' || *arg > '9' || n < 1 || n > 10000) {
+			fprintf(stderr, "memgrp %s: --thp-weight: a number from 1 to 10000, not '%s'\n",
+				cmd, arg);
+			return -1;
+		}
+		set->thp_weight = (uint32_t)n;
+		set->thp_set |= MGI_THP_SET_WEIGHT;
+		return 1;
+	}
+	if (opt != MGI_OPT_THP_THRESHOLD && opt != MGI_OPT_THP_RATE)
+		return 0;
+	bool thr = opt == MGI_OPT_THP_THRESHOLD;
+	unsigned long lo = thr ? 1 : 0, hi = thr ? 100 : MGI_THP_RATE_MAX;
+	errno = 0;
+	n = strtoul(arg, &end, 10);
+	if (errno || *end || *arg < '0' || *arg > '9' || n < lo || n > hi) {
+		fprintf(stderr, "memgrp %s: --%s: a number from %lu to %lu, not '%s'\n", cmd,
+			thr ? "thp-threshold" : "thp-rate", lo, hi, arg);
+		return -1;
+	}
+	if (thr) {
+		set->thp_threshold = (uint32_t)n;
+		set->thp_set |= MGI_THP_SET_THRESHOLD;
+	} else {
+		set->thp_rate = (uint32_t)n;
+		set->thp_set |= MGI_THP_SET_RATE;
+	}
+	return 1;
+}
+
 /* A duration: N, Ns or Nms (N a whole number; bare: seconds), into ms:
  * the core's one duration parser (core/hostmem.c, fuzzed), up to 1000000 s
  * here (each option checks its own range). Returns 0, or -1. */
@@ -244,6 +308,8 @@ void mgi_limits_init(mgi_msg_set_t *set)
 	set->oom_prekill[0] = '\0';
 	set->oom_handler_timeout_ms = set->oom_handler_reserved = 0;
 	set->oom_reserve = 0;
+	set->thp_set = set->thp_mode = set->thp_threshold = set->thp_rate = 0;
+	set->thp_weight = set->thp_reserved = 0;
 	prekill_timeout_given = false;
 	set->oom_prefer[0] = set->oom_avoid[0] = '\0';
 	grace_given = false;
@@ -254,7 +320,7 @@ bool mgi_limits_given(const mgi_msg_set_t *set)
 	return set->memory_max != MGI_SET_KEEP || set->memory_high != MGI_SET_KEEP ||
 	       set->memory_low != MGI_SET_KEEP || set->memory_soft != MGI_SET_KEEP ||
 	       set->swap_max != MGI_SET_KEEP || set->swappiness != MGI_SET_KEEP ||
-	       set->mode != MGI_SET_KEEP || set->oom_set;
+	       set->mode != MGI_SET_KEEP || set->oom_set || set->thp_set;
 }
 
 int mgi_limits_check(const char *cmd, mgi_msg_set_t *set)
@@ -311,7 +377,7 @@ int mgi_limits_option(const char *cmd, int opt, const char *arg, mgi_msg_set_t *
 	uint64_t v;
 	int rc;
 
-	if ((rc = oom_option(cmd, opt, arg, set)) != 0)
+	if ((rc = oom_option(cmd, opt, arg, set)) != 0 || (rc = thp_option(cmd, opt, arg, set)) != 0)
 		return rc;
 	if (opt == MGI_OPT_MODE) {
 		if (strcmp(arg, "exact") == 0) {

@@ -21,6 +21,7 @@ int mgi_hu_init(mgi_hu_table_t *t, mgi_hu_entry_t *storage, uint32_t cap)
 	t->cap = cap;
 	t->count = 0;
 	t->dropped = 0;
+	t->demoted = 0;
 	return 0;
 }
 
@@ -119,8 +120,10 @@ static size_t mark(mgi_hu_table_t *t, uintptr_t start, uintptr_t end, bool set)
 							     : e->freq + MGI_HU_FREQ_HIT);
 			} else {
 				e->used = (uint16_t)(e->used - n);
-				if (n && e->state == MGI_HU_HUGE)
+				if (n && e->state == MGI_HU_HUGE) {
 					e->state = MGI_HU_BASE;
+					t->demoted += e->used > 0; /* split, some kept */
+				}
 				if (e->used == 0)
 					remove_entry(t, e);
 			}

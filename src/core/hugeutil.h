@@ -49,6 +49,7 @@ typedef struct {
 	uint32_t cap; /* a power of two */
 	uint32_t count;
 	uint64_t dropped; /* pages not tracked because the table was full */
+	uint64_t demoted; /* huge blocks split: a page went, others stayed */
 } mgi_hu_table_t;
 
 /* An empty table over `storage` of `cap` entries (a power of two, at
@@ -62,7 +63,8 @@ size_t mgi_hu_fill(mgi_hu_table_t *t, uintptr_t start, uintptr_t end);
 
 /* Pages [start, end) are no longer in memory (given back, unmapped,
  * evicted): clears their bits; a block left empty is removed. A huge
- * block that loses a page is a base block again (the kernel split it).
+ * block that loses a page is a base block again (the kernel split it);
+ * if pages of it stay, `demoted` counts it.
  * Returns the number of pages cleared. */
 size_t mgi_hu_clear(mgi_hu_table_t *t, uintptr_t start, uintptr_t end);
 

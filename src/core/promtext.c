@@ -83,6 +83,12 @@ static const family_t families[] = {
 	{"oom_handler_raise_total", COUNTER, PLAIN, AT(oom_handler_raise), "OOM handler decisions: raise the limit."},
 	{"oom_handler_resume_total", COUNTER, PLAIN, AT(oom_handler_resume), "OOM handler decisions: resume."},
 	{"oom_handler_fallback_total", COUNTER, PLAIN, AT(oom_handler_fallback), "OOMs where the policy acted instead of the handler (late, gone, refused)."},
+	{"thp_huge_pages", GAUGE, PLAIN, AT(thp_huge_pages), "Huge pages (2 MiB) the group's processes hold, here and below."},
+	{"thp_promotions_total", COUNTER, PLAIN, AT(thp_promotions), "Blocks promoted to huge pages, here and below."},
+	{"thp_demotions_total", COUNTER, PLAIN, AT(thp_demotions), "Huge pages split again (a page of them went), here and below."},
+	{"thp_fill_bytes_total", COUNTER, PLAIN, AT(thp_fill_bytes), "Bytes filled with zeros to promote blocks (bloat), here and below."},
+	{"thp_compactions_total", COUNTER, PLAIN, AT(thp_compactions), "Compactions memgrpd asked of the kernel for huge pages (root only)."},
+	{"thp_share", GAUGE, PLAIN, AT(thp_share), "Huge pages the group's subtree is entitled to (--thp-weight, idle penalty)."},
 };
 
 

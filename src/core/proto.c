@@ -91,6 +91,13 @@ const mgi_stats_field_t mgi_stats_fields[] = {
 	FIELD(oom_handler_raise, 0),
 	FIELD(oom_handler_resume, 0),
 	FIELD(oom_handler_fallback, 0),
+	FIELD(thp_huge_pages, 0),
+	FIELD(thp_promotions, 0),
+	FIELD(thp_demotions, 0),
+	FIELD(thp_fill_bytes, 1),
+	FIELD(thp_share, 0),
+	FIELD(thp_compactions, 0),
+	FIELD(thp_compact_cpu_us, 0),
 	{NULL, 0, 0},
 };
 #undef FIELD
@@ -294,6 +301,16 @@ static int check_limits(const mgi_msg_set_t *s, char *err, size_t errlen)
 		return bad(-EINVAL, err, errlen, "mode is exact (0) or estimate (1)");
 	if (s->backend != MGI_SET_KEEP && s->backend > MGI_BACKEND_KERNEL)
 		return bad(-EINVAL, err, errlen, "backend is agent (0) or kernel (1)");
+	if (s->thp_set & ~MGI_THP_SET_ALL ||
+	    ((s->thp_set & MGI_THP_SET_MODE) ? s->thp_mode > MGI_THP_ALWAYS : s->thp_mode != 0) ||
+	    ((s->thp_set & MGI_THP_SET_THRESHOLD) ? s->thp_threshold < 1 || s->thp_threshold > 100
+						   : s->thp_threshold != 0) ||
+	    ((s->thp_set & MGI_THP_SET_RATE) ? s->thp_rate > MGI_THP_RATE_MAX : s->thp_rate != 0) ||
+	    ((s->thp_set & MGI_THP_SET_WEIGHT) ? s->thp_weight < 1 || s->thp_weight > 10000
+						: s->thp_weight != 0) || s->thp_reserved)
+		return bad(-EINVAL, err, errlen, "huge pages: mode never/ingens/always (0-2), threshold "
+						 "1 to 100, rate at most 1000000, weight 1 to 10000, each "
+						 "only with its flag");
 	/* high, low, soft and swap_max: any byte count (0 is meaningful) */
 	return check_oom(s, err, errlen);
 }

@@ -314,6 +314,14 @@ typedef struct mgi_stats {
 	 * and the policy applied instead (gone, late, or a refused decision) */
 	uint64_t oom_handler_asked, oom_handler_kill, oom_handler_raise, oom_handler_resume;
 	uint64_t oom_handler_fallback;
+	/* huge pages (agent/thp.c), here and below: huge pages its processes
+	 * hold now, blocks promoted and split since the groups were made, and
+	 * what promotion filled with zeros (Ingens' bloat) */
+	uint64_t thp_huge_pages, thp_promotions, thp_demotions, thp_fill_bytes;
+	uint64_t thp_share; /* huge pages the group's subtree is entitled to (memgrpd's last figure) */
+	/* memgrpd --thp-compact-rate (the root's figures only): compactions
+	 * asked of the kernel and the CPU they took in memgrpd's thread */
+	uint64_t thp_compactions, thp_compact_cpu_us;
 } mgi_stats_t;
 
 /* Fills reclaim_stalls and the p50/p99 (the upper bound of the bucket the
@@ -384,6 +392,14 @@ typedef struct mgi_msg_set {
 	uint32_t oom_handler_timeout_ms;
 	uint32_t oom_handler_reserved;
 	uint64_t oom_reserve;
+	/* Huge pages (segment.h, enum mgi_thp_set): thp_set's bits say which
+	 * are given; the others are kept (SET) or inherited (CREATE). */
+	uint32_t thp_set;
+	uint32_t thp_mode;      /* enum mgi_thp_mode */
+	uint32_t thp_threshold; /* percent, 1..100 */
+	uint32_t thp_rate;      /* promotions a second per process, 0..MGI_THP_RATE_MAX (0: no bound) */
+	uint32_t thp_weight;    /* 1..10000: its share of huge pages among its siblings */
+	uint32_t thp_reserved;
 } mgi_msg_set_t;
 #define MGI_SET_UNLIMITED (UINT64_MAX - 1)
 

@@ -24,6 +24,9 @@ void mgi_segment_init(mgi_segment_t *seg, const char *group, uint32_t fault_arou
 	mgi_counter_init(&seg->acct.memory);
 	mgi_counter_init(&seg->acct.swap);
 	atomic_init(&seg->ctl.swappiness, MGI_SWAPPINESS_DEFAULT);
+	atomic_init(&seg->ctl.thp_threshold, MGI_THP_THRESHOLD_DEFAULT);
+	atomic_init(&seg->ctl.thp_rate, MGI_THP_RATE_DEFAULT);
+	seg->ctl.thp_weight = 100; /* MGI_THP_WEIGHT_DEFAULT (thpshare.h) */
 	if (fault_around < 1)
 		fault_around = 1;
 	if (fault_around > MGI_FAULT_AROUND_MAX)
@@ -137,6 +140,9 @@ int mgi_segment_claim(mgi_segment_t *seg, int32_t pid)
 			atomic_store(&s->est_resident, 0);
 			atomic_store(&s->est_fast, 0);
 			atomic_store(&s->est_slow, 0);
+			atomic_store(&s->thp_huge_pages, 0);
+			atomic_store(&s->thp_idle, 0);
+			atomic_store(&s->thp_waiting, 0);
 			return i;
 		}
 	}
@@ -164,6 +170,9 @@ static uint64_t take_figures(mgi_segment_t *seg, int idx, const mgi_counter_path
 	atomic_store(&s->stored_bytes, 0);
 	atomic_store(&s->file_bytes, 0);
 	atomic_store(&s->same_filled, 0);
+	atomic_store(&s->thp_huge_pages, 0);
+	atomic_store(&s->thp_idle, 0);
+	atomic_store(&s->thp_waiting, 0);
 	return pages;
 }
 

@@ -42,7 +42,7 @@
  */
 
 #define MGI_SEGMENT_MAGIC 0x3170726d676d656dULL /* "memgmrp1" little-endian */
-#define MGI_SEGMENT_VERSION 15 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both; 13: volatile ranges (vrange_pages, vrange_purged_pages); 14: the OOM handler and its reserve; 15: evict answers in the slot */
+#define MGI_SEGMENT_VERSION 16 /* 9: restore_hist, restore_ns, crossed_ns; 10-11: the OOM pause, ladder counters, pre-kill hook; 12: both; 13: volatile ranges (vrange_pages, vrange_purged_pages); 14: the OOM handler and its reserve; 15: evict answers in the slot; 16: huge pages per group (thp_*) */
 #define MGI_SEGMENT_ALIGN MGI_PAGE_SIZE /* the parts' boundary: a page */
 #define MGI_PROCS_MAX 512
 #define MGI_FAULT_AROUND_MAX 64
@@ -125,6 +125,20 @@ enum mgi_oom_scope {
 #define MGI_OOM_HANDLER_TIMEOUT_DEFAULT_MS 1000
 #define MGI_OOM_HANDLER_TIMEOUT_MAX_MS 4000
 
+/* Huge pages (issue 20): a group's --thp, --thp-threshold, --thp-rate. */
+enum mgi_thp_mode { MGI_THP_NEVER = 0, MGI_THP_INGENS = 1, MGI_THP_ALWAYS = 2 };
+enum mgi_thp_set {
+	MGI_THP_SET_MODE = 1 << 0,
+	MGI_THP_SET_THRESHOLD = 1 << 1,
+	MGI_THP_SET_RATE = 1 << 2,
+	MGI_THP_SET_WEIGHT = 1 << 3, /* not inherited: a group's own weight */
+};
+#define MGI_THP_SET_ALL 0xfu
+enum { MGI_THP_STOP = 1 << 0, MGI_THP_DEMOTE = 1 << 1 };
+#define MGI_THP_THRESHOLD_DEFAULT 90 /* Ingens' 460 of 512 pages */
+#define MGI_THP_RATE_DEFAULT 50
+#define MGI_THP_RATE_MAX 1000000
+
 /* Which counter a threshold watches. */
 enum mgi_watch { MGI_WATCH_MEMORY = 0, MGI_WATCH_MEMSW = 1 };
 
@@ -174,6 +188,9 @@ typedef struct mgi_proc_slot {
 	 * (neither allocates). Written by the agent: the manager clamps. */
 	_Atomic uint64_t evict_freed;
 	_Atomic uint64_t evict_answers;
+	_Atomic uint64_t thp_huge_pages;  /* huge pages (2 MiB blocks) it holds now */
+	_Atomic uint32_t thp_idle;        /* of those, no fault seen for a few seconds */
+	_Atomic uint32_t thp_waiting;     /* blocks at the threshold, not promoted */
 } mgi_proc_slot_t;
 
 /* Written by the manager only; read-only to every agent. */
@@ -253,6 +270,22 @@ typedef struct mgi_segment_ctl {
 	_Atomic uint32_t oom_handling;
 	uint32_t oom_handler_reserved;
 	_Atomic uint64_t oomh_asked, oomh_kill, oomh_raise, oomh_resume, oomh_fallback;
+	/* Huge pages (issue 20, agent/thp.c): the settings in force for the
+	 * group, each this group's own (its MGI_THP_SET_* bit in thp_set) or
+	 * its nearest ancestor's that sets it (the manager writes the
+	 * inherited value down: mgi_tree_thp_inherit). An agent reads them
+	 * when it starts, unless MEMGRP_THP* in its environment say otherwise. */
+	uint32_t thp_set;               /* MGI_THP_SET_* bits */
+	_Atomic uint32_t thp_mode;      /* enum mgi_thp_mode */
+	_Atomic uint32_t thp_threshold; /* percent of a block in use, 1..100 */
+	_Atomic uint32_t thp_rate;      /* promotions a second per process; 0: no bound */
+	/* Fairness (daemon/thpbalance.c, core/thpshare.h): the group's
+	 * --thp-weight (its own, not inherited); what the manager computed
+	 * last: its subtree's share and its own processes' part, in huge
+	 * pages, and MGI_THP_STOP/MGI_THP_DEMOTE for its agents. */
+	uint32_t thp_weight;
+	_Atomic uint32_t thp_flags;
+	_Atomic uint64_t thp_share, thp_own;
 	/* Usage thresholds on memory and memsw (seed 000 section 4.2); where
 	 * the checkers stand is in the accounting part. */
 	mgi_threshold_storage_t thresholds[2];
@@ -280,6 +313,9 @@ typedef struct mgi_segment_acct {
 	_Atomic uint64_t vrange_purged_pages; /* volatile pages purged (mg_vrange) */
 	_Atomic uint64_t mode_switches; /* estimate mode: regions turned slow or fast */
 	_Atomic uint64_t mode_switch_ns; /* the time they took, in all */
+	/* Huge pages (agent/thp.c), since the group was made: blocks
+	 * promoted, split again, and pages filled with zeros to promote them */
+	_Atomic uint64_t thp_promotions, thp_demotions, thp_fill_pages;
 	_Atomic uint64_t reclaim_hist[MGI_RECLAIM_BUCKETS]; /* direct reclaim stalls */
 	/* Faults on evicted pages: how long each restore took (the same
 	 * power-of-two buckets), and their sum, for a histogram's _sum. */

@@ -175,6 +175,14 @@ int mgi_segment_check(const void *mem, size_t bytes, char *why, size_t whylen)
 			   (unsigned long long)granted, (unsigned long long)swap_granted);
 	if ((rc = check_oom(seg, why, whylen)) != 0)
 		return rc;
+	if (seg->ctl.thp_set & ~MGI_THP_SET_ALL || atomic_load(&seg->ctl.thp_mode) > MGI_THP_ALWAYS ||
+	    atomic_load(&seg->ctl.thp_threshold) < 1 || atomic_load(&seg->ctl.thp_threshold) > 100 ||
+	    atomic_load(&seg->ctl.thp_rate) > MGI_THP_RATE_MAX || seg->ctl.thp_weight < 1 ||
+	    seg->ctl.thp_weight > 10000 || atomic_load(&seg->ctl.thp_flags) > 3)
+		return bad(why, whylen, "huge-page settings: set 0x%x, mode %u, threshold %u%%, rate %u, "
+			   "weight %u, flags %u", seg->ctl.thp_set, atomic_load(&seg->ctl.thp_mode),
+			   atomic_load(&seg->ctl.thp_threshold), atomic_load(&seg->ctl.thp_rate),
+			   seg->ctl.thp_weight, atomic_load(&seg->ctl.thp_flags));
 	uint32_t fa = atomic_load(&seg->ctl.fault_around);
 	if (fa < 1 || fa > MGI_FAULT_AROUND_MAX)
 		return bad(why, whylen, "fault-around %u pages (1 to %u)", fa, MGI_FAULT_AROUND_MAX);

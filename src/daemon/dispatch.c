@@ -1,5 +1,6 @@
 /* dispatch.c - a connection's messages: read, fds taken, parsed, and handed to the room that handles each. */
 #include "hostwatch.h"
+#include "thpbalance.h"
 #include "manager.h"
 #include "oomkill.h"
 #include "conn.h"
@@ -55,6 +56,7 @@ static void on_request(mgi_manager_t *m, unsigned i, const mgi_msg_t *msg, int t
 		mgi_tree_stat_msg(&m->tree, g, &out);
 		mgi_backstop_stats(m, g, &out.stat.figures);
 		mgi_host_ladder_stats(g, &out.stat.figures);
+		mgi_thp_stats(m, g, &out.stat.figures);
 		mgi_kbackend_stat_msg(m, g, &out);
 		out.stat.figures.cooperators = mgi_notify_cooperators(m, g);
 		send(c->fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -23,6 +23,7 @@
 #include <sys/un.h>
 
 #include "grantd.h"
+#include "thpbalance.h"
 #include "oom_handler.h"
 #include "escape.h"
 
@@ -180,7 +181,7 @@ int mgi_manager_create(mgi_manager_t *m, const char *who, const char *scope,
 
 	memset(m, 0, sizeof(*m));
 	m->listen_fd = m->epfd = m->wakefd = m->timerfd = m->reclaim_timerfd = m->soft_timerfd = -1;
-	m->orphan_timerfd = m->grant_timerfd = -1;
+	m->orphan_timerfd = m->grant_timerfd = m->thp_timerfd = -1;
 	m->reclaim.conn = -1;
 	m->born_ns = mgi_os_now_ns();
 	/* An unprivileged program (one exec'ed after dropping root: postgres
@@ -301,7 +302,7 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 		uint64_t tag = evs[k].data.u64;
 		if (mgi_backstop_event(m, tag) || mgi_oom_event(m, tag))
 			continue;
-		if (mgi_grant_event(m, tag))
+		if (mgi_grant_event(m, tag) || mgi_thp_event(m, tag))
 			continue;
 		if (tag == TAG_LISTEN) {
 			mgi_conn_accept(m);
@@ -338,6 +339,7 @@ int64_t mgi_manager_poll(mgi_manager_t *m, int timeout_ms)
 			caller_tag = (int64_t)tag;
 	}
 	mgi_grant_tick(m);
+	mgi_thp_tick(m);
 	return caller_tag;
 }
 
@@ -373,6 +375,8 @@ void mgi_manager_destroy(mgi_manager_t *m)
 		close(m->orphan_timerfd);
 	if (m->grant_timerfd >= 0)
 		close(m->grant_timerfd);
+	if (m->thp_timerfd >= 0)
+		close(m->thp_timerfd);
 	if (m->epfd >= 0)
 		close(m->epfd);
 	if (m->spare_fd >= 0)

@@ -135,6 +135,12 @@ typedef struct mgi_manager {
 	uint64_t born_ns;  /* when this manager started: restored processes' rejoin grace */
 	int grant_timerfd; /* the grants' take-back tick (grant.c); -1: not made yet */
 	bool grant_timer_on;
+	int thp_timerfd;   /* huge pages' shares, a 1 s tick (thpbalance.c); -1: not made yet */
+	bool thp_timer_on;
+	uint64_t thp_last_ns;
+	/* memgrpd --thp-compact-rate: between two compactions (0: never);
+	 * the last, how many and the CPU they cost (the manager's thread) */
+	uint64_t thp_compact_gap_ns, thp_compact_last_ns, thp_compactions, thp_compact_cpu_us;
 	uint64_t min_available; /* bytes: the host floor for soft limits (0: off) */
 	unsigned coop_wait_ms;
 	int wakefd;        /* agents write it when they count a crossing */

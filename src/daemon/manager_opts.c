@@ -102,6 +102,18 @@ int mgi_manager_option(const char *cmd, int opt, const char *arg, mgi_manager_op
 	case MGI_MOPT_DRY_RUN:
 		o->dry_run = true;
 		return 1;
+	case MGI_MOPT_THP_COMPACT: {
+		char *end;
+		errno = 0;
+		unsigned long per = strtoul(arg, &end, 10);
+		if (errno || *end || *arg < '0' || *arg > '9' || per > 60) {
+			fprintf(stderr, "%s: --thp-compact-rate: compactions a minute, 0 to 60, not '%s'\n",
+				cmd, arg);
+			return -1;
+		}
+		o->thp_compact_per_min = (unsigned)per;
+		return 1;
+	}
 	default:
 		return 0;
 	}
@@ -110,6 +122,7 @@ int mgi_manager_option(const char *cmd, int opt, const char *arg, mgi_manager_op
 void mgi_manager_opts_apply(mgi_manager_t *m, const mgi_manager_opts_t *o)
 {
 	m->coop_wait_ms = o->coop_wait_ms;
+	m->thp_compact_gap_ns = o->thp_compact_per_min ? 60000000000ULL / o->thp_compact_per_min : 0;
 	m->min_available = o->min_available != UINT64_MAX ? o->min_available
 							  : mgi_default_min_available();
 }

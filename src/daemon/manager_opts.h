@@ -25,6 +25,7 @@ enum {
 	MGI_MOPT_HOST_PRESSURE,
 	MGI_MOPT_HOST_SUSTAIN,
 	MGI_MOPT_DRY_RUN,
+	MGI_MOPT_THP_COMPACT,
 };
 
 /* For a caller's struct option table. */
@@ -41,7 +42,8 @@ enum {
 #define MGI_MANAGER_HOST_LONGOPTS                                                 \
 	{"host-pressure", required_argument, NULL, MGI_MOPT_HOST_PRESSURE},       \
 	{"host-sustain", required_argument, NULL, MGI_MOPT_HOST_SUSTAIN},         \
-	{"dry-run", no_argument, NULL, MGI_MOPT_DRY_RUN}
+	{"dry-run", no_argument, NULL, MGI_MOPT_DRY_RUN},                         \
+	{"thp-compact-rate", required_argument, NULL, MGI_MOPT_THP_COMPACT}
 /* --host-sustain's default and largest value */
 #define MGI_HOST_SUSTAIN_DEFAULT_MS 2000
 #define MGI_HOST_SUSTAIN_MAX_MS 600000
@@ -58,6 +60,7 @@ typedef struct mgi_manager_opts {
 	mgi_host_pressure_t host_pressure;
 	uint64_t host_sustain_ms;
 	bool dry_run, host_sustain_given;
+	unsigned thp_compact_per_min; /* --thp-compact-rate: 0..60 (0: never) */
 } mgi_manager_opts_t;
 
 /* Whether memgrpd runs the host's ladder (--host-pressure given, or

@@ -23,6 +23,7 @@ static void usage(FILE *out)
 		"               [--coop-wait MS] [--min-available SIZE] [--kernel-backstop on|off]\n"
 		"               [--metrics-listen [ADDR:]PORT] [--metrics-file PATH]\n"
 		"               [--host-pressure KIND PCT%%[/WINDOW]] [--host-sustain DURATION]\n"
+		"               [--thp-compact-rate N]\n"
 		"               [--dry-run]\n"
 		"\n"
 		"Serves memgrp's group tree: groups are created, changed and removed with\n"
@@ -84,6 +85,10 @@ static void usage(FILE *out)
 		"                    at most 600s; no group under --oom-kill-disable dies)\n"
 		"  --dry-run         the host's ladder logs each step and the process it\n"
 		"                    would kill, and does nothing\n"
+		"  --thp-compact-rate N\n"
+		"                    when free 2 MiB blocks are scarce and a group's huge-page\n"
+		"                    promotions wait, ask the kernel to compact memory, at most\n"
+		"                    N times a minute (0 to 60; default 0: never)\n"
 		"  -h, --help        show this help\n"
 		"\n"
 		"Exit codes: 0 stopped by a signal, 1 could not start, 2 bad command line.\n",

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "hostwatch.h"
+#include "thpbalance.h"
 #include "manager.h"
 #include "promtext.h"
 
@@ -216,6 +217,7 @@ static void publish(struct mgi_metrics *x)
 		mgi_tree_stats(&m->tree, i, &x->st[n]);
 		mgi_backstop_stats(m, i, &x->st[n]);
 		mgi_host_ladder_stats(i, &x->st[n]);
+		mgi_thp_stats(m, i, &x->st[n]);
 		if (mgi_kbackend_is(m, i))
 			mgi_kbackend_stats(m, i, &x->st[n]);
 		x->st[n].cooperators = mgi_notify_cooperators(m, i);

@@ -171,12 +171,18 @@ bool mgi_tree_largest(const mgi_tree_t *t, int idx, int *group, int *slot);
 /* Applies the limits of a SET or CREATE (bytes; MGI_SET_UNLIMITED: none;
  * MGI_SET_KEEP: no change). Returns 0, or -EBUSY when memory_max is below
  * the usage (then nothing changed), with why. */
-/* Whether SET/CREATE's OOM regexes compile (POSIX extended): 0, or
- * -EINVAL with regerror's words in why. mgi_tree_set_limits checks them
+/* Whether SET/CREATE's OOM regexes compile (POSIX extended) and its
+ * huge-page settings are in range: 0, or -EINVAL with why (regerror's
+ * words for a regex). mgi_tree_set_limits checks them
  * first too. */
 int mgi_tree_check_oom(const mgi_msg_set_t *set, char *why, size_t whylen);
 
 int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *why,
 			size_t whylen);
+
+/* Writes each group's huge-page settings that it does not set itself
+ * (segment.h thp_set) from its nearest ancestor that does, or the
+ * defaults (never, 90 %, 50 a second): after every SET and CREATE. */
+void mgi_tree_thp_inherit(mgi_tree_t *t);
 
 #endif

@@ -1,4 +1,4 @@
-/* tree_limits.c - a group's limits and OOM settings written from SET/CREATE (regexes checked first). */
+/* tree_limits.c - a group's limits, OOM and huge-page settings written from SET/CREATE (regexes checked first). */
 #include "tree.h"
 
 #include <errno.h>
@@ -40,6 +40,15 @@ int mgi_tree_check_oom(const mgi_msg_set_t *set, char *why, size_t whylen)
 		return -EINVAL;
 	}
 
+	if ((set->thp_set & ~MGI_THP_SET_ALL) ||
+	    ((set->thp_set & MGI_THP_SET_MODE) && set->thp_mode > MGI_THP_ALWAYS) ||
+	    ((set->thp_set & MGI_THP_SET_THRESHOLD) && (set->thp_threshold < 1 || set->thp_threshold > 100)) ||
+	    ((set->thp_set & MGI_THP_SET_RATE) && set->thp_rate > MGI_THP_RATE_MAX) ||
+	    ((set->thp_set & MGI_THP_SET_WEIGHT) && (set->thp_weight < 1 || set->thp_weight > 10000))) {
+		snprintf(why, whylen, "huge pages: mode never, ingens or always; threshold 1 to 100; "
+				      "rate at most %u; weight 1 to 10000", MGI_THP_RATE_MAX);
+		return -EINVAL;
+	}
 	if (set->oom_set & MGI_OOM_SET_PREFER)
 		rc = regex_ok("prefer", set->oom_prefer, why, whylen);
 	if (rc == 0 && (set->oom_set & MGI_OOM_SET_AVOID))
@@ -80,6 +89,49 @@ static int set_oom(mgi_segment_t *seg, const mgi_msg_set_t *set)
 	return 0;
 }
 
+/* The huge-page settings SET/CREATE names (thp_set), this group's own. */
+static void set_thp(mgi_segment_t *seg, const mgi_msg_set_t *set)
+{
+	mgi_segment_ctl_t *c = &seg->ctl;
+
+	if (set->thp_set & MGI_THP_SET_MODE)
+		atomic_store(&c->thp_mode, set->thp_mode);
+	if (set->thp_set & MGI_THP_SET_THRESHOLD)
+		atomic_store(&c->thp_threshold, set->thp_threshold);
+	if (set->thp_set & MGI_THP_SET_RATE)
+		atomic_store(&c->thp_rate, set->thp_rate);
+	if (set->thp_set & MGI_THP_SET_WEIGHT)
+		c->thp_weight = set->thp_weight;
+	c->thp_set |= set->thp_set;
+}
+
+void mgi_tree_thp_inherit(mgi_tree_t *t)
+{
+	static const uint32_t defaults[3] = {MGI_THP_NEVER, MGI_THP_THRESHOLD_DEFAULT,
+					     MGI_THP_RATE_DEFAULT};
+
+	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
+		if (!t->node[g].used)
+			continue;
+		mgi_segment_ctl_t *c = &t->node[g].seg->ctl;
+		_Atomic uint32_t *mine[3] = {&c->thp_mode, &c->thp_threshold, &c->thp_rate};
+		for (unsigned k = 0; k < 3; k++) {
+			if (c->thp_set & (1u << k))
+				continue;
+			uint32_t v = defaults[k];
+			for (int a = t->node[g].parent; a >= 0; a = t->node[a].parent) {
+				const mgi_segment_ctl_t *ac = &t->node[a].seg->ctl;
+				if (ac->thp_set & (1u << k)) {
+					v = atomic_load(k == 0 ? &ac->thp_mode
+							       : k == 1 ? &ac->thp_threshold : &ac->thp_rate);
+					break;
+				}
+			}
+			atomic_store(mine[k], v);
+		}
+	}
+}
+
 int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *why,
 			size_t whylen)
 {
@@ -115,5 +167,7 @@ int mgi_tree_set_limits(mgi_tree_t *t, int idx, const mgi_msg_set_t *set, char *
 		atomic_store(&seg->ctl.swappiness, (uint32_t)set->swappiness);
 	if (set->mode != MGI_SET_KEEP)
 		atomic_store(&seg->ctl.mode, (uint32_t)set->mode);
+	set_thp(seg, set);
+	mgi_tree_thp_inherit(t);
 	return set_oom(seg, set);
 }

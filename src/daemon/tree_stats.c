@@ -33,6 +33,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 	out->swap_limit = mgi_counter_read_max(&seg->ctl.swap) * MGI_PAGE_SIZE;
 	out->memsw_usage = out->usage + out->swap_usage;
 	out->under_oom = atomic_load(&seg->ctl.under_oom);
+	out->thp_share = atomic_load(&seg->ctl.thp_share);
 	for (int g = 0; g < MGI_GROUPS_MAX; g++) {
 		if (!t->node[g].used || !counted_in(t, g, idx))
 			continue;
@@ -64,6 +65,9 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 		out->written_back_pages += atomic_load(&s->acct.written_back);
 		out->vrange_purged_pages += atomic_load(&s->acct.vrange_purged_pages);
 		out->mode_switches += atomic_load(&s->acct.mode_switches);
+		out->thp_promotions += atomic_load(&s->acct.thp_promotions);
+		out->thp_demotions += atomic_load(&s->acct.thp_demotions);
+		out->thp_fill_bytes += atomic_load(&s->acct.thp_fill_pages) * MGI_PAGE_SIZE;
 		out->mode_switch_avg_us += atomic_load(&s->acct.mode_switch_ns); /* a sum, until below */
 		for (int b = 0; b < MGI_RECLAIM_BUCKETS; b++)
 			out->reclaim_hist[b] += atomic_load(&s->acct.reclaim_hist[b]);
@@ -90,6 +94,7 @@ void mgi_tree_stats(const mgi_tree_t *t, int idx, mgi_stats_t *out)
 			out->slow_regions += atomic_load(&sl->est_slow);
 			out->fast_regions += atomic_load(&sl->est_fast);
 			out->vrange_bytes += atomic_load(&sl->vrange_pages) * MGI_PAGE_SIZE;
+			out->thp_huge_pages += atomic_load(&sl->thp_huge_pages);
 		}
 	}
 	out->mode_switch_avg_us = out->mode_switches
