@@ -26,6 +26,7 @@
 #include "thp.h"
 #include "trace.h"
 #include "pageout.h"
+#include "cow.h"
 
 /*
  * How a page leaves the process and comes back (seed 002 section 2.1, seed
@@ -319,6 +320,13 @@ static uint64_t deactivate(uint64_t want)
 
 		if (!n)
 			break;
+		size_t owed = mgi_cow_clip(run, &n);
+		if (owed) {
+			/* shared with our parent, not charged: evicting frees
+			 * nothing of the group's (cow.c) */
+			reg->hand = run + owed * PAGE;
+			continue;
+		}
 		if (mgi_releaser_unsharing_range(run, n)) {
 			reg->hand = run + n * PAGE; /* not yet ours alone */
 			continue;
