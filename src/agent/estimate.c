@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "options.h"
 #include "estimate.h"
+#include "estimate_int.h"
 #include "os.h"
 #include "thp.h"
 
@@ -50,25 +51,23 @@
  * slow; so is any region the table has no room for.
  */
 
-#define PAGE MGI_PAGE_SIZE
-#define EST_CAPACITY 4096
 /* Turned fast again only when faulting at least this often (pages a tick). */
 #define EST_FAST_MIN_FAULTS 64
 
-static mgi_estimate_t *est;
-static uint64_t switches_told; /* est->mode_switches added to the segment's */
+mgi_estimate_t *mgi_est;
+static uint64_t switches_told; /* mgi_est->mode_switches added to the segment's */
 static uint64_t switch_ns;     /* time spent switching, not yet added there */
 static unsigned char *vec;        /* mincore vector */
 #define VEC_PAGES 16384
 
 bool mgi_est_on(void)
 {
-	return est != NULL;
+	return mgi_est != NULL;
 }
 
 int mgi_est_init(void)
 {
-	est = NULL;
+	mgi_est = NULL;
 	switches_told = switch_ns = 0;
 	if (atomic_load_explicit(&mgi_join.seg->ctl.mode, memory_order_relaxed) != MGI_MODE_ESTIMATE)
 		return 0;
@@ -84,15 +83,9 @@ int mgi_est_init(void)
 	t->policy = mgi_env_choice(MGI_ENV_ESTIMATE_VICTIM) == 1 ? MGI_VICTIM_LEAST_RECENT
 								  : MGI_VICTIM_LARGEST;
 	t->fast_min_faults = EST_FAST_MIN_FAULTS;
-	est = t;
+	mgi_est = t;
 	return 0;
 }
-
-static inline uintptr_t rend(const mgi_region_t *r)
-{
-	return (uintptr_t)r->key + r->pages * PAGE;
-}
-
 
 /* The table's charges go through the agent's accounting entry point
  * (counter path, slot and thresholds together), never to a counter alone. */
@@ -122,14 +115,14 @@ static uint64_t acct_max(void *ctx)
 
 /* (The path has its own group's level from the join on: estimate mode is
  * set up after WELCOME.) */
-static const mgi_estimate_acct_t table_acct = {.charge = acct_charge,
-					       .uncharge = acct_uncharge,
-					       .group_usage = acct_usage,
-					       .group_max = acct_max};
+const mgi_estimate_acct_t mgi_est_acct = {.charge = acct_charge,
+					  .uncharge = acct_uncharge,
+					  .group_usage = acct_usage,
+					  .group_max = acct_max};
 
 /* After a change of the table: the figures published (its charges were
  * made, and the thresholds checked, as it went). */
-static void settle(void)
+void mgi_est_settle(void)
 {
 	mgi_check_thresholds(); /* (cheap: one load a level when none is set) */
 	mgi_est_publish(); /* a few stores: the figures stay current */
@@ -145,7 +138,7 @@ static uint64_t mincore_count(uintptr_t start, uintptr_t end)
 /* Registers [start, end) with the uffd and learns it: its present pages
  * counted, and charged if charge (else their charge is already held).
  * Returns them, or -1 if it could not be registered. */
-static long register_slow(uintptr_t start, uintptr_t end, bool charge)
+long mgi_est_register_slow(uintptr_t start, uintptr_t end, bool charge)
 {
 	if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
 		mgi_raw_madvise((void *)start, end - start, MADV_NOHUGEPAGE);
@@ -160,7 +153,7 @@ static long register_slow(uintptr_t start, uintptr_t end, bool charge)
  * now, and gives back M_i - R_i once this returns). */
 static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 {
-	uintptr_t a = (uintptr_t)r->key, e = rend(r);
+	uintptr_t a = (uintptr_t)r->key, e = mgi_est_rend(r);
 	uint64_t found = 0;
 	mgi_vma_t v;
 
@@ -172,7 +165,7 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 	while (a < e && mgi_vma_query(mgi_maps_fd, a, &v) == 0 && v.start < e) {
 		uintptr_t s = v.start > a ? v.start : a, t = v.end < e ? v.end : e;
 		if (mgi_vma_is_anon_private(&v)) {
-			long n = register_slow(s, t, false);
+			long n = mgi_est_register_slow(s, t, false);
 			found += n > 0 ? (uint64_t)n : 0;
 		}
 		a = v.end;
@@ -186,7 +179,7 @@ static uint64_t take_slow(void *ctx, const mgi_region_t *r)
 static uint64_t slow_resident(void *ctx, const mgi_region_t *r)
 {
 	uint64_t out;
-	uint64_t present = mgi_registry_count(&mgi_reg, (uintptr_t)r->key, rend(r), &out,
+	uint64_t present = mgi_registry_count(&mgi_reg, (uintptr_t)r->key, mgi_est_rend(r), &out,
 					      NULL, false);
 	(void)ctx;
 	/* Evicted pages would read as zeros once the region is not ours. */
@@ -224,7 +217,7 @@ void mgi_est_unregister(uintptr_t start, uintptr_t end)
  * range without uncharging, and the kernel stops telling us its faults. */
 static void mode_changed(void *ctx, const mgi_region_t *r)
 {
-	uintptr_t s = (uintptr_t)r->key, e = rend(r);
+	uintptr_t s = (uintptr_t)r->key, e = mgi_est_rend(r);
 	long dropped;
 
 	(void)ctx;
@@ -246,7 +239,7 @@ static void mode_changed(void *ctx, const mgi_region_t *r)
 	switch_ns += mgi_now_ns() - t0;
 }
 
-static const mgi_estimate_ops_t ops = {
+const mgi_estimate_ops_t mgi_est_ops = {
 	.take_slow = take_slow,
 	.slow_resident = slow_resident,
 	.mode_changed = mode_changed,
@@ -256,9 +249,9 @@ static const mgi_estimate_ops_t ops = {
 
 static int find_at(uintptr_t addr)
 {
-	for (uint32_t i = 0; i < est->used_slots; i++) {
-		const mgi_region_t *r = &est->regions[i];
-		if (r->used && (uintptr_t)r->key <= addr && addr < rend(r))
+	for (uint32_t i = 0; i < mgi_est->used_slots; i++) {
+		const mgi_region_t *r = &mgi_est->regions[i];
+		if (r->used && (uintptr_t)r->key <= addr && addr < mgi_est_rend(r))
 			return (int)i;
 	}
 	return -1;
@@ -268,18 +261,18 @@ bool mgi_est_fast_at(uintptr_t addr)
 {
 	int i;
 
-	if (!est || (i = find_at(addr)) < 0)
+	if (!mgi_est || (i = find_at(addr)) < 0)
 		return false;
-	return !est->regions[i].slow;
+	return !mgi_est->regions[i].slow;
 }
 
 void mgi_est_fault_on_fast(uintptr_t addr)
 {
 	int i;
 
-	if (!est || (i = find_at(addr)) < 0 || est->regions[i].slow)
+	if (!mgi_est || (i = find_at(addr)) < 0 || mgi_est->regions[i].slow)
 		return;
-	mgi_est_unregister((uintptr_t)est->regions[i].key, rend(&est->regions[i]));
+	mgi_est_unregister((uintptr_t)mgi_est->regions[i].key, mgi_est_rend(&mgi_est->regions[i]));
 }
 
 /* [start, end) is no longer what the records there describe: drops the
@@ -287,276 +280,29 @@ void mgi_est_fault_on_fast(uintptr_t addr)
  * pages are the registry's, dropped by the unmap event). */
 void mgi_est_forget(uintptr_t start, uintptr_t end)
 {
-	if (!est)
+	if (!mgi_est)
 		return;
-	for (uint32_t i = 0; i < est->used_slots; i++) {
-		mgi_region_t *r = &est->regions[i];
+	for (uint32_t i = 0; i < mgi_est->used_slots; i++) {
+		mgi_region_t *r = &mgi_est->regions[i];
 		uintptr_t s = (uintptr_t)r->key, e;
 		uint32_t right;
 
-		if (!r->used || s >= end || (e = rend(r)) <= start)
+		if (!r->used || s >= end || (e = mgi_est_rend(r)) <= start)
 			continue;
 		if (s < start && e > end) { /* a hole in the middle: keep both sides */
-			if (mgi_estimate_split(est, i, (start - s) / PAGE, start, &right) != 0)
+			if (mgi_estimate_split(mgi_est, i, (start - s) / PAGE, start, &right) != 0)
 				continue; /* no slot for the right side: keep it all (overcharged) */
-			mgi_estimate_trim(est, &table_acct, right, end, (e - end) / PAGE);
+			mgi_estimate_trim(mgi_est, &mgi_est_acct, right, end, (e - end) / PAGE);
 			continue;
 		}
 		if (s < start)
-			mgi_estimate_trim(est, &table_acct, i, s, (start - s) / PAGE);
+			mgi_estimate_trim(mgi_est, &mgi_est_acct, i, s, (start - s) / PAGE);
 		else if (e > end)
-			mgi_estimate_trim(est, &table_acct, i, end, (e - end) / PAGE);
+			mgi_estimate_trim(mgi_est, &mgi_est_acct, i, end, (e - end) / PAGE);
 		else
-			mgi_estimate_unmap(est, &table_acct, i);
+			mgi_estimate_unmap(mgi_est, &mgi_est_acct, i);
 	}
-	settle();
-}
-
-/* ---- admission ---- */
-
-/*
- * The records overlapping an admission's range, by address, found with one
- * scan of the table for the whole admission. known_at used to scan the
- * table twice per known or unknown stretch: admitting python3's heap (a
- * record per brk growth, thousands of them) was quadratic, 84 % of the
- * process's time in find_at, 25 s for 500 MB against 1.2 s unmanaged.
- * Records an admission adds lie in the stretches already passed, so the
- * list stays right while the walk goes on. The handler alone admits.
- */
-static struct span {
-	uintptr_t start, end;
-} spans[EST_CAPACITY];
-static unsigned nspans, span_next;
-
-static void sift_down(struct span *a, unsigned root, unsigned n)
-{
-	for (unsigned child; (child = 2 * root + 1) < n; root = child) {
-		if (child + 1 < n && a[child + 1].start > a[child].start)
-			child++;
-		if (a[root].start >= a[child].start)
-			return;
-		struct span t = a[root];
-		a[root] = a[child];
-		a[child] = t;
-	}
-}
-
-/* In place, no allocation (the handler never calls malloc). */
-static void sort_spans(struct span *a, unsigned n)
-{
-	unsigned k = 1;
-
-	while (k < n && a[k - 1].start <= a[k].start)
-		k++;
-	if (k >= n)
-		return; /* slots are mostly handed out in address order */
-	for (unsigned i = n / 2; i-- > 0;)
-		sift_down(a, i, n);
-	for (unsigned end = n; end-- > 1;) {
-		struct span t = a[0];
-		a[0] = a[end];
-		a[end] = t;
-		sift_down(a, 0, end);
-	}
-}
-
-static void collect_spans(uintptr_t start, uintptr_t end)
-{
-	nspans = span_next = 0;
-	for (uint32_t i = 0; i < est->used_slots && nspans < EST_CAPACITY; i++) {
-		const mgi_region_t *r = &est->regions[i];
-		if (r->used && (uintptr_t)r->key < end && rend(r) > start)
-			spans[nspans++] = (struct span){(uintptr_t)r->key, rend(r)};
-	}
-	sort_spans(spans, nspans);
-}
-
-/* Whether the memory at cur is known (a record, or a registered range);
- * *stop: where that known, or unknown, stretch ends (at most end). Asked
- * with cur rising, after collect_spans over a range holding [cur, end). */
-static bool known_at(uintptr_t cur, uintptr_t end, uintptr_t *stop)
-{
-	mgi_vregion_t *v;
-
-	while (span_next < nspans && spans[span_next].end <= cur)
-		span_next++;
-	if (span_next < nspans && spans[span_next].start <= cur) {
-		*stop = spans[span_next].end < end ? spans[span_next].end : end;
-		return true;
-	}
-	v = mgi_registry_next(&mgi_reg, cur);
-	if (v && v->start <= cur) {
-		*stop = v->end < end ? v->end : end;
-		return true;
-	}
-	*stop = v && v->start < end ? v->start : end;
-	if (span_next < nspans && spans[span_next].start < *stop)
-		*stop = spans[span_next].start;
-	return false;
-}
-
-/* Registers [start, end) as slow memory outside the table (no room in it). */
-static void admit_untabled(uintptr_t start, uintptr_t end)
-{
-	if (register_slow(start, end, true) < 0)
-		mgi_learn_untracked(end - start);
-}
-
-/* One piece no record and no registered range covers. charged: the
- * application thread already charged its M (it fitted). */
-static void admit_piece(uintptr_t start, uintptr_t end, bool charged, bool slow)
-{
-	uint64_t pages = (end - start) / PAGE;
-	uint32_t idx;
-	int rc;
-
-	if (charged) {
-		rc = mgi_estimate_add_charged(est, pages, start, false, &idx);
-		if (rc == 0)
-			return; /* (charged by the thread, in full) */
-		mgi_uncharge(pages);
-		admit_untabled(start, end);
-		return;
-	}
-	rc = mgi_estimate_map(est, &table_acct, pages, start, slow, &ops, NULL, &idx);
-	if (rc != 0) {
-		admit_untabled(start, end);
-		return;
-	}
-	if (est->regions[idx].slow)
-		register_slow(start, end, true); /* created slow (or forced) */
-}
-
-/* Admits what of [start, end) is not known yet, in pieces. */
-static void admit(uintptr_t start, uintptr_t end, bool charged, bool slow)
-{
-	uintptr_t cur = start;
-
-	if (charged) {
-		/* Anything recorded there is stale: the kernel just gave these
-		 * addresses out afresh (glibc's munmap of them went unseen). */
-		mgi_est_forget(start, end);
-		admit_piece(start, end, true, false);
-		settle();
-		return;
-	}
-	collect_spans(start, end);
-	while (cur < end) {
-		uintptr_t stop;
-		if (!known_at(cur, end, &stop))
-			admit_piece(cur, stop, false, slow);
-		cur = stop;
-	}
-	settle();
-}
-
-/* MGI_REQ_FOUND: the block's pages [bs, be) were charged by the thread
- * that found them; what of them was known already gives that back. */
-static void admit_found(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve)
-{
-	uint64_t known = 0;
-
-	collect_spans(bs, be);
-	for (uintptr_t a = bs, stop; a < be; a = stop) {
-		if (known_at(a, be, &stop))
-			known += (stop - a) / PAGE;
-		else
-			admit_piece(a, stop, true, false); /* charged by the thread */
-	}
-	mgi_uncharge(known);
-	admit(vs, ve, false, false); /* the rest of the VMA, by Algorithm 2 */
-}
-
-void mgi_est_admit(uintptr_t start, uintptr_t end, bool slow)
-{
-	if (est && start < end)
-		admit(start, end, false, slow);
-}
-
-void mgi_est_request(const mgi_learn_req_t *req)
-{
-	switch (req->kind) {
-	case MGI_REQ_FAST:
-		admit(req->start, req->end, true, false);
-		break;
-	case MGI_REQ_ADMIT:
-		admit(req->start, req->end, false, false);
-		mgi_request_answer(req->waiter, 0);
-		break;
-	case MGI_REQ_GONE:
-		mgi_est_forget(req->start, req->end);
-		break;
-	case MGI_REQ_FOUND:
-		admit_found(req->start, req->end, req->vstart, req->vend);
-		break;
-	default:
-		break;
-	}
-}
-
-/* ---- application threads ---- */
-
-static bool send_req4(uintptr_t start, uintptr_t end, uintptr_t vs, uintptr_t ve, uint32_t kind,
-		      int32_t waiter)
-{
-	mgi_learn_req_t req = {.start = start, .end = end, .vstart = vs, .vend = ve,
-			       .kind = kind, .waiter = waiter};
-
-	return mgi_request_send(&req);
-}
-
-static bool send_req(uintptr_t start, uintptr_t end, uint32_t kind, int32_t waiter)
-{
-	return send_req4(start, end, 0, 0, kind, waiter);
-}
-
-/* Asks the handler to admit [start, end) and waits for the answer.
- * Returns false if it could not be asked. */
-static bool admit_and_wait(uintptr_t start, uintptr_t end)
-{
-	mgi_learn_req_t req = {.start = start, .end = end, .kind = MGI_REQ_ADMIT, .waiter = -1};
-	int rc = mgi_request_call(&req);
-
-	if (rc == -EDEADLK)
-		/* (a library the handler calls mapped memory: never wait) */
-		return send_req(start, end, MGI_REQ_ADMIT, -1);
-	return rc == 0 || rc == -ETIMEDOUT;
-}
-
-void mgi_est_found_for_app(uintptr_t bs, uintptr_t be, uintptr_t vs, uintptr_t ve)
-{
-	uint64_t pages = (be - bs) / PAGE;
-
-	if (pages && mgi_charge(pages, NULL)) {
-		if (send_req4(bs, be, vs, ve, MGI_REQ_FOUND, -1))
-			return;
-		mgi_uncharge(pages);
-	}
-	if (!admit_and_wait(vs, ve))
-		mgi_register_exact(vs, ve); /* never unaccounted */
-}
-
-void mgi_est_map_for_app(uintptr_t start, uintptr_t end)
-{
-	uint64_t pages = (end - start) / PAGE;
-
-	/* The common case: it fits; charge here, tell the handler. */
-	if (mgi_charge(pages, NULL)) {
-		if (send_req(start, end, MGI_REQ_FAST, -1))
-			return;
-		mgi_uncharge(pages); /* the handler cannot be told: exact instead */
-	} else if (admit_and_wait(start, end)) {
-		return;
-	}
-	mgi_register_exact(start, end); /* never unaccounted */
-}
-
-void mgi_est_unmap_for_app(uintptr_t start, uintptr_t end)
-{
-	/* Before the unmapping: the handler must hear of it ahead of any mmap
-	 * that gets these addresses next. If it cannot be told, the tick's
-	 * check finds it. */
-	send_req(start, end, MGI_REQ_GONE, -1);
+	mgi_est_settle();
 }
 
 /* ---- the tick ---- */
@@ -564,8 +310,8 @@ void mgi_est_unmap_for_app(uintptr_t start, uintptr_t end)
 /* Keeps only the parts of fast region i that are still mapped anonymous. */
 static void check_mapped(uint32_t i)
 {
-	mgi_region_t *r = &est->regions[i];
-	uintptr_t s = (uintptr_t)r->key, e = rend(r), a = s;
+	mgi_region_t *r = &mgi_est->regions[i];
+	uintptr_t s = (uintptr_t)r->key, e = mgi_est_rend(r), a = s;
 	mgi_vma_t v;
 
 	while (a < e) {
@@ -585,26 +331,26 @@ void mgi_est_tick(void)
 {
 	uint64_t now = mgi_now_ns(), resident = 0;
 
-	if (!est)
+	if (!mgi_est)
 		return;
-	for (uint32_t i = 0; i < est->used_slots; i++)
-		if (est->regions[i].used && !est->regions[i].slow)
+	for (uint32_t i = 0; i < mgi_est->used_slots; i++)
+		if (mgi_est->regions[i].used && !mgi_est->regions[i].slow)
 			check_mapped(i);
 	mgi_rescan();
-	for (uint32_t i = 0; i < est->used_slots; i++) {
-		mgi_region_t *r = &est->regions[i];
+	for (uint32_t i = 0; i < mgi_est->used_slots; i++) {
+		mgi_region_t *r = &mgi_est->regions[i];
 		uint64_t rr, faults = 0;
 
 		if (!r->used)
 			continue;
 		if (r->slow) {
-			rr = mgi_registry_count(&mgi_reg, (uintptr_t)r->key, rend(r), NULL,
+			rr = mgi_registry_count(&mgi_reg, (uintptr_t)r->key, mgi_est_rend(r), NULL,
 						&faults, true);
 			r->faults = faults; /* this tick's */
 		} else {
 			/* Faults in a fast region are not seen: its growth is
 			 * the best sign of them. */
-			rr = mincore_count((uintptr_t)r->key, rend(r));
+			rr = mincore_count((uintptr_t)r->key, mgi_est_rend(r));
 			r->faults = rr > r->resident ? rr - r->resident : 0;
 			r->resident = rr;
 		}
@@ -613,28 +359,28 @@ void mgi_est_tick(void)
 		resident += rr;
 	}
 	atomic_store_explicit(&mgi_join.me->est_resident, resident, memory_order_relaxed);
-	mgi_estimate_make_fast(est, &table_acct, &ops, NULL);
-	settle(); /* (publishes) */
+	mgi_estimate_make_fast(mgi_est, &mgi_est_acct, &mgi_est_ops, NULL);
+	mgi_est_settle(); /* (publishes) */
 }
 
 void mgi_est_publish(void)
 {
 	mgi_proc_slot_t *me = mgi_join.me;
 
-	if (!est) {
+	if (!mgi_est) {
 		/* Exact mode: every registered range is a slow region. */
 		atomic_store_explicit(&me->est_mapped, mgi_reg.bytes / PAGE, memory_order_relaxed);
 		atomic_store_explicit(&me->est_resident, mgi_reg.present, memory_order_relaxed);
 		atomic_store_explicit(&me->est_slow, mgi_reg.n, memory_order_relaxed);
 		return;
 	}
-	atomic_store_explicit(&me->est_mapped, est->mapped, memory_order_relaxed);
-	atomic_store_explicit(&me->est_fast, est->nr_fast, memory_order_relaxed);
-	atomic_store_explicit(&me->est_slow, est->nr_slow, memory_order_relaxed);
-	if (est->mode_switches != switches_told) {
+	atomic_store_explicit(&me->est_mapped, mgi_est->mapped, memory_order_relaxed);
+	atomic_store_explicit(&me->est_fast, mgi_est->nr_fast, memory_order_relaxed);
+	atomic_store_explicit(&me->est_slow, mgi_est->nr_slow, memory_order_relaxed);
+	if (mgi_est->mode_switches != switches_told) {
 		atomic_fetch_add_explicit(&mgi_join.seg->acct.mode_switches,
-					  est->mode_switches - switches_told, memory_order_relaxed);
-		switches_told = est->mode_switches;
+					  mgi_est->mode_switches - switches_told, memory_order_relaxed);
+		switches_told = mgi_est->mode_switches;
 	}
 	if (switch_ns) {
 		atomic_fetch_add_explicit(&mgi_join.seg->acct.mode_switch_ns, switch_ns,
@@ -647,7 +393,7 @@ uint64_t mgi_est_give(uint64_t pages)
 {
 	uint64_t before, now;
 
-	if (!est)
+	if (!mgi_est)
 		return 0;
 	before = atomic_load(&mgi_join.me->charged);
 	do {
@@ -682,10 +428,10 @@ bool mgi_est_demote(void)
 {
 	bool done;
 
-	if (!est)
+	if (!mgi_est)
 		return false;
-	done = mgi_estimate_demote(est, &table_acct, &ops, NULL);
+	done = mgi_estimate_demote(mgi_est, &mgi_est_acct, &mgi_est_ops, NULL);
 	if (done)
-		settle();
+		mgi_est_settle();
 	return done;
 }

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "hostmem.h"
 #include "size.h"
 #include "victim.h"
 
@@ -80,26 +81,12 @@ const char mgi_limits_help[] =
 	"                           charge up to SIZE beyond the limit while it\n"
 	"                           decides (default 0)\n";
 
-/* A duration: N, Ns or Nms (N a whole number; bare: seconds), into ms.
- * Returns 0, or -1 for anything else. */
+/* A duration: N, Ns or Nms (N a whole number; bare: seconds), into ms:
+ * the core's one duration parser (core/hostmem.c, fuzzed), up to 1000000 s
+ * here (each option checks its own range). Returns 0, or -1. */
 static int parse_duration_ms(const char *arg, uint64_t *ms)
 {
-	char *end;
-	unsigned long long n;
-
-	if (!*arg || *arg < '0' || *arg > '9')
-		return -1;
-	errno = 0;
-	n = strtoull(arg, &end, 10);
-	if (errno || n > 1000000)
-		return -1;
-	if (!strcmp(end, "ms"))
-		*ms = n;
-	else if (!*end || !strcmp(end, "s"))
-		*ms = n * 1000;
-	else
-		return -1;
-	return 0;
+	return mgi_host_duration_ms(arg, strlen(arg), 1000000ULL * 1000, ms) == 0 ? 0 : -1;
 }
 
 /* The OOM options; 1 if opt was one, 0 if not, -1 after saying why the

@@ -1,4 +1,4 @@
-/* kcgroup.c - kernel memory cgroups, v1 and v2, under a manager's directory (see kcgroup.h). */
+/* kcgroup.c - kernel memory cgroups, v1 and v2, under a manager's directory (see kcgroup.h); cleaning in kcgroup_clean.c. */
 #include "kcgroup.h"
 
 #include <dirent.h>
@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "kfile.h"
+#include "kcgroup_int.h"
 
-#define PATH_LEN 512
 
 static int read_text(const char *path, char *buf, size_t size)
 {
@@ -54,8 +54,7 @@ static int write_text(const char *path, const char *text)
 	return e;
 }
 
-/* mount + base [+ "/" group] [+ "/" leaf] [+ "/" file] */
-static int path_of(const mgi_kcg_t *k, const char *group, bool procs, const char *file, char *out)
+int mgi_kcg_path_of(const mgi_kcg_t *k, const char *group, bool procs, const char *file, char *out)
 {
 	int n = snprintf(out, PATH_LEN, "%s%s%s%s%s%s%s%s", k->mount, k->base, *group ? "/" : "",
 			 group, procs && k->version == 2 ? "/" : "",
@@ -135,7 +134,7 @@ static int make_v2_leaf(const mgi_kcg_t *k, const char *group, char path[PATH_LE
 
 	if ((rc = enable_memory(path)) != 0)
 		return rc;
-	if ((rc = path_of(k, group, true, NULL, path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, true, NULL, path)) != 0)
 		return rc;
 	return make_dir(path);
 }
@@ -191,13 +190,13 @@ int mgi_kcg_create(const mgi_kcg_t *k, const char *group)
 		/* The parent gets memory for its children (its own processes
 		 * are in its leaf, so that is allowed). */
 		char parent[PATH_LEN];
-		if ((rc = path_of(k, group, false, NULL, parent)) != 0)
+		if ((rc = mgi_kcg_path_of(k, group, false, NULL, parent)) != 0)
 			return rc;
 		*strrchr(parent, '/') = '\0';
 		if ((rc = enable_memory(parent)) != 0)
 			return rc;
 	}
-	if ((rc = path_of(k, group, false, NULL, path)) != 0 || (rc = make_dir(path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, false, NULL, path)) != 0 || (rc = make_dir(path)) != 0)
 		return rc;
 	return k->version == 2 ? make_v2_leaf(k, group, path) : 0;
 }
@@ -208,12 +207,12 @@ int mgi_kcg_remove(const mgi_kcg_t *k, const char *group)
 	int rc;
 
 	if (k->version == 2) {
-		if ((rc = path_of(k, group, true, NULL, path)) != 0)
+		if ((rc = mgi_kcg_path_of(k, group, true, NULL, path)) != 0)
 			return rc;
 		if (rmdir(path) != 0 && errno != ENOENT)
 			return -errno;
 	}
-	if ((rc = path_of(k, group, false, NULL, path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, false, NULL, path)) != 0)
 		return rc;
 	return rmdir(path) == 0 ? 0 : -errno;
 }
@@ -226,17 +225,17 @@ int mgi_kcg_set_limit(const mgi_kcg_t *k, const char *group, uint64_t bytes)
 	if (k->version == 1) {
 		/* -1: none; v1 rounds down to pages itself */
 		snprintf(num, sizeof(num), bytes == UINT64_MAX ? "-1" : "%llu", (unsigned long long)bytes);
-		if ((rc = path_of(k, group, false, "memory.limit_in_bytes", path)) != 0)
+		if ((rc = mgi_kcg_path_of(k, group, false, "memory.limit_in_bytes", path)) != 0)
 			return rc;
 		return write_text(path, num);
 	}
 	uint64_t max = bytes == UINT64_MAX || bytes > UINT64_MAX / 2 ? UINT64_MAX : bytes + bytes / 8;
 	snprintf(num, sizeof(num), max == UINT64_MAX ? "max" : "%llu", (unsigned long long)max);
-	if ((rc = path_of(k, group, false, "memory.max", path)) != 0 ||
+	if ((rc = mgi_kcg_path_of(k, group, false, "memory.max", path)) != 0 ||
 	    (rc = write_text(path, num)) != 0)
 		return rc;
 	snprintf(num, sizeof(num), bytes == UINT64_MAX ? "max" : "%llu", (unsigned long long)bytes);
-	if ((rc = path_of(k, group, false, "memory.high", path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, false, "memory.high", path)) != 0)
 		return rc;
 	return write_text(path, num);
 }
@@ -246,7 +245,7 @@ int mgi_kcg_add_pid(const mgi_kcg_t *k, const char *group, pid_t pid)
 	char path[PATH_LEN], num[24];
 	int rc;
 
-	if ((rc = path_of(k, group, true, "cgroup.procs", path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, true, "cgroup.procs", path)) != 0)
 		return rc;
 	snprintf(num, sizeof(num), "%d", (int)pid);
 	return write_text(path, num);
@@ -302,7 +301,7 @@ int mgi_kcg_pids(const mgi_kcg_t *k, const char *group, bool subtree, pid_t *pid
 
 	/* v2: the group's own processes are in its leaf, which is also in
 	 * its subtree. */
-	if ((rc = path_of(k, group, !subtree, NULL, path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, !subtree, NULL, path)) != 0)
 		return rc;
 	return collect(path, subtree, pids, max, 0);
 }
@@ -312,7 +311,7 @@ static int read_u64(const mgi_kcg_t *k, const char *group, const char *file, uin
 	char path[PATH_LEN], buf[64];
 	int rc, n;
 
-	if ((rc = path_of(k, group, false, file, path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, false, file, path)) != 0)
 		return rc;
 	if ((n = read_text(path, buf, sizeof(buf))) < 0)
 		return n;
@@ -327,7 +326,7 @@ static int read_keyed(const mgi_kcg_t *k, const char *group, const char *file,
 	uint32_t found;
 	int rc, n;
 
-	if ((rc = path_of(k, group, false, file, path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, false, file, path)) != 0)
 		return rc;
 	if ((n = read_text(path, buf, sizeof(buf))) < 0)
 		return n;
@@ -407,7 +406,7 @@ int mgi_kcg_kernel_killer(const mgi_kcg_t *k, const char *group, bool on)
 
 	if (k->version == 2)
 		return 0;
-	if ((rc = path_of(k, group, false, "memory.oom_control", path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, false, "memory.oom_control", path)) != 0)
 		return rc;
 	return write_text(path, on ? "0" : "1");
 }
@@ -422,7 +421,7 @@ static int register_event(const mgi_kcg_t *k, const char *group, const char *fil
 	char path[PATH_LEN], line[96];
 	int rc, ffd, efd;
 
-	if ((rc = path_of(k, group, false, file, path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, false, file, path)) != 0)
 		return rc;
 	if ((ffd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -errno;
@@ -432,7 +431,7 @@ static int register_event(const mgi_kcg_t *k, const char *group, const char *fil
 		return rc;
 	}
 	snprintf(line, sizeof(line), "%d %d%s%s", efd, ffd, args ? " " : "", args ? args : "");
-	if ((rc = path_of(k, group, false, "cgroup.event_control", path)) == 0)
+	if ((rc = mgi_kcg_path_of(k, group, false, "cgroup.event_control", path)) == 0)
 		rc = write_text(path, line);
 	close(ffd);
 	if (rc != 0) {
@@ -448,7 +447,7 @@ int mgi_kcg_watch_oom(const mgi_kcg_t *k, const char *group)
 	int rc, ofd;
 
 	if (k->version == 2) {
-		if ((rc = path_of(k, group, false, "memory.events", path)) != 0)
+		if ((rc = mgi_kcg_path_of(k, group, false, "memory.events", path)) != 0)
 			return rc;
 		ofd = open(path, O_RDONLY | O_CLOEXEC);
 		return ofd >= 0 ? ofd : -errno;
@@ -468,7 +467,7 @@ int mgi_kcg_set_file(const mgi_kcg_t *k, const char *group, const char *file, ui
 	char path[PATH_LEN], num[32];
 	int rc;
 
-	if ((rc = path_of(k, group, false, file, path)) != 0)
+	if ((rc = mgi_kcg_path_of(k, group, false, file, path)) != 0)
 		return rc;
 	/* the file must be the kernel's: no O_CREAT here (a kernel without
 	 * memsw accounting has no memory.memsw.*) */
@@ -520,83 +519,4 @@ int mgi_kcg_watch_usage(const mgi_kcg_t *k, const char *group, bool memsw, uint6
 	snprintf(threshold, sizeof(threshold), "%llu", (unsigned long long)bytes);
 	return register_event(k, group, memsw ? "memory.memsw.usage_in_bytes" : "memory.usage_in_bytes",
 			      threshold);
-}
-
-/* Depth first under dir (relative name rel, "" for base). */
-static int clean_dir(const mgi_kcg_t *k, const char *rel, bool (*keep)(void *, const char *),
-		     void *arg)
-{
-	char path[PATH_LEN], child[PATH_LEN];
-	int left = 0, rc;
-
-	if ((rc = path_of(k, rel, false, NULL, path)) != 0)
-		return rc;
-	DIR *d = opendir(path);
-	struct dirent *de;
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	while ((de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
-		    !strcmp(de->d_name, MGI_KCG_PROCS_LEAF))
-			continue;
-		if ((size_t)snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "",
-				     de->d_name) >= sizeof(child))
-			continue;
-		int r = clean_dir(k, child, keep, arg);
-		if (r > 0)
-			left += r;
-		if (keep && keep(arg, child))
-			continue;
-		if (r == 0 && mgi_kcg_remove(k, child) != 0)
-			left++;
-		else if (r > 0)
-			left++;
-	}
-	closedir(d);
-	return left;
-}
-
-int mgi_kcg_clean(const mgi_kcg_t *k, bool (*keep)(void *arg, const char *group), void *arg)
-{
-	return clean_dir(k, "", keep, arg);
-}
-
-/* clean_dir's keep for a dead manager's cgroups: its killer on, then
- * removed if it can be. */
-static bool killer_on(void *arg, const char *group)
-{
-	mgi_kcg_kernel_killer(arg, group, true);
-	return false;
-}
-
-int mgi_kcg_sweep(const mgi_kcg_t *k, bool (*dead)(void *arg, const char *name), void *arg)
-{
-	char parent[PATH_LEN], own[PATH_LEN];
-	const char *slash = strrchr(k->base, '/');
-	int left = 0;
-
-	if (!slash || (size_t)snprintf(own, sizeof(own), "%s", slash + 1) >= sizeof(own) ||
-	    (size_t)snprintf(parent, sizeof(parent), "%s%.*s", k->mount, (int)(slash - k->base),
-			     k->base) >= sizeof(parent))
-		return -ENAMETOOLONG;
-	DIR *d = opendir(parent);
-	struct dirent *de;
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		mgi_kcg_t other = *k;
-		if (de->d_type != DT_DIR || strncmp(de->d_name, "memgrp@", 7) != 0 ||
-		    !strcmp(de->d_name, own) || !dead(arg, de->d_name))
-			continue;
-		if ((size_t)snprintf(other.base, sizeof(other.base), "%.*s/%s", (int)(slash - k->base),
-				     k->base, de->d_name) >= sizeof(other.base))
-			continue;
-		mgi_kcg_kernel_killer(&other, "", true);
-		int r = clean_dir(&other, "", killer_on, &other);
-		if (r == 0 && mgi_kcg_remove(&other, "") == 0)
-			continue;
-		left++;
-	}
-	closedir(d);
-	return left;
 }
