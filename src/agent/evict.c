@@ -202,7 +202,7 @@ static size_t moved_unreported(uintptr_t src, uint32_t slot, size_t n)
 /* Moves up to `want` pages the clock chooses into the staging area.
  * Returns how many it moved; stops early when the staging area has no
  * room at its head or the address space is changing (events first).
- * Long (~105 lines): one loop over the clock's runs whose every outcome
+ * Long (~120 lines): one loop over the clock's runs whose every outcome
  * of the move (moved, EAGAIN, EEXIST, EBUSY, the rest) sets the clock's
  * hand and the loop's counters in place; apart, each would take them all. */
 static uint64_t deactivate_shared; /* pages the last deactivate passed over as shared */
@@ -309,9 +309,9 @@ static uint64_t deactivate(uint64_t want, bool unshare)
 			if (unshare && unshared < want) {
 				mgi_releaser_unshare(at, n - k);
 				unshared += n - k;
-			}
-			else
+			} else {
 				deactivate_shared += n - k;
+			}
 			for (size_t i = 0; i < n - k && r; i++)
 				mgi_registry_set_ref(r, at + i * PAGE);
 			reg->hand = run + n * PAGE;
