@@ -14,10 +14,12 @@ extern "C" {
  * Versioning: the API version is MG_VERSION_MAJOR.MG_VERSION_MINOR. A minor
  * bump only adds; a major bump may break. mg_version() tells which library
  * was loaded at run time, so a program can check it against the header it
- * was built with.
+ * was built with. 0.3: mg_ladder_t grew by five fields (handler_asked ..
+ * handler_fallback, with mg_oom_handler_register); a program built against
+ * 0.3 that reads mg_ladder_t checks mg_version() >= 0x000300 first.
  */
 #define MG_VERSION_MAJOR 0
-#define MG_VERSION_MINOR 2
+#define MG_VERSION_MINOR 3
 #define MG_VERSION_PATCH 0
 #define MG_VERSION ((MG_VERSION_MAJOR << 16) | (MG_VERSION_MINOR << 8) | MG_VERSION_PATCH)
 
@@ -232,6 +234,12 @@ MG_API int mg_ladder_read(mg_client_t *c, const char *group, mg_ladder_t *out);
  * applies. A handler process in the group may charge up to the group's
  * --oom-reserve beyond the limit while it decides. Use a connection of
  * its own for the handler: it ends (unregisters) when c is closed.
+ * The group's OOM is that of its limit, or of its kernel cgroup's limit
+ * (the backstop, or --backend kernel: the snapshot then lists the kernel
+ * cgroup's processes, no reserve); a group below it with no handler of its
+ * own is handled by it too (the snapshot is of that group's subtree). The
+ * kernel's own OOM killer (after 5 s at a kernel limit, or with the
+ * backstop off) asks no handler.
  */
 #define MG_OOM_PROCS_MAX 64
 typedef struct mg_oom_proc {

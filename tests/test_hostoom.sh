@@ -12,16 +12,13 @@ dpid=
 n=0
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
+	# the PSI case's kernel cgroup, if it ended early (its reader is tracked)
+	[ -n "${psi_cg:-}" ] && { sleep 0.2; rmdir "$psi_cg" 2>/dev/null; }
 }
+. "$(dirname "$0")/oomlib.sh"
 
-if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
-	skip_all "userfaultfd is not available to this user"
-fi
-
-mg() { "$memgrp" --socket "$sock" "$@"; }
 # MemAvailable now, in MiB
 avail_mb() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
-alive() { kill -0 "$1" 2>/dev/null; }
 # hog MB SECS: a process outside every group touches MB (one memset: a
 # fast drop of MemAvailable), holds them SECS and exits
 # (exec: the pid the caller gets is python's, and a kill of it frees the MB)
@@ -32,10 +29,7 @@ start_d() {
 	n=$((n + 1))
 	sock=$tmp/hd$n.sock
 	log=$tmp/hd$n.log
-	kcg_track "$sock"
-	"$memgrpd" --socket "$sock" "$@" 2>"$log" &
-	dpid=$!
-	wait_socket "$sock" || { bad start "memgrpd did not listen: $(tail -3 "$log")"; return 1; }
+	start_memgrpd "$@"
 }
 stop_d() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
@@ -45,12 +39,7 @@ stop_d() {
 # hold NAME GROUP MB SECS: prog_hold of MB in GROUP as process NAME (pid
 # in pid_NAME); returns once it holds them, so that ages follow the order
 hold() {
-	local name=$1 grp=$2 mb=$3 secs=$4
-	mg run -g "$grp" -- "$progs/prog_hold" "$mb" "$secs" >"$tmp/$name.out" 2>&1 &
-	eval "pid_$name=$!"
-	track $!
-	wait_for 20 grep -q "^holding $mb MB" "$tmp/$name.out" || bad "hold_$name" "did not start: $(cat "$tmp/$name.out")"
-	sleep 0.3
+	hold_in "$2" "$1" "$3" "$4" || bad "hold_$1" "did not start: $(cat "$tmp/$1.out")"
 }
 
 # groups, under one parent P (so that one `memgrp events --ladder P` sees
@@ -92,17 +81,7 @@ while True:
 }
 
 # waits until one of the named processes is gone and says which, or none
-gone() {
-	local secs=$1 p
-	shift
-	for _ in $(seq $((secs * 10))); do
-		for p in "$@"; do
-			eval "alive \$pid_$p" || { echo "$p"; return 0; }
-		done
-		sleep 0.1
-	done
-	echo none
-}
+gone() { gone_within "$@"; }
 
 finish() {
 	local p
@@ -190,6 +169,16 @@ case_ladder() {
 	# (held long enough for a sanitizer build's slow start: nobody may
 	# exit on its own before the kill)
 	groups $((accounting ? 40 : 120)) || { stop_d; return; }
+	# a pre-kill hook on the groups' parent (inherited): it runs before
+	# the host's kill, told of its victim while it still lives
+	cat >"$tmp/hhook.sh" <<HOOK
+#!/bin/sh
+{ env | grep '^MEMGRP_OOM_' | sort
+  kill -0 "\$MEMGRP_OOM_VICTIM_PID" 2>/dev/null && echo "victim alive"; } >"$tmp/hhook.env"
+exit 0
+HOOK
+	chmod +x "$tmp/hhook.sh"
+	mg set "$gP" --oom-prekill "$tmp/hhook.sh" --oom-prekill-timeout 3s || bad hook_set "set refused"
 	cooperate
 	mg events --ladder --json "$gP" >"$tmp/ev.out" 2>"$tmp/ev.err" &
 	local epid=$!
@@ -216,6 +205,19 @@ case_ladder() {
 	else
 		bad victim "gone: $who; $(cat "$log")"
 	fi
+	local hook_at=$(grep -n "running --oom-prekill" "$log" | head -1 | cut -d: -f1)
+	local kill_at=$(grep -n "is out of memory (the host is short" "$log" | grep -v "running --oom-prekill" |
+		head -1 | cut -d: -f1)
+	local b2=$(grep '^MEMGRP_OOM_VICTIM_PID=' "$tmp/hhook.env" 2>/dev/null | cut -d= -f2)
+	[ -n "$hook_at" ] && [ -n "$kill_at" ] && [ "$hook_at" -lt "$kill_at" ] &&
+		grep -q "^victim alive$" "$tmp/hhook.env" &&
+		grep -q "^MEMGRP_OOM_REASON=(the host is short: MemAvailable" "$tmp/hhook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_GROUP=$gB$" "$tmp/hhook.env" &&
+		grep -q "^MEMGRP_OOM_VICTIM_CMDLINE=.*prog_hold 24 " "$tmp/hhook.env" &&
+		grep -q -- "--oom-prekill (pid [0-9]*) exited with status 0 after [0-9]* ms; the host's kill follows" "$log" &&
+		grep "oom-record" "$log" | grep -q "\"pid\": $b2," &&
+		ok "--oom-prekill ran before the host's kill, told of B2 (pid $b2, alive then) and the host's shortage; the record names it" ||
+		bad host_prekill "hook at '$hook_at', kill at '$kill_at': $(cat "$tmp/hhook.env" 2>&1)"
 	local coop_at=$(grep -n "host: short.*asking the cooperating clients" "$log" | head -1 | cut -d: -f1)
 	local kill_at=$(grep -n "is out of memory (the host is short" "$log" | head -1 | cut -d: -f1)
 	[ -n "$coop_at" ] && [ -n "$kill_at" ] && [ "$coop_at" -lt "$kill_at" ] && grep -q asked "$tmp/coop$n.out" &&
@@ -322,3 +324,64 @@ case_blip() {
 	stop_d
 }
 run_case blip
+
+# A real PSI stall fires --host-pressure: a reader in a kernel memcg (v1)
+# of 16M, no swap, reading a 256M file from disk over and over (its file
+# pages reclaimed at the limit: the reader stalls in reclaim and on the
+# disk). Measured on this host (2 CPUs): /proc/pressure/memory some avg10
+# from 0.4 to 8-12 % within 4 s. --dry-run: memgrpd logs whom it would
+# kill and nobody dies.
+psi_cg=
+case_psi() {
+	local mnt
+	mnt=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ {print $2; exit}' /proc/self/mounts)
+	if [ "$(id -u)" != 0 ] || [ -z "$mnt" ] || [ ! -r /proc/pressure/memory ]; then
+		skip psi "needs root, a cgroup v1 memory hierarchy and /proc/pressure/memory"
+		return
+	fi
+	start_d --host-pressure "some 8%/2s" --host-sustain 2s --dry-run || return
+	groups 60 || { stop_d; return; }
+	sleep 2 # (a stall of the groups' own start would show now)
+	if grep -q "host: short (" "$log"; then
+		skip psi "the host stalled before the reader started: $(grep "host: short (" "$log" | head -1)"
+		finish; stop_d; return
+	fi
+	local f
+	f=$(mktemp -p /var/tmp memgrp-psi.XXXXXX) || { skip psi "no file under /var/tmp"; finish; stop_d; return; }
+	# written, then dropped from the page cache: every read goes to disk
+	python3 -c "
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+b = os.urandom(1 << 20)
+for _ in range(256): os.write(fd, b)
+os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)" "$f"
+	psi_cg=$mnt/memgrp-psi-$sfx
+	mkdir "$psi_cg" && echo 16M >"$psi_cg/memory.limit_in_bytes" || { bad psi "cgroup $psi_cg not made"; rm -f "$f"; finish; stop_d; return; }
+	local before=$(awk '/^some/ { print $2 }' /proc/pressure/memory)
+	local from=$(wc -l <"$log")
+	sh -c 'echo $$ >"$1/cgroup.procs"; while [ ! -e "$2.stop" ]; do cat "$2" >/dev/null; done' sh "$psi_cg" "$f" &
+	local rpid=$!
+	track $rpid
+	wait_for 40 eval 'tail -n +$((from + 1)) "$log" | grep -q "host: --dry-run: would kill pid"'
+	local during=$(awk '/^some/ { print $2 }' /proc/pressure/memory) fails=$(cat "$psi_cg/memory.failcnt")
+	: >"$f.stop"
+	wait $rpid
+	rmdir "$psi_cg" && psi_cg=
+	rm -f "$f" "$f.stop"
+	local short=$(tail -n +$((from + 1)) "$log" | grep -m1 "host: short (.*some stall")
+	local line=$(tail -n +$((from + 1)) "$log" | grep -m1 "host: --dry-run: would kill pid")
+	local pid=$(grep -o "would kill pid [0-9]*" <<<"$line" | awk '{ print $4 }')
+	if [ -n "$short" ] && [ -n "$line" ] && [[ $(cmdline "$pid") == *"prog_hold 24 "* ]] &&
+		alive "$pid_A" && alive "$pid_B1" && alive "$pid_B2" && alive "$pid_C"; then
+		local how="its PSI trigger"
+		grep -q "refused the PSI trigger" "$log" && how="its periodic PSI reads (this kernel refused the trigger)"
+		ok "a real stall (reader at a 16M memcg: failcnt $fails; PSI some $before -> $during) fired --host-pressure through $how: '${short#*host: }'; --dry-run named B2 (pid $pid), nobody died"
+	elif [ -z "$short" ]; then
+		skip psi "the reader did not stall the host past 8%/2s here (PSI some $before -> $during, failcnt $fails): $(grep host: "$log" | tail -2)"
+	else
+		bad psi "short: '$short'; dry run: '$line' (pid $pid: $(cmdline "$pid")); $(grep host: "$log" | tail -5)"
+	fi
+	finish
+	stop_d
+}
+run_case psi

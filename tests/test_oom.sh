@@ -10,56 +10,24 @@ progs=$(realpath "$3")
 pydir=$(realpath "$4")
 libmemgrp=$(realpath "$5")
 sock=$tmp/memgrpd.sock
+log=$tmp/memgrpd.log
 dpid=
-kcg_track "$sock"
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 }
+. "$(dirname "$0")/oomlib.sh"
 
-if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
-	skip_all "userfaultfd is not available to this user"
-fi
-
-mg() { "$memgrp" --socket "$sock" "$@"; }
-
-"$memgrpd" --socket "$sock" 2>"$tmp/memgrpd.log" &
-dpid=$!
-wait_socket "$sock" || { bad start "memgrpd did not listen"; cat "$tmp/memgrpd.log"; exit 1; }
+start_memgrpd || exit 1
 
 # start NAME MB [MORE [RUN-OPTIONS...]]: prog_hold of MB in group $g as
 # process NAME (pid in pid_NAME), holding 30 s ($hold s if set); with MORE > 0 it touches
 # MORE MB more once $tmp/go-NAME exists. Returns once it holds its MB, so
 # that the processes' ages follow the order they were started in.
-start() {
-	local name=$1 mb=$2 more=${3:-0}
-	shift 3 2>/dev/null || shift $#
-	rm -f "$tmp/$name.out" # (an earlier NAME's "holding" would end the wait at once)
-	if [ "$more" -gt 0 ]; then
-		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" "${hold:-30}" "$more" "$tmp/go-$name" \
-			>"$tmp/$name.out" 2>&1 &
-	else
-		mg run -g "$g" "$@" -- "$progs/prog_hold" "$mb" "${hold:-30}" >"$tmp/$name.out" 2>&1 &
-	fi
-	eval "pid_$name=$!"
-	track $!
-	wait_for 20 grep -q "^holding $mb MB" "$tmp/$name.out"
-	sleep 0.3
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
+start() { hold_in "$g" "$1" "$2" "${hold:-30}" "${@:3}"; }
 
 # After the trigger: waits until one of the named processes is gone and
 # says which, or "none".
-gone() {
-	local n
-	for _ in $(seq 200); do
-		for n in "$@"; do
-			eval "alive \$pid_$n" || { echo "$n"; return 0; }
-		done
-		sleep 0.1
-	done
-	echo none
-}
+gone() { gone_within 20 "$@"; }
 
 # Ends the case's processes still running and removes the group(s).
 finish() {
@@ -70,9 +38,6 @@ finish() {
 	wait_for 10 test "$(stat_field "$g" nr_processes 2>/dev/null)" = 0
 }
 
-# status NAME: the exit status of a process that has gone (memgrp run
-# passes its command's: 137 = SIGKILL)
-status() { eval "wait \$pid_$1"; echo $?; }
 
 # policy POLICY GROWER EXPECT [CREATE-OPTIONS...]: three processes in a
 # group at 56M: A 24M (the oldest), B 8M, C 16M (the newest); GROWER

@@ -12,57 +12,24 @@ examples=$(realpath "$6")
 sock=$tmp/memgrpd.sock
 log=$tmp/memgrpd.log
 dpid=
-kcg_track "$sock"
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 }
+. "$(dirname "$0")/oomlib.sh"
 
-if [ ! -e /dev/userfaultfd ] && [ "$(id -u)" != 0 ]; then
-	skip_all "userfaultfd is not available to this user"
-fi
-
-mg() { "$memgrp" --socket "$sock" "$@"; }
 py() { MEMGRP_LIB=$libmemgrp PYTHONPATH=$pydir python3 "$@"; }
 
-"$memgrpd" --socket "$sock" 2>"$log" &
-dpid=$!
-wait_socket "$sock" || { bad start "memgrpd did not listen"; cat "$log"; exit 1; }
+start_memgrpd || exit 1
 
 # start NAME MB [MORE]: prog_hold of MB in group $g as process NAME (its
 # memgrp run's pid in pid_NAME), holding $hold s; with MORE it touches MORE
 # MB more once $tmp/go-NAME exists. Returns once it holds its MB, so that
 # ages follow the order of the starts.
 hold=30
-start() {
-	local name=$1 mb=$2 more=${3:-0}
-	rm -f "$tmp/$name.out"
-	if [ "$more" -gt 0 ]; then
-		"$memgrp" --socket "$sock" run -g "$g" -- "$progs/prog_hold" "$mb" "$hold" "$more" \
-			"$tmp/go-$name" >"$tmp/$name.out" 2>&1 &
-	else
-		"$memgrp" --socket "$sock" run -g "$g" -- "$progs/prog_hold" "$mb" "$hold" >"$tmp/$name.out" 2>&1 &
-	fi
-	eval "pid_$name=$!"
-	track $!
-	wait_for 20 grep -qs "^holding $mb MB" "$tmp/$name.out"
-	sleep 0.3
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
+start() { hold_in "$g" "$1" "$2" "$hold" "${3:-0}"; }
 
 # gone NAME...: waits until one of them is gone and says which, or "none".
-gone() {
-	local n
-	for _ in $(seq 100); do
-		for n in "$@"; do
-			eval "alive \$pid_$n" || { echo "$n"; return 0; }
-		done
-		sleep 0.1
-	done
-	echo none
-}
-
-status() { eval "wait \$pid_$1"; echo $?; }
+gone() { gone_within 10 "$@"; }
 
 # The case's processes ended, its group removed.
 finish() {
@@ -131,6 +98,60 @@ case_newest() {
 	finish A B C
 }
 run_case newest
+
+# ancestor LIMITED: a handler (examples/oom_handler.c) registered on $top,
+# A in LIMITED/a, B and C in LIMITED/b; LIMITED (56M) is $top itself or
+# $top/mid. B's growth is refused by LIMITED's limit, an ancestor of its
+# own group: the handler registered on LIMITED, or the nearest above it,
+# is asked with the snapshot of LIMITED's subtree (all three), and kills C.
+ancestor() {
+	local limited=$1 name=$2
+	mg create "$top" && { [ "$limited" = "$top" ] || mg create "$limited"; } &&
+		mg set "$limited" -m 56M --oom-handler-timeout 3s && mg create "$limited/a" &&
+		mg create "$limited/b" || { bad "$name" "create refused"; return; }
+	c_handler "$top"
+	g=$limited/a hold=8 start A 24
+	g=$limited/b hold=8 start B 8 10
+	g=$limited/b hold=8 start C 16
+	: >"$tmp/go-B"
+	local dead st sa sb
+	dead=$(gone A B C)
+	[ "$dead" != none ] && st=$(status "$dead")
+	wait_for 10 grep -qs "^holding 10 MB more" "$tmp/B.out"
+	wait "$pid_A"; sa=$?
+	wait "$pid_B"; sb=$?
+	local asked killed
+	asked=$(stat_field "$limited" oom_handler_asked) killed=$(stat_field "$limited" oom_handler_kill)
+	local reg="(pid [0-9]*)"
+	[ "$limited" != "$top" ] && reg="(pid [0-9]*, registered on '$top')"
+	[ "$dead" = C ] && [ "${st:-}" = 137 ] && [ "$sa" = 0 ] && [ "$sb" = 0 ] && [ "$asked" = 1 ] &&
+		[ "$killed" = 1 ] &&
+		grep -q "group '$limited' is out of memory .*: its OOM handler $reg decides.*3 processes" "$log" &&
+		grep -q "snapshot [0-9]*: 3 processes, killing the newest, pid [0-9]* (prog_hold.*: done" "$tmp/h.out" &&
+		ok "B's charge refused by '$limited' (above its group): the handler on '$top' asked with the 3 processes of '$limited''s subtree, killed C ($st); A and B kept every byte" ||
+		{ bad "$name" "dead '$dead' ($st), A $sa, B $sb, asked $asked, kill $killed"
+		  cat "$tmp/h.out"; grep "$top" "$log" | tail -6; }
+	local p
+	for p in A B C; do eval "kill \$pid_$p 2>/dev/null; wait \$pid_$p 2>/dev/null"; done
+	kill "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null; hpid=
+	wait_for 10 test "$(stat_field "$top" nr_processes 2>/dev/null)" = 0
+	rm -f "$tmp"/go-*
+	mg rm "$limited/a"; mg rm "$limited/b"
+	[ "$limited" = "$top" ] || mg rm "$limited"
+	mg rm "$top"
+}
+case_ancestor() {
+	echo "--- an ancestor's limit: its own handler decides, with its subtree's snapshot"
+	top=t-oh-anc-$sfx
+	ancestor "$top" ancestor
+}
+run_case ancestor
+case_nearest() {
+	echo "--- a limit with no handler of its own: the nearest handler above it decides"
+	top=t-oh-near-$sfx
+	ancestor "$top/mid" nearest
+}
+run_case nearest
 
 case_raise() {
 	echo "--- a handler (examples/python/oom_handler.py) raises the limit"
@@ -461,8 +482,9 @@ except memgrp.Error as e:
     print(errno.errorcode[e.errno], e)
 PY
 )
-		echo "$out" | grep -Eq "^(EOPNOTSUPP|ENOTSUP) .*kernel backend" &&
-			ok "a handler for a kernel-backend group refused (its OOM is the kernel cgroup's kill)" ||
+		# (asked at its kernel limit: test_kbackend.sh 'handler')
+		echo "$out" | grep -qx "registered" &&
+			ok "a handler for a kernel-backend group is registered (asked at its kernel limit)" ||
 			bad kbackend "$out"
 		mg rm "$g"
 	else

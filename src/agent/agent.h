@@ -181,12 +181,13 @@ void mgi_releaser_idle(void);
  * MADV_POPULATE_WRITE faults there when a page went missing meanwhile). */
 bool mgi_releaser_unsharing(uintptr_t page);
 /* fork.c, forkchild.c */
-/* In a forked child, before anything else: waits until the parent's
- * handler has either handed us the uffd our address space is registered
- * on, with the store we inherited to restore from (its faults are served
- * from then on), or copied in every page it held and let go; unmaps the
- * parent's other reclaim ranges. Returns the uffd handed over, or -1. */
-int mgi_fork_child_start(void);
+/* In a forked child, before anything else (childreset.c): waits until the
+ * parent's handler has either handed us the uffd our address space is
+ * registered on, with the store we inherited to restore from (its faults
+ * are served from then on), or copied in every page it held and let go. */
+void mgi_fork_child_start(void);
+/* The uffd handed over to this child with a kept store, once (-1: none). */
+int mgi_fork_take_uffd(void);
 /* In a forked child that was handed its uffd: stops serving faults from
  * the kept store alone (the handler thread, first thing). */
 void mgi_fork_early_stop(void);
@@ -400,8 +401,8 @@ void mgi_exclude_next(uintptr_t cur, uintptr_t *stop, uintptr_t *skip_to, bool *
 /* The agent's own reservations (never registered, dropped in a forked
  * child): 0 or -ENOSPC. */
 int mgi_own_range(uintptr_t start, size_t len);
-/* A forked child: the parent's own ranges unmapped, but keep and keep2 (a
- * store and its file meta kept: not NULL); none is left on the list. */
-void mgi_exclude_child_reset(const void *keep, const void *keep2);
+/* A forked child: the parent's own ranges unmapped, but a store and its
+ * file meta kept (forkchild.c's hand-over); none is left on the list. */
+void mgi_exclude_child_reset(void);
 
 #endif

@@ -16,6 +16,8 @@
  * Records an admission adds lie in the stretches already passed, so the
  * list stays right while the walk goes on. The handler alone admits.
  */
+/* (Scratch, refilled by each admission: a forked child inherits nothing
+ * of use or harm in it.) */
 static struct span {
 	uintptr_t start, end;
 } spans[EST_CAPACITY];

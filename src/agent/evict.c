@@ -89,9 +89,9 @@ static bool warned_no_evict;
 
 struct mgi_pageout mgi_pageout;
 
-void mgi_evict_child_reset(bool store_kept)
+void mgi_evict_child_reset(void)
 {
-	uint32_t clock = store_kept ? mgi_pageout.evict_clock : 0;
+	uint32_t clock = mgi_kept_store(NULL, NULL) ? mgi_pageout.evict_clock : 0;
 
 	/* (The fork may have caught our parent's handler inside an eviction:
 	 * its flag, copied, would keep this process from ever evicting.) */

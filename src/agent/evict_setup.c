@@ -37,7 +37,9 @@ void mgi_evict_init(void)
 {
 	size_t stage_len = (size_t)MGI_STAGE_SLOTS * PAGE;
 	mgi_codec_t codec = codec_from_env();
-	void *staging_mem;
+	void *staging_mem, *kept_mem, *kept_meta;
+	size_t kept_bytes, kept_meta_bytes;
+	bool kept = mgi_kept_store(&kept_mem, &kept_bytes);
 
 	mgi_pageout.can_evict = false;
 	if (!mgi_handler.fork_events) {
@@ -49,11 +51,11 @@ void mgi_evict_init(void)
 	mgi_pageout.no_evict_why = "out of memory while setting up the staging area and store";
 	mgi_pageout.stage_base = (uintptr_t)mgi_reserve(stage_len);
 	mgi_pageout.beacon = (uintptr_t)mgi_reserve(PAGE);
-	if (mgi_kept.store) {
+	if (kept) {
 		/* a forked child's: its parent's store, kept (adopted once the
 		 * handler's scan has registered the address space) */
-		mgi_pageout.store_bytes = mgi_kept.store_bytes;
-		mgi_pageout.store_mem = mgi_kept.store_mem;
+		mgi_pageout.store_bytes = kept_bytes;
+		mgi_pageout.store_mem = kept_mem;
 	} else {
 		mgi_pageout.store_bytes = mgi_store_region_bytes(MGI_STORE_MAX_PAGES, codec);
 		mgi_pageout.store_mem = mgi_reserve(mgi_pageout.store_bytes);
@@ -64,17 +66,15 @@ void mgi_evict_init(void)
 	if (!mgi_pageout.stage_base || !mgi_pageout.beacon || !mgi_pageout.store_mem || !staging_mem || !mgi_pageout.restore_buf ||
 	    !release_stack) {
 		/* (a kept store stays mapped: its pages are the only copy) */
-		if (mgi_kept.store)
-			mgi_own_range((uintptr_t)mgi_kept.store_mem, mgi_kept.store_bytes);
+		if (kept)
+			mgi_own_range((uintptr_t)kept_mem, kept_bytes);
 		return;
 	}
 	mgi_own_range(mgi_pageout.stage_base, stage_len);
 	mgi_own_range(mgi_pageout.beacon, PAGE);
 	mgi_own_range((uintptr_t)mgi_pageout.store_mem, mgi_pageout.store_bytes);
-	if (mgi_kept.store) {
-		mgi_pageout.store = mgi_kept.store;
-		mgi_kept.store = NULL;
-		mgi_kept.adopting = true;
+	if (kept) {
+		mgi_pageout.store = mgi_kept_take_store();
 	} else {
 		mgi_pageout.store = mgi_store_init(mgi_pageout.store_mem, mgi_pageout.store_bytes,
 						 MGI_STORE_MAX_PAGES, codec,
@@ -86,8 +86,9 @@ void mgi_evict_init(void)
 	if (!mgi_pageout.store)
 		return;
 	mgi_swapfile_init();
-	if (mgi_kept.meta) /* a file meta kept, no file now: its range stays ours */
-		mgi_own_range((uintptr_t)mgi_kept.meta, mgi_kept.meta_bytes);
+	kept_meta = mgi_kept_meta(&kept_meta_bytes);
+	if (kept_meta) /* a file meta kept, no file now: its range stays ours */
+		mgi_own_range((uintptr_t)kept_meta, kept_meta_bytes);
 	mgi_staging_init(&mgi_pageout.staging, staging_mem, MGI_STAGE_SLOTS);
 	*(volatile char *)mgi_pageout.beacon = 1; /* present: never a fault of ours */
 	if (mgi_uffd_register_wp(mgi_handler.uffd, mgi_pageout.stage_base, stage_len) != 0 ||

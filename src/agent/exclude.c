@@ -20,6 +20,7 @@
 
 #include "account.h"
 #include "agent.h"
+#include "pageout.h"
 #include "options.h"
 #include "victim.h"
 #include "os.h"
@@ -73,8 +74,16 @@ void mgi_exclude_next(uintptr_t cur, uintptr_t *stop, uintptr_t *skip_to, bool *
 	*is_own = whose == 1;
 }
 
-void mgi_exclude_child_reset(const void *keep, const void *keep2)
+void mgi_exclude_child_reset(void)
 {
+	void *keep = NULL, *keep2 = NULL;
+	size_t bytes;
+
+	/* (a store its parent's agent let it keep, and its file meta) */
+	if (mgi_kept_store(&keep, NULL))
+		keep2 = mgi_kept_meta(&bytes);
+	else
+		keep = NULL;
 	for (unsigned i = 0; i < nown; i++) {
 		void *at = (void *)own[i].start;
 		if (keep && (at == keep || at == keep2))

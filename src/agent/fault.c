@@ -40,7 +40,8 @@ static unsigned npending;
 /* npending, for the watchdog (another thread) to read. */
 static _Atomic unsigned parked;
 /* Pages the last resolved fault brought in (wait_for_work's evict-ahead
- * serves single-page faults only). */
+ * serves single-page faults only). A forked child inherits it: a hint
+ * for its first wait only (childreset.c). */
 static size_t last_fault_pages;
 
 static void park(uintptr_t addr, uint64_t since)

@@ -29,8 +29,47 @@
 #define PAGE MGI_PAGE_SIZE
 #define CHILD_WAIT_MS 60000   /* how long a child waits for its parent's copy */
 
-/* (pageout.h) */
-struct mgi_kept mgi_kept;
+/* What this child kept of its parent's (pageout.h): filled by the child's
+ * start, taken by eviction's and the write-back file's set-up. */
+static struct {
+	void *store_mem, *meta;
+	size_t store_bytes, meta_bytes;
+	mgi_store_t *store;
+	uint64_t pages; /* entries to charge to swap once adopted */
+	bool adopting;
+} mgi_kept;
+
+bool mgi_kept_store(void **mem, size_t *bytes)
+{
+	if (mem)
+		*mem = mgi_kept.store_mem;
+	if (bytes)
+		*bytes = mgi_kept.store_bytes;
+	return mgi_kept.store != NULL;
+}
+
+mgi_store_t *mgi_kept_take_store(void)
+{
+	mgi_store_t *store = mgi_kept.store;
+
+	mgi_kept.store = NULL;
+	mgi_kept.adopting = store != NULL;
+	return store;
+}
+
+void *mgi_kept_meta(size_t *bytes)
+{
+	*bytes = mgi_kept.meta_bytes;
+	return mgi_kept.meta;
+}
+
+void *mgi_kept_take_meta(size_t *bytes)
+{
+	void *meta = mgi_kept_meta(bytes);
+
+	mgi_kept.meta = NULL;
+	return meta;
+}
 
 /* ---- a forked child's first moments ---- */
 
@@ -293,7 +332,18 @@ static int receive_uffd(int sock)
 	return fd;
 }
 
-int mgi_fork_child_start(void)
+/* The uffd our parent's agent handed over with the store (mgi_fork_take_uffd). */
+static int handed_uffd = -1;
+
+int mgi_fork_take_uffd(void)
+{
+	int fd = handed_uffd;
+
+	handed_uffd = -1;
+	return fd;
+}
+
+void mgi_fork_child_start(void)
 {
 	uint64_t waited_ms = 0;
 	int cfd = -1, sock = -1;
@@ -355,15 +405,11 @@ int mgi_fork_child_start(void)
 		if (fd >= 0)
 			close(fd);
 	}
-	/* The parent's reclaim ranges are copies we do not need, but for a
-	 * store (and its file meta) we keep. (Those registered on a handed
-	 * uffd make UNMAP events: the early server reads them.) */
-	mgi_exclude_child_reset(mgi_kept.store ? mgi_kept.store_mem : NULL, mgi_kept.meta);
-	mgi_swapfile_child_reset();
-	mgi_releaser_child_reset();
-	mgi_evict_child_reset(mgi_kept.store != NULL);
-	mgi_cow_child_start(); /* frames shared with our parent: charged once (cow.c) */
-	return mgi_kept.store ? cfd : -1;
+	/* Next (childreset.c): the parent's reclaim ranges, copies we do not
+	 * need, unmapped but for a store (and its file meta) we keep. (Those
+	 * registered on a handed uffd make UNMAP events: the early server
+	 * reads them.) */
+	handed_uffd = mgi_kept.store ? cfd : -1;
 }
 
 bool mgi_fork_adopting(void)

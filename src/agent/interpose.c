@@ -304,6 +304,8 @@ __attribute__((visibility("default"))) int brk(void *addr)
  * the thread exists (pages it touched first are charged when learned). The
  * agent's own handler stack lies in the arena and is refused there. */
 static int (*next_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+/* (Kept across fork on purpose, agent.h; move_lock has its own atfork
+ * handlers, move_fork_*.) */
 uintptr_t mgi_app_tcbs[MGI_APP_TCBS_MAX];
 _Atomic unsigned mgi_app_ntcbs;
 _Atomic bool mgi_app_tcbs_lost;

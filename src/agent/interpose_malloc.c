@@ -28,6 +28,8 @@
  * is in slot 0, checked first. Initial-exec TLS: no allocation, no lock
  * on access.
  */
+/* A forked child inherits the forking thread's ranges: the same address
+ * space, registered again by the child's scan (childreset.c). */
 #define TL_RANGES 8
 static __thread uintptr_t tl_lo[TL_RANGES] __attribute__((tls_model("initial-exec")));
 static __thread uintptr_t tl_hi[TL_RANGES] __attribute__((tls_model("initial-exec")));
@@ -163,7 +165,8 @@ static void *(*next_aligned_alloc)(size_t, size_t);
 static void *(*next_memalign)(size_t, size_t);
 
 /* dlsym itself may call calloc before we know the next calloc: serve it
- * from a small static buffer, which free() then recognizes and ignores. */
+ * from a small static buffer, which free() then recognizes and ignores.
+ * (Kept across fork, with the next definitions: the child's pointers.) */
 static char bootstrap[4096] __attribute__((aligned(16)));
 static size_t bootstrap_used;
 static _Atomic int resolving;

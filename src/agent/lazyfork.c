@@ -36,7 +36,7 @@
  */
 
 static int spare = -1;       /* ours, as the manager said (SPARE) */
-static int child_spare = -1; /* taken at fork: the child's to use */
+static int child_spare = -1; /* taken at fork: the child's to use (inherited on purpose) */
 static bool asked;           /* this process asked for spares */
 
 static void send_spare(int slot)

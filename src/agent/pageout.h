@@ -31,7 +31,7 @@ extern struct mgi_pageout mgi_pageout;
 /* evict.c: a forked child, once its parent's store is kept or not: all of
  * the above forgotten (the parent's), but the eviction clock when the
  * store is kept (its stamps are on that clock). */
-void mgi_evict_child_reset(bool store_kept);
+void mgi_evict_child_reset(void);
 
 /* The store's and the staging table's key of a page: its page number. */
 static inline uint64_t key_of(uintptr_t addr)
@@ -96,17 +96,17 @@ int mgi_fork_child_reset(void);
 /* forkchild.c: whether a child's early fault server runs (a thread of
  * the agent's, for fork_prepare's count). */
 bool mgi_fork_early_serving(void);
-/* What a forked child kept of its parent's (child start to mgi_evict_init
- * and mgi_fork_adopt). Shared, not owned: evict.c and swapfile.c take the
- * store and file meta from it at set-up. Step two of the split gives it
- * one owner. */
-struct mgi_kept {
-	void *store_mem, *meta;
-	size_t store_bytes, meta_bytes;
-	mgi_store_t *store;
-	uint64_t pages; /* entries to charge to swap once adopted */
-	bool adopting;
-};
-extern struct mgi_kept mgi_kept;
+/* What a forked child kept of its parent's, owned by forkchild.c (its
+ * start fills it; set-up takes from it): the store's mapping, the store
+ * itself, the write-back file's meta. */
+/* Whether a store is kept; *mem, *bytes: its mapping (either may be NULL). */
+bool mgi_kept_store(void **mem, size_t *bytes);
+/* The kept store handed over to eviction's set-up (evict_setup.c): from
+ * then on it is adopted once the scan has registered the address space. */
+mgi_store_t *mgi_kept_take_store(void);
+/* The kept file meta, or NULL: looked at (evict_setup.c), or taken by a
+ * new write-back file (swapfile.c). */
+void *mgi_kept_meta(size_t *bytes);
+void *mgi_kept_take_meta(size_t *bytes);
 
 #endif

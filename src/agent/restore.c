@@ -27,7 +27,7 @@
 
 #define PAGE MGI_PAGE_SIZE
 
-static bool warned_conflict;
+static bool warned_conflict; /* said once a process line: a forked child inherits it */
 
 
 /* Whether the out page at addr is in the store (not staged). */

@@ -46,10 +46,6 @@ static mgi_range_t lazy_known[MGI_LAZY_RANGES_MAX]; /* charged, disjoint */
 static unsigned nlazy;
 
 
-/* A forked child's uffd, handed over by its parent's agent (forkchild.c): its
- * address space is registered on it already. */
-static int handed_uffd = -1;
-
 /*
  * A start that costs nothing (issue 17, part 2). Most processes a shell or
  * a build runs are small and short: for them the userfaultfd, three
@@ -243,10 +239,12 @@ void mgi_agent_start(void)
 		return;
 	}
 	mgi_maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	/* A forked child's uffd, handed over by its parent's agent
+	 * (forkchild.c): its address space is registered on it already. */
+	int handed_uffd = mgi_fork_take_uffd();
 	bool handed = handed_uffd >= 0;
 	if (handed) {
 		mgi_handler.uffd = handed_uffd; /* negotiated by our parent: the same features */
-		handed_uffd = -1;
 	} else {
 		/* Opened now even when its use is deferred: the process may
 		 * drop its privileges before it needs one (measured:
@@ -368,27 +366,6 @@ void mgi_agent_child_after_fork(void)
 	if (!atomic_load(&mgi_agent_active))
 		return;
 	atomic_store(&mgi_agent_active, false);
-	/* A sibling's userfaultfd our parent's handler held as we forked is
-	 * not ours to keep (fork.c). */
-	mgi_fork_close_inflight();
-	/* First: wait until our parent's agent has let go of our memory,
-	 * keep its store if we may, and drop its other reclaim ranges (this
-	 * also resets the eviction clock unless the store is kept: its
-	 * stamps are on the parent's clock). */
-	handed_uffd = mgi_fork_child_start();
-	close_fd(&mgi_handler.uffd);
-	mgi_join_child_reset();
-	mgi_request_child_reset();
-	close_fd(&mgi_maps_fd);
-	/* The parent's arena (registry, handler stack) is of no use here;
-	 * nothing in it is registered in the child. */
-	mgi_vrange_child_save();
-	mgi_arena_destroy(&mgi_arena);
-	mgi_learn_child_reset();
-	mgi_handler_child_reset();
-	mgi_fault_forget_parked();
-	mgi_room_child_reset();
-	mgi_account_child_reset();
-	atomic_store(&mgi_agent_threads, 0); /* the parent's: not here */
+	mgi_agent_child_resets(); /* every module's, in order (childreset.c) */
 	mgi_agent_start();
 }

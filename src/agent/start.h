@@ -10,6 +10,8 @@ void mgi_agent_start(void);
 /* atfork child handler: everything the parent's handler owned is a stale
  * copy; starts over. */
 void mgi_agent_child_after_fork(void);
+/* childreset.c: every module's reset in a forked child, in order. */
+void mgi_agent_child_resets(void);
 
 /* join.c: connects to the manager at path and joins its group. */
 int mgi_join_group(const char *path);

@@ -89,13 +89,14 @@ void mgi_swapfile_init(void)
 			      strerror(errno));
 		return;
 	}
-	if (mgi_kept.meta) {
+	size_t kept_bytes;
+	void *kept = mgi_kept_take_meta(&kept_bytes);
+	if (kept) {
 		/* a forked child's store, file attached, with nothing in its
 		 * parent's file (mgi_fork_event): a new file of our own */
-		swap_meta = mgi_kept.meta;
-		swap_meta_bytes = mgi_kept.meta_bytes;
-		mgi_own_range((uintptr_t)mgi_kept.meta, mgi_kept.meta_bytes);
-		mgi_kept.meta = NULL;
+		swap_meta = kept;
+		swap_meta_bytes = kept_bytes;
+		mgi_own_range((uintptr_t)kept, kept_bytes);
 		return;
 	}
 	meta = mgi_reserve(meta_bytes);

@@ -62,7 +62,7 @@ void *mgi_thread_trampoline(void *p)
  * handler's scan from registering the heap while another agent thread
  * may still allocate from it. */
 _Atomic unsigned mgi_agent_threads;
-const pthread_attr_t *_Atomic mgi_agent_attr;
+const pthread_attr_t *_Atomic mgi_agent_attr; /* (inherited: it only tells our own starts apart) */
 
 int mgi_start_thread(pthread_t *t, void *stack, size_t size, void *(*fn)(void *), void *arg)
 {

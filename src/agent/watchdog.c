@@ -41,7 +41,9 @@ static void *watch_stack, *watch_buf;
 static pthread_t watchdog;
 static _Atomic uint64_t lost_faults; /* threads found waiting and woken */
 
-/* The threads found waiting at the last scan, with their fault counts. */
+/* The threads found waiting at the last scan, with their fault counts. A
+ * forked child inherits them (and lost_faults): its threads' tids are
+ * never its parent's, so none matches (childreset.c). */
 static int tids_seen[TIDS_MAX];
 static uint64_t faults_seen[TIDS_MAX];
 static unsigned nseen;

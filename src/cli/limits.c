@@ -76,7 +76,10 @@ const char mgi_limits_help[] =
 	"                           then CMD is killed and the kill goes on\n"
 	"      --oom-handler-timeout DURATION  how long the group's user-space OOM\n"
 	"                           handler (mg_oom_handler_register) may take to\n"
-	"                           decide (default 1s, up to 4s); then the policy\n"
+	"                           decide (default 1s, up to 4s); then the policy.\n"
+	"                           Asked at the group's limit, its kernel limit, or\n"
+	"                           (none of its own) a handler's above it; never by\n"
+	"                           the kernel's own OOM killer (see memgrpd --help)\n"
 	"      --oom-reserve SIZE   the handler's process, if in the group, may\n"
 	"                           charge up to SIZE beyond the limit while it\n"
 	"                           decides (default 0)\n";

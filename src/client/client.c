@@ -309,12 +309,15 @@ int64_t mg_event_read(int efd)
 	return r < 0 && errno == EAGAIN ? 0 : -(errno ? errno : EIO);
 }
 
-/* Asks the manager for a group's figures: they are in c->ans.stat.figures
- * when it returns 0. */
-static int stat_request(mg_client_t *c, const char *group)
+/* Asks the manager for a group's figures (out: the caller's, checked): *f
+ * points at them, in c->ans, when it returns 0. */
+static int stat_request(mg_client_t *c, const char *group, const void *out,
+			const mgi_stats_t **f)
 {
 	int rc;
 
+	if (!c || !out)
+		return -EINVAL;
 	mgi_msg_init(&c->req, MGI_MSG_STAT_REQ);
 	if ((rc = put_group(c, c->req.group.group, group)) != 0)
 		return rc;
@@ -323,18 +326,17 @@ static int stat_request(mg_client_t *c, const char *group)
 		return rc;
 	if (rc != MGI_MSG_STAT)
 		return set_error(c, -EPROTO, "unexpected answer from the manager");
+	*f = &c->ans.stat.figures;
 	return 0;
 }
 
 int mg_stats(mg_client_t *c, const char *group, mg_stats_t *out)
 {
-	int rc;
+	const mgi_stats_t *f;
+	int rc = stat_request(c, group, out, &f);
 
-	if (!c || !out)
-		return -EINVAL;
-	if ((rc = stat_request(c, group)) != 0)
+	if (rc != 0)
 		return rc;
-	const mgi_stats_t *f = &c->ans.stat.figures;
 	*out = (mg_stats_t){f->usage, f->max_usage, f->limit, f->failcnt, f->pgfault,
 			    f->nr_processes, f->tracked_bytes, f->untracked_bytes, f->oom_kill};
 	return 0;
@@ -342,13 +344,11 @@ int mg_stats(mg_client_t *c, const char *group, mg_stats_t *out)
 
 int mg_ladder_read(mg_client_t *c, const char *group, mg_ladder_t *out)
 {
-	int rc;
+	const mgi_stats_t *f;
+	int rc = stat_request(c, group, out, &f);
 
-	if (!c || !out)
-		return -EINVAL;
-	if ((rc = stat_request(c, group)) != 0)
+	if (rc != 0)
 		return rc;
-	const mgi_stats_t *f = &c->ans.stat.figures;
 	*out = (mg_ladder_t){.coop = f->ladder_coop, .coop_enough = f->ladder_coop_enough,
 			     .evict = f->ladder_evict, .evict_empty = f->ladder_evict_empty,
 			     .oom_kill = f->oom_kill, .oom_pauses = f->oom_pauses,

@@ -93,7 +93,9 @@ static unsigned flip(mgi_hu_entry_t *e, unsigned from, unsigned to, bool set)
 	return changed;
 }
 
-size_t mgi_hu_fill(mgi_hu_table_t *t, uintptr_t start, uintptr_t end)
+/* Marks the pages of [start, end) used (set) or unused in the blocks the
+ * range crosses; returns how many changed. */
+static size_t mark(mgi_hu_table_t *t, uintptr_t start, uintptr_t end, bool set)
 {
 	size_t total = 0;
 
@@ -101,48 +103,42 @@ size_t mgi_hu_fill(mgi_hu_table_t *t, uintptr_t start, uintptr_t end)
 	for (uintptr_t b = start & ~(MGI_HU_BLOCK - 1); b < end && b >= (start & ~(MGI_HU_BLOCK - 1));
 	     b += MGI_HU_BLOCK) {
 		uintptr_t lo = start > b ? start : b, hi = end < b + MGI_HU_BLOCK ? end : b + MGI_HU_BLOCK;
-		mgi_hu_entry_t *e = b ? lookup_or_add(t, b) : NULL;
-		if (!e) {
+		mgi_hu_entry_t *e = !set ? lookup(t, b) : b ? lookup_or_add(t, b) : NULL;
+		if (!e && set) {
 			/* the page at address 0 is never mapped; a full table
 			 * loses the blocks it cannot hold (counted) */
 			t->dropped += (hi - lo) / MGI_HU_PAGE;
-			continue;
+		} else if (e) {
+			unsigned n = flip(e, (unsigned)((lo - b) / MGI_HU_PAGE),
+					  (unsigned)((hi - b + MGI_HU_PAGE - 1) / MGI_HU_PAGE), set);
+			total += n;
+			if (set) {
+				e->used = (uint16_t)(e->used + n);
+				e->freq = (uint16_t)(e->freq > UINT16_MAX - MGI_HU_FREQ_HIT
+							     ? UINT16_MAX
+							     : e->freq + MGI_HU_FREQ_HIT);
+			} else {
+				e->used = (uint16_t)(e->used - n);
+				if (n && e->state == MGI_HU_HUGE)
+					e->state = MGI_HU_BASE;
+				if (e->used == 0)
+					remove_entry(t, e);
+			}
 		}
-		unsigned n = flip(e, (unsigned)((lo - b) / MGI_HU_PAGE),
-				  (unsigned)((hi - b + MGI_HU_PAGE - 1) / MGI_HU_PAGE), true);
-		e->used = (uint16_t)(e->used + n);
-		e->freq = (uint16_t)(e->freq > UINT16_MAX - MGI_HU_FREQ_HIT ? UINT16_MAX
-									: e->freq + MGI_HU_FREQ_HIT);
-		total += n;
 		if (b + MGI_HU_BLOCK == 0)
 			break; /* the top of the address space */
 	}
 	return total;
 }
 
+size_t mgi_hu_fill(mgi_hu_table_t *t, uintptr_t start, uintptr_t end)
+{
+	return mark(t, start, end, true);
+}
+
 size_t mgi_hu_clear(mgi_hu_table_t *t, uintptr_t start, uintptr_t end)
 {
-	size_t total = 0;
-
-	start &= ~(MGI_HU_PAGE - 1);
-	for (uintptr_t b = start & ~(MGI_HU_BLOCK - 1); b < end && b >= (start & ~(MGI_HU_BLOCK - 1));
-	     b += MGI_HU_BLOCK) {
-		uintptr_t lo = start > b ? start : b, hi = end < b + MGI_HU_BLOCK ? end : b + MGI_HU_BLOCK;
-		mgi_hu_entry_t *e = lookup(t, b);
-		if (e) {
-			unsigned n = flip(e, (unsigned)((lo - b) / MGI_HU_PAGE),
-					  (unsigned)((hi - b + MGI_HU_PAGE - 1) / MGI_HU_PAGE), false);
-			e->used = (uint16_t)(e->used - n);
-			total += n;
-			if (n && e->state == MGI_HU_HUGE)
-				e->state = MGI_HU_BASE;
-			if (e->used == 0)
-				remove_entry(t, e);
-		}
-		if (b + MGI_HU_BLOCK == 0)
-			break;
-	}
-	return total;
+	return mark(t, start, end, false);
 }
 
 const mgi_hu_entry_t *mgi_hu_find(const mgi_hu_table_t *t, uintptr_t addr)

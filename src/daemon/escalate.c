@@ -49,12 +49,14 @@
  *                 -> EVICT volatile pages under G, purged first (as REFUSED)
  *                 -> WAIT  a cooperative episode on G runs
  *                 -> COOP  kernel backend, up to KERNEL_COOP_ASKS per pause
+ *                 -> WAIT  G's (or the nearest above) OOM handler decides
  *                 -> WAIT  G pauses at OOM (--oom-kill-disable)
  *                 -> KILL  the kernel cgroup's largest (the backstop's)
  *   RELIEVED   (the kernel pause ended) -> NONE, the pause's count reset
  *
- * Every KILL of a joined group above is WAIT instead while G's user-space
- * OOM handler decides (oom_handler.c, mgi_oomh_ask): the policy acts if
+ * Every KILL above is WAIT instead while G's user-space OOM handler (or
+ * the nearest one above G) decides (oom_handler.c, mgi_oomh_ask, and at a
+ * kernel limit mgi_oomh_ask_kernel): the policy acts if
  * it does not in time, goes away, or its decision is refused.
  * Every KILL above is WAIT instead when G's OOM action is the pause
  * (--oom-kill-disable, oomkill.c mgi_oom_pause): G is under_oom until
@@ -332,6 +334,10 @@ static enum mgi_step kernel_limit(mgi_manager_t *m, int g)
 				return MGI_STEP_COOP;
 		}
 	}
+	/* a user-space handler first (of g, or the nearest above), asked with
+	 * the kernel cgroup's processes; the policy when it does not decide */
+	if (mgi_oomh_ask_kernel(m, g))
+		return MGI_STEP_WAIT;
 	if (mgi_oom_pause(m, g))
 		return MGI_STEP_WAIT;
 	return mgi_backstop_oom_kill(m, g) > 0 ? MGI_STEP_KILL : MGI_STEP_WAIT;

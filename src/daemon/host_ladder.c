@@ -214,6 +214,17 @@ void mgi_host_ladder_relieved(mgi_manager_t *m, uint64_t avail, uint64_t short_m
 	hl.in_short = false;
 }
 
+void mgi_host_ladder_after_prekill(mgi_manager_t *m, const char *why)
+{
+	if (!hl.in_short) {
+		mgi_manager_log(m, "host: room again since the pre-kill hook started: nobody is killed");
+		return;
+	}
+	long pages = sysconf(_SC_PHYS_PAGES);
+	if (mgi_oom_kill_host(m, why, pages > 0 ? (uint64_t)pages : 0, false) > 0)
+		atomic_fetch_add(&hl.kill, 1);
+}
+
 void mgi_host_ladder_stats(int g, mgi_stats_t *out)
 {
 	if (g != 0)

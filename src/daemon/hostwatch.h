@@ -54,6 +54,11 @@ bool mgi_host_ladder_step(struct mgi_manager *m, mgi_host_verdict_t v, const mgi
  * time, and the shortage's end is logged. */
 void mgi_host_ladder_relieved(struct mgi_manager *m, uint64_t avail, uint64_t short_ms);
 
+/* The pre-kill hook before a host kill is over (oom_prekill.c): the kill
+ * (why: the shortage it was for) if the host is still short, else
+ * nobody. */
+void mgi_host_ladder_after_prekill(struct mgi_manager *m, const char *why);
+
 /* Adds the host ladder's counters to the root's figures (g 0); other
  * groups' are left alone. */
 void mgi_host_ladder_stats(int g, mgi_stats_t *out);

@@ -333,6 +333,26 @@ static int read_keyed(const mgi_kcg_t *k, const char *group, const char *file,
 	return mgi_kfile_keyed(buf, (size_t)n, keys, nkeys, vals, &found);
 }
 
+/* memory.stat's figures: keys name file, shmem, anon, pgfault, pgmajfault
+ * and, if nkeys is 6, swap, in that order (v1 and v2 name them apart). */
+static int read_stat(const mgi_kcg_t *k, const char *group, const char *const *keys,
+		     unsigned nkeys, mgi_kcg_figures_t *f)
+{
+	uint64_t sv[6] = {0};
+	int rc = read_keyed(k, group, "memory.stat", keys, nkeys, sv);
+
+	if (rc != 0)
+		return rc;
+	f->file = sv[0];
+	f->shmem = sv[1];
+	f->anon = sv[2];
+	f->pgfault = sv[3];
+	f->pgmajfault = sv[4];
+	if (nkeys > 5)
+		f->swap = sv[5];
+	return 0;
+}
+
 int mgi_kcg_read(const mgi_kcg_t *k, const char *group, mgi_kcg_figures_t *f)
 {
 	uint64_t v[4] = {0};
@@ -344,7 +364,6 @@ int mgi_kcg_read(const mgi_kcg_t *k, const char *group, mgi_kcg_figures_t *f)
 							"total_pgfault", "total_pgmajfault",
 							"total_swap"};
 		static const char *const oom_keys[] = {"under_oom", "oom_kill"};
-		uint64_t sv[6] = {0};
 		if ((rc = read_u64(k, group, "memory.usage_in_bytes", &f->usage)) != 0 ||
 		    (rc = read_u64(k, group, "memory.max_usage_in_bytes", &f->max_usage)) != 0 ||
 		    (rc = read_u64(k, group, "memory.limit_in_bytes", &f->limit)) != 0 ||
@@ -360,14 +379,8 @@ int mgi_kcg_read(const mgi_kcg_t *k, const char *group, mgi_kcg_figures_t *f)
 		/* v1 says "no limit" with the largest page-aligned long */
 		if (f->limit >= (1ULL << 62))
 			f->limit = UINT64_MAX;
-		if ((rc = read_keyed(k, group, "memory.stat", stat_keys, 6, sv)) != 0)
+		if ((rc = read_stat(k, group, stat_keys, 6, f)) != 0)
 			return rc;
-		f->file = sv[0];
-		f->shmem = sv[1];
-		f->anon = sv[2];
-		f->pgfault = sv[3];
-		f->pgmajfault = sv[4];
-		f->swap = sv[5];
 		if ((rc = read_keyed(k, group, "memory.oom_control", oom_keys, 2, v)) != 0)
 			return rc;
 		f->under_oom = v[0] != 0;
@@ -376,19 +389,13 @@ int mgi_kcg_read(const mgi_kcg_t *k, const char *group, mgi_kcg_figures_t *f)
 	}
 	static const char *const stat_keys[] = {"file", "shmem", "anon", "pgfault", "pgmajfault"};
 	static const char *const ev_keys[] = {"high", "max", "oom_kill"};
-	uint64_t sv[5] = {0};
 	if ((rc = read_u64(k, group, "memory.current", &f->usage)) != 0 ||
 	    (rc = read_u64(k, group, "memory.high", &f->limit)) != 0)
 		return rc;
 	if (read_u64(k, group, "memory.peak", &f->max_usage) != 0)
 		f->max_usage = 0; /* before Linux 5.19 */
-	if ((rc = read_keyed(k, group, "memory.stat", stat_keys, 5, sv)) != 0)
+	if ((rc = read_stat(k, group, stat_keys, 5, f)) != 0)
 		return rc;
-	f->file = sv[0];
-	f->shmem = sv[1];
-	f->anon = sv[2];
-	f->pgfault = sv[3];
-	f->pgmajfault = sv[4];
 	if (read_u64(k, group, "memory.swap.current", &f->swap) != 0)
 		f->swap = 0; /* no swap controller */
 	if ((rc = read_keyed(k, group, "memory.events", ev_keys, 3, v)) != 0)

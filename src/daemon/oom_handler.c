@@ -26,6 +26,16 @@
  * While it decides, the group's control part says so (oom_handling) with
  * the handler's pid and the reserve its process may charge beyond the
  * limit (agent/oomreserve.c): only the manager writes them.
+ *
+ * Whose handler is asked: the OOM is that of the group whose limit
+ * refused the charge (the target: the faulting process's group or one of
+ * its ancestors, dispatch.c). Its own handler is asked; if it has none,
+ * the nearest handler registered above it: a handler decides for its
+ * group's whole subtree. The snapshot is of the target's subtree, and the
+ * decision acts there (its processes killed, its limit raised). A handler
+ * registered below the target is not asked (it sees only part of the
+ * subtree whose limit is concerned). One target at a time per handler:
+ * another OOM it would decide waits for the first decision.
  */
 
 /* Resumes in a row that made no room: then the policy (never a loop of
@@ -39,6 +49,9 @@ struct handler {
 	pid_t pid;
 	char group[MGI_GROUP_NAME_MAX]; /* whose handler (an index may be reused) */
 	uint64_t seq, deadline_ns, decided_ns;
+	int target;          /* the group it decides for (while deciding) */
+	bool kernel;         /* at target's kernel limit (oom_handler_kernel.c) */
+	char target_name[MGI_GROUP_NAME_MAX];
 	bool deciding;
 	bool fallback;       /* the policy applies at the next OOM action */
 	unsigned resumes;
@@ -77,27 +90,67 @@ static struct handler *handler_of(mgi_manager_t *m, int g)
 	return h;
 }
 
-/* The decision is over (made, or the policy's): the reserve closes. */
-static void end_deciding(mgi_manager_t *m, int g, struct handler *h)
+/* The handler asked at g's OOM: g's own, else the nearest above (*at:
+ * the group it is registered on), else NULL. */
+static struct handler *nearest_handler(mgi_manager_t *m, int g, int *at)
 {
-	mgi_segment_t *seg = m->tree.node[g].seg;
-
-	h->deciding = false;
-	atomic_store(&seg->ctl.oom_reserve_now, 0);
-	atomic_store(&seg->ctl.oom_handling, 0);
+	for (; g > 0; g = m->tree.node[g].parent) {
+		struct handler *h = handler_of(m, g);
+		if (h) {
+			*at = g;
+			return h;
+		}
+	}
+	return NULL;
 }
 
-/* The policy applies at the next OOM action of g: counted, told. */
-static void fall_back(mgi_manager_t *m, int g, struct handler *h, const char *why)
+/* Whether the group h decides for is still the one it was asked for. */
+static bool target_alive(const mgi_manager_t *m, const struct handler *h)
 {
+	return h->target > 0 && h->target < MGI_GROUPS_MAX && m->tree.node[h->target].used &&
+	       strcmp(m->tree.node[h->target].name, h->target_name) == 0;
+}
+
+/* " (pid P)" for g's own handler, " (pid P, registered on 'A')" for one
+ * above it: how the log names it. */
+static const char *who(const mgi_manager_t *m, const struct handler *h, int g, char *buf, size_t len)
+{
+	if (strcmp(h->group, m->tree.node[g].name) == 0)
+		snprintf(buf, len, "(pid %d)", (int)h->pid);
+	else
+		snprintf(buf, len, "(pid %d, registered on '%s')", (int)h->pid, h->group);
+	return buf;
+}
+
+/* The decision is over (made, or the policy's): the reserve closes. */
+static void end_deciding(mgi_manager_t *m, struct handler *h)
+{
+	h->deciding = false;
+	if (!target_alive(m, h))
+		return;
+	mgi_segment_t *seg = m->tree.node[h->target].seg;
+	atomic_store(&seg->ctl.oom_reserve_now, 0);
+	atomic_store(&seg->ctl.oom_handling, 0);
+	if (strcmp(h->group, h->target_name) != 0) /* lent for this decision */
+		atomic_store(&seg->ctl.oom_handler_pid, 0);
+}
+
+/* The policy applies at the next OOM action of h's target: counted, told. */
+static void fall_back(mgi_manager_t *m, struct handler *h, const char *why)
+{
+	char w[MGI_GROUP_NAME_MAX + 48];
+
 	if (h->deciding)
-		end_deciding(m, g, h);
+		end_deciding(m, h);
 	h->fallback = true;
 	h->resumes = 0;
+	if (!target_alive(m, h))
+		return;
+	int g = h->target;
 	atomic_fetch_add(&m->tree.node[g].seg->ctl.oomh_fallback, 1);
 	mgi_notify_ladder(m, g);
-	mgi_manager_log(m, "group '%s': its OOM handler (pid %d) %s: the group's policy applies",
-			m->tree.node[g].name, (int)h->pid, why);
+	mgi_manager_log(m, "group '%s': its OOM handler %s %s: the group's policy applies",
+			m->tree.node[g].name, who(m, h, g, w, sizeof(w)), why);
 }
 
 void mgi_oomh_on_register(mgi_manager_t *m, unsigned i, const mgi_msg_group_t *r)
@@ -111,14 +164,6 @@ void mgi_oomh_on_register(mgi_manager_t *m, unsigned i, const mgi_msg_group_t *r
 		return;
 	if (g == 0) {
 		mgi_conn_reply(c, -EINVAL, "the root has no limit: no OOM to handle");
-		return;
-	}
-	if (mgi_kbackend_is(m, g)) {
-		/* its OOM is the backstop's kill (escalate.c kernel_limit),
-		 * which asks no handler yet: refused rather than never asked */
-		mgi_conn_reply(c, -EOPNOTSUPP, "group '%s' runs on the kernel backend: its OOM is "
-					       "handled by its kernel cgroup's kill, not by a user-space "
-					       "handler", m->tree.node[g].name);
 		return;
 	}
 	if (!(t = table(m))) {
@@ -168,7 +213,7 @@ void mgi_oomh_conn_gone(mgi_manager_t *m, unsigned i)
 		if (!h || h->conn != (int)i)
 			continue;
 		if (h->deciding)
-			fall_back(m, g, h, "went away while deciding");
+			fall_back(m, h, "went away while deciding");
 		else
 			mgi_manager_log(m, "group '%s': its OOM handler (pid %d) went away",
 					m->tree.node[g].name, (int)h->pid);
@@ -211,12 +256,79 @@ static void fill_procs(mgi_manager_t *m, int g, mgi_msg_oom_snapshot_t *s)
 	}
 }
 
-bool mgi_oomh_ask(mgi_manager_t *m, int target)
+/* Whether h, asked now at target's OOM, leaves the action to the policy
+ * this time (false: it is to be asked). WAIT (*wait) while it decides,
+ * for target or, first, for another group. */
+static bool policy_now(mgi_manager_t *m, struct handler *h, int target, uint64_t now, bool *wait)
+{
+	*wait = false;
+	if (h->deciding && !target_alive(m, h))
+		end_deciding(m, h); /* its group was removed meanwhile */
+	if (h->deciding && h->target != target) {
+		if (now < h->deadline_ns) {
+			*wait = true; /* one decision at a time: this OOM waits its turn */
+			return true;
+		}
+		fall_back(m, h, "did not answer in time (--oom-handler-timeout)");
+		h->fallback = false; /* (that group's policy acts at its next request) */
+	}
+	if (h->fallback) {
+		h->fallback = false; /* this once: the next OOM asks again */
+		return true;
+	}
+	if (h->deciding) {
+		if (now < h->deadline_ns) {
+			*wait = true;
+			return true;
+		}
+		fall_back(m, h, "did not answer in time (--oom-handler-timeout)");
+		h->fallback = false;
+		return true;
+	}
+	if (h->decided_ns && now - h->decided_ns > EPISODE_GAP_NS)
+		h->resumes = 0;
+	if (h->resumes >= RESUMES_MAX) {
+		h->target = target;
+		snprintf(h->target_name, sizeof(h->target_name), "%s", m->tree.node[target].name);
+		fall_back(m, h, "resumed 3 times in a row and no room came");
+		h->fallback = false;
+		return true;
+	}
+	return false;
+}
+
+/* The snapshot's figures: the segment's, or at a kernel limit the
+ * kernel cgroup's (no reserve there: the kernel lends nothing). False if
+ * they cannot be read (the policy then). */
+static bool snapshot_fill(mgi_manager_t *m, int target, bool kernel, const struct mgi_oom_eff *e,
+			  mgi_msg_oom_snapshot_t *s)
+{
+	mgi_segment_t *seg = m->tree.node[target].seg;
+
+	if (kernel) {
+		if (!mgi_oomh_kernel_figures(m, target, &s->usage, &s->limit))
+			return false;
+		s->reserve = 0;
+		mgi_oomh_fill_kernel(m, target, s);
+		return true;
+	}
+	s->usage = mgi_counter_read(&seg->acct.memory) * MGI_PAGE_SIZE;
+	s->limit = mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE;
+	s->reserve = e->reserve_pages * MGI_PAGE_SIZE;
+	mgi_manager_audit(m); /* the figures it decides on */
+	fill_procs(m, target, s);
+	return true;
+}
+
+static bool ask(mgi_manager_t *m, int target, bool kernel)
 {
 	static mgi_msg_t out; /* large: not on the stack */
-	struct handler *h = handler_of(m, target);
+	int at = -1;
+	struct handler *h = nearest_handler(m, target, &at);
 	mgi_segment_t *seg;
 	uint64_t now = mgi_os_now_ns();
+	bool wait;
+	char w[MGI_GROUP_NAME_MAX + 48];
 
 	if (!h)
 		return false;
@@ -225,41 +337,28 @@ bool mgi_oomh_ask(mgi_manager_t *m, int target)
 	 * holds until room comes or memgrp oom acts, without asking again */
 	if (atomic_load(&seg->ctl.under_oom))
 		return false;
-	if (h->fallback) {
-		h->fallback = false; /* this once: the next OOM asks again */
-		return false;
-	}
-	if (h->deciding) {
-		if (now < h->deadline_ns)
-			return true;
-		fall_back(m, target, h, "did not answer in time (--oom-handler-timeout)");
-		h->fallback = false;
-		return false;
-	}
-	if (h->decided_ns && now - h->decided_ns > EPISODE_GAP_NS)
-		h->resumes = 0;
-	if (h->resumes >= RESUMES_MAX) {
-		fall_back(m, target, h, "resumed 3 times in a row and no room came");
-		h->fallback = false;
-		return false;
-	}
+	if (policy_now(m, h, target, now, &wait))
+		return wait;
 	struct mgi_oom_eff e = mgi_oom_effective(m, target);
 	mgi_msg_init(&out, MGI_MSG_OOM_SNAPSHOT);
 	mgi_msg_oom_snapshot_t *s = &out.oom_snapshot;
 	s->seq = ++m->oomh->next_seq;
 	snprintf(s->group, sizeof(s->group), "%s", m->tree.node[target].name);
-	s->usage = mgi_counter_read(&seg->acct.memory) * MGI_PAGE_SIZE;
-	s->limit = mgi_counter_read_max(&seg->ctl.memory) * MGI_PAGE_SIZE;
-	s->reserve = e.reserve_pages * MGI_PAGE_SIZE;
 	s->timeout_ms = e.handler_ms;
-	mgi_manager_audit(m); /* the figures it decides on */
-	fill_procs(m, target, s);
-	/* the reserve opens before the handler hears: it may fault at once */
-	atomic_store(&seg->ctl.oom_reserve_now, e.reserve_pages);
+	if (!snapshot_fill(m, target, kernel, &e, s))
+		return false;
+	h->target = target;
+	h->kernel = kernel;
+	snprintf(h->target_name, sizeof(h->target_name), "%s", m->tree.node[target].name);
+	/* the reserve opens before the handler hears: it may fault at once
+	 * (a handler registered above is lent target's reserve) */
+	if (at != target)
+		atomic_store(&seg->ctl.oom_handler_pid, (int32_t)h->pid);
+	atomic_store(&seg->ctl.oom_reserve_now, kernel ? 0 : e.reserve_pages);
 	atomic_store(&seg->ctl.oom_handling, 1);
 	if (send(h->conn_fd, &out, out.hdr.len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)out.hdr.len) {
 		h->deciding = true;
-		fall_back(m, target, h, "could not be told (its socket is full or closed)");
+		fall_back(m, h, "could not be told (its socket is full or closed)");
 		h->fallback = false;
 		return false;
 	}
@@ -269,12 +368,22 @@ bool mgi_oomh_ask(mgi_manager_t *m, int target)
 	atomic_fetch_add(&seg->ctl.oomh_asked, 1);
 	mgi_notify_ladder(m, target);
 	char usage[16], max[16];
-	mgi_manager_log(m, "group '%s' is out of memory (usage %s, max %s): its OOM handler (pid %d) "
+	mgi_manager_log(m, "group '%s' is out of memory (%susage %s, max %s): its OOM handler %s "
 			   "decides, within %u ms (snapshot %llu, %u processes)", m->tree.node[target].name,
-			mgi_size_format(s->usage, usage, sizeof(usage)),
-			mgi_size_format(s->limit, max, sizeof(max)), (int)h->pid, e.handler_ms,
-			(unsigned long long)s->seq, s->total);
+			kernel ? "at its kernel limit: " : "", mgi_size_format(s->usage, usage, sizeof(usage)),
+			mgi_size_format(s->limit, max, sizeof(max)), who(m, h, target, w, sizeof(w)),
+			e.handler_ms, (unsigned long long)s->seq, s->total);
 	return true;
+}
+
+bool mgi_oomh_ask(mgi_manager_t *m, int target)
+{
+	return ask(m, target, false);
+}
+
+bool mgi_oomh_ask_kernel(mgi_manager_t *m, int target)
+{
+	return ask(m, target, true);
 }
 
 /* KILL: every pid must be a process that joined under g (checked first:
@@ -284,6 +393,10 @@ static int apply_kill(mgi_manager_t *m, int g, struct handler *h, const mgi_msg_
 {
 	char by[96], comm[MGI_COMM_MAX + 1];
 	int done = 0;
+
+	snprintf(by, sizeof(by), ": killed by its OOM handler (pid %d)", (int)h->pid);
+	if (h->kernel) /* any process of its kernel cgroup, joined or not */
+		return mgi_oomh_kill_kernel(m, g, d->pids, d->npids, by, why, whylen);
 
 	for (uint32_t k = 0; k < d->npids; k++) {
 		struct mgi_conn *v = mgi_oom_joined_conn(m, d->pids[k]);
@@ -351,6 +464,12 @@ void mgi_oomh_on_decision(mgi_manager_t *m, unsigned i, const mgi_msg_oom_decisi
 			       h->deciding ? "another was sent since" : "too late, the policy acted");
 		return;
 	}
+	if (!target_alive(m, h)) {
+		end_deciding(m, h);
+		mgi_conn_reply(c, -ENOENT, "group '%s' was removed meanwhile: nothing done", h->target_name);
+		return;
+	}
+	g = h->target; /* (the group it decides for: its own or one below) */
 	mgi_segment_t *seg = m->tree.node[g].seg;
 	switch (d->action) {
 	case MGI_OOMH_KILL:
@@ -367,11 +486,11 @@ void mgi_oomh_on_decision(mgi_manager_t *m, unsigned i, const mgi_msg_oom_decisi
 	if (rc != 0) {
 		char said[400];
 		snprintf(said, sizeof(said), "sent a decision that was refused (%s)", why);
-		fall_back(m, g, h, said);
+		fall_back(m, h, said);
 		mgi_conn_reply(c, rc, "%s; the group's policy applies", why);
 		return;
 	}
-	end_deciding(m, g, h);
+	end_deciding(m, h);
 	_Atomic uint64_t *count = d->action == MGI_OOMH_KILL    ? &seg->ctl.oomh_kill
 				  : d->action == MGI_OOMH_RAISE ? &seg->ctl.oomh_raise
 								: &seg->ctl.oomh_resume;
@@ -379,8 +498,9 @@ void mgi_oomh_on_decision(mgi_manager_t *m, unsigned i, const mgi_msg_oom_decisi
 	h->resumes = d->action == MGI_OOMH_RESUME ? h->resumes + 1 : 0;
 	h->decided_ns = mgi_os_now_ns();
 	mgi_notify_ladder(m, g);
-	mgi_manager_log(m, "group '%s': its OOM handler (pid %d) decided: %s", m->tree.node[g].name,
-			(int)h->pid, why);
+	char w[MGI_GROUP_NAME_MAX + 48];
+	mgi_manager_log(m, "group '%s': its OOM handler %s decided: %s", m->tree.node[g].name,
+			who(m, h, g, w, sizeof(w)), why);
 	mgi_conn_reply(c, 0, "%s", why);
 }
 

@@ -3,6 +3,9 @@
 #define MGI_OOM_HANDLER_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "proto.h"
 
@@ -28,6 +31,20 @@ void mgi_oomh_on_decision(struct mgi_manager *m, unsigned i, const mgi_msg_oom_d
  * no room made).
  */
 bool mgi_oomh_ask(struct mgi_manager *m, int target);
+
+/* The same at target's kernel limit (escalate.c kernel_limit: the
+ * backstop's kernel cgroup, or a --backend kernel group): the snapshot
+ * lists the kernel cgroup's processes (joined or not) with the kernel's
+ * figures, no reserve; a kill may name any of them. */
+bool mgi_oomh_ask_kernel(struct mgi_manager *m, int target);
+
+/* oom_handler_kernel.c: g's kernel figures (bytes; false: unreadable),
+ * its kernel cgroup's processes into s (largest first), and the kill of
+ * pids (each must be one of them: else nothing is killed, -ESRCH). */
+bool mgi_oomh_kernel_figures(struct mgi_manager *m, int g, uint64_t *usage, uint64_t *limit);
+void mgi_oomh_fill_kernel(struct mgi_manager *m, int g, mgi_msg_oom_snapshot_t *s);
+int mgi_oomh_kill_kernel(struct mgi_manager *m, int g, const pid_t *pids, uint32_t npids, const char *by,
+			 char *why, size_t whylen);
 
 /* Connection i sent what does not parse (why) and is dropped: if it is a
  * handler, the log says so (its end follows: mgi_oomh_conn_gone). */

@@ -76,6 +76,13 @@ int mgi_oom_kill_named(struct mgi_manager *m, int g, pid_t pid, const char *by, 
 bool mgi_oom_prekill_hand(struct mgi_manager *m, int g, const mgi_victim_t *v, unsigned uid,
 			  unsigned *ms);
 
+/* Whether the host's kill of v (in group g, the unit the host ladder
+ * chose) waits for g's pre-kill hook: one runs, or one starts now (state:
+ * the host's shortage, as the kill's record says it). At its end
+ * mgi_host_ladder_after_prekill kills if the host is still short. */
+bool mgi_oom_prekill_host(struct mgi_manager *m, int g, const struct mgi_oom_eff *e,
+			  const mgi_victim_t *v, const char *state);
+
 /* Ends a hook still running and reaps one killed (the manager ends). */
 void mgi_oom_prekill_destroy(struct mgi_manager *m);
 

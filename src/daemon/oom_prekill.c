@@ -15,12 +15,16 @@
 
 #include "manager.h"
 #include "conn.h"
+#include "hostwatch.h"
 #include "oslayer.h"
 
 /* Which kill the running hook precedes: the joined processes' (the
  * group's policy again at its end), the backstop's at a kernel limit (its
- * next try), or one by hand (memgrp oom --kill, of hand_pid). */
-static enum { PK_JOINED, PK_KERNEL, PK_HAND } pk_kind;
+ * next try), one by hand (memgrp oom --kill, of hand_pid), or the host
+ * ladder's (host_ladder.c: the kill at its end if the host is still
+ * short, host_state saying why). */
+static enum { PK_JOINED, PK_KERNEL, PK_HAND, PK_HOST } pk_kind;
+static char host_state[256];
 static pid_t hand_pid;
 static unsigned hand_uid;
 /* A hook before the backstop's kill of kernel_group ended at
@@ -178,6 +182,18 @@ bool mgi_oom_prekill_kernel(mgi_manager_t *m, int g, mgi_victim_t *cand, size_t 
 	return true;
 }
 
+bool mgi_oom_prekill_host(mgi_manager_t *m, int g, const struct mgi_oom_eff *e, const mgi_victim_t *v,
+			  const char *state)
+{
+	if (m->prekill_pid)
+		return true;
+	if (!e->prekill[0] || m->prekill_done || prekill_start(m, g, e, v, state) != 0)
+		return false;
+	pk_kind = PK_HOST;
+	snprintf(host_state, sizeof(host_state), "%s", state);
+	return true;
+}
+
 bool mgi_oom_prekill_hand(mgi_manager_t *m, int g, const mgi_victim_t *v, unsigned uid, unsigned *ms)
 {
 	struct mgi_oom_eff e = mgi_oom_effective(m, g);
@@ -244,6 +260,15 @@ void mgi_oom_prekill_end(mgi_manager_t *m, bool timed_out)
 				(int)pid, how);
 		kernel_group = target;
 		kernel_done_ns = mgi_os_now_ns();
+		return;
+	}
+	if (pk_kind == PK_HOST) {
+		mgi_manager_log(m, "group '%s': --oom-prekill (pid %d) %s; the host's kill follows if the "
+				   "host is still short", m->tree.node[target].name, (int)pid, how);
+		m->prekill_done = true;
+		mgi_host_ladder_after_prekill(m, host_state);
+		m->prekill_done = false;
+		m->prekill_victim = 0;
 		return;
 	}
 	if (pk_kind == PK_HAND) {

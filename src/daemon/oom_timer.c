@@ -1,6 +1,7 @@
 /* oom_timer.c - the OOM timer: graces ending in SIGKILL, victims that do not exit (stuck), growth samples, the pause's end, the hook's timeout. */
 #include "oom_int.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/timerfd.h>
 
@@ -82,6 +83,40 @@ static char state_of(pid_t pid)
 	return mgi_pid_stat_read(NULL, pid, &st) == 0 ? st.state : '?';
 }
 
+/*
+ * Whether a killed victim is done with its memory: every task of it is a
+ * zombie (Z, or X: being reaped) or it is gone. Its pidfd tells of the
+ * whole thread group's exit and drops its connection, so a victim seen
+ * here as Z is mostly a leader that exited before its other threads: one
+ * of them still alive (in D, say) holds the memory, and that one is stuck.
+ * A zombie its parent does not reap holds no memory (exit_mm comes before
+ * the zombie state) and is not stuck.
+ */
+static bool memory_freed(pid_t pid)
+{
+	char dir[48];
+	struct dirent *d;
+	bool freed = true;
+	mgi_pid_stat_t st;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	DIR *t = opendir(dir);
+	if (!t)
+		return errno == ENOENT; /* reaped meanwhile; other errors: cannot tell */
+	while (freed && (d = readdir(t))) {
+		char *end;
+		long tid = strtol(d->d_name, &end, 10);
+		if (*end || tid <= 0)
+			continue;
+		/* a task reaped while we look is freed; unreadable is not */
+		int rc = mgi_pid_stat_read(dir, (pid_t)tid, &st);
+		if (rc == 0 ? st.state != 'Z' && st.state != 'X' : rc != -ENOENT)
+			freed = false;
+	}
+	closedir(t);
+	return freed;
+}
+
 static void oom_tick(mgi_manager_t *m)
 {
 	uint64_t now = mgi_os_now_ns();
@@ -110,6 +145,14 @@ static void oom_tick(mgi_manager_t *m)
 						c->oom_grace_ms);
 				mgi_pidfd_mrelease(c->pidfd);
 			}
+		} else if (c->oom_kill_ns && !c->oom_stuck && memory_freed(c->pid)) {
+			/* dead, its pidfd not heard yet: its memory is back,
+			 * and its charge with it (the connection dropped, as
+			 * at its pidfd's word): the kill is done */
+			mgi_manager_log(m, "group '%s': pid %d has exited after SIGKILL (a zombie not "
+					   "reaped yet, or gone): its memory is freed, not stuck",
+					m->tree.node[c->group].name, (int)c->pid);
+			mgi_join_exited(m, k);
 		} else if (c->oom_kill_ns && !c->oom_stuck && now - c->oom_kill_ns >= OOM_STUCK_MS * 1000000ULL) {
 			/* never a hang: report it and let the next victim be chosen */
 			char st = state_of(c->pid);

@@ -442,9 +442,13 @@ pid_t mgi_oom_kill_host(mgi_manager_t *m, const char *state, uint64_t total_page
 	mgi_oom_match_regexes(m, &e, joined, sel, n);
 	if (e.scope == MGI_OOM_SCOPE_GROUP && !dry_run) {
 		pid_t first = 0;
+		size_t fi = 0;
 		for (size_t i = 0; i < n && !first; i++)
 			if (sel[i] && mgi_victim_score(&joined[i], &(mgi_victim_policy_t){.policy = e.policy}))
-				first = joined[i].pid;
+				first = joined[i].pid, fi = i;
+		/* the hook first (--oom-prekill), told of the unit's first */
+		if (first && mgi_oom_prekill_host(m, g, &e, &joined[fi], state))
+			return 0;
 		if (kill_group(m, g, g, &e, sel, n, state)) {
 			mgi_oom_arm(m);
 			return first;
@@ -482,6 +486,10 @@ pid_t mgi_oom_kill_host(mgi_manager_t *m, const char *state, uint64_t total_page
 				holds, why, mgi_oom_policy_name(e.policy), state);
 		return kill_cand[best].pid;
 	}
+	/* the hook first (--oom-prekill): the kill at its end
+	 * (mgi_host_ladder_after_prekill), if the host is still short */
+	if (mgi_oom_prekill_host(m, g, &e, &kill_cand[best], state))
+		return 0;
 	const mgi_oom_kill_t kill = {
 		.target = g,
 		.state = state,

@@ -223,6 +223,20 @@ uint64_t mgi_tree_pages(uint64_t bytes)
 	return bytes / MGI_PAGE_SIZE > MGI_PAGES_UNLIMITED ? MGI_PAGES_UNLIMITED : bytes / MGI_PAGE_SIZE;
 }
 
+int mgi_tree_free_node(const mgi_tree_t *t, char *why, size_t whylen)
+{
+	int i;
+
+	for (i = 1; i < MGI_GROUPS_MAX && t->node[i].used; i++)
+		;
+	if (i == MGI_GROUPS_MAX) {
+		snprintf(why, whylen, "this manager already serves %d groups, its most",
+			 MGI_GROUPS_MAX - 1);
+		return -ENOSPC;
+	}
+	return i;
+}
+
 int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *why,
 		    size_t whylen)
 {
@@ -242,13 +256,8 @@ int mgi_tree_create(mgi_tree_t *t, const char *name, uint64_t memory_max, char *
 			 parent, name);
 		return -ENOENT;
 	}
-	for (i = 1; i < MGI_GROUPS_MAX && t->node[i].used; i++)
-		;
-	if (i == MGI_GROUPS_MAX) {
-		snprintf(why, whylen, "this manager already serves %d groups, its most",
-			 MGI_GROUPS_MAX - 1);
-		return -ENOSPC;
-	}
+	if ((i = mgi_tree_free_node(t, why, whylen)) < 0)
+		return i;
 	rc = mgi_tree_new_segment(t->dirfd, &t->node[i], name, t->fault_around);
 	if (rc != 0) {
 		snprintf(why, whylen, "cannot make the group's segment: %s", strerror(-rc));

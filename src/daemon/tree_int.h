@@ -24,6 +24,8 @@ void mgi_tree_close_parts(mgi_segment_t **seg, int *ctl, int *acct, int *ro);
 /* A new group's segment into node n: files in dirfd, or memfds if -1. */
 int mgi_tree_new_segment(int dirfd, mgi_group_node_t *n, const char *name,
 			 uint32_t fault_around);
+/* An unused node's index (not the root's), or -ENOSPC (why says so). */
+int mgi_tree_free_node(const mgi_tree_t *t, char *why, size_t whylen);
 /* Bytes as a count of pages for a limit (rounded down; "unlimited" and
  * UINT64_MAX stay unlimited). */
 uint64_t mgi_tree_pages(uint64_t bytes);

@@ -29,13 +29,8 @@ static int insert_node(mgi_tree_t *t, const char *name, int p, const struct segf
 {
 	int i;
 
-	for (i = 1; i < MGI_GROUPS_MAX && t->node[i].used; i++)
-		;
-	if (i == MGI_GROUPS_MAX) {
-		snprintf(why, whylen, "this manager already serves %d groups, its most",
-			 MGI_GROUPS_MAX - 1);
-		return -ENOSPC;
-	}
+	if ((i = mgi_tree_free_node(t, why, whylen)) < 0)
+		return i;
 	t->node[i].segfd = sf->ctl;
 	t->node[i].acctfd = sf->acct;
 	t->node[i].rofd = sf->ro;
@@ -202,33 +197,16 @@ static void recount_usage(mgi_tree_t *t, int g, void (*say)(void *, const char *
 	}
 }
 
-int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
-		     void *arg, char *why, size_t whylen)
+/* The segments in the state directory (d, open on dfd) that pass the
+ * checks, into f (at most max); the others set aside. Returns how many. */
+static unsigned find_segments(int dfd, DIR *d, const char *dir, struct found *f, unsigned max,
+			      void (*say)(void *arg, const char *msg), void *arg)
 {
-	enum { FOUND_MAX = 2 * MGI_GROUPS_MAX };
-	static struct found f[FOUND_MAX];
 	char msg[200];
 	unsigned n = 0;
 	struct dirent *de;
-	DIR *d;
-	int dfd;
 
-	if (mgi_guard_install() != 0) {
-		snprintf(why, whylen, "cannot install the SIGBUS guard: %s", strerror(errno));
-		return -errno;
-	}
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		snprintf(why, whylen, "cannot create the state directory %s: %s", dir, strerror(errno));
-		return -errno;
-	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || !(d = fdopendir(dup(dfd)))) {
-		snprintf(why, whylen, "cannot open the state directory %s: %s", dir, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
-		return -errno;
-	}
-	while ((de = readdir(d)) && n < FOUND_MAX) {
+	while ((de = readdir(d)) && n < max) {
 		char acct[40];
 		if (strncmp(de->d_name, SEGMENT_PREFIX, strlen(SEGMENT_PREFIX)) != 0 ||
 		    strlen(de->d_name) >= sizeof(f[n].file) || strchr(de->d_name, '.'))
@@ -255,6 +233,35 @@ int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, cons
 		close_segfiles(&f[n].sf);
 		set_aside(dfd, dir, de->d_name, msg, say, arg);
 	}
+	return n;
+}
+
+int mgi_tree_use_dir(mgi_tree_t *t, const char *dir, void (*say)(void *arg, const char *msg),
+		     void *arg, char *why, size_t whylen)
+{
+	enum { FOUND_MAX = 2 * MGI_GROUPS_MAX };
+	static struct found f[FOUND_MAX];
+	char msg[200];
+	unsigned n;
+	DIR *d;
+	int dfd;
+
+	if (mgi_guard_install() != 0) {
+		snprintf(why, whylen, "cannot install the SIGBUS guard: %s", strerror(errno));
+		return -errno;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(why, whylen, "cannot create the state directory %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || !(d = fdopendir(dup(dfd)))) {
+		snprintf(why, whylen, "cannot open the state directory %s: %s", dir, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -errno;
+	}
+	n = find_segments(dfd, d, dir, f, FOUND_MAX, say, arg);
 	closedir(d);
 	t->dirfd = dfd;
 	/* Parents before children; the root (depth 0) first. */
