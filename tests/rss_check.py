@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""rss_check.py - compares a group's usage with its processes' anonymous RSS.
+"""rss_check.py - compares a group's usage with its processes' anonymous memory (proportional: a frame shared counted once).
 
 Usage: rss_check.py MEMGRP GROUP [TOLERANCE]
 Prints both figures; exits 1 if they differ by more than TOLERANCE (0.05)
@@ -12,10 +12,13 @@ import time
 
 
 def anon_kb(pid):
+    # Pss_Anon, not Anonymous: a frame a forked child shares copy-on-write
+    # with its parent is charged once (src/agent/cow.c), as memcg charges
+    # it; RSS counts it in each process, PSS splits it between them.
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Anonymous:"):
+                if line.startswith("Pss_Anon:"):
                     return int(line.split()[1])
     except OSError:
         return None

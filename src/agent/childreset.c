@@ -4,6 +4,7 @@
 
 #include "account.h"
 #include "agent.h"
+#include "cow.h"
 #include "fault.h"
 #include "pageout.h"
 #include "start.h"
@@ -24,7 +25,8 @@
  *  2. exclude.c, swapfile.c, releaser.c, evict.c: the parent's reclaim
  *     ranges unmapped but for a kept store and its file meta (forkchild.c
  *     says which: they read its hand-over), then the eviction state
- *     forgotten (the clock kept with the store).
+ *     forgotten (the clock kept with the store); cow.c's owed pages and
+ *     pagemap fd (the parent's), this process marked a child.
  *  3. The parent's uffd (handler.c), connection and slot (join.c), the
  *     requests' pipe (request.c), /proc/self/maps (start.c).
  *  4. vrange.c saves its marks out of the arena before the arena goes
@@ -86,6 +88,7 @@ static void (*const child_resets[])(void) = {
 	mgi_swapfile_child_reset, /* swapfile.c */
 	mgi_releaser_child_reset, /* releaser.c */
 	mgi_evict_child_reset,   /* evict.c */
+	mgi_cow_child_start,     /* cow.c: frames shared with the parent, charged once */
 	handler_uffd_close,      /* handler.c */
 	mgi_join_child_reset,    /* join.c */
 	mgi_request_child_reset, /* request.c */

@@ -26,6 +26,7 @@
 #include "thp.h"
 #include "trace.h"
 #include "pageout.h"
+#include "cow.h"
 
 /*
  * How a page leaves the process and comes back (seed 002 section 2.1, seed
@@ -201,17 +202,20 @@ static size_t moved_unreported(uintptr_t src, uint32_t slot, size_t n)
 /* Moves up to `want` pages the clock chooses into the staging area.
  * Returns how many it moved; stops early when the staging area has no
  * room at its head or the address space is changing (events first).
- * Long (~105 lines): one loop over the clock's runs whose every outcome
+ * Long (~120 lines): one loop over the clock's runs whose every outcome
  * of the move (moved, EAGAIN, EEXIST, EBUSY, the rest) sets the clock's
  * hand and the loop's counters in place; apart, each would take them all. */
-static uint64_t deactivate(uint64_t want)
+static uint64_t deactivate_shared; /* pages the last deactivate passed over as shared */
+
+static uint64_t deactivate(uint64_t want, bool unshare)
 {
 	mgi_registry_t *reg = &mgi_reg;
 	uint64_t moved_total = 0, now = mgi_now_ns();
 	unsigned calls = 0, eagain = 0;
-	uint64_t busy = 0;
+	uint64_t busy = 0, unshared = 0;
 	static unsigned misreports;
 
+	deactivate_shared = 0;
 	while (moved_total < want && calls++ < 4 * (want / RUN_MAX + 4) + 2 * (reg->present / RUN_MAX)) {
 		uintptr_t run;
 		size_t max = want - moved_total < RUN_MAX ? want - moved_total : RUN_MAX;
@@ -223,6 +227,13 @@ static uint64_t deactivate(uint64_t want)
 
 		if (!n)
 			break;
+		size_t owed = mgi_cow_clip(run, &n);
+		if (owed) {
+			/* shared with our parent, not charged: evicting frees
+			 * nothing of the group's (cow.c) */
+			reg->hand = run + owed * PAGE;
+			continue;
+		}
 		if (mgi_releaser_unsharing_range(run, n)) {
 			reg->hand = run + n * PAGE; /* not yet ours alone */
 			continue;
@@ -287,11 +298,20 @@ static uint64_t deactivate(uint64_t want)
 		}
 		if (rc == -EBUSY) {
 			/* Shared with a child (copy-on-write after fork), or
-			 * pinned: the helper gives us our own copies of the rest
-			 * of the run. Their ref bits keep the clock off them
-			 * until its next pass, when they move. (Pinned pages
-			 * stay pinned and are passed over again.) */
-			mgi_releaser_unshare(at, n - k);
+			 * pinned. Evicting a shared page frees no frame (the
+			 * other side keeps it), and the child, which owes it
+			 * (cow.c), is charged for it only at its next check: so
+			 * it is passed over, unless nothing else moves (unshare:
+			 * the helper gives us our own copies of the rest of the
+			 * run). Their ref bits keep the clock off them until its
+			 * next pass. (Pinned pages stay pinned and are passed
+			 * over again.) */
+			if (unshare && unshared < want) {
+				mgi_releaser_unshare(at, n - k);
+				unshared += n - k;
+			} else {
+				deactivate_shared += n - k;
+			}
 			for (size_t i = 0; i < n - k && r; i++)
 				mgi_registry_set_ref(r, at + i * PAGE);
 			reg->hand = run + n * PAGE;
@@ -383,7 +403,12 @@ uint64_t mgi_evict(uint64_t pages)
 	for (int waits = 0; freed < pages;) {
 		int32_t s = mgi_staging_oldest(st);
 		if (s < 0) {
-			if (deactivate(pages - freed) > 0)
+			if (deactivate(pages - freed, false) > 0)
+				continue;
+			/* Only pages shared with a child were left: made ours
+			 * (unshared) to evict them, the last resort. */
+			if (deactivate_shared && !mgi_releaser_unshares_pending() &&
+			    deactivate(pages - freed, true) > 0)
 				continue;
 			/* Nothing could move: if pages shared with a child are
 			 * being made ours, wait for that (at most 200 ms: the
@@ -404,7 +429,7 @@ uint64_t mgi_evict(uint64_t pages)
 	evicted(freed - purged);
 	/* The next round's second chances. */
 	if (st->used < stage_target())
-		deactivate(stage_target() - st->used);
+		deactivate(stage_target() - st->used, false);
 	mgi_evict_publish();
 	mgi_pageout.evicting = false;
 	mgi_fork_change_end();
@@ -431,7 +456,7 @@ uint64_t mgi_evict_ahead(void)
 	/* topped up a run at a time: one move per page would cost more than
 	 * the compression it precedes */
 	if (st->used + RUN_MAX <= stage_target())
-		deactivate(RUN_MAX);
+		deactivate(RUN_MAX, false);
 	mgi_evict_publish();
 	mgi_pageout.evicting = false;
 	mgi_fork_change_end();
@@ -448,7 +473,7 @@ void mgi_evict_age(void)
 	mgi_fork_change_begin();
 	mgi_pageout.evicting = true;
 	mgi_releaser_answers();
-	deactivate(stage_target() - st->used);
+	deactivate(stage_target() - st->used, false);
 	mgi_releaser_flush_lazily();
 	mgi_evict_publish();
 	mgi_pageout.evicting = false;

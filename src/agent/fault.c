@@ -23,6 +23,7 @@
 #include "thp.h"
 #include "trace.h"
 #include "fault.h"
+#include "cow.h"
 
 #define PAGE MGI_PAGE_SIZE
 #define PENDING_MAX 4096
@@ -164,6 +165,12 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 	bool resynced = false;
 	int rc;
 
+	if (addr & 1) {
+		/* a write-protect fault (on_event): a frame shared after fork */
+		if (mgi_cow_fault(page, since) == MGI_RETRY)
+			return MGI_RETRY;
+		goto done;
+	}
 	if (mgi_vrange_fault(page))
 		return MGI_DONE; /* purged, SIGBUS mode: poisoned */
 	if (!r) {
@@ -179,7 +186,7 @@ static enum mgi_resolved resolve(uintptr_t addr, uint64_t *since)
 		/* We thought it present; the kernel found it missing (an
 		 * MADV_FREE page the kernel reclaimed sends no event). */
 		mgi_trace(MGI_TR_MISSING, page, 0, 0, 0);
-		mgi_uncharge(mgi_registry_clear(reg, page, page + PAGE));
+		mgi_uncharge(mgi_cow_forget(page, page + PAGE, mgi_registry_clear(reg, page, page + PAGE)));
 	}
 	if (window < 1)
 		window = 1;
@@ -373,8 +380,15 @@ static void on_event(const struct uffd_msg *m)
 			mgi_inject.drop_fault = false;
 			break;
 		}
-		if (resolve(m->arg.pagefault.address, &since) == MGI_RETRY)
-			park(m->arg.pagefault.address, since);
+		{
+			/* a write-protect fault is marked in the address's bit 0
+			 * (page-aligned otherwise), parked and retried as such */
+			uintptr_t a = (uintptr_t)m->arg.pagefault.address;
+			if (m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+				a = (a & ~(uintptr_t)(PAGE - 1)) | 1;
+			if (resolve(a, &since) == MGI_RETRY)
+				park(a, since);
+		}
 		break;
 	case UFFD_EVENT_REMOVE:
 		/* (the releaser's own madvise of staging slots lands here too:
@@ -384,7 +398,9 @@ static void on_event(const struct uffd_msg *m)
 		    mgi_registry_find(&mgi_reg, m->arg.remove.end - PAGE))
 			mgi_guard_note_removed(m->arg.remove.start, m->arg.remove.end);
 		mgi_restore_drop(m->arg.remove.start, m->arg.remove.end);
-		mgi_uncharge(mgi_registry_clear(&mgi_reg, m->arg.remove.start, m->arg.remove.end));
+		mgi_uncharge(mgi_cow_forget(m->arg.remove.start, m->arg.remove.end,
+					    mgi_registry_clear(&mgi_reg, m->arg.remove.start,
+							       m->arg.remove.end)));
 		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_UNMAP:
@@ -405,7 +421,7 @@ static void on_event(const struct uffd_msg *m)
 		if (n < 0) /* no memory to split: at least drop the charges */
 			n = (long)mgi_registry_clear(&mgi_reg, m->arg.remove.start,
 						     m->arg.remove.end);
-		mgi_uncharge((uint64_t)n);
+		mgi_uncharge(mgi_cow_forget(m->arg.remove.start, m->arg.remove.end, (uint64_t)n));
 		mgi_thp_gone(m->arg.remove.start, m->arg.remove.end);
 		mgi_learn_publish_sizes();
 		mgi_interpose_unmapped(m->arg.remove.start);
@@ -419,8 +435,10 @@ static void on_event(const struct uffd_msg *m)
 		/* Volatile marks do not follow a move (docs/design.md). */
 		mgi_vrange_gone(from, from + len);
 		mgi_vrange_gone(to, to + len);
+		/* owed pages do not follow a move: charged now (cow.c) */
+		mgi_cow_settle(from, from + len);
 		int rc = mgi_registry_move(&mgi_reg, from, to, len, &dropped);
-		mgi_uncharge(dropped);
+		mgi_uncharge(mgi_cow_forget(to, to + len, dropped));
 		if (rc == 0) {
 			mgi_restore_moved(from, to, len);
 			mgi_thp_moved(from, to, len);

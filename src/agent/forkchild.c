@@ -24,6 +24,7 @@
 #include "os.h"
 #include "trace.h"
 #include "pageout.h"
+#include "cow.h"
 
 #define PAGE MGI_PAGE_SIZE
 #define CHILD_WAIT_MS 60000   /* how long a child waits for its parent's copy */
@@ -166,13 +167,32 @@ static void early_rekey(uintptr_t from, uintptr_t to, size_t len)
 		mgi_store_rekey(early_store, key_of(from + off), key_of(to + off));
 }
 
+/* A write-protect fault (bit 0 of addr): a page our parent had
+ * write-protected as shared with its own parent (cow.c) when it forked
+ * us; ours now to write (our scan charges it, then it is exclusive). Left
+ * to the missing-page path it would be copied into (EEXIST), woken, and
+ * fault again for ever: seen in principle, guarded here. */
+static bool early_unprotect(uintptr_t page)
+{
+	struct uffdio_writeprotect w = {.range = {.start = page, .len = PAGE}, .mode = 0};
+	long rc = early_sys(SYS_ioctl, early_fd, (long)UFFDIO_WRITEPROTECT, (long)&w);
+
+	if (rc == -EAGAIN)
+		return false;
+	if (rc != 0)
+		early_uffd_wake(page);
+	return true;
+}
+
 /* Serves one fault: false if it must wait for events (EAGAIN). */
 static bool early_fault(uintptr_t addr)
 {
 	uintptr_t page = addr & ~(uintptr_t)(PAGE - 1);
-	bool held = mgi_store_get(early_store, key_of(page), early_page, NULL) == 0;
 	int rc;
 
+	if (addr & 1)
+		return early_unprotect(page);
+	bool held = mgi_store_get(early_store, key_of(page), early_page, NULL) == 0;
 	if (!held)
 		memset(early_page, 0, PAGE);
 	rc = early_copy(page, early_page);
@@ -212,11 +232,14 @@ static int early_main(void *arg)
 		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msgs[0]); i++) {
 			const struct uffd_msg *m = &msgs[i];
 			switch (m->event) {
-			case UFFD_EVENT_PAGEFAULT:
-				if (!early_fault((uintptr_t)m->arg.pagefault.address) &&
-				    nparked < EARLY_PARKED)
-					parked[nparked++] = (uintptr_t)m->arg.pagefault.address;
+			case UFFD_EVENT_PAGEFAULT: {
+				uintptr_t a = (uintptr_t)m->arg.pagefault.address;
+				if (m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+					a = (a & ~(uintptr_t)(PAGE - 1)) | 1;
+				if (!early_fault(a) && nparked < EARLY_PARKED)
+					parked[nparked++] = a;
 				break;
+			}
 			case UFFD_EVENT_REMOVE:
 			case UFFD_EVENT_UNMAP:
 				early_drop((uintptr_t)m->arg.remove.start, (uintptr_t)m->arg.remove.end);

@@ -25,6 +25,7 @@
 #include "thp.h"
 #include "trace.h"
 #include "fault.h"
+#include "cow.h"
 
 /*
  * Rules of this thread (pitfalls 1 and 4 of the design):
@@ -242,9 +243,9 @@ void *mgi_handler_main(void *arg)
 		 * speaks; the watchdog trusts only this state. */
 		atomic_store_explicit(&idle, mgi_fault_parked() == 0, memory_order_relaxed);
 		bool rejoin = mgi_join.manager_gone && !mgi_join.rejoin_refused;
-		int rc = wait_for_work(p, mgi_thp_timeout(mgi_fault_parked() ? OOM_RETRY_MS
+		int rc = wait_for_work(p, mgi_cow_timeout(mgi_thp_timeout(mgi_fault_parked() ? OOM_RETRY_MS
 						   : rejoin ? REJOIN_MS : mgi_est_on() ? EST_TICK_MS
-						   : mgi_handover_any() ? MGI_HANDED_TICK_MS : -1),
+						   : mgi_handover_any() ? MGI_HANDED_TICK_MS : -1)),
 				       mgi_fault_parked() == 0);
 		if (rc > 0 && (p[0].revents & POLLIN) && mgi_inject.stall_handler) {
 			/* Fault injection: woken for a fault, then not run
@@ -286,6 +287,7 @@ void *mgi_handler_main(void *arg)
 		if (mgi_fault_parked())
 			mgi_fault_retry_parked();
 		mgi_thp_tick();
+		mgi_cow_tick();
 	}
 	mgi_agent_log("fault handler stopped: %s", strerror(errno));
 	return NULL;

@@ -22,6 +22,7 @@
 #include "thp.h"
 #include "trace.h"
 #include "fault.h"
+#include "cow.h"
 
 #define PAGE MGI_PAGE_SIZE
 #define MINCORE_CHUNK 16384                         /* pages per mincore call */
@@ -97,7 +98,9 @@ static uint64_t learn_gap(uintptr_t start, uintptr_t end, bool charge, uintptr_t
 		a += pages * PAGE;
 	}
 	if (found && charge) {
-		mgi_charge_anyway(found);
+		/* (frames shared with our parent after a fork: charged at the
+		 * first write, cow.c) */
+		mgi_charge_anyway(found - mgi_cow_learn(start, end));
 		/* Pages that were there before we could see them (a forked
 		 * child's, a thread's first touches) may have put the group over
 		 * its limit: this process brought them, so it evicts the excess
@@ -238,7 +241,7 @@ bool mgi_learn_resync_at(uintptr_t page, uintptr_t *lo, uintptr_t *hi)
 		n = mgi_registry_remove(&mgi_reg, gap[i].start, gap[i].end);
 		if (n < 0)
 			n = (long)mgi_registry_clear(&mgi_reg, gap[i].start, gap[i].end);
-		mgi_uncharge((uint64_t)n);
+		mgi_uncharge(mgi_cow_forget(gap[i].start, gap[i].end, (uint64_t)n));
 	}
 	if (ngap)
 		mgi_learn_publish_sizes();
@@ -322,7 +325,7 @@ static void register_pieces(uintptr_t start, uintptr_t end, bool stack)
 		}
 		if (!mgi_thp_on()) /* with huge pages on, MADV_COLLAPSE needs it unmarked */
 			mgi_raw_madvise((void *)cur, stop - cur, MADV_NOHUGEPAGE);
-		if (mgi_uffd_register(mgi_handler.uffd, cur, stop - cur) == 0)
+		if (mgi_cow_register(cur, stop - cur) == 0)
 			mgi_learn_mapped(cur, stop);
 		else
 			untracked_bytes += stop - cur;

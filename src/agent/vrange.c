@@ -13,6 +13,7 @@
 #include "pageout.h"
 #include "vrange.h"
 #include "vrange_int.h"
+#include "cow.h"
 
 /*
  * An application lends pages back (include/memgrp.h, mg_vrange): while a
@@ -358,7 +359,7 @@ static bool purge_range(uintptr_t start, uintptr_t end, uint64_t want, uint64_t 
 		uint64_t k = mgi_evict_purge(a, n);
 		if (!k)
 			return false;
-		mgi_uncharge(mgi_registry_clear(reg, a, a + k * PAGE));
+		mgi_uncharge(mgi_cow_forget(a, a + k * PAGE, mgi_registry_clear(reg, a, a + k * PAGE)));
 		purged_pages(a, k);
 		*done += k;
 		a += k * PAGE;
