@@ -223,6 +223,22 @@ void mgi_oomh_conn_gone(mgi_manager_t *m, unsigned i)
 	}
 }
 
+void mgi_oomh_snapshot_add(mgi_msg_oom_snapshot_t *s, const mgi_oomh_proc_t *p)
+{
+	s->total++;
+	/* insertion by size; a full table drops its smallest */
+	uint32_t at = s->nprocs;
+	while (at > 0 && s->procs[at - 1].charged < p->charged)
+		at--;
+	if (at >= MGI_OOMH_PROCS_MAX)
+		return;
+	uint32_t last = s->nprocs < MGI_OOMH_PROCS_MAX ? s->nprocs : MGI_OOMH_PROCS_MAX - 1;
+	memmove(&s->procs[at + 1], &s->procs[at], (last - at) * sizeof(*p));
+	s->procs[at] = *p;
+	if (s->nprocs < MGI_OOMH_PROCS_MAX)
+		s->nprocs++;
+}
+
 /* Fills the snapshot's processes: those that joined under g, the largest
  * first (at most MGI_OOMH_PROCS_MAX). */
 static void fill_procs(mgi_manager_t *m, int g, mgi_msg_oom_snapshot_t *s)
@@ -241,18 +257,7 @@ static void fill_procs(mgi_manager_t *m, int g, mgi_msg_oom_snapshot_t *s)
 				     .growth = mgi_oom_growth(c, charged) * MGI_PAGE_SIZE};
 		snprintf(p.comm, sizeof(p.comm), "%.*s", MGI_COMM_MAX - 1, gs->ctl.procs[c->slot].comm);
 		mgi_oom_cmdline(c->pid, p.cmdline, sizeof(p.cmdline));
-		s->total++;
-		/* insertion by size; a full table drops its smallest */
-		uint32_t at = s->nprocs;
-		while (at > 0 && s->procs[at - 1].charged < p.charged)
-			at--;
-		if (at >= MGI_OOMH_PROCS_MAX)
-			continue;
-		uint32_t last = s->nprocs < MGI_OOMH_PROCS_MAX ? s->nprocs : MGI_OOMH_PROCS_MAX - 1;
-		memmove(&s->procs[at + 1], &s->procs[at], (last - at) * sizeof(p));
-		s->procs[at] = p;
-		if (s->nprocs < MGI_OOMH_PROCS_MAX)
-			s->nprocs++;
+		mgi_oomh_snapshot_add(s, &p);
 	}
 }
 

@@ -43,6 +43,9 @@ bool mgi_oomh_ask_kernel(struct mgi_manager *m, int target);
  * pids (each must be one of them: else nothing is killed, -ESRCH). */
 bool mgi_oomh_kernel_figures(struct mgi_manager *m, int g, uint64_t *usage, uint64_t *limit);
 void mgi_oomh_fill_kernel(struct mgi_manager *m, int g, mgi_msg_oom_snapshot_t *s);
+/* p into s's table, kept by charged size, largest first (a full table
+ * drops its smallest); counted in s->total either way. */
+void mgi_oomh_snapshot_add(mgi_msg_oom_snapshot_t *s, const mgi_oomh_proc_t *p);
 int mgi_oomh_kill_kernel(struct mgi_manager *m, int g, const pid_t *pids, uint32_t npids, const char *by,
 			 char *why, size_t whylen);
 

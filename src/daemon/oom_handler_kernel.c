@@ -69,18 +69,7 @@ void mgi_oomh_fill_kernel(mgi_manager_t *m, int g, mgi_msg_oom_snapshot_t *s)
 		}
 		mgi_bs_comm(m, kpids[i], p.comm, sizeof(p.comm));
 		mgi_oom_cmdline(kpids[i], p.cmdline, sizeof(p.cmdline));
-		s->total++;
-		/* insertion by size; a full table drops its smallest */
-		uint32_t at = s->nprocs;
-		while (at > 0 && s->procs[at - 1].charged < p.charged)
-			at--;
-		if (at >= MGI_OOMH_PROCS_MAX)
-			continue;
-		uint32_t last = s->nprocs < MGI_OOMH_PROCS_MAX ? s->nprocs : MGI_OOMH_PROCS_MAX - 1;
-		memmove(&s->procs[at + 1], &s->procs[at], (last - at) * sizeof(p));
-		s->procs[at] = p;
-		if (s->nprocs < MGI_OOMH_PROCS_MAX)
-			s->nprocs++;
+		mgi_oomh_snapshot_add(s, &p);
 	}
 }
 
