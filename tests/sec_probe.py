@@ -26,7 +26,7 @@ import time
 
 MAGIC, VERSION = 0x4D475250, 3
 HELLO, WELCOME, OOM_KILL, SET, REPLY, LIST_REQ, LIST, REGISTER = 1, 2, 3, 6, 7, 10, 11, 15
-SIZES = {HELLO: 152, OOM_KILL: 64, SET: 768, LIST_REQ: 144, REGISTER: 168}
+SIZES = {HELLO: 152, OOM_KILL: 64, SET: 792, LIST_REQ: 144, REGISTER: 168}
 NAME = 128
 KEEP = 2**64 - 1
 
@@ -133,8 +133,8 @@ def main():
         s = conn(path)
         msg = hdr(SET) + name(sys.argv[3]) + struct.pack(
             "<8Q", int(sys.argv[4]), int(sys.argv[5]), KEEP, KEEP, KEEP, KEEP, KEEP, KEEP)
-        # no OOM settings given (oom_set 0), no pre-kill hook, no handler settings
-        msg += bytes(6 * 4 + 2 * 128 + 2 * 4 + 256 + 2 * 4 + 8)
+        # no OOM settings given (oom_set 0), no pre-kill hook, no handler settings, no huge-page settings (thp_set 0)
+        msg += bytes(6 * 4 + 2 * 128 + 2 * 4 + 256 + 2 * 4 + 8 + 6 * 4)
         s.send(msg)
         status, text = reply_of(s)
         print(f"status {status}: {text}")
