@@ -30,12 +30,7 @@ static void answer_in_slot(uint64_t freed)
 		return;
 	atomic_store_explicit(&me->evict_freed, freed, memory_order_relaxed);
 	atomic_fetch_add_explicit(&me->evict_answers, 1, memory_order_release);
-	if (mgi_join.wakefd >= 0) {
-		uint64_t one = 1;
-		if (write(mgi_join.wakefd, &one, sizeof(one)) < 0) {
-			/* the manager is gone: nobody to tell */
-		}
-	}
+	mgi_account_wake(1); /* the wake eventfd, as for a crossing */
 }
 
 /*
